@@ -1,0 +1,96 @@
+//! The contract every persistence engine fulfils.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{Event, KeyValue, Revision, StoreError, WriteOp};
+
+/// Receives committed writes in revision order, before the writes are acknowledged.
+///
+/// The watch cache is the sink: because it is fed before the acknowledgement, a client that
+/// got an answer to its write reads that write back from the cache.
+pub trait EventSink: Send + Sync {
+    /// Called once per commit with the writes of that commit, in revision order. `prev`
+    /// of each event is filled in by the sink from its own state.
+    fn apply(&self, events: Vec<Event>);
+}
+
+/// One page of a list read at a revision.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    /// Live keys in key order.
+    pub items: Vec<KeyValue>,
+    /// The revision the page was read at.
+    pub revision: Revision,
+    /// Whether keys beyond `items` remain.
+    pub more: bool,
+}
+
+/// Result of a backend's own consistency check.
+#[derive(Debug, Clone, Default)]
+pub struct CheckReport {
+    /// Number of rows (revisions) examined.
+    pub rows: u64,
+    /// Number of live keys.
+    pub live_keys: u64,
+    /// Current revision.
+    pub revision: Revision,
+    /// Problems found; empty means consistent.
+    pub problems: Vec<String>,
+}
+
+/// Sizes and positions a backend reports (for metrics and benchmarks).
+#[derive(Debug, Clone, Default)]
+pub struct BackendInfo {
+    /// Human-readable name (`sqlite:/var/lib/k1s/server/db/state.db`).
+    pub name: String,
+    /// Current revision.
+    pub revision: Revision,
+    /// Oldest revision that reads and watches can still ask for.
+    pub compacted: Revision,
+    /// Bytes on disk (database plus WAL), 0 for memory.
+    pub disk_bytes: u64,
+    /// Bytes of live values.
+    pub live_bytes: u64,
+    /// Number of live keys.
+    pub live_keys: u64,
+}
+
+/// A versioned key-value log.
+///
+/// Every write gets the next revision. Writes are durable before they are acknowledged.
+/// Reads of old revisions succeed until the revision is compacted.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Starts the backend: returns every live key at the current revision, and from then
+    /// on feeds every later commit to `sink` (before acknowledging it).
+    async fn start(&self, sink: Arc<dyn EventSink>) -> Result<ListPage, StoreError>;
+
+    /// Applies one write with its precondition and returns the key's new state (for a
+    /// delete: the last value at the deletion revision).
+    async fn write(&self, op: WriteOp) -> Result<KeyValue, StoreError>;
+
+    /// Reads live keys under `prefix` as of `revision` (0 = current), strictly after
+    /// `start_after` when given, at most `limit` keys (0 = no limit).
+    async fn list(
+        &self,
+        prefix: &str,
+        revision: Revision,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, StoreError>;
+
+    /// Reads one key as of `revision` (0 = current).
+    async fn get(&self, key: &str, revision: Revision) -> Result<Option<KeyValue>, StoreError>;
+
+    /// Discards history at and below `revision`; reads below it then fail with
+    /// [`StoreError::Compacted`].
+    async fn compact(&self, revision: Revision) -> Result<(), StoreError>;
+
+    /// Checks the backend's own invariants.
+    async fn check(&self) -> Result<CheckReport, StoreError>;
+
+    /// Sizes and positions.
+    fn info(&self) -> BackendInfo;
+}
