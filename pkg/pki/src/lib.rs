@@ -1,1 +1,26 @@
-//! k1s pki.
+//! k1s-pki: the cluster's certificate authority, the certificates and keys issued from it,
+//! the join token and kubeconfigs — rcgen and rustls with the ring backend, no OpenSSL.
+//!
+//! On start the server calls [`Pki::load_or_create`], serves TLS with
+//! [`server_tls_config`], maps peer certificates to users with [`ClientIdentity::from_der`]
+//! and writes the admin kubeconfig with [`kubeconfig`] + [`write_kubeconfig`].
+
+mod cert;
+mod der;
+mod error;
+mod fs;
+mod identity;
+mod kubeconfig;
+mod pki;
+mod tls;
+mod token;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::PkiError;
+pub use identity::ClientIdentity;
+pub use kubeconfig::{kubeconfig, write_kubeconfig};
+pub use pki::{Pki, PkiOptions};
+pub use tls::{ca_root_store, crypto_provider, server_tls_config};
+pub use token::{ParsedToken, SERVER_TOKEN_USER, TOKEN_PREFIX, ca_hash, format_token, parse_token};
