@@ -1,5 +1,29 @@
-//! k1s
-fn main() {
-    let s = schemars::schema_for!(k8s_openapi::api::apps::v1::Deployment);
-    println!("{}", serde_json::to_string_pretty(&s).unwrap());
+//! k1s: a Kubernetes distribution in one binary. Parses the command line, sets up
+//! logging and runs the chosen subcommand.
+
+mod cli;
+mod run;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("K1S_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if cli.debug { "debug" } else { "info" })
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        cli::Command::Server(args) => run::server::run(*args),
+        cli::Command::Kubectl(args) => run::kubectl::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("k1s: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

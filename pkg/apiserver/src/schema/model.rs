@@ -161,12 +161,18 @@ pub struct Schema {
 impl Schema {
     /// A node that stands for a named definition.
     pub fn reference(name: impl Into<String>) -> Self {
-        Self { reference: Some(name.into()), ..Self::default() }
+        Self {
+            reference: Some(name.into()),
+            ..Self::default()
+        }
     }
 
     /// A node of a given type and nothing else.
     pub fn of_type(ty: SchemaType) -> Self {
-        Self { ty: Some(ty), ..Self::default() }
+        Self {
+            ty: Some(ty),
+            ..Self::default()
+        }
     }
 
     /// Whether the node is an object with named properties (a struct).
@@ -186,12 +192,16 @@ impl Schema {
 
     /// Whether strategic merge patch merges this list by key (rather than replacing it).
     pub fn patch_merges(&self) -> bool {
-        self.patch_strategy.as_deref().is_some_and(|s| s.split(',').any(|p| p == "merge"))
+        self.patch_strategy
+            .as_deref()
+            .is_some_and(|s| s.split(',').any(|p| p == "merge"))
     }
 
     /// Whether strategic merge patch honours `$retainKeys` here.
     pub fn patch_retains_keys(&self) -> bool {
-        self.patch_strategy.as_deref().is_some_and(|s| s.split(',').any(|p| p == "retainKeys"))
+        self.patch_strategy
+            .as_deref()
+            .is_some_and(|s| s.split(',').any(|p| p == "retainKeys"))
     }
 }
 
@@ -288,6 +298,9 @@ mod tests {
             additional_properties: Some(Box::new(Schema::of_type(SchemaType::String))),
             ..Schema::default()
         };
-        assert_eq!(defs.field(&map, "any").and_then(|s| s.ty), Some(SchemaType::String));
+        assert_eq!(
+            defs.field(&map, "any").and_then(|s| s.ty),
+            Some(SchemaType::String)
+        );
     }
 }

@@ -1,0 +1,27 @@
+//! Command-line interface: one file of flags per subcommand, named as k3s names them.
+
+pub mod kubectl;
+pub mod server;
+
+use clap::{Parser, Subcommand};
+
+/// k1s: Kubernetes in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "k1s", version, about = "k1s: a Kubernetes distribution in one binary", long_about = None)]
+pub struct Cli {
+    /// Turn on debug logs (or set K1S_LOG, e.g. K1S_LOG=k1s_apiserver=debug).
+    #[arg(long, global = true, env = "K1S_DEBUG")]
+    pub debug: bool,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a k1s server: the API server and, unless disabled, the agent parts.
+    Server(Box<server::ServerArgs>),
+    /// Run kubectl against this server (uses the kubeconfig k1s wrote).
+    Kubectl(kubectl::KubectlArgs),
+}

@@ -1,0 +1,129 @@
+//! Flags of `k1s server`, with k3s's names.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use ipnet::IpNet;
+
+/// Runs the control plane (and the agent, unless disabled).
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Folder for state: certificates, token, database (default /var/lib/k1s as root,
+    /// ~/.k1s otherwise).
+    #[arg(long, short = 'd', env = "K1S_DATA_DIR", help_heading = "Data")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address the API server listens on.
+    #[arg(
+        long,
+        default_value = "0.0.0.0",
+        env = "K1S_BIND_ADDRESS",
+        help_heading = "Listener"
+    )]
+    pub bind_address: IpAddr,
+
+    /// HTTPS port of the API server.
+    #[arg(
+        long,
+        default_value_t = 6443,
+        env = "K1S_HTTPS_LISTEN_PORT",
+        help_heading = "Listener"
+    )]
+    pub https_listen_port: u16,
+
+    /// Address other nodes and clients use to reach this server (default: the node's
+    /// first non-loopback address).
+    #[arg(long, env = "K1S_ADVERTISE_ADDRESS", help_heading = "Listener")]
+    pub advertise_address: Option<IpAddr>,
+
+    /// Extra host names or IPs for the serving certificate.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        env = "K1S_TLS_SAN",
+        help_heading = "Listener"
+    )]
+    pub tls_san: Vec<String>,
+
+    /// Where to write the admin kubeconfig.
+    #[arg(
+        long,
+        short = 'o',
+        default_value = "/etc/k1s/k1s.yaml",
+        env = "K1S_KUBECONFIG_OUTPUT",
+        help_heading = "Client"
+    )]
+    pub write_kubeconfig: PathBuf,
+
+    /// File mode of the kubeconfig, in octal (e.g. 644).
+    #[arg(
+        long,
+        default_value = "600",
+        env = "K1S_KUBECONFIG_MODE",
+        help_heading = "Client"
+    )]
+    pub write_kubeconfig_mode: String,
+
+    /// Run only the control plane: no kubelet, no pods on this node.
+    #[arg(long, env = "K1S_DISABLE_AGENT", help_heading = "Components")]
+    pub disable_agent: bool,
+
+    /// Pod IP range.
+    #[arg(
+        long,
+        default_value = "10.42.0.0/16",
+        env = "K1S_CLUSTER_CIDR",
+        help_heading = "Networking"
+    )]
+    pub cluster_cidr: IpNet,
+
+    /// Service cluster IP range.
+    #[arg(
+        long,
+        default_value = "10.43.0.0/16",
+        env = "K1S_SERVICE_CIDR",
+        help_heading = "Networking"
+    )]
+    pub service_cidr: IpNet,
+
+    /// Cluster DNS service IP (inside the service range).
+    #[arg(
+        long,
+        default_value = "10.43.0.10",
+        env = "K1S_CLUSTER_DNS",
+        help_heading = "Networking"
+    )]
+    pub cluster_dns: IpAddr,
+
+    /// Cluster DNS domain.
+    #[arg(
+        long,
+        default_value = "cluster.local",
+        env = "K1S_CLUSTER_DOMAIN",
+        help_heading = "Networking"
+    )]
+    pub cluster_domain: String,
+
+    /// Name of this node (default: the host name).
+    #[arg(long, env = "K1S_NODE_NAME", help_heading = "Agent")]
+    pub node_name: Option<String>,
+
+    /// Shared secret agents use to join (generated when not given).
+    #[arg(long, short = 't', env = "K1S_TOKEN", help_heading = "Cluster")]
+    pub token: Option<String>,
+
+    /// Datastore: empty for SQLite in the data dir, `sqlite:///path/state.db`, or
+    /// `memory://` (nothing survives a restart).
+    #[arg(
+        long,
+        default_value = "",
+        env = "K1S_DATASTORE_ENDPOINT",
+        help_heading = "Datastore"
+    )]
+    pub datastore_endpoint: String,
+
+    /// Static bearer tokens (CSV lines: token,user,uid,"group1,group2").
+    #[arg(long, env = "K1S_TOKEN_AUTH_FILE", help_heading = "Cluster")]
+    pub token_auth_file: Option<PathBuf>,
+}

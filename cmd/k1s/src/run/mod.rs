@@ -1,0 +1,4 @@
+//! Wiring of each subcommand.
+
+pub mod kubectl;
+pub mod server;

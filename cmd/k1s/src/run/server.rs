@@ -1,0 +1,237 @@
+//! `k1s server`: data dir → PKI → store → API server → listener, then wait for a signal.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use k1s_apiserver::auth::{TokenTable, UserInfo};
+use k1s_apiserver::server::CertAuthenticator;
+use k1s_apiserver::{ApiConfig, ApiServer, bootstrap};
+use k1s_pki::{ClientIdentity, Pki, PkiOptions};
+use k1s_store::{Backend, MemoryBackend, SqliteBackend, SqliteOptions, Store};
+
+use crate::cli::server::ServerArgs;
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("k1s")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+fn default_data_dir() -> PathBuf {
+    // Root runs a system service; anyone else gets a private folder.
+    let is_root = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    match (is_root, std::env::var_os("HOME")) {
+        (Ok(false), Some(home)) => PathBuf::from(home).join(".k1s"),
+        _ => PathBuf::from("/var/lib/k1s"),
+    }
+}
+
+/// Creates the data dir and proves it writable, with one clear error otherwise.
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("unusable --data-dir {}: cannot create it", dir.display()))?;
+    let meta =
+        std::fs::metadata(dir).with_context(|| format!("unusable --data-dir {}", dir.display()))?;
+    if !meta.is_dir() {
+        bail!("unusable --data-dir {}: not a directory", dir.display());
+    }
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    let probe = dir.join(".k1s-write-test");
+    std::fs::write(&probe, b"ok")
+        .with_context(|| format!("unusable --data-dir {}: not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_lowercase())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "k1s-node".into())
+}
+
+/// The address the kernel would use to leave this host (no packet is sent).
+fn detect_address(bind: IpAddr) -> IpAddr {
+    if !bind.is_unspecified() {
+        return bind;
+    }
+    let routed = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|s| s.connect((Ipv4Addr::new(10, 255, 255, 254), 9)).map(|_| s))
+        .and_then(|s| s.local_addr());
+    match routed {
+        Ok(a) if !a.ip().is_unspecified() => a.ip(),
+        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    }
+}
+
+fn open_backend(endpoint: &str, data_dir: &Path) -> anyhow::Result<Arc<dyn Backend>> {
+    if endpoint.is_empty() {
+        let path = data_dir.join("server").join("db").join("state.db");
+        let backend = SqliteBackend::open(SqliteOptions::new(&path))
+            .with_context(|| format!("cannot open the datastore at {}", path.display()))?;
+        return Ok(Arc::new(backend));
+    }
+    if let Some(path) = endpoint.strip_prefix("sqlite://") {
+        let backend = SqliteBackend::open(SqliteOptions::new(path))
+            .with_context(|| format!("cannot open the datastore at {path}"))?;
+        return Ok(Arc::new(backend));
+    }
+    if endpoint == "memory://" {
+        return Ok(Arc::new(MemoryBackend::new()));
+    }
+    bail!(
+        "unsupported --datastore-endpoint {endpoint:?}: use sqlite:///path/state.db or memory:// (etcd is not available yet)"
+    )
+}
+
+fn parse_mode(s: &str) -> anyhow::Result<u32> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .with_context(|| {
+            format!(
+                "invalid --write-kubeconfig-mode {s:?}: expected an octal mode such as 600 or 644"
+            )
+        })
+}
+
+async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    prepare_data_dir(&data_dir)?;
+    let mode = parse_mode(&args.write_kubeconfig_mode)?;
+    if !args.service_cidr.contains(&args.cluster_dns) {
+        bail!(
+            "--cluster-dns {} is not inside --service-cidr {}",
+            args.cluster_dns,
+            args.service_cidr
+        );
+    }
+    let node_name = args.node_name.clone().unwrap_or_else(host_name);
+    let advertise = args
+        .advertise_address
+        .unwrap_or_else(|| detect_address(args.bind_address));
+    let service_ip =
+        k1s_apiserver::kinds::core::service::ClusterIpAllocator::new(args.service_cidr)
+            .nth(0)
+            .context("--service-cidr has no usable addresses")?;
+
+    let mut addresses = vec![advertise];
+    if !args.bind_address.is_unspecified() {
+        addresses.push(args.bind_address);
+    }
+    let mut pki_opts = PkiOptions::new(&data_dir, node_name.clone());
+    pki_opts.cluster_domain = args.cluster_domain.clone();
+    pki_opts.service_ip = service_ip;
+    pki_opts.addresses = addresses;
+    pki_opts.extra_sans = args.tls_san.clone();
+    pki_opts.token = args.token.clone();
+    let pki = Pki::load_or_create(&pki_opts).context("cannot set up certificates")?;
+
+    let backend = open_backend(&args.datastore_endpoint, &data_dir)?;
+    let store = Store::open(backend.clone())
+        .await
+        .context("cannot read the datastore")?;
+
+    let tokens = match &args.token_auth_file {
+        Some(p) => TokenTable::load(p)
+            .with_context(|| format!("cannot read --token-auth-file {}", p.display()))?,
+        None => TokenTable::new(),
+    };
+    let port = args.https_listen_port;
+    let config = ApiConfig {
+        advertise_address: SocketAddr::new(advertise, port).to_string(),
+        advertise_ip: advertise,
+        advertise_port: port,
+        service_cidr: args.service_cidr,
+        cluster_domain: args.cluster_domain.clone(),
+    };
+    let api = ApiServer::new(store, config, tokens).await;
+    bootstrap::run(&api)
+        .await
+        .map_err(|s| anyhow::anyhow!("cannot create system objects: {}", s.message))?;
+
+    let tls = k1s_pki::server_tls_config(&pki).context("cannot build the TLS configuration")?;
+    let listen = SocketAddr::new(args.bind_address, port);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+
+    let host = if args.bind_address.is_unspecified() || args.bind_address.is_loopback() {
+        "127.0.0.1".to_string()
+    } else {
+        args.bind_address.to_string()
+    };
+    let url = format!(
+        "https://{}",
+        SocketAddr::new(
+            host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            port
+        )
+    );
+    let kubeconfig = k1s_pki::kubeconfig(
+        &url,
+        pki.ca_pem(),
+        pki.admin_cert_pem(),
+        pki.admin_key_pem(),
+    );
+    k1s_pki::write_kubeconfig(&args.write_kubeconfig, &kubeconfig, mode).with_context(|| {
+        format!(
+            "cannot write --write-kubeconfig {}",
+            args.write_kubeconfig.display()
+        )
+    })?;
+
+    let certs: CertAuthenticator = Arc::new(|der: &[u8]| {
+        ClientIdentity::from_der(der)
+            .ok()
+            .map(|id| UserInfo::new(id.user, id.groups))
+    });
+    api.set_ready();
+    tracing::info!(%listen, kubeconfig = %args.write_kubeconfig.display(), data_dir = %data_dir.display(), "k1s server is ready");
+    if !args.disable_agent {
+        tracing::warn!(
+            "the agent (kubelet) is not built yet: this node runs the control plane only"
+        );
+    }
+    let serving = tokio::spawn(k1s_apiserver::server::serve(
+        api.clone(),
+        listener,
+        tls,
+        certs,
+    ));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    api.set_shutting_down();
+    serving.abort();
+    drop(api);
+    drop(backend);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,1 @@
+//! Server-side apply (being replaced by the full implementation).

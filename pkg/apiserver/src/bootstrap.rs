@@ -1,0 +1,142 @@
+//! What every cluster has from its first start: the four system namespaces and the
+//! `kubernetes` Service with Endpoints and an EndpointSlice pointing at this server.
+
+use k1s_apimachinery::Status;
+use serde_json::{Value, json};
+
+use crate::ApiServer;
+use crate::auth::UserInfo;
+use crate::registry::generic::WriteContext;
+
+/// Namespaces created at start.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+fn ctx() -> WriteContext {
+    WriteContext {
+        user: UserInfo::loopback(),
+        field_manager: "k1s".into(),
+        ..WriteContext::default()
+    }
+}
+
+async fn ensure(
+    server: &ApiServer,
+    group: &str,
+    plural: &str,
+    ns: Option<&str>,
+    obj: Value,
+) -> Result<(), Status> {
+    let snap = server.registry.snapshot();
+    let Some(res) = snap
+        .get(group, if group.is_empty() { "v1" } else { "v1" }, plural)
+        .cloned()
+    else {
+        return Err(Status::internal_error(&format!(
+            "resource {plural} is not registered"
+        )));
+    };
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    match server.generic.get(&res, ns, &name) {
+        Ok(current) => {
+            // Endpoints must follow the advertised address across restarts.
+            if plural == "endpoints" || plural == "endpointslices" {
+                let mut desired = obj.clone();
+                desired["metadata"]["resourceVersion"] =
+                    current["metadata"]["resourceVersion"].clone();
+                server
+                    .generic
+                    .update(&res, ns, &name, None, &ctx(), |_, _| Ok(desired.clone()))
+                    .await?;
+            }
+            Ok(())
+        }
+        Err(_) => match server
+            .generic
+            .create(&res, ns, obj, &ctx(), Vec::new())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(s) if s.reason() == "AlreadyExists" => Ok(()),
+            Err(s) => Err(s),
+        },
+    }
+}
+
+/// Creates what is missing. Safe to run on every start.
+pub async fn run(server: &ApiServer) -> Result<(), Status> {
+    for ns in SYSTEM_NAMESPACES {
+        ensure(
+            server,
+            "",
+            "namespaces",
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await?;
+    }
+    let first_ip = first_service_ip(server);
+    let port = server.config.advertise_port;
+    ensure(
+        server,
+        "",
+        "services",
+        Some("default"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": first_ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
+                     "sessionAffinity": "None", "type": "ClusterIP"},
+        }),
+    )
+    .await?;
+    let ip = server.config.advertise_ip.to_string();
+    ensure(
+        server,
+        "",
+        "endpoints",
+        Some("default"),
+        json!({
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+        }),
+    )
+    .await?;
+    let family = if server.config.advertise_ip.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    };
+    ensure(
+        server,
+        "discovery.k8s.io",
+        "endpointslices",
+        Some("default"),
+        json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "kubernetes",
+                                    "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
+            "addressType": family,
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": true, "serving": true, "terminating": false}}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The first usable address of the service range (the `kubernetes` Service's IP).
+pub fn first_service_ip(server: &ApiServer) -> String {
+    crate::kinds::core::service::ClusterIpAllocator::new(server.config.service_cidr)
+        .nth(0)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default()
+}

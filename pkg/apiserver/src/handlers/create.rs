@@ -1,0 +1,48 @@
+//! POST to a collection.
+
+use axum::response::Response;
+use k1s_apimachinery::Status;
+
+use super::negotiation::{BodyType, body_type, parse_accept, resource_output};
+use super::{Call, body, response, write_code};
+
+/// Media types a create or update accepts.
+pub const OBJECT_MEDIA_TYPES: &[&str] = &[
+    "application/json",
+    "application/yaml",
+    "application/vnd.kubernetes.protobuf",
+];
+
+/// Reads and parses an object body (JSON or YAML).
+pub async fn object_body(call: &mut Call) -> Result<serde_json::Value, Status> {
+    let ty = body_type(call.header(http::header::CONTENT_TYPE))
+        .map_err(|_| Status::unsupported_media_type(OBJECT_MEDIA_TYPES))?;
+    if !matches!(ty, BodyType::Json | BodyType::Yaml) {
+        return Err(Status::unsupported_media_type(OBJECT_MEDIA_TYPES));
+    }
+    let bytes = body::read(call.take_body()).await?;
+    body::parse(&bytes, ty)
+}
+
+/// Serves `create`.
+pub async fn create(mut call: Call) -> Result<Response, Status> {
+    let output = resource_output(&parse_accept(call.header(http::header::ACCEPT)))?;
+    let ctx = call.write_context()?;
+    let obj = object_body(&mut call).await?;
+    let generic = &call.server.generic;
+    let mut warnings = Vec::new();
+    let obj = generic.decode_request(&call.resource, obj, ctx.field_validation, &mut warnings)?;
+    let written = generic
+        .create(&call.resource, call.namespace(), obj, &ctx, warnings)
+        .await?;
+    let info = &call.resource.info;
+    let printer = call.resource.strategy.table(&info.group, &info.kind);
+    let r = response::object(
+        write_code(written.created),
+        &written.object,
+        &output,
+        &printer,
+        "Metadata",
+    );
+    Ok(response::with_warnings(r, &written.warnings))
+}

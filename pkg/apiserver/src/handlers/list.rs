@@ -1,0 +1,93 @@
+//! LIST of a collection: selectors, pagination, Table and metadata-only forms.
+
+use axum::response::Response;
+use http::StatusCode;
+use k1s_apimachinery::{FieldSelector, Selector, Status};
+use serde_json::{Map, Value, json};
+
+use super::negotiation::{Output, parse_accept, resource_output};
+use super::{Call, Query, response};
+use crate::registry::Resource;
+use crate::registry::generic::{GenericStore, ListOptions};
+use crate::registry::table::partial_metadata;
+
+/// Parses the selector and paging parameters of a list or watch.
+pub fn list_options(
+    generic: &GenericStore,
+    res: &Resource,
+    q: &Query,
+) -> Result<ListOptions, Status> {
+    let label_selector = match q.get("labelSelector").filter(|s| !s.is_empty()) {
+        Some(s) => Some(Selector::parse(s).map_err(|e| Status::bad_request(&e.to_string()))?),
+        None => None,
+    };
+    let field_selector = match q.get("fieldSelector").filter(|s| !s.is_empty()) {
+        Some(s) => {
+            let fs = FieldSelector::parse(s).map_err(|e| Status::bad_request(&e.to_string()))?;
+            generic.check_field_selector(res, &fs)?;
+            Some(fs)
+        }
+        None => None,
+    };
+    let limit = match q.get("limit").filter(|s| !s.is_empty()) {
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| Status::bad_request(&format!("invalid limit \"{l}\"")))?,
+        None => 0,
+    };
+    Ok(ListOptions {
+        label_selector,
+        field_selector,
+        limit: usize::try_from(limit).unwrap_or(0),
+        continue_token: q.get("continue").cloned(),
+        resource_version: q.get("resourceVersion").cloned(),
+        resource_version_match: q.get("resourceVersionMatch").cloned(),
+    })
+}
+
+/// Serves `list`.
+pub async fn list(call: Call) -> Result<Response, Status> {
+    let output = resource_output(&parse_accept(call.header(http::header::ACCEPT)))?;
+    let generic = &call.server.generic;
+    let res = &call.resource;
+    let opts = list_options(generic, res, &call.query)?;
+    let page = generic.list(res, call.namespace(), &opts).await?;
+    let mut meta = Map::new();
+    meta.insert("resourceVersion".into(), json!(page.revision.to_string()));
+    if let Some(c) = &page.continue_token {
+        meta.insert("continue".into(), json!(c));
+    }
+    if let Some(r) = page.remaining {
+        meta.insert("remainingItemCount".into(), json!(r));
+    }
+    let info = &res.info;
+    let body = match output {
+        Output::Table => {
+            let printer = res.strategy.table(&info.group, &info.kind);
+            let include = call
+                .query
+                .get("includeObject")
+                .map(String::as_str)
+                .unwrap_or("Metadata");
+            printer.table(&page.items, include, meta, true)
+        }
+        Output::PartialMetadata => json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": Value::Object(meta),
+            "items": page.items.iter().map(partial_metadata).collect::<Vec<_>>(),
+        }),
+        Output::Json | Output::Yaml => json!({
+            "kind": format!("{}List", info.kind),
+            "apiVersion": info.api_version(),
+            "metadata": Value::Object(meta),
+            "items": page.items,
+        }),
+    };
+    Ok(match output {
+        Output::Yaml => {
+            response::bytes_response(StatusCode::OK, "application/yaml", response::to_yaml(&body))
+        }
+        _ => response::json(StatusCode::OK, &body),
+    })
+}

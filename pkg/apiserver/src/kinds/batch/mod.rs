@@ -1,0 +1,7 @@
+//! Kinds of the `batch` group.
+
+mod cronjob;
+mod job;
+
+pub use cronjob::CronJobStrategy;
+pub use job::JobStrategy;

@@ -1,0 +1,306 @@
+//! The table of built-in kinds: one line each, naming the k8s-openapi type, its
+//! strategy and its discovery facts (short names, categories, subresources).
+
+pub mod apps;
+pub mod batch;
+pub mod core;
+pub mod misc;
+
+use std::any::TypeId;
+use std::sync::Arc;
+
+use crate::registry::strategy::{Plain, WithGeneration};
+use crate::registry::{ALL_VERBS, Conversion, Resource, ResourceInfo, Strategy, Subresource};
+use crate::schema::builtin::{BuiltinSchemas, gvk};
+use crate::schema::model::Definitions;
+
+/// Builds the built-in resources and their schemas.
+pub struct Builder {
+    schemas: BuiltinSchemas,
+    resources: Vec<Resource>,
+}
+
+/// Fluent settings of the kind just added.
+pub struct KindEntry<'a> {
+    resource: &'a mut Resource,
+}
+
+impl KindEntry<'_> {
+    /// Short names for kubectl (`deploy`).
+    pub fn short_names(self, names: &[&str]) -> Self {
+        self.resource.info.short_names = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Categories (`all`).
+    pub fn categories(self, cats: &[&str]) -> Self {
+        self.resource.info.categories = cats.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Serves `/status`.
+    pub fn status(self) -> Self {
+        self.resource.info.subresources.push(Subresource::Status);
+        self
+    }
+
+    /// Serves `/scale`.
+    pub fn scale(self) -> Self {
+        self.resource.info.subresources.push(Subresource::Scale);
+        self
+    }
+
+    /// Restricts the verbs.
+    pub fn verbs(self, verbs: &[&'static str]) -> Self {
+        self.resource.info.verbs = verbs.to_vec();
+        self
+    }
+
+    /// Stores objects under another resource's key prefix, converted by `conversion`
+    /// (another version of the same resource).
+    pub fn stored_as(self, key_prefix: &str, conversion: Arc<dyn Conversion>) -> Self {
+        self.resource.info.key_prefix = format!("/registry/{key_prefix}");
+        self.resource.info.storage_version = false;
+        self.resource.conversion = Some(conversion);
+        self
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Builder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self {
+            schemas: BuiltinSchemas::new(),
+            resources: Vec::new(),
+        }
+    }
+
+    /// Adds kind `T` with `strategy`.
+    pub fn kind<T>(&mut self, strategy: impl Strategy) -> KindEntry<'_>
+    where
+        T: k8s_openapi::Resource + schemars::JsonSchema + 'static,
+    {
+        let group = T::GROUP.to_string();
+        let definition = self.schemas.add::<T>(gvk(T::GROUP, T::VERSION, T::KIND));
+        let plural = T::URL_PATH_SEGMENT.to_string();
+        let namespaced =
+            TypeId::of::<T::Scope>() == TypeId::of::<k8s_openapi::NamespaceResourceScope>();
+        let key_prefix = if group.is_empty() || is_legacy_storage(&group) {
+            format!("/registry/{plural}")
+        } else {
+            format!("/registry/{group}/{plural}")
+        };
+        self.resources.push(Resource {
+            info: ResourceInfo {
+                group,
+                version: T::VERSION.to_string(),
+                kind: T::KIND.to_string(),
+                singular: T::KIND.to_lowercase(),
+                plural,
+                namespaced,
+                short_names: Vec::new(),
+                categories: Vec::new(),
+                verbs: ALL_VERBS.to_vec(),
+                subresources: Vec::new(),
+                definition,
+                key_prefix,
+                storage_version: true,
+            },
+            strategy: Arc::new(strategy),
+            conversion: None,
+        });
+        let resource = self.resources.last_mut().expect("just pushed");
+        KindEntry { resource }
+    }
+
+    /// Finishes: the resources in registration order and every schema.
+    pub fn build(self) -> (Vec<Resource>, Definitions) {
+        (self.resources, self.schemas.build())
+    }
+}
+
+/// Groups whose resources upstream keeps directly under `/registry/<resource>`.
+fn is_legacy_storage(group: &str) -> bool {
+    matches!(
+        group,
+        "apps" | "batch" | "autoscaling" | "policy" | "extensions"
+    )
+}
+
+/// Every built-in kind of the served groups.
+pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
+    use k8s_openapi::api::admissionregistration::v1 as admissionregistration;
+    use k8s_openapi::api::apps::v1 as apps_v1;
+    use k8s_openapi::api::autoscaling::{v1 as autoscaling_v1, v2 as autoscaling_v2};
+    use k8s_openapi::api::batch::v1 as batch_v1;
+    use k8s_openapi::api::certificates::v1 as certificates;
+    use k8s_openapi::api::coordination::v1 as coordination;
+    use k8s_openapi::api::core::v1 as core_v1;
+    use k8s_openapi::api::discovery::v1 as discovery;
+    use k8s_openapi::api::events::v1 as events;
+    use k8s_openapi::api::flowcontrol::v1 as flowcontrol;
+    use k8s_openapi::api::networking::v1 as networking;
+    use k8s_openapi::api::node::v1 as node;
+    use k8s_openapi::api::policy::v1 as policy;
+    use k8s_openapi::api::rbac::v1 as rbac;
+    use k8s_openapi::api::scheduling::v1 as scheduling;
+    use k8s_openapi::api::storage::v1 as storage;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+
+    let mut b = Builder::new();
+    // core/v1
+    b.kind::<core_v1::Pod>(core::pod::PodStrategy)
+        .short_names(&["po"])
+        .categories(&["all"])
+        .status();
+    b.kind::<core_v1::Service>(core::service::ServiceStrategy::new(services.clone()))
+        .short_names(&["svc"])
+        .categories(&["all"])
+        .status();
+    b.kind::<core_v1::ConfigMap>(core::configmap::ConfigMapStrategy)
+        .short_names(&["cm"]);
+    b.kind::<core_v1::Secret>(core::secret::SecretStrategy);
+    b.kind::<core_v1::Namespace>(core::namespace::NamespaceStrategy)
+        .short_names(&["ns"])
+        .status();
+    b.kind::<core_v1::Node>(core::node::NodeStrategy)
+        .short_names(&["no"])
+        .status();
+    b.kind::<core_v1::PersistentVolume>(Plain)
+        .short_names(&["pv"])
+        .status();
+    b.kind::<core_v1::PersistentVolumeClaim>(Plain)
+        .short_names(&["pvc"])
+        .status();
+    b.kind::<core_v1::ServiceAccount>(Plain)
+        .short_names(&["sa"]);
+    b.kind::<core_v1::Endpoints>(misc::CreateOnUpdate)
+        .short_names(&["ep"]);
+    b.kind::<core_v1::Event>(core::event::EventStrategy)
+        .short_names(&["ev"]);
+    b.kind::<core_v1::LimitRange>(Plain)
+        .short_names(&["limits"]);
+    b.kind::<core_v1::ResourceQuota>(Plain)
+        .short_names(&["quota"])
+        .status();
+    b.kind::<core_v1::ReplicationController>(
+        core::replicationcontroller::ReplicationControllerStrategy,
+    )
+    .short_names(&["rc"])
+    .categories(&["all"])
+    .status()
+    .scale();
+    b.kind::<core_v1::PodTemplate>(Plain);
+    b.kind::<core_v1::ComponentStatus>(Plain)
+        .short_names(&["cs"])
+        .verbs(&["get", "list"]);
+    b.kind::<core_v1::Binding>(Plain).verbs(&["create"]);
+    // apps/v1
+    b.kind::<apps_v1::Deployment>(apps::DeploymentStrategy)
+        .short_names(&["deploy"])
+        .categories(&["all"])
+        .status()
+        .scale();
+    b.kind::<apps_v1::ReplicaSet>(apps::ReplicaSetStrategy)
+        .short_names(&["rs"])
+        .categories(&["all"])
+        .status()
+        .scale();
+    b.kind::<apps_v1::StatefulSet>(apps::StatefulSetStrategy)
+        .short_names(&["sts"])
+        .categories(&["all"])
+        .status()
+        .scale();
+    b.kind::<apps_v1::DaemonSet>(apps::DaemonSetStrategy)
+        .short_names(&["ds"])
+        .categories(&["all"])
+        .status();
+    b.kind::<apps_v1::ControllerRevision>(Plain);
+    // batch/v1
+    b.kind::<batch_v1::Job>(batch::JobStrategy)
+        .categories(&["all"])
+        .status();
+    b.kind::<batch_v1::CronJob>(batch::CronJobStrategy)
+        .short_names(&["cj"])
+        .categories(&["all"])
+        .status();
+    // autoscaling: v2 is stored, v1 converts.
+    b.kind::<autoscaling_v2::HorizontalPodAutoscaler>(WithGeneration)
+        .short_names(&["hpa"])
+        .categories(&["all"])
+        .status();
+    b.kind::<autoscaling_v1::HorizontalPodAutoscaler>(WithGeneration)
+        .short_names(&["hpa"])
+        .categories(&["all"])
+        .status()
+        .stored_as("horizontalpodautoscalers", Arc::new(misc::HpaV1Conversion));
+    // networking.k8s.io/v1
+    b.kind::<networking::Ingress>(WithGeneration)
+        .short_names(&["ing"])
+        .status();
+    b.kind::<networking::IngressClass>(Plain);
+    b.kind::<networking::NetworkPolicy>(WithGeneration)
+        .short_names(&["netpol"]);
+    b.kind::<networking::IPAddress>(Plain).short_names(&["ip"]);
+    b.kind::<networking::ServiceCIDR>(Plain).status();
+    // policy/v1
+    b.kind::<policy::PodDisruptionBudget>(WithGeneration)
+        .short_names(&["pdb"])
+        .status();
+    // rbac.authorization.k8s.io/v1
+    b.kind::<rbac::ClusterRole>(misc::RbacStrategy);
+    b.kind::<rbac::ClusterRoleBinding>(misc::RbacStrategy);
+    b.kind::<rbac::Role>(misc::RbacStrategy);
+    b.kind::<rbac::RoleBinding>(misc::RbacStrategy);
+    // coordination.k8s.io/v1
+    b.kind::<coordination::Lease>(misc::CreateOnUpdate);
+    // discovery.k8s.io/v1
+    b.kind::<discovery::EndpointSlice>(Plain);
+    // storage.k8s.io/v1
+    b.kind::<storage::StorageClass>(Plain).short_names(&["sc"]);
+    b.kind::<storage::CSIDriver>(Plain);
+    b.kind::<storage::CSINode>(Plain);
+    b.kind::<storage::CSIStorageCapacity>(Plain);
+    b.kind::<storage::VolumeAttachment>(Plain).status();
+    b.kind::<storage::VolumeAttributesClass>(Plain)
+        .short_names(&["vac"]);
+    // scheduling.k8s.io/v1
+    b.kind::<scheduling::PriorityClass>(Plain)
+        .short_names(&["pc"]);
+    // node.k8s.io/v1
+    b.kind::<node::RuntimeClass>(Plain);
+    // certificates.k8s.io/v1
+    b.kind::<certificates::CertificateSigningRequest>(Plain)
+        .short_names(&["csr"])
+        .status();
+    // events.k8s.io/v1 shares storage with core/v1 events.
+    b.kind::<events::Event>(core::event::EventStrategy)
+        .short_names(&["ev"])
+        .stored_as("events", Arc::new(core::event::EventsV1Conversion));
+    // admissionregistration.k8s.io/v1
+    b.kind::<admissionregistration::MutatingWebhookConfiguration>(WithGeneration)
+        .categories(&["api-extensions"]);
+    b.kind::<admissionregistration::ValidatingWebhookConfiguration>(WithGeneration)
+        .categories(&["api-extensions"]);
+    b.kind::<admissionregistration::ValidatingAdmissionPolicy>(WithGeneration)
+        .categories(&["api-extensions"])
+        .status();
+    b.kind::<admissionregistration::ValidatingAdmissionPolicyBinding>(WithGeneration)
+        .categories(&["api-extensions"]);
+    // apiextensions.k8s.io/v1
+    b.kind::<apiextensions::CustomResourceDefinition>(crate::crd::CrdStrategy)
+        .short_names(&["crd", "crds"])
+        .categories(&["api-extensions"])
+        .status();
+    // flowcontrol.apiserver.k8s.io/v1
+    b.kind::<flowcontrol::FlowSchema>(WithGeneration).status();
+    b.kind::<flowcontrol::PriorityLevelConfiguration>(WithGeneration)
+        .status();
+    b
+}

@@ -1,0 +1,1169 @@
+//! Every verb, once, for every kind: create, get, list, update, patch, delete and their
+//! subresource forms, with upstream's metadata rules, preconditions and errors. Kinds
+//! differ only through their [`Strategy`](super::Strategy).
+
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use k1s_apimachinery::{ErrorList, FieldError, FieldSelector, Path, Selector, Status};
+use k1s_store::{KeyValue, Revision, Store, StoreError};
+use serde_json::{Value, json};
+
+use super::errors::{OPTIMISTIC_LOCK_MSG, Operation, store_error};
+use super::{Registry, Resource, ResourceInfo, Subresource};
+use crate::auth::UserInfo;
+use crate::meta;
+use crate::schema::decode;
+
+/// How unknown fields in a request are treated (`fieldValidation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    /// Drop them silently.
+    Ignore,
+    /// Drop them and warn (the server default).
+    #[default]
+    Warn,
+    /// Refuse the request.
+    Strict,
+}
+
+impl FieldValidation {
+    /// Parses the query parameter; upstream's error for anything else.
+    pub fn parse(s: Option<&str>) -> Result<Self, Status> {
+        match s {
+            None | Some("") | Some("Warn") => Ok(Self::Warn),
+            Some("Ignore") => Ok(Self::Ignore),
+            Some("Strict") => Ok(Self::Strict),
+            Some(other) => Err(Status::bad_request(&format!(
+                "fieldValidation parameter unsupported: {other}"
+            ))),
+        }
+    }
+}
+
+/// Who writes and how.
+#[derive(Debug, Clone, Default)]
+pub struct WriteContext {
+    /// The authenticated user.
+    pub user: UserInfo,
+    /// `dryRun=All`: do everything but store.
+    pub dry_run: bool,
+    /// The field manager (`fieldManager`, or derived from the user agent).
+    pub field_manager: String,
+    /// `fieldValidation`.
+    pub field_validation: FieldValidation,
+    /// `force` (server-side apply).
+    pub force: bool,
+}
+
+/// A successful write with the warnings to send as `Warning:` headers.
+#[derive(Debug)]
+pub struct Written {
+    /// The object as stored (or as it would be, for dry runs).
+    pub object: Value,
+    /// Whether the object was created (201) rather than updated (200).
+    pub created: bool,
+    /// Warnings for the client.
+    pub warnings: Vec<String>,
+}
+
+/// Parameters of a list.
+#[derive(Debug, Default)]
+pub struct ListOptions {
+    /// `labelSelector`.
+    pub label_selector: Option<Selector>,
+    /// `fieldSelector`.
+    pub field_selector: Option<FieldSelector>,
+    /// `limit` (0 = none).
+    pub limit: usize,
+    /// `continue`.
+    pub continue_token: Option<String>,
+    /// `resourceVersion`.
+    pub resource_version: Option<String>,
+    /// `resourceVersionMatch`.
+    pub resource_version_match: Option<String>,
+}
+
+/// A page of a list.
+#[derive(Debug, Default)]
+pub struct ListPage {
+    /// Matching objects in key order.
+    pub items: Vec<Value>,
+    /// The revision of the list.
+    pub revision: Revision,
+    /// Continue token when more remain.
+    pub continue_token: Option<String>,
+    /// Objects remaining after this page, when known.
+    pub remaining: Option<i64>,
+}
+
+/// Parameters of a delete (`DeleteOptions` body and query).
+#[derive(Debug, Default, Clone)]
+pub struct DeleteOptions {
+    /// `gracePeriodSeconds`.
+    pub grace_period_seconds: Option<i64>,
+    /// `propagationPolicy`: Orphan, Background or Foreground.
+    pub propagation_policy: Option<String>,
+    /// `orphanDependents` (deprecated form of Orphan).
+    pub orphan_dependents: Option<bool>,
+    /// `preconditions.uid`.
+    pub precondition_uid: Option<String>,
+    /// `preconditions.resourceVersion`.
+    pub precondition_resource_version: Option<String>,
+}
+
+/// What a delete did.
+#[derive(Debug)]
+pub enum Deleted {
+    /// The object is gone; this was its last state.
+    Gone(Value),
+    /// The object now waits for finalizers or its grace period.
+    Pending(Value),
+}
+
+/// Finalizer that makes the garbage collector orphan dependents first.
+pub const FINALIZER_ORPHAN: &str = "orphan";
+/// Finalizer that makes the garbage collector delete dependents first.
+pub const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
+
+/// Encodes a continue token the way upstream does (base64 of JSON with the revision and
+/// the key to start from).
+pub fn encode_continue(revision: Revision, last_key_suffix: &str) -> String {
+    let body =
+        json!({"v": "meta.k8s.io/v1", "rv": revision, "start": format!("{last_key_suffix}\u{0}")});
+    base64::engine::general_purpose::URL_SAFE.encode(body.to_string())
+}
+
+/// Decodes a continue token into (revision, key suffix to start after).
+pub fn decode_continue(token: &str) -> Result<(Revision, String), Status> {
+    let bad = || {
+        Status::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token))
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    if v.get("v").and_then(Value::as_str) != Some("meta.k8s.io/v1") {
+        return Err(bad());
+    }
+    let rv = v
+        .get("rv")
+        .and_then(Value::as_i64)
+        .filter(|r| *r > 0)
+        .ok_or_else(bad)?;
+    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
+    let start = start.trim_end_matches('\u{0}');
+    if start.contains("..") || start.starts_with('/') {
+        return Err(bad());
+    }
+    Ok((rv, start.to_string()))
+}
+
+/// The generic registry over one store.
+#[derive(Clone)]
+pub struct GenericStore {
+    store: Store,
+    registry: Arc<Registry>,
+}
+
+/// Upstream's answer when a delete precondition on the UID fails.
+fn uid_precondition_failed(expected: &str, actual: &str) -> String {
+    format!("Precondition failed: UID in precondition: {expected}, UID in object meta: {actual}")
+}
+
+impl GenericStore {
+    /// A registry over `store`.
+    pub fn new(store: Store, registry: Arc<Registry>) -> Self {
+        Self { store, registry }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    // === decoding ===
+
+    /// Turns stored bytes into the object as served by `res` (its version), with
+    /// `metadata.resourceVersion` set to the revision of its last write.
+    pub fn decode_stored(&self, res: &Resource, kv: &KeyValue) -> Result<Value, Status> {
+        let mut obj: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+            Status::internal_error(&format!("stored object {} is unreadable: {e}", kv.key))
+        })?;
+        meta::set_meta(
+            &mut obj,
+            "resourceVersion",
+            Some(json!(kv.mod_revision.to_string())),
+        );
+        self.from_storage(res, obj)
+    }
+
+    fn from_storage(&self, res: &Resource, obj: Value) -> Result<Value, Status> {
+        let mut obj = match &res.conversion {
+            Some(c) if !res.info.storage_version => c.from_storage(obj)?,
+            _ => obj,
+        };
+        set_type_meta(&mut obj, &res.info);
+        Ok(obj)
+    }
+
+    fn to_storage(&self, res: &Resource, obj: Value) -> Result<Value, Status> {
+        match &res.conversion {
+            Some(c) if !res.info.storage_version => c.to_storage(obj),
+            _ => Ok(obj),
+        }
+    }
+
+    /// The resource that holds the strategy for objects of `res` (its storage version).
+    fn storage_of(&self, res: &Arc<Resource>) -> Arc<Resource> {
+        if res.info.storage_version {
+            return res.clone();
+        }
+        self.registry
+            .snapshot()
+            .storage_resource(&res.info.key_prefix)
+            .cloned()
+            .unwrap_or_else(|| res.clone())
+    }
+
+    /// Decodes a request body (already parsed JSON) for `res`: type checks against the
+    /// schema, unknown fields handled per `validation`, kind and apiVersion checked.
+    pub fn decode_request(
+        &self,
+        res: &Resource,
+        mut obj: Value,
+        validation: FieldValidation,
+        warnings: &mut Vec<String>,
+    ) -> Result<Value, Status> {
+        let info = &res.info;
+        let handled = |detail: &str| {
+            Status::bad_request(&format!(
+                "{} in version \"{}\" cannot be handled as a {}: {detail}",
+                info.kind, info.version, info.kind
+            ))
+        };
+        if !obj.is_object() {
+            return Err(handled(&format!(
+                "json: cannot unmarshal {} into Go value of type {}",
+                match obj {
+                    Value::Array(_) => "array",
+                    Value::String(_) => "string",
+                    Value::Number(_) => "number",
+                    Value::Bool(_) => "bool",
+                    _ => "null",
+                },
+                info.kind
+            )));
+        }
+        check_type_meta(&obj, info)?;
+        let snapshot = self.registry.snapshot();
+        let defs = &snapshot.definitions;
+        let schema = crate::schema::model::Schema::reference(info.definition.clone());
+        let decoded = res
+            .strategy
+            .decode(&mut obj, &schema, defs)
+            .map_err(|e| match e {
+                DecodeFailure::Type(msg) => handled(&msg),
+                DecodeFailure::Status(s) => *s,
+            })?;
+        if !decoded.unknown_fields.is_empty() {
+            match validation {
+                FieldValidation::Ignore => {}
+                FieldValidation::Warn => warnings.extend(
+                    decoded
+                        .unknown_fields
+                        .iter()
+                        .map(|f| format!("unknown field \"{f}\"")),
+                ),
+                FieldValidation::Strict => {
+                    let list: Vec<String> = decoded
+                        .unknown_fields
+                        .iter()
+                        .map(|f| format!("unknown field \"{f}\""))
+                        .collect();
+                    return Err(handled(&format!(
+                        "strict decoding error: {}",
+                        list.join(", ")
+                    )));
+                }
+            }
+        }
+        set_type_meta(&mut obj, info);
+        Ok(obj)
+    }
+
+    // === reads ===
+
+    /// One object.
+    pub fn get(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, Status> {
+        let key = res.info.key(namespace, name);
+        match self.store.get(&key) {
+            Some(kv) => self.decode_stored(res, &kv),
+            None => Err(Status::not_found(&res.info.group_resource(), name)),
+        }
+    }
+
+    fn current(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<(Value, Revision)> {
+        let kv = self.store.get(&res.info.key(namespace, name))?;
+        let obj = self.decode_stored(res, &kv).ok()?;
+        Some((obj, kv.mod_revision))
+    }
+
+    /// Whether an object passes the list's selectors.
+    pub fn matches(&self, res: &Resource, obj: &Value, opts: &ListOptions) -> bool {
+        if let Some(sel) = &opts.label_selector
+            && !sel.matches(&meta::labels(obj))
+        {
+            return false;
+        }
+        if let Some(fs) = &opts.field_selector {
+            let extra = res.strategy.field_labels(obj);
+            return fs.matches(|field| match field {
+                "metadata.name" => Some(meta::name(obj).to_string()),
+                "metadata.namespace" => Some(meta::namespace(obj).to_string()),
+                other => extra
+                    .iter()
+                    .find(|(k, _)| *k == other)
+                    .map(|(_, v)| v.clone()),
+            });
+        }
+        true
+    }
+
+    /// Checks that every field in the selector is one the kind supports.
+    pub fn check_field_selector(&self, res: &Resource, fs: &FieldSelector) -> Result<(), Status> {
+        let probe = res.strategy.field_labels(&json!({}));
+        for req in fs.requirements() {
+            let field = req.field.as_str();
+            let known = matches!(field, "metadata.name" | "metadata.namespace")
+                || probe.iter().any(|(k, _)| *k == field);
+            if !known {
+                return Err(Status::bad_request(&format!(
+                    "field label not supported: {field}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A page of a list, honouring selectors, limit/continue and resourceVersion rules.
+    pub async fn list(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<ListPage, Status> {
+        let prefix = res.info.collection_prefix(namespace);
+        let (mut revision, mut start_after);
+        if let Some(token) = opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
+            if opts
+                .resource_version
+                .as_deref()
+                .is_some_and(|rv| !rv.is_empty())
+            {
+                return Err(Status::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
+            }
+            let (rv, start) = decode_continue(token)?;
+            revision = rv;
+            start_after = Some(format!("{prefix}{start}"));
+        } else {
+            revision = self.list_revision(opts).await?;
+            start_after = None;
+        }
+        let mut items = Vec::new();
+        let mut last_key: Option<String> = None;
+        let mut more;
+        let mut at;
+        // With selectors a page may need several store pages to fill.
+        loop {
+            let want = if opts.limit > 0 {
+                opts.limit - items.len()
+            } else {
+                0
+            };
+            let page = self
+                .store
+                .list(
+                    &prefix,
+                    revision,
+                    start_after.as_deref(),
+                    want.max(if opts.limit > 0 { 1 } else { 0 }),
+                )
+                .await
+                .map_err(|e| match e {
+                    StoreError::Compacted { .. } if opts.continue_token.is_some() => {
+                        Status::resource_expired(CONTINUE_EXPIRED)
+                    }
+                    StoreError::Compacted { requested, oldest } => Status::resource_expired(
+                        &format!("too old resource version: {requested} ({oldest})"),
+                    ),
+                    other => store_error(&res.info, "", Operation::Read, other),
+                })?;
+            at = page.revision;
+            more = page.more;
+            for kv in &page.items {
+                last_key = Some(kv.key.clone());
+                let obj = self.decode_stored(res, kv)?;
+                if self.matches(res, &obj, opts) {
+                    items.push(obj);
+                }
+            }
+            if !more || opts.limit == 0 || items.len() >= opts.limit {
+                break;
+            }
+            revision = at;
+            start_after = last_key.clone();
+        }
+        let continue_token = match (&last_key, more) {
+            (Some(k), true) => Some(encode_continue(at, k.strip_prefix(&prefix).unwrap_or(k))),
+            _ => None,
+        };
+        Ok(ListPage {
+            items,
+            revision: at,
+            continue_token,
+            remaining: None,
+        })
+    }
+
+    /// The revision a list without continue reads at (0 = newest).
+    async fn list_revision(&self, opts: &ListOptions) -> Result<Revision, Status> {
+        let rv = opts.resource_version.as_deref().unwrap_or("");
+        let exact = match opts.resource_version_match.as_deref() {
+            None | Some("") => false,
+            Some("Exact") => true,
+            Some("NotOlderThan") => false,
+            Some(other) => {
+                return Err(Status::bad_request(&format!(
+                    "resourceVersionMatch: Unsupported value: \"{other}\": supported values: \"Exact\", \"NotOlderThan\""
+                )));
+            }
+        };
+        if rv.is_empty() {
+            if opts
+                .resource_version_match
+                .as_deref()
+                .is_some_and(|m| !m.is_empty())
+            {
+                return Err(Status::bad_request(
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            return Ok(0);
+        }
+        let n = parse_resource_version(rv)?;
+        if exact {
+            if n == 0 {
+                return Err(Status::bad_request(
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+            return Ok(n);
+        }
+        self.wait_for_revision(n).await?;
+        Ok(0)
+    }
+
+    /// Waits (up to 3 s, like upstream) until the store has reached `n`.
+    pub async fn wait_for_revision(&self, n: Revision) -> Result<(), Status> {
+        if n <= self.store.revision() {
+            return Ok(());
+        }
+        let wait = self.store.cache().wait_for(n);
+        match tokio::time::timeout(std::time::Duration::from_secs(3), wait).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Status::timeout(
+                &format!(
+                    "Too large resource version: {n}, current: {}",
+                    self.store.revision()
+                ),
+                1,
+            )),
+        }
+    }
+
+    // === writes ===
+
+    fn validate_meta(&self, res: &Resource, obj: &Value) -> ErrorList {
+        let strategy = res.strategy.clone();
+        let meta = obj.get("metadata").cloned().unwrap_or(Value::Null);
+        k1s_apimachinery::meta::validate_object_meta(
+            &meta,
+            res.info.namespaced,
+            &|name: &str, prefix: bool| strategy.validate_name(name, prefix),
+            &Path::new("metadata"),
+        )
+    }
+
+    fn invalid(res: &Resource, name: &str, errs: &ErrorList) -> Status {
+        Status::invalid(&res.info.group_kind(), name, errs)
+    }
+
+    /// Creates an object (already decoded for `res`).
+    pub async fn create(
+        &self,
+        res: &Arc<Resource>,
+        namespace: Option<&str>,
+        obj: Value,
+        ctx: &WriteContext,
+        mut warnings: Vec<String>,
+    ) -> Result<Written, Status> {
+        let storage = self.storage_of(res);
+        let info = &res.info;
+        let mut obj = self.to_storage(res, obj)?;
+        // Namespace from the URL; a different one in the body is refused.
+        if info.namespaced {
+            let ns = namespace.unwrap_or("");
+            match meta::namespace(&obj) {
+                "" => meta::set_meta(&mut obj, "namespace", Some(json!(ns))),
+                body if body != ns => {
+                    return Err(Status::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => {}
+            }
+        } else {
+            meta::set_meta(&mut obj, "namespace", None);
+        }
+        if meta::name(&obj).is_empty() {
+            let base = meta::meta_str(&obj, "generateName").to_string();
+            if !base.is_empty() {
+                meta::set_meta(
+                    &mut obj,
+                    "name",
+                    Some(json!(k1s_apimachinery::names::generate_name(&base))),
+                );
+            }
+        }
+        let has_status = info.has_subresource(Subresource::Status);
+        storage.strategy.default(&mut obj);
+        storage.strategy.prepare_for_create(&mut obj, has_status);
+        // System fields: a create may not choose them.
+        {
+            let m = meta::metadata_mut(&mut obj);
+            for f in [
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+            ] {
+                m.remove(f);
+            }
+            m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            m.insert("creationTimestamp".into(), json!(meta::now_rfc3339()));
+            if storage.strategy.tracks_generation() {
+                m.insert("generation".into(), json!(1));
+            } else {
+                m.remove("generation");
+            }
+        }
+        let name = meta::name(&obj).to_string();
+        let mut errs = self.validate_meta(res, &obj);
+        errs.extend(storage.strategy.validate(&obj));
+        if !errs.is_empty() {
+            return Err(Self::invalid(res, &name, &errs));
+        }
+        self.admit_namespace(info, namespace).await?;
+        crate::managed::track_update(&mut obj, None, ctx, info, None);
+        storage.strategy.admit_create(&mut obj)?;
+        if ctx.dry_run {
+            storage.strategy.release(&obj, None);
+            let obj = self.from_storage(res, obj)?;
+            return Ok(Written {
+                object: obj,
+                created: true,
+                warnings,
+            });
+        }
+        let key = info.key(namespace, &name);
+        let bytes = encode(&obj)?;
+        match self.store.create(&key, bytes).await {
+            Ok(kv) => {
+                meta::set_meta(
+                    &mut obj,
+                    "resourceVersion",
+                    Some(json!(kv.mod_revision.to_string())),
+                );
+                let obj = self.from_storage(res, obj)?;
+                Ok(Written {
+                    object: obj,
+                    created: true,
+                    warnings: std::mem::take(&mut warnings),
+                })
+            }
+            Err(e) => {
+                storage.strategy.release(&obj, None);
+                Err(store_error(info, &name, Operation::Create, e))
+            }
+        }
+    }
+
+    /// Refuses creation in a missing or terminating namespace (upstream's
+    /// NamespaceLifecycle admission).
+    async fn admit_namespace(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+    ) -> Result<(), Status> {
+        let Some(ns) = namespace.filter(|_| info.namespaced) else {
+            return Ok(());
+        };
+        let Some(kv) = self.store.get(&format!("/registry/namespaces/{ns}")) else {
+            return Err(Status::not_found(
+                &k1s_apimachinery::GroupResource::new("", "namespaces"),
+                ns,
+            ));
+        };
+        let obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+        if meta::is_deleting(&obj) {
+            let mut s = Status::forbidden(
+                &info.group_resource(),
+                "",
+                &format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
+                ),
+            );
+            if let Some(d) = s.details.as_mut() {
+                d.causes.push(k1s_apimachinery::status::StatusCause {
+                    reason: "NamespaceTerminating".into(),
+                    message: format!("namespace {ns} is being terminated"),
+                    field: "metadata.namespace".into(),
+                });
+            }
+            return Err(s);
+        }
+        Ok(())
+    }
+
+    /// Replaces an object (PUT) or a subresource of it. `build` turns the current object
+    /// (None when absent) into the desired one; it runs again after a conflict unless the
+    /// caller pinned a resourceVersion.
+    pub async fn update<F>(
+        &self,
+        res: &Arc<Resource>,
+        namespace: Option<&str>,
+        name: &str,
+        sub: Option<Subresource>,
+        ctx: &WriteContext,
+        mut build: F,
+    ) -> Result<Written, Status>
+    where
+        F: FnMut(Option<&Value>, &mut Vec<String>) -> Result<Value, Status>,
+    {
+        let storage = self.storage_of(res);
+        let info = &res.info;
+        let has_status = info.has_subresource(Subresource::Status);
+        for _attempt in 0..16 {
+            let mut warnings = Vec::new();
+            let current = self.current(res, namespace, name);
+            let desired = build(current.as_ref().map(|(o, _)| o), &mut warnings)?;
+            // Names in the body and URL must agree.
+            let body_name = meta::name(&desired);
+            if !body_name.is_empty() && body_name != name {
+                return Err(Status::bad_request(&format!(
+                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
+                )));
+            }
+            if info.namespaced {
+                let ns = namespace.unwrap_or("");
+                let body_ns = meta::namespace(&desired);
+                if !body_ns.is_empty() && body_ns != ns {
+                    return Err(Status::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+            }
+            let requested_rv = meta::resource_version(&desired).to_string();
+            let Some((current_obj, current_rev)) = current else {
+                if sub.is_none() && storage.strategy.allow_create_on_update() {
+                    let mut obj = desired;
+                    meta::set_meta(&mut obj, "name", Some(json!(name)));
+                    if !requested_rv.is_empty() {
+                        return Err(Status::not_found(&info.group_resource(), name));
+                    }
+                    return self.create(res, namespace, obj, ctx, warnings).await;
+                }
+                return Err(Status::not_found(&info.group_resource(), name));
+            };
+            if !requested_rv.is_empty() {
+                let want = parse_resource_version(&requested_rv)
+                    .map_err(|_| Status::bad_request("invalid resource version"))?;
+                if want != current_rev {
+                    return Err(Status::conflict(
+                        &info.group_resource(),
+                        name,
+                        OPTIMISTIC_LOCK_MSG,
+                    ));
+                }
+            } else if !storage.strategy.allow_unconditional_update() {
+                let errs = vec![FieldError::invalid(
+                    &Path::new("metadata").child("resourceVersion"),
+                    json!(""),
+                    "must be specified for an update",
+                )];
+                return Err(Self::invalid(res, name, &errs));
+            }
+            let old = self.to_storage(res, current_obj)?;
+            let mut obj = self.to_storage(res, desired)?;
+            meta::set_meta(&mut obj, "name", Some(json!(name)));
+            if info.namespaced {
+                meta::set_meta(&mut obj, "namespace", Some(json!(namespace.unwrap_or(""))));
+            }
+            storage.strategy.default(&mut obj);
+            match sub {
+                None => storage
+                    .strategy
+                    .prepare_for_update(&mut obj, &old, has_status),
+                Some(Subresource::Status) => prepare_status_update(&mut obj, &old),
+                Some(Subresource::Scale) => {}
+            }
+            carry_system_meta(&mut obj, &old);
+            if storage.strategy.tracks_generation() {
+                let old_gen = meta::metadata(&old)
+                    .and_then(|m| m.get("generation"))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1);
+                let generation = if meta::spec_part(&obj) != meta::spec_part(&old) {
+                    old_gen + 1
+                } else {
+                    old_gen
+                };
+                meta::set_meta(&mut obj, "generation", Some(json!(generation)));
+            }
+            let mut errs = k1s_apimachinery::meta::validate_object_meta_update(
+                obj.get("metadata").unwrap_or(&Value::Null),
+                old.get("metadata").unwrap_or(&Value::Null),
+                &Path::new("metadata"),
+            );
+            if errs.is_empty() {
+                errs.extend(self.validate_meta(res, &obj));
+            }
+            errs.extend(match sub {
+                Some(Subresource::Status) => storage.strategy.validate_status_update(&obj, &old),
+                _ => storage.strategy.validate_update(&obj, &old),
+            });
+            if !errs.is_empty() {
+                return Err(Self::invalid(res, name, &errs));
+            }
+            crate::managed::track_update(&mut obj, Some(&old), ctx, info, sub);
+            // Finalizers removed from an object that is being deleted may complete it.
+            let completes_deletion = meta::is_deleting(&obj)
+                && meta::finalizers(&obj).is_empty()
+                && !storage.strategy.deletion_blocked(&obj)
+                && !self.in_grace_period(&obj);
+            if same_content(&obj, &old) {
+                // Upstream skips no-op writes: the resourceVersion stays.
+                let obj = self.from_storage(res, old)?;
+                return Ok(Written {
+                    object: obj,
+                    created: false,
+                    warnings,
+                });
+            }
+            storage.strategy.admit_update(&mut obj, &old)?;
+            if ctx.dry_run {
+                storage.strategy.release(&obj, Some(&old));
+                let obj = self.from_storage(res, obj)?;
+                return Ok(Written {
+                    object: obj,
+                    created: false,
+                    warnings,
+                });
+            }
+            let key = info.key(namespace, name);
+            let result = if completes_deletion {
+                self.store.delete(&key, encode(&obj)?, current_rev).await
+            } else {
+                self.store.update(&key, encode(&obj)?, current_rev).await
+            };
+            match result {
+                Ok(kv) => {
+                    if completes_deletion {
+                        storage.strategy.after_delete(&obj);
+                    }
+                    meta::set_meta(
+                        &mut obj,
+                        "resourceVersion",
+                        Some(json!(kv.mod_revision.to_string())),
+                    );
+                    let obj = self.from_storage(res, obj)?;
+                    return Ok(Written {
+                        object: obj,
+                        created: false,
+                        warnings,
+                    });
+                }
+                Err(StoreError::Conflict { .. }) if requested_rv.is_empty() => {
+                    storage.strategy.release(&obj, Some(&old));
+                    continue;
+                }
+                Err(e) => {
+                    storage.strategy.release(&obj, Some(&old));
+                    return Err(store_error(info, name, Operation::Update, e));
+                }
+            }
+        }
+        Err(Status::conflict(
+            &info.group_resource(),
+            name,
+            OPTIMISTIC_LOCK_MSG,
+        ))
+    }
+
+    fn in_grace_period(&self, obj: &Value) -> bool {
+        meta::metadata(obj)
+            .and_then(|m| m.get("deletionGracePeriodSeconds"))
+            .and_then(Value::as_i64)
+            .is_some_and(|g| g > 0)
+    }
+
+    /// Deletes an object: graceful deletion, finalizers and propagation policy first.
+    pub async fn delete(
+        &self,
+        res: &Arc<Resource>,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+        ctx: &WriteContext,
+    ) -> Result<Deleted, Status> {
+        let storage = self.storage_of(res);
+        let info = &res.info;
+        let key = info.key(namespace, name);
+        for _attempt in 0..16 {
+            let Some((current, rev)) = self.current(res, namespace, name) else {
+                return Err(Status::not_found(&info.group_resource(), name));
+            };
+            if let Some(uid) = opts.precondition_uid.as_deref()
+                && uid != meta::uid(&current)
+            {
+                return Err(Status::conflict(
+                    &info.group_resource(),
+                    name,
+                    &uid_precondition_failed(uid, meta::uid(&current)),
+                ));
+            }
+            if let Some(want) = opts.precondition_resource_version.as_deref()
+                && want != meta::resource_version(&current)
+            {
+                return Err(Status::conflict(
+                    &info.group_resource(),
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
+                        meta::resource_version(&current)
+                    ),
+                ));
+            }
+            let mut obj = self.to_storage(res, current)?;
+            let mut finalizers = meta::finalizers(&obj);
+            let policy = match (opts.propagation_policy.as_deref(), opts.orphan_dependents) {
+                (Some(p), _) => Some(p.to_string()),
+                (None, Some(true)) => Some("Orphan".into()),
+                (None, Some(false)) => Some("Background".into()),
+                (None, None) => None,
+            };
+            let deleting = meta::is_deleting(&obj);
+            let mut changed = false;
+            match policy.as_deref() {
+                Some("Orphan") if !finalizers.iter().any(|f| f == FINALIZER_ORPHAN) => {
+                    finalizers.retain(|f| f != FINALIZER_FOREGROUND);
+                    finalizers.push(FINALIZER_ORPHAN.into());
+                    changed = true;
+                }
+                Some("Foreground") if !finalizers.iter().any(|f| f == FINALIZER_FOREGROUND) => {
+                    finalizers.retain(|f| f != FINALIZER_ORPHAN);
+                    finalizers.push(FINALIZER_FOREGROUND.into());
+                    changed = true;
+                }
+                Some("Background")
+                    if finalizers
+                        .iter()
+                        .any(|f| f == FINALIZER_ORPHAN || f == FINALIZER_FOREGROUND)
+                        && !deleting =>
+                {
+                    finalizers.retain(|f| f != FINALIZER_ORPHAN && f != FINALIZER_FOREGROUND);
+                    changed = true;
+                }
+                Some("Orphan" | "Foreground" | "Background") | None => {}
+                Some(other) => {
+                    let errs = vec![FieldError::not_supported(
+                        &Path::new("propagationPolicy"),
+                        json!(other),
+                        &["Foreground", "Background", "Orphan", "nil"],
+                    )];
+                    return Err(Status::invalid(
+                        &k1s_apimachinery::GroupKind::new("", "DeleteOptions"),
+                        "",
+                        &errs,
+                    ));
+                }
+            }
+            let grace = storage
+                .strategy
+                .graceful_delete(&obj, opts.grace_period_seconds);
+            if !deleting {
+                storage.strategy.prepare_for_delete(&mut obj);
+            }
+            let blocked = storage.strategy.deletion_blocked(&obj);
+            let needs_wait = blocked || !finalizers.is_empty() || grace.is_some_and(|g| g > 0);
+            if needs_wait {
+                let m = meta::metadata_mut(&mut obj);
+                if changed {
+                    m.insert("finalizers".into(), json!(finalizers));
+                }
+                let now = jiff::Timestamp::now();
+                let g = grace.unwrap_or(0);
+                let existing_grace = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64);
+                let shorten = existing_grace.is_some_and(|e| g < e);
+                if !deleting || shorten || changed {
+                    if !deleting || shorten {
+                        let when = now + jiff::SignedDuration::from_secs(g);
+                        m.insert("deletionTimestamp".into(), json!(meta::format_time(when)));
+                        m.insert("deletionGracePeriodSeconds".into(), json!(g));
+                    }
+                    if ctx.dry_run {
+                        return Ok(Deleted::Pending(self.from_storage(res, obj)?));
+                    }
+                    crate::managed::touch(&mut obj);
+                    match self.store.update(&key, encode(&obj)?, rev).await {
+                        Ok(kv) => {
+                            meta::set_meta(
+                                &mut obj,
+                                "resourceVersion",
+                                Some(json!(kv.mod_revision.to_string())),
+                            );
+                            return Ok(Deleted::Pending(self.from_storage(res, obj)?));
+                        }
+                        Err(StoreError::Conflict { .. }) => continue,
+                        Err(e) => return Err(store_error(info, name, Operation::Delete, e)),
+                    }
+                }
+                if blocked
+                    || !finalizers.is_empty()
+                    || self.in_grace_period(&obj) && grace.is_some_and(|g| g > 0)
+                {
+                    // Already deleting and nothing to shorten: report the pending object.
+                    return Ok(Deleted::Pending(self.from_storage(res, obj)?));
+                }
+            }
+            if ctx.dry_run {
+                return Ok(Deleted::Gone(self.from_storage(res, obj)?));
+            }
+            match self.store.delete(&key, encode(&obj)?, rev).await {
+                Ok(kv) => {
+                    storage.strategy.after_delete(&obj);
+                    meta::set_meta(
+                        &mut obj,
+                        "resourceVersion",
+                        Some(json!(kv.mod_revision.to_string())),
+                    );
+                    return Ok(Deleted::Gone(self.from_storage(res, obj)?));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(Status::not_found(&info.group_resource(), name));
+                }
+                Err(e) => return Err(store_error(info, name, Operation::Delete, e)),
+            }
+        }
+        Err(Status::conflict(
+            &info.group_resource(),
+            name,
+            OPTIMISTIC_LOCK_MSG,
+        ))
+    }
+}
+
+/// Upstream's message when a continue token's revision was compacted.
+pub const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
+
+/// Why a strategy refused to decode an object.
+#[derive(Debug)]
+pub enum DecodeFailure {
+    /// A type error in Go's words (400 "cannot be handled as").
+    Type(String),
+    /// A complete Status (CRD schema validation: 422).
+    Status(Box<Status>),
+}
+
+impl From<decode::TypeError> for DecodeFailure {
+    fn from(e: decode::TypeError) -> Self {
+        DecodeFailure::Type(e.message)
+    }
+}
+
+/// Parses a resourceVersion parameter or field.
+pub fn parse_resource_version(rv: &str) -> Result<Revision, Status> {
+    rv.parse::<Revision>()
+        .ok()
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| Status::bad_request(&format!("invalid resource version \"{rv}\"")))
+}
+
+fn set_type_meta(obj: &mut Value, info: &ResourceInfo) {
+    if let Some(o) = obj.as_object_mut() {
+        // apiVersion and kind lead, as upstream serializes them.
+        let rest: serde_json::Map<String, Value> = std::mem::take(o)
+            .into_iter()
+            .filter(|(k, _)| k != "apiVersion" && k != "kind")
+            .collect();
+        o.insert("apiVersion".into(), json!(info.api_version()));
+        o.insert("kind".into(), json!(info.kind));
+        o.extend(rest);
+    }
+}
+
+fn check_type_meta(obj: &Value, info: &ResourceInfo) -> Result<(), Status> {
+    if let Some(av) = obj.get("apiVersion").and_then(Value::as_str)
+        && !av.is_empty()
+        && av != info.api_version()
+    {
+        return Err(Status::bad_request(&format!(
+            "the API version in the data ({av}) does not match the expected API version ({})",
+            info.api_version()
+        )));
+    }
+    if let Some(kind) = obj.get("kind").and_then(Value::as_str)
+        && !kind.is_empty()
+        && kind != info.kind
+    {
+        return Err(Status::bad_request(&format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            info.kind
+        )));
+    }
+    Ok(())
+}
+
+/// A status update changes `.status` only: everything else comes from the old object
+/// (upstream's status strategies and `ResetObjectMetaForStatus`).
+fn prepare_status_update(obj: &mut Value, old: &Value) {
+    let status = obj.get("status").cloned();
+    let rv = meta::resource_version(obj).to_string();
+    let managed = meta::metadata(obj)
+        .and_then(|m| m.get("managedFields"))
+        .cloned();
+    *obj = old.clone();
+    if let Some(o) = obj.as_object_mut() {
+        match status {
+            Some(s) => {
+                o.insert("status".into(), s);
+            }
+            None => {
+                o.remove("status");
+            }
+        }
+    }
+    meta::set_meta(obj, "resourceVersion", Some(json!(rv)));
+    if let Some(m) = managed {
+        meta::set_meta(obj, "managedFields", Some(m));
+    }
+}
+
+/// Fields an update may not change are taken from the old object (upstream's
+/// `BeforeUpdate`): uid when absent, creationTimestamp, deletion fields, generation.
+fn carry_system_meta(obj: &mut Value, old: &Value) {
+    let old_meta = meta::metadata(old).cloned().unwrap_or_default();
+    let m = meta::metadata_mut(obj);
+    if m.get("uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+        && let Some(uid) = old_meta.get("uid")
+    {
+        m.insert("uid".into(), uid.clone());
+    }
+    for f in [
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        match old_meta.get(f) {
+            Some(v) => {
+                m.insert(f.into(), v.clone());
+            }
+            None => {
+                m.remove(f);
+            }
+        }
+    }
+    m.remove("selfLink");
+}
+
+/// Whether two versions of an object would store the same content (ignoring the
+/// resourceVersion and managed-field timestamps).
+fn same_content(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            if let Some(Value::Array(entries)) = m.get_mut("managedFields") {
+                for e in entries {
+                    if let Some(e) = e.as_object_mut() {
+                        e.remove("time");
+                    }
+                }
+            }
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+/// Serializes an object for the store (without its resourceVersion, which is the
+/// revision and set on read).
+fn encode(obj: &Value) -> Result<Bytes, Status> {
+    let mut obj = obj.clone();
+    meta::set_meta(&mut obj, "resourceVersion", None);
+    serde_json::to_vec(&obj)
+        .map(Bytes::from)
+        .map_err(|e| Status::internal_error(&format!("cannot encode object: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip_and_reject_garbage() {
+        let t = encode_continue(42, "default/web-1");
+        assert_eq!(
+            decode_continue(&t).unwrap(),
+            (42, "default/web-1".to_string())
+        );
+        assert!(decode_continue("not-a-token").is_err());
+    }
+
+    #[test]
+    fn status_update_keeps_spec_and_metadata_of_old() {
+        let old = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"r": 1}, "status": {"s": 1}});
+        let mut new = json!({"metadata": {"name": "a", "labels": {"x": "2"}, "resourceVersion": "5"}, "spec": {"r": 9}, "status": {"s": 2}});
+        prepare_status_update(&mut new, &old);
+        assert_eq!(new["spec"], json!({"r": 1}));
+        assert_eq!(new["status"], json!({"s": 2}));
+        assert_eq!(new["metadata"]["labels"], json!({"x": "1"}));
+    }
+}

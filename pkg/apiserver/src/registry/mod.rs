@@ -1,0 +1,269 @@
+//! The one generic registry: every served resource, built-in or custom, is a
+//! [`ResourceInfo`] plus a [`Strategy`], served by the same [`generic`] code.
+
+pub mod errors;
+pub mod generic;
+pub mod strategy;
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+pub use self::strategy::{ScaleSpec, Strategy};
+use crate::schema::model::Definitions;
+
+/// Subresources a resource can serve through the generic registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subresource {
+    /// `/status`: writes only `.status`.
+    Status,
+    /// `/scale`: an `autoscaling/v1` Scale view of replicas.
+    Scale,
+}
+
+impl Subresource {
+    /// Its path segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subresource::Status => "status",
+            Subresource::Scale => "scale",
+        }
+    }
+}
+
+/// Everything the API machinery needs to know about one resource in one version.
+#[derive(Debug, Clone)]
+pub struct ResourceInfo {
+    /// API group, empty for the core group.
+    pub group: String,
+    /// Version (`v1`).
+    pub version: String,
+    /// Kind (`Deployment`).
+    pub kind: String,
+    /// Plural resource name, the URL segment (`deployments`).
+    pub plural: String,
+    /// Singular name (`deployment`).
+    pub singular: String,
+    /// Whether objects live in namespaces.
+    pub namespaced: bool,
+    /// Short names (`deploy`).
+    pub short_names: Vec<String>,
+    /// Categories (`all`).
+    pub categories: Vec<String>,
+    /// Verbs on the collection and objects, in discovery order.
+    pub verbs: Vec<&'static str>,
+    /// Subresources served.
+    pub subresources: Vec<Subresource>,
+    /// Definition name of the kind's schema.
+    pub definition: String,
+    /// Store key prefix without the trailing slash (`/registry/deployments`). Versions of
+    /// one resource share it.
+    pub key_prefix: String,
+    /// Whether this version is the one stored (others convert to it).
+    pub storage_version: bool,
+}
+
+/// Verbs of an ordinary read-write resource, as discovery lists them.
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+impl ResourceInfo {
+    /// `apps/v1`, or `v1` for the core group.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `deployments.apps`, or `pods` for the core group.
+    pub fn group_resource(&self) -> k1s_apimachinery::GroupResource {
+        k1s_apimachinery::GroupResource::new(&self.group, &self.plural)
+    }
+
+    /// `Deployment.apps`, or `Pod` for the core group.
+    pub fn group_kind(&self) -> k1s_apimachinery::GroupKind {
+        k1s_apimachinery::GroupKind::new(&self.group, &self.kind)
+    }
+
+    /// Whether the verb is served.
+    pub fn supports(&self, verb: &str) -> bool {
+        self.verbs.contains(&verb)
+    }
+
+    /// Whether the subresource is served.
+    pub fn has_subresource(&self, sub: Subresource) -> bool {
+        self.subresources.contains(&sub)
+    }
+
+    /// Store key of one object.
+    pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        match namespace.filter(|_| self.namespaced) {
+            Some(ns) => format!("{}/{ns}/{name}", self.key_prefix),
+            None => format!("{}/{name}", self.key_prefix),
+        }
+    }
+
+    /// Store key prefix of a collection (one namespace, or all).
+    pub fn collection_prefix(&self, namespace: Option<&str>) -> String {
+        match namespace.filter(|_| self.namespaced) {
+            Some(ns) => format!("{}/{ns}/", self.key_prefix),
+            None => format!("{}/", self.key_prefix),
+        }
+    }
+}
+
+/// Converts objects between a served version and the stored version of a resource.
+pub trait Conversion: Send + Sync + 'static {
+    /// From this version to the stored one.
+    fn to_storage(
+        &self,
+        obj: serde_json::Value,
+    ) -> Result<serde_json::Value, k1s_apimachinery::Status>;
+    /// From the stored version to this one.
+    fn from_storage(
+        &self,
+        obj: serde_json::Value,
+    ) -> Result<serde_json::Value, k1s_apimachinery::Status>;
+}
+
+/// One served resource: what it is and how it behaves.
+pub struct Resource {
+    /// Names, scope, verbs.
+    pub info: ResourceInfo,
+    /// Kind-specific behaviour (of the stored version, for other versions).
+    pub strategy: Arc<dyn Strategy>,
+    /// Conversion to the stored version, when this is not it.
+    pub conversion: Option<Arc<dyn Conversion>>,
+}
+
+/// A group as discovery presents it.
+#[derive(Debug, Clone)]
+pub struct GroupVersions {
+    /// Group name ("" for core).
+    pub group: String,
+    /// Versions, preferred first.
+    pub versions: Vec<String>,
+}
+
+/// An immutable view of everything served; replaced whole when CRDs change.
+#[derive(Default)]
+pub struct Snapshot {
+    resources: BTreeMap<(String, String, String), Arc<Resource>>,
+    groups: Vec<GroupVersions>,
+    /// Every schema definition (built-in and CRD).
+    pub definitions: Arc<Definitions>,
+    /// Bumped on every change, for caches of derived documents.
+    pub generation: u64,
+}
+
+impl Snapshot {
+    /// The resource at group/version/plural.
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<Resource>> {
+        self.resources
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+    }
+
+    /// Groups with their versions (preferred first), core first, in registration order.
+    pub fn groups(&self) -> &[GroupVersions] {
+        &self.groups
+    }
+
+    /// Resources of one group version, in plural order.
+    pub fn resources_of<'a>(
+        &'a self,
+        group: &'a str,
+        version: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<Resource>> + 'a {
+        self.resources
+            .values()
+            .filter(move |r| r.info.group == group && r.info.version == version)
+    }
+
+    /// Every resource.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Resource>> {
+        self.resources.values()
+    }
+
+    /// The stored version of the resource with this key prefix.
+    pub fn storage_resource(&self, key_prefix: &str) -> Option<&Arc<Resource>> {
+        self.resources
+            .values()
+            .find(|r| r.info.key_prefix == key_prefix && r.info.storage_version)
+    }
+
+    /// Finds a resource by group and kind in any version, preferring the group's first.
+    pub fn by_kind(&self, group: &str, kind: &str) -> Option<&Arc<Resource>> {
+        let gv = self.groups.iter().find(|g| g.group == group)?;
+        gv.versions.iter().find_map(|v| {
+            self.resources
+                .values()
+                .find(|r| r.info.group == group && r.info.version == *v && r.info.kind == kind)
+        })
+    }
+}
+
+/// The registry: a swappable snapshot.
+#[derive(Default)]
+pub struct Registry {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.read().clone()
+    }
+
+    /// Replaces the served set: `resources` in registration order, `definitions` all
+    /// schemas. Group order follows first registration; a group's versions keep the order
+    /// given (the first is preferred).
+    pub fn replace(&self, resources: Vec<Arc<Resource>>, definitions: Definitions) {
+        let mut groups: Vec<GroupVersions> = Vec::new();
+        let mut map = BTreeMap::new();
+        for r in resources {
+            match groups.iter_mut().find(|g| g.group == r.info.group) {
+                Some(g) if !g.versions.contains(&r.info.version) => {
+                    g.versions.push(r.info.version.clone())
+                }
+                Some(_) => {}
+                None => groups.push(GroupVersions {
+                    group: r.info.group.clone(),
+                    versions: vec![r.info.version.clone()],
+                }),
+            }
+            map.insert(
+                (
+                    r.info.group.clone(),
+                    r.info.version.clone(),
+                    r.info.plural.clone(),
+                ),
+                r,
+            );
+        }
+        let mut current = self.current.write();
+        let generation = current.generation + 1;
+        *current = Arc::new(Snapshot {
+            resources: map,
+            groups,
+            definitions: Arc::new(definitions),
+            generation,
+        });
+    }
+}

@@ -1,0 +1,376 @@
+//! Decoding a request body into a built-in kind the way upstream's strict JSON decoder
+//! does: wrong types are errors with Go's message text, unknown fields are reported (for
+//! `fieldValidation`) and dropped, `null` fields read as absent, and quantities given as
+//! JSON numbers become strings.
+
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use super::builtin::names;
+use super::model::{Definitions, Schema, SchemaType};
+
+/// A value of the wrong JSON type, as Go's decoder words it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TypeError {
+    /// Upstream's text, e.g. `json: cannot unmarshal string into Go struct field
+    /// DeploymentSpec.spec.replicas of type int32`.
+    pub message: String,
+}
+
+/// What decoding found besides type errors.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// Paths of unknown fields (`spec.template.spec.containers[0].foo`), in document order.
+    pub unknown_fields: Vec<String>,
+}
+
+/// Go's name for a definition's type: `v1.PodSpec`, `resource.Quantity`.
+fn go_type_of_definition(name: &str) -> String {
+    let mut parts = name.rsplitn(3, '.');
+    let ty = parts.next().unwrap_or(name);
+    match parts.next() {
+        Some(pkg) => format!("{pkg}.{ty}"),
+        None => ty.to_string(),
+    }
+}
+
+fn go_struct_name(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
+}
+
+fn json_kind(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(_) => "bool".into(),
+        Value::Number(n) if n.is_f64() => format!("number {n}"),
+        Value::Number(_) => "number".into(),
+        Value::String(_) => "string".into(),
+        Value::Array(_) => "array".into(),
+        Value::Object(_) => "object".into(),
+    }
+}
+
+struct Walker<'a> {
+    defs: &'a Definitions,
+    unknown: Vec<String>,
+}
+
+impl<'a> Walker<'a> {
+    /// The Go type name a node decodes into, for messages.
+    fn go_type(&self, s: &Schema) -> String {
+        if let Some(r) = &s.reference {
+            return match r.as_str() {
+                names::INT_OR_STRING => "intstr.IntOrString".into(),
+                names::QUANTITY => "resource.Quantity".into(),
+                names::TIME | names::MICRO_TIME => "v1.Time".into(),
+                _ => {
+                    let target = self.defs.resolve(s);
+                    match target.ty {
+                        Some(SchemaType::Object) | None if target.is_struct() => {
+                            go_type_of_definition(r)
+                        }
+                        _ if target.reference.is_none() && target.ty.is_some() => {
+                            self.go_type(target)
+                        }
+                        _ => go_type_of_definition(r),
+                    }
+                }
+            };
+        }
+        match s.ty {
+            Some(SchemaType::Integer) => match s.format.as_deref() {
+                Some("int32") => "int32".into(),
+                _ => "int64".into(),
+            },
+            Some(SchemaType::Number) => "float64".into(),
+            Some(SchemaType::Boolean) => "bool".into(),
+            Some(SchemaType::String) if s.format.as_deref() == Some("byte") => "[]uint8".into(),
+            Some(SchemaType::String) => "string".into(),
+            Some(SchemaType::Array) => {
+                let inner = s
+                    .items
+                    .as_deref()
+                    .map(|i| self.go_type(i))
+                    .unwrap_or_default();
+                format!("[]{inner}")
+            }
+            Some(SchemaType::Object) => match &s.additional_properties {
+                Some(v) => format!("map[string]{}", self.go_type(v)),
+                None => "map[string]interface {}".into(),
+            },
+            None => "interface {}".into(),
+        }
+    }
+
+    fn type_error(&self, v: &Value, s: &Schema, owner: &str, path: &str) -> TypeError {
+        let into = if owner.is_empty() {
+            format!("Go value of type {}", self.go_type(s))
+        } else {
+            format!("Go struct field {owner}.{path} of type {}", self.go_type(s))
+        };
+        TypeError {
+            message: format!("json: cannot unmarshal {} into {into}", json_kind(v)),
+        }
+    }
+
+    /// Walks `v` against `s`. `owner` is the Go struct holding this field, `gopath` the
+    /// dotted field path Go reports (no indexes), `path` the path with indexes that
+    /// unknown-field messages use.
+    fn walk(
+        &mut self,
+        v: &mut Value,
+        s: &Schema,
+        owner: &str,
+        gopath: &str,
+        path: &str,
+    ) -> Result<(), TypeError> {
+        let node = self.defs.resolve(s);
+        let def_name = s
+            .reference
+            .as_deref()
+            .or(node.reference.as_deref())
+            .unwrap_or("");
+        match def_name {
+            names::QUANTITY => {
+                return match v {
+                    Value::String(_) => Ok(()),
+                    Value::Number(n) => {
+                        *v = Value::String(n.to_string());
+                        Ok(())
+                    }
+                    _ => Err(TypeError {
+                        message: "quantities must match the regular expression \
+                                  '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+                            .into(),
+                    }),
+                };
+            }
+            names::INT_OR_STRING => {
+                return match v {
+                    Value::String(_) => Ok(()),
+                    Value::Number(n) if n.is_i64() || n.is_u64() => Ok(()),
+                    _ => Err(TypeError {
+                        message: format!(
+                            "json: cannot unmarshal {} into Go value of type int32",
+                            json_kind(v)
+                        ),
+                    }),
+                };
+            }
+            _ => {}
+        }
+        if node.preserve_unknown_fields && node.properties.is_empty() {
+            return Ok(());
+        }
+        if node.int_or_string {
+            return match v {
+                Value::String(_) | Value::Number(_) => Ok(()),
+                _ => Err(self.type_error(v, s, owner, gopath)),
+            };
+        }
+        match node.ty {
+            None => Ok(()),
+            Some(SchemaType::String) => match v {
+                Value::String(text) => {
+                    if node.format.as_deref() == Some("byte")
+                        && base64::engine::general_purpose::STANDARD
+                            .decode(text.as_bytes())
+                            .is_err()
+                    {
+                        return Err(TypeError {
+                            message: base64_error(text),
+                        });
+                    }
+                    Ok(())
+                }
+                _ => Err(self.type_error(v, s, owner, gopath)),
+            },
+            Some(SchemaType::Integer) => match v {
+                Value::Number(n) => {
+                    let fits = match node.format.as_deref() {
+                        Some("int32") => n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+                        _ => n.is_i64(),
+                    };
+                    if fits {
+                        Ok(())
+                    } else {
+                        Err(self.type_error(v, s, owner, gopath))
+                    }
+                }
+                _ => Err(self.type_error(v, s, owner, gopath)),
+            },
+            Some(SchemaType::Number) => match v {
+                Value::Number(_) => Ok(()),
+                _ => Err(self.type_error(v, s, owner, gopath)),
+            },
+            Some(SchemaType::Boolean) => match v {
+                Value::Bool(_) => Ok(()),
+                _ => Err(self.type_error(v, s, owner, gopath)),
+            },
+            Some(SchemaType::Array) => {
+                let Value::Array(items) = v else {
+                    return Err(self.type_error(v, s, owner, gopath));
+                };
+                let Some(item_schema) = node.items.as_deref() else {
+                    return Ok(());
+                };
+                for (i, item) in items.iter_mut().enumerate() {
+                    if item.is_null() {
+                        continue;
+                    }
+                    self.walk(item, item_schema, owner, gopath, &format!("{path}[{i}]"))?;
+                }
+                Ok(())
+            }
+            Some(SchemaType::Object) => {
+                let Value::Object(map) = v else {
+                    return Err(self.type_error(v, s, owner, gopath));
+                };
+                if node.is_struct() {
+                    let owner = go_struct_name(def_name);
+                    self.walk_struct(map, node, owner, gopath, path)
+                } else if let Some(value_schema) = node.additional_properties.as_deref() {
+                    for (k, item) in map.iter_mut() {
+                        if item.is_null() {
+                            continue;
+                        }
+                        let gp = join(gopath, k);
+                        self.walk(item, value_schema, owner, &gp, &join(path, k))?;
+                    }
+                    Ok(())
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn walk_struct(
+        &mut self,
+        map: &mut Map<String, Value>,
+        node: &Schema,
+        owner: &str,
+        gopath: &str,
+        path: &str,
+    ) -> Result<(), TypeError> {
+        let keys: Vec<String> = map.keys().cloned().collect();
+        for key in keys {
+            let Some(field_schema) = node.properties.get(&key) else {
+                if !node.preserve_unknown_fields {
+                    self.unknown.push(join(path, &key));
+                    map.remove(&key);
+                }
+                continue;
+            };
+            // A JSON null leaves a Go field at its zero value: absent.
+            if map.get(&key).is_some_and(Value::is_null) {
+                map.remove(&key);
+                continue;
+            }
+            let gp = join(gopath, &key);
+            let p = join(path, &key);
+            if let Some(value) = map.get_mut(&key) {
+                self.walk(value, field_schema, owner, &gp, &p)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn join(base: &str, key: &str) -> String {
+    if base.is_empty() {
+        key.to_string()
+    } else {
+        format!("{base}.{key}")
+    }
+}
+
+fn base64_error(text: &str) -> String {
+    // Go reports the offset of the first byte it could not decode.
+    let valid = |c: u8| c.is_ascii_alphanumeric() || c == b'+' || c == b'/';
+    let pos = text
+        .bytes()
+        .position(|c| !valid(c) && c != b'=')
+        .unwrap_or(text.len());
+    format!("illegal base64 data at input byte {pos}")
+}
+
+/// Checks `value` against the kind's schema in place: drops unknown fields and nulls,
+/// turns numeric quantities into strings, and fails on the first wrong type.
+pub fn decode(
+    value: &mut Value,
+    kind_schema: &Schema,
+    defs: &Definitions,
+) -> Result<Decoded, TypeError> {
+    let mut walker = Walker {
+        defs,
+        unknown: Vec::new(),
+    };
+    walker.walk(value, kind_schema, "", "", "")?;
+    Ok(Decoded {
+        unknown_fields: walker.unknown,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::schema::builtin::{BuiltinSchemas, gvk};
+
+    fn deployment() -> (Schema, Definitions) {
+        let mut b = BuiltinSchemas::new();
+        let name = b.add::<k8s_openapi::api::apps::v1::Deployment>(gvk("apps", "v1", "Deployment"));
+        (Schema::reference(name), b.build())
+    }
+
+    #[test]
+    fn wrong_type_gives_go_decoder_message() {
+        // kubectl prints this text verbatim after "cannot be handled as a Deployment: ".
+        let (s, defs) = deployment();
+        let mut v = json!({"spec": {"replicas": "three"}});
+        let err = decode(&mut v, &s, &defs).unwrap_err();
+        assert_eq!(
+            err.message,
+            "json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32"
+        );
+        let mut v =
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": 5}]}}}});
+        let err = decode(&mut v, &s, &defs).unwrap_err();
+        assert_eq!(
+            err.message,
+            "json: cannot unmarshal number into Go struct field Container.spec.template.spec.containers.image of type string"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_reported_with_indexes_and_dropped() {
+        let (s, defs) = deployment();
+        let mut v = json!({
+            "metadata": {"name": "x", "bogus": 1},
+            "spec": {"template": {"spec": {"containers": [{"name": "a", "imagee": "nginx"}]}}},
+        });
+        let d = decode(&mut v, &s, &defs).unwrap();
+        assert_eq!(
+            d.unknown_fields,
+            vec!["metadata.bogus", "spec.template.spec.containers[0].imagee"]
+        );
+        assert!(v["metadata"].get("bogus").is_none());
+    }
+
+    #[test]
+    fn numeric_quantities_become_strings_and_nulls_vanish() {
+        let (s, defs) = deployment();
+        let mut v = json!({"spec": {"replicas": null, "template": {"spec": {"containers": [
+            {"name": "a", "resources": {"limits": {"cpu": 1, "memory": "1Gi"}}}
+        ]}}}});
+        decode(&mut v, &s, &defs).unwrap();
+        assert!(v["spec"].get("replicas").is_none());
+        assert_eq!(
+            v["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"],
+            json!("1")
+        );
+    }
+}
