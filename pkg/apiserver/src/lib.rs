@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod auth;
 pub mod bootstrap;
+pub mod client;
 pub mod crd;
 pub mod discovery;
 pub mod handlers;
@@ -21,6 +22,8 @@ pub mod printers;
 pub mod registry;
 pub mod schema;
 pub mod server;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -608,9 +608,9 @@ mod tests {
         let err = s.admit_create(&mut b).unwrap_err();
         assert_eq!(err.code(), 422);
         assert!(
-            err.message().contains("provided IP is already allocated"),
+            err.message.contains("provided IP is already allocated"),
             "{}",
-            err.message()
+            err.message
         );
         s.after_delete(&a);
         s.admit_create(&mut b).unwrap();
