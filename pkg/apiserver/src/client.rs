@@ -58,7 +58,6 @@ pub fn client(server: Arc<ApiServer>, user: UserInfo) -> kube::Client {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
     use kube::api::{Api, PostParams};
