@@ -1,47 +1,146 @@
-//! `metadata.managedFields` bookkeeping for every write (see [`crate::apply`]).
+//! `metadata.managedFields` bookkeeping for every write, and server-side apply, over the
+//! [`crate::apply`] field manager.
 
+use k1s_apimachinery::Status;
+use k1s_apimachinery::status::{StatusCause, StatusDetails};
 use serde_json::Value;
 
+use crate::apply::{self, ApplyContext, ApplyError, FieldSet, PathElement};
+use crate::meta;
 use crate::registry::generic::WriteContext;
 use crate::registry::{ResourceInfo, Subresource};
+use crate::schema::model::{Definitions, Schema};
 
-/// Records the fields `ctx.field_manager` changed from `old` to `obj` as an Update.
+/// The fields a write through `sub` may not change (upstream's reset fields): `status`
+/// through the main resource, everything but `status` (and metadata) through `/status`.
+fn reset_fields(info: &ResourceInfo, sub: Option<Subresource>, obj: &Value) -> FieldSet {
+    match sub {
+        None if info.has_subresource(Subresource::Status) => {
+            FieldSet::from_paths([vec![PathElement::field("status")]])
+        }
+        Some(Subresource::Status) => FieldSet::from_paths(
+            obj.as_object()
+                .map(|o| {
+                    o.keys()
+                        .filter(|k| {
+                            !matches!(k.as_str(), "status" | "metadata" | "apiVersion" | "kind")
+                        })
+                        .map(|k| vec![PathElement::field(k.clone())])
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
+        ),
+        _ => FieldSet::new(),
+    }
+}
+
+fn context<'a>(
+    schema: &'a Schema,
+    defs: &'a Definitions,
+    info: &'a ResourceInfo,
+    sub: Option<Subresource>,
+    obj: &Value,
+) -> ApplyContext<'a> {
+    let mut ctx = ApplyContext::new(schema, defs, "", meta::now_rfc3339());
+    ctx.reset_fields = reset_fields(info, sub, obj);
+    ctx.subresource = sub.map(Subresource::as_str);
+    ctx
+}
+
+/// Records the fields `ctx.field_manager` changed from `old` to `obj` as its Update entry
+/// (a create when `old` is `None`). Server-side apply writes skip this: apply already
+/// recorded its fields.
 pub fn track_update(
-    _obj: &mut Value,
-    _old: Option<&Value>,
-    _ctx: &WriteContext,
-    _info: &ResourceInfo,
-    _sub: Option<Subresource>,
+    obj: &mut Value,
+    old: Option<&Value>,
+    ctx: &WriteContext,
+    info: &ResourceInfo,
+    sub: Option<Subresource>,
+    defs: &Definitions,
 ) {
+    if ctx.applied {
+        return;
+    }
+    let schema = Schema::reference(info.definition.clone());
+    let api_version = info.api_version();
+    let mut actx = context(&schema, defs, info, sub, obj);
+    actx.api_version = &api_version;
+    let managed = apply::managed_fields_for_update(old, obj, sub.is_some());
+    let entries = apply::update(old, obj, &ctx.field_manager, &managed, &actx);
+    apply::set_managed_fields(obj, &entries);
 }
 
 /// Keeps managedFields as they are for a system write (deletion bookkeeping).
 pub fn touch(_obj: &mut Value) {}
 
-use k1s_apimachinery::Status;
+fn apply_error(info: &ResourceInfo, name: &str, e: ApplyError) -> Status {
+    let mut s = Status::generic(e.code(), e.reason(), &e.to_string());
+    let causes: Vec<StatusCause> = e
+        .causes()
+        .into_iter()
+        .map(|c| StatusCause {
+            reason: c.reason,
+            message: c.message,
+            field: c.field,
+        })
+        .collect();
+    if e.code() == 409 || !causes.is_empty() {
+        s.details = Some(StatusDetails {
+            name: name.to_string(),
+            group: info.group.clone(),
+            kind: info.plural.clone(),
+            causes,
+            ..StatusDetails::default()
+        });
+    }
+    s
+}
 
-use crate::schema::model::{Definitions, Schema};
-
-/// The object a server-side apply creates.
+/// The object a server-side apply of `config` creates.
 pub fn apply_create(
     config: &Value,
-    _ctx: &WriteContext,
-    _info: &ResourceInfo,
-    _schema: &Schema,
-    _defs: &Definitions,
+    ctx: &WriteContext,
+    info: &ResourceInfo,
+    schema: &Schema,
+    defs: &Definitions,
 ) -> Result<Value, Status> {
-    Ok(config.clone())
+    let api_version = info.api_version();
+    let mut actx = context(schema, defs, info, None, config);
+    actx.api_version = &api_version;
+    actx.kind = Some(&info.kind);
+    let name = meta::name(config).to_string();
+    let (obj, _) = apply::apply(None, config, &ctx.field_manager, ctx.force, &[], &actx)
+        .map_err(|e| apply_error(info, &name, e))?;
+    Ok(obj)
 }
 
 /// The object after a server-side apply of `config` over `current`.
 pub fn apply_patch(
     current: &Value,
     config: &Value,
-    _ctx: &WriteContext,
-    _info: &ResourceInfo,
-    _sub: Option<Subresource>,
-    _schema: &Schema,
-    _defs: &Definitions,
+    ctx: &WriteContext,
+    info: &ResourceInfo,
+    sub: Option<Subresource>,
+    schema: &Schema,
+    defs: &Definitions,
 ) -> Result<Value, Status> {
-    Ok(crate::patch::apply_merge_patch(current, config))
+    let api_version = info.api_version();
+    let mut actx = context(schema, defs, info, sub, current);
+    actx.api_version = &api_version;
+    actx.kind = Some(&info.kind);
+    let managed = current
+        .pointer("/metadata/managedFields")
+        .and_then(|m| apply::decode_managed_fields(m).ok())
+        .unwrap_or_default();
+    let name = meta::name(current).to_string();
+    let (obj, _) = apply::apply(
+        Some(current),
+        config,
+        &ctx.field_manager,
+        ctx.force,
+        &managed,
+        &actx,
+    )
+    .map_err(|e| apply_error(info, &name, e))?;
+    Ok(obj)
 }

@@ -130,7 +130,9 @@ pub fn group(server: &ApiServer, group: &str) -> Response {
 fn sub_kind(r: &Resource, sub: Subresource) -> (String, String, String) {
     match sub {
         Subresource::Scale => ("autoscaling".into(), "v1".into(), "Scale".into()),
-        Subresource::Status => (String::new(), String::new(), r.info.kind.clone()),
+        Subresource::Status | Subresource::Finalize => {
+            (String::new(), String::new(), r.info.kind.clone())
+        }
     }
 }
 
@@ -161,7 +163,7 @@ pub fn resource_list(server: &ApiServer, group: &str, version: &str) -> Response
                 "singularName": "",
                 "namespaced": i.namespaced,
                 "kind": k,
-                "verbs": ["get", "patch", "update"],
+                "verbs": sub.verbs(),
             });
             if !g.is_empty() {
                 e["group"] = json!(g);
@@ -208,7 +210,7 @@ fn aggregated_resource(r: &Resource) -> Value {
                     json!({
                         "subresource": s.as_str(),
                         "responseKind": {"group": g, "version": v, "kind": k},
-                        "verbs": ["get", "patch", "update"],
+                        "verbs": s.verbs(),
                     })
                 })
                 .collect::<Vec<_>>()

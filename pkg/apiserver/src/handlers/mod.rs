@@ -109,6 +109,7 @@ impl Call {
                 self.query.get("fieldValidation").map(String::as_str),
             )?,
             force: query_flag(&self.query, "force"),
+            applied: false,
         })
     }
 
@@ -121,6 +122,9 @@ impl Call {
             }
             Some("scale") if self.resource.info.has_subresource(Subresource::Scale) => {
                 Ok(Some(Subresource::Scale))
+            }
+            Some("finalize") if self.resource.info.has_subresource(Subresource::Finalize) => {
+                Ok(Some(Subresource::Finalize))
             }
             Some(_) => Err(not_found()),
         }

@@ -56,7 +56,7 @@ impl PatchDoc {
 pub async fn patch(call: Call) -> Result<Response, Status> {
     let output = resource_output(&parse_accept(call.header(http::header::ACCEPT)))?;
     let sub = call.subresource()?;
-    let ctx = call.write_context()?;
+    let mut ctx = call.write_context()?;
     let custom = call.server.is_custom(&call.resource);
     let accepted = if custom {
         CUSTOM_PATCH_MEDIA_TYPES
@@ -68,8 +68,12 @@ pub async fn patch(call: Call) -> Result<Response, Status> {
     let bytes = body::read(call.take_body()).await?;
     let doc = match ty {
         BodyType::JsonPatch => PatchDoc::Json(bytes),
-        BodyType::MergePatch => PatchDoc::Merge(parse_patch_json(&bytes)?),
-        BodyType::StrategicMergePatch if !custom => PatchDoc::Strategic(parse_patch_json(&bytes)?),
+        BodyType::MergePatch => {
+            PatchDoc::Merge(crate::patch::parse_merge_patch(&bytes).map_err(patch_error)?)
+        }
+        BodyType::StrategicMergePatch if !custom => PatchDoc::Strategic(
+            crate::patch::parse_strategic_merge_patch(&bytes).map_err(patch_error)?,
+        ),
         BodyType::ApplyPatch => PatchDoc::Apply(body::parse_yaml(&bytes)?),
         _ => return Err(Status::unsupported_media_type(accepted)),
     };
@@ -90,6 +94,7 @@ pub async fn patch(call: Call) -> Result<Response, Status> {
     let name = call.path.name.clone().unwrap_or_default();
     let ns = call.namespace().map(str::to_string);
     let keeps_rv = doc.sets_resource_version();
+    ctx.applied = matches!(doc, PatchDoc::Apply(_));
     let info = res.info.clone();
     let snapshot = call.server.registry.snapshot();
     let defs = snapshot.definitions.clone();
@@ -166,23 +171,11 @@ pub async fn patch(call: Call) -> Result<Response, Status> {
     Ok(response::with_warnings(r, &written.warnings))
 }
 
-fn parse_patch_json(bytes: &[u8]) -> Result<Value, Status> {
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Status::bad_request(&format!("error decoding patch: {e}")))?;
-    if !v.is_object() {
-        return Err(Status::bad_request(
-            "error decoding patch: json: cannot unmarshal array into Go value of type map[string]interface {}",
-        ));
-    }
-    Ok(v)
-}
-
 fn patch_error(e: crate::patch::PatchError) -> Status {
-    let message = e.to_string();
-    match e.http_status() {
-        422 => Status::generic(422, "Invalid", &message),
-        409 => Status::generic(409, "Conflict", &message),
-        500 => Status::internal_error(&message),
-        _ => Status::bad_request(&message),
+    let code = e.http_status();
+    let mut s = Status::generic(code, e.reason(), &e.message());
+    if code == 422 {
+        s.details = Some(Default::default());
     }
+    s
 }

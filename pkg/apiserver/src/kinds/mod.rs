@@ -50,6 +50,12 @@ impl KindEntry<'_> {
         self
     }
 
+    /// Serves `/finalize` (namespaces).
+    pub fn finalize(self) -> Self {
+        self.resource.info.subresources.push(Subresource::Finalize);
+        self
+    }
+
     /// Restricts the verbs.
     pub fn verbs(self, verbs: &[&'static str]) -> Self {
         self.resource.info.verbs = verbs.to_vec();
@@ -168,7 +174,8 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
     b.kind::<core_v1::Secret>(core::secret::SecretStrategy);
     b.kind::<core_v1::Namespace>(core::namespace::NamespaceStrategy)
         .short_names(&["ns"])
-        .status();
+        .status()
+        .finalize();
     b.kind::<core_v1::Node>(core::node::NodeStrategy)
         .short_names(&["no"])
         .status();

@@ -248,6 +248,7 @@ fn operations(r: &Resource) -> Vec<(String, Vec<&'static str>, Vec<Op>)> {
         let suffix = match sub {
             Subresource::Status => "Status",
             Subresource::Scale => "Scale",
+            Subresource::Finalize => "Finalize",
         };
         let (kind, response) = match sub {
             Subresource::Scale => (
@@ -258,7 +259,7 @@ fn operations(r: &Resource) -> Vec<(String, Vec<&'static str>, Vec<Op>)> {
                 ),
                 Some("io.k8s.api.autoscaling.v1.Scale".to_string()),
             ),
-            Subresource::Status => (gvk.clone(), def.clone()),
+            Subresource::Status | Subresource::Finalize => (gvk.clone(), def.clone()),
         };
         let mk = |method, action, body, write, id: String| Op {
             method,
@@ -269,14 +270,19 @@ fn operations(r: &Resource) -> Vec<(String, Vec<&'static str>, Vec<Op>)> {
             response: response.clone(),
             id,
         };
-        out.push((
-            format!("{coll}/{{name}}/{}", sub.as_str()),
-            item_params.clone(),
+        let ops = if *sub == Subresource::Finalize {
+            vec![mk("put", "put", true, true, id("replace", suffix))]
+        } else {
             vec![
                 mk("get", "get", false, false, id("read", suffix)),
                 mk("put", "put", true, true, id("replace", suffix)),
                 mk("patch", "patch", true, true, id("patch", suffix)),
-            ],
+            ]
+        };
+        out.push((
+            format!("{coll}/{{name}}/{}", sub.as_str()),
+            item_params.clone(),
+            ops,
         ));
     }
     out

@@ -55,6 +55,8 @@ pub struct WriteContext {
     pub field_validation: FieldValidation,
     /// `force` (server-side apply).
     pub force: bool,
+    /// The object comes from server-side apply, which recorded its managed fields.
+    pub applied: bool,
 }
 
 /// A successful write with the warnings to send as `Warning:` headers.
@@ -586,7 +588,8 @@ impl GenericStore {
             return Err(Self::invalid(res, &name, &errs));
         }
         self.admit_namespace(info, namespace).await?;
-        crate::managed::track_update(&mut obj, None, ctx, info, None);
+        let defs = self.registry.snapshot().definitions.clone();
+        crate::managed::track_update(&mut obj, None, ctx, info, None, &defs);
         storage.strategy.admit_create(&mut obj)?;
         if ctx.dry_run {
             storage.strategy.release(&obj, None);
@@ -738,8 +741,16 @@ impl GenericStore {
                     .prepare_for_update(&mut obj, &old, has_status),
                 Some(Subresource::Status) => prepare_status_update(&mut obj, &old),
                 Some(Subresource::Scale) => {}
+                Some(Subresource::Finalize) => prepare_finalize_update(&mut obj, &old),
             }
             carry_system_meta(&mut obj, &old);
+            // An unconditional update is validated as if it named the current version,
+            // like upstream's store does.
+            meta::set_meta(
+                &mut obj,
+                "resourceVersion",
+                Some(json!(current_rev.to_string())),
+            );
             if storage.strategy.tracks_generation() {
                 let old_gen = meta::metadata(&old)
                     .and_then(|m| m.get("generation"))
@@ -767,7 +778,8 @@ impl GenericStore {
             if !errs.is_empty() {
                 return Err(Self::invalid(res, name, &errs));
             }
-            crate::managed::track_update(&mut obj, Some(&old), ctx, info, sub);
+            let defs = self.registry.snapshot().definitions.clone();
+            crate::managed::track_update(&mut obj, Some(&old), ctx, info, sub, &defs);
             // Finalizers removed from an object that is being deleted may complete it.
             let completes_deletion = meta::is_deleting(&obj)
                 && meta::finalizers(&obj).is_empty()
@@ -1080,6 +1092,22 @@ fn prepare_status_update(obj: &mut Value, old: &Value) {
     if let Some(m) = managed {
         meta::set_meta(obj, "managedFields", Some(m));
     }
+}
+
+/// A finalize update changes `spec.finalizers` only.
+fn prepare_finalize_update(obj: &mut Value, old: &Value) {
+    let finalizers = obj.pointer("/spec/finalizers").cloned();
+    let rv = meta::resource_version(obj).to_string();
+    *obj = old.clone();
+    match finalizers {
+        Some(f) => obj["spec"]["finalizers"] = f,
+        None => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("finalizers");
+            }
+        }
+    }
+    meta::set_meta(obj, "resourceVersion", Some(json!(rv)));
 }
 
 /// Fields an update may not change are taken from the old object (upstream's

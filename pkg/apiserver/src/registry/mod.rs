@@ -21,6 +21,8 @@ pub enum Subresource {
     Status,
     /// `/scale`: an `autoscaling/v1` Scale view of replicas.
     Scale,
+    /// `/finalize` of namespaces: writes only `spec.finalizers`.
+    Finalize,
 }
 
 impl Subresource {
@@ -29,6 +31,15 @@ impl Subresource {
         match self {
             Subresource::Status => "status",
             Subresource::Scale => "scale",
+            Subresource::Finalize => "finalize",
+        }
+    }
+
+    /// Verbs discovery lists for it.
+    pub fn verbs(self) -> &'static [&'static str] {
+        match self {
+            Subresource::Finalize => &["update"],
+            _ => &["get", "patch", "update"],
         }
     }
 }
