@@ -28,10 +28,7 @@ async fn ensure(
     obj: Value,
 ) -> Result<(), Status> {
     let snap = server.registry.snapshot();
-    let Some(res) = snap
-        .get(group, if group.is_empty() { "v1" } else { "v1" }, plural)
-        .cloned()
-    else {
+    let Some(res) = snap.get(group, "v1", plural).cloned() else {
         return Err(Status::internal_error(&format!(
             "resource {plural} is not registered"
         )));

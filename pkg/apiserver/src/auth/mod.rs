@@ -75,7 +75,7 @@ impl TokenTable {
                     ),
                 ));
             }
-            let groups = fields
+            let groups: Vec<String> = fields
                 .get(3)
                 .map(|g| {
                     g.split(',')
@@ -83,7 +83,7 @@ impl TokenTable {
                         .filter(|s| !s.is_empty())
                         .collect()
                 })
-                .unwrap_or_else(Vec::new);
+                .unwrap_or_default();
             let mut user = UserInfo::new(fields[1].clone(), groups);
             user.uid = fields[2].clone();
             table.insert(fields[0].clone(), user);

@@ -31,9 +31,7 @@ fn aggregated_version(accept: Option<&str>) -> Option<&'static str> {
                 _ => {}
             }
         }
-        if m.param("as").is_none() {
-            return None;
-        }
+        m.param("as")?;
     }
     None
 }

@@ -60,7 +60,7 @@ async fn delete_options(call: &mut Call) -> Result<(DeleteOptions, bool), Status
         return Err(Status::invalid(
             &k1s_apimachinery::GroupKind::new("", "DeleteOptions"),
             "",
-            &vec![k1s_apimachinery::FieldError::invalid(
+            &[k1s_apimachinery::FieldError::invalid(
                 &k1s_apimachinery::Path::new("propagationPolicy"),
                 json!(opts.propagation_policy),
                 "orphanDependents and deletionPropagation cannot be both set",

@@ -184,7 +184,7 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Body>) -> Response {
         .headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    let response = match target {
+    match target {
         Target::Root => crate::discovery::root_paths(&server),
         Target::LegacyRoot => crate::discovery::legacy_root(&server, accept),
         Target::LegacyVersion(v) => crate::discovery::resource_list(&server, "", &v),
@@ -216,8 +216,7 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Body>) -> Response {
         Target::Version | Target::Health { .. } | Target::NotFound => {
             response::status(&not_found())
         }
-    };
-    response
+    }
 }
 
 fn percent_decode(path: &str) -> String {

@@ -81,17 +81,16 @@ pub fn resource_output(accept: &[MediaType]) -> Result<Output, Status> {
     for m in accept {
         let as_kind = m.param("as");
         match (m.essence.as_str(), as_kind) {
-            ("application/json", Some("Table")) => {
+            ("application/json", Some("Table"))
                 if m.param("g") == Some("meta.k8s.io")
-                    && m.param("v").is_none_or(|v| v == "v1" || v == "v1beta1")
-                {
-                    return Ok(Output::Table);
-                }
+                    && m.param("v").is_none_or(|v| v == "v1" || v == "v1beta1") =>
+            {
+                return Ok(Output::Table);
             }
-            ("application/json", Some("PartialObjectMetadata" | "PartialObjectMetadataList")) => {
-                if m.param("g") == Some("meta.k8s.io") {
-                    return Ok(Output::PartialMetadata);
-                }
+            ("application/json", Some("PartialObjectMetadata" | "PartialObjectMetadataList"))
+                if m.param("g") == Some("meta.k8s.io") =>
+            {
+                return Ok(Output::PartialMetadata);
             }
             (_, Some(_)) => {}
             ("application/yaml", None) => return Ok(Output::Yaml),

@@ -83,7 +83,7 @@ pub async fn patch(call: Call) -> Result<Response, Status> {
         return Err(Status::invalid(
             &GroupKind::new("meta.k8s.io", "PatchOptions"),
             "",
-            &vec![k1s_apimachinery::FieldError::required(
+            &[k1s_apimachinery::FieldError::required(
                 &Path::new("fieldManager"),
                 "is required for apply patch",
             )],

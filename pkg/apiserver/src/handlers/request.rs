@@ -127,11 +127,7 @@ fn resource(group: &str, version: &str, rest: &[&str]) -> Target {
     }
     // The namespace object itself: /api/v1/namespaces/<name>[/status].
     if r.resource == "namespaces" && group.is_empty() {
-        if namespace.is_some() && r.name.is_some() && parts.len() >= 2 {
-            r.namespace = None;
-        } else {
-            r.namespace = None;
-        }
+        r.namespace = None;
     } else {
         r.namespace = namespace;
     }

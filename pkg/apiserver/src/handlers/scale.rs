@@ -11,21 +11,28 @@ use super::patch::PATCH_MEDIA_TYPES;
 use super::{Call, body, response};
 use crate::meta::{self, get_path, set_path};
 use crate::registry::ScaleSpec;
+use crate::registry::strategy::SelectorForm;
 
 fn spec_of(call: &Call) -> Result<ScaleSpec, Status> {
     call.resource.strategy.scale().ok_or_else(super::not_found)
 }
 
 /// The Scale object of a workload.
+fn strs(p: &[String]) -> Vec<&str> {
+    p.iter().map(String::as_str).collect()
+}
+
+/// The Scale object of a workload.
 fn scale_of(obj: &Value, spec: &ScaleSpec) -> Value {
-    let replicas = get_path(obj, spec.spec_replicas)
+    let replicas = get_path(obj, &strs(&spec.spec_replicas))
         .and_then(Value::as_i64)
         .unwrap_or(spec.default_replicas);
-    let status_replicas = get_path(obj, spec.status_replicas)
+    let status_replicas = get_path(obj, &strs(&spec.status_replicas))
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    let selector = match get_path(obj, spec.selector) {
-        Some(sel) if spec.selector_is_map => {
+    let selector_value = spec.selector.as_ref().and_then(|p| get_path(obj, &strs(p)));
+    let selector = match (selector_value, spec.selector_form) {
+        (Some(sel), SelectorForm::Map) => {
             let mut pairs: Vec<String> = sel
                 .as_object()
                 .map(|m| {
@@ -37,10 +44,11 @@ fn scale_of(obj: &Value, spec: &ScaleSpec) -> Value {
             pairs.sort();
             pairs.join(",")
         }
-        Some(sel) => Selector::from_label_selector(sel)
+        (Some(sel), SelectorForm::LabelSelector) => Selector::from_label_selector(sel)
             .map(|s| s.to_string())
             .unwrap_or_default(),
-        None => String::new(),
+        (Some(sel), SelectorForm::String) => sel.as_str().unwrap_or("").to_string(),
+        (None, _) => String::new(),
     };
     let m = meta::metadata(obj).cloned().unwrap_or_default();
     let mut metadata = serde_json::Map::new();
@@ -92,7 +100,7 @@ async fn write_scale(call: &Call, desired: Value) -> Result<Response, Status> {
         return Err(Status::invalid(
             &GroupKind::new("autoscaling", "Scale"),
             &name,
-            &vec![FieldError::invalid(
+            &[FieldError::invalid(
                 &Path::new("spec").child("replicas"),
                 json!(replicas),
                 "must be greater than or equal to 0",
@@ -122,7 +130,7 @@ async fn write_scale(call: &Call, desired: Value) -> Result<Response, Status> {
                     ));
                 };
                 let mut obj = current.clone();
-                set_path(&mut obj, spec.spec_replicas, json!(replicas));
+                set_path(&mut obj, &strs(&spec.spec_replicas), json!(replicas));
                 meta::set_meta(
                     &mut obj,
                     "resourceVersion",

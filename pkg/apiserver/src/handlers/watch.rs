@@ -208,7 +208,7 @@ pub async fn watch(call: Call) -> Result<Response, Status> {
         return Err(Status::invalid(
             &k1s_apimachinery::GroupKind::new("meta.k8s.io", "ListOptions"),
             "",
-            &vec![k1s_apimachinery::FieldError::forbidden(
+            &[k1s_apimachinery::FieldError::forbidden(
                 &k1s_apimachinery::Path::new("resourceVersionMatch"),
                 "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
             )],

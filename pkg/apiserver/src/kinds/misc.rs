@@ -29,7 +29,7 @@ impl Strategy for RbacStrategy {
 pub struct HpaV1Conversion;
 
 impl Conversion for HpaV1Conversion {
-    fn to_storage(&self, mut obj: Value) -> Result<Value, Status> {
+    fn stored_form(&self, mut obj: Value) -> Result<Value, Status> {
         let target = get_path(&obj, &["spec", "targetCPUUtilizationPercentage"]).cloned();
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
             spec.remove("targetCPUUtilizationPercentage");
@@ -40,18 +40,18 @@ impl Conversion for HpaV1Conversion {
                 );
             }
         }
-        if let Some(status) = obj.get_mut("status").and_then(Value::as_object_mut) {
-            if let Some(cur) = status.remove("currentCPUUtilizationPercentage") {
-                status.insert(
-                    "currentMetrics".into(),
-                    json!([{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": cur}}}]),
-                );
-            }
+        if let Some(status) = obj.get_mut("status").and_then(Value::as_object_mut)
+            && let Some(cur) = status.remove("currentCPUUtilizationPercentage")
+        {
+            status.insert(
+                "currentMetrics".into(),
+                json!([{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": cur}}}]),
+            );
         }
         Ok(obj)
     }
 
-    fn from_storage(&self, mut obj: Value) -> Result<Value, Status> {
+    fn served_form(&self, mut obj: Value) -> Result<Value, Status> {
         let cpu = |list: Option<&Value>, field: &str| {
             list.and_then(Value::as_array).and_then(|ms| {
                 ms.iter().find_map(|m| {

@@ -206,21 +206,21 @@ impl GenericStore {
             "resourceVersion",
             Some(json!(kv.mod_revision.to_string())),
         );
-        self.from_storage(res, obj)
+        self.served_form(res, obj)
     }
 
-    fn from_storage(&self, res: &Resource, obj: Value) -> Result<Value, Status> {
+    fn served_form(&self, res: &Resource, obj: Value) -> Result<Value, Status> {
         let mut obj = match &res.conversion {
-            Some(c) if !res.info.storage_version => c.from_storage(obj)?,
+            Some(c) if !res.info.storage_version => c.served_form(obj)?,
             _ => obj,
         };
         set_type_meta(&mut obj, &res.info);
         Ok(obj)
     }
 
-    fn to_storage(&self, res: &Resource, obj: Value) -> Result<Value, Status> {
+    fn stored_form(&self, res: &Resource, obj: Value) -> Result<Value, Status> {
         match &res.conversion {
-            Some(c) if !res.info.storage_version => c.to_storage(obj),
+            Some(c) if !res.info.storage_version => c.stored_form(obj),
             _ => Ok(obj),
         }
     }
@@ -298,6 +298,10 @@ impl GenericStore {
                     )));
                 }
             }
+        }
+        if !decoded.invalid.is_empty() {
+            let name = meta::name(&obj).to_string();
+            return Err(Self::invalid(res, &name, &decoded.invalid));
         }
         set_type_meta(&mut obj, info);
         Ok(obj)
@@ -533,7 +537,7 @@ impl GenericStore {
     ) -> Result<Written, Status> {
         let storage = self.storage_of(res);
         let info = &res.info;
-        let mut obj = self.to_storage(res, obj)?;
+        let mut obj = self.stored_form(res, obj)?;
         // Namespace from the URL; a different one in the body is refused.
         if info.namespaced {
             let ns = namespace.unwrap_or("");
@@ -593,7 +597,7 @@ impl GenericStore {
         storage.strategy.admit_create(&mut obj)?;
         if ctx.dry_run {
             storage.strategy.release(&obj, None);
-            let obj = self.from_storage(res, obj)?;
+            let obj = self.served_form(res, obj)?;
             return Ok(Written {
                 object: obj,
                 created: true,
@@ -609,7 +613,7 @@ impl GenericStore {
                     "resourceVersion",
                     Some(json!(kv.mod_revision.to_string())),
                 );
-                let obj = self.from_storage(res, obj)?;
+                let obj = self.served_form(res, obj)?;
                 Ok(Written {
                     object: obj,
                     created: true,
@@ -728,8 +732,8 @@ impl GenericStore {
                 )];
                 return Err(Self::invalid(res, name, &errs));
             }
-            let old = self.to_storage(res, current_obj)?;
-            let mut obj = self.to_storage(res, desired)?;
+            let old = self.stored_form(res, current_obj)?;
+            let mut obj = self.stored_form(res, desired)?;
             meta::set_meta(&mut obj, "name", Some(json!(name)));
             if info.namespaced {
                 meta::set_meta(&mut obj, "namespace", Some(json!(namespace.unwrap_or(""))));
@@ -787,7 +791,7 @@ impl GenericStore {
                 && !self.in_grace_period(&obj);
             if same_content(&obj, &old) {
                 // Upstream skips no-op writes: the resourceVersion stays.
-                let obj = self.from_storage(res, old)?;
+                let obj = self.served_form(res, old)?;
                 return Ok(Written {
                     object: obj,
                     created: false,
@@ -797,7 +801,7 @@ impl GenericStore {
             storage.strategy.admit_update(&mut obj, &old)?;
             if ctx.dry_run {
                 storage.strategy.release(&obj, Some(&old));
-                let obj = self.from_storage(res, obj)?;
+                let obj = self.served_form(res, obj)?;
                 return Ok(Written {
                     object: obj,
                     created: false,
@@ -820,7 +824,7 @@ impl GenericStore {
                         "resourceVersion",
                         Some(json!(kv.mod_revision.to_string())),
                     );
-                    let obj = self.from_storage(res, obj)?;
+                    let obj = self.served_form(res, obj)?;
                     return Ok(Written {
                         object: obj,
                         created: false,
@@ -888,7 +892,7 @@ impl GenericStore {
                     ),
                 ));
             }
-            let mut obj = self.to_storage(res, current)?;
+            let mut obj = self.stored_form(res, current)?;
             let mut finalizers = meta::finalizers(&obj);
             let policy = match (opts.propagation_policy.as_deref(), opts.orphan_dependents) {
                 (Some(p), _) => Some(p.to_string()),
@@ -956,7 +960,7 @@ impl GenericStore {
                         m.insert("deletionGracePeriodSeconds".into(), json!(g));
                     }
                     if ctx.dry_run {
-                        return Ok(Deleted::Pending(self.from_storage(res, obj)?));
+                        return Ok(Deleted::Pending(self.served_form(res, obj)?));
                     }
                     crate::managed::touch(&mut obj);
                     match self.store.update(&key, encode(&obj)?, rev).await {
@@ -966,7 +970,7 @@ impl GenericStore {
                                 "resourceVersion",
                                 Some(json!(kv.mod_revision.to_string())),
                             );
-                            return Ok(Deleted::Pending(self.from_storage(res, obj)?));
+                            return Ok(Deleted::Pending(self.served_form(res, obj)?));
                         }
                         Err(StoreError::Conflict { .. }) => continue,
                         Err(e) => return Err(store_error(info, name, Operation::Delete, e)),
@@ -977,11 +981,11 @@ impl GenericStore {
                     || self.in_grace_period(&obj) && grace.is_some_and(|g| g > 0)
                 {
                     // Already deleting and nothing to shorten: report the pending object.
-                    return Ok(Deleted::Pending(self.from_storage(res, obj)?));
+                    return Ok(Deleted::Pending(self.served_form(res, obj)?));
                 }
             }
             if ctx.dry_run {
-                return Ok(Deleted::Gone(self.from_storage(res, obj)?));
+                return Ok(Deleted::Gone(self.served_form(res, obj)?));
             }
             match self.store.delete(&key, encode(&obj)?, rev).await {
                 Ok(kv) => {
@@ -991,7 +995,7 @@ impl GenericStore {
                         "resourceVersion",
                         Some(json!(kv.mod_revision.to_string())),
                     );
-                    return Ok(Deleted::Gone(self.from_storage(res, obj)?));
+                    return Ok(Deleted::Gone(self.served_form(res, obj)?));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(StoreError::NotFound { .. }) => {

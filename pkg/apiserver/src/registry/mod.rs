@@ -138,12 +138,12 @@ impl ResourceInfo {
 /// Converts objects between a served version and the stored version of a resource.
 pub trait Conversion: Send + Sync + 'static {
     /// From this version to the stored one.
-    fn to_storage(
+    fn stored_form(
         &self,
         obj: serde_json::Value,
     ) -> Result<serde_json::Value, k1s_apimachinery::Status>;
     /// From the stored version to this one.
-    fn from_storage(
+    fn served_form(
         &self,
         obj: serde_json::Value,
     ) -> Result<serde_json::Value, k1s_apimachinery::Status>;

@@ -10,29 +10,56 @@ use crate::schema::decode::{self, Decoded};
 use crate::schema::model::{Definitions, Schema};
 
 /// Paths of the replica fields behind a `/scale` subresource.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ScaleSpec {
     /// Desired replicas (`spec.replicas`).
-    pub spec_replicas: &'static [&'static str],
+    pub spec_replicas: Vec<String>,
     /// Observed replicas (`status.replicas`).
-    pub status_replicas: &'static [&'static str],
+    pub status_replicas: Vec<String>,
     /// Label selector: a LabelSelector object (`spec.selector`) for apps kinds, a plain
-    /// map for ReplicationControllers.
-    pub selector: &'static [&'static str],
-    /// Whether `selector` is a plain label map rather than a LabelSelector.
-    pub selector_is_map: bool,
+    /// map for ReplicationControllers, a selector string for custom resources.
+    pub selector: Option<Vec<String>>,
+    /// How the selector is written.
+    pub selector_form: SelectorForm,
     /// Replicas when the field is absent.
     pub default_replicas: i64,
 }
 
-/// The standard ScaleSpec of apps kinds.
-pub const APPS_SCALE: ScaleSpec = ScaleSpec {
-    spec_replicas: &["spec", "replicas"],
-    status_replicas: &["status", "replicas"],
-    selector: &["spec", "selector"],
-    selector_is_map: false,
-    default_replicas: 1,
-};
+/// How a scale selector is stored in the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectorForm {
+    /// A `metav1.LabelSelector` object.
+    LabelSelector,
+    /// A plain `map[string]string`.
+    Map,
+    /// Already a selector string (custom resources' `labelSelectorPath`).
+    String,
+}
+
+fn path(p: &[&str]) -> Vec<String> {
+    p.iter().map(|s| s.to_string()).collect()
+}
+
+impl ScaleSpec {
+    /// The ScaleSpec of apps kinds.
+    pub fn apps() -> Self {
+        Self {
+            spec_replicas: path(&["spec", "replicas"]),
+            status_replicas: path(&["status", "replicas"]),
+            selector: Some(path(&["spec", "selector"])),
+            selector_form: SelectorForm::LabelSelector,
+            default_replicas: 1,
+        }
+    }
+
+    /// The ScaleSpec of ReplicationControllers.
+    pub fn replication_controller() -> Self {
+        Self {
+            selector_form: SelectorForm::Map,
+            ..Self::apps()
+        }
+    }
+}
 
 /// Kind-specific behaviour of a resource. Objects are JSON values of the kind's stored
 /// version.

@@ -233,7 +233,7 @@ pub fn jsonpath(obj: &Value, path: &str) -> Vec<Value> {
                             let got = jsonpath(item, field);
                             got.first().is_some_and(|g| match g {
                                 Value::String(s) => s == want,
-                                other => other.to_string() == want,
+                                other => *other == *want,
                             })
                         })
                         .collect()

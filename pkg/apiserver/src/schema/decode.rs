@@ -19,10 +19,12 @@ pub struct TypeError {
 }
 
 /// What decoding found besides type errors.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Decoded {
     /// Paths of unknown fields (`spec.template.spec.containers[0].foo`), in document order.
     pub unknown_fields: Vec<String>,
+    /// Schema violations reported after unknown fields (custom resources: 422 Invalid).
+    pub invalid: k1s_apimachinery::ErrorList,
 }
 
 /// Go's name for a definition's type: `v1.PodSpec`, `resource.Quantity`.
@@ -310,6 +312,7 @@ pub fn decode(
     walker.walk(value, kind_schema, "", "", "")?;
     Ok(Decoded {
         unknown_fields: walker.unknown,
+        invalid: k1s_apimachinery::ErrorList::default(),
     })
 }
 

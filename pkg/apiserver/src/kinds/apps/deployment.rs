@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 
 use super::workload::{default_template, validate_selector_immutable, validate_workload};
 use crate::meta::default_path;
-use crate::registry::strategy::APPS_SCALE;
 use crate::registry::{ScaleSpec, Strategy};
 
 /// The Deployment strategy.
@@ -51,6 +50,6 @@ impl Strategy for DeploymentStrategy {
     }
 
     fn scale(&self) -> Option<ScaleSpec> {
-        Some(APPS_SCALE)
+        Some(ScaleSpec::apps())
     }
 }

@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 
 use super::workload::{default_template, validate_selector_immutable, validate_workload};
 use crate::meta::default_path;
-use crate::registry::strategy::APPS_SCALE;
 use crate::registry::{ScaleSpec, Strategy};
 
 /// The ReplicaSet strategy.
@@ -32,6 +31,6 @@ impl Strategy for ReplicaSetStrategy {
     }
 
     fn scale(&self) -> Option<ScaleSpec> {
-        Some(APPS_SCALE)
+        Some(ScaleSpec::apps())
     }
 }

@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 
 use super::workload::{default_template, validate_selector_immutable, validate_workload};
 use crate::meta::{default_path, get_path};
-use crate::registry::strategy::APPS_SCALE;
 use crate::registry::{ScaleSpec, Strategy};
 
 /// The StatefulSet strategy.
@@ -72,6 +71,6 @@ impl Strategy for StatefulSetStrategy {
     }
 
     fn scale(&self) -> Option<ScaleSpec> {
-        Some(APPS_SCALE)
+        Some(ScaleSpec::apps())
     }
 }

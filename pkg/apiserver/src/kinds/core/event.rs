@@ -86,11 +86,11 @@ fn rename(obj: Value, to_core: bool) -> Value {
 pub struct EventsV1Conversion;
 
 impl Conversion for EventsV1Conversion {
-    fn to_storage(&self, obj: Value) -> Result<Value, Status> {
+    fn stored_form(&self, obj: Value) -> Result<Value, Status> {
         Ok(rename(obj, true))
     }
 
-    fn from_storage(&self, obj: Value) -> Result<Value, Status> {
+    fn served_form(&self, obj: Value) -> Result<Value, Status> {
         Ok(rename(obj, false))
     }
 }

@@ -56,12 +56,6 @@ impl Strategy for ReplicationControllerStrategy {
     }
 
     fn scale(&self) -> Option<ScaleSpec> {
-        Some(ScaleSpec {
-            spec_replicas: &["spec", "replicas"],
-            status_replicas: &["status", "replicas"],
-            selector: &["spec", "selector"],
-            selector_is_map: true,
-            default_replicas: 1,
-        })
+        Some(ScaleSpec::replication_controller())
     }
 }

@@ -238,7 +238,7 @@ fn invalid(name: &str, path: Path, value: Value, msg: String) -> Status {
     Status::invalid(
         &GroupKind::new("", "Service"),
         name,
-        &vec![FieldError::invalid(&path, value, msg)],
+        &[FieldError::invalid(&path, value, msg)],
     )
 }
 
@@ -381,10 +381,9 @@ impl Strategy for ServiceStrategy {
                 default_path(p, &["protocol"], json!("TCP"));
                 if p.get("targetPort")
                     .is_none_or(|t| t.is_null() || t == &json!(0) || t == &json!(""))
+                    && let Some(port) = p.get("port").cloned()
                 {
-                    if let Some(port) = p.get("port").cloned() {
-                        p["targetPort"] = port;
-                    }
+                    p["targetPort"] = port;
                 }
             }
         }
