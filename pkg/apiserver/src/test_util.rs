@@ -31,6 +31,8 @@ impl TestApiServer {
         if let Err(s) = crate::bootstrap::run(&server).await {
             panic!("bootstrap failed: {}", s.message);
         }
+        // Runs until the test's runtime shuts down.
+        let _crd_controller = crate::crd::controller::start(server.clone()).await;
         server.set_ready();
         Self { server }
     }

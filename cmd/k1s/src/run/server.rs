@@ -194,6 +194,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
 
+    // Custom resources are served before the server reports ready.
+    let crd_controller = k1s_apiserver::crd::controller::start(api.clone()).await;
+
     let certs: CertAuthenticator = Arc::new(|der: &[u8]| {
         ClientIdentity::from_der(der)
             .ok()
@@ -216,6 +219,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("shutting down");
     api.set_shutting_down();
     serving.abort();
+    crd_controller.abort();
     drop(api);
     drop(backend);
     Ok(ExitCode::SUCCESS)

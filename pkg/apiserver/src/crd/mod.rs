@@ -1,17 +1,10 @@
-//! CustomResourceDefinitions: the CRD kind itself, and serving its custom resources
-//! through the same generic registry.
+//! CustomResourceDefinitions: the CRD kind itself ([`definition`]), what a CRD version
+//! becomes in the generic registry ([`custom`]), what its schema does to objects
+//! ([`structural`]), and the controller that serves and cleans up ([`controller`]).
 
-use serde_json::Value;
+pub mod controller;
+pub mod custom;
+pub mod definition;
+pub mod structural;
 
-use crate::registry::Strategy;
-
-/// The CustomResourceDefinition strategy.
-pub struct CrdStrategy;
-
-impl Strategy for CrdStrategy {
-    fn tracks_generation(&self) -> bool {
-        true
-    }
-
-    fn default(&self, _obj: &mut Value) {}
-}
+pub use definition::CrdStrategy;

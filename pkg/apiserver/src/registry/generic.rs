@@ -893,6 +893,11 @@ impl GenericStore {
                 ));
             }
             let mut obj = self.stored_form(res, current)?;
+            let deleting = meta::is_deleting(&obj);
+            if !deleting {
+                // May add finalizers of its own (CRDs: custom object clean-up).
+                storage.strategy.prepare_for_delete(&mut obj);
+            }
             let mut finalizers = meta::finalizers(&obj);
             let policy = match (opts.propagation_policy.as_deref(), opts.orphan_dependents) {
                 (Some(p), _) => Some(p.to_string()),
@@ -900,7 +905,6 @@ impl GenericStore {
                 (None, Some(false)) => Some("Background".into()),
                 (None, None) => None,
             };
-            let deleting = meta::is_deleting(&obj);
             let mut changed = false;
             match policy.as_deref() {
                 Some("Orphan") if !finalizers.iter().any(|f| f == FINALIZER_ORPHAN) => {
@@ -939,9 +943,6 @@ impl GenericStore {
             let grace = storage
                 .strategy
                 .graceful_delete(&obj, opts.grace_period_seconds);
-            if !deleting {
-                storage.strategy.prepare_for_delete(&mut obj);
-            }
             let blocked = storage.strategy.deletion_blocked(&obj);
             let needs_wait = blocked || !finalizers.is_empty() || grace.is_some_and(|g| g > 0);
             if needs_wait {
