@@ -118,10 +118,7 @@ impl ApiServer {
 
     /// Whether a resource is defined by a CRD.
     pub fn is_custom(&self, r: &Resource) -> bool {
-        !self
-            .builtins
-            .iter()
-            .any(|b| b.info.key_prefix == r.info.key_prefix)
+        r.info.custom
     }
 
     /// Replaces the custom resources served (called when CRDs change).

@@ -92,7 +92,10 @@ impl CrdController {
             return Ok(false);
         };
         let generic = &self.server.generic;
-        let crds = generic.list(&res, None, &ListOptions::default()).await?.items;
+        let crds = generic
+            .list(&res, None, &ListOptions::default())
+            .await?
+            .items;
         let mut pending = false;
         for crd in &crds {
             let desired = desired_status(crd, &crds);
@@ -106,7 +109,10 @@ impl CrdController {
             }
         }
         // Serve what the (possibly just updated) definitions describe.
-        let crds = generic.list(&res, None, &ListOptions::default()).await?.items;
+        let crds = generic
+            .list(&res, None, &ListOptions::default())
+            .await?
+            .items;
         self.install(&crds);
         Ok(pending)
     }
@@ -238,7 +244,7 @@ impl CrdController {
                             "Terminating",
                             "True",
                             "InstanceDeletionInProgress",
-                            &format!("CustomResource deletion is in progress: {remaining} remaining"),
+                            "CustomResource deletion is in progress",
                         );
                         Ok(next)
                     },
@@ -261,8 +267,12 @@ impl CrdController {
                 format!(
                     "{}@{}:{}",
                     meta::name(c),
-                    c.pointer("/metadata/generation").cloned().unwrap_or(Value::Null),
-                    c.pointer("/status/acceptedNames").cloned().unwrap_or(Value::Null)
+                    c.pointer("/metadata/generation")
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                    c.pointer("/status/acceptedNames")
+                        .cloned()
+                        .unwrap_or(Value::Null)
                 )
             })
             .collect::<Vec<_>>()
@@ -280,7 +290,10 @@ impl CrdController {
                     .get(&r.info.group, &r.info.version, &r.info.plural)
                     .is_some_and(|existing| !self.server.is_custom(existing));
                 if clash {
-                    tracing::warn!(crd = meta::name(crd), "CRD clashes with a built-in resource; not served");
+                    tracing::warn!(
+                        crd = meta::name(crd),
+                        "CRD clashes with a built-in resource; not served"
+                    );
                     continue;
                 }
                 resources.push(Arc::new(r));
@@ -329,7 +342,13 @@ fn desired_status(crd: &Value, all: &[Value]) -> Value {
                 o.retain(|_, v| !v.is_null());
             }
             next["status"]["acceptedNames"] = accepted;
-            set_condition(&mut next, "NamesAccepted", "True", "NoConflicts", "no conflicts found");
+            set_condition(
+                &mut next,
+                "NamesAccepted",
+                "True",
+                "NoConflicts",
+                "no conflicts found",
+            );
             set_condition(
                 &mut next,
                 "Established",
@@ -370,7 +389,12 @@ fn names_conflict(names: &Value, other: &Value) -> Option<(&'static str, String)
     let mine_short: Vec<String> = names
         .get("shortNames")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let theirs_short: Vec<&str> = accepted
         .get("shortNames")
@@ -384,10 +408,16 @@ fn names_conflict(names: &Value, other: &Value) -> Option<(&'static str, String)
                 || theirs_short.contains(&n))
     };
     if taken(&get(names, "plural")) {
-        return Some(("PluralConflict", format!("\"{}\" is already in use", get(names, "plural"))));
+        return Some((
+            "PluralConflict",
+            format!("\"{}\" is already in use", get(names, "plural")),
+        ));
     }
     if taken(&get(names, "singular")) {
-        return Some(("SingularConflict", format!("\"{}\" is already in use", get(names, "singular"))));
+        return Some((
+            "SingularConflict",
+            format!("\"{}\" is already in use", get(names, "singular")),
+        ));
     }
     if let Some(s) = mine_short.iter().find(|s| taken(s)) {
         return Some(("ShortNamesConflict", format!("\"{s}\" is already in use")));
@@ -400,7 +430,10 @@ fn names_conflict(names: &Value, other: &Value) -> Option<(&'static str, String)
     if !list_kind.is_empty()
         && (get(accepted, "kind") == list_kind || get(accepted, "listKind") == list_kind)
     {
-        return Some(("ListKindConflict", format!("\"{list_kind}\" is already in use")));
+        return Some((
+            "ListKindConflict",
+            format!("\"{list_kind}\" is already in use"),
+        ));
     }
     None
 }
@@ -438,7 +471,130 @@ mod tests {
         a["status"] = desired_status(&a, std::slice::from_ref(&a));
         let b = crd("wodgets.example.com", "wodgets", "Wodget", &["wd"]);
         let status = desired_status(&b, &[a, b.clone()]);
-        assert_eq!(status["conditions"][0]["reason"], json!("ShortNamesConflict"));
+        assert_eq!(
+            status["conditions"][0]["reason"],
+            json!("ShortNamesConflict")
+        );
         assert_eq!(status["acceptedNames"]["plural"], json!(""));
+    }
+}
+
+#[cfg(test)]
+mod serving_tests {
+    use std::time::Duration;
+
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
+    use serde_json::json;
+
+    use crate::test_util::TestApiServer;
+
+    fn crd() -> CustomResourceDefinition {
+        serde_json::from_value(json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {
+                "group": "example.com",
+                "scope": "Namespaced",
+                "names": {"plural": "widgets", "kind": "Widget"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "properties": {
+                            "size": {"type": "integer", "maximum": 10, "default": 3}}}}}}}],
+            }
+        }))
+        .unwrap()
+    }
+
+    fn widgets(client: kube::Client) -> Api<DynamicObject> {
+        let gvk = GroupVersionKind::gvk("example.com", "v1", "Widget");
+        Api::namespaced_with(client, "default", &ApiResource::from_gvk(&gvk))
+    }
+
+    fn widget(name: &str, spec: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": name}, "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    /// Retries `f` until it succeeds or five seconds pass.
+    async fn eventually<T, E: std::fmt::Debug, F, Fut>(mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match f().await {
+                Ok(v) => return v,
+                Err(e) if tokio::time::Instant::now() > deadline => panic!("gave up: {e:?}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_crd_is_served_validated_and_cleaned_up() {
+        let api = TestApiServer::new().await;
+        let client = api.client();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        crds.create(&PostParams::default(), &crd()).await.unwrap();
+
+        let w = widgets(client.clone());
+        let a = widget("a", json!({}));
+        let pp = PostParams::default();
+        let created = eventually(|| w.create(&pp, &a)).await;
+        assert_eq!(created.data["spec"]["size"], json!(3), "default applied");
+        let established = crds.get("widgets.example.com").await.unwrap();
+        let conditions = established.status.unwrap().conditions.unwrap();
+        assert!(
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        );
+
+        let err = w
+            .create(&PostParams::default(), &widget("b", json!({"size": 11})))
+            .await
+            .unwrap_err();
+        match err {
+            kube::Error::Api(s) => {
+                assert_eq!(s.code, 422);
+                assert!(
+                    s.message.contains(
+                        "spec.size: Invalid value: 11: spec.size in body should be less than or equal to 10"
+                    ),
+                    "{}",
+                    s.message
+                );
+            }
+            other => panic!("unexpected {other}"),
+        }
+
+        crds.delete("widgets.example.com", &DeleteParams::default())
+            .await
+            .unwrap();
+        eventually(|| async {
+            match crds.get_opt("widgets.example.com").await {
+                Ok(None) => Ok(()),
+                other => Err(format!("still there: {:?}", other.map(|o| o.is_some()))),
+            }
+        })
+        .await;
+        let stored = api
+            .server
+            .generic
+            .store()
+            .cache()
+            .list("/registry/example.com/widgets/", None, 0)
+            .0;
+        assert!(stored.is_empty(), "custom objects removed with their CRD");
+        assert!(
+            w.list(&Default::default()).await.is_err(),
+            "no longer served"
+        );
     }
 }

@@ -74,7 +74,8 @@ impl CustomResourceStrategy {
             .map(|cols| {
                 cols.iter()
                     .map(|c| {
-                        let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                        let s =
+                            |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
                         CustomColumn {
                             name: s("name"),
                             ty: s("type"),
@@ -274,16 +275,31 @@ pub fn resources_for(crd: &Value, definitions: &mut Definitions) -> Vec<Resource
     let group = spec.get("group").and_then(Value::as_str).unwrap_or("");
     let names = crd
         .pointer("/status/acceptedNames")
-        .filter(|n| n.get("plural").and_then(Value::as_str).is_some_and(|p| !p.is_empty()))
+        .filter(|n| {
+            n.get("plural")
+                .and_then(Value::as_str)
+                .is_some_and(|p| !p.is_empty())
+        })
         .or_else(|| spec.get("names"))
         .cloned()
         .unwrap_or(json!({}));
-    let name_of = |k: &str| names.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let name_of = |k: &str| {
+        names
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let list_of = |k: &str| -> Vec<String> {
         names
             .get(k)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let kind = name_of("kind");
@@ -311,14 +327,22 @@ pub fn resources_for(crd: &Value, definitions: &mut Definitions) -> Vec<Resource
         if v.get("served").and_then(Value::as_bool) != Some(true) {
             continue;
         }
-        let version = v.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let version = v
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let definition = definition_name(group, &version, &kind);
         definitions.insert(definition.clone(), published_schema(v, group, &kind));
         let mut subresources = Vec::new();
-        if v.pointer("/subresources/status").is_some_and(Value::is_object) {
+        if v.pointer("/subresources/status")
+            .is_some_and(Value::is_object)
+        {
             subresources.push(Subresource::Status);
         }
-        if v.pointer("/subresources/scale").is_some_and(Value::is_object) {
+        if v.pointer("/subresources/scale")
+            .is_some_and(Value::is_object)
+        {
             subresources.push(Subresource::Scale);
         }
         let storage_version = version == stored;
@@ -343,6 +367,7 @@ pub fn resources_for(crd: &Value, definitions: &mut Definitions) -> Vec<Resource
                 definition,
                 key_prefix: format!("/registry/{group}/{plural}"),
                 storage_version,
+                custom: true,
             },
             strategy: Arc::new(CustomResourceStrategy::from_version(v)),
             conversion,
@@ -390,7 +415,10 @@ mod tests {
         assert_eq!(rs.len(), 2);
         assert_eq!(rs[0].info.definition, "com.example.stable.v1.CronTab");
         assert!(rs[0].info.storage_version && !rs[1].info.storage_version);
-        assert_eq!(rs[0].info.key_prefix, "/registry/stable.example.com/crontabs");
+        assert_eq!(
+            rs[0].info.key_prefix,
+            "/registry/stable.example.com/crontabs"
+        );
         assert_eq!(
             rs[0].info.subresources,
             vec![Subresource::Status, Subresource::Scale]
@@ -398,11 +426,16 @@ mod tests {
         assert!(rs[1].conversion.is_some());
         let def = defs.get("com.example.stable.v1.CronTab").unwrap();
         assert!(def.properties.contains_key("metadata"));
-        assert!(def.extensions.contains_key("x-kubernetes-group-version-kind"));
+        assert!(
+            def.extensions
+                .contains_key("x-kubernetes-group-version-kind")
+        );
         let spec = rs[0].strategy.scale().unwrap();
         assert_eq!(spec.spec_replicas, vec!["spec", "replicas"]);
         assert_eq!(
-            rs[0].strategy.field_labels(&json!({"spec": {"replicas": 3}})),
+            rs[0]
+                .strategy
+                .field_labels(&json!({"spec": {"replicas": 3}})),
             vec![("spec.replicas", "3".to_string())]
         );
     }

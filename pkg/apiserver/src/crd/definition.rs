@@ -20,7 +20,9 @@ const COLUMN_TYPES: &[&str] = &["integer", "number", "string", "boolean", "date"
 pub struct CrdStrategy;
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    meta::get_path(v, path).and_then(Value::as_str).unwrap_or("")
+    meta::get_path(v, path)
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 impl Strategy for CrdStrategy {
@@ -64,11 +66,7 @@ impl Strategy for CrdStrategy {
         ] {
             let (n, o) = (str_at(new, field), str_at(old, field));
             if n != o {
-                errs.push(FieldError::invalid(
-                    &Path::new(p),
-                    n,
-                    "field is immutable",
-                ));
+                errs.push(FieldError::invalid(&Path::new(p), n, "field is immutable"));
             }
         }
         errs.extend(validate_stored_versions(new));
@@ -138,7 +136,8 @@ fn validate_stored_versions(obj: &Value) -> ErrorList {
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(stored) = meta::get_path(obj, &["status", "storedVersions"]).and_then(Value::as_array)
+    if let Some(stored) =
+        meta::get_path(obj, &["status", "storedVersions"]).and_then(Value::as_array)
     {
         for (i, s) in stored.iter().enumerate() {
             let name = s.as_str().unwrap_or("");
@@ -219,8 +218,16 @@ fn validate_crd(obj: &Value) -> ErrorList {
 
 fn validate_names(obj: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    let names = meta::get_path(obj, &["spec", "names"]).cloned().unwrap_or(json!({}));
-    let get = |k: &str| names.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let names = meta::get_path(obj, &["spec", "names"])
+        .cloned()
+        .unwrap_or(json!({}));
+    let get = |k: &str| {
+        names
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     for field in ["plural", "singular", "kind", "listKind"] {
         if get(field).is_empty() {
             errs.push(FieldError::required(&path.child(field), ""));
@@ -283,7 +290,11 @@ fn validate_versions(obj: &Value, path: &Path) -> ErrorList {
         seen.push(name);
         let problems = is_dns1035_label(name);
         if !problems.is_empty() {
-            errs.push(FieldError::invalid(&vp.child("name"), name, problems.join(",")));
+            errs.push(FieldError::invalid(
+                &vp.child("name"),
+                name,
+                problems.join(","),
+            ));
         }
         if v.get("storage").and_then(Value::as_bool) == Some(true) {
             storage += 1;
@@ -352,16 +363,28 @@ fn validate_versions(obj: &Value, path: &Path) -> ErrorList {
         if let Some(cols) = v.get("additionalPrinterColumns").and_then(Value::as_array) {
             for (j, c) in cols.iter().enumerate() {
                 let cp = vp.child("additionalPrinterColumns").index(j);
-                if c.get("name").and_then(Value::as_str).unwrap_or("").is_empty() {
+                if c.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty()
+                {
                     errs.push(FieldError::required(&cp.child("name"), ""));
                 }
                 let ty = c.get("type").and_then(Value::as_str).unwrap_or("");
                 if ty.is_empty() {
                     errs.push(FieldError::required(&cp.child("type"), ""));
                 } else if !COLUMN_TYPES.contains(&ty) {
-                    errs.push(FieldError::not_supported(&cp.child("type"), ty, COLUMN_TYPES));
+                    errs.push(FieldError::not_supported(
+                        &cp.child("type"),
+                        ty,
+                        COLUMN_TYPES,
+                    ));
                 }
-                if c.get("jsonPath").and_then(Value::as_str).unwrap_or("").is_empty() {
+                if c.get("jsonPath")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty()
+                {
                     errs.push(FieldError::required(&cp.child("jsonPath"), ""));
                 }
             }
@@ -402,8 +425,14 @@ fn validate_schema_node(node: &Value, path: &Path, errs: &mut ErrorList) {
     if let Some(props) = map.get("properties").and_then(Value::as_object) {
         for (name, prop) in props {
             let pp = path.child("properties").key(name);
-            let typed = prop.get("type").and_then(Value::as_str).is_some_and(|t| !t.is_empty());
-            let escape = prop.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true)
+            let typed = prop
+                .get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| !t.is_empty());
+            let escape = prop
+                .get("x-kubernetes-int-or-string")
+                .and_then(Value::as_bool)
+                == Some(true)
                 || prop
                     .get("x-kubernetes-preserve-unknown-fields")
                     .and_then(Value::as_bool)
@@ -419,8 +448,14 @@ fn validate_schema_node(node: &Value, path: &Path, errs: &mut ErrorList) {
     }
     if let Some(items) = map.get("items") {
         if items.is_object() {
-            let typed = items.get("type").and_then(Value::as_str).is_some_and(|t| !t.is_empty());
-            let escape = items.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true)
+            let typed = items
+                .get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| !t.is_empty());
+            let escape = items
+                .get("x-kubernetes-int-or-string")
+                .and_then(Value::as_bool)
+                == Some(true)
                 || items
                     .get("x-kubernetes-preserve-unknown-fields")
                     .and_then(Value::as_bool)

@@ -234,8 +234,7 @@ impl Validator<'_> {
                 format!("{name} in body must validate at least one schema (anyOf)"),
             ));
         }
-        if !s.one_of.is_empty() && s.one_of.iter().filter(|sub| self.passes(v, sub)).count() != 1
-        {
+        if !s.one_of.is_empty() && s.one_of.iter().filter(|sub| self.passes(v, sub)).count() != 1 {
             errs.push(FieldError::invalid(
                 &fp,
                 v.clone(),
@@ -416,7 +415,11 @@ impl Validator<'_> {
 
 fn number(f: f64, v: &Value, s: &Schema, fp: &Path, name: &str, errs: &mut ErrorList) {
     if let Some(max) = s.maximum {
-        let bad = if s.exclusive_maximum { f >= max } else { f > max };
+        let bad = if s.exclusive_maximum {
+            f >= max
+        } else {
+            f > max
+        };
         if bad {
             let rel = if s.exclusive_maximum {
                 "less than"
@@ -431,7 +434,11 @@ fn number(f: f64, v: &Value, s: &Schema, fp: &Path, name: &str, errs: &mut Error
         }
     }
     if let Some(min) = s.minimum {
-        let bad = if s.exclusive_minimum { f <= min } else { f < min };
+        let bad = if s.exclusive_minimum {
+            f <= min
+        } else {
+            f < min
+        };
         if bad {
             let rel = if s.exclusive_minimum {
                 "greater than"
@@ -452,7 +459,10 @@ fn number(f: f64, v: &Value, s: &Schema, fp: &Path, name: &str, errs: &mut Error
         errs.push(FieldError::invalid(
             fp,
             v.clone(),
-            format!("{name} in body should be a multiple of {}", format_number(m)),
+            format!(
+                "{name} in body should be a multiple of {}",
+                format_number(m)
+            ),
         ));
     }
 }
@@ -499,7 +509,8 @@ mod tests {
     #[test]
     fn prunes_unknown_fields_but_keeps_preserved_ones() {
         let s = crontab();
-        let mut v = json!({"spec": {"image": "x", "foo": 1, "extra": {"any": {"thing": 1}}}, "bar": 2});
+        let mut v =
+            json!({"spec": {"image": "x", "foo": 1, "extra": {"any": {"thing": 1}}}, "bar": 2});
         let mut unknown = Vec::new();
         prune(&mut v, &s, "", &mut unknown);
         assert_eq!(unknown, vec!["spec.foo".to_string(), "bar".to_string()]);
@@ -520,7 +531,8 @@ mod tests {
     #[test]
     fn validation_messages_match_upstream() {
         let s = crontab();
-        let v = json!({"spec": {"image": "x", "replicas": "three", "mode": "c", "cronSpec": "bad"}});
+        let v =
+            json!({"spec": {"image": "x", "replicas": "three", "mode": "c", "cronSpec": "bad"}});
         let got = messages(&validate(&v, &s, "", &Patterns::default()));
         assert!(got.contains(&"spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\"".to_string()), "{got:?}");
         assert!(
@@ -529,7 +541,12 @@ mod tests {
             ),
             "{got:?}"
         );
-        assert!(got.iter().any(|m| m.starts_with("spec.cronSpec: Invalid value: \"bad\": spec.cronSpec in body should match '^(\\d+|")), "{got:?}");
+        assert!(
+            got.iter().any(|m| m.starts_with(
+                "spec.cronSpec: Invalid value: \"bad\": spec.cronSpec in body should match '^(\\d+|"
+            )),
+            "{got:?}"
+        );
 
         let v = json!({"spec": {"replicas": 0, "image": "much-too-long-image", "tags": ["a", "a"], "port": 1.5}});
         let got = messages(&validate(&v, &s, "", &Patterns::default()));
@@ -542,7 +559,11 @@ mod tests {
             got.contains(&"spec.tags[1]: Duplicate value: \"a\"".to_string()),
             "{got:?}"
         );
-        assert!(got.iter().any(|m| m.starts_with("spec.port: Invalid value")), "{got:?}");
+        assert!(
+            got.iter()
+                .any(|m| m.starts_with("spec.port: Invalid value")),
+            "{got:?}"
+        );
 
         let v = json!({"spec": {}});
         let got = messages(&validate(&v, &s, "", &Patterns::default()));

@@ -117,6 +117,7 @@ impl Builder {
                 definition,
                 key_prefix,
                 storage_version: true,
+                custom: false,
             },
             strategy: Arc::new(strategy),
             conversion: None,

@@ -143,6 +143,8 @@ struct Op {
     write: bool,
     response: Option<String>,
     id: String,
+    /// Whether PATCH accepts strategic merge patch (not for custom resources).
+    strategic: bool,
 }
 
 /// The operations of one resource: path → operations, plus path parameters.
@@ -190,6 +192,7 @@ fn operations(r: &Resource) -> Vec<(String, Vec<&'static str>, Vec<Op>)> {
         write,
         response,
         id,
+        strategic: !i.custom,
     };
     let mut out = Vec::new();
     let mut coll_ops = Vec::new();
@@ -269,6 +272,7 @@ fn operations(r: &Resource) -> Vec<(String, Vec<&'static str>, Vec<Op>)> {
             write,
             response: response.clone(),
             id,
+            strategic: !i.custom,
         };
         let ops = if *sub == Subresource::Finalize {
             vec![mk("put", "put", true, true, id("replace", suffix))]
@@ -441,12 +445,15 @@ fn render_op(op: &Op, dialect: Dialect) -> Value {
     o.insert("responses".into(), responses);
     if op.body {
         let content_types: Vec<&str> = if op.method == "patch" {
-            vec![
+            [
                 "application/json-patch+json",
                 "application/merge-patch+json",
                 "application/strategic-merge-patch+json",
                 "application/apply-patch+yaml",
             ]
+            .into_iter()
+            .filter(|c| op.strategic || !c.contains("strategic"))
+            .collect()
         } else {
             vec!["application/json", "application/yaml"]
         };

@@ -74,6 +74,8 @@ pub struct ResourceInfo {
     pub key_prefix: String,
     /// Whether this version is the one stored (others convert to it).
     pub storage_version: bool,
+    /// Defined by a CustomResourceDefinition: no strategic merge patch, like upstream.
+    pub custom: bool,
 }
 
 /// Verbs of an ordinary read-write resource, as discovery lists them.
