@@ -1,1 +1,346 @@
-//! e2e
+//! Harness of the end-to-end tests: starts a real `k1s server` on a free port with a
+//! temporary data dir and runs real kubectl binaries against it.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the server may take to become ready before a test fails.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The k1s binary under test: `$K1S_BIN`, else the debug build in the target dir.
+pub fn k1s_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("K1S_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug").join("k1s")
+}
+
+/// Folder of the versioned kubectl binaries (`kubectl.1.27` …), as scripts/install-kubectl
+/// fills it.
+fn tools_dir() -> PathBuf {
+    match std::env::var_os("K1S_TOOLS_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/k1s-tools")
+        }
+    }
+}
+
+/// One kubectl binary.
+#[derive(Debug, Clone)]
+pub struct Kubectl {
+    /// Minor version (27 for 1.27); 0 for the unversioned `kubectl` on PATH.
+    pub minor: u32,
+    /// Path of the binary.
+    pub path: PathBuf,
+}
+
+impl std::fmt::Display for Kubectl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.minor == 0 {
+            write!(f, "kubectl")
+        } else {
+            write!(f, "kubectl 1.{}", self.minor)
+        }
+    }
+}
+
+/// Every installed kubectl from 1.27 up; names the missing ones on stderr (a missing
+/// version is reported, never silently passed).
+pub fn kubectl_versions() -> Vec<Kubectl> {
+    let dir = tools_dir();
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for minor in 27..=35 {
+        let path = dir.join(format!("kubectl.1.{minor}"));
+        if path.exists() {
+            found.push(Kubectl { minor, path });
+        } else {
+            missing.push(format!("1.{minor}"));
+        }
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "NOTE: kubectl {} not installed in {} (run scripts/install-kubectl); not tested",
+            missing.join(", "),
+            dir.display()
+        );
+    }
+    if found.is_empty() {
+        found.push(Kubectl {
+            minor: 0,
+            path: PathBuf::from("kubectl"),
+        });
+    }
+    found
+}
+
+/// The newest installed kubectl.
+pub fn newest_kubectl() -> Kubectl {
+    kubectl_versions()
+        .pop()
+        .unwrap_or_else(|| panic!("no kubectl available"))
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// The command, for messages.
+    pub command: String,
+}
+
+impl Run {
+    fn from_output(command: String, out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            command,
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(
+            self.code, 0,
+            "`{}` failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            self.command, self.code, self.stdout, self.stderr
+        );
+        &self.stdout
+    }
+
+    /// Asserts failure and returns stderr.
+    #[track_caller]
+    pub fn fails(&self) -> &str {
+        assert_ne!(
+            self.code, 0,
+            "`{}` should have failed:\nstdout:\n{}",
+            self.command, self.stdout
+        );
+        &self.stderr
+    }
+}
+
+/// A running `k1s server --disable-agent`, killed on drop.
+pub struct K1s {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+impl K1s {
+    /// Starts a server on a fresh data dir and waits until `/readyz` answers ok.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let mut k = K1s {
+            child: None,
+            dir,
+            port: free_port(),
+        };
+        k.spawn();
+        k
+    }
+
+    /// The kubeconfig the server wrote.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig.yaml")
+    }
+
+    /// The temp folder of this server (data dir and scratch files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) {
+        let bin = k1s_binary();
+        assert!(
+            bin.exists(),
+            "k1s binary {} not found: run `cargo build -p k1s` or set K1S_BIN",
+            bin.display()
+        );
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap_or_else(|e| panic!("log file: {e}"));
+        let err = log.try_clone().unwrap_or_else(|e| panic!("log file: {e}"));
+        let child = Command::new(&bin)
+            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .arg("--write-kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--https-listen-port")
+            .arg(self.port.to_string())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let k = newest_kubectl();
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("k1s server exited with {status}:\n{}", self.log());
+            }
+            if self.kubeconfig().exists() {
+                let r = self.kubectl(&k, &["get", "--raw", "/readyz"]);
+                if r.code == 0 && r.stdout.trim() == "ok" {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "k1s server not ready after {READY_TIMEOUT:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (SIGTERM) and starts it again on the same data dir.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Runs kubectl against this server.
+    pub fn kubectl(&self, k: &Kubectl, args: &[&str]) -> Run {
+        self.kubectl_with(k, args, None, &[])
+    }
+
+    /// Runs kubectl with `stdin` and extra environment variables.
+    pub fn kubectl_with(
+        &self,
+        k: &Kubectl,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Run {
+        let mut cmd = Command::new(&k.path);
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            // A cache per server and version: discovery of one run never leaks into another.
+            .arg("--cache-dir")
+            .arg(self.dir.path().join(format!("cache-{}", k.minor)))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let command = format!("{k} {}", args.join(" "));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", k.path.display()));
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            let _ = pipe.write_all(input.as_bytes());
+        }
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("{command}: {e}"));
+        Run::from_output(command, out)
+    }
+
+    /// Spawns a long-running kubectl (e.g. `get -w`) whose stdout is piped.
+    pub fn kubectl_spawn(&self, k: &Kubectl, args: &[&str]) -> Child {
+        Command::new(&k.path)
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", k.path.display()))
+    }
+
+    /// Writes a scratch file in the server's temp dir and returns its path.
+    pub fn write_file(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, content).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+        p
+    }
+}
+
+impl Drop for K1s {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- k1s server log ----\n{}", self.log());
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, failing the test after `timeout`.
+#[track_caller]
+pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

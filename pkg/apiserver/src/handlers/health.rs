@@ -27,8 +27,8 @@ pub fn version() -> Response {
             "gitCommit": option_env!("K1S_GIT_COMMIT").unwrap_or("unknown"),
             "gitTreeState": "clean",
             "buildDate": option_env!("K1S_BUILD_DATE").unwrap_or("1970-01-01T00:00:00Z"),
-            "goVersion": "go1.24.0",
-            "compiler": "gc",
+            "goVersion": "none (k1s is built with Rust)",
+            "compiler": "rustc",
             "platform": format!("linux/{}", go_arch()),
         }),
     )

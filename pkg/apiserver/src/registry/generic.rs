@@ -565,8 +565,8 @@ impl GenericStore {
         }
         let has_status = info.has_subresource(Subresource::Status);
         storage.strategy.default(&mut obj);
-        storage.strategy.prepare_for_create(&mut obj, has_status);
-        // System fields: a create may not choose them.
+        // System fields: a create may not choose them. They are set before the strategy
+        // prepares the object, which may use the uid (a Job's generated selector).
         {
             let m = meta::metadata_mut(&mut obj);
             for f in [
@@ -585,6 +585,7 @@ impl GenericStore {
                 m.remove("generation");
             }
         }
+        storage.strategy.prepare_for_create(&mut obj, has_status);
         let name = meta::name(&obj).to_string();
         let mut errs = self.validate_meta(res, &obj);
         errs.extend(storage.strategy.validate(&obj));
