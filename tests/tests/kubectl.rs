@@ -580,3 +580,142 @@ fn crd_is_usable_at_once_and_validates_its_objects() {
         "{err}"
     );
 }
+#[test]
+fn edit_patch_label_annotate_scale_and_delete() {
+    let k1s = K1s::start();
+    for k in kubectl_versions() {
+        let ns = format!("edit-{}", k.minor);
+        namespace(&k1s, &k, &ns);
+        let kc = |args: &[&str]| {
+            let mut all = vec!["-n", ns.as_str()];
+            all.extend_from_slice(args);
+            k1s.kubectl(&k, &all)
+        };
+        k1s.kubectl_with(&k, &["apply", "-n", &ns, "-f", "-"], Some(APP), &[])
+            .ok();
+        let edited = k1s.kubectl_with(
+            &k,
+            &["edit", "-n", &ns, "cm", "settings"],
+            None,
+            &[
+                ("EDITOR", "sed -i s/mode:\\ fast/mode:\\ edited/"),
+                ("KUBE_EDITOR", ""),
+            ],
+        );
+        assert!(edited.ok().contains("configmap/settings edited"), "{k}");
+        assert_eq!(
+            kc(&["get", "cm", "settings", "-o", "jsonpath={.data.mode}"]).ok(),
+            "edited"
+        );
+
+        assert!(
+            kc(&["patch", "cm", "settings", "-p", "{\"data\":{\"a\":\"1\"}}"])
+                .ok()
+                .contains("configmap/settings patched")
+        );
+        kc(&[
+            "patch",
+            "cm",
+            "settings",
+            "--type=merge",
+            "-p",
+            "{\"data\":{\"b\":\"2\"}}",
+        ])
+        .ok();
+        kc(&[
+            "patch",
+            "cm",
+            "settings",
+            "--type=json",
+            "-p",
+            "[{\"op\":\"add\",\"path\":\"/data/c\",\"value\":\"3\"}]",
+        ])
+        .ok();
+        let data = kc(&[
+            "get",
+            "cm",
+            "settings",
+            "-o",
+            "jsonpath={.data.a}{.data.b}{.data.c}",
+        ]);
+        assert_eq!(data.ok(), "123", "{k}");
+        let failed_test = kc(&[
+            "patch",
+            "cm",
+            "settings",
+            "--type=json",
+            "-p",
+            "[{\"op\":\"test\",\"path\":\"/data/a\",\"value\":\"9\"}]",
+        ]);
+        assert!(
+            failed_test
+                .fails()
+                .contains("the server rejected our request due to an error in our request"),
+            "{k}: {}",
+            failed_test.stderr
+        );
+
+        assert!(
+            kc(&["label", "cm", "settings", "color=blue"])
+                .ok()
+                .contains("configmap/settings labeled")
+        );
+        // kubectl 1.27 prints "annotate", later versions "annotated".
+        assert!(
+            kc(&["annotate", "cm", "settings", "note=hi"])
+                .ok()
+                .contains("configmap/settings annotate")
+        );
+        let meta = kc(&[
+            "get",
+            "cm",
+            "settings",
+            "-o",
+            "jsonpath={.metadata.labels.color}/{.metadata.annotations.note}",
+        ]);
+        assert_eq!(meta.ok(), "blue/hi");
+
+        assert!(
+            kc(&["scale", "deploy", "web", "--replicas=4"])
+                .ok()
+                .contains("deployment.apps/web scaled")
+        );
+        assert_eq!(
+            kc(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]).ok(),
+            "4"
+        );
+        let scale = k1s.kubectl(
+            &k,
+            &[
+                "get",
+                "--raw",
+                &format!("/apis/apps/v1/namespaces/{ns}/deployments/web/scale"),
+            ],
+        );
+        assert!(
+            scale.ok().contains("\"replicas\":4"),
+            "{k}: {}",
+            scale.stdout
+        );
+
+        let orphan = kc(&[
+            "delete",
+            "deploy",
+            "web",
+            "--cascade=orphan",
+            "--timeout=20s",
+        ]);
+        assert!(
+            orphan.ok().contains("\"web\" deleted"),
+            "{k}: {}",
+            orphan.stdout
+        );
+        let forced = kc(&["delete", "cm", "settings", "--grace-period=0", "--force"]);
+        assert!(
+            forced.ok().contains("\"settings\" force deleted"),
+            "{k}: {}",
+            forced.stdout
+        );
+        assert!(kc(&["get", "cm", "settings"]).fails().contains("NotFound"));
+    }
+}

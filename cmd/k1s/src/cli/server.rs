@@ -69,6 +69,14 @@ pub struct ServerArgs {
     #[arg(long, env = "K1S_DISABLE_AGENT", help_heading = "Components")]
     pub disable_agent: bool,
 
+    /// Do not run the controllers (namespace deletion, garbage collection).
+    #[arg(
+        long,
+        env = "K1S_DISABLE_CONTROLLER_MANAGER",
+        help_heading = "Components"
+    )]
+    pub disable_controller_manager: bool,
+
     /// Pod IP range.
     #[arg(
         long,

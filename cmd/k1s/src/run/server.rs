@@ -209,6 +209,18 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             "the agent (kubelet) is not built yet: this node runs the control plane only"
         );
     }
+    let controllers = if args.disable_controller_manager {
+        Vec::new()
+    } else {
+        let client = k1s_apiserver::client::client(
+            api.clone(),
+            UserInfo::new(
+                "system:kube-controller-manager",
+                ["system:authenticated".to_string()],
+            ),
+        );
+        k1s_controllers::start_all(client)
+    };
     let serving = tokio::spawn(k1s_apiserver::server::serve(
         api.clone(),
         listener,
@@ -220,6 +232,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     api.set_shutting_down();
     serving.abort();
     crd_controller.abort();
+    for c in controllers {
+        c.abort();
+    }
     drop(api);
     drop(backend);
     Ok(ExitCode::SUCCESS)
