@@ -1,4 +1,5 @@
-//! Reading request bodies: size limit, then JSON or YAML into a JSON value.
+//! Reading request bodies: size limit, then JSON, YAML or Kubernetes protobuf into a JSON
+//! value.
 
 use axum::body::Body;
 use http_body_util::BodyExt;
@@ -29,13 +30,14 @@ pub async fn read(body: Body) -> Result<Vec<u8>, Status> {
     }
 }
 
-/// Parses a JSON or YAML document into a value.
+/// Parses a JSON, YAML or protobuf document into a value.
 pub fn parse(bytes: &[u8], ty: BodyType) -> Result<Value, Status> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Status::bad_request("Object 'Kind' is missing in ''"));
     }
     match ty {
         BodyType::Yaml | BodyType::ApplyPatch => parse_yaml(bytes),
+        BodyType::Protobuf => parse_protobuf(bytes),
         _ => serde_json::from_slice(bytes).map_err(|e| {
             Status::bad_request(&format!("couldn't get version/kind; json parse error: {e}"))
         }),
@@ -49,4 +51,10 @@ pub fn parse_yaml(bytes: &[u8]) -> Result<Value, Status> {
     }
     serde_saphyr::from_slice::<Value>(bytes)
         .map_err(|e| Status::bad_request(&format!("error converting YAML to JSON: yaml: {e}")))
+}
+
+/// Decodes a Kubernetes protobuf document of a built-in kind into its JSON value, which
+/// then takes the same path as a JSON body.
+pub fn parse_protobuf(bytes: &[u8]) -> Result<Value, Status> {
+    crate::schema::protobuf::decode_object(bytes).map_err(|e| Status::bad_request(&e.to_string()))
 }

@@ -13,12 +13,23 @@ pub const OBJECT_MEDIA_TYPES: &[&str] = &[
     "application/vnd.kubernetes.protobuf",
 ];
 
-/// Reads and parses an object body (JSON or YAML).
+/// Media types a create or update of a custom resource accepts (no protobuf, as upstream).
+pub const CUSTOM_OBJECT_MEDIA_TYPES: &[&str] = &["application/json", "application/yaml"];
+
+/// Reads and parses an object body (JSON, YAML, or protobuf for built-in kinds).
 pub async fn object_body(call: &mut Call) -> Result<serde_json::Value, Status> {
+    let custom = call.server.is_custom(&call.resource);
+    let accepted = if custom {
+        CUSTOM_OBJECT_MEDIA_TYPES
+    } else {
+        OBJECT_MEDIA_TYPES
+    };
     let ty = body_type(call.header(http::header::CONTENT_TYPE))
-        .map_err(|_| Status::unsupported_media_type(OBJECT_MEDIA_TYPES))?;
-    if !matches!(ty, BodyType::Json | BodyType::Yaml) {
-        return Err(Status::unsupported_media_type(OBJECT_MEDIA_TYPES));
+        .map_err(|_| Status::unsupported_media_type(accepted))?;
+    match ty {
+        BodyType::Json | BodyType::Yaml => {}
+        BodyType::Protobuf if !custom => {}
+        _ => return Err(Status::unsupported_media_type(accepted)),
     }
     let bytes = body::read(call.take_body()).await?;
     body::parse(&bytes, ty)

@@ -16,7 +16,12 @@ async fn delete_options(call: &mut Call) -> Result<(DeleteOptions, bool), Status
     let mut opts = DeleteOptions::default();
     let mut dry_run = false;
     if !bytes.iter().all(u8::is_ascii_whitespace) {
-        let v: Value = body::parse_yaml(&bytes)?;
+        // Typed clients (kubectl 1.32+) may send DeleteOptions as protobuf.
+        let v: Value = if bytes.starts_with(crate::schema::protobuf::MAGIC) {
+            body::parse_protobuf(&bytes)?
+        } else {
+            body::parse_yaml(&bytes)?
+        };
         if let Some(kind) = v.get("kind").and_then(Value::as_str)
             && kind != "DeleteOptions"
         {

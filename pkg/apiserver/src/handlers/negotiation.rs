@@ -125,6 +125,8 @@ pub enum BodyType {
     StrategicMergePatch,
     /// application/apply-patch+yaml (server-side apply).
     ApplyPatch,
+    /// application/vnd.kubernetes.protobuf (objects of built-in kinds only).
+    Protobuf,
 }
 
 /// Parses a Content-Type for a body. `None` header means JSON.
@@ -140,6 +142,7 @@ pub fn body_type(header: Option<&str>) -> Result<BodyType, String> {
         "application/merge-patch+json" => BodyType::MergePatch,
         "application/strategic-merge-patch+json" => BodyType::StrategicMergePatch,
         "application/apply-patch+yaml" => BodyType::ApplyPatch,
+        crate::schema::protobuf::MEDIA_TYPE => BodyType::Protobuf,
         other => return Err(other.to_string()),
     })
 }
@@ -176,5 +179,9 @@ mod tests {
             BodyType::ApplyPatch
         );
         assert!(body_type(Some("text/plain")).is_err());
+        assert_eq!(
+            body_type(Some("application/vnd.kubernetes.protobuf")).unwrap(),
+            BodyType::Protobuf
+        );
     }
 }

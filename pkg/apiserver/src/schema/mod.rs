@@ -5,3 +5,5 @@ pub mod convert;
 pub mod decode;
 pub mod facts;
 pub mod model;
+pub mod proto_facts;
+pub mod protobuf;
