@@ -719,3 +719,81 @@ fn edit_patch_label_annotate_scale_and_delete() {
         assert!(kc(&["get", "cm", "settings"]).fails().contains("NotFound"));
     }
 }
+#[test]
+fn create_and_run_commands() {
+    let k1s = K1s::start();
+    for k in kubectl_versions() {
+        let ns = format!("create-{}", k.minor);
+        let created = k1s.kubectl(&k, &["create", "namespace", &ns]);
+        assert!(
+            created.ok().contains(&format!("namespace/{ns} created")),
+            "{k}"
+        );
+        let kc = |args: &[&str]| {
+            let mut all = vec!["-n", ns.as_str()];
+            all.extend_from_slice(args);
+            k1s.kubectl(&k, &all)
+        };
+        for (args, expect) in [
+            (
+                &[
+                    "create",
+                    "deployment",
+                    "d",
+                    "--image=busybox",
+                    "--replicas=2",
+                ][..],
+                "deployment.apps/d created",
+            ),
+            (
+                &["create", "configmap", "c", "--from-literal=a=b"][..],
+                "configmap/c created",
+            ),
+            (
+                &["create", "secret", "generic", "s", "--from-literal=a=b"][..],
+                "secret/s created",
+            ),
+            (
+                &["create", "job", "j", "--image=busybox"][..],
+                "job.batch/j created",
+            ),
+            (&["run", "p", "--image=busybox"][..], "pod/p created"),
+            (
+                &["create", "service", "clusterip", "s", "--tcp=80:8080"][..],
+                "service/s created",
+            ),
+            (
+                &[
+                    "create",
+                    "cronjob",
+                    "cj",
+                    "--image=busybox",
+                    "--schedule=* * * * *",
+                ][..],
+                "cronjob.batch/cj created",
+            ),
+        ] {
+            let r = kc(args);
+            assert!(r.ok().contains(expect), "{k}: {}", r.stdout);
+        }
+        assert_eq!(
+            kc(&["get", "deploy", "d", "-o", "jsonpath={.spec.replicas}"]).ok(),
+            "2"
+        );
+        assert_eq!(
+            kc(&["get", "secret", "s", "-o", "jsonpath={.data.a}"]).ok(),
+            "Yg=="
+        );
+        assert_eq!(
+            kc(&[
+                "get",
+                "pod",
+                "p",
+                "-o",
+                "jsonpath={.spec.containers[0].image}"
+            ])
+            .ok(),
+            "busybox"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use k1s_apimachinery::validation::{is_dns1035_label, is_valid_port_num};
+use k1s_apimachinery::validation::{is_dns1123_label, is_valid_port_num};
 use k1s_apimachinery::{ErrorList, FieldError, GroupKind, Path, Status};
 use parking_lot::Mutex;
 use rand::Rng;
@@ -451,7 +451,8 @@ impl Strategy for ServiceStrategy {
                 if multi && name.is_empty() {
                     errs.push(FieldError::required(&pp.child("name"), ""));
                 } else if !name.is_empty() {
-                    for msg in is_dns1035_label(name) {
+                    // Port names are DNS-1123 labels (a leading digit is fine: `80-8080`).
+                    for msg in is_dns1123_label(name) {
                         errs.push(FieldError::invalid(&pp.child("name"), json!(name), msg));
                     }
                     if names.contains(&name) {
