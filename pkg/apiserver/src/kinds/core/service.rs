@@ -451,7 +451,8 @@ impl Strategy for ServiceStrategy {
                 if multi && name.is_empty() {
                     errs.push(FieldError::required(&pp.child("name"), ""));
                 } else if !name.is_empty() {
-                    // Port names are DNS-1123 labels (a leading digit is fine: `80-8080`).
+                    // Port names are DNS-1123 labels (upstream validateServicePort), so
+                    // kubectl's generated "80-8080" is valid.
                     for msg in is_dns1123_label(name) {
                         errs.push(FieldError::invalid(&pp.child("name"), json!(name), msg));
                     }
@@ -640,5 +641,17 @@ mod tests {
         s.default(&mut svc);
         assert_eq!(svc["spec"]["ports"][0]["targetPort"], json!(8080));
         assert_eq!(svc["spec"]["ports"][0]["protocol"], json!("TCP"));
+    }
+
+    #[test]
+    fn port_names_are_dns1123_labels_so_kubectl_generated_names_pass() {
+        // `kubectl create service clusterip s --tcp=80:8080` names its port "80-8080".
+        let s = ServiceStrategy::new(allocators());
+        let mut svc = json!({"metadata": {"name": "s", "namespace": "d"},
+            "spec": {"ports": [{"name": "80-8080", "port": 80, "targetPort": 8080}]}});
+        s.default(&mut svc);
+        assert!(s.validate(&svc).is_empty(), "{:?}", s.validate(&svc));
+        svc["spec"]["ports"][0]["name"] = json!("Bad_Name");
+        assert_eq!(s.validate(&svc).len(), 1);
     }
 }
