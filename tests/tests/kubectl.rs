@@ -85,6 +85,18 @@ fn discovery_openapi_and_version_with_every_kubectl() {
             "{k}: {out}"
         );
         assert!(out.contains("image"), "{k}: {out}");
+        let limits = k1s.kubectl(&k, &["explain", "pods.spec.containers.resources.limits"]);
+        assert!(
+            limits.ok().contains("FIELD: limits <map[string]Quantity>"),
+            "{k}: {}",
+            limits.stdout
+        );
+        let target = k1s.kubectl(&k, &["explain", "svc.spec.ports.targetPort"]);
+        assert!(
+            target.ok().contains("FIELD: targetPort <IntOrString>"),
+            "{k}: {}",
+            target.stdout
+        );
         let version = k1s.kubectl(&k, &["version"]);
         let out = version.ok();
         assert!(

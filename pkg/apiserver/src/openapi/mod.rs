@@ -547,7 +547,10 @@ fn document_v3(snap: &Snapshot, group: &str, version: &str) -> Value {
     }
     let schemas: Map<String, Value> = reachable(defs, roots)
         .into_iter()
-        .filter_map(|name| defs.get(&name).map(|s| (name, to_json(s, Dialect::V3))))
+        .filter_map(|name| {
+            defs.get(&name)
+                .map(|s| (name.clone(), v3_one_of(&name, to_json(s, Dialect::V3))))
+        })
         .collect();
     json!({
         "openapi": "3.0.0",
@@ -558,6 +561,26 @@ fn document_v3(snap: &Snapshot, group: &str, version: &str) -> Value {
             "securitySchemes": {"BearerToken": {"type": "apiKey", "description": "Bearer Token authentication", "name": "authorization", "in": "header"}},
         },
     })
+}
+
+/// Upstream publishes Quantity and IntOrString in v3 as a `oneOf` of their JSON types,
+/// without a `type`; kubectl explain then names them (`map[string]Quantity`,
+/// `<IntOrString>`) instead of calling them strings.
+fn v3_one_of(name: &str, mut schema: Value) -> Value {
+    let types: &[&str] = match name {
+        crate::schema::builtin::names::QUANTITY => &["string", "number"],
+        crate::schema::builtin::names::INT_OR_STRING => &["integer", "string"],
+        _ => return schema,
+    };
+    if let Some(o) = schema.as_object_mut() {
+        o.remove("type");
+        o.remove("format");
+        o.insert(
+            "oneOf".into(),
+            Value::Array(types.iter().map(|t| json!({ "type": t })).collect()),
+        );
+    }
+    schema
 }
 
 fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
