@@ -209,17 +209,17 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             "the agent (kubelet) is not built yet: this node runs the control plane only"
         );
     }
+    // Controllers get a moment to stop cleanly at shutdown.
+    let (stop_controllers, controllers_stopping) = tokio::sync::oneshot::channel::<()>();
     let controllers = if args.disable_controller_manager {
-        Vec::new()
+        None
     } else {
-        let client = k1s_apiserver::client::client(
-            api.clone(),
-            UserInfo::new(
-                "system:kube-controller-manager",
-                ["system:authenticated".to_string()],
-            ),
-        );
-        k1s_controllers::start_all(client)
+        Some(k1s_controllers::run_all(
+            controller_manager_client(&api),
+            async move {
+                let _ = controllers_stopping.await;
+            },
+        ))
     };
     let serving = tokio::spawn(k1s_apiserver::server::serve(
         api.clone(),
@@ -231,13 +231,24 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("shutting down");
     api.set_shutting_down();
     serving.abort();
-    crd_controller.abort();
-    for c in controllers {
-        c.abort();
+    let _ = stop_controllers.send(());
+    if let Some(c) = controllers {
+        let _ = c.await;
     }
+    crd_controller.abort();
     drop(api);
     drop(backend);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The in-process client of the embedded controllers. They share one identity; the
+/// garbage collector and namespace controller must read and delete every kind.
+fn controller_manager_client(api: &Arc<ApiServer>) -> kube::Client {
+    let user = UserInfo::new(
+        "system:kube-controller-manager",
+        ["system:masters".to_string()],
+    );
+    k1s_apiserver::client::client(api.clone(), user)
 }
 
 async fn shutdown_signal() {

@@ -1,264 +1,319 @@
-//! The garbage collector: follows `ownerReferences` across every resource.
+//! Garbage collector (upstream `pkg/controller/garbagecollector`): watches the metadata of
+//! every resource that supports list, watch and delete, keeps a graph of
+//! `ownerReferences`, and
 //!
-//! - an owner deleted with `propagationPolicy=Orphan` (finalizer `orphan`): its references
-//!   are removed from every dependent, then the finalizer;
-//! - an owner deleted with `Foreground` (finalizer `foregroundDeletion`): its dependents
-//!   are deleted, and the finalizer goes once no dependent with `blockOwnerDeletion` is left;
-//! - a dependent whose owners are all gone is deleted; one with some owners left loses
-//!   the references to the missing ones. "Gone" is confirmed by a live read of the owner
-//!   (absent, or present with another uid), never inferred from a cache alone.
+//! - deletes objects whose owners are all gone (verified by a live read of each owner by
+//!   name and uid), and drops references to gone owners from objects that still have a
+//!   live one;
+//! - for an owner deleted with the `orphan` finalizer, removes its reference from every
+//!   dependent, then the finalizer;
+//! - for an owner deleted with the `foregroundDeletion` finalizer, deletes its dependents
+//!   and removes the finalizer once no dependent with `blockOwnerDeletion` remains.
 //!
-//! Each pass rebuilds the graph from metadata-only lists; passes run when the cluster's
-//! resource version moved.
+//! Discovery is refreshed periodically, so custom resources are collected too.
 
-use std::collections::HashMap;
+mod attempt;
+pub mod graph;
+pub mod queue;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
+use futures::future::BoxFuture;
+use futures::{StreamExt, pin_mut};
+use kube::Api;
+use kube::api::DynamicObject;
 use kube::core::PartialObjectMeta;
-use kube::discovery::ApiResource;
-use serde_json::json;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+use tokio::task::{AbortHandle, JoinSet};
 
-use crate::resources::{Served, listable};
-use crate::{Error, trigger};
+use crate::Shutdown;
+use crate::discovery::{self, DiscoveredResource};
+use graph::{Graph, Kind, Node, Work};
+use queue::WorkQueue;
 
-const ORPHAN: &str = "orphan";
-const FOREGROUND: &str = "foregroundDeletion";
+pub use attempt::GcError;
 
-/// Runs the controller until aborted.
-pub async fn run(client: kube::Client) {
-    let mut seen = String::new();
-    loop {
-        if let Err(e) = pass(&client).await {
-            tracing::warn!(error = %e, "garbage collector pass failed; retrying");
+/// Resources the collector never watches (upstream's `ignoredResources`): events are
+/// many, short-lived and never owners.
+const IGNORED: &[(&str, &str)] = &[("", "events"), ("events.k8s.io", "events")];
+
+/// Settings of the collector.
+#[derive(Debug, Clone)]
+pub struct GcConfig {
+    /// Concurrent workers.
+    pub workers: usize,
+    /// How often discovery is refreshed and the graph swept for pending work.
+    pub resync: Duration,
+    /// How long workers wait for new watches to list before acting anyway.
+    pub sync_timeout: Duration,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            resync: Duration::from_secs(30),
+            sync_timeout: Duration::from_secs(30),
         }
-        trigger::next(&client, &mut seen, Duration::from_secs(5)).await;
     }
 }
 
-/// One object of the graph.
-struct Node {
-    resource: Served,
-    meta: PartialObjectMeta<DynamicObject>,
+/// Starts the collector with default settings (the [`crate::Descriptor`] entry point).
+pub fn start(client: kube::Client, shutdown: Shutdown) -> BoxFuture<'static, ()> {
+    Box::pin(run(client, GcConfig::default(), shutdown))
 }
 
-impl Node {
-    fn uid(&self) -> &str {
-        self.meta.metadata.uid.as_deref().unwrap_or("")
-    }
-    fn name(&self) -> &str {
-        self.meta.metadata.name.as_deref().unwrap_or("")
-    }
-    fn namespace(&self) -> Option<&str> {
-        self.meta.metadata.namespace.as_deref()
-    }
-    fn finalizers(&self) -> &[String] {
-        self.meta.metadata.finalizers.as_deref().unwrap_or(&[])
-    }
-    fn deleting(&self) -> bool {
-        self.meta.metadata.deletion_timestamp.is_some()
-    }
-    fn owners(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference] {
-        self.meta
-            .metadata
-            .owner_references
-            .as_deref()
-            .unwrap_or(&[])
-    }
-    fn api(&self, client: &kube::Client) -> Api<DynamicObject> {
-        api_for(client, &self.resource.resource, self.namespace())
-    }
+/// A watch of one resource.
+struct Watch {
+    resource: DiscoveredResource,
+    synced: Arc<AtomicBool>,
+    task: AbortHandle,
 }
 
-fn api_for(client: &kube::Client, ar: &ApiResource, ns: Option<&str>) -> Api<DynamicObject> {
-    match ns {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
-        None => Api::all_with(client.clone(), ar),
-    }
+/// State shared by the watches and the workers.
+pub(crate) struct Collector {
+    client: kube::Client,
+    config: GcConfig,
+    graph: Mutex<Graph>,
+    queue: Arc<WorkQueue<Work>>,
+    /// `(group, kind)` → resource, for resolving owner references.
+    kinds: RwLock<HashMap<(String, String), Arc<Kind>>>,
+    watches: Mutex<HashMap<(String, String), Watch>>,
+    synced_changed: Notify,
+    /// Workers stop waiting for unsynced watches at this instant (set when watches are
+    /// added), so one resource that cannot be listed does not stall collection forever.
+    sync_deadline: Mutex<tokio::time::Instant>,
 }
 
-fn ignore_gone(r: Result<(), kube::Error>) -> Result<(), Error> {
-    match r {
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-        other => other.map_err(Error::from),
+impl Collector {
+    fn enqueue(&self, work: Vec<Work>) {
+        for w in work {
+            self.queue.add(w);
+        }
     }
-}
 
-/// One pass over the whole graph.
-pub async fn pass(client: &kube::Client) -> Result<(), Error> {
-    let resources = listable(client).await?;
-    let mut nodes: Vec<Node> = Vec::new();
-    for r in &resources {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &r.resource);
-        let list = match api.list_metadata(&ListParams::default()).await {
-            Ok(l) => l,
-            Err(kube::Error::Api(s)) if s.code == 404 => continue,
-            Err(e) => return Err(e.into()),
+    /// Whether every watch has listed its resource once.
+    fn synced(&self) -> bool {
+        self.watches
+            .lock()
+            .values()
+            .all(|w| w.synced.load(Ordering::Acquire))
+    }
+
+    /// Waits until every watch has listed once (or the sync deadline passes, as
+    /// upstream's sync timeout): acting on a half-built graph could orphan or delete too
+    /// early.
+    async fn wait_synced(&self) {
+        loop {
+            let changed = self.synced_changed.notified();
+            if self.synced() {
+                return;
+            }
+            let deadline = *self.sync_deadline.lock();
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                tracing::warn!("timed out waiting for the garbage collector's watches to sync");
+                return;
+            }
+        }
+    }
+
+    /// The resource type of `(group, kind)`, as last discovered.
+    fn kind(&self, group: &str, kind: &str) -> Option<Arc<Kind>> {
+        self.kinds
+            .read()
+            .get(&(group.to_string(), kind.to_string()))
+            .cloned()
+    }
+
+    /// Refreshes discovery: starts watches for new resources, stops those that vanished.
+    async fn sync_resources(self: &Arc<Self>) {
+        let discovered = match discovery::preferred_resources(&self.client).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "garbage collector: discovery failed");
+                return;
+            }
         };
-        nodes.extend(list.items.into_iter().map(|meta| Node {
-            resource: r.clone(),
-            meta,
-        }));
-    }
-    let by_uid: HashMap<&str, usize> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.uid(), i))
-        .collect();
-    let mut dependents: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, n) in nodes.iter().enumerate() {
-        for o in n.owners() {
-            dependents.entry(o.uid.as_str()).or_default().push(i);
+        if let Some(msg) = discovered.failure_message() {
+            tracing::warn!("garbage collector: {msg}");
         }
-    }
-
-    for owner in nodes.iter().filter(|n| n.deleting()) {
-        let deps: Vec<&Node> = dependents
-            .get(owner.uid())
-            .map(|d| d.iter().map(|i| &nodes[*i]).collect())
-            .unwrap_or_default();
-        if owner.finalizers().iter().any(|f| f == ORPHAN) {
-            for d in &deps {
-                remove_owner_refs(client, d, &[owner.uid()]).await?;
-            }
-            remove_finalizer(client, owner, ORPHAN).await?;
-        } else if owner.finalizers().iter().any(|f| f == FOREGROUND) {
-            let mut blocking = 0;
-            for d in &deps {
-                let blocks = d
-                    .owners()
-                    .iter()
-                    .any(|o| o.uid == owner.uid() && o.block_owner_deletion == Some(true));
-                if blocks {
-                    blocking += 1;
-                }
-                if !d.deleting() {
-                    let policy = if blocks {
-                        DeleteParams::foreground()
-                    } else {
-                        DeleteParams::background()
-                    };
-                    delete_node(client, d, policy).await?;
-                }
-            }
-            if blocking == 0 {
-                remove_finalizer(client, owner, FOREGROUND).await?;
+        let failed_groups: HashSet<String> = discovered
+            .failed
+            .keys()
+            .map(|gv| gv.rsplit_once('/').map_or("", |(g, _)| g).to_string())
+            .collect();
+        {
+            let mut kinds = self.kinds.write();
+            for r in discovered.resources.iter().filter(|r| r.supports(&["get"])) {
+                kinds.insert(
+                    (r.api.group.clone(), r.api.kind.clone()),
+                    Arc::new(Kind {
+                        api: r.api.clone(),
+                        namespaced: r.namespaced,
+                    }),
+                );
             }
         }
-    }
-
-    for n in nodes
-        .iter()
-        .filter(|n| !n.owners().is_empty() && !n.deleting())
-    {
-        let mut absent: Vec<&str> = Vec::new();
-        for o in n.owners() {
-            let present = match by_uid.get(o.uid.as_str()) {
-                // Cross-namespace owners are invalid and count as absent, like upstream.
-                Some(i) => {
-                    let owner = &nodes[*i];
-                    owner.namespace().is_none() || owner.namespace() == n.namespace()
+        let wanted: HashMap<(String, String), DiscoveredResource> = discovered
+            .resources
+            .into_iter()
+            .filter(|r| r.supports(&["list", "watch", "delete"]))
+            .filter(|r| !IGNORED.contains(&(r.api.group.as_str(), r.api.plural.as_str())))
+            .map(|r| ((r.api.group.clone(), r.api.plural.clone()), r))
+            .collect();
+        let mut stopped = Vec::new();
+        {
+            let mut watches = self.watches.lock();
+            watches.retain(|key, w| {
+                let keep = match wanted.get(key) {
+                    Some(r) => *r == w.resource,
+                    // A group that failed discovery keeps its watches.
+                    None => failed_groups.contains(&key.0),
+                };
+                if !keep {
+                    w.task.abort();
+                    stopped.push(w.resource.clone());
                 }
-                None => owner_exists(client, &resources, n, o).await?,
+                keep
+            });
+            for (key, r) in wanted {
+                if watches.contains_key(&key) {
+                    continue;
+                }
+                let kind = Arc::new(Kind {
+                    api: r.api.clone(),
+                    namespaced: r.namespaced,
+                });
+                let synced = Arc::new(AtomicBool::new(false));
+                *self.sync_deadline.lock() = tokio::time::Instant::now() + self.config.sync_timeout;
+                let task = tokio::spawn(watch_resource(self.clone(), kind, synced.clone()));
+                tracing::debug!(resource = %r.gvr_string(), "garbage collector: watching");
+                watches.insert(
+                    key,
+                    Watch {
+                        resource: r,
+                        synced,
+                        task: task.abort_handle(),
+                    },
+                );
+            }
+        }
+        for r in stopped {
+            tracing::debug!(resource = %r.gvr_string(), "garbage collector: no longer watching");
+            let kind = Kind {
+                api: r.api,
+                namespaced: r.namespaced,
             };
-            if !present {
-                absent.push(o.uid.as_str());
+            let work = self.graph.lock().retain_kind(&kind, &HashSet::new());
+            self.enqueue(work);
+        }
+        self.synced_changed.notify_waiters();
+    }
+
+    fn stop_watches(&self) {
+        for (_, w) in self.watches.lock().drain() {
+            w.task.abort();
+        }
+    }
+}
+
+/// Feeds one resource's metadata watch into the graph.
+async fn watch_resource(gc: Arc<Collector>, kind: Arc<Kind>, synced: Arc<AtomicBool>) {
+    // Metadata only: the graph needs nothing else, and bodies (Secrets) stay out of memory.
+    let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(gc.client.clone(), &kind.api);
+    let events = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    pin_mut!(events);
+    let mut seen: HashSet<String> = HashSet::new();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Init) => seen.clear(),
+            Ok(Event::InitApply(obj)) => {
+                if let Some((uid, node)) = Node::from_meta(&kind, &obj.metadata) {
+                    seen.insert(uid.clone());
+                    let work = gc.graph.lock().upsert(uid, node);
+                    gc.enqueue(work);
+                }
+            }
+            Ok(Event::InitDone) => {
+                let work = gc.graph.lock().retain_kind(&kind, &seen);
+                seen.clear();
+                gc.enqueue(work);
+                if !synced.swap(true, Ordering::AcqRel) {
+                    gc.synced_changed.notify_waiters();
+                }
+            }
+            Ok(Event::Apply(obj)) => {
+                if let Some((uid, node)) = Node::from_meta(&kind, &obj.metadata) {
+                    let work = gc.graph.lock().upsert(uid, node);
+                    gc.enqueue(work);
+                }
+            }
+            Ok(Event::Delete(obj)) => {
+                if let Some(uid) = obj.metadata.uid.as_deref() {
+                    let work = gc.graph.lock().remove(uid);
+                    gc.enqueue(work);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(resource = %kind.api.plural, group = %kind.api.group, error = %e, "garbage collector: watch failed");
             }
         }
-        if absent.is_empty() {
-            continue;
-        }
-        if absent.len() == n.owners().len() {
-            tracing::info!(name = n.name(), kind = %n.resource.resource.kind, "deleting object whose owners are gone");
-            delete_node(client, n, DeleteParams::background()).await?;
-        } else {
-            remove_owner_refs(client, n, &absent).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Reads the owner live: true when an object with that name and uid exists.
-async fn owner_exists(
-    client: &kube::Client,
-    resources: &[Served],
-    dependent: &Node,
-    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
-) -> Result<bool, Error> {
-    let (group, version) = match owner.api_version.split_once('/') {
-        Some((g, v)) => (g, v),
-        None => ("", owner.api_version.as_str()),
-    };
-    let Some(r) = resources
-        .iter()
-        .find(|r| r.resource.group == group && r.resource.kind == owner.kind)
-    else {
-        // An owner kind the server does not serve: keep the reference (upstream retries).
-        tracing::debug!(kind = %owner.kind, %version, "owner kind not served; keeping reference");
-        return Ok(true);
-    };
-    let ns = if r.namespaced {
-        dependent.namespace()
-    } else {
-        None
-    };
-    if r.namespaced && ns.is_none() {
-        // A cluster-scoped dependent cannot have a namespaced owner.
-        return Ok(false);
-    }
-    match api_for(client, &r.resource, ns)
-        .get_metadata_opt(&owner.name)
-        .await?
-    {
-        Some(found) => Ok(found.metadata.uid.as_deref() == Some(owner.uid.as_str())),
-        None => Ok(false),
     }
 }
 
-async fn delete_node(
-    client: &kube::Client,
-    n: &Node,
-    mut params: DeleteParams,
-) -> Result<(), Error> {
-    params.preconditions = Some(Preconditions {
-        uid: n.meta.metadata.uid.clone(),
-        resource_version: None,
+/// Takes work from the queue until the task is aborted.
+async fn worker(gc: Arc<Collector>) {
+    loop {
+        let work = gc.queue.next().await;
+        gc.wait_synced().await;
+        match attempt::process(&gc, &work).await {
+            Ok(()) => gc.queue.forget(&work),
+            Err(e) => {
+                tracing::debug!(?work, error = %e, "garbage collector: will retry");
+                gc.queue.add_rate_limited(work.clone());
+            }
+        }
+        gc.queue.done(&work);
+    }
+}
+
+/// Runs the collector until `shutdown` fires.
+pub async fn run(client: kube::Client, config: GcConfig, shutdown: Shutdown) {
+    let gc = Arc::new(Collector {
+        client,
+        config: config.clone(),
+        graph: Mutex::new(Graph::default()),
+        queue: Arc::new(WorkQueue::new()),
+        kinds: RwLock::new(HashMap::new()),
+        watches: Mutex::new(HashMap::new()),
+        synced_changed: Notify::new(),
+        sync_deadline: Mutex::new(tokio::time::Instant::now() + config.sync_timeout),
     });
-    ignore_gone(n.api(client).delete(n.name(), &params).await.map(|_| ()))
-}
-
-/// Rewrites `ownerReferences` without the given owners (guarded by resourceVersion).
-async fn remove_owner_refs(client: &kube::Client, n: &Node, uids: &[&str]) -> Result<(), Error> {
-    let kept: Vec<_> = n
-        .owners()
-        .iter()
-        .filter(|o| !uids.contains(&o.uid.as_str()))
-        .collect();
-    if kept.len() == n.owners().len() {
-        return Ok(());
+    let mut workers = JoinSet::new();
+    for _ in 0..config.workers.max(1) {
+        workers.spawn(worker(gc.clone()));
     }
-    let patch = json!({"metadata": {
-        "resourceVersion": n.meta.metadata.resource_version,
-        "ownerReferences": kept,
-    }});
-    ignore_gone(
-        n.api(client)
-            .patch_metadata(n.name(), &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map(|_| ()),
-    )
-}
-
-async fn remove_finalizer(client: &kube::Client, n: &Node, finalizer: &str) -> Result<(), Error> {
-    let kept: Vec<&String> = n.finalizers().iter().filter(|f| *f != finalizer).collect();
-    let patch = json!({"metadata": {
-        "resourceVersion": n.meta.metadata.resource_version,
-        "finalizers": kept,
-    }});
-    ignore_gone(
-        n.api(client)
-            .patch_metadata(n.name(), &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map(|_| ()),
-    )
+    loop {
+        gc.sync_resources().await;
+        if gc.synced() {
+            let work = gc.graph.lock().sweep();
+            gc.enqueue(work);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(config.resync) => {}
+            _ = shutdown.clone().wait() => break,
+        }
+    }
+    workers.abort_all();
+    gc.stop_watches();
+    while workers.join_next().await.is_some() {}
 }
