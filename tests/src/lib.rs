@@ -261,6 +261,13 @@ impl K1s {
         self.kubectl_with(k, args, None, &[])
     }
 
+    /// Runs kubectl in one namespace (`-n ns` before `args`).
+    pub fn kubectl_in(&self, k: &Kubectl, ns: &str, args: &[&str]) -> Run {
+        let mut all = vec!["-n", ns];
+        all.extend_from_slice(args);
+        self.kubectl(k, &all)
+    }
+
     /// Runs kubectl with `stdin` and extra environment variables.
     pub fn kubectl_with(
         &self,

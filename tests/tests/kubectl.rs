@@ -598,11 +598,7 @@ fn edit_patch_label_annotate_scale_and_delete() {
     for k in kubectl_versions() {
         let ns = format!("edit-{}", k.minor);
         namespace(&k1s, &k, &ns);
-        let kc = |args: &[&str]| {
-            let mut all = vec!["-n", ns.as_str()];
-            all.extend_from_slice(args);
-            k1s.kubectl(&k, &all)
-        };
+        let kc = |args: &[&str]| k1s.kubectl_in(&k, &ns, args);
         k1s.kubectl_with(&k, &["apply", "-n", &ns, "-f", "-"], Some(APP), &[])
             .ok();
         let edited = k1s.kubectl_with(
@@ -741,11 +737,7 @@ fn create_and_run_commands() {
             created.ok().contains(&format!("namespace/{ns} created")),
             "{k}"
         );
-        let kc = |args: &[&str]| {
-            let mut all = vec!["-n", ns.as_str()];
-            all.extend_from_slice(args);
-            k1s.kubectl(&k, &all)
-        };
+        let kc = |args: &[&str]| k1s.kubectl_in(&k, &ns, args);
         for (args, expect) in [
             (
                 &[

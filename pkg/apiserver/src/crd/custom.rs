@@ -49,6 +49,18 @@ fn intern(label: &str) -> &'static str {
     leaked
 }
 
+/// A version's `openAPIV3Schema`; without one, an object that keeps every field.
+fn version_schema(version: &Value) -> Schema {
+    version
+        .pointer("/schema/openAPIV3Schema")
+        .map(from_json)
+        .unwrap_or_else(|| Schema {
+            ty: Some(SchemaType::Object),
+            preserve_unknown_fields: true,
+            ..Schema::default()
+        })
+}
+
 /// `.spec.replicas` → `["spec", "replicas"]`.
 fn json_path_segments(path: &str) -> Vec<String> {
     path.trim_start_matches('.')
@@ -60,14 +72,7 @@ fn json_path_segments(path: &str) -> Vec<String> {
 
 impl CustomResourceStrategy {
     fn from_version(version: &Value) -> Self {
-        let schema = version
-            .pointer("/schema/openAPIV3Schema")
-            .map(from_json)
-            .unwrap_or_else(|| Schema {
-                ty: Some(SchemaType::Object),
-                preserve_unknown_fields: true,
-                ..Schema::default()
-            });
+        let schema = version_schema(version);
         let columns = version
             .get("additionalPrinterColumns")
             .and_then(Value::as_array)
@@ -208,14 +213,7 @@ pub fn definition_name(group: &str, version: &str, kind: &str) -> String {
 /// metadata, tagged with its group-version-kind.
 fn published_schema(version: &Value, group: &str, kind: &str) -> Schema {
     let name = version.get("name").and_then(Value::as_str).unwrap_or("");
-    let mut root = version
-        .pointer("/schema/openAPIV3Schema")
-        .map(from_json)
-        .unwrap_or_else(|| Schema {
-            ty: Some(SchemaType::Object),
-            preserve_unknown_fields: true,
-            ..Schema::default()
-        });
+    let mut root = version_schema(version);
     let string = |d: &str| Schema {
         ty: Some(SchemaType::String),
         description: Some(d.to_string()),

@@ -407,6 +407,17 @@ fn validate_versions(obj: &Value, path: &Path) -> ErrorList {
     errs
 }
 
+/// Whether a schema node says what its value is: a `type`, or one of the two extensions
+/// that stand in for it.
+fn has_type(node: &Value) -> bool {
+    let flag = |k: &str| node.get(k).and_then(Value::as_bool) == Some(true);
+    node.get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty())
+        || flag("x-kubernetes-int-or-string")
+        || flag("x-kubernetes-preserve-unknown-fields")
+}
+
 /// Structural checks of one schema node and its children: typed fields, compilable
 /// patterns, defaults only where pruning keeps them.
 fn validate_schema_node(node: &Value, path: &Path, errs: &mut ErrorList) {
@@ -425,19 +436,7 @@ fn validate_schema_node(node: &Value, path: &Path, errs: &mut ErrorList) {
     if let Some(props) = map.get("properties").and_then(Value::as_object) {
         for (name, prop) in props {
             let pp = path.child("properties").key(name);
-            let typed = prop
-                .get("type")
-                .and_then(Value::as_str)
-                .is_some_and(|t| !t.is_empty());
-            let escape = prop
-                .get("x-kubernetes-int-or-string")
-                .and_then(Value::as_bool)
-                == Some(true)
-                || prop
-                    .get("x-kubernetes-preserve-unknown-fields")
-                    .and_then(Value::as_bool)
-                    == Some(true);
-            if !typed && !escape {
+            if !has_type(prop) {
                 errs.push(FieldError::required(
                     &pp.child("type"),
                     "must not be empty for specified object fields",
@@ -447,25 +446,11 @@ fn validate_schema_node(node: &Value, path: &Path, errs: &mut ErrorList) {
         }
     }
     if let Some(items) = map.get("items") {
-        if items.is_object() {
-            let typed = items
-                .get("type")
-                .and_then(Value::as_str)
-                .is_some_and(|t| !t.is_empty());
-            let escape = items
-                .get("x-kubernetes-int-or-string")
-                .and_then(Value::as_bool)
-                == Some(true)
-                || items
-                    .get("x-kubernetes-preserve-unknown-fields")
-                    .and_then(Value::as_bool)
-                    == Some(true);
-            if !typed && !escape {
-                errs.push(FieldError::required(
-                    &path.child("items").child("type"),
-                    "must not be empty for specified array items",
-                ));
-            }
+        if items.is_object() && !has_type(items) {
+            errs.push(FieldError::required(
+                &path.child("items").child("type"),
+                "must not be empty for specified array items",
+            ));
         }
         validate_schema_node(items, &path.child("items"), errs);
     }
