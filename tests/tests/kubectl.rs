@@ -340,60 +340,77 @@ fn get_output_formats_selectors_and_describe() {
             "{k}: --chunk-size=1 lists everything once"
         );
     }
-    for kind in [
-        "deployment/web",
-        "service/web",
-        "configmap/settings",
-        "secret/creds",
-        "job/once",
-        "cronjob/tick",
-        "statefulset/db",
-        "daemonset/agent",
-        "ingress/web",
-        "pvc/data",
-        "hpa/web",
-        "namespace/default",
-    ] {
-        let d = k1s.kubectl(&newest, &["describe", kind]);
-        let out = d.ok();
-        let name = kind.split('/').nth(1).unwrap_or("");
-        assert!(
-            out.lines()
-                .next()
-                .is_some_and(|l| l.starts_with("Name:") && l.ends_with(name)),
-            "describe {kind}:\n{out}"
-        );
+    for k in &versions {
+        for kind in [
+            "deployment/web",
+            "service/web",
+            "configmap/settings",
+            "secret/creds",
+            "job/once",
+            "cronjob/tick",
+            "statefulset/db",
+            "daemonset/agent",
+            "ingress/web",
+            "pvc/data",
+            "hpa/web",
+            "namespace/default",
+        ] {
+            let d = k1s.kubectl(k, &["describe", kind]);
+            let out = d.ok();
+            let name = kind.split('/').nth(1).unwrap_or("");
+            assert!(
+                out.lines()
+                    .next()
+                    .is_some_and(|l| l.starts_with("Name:") && l.ends_with(name)),
+                "{k}: describe {kind}:\n{out}"
+            );
+        }
     }
 }
 
 #[test]
 fn watch_sees_a_change_made_by_another_client() {
     let k1s = K1s::start();
-    let k = newest_kubectl();
-    let mut watcher = k1s.kubectl_spawn(&k, &["get", "configmaps", "-w", "--no-headers"]);
-    let stdout = watcher.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
+    for k in kubectl_versions() {
+        let ns = format!("watch-{}", k.minor);
+        k1s.kubectl(&k, &["create", "namespace", &ns]).ok();
+        let before = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: before\n";
+        k1s.kubectl_with(&k, &["-n", &ns, "apply", "-f", "-"], Some(before), &[])
+            .ok();
+        let mut watcher =
+            k1s.kubectl_spawn(&k, &["-n", &ns, "get", "configmaps", "-w", "--no-headers"]);
+        let stdout = watcher.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
             }
-        }
-    });
-    // The initial list (kube-root-ca.crt may or may not exist): wait until the watch runs.
-    std::thread::sleep(Duration::from_millis(500));
-    let doc = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n";
-    k1s.kubectl_with(&k, &["apply", "-f", "-"], Some(doc), &[])
-        .ok();
-    let line = eventually(Duration::from_secs(10), "the watch event", || {
-        rx.try_recv().ok().filter(|l| l.starts_with("watched"))
-    });
-    assert!(line.starts_with("watched"), "{line}");
-    let _ = watcher.kill();
-    let _ = watcher.wait();
+        });
+        // The initial list shows `before`; only then is the change below a watch event.
+        eventually(Duration::from_secs(10), "the initial list", || {
+            rx.try_recv().ok().filter(|l| l.starts_with("before"))
+        });
+        let doc = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: b\n";
+        k1s.kubectl_with(&k, &["-n", &ns, "apply", "-f", "-"], Some(doc), &[])
+            .ok();
+        let line = eventually(Duration::from_secs(10), "the watch event", || {
+            rx.try_recv().ok().filter(|l| l.starts_with("watched"))
+        });
+        assert!(line.split_whitespace().nth(1) == Some("1"), "{k}: {line}");
+        k1s.kubectl(&k, &["-n", &ns, "delete", "configmap", "before"])
+            .ok();
+        // kubectl prints the last state of a deleted object as one more line.
+        eventually(Duration::from_secs(10), "the delete event", || {
+            rx.try_recv().ok().filter(|l| l.starts_with("before"))
+        });
+        let _ = watcher.kill();
+        let _ = watcher.wait();
+    }
 }
 
 #[test]
