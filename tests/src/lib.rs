@@ -138,6 +138,7 @@ impl Run {
 pub struct K1s {
     child: Option<Child>,
     dir: tempfile::TempDir,
+    data: PathBuf,
     port: u16,
 }
 
@@ -152,13 +153,83 @@ impl K1s {
     /// Starts a server on a fresh data dir and waits until `/readyz` answers ok.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let data = dir.path().join("data");
+        Self::start_with_data_dir(dir, data)
+    }
+
+    /// Starts a server whose data dir is `data` (e.g. on a small tmpfs); logs, kubeconfig
+    /// and scratch files stay in `dir`.
+    pub fn start_with_data_dir(dir: tempfile::TempDir, data: PathBuf) -> Self {
         let mut k = K1s {
             child: None,
             dir,
+            data,
             port: free_port(),
         };
         k.spawn();
         k
+    }
+
+    /// The server's --data-dir.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// Process id of the running server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush or clean up) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same data dir and port after `kill` or `stop`.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.spawn();
+    }
+
+    /// Starts the server on its data dir expecting it to refuse to start: returns its
+    /// exit code and what it printed during this attempt.
+    pub fn start_expecting_failure(&mut self) -> (i32, String) {
+        assert!(self.child.is_none(), "the server is still running");
+        let before = self.log().len();
+        let mut child = self
+            .command()
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start k1s: {e}"));
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = self.log();
+                return (
+                    status.code().unwrap_or(-1),
+                    log[before.min(log.len())..].to_string(),
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("k1s server kept running:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `k1s datastore check` on the data dir (the server should be stopped).
+    pub fn datastore_check(&self) -> Run {
+        let mut cmd = Command::new(k1s_binary());
+        cmd.args(["datastore", "check", "--data-dir"])
+            .arg(&self.data);
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run k1s datastore check: {e}"));
+        Run::from_output("k1s datastore check".into(), out)
     }
 
     /// The kubeconfig the server wrote.
@@ -180,7 +251,7 @@ impl K1s {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    fn spawn(&mut self) {
+    fn command(&self) -> Command {
         let bin = k1s_binary();
         assert!(
             bin.exists(),
@@ -193,18 +264,24 @@ impl K1s {
             .open(self.log_path())
             .unwrap_or_else(|e| panic!("log file: {e}"));
         let err = log.try_clone().unwrap_or_else(|e| panic!("log file: {e}"));
-        let child = Command::new(&bin)
-            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+        let mut cmd = Command::new(&bin);
+        cmd.args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
             .arg("--data-dir")
-            .arg(self.dir.path().join("data"))
+            .arg(&self.data)
             .arg("--write-kubeconfig")
             .arg(self.kubeconfig())
             .arg("--https-listen-port")
             .arg(self.port.to_string())
             .stdout(log)
-            .stderr(err)
+            .stderr(err);
+        cmd
+    }
+
+    fn spawn(&mut self) {
+        let child = self
+            .command()
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            .unwrap_or_else(|e| panic!("cannot start k1s: {e}"));
         self.child = Some(child);
         self.wait_ready();
     }
@@ -239,7 +316,8 @@ impl K1s {
         self.spawn();
     }
 
-    fn stop(&mut self) {
+    /// Stops the server with SIGTERM (a clean shutdown), killing it after 10 s.
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])

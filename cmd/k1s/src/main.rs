@@ -18,6 +18,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         cli::Command::Server(args) => run::server::run(*args),
         cli::Command::Kubectl(args) => run::kubectl::run(args),
+        cli::Command::Datastore(args) => run::datastore::run(args),
     };
     match result {
         Ok(code) => code,

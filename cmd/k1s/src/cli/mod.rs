@@ -1,5 +1,6 @@
 //! Command-line interface: one file of flags per subcommand, named as k3s names them.
 
+pub mod datastore;
 pub mod kubectl;
 pub mod server;
 
@@ -24,4 +25,6 @@ pub enum Command {
     Server(Box<server::ServerArgs>),
     /// Run kubectl against this server (uses the kubeconfig k1s wrote).
     Kubectl(kubectl::KubectlArgs),
+    /// Maintain the datastore (consistency check).
+    Datastore(datastore::DatastoreArgs),
 }

@@ -1,4 +1,5 @@
 //! Wiring of each subcommand.
 
+pub mod datastore;
 pub mod kubectl;
 pub mod server;

@@ -24,7 +24,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(serve(args))
 }
 
-fn default_data_dir() -> PathBuf {
+/// The data dir when --data-dir is not given.
+pub(crate) fn default_data_dir() -> PathBuf {
     // Root runs a system service; anyone else gets a private folder.
     let is_root = std::fs::metadata("/proc/self").map(|m| {
         use std::os::unix::fs::MetadataExt;
@@ -77,9 +78,15 @@ fn detect_address(bind: IpAddr) -> IpAddr {
     }
 }
 
-fn open_backend(endpoint: &str, data_dir: &Path) -> anyhow::Result<Arc<dyn Backend>> {
+/// The SQLite file of a data dir (the datastore when --datastore-endpoint is empty).
+pub(crate) fn sqlite_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("server").join("db").join("state.db")
+}
+
+/// Opens the datastore --datastore-endpoint names (SQLite in the data dir when empty).
+pub(crate) fn open_backend(endpoint: &str, data_dir: &Path) -> anyhow::Result<Arc<dyn Backend>> {
     if endpoint.is_empty() {
-        let path = data_dir.join("server").join("db").join("state.db");
+        let path = sqlite_path(data_dir);
         let backend = SqliteBackend::open(SqliteOptions::new(&path))
             .with_context(|| format!("cannot open the datastore at {}", path.display()))?;
         return Ok(Arc::new(backend));

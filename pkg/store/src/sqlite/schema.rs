@@ -3,6 +3,9 @@
 //! `kv.id` is the revision. A row is one write: a create (`prev_revision = 0`), an update
 //! (`prev_revision` = the row it supersedes) or a deletion tombstone (`deleted = 1`, value
 //! = the object's last state). Compaction deletes superseded rows and old tombstones.
+//! Every row carries a CRC-32 of its contents: SQLite checks its page structure but not
+//! the bytes of a value, and a flipped bit in an object must stop the server at start
+//! rather than be served.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,7 +15,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::{Revision, StoreError};
 
 /// Version of the layout below; bumped when it changes incompatibly.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS kv (
@@ -21,7 +24,8 @@ CREATE TABLE IF NOT EXISTS kv (
     create_revision INTEGER NOT NULL,
     prev_revision INTEGER NOT NULL,
     deleted INTEGER NOT NULL,
-    value BLOB NOT NULL
+    value BLOB NOT NULL,
+    checksum INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS kv_name_id ON kv (name, id DESC);
 CREATE TABLE IF NOT EXISTS meta (
@@ -113,6 +117,8 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
             )
             .map_err(|e| open_error(path, "cannot write schema version", e))?;
         }
+        Some(1) => add_checksums(&conn)
+            .map_err(|e| open_error(path, "cannot upgrade the layout to version 2", e))?,
         Some(v) if v == SCHEMA_VERSION => {}
         Some(v) => {
             return Err(corrupt(
@@ -123,6 +129,57 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         }
     }
     Ok(conn)
+}
+
+/// Upgrades a version 1 file (no checksums) in one transaction.
+fn add_checksums(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch("ALTER TABLE kv ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0")?;
+    {
+        let mut read =
+            tx.prepare("SELECT id, name, create_revision, prev_revision, deleted, value FROM kv")?;
+        let mut write = tx.prepare("UPDATE kv SET checksum = ?2 WHERE id = ?1")?;
+        let mut rows = read.query([])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            let name: String = row.get(1)?;
+            let value: Vec<u8> = row.get(5)?;
+            let sum = row_checksum(&Row {
+                id,
+                name: &name,
+                create_revision: row.get(2)?,
+                prev_revision: row.get(3)?,
+                deleted: row.get(4)?,
+                value: &value,
+            });
+            write.execute(rusqlite::params![id, sum])?;
+        }
+    }
+    write_meta(&tx, meta::SCHEMA, SCHEMA_VERSION)?;
+    tx.commit()
+}
+
+/// The stored fields of one log row.
+pub(crate) struct Row<'a> {
+    pub id: Revision,
+    pub name: &'a str,
+    pub create_revision: Revision,
+    pub prev_revision: Revision,
+    pub deleted: bool,
+    pub value: &'a [u8],
+}
+
+/// CRC-32 over every field of a row, stored beside it and verified when read at start.
+pub(crate) fn row_checksum(row: &Row<'_>) -> i64 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&row.id.to_le_bytes());
+    h.update(&row.create_revision.to_le_bytes());
+    h.update(&row.prev_revision.to_le_bytes());
+    h.update(&[u8::from(row.deleted)]);
+    h.update(&(row.name.len() as u64).to_le_bytes());
+    h.update(row.name.as_bytes());
+    h.update(row.value);
+    i64::from(h.finalize())
 }
 
 /// Opens a read-only connection for list and get at old revisions.

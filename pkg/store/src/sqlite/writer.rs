@@ -115,15 +115,37 @@ impl Writer {
         let mut history_bytes = 0;
         {
             let mut stmt = conn
-                .prepare("SELECT id, name, create_revision, deleted, value FROM kv ORDER BY id")
+                .prepare(
+                    "SELECT id, name, create_revision, prev_revision, deleted, value, checksum
+                     FROM kv ORDER BY id",
+                )
                 .map_err(read)?;
             let mut rows = stmt.query([]).map_err(read)?;
             while let Some(row) = rows.next().map_err(read)? {
                 let id: i64 = row.get(0).map_err(read)?;
                 let name: String = row.get(1).map_err(read)?;
                 let create_revision: i64 = row.get(2).map_err(read)?;
-                let deleted: bool = row.get(3).map_err(read)?;
-                let value: Vec<u8> = row.get(4).map_err(read)?;
+                let prev_revision: i64 = row.get(3).map_err(read)?;
+                let deleted: bool = row.get(4).map_err(read)?;
+                let value: Vec<u8> = row.get(5).map_err(read)?;
+                let stored: i64 = row.get(6).map_err(read)?;
+                let computed = schema::row_checksum(&schema::Row {
+                    id,
+                    name: &name,
+                    create_revision,
+                    prev_revision,
+                    deleted,
+                    value: &value,
+                });
+                if stored != computed {
+                    return Err(schema::corrupt(
+                        &path,
+                        "damaged row",
+                        format!(
+                            "revision {id} ({name}) does not match its checksum; restore the data dir from a backup"
+                        ),
+                    ));
+                }
                 let len = value.len() as u64;
                 let state = KeyState {
                     create_revision,
@@ -306,9 +328,21 @@ impl Writer {
             let tx = self.conn.unchecked_transaction()?;
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO kv (id, name, create_revision, prev_revision, deleted, value)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO kv (id, name, create_revision, prev_revision, deleted, value, checksum)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
+                let mut insert = |row: schema::Row<'_>| {
+                    let sum = schema::row_checksum(&row);
+                    insert.execute(params![
+                        row.id,
+                        row.name,
+                        row.create_revision,
+                        row.prev_revision,
+                        row.deleted,
+                        row.value,
+                        sum
+                    ])
+                };
                 for (op, _) in &batch {
                     let key = op.key();
                     let current = match overlay.get(key) {
@@ -321,7 +355,14 @@ impl Writer {
                         }
                         (WriteOp::Create { key, value }, None) => {
                             next += 1;
-                            insert.execute(params![next, key, next, 0, false, &value[..]])?;
+                            insert(schema::Row {
+                                id: next,
+                                name: key,
+                                create_revision: next,
+                                prev_revision: 0,
+                                deleted: false,
+                                value,
+                            })?;
                             Ok(Staged {
                                 kind: EventKind::Created,
                                 kv: KeyValue {
@@ -358,14 +399,14 @@ impl Writer {
                             } else {
                                 let deleted = matches!(op, WriteOp::Delete { .. });
                                 next += 1;
-                                insert.execute(params![
-                                    next,
-                                    key,
-                                    cur.create_revision,
-                                    cur.mod_revision,
+                                insert(schema::Row {
+                                    id: next,
+                                    name: key,
+                                    create_revision: cur.create_revision,
+                                    prev_revision: cur.mod_revision,
                                     deleted,
-                                    &value[..]
-                                ])?;
+                                    value,
+                                })?;
                                 Ok(Staged {
                                     kind: if deleted {
                                         EventKind::Deleted
@@ -628,7 +669,10 @@ impl Writer {
         }
         let mut stmt = self
             .conn
-            .prepare("SELECT id, name, create_revision, prev_revision, deleted FROM kv ORDER BY id")
+            .prepare(
+                "SELECT id, name, create_revision, prev_revision, deleted, value, checksum
+                 FROM kv ORDER BY id",
+            )
             .map_err(corrupt)?;
         let mut rows = stmt.query([]).map_err(corrupt)?;
         let mut latest: HashMap<String, (Revision, bool)> = HashMap::new();
@@ -639,7 +683,22 @@ impl Writer {
             let create: Revision = row.get(2).map_err(corrupt)?;
             let prev: Revision = row.get(3).map_err(corrupt)?;
             let deleted: bool = row.get(4).map_err(corrupt)?;
+            let value: Vec<u8> = row.get(5).map_err(corrupt)?;
+            let stored: i64 = row.get(6).map_err(corrupt)?;
             report.rows += 1;
+            let computed = schema::row_checksum(&schema::Row {
+                id,
+                name: &name,
+                create_revision: create,
+                prev_revision: prev,
+                deleted,
+                value: &value,
+            });
+            if stored != computed {
+                report
+                    .problems
+                    .push(format!("row {id} ({name}) does not match its checksum"));
+            }
             if id > self.revision {
                 report
                     .problems

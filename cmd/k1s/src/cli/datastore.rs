@@ -1,0 +1,34 @@
+//! Flags of `k1s datastore`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+/// Maintenance of the datastore.
+#[derive(Debug, Args)]
+pub struct DatastoreArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: DatastoreCommand,
+}
+
+/// `k1s datastore` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DatastoreCommand {
+    /// Check the datastore's consistency: SQLite's own page check, every row's checksum,
+    /// and that the revision log and the live keys agree. Exits 1 on any problem.
+    ///
+    /// Run it while the server is stopped; on a running server it checks a snapshot.
+    Check(DatastoreTarget),
+}
+
+/// Which datastore to open; the same flags as `k1s server`.
+#[derive(Debug, Args)]
+pub struct DatastoreTarget {
+    /// The server's data dir (default /var/lib/k1s as root, ~/.k1s otherwise).
+    #[arg(long, short = 'd', env = "K1S_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The server's --datastore-endpoint (empty: the SQLite file in the data dir).
+    #[arg(long, default_value = "", env = "K1S_DATASTORE_ENDPOINT")]
+    pub datastore_endpoint: String,
+}
