@@ -106,13 +106,10 @@ impl ApiServer {
             }
             let prefix = r.info.collection_prefix(None);
             let (items, _, _) = self.generic.store().cache().list(&prefix, None, 0);
-            let objects: Vec<serde_json::Value> = items
+            let mut objects = items
                 .iter()
-                .filter_map(|kv| self.generic.decode_stored(r, kv).ok())
-                .collect();
-            if !objects.is_empty() {
-                r.strategy.restore(&objects);
-            }
+                .filter_map(|kv| self.generic.decode_stored(r, kv).ok());
+            r.strategy.restore(&mut objects);
         }
     }
 

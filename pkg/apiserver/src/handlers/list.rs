@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::negotiation::{Output, parse_accept, resource_output};
 use super::{Call, Query, response};
 use crate::registry::Resource;
-use crate::registry::generic::{GenericStore, ListOptions};
+use crate::registry::generic::{GenericStore, ListOptions, ListPage};
 use crate::registry::table::partial_metadata;
 
 /// Parses the selector and paging parameters of a list or watch.
@@ -51,15 +51,11 @@ pub async fn list(call: Call) -> Result<Response, Status> {
     let generic = &call.server.generic;
     let res = &call.resource;
     let opts = list_options(generic, res, &call.query)?;
+    if output == Output::Json {
+        return list_json(&call, &opts).await;
+    }
     let page = generic.list(res, call.namespace(), &opts).await?;
-    let mut meta = Map::new();
-    meta.insert("resourceVersion".into(), json!(page.revision.to_string()));
-    if let Some(c) = &page.continue_token {
-        meta.insert("continue".into(), json!(c));
-    }
-    if let Some(r) = page.remaining {
-        meta.insert("remainingItemCount".into(), json!(r));
-    }
+    let meta = list_meta(&page);
     let info = &res.info;
     let body = match output {
         Output::Table => {
@@ -90,4 +86,53 @@ pub async fn list(call: Call) -> Result<Response, Status> {
         }
         _ => response::json(StatusCode::OK, &body),
     })
+}
+
+/// The list metadata of a page: resourceVersion, continue, remainingItemCount.
+fn list_meta(page: &ListPage) -> Map<String, Value> {
+    let mut meta = Map::new();
+    meta.insert("resourceVersion".into(), json!(page.revision.to_string()));
+    if let Some(c) = &page.continue_token {
+        meta.insert("continue".into(), json!(c));
+    }
+    if let Some(r) = page.remaining {
+        meta.insert("remainingItemCount".into(), json!(r));
+    }
+    meta
+}
+
+/// A JSON list, encoded one object at a time as the store yields them: the response
+/// never holds more than one decoded object, whatever the size of the list.
+async fn list_json(call: &Call, opts: &ListOptions) -> Result<Response, Status> {
+    let encode_error =
+        |e: serde_json::Error| Status::internal_error(&format!("cannot encode list: {e}"));
+    let mut items = vec![b'['];
+    let page = call
+        .server
+        .generic
+        .list_each(&call.resource, call.namespace(), opts, |obj| {
+            if items.len() > 1 {
+                items.push(b',');
+            }
+            serde_json::to_writer(&mut items, &obj).map_err(encode_error)
+        })
+        .await?;
+    items.push(b']');
+    let info = &call.resource.info;
+    let head = json!({
+        "kind": format!("{}List", info.kind),
+        "apiVersion": info.api_version(),
+        "metadata": Value::Object(list_meta(&page)),
+    });
+    let mut body = serde_json::to_vec(&head).map_err(encode_error)?;
+    // Replace the closing brace of the head with the items and close again.
+    body.pop();
+    body.extend_from_slice(b",\"items\":");
+    body.extend_from_slice(&items);
+    body.push(b'}');
+    Ok(response::bytes_response(
+        StatusCode::OK,
+        "application/json",
+        body,
+    ))
 }

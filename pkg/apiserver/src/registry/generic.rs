@@ -378,6 +378,28 @@ impl GenericStore {
         namespace: Option<&str>,
         opts: &ListOptions,
     ) -> Result<ListPage, Status> {
+        let mut items = Vec::new();
+        let mut page = self
+            .list_each(res, namespace, opts, |obj| {
+                items.push(obj);
+                Ok(())
+            })
+            .await?;
+        page.items = items;
+        Ok(page)
+    }
+
+    /// Like [`GenericStore::list`], but hands each matching object to `visit` as soon as
+    /// it is decoded instead of collecting them (the returned page has no items): a
+    /// response can be encoded one object at a time, so a list of 100k objects never
+    /// holds 100k decoded objects at once.
+    pub async fn list_each(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+        mut visit: impl FnMut(Value) -> Result<(), Status>,
+    ) -> Result<ListPage, Status> {
         let prefix = res.info.collection_prefix(namespace);
         let (mut revision, mut start_after);
         if let Some(token) = opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
@@ -397,14 +419,14 @@ impl GenericStore {
             revision = self.list_revision(opts).await?;
             start_after = None;
         }
-        let mut items = Vec::new();
+        let mut found = 0;
         let mut last_key: Option<String> = None;
         let mut more;
         let mut at;
         // With selectors a page may need several store pages to fill.
         loop {
             let want = if opts.limit > 0 {
-                opts.limit - items.len()
+                opts.limit - found
             } else {
                 0
             };
@@ -432,10 +454,11 @@ impl GenericStore {
                 last_key = Some(kv.key.clone());
                 let obj = self.decode_stored(res, kv)?;
                 if self.matches(res, &obj, opts) {
-                    items.push(obj);
+                    found += 1;
+                    visit(obj)?;
                 }
             }
-            if !more || opts.limit == 0 || items.len() >= opts.limit {
+            if !more || opts.limit == 0 || found >= opts.limit {
                 break;
             }
             revision = at;
@@ -446,7 +469,7 @@ impl GenericStore {
             _ => None,
         };
         Ok(ListPage {
-            items,
+            items: Vec::new(),
             revision: at,
             continue_token,
             remaining: None,

@@ -170,8 +170,9 @@ pub trait Strategy: Send + Sync + 'static {
     /// Called after an object is gone from the store (frees allocations).
     fn after_delete(&self, _obj: &Value) {}
 
-    /// Rebuilds in-memory state from stored objects at start (allocator repair).
-    fn restore(&self, _objects: &[Value]) {}
+    /// Rebuilds in-memory state from stored objects at start (allocator repair). Objects
+    /// are decoded as the iterator is drawn, so kinds that keep no state cost nothing.
+    fn restore(&self, _objects: &mut dyn Iterator<Item = Value>) {}
 
     /// Marks an object whose deletion begins (a namespace turns Terminating).
     fn prepare_for_delete(&self, _obj: &mut Value) {}

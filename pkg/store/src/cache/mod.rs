@@ -17,11 +17,22 @@ use crate::{Event, EventKind, KeyValue, Revision, StoreError, prefix_end};
 
 /// Default number of events kept for watches to resume from.
 pub const DEFAULT_WINDOW: usize = 100_000;
+/// Default bound on the bytes the event window holds: an event keeps the value it wrote
+/// alive after later writes replace it, so under churn the window, not the live data,
+/// would otherwise dominate memory.
+pub const DEFAULT_WINDOW_BYTES: usize = 64 << 20;
+
+/// What one event costs the window: its key and value plus bookkeeping.
+fn event_cost(event: &Event) -> usize {
+    event.kv.key.len() + event.kv.value.len() + 64
+}
 
 struct CacheState {
     revision: Revision,
     objects: BTreeMap<String, Arc<KeyValue>>,
     events: VecDeque<Arc<Event>>,
+    /// Sum of [`event_cost`] over `events`.
+    event_bytes: usize,
     /// A watch may start at any revision at or above this one.
     window_start: Revision,
 }
@@ -31,21 +42,31 @@ pub struct WatchCache {
     state: RwLock<CacheState>,
     notify: watch::Sender<Revision>,
     capacity: usize,
+    capacity_bytes: usize,
 }
 
 impl WatchCache {
-    /// An empty cache keeping up to `capacity` events.
+    /// An empty cache keeping up to `capacity` events of at most
+    /// [`DEFAULT_WINDOW_BYTES`] in all.
     pub fn new(capacity: usize) -> Self {
+        Self::with_limits(capacity, DEFAULT_WINDOW_BYTES)
+    }
+
+    /// An empty cache keeping up to `capacity` events and about `capacity_bytes` of them
+    /// (the newest event is always kept).
+    pub fn with_limits(capacity: usize, capacity_bytes: usize) -> Self {
         let (notify, _) = watch::channel(0);
         Self {
             state: RwLock::new(CacheState {
                 revision: 0,
                 objects: BTreeMap::new(),
                 events: VecDeque::new(),
+                event_bytes: 0,
                 window_start: 0,
             }),
             notify,
             capacity: capacity.max(1),
+            capacity_bytes,
         }
     }
 
@@ -60,6 +81,7 @@ impl WatchCache {
         state.revision = page.revision;
         state.window_start = page.revision;
         state.events.clear();
+        state.event_bytes = 0;
         drop(state);
         self.notify.send_replace(page.revision);
     }
@@ -168,10 +190,14 @@ impl EventSink for WatchCache {
                 }
             };
             last = last.max(event.revision());
+            state.event_bytes += event_cost(&event);
             state.events.push_back(Arc::new(event));
         }
-        while state.events.len() > self.capacity {
+        while state.events.len() > self.capacity
+            || (state.event_bytes > self.capacity_bytes && state.events.len() > 1)
+        {
             if let Some(old) = state.events.pop_front() {
+                state.event_bytes -= event_cost(&old).min(state.event_bytes);
                 state.window_start = old.revision();
             }
         }

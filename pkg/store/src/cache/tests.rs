@@ -60,3 +60,38 @@ fn deleted_event_carries_prev_and_removes_key() {
         Some(1)
     );
 }
+
+#[test]
+fn event_window_is_bounded_by_bytes_and_old_watches_get_compacted() {
+    // 100 updates of a 1 KiB value into a window of about 10 KiB: only the newest stay.
+    let cache = Arc::new(WatchCache::with_limits(1000, 10 * 1024));
+    for rev in 1..=100 {
+        cache.apply(vec![Event {
+            kind: if rev == 1 {
+                EventKind::Created
+            } else {
+                EventKind::Updated
+            },
+            kv: Arc::new(KeyValue {
+                key: "/a/1".into(),
+                value: bytes::Bytes::from(vec![b'x'; 1024]),
+                create_revision: 1,
+                mod_revision: rev,
+            }),
+            prev: None,
+        }]);
+    }
+    let state = cache.state.read();
+    assert!(
+        (5..=10).contains(&state.events.len()),
+        "{} events kept",
+        state.events.len()
+    );
+    assert!(state.event_bytes <= 10 * 1024);
+    drop(state);
+    assert!(matches!(
+        cache.watch("/a/", 50),
+        Err(StoreError::Compacted { .. })
+    ));
+    assert!(cache.watch("/a/", 99).is_ok());
+}

@@ -571,8 +571,9 @@ impl Strategy for ServiceStrategy {
         self.free(obj, None);
     }
 
-    fn restore(&self, objects: &[Value]) {
+    fn restore(&self, objects: &mut dyn Iterator<Item = Value>) {
         for obj in objects {
+            let obj = &obj;
             if let Some(ip) = owned_ip(obj)
                 && let Err(e) = self.alloc.ips.lock().allocate(ip)
             {
@@ -630,7 +631,7 @@ mod tests {
         assert!(ports.contains(&30080));
         // A restart rebuilds the allocators from the stored services.
         let fresh = ServiceStrategy::new(allocators());
-        fresh.restore(std::slice::from_ref(&svc));
+        fresh.restore(&mut std::iter::once(svc.clone()));
         assert!(fresh.alloc.ports.lock().allocate(30080).is_err());
     }
 
