@@ -66,7 +66,7 @@ impl Report {
 
     /// The table: one line per figure, grouped by section.
     pub fn table(&self) -> String {
-        let mut out = format!("k1s {} on {}\n", self.k1s_version, self.machine);
+        let mut out = format!("{} on {}\n", self.k1s_version, self.machine);
         if let Some(v) = &self.etcd_version {
             out.push_str(&format!("compared with etcd {v}\n"));
         }
@@ -76,17 +76,22 @@ impl Report {
             .map(|f| f.label.len())
             .max()
             .unwrap_or(10);
-        let mut section = "";
+        // Sections in the order they first appear; figures in the order measured.
+        let mut sections: Vec<&str> = Vec::new();
         for f in &self.figures {
-            if f.section != section {
-                section = &f.section;
-                out.push_str(&format!("\n{}\n", section.to_uppercase()));
+            if !sections.contains(&f.section.as_str()) {
+                sections.push(&f.section);
             }
-            out.push_str(&format!(
-                "  {:<width$}  {:>12}\n",
-                f.label,
-                format_value(f.value, &f.unit)
-            ));
+        }
+        for section in sections {
+            out.push_str(&format!("\n{}\n", section.to_uppercase()));
+            for f in self.figures.iter().filter(|f| f.section == section) {
+                out.push_str(&format!(
+                    "  {:<width$}  {:>12}\n",
+                    f.label,
+                    format_value(f.value, &f.unit)
+                ));
+            }
         }
         out
     }

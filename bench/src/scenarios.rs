@@ -653,6 +653,13 @@ pub async fn storage_churn(args: &Args, dir: &Path, report: &mut Report) -> anyh
     report.add_mib("storage", "churn.live_mib", "live data (200 objects)", live);
     report.add_mib("storage", "churn.db_mib", "database at the end", db);
     report.add_mib("storage", "churn.wal_mib", "WAL at the end", wal);
+    report.add(
+        "storage",
+        "churn.db_over_live",
+        "database / live data, end",
+        db as f64 / live.max(1) as f64,
+        "ratio",
+    );
     report.add_mib(
         "storage",
         "churn.peak_disk_mib",
