@@ -2,6 +2,7 @@
 //! value.
 
 use axum::body::Body;
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use k1s_apimachinery::Status;
 use serde_json::Value;
@@ -13,6 +14,13 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`].
 pub async fn read(body: Body) -> Result<Vec<u8>, Status> {
+    let too_large = || Status::request_entity_too_large(&format!("limit is {MAX_BODY_BYTES}"));
+    // A Content-Length above the limit is refused before reading: upstream would answer
+    // the same 413 after reading limit+1 bytes, and a client announcing 10 GiB but
+    // sending nothing must not hold the request open until the timeout.
+    if body.size_hint().lower() > MAX_BODY_BYTES as u64 {
+        return Err(too_large());
+    }
     let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes().to_vec()),
@@ -20,9 +28,7 @@ pub async fn read(body: Body) -> Result<Vec<u8>, Status> {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            Err(Status::request_entity_too_large(&format!(
-                "limit is {MAX_BODY_BYTES}"
-            )))
+            Err(too_large())
         }
         Err(e) => Err(Status::bad_request(&format!(
             "error reading request body: {e}"
@@ -57,4 +63,48 @@ pub fn parse_yaml(bytes: &[u8]) -> Result<Value, Status> {
 /// then takes the same path as a JSON body.
 pub fn parse_protobuf(bytes: &[u8]) -> Result<Value, Status> {
     crate::schema::protobuf::decode_object(bytes).map_err(|e| Status::bad_request(&e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use http_body::{Frame, SizeHint};
+
+    use super::*;
+
+    /// A body that announces `len` bytes and never sends them.
+    struct Announced {
+        len: u64,
+    }
+
+    impl http_body::Body for Announced {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Pending
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(self.len)
+        }
+    }
+
+    #[tokio::test]
+    async fn content_length_above_the_limit_is_413_before_any_byte_is_read() {
+        // A client announcing 10 GiB and sending nothing held the request open forever.
+        let body = Body::new(Announced { len: 10 << 30 });
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), read(body)).await;
+        let err = read.expect("answered at once").unwrap_err();
+        assert_eq!(
+            (err.code(), err.reason.as_str()),
+            (413, "RequestEntityTooLarge")
+        );
+    }
 }
