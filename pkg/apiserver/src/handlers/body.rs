@@ -12,6 +12,12 @@ use super::negotiation::BodyType;
 /// Upstream's limit on request bodies.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
+/// The error a request body yields once the request timeout has passed (set by the
+/// serving layer); reading it answers 504 like upstream's timeout filter.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("request did not complete within requested timeout - context deadline exceeded")]
+pub struct RequestTimeout;
+
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`].
 pub async fn read(body: Body) -> Result<Vec<u8>, Status> {
     let too_large = || Status::request_entity_too_large(&format!("limit is {MAX_BODY_BYTES}"));
@@ -30,10 +36,18 @@ pub async fn read(body: Body) -> Result<Vec<u8>, Status> {
         {
             Err(too_large())
         }
+        Err(e) if caused_by::<RequestTimeout>(e.as_ref()) => {
+            Err(Status::timeout(&RequestTimeout.to_string(), 0))
+        }
         Err(e) => Err(Status::bad_request(&format!(
             "error reading request body: {e}"
         ))),
     }
+}
+
+/// Whether `T` is `e` or anywhere in its chain of sources.
+fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(e), |e| e.source()).any(|e| e.is::<T>())
 }
 
 /// Parses a JSON, YAML or protobuf document into a value.
@@ -75,20 +89,25 @@ mod tests {
 
     use super::*;
 
-    /// A body that announces `len` bytes and never sends them.
+    /// A body that announces `len` bytes and then either never sends them or fails.
     struct Announced {
         len: u64,
+        fail: bool,
     }
 
     impl http_body::Body for Announced {
         type Data = Bytes;
-        type Error = std::convert::Infallible;
+        type Error = RequestTimeout;
 
         fn poll_frame(
             self: Pin<&mut Self>,
             _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-            Poll::Pending
+        ) -> Poll<Option<Result<Frame<Bytes>, RequestTimeout>>> {
+            if self.fail {
+                Poll::Ready(Some(Err(RequestTimeout)))
+            } else {
+                Poll::Pending
+            }
         }
 
         fn size_hint(&self) -> SizeHint {
@@ -99,12 +118,26 @@ mod tests {
     #[tokio::test]
     async fn content_length_above_the_limit_is_413_before_any_byte_is_read() {
         // A client announcing 10 GiB and sending nothing held the request open forever.
-        let body = Body::new(Announced { len: 10 << 30 });
+        let body = Body::new(Announced {
+            len: 10 << 30,
+            fail: false,
+        });
         let read = tokio::time::timeout(std::time::Duration::from_secs(5), read(body)).await;
         let err = read.expect("answered at once").unwrap_err();
         assert_eq!(
             (err.code(), err.reason.as_str()),
             (413, "RequestEntityTooLarge")
         );
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_off_by_the_request_timeout_is_504_timeout() {
+        // A client that stops mid-body gets upstream's timeout answer, not a 400.
+        let body = Body::new(Announced {
+            len: 10,
+            fail: true,
+        });
+        let err = read(body).await.unwrap_err();
+        assert_eq!((err.code(), err.reason.as_str()), (504, "Timeout"));
     }
 }

@@ -1,7 +1,7 @@
 //! The HTTP surface: one entry point that parses the path, authenticates, negotiates and
 //! hands the request to the verb's handler. Verbs live one per file.
 
-mod body;
+pub mod body;
 mod create;
 mod delete;
 mod get;
