@@ -3,7 +3,7 @@
 use axum::response::Response;
 use k1s_apimachinery::Status;
 
-use super::negotiation::{BodyType, body_type, parse_accept, resource_output};
+use super::negotiation::{BodyType, parse_accept, resource_output};
 use super::{Call, body, response, write_code};
 
 /// Media types a create or update accepts.
@@ -24,7 +24,8 @@ pub async fn object_body(call: &mut Call) -> Result<serde_json::Value, Status> {
     } else {
         OBJECT_MEDIA_TYPES
     };
-    let ty = body_type(call.header(http::header::CONTENT_TYPE))
+    let ty = call
+        .body_type()
         .map_err(|_| Status::unsupported_media_type(accepted))?;
     match ty {
         BodyType::Json | BodyType::Yaml => {}

@@ -81,6 +81,18 @@ impl Call {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// What the body is, from Content-Type; a header that is not text names no type
+    /// (upstream answers 415 for it rather than reading the body as JSON).
+    pub fn body_type(&self) -> Result<negotiation::BodyType, String> {
+        match self.headers.get(http::header::CONTENT_TYPE) {
+            None => negotiation::body_type(None),
+            Some(v) => match v.to_str() {
+                Ok(s) => negotiation::body_type(Some(s)),
+                Err(_) => Err(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            },
+        }
+    }
+
     /// The write context from `dryRun`, `fieldManager`, `fieldValidation` and `force`.
     pub fn write_context(&self) -> Result<WriteContext, Status> {
         let dry_run = match self.query.get("dryRun").map(String::as_str) {
