@@ -40,9 +40,11 @@ fn parse_query(q: Option<&str>) -> Query {
     out
 }
 
-/// A boolean query parameter (`true`/`1`).
+/// A boolean query parameter, read as upstream's parameter codec does: absent, `false`
+/// or `0` (any case) is false, anything else (`maybe`, an empty value) is true.
 pub fn query_flag(q: &Query, name: &str) -> bool {
-    matches!(q.get(name).map(String::as_str), Some("true" | "1" | "True"))
+    q.get(name)
+        .is_some_and(|v| !v.eq_ignore_ascii_case("false") && v != "0")
 }
 
 /// Everything a verb handler needs about the request.
@@ -299,5 +301,21 @@ pub fn write_code(created: bool) -> StatusCode {
         StatusCode::CREATED
     } else {
         StatusCode::OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boolean_parameters_read_like_upstreams_parameter_codec() {
+        // `watch=maybe` listed instead of watching; upstream reads it as true.
+        let q = parse_query(Some("a=true&b=1&c=maybe&d=&e=false&f=0&g=FALSE"));
+        let flags: Vec<bool> = ["a", "b", "c", "d", "e", "f", "g", "missing"]
+            .iter()
+            .map(|n| query_flag(&q, n))
+            .collect();
+        assert_eq!(flags, [true, true, true, true, false, false, false, false]);
     }
 }
