@@ -64,6 +64,104 @@ pub fn parse(bytes: &[u8], ty: BodyType) -> Result<Value, Status> {
     }
 }
 
+/// Paths of keys repeated within one JSON object (`metadata.name`, `items[0].name`), as
+/// upstream's strict decoder names them: at most 100, each once. Invalid JSON has none
+/// (parsing reports it).
+pub fn duplicate_fields(bytes: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let walk = Walk {
+        path: String::new(),
+        found: &mut found,
+    };
+    let _ = serde::de::DeserializeSeed::deserialize(walk, &mut de);
+    found
+}
+
+/// Walks a JSON document without building it, noting repeated keys.
+struct Walk<'a> {
+    path: String,
+    found: &'a mut Vec<String>,
+}
+
+/// Upstream's strict decoder stops collecting after this many errors.
+const MAX_DUPLICATES: usize = 100;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Walk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Walk { path, found } = self;
+        let mut i = 0;
+        loop {
+            let item = Walk {
+                path: format!("{path}[{i}]"),
+                found: &mut *found,
+            };
+            if seq.next_element_seed(item)?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Walk { path, found } = self;
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let child = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if !seen.insert(key) && found.len() < MAX_DUPLICATES && !found.contains(&child) {
+                found.push(child.clone());
+            }
+            map.next_value_seed(Walk {
+                path: child,
+                found: &mut *found,
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// Parses YAML (JSON is YAML too) into a value.
 pub fn parse_yaml(bytes: &[u8]) -> Result<Value, Status> {
     if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
@@ -113,6 +211,18 @@ mod tests {
         fn size_hint(&self) -> SizeHint {
             SizeHint::with_exact(self.len)
         }
+    }
+
+    #[test]
+    fn duplicate_fields_are_named_by_path_like_upstream() {
+        // Strict field validation let `{"name":"a","name":"b"}` through as "b".
+        let doc =
+            br#"{"a":1,"a":2,"m":{"x":1,"y":{"z":1,"z":2},"x":3},"l":[{"k":1,"k":1}],"ok":[1,1]}"#;
+        assert_eq!(duplicate_fields(doc), ["a", "m.y.z", "m.x", "l[0].k"]);
+        assert!(duplicate_fields(br#"{"a":{"a":{"a":1}}}"#).is_empty());
+        assert!(duplicate_fields(b"{not json").is_empty());
+        let many = format!("{{{}}}", vec![r#""k":1"#; 1000].join(","));
+        assert_eq!(duplicate_fields(many.as_bytes()), ["k"]);
     }
 
     #[tokio::test]

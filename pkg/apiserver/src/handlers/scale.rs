@@ -148,7 +148,9 @@ async fn write_scale(call: &Call, desired: Value) -> Result<Response, Status> {
 
 /// PUT `/scale`.
 pub async fn update(mut call: Call) -> Result<Response, Status> {
-    let desired = object_body(&mut call).await?;
+    let ctx = call.write_context()?;
+    let mut warnings = Vec::new();
+    let desired = object_body(&mut call, ctx.field_validation, &mut warnings).await?;
     write_scale(&call, desired).await
 }
 
