@@ -2,6 +2,8 @@
 //! temporary data dir and runs real kubectl binaries against it.
 
 use std::io::Write;
+
+use base64::Engine as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -140,6 +142,19 @@ pub struct K1s {
     dir: tempfile::TempDir,
     data: PathBuf,
     port: u16,
+    extra_args: Vec<String>,
+}
+
+/// PEM files of the admin identity from the kubeconfig the server wrote, for tests that
+/// speak HTTPS themselves.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The cluster CA (certificate-authority-data).
+    pub ca: PathBuf,
+    /// The admin client certificate (client-certificate-data).
+    pub cert: PathBuf,
+    /// The admin client key (client-key-data).
+    pub key: PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -152,19 +167,29 @@ fn free_port() -> u16 {
 impl K1s {
     /// Starts a server on a fresh data dir and waits until `/readyz` answers ok.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Like [`K1s::start`], with extra `k1s server` flags (kept across restarts).
+    pub fn start_with(extra_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         let data = dir.path().join("data");
-        Self::start_with_data_dir(dir, data)
+        Self::launch(dir, data, extra_args)
     }
 
     /// Starts a server whose data dir is `data` (e.g. on a small tmpfs); logs, kubeconfig
     /// and scratch files stay in `dir`.
     pub fn start_with_data_dir(dir: tempfile::TempDir, data: PathBuf) -> Self {
+        Self::launch(dir, data, &[])
+    }
+
+    fn launch(dir: tempfile::TempDir, data: PathBuf, extra_args: &[&str]) -> Self {
         let mut k = K1s {
             child: None,
             dir,
             data,
             port: free_port(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         k.spawn();
         k
@@ -173,11 +198,6 @@ impl K1s {
     /// The server's --data-dir.
     pub fn data_dir(&self) -> &Path {
         &self.data
-    }
-
-    /// Process id of the running server.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
     }
 
     /// Kills the server with SIGKILL (no chance to flush or clean up) and reaps it.
@@ -232,6 +252,53 @@ impl K1s {
         Run::from_output("k1s datastore check".into(), out)
     }
 
+    /// The HTTPS port the server listens on (on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The server's URL, as the kubeconfig names it.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .unwrap_or_else(|| panic!("k1s server is not running"))
+    }
+
+    /// Writes the CA, admin certificate and admin key embedded in the kubeconfig to PEM
+    /// files in the temp dir and returns their paths.
+    pub fn tls_files(&self) -> TlsFiles {
+        let config = std::fs::read_to_string(self.kubeconfig())
+            .unwrap_or_else(|e| panic!("read kubeconfig: {e}"));
+        let pem = |field: &str, file: &str| {
+            let data = config
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(field)?.strip_prefix(':'))
+                .unwrap_or_else(|| panic!("kubeconfig has no {field}:\n{config}"));
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .unwrap_or_else(|e| panic!("kubeconfig {field}: {e}"));
+            let path = self.dir.path().join(file);
+            std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("write {file}: {e}"));
+            path
+        };
+        TlsFiles {
+            ca: pem("certificate-authority-data", "ca.crt"),
+            cert: pem("client-certificate-data", "admin.crt"),
+            key: pem("client-key-data", "admin.key"),
+        }
+    }
+
     /// The kubeconfig the server wrote.
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("kubeconfig.yaml")
@@ -272,6 +339,7 @@ impl K1s {
             .arg(self.kubeconfig())
             .arg("--https-listen-port")
             .arg(self.port.to_string())
+            .args(&self.extra_args)
             .stdout(log)
             .stderr(err);
         cmd

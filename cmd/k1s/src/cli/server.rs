@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use ipnet::IpNet;
@@ -134,4 +135,66 @@ pub struct ServerArgs {
     /// Static bearer tokens (CSV lines: token,user,uid,"group1,group2").
     #[arg(long, env = "K1S_TOKEN_AUTH_FILE", help_heading = "Cluster")]
     pub token_auth_file: Option<PathBuf>,
+
+    /// How long a request may take to send its body before it ends with 504 Timeout
+    /// (kube-apiserver's flag; a Go duration such as 60s or 1m30s).
+    #[arg(
+        long,
+        default_value = "1m0s",
+        value_parser = parse_duration,
+        env = "K1S_REQUEST_TIMEOUT",
+        help_heading = "Listener"
+    )]
+    pub request_timeout: Duration,
+}
+
+/// Parses a Go duration (`1m0s`, `90s`, `500ms`, `1h`), as kube-apiserver's flags take them.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {s:?}: expected e.g. 60s, 1m30s or 500ms");
+    match s {
+        "" => return Err(bad()),
+        "0" => return Ok(Duration::ZERO),
+        _ => {}
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(bad()),
+        };
+        total += Duration::try_from_secs_f64(value * seconds).map_err(|_| bad())?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse_like_kube_apiserver_flags() {
+        assert_eq!(parse_duration("1m0s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "60", "1x", "s", "-1s", "1m-3s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use k1s_apiserver::auth::{TokenTable, UserInfo};
-use k1s_apiserver::server::CertAuthenticator;
+use k1s_apiserver::server::{CertAuthenticator, ServeOptions};
 use k1s_apiserver::{ApiConfig, ApiServer, bootstrap};
 use k1s_pki::{ClientIdentity, Pki, PkiOptions};
 use k1s_store::{Backend, MemoryBackend, SqliteBackend, SqliteOptions, Store};
@@ -228,11 +228,16 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             },
         ))
     };
+    let serve_options = ServeOptions {
+        request_timeout: args.request_timeout,
+        ..ServeOptions::default()
+    };
     let serving = tokio::spawn(k1s_apiserver::server::serve(
         api.clone(),
         listener,
         tls,
         certs,
+        serve_options,
     ));
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -2,7 +2,7 @@
 
 use axum::response::Response;
 use http::StatusCode;
-use k1s_apimachinery::{FieldSelector, Selector, Status};
+use k1s_apimachinery::{FieldError, FieldSelector, GroupKind, Path, Selector, Status};
 use serde_json::{Map, Value, json};
 
 use super::negotiation::{Output, parse_accept, resource_output};
@@ -35,6 +35,14 @@ pub fn list_options(
             .map_err(|_| Status::bad_request(&format!("invalid limit \"{l}\"")))?,
         None => 0,
     };
+    // Decoded for lists too, as upstream decodes every list option before serving.
+    if let Some(t) = q.get("timeoutSeconds").filter(|s| !s.is_empty())
+        && t.parse::<i64>().is_err()
+    {
+        return Err(Status::bad_request(&format!(
+            "invalid timeoutSeconds \"{t}\""
+        )));
+    }
     Ok(ListOptions {
         label_selector,
         field_selector,
@@ -45,12 +53,63 @@ pub fn list_options(
     })
 }
 
+/// Upstream's `ValidateListOptions` for a list (not a watch): 422 Invalid on
+/// `ListOptions.meta.k8s.io`.
+fn validate_list(q: &Query) -> Result<(), Status> {
+    let get = |name: &str| q.get(name).map(String::as_str).unwrap_or("");
+    let rvm = Path::new("resourceVersionMatch");
+    let mut errs = Vec::new();
+    let matching = get("resourceVersionMatch");
+    if !matching.is_empty() {
+        if get("resourceVersion").is_empty() {
+            errs.push(FieldError::forbidden(
+                &rvm,
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
+        }
+        if !get("continue").is_empty() {
+            errs.push(FieldError::forbidden(
+                &rvm,
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
+        }
+        if matching != "Exact" && matching != "NotOlderThan" {
+            errs.push(FieldError::not_supported(
+                &rvm,
+                matching,
+                &["Exact", "NotOlderThan", ""],
+            ));
+        }
+        if matching == "Exact" && get("resourceVersion") == "0" {
+            errs.push(FieldError::forbidden(
+                &rvm,
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
+        }
+    }
+    if q.contains_key("sendInitialEvents") {
+        errs.push(FieldError::forbidden(
+            &Path::new("sendInitialEvents"),
+            "sendInitialEvents is forbidden for list",
+        ));
+    }
+    if errs.is_empty() {
+        return Ok(());
+    }
+    Err(Status::invalid(
+        &GroupKind::new("meta.k8s.io", "ListOptions"),
+        "",
+        &errs,
+    ))
+}
+
 /// Serves `list`.
 pub async fn list(call: Call) -> Result<Response, Status> {
     let output = resource_output(&parse_accept(call.header(http::header::ACCEPT)))?;
     let generic = &call.server.generic;
     let res = &call.resource;
     let opts = list_options(generic, res, &call.query)?;
+    validate_list(&call.query)?;
     if output == Output::Json {
         return list_json(&call, &opts).await;
     }
@@ -135,4 +194,41 @@ async fn list_json(call: &Call, opts: &ListOptions) -> Result<Response, Status> 
         "application/json",
         body,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(q: &str) -> Query {
+        super::super::parse_query(Some(q))
+    }
+
+    #[test]
+    fn list_options_are_validated_like_upstream_422() {
+        // A bogus resourceVersionMatch was a 400; upstream's ListOptions validation is 422.
+        for q in [
+            "resourceVersionMatch=Bogus&resourceVersion=1",
+            "resourceVersionMatch=Exact",
+            "resourceVersionMatch=Exact&resourceVersion=1&continue=x",
+            "resourceVersionMatch=Exact&resourceVersion=0",
+            "sendInitialEvents=false",
+        ] {
+            let err = validate_list(&query(q)).unwrap_err();
+            assert_eq!((err.code(), err.reason.as_str()), (422, "Invalid"), "{q}");
+            assert!(
+                err.message
+                    .starts_with("ListOptions.meta.k8s.io \"\" is invalid"),
+                "{q}: {}",
+                err.message
+            );
+        }
+        for q in [
+            "",
+            "resourceVersion=5&resourceVersionMatch=NotOlderThan",
+            "limit=1",
+        ] {
+            assert!(validate_list(&query(q)).is_ok(), "{q}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The HTTP surface: one entry point that parses the path, authenticates, negotiates and
 //! hands the request to the verb's handler. Verbs live one per file.
 
-mod body;
+pub mod body;
 mod create;
 mod delete;
 mod get;
@@ -40,9 +40,11 @@ fn parse_query(q: Option<&str>) -> Query {
     out
 }
 
-/// A boolean query parameter (`true`/`1`).
+/// A boolean query parameter, read as upstream's parameter codec does: absent, `false`
+/// or `0` (any case) is false, anything else (`maybe`, an empty value) is true.
 pub fn query_flag(q: &Query, name: &str) -> bool {
-    matches!(q.get(name).map(String::as_str), Some("true" | "1" | "True"))
+    q.get(name)
+        .is_some_and(|v| !v.eq_ignore_ascii_case("false") && v != "0")
 }
 
 /// Everything a verb handler needs about the request.
@@ -79,6 +81,18 @@ impl Call {
     /// A header as text.
     pub fn header(&self, name: http::header::HeaderName) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// What the body is, from Content-Type; a header that is not text names no type
+    /// (upstream answers 415 for it rather than reading the body as JSON).
+    pub fn body_type(&self) -> Result<negotiation::BodyType, String> {
+        match self.headers.get(http::header::CONTENT_TYPE) {
+            None => negotiation::body_type(None),
+            Some(v) => match v.to_str() {
+                Ok(s) => negotiation::body_type(Some(s)),
+                Err(_) => Err(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            },
+        }
     }
 
     /// The write context from `dryRun`, `fieldManager`, `fieldValidation` and `force`.
@@ -287,5 +301,21 @@ pub fn write_code(created: bool) -> StatusCode {
         StatusCode::CREATED
     } else {
         StatusCode::OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boolean_parameters_read_like_upstreams_parameter_codec() {
+        // `watch=maybe` listed instead of watching; upstream reads it as true.
+        let q = parse_query(Some("a=true&b=1&c=maybe&d=&e=false&f=0&g=FALSE"));
+        let flags: Vec<bool> = ["a", "b", "c", "d", "e", "f", "g", "missing"]
+            .iter()
+            .map(|n| query_flag(&q, n))
+            .collect();
+        assert_eq!(flags, [true, true, true, true, false, false, false, false]);
     }
 }

@@ -129,12 +129,13 @@ pub enum BodyType {
     Protobuf,
 }
 
-/// Parses a Content-Type for a body. `None` header means JSON.
+/// Parses a Content-Type for a body. No header (or an empty one) means JSON, as upstream
+/// defaults to the first serializer; one without a media type (`;;;`) is unsupported.
 pub fn body_type(header: Option<&str>) -> Result<BodyType, String> {
-    let essence = header
-        .and_then(MediaType::parse)
-        .map(|m| m.essence)
-        .unwrap_or_else(|| "application/json".into());
+    let essence = match header.filter(|h| !h.trim().is_empty()) {
+        None => "application/json".to_string(),
+        Some(h) => MediaType::parse(h).ok_or_else(|| h.to_string())?.essence,
+    };
     Ok(match essence.as_str() {
         "application/json" => BodyType::Json,
         "application/yaml" => BodyType::Yaml,
@@ -179,6 +180,11 @@ mod tests {
             BodyType::ApplyPatch
         );
         assert!(body_type(Some("text/plain")).is_err());
+        assert_eq!(body_type(None).unwrap(), BodyType::Json);
+        assert_eq!(body_type(Some(" ")).unwrap(), BodyType::Json);
+        // A Content-Type without a media type was read as JSON and created objects.
+        assert!(body_type(Some(";;;")).is_err());
+        assert!(body_type(Some("; charset=utf-8")).is_err());
         assert_eq!(
             body_type(Some("application/vnd.kubernetes.protobuf")).unwrap(),
             BodyType::Protobuf

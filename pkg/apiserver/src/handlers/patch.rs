@@ -5,7 +5,7 @@ use axum::response::Response;
 use k1s_apimachinery::{GroupKind, Path, Status};
 use serde_json::Value;
 
-use super::negotiation::{BodyType, body_type, parse_accept, resource_output};
+use super::negotiation::{BodyType, parse_accept, resource_output};
 use super::{Call, body, response, write_code};
 use crate::meta;
 use crate::schema::model::Schema;
@@ -63,7 +63,8 @@ pub async fn patch(call: Call) -> Result<Response, Status> {
     } else {
         PATCH_MEDIA_TYPES
     };
-    let ty = body_type(call.header(http::header::CONTENT_TYPE))
+    let ty = call
+        .body_type()
         .map_err(|_| Status::unsupported_media_type(accepted))?;
     let bytes = body::read(call.take_body()).await?;
     let doc = match ty {

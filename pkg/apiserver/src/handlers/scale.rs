@@ -6,7 +6,7 @@ use k1s_apimachinery::{FieldError, GroupKind, Path, Selector, Status};
 use serde_json::{Value, json};
 
 use super::create::object_body;
-use super::negotiation::{BodyType, body_type};
+use super::negotiation::BodyType;
 use super::patch::PATCH_MEDIA_TYPES;
 use super::{Call, body, response};
 use crate::meta::{self, get_path, set_path};
@@ -148,14 +148,17 @@ async fn write_scale(call: &Call, desired: Value) -> Result<Response, Status> {
 
 /// PUT `/scale`.
 pub async fn update(mut call: Call) -> Result<Response, Status> {
-    let desired = object_body(&mut call).await?;
+    let ctx = call.write_context()?;
+    let mut warnings = Vec::new();
+    let desired = object_body(&mut call, ctx.field_validation, &mut warnings).await?;
     write_scale(&call, desired).await
 }
 
 /// PATCH `/scale`: the patch applies to the Scale object.
 pub async fn patch(call: Call) -> Result<Response, Status> {
     let spec = spec_of(&call)?;
-    let ty = body_type(call.header(http::header::CONTENT_TYPE))
+    let ty = call
+        .body_type()
         .map_err(|_| Status::unsupported_media_type(PATCH_MEDIA_TYPES))?;
     let bytes = body::read(call.take_body()).await?;
     let current = call.server.generic.get(

@@ -12,11 +12,11 @@ pub async fn update(mut call: Call) -> Result<Response, Status> {
     let output = resource_output(&parse_accept(call.header(http::header::ACCEPT)))?;
     let sub = call.subresource()?;
     let ctx = call.write_context()?;
-    let raw = object_body(&mut call).await?;
+    let mut decode_warnings = Vec::new();
+    let raw = object_body(&mut call, ctx.field_validation, &mut decode_warnings).await?;
     let generic = call.server.generic.clone();
     let res = call.resource.clone();
     let name = call.path.name.clone().unwrap_or_default();
-    let mut decode_warnings = Vec::new();
     let obj = generic.decode_request(&res, raw, ctx.field_validation, &mut decode_warnings)?;
     let written = generic
         .update(&res, call.namespace(), &name, sub, &ctx, |_current, _w| {

@@ -200,9 +200,13 @@ pub async fn watch(call: Call) -> Result<Response, Status> {
             None => by_name,
         });
     }
-    let send_initial = call.query.get("sendInitialEvents").map(String::as_str);
+    // Any value but "false"/"0" is true, as upstream reads booleans.
+    let send_initial = call
+        .query
+        .contains_key("sendInitialEvents")
+        .then(|| query_flag(&call.query, "sendInitialEvents"));
     let bookmarks = query_flag(&call.query, "allowWatchBookmarks");
-    if send_initial.is_some_and(|s| s == "true")
+    if send_initial == Some(true)
         && (opts.resource_version_match.as_deref() != Some("NotOlderThan") || !bookmarks)
     {
         return Err(Status::invalid(
@@ -245,34 +249,34 @@ pub async fn watch(call: Call) -> Result<Response, Status> {
         tx,
     };
     // Initial state and start revision come from one snapshot of the cache.
-    let (initial, stream, initial_end) =
-        if rv.is_empty() || rv == "0" || send_initial == Some("true") {
-            if !rv.is_empty() && rv != "0" {
-                generic
-                    .wait_for_revision(parse_resource_version(&rv)?)
-                    .await?;
-            }
-            let wants_initial = send_initial != Some("false");
-            let (items, at, _) = store.cache().list(&prefix, None, 0);
-            let stream = store
-                .watch(&prefix, at)
-                .map_err(|e| Status::internal_error(&e.to_string()))?;
-            let mut objs = Vec::new();
-            if wants_initial {
-                for kv in &items {
-                    let obj = generic.decode_stored(&res, kv)?;
-                    if generic.matches(&res, &obj, &watcher.opts) {
-                        objs.push(obj);
-                    }
+    let (initial, stream, initial_end) = if rv.is_empty() || rv == "0" || send_initial == Some(true)
+    {
+        if !rv.is_empty() && rv != "0" {
+            generic
+                .wait_for_revision(parse_resource_version(&rv)?)
+                .await?;
+        }
+        let wants_initial = send_initial != Some(false);
+        let (items, at, _) = store.cache().list(&prefix, None, 0);
+        let stream = store
+            .watch(&prefix, at)
+            .map_err(|e| Status::internal_error(&e.to_string()))?;
+        let mut objs = Vec::new();
+        if wants_initial {
+            for kv in &items {
+                let obj = generic.decode_stored(&res, kv)?;
+                if generic.matches(&res, &obj, &watcher.opts) {
+                    objs.push(obj);
                 }
             }
-            let end = (send_initial == Some("true")).then_some(at);
-            (objs, Ok(stream), end)
-        } else {
-            let from = parse_resource_version(&rv)?;
-            generic.wait_for_revision(from).await?;
-            (Vec::new(), store.watch(&prefix, from), None)
-        };
+        }
+        let end = (send_initial == Some(true)).then_some(at);
+        (objs, Ok(stream), end)
+    } else {
+        let from = parse_resource_version(&rv)?;
+        generic.wait_for_revision(from).await?;
+        (Vec::new(), store.watch(&prefix, from), None)
+    };
     match stream {
         Ok(stream) => {
             tokio::spawn(watcher.run(stream, initial, initial_end, bookmarks, timeout));
