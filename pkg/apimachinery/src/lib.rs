@@ -8,6 +8,8 @@
 
 pub mod field;
 pub mod fields;
+#[cfg(test)]
+mod fuzz;
 mod goformat;
 pub mod labels;
 pub mod meta;

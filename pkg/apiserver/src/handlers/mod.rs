@@ -4,6 +4,8 @@
 pub mod body;
 mod create;
 mod delete;
+#[cfg(test)]
+mod fuzz;
 mod get;
 mod health;
 mod list;
