@@ -12,6 +12,8 @@ pub mod bootstrap;
 pub mod client;
 pub mod crd;
 pub mod discovery;
+#[cfg(test)]
+mod fuzz;
 pub mod handlers;
 pub mod kinds;
 pub mod managed;

@@ -4,6 +4,8 @@
 mod body;
 mod create;
 mod delete;
+#[cfg(test)]
+mod fuzz;
 mod get;
 mod health;
 mod list;

@@ -957,7 +957,15 @@ impl GenericStore {
                 let shorten = existing_grace.is_some_and(|e| g < e);
                 if !deleting || shorten || changed {
                     if !deleting || shorten {
-                        let when = now + jiff::SignedDuration::from_secs(g);
+                        // Any int64 is a valid grace period; past the last representable
+                        // time the deadline is that time (Go's arithmetic would wrap).
+                        let when = now
+                            .checked_add(jiff::SignedDuration::from_secs(g))
+                            .unwrap_or(if g < 0 {
+                                jiff::Timestamp::MIN
+                            } else {
+                                jiff::Timestamp::MAX
+                            });
                         m.insert("deletionTimestamp".into(), json!(meta::format_time(when)));
                         m.insert("deletionGracePeriodSeconds".into(), json!(g));
                     }
