@@ -7,9 +7,15 @@
 //! The properties themselves live beside the code they exercise (`patch/fuzz.rs`,
 //! `apply/fuzz.rs`, `handlers/fuzz.rs`, `schema/protobuf/fuzz.rs`).
 
+use std::sync::OnceLock;
+
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value, json};
+
+use crate::kinds::core::service::ServiceAllocators;
+use crate::registry::Resource;
+use crate::schema::model::{Definitions, Schema};
 
 /// Cases per property: enough to reach the directive and list-merge branches, few enough
 /// that every property runs in about a second in the dev profile.
@@ -20,6 +26,47 @@ pub(crate) fn config(cases: u32) -> ProptestConfig {
         max_shrink_iters: 2048,
         ..ProptestConfig::default()
     }
+}
+
+// === built-in kinds ===
+
+/// The built-in resources and their schemas, built once per test binary.
+pub(crate) struct Builtin {
+    /// Every built-in resource.
+    pub resources: Vec<Resource>,
+    /// Every built-in schema.
+    pub defs: Definitions,
+}
+
+impl Builtin {
+    /// The resource `plural` of `group`.
+    pub fn resource(&self, group: &str, plural: &str) -> &Resource {
+        match self
+            .resources
+            .iter()
+            .find(|r| r.info.group == group && r.info.plural == plural && r.info.storage_version)
+        {
+            Some(r) => r,
+            None => panic!("no built-in resource {group}/{plural}"),
+        }
+    }
+
+    /// The schema node of a resource's kind.
+    pub fn schema(&self, res: &Resource) -> Schema {
+        Schema::reference(res.info.definition.clone())
+    }
+}
+
+/// The built-in kinds, as the server registers them.
+pub(crate) fn builtin() -> &'static Builtin {
+    static BUILTIN: OnceLock<Builtin> = OnceLock::new();
+    BUILTIN.get_or_init(|| {
+        let cidr = "10.43.0.0/16"
+            .parse()
+            .unwrap_or_else(|_| unreachable!("a valid CIDR"));
+        let (resources, defs) = crate::kinds::builtin(&ServiceAllocators::new(cidr)).build();
+        Builtin { resources, defs }
+    })
 }
 
 // === valid objects ===

@@ -9,6 +9,11 @@
 //! - `add`/`remove` of the whole document (`""`) fail with "doc is missing path";
 //!   `replace` of the whole document takes an object or array and ignores anything else.
 //!
+//! Two limits keep a small patch from making a huge or unreadable document: the `copy`
+//! operations of one patch may add at most [`MAX_JSON_PATCH_COPY_BYTES`] (upstream's
+//! `AccumulatedCopySizeLimit`), and no operation may make the document nest deeper than a
+//! request body may ([`MAX_NESTING_DEPTH`]), since the result is stored and read back.
+//!
 //! Error texts are the library's, so that logs read as upstream's do; the API server
 //! answers every apply failure with the same 422 (see [`PatchError`]).
 
@@ -16,9 +21,14 @@ use serde_json::{Map, Value};
 
 use super::PatchError;
 use super::gocompat::{decode_json, go_atoi, json_kind};
+use crate::schema::decode::{MAX_NESTING_DEPTH, nesting_depth};
 
 /// Most operations upstream accepts in one JSON patch.
 pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
+/// Most bytes the `copy` operations of one patch may add, all together (upstream's
+/// `JSONPatchMaxCopyBytes` default): a member copied into itself doubles each time.
+pub const MAX_JSON_PATCH_COPY_BYTES: usize = 3 * 1024 * 1024;
 
 /// Applies an RFC 6902 JSON patch (the raw request body) to `doc`.
 ///
@@ -36,8 +46,9 @@ pub fn apply_json_patch(doc: &Value, patch: &[u8]) -> Result<Value, PatchError> 
         )));
     }
     let mut doc = doc.clone();
+    let mut copied = 0;
     for op in &ops {
-        apply_operation(&mut doc, op).map_err(PatchError::OperationFailed)?;
+        apply_operation(&mut doc, op, &mut copied).map_err(PatchError::OperationFailed)?;
     }
     Ok(doc)
 }
@@ -112,14 +123,15 @@ fn op_value(op: &Operation) -> Option<&Value> {
     op.as_ref().and_then(|m| m.get("value"))
 }
 
-fn apply_operation(doc: &mut Value, op: &Operation) -> Result<(), String> {
+/// Applies one operation; `copied` is what the patch's copies have added so far.
+fn apply_operation(doc: &mut Value, op: &Operation, copied: &mut usize) -> Result<(), String> {
     match op_kind(op) {
         "add" => add(doc, op),
         "remove" => remove(doc, op),
         "replace" => replace(doc, op),
         "move" => move_op(doc, op),
         "test" => test(doc, op),
-        "copy" => copy(doc, op),
+        "copy" => copy(doc, op, copied),
         other => Err(format!("Unexpected kind: {other}")),
     }
 }
@@ -131,6 +143,7 @@ fn add(doc: &mut Value, op: &Operation) -> Result<(), String> {
         format!("add operation does not apply: doc is missing path: \"{path}\": {MISSING}")
     })?;
     let value = op_value(op).cloned().unwrap_or(Value::Null);
+    check_nesting("add", &path, &value)?;
     container_add(con, &key, value).map_err(|e| format!("error in add for path: '{path}': {e}"))
 }
 
@@ -150,6 +163,7 @@ fn replace(doc: &mut Value, op: &Operation) -> Result<(), String> {
         // silently ignores any other value.
         return match op_value(op) {
             Some(v @ (Value::Object(_) | Value::Array(_))) => {
+                check_nesting("replace", &path, v)?;
                 *doc = v.clone();
                 Ok(())
             }
@@ -166,6 +180,7 @@ fn replace(doc: &mut Value, op: &Operation) -> Result<(), String> {
         ));
     }
     let value = op_value(op).cloned().unwrap_or(Value::Null);
+    check_nesting("replace", &path, &value)?;
     container_set(con, &key, value).map_err(|e| format!("error in remove for path: '{path}': {e}"))
 }
 
@@ -183,6 +198,7 @@ fn move_op(doc: &mut Value, op: &Operation) -> Result<(), String> {
     let (con, key) = find_object(doc, &path).ok_or_else(|| {
         format!("move operation does not apply: doc is missing destination path: {path}: {MISSING}")
     })?;
+    check_nesting("move", &path, &value)?;
     container_add(con, &key, value).map_err(|e| format!("error in move for path: '{path}': {e}"))
 }
 
@@ -209,22 +225,64 @@ fn test(doc: &mut Value, op: &Operation) -> Result<(), String> {
     }
 }
 
-fn copy(doc: &mut Value, op: &Operation) -> Result<(), String> {
+fn copy(doc: &mut Value, op: &Operation, copied: &mut usize) -> Result<(), String> {
     let from = op_from(op).map_err(|e| format!("copy operation failed to decode from: {e}"))?;
     let (con, key) = find_object(doc, &from).ok_or_else(|| {
         format!("copy operation does not apply: doc is missing from path: {from}: {MISSING}")
     })?;
-    let value = container_get(con, &key)
+    let found = container_get(con, &key)
         .map_err(|e| format!("error in copy for from: '{from}': {e}"))?
-        .cloned()
-        .unwrap_or(Value::Null);
+        .cloned();
     let path =
         op_path(op).map_err(|_| format!("copy operation failed to decode path: {MISSING}"))?;
     let (con, key) = find_object(doc, &path).ok_or_else(|| {
         format!("copy operation does not apply: doc is missing destination path: {path}: {MISSING}")
     })?;
+    // Upstream counts the copied value's JSON length (nothing for a missing one).
+    *copied = copied.saturating_add(found.as_ref().map_or(0, json_len));
+    if *copied > MAX_JSON_PATCH_COPY_BYTES {
+        return Err(format!(
+            "Unable to complete the copy, the accumulated size increase of copy is {copied}, \
+             exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}"
+        ));
+    }
+    let value = found.unwrap_or(Value::Null);
+    check_nesting("copy", &path, &value)?;
     container_add(con, &key, value)
         .map_err(|e| format!("error while adding value during copy: {e}"))
+}
+
+/// The length of `v` written as JSON, counted without writing it anywhere.
+fn json_len(v: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // A JSON value always serializes, and the counter never fails.
+    let _ = serde_json::to_writer(&mut counter, v);
+    counter.0
+}
+
+/// Refuses to put `value` at `path` when the document would then nest deeper than a
+/// request body may: the patched object is stored, and must decode when read back.
+fn check_nesting(op: &str, path: &str, value: &Value) -> Result<(), String> {
+    // The container at `path` is as deep as the tokens before the last one, plus the root.
+    let container = path.split('/').count().saturating_sub(1);
+    let depth = container + nesting_depth(value);
+    if depth > MAX_NESTING_DEPTH {
+        return Err(format!(
+            "{op} operation does not apply: the document would nest {depth} levels deep at \
+             {path}, more than the {MAX_NESTING_DEPTH} allowed"
+        ));
+    }
+    Ok(())
 }
 
 /// RFC 6901 token decoding: `~1` is `/`, `~0` is `~`, in one left-to-right pass.

@@ -30,9 +30,11 @@ mod merge_patch;
 mod strategic;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
-pub use json_patch::{MAX_JSON_PATCH_OPERATIONS, apply_json_patch};
+pub use json_patch::{MAX_JSON_PATCH_COPY_BYTES, MAX_JSON_PATCH_OPERATIONS, apply_json_patch};
 pub use merge_patch::{apply_merge_patch, parse_merge_patch};
 pub use strategic::{apply_strategic_merge_patch, parse_strategic_merge_patch};
 

@@ -9,6 +9,28 @@ use serde_json::{Map, Value};
 use super::builtin::names;
 use super::model::{Definitions, Schema, SchemaType};
 
+/// Deepest nesting of objects and arrays a JSON request body may have (serde_json's
+/// recursion limit). Stored objects are read back with the same decoder, so nothing the
+/// server writes may nest deeper either.
+pub const MAX_NESTING_DEPTH: usize = 127;
+
+/// How many objects and arrays deep `v` nests (0 for a scalar, 1 for `{}`), measured
+/// without recursion so that any value can be measured.
+pub fn nesting_depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 1)];
+    while let Some((v, level)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Object(m) => Box::new(m.values()),
+            Value::Array(a) => Box::new(a.iter()),
+            _ => continue,
+        };
+        deepest = deepest.max(level);
+        stack.extend(children.map(|c| (c, level + 1)));
+    }
+    deepest
+}
+
 /// A value of the wrong JSON type, as Go's decoder words it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -327,6 +349,19 @@ mod tests {
         let mut b = BuiltinSchemas::new();
         let name = b.add::<k8s_openapi::api::apps::v1::Deployment>(gvk("apps", "v1", "Deployment"));
         (Schema::reference(name), b.build())
+    }
+
+    #[test]
+    fn nesting_depth_counts_containers_up_to_what_serde_json_reads() {
+        // MAX_NESTING_DEPTH promises that anything within it reads back: it must be
+        // serde_json's limit exactly.
+        assert_eq!(nesting_depth(&json!(1)), 0);
+        assert_eq!(nesting_depth(&json!({})), 1);
+        assert_eq!(nesting_depth(&json!({"a": [1, {"b": []}], "c": {}})), 4);
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let deepest: Value = serde_json::from_str(&nested(MAX_NESTING_DEPTH)).unwrap();
+        assert_eq!(nesting_depth(&deepest), MAX_NESTING_DEPTH);
+        assert!(serde_json::from_str::<Value>(&nested(MAX_NESTING_DEPTH + 1)).is_err());
     }
 
     #[test]
