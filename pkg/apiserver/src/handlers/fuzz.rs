@@ -493,6 +493,53 @@ fn deleting_a_scheduled_pod_with_the_largest_grace_period_sets_the_last_deadline
     assert_eq!(pending["metadata"]["deletionGracePeriodSeconds"], i64::MAX);
 }
 
+/// A protobuf field of wire type 2 (bytes, string or message).
+fn proto_field(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
+    let mut varint = |mut v: u64| {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    };
+    varint((u64::from(number) << 3) | 2);
+    varint(bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+#[test]
+fn objects_too_deep_to_read_back_are_refused_not_stored() {
+    // A protobuf ControllerRevision whose `data` (raw JSON) nests as deep as a JSON body
+    // may was stored one level deeper than serde_json reads: from then on every list of
+    // controllerrevisions answered 500, and the object could not even be deleted.
+    let server = Server::new();
+    let coll = "/apis/apps/v1/namespaces/default/controllerrevisions";
+    let data = (1..127).fold(json!({}), |v, _| json!({ "d": v }));
+    let (mut meta, mut raw, mut revision, mut type_meta, mut unknown) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    proto_field(&mut meta, 1, b"deep");
+    proto_field(&mut raw, 1, &to_bytes(&data));
+    proto_field(&mut revision, 1, &meta);
+    proto_field(&mut revision, 2, &raw);
+    proto_field(&mut type_meta, 1, b"apps/v1");
+    proto_field(&mut type_meta, 2, b"ControllerRevision");
+    proto_field(&mut unknown, 1, &type_meta);
+    proto_field(&mut unknown, 2, &revision);
+    let body = [crate::schema::protobuf::MAGIC, &unknown].concat();
+    let created = server.request(
+        Method::POST,
+        coll,
+        &[(CONTENT_TYPE, crate::schema::protobuf::MEDIA_TYPE)],
+        body,
+    );
+    let Some(created) = created else {
+        panic!("create did not answer");
+    };
+    assert_eq!(created.status, StatusCode::BAD_REQUEST);
+    let listed = server.request(Method::GET, coll, &[], Vec::new());
+    assert!(listed.is_some_and(|a| a.status == StatusCode::OK));
+}
+
 // === patches ===
 
 const PATCH_TYPES: &[&str] = &[

@@ -595,6 +595,7 @@ impl GenericStore {
         self.admit_namespace(info, namespace).await?;
         let defs = self.registry.snapshot().definitions.clone();
         crate::managed::track_update(&mut obj, None, ctx, info, None, &defs);
+        check_storable(&obj)?;
         storage.strategy.admit_create(&mut obj)?;
         if ctx.dry_run {
             storage.strategy.release(&obj, None);
@@ -785,6 +786,7 @@ impl GenericStore {
             }
             let defs = self.registry.snapshot().definitions.clone();
             crate::managed::track_update(&mut obj, Some(&old), ctx, info, sub, &defs);
+            check_storable(&obj)?;
             // Finalizers removed from an object that is being deleted may complete it.
             let completes_deletion = meta::is_deleting(&obj)
                 && meta::finalizers(&obj).is_empty()
@@ -1173,6 +1175,21 @@ fn same_content(a: &Value, b: &Value) -> bool {
         v
     };
     strip(a) == strip(b)
+}
+
+/// Refuses an object nested deeper than stored objects are read back (serde_json's
+/// limit). A JSON body cannot exceed it, but a protobuf body can: its embedded raw JSON
+/// may be as deep as a whole JSON body, below the object's own levels. Once stored, such
+/// an object could be neither read nor deleted, and every list of its collection failed.
+fn check_storable(obj: &Value) -> Result<(), Status> {
+    let depth = decode::nesting_depth(obj);
+    if depth > decode::MAX_NESTING_DEPTH {
+        return Err(Status::bad_request(&format!(
+            "object nests {depth} levels deep, more than the {} a stored object may",
+            decode::MAX_NESTING_DEPTH
+        )));
+    }
+    Ok(())
 }
 
 /// Serializes an object for the store (without its resourceVersion, which is the
