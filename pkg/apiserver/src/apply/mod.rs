@@ -24,6 +24,8 @@ mod merge;
 mod typed;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
