@@ -14,8 +14,12 @@ use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 
+use super::body;
+use super::negotiation::BodyType;
 use crate::fuzz::{Answer, Body, Server, config, edited, json_value, objects, to_bytes};
-use crate::registry::generic::{decode_continue, encode_continue, parse_resource_version};
+use crate::registry::generic::{
+    FieldValidation, decode_continue, encode_continue, parse_resource_version,
+};
 
 /// Runs `property` over `strategy` with `cases` cases against one server holding the three
 /// objects of [`objects`].
@@ -336,20 +340,50 @@ fn damaged(bytes: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// A request body that names an object: a document (sent as JSON or YAML) or raw bytes.
+#[derive(Debug, Clone)]
+enum Doc {
+    /// Sent as JSON.
+    Json(Value),
+    /// Sent as YAML.
+    Yaml(Value),
+    /// Sent as it is.
+    Raw(Body),
+}
+
+impl Doc {
+    /// The bytes to send, the document renamed from `from` to `to` so that it addresses
+    /// the object the case created.
+    fn bytes(&self, from: &str, to: &str) -> Vec<u8> {
+        let renamed = |v: &Value| {
+            let mut v = v.clone();
+            if v.pointer("/metadata/name").and_then(Value::as_str) == Some(from) {
+                v["metadata"]["name"] = json!(to);
+            }
+            v
+        };
+        match self {
+            Doc::Json(v) => to_bytes(&renamed(v)),
+            Doc::Yaml(v) => to_yaml(&renamed(v)),
+            Doc::Raw(b) => b.0.clone(),
+        }
+    }
+}
+
 /// A body for an object of the kind at `index` in [`objects`]: an edit of the valid object
 /// as JSON or YAML, damaged bytes of it, any JSON, any bytes.
-fn object_body(index: usize) -> impl Strategy<Value = Body> {
+fn object_body(index: usize) -> impl Strategy<Value = Doc> {
     let (_, _, obj) = objects()[index].clone();
     let valid = to_bytes(&obj);
     prop_oneof![
-        4 => edited(obj.clone()).prop_map(|v| to_bytes(&v)),
-        2 => edited(obj).prop_map(|v| to_yaml(&v)),
-        2 => damaged(valid),
-        1 => json_value().prop_map(|v| to_bytes(&v)),
-        1 => prop::collection::vec(any::<u8>(), 0..128),
-        1 => prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| [crate::schema::protobuf::MAGIC, &b].concat()),
+        4 => edited(obj.clone()).prop_map(Doc::Json),
+        2 => edited(obj).prop_map(Doc::Yaml),
+        2 => damaged(valid).prop_map(|b| Doc::Raw(Body(b))),
+        1 => json_value().prop_map(Doc::Json),
+        1 => prop::collection::vec(any::<u8>(), 0..128).prop_map(|b| Doc::Raw(Body(b))),
+        1 => prop::collection::vec(any::<u8>(), 0..64)
+            .prop_map(|b| Doc::Raw(Body([crate::schema::protobuf::MAGIC, &b].concat()))),
     ]
-    .prop_map(Body)
 }
 
 /// Reads `path` back and the collection it is in: an accepted write must stay readable.
@@ -381,17 +415,13 @@ fn create_and_update_with_any_body_never_fail_the_server() {
         256,
         strategy,
         |server, (i, body, content_type, update, params)| {
-            let (group, plural, obj) = objects()[i].clone();
+            let (group, plural, mut obj) = objects()[i].clone();
             let coll = collection(group, plural);
-            let name = crate::meta::name(&obj).to_string();
-            if update
-                && server
-                    .request(Method::GET, &format!("{coll}/{name}"), &[], Vec::new())
-                    .is_some_and(|a| a.status == StatusCode::NOT_FOUND)
-            {
-                server.create(&coll, &obj);
-            }
+            let original = crate::meta::name(&obj).to_string();
+            let name = format!("w{}", server.unique());
             let (method, path) = if update {
+                obj["metadata"]["name"] = json!(name);
+                server.create(&coll, &obj);
                 (Method::PUT, format!("{coll}/{name}"))
             } else {
                 (Method::POST, coll.clone())
@@ -402,7 +432,8 @@ fn create_and_update_with_any_body_never_fail_the_server() {
             } else {
                 vec![(CONTENT_TYPE, content_type)]
             };
-            if let Some(a) = server.request(method, &uri, &headers, body.0) {
+            let body = body.bytes(&original, &name);
+            if let Some(a) = server.request(method, &uri, &headers, body) {
                 assert_not_internal(&a, &uri)?;
                 if a.status.is_success() {
                     let written: Value = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
@@ -493,6 +524,125 @@ fn deleting_a_scheduled_pod_with_the_largest_grace_period_sets_the_last_deadline
     assert_eq!(pending["metadata"]["deletionGracePeriodSeconds"], i64::MAX);
 }
 
+const BODY_TYPES: &[BodyType] = &[
+    BodyType::Json,
+    BodyType::Yaml,
+    BodyType::Protobuf,
+    BodyType::JsonPatch,
+    BodyType::MergePatch,
+    BodyType::StrategicMergePatch,
+    BodyType::ApplyPatch,
+];
+
+#[test]
+fn bodies_of_any_bytes_parse_or_fail_for_every_type() {
+    proptest!(config(512), |(body in prop::collection::vec(any::<u8>(), 0..256), ty in prop::sample::select(BODY_TYPES))| {
+        let _ = body::parse(&body, ty);
+    });
+}
+
+#[test]
+fn any_body_decodes_or_fails_for_every_builtin_kind() {
+    // The strict decoder walks the body along the kind's schema: any JSON of any shape,
+    // at any kind, is a typed object or a 400.
+    let resources = crate::fuzz::builtin().resources.len();
+    let strategy = (
+        0..resources,
+        (0..objects().len()).prop_flat_map(object_body),
+        prop::sample::select(&[BodyType::Json, BodyType::Yaml, BodyType::Protobuf][..]),
+        prop::sample::select(
+            &[
+                FieldValidation::Strict,
+                FieldValidation::Warn,
+                FieldValidation::Ignore,
+            ][..],
+        ),
+    );
+    check(512, strategy, |server, (r, body, ty, validation)| {
+        let snapshot = server.server.registry.snapshot();
+        let info = &crate::fuzz::builtin().resources[r].info;
+        let Some(res) = snapshot.get(&info.group, &info.version, &info.plural) else {
+            return Ok(());
+        };
+        if let Ok(v) = body::parse(&body.bytes("", ""), ty) {
+            let mut warnings = Vec::new();
+            if let Err(s) = server
+                .server
+                .generic
+                .decode_request(res, v, validation, &mut warnings)
+            {
+                prop_assert_ne!(s.code(), 500, "{}", s.message);
+            }
+        }
+        Ok(())
+    });
+}
+
+/// `levels` nested arrays or objects, as JSON.
+fn deep_json(levels: usize, object: bool) -> Vec<u8> {
+    let (open, close) = if object { ("{\"a\":", "}") } else { ("[", "]") };
+    format!("{}1{}", open.repeat(levels), close.repeat(levels)).into_bytes()
+}
+
+#[test]
+fn bodies_nested_ten_thousand_deep_are_errors_not_stack_overflows() {
+    // Every decoder that reads a request body recurses per level; a body of 10 000
+    // levels (what Go's decoder accepts upstream) must be refused, not crash the server.
+    let deep_yaml_flow = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    let deep_yaml_block = format!("{}x", "- ".repeat(10_000));
+    let deep_yaml_map = format!("{}1{}", "{a: ".repeat(10_000), "}".repeat(10_000));
+    for (what, bytes) in [
+        ("json array", deep_json(10_000, false)),
+        ("json object", deep_json(10_000, true)),
+        ("yaml flow", deep_yaml_flow.into_bytes()),
+        ("yaml block", deep_yaml_block.into_bytes()),
+        ("yaml map", deep_yaml_map.into_bytes()),
+    ] {
+        for ty in BODY_TYPES {
+            assert!(body::parse(&bytes, *ty).is_err(), "{what} as {ty:?}");
+        }
+        assert!(crate::patch::parse_merge_patch(&bytes).is_err(), "{what}");
+        assert!(
+            crate::patch::parse_strategic_merge_patch(&bytes).is_err(),
+            "{what}"
+        );
+        assert!(
+            crate::patch::apply_json_patch(&json!({}), &bytes).is_err(),
+            "{what}"
+        );
+        let token = base64::engine::general_purpose::URL_SAFE.encode(&bytes);
+        assert!(decode_continue(&token).is_err(), "{what}");
+    }
+    let server = Server::new();
+    for ty in ["application/json", "application/yaml"] {
+        let a = server.request(
+            Method::POST,
+            "/api/v1/namespaces/default/configmaps",
+            &[(CONTENT_TYPE, ty)],
+            deep_json(10_000, true),
+        );
+        assert!(
+            a.is_some_and(|a| a.status == StatusCode::BAD_REQUEST),
+            "{ty}"
+        );
+    }
+}
+
+#[test]
+fn yaml_alias_bombs_are_refused() {
+    // The "billion laughs" (upstream's CVE-2019-11253): nine levels of ten aliases each
+    // expand to 10^9 strings from a few hundred bytes.
+    let mut yaml = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..9 {
+        let p = i - 1;
+        yaml.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    assert!(body::parse(yaml.as_bytes(), BodyType::Yaml).is_err());
+    assert!(body::parse(yaml.as_bytes(), BodyType::ApplyPatch).is_err());
+}
+
 /// A protobuf field of wire type 2 (bytes, string or message).
 fn proto_field(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
     let mut varint = |mut v: u64| {
@@ -549,61 +699,87 @@ const PATCH_TYPES: &[&str] = &[
     "application/apply-patch+yaml",
 ];
 
-/// A patch body for the object at `index`: JSON patch operations on its paths, edits of
-/// it (merge, strategic and apply patches), damaged or arbitrary bytes.
-fn patch_body(index: usize) -> impl Strategy<Value = Body> {
-    let (_, _, obj) = objects()[index].clone();
-    let paths: Vec<String> = crate::fuzz::paths(&obj)
+/// JSON patch operations on the paths of `obj` (and one level below them).
+fn json_patch_ops(obj: &Value) -> impl Strategy<Value = Value> + use<> {
+    let paths: Vec<String> = crate::fuzz::paths(obj)
         .iter()
         .map(|p| crate::fuzz::pointer(p))
         .collect();
+    let path = (
+        prop::sample::select(paths),
+        prop::sample::select(&["", "", "", "/-", "/0", "/x"][..]),
+    )
+        .prop_map(|(p, suffix)| p + suffix);
     let op = (
         prop::sample::select(&["add", "remove", "replace", "move", "copy", "test"][..]),
-        prop::sample::select(paths.clone()),
-        prop::sample::select(paths),
+        path.clone(),
+        path,
         json_value(),
     )
         .prop_map(
             |(op, path, from, value)| json!({"op": op, "path": path, "from": from, "value": value}),
         );
-    prop_oneof![
-        3 => prop::collection::vec(op, 0..6).prop_map(|ops| to_bytes(&Value::Array(ops))),
-        4 => edited(obj.clone()).prop_map(|v| to_bytes(&v)),
-        2 => edited(obj.clone()).prop_map(|v| to_yaml(&v)),
-        1 => damaged(to_bytes(&obj)),
-        1 => json_value().prop_map(|v| to_bytes(&v)),
-        1 => prop::collection::vec(any::<u8>(), 0..64),
-    ]
-    .prop_map(Body)
+    prop::collection::vec(op, 0..6).prop_map(Value::Array)
+}
+
+/// A patch of the object at `index` of the type `content_type` (index into
+/// [`PATCH_TYPES`]), mostly of that type's shape: operations for a JSON patch, edits of the
+/// object (strategic directives included) for the others, as YAML for some applies.
+fn patch_body(index: usize, content_type: usize) -> impl Strategy<Value = Doc> {
+    let (_, _, obj) = objects()[index].clone();
+    let ops = json_patch_ops(&obj).prop_map(Doc::Json);
+    let doc = edited(obj.clone());
+    let wrong = prop_oneof![
+        damaged(to_bytes(&obj)).prop_map(|b| Doc::Raw(Body(b))),
+        json_value().prop_map(Doc::Json),
+        prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| Doc::Raw(Body(b))),
+    ];
+    match content_type {
+        0 => prop_oneof![6 => ops, 1 => doc.prop_map(Doc::Json), 1 => wrong].boxed(),
+        1 | 2 => prop_oneof![6 => doc.prop_map(Doc::Json), 1 => ops, 1 => wrong].boxed(),
+        _ => {
+            // An applied configuration names its kind.
+            let named = (doc, any::<bool>()).prop_map(move |(mut c, yaml)| {
+                if let Value::Object(m) = &mut c {
+                    for k in ["apiVersion", "kind"] {
+                        m.insert(k.to_string(), obj[k].clone());
+                    }
+                }
+                if yaml { Doc::Yaml(c) } else { Doc::Json(c) }
+            });
+            prop_oneof![6 => named, 1 => wrong].boxed()
+        }
+    }
 }
 
 #[test]
 fn patches_of_every_type_never_fail_the_server() {
-    let strategy = (0..objects().len())
-        .prop_flat_map(|i| (Just(i), patch_body(i)))
-        .prop_flat_map(|(i, body)| {
+    let strategy = (0..objects().len(), 0..PATCH_TYPES.len())
+        .prop_flat_map(|(i, t)| (Just(i), Just(t), patch_body(i, t)))
+        .prop_flat_map(|(i, t, body)| {
             (
                 Just(i),
+                Just(t),
                 Just(body),
-                prop::sample::select(PATCH_TYPES),
                 params(&["fieldManager", "force", "fieldValidation", "dryRun"]),
             )
         });
-    check(256, strategy, |server, (i, body, content_type, params)| {
+    check(256, strategy, |server, (i, t, body, params)| {
         let (group, plural, mut obj) = objects()[i].clone();
         let coll = collection(group, plural);
+        let original = crate::meta::name(&obj).to_string();
         let name = format!("o{}", server.unique());
         obj["metadata"]["name"] = json!(name);
         server.create(&coll, &obj);
         let uri = format!("{coll}/{name}?{}", query(&params));
-        if let Some(a) =
-            server.request(Method::PATCH, &uri, &[(CONTENT_TYPE, content_type)], body.0)
+        let content_type = PATCH_TYPES[t];
+        let body = body.bytes(&original, &name);
+        if let Some(a) = server.request(Method::PATCH, &uri, &[(CONTENT_TYPE, content_type)], body)
         {
             // Upstream answers 500 without a reason for strategic merge patches and applied
             // configurations it cannot merge (plain Go errors); anything else is ours.
             let upstreams_500 = a.status == StatusCode::INTERNAL_SERVER_ERROR
-                && content_type != PATCH_TYPES[0]
-                && content_type != PATCH_TYPES[1]
+                && t >= 2
                 && serde_json::from_slice::<Value>(&a.body)
                     .is_ok_and(|s| s.get("reason").is_none_or(|r| r == ""));
             if !upstreams_500 {
