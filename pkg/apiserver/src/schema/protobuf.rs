@@ -740,4 +740,6 @@ fn fraction(v: u64, div: u64) -> String {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

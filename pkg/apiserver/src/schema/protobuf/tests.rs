@@ -7,7 +7,7 @@ use super::*;
 
 /// A tiny protobuf encoder: enough to build the bodies Go's generated code writes.
 #[derive(Default, Clone)]
-struct Enc(Vec<u8>);
+pub(super) struct Enc(pub(super) Vec<u8>);
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -18,41 +18,41 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 impl Enc {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::default()
     }
-    fn key(mut self, n: u32, wire: u8) -> Self {
+    pub(super) fn key(mut self, n: u32, wire: u8) -> Self {
         put_varint(&mut self.0, (u64::from(n) << 3) | u64::from(wire));
         self
     }
-    fn varint(self, n: u32, v: u64) -> Self {
+    pub(super) fn varint(self, n: u32, v: u64) -> Self {
         let mut e = self.key(n, 0);
         put_varint(&mut e.0, v);
         e
     }
-    fn bytes(self, n: u32, b: &[u8]) -> Self {
+    pub(super) fn bytes(self, n: u32, b: &[u8]) -> Self {
         let mut e = self.key(n, 2);
         put_varint(&mut e.0, b.len() as u64);
         e.0.extend_from_slice(b);
         e
     }
-    fn str(self, n: u32, s: &str) -> Self {
+    pub(super) fn str(self, n: u32, s: &str) -> Self {
         self.bytes(n, s.as_bytes())
     }
-    fn msg(self, n: u32, m: Enc) -> Self {
+    pub(super) fn msg(self, n: u32, m: Enc) -> Self {
         self.bytes(n, &m.0)
     }
     /// A map entry {key = 1, value = 2}.
-    fn entry(self, n: u32, k: &str, v: Enc) -> Self {
+    pub(super) fn entry(self, n: u32, k: &str, v: Enc) -> Self {
         self.msg(n, Enc::new().str(1, k).msg(2, v))
     }
-    fn str_entry(self, n: u32, k: &str, v: &str) -> Self {
+    pub(super) fn str_entry(self, n: u32, k: &str, v: &str) -> Self {
         self.msg(n, Enc::new().str(1, k).str(2, v))
     }
 }
 
 /// The envelope: magic, then runtime.Unknown {typeMeta = 1 {apiVersion, kind}, raw = 2}.
-fn object(api_version: &str, kind: &str, raw: Enc) -> Vec<u8> {
+pub(super) fn object(api_version: &str, kind: &str, raw: Enc) -> Vec<u8> {
     let unknown = Enc::new()
         .msg(1, Enc::new().str(1, api_version).str(2, kind))
         .msg(2, raw)
@@ -64,7 +64,7 @@ fn object(api_version: &str, kind: &str, raw: Enc) -> Vec<u8> {
 }
 
 /// ObjectMeta as Go writes it: every non-pointer field, zero or not.
-fn meta(name: &str) -> Enc {
+pub(super) fn meta(name: &str) -> Enc {
     Enc::new()
         .str(1, name)
         .str(2, "")
@@ -76,7 +76,7 @@ fn meta(name: &str) -> Enc {
         .msg(8, Enc::new())
 }
 
-fn quantity(s: &str) -> Enc {
+pub(super) fn quantity(s: &str) -> Enc {
     Enc::new().str(1, s)
 }
 
