@@ -1,6 +1,6 @@
-//! Property tests over the selector parsers: whatever a client sends as `?labelSelector=`
-//! or `?fieldSelector=` (or as a `metav1.LabelSelector` in an object), parsing and
-//! matching answer with a value or an error, never a panic.
+//! Property tests over the parsers of client input: whatever a client sends as
+//! `?labelSelector=` or `?fieldSelector=` (or as a `metav1.LabelSelector` or a quantity in
+//! an object), parsing and matching answer with a value or an error, never a panic.
 //!
 //! Inputs are arbitrary strings, and strings assembled from each grammar's own tokens so
 //! that the parsers get past the first token and into every branch.
@@ -12,11 +12,18 @@ use serde_json::{Map, Value};
 
 use crate::fields::{FieldOperator, FieldSelector};
 use crate::labels::Selector;
+use crate::quantity::Quantity;
 
+/// 512 cases per property, or `PROPTEST_CASES` when set (for a longer run by hand).
 fn config() -> ProptestConfig {
+    let default = ProptestConfig::default();
     ProptestConfig {
-        cases: 512,
-        ..ProptestConfig::default()
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+            default.cases
+        } else {
+            512
+        },
+        ..default
     }
 }
 
@@ -329,5 +336,75 @@ proptest! {
             }
             let _ = fs.transform(|f, v| Ok::<_, ()>((f.to_string(), v.to_string())));
         }
+    }
+}
+
+// === quantities ===
+
+/// Quantity strings: mostly of the grammar's shape (sign, digits, fraction, a suffix or
+/// an exponent, extremes included), sometimes a soup of its pieces.
+fn quantity_text() -> impl Strategy<Value = String> {
+    let digits = prop_oneof![
+        "[0-9]{1,4}",
+        "[0-9]{15,40}",
+        prop::sample::select(&["0", "9223372036854775807", "9223372036854775808"][..])
+            .prop_map(str::to_string),
+    ];
+    let suffix = prop_oneof![
+        prop::sample::select(
+            &[
+                "", "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", "m", "u",
+                "n", "K", "i"
+            ][..]
+        )
+        .prop_map(str::to_string),
+        (
+            prop::sample::select(&["e", "E"][..]),
+            prop::sample::select(&["", "+", "-"][..]),
+            "[0-9]{1,3}|2147483648|9223372036854775808"
+        )
+            .prop_map(|(e, sign, n)| format!("{e}{sign}{n}")),
+    ];
+    let shaped = (
+        prop::sample::select(&["", "", "+", "-"][..]),
+        digits.clone(),
+        prop::option::of(digits),
+        suffix,
+    )
+        .prop_map(|(sign, int, frac, suffix)| match frac {
+            Some(f) => format!("{sign}{int}.{f}{suffix}"),
+            None => format!("{sign}{int}{suffix}"),
+        });
+    let soup = prop::collection::vec(
+        prop::sample::select(
+            &[
+                "+", "-", "0", "7", ".", "e", "E", "Ki", "M", "m", "n", "i", " ",
+            ][..],
+        ),
+        0..8,
+    )
+    .prop_map(|p| p.concat());
+    prop_oneof![4 => shaped, 1 => soup]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn quantities_parse_or_fail_and_print_what_parses_again(
+        a in prop_oneof![quantity_text(), any::<String>()],
+        b in quantity_text(),
+    ) {
+        // Quantities come from request bodies (resources, limits) and are printed back in
+        // responses and tables.
+        let (Ok(qa), Ok(qb)) = (Quantity::parse(&a), Quantity::parse(&b)) else {
+            return Ok(());
+        };
+        for q in [&qa, &qb] {
+            let _ = (q.value(), q.milli_value(), q.as_f64(), q.signum(), q.canonical());
+            let printed = q.to_string();
+            prop_assert!(Quantity::parse(&printed).is_ok(), "{:?} printed as {:?}", q, printed);
+        }
+        let _ = (qa.checked_add(&qb), qa.checked_sub(&qb), qa.partial_cmp(&qb));
     }
 }
