@@ -20,11 +20,17 @@ use crate::schema::model::{Definitions, Schema};
 /// Cases per property: enough to reach the directive and list-merge branches, few enough
 /// that every property runs in about a second in the dev profile.
 pub(crate) fn config(cases: u32) -> ProptestConfig {
+    // PROPTEST_CASES (read by the default config) overrides, for a longer run by hand.
+    let default = ProptestConfig::default();
     ProptestConfig {
-        cases,
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+            default.cases
+        } else {
+            cases
+        },
         // Inputs are cheap to regenerate; shrinking a failure must not take minutes.
         max_shrink_iters: 2048,
-        ..ProptestConfig::default()
+        ..default
     }
 }
 
