@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use proptest::test_runner::{TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
 
 use crate::kinds::core::service::ServiceAllocators;
@@ -638,4 +639,82 @@ impl Server {
             None => panic!("create at {collection} did not answer"),
         }
     }
+}
+
+/// The collection path of the objects of [`objects`] (namespace `default`, version v1).
+pub(crate) fn collection(group: &str, plural: &str) -> String {
+    if group.is_empty() {
+        format!("/api/v1/namespaces/default/{plural}")
+    } else {
+        format!("/apis/{group}/v1/namespaces/default/{plural}")
+    }
+}
+
+/// Runs `property` over `strategy` with `cases` cases against one server holding the three
+/// objects of [`objects`].
+pub(crate) fn check<S: Strategy>(
+    cases: u32,
+    strategy: S,
+    property: impl Fn(&Server, S::Value) -> Result<(), TestCaseError>,
+) where
+    S::Value: std::fmt::Debug,
+{
+    let server = Server::new();
+    for (group, plural, obj) in objects() {
+        server.create(&collection(group, plural), &obj);
+    }
+    // Failures of a runner outside `proptest!` cannot be saved per source file.
+    let mut runner = TestRunner::new(ProptestConfig {
+        failure_persistence: None,
+        ..config(cases)
+    });
+    if let Err(e) = runner.run(&strategy, |input| property(&server, input)) {
+        panic!("{e}");
+    }
+}
+
+/// A 500 is the server's fault; anything else is an answer.
+pub(crate) fn assert_not_internal(answer: &Answer, what: &str) -> Result<(), TestCaseError> {
+    prop_assert_ne!(
+        answer.status,
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        "{}: {}",
+        what,
+        String::from_utf8_lossy(&answer.body)
+    );
+    Ok(())
+}
+
+/// Whether a 500 is one upstream answers too: a plain Go error (no reason) from merging a
+/// strategic merge patch or an applied configuration.
+pub(crate) fn upstreams_500(answer: &Answer, content_type: &str) -> bool {
+    answer.status == http::StatusCode::INTERNAL_SERVER_ERROR
+        && (content_type.starts_with("application/strategic-merge-patch+json")
+            || content_type.starts_with("application/apply-patch+yaml"))
+        && serde_json::from_slice::<Value>(&answer.body)
+            .is_ok_and(|s| s.get("reason").is_none_or(|r| r == ""))
+}
+
+/// The Accept header kubectl sends for `get`: a Table of the objects.
+pub(crate) const ACCEPT_TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+
+/// Reads `path` back and the collection it is in, as JSON and as the Table kubectl asks
+/// for (which prints every column from the stored fields): an accepted write must stay
+/// readable.
+pub(crate) fn assert_readable(server: &Server, path: &str) -> Result<(), TestCaseError> {
+    let coll = path.rsplit_once('/').map_or(path, |(c, _)| c);
+    for accept in ["application/json", ACCEPT_TABLE] {
+        for p in [path, coll] {
+            let answer = server.request(
+                http::Method::GET,
+                p,
+                &[(http::header::ACCEPT, accept)],
+                Vec::new(),
+            );
+            if let Some(a) = answer {
+                assert_not_internal(&a, &format!("reading back {p} as {accept}"))?;
+            }
+        }
+    }
+    Ok(())
 }
