@@ -538,9 +538,13 @@ pub(crate) fn to_bytes(v: &Value) -> Vec<u8> {
 
 // === a server for request-level properties ===
 
-/// How long a request may take before the property treats it as waiting (a
-/// resourceVersion in the future makes reads wait up to 3 s, by design).
-const PATIENCE: std::time::Duration = std::time::Duration::from_millis(200);
+/// How long a read whose query may name a future resourceVersion (which makes it wait up
+/// to 3 s, by design) or a watch (whose body never ends) is given.
+const BRIEFLY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How long any other request is given: generous, so that a loaded machine does not make
+/// a property fail.
+const PATIENTLY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// An API server over the memory store, with the runtime that drives it.
 pub(crate) struct Server {
@@ -583,10 +587,33 @@ impl Server {
         self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Sends a request as a cluster admin; `None` when it is still waiting after
-    /// [`PATIENCE`]. A panic in the handler fails the caller.
+    /// Sends a request as a cluster admin; `None` when it has not answered after
+    /// [`PATIENTLY`]. A panic in the handler fails the caller.
     pub fn request(
         &self,
+        method: http::Method,
+        uri: &str,
+        headers: &[(http::header::HeaderName, &str)],
+        body: Vec<u8>,
+    ) -> Option<Answer> {
+        self.request_within(PATIENTLY, method, uri, headers, body)
+    }
+
+    /// Like [`Server::request`], but `None` (and an empty body) once [`BRIEFLY`] has
+    /// passed: for reads that may wait for a future resourceVersion, and watches.
+    pub fn request_briefly(
+        &self,
+        method: http::Method,
+        uri: &str,
+        headers: &[(http::header::HeaderName, &str)],
+        body: Vec<u8>,
+    ) -> Option<Answer> {
+        self.request_within(BRIEFLY, method, uri, headers, body)
+    }
+
+    fn request_within(
+        &self,
+        patience: std::time::Duration,
         method: http::Method,
         uri: &str,
         headers: &[(http::header::HeaderName, &str)],
@@ -604,12 +631,12 @@ impl Server {
             .insert(crate::auth::UserInfo::loopback());
         let server = self.server.clone();
         self.rt.block_on(async move {
-            let response = tokio::time::timeout(PATIENCE, crate::handlers::handle(server, req))
+            let response = tokio::time::timeout(patience, crate::handlers::handle(server, req))
                 .await
                 .ok()?;
             let status = response.status();
             let body = tokio::time::timeout(
-                PATIENCE,
+                patience,
                 http_body_util::BodyExt::collect(response.into_body()),
             )
             .await
