@@ -20,13 +20,12 @@ pub fn nesting_depth(v: &Value) -> usize {
     let mut deepest = 0;
     let mut stack = vec![(v, 1)];
     while let Some((v, level)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match v {
-            Value::Object(m) => Box::new(m.values()),
-            Value::Array(a) => Box::new(a.iter()),
+        match v {
+            Value::Object(m) => stack.extend(m.values().map(|c| (c, level + 1))),
+            Value::Array(a) => stack.extend(a.iter().map(|c| (c, level + 1))),
             _ => continue,
-        };
+        }
         deepest = deepest.max(level);
-        stack.extend(children.map(|c| (c, level + 1)));
     }
     deepest
 }
