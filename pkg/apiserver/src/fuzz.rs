@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use proptest::test_runner::{TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
 
 use crate::kinds::core::service::ServiceAllocators;
@@ -20,11 +21,17 @@ use crate::schema::model::{Definitions, Schema};
 /// Cases per property: enough to reach the directive and list-merge branches, few enough
 /// that every property runs in about a second in the dev profile.
 pub(crate) fn config(cases: u32) -> ProptestConfig {
+    // PROPTEST_CASES (read by the default config) overrides, for a longer run by hand.
+    let default = ProptestConfig::default();
     ProptestConfig {
-        cases,
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+            default.cases
+        } else {
+            cases
+        },
         // Inputs are cheap to regenerate; shrinking a failure must not take minutes.
         max_shrink_iters: 2048,
-        ..ProptestConfig::default()
+        ..default
     }
 }
 
@@ -531,9 +538,13 @@ pub(crate) fn to_bytes(v: &Value) -> Vec<u8> {
 
 // === a server for request-level properties ===
 
-/// How long a request may take before the property treats it as waiting (a
-/// resourceVersion in the future makes reads wait up to 3 s, by design).
-const PATIENCE: std::time::Duration = std::time::Duration::from_millis(200);
+/// How long a read whose query may name a future resourceVersion (which makes it wait up
+/// to 3 s, by design) or a watch (whose body never ends) is given.
+const BRIEFLY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How long any other request is given: generous, so that a loaded machine does not make
+/// a property fail.
+const PATIENTLY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// An API server over the memory store, with the runtime that drives it.
 pub(crate) struct Server {
@@ -576,10 +587,33 @@ impl Server {
         self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Sends a request as a cluster admin; `None` when it is still waiting after
-    /// [`PATIENCE`]. A panic in the handler fails the caller.
+    /// Sends a request as a cluster admin; `None` when it has not answered after
+    /// [`PATIENTLY`]. A panic in the handler fails the caller.
     pub fn request(
         &self,
+        method: http::Method,
+        uri: &str,
+        headers: &[(http::header::HeaderName, &str)],
+        body: Vec<u8>,
+    ) -> Option<Answer> {
+        self.request_within(PATIENTLY, method, uri, headers, body)
+    }
+
+    /// Like [`Server::request`], but `None` (and an empty body) once [`BRIEFLY`] has
+    /// passed: for reads that may wait for a future resourceVersion, and watches.
+    pub fn request_briefly(
+        &self,
+        method: http::Method,
+        uri: &str,
+        headers: &[(http::header::HeaderName, &str)],
+        body: Vec<u8>,
+    ) -> Option<Answer> {
+        self.request_within(BRIEFLY, method, uri, headers, body)
+    }
+
+    fn request_within(
+        &self,
+        patience: std::time::Duration,
         method: http::Method,
         uri: &str,
         headers: &[(http::header::HeaderName, &str)],
@@ -597,12 +631,12 @@ impl Server {
             .insert(crate::auth::UserInfo::loopback());
         let server = self.server.clone();
         self.rt.block_on(async move {
-            let response = tokio::time::timeout(PATIENCE, crate::handlers::handle(server, req))
+            let response = tokio::time::timeout(patience, crate::handlers::handle(server, req))
                 .await
                 .ok()?;
             let status = response.status();
             let body = tokio::time::timeout(
-                PATIENCE,
+                patience,
                 http_body_util::BodyExt::collect(response.into_body()),
             )
             .await
@@ -632,4 +666,82 @@ impl Server {
             None => panic!("create at {collection} did not answer"),
         }
     }
+}
+
+/// The collection path of the objects of [`objects`] (namespace `default`, version v1).
+pub(crate) fn collection(group: &str, plural: &str) -> String {
+    if group.is_empty() {
+        format!("/api/v1/namespaces/default/{plural}")
+    } else {
+        format!("/apis/{group}/v1/namespaces/default/{plural}")
+    }
+}
+
+/// Runs `property` over `strategy` with `cases` cases against one server holding the three
+/// objects of [`objects`].
+pub(crate) fn check<S: Strategy>(
+    cases: u32,
+    strategy: S,
+    property: impl Fn(&Server, S::Value) -> Result<(), TestCaseError>,
+) where
+    S::Value: std::fmt::Debug,
+{
+    let server = Server::new();
+    for (group, plural, obj) in objects() {
+        server.create(&collection(group, plural), &obj);
+    }
+    // Failures of a runner outside `proptest!` cannot be saved per source file.
+    let mut runner = TestRunner::new(ProptestConfig {
+        failure_persistence: None,
+        ..config(cases)
+    });
+    if let Err(e) = runner.run(&strategy, |input| property(&server, input)) {
+        panic!("{e}");
+    }
+}
+
+/// A 500 is the server's fault; anything else is an answer.
+pub(crate) fn assert_not_internal(answer: &Answer, what: &str) -> Result<(), TestCaseError> {
+    prop_assert_ne!(
+        answer.status,
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        "{}: {}",
+        what,
+        String::from_utf8_lossy(&answer.body)
+    );
+    Ok(())
+}
+
+/// Whether a 500 is one upstream answers too: a plain Go error (no reason) from merging a
+/// strategic merge patch or an applied configuration.
+pub(crate) fn upstreams_500(answer: &Answer, content_type: &str) -> bool {
+    answer.status == http::StatusCode::INTERNAL_SERVER_ERROR
+        && (content_type.starts_with("application/strategic-merge-patch+json")
+            || content_type.starts_with("application/apply-patch+yaml"))
+        && serde_json::from_slice::<Value>(&answer.body)
+            .is_ok_and(|s| s.get("reason").is_none_or(|r| r == ""))
+}
+
+/// The Accept header kubectl sends for `get`: a Table of the objects.
+pub(crate) const ACCEPT_TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+
+/// Reads `path` back and the collection it is in, as JSON and as the Table kubectl asks
+/// for (which prints every column from the stored fields): an accepted write must stay
+/// readable.
+pub(crate) fn assert_readable(server: &Server, path: &str) -> Result<(), TestCaseError> {
+    let coll = path.rsplit_once('/').map_or(path, |(c, _)| c);
+    for accept in ["application/json", ACCEPT_TABLE] {
+        for p in [path, coll] {
+            let answer = server.request(
+                http::Method::GET,
+                p,
+                &[(http::header::ACCEPT, accept)],
+                Vec::new(),
+            );
+            if let Some(a) = answer {
+                assert_not_internal(&a, &format!("reading back {p} as {accept}"))?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -5,6 +5,8 @@
 pub mod controller;
 pub mod custom;
 pub mod definition;
+#[cfg(test)]
+mod fuzz;
 pub mod structural;
 
 pub use definition::CrdStrategy;

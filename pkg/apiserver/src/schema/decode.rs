@@ -20,13 +20,12 @@ pub fn nesting_depth(v: &Value) -> usize {
     let mut deepest = 0;
     let mut stack = vec![(v, 1)];
     while let Some((v, level)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match v {
-            Value::Object(m) => Box::new(m.values()),
-            Value::Array(a) => Box::new(a.iter()),
+        match v {
+            Value::Object(m) => stack.extend(m.values().map(|c| (c, level + 1))),
+            Value::Array(a) => stack.extend(a.iter().map(|c| (c, level + 1))),
             _ => continue,
-        };
+        }
         deepest = deepest.max(level);
-        stack.extend(children.map(|c| (c, level + 1)));
     }
     deepest
 }
@@ -359,7 +358,8 @@ mod tests {
         assert_eq!(nesting_depth(&json!({})), 1);
         assert_eq!(nesting_depth(&json!({"a": [1, {"b": []}], "c": {}})), 4);
         let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
-        let deepest: Value = serde_json::from_str(&nested(MAX_NESTING_DEPTH)).unwrap();
+        let deepest: Value =
+            serde_json::from_str(&nested(MAX_NESTING_DEPTH)).expect("127 levels parse");
         assert_eq!(nesting_depth(&deepest), MAX_NESTING_DEPTH);
         assert!(serde_json::from_str::<Value>(&nested(MAX_NESTING_DEPTH + 1)).is_err());
     }
