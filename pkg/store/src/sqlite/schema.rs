@@ -182,6 +182,48 @@ pub(crate) fn row_checksum(row: &Row<'_>) -> i64 {
     i64::from(h.finalize())
 }
 
+/// Every log row in revision order, for the passes that read the whole log.
+pub(crate) const SELECT_LOG: &str =
+    "SELECT id, name, create_revision, prev_revision, deleted, value, checksum FROM kv ORDER BY id";
+
+/// One row of [`SELECT_LOG`], owned, with whether it matches its checksum.
+pub(crate) struct LogRow {
+    pub id: Revision,
+    pub name: String,
+    pub create_revision: Revision,
+    pub prev_revision: Revision,
+    pub deleted: bool,
+    pub value: Vec<u8>,
+    /// The stored checksum matches the row's contents.
+    pub intact: bool,
+}
+
+impl LogRow {
+    /// Reads a row selected by [`SELECT_LOG`] and verifies its checksum.
+    pub(crate) fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let mut r = LogRow {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            create_revision: row.get(2)?,
+            prev_revision: row.get(3)?,
+            deleted: row.get(4)?,
+            value: row.get(5)?,
+            intact: false,
+        };
+        let stored: i64 = row.get(6)?;
+        r.intact = stored
+            == row_checksum(&Row {
+                id: r.id,
+                name: &r.name,
+                create_revision: r.create_revision,
+                prev_revision: r.prev_revision,
+                deleted: r.deleted,
+                value: &r.value,
+            });
+        Ok(r)
+    }
+}
+
 /// Opens a read-only connection for list and get at old revisions.
 pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(

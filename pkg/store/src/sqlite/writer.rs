@@ -114,30 +114,19 @@ impl Writer {
         let mut history = VecDeque::new();
         let mut history_bytes = 0;
         {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT id, name, create_revision, prev_revision, deleted, value, checksum
-                     FROM kv ORDER BY id",
-                )
-                .map_err(read)?;
+            let mut stmt = conn.prepare(schema::SELECT_LOG).map_err(read)?;
             let mut rows = stmt.query([]).map_err(read)?;
             while let Some(row) = rows.next().map_err(read)? {
-                let id: i64 = row.get(0).map_err(read)?;
-                let name: String = row.get(1).map_err(read)?;
-                let create_revision: i64 = row.get(2).map_err(read)?;
-                let prev_revision: i64 = row.get(3).map_err(read)?;
-                let deleted: bool = row.get(4).map_err(read)?;
-                let value: Vec<u8> = row.get(5).map_err(read)?;
-                let stored: i64 = row.get(6).map_err(read)?;
-                let computed = schema::row_checksum(&schema::Row {
+                let schema::LogRow {
                     id,
-                    name: &name,
+                    name,
                     create_revision,
-                    prev_revision,
                     deleted,
-                    value: &value,
-                });
-                if stored != computed {
+                    value,
+                    intact,
+                    ..
+                } = schema::LogRow::read(row).map_err(read)?;
+                if !intact {
                     return Err(schema::corrupt(
                         &path,
                         "damaged row",
@@ -667,34 +656,22 @@ impl Writer {
         if quick != "ok" {
             report.problems.push(format!("sqlite quick_check: {quick}"));
         }
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, name, create_revision, prev_revision, deleted, value, checksum
-                 FROM kv ORDER BY id",
-            )
-            .map_err(corrupt)?;
+        let mut stmt = self.conn.prepare(schema::SELECT_LOG).map_err(corrupt)?;
         let mut rows = stmt.query([]).map_err(corrupt)?;
         let mut latest: HashMap<String, (Revision, bool)> = HashMap::new();
         let mut names: HashMap<Revision, String> = HashMap::new();
         while let Some(row) = rows.next().map_err(corrupt)? {
-            let id: Revision = row.get(0).map_err(corrupt)?;
-            let name: String = row.get(1).map_err(corrupt)?;
-            let create: Revision = row.get(2).map_err(corrupt)?;
-            let prev: Revision = row.get(3).map_err(corrupt)?;
-            let deleted: bool = row.get(4).map_err(corrupt)?;
-            let value: Vec<u8> = row.get(5).map_err(corrupt)?;
-            let stored: i64 = row.get(6).map_err(corrupt)?;
-            report.rows += 1;
-            let computed = schema::row_checksum(&schema::Row {
+            let schema::LogRow {
                 id,
-                name: &name,
+                name,
                 create_revision: create,
                 prev_revision: prev,
                 deleted,
-                value: &value,
-            });
-            if stored != computed {
+                intact,
+                ..
+            } = schema::LogRow::read(row).map_err(corrupt)?;
+            report.rows += 1;
+            if !intact {
                 report
                     .problems
                     .push(format!("row {id} ({name}) does not match its checksum"));
