@@ -5,6 +5,9 @@ pub mod apps;
 pub mod batch;
 pub mod core;
 pub mod misc;
+#[cfg(test)]
+mod parity;
+pub mod validation;
 
 use std::any::TypeId;
 use std::sync::Arc;

@@ -267,6 +267,26 @@ pub fn validate_pod_spec(spec: &Value, path: &Path) -> ErrorList {
     errs
 }
 
+/// Validates a PodTemplateSpec at `path` (upstream `ValidatePodTemplateSpec`): the
+/// template's labels and annotations, and its pod spec. Every kind that embeds a pod
+/// template (ReplicationController, PodTemplate, the apps and batch workloads) calls
+/// this.
+pub fn validate_pod_template_spec(template: &Value, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let meta = template.get("metadata").unwrap_or(&Value::Null);
+    errs.extend(k1s_apimachinery::meta::validate_labels(
+        meta.get("labels"),
+        &path.child("labels"),
+    ));
+    errs.extend(k1s_apimachinery::meta::validate_annotations(
+        meta.get("annotations"),
+        &path.child("annotations"),
+    ));
+    let spec = template.get("spec").unwrap_or(&Value::Null);
+    errs.extend(validate_pod_spec(spec, &path.child("spec")));
+    errs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

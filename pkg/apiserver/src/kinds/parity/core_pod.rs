@@ -1,0 +1,8 @@
+//! Parity rows of core_pod (see the module above).
+
+use super::Case;
+
+/// The rows.
+pub fn cases() -> Vec<Case> {
+    Vec::new()
+}

@@ -1,0 +1,281 @@
+//! Validation parity with upstream, table-driven: for every served built-in kind, a valid
+//! object is created, then copies missing each required field are created and stored
+//! copies with each immutable field changed are updated, and every refusal must be
+//! upstream's 422 with upstream's cause text (`spec.selector: Required value`,
+//! `roleRef: Invalid value: …: cannot change roleRef`).
+//!
+//! Each group keeps its rows in its own file; [`every_case`] lists them all, and
+//! [`every_served_kind_has_a_case`] fails when a served kind has none.
+
+mod admission;
+mod apps;
+mod core;
+mod core_pod;
+mod networking;
+
+use std::collections::BTreeSet;
+
+use http::Request;
+use serde_json::{Value, json};
+
+use crate::auth::UserInfo;
+use crate::test_util::TestApiServer;
+
+/// The namespace every namespaced case lives in.
+pub const NS: &str = "parity";
+
+/// One kind's rows.
+pub struct Case {
+    /// The collection path (`/apis/apps/v1/namespaces/parity/deployments`,
+    /// `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings`).
+    pub collection: &'static str,
+    /// A valid object, with `metadata.name`; created first and expected to succeed.
+    pub valid: Value,
+    /// Fields upstream requires: the JSON pointer removed from `valid` before a create,
+    /// and a text the 422's message must contain (`spec.roleRef.name: Required value`).
+    pub required: Vec<(&'static str, &'static str)>,
+    /// Values upstream refuses on create: the JSON pointer set in `valid`, its value, and
+    /// the expected text.
+    pub invalid: Vec<(&'static str, Value, &'static str)>,
+    /// Fields upstream keeps immutable: the JSON pointer changed in the stored object
+    /// before a PUT, the new value, and the expected text (`field is immutable`, or the
+    /// kind's own wording).
+    pub immutable: Vec<(&'static str, Value, &'static str)>,
+}
+
+impl Case {
+    /// A case with only a valid object; rows are added with the builder methods.
+    pub fn new(collection: &'static str, valid: Value) -> Self {
+        Self {
+            collection,
+            valid,
+            required: Vec::new(),
+            invalid: Vec::new(),
+            immutable: Vec::new(),
+        }
+    }
+
+    /// Adds a required field.
+    pub fn required(mut self, pointer: &'static str, expected: &'static str) -> Self {
+        self.required.push((pointer, expected));
+        self
+    }
+
+    /// Adds a value refused on create.
+    pub fn invalid(mut self, pointer: &'static str, value: Value, expected: &'static str) -> Self {
+        self.invalid.push((pointer, value, expected));
+        self
+    }
+
+    /// Adds an immutable field.
+    pub fn immutable(
+        mut self,
+        pointer: &'static str,
+        value: Value,
+        expected: &'static str,
+    ) -> Self {
+        self.immutable.push((pointer, value, expected));
+        self
+    }
+}
+
+/// Every group's cases.
+pub fn every_case() -> Vec<Case> {
+    let mut all = Vec::new();
+    all.extend(core::cases());
+    all.extend(core_pod::cases());
+    all.extend(apps::cases());
+    all.extend(networking::cases());
+    all.extend(admission::cases());
+    all
+}
+
+/// Sets (or, with `None`, removes) the value at a JSON pointer, creating objects on the
+/// way; a pointer into a list addresses an existing item.
+fn set_pointer(obj: &mut Value, pointer: &str, value: Option<Value>) {
+    let (parent, last) = match pointer.rsplit_once('/') {
+        Some(split) => split,
+        None => return,
+    };
+    let mut cur = obj;
+    for token in parent.split('/').skip(1) {
+        cur = match cur {
+            Value::Array(items) => match token.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+            {
+                Some(item) => item,
+                None => panic!("pointer {pointer}: no item {token}"),
+            },
+            Value::Object(map) => map.entry(token.to_string()).or_insert_with(|| json!({})),
+            _ => panic!("pointer {pointer}: {token} is not in an object or list"),
+        };
+    }
+    match (cur, value) {
+        (Value::Object(map), Some(v)) => {
+            map.insert(last.to_string(), v);
+        }
+        (Value::Object(map), None) => {
+            assert!(
+                map.remove(last).is_some(),
+                "pointer {pointer} is not in the object"
+            );
+        }
+        (Value::Array(items), v) => {
+            let i: usize = last.parse().unwrap_or_else(|_| panic!("pointer {pointer}"));
+            match v {
+                Some(v) => items[i] = v,
+                None => {
+                    items.remove(i);
+                }
+            }
+        }
+        _ => panic!("pointer {pointer} does not address a field"),
+    }
+}
+
+fn with_name(obj: &Value, name: &str) -> Value {
+    let mut o = obj.clone();
+    o["metadata"]["name"] = json!(name);
+    o
+}
+
+struct Api {
+    client: kube::Client,
+}
+
+impl Api {
+    async fn call(&self, method: &str, uri: &str, body: &Value) -> (u16, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("request {method} {uri}: {e}"));
+        let resp = self
+            .client
+            .send(req.map(kube::client::Body::from))
+            .await
+            .unwrap_or_else(|e| panic!("{method} {uri}: {e}"));
+        let code = resp.status().as_u16();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+}
+
+/// What went wrong in one row, for the test's one combined failure message.
+fn check_refusal(what: &str, code: u16, body: &Value, expected: &str, failures: &mut Vec<String>) {
+    let message = body.get("message").and_then(Value::as_str).unwrap_or("");
+    if code != 422 || !message.contains(expected) {
+        failures.push(format!(
+            "{what}: want 422 containing {expected:?}, got {code} {message:?}"
+        ));
+    }
+}
+
+async fn run_case(api: &Api, case: &Case, n: usize, failures: &mut Vec<String>) {
+    let base = format!("parity-{n}");
+    let (code, body) = api
+        .call("POST", case.collection, &with_name(&case.valid, &base))
+        .await;
+    if code != 201 {
+        failures.push(format!(
+            "{}: the valid object was refused: {code} {}",
+            case.collection,
+            body.get("message").and_then(Value::as_str).unwrap_or("")
+        ));
+        return;
+    }
+    for (i, (pointer, expected)) in case.required.iter().enumerate() {
+        let mut obj = with_name(&case.valid, &format!("{base}-r{i}"));
+        set_pointer(&mut obj, pointer, None);
+        let (code, body) = api.call("POST", case.collection, &obj).await;
+        let what = format!("{} without {pointer}", case.collection);
+        check_refusal(&what, code, &body, expected, failures);
+    }
+    for (i, (pointer, value, expected)) in case.invalid.iter().enumerate() {
+        let mut obj = with_name(&case.valid, &format!("{base}-i{i}"));
+        set_pointer(&mut obj, pointer, Some(value.clone()));
+        let (code, body) = api.call("POST", case.collection, &obj).await;
+        let what = format!("{} with {pointer} = {value}", case.collection);
+        check_refusal(&what, code, &body, expected, failures);
+    }
+    let item = format!("{}/{base}", case.collection);
+    for (pointer, value, expected) in &case.immutable {
+        let (code, mut stored) = api.call("GET", &item, &Value::Null).await;
+        assert_eq!(code, 200, "GET {item}");
+        set_pointer(&mut stored, pointer, Some(value.clone()));
+        let (code, body) = api.call("PUT", &item, &stored).await;
+        let what = format!("{item}: changing {pointer} to {value}");
+        check_refusal(&what, code, &body, expected, failures);
+    }
+}
+
+#[tokio::test]
+async fn every_kind_refuses_what_upstream_refuses() {
+    let server = TestApiServer::new().await;
+    let api = Api {
+        client: crate::client::client(server.server.clone(), UserInfo::loopback()),
+    };
+    let (code, body) = api
+        .call(
+            "POST",
+            "/api/v1/namespaces",
+            &json!({"metadata": {"name": NS}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let mut failures = Vec::new();
+    for (n, case) in every_case().iter().enumerate() {
+        run_case(&api, case, n, &mut failures).await;
+    }
+    assert!(
+        failures.is_empty(),
+        "{} row(s) differ from upstream:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn every_served_kind_has_a_case() {
+    let server = TestApiServer::new().await;
+    let snapshot = server.server.registry.snapshot();
+    let covered: BTreeSet<String> = every_case()
+        .iter()
+        .map(|c| {
+            let parts: Vec<&str> = c.collection.split('/').collect();
+            let (group_version, plural) =
+                (parts[..parts.len() - 1].join("/"), parts[parts.len() - 1]);
+            let gv = group_version
+                .trim_start_matches("/apis/")
+                .trim_start_matches("/api/")
+                .split("/namespaces/")
+                .next()
+                .unwrap_or("")
+                .to_string();
+            format!("{gv}/{plural}")
+        })
+        .collect();
+    let mut missing = Vec::new();
+    for res in snapshot.all() {
+        let info = &res.info;
+        if info.custom || !info.supports("create") {
+            continue;
+        }
+        let gv = if info.group.is_empty() {
+            info.version.clone()
+        } else {
+            format!("{}/{}", info.group, info.version)
+        };
+        let key = format!("{gv}/{}", info.plural);
+        if !covered.contains(&key) {
+            missing.push(key);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "kinds without a parity case: {missing:?}"
+    );
+}
