@@ -7,6 +7,7 @@
 //! them verbatim and tests in the wild match on them.
 
 pub mod field;
+pub mod gotime;
 pub mod fields;
 #[cfg(test)]
 mod fuzz;

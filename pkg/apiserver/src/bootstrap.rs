@@ -130,6 +130,30 @@ pub async fn run(server: &ApiServer) -> Result<(), Status> {
     Ok(())
 }
 
+/// How often [`maintain`] puts back what is missing. Upstream's system-namespaces
+/// controller runs every minute and its `kubernetes` Service reconciler every 10 s.
+pub const MAINTAIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs [`run`] every [`MAINTAIN_INTERVAL`] until the server shuts down, so a deleted
+/// system namespace (`kube-node-lease` may be deleted; the others are refused) or the
+/// `kubernetes` Service comes back, as upstream's controllers bring them back.
+pub fn maintain(server: std::sync::Arc<ApiServer>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(MAINTAIN_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if server.is_shutting_down() {
+                return;
+            }
+            if let Err(s) = run(&server).await {
+                tracing::warn!(error = %s.message, "cannot restore the system objects");
+            }
+        }
+    })
+}
+
 /// The first usable address of the service range (the `kubernetes` Service's IP).
 pub fn first_service_ip(server: &ApiServer) -> String {
     crate::kinds::core::service::ClusterIpAllocator::new(server.config.service_cidr)

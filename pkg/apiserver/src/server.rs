@@ -119,9 +119,18 @@ async fn serve_connection<I>(
             if let Some(u) = user {
                 parts.extensions.insert(u);
             }
-            let body = DeadlineBody::new(body, options.request_timeout);
+            let body = SharedBody::new(DeadlineBody::new(body, options.request_timeout));
+            let leftover = body.clone();
             let req = http::Request::from_parts(parts, Body::new(body));
-            let response = crate::handlers::handle(server, req).await;
+            let mut response = crate::handlers::handle(server, req).await;
+            if !drain(leftover).await && !h2 {
+                // Unread bytes stay behind: close after this response instead of
+                // reading them as the next request.
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             // The request stays in flight until its response body (a watch stream, say)
             // is finished.
             Ok::<_, std::convert::Infallible>(response.map(|body| {
@@ -267,6 +276,73 @@ impl http_body::Body for Guarded {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// How much of a request body a handler left unread is read and dropped after it
+/// answered, and for how long. A handler that refuses a request early (a bad query
+/// parameter, an unknown resource, a body over the limit) answers without reading the
+/// body; if the connection then closed with the client still sending, the client would
+/// see a reset instead of the answer (HTTP/1.1), or a stream error (HTTP/2).
+const DRAIN_LIMIT: usize = 2 * crate::handlers::body::MAX_BODY_BYTES;
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Reads what is left of a request body, within [`DRAIN_LIMIT`] and [`DRAIN_TIME`];
+/// whether it reached the end.
+async fn drain(mut body: SharedBody) -> bool {
+    use http_body_util::BodyExt;
+    if http_body::Body::is_end_stream(&body) {
+        return true;
+    }
+    if http_body::Body::size_hint(&body).lower() > DRAIN_LIMIT as u64 {
+        return false;
+    }
+    let read_all = async {
+        let mut left = DRAIN_LIMIT;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            let len = frame.data_ref().map_or(0, Bytes::len);
+            if len > left {
+                return false;
+            }
+            left -= len;
+        }
+        true
+    };
+    tokio::time::timeout(DRAIN_TIME, read_all)
+        .await
+        .unwrap_or(false)
+}
+
+/// A request body shared by the handler and the connection, so that the connection can
+/// [`drain`] what the handler left unread.
+#[derive(Clone)]
+struct SharedBody(Arc<parking_lot::Mutex<DeadlineBody>>);
+
+impl SharedBody {
+    fn new(body: DeadlineBody) -> Self {
+        Self(Arc::new(parking_lot::Mutex::new(body)))
+    }
+}
+
+impl http_body::Body for SharedBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let mut inner = self.0.lock();
+        Pin::new(&mut *inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.lock().is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.lock().size_hint()
     }
 }
 

@@ -169,6 +169,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     bootstrap::run(&api)
         .await
         .map_err(|s| anyhow::anyhow!("cannot create system objects: {}", s.message))?;
+    bootstrap::maintain(api.clone());
 
     let tls = k1s_pki::server_tls_config(&pki).context("cannot build the TLS configuration")?;
     let listen = SocketAddr::new(args.bind_address, port);

@@ -617,6 +617,7 @@ impl GenericStore {
         }
         self.admit_namespace(info, namespace).await?;
         let defs = self.registry.snapshot().definitions.clone();
+        fill_required(&storage, &mut obj, &defs);
         crate::managed::track_update(&mut obj, None, ctx, info, None, &defs);
         check_storable(&obj)?;
         storage.strategy.admit_create(&mut obj)?;
@@ -711,9 +712,11 @@ impl GenericStore {
             let mut warnings = Vec::new();
             let current = self.current(res, namespace, name);
             let desired = build(current.as_ref().map(|(o, _)| o), &mut warnings)?;
-            // Names in the body and URL must agree.
+            // Names in the body and URL must agree; a body without a name is no
+            // exception (upstream's checkName: a PUT of `{}` would otherwise replace the
+            // object with an empty one).
             let body_name = meta::name(&desired);
-            if !body_name.is_empty() && body_name != name {
+            if body_name != name {
                 return Err(Status::bad_request(&format!(
                     "the name of the object ({body_name}) does not match the name on the URL ({name})"
                 )));
@@ -808,6 +811,7 @@ impl GenericStore {
                 return Err(Self::invalid(res, name, &errs));
             }
             let defs = self.registry.snapshot().definitions.clone();
+            fill_required(&storage, &mut obj, &defs);
             crate::managed::track_update(&mut obj, Some(&old), ctx, info, sub, &defs);
             check_storable(&obj)?;
             // Finalizers removed from an object that is being deleted may complete it.
@@ -919,6 +923,7 @@ impl GenericStore {
                 ));
             }
             let mut obj = self.stored_form(res, current)?;
+            storage.strategy.admit_delete(&obj)?;
             let deleting = meta::is_deleting(&obj);
             if !deleting {
                 // May add finalizers of its own (CRDs: custom object clean-up).
@@ -1198,6 +1203,16 @@ fn same_content(a: &Value, b: &Value) -> bool {
         v
     };
     strip(a) == strip(b)
+}
+
+/// Fills the fields Go always writes into an object of `storage`'s kind (built-in kinds
+/// only: a custom resource's schema requires what its validation requires).
+fn fill_required(storage: &Resource, obj: &mut Value, defs: &crate::schema::model::Definitions) {
+    if storage.info.custom {
+        return;
+    }
+    let schema = crate::schema::model::Schema::reference(storage.info.definition.clone());
+    decode::fill_required(obj, &schema, defs);
 }
 
 /// Refuses an object nested deeper than stored objects are read back (serde_json's

@@ -174,6 +174,12 @@ pub trait Strategy: Send + Sync + 'static {
     /// are decoded as the iterator is drawn, so kinds that keep no state cost nothing.
     fn restore(&self, _objects: &mut dyn Iterator<Item = Value>) {}
 
+    /// Refuses a delete before anything changes (upstream's admission on DELETE: the
+    /// immortal namespaces). Runs for dry runs too.
+    fn admit_delete(&self, _obj: &Value) -> Result<(), Status> {
+        Ok(())
+    }
+
     /// Marks an object whose deletion begins (a namespace turns Terminating).
     fn prepare_for_delete(&self, _obj: &mut Value) {}
 

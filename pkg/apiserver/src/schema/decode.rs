@@ -169,6 +169,17 @@ impl<'a> Walker<'a> {
                     }),
                 };
             }
+            names::TIME | names::MICRO_TIME if v.is_string() => {
+                // Go parses timestamps while decoding: a malformed one is a 400 there,
+                // never a stored string that typed clients then fail to read.
+                let text = v.as_str().unwrap_or("");
+                let checked = if def_name == names::TIME {
+                    k1s_apimachinery::gotime::check_rfc3339(text)
+                } else {
+                    k1s_apimachinery::gotime::check_rfc3339_micro(text)
+                };
+                return checked.map_err(|message| TypeError { message });
+            }
             names::INT_OR_STRING => {
                 return match v {
                     Value::String(_) => Ok(()),
@@ -239,8 +250,12 @@ impl<'a> Walker<'a> {
                     return Ok(());
                 };
                 for (i, item) in items.iter_mut().enumerate() {
+                    // Go decodes a null item as the item type's zero value.
                     if item.is_null() {
-                        continue;
+                        match self.zero_value(item_schema) {
+                            Some(zero) => *item = zero,
+                            None => continue,
+                        }
                     }
                     self.walk(item, item_schema, owner, gopath, &format!("{path}[{i}]"))?;
                 }
@@ -255,8 +270,12 @@ impl<'a> Walker<'a> {
                     self.walk_struct(map, node, owner, gopath, path)
                 } else if let Some(value_schema) = node.additional_properties.as_deref() {
                     for (k, item) in map.iter_mut() {
+                        // A null map value is stored as the value type's zero value.
                         if item.is_null() {
-                            continue;
+                            match self.zero_value(value_schema) {
+                                Some(zero) => *item = zero,
+                                None => continue,
+                            }
                         }
                         let gp = join(gopath, k);
                         self.walk(item, value_schema, owner, &gp, &join(path, k))?;
@@ -299,6 +318,101 @@ impl<'a> Walker<'a> {
         }
         Ok(())
     }
+
+    /// What Go's encoder writes for the zero value of `s`'s type, when that is not null.
+    fn zero_value(&self, s: &Schema) -> Option<Value> {
+        let node = self.defs.resolve(s);
+        let def_name = s.reference.as_deref().or(node.reference.as_deref()).unwrap_or("");
+        match def_name {
+            names::QUANTITY => return Some(Value::String("0".into())),
+            names::INT_OR_STRING => return Some(Value::from(0)),
+            names::TIME | names::MICRO_TIME => return None,
+            _ => {}
+        }
+        if node.int_or_string {
+            return Some(Value::from(0));
+        }
+        match node.ty {
+            Some(SchemaType::String) if node.format.as_deref() == Some("byte") => None,
+            Some(SchemaType::String) => Some(Value::String(String::new())),
+            Some(SchemaType::Integer | SchemaType::Number) => Some(Value::from(0)),
+            Some(SchemaType::Boolean) => Some(Value::Bool(false)),
+            Some(SchemaType::Object) if node.is_struct() => Some(Value::Object(Map::new())),
+            _ => None,
+        }
+    }
+}
+
+impl Walker<'_> {
+    /// Fills the schema's required fields that `v` lacks with their zero values, at every
+    /// level (see [`fill_required`]).
+    fn fill(&self, v: &mut Value, s: &Schema, depth: usize) {
+        if depth > MAX_NESTING_DEPTH {
+            return;
+        }
+        let node = self.defs.resolve(s);
+        match v {
+            Value::Array(items) => {
+                if let Some(item_schema) = node.items.as_deref() {
+                    for item in items {
+                        self.fill(item, item_schema, depth + 1);
+                    }
+                }
+            }
+            Value::Object(map) if node.is_struct() => {
+                for key in &node.required {
+                    if map.contains_key(key) {
+                        continue;
+                    }
+                    let Some(field_schema) = node.properties.get(key) else {
+                        continue;
+                    };
+                    let target = self.defs.resolve(field_schema);
+                    let scalar = matches!(
+                        target.ty,
+                        Some(
+                            SchemaType::String
+                                | SchemaType::Integer
+                                | SchemaType::Number
+                                | SchemaType::Boolean
+                        )
+                    );
+                    if (scalar || target.is_struct())
+                        && let Some(zero) = self.zero_value(field_schema)
+                    {
+                        map.insert(key.clone(), zero);
+                    }
+                }
+                for (key, field) in map.iter_mut() {
+                    if let Some(field_schema) = node.properties.get(key) {
+                        self.fill(field, field_schema, depth + 1);
+                    }
+                }
+            }
+            Value::Object(map) => {
+                if let Some(value_schema) = node.additional_properties.as_deref() {
+                    for item in map.values_mut() {
+                        self.fill(item, value_schema, depth + 1);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Gives a valid object the fields Go always writes that it lacks: the schema's required
+/// strings, numbers, booleans and structs, as their zero values (`involvedObject: {}` for
+/// an Event). Go's encoder writes every field without `omitempty`, and typed clients
+/// (client-go, the Python client, k8s-openapi) refuse an object without them. Lists and
+/// maps are left out: Go would write them as null. The registry calls this after
+/// validation, so a required field a kind's validation checks is reported missing first.
+pub fn fill_required(value: &mut Value, kind_schema: &Schema, defs: &Definitions) {
+    let walker = Walker {
+        defs,
+        unknown: Vec::new(),
+    };
+    walker.fill(value, kind_schema, 0);
 }
 
 fn join(base: &str, key: &str) -> String {
@@ -396,6 +510,61 @@ mod tests {
             vec!["metadata.bogus", "spec.template.spec.containers[0].imagee"]
         );
         assert!(v["metadata"].get("bogus").is_none());
+    }
+
+    fn kind(k: &str) -> (Schema, Definitions) {
+        use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event};
+        let mut b = BuiltinSchemas::new();
+        let name = match k {
+            "Event" => b.add::<Event>(gvk("", "v1", "Event")),
+            "ConfigMap" => b.add::<ConfigMap>(gvk("", "v1", "ConfigMap")),
+            _ => b.add::<Endpoints>(gvk("", "v1", "Endpoints")),
+        };
+        (Schema::reference(name), b.build())
+    }
+
+    #[test]
+    fn malformed_timestamps_are_go_parse_errors() {
+        let (s, defs) = kind("Event");
+        let mut v = json!({"lastTimestamp": "2024-01-01T12:99:00Z"});
+        assert_eq!(
+            decode(&mut v, &s, &defs).unwrap_err().message,
+            r#"parsing time "2024-01-01T12:99:00Z": minute out of range"#
+        );
+        let mut v = json!({"eventTime": ""});
+        assert_eq!(
+            decode(&mut v, &s, &defs).unwrap_err().message,
+            r#"parsing time "" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "" as "2006""#
+        );
+        let mut v = json!({"eventTime": "2024-01-01T12:00:00.000001Z", "firstTimestamp": "2024-01-01T12:00:00Z"});
+        assert!(decode(&mut v, &s, &defs).is_ok());
+    }
+
+    #[test]
+    fn null_map_values_and_list_items_read_as_zero_values() {
+        // Go stores `{"a": null}` in a map[string]string as "", and a null item of a list
+        // of structs as the empty struct, which validation then judges.
+        let (s, defs) = kind("ConfigMap");
+        let mut v = json!({"metadata": {"labels": {"x": null}}, "data": {"a": null}});
+        decode(&mut v, &s, &defs).unwrap();
+        assert_eq!(v, json!({"metadata": {"labels": {"x": ""}}, "data": {"a": ""}}));
+        let (s, defs) = kind("Endpoints");
+        let mut v = json!({"subsets": [null, {"addresses": [null]}]});
+        decode(&mut v, &s, &defs).unwrap();
+        assert_eq!(v, json!({"subsets": [{}, {"addresses": [{}]}]}));
+    }
+
+    #[test]
+    fn required_fields_are_filled_with_zero_values() {
+        let (s, defs) = kind("Event");
+        let mut v = json!({"metadata": {"name": "e"}, "reason": "X"});
+        fill_required(&mut v, &s, &defs);
+        assert_eq!(v["involvedObject"], json!({}));
+        let (s, defs) = kind("Endpoints");
+        let mut v = json!({"subsets": [{"addresses": [{"hostname": "a"}], "ports": [{}]}]});
+        fill_required(&mut v, &s, &defs);
+        assert_eq!(v["subsets"][0]["addresses"][0]["ip"], json!(""));
+        assert_eq!(v["subsets"][0]["ports"][0]["port"], json!(0));
     }
 
     #[test]

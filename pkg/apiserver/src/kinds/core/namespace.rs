@@ -1,5 +1,6 @@
 //! Namespaces: DNS-1123 label names, the `kubernetes` finalizer, Active/Terminating phase.
 
+use k1s_apimachinery::{GroupResource, Status};
 use serde_json::{Value, json};
 
 use crate::meta;
@@ -7,6 +8,10 @@ use crate::registry::Strategy;
 
 /// The Namespace strategy.
 pub struct NamespaceStrategy;
+
+/// Namespaces no one may delete (upstream's NamespaceLifecycle admission): everything
+/// else in the cluster assumes them.
+pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 /// The finalizer the namespace controller removes once a namespace is empty.
 pub const NAMESPACE_FINALIZER: &str = "kubernetes";
@@ -44,6 +49,18 @@ impl Strategy for NamespaceStrategy {
             .and_then(Value::as_str)
             .unwrap_or("");
         vec![("status.phase", phase.to_string())]
+    }
+
+    fn admit_delete(&self, obj: &Value) -> Result<(), Status> {
+        let name = meta::name(obj);
+        if IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(Status::forbidden(
+                &GroupResource::new("", "namespaces"),
+                name,
+                "this namespace may not be deleted",
+            ));
+        }
+        Ok(())
     }
 
     fn prepare_for_delete(&self, obj: &mut Value) {
