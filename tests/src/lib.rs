@@ -299,6 +299,22 @@ impl K1s {
         }
     }
 
+    /// A `kube` client of the server as the admin, with short timeouts so that requests
+    /// to a killed server end.
+    pub async fn client(&self) -> kube::Client {
+        // kube's TLS needs a process-wide crypto provider; k1s itself uses ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig())
+            .unwrap_or_else(|e| panic!("kubeconfig: {e}"));
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("client config: {e}"));
+        config.connect_timeout = Some(Duration::from_secs(2));
+        config.read_timeout = Some(Duration::from_secs(10));
+        config.write_timeout = Some(Duration::from_secs(10));
+        kube::Client::try_from(config).unwrap_or_else(|e| panic!("client: {e}"))
+    }
+
     /// The kubeconfig the server wrote.
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("kubeconfig.yaml")
@@ -496,4 +512,47 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// One raw API request through `client`: the status code, the body as JSON (Null when it
+/// is not JSON) and the response headers.
+pub async fn request(
+    client: &kube::Client,
+    method: &str,
+    uri: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value, http::HeaderMap) {
+    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    request_bytes(client, method, uri, "application/json", bytes).await
+}
+
+/// Like [`request`] with a body of any bytes and content type.
+pub async fn request_bytes(
+    client: &kube::Client,
+    method: &str,
+    uri: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value, http::HeaderMap) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", content_type)
+        .body(kube::client::Body::from(body))
+        .unwrap_or_else(|e| panic!("{method} {uri}: {e}"));
+    let resp = client
+        .send(req)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {uri}: {e}"));
+    let code = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_else(|e| panic!("{method} {uri}: reading the answer: {e}"));
+    (
+        code,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        headers,
+    )
 }

@@ -42,20 +42,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// A client of the server with short timeouts, so that requests to a killed server end.
-async fn client(k1s: &K1s) -> kube::Client {
-    // kube's TLS needs a process-wide crypto provider; k1s itself uses ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kubeconfig = kube::config::Kubeconfig::read_from(k1s.kubeconfig()).expect("kubeconfig");
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("client config");
-    config.connect_timeout = Some(Duration::from_secs(2));
-    config.read_timeout = Some(Duration::from_secs(10));
-    config.write_timeout = Some(Duration::from_secs(10));
-    kube::Client::try_from(config).expect("client")
-}
-
 fn config_map(name: &str, value: &str) -> ConfigMap {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "v1",
@@ -190,7 +176,7 @@ fn sigkill_during_writes_loses_no_acknowledged_write() {
     let mut k1s = K1s::start();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     rt.block_on(async {
-        let api: Api<ConfigMap> = Api::default_namespaced(client(&k1s).await);
+        let api: Api<ConfigMap> = Api::default_namespaced(k1s.client().await);
         for id in 0..WRITERS {
             let name = format!("counter-{id}");
             api.create(&PostParams::default(), &config_map(&name, "0"))
@@ -202,7 +188,7 @@ fn sigkill_during_writes_loses_no_acknowledged_write() {
     for round in 0..rounds {
         let stop = Arc::new(AtomicBool::new(false));
         let api: Api<ConfigMap> =
-            rt.block_on(async { Api::default_namespaced(client(&k1s).await) });
+            rt.block_on(async { Api::default_namespaced(k1s.client().await) });
         let tasks: Vec<_> = (0..WRITERS)
             .map(|id| {
                 rt.spawn(writer(
@@ -232,7 +218,7 @@ fn sigkill_during_writes_loses_no_acknowledged_write() {
         );
         k1s.start_again();
         rt.block_on(async {
-            let api: Api<ConfigMap> = Api::default_namespaced(client(&k1s).await);
+            let api: Api<ConfigMap> = Api::default_namespaced(k1s.client().await);
             let snapshot = ledger.lock().clone();
             verify(&api, &snapshot, round).await;
         });
@@ -322,7 +308,7 @@ fn a_full_disk_fails_writes_cleanly_and_the_server_recovers() {
     let rt = runtime();
     let payload = "x".repeat(200 * 1024);
     let (acked, status) = rt.block_on(async {
-        let api: Api<ConfigMap> = Api::default_namespaced(client(&k1s).await);
+        let api: Api<ConfigMap> = Api::default_namespaced(k1s.client().await);
         let mut acked = Vec::new();
         for i in 0..200 {
             let name = format!("big-{i}");
@@ -345,7 +331,7 @@ fn a_full_disk_fails_writes_cleanly_and_the_server_recovers() {
         "the message says why: {status:?}"
     );
     rt.block_on(async {
-        let api: Api<ConfigMap> = Api::default_namespaced(client(&k1s).await);
+        let api: Api<ConfigMap> = Api::default_namespaced(k1s.client().await);
         // Reads still work and every acknowledged object is intact.
         for name in &acked {
             let cm = api.get(name).await.expect("read on a full disk");
@@ -364,7 +350,7 @@ fn a_full_disk_fails_writes_cleanly_and_the_server_recovers() {
     });
     disk.resize("64m");
     rt.block_on(async {
-        let api: Api<ConfigMap> = Api::default_namespaced(client(&k1s).await);
+        let api: Api<ConfigMap> = Api::default_namespaced(k1s.client().await);
         api.create(&PostParams::default(), &config_map("after", &payload))
             .await
             .expect("writes work again once space returns, without a restart");
@@ -374,7 +360,7 @@ fn a_full_disk_fails_writes_cleanly_and_the_server_recovers() {
     assert!(check.code == 0, "{}{}", check.stdout, check.stderr);
     k1s.start_again();
     rt.block_on(async {
-        let api: Api<ConfigMap> = Api::default_namespaced(client(&k1s).await);
+        let api: Api<ConfigMap> = Api::default_namespaced(k1s.client().await);
         for name in acked.iter().chain(std::iter::once(&"after".to_string())) {
             api.get(name)
                 .await

@@ -110,7 +110,10 @@ fn getnum(s: &str, fixed: bool) -> Option<(i64, &str)> {
         }
         return Some((i64::from(b[0] - b'0'), &s[1..]));
     }
-    Some((i64::from(b[0] - b'0') * 10 + i64::from(b[1] - b'0'), &s[2..]))
+    Some((
+        i64::from(b[0] - b'0') * 10 + i64::from(b[1] - b'0'),
+        &s[2..],
+    ))
 }
 
 /// Go's `atoi`: an optional sign and digits, nothing else.
@@ -258,7 +261,8 @@ fn zone<'a>(rest: &mut &'a str, range: &mut Option<&str>) -> Option<()> {
         return None;
     }
     let two = |i: usize| {
-        (digit(b, i) && digit(b, i + 1)).then(|| i64::from(b[i] - b'0') * 10 + i64::from(b[i + 1] - b'0'))
+        (digit(b, i) && digit(b, i + 1))
+            .then(|| i64::from(b[i] - b'0') * 10 + i64::from(b[i + 1] - b'0'))
     };
     let hour = two(1)?;
     let minute = two(4)?;
@@ -345,7 +349,13 @@ mod tests {
 
     #[test]
     fn any_input_is_judged_without_panicking() {
-        for v in ["é", "2024-é", "2024-01-01T12:00:00é", "2024-01-01T12:00:00+é:00", "9"] {
+        for v in [
+            "é",
+            "2024-é",
+            "2024-01-01T12:00:00é",
+            "2024-01-01T12:00:00+é:00",
+            "9",
+        ] {
             let _ = check_rfc3339(v);
             let _ = check_rfc3339_micro(v);
         }

@@ -7,11 +7,11 @@
 //! them verbatim and tests in the wild match on them.
 
 pub mod field;
-pub mod gotime;
 pub mod fields;
 #[cfg(test)]
 mod fuzz;
 mod goformat;
+pub mod gotime;
 pub mod labels;
 pub mod meta;
 pub mod names;

@@ -322,7 +322,11 @@ impl<'a> Walker<'a> {
     /// What Go's encoder writes for the zero value of `s`'s type, when that is not null.
     fn zero_value(&self, s: &Schema) -> Option<Value> {
         let node = self.defs.resolve(s);
-        let def_name = s.reference.as_deref().or(node.reference.as_deref()).unwrap_or("");
+        let def_name = s
+            .reference
+            .as_deref()
+            .or(node.reference.as_deref())
+            .unwrap_or("");
         match def_name {
             names::QUANTITY => return Some(Value::String("0".into())),
             names::INT_OR_STRING => return Some(Value::from(0)),
@@ -547,7 +551,10 @@ mod tests {
         let (s, defs) = kind("ConfigMap");
         let mut v = json!({"metadata": {"labels": {"x": null}}, "data": {"a": null}});
         decode(&mut v, &s, &defs).unwrap();
-        assert_eq!(v, json!({"metadata": {"labels": {"x": ""}}, "data": {"a": ""}}));
+        assert_eq!(
+            v,
+            json!({"metadata": {"labels": {"x": ""}}, "data": {"a": ""}})
+        );
         let (s, defs) = kind("Endpoints");
         let mut v = json!({"subsets": [null, {"addresses": [null]}]});
         decode(&mut v, &s, &defs).unwrap();
