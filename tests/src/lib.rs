@@ -315,6 +315,34 @@ impl K1s {
         kube::Client::try_from(config).unwrap_or_else(|e| panic!("client: {e}"))
     }
 
+    /// A TLS client configuration that trusts the cluster CA and presents the admin
+    /// certificate, offering the ALPN protocols `alpn` (none when empty).
+    pub fn tls_client_config(&self, alpn: &[&[u8]]) -> std::sync::Arc<rustls::ClientConfig> {
+        let files = self.tls_files();
+        let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("read PEM: {e}"));
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile::certs(&mut &read(&files.ca)[..]) {
+            let c = c.unwrap_or_else(|e| panic!("CA PEM: {e}"));
+            roots.add(c).unwrap_or_else(|e| panic!("add CA: {e}"));
+        }
+        let certs: Vec<_> = rustls_pemfile::certs(&mut &read(&files.cert)[..])
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("client cert PEM: {e}"));
+        let key = rustls_pemfile::private_key(&mut &read(&files.key)[..])
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no client key in {}", files.key.display()));
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap_or_else(|e| panic!("TLS versions: {e}"))
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)
+            .unwrap_or_else(|e| panic!("client auth: {e}"));
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        std::sync::Arc::new(config)
+    }
+
     /// The kubeconfig the server wrote.
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("kubeconfig.yaml")

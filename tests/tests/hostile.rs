@@ -92,28 +92,10 @@ struct Target {
 
 impl Target {
     fn new(k1s: &K1s) -> Self {
-        let files = k1s.tls_files();
-        let read = |p: &std::path::Path| std::fs::read(p).expect("read PEM");
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls_pemfile::certs(&mut &read(&files.ca)[..]) {
-            roots.add(c.expect("CA PEM")).expect("add CA");
-        }
-        let certs: Vec<_> = rustls_pemfile::certs(&mut &read(&files.cert)[..])
-            .collect::<Result<_, _>>()
-            .expect("client cert PEM");
-        let key = rustls_pemfile::private_key(&mut &read(&files.key)[..])
-            .expect("client key PEM")
-            .expect("a client key");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_root_certificates(roots)
-            .with_client_auth_cert(certs, key)
-            .expect("client auth");
+        let config = k1s.tls_client_config(&[]);
         Target {
             addr: k1s.addr(),
-            tls: TlsConnector::from(Arc::new(config)),
+            tls: TlsConnector::from(config),
         }
     }
 

@@ -2,7 +2,6 @@
 //! `k1s server`, through kubectl where kubectl can send the request and raw HTTPS where
 //! it cannot. Nothing a refused request touched may have changed.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use k1s_e2e::{K1s, eventually, newest_kubectl, request, request_bytes};
@@ -617,31 +616,6 @@ fn warning_headers_are_capped() {
     });
 }
 
-/// The admin's TLS client configuration, offering `alpn`.
-fn tls_config(k1s: &K1s, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
-    let files = k1s.tls_files();
-    let read = |p: &std::path::Path| std::fs::read(p).expect("read PEM");
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut &read(&files.ca)[..]) {
-        roots.add(c.expect("CA PEM")).expect("add CA");
-    }
-    let certs: Vec<_> = rustls_pemfile::certs(&mut &read(&files.cert)[..])
-        .collect::<Result<_, _>>()
-        .expect("client cert PEM");
-    let key = rustls_pemfile::private_key(&mut &read(&files.key)[..])
-        .expect("client key PEM")
-        .expect("a client key");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)
-        .expect("client auth");
-    config.alpn_protocols = vec![alpn.to_vec()];
-    Arc::new(config)
-}
-
 async fn tls_connect(
     k1s: &K1s,
     alpn: &[u8],
@@ -650,7 +624,7 @@ async fn tls_connect(
     let tcp = tokio::net::TcpStream::connect(k1s.addr())
         .await
         .expect("connect");
-    tokio_rustls::TlsConnector::from(tls_config(k1s, alpn))
+    tokio_rustls::TlsConnector::from(k1s.tls_client_config(&[alpn]))
         .connect(ServerName::IpAddress(k1s.addr().ip().into()), tcp)
         .await
         .expect("TLS")

@@ -1,14 +1,16 @@
-//! Go's text renderings that leak into Kubernetes messages: `%q` quoting, `%v` of simple
-//! values and `encoding/json` output.
+//! Go's text renderings that leak into Kubernetes messages and documents: `%q` quoting,
+//! `%v` of simple values, and JSON as Go's `encoding/json` and json-iterator write it.
 //!
-//! Upstream messages are built with `fmt.Sprintf("%q", …)` and `json.Marshal`, so a client
-//! sees Go's escaping rules. These helpers reproduce them for the values k1s renders.
+//! Upstream messages are built with `fmt.Sprintf("%q", …)` and `json.Marshal`, and field
+//! sets, manager identifiers and the last-applied annotation are JSON written by Go code,
+//! so a client sees Go's escaping rules and number forms. This is the one home of those
+//! renderings for every k1s crate.
 
-use serde_json::Value;
+use serde_json::{Number, Value};
 use std::fmt::Write as _;
 
 /// Quotes `s` the way Go's `strconv.Quote` (and `%q`) does.
-pub(crate) fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -39,39 +41,42 @@ pub(crate) fn quote(s: &str) -> String {
 }
 
 /// Approximates Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and
-/// the ASCII space are printable; controls, other spaces and format characters are not.
-pub(crate) fn is_print(c: char) -> bool {
-    if c == ' ' {
-        return true;
+/// the ASCII space are printable; controls, other spaces, format, private-use and
+/// noncharacter code points are not.
+pub fn is_print(c: char) -> bool {
+    if c.is_ascii() {
+        return (' '..='~').contains(&c);
     }
     if c.is_control() || c.is_whitespace() {
         return false;
     }
     let u = c as u32;
-    !matches!(u,
+    let format_or_private = matches!(u,
         0x00AD
         | 0x0600..=0x0605
         | 0x061C
         | 0x06DD
         | 0x070F
+        | 0x0890..=0x0891
+        | 0x08E2
         | 0x180E
         | 0x200B..=0x200F
         | 0x202A..=0x202E
         | 0x2060..=0x206F
-        | 0xD800..=0xDFFF
         | 0xE000..=0xF8FF
+        | 0xFDD0..=0xFDEF
         | 0xFEFF
         | 0xFFF9..=0xFFFB
-        | 0xFFFE..=0xFFFF
         | 0x110BD
         | 0xE0001
         | 0xE0020..=0xE007F
-        | 0xF0000..=0x10FFFF)
+        | 0xF0000..=0x10FFFF);
+    !format_or_private && (u & 0xFFFE) != 0xFFFE
 }
 
 /// Renders a value the way `field.Error` prints a bad value: numbers and booleans with
 /// `%v`, strings with `%q`, everything else as Go's `json.Marshal` output.
-pub(crate) fn bad_value(v: &Value) -> String {
+pub fn bad_value(v: &Value) -> String {
     match v {
         Value::String(s) => quote(s),
         Value::Bool(b) => b.to_string(),
@@ -84,7 +89,7 @@ pub(crate) fn bad_value(v: &Value) -> String {
 }
 
 /// Go's `%v` for a `float64`: shortest digits, exponent form below 1e-4 or from 1e6 on, e.g. `1e+06`, `1.5e-07`, `0.001`, `123.5`.
-pub(crate) fn float_v(f: f64) -> String {
+pub fn float_v(f: f64) -> String {
     if !f.is_finite() {
         return if f.is_nan() {
             "NaN".to_string()
@@ -110,8 +115,9 @@ pub(crate) fn float_v(f: f64) -> String {
     format!("{f}")
 }
 
-/// Go's `encoding/json` rendering of a `float64`.
-fn float_json(f: f64) -> String {
+/// A float as Go's `encoding/json` (and json-iterator) writes it: shortest digits, in
+/// exponent form below 1e-6 and from 1e21 on (`1e-7`, `1e+21`).
+pub fn float_json(f: f64) -> String {
     if !f.is_finite() {
         return "null".to_string();
     }
@@ -124,6 +130,7 @@ fn float_json(f: f64) -> String {
             exp.abs()
         );
     }
+    // Rust's Display is the shortest round-trip form in fixed notation, as Go's 'f', -1.
     format!("{f}")
 }
 
@@ -136,69 +143,137 @@ fn sci_parts(f: f64) -> (String, i32) {
     }
 }
 
-/// Go's `json.Marshal` of a JSON value: compact, HTML characters escaped, object members
-/// in the order they are stored.
-pub(crate) fn json(v: &Value) -> String {
-    let mut out = String::new();
-    write_json(&mut out, v);
-    out
+/// A JSON number as Go writes it: integers in decimal, floats per `encoding/json`.
+pub fn number_json(n: &Number) -> String {
+    if let Some(i) = n.as_i64() {
+        i.to_string()
+    } else if let Some(u) = n.as_u64() {
+        u.to_string()
+    } else {
+        float_json(n.as_f64().unwrap_or(0.0))
+    }
 }
 
-fn write_json(out: &mut String, v: &Value) {
+/// How a JSON document is written.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonStyle {
+    /// Write object keys in byte order (Go maps) instead of document order.
+    pub sort_keys: bool,
+    /// Escape `<`, `>` and `&` as `\u003c`, `\u003e`, `\u0026`.
+    pub escape_html: bool,
+    /// Escape U+2028 and U+2029.
+    pub escape_line_separators: bool,
+    /// Write backspace and form feed as `\b` and `\f` (Go 1.22+ `encoding/json`) rather than
+    /// `\u0008` and `\u000c` (json-iterator).
+    pub short_bf: bool,
+}
+
+impl JsonStyle {
+    /// json-iterator's `ConfigCompatibleWithStandardLibrary` writing a value (`WriteVal`).
+    pub const JSONITER_VALUE: Self = Self {
+        sort_keys: true,
+        escape_html: true,
+        escape_line_separators: true,
+        short_bf: false,
+    };
+    /// json-iterator's `WriteString`/`WriteObjectField`: no HTML escaping.
+    pub const JSONITER_RAW: Self = Self {
+        sort_keys: true,
+        escape_html: false,
+        escape_line_separators: false,
+        short_bf: false,
+    };
+    /// Go's `encoding/json` with its defaults (a map's keys sorted).
+    pub const GO: Self = Self {
+        sort_keys: true,
+        escape_html: true,
+        escape_line_separators: true,
+        short_bf: true,
+    };
+    /// Go's `encoding/json` of a struct-shaped value: members in document order.
+    pub const GO_IN_ORDER: Self = Self {
+        sort_keys: false,
+        ..Self::GO
+    };
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `s` as a JSON string literal.
+pub fn write_string(out: &mut String, s: &str, style: JsonStyle) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' if style.short_bf => out.push_str("\\b"),
+            '\u{c}' if style.short_bf => out.push_str("\\f"),
+            '<' | '>' | '&' if style.escape_html => push_u_escape(out, c as u32),
+            '\u{2028}' | '\u{2029}' if style.escape_line_separators => push_u_escape(out, c as u32),
+            c if (c as u32) < 0x20 => push_u_escape(out, c as u32),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn push_u_escape(out: &mut String, v: u32) {
+    out.push_str("\\u");
+    for shift in [12, 8, 4, 0] {
+        out.push(HEX[((v >> shift) & 0xf) as usize] as char);
+    }
+}
+
+/// Appends `v` as JSON in the given style.
+pub fn write_value(out: &mut String, v: &Value, style: JsonStyle) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => out.push_str(&float_json(f)),
-            _ => out.push_str(&n.to_string()),
-        },
-        Value::String(s) => write_json_string(out, s),
+        Value::Number(n) => out.push_str(&number_json(n)),
+        Value::String(s) => write_string(out, s, style),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json(out, item);
+                write_value(out, item, style);
             }
             out.push(']');
         }
         Value::Object(map) => {
             out.push('{');
-            for (i, (k, item)) in map.iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            if style.sort_keys {
+                entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            }
+            for (i, (k, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json_string(out, k);
+                write_string(out, k, style);
                 out.push(':');
-                write_json(out, item);
+                write_value(out, item, style);
             }
             out.push('}');
         }
     }
 }
 
-fn write_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+/// `v` as JSON in the given style.
+pub fn to_json(v: &Value, style: JsonStyle) -> String {
+    let mut out = String::new();
+    write_value(&mut out, v, style);
+    out
+}
+
+/// Go's `json.Marshal` of a JSON value: compact, HTML characters escaped, object members
+/// in the order they are stored.
+pub fn json(v: &Value) -> String {
+    to_json(v, JsonStyle::GO_IN_ORDER)
 }
 
 #[cfg(test)]
@@ -245,5 +320,44 @@ mod tests {
         assert_eq!(bad_value(&json!(1e6)), "1e+06");
         assert_eq!(bad_value(&json!(123456.0)), "123456");
         assert_eq!(bad_value(&json!(0.00001)), "1e-05");
+    }
+
+    #[test]
+    fn styles_escape_and_order_like_their_go_writers() {
+        let v = json!({"b": "<x>&\u{8}", "a": [1, 2.5, true, null]});
+        assert_eq!(
+            to_json(&v, JsonStyle::JSONITER_VALUE),
+            r#"{"a":[1,2.5,true,null],"b":"\u003cx\u003e\u0026\u0008"}"#
+        );
+        assert_eq!(
+            to_json(&v, JsonStyle::GO),
+            r#"{"a":[1,2.5,true,null],"b":"\u003cx\u003e\u0026\b"}"#
+        );
+        assert_eq!(
+            to_json(&v, JsonStyle::GO_IN_ORDER),
+            r#"{"b":"\u003cx\u003e\u0026\b","a":[1,2.5,true,null]}"#
+        );
+        assert_eq!(quote("a\"b\\c\n\u{1}é\u{a0}"), r#""a\"b\\c\n\x01é\u00a0""#);
+    }
+
+    #[test]
+    fn json_and_v_forms_of_floats_match_go() {
+        // encoding/json switches to exponent form below 1e-6 and from 1e21, %v below
+        // 1e-4 and from 1e6.
+        let cases = [
+            (80.0, "80", "80"),
+            (1.5, "1.5", "1.5"),
+            (1e21, "1e+21", "1e+21"),
+            (1.5e-7, "1.5e-7", "1.5e-07"),
+            (1e6, "1000000", "1e+06"),
+            (123456.0, "123456", "123456"),
+            (0.0001, "0.0001", "0.0001"),
+            (0.00001, "0.00001", "1e-05"),
+            (-1234567.0, "-1234567", "-1.234567e+06"),
+        ];
+        for (f, json, v) in cases {
+            assert_eq!(float_json(f), json, "json of {f}");
+            assert_eq!(float_v(f), v, "%v of {f}");
+        }
     }
 }

@@ -251,7 +251,7 @@ fn parse(value: &str, micro: bool) -> Result<(), String> {
 
 /// `Z07:00`: `Z`, or a sign, two-digit hours, a colon and two-digit minutes (Go allows
 /// up to 24 hours and 60 minutes here).
-fn zone<'a>(rest: &mut &'a str, range: &mut Option<&str>) -> Option<()> {
+fn zone(rest: &mut &str, range: &mut Option<&str>) -> Option<()> {
     if let Some(r) = rest.strip_prefix('Z') {
         *rest = r;
         return Some(());

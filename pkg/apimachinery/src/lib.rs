@@ -10,7 +10,7 @@ pub mod field;
 pub mod fields;
 #[cfg(test)]
 mod fuzz;
-mod goformat;
+pub mod goformat;
 pub mod gotime;
 pub mod labels;
 pub mod meta;

@@ -138,8 +138,9 @@ fn scan(s: &str) -> Result<Scanned<'_>, QuantityError> {
     done(value, num, denom, &s[suffix_start..])
 }
 
-/// Maps a suffix to (base, exponent, format).
-fn interpret_suffix(suffix: &str) -> Result<(u32, i32, Format), QuantityError> {
+/// Maps a quantity suffix (`Mi`, `k`, `e3`, …) to (base, exponent, format), as Go's
+/// `quantitySuffixer.interpret` does.
+pub fn interpret_suffix(suffix: &str) -> Result<(u32, i32, Format), QuantityError> {
     let dec = |e| Ok((10, e, Format::DecimalSI));
     let bin = |e| Ok((2, e, Format::BinarySI));
     match suffix {

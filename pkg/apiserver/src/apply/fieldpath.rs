@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde_json::{Map, Number, Value};
 
-use super::gojson::{self, JsonStyle};
+use k1s_apimachinery::goformat::{self, JsonStyle};
 
 /// One step of a path into an object.
 #[derive(Debug, Clone)]
@@ -60,16 +60,16 @@ impl PathElement {
                     if i > 0 {
                         out.push(',');
                     }
-                    gojson::write_string(&mut out, name, JsonStyle::JSONITER_RAW);
+                    goformat::write_string(&mut out, name, JsonStyle::JSONITER_RAW);
                     out.push(':');
-                    gojson::write_value(&mut out, value, JsonStyle::JSONITER_VALUE);
+                    goformat::write_value(&mut out, value, JsonStyle::JSONITER_VALUE);
                 }
                 out.push('}');
                 out
             }
             Self::Value(value) => {
                 let mut out = String::from("v:");
-                gojson::write_value(&mut out, value, JsonStyle::JSONITER_VALUE);
+                goformat::write_value(&mut out, value, JsonStyle::JSONITER_VALUE);
                 out
             }
             Self::Index(i) => format!("i:{i}"),
@@ -99,7 +99,7 @@ impl PathElement {
                 other => {
                     return Err(FieldsV1Error::InvalidKey(format!(
                         "expected an object, got {}",
-                        gojson::to_json(&other, JsonStyle::JSONITER_VALUE)
+                        goformat::to_json(&other, JsonStyle::JSONITER_VALUE)
                     )));
                 }
             },
@@ -139,13 +139,13 @@ fn parse_go_int(s: &str) -> Result<i64, FieldsV1Error> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(FieldsV1Error::InvalidIndex(format!(
             "strconv.Atoi: parsing {}: invalid syntax",
-            gojson::go_quote(s)
+            goformat::quote(s)
         )));
     }
     s.parse::<i64>().map_err(|_| {
         FieldsV1Error::InvalidIndex(format!(
             "strconv.Atoi: parsing {}: value out of range",
-            gojson::go_quote(s)
+            goformat::quote(s)
         ))
     })
 }
@@ -527,13 +527,13 @@ fn write_raw_object(out: &mut String, v: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                gojson::write_string(out, k, JsonStyle::JSONITER_RAW);
+                goformat::write_string(out, k, JsonStyle::JSONITER_RAW);
                 out.push(':');
                 write_raw_object(out, child);
             }
             out.push('}');
         }
-        other => gojson::write_value(out, other, JsonStyle::JSONITER_VALUE),
+        other => goformat::write_value(out, other, JsonStyle::JSONITER_VALUE),
     }
 }
 
@@ -708,9 +708,9 @@ pub fn value_to_string(v: &Value) -> String {
         Value::Null => "null".into(),
         Value::Number(n) => match num(n) {
             Num::Int(i) => i.to_string(),
-            Num::Float(f) => gojson::float_go_v(f),
+            Num::Float(f) => goformat::float_v(f),
         },
-        Value::String(s) => gojson::go_quote(s),
+        Value::String(s) => goformat::quote(s),
         Value::Bool(b) => b.to_string(),
         Value::Array(items) => {
             let parts: Vec<String> = items.iter().map(value_to_string).collect();

@@ -7,8 +7,8 @@ use std::fmt;
 use serde_json::{Map, Value, json};
 
 use super::fieldpath::{FieldSet, FieldsV1Error};
-use super::gojson::{self, JsonStyle};
 use super::merge::{ManagedSets, VersionedSet};
+use k1s_apimachinery::goformat::{self, JsonStyle};
 
 /// How a manager last wrote its fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -100,7 +100,7 @@ pub enum ManagedFieldsError {
     #[error("missing fieldsType in managed fields entry {0}")]
     MissingFieldsType(usize),
     /// A `fieldsType` other than `FieldsV1`.
-    #[error("invalid fieldsType {quoted} in managed fields entry {index}", quoted = gojson::go_quote(.fields_type))]
+    #[error("invalid fieldsType {quoted} in managed fields entry {index}", quoted = goformat::quote(.fields_type))]
     InvalidFieldsType {
         /// The value given.
         fields_type: String,
@@ -108,7 +108,7 @@ pub enum ManagedFieldsError {
         index: usize,
     },
     /// The `time` is not RFC 3339.
-    #[error("parsing time {quoted} as \"2006-01-02T15:04:05Z07:00\": cannot parse", quoted = gojson::go_quote(.0))]
+    #[error("parsing time {quoted} as \"2006-01-02T15:04:05Z07:00\": cannot parse", quoted = goformat::quote(.0))]
     Time(String),
     /// `fieldsV1` is not a valid field set.
     #[error("error decoding versioned set from {entry}: error decoding set: {source}")]
@@ -156,7 +156,7 @@ fn entry_go_v(o: &Map<String, Value>, time: Option<i64>) -> String {
     };
     let fields = match o.get("fieldsV1") {
         None | Some(Value::Null) => "<nil>".into(),
-        Some(v) => gojson::to_json(v, JsonStyle::JSONITER_RAW),
+        Some(v) => goformat::to_json(v, JsonStyle::JSONITER_RAW),
     };
     format!(
         "{{{} {} {} {} {} {} {}}}",
@@ -308,7 +308,7 @@ impl fmt::Display for ManagedFieldsFieldError {
                 f,
                 "{}: Invalid value: {}: {}",
                 self.field,
-                gojson::go_quote(&self.value),
+                goformat::quote(&self.value),
                 self.detail
             ),
             FieldErrorKind::TooLong => write!(f, "{}: Too long: {}", self.field, self.detail),
@@ -331,7 +331,7 @@ pub fn validate_field_manager(manager: &str, field: &str) -> Vec<ManagedFieldsFi
         });
     }
     for (i, c) in manager.char_indices() {
-        if !gojson::go_is_print(c) {
+        if !goformat::is_print(c) {
             errs.push(ManagedFieldsFieldError {
                 field: field.to_string(),
                 kind: FieldErrorKind::Invalid,
@@ -346,7 +346,7 @@ pub fn validate_field_manager(manager: &str, field: &str) -> Vec<ManagedFieldsFi
 
 /// The `'c'` part of Go's `%#U`, present when the character is printable.
 fn go_char_suffix(c: char) -> String {
-    if gojson::go_is_print(c) {
+    if goformat::is_print(c) {
         format!(" '{c}'")
     } else {
         String::new()
@@ -421,7 +421,7 @@ pub(crate) fn manager_id(
         out.push('"');
         out.push_str(name);
         out.push_str("\":");
-        gojson::write_string(out, value, JsonStyle::GO);
+        goformat::write_string(out, value, JsonStyle::GO);
     };
     field(&mut out, "manager", manager);
     field(&mut out, "operation", operation);
@@ -469,11 +469,11 @@ impl ManagerId {
     /// upstream's `printManager`: `"kubectl"`, `"kube-controller-manager" with subresource
     /// "status" using apps/v1`.
     pub fn display(&self) -> String {
-        let mut s = gojson::go_quote(&self.manager);
+        let mut s = goformat::quote(&self.manager);
         if !self.subresource.is_empty() {
             s = format!(
                 "{s} with subresource {}",
-                gojson::go_quote(&self.subresource)
+                goformat::quote(&self.subresource)
             );
         }
         if self.operation == "Update" {

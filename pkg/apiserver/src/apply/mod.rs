@@ -18,7 +18,6 @@
 //! the metadata nobody owns (`apiVersion`, `kind`, `metadata.name`, … see [`STRIPPED_FIELDS`]).
 
 mod fieldpath;
-mod gojson;
 mod managed;
 mod merge;
 mod typed;
@@ -473,7 +472,7 @@ pub fn manager_or_user_agent(manager: &str, user_agent: &str) -> String {
     let prefix = user_agent.split('/').next().unwrap_or("");
     let mut out = String::new();
     for c in prefix.chars() {
-        if !gojson::go_is_print(c) {
+        if !k1s_apimachinery::goformat::is_print(c) {
             continue;
         }
         if out.len() + c.len_utf8() > FIELD_MANAGER_MAX_LENGTH {
@@ -836,7 +835,8 @@ pub fn build_last_applied(config: &Value) -> String {
             None => {}
         }
     }
-    let mut s = gojson::to_json(&obj, gojson::JsonStyle::GO);
+    let mut s =
+        k1s_apimachinery::goformat::to_json(&obj, k1s_apimachinery::goformat::JsonStyle::GO);
     s.push('\n');
     s
 }

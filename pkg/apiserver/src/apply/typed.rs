@@ -427,7 +427,7 @@ impl<'a> Types<'a> {
                 let quoted: Vec<String> = list
                     .keys
                     .iter()
-                    .map(|k| super::gojson::go_quote(k))
+                    .map(|k| k1s_apimachinery::goformat::quote(k))
                     .collect();
                 return Err(format!(
                     "associative list with keys has an element that omits all key fields [{}] (and doesn't have default values for any key fields)",
@@ -888,7 +888,7 @@ fn go_v(v: &Value) -> String {
             Value::Bool(b) => b.to_string(),
             Value::Number(n) => match (n.as_i64(), n.as_f64()) {
                 (Some(i), _) => i.to_string(),
-                (None, Some(f)) => super::gojson::float_go_v(f),
+                (None, Some(f)) => k1s_apimachinery::goformat::float_v(f),
                 _ => n.to_string(),
             },
             Value::String(s) => s.clone(),
@@ -918,10 +918,10 @@ fn go_sharp_v(v: &Value) -> String {
             Value::Bool(b) => b.to_string(),
             Value::Number(n) => match (n.as_i64(), n.as_f64()) {
                 (Some(i), _) => i.to_string(),
-                (None, Some(f)) => super::gojson::float_go_v(f),
+                (None, Some(f)) => k1s_apimachinery::goformat::float_v(f),
                 _ => n.to_string(),
             },
-            Value::String(s) => super::gojson::go_quote(s),
+            Value::String(s) => k1s_apimachinery::goformat::quote(s),
             Value::Array(items) => {
                 let parts: Vec<String> = items.iter().map(inner).collect();
                 format!("[]interface {{}}{{{}}}", parts.join(", "))
@@ -931,7 +931,13 @@ fn go_sharp_v(v: &Value) -> String {
                 keys.sort();
                 let parts: Vec<String> = keys
                     .iter()
-                    .map(|k| format!("{}:{}", super::gojson::go_quote(k), inner(&m[k.as_str()])))
+                    .map(|k| {
+                        format!(
+                            "{}:{}",
+                            k1s_apimachinery::goformat::quote(k),
+                            inner(&m[k.as_str()])
+                        )
+                    })
                     .collect();
                 format!("map[string]interface {{}}{{{}}}", parts.join(", "))
             }

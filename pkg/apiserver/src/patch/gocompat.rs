@@ -5,6 +5,7 @@
 //! `encoding/json`. The helpers here produce the same text from `serde_json` values and
 //! raw bytes, so that `Status.message` matches what a real API server returns.
 
+use k1s_apimachinery::goformat::{float_v, quote};
 use serde_json::Value;
 
 /// The Go dynamic type a decoded JSON value has on the upstream server.
@@ -109,7 +110,7 @@ fn write_go(out: &mut String, v: &Value, verb_s: bool) {
         Value::Number(n) => {
             let (ty, text) = match n.as_i64() {
                 Some(i) => ("int64", i.to_string()),
-                None => ("float64", go_float(n.as_f64().unwrap_or(f64::NAN))),
+                None => ("float64", float_v(n.as_f64().unwrap_or(f64::NAN))),
             };
             if verb_s {
                 bad(out, ty, &text)
@@ -148,99 +149,9 @@ fn write_go(out: &mut String, v: &Value, verb_s: bool) {
     }
 }
 
-/// `%v` of a `float64`: the shortest representation, in exponent form when the exponent
-/// is below -4 or at least 6 (`1e+06`, `1.5`, `1e-05`).
-pub(crate) fn go_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    // Rust's `{:e}` gives the shortest round-tripping digits: "-1.2345e6".
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let neg = mantissa.starts_with('-');
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let mut out = String::new();
-    if neg {
-        out.push('-');
-    }
-    if !(-4..6).contains(&exp) {
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        out.push('e');
-        out.push(if exp < 0 { '-' } else { '+' });
-        let e = exp.unsigned_abs();
-        if e < 10 {
-            out.push('0');
-        }
-        out.push_str(&e.to_string());
-    } else if exp < 0 {
-        out.push_str("0.");
-        for _ in 0..(-exp - 1) {
-            out.push('0');
-        }
-        out.push_str(&digits);
-    } else {
-        let int_len = exp as usize + 1;
-        if digits.len() <= int_len {
-            out.push_str(&digits);
-            for _ in digits.len()..int_len {
-                out.push('0');
-            }
-        } else {
-            out.push_str(&digits[..int_len]);
-            out.push('.');
-            out.push_str(&digits[int_len..]);
-        }
-    }
-    out
-}
-
-/// Go's `strconv.Quote`: a double-quoted string with Go escapes.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// Go's `strconv.Atoi`, with its error text (`strconv.Atoi: parsing "x": invalid syntax`).
 pub(crate) fn go_atoi(s: &str) -> Result<i64, String> {
-    let syntax = || format!("strconv.Atoi: parsing {}: invalid syntax", go_quote(s));
+    let syntax = || format!("strconv.Atoi: parsing {}: invalid syntax", quote(s));
     let (neg, digits) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -263,7 +174,7 @@ pub(crate) fn go_atoi(s: &str) -> Result<i64, String> {
             None => {
                 return Err(format!(
                     "strconv.Atoi: parsing {}: value out of range",
-                    go_quote(s)
+                    quote(s)
                 ));
             }
         };
@@ -284,7 +195,7 @@ fn quote_char(c: u8) -> String {
         b'"' => "'\"'".into(),
         c => {
             // Go converts the byte to the rune of the same number before quoting.
-            let q = go_quote(&char::from(c).to_string());
+            let q = quote(&char::from(c).to_string());
             format!("'{}'", &q[1..q.len() - 1])
         }
     }
@@ -615,11 +526,11 @@ mod tests {
         assert_eq!(go_v(&v), "map[b:[1 2.5 <nil> true] c:map[x:1e+06] name:a]");
         assert_eq!(go_s(&json!("merge")), "merge");
         assert_eq!(go_s(&json!(1)), "%!s(int64=1)");
-        assert_eq!(go_float(100000.0), "100000");
-        assert_eq!(go_float(0.0001), "0.0001");
-        assert_eq!(go_float(0.00001), "1e-05");
-        assert_eq!(go_float(-1234567.0), "-1.234567e+06");
-        assert_eq!(go_float(1.25), "1.25");
+        assert_eq!(float_v(100000.0), "100000");
+        assert_eq!(float_v(0.0001), "0.0001");
+        assert_eq!(float_v(0.00001), "1e-05");
+        assert_eq!(float_v(-1234567.0), "-1.234567e+06");
+        assert_eq!(float_v(1.25), "1.25");
         assert_eq!(go_type(&json!({})), GO_MAP);
         assert_eq!(go_type(&Value::Null), "%!s(<nil>)");
     }

@@ -4,18 +4,8 @@
 //! Values are handled exactly as long as the mantissa fits in 128 bits; anything that does not
 //! parse is rendered verbatim.
 
+use k1s_apimachinery::quantity::{Format, interpret_suffix};
 use serde_json::Value;
-
-/// How a quantity was written, which drives its canonical form.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Format {
-    /// Power-of-two suffixes (`Ki`, `Mi`, ...).
-    BinarySI,
-    /// Power-of-ten SI suffixes (`m`, `k`, `M`, ...) or no suffix.
-    DecimalSI,
-    /// Scientific notation (`1e3`).
-    DecimalExponent,
-}
 
 /// A parsed quantity: `(-1)^neg * mantissa * 10^exp`.
 struct Parsed {
@@ -106,35 +96,12 @@ fn split(s: &str) -> Option<(bool, &str, &str, &str)> {
     Some((positive, num, denom, &s[suffix_start..]))
 }
 
-/// Interprets a suffix as `(base, exponent, format)`.
+/// Interprets a suffix as `(base, exponent, format)`; exponents far outside any
+/// representable quantity are refused, so such quantities are kept verbatim.
 fn suffix(s: &str) -> Option<(u32, i32, Format)> {
-    let dec = |e| Some((10, e, Format::DecimalSI));
-    let bin = |e| Some((2, e, Format::BinarySI));
-    match s {
-        "" => dec(0),
-        "n" => dec(-9),
-        "u" => dec(-6),
-        "m" => dec(-3),
-        "k" => dec(3),
-        "M" => dec(6),
-        "G" => dec(9),
-        "T" => dec(12),
-        "P" => dec(15),
-        "E" => dec(18),
-        "Ki" => bin(10),
-        "Mi" => bin(20),
-        "Gi" => bin(30),
-        "Ti" => bin(40),
-        "Pi" => bin(50),
-        "Ei" => bin(60),
-        _ if s.len() > 1 && (s.starts_with('e') || s.starts_with('E')) => s[1..]
-            .parse::<i32>()
-            .ok()
-            // Exponents far outside any representable quantity are kept verbatim.
-            .filter(|e| (-1000..=1000).contains(e))
-            .map(|e| (10, e, Format::DecimalExponent)),
-        _ => None,
-    }
+    interpret_suffix(s).ok().filter(|(_, exp, format)| {
+        *format != Format::DecimalExponent || (-1000..=1000).contains(exp)
+    })
 }
 
 /// Parses a quantity. `Some(Err(s))` means Go would keep the original string as its
