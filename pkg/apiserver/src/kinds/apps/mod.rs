@@ -12,3 +12,6 @@ pub use daemonset::DaemonSetStrategy;
 pub use deployment::DeploymentStrategy;
 pub use replicaset::ReplicaSetStrategy;
 pub use statefulset::StatefulSetStrategy;
+
+#[cfg(test)]
+mod realworld;
