@@ -244,15 +244,11 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .categories(&["all"])
         .status();
     // autoscaling: v2 is stored, v1 converts.
-    b.kind::<autoscaling_v2::HorizontalPodAutoscaler>(
-        autoscaling::HorizontalPodAutoscalerStrategy,
-    )
+    b.kind::<autoscaling_v2::HorizontalPodAutoscaler>(autoscaling::HorizontalPodAutoscalerStrategy)
         .short_names(&["hpa"])
         .categories(&["all"])
         .status();
-    b.kind::<autoscaling_v1::HorizontalPodAutoscaler>(
-        autoscaling::HorizontalPodAutoscalerStrategy,
-    )
+    b.kind::<autoscaling_v1::HorizontalPodAutoscaler>(autoscaling::HorizontalPodAutoscalerStrategy)
         .short_names(&["hpa"])
         .categories(&["all"])
         .status()

@@ -14,7 +14,10 @@ impl Strategy for ControllerRevisionStrategy {
     fn validate(&self, obj: &Value) -> ErrorList {
         let mut errs = ErrorList::new();
         if !obj.has("data") {
-            errs.push(FieldError::required(&Path::new("data"), "data is mandatory"));
+            errs.push(FieldError::required(
+                &Path::new("data"),
+                "data is mandatory",
+            ));
         }
         errs.extend(nonnegative(obj.i("revision"), &Path::new("revision")));
         errs
@@ -41,9 +44,11 @@ mod tests {
         assert_eq!(e[0].to_string(), "data: Required value: data is mandatory");
         let old = json!({"revision": 1, "data": {"spec": {"a": 1}}});
         let new = json!({"revision": 1, "data": {"spec": {"a": 2}}});
-        assert!(s.validate_update(&new, &old)[0]
-            .to_string()
-            .starts_with("data: Invalid value:"));
+        assert!(
+            s.validate_update(&new, &old)[0]
+                .to_string()
+                .starts_with("data: Invalid value:")
+        );
         assert!(s.validate_update(&old, &old).is_empty());
     }
 }

@@ -6,9 +6,8 @@ use serde_json::{Value, json};
 
 use super::workload::{
     as_selector, default_template, int_or_percent_value, non_empty_selector,
-    not_more_than_100_percent, template_labels, validate_collision_count,
-    validate_int_or_percent, validate_selector_immutable, validate_status_counts,
-    validate_template_runs_forever,
+    not_more_than_100_percent, template_labels, validate_collision_count, validate_int_or_percent,
+    validate_selector_immutable, validate_status_counts, validate_template_runs_forever,
 };
 use crate::kinds::core::podspec::validate_pod_template_spec;
 use crate::kinds::validation::{Fields, nonnegative};
@@ -86,7 +85,10 @@ fn validate_spec(spec: &Value) -> ErrorList {
         &path.child("selector"),
         "daemonset",
     ));
-    errs.extend(validate_pod_template_spec(template, &path.child("template")));
+    errs.extend(validate_pod_template_spec(
+        template,
+        &path.child("template"),
+    ));
     errs.extend(validate_template_runs_forever(
         template,
         &path.child("template"),
@@ -189,7 +191,8 @@ mod tests {
 
     #[test]
     fn a_plain_daemonset_is_accepted() {
-        let e = errors(json!({"selector": {"matchLabels": {"app": "agent"}}, "template": template()}));
+        let e =
+            errors(json!({"selector": {"matchLabels": {"app": "agent"}}, "template": template()}));
         assert!(e.is_empty(), "{e:?}");
     }
 
@@ -206,11 +209,15 @@ mod tests {
 
     #[test]
     fn surge_and_unavailable_are_exclusive() {
-        let e = errors(json!({"selector": {"matchLabels": {"app": "agent"}}, "template": template(),
-            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}}));
+        let e = errors(
+            json!({"selector": {"matchLabels": {"app": "agent"}}, "template": template(),
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}}),
+        );
         assert_eq!(
             e,
-            vec!["spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: 1: may not be set when maxUnavailable is non-zero"]
+            vec![
+                "spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: 1: may not be set when maxUnavailable is non-zero"
+            ]
         );
     }
 }

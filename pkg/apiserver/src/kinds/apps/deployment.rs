@@ -78,7 +78,10 @@ fn validate_strategy(strategy: &Value, path: &Path) -> ErrorList {
 fn validate_spec(spec: &Value) -> ErrorList {
     let path = Path::new("spec");
     let mut errs = validate_replicated_spec(spec, &path, "Deployment");
-    errs.extend(validate_strategy(spec.f("strategy"), &path.child("strategy")));
+    errs.extend(validate_strategy(
+        spec.f("strategy"),
+        &path.child("strategy"),
+    ));
     errs.extend(nonnegative(
         spec.i("revisionHistoryLimit"),
         &path.child("revisionHistoryLimit"),
@@ -203,13 +206,18 @@ mod tests {
 
     #[test]
     fn kubectl_create_deployment_is_accepted() {
-        assert!(errors(&deployment()).is_empty(), "{:?}", errors(&deployment()));
+        assert!(
+            errors(&deployment()).is_empty(),
+            "{:?}",
+            errors(&deployment())
+        );
     }
 
     #[test]
     fn rolling_update_may_not_be_all_zero_or_over_100_percent() {
         let mut d = deployment();
-        d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}});
+        d["spec"]["strategy"] =
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}});
         assert!(
             errors(&d).contains(
                 &"spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"

@@ -283,12 +283,42 @@ async fn chart_and_kubectl_workloads_are_accepted_and_upgradable() {
     }
     // helm upgrade: a new image and replica count, and a new label on the Job.
     for (collection, name, pointer, value) in [
-        (format!("{apps}/statefulsets"), "pg-postgresql", "/spec/template/spec/containers/0/image", json!("docker.io/bitnami/postgresql:17.3.0")),
-        (format!("{apps}/statefulsets"), "pg-postgresql", "/spec/replicas", json!(2)),
-        (format!("{apps}/deployments"), "ingress-nginx-controller", "/spec/template/spec/containers/0/image", json!("registry.k8s.io/ingress-nginx/controller:v1.12.1")),
-        (format!("{apps}/daemonsets"), "prometheus-node-exporter", "/spec/template/metadata/annotations", json!({"checksum/config": "abc"})),
-        (format!("{batch}/jobs"), "ingress-nginx-admission-create", "/metadata/labels", json!({"team": "infra"})),
-        (format!("{batch}/cronjobs"), "backup", "/spec/schedule", json!("@daily")),
+        (
+            format!("{apps}/statefulsets"),
+            "pg-postgresql",
+            "/spec/template/spec/containers/0/image",
+            json!("docker.io/bitnami/postgresql:17.3.0"),
+        ),
+        (
+            format!("{apps}/statefulsets"),
+            "pg-postgresql",
+            "/spec/replicas",
+            json!(2),
+        ),
+        (
+            format!("{apps}/deployments"),
+            "ingress-nginx-controller",
+            "/spec/template/spec/containers/0/image",
+            json!("registry.k8s.io/ingress-nginx/controller:v1.12.1"),
+        ),
+        (
+            format!("{apps}/daemonsets"),
+            "prometheus-node-exporter",
+            "/spec/template/metadata/annotations",
+            json!({"checksum/config": "abc"}),
+        ),
+        (
+            format!("{batch}/jobs"),
+            "ingress-nginx-admission-create",
+            "/metadata/labels",
+            json!({"team": "infra"}),
+        ),
+        (
+            format!("{batch}/cronjobs"),
+            "backup",
+            "/spec/schedule",
+            json!("@daily"),
+        ),
     ] {
         let item = format!("{collection}/{name}");
         let (code, mut stored) = api.call("GET", &item, &Value::Null).await;

@@ -4,8 +4,7 @@ use k1s_apimachinery::{ErrorList, Path};
 use serde_json::{Value, json};
 
 use super::workload::{
-    default_template, validate_replicated_spec, validate_selector_immutable,
-    validate_status_counts,
+    default_template, validate_replicated_spec, validate_selector_immutable, validate_status_counts,
 };
 use crate::kinds::validation::Fields;
 use crate::meta::default_path;

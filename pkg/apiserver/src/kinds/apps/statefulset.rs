@@ -1,6 +1,6 @@
 //! StatefulSets (upstream `ValidateStatefulSet*` and `pkg/registry/apps/statefulset`).
 
-use k1s_apimachinery::meta::name_is_dns_label;
+use k1s_apimachinery::meta::{name_is_dns_label, validate_annotations, validate_labels};
 use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain};
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
 use serde_json::{Value, json};
@@ -216,9 +216,7 @@ fn validate_spec(spec: &Value, path: &Path, opts: Options) -> ErrorList {
             let v = retention.s(f);
             if !["Retain", "Delete"].contains(&v) {
                 errs.push(FieldError::not_supported(
-                    &path
-                        .child("persistentVolumeClaimRetentionPolicy")
-                        .child(f),
+                    &path.child("persistentVolumeClaimRetentionPolicy").child(f),
                     v,
                     &["Retain", "Delete"],
                 ));
@@ -247,7 +245,11 @@ fn validate_spec(spec: &Value, path: &Path, opts: Options) -> ErrorList {
     let service = spec.s("serviceName");
     if !opts.allow_invalid_service_name && !service.is_empty() {
         for msg in is_dns1123_label(service) {
-            errs.push(FieldError::invalid(&path.child("serviceName"), service, msg));
+            errs.push(FieldError::invalid(
+                &path.child("serviceName"),
+                service,
+                msg,
+            ));
         }
     }
     errs.extend(validate_required_selector(
@@ -267,7 +269,15 @@ fn validate_spec(spec: &Value, path: &Path, opts: Options) -> ErrorList {
             errs.extend(validate_selector_matches_template(
                 &selector, &template, &tpath,
             ));
-            if !opts.skip_pod_template {
+            if opts.skip_pod_template {
+                // Even then the template's labels and annotations are checked.
+                let meta = template.f("metadata");
+                errs.extend(validate_labels(meta.get("labels"), &tpath.child("labels")));
+                errs.extend(validate_annotations(
+                    meta.get("annotations"),
+                    &tpath.child("annotations"),
+                ));
+            } else {
                 errs.extend(validate_pod_template_spec(&template, &tpath));
             }
         }
@@ -457,9 +467,8 @@ mod tests {
         sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["name"] = json!("data");
         let e = errors(StatefulSetStrategy.validate(&defaulted(sts)));
         assert!(
-            e.iter().any(|m| m.starts_with(
-                "spec.template.spec.containers[0].volumeMounts[0].name: Not found"
-            )),
+            e.iter().any(|m| m
+                .starts_with("spec.template.spec.containers[0].volumeMounts[0].name: Not found")),
             "{e:?}"
         );
     }
@@ -470,7 +479,12 @@ mod tests {
         sts["spec"]["volumeClaimTemplates"][0]["spec"] = json!({});
         let e = errors(StatefulSetStrategy.validate(&defaulted(sts)));
         assert!(e.contains(&"spec.volumeClaimTemplates[0].spec.accessModes: Required value: at least 1 access mode is required".to_string()), "{e:?}");
-        assert!(e.contains(&"spec.volumeClaimTemplates[0].spec.resources[storage]: Required value".to_string()), "{e:?}");
+        assert!(
+            e.contains(
+                &"spec.volumeClaimTemplates[0].spec.resources[storage]: Required value".to_string()
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -58,8 +58,7 @@ pub fn validate_required_selector(selector: &Value, path: &Path, kind: &str) -> 
 /// matchLabels nor matchExpressions.
 pub fn non_empty_selector(selector: &Value, path: &Path, kind: &str) -> ErrorList {
     if selector.is_null()
-        || selector.m("matchLabels").map_or(0, Map::len) + selector.a("matchExpressions").len()
-            > 0
+        || selector.m("matchLabels").map_or(0, Map::len) + selector.a("matchExpressions").len() > 0
     {
         return ErrorList::new();
     }
@@ -288,7 +287,9 @@ mod tests {
     fn selector_must_select_the_template() {
         let p = Path::new("spec");
         let sel_json = json!({"matchLabels": {"app": "a"}});
-        assert!(validate_required_selector(&sel_json, &p.child("selector"), "deployment").is_empty());
+        assert!(
+            validate_required_selector(&sel_json, &p.child("selector"), "deployment").is_empty()
+        );
         let sel = as_selector(&sel_json).expect("parses");
         let errs = validate_selector_matches_template(
             &sel,
@@ -300,6 +301,10 @@ mod tests {
             "spec.template.metadata.labels: Invalid value: {\"app\":\"b\"}: `selector` does not match template `labels`"
         );
         let errs = validate_required_selector(&json!({}), &p.child("selector"), "daemonset");
-        assert!(errs[0].to_string().ends_with("empty selector is invalid for daemonset"));
+        assert!(
+            errs[0]
+                .to_string()
+                .ends_with("empty selector is invalid for daemonset")
+        );
     }
 }

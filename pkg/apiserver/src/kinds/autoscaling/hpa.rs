@@ -216,10 +216,16 @@ fn validate_metric(m: &Value, path: &Path) -> ErrorList {
         ));
     }
     // Only the first source present (in this order) is validated.
-    let present: Vec<&str> = ["object", "external", "pods", "resource", "containerResource"]
-        .into_iter()
-        .filter(|f| m.has(f))
-        .collect();
+    let present: Vec<&str> = [
+        "object",
+        "external",
+        "pods",
+        "resource",
+        "containerResource",
+    ]
+    .into_iter()
+    .filter(|f| m.has(f))
+    .collect();
     if let Some(first) = present.first() {
         errs.extend(validate_source(first, m.f(first), &path.child(first)));
     }
@@ -285,13 +291,20 @@ fn validate_rules(rules: &Value, path: &Path) -> ErrorList {
     let policies = rules.a("policies");
     let pp = path.child("policies");
     if policies.is_empty() {
-        errs.push(FieldError::required(&pp, "must specify at least one Policy"));
+        errs.push(FieldError::required(
+            &pp,
+            "must specify at least one Policy",
+        ));
     }
     for (i, p) in policies.iter().enumerate() {
         let ip = pp.index(i);
         let ty = p.s("type");
         if !POLICY_TYPES.contains(&ty) {
-            errs.push(FieldError::not_supported(&ip.child("type"), ty, POLICY_TYPES));
+            errs.push(FieldError::not_supported(
+                &ip.child("type"),
+                ty,
+                POLICY_TYPES,
+            ));
         }
         let value = p.i("value").unwrap_or(0);
         if value <= 0 {
@@ -441,7 +454,9 @@ mod tests {
 
     #[test]
     fn replica_bounds_and_target() {
-        let e = errors(json!({"scaleTargetRef": {"kind": "Deployment"}, "minReplicas": 5, "maxReplicas": 2}));
+        let e = errors(
+            json!({"scaleTargetRef": {"kind": "Deployment"}, "minReplicas": 5, "maxReplicas": 2}),
+        );
         assert_eq!(
             e,
             vec![
@@ -449,17 +464,26 @@ mod tests {
                 "spec.scaleTargetRef.name: Required value",
             ]
         );
-        let e = errors(json!({"scaleTargetRef": {"kind": "Deployment", "name": "w"}, "minReplicas": 0, "maxReplicas": 2}));
-        assert_eq!(e[0], "spec.minReplicas: Invalid value: 0: must be greater than or equal to 1");
+        let e = errors(
+            json!({"scaleTargetRef": {"kind": "Deployment", "name": "w"}, "minReplicas": 0, "maxReplicas": 2}),
+        );
+        assert_eq!(
+            e[0],
+            "spec.minReplicas: Invalid value: 0: must be greater than or equal to 1"
+        );
     }
 
     #[test]
     fn a_metric_must_populate_its_source() {
-        let e = errors(json!({"scaleTargetRef": {"kind": "Deployment", "name": "w"}, "maxReplicas": 2,
-            "metrics": [{"type": "Pods"}]}));
+        let e = errors(
+            json!({"scaleTargetRef": {"kind": "Deployment", "name": "w"}, "maxReplicas": 2,
+            "metrics": [{"type": "Pods"}]}),
+        );
         assert_eq!(
             e,
-            vec!["spec.metrics[0].pods: Required value: must populate information for the given metric source"]
+            vec![
+                "spec.metrics[0].pods: Required value: must populate information for the given metric source"
+            ]
         );
     }
 }

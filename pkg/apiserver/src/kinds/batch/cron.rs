@@ -159,7 +159,10 @@ fn parse_duration(s: &str) -> bool {
             .char_indices()
             .find(|(_, c)| c.is_ascii_digit() || *c == '.')
             .map_or(rest.len(), |(i, _)| i);
-        if !matches!(&rest[..unit_len], "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h") {
+        if !matches!(
+            &rest[..unit_len],
+            "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h"
+        ) {
             return false;
         }
         rest = &rest[unit_len..];
@@ -285,13 +288,19 @@ mod tests {
             ("* * * *", "expected exactly 5 fields, found 4: [* * * *]"),
             ("61 * * * *", "end of range (61) above maximum (59): 61"),
             ("@sometimes", "unrecognized descriptor: @sometimes"),
-            ("*/0 * * * *", "step of range should be a positive number: */0"),
+            (
+                "*/0 * * * *",
+                "step of range should be a positive number: */0",
+            ),
             ("0 0 * * 7", "end of range (7) above maximum (6): 7"),
             (
                 "x * * * *",
                 "failed to parse int from x: strconv.Atoi: parsing \"x\": invalid syntax",
             ),
-            ("5-1 * * * *", "beginning of range (5) beyond end of range (1): 5-1"),
+            (
+                "5-1 * * * *",
+                "beginning of range (5) beyond end of range (1): 5-1",
+            ),
             ("0 0 0 * *", "beginning of range (0) below minimum (1): 0"),
         ] {
             assert_eq!(parse_standard(bad), Err(msg.to_string()), "{bad}");

@@ -22,7 +22,12 @@ const MAX_NAME_LENGTH: usize = 52;
 
 /// `validateScheduleFormat`: the schedule parses, and a time zone is set through
 /// `timeZone`, not `TZ=` in the schedule (tolerated only where the old schedule had it).
-fn validate_schedule(schedule: &str, allow_tz: bool, has_time_zone: bool, path: &Path) -> ErrorList {
+fn validate_schedule(
+    schedule: &str,
+    allow_tz: bool,
+    has_time_zone: bool,
+    path: &Path,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     if let Err(e) = parse_standard(schedule) {
         errs.push(FieldError::invalid(path, schedule, e));
@@ -109,7 +114,10 @@ fn validate_spec(spec: &Value, old: Option<&Value>) -> ErrorList {
         &path.child("startingDeadlineSeconds"),
     ));
     if old.is_none_or(|o| o.f("timeZone") != spec.f("timeZone")) {
-        errs.extend(validate_time_zone(spec.f("timeZone"), &path.child("timeZone")));
+        errs.extend(validate_time_zone(
+            spec.f("timeZone"),
+            &path.child("timeZone"),
+        ));
     }
     let policy = spec.s("concurrencyPolicy");
     if policy.is_empty() {
@@ -223,12 +231,16 @@ mod tests {
         cj["spec"]["schedule"] = json!("TZ=UTC 0 * * * *");
         assert_eq!(
             errors(cj.clone()),
-            vec!["spec.schedule: Invalid value: \"TZ=UTC 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead"]
+            vec![
+                "spec.schedule: Invalid value: \"TZ=UTC 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead"
+            ]
         );
         cj["spec"]["schedule"] = json!("0 * * *");
         assert_eq!(
             errors(cj.clone()),
-            vec!["spec.schedule: Invalid value: \"0 * * *\": expected exactly 5 fields, found 4: [0 * * *]"]
+            vec![
+                "spec.schedule: Invalid value: \"0 * * *\": expected exactly 5 fields, found 4: [0 * * *]"
+            ]
         );
         cj["spec"]["schedule"] = json!("0 * * * *");
         cj["spec"]["timeZone"] = json!("Local");

@@ -7,7 +7,9 @@ use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain, is_qu
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Map, Value, json};
 
-use crate::kinds::apps::workload::{as_selector, default_template, validate_selector_matches_template};
+use crate::kinds::apps::workload::{
+    as_selector, default_template, validate_selector_matches_template,
+};
 use crate::kinds::core::podspec::validate_pod_template_spec;
 use crate::kinds::validation::{Fields, immutable, immutable_field, nonnegative};
 use crate::meta::{self, default_path, get_path};
@@ -51,7 +53,9 @@ fn domain_prefixed_path(value: &str, path: &Path) -> ErrorList {
     if value.is_empty() {
         return vec![FieldError::required(path, "")];
     }
-    let Some((host, rest)) = value.split_once('/').filter(|(h, r)| !h.is_empty() && !r.is_empty())
+    let Some((host, rest)) = value
+        .split_once('/')
+        .filter(|(h, r)| !h.is_empty() && !r.is_empty())
     else {
         return vec![FieldError::invalid(
             path,
@@ -527,7 +531,10 @@ pub fn validate_job_spec(spec: &Value, path: &Path) -> ErrorList {
         }
     }
     let template = spec.f("template");
-    errs.extend(validate_pod_template_spec(template, &path.child("template")));
+    errs.extend(validate_pod_template_spec(
+        template,
+        &path.child("template"),
+    ));
     let rp = path.child("template").child("spec").child("restartPolicy");
     match template.f("spec").s("restartPolicy") {
         "" | "Always" => errs.push(FieldError::required(
@@ -701,7 +708,11 @@ fn validate_template_update(new: &Value, old: &Value) -> ErrorList {
             }
         }
     }
-    immutable(template, &old_template, &Path::new("spec").child("template"))
+    immutable(
+        template,
+        &old_template,
+        &Path::new("spec").child("template"),
+    )
 }
 
 /// `ValidateJobSpecUpdate`'s transition rules.
@@ -881,12 +892,19 @@ mod tests {
     #[test]
     fn kubectl_create_job_is_accepted_with_generated_selector() {
         let job = created(kubectl_job());
-        assert!(errors(JobStrategy.validate(&job)).is_empty(), "{:?}", errors(JobStrategy.validate(&job)));
+        assert!(
+            errors(JobStrategy.validate(&job)).is_empty(),
+            "{:?}",
+            errors(JobStrategy.validate(&job))
+        );
         assert_eq!(
             job["spec"]["selector"]["matchLabels"][CONTROLLER_UID_LABEL],
             json!("0f7d6e0a-1111-2222-3333-444455556666")
         );
-        assert_eq!(job["spec"]["template"]["metadata"]["labels"]["job-name"], json!("pi"));
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"]["job-name"],
+            json!("pi")
+        );
     }
 
     #[test]
@@ -914,7 +932,12 @@ mod tests {
         let mut new = old.clone();
         new["spec"]["template"]["spec"]["nodeSelector"] = json!({"disk": "ssd"});
         let e = errors(JobStrategy.validate_update(&new, &old));
-        assert!(e.iter().any(|m| m.starts_with("spec.template: Invalid value:") && m.ends_with("field is immutable")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("spec.template: Invalid value:")
+                    && m.ends_with("field is immutable")),
+            "{e:?}"
+        );
         let mut suspended = old.clone();
         suspended["spec"]["suspend"] = json!(true);
         let mut new = suspended.clone();
@@ -930,11 +953,20 @@ mod tests {
         job["spec"]["completionMode"] = json!("Indexed");
         job["spec"]["parallelism"] = json!(2);
         let e = errors(JobStrategy.validate(&created(job.clone())));
-        assert!(e.contains(&"spec.completions: Required value: when completion mode is Indexed".to_string()), "{e:?}");
+        assert!(
+            e.contains(
+                &"spec.completions: Required value: when completion mode is Indexed".to_string()
+            ),
+            "{e:?}"
+        );
         job["metadata"]["name"] = json!("a".repeat(62));
         job["spec"]["completions"] = json!(10);
         let e = errors(JobStrategy.validate(&created(job)));
-        assert!(e.iter().any(|m| m.contains("will not able to create pod with invalid DNS label")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("will not able to create pod with invalid DNS label")),
+            "{e:?}"
+        );
     }
 
     #[test]

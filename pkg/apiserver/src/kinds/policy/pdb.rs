@@ -92,17 +92,26 @@ mod tests {
 
     #[test]
     fn min_available_xor_max_unavailable() {
-        assert!(errors(json!({"minAvailable": 1, "selector": {"matchLabels": {"app": "a"}}})).is_empty());
+        assert!(
+            errors(json!({"minAvailable": 1, "selector": {"matchLabels": {"app": "a"}}}))
+                .is_empty()
+        );
         assert!(errors(json!({"maxUnavailable": "50%"})).is_empty());
         let e = errors(json!({"minAvailable": 1, "maxUnavailable": 1}));
-        assert!(e[0].starts_with("spec: Invalid value:") && e[0].ends_with("minAvailable and maxUnavailable cannot be both set"), "{e:?}");
+        assert!(
+            e[0].starts_with("spec: Invalid value:")
+                && e[0].ends_with("minAvailable and maxUnavailable cannot be both set"),
+            "{e:?}"
+        );
         assert_eq!(
             errors(json!({"minAvailable": "120%"})),
             vec!["spec.minAvailable: Invalid value: \"120%\": must not be greater than 100%"]
         );
         assert_eq!(
             errors(json!({"unhealthyPodEvictionPolicy": "Sometimes"})),
-            vec!["spec.unhealthyPodEvictionPolicy: Unsupported value: \"Sometimes\": supported values: \"AlwaysAllow\", \"IfHealthyBudget\""]
+            vec![
+                "spec.unhealthyPodEvictionPolicy: Unsupported value: \"Sometimes\": supported values: \"AlwaysAllow\", \"IfHealthyBudget\""
+            ]
         );
     }
 }
