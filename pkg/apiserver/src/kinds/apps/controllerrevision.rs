@@ -11,21 +11,28 @@ use crate::registry::Strategy;
 pub struct ControllerRevisionStrategy;
 
 impl Strategy for ControllerRevisionStrategy {
+    /// `ValidateControllerRevisionCreate`: the data is a JSON object.
     fn validate(&self, obj: &Value) -> ErrorList {
-        let mut errs = ErrorList::new();
-        if !obj.has("data") {
-            errs.push(FieldError::required(
+        let mut errs = nonnegative(obj.i("revision"), &Path::new("revision"));
+        match obj.get("data") {
+            None | Some(Value::Null) => {
+                errs.push(FieldError::required(
+                    &Path::new("data"),
+                    "data is mandatory",
+                ));
+            }
+            Some(Value::Object(_)) => {}
+            Some(_) => errs.push(FieldError::required(
                 &Path::new("data"),
-                "data is mandatory",
-            ));
+                "data must be a valid JSON object",
+            )),
         }
-        errs.extend(nonnegative(obj.i("revision"), &Path::new("revision")));
         errs
     }
 
-    /// The data may not change; the rest is validated as on create.
+    /// `ValidateControllerRevisionUpdate`: the data may not change.
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        let mut errs = self.validate(new);
+        let mut errs = nonnegative(new.i("revision"), &Path::new("revision"));
         errs.extend(immutable_field(new, old, "data", &Path::root()));
         errs
     }
@@ -42,6 +49,11 @@ mod tests {
         let s = ControllerRevisionStrategy;
         let e = s.validate(&json!({"revision": 1}));
         assert_eq!(e[0].to_string(), "data: Required value: data is mandatory");
+        let e = s.validate(&json!({"revision": 1, "data": "x"}));
+        assert_eq!(
+            e[0].to_string(),
+            "data: Required value: data must be a valid JSON object"
+        );
         let old = json!({"revision": 1, "data": {"spec": {"a": 1}}});
         let new = json!({"revision": 1, "data": {"spec": {"a": 2}}});
         assert!(

@@ -234,6 +234,11 @@ fn apps_cases() -> Vec<Case> {
         )
         .required("/data", "data: Required value: data is mandatory")
         .invalid(
+            "/data",
+            json!("x"),
+            "data: Required value: data must be a valid JSON object",
+        )
+        .invalid(
             "/revision",
             json!(-1),
             "revision: Invalid value: -1: must be greater than or equal to 0",
