@@ -393,9 +393,57 @@ fn validate_spec(spec: &Value, min_lower_bound: i64) -> ErrorList {
     errs
 }
 
+/// `copyHPAScalingRules` onto a direction's defaults: the user's fields win, the rest
+/// (policies included) come from `defaults`.
+fn default_rules(rules: &mut Value, defaults: Value) {
+    let Value::Object(mut merged) = defaults else {
+        return;
+    };
+    if let Some(user) = rules.as_object() {
+        for (k, v) in user {
+            if !v.is_null() {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    *rules = Value::Object(merged);
+}
+
 impl Strategy for HorizontalPodAutoscalerStrategy {
+    /// autoscaling/v2's `SetDefaults_HorizontalPodAutoscaler`: one replica at least, a
+    /// CPU target of 80% when no metric is given, and a given behavior completed with the
+    /// controller's historical rules.
     fn default(&self, obj: &mut Value) {
         default_path(obj, &["spec", "minReplicas"], json!(1));
+        let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+            return;
+        };
+        if spec
+            .get("metrics")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+        {
+            spec.insert(
+                "metrics".into(),
+                json!([{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80}}}]),
+            );
+        }
+        if let Some(behavior) = spec.get_mut("behavior").filter(|b| b.is_object()) {
+            default_rules(
+                &mut behavior["scaleUp"],
+                json!({"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
+                    {"type": "Pods", "value": 4, "periodSeconds": 15},
+                    {"type": "Percent", "value": 100, "periodSeconds": 15}
+                ]}),
+            );
+            default_rules(
+                &mut behavior["scaleDown"],
+                json!({"selectPolicy": "Max", "policies": [
+                    {"type": "Percent", "value": 100, "periodSeconds": 15}
+                ]}),
+            );
+        }
     }
 
     fn tracks_generation(&self) -> bool {
@@ -470,6 +518,34 @@ mod tests {
         assert_eq!(
             e[0],
             "spec.minReplicas: Invalid value: 0: must be greater than or equal to 1"
+        );
+    }
+
+    #[test]
+    fn behavior_is_completed_with_default_rules() {
+        let mut o = json!({"spec": {"scaleTargetRef": {"kind": "Deployment", "name": "w"}, "maxReplicas": 3,
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}}}});
+        HorizontalPodAutoscalerStrategy.default(&mut o);
+        assert!(HorizontalPodAutoscalerStrategy.validate(&o).is_empty());
+        assert_eq!(
+            o["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+            json!(300)
+        );
+        assert_eq!(
+            o["spec"]["behavior"]["scaleUp"]["policies"][0]["value"],
+            json!(4)
+        );
+        assert_eq!(o["spec"]["metrics"][0]["resource"]["name"], json!("cpu"));
+        // An explicitly empty list of policies is kept, and refused.
+        let e = errors(
+            json!({"scaleTargetRef": {"kind": "Deployment", "name": "w"}, "maxReplicas": 3,
+            "behavior": {"scaleUp": {"policies": []}}}),
+        );
+        assert_eq!(
+            e,
+            vec![
+                "spec.behavior.scaleUp.policies: Required value: must specify at least one Policy"
+            ]
         );
     }
 
