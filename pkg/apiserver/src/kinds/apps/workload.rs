@@ -254,7 +254,8 @@ pub fn validate_collision_count(new: &Value, old: &Value) -> ErrorList {
     }
 }
 
-/// A JSON object with `key` removed (for "all fields but these" comparisons).
+/// A copy of a JSON object without `keys` (for "every field but these" comparisons); a
+/// non-object reads as an empty object.
 pub fn without(obj: &Value, keys: &[&str]) -> Value {
     match obj {
         Value::Object(m) => Value::Object(
