@@ -2,11 +2,13 @@
 //! strategy and its discovery facts (short names, categories, subresources).
 
 pub mod apps;
+pub mod autoscaling;
 pub mod batch;
 pub mod core;
 pub mod misc;
 #[cfg(test)]
 mod parity;
+pub mod policy;
 pub mod validation;
 
 use std::any::TypeId;
@@ -232,7 +234,7 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .short_names(&["ds"])
         .categories(&["all"])
         .status();
-    b.kind::<apps_v1::ControllerRevision>(Plain);
+    b.kind::<apps_v1::ControllerRevision>(apps::ControllerRevisionStrategy);
     // batch/v1
     b.kind::<batch_v1::Job>(batch::JobStrategy)
         .categories(&["all"])
@@ -242,11 +244,11 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .categories(&["all"])
         .status();
     // autoscaling: v2 is stored, v1 converts.
-    b.kind::<autoscaling_v2::HorizontalPodAutoscaler>(WithGeneration)
+    b.kind::<autoscaling_v2::HorizontalPodAutoscaler>(autoscaling::HorizontalPodAutoscalerStrategy)
         .short_names(&["hpa"])
         .categories(&["all"])
         .status();
-    b.kind::<autoscaling_v1::HorizontalPodAutoscaler>(WithGeneration)
+    b.kind::<autoscaling_v1::HorizontalPodAutoscaler>(autoscaling::HorizontalPodAutoscalerStrategy)
         .short_names(&["hpa"])
         .categories(&["all"])
         .status()
@@ -261,7 +263,7 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
     b.kind::<networking::IPAddress>(Plain).short_names(&["ip"]);
     b.kind::<networking::ServiceCIDR>(Plain).status();
     // policy/v1
-    b.kind::<policy::PodDisruptionBudget>(WithGeneration)
+    b.kind::<policy::PodDisruptionBudget>(crate::kinds::policy::PodDisruptionBudgetStrategy)
         .short_names(&["pdb"])
         .status();
     // rbac.authorization.k8s.io/v1

@@ -1,9 +1,12 @@
-//! ReplicaSets.
+//! ReplicaSets (upstream `ValidateReplicaSet*` and `pkg/registry/apps/replicaset`).
 
-use k1s_apimachinery::ErrorList;
+use k1s_apimachinery::{ErrorList, Path};
 use serde_json::{Value, json};
 
-use super::workload::{default_template, validate_selector_immutable, validate_workload};
+use super::workload::{
+    default_template, validate_replicated_spec, validate_selector_immutable, validate_status_counts,
+};
+use crate::kinds::validation::Fields;
 use crate::meta::default_path;
 use crate::registry::{ScaleSpec, Strategy};
 
@@ -21,13 +24,39 @@ impl Strategy for ReplicaSetStrategy {
     }
 
     fn validate(&self, obj: &Value) -> ErrorList {
-        validate_workload(obj, &["spec", "template"], &["Always"])
+        validate_replicated_spec(obj.f("spec"), &Path::new("spec"), "ReplicaSet")
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
         let mut errs = self.validate(new);
         errs.extend(validate_selector_immutable(new, old));
         errs
+    }
+
+    /// `ValidateReplicaSetStatusUpdate`.
+    fn validate_status_update(&self, new: &Value, _old: &Value) -> ErrorList {
+        let msg = "cannot be greater than status.replicas";
+        validate_status_counts(
+            new.f("status"),
+            &[
+                "replicas",
+                "fullyLabeledReplicas",
+                "readyReplicas",
+                "availableReplicas",
+                "observedGeneration",
+                "terminatingReplicas",
+            ],
+            &[
+                ("fullyLabeledReplicas", "replicas", msg),
+                ("readyReplicas", "replicas", msg),
+                ("availableReplicas", "replicas", msg),
+                (
+                    "availableReplicas",
+                    "readyReplicas",
+                    "cannot be greater than readyReplicas",
+                ),
+            ],
+        )
     }
 
     fn scale(&self) -> Option<ScaleSpec> {

@@ -1,11 +1,14 @@
-//! CronJobs.
+//! CronJobs (upstream `ValidateCronJobCreate`/`ValidateCronJobUpdate` and
+//! `pkg/registry/batch/cronjob`).
 
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
+use super::cron::{load_location, parse_standard};
+use super::job::validate_job_spec;
 use crate::kinds::apps::workload::default_template;
-use crate::kinds::core::podspec::validate_pod_spec;
-use crate::meta::{default_path, get_path};
+use crate::kinds::validation::{Fields, nonnegative};
+use crate::meta::{self, default_path};
 use crate::registry::Strategy;
 
 /// The CronJob strategy.
@@ -13,65 +16,141 @@ pub struct CronJobStrategy;
 
 const CONCURRENCY: &[&str] = &["Allow", "Forbid", "Replace"];
 
-/// Whether a schedule is a valid cron expression (5 fields or a @macro), as upstream's
-/// robfig/cron standard parser accepts.
-pub fn valid_schedule(s: &str) -> bool {
-    let s = s.trim();
-    let s = s
-        .strip_prefix("TZ=")
-        .or_else(|| s.strip_prefix("CRON_TZ="))
-        .map_or(s, |rest| rest.split_once(' ').map_or("", |(_, r)| r));
-    if s.starts_with('@') {
-        return matches!(
-            s,
-            "@yearly" | "@annually" | "@monthly" | "@weekly" | "@daily" | "@midnight" | "@hourly"
-        ) || s.starts_with("@every ");
+/// The longest CronJob name: the controller appends an 11-character suffix to name
+/// its Jobs, which are DNS-1035 labels of at most 63.
+const MAX_NAME_LENGTH: usize = 52;
+
+/// `validateScheduleFormat`: the schedule parses, and a time zone is set through
+/// `timeZone`, not `TZ=` in the schedule (tolerated only where the old schedule had it).
+fn validate_schedule(
+    schedule: &str,
+    allow_tz: bool,
+    has_time_zone: bool,
+    path: &Path,
+) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if let Err(e) = parse_standard(schedule) {
+        errs.push(FieldError::invalid(path, schedule, e));
     }
-    let fields: Vec<&str> = s.split_whitespace().collect();
-    if fields.len() != 5 {
-        return false;
+    let mentions_tz = schedule.contains("TZ");
+    if allow_tz && mentions_tz && has_time_zone {
+        errs.push(FieldError::invalid(
+            path,
+            schedule,
+            "cannot use both timeZone field and TZ or CRON_TZ in schedule",
+        ));
+    } else if !allow_tz && mentions_tz {
+        errs.push(FieldError::invalid(
+            path,
+            schedule,
+            "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+        ));
     }
-    let ranges = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)];
-    let names = [
-        &[][..],
-        &[][..],
-        &[][..],
-        &[
-            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-        ][..],
-        &["sun", "mon", "tue", "wed", "thu", "fri", "sat"][..],
-    ];
-    fields
-        .iter()
-        .zip(ranges)
-        .zip(names)
-        .all(|((f, (lo, hi)), names)| {
-            f.split(',').all(|part| {
-                let (range, step) = match part.split_once('/') {
-                    Some((r, s)) => (r, Some(s)),
-                    None => (part, None),
-                };
-                if step.is_some_and(|s| s.parse::<u32>().map_or(true, |n| n == 0)) {
-                    return false;
-                }
-                if range == "*" || range == "?" {
-                    return true;
-                }
-                let value = |v: &str| -> Option<u32> {
-                    v.parse::<u32>().ok().or_else(|| {
-                        names
-                            .iter()
-                            .position(|n| n.eq_ignore_ascii_case(v))
-                            .map(|i| i as u32 + if names.len() == 12 { 1 } else { 0 })
-                    })
-                };
-                let (a, b) = match range.split_once('-') {
-                    Some((a, b)) => (value(a), value(b)),
-                    None => (value(range), value(range)),
-                };
-                matches!((a, b), (Some(a), Some(b)) if a >= lo && b <= hi && a <= b)
-            })
-        })
+    errs
+}
+
+/// One component of an IANA name: `[A-Za-z.\-_0-9+]{1,14}`, not `.`/`..`, not led by `-`.
+fn valid_zone_part(part: &str) -> bool {
+    part != "."
+        && part != ".."
+        && !part.starts_with('-')
+        && (1..=14).contains(&part.len())
+        && part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_+".contains(c))
+}
+
+/// `validateTimeZone`.
+fn validate_time_zone(tz: &Value, path: &Path) -> ErrorList {
+    let Some(name) = tz.as_str() else {
+        return ErrorList::new();
+    };
+    if name.is_empty() {
+        return vec![FieldError::invalid(
+            path,
+            name,
+            "must be at least 1 character long",
+        )];
+    }
+    if !name.split('/').all(valid_zone_part) {
+        return vec![FieldError::invalid(
+            path,
+            name,
+            format!("unknown time zone {name}"),
+        )];
+    }
+    let mut errs = ErrorList::new();
+    if name.eq_ignore_ascii_case("Local") {
+        errs.push(FieldError::invalid(
+            path,
+            name,
+            "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
+        ));
+    }
+    if let Err(e) = load_location(name) {
+        errs.push(FieldError::invalid(path, name, e));
+    }
+    errs
+}
+
+/// `validateCronJobSpec`; `old` is the stored spec on update.
+fn validate_spec(spec: &Value, old: Option<&Value>) -> ErrorList {
+    let path = Path::new("spec");
+    let mut errs = ErrorList::new();
+    let schedule = spec.s("schedule");
+    if schedule.is_empty() {
+        errs.push(FieldError::required(&path.child("schedule"), ""));
+    } else {
+        let allow_tz = old.is_some_and(|o| o.s("schedule").contains("TZ"));
+        errs.extend(validate_schedule(
+            schedule,
+            allow_tz,
+            spec.has("timeZone"),
+            &path.child("schedule"),
+        ));
+    }
+    errs.extend(nonnegative(
+        spec.i("startingDeadlineSeconds"),
+        &path.child("startingDeadlineSeconds"),
+    ));
+    if old.is_none_or(|o| o.f("timeZone") != spec.f("timeZone")) {
+        errs.extend(validate_time_zone(
+            spec.f("timeZone"),
+            &path.child("timeZone"),
+        ));
+    }
+    let policy = spec.s("concurrencyPolicy");
+    if policy.is_empty() {
+        errs.push(FieldError::required(&path.child("concurrencyPolicy"), ""));
+    } else if !CONCURRENCY.contains(&policy) {
+        errs.push(FieldError::not_supported(
+            &path.child("concurrencyPolicy"),
+            policy,
+            CONCURRENCY,
+        ));
+    }
+    // ValidateJobTemplateSpec: the Job spec, whose selector is always generated.
+    let job_path = path.child("jobTemplate").child("spec");
+    let job = spec.f("jobTemplate").f("spec");
+    errs.extend(validate_job_spec(job, &job_path));
+    if job.has("selector") {
+        errs.push(FieldError::invalid(
+            &job_path.child("selector"),
+            job.f("selector").clone(),
+            "`selector` will be auto-generated",
+        ));
+    }
+    if job.b("manualSelector") {
+        errs.push(FieldError::not_supported(
+            &job_path.child("manualSelector"),
+            true,
+            &["nil", "false"],
+        ));
+    }
+    for f in ["successfulJobsHistoryLimit", "failedJobsHistoryLimit"] {
+        errs.extend(nonnegative(spec.i(f), &path.child(f)));
+    }
+    errs
 }
 
 impl Strategy for CronJobStrategy {
@@ -88,70 +167,102 @@ impl Strategy for CronJobStrategy {
     }
 
     fn validate(&self, obj: &Value) -> ErrorList {
-        let mut errs = ErrorList::new();
-        let spec = Path::new("spec");
-        match get_path(obj, &["spec", "schedule"]).and_then(Value::as_str) {
-            None | Some("") => errs.push(FieldError::required(&spec.child("schedule"), "")),
-            Some(s) if !valid_schedule(s) => errs.push(FieldError::invalid(
-                &spec.child("schedule"),
-                json!(s),
-                "unparseable schedule",
-            )),
-            Some(_) => {}
-        }
-        if let Some(c) = get_path(obj, &["spec", "concurrencyPolicy"]).and_then(Value::as_str)
-            && !CONCURRENCY.contains(&c)
-        {
-            errs.push(FieldError::not_supported(
-                &spec.child("concurrencyPolicy"),
-                json!(c),
-                CONCURRENCY,
+        let mut errs = validate_spec(obj.f("spec"), None);
+        let name = meta::name(obj);
+        if name.len() > MAX_NAME_LENGTH {
+            errs.push(FieldError::invalid(
+                &Path::new("metadata").child("name"),
+                name,
+                "must be no more than 52 characters",
             ));
         }
-        let tpath = spec
-            .child("jobTemplate")
-            .child("spec")
-            .child("template")
-            .child("spec");
-        match get_path(obj, &["spec", "jobTemplate", "spec", "template", "spec"]) {
-            Some(ps) => {
-                errs.extend(validate_pod_spec(ps, &tpath));
-                let rp = ps
-                    .get("restartPolicy")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Always");
-                if !["OnFailure", "Never"].contains(&rp) {
-                    errs.push(FieldError::not_supported(
-                        &tpath.child("restartPolicy"),
-                        json!(rp),
-                        &["OnFailure", "Never"],
-                    ));
-                }
-            }
-            None => errs.push(FieldError::required(&tpath.child("containers"), "")),
-        }
         errs
+    }
+
+    /// Names longer than 52 characters stay updatable (older servers allowed them).
+    fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
+        validate_spec(new.f("spec"), Some(old.f("spec")))
+    }
+
+    /// A status write changes only the status, which upstream does not validate.
+    fn validate_status_update(&self, _new: &Value, _old: &Value) -> ErrorList {
+        ErrorList::new()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::valid_schedule;
+    use super::*;
+
+    /// What `kubectl create cronjob hello --image=busybox --schedule="*/1 * * * *"` sends.
+    fn kubectl_cronjob() -> Value {
+        json!({
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": {"name": "hello"},
+            "spec": {
+                "schedule": "*/1 * * * *",
+                "jobTemplate": {"metadata": {"name": "hello"}, "spec": {"template": {"metadata": {}, "spec": {
+                    "containers": [{"name": "hello", "image": "busybox", "resources": {}}],
+                    "restartPolicy": "OnFailure"
+                }}}}
+            }
+        })
+    }
+
+    fn errors(mut obj: Value) -> Vec<String> {
+        CronJobStrategy.default(&mut obj);
+        CronJobStrategy
+            .validate(&obj)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
 
     #[test]
-    fn cron_schedules_parse_like_upstream() {
-        for ok in [
-            "*/1 * * * *",
-            "0 0 * * 0",
-            "@hourly",
-            "5 4 * * sun",
-            "0 22 * * 1-5",
-            "TZ=UTC 0 * * * *",
-        ] {
-            assert!(valid_schedule(ok), "{ok}");
-        }
-        for bad in ["", "* * * *", "61 * * * *", "@sometimes", "*/0 * * * *"] {
-            assert!(!valid_schedule(bad), "{bad}");
-        }
+    fn kubectl_create_cronjob_is_accepted() {
+        let e = errors(kubectl_cronjob());
+        assert!(e.is_empty(), "{e:?}");
+    }
+
+    #[test]
+    fn schedules_and_time_zones() {
+        let mut cj = kubectl_cronjob();
+        cj["spec"]["schedule"] = json!("TZ=UTC 0 * * * *");
+        assert_eq!(
+            errors(cj.clone()),
+            vec![
+                "spec.schedule: Invalid value: \"TZ=UTC 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead"
+            ]
+        );
+        cj["spec"]["schedule"] = json!("0 * * *");
+        assert_eq!(
+            errors(cj.clone()),
+            vec![
+                "spec.schedule: Invalid value: \"0 * * *\": expected exactly 5 fields, found 4: [0 * * *]"
+            ]
+        );
+        cj["spec"]["schedule"] = json!("0 * * * *");
+        cj["spec"]["timeZone"] = json!("Local");
+        assert_eq!(
+            errors(cj.clone())[0],
+            "spec.timeZone: Invalid value: \"Local\": timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"
+        );
+        cj["spec"]["timeZone"] = json!("Etc/UTC");
+        assert!(errors(cj).is_empty());
+    }
+
+    #[test]
+    fn job_template_selector_is_generated() {
+        let mut cj = kubectl_cronjob();
+        cj["spec"]["jobTemplate"]["spec"]["selector"] = json!({"matchLabels": {"a": "b"}});
+        assert!(errors(cj)[0].ends_with("`selector` will be auto-generated"));
+    }
+
+    #[test]
+    fn long_names_are_refused_on_create() {
+        let mut cj = kubectl_cronjob();
+        cj["metadata"]["name"] = json!("c".repeat(53));
+        assert!(errors(cj)[0].ends_with("must be no more than 52 characters"));
     }
 }

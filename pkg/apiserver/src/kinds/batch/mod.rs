@@ -1,5 +1,6 @@
 //! Kinds of the `batch` group.
 
+mod cron;
 mod cronjob;
 mod job;
 

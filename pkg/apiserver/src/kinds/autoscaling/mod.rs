@@ -1,0 +1,5 @@
+//! Kinds of the `autoscaling` group.
+
+mod hpa;
+
+pub use hpa::HorizontalPodAutoscalerStrategy;

@@ -1,0 +1,5 @@
+//! Kinds of the `policy` group.
+
+mod pdb;
+
+pub use pdb::PodDisruptionBudgetStrategy;
