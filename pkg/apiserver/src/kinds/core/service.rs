@@ -1066,6 +1066,16 @@ fn validate_load_balancer_status(obj: &Value) -> ErrorList {
 }
 
 impl ServiceStrategy {
+    /// What upstream's allocator checks before the strategy validates, and answers alone
+    /// when it fails: the cluster IP fields, then the families this cluster offers.
+    fn allocator_checks(&self, obj: &Value) -> ErrorList {
+        let errs = validate_cluster_ips(obj);
+        if !errs.is_empty() {
+            return errs;
+        }
+        self.validate_families(obj)
+    }
+
     /// The family of the service CIDR.
     fn cluster_family(&self) -> &'static str {
         match self.alloc.ips.lock().net {
@@ -1327,7 +1337,7 @@ impl Strategy for ServiceStrategy {
     }
 
     fn validate(&self, obj: &Value) -> ErrorList {
-        let errs = self.validate_families(obj);
+        let errs = self.allocator_checks(obj);
         if !errs.is_empty() {
             return errs;
         }
@@ -1335,7 +1345,7 @@ impl Strategy for ServiceStrategy {
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        let mut errs = self.validate_families(new);
+        let mut errs = self.allocator_checks(new);
         if !errs.is_empty() {
             return errs;
         }
