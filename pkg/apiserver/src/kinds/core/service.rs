@@ -1261,9 +1261,9 @@ impl Strategy for ServiceStrategy {
             obj["spec"] = json!({});
         }
         let family = self.cluster_family();
+        default_path(&mut obj["spec"], &["type"], json!("ClusterIP"));
         let accessible = externally_accessible(obj);
         let spec = &mut obj["spec"];
-        default_path(spec, &["type"], json!("ClusterIP"));
         default_path(spec, &["sessionAffinity"], json!("None"));
         match spec.s("sessionAffinity") {
             "None" => {
