@@ -487,13 +487,11 @@ fn validate_source(key: &str, v: &Value, pv_name: &str, spec: &Path, errs: &mut 
             required_str(v, "image", &p, errs);
         }
         "quobyte" => validate_quobyte(v, &spec.child(key), errs),
-        "cephfs" => {
-            if v.a("monitors").is_empty() {
-                errs.push(FieldError::required(
-                    &spec.child("cephfs").child("monitors"),
-                    "",
-                ));
-            }
+        "cephfs" if v.a("monitors").is_empty() => {
+            errs.push(FieldError::required(
+                &spec.child("cephfs").child("monitors"),
+                "",
+            ));
         }
         "iscsi" => validate_iscsi(v, pv_name, &spec.child(key), errs),
         "cinder" => {

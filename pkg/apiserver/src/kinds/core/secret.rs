@@ -101,17 +101,15 @@ fn validate(obj: &Value) -> ErrorList {
                 }
             }
         }
-        "kubernetes.io/basic-auth" => {
-            // Either may be empty, but one must be there.
-            if !has("username") && !has("password") {
-                errs.push(FieldError::required(&data.key("username"), ""));
-                errs.push(FieldError::required(&data.key("password"), ""));
-            }
+        // Either may be empty, but one must be there.
+        "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
+            errs.push(FieldError::required(&data.key("username"), ""));
+            errs.push(FieldError::required(&data.key("password"), ""));
         }
-        "kubernetes.io/ssh-auth" => {
-            if data_bytes(obj, "ssh-privatekey").is_none_or(|b| b.is_empty()) {
-                errs.push(FieldError::required(&data.key("ssh-privatekey"), ""));
-            }
+        "kubernetes.io/ssh-auth"
+            if data_bytes(obj, "ssh-privatekey").is_none_or(|b| b.is_empty()) =>
+        {
+            errs.push(FieldError::required(&data.key("ssh-privatekey"), ""));
         }
         "kubernetes.io/tls" => {
             for key in ["tls.crt", "tls.key"] {

@@ -1271,16 +1271,15 @@ impl Strategy for ServiceStrategy {
                     o.remove("sessionAffinityConfig");
                 }
             }
-            "ClientIP" => {
+            "ClientIP"
                 if spec
                     .f("sessionAffinityConfig")
                     .f("clientIP")
                     .i("timeoutSeconds")
-                    .is_none()
-                {
-                    spec["sessionAffinityConfig"] =
-                        json!({"clientIP": {"timeoutSeconds": DEFAULT_AFFINITY_SECONDS}});
-                }
+                    .is_none() =>
+            {
+                spec["sessionAffinityConfig"] =
+                    json!({"clientIP": {"timeoutSeconds": DEFAULT_AFFINITY_SECONDS}});
             }
             _ => {}
         }
