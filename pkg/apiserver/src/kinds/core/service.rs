@@ -1539,4 +1539,62 @@ mod tests {
         svc["spec"]["ports"][0]["name"] = json!("Bad_Name");
         assert_eq!(s.validate(&svc).len(), 1);
     }
+
+    fn texts(errs: &ErrorList) -> Vec<String> {
+        errs.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn external_name_and_affinity_rules() {
+        let s = ServiceStrategy::new(allocators());
+        let mut svc = json!({"metadata": {"name": "x"}, "spec": {"type": "ExternalName",
+            "externalName": "Bad_Host", "clusterIP": "10.43.0.5"}});
+        s.default(&mut svc);
+        s.prepare_for_create(&mut svc, true);
+        let t = texts(&s.validate(&svc));
+        assert!(
+            t.contains(
+                &"spec.clusterIPs: Forbidden: may not be set for ExternalName services".to_string()
+            ),
+            "{t:?}"
+        );
+        assert!(
+            t.iter().any(|e| e.starts_with(
+                "spec.externalName: Invalid value: \"Bad_Host\": a lowercase RFC 1123 subdomain"
+            )),
+            "{t:?}"
+        );
+        let mut svc = json!({"metadata": {"name": "x"}, "spec": {"sessionAffinity": "ClientIP",
+            "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 86401}}, "ports": [{"port": 80}]}});
+        s.default(&mut svc);
+        assert_eq!(
+            texts(&s.validate(&svc)),
+            vec![
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 86401: must be greater than 0 and less than 86400"
+            ]
+        );
+    }
+
+    #[test]
+    fn cluster_ips_may_not_change_and_single_stack_clusters_refuse_dual_stack() {
+        let s = ServiceStrategy::new(allocators());
+        let old = json!({"spec": {"type": "ClusterIP", "clusterIP": "10.43.0.5", "clusterIPs": ["10.43.0.5"],
+            "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack", "ports": [{"port": 80}]}});
+        let mut new = old.clone();
+        new["spec"]["clusterIP"] = json!("10.43.0.6");
+        s.prepare_for_update(&mut new, &old, true);
+        assert_eq!(new["spec"]["clusterIPs"], json!(["10.43.0.6"]));
+        let t = texts(&validate_cluster_ips_update(&old, &new));
+        assert_eq!(
+            t,
+            vec!["spec.clusterIPs[0]: Invalid value: [\"10.43.0.6\"]: may not change once set"]
+        );
+        let mut dual = json!({"metadata": {"name": "d"}, "spec": {"ipFamilyPolicy": "PreferDualStack",
+            "ipFamilies": ["IPv4", "IPv6"], "ports": [{"port": 80}]}});
+        s.default(&mut dual);
+        assert_eq!(
+            texts(&s.validate(&dual)),
+            vec!["spec.ipFamilies[1]: Invalid value: \"IPv6\": not configured on this cluster"]
+        );
+    }
 }
