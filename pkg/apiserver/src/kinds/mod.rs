@@ -185,21 +185,23 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
     b.kind::<core_v1::Node>(core::node::NodeStrategy)
         .short_names(&["no"])
         .status();
-    b.kind::<core_v1::PersistentVolume>(Plain)
+    b.kind::<core_v1::PersistentVolume>(core::persistentvolume::PersistentVolumeStrategy)
         .short_names(&["pv"])
         .status();
-    b.kind::<core_v1::PersistentVolumeClaim>(Plain)
-        .short_names(&["pvc"])
-        .status();
-    b.kind::<core_v1::ServiceAccount>(Plain)
+    b.kind::<core_v1::PersistentVolumeClaim>(
+        core::persistentvolumeclaim::PersistentVolumeClaimStrategy,
+    )
+    .short_names(&["pvc"])
+    .status();
+    b.kind::<core_v1::ServiceAccount>(core::serviceaccount::ServiceAccountStrategy)
         .short_names(&["sa"]);
-    b.kind::<core_v1::Endpoints>(misc::CreateOnUpdate)
+    b.kind::<core_v1::Endpoints>(core::endpoints::EndpointsStrategy)
         .short_names(&["ep"]);
     b.kind::<core_v1::Event>(core::event::EventStrategy)
         .short_names(&["ev"]);
-    b.kind::<core_v1::LimitRange>(Plain)
+    b.kind::<core_v1::LimitRange>(core::limitrange::LimitRangeStrategy)
         .short_names(&["limits"]);
-    b.kind::<core_v1::ResourceQuota>(Plain)
+    b.kind::<core_v1::ResourceQuota>(core::resourcequota::ResourceQuotaStrategy)
         .short_names(&["quota"])
         .status();
     b.kind::<core_v1::ReplicationController>(
@@ -213,7 +215,8 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
     b.kind::<core_v1::ComponentStatus>(Plain)
         .short_names(&["cs"])
         .verbs(&["get", "list"]);
-    b.kind::<core_v1::Binding>(Plain).verbs(&["create"]);
+    b.kind::<core_v1::Binding>(core::binding::BindingStrategy)
+        .verbs(&["create"]);
     // apps/v1
     b.kind::<apps_v1::Deployment>(apps::DeploymentStrategy)
         .short_names(&["deploy"])

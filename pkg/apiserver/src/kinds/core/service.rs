@@ -9,12 +9,19 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use k1s_apimachinery::validation::{is_dns1123_label, is_valid_port_num};
+use k1s_apimachinery::meta::validate_labels;
+use k1s_apimachinery::validation::{
+    is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_ip, is_valid_port_name,
+    is_valid_port_num,
+};
 use k1s_apimachinery::{ErrorList, FieldError, GroupKind, Path, Status};
 use parking_lot::Mutex;
 use rand::Rng;
 use serde_json::{Value, json};
 
+use super::endpoints::{PROTOCOLS, parse_ip_sloppy, validate_non_special_ip};
+use super::node::validate_cidr;
+use crate::kinds::validation::Fields;
 use crate::meta::{self, default_path, get_path};
 use crate::registry::Strategy;
 
@@ -327,6 +334,34 @@ impl ServiceStrategy {
                 }
             }
         }
+        // The health check node port of a LoadBalancer with externalTrafficPolicy Local
+        // (upstream allocates it before validating; a set one was validated already).
+        if needs_health_check(obj) {
+            let held = old
+                .filter(|o| needs_health_check(o))
+                .and_then(health_check_port);
+            let requested = health_check_port(obj);
+            let mut ports = self.alloc.ports.lock();
+            let result = match requested {
+                Some(n) if Some(n) == held => Ok(n),
+                Some(n) => ports.allocate(n).map(|_| n),
+                None => ports.allocate_next(),
+            };
+            match result {
+                Ok(n) => obj["spec"]["healthCheckNodePort"] = json!(n),
+                Err(m) => {
+                    drop(ports);
+                    // Give back what this write took before failing.
+                    self.free(obj, old);
+                    return Err(invalid(
+                        &name,
+                        spec.child("healthCheckNodePort"),
+                        json!(requested.unwrap_or(0)),
+                        m,
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -349,29 +384,916 @@ impl ServiceStrategy {
                 }
             }
         }
+        if needs_health_check(obj)
+            && let Some(p) = health_check_port(obj)
+            && keep
+                .filter(|k| needs_health_check(k))
+                .and_then(health_check_port)
+                != Some(p)
+        {
+            self.alloc.ports.lock().release(p);
+        }
     }
 }
 
 const SERVICE_TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
 const AFFINITIES: &[&str] = &["ClientIP", "None"];
-const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
+const EXTERNAL_TRAFFIC_POLICIES: &[&str] = &["Cluster", "Local"];
+const INTERNAL_TRAFFIC_POLICIES: &[&str] = &["Cluster", "Local"];
+const IP_FAMILIES: &[&str] = &["IPv4", "IPv6"];
+const IP_FAMILY_POLICIES: &[&str] = &["PreferDualStack", "RequireDualStack", "SingleStack"];
+const TRAFFIC_DISTRIBUTIONS: &[&str] = &["PreferClose", "PreferSameZone", "PreferSameNode"];
+const LB_IP_MODES: &[&str] = &["Proxy", "VIP"];
+/// Upstream's `DefaultClientIPServiceAffinitySeconds` and its maximum.
+const DEFAULT_AFFINITY_SECONDS: i64 = 10800;
+const MAX_AFFINITY_SECONDS: i64 = 86400;
+const SOURCE_RANGES_ANNOTATION: &str = "service.beta.kubernetes.io/load-balancer-source-ranges";
+const TOPOLOGY_MODE_ANNOTATION: &str = "service.kubernetes.io/topology-mode";
+const TOPOLOGY_HINTS_ANNOTATION: &str = "service.kubernetes.io/topology-aware-hints";
+
+fn each(path: &Path, value: &str, msgs: Vec<String>) -> ErrorList {
+    msgs.into_iter()
+        .map(|m| FieldError::invalid(path, value, m))
+        .collect()
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .map(|a| a.iter().map(|s| s.as_str().unwrap_or("")).collect())
+        .unwrap_or_default()
+}
+
+/// `clusterIPs == ["None"]` (upstream's `isHeadlessService`).
+fn is_headless(obj: &Value) -> bool {
+    strings(obj.f("spec").f("clusterIPs")) == ["None"]
+}
+
+/// LoadBalancer and NodePort services, and ClusterIP ones with external IPs.
+fn externally_accessible(obj: &Value) -> bool {
+    let spec = obj.f("spec");
+    match spec.s("type") {
+        "LoadBalancer" | "NodePort" => true,
+        "ClusterIP" => !spec.a("externalIPs").is_empty(),
+        _ => false,
+    }
+}
+
+/// LoadBalancer services with `externalTrafficPolicy: Local` get a health check port.
+fn needs_health_check(obj: &Value) -> bool {
+    let spec = obj.f("spec");
+    spec.s("type") == "LoadBalancer" && spec.s("externalTrafficPolicy") == "Local"
+}
+
+fn health_check_port(obj: &Value) -> Option<u16> {
+    obj.f("spec")
+        .i("healthCheckNodePort")
+        .filter(|p| *p > 0)
+        .and_then(|p| u16::try_from(p).ok())
+}
+
+fn validate_service_port(
+    port: &Value,
+    require_name: bool,
+    names: &mut Vec<String>,
+    path: &Path,
+) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let name = port.s("name");
+    if require_name && name.is_empty() {
+        errs.push(FieldError::required(&path.child("name"), ""));
+    } else if !name.is_empty() {
+        // Port names are DNS-1123 labels here, so kubectl's generated "80-8080" is valid.
+        errs.extend(each(&path.child("name"), name, is_dns1123_label(name)));
+        if names.iter().any(|n| n == name) {
+            errs.push(FieldError::duplicate(&path.child("name"), name));
+        } else {
+            names.push(name.to_string());
+        }
+    }
+    let number = port.i("port").unwrap_or(0);
+    for msg in is_valid_port_num(number) {
+        errs.push(FieldError::invalid(&path.child("port"), number, msg));
+    }
+    match port.s("protocol") {
+        "" => errs.push(FieldError::required(&path.child("protocol"), "")),
+        p if !PROTOCOLS.contains(&p) => errs.push(FieldError::not_supported(
+            &path.child("protocol"),
+            p,
+            PROTOCOLS,
+        )),
+        _ => {}
+    }
+    // ValidatePortNumOrName.
+    let tp = path.child("targetPort");
+    match port.f("targetPort") {
+        Value::Number(n) => {
+            let n = n.as_i64().unwrap_or(0);
+            for msg in is_valid_port_num(n) {
+                errs.push(FieldError::invalid(&tp, n, msg));
+            }
+        }
+        Value::String(s) => errs.extend(each(&tp, s, is_valid_port_name(s))),
+        _ => {}
+    }
+    if let Some(app) = port.get("appProtocol").and_then(Value::as_str) {
+        errs.extend(each(
+            &path.child("appProtocol"),
+            app,
+            is_qualified_name(app),
+        ));
+    }
+    errs
+}
+
+/// Upstream's `ValidateServiceClusterIPsRelatedFields`.
+fn validate_cluster_ips(obj: &Value) -> ErrorList {
+    let spec = obj.f("spec");
+    if spec.s("type") == "ExternalName" {
+        return ErrorList::new();
+    }
+    let mut errs = ErrorList::new();
+    let sp = Path::new("spec");
+    let (ips_path, families_path) = (sp.child("clusterIPs"), sp.child("ipFamilies"));
+    let ips_value = spec.f("clusterIPs").clone();
+    let ips = strings(&ips_value);
+    let cluster_ip = spec.s("clusterIP");
+    if !cluster_ip.is_empty() {
+        if ips.is_empty() {
+            errs.push(FieldError::required(&ips_path, ""));
+        } else if ips[0] != cluster_ip {
+            errs.push(FieldError::invalid(
+                &ips_path,
+                ips_value.clone(),
+                "first value must match `clusterIP`",
+            ));
+        }
+    } else if !ips.is_empty() {
+        errs.push(FieldError::invalid(
+            &ips_path,
+            ips_value.clone(),
+            "must be empty when `clusterIP` is not specified",
+        ));
+    }
+    let families = strings(spec.f("ipFamilies"));
+    for (i, f) in families.iter().enumerate() {
+        if !IP_FAMILIES.contains(f) {
+            errs.push(FieldError::not_supported(
+                &families_path.index(i),
+                *f,
+                IP_FAMILIES,
+            ));
+        }
+        if families[..i].contains(f) {
+            errs.push(FieldError::duplicate(&families_path.index(i), *f));
+        }
+    }
+    if let Some(policy) = spec.get("ipFamilyPolicy").and_then(Value::as_str)
+        && !IP_FAMILY_POLICIES.contains(&policy)
+    {
+        errs.push(FieldError::not_supported(
+            &sp.child("ipFamilyPolicy"),
+            policy,
+            IP_FAMILY_POLICIES,
+        ));
+    }
+    let mut bad_ips = false;
+    for (i, ip) in ips.iter().enumerate() {
+        if i == 0 && *ip == "None" {
+            if ips.len() > 1 {
+                bad_ips = true;
+                errs.push(FieldError::invalid(
+                    &ips_path,
+                    ips_value.clone(),
+                    "'None' must be the first and only value",
+                ));
+            }
+            continue;
+        }
+        let e = each(&ips_path.index(i), ip, is_valid_ip(ip));
+        bad_ips |= !e.is_empty();
+        errs.extend(e);
+    }
+    if ips.len() > 2 {
+        errs.push(FieldError::invalid(
+            &ips_path,
+            ips_value.clone(),
+            "may only hold up to 2 values",
+        ));
+    }
+    if bad_ips {
+        return errs;
+    }
+    let is_v6 = |ip: &str| ip.parse::<IpAddr>().is_ok_and(|a| a.is_ipv6());
+    if ips.len() > 1 {
+        let v6 = ips.iter().filter(|ip| is_v6(ip)).count();
+        if ips.len() != 2 || v6 != 1 {
+            errs.push(FieldError::invalid(
+                &ips_path,
+                ips_value.clone(),
+                "may specify no more than one IP for each IP family",
+            ));
+        }
+    }
+    if !is_headless(obj) && !ips.is_empty() && !families.is_empty() {
+        for (i, ip) in ips.iter().enumerate().take(families.len()) {
+            if families[i] == "IPv4" && is_v6(ip) {
+                errs.push(FieldError::invalid(
+                    &ips_path.index(i),
+                    *ip,
+                    format!("expected an IPv4 value as indicated by `ipFamilies[{i}]`"),
+                ));
+            }
+            if families[i] == "IPv6" && !is_v6(ip) {
+                errs.push(FieldError::invalid(
+                    &ips_path.index(i),
+                    *ip,
+                    format!("expected an IPv6 value as indicated by `ipFamilies[{i}]`"),
+                ));
+            }
+        }
+    }
+    errs
+}
+
+/// Upstream's `ValidateService` (without the metadata, which the registry checks).
+fn validate_service(obj: &Value) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let spec = obj.f("spec");
+    let sp = Path::new("spec");
+    let ty = spec.s("type");
+    let headless = is_headless(obj);
+    let annotations = obj.f("metadata").f("annotations");
+    if let (Some(mode), Some(hints)) = (
+        annotations
+            .get(TOPOLOGY_MODE_ANNOTATION)
+            .and_then(Value::as_str),
+        annotations
+            .get(TOPOLOGY_HINTS_ANNOTATION)
+            .and_then(Value::as_str),
+    ) && mode != hints
+    {
+        errs.push(FieldError::invalid(
+            &Path::new("metadata")
+                .child("annotations")
+                .key(TOPOLOGY_MODE_ANNOTATION),
+            mode,
+            format!("must match annotations[{TOPOLOGY_HINTS_ANNOTATION}] when both are specified"),
+        ));
+    }
+    let ports = spec.a("ports");
+    if ports.is_empty() && !headless && ty != "ExternalName" {
+        errs.push(FieldError::required(&sp.child("ports"), ""));
+    }
+    match ty {
+        "LoadBalancer" | "NodePort" if headless => errs.push(FieldError::invalid(
+            &sp.child("clusterIPs").index(0),
+            "None",
+            format!("may not be set to 'None' for {ty} services"),
+        )),
+        "ExternalName" => {
+            for key in ["clusterIPs", "ipFamilies"] {
+                if !spec.a(key).is_empty() {
+                    errs.push(FieldError::forbidden(
+                        &sp.child(key),
+                        "may not be set for ExternalName services",
+                    ));
+                }
+            }
+            if spec.has("ipFamilyPolicy") {
+                errs.push(FieldError::forbidden(
+                    &sp.child("ipFamilyPolicy"),
+                    "may not be set for ExternalName services",
+                ));
+            }
+            // A CNAME may end with a dot.
+            let cname = spec
+                .s("externalName")
+                .strip_suffix('.')
+                .unwrap_or(spec.s("externalName"));
+            if cname.is_empty() {
+                errs.push(FieldError::required(&sp.child("externalName"), ""));
+            } else {
+                errs.extend(each(
+                    &sp.child("externalName"),
+                    cname,
+                    is_dns1123_subdomain(cname),
+                ));
+            }
+        }
+        _ => {}
+    }
+    let mut names = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        errs.extend(validate_service_port(
+            p,
+            ports.len() > 1,
+            &mut names,
+            &sp.child("ports").index(i),
+        ));
+    }
+    if spec.has("selector") {
+        errs.extend(validate_labels(
+            Some(spec.f("selector")),
+            &sp.child("selector"),
+        ));
+    }
+    let affinity = spec.s("sessionAffinity");
+    if affinity.is_empty() {
+        errs.push(FieldError::required(&sp.child("sessionAffinity"), ""));
+    } else if !AFFINITIES.contains(&affinity) {
+        errs.push(FieldError::not_supported(
+            &sp.child("sessionAffinity"),
+            affinity,
+            AFFINITIES,
+        ));
+    }
+    let config_path = sp.child("sessionAffinityConfig");
+    if affinity == "ClientIP" {
+        let detail = "when session affinity type is ClientIP";
+        let config = spec.f("sessionAffinityConfig");
+        if !spec.has("sessionAffinityConfig") {
+            errs.push(FieldError::required(&config_path, detail));
+        } else if !config.has("clientIP") {
+            errs.push(FieldError::required(&config_path.child("clientIP"), detail));
+        } else {
+            let tp = config_path.child("clientIP").child("timeoutSeconds");
+            match config.f("clientIP").i("timeoutSeconds") {
+                None => errs.push(FieldError::required(&tp, detail)),
+                Some(t) if t <= 0 || t > MAX_AFFINITY_SECONDS => errs.push(FieldError::invalid(
+                    &tp,
+                    t,
+                    format!("must be greater than 0 and less than {MAX_AFFINITY_SECONDS}"),
+                )),
+                Some(_) => {}
+            }
+        }
+    } else if affinity == "None" && spec.has("sessionAffinityConfig") {
+        errs.push(FieldError::forbidden(
+            &config_path,
+            "must not be set when session affinity is None",
+        ));
+    }
+    errs.extend(validate_cluster_ips(obj));
+    for (i, ip) in strings(spec.f("externalIPs")).iter().enumerate() {
+        let p = sp.child("externalIPs").index(i);
+        let e = each(&p, ip, is_valid_ip(ip));
+        if e.is_empty() {
+            errs.extend(validate_non_special_ip(ip, &p));
+        } else {
+            errs.extend(e);
+        }
+    }
+    if ty.is_empty() {
+        errs.push(FieldError::required(&sp.child("type"), ""));
+    } else if !SERVICE_TYPES.contains(&ty) {
+        errs.push(FieldError::not_supported(
+            &sp.child("type"),
+            ty,
+            SERVICE_TYPES,
+        ));
+    }
+    if ty == "ClusterIP" {
+        for (i, p) in ports.iter().enumerate() {
+            if p.i("nodePort").unwrap_or(0) != 0 {
+                errs.push(FieldError::forbidden(
+                    &sp.child("ports").index(i).child("nodePort"),
+                    "may not be used when `type` is 'ClusterIP'",
+                ));
+            }
+        }
+    }
+    let mut node_ports: Vec<(&str, i64)> = Vec::new();
+    let mut port_keys: Vec<(&str, i64)> = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        let np = p.i("nodePort").unwrap_or(0);
+        if np != 0 {
+            if node_ports.contains(&(p.s("protocol"), np)) {
+                errs.push(FieldError::duplicate(
+                    &sp.child("ports").index(i).child("nodePort"),
+                    np,
+                ));
+            }
+            node_ports.push((p.s("protocol"), np));
+        }
+    }
+    for (i, p) in ports.iter().enumerate() {
+        let key = (p.s("protocol"), p.i("port").unwrap_or(0));
+        if port_keys.contains(&key) {
+            errs.push(FieldError::duplicate(
+                &sp.child("ports").index(i),
+                json!({"port": key.1, "protocol": key.0}),
+            ));
+        }
+        port_keys.push(key);
+    }
+    let ranges = strings(spec.f("loadBalancerSourceRanges"));
+    if !ranges.is_empty() {
+        // Upstream capitalises this path.
+        let p = sp.child("LoadBalancerSourceRanges");
+        if ty != "LoadBalancer" {
+            errs.push(FieldError::forbidden(
+                &p,
+                "may only be used when `type` is 'LoadBalancer'",
+            ));
+        }
+        for (i, r) in ranges.iter().enumerate() {
+            errs.extend(validate_cidr(r.trim(), &p.index(i)));
+        }
+    } else if let Some(val) = annotations
+        .get(SOURCE_RANGES_ANNOTATION)
+        .and_then(Value::as_str)
+    {
+        let p = Path::new("metadata")
+            .child("annotations")
+            .key(SOURCE_RANGES_ANNOTATION);
+        if ty != "LoadBalancer" {
+            errs.push(FieldError::forbidden(
+                &p,
+                "may only be used when `type` is 'LoadBalancer'",
+            ));
+        }
+        let val = val.trim();
+        if !val.is_empty() {
+            for r in val.split(',') {
+                errs.extend(validate_cidr(r.trim(), &p));
+            }
+        }
+    }
+    if spec.has("allocateLoadBalancerNodePorts") && ty != "LoadBalancer" {
+        errs.push(FieldError::forbidden(
+            &sp.child("allocateLoadBalancerNodePorts"),
+            "may only be used when `type` is 'LoadBalancer'",
+        ));
+    }
+    if ty == "LoadBalancer" && !spec.has("allocateLoadBalancerNodePorts") {
+        // Upstream leaves out `spec` here.
+        errs.push(FieldError::required(
+            &Path::new("allocateLoadBalancerNodePorts"),
+            "",
+        ));
+    }
+    if let Some(class) = spec.get("loadBalancerClass").and_then(Value::as_str) {
+        if ty == "LoadBalancer" {
+            errs.extend(each(
+                &sp.child("loadBalancerClass"),
+                class,
+                is_qualified_name(class),
+            ));
+        } else {
+            errs.push(FieldError::forbidden(
+                &sp.child("loadBalancerClass"),
+                "may only be used when `type` is 'LoadBalancer'",
+            ));
+        }
+    }
+    // validateServiceExternalTrafficPolicy.
+    let etp = spec.s("externalTrafficPolicy");
+    let etp_path = sp.child("externalTrafficPolicy");
+    if !externally_accessible(obj) {
+        if !etp.is_empty() {
+            errs.push(FieldError::invalid(
+                &etp_path,
+                etp,
+                "may only be set for externally-accessible services",
+            ));
+        }
+    } else if etp.is_empty() {
+        errs.push(FieldError::required(&etp_path, ""));
+    } else if !EXTERNAL_TRAFFIC_POLICIES.contains(&etp) {
+        errs.push(FieldError::not_supported(
+            &etp_path,
+            etp,
+            EXTERNAL_TRAFFIC_POLICIES,
+        ));
+    }
+    let hc = spec.i("healthCheckNodePort").unwrap_or(0);
+    let hc_path = sp.child("healthCheckNodePort");
+    if !needs_health_check(obj) {
+        if hc != 0 {
+            errs.push(FieldError::invalid(
+                &hc_path,
+                hc,
+                "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+            ));
+        }
+    } else if hc != 0 {
+        // Upstream allocates a missing one before validating; k1s allocates it after.
+        for msg in is_valid_port_num(hc) {
+            errs.push(FieldError::invalid(&hc_path, hc, msg));
+        }
+    }
+    // validateServiceInternalTrafficFieldsValue.
+    let itp_path = sp.child("internalTrafficPolicy");
+    match spec.get("internalTrafficPolicy").and_then(Value::as_str) {
+        None => {
+            if matches!(ty, "NodePort" | "LoadBalancer" | "ClusterIP") {
+                errs.push(FieldError::required(&itp_path, ""));
+            }
+        }
+        Some(itp) if !INTERNAL_TRAFFIC_POLICIES.contains(&itp) => errs.push(
+            FieldError::not_supported(&itp_path, itp, INTERNAL_TRAFFIC_POLICIES),
+        ),
+        Some(_) => {}
+    }
+    if let Some(td) = spec.get("trafficDistribution").and_then(Value::as_str)
+        && !TRAFFIC_DISTRIBUTIONS.contains(&td)
+    {
+        errs.push(FieldError::not_supported(
+            &sp.child("trafficDistribution"),
+            td,
+            TRAFFIC_DISTRIBUTIONS,
+        ));
+    }
+    errs
+}
+
+/// Upstream's `validateUpgradeDowngradeClusterIPs`.
+fn validate_cluster_ips_update(old: &Value, new: &Value) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if old.f("spec").s("type") == "ExternalName" || new.f("spec").s("type") == "ExternalName" {
+        return errs;
+    }
+    if is_headless(old) && is_headless(new) {
+        return errs;
+    }
+    let ips_path = Path::new("spec").child("clusterIPs");
+    let new_value = new.f("spec").f("clusterIPs").clone();
+    let (o, n) = (
+        strings(old.f("spec").f("clusterIPs")),
+        strings(new.f("spec").f("clusterIPs")),
+    );
+    let changed = || {
+        FieldError::invalid(
+            &ips_path.index(0),
+            new_value.clone(),
+            "may not change once set",
+        )
+    };
+    if o.len() == n.len() {
+        for (i, ip) in o.iter().enumerate() {
+            if *ip != n[i] {
+                errs.push(FieldError::invalid(
+                    &ips_path.index(i),
+                    new_value.clone(),
+                    "may not change once set",
+                ));
+            }
+        }
+    } else if o.len() > n.len() {
+        if n.is_empty() {
+            errs.push(FieldError::invalid(
+                &ips_path.index(0),
+                new_value.clone(),
+                "primary clusterIP can not be unset",
+            ));
+        }
+        if !o.is_empty() && !n.is_empty() && n[0] != o[0] {
+            errs.push(changed());
+        }
+        if n.len() == 1 && new.f("spec").s("ipFamilyPolicy") != "SingleStack" {
+            errs.push(FieldError::invalid(
+                &Path::new("spec").child("ipFamilyPolicy"),
+                new.f("spec").f("ipFamilyPolicy").clone(),
+                "must be set to 'SingleStack' when releasing the secondary clusterIP",
+            ));
+        }
+    } else if !o.is_empty() && n[0] != o[0] {
+        errs.push(changed());
+    }
+    errs
+}
+
+/// Upstream's `validateUpgradeDowngradeIPFamilies`.
+fn validate_ip_families_update(old: &Value, new: &Value) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if old.f("spec").s("type") == "ExternalName" || new.f("spec").s("type") == "ExternalName" {
+        return errs;
+    }
+    if is_headless(old) || is_headless(new) {
+        return errs;
+    }
+    let p = Path::new("spec").child("ipFamilies").index(0);
+    let new_families = new.f("spec").f("ipFamilies").clone();
+    let new_ips = new.f("spec").f("clusterIPs").clone();
+    let (o, n) = (
+        strings(old.f("spec").f("ipFamilies")),
+        strings(new.f("spec").f("ipFamilies")),
+    );
+    if o.len() == n.len() {
+        for (i, f) in o.iter().enumerate() {
+            if *f != n[i] {
+                errs.push(FieldError::invalid(
+                    &p,
+                    new_families.clone(),
+                    "may not change once set",
+                ));
+            }
+        }
+    } else if o.len() > n.len() {
+        if new.f("spec").a("clusterIPs").is_empty() {
+            errs.push(FieldError::invalid(
+                &p,
+                new_families.clone(),
+                "primary ipFamily can not be unset",
+            ));
+        }
+        if !n.is_empty() && n[0] != o[0] {
+            errs.push(FieldError::invalid(
+                &p,
+                new_ips.clone(),
+                "may not change once set",
+            ));
+        }
+        if n.len() == 1 && new.f("spec").s("ipFamilyPolicy") != "SingleStack" {
+            errs.push(FieldError::invalid(
+                &Path::new("spec").child("ipFamilyPolicy"),
+                new.f("spec").f("ipFamilyPolicy").clone(),
+                "must be set to 'SingleStack' when releasing the secondary ipFamily",
+            ));
+        }
+    } else if !o.is_empty() && !n.is_empty() && n[0] != o[0] {
+        errs.push(FieldError::invalid(&p, new_ips, "may not change once set"));
+    }
+    errs
+}
+
+/// Upstream's `ValidateLoadBalancerStatus`.
+fn validate_load_balancer_status(obj: &Value) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let ingress = obj.f("status").f("loadBalancer").a("ingress");
+    let path = Path::new("status").child("loadBalancer").child("ingress");
+    if obj.f("spec").s("type") != "LoadBalancer" && !ingress.is_empty() {
+        return vec![FieldError::forbidden(
+            &path,
+            "may only be used when `spec.type` is 'LoadBalancer'",
+        )];
+    }
+    for (i, ing) in ingress.iter().enumerate() {
+        let p = path.index(i);
+        let ip = ing.s("ip");
+        if !ip.is_empty() {
+            errs.extend(each(&p.child("ip"), ip, is_valid_ip(ip)));
+        }
+        match ing.get("ipMode").and_then(Value::as_str) {
+            None if !ip.is_empty() => errs.push(FieldError::required(
+                &p.child("ipMode"),
+                "must be specified when `ip` is set",
+            )),
+            Some(_) if ip.is_empty() => errs.push(FieldError::forbidden(
+                &p.child("ipMode"),
+                "may not be specified when `ip` is not set",
+            )),
+            Some(mode) if !LB_IP_MODES.contains(&mode) => errs.push(FieldError::not_supported(
+                &p.child("ipMode"),
+                mode,
+                LB_IP_MODES,
+            )),
+            _ => {}
+        }
+        let host = ing.s("hostname");
+        if !host.is_empty() {
+            errs.extend(each(&p.child("hostname"), host, is_dns1123_subdomain(host)));
+            if parse_ip_sloppy(host).is_some() {
+                errs.push(FieldError::invalid(
+                    &p.child("hostname"),
+                    host,
+                    "must be a DNS name, not an IP address",
+                ));
+            }
+        }
+    }
+    errs
+}
+
+impl ServiceStrategy {
+    /// What upstream's allocator checks before the strategy validates, and answers alone
+    /// when it fails: the cluster IP fields, then the families this cluster offers.
+    fn allocator_checks(&self, obj: &Value) -> ErrorList {
+        let errs = validate_cluster_ips(obj);
+        if !errs.is_empty() {
+            return errs;
+        }
+        self.validate_families(obj)
+    }
+
+    /// The family of the service CIDR.
+    fn cluster_family(&self) -> &'static str {
+        match self.alloc.ips.lock().net {
+            IpNet::V4(_) => "IPv4",
+            IpNet::V6(_) => "IPv6",
+        }
+    }
+
+    /// What upstream's allocator refuses before validating (`initIPFamilyFields`): a
+    /// single-stack cluster offers one family.
+    fn validate_families(&self, obj: &Value) -> ErrorList {
+        let spec = obj.f("spec");
+        if spec.s("type") == "ExternalName" {
+            return ErrorList::new();
+        }
+        let mut errs = ErrorList::new();
+        let policy_path = Path::new("spec").child("ipFamilyPolicy");
+        let policy = spec.s("ipFamilyPolicy");
+        if policy == "SingleStack" {
+            if spec.a("clusterIPs").len() == 2 {
+                errs.push(FieldError::invalid(
+                    &policy_path,
+                    policy,
+                    "must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified",
+                ));
+            }
+            if spec.a("ipFamilies").len() == 2 {
+                errs.push(FieldError::invalid(
+                    &policy_path,
+                    policy,
+                    "must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified",
+                ));
+            }
+        }
+        if !errs.is_empty() {
+            return errs;
+        }
+        // Headless services without a selector may name any families.
+        if spec.s("clusterIP") == "None" && spec.m("selector").is_none_or(|m| m.is_empty()) {
+            return errs;
+        }
+        if policy == "RequireDualStack" {
+            errs.push(FieldError::invalid(
+                &policy_path,
+                policy,
+                "this cluster is not configured for dual-stack services",
+            ));
+        }
+        let family = self.cluster_family();
+        for (i, f) in strings(spec.f("ipFamilies")).iter().enumerate() {
+            if *f != family && IP_FAMILIES.contains(f) {
+                errs.push(FieldError::invalid(
+                    &Path::new("spec").child("ipFamilies").index(i),
+                    *f,
+                    "not configured on this cluster",
+                ));
+            }
+        }
+        errs
+    }
+}
+
+/// Upstream's `NormalizeClusterIPs`: `clusterIPs` follows a `clusterIP` set alone.
+fn normalize_cluster_ips(new: &mut Value, old: Option<&Value>) {
+    let spec = &mut new["spec"];
+    let cluster_ip = spec.s("clusterIP").to_string();
+    let ips: Vec<String> = strings(spec.f("clusterIPs"))
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let Some(old) = old else {
+        if !cluster_ip.is_empty() && ips.is_empty() {
+            spec["clusterIPs"] = json!([cluster_ip]);
+        }
+        return;
+    };
+    let old_ip = old.f("spec").s("clusterIP");
+    let old_ips = strings(old.f("spec").f("clusterIPs"));
+    if !old_ips.is_empty() && ips.is_empty() && old_ip == cluster_ip {
+        spec["clusterIPs"] = old.f("spec").f("clusterIPs").clone();
+    }
+    if old_ip != cluster_ip && old_ips == ips {
+        if !old_ip.is_empty() && cluster_ip.is_empty() {
+            if let Some(o) = spec.as_object_mut() {
+                o.remove("clusterIPs");
+            }
+        } else {
+            spec["clusterIPs"] = json!([cluster_ip]);
+        }
+    }
+}
+
+/// Upstream's `dropTypeDependentFields`: fields the new type does not use are cleared
+/// when the user left them as they were.
+fn drop_type_dependent_fields(new: &mut Value, old: &Value) {
+    let (os, ns) = (old.f("spec").clone(), new.f("spec").clone());
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let needs_ip = |s: &Value| s.s("type") != "ExternalName";
+    let needs_node_port = |s: &Value| matches!(s.s("type"), "NodePort" | "LoadBalancer");
+    if needs_ip(&os) && !needs_ip(&ns) {
+        if os.s("clusterIP") == ns.s("clusterIP")
+            && strings(os.f("clusterIPs")) == strings(ns.f("clusterIPs"))
+        {
+            spec.remove("clusterIP");
+            spec.remove("clusterIPs");
+        }
+        if os.f("ipFamilies") == ns.f("ipFamilies") {
+            spec.remove("ipFamilies");
+        }
+        if os.s("ipFamilyPolicy") == ns.s("ipFamilyPolicy") {
+            spec.remove("ipFamilyPolicy");
+        }
+    }
+    let all_node_ports = |s: &Value| -> Vec<i64> {
+        s.a("ports")
+            .iter()
+            .filter_map(|p| p.i("nodePort"))
+            .filter(|n| *n != 0)
+            .collect()
+    };
+    if needs_node_port(&os) && !needs_node_port(&ns) {
+        let old_ports = all_node_ports(&os);
+        if all_node_ports(&ns).iter().all(|p| old_ports.contains(p))
+            && let Some(Value::Array(ports)) = spec.get_mut("ports")
+        {
+            for p in ports {
+                if let Some(o) = p.as_object_mut() {
+                    o.remove("nodePort");
+                }
+            }
+        }
+    }
+    let needs_hc =
+        |s: &Value| s.s("type") == "LoadBalancer" && s.s("externalTrafficPolicy") == "Local";
+    if needs_hc(&os) && !needs_hc(&ns) && os.i("healthCheckNodePort") == ns.i("healthCheckNodePort")
+    {
+        spec.remove("healthCheckNodePort");
+    }
+    if os.s("type") == "LoadBalancer" && ns.s("type") != "LoadBalancer" {
+        if ns.has("allocateLoadBalancerNodePorts")
+            && os.f("allocateLoadBalancerNodePorts") == ns.f("allocateLoadBalancerNodePorts")
+        {
+            spec.remove("allocateLoadBalancerNodePorts");
+        }
+        if os.f("loadBalancerClass") == ns.f("loadBalancerClass") {
+            spec.remove("loadBalancerClass");
+        }
+    }
+    let accessible = |s: &Value| match s.s("type") {
+        "LoadBalancer" | "NodePort" => true,
+        "ClusterIP" => !s.a("externalIPs").is_empty(),
+        _ => false,
+    };
+    if accessible(&os)
+        && !accessible(&ns)
+        && os.s("externalTrafficPolicy") == ns.s("externalTrafficPolicy")
+    {
+        spec.remove("externalTrafficPolicy");
+    }
+}
+
+/// Upstream's `trimFieldsForDualStackDowngrade`.
+fn trim_for_downgrade(new: &mut Value, old: &Value) {
+    let old_dual = matches!(
+        old.f("spec").s("ipFamilyPolicy"),
+        "RequireDualStack" | "PreferDualStack"
+    );
+    if !old_dual || new.f("spec").s("ipFamilyPolicy") != "SingleStack" {
+        return;
+    }
+    for key in ["clusterIPs", "ipFamilies"] {
+        if let Some(list) = new["spec"].get_mut(key).and_then(Value::as_array_mut) {
+            list.truncate(1);
+        }
+    }
+}
 
 impl Strategy for ServiceStrategy {
     fn default(&self, obj: &mut Value) {
         if !obj.get("spec").is_some_and(Value::is_object) {
             obj["spec"] = json!({});
         }
+        let family = self.cluster_family();
+        default_path(&mut obj["spec"], &["type"], json!("ClusterIP"));
+        let accessible = externally_accessible(obj);
         let spec = &mut obj["spec"];
-        default_path(spec, &["type"], json!("ClusterIP"));
         default_path(spec, &["sessionAffinity"], json!("None"));
+        match spec.s("sessionAffinity") {
+            "None" => {
+                if let Some(o) = spec.as_object_mut() {
+                    o.remove("sessionAffinityConfig");
+                }
+            }
+            "ClientIP"
+                if spec
+                    .f("sessionAffinityConfig")
+                    .f("clientIP")
+                    .i("timeoutSeconds")
+                    .is_none() =>
+            {
+                spec["sessionAffinityConfig"] =
+                    json!({"clientIP": {"timeoutSeconds": DEFAULT_AFFINITY_SECONDS}});
+            }
+            _ => {}
+        }
         let ty = spec["type"].as_str().unwrap_or("ClusterIP").to_string();
         if ty != "ExternalName" {
-            default_path(spec, &["ipFamilies"], json!(["IPv4"]));
+            // Upstream's allocator fills these before validating.
+            default_path(spec, &["ipFamilies"], json!([family]));
             default_path(spec, &["ipFamilyPolicy"], json!("SingleStack"));
+        }
+        if matches!(ty.as_str(), "ClusterIP" | "NodePort" | "LoadBalancer") {
             default_path(spec, &["internalTrafficPolicy"], json!("Cluster"));
         }
-        if ty == "NodePort" || ty == "LoadBalancer" {
-            default_path(spec, &["externalTrafficPolicy"], json!("Cluster"));
+        if accessible && spec.s("externalTrafficPolicy").is_empty() {
+            spec["externalTrafficPolicy"] = json!("Cluster");
         }
         if ty == "LoadBalancer" {
             default_path(spec, &["allocateLoadBalancerNodePorts"], json!(true));
@@ -387,13 +1309,17 @@ impl Strategy for ServiceStrategy {
                 }
             }
         }
-        if spec.get("clusterIPs").is_none()
-            && let Some(ip) = spec
-                .get("clusterIP")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
+        if ty == "LoadBalancer"
+            && let Some(Value::Array(ingress)) = obj
+                .get_mut("status")
+                .and_then(|s| s.get_mut("loadBalancer"))
+                .and_then(|l| l.get_mut("ingress"))
         {
-            spec["clusterIPs"] = json!([ip]);
+            for ing in ingress {
+                if !ing.s("ip").is_empty() {
+                    default_path(ing, &["ipMode"], json!("VIP"));
+                }
+            }
         }
         if obj.get("status").is_none() {
             obj["status"] = json!({"loadBalancer": {}});
@@ -402,6 +1328,7 @@ impl Strategy for ServiceStrategy {
 
     fn prepare_for_create(&self, obj: &mut Value, _has_status: bool) {
         obj["status"] = json!({"loadBalancer": {}});
+        normalize_cluster_ips(obj, None);
     }
 
     fn validate_name(&self, name: &str, prefix: bool) -> Vec<String> {
@@ -409,112 +1336,47 @@ impl Strategy for ServiceStrategy {
     }
 
     fn validate(&self, obj: &Value) -> ErrorList {
-        let mut errs = ErrorList::new();
-        let spec = Path::new("spec");
-        let ty = svc_type(obj);
-        if !SERVICE_TYPES.contains(&ty) {
-            errs.push(FieldError::not_supported(
-                &spec.child("type"),
-                json!(ty),
-                SERVICE_TYPES,
-            ));
+        let errs = self.allocator_checks(obj);
+        if !errs.is_empty() {
+            return errs;
         }
-        if let Some(a) = get_path(obj, &["spec", "sessionAffinity"]).and_then(Value::as_str)
-            && !AFFINITIES.contains(&a)
-        {
-            errs.push(FieldError::not_supported(
-                &spec.child("sessionAffinity"),
-                json!(a),
-                AFFINITIES,
-            ));
-        }
-        let ports = get_path(obj, &["spec", "ports"]).and_then(Value::as_array);
-        let headless = cluster_ip(obj) == Some("None");
-        if ty == "ExternalName" {
-            if get_path(obj, &["spec", "externalName"])
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty()
-            {
-                errs.push(FieldError::required(&spec.child("externalName"), ""));
-            }
-        } else if ports.is_none_or(Vec::is_empty) && !headless {
-            errs.push(FieldError::required(&spec.child("ports"), ""));
-        }
-        if let Some(ports) = ports {
-            let multi = ports.len() > 1;
-            let mut names: Vec<&str> = Vec::new();
-            let mut seen: Vec<(i64, &str)> = Vec::new();
-            for (i, p) in ports.iter().enumerate() {
-                let pp = spec.child("ports").index(i);
-                let name = p.get("name").and_then(Value::as_str).unwrap_or("");
-                if multi && name.is_empty() {
-                    errs.push(FieldError::required(&pp.child("name"), ""));
-                } else if !name.is_empty() {
-                    // Port names are DNS-1123 labels (upstream validateServicePort), so
-                    // kubectl's generated "80-8080" is valid.
-                    for msg in is_dns1123_label(name) {
-                        errs.push(FieldError::invalid(&pp.child("name"), json!(name), msg));
-                    }
-                    if names.contains(&name) {
-                        errs.push(FieldError::duplicate(&pp.child("name"), json!(name)));
-                    }
-                    names.push(name);
-                }
-                match p.get("port").and_then(Value::as_i64) {
-                    None => errs.push(FieldError::required(&pp.child("port"), "")),
-                    Some(n) => {
-                        for msg in is_valid_port_num(n) {
-                            errs.push(FieldError::invalid(&pp.child("port"), json!(n), msg));
-                        }
-                        let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
-                        if seen.contains(&(n, proto)) {
-                            errs.push(FieldError::duplicate(
-                                &pp,
-                                json!({"port": n, "protocol": proto}),
-                            ));
-                        }
-                        seen.push((n, proto));
-                    }
-                }
-                if let Some(proto) = p.get("protocol").and_then(Value::as_str)
-                    && !PROTOCOLS.contains(&proto)
-                {
-                    errs.push(FieldError::not_supported(
-                        &pp.child("protocol"),
-                        json!(proto),
-                        PROTOCOLS,
-                    ));
-                }
-                if let Some(np) = p.get("nodePort").and_then(Value::as_i64)
-                    && np != 0
-                    && !uses_node_ports(obj)
-                {
-                    errs.push(FieldError::forbidden(
-                        &pp.child("nodePort"),
-                        "may not be used when `type` is 'ClusterIP'",
-                    ));
-                }
-            }
-        }
-        errs
+        validate_service(obj)
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        let mut errs = self.validate(new);
-        let (new_ip, old_ip) = (cluster_ip(new), cluster_ip(old));
-        if old_ip.is_some()
-            && new_ip.is_some()
-            && new_ip != old_ip
-            && svc_type(new) != "ExternalName"
+        let mut errs = self.allocator_checks(new);
+        if !errs.is_empty() {
+            return errs;
+        }
+        errs.extend(validate_cluster_ips_update(old, new));
+        errs.extend(validate_ip_families_update(old, new));
+        let (os, ns) = (old.f("spec"), new.f("spec"));
+        if os.s("type") == "LoadBalancer"
+            && ns.s("type") == "LoadBalancer"
+            && os.f("loadBalancerClass") != ns.f("loadBalancerClass")
         {
             errs.push(FieldError::invalid(
-                &Path::new("spec").child("clusterIPs").index(0),
-                json!(new_ip),
+                &Path::new("spec").child("loadBalancerClass"),
+                ns.f("loadBalancerClass").clone(),
                 "may not change once set",
             ));
         }
+        if needs_health_check(old)
+            && needs_health_check(new)
+            && health_check_port(new).is_some()
+            && health_check_port(new) != health_check_port(old)
+        {
+            errs.push(FieldError::forbidden(
+                &Path::new("spec").child("healthCheckNodePort"),
+                "field is immutable",
+            ));
+        }
+        errs.extend(validate_service(new));
         errs
+    }
+
+    fn validate_status_update(&self, new: &Value, _old: &Value) -> ErrorList {
+        validate_load_balancer_status(new)
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value, has_status: bool) {
@@ -524,35 +1386,51 @@ impl Strategy for ServiceStrategy {
                 .cloned()
                 .unwrap_or(json!({"loadBalancer": {}}));
         }
-        // An update that omits the cluster IP keeps the allocated one (upstream
-        // patchAllocatedValues), and likewise node ports.
-        if cluster_ip(new).is_none()
-            && svc_type(new) != "ExternalName"
-            && let Some(ip) = cluster_ip(old)
-        {
-            new["spec"]["clusterIP"] = json!(ip);
-            new["spec"]["clusterIPs"] = old["spec"]["clusterIPs"].clone();
+        // patchAllocatedValues: an update that omits what was allocated keeps it.
+        let needs_ip = |o: &Value| svc_type(o) != "ExternalName";
+        if needs_ip(old) && needs_ip(new) {
+            if new.f("spec").s("clusterIP").is_empty() && !old.f("spec").s("clusterIP").is_empty() {
+                new["spec"]["clusterIP"] = old["spec"]["clusterIP"].clone();
+            }
+            if new.f("spec").a("clusterIPs").is_empty() && !old.f("spec").a("clusterIPs").is_empty()
+            {
+                new["spec"]["clusterIPs"] = old["spec"]["clusterIPs"].clone();
+            }
         }
-        if uses_node_ports(new) && uses_node_ports(old) {
-            let old_ports = get_path(old, &["spec", "ports"])
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+        let needs_np = |o: &Value| matches!(svc_type(o), "NodePort" | "LoadBalancer");
+        if needs_np(old) && needs_np(new) {
+            // Node ports are matched by port name, like upstream.
+            let by_name: Vec<(String, Value)> = old
+                .f("spec")
+                .a("ports")
+                .iter()
+                .map(|p| (p.s("name").to_string(), p.f("nodePort").clone()))
+                .collect();
             if let Some(Value::Array(ports)) = new.get_mut("spec").and_then(|s| s.get_mut("ports"))
             {
                 for p in ports {
-                    if p.get("nodePort").and_then(Value::as_u64).unwrap_or(0) != 0 {
+                    if p.i("nodePort").unwrap_or(0) != 0 {
                         continue;
                     }
-                    let same = old_ports.iter().find(|o| {
-                        o.get("port") == p.get("port") && o.get("protocol") == p.get("protocol")
-                    });
-                    if let Some(np) = same.and_then(|o| o.get("nodePort")) {
+                    let name = p.s("name").to_string();
+                    if let Some((_, np)) =
+                        by_name.iter().find(|(n, np)| *n == name && !np.is_null())
+                    {
                         p["nodePort"] = np.clone();
                     }
                 }
             }
         }
+        if needs_health_check(old)
+            && needs_health_check(new)
+            && health_check_port(new).is_none()
+            && let Some(hc) = health_check_port(old)
+        {
+            new["spec"]["healthCheckNodePort"] = json!(hc);
+        }
+        normalize_cluster_ips(new, Some(old));
+        drop_type_dependent_fields(new, old);
+        trim_for_downgrade(new, old);
     }
 
     fn admit_create(&self, obj: &mut Value) -> Result<(), Status> {
@@ -585,6 +1463,12 @@ impl Strategy for ServiceStrategy {
                         tracing::warn!(service = meta::name(obj), port = p, error = %e, "node port held twice");
                     }
                 }
+            }
+            if needs_health_check(obj)
+                && let Some(p) = health_check_port(obj)
+                && let Err(e) = self.alloc.ports.lock().allocate(p)
+            {
+                tracing::warn!(service = meta::name(obj), port = p, error = %e, "health check node port held twice");
             }
         }
     }
@@ -654,5 +1538,63 @@ mod tests {
         assert!(s.validate(&svc).is_empty(), "{:?}", s.validate(&svc));
         svc["spec"]["ports"][0]["name"] = json!("Bad_Name");
         assert_eq!(s.validate(&svc).len(), 1);
+    }
+
+    fn texts(errs: &ErrorList) -> Vec<String> {
+        errs.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn external_name_and_affinity_rules() {
+        let s = ServiceStrategy::new(allocators());
+        let mut svc = json!({"metadata": {"name": "x"}, "spec": {"type": "ExternalName",
+            "externalName": "Bad_Host", "clusterIP": "10.43.0.5"}});
+        s.default(&mut svc);
+        s.prepare_for_create(&mut svc, true);
+        let t = texts(&s.validate(&svc));
+        assert!(
+            t.contains(
+                &"spec.clusterIPs: Forbidden: may not be set for ExternalName services".to_string()
+            ),
+            "{t:?}"
+        );
+        assert!(
+            t.iter().any(|e| e.starts_with(
+                "spec.externalName: Invalid value: \"Bad_Host\": a lowercase RFC 1123 subdomain"
+            )),
+            "{t:?}"
+        );
+        let mut svc = json!({"metadata": {"name": "x"}, "spec": {"sessionAffinity": "ClientIP",
+            "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 86401}}, "ports": [{"port": 80}]}});
+        s.default(&mut svc);
+        assert_eq!(
+            texts(&s.validate(&svc)),
+            vec![
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 86401: must be greater than 0 and less than 86400"
+            ]
+        );
+    }
+
+    #[test]
+    fn cluster_ips_may_not_change_and_single_stack_clusters_refuse_dual_stack() {
+        let s = ServiceStrategy::new(allocators());
+        let old = json!({"spec": {"type": "ClusterIP", "clusterIP": "10.43.0.5", "clusterIPs": ["10.43.0.5"],
+            "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack", "ports": [{"port": 80}]}});
+        let mut new = old.clone();
+        new["spec"]["clusterIP"] = json!("10.43.0.6");
+        s.prepare_for_update(&mut new, &old, true);
+        assert_eq!(new["spec"]["clusterIPs"], json!(["10.43.0.6"]));
+        let t = texts(&validate_cluster_ips_update(&old, &new));
+        assert_eq!(
+            t,
+            vec!["spec.clusterIPs[0]: Invalid value: [\"10.43.0.6\"]: may not change once set"]
+        );
+        let mut dual = json!({"metadata": {"name": "d"}, "spec": {"ipFamilyPolicy": "PreferDualStack",
+            "ipFamilies": ["IPv4", "IPv6"], "ports": [{"port": 80}]}});
+        s.default(&mut dual);
+        assert_eq!(
+            texts(&s.validate(&dual)),
+            vec!["spec.ipFamilies[1]: Invalid value: \"IPv6\": not configured on this cluster"]
+        );
     }
 }

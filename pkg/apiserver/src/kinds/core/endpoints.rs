@@ -1,0 +1,284 @@
+//! Endpoints: upstream's `SetDefaults_Endpoints` and `ValidateEndpoints` (addresses,
+//! ports, no special IPs). An update of a missing Endpoints object creates it.
+
+use std::net::IpAddr;
+
+use k1s_apimachinery::meta::name_is_dns_subdomain;
+use k1s_apimachinery::validation::{
+    is_dns1123_label, is_qualified_name, is_valid_ip, is_valid_port_num,
+};
+use k1s_apimachinery::{ErrorList, FieldError, Path};
+use serde_json::{Value, json};
+
+use crate::kinds::validation::Fields;
+use crate::meta::{self, default_path};
+use crate::registry::Strategy;
+
+/// The Endpoints strategy.
+pub struct EndpointsStrategy;
+
+/// The protocols of service, endpoint and container ports, sorted as upstream lists them.
+pub const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
+
+/// Parses an IP the way Go's `netutils.ParseIPSloppy` does: IPv4 octets may carry
+/// leading zeros (read as decimal).
+pub fn parse_ip_sloppy(value: &str) -> Option<IpAddr> {
+    if let Ok(ip) = value.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if value.contains(':') {
+        return None;
+    }
+    let octets: Vec<&str> = value.split('.').collect();
+    if octets.len() != 4 {
+        return None;
+    }
+    let mut bytes = [0u8; 4];
+    for (b, o) in bytes.iter_mut().zip(&octets) {
+        if o.is_empty() || o.len() > 3 || !o.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        *b = o.parse().ok()?;
+    }
+    Some(IpAddr::from(bytes))
+}
+
+/// Upstream's `ValidateNonSpecialIP` (Endpoints, EndpointSlices, external IPs): no
+/// unspecified, loopback or link-local addresses.
+pub fn validate_non_special_ip(value: &str, path: &Path) -> ErrorList {
+    let Some(ip) = parse_ip_sloppy(value) else {
+        return vec![FieldError::invalid(
+            path,
+            value,
+            "must be a valid IP address",
+        )];
+    };
+    let mut errs = ErrorList::new();
+    // An IPv4-mapped IPv6 address is judged as the IPv4 address, like Go does.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    if ip.is_unspecified() {
+        errs.push(FieldError::invalid(
+            path,
+            value,
+            format!("may not be unspecified ({value})"),
+        ));
+    }
+    if ip.is_loopback() {
+        errs.push(FieldError::invalid(
+            path,
+            value,
+            "may not be in the loopback range (127.0.0.0/8, ::1/128)",
+        ));
+    }
+    let (link_local_unicast, link_local_multicast) = match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            (
+                o[0] == 169 && o[1] == 254,
+                o[0] == 224 && o[1] == 0 && o[2] == 0,
+            )
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            (s[0] & 0xffc0 == 0xfe80, s[0] & 0xff0f == 0xff02)
+        }
+    };
+    if link_local_unicast {
+        errs.push(FieldError::invalid(
+            path,
+            value,
+            "may not be in the link-local range (169.254.0.0/16, fe80::/10)",
+        ));
+    }
+    if link_local_multicast {
+        errs.push(FieldError::invalid(
+            path,
+            value,
+            "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)",
+        ));
+    }
+    errs
+}
+
+/// `Invalid` errors for each message of a string check.
+fn each(path: &Path, value: &str, msgs: Vec<String>) -> ErrorList {
+    msgs.into_iter()
+        .map(|m| FieldError::invalid(path, value, m))
+        .collect()
+}
+
+fn validate_address(address: &Value, path: &Path, special_ok: bool) -> ErrorList {
+    let ip = address.s("ip");
+    let mut errs = each(&path.child("ip"), ip, is_valid_ip(ip));
+    let hostname = address.s("hostname");
+    if !hostname.is_empty() {
+        errs.extend(each(
+            &path.child("hostname"),
+            hostname,
+            is_dns1123_label(hostname),
+        ));
+    }
+    if let Some(node) = address.get("nodeName").and_then(Value::as_str) {
+        errs.extend(each(
+            &path.child("nodeName"),
+            node,
+            name_is_dns_subdomain(node, false),
+        ));
+    }
+    if !special_ok {
+        errs.extend(validate_non_special_ip(ip, &path.child("ip")));
+    }
+    errs
+}
+
+fn validate_port(port: &Value, require_name: bool, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let name = port.s("name");
+    if require_name && name.is_empty() {
+        errs.push(FieldError::required(&path.child("name"), ""));
+    } else if !name.is_empty() {
+        errs.extend(each(&path.child("name"), name, is_dns1123_label(name)));
+    }
+    let number = port.i("port").unwrap_or(0);
+    for msg in is_valid_port_num(number) {
+        errs.push(FieldError::invalid(&path.child("port"), number, msg));
+    }
+    match port.s("protocol") {
+        "" => errs.push(FieldError::required(&path.child("protocol"), "")),
+        p if !PROTOCOLS.contains(&p) => errs.push(FieldError::not_supported(
+            &path.child("protocol"),
+            p,
+            PROTOCOLS,
+        )),
+        _ => {}
+    }
+    if let Some(app) = port.get("appProtocol").and_then(Value::as_str) {
+        errs.extend(each(
+            &path.child("appProtocol"),
+            app,
+            is_qualified_name(app),
+        ));
+    }
+    errs
+}
+
+/// Upstream's `ValidateEndpoints` without the metadata (the registry checks that).
+///
+/// One deviation: the apiserver's own `default/kubernetes` Endpoints may hold a loopback
+/// address. k1s advertises 127.0.0.1 when it finds no other address (a single-node
+/// server, the tests), where upstream's apiserver needs a routable one.
+pub fn validate_endpoints(obj: &Value) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let special_ok = meta::namespace(obj) == "default" && meta::name(obj) == "kubernetes";
+    let subsets = Path::new("subsets");
+    for (i, ss) in obj.a("subsets").iter().enumerate() {
+        let p = subsets.index(i);
+        let (ready, not_ready) = (ss.a("addresses"), ss.a("notReadyAddresses"));
+        if ready.is_empty() && not_ready.is_empty() {
+            errs.push(FieldError::required(
+                &p,
+                "must specify `addresses` or `notReadyAddresses`",
+            ));
+        }
+        for (j, a) in ready.iter().enumerate() {
+            errs.extend(validate_address(
+                a,
+                &p.child("addresses").index(j),
+                special_ok,
+            ));
+        }
+        for (j, a) in not_ready.iter().enumerate() {
+            errs.extend(validate_address(
+                a,
+                &p.child("notReadyAddresses").index(j),
+                special_ok,
+            ));
+        }
+        let ports = ss.a("ports");
+        for (j, port) in ports.iter().enumerate() {
+            errs.extend(validate_port(
+                port,
+                ports.len() > 1,
+                &p.child("ports").index(j),
+            ));
+        }
+    }
+    errs
+}
+
+impl Strategy for EndpointsStrategy {
+    fn default(&self, obj: &mut Value) {
+        let Some(subsets) = obj.get_mut("subsets").and_then(Value::as_array_mut) else {
+            return;
+        };
+        for ss in subsets {
+            if let Some(ports) = ss.get_mut("ports").and_then(Value::as_array_mut) {
+                for p in ports {
+                    default_path(p, &["protocol"], json!("TCP"));
+                }
+            }
+        }
+    }
+
+    fn validate(&self, obj: &Value) -> ErrorList {
+        validate_endpoints(obj)
+    }
+
+    fn allow_create_on_update(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(errs: &ErrorList) -> Vec<String> {
+        errs.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_controller_written_endpoints_object_passes() {
+        let mut ep = json!({"subsets": [{
+            "addresses": [{"ip": "10.42.0.5", "nodeName": "node-1",
+                "targetRef": {"kind": "Pod", "name": "web-0", "namespace": "default"}}],
+            "notReadyAddresses": [{"ip": "fd00::5", "hostname": "web-1"}],
+            "ports": [{"name": "http", "port": 80}, {"name": "metrics", "port": 9090, "appProtocol": "http"}]}]});
+        EndpointsStrategy.default(&mut ep);
+        assert_eq!(ep["subsets"][0]["ports"][0]["protocol"], json!("TCP"));
+        assert!(
+            validate_endpoints(&ep).is_empty(),
+            "{:?}",
+            validate_endpoints(&ep)
+        );
+    }
+
+    #[test]
+    fn special_addresses_and_unnamed_ports_are_refused() {
+        let ep = json!({"subsets": [
+            {"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 80, "protocol": "TCP"}, {"name": "b", "port": 81, "protocol": "TCP"}]},
+            {"ports": [{"port": 80, "protocol": "TCP"}]}]});
+        let t = texts(&validate_endpoints(&ep));
+        assert_eq!(
+            t,
+            vec![
+                "subsets[0].addresses[0].ip: Invalid value: \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)",
+                "subsets[0].ports[0].name: Required value",
+                "subsets[1]: Required value: must specify `addresses` or `notReadyAddresses`",
+            ]
+        );
+        let t = texts(&validate_non_special_ip(
+            "169.254.169.254",
+            &Path::new("ip"),
+        ));
+        assert_eq!(t.len(), 1, "{t:?}");
+        assert!(
+            validate_non_special_ip("0.0.0.0", &Path::new("ip"))[0]
+                .to_string()
+                .ends_with("may not be unspecified (0.0.0.0)")
+        );
+    }
+}

@@ -1,0 +1,1116 @@
+//! PersistentVolumes: upstream's `SetDefaults_PersistentVolume`,
+//! `ValidatePersistentVolume(Update)` with every volume source's own checks, the
+//! mount-options annotation rule of `pkg/volume/validation`, and the strategy's status
+//! handling (Pending on create, status kept on spec updates).
+
+use k1s_apimachinery::meta::{
+    FIELD_IMMUTABLE_ERROR_MSG, name_is_dns_label, name_is_dns_subdomain, validate_label_name,
+};
+use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain, is_valid_label_value};
+use k1s_apimachinery::{ErrorList, FieldError, Path};
+use serde_json::{Map, Value, json};
+
+use super::resourcequota::{quantity_of, validate_basic_resource};
+use crate::kinds::validation::{Fields, immutable, semantic_eq};
+use crate::meta::default_path;
+use crate::registry::Strategy;
+
+/// The PersistentVolume strategy.
+pub struct PersistentVolumeStrategy;
+
+/// Access modes, sorted as upstream lists them.
+pub const ACCESS_MODES: &[&str] = &[
+    "ReadOnlyMany",
+    "ReadWriteMany",
+    "ReadWriteOnce",
+    "ReadWriteOncePod",
+];
+
+/// Volume modes, sorted as upstream lists them.
+pub const VOLUME_MODES: &[&str] = &["Block", "Filesystem"];
+
+const RECLAIM_POLICIES: &[&str] = &["Delete", "Recycle", "Retain"];
+
+const HOST_PATH_TYPES: &[&str] = &[
+    "",
+    "BlockDevice",
+    "CharDevice",
+    "Directory",
+    "DirectoryOrCreate",
+    "File",
+    "FileOrCreate",
+    "Socket",
+];
+
+/// The `PersistentVolumeSource` members of a PV spec, in upstream's checking order.
+pub const PV_SOURCES: &[&str] = &[
+    "hostPath",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "glusterfs",
+    "flocker",
+    "nfs",
+    "rbd",
+    "quobyte",
+    "cephfs",
+    "iscsi",
+    "cinder",
+    "fc",
+    "flexVolume",
+    "azureFile",
+    "vsphereVolume",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "azureDisk",
+    "scaleIO",
+    "local",
+    "storageos",
+    "csi",
+];
+
+/// Volume types whose plugins take mount options (`pkg/volume/validation`).
+const MOUNT_OPTION_SOURCES: &[&str] = &[
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "glusterfs",
+    "nfs",
+    "rbd",
+    "quobyte",
+    "iscsi",
+    "cinder",
+    "cephfs",
+    "azureFile",
+    "vsphereVolume",
+    "azureDisk",
+    "photonPersistentDisk",
+    "flocker",
+    "scaleIO",
+    "fc",
+    "portworxVolume",
+];
+
+const MOUNT_OPTION_ANNOTATION: &str = "volume.beta.kubernetes.io/mount-options";
+
+fn each(path: &Path, value: &str, msgs: Vec<String>) -> ErrorList {
+    msgs.into_iter()
+        .map(|m| FieldError::invalid(path, value, m))
+        .collect()
+}
+
+fn required_str(v: &Value, key: &str, path: &Path, errs: &mut ErrorList) {
+    if v.s(key).is_empty() {
+        errs.push(FieldError::required(&path.child(key), ""));
+    }
+}
+
+/// Upstream's `validatePathNoBacksteps`.
+pub fn validate_path_no_backsteps(target: &str, path: &Path) -> ErrorList {
+    if target.replace('\\', "/").split('/').any(|p| p == "..") {
+        return vec![FieldError::invalid(path, target, "must not contain '..'")];
+    }
+    ErrorList::new()
+}
+
+/// Whether an iSCSI name has upstream's `iqn.`/`eui.`/`naa.` form.
+fn iscsi_name_ok(name: &str) -> bool {
+    if let Some(rest) = name.strip_prefix("iqn.") {
+        // iqn.YYYY-MM.<authority>:<anything without , ; * & $ | or spaces>
+        let b = rest.as_bytes();
+        let date_ok = b.len() > 8
+            && b[..4].iter().all(u8::is_ascii_digit)
+            && b[4] == b'-'
+            && b[5..7].iter().all(u8::is_ascii_digit)
+            && b[7] == b'.';
+        if !date_ok {
+            return false;
+        }
+        let tail = &rest[8..];
+        let Some(colon) = tail.find(':') else {
+            return false;
+        };
+        let (authority, name) = (&tail[..colon], &tail[colon + 1..]);
+        !authority.is_empty()
+            && authority
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            && !name.is_empty()
+            && !name
+                .chars()
+                .any(|c| ",;*&$|".contains(c) || c.is_whitespace())
+    } else if name.starts_with("eui") {
+        name.len() == 20 && name[4..].chars().all(|c| c.is_ascii_alphanumeric())
+    } else if name.starts_with("naa") {
+        name.len() == 36 && name[4..].chars().all(|c| c.is_ascii_alphanumeric())
+    } else {
+        false
+    }
+}
+
+fn validate_iscsi(v: &Value, pv_name: &str, path: &Path, errs: &mut ErrorList) {
+    let portal = v.s("targetPortal");
+    required_str(v, "targetPortal", path, errs);
+    if v.has("initiatorName") && format!("{pv_name}:{portal}").len() > 64 {
+        errs.push(FieldError::invalid(
+            &path.child("targetportal"),
+            portal,
+            "Total length of <volume name>:<iscsi.targetPortal> must be under 64 characters if iscsi.initiatorName is specified.",
+        ));
+    }
+    let iqn = v.s("iqn");
+    if iqn.is_empty() {
+        errs.push(FieldError::required(&path.child("iqn"), ""));
+    } else if !iscsi_name_ok(iqn) {
+        errs.push(FieldError::invalid(
+            &path.child("iqn"),
+            iqn,
+            "must be valid format",
+        ));
+    }
+    let lun = v.i("lun").unwrap_or(0);
+    if !(0..=255).contains(&lun) {
+        errs.push(FieldError::invalid(
+            &path.child("lun"),
+            lun,
+            "must be between 0 and 255, inclusive",
+        ));
+    }
+    if (v.b("chapAuthDiscovery") || v.b("chapAuthSession")) && !v.has("secretRef") {
+        errs.push(FieldError::required(&path.child("secretRef"), ""));
+    }
+    if v.has("secretRef") && v.f("secretRef").s("name").is_empty() {
+        errs.push(FieldError::required(
+            &path.child("secretRef").child("name"),
+            "",
+        ));
+    }
+    if let Some(initiator) = v.get("initiatorName").and_then(Value::as_str)
+        && !iscsi_name_ok(initiator)
+    {
+        errs.push(FieldError::invalid(
+            &path.child("initiatorname"),
+            initiator,
+            "must be valid format",
+        ));
+    }
+}
+
+fn validate_fc(v: &Value, path: &Path, errs: &mut ErrorList) {
+    let (wwns, wwids) = (v.a("targetWWNs"), v.a("wwids"));
+    if wwns.is_empty() && wwids.is_empty() {
+        errs.push(FieldError::required(
+            &path.child("targetWWNs"),
+            "must specify either targetWWNs or wwids, but not both",
+        ));
+    }
+    if !wwns.is_empty() && !wwids.is_empty() {
+        errs.push(FieldError::invalid(
+            &path.child("targetWWNs"),
+            v.f("targetWWNs").clone(),
+            "targetWWNs and wwids can not be specified simultaneously",
+        ));
+    }
+    if !wwns.is_empty() {
+        match v.i("lun") {
+            None => errs.push(FieldError::required(
+                &path.child("lun"),
+                "lun is required if targetWWNs is specified",
+            )),
+            Some(l) if !(0..=255).contains(&l) => errs.push(FieldError::invalid(
+                &path.child("lun"),
+                l,
+                "must be between 0 and 255, inclusive",
+            )),
+            _ => {}
+        }
+    }
+}
+
+fn validate_flex(v: &Value, path: &Path, errs: &mut ErrorList) {
+    required_str(v, "driver", path, errs);
+    for k in v.m("options").map(|m| m.keys()).into_iter().flatten() {
+        let namespace = k.split_once('/').map_or(k.as_str(), |(ns, _)| ns);
+        let normalized = format!(".{}", namespace.to_lowercase());
+        if normalized.ends_with(".kubernetes.io") || normalized.ends_with(".k8s.io") {
+            errs.push(FieldError::invalid(
+                &path.child("options").key(k),
+                k.as_str(),
+                "kubernetes.io and k8s.io namespaces are reserved",
+            ));
+        }
+    }
+}
+
+fn validate_azure_disk(v: &Value, path: &Path, errs: &mut ErrorList) {
+    required_str(v, "diskName", path, errs);
+    let uri = v.s("diskURI");
+    if uri.is_empty() {
+        errs.push(FieldError::required(&path.child("diskURI"), ""));
+    }
+    if let Some(mode) = v.get("cachingMode").and_then(Value::as_str)
+        && !["None", "ReadOnly", "ReadWrite"].contains(&mode)
+    {
+        errs.push(FieldError::not_supported(
+            &path.child("cachingMode"),
+            mode,
+            &["None", "ReadOnly", "ReadWrite"],
+        ));
+    }
+    if let Some(kind) = v.get("kind").and_then(Value::as_str) {
+        if !["Dedicated", "Managed", "Shared"].contains(&kind) {
+            errs.push(FieldError::not_supported(
+                &path.child("kind"),
+                kind,
+                &["Dedicated", "Managed", "Shared"],
+            ));
+        }
+        if kind == "Managed" && !uri.starts_with("/subscriptions/") {
+            errs.push(FieldError::not_supported(
+                &path.child("diskURI"),
+                uri,
+                &["/subscriptions/{sub-id}/resourcegroups/{group-name}/providers/microsoft.compute/disks/{disk-id}"],
+            ));
+        }
+        if kind != "Managed" && !uri.starts_with("https://") {
+            errs.push(FieldError::not_supported(
+                &path.child("diskURI"),
+                uri,
+                &["https://{account-name}.blob.core.windows.net/{container-name}/{disk-name}.vhd"],
+            ));
+        }
+    }
+}
+
+fn validate_secret_reference(v: &Value, path: &Path, errs: &mut ErrorList) {
+    let name = v.s("name");
+    if name.is_empty() {
+        errs.push(FieldError::required(&path.child("name"), ""));
+    } else {
+        errs.extend(each(&path.child("name"), name, is_dns1123_subdomain(name)));
+    }
+    let ns = v.s("namespace");
+    if ns.is_empty() {
+        errs.push(FieldError::required(&path.child("namespace"), ""));
+    } else {
+        errs.extend(each(&path.child("namespace"), ns, is_dns1123_label(ns)));
+    }
+}
+
+/// Upstream's `ValidateCSIDriverName`.
+pub fn validate_csi_driver_name(driver: &str, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if driver.is_empty() {
+        errs.push(FieldError::required(path, ""));
+    }
+    if driver.len() > 63 {
+        errs.push(FieldError::too_long(path, "", 63));
+    }
+    errs.extend(each(
+        path,
+        driver,
+        is_dns1123_subdomain(&driver.to_lowercase()),
+    ));
+    errs
+}
+
+fn validate_csi(v: &Value, path: &Path, errs: &mut ErrorList) {
+    errs.extend(validate_csi_driver_name(
+        v.s("driver"),
+        &path.child("driver"),
+    ));
+    required_str(v, "volumeHandle", path, errs);
+    for r in [
+        "controllerPublishSecretRef",
+        "controllerExpandSecretRef",
+        "nodePublishSecretRef",
+        "nodeExpandSecretRef",
+    ] {
+        if v.has(r) {
+            validate_secret_reference(v.f(r), &path.child(r), errs);
+        }
+    }
+}
+
+fn validate_storageos(v: &Value, path: &Path, errs: &mut ErrorList) {
+    let name = v.s("volumeName");
+    if name.is_empty() {
+        errs.push(FieldError::required(&path.child("volumeName"), ""));
+    } else {
+        errs.extend(each(
+            &path.child("volumeName"),
+            name,
+            is_dns1123_label(name),
+        ));
+    }
+    let ns = v.s("volumeNamespace");
+    if !ns.is_empty() {
+        errs.extend(each(
+            &path.child("volumeNamespace"),
+            ns,
+            is_dns1123_label(ns),
+        ));
+    }
+    if v.has("secretRef") {
+        let r = v.f("secretRef");
+        required_str(r, "name", &path.child("secretRef"), errs);
+        required_str(r, "namespace", &path.child("secretRef"), errs);
+    }
+}
+
+fn validate_quobyte(v: &Value, path: &Path, errs: &mut ErrorList) {
+    let registry = v.s("registry");
+    let msg = "must be a host:port pair or multiple pairs separated by commas";
+    if registry.is_empty() {
+        errs.push(FieldError::required(&path.child("registry"), msg));
+    } else if v.s("tenant").len() >= 65 {
+        errs.push(FieldError::required(
+            &path.child("tenant"),
+            "must be a UUID and may not exceed a length of 64 characters",
+        ));
+    } else {
+        for pair in registry.split(',') {
+            let ok = pair
+                .rsplit_once(':')
+                .is_some_and(|(host, _)| !host.contains(':') || host.starts_with('['));
+            if !ok {
+                errs.push(FieldError::invalid(&path.child("registry"), registry, msg));
+            }
+        }
+    }
+    required_str(v, "volume", path, errs);
+}
+
+fn validate_glusterfs(v: &Value, path: &Path, errs: &mut ErrorList) {
+    required_str(v, "endpoints", path, errs);
+    required_str(v, "path", path, errs);
+    if let Some(ns) = v.get("endpointsNamespace").and_then(Value::as_str) {
+        if ns.is_empty() {
+            errs.push(FieldError::invalid(
+                &path.child("endpointsNamespace"),
+                ns,
+                "if the endpointnamespace is set, it must be a valid namespace name",
+            ));
+        } else {
+            errs.extend(each(
+                &path.child("endpointsNamespace"),
+                ns,
+                name_is_dns_label(ns, false),
+            ));
+        }
+    }
+}
+
+fn validate_flocker(v: &Value, path: &Path, errs: &mut ErrorList) {
+    let (name, uuid) = (v.s("datasetName"), v.s("datasetUUID"));
+    if name.is_empty() && uuid.is_empty() {
+        errs.push(FieldError::required(
+            path,
+            "one of datasetName and datasetUUID is required",
+        ));
+    }
+    if !name.is_empty() && !uuid.is_empty() {
+        errs.push(FieldError::invalid(
+            path,
+            "resource",
+            "datasetName and datasetUUID can not be specified simultaneously",
+        ));
+    }
+    if name.contains('/') {
+        errs.push(FieldError::invalid(
+            &path.child("datasetName"),
+            name,
+            "must not contain '/'",
+        ));
+    }
+}
+
+/// The checks of one volume source of a PV (`validate*PersistentVolumeSource`). `path`
+/// is where upstream reports it, which is not always the field's name.
+fn validate_source(key: &str, v: &Value, pv_name: &str, spec: &Path, errs: &mut ErrorList) {
+    match key {
+        "hostPath" => {
+            let p = spec.child("hostPath");
+            let target = v.s("path");
+            if target.is_empty() {
+                errs.push(FieldError::required(&p.child("path"), ""));
+                return;
+            }
+            errs.extend(validate_path_no_backsteps(target, &p.child("path")));
+            if let Some(t) = v.get("type").and_then(Value::as_str)
+                && !HOST_PATH_TYPES.contains(&t)
+            {
+                errs.push(FieldError::not_supported(
+                    &p.child("type"),
+                    t,
+                    HOST_PATH_TYPES,
+                ));
+            }
+        }
+        "gcePersistentDisk" | "awsElasticBlockStore" => {
+            // Upstream reports a GCE disk under `persistentDisk`.
+            let (p, id) = if key == "gcePersistentDisk" {
+                (spec.child("persistentDisk"), "pdName")
+            } else {
+                (spec.child(key), "volumeID")
+            };
+            required_str(v, id, &p, errs);
+            let part = v.i("partition").unwrap_or(0);
+            if !(0..=255).contains(&part) {
+                errs.push(FieldError::invalid(
+                    &p.child("partition"),
+                    part,
+                    "must be between 1 and 255, inclusive",
+                ));
+            }
+        }
+        "glusterfs" => validate_glusterfs(v, &spec.child(key), errs),
+        "flocker" => validate_flocker(v, &spec.child(key), errs),
+        "nfs" => {
+            let p = spec.child("nfs");
+            required_str(v, "server", &p, errs);
+            let target = v.s("path");
+            if target.is_empty() {
+                errs.push(FieldError::required(&p.child("path"), ""));
+            }
+            if !target.starts_with('/') {
+                errs.push(FieldError::invalid(
+                    &p.child("path"),
+                    target,
+                    "must be an absolute path",
+                ));
+            }
+        }
+        "rbd" => {
+            let p = spec.child("rbd");
+            if v.a("monitors").is_empty() {
+                errs.push(FieldError::required(&p.child("monitors"), ""));
+            }
+            required_str(v, "image", &p, errs);
+        }
+        "quobyte" => validate_quobyte(v, &spec.child(key), errs),
+        "cephfs" if v.a("monitors").is_empty() => {
+            errs.push(FieldError::required(
+                &spec.child("cephfs").child("monitors"),
+                "",
+            ));
+        }
+        "iscsi" => validate_iscsi(v, pv_name, &spec.child(key), errs),
+        "cinder" => {
+            let p = spec.child("cinder");
+            required_str(v, "volumeID", &p, errs);
+            if v.has("secretRef") {
+                required_str(v.f("secretRef"), "name", &p.child("secretRef"), errs);
+                required_str(v.f("secretRef"), "namespace", &p.child("secretRef"), errs);
+            }
+        }
+        "fc" => validate_fc(v, &spec.child(key), errs),
+        "flexVolume" => validate_flex(v, &spec.child(key), errs),
+        "azureFile" => {
+            let p = spec.child("azureFile");
+            required_str(v, "secretName", &p, errs);
+            required_str(v, "shareName", &p, errs);
+            if v.get("secretNamespace").and_then(Value::as_str) == Some("") {
+                errs.push(FieldError::required(&p.child("secretNamespace"), ""));
+            }
+        }
+        "vsphereVolume" => required_str(v, "volumePath", &spec.child(key), errs),
+        "photonPersistentDisk" => required_str(v, "pdID", &spec.child(key), errs),
+        "portworxVolume" => required_str(v, "volumeID", &spec.child(key), errs),
+        "azureDisk" => validate_azure_disk(v, &spec.child(key), errs),
+        "scaleIO" => {
+            let p = spec.child("scaleIO");
+            for f in ["gateway", "system", "volumeName"] {
+                required_str(v, f, &p, errs);
+            }
+        }
+        "local" => {
+            let p = spec.child("local");
+            let target = v.s("path");
+            if target.is_empty() {
+                errs.push(FieldError::required(&p.child("path"), ""));
+            } else {
+                errs.extend(validate_path_no_backsteps(target, &p.child("path")));
+            }
+        }
+        "storageos" => validate_storageos(v, &spec.child(key), errs),
+        "csi" => validate_csi(v, &spec.child(key), errs),
+        _ => {}
+    }
+}
+
+/// Upstream's `ValidateNodeSelectorRequirement` (label expressions).
+fn validate_node_selector_requirement(req: &Value, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let values = req.a("values");
+    match req.s("operator") {
+        "In" | "NotIn" => {
+            if values.is_empty() {
+                errs.push(FieldError::required(
+                    &path.child("values"),
+                    "must be specified when `operator` is 'In' or 'NotIn'",
+                ));
+            }
+        }
+        "Exists" | "DoesNotExist" => {
+            if !values.is_empty() {
+                errs.push(FieldError::forbidden(
+                    &path.child("values"),
+                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                ));
+            }
+        }
+        "Gt" | "Lt" => {
+            if values.len() != 1 {
+                errs.push(FieldError::required(
+                    &path.child("values"),
+                    "must be specified single value when `operator` is 'Lt' or 'Gt'",
+                ));
+            }
+        }
+        op => errs.push(FieldError::invalid(
+            &path.child("operator"),
+            op,
+            "not a valid selector operator",
+        )),
+    }
+    errs.extend(validate_label_name(req.s("key"), &path.child("key")));
+    for (i, v) in values.iter().enumerate() {
+        let v = v.as_str().unwrap_or("");
+        errs.extend(each(
+            &path.child("values").index(i),
+            v,
+            is_valid_label_value(v),
+        ));
+    }
+    errs
+}
+
+/// Upstream's `ValidateNodeFieldSelectorRequirement` (only `metadata.name`).
+fn validate_node_field_requirement(req: &Value, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    match req.s("operator") {
+        "In" | "NotIn" => {
+            if req.a("values").len() != 1 {
+                errs.push(FieldError::required(
+                    &path.child("values"),
+                    "must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
+                ));
+            }
+        }
+        op => errs.push(FieldError::invalid(
+            &path.child("operator"),
+            op,
+            "not a valid selector operator",
+        )),
+    }
+    let key = req.s("key");
+    if key != "metadata.name" {
+        errs.push(FieldError::invalid(
+            &path.child("key"),
+            key,
+            "not a valid field selector key",
+        ));
+    } else {
+        for (i, v) in req.a("values").iter().enumerate() {
+            let v = v.as_str().unwrap_or("");
+            errs.extend(each(
+                &path.child("values").index(i),
+                v,
+                name_is_dns_subdomain(v, false),
+            ));
+        }
+    }
+    errs
+}
+
+/// Upstream's `ValidateNodeSelector` (a required node selector).
+pub fn validate_node_selector(selector: &Value, path: &Path) -> ErrorList {
+    let terms_path = path.child("nodeSelectorTerms");
+    let terms = selector.a("nodeSelectorTerms");
+    if terms.is_empty() {
+        return vec![FieldError::required(
+            &terms_path,
+            "must have at least one node selector term",
+        )];
+    }
+    let mut errs = ErrorList::new();
+    for (i, term) in terms.iter().enumerate() {
+        let tp = terms_path.index(i);
+        for (j, req) in term.a("matchExpressions").iter().enumerate() {
+            errs.extend(validate_node_selector_requirement(
+                req,
+                &tp.child("matchExpressions").index(j),
+            ));
+        }
+        for (j, req) in term.a("matchFields").iter().enumerate() {
+            errs.extend(validate_node_field_requirement(
+                req,
+                &tp.child("matchFields").index(j),
+            ));
+        }
+    }
+    errs
+}
+
+/// Upstream's `validateAccessModes` part of PV and PVC specs.
+pub fn validate_access_modes(spec: &Value, path: &Path, required_detail: &str) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let modes = spec.a("accessModes");
+    if modes.is_empty() {
+        errs.push(FieldError::required(
+            &path.child("accessModes"),
+            required_detail,
+        ));
+    }
+    let (mut rwop, mut other) = (false, false);
+    for m in modes {
+        let m = m.as_str().unwrap_or("");
+        if !ACCESS_MODES.contains(&m) {
+            errs.push(FieldError::not_supported(
+                &path.child("accessModes"),
+                m,
+                ACCESS_MODES,
+            ));
+        } else if m == "ReadWriteOncePod" {
+            rwop = true;
+        } else {
+            other = true;
+        }
+    }
+    if rwop && other {
+        errs.push(FieldError::forbidden(
+            &path.child("accessModes"),
+            "may not use ReadWriteOncePod with other access modes",
+        ));
+    }
+    errs
+}
+
+/// Upstream's `ValidatePersistentVolumeSpec` for a standalone PV.
+fn validate_spec(obj: &Value) -> ErrorList {
+    let spec = obj.f("spec");
+    let path = Path::new("spec");
+    let mut errs = validate_access_modes(spec, &path, "");
+    let capacity = spec.m("capacity");
+    if capacity.is_none_or(Map::is_empty) {
+        errs.push(FieldError::required(&path.child("capacity"), ""));
+    }
+    if capacity.is_none_or(|c| !c.contains_key("storage") || c.len() > 1) {
+        errs.push(FieldError::not_supported(
+            &path.child("capacity"),
+            spec.f("capacity").clone(),
+            &["storage"],
+        ));
+    }
+    for (k, v) in capacity.into_iter().flatten() {
+        let p = path.child("capacity").key(k);
+        if let Some(q) = quantity_of(v) {
+            errs.extend(validate_basic_resource(&q, &p));
+            if q.signum() <= 0 {
+                errs.push(FieldError::invalid(
+                    &p,
+                    q.to_string(),
+                    "must be greater than zero",
+                ));
+            }
+        }
+    }
+    let reclaim = spec.s("persistentVolumeReclaimPolicy");
+    if !reclaim.is_empty() && !RECLAIM_POLICIES.contains(&reclaim) {
+        errs.push(FieldError::not_supported(
+            &path.child("persistentVolumeReclaimPolicy"),
+            reclaim,
+            RECLAIM_POLICIES,
+        ));
+    }
+    let mut affinity_set = false;
+    if spec.has("nodeAffinity") {
+        affinity_set = true;
+        let p = path.child("nodeAffinity");
+        match spec.f("nodeAffinity").get("required") {
+            Some(r) if !r.is_null() => {
+                errs.extend(validate_node_selector(r, &p.child("required")));
+            }
+            _ => errs.push(FieldError::required(
+                &p.child("required"),
+                "must specify required node constraints",
+            )),
+        }
+    }
+    let pv_name = obj.f("metadata").s("name");
+    let mut count = 0;
+    for key in PV_SOURCES {
+        let Some(v) = spec.get(*key).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        // Upstream never counts a second flexVolume as "more than 1".
+        if count > 0 && *key != "flexVolume" {
+            errs.push(FieldError::forbidden(
+                &path.child(key),
+                "may not specify more than 1 volume type",
+            ));
+            continue;
+        }
+        count += 1;
+        validate_source(key, v, pv_name, &path, &mut errs);
+        if *key == "local" && !affinity_set {
+            errs.push(FieldError::required(
+                &path.child("nodeAffinity"),
+                "Local volume requires node affinity",
+            ));
+        }
+    }
+    if count == 0 {
+        errs.push(FieldError::required(&path, "must specify a volume type"));
+    }
+    if spec.has("hostPath") && clean_is_root(spec.f("hostPath").s("path")) && reclaim == "Recycle" {
+        errs.push(FieldError::forbidden(
+            &path.child("persistentVolumeReclaimPolicy"),
+            "may not be 'recycle' for a hostPath mount of '/'",
+        ));
+    }
+    let class = spec.s("storageClassName");
+    if !class.is_empty() {
+        errs.extend(each(
+            &path.child("storageClassName"),
+            class,
+            name_is_dns_subdomain(class, false),
+        ));
+    }
+    if let Some(mode) = spec.get("volumeMode").and_then(Value::as_str)
+        && !VOLUME_MODES.contains(&mode)
+    {
+        errs.push(FieldError::not_supported(
+            &path.child("volumeMode"),
+            mode,
+            VOLUME_MODES,
+        ));
+    }
+    if let Some(vac) = spec
+        .get("volumeAttributesClassName")
+        .and_then(Value::as_str)
+    {
+        if vac.is_empty() {
+            errs.push(FieldError::required(
+                &path.child("volumeAttributesClassName"),
+                "an empty string is disallowed",
+            ));
+        } else {
+            errs.extend(each(
+                &path.child("volumeAttributesClassName"),
+                vac,
+                name_is_dns_subdomain(vac, false),
+            ));
+        }
+        if !spec.has("csi") {
+            errs.push(FieldError::required(
+                &path.child("csi"),
+                "has to be specified when using volumeAttributesClassName",
+            ));
+        }
+    }
+    errs
+}
+
+/// Whether Go's `path.Clean(p)` is `/`.
+fn clean_is_root(p: &str) -> bool {
+    if !p.starts_with('/') {
+        return false;
+    }
+    let mut depth: i32 = 0;
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => depth = (depth - 1).max(0),
+            _ => depth += 1,
+        }
+    }
+    depth == 0
+}
+
+/// The mount-options annotation is only for plugins that take mount options.
+fn validate_mount_options(obj: &Value) -> ErrorList {
+    let spec = obj.f("spec");
+    if MOUNT_OPTION_SOURCES.iter().any(|k| spec.has(k)) {
+        return ErrorList::new();
+    }
+    if obj
+        .f("metadata")
+        .m("annotations")
+        .is_some_and(|a| a.contains_key(MOUNT_OPTION_ANNOTATION))
+    {
+        return vec![FieldError::forbidden(
+            &Path::new("metadata")
+                .child("annotations")
+                .child(MOUNT_OPTION_ANNOTATION),
+            "may not specify mount options for this volume type",
+        )];
+    }
+    ErrorList::new()
+}
+
+/// The volume source members of a PV spec.
+fn source_of(spec: &Value) -> Value {
+    let mut m = Map::new();
+    for k in PV_SOURCES {
+        if let Some(v) = spec.get(*k) {
+            m.insert(k.to_string(), v.clone());
+        }
+    }
+    Value::Object(m)
+}
+
+/// A rendering of what changed between two JSON values, one line per changed leaf, in the
+/// spirit of the `cmp.Diff` upstream appends to some messages.
+pub fn diff(old: &Value, new: &Value) -> String {
+    fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
+        if semantic_eq(old, new) {
+            return;
+        }
+        match (old, new) {
+            (Value::Object(a), Value::Object(b)) => {
+                let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    let (x, y) = (
+                        a.get(k).unwrap_or(&Value::Null),
+                        b.get(k).unwrap_or(&Value::Null),
+                    );
+                    walk(&format!("{path}.{k}"), x, y, out);
+                }
+            }
+            _ => {
+                out.push(format!("-\t{path}: {old}"));
+                out.push(format!("+\t{path}: {new}"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", old, new, &mut out);
+    out.join("\n")
+}
+
+/// Beta topology labels PV node affinity may move to their GA names.
+const BETA_TO_GA: &[(&str, &str)] = &[
+    (
+        "failure-domain.beta.kubernetes.io/zone",
+        "topology.kubernetes.io/zone",
+    ),
+    (
+        "failure-domain.beta.kubernetes.io/region",
+        "topology.kubernetes.io/region",
+    ),
+    ("beta.kubernetes.io/os", "kubernetes.io/os"),
+    ("beta.kubernetes.io/arch", "kubernetes.io/arch"),
+    (
+        "beta.kubernetes.io/instance-type",
+        "node.kubernetes.io/instance-type",
+    ),
+];
+
+/// `old` with each beta key renamed where `new` has the GA key at the same place.
+fn mask_beta_keys(new: &Value, old: &Value) -> Value {
+    match (new, old) {
+        (Value::Object(n), Value::Object(o)) => {
+            let mut out = o.clone();
+            if let (Some(nk), Some(ok)) = (
+                n.get("key").and_then(Value::as_str),
+                o.get("key").and_then(Value::as_str),
+            ) && BETA_TO_GA.iter().any(|(b, g)| *b == ok && *g == nk)
+            {
+                out.insert("key".into(), json!(nk));
+            }
+            for (k, ov) in o {
+                if k != "key"
+                    && let Some(nv) = n.get(k)
+                {
+                    out.insert(k.clone(), mask_beta_keys(nv, ov));
+                }
+            }
+            Value::Object(out)
+        }
+        (Value::Array(n), Value::Array(o)) => Value::Array(
+            o.iter()
+                .enumerate()
+                .map(|(i, ov)| n.get(i).map_or(ov.clone(), |nv| mask_beta_keys(nv, ov)))
+                .collect(),
+        ),
+        _ => old.clone(),
+    }
+}
+
+impl Strategy for PersistentVolumeStrategy {
+    fn default(&self, obj: &mut Value) {
+        if !obj.get("spec").is_some_and(Value::is_object) {
+            obj["spec"] = json!({});
+        }
+        let spec = &mut obj["spec"];
+        default_path(spec, &["persistentVolumeReclaimPolicy"], json!("Retain"));
+        default_path(spec, &["volumeMode"], json!("Filesystem"));
+        if let Some(hp) = spec.get_mut("hostPath").filter(|h| h.is_object()) {
+            default_path(hp, &["type"], json!(""));
+        }
+        default_path(obj, &["status", "phase"], json!("Pending"));
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value, _has_status: bool) {
+        // A new volume is Pending since now, whatever the request said.
+        obj["status"] = json!({
+            "phase": "Pending",
+            "lastPhaseTransitionTime": crate::meta::now_rfc3339(),
+        });
+    }
+
+    fn validate(&self, obj: &Value) -> ErrorList {
+        let mut errs = validate_spec(obj);
+        errs.extend(validate_mount_options(obj));
+        errs
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
+        let mut errs = self.validate(new);
+        let (ns, os) = (new.f("spec"), old.f("spec"));
+        let mut new_source = source_of(ns);
+        // A CSI volume may gain a controllerExpandSecretRef.
+        if !os.f("csi").has("controllerExpandSecretRef")
+            && os.has("csi")
+            && let Some(csi) = new_source.get_mut("csi").and_then(Value::as_object_mut)
+        {
+            csi.remove("controllerExpandSecretRef");
+        }
+        let old_source = source_of(os);
+        if !semantic_eq(&new_source, &old_source) {
+            errs.push(FieldError::forbidden(
+                &Path::new("spec").child("persistentvolumesource"),
+                format!(
+                    "spec.persistentvolumesource is immutable after creation\n{}",
+                    diff(&old_source, &new_source)
+                ),
+            ));
+        }
+        // Upstream names these two without `spec`.
+        errs.extend(immutable(
+            ns.f("volumeMode"),
+            os.f("volumeMode"),
+            &Path::new("volumeMode"),
+        ));
+        if os.has("nodeAffinity") {
+            let masked = mask_beta_keys(ns.f("nodeAffinity"), os.f("nodeAffinity"));
+            if !semantic_eq(ns.f("nodeAffinity"), &masked) {
+                errs.push(FieldError::invalid(
+                    &Path::new("nodeAffinity"),
+                    ns.f("nodeAffinity").clone(),
+                    format!(
+                        "{FIELD_IMMUTABLE_ERROR_MSG}, except for updating from beta label to GA"
+                    ),
+                ));
+            }
+        }
+        if os.has("volumeAttributesClassName") && !ns.has("volumeAttributesClassName") {
+            errs.push(FieldError::forbidden(
+                &Path::new("spec").child("volumeAttributesClassName"),
+                "update from non-nil value to nil is forbidden",
+            ));
+        }
+        errs
+    }
+
+    fn validate_status_update(&self, _new: &Value, _old: &Value) -> ErrorList {
+        // Upstream checks only the metadata (and a resourceVersion, always set here).
+        ErrorList::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(errs: &ErrorList) -> Vec<String> {
+        errs.iter().map(ToString::to_string).collect()
+    }
+
+    fn pv(spec: Value) -> Value {
+        let mut o = json!({"metadata": {"name": "pv1"}, "spec": spec});
+        PersistentVolumeStrategy.default(&mut o);
+        o
+    }
+
+    #[test]
+    fn common_volumes_pass() {
+        for spec in [
+            json!({"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/mnt/data"}, "storageClassName": "manual"}),
+            json!({"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteMany"], "nfs": {"server": "nfs.example.com", "path": "/exports"}, "mountOptions": ["hard", "nfsvers=4.1"]}),
+            json!({"capacity": {"storage": "100Gi"}, "accessModes": ["ReadWriteOnce"], "local": {"path": "/mnt/disks/ssd1"},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-1"]}]}]}}}),
+            json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOncePod"], "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": "vol-1", "fsType": "ext4"}}),
+        ] {
+            let o = pv(spec);
+            assert!(
+                PersistentVolumeStrategy.validate(&o).is_empty(),
+                "{o}: {:?}",
+                texts(&PersistentVolumeStrategy.validate(&o))
+            );
+        }
+    }
+
+    #[test]
+    fn required_fields_and_one_source() {
+        let t = texts(&PersistentVolumeStrategy.validate(&pv(json!({}))));
+        assert!(
+            t.contains(&"spec.accessModes: Required value".to_string()),
+            "{t:?}"
+        );
+        assert!(
+            t.contains(&"spec.capacity: Required value".to_string()),
+            "{t:?}"
+        );
+        assert!(
+            t.contains(&"spec: Required value: must specify a volume type".to_string()),
+            "{t:?}"
+        );
+        let t = texts(&PersistentVolumeStrategy.validate(&pv(json!({"capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/a"}, "nfs": {"server": "s", "path": "/b"}}))));
+        assert_eq!(
+            t,
+            vec!["spec.nfs: Forbidden: may not specify more than 1 volume type"]
+        );
+        let t = texts(
+            &PersistentVolumeStrategy.validate(&pv(json!({"capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"], "local": {"path": "/a"}}))),
+        );
+        assert_eq!(
+            t,
+            vec!["spec.nodeAffinity: Required value: Local volume requires node affinity"]
+        );
+    }
+
+    #[test]
+    fn the_source_is_immutable_but_beta_labels_may_go_ga() {
+        let old = pv(
+            json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "local": {"path": "/a"},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "failure-domain.beta.kubernetes.io/zone", "operator": "In", "values": ["z"]}]}]}}}),
+        );
+        let mut new = old.clone();
+        new["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["key"] =
+            json!("topology.kubernetes.io/zone");
+        assert!(
+            PersistentVolumeStrategy
+                .validate_update(&new, &old)
+                .is_empty()
+        );
+        new["spec"]["local"]["path"] = json!("/b");
+        let t = texts(&PersistentVolumeStrategy.validate_update(&new, &old));
+        assert_eq!(t.len(), 1, "{t:?}");
+        assert!(t[0].starts_with("spec.persistentvolumesource: Forbidden: spec.persistentvolumesource is immutable after creation\n"), "{t:?}");
+    }
+
+    #[test]
+    fn iscsi_names() {
+        assert!(iscsi_name_ok(
+            "iqn.2001-04.com.example:storage.disk2.sys1.xyz"
+        ));
+        assert!(iscsi_name_ok("eui.02004567A425678D"));
+        assert!(!iscsi_name_ok("iqn.2001-04.com.example"));
+        assert!(!iscsi_name_ok("foo"));
+    }
+}
