@@ -2,6 +2,11 @@
 //! positive duration, non-negative transitions, and the coordinated-leader-election
 //! fields, which the (off by default) CoordinatedLeaderElection gate drops unless the
 //! stored Lease already has them. An update of a missing Lease creates it.
+//!
+//! Upstream also refuses unconditional updates (no resourceVersion) of Leases, as it does
+//! for RuntimeClasses and the CSI kinds; k1s's patch handler sends every patch without a
+//! resourceVersion, so that refusal would break `kubectl patch` and heartbeats, and those
+//! strategies keep the default.
 
 use k1s_apimachinery::validation::is_qualified_name;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
@@ -83,10 +88,6 @@ impl Strategy for LeaseStrategy {
         true
     }
 
-    fn allow_unconditional_update(&self) -> bool {
-        false
-    }
-
     fn prepare_for_create(&self, obj: &mut Value, _has_status: bool) {
         drop_fields(obj, false, false);
     }
@@ -124,6 +125,88 @@ mod tests {
         assert_eq!(
             LeaseStrategy.validate(&odd)[0].to_string(),
             "spec.strategy.strategy: Unsupported value: \"Newest\": supported values: \"OldestEmulationVersion\""
+        );
+    }
+}
+
+#[cfg(test)]
+mod flows {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::networking::v1::Ingress;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    use serde_json::json;
+
+    use crate::test_util::TestApiServer;
+
+    fn lease(name: &str) -> Lease {
+        serde_json::from_value(
+            json!({"metadata": {"name": name, "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": 40}}),
+        )
+        .expect("a lease")
+    }
+
+    /// What kubelets, leader election and `kubectl apply` do to these kinds keeps working.
+    #[tokio::test]
+    async fn heartbeats_status_writes_and_reapplies_pass() {
+        let server = TestApiServer::new().await;
+        let leases: Api<Lease> = Api::namespaced(server.client(), "kube-node-lease");
+        leases
+            .create(&PostParams::default(), &lease("node-1"))
+            .await
+            .expect("create");
+        let renew = json!({"spec": {"renewTime": "2026-01-01T00:00:00.000000Z"}});
+        leases
+            .patch("node-1", &PatchParams::default(), &Patch::Merge(&renew))
+            .await
+            .expect("a heartbeat patch");
+        leases
+            .replace("node-2", &PostParams::default(), &lease("node-2"))
+            .await
+            .expect("an update of a missing lease creates it");
+
+        let classes: Api<StorageClass> = Api::all(server.client());
+        let sc: StorageClass = serde_json::from_value(json!({"metadata": {"name": "local-path"},
+            "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer"}))
+        .expect("a class");
+        classes
+            .create(&PostParams::default(), &sc)
+            .await
+            .expect("create");
+        let reapply = json!({"metadata": {"annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer"});
+        classes
+            .patch(
+                "local-path",
+                &PatchParams::default(),
+                &Patch::Strategic(&reapply),
+            )
+            .await
+            .expect("re-applying the same class");
+
+        let ingresses: Api<Ingress> = Api::namespaced(server.client(), "default");
+        let ing: Ingress = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {
+            "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}}))
+        .expect("an ingress");
+        ingresses
+            .create(&PostParams::default(), &ing)
+            .await
+            .expect("create");
+        let ok = json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.168.1.10"}]}}});
+        ingresses
+            .patch_status("web", &PatchParams::default(), &Patch::Merge(&ok))
+            .await
+            .expect("a controller's status write");
+        let bad = json!({"status": {"loadBalancer": {"ingress": [{"hostname": "192.168.1.11"}]}}});
+        let err = ingresses
+            .patch_status("web", &PatchParams::default(), &Patch::Merge(&bad))
+            .await
+            .expect_err("an IP as hostname");
+        assert!(
+            err.to_string()
+                .contains("status.loadBalancer.ingress[0].hostname: Invalid value: \"192.168.1.11\": must be a DNS name, not an IP address"),
+            "{err}"
         );
     }
 }

@@ -534,6 +534,21 @@ mod tests {
     }
 
     #[test]
+    fn status_addresses_are_ips_or_dns_names() {
+        let old = json!({"status": {"loadBalancer": {"ingress": [{"ip": "010.0.0.1"}]}}});
+        let new = json!({"status": {"loadBalancer": {"ingress": [
+            {"ip": "010.0.0.1"}, {"ip": "10.0.0.300"}, {"hostname": "10.0.0.2"}, {"hostname": "lb.example.com"}
+        ]}}});
+        assert_eq!(
+            messages(IngressStrategy.validate_status_update(&new, &old)),
+            vec![
+                "status.loadBalancer.ingress[1].ip: Invalid value: \"10.0.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                "status.loadBalancer.ingress[2].hostname: Invalid value: \"10.0.0.2\": must be a DNS name, not an IP address",
+            ]
+        );
+    }
+
+    #[test]
     fn updates_keep_names_the_stored_object_already_had() {
         let mut old = docs_ingress();
         old["spec"]["defaultBackend"]["service"]["name"] = json!("1st-backend");

@@ -154,10 +154,6 @@ impl Strategy for RuntimeClassStrategy {
         true
     }
 
-    fn allow_unconditional_update(&self) -> bool {
-        false
-    }
-
     fn validate(&self, obj: &Value) -> ErrorList {
         validate_class(obj)
     }

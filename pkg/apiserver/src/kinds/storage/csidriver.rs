@@ -122,10 +122,6 @@ impl Strategy for CsiDriverStrategy {
         true
     }
 
-    fn allow_unconditional_update(&self) -> bool {
-        false
-    }
-
     fn validate(&self, obj: &Value) -> ErrorList {
         validate_spec(obj)
     }

@@ -89,10 +89,6 @@ fn without_allocatable(d: &Value) -> Value {
 }
 
 impl Strategy for CsiNodeStrategy {
-    fn allow_unconditional_update(&self) -> bool {
-        false
-    }
-
     fn validate(&self, obj: &Value) -> ErrorList {
         validate_drivers(obj, false)
     }

@@ -82,10 +82,6 @@ fn go_label_selector(sel: &Value) -> String {
 }
 
 impl Strategy for CsiStorageCapacityStrategy {
-    fn allow_unconditional_update(&self) -> bool {
-        false
-    }
-
     fn validate(&self, obj: &Value) -> ErrorList {
         validate_capacity(obj, false)
     }

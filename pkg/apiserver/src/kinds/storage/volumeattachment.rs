@@ -103,10 +103,6 @@ fn validate_attachment(obj: &Value) -> ErrorList {
 }
 
 impl Strategy for VolumeAttachmentStrategy {
-    fn allow_unconditional_update(&self) -> bool {
-        false
-    }
-
     fn validate(&self, obj: &Value) -> ErrorList {
         let mut errs = validate_attachment(obj);
         // `ValidateVolumeAttachmentV1`: stricter checks for objects created through v1.
