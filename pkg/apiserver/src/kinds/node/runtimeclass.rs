@@ -95,6 +95,78 @@ pub fn validate_tolerations(tolerations: &[Value], path: &Path) -> ErrorList {
     errs
 }
 
+/// Names a resource quota may count (core's `IsStandardResourceName`).
+const STANDARD_RESOURCES: &[&str] = &[
+    "cpu",
+    "memory",
+    "ephemeral-storage",
+    "requests.cpu",
+    "requests.memory",
+    "requests.ephemeral-storage",
+    "limits.cpu",
+    "limits.memory",
+    "limits.ephemeral-storage",
+    "pods",
+    "quotas",
+    "services",
+    "replicationcontrollers",
+    "secrets",
+    "persistentvolumeclaims",
+    "configmaps",
+    "services.nodeports",
+    "services.loadbalancers",
+    "requests.storage",
+];
+
+fn is_standard_container_resource(name: &str) -> bool {
+    matches!(name, "cpu" | "memory" | "ephemeral-storage") || name.starts_with("hugepages-")
+}
+
+/// Core's `IsExtendedResourceName`: a domain-prefixed name outside `kubernetes.io`.
+fn is_extended_resource(name: &str) -> bool {
+    name.contains('/')
+        && !name.contains("kubernetes.io/")
+        && !name.starts_with("requests.")
+        && is_qualified_name(&format!("requests.{name}")).is_empty()
+}
+
+/// Core's `validateContainerResourceName`.
+fn validate_container_resource_name(name: &str, path: &Path) -> ErrorList {
+    let mut errs: ErrorList = is_qualified_name(name)
+        .into_iter()
+        .map(|msg| FieldError::invalid(path, name, msg))
+        .collect();
+    let single = !name.contains('/');
+    if errs.is_empty()
+        && single
+        && !STANDARD_RESOURCES.contains(&name)
+        && !name.starts_with("hugepages-")
+        && !name.starts_with("requests.hugepages-")
+    {
+        errs.push(FieldError::invalid(
+            path,
+            name,
+            "must be a standard resource type or fully qualified",
+        ));
+    }
+    if single {
+        if !is_standard_container_resource(name) {
+            errs.push(FieldError::invalid(
+                path,
+                name,
+                "must be a standard resource for containers",
+            ));
+        }
+    } else if !name.contains("kubernetes.io/") && !is_extended_resource(name) {
+        errs.push(FieldError::invalid(
+            path,
+            name,
+            "doesn't follow extended resource name standard",
+        ));
+    }
+    errs
+}
+
 /// `validateOverhead`: upstream reuses the container limits check, so errors name
 /// `overhead.limits[...]`.
 fn validate_overhead(overhead: &Value) -> ErrorList {
@@ -102,22 +174,26 @@ fn validate_overhead(overhead: &Value) -> ErrorList {
     let mut errs = ErrorList::new();
     for (name, q) in overhead.m("podFixed").into_iter().flatten() {
         let p = path.key(name);
-        for msg in is_qualified_name(name) {
-            errs.push(FieldError::invalid(&p, name.as_str(), msg));
-        }
+        errs.extend(validate_container_resource_name(name, &p));
         let parsed = match q {
             Value::String(s) => Quantity::parse(s).ok(),
             Value::Number(n) => Quantity::parse(&n.to_string()).ok(),
             _ => None,
         };
-        if let Some(q) = parsed
-            && q.signum() < 0
-        {
+        let Some(q) = parsed else {
+            continue;
+        };
+        if q.signum() < 0 {
             errs.push(FieldError::invalid(
                 &p,
                 q.canonical(),
                 IS_NEGATIVE_ERROR_MSG,
             ));
+        }
+        // Extended resources count whole units. Upstream passes the Quantity itself,
+        // which prints through its String() without quotes.
+        if is_extended_resource(name) && q.milli_value() % 1000 != 0 {
+            errs.push(invalid_go(&p, q.canonical(), "must be an integer"));
         }
     }
     errs
@@ -187,6 +263,19 @@ mod tests {
         assert_eq!(
             messages(RuntimeClassStrategy.validate_update(&changed, &rc)),
             vec!["handler: Invalid value: \"kata\": field is immutable"]
+        );
+    }
+
+    #[test]
+    fn overhead_resources_are_container_resources() {
+        let rc = json!({"handler": "kata", "overhead": {"podFixed": {"foo": "1", "example.com/dev": "500m"}}});
+        assert_eq!(
+            messages(RuntimeClassStrategy.validate(&rc)),
+            vec![
+                "overhead.limits[foo]: Invalid value: \"foo\": must be a standard resource type or fully qualified",
+                "overhead.limits[foo]: Invalid value: \"foo\": must be a standard resource for containers",
+                "overhead.limits[example.com/dev]: Invalid value: 500m: must be an integer",
+            ]
         );
     }
 
