@@ -1,10 +1,11 @@
 //! EndpointSlices (upstream `ValidateEndpointSliceCreate`/`Update`,
 //! `SetDefaults_EndpointPort` and the endpointslice strategy): the address type, which
-//! never changes, addresses of that type, topology labels, hostnames and ports.
+//! never changes, addresses of that type, node names, topology labels, hostnames, zone
+//! hints and ports.
 
-use k1s_apimachinery::meta::validate_labels;
+use k1s_apimachinery::meta::{name_is_dns_subdomain, validate_labels};
 use k1s_apimachinery::validation::{
-    is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_ip,
+    is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value,
 };
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
@@ -17,13 +18,12 @@ use crate::registry::Strategy;
 pub struct EndpointSliceStrategy;
 
 const ADDRESS_TYPES: &[&str] = &["FQDN", "IPv4", "IPv6"];
-/// `IP` is deprecated: updates of slices that already use it still pass.
-const ADDRESS_TYPES_ON_UPDATE: &[&str] = &["FQDN", "IP", "IPv4", "IPv6"];
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 const MAX_TOPOLOGY_LABELS: usize = 16;
 const MAX_ADDRESSES: usize = 100;
-const MAX_PORTS: usize = 100;
+const MAX_PORTS: usize = 20000;
 const MAX_ENDPOINTS: usize = 1000;
+const MAX_ZONE_HINTS: usize = 8;
 
 fn invalid_each(errs: &mut ErrorList, path: &Path, value: &str, msgs: Vec<String>) {
     for msg in msgs {
@@ -99,7 +99,6 @@ fn validate_endpoints(obj: &Value, address_type: &str) -> ErrorList {
             let a = a.as_str().unwrap_or_default();
             let p = addr_path.index(j);
             match address_type {
-                "IP" => invalid_each(&mut errs, &p, a, is_valid_ip(a)),
                 "IPv4" | "IPv6" => {
                     let family = if address_type == "IPv4" {
                         ipv4_errors(a)
@@ -113,6 +112,14 @@ fn validate_endpoints(obj: &Value, address_type: &str) -> ErrorList {
                 // Unknown types are reported once, on addressType.
                 _ => {}
             }
+        }
+        if let Some(node) = ep.get("nodeName").and_then(Value::as_str) {
+            invalid_each(
+                &mut errs,
+                &idx.child("nodeName"),
+                node,
+                name_is_dns_subdomain(node, false),
+            );
         }
         let topology_path = idx.child("deprecatedTopology");
         let topology = ep.m("deprecatedTopology").map_or(0, |m| m.len());
@@ -135,6 +142,35 @@ fn validate_endpoints(obj: &Value, address_type: &str) -> ErrorList {
                 is_dns1123_label(host),
             );
         }
+        if ep.has("hints") {
+            errs.extend(validate_hints(ep.f("hints"), &idx.child("hints")));
+        }
+    }
+    errs
+}
+
+/// `validateHints`: at most eight zones, each named once by a label value.
+fn validate_hints(hints: &Value, path: &Path) -> ErrorList {
+    let zones_path = path.child("forZones");
+    let zones = hints.a("forZones");
+    if zones.len() > MAX_ZONE_HINTS {
+        return vec![FieldError::too_many(
+            &zones_path,
+            zones.len() as i64,
+            MAX_ZONE_HINTS as i64,
+        )];
+    }
+    let mut errs = ErrorList::new();
+    let mut names: Vec<&str> = Vec::new();
+    for (i, zone) in zones.iter().enumerate() {
+        let p = zones_path.index(i).child("name");
+        let name = zone.s("name");
+        if names.contains(&name) {
+            errs.push(FieldError::duplicate(&p, name));
+        } else {
+            names.push(name);
+        }
+        invalid_each(&mut errs, &p, name, is_valid_label_value(name));
     }
     errs
 }
@@ -185,18 +221,18 @@ fn validate_ports(ports: &[Value]) -> ErrorList {
     errs
 }
 
-/// `ValidateEndpointSlice` with the address types allowed for this operation.
-fn validate_slice(obj: &Value, address_types: &[&str]) -> ErrorList {
+/// `ValidateEndpointSlice`.
+fn validate_slice(obj: &Value) -> ErrorList {
     let mut errs = ErrorList::new();
     let address_type = obj.s("addressType");
     let path = Path::new("addressType");
     if address_type.is_empty() {
         errs.push(FieldError::required(&path, ""));
-    } else if !address_types.contains(&address_type) {
+    } else if !ADDRESS_TYPES.contains(&address_type) {
         errs.push(FieldError::not_supported(
             &path,
             address_type,
-            address_types,
+            ADDRESS_TYPES,
         ));
     }
     errs.extend(validate_endpoints(obj, address_type));
@@ -240,11 +276,11 @@ impl Strategy for EndpointSliceStrategy {
     }
 
     fn validate(&self, obj: &Value) -> ErrorList {
-        validate_slice(obj, ADDRESS_TYPES)
+        validate_slice(obj)
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        let mut errs = validate_slice(new, ADDRESS_TYPES_ON_UPDATE);
+        let mut errs = validate_slice(new);
         errs.extend(immutable_field(new, old, "addressType", &Path::root()));
         errs
     }

@@ -107,7 +107,7 @@ pub fn ipv6_errors(value: &str) -> Vec<String> {
     }
 }
 
-/// `ValidateNonSpecialIP`: unspecified, loopback (unless `allow_loopback`), link-local
+/// `ValidateEndpointIP` (formerly `ValidateNonSpecialIP`): unspecified, loopback (unless `allow_loopback`), link-local
 /// unicast and link-local multicast addresses are refused.
 pub fn non_special_ip_errors(value: &str, allow_loopback: bool) -> Vec<String> {
     let Some(ip) = parse_ip_sloppy(value) else {

@@ -112,6 +112,8 @@ fn networking() -> Vec<Case> {
         .invalid("/endpoints/0/addresses/0", json!("169.254.169.254"), "endpoints[0].addresses[0]: Invalid value: \"169.254.169.254\": may not be in the link-local range (169.254.0.0/16, fe80::/10)")
         .invalid("/endpoints/0/addresses/0", json!("127.0.0.1"), "endpoints[0].addresses[0]: Invalid value: \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)")
         .invalid("/endpoints/0/hostname", json!("web.1"), "endpoints[0].hostname: Invalid value: \"web.1\": must not contain dots")
+        .invalid("/endpoints/0/nodeName", json!("Node_1"), "endpoints[0].nodeName: Invalid value: \"Node_1\": a lowercase RFC 1123 subdomain")
+        .invalid("/endpoints/0/hints", json!({"forZones": [{"name": "a"}, {"name": "a"}]}), "endpoints[0].hints.forZones[1].name: Duplicate value: \"a\"")
         .invalid("/ports/0/protocol", json!("HTTP"), "ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\"")
         .invalid("/ports/0/appProtocol", json!("a/b/c"), "ports[0].appProtocol: Invalid value: \"a/b/c\": a valid label key must consist of alphanumeric characters")
         .immutable("/addressType", json!("IPv6"), "addressType: Invalid value: \"IPv6\": field is immutable"),
