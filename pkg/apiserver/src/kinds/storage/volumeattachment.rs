@@ -103,6 +103,11 @@ fn validate_attachment(obj: &Value) -> ErrorList {
 }
 
 impl Strategy for VolumeAttachmentStrategy {
+    fn prepare_for_create(&self, obj: &mut Value, _has_status: bool) {
+        // Upstream resets the status to its zero value, which serializes like this.
+        obj["status"] = serde_json::json!({"attached": false});
+    }
+
     fn validate(&self, obj: &Value) -> ErrorList {
         let mut errs = validate_attachment(obj);
         // `ValidateVolumeAttachmentV1`: stricter checks for objects created through v1.
