@@ -6,21 +6,13 @@ use serde_json::{Value, json};
 use crate::meta::get_path;
 use crate::registry::{Conversion, Strategy};
 
-/// Kinds whose update creates a missing object (Endpoints, Leases).
+/// Kinds whose update creates a missing object (Endpoints; Leases have their own
+/// strategy that does the same).
 pub struct CreateOnUpdate;
 
 impl Strategy for CreateOnUpdate {
     fn allow_create_on_update(&self) -> bool {
         true
-    }
-}
-
-/// RBAC kinds: names are path segments, not DNS names.
-pub struct RbacStrategy;
-
-impl Strategy for RbacStrategy {
-    fn validate_name(&self, name: &str, prefix: bool) -> Vec<String> {
-        k1s_apimachinery::validation::validate_path_segment_name(name, prefix)
     }
 }
 

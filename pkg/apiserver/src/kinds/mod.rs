@@ -4,11 +4,18 @@
 pub mod apps;
 pub mod autoscaling;
 pub mod batch;
+pub mod coordination;
 pub mod core;
+pub mod discovery;
 pub mod misc;
+pub mod networking;
+pub mod node;
 #[cfg(test)]
 mod parity;
 pub mod policy;
+pub mod rbac;
+pub mod scheduling;
+pub mod storage;
 pub mod validation;
 
 use std::any::TypeId;
@@ -257,40 +264,44 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .status()
         .stored_as("horizontalpodautoscalers", Arc::new(misc::HpaV1Conversion));
     // networking.k8s.io/v1
-    b.kind::<networking::Ingress>(WithGeneration)
+    b.kind::<networking::Ingress>(self::networking::IngressStrategy)
         .short_names(&["ing"])
         .status();
-    b.kind::<networking::IngressClass>(Plain);
-    b.kind::<networking::NetworkPolicy>(WithGeneration)
+    b.kind::<networking::IngressClass>(self::networking::IngressClassStrategy);
+    b.kind::<networking::NetworkPolicy>(self::networking::NetworkPolicyStrategy)
         .short_names(&["netpol"]);
-    b.kind::<networking::IPAddress>(Plain).short_names(&["ip"]);
-    b.kind::<networking::ServiceCIDR>(Plain).status();
+    b.kind::<networking::IPAddress>(self::networking::IpAddressStrategy)
+        .short_names(&["ip"]);
+    b.kind::<networking::ServiceCIDR>(self::networking::ServiceCidrStrategy)
+        .status();
     // policy/v1
     b.kind::<policy::PodDisruptionBudget>(crate::kinds::policy::PodDisruptionBudgetStrategy)
         .short_names(&["pdb"])
         .status();
     // rbac.authorization.k8s.io/v1
-    b.kind::<rbac::ClusterRole>(misc::RbacStrategy);
-    b.kind::<rbac::ClusterRoleBinding>(misc::RbacStrategy);
-    b.kind::<rbac::Role>(misc::RbacStrategy);
-    b.kind::<rbac::RoleBinding>(misc::RbacStrategy);
+    b.kind::<rbac::ClusterRole>(self::rbac::ClusterRoleStrategy);
+    b.kind::<rbac::ClusterRoleBinding>(self::rbac::ClusterRoleBindingStrategy);
+    b.kind::<rbac::Role>(self::rbac::RoleStrategy);
+    b.kind::<rbac::RoleBinding>(self::rbac::RoleBindingStrategy);
     // coordination.k8s.io/v1
-    b.kind::<coordination::Lease>(misc::CreateOnUpdate);
+    b.kind::<coordination::Lease>(self::coordination::LeaseStrategy);
     // discovery.k8s.io/v1
-    b.kind::<discovery::EndpointSlice>(Plain);
+    b.kind::<discovery::EndpointSlice>(self::discovery::EndpointSliceStrategy);
     // storage.k8s.io/v1
-    b.kind::<storage::StorageClass>(Plain).short_names(&["sc"]);
-    b.kind::<storage::CSIDriver>(Plain);
-    b.kind::<storage::CSINode>(Plain);
-    b.kind::<storage::CSIStorageCapacity>(Plain);
-    b.kind::<storage::VolumeAttachment>(Plain).status();
-    b.kind::<storage::VolumeAttributesClass>(Plain)
+    b.kind::<storage::StorageClass>(self::storage::StorageClassStrategy)
+        .short_names(&["sc"]);
+    b.kind::<storage::CSIDriver>(self::storage::CsiDriverStrategy);
+    b.kind::<storage::CSINode>(self::storage::CsiNodeStrategy);
+    b.kind::<storage::CSIStorageCapacity>(self::storage::CsiStorageCapacityStrategy);
+    b.kind::<storage::VolumeAttachment>(self::storage::VolumeAttachmentStrategy)
+        .status();
+    b.kind::<storage::VolumeAttributesClass>(self::storage::VolumeAttributesClassStrategy)
         .short_names(&["vac"]);
     // scheduling.k8s.io/v1
-    b.kind::<scheduling::PriorityClass>(Plain)
+    b.kind::<scheduling::PriorityClass>(self::scheduling::PriorityClassStrategy)
         .short_names(&["pc"]);
     // node.k8s.io/v1
-    b.kind::<node::RuntimeClass>(Plain);
+    b.kind::<node::RuntimeClass>(self::node::RuntimeClassStrategy);
     // certificates.k8s.io/v1
     b.kind::<certificates::CertificateSigningRequest>(Plain)
         .short_names(&["csr"])

@@ -1,0 +1,5 @@
+//! Kinds of the `coordination.k8s.io` group.
+
+mod lease;
+
+pub use lease::LeaseStrategy;

@@ -1,0 +1,5 @@
+//! Kinds of the `node.k8s.io` group.
+
+mod runtimeclass;
+
+pub use runtimeclass::{RuntimeClassStrategy, validate_tolerations};
