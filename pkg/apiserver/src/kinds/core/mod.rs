@@ -6,6 +6,7 @@ pub mod namespace;
 pub mod node;
 pub mod pod;
 pub mod podspec;
+pub mod podtemplate;
 pub mod replicationcontroller;
 pub mod secret;
 pub mod service;
