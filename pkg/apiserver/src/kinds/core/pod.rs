@@ -288,7 +288,8 @@ fn validate_update(new: &Value, old: &Value) -> ErrorList {
     let mut errs = validate_metadata_and_spec(new, &opts);
     errs.extend(validate_annotation_updates(new, old));
     let path = Path::new("spec");
-    let (ns, os) = (new.f("spec"), old.f("spec"));
+    let (new_spec, old_spec) = (canonical_spec(new.f("spec")), canonical_spec(old.f("spec")));
+    let (ns, os) = (&new_spec, &old_spec);
     for list in ["containers", "initContainers"] {
         if container_updates(ns.a(list), os.a(list), &path.child(list), &mut errs) {
             return errs;
@@ -413,6 +414,59 @@ fn validate_update(new: &Value, old: &Value) -> ErrorList {
         ));
     }
     errs
+}
+
+/// Rewrites a quantity string in canonical form (`0.1` → `100m`), as upstream's decoding
+/// does before specs are compared.
+fn canonical_quantity(v: &mut Value) {
+    if let Some(q) = v
+        .as_str()
+        .and_then(|s| k1s_apimachinery::Quantity::parse(s).ok())
+    {
+        *v = json!(q.canonical());
+    }
+}
+
+fn canonical_list(list: Option<&mut Value>) {
+    if let Some(Value::Object(m)) = list {
+        m.values_mut().for_each(canonical_quantity);
+    }
+}
+
+/// A copy of a pod spec with its quantities in canonical form, so that a change of
+/// spelling (`1000m` for `1`) is not a change.
+fn canonical_spec(spec: &Value) -> Value {
+    let mut spec = spec.clone();
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        if let Some(Value::Array(cs)) = spec.get_mut(list) {
+            for c in cs {
+                if let Some(r) = c.get_mut("resources") {
+                    canonical_list(r.get_mut("requests"));
+                    canonical_list(r.get_mut("limits"));
+                }
+                if let Some(Value::Array(env)) = c.get_mut("env") {
+                    for e in env {
+                        if let Some(d) = e.pointer_mut("/valueFrom/resourceFieldRef/divisor") {
+                            canonical_quantity(d);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    canonical_list(spec.get_mut("overhead"));
+    if let Some(r) = spec.get_mut("resources") {
+        canonical_list(r.get_mut("requests"));
+        canonical_list(r.get_mut("limits"));
+    }
+    if let Some(Value::Array(vols)) = spec.get_mut("volumes") {
+        for v in vols {
+            if let Some(q) = v.pointer_mut("/emptyDir/sizeLimit") {
+                canonical_quantity(q);
+            }
+        }
+    }
+    spec
 }
 
 fn set_or_remove(obj: &mut Value, key: &str, value: Option<&Value>) {
@@ -778,6 +832,20 @@ mod tests {
         assert_eq!(
             texts(validate_update(&more, &old)),
             vec!["spec.containers: Forbidden: pod updates may not add or remove containers"]
+        );
+    }
+
+    #[test]
+    fn a_new_spelling_of_a_quantity_is_no_change() {
+        let old = pod(json!({"containers": [{"name": "a", "image": "x",
+            "resources": {"requests": {"cpu": "1", "memory": "0.5Gi"}}}]}));
+        let mut new = old.clone();
+        new["spec"]["containers"][0]["resources"]["requests"] =
+            json!({"cpu": "1000m", "memory": "512Mi"});
+        assert!(
+            validate_update(&new, &old).is_empty(),
+            "{:?}",
+            texts(validate_update(&new, &old))
         );
     }
 

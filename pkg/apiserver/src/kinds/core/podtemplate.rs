@@ -2,7 +2,7 @@
 //! `ValidatePodTemplate`, `ValidatePodTemplateUpdate`).
 
 use k1s_apimachinery::{ErrorList, Path};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::podspec::{default_pod_spec, validate_pod_template_spec};
 use crate::kinds::validation::Fields;
@@ -14,13 +14,18 @@ pub struct PodTemplateStrategy;
 
 impl Strategy for PodTemplateStrategy {
     fn default(&self, obj: &mut Value) {
-        if let Some(spec) = obj
-            .get_mut("template")
-            .and_then(|t| t.get_mut("spec"))
-            .filter(|s| s.is_object())
-        {
-            default_pod_spec(spec);
+        // The template and its spec are plain structs upstream: an absent one is an
+        // empty one, and gets the spec's defaults.
+        if !obj.is_object() {
+            return;
         }
+        if !obj.f("template").is_object() {
+            obj["template"] = json!({});
+        }
+        if !obj["template"].f("spec").is_object() {
+            obj["template"]["spec"] = json!({});
+        }
+        default_pod_spec(&mut obj["template"]["spec"]);
     }
 
     fn tracks_generation(&self) -> bool {
@@ -34,8 +39,6 @@ impl Strategy for PodTemplateStrategy {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     #[test]
