@@ -233,7 +233,7 @@ fn node_affinity_mutation(new: &Value, old: &Value, path: &Path) -> ErrorList {
     for (i, (o, n)) in old_terms.iter().zip(&new_terms).enumerate() {
         let o_empty = o.a("matchExpressions").is_empty() && o.a("matchFields").is_empty();
         let n_empty = n.a("matchExpressions").is_empty() && n.a("matchFields").is_empty();
-        let ok = !(o_empty && !n_empty)
+        let ok = (n_empty || !o_empty)
             && only_additions(n, o, "matchExpressions")
             && only_additions(n, o, "matchFields");
         if !ok {

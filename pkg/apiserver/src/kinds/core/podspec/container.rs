@@ -1032,10 +1032,8 @@ fn validate_handler(h: &Value, lifecycle: bool, path: &Path, ctx: &Ctx) -> Error
         n += 1;
         let v = h.f(kind);
         match *kind {
-            "exec" => {
-                if v.a("command").is_empty() {
-                    errs.push(FieldError::required(&p.child("command"), ""));
-                }
+            "exec" if v.a("command").is_empty() => {
+                errs.push(FieldError::required(&p.child("command"), ""));
             }
             "httpGet" => {
                 if v.s("path").is_empty() {

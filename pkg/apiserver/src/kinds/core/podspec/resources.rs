@@ -82,11 +82,10 @@ fn validate_resource_name(name: &str, path: &Path) -> ErrorList {
     if !errs.is_empty() {
         return errs;
     }
-    if !name.contains('/')
-        && !(STANDARD_RESOURCES.contains(&name)
-            || is_hugepages(name)
-            || name.starts_with("requests.hugepages-"))
-    {
+    let known = STANDARD_RESOURCES.contains(&name)
+        || is_hugepages(name)
+        || name.starts_with("requests.hugepages-");
+    if !name.contains('/') && !known {
         return vec![FieldError::invalid(
             path,
             name,

@@ -243,13 +243,11 @@ fn validate_source(
                 errs.extend(required(s, "volumeID", &p));
                 errs.extend(secret_ref_name(s, &p));
             }
-            "cephfs" => {
-                if s.a("monitors").is_empty() {
-                    errs.push(FieldError::required(
-                        &path.child("cephfs").child("monitors"),
-                        "",
-                    ));
-                }
+            "cephfs" if s.a("monitors").is_empty() => {
+                errs.push(FieldError::required(
+                    &path.child("cephfs").child("monitors"),
+                    "",
+                ));
             }
             "quobyte" => errs.extend(quobyte(s, &path.child("quobyte"))),
             "downwardAPI" => {
