@@ -5,14 +5,13 @@
 use std::collections::BTreeSet;
 
 use k1s_apimachinery::meta::{FIELD_IMMUTABLE_ERROR_MSG, name_is_dns_subdomain};
-use k1s_apimachinery::validation::is_valid_ip;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::podspec::{
-    PodOpts, default_pod, image_whitespace, is_apparmor_annotation, merge_label_keys, qos_class,
-    validate_annotations_match_fields, validate_pod_annotations, validate_pod_spec_with,
-    validate_tolerations,
+    PodOpts, container_should_restart, default_pod, image_whitespace, is_apparmor_annotation,
+    merge_label_keys, qos_class, valid_ip, validate_annotations_match_fields,
+    validate_pod_annotations, validate_pod_spec_with, validate_tolerations,
 };
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::meta::get_path;
@@ -45,12 +44,7 @@ fn validate_metadata_and_spec(pod: &Value, opts: &PodOpts) -> ErrorList {
         &Path::new("metadata").child("annotations"),
         opts,
     );
-    errs.extend(validate_pod_spec_with(
-        spec,
-        Some(meta.s("name")),
-        &spec_path,
-        opts,
-    ));
+    errs.extend(validate_pod_spec_with(spec, Some(meta), &spec_path, opts));
     for list in ["containers", "initContainers"] {
         for (i, c) in spec.a(list).iter().enumerate() {
             errs.extend(image_whitespace(c, &spec_path.child(list).index(i)));
@@ -481,49 +475,50 @@ fn set_or_remove(obj: &mut Value, key: &str, value: Option<&Value>) {
     }
 }
 
-/// `ValidateContainerStateTransition`: a terminated container of a pod that does not
-/// restart it stays terminated.
+/// `ValidateContainerStateTransition` (with container restart rules): a terminated
+/// container stays terminated unless its rules or restart policy restart it.
 fn state_transitions(
     new: &[Value],
     old: &[Value],
     path: &Path,
-    restart_policy: &str,
-    restartable: &dyn Fn(&str) -> bool,
+    containers: &[Value],
+    pod_restart_policy: &str,
 ) -> ErrorList {
     let mut errs = ErrorList::new();
-    if restart_policy == "Always" {
-        return errs;
-    }
     for (i, o) in old.iter().enumerate() {
         let terminated = o.f("state").f("terminated");
         if !terminated.is_object() {
             continue;
         }
-        if terminated.i("exitCode").unwrap_or(0) != 0 && restart_policy == "OnFailure" {
+        let Some(n) = new.iter().find(|n| n.s("name") == o.s("name")) else {
+            continue;
+        };
+        if n.f("state").f("terminated").is_object() {
             continue;
         }
-        if restartable(o.s("name")) {
-            continue;
-        }
-        for n in new {
-            if n.s("name") == o.s("name") && !n.f("state").f("terminated").is_object() {
-                errs.push(FieldError::forbidden(
-                    &path.index(i).child("state"),
-                    "may not be transitioned to non-terminated state",
-                ));
-            }
+        let exit_code = terminated.i("exitCode").unwrap_or(0);
+        let allowed = containers
+            .iter()
+            .find(|c| c.s("name") == o.s("name"))
+            .is_some_and(|c| container_should_restart(c, pod_restart_policy, exit_code));
+        if !allowed {
+            errs.push(FieldError::forbidden(
+                &path.index(i).child("state"),
+                "may not be transitioned to non-terminated state",
+            ));
         }
     }
     errs
 }
 
-/// `validatePodIPs` / `validateHostIPs`: valid, unique, at most one per family.
-fn pod_ips(ips: &[Value], path: &Path) -> ErrorList {
+/// `validatePodIPs` / `validateHostIPs`: valid (old spellings kept), at most one per
+/// family.
+fn pod_ips(ips: &[Value], old: &[Value], path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     for (i, ip) in ips.iter().enumerate() {
         let v = ip.s("ip");
-        for msg in is_valid_ip(v) {
-            errs.push(FieldError::invalid(&path.index(i), v, msg));
+        if !old.iter().any(|o| o.s("ip") == v) {
+            errs.extend(valid_ip(v, &path.index(i)));
         }
     }
     if ips.len() > 1 {
@@ -535,12 +530,6 @@ fn pod_ips(ips: &[Value], path: &Path) -> ErrorList {
                 "may specify no more than one IP for each IP family",
             ));
         }
-        let mut seen = BTreeSet::new();
-        for (i, ip) in ips.iter().enumerate() {
-            if !seen.insert(ip.s("ip")) {
-                errs.push(FieldError::duplicate(&path.index(i), ip.clone()));
-            }
-        }
     }
     errs
 }
@@ -549,22 +538,25 @@ fn pod_ips(ips: &[Value], path: &Path) -> ErrorList {
 fn validate_status_update(new: &Value, old: &Value) -> ErrorList {
     let mut errs = validate_annotation_updates(new, old);
     let (ns, os) = (new.f("status"), old.f("status"));
+    let sp = Path::new("status");
     for (i, c) in ns.a("conditions").iter().enumerate() {
+        let cp = sp.child("conditions").index(i);
+        if let Some(g) = c.i("observedGeneration")
+            && g < 0
+        {
+            errs.push(FieldError::invalid(
+                &cp.child("observedGeneration"),
+                g,
+                "must be a non-negative integer",
+            ));
+        }
         let t = c.s("type");
         if !["PodScheduled", "Ready", "Initialized"].contains(&t) {
             for msg in k1s_apimachinery::validation::is_qualified_name(t) {
-                errs.push(FieldError::invalid(
-                    &Path::new("metadata")
-                        .child("conditions")
-                        .index(i)
-                        .child("Type"),
-                    t,
-                    msg,
-                ));
+                errs.push(FieldError::invalid(&cp.child("Type"), t, msg));
             }
         }
     }
-    let sp = Path::new("status");
     if new.f("spec").s("nodeName") != old.f("spec").s("nodeName") {
         errs.push(FieldError::forbidden(
             &sp.child("nodeName"),
@@ -580,6 +572,21 @@ fn validate_status_update(new: &Value, old: &Value) -> ErrorList {
                 msg,
             ));
         }
+        if !old.f("spec").s("nodeName").is_empty() {
+            errs.push(FieldError::forbidden(
+                &sp.child("nominatedNodeName"),
+                "may not be set on pods that are already bound to a node",
+            ));
+        }
+    }
+    if let Some(g) = ns.i("observedGeneration")
+        && g < 0
+    {
+        errs.push(FieldError::invalid(
+            &sp.child("observedGeneration"),
+            g,
+            "must be a non-negative integer",
+        ));
     }
     // An empty QoS class is filled in from the old status upstream, so only a change
     // to another class is refused.
@@ -593,34 +600,29 @@ fn validate_status_update(new: &Value, old: &Value) -> ErrorList {
     }
     let spec = old.f("spec");
     let restart = spec.s("restartPolicy");
-    let sidecars: BTreeSet<&str> = spec
-        .a("initContainers")
-        .iter()
-        .filter(|c| c.s("restartPolicy") == "Always")
-        .map(|c| c.s("name"))
-        .collect();
     errs.extend(state_transitions(
         ns.a("containerStatuses"),
         os.a("containerStatuses"),
         &sp.child("containerStatuses"),
+        spec.a("containers"),
         restart,
-        &|_| false,
     ));
     errs.extend(state_transitions(
         ns.a("initContainerStatuses"),
         os.a("initContainerStatuses"),
         &sp.child("initContainerStatuses"),
+        spec.a("initContainers"),
         restart,
-        &|n| sidecars.contains(n),
     ));
+    // Ephemeral containers never restart.
     errs.extend(state_transitions(
         ns.a("ephemeralContainerStatuses"),
         os.a("ephemeralContainerStatuses"),
         &sp.child("ephemeralContainerStatuses"),
+        &[],
         "Never",
-        &|_| false,
     ));
-    errs.extend(pod_ips(ns.a("podIPs"), &sp.child("podIPs")));
+    errs.extend(pod_ips(ns.a("podIPs"), os.a("podIPs"), &sp.child("podIPs")));
     let host_ips = ns.a("hostIPs");
     if let Some(first) = host_ips.first()
         && first.s("ip") != ns.s("hostIP")
@@ -631,7 +633,7 @@ fn validate_status_update(new: &Value, old: &Value) -> ErrorList {
             "must be equal to `hostIP`",
         ));
     }
-    errs.extend(pod_ips(host_ips, &sp.child("hostIPs")));
+    errs.extend(pod_ips(host_ips, os.a("hostIPs"), &sp.child("hostIPs")));
     errs
 }
 

@@ -121,13 +121,24 @@ pub fn cases() -> Vec<Case> {
         )
         .invalid(
             "/spec/containers/0/restartPolicy",
-            json!("Always"),
-            "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers",
+            json!("Sometimes"),
+            "spec.containers[0].restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"Never\", \"OnFailure\"",
+        )
+        .invalid(
+            "/spec/containers/0/restartPolicyRules",
+            json!([{"action": "Restart", "exitCodes": {"operator": "In", "values": [42]}}]),
+            "spec.containers[0].restartPolicy: Required value: must specify restartPolicy when restart rules are used",
         )
         .invalid(
             "/spec/initContainers",
-            json!([{"name": "init", "image": "busybox", "restartPolicy": "Never"}]),
-            "spec.initContainers[0].restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"",
+            json!([{"name": "proxy", "image": "envoyproxy/envoy:v1.31", "restartPolicy": "Always",
+                    "restartPolicyRules": [{"action": "Restart", "exitCodes": {"operator": "In", "values": [42]}}]}]),
+            "spec.initContainers[0].restartPolicyRules: Forbidden: restartPolicyRules are not allowed for init containers with restart policy Always",
+        )
+        .invalid(
+            "/spec/initContainers",
+            json!([{"name": "migrate", "image": "busybox", "readinessProbe": {"exec": {"command": ["true"]}}}]),
+            "spec.initContainers[0].readinessProbe: Forbidden: may not be set for init containers without restartPolicy=Always",
         )
         .invalid(
             "/spec/tolerations/0/operator",

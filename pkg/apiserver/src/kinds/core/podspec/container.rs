@@ -51,12 +51,9 @@ pub(crate) fn validate_containers(containers: &[Value], path: &Path, ctx: &Ctx) 
             errs.push(FieldError::duplicate(&p.child("name"), name));
         }
         errs.extend(lifecycle_and_probes(c, &p, ctx));
-        if c.has("restartPolicy") {
-            errs.push(FieldError::forbidden(
-                &p.child("restartPolicy"),
-                "may not be set for non-init containers",
-            ));
-        }
+        // Container restart rules (beta, on in 1.35) let regular containers choose
+        // their own restart policy.
+        errs.extend(container_restart_policy(c, &p));
     }
     errs.extend(host_port_conflicts(containers, path));
     errs
@@ -91,18 +88,8 @@ pub(crate) fn validate_init_containers(
     for (i, c) in inits.iter().enumerate() {
         let p = path.index(i);
         errs.extend(container_common(c, &p, ctx));
-        let mut restart_always = false;
-        if c.has("restartPolicy") {
-            let rp = c.s("restartPolicy");
-            if rp != "Always" {
-                errs.push(FieldError::not_supported(
-                    &p.child("restartPolicy"),
-                    rp,
-                    &["Always"],
-                ));
-            }
-            restart_always = rp == "Always";
-        }
+        errs.extend(init_restart_policy(c, &p));
+        let restart_always = c.s("restartPolicy") == "Always";
         let name = c.s("name");
         if names.contains(name) {
             errs.push(FieldError::duplicate(&p.child("name"), name));
@@ -135,8 +122,142 @@ pub(crate) fn validate_init_containers(
                 "must not be set for init containers",
             ));
         }
+        if !restart_always && !ctx.opts.allow_restart_container_for_init_containers {
+            for (j, rp) in c.a("resizePolicy").iter().enumerate() {
+                if rp.s("restartPolicy") == "RestartContainer" {
+                    errs.push(FieldError::invalid(
+                        &p.child("resizePolicy").index(j).child("restartPolicy"),
+                        "RestartContainer",
+                        "must not be set to 'RestartContainer' for non-sidecar initContainers",
+                    ));
+                }
+            }
+        }
     }
     errs
+}
+
+const CONTAINER_RESTART_POLICIES: &[&str] = &["Always", "Never", "OnFailure"];
+
+/// `validateContainerRestartPolicy`: a container's own restart policy and its rules.
+fn container_restart_policy(c: &Value, p: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let rules = c.a("restartPolicyRules");
+    let rpp = p.child("restartPolicy");
+    if !c.has("restartPolicy") {
+        if rules.is_empty() {
+            return errs;
+        }
+        errs.push(FieldError::required(
+            &rpp,
+            "must specify restartPolicy when restart rules are used",
+        ));
+    } else if !CONTAINER_RESTART_POLICIES.contains(&c.s("restartPolicy")) {
+        errs.push(FieldError::not_supported(
+            &rpp,
+            c.s("restartPolicy"),
+            CONTAINER_RESTART_POLICIES,
+        ));
+    }
+    let rules_path = p.child("restartPolicyRules");
+    if rules.len() > 20 {
+        errs.push(FieldError::too_many(&rules_path, rules.len() as i64, 20));
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        let rp = rules_path.index(i);
+        if rule.s("action") != "Restart" {
+            errs.push(FieldError::not_supported(
+                &rp.child("action"),
+                rule.s("action"),
+                &["Restart"],
+            ));
+        }
+        let codes = rule.f("exitCodes");
+        if codes.is_object() {
+            let op = codes.s("operator");
+            if !["In", "NotIn"].contains(&op) {
+                errs.push(FieldError::not_supported(
+                    &rp.child("exitCodes").child("operator"),
+                    op,
+                    &["In", "NotIn"],
+                ));
+            }
+            let n = codes.a("values").len();
+            if n > 255 {
+                errs.push(FieldError::too_many(
+                    &rp.child("exitCodes").child("values"),
+                    n as i64,
+                    255,
+                ));
+            }
+        } else {
+            errs.push(FieldError::required(
+                &rp.child("exitCodes"),
+                "must be specified",
+            ));
+        }
+    }
+    errs
+}
+
+/// `validateInitContainerRestartPolicy`: a sidecar (`Always`) takes no rules; other
+/// init containers follow the regular containers' rules.
+fn init_restart_policy(c: &Value, p: &Path) -> ErrorList {
+    if !c.has("restartPolicy") {
+        if !c.a("restartPolicyRules").is_empty() {
+            return vec![FieldError::required(
+                &p.child("restartPolicy"),
+                "must specify restartPolicy when restart rules are used",
+            )];
+        }
+        return ErrorList::new();
+    }
+    if c.s("restartPolicy") == "Always" {
+        if !c.a("restartPolicyRules").is_empty() {
+            return vec![FieldError::forbidden(
+                &p.child("restartPolicyRules"),
+                "restartPolicyRules are not allowed for init containers with restart policy Always",
+            )];
+        }
+        return ErrorList::new();
+    }
+    container_restart_policy(c, p)
+}
+
+/// Whether a terminated container may start again (`podutil.ContainerShouldRestart`): its
+/// restart rules first, then its own restart policy, then the pod's.
+pub(crate) fn container_should_restart(
+    c: &Value,
+    pod_restart_policy: &str,
+    exit_code: i64,
+) -> bool {
+    if c.has("restartPolicy") {
+        for rule in c.a("restartPolicyRules") {
+            let codes = rule.f("exitCodes");
+            let listed = codes
+                .a("values")
+                .iter()
+                .any(|v| v.as_i64() == Some(exit_code));
+            let matches = match codes.s("operator") {
+                "In" => listed,
+                "NotIn" => !listed,
+                _ => false,
+            };
+            if matches && rule.s("action") == "Restart" {
+                return true;
+            }
+        }
+    }
+    let policy = if c.has("restartPolicy") {
+        c.s("restartPolicy")
+    } else {
+        pod_restart_policy
+    };
+    match policy {
+        "Always" => true,
+        "OnFailure" => exit_code != 0,
+        _ => false,
+    }
 }
 
 /// Fields of `EphemeralContainerCommon` in declaration order, and whether an ephemeral
@@ -340,7 +461,7 @@ fn resize_policy(policies: &[Value], path: &Path, pod_restart_policy: &str) -> E
             errs.push(FieldError::invalid(
                 path,
                 restart,
-                "must be 'NotRequired' when `restartPolicy` is 'Never'",
+                "must be 'NotRequired' when pod `restartPolicy` is 'Never'",
             ));
         }
     }
@@ -501,15 +622,18 @@ fn env_value_from(ev: &Value, path: &Path) -> ErrorList {
             errs.extend(key_selector(from.f(key), &path.child(p)));
         }
     }
-    // A file key reference belongs to a feature k1s serves without checks of its own.
     if from.has("fileKeyRef") {
         sources += 1;
+        errs.extend(file_key_selector(
+            from.f("fileKeyRef"),
+            &path.child("fileKeyRef"),
+        ));
     }
     if sources == 0 {
         errs.push(FieldError::invalid(
             path,
             "",
-            "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+            "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef`, `secretKeyRef` or `fileKeyRef`",
         ));
     } else if !ev.s("value").is_empty() {
         errs.push(FieldError::invalid(
@@ -523,6 +647,34 @@ fn env_value_from(ev: &Value, path: &Path) -> ErrorList {
             "",
             "may not have more than one field specified at a time",
         ));
+    }
+    errs
+}
+
+/// `validateFileKeySelector` (`EnvFiles`, beta in 1.35): a key, a volume and a path.
+fn file_key_selector(s: &Value, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let key = s.s("key");
+    if key.is_empty() {
+        errs.push(FieldError::required(&path.child("key"), ""));
+    } else {
+        errs.extend(invalid_each(
+            key,
+            &path.child("key"),
+            is_relaxed_env_var_name(key),
+        ));
+    }
+    let volume = s.s("volumeName");
+    if volume.is_empty() {
+        errs.push(FieldError::required(&path.child("volumeName"), ""));
+    } else {
+        errs.extend(dns_label(volume, &path.child("volumeName")));
+    }
+    let file = s.s("path");
+    if file.is_empty() {
+        errs.push(FieldError::required(&path.child("path"), ""));
+    } else {
+        errs.extend(path_no_backsteps(file, &path.child("path")));
     }
     errs
 }
@@ -772,22 +924,6 @@ fn validate_mounts(c: &Value, devices: &BTreeMap<&str, &str>, path: &Path, ctx: 
         }
         let sub_path = m.s("subPath");
         let sub_path_expr = m.s("subPathExpr");
-        if ctx.volumes.get(name).is_some_and(|v| v.has("image")) {
-            if !sub_path.is_empty() {
-                errs.push(FieldError::invalid(
-                    &p.child("subPath"),
-                    sub_path,
-                    "not allowed in image volume sources",
-                ));
-            }
-            if !sub_path_expr.is_empty() {
-                errs.push(FieldError::invalid(
-                    &p.child("subPathExpr"),
-                    sub_path_expr,
-                    "not allowed in image volume sources",
-                ));
-            }
-        }
         // Upstream reports these two at the list's path, not the item's.
         if !sub_path.is_empty() {
             errs.extend(local_descending_path(sub_path, &path.child("subPath")));

@@ -22,12 +22,13 @@ use k1s_apimachinery::meta::{name_is_dns_subdomain, validate_annotations, valida
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Map, Value};
 
-pub(crate) use container::image_whitespace;
+pub(crate) use container::{container_should_restart, image_whitespace};
 pub use defaults::default_pod_spec;
 pub(crate) use defaults::{default_pod, merge_label_keys};
 pub use resources::qos_class;
 pub(crate) use scheduling::validate_tolerations;
 pub(crate) use security::is_apparmor_annotation;
+pub(crate) use util::valid_ip;
 
 use crate::kinds::validation::Fields;
 use container::{
@@ -46,6 +47,9 @@ pub(crate) struct PodOpts {
     pub relaxed_env_names: bool,
     /// Sidecars may carry a resize policy (`InPlacePodVerticalScaling`).
     pub allow_sidecar_resize_policy: bool,
+    /// The old object had a non-sidecar init container with a `RestartContainer` resize
+    /// policy.
+    pub allow_restart_container_for_init_containers: bool,
     /// The old object had hugepages that are not a multiple of the page size.
     pub allow_indivisible_hugepages: bool,
     /// The old object had a projected token outside the volume.
@@ -68,6 +72,7 @@ impl Default for PodOpts {
             resource_is_pod: false,
             relaxed_env_names: true,
             allow_sidecar_resize_policy: true,
+            allow_restart_container_for_init_containers: false,
             allow_indivisible_hugepages: false,
             allow_non_local_projected_token_path: false,
             allow_namespaced_sysctls_for_host_net_and_ipc: false,
@@ -123,6 +128,12 @@ impl PodOpts {
                 .is_empty()
         });
         let selinux = old_spec.f("securityContext").has("seLinuxChangePolicy");
+        let init_restart = old_spec.a("initContainers").iter().any(|c| {
+            c.s("restartPolicy") != "Always"
+                && c.a("resizePolicy")
+                    .iter()
+                    .any(|p| p.s("restartPolicy") == "RestartContainer")
+        });
         let deletion_cost = old_meta
             .f("annotations")
             .get(DELETION_COST)
@@ -135,6 +146,7 @@ impl PodOpts {
             allow_invalid_label_value_in_required_node_affinity: node_affinity,
             allow_invalid_topology_spread_selector: spread,
             only_recursive_selinux_change_policy: !selinux,
+            allow_restart_container_for_init_containers: init_restart,
             allow_invalid_pod_deletion_cost: deletion_cost,
             ..strict
         }
@@ -154,15 +166,16 @@ pub fn validate_pod_spec(spec: &Value, path: &Path) -> ErrorList {
     validate_pod_spec_with(spec, None, path, &PodOpts::default())
 }
 
-/// `ValidatePodSpec`: `pod_name` is the Pod's own name (it names the claims of generic
-/// ephemeral volumes), `None` for templates.
+/// `ValidatePodSpec`: `pod_meta` is the Pod's own metadata (its name names the claims of
+/// generic ephemeral volumes), `None` for templates.
 pub(crate) fn validate_pod_spec_with(
     spec: &Value,
-    pod_name: Option<&str>,
+    pod_meta: Option<&Value>,
     path: &Path,
     opts: &PodOpts,
 ) -> ErrorList {
     let mut errs = ErrorList::new();
+    let pod_name = pod_meta.map(|m| m.s("name"));
     let grace = spec.i("terminationGracePeriodSeconds");
     if grace.is_none() {
         errs.push(FieldError::required(
@@ -264,6 +277,7 @@ pub(crate) fn validate_pod_spec_with(
     ));
     errs.extend(security::validate_host_process(spec, path));
     errs.extend(security::validate_host_users(spec, path));
+    errs.extend(validate_hostname_override(spec, path));
     for (field, check) in [
         (
             "serviceAccountName",
@@ -355,6 +369,63 @@ pub(crate) fn validate_pod_spec_with(
             errs.extend(security::validate_windows(spec, path));
         }
     }
+    errs.extend(file_key_ref_volumes(spec, path));
+    errs
+}
+
+/// `validatePodHostName`: the `hostnameOverride` (beta in 1.35).
+fn validate_hostname_override(spec: &Value, path: &Path) -> ErrorList {
+    let Some(name) = spec.get("hostnameOverride").and_then(Value::as_str) else {
+        return ErrorList::new();
+    };
+    let p = path.child("hostnameOverride");
+    let mut errs = ErrorList::new();
+    if spec.b("setHostnameAsFQDN") {
+        errs.push(FieldError::forbidden(
+            &p,
+            "may not be specified when setHostnameAsFQDN is true",
+        ));
+    }
+    if spec.b("hostNetwork") {
+        errs.push(FieldError::forbidden(
+            &p,
+            "may not be specified when hostNetwork is true",
+        ));
+    }
+    if name.len() > 64 {
+        errs.push(FieldError::too_long(&p, "", 64));
+    }
+    errs.extend(util::dns_subdomain(name, &p));
+    errs
+}
+
+/// `validateFileKeyRefVolumes`: an env file lives in an emptyDir volume of the pod.
+fn file_key_ref_volumes(spec: &Value, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    security::visit_containers(spec, path, |c, cp| {
+        for (j, env) in c.a("env").iter().enumerate() {
+            let r = env.f("valueFrom").f("fileKeyRef");
+            if !r.is_object() {
+                continue;
+            }
+            let name = r.s("volumeName");
+            let np = cp
+                .child("env")
+                .index(j)
+                .child("valueFrom")
+                .child("fileKeyRef")
+                .child("volumeName");
+            match spec.a("volumes").iter().find(|v| v.s("name") == name) {
+                None => errs.push(FieldError::not_found(&np, name)),
+                Some(v) if !v.has("emptyDir") => errs.push(FieldError::invalid(
+                    &np,
+                    name,
+                    "referenced volume must be of type emptyDir",
+                )),
+                Some(_) => {}
+            }
+        }
+    });
     errs
 }
 

@@ -403,11 +403,17 @@ pub(crate) fn validate_pod_resources(
     if !res.is_object() {
         return ErrorList::new();
     }
+    if spec.f("os").s("name") == "windows" {
+        return vec![FieldError::forbidden(
+            path,
+            "may not be set for a windows pod",
+        )];
+    }
     let mut errs = ErrorList::new();
     if res.has("claims") {
         errs.push(FieldError::forbidden(
             &path.child("claims"),
-            "claims cannot be set for Resources at pod-level",
+            "claims may not be set for Resources at pod-level",
         ));
     }
     errs.extend(validate_requirements(
@@ -430,6 +436,22 @@ pub(crate) fn validate_pod_resources(
                 quantity_text(requested),
                 format!(
                     "must be greater than or equal to aggregate container requests of {}",
+                    quantity_text(&aggregate)
+                ),
+            ));
+        }
+    }
+    // Hugepages do not overcommit: the pod's limit covers the containers' together.
+    for (name, aggregate) in aggregate_containers(spec, "limits") {
+        if let Some(limit) = pod_limits.get(&name)
+            && is_hugepages(&name)
+            && aggregate > *limit
+        {
+            errs.push(FieldError::invalid(
+                &path.child("limits").key(&name),
+                quantity_text(limit),
+                format!(
+                    "must be greater than or equal to aggregate container limits of {}",
                     quantity_text(&aggregate)
                 ),
             ));

@@ -352,6 +352,12 @@ pub(crate) fn validate_tolerations(tolerations: &[Value], path: &Path) -> ErrorL
                     ));
                 }
             }
+            // Numeric comparisons are an alpha feature in 1.35.
+            "Lt" | "Gt" => errs.push(FieldError::not_supported(
+                &p.child("operator"),
+                op,
+                &["Equal", "Exists", "Lt", "Gt"],
+            )),
             other => errs.push(FieldError::not_supported(
                 &p.child("operator"),
                 other,

@@ -253,10 +253,45 @@ fn init_containers_need_restart_always_for_probes() {
     assert_eq!(
         spec_errors(json!({"containers": [{"name": "a", "image": "x"}],
             "initContainers": [{"name": "i", "image": "x", "livenessProbe": {"exec": {"command": ["true"]}}},
-                               {"name": "j", "image": "x", "restartPolicy": "OnFailure"}]})),
+                               {"name": "j", "image": "x", "restartPolicy": "Sometimes"},
+                               {"name": "k", "image": "x", "restartPolicy": "Never"}]})),
         vec![
             "spec.template.spec.initContainers[0].livenessProbe: Forbidden: may not be set for init containers without restartPolicy=Always",
-            "spec.template.spec.initContainers[1].restartPolicy: Unsupported value: \"OnFailure\": supported values: \"Always\"",
+            "spec.template.spec.initContainers[1].restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"Never\", \"OnFailure\"",
+        ]
+    );
+}
+
+#[test]
+fn containers_may_choose_their_restart_policy_and_rules() {
+    assert!(spec_errors(json!({"restartPolicy": "Never", "containers": [{"name": "a", "image": "x",
+        "restartPolicy": "Never",
+        "restartPolicyRules": [{"action": "Restart", "exitCodes": {"operator": "In", "values": [42]}}]}]}))
+    .is_empty());
+    assert_eq!(
+        spec_errors(
+            json!({"containers": [{"name": "a", "image": "x", "restartPolicy": "Never",
+            "restartPolicyRules": [{"action": "Stop"}]}]})
+        ),
+        vec![
+            "spec.template.spec.containers[0].restartPolicyRules[0].action: Unsupported value: \"Stop\": supported values: \"Restart\"",
+            "spec.template.spec.containers[0].restartPolicyRules[0].exitCodes: Required value: must be specified",
+        ]
+    );
+}
+
+#[test]
+fn env_files_come_from_an_empty_dir() {
+    let spec = |vol: Value| {
+        json!({"containers": [{"name": "a", "image": "x", "env": [
+        {"name": "TOKEN", "valueFrom": {"fileKeyRef": {"volumeName": "cfg", "path": "env", "key": "TOKEN"}}}]}],
+        "volumes": [vol]})
+    };
+    assert!(spec_errors(spec(json!({"name": "cfg", "emptyDir": {}}))).is_empty());
+    assert_eq!(
+        spec_errors(spec(json!({"name": "cfg", "configMap": {"name": "c"}}))),
+        vec![
+            "spec.template.spec.containers[0].env[0].valueFrom.fileKeyRef.volumeName: Invalid value: \"cfg\": referenced volume must be of type emptyDir"
         ]
     );
 }
