@@ -9,15 +9,31 @@ use super::volume::SOURCES;
 use crate::kinds::validation::Fields;
 use crate::meta::default_path;
 
+/// Sets a plain (non-pointer) field to its default when it is absent or holds Go's zero
+/// value (`""`, `0`): upstream's defaulters test `== ""`/`== 0`, so an explicit empty
+/// value (a Helm template's `imagePullPolicy: ""`) is defaulted too.
+fn default_zero(obj: &mut Value, key: &str, value: Value) {
+    let Some(o) = obj.as_object_mut() else { return };
+    let zero = match o.get(key) {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Number(n)) => n.as_f64() == Some(0.0),
+        _ => false,
+    };
+    if zero {
+        o.insert(key.to_string(), value);
+    }
+}
+
 /// Upstream's `SetDefaults_PodSpec` and the defaults of the containers, probes, volumes
 /// and field selectors inside it (what a pod template gets).
 pub fn default_pod_spec(spec: &mut Value) {
     if !spec.is_object() {
         return;
     }
-    default_path(spec, &["restartPolicy"], json!("Always"));
-    default_path(spec, &["dnsPolicy"], json!("ClusterFirst"));
-    default_path(spec, &["schedulerName"], json!("default-scheduler"));
+    default_zero(spec, "restartPolicy", json!("Always"));
+    default_zero(spec, "dnsPolicy", json!("ClusterFirst"));
+    default_zero(spec, "schedulerName", json!("default-scheduler"));
     default_path(spec, &["terminationGracePeriodSeconds"], json!(30));
     default_path(spec, &["securityContext"], json!({}));
     // The deprecated `serviceAccount` and `serviceAccountName` convert into each other.
@@ -150,14 +166,14 @@ pub(crate) fn is_latest(image: &str) -> bool {
 
 fn default_http_get(h: &mut Value) {
     if let Some(h) = h.get_mut("httpGet").filter(|h| h.is_object()) {
-        default_path(h, &["path"], json!("/"));
-        default_path(h, &["scheme"], json!("HTTP"));
+        default_zero(h, "path", json!("/"));
+        default_zero(h, "scheme", json!("HTTP"));
     }
 }
 
 fn default_field_ref(holder: &mut Value) {
     if let Some(f) = holder.get_mut("fieldRef").filter(|f| f.is_object()) {
-        default_path(f, &["apiVersion"], json!("v1"));
+        default_zero(f, "apiVersion", json!("v1"));
     }
 }
 
@@ -165,13 +181,9 @@ pub(crate) fn default_container(c: &mut Value) {
     if !c.is_object() {
         return;
     }
-    default_path(
-        c,
-        &["terminationMessagePath"],
-        json!("/dev/termination-log"),
-    );
-    default_path(c, &["terminationMessagePolicy"], json!("File"));
-    if c.get("imagePullPolicy").is_none() {
+    default_zero(c, "terminationMessagePath", json!("/dev/termination-log"));
+    default_zero(c, "terminationMessagePolicy", json!("File"));
+    if c.s("imagePullPolicy").is_empty() {
         let policy = if is_latest(c.s("image")) {
             "Always"
         } else {
@@ -182,15 +194,15 @@ pub(crate) fn default_container(c: &mut Value) {
     default_path(c, &["resources"], json!({}));
     if let Some(Value::Array(ports)) = c.get_mut("ports") {
         for p in ports {
-            default_path(p, &["protocol"], json!("TCP"));
+            default_zero(p, "protocol", json!("TCP"));
         }
     }
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
         if let Some(p) = c.get_mut(probe).filter(|p| p.is_object()) {
-            default_path(p, &["timeoutSeconds"], json!(1));
-            default_path(p, &["periodSeconds"], json!(10));
-            default_path(p, &["successThreshold"], json!(1));
-            default_path(p, &["failureThreshold"], json!(3));
+            default_zero(p, "timeoutSeconds", json!(1));
+            default_zero(p, "periodSeconds", json!(10));
+            default_zero(p, "successThreshold", json!(1));
+            default_zero(p, "failureThreshold", json!(3));
             default_http_get(p);
         }
     }
@@ -248,7 +260,7 @@ fn default_volume(v: &mut Value) {
         default_path(h, &["type"], json!(""));
     }
     if let Some(i) = v.get_mut("image").filter(|i| i.is_object())
-        && i.get("pullPolicy").is_none()
+        && i.s("pullPolicy").is_empty()
     {
         let policy = if is_latest(i.s("reference")) {
             "Always"
@@ -272,16 +284,16 @@ fn default_volume(v: &mut Value) {
         default_path(d, &["kind"], json!("Shared"));
     }
     if let Some(i) = v.get_mut("iscsi").filter(|i| i.is_object()) {
-        default_path(i, &["iscsiInterface"], json!("default"));
+        default_zero(i, "iscsiInterface", json!("default"));
     }
     if let Some(r) = v.get_mut("rbd").filter(|r| r.is_object()) {
-        default_path(r, &["pool"], json!("rbd"));
-        default_path(r, &["user"], json!("admin"));
-        default_path(r, &["keyring"], json!("/etc/ceph/keyring"));
+        default_zero(r, "pool", json!("rbd"));
+        default_zero(r, "user", json!("admin"));
+        default_zero(r, "keyring", json!("/etc/ceph/keyring"));
     }
     if let Some(s) = v.get_mut("scaleIO").filter(|s| s.is_object()) {
-        default_path(s, &["storageMode"], json!("ThinProvisioned"));
-        default_path(s, &["fsType"], json!("xfs"));
+        default_zero(s, "storageMode", json!("ThinProvisioned"));
+        default_zero(s, "fsType", json!("xfs"));
     }
 }
 

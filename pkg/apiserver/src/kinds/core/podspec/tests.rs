@@ -348,6 +348,16 @@ fn ephemeral_containers_are_not_allowed_in_templates() {
 }
 
 #[test]
+fn empty_values_from_templates_take_the_defaults() {
+    // What `imagePullPolicy: {{ .Values.pullPolicy }}` renders to with an empty value.
+    assert!(spec_errors(json!({"restartPolicy": "", "dnsPolicy": "", "containers": [{"name": "a", "image": "x:1",
+        "imagePullPolicy": "", "terminationMessagePolicy": "",
+        "ports": [{"containerPort": 80, "protocol": ""}],
+        "livenessProbe": {"httpGet": {"path": "", "port": 80, "scheme": ""}, "successThreshold": 0}}]}))
+    .is_empty());
+}
+
+#[test]
 fn latest_and_untagged_images_pull_always() {
     for (image, policy) in [
         ("nginx", "Always"),
