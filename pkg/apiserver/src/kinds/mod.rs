@@ -218,7 +218,7 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
     .categories(&["all"])
     .status()
     .scale();
-    b.kind::<core_v1::PodTemplate>(Plain);
+    b.kind::<core_v1::PodTemplate>(core::podtemplate::PodTemplateStrategy);
     b.kind::<core_v1::ComponentStatus>(Plain)
         .short_names(&["cs"])
         .verbs(&["get", "list"]);
