@@ -35,7 +35,8 @@ impl Subresource {
         }
     }
 
-    /// Verbs discovery lists for it.
+    /// Verbs discovery lists for it, which are also the only ones served on its path
+    /// (`finalize` takes PUT alone, like upstream's `namespaces/finalize`).
     pub fn verbs(self) -> &'static [&'static str] {
         match self {
             Subresource::Finalize => &["update"],
@@ -78,7 +79,9 @@ pub struct ResourceInfo {
     pub custom: bool,
 }
 
-/// Verbs of an ordinary read-write resource, as discovery lists them.
+/// Verbs of an ordinary read-write resource, as discovery lists them. Resources upstream
+/// serves with fewer (namespaces without `deletecollection`, componentstatuses, bindings)
+/// name theirs in `kinds::builtin`.
 pub const ALL_VERBS: &[&str] = &[
     "create",
     "delete",
