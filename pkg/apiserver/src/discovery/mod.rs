@@ -281,9 +281,19 @@ mod tests {
     ];
     /// Verbs of `status` and `scale` subresources.
     const GPU: &[&str] = &["get", "patch", "update"];
-    const STATUS: &[(&str, &[&str])] = &[("status", GPU)];
-    const SCALE_STATUS: &[(&str, &[&str])] = &[("scale", GPU), ("status", GPU)];
-    const NONE: &[(&str, &[&str])] = &[];
+    /// Subresources with their verbs.
+    type Subs = &'static [(&'static str, &'static [&'static str])];
+    /// Group, version, resource, verbs, subresources.
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        Subs,
+    );
+    const STATUS: Subs = &[("status", GPU)];
+    const SCALE_STATUS: Subs = &[("scale", GPU), ("status", GPU)];
+    const NONE: Subs = &[];
 
     /// Upstream 1.35's discovery (`api/discovery/api__v1.json`, `apis__<group>__<v>.json`)
     /// for every resource k1s serves: verbs, and the subresources of the kinds the generic
@@ -292,7 +302,7 @@ mod tests {
     /// ephemeralcontainers, resize; nodes/proxy; services/proxy; serviceaccounts/token;
     /// certificatesigningrequests/approval) are not served by k1s and so not listed.
     #[rustfmt::skip]
-    const UPSTREAM: &[(&str, &str, &str, &[&str], &[(&str, &[&str])])] = &[
+    const UPSTREAM: &[Row] = &[
         ("", "v1", "bindings", &["create"], NONE),
         ("", "v1", "componentstatuses", &["get", "list"], NONE),
         ("", "v1", "configmaps", ALL, NONE),
