@@ -478,6 +478,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn deletes_answer_with_the_object_where_upstreams_storage_returns_it() {
+        // ServiceAccounts (like pods, PVCs, quotas, storage classes …) answer with the
+        // deleted object; ConfigMaps with a Status.
+        let api = TestApiServer::new().await;
+        for (collection, kind, answer) in [
+            (
+                "/api/v1/namespaces/default/serviceaccounts",
+                "ServiceAccount",
+                "ServiceAccount",
+            ),
+            (
+                "/api/v1/namespaces/default/configmaps",
+                "ConfigMap",
+                "Status",
+            ),
+            (
+                "/apis/storage.k8s.io/v1/storageclasses",
+                "StorageClass",
+                "StorageClass",
+            ),
+        ] {
+            let mut obj = json!({"kind": kind, "metadata": {"name": "gone"}});
+            obj["apiVersion"] = json!(if kind == "StorageClass" {
+                "storage.k8s.io/v1"
+            } else {
+                "v1"
+            });
+            if kind == "StorageClass" {
+                obj["provisioner"] = json!("example.com/none");
+            }
+            let (code, body) = send_body(&api, Method::POST, collection, obj).await;
+            assert_eq!(code, StatusCode::CREATED, "{body}");
+            let (code, body) = send(&api, Method::DELETE, &format!("{collection}/gone")).await;
+            assert_eq!(code, StatusCode::OK, "{body}");
+            assert_eq!(body["kind"], answer, "{collection}: {body}");
+        }
+    }
+
+    #[tokio::test]
     async fn only_the_methods_upstream_routes_are_served() {
         let api = TestApiServer::new().await;
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep"}});

@@ -357,30 +357,12 @@ fn article(kind: &str) -> &'static str {
     }
 }
 
-/// The kinds whose delete answers with the deleted object rather than a Status, in
-/// upstream's documents: their storage sets `ReturnDeletedObject`.
+/// Whether upstream's documents give the deleted object as a delete's answer: the kinds
+/// whose storage returns it, except namespaces, whose REST wrapper does not say so (its
+/// deletes answer with the namespace all the same).
 fn delete_returns_object(group: &str, plural: &str) -> bool {
-    match group {
-        "" => matches!(
-            plural,
-            "pods"
-                | "podtemplates"
-                | "persistentvolumes"
-                | "persistentvolumeclaims"
-                | "resourcequotas"
-                | "serviceaccounts"
-                | "services"
-        ),
-        "storage.k8s.io" => matches!(
-            plural,
-            "storageclasses"
-                | "csidrivers"
-                | "csinodes"
-                | "volumeattachments"
-                | "volumeattributesclasses"
-        ),
-        _ => false,
-    }
+    crate::registry::delete_returns_object(group, plural)
+        && !(group.is_empty() && plural == "namespaces")
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`.
