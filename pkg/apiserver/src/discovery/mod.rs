@@ -134,6 +134,15 @@ fn sub_kind(r: &Resource, sub: Subresource) -> (String, String, String) {
     }
 }
 
+/// The subresources of a resource in upstream's discovery order, by name
+/// (`namespaces/finalize` before `namespaces/status`, `deployments/scale` before
+/// `deployments/status`).
+pub fn subresources_by_name(r: &Resource) -> Vec<Subresource> {
+    let mut subs = r.info.subresources.clone();
+    subs.sort_by_key(|s| s.as_str());
+    subs
+}
+
 /// `GET /api/v1` or `/apis/<group>/<version>`.
 pub fn resource_list(server: &ApiServer, group: &str, version: &str) -> Response {
     let snap = server.registry.snapshot();
@@ -154,7 +163,7 @@ pub fn resource_list(server: &ApiServer, group: &str, version: &str) -> Response
             entry["categories"] = json!(i.categories);
         }
         resources.push(entry);
-        for sub in &i.subresources {
+        for sub in &subresources_by_name(r) {
             let (g, v, k) = sub_kind(r, *sub);
             let mut e = json!({
                 "name": format!("{}/{}", i.plural, sub.as_str()),
@@ -201,7 +210,7 @@ fn aggregated_resource(r: &Resource) -> Value {
     }
     if !i.subresources.is_empty() {
         e["subresources"] = json!(
-            i.subresources
+            subresources_by_name(r)
                 .iter()
                 .map(|s| {
                     let (g, v, k) = sub_kind(r, *s);
@@ -253,4 +262,146 @@ fn aggregated(server: &ApiServer, legacy: bool, version: &str) -> Response {
     r.headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Accept"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every verb of an ordinary read-write resource.
+    const ALL: &[&str] = &[
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ];
+    /// Verbs of `status` and `scale` subresources.
+    const GPU: &[&str] = &["get", "patch", "update"];
+    /// Subresources with their verbs.
+    type Subs = &'static [(&'static str, &'static [&'static str])];
+    /// Group, version, resource, verbs, subresources.
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        Subs,
+    );
+    const STATUS: Subs = &[("status", GPU)];
+    const SCALE_STATUS: Subs = &[("scale", GPU), ("status", GPU)];
+    const NONE: Subs = &[];
+
+    /// Upstream 1.35's discovery (`api/discovery/api__v1.json`, `apis__<group>__<v>.json`)
+    /// for every resource k1s serves: verbs, and the subresources of the kinds the generic
+    /// registry implements (status, scale, finalize) with theirs. Upstream's other
+    /// subresources (pods/log, exec, attach, portforward, proxy, binding, eviction,
+    /// ephemeralcontainers, resize; nodes/proxy; services/proxy; serviceaccounts/token;
+    /// certificatesigningrequests/approval) are not served by k1s and so not listed.
+    #[rustfmt::skip]
+    const UPSTREAM: &[Row] = &[
+        ("", "v1", "bindings", &["create"], NONE),
+        ("", "v1", "componentstatuses", &["get", "list"], NONE),
+        ("", "v1", "configmaps", ALL, NONE),
+        ("", "v1", "endpoints", ALL, NONE),
+        ("", "v1", "events", ALL, NONE),
+        ("", "v1", "limitranges", ALL, NONE),
+        ("", "v1", "namespaces", &["create", "delete", "get", "list", "patch", "update", "watch"],
+            &[("finalize", &["update"]), ("status", GPU)]),
+        ("", "v1", "nodes", ALL, STATUS),
+        ("", "v1", "persistentvolumeclaims", ALL, STATUS),
+        ("", "v1", "persistentvolumes", ALL, STATUS),
+        ("", "v1", "pods", ALL, STATUS),
+        ("", "v1", "podtemplates", ALL, NONE),
+        ("", "v1", "replicationcontrollers", ALL, SCALE_STATUS),
+        ("", "v1", "resourcequotas", ALL, STATUS),
+        ("", "v1", "secrets", ALL, NONE),
+        ("", "v1", "serviceaccounts", ALL, NONE),
+        ("", "v1", "services", ALL, STATUS),
+        ("apps", "v1", "controllerrevisions", ALL, NONE),
+        ("apps", "v1", "daemonsets", ALL, STATUS),
+        ("apps", "v1", "deployments", ALL, SCALE_STATUS),
+        ("apps", "v1", "replicasets", ALL, SCALE_STATUS),
+        ("apps", "v1", "statefulsets", ALL, SCALE_STATUS),
+        ("batch", "v1", "cronjobs", ALL, STATUS),
+        ("batch", "v1", "jobs", ALL, STATUS),
+        ("autoscaling", "v1", "horizontalpodautoscalers", ALL, STATUS),
+        ("autoscaling", "v2", "horizontalpodautoscalers", ALL, STATUS),
+        ("networking.k8s.io", "v1", "ingressclasses", ALL, NONE),
+        ("networking.k8s.io", "v1", "ingresses", ALL, STATUS),
+        ("networking.k8s.io", "v1", "ipaddresses", ALL, NONE),
+        ("networking.k8s.io", "v1", "networkpolicies", ALL, NONE),
+        ("networking.k8s.io", "v1", "servicecidrs", ALL, STATUS),
+        ("policy", "v1", "poddisruptionbudgets", ALL, STATUS),
+        ("rbac.authorization.k8s.io", "v1", "clusterrolebindings", ALL, NONE),
+        ("rbac.authorization.k8s.io", "v1", "clusterroles", ALL, NONE),
+        ("rbac.authorization.k8s.io", "v1", "rolebindings", ALL, NONE),
+        ("rbac.authorization.k8s.io", "v1", "roles", ALL, NONE),
+        ("coordination.k8s.io", "v1", "leases", ALL, NONE),
+        ("discovery.k8s.io", "v1", "endpointslices", ALL, NONE),
+        ("storage.k8s.io", "v1", "csidrivers", ALL, NONE),
+        ("storage.k8s.io", "v1", "csinodes", ALL, NONE),
+        ("storage.k8s.io", "v1", "csistoragecapacities", ALL, NONE),
+        ("storage.k8s.io", "v1", "storageclasses", ALL, NONE),
+        ("storage.k8s.io", "v1", "volumeattachments", ALL, STATUS),
+        ("storage.k8s.io", "v1", "volumeattributesclasses", ALL, NONE),
+        ("scheduling.k8s.io", "v1", "priorityclasses", ALL, NONE),
+        ("node.k8s.io", "v1", "runtimeclasses", ALL, NONE),
+        ("certificates.k8s.io", "v1", "certificatesigningrequests", ALL, STATUS),
+        ("events.k8s.io", "v1", "events", ALL, NONE),
+        ("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", ALL, NONE),
+        ("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", ALL, NONE),
+        ("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", ALL, STATUS),
+        ("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings", ALL, NONE),
+        ("apiextensions.k8s.io", "v1", "customresourcedefinitions", ALL, STATUS),
+        ("flowcontrol.apiserver.k8s.io", "v1", "flowschemas", ALL, STATUS),
+        ("flowcontrol.apiserver.k8s.io", "v1", "prioritylevelconfigurations", ALL, STATUS),
+    ];
+
+    #[test]
+    fn every_served_resource_has_upstreams_verbs_and_subresources() {
+        let served = &crate::fuzz::builtin().resources;
+        let mut problems = Vec::new();
+        for r in served {
+            let i = &r.info;
+            let Some((.., verbs, subs)) = UPSTREAM
+                .iter()
+                .find(|(g, v, p, ..)| *g == i.group && *v == i.version && *p == i.plural)
+            else {
+                problems.push(format!(
+                    "{}/{} {}: not in the table",
+                    i.group, i.version, i.plural
+                ));
+                continue;
+            };
+            if i.verbs != *verbs {
+                problems.push(format!(
+                    "{}: verbs {:?}, upstream {:?}",
+                    i.plural, i.verbs, verbs
+                ));
+            }
+            let ours: Vec<(&str, &[&str])> = subresources_by_name(r)
+                .iter()
+                .map(|s| (s.as_str(), s.verbs()))
+                .collect();
+            if ours != *subs {
+                problems.push(format!(
+                    "{}: subresources {ours:?}, upstream {subs:?}",
+                    i.plural
+                ));
+            }
+        }
+        for (g, v, p, ..) in UPSTREAM {
+            if !served
+                .iter()
+                .any(|r| r.info.group == *g && r.info.version == *v && r.info.plural == *p)
+            {
+                problems.push(format!("{g}/{v} {p}: in the table but not served"));
+            }
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
 }

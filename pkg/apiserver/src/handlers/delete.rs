@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::list::list_options;
 use super::{Call, body, response};
 use crate::meta;
+use crate::registry::delete_returns_object;
 use crate::registry::generic::{DeleteOptions, Deleted};
 
 /// DeleteOptions from the body (if any) and the query.
@@ -84,11 +85,6 @@ fn deleted_status(call: &Call, obj: &Value) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 }
 
-/// Kinds whose delete answers with the deleted object rather than a Status.
-fn returns_deleted_object(group: &str, plural: &str) -> bool {
-    group.is_empty() && matches!(plural, "pods" | "services" | "namespaces")
-}
-
 /// Serves `delete`.
 pub async fn delete(mut call: Call) -> Result<Response, Status> {
     let (opts, body_dry_run) = delete_options(&mut call).await?;
@@ -102,7 +98,7 @@ pub async fn delete(mut call: Call) -> Result<Response, Status> {
     let info = &call.resource.info;
     Ok(match result {
         Deleted::Pending(obj) => response::json(StatusCode::OK, &obj),
-        Deleted::Gone(obj) if returns_deleted_object(&info.group, &info.plural) => {
+        Deleted::Gone(obj) if !info.custom && delete_returns_object(&info.group, &info.plural) => {
             response::json(StatusCode::OK, &obj)
         }
         Deleted::Gone(obj) => response::json(StatusCode::OK, &deleted_status(&call, &obj)),

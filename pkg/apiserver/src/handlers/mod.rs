@@ -175,7 +175,22 @@ pub fn not_found() -> Status {
     s
 }
 
-fn method_not_allowed(r: &Resource, verb: &str) -> Status {
+/// Upstream's 405 for a method its router has no route for on a path it serves: go-restful
+/// answers it and the server turns it into a generic Status, without details of the
+/// resource.
+pub fn method_not_allowed() -> Status {
+    let mut s = Status::generic(
+        405,
+        k1s_apimachinery::status::reason::METHOD_NOT_ALLOWED,
+        "the server does not allow this method on the requested resource",
+    );
+    s.details = Some(Default::default());
+    s
+}
+
+/// Upstream's 405 from a handler whose storage cannot do the verb (a watch on a
+/// resource that can only be listed): it names the resource.
+fn method_not_supported(r: &Resource, verb: &str) -> Status {
     Status::method_not_supported(&GroupResource::new(&r.info.group, &r.info.plural), verb)
 }
 
@@ -251,31 +266,11 @@ async fn dispatch(call: Call) -> Response {
     if !info.namespaced && call.path.namespace.is_some() && call.path.resource != "namespaces" {
         return response::status(&not_found());
     }
-    let watch = call.path.watch_prefix || query_flag(&call.query, "watch");
-    let has_name = call.path.name.is_some();
     let sub = call.path.subresource.clone();
-    let verb = match (&call.method, has_name, sub.as_deref()) {
-        (&Method::GET, _, None) if watch => "watch",
-        (&Method::GET, false, None) => "list",
-        (&Method::GET, true, None) => "get",
-        (&Method::POST, false, None) => "create",
-        (&Method::PUT, true, None) => "update",
-        (&Method::PATCH, true, None) => "patch",
-        (&Method::DELETE, true, None) => "delete",
-        (&Method::DELETE, false, None) => "deletecollection",
-        (&Method::GET, true, Some(_)) => "get",
-        (&Method::PUT, true, Some(_)) => "update",
-        (&Method::PATCH, true, Some(_)) => "patch",
-        _ => "",
+    let verb = match route_verb(&call.resource, &call.path, &call.method, &call.query) {
+        Ok(verb) => verb,
+        Err(status) => return response::status(&status),
     };
-    if verb.is_empty() || !call.resource.info.supports(verb) {
-        let action = if verb.is_empty() {
-            call.method.as_str().to_string()
-        } else {
-            verb.to_string()
-        };
-        return response::status(&method_not_allowed(&call.resource, &action));
-    }
     let result = match (verb, sub.as_deref()) {
         ("watch", _) => watch::watch(call).await,
         ("list", _) => list::list(call).await,
@@ -287,9 +282,98 @@ async fn dispatch(call: Call) -> Response {
         ("update", _) => update::update(call).await,
         ("patch", _) => patch::patch(call).await,
         ("delete", _) => delete::delete(call).await,
-        _ => delete::delete_collection(call).await,
+        ("deletecollection", _) => delete::delete_collection(call).await,
+        _ => Err(method_not_allowed()),
     };
     result.unwrap_or_else(|s| response::status(&s))
+}
+
+/// The verb a request asks for, as upstream's router sees it: each path has routes for
+/// the methods of the verbs served there and nothing else. A path with no route at all
+/// is 404; a served path asked with another method is 405 (`DELETE` of the namespaces
+/// collection, `POST` to a watch path or to every namespace at once).
+fn route_verb(
+    r: &Resource,
+    path: &ResourcePath,
+    method: &Method,
+    query: &Query,
+) -> Result<&'static str, Status> {
+    let info = &r.info;
+    let asked = match *method {
+        Method::GET => "get",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => "",
+    };
+    if let Some(sub) = path.subresource.as_deref() {
+        let served = info
+            .subresources
+            .iter()
+            .find(|s| s.as_str() == sub)
+            .filter(|_| !path.watch_prefix)
+            .ok_or_else(not_found)?;
+        return served
+            .verbs()
+            .iter()
+            .copied()
+            .find(|v| *v == asked)
+            .ok_or_else(method_not_allowed);
+    }
+    let watch_asked = query_flag(query, "watch");
+    if path.watch_prefix {
+        // `/watch/...` has one route, GET, where the resource can be watched.
+        if !info.supports("watch") {
+            return Err(not_found());
+        }
+        return if *method == Method::GET {
+            Ok("watch")
+        } else {
+            Err(method_not_allowed())
+        };
+    }
+    let (verb, served_here): (&'static str, &[&str]) = match path.name {
+        Some(_) => {
+            let verb = match asked {
+                "get" if watch_asked => "watch",
+                "create" => "",
+                v => v,
+            };
+            (verb, &["get", "update", "patch", "delete"])
+        }
+        None => {
+            let verb = match asked {
+                "get" if watch_asked => "watch",
+                "get" => "list",
+                "delete" => "deletecollection",
+                "create" => "create",
+                _ => "",
+            };
+            if info.namespaced && path.namespace.is_none() {
+                // Every namespace at once: only list (and watch through it).
+                let verb = if matches!(verb, "list" | "watch") {
+                    verb
+                } else {
+                    ""
+                };
+                (verb, &["list"])
+            } else {
+                (verb, &["list", "create", "deletecollection"])
+            }
+        }
+    };
+    if !served_here.iter().any(|v| info.supports(v)) {
+        return Err(not_found());
+    }
+    match verb {
+        "" => Err(method_not_allowed()),
+        // `?watch=true` reaches the list (or get) handler, which finds no watch in the
+        // storage and names the resource.
+        "watch" if !info.supports("watch") => Err(method_not_supported(r, "watch")),
+        v if info.supports(v) => Ok(v),
+        _ => Err(method_not_allowed()),
+    }
 }
 
 /// The version string the OpenAPI documents carry.
@@ -309,6 +393,197 @@ pub fn write_code(created: bool) -> StatusCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::TestApiServer;
+    use serde_json::{Value, json};
+
+    /// Sends one request as a cluster admin; the status and the body read as JSON (null
+    /// when it is not JSON, or for a watch, whose body never ends).
+    async fn send(api: &TestApiServer, method: Method, uri: &str) -> (StatusCode, Value) {
+        send_body(api, method, uri, json!({})).await
+    }
+
+    /// [`send`] with a JSON body.
+    async fn send_body(
+        api: &TestApiServer,
+        method: Method,
+        uri: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("a valid request");
+        req.extensions_mut().insert(UserInfo::loopback());
+        let resp = handle(api.server.clone(), req).await;
+        let status = resp.status();
+        let body = tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            http_body_util::BodyExt::collect(resp.into_body()),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .and_then(|b| serde_json::from_slice(&b.to_bytes()).ok())
+        .unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    fn names(list: &Value) -> Vec<String> {
+        list["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|o| o["metadata"]["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Upstream's answer when the path is served but not with this method.
+    fn upstream_405() -> Value {
+        json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "the server does not allow this method on the requested resource",
+            "reason": "MethodNotAllowed",
+            "details": {},
+            "code": 405,
+        })
+    }
+
+    #[tokio::test]
+    async fn deleting_the_namespaces_collection_is_refused_and_deletes_nothing() {
+        // Upstream has no deletecollection route for namespaces; k1s answered 200 and
+        // started deleting every namespace of the cluster.
+        let api = TestApiServer::new().await;
+        let (_, before) = send(&api, Method::GET, "/api/v1/namespaces").await;
+        assert!(names(&before).contains(&"default".to_string()));
+        let (code, body) = send(&api, Method::DELETE, "/api/v1/namespaces").await;
+        assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(body, upstream_405());
+        let (_, after) = send(&api, Method::GET, "/api/v1/namespaces").await;
+        assert_eq!(names(&after), names(&before));
+        for ns in names(&after) {
+            let (_, obj) = send(&api, Method::GET, &format!("/api/v1/namespaces/{ns}")).await;
+            assert!(
+                obj["metadata"]["deletionTimestamp"].is_null(),
+                "{ns} is terminating"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn deletes_answer_with_the_object_where_upstreams_storage_returns_it() {
+        // ServiceAccounts (like pods, PVCs, quotas, storage classes …) answer with the
+        // deleted object; ConfigMaps with a Status.
+        let api = TestApiServer::new().await;
+        for (collection, kind, answer) in [
+            (
+                "/api/v1/namespaces/default/serviceaccounts",
+                "ServiceAccount",
+                "ServiceAccount",
+            ),
+            (
+                "/api/v1/namespaces/default/configmaps",
+                "ConfigMap",
+                "Status",
+            ),
+            (
+                "/apis/storage.k8s.io/v1/storageclasses",
+                "StorageClass",
+                "StorageClass",
+            ),
+        ] {
+            let mut obj = json!({"kind": kind, "metadata": {"name": "gone"}});
+            obj["apiVersion"] = json!(if kind == "StorageClass" {
+                "storage.k8s.io/v1"
+            } else {
+                "v1"
+            });
+            if kind == "StorageClass" {
+                obj["provisioner"] = json!("example.com/none");
+            }
+            let (code, body) = send_body(&api, Method::POST, collection, obj).await;
+            assert_eq!(code, StatusCode::CREATED, "{body}");
+            let (code, body) = send(&api, Method::DELETE, &format!("{collection}/gone")).await;
+            assert_eq!(code, StatusCode::OK, "{body}");
+            assert_eq!(body["kind"], answer, "{collection}: {body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_methods_upstream_routes_are_served() {
+        let api = TestApiServer::new().await;
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep"}});
+        let (code, _) = send_body(
+            &api,
+            Method::POST,
+            "/api/v1/namespaces/default/configmaps",
+            cm,
+        )
+        .await;
+        assert_eq!(code, StatusCode::CREATED);
+        let (_, cms) = send(&api, Method::GET, "/api/v1/configmaps").await;
+        assert!(names(&cms).contains(&"keep".to_string()));
+        // 405: a path upstream serves, with a method it has no route for there.
+        for (method, uri) in [
+            (Method::DELETE, "/api/v1/configmaps"),
+            (Method::POST, "/api/v1/configmaps"),
+            (Method::POST, "/api/v1/namespaces/default/configmaps/x"),
+            (Method::PUT, "/api/v1/namespaces/default/configmaps"),
+            (Method::POST, "/api/v1/watch/namespaces/default/configmaps"),
+            (Method::DELETE, "/api/v1/watch/namespaces"),
+            (Method::GET, "/api/v1/namespaces/default/finalize"),
+            (Method::PATCH, "/api/v1/namespaces/default/finalize"),
+            (Method::DELETE, "/api/v1/namespaces/default/status"),
+            (
+                Method::POST,
+                "/apis/apps/v1/namespaces/default/deployments/x/scale",
+            ),
+            (Method::DELETE, "/api/v1/componentstatuses"),
+            (Method::POST, "/api/v1/componentstatuses"),
+            (Method::PUT, "/api/v1/componentstatuses/etcd-0"),
+            (Method::GET, "/api/v1/namespaces/default/bindings"),
+            (Method::OPTIONS, "/api/v1/namespaces/default/configmaps"),
+        ] {
+            let (code, body) = send(&api, method.clone(), uri).await;
+            assert_eq!(
+                code,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {uri}: {body}"
+            );
+            assert_eq!(body, upstream_405(), "{method} {uri}");
+        }
+        // 404: no route at all.
+        for (method, uri) in [
+            (Method::GET, "/api/v1/namespaces/default/bindings/x"),
+            (Method::GET, "/api/v1/watch/componentstatuses"),
+            (
+                Method::GET,
+                "/api/v1/watch/namespaces/default/configmaps/x/status",
+            ),
+            (Method::GET, "/api/v1/namespaces/default/configmaps/x/scale"),
+        ] {
+            let (code, body) = send(&api, method.clone(), uri).await;
+            assert_eq!(code, StatusCode::NOT_FOUND, "{method} {uri}: {body}");
+        }
+        // A watch asked of a resource that can only be listed names it, as upstream's
+        // list handler does.
+        let (code, body) = send(&api, Method::GET, "/api/v1/componentstatuses?watch=true").await;
+        assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            body["message"],
+            "watch is not supported on resources of kind \"componentstatuses\""
+        );
+        // Deleting every configmap of every namespace at once was served too.
+        let (_, again) = send(&api, Method::GET, "/api/v1/configmaps").await;
+        assert_eq!(names(&again), names(&cms));
+    }
 
     #[test]
     fn boolean_parameters_read_like_upstreams_parameter_codec() {

@@ -185,8 +185,13 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
     b.kind::<core_v1::ConfigMap>(core::configmap::ConfigMapStrategy)
         .short_names(&["cm"]);
     b.kind::<core_v1::Secret>(core::secret::SecretStrategy);
+    // Upstream serves no deletecollection of namespaces: one request must not be able
+    // to empty the cluster.
     b.kind::<core_v1::Namespace>(core::namespace::NamespaceStrategy)
         .short_names(&["ns"])
+        .verbs(&[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ])
         .status()
         .finalize();
     b.kind::<core_v1::Node>(core::node::NodeStrategy)

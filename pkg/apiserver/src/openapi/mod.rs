@@ -1,9 +1,16 @@
 //! `/openapi/v2` (JSON and gnostic protobuf) and `/openapi/v3` (one document per group
-//! version), built from the registry's schemas and cached until the registry changes.
+//! version, per group, and the roots), built from the registry and cached until it
+//! changes. Each document lists exactly the operations the server routes ([`routes`])
+//! and is self-contained: every `$ref` names a definition of the document ([`defs`]
+//! supplies the lists, Scale and the meta types besides the kinds).
 
+mod defs;
+mod routes;
+#[cfg(test)]
+mod tests;
 pub mod v2proto;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::response::Response;
@@ -11,10 +18,11 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
 
+use self::routes::Route;
 use crate::ApiServer;
 use crate::handlers::negotiation::parse_accept;
 use crate::handlers::{Query, not_found, response};
-use crate::registry::{Resource, Snapshot, Subresource};
+use crate::registry::Snapshot;
 use crate::schema::convert::{Dialect, to_json};
 use crate::schema::model::{Definitions, Schema};
 
@@ -29,7 +37,7 @@ struct Built {
     v2_json: Arc<Vec<u8>>,
     v2_proto: Arc<Vec<u8>>,
     v2_etag: String,
-    /// `api/v1` → (document bytes, hash).
+    /// `api/v1`, `apis/apps`, `version` … → (document bytes, hash).
     v3: BTreeMap<String, (Arc<Vec<u8>>, String)>,
 }
 
@@ -70,15 +78,14 @@ fn build(snap: &Snapshot) -> Built {
         Vec::new()
     });
     let v2_etag = hash_hex(&v2_json);
-    let mut v3 = BTreeMap::new();
-    for g in snap.groups() {
-        for v in &g.versions {
-            let doc = document_v3(snap, &g.group, v);
+    let v3 = documents_v3(snap)
+        .into_iter()
+        .map(|(path, doc)| {
             let bytes = serde_json::to_vec(&doc).unwrap_or_default();
             let hash = hash_hex(&bytes);
-            v3.insert(v3_path(&g.group, v), (Arc::new(bytes), hash));
-        }
-    }
+            (path, (Arc::new(bytes), hash))
+        })
+        .collect();
     Built {
         generation: snap.generation,
         v2_json: Arc::new(v2_json),
@@ -100,467 +107,145 @@ fn info() -> Value {
     json!({"title": "Kubernetes", "version": crate::handlers::health_version()})
 }
 
-/// Definitions reachable from `roots`.
-fn reachable(defs: &Definitions, roots: impl IntoIterator<Item = String>) -> BTreeSet<String> {
-    fn walk(s: &Schema, out: &mut Vec<String>) {
-        if let Some(r) = &s.reference {
-            out.push(r.clone());
-        }
-        for p in s.properties.values() {
-            walk(p, out);
-        }
-        for child in [&s.additional_properties, &s.items, &s.not]
-            .into_iter()
-            .flatten()
-        {
-            walk(child, out);
-        }
-        for list in [&s.all_of, &s.any_of, &s.one_of] {
-            for c in list {
-                walk(c, out);
-            }
-        }
-    }
-    let mut seen = BTreeSet::new();
-    let mut todo: Vec<String> = roots.into_iter().collect();
-    while let Some(name) = todo.pop() {
-        if !seen.insert(name.clone()) {
-            continue;
-        }
-        if let Some(s) = defs.get(&name) {
-            walk(s, &mut todo);
-        }
-    }
-    seen
+fn security_v2() -> (Value, Value) {
+    (
+        json!({"BearerToken": {"description": "Bearer Token authentication", "in": "header", "name": "authorization", "type": "apiKey"}}),
+        json!([{"BearerToken": []}]),
+    )
 }
 
-/// One operation of a path, in neutral form.
-struct Op {
-    method: &'static str,
-    action: &'static str,
-    kind: (String, String, String),
-    body: bool,
-    write: bool,
-    response: Option<String>,
-    id: String,
-    /// Whether PATCH accepts strategic merge patch (not for custom resources).
-    strategic: bool,
-}
-
-/// The operations of one resource: path → operations, plus path parameters.
-fn operations(r: &Resource) -> Vec<(String, Vec<&'static str>, Vec<Op>)> {
-    let i = &r.info;
-    let base = if i.group.is_empty() {
-        format!("/api/{}", i.version)
-    } else {
-        format!("/apis/{}/{}", i.group, i.version)
-    };
-    let (coll, params): (String, Vec<&'static str>) = if i.namespaced {
-        (
-            format!("{base}/namespaces/{{namespace}}/{}", i.plural),
-            vec!["namespace"],
-        )
-    } else {
-        (format!("{base}/{}", i.plural), vec![])
-    };
-    let gvk = (i.group.clone(), i.version.clone(), i.kind.clone());
-    let def = Some(i.definition.clone());
-    let id = |verb: &str, suffix: &str| {
-        let mut g = i.group.replace(".k8s.io", "").replace('.', "");
-        if g.is_empty() {
-            g = "core".into();
+/// Every route the server answers: the discovery documents, then each group version's
+/// resources.
+fn all_routes(snap: &Snapshot) -> Vec<Route> {
+    let mut out = vec![
+        routes::core_versions_route(),
+        routes::groups_route(),
+        routes::version_route(),
+    ];
+    for g in snap.groups() {
+        if !g.group.is_empty() {
+            out.push(routes::group_route(&g.group));
         }
-        let cap = |s: &str| {
-            let mut c = s.chars();
-            c.next()
-                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                .unwrap_or_default()
-        };
-        format!(
-            "{verb}{}{}{}{}{suffix}",
-            cap(&g),
-            cap(&i.version),
-            if i.namespaced { "Namespaced" } else { "" },
-            i.kind
-        )
-    };
-    let op = |method, action, body, write, response: Option<String>, id: String| Op {
-        method,
-        action,
-        kind: gvk.clone(),
-        body,
-        write,
-        response,
-        id,
-        strategic: !i.custom,
-    };
-    let mut out = Vec::new();
-    let mut coll_ops = Vec::new();
-    if i.supports("list") {
-        coll_ops.push(op("get", "list", false, false, None, id("list", "")));
-    }
-    if i.supports("create") {
-        coll_ops.push(op(
-            "post",
-            "post",
-            true,
-            true,
-            def.clone(),
-            id("create", ""),
-        ));
-    }
-    if i.supports("deletecollection") {
-        coll_ops.push(op(
-            "delete",
-            "deletecollection",
-            false,
-            false,
-            None,
-            id("deleteCollection", ""),
-        ));
-    }
-    if !coll_ops.is_empty() {
-        out.push((coll.clone(), params.clone(), coll_ops));
-    }
-    let mut item_params = params.clone();
-    item_params.insert(0, "name");
-    let mut item_ops = Vec::new();
-    if i.supports("get") {
-        item_ops.push(op("get", "get", false, false, def.clone(), id("read", "")));
-    }
-    if i.supports("update") {
-        item_ops.push(op("put", "put", true, true, def.clone(), id("replace", "")));
-    }
-    if i.supports("patch") {
-        item_ops.push(op(
-            "patch",
-            "patch",
-            true,
-            true,
-            def.clone(),
-            id("patch", ""),
-        ));
-    }
-    if i.supports("delete") {
-        item_ops.push(op("delete", "delete", false, false, None, id("delete", "")));
-    }
-    if !item_ops.is_empty() {
-        out.push((format!("{coll}/{{name}}"), item_params.clone(), item_ops));
-    }
-    for sub in &i.subresources {
-        let suffix = match sub {
-            Subresource::Status => "Status",
-            Subresource::Scale => "Scale",
-            Subresource::Finalize => "Finalize",
-        };
-        let (kind, response) = match sub {
-            Subresource::Scale => (
-                (
-                    "autoscaling".to_string(),
-                    "v1".to_string(),
-                    "Scale".to_string(),
-                ),
-                Some("io.k8s.api.autoscaling.v1.Scale".to_string()),
-            ),
-            Subresource::Status | Subresource::Finalize => (gvk.clone(), def.clone()),
-        };
-        let mk = |method, action, body, write, id: String| Op {
-            method,
-            action,
-            kind: kind.clone(),
-            body,
-            write,
-            response: response.clone(),
-            id,
-            strategic: !i.custom,
-        };
-        let ops = if *sub == Subresource::Finalize {
-            vec![mk("put", "put", true, true, id("replace", suffix))]
-        } else {
-            vec![
-                mk("get", "get", false, false, id("read", suffix)),
-                mk("put", "put", true, true, id("replace", suffix)),
-                mk("patch", "patch", true, true, id("patch", suffix)),
-            ]
-        };
-        out.push((
-            format!("{coll}/{{name}}/{}", sub.as_str()),
-            item_params.clone(),
-            ops,
-        ));
+        for v in &g.versions {
+            out.extend(group_version_routes(snap, &g.group, v));
+        }
     }
     out
 }
 
-/// Query parameters of an operation (name, description).
-fn query_params(op: &Op) -> Vec<(&'static str, &'static str, &'static str)> {
-    let mut p = vec![(
-        "pretty",
-        "string",
-        "If 'true', then the output is pretty printed.",
-    )];
-    if op.write || op.method == "delete" {
-        p.push(("dryRun", "string", "When present, indicates that modifications should not be persisted. An invalid or unrecognized dryRun directive will result in an error response and no further processing of the request. Valid values are: - All: all dry run stages will be processed"));
+/// The routes of one group version: its resource list and its resources.
+fn group_version_routes(snap: &Snapshot, group: &str, version: &str) -> Vec<Route> {
+    let mut out = vec![routes::group_version_route(group, version)];
+    for r in snap.resources_of(group, version) {
+        out.extend(routes::resource_routes(r));
     }
-    if op.write {
-        p.push(("fieldManager", "string", "fieldManager is a name associated with the actor or entity that is making these changes. The value must be less than or 128 characters long, and only contain printable characters, as defined by https://golang.org/pkg/unicode/#IsPrint."));
-        p.push(("fieldValidation", "string", "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: - Ignore - Warn - Strict"));
-    }
-    if op.method == "patch" {
-        p.push(("force", "boolean", "Force is going to \"force\" Apply requests. It means user will re-acquire conflicting fields owned by other people. Force flag must be unset for non-apply patch requests."));
-    }
-    if op.action == "list" {
-        for (n, t, d) in [
-            (
-                "allowWatchBookmarks",
-                "boolean",
-                "allowWatchBookmarks requests watch events with type \"BOOKMARK\".",
-            ),
-            (
-                "continue",
-                "string",
-                "The continue option should be set when retrieving more results from the server.",
-            ),
-            (
-                "fieldSelector",
-                "string",
-                "A selector to restrict the list of returned objects by their fields. Defaults to everything.",
-            ),
-            (
-                "labelSelector",
-                "string",
-                "A selector to restrict the list of returned objects by their labels. Defaults to everything.",
-            ),
-            (
-                "limit",
-                "integer",
-                "limit is a maximum number of responses to return for a list call.",
-            ),
-            (
-                "resourceVersion",
-                "string",
-                "resourceVersion sets a constraint on what resource versions a request may be served from.",
-            ),
-            (
-                "resourceVersionMatch",
-                "string",
-                "resourceVersionMatch determines how resourceVersion is applied to list calls.",
-            ),
-            (
-                "sendInitialEvents",
-                "boolean",
-                "`sendInitialEvents=true` may be set together with `watch=true`.",
-            ),
-            (
-                "timeoutSeconds",
-                "integer",
-                "Timeout for the list/watch call.",
-            ),
-            (
-                "watch",
-                "boolean",
-                "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications.",
-            ),
-        ] {
-            p.push((n, t, d));
-        }
-    }
-    if op.action == "delete" || op.action == "deletecollection" {
-        for (n, t, d) in [
-            (
-                "gracePeriodSeconds",
-                "integer",
-                "The duration in seconds before the object should be deleted.",
-            ),
-            (
-                "propagationPolicy",
-                "string",
-                "Whether and how garbage collection will be performed.",
-            ),
-        ] {
-            p.push((n, t, d));
-        }
-    }
-    p
+    out
 }
 
-fn gvk_ext(op: &Op) -> Value {
-    json!({"group": op.kind.0, "version": op.kind.1, "kind": op.kind.2})
-}
-
-fn path_param(name: &str, dialect: Dialect) -> Value {
-    let description = match name {
-        "namespace" => "object name and auth scope, such as for teams and projects",
-        _ => "name of the resource",
-    };
-    match dialect {
-        Dialect::V2 => {
-            json!({"name": name, "in": "path", "required": true, "type": "string", "uniqueItems": true, "description": description})
-        }
-        Dialect::V3 => {
-            json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "uniqueItems": true}, "description": description})
-        }
-    }
-}
-
-fn render_op(op: &Op, dialect: Dialect) -> Value {
-    let ref_prefix = match dialect {
-        Dialect::V2 => "#/definitions/",
-        Dialect::V3 => "#/components/schemas/",
-    };
-    let mut params: Vec<Value> = query_params(op)
-        .into_iter()
-        .map(|(n, t, d)| match dialect {
-            Dialect::V2 => json!({"name": n, "in": "query", "type": t, "uniqueItems": true, "description": d}),
-            Dialect::V3 => json!({"name": n, "in": "query", "schema": {"type": t, "uniqueItems": true}, "description": d}),
-        })
-        .collect();
-    let mut o = Map::new();
-    o.insert(
-        "description".into(),
-        json!(format!("{} {}", op.action, op.kind.2)),
-    );
-    o.insert("operationId".into(), json!(op.id));
-    o.insert(
-        "tags".into(),
-        json!([if op.kind.0.is_empty() {
-            format!("core_{}", op.kind.1)
-        } else {
-            format!("{}_{}", op.kind.0, op.kind.1)
-        }]),
-    );
-    let ok = match (&op.response, dialect) {
-        (Some(r), Dialect::V2) => {
-            json!({"description": "OK", "schema": {"$ref": format!("{ref_prefix}{r}")}})
-        }
-        (Some(r), Dialect::V3) => {
-            json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("{ref_prefix}{r}")}}}})
-        }
-        (None, _) => json!({"description": "OK"}),
-    };
-    let mut responses = json!({"200": ok, "401": {"description": "Unauthorized"}});
-    if op.method == "post" {
-        responses["201"] = responses["200"].clone();
-    }
-    o.insert("responses".into(), responses);
-    if op.body {
-        let content_types: Vec<&str> = if op.method == "patch" {
-            [
-                "application/json-patch+json",
-                "application/merge-patch+json",
-                "application/strategic-merge-patch+json",
-                "application/apply-patch+yaml",
-            ]
-            .into_iter()
-            .filter(|c| op.strategic || !c.contains("strategic"))
-            .collect()
-        } else {
-            vec!["application/json", "application/yaml"]
-        };
-        let schema = match (&op.response, op.method) {
-            (_, "patch") => json!({"type": "object"}),
-            (Some(r), _) => json!({"$ref": format!("{ref_prefix}{r}")}),
-            (None, _) => json!({"type": "object"}),
-        };
-        match dialect {
-            Dialect::V2 => {
-                params.insert(
-                    0,
-                    json!({"name": "body", "in": "body", "required": true, "schema": schema}),
-                );
-                o.insert("consumes".into(), json!(content_types));
-            }
-            Dialect::V3 => {
-                let content: Map<String, Value> = content_types
-                    .iter()
-                    .map(|c| (c.to_string(), json!({"schema": schema})))
-                    .collect();
-                o.insert(
-                    "requestBody".into(),
-                    json!({"content": content, "required": true}),
-                );
-            }
-        }
-    }
-    if dialect == Dialect::V2 {
-        o.insert(
-            "produces".into(),
-            json!(["application/json", "application/yaml"]),
-        );
-        o.insert("schemes".into(), json!(["https"]));
-    }
-    o.insert("parameters".into(), Value::Array(params));
-    o.insert("x-kubernetes-action".into(), json!(op.action));
-    o.insert("x-kubernetes-group-version-kind".into(), gvk_ext(op));
-    Value::Object(o)
-}
-
-fn paths_for<'a>(
-    resources: impl Iterator<Item = &'a Arc<Resource>>,
-    dialect: Dialect,
-) -> Map<String, Value> {
-    let mut paths = Map::new();
-    for r in resources {
-        for (path, params, ops) in operations(r) {
-            let mut item = Map::new();
-            for op in &ops {
-                item.insert(op.method.into(), render_op(op, dialect));
-            }
-            item.insert(
-                "parameters".into(),
-                Value::Array(params.iter().map(|p| path_param(p, dialect)).collect()),
-            );
-            paths.insert(path, Value::Object(item));
-        }
-    }
-    paths
-}
-
+/// The Swagger 2.0 document: every path, every definition, the shared parameters.
 fn document_v2(snap: &Snapshot) -> Value {
-    let defs = &snap.definitions;
-    let definitions: Map<String, Value> = defs
-        .iter()
+    let defs = defs::all_definitions(snap);
+    let (paths, parameters) = routes::render_v2(&all_routes(snap));
+    let sorted: BTreeMap<&String, &Arc<Schema>> = defs.iter().collect();
+    let definitions: Map<String, Value> = sorted
+        .into_iter()
         .map(|(k, s)| (k.clone(), to_json(s, Dialect::V2)))
         .collect();
+    let (security_definitions, security) = security_v2();
     json!({
         "swagger": "2.0",
         "info": info(),
-        "paths": paths_for(snap.all(), Dialect::V2),
+        "paths": paths,
         "definitions": definitions,
-        "securityDefinitions": {"BearerToken": {"description": "Bearer Token authentication", "type": "apiKey", "name": "authorization", "in": "header"}},
-        "security": [{"BearerToken": []}],
+        "parameters": parameters,
+        "securityDefinitions": security_definitions,
+        "security": security,
     })
 }
 
-fn document_v3(snap: &Snapshot, group: &str, version: &str) -> Value {
-    let defs = &snap.definitions;
-    let resources: Vec<&Arc<Resource>> = snap.resources_of(group, version).collect();
-    let mut roots: Vec<String> = resources
-        .iter()
-        .map(|r| r.info.definition.clone())
-        .collect();
-    if resources
-        .iter()
-        .any(|r| r.info.has_subresource(Subresource::Scale))
-    {
-        roots.push("io.k8s.api.autoscaling.v1.Scale".into());
+/// Names of the definitions a JSON document refers to (`$ref` under `prefix`).
+fn refs_in(v: &Value, prefix: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, child) in o {
+                match (k.as_str(), child) {
+                    ("$ref", Value::String(r)) => {
+                        if let Some(name) = r.strip_prefix(prefix) {
+                            out.push(name.to_string());
+                        }
+                    }
+                    _ => refs_in(child, prefix, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|c| refs_in(c, prefix, out)),
+        _ => {}
     }
-    let schemas: Map<String, Value> = reachable(defs, roots)
-        .into_iter()
-        .filter_map(|name| {
-            defs.get(&name)
-                .map(|s| (name.clone(), v3_one_of(&name, to_json(s, Dialect::V3))))
-        })
-        .collect();
+}
+
+/// One OpenAPI 3.0 document: `routes` and exactly the schemas they reach.
+fn document_v3(defs: &Definitions, routes: &[Route]) -> Value {
+    const PREFIX: &str = "#/components/schemas/";
+    let paths = routes::render_v3(routes);
+    let mut todo = Vec::new();
+    for p in paths.values() {
+        refs_in(p, PREFIX, &mut todo);
+    }
+    let mut schemas: BTreeMap<String, Value> = BTreeMap::new();
+    while let Some(name) = todo.pop() {
+        if schemas.contains_key(&name) {
+            continue;
+        }
+        // A name with no definition stays dangling, which the tests catch.
+        let Some(s) = defs.get(&name) else { continue };
+        let v = v3_one_of(&name, to_json(s, Dialect::V3));
+        refs_in(&v, PREFIX, &mut todo);
+        schemas.insert(name, v);
+    }
     json!({
         "openapi": "3.0.0",
         "info": info(),
-        "paths": paths_for(resources.into_iter(), Dialect::V3),
+        "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"BearerToken": {"type": "apiKey", "description": "Bearer Token authentication", "name": "authorization", "in": "header"}},
+            "securitySchemes": {"BearerToken": {"description": "Bearer Token authentication", "in": "header", "name": "authorization", "type": "apiKey"}},
         },
     })
+}
+
+/// Every OpenAPI 3.0 document by its path under `/openapi/v3/`: one per group version
+/// (`api/v1`, `apis/apps/v1`), one per group (`apis/apps`), and the roots (`api`,
+/// `apis`) and `version`, like upstream's index.
+fn documents_v3(snap: &Snapshot) -> BTreeMap<String, Value> {
+    let defs = defs::all_definitions(snap);
+    let mut docs = BTreeMap::new();
+    docs.insert(
+        "api".to_string(),
+        document_v3(&defs, &[routes::core_versions_route()]),
+    );
+    docs.insert(
+        "apis".to_string(),
+        document_v3(&defs, &[routes::groups_route()]),
+    );
+    docs.insert(
+        "version".to_string(),
+        document_v3(&defs, &[routes::version_route()]),
+    );
+    for g in snap.groups() {
+        if !g.group.is_empty() {
+            docs.insert(
+                format!("apis/{}", g.group),
+                document_v3(&defs, &[routes::group_route(&g.group)]),
+            );
+        }
+        for v in &g.versions {
+            docs.insert(
+                v3_path(&g.group, v),
+                document_v3(&defs, &group_version_routes(snap, &g.group, v)),
+            );
+        }
+    }
+    docs
 }
 
 /// Upstream publishes Quantity and IntOrString in v3 as a `oneOf` of their JSON types,

@@ -35,7 +35,8 @@ impl Subresource {
         }
     }
 
-    /// Verbs discovery lists for it.
+    /// Verbs discovery lists for it, which are also the only ones served on its path
+    /// (`finalize` takes PUT alone, like upstream's `namespaces/finalize`).
     pub fn verbs(self) -> &'static [&'static str] {
         match self {
             Subresource::Finalize => &["update"],
@@ -78,7 +79,9 @@ pub struct ResourceInfo {
     pub custom: bool,
 }
 
-/// Verbs of an ordinary read-write resource, as discovery lists them.
+/// Verbs of an ordinary read-write resource, as discovery lists them. Resources upstream
+/// serves with fewer (namespaces without `deletecollection`, componentstatuses, bindings)
+/// name theirs in `kinds::builtin`.
 pub const ALL_VERBS: &[&str] = &[
     "create",
     "delete",
@@ -89,6 +92,34 @@ pub const ALL_VERBS: &[&str] = &[
     "update",
     "watch",
 ];
+
+/// Whether a delete that removes the object at once answers with the object rather than
+/// a Status: upstream's storage of these kinds sets `ReturnDeletedObject` (a delete that
+/// only marks the object, pending finalizers, answers with it for every kind).
+pub fn delete_returns_object(group: &str, plural: &str) -> bool {
+    match group {
+        "" => matches!(
+            plural,
+            "namespaces"
+                | "persistentvolumeclaims"
+                | "persistentvolumes"
+                | "pods"
+                | "podtemplates"
+                | "resourcequotas"
+                | "serviceaccounts"
+                | "services"
+        ),
+        "storage.k8s.io" => matches!(
+            plural,
+            "csidrivers"
+                | "csinodes"
+                | "storageclasses"
+                | "volumeattachments"
+                | "volumeattributesclasses"
+        ),
+        _ => false,
+    }
+}
 
 impl ResourceInfo {
     /// `apps/v1`, or `v1` for the core group.
