@@ -321,7 +321,8 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .categories(&["api-extensions"])
         .status();
     // flowcontrol.apiserver.k8s.io/v1
-    b.kind::<flowcontrol::FlowSchema>(self::flowcontrol::FlowSchemaStrategy).status();
+    b.kind::<flowcontrol::FlowSchema>(self::flowcontrol::FlowSchemaStrategy)
+        .status();
     b.kind::<flowcontrol::PriorityLevelConfiguration>(
         self::flowcontrol::PriorityLevelConfigurationStrategy,
     )

@@ -104,7 +104,10 @@ pub fn compile_error(expression: &str, vars: Vars) -> Option<String> {
         return None;
     }
     issues.sort_by_key(|i| (i.line, i.column));
-    Some(format!("compilation failed: {}", display(expression, &issues)))
+    Some(format!(
+        "compilation failed: {}",
+        display(expression, &issues)
+    ))
 }
 
 /// cel-go's `Errors.ToDisplayString`: each issue with its source line and a caret.

@@ -124,7 +124,11 @@ pub fn validate_conditions(conditions: &[Value], path: &Path) -> ErrorList {
             }
         }
         if c.s("message").len() as i64 > MAX_MESSAGE_LEN {
-            errs.push(FieldError::too_long(&p.child("message"), "", MAX_MESSAGE_LEN));
+            errs.push(FieldError::too_long(
+                &p.child("message"),
+                "",
+                MAX_MESSAGE_LEN,
+            ));
         }
     }
     errs
@@ -264,7 +268,10 @@ pub fn validate_rule_with_operations(rule: &Value, path: &Path) -> ErrorList {
         ));
     }
     for (i, op) in ops.iter().enumerate() {
-        if !matches!(op.as_str(), "*" | "CREATE" | "UPDATE" | "DELETE" | "CONNECT") {
+        if !matches!(
+            op.as_str(),
+            "*" | "CREATE" | "UPDATE" | "DELETE" | "CONNECT"
+        ) {
             errs.push(FieldError::not_supported(
                 &path.child("operations").index(i),
                 op.as_str(),
@@ -303,9 +310,14 @@ mod tests {
         assert!(is_fully_qualified_name(&p, "webhook.cert-manager.io").is_empty());
         assert_eq!(
             texts(is_fully_qualified_name(&p, "cert-manager.io")),
-            ["name: Invalid value: \"cert-manager.io\": should be a domain with at least three segments separated by dots"]
+            [
+                "name: Invalid value: \"cert-manager.io\": should be a domain with at least three segments separated by dots"
+            ]
         );
-        assert_eq!(texts(is_fully_qualified_name(&p, "")), ["name: Required value"]);
+        assert_eq!(
+            texts(is_fully_qualified_name(&p, "")),
+            ["name: Required value"]
+        );
     }
 
     #[test]
@@ -323,11 +335,15 @@ mod tests {
         assert!(check(&["*", "pods/status"]).is_empty());
         assert_eq!(
             check(&["*", "pods"]),
-            ["r: Invalid value: [\"*\",\"pods\"]: if '*' is present, must not specify other resources without subresources"]
+            [
+                "r: Invalid value: [\"*\",\"pods\"]: if '*' is present, must not specify other resources without subresources"
+            ]
         );
         assert_eq!(
             check(&["pods/*", "pods/status"]),
-            ["r[1]: Invalid value: \"pods/status\": if 'pods/*' is present, must not specify pods/status"]
+            [
+                "r[1]: Invalid value: \"pods/status\": if 'pods/*' is present, must not specify pods/status"
+            ]
         );
     }
 
@@ -341,7 +357,10 @@ mod tests {
             &Path::new("status").child("conditions"),
         ));
         assert_eq!(errs.len(), 4, "{errs:?}");
-        assert_eq!(errs[0], "status.conditions[1].type: Duplicate value: \"Ready\"");
+        assert_eq!(
+            errs[0],
+            "status.conditions[1].type: Duplicate value: \"Ready\""
+        );
         assert!(errs[1].starts_with("status.conditions[1].status: Unsupported value: \"Maybe\""));
         assert_eq!(
             errs[2],

@@ -30,7 +30,8 @@ fn default_match_resources(mr: Option<&mut Value>) {
     let Some(m) = mr.and_then(Value::as_object_mut) else {
         return;
     };
-    m.entry("matchPolicy").or_insert_with(|| json!("Equivalent"));
+    m.entry("matchPolicy")
+        .or_insert_with(|| json!("Equivalent"));
     m.entry("namespaceSelector").or_insert_with(|| json!({}));
     m.entry("objectSelector").or_insert_with(|| json!({}));
     default_rules(m.get_mut("resourceRules"));
@@ -122,7 +123,12 @@ fn validate_match_resources(mc: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     match mc.get("matchPolicy").and_then(Value::as_str) {
         None => errs.push(FieldError::required(&path.child("matchPolicy"), "")),
-        Some(_) => errs.extend(enum_field(mc, "matchPolicy", &["Equivalent", "Exact"], path)),
+        Some(_) => errs.extend(enum_field(
+            mc,
+            "matchPolicy",
+            &["Equivalent", "Exact"],
+            path,
+        )),
     }
     for key in ["namespaceSelector", "objectSelector"] {
         match mc.get(key) {
@@ -160,7 +166,10 @@ fn validate_policy(obj: &Value, ignore_conditions: bool) -> ErrorList {
     }
     let has_params = spec.has("paramKind");
     if has_params {
-        errs.extend(validate_param_kind(spec.f("paramKind"), &sp.child("paramKind")));
+        errs.extend(validate_param_kind(
+            spec.f("paramKind"),
+            &sp.child("paramKind"),
+        ));
     }
     let mcp = sp.child("matchConstraints");
     match spec.get("matchConstraints") {
@@ -195,7 +204,10 @@ fn validate_policy(obj: &Value, ignore_conditions: bool) -> ErrorList {
         let p = sp.child("variables").index(i);
         let name = v.s("name");
         if name.trim().is_empty() {
-            errs.push(FieldError::required(&p.child("name"), "name is not specified"));
+            errs.push(FieldError::required(
+                &p.child("name"),
+                "name is not specified",
+            ));
         } else if !is_cel_identifier(name) {
             errs.push(FieldError::invalid(
                 &p.child("name"),
@@ -210,7 +222,12 @@ fn validate_policy(obj: &Value, ignore_conditions: bool) -> ErrorList {
                 "expression is not specified",
             ));
         } else {
-            errs.extend(cel::check(expression, expression, expr_vars, &p.child("expression")));
+            errs.extend(cel::check(
+                expression,
+                expression,
+                expr_vars,
+                &p.child("expression"),
+            ));
         }
     }
     let validations = spec.a("validations");
@@ -225,7 +242,12 @@ fn validate_policy(obj: &Value, ignore_conditions: bool) -> ErrorList {
         return errs;
     }
     for (i, v) in validations.iter().enumerate() {
-        errs.extend(validate_validation(v, has_params, has_variables, &sp.child("validations").index(i)));
+        errs.extend(validate_validation(
+            v,
+            has_params,
+            has_variables,
+            &sp.child("validations").index(i),
+        ));
     }
     if spec.get("auditAnnotations").is_some() {
         let ap = sp.child("auditAnnotations");
@@ -257,7 +279,10 @@ fn validate_policy(obj: &Value, ignore_conditions: bool) -> ErrorList {
             let trimmed = value_expression.trim();
             let vp = p.child("valueExpression");
             if trimmed.is_empty() {
-                errs.push(FieldError::required(&vp, "valueExpression is not specified"));
+                errs.push(FieldError::required(
+                    &vp,
+                    "valueExpression is not specified",
+                ));
             } else if trimmed.len() > MAX_AUDIT_ANNOTATION_VALUE_EXPRESSION_LENGTH {
                 errs.push(FieldError::required(
                     &vp,
@@ -292,7 +317,12 @@ fn validate_validation(v: &Value, has_params: bool, has_variables: bool, path: &
             authorizer: true,
             variables: has_variables,
         };
-        errs.extend(cel::check(expression, expression, vars, &path.child("expression")));
+        errs.extend(cel::check(
+            expression,
+            expression,
+            vars,
+            &path.child("expression"),
+        ));
     }
     let message_expression = v.s("messageExpression");
     if !message_expression.is_empty() && message_expression.trim().is_empty() {
@@ -348,7 +378,10 @@ fn validate_policy_status(obj: &Value) -> ErrorList {
     let sp = Path::new("status");
     if let Some(tc) = status.get("typeChecking") {
         for (i, w) in tc.a("expressionWarnings").iter().enumerate() {
-            let p = sp.child("typeChecking").child("expressionWarnings").index(i);
+            let p = sp
+                .child("typeChecking")
+                .child("expressionWarnings")
+                .index(i);
             if w.s("warning").is_empty() {
                 errs.push(FieldError::required(&p.child("warning"), ""));
             }
@@ -357,7 +390,10 @@ fn validate_policy_status(obj: &Value) -> ErrorList {
             }
         }
     }
-    errs.extend(validate_conditions(status.a("conditions"), &sp.child("conditions")));
+    errs.extend(validate_conditions(
+        status.a("conditions"),
+        &sp.child("conditions"),
+    ));
     errs
 }
 
@@ -408,7 +444,11 @@ fn validate_param_ref(pr: &Value, path: &Path) -> ErrorList {
         }
     }
     if has_selector {
-        errs.extend(selector_errors(pr.f("selector"), false, &path.child("selector")));
+        errs.extend(selector_errors(
+            pr.f("selector"),
+            false,
+            &path.child("selector"),
+        ));
         if !name.is_empty() {
             errs.push(FieldError::forbidden(&path.child("selector"), EXCLUSIVE));
         }
@@ -537,43 +577,67 @@ mod tests {
     fn the_docs_policy_and_binding_are_accepted_and_defaulted() {
         let mut p = docs_policy();
         ValidatingAdmissionPolicyStrategy.default(&mut p);
-        assert_eq!(texts(ValidatingAdmissionPolicyStrategy.validate(&p)), Vec::<String>::new());
+        assert_eq!(
+            texts(ValidatingAdmissionPolicyStrategy.validate(&p)),
+            Vec::<String>::new()
+        );
         assert_eq!(p["spec"]["matchConstraints"]["matchPolicy"], "Equivalent");
-        assert_eq!(p["spec"]["matchConstraints"]["resourceRules"][0]["scope"], "*");
+        assert_eq!(
+            p["spec"]["matchConstraints"]["resourceRules"][0]["scope"],
+            "*"
+        );
         let mut b = json!({"metadata": {"name": "demo-binding-test.example.com"}, "spec": {
             "policyName": "demo-policy.example.com",
             "validationActions": ["Deny"],
             "matchResources": {"namespaceSelector": {"matchLabels": {"environment": "test"}}}
         }});
         ValidatingAdmissionPolicyBindingStrategy.default(&mut b);
-        assert_eq!(texts(ValidatingAdmissionPolicyBindingStrategy.validate(&b)), Vec::<String>::new());
+        assert_eq!(
+            texts(ValidatingAdmissionPolicyBindingStrategy.validate(&b)),
+            Vec::<String>::new()
+        );
         assert_eq!(b["spec"]["matchResources"]["objectSelector"], json!({}));
     }
 
     #[test]
     fn policies_with_params_and_variables() {
         let mut p = docs_policy();
-        p["spec"]["paramKind"] = json!({"apiVersion": "rules.example.com/v1", "kind": "ReplicaLimit"});
-        p["spec"]["variables"] = json!([{"name": "replicas", "expression": "object.spec.replicas"}]);
+        p["spec"]["paramKind"] =
+            json!({"apiVersion": "rules.example.com/v1", "kind": "ReplicaLimit"});
+        p["spec"]["variables"] =
+            json!([{"name": "replicas", "expression": "object.spec.replicas"}]);
         p["spec"]["validations"] = json!([{"expression": "variables.replicas <= params.maxReplicas", "messageExpression": "'too many: ' + string(variables.replicas)", "reason": "Invalid"}]);
         p["spec"]["auditAnnotations"] = json!([{"key": "high-replica-count", "valueExpression": "'Deployment spec.replicas set to ' + string(object.spec.replicas)"}]);
         ValidatingAdmissionPolicyStrategy.default(&mut p);
-        assert_eq!(texts(ValidatingAdmissionPolicyStrategy.validate(&p)), Vec::<String>::new());
+        assert_eq!(
+            texts(ValidatingAdmissionPolicyStrategy.validate(&p)),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
     fn bad_policies_report_upstream_texts() {
         let mut p = docs_policy();
-        p["spec"]["validations"] = json!([{"expression": "self.replicas <= 5", "message": "a\nb", "reason": "Teapot"}]);
+        p["spec"]["validations"] =
+            json!([{"expression": "self.replicas <= 5", "message": "a\nb", "reason": "Teapot"}]);
         p["spec"]["paramKind"] = json!({"apiVersion": "a/b/c", "kind": "Bad_Kind"});
         ValidatingAdmissionPolicyStrategy.default(&mut p);
         let got = texts(ValidatingAdmissionPolicyStrategy.validate(&p));
         assert_eq!(got.len(), 5, "{got:#?}");
-        assert_eq!(got[0], "spec.paramKind.apiVersion: Invalid value: \"a/b/c\": unexpected GroupVersion string: a/b/c");
+        assert_eq!(
+            got[0],
+            "spec.paramKind.apiVersion: Invalid value: \"a/b/c\": unexpected GroupVersion string: a/b/c"
+        );
         assert!(got[1].starts_with("spec.paramKind.kind: Invalid value: \"Bad_Kind\": may have mixed case, but should otherwise match: a DNS-1035 label"));
         assert!(got[2].starts_with("spec.validations[0].expression: Invalid value: \"self.replicas <= 5\": compilation failed: ERROR: <input>:1:1: undeclared reference to 'self'"));
-        assert_eq!(got[3], "spec.validations[0].message: Invalid value: \"a\\nb\": message must not contain line breaks");
-        assert_eq!(got[4], "spec.validations[0].reason: Unsupported value: \"Teapot\": supported values: \"Forbidden\", \"Invalid\", \"RequestEntityTooLarge\"");
+        assert_eq!(
+            got[3],
+            "spec.validations[0].message: Invalid value: \"a\\nb\": message must not contain line breaks"
+        );
+        assert_eq!(
+            got[4],
+            "spec.validations[0].reason: Unsupported value: \"Teapot\": supported values: \"Forbidden\", \"Invalid\", \"RequestEntityTooLarge\""
+        );
     }
 
     #[test]

@@ -68,9 +68,9 @@ impl Opts {
             names.push(h.s("name"));
         }
         let allow_invalid_label_value_in_selector = old_hooks.iter().any(|h| {
-            ["namespaceSelector", "objectSelector"].iter().any(|k| {
-                h.has(k) && !validate_label_selector(h.get(*k), &Path::root()).is_empty()
-            })
+            ["namespaceSelector", "objectSelector"]
+                .iter()
+                .any(|k| h.has(k) && !validate_label_selector(h.get(*k), &Path::root()).is_empty())
         });
         Self {
             ignore_match_conditions,
@@ -99,7 +99,11 @@ pub(super) fn selector_errors(
 
 /// Upstream's `validateMatchConditions`; `vars` are the variables the expressions may
 /// use.
-pub(super) fn validate_match_conditions(conditions: &[Value], vars: Vars, path: &Path) -> ErrorList {
+pub(super) fn validate_match_conditions(
+    conditions: &[Value],
+    vars: Vars,
+    path: &Path,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     if conditions.len() > MAX_MATCH_CONDITIONS {
         errs.push(FieldError::too_many(
@@ -216,9 +220,11 @@ fn check_host(host: &str) -> Result<(), String> {
     } else {
         host.rfind(':').map_or("", |i| &host[i..])
     };
-    if !port.is_empty()
-        && !(port.starts_with(':') && port[1..].bytes().all(|b| b.is_ascii_digit()))
-    {
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_digit()));
+    if !port_ok {
         return Err(format!("invalid port {} after host", go_quote(port)));
     }
     for c in host.chars() {
@@ -326,7 +332,11 @@ pub(super) fn validate_webhook_service(path: &Path, service: &Value) -> ErrorLis
     }
     let pp = path.child("path");
     if url_path == "//" {
-        errs.push(FieldError::invalid(&pp, url_path, "segment[0] may not be empty"));
+        errs.push(FieldError::invalid(
+            &pp,
+            url_path,
+            "segment[0] may not be empty",
+        ));
         return errs;
     }
     if !url_path.starts_with('/') {
@@ -368,12 +378,19 @@ pub(super) fn validate_client_config(cc: &Value, path: &Path) -> ErrorList {
     }
 }
 
-fn validate_review_versions(versions: &[String], require_recognized: bool, path: &Path) -> ErrorList {
+fn validate_review_versions(
+    versions: &[String],
+    require_recognized: bool,
+    path: &Path,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     if versions.is_empty() {
         errs.push(FieldError::required(
             path,
-            format!("must specify one of {}", ACCEPTED_REVIEW_VERSIONS.join(", ")),
+            format!(
+                "must specify one of {}",
+                ACCEPTED_REVIEW_VERSIONS.join(", ")
+            ),
         ));
         return errs;
     }
@@ -381,7 +398,11 @@ fn validate_review_versions(versions: &[String], require_recognized: bool, path:
     let mut has_accepted = false;
     for (i, v) in versions.iter().enumerate() {
         if seen.contains(&v.as_str()) {
-            errs.push(FieldError::invalid(&path.index(i), v.as_str(), "duplicate version"));
+            errs.push(FieldError::invalid(
+                &path.index(i),
+                v.as_str(),
+                "duplicate version",
+            ));
             continue;
         }
         seen.push(v);
@@ -427,7 +448,12 @@ fn validate_hook(hook: &Value, mutating: bool, opts: Opts, path: &Path) -> Error
         ));
     }
     errs.extend(enum_field(hook, "failurePolicy", &["Fail", "Ignore"], path));
-    errs.extend(enum_field(hook, "matchPolicy", &["Equivalent", "Exact"], path));
+    errs.extend(enum_field(
+        hook,
+        "matchPolicy",
+        &["Equivalent", "Exact"],
+        path,
+    ));
     let allowed: &[&str] = if opts.require_no_side_effects {
         &["None", "NoneOnDryRun"]
     } else {
@@ -520,12 +546,14 @@ fn default_hook(hook: &mut Value, mutating: bool) {
         return;
     };
     h.entry("failurePolicy").or_insert_with(|| json!("Fail"));
-    h.entry("matchPolicy").or_insert_with(|| json!("Equivalent"));
+    h.entry("matchPolicy")
+        .or_insert_with(|| json!("Equivalent"));
     h.entry("namespaceSelector").or_insert_with(|| json!({}));
     h.entry("objectSelector").or_insert_with(|| json!({}));
     h.entry("timeoutSeconds").or_insert_with(|| json!(10));
     if mutating {
-        h.entry("reinvocationPolicy").or_insert_with(|| json!("Never"));
+        h.entry("reinvocationPolicy")
+            .or_insert_with(|| json!("Never"));
     }
     if let Some(service) = h
         .get_mut("clientConfig")
@@ -691,7 +719,9 @@ mod tests {
         );
         assert_eq!(
             texts(validate_webhook_url(&Path::new("u"), "://x", true)),
-            ["u: Required value: url must be a valid URL: parse \"://x\": missing protocol scheme; desired format: https://host[/path]"]
+            [
+                "u: Required value: url must be a valid URL: parse \"://x\": missing protocol scheme; desired format: https://host[/path]"
+            ]
         );
     }
 }

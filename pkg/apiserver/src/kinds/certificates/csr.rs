@@ -11,8 +11,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use k1s_apimachinery::validation::{
-    DNS1123_LABEL_MAX_LENGTH, DNS1123_SUBDOMAIN_MAX_LENGTH, is_dns1123_label,
-    is_dns1123_subdomain, validate_path_segment_name,
+    DNS1123_LABEL_MAX_LENGTH, DNS1123_SUBDOMAIN_MAX_LENGTH, is_dns1123_label, is_dns1123_subdomain,
+    validate_path_segment_name,
 };
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
@@ -156,7 +156,11 @@ pub fn validate_signer_name(path: &Path, signer: &str) -> ErrorList {
         return errs;
     };
     if domain.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
-        errs.push(FieldError::too_long(path, "", DNS1123_SUBDOMAIN_MAX_LENGTH as i64));
+        errs.push(FieldError::too_long(
+            path,
+            "",
+            DNS1123_SUBDOMAIN_MAX_LENGTH as i64,
+        ));
     }
     let labels: Vec<&str> = domain.split('.').collect();
     for label in &labels {
@@ -243,7 +247,8 @@ impl Opts {
         let usages = strings(old.f("spec"), "usages");
         let old_cert = bytes_of(old.f("status"), "certificate");
         Self {
-            allow_both_approved_and_denied: types.contains(&"Approved") && types.contains(&"Denied"),
+            allow_both_approved_and_denied: types.contains(&"Approved")
+                && types.contains(&"Denied"),
             allow_legacy_signer_name: old.f("spec").s("signerName") == LEGACY_UNKNOWN_SIGNER_NAME,
             allow_duplicate_condition_types: has_duplicates(&types),
             allow_empty_condition_type: types.contains(&""),
@@ -276,7 +281,11 @@ fn validate_conditions(csr: &Value, opts: Opts) -> ErrorList {
         if status.is_empty() {
             errs.push(FieldError::required(&p.child("status"), ""));
         } else if !allowed.contains(&status) {
-            errs.push(FieldError::not_supported(&p.child("status"), status, allowed));
+            errs.push(FieldError::not_supported(
+                &p.child("status"),
+                status,
+                allowed,
+            ));
         }
         if !opts.allow_both_approved_and_denied {
             let clash = match ty {
@@ -314,7 +323,9 @@ fn validate_csr(csr: &Value, opts: Opts) -> ErrorList {
     let spec = csr.f("spec");
     let sp = Path::new("spec");
     if let Err(e) = check_request(&bytes_of(spec, "request")) {
-        errs.push(FieldError::invalid(&sp.child("request"), spec.s("request"), e));
+        // A missing request is Go's nil byte slice, which shows as `null`.
+        let shown = spec.get("request").cloned().unwrap_or(Value::Null);
+        errs.push(FieldError::invalid(&sp.child("request"), shown, e));
     }
     let usages = strings(spec, "usages");
     if usages.is_empty() {
@@ -334,7 +345,10 @@ fn validate_csr(csr: &Value, opts: Opts) -> ErrorList {
     if !opts.allow_duplicate_usages {
         for (i, u) in usages.iter().enumerate() {
             if usages[..i].contains(u) {
-                errs.push(FieldError::duplicate(&sp.child("usages").index(i), u.as_str()));
+                errs.push(FieldError::duplicate(
+                    &sp.child("usages").index(i),
+                    u.as_str(),
+                ));
             }
         }
     }
@@ -387,7 +401,10 @@ fn validate_csr_update(new: &Value, old: &Value, opts: Opts) -> ErrorList {
         if conditions_of(new, ty).len() < conditions_of(old, ty).len() {
             errs.push(FieldError::forbidden(
                 &cp,
-                format!("updates may not remove a condition of type {}", go_quote(ty)),
+                format!(
+                    "updates may not remove a condition of type {}",
+                    go_quote(ty)
+                ),
             ));
         }
     }
@@ -420,7 +437,10 @@ fn validate_csr_update(new: &Value, old: &Value, opts: Opts) -> ErrorList {
     if new_cert != old_cert {
         let cert = Path::new("status").child("certificate");
         if !opts.allow_setting_certificate {
-            errs.push(FieldError::forbidden(&cert, "updates may not set certificate content"));
+            errs.push(FieldError::forbidden(
+                &cert,
+                "updates may not set certificate content",
+            ));
         } else if !old_cert.is_empty() {
             errs.push(FieldError::forbidden(
                 &cert,
@@ -531,11 +551,20 @@ pub(crate) mod tests {
         csr["spec"]["expirationSeconds"] = json!(599);
         let got = texts(CsrStrategy.validate(&csr));
         assert_eq!(got.len(), 5, "{got:#?}");
-        assert_eq!(got[0], "spec.request: Invalid value: \"bm90IGEgcGVt\": PEM block type must be CERTIFICATE REQUEST");
+        assert_eq!(
+            got[0],
+            "spec.request: Invalid value: \"bm90IGEgcGVt\": PEM block type must be CERTIFICATE REQUEST"
+        );
         assert!(got[1].starts_with("spec.usages[1]: Unsupported value: \"flying\": supported values: \"any\", \"cert sign\""));
         assert_eq!(got[2], "spec.usages[2]: Duplicate value: \"client auth\"");
-        assert_eq!(got[3], "spec.signerName: Invalid value: \"kubernetes.io/legacy-unknown\": the legacy signerName is not allowed via this API version");
-        assert_eq!(got[4], "spec.expirationSeconds: Invalid value: 599: may not specify a duration less than 600 seconds (10 minutes)");
+        assert_eq!(
+            got[3],
+            "spec.signerName: Invalid value: \"kubernetes.io/legacy-unknown\": the legacy signerName is not allowed via this API version"
+        );
+        assert_eq!(
+            got[4],
+            "spec.expirationSeconds: Invalid value: 599: may not specify a duration less than 600 seconds (10 minutes)"
+        );
     }
 
     #[test]
@@ -554,11 +583,15 @@ pub(crate) mod tests {
         assert!(validate_signer_name(&p, "example.com/my-signer").is_empty());
         assert_eq!(
             texts(validate_signer_name(&p, "example")),
-            ["s: Invalid value: \"example\": must be a fully qualified domain and path of the form 'example.com/signer-name'"]
+            [
+                "s: Invalid value: \"example\": must be a fully qualified domain and path of the form 'example.com/signer-name'"
+            ]
         );
         assert_eq!(
             texts(validate_signer_name(&p, "example/x")),
-            ["s: Invalid value: \"example\": should be a domain with at least two segments separated by dots"]
+            [
+                "s: Invalid value: \"example\": should be a domain with at least two segments separated by dots"
+            ]
         );
     }
 
@@ -570,7 +603,12 @@ pub(crate) mod tests {
         let mut new = old.clone();
         new["status"]["certificate"] = json!(STANDARD.encode("garbage"));
         let got = texts(CsrStrategy.validate_status_update(&new, &old));
-        assert_eq!(got, ["status.certificate: Invalid value: \"<certificate data>\": must contain at least one CERTIFICATE PEM block"]);
+        assert_eq!(
+            got,
+            [
+                "status.certificate: Invalid value: \"<certificate data>\": must contain at least one CERTIFICATE PEM block"
+            ]
+        );
         new["status"]["conditions"] = json!([]);
         let got = texts(CsrStrategy.validate_status_update(&new, &old));
         assert!(got.contains(&"status.conditions: Forbidden: updates may not remove a condition of type \"Approved\"".to_string()), "{got:?}");

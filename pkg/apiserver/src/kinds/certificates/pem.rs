@@ -36,7 +36,11 @@ fn get_line(data: &[u8]) -> (&[u8], &[u8]) {
     match data.iter().position(|&b| b == b'\n') {
         None => (trim_right_space_tab(data), &data[data.len()..]),
         Some(i) => {
-            let end = if i > 0 && data[i - 1] == b'\r' { i - 1 } else { i };
+            let end = if i > 0 && data[i - 1] == b'\r' {
+                i - 1
+            } else {
+                i
+            };
             (trim_right_space_tab(&data[..end]), &data[i + 1..])
         }
     }
@@ -119,9 +123,19 @@ mod tests {
     fn decodes_blocks_in_sequence() {
         let data = b"junk\n-----BEGIN A-----\nAQID\n-----END A-----\n-----BEGIN B-----\nk: v\n\nBA==\n-----END B-----\n";
         let (a, rest) = decode(data).expect("first block");
-        assert_eq!(a, Block { kind: "A".into(), has_headers: false, bytes: vec![1, 2, 3] });
+        assert_eq!(
+            a,
+            Block {
+                kind: "A".into(),
+                has_headers: false,
+                bytes: vec![1, 2, 3]
+            }
+        );
         let (b, rest) = decode(rest).expect("second block");
-        assert_eq!((b.kind.as_str(), b.has_headers, b.bytes), ("B", true, vec![4]));
+        assert_eq!(
+            (b.kind.as_str(), b.has_headers, b.bytes),
+            ("B", true, vec![4])
+        );
         assert!(decode(rest).is_none());
         assert!(decode(b"-----BEGIN A-----\n!!!\n-----END A-----\n").is_none());
         assert!(decode(b"not pem").is_none());

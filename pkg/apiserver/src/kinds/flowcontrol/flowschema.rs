@@ -64,7 +64,10 @@ fn validate_verbs(rule: &Value, path: &Path) -> ErrorList {
     let verbs = strings(rule, "verbs");
     let p = path.child("verbs");
     if verbs.is_empty() {
-        vec![FieldError::required(&p, "verbs must contain at least one value")]
+        vec![FieldError::required(
+            &p,
+            "verbs must contain at least one value",
+        )]
     } else if has_wildcard(&verbs) {
         if verbs.len() > 1 {
             vec![FieldError::invalid(
@@ -270,7 +273,11 @@ fn validate_spec(name: &str, spec: &Value, path: &Path) -> ErrorList {
     let precedence = spec.i("matchingPrecedence").unwrap_or(0);
     let mp = path.child("matchingPrecedence");
     if precedence <= 0 {
-        errs.push(FieldError::invalid(&mp, precedence, "must be a positive value"));
+        errs.push(FieldError::invalid(
+            &mp,
+            precedence,
+            "must be a positive value",
+        ));
     }
     if precedence > MAX_MATCHING_PRECEDENCE {
         errs.push(FieldError::invalid(
@@ -324,7 +331,10 @@ fn validate_spec(name: &str, spec: &Value, path: &Path) -> ErrorList {
             ));
         }
         for (j, r) in rule.a("resourceRules").iter().enumerate() {
-            errs.extend(validate_resource_rule(r, &rp.child("resourceRules").index(j)));
+            errs.extend(validate_resource_rule(
+                r,
+                &rp.child("resourceRules").index(j),
+            ));
         }
         for (j, r) in rule.a("nonResourceRules").iter().enumerate() {
             errs.extend(validate_non_resource_rule(
@@ -359,9 +369,16 @@ pub struct FlowSchemaStrategy;
 impl Strategy for FlowSchemaStrategy {
     fn default(&self, obj: &mut Value) {
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
-            && spec.get("matchingPrecedence").and_then(Value::as_i64).unwrap_or(0) == 0
+            && spec
+                .get("matchingPrecedence")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                == 0
         {
-            spec.insert("matchingPrecedence".into(), json!(DEFAULT_MATCHING_PRECEDENCE));
+            spec.insert(
+                "matchingPrecedence".into(),
+                json!(DEFAULT_MATCHING_PRECEDENCE),
+            );
         }
     }
 
@@ -401,10 +418,16 @@ mod tests {
             }]
         }});
         FlowSchemaStrategy.default(&mut fs);
-        assert_eq!(texts(FlowSchemaStrategy.validate(&fs)), Vec::<String>::new());
+        assert_eq!(
+            texts(FlowSchemaStrategy.validate(&fs)),
+            Vec::<String>::new()
+        );
         let mut exempt = json!({"metadata": {"name": "exempt"}, "spec": mandatory_spec(EXEMPT)});
         FlowSchemaStrategy.default(&mut exempt);
-        assert_eq!(texts(FlowSchemaStrategy.validate(&exempt)), Vec::<String>::new());
+        assert_eq!(
+            texts(FlowSchemaStrategy.validate(&exempt)),
+            Vec::<String>::new()
+        );
         let mut defaulted = json!({"metadata": {"name": "x"}, "spec": {"priorityLevelConfiguration": {"name": "global-default"}}});
         FlowSchemaStrategy.default(&mut defaulted);
         assert_eq!(defaulted["spec"]["matchingPrecedence"], 1000);
@@ -431,10 +454,14 @@ mod tests {
                 "spec.rules[0].nonResourceRules[0].nonResourceURLs[0]: Invalid value: \"/a*\": wildcard can only do suffix matching",
             ]
         );
-        let mut catch_all = json!({"metadata": {"name": "catch-all"}, "spec": mandatory_spec(CATCH_ALL)});
+        let mut catch_all =
+            json!({"metadata": {"name": "catch-all"}, "spec": mandatory_spec(CATCH_ALL)});
         catch_all["spec"]["matchingPrecedence"] = json!(9999);
         let got = texts(FlowSchemaStrategy.validate(&catch_all));
         assert_eq!(got.len(), 1);
-        assert!(got[0].ends_with("spec of 'catch-all' must equal the fixed value"), "{got:?}");
+        assert!(
+            got[0].ends_with("spec of 'catch-all' must equal the fixed value"),
+            "{got:?}"
+        );
     }
 }

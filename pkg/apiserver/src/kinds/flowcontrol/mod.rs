@@ -24,7 +24,11 @@ fn without_zero_values(value: &Value) -> Value {
     match value {
         Value::Object(m) => Value::Object(
             m.iter()
-                .filter(|(_, v)| !matches!(v, Value::Bool(false) | Value::Null) && v.as_i64() != Some(0) && v.as_str() != Some(""))
+                .filter(|(_, v)| {
+                    !matches!(v, Value::Bool(false) | Value::Null)
+                        && v.as_i64() != Some(0)
+                        && v.as_str() != Some("")
+                })
                 .map(|(k, v)| (k.clone(), without_zero_values(v)))
                 .collect::<Map<String, Value>>(),
         ),

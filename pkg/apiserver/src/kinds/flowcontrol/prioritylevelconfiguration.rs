@@ -38,11 +38,19 @@ fn validate_queuing(q: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     let limit = q.i("queueLengthLimit").unwrap_or(0);
     if limit <= 0 {
-        errs.push(FieldError::invalid(&path.child("queueLengthLimit"), limit, "must be positive"));
+        errs.push(FieldError::invalid(
+            &path.child("queueLengthLimit"),
+            limit,
+            "must be positive",
+        ));
     }
     let queues = q.i("queues").unwrap_or(0);
     if queues <= 0 {
-        errs.push(FieldError::invalid(&path.child("queues"), queues, "must be positive"));
+        errs.push(FieldError::invalid(
+            &path.child("queues"),
+            queues,
+            "must be positive",
+        ));
     } else if queues > MAX_QUEUES {
         errs.push(FieldError::invalid(
             &path.child("queues"),
@@ -116,7 +124,10 @@ fn validate_limited(l: &Value, path: &Path) -> ErrorList {
             "must be positive",
         ));
     }
-    errs.extend(validate_limit_response(l.f("limitResponse"), &path.child("limitResponse")));
+    errs.extend(validate_limit_response(
+        l.f("limitResponse"),
+        &path.child("limitResponse"),
+    ));
     errs.extend(validate_lendable(l, path));
     if let Some(b) = l.i("borrowingLimitPercent")
         && b < 0
@@ -206,7 +217,9 @@ fn validate_priority_level(obj: &Value) -> ErrorList {
         }
         if !spec_eq(&have, &fixed) {
             let msg = if name == EXEMPT {
-                format!("spec of '{name}' except the 'spec.exempt' field must equal the fixed value")
+                format!(
+                    "spec of '{name}' except the 'spec.exempt' field must equal the fixed value"
+                )
             } else {
                 format!("spec of '{name}' must equal the fixed value")
             };
@@ -226,7 +239,8 @@ impl Strategy for PriorityLevelConfigurationStrategy {
             return;
         };
         if let Some(l) = spec.get_mut("limited").and_then(Value::as_object_mut) {
-            l.entry("nominalConcurrencyShares").or_insert_with(|| json!(30));
+            l.entry("nominalConcurrencyShares")
+                .or_insert_with(|| json!(30));
             l.entry("lendablePercent").or_insert_with(|| json!(0));
             if let Some(q) = l
                 .get_mut("limitResponse")
@@ -241,7 +255,8 @@ impl Strategy for PriorityLevelConfigurationStrategy {
             }
         }
         if let Some(e) = spec.get_mut("exempt").and_then(Value::as_object_mut) {
-            e.entry("nominalConcurrencyShares").or_insert_with(|| json!(0));
+            e.entry("nominalConcurrencyShares")
+                .or_insert_with(|| json!(0));
             e.entry("lendablePercent").or_insert_with(|| json!(0));
         }
     }
@@ -274,18 +289,36 @@ mod tests {
             "limitResponse": {"type": "Queue", "queuing": {"queues": 128, "handSize": 6, "queueLengthLimit": 50}}
         }}});
         PriorityLevelConfigurationStrategy.default(&mut pl);
-        assert_eq!(texts(PriorityLevelConfigurationStrategy.validate(&pl)), Vec::<String>::new());
+        assert_eq!(
+            texts(PriorityLevelConfigurationStrategy.validate(&pl)),
+            Vec::<String>::new()
+        );
         let mut bare = json!({"metadata": {"name": "x"}, "spec": {"type": "Limited", "limited": {"limitResponse": {"type": "Queue", "queuing": {}}}}});
         PriorityLevelConfigurationStrategy.default(&mut bare);
         assert_eq!(bare["spec"]["limited"]["nominalConcurrencyShares"], 30);
-        assert_eq!(bare["spec"]["limited"]["limitResponse"]["queuing"], json!({"queues": 64, "handSize": 8, "queueLengthLimit": 50}));
-        assert!(PriorityLevelConfigurationStrategy.validate(&bare).is_empty());
+        assert_eq!(
+            bare["spec"]["limited"]["limitResponse"]["queuing"],
+            json!({"queues": 64, "handSize": 8, "queueLengthLimit": 50})
+        );
+        assert!(
+            PriorityLevelConfigurationStrategy
+                .validate(&bare)
+                .is_empty()
+        );
         let mut exempt = json!({"metadata": {"name": "exempt"}, "spec": {"type": "Exempt", "exempt": {"nominalConcurrencyShares": 10}}});
         PriorityLevelConfigurationStrategy.default(&mut exempt);
-        assert!(PriorityLevelConfigurationStrategy.validate(&exempt).is_empty());
+        assert!(
+            PriorityLevelConfigurationStrategy
+                .validate(&exempt)
+                .is_empty()
+        );
         let mut catch_all = json!({"metadata": {"name": "catch-all"}, "spec": {"type": "Limited", "limited": {"nominalConcurrencyShares": 5, "limitResponse": {"type": "Reject"}}}});
         PriorityLevelConfigurationStrategy.default(&mut catch_all);
-        assert!(PriorityLevelConfigurationStrategy.validate(&catch_all).is_empty());
+        assert!(
+            PriorityLevelConfigurationStrategy
+                .validate(&catch_all)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -309,11 +342,18 @@ mod tests {
             "limitResponse": {"type": "Queue", "queuing": {"queues": 10000000, "handSize": 100, "queueLengthLimit": 1}}}}});
         assert_eq!(
             texts(PriorityLevelConfigurationStrategy.validate(&entropy)),
-            ["spec.limited.limitResponse.queuing.handSize: Invalid value: 100: required entropy bits of deckSize 10000000 and handSize 100 should not be greater than 60"]
+            [
+                "spec.limited.limitResponse.queuing.handSize: Invalid value: 100: required entropy bits of deckSize 10000000 and handSize 100 should not be greater than 60"
+            ]
         );
         let exempt_limited = json!({"metadata": {"name": "exempt"}, "spec": {"type": "Limited", "limited": {"nominalConcurrencyShares": 1, "limitResponse": {"type": "Reject"}}}});
         let got = texts(PriorityLevelConfigurationStrategy.validate(&exempt_limited));
-        assert_eq!(got[0], "spec.type: Invalid value: \"Limited\": type must be 'Exempt' if and only if name is 'exempt'");
-        assert!(got[1].ends_with("spec of 'exempt' except the 'spec.exempt' field must equal the fixed value"));
+        assert_eq!(
+            got[0],
+            "spec.type: Invalid value: \"Limited\": type must be 'Exempt' if and only if name is 'exempt'"
+        );
+        assert!(got[1].ends_with(
+            "spec of 'exempt' except the 'spec.exempt' field must equal the fixed value"
+        ));
     }
 }
