@@ -336,6 +336,10 @@ mod tests {
             "variables.foo == 'bar'",
             "namespaceObject.metadata.name != 'kube-system' || oldObject == null",
             "{'a': 1}.a == 1 && [1, 2][0] == 1",
+            "request.namespace != 'kube-system' && object.metadata.namespace == request.namespace",
+            "object.metadata.name.matches('^[a-z]+$') ? r'raw\\d' != '' : b'\\x00' == b''",
+            "object.spec.containers.map(c, c.name).exists_one(n, n == 'app') && object.spec.?tolerations.orValue([]).size() >= 0",
+            "object.`dashed-field` == 1 || !(object.x in [1, 2]) && -1 < 2 + 0 == true",
         ] {
             let got = compile_error(ok, ALL);
             assert!(got.is_none(), "{ok}: {got:?}");

@@ -232,12 +232,17 @@ fn crd_rows() -> Case {
     .immutable("/spec/names/plural", json!("crontabz"), "spec.names.plural: Invalid value: \"crontabz\": field is immutable")
 }
 
-/// Rows upstream refuses and `crd/` does not yet: once the CRD is Established, its
-/// scope and kind are immutable (`ValidateCustomResourceDefinitionSpecUpdate`).
+/// Rows where `crd/` still differs from upstream: once the CRD is Established, its scope
+/// and kind are immutable (`ValidateCustomResourceDefinitionSpecUpdate`), and a bad kind
+/// is explained with the whole DNS-1035 message (`ValidateCustomResourceDefinitionNames`).
 fn crd_gaps() -> Case {
     let mut case = crd_rows();
     case.required.clear();
-    case.invalid.clear();
+    case.invalid = vec![(
+        "/spec/names/kind",
+        json!("Cron_Tab"),
+        "spec.names.kind: Invalid value: \"Cron_Tab\": may have mixed case, but should otherwise match: a DNS-1035 label must consist of lower case alphanumeric characters or '-'",
+    )];
     case.immutable = vec![
         (
             "/spec/scope",
@@ -317,6 +322,22 @@ async fn run_crd_case(case: &Case, prefix: &str) -> Vec<String> {
         "{CRDS}/{}",
         valid["metadata"]["name"].as_str().unwrap_or("")
     );
+    // Scope and kind are fixed only once the definition is Established: wait for the CRD
+    // controller to say so (briefly; rows that do not depend on it pass either way).
+    for _ in 0..50 {
+        let (_, stored) = api.call("GET", &item, &Value::Null).await;
+        let established = stored
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Established" && c["status"] == "True")
+            });
+        if established {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     for (pointer, value, expected) in &case.immutable {
         let (code, mut stored) = api.call("GET", &item, &Value::Null).await;
         assert_eq!(code, 200, "GET {item}");
@@ -348,7 +369,6 @@ async fn custom_resource_definitions_refuse_what_upstream_refuses() {
 #[tokio::test]
 #[ignore = "crd/ does not yet keep scope and kind of an Established CRD"]
 async fn custom_resource_definitions_keep_scope_and_kind_once_established() {
-    // Give the CRD controller time to mark the definition Established.
     let failures = run_crd_case(&crd_gaps(), "gap").await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
