@@ -60,7 +60,7 @@ const FUNCTION_NAMESPACES: &[&str] = &[
     "strings",
 ];
 
-/// One issue: a 1-based line and column and the message.
+/// One issue: a 1-based line and column (0 for none) and the message.
 struct Issue {
     line: usize,
     column: usize,
@@ -76,30 +76,30 @@ pub fn check(expression: &str, shown: &str, vars: Vars, path: &Path) -> ErrorLis
     }
 }
 
+/// The stack a parse runs on: ANTLR's recursive descent needs a few MiB for the deepest
+/// nesting cel-go allows in unoptimised builds, more than a request handler's thread
+/// has. Only the pages used are ever touched.
+const PARSE_STACK_BYTES: usize = 64 << 20;
+
 /// `compilation failed: ERROR: <input>:1:8: …` when `expression` does not compile.
 pub fn compile_error(expression: &str, vars: Vars) -> Option<String> {
-    let parsed = Parser::new()
-        .enable_optional_syntax(true)
-        .enable_ident_escape_syntax(true)
-        .max_recursion_depth(MAX_RECURSION_DEPTH)
-        .parse_with_source_info(expression);
-    let mut issues = match parsed {
-        Err(errs) => errs
-            .errors
-            .iter()
-            .map(|e| Issue {
-                line: usize::try_from(e.pos.0).unwrap_or(1).max(1),
-                column: usize::try_from(e.pos.1).unwrap_or(1).max(1),
-                message: e.msg.clone(),
-            })
-            .collect(),
-        Ok((ast, info)) => {
-            let mut found = Vec::new();
-            let mut scope = Vec::new();
-            undeclared(&ast, &info, vars, &mut scope, &mut found);
-            found
-        }
-    };
+    let issues = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("cel-parse".into())
+            .stack_size(PARSE_STACK_BYTES)
+            .spawn_scoped(scope, || issues(expression, vars))
+            .ok()
+            .and_then(|parse| parse.join().ok())
+    });
+    let mut issues = issues.unwrap_or_else(|| {
+        // The parser failed rather than refusing the text: report it instead of storing
+        // an expression nobody has checked.
+        vec![Issue {
+            line: 0,
+            column: 0,
+            message: "the expression could not be parsed".into(),
+        }]
+    });
     if issues.is_empty() {
         return None;
     }
@@ -110,6 +110,45 @@ pub fn compile_error(expression: &str, vars: Vars) -> Option<String> {
     ))
 }
 
+/// What cel-go's parser and (as far as variables go) its checker report.
+fn issues(expression: &str, vars: Vars) -> Vec<Issue> {
+    let parsed = Parser::new()
+        .enable_optional_syntax(true)
+        .enable_ident_escape_syntax(true)
+        .max_recursion_depth(MAX_RECURSION_DEPTH)
+        .parse_with_source_info(expression);
+    match parsed {
+        Err(errs) => {
+            if errs
+                .errors
+                .iter()
+                .any(|e| e.msg.contains("Recursion limit of"))
+            {
+                // cel-go reports this one without a location.
+                return vec![Issue {
+                    line: 0,
+                    column: 0,
+                    message: format!("expression recursion limit exceeded: {MAX_RECURSION_DEPTH}"),
+                }];
+            }
+            errs.errors
+                .iter()
+                .map(|e| Issue {
+                    line: usize::try_from(e.pos.0).unwrap_or(1).max(1),
+                    column: usize::try_from(e.pos.1).unwrap_or(1).max(1),
+                    message: e.msg.clone(),
+                })
+                .collect()
+        }
+        Ok((ast, info)) => {
+            let mut found = Vec::new();
+            let mut scope = Vec::new();
+            undeclared(&ast, &info, vars, &mut scope, &mut found);
+            found
+        }
+    }
+}
+
 /// cel-go's `Errors.ToDisplayString`: each issue with its source line and a caret.
 fn display(source: &str, issues: &[Issue]) -> String {
     let lines: Vec<&str> = source.split('\n').collect();
@@ -117,6 +156,10 @@ fn display(source: &str, issues: &[Issue]) -> String {
         .iter()
         .take(MAX_ERRORS_TO_REPORT)
         .map(|issue| {
+            if issue.line == 0 {
+                // cel-go's `NoLocation`.
+                return format!("ERROR: <input>:-1:0: {}", issue.message);
+            }
             let mut s = format!(
                 "ERROR: <input>:{}:{}: {}",
                 issue.line, issue.column, issue.message
@@ -370,6 +413,25 @@ mod tests {
         assert!(compile_error("params.x == 1", none).is_some());
         assert!(compile_error("authorizer.serviceAccount('a', 'b')", none).is_some());
         assert!(compile_error("[1].all(x, x > 0 && y)", ALL).is_some());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_exhausting_a_worker_stack() {
+        // Request handlers run on 2 MiB worker threads.
+        let run = |depth: usize| {
+            let expr = format!("{}1{}", "(".repeat(depth), ")".repeat(depth));
+            std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || compile_error(&expr, ALL))
+                .map(|h| h.join().ok().flatten())
+        };
+        assert_eq!(run(100).ok(), Some(None));
+        let deep = run(100_000).ok().flatten().unwrap_or_default();
+        assert_eq!(
+            deep,
+            "compilation failed: ERROR: <input>:-1:0: expression recursion limit exceeded: 250"
+        );
+        assert_eq!(run(250).ok(), Some(None));
     }
 
     #[test]

@@ -578,6 +578,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn updates_keep_the_stored_spec_and_status() {
+        let mut old = node_csr();
+        CsrStrategy.prepare_for_create(&mut old, true);
+        let mut new = old.clone();
+        new["spec"]["usages"] = json!(["server auth"]);
+        new["status"] = json!({"conditions": [{"type": "Approved", "status": "True"}]});
+        new["metadata"]["labels"] = json!({"a": "b"});
+        CsrStrategy.prepare_for_update(&mut new, &old, true);
+        assert_eq!(new["spec"], old["spec"]);
+        assert_eq!(new["status"], json!({}));
+        assert_eq!(new["metadata"]["labels"], json!({"a": "b"}));
+        assert!(CsrStrategy.validate_update(&new, &old).is_empty());
+    }
+
+    #[test]
     fn signer_names_follow_upstream() {
         let p = Path::new("s");
         assert!(validate_signer_name(&p, "example.com/my-signer").is_empty());
