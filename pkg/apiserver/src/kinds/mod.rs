@@ -1,12 +1,15 @@
 //! The table of built-in kinds: one line each, naming the k8s-openapi type, its
 //! strategy and its discovery facts (short names, categories, subresources).
 
+pub mod admissionregistration;
 pub mod apps;
 pub mod autoscaling;
 pub mod batch;
+pub mod certificates;
 pub mod coordination;
 pub mod core;
 pub mod discovery;
+pub mod flowcontrol;
 pub mod misc;
 pub mod networking;
 pub mod node;
@@ -21,7 +24,7 @@ pub mod validation;
 use std::any::TypeId;
 use std::sync::Arc;
 
-use crate::registry::strategy::{Plain, WithGeneration};
+use crate::registry::strategy::Plain;
 use crate::registry::{ALL_VERBS, Conversion, Resource, ResourceInfo, Strategy, Subresource};
 use crate::schema::builtin::{BuiltinSchemas, gvk};
 use crate::schema::model::Definitions;
@@ -308,7 +311,7 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
     // node.k8s.io/v1
     b.kind::<node::RuntimeClass>(self::node::RuntimeClassStrategy);
     // certificates.k8s.io/v1
-    b.kind::<certificates::CertificateSigningRequest>(Plain)
+    b.kind::<certificates::CertificateSigningRequest>(self::certificates::CsrStrategy)
         .short_names(&["csr"])
         .status();
     // events.k8s.io/v1 shares storage with core/v1 events.
@@ -316,23 +319,34 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .short_names(&["ev"])
         .stored_as("events", Arc::new(core::event::EventsV1Conversion));
     // admissionregistration.k8s.io/v1
-    b.kind::<admissionregistration::MutatingWebhookConfiguration>(WithGeneration)
-        .categories(&["api-extensions"]);
-    b.kind::<admissionregistration::ValidatingWebhookConfiguration>(WithGeneration)
-        .categories(&["api-extensions"]);
-    b.kind::<admissionregistration::ValidatingAdmissionPolicy>(WithGeneration)
-        .categories(&["api-extensions"])
-        .status();
-    b.kind::<admissionregistration::ValidatingAdmissionPolicyBinding>(WithGeneration)
-        .categories(&["api-extensions"]);
+    b.kind::<admissionregistration::MutatingWebhookConfiguration>(
+        self::admissionregistration::WebhookConfigurationStrategy::MUTATING,
+    )
+    .categories(&["api-extensions"]);
+    b.kind::<admissionregistration::ValidatingWebhookConfiguration>(
+        self::admissionregistration::WebhookConfigurationStrategy::VALIDATING,
+    )
+    .categories(&["api-extensions"]);
+    b.kind::<admissionregistration::ValidatingAdmissionPolicy>(
+        self::admissionregistration::ValidatingAdmissionPolicyStrategy,
+    )
+    .categories(&["api-extensions"])
+    .status();
+    b.kind::<admissionregistration::ValidatingAdmissionPolicyBinding>(
+        self::admissionregistration::ValidatingAdmissionPolicyBindingStrategy,
+    )
+    .categories(&["api-extensions"]);
     // apiextensions.k8s.io/v1
     b.kind::<apiextensions::CustomResourceDefinition>(crate::crd::CrdStrategy)
         .short_names(&["crd", "crds"])
         .categories(&["api-extensions"])
         .status();
     // flowcontrol.apiserver.k8s.io/v1
-    b.kind::<flowcontrol::FlowSchema>(WithGeneration).status();
-    b.kind::<flowcontrol::PriorityLevelConfiguration>(WithGeneration)
+    b.kind::<flowcontrol::FlowSchema>(self::flowcontrol::FlowSchemaStrategy)
         .status();
+    b.kind::<flowcontrol::PriorityLevelConfiguration>(
+        self::flowcontrol::PriorityLevelConfigurationStrategy,
+    )
+    .status();
     b
 }

@@ -199,12 +199,3 @@ pub trait Strategy: Send + Sync + 'static {
 pub struct Plain;
 
 impl Strategy for Plain {}
-
-/// A kind whose generation is tracked and nothing else.
-pub struct WithGeneration;
-
-impl Strategy for WithGeneration {
-    fn tracks_generation(&self) -> bool {
-        true
-    }
-}

@@ -1,0 +1,378 @@
+//! Small upstream validators the admission kinds need and the shared toolkit lacks:
+//! `IsFullyQualifiedName`, core's `ValidateQualifiedName`, metav1's `ValidateConditions`,
+//! and the admission `Rule`s shared by webhooks and policies.
+
+use k1s_apimachinery::meta::validate_label_name;
+use k1s_apimachinery::validation::{is_dns1123_subdomain, is_qualified_name};
+use k1s_apimachinery::{ErrorList, FieldError, Path};
+use serde_json::Value;
+
+use crate::kinds::validation::Fields;
+
+/// Upstream's `IsFullyQualifiedName`: a DNS subdomain of at least three labels
+/// (`webhook.cert-manager.io`).
+pub fn is_fully_qualified_name(path: &Path, name: &str) -> ErrorList {
+    if name.is_empty() {
+        return vec![FieldError::required(path, "")];
+    }
+    let errs = is_dns1123_subdomain(name);
+    if !errs.is_empty() {
+        return vec![FieldError::invalid(path, name, errs.join(","))];
+    }
+    if name.split('.').count() < 3 {
+        return vec![FieldError::invalid(
+            path,
+            name,
+            "should be a domain with at least three segments separated by dots",
+        )];
+    }
+    ErrorList::new()
+}
+
+/// Core's `ValidateQualifiedName`: each problem of a qualified name as `Invalid value`.
+pub fn validate_qualified_name(value: &str, path: &Path) -> ErrorList {
+    is_qualified_name(value)
+        .into_iter()
+        .map(|msg| FieldError::invalid(path, value, msg))
+        .collect()
+}
+
+/// The strings of a list field.
+pub fn strings(v: &Value, key: &str) -> Vec<String> {
+    v.a(key)
+        .iter()
+        .map(|s| s.as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+const CONDITION_REASON_FMT: &str = "[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?";
+const CONDITION_REASON_MSG: &str = "a condition reason must start with alphabetic character, optionally followed by a string of alphanumeric characters or '_,:', and must end with an alphanumeric character or '_'";
+const MAX_REASON_LEN: i64 = 1024;
+const MAX_MESSAGE_LEN: i64 = 32 * 1024;
+
+fn is_condition_reason(s: &str) -> bool {
+    let b = s.as_bytes();
+    let Some((first, rest)) = b.split_first() else {
+        return false;
+    };
+    if !first.is_ascii_alphabetic() {
+        return false;
+    }
+    match rest.split_last() {
+        None => true,
+        Some((last, middle)) => {
+            (last.is_ascii_alphanumeric() || *last == b'_')
+                && middle
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b',' | b':'))
+        }
+    }
+}
+
+/// metav1's `ValidateConditions` (conditions of type `metav1.Condition`): unique types
+/// that are label names, a known status, a set transition time and a well-formed reason.
+pub fn validate_conditions(conditions: &[Value], path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, c) in conditions.iter().enumerate() {
+        let p = path.index(i);
+        let ty = c.s("type");
+        if seen.contains(&ty) {
+            errs.push(FieldError::duplicate(&p.child("type"), ty));
+        } else {
+            seen.push(ty);
+        }
+        errs.extend(validate_label_name(ty, &p.child("type")));
+        let status = c.s("status");
+        if !matches!(status, "True" | "False" | "Unknown") {
+            errs.push(FieldError::not_supported(
+                &p.child("status"),
+                status,
+                &["False", "True", "Unknown"],
+            ));
+        }
+        if let Some(g) = c.i("observedGeneration")
+            && g < 0
+        {
+            errs.push(FieldError::invalid(
+                &p.child("observedGeneration"),
+                g,
+                "must be greater than or equal to zero",
+            ));
+        }
+        if c.s("lastTransitionTime").is_empty() {
+            errs.push(FieldError::required(
+                &p.child("lastTransitionTime"),
+                "must be set",
+            ));
+        }
+        let reason = c.s("reason");
+        if reason.is_empty() {
+            errs.push(FieldError::required(&p.child("reason"), "must be set"));
+        } else {
+            if !is_condition_reason(reason) {
+                errs.push(FieldError::invalid(
+                    &p.child("reason"),
+                    reason,
+                    format!(
+                        "{CONDITION_REASON_MSG} (e.g. 'my_name',  or 'MY_NAME',  or 'MyName',  or 'ReasonA,ReasonB',  or 'ReasonA:ReasonB', regex used for validation is '{CONDITION_REASON_FMT}')"
+                    ),
+                ));
+            }
+            if reason.len() as i64 > MAX_REASON_LEN {
+                errs.push(FieldError::too_long(&p.child("reason"), "", MAX_REASON_LEN));
+            }
+        }
+        if c.s("message").len() as i64 > MAX_MESSAGE_LEN {
+            errs.push(FieldError::too_long(
+                &p.child("message"),
+                "",
+                MAX_MESSAGE_LEN,
+            ));
+        }
+    }
+    errs
+}
+
+fn has_wildcard(list: &[String]) -> bool {
+    list.iter().any(|s| s == "*")
+}
+
+/// `resources` of a rule that may name subresources (`pods/status`, `*/scale`).
+fn validate_resources(resources: &[String], path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if resources.is_empty() {
+        errs.push(FieldError::required(path, ""));
+    }
+    let mut with_wildcard_sub: Vec<&str> = Vec::new();
+    let mut sub_with_wildcard_res: Vec<&str> = Vec::new();
+    let mut double_wildcard = false;
+    let mut single_wildcard = false;
+    let mut without_sub = false;
+    for (i, res_sub) in resources.iter().enumerate() {
+        if res_sub.is_empty() {
+            errs.push(FieldError::required(&path.index(i), ""));
+            continue;
+        }
+        if res_sub == "*/*" {
+            double_wildcard = true;
+        }
+        if res_sub == "*" {
+            single_wildcard = true;
+        }
+        let Some((res, sub)) = res_sub.split_once('/') else {
+            // Upstream keeps only the last plain entry's verdict here.
+            without_sub = res_sub != "*";
+            continue;
+        };
+        if with_wildcard_sub.contains(&res) {
+            errs.push(FieldError::invalid(
+                &path.index(i),
+                res_sub.as_str(),
+                format!("if '{res}/*' is present, must not specify {res_sub}"),
+            ));
+        }
+        if sub_with_wildcard_res.contains(&sub) {
+            errs.push(FieldError::invalid(
+                &path.index(i),
+                res_sub.as_str(),
+                format!("if '*/{sub}' is present, must not specify {res_sub}"),
+            ));
+        }
+        if sub == "*" {
+            with_wildcard_sub.push(res);
+        }
+        if res == "*" {
+            sub_with_wildcard_res.push(sub);
+        }
+    }
+    if resources.len() > 1 && double_wildcard {
+        errs.push(FieldError::invalid(
+            path,
+            resources.to_vec(),
+            "if '*/*' is present, must not specify other resources",
+        ));
+    }
+    if single_wildcard && without_sub {
+        errs.push(FieldError::invalid(
+            path,
+            resources.to_vec(),
+            "if '*' is present, must not specify other resources without subresources",
+        ));
+    }
+    errs
+}
+
+/// Upstream's `validateRule` with subresources allowed: API groups, versions,
+/// resources and scope of an admission rule.
+pub fn validate_rule(rule: &Value, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let groups = strings(rule, "apiGroups");
+    if groups.is_empty() {
+        errs.push(FieldError::required(&path.child("apiGroups"), ""));
+    }
+    if groups.len() > 1 && has_wildcard(&groups) {
+        errs.push(FieldError::invalid(
+            &path.child("apiGroups"),
+            groups.clone(),
+            "if '*' is present, must not specify other API groups",
+        ));
+    }
+    let versions = strings(rule, "apiVersions");
+    if versions.is_empty() {
+        errs.push(FieldError::required(&path.child("apiVersions"), ""));
+    }
+    if versions.len() > 1 && has_wildcard(&versions) {
+        errs.push(FieldError::invalid(
+            &path.child("apiVersions"),
+            versions.clone(),
+            "if '*' is present, must not specify other API versions",
+        ));
+    }
+    for (i, v) in versions.iter().enumerate() {
+        if v.is_empty() {
+            errs.push(FieldError::required(
+                &path.child("apiVersions").index(i),
+                "",
+            ));
+        }
+    }
+    errs.extend(validate_resources(
+        &strings(rule, "resources"),
+        &path.child("resources"),
+    ));
+    if let Some(scope) = rule.get("scope").and_then(Value::as_str)
+        && !matches!(scope, "*" | "Cluster" | "Namespaced")
+    {
+        errs.push(FieldError::not_supported(
+            &path.child("scope"),
+            scope,
+            &["*", "Cluster", "Namespaced"],
+        ));
+    }
+    errs
+}
+
+/// Upstream's `validateRuleWithOperations`: the operations, then the rule.
+pub fn validate_rule_with_operations(rule: &Value, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let ops = strings(rule, "operations");
+    if ops.is_empty() {
+        errs.push(FieldError::required(&path.child("operations"), ""));
+    }
+    if ops.len() > 1 && has_wildcard(&ops) {
+        errs.push(FieldError::invalid(
+            &path.child("operations"),
+            ops.clone(),
+            "if '*' is present, must not specify other operations",
+        ));
+    }
+    for (i, op) in ops.iter().enumerate() {
+        if !matches!(
+            op.as_str(),
+            "*" | "CREATE" | "UPDATE" | "DELETE" | "CONNECT"
+        ) {
+            errs.push(FieldError::not_supported(
+                &path.child("operations").index(i),
+                op.as_str(),
+                &["*", "CONNECT", "CREATE", "DELETE", "UPDATE"],
+            ));
+        }
+    }
+    errs.extend(validate_rule(rule, path));
+    errs
+}
+
+/// Sets the rule defaults of `rules` (`scope: "*"`).
+pub fn default_rules(rules: Option<&mut Value>) {
+    if let Some(Value::Array(list)) = rules {
+        for r in list {
+            if let Some(o) = r.as_object_mut() {
+                o.entry("scope").or_insert_with(|| Value::from("*"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn texts(errs: ErrorList) -> Vec<String> {
+        errs.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn fully_qualified_names_need_three_labels() {
+        let p = Path::new("name");
+        assert!(is_fully_qualified_name(&p, "webhook.cert-manager.io").is_empty());
+        assert_eq!(
+            texts(is_fully_qualified_name(&p, "cert-manager.io")),
+            [
+                "name: Invalid value: \"cert-manager.io\": should be a domain with at least three segments separated by dots"
+            ]
+        );
+        assert_eq!(
+            texts(is_fully_qualified_name(&p, "")),
+            ["name: Required value"]
+        );
+    }
+
+    #[test]
+    fn resource_wildcards_follow_upstream() {
+        let p = Path::new("r");
+        let check = |rs: &[&str]| {
+            texts(validate_resources(
+                &rs.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                &p,
+            ))
+        };
+        assert!(check(&["*"]).is_empty());
+        assert!(check(&["*/*"]).is_empty());
+        assert!(check(&["pods", "pods/status"]).is_empty());
+        assert!(check(&["*", "pods/status"]).is_empty());
+        assert_eq!(
+            check(&["*", "pods"]),
+            [
+                "r: Invalid value: [\"*\",\"pods\"]: if '*' is present, must not specify other resources without subresources"
+            ]
+        );
+        assert_eq!(
+            check(&["pods/*", "pods/status"]),
+            [
+                "r[1]: Invalid value: \"pods/status\": if 'pods/*' is present, must not specify pods/status"
+            ]
+        );
+    }
+
+    #[test]
+    fn conditions_are_checked_like_metav1() {
+        let errs = texts(validate_conditions(
+            &[
+                json!({"type": "Ready", "status": "True", "lastTransitionTime": "2024-01-01T00:00:00Z", "reason": "Ok"}),
+                json!({"type": "Ready", "status": "Maybe", "reason": "1bad"}),
+            ],
+            &Path::new("status").child("conditions"),
+        ));
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert_eq!(
+            errs[0],
+            "status.conditions[1].type: Duplicate value: \"Ready\""
+        );
+        assert!(errs[1].starts_with("status.conditions[1].status: Unsupported value: \"Maybe\""));
+        assert_eq!(
+            errs[2],
+            "status.conditions[1].lastTransitionTime: Required value: must be set"
+        );
+        assert!(errs[3].contains("a condition reason must start with alphabetic character"));
+        assert!(
+            validate_rule_with_operations(
+                &json!({"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "scope": "*"}),
+                &Path::new("rules").index(0)
+            )
+            .is_empty()
+        );
+    }
+}
