@@ -60,10 +60,24 @@ impl Strategy for CrdStrategy {
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
         let mut errs = validate_crd(new);
-        for (field, p) in [
-            (&["spec", "group"][..], "spec.group"),
-            (&["spec", "names", "plural"][..], "spec.names.plural"),
-        ] {
+        // Scope and kind shape the stored objects: fixed once the definition is
+        // Established. Group and plural make up the name: always fixed.
+        let established = meta::get_path(old, &["status", "conditions"])
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.get("type").and_then(Value::as_str) == Some("Established")
+                        && c.get("status").and_then(Value::as_str) == Some("True")
+                })
+            });
+        let mut fixed: Vec<(&[&str], &str)> = Vec::new();
+        if established {
+            fixed.push((&["spec", "scope"], "spec.scope"));
+            fixed.push((&["spec", "names", "kind"], "spec.names.kind"));
+        }
+        fixed.push((&["spec", "group"], "spec.group"));
+        fixed.push((&["spec", "names", "plural"], "spec.names.plural"));
+        for (field, p) in fixed {
             let (n, o) = (str_at(new, field), str_at(old, field));
             if n != o {
                 errs.push(FieldError::invalid(&Path::new(p), n, "field is immutable"));
@@ -236,19 +250,27 @@ fn validate_names(obj: &Value, path: &Path) -> ErrorList {
     label_errors(&mut errs, &path.child("plural"), &get("plural"));
     label_errors(&mut errs, &path.child("singular"), &get("singular"));
     let kind = get("kind");
-    if !kind.is_empty() && !is_dns1035_label(&kind.to_lowercase()).is_empty() {
+    let problems = is_dns1035_label(&kind.to_lowercase());
+    if !kind.is_empty() && !problems.is_empty() {
         errs.push(FieldError::invalid(
             &path.child("kind"),
             kind.as_str(),
-            "may have mixed case, but should otherwise match: [a-z]([-a-z0-9]*[a-z0-9])?",
+            format!(
+                "may have mixed case, but should otherwise match: {}",
+                problems.join(",")
+            ),
         ));
     }
     let list_kind = get("listKind");
-    if !list_kind.is_empty() && !is_dns1035_label(&list_kind.to_lowercase()).is_empty() {
+    let problems = is_dns1035_label(&list_kind.to_lowercase());
+    if !list_kind.is_empty() && !problems.is_empty() {
         errs.push(FieldError::invalid(
             &path.child("listKind"),
             list_kind.as_str(),
-            "may have mixed case, but should otherwise match: [a-z]([-a-z0-9]*[a-z0-9])?",
+            format!(
+                "may have mixed case, but should otherwise match: {}",
+                problems.join(",")
+            ),
         ));
     }
     if !kind.is_empty() && kind == list_kind {

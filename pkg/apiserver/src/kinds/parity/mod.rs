@@ -41,6 +41,24 @@ pub struct Case {
     /// before a PUT, the new value, and the expected text (`field is immutable`, or the
     /// kind's own wording).
     pub immutable: Vec<(&'static str, Value, &'static str)>,
+    /// Builds one row's object from `valid`, a name token unique to the row, and the
+    /// row's edit: [`named_object`] unless a kind's names are special (a CRD is named
+    /// `<plural>.<group>`).
+    pub build: Build,
+    /// Whether a stored object is ready for the immutable rows (a CRD fixes its scope
+    /// once Established); the runner waits a moment for it.
+    pub ready: Option<fn(&Value) -> bool>,
+}
+
+/// How a case builds one row's object: `(valid, token, edit)`.
+pub type Build = fn(&Value, &str, &dyn Fn(&mut Value)) -> Value;
+
+/// The default [`Build`]: `valid` named `token` (an IP-named kind gets a distinct IP),
+/// then edited; an edit of `metadata.name` wins.
+pub fn named_object(valid: &Value, token: &str, edit: &dyn Fn(&mut Value)) -> Value {
+    let mut o = with_name(valid, token);
+    edit(&mut o);
+    o
 }
 
 impl Case {
@@ -52,7 +70,21 @@ impl Case {
             required: Vec::new(),
             invalid: Vec::new(),
             immutable: Vec::new(),
+            build: named_object,
+            ready: None,
         }
+    }
+
+    /// Builds the rows' objects with `build` instead of [`named_object`].
+    pub fn built_by(mut self, build: Build) -> Self {
+        self.build = build;
+        self
+    }
+
+    /// Waits for `ready` on the stored object before the immutable rows.
+    pub fn once(mut self, ready: fn(&Value) -> bool) -> Self {
+        self.ready = Some(ready);
+        self
     }
 
     /// Adds a required field.
@@ -195,9 +227,8 @@ fn check_refusal(what: &str, code: u16, body: &Value, expected: &str, failures: 
 
 async fn run_case(api: &Api, case: &Case, n: usize, failures: &mut Vec<String>) {
     let base = format!("parity-{n}");
-    let (code, body) = api
-        .call("POST", case.collection, &with_name(&case.valid, &base))
-        .await;
+    let created = (case.build)(&case.valid, &base, &|_| {});
+    let (code, body) = api.call("POST", case.collection, &created).await;
     if code != 201 {
         failures.push(format!(
             "{}: the valid object was refused: {code} {}",
@@ -207,22 +238,32 @@ async fn run_case(api: &Api, case: &Case, n: usize, failures: &mut Vec<String>) 
         return;
     }
     for (i, (pointer, expected)) in case.required.iter().enumerate() {
-        let mut obj = with_name(&case.valid, &format!("{base}-r{i}"));
-        set_pointer(&mut obj, pointer, None);
+        let obj = (case.build)(&case.valid, &format!("{base}-r{i}"), &|o| {
+            set_pointer(o, pointer, None)
+        });
         let (code, body) = api.call("POST", case.collection, &obj).await;
         let what = format!("{} without {pointer}", case.collection);
         check_refusal(&what, code, &body, expected, failures);
     }
     for (i, (pointer, value, expected)) in case.invalid.iter().enumerate() {
-        let mut obj = with_name(&case.valid, &format!("{base}-i{i}"));
-        set_pointer(&mut obj, pointer, Some(value.clone()));
+        let obj = (case.build)(&case.valid, &format!("{base}-i{i}"), &|o| {
+            set_pointer(o, pointer, Some(value.clone()))
+        });
         let (code, body) = api.call("POST", case.collection, &obj).await;
         let what = format!("{} with {pointer} = {value}", case.collection);
         check_refusal(&what, code, &body, expected, failures);
     }
-    let created = with_name(&case.valid, &base);
     let created_name = created["metadata"]["name"].as_str().unwrap_or(&base);
     let item = format!("{}/{created_name}", case.collection);
+    if let Some(ready) = case.ready {
+        for _ in 0..100 {
+            let (_, stored) = api.call("GET", &item, &Value::Null).await;
+            if ready(&stored) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
     for (pointer, value, expected) in &case.immutable {
         let (code, mut stored) = api.call("GET", &item, &Value::Null).await;
         assert_eq!(code, 200, "GET {item}");
