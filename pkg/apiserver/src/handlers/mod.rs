@@ -126,6 +126,7 @@ impl Call {
             )?,
             force: query_flag(&self.query, "force"),
             applied: false,
+            patch: false,
         })
     }
 

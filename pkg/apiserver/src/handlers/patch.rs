@@ -57,6 +57,7 @@ pub async fn patch(call: Call) -> Result<Response, Status> {
     let output = resource_output(&parse_accept(call.header(http::header::ACCEPT)))?;
     let sub = call.subresource()?;
     let mut ctx = call.write_context()?;
+    ctx.patch = true;
     let custom = call.server.is_custom(&call.resource);
     let accepted = if custom {
         CUSTOM_PATCH_MEDIA_TYPES

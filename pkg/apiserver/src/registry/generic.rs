@@ -57,6 +57,10 @@ pub struct WriteContext {
     pub force: bool,
     /// The object comes from server-side apply, which recorded its managed fields.
     pub applied: bool,
+    /// The object is a patch applied to the current version: it is conditional on that
+    /// version (retried on a conflict) even without a resourceVersion of its own, so
+    /// kinds that refuse unconditional updates accept it, as upstream's patcher does.
+    pub patch: bool,
 }
 
 /// A successful write with the warnings to send as `Warning:` headers.
@@ -752,7 +756,7 @@ impl GenericStore {
                         OPTIMISTIC_LOCK_MSG,
                     ));
                 }
-            } else if !storage.strategy.allow_unconditional_update() {
+            } else if !ctx.patch && !storage.strategy.allow_unconditional_update() {
                 let errs = vec![FieldError::invalid(
                     &Path::new("metadata").child("resourceVersion"),
                     json!(""),
