@@ -20,7 +20,7 @@ use crate::schema::model::{Definitions, Schema, SchemaType};
 use crate::{meta, schema};
 
 /// Definition name of ObjectMeta, which every custom kind's `metadata` refers to.
-const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+use crate::schema::builtin::names::OBJECT_META;
 
 /// Top-level fields that are not part of the CRD's schema proper.
 const TYPE_AND_META: &[&str] = &["apiVersion", "kind", "metadata"];

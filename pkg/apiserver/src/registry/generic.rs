@@ -1209,10 +1209,16 @@ fn same_content(a: &Value, b: &Value) -> bool {
     strip(a) == strip(b)
 }
 
-/// Fills the fields Go always writes into an object of `storage`'s kind (built-in kinds
-/// only: a custom resource's schema requires what its validation requires).
+/// Gives an object of `storage`'s kind the shape upstream stores (see
+/// [`decode::fill_required`]). A custom resource is stored as sent but for its metadata,
+/// which upstream round-trips through the typed ObjectMeta.
 fn fill_required(storage: &Resource, obj: &mut Value, defs: &crate::schema::model::Definitions) {
     if storage.info.custom {
+        if let Some(meta) = obj.get_mut("metadata") {
+            let schema =
+                crate::schema::model::Schema::reference(crate::schema::builtin::names::OBJECT_META);
+            decode::fill_required(meta, &schema, defs);
+        }
         return;
     }
     let schema = crate::schema::model::Schema::reference(storage.info.definition.clone());

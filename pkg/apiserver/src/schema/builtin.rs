@@ -26,6 +26,8 @@ pub(crate) mod names {
     pub const TIME: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Time";
     /// `meta/v1.MicroTime`.
     pub const MICRO_TIME: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime";
+    /// `meta/v1.ObjectMeta`.
+    pub const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 }
 
 /// Collects the schemas of registered kinds into one set of definitions.

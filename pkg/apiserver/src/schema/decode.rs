@@ -7,6 +7,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::builtin::names;
+use super::facts::KEEPS_EMPTY;
 use super::model::{Definitions, Schema, SchemaType};
 
 /// Deepest nesting of objects and arrays a JSON request body may have (serde_json's
@@ -319,6 +320,25 @@ impl<'a> Walker<'a> {
         Ok(())
     }
 
+    /// Whether Go's encoder leaves the field out: an empty list or map whose field has
+    /// `omitempty`, which is every field but those in [`KEEPS_EMPTY`]. Upstream stores
+    /// typed objects, so `annotations: {}` or `tolerations: []` are never stored (and
+    /// `kubectl diff` after an apply shows nothing). Structs are always written.
+    fn omitted_when_empty(&self, v: &Value, s: &Schema, definition: &str, key: &str) -> bool {
+        let empty = match v {
+            Value::Array(items) => items.is_empty(),
+            Value::Object(m) => {
+                let node = self.defs.resolve(s);
+                m.is_empty() && !node.is_struct() && node.additional_properties.is_some()
+            }
+            _ => false,
+        };
+        empty
+            && KEEPS_EMPTY
+                .binary_search_by(|(d, f)| (*d, *f).cmp(&(definition, key)))
+                .is_err()
+    }
+
     /// What Go's encoder writes for the zero value of `s`'s type, when that is not null.
     fn zero_value(&self, s: &Schema) -> Option<Value> {
         let node = self.defs.resolve(s);
@@ -364,6 +384,16 @@ impl Walker<'_> {
                 }
             }
             Value::Object(map) if node.is_struct() => {
+                let definition = s
+                    .reference
+                    .as_deref()
+                    .or(node.reference.as_deref())
+                    .unwrap_or("");
+                map.retain(|key, value| {
+                    node.properties.get(key).is_none_or(|field_schema| {
+                        !self.omitted_when_empty(value, field_schema, definition, key)
+                    })
+                });
                 for key in &node.required {
                     if map.contains_key(key) {
                         continue;
@@ -405,12 +435,14 @@ impl Walker<'_> {
     }
 }
 
-/// Gives a valid object the fields Go always writes that it lacks: the schema's required
-/// strings, numbers, booleans and structs, as their zero values (`involvedObject: {}` for
-/// an Event). Go's encoder writes every field without `omitempty`, and typed clients
-/// (client-go, the Python client, k8s-openapi) refuse an object without them. Lists and
-/// maps are left out: Go would write them as null. The registry calls this after
-/// validation, so a required field a kind's validation checks is reported missing first.
+/// Gives a valid object the shape Go's encoder gives a typed one, as upstream stores it:
+/// empty lists and maps of `omitempty` fields are left out (`annotations: {}`), and the
+/// schema's required strings, numbers, booleans and structs it lacks are filled with
+/// their zero values (`involvedObject: {}` for an Event: typed clients — client-go, the
+/// Python client, k8s-openapi — refuse an object without them; required lists and maps
+/// would be written as null, so they are not filled). The registry calls this after
+/// defaulting and validation, which upstream runs on the decoded object, where an empty
+/// list is not yet a missing one (an HPA's `policies: []` is refused, not defaulted).
 pub fn fill_required(value: &mut Value, kind_schema: &Schema, defs: &Definitions) {
     let walker = Walker {
         defs,
@@ -559,6 +591,40 @@ mod tests {
         let mut v = json!({"subsets": [null, {"addresses": [null]}]});
         decode(&mut v, &s, &defs).unwrap();
         assert_eq!(v, json!({"subsets": [{}, {"addresses": [{}]}]}));
+    }
+
+    #[test]
+    fn empty_lists_and_maps_are_stored_left_out_unless_go_writes_them() {
+        // Go's omitempty: `annotations: {}` and `tolerations: []` vanish, a struct such as
+        // `securityContext: {}` stays, and `containers: []` (no omitempty) stays.
+        let (s, defs) = deployment();
+        let mut v = json!({
+            "metadata": {"name": "d", "annotations": {}, "labels": {"a": "b"}},
+            "spec": {"selector": {"matchLabels": {}}, "template": {"spec": {
+                "containers": [], "tolerations": [], "nodeSelector": {}, "securityContext": {}
+            }}}
+        });
+        let decoded = v.clone();
+        decode(&mut v, &s, &defs).unwrap();
+        assert_eq!(
+            v, decoded,
+            "decoding keeps them for defaulting and validation"
+        );
+        fill_required(&mut v, &s, &defs);
+        assert_eq!(
+            v,
+            json!({
+                "metadata": {"name": "d", "labels": {"a": "b"}},
+                "spec": {"selector": {}, "template": {"spec": {
+                    "containers": [], "securityContext": {}
+                }}}
+            })
+        );
+    }
+
+    #[test]
+    fn keeps_empty_is_sorted_for_binary_search() {
+        assert!(KEEPS_EMPTY.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

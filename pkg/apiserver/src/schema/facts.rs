@@ -2482,6 +2482,89 @@ pub static FIELD_FACTS: &[FieldFacts] = &[
     },
 ];
 
+/// Lists and maps that Go writes even when empty, as (definition, field): the fields
+/// without `omitempty`. Every other empty list or map of a built-in kind is left out
+/// when decoded, as upstream's typed round trip leaves it out. Sorted.
+pub static KEEPS_EMPTY: &[(&str, &str)] = &[
+    (
+        "io.k8s.api.admissionregistration.v1.MutatingWebhook",
+        "admissionReviewVersions",
+    ),
+    (
+        "io.k8s.api.admissionregistration.v1.ValidatingWebhook",
+        "admissionReviewVersions",
+    ),
+    (
+        "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus",
+        "currentMetrics",
+    ),
+    ("io.k8s.api.batch.v1.PodFailurePolicy", "rules"),
+    (
+        "io.k8s.api.batch.v1.PodFailurePolicyOnExitCodesRequirement",
+        "values",
+    ),
+    ("io.k8s.api.batch.v1.SuccessPolicy", "rules"),
+    (
+        "io.k8s.api.core.v1.CephFSPersistentVolumeSource",
+        "monitors",
+    ),
+    ("io.k8s.api.core.v1.CephFSVolumeSource", "monitors"),
+    ("io.k8s.api.core.v1.ContainerImage", "names"),
+    ("io.k8s.api.core.v1.LimitRangeSpec", "limits"),
+    ("io.k8s.api.core.v1.NodeSelector", "nodeSelectorTerms"),
+    ("io.k8s.api.core.v1.PodExecOptions", "command"),
+    (
+        "io.k8s.api.core.v1.PodExtendedResourceClaimStatus",
+        "requestMappings",
+    ),
+    ("io.k8s.api.core.v1.PodSpec", "containers"),
+    ("io.k8s.api.core.v1.ProjectedVolumeSource", "sources"),
+    ("io.k8s.api.core.v1.RBDPersistentVolumeSource", "monitors"),
+    ("io.k8s.api.core.v1.RBDVolumeSource", "monitors"),
+    (
+        "io.k8s.api.core.v1.TopologySelectorLabelRequirement",
+        "values",
+    ),
+    ("io.k8s.api.discovery.v1.Endpoint", "addresses"),
+    ("io.k8s.api.discovery.v1.EndpointSlice", "endpoints"),
+    ("io.k8s.api.discovery.v1.EndpointSlice", "ports"),
+    (
+        "io.k8s.api.flowcontrol.v1.NonResourcePolicyRule",
+        "nonResourceURLs",
+    ),
+    ("io.k8s.api.flowcontrol.v1.NonResourcePolicyRule", "verbs"),
+    (
+        "io.k8s.api.flowcontrol.v1.PolicyRulesWithSubjects",
+        "subjects",
+    ),
+    ("io.k8s.api.flowcontrol.v1.ResourcePolicyRule", "apiGroups"),
+    ("io.k8s.api.flowcontrol.v1.ResourcePolicyRule", "namespaces"),
+    ("io.k8s.api.flowcontrol.v1.ResourcePolicyRule", "resources"),
+    ("io.k8s.api.flowcontrol.v1.ResourcePolicyRule", "verbs"),
+    ("io.k8s.api.networking.v1.HTTPIngressRuleValue", "paths"),
+    ("io.k8s.api.rbac.v1.ClusterRole", "rules"),
+    ("io.k8s.api.rbac.v1.PolicyRule", "verbs"),
+    ("io.k8s.api.rbac.v1.Role", "rules"),
+    ("io.k8s.api.storage.v1.CSINodeDriver", "topologyKeys"),
+    ("io.k8s.api.storage.v1.CSINodeSpec", "drivers"),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
+        "versions",
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
+        "conditions",
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
+        "storedVersions",
+    ),
+    (
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
+        "conversionReviewVersions",
+    ),
+];
+
 /// Type facts, sorted by `definition`.
 pub static TYPE_FACTS: &[TypeFacts] = &[
     TypeFacts {

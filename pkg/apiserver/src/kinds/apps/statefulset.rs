@@ -337,6 +337,8 @@ impl Strategy for StatefulSetStrategy {
                 default_path(c, &["spec", "volumeMode"], json!("Filesystem"));
                 default_path(c, &["apiVersion"], json!("v1"));
                 default_path(c, &["kind"], json!("PersistentVolumeClaim"));
+                // Upstream defaults each template as a PVC, whose phase reads Pending.
+                default_path(c, &["status", "phase"], json!("Pending"));
             }
         }
     }
