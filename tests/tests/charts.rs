@@ -1,8 +1,8 @@
 //! Popular Helm charts, rendered with `helm template` into tests/testdata/charts/ (refreshed
 //! by scripts/render-charts), applied to one k1s server as users apply them: server-side
 //! apply (CRDs first, waiting until they are Established), client-side apply again, `kubectl
-//! diff`, a helm-upgrade-like re-render with one value changed, and the oldest kubectl's
-//! server-side dry runs. Every refusal names the chart, the object and the server's message;
+//! diff`, a helm-upgrade-like re-render with one value changed, the oldest kubectl's
+//! server-side dry runs, and an uninstall (delete -f, then the namespace). Every refusal names the chart, the object and the server's message;
 //! all charts run before the test fails, so one run shows every finding.
 
 use std::path::{Path, PathBuf};
@@ -366,26 +366,58 @@ impl Findings {
             return;
         }
         if !self.errors(chart, step, run, objects) {
-            const MAX: usize = 20_000;
-            let mut out = run.stdout.clone();
-            if out.len() > MAX {
-                let mut end = MAX;
-                while !out.is_char_boundary(end) {
-                    end -= 1;
-                }
-                out.truncate(end);
-                out.push_str("\n…");
-            }
             self.add(
                 chart,
                 step,
                 format!(
-                    "`{}` exited {}, the live objects differ from what was applied:\n{out}",
-                    run.command, run.code
+                    "`{}` exited {}, the live objects differ from what was applied: {}",
+                    run.command,
+                    run.code,
+                    summarize_diff(&run.stdout)
                 ),
             );
         }
     }
+}
+
+/// A short account of `kubectl diff` output: the objects that differ, each changed line with
+/// how often it occurs, and the first object's diff.
+fn summarize_diff(out: &str) -> String {
+    let mut objects = Vec::new();
+    let mut lines: Vec<(String, usize)> = Vec::new();
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("diff -u -N ") {
+            let live = rest.split_whitespace().next().unwrap_or(rest);
+            objects.push(live.rsplit('/').next().unwrap_or(live).to_string());
+        } else if (line.starts_with('+') && !line.starts_with("+++"))
+            || (line.starts_with('-') && !line.starts_with("---"))
+        {
+            match lines.iter_mut().find(|(l, _)| l == line) {
+                Some((_, n)) => *n += 1,
+                None => lines.push((line.to_string(), 1)),
+            }
+        }
+    }
+    let first = out
+        .split("\ndiff -u -N ")
+        .next()
+        .unwrap_or(out)
+        .chars()
+        .take(3000)
+        .collect::<String>();
+    let mut text = format!(
+        "{} objects differ: {}\nchanged lines:",
+        objects.len(),
+        objects.join(", ")
+    );
+    for (line, n) in lines.iter().take(40) {
+        text.push_str(&format!("\n  ({n}x) {line}"));
+    }
+    if lines.len() > 40 {
+        text.push_str(&format!("\n  … {} more", lines.len() - 40));
+    }
+    text.push_str(&format!("\nfirst diff:\n{first}"));
+    text
 }
 
 /// The newest and the oldest installed kubectl; fails (never skips) without one.
@@ -496,6 +528,9 @@ fn install(k1s: &K1s, new: &Kubectl, old: &Kubectl, chart: &Chart, findings: &mu
         &run,
         &objects,
     );
+    // A plain diff too (a client-side patch, dry run): what users run after `helm install`.
+    let run = k1s.kubectl(new, &["diff", "-f", file]);
+    findings.no_diff(name, "diff after server-side apply", &run, &objects);
 
     // Client-side apply of the same file: nothing to change, except the annotation.
     let run = k1s.kubectl(new, &["apply", "-f", file]);
@@ -618,6 +653,36 @@ fn install(k1s: &K1s, new: &Kubectl, old: &Kubectl, chart: &Chart, findings: &mu
         &[" serverside-applied (server dry run)"],
         &[],
     );
+
+    // helm uninstall: delete everything (custom resources may already be gone with their
+    // CRDs), then the namespace.
+    let run = k1s.kubectl(
+        new,
+        &["delete", "-f", &last, "--ignore-not-found", "--timeout=60s"],
+    );
+    if run.code != 0 && !findings.errors(name, "uninstall: delete -f", &run, &last_objects) {
+        findings.add(
+            name,
+            "uninstall: delete -f",
+            format!(
+                "`{}` exited {}:\nstdout:\n{}\nstderr:\n{}",
+                run.command, run.code, run.stdout, run.stderr
+            ),
+        );
+    }
+    let ns = format!("namespace/{}", chart.namespace);
+    let run = k1s.kubectl(new, &["delete", &ns, "--timeout=60s"]);
+    let gone = k1s.kubectl(new, &["get", &ns, "--ignore-not-found", "-o", "name"]);
+    if run.code != 0 || !gone.stdout.trim().is_empty() {
+        findings.add(
+            name,
+            "uninstall: delete the namespace",
+            format!(
+                "`{}` exited {}: {}{}; afterwards `{}` lists {:?}",
+                run.command, run.code, run.stdout, run.stderr, gone.command, gone.stdout
+            ),
+        );
+    }
 
     eprintln!(
         "chart {name}: {} objects in {:.1?}",
