@@ -787,18 +787,6 @@ impl GenericStore {
                 "resourceVersion",
                 Some(json!(current_rev.to_string())),
             );
-            if storage.strategy.tracks_generation() {
-                let old_gen = meta::metadata(&old)
-                    .and_then(|m| m.get("generation"))
-                    .and_then(Value::as_i64)
-                    .unwrap_or(1);
-                let generation = if meta::spec_part(&obj) != meta::spec_part(&old) {
-                    old_gen + 1
-                } else {
-                    old_gen
-                };
-                meta::set_meta(&mut obj, "generation", Some(json!(generation)));
-            }
             let mut errs = k1s_apimachinery::meta::validate_object_meta_update(
                 obj.get("metadata").unwrap_or(&Value::Null),
                 old.get("metadata").unwrap_or(&Value::Null),
@@ -816,6 +804,20 @@ impl GenericStore {
             }
             let defs = self.registry.snapshot().definitions.clone();
             fill_required(&storage, &mut obj, &defs);
+            // The spec is compared as it will be stored: an apply that sends what is
+            // stored (with the empty lists the store leaves out) changes nothing.
+            if storage.strategy.tracks_generation() {
+                let old_gen = meta::metadata(&old)
+                    .and_then(|m| m.get("generation"))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1);
+                let generation = if meta::spec_part(&obj) != meta::spec_part(&old) {
+                    old_gen + 1
+                } else {
+                    old_gen
+                };
+                meta::set_meta(&mut obj, "generation", Some(json!(generation)));
+            }
             crate::managed::track_update(&mut obj, Some(&old), ctx, info, sub, &defs);
             check_storable(&obj)?;
             // Finalizers removed from an object that is being deleted may complete it.
