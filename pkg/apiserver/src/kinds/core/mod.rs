@@ -17,6 +17,7 @@ pub mod resourcequota;
 pub mod secret;
 pub mod service;
 pub mod serviceaccount;
+pub mod volumesource;
 
 /// Objects that charts, kubectl and operators write must keep passing, through the whole
 /// write path (defaults, preparation, validation, allocation).

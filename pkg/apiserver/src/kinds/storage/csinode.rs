@@ -7,7 +7,7 @@ use k1s_apimachinery::validation::is_qualified_name;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
-use super::validate_csi_driver_name;
+use crate::kinds::core::volumesource::csi_driver_name;
 use crate::kinds::networking::gosyntax::{go_quote, go_strings, invalid_go, list_of};
 use crate::kinds::validation::{Fields, nonnegative, semantic_eq};
 use crate::registry::Strategy;
@@ -26,7 +26,7 @@ fn validate_drivers(obj: &Value, allow_long_node_id: bool) -> ErrorList {
     for (i, d) in obj.f("spec").a("drivers").iter().enumerate() {
         let p = path.index(i);
         let name = d.s("name");
-        errs.extend(validate_csi_driver_name(name, &p.child("name")));
+        errs.extend(csi_driver_name(name, &p.child("name")));
         let node_id = d.s("nodeID");
         if node_id.is_empty() {
             errs.push(FieldError::required(&p.child("nodeID"), ""));

@@ -46,13 +46,7 @@ fn is_abs(p: &str) -> bool {
     p.starts_with('/')
 }
 
-/// `validatePathNoBacksteps`: no `..` element.
-pub(crate) fn path_no_backsteps(target: &str, path: &Path) -> ErrorList {
-    if target.split('/').any(|part| part == "..") {
-        return vec![FieldError::invalid(path, target, "must not contain '..'")];
-    }
-    ErrorList::new()
-}
+pub(crate) use crate::kinds::core::volumesource::path_no_backsteps;
 
 /// `validateLocalDescendingPath`: relative and without `..` elements.
 pub(crate) fn local_descending_path(target: &str, path: &Path) -> ErrorList {
