@@ -1,8 +1,8 @@
 //! StatefulSets (upstream `ValidateStatefulSet*` and `pkg/registry/apps/statefulset`).
 
 use k1s_apimachinery::meta::{name_is_dns_label, validate_annotations, validate_labels};
-use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain};
-use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
+use k1s_apimachinery::validation::is_dns1123_label;
+use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::workload::{
@@ -10,6 +10,7 @@ use super::workload::{
     validate_collision_count, validate_int_or_percent, validate_required_selector,
     validate_selector_matches_template, validate_status_counts, validate_template_runs_forever,
 };
+use crate::kinds::core::persistentvolumeclaim::validate_pvc_spec;
 use crate::kinds::core::podspec::validate_pod_template_spec;
 use crate::kinds::validation::{Fields, nonnegative, semantic_eq};
 use crate::meta::{default_path, get_path};
@@ -39,85 +40,6 @@ struct Options {
     allow_invalid_service_name: bool,
     skip_pod_template: bool,
     skip_claim_templates: bool,
-}
-
-const ACCESS_MODES: &[&str] = &[
-    "ReadOnlyMany",
-    "ReadWriteMany",
-    "ReadWriteOnce",
-    "ReadWriteOncePod",
-];
-
-/// The common part of `ValidatePersistentVolumeClaimSpec` a claim template needs:
-/// access modes, the storage request, the class name and the volume mode.
-fn validate_claim_spec(spec: &Value, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    let modes = spec.a("accessModes");
-    if modes.is_empty() {
-        errs.push(FieldError::required(
-            &path.child("accessModes"),
-            "at least 1 access mode is required",
-        ));
-    }
-    let (mut once_pod, mut other) = (false, false);
-    for mode in modes {
-        let m = mode.as_str().unwrap_or("");
-        if !ACCESS_MODES.contains(&m) {
-            errs.push(FieldError::not_supported(
-                &path.child("accessModes"),
-                m,
-                ACCESS_MODES,
-            ));
-        }
-        if m == "ReadWriteOncePod" {
-            once_pod = true;
-        } else {
-            other = true;
-        }
-    }
-    if once_pod && other {
-        errs.push(FieldError::forbidden(
-            &path.child("accessModes"),
-            "may not use ReadWriteOncePod with other access modes",
-        ));
-    }
-    let storage_path = path.child("resources").key("storage");
-    match spec.f("resources").f("requests").get("storage") {
-        None => errs.push(FieldError::required(&storage_path, "")),
-        Some(v) => {
-            let text = v
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
-            if let Ok(q) = Quantity::parse(&text)
-                && q.signum() <= 0
-            {
-                errs.push(FieldError::invalid(
-                    &storage_path,
-                    q.to_string(),
-                    "must be greater than zero",
-                ));
-            }
-        }
-    }
-    let class = spec.s("storageClassName");
-    if !class.is_empty() {
-        for msg in is_dns1123_subdomain(class) {
-            errs.push(FieldError::invalid(
-                &path.child("storageClassName"),
-                class,
-                msg,
-            ));
-        }
-    }
-    if spec.has("volumeMode") && !["Block", "Filesystem"].contains(&spec.s("volumeMode")) {
-        errs.push(FieldError::not_supported(
-            &path.child("volumeMode"),
-            spec.s("volumeMode"),
-            &["Block", "Filesystem"],
-        ));
-    }
-    errs
 }
 
 /// `validateRollingUpdateStatefulSet`.
@@ -225,7 +147,7 @@ fn validate_spec(spec: &Value, path: &Path, opts: Options) -> ErrorList {
     }
     if !opts.skip_claim_templates {
         for (i, claim) in spec.a("volumeClaimTemplates").iter().enumerate() {
-            errs.extend(validate_claim_spec(
+            errs.extend(validate_pvc_spec(
                 claim.f("spec"),
                 &path.child("volumeClaimTemplates").index(i).child("spec"),
             ));
@@ -499,6 +421,31 @@ mod tests {
         assert_eq!(
             errors(StatefulSetStrategy.validate_update(&new, &old)),
             vec![format!("spec: Forbidden: {FORBIDDEN_UPDATE}")]
+        );
+    }
+
+    #[test]
+    fn claim_templates_get_the_whole_claim_spec_check() {
+        // Upstream's ValidatePersistentVolumeClaimSpec: an unknown mode is not an "other"
+        // mode beside ReadWriteOncePod, and the selector is checked too.
+        let mut o = defaulted(docs_web());
+        o["spec"]["volumeClaimTemplates"][0]["spec"]["accessModes"] =
+            json!(["ReadWriteOncePod", "Sometimes"]);
+        o["spec"]["volumeClaimTemplates"][0]["spec"]["selector"] =
+            json!({"matchLabels": {"a": "-"}});
+        let e = errors(StatefulSetStrategy.validate(&o));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "spec.volumeClaimTemplates[0].spec.selector.matchLabels: Invalid value: \"-\""
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with(
+                "spec.volumeClaimTemplates[0].spec.accessModes: Unsupported value: \"Sometimes\""
+            ),
+            "{e:?}"
         );
     }
 

@@ -305,15 +305,22 @@ pub fn validate_node_selector(selector: &Value, path: &Path) -> ErrorList {
 /// Upstream's `validateAccessModes` part of PV and PVC specs.
 pub fn validate_access_modes(spec: &Value, path: &Path, required_detail: &str) -> ErrorList {
     let mut errs = ErrorList::new();
-    let modes = spec.a("accessModes");
-    if modes.is_empty() {
+    if spec.a("accessModes").is_empty() {
         errs.push(FieldError::required(
             &path.child("accessModes"),
             required_detail,
         ));
     }
+    errs.extend(validate_access_mode_values(spec, path));
+    errs
+}
+
+/// Each access mode supported, and ReadWriteOncePod alone (a PVC spec checks its selector
+/// between the required check and this one).
+pub fn validate_access_mode_values(spec: &Value, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
     let (mut rwop, mut other) = (false, false);
-    for m in modes {
+    for m in spec.a("accessModes") {
         let m = m.as_str().unwrap_or("");
         if !ACCESS_MODES.contains(&m) {
             errs.push(FieldError::not_supported(

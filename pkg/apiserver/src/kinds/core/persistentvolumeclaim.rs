@@ -7,7 +7,7 @@ use k1s_apimachinery::validation::is_dns1123_subdomain;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
-use super::persistentvolume::{VOLUME_MODES, diff, validate_access_modes};
+use super::persistentvolume::{VOLUME_MODES, diff, validate_access_mode_values};
 use super::resourcequota::{
     quantity_of, validate_basic_resource, validate_resource_quantity_value,
 };
@@ -64,13 +64,20 @@ fn validate_data_source(source: &Value, path: &Path, is_ref: bool) -> ErrorList 
 
 /// Upstream's `ValidatePersistentVolumeClaimSpec`, also used for claim templates.
 pub fn validate_pvc_spec(spec: &Value, path: &Path) -> ErrorList {
-    let mut errs = validate_access_modes(spec, path, "at least 1 access mode is required");
+    let mut errs = ErrorList::new();
+    if spec.a("accessModes").is_empty() {
+        errs.push(FieldError::required(
+            &path.child("accessModes"),
+            "at least 1 access mode is required",
+        ));
+    }
     if spec.has("selector") {
         errs.extend(validate_label_selector(
             Some(spec.f("selector")),
             &path.child("selector"),
         ));
     }
+    errs.extend(validate_access_mode_values(spec, path));
     // Upstream reports the request under `resources[storage]`.
     let storage_path = path.child("resources").key("storage");
     match spec.f("resources").f("requests").get("storage") {
@@ -401,6 +408,28 @@ mod tests {
         PersistentVolumeClaimStrategy.default(&mut o);
         PersistentVolumeClaimStrategy.prepare_for_create(&mut o, true);
         o
+    }
+
+    #[test]
+    fn claim_spec_errors_come_in_upstream_order() {
+        // Selector before the modes' values, the attributes class last: the same for a
+        // claim, a StatefulSet's claim template and an ephemeral volume's.
+        let spec = json!({"accessModes": ["Sometimes"], "selector": {"matchLabels": {"a": "-"}},
+            "resources": {"requests": {"storage": "1Gi"}}, "volumeMode": "Raw",
+            "volumeAttributesClassName": "A_B"});
+        let fields: Vec<String> = validate_pvc_spec(&spec, &Path::new("spec"))
+            .iter()
+            .map(|e| e.field.clone())
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.selector.matchLabels",
+                "spec.accessModes",
+                "spec.volumeMode",
+                "spec.volumeAttributesClassName",
+            ]
+        );
     }
 
     #[test]

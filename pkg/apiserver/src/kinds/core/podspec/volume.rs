@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 
 use k1s_apimachinery::meta::{name_is_dns_subdomain, validate_label_selector};
-use k1s_apimachinery::validation::is_dns1123_subdomain;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
@@ -13,11 +12,10 @@ use super::PodOpts;
 use super::container::{
     VOLUME_FIELD_PATHS, Volumes, object_field_selector, pull_policy, resource_field_selector,
 };
-use super::resources::validate_quantity_value;
 use super::util::{
     dns_label, file_mode, invalid_each, local_descending_path, local_non_reserved_path, quantity,
-    quantity_text,
 };
+use crate::kinds::core::persistentvolumeclaim::validate_pvc_spec;
 use crate::kinds::core::volumesource as vs;
 use crate::kinds::validation::Fields;
 
@@ -474,13 +472,6 @@ fn cluster_trust_bundle(ctb: &Value, path: &Path) -> ErrorList {
     errs
 }
 
-const ACCESS_MODES: &[&str] = &[
-    "ReadOnlyMany",
-    "ReadWriteMany",
-    "ReadWriteOnce",
-    "ReadWriteOncePod",
-];
-
 /// `ValidatePersistentVolumeClaimTemplate`: only labels and annotations in the metadata,
 /// and a valid claim spec.
 fn pvc_template(t: &Value, path: &Path) -> ErrorList {
@@ -514,151 +505,6 @@ fn pvc_template(t: &Value, path: &Path) -> ErrorList {
             errs.push(FieldError::forbidden(&mp.child(go), "cannot be set"));
         }
     }
-    errs.extend(pvc_spec(t.f("spec"), &path.child("spec")));
-    errs
-}
-
-/// `ValidatePersistentVolumeClaimSpec`.
-pub(crate) fn pvc_spec(spec: &Value, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    let modes = spec.a("accessModes");
-    if modes.is_empty() {
-        errs.push(FieldError::required(
-            &path.child("accessModes"),
-            "at least 1 access mode is required",
-        ));
-    }
-    if spec.has("selector") {
-        errs.extend(validate_label_selector(
-            spec.get("selector"),
-            &path.child("selector"),
-        ));
-    }
-    let (mut rwop, mut other) = (false, false);
-    for m in modes {
-        let m = m.as_str().unwrap_or("");
-        if !ACCESS_MODES.contains(&m) {
-            errs.push(FieldError::not_supported(
-                &path.child("accessModes"),
-                m,
-                ACCESS_MODES,
-            ));
-        } else if m == "ReadWriteOncePod" {
-            rwop = true;
-        } else {
-            other = true;
-        }
-    }
-    if rwop && other {
-        errs.push(FieldError::forbidden(
-            &path.child("accessModes"),
-            "may not use ReadWriteOncePod with other access modes",
-        ));
-    }
-    let sp = path.child("resources").key("storage");
-    match spec
-        .f("resources")
-        .f("requests")
-        .get("storage")
-        .and_then(quantity)
-    {
-        None if !spec.f("resources").f("requests").has("storage") => {
-            errs.push(FieldError::required(&sp, ""));
-        }
-        None => {}
-        Some(q) => {
-            if q.signum() <= 0 {
-                errs.push(FieldError::invalid(
-                    &sp,
-                    quantity_text(&q),
-                    "must be greater than zero",
-                ));
-            } else {
-                errs.extend(validate_quantity_value("storage", &q, &sp));
-            }
-        }
-    }
-    for field in ["storageClassName", "volumeAttributesClassName"] {
-        let v = spec.s(field);
-        if !v.is_empty() {
-            errs.extend(invalid_each(
-                v,
-                &path.child(field),
-                name_is_dns_subdomain(v, false),
-            ));
-        }
-    }
-    if spec.has("volumeMode") {
-        let m = spec.s("volumeMode");
-        if !["Block", "Filesystem"].contains(&m) {
-            errs.push(FieldError::not_supported(
-                &path.child("volumeMode"),
-                m,
-                &["Block", "Filesystem"],
-            ));
-        }
-    }
-    let ds = spec.f("dataSource");
-    let dsr = spec.f("dataSourceRef");
-    if ds.is_object() {
-        errs.extend(data_source(ds, &path.child("dataSource")));
-    }
-    if dsr.is_object() {
-        errs.extend(data_source(dsr, &path.child("dataSourceRef")));
-        let ns = dsr.s("namespace");
-        if !ns.is_empty() {
-            errs.extend(invalid_each(
-                ns,
-                &path.child("dataSourceRef").child("namespace"),
-                k1s_apimachinery::validation::is_dns1123_label(ns),
-            ));
-        }
-    }
-    if dsr.is_object() && !dsr.s("namespace").is_empty() {
-        if ds.is_object() {
-            errs.push(FieldError::invalid(
-                path,
-                path.child("dataSource").to_string(),
-                "may not be specified when dataSourceRef.namespace is specified",
-            ));
-        }
-    } else if ds.is_object()
-        && dsr.is_object()
-        && (ds.get("apiGroup") != dsr.get("apiGroup")
-            || ds.s("kind") != dsr.s("kind")
-            || ds.s("name") != dsr.s("name"))
-    {
-        errs.push(FieldError::invalid(
-            path,
-            path.child("dataSource").to_string(),
-            "must match dataSourceRef",
-        ));
-    }
-    errs
-}
-
-fn data_source(ds: &Value, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    if ds.s("name").is_empty() {
-        errs.push(FieldError::required(&path.child("name"), ""));
-    }
-    if ds.s("kind").is_empty() {
-        errs.push(FieldError::required(&path.child("kind"), ""));
-    }
-    let group = ds.s("apiGroup");
-    if group.is_empty() && ds.s("kind") != "PersistentVolumeClaim" {
-        errs.push(FieldError::invalid(
-            path,
-            ds.s("kind"),
-            "must be 'PersistentVolumeClaim' when referencing the default apiGroup",
-        ));
-    }
-    if !group.is_empty() {
-        errs.extend(invalid_each(
-            group,
-            &path.child("apiGroup"),
-            is_dns1123_subdomain(group),
-        ));
-    }
+    errs.extend(validate_pvc_spec(t.f("spec"), &path.child("spec")));
     errs
 }
