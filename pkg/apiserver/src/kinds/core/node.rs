@@ -8,8 +8,8 @@ use k1s_apimachinery::validation::is_valid_label_value;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
-use super::resourcequota::{quantity_of, validate_resource_quantity_value};
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::resources::{quantity_of, validate_resource_quantity_value};
 use crate::meta;
 use crate::registry::Strategy;
 

@@ -10,8 +10,8 @@ use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain, is_va
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Map, Value, json};
 
-use super::resourcequota::{quantity_of, validate_basic_resource};
 use super::volumesource as vs;
+use crate::kinds::validation::resources::{quantity_of, validate_basic_resource};
 use crate::kinds::validation::{Fields, immutable, semantic_eq};
 use crate::meta::default_path;
 use crate::registry::Strategy;

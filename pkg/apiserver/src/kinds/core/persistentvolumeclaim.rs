@@ -8,8 +8,8 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::persistentvolume::{VOLUME_MODES, diff, validate_access_mode_values};
-use super::resourcequota::{
-    quantity_of, validate_basic_resource, validate_resource_quantity_value,
+use crate::kinds::validation::resources::{
+    is_native_resource, quantity_of, validate_basic_resource, validate_resource_quantity_value,
 };
 use crate::kinds::validation::{Fields, immutable, semantic_eq};
 use crate::meta::default_path;
@@ -309,7 +309,7 @@ fn validate_resource_key(key: &str, path: &Path) -> ErrorList {
     if !errs.is_empty() {
         return errs;
     }
-    if super::resourcequota::is_native_resource(key) && key != "storage" {
+    if is_native_resource(key) && key != "storage" {
         return vec![FieldError::not_supported(path, key, &["storage"])];
     }
     errs

@@ -5,11 +5,14 @@
 use k1s_apimachinery::meta::{
     IS_NEGATIVE_ERROR_MSG, name_is_dns_label, validate_label_name, validate_labels,
 };
-use k1s_apimachinery::validation::{is_qualified_name, is_valid_label_value};
-use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
+use k1s_apimachinery::validation::is_valid_label_value;
+use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
 use crate::kinds::networking::gosyntax::{go_quote, invalid_go};
+use crate::kinds::validation::resources::{
+    is_integer_resource_name, quantity_of, validate_container_resource_name,
+};
 use crate::kinds::validation::{Fields, immutable_field};
 use crate::registry::Strategy;
 
@@ -95,78 +98,6 @@ pub fn validate_tolerations(tolerations: &[Value], path: &Path) -> ErrorList {
     errs
 }
 
-/// Names a resource quota may count (core's `IsStandardResourceName`).
-const STANDARD_RESOURCES: &[&str] = &[
-    "cpu",
-    "memory",
-    "ephemeral-storage",
-    "requests.cpu",
-    "requests.memory",
-    "requests.ephemeral-storage",
-    "limits.cpu",
-    "limits.memory",
-    "limits.ephemeral-storage",
-    "pods",
-    "quotas",
-    "services",
-    "replicationcontrollers",
-    "secrets",
-    "persistentvolumeclaims",
-    "configmaps",
-    "services.nodeports",
-    "services.loadbalancers",
-    "requests.storage",
-];
-
-fn is_standard_container_resource(name: &str) -> bool {
-    matches!(name, "cpu" | "memory" | "ephemeral-storage") || name.starts_with("hugepages-")
-}
-
-/// Core's `IsExtendedResourceName`: a domain-prefixed name outside `kubernetes.io`.
-fn is_extended_resource(name: &str) -> bool {
-    name.contains('/')
-        && !name.contains("kubernetes.io/")
-        && !name.starts_with("requests.")
-        && is_qualified_name(&format!("requests.{name}")).is_empty()
-}
-
-/// Core's `validateContainerResourceName`.
-fn validate_container_resource_name(name: &str, path: &Path) -> ErrorList {
-    let mut errs: ErrorList = is_qualified_name(name)
-        .into_iter()
-        .map(|msg| FieldError::invalid(path, name, msg))
-        .collect();
-    let single = !name.contains('/');
-    if errs.is_empty()
-        && single
-        && !STANDARD_RESOURCES.contains(&name)
-        && !name.starts_with("hugepages-")
-        && !name.starts_with("requests.hugepages-")
-    {
-        errs.push(FieldError::invalid(
-            path,
-            name,
-            "must be a standard resource type or fully qualified",
-        ));
-    }
-    if single {
-        if !is_standard_container_resource(name) {
-            errs.push(FieldError::invalid(
-                path,
-                name,
-                "must be a standard resource for containers",
-            ));
-        }
-    } else if !name.contains("kubernetes.io/") && !is_extended_resource(name) {
-        errs.push(FieldError::invalid(
-            path,
-            name,
-            "doesn't follow extended resource name standard",
-        ));
-    }
-    errs
-}
-
 /// `validateOverhead`: upstream reuses the container limits check, so errors name
 /// `overhead.limits[...]`.
 fn validate_overhead(overhead: &Value) -> ErrorList {
@@ -175,12 +106,7 @@ fn validate_overhead(overhead: &Value) -> ErrorList {
     for (name, q) in overhead.m("podFixed").into_iter().flatten() {
         let p = path.key(name);
         errs.extend(validate_container_resource_name(name, &p));
-        let parsed = match q {
-            Value::String(s) => Quantity::parse(s).ok(),
-            Value::Number(n) => Quantity::parse(&n.to_string()).ok(),
-            _ => None,
-        };
-        let Some(q) = parsed else {
+        let Some(q) = quantity_of(q) else {
             continue;
         };
         if q.signum() < 0 {
@@ -190,9 +116,11 @@ fn validate_overhead(overhead: &Value) -> ErrorList {
                 IS_NEGATIVE_ERROR_MSG,
             ));
         }
-        // Extended resources count whole units. Upstream passes the Quantity itself,
-        // which prints through its String() without quotes.
-        if is_extended_resource(name) && q.milli_value() % 1000 != 0 {
+        // `ValidateResourceQuantityValue`, but printed as upstream prints it: the
+        // Quantity itself goes into the error and shows through its String(), unquoted
+        // (the shared `validate_resource_quantity_value` quotes it, as ResourceQuota's
+        // tests expect).
+        if is_integer_resource_name(name) && q.milli_value() % 1000 != 0 {
             errs.push(invalid_go(&p, q.canonical(), "must be an integer"));
         }
     }
@@ -275,6 +203,23 @@ mod tests {
                 "overhead.limits[foo]: Invalid value: \"foo\": must be a standard resource type or fully qualified",
                 "overhead.limits[foo]: Invalid value: \"foo\": must be a standard resource for containers",
                 "overhead.limits[example.com/dev]: Invalid value: 500m: must be an integer",
+            ]
+        );
+    }
+
+    #[test]
+    fn overhead_names_use_the_core_resource_sets() {
+        // `storage` and `resourcequotas` are standard resources (just not container ones),
+        // and `pods` counts whole units.
+        let rc = json!({"handler": "kata", "overhead": {"podFixed": {"storage": "1", "quotas": "1", "pods": "1500m"}}});
+        assert_eq!(
+            messages(RuntimeClassStrategy.validate(&rc)),
+            vec![
+                "overhead.limits[storage]: Invalid value: \"storage\": must be a standard resource for containers",
+                "overhead.limits[quotas]: Invalid value: \"quotas\": must be a standard resource type or fully qualified",
+                "overhead.limits[quotas]: Invalid value: \"quotas\": must be a standard resource for containers",
+                "overhead.limits[pods]: Invalid value: \"pods\": must be a standard resource for containers",
+                "overhead.limits[pods]: Invalid value: 1500m: must be an integer",
             ]
         );
     }

@@ -16,7 +16,7 @@ use super::resources::{Level, validate_requirements};
 use super::security::validate_security_context;
 use super::util::{
     dns_label, invalid_each, is_relaxed_env_var_name, is_zero, local_descending_path,
-    path_no_backsteps, qualified_name, quantity,
+    path_no_backsteps, qualified_name, quantity_of,
 };
 use crate::kinds::validation::Fields;
 
@@ -776,7 +776,7 @@ pub(crate) fn resource_field_selector(fs: &Value, path: &Path, volume: bool) -> 
         ));
     }
     let divisor = fs.f("divisor");
-    let Some(d) = quantity(divisor) else {
+    let Some(d) = quantity_of(divisor) else {
         return errs;
     };
     if d.is_zero() {

@@ -71,14 +71,7 @@ pub(crate) fn local_non_reserved_path(target: &str, path: &Path) -> ErrorList {
     errs
 }
 
-/// A quantity field: a string (or a number the decoder turned into one).
-pub(crate) fn quantity(v: &Value) -> Option<Quantity> {
-    match v {
-        Value::String(s) => Quantity::parse(s).ok(),
-        Value::Number(n) => Quantity::parse(&n.to_string()).ok(),
-        _ => None,
-    }
-}
+pub(crate) use crate::kinds::validation::resources::quantity_of;
 
 /// The text a quantity prints as in messages (upstream's `Quantity.String()`).
 pub(crate) fn quantity_text(q: &Quantity) -> String {

@@ -13,7 +13,7 @@ use super::container::{
     VOLUME_FIELD_PATHS, Volumes, object_field_selector, pull_policy, resource_field_selector,
 };
 use super::util::{
-    dns_label, file_mode, invalid_each, local_descending_path, local_non_reserved_path, quantity,
+    dns_label, file_mode, invalid_each, local_descending_path, local_non_reserved_path, quantity_of,
 };
 use crate::kinds::core::persistentvolumeclaim::validate_pvc_spec;
 use crate::kinds::core::volumesource as vs;
@@ -128,7 +128,7 @@ fn validate_source(
         let s = vol.f(key);
         match *key {
             "emptyDir" => {
-                if let Some(q) = quantity(s.f("sizeLimit"))
+                if let Some(q) = quantity_of(s.f("sizeLimit"))
                     && q.signum() < 0
                 {
                     errs.push(FieldError::forbidden(

@@ -8,6 +8,8 @@
 //! schema's JSON type or is absent; the accessors below read an absent field (or one of
 //! another type) as Go's zero value, which is how upstream's typed validation sees it.
 
+pub mod resources;
+
 use k1s_apimachinery::meta::{FIELD_IMMUTABLE_ERROR_MSG, IS_NEGATIVE_ERROR_MSG};
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
 use serde_json::{Map, Value};
