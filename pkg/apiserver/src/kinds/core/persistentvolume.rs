@@ -3,15 +3,14 @@
 //! mount-options annotation rule of `pkg/volume/validation`, and the strategy's status
 //! handling (Pending on create, status kept on spec updates).
 
-use k1s_apimachinery::meta::{
-    FIELD_IMMUTABLE_ERROR_MSG, name_is_dns_label, name_is_dns_subdomain, validate_label_name,
-};
-use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain, is_valid_label_value};
+use k1s_apimachinery::meta::{FIELD_IMMUTABLE_ERROR_MSG, name_is_dns_label, name_is_dns_subdomain};
+use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Map, Value, json};
 
 use super::volumesource as vs;
 use crate::kinds::validation::resources::{quantity_of, validate_basic_resource};
+use crate::kinds::validation::scheduling::validate_node_selector;
 use crate::kinds::validation::{Fields, immutable, semantic_eq};
 use crate::meta::default_path;
 use crate::registry::Strategy;
@@ -188,120 +187,6 @@ fn validate_source(key: &str, v: &Value, pv_name: &str, spec: &Path) -> ErrorLis
     }
 }
 
-/// Upstream's `ValidateNodeSelectorRequirement` (label expressions).
-fn validate_node_selector_requirement(req: &Value, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    let values = req.a("values");
-    match req.s("operator") {
-        "In" | "NotIn" => {
-            if values.is_empty() {
-                errs.push(FieldError::required(
-                    &path.child("values"),
-                    "must be specified when `operator` is 'In' or 'NotIn'",
-                ));
-            }
-        }
-        "Exists" | "DoesNotExist" => {
-            if !values.is_empty() {
-                errs.push(FieldError::forbidden(
-                    &path.child("values"),
-                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-                ));
-            }
-        }
-        "Gt" | "Lt" => {
-            if values.len() != 1 {
-                errs.push(FieldError::required(
-                    &path.child("values"),
-                    "must be specified single value when `operator` is 'Lt' or 'Gt'",
-                ));
-            }
-        }
-        op => errs.push(FieldError::invalid(
-            &path.child("operator"),
-            op,
-            "not a valid selector operator",
-        )),
-    }
-    errs.extend(validate_label_name(req.s("key"), &path.child("key")));
-    for (i, v) in values.iter().enumerate() {
-        let v = v.as_str().unwrap_or("");
-        errs.extend(each(
-            &path.child("values").index(i),
-            v,
-            is_valid_label_value(v),
-        ));
-    }
-    errs
-}
-
-/// Upstream's `ValidateNodeFieldSelectorRequirement` (only `metadata.name`).
-fn validate_node_field_requirement(req: &Value, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    match req.s("operator") {
-        "In" | "NotIn" => {
-            if req.a("values").len() != 1 {
-                errs.push(FieldError::required(
-                    &path.child("values"),
-                    "must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
-                ));
-            }
-        }
-        op => errs.push(FieldError::invalid(
-            &path.child("operator"),
-            op,
-            "not a valid selector operator",
-        )),
-    }
-    let key = req.s("key");
-    if key != "metadata.name" {
-        errs.push(FieldError::invalid(
-            &path.child("key"),
-            key,
-            "not a valid field selector key",
-        ));
-    } else {
-        for (i, v) in req.a("values").iter().enumerate() {
-            let v = v.as_str().unwrap_or("");
-            errs.extend(each(
-                &path.child("values").index(i),
-                v,
-                name_is_dns_subdomain(v, false),
-            ));
-        }
-    }
-    errs
-}
-
-/// Upstream's `ValidateNodeSelector` (a required node selector).
-pub fn validate_node_selector(selector: &Value, path: &Path) -> ErrorList {
-    let terms_path = path.child("nodeSelectorTerms");
-    let terms = selector.a("nodeSelectorTerms");
-    if terms.is_empty() {
-        return vec![FieldError::required(
-            &terms_path,
-            "must have at least one node selector term",
-        )];
-    }
-    let mut errs = ErrorList::new();
-    for (i, term) in terms.iter().enumerate() {
-        let tp = terms_path.index(i);
-        for (j, req) in term.a("matchExpressions").iter().enumerate() {
-            errs.extend(validate_node_selector_requirement(
-                req,
-                &tp.child("matchExpressions").index(j),
-            ));
-        }
-        for (j, req) in term.a("matchFields").iter().enumerate() {
-            errs.extend(validate_node_field_requirement(
-                req,
-                &tp.child("matchFields").index(j),
-            ));
-        }
-    }
-    errs
-}
-
 /// Upstream's `validateAccessModes` part of PV and PVC specs.
 pub fn validate_access_modes(spec: &Value, path: &Path, required_detail: &str) -> ErrorList {
     let mut errs = ErrorList::new();
@@ -386,7 +271,7 @@ fn validate_spec(obj: &Value) -> ErrorList {
         let p = path.child("nodeAffinity");
         match spec.f("nodeAffinity").get("required") {
             Some(r) if !r.is_null() => {
-                errs.extend(validate_node_selector(r, &p.child("required")));
+                errs.extend(validate_node_selector(r, false, &p.child("required")));
             }
             _ => errs.push(FieldError::required(
                 &p.child("required"),

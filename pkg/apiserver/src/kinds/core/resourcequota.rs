@@ -4,7 +4,7 @@
 
 use k1s_apimachinery::meta::FIELD_IMMUTABLE_ERROR_MSG;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::kinds::validation::Fields;
 use crate::kinds::validation::resources::{
@@ -301,6 +301,8 @@ impl Strategy for ResourceQuotaStrategy {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::kinds::validation::resources::{
         is_extended_resource_name, is_integer_resource_name, is_overcommit_allowed,

@@ -2,101 +2,20 @@
 //! strategy): a DNS-label handler that never changes, a non-negative pod overhead, and
 //! scheduling constraints (node selector labels, tolerations).
 
-use k1s_apimachinery::meta::{
-    IS_NEGATIVE_ERROR_MSG, name_is_dns_label, validate_label_name, validate_labels,
-};
-use k1s_apimachinery::validation::is_valid_label_value;
+use k1s_apimachinery::meta::{IS_NEGATIVE_ERROR_MSG, name_is_dns_label, validate_labels};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
-use crate::kinds::networking::gosyntax::{go_quote, invalid_go};
+use crate::kinds::networking::gosyntax::invalid_go;
 use crate::kinds::validation::resources::{
     is_integer_resource_name, quantity_of, validate_container_resource_name,
 };
+use crate::kinds::validation::scheduling::validate_tolerations;
 use crate::kinds::validation::{Fields, immutable_field};
 use crate::registry::Strategy;
 
 /// The RuntimeClass strategy.
 pub struct RuntimeClassStrategy;
-
-const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
-
-/// `%#v` of a `core.Toleration` (upstream shows the whole toleration when an `Exists`
-/// one has a value).
-fn go_toleration(t: &Value) -> String {
-    let seconds = match t.i("tolerationSeconds") {
-        // A set pointer prints as an address upstream; the value is the useful part.
-        Some(s) => format!("(*int64)({s})"),
-        None => "(*int64)(nil)".to_string(),
-    };
-    format!(
-        "core.Toleration{{Key:{}, Operator:{}, Value:{}, Effect:{}, TolerationSeconds:{seconds}}}",
-        go_quote(t.s("key")),
-        go_quote(t.s("operator")),
-        go_quote(t.s("value")),
-        go_quote(t.s("effect"))
-    )
-}
-
-/// Core's `ValidateTolerations` (without the alpha Lt/Gt operators).
-pub fn validate_tolerations(tolerations: &[Value], path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    for (i, t) in tolerations.iter().enumerate() {
-        let idx = path.index(i);
-        let (key, op, value, effect) = (t.s("key"), t.s("operator"), t.s("value"), t.s("effect"));
-        if !key.is_empty() {
-            errs.extend(validate_label_name(key, &idx.child("key")));
-        }
-        if key.is_empty() && op != "Exists" {
-            errs.push(FieldError::invalid(
-                &idx.child("operator"),
-                op,
-                "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
-            ));
-        }
-        if t.has("tolerationSeconds") && effect != "NoExecute" {
-            errs.push(FieldError::invalid(
-                &idx.child("effect"),
-                effect,
-                "effect must be 'NoExecute' when `tolerationSeconds` is set",
-            ));
-        }
-        match op {
-            "Equal" | "" => {
-                let msgs = is_valid_label_value(value);
-                if !msgs.is_empty() {
-                    errs.push(FieldError::invalid(
-                        &idx.child("operator"),
-                        value,
-                        msgs.join(";"),
-                    ));
-                }
-            }
-            "Exists" => {
-                if !value.is_empty() {
-                    errs.push(invalid_go(
-                        &idx.child("operator"),
-                        go_toleration(t),
-                        "value must be empty when `operator` is 'Exists'",
-                    ));
-                }
-            }
-            other => errs.push(FieldError::not_supported(
-                &idx.child("operator"),
-                other,
-                &["Equal", "Exists"],
-            )),
-        }
-        if !effect.is_empty() && !TAINT_EFFECTS.contains(&effect) {
-            errs.push(FieldError::not_supported(
-                &idx.child("effect"),
-                effect,
-                TAINT_EFFECTS,
-            ));
-        }
-    }
-    errs
-}
 
 /// `validateOverhead`: upstream reuses the container limits check, so errors name
 /// `overhead.limits[...]`.

@@ -9,6 +9,7 @@
 //! another type) as Go's zero value, which is how upstream's typed validation sees it.
 
 pub mod resources;
+pub mod scheduling;
 
 use k1s_apimachinery::meta::{FIELD_IMMUTABLE_ERROR_MSG, IS_NEGATIVE_ERROR_MSG};
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
@@ -66,6 +67,13 @@ impl Fields for Value {
     fn has(&self, key: &str) -> bool {
         self.get(key).is_some_and(|v| !v.is_null())
     }
+}
+
+/// The strings of a list value (a non-string item reads as "", an absent list as none).
+pub fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .map(|a| a.iter().map(|s| s.as_str().unwrap_or("")).collect())
+        .unwrap_or_default()
 }
 
 /// Upstream's `apiequality.Semantic.DeepEqual` on JSON: a missing or null field equals an
