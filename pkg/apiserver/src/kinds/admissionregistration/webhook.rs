@@ -730,29 +730,9 @@ mod tests {
         // Upstream refuses unconditional updates of webhook configurations; a patch is
         // applied to the current version and so is conditional on it (kubectl apply,
         // label and helm upgrade send patches without a resourceVersion).
-        use http_body_util::BodyExt;
-        let server = crate::test_util::TestApiServer::new().await;
-        let client = server.client();
-        let call = |method: &'static str, uri: String, ct: &'static str, body: Value| {
-            let client = client.clone();
-            async move {
-                let req = http::Request::builder()
-                    .method(method)
-                    .uri(uri)
-                    .header("content-type", ct)
-                    .body(kube::client::Body::from(body.to_string().into_bytes()))
-                    .expect("request");
-                let resp = client.send(req).await.expect("answer");
-                let code = resp.status().as_u16();
-                let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-                (
-                    code,
-                    serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
-                )
-            }
-        };
+        let api = crate::test_util::TestApiServer::new().await.api();
         let uri = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
-        let (code, body) = call("POST", uri.into(), "application/json", cert_manager()).await;
+        let (code, body) = api.call("POST", uri, &cert_manager()).await;
         assert_eq!(code, 201, "{body}");
         let item = format!("{uri}/cert-manager-webhook");
         let label = json!({"metadata": {"labels": {"app": "cert-manager"}}});
@@ -760,12 +740,12 @@ mod tests {
             "application/merge-patch+json",
             "application/strategic-merge-patch+json",
         ] {
-            let (code, body) = call("PATCH", item.clone(), ct, label.clone()).await;
+            let (code, body) = api.call_with("PATCH", &item, ct, &label).await;
             assert_eq!(code, 200, "{ct}: {body}");
         }
         let mut put = cert_manager();
         put["metadata"]["labels"] = json!({"app": "x"});
-        let (code, body) = call("PUT", item, "application/json", put).await;
+        let (code, body) = api.call("PUT", &item, &put).await;
         assert_eq!(code, 422, "{body}");
         assert!(
             body["message"].as_str().unwrap_or("").contains(
