@@ -2,6 +2,7 @@
 //! `validateMutatingWebhookConfiguration` / `validateValidatingWebhookConfiguration`,
 //! the v1 webhook defaults, and the strategies' generation bump).
 
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::meta::validate_label_selector;
 use k1s_apimachinery::validation::{is_dns1035_label, is_dns1123_subdomain, is_valid_port_num};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
@@ -225,22 +226,18 @@ fn check_host(host: &str) -> Result<(), String> {
             .strip_prefix(':')
             .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_digit()));
     if !port_ok {
-        return Err(format!("invalid port {} after host", go_quote(port)));
+        return Err(format!("invalid port {} after host", quote(port)));
     }
     for c in host.chars() {
         let ok = c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:[]<>\"%".contains(c);
         if !ok {
             return Err(format!(
                 "invalid character {} in host name",
-                go_quote(&c.to_string())
+                quote(&c.to_string())
             ));
         }
     }
     Ok(())
-}
-
-fn go_quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
 }
 
 /// Upstream's `ValidateWebhookURL`.
@@ -252,7 +249,7 @@ pub(super) fn validate_webhook_url(path: &Path, raw: &str, force_https: bool) ->
             path,
             format!(
                 "url must be a valid URL: parse {}: {reason}{FORM}",
-                go_quote(raw)
+                quote(raw)
             ),
         )),
         Ok(u) => {

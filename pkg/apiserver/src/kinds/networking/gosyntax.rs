@@ -5,33 +5,9 @@
 //! as JSON here, so these helpers build the Go text and [`invalid_go`] puts it in the
 //! error as upstream shows it.
 
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::{ErrorType, FieldError, Path};
 use serde_json::{Map, Value};
-
-/// Go's `strconv.Quote` (what `%q` and `%#v` print for a string).
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 /// `%#v` of a slice of strings (or of a named string type `elem`): `[]string{"a", "b"}`,
 /// `[]string{}` for an empty list and `[]string(nil)` for an absent one.
@@ -41,7 +17,7 @@ pub fn go_strings(elem: &str, items: Option<&[Value]>) -> String {
         Some(items) => {
             let inner: Vec<String> = items
                 .iter()
-                .map(|v| go_quote(v.as_str().unwrap_or_default()))
+                .map(|v| quote(v.as_str().unwrap_or_default()))
                 .collect();
             format!("[]{elem}{{{}}}", inner.join(", "))
         }
@@ -61,8 +37,8 @@ pub fn go_string_map(map: Option<&Map<String, Value>>) -> String {
         .map(|k| {
             format!(
                 "{}:{}",
-                go_quote(k),
-                go_quote(map.get(*k).and_then(Value::as_str).unwrap_or_default())
+                quote(k),
+                quote(map.get(*k).and_then(Value::as_str).unwrap_or_default())
             )
         })
         .collect();
@@ -95,7 +71,7 @@ mod tests {
 
     #[test]
     fn renders_like_go_percent_sharp_v() {
-        assert_eq!(go_quote("a\"b\n"), "\"a\\\"b\\n\"");
+        assert_eq!(quote("a\"b\n"), "\"a\\\"b\\n\"");
         let l = json!(["Ingress", "Egress"]);
         assert_eq!(
             go_strings("networking.PolicyType", l.as_array().map(Vec::as_slice)),

@@ -274,10 +274,7 @@ pub fn strict_cidr_errors(value: &str) -> Vec<String> {
     }
     let canonical = cidr.canonical();
     if canonical != value {
-        return vec![format!(
-            "must be in canonical form ({})",
-            super::gosyntax::go_quote(&canonical)
-        )];
+        return vec![format!("must be in canonical form ({})", quote(&canonical))];
     }
     Vec::new()
 }
@@ -349,3 +346,4 @@ mod tests {
         assert_eq!(net.canonical(), "10.0.0.0/8");
     }
 }
+use k1s_apimachinery::goformat::quote;

@@ -7,9 +7,10 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::validate_rbac_name;
-use crate::kinds::networking::gosyntax::{go_quote, invalid_go};
+use crate::kinds::networking::gosyntax::invalid_go;
 use crate::kinds::validation::Fields;
 use crate::registry::Strategy;
+use k1s_apimachinery::goformat::quote;
 
 /// The RoleBinding strategy.
 pub struct RoleBindingStrategy;
@@ -146,9 +147,9 @@ fn role_ref_unchanged(new: &Value, old: &Value) -> ErrorList {
         &Path::new("roleRef"),
         format!(
             "rbac.RoleRef{{APIGroup:{}, Kind:{}, Name:{}}}",
-            go_quote(n.s("apiGroup")),
-            go_quote(n.s("kind")),
-            go_quote(n.s("name"))
+            quote(n.s("apiGroup")),
+            quote(n.s("kind")),
+            quote(n.s("name"))
         ),
         "cannot change roleRef",
     )]

@@ -8,9 +8,10 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
 use crate::kinds::core::volumesource::csi_driver_name;
-use crate::kinds::networking::gosyntax::{go_quote, go_strings, invalid_go, list_of};
+use crate::kinds::networking::gosyntax::{go_strings, invalid_go, list_of};
 use crate::kinds::validation::{Fields, nonnegative, semantic_eq};
 use crate::registry::Strategy;
+use k1s_apimachinery::goformat::quote;
 
 /// The CSINode strategy.
 pub struct CsiNodeStrategy;
@@ -73,8 +74,8 @@ fn validate_drivers(obj: &Value, allow_long_node_id: bool) -> ErrorList {
 fn go_driver(d: &Value) -> String {
     format!(
         "storage.CSINodeDriver{{Name:{}, NodeID:{}, TopologyKeys:{}, Allocatable:(*storage.VolumeNodeResources)(nil)}}",
-        go_quote(d.s("name")),
-        go_quote(d.s("nodeID")),
+        quote(d.s("name")),
+        quote(d.s("nodeID")),
         go_strings("string", list_of(d, "topologyKeys"))
     )
 }

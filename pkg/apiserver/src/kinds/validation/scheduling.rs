@@ -8,7 +8,8 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
 use super::{Fields, strings};
-use crate::kinds::networking::gosyntax::{go_quote, invalid_go};
+use crate::kinds::networking::gosyntax::invalid_go;
+use k1s_apimachinery::goformat::quote;
 
 fn invalid_each(value: &str, path: &Path, msgs: Vec<String>) -> ErrorList {
     msgs.into_iter()
@@ -161,10 +162,10 @@ fn go_toleration(t: &Value) -> String {
     };
     format!(
         "core.Toleration{{Key:{}, Operator:{}, Value:{}, Effect:{}, TolerationSeconds:{seconds}}}",
-        go_quote(t.s("key")),
-        go_quote(t.s("operator")),
-        go_quote(t.s("value")),
-        go_quote(t.s("effect"))
+        quote(t.s("key")),
+        quote(t.s("operator")),
+        quote(t.s("value")),
+        quote(t.s("effect"))
     )
 }
 

@@ -124,26 +124,6 @@ pub(crate) fn is_dns1123_subdomain_with_underscore(value: &str) -> Vec<String> {
     errs
 }
 
-/// Go's `%q` of a string (the escapes that matter for names and paths).
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// `fileModeErrorMsg` check of a `mode`/`defaultMode` field: 0 to 0777.
 pub(crate) fn file_mode(mode: Option<i64>, path: &Path) -> ErrorList {
     match mode {

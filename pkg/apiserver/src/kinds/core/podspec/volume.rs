@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::meta::{name_is_dns_subdomain, validate_label_selector};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
@@ -238,7 +239,7 @@ fn validate_source(
                             errs.push(FieldError::invalid(
                                 &path.child("name"),
                                 name,
-                                format!("PVC name {}: {msg}", super::util::go_quote(&pvc)),
+                                format!("PVC name {}: {msg}", quote(&pvc)),
                             ));
                         }
                     }
