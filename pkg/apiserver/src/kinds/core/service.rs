@@ -19,9 +19,11 @@ use parking_lot::Mutex;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::endpoints::{PROTOCOLS, parse_ip_sloppy, validate_non_special_ip};
-use super::node::validate_cidr;
+use super::endpoints::PROTOCOLS;
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::ip::{
+    parse_ip_sloppy, validate_legacy_cidr, validate_non_special_ip,
+};
 use crate::meta::{self, default_path, get_path};
 use crate::registry::Strategy;
 
@@ -797,7 +799,7 @@ fn validate_service(obj: &Value) -> ErrorList {
             ));
         }
         for (i, r) in ranges.iter().enumerate() {
-            errs.extend(validate_cidr(r.trim(), &p.index(i)));
+            errs.extend(validate_legacy_cidr(r.trim(), &p.index(i)));
         }
     } else if let Some(val) = annotations
         .get(SOURCE_RANGES_ANNOTATION)
@@ -815,7 +817,7 @@ fn validate_service(obj: &Value) -> ErrorList {
         let val = val.trim();
         if !val.is_empty() {
             for r in val.split(',') {
-                errs.extend(validate_cidr(r.trim(), &p));
+                errs.extend(validate_legacy_cidr(r.trim(), &p));
             }
         }
     }

@@ -10,7 +10,7 @@ use k1s_apimachinery::validation::{
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
-use crate::kinds::networking::ip::{ipv4_errors, ipv6_errors, non_special_ip_errors};
+use crate::kinds::validation::ip::{ipv4_errors, ipv6_errors, non_special_ip_errors};
 use crate::kinds::validation::{Fields, immutable_field, semantic_eq};
 use crate::registry::Strategy;
 

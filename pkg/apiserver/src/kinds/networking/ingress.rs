@@ -10,8 +10,8 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::gosyntax::invalid_go;
-use super::ip::{legacy_ip_errors, parse_ip_sloppy};
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::ip::{legacy_ip_errors, parse_ip_sloppy};
 use crate::registry::Strategy;
 
 /// The Ingress strategy.

@@ -1,11 +1,10 @@
 //! Kinds of the `networking.k8s.io` group (upstream `pkg/apis/networking/validation`
-//! and `pkg/registry/networking/*`), and two helpers other groups share: Go-syntax value
-//! rendering ([`gosyntax`]) and IP/CIDR parsing ([`ip`]).
+//! and `pkg/registry/networking/*`), and the Go-syntax value rendering other groups share
+//! ([`gosyntax`]).
 
 pub mod gosyntax;
 mod ingress;
 mod ingressclass;
-pub mod ip;
 mod ipaddress;
 mod networkpolicy;
 mod servicecidr;

@@ -7,9 +7,9 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::gosyntax::{go_strings, invalid_go, list_of};
-use super::ip::{legacy_cidr_errors, parse_cidr_sloppy};
 use super::{selector_has_errors, validate_selector};
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::ip::{legacy_cidr_errors, parse_cidr_sloppy};
 use crate::registry::Strategy;
 
 /// The NetworkPolicy strategy.

@@ -7,8 +7,8 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
 use super::gosyntax::{go_strings, invalid_go, list_of};
-use super::ip::{cidr_is_ipv4, strict_cidr_errors};
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::ip::{cidr_is_ipv4, strict_cidr_errors};
 use crate::registry::Strategy;
 
 /// The ServiceCIDR strategy.

@@ -8,6 +8,7 @@
 //! schema's JSON type or is absent; the accessors below read an absent field (or one of
 //! another type) as Go's zero value, which is how upstream's typed validation sees it.
 
+pub mod ip;
 pub mod resources;
 pub mod scheduling;
 

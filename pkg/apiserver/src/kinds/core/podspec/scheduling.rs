@@ -12,8 +12,9 @@ use serde_json::Value;
 
 use super::PodOpts;
 use super::util::{
-    dns_subdomain, invalid_each, is_dns1123_subdomain_with_underscore, qualified_name, valid_ip,
+    dns_subdomain, invalid_each, is_dns1123_subdomain_with_underscore, qualified_name,
 };
+use crate::kinds::validation::ip::validate_legacy_ip;
 pub(crate) use crate::kinds::validation::scheduling::validate_tolerations;
 use crate::kinds::validation::scheduling::{validate_node_selector, validate_node_selector_term};
 use crate::kinds::validation::{Fields, strings};
@@ -294,7 +295,7 @@ pub(crate) fn validate_dns_config(spec: &Value, path: &Path) -> ErrorList {
         ));
     }
     for (i, ns) in nameservers.iter().enumerate() {
-        errs.extend(valid_ip(ns, &path.child("nameservers").index(i)));
+        errs.extend(validate_legacy_ip(ns, &path.child("nameservers").index(i)));
     }
     let searches = strings(config.f("searches"));
     if searches.len() > 32 {
@@ -337,7 +338,7 @@ pub(crate) fn validate_host_aliases(aliases: &[Value], path: &Path) -> ErrorList
     let mut errs = ErrorList::new();
     for (i, a) in aliases.iter().enumerate() {
         let p = path.index(i);
-        errs.extend(valid_ip(a.s("ip"), &p.child("ip")));
+        errs.extend(validate_legacy_ip(a.s("ip"), &p.child("ip")));
         for (j, h) in strings(a.f("hostnames")).iter().enumerate() {
             errs.extend(dns_subdomain(h, &p.child("hostnames").index(j)));
         }

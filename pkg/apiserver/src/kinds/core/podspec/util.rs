@@ -3,9 +3,7 @@
 //! checks of `k8s.io/apimachinery/pkg/util/validation` the shared toolkit lacks
 //! (relaxed environment variable names, user and group IDs, DNS names with `_`).
 
-use k1s_apimachinery::validation::{
-    is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_ip,
-};
+use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain, is_qualified_name};
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
 use serde_json::Value;
 
@@ -29,16 +27,6 @@ pub(crate) fn dns_subdomain(value: &str, path: &Path) -> ErrorList {
 /// `ValidateQualifiedName`.
 pub(crate) fn qualified_name(value: &str, path: &Path) -> ErrorList {
     invalid_each(value, path, is_qualified_name(value))
-}
-
-/// `validation.IsValidIP` as the pod spec uses it (DNS nameservers, host aliases): only
-/// an unparsable address is refused, the legacy leniency for old spellings stays.
-pub(crate) fn valid_ip(value: &str, path: &Path) -> ErrorList {
-    is_valid_ip(value)
-        .into_iter()
-        .filter(|m| m.starts_with("must be a valid IP address"))
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
 }
 
 /// Go's `path.IsAbs`.

@@ -1,9 +1,11 @@
-//! IP and CIDR checks of the networking, discovery and core kinds, as upstream's
+//! IP and CIDR checks of the core, networking and discovery kinds, as upstream's
 //! `util/validation/ip.go` and `k8s.io/utils/net` do them in 1.35 (StrictIPCIDRValidation
 //! is off by default, so "legacy" fields still accept what Go's old sloppy parser
 //! accepted: IPv4 octets with leading zeros, IPv4-mapped IPv6, host bits in a CIDR).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use k1s_apimachinery::{ErrorList, FieldError, Path};
 
 /// Upstream's message for a value that is not an IP at all.
 pub const INVALID_IP_MSG: &str = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
@@ -152,6 +154,29 @@ pub fn non_special_ip_errors(value: &str, allow_loopback: bool) -> Vec<String> {
         );
     }
     errs
+}
+
+/// Each message of `msgs` as an `Invalid value` of `value` at `path`.
+fn invalid_each(value: &str, path: &Path, msgs: Vec<String>) -> ErrorList {
+    msgs.into_iter()
+        .map(|m| FieldError::invalid(path, value, m))
+        .collect()
+}
+
+/// [`legacy_ip_errors`] at `path` (pod DNS nameservers, host aliases).
+pub fn validate_legacy_ip(value: &str, path: &Path) -> ErrorList {
+    invalid_each(value, path, legacy_ip_errors(value))
+}
+
+/// [`non_special_ip_errors`] without loopback at `path` (Endpoints addresses, a
+/// Service's external IPs).
+pub fn validate_non_special_ip(value: &str, path: &Path) -> ErrorList {
+    invalid_each(value, path, non_special_ip_errors(value, false))
+}
+
+/// [`legacy_cidr_errors`] at `path` (node pod CIDRs, load balancer source ranges).
+pub fn validate_legacy_cidr(value: &str, path: &Path) -> ErrorList {
+    invalid_each(value, path, legacy_cidr_errors(value))
 }
 
 /// A parsed CIDR: the address as written and the prefix length over `bits` (32 or 128).
