@@ -9,10 +9,10 @@ use k1s_apimachinery::validation::{
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
-use super::gosyntax::invalid_go;
 use crate::kinds::validation::Fields;
 use crate::kinds::validation::ip::{legacy_ip_errors, parse_ip_sloppy};
 use crate::registry::Strategy;
+use k1s_apimachinery::goformat::invalid_go;
 
 /// The Ingress strategy.
 pub struct IngressStrategy;

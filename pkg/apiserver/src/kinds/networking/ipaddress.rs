@@ -5,9 +5,9 @@ use k1s_apimachinery::validation::{is_dns1123_subdomain, is_valid_ip, validate_p
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
-use super::gosyntax::invalid_go;
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::registry::Strategy;
+use k1s_apimachinery::goformat::invalid_go;
 use k1s_apimachinery::goformat::quote;
 
 /// The IPAddress strategy.

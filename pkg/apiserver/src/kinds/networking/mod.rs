@@ -1,8 +1,6 @@
 //! Kinds of the `networking.k8s.io` group (upstream `pkg/apis/networking/validation`
-//! and `pkg/registry/networking/*`), and the Go-syntax value rendering other groups share
-//! ([`gosyntax`]).
+//! and `pkg/registry/networking/*`).
 
-pub mod gosyntax;
 mod ingress;
 mod ingressclass;
 mod ipaddress;

@@ -6,11 +6,12 @@ use k1s_apimachinery::validation::{is_valid_port_name, is_valid_port_num};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
-use super::gosyntax::{go_strings, invalid_go, list_of};
 use super::{selector_has_errors, validate_selector};
 use crate::kinds::validation::Fields;
 use crate::kinds::validation::ip::{legacy_cidr_errors, parse_cidr_sloppy};
+use crate::kinds::validation::list_of;
 use crate::registry::Strategy;
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
 
 /// The NetworkPolicy strategy.
 pub struct NetworkPolicyStrategy;

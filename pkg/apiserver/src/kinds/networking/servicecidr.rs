@@ -6,10 +6,11 @@ use k1s_apimachinery::meta::FIELD_IMMUTABLE_ERROR_MSG;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
-use super::gosyntax::{go_strings, invalid_go, list_of};
 use crate::kinds::validation::Fields;
 use crate::kinds::validation::ip::{cidr_is_ipv4, strict_cidr_errors};
+use crate::kinds::validation::list_of;
 use crate::registry::Strategy;
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
 
 /// The ServiceCIDR strategy.
 pub struct ServiceCidrStrategy;

@@ -6,13 +6,13 @@ use k1s_apimachinery::meta::{IS_NEGATIVE_ERROR_MSG, name_is_dns_label, validate_
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
-use crate::kinds::networking::gosyntax::invalid_go;
 use crate::kinds::validation::resources::{
     is_integer_resource_name, quantity_of, validate_container_resource_name,
 };
 use crate::kinds::validation::scheduling::validate_tolerations;
 use crate::kinds::validation::{Fields, immutable_field};
 use crate::registry::Strategy;
+use k1s_apimachinery::goformat::invalid_go;
 
 /// The RuntimeClass strategy.
 pub struct RuntimeClassStrategy;

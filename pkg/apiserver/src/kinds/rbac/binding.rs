@@ -7,9 +7,9 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::validate_rbac_name;
-use crate::kinds::networking::gosyntax::invalid_go;
 use crate::kinds::validation::Fields;
 use crate::registry::Strategy;
+use k1s_apimachinery::goformat::invalid_go;
 use k1s_apimachinery::goformat::quote;
 
 /// The RoleBinding strategy.

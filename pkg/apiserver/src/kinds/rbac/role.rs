@@ -6,10 +6,11 @@ use k1s_apimachinery::{ErrorList, FieldError, Path, Selector};
 use serde_json::Value;
 
 use super::validate_rbac_name;
-use crate::kinds::networking::gosyntax::{go_strings, invalid_go, list_of};
 use crate::kinds::networking::{selector_has_errors, validate_selector};
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::list_of;
 use crate::registry::Strategy;
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
 
 /// The Role strategy.
 pub struct RoleStrategy;

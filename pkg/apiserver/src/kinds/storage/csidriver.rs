@@ -6,10 +6,11 @@
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
-use crate::kinds::networking::gosyntax::{go_strings, invalid_go, list_of};
+use crate::kinds::validation::list_of;
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::meta::default_path;
 use crate::registry::Strategy;
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
 
 /// The CSIDriver strategy.
 pub struct CsiDriverStrategy;

@@ -8,10 +8,11 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
 use crate::kinds::core::volumesource::csi_driver_name;
-use crate::kinds::networking::gosyntax::{go_strings, invalid_go, list_of};
+use crate::kinds::validation::list_of;
 use crate::kinds::validation::{Fields, nonnegative, semantic_eq};
 use crate::registry::Strategy;
 use k1s_apimachinery::goformat::quote;
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
 
 /// The CSINode strategy.
 pub struct CsiNodeStrategy;

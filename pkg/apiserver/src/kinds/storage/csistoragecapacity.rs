@@ -6,10 +6,10 @@ use k1s_apimachinery::meta::{IS_NEGATIVE_ERROR_MSG, name_is_dns_subdomain};
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
 use serde_json::Value;
 
-use crate::kinds::networking::gosyntax::invalid_go;
 use crate::kinds::networking::{selector_has_errors, validate_selector};
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::registry::Strategy;
+use k1s_apimachinery::goformat::invalid_go;
 use k1s_apimachinery::goformat::quote;
 
 /// The CSIStorageCapacity strategy.

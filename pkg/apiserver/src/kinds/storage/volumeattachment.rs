@@ -7,9 +7,9 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
 use crate::kinds::core::volumesource::csi_driver_name;
-use crate::kinds::networking::gosyntax::invalid_go;
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::registry::Strategy;
+use k1s_apimachinery::goformat::invalid_go;
 
 /// The VolumeAttachment strategy.
 pub struct VolumeAttachmentStrategy;

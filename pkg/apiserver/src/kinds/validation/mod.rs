@@ -70,6 +70,11 @@ impl Fields for Value {
     }
 }
 
+/// The list at `key` of `obj`, distinguishing absent (Go's nil slice) from empty.
+pub fn list_of<'a>(obj: &'a Value, key: &str) -> Option<&'a [Value]> {
+    obj.get(key).and_then(Value::as_array).map(Vec::as_slice)
+}
+
 /// The strings of a list value (a non-string item reads as "", an absent list as none).
 pub fn strings(v: &Value) -> Vec<&str> {
     v.as_array()

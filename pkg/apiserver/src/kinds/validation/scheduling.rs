@@ -8,7 +8,7 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
 use super::{Fields, strings};
-use crate::kinds::networking::gosyntax::invalid_go;
+use k1s_apimachinery::goformat::invalid_go;
 use k1s_apimachinery::goformat::quote;
 
 fn invalid_each(value: &str, path: &Path, msgs: Vec<String>) -> ErrorList {
