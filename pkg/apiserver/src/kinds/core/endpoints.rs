@@ -9,6 +9,7 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::invalid_each;
 pub use crate::kinds::validation::ip::validate_non_special_ip;
 use crate::meta::{self, default_path};
 use crate::registry::Strategy;
@@ -19,28 +20,21 @@ pub struct EndpointsStrategy;
 /// The protocols of service, endpoint and container ports, sorted as upstream lists them.
 pub const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 
-/// `Invalid` errors for each message of a string check.
-fn each(path: &Path, value: &str, msgs: Vec<String>) -> ErrorList {
-    msgs.into_iter()
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
-}
-
 fn validate_address(address: &Value, path: &Path, special_ok: bool) -> ErrorList {
     let ip = address.s("ip");
-    let mut errs = each(&path.child("ip"), ip, is_valid_ip(ip));
+    let mut errs = invalid_each(ip, &path.child("ip"), is_valid_ip(ip));
     let hostname = address.s("hostname");
     if !hostname.is_empty() {
-        errs.extend(each(
-            &path.child("hostname"),
+        errs.extend(invalid_each(
             hostname,
+            &path.child("hostname"),
             is_dns1123_label(hostname),
         ));
     }
     if let Some(node) = address.get("nodeName").and_then(Value::as_str) {
-        errs.extend(each(
-            &path.child("nodeName"),
+        errs.extend(invalid_each(
             node,
+            &path.child("nodeName"),
             name_is_dns_subdomain(node, false),
         ));
     }
@@ -56,7 +50,11 @@ fn validate_port(port: &Value, require_name: bool, path: &Path) -> ErrorList {
     if require_name && name.is_empty() {
         errs.push(FieldError::required(&path.child("name"), ""));
     } else if !name.is_empty() {
-        errs.extend(each(&path.child("name"), name, is_dns1123_label(name)));
+        errs.extend(invalid_each(
+            name,
+            &path.child("name"),
+            is_dns1123_label(name),
+        ));
     }
     let number = port.i("port").unwrap_or(0);
     for msg in is_valid_port_num(number) {
@@ -72,9 +70,9 @@ fn validate_port(port: &Value, require_name: bool, path: &Path) -> ErrorList {
         _ => {}
     }
     if let Some(app) = port.get("appProtocol").and_then(Value::as_str) {
-        errs.extend(each(
-            &path.child("appProtocol"),
+        errs.extend(invalid_each(
             app,
+            &path.child("appProtocol"),
             is_qualified_name(app),
         ));
     }

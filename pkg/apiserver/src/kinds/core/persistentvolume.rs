@@ -9,6 +9,7 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Map, Value, json};
 
 use super::volumesource as vs;
+use crate::kinds::validation::invalid_each;
 use crate::kinds::validation::resources::{quantity_of, validate_basic_resource};
 use crate::kinds::validation::scheduling::validate_node_selector;
 use crate::kinds::validation::{Fields, immutable, semantic_eq};
@@ -80,25 +81,27 @@ const MOUNT_OPTION_SOURCES: &[&str] = &[
 
 const MOUNT_OPTION_ANNOTATION: &str = "volume.beta.kubernetes.io/mount-options";
 
-fn each(path: &Path, value: &str, msgs: Vec<String>) -> ErrorList {
-    msgs.into_iter()
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
-}
-
 fn validate_secret_reference(v: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     let name = v.s("name");
     if name.is_empty() {
         errs.push(FieldError::required(&path.child("name"), ""));
     } else {
-        errs.extend(each(&path.child("name"), name, is_dns1123_subdomain(name)));
+        errs.extend(invalid_each(
+            name,
+            &path.child("name"),
+            is_dns1123_subdomain(name),
+        ));
     }
     let ns = v.s("namespace");
     if ns.is_empty() {
         errs.push(FieldError::required(&path.child("namespace"), ""));
     } else {
-        errs.extend(each(&path.child("namespace"), ns, is_dns1123_label(ns)));
+        errs.extend(invalid_each(
+            ns,
+            &path.child("namespace"),
+            is_dns1123_label(ns),
+        ));
     }
     errs
 }
@@ -131,9 +134,9 @@ fn validate_glusterfs(v: &Value, path: &Path) -> ErrorList {
                 "if the endpointnamespace is set, it must be a valid namespace name",
             ));
         } else {
-            errs.extend(each(
-                &path.child("endpointsNamespace"),
+            errs.extend(invalid_each(
                 ns,
+                &path.child("endpointsNamespace"),
                 name_is_dns_label(ns, false),
             ));
         }
@@ -313,9 +316,9 @@ fn validate_spec(obj: &Value) -> ErrorList {
     }
     let class = spec.s("storageClassName");
     if !class.is_empty() {
-        errs.extend(each(
-            &path.child("storageClassName"),
+        errs.extend(invalid_each(
             class,
+            &path.child("storageClassName"),
             name_is_dns_subdomain(class, false),
         ));
     }
@@ -338,9 +341,9 @@ fn validate_spec(obj: &Value) -> ErrorList {
                 "an empty string is disallowed",
             ));
         } else {
-            errs.extend(each(
-                &path.child("volumeAttributesClassName"),
+            errs.extend(invalid_each(
                 vac,
+                &path.child("volumeAttributesClassName"),
                 name_is_dns_subdomain(vac, false),
             ));
         }

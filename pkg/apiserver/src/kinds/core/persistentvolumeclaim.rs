@@ -8,6 +8,7 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::persistentvolume::{VOLUME_MODES, diff, validate_access_mode_values};
+use crate::kinds::validation::invalid_each;
 use crate::kinds::validation::resources::{
     is_native_resource, quantity_of, validate_basic_resource, validate_resource_quantity_value,
 };
@@ -19,12 +20,6 @@ use crate::registry::Strategy;
 pub struct PersistentVolumeClaimStrategy;
 
 const BETA_STORAGE_CLASS: &str = "volume.beta.kubernetes.io/storage-class";
-
-fn each(path: &Path, value: &str, msgs: Vec<String>) -> ErrorList {
-    msgs.into_iter()
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
-}
 
 /// Upstream's `validateDataSource` / `validateDataSourceRef`.
 fn validate_data_source(source: &Value, path: &Path, is_ref: bool) -> ErrorList {
@@ -45,17 +40,17 @@ fn validate_data_source(source: &Value, path: &Path, is_ref: bool) -> ErrorList 
         ));
     }
     if !group.is_empty() {
-        errs.extend(each(
-            &path.child("apiGroup"),
+        errs.extend(invalid_each(
             group,
+            &path.child("apiGroup"),
             is_dns1123_subdomain(group),
         ));
     }
     let ns = source.s("namespace");
     if is_ref && !ns.is_empty() {
-        errs.extend(each(
-            &path.child("namespace"),
+        errs.extend(invalid_each(
             ns,
+            &path.child("namespace"),
             name_is_dns_label(ns, false),
         ));
     }
@@ -102,9 +97,9 @@ pub fn validate_pvc_spec(spec: &Value, path: &Path) -> ErrorList {
     }
     let class = spec.s("storageClassName");
     if !class.is_empty() {
-        errs.extend(each(
-            &path.child("storageClassName"),
+        errs.extend(invalid_each(
             class,
+            &path.child("storageClassName"),
             name_is_dns_subdomain(class, false),
         ));
     }
@@ -150,9 +145,9 @@ pub fn validate_pvc_spec(spec: &Value, path: &Path) -> ErrorList {
     }
     let vac = spec.s("volumeAttributesClassName");
     if !vac.is_empty() {
-        errs.extend(each(
-            &path.child("volumeAttributesClassName"),
+        errs.extend(invalid_each(
             vac,
+            &path.child("volumeAttributesClassName"),
             name_is_dns_subdomain(vac, false),
         ));
     }
@@ -301,9 +296,9 @@ const RESIZE_STATUSES: &[&str] = &[
 
 /// Upstream's `validatePersistentVolumeClaimResourceKey`.
 fn validate_resource_key(key: &str, path: &Path) -> ErrorList {
-    let errs = each(
-        path,
+    let errs = invalid_each(
         key,
+        path,
         k1s_apimachinery::validation::is_qualified_name(key),
     );
     if !errs.is_empty() {

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use super::endpoints::PROTOCOLS;
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::invalid_each;
 use crate::kinds::validation::ip::{
     parse_ip_sloppy, validate_legacy_cidr, validate_non_special_ip,
 };
@@ -413,12 +414,6 @@ const SOURCE_RANGES_ANNOTATION: &str = "service.beta.kubernetes.io/load-balancer
 const TOPOLOGY_MODE_ANNOTATION: &str = "service.kubernetes.io/topology-mode";
 const TOPOLOGY_HINTS_ANNOTATION: &str = "service.kubernetes.io/topology-aware-hints";
 
-fn each(path: &Path, value: &str, msgs: Vec<String>) -> ErrorList {
-    msgs.into_iter()
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
-}
-
 fn strings(v: &Value) -> Vec<&str> {
     v.as_array()
         .map(|a| a.iter().map(|s| s.as_str().unwrap_or("")).collect())
@@ -465,7 +460,11 @@ fn validate_service_port(
         errs.push(FieldError::required(&path.child("name"), ""));
     } else if !name.is_empty() {
         // Port names are DNS-1123 labels here, so kubectl's generated "80-8080" is valid.
-        errs.extend(each(&path.child("name"), name, is_dns1123_label(name)));
+        errs.extend(invalid_each(
+            name,
+            &path.child("name"),
+            is_dns1123_label(name),
+        ));
         if names.iter().any(|n| n == name) {
             errs.push(FieldError::duplicate(&path.child("name"), name));
         } else {
@@ -494,13 +493,13 @@ fn validate_service_port(
                 errs.push(FieldError::invalid(&tp, n, msg));
             }
         }
-        Value::String(s) => errs.extend(each(&tp, s, is_valid_port_name(s))),
+        Value::String(s) => errs.extend(invalid_each(s, &tp, is_valid_port_name(s))),
         _ => {}
     }
     if let Some(app) = port.get("appProtocol").and_then(Value::as_str) {
-        errs.extend(each(
-            &path.child("appProtocol"),
+        errs.extend(invalid_each(
             app,
+            &path.child("appProtocol"),
             is_qualified_name(app),
         ));
     }
@@ -571,7 +570,7 @@ fn validate_cluster_ips(obj: &Value) -> ErrorList {
             }
             continue;
         }
-        let e = each(&ips_path.index(i), ip, is_valid_ip(ip));
+        let e = invalid_each(ip, &ips_path.index(i), is_valid_ip(ip));
         bad_ips |= !e.is_empty();
         errs.extend(e);
     }
@@ -675,9 +674,9 @@ fn validate_service(obj: &Value) -> ErrorList {
             if cname.is_empty() {
                 errs.push(FieldError::required(&sp.child("externalName"), ""));
             } else {
-                errs.extend(each(
-                    &sp.child("externalName"),
+                errs.extend(invalid_each(
                     cname,
+                    &sp.child("externalName"),
                     is_dns1123_subdomain(cname),
                 ));
             }
@@ -738,7 +737,7 @@ fn validate_service(obj: &Value) -> ErrorList {
     errs.extend(validate_cluster_ips(obj));
     for (i, ip) in strings(spec.f("externalIPs")).iter().enumerate() {
         let p = sp.child("externalIPs").index(i);
-        let e = each(&p, ip, is_valid_ip(ip));
+        let e = invalid_each(ip, &p, is_valid_ip(ip));
         if e.is_empty() {
             errs.extend(validate_non_special_ip(ip, &p));
         } else {
@@ -836,9 +835,9 @@ fn validate_service(obj: &Value) -> ErrorList {
     }
     if let Some(class) = spec.get("loadBalancerClass").and_then(Value::as_str) {
         if ty == "LoadBalancer" {
-            errs.extend(each(
-                &sp.child("loadBalancerClass"),
+            errs.extend(invalid_each(
                 class,
+                &sp.child("loadBalancerClass"),
                 is_qualified_name(class),
             ));
         } else {
@@ -1034,7 +1033,7 @@ fn validate_load_balancer_status(obj: &Value) -> ErrorList {
         let p = path.index(i);
         let ip = ing.s("ip");
         if !ip.is_empty() {
-            errs.extend(each(&p.child("ip"), ip, is_valid_ip(ip)));
+            errs.extend(invalid_each(ip, &p.child("ip"), is_valid_ip(ip)));
         }
         match ing.get("ipMode").and_then(Value::as_str) {
             None if !ip.is_empty() => errs.push(FieldError::required(
@@ -1054,7 +1053,11 @@ fn validate_load_balancer_status(obj: &Value) -> ErrorList {
         }
         let host = ing.s("hostname");
         if !host.is_empty() {
-            errs.extend(each(&p.child("hostname"), host, is_dns1123_subdomain(host)));
+            errs.extend(invalid_each(
+                host,
+                &p.child("hostname"),
+                is_dns1123_subdomain(host),
+            ));
             if parse_ip_sloppy(host).is_some() {
                 errs.push(FieldError::invalid(
                     &p.child("hostname"),

@@ -7,7 +7,7 @@ use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
-use crate::kinds::validation::Fields;
+use crate::kinds::validation::{Fields, invalid_each};
 
 /// `Required value` at `path.field` when the string field is empty.
 pub(crate) fn required(s: &Value, field: &str, path: &Path) -> ErrorList {
@@ -15,13 +15,6 @@ pub(crate) fn required(s: &Value, field: &str, path: &Path) -> ErrorList {
         return vec![FieldError::required(&path.child(field), "")];
     }
     ErrorList::new()
-}
-
-/// Each message as an `Invalid value` of `value` at `path`.
-fn invalid_each(value: &str, path: &Path, msgs: Vec<String>) -> ErrorList {
-    msgs.into_iter()
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
 }
 
 /// `validatePathNoBacksteps`: no `..` element. Upstream splits `filepath.ToSlash(p)`,

@@ -10,6 +10,7 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::invalid_each;
 use crate::kinds::validation::ip::{legacy_ip_errors, parse_ip_sloppy};
 use crate::registry::Strategy;
 use k1s_apimachinery::goformat::invalid_go;
@@ -55,34 +56,26 @@ pub fn wildcard_subdomain_errors(value: &str) -> Vec<String> {
     errs
 }
 
-fn invalid_each(errs: &mut ErrorList, path: &Path, value: &str, msgs: Vec<String>) {
-    for msg in msgs {
-        errs.push(FieldError::invalid(path, value, msg));
-    }
-}
-
 /// `validateIngressTypedLocalObjectReference` (a resource backend).
 fn validate_resource_ref(r: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     if let Some(group) = r.get("apiGroup").and_then(Value::as_str) {
-        invalid_each(
-            &mut errs,
-            &path.child("apiGroup"),
+        errs.extend(invalid_each(
             group,
+            &path.child("apiGroup"),
             is_dns1123_subdomain(group),
-        );
+        ));
     }
     for key in ["kind", "name"] {
         let v = r.s(key);
         if v.is_empty() {
             errs.push(FieldError::required(&path.child(key), ""));
         } else {
-            invalid_each(
-                &mut errs,
-                &path.child(key),
+            errs.extend(invalid_each(
                 v,
+                &path.child(key),
                 validate_path_segment_name(v, false),
-            );
+            ));
         }
     }
     errs
@@ -126,7 +119,7 @@ fn validate_backend(backend: &Value, path: &Path, opts: Options) -> ErrorList {
         } else {
             name_is_dns1035_label(name, false)
         };
-        invalid_each(&mut errs, &svc_path.child("name"), name, msgs);
+        errs.extend(invalid_each(name, &svc_path.child("name"), msgs));
     }
     let port = svc.f("port");
     let port_name = port.s("name");
@@ -138,12 +131,11 @@ fn validate_backend(backend: &Value, path: &Path, opts: Options) -> ErrorList {
             "",
             "cannot set both port name & port number",
         )),
-        (true, false) => invalid_each(
-            &mut errs,
-            &port_path.child("name"),
+        (true, false) => errs.extend(invalid_each(
             port_name,
+            &port_path.child("name"),
             is_valid_port_name(port_name),
-        ),
+        )),
         (false, true) => {
             for msg in is_valid_port_num(number) {
                 errs.push(FieldError::invalid(&port_path.child("number"), number, msg));
@@ -259,10 +251,14 @@ fn validate_rules(rules: &[Value], path: &Path, opts: Options) -> ErrorList {
                 ));
             }
             if host.contains('*') {
-                invalid_each(&mut errs, &host_path, host, wildcard_subdomain_errors(host));
+                errs.extend(invalid_each(
+                    host,
+                    &host_path,
+                    wildcard_subdomain_errors(host),
+                ));
                 wildcard = true;
             } else {
-                invalid_each(&mut errs, &host_path, host, is_dns1123_subdomain(host));
+                errs.extend(invalid_each(host, &host_path, is_dns1123_subdomain(host)));
             }
         }
         if !wildcard || !opts.allow_invalid_wildcard_host_rule {
@@ -283,16 +279,15 @@ fn validate_tls(tls: &[Value], path: &Path, opts: Options) -> ErrorList {
             } else {
                 is_dns1123_subdomain(host)
             };
-            invalid_each(&mut errs, &host_path, host, msgs);
+            errs.extend(invalid_each(host, &host_path, msgs));
         }
         let secret = t.s("secretName");
         if !opts.allow_invalid_secret_name && !secret.is_empty() {
-            invalid_each(
-                &mut errs,
-                &path.index(i).child("secretName"),
+            errs.extend(invalid_each(
                 secret,
+                &path.index(i).child("secretName"),
                 name_is_dns_subdomain(secret, false),
-            );
+            ));
         }
     }
     errs
@@ -331,12 +326,11 @@ fn validate_spec(spec: &Value, opts: Options) -> ErrorList {
         errs.extend(validate_tls(tls, &path.child("tls"), opts));
     }
     if let Some(class) = spec.get("ingressClassName").and_then(Value::as_str) {
-        invalid_each(
-            &mut errs,
-            &path.child("ingressClassName"),
+        errs.extend(invalid_each(
             class,
+            &path.child("ingressClassName"),
             name_is_dns_subdomain(class, false),
-        );
+        ));
     }
     errs
 }
@@ -405,16 +399,15 @@ fn validate_status(new: &Value, old: &Value) -> ErrorList {
         let p = path.index(i);
         let ip = ing.s("ip");
         if !ip.is_empty() && !existing.contains(&ip) {
-            invalid_each(&mut errs, &p.child("ip"), ip, legacy_ip_errors(ip));
+            errs.extend(invalid_each(ip, &p.child("ip"), legacy_ip_errors(ip)));
         }
         let host = ing.s("hostname");
         if !host.is_empty() {
-            invalid_each(
-                &mut errs,
-                &p.child("hostname"),
+            errs.extend(invalid_each(
                 host,
+                &p.child("hostname"),
                 is_dns1123_subdomain(host),
-            );
+            ));
             if parse_ip_sloppy(host).is_some() {
                 errs.push(FieldError::invalid(
                     &p.child("hostname"),

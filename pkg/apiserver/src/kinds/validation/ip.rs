@@ -5,7 +5,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use k1s_apimachinery::{ErrorList, FieldError, Path};
+use k1s_apimachinery::{ErrorList, Path};
+
+use super::invalid_each;
 
 /// Upstream's message for a value that is not an IP at all.
 pub const INVALID_IP_MSG: &str = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
@@ -154,13 +156,6 @@ pub fn non_special_ip_errors(value: &str, allow_loopback: bool) -> Vec<String> {
         );
     }
     errs
-}
-
-/// Each message of `msgs` as an `Invalid value` of `value` at `path`.
-fn invalid_each(value: &str, path: &Path, msgs: Vec<String>) -> ErrorList {
-    msgs.into_iter()
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
 }
 
 /// [`legacy_ip_errors`] at `path` (pod DNS nameservers, host aliases).

@@ -158,6 +158,14 @@ pub fn positive(value: Option<i64>, path: &Path) -> ErrorList {
     }
 }
 
+/// Each message of a format check as an `Invalid value` of `value` at `path` (upstream's
+/// `for _, msg := range IsX(value) { allErrs = append(allErrs, field.Invalid(...)) }`).
+pub fn invalid_each(value: &str, path: &Path, msgs: Vec<String>) -> ErrorList {
+    msgs.into_iter()
+        .map(|m| FieldError::invalid(path, value, m))
+        .collect()
+}
+
 /// `Required value` when the string is empty, otherwise each message of `check` as an
 /// `Invalid value` (the shape of most name fields: `if len(x) == 0 {Required} else
 /// {for msg := range IsDNS1123Subdomain(x) {Invalid}}`).
@@ -165,10 +173,7 @@ pub fn required_name(value: &str, path: &Path, check: fn(&str) -> Vec<String>) -
     if value.is_empty() {
         return vec![FieldError::required(path, "")];
     }
-    check(value)
-        .into_iter()
-        .map(|msg| FieldError::invalid(path, value, msg))
-        .collect()
+    invalid_each(value, path, check(value))
 }
 
 /// Each message of `check` as an `Invalid value` when the string is not empty (optional

@@ -7,15 +7,9 @@ use k1s_apimachinery::validation::is_valid_label_value;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
-use super::{Fields, strings};
+use super::{Fields, invalid_each, strings};
 use k1s_apimachinery::goformat::invalid_go;
 use k1s_apimachinery::goformat::quote;
-
-fn invalid_each(value: &str, path: &Path, msgs: Vec<String>) -> ErrorList {
-    msgs.into_iter()
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
-}
 
 /// `ValidateNodeSelectorRequirement`.
 fn node_selector_requirement(rq: &Value, allow_invalid_values: bool, path: &Path) -> ErrorList {

@@ -7,12 +7,7 @@ use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain, is_qu
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
 use serde_json::Value;
 
-/// Each message of `check` as an `Invalid value` of `value` at `path`.
-pub(crate) fn invalid_each(value: &str, path: &Path, msgs: Vec<String>) -> ErrorList {
-    msgs.into_iter()
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
-}
+pub(crate) use crate::kinds::validation::invalid_each;
 
 /// `ValidateDNS1123Label`.
 pub(crate) fn dns_label(value: &str, path: &Path) -> ErrorList {
