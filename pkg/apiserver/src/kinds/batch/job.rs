@@ -3,7 +3,7 @@
 //! defaults, the spec rules, and a pod template that may not change once the Job runs.
 
 use k1s_apimachinery::meta::validate_label_selector;
-use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain, is_qualified_name};
+use k1s_apimachinery::validation::{is_dns1123_label, is_domain_prefixed_path, is_qualified_name};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Map, Value, json};
 
@@ -46,38 +46,6 @@ const CONDITION_STATUSES: &[&str] = &["False", "True", "Unknown"];
 fn quoted_list(values: &[&str]) -> String {
     let quoted: Vec<String> = values.iter().map(|v| format!("\"{v}\"")).collect();
     format!("[{}]", quoted.join(" "))
-}
-
-/// `IsDomainPrefixedPath` (a Job's `spec.managedBy`).
-fn domain_prefixed_path(value: &str, path: &Path) -> ErrorList {
-    if value.is_empty() {
-        return vec![FieldError::required(path, "")];
-    }
-    let Some((host, rest)) = value
-        .split_once('/')
-        .filter(|(h, r)| !h.is_empty() && !r.is_empty())
-    else {
-        return vec![FieldError::invalid(
-            path,
-            value,
-            "must be a domain-prefixed path (such as \"acme.io/foo\")",
-        )];
-    };
-    let mut errs: ErrorList = is_dns1123_subdomain(host)
-        .into_iter()
-        .map(|m| FieldError::invalid(path, host, m))
-        .collect();
-    let ok = rest
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/-._~%!$&'()*+,;=:".contains(c));
-    if !ok {
-        errs.push(FieldError::invalid(
-            path,
-            rest,
-            "Invalid path (regex used for validation is '[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+')",
-        ));
-    }
-    errs
 }
 
 /// `parseIndexInterval`.
@@ -392,7 +360,10 @@ pub fn validate_job_spec(spec: &Value, path: &Path) -> ErrorList {
     }
     if spec.has("managedBy") {
         let managed_by = spec.s("managedBy");
-        errs.extend(domain_prefixed_path(managed_by, &path.child("managedBy")));
+        errs.extend(is_domain_prefixed_path(
+            &path.child("managedBy"),
+            managed_by,
+        ));
         if managed_by.len() > MAX_MANAGED_BY_LENGTH {
             errs.push(FieldError::too_long(
                 &path.child("managedBy"),
