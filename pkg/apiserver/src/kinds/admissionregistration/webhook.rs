@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use super::cel::{self, Vars};
 use super::common::{
-    default_rules, is_fully_qualified_name, strings, validate_qualified_name,
-    validate_rule_with_operations,
+    default_rules, is_fully_qualified_name, strings, validate_rule_with_operations,
 };
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::validate_qualified_name;
 use crate::registry::Strategy;
 
 /// The AdmissionReview versions this server understands.

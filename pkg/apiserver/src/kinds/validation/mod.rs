@@ -13,6 +13,7 @@ pub mod resources;
 pub mod scheduling;
 
 use k1s_apimachinery::meta::{FIELD_IMMUTABLE_ERROR_MSG, IS_NEGATIVE_ERROR_MSG};
+use k1s_apimachinery::validation::is_qualified_name;
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
 use serde_json::{Map, Value};
 
@@ -164,6 +165,11 @@ pub fn invalid_each(value: &str, path: &Path, msgs: Vec<String>) -> ErrorList {
     msgs.into_iter()
         .map(|m| FieldError::invalid(path, value, m))
         .collect()
+}
+
+/// `ValidateQualifiedName`: each problem of a qualified name (`example.com/name`).
+pub fn validate_qualified_name(value: &str, path: &Path) -> ErrorList {
+    invalid_each(value, path, is_qualified_name(value))
 }
 
 /// `Required value` when the string is empty, otherwise each message of `check` as an

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::PodOpts;
 use super::util::{
-    dns_subdomain, invalid_each, is_dns1123_subdomain_with_underscore, qualified_name,
+    dns_subdomain, invalid_each, is_dns1123_subdomain_with_underscore, validate_qualified_name,
 };
 use crate::kinds::validation::ip::validate_legacy_ip;
 pub(crate) use crate::kinds::validation::scheduling::validate_tolerations;
@@ -352,7 +352,7 @@ pub(crate) fn validate_readiness_gates(gates: &[Value], path: &Path) -> ErrorLis
         .iter()
         .enumerate()
         .flat_map(|(i, g)| {
-            qualified_name(g.s("conditionType"), &path.index(i).child("conditionType"))
+            validate_qualified_name(g.s("conditionType"), &path.index(i).child("conditionType"))
         })
         .collect()
 }
@@ -363,7 +363,7 @@ pub(crate) fn validate_scheduling_gates(gates: &[Value], path: &Path) -> ErrorLi
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     for (i, g) in gates.iter().enumerate() {
         let name = g.s("name");
-        errs.extend(qualified_name(name, &path.index(i)));
+        errs.extend(validate_qualified_name(name, &path.index(i)));
         if !seen.insert(name) {
             errs.push(FieldError::duplicate(&path.index(i), name));
         }

@@ -3,11 +3,11 @@
 //! checks of `k8s.io/apimachinery/pkg/util/validation` the shared toolkit lacks
 //! (relaxed environment variable names, user and group IDs, DNS names with `_`).
 
-use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain, is_qualified_name};
+use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain};
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
 use serde_json::Value;
 
-pub(crate) use crate::kinds::validation::invalid_each;
+pub(crate) use crate::kinds::validation::{invalid_each, validate_qualified_name};
 
 /// `ValidateDNS1123Label`.
 pub(crate) fn dns_label(value: &str, path: &Path) -> ErrorList {
@@ -17,11 +17,6 @@ pub(crate) fn dns_label(value: &str, path: &Path) -> ErrorList {
 /// `ValidateDNS1123Subdomain`.
 pub(crate) fn dns_subdomain(value: &str, path: &Path) -> ErrorList {
     invalid_each(value, path, is_dns1123_subdomain(value))
-}
-
-/// `ValidateQualifiedName`.
-pub(crate) fn qualified_name(value: &str, path: &Path) -> ErrorList {
-    invalid_each(value, path, is_qualified_name(value))
 }
 
 /// Go's `path.IsAbs`.
