@@ -6,12 +6,12 @@ use k1s_apimachinery::validation::{is_valid_port_name, is_valid_port_num};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
-use super::{selector_has_errors, validate_selector};
 use crate::kinds::validation::Fields;
 use crate::kinds::validation::ip::{legacy_cidr_errors, parse_cidr_sloppy};
 use crate::kinds::validation::list_of;
 use crate::registry::Strategy;
 use k1s_apimachinery::goformat::{go_strings, invalid_go};
+use k1s_apimachinery::meta::{label_selector_has_errors, validate_label_selector_with};
 
 /// The NetworkPolicy strategy.
 pub struct NetworkPolicyStrategy;
@@ -125,7 +125,7 @@ fn validate_peer(peer: &Value, path: &Path, opts: &Options) -> ErrorList {
     for key in ["podSelector", "namespaceSelector"] {
         if peer.has(key) {
             peers += 1;
-            errs.extend(validate_selector(
+            errs.extend(validate_label_selector_with(
                 peer.get(key),
                 opts.allow_invalid_label_values,
                 &path.child(key),
@@ -151,7 +151,7 @@ fn validate_peer(peer: &Value, path: &Path, opts: &Options) -> ErrorList {
 /// `ValidateNetworkPolicySpec`.
 fn validate_spec(spec: &Value, opts: &Options) -> ErrorList {
     let path = Path::new("spec");
-    let mut errs = validate_selector(
+    let mut errs = validate_label_selector_with(
         Some(spec.get("podSelector").unwrap_or(&json!({}))),
         opts.allow_invalid_label_values,
         &path.child("podSelector"),
@@ -243,7 +243,7 @@ impl Strategy for NetworkPolicyStrategy {
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
         let opts = Options {
-            allow_invalid_label_values: selector_has_errors(Some(
+            allow_invalid_label_values: label_selector_has_errors(Some(
                 old.f("spec").get("podSelector").unwrap_or(&json!({})),
             )),
         };

@@ -6,11 +6,11 @@ use k1s_apimachinery::{ErrorList, FieldError, Path, Selector};
 use serde_json::Value;
 
 use super::validate_rbac_name;
-use crate::kinds::networking::{selector_has_errors, validate_selector};
 use crate::kinds::validation::Fields;
 use crate::kinds::validation::list_of;
 use crate::registry::Strategy;
 use k1s_apimachinery::goformat::{go_strings, invalid_go};
+use k1s_apimachinery::meta::{label_selector_has_errors, validate_label_selector_with};
 
 /// The Role strategy.
 pub struct RoleStrategy;
@@ -85,7 +85,7 @@ fn validate_cluster_role(obj: &Value, allow_values: bool) -> ErrorList {
         }
         for (i, sel) in selectors.iter().enumerate() {
             let p = path.index(i);
-            errs.extend(validate_selector(Some(sel), allow_values, &p));
+            errs.extend(validate_label_selector_with(Some(sel), allow_values, &p));
             // Upstream also converts the selector and, when that fails, shows the nil
             // selector it got back.
             if Selector::from_label_selector(sel).is_err() {
@@ -102,7 +102,7 @@ fn stored_selectors_invalid(old: &Value) -> bool {
     old.f("aggregationRule")
         .a("clusterRoleSelectors")
         .iter()
-        .any(|s| selector_has_errors(Some(s)))
+        .any(|s| label_selector_has_errors(Some(s)))
 }
 
 impl Strategy for RoleStrategy {
