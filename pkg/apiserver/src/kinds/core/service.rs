@@ -21,10 +21,10 @@ use serde_json::{Value, json};
 
 use super::endpoints::PROTOCOLS;
 use crate::kinds::validation::Fields;
-use crate::kinds::validation::invalid_each;
 use crate::kinds::validation::ip::{
     parse_ip_sloppy, validate_legacy_cidr, validate_non_special_ip,
 };
+use crate::kinds::validation::{invalid_each, strings};
 use crate::meta::{self, default_path, get_path};
 use crate::registry::Strategy;
 
@@ -413,12 +413,6 @@ const MAX_AFFINITY_SECONDS: i64 = 86400;
 const SOURCE_RANGES_ANNOTATION: &str = "service.beta.kubernetes.io/load-balancer-source-ranges";
 const TOPOLOGY_MODE_ANNOTATION: &str = "service.kubernetes.io/topology-mode";
 const TOPOLOGY_HINTS_ANNOTATION: &str = "service.kubernetes.io/topology-aware-hints";
-
-fn strings(v: &Value) -> Vec<&str> {
-    v.as_array()
-        .map(|a| a.iter().map(|s| s.as_str().unwrap_or("")).collect())
-        .unwrap_or_default()
-}
 
 /// `clusterIPs == ["None"]` (upstream's `isHeadlessService`).
 fn is_headless(obj: &Value) -> bool {
