@@ -12,7 +12,7 @@ use super::workload::{
 };
 use crate::kinds::core::persistentvolumeclaim::validate_pvc_spec;
 use crate::kinds::core::podspec::validate_pod_template_spec;
-use crate::kinds::validation::{Fields, nonnegative, semantic_eq};
+use crate::kinds::validation::{Fields, nonnegative, semantic_eq, without};
 use crate::meta::{default_path, get_path};
 use crate::registry::{ScaleSpec, Strategy};
 
@@ -214,7 +214,7 @@ fn validate_spec(spec: &Value, path: &Path, opts: Options) -> ErrorList {
 
 /// The spec without the fields an update may change.
 fn fixed_part(spec: &Value) -> Value {
-    super::workload::without(spec, MUTABLE)
+    without(spec, MUTABLE)
 }
 
 impl Strategy for StatefulSetStrategy {

@@ -254,20 +254,6 @@ pub fn validate_collision_count(new: &Value, old: &Value) -> ErrorList {
     }
 }
 
-/// A copy of a JSON object without `keys` (for "every field but these" comparisons); a
-/// non-object reads as an empty object.
-pub fn without(obj: &Value, keys: &[&str]) -> Value {
-    match obj {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !keys.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        _ => json!({}),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

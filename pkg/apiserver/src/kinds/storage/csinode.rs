@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::kinds::core::volumesource::csi_driver_name;
 use crate::kinds::validation::list_of;
-use crate::kinds::validation::{Fields, nonnegative, semantic_eq};
+use crate::kinds::validation::{Fields, nonnegative, semantic_eq, without};
 use crate::registry::Strategy;
 use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::goformat::{go_strings, invalid_go};
@@ -81,15 +81,6 @@ fn go_driver(d: &Value) -> String {
     )
 }
 
-/// The driver entry without its allocatable count (the part that may not change).
-fn without_allocatable(d: &Value) -> Value {
-    let mut d = d.clone();
-    if let Some(o) = d.as_object_mut() {
-        o.remove("allocatable");
-    }
-    d
-}
-
 impl Strategy for CsiNodeStrategy {
     fn validate(&self, obj: &Value) -> ErrorList {
         validate_drivers(obj, false)
@@ -104,7 +95,7 @@ impl Strategy for CsiNodeStrategy {
         for o in old_drivers {
             for n in new.f("spec").a("drivers") {
                 if o.s("name") == n.s("name")
-                    && !semantic_eq(&without_allocatable(n), &without_allocatable(o))
+                    && !semantic_eq(&without(n, &["allocatable"]), &without(o, &["allocatable"]))
                 {
                     errs.push(invalid_go(
                         &Path::new("spec").child("drivers"),

@@ -71,6 +71,20 @@ impl Fields for Value {
     }
 }
 
+/// A copy of a JSON object without `keys` (for "every field but these" comparisons); a
+/// non-object reads as an empty object.
+pub fn without(obj: &Value, keys: &[&str]) -> Value {
+    match obj {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !keys.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        _ => Value::Object(Map::new()),
+    }
+}
+
 /// The list at `key` of `obj`, distinguishing absent (Go's nil slice) from empty.
 pub fn list_of<'a>(obj: &'a Value, key: &str) -> Option<&'a [Value]> {
     obj.get(key).and_then(Value::as_array).map(Vec::as_slice)
