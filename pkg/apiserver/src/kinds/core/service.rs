@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::endpoints::PROTOCOLS;
 use crate::kinds::validation::Fields;
 use crate::kinds::validation::ip::{
-    parse_ip_sloppy, validate_legacy_cidr, validate_non_special_ip,
+    validate_lb_hostname, validate_legacy_cidr, validate_non_special_ip,
 };
 use crate::kinds::validation::{invalid_each, strings};
 use crate::meta::{self, default_path, get_path};
@@ -1047,18 +1047,7 @@ fn validate_load_balancer_status(obj: &Value) -> ErrorList {
         }
         let host = ing.s("hostname");
         if !host.is_empty() {
-            errs.extend(invalid_each(
-                host,
-                &p.child("hostname"),
-                is_dns1123_subdomain(host),
-            ));
-            if parse_ip_sloppy(host).is_some() {
-                errs.push(FieldError::invalid(
-                    &p.child("hostname"),
-                    host,
-                    "must be a DNS name, not an IP address",
-                ));
-            }
+            errs.extend(validate_lb_hostname(host, &p.child("hostname")));
         }
     }
     errs

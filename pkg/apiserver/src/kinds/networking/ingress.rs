@@ -2,6 +2,7 @@
 //! `ValidateIngressStatusUpdate` and the ingress strategy): rules, paths, backends, TLS,
 //! the class, and the load-balancer status.
 
+use k1s_apimachinery::goformat::invalid_go;
 use k1s_apimachinery::meta::{name_is_dns_label, name_is_dns_subdomain, name_is_dns1035_label};
 use k1s_apimachinery::validation::{
     is_dns1123_subdomain, is_valid_port_name, is_valid_port_num, validate_path_segment_name,
@@ -11,9 +12,8 @@ use serde_json::{Value, json};
 
 use crate::kinds::validation::Fields;
 use crate::kinds::validation::invalid_each;
-use crate::kinds::validation::ip::{legacy_ip_errors, parse_ip_sloppy};
+use crate::kinds::validation::ip::{legacy_ip_errors, parse_ip_sloppy, validate_lb_hostname};
 use crate::registry::Strategy;
-use k1s_apimachinery::goformat::invalid_go;
 
 /// The Ingress strategy.
 pub struct IngressStrategy;
@@ -403,18 +403,7 @@ fn validate_status(new: &Value, old: &Value) -> ErrorList {
         }
         let host = ing.s("hostname");
         if !host.is_empty() {
-            errs.extend(invalid_each(
-                host,
-                &p.child("hostname"),
-                is_dns1123_subdomain(host),
-            ));
-            if parse_ip_sloppy(host).is_some() {
-                errs.push(FieldError::invalid(
-                    &p.child("hostname"),
-                    host,
-                    "must be a DNS name, not an IP address",
-                ));
-            }
+            errs.extend(validate_lb_hostname(host, &p.child("hostname")));
         }
     }
     errs

@@ -1,14 +1,14 @@
 //! IPAddresses (upstream `ValidateIPAddress`, `ValidateIPAddressUpdate`): the name is an
 //! IP in canonical form, and the parent reference is required and never changes.
 
+use k1s_apimachinery::goformat::invalid_go;
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::validation::{is_dns1123_subdomain, is_valid_ip, validate_path_segment_name};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::registry::Strategy;
-use k1s_apimachinery::goformat::invalid_go;
-use k1s_apimachinery::goformat::quote;
 
 /// The IPAddress strategy.
 pub struct IpAddressStrategy;

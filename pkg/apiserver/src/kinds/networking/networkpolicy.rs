@@ -2,6 +2,8 @@
 //! `SetDefaults_NetworkPolicy`/`_NetworkPolicyPort`): selectors, ports, peers, ipBlocks
 //! and policy types.
 
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
+use k1s_apimachinery::meta::{label_selector_has_errors, validate_label_selector_with};
 use k1s_apimachinery::validation::{is_valid_port_name, is_valid_port_num};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
@@ -10,8 +12,6 @@ use crate::kinds::validation::Fields;
 use crate::kinds::validation::ip::{legacy_cidr_errors, parse_cidr_sloppy};
 use crate::kinds::validation::list_of;
 use crate::registry::Strategy;
-use k1s_apimachinery::goformat::{go_strings, invalid_go};
-use k1s_apimachinery::meta::{label_selector_has_errors, validate_label_selector_with};
 
 /// The NetworkPolicy strategy.
 pub struct NetworkPolicyStrategy;

@@ -2,6 +2,7 @@
 //! servicecidr strategy): one or two canonical CIDRs, one per family, that never change
 //! except that a single-stack range may gain its second family.
 
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
 use k1s_apimachinery::meta::FIELD_IMMUTABLE_ERROR_MSG;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
@@ -10,7 +11,6 @@ use crate::kinds::validation::Fields;
 use crate::kinds::validation::ip::{cidr_is_ipv4, strict_cidr_errors};
 use crate::kinds::validation::list_of;
 use crate::registry::Strategy;
-use k1s_apimachinery::goformat::{go_strings, invalid_go};
 
 /// The ServiceCIDR strategy.
 pub struct ServiceCidrStrategy;

@@ -2,6 +2,7 @@
 //! strategy): a DNS-label handler that never changes, a non-negative pod overhead, and
 //! scheduling constraints (node selector labels, tolerations).
 
+use k1s_apimachinery::goformat::invalid_go;
 use k1s_apimachinery::meta::{IS_NEGATIVE_ERROR_MSG, name_is_dns_label, validate_labels};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
@@ -12,7 +13,6 @@ use crate::kinds::validation::resources::{
 use crate::kinds::validation::scheduling::validate_tolerations;
 use crate::kinds::validation::{Fields, immutable_field};
 use crate::registry::Strategy;
-use k1s_apimachinery::goformat::invalid_go;
 
 /// The RuntimeClass strategy.
 pub struct RuntimeClassStrategy;

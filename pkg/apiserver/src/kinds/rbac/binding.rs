@@ -2,6 +2,8 @@
 //! `ValidateClusterRoleBinding`, their updates, `ValidateRoleBindingSubject` and the v1
 //! defaults): a role reference that never changes, and well-formed subjects.
 
+use k1s_apimachinery::goformat::invalid_go;
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::meta::name_is_dns_subdomain;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
@@ -9,8 +11,6 @@ use serde_json::{Value, json};
 use super::validate_rbac_name;
 use crate::kinds::validation::Fields;
 use crate::registry::Strategy;
-use k1s_apimachinery::goformat::invalid_go;
-use k1s_apimachinery::goformat::quote;
 
 /// The RoleBinding strategy.
 pub struct RoleBindingStrategy;

@@ -2,6 +2,8 @@
 //! `ValidatePolicyRule`): every rule has verbs, and either non-resource URLs (cluster
 //! roles only) or API groups and resources; an aggregation rule has selectors.
 
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
+use k1s_apimachinery::meta::{label_selector_has_errors, validate_label_selector_with};
 use k1s_apimachinery::{ErrorList, FieldError, Path, Selector};
 use serde_json::Value;
 
@@ -9,8 +11,6 @@ use super::validate_rbac_name;
 use crate::kinds::validation::Fields;
 use crate::kinds::validation::list_of;
 use crate::registry::Strategy;
-use k1s_apimachinery::goformat::{go_strings, invalid_go};
-use k1s_apimachinery::meta::{label_selector_has_errors, validate_label_selector_with};
 
 /// The Role strategy.
 pub struct RoleStrategy;

@@ -3,6 +3,7 @@
 //! fsGroup policy, token requests, lifecycle modes; attachRequired and
 //! volumeLifecycleModes never change.
 
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
@@ -10,7 +11,6 @@ use crate::kinds::validation::list_of;
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::meta::default_path;
 use crate::registry::Strategy;
-use k1s_apimachinery::goformat::{go_strings, invalid_go};
 
 /// The CSIDriver strategy.
 pub struct CsiDriverStrategy;

@@ -3,6 +3,8 @@
 //! driver entry changes only its allocatable count (MutableCSINodeAllocatableCount is on
 //! by default in 1.35).
 
+use k1s_apimachinery::goformat::quote;
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
 use k1s_apimachinery::validation::is_qualified_name;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
@@ -11,8 +13,6 @@ use crate::kinds::core::volumesource::csi_driver_name;
 use crate::kinds::validation::list_of;
 use crate::kinds::validation::{Fields, nonnegative, semantic_eq, without};
 use crate::registry::Strategy;
-use k1s_apimachinery::goformat::quote;
-use k1s_apimachinery::goformat::{go_strings, invalid_go};
 
 /// The CSINode strategy.
 pub struct CsiNodeStrategy;

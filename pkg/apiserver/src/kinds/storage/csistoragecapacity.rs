@@ -2,15 +2,15 @@
 //! `ValidateCSIStorageCapacityUpdate`): a node topology selector and storage class name
 //! that never change, and a non-negative capacity.
 
+use k1s_apimachinery::goformat::invalid_go;
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::meta::{IS_NEGATIVE_ERROR_MSG, name_is_dns_subdomain};
+use k1s_apimachinery::meta::{label_selector_has_errors, validate_label_selector_with};
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
 use serde_json::Value;
 
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::registry::Strategy;
-use k1s_apimachinery::goformat::invalid_go;
-use k1s_apimachinery::goformat::quote;
-use k1s_apimachinery::meta::{label_selector_has_errors, validate_label_selector_with};
 
 /// The CSIStorageCapacity strategy.
 pub struct CsiStorageCapacityStrategy;

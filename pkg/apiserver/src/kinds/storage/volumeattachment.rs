@@ -2,6 +2,7 @@
 //! `ValidateVolumeAttachmentUpdate` and the strategy): an attacher, exactly one source
 //! and a node name; the spec never changes; status sizes are bounded.
 
+use k1s_apimachinery::goformat::invalid_go;
 use k1s_apimachinery::meta::name_is_dns_subdomain;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
@@ -9,7 +10,6 @@ use serde_json::Value;
 use crate::kinds::core::volumesource::csi_driver_name;
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::registry::Strategy;
-use k1s_apimachinery::goformat::invalid_go;
 
 /// The VolumeAttachment strategy.
 pub struct VolumeAttachmentStrategy;

@@ -5,7 +5,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use k1s_apimachinery::{ErrorList, Path};
+use k1s_apimachinery::validation::is_dns1123_subdomain;
+use k1s_apimachinery::{ErrorList, FieldError, Path};
 
 use super::invalid_each;
 
@@ -172,6 +173,20 @@ pub fn validate_non_special_ip(value: &str, path: &Path) -> ErrorList {
 /// [`legacy_cidr_errors`] at `path` (node pod CIDRs, load balancer source ranges).
 pub fn validate_legacy_cidr(value: &str, path: &Path) -> ErrorList {
     invalid_each(value, path, legacy_cidr_errors(value))
+}
+
+/// A load balancer ingress `hostname` (Services, Ingresses): a DNS subdomain, and not an
+/// IP address.
+pub fn validate_lb_hostname(host: &str, path: &Path) -> ErrorList {
+    let mut errs = invalid_each(host, path, is_dns1123_subdomain(host));
+    if parse_ip_sloppy(host).is_some() {
+        errs.push(FieldError::invalid(
+            path,
+            host,
+            "must be a DNS name, not an IP address",
+        ));
+    }
+    errs
 }
 
 /// A parsed CIDR: the address as written and the prefix length over `bits` (32 or 128).

@@ -2,14 +2,14 @@
 //! RuntimeClasses and StorageClasses: node selectors and their terms, tolerations, and
 //! topology selector terms.
 
+use k1s_apimachinery::goformat::invalid_go;
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::meta::{name_is_dns_subdomain, validate_label_name};
 use k1s_apimachinery::validation::is_valid_label_value;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
 use super::{Fields, invalid_each, strings};
-use k1s_apimachinery::goformat::invalid_go;
-use k1s_apimachinery::goformat::quote;
 
 /// `ValidateNodeSelectorRequirement`.
 fn node_selector_requirement(rq: &Value, allow_invalid_values: bool, path: &Path) -> ErrorList {
