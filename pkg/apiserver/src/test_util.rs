@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use http::Request;
+use k1s_apimachinery::FieldError;
 use serde_json::Value;
 
 use crate::auth::{TokenTable, UserInfo};
@@ -100,4 +101,9 @@ impl TestApi {
         assert_eq!(code, 201, "{collection} {obj}: {body}");
         body
     }
+}
+
+/// Validation errors as a client reads them, one line each (by value or by reference).
+pub fn texts(errs: impl AsRef<[FieldError]>) -> Vec<String> {
+    errs.as_ref().iter().map(ToString::to_string).collect()
 }

@@ -291,10 +291,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn fully_qualified_names_need_three_labels() {

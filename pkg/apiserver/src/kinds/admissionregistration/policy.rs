@@ -557,10 +557,7 @@ impl Strategy for ValidatingAdmissionPolicyBindingStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     /// The policy and binding of the Kubernetes docs' ValidatingAdmissionPolicy page.
     fn docs_policy() -> Value {

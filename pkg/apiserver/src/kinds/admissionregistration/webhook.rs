@@ -603,10 +603,7 @@ impl Strategy for WebhookConfigurationStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     /// cert-manager's ValidatingWebhookConfiguration as its chart installs it (the CA
     /// bundle is injected later).

@@ -332,6 +332,7 @@ impl Strategy for StatefulSetStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::texts;
 
     /// The `web` StatefulSet of the Kubernetes documentation's StatefulSet page.
     fn docs_web() -> Value {
@@ -373,13 +374,9 @@ mod tests {
         o
     }
 
-    fn errors(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
-
     #[test]
     fn docs_web_statefulset_mounting_its_claim_template_is_accepted() {
-        let e = errors(StatefulSetStrategy.validate(&defaulted(docs_web())));
+        let e = texts(StatefulSetStrategy.validate(&defaulted(docs_web())));
         assert!(e.is_empty(), "{e:?}");
     }
 
@@ -387,7 +384,7 @@ mod tests {
     fn a_mount_of_an_unknown_volume_is_still_refused() {
         let mut sts = docs_web();
         sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["name"] = json!("data");
-        let e = errors(StatefulSetStrategy.validate(&defaulted(sts)));
+        let e = texts(StatefulSetStrategy.validate(&defaulted(sts)));
         assert!(
             e.iter().any(|m| m
                 .starts_with("spec.template.spec.containers[0].volumeMounts[0].name: Not found")),
@@ -399,7 +396,7 @@ mod tests {
     fn claim_templates_need_access_modes_and_storage() {
         let mut sts = docs_web();
         sts["spec"]["volumeClaimTemplates"][0]["spec"] = json!({});
-        let e = errors(StatefulSetStrategy.validate(&defaulted(sts)));
+        let e = texts(StatefulSetStrategy.validate(&defaulted(sts)));
         assert!(e.contains(&"spec.volumeClaimTemplates[0].spec.accessModes: Required value: at least 1 access mode is required".to_string()), "{e:?}");
         assert!(
             e.contains(
@@ -416,10 +413,10 @@ mod tests {
         new["spec"]["replicas"] = json!(5);
         new["spec"]["revisionHistoryLimit"] = json!(3);
         new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
-        assert!(errors(StatefulSetStrategy.validate_update(&new, &old)).is_empty());
+        assert!(texts(StatefulSetStrategy.validate_update(&new, &old)).is_empty());
         new["spec"]["serviceName"] = json!("other");
         assert_eq!(
-            errors(StatefulSetStrategy.validate_update(&new, &old)),
+            texts(StatefulSetStrategy.validate_update(&new, &old)),
             vec![format!("spec: Forbidden: {FORBIDDEN_UPDATE}")]
         );
     }
@@ -433,7 +430,7 @@ mod tests {
             json!(["ReadWriteOncePod", "Sometimes"]);
         o["spec"]["volumeClaimTemplates"][0]["spec"]["selector"] =
             json!({"matchLabels": {"a": "-"}});
-        let e = errors(StatefulSetStrategy.validate(&o));
+        let e = texts(StatefulSetStrategy.validate(&o));
         assert_eq!(e.len(), 2, "{e:?}");
         assert!(
             e[0].starts_with(

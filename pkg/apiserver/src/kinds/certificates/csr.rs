@@ -508,14 +508,11 @@ impl Strategy for CsrStrategy {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::test_util::texts;
 
     /// A kubelet client CSR (P-256, `O=system:nodes, CN=system:node:agent-1`), base64
     /// of its PEM as clients send it.
     pub(crate) const NODE_CSR: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlIdk1JR1hBZ0VBTURVeEZUQVRCZ05WQkFvTURITjVjM1JsYlRwdWIyUmxjekVjTUJvR0ExVUVBd3dUYzNsegpkR1Z0T201dlpHVTZZV2RsYm5RdE1UQlpNQk1HQnlxR1NNNDlBZ0VHQ0NxR1NNNDlBd0VIQTBJQUJNZWZTSGhyCkk1REFNT2x3bHJGRDVmbHlITGxReWlrNTg4K0V3TFFXczh2aWFMTkxudHNwQnBhSU1NQ0ZCRE1pODFSeHJrcjkKL3liRTN1WWQrak9odXkyZ0FEQUtCZ2dxaGtqT1BRUURBZ05IQURCRUFpQW16b2NQbjdDY3ZhNzFaaUZ5SmtqbApBK3ZHc1FRd1VPVzNRZThBRFdYMjBnSWdkRVhxTzBxZ093YVhob20za2pQdHp1d0MrYnlPL29HRUo3QmJlV3V0Ck5rcz0KLS0tLS1FTkQgQ0VSVElGSUNBVEUgUkVRVUVTVC0tLS0tCg==";
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
 
     pub(crate) fn node_csr() -> Value {
         json!({"metadata": {"name": "node-csr-abc"}, "spec": {

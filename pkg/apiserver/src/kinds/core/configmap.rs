@@ -105,10 +105,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn immutable_config_maps_freeze_data_binary_data_and_the_flag() {

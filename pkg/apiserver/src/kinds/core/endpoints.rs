@@ -149,10 +149,7 @@ impl Strategy for EndpointsStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn a_controller_written_endpoints_object_passes() {

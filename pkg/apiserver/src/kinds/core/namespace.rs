@@ -167,10 +167,7 @@ impl Strategy for NamespaceStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn the_kubernetes_finalizer_is_added_after_the_users() {

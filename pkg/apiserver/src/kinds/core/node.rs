@@ -223,10 +223,7 @@ impl Strategy for NodeStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn pod_cidrs_parse_sloppily_like_legacy_fields() {

@@ -570,10 +570,7 @@ impl Strategy for PersistentVolumeStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     fn pv(spec: Value) -> Value {
         let mut o = json!({"metadata": {"name": "pv1"}, "spec": spec});

@@ -393,10 +393,7 @@ impl Strategy for PersistentVolumeClaimStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     fn pvc(spec: Value) -> Value {
         let mut o = json!({"metadata": {"name": "data"}, "spec": spec});

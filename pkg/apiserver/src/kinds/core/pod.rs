@@ -740,15 +740,12 @@ impl Strategy for PodStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::texts;
 
     fn pod(spec: Value) -> Value {
         let mut p = json!({"metadata": {"name": "p", "namespace": "default"}, "spec": spec});
         PodStrategy.default(&mut p);
         p
-    }
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
     }
 
     #[test]

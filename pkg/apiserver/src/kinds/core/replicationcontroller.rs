@@ -157,10 +157,7 @@ impl Strategy for ReplicationControllerStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     fn rc() -> Value {
         let mut o = json!({"metadata": {"name": "nginx"}, "spec": {"replicas": 3,

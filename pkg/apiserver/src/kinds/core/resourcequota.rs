@@ -307,10 +307,7 @@ mod tests {
     use crate::kinds::validation::resources::{
         is_extended_resource_name, is_integer_resource_name, is_overcommit_allowed,
     };
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn resource_names_follow_the_helper_sets() {

@@ -170,13 +170,10 @@ impl Strategy for SecretStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::texts;
 
     fn b64(s: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(s)
-    }
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
     }
 
     #[test]

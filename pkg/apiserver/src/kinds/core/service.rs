@@ -1465,6 +1465,7 @@ impl Strategy for ServiceStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::texts;
 
     fn allocators() -> ServiceAllocators {
         ServiceAllocators::new("10.43.0.0/16".parse().unwrap())
@@ -1526,10 +1527,6 @@ mod tests {
         assert!(s.validate(&svc).is_empty(), "{:?}", s.validate(&svc));
         svc["spec"]["ports"][0]["name"] = json!("Bad_Name");
         assert_eq!(s.validate(&svc).len(), 1);
-    }
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
     }
 
     #[test]

@@ -464,10 +464,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn iscsi_names() {

@@ -289,10 +289,7 @@ impl Strategy for EndpointSliceStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn a_controller_written_slice_is_valid() {
@@ -305,7 +302,7 @@ mod tests {
         });
         EndpointSliceStrategy.default(&mut obj);
         assert_eq!(obj["ports"][0]["protocol"], json!("TCP"));
-        assert!(messages(EndpointSliceStrategy.validate(&obj)).is_empty());
+        assert!(texts(EndpointSliceStrategy.validate(&obj)).is_empty());
     }
 
     #[test]
@@ -314,7 +311,7 @@ mod tests {
             {"addresses": ["fe80::1", "169.254.0.1"]}, {"addresses": []}
         ], "ports": [{"name": "", "protocol": "TCP"}, {"name": "", "protocol": "HTTP"}]});
         assert_eq!(
-            messages(EndpointSliceStrategy.validate(&obj)),
+            texts(EndpointSliceStrategy.validate(&obj)),
             vec![
                 "endpoints[0].addresses[0]: Invalid value: \"fe80::1\": must be a valid IPv4 address",
                 "endpoints[0].addresses[0]: Invalid value: \"fe80::1\": may not be in the link-local range (169.254.0.0/16, fe80::/10)",

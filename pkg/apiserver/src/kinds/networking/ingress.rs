@@ -456,10 +456,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     /// The Ingress of the Kubernetes docs' "Ingress" page, with TLS and a default
     /// backend added.
@@ -484,13 +481,13 @@ mod tests {
 
     #[test]
     fn the_docs_ingress_is_valid() {
-        assert!(messages(IngressStrategy.validate(&docs_ingress())).is_empty());
+        assert!(texts(IngressStrategy.validate(&docs_ingress())).is_empty());
     }
 
     #[test]
     fn an_ingress_needs_rules_or_a_default_backend() {
         assert_eq!(
-            messages(IngressStrategy.validate(&json!({"spec": {}}))),
+            texts(IngressStrategy.validate(&json!({"spec": {}}))),
             vec![
                 "spec: Invalid value: []networking.IngressRule(nil): either `defaultBackend` or `rules` must be specified"
             ]
@@ -504,7 +501,7 @@ mod tests {
             {"path": "/x", "backend": {}}
         ]}}]}});
         assert_eq!(
-            messages(IngressStrategy.validate(&obj)),
+            texts(IngressStrategy.validate(&obj)),
             vec![
                 "spec.rules[0].host: Invalid value: \"1.2.3.4\": must be a DNS name, not an IP address",
                 "spec.rules[0].http.paths[0].path: Invalid value: \"a//b\": must be an absolute path",
@@ -522,7 +519,7 @@ mod tests {
             {"ip": "010.0.0.1"}, {"ip": "10.0.0.300"}, {"hostname": "10.0.0.2"}, {"hostname": "lb.example.com"}
         ]}}});
         assert_eq!(
-            messages(IngressStrategy.validate_status_update(&new, &old)),
+            texts(IngressStrategy.validate_status_update(&new, &old)),
             vec![
                 "status.loadBalancer.ingress[1].ip: Invalid value: \"10.0.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
                 "status.loadBalancer.ingress[2].hostname: Invalid value: \"10.0.0.2\": must be a DNS name, not an IP address",

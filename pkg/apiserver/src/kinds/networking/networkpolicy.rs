@@ -254,10 +254,7 @@ impl Strategy for NetworkPolicyStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn the_docs_policy_is_valid_and_gets_its_defaults() {
@@ -276,7 +273,7 @@ mod tests {
             obj["spec"]["egress"][0]["ports"][0]["protocol"],
             json!("TCP")
         );
-        assert!(messages(NetworkPolicyStrategy.validate(&obj)).is_empty());
+        assert!(texts(NetworkPolicyStrategy.validate(&obj)).is_empty());
         let mut deny = json!({"spec": {"podSelector": {}, "egress": [{}]}});
         NetworkPolicyStrategy.default(&mut deny);
         assert_eq!(deny["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
@@ -289,7 +286,7 @@ mod tests {
             {"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.1.0.0/24"]}, "podSelector": {}}
         ], "ports": [{"port": "http", "endPort": 90}]}], "policyTypes": ["Ingress", "Egress", "Ingress"]}});
         assert_eq!(
-            messages(NetworkPolicyStrategy.validate(&obj)),
+            texts(NetworkPolicyStrategy.validate(&obj)),
             vec![
                 "spec.ingress[0].ports[0].endPort: Invalid value: 90: may not be specified when `port` is non-numeric",
                 "spec.ingress[0].from[0]: Required value: must specify a peer",

@@ -93,10 +93,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn gvisor_class_is_valid_and_its_handler_fixed() {
@@ -104,11 +101,11 @@ mod tests {
             "overhead": {"podFixed": {"cpu": "250m", "memory": "120Mi"}},
             "scheduling": {"nodeSelector": {"runtime": "gvisor"},
                            "tolerations": [{"key": "runtime", "operator": "Equal", "value": "gvisor", "effect": "NoSchedule"}]}});
-        assert!(messages(RuntimeClassStrategy.validate(&rc)).is_empty());
+        assert!(texts(RuntimeClassStrategy.validate(&rc)).is_empty());
         let mut changed = rc.clone();
         changed["handler"] = json!("kata");
         assert_eq!(
-            messages(RuntimeClassStrategy.validate_update(&changed, &rc)),
+            texts(RuntimeClassStrategy.validate_update(&changed, &rc)),
             vec!["handler: Invalid value: \"kata\": field is immutable"]
         );
     }
@@ -117,7 +114,7 @@ mod tests {
     fn overhead_resources_are_container_resources() {
         let rc = json!({"handler": "kata", "overhead": {"podFixed": {"foo": "1", "example.com/dev": "500m"}}});
         assert_eq!(
-            messages(RuntimeClassStrategy.validate(&rc)),
+            texts(RuntimeClassStrategy.validate(&rc)),
             vec![
                 "overhead.limits[foo]: Invalid value: \"foo\": must be a standard resource type or fully qualified",
                 "overhead.limits[foo]: Invalid value: \"foo\": must be a standard resource for containers",
@@ -132,7 +129,7 @@ mod tests {
         // and `pods` counts whole units.
         let rc = json!({"handler": "kata", "overhead": {"podFixed": {"storage": "1", "quotas": "1", "pods": "1500m"}}});
         assert_eq!(
-            messages(RuntimeClassStrategy.validate(&rc)),
+            texts(RuntimeClassStrategy.validate(&rc)),
             vec![
                 "overhead.limits[storage]: Invalid value: \"storage\": must be a standard resource for containers",
                 "overhead.limits[quotas]: Invalid value: \"quotas\": must be a standard resource type or fully qualified",
@@ -148,7 +145,7 @@ mod tests {
         let t = json!([{"operator": "Equal", "value": "x"}, {"key": "k", "operator": "Exists", "value": "v"},
                        {"key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}]);
         assert_eq!(
-            messages(validate_tolerations(
+            texts(validate_tolerations(
                 t.as_array().map(Vec::as_slice).unwrap_or(&[]),
                 &Path::new("t")
             )),

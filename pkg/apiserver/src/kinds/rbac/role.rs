@@ -134,10 +134,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     /// ingress-nginx's ClusterRole (abridged) and an aggregated cert-manager role.
     #[test]
@@ -169,7 +166,7 @@ mod tests {
         let role =
             json!({"rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}, {"verbs": []}]});
         assert_eq!(
-            messages(RoleStrategy.validate(&role)),
+            texts(RoleStrategy.validate(&role)),
             vec![
                 "rules[0].nonResourceURLs: Invalid value: []string{\"/healthz\"}: namespaced rules cannot apply to non-resource URLs",
                 "rules[1].verbs: Required value: verbs must contain at least one value",
@@ -179,7 +176,7 @@ mod tests {
         );
         let agg = json!({"aggregationRule": {}});
         assert_eq!(
-            messages(ClusterRoleStrategy.validate(&agg)),
+            texts(ClusterRoleStrategy.validate(&agg)),
             vec![
                 "aggregationRule.clusterRoleSelectors: Required value: at least one clusterRoleSelector required if aggregationRule is non-nil"
             ]

@@ -118,10 +118,7 @@ impl Strategy for StorageClassStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn local_path_class_is_valid() {
@@ -129,11 +126,11 @@ mod tests {
             "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer"});
         StorageClassStrategy.default(&mut sc);
         assert_eq!(sc["reclaimPolicy"], json!("Delete"));
-        assert!(messages(StorageClassStrategy.validate(&sc)).is_empty());
+        assert!(texts(StorageClassStrategy.validate(&sc)).is_empty());
         let mut changed = sc.clone();
         changed["reclaimPolicy"] = json!("Retain");
         assert_eq!(
-            messages(StorageClassStrategy.validate_update(&changed, &sc)),
+            texts(StorageClassStrategy.validate_update(&changed, &sc)),
             vec!["reclaimPolicy: Forbidden: updates to reclaimPolicy are forbidden."]
         );
     }
@@ -144,7 +141,7 @@ mod tests {
         let mut new = stored.clone();
         new["metadata"] = json!({"annotations": {"a": "b"}});
         StorageClassStrategy.default(&mut new);
-        assert!(messages(StorageClassStrategy.validate_update(&new, &stored)).is_empty());
+        assert!(texts(StorageClassStrategy.validate_update(&new, &stored)).is_empty());
     }
 
     #[test]
@@ -156,7 +153,7 @@ mod tests {
             {"matchLabelExpressions": [{"key": "k", "values": []}]}
         ]});
         assert_eq!(
-            messages(StorageClassStrategy.validate(&sc)),
+            texts(StorageClassStrategy.validate(&sc)),
             vec![
                 "allowedTopologies[1].matchLabelExpressions: Duplicate value: \"\"",
                 "allowedTopologies[2].matchLabelExpressions[0].values: Required value",

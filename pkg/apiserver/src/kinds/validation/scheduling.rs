@@ -277,10 +277,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn tolerations_read_the_same_for_pods_and_runtime_classes() {
