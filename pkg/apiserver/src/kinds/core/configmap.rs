@@ -112,7 +112,7 @@ mod tests {
         let old = json!({"data": {"a": "1"}, "immutable": true});
         let s = ConfigMapStrategy;
         assert!(s.validate_update(&old, &old).is_empty());
-        let t = texts(&s.validate_update(
+        let t = texts(s.validate_update(
             &json!({"data": {"a": "2"}, "binaryData": {"b": "eA=="}}),
             &old,
         ));
@@ -133,7 +133,7 @@ mod tests {
     fn keys_duplicates_and_size() {
         let s = ConfigMapStrategy;
         let t = texts(
-            &s.validate(&json!({"data": {"a": "1", "b b": "2"}, "binaryData": {"a": "eA=="}})),
+            s.validate(&json!({"data": {"a": "1", "b b": "2"}, "binaryData": {"a": "eA=="}})),
         );
         assert!(
             t.contains(
@@ -149,7 +149,7 @@ mod tests {
         );
         let big = "x".repeat(MAX_DATA_BYTES + 1);
         assert_eq!(
-            texts(&s.validate(&json!({"data": {"a": big}}))),
+            texts(s.validate(&json!({"data": {"a": big}}))),
             vec!["[]: Too long: may not be more than 1048576 bytes"]
         );
     }

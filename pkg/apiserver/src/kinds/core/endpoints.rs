@@ -172,7 +172,7 @@ mod tests {
         let ep = json!({"subsets": [
             {"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 80, "protocol": "TCP"}, {"name": "b", "port": 81, "protocol": "TCP"}]},
             {"ports": [{"port": 80, "protocol": "TCP"}]}]});
-        let t = texts(&validate_endpoints(&ep));
+        let t = texts(validate_endpoints(&ep));
         assert_eq!(
             t,
             vec![
@@ -181,10 +181,7 @@ mod tests {
                 "subsets[1]: Required value: must specify `addresses` or `notReadyAddresses`",
             ]
         );
-        let t = texts(&validate_non_special_ip(
-            "169.254.169.254",
-            &Path::new("ip"),
-        ));
+        let t = texts(validate_non_special_ip("169.254.169.254", &Path::new("ip")));
         assert_eq!(t.len(), 1, "{t:?}");
         assert!(
             validate_non_special_ip("0.0.0.0", &Path::new("ip"))[0]

@@ -230,10 +230,10 @@ mod tests {
         // IsValidCIDRForLegacyField with strict validation off: Go's sloppy parser takes
         // leading zeros; families come from the same parser.
         let ok = json!({"metadata": {"name": "n"}, "spec": {"podCIDRs": ["010.42.0.0/24", "fd00::/64"]}});
-        assert!(validate(&ok).is_empty(), "{:?}", texts(&validate(&ok)));
+        assert!(validate(&ok).is_empty(), "{:?}", texts(validate(&ok)));
         let bad = json!({"metadata": {"name": "n"}, "spec": {"podCIDRs": ["10.42.0.0", "010.43.0.0/24"]}});
         assert_eq!(
-            texts(&validate(&bad)),
+            texts(validate(&bad)),
             vec![
                 "spec.podCIDRs[0]: Invalid value: \"10.42.0.0\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
                 "spec.podCIDRs: Invalid value: [\"10.42.0.0\",\"010.43.0.0/24\"]: may specify no more than one CIDR for each IP family",
@@ -266,7 +266,7 @@ mod tests {
         assert!(NodeStrategy.validate_update(&old, &fresh).is_empty());
         let new = json!({"spec": {"podCIDRs": ["10.42.1.0/24"], "podCIDR": "10.42.1.0/24", "providerID": "b"}});
         assert_eq!(
-            texts(&NodeStrategy.validate_update(&new, &old)),
+            texts(NodeStrategy.validate_update(&new, &old)),
             vec![
                 "spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid",
                 "spec.providerID: Forbidden: node updates may not change providerID except from \"\" to valid",
@@ -278,7 +278,7 @@ mod tests {
     fn taints_are_checked_under_metadata_taints() {
         let node = json!({"spec": {"taints": [{"key": "a", "effect": "Sometimes"}, {"key": "b"},
             {"key": "a", "effect": "NoSchedule"}, {"key": "a", "effect": "NoSchedule"}]}});
-        let t = texts(&NodeStrategy.validate(&node));
+        let t = texts(NodeStrategy.validate(&node));
         assert_eq!(
             t,
             vec![

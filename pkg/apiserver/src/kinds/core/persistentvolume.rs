@@ -591,14 +591,14 @@ mod tests {
             assert!(
                 PersistentVolumeStrategy.validate(&o).is_empty(),
                 "{o}: {:?}",
-                texts(&PersistentVolumeStrategy.validate(&o))
+                texts(PersistentVolumeStrategy.validate(&o))
             );
         }
     }
 
     #[test]
     fn required_fields_and_one_source() {
-        let t = texts(&PersistentVolumeStrategy.validate(&pv(json!({}))));
+        let t = texts(PersistentVolumeStrategy.validate(&pv(json!({}))));
         assert!(
             t.contains(&"spec.accessModes: Required value".to_string()),
             "{t:?}"
@@ -611,14 +611,14 @@ mod tests {
             t.contains(&"spec: Required value: must specify a volume type".to_string()),
             "{t:?}"
         );
-        let t = texts(&PersistentVolumeStrategy.validate(&pv(json!({"capacity": {"storage": "1Gi"},
+        let t = texts(PersistentVolumeStrategy.validate(&pv(json!({"capacity": {"storage": "1Gi"},
             "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/a"}, "nfs": {"server": "s", "path": "/b"}}))));
         assert_eq!(
             t,
             vec!["spec.nfs: Forbidden: may not specify more than 1 volume type"]
         );
         let t = texts(
-            &PersistentVolumeStrategy.validate(&pv(json!({"capacity": {"storage": "1Gi"},
+            PersistentVolumeStrategy.validate(&pv(json!({"capacity": {"storage": "1Gi"},
             "accessModes": ["ReadWriteOnce"], "local": {"path": "/a"}}))),
         );
         assert_eq!(
@@ -652,7 +652,7 @@ mod tests {
                 .is_empty()
         );
         new["spec"]["local"]["path"] = json!("/b");
-        let t = texts(&PersistentVolumeStrategy.validate_update(&new, &old));
+        let t = texts(PersistentVolumeStrategy.validate_update(&new, &old));
         assert_eq!(t.len(), 1, "{t:?}");
         assert!(t[0].starts_with("spec.persistentvolumesource: Forbidden: spec.persistentvolumesource is immutable after creation\n"), "{t:?}");
     }

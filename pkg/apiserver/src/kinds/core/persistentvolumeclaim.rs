@@ -437,14 +437,14 @@ mod tests {
             assert!(
                 PersistentVolumeClaimStrategy.validate(&o).is_empty(),
                 "{o}: {:?}",
-                texts(&PersistentVolumeClaimStrategy.validate(&o))
+                texts(PersistentVolumeClaimStrategy.validate(&o))
             );
         }
     }
 
     #[test]
     fn required_fields() {
-        let t = texts(&PersistentVolumeClaimStrategy.validate(&pvc(json!({}))));
+        let t = texts(PersistentVolumeClaimStrategy.validate(&pvc(json!({}))));
         assert_eq!(
             t,
             vec![
@@ -461,7 +461,7 @@ mod tests {
         );
         let mut new = old.clone();
         new["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
-        let t = texts(&PersistentVolumeClaimStrategy.validate_update(&new, &old));
+        let t = texts(PersistentVolumeClaimStrategy.validate_update(&new, &old));
         assert_eq!(t.len(), 1, "{t:?}");
         assert!(t[0].starts_with("spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims\n"), "{t:?}");
         // The volume controller binds it: volumeName once, and the phase.
@@ -485,14 +485,14 @@ mod tests {
         let mut grown = old.clone();
         grown["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
         assert_eq!(
-            texts(&PersistentVolumeClaimStrategy.validate_update(&new, &grown)),
+            texts(PersistentVolumeClaimStrategy.validate_update(&new, &grown)),
             vec![
                 "spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"
             ]
         );
         new["spec"]["storageClassName"] = json!("slow");
         assert_eq!(
-            texts(&PersistentVolumeClaimStrategy.validate_update(&new, &old)).len(),
+            texts(PersistentVolumeClaimStrategy.validate_update(&new, &old)).len(),
             1
         );
     }

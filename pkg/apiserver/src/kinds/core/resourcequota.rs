@@ -320,7 +320,7 @@ mod tests {
         assert!(validate_quota_resource_name("count/deployments.apps", &p).is_empty());
         assert!(validate_quota_resource_name("requests.nvidia.com/gpu", &p).is_empty());
         assert_eq!(
-            texts(&validate_quota_resource_name("storage", &p)),
+            texts(validate_quota_resource_name("storage", &p)),
             vec!["x: Invalid value: \"storage\": must be a standard resource for quota"]
         );
     }
@@ -352,7 +352,7 @@ mod tests {
             s.validate(&priority)
         );
         let bad = json!({"spec": {"hard": {"pods": "1.5", "services": "1"}, "scopes": ["BestEffort", "NotBestEffort"]}});
-        let t = texts(&s.validate(&bad));
+        let t = texts(s.validate(&bad));
         assert!(
             t.contains(
                 &"spec.hard[pods]: Invalid value: \"1500m\": must be an integer".to_string()

@@ -1536,7 +1536,7 @@ mod tests {
             "externalName": "Bad_Host", "clusterIP": "10.43.0.5"}});
         s.default(&mut svc);
         s.prepare_for_create(&mut svc, true);
-        let t = texts(&s.validate(&svc));
+        let t = texts(s.validate(&svc));
         assert!(
             t.contains(
                 &"spec.clusterIPs: Forbidden: may not be set for ExternalName services".to_string()
@@ -1553,7 +1553,7 @@ mod tests {
             "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 86401}}, "ports": [{"port": 80}]}});
         s.default(&mut svc);
         assert_eq!(
-            texts(&s.validate(&svc)),
+            texts(s.validate(&svc)),
             vec![
                 "spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 86401: must be greater than 0 and less than 86400"
             ]
@@ -1569,7 +1569,7 @@ mod tests {
         new["spec"]["clusterIP"] = json!("10.43.0.6");
         s.prepare_for_update(&mut new, &old, true);
         assert_eq!(new["spec"]["clusterIPs"], json!(["10.43.0.6"]));
-        let t = texts(&validate_cluster_ips_update(&old, &new));
+        let t = texts(validate_cluster_ips_update(&old, &new));
         assert_eq!(
             t,
             vec!["spec.clusterIPs[0]: Invalid value: [\"10.43.0.6\"]: may not change once set"]
@@ -1578,7 +1578,7 @@ mod tests {
             "ipFamilies": ["IPv4", "IPv6"], "ports": [{"port": 80}]}});
         s.default(&mut dual);
         assert_eq!(
-            texts(&s.validate(&dual)),
+            texts(s.validate(&dual)),
             vec!["spec.ipFamilies[1]: Invalid value: \"IPv6\": not configured on this cluster"]
         );
     }

@@ -319,6 +319,7 @@ pub fn strict_cidr_errors(value: &str) -> Vec<String> {
 pub fn cidr_is_ipv4(value: &str) -> Option<bool> {
     parse_cidr_sloppy(value).map(|c| is_ipv4_like(c.addr))
 }
+use k1s_apimachinery::goformat::quote;
 
 #[cfg(test)]
 mod tests {
@@ -381,4 +382,3 @@ mod tests {
         assert_eq!(net.canonical(), "10.0.0.0/8");
     }
 }
-use k1s_apimachinery::goformat::quote;
