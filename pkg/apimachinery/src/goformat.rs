@@ -1,12 +1,14 @@
 //! Go's text renderings that leak into Kubernetes messages and documents: `%q` quoting,
-//! `%v` of simple values, and JSON as Go's `encoding/json` and json-iterator write it.
+//! `%v` of simple values, `%#v` of string slices and maps, and JSON as Go's
+//! `encoding/json` and json-iterator write it.
 //!
 //! Upstream messages are built with `fmt.Sprintf("%q", …)` and `json.Marshal`, and field
 //! sets, manager identifiers and the last-applied annotation are JSON written by Go code,
 //! so a client sees Go's escaping rules and number forms. This is the one home of those
 //! renderings for every k1s crate.
 
-use serde_json::{Number, Value};
+use crate::field::{ErrorType, FieldError, Path};
+use serde_json::{Map, Number, Value};
 use std::fmt::Write as _;
 
 /// Quotes `s` the way Go's `strconv.Quote` (and `%q`) does.
@@ -276,6 +278,60 @@ pub fn json(v: &Value) -> String {
     to_json(v, JsonStyle::GO_IN_ORDER)
 }
 
+// `field.Error` prints a struct, slice or map bad value with `%#v` (`roleRef: Invalid value:
+// rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"ClusterRole", Name:"view"}:
+// cannot change roleRef`); a JSON bad value would print as JSON, so these build the Go
+// text and `invalid_go` puts it in the error as upstream shows it.
+
+/// `%#v` of a slice of strings (or of a named string type `elem`): `[]string{"a", "b"}`,
+/// `[]string{}` for an empty list and `[]string(nil)` for an absent one.
+pub fn go_strings(elem: &str, items: Option<&[Value]>) -> String {
+    match items {
+        None => format!("[]{elem}(nil)"),
+        Some(items) => {
+            let inner: Vec<String> = items
+                .iter()
+                .map(|v| quote(v.as_str().unwrap_or_default()))
+                .collect();
+            format!("[]{elem}{{{}}}", inner.join(", "))
+        }
+    }
+}
+
+/// `%#v` of a `map[string]string`: keys sorted, `map[string]string{"a":"b", "c":"d"}`,
+/// `map[string]string(nil)` when absent.
+pub fn go_string_map(map: Option<&Map<String, Value>>) -> String {
+    let Some(map) = map else {
+        return "map[string]string(nil)".to_string();
+    };
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    let inner: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            format!(
+                "{}:{}",
+                quote(k),
+                quote(map.get(*k).and_then(Value::as_str).unwrap_or_default())
+            )
+        })
+        .collect();
+    format!("map[string]string{{{}}}", inner.join(", "))
+}
+
+/// An `Invalid value` error whose value is already rendered the Go way (`rendered`):
+/// the message reads `path: Invalid value: <rendered>: detail`, exactly upstream's.
+pub fn invalid_go(path: &Path, rendered: String, detail: &str) -> FieldError {
+    // The value travels in the detail because a JSON bad value would render as JSON;
+    // `body()` prints a value-less Invalid error as `Invalid value: <detail>`.
+    FieldError {
+        error_type: ErrorType::Invalid,
+        field: path.to_string(),
+        bad_value: None,
+        detail: format!("{rendered}: {detail}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,5 +415,30 @@ mod tests {
             assert_eq!(float_json(f), json, "json of {f}");
             assert_eq!(float_v(f), v, "%v of {f}");
         }
+    }
+
+    #[test]
+    fn renders_like_go_percent_sharp_v() {
+        assert_eq!(quote("a\"b\n"), "\"a\\\"b\\n\"");
+        let l = json!(["Ingress", "Egress"]);
+        assert_eq!(
+            go_strings("networking.PolicyType", l.as_array().map(Vec::as_slice)),
+            "[]networking.PolicyType{\"Ingress\", \"Egress\"}"
+        );
+        assert_eq!(go_strings("string", None), "[]string(nil)");
+        let m = json!({"b": "2", "a": "1"});
+        assert_eq!(
+            go_string_map(m.as_object()),
+            "map[string]string{\"a\":\"1\", \"b\":\"2\"}"
+        );
+        let e = invalid_go(
+            &Path::new("roleRef"),
+            "rbac.RoleRef{}".into(),
+            "cannot change roleRef",
+        );
+        assert_eq!(
+            e.to_string(),
+            "roleRef: Invalid value: rbac.RoleRef{}: cannot change roleRef"
+        );
     }
 }

@@ -522,6 +522,23 @@ pub fn validate_managed_fields(entries: Option<&Value>, path: &Path) -> ErrorLis
 /// default options): matchLabels as labels, and each matchExpressions entry's operator,
 /// key and values.
 pub fn validate_label_selector(selector: Option<&Value>, path: &Path) -> ErrorList {
+    validate_label_selector_with(selector, false, path)
+}
+
+/// Whether [`validate_label_selector`] finds anything wrong (an update then allows the
+/// invalid values the old object had).
+pub fn label_selector_has_errors(selector: Option<&Value>) -> bool {
+    !validate_label_selector(selector, &Path::root()).is_empty()
+}
+
+/// [`validate_label_selector`] with `AllowInvalidLabelValueInSelector`: when
+/// `allow_invalid_values`, the values of `matchExpressions` are not checked (objects stored
+/// before the check existed stay updatable).
+pub fn validate_label_selector_with(
+    selector: Option<&Value>,
+    allow_invalid_values: bool,
+    path: &Path,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     let Some(sel) = selector.filter(|v| !v.is_null()) else {
         return errs;
@@ -562,6 +579,9 @@ pub fn validate_label_selector(selector: Option<&Value>, path: &Path) -> ErrorLi
             )),
         }
         errs.extend(validate_label_name(str_of(e, "key"), &p.child("key")));
+        if allow_invalid_values {
+            continue;
+        }
         for (j, v) in values.iter().enumerate() {
             for msg in is_valid_label_value(v) {
                 errs.push(FieldError::invalid(
@@ -579,6 +599,18 @@ pub fn validate_label_selector(selector: Option<&Value>, path: &Path) -> ErrorLi
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn invalid_selector_values_may_be_allowed() {
+        let sel = json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["-bad-"]},
+                                              {"key": "b", "operator": "Near"}]});
+        let p = Path::new("s");
+        assert_eq!(validate_label_selector(Some(&sel), &p).len(), 2);
+        let allowed = validate_label_selector_with(Some(&sel), true, &p);
+        assert_eq!(allowed.len(), 1);
+        assert_eq!(allowed[0].field, "s.matchExpressions[1].operator");
+        assert!(label_selector_has_errors(Some(&sel)));
+    }
 
     fn md() -> Path {
         Path::new("metadata")

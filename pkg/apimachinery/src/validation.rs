@@ -10,6 +10,8 @@
 
 use std::net::IpAddr;
 
+use crate::field::{ErrorList, FieldError, Path};
+
 // === message builders ===
 
 /// `must be no more than N characters` (util/validation wording).
@@ -358,6 +360,40 @@ fn parse_ip_sloppy(value: &str) -> Option<IpAddr> {
         fixed.push(n.to_string());
     }
     format!("{head}{}", fixed.join(".")).parse().ok()
+}
+
+const HTTP_PATH_FMT: &str = r"[A-Za-z0-9/\-._~%!$&'()*+,;=:]+";
+
+/// `IsDomainPrefixedPath`: `acme.io/foo`, a DNS subdomain, a slash and an HTTP path
+/// (IngressClass controllers, a Job's `managedBy`). Unlike the other checks here it
+/// reports field errors, as upstream's does.
+pub fn is_domain_prefixed_path(path: &Path, value: &str) -> ErrorList {
+    if value.is_empty() {
+        return vec![FieldError::required(path, "")];
+    }
+    let Some((host, rest)) = value
+        .split_once('/')
+        .filter(|(h, r)| !h.is_empty() && !r.is_empty())
+    else {
+        return vec![FieldError::invalid(
+            path,
+            value,
+            "must be a domain-prefixed path (such as \"acme.io/foo\")",
+        )];
+    };
+    let mut errs: ErrorList = is_dns1123_subdomain(host)
+        .into_iter()
+        .map(|msg| FieldError::invalid(path, host, msg))
+        .collect();
+    let http_path_char = |c: u8| c.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:".contains(&c);
+    if !rest.bytes().all(http_path_char) {
+        errs.push(FieldError::invalid(
+            path,
+            rest,
+            format!("Invalid path (regex used for validation is '{HTTP_PATH_FMT}')"),
+        ));
+    }
+    errs
 }
 
 /// An HTTP header name: `[-A-Za-z0-9]+`.

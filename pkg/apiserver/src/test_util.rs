@@ -3,6 +3,10 @@
 
 use std::sync::Arc;
 
+use http::Request;
+use k1s_apimachinery::FieldError;
+use serde_json::Value;
+
 use crate::auth::{TokenTable, UserInfo};
 use crate::{ApiConfig, ApiServer};
 
@@ -41,4 +45,65 @@ impl TestApiServer {
     pub fn client(&self) -> kube::Client {
         crate::client::client(self.server.clone(), UserInfo::loopback())
     }
+
+    /// Raw JSON requests as a cluster admin.
+    pub fn api(&self) -> TestApi {
+        TestApi {
+            client: self.client(),
+        }
+    }
+}
+
+/// Sends raw requests through the whole write path, the way kubectl and charts do, and
+/// reads the answers as JSON.
+#[derive(Clone)]
+pub struct TestApi {
+    client: kube::Client,
+}
+
+impl TestApi {
+    /// `method uri` with `body` as JSON: the status code and the answer (null when it is
+    /// not JSON).
+    pub async fn call(&self, method: &str, uri: &str, body: &Value) -> (u16, Value) {
+        self.call_with(method, uri, "application/json", body).await
+    }
+
+    /// [`TestApi::call`] with another content type (the patch types).
+    pub async fn call_with(
+        &self,
+        method: &str,
+        uri: &str,
+        content_type: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", content_type)
+            .body(serde_json::to_vec(body).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("request {method} {uri}: {e}"));
+        let resp = self
+            .client
+            .send(req.map(kube::client::Body::from))
+            .await
+            .unwrap_or_else(|e| panic!("{method} {uri}: {e}"));
+        let code = resp.status().as_u16();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// POSTs `obj` to `collection`, which must answer 201; the created object.
+    pub async fn create(&self, collection: &str, obj: Value) -> Value {
+        let (code, body) = self.call("POST", collection, &obj).await;
+        assert_eq!(code, 201, "{collection} {obj}: {body}");
+        body
+    }
+}
+
+/// Validation errors as a client reads them, one line each (by value or by reference).
+pub fn texts(errs: impl AsRef<[FieldError]>) -> Vec<String> {
+    errs.as_ref().iter().map(ToString::to_string).collect()
 }

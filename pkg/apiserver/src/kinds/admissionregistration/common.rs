@@ -3,7 +3,7 @@
 //! and the admission `Rule`s shared by webhooks and policies.
 
 use k1s_apimachinery::meta::validate_label_name;
-use k1s_apimachinery::validation::{is_dns1123_subdomain, is_qualified_name};
+use k1s_apimachinery::validation::is_dns1123_subdomain;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
@@ -27,14 +27,6 @@ pub fn is_fully_qualified_name(path: &Path, name: &str) -> ErrorList {
         )];
     }
     ErrorList::new()
-}
-
-/// Core's `ValidateQualifiedName`: each problem of a qualified name as `Invalid value`.
-pub fn validate_qualified_name(value: &str, path: &Path) -> ErrorList {
-    is_qualified_name(value)
-        .into_iter()
-        .map(|msg| FieldError::invalid(path, value, msg))
-        .collect()
 }
 
 /// The strings of a list field.
@@ -299,10 +291,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn fully_qualified_names_need_three_labels() {

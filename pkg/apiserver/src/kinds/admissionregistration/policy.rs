@@ -12,12 +12,10 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::cel::{self, Vars, is_cel_identifier};
-use super::common::{
-    default_rules, strings, validate_conditions, validate_qualified_name,
-    validate_rule_with_operations,
-};
+use super::common::{default_rules, strings, validate_conditions, validate_rule_with_operations};
 use super::webhook::{enum_field, selector_errors, validate_match_conditions};
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::validate_qualified_name;
 use crate::registry::Strategy;
 
 /// At most this many audit annotations per policy.
@@ -559,10 +557,7 @@ impl Strategy for ValidatingAdmissionPolicyBindingStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     /// The policy and binding of the Kubernetes docs' ValidatingAdmissionPolicy page.
     fn docs_policy() -> Value {

@@ -2,6 +2,7 @@
 //! `validateMutatingWebhookConfiguration` / `validateValidatingWebhookConfiguration`,
 //! the v1 webhook defaults, and the strategies' generation bump).
 
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::meta::validate_label_selector;
 use k1s_apimachinery::validation::{is_dns1035_label, is_dns1123_subdomain, is_valid_port_num};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
@@ -9,10 +10,10 @@ use serde_json::{Value, json};
 
 use super::cel::{self, Vars};
 use super::common::{
-    default_rules, is_fully_qualified_name, strings, validate_qualified_name,
-    validate_rule_with_operations,
+    default_rules, is_fully_qualified_name, strings, validate_rule_with_operations,
 };
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::validate_qualified_name;
 use crate::registry::Strategy;
 
 /// The AdmissionReview versions this server understands.
@@ -225,22 +226,18 @@ fn check_host(host: &str) -> Result<(), String> {
             .strip_prefix(':')
             .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_digit()));
     if !port_ok {
-        return Err(format!("invalid port {} after host", go_quote(port)));
+        return Err(format!("invalid port {} after host", quote(port)));
     }
     for c in host.chars() {
         let ok = c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:[]<>\"%".contains(c);
         if !ok {
             return Err(format!(
                 "invalid character {} in host name",
-                go_quote(&c.to_string())
+                quote(&c.to_string())
             ));
         }
     }
     Ok(())
-}
-
-fn go_quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
 }
 
 /// Upstream's `ValidateWebhookURL`.
@@ -252,7 +249,7 @@ pub(super) fn validate_webhook_url(path: &Path, raw: &str, force_https: bool) ->
             path,
             format!(
                 "url must be a valid URL: parse {}: {reason}{FORM}",
-                go_quote(raw)
+                quote(raw)
             ),
         )),
         Ok(u) => {
@@ -606,10 +603,7 @@ impl Strategy for WebhookConfigurationStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     /// cert-manager's ValidatingWebhookConfiguration as its chart installs it (the CA
     /// bundle is injected later).
@@ -730,29 +724,9 @@ mod tests {
         // Upstream refuses unconditional updates of webhook configurations; a patch is
         // applied to the current version and so is conditional on it (kubectl apply,
         // label and helm upgrade send patches without a resourceVersion).
-        use http_body_util::BodyExt;
-        let server = crate::test_util::TestApiServer::new().await;
-        let client = server.client();
-        let call = |method: &'static str, uri: String, ct: &'static str, body: Value| {
-            let client = client.clone();
-            async move {
-                let req = http::Request::builder()
-                    .method(method)
-                    .uri(uri)
-                    .header("content-type", ct)
-                    .body(kube::client::Body::from(body.to_string().into_bytes()))
-                    .expect("request");
-                let resp = client.send(req).await.expect("answer");
-                let code = resp.status().as_u16();
-                let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-                (
-                    code,
-                    serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
-                )
-            }
-        };
+        let api = crate::test_util::TestApiServer::new().await.api();
         let uri = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
-        let (code, body) = call("POST", uri.into(), "application/json", cert_manager()).await;
+        let (code, body) = api.call("POST", uri, &cert_manager()).await;
         assert_eq!(code, 201, "{body}");
         let item = format!("{uri}/cert-manager-webhook");
         let label = json!({"metadata": {"labels": {"app": "cert-manager"}}});
@@ -760,12 +734,12 @@ mod tests {
             "application/merge-patch+json",
             "application/strategic-merge-patch+json",
         ] {
-            let (code, body) = call("PATCH", item.clone(), ct, label.clone()).await;
+            let (code, body) = api.call_with("PATCH", &item, ct, &label).await;
             assert_eq!(code, 200, "{ct}: {body}");
         }
         let mut put = cert_manager();
         put["metadata"]["labels"] = json!({"app": "x"});
-        let (code, body) = call("PUT", item, "application/json", put).await;
+        let (code, body) = api.call("PUT", &item, &put).await;
         assert_eq!(code, 422, "{body}");
         assert!(
             body["message"].as_str().unwrap_or("").contains(

@@ -3,37 +3,9 @@
 //! of bitnami/postgresql, ingress-nginx, prometheus-node-exporter and cert-manager, and
 //! the objects `kubectl create deployment|job|cronjob` and `kubectl autoscale` build.
 
-use http::Request;
 use serde_json::{Value, json};
 
-use crate::auth::UserInfo;
 use crate::test_util::TestApiServer;
-
-struct Api {
-    client: kube::Client,
-}
-
-impl Api {
-    async fn call(&self, method: &str, uri: &str, body: &Value) -> (u16, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(body).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("request {method} {uri}: {e}"));
-        let resp = self
-            .client
-            .send(req.map(kube::client::Body::from))
-            .await
-            .unwrap_or_else(|e| panic!("{method} {uri}: {e}"));
-        let code = resp.status().as_u16();
-        let bytes = http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-}
 
 const NS: &str = "charts";
 
@@ -245,9 +217,7 @@ fn hpa_with_behavior() -> Value {
 #[tokio::test]
 async fn chart_and_kubectl_workloads_are_accepted_and_upgradable() {
     let server = TestApiServer::new().await;
-    let api = Api {
-        client: crate::client::client(server.server.clone(), UserInfo::loopback()),
-    };
+    let api = server.api();
     let (code, body) = api
         .call(
             "POST",

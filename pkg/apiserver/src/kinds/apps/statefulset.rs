@@ -1,8 +1,8 @@
 //! StatefulSets (upstream `ValidateStatefulSet*` and `pkg/registry/apps/statefulset`).
 
 use k1s_apimachinery::meta::{name_is_dns_label, validate_annotations, validate_labels};
-use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain};
-use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
+use k1s_apimachinery::validation::is_dns1123_label;
+use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::workload::{
@@ -10,8 +10,9 @@ use super::workload::{
     validate_collision_count, validate_int_or_percent, validate_required_selector,
     validate_selector_matches_template, validate_status_counts, validate_template_runs_forever,
 };
+use crate::kinds::core::persistentvolumeclaim::validate_pvc_spec;
 use crate::kinds::core::podspec::validate_pod_template_spec;
-use crate::kinds::validation::{Fields, nonnegative, semantic_eq};
+use crate::kinds::validation::{Fields, nonnegative, semantic_eq, without};
 use crate::meta::{default_path, get_path};
 use crate::registry::{ScaleSpec, Strategy};
 
@@ -39,85 +40,6 @@ struct Options {
     allow_invalid_service_name: bool,
     skip_pod_template: bool,
     skip_claim_templates: bool,
-}
-
-const ACCESS_MODES: &[&str] = &[
-    "ReadOnlyMany",
-    "ReadWriteMany",
-    "ReadWriteOnce",
-    "ReadWriteOncePod",
-];
-
-/// The common part of `ValidatePersistentVolumeClaimSpec` a claim template needs:
-/// access modes, the storage request, the class name and the volume mode.
-fn validate_claim_spec(spec: &Value, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    let modes = spec.a("accessModes");
-    if modes.is_empty() {
-        errs.push(FieldError::required(
-            &path.child("accessModes"),
-            "at least 1 access mode is required",
-        ));
-    }
-    let (mut once_pod, mut other) = (false, false);
-    for mode in modes {
-        let m = mode.as_str().unwrap_or("");
-        if !ACCESS_MODES.contains(&m) {
-            errs.push(FieldError::not_supported(
-                &path.child("accessModes"),
-                m,
-                ACCESS_MODES,
-            ));
-        }
-        if m == "ReadWriteOncePod" {
-            once_pod = true;
-        } else {
-            other = true;
-        }
-    }
-    if once_pod && other {
-        errs.push(FieldError::forbidden(
-            &path.child("accessModes"),
-            "may not use ReadWriteOncePod with other access modes",
-        ));
-    }
-    let storage_path = path.child("resources").key("storage");
-    match spec.f("resources").f("requests").get("storage") {
-        None => errs.push(FieldError::required(&storage_path, "")),
-        Some(v) => {
-            let text = v
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
-            if let Ok(q) = Quantity::parse(&text)
-                && q.signum() <= 0
-            {
-                errs.push(FieldError::invalid(
-                    &storage_path,
-                    q.to_string(),
-                    "must be greater than zero",
-                ));
-            }
-        }
-    }
-    let class = spec.s("storageClassName");
-    if !class.is_empty() {
-        for msg in is_dns1123_subdomain(class) {
-            errs.push(FieldError::invalid(
-                &path.child("storageClassName"),
-                class,
-                msg,
-            ));
-        }
-    }
-    if spec.has("volumeMode") && !["Block", "Filesystem"].contains(&spec.s("volumeMode")) {
-        errs.push(FieldError::not_supported(
-            &path.child("volumeMode"),
-            spec.s("volumeMode"),
-            &["Block", "Filesystem"],
-        ));
-    }
-    errs
 }
 
 /// `validateRollingUpdateStatefulSet`.
@@ -225,7 +147,7 @@ fn validate_spec(spec: &Value, path: &Path, opts: Options) -> ErrorList {
     }
     if !opts.skip_claim_templates {
         for (i, claim) in spec.a("volumeClaimTemplates").iter().enumerate() {
-            errs.extend(validate_claim_spec(
+            errs.extend(validate_pvc_spec(
                 claim.f("spec"),
                 &path.child("volumeClaimTemplates").index(i).child("spec"),
             ));
@@ -292,7 +214,7 @@ fn validate_spec(spec: &Value, path: &Path, opts: Options) -> ErrorList {
 
 /// The spec without the fields an update may change.
 fn fixed_part(spec: &Value) -> Value {
-    super::workload::without(spec, MUTABLE)
+    without(spec, MUTABLE)
 }
 
 impl Strategy for StatefulSetStrategy {
@@ -412,6 +334,7 @@ impl Strategy for StatefulSetStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::texts;
 
     /// The `web` StatefulSet of the Kubernetes documentation's StatefulSet page.
     fn docs_web() -> Value {
@@ -453,13 +376,9 @@ mod tests {
         o
     }
 
-    fn errors(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
-
     #[test]
     fn docs_web_statefulset_mounting_its_claim_template_is_accepted() {
-        let e = errors(StatefulSetStrategy.validate(&defaulted(docs_web())));
+        let e = texts(StatefulSetStrategy.validate(&defaulted(docs_web())));
         assert!(e.is_empty(), "{e:?}");
     }
 
@@ -467,7 +386,7 @@ mod tests {
     fn a_mount_of_an_unknown_volume_is_still_refused() {
         let mut sts = docs_web();
         sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["name"] = json!("data");
-        let e = errors(StatefulSetStrategy.validate(&defaulted(sts)));
+        let e = texts(StatefulSetStrategy.validate(&defaulted(sts)));
         assert!(
             e.iter().any(|m| m
                 .starts_with("spec.template.spec.containers[0].volumeMounts[0].name: Not found")),
@@ -479,7 +398,7 @@ mod tests {
     fn claim_templates_need_access_modes_and_storage() {
         let mut sts = docs_web();
         sts["spec"]["volumeClaimTemplates"][0]["spec"] = json!({});
-        let e = errors(StatefulSetStrategy.validate(&defaulted(sts)));
+        let e = texts(StatefulSetStrategy.validate(&defaulted(sts)));
         assert!(e.contains(&"spec.volumeClaimTemplates[0].spec.accessModes: Required value: at least 1 access mode is required".to_string()), "{e:?}");
         assert!(
             e.contains(
@@ -496,11 +415,36 @@ mod tests {
         new["spec"]["replicas"] = json!(5);
         new["spec"]["revisionHistoryLimit"] = json!(3);
         new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
-        assert!(errors(StatefulSetStrategy.validate_update(&new, &old)).is_empty());
+        assert!(texts(StatefulSetStrategy.validate_update(&new, &old)).is_empty());
         new["spec"]["serviceName"] = json!("other");
         assert_eq!(
-            errors(StatefulSetStrategy.validate_update(&new, &old)),
+            texts(StatefulSetStrategy.validate_update(&new, &old)),
             vec![format!("spec: Forbidden: {FORBIDDEN_UPDATE}")]
+        );
+    }
+
+    #[test]
+    fn claim_templates_get_the_whole_claim_spec_check() {
+        // Upstream's ValidatePersistentVolumeClaimSpec: an unknown mode is not an "other"
+        // mode beside ReadWriteOncePod, and the selector is checked too.
+        let mut o = defaulted(docs_web());
+        o["spec"]["volumeClaimTemplates"][0]["spec"]["accessModes"] =
+            json!(["ReadWriteOncePod", "Sometimes"]);
+        o["spec"]["volumeClaimTemplates"][0]["spec"]["selector"] =
+            json!({"matchLabels": {"a": "-"}});
+        let e = texts(StatefulSetStrategy.validate(&o));
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "spec.volumeClaimTemplates[0].spec.selector.matchLabels: Invalid value: \"-\""
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with(
+                "spec.volumeClaimTemplates[0].spec.accessModes: Unsupported value: \"Sometimes\""
+            ),
+            "{e:?}"
         );
     }
 

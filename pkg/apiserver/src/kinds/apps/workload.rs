@@ -8,7 +8,7 @@
 use k1s_apimachinery::meta::validate_label_selector;
 use k1s_apimachinery::validation::is_valid_percent;
 use k1s_apimachinery::{ErrorList, FieldError, Path, Selector};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::kinds::core::podspec::{default_pod_spec, validate_pod_template_spec};
 use crate::kinds::validation::{Fields, immutable_field, nonnegative};
@@ -254,22 +254,10 @@ pub fn validate_collision_count(new: &Value, old: &Value) -> ErrorList {
     }
 }
 
-/// A copy of a JSON object without `keys` (for "every field but these" comparisons); a
-/// non-object reads as an empty object.
-pub fn without(obj: &Value, keys: &[&str]) -> Value {
-    match obj {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !keys.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        _ => json!({}),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

@@ -3,6 +3,7 @@
 //! which upstream puts verbatim into `spec.schedule: Invalid value: …`; and Go's
 //! `time.LoadLocation` for time zone names.
 
+use k1s_apimachinery::goformat::quote;
 use std::path::Path as FsPath;
 
 /// One field's bounds and names.
@@ -52,15 +53,11 @@ fn atoi(s: &str) -> Result<i64, String> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
             "strconv.Atoi: parsing {}: invalid syntax",
-            go_quote(s)
+            quote(s)
         ));
     }
     s.parse::<i64>()
-        .map_err(|_| format!("strconv.Atoi: parsing {}: value out of range", go_quote(s)))
-}
-
-fn go_quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+        .map_err(|_| format!("strconv.Atoi: parsing {}: value out of range", quote(s)))
 }
 
 fn must_parse_int(expr: &str) -> Result<u64, String> {
@@ -203,7 +200,7 @@ pub fn parse_standard(spec: &str) -> Result<(), String> {
                 } else {
                     Err(format!(
                         "failed to parse duration {spec}: time: invalid duration {}",
-                        go_quote(dur)
+                        quote(dur)
                     ))
                 }
             }
@@ -267,6 +264,15 @@ pub fn load_location(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atoi_errors_quote_like_go() {
+        // strconv.Quote, not JSON: a bell is \a and a zero-width space is escaped.
+        assert_eq!(
+            atoi("\u{7}\u{200b}"),
+            Err("strconv.Atoi: parsing \"\\a\\u200b\": invalid syntax".to_string())
+        );
+    }
 
     #[test]
     fn schedules_parse_like_robfig() {

@@ -3,7 +3,7 @@
 //! defaults, the spec rules, and a pod template that may not change once the Job runs.
 
 use k1s_apimachinery::meta::validate_label_selector;
-use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain, is_qualified_name};
+use k1s_apimachinery::validation::{is_dns1123_label, is_domain_prefixed_path, is_qualified_name};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Map, Value, json};
 
@@ -46,38 +46,6 @@ const CONDITION_STATUSES: &[&str] = &["False", "True", "Unknown"];
 fn quoted_list(values: &[&str]) -> String {
     let quoted: Vec<String> = values.iter().map(|v| format!("\"{v}\"")).collect();
     format!("[{}]", quoted.join(" "))
-}
-
-/// `IsDomainPrefixedPath` (a Job's `spec.managedBy`).
-fn domain_prefixed_path(value: &str, path: &Path) -> ErrorList {
-    if value.is_empty() {
-        return vec![FieldError::required(path, "")];
-    }
-    let Some((host, rest)) = value
-        .split_once('/')
-        .filter(|(h, r)| !h.is_empty() && !r.is_empty())
-    else {
-        return vec![FieldError::invalid(
-            path,
-            value,
-            "must be a domain-prefixed path (such as \"acme.io/foo\")",
-        )];
-    };
-    let mut errs: ErrorList = is_dns1123_subdomain(host)
-        .into_iter()
-        .map(|m| FieldError::invalid(path, host, m))
-        .collect();
-    let ok = rest
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/-._~%!$&'()*+,;=:".contains(c));
-    if !ok {
-        errs.push(FieldError::invalid(
-            path,
-            rest,
-            "Invalid path (regex used for validation is '[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+')",
-        ));
-    }
-    errs
 }
 
 /// `parseIndexInterval`.
@@ -392,7 +360,10 @@ pub fn validate_job_spec(spec: &Value, path: &Path) -> ErrorList {
     }
     if spec.has("managedBy") {
         let managed_by = spec.s("managedBy");
-        errs.extend(domain_prefixed_path(managed_by, &path.child("managedBy")));
+        errs.extend(is_domain_prefixed_path(
+            &path.child("managedBy"),
+            managed_by,
+        ));
         if managed_by.len() > MAX_MANAGED_BY_LENGTH {
             errs.push(FieldError::too_long(
                 &path.child("managedBy"),
@@ -865,6 +836,7 @@ impl Strategy for JobStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::texts;
 
     /// What `kubectl create job pi --image=perl -- perl -e 1` sends.
     fn kubectl_job() -> Value {
@@ -885,17 +857,13 @@ mod tests {
         job
     }
 
-    fn errors(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
-
     #[test]
     fn kubectl_create_job_is_accepted_with_generated_selector() {
         let job = created(kubectl_job());
         assert!(
-            errors(JobStrategy.validate(&job)).is_empty(),
+            texts(JobStrategy.validate(&job)).is_empty(),
             "{:?}",
-            errors(JobStrategy.validate(&job))
+            texts(JobStrategy.validate(&job))
         );
         assert_eq!(
             job["spec"]["selector"]["matchLabels"][CONTROLLER_UID_LABEL],
@@ -911,7 +879,7 @@ mod tests {
     fn a_conflicting_generated_label_is_refused() {
         let mut job = kubectl_job();
         job["spec"]["template"]["metadata"]["labels"] = json!({"job-name": "other"});
-        let e = errors(JobStrategy.validate(&created(job)));
+        let e = texts(JobStrategy.validate(&created(job)));
         assert!(
             e.iter().any(|m| m.starts_with("spec.template.metadata.labels[job-name]: Invalid value: {")),
             "{e:?}"
@@ -922,7 +890,7 @@ mod tests {
     fn restart_policy_always_is_refused() {
         let mut job = kubectl_job();
         job["spec"]["template"]["spec"]["restartPolicy"] = json!("Always");
-        let e = errors(JobStrategy.validate(&created(job)));
+        let e = texts(JobStrategy.validate(&created(job)));
         assert!(e.contains(&"spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\"".to_string()), "{e:?}");
     }
 
@@ -931,7 +899,7 @@ mod tests {
         let old = created(kubectl_job());
         let mut new = old.clone();
         new["spec"]["template"]["spec"]["nodeSelector"] = json!({"disk": "ssd"});
-        let e = errors(JobStrategy.validate_update(&new, &old));
+        let e = texts(JobStrategy.validate_update(&new, &old));
         assert!(
             e.iter()
                 .any(|m| m.starts_with("spec.template: Invalid value:")
@@ -942,9 +910,9 @@ mod tests {
         suspended["spec"]["suspend"] = json!(true);
         let mut new = suspended.clone();
         new["spec"]["template"]["spec"]["nodeSelector"] = json!({"disk": "ssd"});
-        assert!(errors(JobStrategy.validate_update(&new, &suspended)).is_empty());
+        assert!(texts(JobStrategy.validate_update(&new, &suspended)).is_empty());
         new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("perl:5");
-        assert!(!errors(JobStrategy.validate_update(&new, &suspended)).is_empty());
+        assert!(!texts(JobStrategy.validate_update(&new, &suspended)).is_empty());
     }
 
     #[test]
@@ -952,7 +920,7 @@ mod tests {
         let mut job = kubectl_job();
         job["spec"]["completionMode"] = json!("Indexed");
         job["spec"]["parallelism"] = json!(2);
-        let e = errors(JobStrategy.validate(&created(job.clone())));
+        let e = texts(JobStrategy.validate(&created(job.clone())));
         assert!(
             e.contains(
                 &"spec.completions: Required value: when completion mode is Indexed".to_string()
@@ -961,7 +929,7 @@ mod tests {
         );
         job["metadata"]["name"] = json!("a".repeat(62));
         job["spec"]["completions"] = json!(10);
-        let e = errors(JobStrategy.validate(&created(job)));
+        let e = texts(JobStrategy.validate(&created(job)));
         assert!(
             e.iter()
                 .any(|m| m.contains("will not able to create pod with invalid DNS label")),
@@ -975,7 +943,7 @@ mod tests {
         job["spec"]["podFailurePolicy"] = json!({"rules": [
             {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [3, 1]}}
         ]});
-        let e = errors(JobStrategy.validate(&created(job)));
+        let e = texts(JobStrategy.validate(&created(job)));
         assert!(e.contains(&"spec.podFailurePolicy.rules[0].onExitCodes.values: Invalid value: [3,1]: must be ordered".to_string()), "{e:?}");
     }
 }

@@ -10,6 +10,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::validation::{
     DNS1123_LABEL_MAX_LENGTH, DNS1123_SUBDOMAIN_MAX_LENGTH, is_dns1123_label, is_dns1123_subdomain,
     validate_path_segment_name,
@@ -170,7 +171,7 @@ pub fn validate_signer_name(path: &Path, signer: &str) -> ErrorList {
                 errs.push(FieldError::invalid(
                     path,
                     *domain,
-                    format!("validating label {}: {p}", go_quote(label)),
+                    format!("validating label {}: {p}", quote(label)),
                 ));
             }
             break;
@@ -190,7 +191,7 @@ pub fn validate_signer_name(path: &Path, signer: &str) -> ErrorList {
                 errs.push(FieldError::invalid(
                     path,
                     *signer_path,
-                    format!("validating label {}: {p}", go_quote(label)),
+                    format!("validating label {}: {p}", quote(label)),
                 ));
             }
             break;
@@ -202,10 +203,6 @@ pub fn validate_signer_name(path: &Path, signer: &str) -> ErrorList {
         errs.push(FieldError::too_long(path, "", max_signer as i64));
     }
     errs
-}
-
-fn go_quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
 }
 
 /// What an operation may do or tolerate (upstream's `certificateValidationOptions`).
@@ -401,10 +398,7 @@ fn validate_csr_update(new: &Value, old: &Value, opts: Opts) -> ErrorList {
         if conditions_of(new, ty).len() < conditions_of(old, ty).len() {
             errs.push(FieldError::forbidden(
                 &cp,
-                format!(
-                    "updates may not remove a condition of type {}",
-                    go_quote(ty)
-                ),
+                format!("updates may not remove a condition of type {}", quote(ty)),
             ));
         }
     }
@@ -414,7 +408,7 @@ fn validate_csr_update(new: &Value, old: &Value, opts: Opts) -> ErrorList {
             if n.len() > o.len() {
                 errs.push(FieldError::forbidden(
                     &cp,
-                    format!("updates may not add a condition of type {}", go_quote(ty)),
+                    format!("updates may not add a condition of type {}", quote(ty)),
                 ));
             } else if n.len() == o.len() && !o.iter().zip(&n).all(|(a, b)| semantic_eq(a, b)) {
                 // Upstream appends go-cmp's diff of the two lists here.
@@ -422,7 +416,7 @@ fn validate_csr_update(new: &Value, old: &Value, opts: Opts) -> ErrorList {
                     &cp,
                     format!(
                         "updates may not modify a condition of type {}\n-{}\n+{}",
-                        go_quote(ty),
+                        quote(ty),
                         Value::from(o.into_iter().cloned().collect::<Vec<_>>()),
                         Value::from(n.into_iter().cloned().collect::<Vec<_>>())
                     ),
@@ -514,14 +508,11 @@ impl Strategy for CsrStrategy {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::test_util::texts;
 
     /// A kubelet client CSR (P-256, `O=system:nodes, CN=system:node:agent-1`), base64
     /// of its PEM as clients send it.
     pub(crate) const NODE_CSR: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlIdk1JR1hBZ0VBTURVeEZUQVRCZ05WQkFvTURITjVjM1JsYlRwdWIyUmxjekVjTUJvR0ExVUVBd3dUYzNsegpkR1Z0T201dlpHVTZZV2RsYm5RdE1UQlpNQk1HQnlxR1NNNDlBZ0VHQ0NxR1NNNDlBd0VIQTBJQUJNZWZTSGhyCkk1REFNT2x3bHJGRDVmbHlITGxReWlrNTg4K0V3TFFXczh2aWFMTkxudHNwQnBhSU1NQ0ZCRE1pODFSeHJrcjkKL3liRTN1WWQrak9odXkyZ0FEQUtCZ2dxaGtqT1BRUURBZ05IQURCRUFpQW16b2NQbjdDY3ZhNzFaaUZ5SmtqbApBK3ZHc1FRd1VPVzNRZThBRFdYMjBnSWdkRVhxTzBxZ093YVhob20za2pQdHp1d0MrYnlPL29HRUo3QmJlV3V0Ck5rcz0KLS0tLS1FTkQgQ0VSVElGSUNBVEUgUkVRVUVTVC0tLS0tCg==";
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
 
     pub(crate) fn node_csr() -> Value {
         json!({"metadata": {"name": "node-csr-abc"}, "spec": {

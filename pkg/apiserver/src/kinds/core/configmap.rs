@@ -105,17 +105,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn immutable_config_maps_freeze_data_binary_data_and_the_flag() {
         let old = json!({"data": {"a": "1"}, "immutable": true});
         let s = ConfigMapStrategy;
         assert!(s.validate_update(&old, &old).is_empty());
-        let t = texts(&s.validate_update(
+        let t = texts(s.validate_update(
             &json!({"data": {"a": "2"}, "binaryData": {"b": "eA=="}}),
             &old,
         ));
@@ -136,7 +133,7 @@ mod tests {
     fn keys_duplicates_and_size() {
         let s = ConfigMapStrategy;
         let t = texts(
-            &s.validate(&json!({"data": {"a": "1", "b b": "2"}, "binaryData": {"a": "eA=="}})),
+            s.validate(&json!({"data": {"a": "1", "b b": "2"}, "binaryData": {"a": "eA=="}})),
         );
         assert!(
             t.contains(
@@ -152,7 +149,7 @@ mod tests {
         );
         let big = "x".repeat(MAX_DATA_BYTES + 1);
         assert_eq!(
-            texts(&s.validate(&json!({"data": {"a": big}}))),
+            texts(s.validate(&json!({"data": {"a": big}}))),
             vec!["[]: Too long: may not be more than 1048576 bytes"]
         );
     }

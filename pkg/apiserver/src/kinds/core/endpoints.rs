@@ -1,8 +1,6 @@
 //! Endpoints: upstream's `SetDefaults_Endpoints` and `ValidateEndpoints` (addresses,
 //! ports, no special IPs). An update of a missing Endpoints object creates it.
 
-use std::net::IpAddr;
-
 use k1s_apimachinery::meta::name_is_dns_subdomain;
 use k1s_apimachinery::validation::{
     is_dns1123_label, is_qualified_name, is_valid_ip, is_valid_port_num,
@@ -11,6 +9,8 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::invalid_each;
+pub use crate::kinds::validation::ip::validate_non_special_ip;
 use crate::meta::{self, default_path};
 use crate::registry::Strategy;
 
@@ -20,111 +20,21 @@ pub struct EndpointsStrategy;
 /// The protocols of service, endpoint and container ports, sorted as upstream lists them.
 pub const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 
-/// Parses an IP the way Go's `netutils.ParseIPSloppy` does: IPv4 octets may carry
-/// leading zeros (read as decimal).
-pub fn parse_ip_sloppy(value: &str) -> Option<IpAddr> {
-    if let Ok(ip) = value.parse::<IpAddr>() {
-        return Some(ip);
-    }
-    if value.contains(':') {
-        return None;
-    }
-    let octets: Vec<&str> = value.split('.').collect();
-    if octets.len() != 4 {
-        return None;
-    }
-    let mut bytes = [0u8; 4];
-    for (b, o) in bytes.iter_mut().zip(&octets) {
-        if o.is_empty() || o.len() > 3 || !o.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        *b = o.parse().ok()?;
-    }
-    Some(IpAddr::from(bytes))
-}
-
-/// Upstream's `ValidateNonSpecialIP` (Endpoints, EndpointSlices, external IPs): no
-/// unspecified, loopback or link-local addresses.
-pub fn validate_non_special_ip(value: &str, path: &Path) -> ErrorList {
-    let Some(ip) = parse_ip_sloppy(value) else {
-        return vec![FieldError::invalid(
-            path,
-            value,
-            "must be a valid IP address",
-        )];
-    };
-    let mut errs = ErrorList::new();
-    // An IPv4-mapped IPv6 address is judged as the IPv4 address, like Go does.
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    if ip.is_unspecified() {
-        errs.push(FieldError::invalid(
-            path,
-            value,
-            format!("may not be unspecified ({value})"),
-        ));
-    }
-    if ip.is_loopback() {
-        errs.push(FieldError::invalid(
-            path,
-            value,
-            "may not be in the loopback range (127.0.0.0/8, ::1/128)",
-        ));
-    }
-    let (link_local_unicast, link_local_multicast) = match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            (
-                o[0] == 169 && o[1] == 254,
-                o[0] == 224 && o[1] == 0 && o[2] == 0,
-            )
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            (s[0] & 0xffc0 == 0xfe80, s[0] & 0xff0f == 0xff02)
-        }
-    };
-    if link_local_unicast {
-        errs.push(FieldError::invalid(
-            path,
-            value,
-            "may not be in the link-local range (169.254.0.0/16, fe80::/10)",
-        ));
-    }
-    if link_local_multicast {
-        errs.push(FieldError::invalid(
-            path,
-            value,
-            "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)",
-        ));
-    }
-    errs
-}
-
-/// `Invalid` errors for each message of a string check.
-fn each(path: &Path, value: &str, msgs: Vec<String>) -> ErrorList {
-    msgs.into_iter()
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
-}
-
 fn validate_address(address: &Value, path: &Path, special_ok: bool) -> ErrorList {
     let ip = address.s("ip");
-    let mut errs = each(&path.child("ip"), ip, is_valid_ip(ip));
+    let mut errs = invalid_each(ip, &path.child("ip"), is_valid_ip(ip));
     let hostname = address.s("hostname");
     if !hostname.is_empty() {
-        errs.extend(each(
-            &path.child("hostname"),
+        errs.extend(invalid_each(
             hostname,
+            &path.child("hostname"),
             is_dns1123_label(hostname),
         ));
     }
     if let Some(node) = address.get("nodeName").and_then(Value::as_str) {
-        errs.extend(each(
-            &path.child("nodeName"),
+        errs.extend(invalid_each(
             node,
+            &path.child("nodeName"),
             name_is_dns_subdomain(node, false),
         ));
     }
@@ -140,7 +50,11 @@ fn validate_port(port: &Value, require_name: bool, path: &Path) -> ErrorList {
     if require_name && name.is_empty() {
         errs.push(FieldError::required(&path.child("name"), ""));
     } else if !name.is_empty() {
-        errs.extend(each(&path.child("name"), name, is_dns1123_label(name)));
+        errs.extend(invalid_each(
+            name,
+            &path.child("name"),
+            is_dns1123_label(name),
+        ));
     }
     let number = port.i("port").unwrap_or(0);
     for msg in is_valid_port_num(number) {
@@ -156,9 +70,9 @@ fn validate_port(port: &Value, require_name: bool, path: &Path) -> ErrorList {
         _ => {}
     }
     if let Some(app) = port.get("appProtocol").and_then(Value::as_str) {
-        errs.extend(each(
-            &path.child("appProtocol"),
+        errs.extend(invalid_each(
             app,
+            &path.child("appProtocol"),
             is_qualified_name(app),
         ));
     }
@@ -235,10 +149,7 @@ impl Strategy for EndpointsStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn a_controller_written_endpoints_object_passes() {
@@ -261,7 +172,7 @@ mod tests {
         let ep = json!({"subsets": [
             {"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 80, "protocol": "TCP"}, {"name": "b", "port": 81, "protocol": "TCP"}]},
             {"ports": [{"port": 80, "protocol": "TCP"}]}]});
-        let t = texts(&validate_endpoints(&ep));
+        let t = texts(validate_endpoints(&ep));
         assert_eq!(
             t,
             vec![
@@ -270,10 +181,7 @@ mod tests {
                 "subsets[1]: Required value: must specify `addresses` or `notReadyAddresses`",
             ]
         );
-        let t = texts(&validate_non_special_ip(
-            "169.254.169.254",
-            &Path::new("ip"),
-        ));
+        let t = texts(validate_non_special_ip("169.254.169.254", &Path::new("ip")));
         assert_eq!(t.len(), 1, "{t:?}");
         assert!(
             validate_non_special_ip("0.0.0.0", &Path::new("ip"))[0]

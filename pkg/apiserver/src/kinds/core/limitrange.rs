@@ -6,11 +6,11 @@ use k1s_apimachinery::validation::is_qualified_name;
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
 use serde_json::{Map, Value};
 
-use super::resourcequota::{
+use crate::kinds::validation::Fields;
+use crate::kinds::validation::resources::{
     is_overcommit_allowed, quantity_bad_value, quantity_of, validate_container_resource_name,
     validate_resource_name,
 };
-use crate::kinds::validation::Fields;
 use crate::registry::Strategy;
 
 /// The LimitRange strategy.

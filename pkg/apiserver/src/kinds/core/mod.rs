@@ -17,74 +17,30 @@ pub mod resourcequota;
 pub mod secret;
 pub mod service;
 pub mod serviceaccount;
+pub mod volumesource;
 
 /// Objects that charts, kubectl and operators write must keep passing, through the whole
 /// write path (defaults, preparation, validation, allocation).
 #[cfg(test)]
 mod real_world {
-    use http::Request;
     use serde_json::{Value, json};
 
-    use crate::auth::UserInfo;
-    use crate::test_util::TestApiServer;
+    use crate::test_util::{TestApi, TestApiServer};
 
-    struct Api {
-        client: kube::Client,
-    }
-
-    impl Api {
-        async fn new() -> Self {
-            let server = TestApiServer::new().await;
-            let api = Api {
-                client: crate::client::client(server.server.clone(), UserInfo::loopback()),
-            };
-            let (code, body) = api
-                .call(
-                    "POST",
-                    "/api/v1/namespaces",
-                    &json!({"metadata": {"name": "rw"}}),
-                )
-                .await;
-            assert_eq!(code, 201, "{body}");
-            api
-        }
-
-        async fn call(&self, method: &str, uri: &str, body: &Value) -> (u16, Value) {
-            let req = Request::builder()
-                .method(method)
-                .uri(uri)
-                .header("content-type", "application/json")
-                .body(serde_json::to_vec(body).unwrap_or_default())
-                .unwrap_or_else(|e| panic!("request {method} {uri}: {e}"));
-            let resp = self
-                .client
-                .send(req.map(kube::client::Body::from))
-                .await
-                .unwrap_or_else(|e| panic!("{method} {uri}: {e}"));
-            let code = resp.status().as_u16();
-            let bytes = http_body_util::BodyExt::collect(resp.into_body())
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-        }
-
-        async fn create(&self, collection: &str, obj: Value) -> Value {
-            let (code, body) = self.call("POST", collection, &obj).await;
-            assert_eq!(code, 201, "{collection} {obj}: {body}");
-            body
-        }
-
-        async fn put(&self, item: &str, obj: &Value) -> (u16, Value) {
-            self.call("PUT", item, obj).await
-        }
+    /// A server with the namespace `rw`; the helper outlives the server handle, which
+    /// the client keeps alive.
+    async fn api() -> TestApi {
+        let api = TestApiServer::new().await.api();
+        api.create("/api/v1/namespaces", json!({"metadata": {"name": "rw"}}))
+            .await;
+        api
     }
 
     const SVC: &str = "/api/v1/namespaces/rw/services";
 
     #[tokio::test]
     async fn chart_services_are_accepted_and_reapplied() {
-        let api = Api::new().await;
+        let api = api().await;
         let services = [
             // bitnami ClusterIP with a named target port and an explicit null nodePort.
             json!({"metadata": {"name": "web"}, "spec": {"type": "ClusterIP", "sessionAffinity": "None",
@@ -130,7 +86,7 @@ mod real_world {
             // Re-applying the chart's object (no cluster IP, no node ports) succeeds.
             let mut again = svc.clone();
             again["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"].clone();
-            let (code, body) = api.put(&format!("{SVC}/{name}"), &again).await;
+            let (code, body) = api.call("PUT", &format!("{SVC}/{name}"), &again).await;
             assert_eq!(code, 200, "{name}: {body}");
         }
         let (_, lb) = api
@@ -146,14 +102,14 @@ mod real_world {
 
     #[tokio::test]
     async fn service_types_can_change_with_the_fetched_object() {
-        let api = Api::new().await;
+        let api = api().await;
         let created = api
             .create(SVC, json!({"metadata": {"name": "t"}, "spec": {"type": "NodePort", "ports": [{"name": "http", "port": 80}]}}))
             .await;
         let item = format!("{SVC}/t");
         let mut to_cluster_ip = created.clone();
         to_cluster_ip["spec"]["type"] = json!("ClusterIP");
-        let (code, body) = api.put(&item, &to_cluster_ip).await;
+        let (code, body) = api.call("PUT", &item, &to_cluster_ip).await;
         assert_eq!(code, 200, "{body}");
         assert!(body["spec"]["ports"][0].get("nodePort").is_none(), "{body}");
         assert!(
@@ -163,7 +119,7 @@ mod real_world {
         let mut to_external = body.clone();
         to_external["spec"]["type"] = json!("ExternalName");
         to_external["spec"]["externalName"] = json!("example.com");
-        let (code, body) = api.put(&item, &to_external).await;
+        let (code, body) = api.call("PUT", &item, &to_external).await;
         assert_eq!(code, 200, "{body}");
         assert!(body["spec"].get("clusterIP").is_none(), "{body}");
         assert!(body["spec"].get("ipFamilies").is_none(), "{body}");
@@ -171,7 +127,7 @@ mod real_world {
 
     #[tokio::test]
     async fn secrets_of_every_type_and_string_data_are_accepted() {
-        let api = Api::new().await;
+        let api = api().await;
         let col = "/api/v1/namespaces/rw/secrets";
         for (name, secret) in [
             ("opaque", json!({"stringData": {"password": "s3cr3t"}})),
@@ -219,7 +175,7 @@ mod real_world {
 
     #[tokio::test]
     async fn claims_resize_once_bound_and_docs_limits_and_quotas_pass() {
-        let api = Api::new().await;
+        let api = api().await;
         let col = "/api/v1/namespaces/rw/persistentvolumeclaims";
         api.create(
             col,
@@ -231,19 +187,19 @@ mod real_world {
         // The volume controller binds it.
         let (_, mut pvc) = api.call("GET", &item, &Value::Null).await;
         pvc["spec"]["volumeName"] = json!("pv-data");
-        let (code, body) = api.put(&item, &pvc).await;
+        let (code, body) = api.call("PUT", &item, &pvc).await;
         assert_eq!(code, 200, "{body}");
         let mut status = body.clone();
         status["status"] = json!({"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}});
-        let (code, body) = api.put(&format!("{item}/status"), &status).await;
+        let (code, body) = api.call("PUT", &format!("{item}/status"), &status).await;
         assert_eq!(code, 200, "{body}");
         let mut grow = body.clone();
         grow["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
-        let (code, body) = api.put(&item, &grow).await;
+        let (code, body) = api.call("PUT", &item, &grow).await;
         assert_eq!(code, 200, "{body}");
         let mut shrink = body.clone();
         shrink["spec"]["resources"]["requests"]["storage"] = json!("512Mi");
-        let (code, body) = api.put(&item, &shrink).await;
+        let (code, body) = api.call("PUT", &item, &shrink).await;
         assert_eq!(code, 422, "{body}");
         assert!(
             body["message"].as_str().unwrap_or("").contains(

@@ -167,10 +167,7 @@ impl Strategy for NamespaceStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn the_kubernetes_finalizer_is_added_after_the_users() {
@@ -190,13 +187,13 @@ mod tests {
     fn finalizer_names_must_be_standard_or_qualified() {
         let ns = json!({"spec": {"finalizers": ["kubernetes", "custom"]}});
         assert_eq!(
-            texts(&NamespaceStrategy.validate(&ns)),
+            texts(NamespaceStrategy.validate(&ns)),
             vec![
                 "spec.finalizers: Invalid value: \"custom\": name is neither a standard finalizer name nor is it fully qualified"
             ]
         );
         assert_eq!(
-            texts(&NamespaceStrategy.validate_update(&ns, &ns)),
+            texts(NamespaceStrategy.validate_update(&ns, &ns)),
             vec![
                 "spec.finalizers[1]: Invalid value: \"custom\": name is neither a standard finalizer name nor is it fully qualified"
             ]
@@ -207,7 +204,7 @@ mod tests {
     fn the_phase_follows_the_deletion_timestamp() {
         let ns = json!({"metadata": {}, "status": {"phase": "Terminating"}});
         assert_eq!(
-            texts(&NamespaceStrategy.validate_status_update(&ns, &ns)),
+            texts(NamespaceStrategy.validate_status_update(&ns, &ns)),
             vec![
                 "status.Phase: Invalid value: \"Terminating\": may only be 'Active' if `deletionTimestamp` is empty"
             ]

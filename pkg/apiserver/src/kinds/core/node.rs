@@ -2,14 +2,14 @@
 //! be set once, provider ID, resource quantities), status accepted on create, and
 //! `spec.unschedulable` selectable.
 
-use ipnet::IpNet;
 use k1s_apimachinery::meta::validate_label_name;
 use k1s_apimachinery::validation::is_valid_label_value;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
-use super::resourcequota::{quantity_of, validate_resource_quantity_value};
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::ip::{cidr_is_ipv4, validate_legacy_cidr};
+use crate::kinds::validation::resources::{quantity_of, validate_resource_quantity_value};
 use crate::meta;
 use crate::registry::Strategy;
 
@@ -17,18 +17,6 @@ use crate::registry::Strategy;
 pub struct NodeStrategy;
 
 const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
-
-/// The message of an address or CIDR that does not parse.
-const CIDR_MSG: &str = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";
-
-/// Upstream's `IsValidCIDR` as a list of messages. Like Go's `net.ParseCIDR` the address
-/// may have host bits set (`10.0.0.1/24`).
-pub fn validate_cidr(value: &str, path: &Path) -> ErrorList {
-    if value.parse::<IpNet>().is_err() {
-        return vec![FieldError::invalid(path, value, CIDR_MSG)];
-    }
-    ErrorList::new()
-}
 
 /// Upstream's `validateNodeTaints`, reported (like upstream) under `metadata.taints`.
 fn validate_taints(taints: &[Value], path: &Path) -> ErrorList {
@@ -99,15 +87,12 @@ fn validate(obj: &Value) -> ErrorList {
         let p = Path::new("spec").child("podCIDRs");
         let values: Vec<&str> = cidrs.iter().map(|c| c.as_str().unwrap_or("")).collect();
         for (i, c) in values.iter().enumerate() {
-            errs.extend(validate_cidr(c, &p.index(i)));
+            errs.extend(validate_legacy_cidr(c, &p.index(i)));
         }
         if values.len() > 1 {
-            let nets: Vec<IpNet> = values.iter().filter_map(|c| c.parse().ok()).collect();
-            let dual = nets.len() == 2
-                && matches!(
-                    (nets[0], nets[1]),
-                    (IpNet::V4(_), IpNet::V6(_)) | (IpNet::V6(_), IpNet::V4(_))
-                );
+            // `netutils.IsDualStackCIDRStrings`: two parsable CIDRs of different families.
+            let families: Vec<bool> = values.iter().filter_map(|c| cidr_is_ipv4(c)).collect();
+            let dual = families.len() == 2 && families[0] != families[1];
             if !dual || values.len() > 2 {
                 errs.push(FieldError::invalid(
                     &p,
@@ -238,9 +223,22 @@ impl Strategy for NodeStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::texts;
 
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
+    #[test]
+    fn pod_cidrs_parse_sloppily_like_legacy_fields() {
+        // IsValidCIDRForLegacyField with strict validation off: Go's sloppy parser takes
+        // leading zeros; families come from the same parser.
+        let ok = json!({"metadata": {"name": "n"}, "spec": {"podCIDRs": ["010.42.0.0/24", "fd00::/64"]}});
+        assert!(validate(&ok).is_empty(), "{:?}", texts(validate(&ok)));
+        let bad = json!({"metadata": {"name": "n"}, "spec": {"podCIDRs": ["10.42.0.0", "010.43.0.0/24"]}});
+        assert_eq!(
+            texts(validate(&bad)),
+            vec![
+                "spec.podCIDRs[0]: Invalid value: \"10.42.0.0\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+                "spec.podCIDRs: Invalid value: [\"10.42.0.0\",\"010.43.0.0/24\"]: may specify no more than one CIDR for each IP family",
+            ]
+        );
     }
 
     #[test]
@@ -268,7 +266,7 @@ mod tests {
         assert!(NodeStrategy.validate_update(&old, &fresh).is_empty());
         let new = json!({"spec": {"podCIDRs": ["10.42.1.0/24"], "podCIDR": "10.42.1.0/24", "providerID": "b"}});
         assert_eq!(
-            texts(&NodeStrategy.validate_update(&new, &old)),
+            texts(NodeStrategy.validate_update(&new, &old)),
             vec![
                 "spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid",
                 "spec.providerID: Forbidden: node updates may not change providerID except from \"\" to valid",
@@ -280,7 +278,7 @@ mod tests {
     fn taints_are_checked_under_metadata_taints() {
         let node = json!({"spec": {"taints": [{"key": "a", "effect": "Sometimes"}, {"key": "b"},
             {"key": "a", "effect": "NoSchedule"}, {"key": "a", "effect": "NoSchedule"}]}});
-        let t = texts(&NodeStrategy.validate(&node));
+        let t = texts(NodeStrategy.validate(&node));
         assert_eq!(
             t,
             vec![

@@ -3,14 +3,15 @@
 //! mount-options annotation rule of `pkg/volume/validation`, and the strategy's status
 //! handling (Pending on create, status kept on spec updates).
 
-use k1s_apimachinery::meta::{
-    FIELD_IMMUTABLE_ERROR_MSG, name_is_dns_label, name_is_dns_subdomain, validate_label_name,
-};
-use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain, is_valid_label_value};
+use k1s_apimachinery::meta::{FIELD_IMMUTABLE_ERROR_MSG, name_is_dns_label, name_is_dns_subdomain};
+use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Map, Value, json};
 
-use super::resourcequota::{quantity_of, validate_basic_resource};
+use super::volumesource as vs;
+use crate::kinds::validation::invalid_each;
+use crate::kinds::validation::resources::{quantity_of, validate_basic_resource};
+use crate::kinds::validation::scheduling::validate_node_selector;
 use crate::kinds::validation::{Fields, immutable, semantic_eq};
 use crate::meta::default_path;
 use crate::registry::Strategy;
@@ -30,17 +31,6 @@ pub const ACCESS_MODES: &[&str] = &[
 pub const VOLUME_MODES: &[&str] = &["Block", "Filesystem"];
 
 const RECLAIM_POLICIES: &[&str] = &["Delete", "Recycle", "Retain"];
-
-const HOST_PATH_TYPES: &[&str] = &[
-    "",
-    "BlockDevice",
-    "CharDevice",
-    "Directory",
-    "DirectoryOrCreate",
-    "File",
-    "FileOrCreate",
-    "Socket",
-];
 
 /// The `PersistentVolumeSource` members of a PV spec, in upstream's checking order.
 pub const PV_SOURCES: &[&str] = &[
@@ -91,233 +81,34 @@ const MOUNT_OPTION_SOURCES: &[&str] = &[
 
 const MOUNT_OPTION_ANNOTATION: &str = "volume.beta.kubernetes.io/mount-options";
 
-fn each(path: &Path, value: &str, msgs: Vec<String>) -> ErrorList {
-    msgs.into_iter()
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
-}
-
-fn required_str(v: &Value, key: &str, path: &Path, errs: &mut ErrorList) {
-    if v.s(key).is_empty() {
-        errs.push(FieldError::required(&path.child(key), ""));
-    }
-}
-
-/// Upstream's `validatePathNoBacksteps`.
-pub fn validate_path_no_backsteps(target: &str, path: &Path) -> ErrorList {
-    if target.replace('\\', "/").split('/').any(|p| p == "..") {
-        return vec![FieldError::invalid(path, target, "must not contain '..'")];
-    }
-    ErrorList::new()
-}
-
-/// Whether an iSCSI name has upstream's `iqn.`/`eui.`/`naa.` form.
-fn iscsi_name_ok(name: &str) -> bool {
-    if let Some(rest) = name.strip_prefix("iqn.") {
-        // iqn.YYYY-MM.<authority>:<anything without , ; * & $ | or spaces>
-        let b = rest.as_bytes();
-        let date_ok = b.len() > 8
-            && b[..4].iter().all(u8::is_ascii_digit)
-            && b[4] == b'-'
-            && b[5..7].iter().all(u8::is_ascii_digit)
-            && b[7] == b'.';
-        if !date_ok {
-            return false;
-        }
-        let tail = &rest[8..];
-        let Some(colon) = tail.find(':') else {
-            return false;
-        };
-        let (authority, name) = (&tail[..colon], &tail[colon + 1..]);
-        !authority.is_empty()
-            && authority
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-            && !name.is_empty()
-            && !name
-                .chars()
-                .any(|c| ",;*&$|".contains(c) || c.is_whitespace())
-    } else if name.starts_with("eui") {
-        name.len() == 20 && name[4..].chars().all(|c| c.is_ascii_alphanumeric())
-    } else if name.starts_with("naa") {
-        name.len() == 36 && name[4..].chars().all(|c| c.is_ascii_alphanumeric())
-    } else {
-        false
-    }
-}
-
-fn validate_iscsi(v: &Value, pv_name: &str, path: &Path, errs: &mut ErrorList) {
-    let portal = v.s("targetPortal");
-    required_str(v, "targetPortal", path, errs);
-    if v.has("initiatorName") && format!("{pv_name}:{portal}").len() > 64 {
-        errs.push(FieldError::invalid(
-            &path.child("targetportal"),
-            portal,
-            "Total length of <volume name>:<iscsi.targetPortal> must be under 64 characters if iscsi.initiatorName is specified.",
-        ));
-    }
-    let iqn = v.s("iqn");
-    if iqn.is_empty() {
-        errs.push(FieldError::required(&path.child("iqn"), ""));
-    } else if !iscsi_name_ok(iqn) {
-        errs.push(FieldError::invalid(
-            &path.child("iqn"),
-            iqn,
-            "must be valid format",
-        ));
-    }
-    let lun = v.i("lun").unwrap_or(0);
-    if !(0..=255).contains(&lun) {
-        errs.push(FieldError::invalid(
-            &path.child("lun"),
-            lun,
-            "must be between 0 and 255, inclusive",
-        ));
-    }
-    if (v.b("chapAuthDiscovery") || v.b("chapAuthSession")) && !v.has("secretRef") {
-        errs.push(FieldError::required(&path.child("secretRef"), ""));
-    }
-    if v.has("secretRef") && v.f("secretRef").s("name").is_empty() {
-        errs.push(FieldError::required(
-            &path.child("secretRef").child("name"),
-            "",
-        ));
-    }
-    if let Some(initiator) = v.get("initiatorName").and_then(Value::as_str)
-        && !iscsi_name_ok(initiator)
-    {
-        errs.push(FieldError::invalid(
-            &path.child("initiatorname"),
-            initiator,
-            "must be valid format",
-        ));
-    }
-}
-
-fn validate_fc(v: &Value, path: &Path, errs: &mut ErrorList) {
-    let (wwns, wwids) = (v.a("targetWWNs"), v.a("wwids"));
-    if wwns.is_empty() && wwids.is_empty() {
-        errs.push(FieldError::required(
-            &path.child("targetWWNs"),
-            "must specify either targetWWNs or wwids, but not both",
-        ));
-    }
-    if !wwns.is_empty() && !wwids.is_empty() {
-        errs.push(FieldError::invalid(
-            &path.child("targetWWNs"),
-            v.f("targetWWNs").clone(),
-            "targetWWNs and wwids can not be specified simultaneously",
-        ));
-    }
-    if !wwns.is_empty() {
-        match v.i("lun") {
-            None => errs.push(FieldError::required(
-                &path.child("lun"),
-                "lun is required if targetWWNs is specified",
-            )),
-            Some(l) if !(0..=255).contains(&l) => errs.push(FieldError::invalid(
-                &path.child("lun"),
-                l,
-                "must be between 0 and 255, inclusive",
-            )),
-            _ => {}
-        }
-    }
-}
-
-fn validate_flex(v: &Value, path: &Path, errs: &mut ErrorList) {
-    required_str(v, "driver", path, errs);
-    for k in v.m("options").map(|m| m.keys()).into_iter().flatten() {
-        let namespace = k.split_once('/').map_or(k.as_str(), |(ns, _)| ns);
-        let normalized = format!(".{}", namespace.to_lowercase());
-        if normalized.ends_with(".kubernetes.io") || normalized.ends_with(".k8s.io") {
-            errs.push(FieldError::invalid(
-                &path.child("options").key(k),
-                k.as_str(),
-                "kubernetes.io and k8s.io namespaces are reserved",
-            ));
-        }
-    }
-}
-
-fn validate_azure_disk(v: &Value, path: &Path, errs: &mut ErrorList) {
-    required_str(v, "diskName", path, errs);
-    let uri = v.s("diskURI");
-    if uri.is_empty() {
-        errs.push(FieldError::required(&path.child("diskURI"), ""));
-    }
-    if let Some(mode) = v.get("cachingMode").and_then(Value::as_str)
-        && !["None", "ReadOnly", "ReadWrite"].contains(&mode)
-    {
-        errs.push(FieldError::not_supported(
-            &path.child("cachingMode"),
-            mode,
-            &["None", "ReadOnly", "ReadWrite"],
-        ));
-    }
-    if let Some(kind) = v.get("kind").and_then(Value::as_str) {
-        if !["Dedicated", "Managed", "Shared"].contains(&kind) {
-            errs.push(FieldError::not_supported(
-                &path.child("kind"),
-                kind,
-                &["Dedicated", "Managed", "Shared"],
-            ));
-        }
-        if kind == "Managed" && !uri.starts_with("/subscriptions/") {
-            errs.push(FieldError::not_supported(
-                &path.child("diskURI"),
-                uri,
-                &["/subscriptions/{sub-id}/resourcegroups/{group-name}/providers/microsoft.compute/disks/{disk-id}"],
-            ));
-        }
-        if kind != "Managed" && !uri.starts_with("https://") {
-            errs.push(FieldError::not_supported(
-                &path.child("diskURI"),
-                uri,
-                &["https://{account-name}.blob.core.windows.net/{container-name}/{disk-name}.vhd"],
-            ));
-        }
-    }
-}
-
-fn validate_secret_reference(v: &Value, path: &Path, errs: &mut ErrorList) {
+fn validate_secret_reference(v: &Value, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
     let name = v.s("name");
     if name.is_empty() {
         errs.push(FieldError::required(&path.child("name"), ""));
     } else {
-        errs.extend(each(&path.child("name"), name, is_dns1123_subdomain(name)));
+        errs.extend(invalid_each(
+            name,
+            &path.child("name"),
+            is_dns1123_subdomain(name),
+        ));
     }
     let ns = v.s("namespace");
     if ns.is_empty() {
         errs.push(FieldError::required(&path.child("namespace"), ""));
     } else {
-        errs.extend(each(&path.child("namespace"), ns, is_dns1123_label(ns)));
+        errs.extend(invalid_each(
+            ns,
+            &path.child("namespace"),
+            is_dns1123_label(ns),
+        ));
     }
-}
-
-/// Upstream's `ValidateCSIDriverName`.
-pub fn validate_csi_driver_name(driver: &str, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    if driver.is_empty() {
-        errs.push(FieldError::required(path, ""));
-    }
-    if driver.len() > 63 {
-        errs.push(FieldError::too_long(path, "", 63));
-    }
-    errs.extend(each(
-        path,
-        driver,
-        is_dns1123_subdomain(&driver.to_lowercase()),
-    ));
     errs
 }
 
-fn validate_csi(v: &Value, path: &Path, errs: &mut ErrorList) {
-    errs.extend(validate_csi_driver_name(
-        v.s("driver"),
-        &path.child("driver"),
-    ));
-    required_str(v, "volumeHandle", path, errs);
+fn validate_csi(v: &Value, path: &Path) -> ErrorList {
+    let mut errs = vs::csi_driver_name(v.s("driver"), &path.child("driver"));
+    errs.extend(vs::required(v, "volumeHandle", path));
     for r in [
         "controllerPublishSecretRef",
         "controllerExpandSecretRef",
@@ -325,63 +116,16 @@ fn validate_csi(v: &Value, path: &Path, errs: &mut ErrorList) {
         "nodeExpandSecretRef",
     ] {
         if v.has(r) {
-            validate_secret_reference(v.f(r), &path.child(r), errs);
+            errs.extend(validate_secret_reference(v.f(r), &path.child(r)));
         }
     }
+    errs
 }
 
-fn validate_storageos(v: &Value, path: &Path, errs: &mut ErrorList) {
-    let name = v.s("volumeName");
-    if name.is_empty() {
-        errs.push(FieldError::required(&path.child("volumeName"), ""));
-    } else {
-        errs.extend(each(
-            &path.child("volumeName"),
-            name,
-            is_dns1123_label(name),
-        ));
-    }
-    let ns = v.s("volumeNamespace");
-    if !ns.is_empty() {
-        errs.extend(each(
-            &path.child("volumeNamespace"),
-            ns,
-            is_dns1123_label(ns),
-        ));
-    }
-    if v.has("secretRef") {
-        let r = v.f("secretRef");
-        required_str(r, "name", &path.child("secretRef"), errs);
-        required_str(r, "namespace", &path.child("secretRef"), errs);
-    }
-}
-
-fn validate_quobyte(v: &Value, path: &Path, errs: &mut ErrorList) {
-    let registry = v.s("registry");
-    let msg = "must be a host:port pair or multiple pairs separated by commas";
-    if registry.is_empty() {
-        errs.push(FieldError::required(&path.child("registry"), msg));
-    } else if v.s("tenant").len() >= 65 {
-        errs.push(FieldError::required(
-            &path.child("tenant"),
-            "must be a UUID and may not exceed a length of 64 characters",
-        ));
-    } else {
-        for pair in registry.split(',') {
-            let ok = pair
-                .rsplit_once(':')
-                .is_some_and(|(host, _)| !host.contains(':') || host.starts_with('['));
-            if !ok {
-                errs.push(FieldError::invalid(&path.child("registry"), registry, msg));
-            }
-        }
-    }
-    required_str(v, "volume", path, errs);
-}
-
-fn validate_glusterfs(v: &Value, path: &Path, errs: &mut ErrorList) {
-    required_str(v, "endpoints", path, errs);
-    required_str(v, "path", path, errs);
+/// `validateGlusterfsPersistentVolumeSource`: the pod volume's checks and the endpoints'
+/// namespace.
+fn validate_glusterfs(v: &Value, path: &Path) -> ErrorList {
+    let mut errs = vs::glusterfs(v, path);
     if let Some(ns) = v.get("endpointsNamespace").and_then(Value::as_str) {
         if ns.is_empty() {
             errs.push(FieldError::invalid(
@@ -390,279 +134,81 @@ fn validate_glusterfs(v: &Value, path: &Path, errs: &mut ErrorList) {
                 "if the endpointnamespace is set, it must be a valid namespace name",
             ));
         } else {
-            errs.extend(each(
-                &path.child("endpointsNamespace"),
+            errs.extend(invalid_each(
                 ns,
+                &path.child("endpointsNamespace"),
                 name_is_dns_label(ns, false),
             ));
         }
     }
+    errs
 }
 
-fn validate_flocker(v: &Value, path: &Path, errs: &mut ErrorList) {
-    let (name, uuid) = (v.s("datasetName"), v.s("datasetUUID"));
-    if name.is_empty() && uuid.is_empty() {
-        errs.push(FieldError::required(
-            path,
-            "one of datasetName and datasetUUID is required",
-        ));
-    }
-    if !name.is_empty() && !uuid.is_empty() {
-        errs.push(FieldError::invalid(
-            path,
-            "resource",
-            "datasetName and datasetUUID can not be specified simultaneously",
-        ));
-    }
-    if name.contains('/') {
-        errs.push(FieldError::invalid(
-            &path.child("datasetName"),
-            name,
-            "must not contain '/'",
-        ));
-    }
-}
-
-/// The checks of one volume source of a PV (`validate*PersistentVolumeSource`). `path`
-/// is where upstream reports it, which is not always the field's name.
-fn validate_source(key: &str, v: &Value, pv_name: &str, spec: &Path, errs: &mut ErrorList) {
+/// The checks of one volume source of a PV (`validate*PersistentVolumeSource`). `spec` is
+/// the PV spec's path; upstream does not always report a source at its field's name.
+fn validate_source(key: &str, v: &Value, pv_name: &str, spec: &Path) -> ErrorList {
+    let p = spec.child(key);
     match key {
-        "hostPath" => {
-            let p = spec.child("hostPath");
-            let target = v.s("path");
-            if target.is_empty() {
-                errs.push(FieldError::required(&p.child("path"), ""));
-                return;
-            }
-            errs.extend(validate_path_no_backsteps(target, &p.child("path")));
-            if let Some(t) = v.get("type").and_then(Value::as_str)
-                && !HOST_PATH_TYPES.contains(&t)
-            {
-                errs.push(FieldError::not_supported(
-                    &p.child("type"),
-                    t,
-                    HOST_PATH_TYPES,
-                ));
-            }
-        }
-        "gcePersistentDisk" | "awsElasticBlockStore" => {
-            // Upstream reports a GCE disk under `persistentDisk`.
-            let (p, id) = if key == "gcePersistentDisk" {
-                (spec.child("persistentDisk"), "pdName")
-            } else {
-                (spec.child(key), "volumeID")
-            };
-            required_str(v, id, &p, errs);
-            let part = v.i("partition").unwrap_or(0);
-            if !(0..=255).contains(&part) {
-                errs.push(FieldError::invalid(
-                    &p.child("partition"),
-                    part,
-                    "must be between 1 and 255, inclusive",
-                ));
-            }
-        }
-        "glusterfs" => validate_glusterfs(v, &spec.child(key), errs),
-        "flocker" => validate_flocker(v, &spec.child(key), errs),
-        "nfs" => {
-            let p = spec.child("nfs");
-            required_str(v, "server", &p, errs);
-            let target = v.s("path");
-            if target.is_empty() {
-                errs.push(FieldError::required(&p.child("path"), ""));
-            }
-            if !target.starts_with('/') {
-                errs.push(FieldError::invalid(
-                    &p.child("path"),
-                    target,
-                    "must be an absolute path",
-                ));
-            }
-        }
-        "rbd" => {
-            let p = spec.child("rbd");
-            if v.a("monitors").is_empty() {
-                errs.push(FieldError::required(&p.child("monitors"), ""));
-            }
-            required_str(v, "image", &p, errs);
-        }
-        "quobyte" => validate_quobyte(v, &spec.child(key), errs),
-        "cephfs" if v.a("monitors").is_empty() => {
-            errs.push(FieldError::required(
-                &spec.child("cephfs").child("monitors"),
-                "",
-            ));
-        }
-        "iscsi" => validate_iscsi(v, pv_name, &spec.child(key), errs),
-        "cinder" => {
-            let p = spec.child("cinder");
-            required_str(v, "volumeID", &p, errs);
-            if v.has("secretRef") {
-                required_str(v.f("secretRef"), "name", &p.child("secretRef"), errs);
-                required_str(v.f("secretRef"), "namespace", &p.child("secretRef"), errs);
-            }
-        }
-        "fc" => validate_fc(v, &spec.child(key), errs),
-        "flexVolume" => validate_flex(v, &spec.child(key), errs),
+        "hostPath" => vs::host_path(v, &p),
+        // Upstream reports a GCE disk under `persistentDisk`.
+        "gcePersistentDisk" => vs::partitioned_disk(v, "pdName", &spec.child("persistentDisk")),
+        "awsElasticBlockStore" => vs::partitioned_disk(v, "volumeID", &p),
+        "glusterfs" => validate_glusterfs(v, &p),
+        "flocker" => vs::flocker(v, &p),
+        "nfs" => vs::nfs(v, &p),
+        "rbd" => vs::rbd(v, &p),
+        "quobyte" => vs::quobyte(v, &p),
+        "cephfs" => vs::cephfs(v, &p),
+        "iscsi" => vs::iscsi(v, Some(pv_name), &p),
+        "cinder" => vs::cinder(v, true, &p),
+        "fc" => vs::fc(v, &p),
+        "flexVolume" => vs::flex(v, &p),
         "azureFile" => {
-            let p = spec.child("azureFile");
-            required_str(v, "secretName", &p, errs);
-            required_str(v, "shareName", &p, errs);
+            let mut errs = vs::azure_file(v, &p);
             if v.get("secretNamespace").and_then(Value::as_str) == Some("") {
                 errs.push(FieldError::required(&p.child("secretNamespace"), ""));
             }
+            errs
         }
-        "vsphereVolume" => required_str(v, "volumePath", &spec.child(key), errs),
-        "photonPersistentDisk" => required_str(v, "pdID", &spec.child(key), errs),
-        "portworxVolume" => required_str(v, "volumeID", &spec.child(key), errs),
-        "azureDisk" => validate_azure_disk(v, &spec.child(key), errs),
-        "scaleIO" => {
-            let p = spec.child("scaleIO");
-            for f in ["gateway", "system", "volumeName"] {
-                required_str(v, f, &p, errs);
-            }
-        }
+        "vsphereVolume" => vs::required(v, "volumePath", &p),
+        "photonPersistentDisk" => vs::required(v, "pdID", &p),
+        "portworxVolume" => vs::required(v, "volumeID", &p),
+        "azureDisk" => vs::azure_disk(v, &p),
+        "scaleIO" => vs::scale_io(v, &p),
+        // `validateLocalVolumeSource`.
         "local" => {
-            let p = spec.child("local");
             let target = v.s("path");
             if target.is_empty() {
-                errs.push(FieldError::required(&p.child("path"), ""));
+                vec![FieldError::required(&p.child("path"), "")]
             } else {
-                errs.extend(validate_path_no_backsteps(target, &p.child("path")));
+                vs::path_no_backsteps(target, &p.child("path"))
             }
         }
-        "storageos" => validate_storageos(v, &spec.child(key), errs),
-        "csi" => validate_csi(v, &spec.child(key), errs),
-        _ => {}
+        "storageos" => vs::storageos(v, true, &p),
+        "csi" => validate_csi(v, &p),
+        _ => ErrorList::new(),
     }
-}
-
-/// Upstream's `ValidateNodeSelectorRequirement` (label expressions).
-fn validate_node_selector_requirement(req: &Value, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    let values = req.a("values");
-    match req.s("operator") {
-        "In" | "NotIn" => {
-            if values.is_empty() {
-                errs.push(FieldError::required(
-                    &path.child("values"),
-                    "must be specified when `operator` is 'In' or 'NotIn'",
-                ));
-            }
-        }
-        "Exists" | "DoesNotExist" => {
-            if !values.is_empty() {
-                errs.push(FieldError::forbidden(
-                    &path.child("values"),
-                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-                ));
-            }
-        }
-        "Gt" | "Lt" => {
-            if values.len() != 1 {
-                errs.push(FieldError::required(
-                    &path.child("values"),
-                    "must be specified single value when `operator` is 'Lt' or 'Gt'",
-                ));
-            }
-        }
-        op => errs.push(FieldError::invalid(
-            &path.child("operator"),
-            op,
-            "not a valid selector operator",
-        )),
-    }
-    errs.extend(validate_label_name(req.s("key"), &path.child("key")));
-    for (i, v) in values.iter().enumerate() {
-        let v = v.as_str().unwrap_or("");
-        errs.extend(each(
-            &path.child("values").index(i),
-            v,
-            is_valid_label_value(v),
-        ));
-    }
-    errs
-}
-
-/// Upstream's `ValidateNodeFieldSelectorRequirement` (only `metadata.name`).
-fn validate_node_field_requirement(req: &Value, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    match req.s("operator") {
-        "In" | "NotIn" => {
-            if req.a("values").len() != 1 {
-                errs.push(FieldError::required(
-                    &path.child("values"),
-                    "must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
-                ));
-            }
-        }
-        op => errs.push(FieldError::invalid(
-            &path.child("operator"),
-            op,
-            "not a valid selector operator",
-        )),
-    }
-    let key = req.s("key");
-    if key != "metadata.name" {
-        errs.push(FieldError::invalid(
-            &path.child("key"),
-            key,
-            "not a valid field selector key",
-        ));
-    } else {
-        for (i, v) in req.a("values").iter().enumerate() {
-            let v = v.as_str().unwrap_or("");
-            errs.extend(each(
-                &path.child("values").index(i),
-                v,
-                name_is_dns_subdomain(v, false),
-            ));
-        }
-    }
-    errs
-}
-
-/// Upstream's `ValidateNodeSelector` (a required node selector).
-pub fn validate_node_selector(selector: &Value, path: &Path) -> ErrorList {
-    let terms_path = path.child("nodeSelectorTerms");
-    let terms = selector.a("nodeSelectorTerms");
-    if terms.is_empty() {
-        return vec![FieldError::required(
-            &terms_path,
-            "must have at least one node selector term",
-        )];
-    }
-    let mut errs = ErrorList::new();
-    for (i, term) in terms.iter().enumerate() {
-        let tp = terms_path.index(i);
-        for (j, req) in term.a("matchExpressions").iter().enumerate() {
-            errs.extend(validate_node_selector_requirement(
-                req,
-                &tp.child("matchExpressions").index(j),
-            ));
-        }
-        for (j, req) in term.a("matchFields").iter().enumerate() {
-            errs.extend(validate_node_field_requirement(
-                req,
-                &tp.child("matchFields").index(j),
-            ));
-        }
-    }
-    errs
 }
 
 /// Upstream's `validateAccessModes` part of PV and PVC specs.
 pub fn validate_access_modes(spec: &Value, path: &Path, required_detail: &str) -> ErrorList {
     let mut errs = ErrorList::new();
-    let modes = spec.a("accessModes");
-    if modes.is_empty() {
+    if spec.a("accessModes").is_empty() {
         errs.push(FieldError::required(
             &path.child("accessModes"),
             required_detail,
         ));
     }
+    errs.extend(validate_access_mode_values(spec, path));
+    errs
+}
+
+/// Each access mode supported, and ReadWriteOncePod alone (a PVC spec checks its selector
+/// between the required check and this one).
+pub fn validate_access_mode_values(spec: &Value, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
     let (mut rwop, mut other) = (false, false);
-    for m in modes {
+    for m in spec.a("accessModes") {
         let m = m.as_str().unwrap_or("");
         if !ACCESS_MODES.contains(&m) {
             errs.push(FieldError::not_supported(
@@ -728,7 +274,7 @@ fn validate_spec(obj: &Value) -> ErrorList {
         let p = path.child("nodeAffinity");
         match spec.f("nodeAffinity").get("required") {
             Some(r) if !r.is_null() => {
-                errs.extend(validate_node_selector(r, &p.child("required")));
+                errs.extend(validate_node_selector(r, false, &p.child("required")));
             }
             _ => errs.push(FieldError::required(
                 &p.child("required"),
@@ -751,7 +297,7 @@ fn validate_spec(obj: &Value) -> ErrorList {
             continue;
         }
         count += 1;
-        validate_source(key, v, pv_name, &path, &mut errs);
+        errs.extend(validate_source(key, v, pv_name, &path));
         if *key == "local" && !affinity_set {
             errs.push(FieldError::required(
                 &path.child("nodeAffinity"),
@@ -770,9 +316,9 @@ fn validate_spec(obj: &Value) -> ErrorList {
     }
     let class = spec.s("storageClassName");
     if !class.is_empty() {
-        errs.extend(each(
-            &path.child("storageClassName"),
+        errs.extend(invalid_each(
             class,
+            &path.child("storageClassName"),
             name_is_dns_subdomain(class, false),
         ));
     }
@@ -795,9 +341,9 @@ fn validate_spec(obj: &Value) -> ErrorList {
                 "an empty string is disallowed",
             ));
         } else {
-            errs.extend(each(
-                &path.child("volumeAttributesClassName"),
+            errs.extend(invalid_each(
                 vac,
+                &path.child("volumeAttributesClassName"),
                 name_is_dns_subdomain(vac, false),
             ));
         }
@@ -1024,10 +570,7 @@ impl Strategy for PersistentVolumeStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     fn pv(spec: Value) -> Value {
         let mut o = json!({"metadata": {"name": "pv1"}, "spec": spec});
@@ -1048,14 +591,14 @@ mod tests {
             assert!(
                 PersistentVolumeStrategy.validate(&o).is_empty(),
                 "{o}: {:?}",
-                texts(&PersistentVolumeStrategy.validate(&o))
+                texts(PersistentVolumeStrategy.validate(&o))
             );
         }
     }
 
     #[test]
     fn required_fields_and_one_source() {
-        let t = texts(&PersistentVolumeStrategy.validate(&pv(json!({}))));
+        let t = texts(PersistentVolumeStrategy.validate(&pv(json!({}))));
         assert!(
             t.contains(&"spec.accessModes: Required value".to_string()),
             "{t:?}"
@@ -1068,20 +611,30 @@ mod tests {
             t.contains(&"spec: Required value: must specify a volume type".to_string()),
             "{t:?}"
         );
-        let t = texts(&PersistentVolumeStrategy.validate(&pv(json!({"capacity": {"storage": "1Gi"},
+        let t = texts(PersistentVolumeStrategy.validate(&pv(json!({"capacity": {"storage": "1Gi"},
             "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/a"}, "nfs": {"server": "s", "path": "/b"}}))));
         assert_eq!(
             t,
             vec!["spec.nfs: Forbidden: may not specify more than 1 volume type"]
         );
         let t = texts(
-            &PersistentVolumeStrategy.validate(&pv(json!({"capacity": {"storage": "1Gi"},
+            PersistentVolumeStrategy.validate(&pv(json!({"capacity": {"storage": "1Gi"},
             "accessModes": ["ReadWriteOnce"], "local": {"path": "/a"}}))),
         );
         assert_eq!(
             t,
             vec!["spec.nodeAffinity: Required value: Local volume requires node affinity"]
         );
+    }
+
+    #[test]
+    fn a_backslash_in_a_host_path_is_no_separator() {
+        // Upstream splits on `/` only: `filepath.ToSlash` changes nothing on Linux.
+        let o = pv(
+            json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": "C:\\..\\x"}}),
+        );
+        assert!(PersistentVolumeStrategy.validate(&o).is_empty());
     }
 
     #[test]
@@ -1099,18 +652,8 @@ mod tests {
                 .is_empty()
         );
         new["spec"]["local"]["path"] = json!("/b");
-        let t = texts(&PersistentVolumeStrategy.validate_update(&new, &old));
+        let t = texts(PersistentVolumeStrategy.validate_update(&new, &old));
         assert_eq!(t.len(), 1, "{t:?}");
         assert!(t[0].starts_with("spec.persistentvolumesource: Forbidden: spec.persistentvolumesource is immutable after creation\n"), "{t:?}");
-    }
-
-    #[test]
-    fn iscsi_names() {
-        assert!(iscsi_name_ok(
-            "iqn.2001-04.com.example:storage.disk2.sys1.xyz"
-        ));
-        assert!(iscsi_name_ok("eui.02004567A425678D"));
-        assert!(!iscsi_name_ok("iqn.2001-04.com.example"));
-        assert!(!iscsi_name_ok("foo"));
     }
 }

@@ -7,9 +7,10 @@ use k1s_apimachinery::validation::is_dns1123_subdomain;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
-use super::persistentvolume::{VOLUME_MODES, diff, validate_access_modes};
-use super::resourcequota::{
-    quantity_of, validate_basic_resource, validate_resource_quantity_value,
+use super::persistentvolume::{VOLUME_MODES, diff, validate_access_mode_values};
+use crate::kinds::validation::invalid_each;
+use crate::kinds::validation::resources::{
+    is_native_resource, quantity_of, validate_basic_resource, validate_resource_quantity_value,
 };
 use crate::kinds::validation::{Fields, immutable, semantic_eq};
 use crate::meta::default_path;
@@ -19,12 +20,6 @@ use crate::registry::Strategy;
 pub struct PersistentVolumeClaimStrategy;
 
 const BETA_STORAGE_CLASS: &str = "volume.beta.kubernetes.io/storage-class";
-
-fn each(path: &Path, value: &str, msgs: Vec<String>) -> ErrorList {
-    msgs.into_iter()
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
-}
 
 /// Upstream's `validateDataSource` / `validateDataSourceRef`.
 fn validate_data_source(source: &Value, path: &Path, is_ref: bool) -> ErrorList {
@@ -45,17 +40,17 @@ fn validate_data_source(source: &Value, path: &Path, is_ref: bool) -> ErrorList 
         ));
     }
     if !group.is_empty() {
-        errs.extend(each(
-            &path.child("apiGroup"),
+        errs.extend(invalid_each(
             group,
+            &path.child("apiGroup"),
             is_dns1123_subdomain(group),
         ));
     }
     let ns = source.s("namespace");
     if is_ref && !ns.is_empty() {
-        errs.extend(each(
-            &path.child("namespace"),
+        errs.extend(invalid_each(
             ns,
+            &path.child("namespace"),
             name_is_dns_label(ns, false),
         ));
     }
@@ -64,13 +59,20 @@ fn validate_data_source(source: &Value, path: &Path, is_ref: bool) -> ErrorList 
 
 /// Upstream's `ValidatePersistentVolumeClaimSpec`, also used for claim templates.
 pub fn validate_pvc_spec(spec: &Value, path: &Path) -> ErrorList {
-    let mut errs = validate_access_modes(spec, path, "at least 1 access mode is required");
+    let mut errs = ErrorList::new();
+    if spec.a("accessModes").is_empty() {
+        errs.push(FieldError::required(
+            &path.child("accessModes"),
+            "at least 1 access mode is required",
+        ));
+    }
     if spec.has("selector") {
         errs.extend(validate_label_selector(
             Some(spec.f("selector")),
             &path.child("selector"),
         ));
     }
+    errs.extend(validate_access_mode_values(spec, path));
     // Upstream reports the request under `resources[storage]`.
     let storage_path = path.child("resources").key("storage");
     match spec.f("resources").f("requests").get("storage") {
@@ -95,9 +97,9 @@ pub fn validate_pvc_spec(spec: &Value, path: &Path) -> ErrorList {
     }
     let class = spec.s("storageClassName");
     if !class.is_empty() {
-        errs.extend(each(
-            &path.child("storageClassName"),
+        errs.extend(invalid_each(
             class,
+            &path.child("storageClassName"),
             name_is_dns_subdomain(class, false),
         ));
     }
@@ -143,9 +145,9 @@ pub fn validate_pvc_spec(spec: &Value, path: &Path) -> ErrorList {
     }
     let vac = spec.s("volumeAttributesClassName");
     if !vac.is_empty() {
-        errs.extend(each(
-            &path.child("volumeAttributesClassName"),
+        errs.extend(invalid_each(
             vac,
+            &path.child("volumeAttributesClassName"),
             name_is_dns_subdomain(vac, false),
         ));
     }
@@ -294,15 +296,15 @@ const RESIZE_STATUSES: &[&str] = &[
 
 /// Upstream's `validatePersistentVolumeClaimResourceKey`.
 fn validate_resource_key(key: &str, path: &Path) -> ErrorList {
-    let errs = each(
-        path,
+    let errs = invalid_each(
         key,
+        path,
         k1s_apimachinery::validation::is_qualified_name(key),
     );
     if !errs.is_empty() {
         return errs;
     }
-    if super::resourcequota::is_native_resource(key) && key != "storage" {
+    if is_native_resource(key) && key != "storage" {
         return vec![FieldError::not_supported(path, key, &["storage"])];
     }
     errs
@@ -391,16 +393,35 @@ impl Strategy for PersistentVolumeClaimStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     fn pvc(spec: Value) -> Value {
         let mut o = json!({"metadata": {"name": "data"}, "spec": spec});
         PersistentVolumeClaimStrategy.default(&mut o);
         PersistentVolumeClaimStrategy.prepare_for_create(&mut o, true);
         o
+    }
+
+    #[test]
+    fn claim_spec_errors_come_in_upstream_order() {
+        // Selector before the modes' values, the attributes class last: the same for a
+        // claim, a StatefulSet's claim template and an ephemeral volume's.
+        let spec = json!({"accessModes": ["Sometimes"], "selector": {"matchLabels": {"a": "-"}},
+            "resources": {"requests": {"storage": "1Gi"}}, "volumeMode": "Raw",
+            "volumeAttributesClassName": "A_B"});
+        let fields: Vec<String> = validate_pvc_spec(&spec, &Path::new("spec"))
+            .iter()
+            .map(|e| e.field.clone())
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.selector.matchLabels",
+                "spec.accessModes",
+                "spec.volumeMode",
+                "spec.volumeAttributesClassName",
+            ]
+        );
     }
 
     #[test]
@@ -416,14 +437,14 @@ mod tests {
             assert!(
                 PersistentVolumeClaimStrategy.validate(&o).is_empty(),
                 "{o}: {:?}",
-                texts(&PersistentVolumeClaimStrategy.validate(&o))
+                texts(PersistentVolumeClaimStrategy.validate(&o))
             );
         }
     }
 
     #[test]
     fn required_fields() {
-        let t = texts(&PersistentVolumeClaimStrategy.validate(&pvc(json!({}))));
+        let t = texts(PersistentVolumeClaimStrategy.validate(&pvc(json!({}))));
         assert_eq!(
             t,
             vec![
@@ -440,7 +461,7 @@ mod tests {
         );
         let mut new = old.clone();
         new["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
-        let t = texts(&PersistentVolumeClaimStrategy.validate_update(&new, &old));
+        let t = texts(PersistentVolumeClaimStrategy.validate_update(&new, &old));
         assert_eq!(t.len(), 1, "{t:?}");
         assert!(t[0].starts_with("spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims\n"), "{t:?}");
         // The volume controller binds it: volumeName once, and the phase.
@@ -464,14 +485,14 @@ mod tests {
         let mut grown = old.clone();
         grown["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
         assert_eq!(
-            texts(&PersistentVolumeClaimStrategy.validate_update(&new, &grown)),
+            texts(PersistentVolumeClaimStrategy.validate_update(&new, &grown)),
             vec![
                 "spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"
             ]
         );
         new["spec"]["storageClassName"] = json!("slow");
         assert_eq!(
-            texts(&PersistentVolumeClaimStrategy.validate_update(&new, &old)).len(),
+            texts(PersistentVolumeClaimStrategy.validate_update(&new, &old)).len(),
             1
         );
     }

@@ -10,9 +10,10 @@ use serde_json::{Value, json};
 
 use super::podspec::{
     PodOpts, container_should_restart, default_pod, image_whitespace, is_apparmor_annotation,
-    merge_label_keys, qos_class, valid_ip, validate_annotations_match_fields,
-    validate_pod_annotations, validate_pod_spec_with, validate_tolerations,
+    merge_label_keys, qos_class, validate_annotations_match_fields, validate_pod_annotations,
+    validate_pod_spec_with, validate_tolerations,
 };
+use crate::kinds::validation::ip::validate_legacy_ip;
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::meta::get_path;
 use crate::registry::Strategy;
@@ -518,7 +519,7 @@ fn pod_ips(ips: &[Value], old: &[Value], path: &Path) -> ErrorList {
     for (i, ip) in ips.iter().enumerate() {
         let v = ip.s("ip");
         if !old.iter().any(|o| o.s("ip") == v) {
-            errs.extend(valid_ip(v, &path.index(i)));
+            errs.extend(validate_legacy_ip(v, &path.index(i)));
         }
     }
     if ips.len() > 1 {
@@ -739,15 +740,12 @@ impl Strategy for PodStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::texts;
 
     fn pod(spec: Value) -> Value {
         let mut p = json!({"metadata": {"name": "p", "namespace": "default"}, "spec": spec});
         PodStrategy.default(&mut p);
         p
-    }
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
     }
 
     #[test]

@@ -157,10 +157,7 @@ impl Strategy for ReplicationControllerStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     fn rc() -> Value {
         let mut o = json!({"metadata": {"name": "nginx"}, "spec": {"replicas": 3,
@@ -177,7 +174,7 @@ mod tests {
         assert!(
             validate_spec(&o).is_empty(),
             "{:?}",
-            texts(&validate_spec(&o))
+            texts(validate_spec(&o))
         );
     }
 
@@ -186,14 +183,14 @@ mod tests {
         let mut o = rc();
         o["spec"]["selector"] = json!({"app": "other"});
         o["spec"]["template"]["spec"]["restartPolicy"] = json!("OnFailure");
-        let t = texts(&validate_spec(&o));
+        let t = texts(validate_spec(&o));
         assert!(t.contains(&"spec.template.metadata.labels: Invalid value: {\"app\":\"nginx\"}: `selector` does not match template `labels`".to_string()), "{t:?}");
         assert!(t.contains(&"spec.template.spec.restartPolicy: Unsupported value: \"OnFailure\": supported values: \"Always\"".to_string()), "{t:?}");
         let mut o = rc();
         o["spec"].as_object_mut().map(|s| s.remove("template"));
         o["spec"]["selector"] = json!({});
         assert_eq!(
-            texts(&validate_spec(&o)),
+            texts(validate_spec(&o)),
             vec![
                 "spec.selector: Required value",
                 "spec.template: Required value"
@@ -205,7 +202,7 @@ mod tests {
     fn status_counts() {
         let o = json!({"status": {"replicas": 1, "readyReplicas": 2, "availableReplicas": 2}});
         assert_eq!(
-            texts(&validate_status(&o)),
+            texts(validate_status(&o)),
             vec![
                 "status.readyReplicas: Invalid value: 2: cannot be greater than status.replicas",
                 "status.availableReplicas: Invalid value: 2: cannot be greater than status.replicas",

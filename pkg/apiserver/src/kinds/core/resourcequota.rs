@@ -1,43 +1,20 @@
-//! ResourceQuotas (upstream `ValidateResourceQuota*` and `pkg/registry/core/resourcequota`),
-//! and the resource-name and quantity rules of `pkg/apis/core/helper` that LimitRanges,
-//! PersistentVolumes, PersistentVolumeClaims and Nodes share with quotas.
+//! ResourceQuotas (upstream `ValidateResourceQuota*` and `pkg/registry/core/resourcequota`);
+//! the resource-name and quantity rules they share with other kinds are in
+//! `kinds::validation::resources`.
 
-use k1s_apimachinery::meta::{FIELD_IMMUTABLE_ERROR_MSG, IS_NEGATIVE_ERROR_MSG};
-use k1s_apimachinery::validation::is_qualified_name;
-use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
-use serde_json::{Value, json};
+use k1s_apimachinery::meta::FIELD_IMMUTABLE_ERROR_MSG;
+use k1s_apimachinery::{ErrorList, FieldError, Path};
+use serde_json::Value;
 
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::resources::{
+    is_quota_huge_page_resource_name, resource_list, validate_resource_name,
+    validate_resource_quantity_value,
+};
 use crate::registry::Strategy;
 
 /// The ResourceQuota strategy.
 pub struct ResourceQuotaStrategy;
-
-// === resource names (pkg/apis/core/helper) ===
-
-/// Resources every kind knows (`standardResources`).
-const STANDARD_RESOURCES: &[&str] = &[
-    "cpu",
-    "memory",
-    "ephemeral-storage",
-    "requests.cpu",
-    "requests.memory",
-    "requests.ephemeral-storage",
-    "limits.cpu",
-    "limits.memory",
-    "limits.ephemeral-storage",
-    "pods",
-    "resourcequotas",
-    "services",
-    "replicationcontrollers",
-    "secrets",
-    "configmaps",
-    "persistentvolumeclaims",
-    "storage",
-    "requests.storage",
-    "services.nodeports",
-    "services.loadbalancers",
-];
 
 /// Resources the quota system tracks (`standardQuotaResources`).
 const STANDARD_QUOTA_RESOURCES: &[&str] = &[
@@ -62,104 +39,8 @@ const STANDARD_QUOTA_RESOURCES: &[&str] = &[
     "services.loadbalancers",
 ];
 
-/// Resources counted in whole units (`integerResources`).
-const INTEGER_RESOURCES: &[&str] = &[
-    "pods",
-    "resourcequotas",
-    "services",
-    "replicationcontrollers",
-    "secrets",
-    "configmaps",
-    "persistentvolumeclaims",
-    "services.nodeports",
-    "services.loadbalancers",
-];
-
-/// Whether `name` is a huge page size (`hugepages-2Mi`).
-pub fn is_huge_page_resource_name(name: &str) -> bool {
-    name.starts_with("hugepages-")
-}
-
-fn is_quota_huge_page_resource_name(name: &str) -> bool {
-    name.starts_with("hugepages-") || name.starts_with("requests.hugepages-")
-}
-
-/// Whether `name` is in the `kubernetes.io/` namespace (an unprefixed name is).
-pub fn is_native_resource(name: &str) -> bool {
-    !name.contains('/') || name.contains("kubernetes.io/")
-}
-
-/// Whether `name` is an extended resource (`example.com/gpu`): not native, not a quota
-/// `requests.` name, and a qualified name once prefixed with `requests.`.
-pub fn is_extended_resource_name(name: &str) -> bool {
-    if is_native_resource(name) || name.starts_with("requests.") {
-        return false;
-    }
-    is_qualified_name(&format!("requests.{name}")).is_empty()
-}
-
-/// Whether requests of `name` may be below its limit (native, not huge pages).
-pub fn is_overcommit_allowed(name: &str) -> bool {
-    is_native_resource(name) && !is_huge_page_resource_name(name)
-}
-
-/// Whether `name` is measured in whole units.
-pub fn is_integer_resource_name(name: &str) -> bool {
-    INTEGER_RESOURCES.contains(&name) || is_extended_resource_name(name)
-}
-
-fn is_standard_resource_name(name: &str) -> bool {
-    STANDARD_RESOURCES.contains(&name) || is_quota_huge_page_resource_name(name)
-}
-
 fn is_standard_quota_resource_name(name: &str) -> bool {
     STANDARD_QUOTA_RESOURCES.contains(&name) || is_quota_huge_page_resource_name(name)
-}
-
-fn is_standard_container_resource_name(name: &str) -> bool {
-    ["cpu", "memory", "ephemeral-storage"].contains(&name) || is_huge_page_resource_name(name)
-}
-
-/// Upstream's `validateResourceName`: a qualified name, and a standard resource unless it
-/// has a domain.
-pub fn validate_resource_name(name: &str, path: &Path) -> ErrorList {
-    let errs: ErrorList = is_qualified_name(name)
-        .into_iter()
-        .map(|m| FieldError::invalid(path, name, m))
-        .collect();
-    if !errs.is_empty() {
-        return errs;
-    }
-    if !name.contains('/') && !is_standard_resource_name(name) {
-        return vec![FieldError::invalid(
-            path,
-            name,
-            "must be a standard resource type or fully qualified",
-        )];
-    }
-    errs
-}
-
-/// Upstream's `validateContainerResourceName`: what a container (or a Pod/Container
-/// LimitRange) may name.
-pub fn validate_container_resource_name(name: &str, path: &Path) -> ErrorList {
-    let mut errs = validate_resource_name(name, path);
-    if !name.contains('/') {
-        if !is_standard_container_resource_name(name) {
-            errs.push(FieldError::invalid(
-                path,
-                name,
-                "must be a standard resource for containers",
-            ));
-        }
-    } else if !is_native_resource(name) && !is_extended_resource_name(name) {
-        errs.push(FieldError::invalid(
-            path,
-            name,
-            "doesn't follow extended resource name standard",
-        ));
-    }
-    errs
 }
 
 /// Upstream's `ValidateResourceQuotaResourceName`.
@@ -173,74 +54,6 @@ pub fn validate_quota_resource_name(name: &str, path: &Path) -> ErrorList {
         ));
     }
     errs
-}
-
-// === quantities ===
-
-/// A quantity field's value: quantities arrive as strings, or as JSON numbers, which
-/// upstream's decoder also accepts.
-pub fn quantity_of(v: &Value) -> Option<Quantity> {
-    match v {
-        Value::String(s) => Quantity::parse(s).ok(),
-        Value::Number(n) => Quantity::parse(&n.to_string()).ok(),
-        _ => None,
-    }
-}
-
-/// How a `resource.Quantity` bad value prints: through its `String()`, which is bare
-/// (`1500m`, not `"1500m"`). JSON can only carry that bare when it is a number, so
-/// whole values print as numbers and the others as quoted strings.
-pub fn quantity_bad_value(q: &Quantity) -> Value {
-    let s = q.to_string();
-    match s.parse::<i64>() {
-        Ok(n) => json!(n),
-        Err(_) => json!(s),
-    }
-}
-
-/// Upstream's `ValidateResourceQuantityValue`: not negative, and whole for integer
-/// resources.
-pub fn validate_resource_quantity_value(name: &str, q: &Quantity, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    if q.signum() < 0 {
-        errs.push(FieldError::invalid(
-            path,
-            q.to_string(),
-            IS_NEGATIVE_ERROR_MSG,
-        ));
-    }
-    if is_integer_resource_name(name) && q.milli_value() % 1000 != 0 {
-        errs.push(FieldError::invalid(
-            path,
-            quantity_bad_value(q),
-            "must be an integer",
-        ));
-    }
-    errs
-}
-
-/// Upstream's `validateBasicResource`: the whole-unit value may not be negative.
-pub fn validate_basic_resource(q: &Quantity, path: &Path) -> ErrorList {
-    if q.value() < 0 {
-        return vec![FieldError::invalid(
-            path,
-            q.value(),
-            "must be a valid resource quantity",
-        )];
-    }
-    ErrorList::new()
-}
-
-/// The entries of a resource list whose values parse as quantities (the decoder already
-/// refused those that do not).
-pub fn resource_list(v: &Value) -> Vec<(&str, Quantity)> {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, q)| quantity_of(q).map(|q| (k.as_str(), q)))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 // === scopes ===
@@ -488,11 +301,13 @@ impl Strategy for ResourceQuotaStrategy {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use serde_json::json;
 
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use super::*;
+    use crate::kinds::validation::resources::{
+        is_extended_resource_name, is_integer_resource_name, is_overcommit_allowed,
+    };
+    use crate::test_util::texts;
 
     #[test]
     fn resource_names_follow_the_helper_sets() {
@@ -505,7 +320,7 @@ mod tests {
         assert!(validate_quota_resource_name("count/deployments.apps", &p).is_empty());
         assert!(validate_quota_resource_name("requests.nvidia.com/gpu", &p).is_empty());
         assert_eq!(
-            texts(&validate_quota_resource_name("storage", &p)),
+            texts(validate_quota_resource_name("storage", &p)),
             vec!["x: Invalid value: \"storage\": must be a standard resource for quota"]
         );
     }
@@ -537,7 +352,7 @@ mod tests {
             s.validate(&priority)
         );
         let bad = json!({"spec": {"hard": {"pods": "1.5", "services": "1"}, "scopes": ["BestEffort", "NotBestEffort"]}});
-        let t = texts(&s.validate(&bad));
+        let t = texts(s.validate(&bad));
         assert!(
             t.contains(
                 &"spec.hard[pods]: Invalid value: \"1500m\": must be an integer".to_string()

@@ -170,13 +170,10 @@ impl Strategy for SecretStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::texts;
 
     fn b64(s: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(s)
-    }
-
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
     }
 
     #[test]
@@ -214,11 +211,11 @@ mod tests {
 
     #[test]
     fn built_in_types_require_their_keys() {
-        let t = texts(&validate(
+        let t = texts(validate(
             &json!({"type": "kubernetes.io/tls", "data": {"tls.crt": b64("C")}}),
         ));
         assert_eq!(t, vec!["data[tls.key]: Required value"]);
-        let t = texts(&validate(&json!({"type": "kubernetes.io/dockerconfigjson",
+        let t = texts(validate(&json!({"type": "kubernetes.io/dockerconfigjson",
             "data": {".dockerconfigjson": b64("[1]")}})));
         assert_eq!(
             t,
@@ -226,7 +223,7 @@ mod tests {
                 "data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": json: cannot unmarshal array into Go value of type map[string]interface {}"
             ]
         );
-        let t = texts(&validate(&json!({"type": "kubernetes.io/basic-auth"})));
+        let t = texts(validate(&json!({"type": "kubernetes.io/basic-auth"})));
         assert_eq!(
             t,
             vec![
@@ -234,7 +231,7 @@ mod tests {
                 "data[password]: Required value"
             ]
         );
-        let t = texts(&validate(
+        let t = texts(validate(
             &json!({"type": "kubernetes.io/service-account-token"}),
         ));
         assert_eq!(
@@ -247,7 +244,7 @@ mod tests {
     fn type_and_immutable_data_are_frozen() {
         let old = json!({"type": "Opaque", "data": {"a": "eA=="}, "immutable": true});
         let new = json!({"type": "kubernetes.io/tls", "data": {"tls.crt": "eA==", "tls.key": "eA=="}, "immutable": true});
-        let t = texts(&SecretStrategy.validate_update(&new, &old));
+        let t = texts(SecretStrategy.validate_update(&new, &old));
         assert_eq!(
             t,
             vec![

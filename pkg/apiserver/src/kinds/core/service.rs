@@ -19,9 +19,12 @@ use parking_lot::Mutex;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::endpoints::{PROTOCOLS, parse_ip_sloppy, validate_non_special_ip};
-use super::node::validate_cidr;
+use super::endpoints::PROTOCOLS;
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::ip::{
+    validate_lb_hostname, validate_legacy_cidr, validate_non_special_ip,
+};
+use crate::kinds::validation::{invalid_each, strings};
 use crate::meta::{self, default_path, get_path};
 use crate::registry::Strategy;
 
@@ -411,18 +414,6 @@ const SOURCE_RANGES_ANNOTATION: &str = "service.beta.kubernetes.io/load-balancer
 const TOPOLOGY_MODE_ANNOTATION: &str = "service.kubernetes.io/topology-mode";
 const TOPOLOGY_HINTS_ANNOTATION: &str = "service.kubernetes.io/topology-aware-hints";
 
-fn each(path: &Path, value: &str, msgs: Vec<String>) -> ErrorList {
-    msgs.into_iter()
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
-}
-
-fn strings(v: &Value) -> Vec<&str> {
-    v.as_array()
-        .map(|a| a.iter().map(|s| s.as_str().unwrap_or("")).collect())
-        .unwrap_or_default()
-}
-
 /// `clusterIPs == ["None"]` (upstream's `isHeadlessService`).
 fn is_headless(obj: &Value) -> bool {
     strings(obj.f("spec").f("clusterIPs")) == ["None"]
@@ -463,7 +454,11 @@ fn validate_service_port(
         errs.push(FieldError::required(&path.child("name"), ""));
     } else if !name.is_empty() {
         // Port names are DNS-1123 labels here, so kubectl's generated "80-8080" is valid.
-        errs.extend(each(&path.child("name"), name, is_dns1123_label(name)));
+        errs.extend(invalid_each(
+            name,
+            &path.child("name"),
+            is_dns1123_label(name),
+        ));
         if names.iter().any(|n| n == name) {
             errs.push(FieldError::duplicate(&path.child("name"), name));
         } else {
@@ -492,13 +487,13 @@ fn validate_service_port(
                 errs.push(FieldError::invalid(&tp, n, msg));
             }
         }
-        Value::String(s) => errs.extend(each(&tp, s, is_valid_port_name(s))),
+        Value::String(s) => errs.extend(invalid_each(s, &tp, is_valid_port_name(s))),
         _ => {}
     }
     if let Some(app) = port.get("appProtocol").and_then(Value::as_str) {
-        errs.extend(each(
-            &path.child("appProtocol"),
+        errs.extend(invalid_each(
             app,
+            &path.child("appProtocol"),
             is_qualified_name(app),
         ));
     }
@@ -569,7 +564,7 @@ fn validate_cluster_ips(obj: &Value) -> ErrorList {
             }
             continue;
         }
-        let e = each(&ips_path.index(i), ip, is_valid_ip(ip));
+        let e = invalid_each(ip, &ips_path.index(i), is_valid_ip(ip));
         bad_ips |= !e.is_empty();
         errs.extend(e);
     }
@@ -673,9 +668,9 @@ fn validate_service(obj: &Value) -> ErrorList {
             if cname.is_empty() {
                 errs.push(FieldError::required(&sp.child("externalName"), ""));
             } else {
-                errs.extend(each(
-                    &sp.child("externalName"),
+                errs.extend(invalid_each(
                     cname,
+                    &sp.child("externalName"),
                     is_dns1123_subdomain(cname),
                 ));
             }
@@ -736,7 +731,7 @@ fn validate_service(obj: &Value) -> ErrorList {
     errs.extend(validate_cluster_ips(obj));
     for (i, ip) in strings(spec.f("externalIPs")).iter().enumerate() {
         let p = sp.child("externalIPs").index(i);
-        let e = each(&p, ip, is_valid_ip(ip));
+        let e = invalid_each(ip, &p, is_valid_ip(ip));
         if e.is_empty() {
             errs.extend(validate_non_special_ip(ip, &p));
         } else {
@@ -797,7 +792,7 @@ fn validate_service(obj: &Value) -> ErrorList {
             ));
         }
         for (i, r) in ranges.iter().enumerate() {
-            errs.extend(validate_cidr(r.trim(), &p.index(i)));
+            errs.extend(validate_legacy_cidr(r.trim(), &p.index(i)));
         }
     } else if let Some(val) = annotations
         .get(SOURCE_RANGES_ANNOTATION)
@@ -815,7 +810,7 @@ fn validate_service(obj: &Value) -> ErrorList {
         let val = val.trim();
         if !val.is_empty() {
             for r in val.split(',') {
-                errs.extend(validate_cidr(r.trim(), &p));
+                errs.extend(validate_legacy_cidr(r.trim(), &p));
             }
         }
     }
@@ -834,9 +829,9 @@ fn validate_service(obj: &Value) -> ErrorList {
     }
     if let Some(class) = spec.get("loadBalancerClass").and_then(Value::as_str) {
         if ty == "LoadBalancer" {
-            errs.extend(each(
-                &sp.child("loadBalancerClass"),
+            errs.extend(invalid_each(
                 class,
+                &sp.child("loadBalancerClass"),
                 is_qualified_name(class),
             ));
         } else {
@@ -1032,7 +1027,7 @@ fn validate_load_balancer_status(obj: &Value) -> ErrorList {
         let p = path.index(i);
         let ip = ing.s("ip");
         if !ip.is_empty() {
-            errs.extend(each(&p.child("ip"), ip, is_valid_ip(ip)));
+            errs.extend(invalid_each(ip, &p.child("ip"), is_valid_ip(ip)));
         }
         match ing.get("ipMode").and_then(Value::as_str) {
             None if !ip.is_empty() => errs.push(FieldError::required(
@@ -1052,14 +1047,7 @@ fn validate_load_balancer_status(obj: &Value) -> ErrorList {
         }
         let host = ing.s("hostname");
         if !host.is_empty() {
-            errs.extend(each(&p.child("hostname"), host, is_dns1123_subdomain(host)));
-            if parse_ip_sloppy(host).is_some() {
-                errs.push(FieldError::invalid(
-                    &p.child("hostname"),
-                    host,
-                    "must be a DNS name, not an IP address",
-                ));
-            }
+            errs.extend(validate_lb_hostname(host, &p.child("hostname")));
         }
     }
     errs
@@ -1477,6 +1465,7 @@ impl Strategy for ServiceStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::texts;
 
     fn allocators() -> ServiceAllocators {
         ServiceAllocators::new("10.43.0.0/16".parse().unwrap())
@@ -1540,10 +1529,6 @@ mod tests {
         assert_eq!(s.validate(&svc).len(), 1);
     }
 
-    fn texts(errs: &ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
-
     #[test]
     fn external_name_and_affinity_rules() {
         let s = ServiceStrategy::new(allocators());
@@ -1551,7 +1536,7 @@ mod tests {
             "externalName": "Bad_Host", "clusterIP": "10.43.0.5"}});
         s.default(&mut svc);
         s.prepare_for_create(&mut svc, true);
-        let t = texts(&s.validate(&svc));
+        let t = texts(s.validate(&svc));
         assert!(
             t.contains(
                 &"spec.clusterIPs: Forbidden: may not be set for ExternalName services".to_string()
@@ -1568,7 +1553,7 @@ mod tests {
             "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 86401}}, "ports": [{"port": 80}]}});
         s.default(&mut svc);
         assert_eq!(
-            texts(&s.validate(&svc)),
+            texts(s.validate(&svc)),
             vec![
                 "spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 86401: must be greater than 0 and less than 86400"
             ]
@@ -1584,7 +1569,7 @@ mod tests {
         new["spec"]["clusterIP"] = json!("10.43.0.6");
         s.prepare_for_update(&mut new, &old, true);
         assert_eq!(new["spec"]["clusterIPs"], json!(["10.43.0.6"]));
-        let t = texts(&validate_cluster_ips_update(&old, &new));
+        let t = texts(validate_cluster_ips_update(&old, &new));
         assert_eq!(
             t,
             vec!["spec.clusterIPs[0]: Invalid value: [\"10.43.0.6\"]: may not change once set"]
@@ -1593,7 +1578,7 @@ mod tests {
             "ipFamilies": ["IPv4", "IPv6"], "ports": [{"port": 80}]}});
         s.default(&mut dual);
         assert_eq!(
-            texts(&s.validate(&dual)),
+            texts(s.validate(&dual)),
             vec!["spec.ipFamilies[1]: Invalid value: \"IPv6\": not configured on this cluster"]
         );
     }

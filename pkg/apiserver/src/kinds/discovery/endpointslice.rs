@@ -10,7 +10,8 @@ use k1s_apimachinery::validation::{
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
-use crate::kinds::networking::ip::{ipv4_errors, ipv6_errors, non_special_ip_errors};
+use crate::kinds::validation::invalid_each;
+use crate::kinds::validation::ip::{ipv4_errors, ipv6_errors, non_special_ip_errors};
 use crate::kinds::validation::{Fields, immutable_field, semantic_eq};
 use crate::registry::Strategy;
 
@@ -24,12 +25,6 @@ const MAX_ADDRESSES: usize = 100;
 const MAX_PORTS: usize = 20000;
 const MAX_ENDPOINTS: usize = 1000;
 const MAX_ZONE_HINTS: usize = 8;
-
-fn invalid_each(errs: &mut ErrorList, path: &Path, value: &str, msgs: Vec<String>) {
-    for msg in msgs {
-        errs.push(FieldError::invalid(path, value, msg));
-    }
-}
 
 /// `IsFullyQualifiedDomainName`.
 fn fqdn_errors(path: &Path, name: &str) -> ErrorList {
@@ -105,8 +100,12 @@ fn validate_endpoints(obj: &Value, address_type: &str) -> ErrorList {
                     } else {
                         ipv6_errors(a)
                     };
-                    invalid_each(&mut errs, &p, a, family);
-                    invalid_each(&mut errs, &p, a, non_special_ip_errors(a, allow_loopback));
+                    errs.extend(invalid_each(a, &p, family));
+                    errs.extend(invalid_each(
+                        a,
+                        &p,
+                        non_special_ip_errors(a, allow_loopback),
+                    ));
                 }
                 "FQDN" => errs.extend(fqdn_errors(&p, a)),
                 // Unknown types are reported once, on addressType.
@@ -114,12 +113,11 @@ fn validate_endpoints(obj: &Value, address_type: &str) -> ErrorList {
             }
         }
         if let Some(node) = ep.get("nodeName").and_then(Value::as_str) {
-            invalid_each(
-                &mut errs,
-                &idx.child("nodeName"),
+            errs.extend(invalid_each(
                 node,
+                &idx.child("nodeName"),
                 name_is_dns_subdomain(node, false),
-            );
+            ));
         }
         let topology_path = idx.child("deprecatedTopology");
         let topology = ep.m("deprecatedTopology").map_or(0, |m| m.len());
@@ -135,12 +133,11 @@ fn validate_endpoints(obj: &Value, address_type: &str) -> ErrorList {
             &topology_path,
         ));
         if let Some(host) = ep.get("hostname").and_then(Value::as_str) {
-            invalid_each(
-                &mut errs,
-                &idx.child("hostname"),
+            errs.extend(invalid_each(
                 host,
+                &idx.child("hostname"),
                 is_dns1123_label(host),
-            );
+            ));
         }
         if ep.has("hints") {
             errs.extend(validate_hints(ep.f("hints"), &idx.child("hints")));
@@ -170,7 +167,7 @@ fn validate_hints(hints: &Value, path: &Path) -> ErrorList {
         } else {
             names.push(name);
         }
-        invalid_each(&mut errs, &p, name, is_valid_label_value(name));
+        errs.extend(invalid_each(name, &p, is_valid_label_value(name)));
     }
     errs
 }
@@ -191,7 +188,11 @@ fn validate_ports(ports: &[Value]) -> ErrorList {
         let idx = path.index(i);
         let name = port.s("name");
         if !name.is_empty() {
-            invalid_each(&mut errs, &idx.child("name"), name, is_dns1123_label(name));
+            errs.extend(invalid_each(
+                name,
+                &idx.child("name"),
+                is_dns1123_label(name),
+            ));
         }
         if names.contains(&name) {
             errs.push(FieldError::duplicate(&idx.child("name"), name));
@@ -210,12 +211,11 @@ fn validate_ports(ports: &[Value]) -> ErrorList {
             Some(_) => {}
         }
         if let Some(app) = port.get("appProtocol").and_then(Value::as_str) {
-            invalid_each(
-                &mut errs,
-                &idx.child("appProtocol"),
+            errs.extend(invalid_each(
                 app,
+                &idx.child("appProtocol"),
                 is_qualified_name(app),
-            );
+            ));
         }
     }
     errs
@@ -289,10 +289,7 @@ impl Strategy for EndpointSliceStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn a_controller_written_slice_is_valid() {
@@ -305,7 +302,7 @@ mod tests {
         });
         EndpointSliceStrategy.default(&mut obj);
         assert_eq!(obj["ports"][0]["protocol"], json!("TCP"));
-        assert!(messages(EndpointSliceStrategy.validate(&obj)).is_empty());
+        assert!(texts(EndpointSliceStrategy.validate(&obj)).is_empty());
     }
 
     #[test]
@@ -314,7 +311,7 @@ mod tests {
             {"addresses": ["fe80::1", "169.254.0.1"]}, {"addresses": []}
         ], "ports": [{"name": "", "protocol": "TCP"}, {"name": "", "protocol": "HTTP"}]});
         assert_eq!(
-            messages(EndpointSliceStrategy.validate(&obj)),
+            texts(EndpointSliceStrategy.validate(&obj)),
             vec![
                 "endpoints[0].addresses[0]: Invalid value: \"fe80::1\": must be a valid IPv4 address",
                 "endpoints[0].addresses[0]: Invalid value: \"fe80::1\": may not be in the link-local range (169.254.0.0/16, fe80::/10)",

@@ -398,10 +398,7 @@ impl Strategy for FlowSchemaStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn suggested_schemas_are_valid() {

@@ -277,10 +277,7 @@ impl Strategy for PriorityLevelConfigurationStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn suggested_levels_are_valid_and_defaulted() {

@@ -2,6 +2,7 @@
 //! `ValidateIngressStatusUpdate` and the ingress strategy): rules, paths, backends, TLS,
 //! the class, and the load-balancer status.
 
+use k1s_apimachinery::goformat::invalid_go;
 use k1s_apimachinery::meta::{name_is_dns_label, name_is_dns_subdomain, name_is_dns1035_label};
 use k1s_apimachinery::validation::{
     is_dns1123_subdomain, is_valid_port_name, is_valid_port_num, validate_path_segment_name,
@@ -9,9 +10,9 @@ use k1s_apimachinery::validation::{
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
-use super::gosyntax::invalid_go;
-use super::ip::{legacy_ip_errors, parse_ip_sloppy};
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::invalid_each;
+use crate::kinds::validation::ip::{legacy_ip_errors, parse_ip_sloppy, validate_lb_hostname};
 use crate::registry::Strategy;
 
 /// The Ingress strategy.
@@ -55,34 +56,26 @@ pub fn wildcard_subdomain_errors(value: &str) -> Vec<String> {
     errs
 }
 
-fn invalid_each(errs: &mut ErrorList, path: &Path, value: &str, msgs: Vec<String>) {
-    for msg in msgs {
-        errs.push(FieldError::invalid(path, value, msg));
-    }
-}
-
 /// `validateIngressTypedLocalObjectReference` (a resource backend).
 fn validate_resource_ref(r: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     if let Some(group) = r.get("apiGroup").and_then(Value::as_str) {
-        invalid_each(
-            &mut errs,
-            &path.child("apiGroup"),
+        errs.extend(invalid_each(
             group,
+            &path.child("apiGroup"),
             is_dns1123_subdomain(group),
-        );
+        ));
     }
     for key in ["kind", "name"] {
         let v = r.s(key);
         if v.is_empty() {
             errs.push(FieldError::required(&path.child(key), ""));
         } else {
-            invalid_each(
-                &mut errs,
-                &path.child(key),
+            errs.extend(invalid_each(
                 v,
+                &path.child(key),
                 validate_path_segment_name(v, false),
-            );
+            ));
         }
     }
     errs
@@ -126,7 +119,7 @@ fn validate_backend(backend: &Value, path: &Path, opts: Options) -> ErrorList {
         } else {
             name_is_dns1035_label(name, false)
         };
-        invalid_each(&mut errs, &svc_path.child("name"), name, msgs);
+        errs.extend(invalid_each(name, &svc_path.child("name"), msgs));
     }
     let port = svc.f("port");
     let port_name = port.s("name");
@@ -138,12 +131,11 @@ fn validate_backend(backend: &Value, path: &Path, opts: Options) -> ErrorList {
             "",
             "cannot set both port name & port number",
         )),
-        (true, false) => invalid_each(
-            &mut errs,
-            &port_path.child("name"),
+        (true, false) => errs.extend(invalid_each(
             port_name,
+            &port_path.child("name"),
             is_valid_port_name(port_name),
-        ),
+        )),
         (false, true) => {
             for msg in is_valid_port_num(number) {
                 errs.push(FieldError::invalid(&port_path.child("number"), number, msg));
@@ -259,10 +251,14 @@ fn validate_rules(rules: &[Value], path: &Path, opts: Options) -> ErrorList {
                 ));
             }
             if host.contains('*') {
-                invalid_each(&mut errs, &host_path, host, wildcard_subdomain_errors(host));
+                errs.extend(invalid_each(
+                    host,
+                    &host_path,
+                    wildcard_subdomain_errors(host),
+                ));
                 wildcard = true;
             } else {
-                invalid_each(&mut errs, &host_path, host, is_dns1123_subdomain(host));
+                errs.extend(invalid_each(host, &host_path, is_dns1123_subdomain(host)));
             }
         }
         if !wildcard || !opts.allow_invalid_wildcard_host_rule {
@@ -283,16 +279,15 @@ fn validate_tls(tls: &[Value], path: &Path, opts: Options) -> ErrorList {
             } else {
                 is_dns1123_subdomain(host)
             };
-            invalid_each(&mut errs, &host_path, host, msgs);
+            errs.extend(invalid_each(host, &host_path, msgs));
         }
         let secret = t.s("secretName");
         if !opts.allow_invalid_secret_name && !secret.is_empty() {
-            invalid_each(
-                &mut errs,
-                &path.index(i).child("secretName"),
+            errs.extend(invalid_each(
                 secret,
+                &path.index(i).child("secretName"),
                 name_is_dns_subdomain(secret, false),
-            );
+            ));
         }
     }
     errs
@@ -331,12 +326,11 @@ fn validate_spec(spec: &Value, opts: Options) -> ErrorList {
         errs.extend(validate_tls(tls, &path.child("tls"), opts));
     }
     if let Some(class) = spec.get("ingressClassName").and_then(Value::as_str) {
-        invalid_each(
-            &mut errs,
-            &path.child("ingressClassName"),
+        errs.extend(invalid_each(
             class,
+            &path.child("ingressClassName"),
             name_is_dns_subdomain(class, false),
-        );
+        ));
     }
     errs
 }
@@ -405,23 +399,11 @@ fn validate_status(new: &Value, old: &Value) -> ErrorList {
         let p = path.index(i);
         let ip = ing.s("ip");
         if !ip.is_empty() && !existing.contains(&ip) {
-            invalid_each(&mut errs, &p.child("ip"), ip, legacy_ip_errors(ip));
+            errs.extend(invalid_each(ip, &p.child("ip"), legacy_ip_errors(ip)));
         }
         let host = ing.s("hostname");
         if !host.is_empty() {
-            invalid_each(
-                &mut errs,
-                &p.child("hostname"),
-                host,
-                is_dns1123_subdomain(host),
-            );
-            if parse_ip_sloppy(host).is_some() {
-                errs.push(FieldError::invalid(
-                    &p.child("hostname"),
-                    host,
-                    "must be a DNS name, not an IP address",
-                ));
-            }
+            errs.extend(validate_lb_hostname(host, &p.child("hostname")));
         }
     }
     errs
@@ -474,10 +456,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     /// The Ingress of the Kubernetes docs' "Ingress" page, with TLS and a default
     /// backend added.
@@ -502,13 +481,13 @@ mod tests {
 
     #[test]
     fn the_docs_ingress_is_valid() {
-        assert!(messages(IngressStrategy.validate(&docs_ingress())).is_empty());
+        assert!(texts(IngressStrategy.validate(&docs_ingress())).is_empty());
     }
 
     #[test]
     fn an_ingress_needs_rules_or_a_default_backend() {
         assert_eq!(
-            messages(IngressStrategy.validate(&json!({"spec": {}}))),
+            texts(IngressStrategy.validate(&json!({"spec": {}}))),
             vec![
                 "spec: Invalid value: []networking.IngressRule(nil): either `defaultBackend` or `rules` must be specified"
             ]
@@ -522,7 +501,7 @@ mod tests {
             {"path": "/x", "backend": {}}
         ]}}]}});
         assert_eq!(
-            messages(IngressStrategy.validate(&obj)),
+            texts(IngressStrategy.validate(&obj)),
             vec![
                 "spec.rules[0].host: Invalid value: \"1.2.3.4\": must be a DNS name, not an IP address",
                 "spec.rules[0].http.paths[0].path: Invalid value: \"a//b\": must be an absolute path",
@@ -540,7 +519,7 @@ mod tests {
             {"ip": "010.0.0.1"}, {"ip": "10.0.0.300"}, {"hostname": "10.0.0.2"}, {"hostname": "lb.example.com"}
         ]}}});
         assert_eq!(
-            messages(IngressStrategy.validate_status_update(&new, &old)),
+            texts(IngressStrategy.validate_status_update(&new, &old)),
             vec![
                 "status.loadBalancer.ingress[1].ip: Invalid value: \"10.0.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
                 "status.loadBalancer.ingress[2].hostname: Invalid value: \"10.0.0.2\": must be a DNS name, not an IP address",

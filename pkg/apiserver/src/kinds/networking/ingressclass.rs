@@ -3,7 +3,9 @@
 //! parameters reference.
 
 use k1s_apimachinery::meta::name_is_dns_label;
-use k1s_apimachinery::validation::{is_dns1123_subdomain, validate_path_segment_name};
+use k1s_apimachinery::validation::{
+    is_dns1123_subdomain, is_domain_prefixed_path, validate_path_segment_name,
+};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
@@ -14,43 +16,6 @@ use crate::registry::Strategy;
 pub struct IngressClassStrategy;
 
 const MAX_CONTROLLER_LEN: usize = 250;
-const HTTP_PATH_FMT: &str = r"[A-Za-z0-9/\-._~%!$&'()*+,;=:]+";
-
-fn is_http_path_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:".contains(&c)
-}
-
-/// `IsDomainPrefixedPath`: `acme.io/foo`.
-pub fn domain_prefixed_path_errors(value: &str, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    if value.is_empty() {
-        errs.push(FieldError::required(path, ""));
-        return errs;
-    }
-    let Some((host, rest)) = value
-        .split_once('/')
-        .filter(|(h, r)| !h.is_empty() && !r.is_empty())
-    else {
-        errs.push(FieldError::invalid(
-            path,
-            value,
-            "must be a domain-prefixed path (such as \"acme.io/foo\")",
-        ));
-        return errs;
-    };
-    for msg in is_dns1123_subdomain(host) {
-        errs.push(FieldError::invalid(path, host, msg));
-    }
-    if !rest.bytes().all(is_http_path_char) {
-        errs.push(FieldError::invalid(
-            path,
-            rest,
-            format!("Invalid path (regex used for validation is '{HTTP_PATH_FMT}')"),
-        ));
-    }
-    errs
-}
-
 /// `validateIngressClassParametersReference`.
 fn validate_parameters(params: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
@@ -118,9 +83,9 @@ fn validate_spec(obj: &Value) -> ErrorList {
                 MAX_CONTROLLER_LEN as i64,
             ));
         }
-        errs.extend(domain_prefixed_path_errors(
-            controller,
+        errs.extend(is_domain_prefixed_path(
             &path.child("controller"),
+            controller,
         ));
     }
     if spec.has("parameters") {
@@ -171,13 +136,13 @@ mod tests {
     #[test]
     fn controllers_are_domain_prefixed_paths() {
         let p = Path::new("spec").child("controller");
-        assert!(domain_prefixed_path_errors("k8s.io/ingress-nginx", &p).is_empty());
+        assert!(is_domain_prefixed_path(&p, "k8s.io/ingress-nginx").is_empty());
         assert_eq!(
-            domain_prefixed_path_errors("nginx", &p)[0].to_string(),
+            is_domain_prefixed_path(&p, "nginx")[0].to_string(),
             "spec.controller: Invalid value: \"nginx\": must be a domain-prefixed path (such as \"acme.io/foo\")"
         );
         assert_eq!(
-            domain_prefixed_path_errors("k8s.io/a b", &p)[0].to_string(),
+            is_domain_prefixed_path(&p, "k8s.io/a b")[0].to_string(),
             "spec.controller: Invalid value: \"a b\": Invalid path (regex used for validation is '[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+')"
         );
     }

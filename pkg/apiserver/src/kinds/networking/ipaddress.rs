@@ -1,11 +1,12 @@
 //! IPAddresses (upstream `ValidateIPAddress`, `ValidateIPAddressUpdate`): the name is an
 //! IP in canonical form, and the parent reference is required and never changes.
 
+use k1s_apimachinery::goformat::invalid_go;
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::validation::{is_dns1123_subdomain, is_valid_ip, validate_path_segment_name};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
-use super::gosyntax::{go_quote, invalid_go};
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::registry::Strategy;
 
@@ -55,10 +56,10 @@ fn go_parent_ref(spec: &Value) -> String {
     let r = spec.f("parentRef");
     format!(
         "networking.ParentReference{{Group:{}, Resource:{}, Namespace:{}, Name:{}}}",
-        go_quote(r.s("group")),
-        go_quote(r.s("resource")),
-        go_quote(r.s("namespace")),
-        go_quote(r.s("name"))
+        quote(r.s("group")),
+        quote(r.s("resource")),
+        quote(r.s("namespace")),
+        quote(r.s("name"))
     )
 }
 

@@ -2,14 +2,15 @@
 //! `SetDefaults_NetworkPolicy`/`_NetworkPolicyPort`): selectors, ports, peers, ipBlocks
 //! and policy types.
 
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
+use k1s_apimachinery::meta::{label_selector_has_errors, validate_label_selector_with};
 use k1s_apimachinery::validation::{is_valid_port_name, is_valid_port_num};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
-use super::gosyntax::{go_strings, invalid_go, list_of};
-use super::ip::{legacy_cidr_errors, parse_cidr_sloppy};
-use super::{selector_has_errors, validate_selector};
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::ip::{legacy_cidr_errors, parse_cidr_sloppy};
+use crate::kinds::validation::list_of;
 use crate::registry::Strategy;
 
 /// The NetworkPolicy strategy.
@@ -124,7 +125,7 @@ fn validate_peer(peer: &Value, path: &Path, opts: &Options) -> ErrorList {
     for key in ["podSelector", "namespaceSelector"] {
         if peer.has(key) {
             peers += 1;
-            errs.extend(validate_selector(
+            errs.extend(validate_label_selector_with(
                 peer.get(key),
                 opts.allow_invalid_label_values,
                 &path.child(key),
@@ -150,7 +151,7 @@ fn validate_peer(peer: &Value, path: &Path, opts: &Options) -> ErrorList {
 /// `ValidateNetworkPolicySpec`.
 fn validate_spec(spec: &Value, opts: &Options) -> ErrorList {
     let path = Path::new("spec");
-    let mut errs = validate_selector(
+    let mut errs = validate_label_selector_with(
         Some(spec.get("podSelector").unwrap_or(&json!({}))),
         opts.allow_invalid_label_values,
         &path.child("podSelector"),
@@ -242,7 +243,7 @@ impl Strategy for NetworkPolicyStrategy {
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
         let opts = Options {
-            allow_invalid_label_values: selector_has_errors(Some(
+            allow_invalid_label_values: label_selector_has_errors(Some(
                 old.f("spec").get("podSelector").unwrap_or(&json!({})),
             )),
         };
@@ -253,10 +254,7 @@ impl Strategy for NetworkPolicyStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn the_docs_policy_is_valid_and_gets_its_defaults() {
@@ -275,7 +273,7 @@ mod tests {
             obj["spec"]["egress"][0]["ports"][0]["protocol"],
             json!("TCP")
         );
-        assert!(messages(NetworkPolicyStrategy.validate(&obj)).is_empty());
+        assert!(texts(NetworkPolicyStrategy.validate(&obj)).is_empty());
         let mut deny = json!({"spec": {"podSelector": {}, "egress": [{}]}});
         NetworkPolicyStrategy.default(&mut deny);
         assert_eq!(deny["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
@@ -288,7 +286,7 @@ mod tests {
             {"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.1.0.0/24"]}, "podSelector": {}}
         ], "ports": [{"port": "http", "endPort": 90}]}], "policyTypes": ["Ingress", "Egress", "Ingress"]}});
         assert_eq!(
-            messages(NetworkPolicyStrategy.validate(&obj)),
+            texts(NetworkPolicyStrategy.validate(&obj)),
             vec![
                 "spec.ingress[0].ports[0].endPort: Invalid value: 90: may not be specified when `port` is non-numeric",
                 "spec.ingress[0].from[0]: Required value: must specify a peer",

@@ -2,13 +2,14 @@
 //! servicecidr strategy): one or two canonical CIDRs, one per family, that never change
 //! except that a single-stack range may gain its second family.
 
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
 use k1s_apimachinery::meta::FIELD_IMMUTABLE_ERROR_MSG;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
-use super::gosyntax::{go_strings, invalid_go, list_of};
-use super::ip::{cidr_is_ipv4, strict_cidr_errors};
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::ip::{cidr_is_ipv4, strict_cidr_errors};
+use crate::kinds::validation::list_of;
 use crate::registry::Strategy;
 
 /// The ServiceCIDR strategy.
@@ -112,10 +113,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn cidrs_are_canonical_and_one_per_family() {
@@ -125,13 +123,13 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(
-            messages(s.validate(&json!({"spec": {"cidrs": ["10.96.0.0/12", "10.0.0.0/16"]}}))),
+            texts(s.validate(&json!({"spec": {"cidrs": ["10.96.0.0/12", "10.0.0.0/16"]}}))),
             vec![
                 "spec.cidrs: Invalid value: []string{\"10.96.0.0/12\", \"10.0.0.0/16\"}: may specify no more than one IP for each IP family, i.e 192.168.0.0/24 and 2001:db8::/64"
             ]
         );
         assert_eq!(
-            messages(s.validate(&json!({"spec": {}}))),
+            texts(s.validate(&json!({"spec": {}}))),
             vec!["spec.cidrs: Required value: at least one CIDR required"]
         );
     }
@@ -148,11 +146,11 @@ mod tests {
             .is_empty()
         );
         assert_eq!(
-            messages(s.validate_update(&json!({"spec": {"cidrs": ["10.97.0.0/16"]}}), &old)),
+            texts(s.validate_update(&json!({"spec": {"cidrs": ["10.97.0.0/16"]}}), &old)),
             vec!["spec.cidrs[0]: Invalid value: \"10.97.0.0/16\": field is immutable"]
         );
         assert_eq!(
-            messages(s.validate_update(&json!({"spec": {}}), &old)),
+            texts(s.validate_update(&json!({"spec": {}}), &old)),
             vec!["spec.cidrs: Invalid value: []string(nil): field is immutable"]
         );
     }

@@ -2,4 +2,4 @@
 
 mod runtimeclass;
 
-pub use runtimeclass::{RuntimeClassStrategy, validate_tolerations};
+pub use runtimeclass::RuntimeClassStrategy;

@@ -2,170 +2,20 @@
 //! strategy): a DNS-label handler that never changes, a non-negative pod overhead, and
 //! scheduling constraints (node selector labels, tolerations).
 
-use k1s_apimachinery::meta::{
-    IS_NEGATIVE_ERROR_MSG, name_is_dns_label, validate_label_name, validate_labels,
-};
-use k1s_apimachinery::validation::{is_qualified_name, is_valid_label_value};
-use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
+use k1s_apimachinery::goformat::invalid_go;
+use k1s_apimachinery::meta::{IS_NEGATIVE_ERROR_MSG, name_is_dns_label, validate_labels};
+use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
-use crate::kinds::networking::gosyntax::{go_quote, invalid_go};
+use crate::kinds::validation::resources::{
+    is_integer_resource_name, quantity_of, validate_container_resource_name,
+};
+use crate::kinds::validation::scheduling::validate_tolerations;
 use crate::kinds::validation::{Fields, immutable_field};
 use crate::registry::Strategy;
 
 /// The RuntimeClass strategy.
 pub struct RuntimeClassStrategy;
-
-const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
-
-/// `%#v` of a `core.Toleration` (upstream shows the whole toleration when an `Exists`
-/// one has a value).
-fn go_toleration(t: &Value) -> String {
-    let seconds = match t.i("tolerationSeconds") {
-        // A set pointer prints as an address upstream; the value is the useful part.
-        Some(s) => format!("(*int64)({s})"),
-        None => "(*int64)(nil)".to_string(),
-    };
-    format!(
-        "core.Toleration{{Key:{}, Operator:{}, Value:{}, Effect:{}, TolerationSeconds:{seconds}}}",
-        go_quote(t.s("key")),
-        go_quote(t.s("operator")),
-        go_quote(t.s("value")),
-        go_quote(t.s("effect"))
-    )
-}
-
-/// Core's `ValidateTolerations` (without the alpha Lt/Gt operators).
-pub fn validate_tolerations(tolerations: &[Value], path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    for (i, t) in tolerations.iter().enumerate() {
-        let idx = path.index(i);
-        let (key, op, value, effect) = (t.s("key"), t.s("operator"), t.s("value"), t.s("effect"));
-        if !key.is_empty() {
-            errs.extend(validate_label_name(key, &idx.child("key")));
-        }
-        if key.is_empty() && op != "Exists" {
-            errs.push(FieldError::invalid(
-                &idx.child("operator"),
-                op,
-                "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
-            ));
-        }
-        if t.has("tolerationSeconds") && effect != "NoExecute" {
-            errs.push(FieldError::invalid(
-                &idx.child("effect"),
-                effect,
-                "effect must be 'NoExecute' when `tolerationSeconds` is set",
-            ));
-        }
-        match op {
-            "Equal" | "" => {
-                let msgs = is_valid_label_value(value);
-                if !msgs.is_empty() {
-                    errs.push(FieldError::invalid(
-                        &idx.child("operator"),
-                        value,
-                        msgs.join(";"),
-                    ));
-                }
-            }
-            "Exists" => {
-                if !value.is_empty() {
-                    errs.push(invalid_go(
-                        &idx.child("operator"),
-                        go_toleration(t),
-                        "value must be empty when `operator` is 'Exists'",
-                    ));
-                }
-            }
-            other => errs.push(FieldError::not_supported(
-                &idx.child("operator"),
-                other,
-                &["Equal", "Exists"],
-            )),
-        }
-        if !effect.is_empty() && !TAINT_EFFECTS.contains(&effect) {
-            errs.push(FieldError::not_supported(
-                &idx.child("effect"),
-                effect,
-                TAINT_EFFECTS,
-            ));
-        }
-    }
-    errs
-}
-
-/// Names a resource quota may count (core's `IsStandardResourceName`).
-const STANDARD_RESOURCES: &[&str] = &[
-    "cpu",
-    "memory",
-    "ephemeral-storage",
-    "requests.cpu",
-    "requests.memory",
-    "requests.ephemeral-storage",
-    "limits.cpu",
-    "limits.memory",
-    "limits.ephemeral-storage",
-    "pods",
-    "quotas",
-    "services",
-    "replicationcontrollers",
-    "secrets",
-    "persistentvolumeclaims",
-    "configmaps",
-    "services.nodeports",
-    "services.loadbalancers",
-    "requests.storage",
-];
-
-fn is_standard_container_resource(name: &str) -> bool {
-    matches!(name, "cpu" | "memory" | "ephemeral-storage") || name.starts_with("hugepages-")
-}
-
-/// Core's `IsExtendedResourceName`: a domain-prefixed name outside `kubernetes.io`.
-fn is_extended_resource(name: &str) -> bool {
-    name.contains('/')
-        && !name.contains("kubernetes.io/")
-        && !name.starts_with("requests.")
-        && is_qualified_name(&format!("requests.{name}")).is_empty()
-}
-
-/// Core's `validateContainerResourceName`.
-fn validate_container_resource_name(name: &str, path: &Path) -> ErrorList {
-    let mut errs: ErrorList = is_qualified_name(name)
-        .into_iter()
-        .map(|msg| FieldError::invalid(path, name, msg))
-        .collect();
-    let single = !name.contains('/');
-    if errs.is_empty()
-        && single
-        && !STANDARD_RESOURCES.contains(&name)
-        && !name.starts_with("hugepages-")
-        && !name.starts_with("requests.hugepages-")
-    {
-        errs.push(FieldError::invalid(
-            path,
-            name,
-            "must be a standard resource type or fully qualified",
-        ));
-    }
-    if single {
-        if !is_standard_container_resource(name) {
-            errs.push(FieldError::invalid(
-                path,
-                name,
-                "must be a standard resource for containers",
-            ));
-        }
-    } else if !name.contains("kubernetes.io/") && !is_extended_resource(name) {
-        errs.push(FieldError::invalid(
-            path,
-            name,
-            "doesn't follow extended resource name standard",
-        ));
-    }
-    errs
-}
 
 /// `validateOverhead`: upstream reuses the container limits check, so errors name
 /// `overhead.limits[...]`.
@@ -175,12 +25,7 @@ fn validate_overhead(overhead: &Value) -> ErrorList {
     for (name, q) in overhead.m("podFixed").into_iter().flatten() {
         let p = path.key(name);
         errs.extend(validate_container_resource_name(name, &p));
-        let parsed = match q {
-            Value::String(s) => Quantity::parse(s).ok(),
-            Value::Number(n) => Quantity::parse(&n.to_string()).ok(),
-            _ => None,
-        };
-        let Some(q) = parsed else {
+        let Some(q) = quantity_of(q) else {
             continue;
         };
         if q.signum() < 0 {
@@ -190,9 +35,11 @@ fn validate_overhead(overhead: &Value) -> ErrorList {
                 IS_NEGATIVE_ERROR_MSG,
             ));
         }
-        // Extended resources count whole units. Upstream passes the Quantity itself,
-        // which prints through its String() without quotes.
-        if is_extended_resource(name) && q.milli_value() % 1000 != 0 {
+        // `ValidateResourceQuantityValue`, but printed as upstream prints it: the
+        // Quantity itself goes into the error and shows through its String(), unquoted
+        // (the shared `validate_resource_quantity_value` quotes it, as ResourceQuota's
+        // tests expect).
+        if is_integer_resource_name(name) && q.milli_value() % 1000 != 0 {
             errs.push(invalid_go(&p, q.canonical(), "must be an integer"));
         }
     }
@@ -246,10 +93,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn gvisor_class_is_valid_and_its_handler_fixed() {
@@ -257,11 +101,11 @@ mod tests {
             "overhead": {"podFixed": {"cpu": "250m", "memory": "120Mi"}},
             "scheduling": {"nodeSelector": {"runtime": "gvisor"},
                            "tolerations": [{"key": "runtime", "operator": "Equal", "value": "gvisor", "effect": "NoSchedule"}]}});
-        assert!(messages(RuntimeClassStrategy.validate(&rc)).is_empty());
+        assert!(texts(RuntimeClassStrategy.validate(&rc)).is_empty());
         let mut changed = rc.clone();
         changed["handler"] = json!("kata");
         assert_eq!(
-            messages(RuntimeClassStrategy.validate_update(&changed, &rc)),
+            texts(RuntimeClassStrategy.validate_update(&changed, &rc)),
             vec!["handler: Invalid value: \"kata\": field is immutable"]
         );
     }
@@ -270,7 +114,7 @@ mod tests {
     fn overhead_resources_are_container_resources() {
         let rc = json!({"handler": "kata", "overhead": {"podFixed": {"foo": "1", "example.com/dev": "500m"}}});
         assert_eq!(
-            messages(RuntimeClassStrategy.validate(&rc)),
+            texts(RuntimeClassStrategy.validate(&rc)),
             vec![
                 "overhead.limits[foo]: Invalid value: \"foo\": must be a standard resource type or fully qualified",
                 "overhead.limits[foo]: Invalid value: \"foo\": must be a standard resource for containers",
@@ -280,11 +124,28 @@ mod tests {
     }
 
     #[test]
+    fn overhead_names_use_the_core_resource_sets() {
+        // `storage` and `resourcequotas` are standard resources (just not container ones),
+        // and `pods` counts whole units.
+        let rc = json!({"handler": "kata", "overhead": {"podFixed": {"storage": "1", "quotas": "1", "pods": "1500m"}}});
+        assert_eq!(
+            texts(RuntimeClassStrategy.validate(&rc)),
+            vec![
+                "overhead.limits[storage]: Invalid value: \"storage\": must be a standard resource for containers",
+                "overhead.limits[quotas]: Invalid value: \"quotas\": must be a standard resource type or fully qualified",
+                "overhead.limits[quotas]: Invalid value: \"quotas\": must be a standard resource for containers",
+                "overhead.limits[pods]: Invalid value: \"pods\": must be a standard resource for containers",
+                "overhead.limits[pods]: Invalid value: 1500m: must be an integer",
+            ]
+        );
+    }
+
+    #[test]
     fn tolerations_follow_core() {
         let t = json!([{"operator": "Equal", "value": "x"}, {"key": "k", "operator": "Exists", "value": "v"},
                        {"key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}]);
         assert_eq!(
-            messages(validate_tolerations(
+            texts(validate_tolerations(
                 t.as_array().map(Vec::as_slice).unwrap_or(&[]),
                 &Path::new("t")
             )),

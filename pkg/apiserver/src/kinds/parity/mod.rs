@@ -15,11 +15,9 @@ mod networking;
 
 use std::collections::BTreeSet;
 
-use http::Request;
 use serde_json::{Value, json};
 
-use crate::auth::UserInfo;
-use crate::test_util::TestApiServer;
+use crate::test_util::{TestApi, TestApiServer};
 
 /// The namespace every namespaced case lives in.
 pub const NS: &str = "parity";
@@ -189,32 +187,6 @@ fn ip_for(name: &str) -> String {
     format!("10.{a}.{b}.{c}")
 }
 
-struct Api {
-    client: kube::Client,
-}
-
-impl Api {
-    async fn call(&self, method: &str, uri: &str, body: &Value) -> (u16, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(body).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("request {method} {uri}: {e}"));
-        let resp = self
-            .client
-            .send(req.map(kube::client::Body::from))
-            .await
-            .unwrap_or_else(|e| panic!("{method} {uri}: {e}"));
-        let code = resp.status().as_u16();
-        let bytes = http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-}
-
 /// What went wrong in one row, for the test's one combined failure message.
 fn check_refusal(what: &str, code: u16, body: &Value, expected: &str, failures: &mut Vec<String>) {
     let message = body.get("message").and_then(Value::as_str).unwrap_or("");
@@ -225,7 +197,7 @@ fn check_refusal(what: &str, code: u16, body: &Value, expected: &str, failures: 
     }
 }
 
-async fn run_case(api: &Api, case: &Case, n: usize, failures: &mut Vec<String>) {
+async fn run_case(api: &TestApi, case: &Case, n: usize, failures: &mut Vec<String>) {
     let base = format!("parity-{n}");
     let created = (case.build)(&case.valid, &base, &|_| {});
     let (code, body) = api.call("POST", case.collection, &created).await;
@@ -277,9 +249,7 @@ async fn run_case(api: &Api, case: &Case, n: usize, failures: &mut Vec<String>) 
 #[tokio::test]
 async fn every_kind_refuses_what_upstream_refuses() {
     let server = TestApiServer::new().await;
-    let api = Api {
-        client: crate::client::client(server.server.clone(), UserInfo::loopback()),
-    };
+    let api = server.api();
     let (code, body) = api
         .call(
             "POST",

@@ -2,12 +2,13 @@
 //! `ValidateClusterRoleBinding`, their updates, `ValidateRoleBindingSubject` and the v1
 //! defaults): a role reference that never changes, and well-formed subjects.
 
+use k1s_apimachinery::goformat::invalid_go;
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::meta::name_is_dns_subdomain;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::validate_rbac_name;
-use crate::kinds::networking::gosyntax::{go_quote, invalid_go};
 use crate::kinds::validation::Fields;
 use crate::registry::Strategy;
 
@@ -146,9 +147,9 @@ fn role_ref_unchanged(new: &Value, old: &Value) -> ErrorList {
         &Path::new("roleRef"),
         format!(
             "rbac.RoleRef{{APIGroup:{}, Kind:{}, Name:{}}}",
-            go_quote(n.s("apiGroup")),
-            go_quote(n.s("kind")),
-            go_quote(n.s("name"))
+            quote(n.s("apiGroup")),
+            quote(n.s("kind")),
+            quote(n.s("name"))
         ),
         "cannot change roleRef",
     )]
@@ -207,17 +208,14 @@ impl Strategy for ClusterRoleBindingStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn a_binding_with_only_a_name_is_refused_like_upstream() {
         let mut obj = json!({"metadata": {"name": "x"}});
         ClusterRoleBindingStrategy.default(&mut obj);
         assert_eq!(
-            messages(ClusterRoleBindingStrategy.validate(&obj)),
+            texts(ClusterRoleBindingStrategy.validate(&obj)),
             vec![
                 "roleRef.kind: Unsupported value: \"\": supported values: \"ClusterRole\"",
                 "roleRef.name: Required value",
@@ -233,12 +231,12 @@ mod tests {
                          {"kind": "Group", "name": "system:authenticated"}]});
         ClusterRoleBindingStrategy.default(&mut crb);
         assert_eq!(crb["subjects"][1]["apiGroup"], json!(GROUP));
-        assert!(messages(ClusterRoleBindingStrategy.validate(&crb)).is_empty());
+        assert!(texts(ClusterRoleBindingStrategy.validate(&crb)).is_empty());
         let mut rb = json!({"metadata": {"name": "ingress-nginx"},
             "roleRef": {"kind": "Role", "name": "ingress-nginx"},
             "subjects": [{"kind": "ServiceAccount", "name": "ingress-nginx"}]});
         RoleBindingStrategy.default(&mut rb);
-        assert!(messages(RoleBindingStrategy.validate(&rb)).is_empty());
+        assert!(texts(RoleBindingStrategy.validate(&rb)).is_empty());
     }
 
     #[test]
@@ -246,7 +244,7 @@ mod tests {
         let old = json!({"roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": "view"}});
         let new = json!({"roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": "edit"}});
         assert_eq!(
-            messages(ClusterRoleBindingStrategy.validate_update(&new, &old)),
+            texts(ClusterRoleBindingStrategy.validate_update(&new, &old)),
             vec![
                 "roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"edit\"}: cannot change roleRef"
             ]
@@ -254,7 +252,7 @@ mod tests {
         let sa = json!({"roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": "view"},
             "subjects": [{"kind": "ServiceAccount", "name": "x", "apiGroup": "v1"}, {"kind": "Robot", "name": "r"}]});
         assert_eq!(
-            messages(ClusterRoleBindingStrategy.validate(&sa)),
+            texts(ClusterRoleBindingStrategy.validate(&sa)),
             vec![
                 "subjects[0].apiGroup: Unsupported value: \"v1\": supported values: \"\"",
                 "subjects[0].namespace: Required value",

@@ -2,13 +2,14 @@
 //! `ValidatePolicyRule`): every rule has verbs, and either non-resource URLs (cluster
 //! roles only) or API groups and resources; an aggregation rule has selectors.
 
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
+use k1s_apimachinery::meta::{label_selector_has_errors, validate_label_selector_with};
 use k1s_apimachinery::{ErrorList, FieldError, Path, Selector};
 use serde_json::Value;
 
 use super::validate_rbac_name;
-use crate::kinds::networking::gosyntax::{go_strings, invalid_go, list_of};
-use crate::kinds::networking::{selector_has_errors, validate_selector};
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::list_of;
 use crate::registry::Strategy;
 
 /// The Role strategy.
@@ -84,7 +85,7 @@ fn validate_cluster_role(obj: &Value, allow_values: bool) -> ErrorList {
         }
         for (i, sel) in selectors.iter().enumerate() {
             let p = path.index(i);
-            errs.extend(validate_selector(Some(sel), allow_values, &p));
+            errs.extend(validate_label_selector_with(Some(sel), allow_values, &p));
             // Upstream also converts the selector and, when that fails, shows the nil
             // selector it got back.
             if Selector::from_label_selector(sel).is_err() {
@@ -101,7 +102,7 @@ fn stored_selectors_invalid(old: &Value) -> bool {
     old.f("aggregationRule")
         .a("clusterRoleSelectors")
         .iter()
-        .any(|s| selector_has_errors(Some(s)))
+        .any(|s| label_selector_has_errors(Some(s)))
 }
 
 impl Strategy for RoleStrategy {
@@ -133,10 +134,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     /// ingress-nginx's ClusterRole (abridged) and an aggregated cert-manager role.
     #[test]
@@ -168,7 +166,7 @@ mod tests {
         let role =
             json!({"rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}, {"verbs": []}]});
         assert_eq!(
-            messages(RoleStrategy.validate(&role)),
+            texts(RoleStrategy.validate(&role)),
             vec![
                 "rules[0].nonResourceURLs: Invalid value: []string{\"/healthz\"}: namespaced rules cannot apply to non-resource URLs",
                 "rules[1].verbs: Required value: verbs must contain at least one value",
@@ -178,7 +176,7 @@ mod tests {
         );
         let agg = json!({"aggregationRule": {}});
         assert_eq!(
-            messages(ClusterRoleStrategy.validate(&agg)),
+            texts(ClusterRoleStrategy.validate(&agg)),
             vec![
                 "aggregationRule.clusterRoleSelectors: Required value: at least one clusterRoleSelector required if aggregationRule is non-nil"
             ]

@@ -112,10 +112,7 @@ impl Strategy for PriorityClassStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn system_names_and_values() {
@@ -124,14 +121,14 @@ mod tests {
         assert!(s.validate(&ok).is_empty());
         let bad = json!({"metadata": {"name": "system-cluster-critical"}, "value": 2_000_000_000, "globalDefault": true});
         assert_eq!(
-            messages(s.validate(&bad)),
+            texts(s.validate(&bad)),
             vec![
                 "metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: globalDefault of system-cluster-critical PriorityClass must be false"
             ]
         );
         let high = json!({"metadata": {"name": "high"}, "value": 1_000_000_001});
         assert_eq!(
-            messages(s.validate(&high)),
+            texts(s.validate(&high)),
             vec![
                 "value: Forbidden: maximum allowed value of a user defined priority is 1000000000"
             ]
@@ -139,7 +136,7 @@ mod tests {
         let old = json!({"value": 10, "preemptionPolicy": "PreemptLowerPriority"});
         let new = json!({"value": 11, "preemptionPolicy": "Never"});
         assert_eq!(
-            messages(s.validate_update(&new, &old)),
+            texts(s.validate_update(&new, &old)),
             vec![
                 "value: Forbidden: may not be changed in an update.",
                 "preemptionPolicy: Invalid value: \"Never\": field is immutable",

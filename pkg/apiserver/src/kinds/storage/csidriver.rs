@@ -3,10 +3,11 @@
 //! fsGroup policy, token requests, lifecycle modes; attachRequired and
 //! volumeLifecycleModes never change.
 
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
-use crate::kinds::networking::gosyntax::{go_strings, invalid_go, list_of};
+use crate::kinds::validation::list_of;
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::meta::default_path;
 use crate::registry::Strategy;
@@ -159,22 +160,19 @@ impl Strategy for CsiDriverStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn a_minimal_driver_gets_its_defaults_and_keeps_its_immutables() {
         let mut d = json!({"metadata": {"name": "hostpath.csi.k8s.io"}, "spec": {"volumeLifecycleModes": ["Persistent", "Ephemeral"]}});
         CsiDriverStrategy.default(&mut d);
-        assert!(messages(CsiDriverStrategy.validate(&d)).is_empty());
+        assert!(texts(CsiDriverStrategy.validate(&d)).is_empty());
         let mut changed = d.clone();
         changed["spec"]["attachRequired"] = json!(false);
         changed["spec"]["volumeLifecycleModes"] = json!(["Persistent"]);
         changed["spec"]["podInfoOnMount"] = json!(true);
         assert_eq!(
-            messages(CsiDriverStrategy.validate_update(&changed, &d)),
+            texts(CsiDriverStrategy.validate_update(&changed, &d)),
             vec![
                 "spec.attachedRequired: Invalid value: false: field is immutable",
                 "spec.volumeLifecycleModes: Invalid value: []storage.VolumeLifecycleMode{\"Persistent\"}: field is immutable",

@@ -3,13 +3,15 @@
 //! driver entry changes only its allocatable count (MutableCSINodeAllocatableCount is on
 //! by default in 1.35).
 
+use k1s_apimachinery::goformat::quote;
+use k1s_apimachinery::goformat::{go_strings, invalid_go};
 use k1s_apimachinery::validation::is_qualified_name;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
-use super::validate_csi_driver_name;
-use crate::kinds::networking::gosyntax::{go_quote, go_strings, invalid_go, list_of};
-use crate::kinds::validation::{Fields, nonnegative, semantic_eq};
+use crate::kinds::core::volumesource::csi_driver_name;
+use crate::kinds::validation::list_of;
+use crate::kinds::validation::{Fields, nonnegative, semantic_eq, without};
 use crate::registry::Strategy;
 
 /// The CSINode strategy.
@@ -26,7 +28,7 @@ fn validate_drivers(obj: &Value, allow_long_node_id: bool) -> ErrorList {
     for (i, d) in obj.f("spec").a("drivers").iter().enumerate() {
         let p = path.index(i);
         let name = d.s("name");
-        errs.extend(validate_csi_driver_name(name, &p.child("name")));
+        errs.extend(csi_driver_name(name, &p.child("name")));
         let node_id = d.s("nodeID");
         if node_id.is_empty() {
             errs.push(FieldError::required(&p.child("nodeID"), ""));
@@ -73,19 +75,10 @@ fn validate_drivers(obj: &Value, allow_long_node_id: bool) -> ErrorList {
 fn go_driver(d: &Value) -> String {
     format!(
         "storage.CSINodeDriver{{Name:{}, NodeID:{}, TopologyKeys:{}, Allocatable:(*storage.VolumeNodeResources)(nil)}}",
-        go_quote(d.s("name")),
-        go_quote(d.s("nodeID")),
+        quote(d.s("name")),
+        quote(d.s("nodeID")),
         go_strings("string", list_of(d, "topologyKeys"))
     )
-}
-
-/// The driver entry without its allocatable count (the part that may not change).
-fn without_allocatable(d: &Value) -> Value {
-    let mut d = d.clone();
-    if let Some(o) = d.as_object_mut() {
-        o.remove("allocatable");
-    }
-    d
 }
 
 impl Strategy for CsiNodeStrategy {
@@ -102,7 +95,7 @@ impl Strategy for CsiNodeStrategy {
         for o in old_drivers {
             for n in new.f("spec").a("drivers") {
                 if o.s("name") == n.s("name")
-                    && !semantic_eq(&without_allocatable(n), &without_allocatable(o))
+                    && !semantic_eq(&without(n, &["allocatable"]), &without(o, &["allocatable"]))
                 {
                     errs.push(invalid_go(
                         &Path::new("spec").child("drivers"),

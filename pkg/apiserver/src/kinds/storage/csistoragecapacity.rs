@@ -2,12 +2,13 @@
 //! `ValidateCSIStorageCapacityUpdate`): a node topology selector and storage class name
 //! that never change, and a non-negative capacity.
 
+use k1s_apimachinery::goformat::invalid_go;
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::meta::{IS_NEGATIVE_ERROR_MSG, name_is_dns_subdomain};
+use k1s_apimachinery::meta::{label_selector_has_errors, validate_label_selector_with};
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
 use serde_json::Value;
 
-use crate::kinds::networking::gosyntax::{go_quote, invalid_go};
-use crate::kinds::networking::{selector_has_errors, validate_selector};
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::registry::Strategy;
 
@@ -15,7 +16,7 @@ use crate::registry::Strategy;
 pub struct CsiStorageCapacityStrategy;
 
 fn validate_capacity(obj: &Value, allow_invalid_values: bool) -> ErrorList {
-    let mut errs = validate_selector(
+    let mut errs = validate_label_selector_with(
         obj.get("nodeTopology"),
         allow_invalid_values,
         &Path::new("nodeTopology"),
@@ -87,7 +88,7 @@ impl Strategy for CsiStorageCapacityStrategy {
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        let mut errs = validate_capacity(new, selector_has_errors(old.get("nodeTopology")));
+        let mut errs = validate_capacity(new, label_selector_has_errors(old.get("nodeTopology")));
         if !semantic_eq(new.f("nodeTopology"), old.f("nodeTopology"))
             || new.has("nodeTopology") != old.has("nodeTopology")
         {
@@ -100,7 +101,7 @@ impl Strategy for CsiStorageCapacityStrategy {
         if new.s("storageClassName") != old.s("storageClassName") {
             errs.push(invalid_go(
                 &Path::new("storageClassName"),
-                go_quote(new.s("storageClassName")),
+                quote(new.s("storageClassName")),
                 "field is immutable",
             ));
         }

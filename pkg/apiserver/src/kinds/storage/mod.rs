@@ -15,7 +15,7 @@ pub use storageclass::StorageClassStrategy;
 pub use volumeattachment::VolumeAttachmentStrategy;
 pub use volumeattributesclass::VolumeAttributesClassStrategy;
 
-use k1s_apimachinery::validation::{is_dns1123_subdomain, is_qualified_name};
+use k1s_apimachinery::validation::is_qualified_name;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Map, Value};
 
@@ -67,22 +67,6 @@ fn validate_parameters(
             path,
             "must contain at least one key/value pair",
         ));
-    }
-    errs
-}
-
-/// Core's `ValidateCSIDriverName`: required, at most 63 bytes, a DNS subdomain once
-/// lowercased.
-fn validate_csi_driver_name(name: &str, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    if name.is_empty() {
-        errs.push(FieldError::required(path, ""));
-    }
-    if name.len() > 63 {
-        errs.push(FieldError::too_long(path, name, 63));
-    }
-    for msg in is_dns1123_subdomain(&name.to_lowercase()) {
-        errs.push(FieldError::invalid(path, name, msg));
     }
     errs
 }

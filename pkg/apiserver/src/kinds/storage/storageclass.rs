@@ -2,11 +2,11 @@
 //! `SetDefaults_StorageClass`): a provisioner, parameters, reclaim policy and binding
 //! mode that never change, and allowed topologies.
 
-use k1s_apimachinery::meta::validate_label_name;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::{validate_parameters, validate_provisioner};
+use crate::kinds::validation::scheduling::validate_topology_selector_term;
 use crate::kinds::validation::{Fields, immutable_field, semantic_eq};
 use crate::meta::default_path;
 use crate::registry::Strategy;
@@ -17,44 +17,6 @@ pub struct StorageClassStrategy;
 const RECLAIM_POLICIES: &[&str] = &["Delete", "Retain"];
 const BINDING_MODES: &[&str] = &["Immediate", "WaitForFirstConsumer"];
 
-/// Core's `ValidateTopologySelectorTerm`: each requirement has values (no duplicates)
-/// and a label-name key, and no key repeats. Returns the term's key → values map too.
-pub fn validate_topology_term(
-    term: &Value,
-    path: &Path,
-) -> (Vec<(String, Vec<String>)>, ErrorList) {
-    let mut errs = ErrorList::new();
-    let mut exprs: Vec<(String, Vec<String>)> = Vec::new();
-    let exprs_path = path.child("matchLabelExpressions");
-    for (i, req) in term.a("matchLabelExpressions").iter().enumerate() {
-        let idx = exprs_path.index(i);
-        let values_path = idx.child("values");
-        let values = req.a("values");
-        if values.is_empty() {
-            errs.push(FieldError::required(&values_path, ""));
-        }
-        let mut set: Vec<String> = Vec::new();
-        for (j, v) in values.iter().enumerate() {
-            let v = v.as_str().unwrap_or_default();
-            if set.iter().any(|s| s == v) {
-                errs.push(FieldError::duplicate(&values_path.index(j), v));
-            } else {
-                set.push(v.to_string());
-            }
-        }
-        let key = req.s("key");
-        errs.extend(validate_label_name(key, &idx.child("key")));
-        if exprs.iter().any(|(k, _)| k == key) {
-            errs.push(FieldError::duplicate(&idx.child("key"), key));
-        } else {
-            set.sort();
-            exprs.push((key.to_string(), set));
-        }
-    }
-    exprs.sort();
-    (exprs, errs)
-}
-
 /// `validateAllowedTopologies`. Upstream compares each term with a list that starts with
 /// one empty entry per term, so an empty term is always reported as a duplicate.
 fn validate_allowed_topologies(terms: &[Value]) -> ErrorList {
@@ -62,7 +24,7 @@ fn validate_allowed_topologies(terms: &[Value]) -> ErrorList {
     let mut errs = ErrorList::new();
     let mut seen: Vec<Vec<(String, Vec<String>)>> = vec![Vec::new(); terms.len()];
     for (i, term) in terms.iter().enumerate() {
-        let (exprs, term_errs) = validate_topology_term(term, &path.index(i));
+        let (exprs, term_errs) = validate_topology_selector_term(term, &path.index(i));
         errs.extend(term_errs);
         for s in &seen {
             if *s == exprs {
@@ -156,10 +118,7 @@ impl Strategy for StorageClassStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn messages(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn local_path_class_is_valid() {
@@ -167,11 +126,11 @@ mod tests {
             "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer"});
         StorageClassStrategy.default(&mut sc);
         assert_eq!(sc["reclaimPolicy"], json!("Delete"));
-        assert!(messages(StorageClassStrategy.validate(&sc)).is_empty());
+        assert!(texts(StorageClassStrategy.validate(&sc)).is_empty());
         let mut changed = sc.clone();
         changed["reclaimPolicy"] = json!("Retain");
         assert_eq!(
-            messages(StorageClassStrategy.validate_update(&changed, &sc)),
+            texts(StorageClassStrategy.validate_update(&changed, &sc)),
             vec!["reclaimPolicy: Forbidden: updates to reclaimPolicy are forbidden."]
         );
     }
@@ -182,7 +141,7 @@ mod tests {
         let mut new = stored.clone();
         new["metadata"] = json!({"annotations": {"a": "b"}});
         StorageClassStrategy.default(&mut new);
-        assert!(messages(StorageClassStrategy.validate_update(&new, &stored)).is_empty());
+        assert!(texts(StorageClassStrategy.validate_update(&new, &stored)).is_empty());
     }
 
     #[test]
@@ -194,7 +153,7 @@ mod tests {
             {"matchLabelExpressions": [{"key": "k", "values": []}]}
         ]});
         assert_eq!(
-            messages(StorageClassStrategy.validate(&sc)),
+            texts(StorageClassStrategy.validate(&sc)),
             vec![
                 "allowedTopologies[1].matchLabelExpressions: Duplicate value: \"\"",
                 "allowedTopologies[2].matchLabelExpressions[0].values: Required value",

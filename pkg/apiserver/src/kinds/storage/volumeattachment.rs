@@ -2,12 +2,12 @@
 //! `ValidateVolumeAttachmentUpdate` and the strategy): an attacher, exactly one source
 //! and a node name; the spec never changes; status sizes are bounded.
 
+use k1s_apimachinery::goformat::invalid_go;
 use k1s_apimachinery::meta::name_is_dns_subdomain;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
-use super::validate_csi_driver_name;
-use crate::kinds::networking::gosyntax::invalid_go;
+use crate::kinds::core::volumesource::csi_driver_name;
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::registry::Strategy;
 
@@ -112,7 +112,7 @@ impl Strategy for VolumeAttachmentStrategy {
         let mut errs = validate_attachment(obj);
         // `ValidateVolumeAttachmentV1`: stricter checks for objects created through v1.
         let spec = obj.f("spec");
-        errs.extend(validate_csi_driver_name(
+        errs.extend(csi_driver_name(
             spec.s("attacher"),
             &Path::new("spec.attacher"),
         ));

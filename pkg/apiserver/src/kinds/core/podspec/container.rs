@@ -16,7 +16,7 @@ use super::resources::{Level, validate_requirements};
 use super::security::validate_security_context;
 use super::util::{
     dns_label, invalid_each, is_relaxed_env_var_name, is_zero, local_descending_path,
-    path_no_backsteps, qualified_name, quantity,
+    path_no_backsteps, quantity_of, validate_qualified_name,
 };
 use crate::kinds::validation::Fields;
 
@@ -706,8 +706,8 @@ pub(crate) fn object_field_selector(fs: &Value, valid: &[&str], path: &Path) -> 
     }
     if let Some((base, key)) = split_subscript(field_path) {
         return match base {
-            "metadata.annotations" => qualified_name(&key.to_lowercase(), path),
-            "metadata.labels" => qualified_name(key, path),
+            "metadata.annotations" => validate_qualified_name(&key.to_lowercase(), path),
+            "metadata.labels" => validate_qualified_name(key, path),
             _ => vec![FieldError::invalid(
                 &path.child("fieldPath"),
                 field_path,
@@ -776,7 +776,7 @@ pub(crate) fn resource_field_selector(fs: &Value, path: &Path, volume: bool) -> 
         ));
     }
     let divisor = fs.f("divisor");
-    let Some(d) = quantity(divisor) else {
+    let Some(d) = quantity_of(divisor) else {
         return errs;
     };
     if d.is_zero() {

@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 
-use super::resources::{aggregate_containers, is_hugepages, overcommit_allowed, resource_list};
+use super::resources::{
+    aggregate_containers, is_huge_page_resource_name, is_overcommit_allowed, resource_list,
+};
 use super::volume::SOURCES;
 use crate::kinds::validation::Fields;
 use crate::meta::default_path;
@@ -134,9 +136,9 @@ fn default_pod_level_requests(spec: &mut Value) {
         .as_object()
         .cloned()
         .unwrap_or_default();
-    let supported = |k: &str| k == "cpu" || k == "memory" || is_hugepages(k);
+    let supported = |k: &str| k == "cpu" || k == "memory" || is_huge_page_resource_name(k);
     for (k, q) in &aggregate {
-        if !requests.contains_key(k) && supported(k) && overcommit_allowed(k) {
+        if !requests.contains_key(k) && supported(k) && is_overcommit_allowed(k) {
             requests.insert(k.clone(), json!(q.to_string()));
         }
     }

@@ -28,7 +28,6 @@ pub(crate) use defaults::{default_pod, merge_label_keys};
 pub use resources::qos_class;
 pub(crate) use scheduling::validate_tolerations;
 pub(crate) use security::is_apparmor_annotation;
-pub(crate) use util::valid_ip;
 
 use crate::kinds::validation::Fields;
 use container::{

@@ -4,121 +4,24 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k1s_apimachinery::validation::is_qualified_name;
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
 use serde_json::Value;
 
 use super::PodOpts;
-use super::util::{dns_label, invalid_each, quantity, quantity_text};
+use super::util::{dns_label, quantity_of, quantity_text};
 use crate::kinds::validation::Fields;
+pub(crate) use crate::kinds::validation::resources::{
+    is_huge_page_resource_name, is_overcommit_allowed,
+};
+use crate::kinds::validation::resources::{
+    validate_container_resource_name, validate_resource_name, validate_resource_quantity_value,
+};
 
 const HUGEPAGES_PREFIX: &str = "hugepages-";
 
-const STANDARD_RESOURCES: &[&str] = &[
-    "cpu",
-    "memory",
-    "ephemeral-storage",
-    "requests.cpu",
-    "requests.memory",
-    "requests.ephemeral-storage",
-    "limits.cpu",
-    "limits.memory",
-    "limits.ephemeral-storage",
-    "pods",
-    "resourcequotas",
-    "services",
-    "replicationcontrollers",
-    "secrets",
-    "configmaps",
-    "persistentvolumeclaims",
-    "storage",
-    "requests.storage",
-    "services.nodeports",
-    "services.loadbalancers",
-];
-
-const INTEGER_RESOURCES: &[&str] = &[
-    "pods",
-    "resourcequotas",
-    "services",
-    "replicationcontrollers",
-    "secrets",
-    "configmaps",
-    "persistentvolumeclaims",
-    "services.nodeports",
-    "services.loadbalancers",
-];
-
-/// `helper.IsHugePageResourceName`.
-pub(crate) fn is_hugepages(name: &str) -> bool {
-    name.starts_with(HUGEPAGES_PREFIX)
-}
-
-/// `helper.IsNativeResource`: unprefixed or in a `kubernetes.io/` namespace.
-pub(crate) fn is_native(name: &str) -> bool {
-    !name.contains('/') || name.contains("kubernetes.io/")
-}
-
-/// `helper.IsExtendedResourceName`.
-pub(crate) fn is_extended(name: &str) -> bool {
-    if is_native(name) || name.starts_with("requests.") {
-        return false;
-    }
-    is_qualified_name(&format!("requests.{name}")).is_empty()
-}
-
-/// `helper.IsOvercommitAllowed`: native and not hugepages.
-pub(crate) fn overcommit_allowed(name: &str) -> bool {
-    is_native(name) && !is_hugepages(name)
-}
-
-fn is_integer_resource(name: &str) -> bool {
-    INTEGER_RESOURCES.contains(&name) || is_extended(name)
-}
-
-/// `validateResourceName`.
-fn validate_resource_name(name: &str, path: &Path) -> ErrorList {
-    let errs = invalid_each(name, path, is_qualified_name(name));
-    if !errs.is_empty() {
-        return errs;
-    }
-    let known = STANDARD_RESOURCES.contains(&name)
-        || is_hugepages(name)
-        || name.starts_with("requests.hugepages-");
-    if !name.contains('/') && !known {
-        return vec![FieldError::invalid(
-            path,
-            name,
-            "must be a standard resource type or fully qualified",
-        )];
-    }
-    ErrorList::new()
-}
-
-/// `validateContainerResourceName`.
-fn validate_container_resource_name(name: &str, path: &Path) -> ErrorList {
-    let mut errs = validate_resource_name(name, path);
-    if !name.contains('/') {
-        if !(["cpu", "memory", "ephemeral-storage"].contains(&name) || is_hugepages(name)) {
-            errs.push(FieldError::invalid(
-                path,
-                name,
-                "must be a standard resource for containers",
-            ));
-        }
-    } else if !is_native(name) && !is_extended(name) {
-        errs.push(FieldError::invalid(
-            path,
-            name,
-            "doesn't follow extended resource name standard",
-        ));
-    }
-    errs
-}
-
 /// Resources a pod may name at pod level (`resourcehelper.IsSupportedPodLevelResource`).
 fn is_supported_pod_level(name: &str) -> bool {
-    name == "cpu" || name == "memory" || is_hugepages(name)
+    name == "cpu" || name == "memory" || is_huge_page_resource_name(name)
 }
 
 /// `validatePodResourceName`.
@@ -135,26 +38,6 @@ fn validate_pod_resource_name(name: &str, path: &Path) -> ErrorList {
         )];
     }
     ErrorList::new()
-}
-
-/// `ValidateResourceQuantityValue`: not negative, whole for integer resources.
-pub(crate) fn validate_quantity_value(name: &str, q: &Quantity, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    if q.signum() < 0 {
-        errs.push(FieldError::invalid(
-            path,
-            quantity_text(q),
-            "must be greater than or equal to 0",
-        ));
-    }
-    if is_integer_resource(name) && q.milli_value() % 1000 != 0 {
-        errs.push(FieldError::invalid(
-            path,
-            quantity_text(q),
-            "must be an integer",
-        ));
-    }
-    errs
 }
 
 /// `helper.IsHugePageResourceValueDivisible`.
@@ -189,7 +72,7 @@ pub(crate) fn resource_list(v: &Value) -> BTreeMap<String, Quantity> {
     v.as_object()
         .map(|m| {
             m.iter()
-                .filter_map(|(k, q)| quantity(q).map(|q| (k.clone(), q)))
+                .filter_map(|(k, q)| quantity_of(q).map(|q| (k.clone(), q)))
                 .collect()
         })
         .unwrap_or_default()
@@ -227,8 +110,8 @@ pub(crate) fn validate_requirements(
         let p = lim_path.key(name);
         errs.extend(name_check(name, &p));
         if let Some(q) = limits.get(name) {
-            errs.extend(validate_quantity_value(name, q, &p));
-            if is_hugepages(name) {
+            errs.extend(validate_resource_quantity_value(name, q, &p));
+            if is_huge_page_resource_name(name) {
                 lim_huge = true;
                 errs.extend(hugepage_value(name, q, &p, opts));
             }
@@ -242,11 +125,11 @@ pub(crate) fn validate_requirements(
         errs.extend(name_check(name, &p));
         let q = requests.get(name);
         if let Some(q) = q {
-            errs.extend(validate_quantity_value(name, q, &p));
+            errs.extend(validate_resource_quantity_value(name, q, &p));
         }
         match (q, limits.get(name)) {
             (Some(q), Some(l)) => {
-                if q != l && !overcommit_allowed(name) {
+                if q != l && !is_overcommit_allowed(name) {
                     errs.push(FieldError::invalid(
                         &req_path,
                         quantity_text(q),
@@ -263,7 +146,7 @@ pub(crate) fn validate_requirements(
                     ));
                 }
             }
-            _ if !req.f("limits").has(name) && !overcommit_allowed(name) => {
+            _ if !req.f("limits").has(name) && !is_overcommit_allowed(name) => {
                 errs.push(FieldError::required(
                     &lim_path,
                     "Limit must be set for non overcommitable resources",
@@ -271,7 +154,7 @@ pub(crate) fn validate_requirements(
             }
             _ => {}
         }
-        if is_hugepages(name) {
+        if is_huge_page_resource_name(name) {
             req_huge = true;
             if let Some(q) = q {
                 errs.extend(hugepage_value(name, q, &p, opts));
@@ -444,7 +327,7 @@ pub(crate) fn validate_pod_resources(
     // Hugepages do not overcommit: the pod's limit covers the containers' together.
     for (name, aggregate) in aggregate_containers(spec, "limits") {
         if let Some(limit) = pod_limits.get(&name)
-            && is_hugepages(&name)
+            && is_huge_page_resource_name(&name)
             && aggregate > *limit
         {
             errs.push(FieldError::invalid(

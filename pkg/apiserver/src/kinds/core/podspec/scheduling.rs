@@ -6,128 +6,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k1s_apimachinery::meta::{
-    name_is_dns_label, name_is_dns_subdomain, validate_label_name, validate_label_selector,
-};
-use k1s_apimachinery::validation::is_valid_label_value;
+use k1s_apimachinery::meta::{name_is_dns_label, validate_label_name, validate_label_selector};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
 use super::PodOpts;
 use super::util::{
-    dns_subdomain, invalid_each, is_dns1123_subdomain_with_underscore, qualified_name, valid_ip,
+    dns_subdomain, invalid_each, is_dns1123_subdomain_with_underscore, validate_qualified_name,
 };
-use crate::kinds::validation::Fields;
-
-fn strings(v: &Value) -> Vec<&str> {
-    v.as_array()
-        .map(|a| a.iter().map(|s| s.as_str().unwrap_or("")).collect())
-        .unwrap_or_default()
-}
-
-/// `ValidateNodeSelectorRequirement`.
-fn node_selector_requirement(rq: &Value, allow_invalid_values: bool, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    let values = strings(rq.f("values"));
-    match rq.s("operator") {
-        "In" | "NotIn" => {
-            if values.is_empty() {
-                errs.push(FieldError::required(
-                    &path.child("values"),
-                    "must be specified when `operator` is 'In' or 'NotIn'",
-                ));
-            }
-        }
-        "Exists" | "DoesNotExist" => {
-            if !values.is_empty() {
-                errs.push(FieldError::forbidden(
-                    &path.child("values"),
-                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-                ));
-            }
-        }
-        "Gt" | "Lt" => {
-            if values.len() != 1 {
-                errs.push(FieldError::required(
-                    &path.child("values"),
-                    "must be specified single value when `operator` is 'Lt' or 'Gt'",
-                ));
-            }
-        }
-        op => errs.push(FieldError::invalid(
-            &path.child("operator"),
-            op,
-            "not a valid selector operator",
-        )),
-    }
-    errs.extend(validate_label_name(rq.s("key"), &path.child("key")));
-    if !allow_invalid_values {
-        for (i, v) in values.iter().enumerate() {
-            errs.extend(invalid_each(
-                v,
-                &path.child("values").index(i),
-                is_valid_label_value(v),
-            ));
-        }
-    }
-    errs
-}
-
-/// `ValidateNodeFieldSelectorRequirement`.
-fn node_field_selector_requirement(rq: &Value, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    let values = strings(rq.f("values"));
-    match rq.s("operator") {
-        "In" | "NotIn" => {
-            if values.len() != 1 {
-                errs.push(FieldError::required(
-                    &path.child("values"),
-                    "must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
-                ));
-            }
-        }
-        op => errs.push(FieldError::invalid(
-            &path.child("operator"),
-            op,
-            "not a valid selector operator",
-        )),
-    }
-    if rq.s("key") != "metadata.name" {
-        errs.push(FieldError::invalid(
-            &path.child("key"),
-            rq.s("key"),
-            "not a valid field selector key",
-        ));
-    } else {
-        for (i, v) in values.iter().enumerate() {
-            errs.extend(invalid_each(
-                v,
-                &path.child("values").index(i),
-                name_is_dns_subdomain(v, false),
-            ));
-        }
-    }
-    errs
-}
-
-/// `ValidateNodeSelectorTerm`.
-fn node_selector_term(term: &Value, allow_invalid_values: bool, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    for (j, rq) in term.a("matchExpressions").iter().enumerate() {
-        errs.extend(node_selector_requirement(
-            rq,
-            allow_invalid_values,
-            &path.child("matchExpressions").index(j),
-        ));
-    }
-    for (j, rq) in term.a("matchFields").iter().enumerate() {
-        errs.extend(node_field_selector_requirement(
-            rq,
-            &path.child("matchFields").index(j),
-        ));
-    }
-    errs
-}
+use crate::kinds::validation::ip::validate_legacy_ip;
+pub(crate) use crate::kinds::validation::scheduling::validate_tolerations;
+use crate::kinds::validation::scheduling::{validate_node_selector, validate_node_selector_term};
+use crate::kinds::validation::{Fields, strings};
 
 fn weight(w: &Value, path: &Path) -> ErrorList {
     let w = w.i("weight").unwrap_or(0);
@@ -152,23 +42,11 @@ pub(crate) fn validate_affinity(affinity: &Value, path: &Path, opts: &PodOpts) -
         let np = path.child("nodeAffinity");
         let req = na.f("requiredDuringSchedulingIgnoredDuringExecution");
         if req.is_object() {
-            let rp = np
-                .child("requiredDuringSchedulingIgnoredDuringExecution")
-                .child("nodeSelectorTerms");
-            let terms = req.a("nodeSelectorTerms");
-            if terms.is_empty() {
-                errs.push(FieldError::required(
-                    &rp,
-                    "must have at least one node selector term",
-                ));
-            }
-            for (i, t) in terms.iter().enumerate() {
-                errs.extend(node_selector_term(
-                    t,
-                    opts.allow_invalid_label_value_in_required_node_affinity,
-                    &rp.index(i),
-                ));
-            }
+            errs.extend(validate_node_selector(
+                req,
+                opts.allow_invalid_label_value_in_required_node_affinity,
+                &np.child("requiredDuringSchedulingIgnoredDuringExecution"),
+            ));
         }
         let pp = np.child("preferredDuringSchedulingIgnoredDuringExecution");
         for (i, t) in na
@@ -178,7 +56,7 @@ pub(crate) fn validate_affinity(affinity: &Value, path: &Path, opts: &PodOpts) -
         {
             errs.extend(weight(t, &pp.index(i)));
             // Preferred terms may name label values no node has yet.
-            errs.extend(node_selector_term(
+            errs.extend(validate_node_selector_term(
                 t.f("preference"),
                 true,
                 &pp.index(i).child("preference"),
@@ -306,76 +184,6 @@ fn match_label_keys(path: &Path, keys: &[&str], mismatch: &[&str], selector: &Va
     errs
 }
 
-/// `ValidateTolerations`.
-pub(crate) fn validate_tolerations(tolerations: &[Value], path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    for (i, t) in tolerations.iter().enumerate() {
-        let p = path.index(i);
-        let key = t.s("key");
-        let op = t.s("operator");
-        let effect = t.s("effect");
-        let value = t.s("value");
-        if !key.is_empty() {
-            errs.extend(validate_label_name(key, &p.child("key")));
-        }
-        if key.is_empty() && op != "Exists" {
-            errs.push(FieldError::invalid(
-                &p.child("operator"),
-                op,
-                "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
-            ));
-        }
-        if t.has("tolerationSeconds") && effect != "NoExecute" {
-            errs.push(FieldError::invalid(
-                &p.child("effect"),
-                effect,
-                "effect must be 'NoExecute' when `tolerationSeconds` is set",
-            ));
-        }
-        match op {
-            "Equal" | "" => {
-                let msgs = is_valid_label_value(value);
-                if !msgs.is_empty() {
-                    errs.push(FieldError::invalid(
-                        &p.child("operator"),
-                        value,
-                        msgs.join(";"),
-                    ));
-                }
-            }
-            "Exists" => {
-                if !value.is_empty() {
-                    errs.push(FieldError::invalid(
-                        &p.child("operator"),
-                        value,
-                        "value must be empty when `operator` is 'Exists'",
-                    ));
-                }
-            }
-            // Numeric comparisons are an alpha feature in 1.35.
-            "Lt" | "Gt" => errs.push(FieldError::not_supported(
-                &p.child("operator"),
-                op,
-                &["Equal", "Exists", "Lt", "Gt"],
-            )),
-            other => errs.push(FieldError::not_supported(
-                &p.child("operator"),
-                other,
-                &["Equal", "Exists"],
-            )),
-        }
-        if !effect.is_empty() && !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect)
-        {
-            errs.push(FieldError::not_supported(
-                &p.child("effect"),
-                effect,
-                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
-            ));
-        }
-    }
-    errs
-}
-
 /// `validateTopologySpreadConstraints`.
 pub(crate) fn validate_topology_spread(
     constraints: &[Value],
@@ -487,7 +295,7 @@ pub(crate) fn validate_dns_config(spec: &Value, path: &Path) -> ErrorList {
         ));
     }
     for (i, ns) in nameservers.iter().enumerate() {
-        errs.extend(valid_ip(ns, &path.child("nameservers").index(i)));
+        errs.extend(validate_legacy_ip(ns, &path.child("nameservers").index(i)));
     }
     let searches = strings(config.f("searches"));
     if searches.len() > 32 {
@@ -530,7 +338,7 @@ pub(crate) fn validate_host_aliases(aliases: &[Value], path: &Path) -> ErrorList
     let mut errs = ErrorList::new();
     for (i, a) in aliases.iter().enumerate() {
         let p = path.index(i);
-        errs.extend(valid_ip(a.s("ip"), &p.child("ip")));
+        errs.extend(validate_legacy_ip(a.s("ip"), &p.child("ip")));
         for (j, h) in strings(a.f("hostnames")).iter().enumerate() {
             errs.extend(dns_subdomain(h, &p.child("hostnames").index(j)));
         }
@@ -544,7 +352,7 @@ pub(crate) fn validate_readiness_gates(gates: &[Value], path: &Path) -> ErrorLis
         .iter()
         .enumerate()
         .flat_map(|(i, g)| {
-            qualified_name(g.s("conditionType"), &path.index(i).child("conditionType"))
+            validate_qualified_name(g.s("conditionType"), &path.index(i).child("conditionType"))
         })
         .collect()
 }
@@ -555,7 +363,7 @@ pub(crate) fn validate_scheduling_gates(gates: &[Value], path: &Path) -> ErrorLi
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     for (i, g) in gates.iter().enumerate() {
         let name = g.s("name");
-        errs.extend(qualified_name(name, &path.index(i)));
+        errs.extend(validate_qualified_name(name, &path.index(i)));
         if !seen.insert(name) {
             errs.push(FieldError::duplicate(&path.index(i), name));
         }
@@ -568,10 +376,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn texts(errs: ErrorList) -> Vec<String> {
-        errs.iter().map(ToString::to_string).collect()
-    }
+    use crate::test_util::texts;
 
     #[test]
     fn tolerations() {

@@ -4,12 +4,13 @@
 //! `validatePodSpecSecurityContext`, `validateSysctls`, `validateLinux`, `validateWindows`,
 //! `validateWindowsHostProcessPod`, `validateHostUsers`).
 
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::validation::is_dns1123_subdomain;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
 use super::PodOpts;
-use super::util::{go_quote, is_valid_id, local_descending_path};
+use super::util::{is_valid_id, local_descending_path};
 use crate::kinds::validation::Fields;
 
 /// Calls `f` with each container of every kind and its path (`VisitContainersWithPath`).
@@ -662,7 +663,7 @@ pub(crate) fn validate_security_annotations(
             errs.push(FieldError::invalid(
                 &path.key(k),
                 v,
-                format!("invalid AppArmor profile name: {}", go_quote(v)),
+                format!("invalid AppArmor profile name: {}", quote(v)),
             ));
         }
     }

@@ -3,18 +3,11 @@
 //! checks of `k8s.io/apimachinery/pkg/util/validation` the shared toolkit lacks
 //! (relaxed environment variable names, user and group IDs, DNS names with `_`).
 
-use k1s_apimachinery::validation::{
-    is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_ip,
-};
+use k1s_apimachinery::validation::{is_dns1123_label, is_dns1123_subdomain};
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
 use serde_json::Value;
 
-/// Each message of `check` as an `Invalid value` of `value` at `path`.
-pub(crate) fn invalid_each(value: &str, path: &Path, msgs: Vec<String>) -> ErrorList {
-    msgs.into_iter()
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
-}
+pub(crate) use crate::kinds::validation::{invalid_each, validate_qualified_name};
 
 /// `ValidateDNS1123Label`.
 pub(crate) fn dns_label(value: &str, path: &Path) -> ErrorList {
@@ -26,33 +19,12 @@ pub(crate) fn dns_subdomain(value: &str, path: &Path) -> ErrorList {
     invalid_each(value, path, is_dns1123_subdomain(value))
 }
 
-/// `ValidateQualifiedName`.
-pub(crate) fn qualified_name(value: &str, path: &Path) -> ErrorList {
-    invalid_each(value, path, is_qualified_name(value))
-}
-
-/// `validation.IsValidIP` as the pod spec uses it (DNS nameservers, host aliases): only
-/// an unparsable address is refused, the legacy leniency for old spellings stays.
-pub(crate) fn valid_ip(value: &str, path: &Path) -> ErrorList {
-    is_valid_ip(value)
-        .into_iter()
-        .filter(|m| m.starts_with("must be a valid IP address"))
-        .map(|m| FieldError::invalid(path, value, m))
-        .collect()
-}
-
 /// Go's `path.IsAbs`.
 fn is_abs(p: &str) -> bool {
     p.starts_with('/')
 }
 
-/// `validatePathNoBacksteps`: no `..` element.
-pub(crate) fn path_no_backsteps(target: &str, path: &Path) -> ErrorList {
-    if target.split('/').any(|part| part == "..") {
-        return vec![FieldError::invalid(path, target, "must not contain '..'")];
-    }
-    ErrorList::new()
-}
+pub(crate) use crate::kinds::core::volumesource::path_no_backsteps;
 
 /// `validateLocalDescendingPath`: relative and without `..` elements.
 pub(crate) fn local_descending_path(target: &str, path: &Path) -> ErrorList {
@@ -77,14 +49,7 @@ pub(crate) fn local_non_reserved_path(target: &str, path: &Path) -> ErrorList {
     errs
 }
 
-/// A quantity field: a string (or a number the decoder turned into one).
-pub(crate) fn quantity(v: &Value) -> Option<Quantity> {
-    match v {
-        Value::String(s) => Quantity::parse(s).ok(),
-        Value::Number(n) => Quantity::parse(&n.to_string()).ok(),
-        _ => None,
-    }
-}
+pub(crate) use crate::kinds::validation::resources::quantity_of;
 
 /// The text a quantity prints as in messages (upstream's `Quantity.String()`).
 pub(crate) fn quantity_text(q: &Quantity) -> String {
@@ -135,26 +100,6 @@ pub(crate) fn is_dns1123_subdomain_with_underscore(value: &str) -> Vec<String> {
         errs.push("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '_', '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".to_string());
     }
     errs
-}
-
-/// Go's `%q` of a string (the escapes that matter for names and paths).
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// `fileModeErrorMsg` check of a `mode`/`defaultMode` field: 0 to 0777.

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::meta::{name_is_dns_subdomain, validate_label_selector};
-use k1s_apimachinery::validation::is_dns1123_subdomain;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
@@ -13,11 +13,11 @@ use super::PodOpts;
 use super::container::{
     VOLUME_FIELD_PATHS, Volumes, object_field_selector, pull_policy, resource_field_selector,
 };
-use super::resources::validate_quantity_value;
 use super::util::{
-    dns_label, file_mode, invalid_each, local_descending_path, local_non_reserved_path,
-    path_no_backsteps, quantity, quantity_text,
+    dns_label, file_mode, invalid_each, local_descending_path, local_non_reserved_path, quantity_of,
 };
+use crate::kinds::core::persistentvolumeclaim::validate_pvc_spec;
+use crate::kinds::core::volumesource as vs;
 use crate::kinds::validation::Fields;
 
 /// Every volume source of a v1 `VolumeSource`, in upstream's checking order, with the
@@ -129,7 +129,7 @@ fn validate_source(
         let s = vol.f(key);
         match *key {
             "emptyDir" => {
-                if let Some(q) = quantity(s.f("sizeLimit"))
+                if let Some(q) = quantity_of(s.f("sizeLimit"))
                     && q.signum() < 0
                 {
                     errs.push(FieldError::forbidden(
@@ -138,28 +138,29 @@ fn validate_source(
                     ));
                 }
             }
-            "hostPath" => errs.extend(host_path(s, &path.child("hostPath"))),
+            "hostPath" => errs.extend(vs::host_path(s, &path.child("hostPath"))),
             "gitRepo" => {
                 let p = path.child("gitRepo");
-                errs.extend(required(s, "repository", &p));
+                errs.extend(vs::required(s, "repository", &p));
                 errs.extend(local_descending_path(
                     s.s("directory"),
                     &p.child("directory"),
                 ));
             }
-            "gcePersistentDisk" => {
-                let p = path.child("persistentDisk");
-                errs.extend(required(s, "pdName", &p));
-                errs.extend(partition(s, &p));
-            }
-            "awsElasticBlockStore" => {
-                let p = path.child("awsElasticBlockStore");
-                errs.extend(required(s, "volumeID", &p));
-                errs.extend(partition(s, &p));
-            }
+            // Upstream reports a GCE disk under `persistentDisk`.
+            "gcePersistentDisk" => errs.extend(vs::partitioned_disk(
+                s,
+                "pdName",
+                &path.child("persistentDisk"),
+            )),
+            "awsElasticBlockStore" => errs.extend(vs::partitioned_disk(
+                s,
+                "volumeID",
+                &path.child("awsElasticBlockStore"),
+            )),
             "secret" => {
                 let p = path.child("secret");
-                errs.extend(required(s, "secretName", &p));
+                errs.extend(vs::required(s, "secretName", &p));
                 errs.extend(file_mode(s.i("defaultMode"), &p.child("defaultMode")));
                 for (j, kp) in s.a("items").iter().enumerate() {
                     errs.extend(key_to_path(kp, &p.child("items").index(j)));
@@ -167,26 +168,15 @@ fn validate_source(
             }
             "configMap" => {
                 let p = path.child("configMap");
-                errs.extend(required(s, "name", &p));
+                errs.extend(vs::required(s, "name", &p));
                 errs.extend(file_mode(s.i("defaultMode"), &p.child("defaultMode")));
                 for (j, kp) in s.a("items").iter().enumerate() {
                     errs.extend(key_to_path(kp, &p.child("items").index(j)));
                 }
             }
-            "nfs" => {
-                let p = path.child("nfs");
-                errs.extend(required(s, "server", &p));
-                errs.extend(required(s, "path", &p));
-                if !s.s("path").starts_with('/') {
-                    errs.push(FieldError::invalid(
-                        &p.child("path"),
-                        s.s("path"),
-                        "must be an absolute path",
-                    ));
-                }
-            }
+            "nfs" => errs.extend(vs::nfs(s, &path.child("nfs"))),
             "iscsi" => {
-                errs.extend(iscsi(s, &path.child("iscsi")));
+                errs.extend(vs::iscsi(s, None, &path.child("iscsi")));
                 if s.has("initiatorName") && name.len() + 1 + s.s("targetPortal").len() > 64 {
                     errs.push(FieldError::invalid(
                         &path.child("name"),
@@ -195,61 +185,19 @@ fn validate_source(
                     ));
                 }
             }
-            "glusterfs" => {
-                let p = path.child("glusterfs");
-                errs.extend(required(s, "endpoints", &p));
-                errs.extend(required(s, "path", &p));
-            }
-            "flocker" => {
-                let p = path.child("flocker");
-                let (dn, du) = (s.s("datasetName"), s.s("datasetUUID"));
-                if dn.is_empty() && du.is_empty() {
-                    errs.push(FieldError::required(
-                        &p,
-                        "one of datasetName and datasetUUID is required",
-                    ));
-                }
-                if !dn.is_empty() && !du.is_empty() {
-                    errs.push(FieldError::invalid(
-                        &p,
-                        "resource",
-                        "datasetName and datasetUUID can not be specified simultaneously",
-                    ));
-                }
-                if dn.contains('/') {
-                    errs.push(FieldError::invalid(
-                        &p.child("datasetName"),
-                        dn,
-                        "must not contain '/'",
-                    ));
-                }
-            }
+            "glusterfs" => errs.extend(vs::glusterfs(s, &path.child("glusterfs"))),
+            "flocker" => errs.extend(vs::flocker(s, &path.child("flocker"))),
             "persistentVolumeClaim" => {
-                errs.extend(required(
+                errs.extend(vs::required(
                     s,
                     "claimName",
                     &path.child("persistentVolumeClaim"),
                 ));
             }
-            "rbd" => {
-                let p = path.child("rbd");
-                if s.a("monitors").is_empty() {
-                    errs.push(FieldError::required(&p.child("monitors"), ""));
-                }
-                errs.extend(required(s, "image", &p));
-            }
-            "cinder" => {
-                let p = path.child("cinder");
-                errs.extend(required(s, "volumeID", &p));
-                errs.extend(secret_ref_name(s, &p));
-            }
-            "cephfs" if s.a("monitors").is_empty() => {
-                errs.push(FieldError::required(
-                    &path.child("cephfs").child("monitors"),
-                    "",
-                ));
-            }
-            "quobyte" => errs.extend(quobyte(s, &path.child("quobyte"))),
+            "rbd" => errs.extend(vs::rbd(s, &path.child("rbd"))),
+            "cinder" => errs.extend(vs::cinder(s, false, &path.child("cinder"))),
+            "cephfs" => errs.extend(vs::cephfs(s, &path.child("cephfs"))),
+            "quobyte" => errs.extend(vs::quobyte(s, &path.child("quobyte"))),
             "downwardAPI" => {
                 let p = path.child("downwardAPI");
                 errs.extend(file_mode(s.i("defaultMode"), &p.child("defaultMode")));
@@ -257,40 +205,22 @@ fn validate_source(
                     errs.extend(downward_api_file(item, &p));
                 }
             }
-            "fc" => errs.extend(fc(s, &path.child("fc"))),
-            "flexVolume" => errs.extend(flex(s, &path.child("flexVolume"))),
-            "azureFile" => {
-                let p = path.child("azureFile");
-                errs.extend(required(s, "secretName", &p));
-                errs.extend(required(s, "shareName", &p));
+            "fc" => errs.extend(vs::fc(s, &path.child("fc"))),
+            "flexVolume" => errs.extend(vs::flex(s, &path.child("flexVolume"))),
+            "azureFile" => errs.extend(vs::azure_file(s, &path.child("azureFile"))),
+            "vsphereVolume" => {
+                errs.extend(vs::required(s, "volumePath", &path.child("vsphereVolume")))
             }
-            "vsphereVolume" => errs.extend(required(s, "volumePath", &path.child("vsphereVolume"))),
             "photonPersistentDisk" => {
-                errs.extend(required(s, "pdID", &path.child("photonPersistentDisk")));
+                errs.extend(vs::required(s, "pdID", &path.child("photonPersistentDisk")));
             }
-            "portworxVolume" => errs.extend(required(s, "volumeID", &path.child("portworxVolume"))),
-            "azureDisk" => errs.extend(azure_disk(s, &path.child("azureDisk"))),
-            "storageos" => {
-                let p = path.child("storageos");
-                let vn = s.s("volumeName");
-                if vn.is_empty() {
-                    errs.push(FieldError::required(&p.child("volumeName"), ""));
-                } else {
-                    errs.extend(dns_label(vn, &p.child("volumeName")));
-                }
-                let ns = s.s("volumeNamespace");
-                if !ns.is_empty() {
-                    errs.extend(dns_label(ns, &p.child("volumeNamespace")));
-                }
-                errs.extend(secret_ref_name(s, &p));
+            "portworxVolume" => {
+                errs.extend(vs::required(s, "volumeID", &path.child("portworxVolume")))
             }
+            "azureDisk" => errs.extend(vs::azure_disk(s, &path.child("azureDisk"))),
+            "storageos" => errs.extend(vs::storageos(s, false, &path.child("storageos"))),
             "projected" => errs.extend(projected(s, &path.child("projected"), opts)),
-            "scaleIO" => {
-                let p = path.child("scaleIO");
-                for f in ["gateway", "system", "volumeName"] {
-                    errs.extend(required(s, f, &p));
-                }
-            }
+            "scaleIO" => errs.extend(vs::scale_io(s, &path.child("scaleIO"))),
             "csi" => errs.extend(csi(s, &path.child("csi"))),
             "ephemeral" => {
                 let p = path.child("ephemeral");
@@ -309,7 +239,7 @@ fn validate_source(
                             errs.push(FieldError::invalid(
                                 &path.child("name"),
                                 name,
-                                format!("PVC name {}: {msg}", super::util::go_quote(&pvc)),
+                                format!("PVC name {}: {msg}", quote(&pvc)),
                             ));
                         }
                     }
@@ -327,63 +257,6 @@ fn validate_source(
     }
     if n == 0 {
         errs.push(FieldError::required(path, "must specify a volume type"));
-    }
-    errs
-}
-
-fn required(s: &Value, field: &str, path: &Path) -> ErrorList {
-    if s.s(field).is_empty() {
-        return vec![FieldError::required(&path.child(field), "")];
-    }
-    ErrorList::new()
-}
-
-fn secret_ref_name(s: &Value, path: &Path) -> ErrorList {
-    if s.f("secretRef").is_object() && s.f("secretRef").s("name").is_empty() {
-        return vec![FieldError::required(
-            &path.child("secretRef").child("name"),
-            "",
-        )];
-    }
-    ErrorList::new()
-}
-
-fn partition(s: &Value, path: &Path) -> ErrorList {
-    let part = s.i("partition").unwrap_or(0);
-    if !(0..=255).contains(&part) {
-        return vec![FieldError::invalid(
-            &path.child("partition"),
-            part,
-            "must be between 1 and 255, inclusive",
-        )];
-    }
-    ErrorList::new()
-}
-
-const HOST_PATH_TYPES: &[&str] = &[
-    "",
-    "BlockDevice",
-    "CharDevice",
-    "Directory",
-    "DirectoryOrCreate",
-    "File",
-    "FileOrCreate",
-    "Socket",
-];
-
-/// `validateHostPathVolumeSource`.
-fn host_path(s: &Value, path: &Path) -> ErrorList {
-    let p = s.s("path");
-    if p.is_empty() {
-        return vec![FieldError::required(&path.child("path"), "")];
-    }
-    let mut errs = path_no_backsteps(p, &path.child("path"));
-    if s.has("type") && !HOST_PATH_TYPES.contains(&s.s("type")) {
-        errs.push(FieldError::not_supported(
-            &path.child("type"),
-            s.s("type"),
-            HOST_PATH_TYPES,
-        ));
     }
     errs
 }
@@ -439,223 +312,9 @@ fn downward_api_file(file: &Value, path: &Path) -> ErrorList {
     errs
 }
 
-fn iqn_format_ok(v: &str) -> bool {
-    if let Some(rest) = v.strip_prefix("iqn.") {
-        // iqn\.\d{4}-\d{2}\.([[:alnum:]-.]+)(:[^,;*&$|\s]+)$
-        let b = rest.as_bytes();
-        if b.len() < 8
-            || !b[..4].iter().all(u8::is_ascii_digit)
-            || b[4] != b'-'
-            || !b[5..7].iter().all(u8::is_ascii_digit)
-            || b[7] != b'.'
-        {
-            return false;
-        }
-        let tail = &rest[8..];
-        let Some((domain, name)) = tail.split_once(':') else {
-            return false;
-        };
-        return !domain.is_empty()
-            && domain
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-            && !name.is_empty()
-            && !name
-                .chars()
-                .any(|c| ",;*&$|".contains(c) || c.is_whitespace());
-    }
-    if v.starts_with("iqn") {
-        return false;
-    }
-    let hex_tail = |rest: &str, n: usize| {
-        rest.len() == n + 1 && rest[1..].chars().all(|c| c.is_ascii_alphanumeric())
-    };
-    if let Some(rest) = v.strip_prefix("eui") {
-        return hex_tail(rest, 16);
-    }
-    if let Some(rest) = v.strip_prefix("naa") {
-        return hex_tail(rest, 32);
-    }
-    true
-}
-
-/// `validateISCSIVolumeSource`.
-fn iscsi(s: &Value, path: &Path) -> ErrorList {
-    let mut errs = required(s, "targetPortal", path);
-    let iqn = s.s("iqn");
-    let prefixed = |v: &str| v.starts_with("iqn") || v.starts_with("eui") || v.starts_with("naa");
-    if iqn.is_empty() {
-        errs.push(FieldError::required(&path.child("iqn"), ""));
-    } else if !prefixed(iqn) {
-        errs.push(FieldError::invalid(
-            &path.child("iqn"),
-            iqn,
-            "must be valid format starting with iqn, eui, or naa",
-        ));
-    } else if !iqn_format_ok(iqn) {
-        errs.push(FieldError::invalid(
-            &path.child("iqn"),
-            iqn,
-            "must be valid format",
-        ));
-    }
-    let lun = s.i("lun").unwrap_or(0);
-    if !(0..=255).contains(&lun) {
-        errs.push(FieldError::invalid(
-            &path.child("lun"),
-            lun,
-            "must be between 0 and 255, inclusive",
-        ));
-    }
-    if (s.b("chapAuthDiscovery") || s.b("chapAuthSession")) && !s.has("secretRef") {
-        errs.push(FieldError::required(&path.child("secretRef"), ""));
-    }
-    if let Some(init) = s.get("initiatorName").and_then(Value::as_str) {
-        let p = path.child("initiatorname");
-        if !prefixed(init) {
-            errs.push(FieldError::invalid(
-                &p,
-                init,
-                "must be valid format starting with iqn, eui, or naa",
-            ));
-        }
-        if prefixed(init) && !iqn_format_ok(init) {
-            errs.push(FieldError::invalid(&p, init, "must be valid format"));
-        }
-    }
-    errs
-}
-
-/// `validateQuobyteVolumeSource`.
-fn quobyte(s: &Value, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    let registry = s.s("registry");
-    let msg = "must be a host:port pair or multiple pairs separated by commas";
-    if registry.is_empty() {
-        errs.push(FieldError::required(&path.child("registry"), msg));
-    } else if s.s("tenant").len() >= 65 {
-        errs.push(FieldError::required(
-            &path.child("tenant"),
-            "must be a UUID and may not exceed a length of 64 characters",
-        ));
-    } else {
-        for pair in registry.split(',') {
-            if pair.rsplit_once(':').is_none() {
-                errs.push(FieldError::invalid(&path.child("registry"), registry, msg));
-            }
-        }
-    }
-    errs.extend(required(s, "volume", path));
-    errs
-}
-
-/// `validateFCVolumeSource`.
-fn fc(s: &Value, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    let (wwns, wwids) = (s.a("targetWWNs"), s.a("wwids"));
-    if wwns.is_empty() && wwids.is_empty() {
-        errs.push(FieldError::required(
-            &path.child("targetWWNs"),
-            "must specify either targetWWNs or wwids, but not both",
-        ));
-    }
-    if !wwns.is_empty() && !wwids.is_empty() {
-        errs.push(FieldError::invalid(
-            &path.child("targetWWNs"),
-            s.f("targetWWNs").clone(),
-            "targetWWNs and wwids can not be specified simultaneously",
-        ));
-    }
-    if !wwns.is_empty() {
-        match s.i("lun") {
-            None => errs.push(FieldError::required(
-                &path.child("lun"),
-                "lun is required if targetWWNs is specified",
-            )),
-            Some(l) if !(0..=255).contains(&l) => errs.push(FieldError::invalid(
-                &path.child("lun"),
-                l,
-                "must be between 0 and 255, inclusive",
-            )),
-            _ => {}
-        }
-    }
-    errs
-}
-
-/// `validateFlexVolumeSource`.
-fn flex(s: &Value, path: &Path) -> ErrorList {
-    let mut errs = required(s, "driver", path);
-    for k in s.m("options").map(|m| m.keys()).into_iter().flatten() {
-        let ns = k.split_once('/').map_or(k.as_str(), |(ns, _)| ns);
-        let normalized = format!(".{}", ns.to_lowercase());
-        if normalized.ends_with(".kubernetes.io") || normalized.ends_with(".k8s.io") {
-            errs.push(FieldError::invalid(
-                &path.child("options").key(k),
-                k.as_str(),
-                "kubernetes.io and k8s.io namespaces are reserved",
-            ));
-        }
-    }
-    errs
-}
-
-/// `validateAzureDisk`.
-fn azure_disk(s: &Value, path: &Path) -> ErrorList {
-    let mut errs = required(s, "diskName", path);
-    errs.extend(required(s, "diskURI", path));
-    if s.has("cachingMode") {
-        let m = s.s("cachingMode");
-        let modes = ["None", "ReadOnly", "ReadWrite"];
-        if !modes.contains(&m) {
-            errs.push(FieldError::not_supported(
-                &path.child("cachingMode"),
-                m,
-                &modes,
-            ));
-        }
-    }
-    if s.has("kind") {
-        let kind = s.s("kind");
-        let kinds = ["Dedicated", "Managed", "Shared"];
-        if !kinds.contains(&kind) {
-            errs.push(FieldError::not_supported(&path.child("kind"), kind, &kinds));
-        }
-        let uri = s.s("diskURI");
-        if kind == "Managed" && !uri.starts_with("/subscriptions/") {
-            errs.push(FieldError::not_supported(
-                &path.child("diskURI"),
-                uri,
-                &["/subscriptions/{sub-id}/resourcegroups/{group-name}/providers/microsoft.compute/disks/{disk-id}"],
-            ));
-        }
-        if kind != "Managed" && !uri.starts_with("https://") {
-            errs.push(FieldError::not_supported(
-                &path.child("diskURI"),
-                uri,
-                &["https://{account-name}.blob.core.windows.net/{container-name}/{disk-name}.vhd"],
-            ));
-        }
-    }
-    errs
-}
-
 /// `validateCSIVolumeSource`.
 fn csi(s: &Value, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    let driver = s.s("driver");
-    let dp = path.child("driver");
-    if driver.is_empty() {
-        errs.push(FieldError::required(&dp, ""));
-    }
-    if driver.len() > 63 {
-        errs.push(FieldError::too_long(&dp, "", 63));
-    }
-    errs.extend(invalid_each(
-        driver,
-        &dp,
-        is_dns1123_subdomain(&driver.to_lowercase()),
-    ));
+    let mut errs = vs::csi_driver_name(s.s("driver"), &path.child("driver"));
     let secret = s.f("nodePublishSecretRef");
     if secret.is_object() {
         let name = secret.s("name");
@@ -814,13 +473,6 @@ fn cluster_trust_bundle(ctb: &Value, path: &Path) -> ErrorList {
     errs
 }
 
-const ACCESS_MODES: &[&str] = &[
-    "ReadOnlyMany",
-    "ReadWriteMany",
-    "ReadWriteOnce",
-    "ReadWriteOncePod",
-];
-
 /// `ValidatePersistentVolumeClaimTemplate`: only labels and annotations in the metadata,
 /// and a valid claim spec.
 fn pvc_template(t: &Value, path: &Path) -> ErrorList {
@@ -854,151 +506,6 @@ fn pvc_template(t: &Value, path: &Path) -> ErrorList {
             errs.push(FieldError::forbidden(&mp.child(go), "cannot be set"));
         }
     }
-    errs.extend(pvc_spec(t.f("spec"), &path.child("spec")));
-    errs
-}
-
-/// `ValidatePersistentVolumeClaimSpec`.
-pub(crate) fn pvc_spec(spec: &Value, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    let modes = spec.a("accessModes");
-    if modes.is_empty() {
-        errs.push(FieldError::required(
-            &path.child("accessModes"),
-            "at least 1 access mode is required",
-        ));
-    }
-    if spec.has("selector") {
-        errs.extend(validate_label_selector(
-            spec.get("selector"),
-            &path.child("selector"),
-        ));
-    }
-    let (mut rwop, mut other) = (false, false);
-    for m in modes {
-        let m = m.as_str().unwrap_or("");
-        if !ACCESS_MODES.contains(&m) {
-            errs.push(FieldError::not_supported(
-                &path.child("accessModes"),
-                m,
-                ACCESS_MODES,
-            ));
-        } else if m == "ReadWriteOncePod" {
-            rwop = true;
-        } else {
-            other = true;
-        }
-    }
-    if rwop && other {
-        errs.push(FieldError::forbidden(
-            &path.child("accessModes"),
-            "may not use ReadWriteOncePod with other access modes",
-        ));
-    }
-    let sp = path.child("resources").key("storage");
-    match spec
-        .f("resources")
-        .f("requests")
-        .get("storage")
-        .and_then(quantity)
-    {
-        None if !spec.f("resources").f("requests").has("storage") => {
-            errs.push(FieldError::required(&sp, ""));
-        }
-        None => {}
-        Some(q) => {
-            if q.signum() <= 0 {
-                errs.push(FieldError::invalid(
-                    &sp,
-                    quantity_text(&q),
-                    "must be greater than zero",
-                ));
-            } else {
-                errs.extend(validate_quantity_value("storage", &q, &sp));
-            }
-        }
-    }
-    for field in ["storageClassName", "volumeAttributesClassName"] {
-        let v = spec.s(field);
-        if !v.is_empty() {
-            errs.extend(invalid_each(
-                v,
-                &path.child(field),
-                name_is_dns_subdomain(v, false),
-            ));
-        }
-    }
-    if spec.has("volumeMode") {
-        let m = spec.s("volumeMode");
-        if !["Block", "Filesystem"].contains(&m) {
-            errs.push(FieldError::not_supported(
-                &path.child("volumeMode"),
-                m,
-                &["Block", "Filesystem"],
-            ));
-        }
-    }
-    let ds = spec.f("dataSource");
-    let dsr = spec.f("dataSourceRef");
-    if ds.is_object() {
-        errs.extend(data_source(ds, &path.child("dataSource")));
-    }
-    if dsr.is_object() {
-        errs.extend(data_source(dsr, &path.child("dataSourceRef")));
-        let ns = dsr.s("namespace");
-        if !ns.is_empty() {
-            errs.extend(invalid_each(
-                ns,
-                &path.child("dataSourceRef").child("namespace"),
-                k1s_apimachinery::validation::is_dns1123_label(ns),
-            ));
-        }
-    }
-    if dsr.is_object() && !dsr.s("namespace").is_empty() {
-        if ds.is_object() {
-            errs.push(FieldError::invalid(
-                path,
-                path.child("dataSource").to_string(),
-                "may not be specified when dataSourceRef.namespace is specified",
-            ));
-        }
-    } else if ds.is_object()
-        && dsr.is_object()
-        && (ds.get("apiGroup") != dsr.get("apiGroup")
-            || ds.s("kind") != dsr.s("kind")
-            || ds.s("name") != dsr.s("name"))
-    {
-        errs.push(FieldError::invalid(
-            path,
-            path.child("dataSource").to_string(),
-            "must match dataSourceRef",
-        ));
-    }
-    errs
-}
-
-fn data_source(ds: &Value, path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    if ds.s("name").is_empty() {
-        errs.push(FieldError::required(&path.child("name"), ""));
-    }
-    if ds.s("kind").is_empty() {
-        errs.push(FieldError::required(&path.child("kind"), ""));
-    }
-    let group = ds.s("apiGroup");
-    if group.is_empty() && ds.s("kind") != "PersistentVolumeClaim" {
-        errs.push(FieldError::invalid(
-            path,
-            ds.s("kind"),
-            "must be 'PersistentVolumeClaim' when referencing the default apiGroup",
-        ));
-    }
-    if !group.is_empty() {
-        errs.extend(invalid_each(
-            group,
-            &path.child("apiGroup"),
-            is_dns1123_subdomain(group),
-        ));
-    }
+    errs.extend(validate_pvc_spec(t.f("spec"), &path.child("spec")));
     errs
 }

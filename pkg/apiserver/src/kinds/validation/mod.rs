@@ -8,7 +8,12 @@
 //! schema's JSON type or is absent; the accessors below read an absent field (or one of
 //! another type) as Go's zero value, which is how upstream's typed validation sees it.
 
+pub mod ip;
+pub mod resources;
+pub mod scheduling;
+
 use k1s_apimachinery::meta::{FIELD_IMMUTABLE_ERROR_MSG, IS_NEGATIVE_ERROR_MSG};
+use k1s_apimachinery::validation::is_qualified_name;
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
 use serde_json::{Map, Value};
 
@@ -64,6 +69,32 @@ impl Fields for Value {
     fn has(&self, key: &str) -> bool {
         self.get(key).is_some_and(|v| !v.is_null())
     }
+}
+
+/// A copy of a JSON object without `keys` (for "every field but these" comparisons); a
+/// non-object reads as an empty object.
+pub fn without(obj: &Value, keys: &[&str]) -> Value {
+    match obj {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !keys.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        _ => Value::Object(Map::new()),
+    }
+}
+
+/// The list at `key` of `obj`, distinguishing absent (Go's nil slice) from empty.
+pub fn list_of<'a>(obj: &'a Value, key: &str) -> Option<&'a [Value]> {
+    obj.get(key).and_then(Value::as_array).map(Vec::as_slice)
+}
+
+/// The strings of a list value (a non-string item reads as "", an absent list as none).
+pub fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .map(|a| a.iter().map(|s| s.as_str().unwrap_or("")).collect())
+        .unwrap_or_default()
 }
 
 /// Upstream's `apiequality.Semantic.DeepEqual` on JSON: a missing or null field equals an
@@ -142,6 +173,19 @@ pub fn positive(value: Option<i64>, path: &Path) -> ErrorList {
     }
 }
 
+/// Each message of a format check as an `Invalid value` of `value` at `path` (upstream's
+/// `for _, msg := range IsX(value) { allErrs = append(allErrs, field.Invalid(...)) }`).
+pub fn invalid_each(value: &str, path: &Path, msgs: Vec<String>) -> ErrorList {
+    msgs.into_iter()
+        .map(|m| FieldError::invalid(path, value, m))
+        .collect()
+}
+
+/// `ValidateQualifiedName`: each problem of a qualified name (`example.com/name`).
+pub fn validate_qualified_name(value: &str, path: &Path) -> ErrorList {
+    invalid_each(value, path, is_qualified_name(value))
+}
+
 /// `Required value` when the string is empty, otherwise each message of `check` as an
 /// `Invalid value` (the shape of most name fields: `if len(x) == 0 {Required} else
 /// {for msg := range IsDNS1123Subdomain(x) {Invalid}}`).
@@ -149,10 +193,7 @@ pub fn required_name(value: &str, path: &Path, check: fn(&str) -> Vec<String>) -
     if value.is_empty() {
         return vec![FieldError::required(path, "")];
     }
-    check(value)
-        .into_iter()
-        .map(|msg| FieldError::invalid(path, value, msg))
-        .collect()
+    invalid_each(value, path, check(value))
 }
 
 /// Each message of `check` as an `Invalid value` when the string is not empty (optional

@@ -1,9 +1,14 @@
-//! IP and CIDR checks of the networking, discovery and core kinds, as upstream's
+//! IP and CIDR checks of the core, networking and discovery kinds, as upstream's
 //! `util/validation/ip.go` and `k8s.io/utils/net` do them in 1.35 (StrictIPCIDRValidation
 //! is off by default, so "legacy" fields still accept what Go's old sloppy parser
 //! accepted: IPv4 octets with leading zeros, IPv4-mapped IPv6, host bits in a CIDR).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use k1s_apimachinery::validation::is_dns1123_subdomain;
+use k1s_apimachinery::{ErrorList, FieldError, Path};
+
+use super::invalid_each;
 
 /// Upstream's message for a value that is not an IP at all.
 pub const INVALID_IP_MSG: &str = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
@@ -154,6 +159,36 @@ pub fn non_special_ip_errors(value: &str, allow_loopback: bool) -> Vec<String> {
     errs
 }
 
+/// [`legacy_ip_errors`] at `path` (pod DNS nameservers, host aliases).
+pub fn validate_legacy_ip(value: &str, path: &Path) -> ErrorList {
+    invalid_each(value, path, legacy_ip_errors(value))
+}
+
+/// [`non_special_ip_errors`] without loopback at `path` (Endpoints addresses, a
+/// Service's external IPs).
+pub fn validate_non_special_ip(value: &str, path: &Path) -> ErrorList {
+    invalid_each(value, path, non_special_ip_errors(value, false))
+}
+
+/// [`legacy_cidr_errors`] at `path` (node pod CIDRs, load balancer source ranges).
+pub fn validate_legacy_cidr(value: &str, path: &Path) -> ErrorList {
+    invalid_each(value, path, legacy_cidr_errors(value))
+}
+
+/// A load balancer ingress `hostname` (Services, Ingresses): a DNS subdomain, and not an
+/// IP address.
+pub fn validate_lb_hostname(host: &str, path: &Path) -> ErrorList {
+    let mut errs = invalid_each(host, path, is_dns1123_subdomain(host));
+    if parse_ip_sloppy(host).is_some() {
+        errs.push(FieldError::invalid(
+            path,
+            host,
+            "must be a DNS name, not an IP address",
+        ));
+    }
+    errs
+}
+
 /// A parsed CIDR: the address as written and the prefix length over `bits` (32 or 128).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -274,10 +309,7 @@ pub fn strict_cidr_errors(value: &str) -> Vec<String> {
     }
     let canonical = cidr.canonical();
     if canonical != value {
-        return vec![format!(
-            "must be in canonical form ({})",
-            super::gosyntax::go_quote(&canonical)
-        )];
+        return vec![format!("must be in canonical form ({})", quote(&canonical))];
     }
     Vec::new()
 }
@@ -287,6 +319,7 @@ pub fn strict_cidr_errors(value: &str) -> Vec<String> {
 pub fn cidr_is_ipv4(value: &str) -> Option<bool> {
     parse_cidr_sloppy(value).map(|c| is_ipv4_like(c.addr))
 }
+use k1s_apimachinery::goformat::quote;
 
 #[cfg(test)]
 mod tests {
