@@ -366,6 +366,7 @@ pub fn resources_for(crd: &Value, definitions: &mut Definitions) -> Vec<Resource
                 key_prefix: format!("/registry/{group}/{plural}"),
                 storage_version,
                 custom: true,
+                returns_deleted_object: false,
             },
             strategy: Arc::new(CustomResourceStrategy::from_version(v)),
             conversion,

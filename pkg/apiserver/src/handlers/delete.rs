@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use super::list::list_options;
 use super::{Call, body, response};
 use crate::meta;
-use crate::registry::delete_returns_object;
 use crate::registry::generic::{DeleteOptions, Deleted};
 
 /// DeleteOptions from the body (if any) and the query.
@@ -98,9 +97,7 @@ pub async fn delete(mut call: Call) -> Result<Response, Status> {
     let info = &call.resource.info;
     Ok(match result {
         Deleted::Pending(obj) => response::json(StatusCode::OK, &obj),
-        Deleted::Gone(obj) if !info.custom && delete_returns_object(&info.group, &info.plural) => {
-            response::json(StatusCode::OK, &obj)
-        }
+        Deleted::Gone(obj) if info.returns_deleted_object => response::json(StatusCode::OK, &obj),
         Deleted::Gone(obj) => response::json(StatusCode::OK, &deleted_status(&call, &obj)),
     })
 }

@@ -71,6 +71,13 @@ impl KindEntry<'_> {
         self
     }
 
+    /// Answers a delete that removes the object with the object (upstream's
+    /// `ReturnDeletedObject`).
+    pub fn returns_deleted_object(self) -> Self {
+        self.resource.info.returns_deleted_object = true;
+        self
+    }
+
     /// Restricts the verbs.
     pub fn verbs(self, verbs: &[&'static str]) -> Self {
         self.resource.info.verbs = verbs.to_vec();
@@ -133,6 +140,7 @@ impl Builder {
                 key_prefix,
                 storage_version: true,
                 custom: false,
+                returns_deleted_object: false,
             },
             strategy: Arc::new(strategy),
             conversion: None,
@@ -180,11 +188,13 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
     b.kind::<core_v1::Pod>(core::pod::PodStrategy)
         .short_names(&["po"])
         .categories(&["all"])
-        .status();
+        .status()
+        .returns_deleted_object();
     b.kind::<core_v1::Service>(core::service::ServiceStrategy::new(services.clone()))
         .short_names(&["svc"])
         .categories(&["all"])
-        .status();
+        .status()
+        .returns_deleted_object();
     b.kind::<core_v1::ConfigMap>(core::configmap::ConfigMapStrategy)
         .short_names(&["cm"]);
     b.kind::<core_v1::Secret>(core::secret::SecretStrategy);
@@ -196,20 +206,24 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
             "create", "delete", "get", "list", "patch", "update", "watch",
         ])
         .status()
-        .finalize();
+        .finalize()
+        .returns_deleted_object();
     b.kind::<core_v1::Node>(core::node::NodeStrategy)
         .short_names(&["no"])
         .status();
     b.kind::<core_v1::PersistentVolume>(core::persistentvolume::PersistentVolumeStrategy)
         .short_names(&["pv"])
-        .status();
+        .status()
+        .returns_deleted_object();
     b.kind::<core_v1::PersistentVolumeClaim>(
         core::persistentvolumeclaim::PersistentVolumeClaimStrategy,
     )
     .short_names(&["pvc"])
-    .status();
+    .status()
+    .returns_deleted_object();
     b.kind::<core_v1::ServiceAccount>(core::serviceaccount::ServiceAccountStrategy)
-        .short_names(&["sa"]);
+        .short_names(&["sa"])
+        .returns_deleted_object();
     b.kind::<core_v1::Endpoints>(core::endpoints::EndpointsStrategy)
         .short_names(&["ep"]);
     b.kind::<core_v1::Event>(core::event::EventStrategy)
@@ -218,7 +232,8 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .short_names(&["limits"]);
     b.kind::<core_v1::ResourceQuota>(core::resourcequota::ResourceQuotaStrategy)
         .short_names(&["quota"])
-        .status();
+        .status()
+        .returns_deleted_object();
     b.kind::<core_v1::ReplicationController>(
         core::replicationcontroller::ReplicationControllerStrategy,
     )
@@ -226,7 +241,8 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
     .categories(&["all"])
     .status()
     .scale();
-    b.kind::<core_v1::PodTemplate>(core::podtemplate::PodTemplateStrategy);
+    b.kind::<core_v1::PodTemplate>(core::podtemplate::PodTemplateStrategy)
+        .returns_deleted_object();
     b.kind::<core_v1::ComponentStatus>(Plain)
         .short_names(&["cs"])
         .verbs(&["get", "list"]);
@@ -297,14 +313,19 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
     b.kind::<discovery::EndpointSlice>(self::discovery::EndpointSliceStrategy);
     // storage.k8s.io/v1
     b.kind::<storage::StorageClass>(self::storage::StorageClassStrategy)
-        .short_names(&["sc"]);
-    b.kind::<storage::CSIDriver>(self::storage::CsiDriverStrategy);
-    b.kind::<storage::CSINode>(self::storage::CsiNodeStrategy);
+        .short_names(&["sc"])
+        .returns_deleted_object();
+    b.kind::<storage::CSIDriver>(self::storage::CsiDriverStrategy)
+        .returns_deleted_object();
+    b.kind::<storage::CSINode>(self::storage::CsiNodeStrategy)
+        .returns_deleted_object();
     b.kind::<storage::CSIStorageCapacity>(self::storage::CsiStorageCapacityStrategy);
     b.kind::<storage::VolumeAttachment>(self::storage::VolumeAttachmentStrategy)
-        .status();
+        .status()
+        .returns_deleted_object();
     b.kind::<storage::VolumeAttributesClass>(self::storage::VolumeAttributesClassStrategy)
-        .short_names(&["vac"]);
+        .short_names(&["vac"])
+        .returns_deleted_object();
     // scheduling.k8s.io/v1
     b.kind::<scheduling::PriorityClass>(self::scheduling::PriorityClassStrategy)
         .short_names(&["pc"]);

@@ -360,9 +360,8 @@ fn article(kind: &str) -> &'static str {
 /// Whether upstream's documents give the deleted object as a delete's answer: the kinds
 /// whose storage returns it, except namespaces, whose REST wrapper does not say so (its
 /// deletes answer with the namespace all the same).
-fn delete_returns_object(group: &str, plural: &str) -> bool {
-    crate::registry::delete_returns_object(group, plural)
-        && !(group.is_empty() && plural == "namespaces")
+fn documents_deleted_object(i: &crate::registry::ResourceInfo) -> bool {
+    i.returns_deleted_object && !(i.group.is_empty() && i.plural == "namespaces")
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`.
@@ -405,7 +404,7 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
     } else {
         vec![JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH]
     };
-    let deleted = if delete_returns_object(&i.group, &i.plural) && !custom {
+    let deleted = if documents_deleted_object(i) {
         def.clone()
     } else {
         meta::STATUS.to_string()

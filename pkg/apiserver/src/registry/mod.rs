@@ -77,6 +77,10 @@ pub struct ResourceInfo {
     pub storage_version: bool,
     /// Defined by a CustomResourceDefinition: no strategic merge patch, like upstream.
     pub custom: bool,
+    /// A delete that removes the object at once answers with the object rather than a
+    /// Status (upstream's `ReturnDeletedObject`); a delete that only marks the object,
+    /// pending finalizers, answers with it for every kind.
+    pub returns_deleted_object: bool,
 }
 
 /// Verbs of an ordinary read-write resource, as discovery lists them. Resources upstream
@@ -92,34 +96,6 @@ pub const ALL_VERBS: &[&str] = &[
     "update",
     "watch",
 ];
-
-/// Whether a delete that removes the object at once answers with the object rather than
-/// a Status: upstream's storage of these kinds sets `ReturnDeletedObject` (a delete that
-/// only marks the object, pending finalizers, answers with it for every kind).
-pub fn delete_returns_object(group: &str, plural: &str) -> bool {
-    match group {
-        "" => matches!(
-            plural,
-            "namespaces"
-                | "persistentvolumeclaims"
-                | "persistentvolumes"
-                | "pods"
-                | "podtemplates"
-                | "resourcequotas"
-                | "serviceaccounts"
-                | "services"
-        ),
-        "storage.k8s.io" => matches!(
-            plural,
-            "csidrivers"
-                | "csinodes"
-                | "storageclasses"
-                | "volumeattachments"
-                | "volumeattributesclasses"
-        ),
-        _ => false,
-    }
-}
 
 impl ResourceInfo {
     /// `apps/v1`, or `v1` for the core group.
