@@ -21,13 +21,20 @@
 //! and, beside them, that the server answered every request (no timeouts or dropped
 //! connections), never panicked and is still ready after the run.
 //!
-//! Short form (CI): coverage and fuzzing phases, 3 examples per operation, 180 s of fuzzing
-//! (`K1S_FUZZ_EXAMPLES`, `K1S_FUZZ_SECONDS`, `K1S_FUZZ_PHASES` change them;
-//! `scripts/test --long` asks for 25 examples, 1500 s and the examples and stateful phases,
+//! The fuzzer never reads names out of answers (so it cannot learn the seeded ones and
+//! delete them by name, which an admin may do); it mostly uses names of its own.
+//!
+//! Short form (CI): one run over every operation, phases examples, coverage and fuzzing, 3
+//! examples per operation, 180 s (`K1S_FUZZ_EXAMPLES`, `K1S_FUZZ_SECONDS` and
+//! `K1S_FUZZ_PHASES` change them). `scripts/test --long` asks for 25 examples and 900 s,
+//! then 600 s of stateful runs (`K1S_FUZZ_STATEFUL_SECONDS`), one per API group version,
 //! whose link-based scenarios chain a create to the reads, updates and deletes of what it
-//! created). `K1S_FUZZ_SEED` replays a run's generated data (the time budget still decides
+//! created. `K1S_FUZZ_SEED` replays a run's generated data (the time budget still decides
 //! how far each operation gets). The run's files (adapted document, configuration, the
-//! fuzzer's output and JSON report) stay in `$CARGO_TARGET_TMPDIR/fuzz-openapi/`.
+//! fuzzer's output and JSON reports) stay in `$CARGO_TARGET_TMPDIR/fuzz-openapi/`.
+//!
+//! Findings of `negative_data_rejection` (a request the schemas refuse was accepted) are
+//! printed but not asserted; see `CHECKS`.
 //!
 //! Without schemathesis installed the test fails, saying how to install it.
 
@@ -60,13 +67,37 @@ const SEED_GROUP: &str = "seed.k1s.test";
 struct Budget {
     /// Examples per operation and phase (`--max-examples`).
     examples: u32,
-    /// The fuzzer's time budget (`--max-time`): coverage takes a share of each operation,
-    /// fuzzing (and stateful) rounds repeat until it is spent.
+    /// The time budget of the main run over every operation (`--max-time`): coverage takes
+    /// a share of each operation, fuzzing rounds repeat until it is spent.
     seconds: u64,
-    /// The schemathesis phases to run.
+    /// The phases of the main run.
     phases: String,
+    /// The time budget of the stateful runs, one per API group version (0: none). The
+    /// stateful phase chains a create to the reads, updates and deletes of what it
+    /// created, along links the fuzzer infers from the document; over the whole document
+    /// it infers ~58k links and gets no scenario started, so each group version gets a
+    /// run of its own.
+    stateful_seconds: u64,
     /// The seed of the generated data.
     seed: u64,
+}
+
+/// One invocation of the fuzzer.
+struct Pass {
+    /// Names its files.
+    name: String,
+    phases: String,
+    seconds: u64,
+    /// `--include-path-regex`, for a pass over part of the document.
+    paths: Option<String>,
+}
+
+/// What one invocation left.
+struct Outcome {
+    name: String,
+    exit: i32,
+    stdout: String,
+    report: Value,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -92,6 +123,7 @@ fn budget() -> Budget {
         examples: env_or("K1S_FUZZ_EXAMPLES", 3),
         seconds: env_or("K1S_FUZZ_SECONDS", 180),
         phases: env_or("K1S_FUZZ_PHASES", "examples,coverage,fuzzing".to_string()),
+        stateful_seconds: env_or("K1S_FUZZ_STATEFUL_SECONDS", 0),
         seed,
     }
 }
@@ -781,18 +813,19 @@ fn failure_examples(stdout: &str, operations: &[String]) -> BTreeMap<String, Str
     out
 }
 
-/// Runs the fuzzer and returns its exit code, stdout and JSON report.
+/// Runs the fuzzer once.
 fn run_fuzzer(
     k1s: &K1s,
     dir: &Path,
     doc: &Path,
     config: &Path,
     budget: &Budget,
-) -> (i32, String, Value) {
+    pass: &Pass,
+) -> Outcome {
     let bin = schemathesis();
     let tls = k1s.tls_files();
-    let report = dir.join("report.json");
-    let stdout = dir.join("schemathesis.out");
+    let report = dir.join(format!("{}.report.json", pass.name));
+    let stdout = dir.join(format!("{}.out", pass.name));
     let log = std::fs::File::create(&stdout).unwrap_or_else(|e| panic!("{e}"));
     let err = log.try_clone().unwrap_or_else(|e| panic!("{e}"));
     let mut cmd = Command::new(&bin);
@@ -809,9 +842,9 @@ fn run_fuzzer(
         .arg("--request-cert-key")
         .arg(&tls.key)
         .args(["--checks", &CHECKS.replace(' ', "")])
-        .args(["--phases", &budget.phases])
+        .args(["--phases", &pass.phases])
         .args(["--max-examples", &budget.examples.to_string()])
-        .args(["--max-time", &budget.seconds.to_string()])
+        .args(["--max-time", &pass.seconds.to_string()])
         .args(["--seed", &budget.seed.to_string()])
         // One worker: the fuzzer's generator is not reliable across threads (hypothesis
         // raised "AST constructor recursion depth mismatch" with two), and the machine
@@ -825,6 +858,9 @@ fn run_fuzzer(
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err);
+    if let Some(paths) = &pass.paths {
+        cmd.args(["--include-path-regex", paths]);
+    }
     let mut child = cmd.spawn().unwrap_or_else(|e| {
         panic!(
             "cannot run the fuzzer {}: {e}\nInstall it with scripts/install-schemathesis \
@@ -833,7 +869,8 @@ fn run_fuzzer(
         )
     });
     // Loading the document, the last shrinking and the report come on top of --max-time.
-    let deadline = Instant::now() + Duration::from_secs(budget.seconds + 240);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(pass.seconds + 240);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
             break status;
@@ -842,8 +879,9 @@ fn run_fuzzer(
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "the fuzzer ran past its budget of {} s (+240 s):\n{}",
-                budget.seconds,
+                "the fuzzer ({}) ran past its budget of {} s (+240 s):\n{}",
+                pass.name,
+                pass.seconds,
                 std::fs::read_to_string(&stdout).unwrap_or_default()
             );
         }
@@ -859,7 +897,59 @@ fn run_fuzzer(
                 report.display()
             )
         });
-    (status.code().unwrap_or(-1), out, report)
+    let exit = status.code().unwrap_or(-1);
+    println!(
+        "fuzz_openapi: {}: exit {exit} after {} s, {} test cases",
+        pass.name,
+        started.elapsed().as_secs(),
+        report["test_cases"]["generated"],
+    );
+    Outcome {
+        name: pass.name.clone(),
+        exit,
+        stdout: out,
+        report,
+    }
+}
+
+/// The passes of the run: the main one over every operation, then the stateful ones, one
+/// per API group version (`/api/v1`, `/apis/apps/v1`, …) sharing their budget.
+fn passes(doc: &Value, budget: &Budget) -> Vec<Pass> {
+    let mut passes = vec![Pass {
+        name: "main".into(),
+        phases: budget.phases.clone(),
+        seconds: budget.seconds,
+        paths: None,
+    }];
+    if budget.stateful_seconds == 0 {
+        return passes;
+    }
+    let mut groups: Vec<String> = doc["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.keys())
+        .filter_map(|path| {
+            let parts: Vec<&str> = path.split('/').collect();
+            match parts.get(1) {
+                Some(&"api") => Some(parts[..3.min(parts.len())].join("/")),
+                Some(&"apis") => Some(parts[..4.min(parts.len())].join("/")),
+                _ => None,
+            }
+        })
+        .collect();
+    groups.sort();
+    groups.dedup();
+    let share = (budget.stateful_seconds / groups.len().max(1) as u64).max(20);
+    for group in groups {
+        let name = format!("stateful{}", group.replace(['/', '.'], "-"));
+        passes.push(Pass {
+            name,
+            phases: "stateful".into(),
+            seconds: share,
+            paths: Some(format!("^{}/", group.replace('.', "\\."))),
+        });
+    }
+    passes
 }
 
 /// The property a failure code of the fuzzer breaks; None for what is only reported.
@@ -937,44 +1027,104 @@ fn openapi_fuzzing_breaks_nothing() {
     std::fs::write(&config_path, config(&doc)).expect("write config");
 
     let started = Instant::now();
-    let (exit, stdout, report) = run_fuzzer(&k1s, &dir, &doc_path, &config_path, &budget);
+    let outcomes: Vec<Outcome> = passes(&doc, &budget)
+        .iter()
+        .map(|pass| run_fuzzer(&k1s, &dir, &doc_path, &config_path, &budget, pass))
+        .collect();
     println!(
-        "fuzz_openapi: the fuzzer exited with {exit} after {} s; {} test cases; files in {}",
+        "fuzz_openapi: {} fuzzer run(s) in {} s; files in {}",
+        outcomes.len(),
         started.elapsed().as_secs(),
-        report["test_cases"]["generated"],
         dir.display()
     );
 
     let mut problems: Vec<String> = Vec::new();
     let mut reported: Vec<String> = Vec::new();
-    let operations_of = |f: &Value| -> Vec<String> {
-        f["operations"]
-            .as_array()
+    // (code, title) -> operation -> the first example of it.
+    let mut failures: BTreeMap<(String, String), BTreeMap<String, Option<String>>> =
+        BTreeMap::new();
+    let mut unresolvable: std::collections::BTreeSet<String> = Default::default();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
             .into_iter()
             .flatten()
-            .filter_map(|o| o.as_str().map(String::from))
+            .map(|o| o.as_str().map_or(o.to_string(), String::from))
             .collect()
     };
-    let failing: Vec<String> = report["failures"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(operations_of)
-        .collect();
-    let examples = failure_examples(&stdout, &failing);
-    for failure in report["failures"].as_array().into_iter().flatten() {
-        let code = failure["code"].as_str().unwrap_or("?");
-        let ops = operations_of(failure);
+    for outcome in &outcomes {
+        let report = &outcome.report;
+        let list = report["failures"].as_array().cloned().unwrap_or_default();
+        let failing: Vec<String> = list
+            .iter()
+            .flat_map(|f| strings(&f["operations"]))
+            .collect();
+        let mut examples = failure_examples(&outcome.stdout, &failing);
+        for failure in &list {
+            let key = (
+                failure["code"].as_str().unwrap_or("?").to_string(),
+                failure["title"].as_str().unwrap_or("?").to_string(),
+            );
+            let ops = failures.entry(key).or_default();
+            for op in strings(&failure["operations"]) {
+                let example = examples.remove(&op);
+                // Stateful failures name no operation, only the run's scenarios.
+                let op = if op == "Stateful tests" {
+                    format!("{op} of {}", outcome.name)
+                } else {
+                    op
+                };
+                let slot = ops.entry(op).or_default();
+                if slot.is_none() {
+                    *slot = example;
+                }
+            }
+        }
+        unresolvable.extend(strings(&report["warnings"]["unresolvable_reference"]));
+        let errors = strings(&report["errors"]);
+        if !errors.is_empty() {
+            let list: Vec<String> = errors
+                .iter()
+                .map(|e| format!("  - {}", clip(e, 600)))
+                .collect();
+            problems.push(format!(
+                "[every request answered] {}: the fuzzer met errors (timeouts, dropped \
+                 connections, or its own):\n{}",
+                outcome.name,
+                list.join("\n")
+            ));
+        }
+        // 0: no failures, 1: failures; anything else is the fuzzer's own error.
+        if !(0..=1).contains(&outcome.exit) {
+            let out = &outcome.stdout;
+            let tail = (out.len().saturating_sub(3000)..out.len())
+                .find(|&i| out.is_char_boundary(i))
+                .unwrap_or(0);
+            problems.push(format!(
+                "[fuzzer] {}: the fuzzer failed (exit {}):\n{}",
+                outcome.name,
+                outcome.exit,
+                &out[tail..]
+            ));
+        }
+        if report["operations"]["tested"].as_u64().unwrap_or(0) == 0 {
+            problems.push(format!(
+                "[fuzzer] {}: the fuzzer tested no operation (exit {}):\n{}",
+                outcome.name,
+                outcome.exit,
+                clip(&outcome.stdout, 4000)
+            ));
+        }
+    }
+    for ((code, title), ops) in &failures {
         let property = property_of(code);
         let mut text = format!(
-            "[{}] {code} {}: {} operation(s)",
+            "[{}] {code} {title}: {} operation(s)",
             property.unwrap_or("reported, not asserted"),
-            failure["title"].as_str().unwrap_or("?"),
             ops.len()
         );
-        for op in &ops {
+        for (op, example) in ops {
             let _ = write!(text, "\n  - {op}");
-            if let Some(example) = examples.get(op) {
+            if let Some(example) = example {
                 let _ = write!(text, "\n{example}");
             }
         }
@@ -984,36 +1134,12 @@ fn openapi_fuzzing_breaks_nothing() {
             reported.push(text);
         }
     }
-    if let Some(refs) = report["warnings"]["unresolvable_reference"].as_array()
-        && !refs.is_empty()
-    {
-        let list: Vec<String> = refs
-            .iter()
-            .map(|r| format!("  - {}", r.as_str().map_or(r.to_string(), String::from)))
-            .collect();
+    if !unresolvable.is_empty() {
+        let list: Vec<String> = unresolvable.iter().map(|r| format!("  - {r}")).collect();
         problems.push(format!(
             "[2. every answer matches the document] the document refers to definitions it \
              does not have; the fuzzer skipped these parts:\n{}",
             list.join("\n")
-        ));
-    }
-    if let Some(errors) = report["errors"].as_array()
-        && !errors.is_empty()
-    {
-        let list: Vec<String> = errors
-            .iter()
-            .map(|e| format!("  - {}", clip(&e.to_string(), 600)))
-            .collect();
-        problems.push(format!(
-            "[every request answered] the fuzzer met errors (timeouts, dropped connections, or \
-             its own):\n{}",
-            list.join("\n")
-        ));
-    }
-    if report["operations"]["tested"].as_u64().unwrap_or(0) == 0 {
-        problems.push(format!(
-            "the fuzzer tested no operation (exit {exit}):\n{}",
-            clip(&stdout, 4000)
         ));
     }
 
