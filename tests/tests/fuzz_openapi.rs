@@ -584,6 +584,9 @@ database = "none"
 # declare no answer schema to take names from).
 [phases.examples]
 extra-data-sources.responses = false
+# An example names the object; the fields its kind requires (a Pod's containers…) are
+# generated around it.
+fill-missing = true
 
 [phases.coverage]
 extra-data-sources.responses = false
