@@ -23,9 +23,10 @@ pub fn k1s_binary() -> PathBuf {
     target.join("debug").join("k1s")
 }
 
-/// Folder of the versioned kubectl binaries (`kubectl.1.27` …), as scripts/install-kubectl
-/// fills it.
-fn tools_dir() -> PathBuf {
+/// Folder of the test tools: the versioned kubectl binaries (`kubectl.1.27` …), as
+/// scripts/install-kubectl fills it, and the fuzzer's virtual environment (`schemathesis/`),
+/// as scripts/install-schemathesis fills it. `$K1S_TOOLS_DIR`, else `~/.cache/k1s-tools`.
+pub fn tools_dir() -> PathBuf {
     match std::env::var_os("K1S_TOOLS_DIR") {
         Some(d) => PathBuf::from(d),
         None => {
