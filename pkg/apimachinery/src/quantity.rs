@@ -7,6 +7,8 @@
 //! upstream (arbitrary precision), magnitudes beyond about 1.7e29 are refused with
 //! [`QuantityError::OutOfRange`].
 
+pub mod canonical;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cmp::Ordering;
 use std::fmt;

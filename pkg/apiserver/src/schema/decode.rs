@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::builtin::names;
-use super::facts::KEEPS_EMPTY;
+use super::facts::{KEEPS_EMPTY, OMIT_ZERO};
 use super::model::{Definitions, Schema, SchemaType};
 
 /// Deepest nesting of objects and arrays a JSON request body may have (serde_json's
@@ -157,16 +157,28 @@ impl<'a> Walker<'a> {
             .unwrap_or("");
         match def_name {
             names::QUANTITY => {
-                return match v {
-                    Value::String(_) => Ok(()),
-                    Value::Number(n) => {
-                        *v = Value::String(n.to_string());
+                // Go parses a quantity while decoding (a malformed one is a 400) and
+                // stores its canonical form (`1024Mi` is stored as `1Gi`).
+                let text = match v {
+                    Value::String(s) => s.trim().to_string(),
+                    Value::Number(n) => n.to_string(),
+                    _ => {
+                        return Err(TypeError {
+                            message: k1s_apimachinery::quantity::QuantityError::FormatWrong
+                                .to_string(),
+                        });
+                    }
+                };
+                return match k1s_apimachinery::Quantity::parse(&text) {
+                    // Go keeps quantities beyond an int64 of nano-units exactly.
+                    Ok(_) | Err(k1s_apimachinery::quantity::QuantityError::OutOfRange) => {
+                        *v = Value::String(k1s_apimachinery::quantity::canonical::canonical_form(
+                            &text,
+                        ));
                         Ok(())
                     }
-                    _ => Err(TypeError {
-                        message: "quantities must match the regular expression \
-                                  '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
-                            .into(),
+                    Err(e) => Err(TypeError {
+                        message: e.to_string(),
                     }),
                 };
             }
@@ -268,7 +280,7 @@ impl<'a> Walker<'a> {
                 };
                 if node.is_struct() {
                     let owner = go_struct_name(def_name);
-                    self.walk_struct(map, node, owner, gopath, path)
+                    self.walk_struct(map, node, def_name, owner, gopath, path)
                 } else if let Some(value_schema) = node.additional_properties.as_deref() {
                     for (k, item) in map.iter_mut() {
                         // A null map value is stored as the value type's zero value.
@@ -293,6 +305,7 @@ impl<'a> Walker<'a> {
         &mut self,
         map: &mut Map<String, Value>,
         node: &Schema,
+        definition: &str,
         owner: &str,
         gopath: &str,
         path: &str,
@@ -315,6 +328,16 @@ impl<'a> Walker<'a> {
             let p = join(path, &key);
             if let Some(value) = map.get_mut(&key) {
                 self.walk(value, field_schema, owner, &gp, &p)?;
+                // Go's typed decoding cannot tell `false`, 0 or "" of a plain scalar
+                // field from an absent one (and never stores them): neither do we, so
+                // immutability checks and generation see what upstream sees.
+                if is_zero_scalar(value)
+                    && OMIT_ZERO
+                        .binary_search_by(|(d, f)| (*d, *f).cmp(&(definition, key.as_str())))
+                        .is_ok()
+                {
+                    map.remove(&key);
+                }
             }
         }
         Ok(())
@@ -402,6 +425,7 @@ impl Walker<'_> {
                         continue;
                     };
                     let target = self.defs.resolve(field_schema);
+                    let field = (definition, key.as_str());
                     let scalar = matches!(
                         target.ty,
                         Some(
@@ -411,9 +435,28 @@ impl Walker<'_> {
                                 | SchemaType::Boolean
                         )
                     );
-                    if (scalar || target.is_struct())
-                        && let Some(zero) = self.zero_value(field_schema)
+                    let zero = if scalar || target.is_struct() {
+                        // Go leaves out a zero scalar with `omitempty`, required or not.
+                        let omitted = OMIT_ZERO
+                            .binary_search_by(|(d, f)| (*d, *f).cmp(&field))
+                            .is_ok();
+                        (!omitted).then(|| self.zero_value(field_schema)).flatten()
+                    } else if KEEPS_EMPTY
+                        .binary_search_by(|(d, f)| (*d, *f).cmp(&field))
+                        .is_ok()
                     {
+                        // Go writes null for a list without `omitempty` that is missing;
+                        // typed clients refuse null where a list is required, and an
+                        // empty list means the same.
+                        match target.ty {
+                            Some(SchemaType::Array) => Some(Value::Array(Vec::new())),
+                            Some(SchemaType::Object) => Some(Value::Object(Map::new())),
+                            _ => None,
+                        }
+                    } else {
+                        None
+                    };
+                    if let Some(zero) = zero {
                         map.insert(key.clone(), zero);
                     }
                 }
@@ -449,6 +492,15 @@ pub fn fill_required(value: &mut Value, kind_schema: &Schema, defs: &Definitions
         unknown: Vec::new(),
     };
     walker.fill(value, kind_schema, 0);
+}
+
+fn is_zero_scalar(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        _ => false,
+    }
 }
 
 fn join(base: &str, key: &str) -> String {
@@ -623,8 +675,51 @@ mod tests {
     }
 
     #[test]
-    fn keeps_empty_is_sorted_for_binary_search() {
+    fn fact_tables_are_sorted_for_binary_search() {
         assert!(KEEPS_EMPTY.windows(2).all(|w| w[0] < w[1]));
+        assert!(OMIT_ZERO.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn zero_values_of_plain_scalars_read_as_absent() {
+        // `hostNetwork: false` and `paused: false` are what Go reads for absent fields;
+        // a pointer field (`replicas: 0`) keeps its zero.
+        let (s, defs) = deployment();
+        let mut v = json!({"spec": {"paused": false, "replicas": 0, "minReadySeconds": 0,
+        "template": {"spec": {"hostNetwork": false, "containers": [
+            {"name": "c", "image": "", "ports": [{"containerPort": 80, "protocol": ""}]}
+        ]}}}});
+        decode(&mut v, &s, &defs).unwrap();
+        assert_eq!(
+            v,
+            json!({"spec": {"replicas": 0, "template": {"spec": {"containers": [
+                {"name": "c", "ports": [{"containerPort": 80}]}
+            ]}}}})
+        );
+    }
+
+    #[test]
+    fn quantities_are_parsed_and_stored_in_canonical_form() {
+        let (s, defs) = deployment();
+        let res = |q: Value| {
+            json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "c", "resources": {"limits": {"memory": q}}}
+            ]}}}})
+        };
+        let mut v = res(json!("1024Mi"));
+        decode(&mut v, &s, &defs).unwrap();
+        let memory = |v: &Value| {
+            v["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"].clone()
+        };
+        assert_eq!(memory(&v), json!("1Gi"));
+        let mut v = res(json!(0.5));
+        decode(&mut v, &s, &defs).unwrap();
+        assert_eq!(memory(&v), json!("500m"));
+        let mut v = res(json!("abc"));
+        assert_eq!(
+            decode(&mut v, &s, &defs).unwrap_err().message,
+            "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+        );
     }
 
     #[test]
@@ -636,6 +731,18 @@ mod tests {
         let (s, defs) = kind("Endpoints");
         let mut v = json!({"subsets": [{"addresses": [{"hostname": "a"}], "ports": [{}]}]});
         fill_required(&mut v, &s, &defs);
+        let csinode = {
+            let mut b = BuiltinSchemas::new();
+            let name = b.add::<k8s_openapi::api::storage::v1::CSINode>(gvk(
+                "storage.k8s.io",
+                "v1",
+                "CSINode",
+            ));
+            (Schema::reference(name), b.build())
+        };
+        let mut node = json!({"metadata": {"name": "n"}, "spec": {}});
+        fill_required(&mut node, &csinode.0, &csinode.1);
+        assert_eq!(node["spec"], json!({"drivers": []}));
         assert_eq!(v["subsets"][0]["addresses"][0]["ip"], json!(""));
         assert_eq!(v["subsets"][0]["ports"][0]["port"], json!(0));
     }
