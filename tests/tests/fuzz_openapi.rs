@@ -281,6 +281,38 @@ fn guarded_paths() -> Vec<String> {
 fn adapt(mut doc: Value) -> (Value, Vec<String>) {
     let mut notes = BTreeMap::<&str, usize>::new();
 
+    // 0. Shared parameters. The document names the parameters many operations share once
+    //    (`#/parameters/watch-XNNPZGbK`, as upstream's does) and refers to them; they are
+    //    inlined so that the adaptations below (drop `watch`, booleans as text, path
+    //    examples) see every operation's parameters. The meaning is unchanged.
+    let shared = doc
+        .get("parameters")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for (key, op) in item.iter_mut() {
+                let params = if key == "parameters" {
+                    op.as_array_mut()
+                } else {
+                    op.get_mut("parameters").and_then(Value::as_array_mut)
+                };
+                for p in params.into_iter().flatten() {
+                    let target = p
+                        .get("$ref")
+                        .and_then(Value::as_str)
+                        .and_then(|r| r.strip_prefix("#/parameters/"))
+                        .and_then(|name| shared.get(name));
+                    if let Some(target) = target {
+                        *p = target.clone();
+                        *notes.entry("shared parameters inlined").or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+
     // 1. IntOrString. Kubernetes documents it as `type: string, format: int-or-string`, but
     //    its JSON is a number or a string (a Service's `targetPort: 8080` is answered as the
     //    number 8080). Read literally, every numeric answer would break the schema and the
