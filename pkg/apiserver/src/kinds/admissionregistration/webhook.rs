@@ -339,10 +339,16 @@ pub(super) fn validate_webhook_service(path: &Path, service: &Value) -> ErrorLis
     if !url_path.starts_with('/') {
         errs.push(FieldError::invalid(&pp, url_path, "must start with a '/'"));
     }
-    let mut check = &url_path[1.min(url_path.len())..];
-    if let Some(stripped) = check.strip_suffix('/') {
-        check = stripped;
-    }
+    // Go drops the first byte even when the path does not start with '/' and that byte
+    // begins a multi-byte character. Each segment is only measured in bytes and matched
+    // against an ASCII pattern, so a '?' per non-ASCII byte keeps Go's lengths and
+    // failures without slicing inside a character.
+    let after_first: String = url_path
+        .bytes()
+        .skip(1)
+        .map(|b| if b.is_ascii() { char::from(b) } else { '?' })
+        .collect();
+    let check = after_first.strip_suffix('/').unwrap_or(&after_first);
     for (i, step) in check.split('/').enumerate() {
         if step.is_empty() {
             errs.push(FieldError::invalid(
@@ -717,6 +723,37 @@ mod tests {
                 "u: Required value: url must be a valid URL: parse \"://x\": missing protocol scheme; desired format: https://host[/path]"
             ]
         );
+    }
+
+    #[test]
+    fn non_ascii_service_paths_are_errors_not_panics() {
+        // Go slices off the first byte, so "é" leaves one stray byte: one segment that
+        // fails the pattern. Multi-byte characters count as their bytes.
+        let service = |p: &str| json!({"name": "n", "namespace": "ns", "port": 443, "path": p});
+        let rfc1123 = is_dns1123_subdomain("_").remove(0);
+        let check = |p: &str| texts(validate_webhook_service(&Path::new("s"), &service(p)));
+        assert_eq!(
+            check("é"),
+            [
+                "s.path: Invalid value: \"é\": must start with a '/'".to_string(),
+                format!("s.path: Invalid value: \"é\": segment[0]: {rfc1123}"),
+            ]
+        );
+        assert_eq!(
+            check("/é/ok/"),
+            [format!("s.path: Invalid value: \"/é/ok/\": segment[0]: {rfc1123}")]
+        );
+        let long = format!("/{}", "é".repeat(127));
+        assert_eq!(
+            check(&long),
+            [
+                format!("s.path: Invalid value: \"{long}\": segment[0]: must be no more than 253 characters"),
+                format!("s.path: Invalid value: \"{long}\": segment[0]: {rfc1123}"),
+            ]
+        );
+        for p in ["éa", "é/", "日本/x", "//é", "\u{10FFFF}", "ü//ä/", "é/ok"] {
+            assert!(!check(p).is_empty(), "{p}");
+        }
     }
 
     #[tokio::test]
