@@ -416,11 +416,12 @@ impl Strategy for ValidatingAdmissionPolicyStrategy {
     }
 
     fn validate(&self, obj: &Value) -> ErrorList {
-        validate_policy(obj, false)
+        cel::on_parse_stack(|| validate_policy(obj, false))
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        validate_policy(new, ignore_match_conditions(new, old))
+        let ignore_conditions = ignore_match_conditions(new, old);
+        cel::on_parse_stack(|| validate_policy(new, ignore_conditions))
     }
 
     fn validate_status_update(&self, new: &Value, _old: &Value) -> ErrorList {

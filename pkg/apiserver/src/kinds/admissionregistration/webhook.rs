@@ -598,11 +598,12 @@ impl Strategy for WebhookConfigurationStrategy {
     }
 
     fn validate(&self, obj: &Value) -> ErrorList {
-        validate_configuration(obj, self.mutating, Opts::create())
+        cel::on_parse_stack(|| validate_configuration(obj, self.mutating, Opts::create()))
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        validate_configuration(new, self.mutating, Opts::update(new, old))
+        let opts = Opts::update(new, old);
+        cel::on_parse_stack(|| validate_configuration(new, self.mutating, opts))
     }
 }
 
