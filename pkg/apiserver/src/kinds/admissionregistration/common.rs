@@ -2,6 +2,8 @@
 //! `IsFullyQualifiedName`, core's `ValidateQualifiedName`, metav1's `ValidateConditions`,
 //! and the admission `Rule`s shared by webhooks and policies.
 
+use std::collections::HashSet;
+
 use k1s_apimachinery::meta::validate_label_name;
 use k1s_apimachinery::validation::is_dns1123_subdomain;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
@@ -65,14 +67,12 @@ fn is_condition_reason(s: &str) -> bool {
 /// that are label names, a known status, a set transition time and a well-formed reason.
 pub fn validate_conditions(conditions: &[Value], path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for (i, c) in conditions.iter().enumerate() {
         let p = path.index(i);
         let ty = c.s("type");
-        if seen.contains(&ty) {
+        if !seen.insert(ty) {
             errs.push(FieldError::duplicate(&p.child("type"), ty));
-        } else {
-            seen.push(ty);
         }
         errs.extend(validate_label_name(ty, &p.child("type")));
         let status = c.s("status");

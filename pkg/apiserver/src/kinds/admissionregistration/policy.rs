@@ -4,6 +4,8 @@
 //! strategies' authorization checks of paramKind/paramRef need the requesting user,
 //! which strategies are not given, and are not done.
 
+use std::collections::HashSet;
+
 use k1s_apimachinery::meta::name_is_dns_subdomain;
 use k1s_apimachinery::validation::{
     is_dns1035_label, is_dns1123_subdomain, validate_path_segment_name,
@@ -15,6 +17,7 @@ use super::cel::{self, Vars, is_cel_identifier};
 use super::common::{default_rules, strings, validate_conditions, validate_rule_with_operations};
 use super::webhook::{enum_field, selector_errors, validate_match_conditions};
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::strings as list_strings;
 use crate::kinds::validation::validate_qualified_name;
 use crate::registry::Strategy;
 
@@ -100,16 +103,14 @@ fn validate_param_kind(pk: &Value, path: &Path) -> ErrorList {
 
 fn validate_named_rule(rule: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    let mut seen: Vec<String> = Vec::new();
-    for (i, name) in strings(rule, "resourceNames").into_iter().enumerate() {
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (i, name) in list_strings(rule.f("resourceNames")).into_iter().enumerate() {
         let p = path.child("resourceNames").index(i);
-        for msg in validate_path_segment_name(&name, false) {
-            errs.push(FieldError::invalid(&p, name.as_str(), msg));
+        for msg in validate_path_segment_name(name, false) {
+            errs.push(FieldError::invalid(&p, name, msg));
         }
-        if seen.contains(&name) {
+        if !seen.insert(name) {
             errs.push(FieldError::duplicate(&p, name));
-        } else {
-            seen.push(name);
         }
     }
     errs.extend(validate_rule_with_operations(rule, path));
@@ -257,7 +258,7 @@ fn validate_policy(obj: &Value, ignore_conditions: bool) -> ErrorList {
             ));
         }
         let name = obj.f("metadata").s("name");
-        let mut keys: Vec<&str> = Vec::new();
+        let mut keys: HashSet<&str> = HashSet::new();
         for (i, a) in audits.iter().enumerate() {
             let p = ap.index(i);
             let key = a.s("key");
@@ -291,10 +292,9 @@ fn validate_policy(obj: &Value, ignore_conditions: bool) -> ErrorList {
             } else {
                 errs.extend(cel::check(trimmed, value_expression, expr_vars, &vp));
             }
-            if keys.contains(&key) {
+            if !keys.insert(key) {
                 errs.push(FieldError::duplicate(&p.child("key"), key));
             }
-            keys.push(key);
         }
     }
     errs

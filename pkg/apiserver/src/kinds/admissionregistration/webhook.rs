@@ -2,6 +2,8 @@
 //! `validateMutatingWebhookConfiguration` / `validateValidatingWebhookConfiguration`,
 //! the v1 webhook defaults, and the strategies' generation bump).
 
+use std::collections::HashSet;
+
 use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::meta::validate_label_selector;
 use k1s_apimachinery::validation::{is_dns1035_label, is_dns1123_subdomain, is_valid_port_num};
@@ -60,14 +62,8 @@ impl Opts {
                     .iter()
                     .any(|v| ACCEPTED_REVIEW_VERSIONS.contains(&v.as_str()))
         });
-        let mut names: Vec<&str> = Vec::new();
-        let mut require_unique_names = true;
-        for h in old_hooks {
-            if names.contains(&h.s("name")) {
-                require_unique_names = false;
-            }
-            names.push(h.s("name"));
-        }
+        let mut names: HashSet<&str> = HashSet::new();
+        let require_unique_names = old_hooks.iter().all(|h| names.insert(h.s("name")));
         let allow_invalid_label_value_in_selector = old_hooks.iter().any(|h| {
             ["namespaceSelector", "objectSelector"]
                 .iter()
@@ -113,7 +109,7 @@ pub(super) fn validate_match_conditions(
             MAX_MATCH_CONDITIONS as i64,
         ));
     }
-    let mut names: Vec<&str> = Vec::new();
+    let mut names: HashSet<&str> = HashSet::new();
     for (i, c) in conditions.iter().enumerate() {
         let p = path.index(i);
         let expression = c.s("expression").trim();
@@ -132,10 +128,8 @@ pub(super) fn validate_match_conditions(
             errs.push(FieldError::required(&p.child("name"), ""));
         } else {
             errs.extend(validate_qualified_name(name, &p.child("name")));
-            if names.contains(&name) {
+            if !names.insert(name) {
                 errs.push(FieldError::duplicate(&p.child("name"), name));
-            } else {
-                names.push(name);
             }
         }
     }
@@ -397,10 +391,10 @@ fn validate_review_versions(
         ));
         return errs;
     }
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut has_accepted = false;
     for (i, v) in versions.iter().enumerate() {
-        if seen.contains(&v.as_str()) {
+        if !seen.insert(v) {
             errs.push(FieldError::invalid(
                 &path.index(i),
                 v.as_str(),
@@ -408,7 +402,6 @@ fn validate_review_versions(
             ));
             continue;
         }
-        seen.push(v);
         for msg in is_dns1035_label(v) {
             errs.push(FieldError::invalid(&path.index(i), v.as_str(), msg));
         }
@@ -521,7 +514,7 @@ fn validate_hook(hook: &Value, mutating: bool, opts: Opts, path: &Path) -> Error
 
 fn validate_configuration(obj: &Value, mutating: bool, opts: Opts) -> ErrorList {
     let mut errs = ErrorList::new();
-    let mut names: Vec<&str> = Vec::new();
+    let mut names: HashSet<&str> = HashSet::new();
     for (i, hook) in obj.a("webhooks").iter().enumerate() {
         let p = Path::new("webhooks").index(i);
         errs.extend(validate_hook(hook, mutating, opts, &p));
@@ -531,12 +524,8 @@ fn validate_configuration(obj: &Value, mutating: bool, opts: Opts) -> ErrorList 
             &p.child("admissionReviewVersions"),
         ));
         let name = hook.s("name");
-        if opts.require_unique_names && !name.is_empty() {
-            if names.contains(&name) {
-                errs.push(FieldError::duplicate(&p.child("name"), name));
-            } else {
-                names.push(name);
-            }
+        if opts.require_unique_names && !name.is_empty() && !names.insert(name) {
+            errs.push(FieldError::duplicate(&p.child("name"), name));
         }
     }
     errs

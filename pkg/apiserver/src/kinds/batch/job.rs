@@ -2,6 +2,8 @@
 //! `pkg/registry/batch/job`): a generated selector bound to the Job's uid, batch
 //! defaults, the spec rules, and a pod template that may not change once the Job runs.
 
+use std::collections::HashSet;
+
 use k1s_apimachinery::meta::validate_label_selector;
 use k1s_apimachinery::validation::{is_dns1123_label, is_domain_prefixed_path, is_qualified_name};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
@@ -180,7 +182,7 @@ fn validate_pod_failure_policy(spec: &Value, path: &Path) -> ErrorList {
                     MAX_ON_EXIT_CODES_VALUES as i64,
                 ));
             }
-            let mut seen: Vec<i64> = Vec::new();
+            let mut seen: HashSet<i64> = HashSet::new();
             let mut ordered = true;
             for (j, v) in values.iter().enumerate() {
                 let n = v.as_i64().unwrap_or(0);
@@ -191,10 +193,8 @@ fn validate_pod_failure_policy(spec: &Value, path: &Path) -> ErrorList {
                         "must not be 0 for the In operator",
                     ));
                 }
-                if seen.contains(&n) {
+                if !seen.insert(n) {
                     errs.push(FieldError::duplicate(&vp.index(j), n));
-                } else {
-                    seen.push(n);
                 }
                 if j > 0 && values[j - 1].as_i64().unwrap_or(0) > n {
                     ordered = false;

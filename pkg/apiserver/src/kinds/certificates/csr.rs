@@ -8,6 +8,8 @@
 //! restore the stored Approved/Denied conditions or stamp condition times before it is
 //! validated, so changes to them are refused instead of undone.
 
+use std::collections::HashSet;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use k1s_apimachinery::goformat::quote;
@@ -227,11 +229,10 @@ fn condition_types(csr: &Value) -> Vec<&str> {
         .collect()
 }
 
-fn has_duplicates<T: PartialEq>(items: &[T]) -> bool {
-    items
-        .iter()
-        .enumerate()
-        .any(|(i, x)| items[..i].contains(x))
+/// Whether a string occurs twice (a set, so that long client lists stay linear).
+fn has_duplicates<'a>(items: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut seen = HashSet::new();
+    !items.into_iter().all(|x| seen.insert(x))
 }
 
 impl Opts {
@@ -247,12 +248,12 @@ impl Opts {
             allow_both_approved_and_denied: types.contains(&"Approved")
                 && types.contains(&"Denied"),
             allow_legacy_signer_name: old.f("spec").s("signerName") == LEGACY_UNKNOWN_SIGNER_NAME,
-            allow_duplicate_condition_types: has_duplicates(&types),
+            allow_duplicate_condition_types: has_duplicates(types.iter().copied()),
             allow_empty_condition_type: types.contains(&""),
             allow_arbitrary_certificate: bytes_of(new.f("status"), "certificate") == old_cert
                 || check_certificate(&old_cert).is_err(),
             allow_unknown_usages: usages.iter().any(|u| !KEY_USAGES.contains(&u.as_str())),
-            allow_duplicate_usages: has_duplicates(&usages),
+            allow_duplicate_usages: has_duplicates(usages.iter().map(String::as_str)),
             ..Self::default()
         }
     }
@@ -261,7 +262,7 @@ impl Opts {
 fn validate_conditions(csr: &Value, opts: Opts) -> ErrorList {
     let mut errs = ErrorList::new();
     let path = Path::new("status").child("conditions");
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     let (mut approved, mut denied) = (false, false);
     for (i, c) in csr.f("status").a("conditions").iter().enumerate() {
         let p = path.index(i);
@@ -305,10 +306,9 @@ fn validate_conditions(csr: &Value, opts: Opts) -> ErrorList {
             }
         }
         if !opts.allow_duplicate_condition_types {
-            if seen.contains(&ty) {
+            if !seen.insert(ty) {
                 errs.push(FieldError::duplicate(&p.child("type"), ty));
             }
-            seen.push(ty);
         }
     }
     errs
@@ -340,8 +340,9 @@ fn validate_csr(csr: &Value, opts: Opts) -> ErrorList {
         }
     }
     if !opts.allow_duplicate_usages {
+        let mut seen: HashSet<&str> = HashSet::new();
         for (i, u) in usages.iter().enumerate() {
-            if usages[..i].contains(u) {
+            if !seen.insert(u) {
                 errs.push(FieldError::duplicate(
                     &sp.child("usages").index(i),
                     u.as_str(),

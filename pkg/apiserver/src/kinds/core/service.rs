@@ -4,7 +4,7 @@
 //! memory and are rebuilt from the stored services at start ([`Strategy::restore`]), so
 //! a crash can neither leak nor double-allocate an address.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -530,6 +530,7 @@ fn validate_cluster_ips(obj: &Value) -> ErrorList {
         ));
     }
     let families = strings(spec.f("ipFamilies"));
+    let mut seen: HashSet<&str> = HashSet::new();
     for (i, f) in families.iter().enumerate() {
         if !IP_FAMILIES.contains(f) {
             errs.push(FieldError::not_supported(
@@ -538,7 +539,7 @@ fn validate_cluster_ips(obj: &Value) -> ErrorList {
                 IP_FAMILIES,
             ));
         }
-        if families[..i].contains(f) {
+        if !seen.insert(f) {
             errs.push(FieldError::duplicate(&families_path.index(i), *f));
         }
     }

@@ -3,6 +3,8 @@
 //! fsGroup policy, token requests, lifecycle modes; attachRequired and
 //! volumeLifecycleModes never change.
 
+use std::collections::HashSet;
+
 use k1s_apimachinery::goformat::{go_strings, invalid_go};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
@@ -44,15 +46,14 @@ fn validate_spec(obj: &Value) -> ErrorList {
             FS_GROUP_POLICIES,
         ));
     }
-    let mut audiences: Vec<&str> = Vec::new();
+    let mut audiences: HashSet<&str> = HashSet::new();
     for (i, req) in spec.a("tokenRequests").iter().enumerate() {
         let p = path.child("tokenRequests").index(i);
         let audience = req.s("audience");
-        if audiences.contains(&audience) {
+        if !audiences.insert(audience) {
             errs.push(FieldError::duplicate(&p.child("audience"), audience));
             continue;
         }
-        audiences.push(audience);
         if let Some(secs) = req.i("expirationSeconds") {
             if secs < MIN_TOKEN_SECONDS {
                 errs.push(FieldError::invalid(
