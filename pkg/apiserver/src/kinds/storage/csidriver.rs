@@ -129,11 +129,6 @@ impl Strategy for CsiDriverStrategy {
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        // Upstream defaults objects read from storage; ones k1s stored before it
-        // defaulted this kind compare as if they had been.
-        let mut old = old.clone();
-        self.default(&mut old);
-        let old = &old;
         let mut errs = validate_spec(new);
         let (n, o) = (new.f("spec"), old.f("spec"));
         let path = Path::new("spec");
