@@ -99,6 +99,12 @@ fn validate_spec(obj: &Value) -> ErrorList {
 }
 
 impl Strategy for CsiDriverStrategy {
+    // Upstream's strategy refuses a PUT without a resourceVersion; patches apply to the
+    // current version and are not affected.
+    fn allow_unconditional_update(&self) -> bool {
+        false
+    }
+
     fn default(&self, obj: &mut Value) {
         default_path(obj, &["spec", "attachRequired"], json!(true));
         default_path(obj, &["spec", "podInfoOnMount"], json!(false));

@@ -82,6 +82,12 @@ fn go_driver(d: &Value) -> String {
 }
 
 impl Strategy for CsiNodeStrategy {
+    // Upstream's strategy refuses a PUT without a resourceVersion; patches apply to the
+    // current version and are not affected.
+    fn allow_unconditional_update(&self) -> bool {
+        false
+    }
+
     fn validate(&self, obj: &Value) -> ErrorList {
         validate_drivers(obj, false)
     }
