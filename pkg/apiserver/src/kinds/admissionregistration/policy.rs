@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use k1s_apimachinery::meta::name_is_dns_subdomain;
+use k1s_apimachinery::meta::{name_is_dns_subdomain, validate_label_selector};
 use k1s_apimachinery::validation::{
     is_dns1035_label, is_dns1123_subdomain, validate_path_segment_name,
 };
@@ -14,8 +14,8 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::cel::{self, Vars, is_cel_identifier};
-use super::common::{default_rules, strings, validate_conditions, validate_rule_with_operations};
-use super::webhook::{enum_field, selector_errors, validate_match_conditions};
+use super::common::{default_rules, validate_conditions, validate_rule_with_operations};
+use super::webhook::{enum_field, validate_match_conditions};
 use crate::kinds::validation::Fields;
 use crate::kinds::validation::strings as list_strings;
 use crate::kinds::validation::validate_qualified_name;
@@ -132,7 +132,7 @@ fn validate_match_resources(mc: &Value, path: &Path) -> ErrorList {
     for key in ["namespaceSelector", "objectSelector"] {
         match mc.get(key) {
             None => errs.push(FieldError::required(&path.child(key), "")),
-            Some(sel) => errs.extend(selector_errors(sel, false, &path.child(key))),
+            sel => errs.extend(validate_label_selector(sel, &path.child(key))),
         }
     }
     for key in ["resourceRules", "excludeResourceRules"] {
@@ -443,9 +443,8 @@ fn validate_param_ref(pr: &Value, path: &Path) -> ErrorList {
         }
     }
     if has_selector {
-        errs.extend(selector_errors(
-            pr.f("selector"),
-            false,
+        errs.extend(validate_label_selector(
+            pr.get("selector"),
             &path.child("selector"),
         ));
         if !name.is_empty() {
@@ -474,19 +473,19 @@ fn validate_param_ref(pr: &Value, path: &Path) -> ErrorList {
     errs
 }
 
-fn validate_validation_actions(actions: &[String], path: &Path) -> ErrorList {
+fn validate_validation_actions(actions: &[&str], path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     let mut seen: Vec<&str> = Vec::new();
-    for (i, a) in actions.iter().enumerate() {
-        if !matches!(a.as_str(), "Deny" | "Warn" | "Audit") {
+    for (i, &a) in actions.iter().enumerate() {
+        if !matches!(a, "Deny" | "Warn" | "Audit") {
             errs.push(FieldError::not_supported(
                 &path.index(i),
-                a.as_str(),
+                a,
                 &["Audit", "Deny", "Warn"],
             ));
         }
-        if seen.contains(&a.as_str()) {
-            errs.push(FieldError::duplicate(&path.index(i), a.as_str()));
+        if seen.contains(&a) {
+            errs.push(FieldError::duplicate(&path.index(i), a));
         }
         seen.push(a);
     }
@@ -526,7 +525,7 @@ fn validate_binding(obj: &Value) -> ErrorList {
         errs.extend(validate_match_resources(mr, &sp.child("matchResouces")));
     }
     errs.extend(validate_validation_actions(
-        &strings(spec, "validationActions"),
+        &list_strings(spec.f("validationActions")),
         &sp.child("validationActions"),
     ));
     errs

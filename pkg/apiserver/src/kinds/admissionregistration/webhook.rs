@@ -5,16 +5,14 @@
 use std::collections::HashSet;
 
 use k1s_apimachinery::goformat::quote;
-use k1s_apimachinery::meta::validate_label_selector;
+use k1s_apimachinery::meta::{label_selector_has_errors, validate_label_selector_with};
 use k1s_apimachinery::validation::{is_dns1035_label, is_dns1123_subdomain, is_valid_port_num};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::cel::{self, Vars};
-use super::common::{
-    default_rules, is_fully_qualified_name, strings, validate_rule_with_operations,
-};
-use crate::kinds::validation::Fields;
+use super::common::{default_rules, is_fully_qualified_name, validate_rule_with_operations};
+use crate::kinds::validation::{Fields, strings};
 use crate::kinds::validation::validate_qualified_name;
 use crate::registry::Strategy;
 
@@ -56,18 +54,18 @@ impl Opts {
             .iter()
             .all(|h| matches!(h.s("sideEffects"), "None" | "NoneOnDryRun"));
         let require_recognized_review_version = old_hooks.iter().all(|h| {
-            let versions = strings(h, "admissionReviewVersions");
+            let versions = strings(h.f("admissionReviewVersions"));
             versions.is_empty()
                 || versions
                     .iter()
-                    .any(|v| ACCEPTED_REVIEW_VERSIONS.contains(&v.as_str()))
+                    .any(|v| ACCEPTED_REVIEW_VERSIONS.contains(v))
         });
         let mut names: HashSet<&str> = HashSet::new();
         let require_unique_names = old_hooks.iter().all(|h| names.insert(h.s("name")));
         let allow_invalid_label_value_in_selector = old_hooks.iter().any(|h| {
             ["namespaceSelector", "objectSelector"]
                 .iter()
-                .any(|k| h.has(k) && !validate_label_selector(h.get(*k), &Path::root()).is_empty())
+                .any(|k| label_selector_has_errors(h.get(*k)))
         });
         Self {
             ignore_match_conditions,
@@ -77,21 +75,6 @@ impl Opts {
             allow_invalid_label_value_in_selector,
         }
     }
-}
-
-/// A label selector's problems; with `allow_invalid_values`, matchExpressions values
-/// are not checked (upstream's `AllowInvalidLabelValueInSelector`).
-pub(super) fn selector_errors(
-    selector: &Value,
-    allow_invalid_values: bool,
-    path: &Path,
-) -> ErrorList {
-    let mut errs = validate_label_selector(Some(selector), path);
-    if allow_invalid_values {
-        let prefix = format!("{}.matchExpressions[", path);
-        errs.retain(|e| !(e.field.starts_with(&prefix) && e.field.contains("].values[")));
-    }
-    errs
 }
 
 /// Upstream's `validateMatchConditions`; `vars` are the variables the expressions may
@@ -376,7 +359,7 @@ pub(super) fn validate_client_config(cc: &Value, path: &Path) -> ErrorList {
 }
 
 fn validate_review_versions(
-    versions: &[String],
+    versions: &[&str],
     require_recognized: bool,
     path: &Path,
 ) -> ErrorList {
@@ -393,19 +376,15 @@ fn validate_review_versions(
     }
     let mut seen: HashSet<&str> = HashSet::new();
     let mut has_accepted = false;
-    for (i, v) in versions.iter().enumerate() {
+    for (i, &v) in versions.iter().enumerate() {
         if !seen.insert(v) {
-            errs.push(FieldError::invalid(
-                &path.index(i),
-                v.as_str(),
-                "duplicate version",
-            ));
+            errs.push(FieldError::invalid(&path.index(i), v, "duplicate version"));
             continue;
         }
         for msg in is_dns1035_label(v) {
-            errs.push(FieldError::invalid(&path.index(i), v.as_str(), msg));
+            errs.push(FieldError::invalid(&path.index(i), v, msg));
         }
-        if ACCEPTED_REVIEW_VERSIONS.contains(&v.as_str()) {
+        if ACCEPTED_REVIEW_VERSIONS.contains(&v) {
             has_accepted = true;
         }
     }
@@ -477,13 +456,11 @@ fn validate_hook(hook: &Value, mutating: bool, opts: Opts, path: &Path) -> Error
         ));
     }
     for key in ["namespaceSelector", "objectSelector"] {
-        if let Some(sel) = hook.get(key) {
-            errs.extend(selector_errors(
-                sel,
-                opts.allow_invalid_label_value_in_selector,
-                &path.child(key),
-            ));
-        }
+        errs.extend(validate_label_selector_with(
+            hook.get(key),
+            opts.allow_invalid_label_value_in_selector,
+            &path.child(key),
+        ));
     }
     if mutating {
         errs.extend(enum_field(
@@ -519,7 +496,7 @@ fn validate_configuration(obj: &Value, mutating: bool, opts: Opts) -> ErrorList 
         let p = Path::new("webhooks").index(i);
         errs.extend(validate_hook(hook, mutating, opts, &p));
         errs.extend(validate_review_versions(
-            &strings(hook, "admissionReviewVersions"),
+            &strings(hook.f("admissionReviewVersions")),
             opts.require_recognized_review_version,
             &p.child("admissionReviewVersions"),
         ));

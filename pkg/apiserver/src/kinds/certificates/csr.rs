@@ -24,8 +24,7 @@ use x509_parser::error::X509Error;
 use x509_parser::prelude::FromDer;
 
 use super::pem;
-use crate::kinds::admissionregistration::common::strings;
-use crate::kinds::validation::{Fields, semantic_eq};
+use crate::kinds::validation::{Fields, semantic_eq, strings};
 use crate::registry::Strategy;
 
 /// The signer name v1 refuses for new requests.
@@ -242,7 +241,7 @@ impl Opts {
             return Self::default();
         };
         let types = condition_types(old);
-        let usages = strings(old.f("spec"), "usages");
+        let usages = strings(old.f("spec").f("usages"));
         let old_cert = bytes_of(old.f("status"), "certificate");
         Self {
             allow_both_approved_and_denied: types.contains(&"Approved")
@@ -252,8 +251,8 @@ impl Opts {
             allow_empty_condition_type: types.contains(&""),
             allow_arbitrary_certificate: bytes_of(new.f("status"), "certificate") == old_cert
                 || check_certificate(&old_cert).is_err(),
-            allow_unknown_usages: usages.iter().any(|u| !KEY_USAGES.contains(&u.as_str())),
-            allow_duplicate_usages: has_duplicates(usages.iter().map(String::as_str)),
+            allow_unknown_usages: usages.iter().any(|u| !KEY_USAGES.contains(u)),
+            allow_duplicate_usages: has_duplicates(usages.iter().copied()),
             ..Self::default()
         }
     }
@@ -324,16 +323,16 @@ fn validate_csr(csr: &Value, opts: Opts) -> ErrorList {
         let shown = spec.get("request").cloned().unwrap_or(Value::Null);
         errs.push(FieldError::invalid(&sp.child("request"), shown, e));
     }
-    let usages = strings(spec, "usages");
+    let usages = strings(spec.f("usages"));
     if usages.is_empty() {
         errs.push(FieldError::required(&sp.child("usages"), ""));
     }
     if !opts.allow_unknown_usages {
-        for (i, u) in usages.iter().enumerate() {
-            if !KEY_USAGES.contains(&u.as_str()) {
+        for (i, &u) in usages.iter().enumerate() {
+            if !KEY_USAGES.contains(&u) {
                 errs.push(FieldError::not_supported(
                     &sp.child("usages").index(i),
-                    u.as_str(),
+                    u,
                     KEY_USAGES,
                 ));
             }
@@ -341,12 +340,9 @@ fn validate_csr(csr: &Value, opts: Opts) -> ErrorList {
     }
     if !opts.allow_duplicate_usages {
         let mut seen: HashSet<&str> = HashSet::new();
-        for (i, u) in usages.iter().enumerate() {
+        for (i, &u) in usages.iter().enumerate() {
             if !seen.insert(u) {
-                errs.push(FieldError::duplicate(
-                    &sp.child("usages").index(i),
-                    u.as_str(),
-                ));
+                errs.push(FieldError::duplicate(&sp.child("usages").index(i), u));
             }
         }
     }
