@@ -128,8 +128,8 @@ fn validate_resources(resources: &[&str], path: &Path) -> ErrorList {
     if resources.is_empty() {
         errs.push(FieldError::required(path, ""));
     }
-    let mut with_wildcard_sub: Vec<&str> = Vec::new();
-    let mut sub_with_wildcard_res: Vec<&str> = Vec::new();
+    let mut with_wildcard_sub: HashSet<&str> = HashSet::new();
+    let mut sub_with_wildcard_res: HashSet<&str> = HashSet::new();
     let mut double_wildcard = false;
     let mut single_wildcard = false;
     let mut without_sub = false;
@@ -149,14 +149,14 @@ fn validate_resources(resources: &[&str], path: &Path) -> ErrorList {
             without_sub = res_sub != "*";
             continue;
         };
-        if with_wildcard_sub.contains(&res) {
+        if with_wildcard_sub.contains(res) {
             errs.push(FieldError::invalid(
                 &path.index(i),
                 res_sub,
                 format!("if '{res}/*' is present, must not specify {res_sub}"),
             ));
         }
-        if sub_with_wildcard_res.contains(&sub) {
+        if sub_with_wildcard_res.contains(sub) {
             errs.push(FieldError::invalid(
                 &path.index(i),
                 res_sub,
@@ -164,10 +164,10 @@ fn validate_resources(resources: &[&str], path: &Path) -> ErrorList {
             ));
         }
         if sub == "*" {
-            with_wildcard_sub.push(res);
+            with_wildcard_sub.insert(res);
         }
         if res == "*" {
-            sub_with_wildcard_res.push(sub);
+            sub_with_wildcard_res.insert(sub);
         }
     }
     if resources.len() > 1 && double_wildcard {

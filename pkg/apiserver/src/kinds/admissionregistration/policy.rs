@@ -475,7 +475,7 @@ fn validate_param_ref(pr: &Value, path: &Path) -> ErrorList {
 
 fn validate_validation_actions(actions: &[&str], path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for (i, &a) in actions.iter().enumerate() {
         if !matches!(a, "Deny" | "Warn" | "Audit") {
             errs.push(FieldError::not_supported(
@@ -484,12 +484,11 @@ fn validate_validation_actions(actions: &[&str], path: &Path) -> ErrorList {
                 &["Audit", "Deny", "Warn"],
             ));
         }
-        if seen.contains(&a) {
+        if !seen.insert(a) {
             errs.push(FieldError::duplicate(&path.index(i), a));
         }
-        seen.push(a);
     }
-    if seen.contains(&"Deny") && seen.contains(&"Warn") {
+    if seen.contains("Deny") && seen.contains("Warn") {
         errs.push(FieldError::invalid(
             path,
             actions.to_vec(),

@@ -777,29 +777,27 @@ fn validate_service(obj: &Value) -> ErrorList {
             }
         }
     }
-    let mut node_ports: Vec<(&str, i64)> = Vec::new();
-    let mut port_keys: Vec<(&str, i64)> = Vec::new();
+    let mut node_ports: HashSet<(&str, i64)> = HashSet::new();
+    let mut port_keys: HashSet<(&str, i64)> = HashSet::new();
     for (i, p) in ports.iter().enumerate() {
         let np = p.i("nodePort").unwrap_or(0);
         if np != 0 {
-            if node_ports.contains(&(p.s("protocol"), np)) {
+            if !node_ports.insert((p.s("protocol"), np)) {
                 errs.push(FieldError::duplicate(
                     &sp.child("ports").index(i).child("nodePort"),
                     np,
                 ));
             }
-            node_ports.push((p.s("protocol"), np));
         }
     }
     for (i, p) in ports.iter().enumerate() {
         let key = (p.s("protocol"), p.i("port").unwrap_or(0));
-        if port_keys.contains(&key) {
+        if !port_keys.insert(key) {
             errs.push(FieldError::duplicate(
                 &sp.child("ports").index(i),
                 json!({"port": key.1, "protocol": key.0}),
             ));
         }
-        port_keys.push(key);
     }
     let ranges = strings(spec.f("loadBalancerSourceRanges"));
     if !ranges.is_empty() {
