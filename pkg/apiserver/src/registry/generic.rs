@@ -1290,7 +1290,10 @@ mod tests {
         let api = t.api();
         let uri = "/apis/storage.k8s.io/v1/storageclasses";
         let created = api
-            .create(uri, json!({"metadata": {"name": "old"}, "provisioner": "rancher.io/local-path"}))
+            .create(
+                uri,
+                json!({"metadata": {"name": "old"}, "provisioner": "rancher.io/local-path"}),
+            )
             .await;
         assert_eq!(created["reclaimPolicy"], json!("Delete"));
         let store = t.server.generic.store();
@@ -1299,9 +1302,9 @@ mod tests {
             panic!("{key} is not stored");
         };
         let mut undefaulted: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
-        let fields = undefaulted.as_object_mut().map(|o| {
-            (o.remove("reclaimPolicy"), o.remove("volumeBindingMode"))
-        });
+        let fields = undefaulted
+            .as_object_mut()
+            .map(|o| (o.remove("reclaimPolicy"), o.remove("volumeBindingMode")));
         assert!(matches!(fields, Some((Some(_), Some(_)))), "{undefaulted}");
         if let Err(e) = store
             .update(key, Bytes::from(undefaulted.to_string()), kv.mod_revision)

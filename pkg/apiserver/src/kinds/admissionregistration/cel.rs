@@ -549,7 +549,9 @@ mod tests {
         assert_eq!(ok, None);
         assert_eq!(
             deep.as_deref(),
-            Some("compilation failed: ERROR: <input>:-1:0: expression recursion limit exceeded: 250")
+            Some(
+                "compilation failed: ERROR: <input>:-1:0: expression recursion limit exceeded: 250"
+            )
         );
     }
 
@@ -558,7 +560,7 @@ mod tests {
         // 20,000 undeclared names over 4,000 lines: each position is found without
         // rescanning the source, and only the first hundred are kept (cel-go's
         // `Errors`), sorted; the rest are counted.
-        let line = vec!["zz"; 5].join(", ");
+        let line = ["zz"; 5].join(", ");
         let source = format!("[{}]", vec![line.as_str(); 4000].join(",\n"));
         let got = compile_error(&source, ALL).unwrap_or_default();
         let lines: Vec<&str> = got.lines().collect();

@@ -252,10 +252,7 @@ pub fn validate_rule_with_operations(rule: &Value, path: &Path) -> ErrorList {
         ));
     }
     for (i, &op) in ops.iter().enumerate() {
-        if !matches!(
-            op,
-            "*" | "CREATE" | "UPDATE" | "DELETE" | "CONNECT"
-        ) {
+        if !matches!(op, "*" | "CREATE" | "UPDATE" | "DELETE" | "CONNECT") {
             errs.push(FieldError::not_supported(
                 &path.child("operations").index(i),
                 op,

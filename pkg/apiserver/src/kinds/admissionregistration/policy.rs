@@ -104,7 +104,10 @@ fn validate_param_kind(pk: &Value, path: &Path) -> ErrorList {
 fn validate_named_rule(rule: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     let mut seen: HashSet<&str> = HashSet::new();
-    for (i, name) in list_strings(rule.f("resourceNames")).into_iter().enumerate() {
+    for (i, name) in list_strings(rule.f("resourceNames"))
+        .into_iter()
+        .enumerate()
+    {
         let p = path.child("resourceNames").index(i);
         for msg in validate_path_segment_name(name, false) {
             errs.push(FieldError::invalid(&p, name, msg));

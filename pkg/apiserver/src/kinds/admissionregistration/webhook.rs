@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use super::cel::{self, Vars};
 use super::common::{default_rules, is_fully_qualified_name, validate_rule_with_operations};
-use crate::kinds::validation::{Fields, strings};
 use crate::kinds::validation::validate_qualified_name;
+use crate::kinds::validation::{Fields, strings};
 use crate::registry::Strategy;
 
 /// The AdmissionReview versions this server understands.
@@ -358,11 +358,7 @@ pub(super) fn validate_client_config(cc: &Value, path: &Path) -> ErrorList {
     }
 }
 
-fn validate_review_versions(
-    versions: &[&str],
-    require_recognized: bool,
-    path: &Path,
-) -> ErrorList {
+fn validate_review_versions(versions: &[&str], require_recognized: bool, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     if versions.is_empty() {
         errs.push(FieldError::required(
@@ -708,13 +704,17 @@ mod tests {
         );
         assert_eq!(
             check("/é/ok/"),
-            [format!("s.path: Invalid value: \"/é/ok/\": segment[0]: {rfc1123}")]
+            [format!(
+                "s.path: Invalid value: \"/é/ok/\": segment[0]: {rfc1123}"
+            )]
         );
         let long = format!("/{}", "é".repeat(127));
         assert_eq!(
             check(&long),
             [
-                format!("s.path: Invalid value: \"{long}\": segment[0]: must be no more than 253 characters"),
+                format!(
+                    "s.path: Invalid value: \"{long}\": segment[0]: must be no more than 253 characters"
+                ),
                 format!("s.path: Invalid value: \"{long}\": segment[0]: {rfc1123}"),
             ]
         );

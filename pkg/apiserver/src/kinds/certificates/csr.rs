@@ -304,10 +304,8 @@ fn validate_conditions(csr: &Value, opts: Opts) -> ErrorList {
                 ));
             }
         }
-        if !opts.allow_duplicate_condition_types {
-            if !seen.insert(ty) {
-                errs.push(FieldError::duplicate(&p.child("type"), ty));
-            }
+        if !opts.allow_duplicate_condition_types && !seen.insert(ty) {
+            errs.push(FieldError::duplicate(&p.child("type"), ty));
         }
     }
     errs

@@ -116,19 +116,31 @@ mod tests {
         // Upstream's strategies of these kinds refuse unconditional updates.
         let api = crate::test_util::TestApiServer::new().await.api();
         let kinds = [
-            ("/apis/coordination.k8s.io/v1/namespaces/default/leases",
-                json!({"metadata": {"name": "l"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 40}})),
-            ("/apis/node.k8s.io/v1/runtimeclasses",
-                json!({"metadata": {"name": "l"}, "handler": "runc"})),
-            ("/apis/storage.k8s.io/v1/csidrivers",
-                json!({"metadata": {"name": "l"}, "spec": {}})),
-            ("/apis/storage.k8s.io/v1/csinodes",
-                json!({"metadata": {"name": "l"}, "spec": {"drivers": []}})),
-            ("/apis/storage.k8s.io/v1/namespaces/default/csistoragecapacities",
-                json!({"metadata": {"name": "l"}, "storageClassName": "local-path"})),
-            ("/apis/storage.k8s.io/v1/volumeattachments",
+            (
+                "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+                json!({"metadata": {"name": "l"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 40}}),
+            ),
+            (
+                "/apis/node.k8s.io/v1/runtimeclasses",
+                json!({"metadata": {"name": "l"}, "handler": "runc"}),
+            ),
+            (
+                "/apis/storage.k8s.io/v1/csidrivers",
+                json!({"metadata": {"name": "l"}, "spec": {}}),
+            ),
+            (
+                "/apis/storage.k8s.io/v1/csinodes",
+                json!({"metadata": {"name": "l"}, "spec": {"drivers": []}}),
+            ),
+            (
+                "/apis/storage.k8s.io/v1/namespaces/default/csistoragecapacities",
+                json!({"metadata": {"name": "l"}, "storageClassName": "local-path"}),
+            ),
+            (
+                "/apis/storage.k8s.io/v1/volumeattachments",
                 json!({"metadata": {"name": "l"}, "spec": {"attacher": "csi.example.com", "nodeName": "n",
-                    "source": {"persistentVolumeName": "pv"}}})),
+                    "source": {"persistentVolumeName": "pv"}}}),
+            ),
         ];
         for (collection, obj) in kinds {
             let created = api.create(collection, obj.clone()).await;
@@ -151,7 +163,10 @@ mod tests {
             put["metadata"]["resourceVersion"] = body_rv(&api, &item).await;
             let (code, body) = api.call("PUT", &item, &put).await;
             assert_eq!(code, 200, "{item}: {body}");
-            assert_ne!(created["metadata"]["resourceVersion"], body["metadata"]["resourceVersion"]);
+            assert_ne!(
+                created["metadata"]["resourceVersion"],
+                body["metadata"]["resourceVersion"]
+            );
         }
     }
 

@@ -781,13 +781,11 @@ fn validate_service(obj: &Value) -> ErrorList {
     let mut port_keys: HashSet<(&str, i64)> = HashSet::new();
     for (i, p) in ports.iter().enumerate() {
         let np = p.i("nodePort").unwrap_or(0);
-        if np != 0 {
-            if !node_ports.insert((p.s("protocol"), np)) {
-                errs.push(FieldError::duplicate(
-                    &sp.child("ports").index(i).child("nodePort"),
-                    np,
-                ));
-            }
+        if np != 0 && !node_ports.insert((p.s("protocol"), np)) {
+            errs.push(FieldError::duplicate(
+                &sp.child("ports").index(i).child("nodePort"),
+                np,
+            ));
         }
     }
     for (i, p) in ports.iter().enumerate() {
@@ -1622,13 +1620,23 @@ mod tests {
         svc["spec"]["externalIPs"] = json!([]);
         s.admit_create(&mut svc).unwrap();
         assert_eq!(svc["spec"]["clusterIPs"], json!(["010.043.000.010"]));
-        assert!(s.alloc.ips.lock().allocate("10.43.0.10".parse().unwrap()).is_err());
+        assert!(
+            s.alloc
+                .ips
+                .lock()
+                .allocate("10.43.0.10".parse().unwrap())
+                .is_err()
+        );
         // An IPv4-mapped address is IPv4 to the family checks, as Go's To4() has it.
         let mut mapped = json!({"metadata": {"name": "m"}, "spec": {"clusterIP": "::ffff:10.43.0.11",
             "ipFamilies": ["IPv4"], "ports": [{"port": 80}]}});
         s.default(&mut mapped);
         s.prepare_for_create(&mut mapped, true);
-        assert!(validate_cluster_ips(&mapped).is_empty(), "{:?}", texts(validate_cluster_ips(&mapped)));
+        assert!(
+            validate_cluster_ips(&mapped).is_empty(),
+            "{:?}",
+            texts(validate_cluster_ips(&mapped))
+        );
         let lb = json!({"spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {"ingress": [
             {"ip": "2001:DB8::1", "ipMode": "VIP"}, {"ip": "1.2.3", "ipMode": "VIP"}]}}});
         assert_eq!(

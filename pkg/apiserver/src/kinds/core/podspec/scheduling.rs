@@ -427,7 +427,8 @@ mod tests {
             ]
         );
         // Each constraint whose pair comes again later is reported; the last is not.
-        let other = json!({"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"});
+        let other =
+            json!({"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"});
         let errs = texts(validate_topology_spread(
             &[c.clone(), other, c.clone(), c.clone()],
             &p,
