@@ -1,20 +1,10 @@
-//! Small strategies shared by several kinds, and the autoscaling/v1 conversion.
+//! The autoscaling/v1 conversion.
 
 use k1s_apimachinery::Status;
 use serde_json::{Value, json};
 
 use crate::meta::get_path;
-use crate::registry::{Conversion, Strategy};
-
-/// Kinds whose update creates a missing object (Endpoints; Leases have their own
-/// strategy that does the same).
-pub struct CreateOnUpdate;
-
-impl Strategy for CreateOnUpdate {
-    fn allow_create_on_update(&self) -> bool {
-        true
-    }
-}
+use crate::registry::Conversion;
 
 /// autoscaling/v1 HPAs are stored as autoscaling/v2: the CPU target maps to one
 /// Resource metric (upstream's conversion, without the annotation round trip).

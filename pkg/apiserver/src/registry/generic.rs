@@ -764,7 +764,11 @@ impl GenericStore {
                 )];
                 return Err(Self::invalid(res, name, &errs));
             }
-            let old = self.stored_form(res, current_obj)?;
+            let mut old = self.stored_form(res, current_obj)?;
+            // Upstream defaults objects read from storage: one k1s stored before it
+            // defaulted (or defaulted differently) is compared, prepared and validated
+            // against as if it had been.
+            storage.strategy.default(&mut old);
             let mut obj = self.stored_form(res, desired)?;
             meta::set_meta(&mut obj, "name", Some(json!(name)));
             if info.namespaced {
@@ -1274,5 +1278,47 @@ mod tests {
         assert_eq!(new["spec"], json!({"r": 1}));
         assert_eq!(new["status"], json!({"s": 2}));
         assert_eq!(new["metadata"]["labels"], json!({"x": "1"}));
+    }
+
+    #[tokio::test]
+    async fn objects_stored_before_their_defaults_are_updated_as_if_defaulted() {
+        // A StorageClass stored without the reclaimPolicy and volumeBindingMode that
+        // defaulting adds (as k1s stored them before it defaulted the kind): upstream
+        // defaults what it reads from storage, so adding a label is no change of the
+        // immutable fields.
+        let t = crate::test_util::TestApiServer::new().await;
+        let api = t.api();
+        let uri = "/apis/storage.k8s.io/v1/storageclasses";
+        let created = api
+            .create(
+                uri,
+                json!({"metadata": {"name": "old"}, "provisioner": "rancher.io/local-path"}),
+            )
+            .await;
+        assert_eq!(created["reclaimPolicy"], json!("Delete"));
+        let store = t.server.generic.store();
+        let key = "/registry/storage.k8s.io/storageclasses/old";
+        let Some(kv) = store.get(key) else {
+            panic!("{key} is not stored");
+        };
+        let mut undefaulted: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
+        let fields = undefaulted
+            .as_object_mut()
+            .map(|o| (o.remove("reclaimPolicy"), o.remove("volumeBindingMode")));
+        assert!(matches!(fields, Some((Some(_), Some(_)))), "{undefaulted}");
+        if let Err(e) = store
+            .update(key, Bytes::from(undefaulted.to_string()), kv.mod_revision)
+            .await
+        {
+            panic!("rewriting {key}: {e}");
+        }
+        let (code, mut current) = api.call("GET", &format!("{uri}/old"), &Value::Null).await;
+        assert_eq!(code, 200, "{current}");
+        assert_eq!(current.get("reclaimPolicy"), None);
+        current["metadata"]["labels"] = json!({"a": "b"});
+        let (code, body) = api.call("PUT", &format!("{uri}/old"), &current).await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(body["reclaimPolicy"], json!("Delete"));
+        assert_eq!(body["metadata"]["labels"], json!({"a": "b"}));
     }
 }

@@ -5,6 +5,9 @@
 //! are reported the way cel-go's checker words them. Type checking (return types,
 //! overloads, field names) and cost estimation are not done here.
 
+use std::cell::Cell;
+use std::panic::AssertUnwindSafe;
+
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, SourceInfo};
 use cel::parser::Parser;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
@@ -25,7 +28,7 @@ pub struct Vars {
 /// expression upstream accepts is refused for depth.
 const MAX_RECURSION_DEPTH: u16 = 250;
 
-/// cel-go reports at most this many issues, then how many it left out.
+/// cel-go keeps the first this many issues it finds, then only counts the rest.
 const MAX_ERRORS_TO_REPORT: usize = 100;
 
 /// Identifiers that name types and so resolve in any environment (`type(x) == int`).
@@ -67,6 +70,25 @@ struct Issue {
     message: String,
 }
 
+/// cel-go's `Errors`: the first `MAX_ERRORS_TO_REPORT` issues in the order they were
+/// found, and how many there were in all.
+#[derive(Default)]
+struct Issues {
+    kept: Vec<Issue>,
+    total: usize,
+}
+
+impl Issues {
+    /// Counts an issue and keeps it while fewer than the limit are kept; `issue` is
+    /// only built then, so the ones past the limit cost nothing but the count.
+    fn report(&mut self, issue: impl FnOnce() -> Issue) {
+        self.total += 1;
+        if self.kept.len() < MAX_ERRORS_TO_REPORT {
+            self.kept.push(issue());
+        }
+    }
+}
+
 /// The `Invalid value` upstream reports when `expression` does not compile (the error
 /// shows `shown`, the text as the user wrote it), or nothing.
 pub fn check(expression: &str, shown: &str, vars: Vars, path: &Path) -> ErrorList {
@@ -81,29 +103,72 @@ pub fn check(expression: &str, shown: &str, vars: Vars, path: &Path) -> ErrorLis
 /// has. Only the pages used are ever touched.
 const PARSE_STACK_BYTES: usize = 64 << 20;
 
-/// `compilation failed: ERROR: <input>:1:8: …` when `expression` does not compile.
-pub fn compile_error(expression: &str, vars: Vars) -> Option<String> {
-    let issues = std::thread::scope(|scope| {
+thread_local! {
+    /// Set on the threads `on_parse_stack` starts: their stack is `PARSE_STACK_BYTES`,
+    /// so expressions are parsed right there instead of on a thread of their own.
+    static ON_PARSE_STACK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `validate` (the checks of one object) on a thread with a stack deep enough for
+/// any expression, so that all the object's expressions share one thread instead of
+/// starting one each.
+pub fn on_parse_stack<T: Send>(validate: impl Fn() -> T + Sync) -> T {
+    if ON_PARSE_STACK.get() {
+        return validate();
+    }
+    let joined = std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("cel-parse".into())
             .stack_size(PARSE_STACK_BYTES)
-            .spawn_scoped(scope, || issues(expression, vars))
+            .spawn_scoped(scope, || {
+                ON_PARSE_STACK.set(true);
+                validate()
+            })
             .ok()
-            .and_then(|parse| parse.join().ok())
+            .map(|thread| thread.join())
     });
+    match joined {
+        Some(Ok(done)) => done,
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+        // No thread to be had: here each expression asks for its own, and is reported
+        // as unparsed when it gets none.
+        None => validate(),
+    }
+}
+
+/// `compilation failed: ERROR: <input>:1:8: …` when `expression` does not compile.
+pub fn compile_error(expression: &str, vars: Vars) -> Option<String> {
+    let parse = || issues(expression, vars);
+    let issues = if ON_PARSE_STACK.get() {
+        // A panic in the parser stays with this expression, as it does on a thread of
+        // its own below.
+        std::panic::catch_unwind(AssertUnwindSafe(parse)).ok()
+    } else {
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("cel-parse".into())
+                .stack_size(PARSE_STACK_BYTES)
+                .spawn_scoped(scope, parse)
+                .ok()
+                .and_then(|parse| parse.join().ok())
+        })
+    };
     let mut issues = issues.unwrap_or_else(|| {
         // The parser failed rather than refusing the text: report it instead of storing
         // an expression nobody has checked.
-        vec![Issue {
+        let mut failed = Issues::default();
+        failed.report(|| Issue {
             line: 0,
             column: 0,
             message: "the expression could not be parsed".into(),
-        }]
+        });
+        failed
     });
-    if issues.is_empty() {
+    if issues.total == 0 {
         return None;
     }
-    issues.sort_by_key(|i| (i.line, i.column));
+    // cel-go sorts the issues it kept (stably), not all it found.
+    issues.kept.sort_by_key(|i| (i.line, i.column));
     Some(format!(
         "compilation failed: {}",
         display(expression, &issues)
@@ -111,7 +176,7 @@ pub fn compile_error(expression: &str, vars: Vars) -> Option<String> {
 }
 
 /// What cel-go's parser and (as far as variables go) its checker report.
-fn issues(expression: &str, vars: Vars) -> Vec<Issue> {
+fn issues(expression: &str, vars: Vars) -> Issues {
     let parsed = Parser::new()
         .enable_optional_syntax(true)
         .enable_ident_escape_syntax(true)
@@ -125,36 +190,46 @@ fn issues(expression: &str, vars: Vars) -> Vec<Issue> {
                 .any(|e| e.msg.contains("Recursion limit of"))
             {
                 // cel-go reports this one without a location.
-                return vec![Issue {
+                let mut found = Issues::default();
+                found.report(|| Issue {
                     line: 0,
                     column: 0,
                     message: format!("expression recursion limit exceeded: {MAX_RECURSION_DEPTH}"),
-                }];
+                });
+                return found;
             }
-            errs.errors
-                .iter()
-                .map(|e| Issue {
+            let mut found = Issues::default();
+            for e in &errs.errors {
+                found.report(|| Issue {
                     line: usize::try_from(e.pos.0).unwrap_or(1).max(1),
                     column: usize::try_from(e.pos.1).unwrap_or(1).max(1),
                     message: e.msg.clone(),
-                })
-                .collect()
+                });
+            }
+            found
         }
         Ok((ast, info)) => {
-            let mut found = Vec::new();
-            let mut scope = Vec::new();
-            undeclared(&ast, &info, vars, &mut scope, &mut found);
-            found
+            let (line_starts, chars) = line_starts(&info.source);
+            let mut walk = Walk {
+                info: &info,
+                line_starts,
+                chars,
+                vars,
+                scope: Vec::new(),
+                found: Issues::default(),
+            };
+            walk.undeclared(&ast);
+            walk.found
         }
     }
 }
 
 /// cel-go's `Errors.ToDisplayString`: each issue with its source line and a caret.
-fn display(source: &str, issues: &[Issue]) -> String {
+fn display(source: &str, issues: &Issues) -> String {
     let lines: Vec<&str> = source.split('\n').collect();
     let mut out: Vec<String> = issues
+        .kept
         .iter()
-        .take(MAX_ERRORS_TO_REPORT)
         .map(|issue| {
             if issue.line == 0 {
                 // cel-go's `NoLocation`.
@@ -186,10 +261,10 @@ fn display(source: &str, issues: &[Issue]) -> String {
             s
         })
         .collect();
-    if issues.len() > MAX_ERRORS_TO_REPORT {
+    if issues.total > MAX_ERRORS_TO_REPORT {
         out.push(format!(
             "{} more errors were truncated",
-            issues.len() - MAX_ERRORS_TO_REPORT
+            issues.total - MAX_ERRORS_TO_REPORT
         ));
     }
     out.join("\n")
@@ -206,114 +281,128 @@ fn declared(name: &str, vars: Vars) -> bool {
     }
 }
 
-/// The 1-based line and column of expression `id` (cel-go counts columns in
-/// characters).
-fn position(info: &SourceInfo, id: u64) -> (usize, usize) {
-    let Some((start, _)) = info.offset_for(id) else {
-        return (1, 1);
-    };
-    let mut line = 1;
-    let mut column = 1;
-    for (i, c) in info.source.chars().enumerate() {
-        if i as u64 >= u64::from(start) {
-            break;
-        }
+/// The character index at which each line of `source` starts, and the number of
+/// characters.
+fn line_starts(source: &str) -> (Vec<usize>, usize) {
+    let mut starts = vec![0];
+    let mut chars = 0;
+    for (i, c) in source.chars().enumerate() {
         if c == '\n' {
-            line += 1;
-            column = 1;
-        } else {
-            column += 1;
+            starts.push(i + 1);
         }
+        chars = i + 1;
     }
-    (line, column)
+    (starts, chars)
 }
 
-/// Reports each identifier that neither the environment nor an enclosing
-/// comprehension declares.
-fn undeclared(
-    e: &IdedExpr,
-    info: &SourceInfo,
+/// The walk that finds undeclared references: the expression's offsets, its line
+/// starts (computed once, so each issue's position is a binary search rather than a
+/// scan of the source), the names in scope and the issues found.
+struct Walk<'a> {
+    info: &'a SourceInfo,
+    line_starts: Vec<usize>,
+    chars: usize,
     vars: Vars,
-    scope: &mut Vec<String>,
-    found: &mut Vec<Issue>,
-) {
-    match &e.expr {
-        Expr::Ident(name) => {
-            if !declared(name, vars) && !scope.iter().any(|s| s == name) {
-                let (line, column) = position(info, e.id);
-                found.push(Issue {
-                    line,
-                    column,
-                    message: format!("undeclared reference to '{name}' (in container '')"),
-                });
-            }
-        }
-        Expr::Select(sel) => undeclared(&sel.operand, info, vars, scope, found),
-        Expr::Call(call) => {
-            // A call on a bare name may be a namespaced function (`math.greatest`,
-            // `cel.bind`, `optional.of`), which the checker resolves by its qualified
-            // name before it looks for a variable.
-            if let Some(target) = &call.target {
-                match &target.expr {
-                    Expr::Ident(name) if FUNCTION_NAMESPACES.contains(&name.as_str()) => {}
-                    _ => undeclared(target, info, vars, scope, found),
+    scope: Vec<String>,
+    found: Issues,
+}
+
+impl Walk<'_> {
+    /// The 1-based line and column of expression `id` (cel-go counts columns in
+    /// characters; the parser's offsets are character indexes).
+    fn position(&self, id: u64) -> (usize, usize) {
+        let Some((start, _)) = self.info.offset_for(id) else {
+            return (1, 1);
+        };
+        let start = usize::try_from(start).map_or(self.chars, |s| s.min(self.chars));
+        // `line_starts[0]` is 0, so at least one start is at or before `start`.
+        let line = self.line_starts.partition_point(|&s| s <= start).max(1);
+        let line_start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        (line, start - line_start + 1)
+    }
+
+    /// Reports each identifier that neither the environment nor an enclosing
+    /// comprehension declares.
+    fn undeclared(&mut self, e: &IdedExpr) {
+        match &e.expr {
+            Expr::Ident(name) => {
+                if !declared(name, self.vars) && !self.scope.iter().any(|s| s == name) {
+                    let (line, column) = self.position(e.id);
+                    self.found.report(|| Issue {
+                        line,
+                        column,
+                        message: format!("undeclared reference to '{name}' (in container '')"),
+                    });
                 }
             }
-            // Leading bare names of a call with more arguments are the loop variables of
-            // macros this parser does not expand (two-variable comprehensions,
-            // `cel.bind`, `sortBy`): they are in scope for the arguments after them.
-            let mut bound = 0;
-            if call.args.len() >= 2 {
-                for arg in &call.args[..call.args.len() - 1] {
-                    match &arg.expr {
-                        Expr::Ident(name) => {
-                            scope.push(name.clone());
-                            bound += 1;
+            Expr::Select(sel) => self.undeclared(&sel.operand),
+            Expr::Call(call) => {
+                // A call on a bare name may be a namespaced function (`math.greatest`,
+                // `cel.bind`, `optional.of`), which the checker resolves by its
+                // qualified name before it looks for a variable.
+                if let Some(target) = &call.target {
+                    match &target.expr {
+                        Expr::Ident(name) if FUNCTION_NAMESPACES.contains(&name.as_str()) => {}
+                        _ => self.undeclared(target),
+                    }
+                }
+                // Leading bare names of a call with more arguments are the loop
+                // variables of macros this parser does not expand (two-variable
+                // comprehensions, `cel.bind`, `sortBy`): they are in scope for the
+                // arguments after them.
+                let mut bound = 0;
+                if let Some((_, leading)) = call.args.split_last() {
+                    for arg in leading {
+                        match &arg.expr {
+                            Expr::Ident(name) => {
+                                self.scope.push(name.clone());
+                                bound += 1;
+                            }
+                            _ => break,
                         }
-                        _ => break,
+                    }
+                }
+                for arg in call.args.iter().skip(bound) {
+                    self.undeclared(arg);
+                }
+                self.scope.truncate(self.scope.len() - bound);
+            }
+            Expr::Comprehension(c) => {
+                self.undeclared(&c.iter_range);
+                self.undeclared(&c.accu_init);
+                let mark = self.scope.len();
+                self.scope.push(c.accu_var.clone());
+                self.undeclared(&c.result);
+                self.scope.push(c.iter_var.clone());
+                if let Some(v) = &c.iter_var2 {
+                    self.scope.push(v.clone());
+                }
+                self.undeclared(&c.loop_cond);
+                self.undeclared(&c.loop_step);
+                self.scope.truncate(mark);
+            }
+            Expr::List(list) => {
+                for el in &list.elements {
+                    self.undeclared(el);
+                }
+            }
+            Expr::Map(map) => {
+                for entry in &map.entries {
+                    if let EntryExpr::MapEntry(m) = &entry.expr {
+                        self.undeclared(&m.key);
+                        self.undeclared(&m.value);
                     }
                 }
             }
-            for arg in &call.args[bound..] {
-                undeclared(arg, info, vars, scope, found);
-            }
-            scope.truncate(scope.len() - bound);
-        }
-        Expr::Comprehension(c) => {
-            undeclared(&c.iter_range, info, vars, scope, found);
-            undeclared(&c.accu_init, info, vars, scope, found);
-            let mark = scope.len();
-            scope.push(c.accu_var.clone());
-            undeclared(&c.result, info, vars, scope, found);
-            scope.push(c.iter_var.clone());
-            if let Some(v) = &c.iter_var2 {
-                scope.push(v.clone());
-            }
-            undeclared(&c.loop_cond, info, vars, scope, found);
-            undeclared(&c.loop_step, info, vars, scope, found);
-            scope.truncate(mark);
-        }
-        Expr::List(list) => {
-            for el in &list.elements {
-                undeclared(el, info, vars, scope, found);
-            }
-        }
-        Expr::Map(map) => {
-            for entry in &map.entries {
-                if let EntryExpr::MapEntry(m) = &entry.expr {
-                    undeclared(&m.key, info, vars, scope, found);
-                    undeclared(&m.value, info, vars, scope, found);
+            Expr::Struct(st) => {
+                for entry in &st.entries {
+                    if let EntryExpr::StructField(f) = &entry.expr {
+                        self.undeclared(&f.value);
+                    }
                 }
             }
+            Expr::Literal(_) | Expr::Unspecified => {}
         }
-        Expr::Struct(st) => {
-            for entry in &st.entries {
-                if let EntryExpr::StructField(f) = &entry.expr {
-                    undeclared(&f.value, info, vars, scope, found);
-                }
-            }
-        }
-        Expr::Literal(_) | Expr::Unspecified => {}
     }
 }
 
@@ -432,6 +521,61 @@ mod tests {
             "compilation failed: ERROR: <input>:-1:0: expression recursion limit exceeded: 250"
         );
         assert_eq!(run(250).ok(), Some(None));
+    }
+
+    #[test]
+    fn an_object_s_expressions_share_one_deep_stack() {
+        // From a 2 MiB thread, as request handlers are: the expressions parse on the one
+        // thread `on_parse_stack` starts, deep nesting included.
+        let deep = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+        let run = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                on_parse_stack(|| {
+                    let here = std::thread::current().id();
+                    let nested = on_parse_stack(|| std::thread::current().id());
+                    (
+                        ON_PARSE_STACK.get() && nested == here,
+                        compile_error("object.spec.replicas < 5", ALL),
+                        compile_error(&deep, ALL),
+                    )
+                })
+            })
+            .map(|h| h.join().ok());
+        let Ok(Some((one_thread, ok, deep))) = run else {
+            panic!("the validation thread failed");
+        };
+        assert!(one_thread);
+        assert_eq!(ok, None);
+        assert_eq!(
+            deep.as_deref(),
+            Some(
+                "compilation failed: ERROR: <input>:-1:0: expression recursion limit exceeded: 250"
+            )
+        );
+    }
+
+    #[test]
+    fn many_issues_are_counted_past_the_hundred_shown() {
+        // 20,000 undeclared names over 4,000 lines: each position is found without
+        // rescanning the source, and only the first hundred are kept (cel-go's
+        // `Errors`), sorted; the rest are counted.
+        let line = ["zz"; 5].join(", ");
+        let source = format!("[{}]", vec![line.as_str(); 4000].join(",\n"));
+        let got = compile_error(&source, ALL).unwrap_or_default();
+        let lines: Vec<&str> = got.lines().collect();
+        assert_eq!(lines.len(), 100 * 3 + 1);
+        assert_eq!(lines[300], "19900 more errors were truncated");
+        assert_eq!(
+            lines[0],
+            "compilation failed: ERROR: <input>:1:2: undeclared reference to 'zz' (in container '')"
+        );
+        assert_eq!(
+            lines[297],
+            "ERROR: <input>:20:17: undeclared reference to 'zz' (in container '')"
+        );
+        assert_eq!(lines[298], " | zz, zz, zz, zz, zz,");
+        assert_eq!(lines[299], " | ................^");
     }
 
     #[test]

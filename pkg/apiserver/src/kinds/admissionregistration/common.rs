@@ -2,12 +2,14 @@
 //! `IsFullyQualifiedName`, core's `ValidateQualifiedName`, metav1's `ValidateConditions`,
 //! and the admission `Rule`s shared by webhooks and policies.
 
+use std::collections::HashSet;
+
 use k1s_apimachinery::meta::validate_label_name;
 use k1s_apimachinery::validation::is_dns1123_subdomain;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
-use crate::kinds::validation::Fields;
+use crate::kinds::validation::{Fields, strings};
 
 /// Upstream's `IsFullyQualifiedName`: a DNS subdomain of at least three labels
 /// (`webhook.cert-manager.io`).
@@ -27,14 +29,6 @@ pub fn is_fully_qualified_name(path: &Path, name: &str) -> ErrorList {
         )];
     }
     ErrorList::new()
-}
-
-/// The strings of a list field.
-pub fn strings(v: &Value, key: &str) -> Vec<String> {
-    v.a(key)
-        .iter()
-        .map(|s| s.as_str().unwrap_or("").to_string())
-        .collect()
 }
 
 const CONDITION_REASON_FMT: &str = "[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?";
@@ -65,14 +59,12 @@ fn is_condition_reason(s: &str) -> bool {
 /// that are label names, a known status, a set transition time and a well-formed reason.
 pub fn validate_conditions(conditions: &[Value], path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for (i, c) in conditions.iter().enumerate() {
         let p = path.index(i);
         let ty = c.s("type");
-        if seen.contains(&ty) {
+        if !seen.insert(ty) {
             errs.push(FieldError::duplicate(&p.child("type"), ty));
-        } else {
-            seen.push(ty);
         }
         errs.extend(validate_label_name(ty, &p.child("type")));
         let status = c.s("status");
@@ -126,22 +118,22 @@ pub fn validate_conditions(conditions: &[Value], path: &Path) -> ErrorList {
     errs
 }
 
-fn has_wildcard(list: &[String]) -> bool {
-    list.iter().any(|s| s == "*")
+fn has_wildcard(list: &[&str]) -> bool {
+    list.contains(&"*")
 }
 
 /// `resources` of a rule that may name subresources (`pods/status`, `*/scale`).
-fn validate_resources(resources: &[String], path: &Path) -> ErrorList {
+fn validate_resources(resources: &[&str], path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     if resources.is_empty() {
         errs.push(FieldError::required(path, ""));
     }
-    let mut with_wildcard_sub: Vec<&str> = Vec::new();
-    let mut sub_with_wildcard_res: Vec<&str> = Vec::new();
+    let mut with_wildcard_sub: HashSet<&str> = HashSet::new();
+    let mut sub_with_wildcard_res: HashSet<&str> = HashSet::new();
     let mut double_wildcard = false;
     let mut single_wildcard = false;
     let mut without_sub = false;
-    for (i, res_sub) in resources.iter().enumerate() {
+    for (i, &res_sub) in resources.iter().enumerate() {
         if res_sub.is_empty() {
             errs.push(FieldError::required(&path.index(i), ""));
             continue;
@@ -157,25 +149,25 @@ fn validate_resources(resources: &[String], path: &Path) -> ErrorList {
             without_sub = res_sub != "*";
             continue;
         };
-        if with_wildcard_sub.contains(&res) {
+        if with_wildcard_sub.contains(res) {
             errs.push(FieldError::invalid(
                 &path.index(i),
-                res_sub.as_str(),
+                res_sub,
                 format!("if '{res}/*' is present, must not specify {res_sub}"),
             ));
         }
-        if sub_with_wildcard_res.contains(&sub) {
+        if sub_with_wildcard_res.contains(sub) {
             errs.push(FieldError::invalid(
                 &path.index(i),
-                res_sub.as_str(),
+                res_sub,
                 format!("if '*/{sub}' is present, must not specify {res_sub}"),
             ));
         }
         if sub == "*" {
-            with_wildcard_sub.push(res);
+            with_wildcard_sub.insert(res);
         }
         if res == "*" {
-            sub_with_wildcard_res.push(sub);
+            sub_with_wildcard_res.insert(sub);
         }
     }
     if resources.len() > 1 && double_wildcard {
@@ -199,7 +191,7 @@ fn validate_resources(resources: &[String], path: &Path) -> ErrorList {
 /// resources and scope of an admission rule.
 pub fn validate_rule(rule: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    let groups = strings(rule, "apiGroups");
+    let groups = strings(rule.f("apiGroups"));
     if groups.is_empty() {
         errs.push(FieldError::required(&path.child("apiGroups"), ""));
     }
@@ -210,7 +202,7 @@ pub fn validate_rule(rule: &Value, path: &Path) -> ErrorList {
             "if '*' is present, must not specify other API groups",
         ));
     }
-    let versions = strings(rule, "apiVersions");
+    let versions = strings(rule.f("apiVersions"));
     if versions.is_empty() {
         errs.push(FieldError::required(&path.child("apiVersions"), ""));
     }
@@ -230,7 +222,7 @@ pub fn validate_rule(rule: &Value, path: &Path) -> ErrorList {
         }
     }
     errs.extend(validate_resources(
-        &strings(rule, "resources"),
+        &strings(rule.f("resources")),
         &path.child("resources"),
     ));
     if let Some(scope) = rule.get("scope").and_then(Value::as_str)
@@ -248,7 +240,7 @@ pub fn validate_rule(rule: &Value, path: &Path) -> ErrorList {
 /// Upstream's `validateRuleWithOperations`: the operations, then the rule.
 pub fn validate_rule_with_operations(rule: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    let ops = strings(rule, "operations");
+    let ops = strings(rule.f("operations"));
     if ops.is_empty() {
         errs.push(FieldError::required(&path.child("operations"), ""));
     }
@@ -259,14 +251,11 @@ pub fn validate_rule_with_operations(rule: &Value, path: &Path) -> ErrorList {
             "if '*' is present, must not specify other operations",
         ));
     }
-    for (i, op) in ops.iter().enumerate() {
-        if !matches!(
-            op.as_str(),
-            "*" | "CREATE" | "UPDATE" | "DELETE" | "CONNECT"
-        ) {
+    for (i, &op) in ops.iter().enumerate() {
+        if !matches!(op, "*" | "CREATE" | "UPDATE" | "DELETE" | "CONNECT") {
             errs.push(FieldError::not_supported(
                 &path.child("operations").index(i),
-                op.as_str(),
+                op,
                 &["*", "CONNECT", "CREATE", "DELETE", "UPDATE"],
             ));
         }
@@ -312,12 +301,7 @@ mod tests {
     #[test]
     fn resource_wildcards_follow_upstream() {
         let p = Path::new("r");
-        let check = |rs: &[&str]| {
-            texts(validate_resources(
-                &rs.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                &p,
-            ))
-        };
+        let check = |rs: &[&str]| texts(validate_resources(rs, &p));
         assert!(check(&["*"]).is_empty());
         assert!(check(&["*/*"]).is_empty());
         assert!(check(&["pods", "pods/status"]).is_empty());

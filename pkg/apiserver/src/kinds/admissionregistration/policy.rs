@@ -4,7 +4,9 @@
 //! strategies' authorization checks of paramKind/paramRef need the requesting user,
 //! which strategies are not given, and are not done.
 
-use k1s_apimachinery::meta::name_is_dns_subdomain;
+use std::collections::HashSet;
+
+use k1s_apimachinery::meta::{name_is_dns_subdomain, validate_label_selector};
 use k1s_apimachinery::validation::{
     is_dns1035_label, is_dns1123_subdomain, validate_path_segment_name,
 };
@@ -12,9 +14,10 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::cel::{self, Vars, is_cel_identifier};
-use super::common::{default_rules, strings, validate_conditions, validate_rule_with_operations};
-use super::webhook::{enum_field, selector_errors, validate_match_conditions};
+use super::common::{default_rules, validate_conditions, validate_rule_with_operations};
+use super::webhook::{enum_field, validate_match_conditions};
 use crate::kinds::validation::Fields;
+use crate::kinds::validation::strings as list_strings;
 use crate::kinds::validation::validate_qualified_name;
 use crate::registry::Strategy;
 
@@ -100,16 +103,17 @@ fn validate_param_kind(pk: &Value, path: &Path) -> ErrorList {
 
 fn validate_named_rule(rule: &Value, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    let mut seen: Vec<String> = Vec::new();
-    for (i, name) in strings(rule, "resourceNames").into_iter().enumerate() {
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (i, name) in list_strings(rule.f("resourceNames"))
+        .into_iter()
+        .enumerate()
+    {
         let p = path.child("resourceNames").index(i);
-        for msg in validate_path_segment_name(&name, false) {
-            errs.push(FieldError::invalid(&p, name.as_str(), msg));
+        for msg in validate_path_segment_name(name, false) {
+            errs.push(FieldError::invalid(&p, name, msg));
         }
-        if seen.contains(&name) {
+        if !seen.insert(name) {
             errs.push(FieldError::duplicate(&p, name));
-        } else {
-            seen.push(name);
         }
     }
     errs.extend(validate_rule_with_operations(rule, path));
@@ -131,7 +135,7 @@ fn validate_match_resources(mc: &Value, path: &Path) -> ErrorList {
     for key in ["namespaceSelector", "objectSelector"] {
         match mc.get(key) {
             None => errs.push(FieldError::required(&path.child(key), "")),
-            Some(sel) => errs.extend(selector_errors(sel, false, &path.child(key))),
+            sel => errs.extend(validate_label_selector(sel, &path.child(key))),
         }
     }
     for key in ["resourceRules", "excludeResourceRules"] {
@@ -257,7 +261,7 @@ fn validate_policy(obj: &Value, ignore_conditions: bool) -> ErrorList {
             ));
         }
         let name = obj.f("metadata").s("name");
-        let mut keys: Vec<&str> = Vec::new();
+        let mut keys: HashSet<&str> = HashSet::new();
         for (i, a) in audits.iter().enumerate() {
             let p = ap.index(i);
             let key = a.s("key");
@@ -291,10 +295,9 @@ fn validate_policy(obj: &Value, ignore_conditions: bool) -> ErrorList {
             } else {
                 errs.extend(cel::check(trimmed, value_expression, expr_vars, &vp));
             }
-            if keys.contains(&key) {
+            if !keys.insert(key) {
                 errs.push(FieldError::duplicate(&p.child("key"), key));
             }
-            keys.push(key);
         }
     }
     errs
@@ -416,11 +419,12 @@ impl Strategy for ValidatingAdmissionPolicyStrategy {
     }
 
     fn validate(&self, obj: &Value) -> ErrorList {
-        validate_policy(obj, false)
+        cel::on_parse_stack(|| validate_policy(obj, false))
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        validate_policy(new, ignore_match_conditions(new, old))
+        let ignore_conditions = ignore_match_conditions(new, old);
+        cel::on_parse_stack(|| validate_policy(new, ignore_conditions))
     }
 
     fn validate_status_update(&self, new: &Value, _old: &Value) -> ErrorList {
@@ -442,9 +446,8 @@ fn validate_param_ref(pr: &Value, path: &Path) -> ErrorList {
         }
     }
     if has_selector {
-        errs.extend(selector_errors(
-            pr.f("selector"),
-            false,
+        errs.extend(validate_label_selector(
+            pr.get("selector"),
             &path.child("selector"),
         ));
         if !name.is_empty() {
@@ -473,23 +476,22 @@ fn validate_param_ref(pr: &Value, path: &Path) -> ErrorList {
     errs
 }
 
-fn validate_validation_actions(actions: &[String], path: &Path) -> ErrorList {
+fn validate_validation_actions(actions: &[&str], path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for (i, a) in actions.iter().enumerate() {
-        if !matches!(a.as_str(), "Deny" | "Warn" | "Audit") {
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (i, &a) in actions.iter().enumerate() {
+        if !matches!(a, "Deny" | "Warn" | "Audit") {
             errs.push(FieldError::not_supported(
                 &path.index(i),
-                a.as_str(),
+                a,
                 &["Audit", "Deny", "Warn"],
             ));
         }
-        if seen.contains(&a.as_str()) {
-            errs.push(FieldError::duplicate(&path.index(i), a.as_str()));
+        if !seen.insert(a) {
+            errs.push(FieldError::duplicate(&path.index(i), a));
         }
-        seen.push(a);
     }
-    if seen.contains(&"Deny") && seen.contains(&"Warn") {
+    if seen.contains("Deny") && seen.contains("Warn") {
         errs.push(FieldError::invalid(
             path,
             actions.to_vec(),
@@ -525,7 +527,7 @@ fn validate_binding(obj: &Value) -> ErrorList {
         errs.extend(validate_match_resources(mr, &sp.child("matchResouces")));
     }
     errs.extend(validate_validation_actions(
-        &strings(spec, "validationActions"),
+        &list_strings(spec.f("validationActions")),
         &sp.child("validationActions"),
     ));
     errs

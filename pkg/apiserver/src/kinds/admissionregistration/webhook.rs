@@ -2,18 +2,18 @@
 //! `validateMutatingWebhookConfiguration` / `validateValidatingWebhookConfiguration`,
 //! the v1 webhook defaults, and the strategies' generation bump).
 
+use std::collections::HashSet;
+
 use k1s_apimachinery::goformat::quote;
-use k1s_apimachinery::meta::validate_label_selector;
+use k1s_apimachinery::meta::{label_selector_has_errors, validate_label_selector_with};
 use k1s_apimachinery::validation::{is_dns1035_label, is_dns1123_subdomain, is_valid_port_num};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::cel::{self, Vars};
-use super::common::{
-    default_rules, is_fully_qualified_name, strings, validate_rule_with_operations,
-};
-use crate::kinds::validation::Fields;
+use super::common::{default_rules, is_fully_qualified_name, validate_rule_with_operations};
 use crate::kinds::validation::validate_qualified_name;
+use crate::kinds::validation::{Fields, strings};
 use crate::registry::Strategy;
 
 /// The AdmissionReview versions this server understands.
@@ -54,24 +54,18 @@ impl Opts {
             .iter()
             .all(|h| matches!(h.s("sideEffects"), "None" | "NoneOnDryRun"));
         let require_recognized_review_version = old_hooks.iter().all(|h| {
-            let versions = strings(h, "admissionReviewVersions");
+            let versions = strings(h.f("admissionReviewVersions"));
             versions.is_empty()
                 || versions
                     .iter()
-                    .any(|v| ACCEPTED_REVIEW_VERSIONS.contains(&v.as_str()))
+                    .any(|v| ACCEPTED_REVIEW_VERSIONS.contains(v))
         });
-        let mut names: Vec<&str> = Vec::new();
-        let mut require_unique_names = true;
-        for h in old_hooks {
-            if names.contains(&h.s("name")) {
-                require_unique_names = false;
-            }
-            names.push(h.s("name"));
-        }
+        let mut names: HashSet<&str> = HashSet::new();
+        let require_unique_names = old_hooks.iter().all(|h| names.insert(h.s("name")));
         let allow_invalid_label_value_in_selector = old_hooks.iter().any(|h| {
             ["namespaceSelector", "objectSelector"]
                 .iter()
-                .any(|k| h.has(k) && !validate_label_selector(h.get(*k), &Path::root()).is_empty())
+                .any(|k| label_selector_has_errors(h.get(*k)))
         });
         Self {
             ignore_match_conditions,
@@ -81,21 +75,6 @@ impl Opts {
             allow_invalid_label_value_in_selector,
         }
     }
-}
-
-/// A label selector's problems; with `allow_invalid_values`, matchExpressions values
-/// are not checked (upstream's `AllowInvalidLabelValueInSelector`).
-pub(super) fn selector_errors(
-    selector: &Value,
-    allow_invalid_values: bool,
-    path: &Path,
-) -> ErrorList {
-    let mut errs = validate_label_selector(Some(selector), path);
-    if allow_invalid_values {
-        let prefix = format!("{}.matchExpressions[", path);
-        errs.retain(|e| !(e.field.starts_with(&prefix) && e.field.contains("].values[")));
-    }
-    errs
 }
 
 /// Upstream's `validateMatchConditions`; `vars` are the variables the expressions may
@@ -113,7 +92,7 @@ pub(super) fn validate_match_conditions(
             MAX_MATCH_CONDITIONS as i64,
         ));
     }
-    let mut names: Vec<&str> = Vec::new();
+    let mut names: HashSet<&str> = HashSet::new();
     for (i, c) in conditions.iter().enumerate() {
         let p = path.index(i);
         let expression = c.s("expression").trim();
@@ -132,10 +111,8 @@ pub(super) fn validate_match_conditions(
             errs.push(FieldError::required(&p.child("name"), ""));
         } else {
             errs.extend(validate_qualified_name(name, &p.child("name")));
-            if names.contains(&name) {
+            if !names.insert(name) {
                 errs.push(FieldError::duplicate(&p.child("name"), name));
-            } else {
-                names.push(name);
             }
         }
     }
@@ -339,10 +316,16 @@ pub(super) fn validate_webhook_service(path: &Path, service: &Value) -> ErrorLis
     if !url_path.starts_with('/') {
         errs.push(FieldError::invalid(&pp, url_path, "must start with a '/'"));
     }
-    let mut check = &url_path[1.min(url_path.len())..];
-    if let Some(stripped) = check.strip_suffix('/') {
-        check = stripped;
-    }
+    // Go drops the first byte even when the path does not start with '/' and that byte
+    // begins a multi-byte character. Each segment is only measured in bytes and matched
+    // against an ASCII pattern, so a '?' per non-ASCII byte keeps Go's lengths and
+    // failures without slicing inside a character.
+    let after_first: String = url_path
+        .bytes()
+        .skip(1)
+        .map(|b| if b.is_ascii() { char::from(b) } else { '?' })
+        .collect();
+    let check = after_first.strip_suffix('/').unwrap_or(&after_first);
     for (i, step) in check.split('/').enumerate() {
         if step.is_empty() {
             errs.push(FieldError::invalid(
@@ -375,11 +358,7 @@ pub(super) fn validate_client_config(cc: &Value, path: &Path) -> ErrorList {
     }
 }
 
-fn validate_review_versions(
-    versions: &[String],
-    require_recognized: bool,
-    path: &Path,
-) -> ErrorList {
+fn validate_review_versions(versions: &[&str], require_recognized: bool, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
     if versions.is_empty() {
         errs.push(FieldError::required(
@@ -391,22 +370,17 @@ fn validate_review_versions(
         ));
         return errs;
     }
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut has_accepted = false;
-    for (i, v) in versions.iter().enumerate() {
-        if seen.contains(&v.as_str()) {
-            errs.push(FieldError::invalid(
-                &path.index(i),
-                v.as_str(),
-                "duplicate version",
-            ));
+    for (i, &v) in versions.iter().enumerate() {
+        if !seen.insert(v) {
+            errs.push(FieldError::invalid(&path.index(i), v, "duplicate version"));
             continue;
         }
-        seen.push(v);
         for msg in is_dns1035_label(v) {
-            errs.push(FieldError::invalid(&path.index(i), v.as_str(), msg));
+            errs.push(FieldError::invalid(&path.index(i), v, msg));
         }
-        if ACCEPTED_REVIEW_VERSIONS.contains(&v.as_str()) {
+        if ACCEPTED_REVIEW_VERSIONS.contains(&v) {
             has_accepted = true;
         }
     }
@@ -478,13 +452,11 @@ fn validate_hook(hook: &Value, mutating: bool, opts: Opts, path: &Path) -> Error
         ));
     }
     for key in ["namespaceSelector", "objectSelector"] {
-        if let Some(sel) = hook.get(key) {
-            errs.extend(selector_errors(
-                sel,
-                opts.allow_invalid_label_value_in_selector,
-                &path.child(key),
-            ));
-        }
+        errs.extend(validate_label_selector_with(
+            hook.get(key),
+            opts.allow_invalid_label_value_in_selector,
+            &path.child(key),
+        ));
     }
     if mutating {
         errs.extend(enum_field(
@@ -515,22 +487,18 @@ fn validate_hook(hook: &Value, mutating: bool, opts: Opts, path: &Path) -> Error
 
 fn validate_configuration(obj: &Value, mutating: bool, opts: Opts) -> ErrorList {
     let mut errs = ErrorList::new();
-    let mut names: Vec<&str> = Vec::new();
+    let mut names: HashSet<&str> = HashSet::new();
     for (i, hook) in obj.a("webhooks").iter().enumerate() {
         let p = Path::new("webhooks").index(i);
         errs.extend(validate_hook(hook, mutating, opts, &p));
         errs.extend(validate_review_versions(
-            &strings(hook, "admissionReviewVersions"),
+            &strings(hook.f("admissionReviewVersions")),
             opts.require_recognized_review_version,
             &p.child("admissionReviewVersions"),
         ));
         let name = hook.s("name");
-        if opts.require_unique_names && !name.is_empty() {
-            if names.contains(&name) {
-                errs.push(FieldError::duplicate(&p.child("name"), name));
-            } else {
-                names.push(name);
-            }
+        if opts.require_unique_names && !name.is_empty() && !names.insert(name) {
+            errs.push(FieldError::duplicate(&p.child("name"), name));
         }
     }
     errs
@@ -592,11 +560,12 @@ impl Strategy for WebhookConfigurationStrategy {
     }
 
     fn validate(&self, obj: &Value) -> ErrorList {
-        validate_configuration(obj, self.mutating, Opts::create())
+        cel::on_parse_stack(|| validate_configuration(obj, self.mutating, Opts::create()))
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        validate_configuration(new, self.mutating, Opts::update(new, old))
+        let opts = Opts::update(new, old);
+        cel::on_parse_stack(|| validate_configuration(new, self.mutating, opts))
     }
 }
 
@@ -717,6 +686,41 @@ mod tests {
                 "u: Required value: url must be a valid URL: parse \"://x\": missing protocol scheme; desired format: https://host[/path]"
             ]
         );
+    }
+
+    #[test]
+    fn non_ascii_service_paths_are_errors_not_panics() {
+        // Go slices off the first byte, so "é" leaves one stray byte: one segment that
+        // fails the pattern. Multi-byte characters count as their bytes.
+        let service = |p: &str| json!({"name": "n", "namespace": "ns", "port": 443, "path": p});
+        let rfc1123 = is_dns1123_subdomain("_").remove(0);
+        let check = |p: &str| texts(validate_webhook_service(&Path::new("s"), &service(p)));
+        assert_eq!(
+            check("é"),
+            [
+                "s.path: Invalid value: \"é\": must start with a '/'".to_string(),
+                format!("s.path: Invalid value: \"é\": segment[0]: {rfc1123}"),
+            ]
+        );
+        assert_eq!(
+            check("/é/ok/"),
+            [format!(
+                "s.path: Invalid value: \"/é/ok/\": segment[0]: {rfc1123}"
+            )]
+        );
+        let long = format!("/{}", "é".repeat(127));
+        assert_eq!(
+            check(&long),
+            [
+                format!(
+                    "s.path: Invalid value: \"{long}\": segment[0]: must be no more than 253 characters"
+                ),
+                format!("s.path: Invalid value: \"{long}\": segment[0]: {rfc1123}"),
+            ]
+        );
+        for p in ["éa", "é/", "日本/x", "//é", "\u{10FFFF}", "ü//ä/", "é/ok"] {
+            assert!(!check(p).is_empty(), "{p}");
+        }
     }
 
     #[tokio::test]

@@ -144,14 +144,18 @@ fn parse_duration(s: &str) -> bool {
         return false;
     }
     while !rest.is_empty() {
-        let num_len = rest
-            .bytes()
-            .take_while(|b| b.is_ascii_digit() || *b == b'.')
-            .count();
-        if num_len == 0 || rest[..num_len] == *"." {
+        // A number is digits, then at most one '.' and more digits, with a digit on
+        // at least one side of it (`1`, `1.5`, `1.`, `.5`).
+        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &rest[int_len..];
+        let mut frac_len = 0;
+        if let Some(after_dot) = rest.strip_prefix('.') {
+            frac_len = after_dot.bytes().take_while(u8::is_ascii_digit).count();
+            rest = &after_dot[frac_len..];
+        }
+        if int_len == 0 && frac_len == 0 {
             return false;
         }
-        rest = &rest[num_len..];
         let unit_len = rest
             .char_indices()
             .find(|(_, c)| c.is_ascii_digit() || *c == '.')
@@ -317,5 +321,10 @@ mod tests {
     fn durations() {
         assert!(parse_duration("5m") && parse_duration("1h30m") && parse_duration("1.5s"));
         assert!(!parse_duration("5") && !parse_duration("m") && !parse_duration(""));
+        // One '.' per number, as Go's time.ParseDuration reads them.
+        assert!(parse_duration("1.s") && parse_duration(".5s") && parse_duration("1.5h.5m"));
+        assert!(!parse_duration("1.2.3s") && !parse_duration("1..2s") && !parse_duration(".s"));
+        assert!(!parse_duration("1.2s.") && !parse_duration("1s2.3.4m"));
+        assert!(parse_standard("@every 1.2.3s").is_err());
     }
 }

@@ -2,6 +2,9 @@
 //! `pkg/registry/batch/job`): a generated selector bound to the Job's uid, batch
 //! defaults, the spec rules, and a pod template that may not change once the Job runs.
 
+use std::collections::HashSet;
+
+use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::meta::validate_label_selector;
 use k1s_apimachinery::validation::{is_dns1123_label, is_domain_prefixed_path, is_qualified_name};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
@@ -42,9 +45,10 @@ const POD_FAILURE_ACTIONS: &[&str] = &["Count", "FailIndex", "FailJob", "Ignore"
 const EXIT_CODE_OPERATORS: &[&str] = &["In", "NotIn"];
 const CONDITION_STATUSES: &[&str] = &["False", "True", "Unknown"];
 
-/// Go's `%q` of a sorted string set, as upstream's `valid values: %q` prints it.
+/// Go's `%q` of a sorted string set, as upstream's `valid values: %q` prints it: each
+/// item quoted, space-separated, in brackets.
 fn quoted_list(values: &[&str]) -> String {
-    let quoted: Vec<String> = values.iter().map(|v| format!("\"{v}\"")).collect();
+    let quoted: Vec<String> = values.iter().map(|v| quote(v)).collect();
     format!("[{}]", quoted.join(" "))
 }
 
@@ -53,21 +57,22 @@ fn parse_index_interval(interval: &str, completions: i64) -> Result<(i64, i64), 
     let limits: Vec<&str> = interval.split('-').collect();
     if limits.len() > 2 {
         return Err(format!(
-            "the fragment \"{interval}\" violates the requirement that an index interval can have at most two parts separated by '-'"
+            "the fragment {} violates the requirement that an index interval can have at most two parts separated by '-'",
+            quote(interval)
         ));
     }
     let parse = |s: &str| {
         s.parse::<i64>()
-            .map_err(|_| format!("cannot convert string to integer for index: \"{s}\""))
+            .map_err(|_| format!("cannot convert string to integer for index: {}", quote(s)))
     };
     let x = parse(limits[0])?;
     if x >= completions {
-        return Err(format!("too large index: \"{}\"", limits[0]));
+        return Err(format!("too large index: {}", quote(limits[0])));
     }
     if limits.len() == 2 {
         let y = parse(limits[1])?;
         if y >= completions {
-            return Err(format!("too large index: \"{}\"", limits[1]));
+            return Err(format!("too large index: {}", quote(limits[1])));
         }
         if x >= y {
             return Err(format!("non-increasing order, previous: {x}, current: {y}"));
@@ -180,7 +185,7 @@ fn validate_pod_failure_policy(spec: &Value, path: &Path) -> ErrorList {
                     MAX_ON_EXIT_CODES_VALUES as i64,
                 ));
             }
-            let mut seen: Vec<i64> = Vec::new();
+            let mut seen: HashSet<i64> = HashSet::new();
             let mut ordered = true;
             for (j, v) in values.iter().enumerate() {
                 let n = v.as_i64().unwrap_or(0);
@@ -191,10 +196,8 @@ fn validate_pod_failure_policy(spec: &Value, path: &Path) -> ErrorList {
                         "must not be 0 for the In operator",
                     ));
                 }
-                if seen.contains(&n) {
+                if !seen.insert(n) {
                     errs.push(FieldError::duplicate(&vp.index(j), n));
-                } else {
-                    seen.push(n);
                 }
                 if j > 0 && values[j - 1].as_i64().unwrap_or(0) > n {
                     ordered = false;
@@ -837,6 +840,27 @@ impl Strategy for JobStrategy {
 mod tests {
     use super::*;
     use crate::test_util::texts;
+
+    #[test]
+    fn index_interval_errors_quote_like_go() {
+        // Go's %q: quotes and control characters are escaped.
+        assert_eq!(
+            parse_index_interval("1\"\t", 5),
+            Err("cannot convert string to integer for index: \"1\\\"\\t\"".to_string())
+        );
+        assert_eq!(
+            parse_index_interval("9", 5),
+            Err("too large index: \"9\"".to_string())
+        );
+        assert_eq!(
+            parse_index_interval("1-2-\"", 5),
+            Err("the fragment \"1-2-\\\"\" violates the requirement that an index interval can have at most two parts separated by '-'".to_string())
+        );
+        assert_eq!(
+            quoted_list(POD_FAILURE_ACTIONS),
+            "[\"Count\" \"FailIndex\" \"FailJob\" \"Ignore\"]"
+        );
+    }
 
     /// What `kubectl create job pi --image=perl -- perl -e 1` sends.
     fn kubectl_job() -> Value {

@@ -8,6 +8,8 @@
 //! restore the stored Approved/Denied conditions or stamp condition times before it is
 //! validated, so changes to them are refused instead of undone.
 
+use std::collections::HashSet;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use k1s_apimachinery::goformat::quote;
@@ -22,8 +24,7 @@ use x509_parser::error::X509Error;
 use x509_parser::prelude::FromDer;
 
 use super::pem;
-use crate::kinds::admissionregistration::common::strings;
-use crate::kinds::validation::{Fields, semantic_eq};
+use crate::kinds::validation::{Fields, semantic_eq, strings};
 use crate::registry::Strategy;
 
 /// The signer name v1 refuses for new requests.
@@ -227,11 +228,10 @@ fn condition_types(csr: &Value) -> Vec<&str> {
         .collect()
 }
 
-fn has_duplicates<T: PartialEq>(items: &[T]) -> bool {
-    items
-        .iter()
-        .enumerate()
-        .any(|(i, x)| items[..i].contains(x))
+/// Whether a string occurs twice (a set, so that long client lists stay linear).
+fn has_duplicates<'a>(items: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut seen = HashSet::new();
+    !items.into_iter().all(|x| seen.insert(x))
 }
 
 impl Opts {
@@ -241,18 +241,18 @@ impl Opts {
             return Self::default();
         };
         let types = condition_types(old);
-        let usages = strings(old.f("spec"), "usages");
+        let usages = strings(old.f("spec").f("usages"));
         let old_cert = bytes_of(old.f("status"), "certificate");
         Self {
             allow_both_approved_and_denied: types.contains(&"Approved")
                 && types.contains(&"Denied"),
             allow_legacy_signer_name: old.f("spec").s("signerName") == LEGACY_UNKNOWN_SIGNER_NAME,
-            allow_duplicate_condition_types: has_duplicates(&types),
+            allow_duplicate_condition_types: has_duplicates(types.iter().copied()),
             allow_empty_condition_type: types.contains(&""),
             allow_arbitrary_certificate: bytes_of(new.f("status"), "certificate") == old_cert
                 || check_certificate(&old_cert).is_err(),
-            allow_unknown_usages: usages.iter().any(|u| !KEY_USAGES.contains(&u.as_str())),
-            allow_duplicate_usages: has_duplicates(&usages),
+            allow_unknown_usages: usages.iter().any(|u| !KEY_USAGES.contains(u)),
+            allow_duplicate_usages: has_duplicates(usages.iter().copied()),
             ..Self::default()
         }
     }
@@ -261,7 +261,7 @@ impl Opts {
 fn validate_conditions(csr: &Value, opts: Opts) -> ErrorList {
     let mut errs = ErrorList::new();
     let path = Path::new("status").child("conditions");
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     let (mut approved, mut denied) = (false, false);
     for (i, c) in csr.f("status").a("conditions").iter().enumerate() {
         let p = path.index(i);
@@ -304,11 +304,8 @@ fn validate_conditions(csr: &Value, opts: Opts) -> ErrorList {
                 ));
             }
         }
-        if !opts.allow_duplicate_condition_types {
-            if seen.contains(&ty) {
-                errs.push(FieldError::duplicate(&p.child("type"), ty));
-            }
-            seen.push(ty);
+        if !opts.allow_duplicate_condition_types && !seen.insert(ty) {
+            errs.push(FieldError::duplicate(&p.child("type"), ty));
         }
     }
     errs
@@ -324,28 +321,26 @@ fn validate_csr(csr: &Value, opts: Opts) -> ErrorList {
         let shown = spec.get("request").cloned().unwrap_or(Value::Null);
         errs.push(FieldError::invalid(&sp.child("request"), shown, e));
     }
-    let usages = strings(spec, "usages");
+    let usages = strings(spec.f("usages"));
     if usages.is_empty() {
         errs.push(FieldError::required(&sp.child("usages"), ""));
     }
     if !opts.allow_unknown_usages {
-        for (i, u) in usages.iter().enumerate() {
-            if !KEY_USAGES.contains(&u.as_str()) {
+        for (i, &u) in usages.iter().enumerate() {
+            if !KEY_USAGES.contains(&u) {
                 errs.push(FieldError::not_supported(
                     &sp.child("usages").index(i),
-                    u.as_str(),
+                    u,
                     KEY_USAGES,
                 ));
             }
         }
     }
     if !opts.allow_duplicate_usages {
-        for (i, u) in usages.iter().enumerate() {
-            if usages[..i].contains(u) {
-                errs.push(FieldError::duplicate(
-                    &sp.child("usages").index(i),
-                    u.as_str(),
-                ));
+        let mut seen: HashSet<&str> = HashSet::new();
+        for (i, &u) in usages.iter().enumerate() {
+            if !seen.insert(u) {
+                errs.push(FieldError::duplicate(&sp.child("usages").index(i), u));
             }
         }
     }

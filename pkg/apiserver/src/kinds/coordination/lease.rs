@@ -1,12 +1,9 @@
 //! Leases (upstream `ValidateLease`, `ValidateLeaseUpdate` and the lease strategy): a
 //! positive duration, non-negative transitions, and the coordinated-leader-election
 //! fields, which the (off by default) CoordinatedLeaderElection gate drops unless the
-//! stored Lease already has them. An update of a missing Lease creates it.
-//!
-//! Upstream also refuses unconditional updates (no resourceVersion) of Leases, as it does
-//! for RuntimeClasses and the CSI kinds; k1s's patch handler sends every patch without a
-//! resourceVersion, so that refusal would break `kubectl patch` and heartbeats, and those
-//! strategies keep the default.
+//! stored Lease already has them. An update of a missing Lease creates it; a PUT of an
+//! existing one must name its resourceVersion, as upstream's strategy requires (patches,
+//! such as heartbeats sent with `kubectl patch`, apply to the current version).
 
 use k1s_apimachinery::validation::is_qualified_name;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
@@ -84,6 +81,12 @@ fn drop_fields(obj: &mut Value, keep_strategy: bool, keep_holder: bool) {
 }
 
 impl Strategy for LeaseStrategy {
+    // Upstream's strategy refuses a PUT without a resourceVersion; patches apply to the
+    // current version and are not affected.
+    fn allow_unconditional_update(&self) -> bool {
+        false
+    }
+
     fn allow_create_on_update(&self) -> bool {
         true
     }
@@ -107,6 +110,72 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_put_must_name_the_resource_version_and_a_patch_need_not() {
+        // Upstream's strategies of these kinds refuse unconditional updates.
+        let api = crate::test_util::TestApiServer::new().await.api();
+        let kinds = [
+            (
+                "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+                json!({"metadata": {"name": "l"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 40}}),
+            ),
+            (
+                "/apis/node.k8s.io/v1/runtimeclasses",
+                json!({"metadata": {"name": "l"}, "handler": "runc"}),
+            ),
+            (
+                "/apis/storage.k8s.io/v1/csidrivers",
+                json!({"metadata": {"name": "l"}, "spec": {}}),
+            ),
+            (
+                "/apis/storage.k8s.io/v1/csinodes",
+                json!({"metadata": {"name": "l"}, "spec": {"drivers": []}}),
+            ),
+            (
+                "/apis/storage.k8s.io/v1/namespaces/default/csistoragecapacities",
+                json!({"metadata": {"name": "l"}, "storageClassName": "local-path"}),
+            ),
+            (
+                "/apis/storage.k8s.io/v1/volumeattachments",
+                json!({"metadata": {"name": "l"}, "spec": {"attacher": "csi.example.com", "nodeName": "n",
+                    "source": {"persistentVolumeName": "pv"}}}),
+            ),
+        ];
+        for (collection, obj) in kinds {
+            let created = api.create(collection, obj.clone()).await;
+            let item = format!("{collection}/l");
+            let label = json!({"metadata": {"labels": {"a": "b"}}});
+            let (code, body) = api
+                .call_with("PATCH", &item, "application/merge-patch+json", &label)
+                .await;
+            assert_eq!(code, 200, "{item}: {body}");
+            let mut put = obj.clone();
+            put["metadata"]["labels"] = json!({"a": "c"});
+            let (code, body) = api.call("PUT", &item, &put).await;
+            assert_eq!(code, 422, "{item}: {body}");
+            assert!(
+                body["message"].as_str().unwrap_or("").contains(
+                    "metadata.resourceVersion: Invalid value: \"\": must be specified for an update"
+                ),
+                "{item}: {body}"
+            );
+            put["metadata"]["resourceVersion"] = body_rv(&api, &item).await;
+            let (code, body) = api.call("PUT", &item, &put).await;
+            assert_eq!(code, 200, "{item}: {body}");
+            assert_ne!(
+                created["metadata"]["resourceVersion"],
+                body["metadata"]["resourceVersion"]
+            );
+        }
+    }
+
+    /// The current resourceVersion of `item`.
+    async fn body_rv(api: &crate::test_util::TestApi, item: &str) -> Value {
+        let (code, body) = api.call("GET", item, &Value::Null).await;
+        assert_eq!(code, 200, "{item}: {body}");
+        body["metadata"]["resourceVersion"].clone()
+    }
 
     #[test]
     fn node_leases_are_valid_and_gated_fields_dropped() {

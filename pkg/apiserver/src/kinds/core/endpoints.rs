@@ -2,14 +2,13 @@
 //! ports, no special IPs). An update of a missing Endpoints object creates it.
 
 use k1s_apimachinery::meta::name_is_dns_subdomain;
-use k1s_apimachinery::validation::{
-    is_dns1123_label, is_qualified_name, is_valid_ip, is_valid_port_num,
-};
+use k1s_apimachinery::validation::{is_dns1123_label, is_qualified_name, is_valid_port_num};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use crate::kinds::validation::Fields;
 use crate::kinds::validation::invalid_each;
+use crate::kinds::validation::ip::legacy_ip_errors;
 pub use crate::kinds::validation::ip::validate_non_special_ip;
 use crate::meta::{self, default_path};
 use crate::registry::Strategy;
@@ -22,7 +21,8 @@ pub const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 
 fn validate_address(address: &Value, path: &Path, special_ok: bool) -> ErrorList {
     let ip = address.s("ip");
-    let mut errs = invalid_each(ip, &path.child("ip"), is_valid_ip(ip));
+    // A legacy field: IsValidIPForLegacyField, strict validation off by default in 1.35.
+    let mut errs = invalid_each(ip, &path.child("ip"), legacy_ip_errors(ip));
     let hostname = address.s("hostname");
     if !hostname.is_empty() {
         errs.extend(invalid_each(
@@ -164,6 +164,20 @@ mod tests {
             validate_endpoints(&ep).is_empty(),
             "{:?}",
             validate_endpoints(&ep)
+        );
+    }
+
+    #[test]
+    fn addresses_are_a_legacy_ip_field() {
+        // IsValidIPForLegacyField with strict validation off: any form that parses.
+        let ep = json!({"subsets": [{"addresses": [{"ip": "2001:DB8::5"}, {"ip": "010.42.0.5"}, {"ip": "10.42.0"}],
+            "ports": [{"port": 80, "protocol": "TCP"}]}]});
+        assert_eq!(
+            texts(validate_endpoints(&ep)),
+            vec![
+                "subsets[0].addresses[2].ip: Invalid value: \"10.42.0\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                "subsets[0].addresses[2].ip: Invalid value: \"10.42.0\": must be a valid IP address",
+            ]
         );
     }
 

@@ -1,6 +1,6 @@
 //! LimitRanges: upstream's `SetDefaults_LimitRangeItem` and `ValidateLimitRange`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use k1s_apimachinery::validation::is_qualified_name;
 use k1s_apimachinery::{ErrorList, FieldError, Path, Quantity};
@@ -239,15 +239,14 @@ impl Strategy for LimitRangeStrategy {
     fn validate(&self, obj: &Value) -> ErrorList {
         let mut errs = ErrorList::new();
         let path = Path::new("spec").child("limits");
-        let mut types: Vec<&str> = Vec::new();
+        let mut types: HashSet<&str> = HashSet::new();
         for (i, item) in obj.f("spec").a("limits").iter().enumerate() {
             let p = path.index(i);
             let ty = item.s("type");
             errs.extend(validate_type_name(ty, &p.child("type")));
-            if types.contains(&ty) {
+            if !types.insert(ty) {
                 errs.push(FieldError::duplicate(&p.child("type"), ty));
             }
-            types.push(ty);
             validate_item(item, &p, &mut errs);
         }
         errs

@@ -4,14 +4,14 @@
 //! memory and are rebuilt from the stored services at start ([`Strategy::restore`]), so
 //! a crash can neither leak nor double-allocate an address.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
 use k1s_apimachinery::meta::validate_labels;
 use k1s_apimachinery::validation::{
-    is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_ip, is_valid_port_name,
+    is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_port_name,
     is_valid_port_num,
 };
 use k1s_apimachinery::{ErrorList, FieldError, GroupKind, Path, Status};
@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 use super::endpoints::PROTOCOLS;
 use crate::kinds::validation::Fields;
 use crate::kinds::validation::ip::{
-    validate_lb_hostname, validate_legacy_cidr, validate_non_special_ip,
+    is_ipv4_like, legacy_ip_errors, parse_ip_sloppy, validate_lb_hostname, validate_legacy_cidr,
+    validate_non_special_ip,
 };
 use crate::kinds::validation::{invalid_each, strings};
 use crate::meta::{self, default_path, get_path};
@@ -238,10 +239,20 @@ fn node_ports(obj: &Value) -> Vec<u16> {
         .unwrap_or_default()
 }
 
+/// A cluster IP as the allocator holds it: parsed as sloppily as validation accepts it
+/// (leading zeros), and an IPv4-mapped address as the IPv4 address it maps (Go's
+/// allocator works on `To4()`).
+fn service_ip(ip: &str) -> Option<IpAddr> {
+    parse_ip_sloppy(ip).map(|a| match a {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
+        v4 => v4,
+    })
+}
+
 fn owned_ip(obj: &Value) -> Option<IpAddr> {
     cluster_ip(obj)
         .filter(|ip| *ip != "None")
-        .and_then(|ip| ip.parse().ok())
+        .and_then(service_ip)
 }
 
 fn invalid(name: &str, path: Path, value: Value, msg: String) -> Status {
@@ -262,9 +273,11 @@ impl ServiceStrategy {
         // Cluster IP.
         if !is_external && old_ip.is_none() && cluster_ip(obj) != Some("None") {
             let mut ips = self.alloc.ips.lock();
+            // A requested IP is kept as written (upstream stores the string it was
+            // given, legacy forms included); an allocated one is written canonically.
             let ip = match cluster_ip(obj) {
                 Some(requested) => {
-                    let ip: IpAddr = requested.parse().map_err(|_| {
+                    let ip = service_ip(requested).ok_or_else(|| {
                         invalid(
                             &name,
                             spec.child("clusterIPs").index(0),
@@ -275,14 +288,17 @@ impl ServiceStrategy {
                     ips.allocate(ip).map_err(|m| {
                         invalid(&name, spec.child("clusterIPs"), json!([requested]), m)
                     })?;
-                    ip
+                    requested.to_string()
                 }
-                None => ips.allocate_next().map_err(|m| {
-                    Status::internal_error(&format!("failed to allocate a serviceIP: {m}"))
-                })?,
+                None => ips
+                    .allocate_next()
+                    .map_err(|m| {
+                        Status::internal_error(&format!("failed to allocate a serviceIP: {m}"))
+                    })?
+                    .to_string(),
             };
-            obj["spec"]["clusterIP"] = json!(ip.to_string());
-            obj["spec"]["clusterIPs"] = json!([ip.to_string()]);
+            obj["spec"]["clusterIP"] = json!(ip);
+            obj["spec"]["clusterIPs"] = json!([ip]);
         }
         if cluster_ip(obj) == Some("None") {
             obj["spec"]["clusterIPs"] = json!(["None"]);
@@ -530,6 +546,7 @@ fn validate_cluster_ips(obj: &Value) -> ErrorList {
         ));
     }
     let families = strings(spec.f("ipFamilies"));
+    let mut seen: HashSet<&str> = HashSet::new();
     for (i, f) in families.iter().enumerate() {
         if !IP_FAMILIES.contains(f) {
             errs.push(FieldError::not_supported(
@@ -538,7 +555,7 @@ fn validate_cluster_ips(obj: &Value) -> ErrorList {
                 IP_FAMILIES,
             ));
         }
-        if families[..i].contains(f) {
+        if !seen.insert(f) {
             errs.push(FieldError::duplicate(&families_path.index(i), *f));
         }
     }
@@ -564,7 +581,9 @@ fn validate_cluster_ips(obj: &Value) -> ErrorList {
             }
             continue;
         }
-        let e = invalid_each(ip, &ips_path.index(i), is_valid_ip(ip));
+        // A legacy field: upstream's IsValidIPForLegacyField, with StrictIPCIDRValidation
+        // off by default in 1.35, refuses only what does not parse at all.
+        let e = invalid_each(ip, &ips_path.index(i), legacy_ip_errors(ip));
         bad_ips |= !e.is_empty();
         errs.extend(e);
     }
@@ -578,7 +597,8 @@ fn validate_cluster_ips(obj: &Value) -> ErrorList {
     if bad_ips {
         return errs;
     }
-    let is_v6 = |ip: &str| ip.parse::<IpAddr>().is_ok_and(|a| a.is_ipv6());
+    // `netutils.IsIPv6String`: parsed sloppily, and an IPv4-mapped address is IPv4.
+    let is_v6 = |ip: &str| parse_ip_sloppy(ip).is_some_and(|a| !is_ipv4_like(a));
     if ips.len() > 1 {
         let v6 = ips.iter().filter(|ip| is_v6(ip)).count();
         if ips.len() != 2 || v6 != 1 {
@@ -731,7 +751,7 @@ fn validate_service(obj: &Value) -> ErrorList {
     errs.extend(validate_cluster_ips(obj));
     for (i, ip) in strings(spec.f("externalIPs")).iter().enumerate() {
         let p = sp.child("externalIPs").index(i);
-        let e = invalid_each(ip, &p, is_valid_ip(ip));
+        let e = invalid_each(ip, &p, legacy_ip_errors(ip));
         if e.is_empty() {
             errs.extend(validate_non_special_ip(ip, &p));
         } else {
@@ -757,29 +777,25 @@ fn validate_service(obj: &Value) -> ErrorList {
             }
         }
     }
-    let mut node_ports: Vec<(&str, i64)> = Vec::new();
-    let mut port_keys: Vec<(&str, i64)> = Vec::new();
+    let mut node_ports: HashSet<(&str, i64)> = HashSet::new();
+    let mut port_keys: HashSet<(&str, i64)> = HashSet::new();
     for (i, p) in ports.iter().enumerate() {
         let np = p.i("nodePort").unwrap_or(0);
-        if np != 0 {
-            if node_ports.contains(&(p.s("protocol"), np)) {
-                errs.push(FieldError::duplicate(
-                    &sp.child("ports").index(i).child("nodePort"),
-                    np,
-                ));
-            }
-            node_ports.push((p.s("protocol"), np));
+        if np != 0 && !node_ports.insert((p.s("protocol"), np)) {
+            errs.push(FieldError::duplicate(
+                &sp.child("ports").index(i).child("nodePort"),
+                np,
+            ));
         }
     }
     for (i, p) in ports.iter().enumerate() {
         let key = (p.s("protocol"), p.i("port").unwrap_or(0));
-        if port_keys.contains(&key) {
+        if !port_keys.insert(key) {
             errs.push(FieldError::duplicate(
                 &sp.child("ports").index(i),
                 json!({"port": key.1, "protocol": key.0}),
             ));
         }
-        port_keys.push(key);
     }
     let ranges = strings(spec.f("loadBalancerSourceRanges"));
     if !ranges.is_empty() {
@@ -1027,7 +1043,7 @@ fn validate_load_balancer_status(obj: &Value) -> ErrorList {
         let p = path.index(i);
         let ip = ing.s("ip");
         if !ip.is_empty() {
-            errs.extend(invalid_each(ip, &p.child("ip"), is_valid_ip(ip)));
+            errs.extend(invalid_each(ip, &p.child("ip"), legacy_ip_errors(ip)));
         }
         match ing.get("ipMode").and_then(Value::as_str) {
             None if !ip.is_empty() => errs.push(FieldError::required(
@@ -1580,6 +1596,54 @@ mod tests {
         assert_eq!(
             texts(s.validate(&dual)),
             vec!["spec.ipFamilies[1]: Invalid value: \"IPv6\": not configured on this cluster"]
+        );
+    }
+
+    #[test]
+    fn legacy_ip_fields_take_any_form_that_parses() {
+        // IsValidIPForLegacyField with StrictIPCIDRValidation off (1.35's default):
+        // non-canonical IPv6, leading zeros and IPv4-mapped IPv6 pass; only what does not
+        // parse is refused.
+        let s = ServiceStrategy::new(allocators());
+        let mut svc = json!({"metadata": {"name": "x"}, "spec": {"clusterIP": "010.043.000.010",
+            "externalIPs": ["2001:DB8::1", "010.1.2.3", "::ffff:1.2.3.4", "nope"],
+            "ports": [{"port": 80}]}});
+        s.default(&mut svc);
+        s.prepare_for_create(&mut svc, true);
+        assert_eq!(
+            texts(s.validate(&svc)),
+            vec![
+                "spec.externalIPs[3]: Invalid value: \"nope\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+            ]
+        );
+        // The requested cluster IP is held as the address it names and kept as written.
+        svc["spec"]["externalIPs"] = json!([]);
+        s.admit_create(&mut svc).unwrap();
+        assert_eq!(svc["spec"]["clusterIPs"], json!(["010.043.000.010"]));
+        assert!(
+            s.alloc
+                .ips
+                .lock()
+                .allocate("10.43.0.10".parse().unwrap())
+                .is_err()
+        );
+        // An IPv4-mapped address is IPv4 to the family checks, as Go's To4() has it.
+        let mut mapped = json!({"metadata": {"name": "m"}, "spec": {"clusterIP": "::ffff:10.43.0.11",
+            "ipFamilies": ["IPv4"], "ports": [{"port": 80}]}});
+        s.default(&mut mapped);
+        s.prepare_for_create(&mut mapped, true);
+        assert!(
+            validate_cluster_ips(&mapped).is_empty(),
+            "{:?}",
+            texts(validate_cluster_ips(&mapped))
+        );
+        let lb = json!({"spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {"ingress": [
+            {"ip": "2001:DB8::1", "ipMode": "VIP"}, {"ip": "1.2.3", "ipMode": "VIP"}]}}});
+        assert_eq!(
+            texts(validate_load_balancer_status(&lb)),
+            vec![
+                "status.loadBalancer.ingress[1].ip: Invalid value: \"1.2.3\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+            ]
         );
     }
 }

@@ -5,8 +5,7 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::{CATCH_ALL, EXEMPT, spec_eq, validate_status_conditions};
-use crate::kinds::admissionregistration::common::strings;
-use crate::kinds::validation::Fields;
+use crate::kinds::validation::{Fields, strings};
 use crate::meta;
 use crate::registry::Strategy;
 
@@ -56,12 +55,12 @@ fn mandatory_spec(name: &str) -> Option<Value> {
     }
 }
 
-fn has_wildcard(list: &[String]) -> bool {
-    list.iter().any(|s| s == "*")
+fn has_wildcard(list: &[&str]) -> bool {
+    list.contains(&"*")
 }
 
 fn validate_verbs(rule: &Value, path: &Path) -> ErrorList {
-    let verbs = strings(rule, "verbs");
+    let verbs = strings(rule.f("verbs"));
     let p = path.child("verbs");
     if verbs.is_empty() {
         vec![FieldError::required(
@@ -78,7 +77,7 @@ fn validate_verbs(rule: &Value, path: &Path) -> ErrorList {
         } else {
             ErrorList::new()
         }
-    } else if verbs.iter().any(|v| !SUPPORTED_VERBS.contains(&v.as_str())) {
+    } else if verbs.iter().any(|v| !SUPPORTED_VERBS.contains(v)) {
         vec![FieldError::not_supported(&p, verbs, SUPPORTED_VERBS)]
     } else {
         ErrorList::new()
@@ -112,7 +111,7 @@ fn validate_non_resource_url(url: &str, path: &Path) -> Option<FieldError> {
 
 fn validate_resource_rule(rule: &Value, path: &Path) -> ErrorList {
     let mut errs = validate_verbs(rule, path);
-    let groups = strings(rule, "apiGroups");
+    let groups = strings(rule.f("apiGroups"));
     if groups.is_empty() {
         errs.push(FieldError::required(
             &path.child("apiGroups"),
@@ -125,7 +124,7 @@ fn validate_resource_rule(rule: &Value, path: &Path) -> ErrorList {
             "if '*' is present, must not specify other api groups",
         ));
     }
-    let resources = strings(rule, "resources");
+    let resources = strings(rule.f("resources"));
     if resources.is_empty() {
         errs.push(FieldError::required(
             &path.child("resources"),
@@ -138,7 +137,7 @@ fn validate_resource_rule(rule: &Value, path: &Path) -> ErrorList {
             "if '*' is present, must not specify other resources",
         ));
     }
-    let namespaces = strings(rule, "namespaces");
+    let namespaces = strings(rule.f("namespaces"));
     let np = path.child("namespaces");
     if namespaces.is_empty() && !rule.b("clusterScope") {
         errs.push(FieldError::required(
@@ -154,11 +153,11 @@ fn validate_resource_rule(rule: &Value, path: &Path) -> ErrorList {
             ));
         }
     } else {
-        for (i, ns) in namespaces.iter().enumerate() {
+        for (i, &ns) in namespaces.iter().enumerate() {
             for msg in name_is_dns_label(ns, false) {
                 errs.push(FieldError::invalid(
                     &np.index(i),
-                    ns.as_str(),
+                    ns,
                     format!("{NS_ERR_INTRO}{msg}"),
                 ));
             }
@@ -169,7 +168,7 @@ fn validate_resource_rule(rule: &Value, path: &Path) -> ErrorList {
 
 fn validate_non_resource_rule(rule: &Value, path: &Path) -> ErrorList {
     let mut errs = validate_verbs(rule, path);
-    let urls = strings(rule, "nonResourceURLs");
+    let urls = strings(rule.f("nonResourceURLs"));
     let up = path.child("nonResourceURLs");
     if urls.is_empty() {
         errs.push(FieldError::required(

@@ -8,6 +8,8 @@ pub mod prioritylevelconfiguration;
 pub use flowschema::FlowSchemaStrategy;
 pub use prioritylevelconfiguration::PriorityLevelConfigurationStrategy;
 
+use std::collections::HashSet;
+
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Map, Value};
 
@@ -46,13 +48,12 @@ pub(crate) fn spec_eq(a: &Value, b: &Value) -> bool {
 pub(crate) fn validate_status_conditions(obj: &Value) -> ErrorList {
     let mut errs = ErrorList::new();
     let path = Path::new("status").child("conditions");
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for (i, c) in obj.f("status").a("conditions").iter().enumerate() {
         let ty = c.s("type");
-        if seen.contains(&ty) {
+        if !seen.insert(ty) {
             errs.push(FieldError::duplicate(&path.index(i).child("type"), ty));
         }
-        seen.push(ty);
         if ty.is_empty() {
             errs.push(FieldError::required(
                 &path.index(i).child("type"),

@@ -73,6 +73,12 @@ fn validate_class(obj: &Value) -> ErrorList {
 }
 
 impl Strategy for RuntimeClassStrategy {
+    // Upstream's strategy refuses a PUT without a resourceVersion; patches apply to the
+    // current version and are not affected.
+    fn allow_unconditional_update(&self) -> bool {
+        false
+    }
+
     fn allow_create_on_update(&self) -> bool {
         true
     }

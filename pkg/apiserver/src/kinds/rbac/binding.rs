@@ -169,11 +169,6 @@ impl Strategy for RoleBindingStrategy {
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        // Upstream defaults objects read from storage; ones k1s stored before it
-        // defaulted this kind compare as if they had been.
-        let mut old = old.clone();
-        self.default(&mut old);
-        let old = &old;
         let mut errs = self.validate(new);
         errs.extend(role_ref_unchanged(new, old));
         errs
@@ -194,11 +189,6 @@ impl Strategy for ClusterRoleBindingStrategy {
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        // Upstream defaults objects read from storage; ones k1s stored before it
-        // defaulted this kind compare as if they had been.
-        let mut old = old.clone();
-        self.default(&mut old);
-        let old = &old;
         let mut errs = self.validate(new);
         errs.extend(role_ref_unchanged(new, old));
         errs

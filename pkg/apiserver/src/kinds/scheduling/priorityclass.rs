@@ -91,11 +91,6 @@ impl Strategy for PriorityClassStrategy {
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        // Upstream defaults objects read from storage; ones k1s stored before it
-        // defaulted this kind compare as if they had been.
-        let mut old = old.clone();
-        self.default(&mut old);
-        let old = &old;
         // Upstream checks only what may not change on update.
         let mut errs = ErrorList::new();
         if new.i("value").unwrap_or(0) != old.i("value").unwrap_or(0) {

@@ -3,6 +3,8 @@
 //! fsGroup policy, token requests, lifecycle modes; attachRequired and
 //! volumeLifecycleModes never change.
 
+use std::collections::HashSet;
+
 use k1s_apimachinery::goformat::{go_strings, invalid_go};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
@@ -44,15 +46,14 @@ fn validate_spec(obj: &Value) -> ErrorList {
             FS_GROUP_POLICIES,
         ));
     }
-    let mut audiences: Vec<&str> = Vec::new();
+    let mut audiences: HashSet<&str> = HashSet::new();
     for (i, req) in spec.a("tokenRequests").iter().enumerate() {
         let p = path.child("tokenRequests").index(i);
         let audience = req.s("audience");
-        if audiences.contains(&audience) {
+        if !audiences.insert(audience) {
             errs.push(FieldError::duplicate(&p.child("audience"), audience));
             continue;
         }
-        audiences.push(audience);
         if let Some(secs) = req.i("expirationSeconds") {
             if secs < MIN_TOKEN_SECONDS {
                 errs.push(FieldError::invalid(
@@ -98,6 +99,12 @@ fn validate_spec(obj: &Value) -> ErrorList {
 }
 
 impl Strategy for CsiDriverStrategy {
+    // Upstream's strategy refuses a PUT without a resourceVersion; patches apply to the
+    // current version and are not affected.
+    fn allow_unconditional_update(&self) -> bool {
+        false
+    }
+
     fn default(&self, obj: &mut Value) {
         default_path(obj, &["spec", "attachRequired"], json!(true));
         default_path(obj, &["spec", "podInfoOnMount"], json!(false));
@@ -128,11 +135,6 @@ impl Strategy for CsiDriverStrategy {
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        // Upstream defaults objects read from storage; ones k1s stored before it
-        // defaulted this kind compare as if they had been.
-        let mut old = old.clone();
-        self.default(&mut old);
-        let old = &old;
         let mut errs = validate_spec(new);
         let (n, o) = (new.f("spec"), old.f("spec"));
         let path = Path::new("spec");

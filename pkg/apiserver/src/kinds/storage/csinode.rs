@@ -3,6 +3,8 @@
 //! driver entry changes only its allocatable count (MutableCSINodeAllocatableCount is on
 //! by default in 1.35).
 
+use std::collections::HashSet;
+
 use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::goformat::{go_strings, invalid_go};
 use k1s_apimachinery::validation::is_qualified_name;
@@ -24,7 +26,7 @@ const NODE_ID_LONGER_MAX: usize = 256;
 fn validate_drivers(obj: &Value, allow_long_node_id: bool) -> ErrorList {
     let path = Path::new("spec").child("drivers");
     let mut errs = ErrorList::new();
-    let mut names: Vec<&str> = Vec::new();
+    let mut names: HashSet<&str> = HashSet::new();
     for (i, d) in obj.f("spec").a("drivers").iter().enumerate() {
         let p = path.index(i);
         let name = d.s("name");
@@ -49,20 +51,18 @@ fn validate_drivers(obj: &Value, allow_long_node_id: bool) -> ErrorList {
             d.f("allocatable").i("count"),
             &p.child("allocatable").child("count"),
         ));
-        if names.contains(&name) {
+        if !names.insert(name) {
             errs.push(FieldError::duplicate(&p.child("name"), name));
         }
-        names.push(name);
-        let mut keys: Vec<&str> = Vec::new();
+        let mut keys: HashSet<&str> = HashSet::new();
         for key in d.a("topologyKeys") {
             let key = key.as_str().unwrap_or_default();
             if key.is_empty() {
                 errs.push(FieldError::required(&p, ""));
             }
-            if keys.contains(&key) {
+            if !keys.insert(key) {
                 errs.push(FieldError::duplicate(&p, key));
             }
-            keys.push(key);
             for msg in is_qualified_name(key) {
                 errs.push(FieldError::invalid(&p, key, msg));
             }
@@ -82,6 +82,12 @@ fn go_driver(d: &Value) -> String {
 }
 
 impl Strategy for CsiNodeStrategy {
+    // Upstream's strategy refuses a PUT without a resourceVersion; patches apply to the
+    // current version and are not affected.
+    fn allow_unconditional_update(&self) -> bool {
+        false
+    }
+
     fn validate(&self, obj: &Value) -> ErrorList {
         validate_drivers(obj, false)
     }

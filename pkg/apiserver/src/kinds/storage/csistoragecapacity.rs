@@ -83,6 +83,12 @@ fn go_label_selector(sel: &Value) -> String {
 }
 
 impl Strategy for CsiStorageCapacityStrategy {
+    // Upstream's strategy refuses a PUT without a resourceVersion; patches apply to the
+    // current version and are not affected.
+    fn allow_unconditional_update(&self) -> bool {
+        false
+    }
+
     fn validate(&self, obj: &Value) -> ErrorList {
         validate_capacity(obj, false)
     }

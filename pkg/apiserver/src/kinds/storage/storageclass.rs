@@ -81,11 +81,6 @@ impl Strategy for StorageClassStrategy {
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        // Upstream defaults objects read from storage; ones k1s stored before it
-        // defaulted this kind compare as if they had been.
-        let mut old = old.clone();
-        self.default(&mut old);
-        let old = &old;
         let mut errs = validate_class(new);
         if !semantic_eq(new.f("parameters"), old.f("parameters")) {
             errs.push(FieldError::forbidden(
@@ -133,15 +128,6 @@ mod tests {
             texts(StorageClassStrategy.validate_update(&changed, &sc)),
             vec!["reclaimPolicy: Forbidden: updates to reclaimPolicy are forbidden."]
         );
-    }
-
-    #[test]
-    fn classes_stored_before_defaulting_stay_updatable() {
-        let stored = json!({"provisioner": "rancher.io/local-path"});
-        let mut new = stored.clone();
-        new["metadata"] = json!({"annotations": {"a": "b"}});
-        StorageClassStrategy.default(&mut new);
-        assert!(texts(StorageClassStrategy.validate_update(&new, &stored)).is_empty());
     }
 
     #[test]

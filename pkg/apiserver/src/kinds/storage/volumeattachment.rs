@@ -103,6 +103,12 @@ fn validate_attachment(obj: &Value) -> ErrorList {
 }
 
 impl Strategy for VolumeAttachmentStrategy {
+    // Upstream's strategy refuses a PUT without a resourceVersion; patches apply to the
+    // current version and are not affected.
+    fn allow_unconditional_update(&self) -> bool {
+        false
+    }
+
     fn prepare_for_create(&self, obj: &mut Value, _has_status: bool) {
         // Upstream resets the status to its zero value, which serializes like this.
         obj["status"] = serde_json::json!({"attached": false});

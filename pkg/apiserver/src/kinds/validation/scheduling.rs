@@ -2,6 +2,8 @@
 //! RuntimeClasses and StorageClasses: node selectors and their terms, tolerations, and
 //! topology selector terms.
 
+use std::collections::HashSet;
+
 use k1s_apimachinery::goformat::invalid_go;
 use k1s_apimachinery::goformat::quote;
 use k1s_apimachinery::meta::{name_is_dns_subdomain, validate_label_name};
@@ -242,6 +244,7 @@ pub fn validate_topology_selector_term(
 ) -> (Vec<(String, Vec<String>)>, ErrorList) {
     let mut errs = ErrorList::new();
     let mut exprs: Vec<(String, Vec<String>)> = Vec::new();
+    let mut keys: HashSet<&str> = HashSet::new();
     let exprs_path = path.child("matchLabelExpressions");
     for (i, req) in term.a("matchLabelExpressions").iter().enumerate() {
         let idx = exprs_path.index(i);
@@ -250,18 +253,19 @@ pub fn validate_topology_selector_term(
         if values.is_empty() {
             errs.push(FieldError::required(&values_path, ""));
         }
+        let mut seen: HashSet<&str> = HashSet::new();
         let mut set: Vec<String> = Vec::new();
         for (j, v) in values.iter().enumerate() {
             let v = v.as_str().unwrap_or_default();
-            if set.iter().any(|s| s == v) {
-                errs.push(FieldError::duplicate(&values_path.index(j), v));
-            } else {
+            if seen.insert(v) {
                 set.push(v.to_string());
+            } else {
+                errs.push(FieldError::duplicate(&values_path.index(j), v));
             }
         }
         let key = req.s("key");
         errs.extend(validate_label_name(key, &idx.child("key")));
-        if exprs.iter().any(|(k, _)| k == key) {
+        if !keys.insert(key) {
             errs.push(FieldError::duplicate(&idx.child("key"), key));
         } else {
             set.sort();

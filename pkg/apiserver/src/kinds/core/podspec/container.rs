@@ -573,7 +573,9 @@ const ENV_FIELD_PATHS: &[&str] = &[
     "status.podIPs",
 ];
 
-pub(crate) const VOLUME_FIELD_PATHS: &[&str] = &[
+/// The pod fields a downward API volume file may name in its `fieldRef` (upstream's
+/// `validVolumeDownwardAPIFieldPathExpressions`; environment variables may name more).
+pub(super) const VOLUME_FIELD_PATHS: &[&str] = &[
     "metadata.annotations",
     "metadata.labels",
     "metadata.name",

@@ -179,7 +179,10 @@ fn default_field_ref(holder: &mut Value) {
     }
 }
 
-pub(crate) fn default_container(c: &mut Value) {
+/// The v1 defaults of one container (init, regular or ephemeral): termination message,
+/// pull policy by image tag, resources, port protocols, probe and lifecycle handlers,
+/// and the apiVersion of env fieldRefs.
+pub(super) fn default_container(c: &mut Value) {
     if !c.is_object() {
         return;
     }

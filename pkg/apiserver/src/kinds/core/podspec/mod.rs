@@ -122,10 +122,10 @@ impl PodOpts {
                 !k1s_apimachinery::validation::is_valid_label_value(v.as_str().unwrap_or(""))
                     .is_empty()
             });
-        let spread = old_spec.a("topologySpreadConstraints").iter().any(|c| {
-            !k1s_apimachinery::meta::validate_label_selector(c.get("labelSelector"), &path)
-                .is_empty()
-        });
+        let spread = old_spec
+            .a("topologySpreadConstraints")
+            .iter()
+            .any(|c| k1s_apimachinery::meta::label_selector_has_errors(c.get("labelSelector")));
         let selinux = old_spec.f("securityContext").has("seLinuxChangePolicy");
         let init_restart = old_spec.a("initContainers").iter().any(|c| {
             c.s("restartPolicy") != "Always"

@@ -4,7 +4,7 @@
 //! `validatePodDNSConfig`, `ValidateHostAliases`, `validateReadinessGates`,
 //! `validateSchedulingGates`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k1s_apimachinery::meta::{name_is_dns_label, validate_label_name, validate_label_selector};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
@@ -191,6 +191,13 @@ pub(crate) fn validate_topology_spread(
     opts: &PodOpts,
 ) -> ErrorList {
     let mut errs = ErrorList::new();
+    // Upstream reports a constraint whose pair recurs later in the list; the last index
+    // of each pair tells that without comparing every constraint with every later one.
+    let last: HashMap<(&str, &str), usize> = constraints
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((c.s("topologyKey"), c.s("whenUnsatisfiable")), i))
+        .collect();
     for (i, c) in constraints.iter().enumerate() {
         let p = path.index(i);
         let skew = c.i("maxSkew").unwrap_or(0);
@@ -216,10 +223,7 @@ pub(crate) fn validate_topology_spread(
                 &["DoNotSchedule", "ScheduleAnyway"],
             ));
         }
-        if constraints[i + 1..]
-            .iter()
-            .any(|o| o.s("topologyKey") == key && o.s("whenUnsatisfiable") == action)
-        {
+        if last.get(&(key, action)).is_some_and(|&j| j > i) {
             errs.push(FieldError::duplicate(
                 &p.child("{topologyKey, whenUnsatisfiable}"),
                 format!("{{{key}, {action}}}"),
@@ -412,7 +416,7 @@ mod tests {
         let c = json!({"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
                        "labelSelector": {"matchLabels": {"app": "a"}}});
         let errs = texts(validate_topology_spread(
-            &[c.clone(), c],
+            &[c.clone(), c.clone()],
             &p,
             &PodOpts::default(),
         ));
@@ -420,6 +424,21 @@ mod tests {
             errs,
             vec![
                 "c[0].{topologyKey, whenUnsatisfiable}: Duplicate value: \"{zone, DoNotSchedule}\""
+            ]
+        );
+        // Each constraint whose pair comes again later is reported; the last is not.
+        let other =
+            json!({"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"});
+        let errs = texts(validate_topology_spread(
+            &[c.clone(), other, c.clone(), c.clone()],
+            &p,
+            &PodOpts::default(),
+        ));
+        assert_eq!(
+            errs,
+            vec![
+                "c[0].{topologyKey, whenUnsatisfiable}: Duplicate value: \"{zone, DoNotSchedule}\"",
+                "c[2].{topologyKey, whenUnsatisfiable}: Duplicate value: \"{zone, DoNotSchedule}\""
             ]
         );
         // A key merged from matchLabelKeys is fine; one the user also names is not.
