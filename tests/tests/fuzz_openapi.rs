@@ -459,7 +459,20 @@ fn adapt(mut doc: Value) -> (Value, Vec<String>) {
         q["type"] = json!(["string", "number"]);
         *notes.entry("request Quantity accepts numbers").or_default() += 1;
     }
+    // 8. Zero times in answers. Go writes the zero `Time` and `MicroTime` as null, and a
+    //    null map value or list item is read as that zero (5): upstream answers
+    //    `disruptedPods: {"p": null}` to a request that sent it, and so does k1s.
     if let Some(defs) = doc["definitions"].as_object_mut() {
+        for name in [TIME, MICRO_TIME] {
+            if let Some(t) = defs.get_mut(name)
+                && t["type"] == "string"
+            {
+                t["type"] = json!(["string", "null"]);
+                *notes
+                    .entry("answered Time and MicroTime may be null (Go's zero time)")
+                    .or_default() += 1;
+            }
+        }
         defs.extend(requests);
     }
     for item in doc["paths"]
@@ -494,6 +507,10 @@ fn adapt(mut doc: Value) -> (Value, Vec<String>) {
 
 /// The definition of resource quantities (`2`, `500m`, `1Gi`).
 const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
+/// `meta/v1.Time` and `meta/v1.MicroTime`, whose zero value Go writes as null.
+const TIME: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Time";
+/// `meta/v1.MicroTime`.
+const MICRO_TIME: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime";
 /// The prefix of the definitions that request bodies refer to (see `adapt`, 5).
 const REQUEST_DEFINITIONS: &str = "request.";
 

@@ -7,7 +7,7 @@ use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
 use super::convert::from_json;
-use super::facts::{FIELD_FACTS, TYPE_FACTS};
+use super::facts::{FIELD_FACTS, OMIT_ZERO, TYPE_FACTS};
 use super::model::{Definitions, ListType, MapType, Schema, SchemaType};
 
 /// Definition names of types that upstream publishes differently from schemars.
@@ -156,6 +156,28 @@ fn apply_facts(defs: &mut Definitions) {
         field.map_type = fact.map_type.and_then(parse_map_type);
         defs.insert(fact.definition, def);
     }
+    // k8s-openapi makes a field upstream defaults (`+default=""`) a plain value and lists
+    // it as required; upstream requires no `omitempty` field, and the server leaves such a
+    // field out when it is zero, so a required one would make its own answers invalid.
+    for &(definition, field) in OMIT_ZERO {
+        let Some(def) = defs.get(definition) else {
+            continue;
+        };
+        if !def.required.iter().any(|r| r == field) {
+            continue;
+        }
+        let mut def = (**def).clone();
+        def.required.retain(|r| r != field);
+        if let Some(schema) = def.properties.get_mut(field) {
+            schema.default = match schema.ty {
+                Some(SchemaType::String) => Some(json!("")),
+                Some(SchemaType::Integer | SchemaType::Number) => Some(json!(0)),
+                Some(SchemaType::Boolean) => Some(json!(false)),
+                _ => schema.default.take(),
+            };
+        }
+        defs.insert(definition, def);
+    }
     for fact in TYPE_FACTS {
         let Some(def) = defs.get(fact.definition) else {
             continue;
@@ -200,5 +222,21 @@ mod tests {
         assert_eq!(containers.list_type, Some(ListType::Map));
         let q = defs.get(names::QUANTITY).unwrap();
         assert_eq!(q.ty, Some(SchemaType::String));
+    }
+
+    #[test]
+    fn defaulted_omitempty_fields_are_not_required() {
+        // The server leaves `name: ""` out of `imagePullSecrets: [{}]`, as upstream does,
+        // whose document gives the field a default and requires nothing.
+        let mut b = BuiltinSchemas::new();
+        b.add::<k8s_openapi::api::core::v1::ServiceAccount>(gvk("", "v1", "ServiceAccount"));
+        b.add::<k8s_openapi::api::core::v1::Pod>(gvk("", "v1", "Pod"));
+        let defs = b.build();
+        let r = defs.get("io.k8s.api.core.v1.LocalObjectReference").unwrap();
+        assert!(r.required.is_empty(), "{:?}", r.required);
+        assert_eq!(r.properties["name"].default, Some(json!("")));
+        // A field without omitempty stays required.
+        let c = defs.get("io.k8s.api.core.v1.Container").unwrap();
+        assert!(c.required.contains(&"name".to_string()));
     }
 }

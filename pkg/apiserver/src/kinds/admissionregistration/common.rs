@@ -1,10 +1,9 @@
 //! Small upstream validators the admission kinds need and the shared toolkit lacks:
-//! `IsFullyQualifiedName`, core's `ValidateQualifiedName`, metav1's `ValidateConditions`,
-//! and the admission `Rule`s shared by webhooks and policies.
+//! `IsFullyQualifiedName`, core's `ValidateQualifiedName`, and the admission `Rule`s
+//! shared by webhooks and policies.
 
 use std::collections::HashSet;
 
-use k1s_apimachinery::meta::validate_label_name;
 use k1s_apimachinery::validation::is_dns1123_subdomain;
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
@@ -29,93 +28,6 @@ pub fn is_fully_qualified_name(path: &Path, name: &str) -> ErrorList {
         )];
     }
     ErrorList::new()
-}
-
-const CONDITION_REASON_FMT: &str = "[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?";
-const CONDITION_REASON_MSG: &str = "a condition reason must start with alphabetic character, optionally followed by a string of alphanumeric characters or '_,:', and must end with an alphanumeric character or '_'";
-const MAX_REASON_LEN: i64 = 1024;
-const MAX_MESSAGE_LEN: i64 = 32 * 1024;
-
-fn is_condition_reason(s: &str) -> bool {
-    let b = s.as_bytes();
-    let Some((first, rest)) = b.split_first() else {
-        return false;
-    };
-    if !first.is_ascii_alphabetic() {
-        return false;
-    }
-    match rest.split_last() {
-        None => true,
-        Some((last, middle)) => {
-            (last.is_ascii_alphanumeric() || *last == b'_')
-                && middle
-                    .iter()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b',' | b':'))
-        }
-    }
-}
-
-/// metav1's `ValidateConditions` (conditions of type `metav1.Condition`): unique types
-/// that are label names, a known status, a set transition time and a well-formed reason.
-pub fn validate_conditions(conditions: &[Value], path: &Path) -> ErrorList {
-    let mut errs = ErrorList::new();
-    let mut seen: HashSet<&str> = HashSet::new();
-    for (i, c) in conditions.iter().enumerate() {
-        let p = path.index(i);
-        let ty = c.s("type");
-        if !seen.insert(ty) {
-            errs.push(FieldError::duplicate(&p.child("type"), ty));
-        }
-        errs.extend(validate_label_name(ty, &p.child("type")));
-        let status = c.s("status");
-        if !matches!(status, "True" | "False" | "Unknown") {
-            errs.push(FieldError::not_supported(
-                &p.child("status"),
-                status,
-                &["False", "True", "Unknown"],
-            ));
-        }
-        if let Some(g) = c.i("observedGeneration")
-            && g < 0
-        {
-            errs.push(FieldError::invalid(
-                &p.child("observedGeneration"),
-                g,
-                "must be greater than or equal to zero",
-            ));
-        }
-        if c.s("lastTransitionTime").is_empty() {
-            errs.push(FieldError::required(
-                &p.child("lastTransitionTime"),
-                "must be set",
-            ));
-        }
-        let reason = c.s("reason");
-        if reason.is_empty() {
-            errs.push(FieldError::required(&p.child("reason"), "must be set"));
-        } else {
-            if !is_condition_reason(reason) {
-                errs.push(FieldError::invalid(
-                    &p.child("reason"),
-                    reason,
-                    format!(
-                        "{CONDITION_REASON_MSG} (e.g. 'my_name',  or 'MY_NAME',  or 'MyName',  or 'ReasonA,ReasonB',  or 'ReasonA:ReasonB', regex used for validation is '{CONDITION_REASON_FMT}')"
-                    ),
-                ));
-            }
-            if reason.len() as i64 > MAX_REASON_LEN {
-                errs.push(FieldError::too_long(&p.child("reason"), "", MAX_REASON_LEN));
-            }
-        }
-        if c.s("message").len() as i64 > MAX_MESSAGE_LEN {
-            errs.push(FieldError::too_long(
-                &p.child("message"),
-                "",
-                MAX_MESSAGE_LEN,
-            ));
-        }
-    }
-    errs
 }
 
 fn has_wildcard(list: &[&str]) -> bool {
@@ -321,25 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn conditions_are_checked_like_metav1() {
-        let errs = texts(validate_conditions(
-            &[
-                json!({"type": "Ready", "status": "True", "lastTransitionTime": "2024-01-01T00:00:00Z", "reason": "Ok"}),
-                json!({"type": "Ready", "status": "Maybe", "reason": "1bad"}),
-            ],
-            &Path::new("status").child("conditions"),
-        ));
-        assert_eq!(errs.len(), 4, "{errs:?}");
-        assert_eq!(
-            errs[0],
-            "status.conditions[1].type: Duplicate value: \"Ready\""
-        );
-        assert!(errs[1].starts_with("status.conditions[1].status: Unsupported value: \"Maybe\""));
-        assert_eq!(
-            errs[2],
-            "status.conditions[1].lastTransitionTime: Required value: must be set"
-        );
-        assert!(errs[3].contains("a condition reason must start with alphabetic character"));
+    fn a_rule_with_operations_may_name_any_scope() {
         assert!(
             validate_rule_with_operations(
                 &json!({"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "scope": "*"}),

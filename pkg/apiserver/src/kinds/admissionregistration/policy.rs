@@ -14,12 +14,13 @@ use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::{Value, json};
 
 use super::cel::{self, Vars, is_cel_identifier};
-use super::common::{default_rules, validate_conditions, validate_rule_with_operations};
+use super::common::{default_rules, validate_rule_with_operations};
 use super::webhook::{enum_field, validate_match_conditions};
 use crate::kinds::validation::Fields;
 use crate::kinds::validation::strings as list_strings;
 use crate::kinds::validation::validate_qualified_name;
 use crate::registry::Strategy;
+use k1s_apimachinery::meta::validate_conditions;
 
 /// At most this many audit annotations per policy.
 const MAX_AUDIT_ANNOTATIONS: usize = 20;

@@ -2,7 +2,7 @@
 //! `pkg/registry/policy/poddisruptionbudget`). In policy/v1 the whole spec, selector
 //! included, may change.
 
-use k1s_apimachinery::meta::validate_label_selector;
+use k1s_apimachinery::meta::{validate_conditions, validate_label_selector};
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;
 
@@ -58,12 +58,12 @@ impl Strategy for PodDisruptionBudgetStrategy {
         validate_spec(obj.f("spec"))
     }
 
-    /// `ValidatePodDisruptionBudgetStatusUpdate` (policy/v1): the counters are
-    /// non-negative.
+    /// `ValidatePodDisruptionBudgetStatusUpdate` (policy/v1): metav1 conditions, and
+    /// the counters are non-negative.
     fn validate_status_update(&self, new: &Value, _old: &Value) -> ErrorList {
         let status = new.f("status");
         let path = Path::new("status");
-        let mut errs = ErrorList::new();
+        let mut errs = validate_conditions(status.a("conditions"), &path.child("conditions"));
         for f in [
             "disruptionsAllowed",
             "currentHealthy",
@@ -112,6 +112,45 @@ mod tests {
             vec![
                 "spec.unhealthyPodEvictionPolicy: Unsupported value: \"Sometimes\": supported values: \"AlwaysAllow\", \"IfHealthyBudget\""
             ]
+        );
+    }
+
+    #[test]
+    fn status_conditions_are_metav1_conditions() {
+        let pdb = |status: Value| json!({"metadata": {"name": "p"}, "spec": {}, "status": status});
+        let old = pdb(json!({}));
+        let errs: Vec<String> = PodDisruptionBudgetStrategy
+            .validate_status_update(
+                &pdb(json!({"conditions": [{"type": "", "status": "", "observedGeneration": -1}], "currentHealthy": -1})),
+                &old,
+            )
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            errs.iter().any(
+                |e| e == "status.conditions[0].lastTransitionTime: Required value: must be set"
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(
+                |e| e.starts_with("status.conditions[0].observedGeneration: Invalid value: -1")
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("status.currentHealthy: Invalid value: -1")),
+            "{errs:?}"
+        );
+        let ok = pdb(
+            json!({"conditions": [{"type": "DisruptionAllowed", "status": "True", "reason": "SufficientPods", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
+        );
+        assert!(
+            PodDisruptionBudgetStrategy
+                .validate_status_update(&ok, &old)
+                .is_empty()
         );
     }
 }
