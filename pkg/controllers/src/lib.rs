@@ -7,6 +7,7 @@
 pub mod discovery;
 pub mod garbagecollector;
 pub mod namespace;
+pub mod workload;
 
 use std::future::Future;
 use std::time::Duration;
