@@ -5,10 +5,12 @@
 //! surplus pods go, slow-start batches, and the event recorder.
 
 pub mod events;
+pub mod expectations;
 pub mod ownership;
 pub mod pods;
 
 pub use events::recorder;
+pub use expectations::Expectations;
 pub use ownership::{Claimed, claim, controller_of, controller_ref, is_controlled_by};
 pub use pods::{
     active_pods_deletion_order, is_pod_active, is_pod_available, is_pod_ready, pod_from_template,
