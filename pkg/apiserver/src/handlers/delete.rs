@@ -9,6 +9,11 @@ use super::list::list_options;
 use super::{Call, body, response};
 use crate::meta;
 use crate::registry::generic::{DeleteOptions, Deleted};
+use crate::schema::decode;
+use crate::schema::model::Schema;
+
+/// The definition request bodies of deletes are decoded against.
+const DELETE_OPTIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions";
 
 /// DeleteOptions from the body (if any) and the query.
 async fn delete_options(call: &mut Call) -> Result<(DeleteOptions, bool), Status> {
@@ -17,11 +22,19 @@ async fn delete_options(call: &mut Call) -> Result<(DeleteOptions, bool), Status
     let mut dry_run = false;
     if !bytes.iter().all(u8::is_ascii_whitespace) {
         // Typed clients (kubectl 1.32+) may send DeleteOptions as protobuf.
-        let v: Value = if bytes.starts_with(crate::schema::protobuf::MAGIC) {
+        let mut v: Value = if bytes.starts_with(crate::schema::protobuf::MAGIC) {
             body::parse_protobuf(&bytes)?
         } else {
             body::parse_yaml(&bytes)?
         };
+        // Typed, as upstream decodes it: `gracePeriodSeconds: "0"` is a 400, not a
+        // default grace period.
+        decode::decode(
+            &mut v,
+            &Schema::reference(DELETE_OPTIONS),
+            crate::openapi::request_definitions(),
+        )
+        .map_err(|e| Status::bad_request(&e.message))?;
         if let Some(kind) = v.get("kind").and_then(Value::as_str)
             && kind != "DeleteOptions"
         {

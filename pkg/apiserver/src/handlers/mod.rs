@@ -479,6 +479,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn delete_options_of_the_wrong_type_are_refused_and_delete_nothing() {
+        // A string grace period used to be ignored, so the object went with the default
+        // one; upstream's typed decoding answers 400.
+        let api = TestApiServer::new().await;
+        let cms = "/api/v1/namespaces/default/configmaps";
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep"}});
+        let (code, _) = send_body(&api, Method::POST, cms, cm).await;
+        assert_eq!(code, StatusCode::CREATED);
+        for (body, message) in [
+            (
+                json!({"gracePeriodSeconds": "0"}),
+                "json: cannot unmarshal string into Go struct field DeleteOptions.gracePeriodSeconds of type int64",
+            ),
+            (
+                json!({"orphanDependents": {}}),
+                "json: cannot unmarshal object into Go struct field DeleteOptions.orphanDependents of type bool",
+            ),
+            (
+                json!([1]),
+                "json: cannot unmarshal array into Go value of type v1.DeleteOptions",
+            ),
+        ] {
+            for uri in [format!("{cms}/keep"), cms.to_string()] {
+                let (code, status) = send_body(&api, Method::DELETE, &uri, body.clone()).await;
+                assert_eq!(code, StatusCode::BAD_REQUEST, "{uri} {body}: {status}");
+                assert_eq!(status["message"], message, "{uri} {body}");
+            }
+        }
+        let (code, _) = send(&api, Method::GET, &format!("{cms}/keep")).await;
+        assert_eq!(code, StatusCode::OK);
+        let (code, _) = send_body(
+            &api,
+            Method::DELETE,
+            &format!("{cms}/keep"),
+            json!({"gracePeriodSeconds": 0, "propagationPolicy": "Background"}),
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK);
+    }
+
+    #[tokio::test]
     async fn deletes_answer_with_the_object_where_upstreams_storage_returns_it() {
         // ServiceAccounts (like pods, PVCs, quotas, storage classes …) answer with the
         // deleted object; ConfigMaps with a Status.

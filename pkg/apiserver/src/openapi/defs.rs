@@ -18,8 +18,9 @@ const KIND_DOC: &str = "Kind is a string value representing the REST resource th
 const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
 const GVK: &str = "x-kubernetes-group-version-kind";
 
-/// The request and answer types, generated once from k8s-openapi like the kinds are.
-fn extras() -> &'static Definitions {
+/// The request and answer types, generated once from k8s-openapi like the kinds are (the
+/// delete handler decodes DeleteOptions bodies against them).
+pub(crate) fn extras() -> &'static Definitions {
     static EXTRAS: OnceLock<Definitions> = OnceLock::new();
     EXTRAS.get_or_init(|| {
         use k8s_openapi::apimachinery::pkg::apis::meta::v1 as m;

@@ -5,6 +5,7 @@
 //! supplies the lists, Scale and the meta types besides the kinds).
 
 mod defs;
+pub(crate) use defs::extras as request_definitions;
 mod routes;
 #[cfg(test)]
 mod tests;
