@@ -1,6 +1,6 @@
 //! `k1s-bench`: measures a release `k1s server` — footprint, start-up, API throughput and
-//! latency (side by side with etcd), list and watch fan-out, storage under churn — and
-//! prints a table (optionally JSON). `scripts/bench` builds everything and runs it.
+//! latency (side by side with etcd), list and watch fan-out, storage under churn, workloads
+//! on simulated nodes — and prints a table (optionally JSON). `scripts/bench` builds everything and runs it.
 
 mod etcd;
 mod load;
@@ -8,6 +8,7 @@ mod proc;
 mod report;
 mod scenarios;
 mod server;
+mod workloads;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,6 +28,9 @@ pub enum Part {
     Api,
     /// Lease and node-status churn: database and WAL size against live data, worst stall.
     Storage,
+    /// Simulated nodes and many Deployments: pods scheduled per second, time until all
+    /// are Available, pod start latency, server RSS and CPU.
+    Workloads,
 }
 
 /// Benchmarks of a release k1s server. Prints a table; --json writes every figure.
@@ -54,6 +58,18 @@ pub struct Args {
     /// Writes of the storage churn (360000 = an hour at 100 writes/s).
     #[arg(long, default_value_t = 360_000)]
     pub churn_writes: u64,
+    /// Simulated nodes of the workloads part.
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: usize,
+    /// Deployments the workloads part creates at once.
+    #[arg(long, default_value_t = 300)]
+    pub deployments: usize,
+    /// Replicas of each of those Deployments.
+    #[arg(long, default_value_t = 100)]
+    pub replicas: i32,
+    /// Seconds the workloads part waits for every Deployment to be Available.
+    #[arg(long, default_value_t = 900)]
+    pub workload_timeout: u64,
     /// The etcd binary to compare with (Debian: apt-get install etcd-server).
     #[arg(long, default_value = "etcd")]
     pub etcd: PathBuf,
@@ -133,6 +149,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "watchers": args.watchers,
             "idle_seconds": args.idle_seconds,
             "churn_writes": args.churn_writes,
+            "nodes": args.nodes,
+            "deployments": args.deployments,
+            "replicas": args.replicas,
         }),
         ..Report::default()
     };
@@ -150,6 +169,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.runs(Part::Storage) {
         scenarios::storage_churn(&args, scratch.path(), &mut report).await?;
+    }
+    if args.runs(Part::Workloads) {
+        workloads::workloads(&args, scratch.path(), &mut report).await?;
     }
     println!("{}", report.table());
     if let Some(path) = &args.json {

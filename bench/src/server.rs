@@ -10,11 +10,12 @@ use anyhow::{Context, bail};
 /// How long a start may take before the benchmark gives up.
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// A running `k1s server --disable-agent` on a data dir of its own.
+/// A running `k1s server --disable-agent` on a data dir of its own (plus any flags given).
 pub struct Server {
     binary: PathBuf,
     data: PathBuf,
     port: u16,
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -31,8 +32,15 @@ impl Server {
             binary: binary.to_path_buf(),
             data,
             port,
+            extra_args: Vec::new(),
             child: None,
         })
+    }
+
+    /// The same server started with further `k1s server` flags.
+    pub fn with_args(mut self, args: &[&str]) -> Self {
+        self.extra_args.extend(args.iter().map(|a| a.to_string()));
+        self
     }
 
     /// The kubeconfig the server writes.
@@ -71,6 +79,7 @@ impl Server {
             .arg(self.kubeconfig())
             .arg("--https-listen-port")
             .arg(self.port.to_string())
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
