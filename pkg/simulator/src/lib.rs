@@ -19,6 +19,7 @@
 mod ipam;
 mod nodes;
 mod pods;
+mod queue;
 
 use std::collections::HashMap;
 use std::sync::Arc;

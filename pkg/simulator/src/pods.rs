@@ -12,13 +12,14 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::ipam::NodeIps;
 use crate::nodes::fake_hex;
+use crate::queue::Queue;
 use crate::{
     Config, DEFAULT_JOB_RUN, EXIT_CODE_ANNOTATION, Error, MAX_GRACE, RUN_SECONDS_ANNOTATION,
     SimNode,
@@ -30,7 +31,35 @@ struct Ctx {
     ips: Mutex<HashMap<String, NodeIps>>,
 }
 
-/// Runs the pod loop until aborted.
+/// What to do with a pod next.
+enum Action {
+    /// Nothing until it changes.
+    Wait,
+    /// Look again after this long.
+    Requeue(Duration),
+}
+
+impl Action {
+    fn await_change() -> Self {
+        Self::Wait
+    }
+
+    fn requeue(after: Duration) -> Self {
+        Self::Requeue(after)
+    }
+}
+
+/// Drops what the simulator never reads from cached pods: at 30k pods the managed
+/// fields and last-applied annotations would be most of the cache.
+fn slim(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    if let Some(a) = pod.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// Runs the pod loop until aborted: one watch of every bound pod into a cache, pods of
+/// our nodes into a work queue, `concurrency` workers.
 pub(crate) async fn run(
     client: kube::Client,
     config: Arc<Config>,
@@ -39,24 +68,61 @@ pub(crate) async fn run(
     let api: Api<Pod> = Api::all(client.clone());
     let ctx = Arc::new(Ctx {
         client,
-        nodes,
+        nodes: nodes.clone(),
         ips: Mutex::new(HashMap::new()),
     });
-    let concurrency = u16::try_from(config.concurrency.max(1)).unwrap_or(u16::MAX);
-    Controller::new(api, watcher::Config::default().fields("spec.nodeName!="))
-        .with_config(controller::Config::default().concurrency(concurrency))
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "simulated pod sync failed");
+    let (store, writer) = reflector::store::<Pod>();
+    let queue = Arc::new(Queue::<ObjectRef<Pod>>::new());
+    // Dropped (aborting the workers) when this loop is aborted.
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..config.concurrency.max(1) {
+        workers.spawn(worker(ctx.clone(), store.clone(), queue.clone()));
+    }
+    let ours = move |pod: &Pod| {
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some_and(|n| nodes.contains_key(n))
+    };
+    watcher(api, watcher::Config::default().fields("spec.nodeName!="))
+        .default_backoff()
+        .modify(slim)
+        .reflect(writer)
+        .applied_objects()
+        .for_each(|pod| {
+            match pod {
+                Ok(pod) if ours(&pod) => queue.push(ObjectRef::from_obj(&pod)),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "simulated pods watch failed; retrying"),
             }
+            futures::future::ready(())
         })
         .await;
+    workers.abort_all();
 }
 
-fn error_policy(_pod: Arc<Pod>, error: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::debug!(%error, "simulated pod write failed; retrying");
-    Action::requeue(Duration::from_secs(1))
+async fn worker(ctx: Arc<Ctx>, store: Store<Pod>, queue: Arc<Queue<ObjectRef<Pod>>>) {
+    loop {
+        let key = queue.pop().await;
+        if let Some(pod) = store.get(&key) {
+            let next = match reconcile(pod, ctx.clone()).await {
+                Ok(Action::Wait) => None,
+                Ok(Action::Requeue(after)) => Some(after),
+                Err(error) => {
+                    tracing::debug!(%error, pod = %key, "simulated pod write failed; retrying");
+                    Some(Duration::from_secs(1))
+                }
+            };
+            if let Some(after) = next {
+                let (queue, key) = (queue.clone(), key.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    queue.push(key);
+                });
+            }
+        }
+        queue.done(&key);
+    }
 }
 
 fn time_json(t: Timestamp) -> Value {
