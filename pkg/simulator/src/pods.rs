@@ -228,6 +228,10 @@ pub fn is_simulated_status_current(pod: &Pod) -> bool {
     if phase(pod) != "Running" || status.pod_ip.as_deref().unwrap_or("").is_empty() {
         return false;
     }
+    if pod.metadata.generation.is_some() && status.observed_generation != pod.metadata.generation {
+        // The spec changed (a new image): post the status for this generation.
+        return false;
+    }
     let running = status.container_statuses.as_deref().unwrap_or_default();
     if running.len() != spec.containers.len() || running.iter().any(|c| !c.ready) {
         return false;
@@ -346,6 +350,10 @@ fn conditions(
                 .unwrap_or_else(|| now.clone());
             let mut c = json!({"type": ty, "status": status, "lastProbeTime": null,
                                "lastTransitionTime": since});
+            // PodObservedGenerationTracking: the kubelet says which spec it acted on.
+            if let Some(g) = pod.metadata.generation {
+                c["observedGeneration"] = json!(g);
+            }
             if let Some(r) = reason {
                 c["reason"] = json!(r);
             }
@@ -423,6 +431,9 @@ pub fn desired_status(pod: &Pod, host_ip: &str, pod_ip: &str, now: Timestamp) ->
     if !inits.is_empty() {
         status["initContainerStatuses"] = Value::Array(inits);
     }
+    if let Some(g) = pod.metadata.generation {
+        status["observedGeneration"] = json!(g);
+    }
     status
 }
 
@@ -451,7 +462,11 @@ fn finished_status(pod: &Pod, exit_code: i32, now: Timestamp) -> Value {
         ],
         &now,
     );
-    json!({"phase": phase, "conditions": conds, "containerStatuses": containers})
+    let mut status = json!({"phase": phase, "conditions": conds, "containerStatuses": containers});
+    if let Some(g) = pod.metadata.generation {
+        status["observedGeneration"] = json!(g);
+    }
+    status
 }
 
 async fn patch_status(ctx: &Ctx, pod: &Pod, status: Value) -> Result<(), Error> {
