@@ -566,7 +566,15 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     }
     let plan = run_plan(&pod);
     if !is_simulated_status_current(&pod) {
-        let ip = {
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        let ip = if host_network {
+            // A host-network pod has the node's address, as on a real node.
+            node.host_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED)
+        } else {
             let mut all = ctx.ips.lock();
             let ips = all.entry(node_name.clone()).or_default();
             match pod

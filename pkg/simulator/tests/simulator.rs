@@ -165,6 +165,21 @@ async fn readiness_gates_hold_ready_and_job_pods_finish() {
     })
     .await;
 
+    let host: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "host"},
+        "spec": {"nodeName": "sim-node-0", "hostNetwork": true,
+                 "containers": [{"name": "c", "image": "nginx"}]}
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &host)
+        .await
+        .expect("create");
+    eventually("a host-network pod with the node's address", || async {
+        let p = pods.get("host").await.ok()?;
+        (p.status.as_ref()?.pod_ip.as_deref() == Some("172.16.0.1")).then_some(())
+    })
+    .await;
+
     let failing: Pod = serde_json::from_value(json!({
         "metadata": {"name": "fails", "annotations": {
             k1s_simulator::RUN_SECONDS_ANNOTATION: "0.2", k1s_simulator::EXIT_CODE_ANNOTATION: "2"}},
