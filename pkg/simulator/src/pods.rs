@@ -17,6 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
+use crate::events;
 use crate::ipam::NodeIps;
 use crate::nodes::fake_hex;
 use crate::queue::Queue;
@@ -29,6 +30,10 @@ struct Ctx {
     client: kube::Client,
     nodes: Arc<HashMap<String, SimNode>>,
     ips: Mutex<HashMap<String, NodeIps>>,
+    /// Whether kubelet events are posted.
+    events: bool,
+    /// Pods whose containers were announced as being stopped.
+    killing: Mutex<std::collections::HashSet<String>>,
 }
 
 /// What to do with a pod next.
@@ -70,6 +75,8 @@ pub(crate) async fn run(
         client,
         nodes: nodes.clone(),
         ips: Mutex::new(HashMap::new()),
+        events: config.events,
+        killing: Mutex::new(std::collections::HashSet::new()),
     });
     let (store, writer) = reflector::store::<Pod>();
     let queue = Arc::new(Queue::<ObjectRef<Pod>>::new());
@@ -489,7 +496,8 @@ fn finished_status(pod: &Pod, exit_code: i32, now: Timestamp) -> Value {
     status
 }
 
-async fn patch_status(ctx: &Ctx, pod: &Pod, status: Value) -> Result<(), Error> {
+/// Writes the status; `false` when a newer pod or none was there (nothing written).
+async fn patch_status(ctx: &Ctx, pod: &Pod, status: Value) -> Result<bool, Error> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let name = pod.metadata.name.as_deref().unwrap_or("");
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
@@ -503,9 +511,9 @@ async fn patch_status(ctx: &Ctx, pod: &Pod, status: Value) -> Result<(), Error> 
         .patch_status(name, &PatchParams::default(), &Patch::Merge(body))
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         // A newer pod is on its way through the watch, or the pod is gone.
-        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
@@ -528,6 +536,22 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             .deletion_grace_period_seconds
             .unwrap_or(0)
             .max(0);
+        if ctx.events && phase(&pod) == "Running" && ctx.killing.lock().insert(uid.clone()) {
+            let spec = pod.spec.clone().unwrap_or_default();
+            let mut stopping: Vec<events::ContainerEvent> = spec
+                .containers
+                .iter()
+                .map(|c| events::killing("spec.containers", &c.name))
+                .collect();
+            stopping.extend(
+                spec.init_containers
+                    .iter()
+                    .flatten()
+                    .filter(|c| is_sidecar(c))
+                    .map(|c| events::killing("spec.initContainers", &c.name)),
+            );
+            events::post(&ctx.client, &node_name, &pod, &stopping).await;
+        }
         let requested_ms = deleted.0.as_millisecond() - grace * 1000;
         let wait_ms = (grace * 1000).min(MAX_GRACE.as_millis() as i64);
         let finish = Timestamp::from_millisecond(requested_ms + wait_ms).unwrap_or(now);
@@ -555,6 +579,7 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         if let Some(ips) = ctx.ips.lock().get_mut(&node_name) {
             ips.release(&uid);
         }
+        ctx.killing.lock().remove(&uid);
         return Ok(Action::await_change());
     }
     if matches!(phase(&pod), "Succeeded" | "Failed") {
@@ -591,7 +616,20 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             }
         };
         let status = desired_status(&pod, &node.host_ip, &ip.to_string(), now);
-        patch_status(&ctx, &pod, status).await?;
+        let starting = phase(&pod) != "Running";
+        if patch_status(&ctx, &pod, status).await? && starting && ctx.events {
+            let spec = pod.spec.clone().unwrap_or_default();
+            let mut started = Vec::new();
+            for c in spec.init_containers.iter().flatten() {
+                let image = c.image.as_deref().unwrap_or_default();
+                started.extend(events::started("spec.initContainers", &c.name, image));
+            }
+            for c in &spec.containers {
+                let image = c.image.as_deref().unwrap_or_default();
+                started.extend(events::started("spec.containers", &c.name, image));
+            }
+            events::post(&ctx.client, &node_name, &pod, &started).await;
+        }
         // The next look comes with the written pod through the watch.
         return Ok(match plan {
             Some((run, _)) => Action::requeue(run),
@@ -610,7 +648,7 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         if let Some(wait) = millis_until(end, now) {
             return Ok(Action::requeue(wait));
         }
-        patch_status(&ctx, &pod, finished_status(&pod, exit_code, now)).await?;
+        let _written = patch_status(&ctx, &pod, finished_status(&pod, exit_code, now)).await?;
     }
     {
         let ip = pod

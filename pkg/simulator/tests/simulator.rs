@@ -123,6 +123,27 @@ async fn nodes_register_ready_with_leases_and_run_their_pods() {
         (0, Some("Completed"))
     );
 
+    // The kubelet's events, in its words.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "default");
+    let notes = eventually("the Started event", || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        let notes: Vec<String> = list
+            .items
+            .iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web"))
+            .filter_map(|e| e.note.clone())
+            .collect();
+        notes
+            .contains(&"Started container c".to_string())
+            .then_some(notes)
+    })
+    .await;
+    assert!(
+        notes.contains(&"Created container: init".to_string()),
+        "{notes:?}"
+    );
+
     // Deletion: the node finishes the pod within the capped grace period.
     pods.delete("web", &DeleteParams::default())
         .await
