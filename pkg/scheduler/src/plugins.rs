@@ -814,3 +814,402 @@ pub fn preemption_message(num_nodes: usize, failures: &[Failure], never: bool) -
         parts.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::cache::{Cache, PodInfo};
+    use crate::{Outcome, schedule};
+
+    fn node(name: &str, extra: Value) -> Node {
+        let mut n = json!({
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "spec": {},
+            "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"}},
+        });
+        merge(&mut n, extra);
+        serde_json::from_value(n).expect("a node")
+    }
+
+    fn pod(name: &str, extra: Value) -> Pod {
+        let mut p = json!({
+            "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+        });
+        merge(&mut p, extra);
+        serde_json::from_value(p).expect("a pod")
+    }
+
+    fn merge(base: &mut Value, extra: Value) {
+        match (base, extra) {
+            (Value::Object(b), Value::Object(e)) => {
+                for (k, v) in e {
+                    merge(b.entry(k).or_insert(Value::Null), v);
+                }
+            }
+            (b, e) => *b = e,
+        }
+    }
+
+    fn cpu(q: &str) -> Value {
+        json!({"spec": {"containers": [{"name": "c", "image": "i",
+            "resources": {"requests": {"cpu": q}}}]}})
+    }
+
+    fn cache_of(nodes: Vec<Node>) -> Cache {
+        let mut c = Cache::default();
+        for n in nodes {
+            c.set_node(n);
+        }
+        c
+    }
+
+    fn place(c: &mut Cache, p: &Pod, node: &str) {
+        c.add_pod(std::sync::Arc::new(PodInfo::new(p)), node);
+    }
+
+    fn fail(c: &Cache, p: &Pod, node: &str) -> Option<Failure> {
+        let cycle = Cycle::new(p, c);
+        cycle.filter(node, &c.nodes[node])
+    }
+
+    fn reason(c: &Cache, p: &Pod, node: &str) -> String {
+        fail(c, p, node)
+            .map(|f| f.reasons.join("; "))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn node_unschedulable_unless_tolerated() {
+        let c = cache_of(vec![node("n", json!({"spec": {"unschedulable": true}}))]);
+        assert_eq!(reason(&c, &pod("p", json!({})), "n"), ERR_UNSCHEDULABLE);
+        let tolerant = pod(
+            "p",
+            json!({"spec": {"tolerations": [
+            {"key": TAINT_UNSCHEDULABLE, "operator": "Exists", "effect": "NoSchedule"}]}}),
+        );
+        assert_eq!(reason(&c, &tolerant, "n"), "");
+    }
+
+    #[test]
+    fn node_name_must_match() {
+        let c = cache_of(vec![node("n", json!({}))]);
+        assert_eq!(
+            reason(&c, &pod("p", json!({"spec": {"nodeName": "m"}})), "n"),
+            ERR_NODE_NAME
+        );
+        assert_eq!(
+            reason(&c, &pod("p", json!({"spec": {"nodeName": "n"}})), "n"),
+            ""
+        );
+    }
+
+    #[test]
+    fn taints_need_tolerations() {
+        let c = cache_of(vec![node(
+            "n",
+            json!({"spec": {"taints": [
+            {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+            {"key": "soft", "effect": "PreferNoSchedule"}]}}),
+        )]);
+        let f = fail(&c, &pod("p", json!({})), "n").expect("refused");
+        assert_eq!(
+            f.reasons,
+            vec!["node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"]
+        );
+        assert!(f.unresolvable);
+        let t = pod(
+            "p",
+            json!({"spec": {"tolerations": [
+            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}}),
+        );
+        assert_eq!(reason(&c, &t, "n"), "");
+        let c = cache_of(vec![node(
+            "n",
+            json!({"spec": {"taints": [
+            {"key": "dedicated", "value": "gpu", "effect": "NoExecute"}]}}),
+        )]);
+        assert_eq!(
+            reason(&c, &pod("p", json!({})), "n"),
+            "node(s) had untolerated taint {dedicated: gpu}"
+        );
+        let wrong = pod(
+            "p",
+            json!({"spec": {"tolerations": [
+            {"key": "dedicated", "value": "cpu", "effect": "NoExecute"}]}}),
+        );
+        assert!(!reason(&c, &wrong, "n").is_empty());
+        let right = pod(
+            "p",
+            json!({"spec": {"tolerations": [{"operator": "Exists"}]}}),
+        );
+        assert_eq!(reason(&c, &right, "n"), "");
+    }
+
+    #[test]
+    fn node_selector_and_affinity() {
+        let c = cache_of(vec![node(
+            "n",
+            json!({"metadata": {"labels": {"disk": "ssd", "gen": "5"}}}),
+        )]);
+        let sel = |v: &str| pod("p", json!({"spec": {"nodeSelector": {"disk": v}}}));
+        assert_eq!(reason(&c, &sel("ssd"), "n"), "");
+        assert_eq!(reason(&c, &sel("hdd"), "n"), ERR_NODE_AFFINITY);
+        let aff = |expr: Value| {
+            pod(
+                "p",
+                json!({"spec": {"affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [expr]}]}}}}}),
+            )
+        };
+        assert_eq!(
+            reason(
+                &c,
+                &aff(json!({"key": "gen", "operator": "Gt", "values": ["4"]})),
+                "n"
+            ),
+            ""
+        );
+        assert_eq!(
+            reason(
+                &c,
+                &aff(json!({"key": "gen", "operator": "Lt", "values": ["4"]})),
+                "n"
+            ),
+            ERR_NODE_AFFINITY
+        );
+        assert_eq!(
+            reason(
+                &c,
+                &aff(json!({"key": "zone", "operator": "DoesNotExist"})),
+                "n"
+            ),
+            ""
+        );
+        assert_eq!(
+            reason(
+                &c,
+                &aff(json!({"key": "disk", "operator": "NotIn", "values": ["ssd"]})),
+                "n"
+            ),
+            ERR_NODE_AFFINITY
+        );
+        let by_name = pod(
+            "p",
+            json!({"spec": {"affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n"]}]}]}}}}}),
+        );
+        assert_eq!(reason(&c, &by_name, "n"), "");
+    }
+
+    #[test]
+    fn host_ports_conflict() {
+        let mut c = cache_of(vec![node("n", json!({}))]);
+        let ports = |port: i32, ip: &str| {
+            json!({"spec": {"containers": [{"name": "c", "image": "i",
+                "ports": [{"containerPort": 80, "hostPort": port, "hostIP": ip}]}]}})
+        };
+        place(&mut c, &pod("a", ports(8080, "")), "n");
+        assert_eq!(
+            reason(&c, &pod("b", ports(8080, "10.0.0.1")), "n"),
+            ERR_NODE_PORTS
+        );
+        assert_eq!(reason(&c, &pod("b", ports(8081, "")), "n"), "");
+    }
+
+    #[test]
+    fn resources_fit_counts_pods_init_containers_and_overhead() {
+        let mut c = cache_of(vec![node(
+            "n",
+            json!({"status": {"allocatable": {"pods": "2"}}}),
+        )]);
+        place(&mut c, &pod("a", cpu("1500m")), "n");
+        assert_eq!(reason(&c, &pod("b", cpu("500m")), "n"), "");
+        assert_eq!(reason(&c, &pod("b", cpu("600m")), "n"), "Insufficient cpu");
+        let init = pod(
+            "b",
+            json!({"spec": {"initContainers": [{"name": "i", "image": "i",
+            "resources": {"requests": {"cpu": "1", "memory": "5Gi"}}}]}}),
+        );
+        assert_eq!(
+            reason(&c, &init, "n"),
+            "Insufficient cpu; Insufficient memory"
+        );
+        let overhead = pod("b", json!({"spec": {"overhead": {"cpu": "600m"}}}));
+        assert_eq!(reason(&c, &overhead, "n"), "Insufficient cpu");
+        place(&mut c, &pod("z", json!({})), "n");
+        assert_eq!(reason(&c, &pod("b", json!({})), "n"), "Too many pods");
+        let gpu = pod(
+            "g",
+            json!({"spec": {"containers": [{"name": "c", "image": "i",
+            "resources": {"requests": {"example.com/gpu": "1"}}}]}}),
+        );
+        let c = cache_of(vec![node("n", json!({}))]);
+        assert_eq!(reason(&c, &gpu, "n"), "Insufficient example.com/gpu");
+    }
+
+    #[test]
+    fn topology_spread_hard() {
+        let zone = |n: &str, z: &str| node(n, json!({"metadata": {"labels": {"zone": z}}}));
+        let mut c = cache_of(vec![zone("a", "z1"), zone("b", "z2"), node("x", json!({}))]);
+        let web = json!({"metadata": {"labels": {"app": "web"}}});
+        place(&mut c, &pod("w1", web.clone()), "a");
+        let spread = pod(
+            "p",
+            json!({"metadata": {"labels": {"app": "web"}}, "spec": {
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": {"app": "web"}}}]}}),
+        );
+        assert_eq!(reason(&c, &spread, "a"), ERR_SPREAD);
+        assert_eq!(reason(&c, &spread, "b"), "");
+        assert_eq!(reason(&c, &spread, "x"), ERR_SPREAD_LABEL);
+    }
+
+    #[test]
+    fn inter_pod_affinity_and_anti_affinity() {
+        let mut c = cache_of(vec![node("a", json!({})), node("b", json!({}))]);
+        place(
+            &mut c,
+            &pod("db", json!({"metadata": {"labels": {"app": "db"}}})),
+            "a",
+        );
+        let term = json!({"labelSelector": {"matchLabels": {"app": "db"}},
+                          "topologyKey": "kubernetes.io/hostname"});
+        let with = pod(
+            "p",
+            json!({"spec": {"affinity": {"podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [term.clone()]}}}}),
+        );
+        assert_eq!(reason(&c, &with, "a"), "");
+        assert_eq!(reason(&c, &with, "b"), ERR_AFFINITY);
+        let away = pod(
+            "p",
+            json!({"spec": {"affinity": {"podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [term.clone()]}}}}),
+        );
+        assert_eq!(reason(&c, &away, "a"), ERR_ANTI_AFFINITY);
+        assert_eq!(reason(&c, &away, "b"), "");
+        // An existing pod's anti-affinity keeps matching pods off its node.
+        let loner = pod(
+            "loner",
+            json!({"spec": {"affinity": {"podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "web"}},
+                 "topologyKey": "kubernetes.io/hostname"}]}}}}),
+        );
+        place(&mut c, &loner, "b");
+        let web = pod("w", json!({"metadata": {"labels": {"app": "web"}}}));
+        assert_eq!(reason(&c, &web, "b"), ERR_EXISTING_ANTI_AFFINITY);
+        assert_eq!(reason(&c, &web, "a"), "");
+        // The first pod of a group that selects itself may go anywhere.
+        let c = cache_of(vec![node("a", json!({}))]);
+        let first = pod(
+            "p",
+            json!({"metadata": {"labels": {"app": "db"}}, "spec": {"affinity": {
+            "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}}}),
+        );
+        assert_eq!(reason(&c, &first, "a"), "");
+    }
+
+    #[test]
+    fn scores_prefer_free_balanced_untainted_and_preferred_nodes() {
+        let mut c = cache_of(vec![node("busy", json!({})), node("idle", json!({}))]);
+        place(&mut c, &pod("a", cpu("1")), "busy");
+        let p = pod("p", cpu("100m"));
+        let cycle = Cycle::new(&p, &c);
+        assert!(cycle.least_allocated(&c.nodes["idle"]) > cycle.least_allocated(&c.nodes["busy"]));
+        let mut next = 0;
+        for _ in 0..5 {
+            assert!(matches!(schedule(&p, &c, &mut next), Outcome::Node(n) if n == "idle"));
+        }
+        let c = cache_of(vec![
+            node(
+                "soft",
+                json!({"spec": {"taints": [{"key": "k", "effect": "PreferNoSchedule"}]}}),
+            ),
+            node("plain", json!({})),
+        ]);
+        for _ in 0..5 {
+            assert!(matches!(schedule(&p, &c, &mut next), Outcome::Node(n) if n == "plain"));
+        }
+        let c = cache_of(vec![
+            node("ssd", json!({"metadata": {"labels": {"disk": "ssd"}}})),
+            node("hdd", json!({})),
+        ]);
+        let prefers = pod(
+            "p",
+            json!({"spec": {"affinity": {"nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 50, "preference": {
+                "matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}}}),
+        );
+        for _ in 0..5 {
+            assert!(matches!(schedule(&prefers, &c, &mut next), Outcome::Node(n) if n == "ssd"));
+        }
+    }
+
+    #[test]
+    fn the_failure_message_is_upstreams() {
+        let c = cache_of(vec![
+            node(
+                "cp",
+                json!({"spec": {"taints": [
+                {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}}),
+            ),
+            node("w1", json!({"status": {"allocatable": {"cpu": "1"}}})),
+            node("w2", json!({"status": {"allocatable": {"cpu": "1"}}})),
+        ]);
+        let mut next = 0;
+        let Outcome::Unschedulable(msg) = schedule(&pod("big", cpu("2")), &c, &mut next) else {
+            panic!("scheduled");
+        };
+        assert_eq!(
+            msg,
+            "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, 2 Insufficient cpu. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod."
+        );
+        let never = pod(
+            "big",
+            json!({"spec": {"preemptionPolicy": "Never",
+            "containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "2"}}}]}}),
+        );
+        let Outcome::Unschedulable(msg) = schedule(&never, &c, &mut next) else {
+            panic!("scheduled");
+        };
+        assert!(
+            msg.ends_with(
+                "2 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never."
+            ),
+            "{msg}"
+        );
+        let Outcome::Unschedulable(msg) =
+            schedule(&pod("p", json!({})), &Cache::default(), &mut next)
+        else {
+            panic!("scheduled");
+        };
+        assert_eq!(msg, crate::NO_NODES_MSG);
+    }
+
+    #[test]
+    fn reason_counts_sort_as_strings() {
+        let f = |r: &str, n: usize| vec![Failure::unschedulable(r); n];
+        let mut all = f("b", 10);
+        all.extend(f("a", 2));
+        assert_eq!(
+            fit_error_message(12, &all, ""),
+            "0/12 nodes are available: 10 b, 2 a."
+        );
+    }
+
+    #[test]
+    fn feasible_nodes_to_find_is_adaptive() {
+        assert_eq!(crate::num_feasible_nodes_to_find(50), 50);
+        assert_eq!(crate::num_feasible_nodes_to_find(1000), 420);
+        assert_eq!(crate::num_feasible_nodes_to_find(5000), 500);
+        assert_eq!(crate::num_feasible_nodes_to_find(150), 100);
+    }
+}
