@@ -56,8 +56,8 @@ pub fn num_feasible_nodes_to_find(all: usize) -> usize {
 
 /// What reaches the scheduling task.
 enum Msg {
-    Pod(WatchEvent<Pod>),
-    Node(WatchEvent<Node>),
+    Pod(Box<WatchEvent<Pod>>),
+    Node(Box<WatchEvent<Node>>),
     Bound {
         uid: String,
         node: String,
@@ -196,8 +196,8 @@ where
     F: Future<Output = ()> + Send,
 {
     let (tx, rx) = mpsc::unbounded_channel();
-    let pods = spawn_watch::<Pod>(client.clone(), tx.clone(), Msg::Pod);
-    let nodes = spawn_watch::<Node>(client.clone(), tx.clone(), Msg::Node);
+    let pods = spawn_watch::<Pod>(client.clone(), tx.clone(), |e| Msg::Pod(Box::new(e)));
+    let nodes = spawn_watch::<Node>(client.clone(), tx.clone(), |e| Msg::Node(Box::new(e)));
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -402,7 +402,7 @@ impl Scheduler {
 
     fn handle(&mut self, m: Msg) {
         match m {
-            Msg::Pod(ev) => match ev {
+            Msg::Pod(ev) => match *ev {
                 WatchEvent::Apply(p) => self.on_pod(p),
                 WatchEvent::Delete(p) => self.forget_pod(&uid_of(&p)),
                 WatchEvent::Init => self.pods_init = Some(HashSet::new()),
@@ -428,7 +428,7 @@ impl Scheduler {
                     }
                 }
             },
-            Msg::Node(ev) => match ev {
+            Msg::Node(ev) => match *ev {
                 WatchEvent::Apply(n) => self.on_node(n),
                 WatchEvent::Delete(n) => {
                     self.cache
