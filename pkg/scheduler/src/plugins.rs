@@ -738,6 +738,9 @@ impl<'a> Cycle<'a> {
     }
 
     fn prefer_no_schedule_count(&self, node: &NodeInfo) -> i64 {
+        if node.taints.is_empty() {
+            return 0;
+        }
         let prefer: Vec<Toleration> = self
             .tolerations
             .iter()
@@ -1255,5 +1258,61 @@ mod tests {
         assert_eq!(crate::num_feasible_nodes_to_find(1000), 420);
         assert_eq!(crate::num_feasible_nodes_to_find(5000), 500);
         assert_eq!(crate::num_feasible_nodes_to_find(150), 100);
+    }
+}
+
+#[cfg(test)]
+mod throughput {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use serde_json::json;
+
+    use crate::cache::{Cache, PodInfo};
+    use crate::{Outcome, schedule};
+
+    /// The scheduling core alone (filters, scores, assume) at the benchmark's scale:
+    /// 1000 nodes, 30 pods each. Prints pods per second; run with
+    /// `cargo test -p k1s-scheduler --release core_throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn core_throughput() {
+        let mut cache = Cache::default();
+        for i in 0..1000 {
+            let n: Node = serde_json::from_value(json!({
+                "metadata": {"name": format!("node-{i:04}"),
+                             "labels": {"kubernetes.io/hostname": format!("node-{i:04}"),
+                                        "topology.kubernetes.io/zone": format!("z{}", i % 3)}},
+                "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"}},
+            }))
+            .expect("node");
+            cache.set_node(n);
+        }
+        let pods: Vec<Pod> = (0..30_000)
+            .map(|i| {
+                serde_json::from_value(json!({
+                    "metadata": {"name": format!("p{i}"), "namespace": "default",
+                                 "uid": format!("u{i}"), "labels": {"app": format!("d{}", i % 300)}},
+                    "spec": {"containers": [{"name": "c", "image": "i",
+                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]},
+                }))
+                .expect("pod")
+            })
+            .collect();
+        let start = Instant::now();
+        let mut next = 0;
+        for p in &pods {
+            match schedule(p, &cache, &mut next) {
+                Outcome::Node(n) => cache.add_pod(Arc::new(PodInfo::new(p)), &n),
+                _ => panic!("unschedulable"),
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "scheduled {} pods on 1000 nodes in {secs:.2}s: {:.0} pods/s",
+            pods.len(),
+            pods.len() as f64 / secs
+        );
     }
 }
