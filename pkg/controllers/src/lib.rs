@@ -7,6 +7,9 @@
 pub mod discovery;
 pub mod garbagecollector;
 pub mod namespace;
+pub mod nodelifecycle;
+pub mod podgc;
+pub mod tainteviction;
 pub mod workload;
 
 use std::future::Future;
@@ -42,6 +45,21 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "garbage-collector-controller",
         start: garbagecollector::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: nodelifecycle::NAME,
+        start: nodelifecycle::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: tainteviction::NAME,
+        start: tainteviction::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: podgc::NAME,
+        start: podgc::start,
         enabled_by_default: true,
     },
 ];
