@@ -660,7 +660,7 @@ impl Scheduler {
 
     fn spawn_bind(&self, pod: Arc<Pod>, node: String, permit: tokio::sync::OwnedSemaphorePermit) {
         let client = self.client.clone();
-        let recorder = self.recorder.clone();
+        let events_client = self.client.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -682,20 +682,22 @@ impl Scheduler {
                 .await;
             drop(permit);
             let error = result.err();
-            if error.is_none() {
-                let ev = KubeEvent {
-                    type_: EventType::Normal,
-                    reason: "Scheduled".into(),
-                    note: Some(format!("Successfully assigned {ns}/{name} to {node}")),
-                    action: "Binding".into(),
-                    secondary: None,
-                };
-                let _ = tx.send(Msg::Bound { uid, node, error });
-                if let Err(e) = recorder.publish(&ev, &pod.object_ref(&())).await {
+            let ok = error.is_none();
+            let _ = tx.send(Msg::Bound {
+                uid,
+                node: node.clone(),
+                error,
+            });
+            if ok {
+                // Written directly, not through the recorder: a Scheduled event is one per
+                // pod and never a series, and the recorder's cache would grow by one entry
+                // per pod scheduled and be scanned on every publish.
+                let events: Api<k8s_openapi::api::events::v1::Event> =
+                    Api::namespaced(events_client, &ns);
+                let ev = scheduled_event(&pod, &node);
+                if let Err(e) = events.create(&PostParams::default(), &ev).await {
                     tracing::debug!(error = %e, "cannot record the Scheduled event");
                 }
-            } else {
-                let _ = tx.send(Msg::Bound { uid, node, error });
             }
         });
     }
@@ -795,6 +797,31 @@ impl Scheduler {
                 tracing::debug!(error = %e, "cannot record the FailedScheduling event");
             }
         });
+    }
+}
+
+/// The `Scheduled` event of a pod bound to `node`, as the recorder would write it.
+fn scheduled_event(pod: &Pod, node: &str) -> k8s_openapi::api::events::v1::Event {
+    let now = jiff_now();
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    k8s_openapi::api::events::v1::Event {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{name}.{:x}", now.as_nanosecond())),
+            namespace: Some(ns.clone()),
+            ..Default::default()
+        },
+        action: Some("Binding".into()),
+        reason: Some("Scheduled".into()),
+        note: Some(format!("Successfully assigned {ns}/{name} to {node}")),
+        event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            now,
+        )),
+        regarding: Some(pod.object_ref(&())),
+        reporting_controller: Some(SCHEDULER_NAME.into()),
+        reporting_instance: Some(SCHEDULER_NAME.into()),
+        type_: Some("Normal".into()),
+        ..Default::default()
     }
 }
 
