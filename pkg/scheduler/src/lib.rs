@@ -756,6 +756,13 @@ impl Scheduler {
         let pod = p.pod.clone();
         let client = self.client.clone();
         let recorder = self.recorder.clone();
+        // Upstream's reason: Unschedulable when plugins rejected the pod, SchedulerError
+        // when scheduling could not run (no node at all).
+        let reason = if msg == NO_NODES_MSG {
+            "SchedulerError"
+        } else {
+            "Unschedulable"
+        };
         tracing::debug!(pod = ?pod.metadata.name, %msg, "unschedulable");
         tokio::spawn(async move {
             if write_condition {
@@ -775,7 +782,7 @@ impl Scheduler {
                     _ => now_json(),
                 };
                 let patch = json!({"status": {"conditions": [{
-                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "type": "PodScheduled", "status": "False", "reason": reason,
                     "message": msg, "lastProbeTime": null, "lastTransitionTime": transition,
                 }]}});
                 let api: Api<Pod> = Api::namespaced(client, &ns);
