@@ -7,6 +7,7 @@
 pub mod discovery;
 pub mod garbagecollector;
 pub mod namespace;
+pub mod replicaset;
 pub mod workload;
 
 use std::future::Future;
@@ -42,6 +43,16 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "garbage-collector-controller",
         start: garbagecollector::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "replicaset-controller",
+        start: replicaset::start_replicasets,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "replicationcontroller-controller",
+        start: replicaset::start_replication_controllers,
         enabled_by_default: true,
     },
 ];
