@@ -15,6 +15,7 @@ mod sync;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -272,30 +273,44 @@ pub async fn run<K: ReplicatedSet>(client: kube::Client, shutdown: Shutdown) {
         .touched_objects()
         .map_ok(|set: K| ObjectRef::from_obj(&set));
 
+    // The pod watch starts once a set of this kind exists: a cluster without
+    // ReplicationControllers keeps no second copy of every pod for them.
     let pod_api: Api<Pod> = Api::all(client.clone());
     let pod_sets = sets.clone();
-    let pod_triggers = watcher::watcher(pod_api, watcher::Config::default())
-        .default_backoff()
-        .modify(|p: &mut Pod| p.managed_fields_mut().clear())
-        .map(move |res| {
-            let refs: Vec<Result<ObjectRef<K>, watcher::Error>> = match res {
-                Err(e) => vec![Err(e)],
-                Ok(ev) => match pods.apply(ev) {
-                    podindex::Applied::Nothing => Vec::new(),
-                    // The watch was down: every set may have missed something.
-                    podindex::Applied::Resynced => pod_sets
-                        .state()
-                        .iter()
-                        .map(|s| Ok(ObjectRef::from_obj(s.as_ref())))
-                        .collect(),
-                    podindex::Applied::Changes(changes) => changes
-                        .iter()
-                        .flat_map(|c| sets_for_change::<K>(c, &pod_sets))
-                        .map(Ok)
-                        .collect(),
-                },
-            };
-            stream::iter(refs)
+    let gate = sets.clone();
+    let first_set = async move {
+        while gate.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let pod_triggers = stream::once(first_set)
+        .map(move |()| {
+            let pods = pods.clone();
+            let pod_sets = pod_sets.clone();
+            watcher::watcher(pod_api.clone(), watcher::Config::default())
+                .default_backoff()
+                .modify(|p: &mut Pod| p.managed_fields_mut().clear())
+                .map(move |res| {
+                    let refs: Vec<Result<ObjectRef<K>, watcher::Error>> = match res {
+                        Err(e) => vec![Err(e)],
+                        Ok(ev) => match pods.apply(ev) {
+                            podindex::Applied::Nothing => Vec::new(),
+                            // The watch was down: every set may have missed something.
+                            podindex::Applied::Resynced => pod_sets
+                                .state()
+                                .iter()
+                                .map(|s| Ok(ObjectRef::from_obj(s.as_ref())))
+                                .collect(),
+                            podindex::Applied::Changes(changes) => changes
+                                .iter()
+                                .flat_map(|c| sets_for_change::<K>(c, &pod_sets))
+                                .map(Ok)
+                                .collect(),
+                        },
+                    };
+                    stream::iter(refs)
+                })
+                .flatten()
         })
         .flatten();
 

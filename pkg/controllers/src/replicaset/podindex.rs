@@ -139,9 +139,20 @@ impl Inner {
 }
 
 /// The indexed pod cache; cheap to clone (shared).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PodIndex {
     inner: Arc<RwLock<Inner>>,
+    /// Whether the first list has completed: until then the cache says nothing.
+    ready: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for PodIndex {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            ready: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
 }
 
 /// What applying one watch event did.
@@ -187,9 +198,23 @@ impl PodIndex {
                 for pod in pods.into_values() {
                     inner.upsert(pod);
                 }
+                self.ready.send_replace(true);
                 Applied::Resynced
             }
         }
+    }
+
+    /// Completes once the first list is in: a set synced against an empty cache after a
+    /// restart would create every pod again.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.ready.subscribe();
+        // The sender lives as long as `self`.
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
+
+    /// Whether the first list is in.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
     }
 
     /// The pod of that name, if cached.
@@ -279,7 +304,9 @@ mod tests {
         idx.apply(Event::InitApply(pod("a", Some("u1"))));
         idx.apply(Event::InitApply(pod("b", None)));
         assert!(idx.is_empty(), "a relist is served only once complete");
+        assert!(!idx.is_ready());
         assert!(matches!(idx.apply(Event::InitDone), Applied::Resynced));
+        assert!(idx.is_ready());
         assert_eq!(names(idx.controlled_by("u1")), ["a"]);
         assert_eq!(names(idx.orphans("ns")), ["b"]);
 
