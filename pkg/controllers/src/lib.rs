@@ -7,7 +7,10 @@
 pub mod discovery;
 pub mod garbagecollector;
 pub mod namespace;
+pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
+pub mod tainteviction;
 pub mod workload;
 
 use std::future::Future;
@@ -53,6 +56,21 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "replicationcontroller-controller",
         start: replicaset::start_replication_controllers,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: nodelifecycle::NAME,
+        start: nodelifecycle::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: tainteviction::NAME,
+        start: tainteviction::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: podgc::NAME,
+        start: podgc::start,
         enabled_by_default: true,
     },
 ];
