@@ -528,3 +528,50 @@ async fn a_restarted_controller_does_not_create_the_pods_again() {
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), controller).await;
 }
+
+#[tokio::test]
+async fn a_set_being_deleted_creates_nothing() {
+    let c = Cluster::start().await;
+    c.namespace("rs-del").await;
+    let sets: Api<ReplicaSet> = Api::namespaced(c.client.clone(), "rs-del");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "rs-del");
+    let mut rs = replicaset("going", "going", 2);
+    // A finalizer of someone else's keeps the set, being deleted, in place.
+    rs.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    let rs = sets
+        .create(&PostParams::default(), &rs)
+        .await
+        .expect("create");
+    let u = uid(&rs);
+    let made = wait_owned(&pods, &u, 2).await;
+    sets.delete("going", &DeleteParams::orphan())
+        .await
+        .expect("delete");
+    eventually("the set marked deleted", || async {
+        sets.get("going")
+            .await
+            .ok()?
+            .metadata
+            .deletion_timestamp
+            .map(|_| ())
+    })
+    .await;
+    // Orphaning releases the pods; a pod deleted now is not replaced.
+    pods.delete(&made[0].name_any(), &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let left: Vec<Pod> = pods
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let rm = json!({"metadata": {"finalizers": null}});
+    sets.patch("going", &PatchParams::default(), &Patch::Merge(&rm))
+        .await
+        .expect("drop finalizer");
+}
