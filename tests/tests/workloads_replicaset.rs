@@ -394,3 +394,27 @@ fn replicasets_through_kubectl() {
     seed_walkthrough(&k1s, &k);
     adoption_and_cascades(&k1s, &k);
 }
+
+#[test]
+fn a_killed_server_converges_without_duplicate_or_lost_pods() {
+    let mut k1s = K1s::start_with(&["--simulate-nodes", "3"]);
+    let k = newest_kubectl();
+    let manifest = SEED_REPLICASET.replace("replicas: 3", "replicas: 40");
+    apply(&k1s, &k, "default", &manifest);
+    let rs = uid_of(&k1s, &k, "default", "rs", "simple-replicaset");
+    // SIGKILL while the slow-start batches are still creating pods.
+    eventually(WAIT, "the first pods", || {
+        let n = pods(&k1s, &k, "default").len();
+        (n > 0).then_some(())
+    });
+    k1s.kill();
+    k1s.start_again();
+    wait_owned(&k1s, &k, "default", &rs, 40);
+    eventually(WAIT, "40 ready after the restart", || {
+        let r = row(&k1s, &k, "default", "rs", "simple-replicaset");
+        (r[1..4] == ["40", "40", "40"]).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let all = pods(&k1s, &k, "default");
+    assert_eq!(all.len(), 40, "{all:?}");
+}
