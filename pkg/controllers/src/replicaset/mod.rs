@@ -12,7 +12,7 @@ mod podindex;
 mod status;
 mod sync;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
@@ -228,10 +228,11 @@ fn sets_for_change<K: ReplicatedSet>(
         }
     }
     if change.new_controller.is_none() && change.pod.metadata.deletion_timestamp.is_none() {
-        let labels = change.pod.metadata.labels.clone().unwrap_or_default();
+        let empty = BTreeMap::new();
+        let labels = change.pod.metadata.labels.as_ref().unwrap_or(&empty);
         for set in sets.state() {
             if set.namespace().as_deref() == Some(ns.as_str())
-                && set.selector().is_ok_and(|s| s.matches(&labels))
+                && set.selector().is_ok_and(|s| s.matches(labels))
             {
                 let r = ObjectRef::from_obj(set.as_ref());
                 if !out.contains(&r) {
@@ -289,7 +290,7 @@ pub async fn run<K: ReplicatedSet>(client: kube::Client, shutdown: Shutdown) {
             let pod_sets = pod_sets.clone();
             watcher::watcher(pod_api.clone(), watcher::Config::default())
                 .default_backoff()
-                .modify(|p: &mut Pod| p.managed_fields_mut().clear())
+                .modify(podindex::trim)
                 .map(move |res| {
                     let refs: Vec<Result<ObjectRef<K>, watcher::Error>> = match res {
                         Err(e) => vec![Err(e)],

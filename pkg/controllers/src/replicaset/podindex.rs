@@ -9,13 +9,30 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use kube::runtime::watcher::Event;
 use parking_lot::RwLock;
 
 use crate::workload::controller_of;
+use crate::workload::pods::POD_DELETION_COST;
 
 type Key = (String, String);
+
+/// Drops what no sync reads from a cached pod (the container specs, most annotations,
+/// managedFields), which is most of a pod: at 30k pods the cache is the controller's
+/// memory. Cached pods are only read, never written back.
+pub fn trim(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    if let Some(a) = pod.metadata.annotations.as_mut() {
+        a.retain(|k, _| k == POD_DELETION_COST);
+    }
+    if let Some(spec) = pod.spec.as_mut() {
+        *spec = PodSpec {
+            node_name: spec.node_name.take(),
+            ..PodSpec::default()
+        };
+    }
+}
 
 fn key_of(pod: &Pod) -> Key {
     (
@@ -295,6 +312,24 @@ mod tests {
             .collect();
         n.sort();
         n
+    }
+
+    #[test]
+    fn trimmed_pods_keep_what_syncs_read() {
+        let mut p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "annotations": {
+                "controller.kubernetes.io/pod-deletion-cost": "5",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}"
+            }},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx"}]}
+        }))
+        .expect("pod");
+        trim(&mut p);
+        let a = p.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(a.len(), 1);
+        let spec = p.spec.expect("spec");
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        assert!(spec.containers.is_empty());
     }
 
     #[test]

@@ -127,7 +127,7 @@ pub fn calculate(
     status.fully_labeled_replicas = len_i32(
         active
             .iter()
-            .filter(|p| template.matches(&p.metadata.labels.clone().unwrap_or_default()))
+            .filter(|p| template.matches(p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())))
             .count(),
     );
     status.ready_replicas = len_i32(active.iter().filter(|p| is_pod_ready(p)).count());

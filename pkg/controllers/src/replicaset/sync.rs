@@ -1,6 +1,6 @@
 //! One sync of one set (upstream's `syncReplicaSet` and `manageReplicas`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -154,15 +154,16 @@ async fn sync<K: ReplicatedSet>(set: &K, ctx: &Context<K>) -> Result<Action, Syn
     });
 
     let owned = pods.controlled_by(&uid);
+    let no_labels = BTreeMap::new();
     let terminating = owned
         .iter()
         .filter(|p| {
-            is_terminating(p) && selector.matches(&p.metadata.labels.clone().unwrap_or_default())
+            is_terminating(p) && selector.matches(p.metadata.labels.as_ref().unwrap_or(&no_labels))
         })
         .count();
     // Only pods that need adopting or releasing go through `claim` (and are copied):
     // the owned, matching ones, the common case, are kept as they are.
-    let matches = |p: &Pod| selector.matches(&p.metadata.labels.clone().unwrap_or_default());
+    let matches = |p: &Pod| selector.matches(p.metadata.labels.as_ref().unwrap_or(&no_labels));
     let (mut active, mut to_claim): (Vec<Arc<Pod>>, Vec<Pod>) = (Vec::new(), Vec::new());
     for p in owned.into_iter().filter(|p| is_pod_active(p)) {
         if matches(&p) {
