@@ -9,6 +9,7 @@ pub mod garbagecollector;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
+pub mod replicaset;
 pub mod tainteviction;
 pub mod workload;
 
@@ -45,6 +46,16 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "garbage-collector-controller",
         start: garbagecollector::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "replicaset-controller",
+        start: replicaset::start_replicasets,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "replicationcontroller-controller",
+        start: replicaset::start_replication_controllers,
         enabled_by_default: true,
     },
     Descriptor {
