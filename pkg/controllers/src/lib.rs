@@ -5,8 +5,11 @@
 //! none assumes it saw every event.
 
 pub mod discovery;
+pub mod daemonset;
 pub mod garbagecollector;
+pub mod history;
 pub mod namespace;
+pub mod statefulset;
 pub mod workload;
 
 use std::future::Future;
@@ -42,6 +45,16 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "garbage-collector-controller",
         start: garbagecollector::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "statefulset-controller",
+        start: statefulset::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "daemonset-controller",
+        start: daemonset::start,
         enabled_by_default: true,
     },
 ];
