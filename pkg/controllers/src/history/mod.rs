@@ -132,7 +132,11 @@ pub async fn create_revision(
     owner_uid: &str,
     collision_count: &mut i32,
 ) -> Result<ControllerRevision, kube::Error> {
-    let data = rev.data.as_ref().map(|d| d.0.clone()).unwrap_or(Value::Null);
+    let data = rev
+        .data
+        .as_ref()
+        .map(|d| d.0.clone())
+        .unwrap_or(Value::Null);
     loop {
         let hash = hash_revision(&data, Some(*collision_count));
         rev.metadata.name = Some(revision_name(owner_name, &hash));
@@ -165,17 +169,21 @@ pub async fn update_revision_number(
     revision: i64,
 ) -> Result<ControllerRevision, kube::Error> {
     let patch = json!({"metadata": {"resourceVersion": rev.metadata.resource_version}, "revision": revision});
-    api.patch(&rev.name_any(), &PatchParams::default(), &Patch::Merge(patch))
-        .await
+    api.patch(
+        &rev.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await
 }
 
 /// The revisions to delete to keep at most `limit` that no pod or status still uses:
 /// the oldest non-live ones (revisions sorted oldest first).
-pub fn revisions_to_prune<'a>(
-    sorted: &'a [ControllerRevision],
+pub fn revisions_to_prune(
+    sorted: &[ControllerRevision],
     live: impl Fn(&ControllerRevision) -> bool,
     limit: i32,
-) -> Vec<&'a ControllerRevision> {
+) -> Vec<&ControllerRevision> {
     let history: Vec<&ControllerRevision> = sorted.iter().filter(|r| !live(r)).collect();
     let limit = usize::try_from(limit.max(0)).unwrap_or(0);
     let excess = history.len().saturating_sub(limit);
@@ -227,7 +235,7 @@ mod tests {
         assert_eq!(a, hash_revision(&data, Some(0)));
         assert_ne!(a, hash_revision(&data, Some(1)));
         assert!(a.bytes().all(|b| ALPHANUMS.contains(&b)), "{a}");
-        assert_eq!(safe_encode("0123"), "2456");
+        assert_eq!(safe_encode("0123"), "4567");
         assert_eq!(revision_name("web", &a), format!("web-{a}"));
     }
 

@@ -387,7 +387,8 @@ async fn update_claim_refs(
         };
         let current = claim.metadata.owner_references.clone().unwrap_or_default();
         let policy = spec.persistent_volume_claim_retention_policy.as_ref();
-        if let Some(refs) = claim_owner_refs(&current, policy, &set_ref, Some(&pod_ref), scaled_down)
+        if let Some(refs) =
+            claim_owner_refs(&current, policy, &set_ref, Some(&pod_ref), scaled_down)
         {
             let patch = json!({"metadata": {
                 "ownerReferences": refs,
@@ -491,9 +492,8 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
         ctx.expectations.forget(key);
         return Ok(None);
     };
-    let present = |n: &str| {
-        get(&ctx.pods, ns, n).is_some_and(|p| p.metadata.deletion_timestamp.is_none())
-    };
+    let present =
+        |n: &str| get(&ctx.pods, ns, n).is_some_and(|p| p.metadata.deletion_timestamp.is_none());
     if !ctx.expectations.satisfied(key, present) {
         return Ok(Some(Duration::from_secs(5)));
     }
@@ -650,7 +650,11 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
     let sets_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
     if !unchanged {
         match sets_api
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": st})))
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": st})),
+            )
             .await
         {
             Ok(_) => {}
@@ -803,7 +807,7 @@ mod tests {
         );
         assert_eq!(on_scale, Some(vec![pod_ref.clone()]));
         assert_eq!(
-            claim_owner_refs(&[set_ref.clone()], None, &set_ref, None, false),
+            claim_owner_refs(std::slice::from_ref(&set_ref), None, &set_ref, None, false),
             Some(vec![])
         );
     }

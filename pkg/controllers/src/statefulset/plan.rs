@@ -69,7 +69,7 @@ pub fn plan(set: &SetView, pods: &[PodView]) -> Vec<Action> {
     let monotonic = !set.parallel;
     let in_range = |o: i32| o >= set.start && o < end;
     let mut condemned: Vec<&PodView> = pods.iter().filter(|p| !in_range(p.ordinal)).collect();
-    condemned.sort_by(|a, b| b.ordinal.cmp(&a.ordinal));
+    condemned.sort_by_key(|p| std::cmp::Reverse(p.ordinal));
     let slot = |o: i32| pods.iter().find(|p| p.ordinal == o);
     let mut actions = Vec::new();
 
@@ -221,7 +221,10 @@ mod tests {
     fn ordinals_start_where_the_spec_says() {
         let s = SetView { start: 5, ..set(2) };
         assert_eq!(plan(&s, &[]), [Action::Create(5, Revision::Update)]);
-        assert_eq!(plan(&s, &[pod(0, "new", true)])[0], Action::Create(5, Revision::Update));
+        assert_eq!(
+            plan(&s, &[pod(0, "new", true)])[0],
+            Action::Create(5, Revision::Update)
+        );
         assert_eq!(ordinal_of("web", "web-12"), Some(12));
         assert_eq!(ordinal_of("web", "web-012"), None);
         assert_eq!(ordinal_of("web", "webx-1"), None);
@@ -231,7 +234,11 @@ mod tests {
     #[test]
     fn scale_down_goes_highest_first_one_at_a_time() {
         let s = set(1);
-        let pods = [pod(0, "new", true), pod(1, "new", true), pod(2, "new", true)];
+        let pods = [
+            pod(0, "new", true),
+            pod(1, "new", true),
+            pod(2, "new", true),
+        ];
         assert_eq!(plan(&s, &pods), [Action::ScaleDown("web-2".into())]);
         // While web-2 terminates, web-1 waits.
         let mut terminating = pods.clone();
@@ -262,12 +269,24 @@ mod tests {
     #[test]
     fn rolling_update_goes_from_the_top_down_to_the_partition() {
         let s = set(3);
-        let old = [pod(0, "old", true), pod(1, "old", true), pod(2, "old", true)];
+        let old = [
+            pod(0, "old", true),
+            pod(1, "old", true),
+            pod(2, "old", true),
+        ];
         assert_eq!(plan(&s, &old), [Action::Update("web-2".into())]);
         // web-2 recreated but not ready yet: the update waits.
-        let mid = [pod(0, "old", true), pod(1, "old", true), pod(2, "new", false)];
+        let mid = [
+            pod(0, "old", true),
+            pod(1, "old", true),
+            pod(2, "new", false),
+        ];
         assert!(plan(&s, &mid).is_empty());
-        let mid = [pod(0, "old", true), pod(1, "old", true), pod(2, "new", true)];
+        let mid = [
+            pod(0, "old", true),
+            pod(1, "old", true),
+            pod(2, "new", true),
+        ];
         assert_eq!(plan(&s, &mid), [Action::Update("web-1".into())]);
         // Partition 2: only web-2 moves; a missing web-0 comes back at the current revision.
         let part = SetView {
@@ -283,7 +302,10 @@ mod tests {
         };
         assert_eq!(
             plan(&two, &old),
-            [Action::Update("web-2".into()), Action::Update("web-1".into())]
+            [
+                Action::Update("web-2".into()),
+                Action::Update("web-1".into())
+            ]
         );
         // OnDelete leaves old pods alone.
         let on_delete = SetView {
