@@ -29,7 +29,7 @@ use serde_json::json;
 use self::update::{NodePods, PodInfo};
 use crate::Shutdown;
 use crate::history::{self, CONTROLLER_REVISION_HASH};
-use crate::statefulset::queue::{self, Queue, cache, key_of};
+use crate::statefulset::queue::{self, PodIndex, Queue, cache, key_of};
 use crate::statefulset::scaled_value;
 use crate::workload::{
     Expectations, claim, controller_of, controller_ref, is_controlled_by, is_pod_available,
@@ -43,6 +43,7 @@ struct Ctx {
     client: kube::Client,
     sets: Store<DaemonSet>,
     pods: Store<Pod>,
+    index: PodIndex,
     nodes: Store<Node>,
     revisions: Store<ControllerRevision>,
     recorder: Recorder,
@@ -75,35 +76,51 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let q = queue.clone();
     let (sets, t_sets) = cache(
         Api::<DaemonSet>::all(client.clone()),
-        move |s: &DaemonSet| q.add(key_of(&s.metadata)),
+        move |s: &DaemonSet, _| q.add(key_of(&s.metadata)),
         || {},
     );
     let (q, sets_for_pods) = (queue.clone(), sets.clone());
+    let index = PodIndex::default();
+    let ix = index.clone();
     let (pods, t_pods) = cache(
         Api::<Pod>::all(client.clone()),
-        move |p: &Pod| match owner_key(&p.metadata) {
-            Some(k) => q.add(k),
-            None if controller_of(&p.metadata).is_none() => {
-                for s in sets_for_pods.state() {
-                    if s.metadata.namespace == p.metadata.namespace
-                        && selector_of(&s).is_some_and(|sel| sel.matches(p.labels()))
-                    {
-                        q.add(key_of(&s.metadata));
+        move |p: &Pod, deleted| {
+            ix.update(&p.metadata, deleted);
+            match owner_key(&p.metadata) {
+                Some(k) => q.add(k),
+                None if controller_of(&p.metadata).is_none() => {
+                    for s in sets_for_pods.state() {
+                        if s.metadata.namespace == p.metadata.namespace
+                            && selector_of(&s).is_some_and(|sel| sel.matches(p.labels()))
+                        {
+                            q.add(key_of(&s.metadata));
+                        }
                     }
                 }
+                None => {}
             }
-            None => {}
         },
         || {},
     );
-    // Any node change may change where every DaemonSet runs; a burst of node events
-    // queues each set once (the queue de-duplicates).
+    // A node change that may change where DaemonSets run (labels, taints, its name, its
+    // deletion) queues every set; status heartbeats do not.
     let (q, sets_for_nodes) = (queue.clone(), sets.clone());
+    let seen: Mutex<HashMap<String, u64>> = Mutex::default();
     let (nodes, t_nodes) = cache(
         Api::<Node>::all(client.clone()),
-        move |_: &Node| {
-            for s in sets_for_nodes.state() {
-                q.add(key_of(&s.metadata));
+        move |n: &Node, deleted| {
+            let name = n.name_any();
+            let print = fingerprint(n);
+            let changed = if deleted {
+                seen.lock().remove(&name);
+                true
+            } else {
+                seen.lock().insert(name, print) != Some(print)
+            };
+            if changed {
+                for s in sets_for_nodes.state() {
+                    q.add(key_of(&s.metadata));
+                }
             }
         },
         || {},
@@ -111,7 +128,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let q = queue.clone();
     let (revisions, t_revs) = cache(
         Api::<ControllerRevision>::all(client.clone()),
-        move |r: &ControllerRevision| {
+        move |r: &ControllerRevision, _| {
             if let Some(k) = owner_key(&r.metadata) {
                 q.add(k);
             }
@@ -135,6 +152,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
             client,
             sets: sets.clone(),
             pods,
+            index,
             nodes,
             revisions,
             expectations: Expectations::new(),
@@ -149,6 +167,18 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     for t in tasks {
         t.abort();
     }
+}
+
+/// What of a node decides which DaemonSets run there: labels, taints, its name.
+fn fingerprint(n: &Node) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    n.metadata.labels.hash(&mut h);
+    let taints = n.spec.as_ref().and_then(|s| s.taints.as_ref());
+    serde_json::to_string(&taints)
+        .unwrap_or_default()
+        .hash(&mut h);
+    h.finish()
 }
 
 fn phase(pod: &Pod) -> &str {
@@ -290,15 +320,16 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
     };
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let candidates: Vec<Pod> = ctx
-        .pods
-        .state()
-        .iter()
+        .index
+        .candidates(&uid, ns)
+        .into_iter()
+        .filter_map(|(pns, pname)| ctx.pods.get(&ObjectRef::new(&pname).within(&pns)))
         .filter(|p| p.namespace().as_deref() == Some(ns))
         .filter(|p| {
             is_controlled_by(&p.metadata, &uid)
                 || (controller_of(&p.metadata).is_none() && selector.matches(p.labels()))
         })
-        .map(|p| (**p).clone())
+        .map(|p| (*p).clone())
         .collect();
     let owned = claim(&pods_api, ds, &selector, candidates).await?.owned;
     if ds.metadata.deletion_timestamp.is_some() {

@@ -31,7 +31,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use self::plan::{Action, PodView, Revision, SetView};
-use self::queue::{Queue, cache, key_of};
+use self::queue::{PodIndex, Queue, cache, key_of};
 use crate::Shutdown;
 use crate::history::{self, CONTROLLER_REVISION_HASH};
 use crate::workload::{
@@ -50,6 +50,7 @@ struct Ctx {
     client: kube::Client,
     sets: Store<StatefulSet>,
     pods: Store<Pod>,
+    index: PodIndex,
     revisions: Store<ControllerRevision>,
     claims: Store<PersistentVolumeClaim>,
     recorder: Recorder,
@@ -82,23 +83,28 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let q = queue.clone();
     let (sets, t_sets) = cache(
         Api::<StatefulSet>::all(client.clone()),
-        move |s: &StatefulSet| q.add(key_of(&s.metadata)),
+        move |s: &StatefulSet, _| q.add(key_of(&s.metadata)),
         || {},
     );
     let (q, sets_for_pods) = (queue.clone(), sets.clone());
+    let index = PodIndex::default();
+    let ix = index.clone();
     let (pods, t_pods) = cache(
         Api::<Pod>::all(client.clone()),
-        move |p: &Pod| match controller_of(&p.metadata) {
-            Some(r) if r.kind == "StatefulSet" => q.add(format!(
-                "{}/{}",
-                p.metadata.namespace.as_deref().unwrap_or(""),
-                r.name
-            )),
-            Some(_) => {}
-            None => {
-                for s in sets_for_pods.state() {
-                    if selects(&s, p) {
-                        q.add(key_of(&s.metadata));
+        move |p: &Pod, deleted| {
+            ix.update(&p.metadata, deleted);
+            match controller_of(&p.metadata) {
+                Some(r) if r.kind == "StatefulSet" => q.add(format!(
+                    "{}/{}",
+                    p.metadata.namespace.as_deref().unwrap_or(""),
+                    r.name
+                )),
+                Some(_) => {}
+                None => {
+                    for s in sets_for_pods.state() {
+                        if selects(&s, p) {
+                            q.add(key_of(&s.metadata));
+                        }
                     }
                 }
             }
@@ -108,7 +114,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let q = queue.clone();
     let (revisions, t_revs) = cache(
         Api::<ControllerRevision>::all(client.clone()),
-        move |r: &ControllerRevision| {
+        move |r: &ControllerRevision, _| {
             if let Some(o) = controller_of(&r.metadata).filter(|o| o.kind == "StatefulSet") {
                 q.add(format!(
                     "{}/{}",
@@ -121,7 +127,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     );
     let (claims, t_claims) = cache(
         Api::<PersistentVolumeClaim>::all(client.clone()),
-        |_: &PersistentVolumeClaim| {},
+        |_: &PersistentVolumeClaim, _| {},
         || {},
     );
     let tasks = [t_sets, t_pods, t_revs, t_claims];
@@ -141,6 +147,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
             client,
             sets: sets.clone(),
             pods,
+            index,
             revisions,
             claims,
             expectations: Expectations::new(),
@@ -513,16 +520,17 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
 
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let candidates: Vec<Pod> = ctx
-        .pods
-        .state()
-        .iter()
+        .index
+        .candidates(&uid, ns)
+        .into_iter()
+        .filter_map(|(pns, pname)| get(&ctx.pods, &pns, &pname))
         .filter(|p| p.namespace().as_deref() == Some(ns))
         .filter(|p| {
             is_controlled_by(&p.metadata, &uid)
                 || (controller_of(&p.metadata).is_none()
                     && plan::ordinal_of(name, &p.name_any()).is_some())
         })
-        .map(|p| (**p).clone())
+        .map(|p| (*p).clone())
         .collect();
     let claimed = claim(&pods_api, set, &selector, candidates).await?;
     let owned: Vec<Pod> = claimed

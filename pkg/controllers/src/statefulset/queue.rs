@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, reflector::Lookup};
@@ -72,7 +73,7 @@ impl Queue {
 }
 
 /// The `namespace/name` key of an object.
-pub fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+pub fn key_of(meta: &ObjectMeta) -> String {
     format!(
         "{}/{}",
         meta.namespace.as_deref().unwrap_or(""),
@@ -81,8 +82,8 @@ pub fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta)
 }
 
 /// Starts a watch cache of `api`'s objects (managed fields dropped to save memory);
-/// `on_change` sees every added, changed or deleted object, `on_ready` runs after each
-/// (re)list.
+/// `on_change` sees every added, changed or deleted (`true`) object, `on_ready` runs after
+/// each (re)list.
 pub fn cache<K, F, R>(api: Api<K>, on_change: F, on_ready: R) -> (Store<K>, JoinHandle<()>)
 where
     K: Resource<DynamicType = ()>
@@ -94,7 +95,7 @@ where
         + Sync
         + 'static,
     <K as Lookup>::DynamicType: Eq + Hash + Clone + Default,
-    F: Fn(&K) + Send + 'static,
+    F: Fn(&K, bool) + Send + 'static,
     R: Fn() + Send + 'static,
 {
     let (store, writer) = reflector::store();
@@ -105,7 +106,8 @@ where
         let mut events = std::pin::pin!(reflector::reflector(writer, stream));
         while let Some(ev) = events.next().await {
             match ev {
-                Ok(Event::Apply(o) | Event::Delete(o) | Event::InitApply(o)) => on_change(&o),
+                Ok(Event::Apply(o) | Event::InitApply(o)) => on_change(&o, false),
+                Ok(Event::Delete(o)) => on_change(&o, true),
                 Ok(Event::InitDone) => on_ready(),
                 Ok(Event::Init) => {}
                 Err(e) => tracing::debug!(error = %e, "watch failed; retrying"),
@@ -113,6 +115,80 @@ where
         }
     });
     (store, task)
+}
+
+/// Pods by controller uid, and orphans by namespace, so that a sync reads the pods of
+/// one owner rather than every pod in the cache. Entries are names; the cache stays the
+/// source of truth (an entry whose pod is gone from it is skipped by the reader).
+#[derive(Clone, Debug, Default)]
+pub struct PodIndex(Arc<Mutex<PodIndexInner>>);
+
+#[derive(Debug, Default)]
+struct PodIndexInner {
+    by_owner: HashMap<String, HashSet<(String, String)>>,
+    orphans: HashMap<String, HashSet<String>>,
+    owner_of: HashMap<(String, String), Option<String>>,
+}
+
+impl PodIndex {
+    /// Records a pod's add, change (its controller may have changed) or deletion.
+    pub fn update(&self, meta: &ObjectMeta, deleted: bool) {
+        let ns = meta.namespace.clone().unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
+        let key = (ns.clone(), name.clone());
+        let owner = crate::workload::controller_of(meta).map(|r| r.uid.clone());
+        let mut ix = self.0.lock();
+        if let Some(old) = ix.owner_of.remove(&key) {
+            match old {
+                Some(uid) => {
+                    if let Some(set) = ix.by_owner.get_mut(&uid) {
+                        set.remove(&key);
+                        if set.is_empty() {
+                            ix.by_owner.remove(&uid);
+                        }
+                    }
+                }
+                None => {
+                    if let Some(set) = ix.orphans.get_mut(&ns) {
+                        set.remove(&name);
+                        if set.is_empty() {
+                            ix.orphans.remove(&ns);
+                        }
+                    }
+                }
+            }
+        }
+        if deleted {
+            return;
+        }
+        match &owner {
+            Some(uid) => {
+                ix.by_owner
+                    .entry(uid.clone())
+                    .or_default()
+                    .insert(key.clone());
+            }
+            None => {
+                ix.orphans.entry(ns).or_default().insert(name);
+            }
+        }
+        ix.owner_of.insert(key, owner);
+    }
+
+    /// The (namespace, name) of the pods whose controller has this uid, and of the
+    /// orphans in `namespace`.
+    pub fn candidates(&self, uid: &str, namespace: &str) -> Vec<(String, String)> {
+        let ix = self.0.lock();
+        let mut out: Vec<(String, String)> = ix
+            .by_owner
+            .get(uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        if let Some(orphans) = ix.orphans.get(namespace) {
+            out.extend(orphans.iter().map(|n| (namespace.to_string(), n.clone())));
+        }
+        out
+    }
 }
 
 /// Runs `sync` for each queued key, one at a time, until `shutdown`: a failed sync is
