@@ -9,7 +9,10 @@ pub mod discovery;
 pub mod garbagecollector;
 pub mod history;
 pub mod namespace;
+pub mod nodelifecycle;
+pub mod podgc;
 pub mod statefulset;
+pub mod tainteviction;
 pub mod workload;
 
 use std::future::Future;
@@ -55,6 +58,21 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "daemonset-controller",
         start: daemonset::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: nodelifecycle::NAME,
+        start: nodelifecycle::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: tainteviction::NAME,
+        start: tainteviction::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: podgc::NAME,
+        start: podgc::start,
         enabled_by_default: true,
     },
 ];
