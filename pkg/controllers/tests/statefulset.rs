@@ -228,6 +228,26 @@ async fn ordered_ready_creates_in_order_rolls_from_the_top_and_scales_down_in_re
         (status(&sets, "web").await["replicas"] == json!(1)).then_some(())
     })
     .await;
+    // One event per pod and claim, in upstream's words.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(c.client.clone(), "ordered");
+    let notes: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter_map(|e| e.message)
+        .collect();
+    for want in [
+        "create Claim www-web-0 Pod web-0 in StatefulSet web success",
+        "create Pod web-0 in StatefulSet web successful",
+        "create Pod web-2 in StatefulSet web successful",
+        "delete Pod web-2 in StatefulSet web successful",
+        "delete Pod web-1 in StatefulSet web successful",
+    ] {
+        assert!(notes.iter().any(|n| n == want), "{want} missing: {notes:?}");
+    }
 }
 
 #[tokio::test]

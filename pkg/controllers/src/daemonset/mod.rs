@@ -30,7 +30,7 @@ use self::update::{NodePods, PodInfo};
 use crate::Shutdown;
 use crate::history::{self, CONTROLLER_REVISION_HASH};
 use crate::statefulset::queue::{self, PodIndex, Queue, cache, key_of};
-use crate::statefulset::scaled_value;
+use crate::statefulset::{related, scaled_value};
 use crate::workload::{
     Expectations, claim, controller_of, controller_ref, is_controlled_by, is_pod_available,
     is_pod_ready, pod_from_template, recorder, slow_start_batch,
@@ -192,7 +192,7 @@ fn hash_label(pod: &Pod) -> Option<&String> {
     pod.labels().get(CONTROLLER_REVISION_HASH)
 }
 
-async fn event(ctx: &Ctx, ds: &DaemonSet, ok: bool, reason: &str, note: String) {
+async fn event(ctx: &Ctx, ds: &DaemonSet, ok: bool, reason: &str, note: String, pod: &str) {
     let ev = Event {
         type_: if ok {
             EventType::Normal
@@ -202,7 +202,7 @@ async fn event(ctx: &Ctx, ds: &DaemonSet, ok: bool, reason: &str, note: String) 
         reason: reason.into(),
         note: Some(note),
         action: reason.into(),
-        secondary: None,
+        secondary: (!pod.is_empty()).then(|| related(ds.namespace(), "Pod", pod)),
     };
     if let Err(e) = ctx.recorder.publish(&ev, &ds.object_ref(&())).await {
         tracing::debug!(error = %e, "recording event failed");
@@ -407,9 +407,12 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
                     continue;
                 }
                 if phase(p) == "Failed" {
-                    failed_notes.push(format!(
-                        "Found failed daemon pod {ns}/{} on node {node_name}, will try to kill it",
-                        p.name_any()
+                    failed_notes.push((
+                        format!(
+                            "Found failed daemon pod {ns}/{} on node {node_name}, will try to kill it",
+                            p.name_any()
+                        ),
+                        p.name_any(),
                     ));
                     delete.push(p.name_any());
                     continue;
@@ -482,8 +485,8 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
     delete.sort();
     delete.dedup();
 
-    for note in failed_notes {
-        event(ctx, ds, false, "FailedDaemonPod", note).await;
+    for (note, pod) in failed_notes {
+        event(ctx, ds, false, "FailedDaemonPod", note, &pod).await;
     }
     let created = Mutex::new(Vec::new());
     let (_, create_err) = slow_start_batch(create_on.len(), |i| {
@@ -501,6 +504,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
                         true,
                         "SuccessfulCreate",
                         format!("Created pod: {pod_name}"),
+                        &pod_name,
                     )
                     .await;
                     Ok(())
@@ -512,6 +516,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
                         false,
                         "FailedCreate",
                         format!("Error creating: {e}"),
+                        "",
                     )
                     .await;
                     Err(e)
@@ -532,6 +537,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
                     true,
                     "SuccessfulDelete",
                     format!("Deleted pod: {pod}"),
+                    pod,
                 )
                 .await;
             }
@@ -543,6 +549,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
                     false,
                     "FailedDelete",
                     format!("Error deleting: {e}"),
+                    pod,
                 )
                 .await;
                 delete_err.get_or_insert(e);

@@ -19,7 +19,8 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
+    ObjectReference, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod,
+    PodTemplateSpec, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -292,7 +293,27 @@ pub fn claim_owner_refs(
     changed.then_some(refs)
 }
 
-async fn event(ctx: &Ctx, set: &StatefulSet, ok: bool, reason: &str, note: String) {
+/// The reference to an object of the set's namespace that an event relates to: events
+/// about different pods or claims then stay distinct (the recorder folds events with
+/// the same reason, object and related object into one series, whatever their notes).
+pub fn related(namespace: Option<String>, kind: &str, name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some(kind.into()),
+        name: Some(name.into()),
+        namespace,
+        ..ObjectReference::default()
+    }
+}
+
+async fn event(
+    ctx: &Ctx,
+    set: &StatefulSet,
+    ok: bool,
+    reason: &str,
+    note: String,
+    related: (&str, &str),
+) {
     let ev = Event {
         type_: if ok {
             EventType::Normal
@@ -302,7 +323,7 @@ async fn event(ctx: &Ctx, set: &StatefulSet, ok: bool, reason: &str, note: Strin
         reason: reason.into(),
         note: Some(note),
         action: reason.into(),
-        secondary: None,
+        secondary: Some(self::related(set.namespace(), related.0, related.1)),
     };
     if let Err(e) = ctx.recorder.publish(&ev, &set.object_ref(&())).await {
         tracing::debug!(error = %e, "recording event failed");
@@ -358,14 +379,30 @@ async fn create_claims(
             Ok(_) => {
                 let note =
                     format!("create Claim {name} Pod {pod_name} in StatefulSet {set_name} success");
-                event(ctx, set, true, "SuccessfulCreate", note).await;
+                event(
+                    ctx,
+                    set,
+                    true,
+                    "SuccessfulCreate",
+                    note,
+                    ("PersistentVolumeClaim", &name),
+                )
+                .await;
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => {
                 let note = format!(
                     "create Claim {name} for Pod {pod_name} in StatefulSet {set_name} failed error: {e}"
                 );
-                event(ctx, set, false, "FailedCreate", note).await;
+                event(
+                    ctx,
+                    set,
+                    false,
+                    "FailedCreate",
+                    note,
+                    ("PersistentVolumeClaim", &name),
+                )
+                .await;
                 return Err(e);
             }
         }
@@ -700,14 +737,14 @@ async fn create_pod(
         Ok(_) => {
             created.push(pod_name.clone());
             let note = format!("create Pod {pod_name} in StatefulSet {set_name} successful");
-            event(ctx, set, true, "SuccessfulCreate", note).await;
+            event(ctx, set, true, "SuccessfulCreate", note, ("Pod", &pod_name)).await;
             Ok(())
         }
         // The cache has not shown it yet: the next sync sees it.
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
         Err(e) => {
             let note = format!("create Pod {pod_name} in StatefulSet {set_name} failed error: {e}");
-            event(ctx, set, false, "FailedCreate", note).await;
+            event(ctx, set, false, "FailedCreate", note, ("Pod", &pod_name)).await;
             Err(e)
         }
     }
@@ -725,13 +762,13 @@ async fn delete_pod(
         Ok(_) => {
             deleted.push(pod.to_string());
             let note = format!("delete Pod {pod} in StatefulSet {set_name} successful");
-            event(ctx, set, true, "SuccessfulDelete", note).await;
+            event(ctx, set, true, "SuccessfulDelete", note, ("Pod", pod)).await;
             Ok(())
         }
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => {
             let note = format!("delete Pod {pod} in StatefulSet {set_name} failed error: {e}");
-            event(ctx, set, false, "FailedDelete", note).await;
+            event(ctx, set, false, "FailedDelete", note, ("Pod", pod)).await;
             Err(e)
         }
     }
