@@ -241,6 +241,37 @@ fn statefulset_ordinals_claims_rollout_and_scale_down(k1s: &K1s, k: &Kubectl) {
         history.contains("\n1 ") && history.contains("\n2 "),
         "{history}"
     );
+    // Undo applies revision 1's template again: it becomes revision 3, and the pods roll
+    // back to the first image.
+    k1s.kubectl_in(k, "sts", &["rollout", "undo", "statefulset/web"])
+        .ok();
+    k1s.kubectl_in(
+        k,
+        "sts",
+        &["rollout", "status", "statefulset/web", "--timeout=120s"],
+    )
+    .ok();
+    eventually(WAIT, "pods back at nginx:1.25", || {
+        let out = k1s.kubectl_in(
+            k,
+            "sts",
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonpath={.items[*].spec.containers[0].image}",
+            ],
+        );
+        (words(&out.stdout) == ["nginx:1.25", "nginx:1.25", "nginx:1.25"]).then_some(())
+    });
+    let history = k1s.kubectl_in(k, "sts", &["rollout", "history", "statefulset/web"]);
+    let history = history.ok();
+    assert!(
+        history.contains("\n2 ") && history.contains("\n3 ") && !history.contains("\n1 "),
+        "{history}"
+    );
 
     // Scale down: the highest ordinals go, the claims stay (Retain).
     k1s.kubectl_in(k, "sts", &["scale", "statefulset/web", "--replicas=1"])
