@@ -508,3 +508,73 @@ fn common_ready(p: &Pod) -> bool {
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
+
+#[tokio::test]
+async fn a_set_recreated_after_an_orphaning_delete_adopts_its_pods_and_history() {
+    let c = Cluster::start().await;
+    c.namespace("orphan").await;
+    let sets: Api<StatefulSet> = Api::namespaced(c.client.clone(), "orphan");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "orphan");
+    let revs: Api<ControllerRevision> = Api::namespaced(c.client.clone(), "orphan");
+    let spec = sts("o", 2, json!({"podManagementPolicy": "Parallel"}));
+    sets.create(&PostParams::default(), &spec)
+        .await
+        .expect("create");
+    let mut uids = Vec::new();
+    for i in 0..2 {
+        let name = format!("o-{i}");
+        let p = eventually(&name, || live_pod(&pods, &name)).await;
+        uids.push(p.metadata.uid.clone());
+        mark_ready(&pods, &name).await;
+    }
+    let revision = eventually("update revision", || async {
+        let st = status(&sets, "o").await;
+        st["updateRevision"].as_str().map(str::to_string)
+    })
+    .await;
+    sets.delete("o", &kube::api::DeleteParams::orphan())
+        .await
+        .expect("orphaning delete");
+    eventually("pods orphaned", || async {
+        let p = pods.get("o-0").await.ok()?;
+        p.metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let again = sets
+        .create(&PostParams::default(), &spec)
+        .await
+        .expect("recreate");
+    let uid = again.metadata.uid.clone().expect("uid");
+    for (i, old_uid) in uids.iter().enumerate() {
+        let name = format!("o-{i}");
+        let p = eventually(&format!("{name} adopted"), || async {
+            let p = pods.get(&name).await.ok()?;
+            p.owner_references()
+                .iter()
+                .any(|r| r.uid == uid && r.controller == Some(true))
+                .then_some(p)
+        })
+        .await;
+        assert_eq!(&p.metadata.uid, old_uid, "{name} was replaced, not adopted");
+    }
+    let r = eventually("revision adopted", || async {
+        let r = revs.get(&revision).await.ok()?;
+        r.owner_references()
+            .iter()
+            .any(|o| o.uid == uid)
+            .then_some(r)
+    })
+    .await;
+    assert_eq!(r.revision, 1);
+    let st = eventually("status after adoption", || async {
+        let st = status(&sets, "o").await;
+        (st["readyReplicas"] == json!(2)).then_some(st)
+    })
+    .await;
+    assert_eq!(st["updateRevision"], json!(revision), "{st}");
+    assert_eq!(st["currentRevision"], json!(revision), "{st}");
+}

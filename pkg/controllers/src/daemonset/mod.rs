@@ -29,7 +29,7 @@ use serde_json::json;
 use self::update::{NodePods, PodInfo};
 use crate::Shutdown;
 use crate::history::{self, CONTROLLER_REVISION_HASH};
-use crate::statefulset::queue::{self, PodIndex, Queue, cache, key_of};
+use crate::statefulset::queue::{self, PodIndex, Queue, cache, cache_filtered, key_of};
 use crate::statefulset::{related, scaled_value};
 use crate::workload::{
     Expectations, claim, controller_of, controller_ref, is_controlled_by, is_pod_available,
@@ -82,8 +82,9 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let (q, sets_for_pods) = (queue.clone(), sets.clone());
     let index = PodIndex::default();
     let ix = index.clone();
-    let (pods, t_pods) = cache(
+    let (pods, t_pods) = cache_filtered(
         Api::<Pod>::all(client.clone()),
+        |p: &Pod| controller_of(&p.metadata).is_none_or(|r| r.kind == "DaemonSet"),
         move |p: &Pod, deleted| {
             ix.update(&p.metadata, deleted);
             match owner_key(&p.metadata) {
@@ -215,18 +216,22 @@ async fn revisions(
     ctx: &Ctx,
     ds: &DaemonSet,
     spec: &DaemonSetSpec,
+    selector: &Selector,
 ) -> Result<(ControllerRevision, String, Vec<ControllerRevision>, i32), kube::Error> {
     let ns = ds.namespace().unwrap_or_default();
     let uid = ds.uid().unwrap_or_default();
     let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut revs: Vec<ControllerRevision> = ctx
+    // Orphaned revisions the selector matches are adopted, as upstream does (a set deleted
+    // with --cascade=orphan and created again finds its history).
+    let candidates: Vec<ControllerRevision> = ctx
         .revisions
         .state()
         .iter()
         .filter(|r| r.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|r| is_controlled_by(&r.metadata, &uid))
+        .filter(|r| is_controlled_by(&r.metadata, &uid) || controller_of(&r.metadata).is_none())
         .map(|r| (**r).clone())
         .collect();
+    let mut revs = claim(&api, ds, selector, candidates).await?.owned;
     history::sort_revisions(&mut revs);
     let mut collision = ds
         .status
@@ -335,7 +340,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
     if ds.metadata.deletion_timestamp.is_some() {
         return Ok(None);
     }
-    let (cur, hash, revs, collision) = revisions(ctx, ds, &spec).await?;
+    let (cur, hash, revs, collision) = revisions(ctx, ds, &spec, &selector).await?;
 
     let now = Timestamp::now();
     let min_ready = spec.min_ready_seconds.unwrap_or(0);

@@ -32,7 +32,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use self::plan::{Action, PodView, Revision, SetView};
-use self::queue::{PodIndex, Queue, cache, key_of};
+use self::queue::{PodIndex, Queue, cache, cache_filtered, key_of};
 use crate::Shutdown;
 use crate::history::{self, CONTROLLER_REVISION_HASH};
 use crate::workload::{
@@ -90,8 +90,9 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let (q, sets_for_pods) = (queue.clone(), sets.clone());
     let index = PodIndex::default();
     let ix = index.clone();
-    let (pods, t_pods) = cache(
+    let (pods, t_pods) = cache_filtered(
         Api::<Pod>::all(client.clone()),
+        |p: &Pod| controller_of(&p.metadata).is_none_or(|r| r.kind == "StatefulSet"),
         move |p: &Pod, deleted| {
             ix.update(&p.metadata, deleted);
             match controller_of(&p.metadata) {
@@ -456,6 +457,7 @@ async fn revisions(
     ctx: &Ctx,
     set: &StatefulSet,
     template: &PodTemplateSpec,
+    selector: &Selector,
 ) -> Result<
     (
         Vec<ControllerRevision>,
@@ -468,14 +470,17 @@ async fn revisions(
     let ns = set.namespace().unwrap_or_default();
     let uid = set.uid().unwrap_or_default();
     let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut revs: Vec<ControllerRevision> = ctx
+    // Orphaned revisions the selector matches are adopted, as upstream does (a set deleted
+    // with --cascade=orphan and created again finds its history).
+    let candidates: Vec<ControllerRevision> = ctx
         .revisions
         .state()
         .iter()
         .filter(|r| r.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|r| is_controlled_by(&r.metadata, &uid))
+        .filter(|r| is_controlled_by(&r.metadata, &uid) || controller_of(&r.metadata).is_none())
         .map(|r| (**r).clone())
         .collect();
+    let mut revs = claim(&api, set, selector, candidates).await?.owned;
     history::sort_revisions(&mut revs);
     let mut collision = set
         .status
@@ -579,7 +584,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
         return Ok(None);
     }
 
-    let (revs, current, update, collision) = revisions(ctx, set, &spec.template).await?;
+    let (revs, current, update, collision) = revisions(ctx, set, &spec.template, &selector).await?;
     let current_template = history::template_of(&current).unwrap_or_else(|| spec.template.clone());
 
     let now = Timestamp::now();

@@ -98,10 +98,44 @@ where
     F: Fn(&K, bool) + Send + 'static,
     R: Fn() + Send + 'static,
 {
+    cache_filtered(api, |_: &K| true, on_change, on_ready)
+}
+
+/// Like [`cache`], holding only the objects `keep` accepts: one that stops being kept
+/// leaves the cache as if deleted. Controllers that care for a few kinds of owner keep
+/// their pods and the orphans, not every pod of the cluster.
+pub fn cache_filtered<K, P, F, R>(
+    api: Api<K>,
+    keep: P,
+    on_change: F,
+    on_ready: R,
+) -> (Store<K>, JoinHandle<()>)
+where
+    P: Fn(&K) -> bool + Send + 'static,
+    K: Resource<DynamicType = ()>
+        + Lookup<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+    <K as Lookup>::DynamicType: Eq + Hash + Clone + Default,
+    F: Fn(&K, bool) + Send + 'static,
+    R: Fn() + Send + 'static,
+{
     let (store, writer) = reflector::store();
     let stream = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(|o: &mut K| o.meta_mut().managed_fields = None);
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+        .filter_map(move |ev| {
+            let ev = match ev {
+                Ok(Event::Apply(o)) if !keep(&o) => Some(Ok(Event::Delete(o))),
+                Ok(Event::InitApply(o)) if !keep(&o) => None,
+                other => Some(other),
+            };
+            std::future::ready(ev)
+        });
     let task = tokio::spawn(async move {
         let mut events = std::pin::pin!(reflector::reflector(writer, stream));
         while let Some(ev) = events.next().await {
