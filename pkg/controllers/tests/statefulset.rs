@@ -578,3 +578,85 @@ async fn a_set_recreated_after_an_orphaning_delete_adopts_its_pods_and_history()
     assert_eq!(st["updateRevision"], json!(revision), "{st}");
     assert_eq!(st["currentRevision"], json!(revision), "{st}");
 }
+
+async fn mark_failed(pods: &Api<Pod>, name: &str) {
+    let patch = json!({"status": {"phase": "Failed"}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap_or_else(|e| panic!("mark {name} failed: {e}"));
+}
+
+async fn messages(c: &Cluster, ns: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(c.client.clone(), ns);
+    events
+        .list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter_map(|e| Some(format!("{}: {}", e.reason?, e.message?)))
+        .collect()
+}
+
+#[tokio::test]
+async fn failed_pods_are_recreated() {
+    let c = Cluster::start().await;
+    c.namespace("failing").await;
+    let sets: Api<StatefulSet> = Api::namespaced(c.client.clone(), "failing");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "failing");
+    sets.create(&PostParams::default(), &sts("f", 1, json!({})))
+        .await
+        .expect("create");
+    let first = eventually("f-0", || live_pod(&pods, "f-0")).await;
+    mark_failed(&pods, "f-0").await;
+    eventually("f-0 recreated", || async {
+        live_pod(&pods, "f-0")
+            .await
+            .filter(|p| p.metadata.uid != first.metadata.uid)
+    })
+    .await;
+    let want = "RecreatingFailedPod: StatefulSet failing/f is recreating failed Pod f-0";
+    eventually("RecreatingFailedPod event", || async {
+        messages(&c, "failing")
+            .await
+            .iter()
+            .any(|m| m == want)
+            .then_some(())
+    })
+    .await;
+
+    let nodes: Api<Node> = Api::all(c.client.clone());
+    nodes
+        .create(&PostParams::default(), &node("solo", json!({}), json!([])))
+        .await
+        .expect("node");
+    let dsets: Api<DaemonSet> = Api::namespaced(c.client.clone(), "failing");
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "d"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "d"}},
+            "template": {
+                "metadata": {"labels": {"app": "d"}},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}
+            }
+        }
+    }))
+    .expect("ds");
+    dsets.create(&PostParams::default(), &ds).await.expect("ds");
+    let lp = ListParams::default().labels("app=d");
+    let first = eventually("daemon pod", || async {
+        pods.list(&lp).await.ok()?.items.into_iter().next()
+    })
+    .await;
+    mark_failed(&pods, &first.name_any()).await;
+    eventually("daemon pod replaced", || async {
+        let items = pods.list(&lp).await.ok()?.items;
+        (items.len() == 1 && items[0].metadata.uid != first.metadata.uid).then_some(())
+    })
+    .await;
+    let want = format!(
+        "FailedDaemonPod: Found failed daemon pod failing/{} on node solo, will try to kill it",
+        first.name_any()
+    );
+    assert!(messages(&c, "failing").await.contains(&want));
+}

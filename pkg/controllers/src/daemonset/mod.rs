@@ -39,7 +39,14 @@ use crate::workload::{
 /// Upstream's component name.
 pub const NAME: &str = "daemonset-controller";
 
+/// The first wait before a node's failed daemon pod is deleted again; it doubles up to
+/// [`FAILED_POD_MAX_BACKOFF`] (upstream's `failedPodsBackoff`).
+const FAILED_POD_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between deletions of failed daemon pods on one node.
+const FAILED_POD_MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+
 struct Ctx {
+    failed: Mutex<HashMap<String, (std::time::Instant, Duration)>>,
     client: kube::Client,
     sets: Store<DaemonSet>,
     pods: Store<Pod>,
@@ -157,6 +164,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
             nodes,
             revisions,
             expectations: Expectations::new(),
+            failed: Mutex::default(),
         });
         let all = move || sets.state().iter().map(|s| key_of(&s.metadata)).collect();
         queue::work(queue, rx, shutdown, all, |key| {
@@ -167,6 +175,33 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     }
     for t in tasks {
         t.abort();
+    }
+}
+
+impl Ctx {
+    /// `None` when a failed pod of the set on the node may be deleted now (the back-off
+    /// then grows), else how long to wait.
+    fn failed_backoff(&self, uid: &str, node: &str) -> Option<Duration> {
+        let now = std::time::Instant::now();
+        let mut failed = self.failed.lock();
+        failed.retain(|_, (since, delay)| {
+            now.duration_since(*since) < 2 * FAILED_POD_MAX_BACKOFF.max(*delay)
+        });
+        let key = format!("{uid}/{node}");
+        match failed.get_mut(&key) {
+            Some((since, delay)) if now.duration_since(*since) < *delay => {
+                Some(*delay - now.duration_since(*since))
+            }
+            Some((since, delay)) => {
+                *since = now;
+                *delay = (*delay * 2).min(FAILED_POD_MAX_BACKOFF);
+                None
+            }
+            None => {
+                failed.insert(key, (now, FAILED_POD_BACKOFF));
+                None
+            }
+        }
     }
 }
 
@@ -396,6 +431,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
     let mut create_on: Vec<String> = Vec::new();
     let mut delete: Vec<String> = Vec::new();
     let mut failed_notes = Vec::new();
+    let mut retry_after: Option<Duration> = None;
     let mut update_view = Vec::new();
     let empty = Vec::new();
     for (node, run, keep) in &eligible {
@@ -412,6 +448,12 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
                     continue;
                 }
                 if phase(p) == "Failed" {
+                    // Upstream's back-off: a node whose daemon pods keep failing (a
+                    // kubelet rejecting them) is not fought over in a hot loop.
+                    if let Some(wait) = ctx.failed_backoff(&uid, &node_name) {
+                        retry_after = Some(retry_after.map_or(wait, |r: Duration| r.min(wait)));
+                        continue;
+                    }
                     failed_notes.push((
                         format!(
                             "Found failed daemon pod {ns}/{} on node {node_name}, will try to kill it",
@@ -635,7 +677,12 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
     let prune = history::revisions_to_prune(&revs, is_live, limit);
     history::prune(&Api::namespaced(ctx.client.clone(), ns), prune).await?;
 
-    Ok(waiting_for_min_ready.then(|| Duration::from_secs(u64::try_from(min_ready).unwrap_or(1))))
+    let min_ready_wait =
+        waiting_for_min_ready.then(|| Duration::from_secs(u64::try_from(min_ready).unwrap_or(1)));
+    Ok(match (min_ready_wait, retry_after) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
 }
 
 #[cfg(test)]

@@ -634,7 +634,20 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
                 };
                 create_pod(ctx, set, &spec, ordinal, template, &revision, &mut created).await
             }
-            Action::Replace(pod) | Action::ScaleDown(pod) | Action::Update(pod) => {
+            Action::Replace(pod) => {
+                let failed = owned
+                    .iter()
+                    .any(|p| p.name_any() == pod && phase(p) == "Failed");
+                let (ok, reason, what) = if failed {
+                    (false, "RecreatingFailedPod", "failed")
+                } else {
+                    (true, "RecreatingTerminatedPod", "terminated")
+                };
+                let note = format!("StatefulSet {ns}/{name} is recreating {what} Pod {pod}");
+                event(ctx, set, ok, reason, note, ("Pod", &pod)).await;
+                delete_pod(ctx, set, &pods_api, &pod, &mut deleted).await
+            }
+            Action::ScaleDown(pod) | Action::Update(pod) => {
                 delete_pod(ctx, set, &pods_api, &pod, &mut deleted).await
             }
         };
