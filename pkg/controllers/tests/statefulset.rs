@@ -544,6 +544,11 @@ async fn a_set_recreated_after_an_orphaning_delete_adopts_its_pods_and_history()
             .then_some(())
     })
     .await;
+    // An orphan that lost its identity label gets it back once adopted.
+    let strip = json!({"metadata": {"labels": {"apps.kubernetes.io/pod-index": null}}});
+    pods.patch("o-1", &PatchParams::default(), &Patch::Merge(strip))
+        .await
+        .expect("strip label");
     let again = sets
         .create(&PostParams::default(), &spec)
         .await
@@ -570,6 +575,15 @@ async fn a_set_recreated_after_an_orphaning_delete_adopts_its_pods_and_history()
     })
     .await;
     assert_eq!(r.revision, 1);
+    eventually("identity label repaired", || async {
+        let p = pods.get("o-1").await.ok()?;
+        (p.labels()
+            .get("apps.kubernetes.io/pod-index")
+            .map(String::as_str)
+            == Some("1"))
+        .then_some(())
+    })
+    .await;
     let st = eventually("status after adoption", || async {
         let st = status(&sets, "o").await;
         (st["readyReplicas"] == json!(2)).then_some(st)
@@ -659,4 +673,73 @@ async fn failed_pods_are_recreated() {
         first.name_any()
     );
     assert!(messages(&c, "failing").await.contains(&want));
+}
+
+#[tokio::test]
+async fn daemonsets_surge_a_new_pod_before_the_old_one_goes() {
+    let c = Cluster::start().await;
+    c.namespace("surge").await;
+    let nodes: Api<Node> = Api::all(c.client.clone());
+    for n in ["s1", "s2"] {
+        nodes
+            .create(&PostParams::default(), &node(n, json!({}), json!([])))
+            .await
+            .expect("node");
+    }
+    let sets: Api<DaemonSet> = Api::namespaced(c.client.clone(), "surge");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "surge");
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "s"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "s"}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": {"app": "s"}},
+                "spec": {"containers": [{"name": "c", "image": "s:1"}]}
+            }
+        }
+    }))
+    .expect("ds");
+    sets.create(&PostParams::default(), &ds).await.expect("ds");
+    let first = eventually("two daemon pods", || async {
+        let m = daemon_pods(&pods).await;
+        (m.len() == 2).then_some(m)
+    })
+    .await;
+    for ps in first.values() {
+        mark_ready(&pods, &ps[0].name_any()).await;
+    }
+    let old_hash = revision(&first["s1"][0]);
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "s:2"}]}}}});
+    sets.patch("s", &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .expect("update");
+    // One node at a time gets a second, new pod while its old one keeps running.
+    let surged = eventually("a surge pod", || async {
+        let m = daemon_pods(&pods).await;
+        let doubled: Vec<_> = m.iter().filter(|(_, ps)| ps.len() == 2).collect();
+        (doubled.len() == 1).then(|| doubled[0].1.clone())
+    })
+    .await;
+    assert_eq!(
+        surged.iter().filter(|p| revision(p) == old_hash).count(),
+        1,
+        "the old pod stays until the new one is available"
+    );
+    eventually("every node on the new revision, one pod each", || async {
+        let m = daemon_pods(&pods).await;
+        for ps in m.values() {
+            for p in ps {
+                if !common_ready(p) {
+                    mark_ready(&pods, &p.name_any()).await;
+                }
+            }
+        }
+        let done = m.len() == 2
+            && m.values()
+                .all(|ps| ps.len() == 1 && revision(&ps[0]) != old_hash);
+        done.then_some(())
+    })
+    .await;
 }

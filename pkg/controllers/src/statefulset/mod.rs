@@ -620,6 +620,12 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
         let end = set_view.start.saturating_add(replicas);
         let scaled_down = v.ordinal < set_view.start || v.ordinal >= end;
         update_claim_refs(ctx, set, &spec, pod, v.ordinal, scaled_down).await?;
+        if !scaled_down && !v.terminating {
+            // Upstream's identity and storage repair: an adopted or edited pod gets its
+            // identity labels back and its missing claims created.
+            repair_identity(&pods_api, pod, v.ordinal).await?;
+            create_claims(ctx, set, &spec, v.ordinal).await?;
+        }
     }
 
     let mut created = Vec::new();
@@ -735,6 +741,28 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
     history::prune(&Api::namespaced(ctx.client.clone(), ns), prune).await?;
 
     Ok(waiting_for_min_ready.then(|| Duration::from_secs(u64::try_from(min_ready).unwrap_or(1))))
+}
+
+/// Puts back the identity labels of a pod that lacks them.
+async fn repair_identity(api: &Api<Pod>, pod: &Pod, ordinal: i32) -> Result<(), kube::Error> {
+    let name = pod.name_any();
+    let labels = pod.labels();
+    let index = ordinal.to_string();
+    if labels.get(POD_NAME_LABEL) == Some(&name) && labels.get(POD_INDEX_LABEL) == Some(&index) {
+        return Ok(());
+    }
+    let patch = json!({"metadata": {
+        "labels": {POD_NAME_LABEL: name, POD_INDEX_LABEL: index},
+        "uid": pod.metadata.uid,
+    }});
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409 | 422) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 async fn create_pod(
