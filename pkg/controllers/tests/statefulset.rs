@@ -535,13 +535,17 @@ async fn a_set_recreated_after_an_orphaning_delete_adopts_its_pods_and_history()
     sets.delete("o", &kube::api::DeleteParams::orphan())
         .await
         .expect("orphaning delete");
-    eventually("pods orphaned", || async {
-        let p = pods.get("o-0").await.ok()?;
-        p.metadata
-            .owner_references
-            .unwrap_or_default()
-            .is_empty()
-            .then_some(())
+    eventually("set gone, pods orphaned", || async {
+        if !matches!(sets.get("o").await, Err(e) if is_not_found(&e)) {
+            return None;
+        }
+        for name in ["o-0", "o-1"] {
+            let p = pods.get(name).await.ok()?;
+            if !p.owner_references().is_empty() {
+                return None;
+            }
+        }
+        Some(())
     })
     .await;
     // An orphan that lost its identity label gets it back once adopted.
