@@ -404,10 +404,14 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
         .as_ref()
         .and_then(|s| s.rolling_update.as_ref());
     let all_nodes = ctx.nodes.state();
+    let mut prepared = template_spec.clone();
+    nodes::add_daemon_tolerations(&mut prepared);
+    let node_names: std::collections::HashSet<String> =
+        all_nodes.iter().map(|n| n.name_any()).collect();
     let eligible: Vec<(&Node, bool, bool)> = all_nodes
         .iter()
         .map(|n| {
-            let (run, keep) = nodes::should_run(&template_spec, n);
+            let (run, keep) = nodes::should_run_prepared(&prepared, n);
             (&**n, run, keep)
         })
         .collect();
@@ -514,7 +518,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
     }
     // Pods pinned to nodes that no longer exist go too.
     for (node, pods) in &by_node {
-        if !all_nodes.iter().any(|n| &n.name_any() == node) {
+        if !node_names.contains(node) {
             delete.extend(
                 pods.iter()
                     .filter(|p| p.metadata.deletion_timestamp.is_none())

@@ -143,6 +143,15 @@ pub fn affinity_matches(spec: &PodSpec, node: &Node) -> bool {
 
 /// (should run, should continue running) for a daemon pod of `template` on `node`.
 pub fn should_run(template: &PodSpec, node: &Node) -> (bool, bool) {
+    let mut spec = template.clone();
+    add_daemon_tolerations(&mut spec);
+    should_run_prepared(&spec, node)
+}
+
+/// [`should_run`] for a template that already carries the daemon tolerations (prepared
+/// once per sync rather than once per node).
+pub fn should_run_prepared(spec: &PodSpec, node: &Node) -> (bool, bool) {
+    let template = spec;
     let node_name = node.metadata.name.as_deref().unwrap_or("");
     if template
         .node_name
@@ -151,9 +160,7 @@ pub fn should_run(template: &PodSpec, node: &Node) -> (bool, bool) {
     {
         return (false, false);
     }
-    let mut spec = template.clone();
-    add_daemon_tolerations(&mut spec);
-    if !affinity_matches(&spec, node) {
+    if !affinity_matches(spec, node) {
         return (false, false);
     }
     let taints = node
