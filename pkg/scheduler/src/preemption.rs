@@ -80,6 +80,9 @@ fn victims_on(cycle: &Cycle<'_>, name: &str, node: &NodeInfo) -> Option<Vec<Arc<
     Some(victims)
 }
 
+/// A candidate: its ranking key, node and victims.
+type Choice = ((i64, i64, usize), String, Vec<Arc<PodInfo>>);
+
 /// The node to preempt on and its victims, chosen as upstream's
 /// `pickOneNodeForPreemption` does (PodDisruptionBudgets apart): the lowest highest
 /// victim priority, then the lowest sum of priorities, then the fewest victims.
@@ -88,7 +91,7 @@ pub fn find<'n>(
     cache: &Cache,
     candidates: impl Iterator<Item = &'n str>,
 ) -> Option<(String, Vec<Arc<PodInfo>>)> {
-    let mut best: Option<((i64, i64, usize), String, Vec<Arc<PodInfo>>)> = None;
+    let mut best: Option<Choice> = None;
     for name in candidates {
         let Some(node) = cache.nodes.get(name) else {
             continue;

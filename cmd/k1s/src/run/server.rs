@@ -229,6 +229,17 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             },
         ))
     };
+    let (stop_scheduler, scheduler_stopping) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = if args.disable_scheduler {
+        None
+    } else {
+        Some(tokio::spawn(k1s_scheduler::run(
+            scheduler_client(&api),
+            async move {
+                let _ = scheduler_stopping.await;
+            },
+        )))
+    };
     let simulator = if args.simulate_nodes > 0 {
         let mut config = k1s_simulator::Config::new(args.simulate_nodes);
         config.events = !args.simulate_quiet;
@@ -249,17 +260,6 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         Some((stop, task))
     } else {
         None
-    };
-    let (stop_scheduler, scheduler_stopping) = tokio::sync::oneshot::channel::<()>();
-    let scheduler = if args.disable_scheduler {
-        None
-    } else {
-        Some(tokio::spawn(k1s_scheduler::run(
-            scheduler_client(&api),
-            async move {
-                let _ = scheduler_stopping.await;
-            },
-        )))
     };
     let serve_options = ServeOptions {
         request_timeout: args.request_timeout,
@@ -304,17 +304,17 @@ fn controller_manager_client(api: &Arc<ApiServer>) -> kube::Client {
     k1s_apiserver::client::client(api.clone(), user)
 }
 
-/// The in-process client of the simulated nodes (they write Nodes, Leases and pods of
-/// every namespace, as kubelets of many nodes would).
-fn simulator_client(api: &Arc<ApiServer>) -> kube::Client {
-    let user = UserInfo::new("system:k1s-simulator", ["system:masters".to_string()]);
-    k1s_apiserver::client::client(api.clone(), user)
-}
-
 /// The in-process client of the embedded scheduler, as upstream's
 /// `system:kube-scheduler` identity.
 fn scheduler_client(api: &Arc<ApiServer>) -> kube::Client {
     let user = UserInfo::new("system:kube-scheduler", ["system:masters".to_string()]);
+    k1s_apiserver::client::client(api.clone(), user)
+}
+
+/// The in-process client of the simulated nodes (they write Nodes, Leases and pods of
+/// every namespace, as kubelets of many nodes would).
+fn simulator_client(api: &Arc<ApiServer>) -> kube::Client {
+    let user = UserInfo::new("system:k1s-simulator", ["system:masters".to_string()]);
     k1s_apiserver::client::client(api.clone(), user)
 }
 
