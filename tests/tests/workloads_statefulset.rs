@@ -92,6 +92,99 @@ fn statefulsets_and_daemonsets_on_simulated_nodes() {
     });
     statefulset_ordinals_claims_rollout_and_scale_down(&k1s, &k);
     daemonset_one_pod_per_node_and_tolerations(&k1s, &k, &nodes);
+    let mut k1s = k1s;
+    sets_converge_after_a_sigkill(&mut k1s, &k, &nodes);
+}
+
+const CRASH: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: c
+spec:
+  serviceName: c
+  replicas: 6
+  podManagementPolicy: Parallel
+  selector:
+    matchLabels:
+      app: c
+  template:
+    metadata:
+      labels:
+        app: c
+    spec:
+      containers:
+      - name: c
+        image: busybox:1.36
+  volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: ["ReadWriteOnce"]
+      resources:
+        requests:
+          storage: 1Gi
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: cd
+spec:
+  selector:
+    matchLabels:
+      app: cd
+  template:
+    metadata:
+      labels:
+        app: cd
+    spec:
+      tolerations:
+      - operator: Exists
+      containers:
+      - name: c
+        image: busybox:1.36
+"#;
+
+/// The server is SIGKILLed while both controllers create pods; after the restart they
+/// converge from what the API holds: every ordinal and claim once, one daemon pod per node.
+fn sets_converge_after_a_sigkill(k1s: &mut K1s, k: &Kubectl, nodes: &[String]) {
+    k1s.kubectl(k, &["create", "namespace", "crash"]).ok();
+    let file = k1s.write_file("crash.yaml", CRASH);
+    let path = file.to_string_lossy().to_string();
+    k1s.kubectl_in(k, "crash", &["apply", "-f", &path]).ok();
+    k1s.kill();
+    k1s.start_again();
+    for what in ["statefulset/c", "daemonset/cd"] {
+        k1s.kubectl_in(k, "crash", &["rollout", "status", what, "--timeout=120s"])
+            .ok();
+    }
+    let names = |selector: &str, field: &str| {
+        let out = k1s.kubectl_in(
+            k,
+            "crash",
+            &[
+                "get",
+                "pods",
+                "-l",
+                selector,
+                "-o",
+                &format!("jsonpath={{.items[*]{field}}}"),
+            ],
+        );
+        words(out.ok())
+    };
+    let want: Vec<String> = (0..6).map(|i| format!("c-{i}")).collect();
+    assert_eq!(names("app=c", ".metadata.name"), want);
+    let claims = k1s.kubectl_in(
+        k,
+        "crash",
+        &["get", "pvc", "-o", "jsonpath={.items[*].metadata.name}"],
+    );
+    let want: Vec<String> = (0..6).map(|i| format!("data-c-{i}")).collect();
+    assert_eq!(words(claims.ok()), want);
+    eventually(WAIT, "one daemon pod per node after the restart", || {
+        (names("app=cd", ".spec.nodeName") == nodes).then_some(())
+    });
 }
 
 fn statefulset_ordinals_claims_rollout_and_scale_down(k1s: &K1s, k: &Kubectl) {
