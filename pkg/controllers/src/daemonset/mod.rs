@@ -418,12 +418,17 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
     let desired = eligible.iter().filter(|(_, run, _)| *run).count();
     let desired_i32 = i32::try_from(desired).unwrap_or(i32::MAX);
     let mut max_surge = if rolling {
-        scaled_value(ru.and_then(|r| r.max_surge.as_ref()), desired_i32, 0).max(0)
+        scaled_value(ru.and_then(|r| r.max_surge.as_ref()), desired_i32, 0, true).max(0)
     } else {
         0
     };
-    let mut max_unavailable =
-        scaled_value(ru.and_then(|r| r.max_unavailable.as_ref()), desired_i32, 1).max(0);
+    let mut max_unavailable = scaled_value(
+        ru.and_then(|r| r.max_unavailable.as_ref()),
+        desired_i32,
+        1,
+        true,
+    )
+    .max(0);
     if max_surge == 0 && max_unavailable == 0 {
         max_unavailable = 1;
     }

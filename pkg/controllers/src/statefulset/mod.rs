@@ -187,15 +187,15 @@ fn revision_label(pod: &Pod) -> String {
         .unwrap_or_default()
 }
 
-/// Resolves an int-or-percent against `total`, rounding up, as upstream's
-/// `GetScaledValueFromIntOrPercent(…, true)`.
-pub fn scaled_value(v: Option<&IntOrString>, total: i32, default: i32) -> i32 {
+/// Resolves an int-or-percent against `total`, as upstream's
+/// `GetScaledValueFromIntOrPercent` (percentages rounded up or down).
+pub fn scaled_value(v: Option<&IntOrString>, total: i32, default: i32, round_up: bool) -> i32 {
     match v {
         None => default,
         Some(IntOrString::Int(i)) => *i,
         Some(IntOrString::String(s)) => {
             let pct: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
-            let n = (pct * i64::from(total) + 99) / 100;
+            let n = (pct * i64::from(total) + if round_up { 99 } else { 0 }) / 100;
             i32::try_from(n).unwrap_or(i32::MAX)
         }
     }
@@ -605,8 +605,14 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
         parallel: spec.pod_management_policy.as_deref() == Some("Parallel"),
         rolling,
         partition: ru.and_then(|r| r.partition).unwrap_or(0),
-        max_unavailable: scaled_value(ru.and_then(|r| r.max_unavailable.as_ref()), replicas, 1)
-            .max(1),
+        // Rounded down, at least 1 (upstream's getStatefulSetMaxUnavailable).
+        max_unavailable: scaled_value(
+            ru.and_then(|r| r.max_unavailable.as_ref()),
+            replicas,
+            1,
+            false,
+        )
+        .max(1),
         update_revision: update.name_any(),
     };
     let views: Vec<PodView> = owned
@@ -904,10 +910,11 @@ mod tests {
     }
 
     #[test]
-    fn percentages_round_up() {
+    fn percentages_round_as_asked() {
         let pct = IntOrString::String("50%".into());
-        assert_eq!(scaled_value(Some(&pct), 3, 1), 2);
-        assert_eq!(scaled_value(Some(&IntOrString::Int(2)), 3, 1), 2);
-        assert_eq!(scaled_value(None, 3, 1), 1);
+        assert_eq!(scaled_value(Some(&pct), 3, 1, true), 2);
+        assert_eq!(scaled_value(Some(&pct), 3, 1, false), 1);
+        assert_eq!(scaled_value(Some(&IntOrString::Int(2)), 3, 1, false), 2);
+        assert_eq!(scaled_value(None, 3, 1, true), 1);
     }
 }
