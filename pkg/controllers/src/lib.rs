@@ -4,12 +4,15 @@
 //! Every controller is level-triggered: it reads the world, makes it match, and requeues;
 //! none assumes it saw every event.
 
+pub mod daemonset;
 pub mod discovery;
 pub mod garbagecollector;
+pub mod history;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod statefulset;
 pub mod tainteviction;
 pub mod workload;
 
@@ -56,6 +59,16 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "replicationcontroller-controller",
         start: replicaset::start_replication_controllers,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "statefulset-controller",
+        start: statefulset::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "daemonset-controller",
+        start: daemonset::start,
         enabled_by_default: true,
     },
     Descriptor {
