@@ -5,8 +5,11 @@
 //! none assumes it saw every event.
 
 pub mod discovery;
+pub mod cronjob;
 pub mod garbagecollector;
+pub mod job;
 pub mod namespace;
+pub mod ttlafterfinished;
 pub mod workload;
 
 use std::future::Future;
@@ -42,6 +45,21 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "garbage-collector-controller",
         start: garbagecollector::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "job-controller",
+        start: job::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "cronjob-controller",
+        start: cronjob::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "ttl-after-finished-controller",
+        start: ttlafterfinished::start,
         enabled_by_default: true,
     },
 ];
