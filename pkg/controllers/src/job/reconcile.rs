@@ -159,6 +159,8 @@ async fn event(ctx: &Context, job: &Job, type_: EventType, reason: &str, note: S
 /// Everything one sync works out before it writes.
 struct SyncCtx {
     job: Job,
+    /// The status as read, to tell whether anything needs writing.
+    read_status: Option<JobStatus>,
     pods: Vec<Pod>,
     active: Vec<Pod>,
     ready: i32,
@@ -213,6 +215,7 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
     let job_uid = job.uid().unwrap_or_default();
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
 
+    let read_status = job.status.clone();
     let status = job.status.get_or_insert_with(JobStatus::default);
     let uncounted = status
         .uncounted_terminated_pods
@@ -286,6 +289,7 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
         indexed,
         pods: Vec::new(),
         job: Job::default(),
+        read_status: read_status.clone(),
     };
     sc.pods = std::mem::take(&mut pods);
 
@@ -751,7 +755,7 @@ async fn track_and_remove_finalizers(ctx: &Context, key: &str, sc: &mut SyncCtx)
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let spec = sc.job.spec.clone().unwrap_or_default();
-    let original_status = sc.job.status.clone();
+    let original_status = sc.read_status.clone();
     let completions = sc.completions.unwrap_or(0);
 
     if sc.indexed {
