@@ -171,6 +171,11 @@ struct SyncCtx {
     finished: Option<JobCondition>,
     succeeded_indexes: Intervals,
     prev_succeeded_indexes: Intervals,
+    /// With `backoffLimitPerIndex`: the indexes that failed for good.
+    failed_indexes: Option<Intervals>,
+    /// With `backoffLimitPerIndex`: per index, the failed pod whose finalizer stays until
+    /// its replacement carries its failure count.
+    delayed: HashMap<i32, Pod>,
     completions: Option<i32>,
     indexed: bool,
 }
@@ -285,6 +290,8 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
         finished: None,
         succeeded_indexes: Intervals::default(),
         prev_succeeded_indexes: Intervals::default(),
+        failed_indexes: None,
+        delayed: HashMap::new(),
         completions,
         indexed,
         pods: Vec::new(),
@@ -388,12 +395,38 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
         let done: Vec<i32> = sc
             .pods
             .iter()
-            .filter(|p| phase(p) == "Succeeded")
+            .filter(|p| phase(p) == "Succeeded" && has_tracking_finalizer(p))
             .filter_map(|p| indexes::completion_index(p))
             .filter(|ix| *ix < c)
             .collect();
         sc.succeeded_indexes = sc.prev_succeeded_indexes.with(done);
         succeeded = sc.succeeded_indexes.total() as i32;
+        if let Some(per_index) = spec.backoff_limit_per_index {
+            let prev = Intervals::parse(status.failed_indexes.as_deref().unwrap_or(""), c);
+            let newly: Vec<i32> = sc
+                .pods
+                .iter()
+                .filter(|p| has_tracking_finalizer(p))
+                .filter(|p| is_index_failed(&job_view, p, per_index))
+                .filter_map(|p| indexes::completion_index(p))
+                .filter(|ix| *ix < c)
+                .collect();
+            let failed_ix = prev.with(newly);
+            if sc.finished.is_none() {
+                let total = failed_ix.total();
+                if spec.max_failed_indexes.is_some_and(|m| total > m.max(0) as usize) {
+                    sc.finished = Some(failure_target(
+                        "MaxFailedIndexesExceeded",
+                        "Job has exceeded the specified maximal number of failed indexes",
+                        now,
+                    ));
+                } else if total > 0 && total + sc.succeeded_indexes.total() >= c.max(0) as usize {
+                    sc.finished = Some(failure_target("FailedIndexes", "Job has failed indexes", now));
+                }
+            }
+            sc.delayed = delayed_per_index(&job_view, &sc, &failed_ix, c);
+            sc.failed_indexes = Some(failed_ix);
+        }
         if sc.finished.is_none()
             && let Some(msg) = match_success_policy(spec.success_policy.as_ref(), c, &sc.succeeded_indexes)
         {
@@ -406,7 +439,7 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
     let mut manage_err = None;
     if sc.finished.is_some() {
         // The Job is done: stop what still runs.
-        let (deleted_ready, deleted, err) = delete_pods(&pods_api, &sc.active, false).await;
+        let (deleted_ready, deleted, err) = delete_pods(ctx, &job, &pods_api, &sc.active, false).await;
         if deleted != active || !satisfied {
             sc.finished = None;
         }
@@ -417,6 +450,7 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
     } else {
         let mut managed = false;
         if satisfied && job.metadata.deletion_timestamp.is_none() {
+            let backoff = if sc.failed_indexes.is_some() { Duration::ZERO } else { backoff };
             match manage_job(ctx, &job, &key, &mut sc, succeeded, backoff).await {
                 Ok((a, wait)) => {
                     active = a;
@@ -502,6 +536,8 @@ fn past_backoff_limit_on_failure(job: &Job, pods: &[Pod], limit: i32) -> bool {
 /// for pods it removes while the Job goes on); returns how many ready and how many in
 /// all were deleted, and the first error.
 async fn delete_pods(
+    ctx: &Context,
+    job: &Job,
     api: &Api<Pod>,
     pods: &[Pod],
     remove_finalizer: bool,
@@ -527,11 +563,15 @@ async fn delete_pods(
         match r {
             Ok(()) => {
                 deleted += 1;
+                let note = format!("Deleted pod: {}", p.name_any());
+                event(ctx, job, EventType::Normal, "SuccessfulDelete", note, "Delete").await;
                 if is_pod_ready(p) {
                     ready += 1;
                 }
             }
             Err(e) => {
+                let note = format!("Error deleting: {e}");
+                event(ctx, job, EventType::Warning, "FailedDelete", note, "Delete").await;
                 first.get_or_insert(e);
             }
         }
@@ -568,7 +608,7 @@ fn pods_for_removal(sc: &SyncCtx, count: usize, now: Timestamp) -> Vec<Pod> {
         sorted.sort_by_key(|p| std::cmp::Reverse(is_pod_ready(p)));
         for p in sorted {
             match indexes::completion_index(&p) {
-                Some(ix) if ix < c && !sc.succeeded_indexes.has(ix) && seen.insert(ix) => {
+                Some(ix) if ix < c && seen.insert(ix) => {
                     left.push(p)
                 }
                 _ => rm.push(p),
@@ -606,7 +646,7 @@ async fn manage_job(
     if spec.suspend == Some(true) {
         let rm = pods_for_removal(sc, sc.active.len(), now);
         ctx.expectations.expect(key, vec![], rm.iter().map(|p| p.name_any()).collect());
-        let (ready, removed, err) = delete_pods(&api, &rm, true).await;
+        let (ready, removed, err) = delete_pods(ctx, job, &api, &rm, true).await;
         active -= removed;
         sc.terminating += removed;
         sc.ready -= ready;
@@ -626,7 +666,7 @@ async fn manage_job(
     rm.truncate(MAX_POD_CREATE_DELETE_PER_SYNC);
     if !rm.is_empty() {
         ctx.expectations.expect(key, vec![], rm.iter().map(|p| p.name_any()).collect());
-        let (ready, removed, err) = delete_pods(&api, &rm, true).await;
+        let (ready, removed, err) = delete_pods(ctx, job, &api, &rm, true).await;
         active -= removed;
         sc.terminating += removed;
         sc.ready -= ready;
@@ -648,15 +688,37 @@ async fn manage_job(
     let mut to_add: Vec<Option<i32>> = vec![None; diff];
     if sc.indexed {
         let active_refs: Vec<&Pod> = sc.active.iter().collect();
-        to_add = indexes::first_pending(
-            &active_refs,
-            &sc.succeeded_indexes,
-            diff,
-            spec.completions.unwrap_or(0),
-        )
-        .into_iter()
-        .map(Some)
-        .collect();
+        let mut skip = sc.succeeded_indexes.clone();
+        if let Some(f) = &sc.failed_indexes {
+            skip = skip.with(f.iter());
+        }
+        if only_replace_failed_pods(job) {
+            let terminating = sc
+                .pods
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_some() && !matches!(phase(p), "Succeeded" | "Failed"))
+                .filter_map(indexes::completion_index);
+            skip = skip.with(terminating);
+        }
+        let pending = indexes::first_pending(&active_refs, &skip, diff, spec.completions.unwrap_or(0));
+        let mut wait: Option<Duration> = None;
+        to_add = Vec::new();
+        for ix in pending {
+            // Each index backs off on its own failures.
+            let left = sc.delayed.get(&ix).map_or(Duration::ZERO, |p| {
+                let failures = (failure_count(p, INDEX_FAILURE_COUNT) + failure_count(p, INDEX_IGNORED_FAILURE_COUNT))
+                    .saturating_add(1);
+                backoff_remaining(failures, finished_at(p), now)
+            });
+            if left.is_zero() || sc.failed_indexes.is_none() {
+                to_add.push(Some(ix));
+            } else {
+                wait = Some(wait.map_or(left, |w| w.min(left)));
+            }
+        }
+        if to_add.is_empty() {
+            return Ok((active, wait));
+        }
     }
     if to_add.is_empty() {
         return Ok((active, None));
@@ -681,7 +743,7 @@ async fn manage_job(
                     value_from: Some(EnvVarSource {
                         field_ref: Some(ObjectFieldSelector {
                             api_version: None,
-                            field_path: format!("metadata.annotations['{COMPLETION_INDEX}']"),
+                            field_path: format!("metadata.labels['{COMPLETION_INDEX}']"),
                         }),
                         ..Default::default()
                     }),
@@ -694,6 +756,7 @@ async fn manage_job(
     let created: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let (ok, err) = slow_start_batch(to_add.len(), |i| {
         let ix = to_add[i];
+        let sc = &*sc;
         let mut pod = pod_from_template(&template, &ns, &job_name, owner.clone());
         if let Some(ix) = ix {
             let v = ix.to_string();
@@ -708,6 +771,14 @@ async fn manage_job(
             pod.metadata.generate_name = Some(indexes::generate_name_with_index(&job_name, ix));
             if let Some(s) = pod.spec.as_mut() {
                 s.hostname = Some(format!("{job_name}-{ix}"));
+            }
+            if sc.failed_indexes.is_some() {
+                let (count, ignored) = new_failure_counts(job, sc.delayed.get(&ix));
+                let a = pod.metadata.annotations.get_or_insert_with(BTreeMap::new);
+                a.insert(INDEX_FAILURE_COUNT.into(), count.to_string());
+                if ignored > 0 {
+                    a.insert(INDEX_IGNORED_FAILURE_COUNT.into(), ignored.to_string());
+                }
             }
         }
         let api = api.clone();
@@ -784,10 +855,13 @@ async fn track_and_remove_finalizers(ctx: &Context, key: &str, sc: &mut SyncCtx)
             continue;
         }
         let failed = is_pod_failed(p, &sc.job);
+        let delayed = indexes::completion_index(p)
+            .and_then(|ix| sc.delayed.get(&ix))
+            .is_some_and(|d| d.metadata.uid == p.metadata.uid);
         let can_release = sc.job.metadata.deletion_timestamp.is_some()
             || sc.finished.is_some()
             || phase(p) == "Succeeded"
-            || failed;
+            || (failed && !delayed);
         if !can_release {
             continue;
         }
@@ -829,6 +903,7 @@ async fn track_and_remove_finalizers(ctx: &Context, key: &str, sc: &mut SyncCtx)
         sc.succeeded_indexes = sc.succeeded_indexes.with(new_indexes);
         status.succeeded = Some(sc.succeeded_indexes.total() as i32);
         status.completed_indexes = Some(sc.succeeded_indexes.to_string());
+        status.failed_indexes = sc.failed_indexes.as_ref().map(Intervals::to_string);
     }
     let conds = status.conditions.get_or_insert_with(Vec::new);
     if let Some(fin) = sc.finished.clone() {
@@ -1008,4 +1083,80 @@ fn normalize(mut s: JobStatus) -> JobStatus {
         }
     }
     s
+}
+
+/// The annotation counting an index's failures so far, carried from pod to pod.
+pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
+/// The annotation counting an index's failures a pod failure policy ignored.
+pub const INDEX_IGNORED_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-ignored-failure-count";
+
+fn failure_count(pod: &Pod, annotation: &str) -> u32 {
+    pod.annotations()
+        .get(annotation)
+        .and_then(|v| v.parse::<i32>().ok())
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or(0)
+}
+
+/// Upstream `isIndexFailed`: the pod's failure fails its index, by a `FailIndex` rule or
+/// because the index used up `backoffLimitPerIndex`.
+fn is_index_failed(job: &Job, pod: &Pod, per_index: i32) -> bool {
+    if !is_pod_failed(pod, job) {
+        return false;
+    }
+    let counted = match job.spec.as_ref().and_then(|s| s.pod_failure_policy.as_ref()) {
+        Some(pol) => {
+            let m = match_pod_failure_policy(pol, pod);
+            if m.action.as_deref() == Some("FailIndex") {
+                return true;
+            }
+            m.count
+        }
+        None => true,
+    };
+    counted && i64::from(failure_count(pod, INDEX_FAILURE_COUNT)) >= i64::from(per_index)
+}
+
+/// Upstream `getPodsWithDelayedDeletionPerIndex`: per index still to run, its latest
+/// failed pod (kept until a replacement inherits its failure count).
+fn delayed_per_index(job: &Job, sc: &SyncCtx, failed: &Intervals, completions: i32) -> HashMap<i32, Pod> {
+    let active: HashSet<i32> = sc.active.iter().filter_map(indexes::completion_index).collect();
+    let mut out: HashMap<i32, Pod> = HashMap::new();
+    for p in &sc.pods {
+        if !has_tracking_finalizer(p) || sc.expected_rm.contains(&uid(p)) || !is_pod_failed(p, job) {
+            continue;
+        }
+        let Some(ix) = indexes::completion_index(p).filter(|ix| *ix < completions) else {
+            continue;
+        };
+        if sc.succeeded_indexes.has(ix) || failed.has(ix) || active.contains(&ix) {
+            continue;
+        }
+        let abs = |p: &Pod| failure_count(p, INDEX_FAILURE_COUNT) + failure_count(p, INDEX_IGNORED_FAILURE_COUNT);
+        let newer = out
+            .get(&ix)
+            .is_none_or(|last| abs(last) <= abs(p) && finished_at(p) >= finished_at(last));
+        if newer {
+            out.insert(ix, p.clone());
+        }
+    }
+    out
+}
+
+/// The failure counts a replacement of `replaced` carries (upstream
+/// `getNewIndexFailureCounts`).
+fn new_failure_counts(job: &Job, replaced: Option<&Pod>) -> (u32, u32) {
+    let Some(p) = replaced else { return (0, 0) };
+    let (mut count, mut ignored) = (failure_count(p, INDEX_FAILURE_COUNT), failure_count(p, INDEX_IGNORED_FAILURE_COUNT));
+    let counts = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.pod_failure_policy.as_ref())
+        .is_none_or(|pol| match_pod_failure_policy(pol, p).count);
+    if counts {
+        count += 1;
+    } else {
+        ignored += 1;
+    }
+    (count, ignored)
 }

@@ -406,3 +406,49 @@ async fn cronjob_history_beyond_the_limit_is_pruned() {
     .await;
     assert_eq!(s.0.to_string(), "2026-01-03T00:00:00Z");
 }
+
+#[tokio::test]
+async fn backoff_limit_per_index_fails_only_the_index() {
+    let e = env(shifted(SignedDuration::from_hours(1)), false).await;
+    let jobs: Api<Job> = Api::namespaced(e.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(e.client.clone(), "default");
+    let spec = json!({"completions": 2, "parallelism": 2, "completionMode": "Indexed", "backoffLimitPerIndex": 1});
+    jobs.create(&PostParams::default(), &job("per", spec))
+        .await
+        .expect("create job");
+    let done = eventually("the job to fail its index", || {
+        let (jobs, pods) = (jobs.clone(), pods.clone());
+        async move {
+            for p in pods.list(&ListParams::default()).await.ok()?.items {
+                if matches!(phase(&p), "Succeeded" | "Failed") {
+                    continue;
+                }
+                let to = if p.annotations()[super::indexes::COMPLETION_INDEX] == "0" { "Failed" } else { "Succeeded" };
+                let status = json!({"status": {"phase": to}});
+                pods.patch_status(&p.name_any(), &PatchParams::default(), &Patch::Merge(status))
+                    .await
+                    .ok()?;
+            }
+            let j = jobs.get("per").await.ok()?;
+            finished_condition(&j).is_some().then_some(j)
+        }
+    })
+    .await;
+    let cond = finished_condition(&done).expect("finished");
+    assert_eq!((cond.type_.as_str(), cond.reason.as_deref()), ("Failed", Some("FailedIndexes")));
+    let status = done.status.clone().expect("status");
+    assert_eq!(status.failed_indexes.as_deref(), Some("0"));
+    assert_eq!(status.completed_indexes.as_deref(), Some("1"));
+    assert_eq!(status.failed, Some(2));
+    let mut counts: Vec<String> = pods
+        .list(&ListParams::default())
+        .await
+        .expect("pods")
+        .items
+        .iter()
+        .filter(|p| p.annotations()[super::indexes::COMPLETION_INDEX] == "0")
+        .map(|p| p.annotations()[super::reconcile::INDEX_FAILURE_COUNT].clone())
+        .collect();
+    counts.sort();
+    assert_eq!(counts, ["0", "1"]);
+}

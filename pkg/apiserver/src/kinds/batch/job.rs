@@ -763,7 +763,13 @@ impl Strategy for JobStrategy {
             default_path(obj, &["spec", "completions"], json!(1));
         }
         default_path(obj, &["spec", "parallelism"], json!(1));
-        default_path(obj, &["spec", "backoffLimit"], json!(6));
+        // Per-index back-off replaces the Job-wide limit, which then never bites.
+        let per_index = has(obj, "backoffLimitPerIndex");
+        default_path(
+            obj,
+            &["spec", "backoffLimit"],
+            json!(if per_index { i32::MAX } else { 6 }),
+        );
         default_path(obj, &["spec", "completionMode"], json!("NonIndexed"));
         default_path(obj, &["spec", "suspend"], json!(false));
         if get_path(obj, &["spec", "manualSelector"]).is_some_and(Value::is_null)
