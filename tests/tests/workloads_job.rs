@@ -112,7 +112,8 @@ spec:
     let table = k1s.kubectl_in(&k, NS, &["get", "jobs"]).ok().to_string();
     let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
     assert_eq!(header, ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], "{table}");
-    let row: Vec<&str> = get_job(&k1s, &k, "pi").split_whitespace().collect::<Vec<_>>();
+    let row = get_job(&k1s, &k, "pi");
+    let row: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(&row[..3], ["pi", "Complete", "3/3"], "{row:?}");
     assert_eq!(pods_of(&k1s, &k, "pi").len(), 3);
 
