@@ -41,7 +41,15 @@ fn finish(k1s: &K1s, k: &Kubectl, job: &str, phase: &str) {
         let _ = k1s.kubectl_in(
             k,
             NS,
-            &["patch", "pod", &name, "--subresource=status", "--type=merge", "-p", &patch],
+            &[
+                "patch",
+                "pod",
+                &name,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &patch,
+            ],
         );
     }
 }
@@ -61,13 +69,25 @@ fn jobs_and_cronjobs() {
     k1s.kubectl_in(
         &k,
         NS,
-        &["create", "cronjob", "hello", "--image=busybox", "--schedule=*/1 * * * *", "--", "true"],
+        &[
+            "create",
+            "cronjob",
+            "hello",
+            "--image=busybox",
+            "--schedule=*/1 * * * *",
+            "--",
+            "true",
+        ],
     )
     .ok();
 
     // kubectl create job: one pod, labelled and tracked as upstream's.
-    k1s.kubectl_in(&k, NS, &["create", "job", "once", "--image=busybox", "--", "true"])
-        .ok();
+    k1s.kubectl_in(
+        &k,
+        NS,
+        &["create", "job", "once", "--image=busybox", "--", "true"],
+    )
+    .ok();
     let pod = eventually(Duration::from_secs(30), "the job's pod", || {
         pods_of(&k1s, &k, "once").into_iter().next()
     });
@@ -75,14 +95,29 @@ fn jobs_and_cronjobs() {
         .kubectl_in(
             &k,
             NS,
-            &["get", "pod", &pod.0, "-o", "jsonpath={.metadata.finalizers} {.metadata.labels.job-name}"],
+            &[
+                "get",
+                "pod",
+                &pod.0,
+                "-o",
+                "jsonpath={.metadata.finalizers} {.metadata.labels.job-name}",
+            ],
         )
         .ok()
         .to_string();
     assert_eq!(meta, "[\"batch.kubernetes.io/job-tracking\"] once");
     finish(&k1s, &k, "once", "Succeeded");
-    k1s.kubectl_in(&k, NS, &["wait", "--for=condition=complete", "job/once", "--timeout=60s"])
-        .ok();
+    k1s.kubectl_in(
+        &k,
+        NS,
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/once",
+            "--timeout=60s",
+        ],
+    )
+    .ok();
 
     // Three completions, two at a time.
     let manifest = r#"
@@ -110,8 +145,17 @@ spec:
         row.contains("Complete").then_some(row)
     });
     let table = k1s.kubectl_in(&k, NS, &["get", "jobs"]).ok().to_string();
-    let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
-    assert_eq!(header, ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], "{table}");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+        "{table}"
+    );
     let row = get_job(&k1s, &k, "pi");
     let row: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(&row[..3], ["pi", "Complete", "3/3"], "{row:?}");
@@ -139,7 +183,13 @@ spec:
         .kubectl_in(
             &k,
             NS,
-            &["get", "job", "fails", "-o", "jsonpath={.status.conditions[?(@.type==\"Failed\")].reason}"],
+            &[
+                "get",
+                "job",
+                "fails",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Failed\")].reason}",
+            ],
         )
         .ok()
         .to_string();
@@ -166,16 +216,39 @@ spec:
         get_job(&k1s, &k, "idx").contains("Complete").then_some(())
     });
     let done = k1s
-        .kubectl_in(&k, NS, &["get", "job", "idx", "-o", "jsonpath={.status.completedIndexes}"])
+        .kubectl_in(
+            &k,
+            NS,
+            &[
+                "get",
+                "job",
+                "idx",
+                "-o",
+                "jsonpath={.status.completedIndexes}",
+            ],
+        )
         .ok()
         .to_string();
     assert_eq!(done, "0-2");
 
     let events = k1s
-        .kubectl_in(&k, NS, &["get", "events", "-o", "custom-columns=REASON:.reason,MESSAGE:.message"])
+        .kubectl_in(
+            &k,
+            NS,
+            &[
+                "get",
+                "events",
+                "-o",
+                "custom-columns=REASON:.reason,MESSAGE:.message",
+            ],
+        )
         .ok()
         .to_string();
-    for want in ["Created pod: pi-", "Job completed", "Job has reached the specified backoff limit"] {
+    for want in [
+        "Created pod: pi-",
+        "Job completed",
+        "Job has reached the specified backoff limit",
+    ] {
         assert!(events.contains(want), "no event {want:?} in\n{events}");
     }
 
@@ -212,7 +285,16 @@ spec:
         (out.contains("*/1 * * * *") && cols.iter().rev().nth(1) != Some(&"<none>")).then_some(())
     });
     let events = k1s
-        .kubectl_in(&k, NS, &["get", "events", "--field-selector", "involvedObject.kind=CronJob"])
+        .kubectl_in(
+            &k,
+            NS,
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.kind=CronJob",
+            ],
+        )
         .ok()
         .to_string();
     assert!(events.contains(&format!("Created job {job}")), "{events}");

@@ -4,8 +4,8 @@
 //! Every controller is level-triggered: it reads the world, makes it match, and requeues;
 //! none assumes it saw every event.
 
-pub mod discovery;
 pub mod cronjob;
+pub mod discovery;
 pub mod garbagecollector;
 pub mod job;
 pub mod namespace;

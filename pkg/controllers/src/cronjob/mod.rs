@@ -45,12 +45,16 @@ pub async fn run(client: kube::Client, clock: Clock, shutdown: Shutdown) {
     let cfg = watcher::Config::default();
     let (cronjobs, cj_writer) = reflector::store::<CronJob>();
     let (jobs, job_writer) = reflector::store::<Job>();
-    let cj_events = reflector::reflector(cj_writer, watcher(Api::<CronJob>::all(client.clone()), cfg.clone()))
-        .default_backoff()
-        .touched_objects();
-    let job_events = reflector::reflector(job_writer, watcher(Api::<Job>::all(client.clone()), cfg))
-        .default_backoff()
-        .touched_objects();
+    let cj_events = reflector::reflector(
+        cj_writer,
+        watcher(Api::<CronJob>::all(client.clone()), cfg.clone()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let job_events =
+        reflector::reflector(job_writer, watcher(Api::<Job>::all(client.clone()), cfg))
+            .default_backoff()
+            .touched_objects();
     let queue = futures::stream::select(
         trigger_self(cj_events, ()),
         trigger_owners::<CronJob, _>(job_events, (), ()),
@@ -63,13 +67,18 @@ pub async fn run(client: kube::Client, clock: Clock, shutdown: Shutdown) {
     });
     applier(
         |cj, ctx| Box::pin(reconcile::reconcile(cj, ctx)),
-        error_policy, ctx, cronjobs, queue, Config::default())
-        .take_until(shutdown.wait())
-        .for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => tracing::trace!(cronjob = %obj, "cronjob synced"),
-                Err(e) => tracing::trace!(error = %e, "cronjob sync skipped"),
-            }
-        })
-        .await;
+        error_policy,
+        ctx,
+        cronjobs,
+        queue,
+        Config::default(),
+    )
+    .take_until(shutdown.wait())
+    .for_each(|res| async move {
+        match res {
+            Ok((obj, _)) => tracing::trace!(cronjob = %obj, "cronjob synced"),
+            Err(e) => tracing::trace!(error = %e, "cronjob sync skipped"),
+        }
+    })
+    .await;
 }

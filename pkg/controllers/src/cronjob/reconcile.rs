@@ -56,7 +56,14 @@ pub fn scheduled_timestamp(t: Timestamp, tz: &TimeZone) -> String {
     }
 }
 
-async fn event(ctx: &Context, cj: &CronJob, type_: EventType, reason: &str, note: String, action: &str) {
+async fn event(
+    ctx: &Context,
+    cj: &CronJob,
+    type_: EventType,
+    reason: &str,
+    note: String,
+    action: &str,
+) {
     let ev = Event {
         type_,
         reason: reason.into(),
@@ -148,7 +155,10 @@ pub async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Context>) -> Result<Action, Cr
                 &cj,
                 EventType::Warning,
                 "UnexpectedJob",
-                format!("Saw a job that the controller did not create or forgot: {}", j.name_any()),
+                format!(
+                    "Saw a job that the controller did not create or forgot: {}",
+                    j.name_any()
+                ),
                 "Sync",
             )
             .await;
@@ -157,13 +167,28 @@ pub async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Context>) -> Result<Action, Cr
             if let Some(a) = status.active.as_mut() {
                 a.retain(|r| r.uid.as_deref() != Some(uid.as_str()));
             }
-            let note = format!("Saw completed job: {}, condition: {}", j.name_any(), c.type_);
-            event(&ctx, &cj, EventType::Normal, "SawCompletedJob", note, "Sync").await;
+            let note = format!(
+                "Saw completed job: {}, condition: {}",
+                j.name_any(),
+                c.type_
+            );
+            event(
+                &ctx,
+                &cj,
+                EventType::Normal,
+                "SawCompletedJob",
+                note,
+                "Sync",
+            )
+            .await;
         } else if is_succeeded(j) {
             let status = cj.status.get_or_insert_with(CronJobStatus::default);
             let done = j.status.as_ref().and_then(|s| s.completion_time.clone());
             if let Some(done) = done
-                && status.last_successful_time.as_ref().is_none_or(|t| t.0 < done.0)
+                && status
+                    .last_successful_time
+                    .as_ref()
+                    .is_none_or(|t| t.0 < done.0)
             {
                 status.last_successful_time = Some(done);
             }
@@ -185,7 +210,15 @@ pub async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Context>) -> Result<Action, Cr
             Some(j) => j.uid() != r.uid,
         };
         if gone {
-            event(&ctx, &cj, EventType::Normal, "MissingJob", format!("Active job went missing: {name}"), "Sync").await;
+            event(
+                &ctx,
+                &cj,
+                EventType::Normal,
+                "MissingJob",
+                format!("Active job went missing: {name}"),
+                "Sync",
+            )
+            .await;
             let status = cj.status.get_or_insert_with(CronJobStatus::default);
             if let Some(a) = status.active.as_mut() {
                 a.retain(|x| x.uid != r.uid);
@@ -209,7 +242,8 @@ pub async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Context>) -> Result<Action, Cr
     if Some(&status) != before.as_ref() {
         cj.status = Some(status);
         let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
-        api.replace_status(&cj.name_any(), &PostParams::default(), &cj).await?;
+        api.replace_status(&cj.name_any(), &PostParams::default(), &cj)
+            .await?;
     }
     let requeue = requeue?;
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
@@ -230,7 +264,15 @@ async fn schedule_next(
         Ok(tz) => tz,
         Err(e) => {
             let tz = spec.time_zone.clone().unwrap_or_default();
-            event(ctx, cj, EventType::Warning, "UnknownTimeZone", format!("invalid timeZone: {tz:?}: {e}"), "Sync").await;
+            event(
+                ctx,
+                cj,
+                EventType::Warning,
+                "UnknownTimeZone",
+                format!("invalid timeZone: {tz:?}: {e}"),
+                "Sync",
+            )
+            .await;
             return Ok(None);
         }
     };
@@ -241,7 +283,15 @@ async fn schedule_next(
         Ok(s) => s,
         Err(e) => {
             let note = format!("unparseable schedule: {:?} : {e}", spec.schedule);
-            event(ctx, cj, EventType::Warning, "UnparseableSchedule", note, "Sync").await;
+            event(
+                ctx,
+                cj,
+                EventType::Warning,
+                "UnparseableSchedule",
+                note,
+                "Sync",
+            )
+            .await;
             return Ok(None);
         }
     };
@@ -262,7 +312,15 @@ async fn schedule_next(
     let (scheduled, missed) = most_recent(&sched, &tz, earliest, now);
     if missed > TOO_MANY_MISSED {
         let note = "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew";
-        event(ctx, cj, EventType::Warning, "TooManyMissedTimes", note.into(), "Sync").await;
+        event(
+            ctx,
+            cj,
+            EventType::Warning,
+            "TooManyMissedTimes",
+            note.into(),
+            "Sync",
+        )
+        .await;
     }
     let Some(scheduled) = scheduled else {
         return Ok(wait_for_next(now));
@@ -280,8 +338,15 @@ async fn schedule_next(
     }
     let name = job_name(&cj.name_any(), scheduled);
     let status = cj.status.get_or_insert_with(CronJobStatus::default);
-    let already = status.active.iter().flatten().any(|r| r.name.as_deref() == Some(name.as_str()))
-        || status.last_schedule_time.as_ref().is_some_and(|t| t.0 == scheduled);
+    let already = status
+        .active
+        .iter()
+        .flatten()
+        .any(|r| r.name.as_deref() == Some(name.as_str()))
+        || status
+            .last_schedule_time
+            .as_ref()
+            .is_some_and(|t| t.0 == scheduled);
     if already {
         return Ok(wait_for_next(scheduled));
     }
@@ -289,7 +354,15 @@ async fn schedule_next(
     match spec.concurrency_policy.as_deref() {
         Some("Forbid") if active > 0 => {
             let note = "Not starting job because prior execution is running and concurrency policy is Forbid";
-            event(ctx, cj, EventType::Normal, "JobAlreadyActive", note.into(), "Sync").await;
+            event(
+                ctx,
+                cj,
+                EventType::Normal,
+                "JobAlreadyActive",
+                note.into(),
+                "Sync",
+            )
+            .await;
             return Ok(wait_for_next(scheduled));
         }
         Some("Replace") => {
@@ -310,7 +383,10 @@ async fn schedule_next(
     let template = spec.job_template;
     let tmeta = template.metadata.unwrap_or_default();
     let mut annotations = tmeta.annotations.unwrap_or_default();
-    annotations.insert(SCHEDULED_TIMESTAMP.into(), scheduled_timestamp(scheduled, &tz));
+    annotations.insert(
+        SCHEDULED_TIMESTAMP.into(),
+        scheduled_timestamp(scheduled, &tz),
+    );
     let job = Job {
         metadata: ObjectMeta {
             name: Some(name.clone()),
@@ -325,7 +401,15 @@ async fn schedule_next(
     };
     let created = match jobs_api.create(&PostParams::default(), &job).await {
         Ok(j) => {
-            event(ctx, cj, EventType::Normal, "SuccessfulCreate", format!("Created job {name}"), "Create").await;
+            event(
+                ctx,
+                cj,
+                EventType::Normal,
+                "SuccessfulCreate",
+                format!("Created job {name}"),
+                "Create",
+            )
+            .await;
             j
         }
         Err(kube::Error::Api(s)) if s.code == 409 => {
@@ -339,7 +423,15 @@ async fn schedule_next(
             return Ok(None);
         }
         Err(e) => {
-            event(ctx, cj, EventType::Warning, "FailedCreate", format!("Error creating job: {e}"), "Create").await;
+            event(
+                ctx,
+                cj,
+                EventType::Warning,
+                "FailedCreate",
+                format!("Error creating job: {e}"),
+                "Create",
+            )
+            .await;
             return Err(e.into());
         }
     };
@@ -353,19 +445,40 @@ async fn schedule_next(
 }
 
 /// Deletes a Job of this CronJob in the background, as upstream; whether it is gone.
-async fn delete_job(ctx: &Context, cj: &CronJob, api: &Api<Job>, name: &str) -> Result<bool, CronJobError> {
+async fn delete_job(
+    ctx: &Context,
+    cj: &CronJob,
+    api: &Api<Job>,
+    name: &str,
+) -> Result<bool, CronJobError> {
     let dp = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
         ..DeleteParams::default()
     };
     match api.delete(name, &dp).await {
         Ok(_) => {
-            event(ctx, cj, EventType::Normal, "SuccessfulDelete", format!("Deleted job {name}"), "Delete").await;
+            event(
+                ctx,
+                cj,
+                EventType::Normal,
+                "SuccessfulDelete",
+                format!("Deleted job {name}"),
+                "Delete",
+            )
+            .await;
             Ok(true)
         }
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(true),
         Err(e) => {
-            event(ctx, cj, EventType::Warning, "FailedDelete", format!("Deleted job: {e}"), "Delete").await;
+            event(
+                ctx,
+                cj,
+                EventType::Warning,
+                "FailedDelete",
+                format!("Deleted job: {e}"),
+                "Delete",
+            )
+            .await;
             Err(e.into())
         }
     }
@@ -414,7 +527,12 @@ pub fn jobs_to_prune(mut jobs: Vec<&Job>, limit: i32) -> Vec<String> {
     if jobs.len() <= limit {
         return Vec::new();
     }
-    let start = |j: &Job| j.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0);
+    let start = |j: &Job| {
+        j.status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0)
+    };
     jobs.sort_by(|a, b| match (start(a), start(b)) {
         (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.name_any().cmp(&b.name_any())),
         (Some(_), None) => std::cmp::Ordering::Less,
@@ -446,7 +564,12 @@ mod tests {
 
     #[test]
     fn the_oldest_finished_jobs_are_pruned_first() {
-        let jobs = [job("c", Some(300)), job("a", Some(100)), job("never", None), job("b", Some(200))];
+        let jobs = [
+            job("c", Some(300)),
+            job("a", Some(100)),
+            job("never", None),
+            job("b", Some(200)),
+        ];
         let refs: Vec<&Job> = jobs.iter().collect();
         assert_eq!(jobs_to_prune(refs.clone(), 1), ["a", "b", "c"]);
         assert_eq!(jobs_to_prune(refs.clone(), 3), ["a"]);
@@ -457,8 +580,14 @@ mod tests {
     #[test]
     fn job_names_and_annotations_follow_upstream() {
         let t: Timestamp = "2026-12-06T06:10:00Z".parse().expect("ts");
-        assert_eq!(job_name("hello", t), format!("hello-{}", t.as_second() / 60));
-        assert_eq!(scheduled_timestamp(t, &TimeZone::UTC), "2026-12-06T06:10:00Z");
+        assert_eq!(
+            job_name("hello", t),
+            format!("hello-{}", t.as_second() / 60)
+        );
+        assert_eq!(
+            scheduled_timestamp(t, &TimeZone::UTC),
+            "2026-12-06T06:10:00Z"
+        );
         let fixed = TimeZone::fixed(k8s_openapi::jiff::tz::offset(-5));
         assert_eq!(scheduled_timestamp(t, &fixed), "2026-12-06T01:10:00-05:00");
     }
@@ -469,7 +598,10 @@ mod tests {
         let t0: Timestamp = "2026-01-01T00:00:30Z".parse().expect("ts");
         let now: Timestamp = "2026-01-01T03:00:10Z".parse().expect("ts");
         let (latest, n) = most_recent(&sched, &TimeZone::UTC, t0, now);
-        assert_eq!(latest.map(|t| t.to_string()).as_deref(), Some("2026-01-01T03:00:00Z"));
+        assert_eq!(
+            latest.map(|t| t.to_string()).as_deref(),
+            Some("2026-01-01T03:00:00Z")
+        );
         assert_eq!(n, 180);
         let (latest, n) = most_recent(&sched, &TimeZone::UTC, now, now);
         assert_eq!((latest, n), (None, 0));

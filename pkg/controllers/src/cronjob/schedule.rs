@@ -38,13 +38,30 @@ struct Bounds {
     first_name: u32,
 }
 
-const MINUTES: Bounds = Bounds { min: 0, max: 59, names: &[], first_name: 0 };
-const HOURS: Bounds = Bounds { min: 0, max: 23, names: &[], first_name: 0 };
-const DOM: Bounds = Bounds { min: 1, max: 31, names: &[], first_name: 0 };
+const MINUTES: Bounds = Bounds {
+    min: 0,
+    max: 59,
+    names: &[],
+    first_name: 0,
+};
+const HOURS: Bounds = Bounds {
+    min: 0,
+    max: 23,
+    names: &[],
+    first_name: 0,
+};
+const DOM: Bounds = Bounds {
+    min: 1,
+    max: 31,
+    names: &[],
+    first_name: 0,
+};
 const MONTHS: Bounds = Bounds {
     min: 1,
     max: 12,
-    names: &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+    names: &[
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ],
     first_name: 1,
 };
 const DOW: Bounds = Bounds {
@@ -59,12 +76,19 @@ fn value(s: &str, b: &Bounds) -> Result<u32, String> {
     if let Some(i) = b.names.iter().position(|n| *n == lower) {
         return Ok(i as u32 + b.first_name);
     }
-    s.parse::<u32>().map_err(|_| format!("failed to parse int from {s}"))
+    s.parse::<u32>()
+        .map_err(|_| format!("failed to parse int from {s}"))
 }
 
 fn range(expr: &str, b: &Bounds) -> Result<u64, String> {
     let (range, step) = match expr.split_once('/') {
-        Some((r, s)) => (r, Some(s.parse::<u32>().map_err(|_| format!("failed to parse int from {s}"))?)),
+        Some((r, s)) => (
+            r,
+            Some(
+                s.parse::<u32>()
+                    .map_err(|_| format!("failed to parse int from {s}"))?,
+            ),
+        ),
         None => (expr, None),
     };
     let mut extra = 0;
@@ -105,7 +129,9 @@ fn range(expr: &str, b: &Bounds) -> Result<u64, String> {
 }
 
 fn field(f: &str, b: &Bounds) -> Result<u64, String> {
-    f.split(',').filter(|p| !p.is_empty()).try_fold(0, |acc, p| Ok(acc | range(p, b)?))
+    f.split(',')
+        .filter(|p| !p.is_empty())
+        .try_fold(0, |acc, p| Ok(acc | range(p, b)?))
 }
 
 const ALL: fn(&Bounds) -> u64 = |b| {
@@ -127,10 +153,14 @@ fn parse_go_duration(s: &str) -> Option<Duration> {
         return Some(Duration::ZERO);
     }
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let num: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..u] {
             "ns" => 1e-9,
             "us" | "µs" | "μs" => 1e-6,
@@ -155,7 +185,8 @@ impl Schedule {
             return Err("TZ and CRON_TZ are not supported in schedules, use timeZone".into());
         }
         if let Some(d) = spec.strip_prefix("@every ") {
-            let d = parse_go_duration(d.trim()).ok_or_else(|| format!("failed to parse duration {spec}"))?;
+            let d = parse_go_duration(d.trim())
+                .ok_or_else(|| format!("failed to parse duration {spec}"))?;
             // robfig rounds below a second up to one.
             return Ok(Self::Every(d.max(Duration::from_secs(1))));
         }
@@ -169,7 +200,10 @@ impl Schedule {
             s => s.split_whitespace().collect(),
         };
         if fields.len() != 5 {
-            return Err(format!("expected exactly 5 fields, found {}: {spec}", fields.len()));
+            return Err(format!(
+                "expected exactly 5 fields, found {}: {spec}",
+                fields.len()
+            ));
         }
         let mut dow = field(fields[4], &DOW)?;
         // robfig accepts 7 for Sunday in ranges? It does not; keep 0-6.
@@ -192,7 +226,13 @@ impl Schedule {
                 // Fires on whole seconds, `d` after `after`.
                 return Timestamp::from_second(after.as_second() + secs).ok();
             }
-            Self::Fields { minute, hour, dom, month, dow } => (*minute, *hour, *dom, *month, *dow),
+            Self::Fields {
+                minute,
+                hour,
+                dom,
+                month,
+                dow,
+            } => (*minute, *hour, *dom, *month, *dow),
         };
         let day_matches = |d: Date| -> bool {
             let dom_ok = dom & (1 << d.day()) != 0;
@@ -205,7 +245,13 @@ impl Schedule {
         };
         let start = after.to_zoned(tz.clone());
         // The next whole minute after `after`.
-        let mut t: DateTime = start.datetime().with().second(0).subsec_nanosecond(0).build().ok()?;
+        let mut t: DateTime = start
+            .datetime()
+            .with()
+            .second(0)
+            .subsec_nanosecond(0)
+            .build()
+            .ok()?;
         t = t.checked_add(1.minute()).ok()?;
         let limit = t.year() + 5;
         while t.year() <= limit {
@@ -215,11 +261,21 @@ impl Schedule {
                 continue;
             }
             if !day_matches(t.date()) {
-                t = t.date().checked_add(1.day()).ok()?.to_datetime(Default::default());
+                t = t
+                    .date()
+                    .checked_add(1.day())
+                    .ok()?
+                    .to_datetime(Default::default());
                 continue;
             }
             if hour & (1 << t.hour()) == 0 {
-                t = t.with().minute(0).build().ok()?.checked_add(1.hour()).ok()?;
+                t = t
+                    .with()
+                    .minute(0)
+                    .build()
+                    .ok()?
+                    .checked_add(1.hour())
+                    .ok()?;
                 continue;
             }
             if minute & (1 << t.minute()) == 0 {
@@ -249,7 +305,12 @@ pub fn load_time_zone(name: Option<&str>) -> Result<TimeZone, String> {
     if name.contains("..") || name.starts_with('/') {
         return Err(format!("invalid time zone name {name}"));
     }
-    let dirs = ["/usr/share/zoneinfo", "/usr/lib/zoneinfo", "/usr/share/lib/zoneinfo", "/etc/zoneinfo"];
+    let dirs = [
+        "/usr/share/zoneinfo",
+        "/usr/lib/zoneinfo",
+        "/usr/share/lib/zoneinfo",
+        "/etc/zoneinfo",
+    ];
     for d in dirs {
         if let Ok(bytes) = std::fs::read(format!("{d}/{name}")) {
             return TimeZone::tzif(name, &bytes).map_err(|e| e.to_string());
@@ -276,27 +337,78 @@ mod tests {
 
     #[test]
     fn next_times_follow_robfig_cron() {
-        assert_eq!(next("*/1 * * * *", "2026-01-01T10:00:30Z"), "2026-01-01T10:01:00Z");
-        assert_eq!(next("*/1 * * * *", "2026-01-01T10:01:00Z"), "2026-01-01T10:02:00Z");
-        assert_eq!(next("*/15 * * * *", "2026-01-01T10:16:00Z"), "2026-01-01T10:30:00Z");
-        assert_eq!(next("@hourly", "2026-01-01T10:16:00Z"), "2026-01-01T11:00:00Z");
-        assert_eq!(next("@daily", "2026-01-01T10:16:00Z"), "2026-01-02T00:00:00Z");
-        assert_eq!(next("@monthly", "2026-01-31T10:16:00Z"), "2026-02-01T00:00:00Z");
-        assert_eq!(next("@yearly", "2026-03-01T00:00:00Z"), "2027-01-01T00:00:00Z");
+        assert_eq!(
+            next("*/1 * * * *", "2026-01-01T10:00:30Z"),
+            "2026-01-01T10:01:00Z"
+        );
+        assert_eq!(
+            next("*/1 * * * *", "2026-01-01T10:01:00Z"),
+            "2026-01-01T10:02:00Z"
+        );
+        assert_eq!(
+            next("*/15 * * * *", "2026-01-01T10:16:00Z"),
+            "2026-01-01T10:30:00Z"
+        );
+        assert_eq!(
+            next("@hourly", "2026-01-01T10:16:00Z"),
+            "2026-01-01T11:00:00Z"
+        );
+        assert_eq!(
+            next("@daily", "2026-01-01T10:16:00Z"),
+            "2026-01-02T00:00:00Z"
+        );
+        assert_eq!(
+            next("@monthly", "2026-01-31T10:16:00Z"),
+            "2026-02-01T00:00:00Z"
+        );
+        assert_eq!(
+            next("@yearly", "2026-03-01T00:00:00Z"),
+            "2027-01-01T00:00:00Z"
+        );
         // 2026-01-01 is a Thursday; `@weekly` is Sunday midnight.
-        assert_eq!(next("@weekly", "2026-01-01T00:00:00Z"), "2026-01-04T00:00:00Z");
-        assert_eq!(next("0 9 * * mon-fri", "2026-01-02T10:00:00Z"), "2026-01-05T09:00:00Z");
+        assert_eq!(
+            next("@weekly", "2026-01-01T00:00:00Z"),
+            "2026-01-04T00:00:00Z"
+        );
+        assert_eq!(
+            next("0 9 * * mon-fri", "2026-01-02T10:00:00Z"),
+            "2026-01-05T09:00:00Z"
+        );
         // Day of month and day of week, both restricted: either matches.
-        assert_eq!(next("0 0 13 * 5", "2026-01-01T00:00:00Z"), "2026-01-02T00:00:00Z");
-        assert_eq!(next("0 0 29 2 *", "2026-01-01T00:00:00Z"), "2028-02-29T00:00:00Z");
-        assert_eq!(next("30 2 * * *", "2026-01-01T00:00:00Z"), "2026-01-01T02:30:00Z");
-        assert_eq!(next("@every 90s", "2026-01-01T00:00:00Z"), "2026-01-01T00:01:30Z");
-        assert!(Schedule::parse("0 0 30 2 *").expect("parse").next(ts("2026-01-01T00:00:00Z"), &TimeZone::UTC).is_none());
+        assert_eq!(
+            next("0 0 13 * 5", "2026-01-01T00:00:00Z"),
+            "2026-01-02T00:00:00Z"
+        );
+        assert_eq!(
+            next("0 0 29 2 *", "2026-01-01T00:00:00Z"),
+            "2028-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            next("30 2 * * *", "2026-01-01T00:00:00Z"),
+            "2026-01-01T02:30:00Z"
+        );
+        assert_eq!(
+            next("@every 90s", "2026-01-01T00:00:00Z"),
+            "2026-01-01T00:01:30Z"
+        );
+        assert!(
+            Schedule::parse("0 0 30 2 *")
+                .expect("parse")
+                .next(ts("2026-01-01T00:00:00Z"), &TimeZone::UTC)
+                .is_none()
+        );
     }
 
     #[test]
     fn bad_schedules_are_refused() {
-        for s in ["* * * *", "61 * * * *", "TZ=UTC * * * * *", "@fortnightly", "*/0 * * * *", "5-1 * * * *"] {
+        for s in [
+            "* * * *",
+            "61 * * * *",
+            "TZ=UTC * * * * *",
+            "@fortnightly",
+            "*/0 * * * *",
+            "5-1 * * * *",
+        ] {
             assert!(Schedule::parse(s).is_err(), "{s}");
         }
     }

@@ -99,7 +99,12 @@ pub fn completion_index(pod: &Pod) -> Option<i32> {
 
 /// The first `count` indexes below `completions` that are neither done (`skip`) nor held
 /// by an active pod.
-pub fn first_pending(active: &[&Pod], skip: &Intervals, count: usize, completions: i32) -> Vec<i32> {
+pub fn first_pending(
+    active: &[&Pod],
+    skip: &Intervals,
+    count: usize,
+    completions: i32,
+) -> Vec<i32> {
     let running: BTreeSet<i32> = active.iter().filter_map(|p| completion_index(p)).collect();
     (0..completions.max(0))
         .filter(|ix| !skip.has(*ix) && !running.contains(ix))

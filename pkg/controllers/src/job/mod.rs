@@ -60,18 +60,22 @@ pub async fn run(client: kube::Client, clock: Clock, shutdown: Shutdown) {
     let cfg = watcher::Config::default();
     let (jobs, job_writer) = reflector::store::<Job>();
     let (pods, pod_writer) = reflector::store::<Pod>();
-    let job_events = reflector::reflector(job_writer, watcher(Api::<Job>::all(client.clone()), cfg.clone()))
-        .default_backoff()
-        .touched_objects();
+    let job_events = reflector::reflector(
+        job_writer,
+        watcher(Api::<Job>::all(client.clone()), cfg.clone()),
+    )
+    .default_backoff()
+    .touched_objects();
     let (orphan_tx, orphan_rx) = tokio::sync::mpsc::unbounded_channel::<Pod>();
-    let pod_events = reflector::reflector(pod_writer, watcher(Api::<Pod>::all(client.clone()), cfg))
-        .default_backoff()
-        .touched_objects()
-        .inspect_ok(move |p: &Pod| {
-            if reconcile::has_tracking_finalizer(p) {
-                let _ = orphan_tx.send(p.clone());
-            }
-        });
+    let pod_events =
+        reflector::reflector(pod_writer, watcher(Api::<Pod>::all(client.clone()), cfg))
+            .default_backoff()
+            .touched_objects()
+            .inspect_ok(move |p: &Pod| {
+                if reconcile::has_tracking_finalizer(p) {
+                    let _ = orphan_tx.send(p.clone());
+                }
+            });
     let queue = futures::stream::select(
         trigger_self(job_events, ()),
         trigger_owners::<Job, _>(pod_events, (), ()),
@@ -88,15 +92,20 @@ pub async fn run(client: kube::Client, clock: Clock, shutdown: Shutdown) {
     let stop = shutdown.clone();
     applier(
         |job, ctx| Box::pin(reconcile::reconcile(job, ctx)),
-        error_policy, ctx, jobs, queue, Config::default())
-        .take_until(stop.wait())
-        .for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => tracing::trace!(job = %obj, "job synced"),
-                Err(e) => tracing::trace!(error = %e, "job sync skipped"),
-            }
-        })
-        .await;
+        error_policy,
+        ctx,
+        jobs,
+        queue,
+        Config::default(),
+    )
+    .take_until(stop.wait())
+    .for_each(|res| async move {
+        match res {
+            Ok((obj, _)) => tracing::trace!(job = %obj, "job synced"),
+            Err(e) => tracing::trace!(error = %e, "job sync skipped"),
+        }
+    })
+    .await;
     orphans.abort();
 }
 

@@ -195,7 +195,11 @@ pub fn finished_at(pod: &Pod) -> Option<Timestamp> {
 /// How long a Job whose pods failed `failures` times in a row since the last success,
 /// the last at `last_failure`, still waits before creating pods: 10 s doubling per
 /// failure up to 6 minutes, counted from the last failure.
-pub fn backoff_remaining(failures: u32, last_failure: Option<Timestamp>, now: Timestamp) -> Duration {
+pub fn backoff_remaining(
+    failures: u32,
+    last_failure: Option<Timestamp>,
+    now: Timestamp,
+) -> Duration {
     let Some(last) = last_failure else {
         return Duration::ZERO;
     };
@@ -203,9 +207,7 @@ pub fn backoff_remaining(failures: u32, last_failure: Option<Timestamp>, now: Ti
         return Duration::ZERO;
     }
     let exp = (failures - 1).min(16);
-    let backoff = DEFAULT_BACKOFF
-        .saturating_mul(1u32 << exp)
-        .min(MAX_BACKOFF);
+    let backoff = DEFAULT_BACKOFF.saturating_mul(1u32 << exp).min(MAX_BACKOFF);
     let since = now.duration_since(last);
     let since = Duration::try_from(since).unwrap_or(Duration::ZERO);
     backoff.saturating_sub(since)
@@ -223,7 +225,10 @@ mod tests {
         let at = |s: i64| Timestamp::from_second(1_000 + s).expect("ts");
         assert_eq!(backoff_remaining(0, Some(t0), t0), Duration::ZERO);
         assert_eq!(backoff_remaining(1, Some(t0), t0), Duration::from_secs(10));
-        assert_eq!(backoff_remaining(1, Some(t0), at(4)), Duration::from_secs(6));
+        assert_eq!(
+            backoff_remaining(1, Some(t0), at(4)),
+            Duration::from_secs(6)
+        );
         assert_eq!(backoff_remaining(2, Some(t0), t0), Duration::from_secs(20));
         assert_eq!(backoff_remaining(3, Some(t0), at(40)), Duration::ZERO);
         assert_eq!(backoff_remaining(6, Some(t0), t0), Duration::from_secs(320));
@@ -258,7 +263,9 @@ mod tests {
         let m = match_pod_failure_policy(&policy, &failed_pod(42, json!([])));
         assert_eq!(
             m.fail_job.as_deref(),
-            Some("Container main for pod ns/p failed with exit code 42 matching FailJob rule at index 0")
+            Some(
+                "Container main for pod ns/p failed with exit code 42 matching FailJob rule at index 0"
+            )
         );
         let disrupted = json!([{"type": "DisruptionTarget", "status": "True"}]);
         let m = match_pod_failure_policy(&policy, &failed_pod(1, disrupted));

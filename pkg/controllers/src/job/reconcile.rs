@@ -21,8 +21,8 @@ use serde_json::json;
 
 use super::indexes::{self, COMPLETION_INDEX, Intervals};
 use super::policy::{
-    backoff_remaining, finished_at, is_pod_failed, match_pod_failure_policy,
-    match_success_policy, only_replace_failed_pods,
+    backoff_remaining, finished_at, is_pod_failed, match_pod_failure_policy, match_success_policy,
+    only_replace_failed_pods,
 };
 use super::{Clock, TRACKING_FINALIZER};
 use crate::workload::{
@@ -143,7 +143,14 @@ fn failure_target(reason: &str, message: &str, now: Timestamp) -> JobCondition {
     condition("FailureTarget", reason, message, now)
 }
 
-async fn event(ctx: &Context, job: &Job, type_: EventType, reason: &str, note: String, action: &str) {
+async fn event(
+    ctx: &Context,
+    job: &Job,
+    type_: EventType,
+    reason: &str,
+    note: String,
+    action: &str,
+) {
     let ev = Event {
         type_,
         reason: reason.into(),
@@ -235,7 +242,8 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
     // The pods this Job controls, adopting orphans its selector matches.
     let selector_value = serde_json::to_value(&spec.selector).unwrap_or_default();
     let selector = if spec.selector.is_some() {
-        Selector::from_label_selector(&selector_value).map_err(|e| JobError::Selector(e.to_string()))?
+        Selector::from_label_selector(&selector_value)
+            .map_err(|e| JobError::Selector(e.to_string()))?
     } else {
         Selector::nothing()
     };
@@ -251,10 +259,17 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
     let mut pods = claimed.owned;
     for p in pods.iter_mut() {
         // Adopted pods are tracked like created ones.
-        if !has_tracking_finalizer(p) && p.metadata.deletion_timestamp.is_none() && claimed.adopted > 0 {
+        if !has_tracking_finalizer(p)
+            && p.metadata.deletion_timestamp.is_none()
+            && claimed.adopted > 0
+        {
             let patch = json!({"metadata": {"finalizers": [TRACKING_FINALIZER]}});
             match pods_api
-                .patch(&p.name_any(), &PatchParams::default(), &Patch::Strategic(patch))
+                .patch(
+                    &p.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Strategic(patch),
+                )
                 .await
             {
                 Ok(updated) => *p = updated,
@@ -280,7 +295,8 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
         terminating: pods
             .iter()
             .filter(|p| {
-                p.metadata.deletion_timestamp.is_some() && !matches!(phase(p), "Succeeded" | "Failed")
+                p.metadata.deletion_timestamp.is_some()
+                    && !matches!(phase(p), "Succeeded" | "Failed")
             })
             .count() as i32,
         active,
@@ -323,7 +339,8 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
         })
         .count() as i32;
     let status = job.status.get_or_insert_with(JobStatus::default);
-    let mut succeeded = status.succeeded.unwrap_or(0) + new_succeeded + sc.uncounted_succeeded.len() as i32;
+    let mut succeeded =
+        status.succeeded.unwrap_or(0) + new_succeeded + sc.uncounted_succeeded.len() as i32;
     let failed = status.failed.unwrap_or(0) + new_failed_counted + sc.uncounted_failed.len() as i32;
 
     let suspended = spec.suspend == Some(true);
@@ -367,13 +384,17 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
     }
     if sc.finished.is_none() {
         let start = status.start_time.as_ref().map(|t| t.0);
-        if failed > backoff_limit || past_backoff_limit_on_failure(&job_view, &sc.pods, backoff_limit) {
+        if failed > backoff_limit
+            || past_backoff_limit_on_failure(&job_view, &sc.pods, backoff_limit)
+        {
             sc.finished = Some(failure_target(
                 "BackoffLimitExceeded",
                 "Job has reached the specified backoff limit",
                 now,
             ));
-        } else if let (Some(ads), Some(start), false) = (spec.active_deadline_seconds, start, suspended) {
+        } else if let (Some(ads), Some(start), false) =
+            (spec.active_deadline_seconds, start, suspended)
+        {
             let elapsed = Duration::try_from(now.duration_since(start)).unwrap_or(Duration::ZERO);
             let allowed = Duration::from_secs(ads.max(0) as u64);
             if elapsed >= allowed {
@@ -396,7 +417,7 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
             .pods
             .iter()
             .filter(|p| phase(p) == "Succeeded" && has_tracking_finalizer(p))
-            .filter_map(|p| indexes::completion_index(p))
+            .filter_map(indexes::completion_index)
             .filter(|ix| *ix < c)
             .collect();
         sc.succeeded_indexes = sc.prev_succeeded_indexes.with(done);
@@ -408,27 +429,35 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
                 .iter()
                 .filter(|p| has_tracking_finalizer(p))
                 .filter(|p| is_index_failed(&job_view, p, per_index))
-                .filter_map(|p| indexes::completion_index(p))
+                .filter_map(indexes::completion_index)
                 .filter(|ix| *ix < c)
                 .collect();
             let failed_ix = prev.with(newly);
             if sc.finished.is_none() {
                 let total = failed_ix.total();
-                if spec.max_failed_indexes.is_some_and(|m| total > m.max(0) as usize) {
+                if spec
+                    .max_failed_indexes
+                    .is_some_and(|m| total > m.max(0) as usize)
+                {
                     sc.finished = Some(failure_target(
                         "MaxFailedIndexesExceeded",
                         "Job has exceeded the specified maximal number of failed indexes",
                         now,
                     ));
                 } else if total > 0 && total + sc.succeeded_indexes.total() >= c.max(0) as usize {
-                    sc.finished = Some(failure_target("FailedIndexes", "Job has failed indexes", now));
+                    sc.finished = Some(failure_target(
+                        "FailedIndexes",
+                        "Job has failed indexes",
+                        now,
+                    ));
                 }
             }
             sc.delayed = delayed_per_index(&job_view, &sc, &failed_ix, c);
             sc.failed_indexes = Some(failed_ix);
         }
         if sc.finished.is_none()
-            && let Some(msg) = match_success_policy(spec.success_policy.as_ref(), c, &sc.succeeded_indexes)
+            && let Some(msg) =
+                match_success_policy(spec.success_policy.as_ref(), c, &sc.succeeded_indexes)
         {
             sc.finished = Some(condition("SuccessCriteriaMet", "SuccessPolicy", &msg, now));
         }
@@ -439,7 +468,8 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
     let mut manage_err = None;
     if sc.finished.is_some() {
         // The Job is done: stop what still runs.
-        let (deleted_ready, deleted, err) = delete_pods(ctx, &job, &pods_api, &sc.active, false).await;
+        let (deleted_ready, deleted, err) =
+            delete_pods(ctx, &job, &pods_api, &sc.active, false).await;
         if deleted != active || !satisfied {
             sc.finished = None;
         }
@@ -450,7 +480,11 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
     } else {
         let mut managed = false;
         if satisfied && job.metadata.deletion_timestamp.is_none() {
-            let backoff = if sc.failed_indexes.is_some() { Duration::ZERO } else { backoff };
+            let backoff = if sc.failed_indexes.is_some() {
+                Duration::ZERO
+            } else {
+                backoff
+            };
             match manage_job(ctx, &job, &key, &mut sc, succeeded, backoff).await {
                 Ok((a, wait)) => {
                     active = a;
@@ -480,15 +514,45 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
             let status = job.status.get_or_insert_with(JobStatus::default);
             let conds = status.conditions.get_or_insert_with(Vec::new);
             if suspended {
-                if ensure_condition(conds, "Suspended", "True", "JobSuspended", "Job suspended", now) {
+                if ensure_condition(
+                    conds,
+                    "Suspended",
+                    "True",
+                    "JobSuspended",
+                    "Job suspended",
+                    now,
+                ) {
                     suspend_changed = true;
-                    event(ctx, &job, EventType::Normal, "Suspended", "Job suspended".into(), "Suspend").await;
+                    event(
+                        ctx,
+                        &job,
+                        EventType::Normal,
+                        "Suspended",
+                        "Job suspended".into(),
+                        "Suspend",
+                    )
+                    .await;
                 }
-            } else if ensure_condition(conds, "Suspended", "False", "JobResumed", "Job resumed", now) {
+            } else if ensure_condition(
+                conds,
+                "Suspended",
+                "False",
+                "JobResumed",
+                "Job resumed",
+                now,
+            ) {
                 suspend_changed = true;
                 // The deadline counts time running, not time suspended.
                 status.start_time = Some(Time(now));
-                event(ctx, &job, EventType::Normal, "Resumed", "Job resumed".into(), "Resume").await;
+                event(
+                    ctx,
+                    &job,
+                    EventType::Normal,
+                    "Resumed",
+                    "Job resumed".into(),
+                    "Resume",
+                )
+                .await;
             }
         }
     }
@@ -529,7 +593,11 @@ fn past_backoff_limit_on_failure(job: &Job, pods: &[Pod], limit: i32) -> bool {
         })
         .map(|c| c.restart_count)
         .sum();
-    if limit == 0 { restarts > 0 } else { restarts >= limit }
+    if limit == 0 {
+        restarts > 0
+    } else {
+        restarts >= limit
+    }
 }
 
 /// Deletes pods (optionally removing their tracking finalizer first, as upstream does
@@ -545,9 +613,7 @@ async fn delete_pods(
     let results = futures::future::join_all(pods.iter().map(|p| async move {
         let name = p.name_any();
         if remove_finalizer && has_tracking_finalizer(p) {
-            if let Err(e) = remove_finalizer_patch(api, p).await {
-                return Err(e);
-            }
+            remove_finalizer_patch(api, p).await?;
         }
         match api.delete(&name, &DeleteParams::default()).await {
             Ok(_) => Ok(()),
@@ -564,7 +630,15 @@ async fn delete_pods(
             Ok(()) => {
                 deleted += 1;
                 let note = format!("Deleted pod: {}", p.name_any());
-                event(ctx, job, EventType::Normal, "SuccessfulDelete", note, "Delete").await;
+                event(
+                    ctx,
+                    job,
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    note,
+                    "Delete",
+                )
+                .await;
                 if is_pod_ready(p) {
                     ready += 1;
                 }
@@ -587,7 +661,11 @@ pub(crate) async fn remove_finalizer_patch(api: &Api<Pod>, pod: &Pod) -> Result<
     }
     let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [TRACKING_FINALIZER]}});
     match api
-        .patch(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(patch))
+        .patch(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(patch),
+        )
         .await
     {
         Ok(_) => Ok(()),
@@ -608,9 +686,7 @@ fn pods_for_removal(sc: &SyncCtx, count: usize, now: Timestamp) -> Vec<Pod> {
         sorted.sort_by_key(|p| std::cmp::Reverse(is_pod_ready(p)));
         for p in sorted {
             match indexes::completion_index(&p) {
-                Some(ix) if ix < c && seen.insert(ix) => {
-                    left.push(p)
-                }
+                Some(ix) if ix < c && seen.insert(ix) => left.push(p),
                 _ => rm.push(p),
             }
         }
@@ -645,7 +721,8 @@ async fn manage_job(
 
     if spec.suspend == Some(true) {
         let rm = pods_for_removal(sc, sc.active.len(), now);
-        ctx.expectations.expect(key, vec![], rm.iter().map(|p| p.name_any()).collect());
+        ctx.expectations
+            .expect(key, vec![], rm.iter().map(|p| p.name_any()).collect());
         let (ready, removed, err) = delete_pods(ctx, job, &api, &rm, true).await;
         active -= removed;
         sc.terminating += removed;
@@ -665,7 +742,8 @@ async fn manage_job(
     let mut rm = pods_for_removal(sc, rm_at_least, now);
     rm.truncate(MAX_POD_CREATE_DELETE_PER_SYNC);
     if !rm.is_empty() {
-        ctx.expectations.expect(key, vec![], rm.iter().map(|p| p.name_any()).collect());
+        ctx.expectations
+            .expect(key, vec![], rm.iter().map(|p| p.name_any()).collect());
         let (ready, removed, err) = delete_pods(ctx, job, &api, &rm, true).await;
         active -= removed;
         sc.terminating += removed;
@@ -676,7 +754,11 @@ async fn manage_job(
         };
     }
 
-    let terminating = if only_replace_failed_pods(job) { sc.terminating } else { 0 };
+    let terminating = if only_replace_failed_pods(job) {
+        sc.terminating
+    } else {
+        0
+    };
     let mut diff = (want - terminating - active).max(0) as usize;
     if diff == 0 {
         return Ok((active, None));
@@ -696,18 +778,23 @@ async fn manage_job(
             let terminating = sc
                 .pods
                 .iter()
-                .filter(|p| p.metadata.deletion_timestamp.is_some() && !matches!(phase(p), "Succeeded" | "Failed"))
+                .filter(|p| {
+                    p.metadata.deletion_timestamp.is_some()
+                        && !matches!(phase(p), "Succeeded" | "Failed")
+                })
                 .filter_map(indexes::completion_index);
             skip = skip.with(terminating);
         }
-        let pending = indexes::first_pending(&active_refs, &skip, diff, spec.completions.unwrap_or(0));
+        let pending =
+            indexes::first_pending(&active_refs, &skip, diff, spec.completions.unwrap_or(0));
         let mut wait: Option<Duration> = None;
         to_add = Vec::new();
         for ix in pending {
             // Each index backs off on its own failures.
             let left = sc.delayed.get(&ix).map_or(Duration::ZERO, |p| {
-                let failures = (failure_count(p, INDEX_FAILURE_COUNT) + failure_count(p, INDEX_IGNORED_FAILURE_COUNT))
-                    .saturating_add(1);
+                let failures = (failure_count(p, INDEX_FAILURE_COUNT)
+                    + failure_count(p, INDEX_IGNORED_FAILURE_COUNT))
+                .saturating_add(1);
                 backoff_remaining(failures, finished_at(p), now)
             });
             if left.is_zero() || sc.failed_indexes.is_none() {
@@ -734,7 +821,11 @@ async fn manage_job(
         && let Some(ps) = template.spec.as_mut()
     {
         // The index reaches containers through the downward API.
-        for c in ps.containers.iter_mut().chain(ps.init_containers.iter_mut().flatten()) {
+        for c in ps
+            .containers
+            .iter_mut()
+            .chain(ps.init_containers.iter_mut().flatten())
+        {
             let env = c.env.get_or_insert_with(Vec::new);
             if !env.iter().any(|e| e.name == "JOB_COMPLETION_INDEX") {
                 env.push(EnvVar {
@@ -798,7 +889,15 @@ async fn manage_job(
     let names = created.into_inner();
     ctx.expectations.expect(key, names.clone(), vec![]);
     for n in &names {
-        event(ctx, job, EventType::Normal, "SuccessfulCreate", format!("Created pod: {n}"), "Create").await;
+        event(
+            ctx,
+            job,
+            EventType::Normal,
+            "SuccessfulCreate",
+            format!("Created pod: {n}"),
+            "Create",
+        )
+        .await;
     }
     active += ok as i32;
     match err {
@@ -810,7 +909,15 @@ async fn manage_job(
             {
                 return Ok((active, None));
             }
-            event(ctx, job, EventType::Warning, "FailedCreate", format!("Error creating: {e}"), "Create").await;
+            event(
+                ctx,
+                job,
+                EventType::Warning,
+                "FailedCreate",
+                format!("Error creating: {e}"),
+                "Create",
+            )
+            .await;
             Err((active, e))
         }
         None => Ok((active, None)),
@@ -820,7 +927,11 @@ async fn manage_job(
 /// Upstream `trackJobStatusAndRemoveFinalizers`: records newly finished pods in
 /// `uncountedTerminatedPods` (and interim conditions), removes their finalizers, moves
 /// them into the counters, and adds the final condition once nothing is left running.
-async fn track_and_remove_finalizers(ctx: &Context, key: &str, sc: &mut SyncCtx) -> Result<(), JobError> {
+async fn track_and_remove_finalizers(
+    ctx: &Context,
+    key: &str,
+    sc: &mut SyncCtx,
+) -> Result<(), JobError> {
     let now = (ctx.clock)();
     let ns = sc.job.namespace().unwrap_or_default();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
@@ -830,7 +941,8 @@ async fn track_and_remove_finalizers(ctx: &Context, key: &str, sc: &mut SyncCtx)
     let completions = sc.completions.unwrap_or(0);
 
     if sc.indexed {
-        sc.pods.sort_by_key(|p| indexes::completion_index(p).unwrap_or(i32::MAX));
+        sc.pods
+            .sort_by_key(|p| indexes::completion_index(p).unwrap_or(i32::MAX));
     }
     let mut with_finalizer: HashSet<String> = sc
         .pods
@@ -876,18 +988,24 @@ async fn track_and_remove_finalizers(ctx: &Context, key: &str, sc: &mut SyncCtx)
                     new_indexes.push(ix);
                 }
             } else if !uncounted.succeeded.iter().flatten().any(|x| *x == u) {
-                uncounted.succeeded.get_or_insert_with(Vec::new).push(u.clone());
+                uncounted
+                    .succeeded
+                    .get_or_insert_with(Vec::new)
+                    .push(u.clone());
             }
         } else if failed || job_failing {
-            let ix_ok = !sc.indexed
-                || indexes::completion_index(p).is_some_and(|ix| ix < completions);
+            let ix_ok =
+                !sc.indexed || indexes::completion_index(p).is_some_and(|ix| ix < completions);
             if !in_failed && ix_ok {
                 let counts = spec
                     .pod_failure_policy
                     .as_ref()
                     .is_none_or(|pol| match_pod_failure_policy(pol, p).count);
                 if counts {
-                    uncounted.failed.get_or_insert_with(Vec::new).push(u.clone());
+                    uncounted
+                        .failed
+                        .get_or_insert_with(Vec::new)
+                        .push(u.clone());
                 }
             }
         }
@@ -909,7 +1027,10 @@ async fn track_and_remove_finalizers(ctx: &Context, key: &str, sc: &mut SyncCtx)
     if let Some(fin) = sc.finished.clone() {
         match fin.type_.as_str() {
             "FailureTarget" => {
-                if !conds.iter().any(|c| c.type_ == "FailureTarget" && c.status == "True") {
+                if !conds
+                    .iter()
+                    .any(|c| c.type_ == "FailureTarget" && c.status == "True")
+                {
                     conds.push(fin.clone());
                 }
                 sc.finished = Some(condition(
@@ -920,7 +1041,10 @@ async fn track_and_remove_finalizers(ctx: &Context, key: &str, sc: &mut SyncCtx)
                 ));
             }
             "SuccessCriteriaMet" => {
-                if !conds.iter().any(|c| c.type_ == "SuccessCriteriaMet" && c.status == "True") {
+                if !conds
+                    .iter()
+                    .any(|c| c.type_ == "SuccessCriteriaMet" && c.status == "True")
+                {
                     conds.push(fin.clone());
                 }
                 sc.finished = Some(condition(
@@ -954,7 +1078,9 @@ async fn track_and_remove_finalizers(ctx: &Context, key: &str, sc: &mut SyncCtx)
             .or_default()
             .extend(to_release.iter().map(uid));
         let results = futures::future::join_all(
-            to_release.iter().map(|p| remove_finalizer_patch(&pods_api, p)),
+            to_release
+                .iter()
+                .map(|p| remove_finalizer_patch(&pods_api, p)),
         )
         .await;
         for (p, r) in to_release.iter().zip(results) {
@@ -1023,7 +1149,15 @@ async fn track_and_remove_finalizers(ctx: &Context, key: &str, sc: &mut SyncCtx)
                 )
                 .await;
             }
-            event(ctx, &current, EventType::Normal, "Completed", "Job completed".into(), "Complete").await;
+            event(
+                ctx,
+                &current,
+                EventType::Normal,
+                "Completed",
+                "Job completed".into(),
+                "Complete",
+            )
+            .await;
         } else {
             event(
                 ctx,
@@ -1044,7 +1178,11 @@ async fn track_and_remove_finalizers(ctx: &Context, key: &str, sc: &mut SyncCtx)
 
 /// Moves uids whose pods no longer carry the finalizer from `uncounted` into the
 /// counters (upstream `cleanUncountedPodsWithoutFinalizers`).
-fn clean_uncounted(status: &mut JobStatus, uncounted: &mut UncountedTerminatedPods, with_finalizer: &HashSet<String>) {
+fn clean_uncounted(
+    status: &mut JobStatus,
+    uncounted: &mut UncountedTerminatedPods,
+    with_finalizer: &HashSet<String>,
+) {
     if let Some(s) = uncounted.succeeded.as_mut() {
         let before = s.len();
         s.retain(|u| with_finalizer.contains(u));
@@ -1104,7 +1242,11 @@ fn is_index_failed(job: &Job, pod: &Pod, per_index: i32) -> bool {
     if !is_pod_failed(pod, job) {
         return false;
     }
-    let counted = match job.spec.as_ref().and_then(|s| s.pod_failure_policy.as_ref()) {
+    let counted = match job
+        .spec
+        .as_ref()
+        .and_then(|s| s.pod_failure_policy.as_ref())
+    {
         Some(pol) => {
             let m = match_pod_failure_policy(pol, pod);
             if m.action.as_deref() == Some("FailIndex") {
@@ -1119,11 +1261,21 @@ fn is_index_failed(job: &Job, pod: &Pod, per_index: i32) -> bool {
 
 /// Upstream `getPodsWithDelayedDeletionPerIndex`: per index still to run, its latest
 /// failed pod (kept until a replacement inherits its failure count).
-fn delayed_per_index(job: &Job, sc: &SyncCtx, failed: &Intervals, completions: i32) -> HashMap<i32, Pod> {
-    let active: HashSet<i32> = sc.active.iter().filter_map(indexes::completion_index).collect();
+fn delayed_per_index(
+    job: &Job,
+    sc: &SyncCtx,
+    failed: &Intervals,
+    completions: i32,
+) -> HashMap<i32, Pod> {
+    let active: HashSet<i32> = sc
+        .active
+        .iter()
+        .filter_map(indexes::completion_index)
+        .collect();
     let mut out: HashMap<i32, Pod> = HashMap::new();
     for p in &sc.pods {
-        if !has_tracking_finalizer(p) || sc.expected_rm.contains(&uid(p)) || !is_pod_failed(p, job) {
+        if !has_tracking_finalizer(p) || sc.expected_rm.contains(&uid(p)) || !is_pod_failed(p, job)
+        {
             continue;
         }
         let Some(ix) = indexes::completion_index(p).filter(|ix| *ix < completions) else {
@@ -1132,7 +1284,9 @@ fn delayed_per_index(job: &Job, sc: &SyncCtx, failed: &Intervals, completions: i
         if sc.succeeded_indexes.has(ix) || failed.has(ix) || active.contains(&ix) {
             continue;
         }
-        let abs = |p: &Pod| failure_count(p, INDEX_FAILURE_COUNT) + failure_count(p, INDEX_IGNORED_FAILURE_COUNT);
+        let abs = |p: &Pod| {
+            failure_count(p, INDEX_FAILURE_COUNT) + failure_count(p, INDEX_IGNORED_FAILURE_COUNT)
+        };
         let newer = out
             .get(&ix)
             .is_none_or(|last| abs(last) <= abs(p) && finished_at(p) >= finished_at(last));
@@ -1147,7 +1301,10 @@ fn delayed_per_index(job: &Job, sc: &SyncCtx, failed: &Intervals, completions: i
 /// `getNewIndexFailureCounts`).
 fn new_failure_counts(job: &Job, replaced: Option<&Pod>) -> (u32, u32) {
     let Some(p) = replaced else { return (0, 0) };
-    let (mut count, mut ignored) = (failure_count(p, INDEX_FAILURE_COUNT), failure_count(p, INDEX_IGNORED_FAILURE_COUNT));
+    let (mut count, mut ignored) = (
+        failure_count(p, INDEX_FAILURE_COUNT),
+        failure_count(p, INDEX_IGNORED_FAILURE_COUNT),
+    );
     let counts = job
         .spec
         .as_ref()

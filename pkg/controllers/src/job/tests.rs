@@ -28,14 +28,21 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// A clock `offset` ahead of the wall clock.
 fn shifted(offset: SignedDuration) -> Clock {
-    Arc::new(move || Timestamp::now().checked_add(offset).unwrap_or_else(|_| Timestamp::now()))
+    Arc::new(move || {
+        Timestamp::now()
+            .checked_add(offset)
+            .unwrap_or_else(|_| Timestamp::now())
+    })
 }
 
 struct Env {
@@ -50,7 +57,11 @@ async fn env(clock: Clock, with_cronjobs: bool) -> Env {
     let (stop, signal) = Shutdown::new();
     tokio::spawn(super::run(client.clone(), clock.clone(), signal.clone()));
     if with_cronjobs {
-        tokio::spawn(crate::cronjob::run(client.clone(), clock.clone(), signal.clone()));
+        tokio::spawn(crate::cronjob::run(
+            client.clone(),
+            clock.clone(),
+            signal.clone(),
+        ));
         tokio::spawn(crate::ttlafterfinished::run(client.clone(), clock, signal));
     }
     Env {
@@ -69,7 +80,10 @@ fn job(name: &str, spec: Value) -> Job {
 }
 
 fn phase(p: &Pod) -> &str {
-    p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
 }
 
 /// Plays the kubelet once: finishes every live pod of the Job in `to` phase; returns
@@ -88,9 +102,13 @@ async fn finish_pods(pods: &Api<Pod>, job: &str, to: &str, exit: i32) -> Vec<Pod
                 "state": {"terminated": {"exitCode": exit, "finishedAt": Timestamp::now().to_string()}}
             }]
         }});
-        pods.patch_status(&p.name_any(), &PatchParams::default(), &Patch::Merge(status))
-            .await
-            .expect("patch pod status");
+        pods.patch_status(
+            &p.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(status),
+        )
+        .await
+        .expect("patch pod status");
         done.push(p);
     }
     done
@@ -110,9 +128,12 @@ async fn a_job_of_three_completions_two_at_a_time_completes() {
     let e = env(super::system_clock(), false).await;
     let jobs: Api<Job> = Api::namespaced(e.client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(e.client.clone(), "default");
-    jobs.create(&PostParams::default(), &job("pi", json!({"completions": 3, "parallelism": 2})))
-        .await
-        .expect("create job");
+    jobs.create(
+        &PostParams::default(),
+        &job("pi", json!({"completions": 3, "parallelism": 2})),
+    )
+    .await
+    .expect("create job");
     let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let done = eventually("the job to complete", || {
         let (jobs, pods, finished) = (jobs.clone(), pods.clone(), finished.clone());
@@ -126,7 +147,10 @@ async fn a_job_of_three_completions_two_at_a_time_completes() {
                 .filter(|p| !matches!(phase(p), "Succeeded" | "Failed"))
                 .count();
             assert!(live <= 2, "parallelism 2, {live} pods running");
-            finished.fetch_add(finish_pods(&pods, "pi", "Succeeded", 0).await.len(), std::sync::atomic::Ordering::SeqCst);
+            finished.fetch_add(
+                finish_pods(&pods, "pi", "Succeeded", 0).await.len(),
+                std::sync::atomic::Ordering::SeqCst,
+            );
             let j = jobs.get("pi").await.ok()?;
             finished_condition(&j).is_some().then_some(j)
         }
@@ -138,13 +162,26 @@ async fn a_job_of_three_completions_two_at_a_time_completes() {
     assert_eq!(complete.reason.as_deref(), Some("CompletionsReached"));
     assert_eq!(status.succeeded, Some(3));
     assert!(status.completion_time.is_some() && status.start_time.is_some());
-    assert_eq!(finished.load(std::sync::atomic::Ordering::SeqCst), 3, "exactly three pods were made");
+    assert_eq!(
+        finished.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "exactly three pods were made"
+    );
     let all = pods.list(&ListParams::default()).await.expect("pods").items;
     assert_eq!(all.len(), 3);
     for p in &all {
-        assert!(!p.finalizers().iter().any(|f| f == TRACKING_FINALIZER), "finalizer kept on {}", p.name_any());
+        assert!(
+            !p.finalizers().iter().any(|f| f == TRACKING_FINALIZER),
+            "finalizer kept on {}",
+            p.name_any()
+        );
         let labels = p.labels();
-        assert_eq!(labels.get("batch.kubernetes.io/job-name").map(String::as_str), Some("pi"));
+        assert_eq!(
+            labels
+                .get("batch.kubernetes.io/job-name")
+                .map(String::as_str),
+            Some("pi")
+        );
         assert_eq!(labels.get("job-name").map(String::as_str), Some("pi"));
         assert!(labels.contains_key("batch.kubernetes.io/controller-uid"));
         assert!(p.name_any().starts_with("pi-"));
@@ -157,9 +194,12 @@ async fn a_failing_job_reaches_its_backoff_limit() {
     let e = env(shifted(SignedDuration::from_hours(1)), false).await;
     let jobs: Api<Job> = Api::namespaced(e.client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(e.client.clone(), "default");
-    jobs.create(&PostParams::default(), &job("fail", json!({"backoffLimit": 1})))
-        .await
-        .expect("create job");
+    jobs.create(
+        &PostParams::default(),
+        &job("fail", json!({"backoffLimit": 1})),
+    )
+    .await
+    .expect("create job");
     let failed = eventually("the job to fail", || {
         let (jobs, pods) = (jobs.clone(), pods.clone());
         async move {
@@ -173,9 +213,19 @@ async fn a_failing_job_reaches_its_backoff_limit() {
     let cond = finished_condition(&failed).expect("failed");
     assert_eq!(cond.type_, "Failed");
     assert_eq!(cond.reason.as_deref(), Some("BackoffLimitExceeded"));
-    assert_eq!(cond.message.as_deref(), Some("Job has reached the specified backoff limit"));
+    assert_eq!(
+        cond.message.as_deref(),
+        Some("Job has reached the specified backoff limit")
+    );
     assert_eq!(failed.status.as_ref().and_then(|s| s.failed), Some(2));
-    assert_eq!(pods.list(&ListParams::default()).await.expect("pods").items.len(), 2);
+    assert_eq!(
+        pods.list(&ListParams::default())
+            .await
+            .expect("pods")
+            .items
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -183,9 +233,12 @@ async fn failed_pods_back_off_before_being_replaced() {
     let e = env(super::system_clock(), false).await;
     let jobs: Api<Job> = Api::namespaced(e.client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(e.client.clone(), "default");
-    jobs.create(&PostParams::default(), &job("slow", json!({"backoffLimit": 3})))
-        .await
-        .expect("create job");
+    jobs.create(
+        &PostParams::default(),
+        &job("slow", json!({"backoffLimit": 3})),
+    )
+    .await
+    .expect("create job");
     eventually("a pod that fails", || {
         let pods = pods.clone();
         async move { (!finish_pods(&pods, "slow", "Failed", 1).await.is_empty()).then_some(()) }
@@ -198,7 +251,14 @@ async fn failed_pods_back_off_before_being_replaced() {
     .await;
     // The first back-off is 10 s: no replacement meanwhile.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(pods.list(&ListParams::default()).await.expect("pods").items.len(), 1);
+    assert_eq!(
+        pods.list(&ListParams::default())
+            .await
+            .expect("pods")
+            .items
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -266,8 +326,15 @@ async fn a_pod_failure_policy_fails_the_job_at_once() {
     })
     .await;
     let cond = finished_condition(&failed).expect("failed");
-    assert_eq!((cond.type_.as_str(), cond.reason.as_deref()), ("Failed", Some("PodFailurePolicy")));
-    assert!(cond.message.as_deref().is_some_and(|m| m.contains("failed with exit code 42 matching FailJob rule at index 0")));
+    assert_eq!(
+        (cond.type_.as_str(), cond.reason.as_deref()),
+        ("Failed", Some("PodFailurePolicy"))
+    );
+    assert!(
+        cond.message.as_deref().is_some_and(
+            |m| m.contains("failed with exit code 42 matching FailJob rule at index 0")
+        )
+    );
 }
 
 #[tokio::test]
@@ -275,30 +342,65 @@ async fn suspended_jobs_make_no_pods_until_resumed() {
     let e = env(super::system_clock(), false).await;
     let jobs: Api<Job> = Api::namespaced(e.client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(e.client.clone(), "default");
-    jobs.create(&PostParams::default(), &job("sus", json!({"suspend": true})))
-        .await
-        .expect("create job");
+    jobs.create(
+        &PostParams::default(),
+        &job("sus", json!({"suspend": true})),
+    )
+    .await
+    .expect("create job");
     let j = eventually("the Suspended condition", || {
         let jobs = jobs.clone();
         async move {
             let j = jobs.get("sus").await.ok()?;
-            condition_types(&j).contains(&"Suspended".to_string()).then_some(j)
+            condition_types(&j)
+                .contains(&"Suspended".to_string())
+                .then_some(j)
         }
     })
     .await;
-    assert!(j.status.as_ref().and_then(|s| s.start_time.as_ref()).is_none());
-    assert!(pods.list(&ListParams::default()).await.expect("pods").items.is_empty());
-    jobs.patch("sus", &PatchParams::default(), &Patch::Merge(json!({"spec": {"suspend": false}})))
-        .await
-        .expect("resume");
+    assert!(
+        j.status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .is_none()
+    );
+    assert!(
+        pods.list(&ListParams::default())
+            .await
+            .expect("pods")
+            .items
+            .is_empty()
+    );
+    jobs.patch(
+        "sus",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": false}})),
+    )
+    .await
+    .expect("resume");
     eventually("a pod once resumed", || {
         let pods = pods.clone();
-        async move { (!pods.list(&ListParams::default()).await.ok()?.items.is_empty()).then_some(()) }
+        async move {
+            (!pods
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .is_empty())
+            .then_some(())
+        }
     })
     .await;
     let j = jobs.get("sus").await.expect("job");
-    let c = j.status.iter().flat_map(|s| s.conditions.iter().flatten()).find(|c| c.type_ == "Suspended");
-    assert_eq!(c.map(|c| (c.status.as_str(), c.reason.as_deref())), Some(("False", Some("JobResumed"))));
+    let c = j
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .find(|c| c.type_ == "Suspended");
+    assert_eq!(
+        c.map(|c| (c.status.as_str(), c.reason.as_deref())),
+        Some(("False", Some("JobResumed")))
+    );
 }
 
 #[tokio::test]
@@ -319,16 +421,32 @@ async fn a_cronjob_every_minute_creates_a_job_and_finished_jobs_expire() {
         }}}
     }))
     .expect("cronjob");
-    cjs.create(&PostParams::default(), &cj).await.expect("create cronjob");
+    cjs.create(&PostParams::default(), &cj)
+        .await
+        .expect("create cronjob");
     let j = eventually("a scheduled job", || {
         let jobs = jobs.clone();
-        async move { jobs.list(&ListParams::default()).await.ok()?.items.into_iter().next() }
+        async move {
+            jobs.list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .next()
+        }
     })
     .await;
-    let minutes = j.name_any().trim_start_matches("hello-").parse::<i64>().expect("minutes");
+    let minutes = j
+        .name_any()
+        .trim_start_matches("hello-")
+        .parse::<i64>()
+        .expect("minutes");
     assert_eq!(minutes, next_minute / 60);
     let ts = j.annotations()[crate::cronjob::SCHEDULED_TIMESTAMP].clone();
-    assert_eq!(ts.parse::<Timestamp>().expect("rfc3339").as_second(), next_minute);
+    assert_eq!(
+        ts.parse::<Timestamp>().expect("rfc3339").as_second(),
+        next_minute
+    );
     eventually("status.active and lastScheduleTime", || {
         let cjs = cjs.clone();
         async move {
@@ -366,12 +484,24 @@ async fn cronjob_history_beyond_the_limit_is_pruned() {
                     "containers": [{"name": "main", "image": "busybox"}]}}}}}
     }))
     .expect("cronjob");
-    let cj = cjs.create(&PostParams::default(), &cj).await.expect("create cronjob");
-    for (i, start) in ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z"].iter().enumerate() {
+    let cj = cjs
+        .create(&PostParams::default(), &cj)
+        .await
+        .expect("create cronjob");
+    for (i, start) in [
+        "2026-01-01T00:00:00Z",
+        "2026-01-02T00:00:00Z",
+        "2026-01-03T00:00:00Z",
+    ]
+    .iter()
+    .enumerate()
+    {
         // Suspended Jobs, so the Job controller (running too) leaves them alone.
         let mut j = job(&format!("hist-{i}"), json!({"suspend": true}));
         j.metadata.owner_references = Some(vec![crate::workload::controller_ref(&cj)]);
-        jobs.create(&PostParams::default(), &j).await.expect("create job");
+        jobs.create(&PostParams::default(), &j)
+            .await
+            .expect("create job");
         let status = json!({"status": {
             "startTime": start, "completionTime": start, "succeeded": 1,
             "conditions": [
@@ -379,9 +509,13 @@ async fn cronjob_history_beyond_the_limit_is_pruned() {
                 {"type": "Complete", "status": "True", "lastTransitionTime": start}
             ]
         }});
-        jobs.patch_status(&format!("hist-{i}"), &PatchParams::default(), &Patch::Merge(status))
-            .await
-            .expect("finish job");
+        jobs.patch_status(
+            &format!("hist-{i}"),
+            &PatchParams::default(),
+            &Patch::Merge(status),
+        )
+        .await
+        .expect("finish job");
     }
     eventually("the two oldest jobs pruned", || {
         let jobs = jobs.clone();
@@ -423,11 +557,19 @@ async fn backoff_limit_per_index_fails_only_the_index() {
                 if matches!(phase(&p), "Succeeded" | "Failed") {
                     continue;
                 }
-                let to = if p.annotations()[super::indexes::COMPLETION_INDEX] == "0" { "Failed" } else { "Succeeded" };
+                let to = if p.annotations()[super::indexes::COMPLETION_INDEX] == "0" {
+                    "Failed"
+                } else {
+                    "Succeeded"
+                };
                 let status = json!({"status": {"phase": to}});
-                pods.patch_status(&p.name_any(), &PatchParams::default(), &Patch::Merge(status))
-                    .await
-                    .ok()?;
+                pods.patch_status(
+                    &p.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(status),
+                )
+                .await
+                .ok()?;
             }
             let j = jobs.get("per").await.ok()?;
             finished_condition(&j).is_some().then_some(j)
@@ -435,7 +577,10 @@ async fn backoff_limit_per_index_fails_only_the_index() {
     })
     .await;
     let cond = finished_condition(&done).expect("finished");
-    assert_eq!((cond.type_.as_str(), cond.reason.as_deref()), ("Failed", Some("FailedIndexes")));
+    assert_eq!(
+        (cond.type_.as_str(), cond.reason.as_deref()),
+        ("Failed", Some("FailedIndexes"))
+    );
     let status = done.status.clone().expect("status");
     assert_eq!(status.failed_indexes.as_deref(), Some("0"));
     assert_eq!(status.completed_indexes.as_deref(), Some("1"));

@@ -36,7 +36,9 @@ pub fn expires_at(job: &Job) -> Option<Timestamp> {
     let ttl = job.spec.as_ref()?.ttl_seconds_after_finished?;
     let cond = finished_condition(job)?;
     let finished = cond.last_transition_time.as_ref()?.0;
-    finished.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(i64::from(ttl))).ok()
+    finished
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(i64::from(ttl)))
+        .ok()
 }
 
 fn remaining(job: &Job, now: Timestamp) -> Option<Duration> {
