@@ -126,7 +126,14 @@ pub async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Context>) -> Result<Action, Cr
     let now = (ctx.clock)();
     let ns = cj.namespace().unwrap_or_default();
     let cj_uid = cj.uid().unwrap_or_default();
-    let mut cj = (*cj).clone();
+    // A quorum read: a stale status would start the same scheduled Job twice.
+    let cj_api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(mut cj) = cj_api.get_opt(&cj.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    if cj.uid().unwrap_or_default() != cj_uid {
+        return Ok(Action::await_change());
+    }
     let original_status = cj.status.clone();
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let children: Vec<Arc<Job>> = ctx

@@ -28,7 +28,7 @@ use kube::{Api, ResourceExt};
 use parking_lot::Mutex;
 
 use crate::Shutdown;
-use crate::workload::{Expectations, controller_of, recorder};
+use crate::workload::{Expectations, controller_of, is_controlled_by, recorder};
 
 pub use reconcile::{Context, JobError, finished_condition, is_finished};
 
@@ -60,13 +60,26 @@ pub async fn run(client: kube::Client, clock: Clock, shutdown: Shutdown) {
     let cfg = watcher::Config::default();
     let (jobs, job_writer) = reflector::store::<Job>();
     let (pods, pod_writer) = reflector::store::<Pod>();
+    let (orphan_tx, orphan_rx) = tokio::sync::mpsc::unbounded_channel::<Pod>();
+    let (jobs_seen, pods_seen, deleted_tx) = (jobs.clone(), pods.clone(), orphan_tx.clone());
     let job_events = reflector::reflector(
         job_writer,
         watcher(Api::<Job>::all(client.clone()), cfg.clone()),
     )
     .default_backoff()
-    .touched_objects();
-    let (orphan_tx, orphan_rx) = tokio::sync::mpsc::unbounded_channel::<Pod>();
+    .touched_objects()
+    .inspect_ok(move |job: &Job| {
+        // A deleted Job syncs no more: its pods' finalizers are released as orphans'.
+        if jobs_seen.get(&ObjectRef::from_obj(job)).is_some() {
+            return;
+        }
+        let uid = job.uid().unwrap_or_default();
+        for p in pods_seen.state() {
+            if is_controlled_by(&p.metadata, &uid) && reconcile::has_tracking_finalizer(&p) {
+                let _ = deleted_tx.send((*p).clone());
+            }
+        }
+    });
     let pod_events =
         reflector::reflector(pod_writer, watcher(Api::<Pod>::all(client.clone()), cfg))
             .default_backoff()

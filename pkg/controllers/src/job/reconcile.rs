@@ -30,6 +30,8 @@ use crate::workload::{
     is_pod_active, is_pod_ready, pod_from_template, slow_start_batch,
 };
 
+/// The `spec.managedBy` value that names this controller.
+pub const MANAGED_BY: &str = "kubernetes.io/job-controller";
 /// The most pods one sync creates or deletes (upstream `MaxPodCreateDeletePerSync`).
 const MAX_POD_CREATE_DELETE_PER_SYNC: usize = 500;
 /// The most pods one sync adds to `uncountedTerminatedPods` (upstream `MaxUncountedPods`).
@@ -203,6 +205,15 @@ pub async fn reconcile(obj: Arc<Job>, ctx: Arc<Context>) -> Result<Action, JobEr
     if job.uid() != obj.uid() || is_finished(&job) {
         return Ok(Action::await_change());
     }
+    // A Job another controller manages (`spec.managedBy`) is left to it.
+    if job
+        .spec
+        .as_ref()
+        .and_then(|s| s.managed_by.as_deref())
+        .is_some_and(|m| m != MANAGED_BY)
+    {
+        return Ok(Action::await_change());
+    }
     let spec = job.spec.clone().unwrap_or_default();
     let mode = spec.completion_mode.as_deref().unwrap_or("NonIndexed");
     if mode != "NonIndexed" && mode != "Indexed" {
@@ -255,13 +266,19 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
         .filter(|p| is_controlled_by(&p.metadata, &job_uid) || selector.matches(p.labels()))
         .map(|p| (*p).clone())
         .collect();
+    let owned_before: HashSet<String> = candidates
+        .iter()
+        .filter(|p| is_controlled_by(&p.metadata, &job_uid))
+        .map(uid)
+        .collect();
     let claimed = claim(&pods_api, &job, &selector, candidates).await?;
     let mut pods = claimed.owned;
     for p in pods.iter_mut() {
-        // Adopted pods are tracked like created ones.
+        // Adopted pods are tracked like created ones (and only they: an owned pod without
+        // the finalizer has been counted already).
         if !has_tracking_finalizer(p)
             && p.metadata.deletion_timestamp.is_none()
-            && claimed.adopted > 0
+            && !owned_before.contains(&uid(p))
         {
             let patch = json!({"metadata": {"finalizers": [TRACKING_FINALIZER]}});
             match pods_api

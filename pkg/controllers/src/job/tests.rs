@@ -597,3 +597,38 @@ async fn backoff_limit_per_index_fails_only_the_index() {
     counts.sort();
     assert_eq!(counts, ["0", "1"]);
 }
+
+#[tokio::test]
+async fn pods_of_a_deleted_job_lose_their_tracking_finalizer() {
+    let e = env(super::system_clock(), false).await;
+    let jobs: Api<Job> = Api::namespaced(e.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(e.client.clone(), "default");
+    jobs.create(&PostParams::default(), &job("gone", json!({})))
+        .await
+        .expect("create job");
+    let pod = eventually("the job's pod", || {
+        let pods = pods.clone();
+        async move {
+            pods.list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .next()
+        }
+    })
+    .await;
+    assert!(pod.finalizers().iter().any(|f| f == TRACKING_FINALIZER));
+    jobs.delete("gone", &Default::default())
+        .await
+        .expect("delete job");
+    eventually("the finalizer released", || {
+        let pods = pods.clone();
+        let name = pod.name_any();
+        async move {
+            let p = pods.get(&name).await.ok()?;
+            (!p.finalizers().iter().any(|f| f == TRACKING_FINALIZER)).then_some(())
+        }
+    })
+    .await;
+}
