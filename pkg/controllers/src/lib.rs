@@ -9,6 +9,9 @@ pub mod discovery;
 pub mod garbagecollector;
 pub mod job;
 pub mod namespace;
+pub mod nodelifecycle;
+pub mod podgc;
+pub mod tainteviction;
 pub mod ttlafterfinished;
 pub mod workload;
 
@@ -60,6 +63,21 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "ttl-after-finished-controller",
         start: ttlafterfinished::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: nodelifecycle::NAME,
+        start: nodelifecycle::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: tainteviction::NAME,
+        start: tainteviction::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: podgc::NAME,
+        start: podgc::start,
         enabled_by_default: true,
     },
 ];
