@@ -299,3 +299,115 @@ spec:
         .to_string();
     assert!(events.contains(&format!("Created job {job}")), "{events}");
 }
+
+/// Jobs on simulated nodes: the scheduler binds their pods and the simulated kubelet
+/// finishes them (exit code from the `simulate.k1s.io/exit-code` annotation), so
+/// nothing here plays the kubelet.
+#[test]
+fn jobs_run_to_completion_on_simulated_nodes() {
+    let k1s = K1s::start_with(&["--simulate-nodes", "2"]);
+    let k = newest_kubectl();
+    k1s.kubectl(&k, &["create", "namespace", NS]).ok();
+
+    k1s.kubectl_in(
+        &k,
+        NS,
+        &["create", "job", "sim", "--image=busybox", "--", "true"],
+    )
+    .ok();
+    k1s.kubectl_in(
+        &k,
+        NS,
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/sim",
+            "--timeout=90s",
+        ],
+    )
+    .ok();
+    let row = get_job(&k1s, &k, "sim");
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cols[..3], ["sim", "Complete", "1/1"], "{row}");
+    let node = k1s
+        .kubectl_in(
+            &k,
+            NS,
+            &[
+                "get",
+                "pods",
+                "-l",
+                "batch.kubernetes.io/job-name=sim",
+                "-o",
+                "jsonpath={.items[0].spec.nodeName}",
+            ],
+        )
+        .ok()
+        .to_string();
+    assert!(node.starts_with("sim-node-"), "{node}");
+
+    // Exit code 1, backoffLimit 1: one retry after the 10 s back-off, then Failed.
+    let manifest = r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: flaky}
+spec:
+  backoffLimit: 1
+  template:
+    metadata:
+      annotations: {simulate.k1s.io/exit-code: "1"}
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox}]
+"#;
+    k1s.kubectl_with(&k, &["apply", "-n", NS, "-f", "-"], Some(manifest), &[])
+        .ok();
+    k1s.kubectl_in(
+        &k,
+        NS,
+        &[
+            "wait",
+            "--for=condition=failed",
+            "job/flaky",
+            "--timeout=120s",
+        ],
+    )
+    .ok();
+    let failed = k1s
+        .kubectl_in(
+            &k,
+            NS,
+            &["get", "job", "flaky", "-o", "jsonpath={.status.failed}"],
+        )
+        .ok()
+        .to_string();
+    assert_eq!(failed, "2");
+
+    // ttlSecondsAfterFinished: 0 deletes the finished Job and, foreground, its pods.
+    let manifest = r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: brief}
+spec:
+  ttlSecondsAfterFinished: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox}]
+"#;
+    k1s.kubectl_with(&k, &["apply", "-n", NS, "-f", "-"], Some(manifest), &[])
+        .ok();
+    eventually(
+        Duration::from_secs(90),
+        "job brief and its pod deleted",
+        || {
+            let jobs = k1s.kubectl_in(
+                &k,
+                NS,
+                &["get", "job", "brief", "--ignore-not-found", "-o", "name"],
+            );
+            let pods = pods_of(&k1s, &k, "brief");
+            (jobs.code == 0 && jobs.stdout.trim().is_empty() && pods.is_empty()).then_some(())
+        },
+    );
+}
