@@ -15,7 +15,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
 
 use super::SCHEDULED_TIMESTAMP;
-use super::schedule::{Schedule, load_time_zone};
+use super::schedule::{Schedule, load_time_zone, split_zone};
 use crate::job::{Clock, finished_condition};
 use crate::workload::{controller_ref, is_controlled_by};
 
@@ -267,7 +267,25 @@ async fn schedule_next(
         return Ok(None);
     }
     let spec = cj.spec.clone().unwrap_or_default();
-    let tz = match load_time_zone(spec.time_zone.as_deref()) {
+    // A zone in the schedule itself (only older CronJobs can carry one) wins, with a
+    // warning, as upstream's formatSchedule does.
+    let (schedule_zone, schedule) = split_zone(&spec.schedule);
+    if spec.schedule.contains("TZ") {
+        let note = format!(
+            "CRON_TZ or TZ used in schedule {:?} is not officially supported, see https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/ for more details",
+            spec.schedule
+        );
+        event(
+            ctx,
+            cj,
+            EventType::Warning,
+            "UnsupportedSchedule",
+            note,
+            "Sync",
+        )
+        .await;
+    }
+    let tz = match load_time_zone(schedule_zone.or(spec.time_zone.as_deref())) {
         Ok(tz) => tz,
         Err(e) => {
             let tz = spec.time_zone.clone().unwrap_or_default();
@@ -286,7 +304,7 @@ async fn schedule_next(
     if spec.suspend == Some(true) {
         return Ok(None);
     }
-    let sched = match Schedule::parse(&spec.schedule) {
+    let sched = match Schedule::parse(schedule) {
         Ok(s) => s,
         Err(e) => {
             let note = format!("unparseable schedule: {:?} : {e}", spec.schedule);

@@ -177,8 +177,8 @@ fn parse_go_duration(s: &str) -> Option<Duration> {
 }
 
 impl Schedule {
-    /// Parses a schedule; `TZ=`/`CRON_TZ=` prefixes are refused (CronJobs set
-    /// `spec.timeZone` instead, and the API server refuses them on create).
+    /// Parses a schedule; `TZ=`/`CRON_TZ=` prefixes are refused here (split them off
+    /// with [`split_zone`] first).
     pub fn parse(spec: &str) -> Result<Self, String> {
         let spec = spec.trim();
         if spec.starts_with("TZ=") || spec.starts_with("CRON_TZ=") {
@@ -293,12 +293,16 @@ impl Schedule {
     }
 }
 
-/// The time zone named by `spec.timeZone` (`None`: the controller's, UTC here), read
-/// from the system's zoneinfo as Go's `time.LoadLocation` does.
+/// The time zone named by `spec.timeZone`, read from the system's zoneinfo as Go's
+/// `time.LoadLocation` does; `None` is the controller's local zone (`TZ`, else
+/// `/etc/localtime`, else UTC), as upstream's `time.Local`.
 pub fn load_time_zone(name: Option<&str>) -> Result<TimeZone, String> {
     let Some(name) = name else {
-        return Ok(TimeZone::UTC);
+        return Ok(local_time_zone());
     };
+    if name == "Local" {
+        return Ok(local_time_zone());
+    }
     if name == "UTC" || name.is_empty() {
         return Ok(TimeZone::UTC);
     }
@@ -317,6 +321,31 @@ pub fn load_time_zone(name: Option<&str>) -> Result<TimeZone, String> {
         }
     }
     Err(format!("unknown time zone {name}"))
+}
+
+/// Go's `time.Local`: `TZ` when set (empty is UTC), else `/etc/localtime`, else UTC.
+pub fn local_time_zone() -> TimeZone {
+    match std::env::var("TZ") {
+        Ok(name) if name.is_empty() || name == "Local" => TimeZone::UTC,
+        Ok(name) => load_time_zone(Some(name.trim_start_matches(':'))).unwrap_or(TimeZone::UTC),
+        Err(_) => std::fs::read("/etc/localtime")
+            .ok()
+            .and_then(|b| TimeZone::tzif("Local", &b).ok())
+            .unwrap_or(TimeZone::UTC),
+    }
+}
+
+/// Splits a `TZ=<zone> ` or `CRON_TZ=<zone> ` prefix (which robfig/cron honours and
+/// older CronJobs may still carry) from the schedule.
+pub fn split_zone(spec: &str) -> (Option<&str>, &str) {
+    let spec = spec.trim();
+    for prefix in ["TZ=", "CRON_TZ="] {
+        if let Some(rest) = spec.strip_prefix(prefix) {
+            let (zone, sched) = rest.split_once(' ').unwrap_or((rest, ""));
+            return (Some(zone), sched.trim());
+        }
+    }
+    (None, spec)
 }
 
 #[cfg(test)]
@@ -411,6 +440,16 @@ mod tests {
         ] {
             assert!(Schedule::parse(s).is_err(), "{s}");
         }
+    }
+
+    #[test]
+    fn zones_in_schedules_are_split_off() {
+        assert_eq!(
+            split_zone("TZ=Europe/Paris 0 9 * * *"),
+            (Some("Europe/Paris"), "0 9 * * *")
+        );
+        assert_eq!(split_zone("CRON_TZ=UTC @hourly"), (Some("UTC"), "@hourly"));
+        assert_eq!(split_zone("*/5 * * * *"), (None, "*/5 * * * *"));
     }
 
     #[test]
