@@ -632,3 +632,48 @@ async fn pods_of_a_deleted_job_lose_their_tracking_finalizer() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_restarted_controller_counts_each_pod_once() {
+    let server = TestApiServer::new().await;
+    let client = server.client();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let (stop, signal) = Shutdown::new();
+    let first = tokio::spawn(super::run(client.clone(), super::system_clock(), signal));
+    jobs.create(
+        &PostParams::default(),
+        &job("restart", json!({"completions": 4, "parallelism": 2})),
+    )
+    .await
+    .expect("create job");
+    eventually("two pods", || {
+        let pods = pods.clone();
+        async move { (pods.list(&ListParams::default()).await.ok()?.items.len() == 2).then_some(()) }
+    })
+    .await;
+    // The controller goes away; the pods finish meanwhile; a new one takes over.
+    let _ = stop.send(true);
+    let _ = first.await;
+    finish_pods(&pods, "restart", "Succeeded", 0).await;
+    let (_stop2, signal2) = Shutdown::new();
+    tokio::spawn(super::run(client.clone(), super::system_clock(), signal2));
+    let done = eventually("the job to complete", || {
+        let (jobs, pods) = (jobs.clone(), pods.clone());
+        async move {
+            finish_pods(&pods, "restart", "Succeeded", 0).await;
+            let j = jobs.get("restart").await.ok()?;
+            finished_condition(&j).is_some().then_some(j)
+        }
+    })
+    .await;
+    assert_eq!(done.status.as_ref().and_then(|s| s.succeeded), Some(4));
+    assert_eq!(
+        pods.list(&ListParams::default())
+            .await
+            .expect("pods")
+            .items
+            .len(),
+        4
+    );
+}
