@@ -353,8 +353,9 @@ async fn schedule_next(
     if let Some(d) = spec.starting_deadline_seconds
         && scheduled.as_second() + d < now.as_second()
     {
+        // Upstream writes it in UTC, RFC 1123 with a numeric zone.
         let when = scheduled
-            .to_zoned(tz.clone())
+            .to_zoned(TimeZone::UTC)
             .strftime("%a, %d %b %Y %H:%M:%S %z")
             .to_string();
         let note = format!("Missed scheduled time to start a job: {when}");
