@@ -677,3 +677,69 @@ async fn a_restarted_controller_counts_each_pod_once() {
         4
     );
 }
+
+#[tokio::test]
+async fn concurrency_policy_forbid_skips_runs_while_one_is_active() {
+    use k8s_openapi::api::events::v1::Event as EventV1;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    // A clock the test moves: first just before a minute, then a minute on.
+    let now = Timestamp::now().as_second();
+    let offset = Arc::new(AtomicI64::new((now / 60 + 1) * 60 - now - 2));
+    let o = offset.clone();
+    let clock: Clock = Arc::new(move || {
+        let secs = o.load(Ordering::SeqCst);
+        Timestamp::now()
+            .checked_add(SignedDuration::from_secs(secs))
+            .unwrap_or_else(|_| Timestamp::now())
+    });
+    let e = env(clock, true).await;
+    let cjs: Api<CronJob> = Api::namespaced(e.client.clone(), "default");
+    let jobs: Api<Job> = Api::namespaced(e.client.clone(), "default");
+    let events: Api<EventV1> = Api::namespaced(e.client.clone(), "default");
+    let cj: CronJob = serde_json::from_value(json!({
+        "metadata": {"name": "solo"},
+        "spec": {"schedule": "*/1 * * * *", "concurrencyPolicy": "Forbid",
+                 "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "busybox"}]}}}}}
+    }))
+    .expect("cronjob");
+    cjs.create(&PostParams::default(), &cj)
+        .await
+        .expect("create cronjob");
+    eventually("the first job", || {
+        let jobs = jobs.clone();
+        async move {
+            (!jobs
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .is_empty())
+            .then_some(())
+        }
+    })
+    .await;
+    // A minute later the first Job still runs (nothing finishes it): no second one.
+    offset.fetch_add(60, Ordering::SeqCst);
+    let poke = json!({"metadata": {"annotations": {"poke": "1"}}});
+    cjs.patch("solo", &PatchParams::default(), &Patch::Merge(poke))
+        .await
+        .expect("poke");
+    eventually("a JobAlreadyActive event", || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&ListParams::default()).await.ok()?.items;
+            list.iter()
+                .any(|ev| ev.reason.as_deref() == Some("JobAlreadyActive"))
+                .then_some(())
+        }
+    })
+    .await;
+    let all = jobs.list(&ListParams::default()).await.expect("jobs").items;
+    assert_eq!(
+        all.len(),
+        1,
+        "{:?}",
+        all.iter().map(|j| j.name_any()).collect::<Vec<_>>()
+    );
+}
