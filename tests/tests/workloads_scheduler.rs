@@ -235,3 +235,26 @@ fn pods_are_scheduled_as_upstream_schedules_them() {
     node(&k1s, &k, "w3", "4", "{}");
     assert_eq!(wait_bound(&k1s, &k, "big"), "w3");
 }
+
+#[test]
+fn pods_run_on_simulated_nodes_once_scheduled() {
+    let k1s = K1s::start_with(&["--simulate-nodes", "3"]);
+    let k = newest_kubectl();
+    k1s.kubectl(&k, &["create", "namespace", NS]).ok();
+    eventually(Duration::from_secs(60), "3 Ready nodes", || {
+        let out = k1s.kubectl(&k, &["get", "nodes", "--no-headers"]);
+        (out.stdout.matches(" Ready ").count() == 3).then_some(())
+    });
+    for i in 0..6 {
+        pod(&k1s, &k, &format!("sim-{i}"), "100m", "");
+    }
+    // Where each goes among equally free nodes is a tie broken at random, as upstream.
+    for i in 0..6 {
+        let name = format!("sim-{i}");
+        let node = wait_bound(&k1s, &k, &name);
+        assert!(node.starts_with("sim-node-"), "{node}");
+        eventually(Duration::from_secs(30), &format!("{name} Running"), || {
+            (field(&k1s, &k, &name, ".status.phase") == "Running").then_some(())
+        });
+    }
+}

@@ -219,6 +219,8 @@ where
         binds: Arc::new(Semaphore::new(BIND_CONCURRENCY)),
         pods_init: None,
         nodes_init: None,
+        pods_synced: false,
+        nodes_synced: false,
         last_flush: Instant::now(),
     };
     s.run(rx, shutdown).await;
@@ -273,6 +275,9 @@ struct Scheduler {
     binds: Arc<Semaphore>,
     pods_init: Option<HashSet<String>>,
     nodes_init: Option<HashSet<String>>,
+    /// Whether the pod and node watches have listed everything once.
+    pods_synced: bool,
+    nodes_synced: bool,
     last_flush: Instant,
 }
 
@@ -309,7 +314,9 @@ impl Scheduler {
             }
             self.maintain_queues();
             let mut done = 0;
-            while done < BATCH {
+            // Nothing is scheduled before both caches hold a complete list, as upstream
+            // waits for its informers to sync: a node's pods must all be counted first.
+            while done < BATCH && self.pods_synced && self.nodes_synced {
                 let Ok(permit) = self.binds.clone().try_acquire_owned() else {
                     break;
                 };
@@ -413,6 +420,7 @@ impl Scheduler {
                     self.on_pod(p);
                 }
                 WatchEvent::InitDone => {
+                    self.pods_synced = true;
                     if let Some(seen) = self.pods_init.take() {
                         let gone: Vec<String> = self
                             .cache
@@ -442,6 +450,8 @@ impl Scheduler {
                     self.on_node(n);
                 }
                 WatchEvent::InitDone => {
+                    self.nodes_synced = true;
+                    self.changed = true;
                     if let Some(seen) = self.nodes_init.take() {
                         let gone: Vec<String> = self
                             .cache
@@ -756,6 +766,13 @@ impl Scheduler {
         let pod = p.pod.clone();
         let client = self.client.clone();
         let recorder = self.recorder.clone();
+        // Upstream's reason: Unschedulable when plugins rejected the pod, SchedulerError
+        // when scheduling could not run (no node at all).
+        let reason = if msg == NO_NODES_MSG {
+            "SchedulerError"
+        } else {
+            "Unschedulable"
+        };
         tracing::debug!(pod = ?pod.metadata.name, %msg, "unschedulable");
         tokio::spawn(async move {
             if write_condition {
@@ -775,7 +792,7 @@ impl Scheduler {
                     _ => now_json(),
                 };
                 let patch = json!({"status": {"conditions": [{
-                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "type": "PodScheduled", "status": "False", "reason": reason,
                     "message": msg, "lastProbeTime": null, "lastTransitionTime": transition,
                 }]}});
                 let api: Api<Pod> = Api::namespaced(client, &ns);

@@ -370,3 +370,43 @@ async fn a_higher_priority_pod_preempts_a_lower_one() {
     let _ = stop.send(());
     let _ = scheduler.await;
 }
+
+#[tokio::test]
+async fn without_nodes_pods_wait_and_go_to_the_first_node() {
+    let server = TestApiServer::new().await;
+    let client = server.client();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = tokio::spawn(k1s_scheduler::run(client.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("early", "100m", json!({})))
+        .await
+        .expect("pod");
+    let p = eventually("early to be marked", || async {
+        pods.get("early")
+            .await
+            .ok()
+            .filter(|p| scheduled_condition(p).is_some())
+    })
+    .await;
+    assert_eq!(
+        scheduled_condition(&p),
+        Some((
+            "False".to_string(),
+            Some("SchedulerError".to_string()),
+            Some("no nodes available to schedule pods".to_string())
+        ))
+    );
+    create_node(&client, node("first", "1", json!({}))).await;
+    let p = eventually("early to be bound", || async {
+        pods.get("early")
+            .await
+            .ok()
+            .filter(|p| node_of(p).is_some())
+    })
+    .await;
+    assert_eq!(node_of(&p).as_deref(), Some("first"));
+    let _ = stop.send(());
+    let _ = scheduler.await;
+}
