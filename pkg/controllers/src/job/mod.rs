@@ -20,6 +20,7 @@ use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::{Action, Config, applier, trigger_owners, trigger_self};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -124,10 +125,29 @@ pub async fn run(client: kube::Client, clock: Clock, shutdown: Shutdown) {
     orphans.abort();
 }
 
-/// Drops what this controller never reads from cached pods (managed fields, the
-/// last-applied annotation, the containers): every pod of the cluster is cached, and at
-/// 30k pods those would be most of the memory.
+/// Drops what this controller never reads from cached pods: every pod of the cluster is
+/// cached, and at 30k pods managed fields, the last-applied annotation and containers
+/// would be most of the memory. Pods no Job controls are kept only as far as adoption
+/// looks at them (labels, owners, deletion).
 fn slim(pod: &mut Pod) {
+    let job_pod = controller_of(&pod.metadata)
+        .is_some_and(|r| r.kind == "Job" && r.api_version == "batch/v1");
+    if !job_pod {
+        let m = std::mem::take(&mut pod.metadata);
+        pod.metadata = ObjectMeta {
+            name: m.name,
+            namespace: m.namespace,
+            uid: m.uid,
+            labels: m.labels,
+            owner_references: m.owner_references,
+            deletion_timestamp: m.deletion_timestamp,
+            finalizers: m.finalizers,
+            ..ObjectMeta::default()
+        };
+        pod.spec = None;
+        pod.status = None;
+        return;
+    }
     pod.metadata.managed_fields = None;
     if let Some(a) = pod.metadata.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
