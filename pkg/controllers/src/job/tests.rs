@@ -743,3 +743,65 @@ async fn concurrency_policy_forbid_skips_runs_while_one_is_active() {
         all.iter().map(|j| j.name_any()).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn a_job_adopts_orphans_its_manual_selector_matches() {
+    let e = env(super::system_clock(), false).await;
+    let jobs: Api<Job> = Api::namespaced(e.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(e.client.clone(), "default");
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "stray", "labels": {"app": "adopt"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &orphan)
+        .await
+        .expect("create pod");
+    let j: Job = serde_json::from_value(json!({
+        "metadata": {"name": "adopter"},
+        "spec": {
+            "manualSelector": true,
+            "selector": {"matchLabels": {"app": "adopt"}},
+            "template": {
+                "metadata": {"labels": {"app": "adopt"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}
+            }
+        }
+    }))
+    .expect("job");
+    let j = jobs
+        .create(&PostParams::default(), &j)
+        .await
+        .expect("create job");
+    let uid = j.metadata.uid.clone().expect("uid");
+    eventually("the orphan adopted and tracked", || {
+        let (pods, uid) = (pods.clone(), uid.clone());
+        async move {
+            let p = pods.get("stray").await.ok()?;
+            let owned = crate::workload::is_controlled_by(&p.metadata, &uid);
+            (owned && p.finalizers().iter().any(|f| f == TRACKING_FINALIZER)).then_some(())
+        }
+    })
+    .await;
+    let status = json!({"status": {"phase": "Succeeded"}});
+    pods.patch_status("stray", &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .expect("finish pod");
+    let done = eventually("the job to complete", || {
+        let jobs = jobs.clone();
+        async move {
+            let j = jobs.get("adopter").await.ok()?;
+            finished_condition(&j).is_some().then_some(j)
+        }
+    })
+    .await;
+    assert_eq!(done.status.and_then(|s| s.succeeded), Some(1));
+    assert_eq!(
+        pods.list(&ListParams::default())
+            .await
+            .expect("pods")
+            .items
+            .len(),
+        1
+    );
+}
