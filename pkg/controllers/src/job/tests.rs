@@ -805,3 +805,43 @@ async fn a_job_adopts_orphans_its_manual_selector_matches() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_job_past_its_active_deadline_fails_and_stops_its_pods() {
+    let e = env(super::system_clock(), false).await;
+    let jobs: Api<Job> = Api::namespaced(e.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(e.client.clone(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job(
+            "late",
+            json!({"activeDeadlineSeconds": 1, "parallelism": 2, "completions": 4}),
+        ),
+    )
+    .await
+    .expect("create job");
+    let failed = eventually("the job to pass its deadline", || {
+        let jobs = jobs.clone();
+        async move {
+            let j = jobs.get("late").await.ok()?;
+            finished_condition(&j).is_some().then_some(j)
+        }
+    })
+    .await;
+    let cond = finished_condition(&failed).expect("failed");
+    assert_eq!(
+        (cond.type_.as_str(), cond.reason.as_deref()),
+        ("Failed", Some("DeadlineExceeded"))
+    );
+    assert_eq!(
+        cond.message.as_deref(),
+        Some("Job was active longer than specified deadline")
+    );
+    let left: Vec<Pod> = pods.list(&ListParams::default()).await.expect("pods").items;
+    assert!(
+        left.iter()
+            .all(|p| p.metadata.deletion_timestamp.is_some() || matches!(phase(p), "Failed")),
+        "pods still running: {:?}",
+        left.iter().map(|p| p.name_any()).collect::<Vec<_>>()
+    );
+}
