@@ -845,3 +845,46 @@ async fn a_job_past_its_active_deadline_fails_and_stops_its_pods() {
         left.iter().map(|p| p.name_any()).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn a_success_policy_completes_the_job_early() {
+    let e = env(super::system_clock(), false).await;
+    let jobs: Api<Job> = Api::namespaced(e.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(e.client.clone(), "default");
+    let spec = json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed",
+                      "successPolicy": {"rules": [{"succeededIndexes": "0"}]}});
+    jobs.create(&PostParams::default(), &job("leader", spec))
+        .await
+        .expect("create job");
+    let done = eventually("the job to complete by policy", || {
+        let (jobs, pods) = (jobs.clone(), pods.clone());
+        async move {
+            for p in pods.list(&ListParams::default()).await.ok()?.items {
+                if p.annotations()[super::indexes::COMPLETION_INDEX] == "0"
+                    && !matches!(phase(&p), "Succeeded" | "Failed")
+                    && p.metadata.deletion_timestamp.is_none()
+                {
+                    let status = json!({"status": {"phase": "Succeeded"}});
+                    pods.patch_status(
+                        &p.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(status),
+                    )
+                    .await
+                    .ok()?;
+                }
+            }
+            let j = jobs.get("leader").await.ok()?;
+            finished_condition(&j).is_some().then_some(j)
+        }
+    })
+    .await;
+    assert_eq!(condition_types(&done), ["SuccessCriteriaMet", "Complete"]);
+    let cond = finished_condition(&done).expect("complete");
+    assert_eq!(cond.reason.as_deref(), Some("SuccessPolicy"));
+    assert_eq!(cond.message.as_deref(), Some("Matched rules at index 0"));
+    assert_eq!(
+        done.status.and_then(|s| s.completed_indexes).as_deref(),
+        Some("0")
+    );
+}
