@@ -678,11 +678,9 @@ async fn a_restarted_controller_counts_each_pod_once() {
     );
 }
 
-#[tokio::test]
-async fn concurrency_policy_forbid_skips_runs_while_one_is_active() {
-    use k8s_openapi::api::events::v1::Event as EventV1;
+/// A clock the test moves: first two seconds before a whole minute, then on as told.
+fn movable_clock() -> (Clock, Arc<std::sync::atomic::AtomicI64>) {
     use std::sync::atomic::{AtomicI64, Ordering};
-    // A clock the test moves: first just before a minute, then a minute on.
     let now = Timestamp::now().as_second();
     let offset = Arc::new(AtomicI64::new((now / 60 + 1) * 60 - now - 2));
     let o = offset.clone();
@@ -692,6 +690,74 @@ async fn concurrency_policy_forbid_skips_runs_while_one_is_active() {
             .checked_add(SignedDuration::from_secs(secs))
             .unwrap_or_else(|_| Timestamp::now())
     });
+    (clock, offset)
+}
+
+#[tokio::test]
+async fn concurrency_policy_replace_replaces_the_running_job() {
+    use std::sync::atomic::Ordering;
+    let (clock, offset) = movable_clock();
+    let e = env(clock, true).await;
+    let cjs: Api<CronJob> = Api::namespaced(e.client.clone(), "default");
+    let jobs: Api<Job> = Api::namespaced(e.client.clone(), "default");
+    let cj: CronJob = serde_json::from_value(json!({
+        "metadata": {"name": "swap"},
+        "spec": {"schedule": "*/1 * * * *", "concurrencyPolicy": "Replace",
+                 "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "busybox"}]}}}}}
+    }))
+    .expect("cronjob");
+    cjs.create(&PostParams::default(), &cj)
+        .await
+        .expect("create cronjob");
+    let first = eventually("the first job", || {
+        let jobs = jobs.clone();
+        async move {
+            jobs.list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .next()
+        }
+    })
+    .await;
+    offset.fetch_add(60, Ordering::SeqCst);
+    let poke = json!({"metadata": {"annotations": {"poke": "1"}}});
+    cjs.patch("swap", &PatchParams::default(), &Patch::Merge(poke))
+        .await
+        .expect("poke");
+    let second = eventually("the first job replaced", || {
+        let (jobs, cjs, first) = (jobs.clone(), cjs.clone(), first.name_any());
+        async move {
+            let live: Vec<String> = jobs
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter(|j| j.metadata.deletion_timestamp.is_none())
+                .map(|j| j.name_any())
+                .collect();
+            let active = cjs.get("swap").await.ok()?.status?.active?;
+            let names: Vec<String> = active.into_iter().filter_map(|r| r.name).collect();
+            (live.len() == 1 && live[0] != first && names == live).then(|| live[0].clone())
+        }
+    })
+    .await;
+    let minutes = |n: &str| {
+        n.trim_start_matches("swap-")
+            .parse::<i64>()
+            .expect("minutes")
+    };
+    assert_eq!(minutes(&second), minutes(&first.name_any()) + 1);
+}
+
+#[tokio::test]
+async fn concurrency_policy_forbid_skips_runs_while_one_is_active() {
+    use k8s_openapi::api::events::v1::Event as EventV1;
+    use std::sync::atomic::Ordering;
+    let (clock, offset) = movable_clock();
     let e = env(clock, true).await;
     let cjs: Api<CronJob> = Api::namespaced(e.client.clone(), "default");
     let jobs: Api<Job> = Api::namespaced(e.client.clone(), "default");
