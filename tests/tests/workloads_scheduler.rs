@@ -231,6 +231,28 @@ fn pods_are_scheduled_as_upstream_schedules_them() {
         again.stderr
     );
 
+    // A pod whose claim does not exist fits no node, whatever the node.
+    pod(
+        &k1s,
+        &k,
+        "claims",
+        "100m",
+        "  volumes:\n  - name: data\n    persistentVolumeClaim:\n      claimName: nope\n",
+    );
+    eventually(
+        Duration::from_secs(30),
+        "claims to be unschedulable",
+        || {
+            (field(
+            &k1s,
+            &k,
+            "claims",
+            ".status.conditions[?(@.type==\"PodScheduled\")].message",
+        ) == "0/3 nodes are available: persistentvolumeclaim \"nope\" not found. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.")
+            .then_some(())
+        },
+    );
+
     // A node that fits arrives: the waiting pod is scheduled there.
     node(&k1s, &k, "w3", "4", "{}");
     assert_eq!(wait_bound(&k1s, &k, "big"), "w3");

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::WatchStreamExt;
@@ -58,6 +58,8 @@ pub fn num_feasible_nodes_to_find(all: usize) -> usize {
 enum Msg {
     Pod(Box<WatchEvent<Pod>>),
     Node(Box<WatchEvent<Node>>),
+    Claim(Box<WatchEvent<PersistentVolumeClaim>>),
+    Volume(Box<WatchEvent<PersistentVolume>>),
     Bound {
         uid: String,
         node: String,
@@ -112,6 +114,13 @@ pub fn schedule(pod: &Pod, cache: &Cache, next_start: &mut usize) -> Outcome {
         return Outcome::Unschedulable(NO_NODES_MSG.to_string());
     }
     let cycle = Cycle::new(pod, cache);
+    if let Some(why) = &cycle.prefilter {
+        // Rejected before any node is looked at: every node fails alike, and evicting
+        // pods cannot help.
+        return Outcome::Unschedulable(format!(
+            "0/{n} nodes are available: {why}. preemption: 0/{n} nodes are available: {n} Preemption is not helpful for scheduling."
+        ));
+    }
     let to_find = num_feasible_nodes_to_find(n);
     let mut feasible: Vec<usize> = Vec::with_capacity(to_find.min(n));
     let mut failures: Vec<Failure> = Vec::new();
@@ -198,6 +207,11 @@ where
     let (tx, rx) = mpsc::unbounded_channel();
     let pods = spawn_watch::<Pod>(client.clone(), tx.clone(), |e| Msg::Pod(Box::new(e)));
     let nodes = spawn_watch::<Node>(client.clone(), tx.clone(), |e| Msg::Node(Box::new(e)));
+    let claims = spawn_watch::<PersistentVolumeClaim>(client.clone(), tx.clone(), |e| {
+        Msg::Claim(Box::new(e))
+    });
+    let volumes =
+        spawn_watch::<PersistentVolume>(client.clone(), tx.clone(), |e| Msg::Volume(Box::new(e)));
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -221,11 +235,14 @@ where
         nodes_init: None,
         pods_synced: false,
         nodes_synced: false,
+        volumes_synced: [false; 2],
         last_flush: Instant::now(),
     };
     s.run(rx, shutdown).await;
     pods.abort();
     nodes.abort();
+    claims.abort();
+    volumes.abort();
 }
 
 fn spawn_watch<K>(
@@ -278,6 +295,8 @@ struct Scheduler {
     /// Whether the pod and node watches have listed everything once.
     pods_synced: bool,
     nodes_synced: bool,
+    /// Whether the claim and volume watches have listed everything once.
+    volumes_synced: [bool; 2],
     last_flush: Instant,
 }
 
@@ -316,7 +335,11 @@ impl Scheduler {
             let mut done = 0;
             // Nothing is scheduled before both caches hold a complete list, as upstream
             // waits for its informers to sync: a node's pods must all be counted first.
-            while done < BATCH && self.pods_synced && self.nodes_synced {
+            while done < BATCH
+                && self.pods_synced
+                && self.nodes_synced
+                && self.volumes_synced == [true; 2]
+            {
                 let Ok(permit) = self.binds.clone().try_acquire_owned() else {
                     break;
                 };
@@ -466,6 +489,64 @@ impl Scheduler {
                     }
                 }
             },
+            Msg::Claim(ev) => {
+                let key = |c: &PersistentVolumeClaim| {
+                    format!(
+                        "{}/{}",
+                        c.metadata.namespace.as_deref().unwrap_or(""),
+                        c.metadata.name.as_deref().unwrap_or("")
+                    )
+                };
+                let volume = |c: &PersistentVolumeClaim| {
+                    c.spec
+                        .as_ref()
+                        .and_then(|s| s.volume_name.clone())
+                        .unwrap_or_default()
+                };
+                match *ev {
+                    WatchEvent::Apply(c) | WatchEvent::InitApply(c) => {
+                        let (k, v) = (key(&c), volume(&c));
+                        if self.cache.claims.get(&k) != Some(&v) {
+                            self.cache.claims.insert(k, v);
+                            self.changed = true;
+                        }
+                    }
+                    WatchEvent::Delete(c) => {
+                        self.cache.claims.remove(&key(&c));
+                    }
+                    // A relist replaces the whole set.
+                    WatchEvent::Init => self.cache.claims.clear(),
+                    WatchEvent::InitDone => {
+                        self.volumes_synced[0] = true;
+                        self.changed = true;
+                    }
+                }
+            }
+            Msg::Volume(ev) => {
+                let affinity = |v: &PersistentVolume| {
+                    v.spec
+                        .as_ref()
+                        .and_then(|s| s.node_affinity.as_ref())
+                        .and_then(|a| a.required.clone())
+                };
+                match *ev {
+                    WatchEvent::Apply(v) | WatchEvent::InitApply(v) => {
+                        let name = v.metadata.name.clone().unwrap_or_default();
+                        self.cache.volumes.insert(name, affinity(&v));
+                        self.changed = true;
+                    }
+                    WatchEvent::Delete(v) => {
+                        self.cache
+                            .volumes
+                            .remove(v.metadata.name.as_deref().unwrap_or(""));
+                    }
+                    WatchEvent::Init => self.cache.volumes.clear(),
+                    WatchEvent::InitDone => {
+                        self.volumes_synced[1] = true;
+                        self.changed = true;
+                    }
+                }
+            }
             Msg::Bound { uid, node, error } => self.on_bound(uid, node, error),
         }
     }
