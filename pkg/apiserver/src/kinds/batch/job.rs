@@ -888,6 +888,16 @@ mod tests {
     }
 
     #[test]
+    fn backoff_limit_defaults_to_max_int32_with_a_per_index_limit() {
+        assert_eq!(created(kubectl_job())["spec"]["backoffLimit"], json!(6));
+        let mut job = kubectl_job();
+        job["spec"]["completionMode"] = json!("Indexed");
+        job["spec"]["completions"] = json!(3);
+        job["spec"]["backoffLimitPerIndex"] = json!(1);
+        assert_eq!(created(job)["spec"]["backoffLimit"], json!(i32::MAX));
+    }
+
+    #[test]
     fn kubectl_create_job_is_accepted_with_generated_selector() {
         let job = created(kubectl_job());
         assert!(
