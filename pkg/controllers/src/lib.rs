@@ -4,16 +4,19 @@
 //! Every controller is level-triggered: it reads the world, makes it match, and requeues;
 //! none assumes it saw every event.
 
+pub mod cronjob;
 pub mod daemonset;
 pub mod discovery;
 pub mod garbagecollector;
 pub mod history;
+pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
 pub mod statefulset;
 pub mod tainteviction;
+pub mod ttlafterfinished;
 pub mod workload;
 
 use std::future::Future;
@@ -69,6 +72,21 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "daemonset-controller",
         start: daemonset::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "job-controller",
+        start: job::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "cronjob-controller",
+        start: cronjob::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "ttl-after-finished-controller",
+        start: ttlafterfinished::start,
         enabled_by_default: true,
     },
     Descriptor {

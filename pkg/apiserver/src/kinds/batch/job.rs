@@ -763,7 +763,13 @@ impl Strategy for JobStrategy {
             default_path(obj, &["spec", "completions"], json!(1));
         }
         default_path(obj, &["spec", "parallelism"], json!(1));
-        default_path(obj, &["spec", "backoffLimit"], json!(6));
+        // Per-index back-off replaces the Job-wide limit, which then never bites.
+        let per_index = has(obj, "backoffLimitPerIndex");
+        default_path(
+            obj,
+            &["spec", "backoffLimit"],
+            json!(if per_index { i32::MAX } else { 6 }),
+        );
         default_path(obj, &["spec", "completionMode"], json!("NonIndexed"));
         default_path(obj, &["spec", "suspend"], json!(false));
         if get_path(obj, &["spec", "manualSelector"]).is_some_and(Value::is_null)
@@ -879,6 +885,16 @@ mod tests {
         JobStrategy.default(&mut job);
         JobStrategy.prepare_for_create(&mut job, true);
         job
+    }
+
+    #[test]
+    fn backoff_limit_defaults_to_max_int32_with_a_per_index_limit() {
+        assert_eq!(created(kubectl_job())["spec"]["backoffLimit"], json!(6));
+        let mut job = kubectl_job();
+        job["spec"]["completionMode"] = json!("Indexed");
+        job["spec"]["completions"] = json!(3);
+        job["spec"]["backoffLimitPerIndex"] = json!(1);
+        assert_eq!(created(job)["spec"]["backoffLimit"], json!(i32::MAX));
     }
 
     #[test]
