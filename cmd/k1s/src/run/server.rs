@@ -166,6 +166,15 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         cluster_domain: args.cluster_domain.clone(),
     };
     let api = ApiServer::new(store, config, tokens).await;
+    let issuer = ApiServer::default_service_account_issuer(&args.cluster_domain);
+    api.set_service_account_issuer(
+        k1s_apiserver::auth::serviceaccount::TokenIssuer::from_pem(
+            pki.service_account_key_pem(),
+            &issuer,
+            vec![issuer.clone()],
+        )
+        .context("cannot use the service account signing key")?,
+    );
     bootstrap::run(&api)
         .await
         .map_err(|s| anyhow::anyhow!("cannot create system objects: {}", s.message))?;

@@ -1,5 +1,8 @@
 //! Authentication: who is asking. Client certificates are verified by TLS and their
-//! subject read here; bearer tokens are looked up in the configured token table.
+//! subject read here; bearer tokens are looked up in the configured token table, then
+//! checked as service account tokens ([`serviceaccount`]).
+
+pub mod serviceaccount;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -128,6 +128,11 @@ pub fn group(server: &ApiServer, group: &str) -> Response {
 fn sub_kind(r: &Resource, sub: Subresource) -> (String, String, String) {
     match sub {
         Subresource::Scale => ("autoscaling".into(), "v1".into(), "Scale".into()),
+        Subresource::Token => (
+            "authentication.k8s.io".into(),
+            "v1".into(),
+            "TokenRequest".into(),
+        ),
         Subresource::Status | Subresource::Finalize => {
             (String::new(), String::new(), r.info.kind.clone())
         }

@@ -14,6 +14,7 @@ mod patch;
 pub mod request;
 pub mod response;
 mod scale;
+mod token;
 mod update;
 mod watch;
 
@@ -142,6 +143,9 @@ impl Call {
             }
             Some("finalize") if self.resource.info.has_subresource(Subresource::Finalize) => {
                 Ok(Some(Subresource::Finalize))
+            }
+            Some("token") if self.resource.info.has_subresource(Subresource::Token) => {
+                Ok(Some(Subresource::Token))
             }
             Some(_) => Err(not_found()),
         }
@@ -279,6 +283,7 @@ async fn dispatch(call: Call) -> Response {
         ("update", Some("scale")) => scale::update(call).await,
         ("patch", Some("scale")) => scale::patch(call).await,
         ("get", _) => get::get(call).await,
+        ("create", Some("token")) => token::create(call).await,
         ("create", _) => create::create(call).await,
         ("update", _) => update::update(call).await,
         ("patch", _) => patch::patch(call).await,

@@ -71,6 +71,12 @@ impl KindEntry<'_> {
         self
     }
 
+    /// Serves `/token` (service accounts' TokenRequest).
+    pub fn token(self) -> Self {
+        self.resource.info.subresources.push(Subresource::Token);
+        self
+    }
+
     /// Answers a delete that removes the object with the object (upstream's
     /// `ReturnDeletedObject`).
     pub fn returns_deleted_object(self) -> Self {
@@ -223,6 +229,7 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
     .returns_deleted_object();
     b.kind::<core_v1::ServiceAccount>(core::serviceaccount::ServiceAccountStrategy)
         .short_names(&["sa"])
+        .token()
         .returns_deleted_object();
     b.kind::<core_v1::Endpoints>(core::endpoints::EndpointsStrategy)
         .short_names(&["ep"]);

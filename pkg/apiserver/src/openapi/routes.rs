@@ -534,6 +534,15 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                         meta::SCALE.to_string(),
                     ),
                     Subresource::Status | Subresource::Finalize => (gvk.clone(), def.clone()),
+                    // Listed in discovery only: its one verb, create, has no route here.
+                    Subresource::Token => (
+                        (
+                            "authentication.k8s.io".to_string(),
+                            "v1".to_string(),
+                            "TokenRequest".to_string(),
+                        ),
+                        "io.k8s.api.authentication.v1.TokenRequest".to_string(),
+                    ),
                 };
                 let name = s.as_str();
                 (

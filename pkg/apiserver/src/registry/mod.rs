@@ -23,6 +23,9 @@ pub enum Subresource {
     Scale,
     /// `/finalize` of namespaces: writes only `spec.finalizers`.
     Finalize,
+    /// `/token` of service accounts: creates an `authentication.k8s.io/v1`
+    /// TokenRequest, nothing stored.
+    Token,
 }
 
 impl Subresource {
@@ -32,6 +35,7 @@ impl Subresource {
             Subresource::Status => "status",
             Subresource::Scale => "scale",
             Subresource::Finalize => "finalize",
+            Subresource::Token => "token",
         }
     }
 
@@ -40,6 +44,7 @@ impl Subresource {
     pub fn verbs(self) -> &'static [&'static str] {
         match self {
             Subresource::Finalize => &["update"],
+            Subresource::Token => &["create"],
             _ => &["get", "patch", "update"],
         }
     }
