@@ -7,9 +7,11 @@
 pub mod discovery;
 pub mod garbagecollector;
 pub mod namespace;
+pub mod serviceaccount;
 pub mod workload;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -44,7 +46,37 @@ pub const CONTROLLERS: &[Descriptor] = &[
         start: garbagecollector::start,
         enabled_by_default: true,
     },
+    Descriptor {
+        name: "serviceaccount-controller",
+        start: serviceaccount::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "root-ca-certificate-publisher-controller",
+        start: serviceaccount::start_root_ca_publisher,
+        enabled_by_default: true,
+    },
 ];
+
+/// What controllers need besides a client, handed to `run_all`/`run` by the server
+/// (upstream's kube-controller-manager flags). A controller reads it with [`config`]
+/// when it starts, so the start functions keep their one signature.
+#[derive(Debug, Clone, Default)]
+pub struct ControllerConfig {
+    /// The cluster CA bundle (PEM) the root CA publisher puts in every namespace
+    /// (`--root-ca-file`); none publishes nothing.
+    pub root_ca_pem: Option<String>,
+}
+
+tokio::task_local! {
+    static CONFIG: Arc<ControllerConfig>;
+}
+
+/// The configuration of the controllers being started: valid while a start function
+/// runs (synchronously or at the start of its future), default outside `run`.
+pub fn config() -> Arc<ControllerConfig> {
+    CONFIG.try_with(Arc::clone).unwrap_or_default()
+}
 
 /// How long controllers get to stop after shutdown is signalled before they are aborted.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -74,25 +106,32 @@ impl Shutdown {
 
 /// Spawns every controller that is enabled by default; the returned task completes
 /// once `shutdown` has completed and the controllers have stopped.
-pub fn run_all<F>(client: kube::Client, shutdown: F) -> JoinHandle<()>
+pub fn run_all<F>(client: kube::Client, config: ControllerConfig, shutdown: F) -> JoinHandle<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
     let enabled = CONTROLLERS.iter().filter(|d| d.enabled_by_default).copied();
-    run(client, enabled.collect(), shutdown)
+    run(client, config, enabled.collect(), shutdown)
 }
 
 /// Spawns the given controllers; the returned task completes once `shutdown` has
 /// completed and the controllers have stopped.
-pub fn run<F>(client: kube::Client, controllers: Vec<Descriptor>, shutdown: F) -> JoinHandle<()>
+pub fn run<F>(
+    client: kube::Client,
+    config: ControllerConfig,
+    controllers: Vec<Descriptor>,
+    shutdown: F,
+) -> JoinHandle<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
     let (stop, signal) = Shutdown::new();
+    let config = Arc::new(config);
     let mut set = JoinSet::new();
     for d in controllers {
         let name = d.name;
-        let run = (d.start)(client.clone(), signal.clone());
+        let run = CONFIG.sync_scope(config.clone(), || (d.start)(client.clone(), signal.clone()));
+        let run = CONFIG.scope(config.clone(), run);
         tracing::info!(controller = name, "starting controller");
         set.spawn(async move {
             run.await;

@@ -233,6 +233,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(k1s_controllers::run_all(
             controller_manager_client(&api),
+            k1s_controllers::ControllerConfig {
+                root_ca_pem: Some(pki.ca_pem().to_string()),
+            },
             async move {
                 let _ = controllers_stopping.await;
             },

@@ -324,7 +324,7 @@ mod tests {
         ("", "v1", "replicationcontrollers", ALL, SCALE_STATUS),
         ("", "v1", "resourcequotas", ALL, STATUS),
         ("", "v1", "secrets", ALL, NONE),
-        ("", "v1", "serviceaccounts", ALL, NONE),
+        ("", "v1", "serviceaccounts", ALL, &[("token", &["create"])]),
         ("", "v1", "services", ALL, STATUS),
         ("apps", "v1", "controllerrevisions", ALL, NONE),
         ("apps", "v1", "daemonsets", ALL, STATUS),

@@ -534,7 +534,6 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                         meta::SCALE.to_string(),
                     ),
                     Subresource::Status | Subresource::Finalize => (gvk.clone(), def.clone()),
-                    // Listed in discovery only: its one verb, create, has no route here.
                     Subresource::Token => (
                         (
                             "authentication.k8s.io".to_string(),
@@ -599,6 +598,24 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                     o.responses = vec![
                         (200, Some(target_def.clone())),
                         (201, Some(target_def.clone())),
+                        (401, None),
+                    ];
+                    o
+                }
+                "create" if sub.is_some() => {
+                    let mut o = op(
+                        "post",
+                        "post",
+                        format!("create{prefix}{ns}{kind}{suffix}"),
+                        format!("create{of}{}{kind}", article(kind)),
+                        &item_params,
+                        &target_gvk,
+                    );
+                    o.body = Some(Body::Object(target_def.clone()));
+                    o.responses = vec![
+                        (200, Some(target_def.clone())),
+                        (201, Some(target_def.clone())),
+                        (202, Some(target_def.clone())),
                         (401, None),
                     ];
                     o
