@@ -5,6 +5,7 @@
 //! none assumes it saw every event.
 
 pub mod discovery;
+pub mod endpoints;
 pub mod garbagecollector;
 pub mod namespace;
 pub mod serviceaccount;
@@ -44,6 +45,11 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "garbage-collector-controller",
         start: garbagecollector::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "endpoints-controller",
+        start: endpoints::start,
         enabled_by_default: true,
     },
     Descriptor {

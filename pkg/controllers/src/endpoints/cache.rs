@@ -1,0 +1,557 @@
+//! What the endpoints controllers share: watch caches of Services and of the parts of
+//! Pods endpoints are made from (stripped, so 30k pods cost little), a queue of Service
+//! keys fed by their changes, and upstream's rules for which pod addresses and ports a
+//! Service gets (`ShouldPodBeInEndpoints`, `FindPort`, hostnames, IP families).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, Pod, PodCondition, PodSpec, PodStatus, Service, ServicePort,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+use crate::Shutdown;
+
+/// A Service's key: namespace and name.
+pub type Key = (String, String);
+
+/// The Services and (stripped) Pods of the cluster, as last seen by the watches.
+#[derive(Default)]
+pub struct Cache {
+    services: RwLock<HashMap<Key, Arc<Service>>>,
+    pods: RwLock<HashMap<String, HashMap<String, Arc<Pod>>>>,
+}
+
+impl Cache {
+    /// The Service, if it exists.
+    pub fn service(&self, key: &Key) -> Option<Arc<Service>> {
+        self.services.read().get(key).cloned()
+    }
+
+    /// The keys of every Service.
+    pub fn service_keys(&self) -> Vec<Key> {
+        self.services.read().keys().cloned().collect()
+    }
+
+    /// The pods of a namespace that a selector picks.
+    pub fn selected_pods(&self, namespace: &str, selector: &BTreeMap<String, String>) -> Vec<Arc<Pod>> {
+        let pods = self.pods.read();
+        let Some(ns) = pods.get(namespace) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Arc<Pod>> = ns
+            .values()
+            .filter(|p| selects(selector, p.metadata.labels.as_ref()))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        out
+    }
+
+    /// Services of the namespace whose selector picks a pod with these labels.
+    fn services_selecting(&self, namespace: &str, labels: Option<&BTreeMap<String, String>>) -> Vec<Key> {
+        self.services
+            .read()
+            .iter()
+            .filter(|((ns, _), svc)| {
+                ns == namespace
+                    && service_selector(svc).is_some_and(|sel| selects(sel, labels))
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
+
+/// Whether a map selector picks these labels (every pair present).
+pub fn selects(selector: &BTreeMap<String, String>, labels: Option<&BTreeMap<String, String>>) -> bool {
+    selector
+        .iter()
+        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+}
+
+/// The selector of a Service the controllers manage: none for Services without one (their
+/// Endpoints are the user's) and for ExternalName Services.
+pub fn service_selector(svc: &Service) -> Option<&BTreeMap<String, String>> {
+    let spec = svc.spec.as_ref()?;
+    if spec.type_.as_deref() == Some("ExternalName") {
+        return None;
+    }
+    spec.selector.as_ref().filter(|s| !s.is_empty())
+}
+
+/// Whether the Service has a cluster IP (not headless).
+pub fn is_service_ip_set(svc: &Service) -> bool {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.cluster_ip.as_deref())
+        .is_some_and(|ip| !ip.is_empty() && ip != "None")
+}
+
+/// The parts of a pod endpoints are made from; everything else is dropped on arrival.
+pub fn strip_pod(pod: Pod) -> Pod {
+    let spec = pod.spec.unwrap_or_default();
+    let keep_ports = |c: Container| Container {
+        name: c.name,
+        ports: c.ports,
+        restart_policy: c.restart_policy,
+        ..Container::default()
+    };
+    let status = pod.status.unwrap_or_default();
+    Pod {
+        metadata: ObjectMeta {
+            name: pod.metadata.name,
+            namespace: pod.metadata.namespace,
+            uid: pod.metadata.uid,
+            labels: pod.metadata.labels,
+            creation_timestamp: pod.metadata.creation_timestamp,
+            deletion_timestamp: pod.metadata.deletion_timestamp,
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            containers: spec.containers.into_iter().map(keep_ports).collect(),
+            init_containers: spec.init_containers.map(|cs| {
+                cs.into_iter()
+                    .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+                    .map(keep_ports)
+                    .collect()
+            }),
+            hostname: spec.hostname,
+            subdomain: spec.subdomain,
+            node_name: spec.node_name,
+            ..PodSpec::default()
+        }),
+        status: Some(PodStatus {
+            phase: status.phase,
+            pod_ip: status.pod_ip,
+            pod_ips: status.pod_ips,
+            conditions: status.conditions.map(|cs| {
+                cs.into_iter()
+                    .filter(|c| c.type_ == "Ready")
+                    .collect::<Vec<PodCondition>>()
+            }),
+            ..PodStatus::default()
+        }),
+    }
+}
+
+fn ready_condition(pod: &Pod) -> Option<&PodCondition> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+}
+
+/// Whether the pod's Ready condition is True.
+pub fn is_pod_ready(pod: &Pod) -> bool {
+    ready_condition(pod).is_some_and(|c| c.status == "True")
+}
+
+/// When the pod last changed in a way endpoints follow (upstream's trigger time: the
+/// Ready condition's last transition).
+pub fn pod_trigger_time(pod: &Pod) -> Option<k8s_openapi::jiff::Timestamp> {
+    ready_condition(pod)?.last_transition_time.as_ref().map(|t| t.0)
+}
+
+/// Upstream's `ShouldPodBeInEndpoints`: not terminal, has an IP, and not terminating
+/// unless terminating pods are asked for.
+pub fn should_pod_be_in_endpoints(pod: &Pod, include_terminating: bool) -> bool {
+    let status = pod.status.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Failed" | "Succeeded")) {
+        return false;
+    }
+    if pod_ips(pod).is_empty() {
+        return false;
+    }
+    include_terminating || pod.metadata.deletion_timestamp.is_none()
+}
+
+/// The pod's IPs, primary first.
+pub fn pod_ips(pod: &Pod) -> Vec<String> {
+    let Some(status) = pod.status.as_ref() else {
+        return Vec::new();
+    };
+    let mut ips: Vec<String> = status
+        .pod_ips
+        .iter()
+        .flatten()
+        .map(|p| p.ip.clone())
+        .filter(|ip| !ip.is_empty())
+        .collect();
+    if ips.is_empty()
+        && let Some(ip) = status.pod_ip.as_ref().filter(|ip| !ip.is_empty())
+    {
+        ips.push(ip.clone());
+    }
+    ips
+}
+
+/// `IPv4` or `IPv6`, as Services and EndpointSlices name IP families.
+pub fn ip_family(ip: &str) -> &'static str {
+    if ip.contains(':') { "IPv6" } else { "IPv4" }
+}
+
+/// The pod's IP of a family.
+pub fn pod_ip_of_family(pod: &Pod, family: &str) -> Option<String> {
+    pod_ips(pod).into_iter().find(|ip| ip_family(ip) == family)
+}
+
+/// The IP families a Service's endpoints are of: its `ipFamilies`, else its cluster IPs',
+/// else (headless without families) both.
+pub fn service_families(svc: &Service) -> Vec<String> {
+    let Some(spec) = svc.spec.as_ref() else {
+        return vec!["IPv4".into()];
+    };
+    if let Some(f) = spec.ip_families.as_ref().filter(|f| !f.is_empty()) {
+        return f.clone();
+    }
+    let ips: Vec<String> = spec
+        .cluster_ips
+        .iter()
+        .flatten()
+        .chain(spec.cluster_ip.iter())
+        .filter(|ip| !ip.is_empty() && *ip != "None")
+        .map(|ip| ip_family(ip).to_string())
+        .collect();
+    match ips.first() {
+        Some(f) => vec![f.clone()],
+        None => vec!["IPv4".into(), "IPv6".into()],
+    }
+}
+
+/// Upstream's `FindPort`: a numeric target port as is, a named one looked up in the
+/// pod's containers (and restartable init containers) by name and protocol.
+pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
+    match &port.target_port {
+        None => Some(port.port),
+        Some(IntOrString::Int(n)) => Some(*n),
+        Some(IntOrString::String(name)) => {
+            if let Ok(n) = name.parse::<i32>() {
+                return Some(n);
+            }
+            let protocol = port.protocol.as_deref().unwrap_or("TCP");
+            let spec = pod.spec.as_ref()?;
+            spec.containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+                .flat_map(|c| c.ports.iter().flatten())
+                .find(|p: &&ContainerPort| {
+                    p.name.as_deref() == Some(name.as_str())
+                        && p.protocol.as_deref().unwrap_or("TCP") == protocol
+                })
+                .map(|p| p.container_port)
+        }
+    }
+}
+
+/// The hostname an endpoint of this pod gets: the pod's `hostname` when its `subdomain`
+/// names the Service.
+pub fn endpoint_hostname(pod: &Pod, svc: &Service) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    let hostname = spec.hostname.as_ref().filter(|h| !h.is_empty())?;
+    (spec.subdomain.as_deref() == svc.metadata.name.as_deref()
+        && pod.metadata.namespace == svc.metadata.namespace)
+        .then(|| hostname.clone())
+}
+
+/// A set of Service keys waiting to be synced; each key is queued once however often it
+/// is added before a worker takes it.
+#[derive(Default)]
+pub struct Queue {
+    inner: Mutex<(VecDeque<Key>, HashSet<Key>)>,
+    notify: Notify,
+}
+
+impl Queue {
+    /// Queues a key.
+    pub fn add(&self, key: Key) {
+        let mut inner = self.inner.lock();
+        if inner.1.insert(key.clone()) {
+            inner.0.push_back(key);
+            drop(inner);
+            self.notify.notify_one();
+        }
+    }
+
+    /// Queues a key after a delay.
+    pub fn add_after(self: &Arc<Self>, key: Key, delay: Duration) {
+        let queue = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            queue.add(key);
+        });
+    }
+
+    /// The next key, waiting for one.
+    pub async fn next(&self) -> Key {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut inner = self.inner.lock();
+                if let Some(key) = inner.0.pop_front() {
+                    inner.1.remove(&key);
+                    return key;
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Watches that fill a [`Cache`] and queue the Services their changes concern.
+pub struct Watches {
+    /// The cache.
+    pub cache: Arc<Cache>,
+    /// Service keys to sync.
+    pub queue: Arc<Queue>,
+    synced: Arc<tokio::sync::Semaphore>,
+}
+
+/// Applies one watch's events: a restart's objects replace the old ones at `InitDone`.
+async fn follow<K, S>(
+    stream: S,
+    mut apply: impl FnMut(Option<K>, Option<K>, &str, &str),
+    mut replace: impl FnMut(Vec<K>),
+    synced: Arc<tokio::sync::Semaphore>,
+) where
+    K: kube::Resource + Clone,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut buffer: Vec<K> = Vec::new();
+    let mut first = true;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Init) => buffer.clear(),
+            Ok(watcher::Event::InitApply(o)) => buffer.push(o),
+            Ok(watcher::Event::InitDone) => {
+                replace(std::mem::take(&mut buffer));
+                if first {
+                    first = false;
+                    synced.add_permits(1);
+                }
+            }
+            Ok(watcher::Event::Apply(o)) => {
+                let (ns, name) = (o.namespace().unwrap_or_default(), o.name_any());
+                apply(Some(o), None, &ns, &name);
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                let (ns, name) = (o.namespace().unwrap_or_default(), o.name_any());
+                apply(None, Some(o), &ns, &name);
+            }
+            Err(e) => tracing::debug!(error = %e, "watch failed; retrying"),
+        }
+    }
+}
+
+impl Watches {
+    /// Starts the watches of Services and Pods; they run until `shutdown`.
+    pub fn start(client: &kube::Client, shutdown: &Shutdown) -> Self {
+        let cache = Arc::new(Cache::default());
+        let queue = Arc::new(Queue::default());
+        let synced = Arc::new(tokio::sync::Semaphore::new(0));
+
+        let (c, q) = (cache.clone(), queue.clone());
+        let (c2, q2) = (cache.clone(), queue.clone());
+        let services = follow(
+            watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
+                .default_backoff(),
+            move |new, _old, ns, name| {
+                let key = (ns.to_string(), name.to_string());
+                match new {
+                    Some(svc) => c.services.write().insert(key.clone(), Arc::new(svc)),
+                    None => c.services.write().remove(&key),
+                };
+                q.add(key);
+            },
+            move |all| {
+                let map: HashMap<Key, Arc<Service>> = all
+                    .into_iter()
+                    .map(|s| ((s.namespace().unwrap_or_default(), s.name_any()), Arc::new(s)))
+                    .collect();
+                let keys: Vec<Key> = map.keys().cloned().collect();
+                *c2.services.write() = map;
+                for k in keys {
+                    q2.add(k);
+                }
+            },
+            synced.clone(),
+        );
+
+        let (c, q) = (cache.clone(), queue.clone());
+        let (c2, q2) = (cache.clone(), queue.clone());
+        let pods = follow(
+            watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
+                .default_backoff()
+                .map_ok(|e| e.modify(|p| *p = strip_pod(std::mem::take(p)))),
+            move |new, gone, ns, name| {
+                let old = c.pods.read().get(ns).and_then(|m| m.get(name)).cloned();
+                let new = new.map(Arc::new);
+                if new.is_some() && old.as_deref() == new.as_deref() {
+                    // Nothing endpoints are made from changed.
+                    return;
+                }
+                let mut keys = c.services_selecting(ns, old.as_ref().and_then(|p| p.metadata.labels.as_ref()));
+                let current = new.clone().or_else(|| gone.map(Arc::new));
+                if let Some(p) = current {
+                    keys.extend(c.services_selecting(ns, p.metadata.labels.as_ref()));
+                }
+                {
+                    let mut pods = c.pods.write();
+                    match new {
+                        Some(p) => {
+                            pods.entry(ns.to_string()).or_default().insert(name.to_string(), p);
+                        }
+                        None => {
+                            if let Some(m) = pods.get_mut(ns) {
+                                m.remove(name);
+                                if m.is_empty() {
+                                    pods.remove(ns);
+                                }
+                            }
+                        }
+                    }
+                }
+                for k in keys {
+                    q.add(k);
+                }
+            },
+            move |all| {
+                let mut map: HashMap<String, HashMap<String, Arc<Pod>>> = HashMap::new();
+                for p in all {
+                    map.entry(p.namespace().unwrap_or_default())
+                        .or_default()
+                        .insert(p.name_any(), Arc::new(p));
+                }
+                *c2.pods.write() = map;
+                for k in c2.service_keys() {
+                    q2.add(k);
+                }
+            },
+            synced.clone(),
+        );
+        spawn_until(services, shutdown.clone());
+        spawn_until(pods, shutdown.clone());
+        Self {
+            cache,
+            queue,
+            synced,
+        }
+    }
+
+    /// Waits until both watches have listed everything once.
+    pub async fn wait_synced(&self) {
+        if let Ok(p) = self.synced.acquire_many(2).await {
+            p.forget();
+            // Later callers must not wait again.
+            self.synced.add_permits(2);
+        }
+    }
+}
+
+/// Runs a task until shutdown.
+pub fn spawn_until(task: impl Future<Output = ()> + Send + 'static, shutdown: Shutdown) {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = task => {}
+            _ = shutdown.wait() => {}
+        }
+    });
+}
+
+/// Runs `sync` for every queued key until shutdown; a failed sync is retried with
+/// exponential back-off (5 ms doubling to 1000 s, upstream's workqueue default, capped
+/// lower here at 5 minutes).
+pub async fn run_workers<F, Fut, E>(queue: Arc<Queue>, shutdown: Shutdown, sync: F)
+where
+    F: Fn(Key) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut failures: HashMap<Key, u32> = HashMap::new();
+    loop {
+        let key = tokio::select! {
+            k = queue.next() => k,
+            _ = shutdown.clone().wait() => return,
+        };
+        match sync(key.clone()).await {
+            Ok(()) => {
+                failures.remove(&key);
+            }
+            Err(e) => {
+                let n = failures.entry(key.clone()).or_default();
+                *n = (*n + 1).min(20);
+                let delay = Duration::from_millis(5u64 << *n).min(Duration::from_secs(300));
+                tracing::debug!(service = %format!("{}/{}", key.0, key.1), error = %e, ?delay, "sync failed; retrying");
+                queue.add_after(key, delay);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::PodIP;
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn named_ports_resolve_per_pod_and_protocol() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [
+            {"name": "c", "ports": [{"name": "http", "containerPort": 8080},
+                                     {"name": "dns", "containerPort": 53, "protocol": "UDP"}]}]}}));
+        let sp = |t: IntOrString, proto: &str| ServicePort {
+            port: 80,
+            target_port: Some(t),
+            protocol: Some(proto.into()),
+            ..Default::default()
+        };
+        assert_eq!(find_port(&p, &sp(IntOrString::String("http".into()), "TCP")), Some(8080));
+        assert_eq!(find_port(&p, &sp(IntOrString::String("dns".into()), "TCP")), None);
+        assert_eq!(find_port(&p, &sp(IntOrString::String("dns".into()), "UDP")), Some(53));
+        assert_eq!(find_port(&p, &sp(IntOrString::Int(9000), "TCP")), Some(9000));
+        // Stripping keeps what resolving needs.
+        assert_eq!(find_port(&strip_pod(p), &sp(IntOrString::String("http".into()), "TCP")), Some(8080));
+    }
+
+    #[test]
+    fn terminal_ipless_and_terminating_pods_are_left_out() {
+        let mut p = pod(json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}}));
+        assert!(!should_pod_be_in_endpoints(&p, true));
+        p.status.as_mut().unwrap().pod_ips = Some(vec![PodIP { ip: "10.0.0.1".into() }]);
+        assert!(should_pod_be_in_endpoints(&p, false));
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        assert!(!should_pod_be_in_endpoints(&p, false));
+        assert!(should_pod_be_in_endpoints(&p, true));
+        p.status.as_mut().unwrap().phase = Some("Succeeded".into());
+        assert!(!should_pod_be_in_endpoints(&p, true));
+    }
+
+    #[test]
+    fn families_come_from_the_service_or_its_cluster_ip() {
+        let svc = |spec: serde_json::Value| -> Service {
+            serde_json::from_value(json!({"metadata": {"name": "s"}, "spec": spec})).unwrap()
+        };
+        assert_eq!(service_families(&svc(json!({"ipFamilies": ["IPv6", "IPv4"]}))), vec!["IPv6", "IPv4"]);
+        assert_eq!(service_families(&svc(json!({"clusterIP": "fd00::1"}))), vec!["IPv6"]);
+        assert_eq!(service_families(&svc(json!({"clusterIP": "None"}))), vec!["IPv4", "IPv6"]);
+    }
+}
