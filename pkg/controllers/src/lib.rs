@@ -6,6 +6,7 @@
 
 pub mod discovery;
 pub mod endpoints;
+pub mod endpointslice;
 pub mod garbagecollector;
 pub mod namespace;
 pub mod serviceaccount;
@@ -50,6 +51,11 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "endpoints-controller",
         start: endpoints::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "endpointslice-controller",
+        start: endpointslice::start,
         enabled_by_default: true,
     },
     Descriptor {
