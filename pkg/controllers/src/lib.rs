@@ -59,6 +59,11 @@ pub const CONTROLLERS: &[Descriptor] = &[
         enabled_by_default: true,
     },
     Descriptor {
+        name: "endpointslice-mirroring-controller",
+        start: endpointslice::mirroring::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
         name: "serviceaccount-controller",
         start: serviceaccount::start,
         enabled_by_default: true,

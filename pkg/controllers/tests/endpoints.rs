@@ -132,9 +132,42 @@ async fn services_get_endpoints_and_slices_that_follow_pod_readiness() {
     })
     .await;
 
-    // The user's Endpoints were left alone.
+    // The user's Endpoints were left alone, and mirrored into a slice.
     let manual = eps.get("manual").await.unwrap();
     assert_eq!(addresses(&manual, true), ["192.0.2.1"]);
+    let mirrored = eventually("the mirrored slice", || async {
+        let list = slices
+            .list(&ListParams::default().labels(
+                "kubernetes.io/service-name=manual,endpointslice.kubernetes.io/managed-by=endpointslicemirroring-controller.k8s.io",
+            ))
+            .await
+            .ok()?;
+        list.items.into_iter().next()
+    })
+    .await;
+    assert_eq!(mirrored.endpoints[0].addresses, ["192.0.2.1"]);
+    assert_eq!(mirrored.ports.as_ref().unwrap()[0].port, Some(80));
+    // The API server's `kubernetes` Endpoints are not mirrored.
+    let default_slices: Api<EndpointSlice> = Api::namespaced(c.clone(), "default");
+    let mirrored_kubernetes = default_slices
+        .list(&ListParams::default().labels(
+            "endpointslice.kubernetes.io/managed-by=endpointslicemirroring-controller.k8s.io",
+        ))
+        .await
+        .unwrap();
+    assert!(mirrored_kubernetes.items.is_empty());
+    // Its Endpoints deleted, the mirrored slice goes.
+    eps.delete("manual", &DeleteParams::default()).await.unwrap();
+    eventually("the mirrored slice to go", || async {
+        let list = slices
+            .list(&ListParams::default().labels(
+                "kubernetes.io/service-name=manual,endpointslice.kubernetes.io/managed-by=endpointslicemirroring-controller.k8s.io",
+            ))
+            .await
+            .ok()?;
+        list.items.is_empty().then_some(())
+    })
+    .await;
 
     // The Service goes: its Endpoints and (through the garbage collector) slices go.
     services.delete("web", &DeleteParams::default()).await.unwrap();

@@ -319,7 +319,7 @@ pub struct Watches {
 }
 
 /// Applies one watch's events: a restart's objects replace the old ones at `InitDone`.
-async fn follow<K, S>(
+pub(crate) async fn follow<K, S>(
     stream: S,
     mut apply: impl FnMut(Option<K>, Option<K>, &str, &str),
     mut replace: impl FnMut(Vec<K>),

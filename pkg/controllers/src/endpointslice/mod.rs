@@ -23,6 +23,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use parking_lot::RwLock;
 
+pub mod mirroring;
+
 use crate::Shutdown;
 use crate::endpoints::cache::{self, Key, Watches};
 use crate::endpoints::{HEADLESS_LABEL, LAST_CHANGE_TRIGGER_TIME, TriggerTimes};
@@ -219,9 +221,11 @@ fn endpoint_key(e: &Endpoint) -> (String, String) {
     )
 }
 
-type PortsKey = Vec<(String, i32, String, String)>;
+/// A set of ports, sorted, as a group key.
+pub type PortsKey = Vec<(String, i32, String, String)>;
 
-fn ports_key(ports: &[EndpointPort]) -> PortsKey {
+/// The group key of a set of ports.
+pub fn ports_key(ports: &[EndpointPort]) -> PortsKey {
     let mut k: PortsKey = ports
         .iter()
         .map(|p| {
@@ -316,6 +320,7 @@ fn owned_by(slice: &EndpointSlice, svc: &Service) -> bool {
 
 fn new_slice(
     svc: &Service,
+    generate_name: &str,
     address_type: &str,
     ports: &[EndpointPort],
     endpoints: Vec<Endpoint>,
@@ -324,7 +329,7 @@ fn new_slice(
 ) -> EndpointSlice {
     EndpointSlice {
         metadata: ObjectMeta {
-            generate_name: Some(format!("{}-", svc.name_any())),
+            generate_name: Some(generate_name.to_string()),
             namespace: svc.metadata.namespace.clone(),
             labels: Some(labels.clone()),
             annotations: (!annotations.is_empty()).then(|| annotations.clone()),
@@ -344,14 +349,46 @@ fn new_slice(
 pub fn plan(
     svc: &Service,
     existing: Vec<EndpointSlice>,
-    mut desired: BTreeMap<(String, PortsKey), (Vec<EndpointPort>, Vec<Endpoint>)>,
+    desired: BTreeMap<(String, PortsKey), (Vec<EndpointPort>, Vec<Endpoint>)>,
     trigger: Option<String>,
 ) -> Plan {
-    let labels = slice_labels(svc);
     let mut annotations = BTreeMap::new();
     if let Some(t) = &trigger {
         annotations.insert(LAST_CHANGE_TRIGGER_TIME.to_string(), t.clone());
     }
+    plan_slices(svc, existing, desired, SliceMeta {
+        generate_name: format!("{}-", svc.name_any()),
+        labels: slice_labels(svc),
+        annotations,
+        placeholder: true,
+    })
+}
+
+/// What slices of a plan carry besides endpoints.
+pub struct SliceMeta {
+    /// `metadata.generateName` of new slices.
+    pub generate_name: String,
+    /// Their labels (also enforced on existing slices).
+    pub labels: BTreeMap<String, String>,
+    /// Their annotations (on new and rewritten slices).
+    pub annotations: BTreeMap<String, String>,
+    /// Whether a Service without endpoints keeps an empty placeholder slice.
+    pub placeholder: bool,
+}
+
+/// [`plan`] with the slices' metadata given (the mirroring controller's differs).
+pub fn plan_slices(
+    svc: &Service,
+    existing: Vec<EndpointSlice>,
+    mut desired: BTreeMap<(String, PortsKey), (Vec<EndpointPort>, Vec<Endpoint>)>,
+    meta: SliceMeta,
+) -> Plan {
+    let SliceMeta {
+        generate_name,
+        labels,
+        annotations,
+        placeholder,
+    } = meta;
     let mut plan = Plan::default();
     let mut existing: Vec<EndpointSlice> = existing
         .into_iter()
@@ -370,21 +407,27 @@ pub fn plan(
     let total_desired: usize = desired.values().map(|(_, e)| e.len()).sum();
 
     // Slices whose labels drifted are rewritten even if their endpoints did not change.
-    let meta_changed = |s: &EndpointSlice| s.metadata.labels.as_ref() != Some(&labels);
+    let meta_changed = |s: &EndpointSlice| {
+        s.metadata.labels.as_ref() != Some(&labels)
+            || annotations
+                .iter()
+                .filter(|(k, _)| k.as_str() != LAST_CHANGE_TRIGGER_TIME)
+                .any(|(k, v)| s.annotations().get(k) != Some(v))
+    };
     let with_meta = |mut s: EndpointSlice| {
         s.metadata.labels = Some(labels.clone());
         let a = s.metadata.annotations.get_or_insert_with(BTreeMap::new);
-        match &trigger {
-            Some(t) => {
-                a.insert(LAST_CHANGE_TRIGGER_TIME.into(), t.clone());
-            }
-            None => {
-                a.remove(LAST_CHANGE_TRIGGER_TIME);
-            }
+        if !annotations.contains_key(LAST_CHANGE_TRIGGER_TIME) {
+            a.remove(LAST_CHANGE_TRIGGER_TIME);
         }
+        a.extend(annotations.clone());
         s
     };
 
+    if total_desired == 0 && !placeholder {
+        plan.delete.extend(existing.iter().map(|s| s.name_any()));
+        return plan;
+    }
     if total_desired == 0 {
         // One placeholder: no ports, no endpoints, the first address type.
         let address_type = cache::service_families(svc)
@@ -406,7 +449,7 @@ pub fn plan(
             }
         }
         if !kept {
-            plan.create.push(new_slice(svc, &address_type, &[], Vec::new(), &labels, &annotations));
+            plan.create.push(new_slice(svc, &generate_name, &address_type, &[], Vec::new(), &labels, &annotations));
         }
         return plan;
     }
@@ -465,7 +508,7 @@ pub fn plan(
         }
         let rest: Vec<Endpoint> = wanted.collect();
         for chunk in rest.chunks(MAX_ENDPOINTS_PER_SLICE) {
-            plan.create.push(new_slice(svc, &address_type, &ports, chunk.to_vec(), &labels, &annotations));
+            plan.create.push(new_slice(svc, &generate_name, &address_type, &ports, chunk.to_vec(), &labels, &annotations));
         }
     }
     for (s, changed) in with_room {
