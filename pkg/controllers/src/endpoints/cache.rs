@@ -3,7 +3,7 @@
 //! keys fed by their changes, and upstream's rules for which pod addresses and ports a
 //! Service gets (`ShouldPodBeInEndpoints`, `FindPort`, hostnames, IP families).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,46 +21,31 @@ use tokio::sync::Notify;
 
 use crate::Shutdown;
 
+/// How long pod changes gather before their Services sync.
+const POD_BATCH: Duration = Duration::from_millis(200);
+
 /// A Service's key: namespace and name.
 pub type Key = (String, String);
 
-/// The Services and (stripped) Pods of the cluster, as last seen by the watches.
+/// The Services and (stripped) Pods of the cluster, as last seen by the watches, and
+/// which pods each Service selects (kept up to date on every change, so a sync costs
+/// the Service's pods, not the namespace's).
 #[derive(Default)]
 pub struct Cache {
-    services: RwLock<HashMap<Key, Arc<Service>>>,
-    pods: RwLock<HashMap<String, HashMap<String, Arc<Pod>>>>,
+    inner: RwLock<Inner>,
 }
 
-impl Cache {
-    /// The Service, if it exists.
-    pub fn service(&self, key: &Key) -> Option<Arc<Service>> {
-        self.services.read().get(key).cloned()
-    }
+#[derive(Default)]
+struct Inner {
+    services: HashMap<Key, Arc<Service>>,
+    pods: HashMap<String, HashMap<String, Arc<Pod>>>,
+    members: HashMap<Key, BTreeSet<String>>,
+}
 
-    /// The keys of every Service.
-    pub fn service_keys(&self) -> Vec<Key> {
-        self.services.read().keys().cloned().collect()
-    }
-
-    /// The pods of a namespace that a selector picks.
-    pub fn selected_pods(&self, namespace: &str, selector: &BTreeMap<String, String>) -> Vec<Arc<Pod>> {
-        let pods = self.pods.read();
-        let Some(ns) = pods.get(namespace) else {
-            return Vec::new();
-        };
-        let mut out: Vec<Arc<Pod>> = ns
-            .values()
-            .filter(|p| selects(selector, p.metadata.labels.as_ref()))
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-        out
-    }
-
+impl Inner {
     /// Services of the namespace whose selector picks a pod with these labels.
     fn services_selecting(&self, namespace: &str, labels: Option<&BTreeMap<String, String>>) -> Vec<Key> {
         self.services
-            .read()
             .iter()
             .filter(|((ns, _), svc)| {
                 ns == namespace
@@ -68,6 +53,138 @@ impl Cache {
             })
             .map(|(k, _)| k.clone())
             .collect()
+    }
+
+    fn recompute_members(&mut self, key: &Key) {
+        let members: Option<BTreeSet<String>> = self.services.get(key).and_then(|svc| {
+            let sel = service_selector(svc)?;
+            Some(
+                self.pods
+                    .get(&key.0)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, p)| selects(sel, p.metadata.labels.as_ref()))
+                    .map(|(n, _)| n.clone())
+                    .collect(),
+            )
+        });
+        match members {
+            Some(m) => self.members.insert(key.clone(), m),
+            None => self.members.remove(key),
+        };
+    }
+}
+
+impl Cache {
+    /// The Service, if it exists.
+    pub fn service(&self, key: &Key) -> Option<Arc<Service>> {
+        self.inner.read().services.get(key).cloned()
+    }
+
+    /// The keys of every Service.
+    pub fn service_keys(&self) -> Vec<Key> {
+        self.inner.read().services.keys().cloned().collect()
+    }
+
+    /// The pods the Service selects, by name.
+    pub fn selected_pods(&self, key: &Key) -> Vec<Arc<Pod>> {
+        let inner = self.inner.read();
+        let (Some(members), Some(pods)) = (inner.members.get(key), inner.pods.get(&key.0)) else {
+            return Vec::new();
+        };
+        members.iter().filter_map(|n| pods.get(n).cloned()).collect()
+    }
+
+    /// Records a Service (or its deletion).
+    pub fn apply_service(&self, key: &Key, svc: Option<Service>) {
+        let mut inner = self.inner.write();
+        match svc {
+            Some(s) => inner.services.insert(key.clone(), Arc::new(s)),
+            None => inner.services.remove(key),
+        };
+        inner.recompute_members(key);
+    }
+
+    /// Replaces every Service (a watch restart); returns every key, old and new.
+    pub fn replace_services(&self, all: Vec<Service>) -> Vec<Key> {
+        let mut inner = self.inner.write();
+        let mut keys: Vec<Key> = inner.services.keys().cloned().collect();
+        inner.services = all
+            .into_iter()
+            .map(|s| ((s.namespace().unwrap_or_default(), s.name_any()), Arc::new(s)))
+            .collect();
+        keys.extend(inner.services.keys().cloned());
+        inner.members.clear();
+        let current: Vec<Key> = inner.services.keys().cloned().collect();
+        for k in &current {
+            inner.recompute_members(k);
+        }
+        keys
+    }
+
+    /// Records a pod (or its deletion); returns the Services it left or joined or whose
+    /// endpoints it changes. A pod whose endpoint-relevant parts did not change concerns
+    /// none.
+    pub fn apply_pod(&self, namespace: &str, name: &str, pod: Option<Pod>) -> Vec<Key> {
+        let mut inner = self.inner.write();
+        let old = inner.pods.get(namespace).and_then(|m| m.get(name)).cloned();
+        if pod.is_some() && old.as_deref() == pod.as_ref() {
+            return Vec::new();
+        }
+        let before = inner.services_selecting(namespace, old.as_ref().and_then(|p| p.metadata.labels.as_ref()));
+        let after = match &pod {
+            Some(p) => inner.services_selecting(namespace, p.metadata.labels.as_ref()),
+            None => Vec::new(),
+        };
+        for k in &before {
+            if let Some(m) = inner.members.get_mut(k) {
+                m.remove(name);
+            }
+        }
+        for k in &after {
+            if let Some(m) = inner.members.get_mut(k) {
+                m.insert(name.to_string());
+            }
+        }
+        match pod {
+            Some(p) => {
+                inner
+                    .pods
+                    .entry(namespace.to_string())
+                    .or_default()
+                    .insert(name.to_string(), Arc::new(p));
+            }
+            None => {
+                if let Some(m) = inner.pods.get_mut(namespace) {
+                    m.remove(name);
+                    if m.is_empty() {
+                        inner.pods.remove(namespace);
+                    }
+                }
+            }
+        }
+        let mut keys = before;
+        keys.extend(after);
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Replaces every pod (a watch restart); returns every Service key.
+    pub fn replace_pods(&self, all: Vec<Pod>) -> Vec<Key> {
+        let mut inner = self.inner.write();
+        let mut map: HashMap<String, HashMap<String, Arc<Pod>>> = HashMap::new();
+        for p in all {
+            map.entry(p.namespace().unwrap_or_default())
+                .or_default()
+                .insert(p.name_any(), Arc::new(p));
+        }
+        inner.pods = map;
+        let keys: Vec<Key> = inner.services.keys().cloned().collect();
+        for k in &keys {
+            inner.recompute_members(k);
+        }
+        keys
     }
 }
 
@@ -284,6 +401,23 @@ impl Queue {
         }
     }
 
+    /// Queues a key within `delay`: a key already waiting stays as it is, so every add
+    /// within the delay is served by one sync.
+    pub fn add_batched(self: &Arc<Self>, key: Key, delay: Duration) {
+        {
+            let mut inner = self.inner.lock();
+            if !inner.1.insert(key.clone()) {
+                return;
+            }
+        }
+        let queue = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            queue.inner.lock().0.push_back(key);
+            queue.notify.notify_one();
+        });
+    }
+
     /// Queues a key after a delay.
     pub fn add_after(self: &Arc<Self>, key: Key, delay: Duration) {
         let queue = self.clone();
@@ -369,20 +503,11 @@ impl Watches {
                 .default_backoff(),
             move |new, _old, ns, name| {
                 let key = (ns.to_string(), name.to_string());
-                match new {
-                    Some(svc) => c.services.write().insert(key.clone(), Arc::new(svc)),
-                    None => c.services.write().remove(&key),
-                };
+                c.apply_service(&key, new);
                 q.add(key);
             },
             move |all| {
-                let map: HashMap<Key, Arc<Service>> = all
-                    .into_iter()
-                    .map(|s| ((s.namespace().unwrap_or_default(), s.name_any()), Arc::new(s)))
-                    .collect();
-                let keys: Vec<Key> = map.keys().cloned().collect();
-                *c2.services.write() = map;
-                for k in keys {
+                for k in c2.replace_services(all) {
                     q2.add(k);
                 }
             },
@@ -395,47 +520,15 @@ impl Watches {
             watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
                 .default_backoff()
                 .map_ok(|e| e.modify(|p| *p = strip_pod(std::mem::take(p)))),
-            move |new, gone, ns, name| {
-                let old = c.pods.read().get(ns).and_then(|m| m.get(name)).cloned();
-                let new = new.map(Arc::new);
-                if new.is_some() && old.as_deref() == new.as_deref() {
-                    // Nothing endpoints are made from changed.
-                    return;
-                }
-                let mut keys = c.services_selecting(ns, old.as_ref().and_then(|p| p.metadata.labels.as_ref()));
-                let current = new.clone().or_else(|| gone.map(Arc::new));
-                if let Some(p) = current {
-                    keys.extend(c.services_selecting(ns, p.metadata.labels.as_ref()));
-                }
-                {
-                    let mut pods = c.pods.write();
-                    match new {
-                        Some(p) => {
-                            pods.entry(ns.to_string()).or_default().insert(name.to_string(), p);
-                        }
-                        None => {
-                            if let Some(m) = pods.get_mut(ns) {
-                                m.remove(name);
-                                if m.is_empty() {
-                                    pods.remove(ns);
-                                }
-                            }
-                        }
-                    }
-                }
-                for k in keys {
-                    q.add(k);
+            move |new, _gone, ns, name| {
+                // Pod changes come in bursts (a rollout, a node): each Service syncs
+                // once per batch rather than once per pod.
+                for k in c.apply_pod(ns, name, new) {
+                    q.add_batched(k, POD_BATCH);
                 }
             },
             move |all| {
-                let mut map: HashMap<String, HashMap<String, Arc<Pod>>> = HashMap::new();
-                for p in all {
-                    map.entry(p.namespace().unwrap_or_default())
-                        .or_default()
-                        .insert(p.name_any(), Arc::new(p));
-                }
-                *c2.pods.write() = map;
-                for k in c2.service_keys() {
+                for k in c2.replace_pods(all) {
                     q2.add(k);
                 }
             },
@@ -553,5 +646,42 @@ mod tests {
         assert_eq!(service_families(&svc(json!({"ipFamilies": ["IPv6", "IPv4"]}))), vec!["IPv6", "IPv4"]);
         assert_eq!(service_families(&svc(json!({"clusterIP": "fd00::1"}))), vec!["IPv6"]);
         assert_eq!(service_families(&svc(json!({"clusterIP": "None"}))), vec!["IPv4", "IPv6"]);
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn membership_follows_labels_selectors_and_deletions() {
+        let c = Cache::default();
+        let key = ("ns".to_string(), "web".to_string());
+        let svc: Service = serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "ns"},
+            "spec": {"selector": {"app": "web"}}})).unwrap();
+        let pod = |app: &str| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": app}}})).unwrap()
+        };
+        assert!(c.apply_pod("ns", "p", Some(pod("web"))).is_empty());
+        c.apply_service(&key, Some(svc.clone()));
+        assert_eq!(c.selected_pods(&key).len(), 1);
+        // Relabelled away: the Service is told, and loses the pod.
+        assert_eq!(c.apply_pod("ns", "p", Some(pod("other"))), vec![key.clone()]);
+        assert!(c.selected_pods(&key).is_empty());
+        assert_eq!(c.apply_pod("ns", "p", Some(pod("web"))), vec![key.clone()]);
+        // The same pod again changes nothing.
+        assert!(c.apply_pod("ns", "p", Some(pod("web"))).is_empty());
+        assert_eq!(c.apply_pod("ns", "p", None), vec![key.clone()]);
+        assert!(c.selected_pods(&key).is_empty());
+        // A selector change recomputes membership.
+        c.apply_pod("ns", "p", Some(pod("api")));
+        let mut svc2 = svc;
+        svc2.spec.as_mut().unwrap().selector = Some(BTreeMap::from([("app".to_string(), "api".to_string())]));
+        c.apply_service(&key, Some(svc2));
+        assert_eq!(c.selected_pods(&key).len(), 1);
+        assert_eq!(c.replace_pods(Vec::new()), vec![key.clone()]);
+        assert!(c.selected_pods(&key).is_empty());
     }
 }

@@ -331,11 +331,11 @@ async fn sync(ctx: &Context, key: Key) -> Result<(), SyncError> {
             Err(e) => Err(err(e)),
         };
     };
-    let Some(selector) = cache::service_selector(&svc) else {
+    if cache::service_selector(&svc).is_none() {
         // The user's Endpoints (or the API server's, for `kubernetes`).
         return Ok(());
-    };
-    let pods = ctx.watches.cache.selected_pods(&ns, selector);
+    }
+    let pods = ctx.watches.cache.selected_pods(&key);
     let trigger = ctx.triggers.compute(&key, &svc, &pods);
     let mut subsets = desired_subsets(&svc, &pods);
 

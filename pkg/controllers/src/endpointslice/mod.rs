@@ -531,10 +531,10 @@ async fn sync(ctx: &Context, key: Key) -> Result<(), SyncError> {
         ctx.triggers.forget(&key);
         return Ok(());
     };
-    let Some(selector) = cache::service_selector(&svc) else {
+    if cache::service_selector(&svc).is_none() {
         return Ok(());
-    };
-    let pods = ctx.watches.cache.selected_pods(&ns, selector);
+    }
+    let pods = ctx.watches.cache.selected_pods(&key);
     let (groups, missing) = {
         let nodes = ctx.nodes.read();
         desired(&svc, &pods, |n| nodes.get(n).cloned())
