@@ -144,7 +144,11 @@ spec:
     let row = slice_table.lines().nth(1).unwrap_or_default();
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert!(cols[0].starts_with("web-"), "{slice_table}");
-    assert_eq!(&cols[1..4], ["IPv4", "8080", "10.42.0.11,10.42.0.12"], "{slice_table}");
+    assert_eq!(
+        &cols[1..4],
+        ["IPv4", "8080", "10.42.0.11,10.42.0.12"],
+        "{slice_table}"
+    );
     let conditions = get(
         k1s,
         k,
@@ -231,13 +235,19 @@ fn every_namespace_gets_the_default_account_and_the_root_ca() {
     for system in ["default", "kube-system", "kube-public"] {
         eventually(WAIT, "the system namespaces' objects", || {
             let sa = get(k1s, k, system, &["get", "sa", "default", "-o", "name"]);
-            let cm = get(k1s, k, system, &["get", "cm", "kube-root-ca.crt", "-o", "name"]);
+            let cm = get(
+                k1s,
+                k,
+                system,
+                &["get", "cm", "kube-root-ca.crt", "-o", "name"],
+            );
             (!sa.is_empty() && !cm.is_empty()).then_some(())
         });
     }
     // Deleted, they come back.
     k1s.kubectl_in(k, ns, &["delete", "sa", "default"]).ok();
-    k1s.kubectl_in(k, ns, &["delete", "cm", "kube-root-ca.crt"]).ok();
+    k1s.kubectl_in(k, ns, &["delete", "cm", "kube-root-ca.crt"])
+        .ok();
     eventually(WAIT, "both to come back", || {
         let sa = get(k1s, k, ns, &["get", "sa", "default", "-o", "name"]);
         let cm = get(k1s, k, ns, &["get", "cm", "kube-root-ca.crt", "-o", "name"]);

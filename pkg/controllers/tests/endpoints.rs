@@ -15,7 +15,9 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
     let obj: K = serde_json::from_value(v).expect("object");
-    api.create(&PostParams::default(), &obj).await.expect("create")
+    api.create(&PostParams::default(), &obj)
+        .await
+        .expect("create")
 }
 
 async fn set_status(pods: &Api<Pod>, name: &str, ip: &str, ready: bool) {
@@ -52,36 +54,68 @@ async fn services_get_endpoints_and_slices_that_follow_pod_readiness() {
     cluster.namespace("web").await;
     let c = cluster.client.clone();
     let nodes: Api<Node> = Api::all(c.clone());
-    create(&nodes, json!({"metadata": {"name": "n1", "labels": {"topology.kubernetes.io/zone": "z1"}}})).await;
+    create(
+        &nodes,
+        json!({"metadata": {"name": "n1", "labels": {"topology.kubernetes.io/zone": "z1"}}}),
+    )
+    .await;
     let services: Api<Service> = Api::namespaced(c.clone(), "web");
     let pods: Api<Pod> = Api::namespaced(c.clone(), "web");
     let eps: Api<Endpoints> = Api::namespaced(c.clone(), "web");
     let slices: Api<EndpointSlice> = Api::namespaced(c.clone(), "web");
-    create(&services, json!({"metadata": {"name": "web", "labels": {"app": "web"}},
+    create(
+        &services,
+        json!({"metadata": {"name": "web", "labels": {"app": "web"}},
         "spec": {"selector": {"app": "web"},
-                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}})).await;
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}),
+    )
+    .await;
     // A Service without a selector: its Endpoints are the user's.
-    create(&services, json!({"metadata": {"name": "manual"}, "spec": {"ports": [{"port": 80}]}})).await;
-    create(&eps, json!({"metadata": {"name": "manual"},
-        "subsets": [{"addresses": [{"ip": "192.0.2.1"}], "ports": [{"port": 80}]}]})).await;
+    create(
+        &services,
+        json!({"metadata": {"name": "manual"}, "spec": {"ports": [{"port": 80}]}}),
+    )
+    .await;
+    create(
+        &eps,
+        json!({"metadata": {"name": "manual"},
+        "subsets": [{"addresses": [{"ip": "192.0.2.1"}], "ports": [{"port": 80}]}]}),
+    )
+    .await;
     for (name, ip, ready) in [("a", "10.42.0.1", true), ("b", "10.42.0.2", false)] {
-        create(&pods, json!({"metadata": {"name": name, "labels": {"app": "web"}},
+        create(
+            &pods,
+            json!({"metadata": {"name": name, "labels": {"app": "web"}},
             "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx",
-                     "ports": [{"name": "http", "containerPort": 8080}]}]}})).await;
+                     "ports": [{"name": "http", "containerPort": 8080}]}]}}),
+        )
+        .await;
         set_status(&pods, name, ip, ready).await;
     }
 
-    let ep = eventually("endpoints with one ready and one not-ready address", || async {
-        eps.get_opt("web").await.ok().flatten().filter(|ep| {
-            addresses(ep, true) == ["10.42.0.1"] && addresses(ep, false) == ["10.42.0.2"]
-        })
-    })
+    let ep = eventually(
+        "endpoints with one ready and one not-ready address",
+        || async {
+            eps.get_opt("web").await.ok().flatten().filter(|ep| {
+                addresses(ep, true) == ["10.42.0.1"] && addresses(ep, false) == ["10.42.0.2"]
+            })
+        },
+    )
     .await;
     let subset = &ep.subsets.as_ref().unwrap()[0];
     assert_eq!(subset.ports.as_ref().unwrap()[0].port, 8080);
-    assert_eq!(subset.addresses.as_ref().unwrap()[0].node_name.as_deref(), Some("n1"));
+    assert_eq!(
+        subset.addresses.as_ref().unwrap()[0].node_name.as_deref(),
+        Some("n1")
+    );
     assert_eq!(ep.metadata.labels.as_ref().unwrap()["app"], "web");
-    assert!(ep.metadata.annotations.as_ref().unwrap().contains_key("endpoints.kubernetes.io/last-change-trigger-time"));
+    assert!(
+        ep.metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .contains_key("endpoints.kubernetes.io/last-change-trigger-time")
+    );
 
     let slice = eventually("a slice with both pods", || async {
         let list = slices
@@ -98,10 +132,18 @@ async fn services_get_endpoints_and_slices_that_follow_pod_readiness() {
         slice.metadata.labels.as_ref().unwrap()["endpointslice.kubernetes.io/managed-by"],
         "endpointslice-controller.k8s.io"
     );
-    let a = slice.endpoints.iter().find(|e| e.addresses == ["10.42.0.1"]).unwrap();
+    let a = slice
+        .endpoints
+        .iter()
+        .find(|e| e.addresses == ["10.42.0.1"])
+        .unwrap();
     assert_eq!(a.conditions.as_ref().unwrap().ready, Some(true));
     assert_eq!(a.zone.as_deref(), Some("z1"));
-    let b = slice.endpoints.iter().find(|e| e.addresses == ["10.42.0.2"]).unwrap();
+    let b = slice
+        .endpoints
+        .iter()
+        .find(|e| e.addresses == ["10.42.0.2"])
+        .unwrap();
     assert_eq!(b.conditions.as_ref().unwrap().ready, Some(false));
 
     // a turns not ready, b ready.
@@ -114,13 +156,19 @@ async fn services_get_endpoints_and_slices_that_follow_pod_readiness() {
     })
     .await;
     // Relabelled: a leaves the Service.
-    pods.patch("a", &PatchParams::default(), &Patch::Merge(&json!({"metadata": {"labels": {"app": "other"}}})))
-        .await
-        .unwrap();
+    pods.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"labels": {"app": "other"}}})),
+    )
+    .await
+    .unwrap();
     eventually("a to leave", || async {
-        eps.get_opt("web").await.ok().flatten().filter(|ep| {
-            addresses(ep, true) == ["10.42.0.2"] && addresses(ep, false).is_empty()
-        })
+        eps.get_opt("web")
+            .await
+            .ok()
+            .flatten()
+            .filter(|ep| addresses(ep, true) == ["10.42.0.2"] && addresses(ep, false).is_empty())
     })
     .await;
     eventually("a to leave the slice", || async {
@@ -157,7 +205,9 @@ async fn services_get_endpoints_and_slices_that_follow_pod_readiness() {
         .unwrap();
     assert!(mirrored_kubernetes.items.is_empty());
     // Its Endpoints deleted, the mirrored slice goes.
-    eps.delete("manual", &DeleteParams::default()).await.unwrap();
+    eps.delete("manual", &DeleteParams::default())
+        .await
+        .unwrap();
     eventually("the mirrored slice to go", || async {
         let list = slices
             .list(&ListParams::default().labels(
@@ -170,9 +220,15 @@ async fn services_get_endpoints_and_slices_that_follow_pod_readiness() {
     .await;
 
     // The Service goes: its Endpoints and (through the garbage collector) slices go.
-    services.delete("web", &DeleteParams::default()).await.unwrap();
+    services
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
     eventually("the endpoints to go", || async {
-        eps.get_opt("web").await.ok().and_then(|e| e.is_none().then_some(()))
+        eps.get_opt("web")
+            .await
+            .ok()
+            .and_then(|e| e.is_none().then_some(()))
     })
     .await;
     eventually("the slices to go", || async {

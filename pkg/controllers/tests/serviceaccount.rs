@@ -41,7 +41,10 @@ async fn every_namespace_gets_the_default_account_and_the_root_ca() {
     })
     .await;
     assert_eq!(
-        cm.data.unwrap_or_default().get("ca.crt").map(String::as_str),
+        cm.data
+            .unwrap_or_default()
+            .get("ca.crt")
+            .map(String::as_str),
         Some(TEST_CA_PEM)
     );
     // The system namespaces have them too.
@@ -52,7 +55,9 @@ async fn every_namespace_gets_the_default_account_and_the_root_ca() {
     .await;
 
     // Deleted: recreated (a new uid).
-    sas.delete("default", &DeleteParams::default()).await.unwrap();
+    sas.delete("default", &DeleteParams::default())
+        .await
+        .unwrap();
     eventually("the default service account back", || async {
         sas.get_opt("default")
             .await
@@ -63,15 +68,21 @@ async fn every_namespace_gets_the_default_account_and_the_root_ca() {
     .await;
     // Edited: the data is put back.
     let mut cm = cms.get("kube-root-ca.crt").await.unwrap();
-    cm.data = Some(BTreeMap::from([("ca.crt".to_string(), "forged".to_string())]));
+    cm.data = Some(BTreeMap::from([(
+        "ca.crt".to_string(),
+        "forged".to_string(),
+    )]));
     cms.replace("kube-root-ca.crt", &PostParams::default(), &cm)
         .await
         .unwrap();
     eventually("kube-root-ca.crt restored", || async {
-        cms.get("kube-root-ca.crt")
-            .await
-            .ok()
-            .filter(|cm| cm.data.as_ref().and_then(|d| d.get("ca.crt")).map(String::as_str) == Some(TEST_CA_PEM))
+        cms.get("kube-root-ca.crt").await.ok().filter(|cm| {
+            cm.data
+                .as_ref()
+                .and_then(|d| d.get("ca.crt"))
+                .map(String::as_str)
+                == Some(TEST_CA_PEM)
+        })
     })
     .await;
 }

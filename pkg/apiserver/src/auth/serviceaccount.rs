@@ -208,8 +208,13 @@ impl TokenIssuer {
                 .to_vec(),
             Signer::Rs256(k) => {
                 let mut sig = vec![0; k.public().modulus_len()];
-                k.sign(&signature::RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig)
-                    .map_err(|_| TokenError::Sign)?;
+                k.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    input.as_bytes(),
+                    &mut sig,
+                )
+                .map_err(|_| TokenError::Sign)?;
                 sig
             }
         };
@@ -231,10 +236,7 @@ impl TokenIssuer {
         let reference = |r: &ObjectRef| json!({"name": r.name, "uid": r.uid});
         let mut k8s = Map::new();
         k8s.insert("namespace".into(), json!(claims.namespace));
-        k8s.insert(
-            "serviceaccount".into(),
-            reference(&claims.service_account),
-        );
+        k8s.insert("serviceaccount".into(), reference(&claims.service_account));
         for (key, r) in [
             ("pod", &claims.pod),
             ("secret", &claims.secret),
@@ -271,10 +273,13 @@ impl TokenIssuer {
         else {
             return Err(TokenError::Foreign);
         };
-        let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::Foreign);
+        let decode = |part: &str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| TokenError::Foreign)
+        };
         let header: Value = serde_json::from_slice(&decode(h)?).map_err(|_| TokenError::Foreign)?;
-        let claims: Value =
-            serde_json::from_slice(&decode(p)?).map_err(|_| TokenError::Foreign)?;
+        let claims: Value = serde_json::from_slice(&decode(p)?).map_err(|_| TokenError::Foreign)?;
         // Upstream's authenticator only takes tokens whose issuer it knows.
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(TokenError::Foreign);
@@ -311,7 +316,9 @@ impl TokenIssuer {
             _ => Vec::new(),
         };
         if !aud.iter().any(|a| self.audiences.iter().any(|b| b == a)) {
-            return Err(TokenError::Invalid("token audiences is invalid for the target audiences"));
+            return Err(TokenError::Invalid(
+                "token audiences is invalid for the target audiences",
+            ));
         }
         let k8s = claims
             .get("kubernetes.io")
@@ -320,7 +327,11 @@ impl TokenIssuer {
             let v = v?;
             Some(ObjectRef {
                 name: v.get("name")?.as_str()?.to_string(),
-                uid: v.get("uid").and_then(Value::as_str).unwrap_or("").to_string(),
+                uid: v
+                    .get("uid")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
             })
         };
         let private = PrivateClaims {
@@ -415,9 +426,8 @@ mod tests {
 
     fn issuer() -> TokenIssuer {
         let rng = SystemRandom::new();
-        let pkcs8 =
-            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .unwrap();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .unwrap();
         TokenIssuer::from_pkcs8(
             pkcs8.as_ref(),
             "https://kubernetes.default.svc.cluster.local",
@@ -454,8 +464,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(body["sub"], "system:serviceaccount:ns:default");
-        assert_eq!(body["kubernetes.io"]["pod"], json!({"name": "p", "uid": "u2"}));
-        assert_eq!(body["exp"].as_i64().unwrap() - body["iat"].as_i64().unwrap(), 3600);
+        assert_eq!(
+            body["kubernetes.io"]["pod"],
+            json!({"name": "p", "uid": "u2"})
+        );
+        assert_eq!(
+            body["exp"].as_i64().unwrap() - body["iat"].as_i64().unwrap(),
+            3600
+        );
         let header: Value = serde_json::from_slice(
             &URL_SAFE_NO_PAD
                 .decode(token.split('.').next().unwrap())
@@ -481,7 +497,10 @@ mod tests {
             Err(TokenError::Invalid("signature does not verify"))
         );
         let (wrong_aud, _) = iss.issue(&claims(), &["vault".to_string()], 600).unwrap();
-        assert!(matches!(iss.verify(&wrong_aud), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            iss.verify(&wrong_aud),
+            Err(TokenError::Invalid(_))
+        ));
         assert_eq!(iss.verify("abc"), Err(TokenError::Foreign));
         assert_eq!(iss.verify("a.b.c"), Err(TokenError::Foreign));
         // Not a usable key.

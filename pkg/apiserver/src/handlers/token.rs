@@ -26,7 +26,12 @@ fn object_ref(obj: &Value) -> ObjectRef {
 }
 
 /// Reads a core object the token is bound to; `plural` names the resource.
-fn get_core(call: &Call, plural: &str, namespace: Option<&str>, name: &str) -> Result<Value, Status> {
+fn get_core(
+    call: &Call,
+    plural: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Value, Status> {
     let snapshot = call.server.registry.snapshot();
     let resource = snapshot
         .get("", "v1", plural)
@@ -43,15 +48,17 @@ pub async fn create(mut call: Call) -> Result<Response, Status> {
     let namespace = call.namespace().unwrap_or("").to_string();
     let gk = GroupKind::new("authentication.k8s.io", "TokenRequest");
     if !req.is_object() {
-        return Err(Status::bad_request("the body of a TokenRequest must be an object"));
+        return Err(Status::bad_request(
+            "the body of a TokenRequest must be an object",
+        ));
     }
 
     // Defaults and upstream's ValidateTokenRequest.
     let expiration = match &req["spec"]["expirationSeconds"] {
         Value::Null => DEFAULT_EXPIRATION_SECONDS,
-        v => v.as_i64().ok_or_else(|| {
-            Status::bad_request("spec.expirationSeconds must be an integer")
-        })?,
+        v => v
+            .as_i64()
+            .ok_or_else(|| Status::bad_request("spec.expirationSeconds must be an integer"))?,
     };
     let path = Path::new("spec").child("expirationSeconds");
     let mut errs = Vec::new();
@@ -77,7 +84,10 @@ pub async fn create(mut call: Call) -> Result<Response, Status> {
             "must match the service account name if specified",
         ));
     }
-    let meta_ns = req["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+    let meta_ns = req["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     if !meta_ns.is_empty() && meta_ns != namespace {
         errs.push(FieldError::invalid(
             &Path::new("metadata").child("namespace"),
@@ -234,24 +244,36 @@ mod tests {
 
         // Too short, a missing account, a foreign bound kind, a stale uid.
         let (code, body) = api
-            .call("POST", &format!("{SA}/robot/token"), &json!({"spec": {"expirationSeconds": 60}}))
+            .call(
+                "POST",
+                &format!("{SA}/robot/token"),
+                &json!({"spec": {"expirationSeconds": 60}}),
+            )
             .await;
         assert_eq!(code, 422);
         assert_eq!(
             body["message"],
             "TokenRequest.authentication.k8s.io \"robot\" is invalid: spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes"
         );
-        let (code, _) = api.call("POST", &format!("{SA}/nobody/token"), &json!({})).await;
+        let (code, _) = api
+            .call("POST", &format!("{SA}/nobody/token"), &json!({}))
+            .await;
         assert_eq!(code, 404);
         let (code, body) = api
             .call("POST", &format!("{SA}/robot/token"), &json!({"spec": {"boundObjectRef": {"kind": "Deployment", "apiVersion": "apps/v1", "name": "x"}}}))
             .await;
         assert_eq!(code, 400);
-        assert_eq!(body["message"], "cannot bind token to object of type apps/v1, Kind=Deployment");
+        assert_eq!(
+            body["message"],
+            "cannot bind token to object of type apps/v1, Kind=Deployment"
+        );
 
         // Bound to a secret: valid until the secret goes.
         let secret = api
-            .create("/api/v1/namespaces/default/secrets", json!({"metadata": {"name": "s"}}))
+            .create(
+                "/api/v1/namespaces/default/secrets",
+                json!({"metadata": {"name": "s"}}),
+            )
             .await;
         let (code, body) = api
             .call("POST", &format!("{SA}/robot/token"), &json!({"spec": {"boundObjectRef": {"kind": "Secret", "apiVersion": "v1", "name": "s", "uid": "other"}}}))
@@ -263,7 +285,8 @@ mod tests {
         assert_eq!(code, 201, "{body}");
         let bound = body["status"]["token"].as_str().unwrap().to_string();
         assert!(authenticate(&t.server, &bound).is_some());
-        api.call("DELETE", "/api/v1/namespaces/default/secrets/s", &json!({})).await;
+        api.call("DELETE", "/api/v1/namespaces/default/secrets/s", &json!({}))
+            .await;
         assert!(authenticate(&t.server, &bound).is_none());
 
         // Deleting the account invalidates its tokens.

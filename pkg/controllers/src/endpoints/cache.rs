@@ -44,12 +44,15 @@ struct Inner {
 
 impl Inner {
     /// Services of the namespace whose selector picks a pod with these labels.
-    fn services_selecting(&self, namespace: &str, labels: Option<&BTreeMap<String, String>>) -> Vec<Key> {
+    fn services_selecting(
+        &self,
+        namespace: &str,
+        labels: Option<&BTreeMap<String, String>>,
+    ) -> Vec<Key> {
         self.services
             .iter()
             .filter(|((ns, _), svc)| {
-                ns == namespace
-                    && service_selector(svc).is_some_and(|sel| selects(sel, labels))
+                ns == namespace && service_selector(svc).is_some_and(|sel| selects(sel, labels))
             })
             .map(|(k, _)| k.clone())
             .collect()
@@ -92,7 +95,10 @@ impl Cache {
         let (Some(members), Some(pods)) = (inner.members.get(key), inner.pods.get(&key.0)) else {
             return Vec::new();
         };
-        members.iter().filter_map(|n| pods.get(n).cloned()).collect()
+        members
+            .iter()
+            .filter_map(|n| pods.get(n).cloned())
+            .collect()
     }
 
     /// Records a Service (or its deletion).
@@ -111,7 +117,12 @@ impl Cache {
         let mut keys: Vec<Key> = inner.services.keys().cloned().collect();
         inner.services = all
             .into_iter()
-            .map(|s| ((s.namespace().unwrap_or_default(), s.name_any()), Arc::new(s)))
+            .map(|s| {
+                (
+                    (s.namespace().unwrap_or_default(), s.name_any()),
+                    Arc::new(s),
+                )
+            })
             .collect();
         keys.extend(inner.services.keys().cloned());
         inner.members.clear();
@@ -131,7 +142,10 @@ impl Cache {
         if pod.is_some() && old.as_deref() == pod.as_ref() {
             return Vec::new();
         }
-        let before = inner.services_selecting(namespace, old.as_ref().and_then(|p| p.metadata.labels.as_ref()));
+        let before = inner.services_selecting(
+            namespace,
+            old.as_ref().and_then(|p| p.metadata.labels.as_ref()),
+        );
         let after = match &pod {
             Some(p) => inner.services_selecting(namespace, p.metadata.labels.as_ref()),
             None => Vec::new(),
@@ -189,7 +203,10 @@ impl Cache {
 }
 
 /// Whether a map selector picks these labels (every pair present).
-pub fn selects(selector: &BTreeMap<String, String>, labels: Option<&BTreeMap<String, String>>) -> bool {
+pub fn selects(
+    selector: &BTreeMap<String, String>,
+    labels: Option<&BTreeMap<String, String>>,
+) -> bool {
     selector
         .iter()
         .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
@@ -277,7 +294,10 @@ pub fn is_pod_ready(pod: &Pod) -> bool {
 /// When the pod last changed in a way endpoints follow (upstream's trigger time: the
 /// Ready condition's last transition).
 pub fn pod_trigger_time(pod: &Pod) -> Option<k8s_openapi::jiff::Timestamp> {
-    ready_condition(pod)?.last_transition_time.as_ref().map(|t| t.0)
+    ready_condition(pod)?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
 }
 
 /// Upstream's `ShouldPodBeInEndpoints`: not terminal, has an IP, and not terminating
@@ -499,8 +519,11 @@ impl Watches {
         let (c, q) = (cache.clone(), queue.clone());
         let (c2, q2) = (cache.clone(), queue.clone());
         let services = follow(
-            watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
-                .default_backoff(),
+            watcher(
+                Api::<Service>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff(),
             move |new, _old, ns, name| {
                 let key = (ns.to_string(), name.to_string());
                 c.apply_service(&key, new);
@@ -615,19 +638,39 @@ mod tests {
             protocol: Some(proto.into()),
             ..Default::default()
         };
-        assert_eq!(find_port(&p, &sp(IntOrString::String("http".into()), "TCP")), Some(8080));
-        assert_eq!(find_port(&p, &sp(IntOrString::String("dns".into()), "TCP")), None);
-        assert_eq!(find_port(&p, &sp(IntOrString::String("dns".into()), "UDP")), Some(53));
-        assert_eq!(find_port(&p, &sp(IntOrString::Int(9000), "TCP")), Some(9000));
+        assert_eq!(
+            find_port(&p, &sp(IntOrString::String("http".into()), "TCP")),
+            Some(8080)
+        );
+        assert_eq!(
+            find_port(&p, &sp(IntOrString::String("dns".into()), "TCP")),
+            None
+        );
+        assert_eq!(
+            find_port(&p, &sp(IntOrString::String("dns".into()), "UDP")),
+            Some(53)
+        );
+        assert_eq!(
+            find_port(&p, &sp(IntOrString::Int(9000), "TCP")),
+            Some(9000)
+        );
         // Stripping keeps what resolving needs.
-        assert_eq!(find_port(&strip_pod(p), &sp(IntOrString::String("http".into()), "TCP")), Some(8080));
+        assert_eq!(
+            find_port(
+                &strip_pod(p),
+                &sp(IntOrString::String("http".into()), "TCP")
+            ),
+            Some(8080)
+        );
     }
 
     #[test]
     fn terminal_ipless_and_terminating_pods_are_left_out() {
         let mut p = pod(json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}}));
         assert!(!should_pod_be_in_endpoints(&p, true));
-        p.status.as_mut().unwrap().pod_ips = Some(vec![PodIP { ip: "10.0.0.1".into() }]);
+        p.status.as_mut().unwrap().pod_ips = Some(vec![PodIP {
+            ip: "10.0.0.1".into(),
+        }]);
         assert!(should_pod_be_in_endpoints(&p, false));
         p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
             k8s_openapi::jiff::Timestamp::now(),
@@ -643,9 +686,18 @@ mod tests {
         let svc = |spec: serde_json::Value| -> Service {
             serde_json::from_value(json!({"metadata": {"name": "s"}, "spec": spec})).unwrap()
         };
-        assert_eq!(service_families(&svc(json!({"ipFamilies": ["IPv6", "IPv4"]}))), vec!["IPv6", "IPv4"]);
-        assert_eq!(service_families(&svc(json!({"clusterIP": "fd00::1"}))), vec!["IPv6"]);
-        assert_eq!(service_families(&svc(json!({"clusterIP": "None"}))), vec!["IPv4", "IPv6"]);
+        assert_eq!(
+            service_families(&svc(json!({"ipFamilies": ["IPv6", "IPv4"]}))),
+            vec!["IPv6", "IPv4"]
+        );
+        assert_eq!(
+            service_families(&svc(json!({"clusterIP": "fd00::1"}))),
+            vec!["IPv6"]
+        );
+        assert_eq!(
+            service_families(&svc(json!({"clusterIP": "None"}))),
+            vec!["IPv4", "IPv6"]
+        );
     }
 }
 
@@ -659,16 +711,24 @@ mod index_tests {
     fn membership_follows_labels_selectors_and_deletions() {
         let c = Cache::default();
         let key = ("ns".to_string(), "web".to_string());
-        let svc: Service = serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "ns"},
-            "spec": {"selector": {"app": "web"}}})).unwrap();
+        let svc: Service =
+            serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "ns"},
+            "spec": {"selector": {"app": "web"}}}))
+            .unwrap();
         let pod = |app: &str| -> Pod {
-            serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": app}}})).unwrap()
+            serde_json::from_value(
+                json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": app}}}),
+            )
+            .unwrap()
         };
         assert!(c.apply_pod("ns", "p", Some(pod("web"))).is_empty());
         c.apply_service(&key, Some(svc.clone()));
         assert_eq!(c.selected_pods(&key).len(), 1);
         // Relabelled away: the Service is told, and loses the pod.
-        assert_eq!(c.apply_pod("ns", "p", Some(pod("other"))), vec![key.clone()]);
+        assert_eq!(
+            c.apply_pod("ns", "p", Some(pod("other"))),
+            vec![key.clone()]
+        );
         assert!(c.selected_pods(&key).is_empty());
         assert_eq!(c.apply_pod("ns", "p", Some(pod("web"))), vec![key.clone()]);
         // The same pod again changes nothing.
@@ -678,7 +738,8 @@ mod index_tests {
         // A selector change recomputes membership.
         c.apply_pod("ns", "p", Some(pod("api")));
         let mut svc2 = svc;
-        svc2.spec.as_mut().unwrap().selector = Some(BTreeMap::from([("app".to_string(), "api".to_string())]));
+        svc2.spec.as_mut().unwrap().selector =
+            Some(BTreeMap::from([("app".to_string(), "api".to_string())]));
         c.apply_service(&key, Some(svc2));
         assert_eq!(c.selected_pods(&key).len(), 1);
         assert_eq!(c.replace_pods(Vec::new()), vec![key.clone()]);

@@ -39,12 +39,15 @@ const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
 /// The most addresses one Endpoints holds.
 pub const MAX_CAPACITY: usize = 1000;
 
+/// A Service's creation time and its pods' trigger times, as last synced.
+type SeenTimes = (Option<Timestamp>, HashMap<String, Option<Timestamp>>);
+
 /// Remembers, per Service, the trigger times last seen (upstream's
 /// `TriggerTimeTracker`): a sync's trigger time is the earliest change it has not yet
 /// reflected.
 #[derive(Default)]
 pub struct TriggerTimes {
-    seen: Mutex<HashMap<Key, (Option<Timestamp>, HashMap<String, Option<Timestamp>>)>>,
+    seen: Mutex<HashMap<Key, SeenTimes>>,
 }
 
 impl TriggerTimes {
@@ -109,7 +112,10 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
         _ = shutdown.clone().wait() => return,
     }
     // Endpoints left behind by Services deleted while the controller was away.
-    match Api::<Endpoints>::all(client).list_metadata(&ListParams::default()).await {
+    match Api::<Endpoints>::all(client)
+        .list_metadata(&ListParams::default())
+        .await
+    {
         Ok(list) => {
             for ep in list.items {
                 if ep.annotations().contains_key(LEADER_ANNOTATION) {
@@ -130,7 +136,12 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     .await;
 }
 
-fn port_key(p: &EndpointPort) -> (String, i32, String, String) {
+/// A port's identity: name, number, protocol, app protocol.
+type PortKey = (String, i32, String, String);
+/// An address's identity in a group: IP, pod uid, readiness.
+type AddrKey = (String, String, bool);
+
+fn port_key(p: &EndpointPort) -> PortKey {
     (
         p.name.clone().unwrap_or_default(),
         p.port,
@@ -154,8 +165,7 @@ fn address_key(a: &EndpointAddress) -> (String, String) {
 /// sorted by IP and uid.
 pub fn repack(entries: Vec<(EndpointAddress, bool, Option<EndpointPort>)>) -> Vec<EndpointSubset> {
     type AddrSet = BTreeMap<(String, String), (EndpointAddress, bool)>;
-    let mut by_port: BTreeMap<Option<(String, i32, String, String)>, (Option<EndpointPort>, AddrSet)> =
-        BTreeMap::new();
+    let mut by_port: BTreeMap<Option<PortKey>, (Option<EndpointPort>, AddrSet)> = BTreeMap::new();
     for (addr, ready, port) in entries {
         let slot = by_port
             .entry(port.as_ref().map(port_key))
@@ -163,10 +173,9 @@ pub fn repack(entries: Vec<(EndpointAddress, bool, Option<EndpointPort>)>) -> Ve
         let e = slot.1.entry(address_key(&addr)).or_insert((addr, ready));
         e.1 |= ready;
     }
-    let mut groups: BTreeMap<Vec<(String, String, bool)>, (Vec<EndpointPort>, AddrSet)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<Vec<AddrKey>, (Vec<EndpointPort>, AddrSet)> = BTreeMap::new();
     for (_, (port, addrs)) in by_port {
-        let key: Vec<(String, String, bool)> = addrs
+        let key: Vec<AddrKey> = addrs
             .iter()
             .map(|((ip, uid), (_, ready))| (ip.clone(), uid.clone(), *ready))
             .collect();
@@ -350,8 +359,7 @@ async fn sync(ctx: &Context, key: Key) -> Result<(), SyncError> {
                     + s.not_ready_addresses.as_ref().map_or(0, Vec::len)
             })
             .sum();
-        let capacity_ok =
-            total <= MAX_CAPACITY && !cur.annotations().contains_key(OVER_CAPACITY);
+        let capacity_ok = total <= MAX_CAPACITY && !cur.annotations().contains_key(OVER_CAPACITY);
         if cur_subsets == subsets
             && without_headless(cur.metadata.labels.as_ref()) == svc_labels
             && capacity_ok
@@ -451,7 +459,9 @@ mod tests {
     #[test]
     fn over_capacity_keeps_ready_addresses_first() {
         let many = |n: usize, base: u32| -> Vec<EndpointAddress> {
-            (0..n).map(|i| addr(&format!("10.{}.{}.{}", base, i / 250, i % 250))).collect()
+            (0..n)
+                .map(|i| addr(&format!("10.{}.{}.{}", base, i / 250, i % 250)))
+                .collect()
         };
         let mut subsets = vec![EndpointSubset {
             addresses: Some(many(900, 1)),
@@ -483,7 +493,13 @@ mod tests {
                 .unwrap(),
             )
         };
-        let subsets = desired_subsets(&svc, &[pod("a", "10.42.0.1", "True"), pod("b", "10.42.0.2", "False")]);
+        let subsets = desired_subsets(
+            &svc,
+            &[
+                pod("a", "10.42.0.1", "True"),
+                pod("b", "10.42.0.2", "False"),
+            ],
+        );
         assert_eq!(subsets.len(), 1);
         let s = &subsets[0];
         let a = &s.addresses.as_ref().unwrap()[0];

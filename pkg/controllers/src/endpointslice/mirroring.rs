@@ -18,7 +18,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use parking_lot::RwLock;
 
-use super::{MANAGED_BY_LABEL, SERVICE_NAME_LABEL, SliceMeta, plan_slices, ports_key};
+use super::{Groups, MANAGED_BY_LABEL, SERVICE_NAME_LABEL, SliceMeta, plan_slices, ports_key};
 use crate::Shutdown;
 use crate::endpoints::cache::{self, Key, Queue};
 use crate::endpoints::{HEADLESS_LABEL, LAST_CHANGE_TRIGGER_TIME};
@@ -81,7 +81,12 @@ fn watch_into<K>(
         move |all| {
             let new: HashMap<Key, Arc<K>> = all
                 .into_iter()
-                .map(|o| ((o.namespace().unwrap_or_default(), o.name_any()), Arc::new(o)))
+                .map(|o| {
+                    (
+                        (o.namespace().unwrap_or_default(), o.name_any()),
+                        Arc::new(o),
+                    )
+                })
                 .collect();
             let mut keys: Vec<Key> = new.keys().cloned().collect();
             let mut m = map(&state).write();
@@ -102,8 +107,22 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let state = Arc::new(State::default());
     let queue = Arc::new(Queue::default());
     let synced = Arc::new(tokio::sync::Semaphore::new(0));
-    watch_into::<Service>(&client, |s| &s.services, state.clone(), queue.clone(), synced.clone(), &shutdown);
-    watch_into::<Endpoints>(&client, |s| &s.endpoints, state.clone(), queue.clone(), synced.clone(), &shutdown);
+    watch_into::<Service>(
+        &client,
+        |s| &s.services,
+        state.clone(),
+        queue.clone(),
+        synced.clone(),
+        &shutdown,
+    );
+    watch_into::<Endpoints>(
+        &client,
+        |s| &s.endpoints,
+        state.clone(),
+        queue.clone(),
+        synced.clone(),
+        &shutdown,
+    );
     tokio::select! {
         p = synced.acquire_many(2) => { if let Ok(p) = p { p.forget(); } }
         _ = shutdown.clone().wait() => return,
@@ -121,7 +140,9 @@ fn mirrored_labels(ep: &Endpoints, svc: &Service) -> BTreeMap<String, String> {
     let mut labels: BTreeMap<String, String> = ep
         .labels()
         .iter()
-        .filter(|(k, _)| ![SERVICE_NAME_LABEL, MANAGED_BY_LABEL, HEADLESS_LABEL].contains(&k.as_str()))
+        .filter(|(k, _)| {
+            ![SERVICE_NAME_LABEL, MANAGED_BY_LABEL, HEADLESS_LABEL].contains(&k.as_str())
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None") {
@@ -145,8 +166,6 @@ fn mirrored_annotations(ep: &Endpoints) -> BTreeMap<String, String> {
         .collect()
 }
 
-type Groups = BTreeMap<(String, super::PortsKey), (Vec<EndpointPort>, Vec<Endpoint>)>;
-
 /// The endpoints an Endpoints mirrors to: each subset's addresses, by address type and
 /// ports; invalid addresses skipped, at most [`MAX_MIRRORED_ENDPOINTS`].
 pub fn mirrored(ep: &Endpoints) -> Groups {
@@ -165,7 +184,11 @@ pub fn mirrored(ep: &Endpoints) -> Groups {
             })
             .collect();
         let ready = subset.addresses.iter().flatten().map(|a| (a, true));
-        let not_ready = subset.not_ready_addresses.iter().flatten().map(|a| (a, false));
+        let not_ready = subset
+            .not_ready_addresses
+            .iter()
+            .flatten()
+            .map(|a| (a, false));
         for (addr, ready) in ready.chain(not_ready) {
             let Ok(ip) = addr.ip.parse::<std::net::IpAddr>() else {
                 continue;
@@ -287,6 +310,9 @@ mod tests {
         assert_eq!(v4.1.len(), 2);
         assert_eq!(v4.1[1].conditions.as_ref().unwrap().ready, Some(false));
         assert_eq!(v4.0[0].protocol.as_deref(), Some("TCP"));
-        assert_eq!(mirrored_annotations(&ep), BTreeMap::from([("note".to_string(), "y".to_string())]));
+        assert_eq!(
+            mirrored_annotations(&ep),
+            BTreeMap::from([("note".to_string(), "y".to_string())])
+        );
     }
 }

@@ -84,8 +84,8 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let nodes_ctx = ctx.clone();
     cache::spawn_until(
         async move {
-            let stream = watcher(Api::<Node>::all(client), watcher::Config::default())
-                .default_backoff();
+            let stream =
+                watcher(Api::<Node>::all(client), watcher::Config::default()).default_backoff();
             let mut stream = std::pin::pin!(stream);
             let zone = |n: &Node| n.labels().get(ZONE_LABEL).cloned();
             let mut buffer = HashMap::new();
@@ -176,7 +176,12 @@ pub fn endpoint_ports(svc: &Service, pod: &Pod) -> Vec<EndpointPort> {
 }
 
 /// The endpoint of a pod for an address type, if the pod has an address of it.
-pub fn pod_endpoint(svc: &Service, pod: &Pod, address_type: &str, zone: Option<String>) -> Option<Endpoint> {
+pub fn pod_endpoint(
+    svc: &Service,
+    pod: &Pod,
+    address_type: &str,
+    zone: Option<String>,
+) -> Option<Endpoint> {
     let ip = cache::pod_ip_of_family(pod, address_type)?;
     let serving = cache::is_pod_ready(pod);
     let terminating = pod.metadata.deletion_timestamp.is_some();
@@ -224,6 +229,9 @@ fn endpoint_key(e: &Endpoint) -> (String, String) {
 /// A set of ports, sorted, as a group key.
 pub type PortsKey = Vec<(String, i32, String, String)>;
 
+/// Desired endpoints by (address type, ports): the ports and the endpoints.
+pub type Groups = BTreeMap<(String, PortsKey), (Vec<EndpointPort>, Vec<Endpoint>)>;
+
 /// The group key of a set of ports.
 pub fn ports_key(ports: &[EndpointPort]) -> PortsKey {
     let mut k: PortsKey = ports
@@ -259,7 +267,7 @@ pub fn desired(
     svc: &Service,
     pods: &[Arc<Pod>],
     node_zone: impl Fn(&str) -> Option<Option<String>>,
-) -> (BTreeMap<(String, PortsKey), (Vec<EndpointPort>, Vec<Endpoint>)>, Vec<String>) {
+) -> (Groups, Vec<String>) {
     let publish = svc
         .spec
         .as_ref()
@@ -349,19 +357,24 @@ fn new_slice(
 pub fn plan(
     svc: &Service,
     existing: Vec<EndpointSlice>,
-    desired: BTreeMap<(String, PortsKey), (Vec<EndpointPort>, Vec<Endpoint>)>,
+    desired: Groups,
     trigger: Option<String>,
 ) -> Plan {
     let mut annotations = BTreeMap::new();
     if let Some(t) = &trigger {
         annotations.insert(LAST_CHANGE_TRIGGER_TIME.to_string(), t.clone());
     }
-    plan_slices(svc, existing, desired, SliceMeta {
-        generate_name: format!("{}-", svc.name_any()),
-        labels: slice_labels(svc),
-        annotations,
-        placeholder: true,
-    })
+    plan_slices(
+        svc,
+        existing,
+        desired,
+        SliceMeta {
+            generate_name: format!("{}-", svc.name_any()),
+            labels: slice_labels(svc),
+            annotations,
+            placeholder: true,
+        },
+    )
 }
 
 /// What slices of a plan carry besides endpoints.
@@ -380,7 +393,7 @@ pub struct SliceMeta {
 pub fn plan_slices(
     svc: &Service,
     existing: Vec<EndpointSlice>,
-    mut desired: BTreeMap<(String, PortsKey), (Vec<EndpointPort>, Vec<Endpoint>)>,
+    mut desired: Groups,
     meta: SliceMeta,
 ) -> Plan {
     let SliceMeta {
@@ -449,7 +462,15 @@ pub fn plan_slices(
             }
         }
         if !kept {
-            plan.create.push(new_slice(svc, &generate_name, &address_type, &[], Vec::new(), &labels, &annotations));
+            plan.create.push(new_slice(
+                svc,
+                &generate_name,
+                &address_type,
+                &[],
+                Vec::new(),
+                &labels,
+                &annotations,
+            ));
         }
         return plan;
     }
@@ -457,7 +478,10 @@ pub fn plan_slices(
     // Existing slices by group; endpoints matched to those still desired.
     let mut with_room: Vec<(EndpointSlice, bool)> = Vec::new();
     for mut s in existing {
-        let key = (s.address_type.clone(), ports_key(s.ports.as_deref().unwrap_or_default()));
+        let key = (
+            s.address_type.clone(),
+            ports_key(s.ports.as_deref().unwrap_or_default()),
+        );
         let Some((_, wanted)) = desired.get_mut(&key) else {
             plan.delete.push(s.name_any());
             continue;
@@ -492,7 +516,7 @@ pub fn plan_slices(
     // into new slices.
     with_room.sort_by_key(|(_, changed)| !*changed);
     for ((address_type, pk), (ports, mut wanted)) in desired {
-        wanted.sort_by(|a, b| endpoint_key(a).cmp(&endpoint_key(b)));
+        wanted.sort_by_key(endpoint_key);
         let mut wanted = wanted.into_iter().peekable();
         for (s, changed) in with_room.iter_mut() {
             if s.address_type != address_type
@@ -508,7 +532,15 @@ pub fn plan_slices(
         }
         let rest: Vec<Endpoint> = wanted.collect();
         for chunk in rest.chunks(MAX_ENDPOINTS_PER_SLICE) {
-            plan.create.push(new_slice(svc, &generate_name, &address_type, &ports, chunk.to_vec(), &labels, &annotations));
+            plan.create.push(new_slice(
+                svc,
+                &generate_name,
+                &address_type,
+                &ports,
+                chunk.to_vec(),
+                &labels,
+                &annotations,
+            ));
         }
     }
     for (s, changed) in with_room {
@@ -607,9 +639,10 @@ mod tests {
         }))
         .unwrap();
         if terminating {
-            p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                k8s_openapi::jiff::Timestamp::now(),
-            ));
+            p.metadata.deletion_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::now(),
+                ));
         }
         Arc::new(p)
     }
@@ -638,7 +671,10 @@ mod tests {
         assert_eq!(labels[MANAGED_BY_LABEL], CONTROLLER_NAME);
         assert_eq!(labels["team"], "a");
         assert_eq!(slice.ports.as_ref().unwrap()[0].port, Some(8080));
-        assert_eq!(slice.metadata.owner_references.as_ref().unwrap()[0].uid, "svc-uid");
+        assert_eq!(
+            slice.metadata.owner_references.as_ref().unwrap()[0].uid,
+            "svc-uid"
+        );
         let all: Vec<&Endpoint> = p.create.iter().flat_map(|s| &s.endpoints).collect();
         let by_name = |n: &str| {
             all.iter()
@@ -648,8 +684,22 @@ mod tests {
                 .clone()
                 .unwrap()
         };
-        assert_eq!(by_name("p200"), EndpointConditions { ready: Some(false), serving: Some(false), terminating: Some(false) });
-        assert_eq!(by_name("p201"), EndpointConditions { ready: Some(false), serving: Some(true), terminating: Some(true) });
+        assert_eq!(
+            by_name("p200"),
+            EndpointConditions {
+                ready: Some(false),
+                serving: Some(false),
+                terminating: Some(false)
+            }
+        );
+        assert_eq!(
+            by_name("p201"),
+            EndpointConditions {
+                ready: Some(false),
+                serving: Some(true),
+                terminating: Some(true)
+            }
+        );
         assert_eq!(all[0].zone.as_deref(), Some("z1"));
     }
 

@@ -51,7 +51,9 @@ struct Context {
 const RESYNC: Duration = Duration::from_secs(300);
 
 /// The shutdown signal as the `Sync` future kube-runtime's controller wants.
-pub(crate) fn stop_signal(shutdown: Shutdown) -> impl std::future::Future<Output = ()> + Send + Sync {
+pub(crate) fn stop_signal(
+    shutdown: Shutdown,
+) -> impl std::future::Future<Output = ()> + Send + Sync {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         shutdown.wait().await;
@@ -82,8 +84,8 @@ fn benign(e: &kube::Error) -> bool {
 pub fn start(client: kube::Client, shutdown: Shutdown) -> BoxFuture<'static, ()> {
     Box::pin(async move {
         let sas: Api<ServiceAccount> = Api::all(client.clone());
-        let watch_sas = watcher::Config::default()
-            .fields(&format!("metadata.name={DEFAULT_SERVICE_ACCOUNT}"));
+        let watch_sas =
+            watcher::Config::default().fields(&format!("metadata.name={DEFAULT_SERVICE_ACCOUNT}"));
         let ctx = Arc::new(Context {
             client: client.clone(),
             ca_pem: String::new(),
@@ -99,7 +101,10 @@ pub fn start(client: kube::Client, shutdown: Shutdown) -> BoxFuture<'static, ()>
     })
 }
 
-async fn ensure_service_account(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, EnsureError> {
+async fn ensure_service_account(
+    ns: Arc<Namespace>,
+    ctx: Arc<Context>,
+) -> Result<Action, EnsureError> {
     if !is_active(&ns) {
         return Ok(Action::await_change());
     }
@@ -110,7 +115,12 @@ async fn ensure_service_account(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result
         namespace: name.clone(),
         source,
     };
-    if api.get_opt(DEFAULT_SERVICE_ACCOUNT).await.map_err(err)?.is_none() {
+    if api
+        .get_opt(DEFAULT_SERVICE_ACCOUNT)
+        .await
+        .map_err(err)?
+        .is_none()
+    {
         let sa = ServiceAccount {
             metadata: ObjectMeta {
                 name: Some(DEFAULT_SERVICE_ACCOUNT.into()),
@@ -133,7 +143,9 @@ pub fn start_root_ca_publisher(client: kube::Client, shutdown: Shutdown) -> BoxF
     let ca_pem = crate::config().root_ca_pem.clone();
     Box::pin(async move {
         let Some(ca_pem) = ca_pem else {
-            tracing::info!("no cluster CA was handed to the controllers: kube-root-ca.crt is not published");
+            tracing::info!(
+                "no cluster CA was handed to the controllers: kube-root-ca.crt is not published"
+            );
             return;
         };
         let cms: Api<ConfigMap> = Api::all(client.clone());
