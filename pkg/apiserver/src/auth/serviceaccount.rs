@@ -263,10 +263,24 @@ impl TokenIssuer {
     /// private claims; whether the objects it names still exist is the caller's check.
     /// A token that is not a JWT of this issuer is `Foreign`.
     pub fn verify(&self, token: &str) -> Result<PrivateClaims, TokenError> {
-        self.verify_at(token, now_unix())
+        self.verify_at(token, now_unix(), &self.audiences)
     }
 
-    fn verify_at(&self, token: &str, now: i64) -> Result<PrivateClaims, TokenError> {
+    /// [`TokenIssuer::verify`] for other audiences (a TokenReview's).
+    pub fn verify_for(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<PrivateClaims, TokenError> {
+        self.verify_at(token, now_unix(), audiences)
+    }
+
+    fn verify_at(
+        &self,
+        token: &str,
+        now: i64,
+        audiences: &[String],
+    ) -> Result<PrivateClaims, TokenError> {
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -315,7 +329,7 @@ impl TokenIssuer {
             Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
             _ => Vec::new(),
         };
-        if !aud.iter().any(|a| self.audiences.iter().any(|b| b == a)) {
+        if !aud.iter().any(|a| audiences.iter().any(|b| b == a)) {
             return Err(TokenError::Invalid(
                 "token audiences is invalid for the target audiences",
             ));
@@ -386,7 +400,13 @@ fn live(server: &ApiServer, plural: &str, namespace: Option<&str>, r: &ObjectRef
 /// issuer whose service account (and bound pod, secret or node) still exists.
 pub fn authenticate(server: &ApiServer, token: &str) -> Option<UserInfo> {
     let issuer = server.service_account_tokens.get()?;
-    let claims = match issuer.verify(token) {
+    authenticate_for(server, token, &issuer.audiences)
+}
+
+/// [`authenticate`] for tokens meant for other audiences (a TokenReview's).
+pub fn authenticate_for(server: &ApiServer, token: &str, audiences: &[String]) -> Option<UserInfo> {
+    let issuer = server.service_account_tokens.get()?;
+    let claims = match issuer.verify_for(token, audiences) {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(error = %e, "bearer token refused");
@@ -487,7 +507,7 @@ mod tests {
         let iss = issuer();
         let (token, exp) = iss.issue(&claims(), &iss.audiences.clone(), 600).unwrap();
         assert_eq!(
-            iss.verify_at(&token, exp + 1),
+            iss.verify_at(&token, exp + 1, &iss.audiences),
             Err(TokenError::Invalid("token has expired"))
         );
         // Another key of the same issuer: the signature fails.

@@ -309,6 +309,8 @@ mod tests {
     #[rustfmt::skip]
     const UPSTREAM: &[Row] = &[
         ("", "v1", "bindings", &["create"], NONE),
+        ("authentication.k8s.io", "v1", "selfsubjectreviews", &["create"], NONE),
+        ("authentication.k8s.io", "v1", "tokenreviews", &["create"], NONE),
         ("", "v1", "componentstatuses", &["get", "list"], NONE),
         ("", "v1", "configmaps", ALL, NONE),
         ("", "v1", "endpoints", ALL, NONE),

@@ -13,6 +13,7 @@ pub mod negotiation;
 mod patch;
 pub mod request;
 pub mod response;
+mod review;
 mod scale;
 mod token;
 mod update;
@@ -284,6 +285,9 @@ async fn dispatch(call: Call) -> Response {
         ("patch", Some("scale")) => scale::patch(call).await,
         ("get", _) => get::get(call).await,
         ("create", Some("token")) => token::create(call).await,
+        ("create", None) if call.resource.info.group == "authentication.k8s.io" => {
+            review::create(call).await
+        }
         ("create", _) => create::create(call).await,
         ("update", _) => update::update(call).await,
         ("patch", _) => patch::patch(call).await,

@@ -276,6 +276,12 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .categories(&["all"])
         .status();
     b.kind::<apps_v1::ControllerRevision>(apps::ControllerRevisionStrategy);
+    // authentication.k8s.io/v1: reviews answered from the request (handlers/review.rs),
+    // never stored.
+    b.kind::<k8s_openapi::api::authentication::v1::SelfSubjectReview>(Plain)
+        .verbs(&["create"]);
+    b.kind::<k8s_openapi::api::authentication::v1::TokenReview>(Plain)
+        .verbs(&["create"]);
     // batch/v1
     b.kind::<batch_v1::Job>(batch::JobStrategy)
         .categories(&["all"])

@@ -293,7 +293,8 @@ async fn every_served_kind_has_a_case() {
     let mut missing = Vec::new();
     for res in snapshot.all() {
         let info = &res.info;
-        if info.custom || !info.supports("create") {
+        // Reviews are answered from the request and never stored: nothing to validate.
+        if info.custom || !info.supports("create") || info.group == "authentication.k8s.io" {
             continue;
         }
         let gv = if info.group.is_empty() {
