@@ -2,18 +2,22 @@
 //! Endpoints and EndpointSlices follow the pods a Service selects (the test plays the
 //! kubelet, patching pod status), every namespace gets the `default` ServiceAccount and
 //! the `kube-root-ca.crt` ConfigMap, and `kubectl create token` issues tokens that
-//! authenticate as the service account. One server serves every case, a namespace each.
+//! authenticate as the service account. One server serves every case, a namespace each
+//! (one test, so the server is stopped when it ends).
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use k1s_e2e::{K1s, Kubectl, eventually, newest_kubectl};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn server() -> &'static (K1s, Kubectl) {
-    static SERVER: OnceLock<(K1s, Kubectl)> = OnceLock::new();
-    SERVER.get_or_init(|| (K1s::start(), newest_kubectl()))
+#[test]
+fn services_and_service_accounts() {
+    let k1s = K1s::start();
+    let k = newest_kubectl();
+    endpoints_and_slices_follow_the_pods_a_service_selects(&k1s, &k);
+    every_namespace_gets_the_default_account_and_the_root_ca(&k1s, &k);
+    create_token_issues_a_token_that_authenticates_as_the_account(&k1s, &k);
 }
 
 fn apply(k1s: &K1s, k: &Kubectl, yaml: &str) {
@@ -51,9 +55,7 @@ fn set_pod_status(k1s: &K1s, k: &Kubectl, ns: &str, pod: &str, ip: &str, ready: 
     .ok();
 }
 
-#[test]
-fn endpoints_and_slices_follow_the_pods_a_service_selects() {
-    let (k1s, k) = server();
+fn endpoints_and_slices_follow_the_pods_a_service_selects(k1s: &K1s, k: &Kubectl) {
     let ns = "svc-endpoints";
     k1s.kubectl(k, &["create", "namespace", ns]).ok();
     apply(
@@ -205,9 +207,7 @@ spec:
     });
 }
 
-#[test]
-fn every_namespace_gets_the_default_account_and_the_root_ca() {
-    let (k1s, k) = server();
+fn every_namespace_gets_the_default_account_and_the_root_ca(k1s: &K1s, k: &Kubectl) {
     let ns = "svc-accounts";
     k1s.kubectl(k, &["create", "namespace", ns]).ok();
     eventually(WAIT, "the default ServiceAccount", || {
@@ -255,9 +255,7 @@ fn every_namespace_gets_the_default_account_and_the_root_ca() {
     });
 }
 
-#[test]
-fn create_token_issues_a_token_that_authenticates_as_the_account() {
-    let (k1s, k) = server();
+fn create_token_issues_a_token_that_authenticates_as_the_account(k1s: &K1s, k: &Kubectl) {
     let ns = "svc-token";
     k1s.kubectl(k, &["create", "namespace", ns]).ok();
     eventually(WAIT, "the default ServiceAccount", || {
@@ -287,6 +285,25 @@ fn create_token_issues_a_token_that_authenticates_as_the_account() {
         as_sa.status.success(),
         "{}",
         String::from_utf8_lossy(&as_sa.stderr)
+    );
+    // kubectl auth whoami names the account.
+    let whoami = std::process::Command::new(&k.path)
+        .args([
+            "--kubeconfig",
+            kc,
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+        ])
+        .output()
+        .expect("kubectl");
+    let whoami = String::from_utf8_lossy(&whoami.stdout).to_string();
+    assert_eq!(
+        whoami.trim(),
+        format!(
+            r#"system:serviceaccount:{ns}:default ["system:serviceaccounts","system:serviceaccounts:{ns}","system:authenticated"]"#
+        )
     );
     // A forged token is refused as upstream refuses it.
     let mut forged = token.clone();

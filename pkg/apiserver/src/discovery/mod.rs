@@ -302,9 +302,9 @@ mod tests {
 
     /// Upstream 1.35's discovery (`api/discovery/api__v1.json`, `apis__<group>__<v>.json`)
     /// for every resource k1s serves: verbs, and the subresources of the kinds the generic
-    /// registry implements (status, scale, finalize) with theirs. Upstream's other
-    /// subresources (pods/log, exec, attach, portforward, proxy, binding, eviction,
-    /// ephemeralcontainers, resize; nodes/proxy; services/proxy; serviceaccounts/token;
+    /// registry implements (status, scale, finalize, serviceaccounts/token) with theirs.
+    /// Upstream's other subresources (pods/log, exec, attach, portforward, proxy, binding,
+    /// eviction, ephemeralcontainers, resize; nodes/proxy; services/proxy;
     /// certificatesigningrequests/approval) are not served by k1s and so not listed.
     #[rustfmt::skip]
     const UPSTREAM: &[Row] = &[
