@@ -219,6 +219,49 @@ async fn services_get_endpoints_and_slices_that_follow_pod_readiness() {
     })
     .await;
 
+    // A pod on a node nobody knows is left out of slices, and the Service says why.
+    create(
+        &services,
+        json!({"metadata": {"name": "ghost"},
+        "spec": {"selector": {"app": "ghost"}, "ports": [{"port": 80}]}}),
+    )
+    .await;
+    create(
+        &pods,
+        json!({"metadata": {"name": "g", "labels": {"app": "ghost"}},
+        "spec": {"nodeName": "nowhere", "containers": [{"name": "c", "image": "nginx"}]}}),
+    )
+    .await;
+    set_status(&pods, "g", "10.42.0.9", true).await;
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(c.clone(), "web");
+    let event = eventually("FailedToUpdateEndpointSlices", || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("FailedToUpdateEndpointSlices"))
+    })
+    .await;
+    assert_eq!(
+        event.regarding.as_ref().unwrap().name.as_deref(),
+        Some("ghost")
+    );
+    assert!(
+        event
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("Error updating Endpoint Slices for Service web/ghost")
+    );
+    // The Endpoints controller does not look at nodes.
+    eventually("ghost's endpoints", || async {
+        eps.get_opt("ghost")
+            .await
+            .ok()
+            .flatten()
+            .filter(|ep| addresses(ep, true) == ["10.42.0.9"])
+    })
+    .await;
+
     // The Service goes: its Endpoints and (through the garbage collector) slices go.
     services
         .delete("web", &DeleteParams::default())

@@ -82,6 +82,26 @@ struct Context {
     client: kube::Client,
     watches: Watches,
     triggers: TriggerTimes,
+    recorder: kube::runtime::events::Recorder,
+}
+
+/// Publishes a Warning event about an object; a failure to publish is only logged.
+pub(crate) async fn warn(
+    recorder: &kube::runtime::events::Recorder,
+    reference: &ObjectReference,
+    reason: &str,
+    note: String,
+) {
+    let event = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Warning,
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, reference).await {
+        tracing::debug!(error = %e, reason, "cannot publish event");
+    }
 }
 
 /// Why a Service's Endpoints could not be synced.
@@ -106,6 +126,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
         client: client.clone(),
         watches,
         triggers: TriggerTimes::default(),
+        recorder: crate::workload::recorder(client.clone(), "endpoint-controller"),
     });
     tokio::select! {
         _ = ctx.watches.wait_synced() => {}
@@ -409,7 +430,29 @@ async fn sync(ctx: &Context, key: Key) -> Result<(), SyncError> {
         {
             Ok(())
         }
-        Err(e) => Err(err(e)),
+        Err(e) => {
+            let reference = ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Endpoints".into()),
+                namespace: Some(ns.clone()),
+                name: Some(name.clone()),
+                uid: current.as_ref().and_then(|c| c.metadata.uid.clone()),
+                ..Default::default()
+            };
+            let (reason, note) = if current.is_none() {
+                (
+                    "FailedToCreateEndpoint",
+                    format!("Failed to create endpoint for service {ns}/{name}: {e}"),
+                )
+            } else {
+                (
+                    "FailedToUpdateEndpoint",
+                    format!("Failed to update endpoint {ns}/{name}: {e}"),
+                )
+            };
+            warn(&ctx.recorder, &reference, reason, note).await;
+            Err(err(e))
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use parking_lot::RwLock;
 
 pub mod mirroring;
@@ -65,6 +65,7 @@ struct Context {
     /// Node name → its zone, for every node.
     nodes: RwLock<HashMap<String, Option<String>>>,
     triggers: TriggerTimes,
+    recorder: kube::runtime::events::Recorder,
 }
 
 /// Starts the controller (the [`crate::Descriptor`] entry point).
@@ -80,8 +81,11 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
         watches,
         nodes: RwLock::new(HashMap::new()),
         triggers: TriggerTimes::default(),
+        recorder: crate::workload::recorder(client.clone(), "endpoint-slice-controller"),
     });
     let nodes_ctx = ctx.clone();
+    let nodes_synced = Arc::new(tokio::sync::Notify::new());
+    let nodes_listed = nodes_synced.clone();
     cache::spawn_until(
         async move {
             let stream =
@@ -103,6 +107,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
                         let mut nodes = nodes_ctx.nodes.write();
                         let changed = *nodes != buffer;
                         *nodes = std::mem::take(&mut buffer);
+                        nodes_listed.notify_one();
                         changed
                     }
                     Ok(watcher::Event::Apply(n)) => {
@@ -127,8 +132,9 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
         },
         shutdown.clone(),
     );
+    // Pods are only placed once their nodes are known.
     tokio::select! {
-        _ = ctx.watches.wait_synced() => {}
+        _ = async { tokio::join!(ctx.watches.wait_synced(), nodes_synced.notified()) } => {}
         _ = shutdown.clone().wait() => return,
     }
     let queue = ctx.watches.queue.clone();
@@ -552,6 +558,30 @@ pub fn plan_slices(
 }
 
 async fn sync(ctx: &Context, key: Key) -> Result<(), SyncError> {
+    let result = write_slices(ctx, &key).await;
+    if let Err(e) = &result
+        && let Some(svc) = ctx.watches.cache.service(&key)
+    {
+        let mut detail = e.to_string();
+        if let Some(source) = std::error::Error::source(e) {
+            detail = format!("{detail}: {source}");
+        }
+        crate::endpoints::warn(
+            &ctx.recorder,
+            &svc.object_ref(&()),
+            "FailedToUpdateEndpointSlices",
+            format!(
+                "Error updating Endpoint Slices for Service {}/{}: {detail}",
+                key.0, key.1
+            ),
+        )
+        .await;
+    }
+    result
+}
+
+async fn write_slices(ctx: &Context, key: &Key) -> Result<(), SyncError> {
+    let key = key.clone();
     let (ns, name) = key.clone();
     let err = |source| SyncError::Api {
         namespace: ns.clone(),
