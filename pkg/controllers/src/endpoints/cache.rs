@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, Pod, PodCondition, PodSpec, PodStatus, Service, ServicePort,
-};
+use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -38,7 +36,7 @@ pub struct Cache {
 #[derive(Default)]
 struct Inner {
     services: HashMap<Key, Arc<Service>>,
-    pods: HashMap<String, HashMap<String, Arc<Pod>>>,
+    pods: HashMap<String, HashMap<String, Arc<PodInfo>>>,
     members: HashMap<Key, BTreeSet<String>>,
 }
 
@@ -66,7 +64,7 @@ impl Inner {
                     .get(&key.0)
                     .into_iter()
                     .flatten()
-                    .filter(|(_, p)| selects(sel, p.metadata.labels.as_ref()))
+                    .filter(|(_, p)| selects(sel, Some(&p.labels)))
                     .map(|(n, _)| n.clone())
                     .collect(),
             )
@@ -90,7 +88,7 @@ impl Cache {
     }
 
     /// The pods the Service selects, by name.
-    pub fn selected_pods(&self, key: &Key) -> Vec<Arc<Pod>> {
+    pub fn selected_pods(&self, key: &Key) -> Vec<Arc<PodInfo>> {
         let inner = self.inner.read();
         let (Some(members), Some(pods)) = (inner.members.get(key), inner.pods.get(&key.0)) else {
             return Vec::new();
@@ -136,18 +134,15 @@ impl Cache {
     /// Records a pod (or its deletion); returns the Services it left or joined or whose
     /// endpoints it changes. A pod whose endpoint-relevant parts did not change concerns
     /// none.
-    pub fn apply_pod(&self, namespace: &str, name: &str, pod: Option<Pod>) -> Vec<Key> {
+    pub fn apply_pod(&self, namespace: &str, name: &str, pod: Option<PodInfo>) -> Vec<Key> {
         let mut inner = self.inner.write();
         let old = inner.pods.get(namespace).and_then(|m| m.get(name)).cloned();
         if pod.is_some() && old.as_deref() == pod.as_ref() {
             return Vec::new();
         }
-        let before = inner.services_selecting(
-            namespace,
-            old.as_ref().and_then(|p| p.metadata.labels.as_ref()),
-        );
+        let before = inner.services_selecting(namespace, old.as_ref().map(|p| &p.labels));
         let after = match &pod {
-            Some(p) => inner.services_selecting(namespace, p.metadata.labels.as_ref()),
+            Some(p) => inner.services_selecting(namespace, Some(&p.labels)),
             None => Vec::new(),
         };
         for k in &before {
@@ -187,11 +182,12 @@ impl Cache {
     /// Replaces every pod (a watch restart); returns every Service key.
     pub fn replace_pods(&self, all: Vec<Pod>) -> Vec<Key> {
         let mut inner = self.inner.write();
-        let mut map: HashMap<String, HashMap<String, Arc<Pod>>> = HashMap::new();
+        let mut map: HashMap<String, HashMap<String, Arc<PodInfo>>> = HashMap::new();
         for p in all {
-            map.entry(p.namespace().unwrap_or_default())
+            let p = PodInfo::from(p);
+            map.entry(p.namespace.clone())
                 .or_default()
-                .insert(p.name_any(), Arc::new(p));
+                .insert(p.name.clone(), Arc::new(p));
         }
         inner.pods = map;
         let keys: Vec<Key> = inner.services.keys().cloned().collect();
@@ -230,108 +226,146 @@ pub fn is_service_ip_set(svc: &Service) -> bool {
         .is_some_and(|ip| !ip.is_empty() && ip != "None")
 }
 
-/// The parts of a pod endpoints are made from; everything else is dropped on arrival.
-pub fn strip_pod(pod: Pod) -> Pod {
-    let spec = pod.spec.unwrap_or_default();
-    let keep_ports = |c: Container| Container {
-        name: c.name,
-        ports: c.ports,
-        restart_policy: c.restart_policy,
-        ..Container::default()
-    };
-    let status = pod.status.unwrap_or_default();
+/// A container port a named target port can resolve to: name, protocol, number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedPort {
+    /// The port's name.
+    pub name: String,
+    /// Its protocol (`TCP` when unset).
+    pub protocol: String,
+    /// The container port.
+    pub port: i32,
+}
+
+/// The parts of a pod endpoints are made from, kept in the controllers' caches in place
+/// of the pod (a few hundred bytes where a pod takes kilobytes: 30k pods stay cheap).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PodInfo {
+    /// Name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// UID.
+    pub uid: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Whether it is being deleted.
+    pub terminating: bool,
+    /// Whether it has finished (Succeeded or Failed).
+    pub terminal: bool,
+    /// `spec.nodeName`.
+    pub node_name: Option<String>,
+    /// `spec.hostname`.
+    pub hostname: Option<String>,
+    /// `spec.subdomain`.
+    pub subdomain: Option<String>,
+    /// Its IPs, primary first.
+    pub ips: Vec<String>,
+    /// Whether its Ready condition is True.
+    pub ready: bool,
+    /// When its Ready condition last changed (upstream's trigger time).
+    pub ready_since: Option<k8s_openapi::jiff::Timestamp>,
+    /// Named ports of its containers and restartable init containers.
+    pub ports: Vec<NamedPort>,
+}
+
+impl From<Pod> for PodInfo {
+    fn from(pod: Pod) -> Self {
+        let spec = pod.spec.unwrap_or_default();
+        let status = pod.status.unwrap_or_default();
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready");
+        let mut ips: Vec<String> = status
+            .pod_ips
+            .iter()
+            .flatten()
+            .map(|p| p.ip.clone())
+            .filter(|ip| !ip.is_empty())
+            .collect();
+        if ips.is_empty()
+            && let Some(ip) = status.pod_ip.filter(|ip| !ip.is_empty())
+        {
+            ips.push(ip);
+        }
+        let restartable = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+        let ports = spec
+            .containers
+            .iter()
+            .chain(restartable)
+            .flat_map(|c| c.ports.iter().flatten())
+            .filter_map(|p: &ContainerPort| {
+                Some(NamedPort {
+                    name: p.name.clone().filter(|n| !n.is_empty())?,
+                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                    port: p.container_port,
+                })
+            })
+            .collect();
+        PodInfo {
+            name: pod.metadata.name.unwrap_or_default(),
+            namespace: pod.metadata.namespace.unwrap_or_default(),
+            uid: pod.metadata.uid.unwrap_or_default(),
+            labels: pod.metadata.labels.unwrap_or_default(),
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+            terminal: matches!(status.phase.as_deref(), Some("Failed" | "Succeeded")),
+            node_name: spec.node_name.filter(|n| !n.is_empty()),
+            hostname: spec.hostname.filter(|h| !h.is_empty()),
+            subdomain: spec.subdomain,
+            ips,
+            ready: ready.is_some_and(|c| c.status == "True"),
+            ready_since: ready.and_then(|c| c.last_transition_time.as_ref().map(|t| t.0)),
+            ports,
+        }
+    }
+}
+
+/// Drops what [`PodInfo`] does not read as soon as a pod arrives (managed fields,
+/// volumes, most of the spec), so watch buffers hold little.
+fn strip_pod(pod: Pod) -> Pod {
+    let spec = pod.spec.map(|s| k8s_openapi::api::core::v1::PodSpec {
+        containers: s.containers.into_iter().map(keep_ports).collect(),
+        init_containers: s
+            .init_containers
+            .map(|cs| cs.into_iter().map(keep_ports).collect()),
+        hostname: s.hostname,
+        subdomain: s.subdomain,
+        node_name: s.node_name,
+        ..Default::default()
+    });
     Pod {
         metadata: ObjectMeta {
             name: pod.metadata.name,
             namespace: pod.metadata.namespace,
             uid: pod.metadata.uid,
             labels: pod.metadata.labels,
-            creation_timestamp: pod.metadata.creation_timestamp,
             deletion_timestamp: pod.metadata.deletion_timestamp,
-            ..ObjectMeta::default()
+            ..Default::default()
         },
-        spec: Some(PodSpec {
-            containers: spec.containers.into_iter().map(keep_ports).collect(),
-            init_containers: spec.init_containers.map(|cs| {
-                cs.into_iter()
-                    .filter(|c| c.restart_policy.as_deref() == Some("Always"))
-                    .map(keep_ports)
-                    .collect()
-            }),
-            hostname: spec.hostname,
-            subdomain: spec.subdomain,
-            node_name: spec.node_name,
-            ..PodSpec::default()
-        }),
-        status: Some(PodStatus {
-            phase: status.phase,
-            pod_ip: status.pod_ip,
-            pod_ips: status.pod_ips,
-            conditions: status.conditions.map(|cs| {
-                cs.into_iter()
-                    .filter(|c| c.type_ == "Ready")
-                    .collect::<Vec<PodCondition>>()
-            }),
-            ..PodStatus::default()
-        }),
+        spec,
+        status: pod.status,
     }
 }
 
-fn ready_condition(pod: &Pod) -> Option<&PodCondition> {
-    pod.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")
-}
-
-/// Whether the pod's Ready condition is True.
-pub fn is_pod_ready(pod: &Pod) -> bool {
-    ready_condition(pod).is_some_and(|c| c.status == "True")
-}
-
-/// When the pod last changed in a way endpoints follow (upstream's trigger time: the
-/// Ready condition's last transition).
-pub fn pod_trigger_time(pod: &Pod) -> Option<k8s_openapi::jiff::Timestamp> {
-    ready_condition(pod)?
-        .last_transition_time
-        .as_ref()
-        .map(|t| t.0)
+fn keep_ports(c: Container) -> Container {
+    Container {
+        name: c.name,
+        ports: c.ports,
+        restart_policy: c.restart_policy,
+        ..Container::default()
+    }
 }
 
 /// Upstream's `ShouldPodBeInEndpoints`: not terminal, has an IP, and not terminating
 /// unless terminating pods are asked for.
-pub fn should_pod_be_in_endpoints(pod: &Pod, include_terminating: bool) -> bool {
-    let status = pod.status.as_ref();
-    let phase = status.and_then(|s| s.phase.as_deref());
-    if matches!(phase, Some("Failed" | "Succeeded")) {
-        return false;
-    }
-    if pod_ips(pod).is_empty() {
-        return false;
-    }
-    include_terminating || pod.metadata.deletion_timestamp.is_none()
-}
-
-/// The pod's IPs, primary first.
-pub fn pod_ips(pod: &Pod) -> Vec<String> {
-    let Some(status) = pod.status.as_ref() else {
-        return Vec::new();
-    };
-    let mut ips: Vec<String> = status
-        .pod_ips
-        .iter()
-        .flatten()
-        .map(|p| p.ip.clone())
-        .filter(|ip| !ip.is_empty())
-        .collect();
-    if ips.is_empty()
-        && let Some(ip) = status.pod_ip.as_ref().filter(|ip| !ip.is_empty())
-    {
-        ips.push(ip.clone());
-    }
-    ips
+pub fn should_pod_be_in_endpoints(pod: &PodInfo, include_terminating: bool) -> bool {
+    !pod.terminal && !pod.ips.is_empty() && (include_terminating || !pod.terminating)
 }
 
 /// `IPv4` or `IPv6`, as Services and EndpointSlices name IP families.
@@ -340,8 +374,8 @@ pub fn ip_family(ip: &str) -> &'static str {
 }
 
 /// The pod's IP of a family.
-pub fn pod_ip_of_family(pod: &Pod, family: &str) -> Option<String> {
-    pod_ips(pod).into_iter().find(|ip| ip_family(ip) == family)
+pub fn pod_ip_of_family(pod: &PodInfo, family: &str) -> Option<String> {
+    pod.ips.iter().find(|ip| ip_family(ip) == family).cloned()
 }
 
 /// The IP families a Service's endpoints are of: its `ipFamilies`, else its cluster IPs',
@@ -369,7 +403,7 @@ pub fn service_families(svc: &Service) -> Vec<String> {
 
 /// Upstream's `FindPort`: a numeric target port as is, a named one looked up in the
 /// pod's containers (and restartable init containers) by name and protocol.
-pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
+pub fn find_port(pod: &PodInfo, port: &ServicePort) -> Option<i32> {
     match &port.target_port {
         None => Some(port.port),
         Some(IntOrString::Int(n)) => Some(*n),
@@ -378,28 +412,21 @@ pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
                 return Some(n);
             }
             let protocol = port.protocol.as_deref().unwrap_or("TCP");
-            let spec = pod.spec.as_ref()?;
-            spec.containers
+            pod.ports
                 .iter()
-                .chain(spec.init_containers.iter().flatten())
-                .flat_map(|c| c.ports.iter().flatten())
-                .find(|p: &&ContainerPort| {
-                    p.name.as_deref() == Some(name.as_str())
-                        && p.protocol.as_deref().unwrap_or("TCP") == protocol
-                })
-                .map(|p| p.container_port)
+                .find(|p| p.name == *name && p.protocol == protocol)
+                .map(|p| p.port)
         }
     }
 }
 
 /// The hostname an endpoint of this pod gets: the pod's `hostname` when its `subdomain`
 /// names the Service.
-pub fn endpoint_hostname(pod: &Pod, svc: &Service) -> Option<String> {
-    let spec = pod.spec.as_ref()?;
-    let hostname = spec.hostname.as_ref().filter(|h| !h.is_empty())?;
-    (spec.subdomain.as_deref() == svc.metadata.name.as_deref()
-        && pod.metadata.namespace == svc.metadata.namespace)
-        .then(|| hostname.clone())
+pub fn endpoint_hostname(pod: &PodInfo, svc: &Service) -> Option<String> {
+    let hostname = pod.hostname.as_ref()?;
+    (pod.subdomain.as_deref() == svc.metadata.name.as_deref()
+        && Some(&pod.namespace) == svc.metadata.namespace.as_ref())
+    .then(|| hostname.clone())
 }
 
 /// A set of Service keys waiting to be synced; each key is queued once however often it
@@ -546,7 +573,7 @@ impl Watches {
             move |new, _gone, ns, name| {
                 // Pod changes come in bursts (a rollout, a node): each Service syncs
                 // once per batch rather than once per pod.
-                for k in c.apply_pod(ns, name, new) {
+                for k in c.apply_pod(ns, name, new.map(PodInfo::from)) {
                     q.add_batched(k, POD_BATCH);
                 }
             },
@@ -627,11 +654,18 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    fn info(p: &Pod) -> PodInfo {
+        PodInfo::from(strip_pod(p.clone()))
+    }
+
     #[test]
     fn named_ports_resolve_per_pod_and_protocol() {
-        let p = pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [
-            {"name": "c", "ports": [{"name": "http", "containerPort": 8080},
-                                     {"name": "dns", "containerPort": 53, "protocol": "UDP"}]}]}}));
+        let p = info(&pod(json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080},
+                                                   {"name": "dns", "containerPort": 53, "protocol": "UDP"}]}],
+            "initContainers": [{"name": "sidecar", "restartPolicy": "Always",
+                                "ports": [{"name": "metrics", "containerPort": 9090}]},
+                               {"name": "init", "ports": [{"name": "setup", "containerPort": 1}]}]}})));
         let sp = |t: IntOrString, proto: &str| ServicePort {
             port: 80,
             target_port: Some(t),
@@ -654,31 +688,32 @@ mod tests {
             find_port(&p, &sp(IntOrString::Int(9000), "TCP")),
             Some(9000)
         );
-        // Stripping keeps what resolving needs.
+        // Restartable init containers (sidecars) count; others do not.
         assert_eq!(
-            find_port(
-                &strip_pod(p),
-                &sp(IntOrString::String("http".into()), "TCP")
-            ),
-            Some(8080)
+            find_port(&p, &sp(IntOrString::String("metrics".into()), "TCP")),
+            Some(9090)
+        );
+        assert_eq!(
+            find_port(&p, &sp(IntOrString::String("setup".into()), "TCP")),
+            None
         );
     }
 
     #[test]
     fn terminal_ipless_and_terminating_pods_are_left_out() {
         let mut p = pod(json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}}));
-        assert!(!should_pod_be_in_endpoints(&p, true));
+        assert!(!should_pod_be_in_endpoints(&info(&p), true));
         p.status.as_mut().unwrap().pod_ips = Some(vec![PodIP {
             ip: "10.0.0.1".into(),
         }]);
-        assert!(should_pod_be_in_endpoints(&p, false));
+        assert!(should_pod_be_in_endpoints(&info(&p), false));
         p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
             k8s_openapi::jiff::Timestamp::now(),
         ));
-        assert!(!should_pod_be_in_endpoints(&p, false));
-        assert!(should_pod_be_in_endpoints(&p, true));
+        assert!(!should_pod_be_in_endpoints(&info(&p), false));
+        assert!(should_pod_be_in_endpoints(&info(&p), true));
         p.status.as_mut().unwrap().phase = Some("Succeeded".into());
-        assert!(!should_pod_be_in_endpoints(&p, true));
+        assert!(!should_pod_be_in_endpoints(&info(&p), true));
     }
 
     #[test]
@@ -715,11 +750,13 @@ mod index_tests {
             serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "ns"},
             "spec": {"selector": {"app": "web"}}}))
             .unwrap();
-        let pod = |app: &str| -> Pod {
-            serde_json::from_value(
-                json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": app}}}),
+        let pod = |app: &str| -> PodInfo {
+            PodInfo::from(
+                serde_json::from_value::<Pod>(
+                    json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": app}}}),
+                )
+                .unwrap(),
             )
-            .unwrap()
         };
         assert!(c.apply_pod("ns", "p", Some(pod("web"))).is_empty());
         c.apply_service(&key, Some(svc.clone()));

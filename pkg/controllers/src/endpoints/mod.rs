@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{
-    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Service,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
@@ -25,7 +25,7 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, ResourceExt};
 use parking_lot::Mutex;
 
-use self::cache::{Key, Watches};
+use self::cache::{Key, PodInfo, Watches};
 use crate::Shutdown;
 
 /// The label headless Services' Endpoints and EndpointSlices carry.
@@ -52,15 +52,15 @@ pub struct TriggerTimes {
 
 impl TriggerTimes {
     /// The earliest unreflected change of the Service and its pods, recording these.
-    pub fn compute(&self, key: &Key, svc: &Service, pods: &[Arc<Pod>]) -> Option<Timestamp> {
+    pub fn compute(&self, key: &Key, svc: &Service, pods: &[Arc<PodInfo>]) -> Option<Timestamp> {
         let mut seen = self.seen.lock();
         let entry = seen.entry(key.clone()).or_default();
         let svc_time = svc.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let mut min = (entry.0 != svc_time).then_some(svc_time).flatten();
         let mut now_seen = HashMap::with_capacity(pods.len());
         for p in pods {
-            let t = cache::pod_trigger_time(p);
-            let name = p.name_any();
+            let t = p.ready_since;
+            let name = p.name.clone();
             if entry.1.get(&name) != Some(&t)
                 && let Some(t) = t
             {
@@ -254,7 +254,7 @@ pub fn truncate(subsets: &mut [EndpointSubset]) -> bool {
 }
 
 /// The subsets a Service's Endpoints should hold.
-pub fn desired_subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> {
+pub fn desired_subsets(svc: &Service, pods: &[Arc<PodInfo>]) -> Vec<EndpointSubset> {
     let spec = svc.spec.clone().unwrap_or_default();
     let tolerate_unready = spec.publish_not_ready_addresses.unwrap_or(false);
     let ports = spec.ports.unwrap_or_default();
@@ -268,31 +268,27 @@ pub fn desired_subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> 
         // Headless Services without families take the pod's primary IP.
         let ip = match (&spec.ip_families, &family) {
             (Some(f), _) if !f.is_empty() => cache::pod_ip_of_family(pod, &f[0]),
-            _ if headless => cache::pod_ips(pod).into_iter().next(),
+            _ if headless => pod.ips.first().cloned(),
             (_, Some(f)) => cache::pod_ip_of_family(pod, f),
             _ => None,
         };
         let Some(ip) = ip else {
-            tracing::debug!(pod = %pod.name_any(), "pod has no IP of the service's family");
+            tracing::debug!(pod = %pod.name, "pod has no IP of the service's family");
             continue;
         };
         let addr = EndpointAddress {
             ip,
             hostname: cache::endpoint_hostname(pod, svc),
-            node_name: pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .filter(|n| !n.is_empty()),
+            node_name: pod.node_name.clone(),
             target_ref: Some(ObjectReference {
                 kind: Some("Pod".into()),
-                namespace: pod.metadata.namespace.clone(),
-                name: pod.metadata.name.clone(),
-                uid: pod.metadata.uid.clone(),
+                namespace: Some(pod.namespace.clone()),
+                name: Some(pod.name.clone()),
+                uid: Some(pod.uid.clone()),
                 ..Default::default()
             }),
         };
-        let ready = tolerate_unready || cache::is_pod_ready(pod);
+        let ready = tolerate_unready || pod.ready;
         if ports.is_empty() {
             if headless {
                 entries.push((addr, ready, None));
@@ -301,7 +297,7 @@ pub fn desired_subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> 
         }
         for sp in &ports {
             let Some(port) = cache::find_port(pod, sp) else {
-                tracing::debug!(pod = %pod.name_any(), port = ?sp.name, "no suitable port for the service port");
+                tracing::debug!(pod = %pod.name, port = ?sp.name, "no suitable port for the service port");
                 continue;
             };
             entries.push((
@@ -524,9 +520,9 @@ mod tests {
                      "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}
         }))
         .unwrap();
-        let pod = |name: &str, ip: &str, ready: &str| -> Arc<Pod> {
-            Arc::new(
-                serde_json::from_value(json!({
+        let pod = |name: &str, ip: &str, ready: &str| -> Arc<PodInfo> {
+            Arc::new(PodInfo::from(
+                serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(json!({
                     "metadata": {"name": name, "namespace": "ns", "uid": name},
                     "spec": {"nodeName": "n1", "hostname": name, "subdomain": "web",
                              "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]},
@@ -534,7 +530,7 @@ mod tests {
                                "conditions": [{"type": "Ready", "status": ready}]}
                 }))
                 .unwrap(),
-            )
+            ))
         };
         let subsets = desired_subsets(
             &svc,

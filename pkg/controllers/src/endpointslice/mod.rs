@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -26,7 +26,7 @@ use parking_lot::RwLock;
 pub mod mirroring;
 
 use crate::Shutdown;
-use crate::endpoints::cache::{self, Key, Watches};
+use crate::endpoints::cache::{self, Key, PodInfo, Watches};
 use crate::endpoints::{HEADLESS_LABEL, LAST_CHANGE_TRIGGER_TIME, TriggerTimes};
 
 /// The label naming a slice's Service.
@@ -166,7 +166,7 @@ pub fn slice_labels(svc: &Service) -> BTreeMap<String, String> {
 
 /// The ports a pod serves for the Service, in the Service's order (unresolvable ones
 /// left out).
-pub fn endpoint_ports(svc: &Service, pod: &Pod) -> Vec<EndpointPort> {
+pub fn endpoint_ports(svc: &Service, pod: &PodInfo) -> Vec<EndpointPort> {
     svc.spec
         .iter()
         .flat_map(|s| s.ports.iter().flatten())
@@ -184,13 +184,13 @@ pub fn endpoint_ports(svc: &Service, pod: &Pod) -> Vec<EndpointPort> {
 /// The endpoint of a pod for an address type, if the pod has an address of it.
 pub fn pod_endpoint(
     svc: &Service,
-    pod: &Pod,
+    pod: &PodInfo,
     address_type: &str,
     zone: Option<String>,
 ) -> Option<Endpoint> {
     let ip = cache::pod_ip_of_family(pod, address_type)?;
-    let serving = cache::is_pod_ready(pod);
-    let terminating = pod.metadata.deletion_timestamp.is_some();
+    let serving = pod.ready;
+    let terminating = pod.terminating;
     let publish = svc
         .spec
         .as_ref()
@@ -204,16 +204,12 @@ pub fn pod_endpoint(
             terminating: Some(terminating),
         }),
         hostname: cache::endpoint_hostname(pod, svc),
-        node_name: pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .filter(|n| !n.is_empty()),
+        node_name: pod.node_name.clone(),
         target_ref: Some(ObjectReference {
             kind: Some("Pod".into()),
-            namespace: pod.metadata.namespace.clone(),
-            name: pod.metadata.name.clone(),
-            uid: pod.metadata.uid.clone(),
+            namespace: Some(pod.namespace.clone()),
+            name: Some(pod.name.clone()),
+            uid: Some(pod.uid.clone()),
             ..Default::default()
         }),
         zone,
@@ -271,7 +267,7 @@ pub struct Plan {
 /// unless the Service publishes not-ready addresses.
 pub fn desired(
     svc: &Service,
-    pods: &[Arc<Pod>],
+    pods: &[Arc<PodInfo>],
     node_zone: impl Fn(&str) -> Option<Option<String>>,
 ) -> (Groups, Vec<String>) {
     let publish = svc
@@ -286,16 +282,12 @@ pub fn desired(
             if !cache::should_pod_be_in_endpoints(pod, true) {
                 continue;
             }
-            let node = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .unwrap_or_default();
+            let node = pod.node_name.clone().unwrap_or_default();
             let zone = match node_zone(&node) {
                 Some(z) => z,
                 None if publish => None,
                 None => {
-                    missing_nodes.push(pod.name_any());
+                    missing_nodes.push(pod.name.clone());
                     continue;
                 }
             };
@@ -660,8 +652,8 @@ mod tests {
         .unwrap()
     }
 
-    fn pod(i: usize, ready: bool, terminating: bool) -> Arc<Pod> {
-        let mut p: Pod = serde_json::from_value(json!({
+    fn pod(i: usize, ready: bool, terminating: bool) -> Arc<PodInfo> {
+        let mut p: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
             "metadata": {"name": format!("p{i:03}"), "namespace": "ns", "uid": format!("u{i}")},
             "spec": {"nodeName": "n1", "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]},
             "status": {"phase": "Running", "podIPs": [{"ip": format!("10.42.{}.{}", i / 200, i % 200)}],
@@ -674,7 +666,7 @@ mod tests {
                     k8s_openapi::jiff::Timestamp::now(),
                 ));
         }
-        Arc::new(p)
+        Arc::new(PodInfo::from(p))
     }
 
     fn node(_: &str) -> Option<Option<String>> {
@@ -684,7 +676,7 @@ mod tests {
     #[test]
     fn a_service_gets_slices_of_at_most_100_endpoints_with_conditions() {
         let s = svc();
-        let mut pods: Vec<Arc<Pod>> = (0..150).map(|i| pod(i, true, false)).collect();
+        let mut pods: Vec<Arc<PodInfo>> = (0..150).map(|i| pod(i, true, false)).collect();
         pods.push(pod(200, false, false));
         pods.push(pod(201, true, true));
         let (groups, missing) = desired(&s, &pods, node);
@@ -736,7 +728,7 @@ mod tests {
     #[test]
     fn existing_slices_keep_their_endpoints_and_take_new_ones_into_their_room() {
         let s = svc();
-        let pods: Vec<Arc<Pod>> = (0..3).map(|i| pod(i, true, false)).collect();
+        let pods: Vec<Arc<PodInfo>> = (0..3).map(|i| pod(i, true, false)).collect();
         let (groups, _) = desired(&s, &pods, node);
         let mut first = plan(&s, Vec::new(), groups, None).create.remove(0);
         first.metadata.name = Some("web-abcde".into());
@@ -744,7 +736,7 @@ mod tests {
         let (groups, _) = desired(&s, &pods, node);
         assert_eq!(plan(&s, vec![first.clone()], groups, None), Plan::default());
         // One pod more, one gone: the slice is updated in place.
-        let pods: Vec<Arc<Pod>> = (1..5).map(|i| pod(i, true, false)).collect();
+        let pods: Vec<Arc<PodInfo>> = (1..5).map(|i| pod(i, true, false)).collect();
         let (groups, _) = desired(&s, &pods, node);
         let p = plan(&s, vec![first.clone()], groups, None);
         assert!(p.create.is_empty() && p.delete.is_empty());
