@@ -194,10 +194,22 @@ async fn ensure_root_ca(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action,
             };
             api.create(&PostParams::default(), &cm).await.map(|_| ())
         }
-        // Upstream rewrites the data (and only it) when it is anything else.
-        Some(mut cm) if cm.data.as_ref() != Some(&data) || cm.binary_data.is_some() => {
+        // Upstream rewrites the data when it is anything else, and puts its description
+        // back.
+        Some(mut cm)
+            if cm.data.as_ref() != Some(&data)
+                || cm.binary_data.is_some()
+                || cm
+                    .annotations()
+                    .get("kubernetes.io/description")
+                    .is_none_or(String::is_empty) =>
+        {
             cm.data = Some(data);
             cm.binary_data = None;
+            cm.annotations_mut().insert(
+                "kubernetes.io/description".to_string(),
+                ROOT_CA_DESCRIPTION.to_string(),
+            );
             api.replace(ROOT_CA_CONFIG_MAP, &PostParams::default(), &cm)
                 .await
                 .map(|_| ())
