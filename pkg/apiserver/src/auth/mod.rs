@@ -18,6 +18,8 @@ pub struct UserInfo {
     pub groups: Vec<String>,
     /// Unique id, when the source gives one.
     pub uid: String,
+    /// Extra attributes (service account tokens: the bound pod and node, the token id).
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl UserInfo {
@@ -31,6 +33,7 @@ impl UserInfo {
             name: name.into(),
             groups,
             uid: String::new(),
+            extra: Default::default(),
         }
     }
 

@@ -51,6 +51,8 @@ pub struct PrivateClaims {
     pub secret: Option<ObjectRef>,
     /// The node the token is bound to (or the node of its pod).
     pub node: Option<ObjectRef>,
+    /// The token's id (`jti`), read from a verified token.
+    pub jti: Option<String>,
 }
 
 impl PrivateClaims {
@@ -359,6 +361,10 @@ impl TokenIssuer {
             pod: reference(k8s.get("pod")),
             secret: reference(k8s.get("secret")),
             node: reference(k8s.get("node")),
+            jti: claims
+                .get("jti")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         };
         if private.namespace.is_empty()
             || claims.get("sub").and_then(Value::as_str) != Some(private.user_name().as_str())
@@ -434,7 +440,27 @@ pub fn authenticate_for(server: &ApiServer, token: &str, audiences: &[String]) -
             format!("system:serviceaccounts:{}", claims.namespace),
         ],
     );
-    user.uid = claims.service_account.uid;
+    user.uid = claims.service_account.uid.clone();
+    // Upstream's extra attributes of service account users.
+    let mut extra = |key: &str, value: &str| {
+        if !value.is_empty() {
+            user.extra.insert(
+                format!("authentication.kubernetes.io/{key}"),
+                vec![value.to_string()],
+            );
+        }
+    };
+    if let Some(jti) = &claims.jti {
+        extra("credential-id", &format!("JTI={jti}"));
+    }
+    if let Some(pod) = &claims.pod {
+        extra("pod-name", &pod.name);
+        extra("pod-uid", &pod.uid);
+    }
+    if let Some(node) = &claims.node {
+        extra("node-name", &node.name);
+        extra("node-uid", &node.uid);
+    }
     Some(user)
 }
 
@@ -476,7 +502,9 @@ mod tests {
         let iss = issuer();
         let (token, exp) = iss.issue(&claims(), &iss.audiences.clone(), 3600).unwrap();
         assert!(exp > now_unix() + 3500);
-        assert_eq!(iss.verify(&token).unwrap(), claims());
+        let mut verified = iss.verify(&token).unwrap();
+        assert_eq!(verified.jti.take().map(|j| j.len()), Some(36));
+        assert_eq!(verified, claims());
         let body: Value = serde_json::from_slice(
             &URL_SAFE_NO_PAD
                 .decode(token.split('.').nth(1).unwrap())

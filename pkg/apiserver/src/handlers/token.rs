@@ -241,6 +241,8 @@ mod tests {
             ]
         );
         assert_eq!(user.uid, sa["metadata"]["uid"].as_str().unwrap());
+        let credential = &user.extra["authentication.kubernetes.io/credential-id"][0];
+        assert!(credential.starts_with("JTI="), "{credential}");
 
         // Too short, a missing account, a foreign bound kind, a stale uid.
         let (code, body) = api
