@@ -316,6 +316,48 @@ fn create_token_issues_a_token_that_authenticates_as_the_account(k1s: &K1s, k: &
         "{}",
         refused.stderr
     );
+    // A token bound to a pod lives as long as the pod.
+    apply(
+        k1s,
+        k,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: holder, namespace: {ns}}}\nspec:\n  serviceAccountName: default\n  containers: [{{name: c, image: nginx}}]\n"
+        ),
+    );
+    let bound = k1s
+        .kubectl_in(
+            k,
+            ns,
+            &[
+                "create",
+                "token",
+                "default",
+                "--bound-object-kind",
+                "Pod",
+                "--bound-object-name",
+                "holder",
+            ],
+        )
+        .ok()
+        .trim()
+        .to_string();
+    let with_bound = |k1s: &K1s| {
+        k1s.kubectl(
+            k,
+            &[
+                "--token", &bound, "get", "sa", "default", "-n", ns, "-o", "name",
+            ],
+        )
+    };
+    assert_eq!(with_bound(k1s).ok().trim(), "serviceaccount/default");
+    k1s.kubectl_in(
+        k,
+        ns,
+        &["delete", "pod", "holder", "--grace-period=0", "--force"],
+    );
+    eventually(WAIT, "the pod-bound token to be refused", || {
+        (with_bound(k1s).code != 0).then_some(())
+    });
     // Deleting the account revokes its tokens.
     k1s.kubectl_in(k, ns, &["delete", "sa", "default"]).ok();
     let after = std::process::Command::new(&k.path)
