@@ -121,19 +121,40 @@ impl Shutdown {
     }
 }
 
-/// Spawns every controller that is enabled by default; the returned task completes
-/// once `shutdown` has completed and the controllers have stopped.
-pub fn run_all<F>(client: kube::Client, config: ControllerConfig, shutdown: F) -> JoinHandle<()>
+/// Spawns every controller that is enabled by default with a default configuration
+/// (no CA bundle: the root CA publisher idles); the returned task completes once
+/// `shutdown` has completed and the controllers have stopped.
+pub fn run_all<F>(client: kube::Client, shutdown: F) -> JoinHandle<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    run_all_with(client, ControllerConfig::default(), shutdown)
+}
+
+/// [`run_all`] with a configuration.
+pub fn run_all_with<F>(
+    client: kube::Client,
+    config: ControllerConfig,
+    shutdown: F,
+) -> JoinHandle<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
     let enabled = CONTROLLERS.iter().filter(|d| d.enabled_by_default).copied();
-    run(client, config, enabled.collect(), shutdown)
+    run_with(client, config, enabled.collect(), shutdown)
 }
 
-/// Spawns the given controllers; the returned task completes once `shutdown` has
-/// completed and the controllers have stopped.
-pub fn run<F>(
+/// Spawns the given controllers with a default configuration; the returned task
+/// completes once `shutdown` has completed and the controllers have stopped.
+pub fn run<F>(client: kube::Client, controllers: Vec<Descriptor>, shutdown: F) -> JoinHandle<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    run_with(client, ControllerConfig::default(), controllers, shutdown)
+}
+
+/// [`run`] with a configuration.
+pub fn run_with<F>(
     client: kube::Client,
     config: ControllerConfig,
     controllers: Vec<Descriptor>,

@@ -231,7 +231,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let controllers = if args.disable_controller_manager {
         None
     } else {
-        Some(k1s_controllers::run_all(
+        Some(k1s_controllers::run_all_with(
             controller_manager_client(&api),
             k1s_controllers::ControllerConfig {
                 root_ca_pem: Some(pki.ca_pem().to_string()),

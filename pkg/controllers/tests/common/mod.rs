@@ -34,7 +34,7 @@ impl Cluster {
         let config = k1s_controllers::ControllerConfig {
             root_ca_pem: Some(TEST_CA_PEM.into()),
         };
-        k1s_controllers::run_all(client.clone(), config, async move {
+        k1s_controllers::run_all_with(client.clone(), config, async move {
             let _ = stopped.await;
         });
         Self {
