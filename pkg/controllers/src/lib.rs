@@ -201,6 +201,15 @@ mod tests {
         assert_eq!(names.len(), CONTROLLERS.len());
         assert!(names.contains(&"namespace-controller"));
         assert!(names.contains(&"garbage-collector-controller"));
+        for name in [
+            "endpoints-controller",
+            "endpointslice-controller",
+            "endpointslice-mirroring-controller",
+            "serviceaccount-controller",
+            "root-ca-certificate-publisher-controller",
+        ] {
+            assert!(names.contains(&name), "{name}");
+        }
     }
 
     #[tokio::test]
