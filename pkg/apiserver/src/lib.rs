@@ -67,6 +67,8 @@ pub struct ApiServer {
     pub tokens: TokenTable,
     /// Published OpenAPI documents.
     pub openapi: openapi::OpenApiCache,
+    /// Issues and verifies service account tokens, once the signing key is set.
+    pub service_account_tokens: std::sync::OnceLock<Arc<auth::serviceaccount::TokenIssuer>>,
     /// Built-in resources (CRDs are added to these on every registry change).
     builtins: Vec<Arc<Resource>>,
     /// Definitions of the built-in kinds.
@@ -91,6 +93,7 @@ impl ApiServer {
             config,
             tokens,
             openapi: openapi::OpenApiCache::default(),
+            service_account_tokens: std::sync::OnceLock::new(),
             builtins,
             builtin_definitions: definitions,
             ready: AtomicBool::new(false),
@@ -133,6 +136,17 @@ impl ApiServer {
             defs.insert(name.clone(), (**s).clone());
         }
         self.registry.replace(all, defs);
+    }
+
+    /// Sets the service account token issuer (the TokenRequest subresource and the
+    /// authentication of its tokens need it); only the first call counts.
+    pub fn set_service_account_issuer(&self, issuer: auth::serviceaccount::TokenIssuer) {
+        let _ = self.service_account_tokens.set(Arc::new(issuer));
+    }
+
+    /// The issuer URL k3s uses by default: the in-cluster name of the API server.
+    pub fn default_service_account_issuer(cluster_domain: &str) -> String {
+        format!("https://kubernetes.default.svc.{cluster_domain}")
     }
 
     /// Marks start-up complete (`/readyz` turns ready).

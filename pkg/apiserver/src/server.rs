@@ -400,7 +400,11 @@ fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     {
-        return server.tokens.authenticate(token.trim()).cloned();
+        let token = token.trim();
+        if let Some(user) = server.tokens.authenticate(token) {
+            return Some(user.clone());
+        }
+        return crate::auth::serviceaccount::authenticate(server, token);
     }
     cert_user
 }

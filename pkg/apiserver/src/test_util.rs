@@ -32,6 +32,21 @@ impl TestApiServer {
             cluster_domain: "cluster.local".into(),
         };
         let server = ApiServer::new(store, config, TokenTable::new()).await;
+        let issuer = ApiServer::default_service_account_issuer("cluster.local");
+        let rng = ring::rand::SystemRandom::new();
+        let key = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &rng,
+        )
+        .unwrap_or_else(|_| panic!("cannot generate a P-256 key"));
+        match crate::auth::serviceaccount::TokenIssuer::from_pkcs8(
+            key.as_ref(),
+            &issuer,
+            vec![issuer.clone()],
+        ) {
+            Ok(i) => server.set_service_account_issuer(i),
+            Err(e) => panic!("service account key refused: {e}"),
+        }
         if let Err(s) = crate::bootstrap::run(&server).await {
             panic!("bootstrap failed: {}", s.message);
         }

@@ -7,6 +7,8 @@
 pub mod cronjob;
 pub mod daemonset;
 pub mod discovery;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod garbagecollector;
 pub mod history;
 pub mod job;
@@ -14,12 +16,14 @@ pub mod namespace;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod serviceaccount;
 pub mod statefulset;
 pub mod tainteviction;
 pub mod ttlafterfinished;
 pub mod workload;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -104,7 +108,52 @@ pub const CONTROLLERS: &[Descriptor] = &[
         start: podgc::start,
         enabled_by_default: true,
     },
+    Descriptor {
+        name: "endpoints-controller",
+        start: endpoints::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "endpointslice-controller",
+        start: endpointslice::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "endpointslice-mirroring-controller",
+        start: endpointslice::mirroring::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "serviceaccount-controller",
+        start: serviceaccount::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "root-ca-certificate-publisher-controller",
+        start: serviceaccount::start_root_ca_publisher,
+        enabled_by_default: true,
+    },
 ];
+
+/// What controllers need besides a client, handed to `run_all`/`run` by the server
+/// (upstream's kube-controller-manager flags). A controller reads it with [`config`]
+/// when it starts, so the start functions keep their one signature.
+#[derive(Debug, Clone, Default)]
+pub struct ControllerConfig {
+    /// The cluster CA bundle (PEM) the root CA publisher puts in every namespace
+    /// (`--root-ca-file`); none publishes nothing.
+    pub root_ca_pem: Option<String>,
+}
+
+tokio::task_local! {
+    static CONFIG: Arc<ControllerConfig>;
+}
+
+/// The configuration of the controllers being started: valid while a start function
+/// runs (synchronously or at the start of its future), default outside `run`.
+pub fn config() -> Arc<ControllerConfig> {
+    CONFIG.try_with(Arc::clone).unwrap_or_default()
+}
 
 /// How long controllers get to stop after shutdown is signalled before they are aborted.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -132,27 +181,55 @@ impl Shutdown {
     }
 }
 
-/// Spawns every controller that is enabled by default; the returned task completes
-/// once `shutdown` has completed and the controllers have stopped.
+/// Spawns every controller that is enabled by default with a default configuration
+/// (no CA bundle: the root CA publisher idles); the returned task completes once
+/// `shutdown` has completed and the controllers have stopped.
 pub fn run_all<F>(client: kube::Client, shutdown: F) -> JoinHandle<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let enabled = CONTROLLERS.iter().filter(|d| d.enabled_by_default).copied();
-    run(client, enabled.collect(), shutdown)
+    run_all_with(client, ControllerConfig::default(), shutdown)
 }
 
-/// Spawns the given controllers; the returned task completes once `shutdown` has
-/// completed and the controllers have stopped.
+/// [`run_all`] with a configuration.
+pub fn run_all_with<F>(
+    client: kube::Client,
+    config: ControllerConfig,
+    shutdown: F,
+) -> JoinHandle<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let enabled = CONTROLLERS.iter().filter(|d| d.enabled_by_default).copied();
+    run_with(client, config, enabled.collect(), shutdown)
+}
+
+/// Spawns the given controllers with a default configuration; the returned task
+/// completes once `shutdown` has completed and the controllers have stopped.
 pub fn run<F>(client: kube::Client, controllers: Vec<Descriptor>, shutdown: F) -> JoinHandle<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    run_with(client, ControllerConfig::default(), controllers, shutdown)
+}
+
+/// [`run`] with a configuration.
+pub fn run_with<F>(
+    client: kube::Client,
+    config: ControllerConfig,
+    controllers: Vec<Descriptor>,
+    shutdown: F,
+) -> JoinHandle<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let (stop, signal) = Shutdown::new();
+    let config = Arc::new(config);
     let mut set = JoinSet::new();
     for d in controllers {
         let name = d.name;
-        let run = (d.start)(client.clone(), signal.clone());
+        let run = CONFIG.sync_scope(config.clone(), || (d.start)(client.clone(), signal.clone()));
+        let run = CONFIG.scope(config.clone(), run);
         tracing::info!(controller = name, "starting controller");
         set.spawn(async move {
             run.await;
@@ -184,6 +261,15 @@ mod tests {
         assert_eq!(names.len(), CONTROLLERS.len());
         assert!(names.contains(&"namespace-controller"));
         assert!(names.contains(&"garbage-collector-controller"));
+        for name in [
+            "endpoints-controller",
+            "endpointslice-controller",
+            "endpointslice-mirroring-controller",
+            "serviceaccount-controller",
+            "root-ca-certificate-publisher-controller",
+        ] {
+            assert!(names.contains(&name), "{name}");
+        }
     }
 
     #[tokio::test]

@@ -166,6 +166,15 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         cluster_domain: args.cluster_domain.clone(),
     };
     let api = ApiServer::new(store, config, tokens).await;
+    let issuer = ApiServer::default_service_account_issuer(&args.cluster_domain);
+    api.set_service_account_issuer(
+        k1s_apiserver::auth::serviceaccount::TokenIssuer::from_pem(
+            pki.service_account_key_pem(),
+            &issuer,
+            vec![issuer.clone()],
+        )
+        .context("cannot use the service account signing key")?,
+    );
     bootstrap::run(&api)
         .await
         .map_err(|s| anyhow::anyhow!("cannot create system objects: {}", s.message))?;
@@ -222,8 +231,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let controllers = if args.disable_controller_manager {
         None
     } else {
-        Some(k1s_controllers::run_all(
+        Some(k1s_controllers::run_all_with(
             controller_manager_client(&api),
+            k1s_controllers::ControllerConfig {
+                root_ca_pem: Some(pki.ca_pem().to_string()),
+            },
             async move {
                 let _ = controllers_stopping.await;
             },

@@ -1,5 +1,8 @@
 //! Authentication: who is asking. Client certificates are verified by TLS and their
-//! subject read here; bearer tokens are looked up in the configured token table.
+//! subject read here; bearer tokens are looked up in the configured token table, then
+//! checked as service account tokens ([`serviceaccount`]).
+
+pub mod serviceaccount;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,6 +18,8 @@ pub struct UserInfo {
     pub groups: Vec<String>,
     /// Unique id, when the source gives one.
     pub uid: String,
+    /// Extra attributes (service account tokens: the bound pod and node, the token id).
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl UserInfo {
@@ -28,6 +33,7 @@ impl UserInfo {
             name: name.into(),
             groups,
             uid: String::new(),
+            extra: Default::default(),
         }
     }
 

@@ -128,6 +128,11 @@ pub fn group(server: &ApiServer, group: &str) -> Response {
 fn sub_kind(r: &Resource, sub: Subresource) -> (String, String, String) {
     match sub {
         Subresource::Scale => ("autoscaling".into(), "v1".into(), "Scale".into()),
+        Subresource::Token => (
+            "authentication.k8s.io".into(),
+            "v1".into(),
+            "TokenRequest".into(),
+        ),
         Subresource::Status | Subresource::Finalize => {
             (String::new(), String::new(), r.info.kind.clone())
         }
@@ -298,13 +303,15 @@ mod tests {
 
     /// Upstream 1.35's discovery (`api/discovery/api__v1.json`, `apis__<group>__<v>.json`)
     /// for every resource k1s serves: verbs, and the subresources of the kinds the generic
-    /// registry implements (status, scale, finalize) with theirs. Upstream's other
-    /// subresources (pods/log, exec, attach, portforward, proxy, eviction,
-    /// ephemeralcontainers, resize; nodes/proxy; services/proxy; serviceaccounts/token;
+    /// registry implements (status, scale, finalize, pods/binding, serviceaccounts/token)
+    /// with theirs. Upstream's other subresources (pods/log, exec, attach, portforward,
+    /// proxy, eviction, ephemeralcontainers, resize; nodes/proxy; services/proxy;
     /// certificatesigningrequests/approval) are not served by k1s and so not listed.
     #[rustfmt::skip]
     const UPSTREAM: &[Row] = &[
         ("", "v1", "bindings", &["create"], NONE),
+        ("authentication.k8s.io", "v1", "selfsubjectreviews", &["create"], NONE),
+        ("authentication.k8s.io", "v1", "tokenreviews", &["create"], NONE),
         ("", "v1", "componentstatuses", &["get", "list"], NONE),
         ("", "v1", "configmaps", ALL, NONE),
         ("", "v1", "endpoints", ALL, NONE),
@@ -320,7 +327,7 @@ mod tests {
         ("", "v1", "replicationcontrollers", ALL, SCALE_STATUS),
         ("", "v1", "resourcequotas", ALL, STATUS),
         ("", "v1", "secrets", ALL, NONE),
-        ("", "v1", "serviceaccounts", ALL, NONE),
+        ("", "v1", "serviceaccounts", ALL, &[("token", &["create"])]),
         ("", "v1", "services", ALL, STATUS),
         ("apps", "v1", "controllerrevisions", ALL, NONE),
         ("apps", "v1", "daemonsets", ALL, STATUS),

@@ -14,7 +14,9 @@ pub mod negotiation;
 mod patch;
 pub mod request;
 pub mod response;
+mod review;
 mod scale;
+mod token;
 mod update;
 mod watch;
 
@@ -143,6 +145,9 @@ impl Call {
             }
             Some("finalize") if self.resource.info.has_subresource(Subresource::Finalize) => {
                 Ok(Some(Subresource::Finalize))
+            }
+            Some("token") if self.resource.info.has_subresource(Subresource::Token) => {
+                Ok(Some(Subresource::Token))
             }
             Some(_) => Err(not_found()),
         }
@@ -285,6 +290,10 @@ async fn dispatch(call: Call) -> Response {
             if call.resource.info.group.is_empty() && call.resource.info.plural == "bindings" =>
         {
             binding::create_collection(call).await
+        }
+        ("create", Some("token")) => token::create(call).await,
+        ("create", None) if call.resource.info.group == "authentication.k8s.io" => {
+            review::create(call).await
         }
         ("create", _) => create::create(call).await,
         ("update", _) => update::update(call).await,

@@ -77,6 +77,12 @@ impl KindEntry<'_> {
         self
     }
 
+    /// Serves `/token` (service accounts' TokenRequest).
+    pub fn token(self) -> Self {
+        self.resource.info.subresources.push(Subresource::Token);
+        self
+    }
+
     /// Answers a delete that removes the object with the object (upstream's
     /// `ReturnDeletedObject`).
     pub fn returns_deleted_object(self) -> Self {
@@ -230,6 +236,7 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
     .returns_deleted_object();
     b.kind::<core_v1::ServiceAccount>(core::serviceaccount::ServiceAccountStrategy)
         .short_names(&["sa"])
+        .token()
         .returns_deleted_object();
     b.kind::<core_v1::Endpoints>(core::endpoints::EndpointsStrategy)
         .short_names(&["ep"]);
@@ -276,6 +283,12 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .categories(&["all"])
         .status();
     b.kind::<apps_v1::ControllerRevision>(apps::ControllerRevisionStrategy);
+    // authentication.k8s.io/v1: reviews answered from the request (handlers/review.rs),
+    // never stored.
+    b.kind::<k8s_openapi::api::authentication::v1::SelfSubjectReview>(Plain)
+        .verbs(&["create"]);
+    b.kind::<k8s_openapi::api::authentication::v1::TokenReview>(Plain)
+        .verbs(&["create"]);
     // batch/v1
     b.kind::<batch_v1::Job>(batch::JobStrategy)
         .categories(&["all"])

@@ -26,6 +26,11 @@ pub(crate) fn extras() -> &'static Definitions {
         use k8s_openapi::apimachinery::pkg::apis::meta::v1 as m;
         let mut b = BuiltinSchemas::new();
         b.add::<k8s_openapi::api::autoscaling::v1::Scale>(gvk("autoscaling", "v1", "Scale"));
+        b.add::<k8s_openapi::api::authentication::v1::TokenRequest>(gvk(
+            "authentication.k8s.io",
+            "v1",
+            "TokenRequest",
+        ));
         b.add::<m::Status>(gvk("", "v1", "Status"));
         b.add::<m::DeleteOptions>(gvk("", "v1", "DeleteOptions"));
         b.add::<m::WatchEvent<Value>>(gvk("", "v1", "WatchEvent"));

@@ -537,6 +537,13 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                     Subresource::Binding => (
                         (i.group.clone(), i.version.clone(), "Binding".to_string()),
                         "io.k8s.api.core.v1.Binding".to_string(),
+                    Subresource::Token => (
+                        (
+                            "authentication.k8s.io".to_string(),
+                            "v1".to_string(),
+                            "TokenRequest".to_string(),
+                        ),
+                        "io.k8s.api.authentication.v1.TokenRequest".to_string(),
                     ),
                 };
                 let name = s.as_str();
@@ -598,7 +605,8 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                     ];
                     o
                 }
-                // `pods/binding`: a POST of a Binding, answered with it.
+                // `pods/binding`, `serviceaccounts/token`: a POST of the subresource's kind,
+                // named like it.
                 "create" if sub.is_some() => {
                     let mut params = item_params.clone();
                     params[0] = name_param(&target_gvk.2);
@@ -606,7 +614,7 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                         "post",
                         "post",
                         format!("create{prefix}{ns}{kind}{suffix}"),
-                        format!("create{of} a {kind}"),
+                        format!("create{of}{}{kind}", article(kind)),
                         &params,
                         &target_gvk,
                     );

@@ -818,7 +818,7 @@ impl GenericStore {
                     .strategy
                     .prepare_for_update(&mut obj, &old, has_status),
                 Some(Subresource::Status) => prepare_status_update(&mut obj, &old),
-                Some(Subresource::Scale) => {}
+                Some(Subresource::Scale | Subresource::Token) => {}
                 Some(Subresource::Finalize) => prepare_finalize_update(&mut obj, &old),
                 // The binding handler builds the whole pod from the stored one.
                 Some(Subresource::Binding) => {}

@@ -25,6 +25,9 @@ pub enum Subresource {
     Finalize,
     /// `/binding` of pods: a POSTed Binding assigns the pod to a node.
     Binding,
+    /// `/token` of service accounts: creates an `authentication.k8s.io/v1`
+    /// TokenRequest, nothing stored.
+    Token,
 }
 
 impl Subresource {
@@ -35,6 +38,7 @@ impl Subresource {
             Subresource::Scale => "scale",
             Subresource::Finalize => "finalize",
             Subresource::Binding => "binding",
+            Subresource::Token => "token",
         }
     }
 
@@ -44,6 +48,7 @@ impl Subresource {
         match self {
             Subresource::Finalize => &["update"],
             Subresource::Binding => &["create"],
+            Subresource::Token => &["create"],
             _ => &["get", "patch", "update"],
         }
     }

@@ -22,13 +22,19 @@ pub struct Cluster {
     stop: Option<oneshot::Sender<()>>,
 }
 
+/// What the controllers publish as the cluster CA in tests.
+pub const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n";
+
 impl Cluster {
     /// Starts the server and every controller.
     pub async fn start() -> Self {
         let server = TestApiServer::new().await;
         let client = server.client();
         let (stop, stopped) = oneshot::channel::<()>();
-        k1s_controllers::run_all(client.clone(), async move {
+        let config = k1s_controllers::ControllerConfig {
+            root_ca_pem: Some(TEST_CA_PEM.into()),
+        };
+        k1s_controllers::run_all_with(client.clone(), config, async move {
             let _ = stopped.await;
         });
         Self {

@@ -1,0 +1,154 @@
+//! `authentication.k8s.io/v1` reviews, answered from the request and never stored:
+//! SelfSubjectReview (`kubectl auth whoami`: who the caller is) and TokenReview (who a
+//! bearer token belongs to, for webhook token authenticators and proxies).
+
+use axum::response::Response;
+use http::StatusCode;
+use k1s_apimachinery::Status;
+use serde_json::{Value, json};
+
+use super::create::object_body;
+use super::{Call, response};
+use crate::auth::UserInfo;
+use crate::auth::serviceaccount;
+
+fn user_info(user: &UserInfo) -> Value {
+    let mut info = json!({"username": user.name, "groups": user.groups});
+    if !user.uid.is_empty() {
+        info["uid"] = json!(user.uid);
+    }
+    if !user.extra.is_empty() {
+        info["extra"] = json!(user.extra);
+    }
+    info
+}
+
+/// Serves `create` of `selfsubjectreviews` and `tokenreviews`.
+pub async fn create(mut call: Call) -> Result<Response, Status> {
+    let ctx = call.write_context()?;
+    let mut warnings = Vec::new();
+    let mut obj = object_body(&mut call, ctx.field_validation, &mut warnings).await?;
+    if !obj.is_object() {
+        return Err(Status::bad_request("the body must be an object"));
+    }
+    let kind = call.resource.info.kind.clone();
+    let status = match kind.as_str() {
+        "SelfSubjectReview" => json!({"userInfo": user_info(&call.user)}),
+        "TokenReview" => {
+            let token = obj["spec"]["token"].as_str().unwrap_or("").to_string();
+            if token.is_empty() {
+                return Err(Status::bad_request(
+                    "token is required for TokenReview in authentication",
+                ));
+            }
+            let server = &call.server;
+            let asked: Vec<String> = obj["spec"]["audiences"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let api_audiences = server
+                .service_account_tokens
+                .get()
+                .map(|i| i.audiences.clone())
+                .unwrap_or_default();
+            let audiences = if asked.is_empty() {
+                api_audiences
+            } else {
+                asked
+            };
+            let user = match server.tokens.authenticate(&token) {
+                Some(u) => Some(u.clone()),
+                None => serviceaccount::authenticate_for(server, &token, &audiences),
+            };
+            match user {
+                Some(u) => {
+                    json!({"authenticated": true, "user": user_info(&u), "audiences": audiences})
+                }
+                None => json!({"user": {}, "error": "invalid bearer token"}),
+            }
+        }
+        other => {
+            return Err(Status::internal_error(&format!("{other} is not a review")));
+        }
+    };
+    obj["apiVersion"] = json!("authentication.k8s.io/v1");
+    obj["kind"] = json!(kind);
+    if !obj["metadata"].is_object() {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"]["creationTimestamp"] = Value::Null;
+    obj["status"] = status;
+    let r = response::json(StatusCode::CREATED, &obj);
+    Ok(response::with_warnings(r, &warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::test_util::TestApiServer;
+
+    #[tokio::test]
+    async fn reviews_say_who_asks_and_whose_token_it_is() {
+        let t = TestApiServer::new().await;
+        let api = t.api();
+        let (code, body) = api
+            .call(
+                "POST",
+                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                &json!({}),
+            )
+            .await;
+        assert_eq!(code, 201, "{body}");
+        assert_eq!(body["status"]["userInfo"]["username"], "system:apiserver");
+
+        api.create(
+            "/api/v1/namespaces/default/serviceaccounts",
+            json!({"metadata": {"name": "robot"}}),
+        )
+        .await;
+        let (_, tr) = api
+            .call(
+                "POST",
+                "/api/v1/namespaces/default/serviceaccounts/robot/token",
+                &json!({}),
+            )
+            .await;
+        let token = tr["status"]["token"].as_str().unwrap();
+        let (code, body) = api
+            .call(
+                "POST",
+                "/apis/authentication.k8s.io/v1/tokenreviews",
+                &json!({"spec": {"token": token}}),
+            )
+            .await;
+        assert_eq!(code, 201, "{body}");
+        assert_eq!(body["status"]["authenticated"], true);
+        assert_eq!(
+            body["status"]["user"]["username"],
+            "system:serviceaccount:default:robot"
+        );
+        // Another audience than the token's: not authenticated.
+        let (_, body) = api
+            .call(
+                "POST",
+                "/apis/authentication.k8s.io/v1/tokenreviews",
+                &json!({"spec": {"token": token, "audiences": ["vault"]}}),
+            )
+            .await;
+        assert_eq!(body["status"]["authenticated"], json!(null));
+        let (code, _) = api
+            .call(
+                "POST",
+                "/apis/authentication.k8s.io/v1/tokenreviews",
+                &json!({"spec": {}}),
+            )
+            .await;
+        assert_eq!(code, 400);
+    }
+}
