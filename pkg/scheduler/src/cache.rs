@@ -568,3 +568,63 @@ impl Cache {
         self.pod_node.get(uid).and_then(|n| self.nodes.get(n))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn node(name: &str, zone: &str) -> Node {
+        serde_json::from_value(
+            json!({"metadata": {"name": name, "labels": {ZONE_LABEL: zone}},
+            "status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"}}}),
+        )
+        .expect("node")
+    }
+
+    fn replica(uid: &str) -> Arc<PodInfo> {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": uid, "uid": uid,
+            "namespace": "default", "ownerReferences": [{"apiVersion": "apps/v1",
+            "kind": "ReplicaSet", "name": "rs", "uid": "rs", "controller": true}]},
+            "spec": {"containers": [{"name": "c", "image": "i",
+                "resources": {"requests": {"cpu": "100m"}}}]}}))
+        .expect("pod");
+        Arc::new(PodInfo::new(&pod))
+    }
+
+    #[test]
+    fn aggregates_follow_pods_and_node_labels() {
+        let mut c = Cache::default();
+        c.set_node(node("a", "z1"));
+        c.set_node(node("b", "z2"));
+        c.add_pod(replica("p1"), "a");
+        c.add_pod(replica("p2"), "a");
+        c.add_pod(replica("p3"), "b");
+        assert_eq!(c.nodes["a"].requested.milli_cpu, 200);
+        assert_eq!(c.nodes["a"].owners.get("rs"), Some(&2));
+        assert_eq!(
+            c.owner_zones["rs"],
+            HashMap::from([("z1".into(), 2), ("z2".into(), 1)])
+        );
+        // Moving a pod moves its accounting.
+        c.add_pod(replica("p2"), "b");
+        assert_eq!(c.nodes["a"].requested.milli_cpu, 100);
+        assert_eq!(
+            c.owner_zones["rs"],
+            HashMap::from([("z1".into(), 1), ("z2".into(), 2)])
+        );
+        // A node relabelled to another zone takes its pods along.
+        c.set_node(node("a", "z2"));
+        assert_eq!(c.owner_zones["rs"], HashMap::from([("z2".into(), 3)]));
+        assert_eq!(c.zones, HashMap::from([("z2".into(), 2)]));
+        c.remove_pod("p1");
+        c.remove_pod("p2");
+        c.remove_pod("p3");
+        assert!(c.owner_zones.is_empty());
+        assert!(c.nodes["a"].owners.is_empty());
+        c.remove_node("a");
+        assert_eq!(c.order, vec!["b".to_string()]);
+        assert_eq!(c.zones, HashMap::from([("z2".into(), 1)]));
+    }
+}
