@@ -192,6 +192,9 @@ pub struct PodInfo {
     pub required_anti_affinity: Vec<AffinityTerm>,
     /// Whether it is being deleted.
     pub terminating: bool,
+    /// The uid of its controller when that is a ReplicaSet, ReplicationController or
+    /// StatefulSet (the pods upstream's default spreading constraints group).
+    pub owner: Option<String>,
 }
 
 fn is_sidecar(c: &Container) -> bool {
@@ -233,6 +236,18 @@ impl PodInfo {
             return info;
         };
         info.priority = spec.priority.unwrap_or(0);
+        info.owner = meta
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| {
+                o.controller == Some(true)
+                    && matches!(
+                        o.kind.as_str(),
+                        "ReplicaSet" | "ReplicationController" | "StatefulSet"
+                    )
+            })
+            .map(|o| o.uid.clone());
         // Upstream's PodRequests: the containers and sidecars together, or the largest
         // init container with the sidecars started before it, whichever is larger.
         let mut sum = Resources::default();
@@ -334,6 +349,8 @@ pub struct NodeInfo {
     pub nonzero_memory: i64,
     /// The pods, by uid.
     pub pods: HashMap<String, Arc<PodInfo>>,
+    /// How many of its running (not terminating) pods each controller owns.
+    pub owners: HashMap<String, u32>,
 }
 
 impl NodeInfo {
@@ -357,6 +374,9 @@ impl NodeInfo {
         self.requested.add(&pod.requests);
         self.nonzero_milli_cpu += pod.nonzero_milli_cpu;
         self.nonzero_memory += pod.nonzero_memory;
+        if let Some(owner) = pod.owner.as_ref().filter(|_| !pod.terminating) {
+            *self.owners.entry(owner.clone()).or_default() += 1;
+        }
         if let Some(old) = self.pods.insert(pod.uid.clone(), pod) {
             self.unaccount(&old);
         }
@@ -366,6 +386,14 @@ impl NodeInfo {
         self.requested.sub(&pod.requests);
         self.nonzero_milli_cpu -= pod.nonzero_milli_cpu;
         self.nonzero_memory -= pod.nonzero_memory;
+        if let Some(owner) = pod.owner.as_ref().filter(|_| !pod.terminating)
+            && let Some(n) = self.owners.get_mut(owner)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.owners.remove(owner);
+            }
+        }
     }
 
     /// Removes a pod.
@@ -399,7 +427,15 @@ pub struct Cache {
     pub claims: HashMap<String, String>,
     /// PersistentVolumes by name: their required node affinity, if any.
     pub volumes: HashMap<String, Option<NodeSelector>>,
+    /// Running pods per controller per zone (`topology.kubernetes.io/zone` of their
+    /// node), for default spreading without a pass over the nodes per pod.
+    pub owner_zones: HashMap<String, HashMap<String, i64>>,
+    /// Nodes per zone.
+    pub zones: HashMap<String, usize>,
 }
+
+/// The zone label upstream's default spreading uses.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 impl Cache {
     /// Adds or replaces a node.
@@ -407,17 +443,74 @@ impl Cache {
         let name = node.metadata.name.clone().unwrap_or_default();
         let entry = self.nodes.entry(name.clone()).or_default();
         let new = entry.node.is_none();
+        let old_zone = entry.labels.get(ZONE_LABEL).cloned();
+        // The node's pods leave their old zone and join the new one.
+        let pods: Vec<Arc<PodInfo>> = entry.pods.values().cloned().collect();
         entry.set_node(Arc::new(node));
+        let new_zone = entry.labels.get(ZONE_LABEL).cloned();
+        if new || old_zone != new_zone {
+            if !new {
+                self.node_zone(old_zone.as_deref(), false);
+            }
+            self.node_zone(new_zone.as_deref(), true);
+        }
+        if old_zone != new_zone {
+            for p in &pods {
+                self.count_zone(p, old_zone.as_deref(), -1);
+                self.count_zone(p, new_zone.as_deref(), 1);
+            }
+        }
         if new {
             let at = self.order.binary_search(&name).unwrap_or_else(|i| i);
             self.order.insert(at, name);
         }
     }
 
+    fn node_zone(&mut self, zone: Option<&str>, add: bool) {
+        let Some(zone) = zone else { return };
+        let n = self.zones.entry(zone.to_string()).or_default();
+        if add {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.zones.remove(zone);
+            }
+        }
+    }
+
+    fn count_zone(&mut self, pod: &PodInfo, zone: Option<&str>, by: i64) {
+        let (Some(owner), Some(zone)) = (pod.owner.as_ref(), zone) else {
+            return;
+        };
+        if pod.terminating {
+            return;
+        }
+        let zones = self.owner_zones.entry(owner.clone()).or_default();
+        let n = zones.entry(zone.to_string()).or_default();
+        *n += by;
+        if *n == 0 {
+            zones.remove(zone);
+            if zones.is_empty() {
+                self.owner_zones.remove(owner);
+            }
+        }
+    }
+
+    fn zone_of(&self, node: &str) -> Option<String> {
+        self.nodes.get(node)?.labels.get(ZONE_LABEL).cloned()
+    }
+
     /// Removes a node (its pods stay accounted, for when it comes back).
     pub fn remove_node(&mut self, name: &str) {
         if let Ok(at) = self.order.binary_search_by(|n| n.as_str().cmp(name)) {
             self.order.remove(at);
+        }
+        if let Some(zone) = self
+            .zone_of(name)
+            .filter(|_| self.nodes.get(name).is_some_and(|n| n.node.is_some()))
+        {
+            self.node_zone(Some(&zone), false);
         }
         if let Some(n) = self.nodes.get_mut(name) {
             n.node = None;
@@ -437,6 +530,16 @@ impl Cache {
         } else {
             self.anti_affinity_pods.insert(pod.uid.clone(), pod.clone());
         }
+        let zone = self.zone_of(node);
+        let old = self
+            .nodes
+            .get(node)
+            .and_then(|n| n.pods.get(&pod.uid))
+            .cloned();
+        if let Some(old) = old {
+            self.count_zone(&old, zone.as_deref(), -1);
+        }
+        self.count_zone(&pod, zone.as_deref(), 1);
         self.pod_node.insert(pod.uid.clone(), node.to_string());
         self.nodes.entry(node.to_string()).or_default().add_pod(pod);
     }
@@ -444,9 +547,15 @@ impl Cache {
     /// Forgets a pod.
     pub fn remove_pod(&mut self, uid: &str) {
         self.anti_affinity_pods.remove(uid);
-        if let Some(node) = self.pod_node.remove(uid)
-            && let Some(n) = self.nodes.get_mut(&node)
-        {
+        let Some(node) = self.pod_node.remove(uid) else {
+            return;
+        };
+        let zone = self.zone_of(&node);
+        let old = self.nodes.get(&node).and_then(|n| n.pods.get(uid)).cloned();
+        if let Some(old) = old {
+            self.count_zone(&old, zone.as_deref(), -1);
+        }
+        if let Some(n) = self.nodes.get_mut(&node) {
             n.remove_pod(uid);
             if n.node.is_none() && n.pods.is_empty() {
                 self.nodes.remove(&node);
@@ -457,5 +566,65 @@ impl Cache {
     /// The node a pod is on, if known.
     pub fn node_of(&self, uid: &str) -> Option<&NodeInfo> {
         self.pod_node.get(uid).and_then(|n| self.nodes.get(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn node(name: &str, zone: &str) -> Node {
+        serde_json::from_value(
+            json!({"metadata": {"name": name, "labels": {ZONE_LABEL: zone}},
+            "status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"}}}),
+        )
+        .expect("node")
+    }
+
+    fn replica(uid: &str) -> Arc<PodInfo> {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": uid, "uid": uid,
+            "namespace": "default", "ownerReferences": [{"apiVersion": "apps/v1",
+            "kind": "ReplicaSet", "name": "rs", "uid": "rs", "controller": true}]},
+            "spec": {"containers": [{"name": "c", "image": "i",
+                "resources": {"requests": {"cpu": "100m"}}}]}}))
+        .expect("pod");
+        Arc::new(PodInfo::new(&pod))
+    }
+
+    #[test]
+    fn aggregates_follow_pods_and_node_labels() {
+        let mut c = Cache::default();
+        c.set_node(node("a", "z1"));
+        c.set_node(node("b", "z2"));
+        c.add_pod(replica("p1"), "a");
+        c.add_pod(replica("p2"), "a");
+        c.add_pod(replica("p3"), "b");
+        assert_eq!(c.nodes["a"].requested.milli_cpu, 200);
+        assert_eq!(c.nodes["a"].owners.get("rs"), Some(&2));
+        assert_eq!(
+            c.owner_zones["rs"],
+            HashMap::from([("z1".into(), 2), ("z2".into(), 1)])
+        );
+        // Moving a pod moves its accounting.
+        c.add_pod(replica("p2"), "b");
+        assert_eq!(c.nodes["a"].requested.milli_cpu, 100);
+        assert_eq!(
+            c.owner_zones["rs"],
+            HashMap::from([("z1".into(), 1), ("z2".into(), 2)])
+        );
+        // A node relabelled to another zone takes its pods along.
+        c.set_node(node("a", "z2"));
+        assert_eq!(c.owner_zones["rs"], HashMap::from([("z2".into(), 3)]));
+        assert_eq!(c.zones, HashMap::from([("z2".into(), 2)]));
+        c.remove_pod("p1");
+        c.remove_pod("p2");
+        c.remove_pod("p3");
+        assert!(c.owner_zones.is_empty());
+        assert!(c.nodes["a"].owners.is_empty());
+        c.remove_node("a");
+        assert_eq!(c.order, vec!["b".to_string()]);
+        assert_eq!(c.zones, HashMap::from([("z2".into(), 1)]));
     }
 }

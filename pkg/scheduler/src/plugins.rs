@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{
     Toleration, TopologySpreadConstraint, WeightedPodAffinityTerm,
 };
 
-use crate::cache::{AffinityTerm, Cache, NodeInfo, PodInfo};
+use crate::cache::{AffinityTerm, Cache, NodeInfo, PodInfo, ZONE_LABEL};
 
 /// The highest score a plugin gives a node.
 pub const MAX_NODE_SCORE: i64 = 100;
@@ -166,6 +166,17 @@ pub struct Spread {
     pub weight: f64,
 }
 
+/// The state of upstream's default spreading constraints for one pod.
+struct DefaultSpread {
+    owner: String,
+    zone_counts: HashMap<String, i64>,
+    host_weight: f64,
+    zone_weight: f64,
+}
+
+/// The hostname label.
+const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+
 /// What a scheduling cycle computes once for the pod (upstream's PreFilter state).
 pub struct Cycle<'a> {
     /// The pod.
@@ -195,6 +206,10 @@ pub struct Cycle<'a> {
     preferred_pod_terms: Vec<(i64, AffinityTerm)>,
     /// The number of nodes scored by preferred pod affinity (skip when none).
     preferred_domain_scores: HashMap<(String, String), i64>,
+    /// Upstream's system default spreading (hostname, maxSkew 3; zone, maxSkew 5;
+    /// ScheduleAnyway) for a pod of a ReplicaSet, ReplicationController or StatefulSet
+    /// without constraints of its own: its owner's pods per zone, and the weights.
+    default_spread: Option<DefaultSpread>,
     /// Required node affinity of the bound PersistentVolumes the pod uses.
     volume_selectors: Vec<NodeSelector>,
     /// Why the pod fits no node whatever the node (upstream's PreFilter rejection: a
@@ -244,8 +259,10 @@ impl<'a> Cycle<'a> {
             preferred_domain_scores: HashMap::new(),
             volume_selectors: Vec::new(),
             prefilter: None,
+            default_spread: None,
             info,
         };
+        cycle.prepare_default_spread(cache);
         cycle.prepare_volumes(cache);
         cycle.prepare_spread(cache);
         cycle.prepare_pod_affinity(cache);
@@ -289,6 +306,25 @@ impl<'a> Cycle<'a> {
                 Some(_) => {}
             }
         }
+    }
+
+    fn prepare_default_spread(&mut self, cache: &Cache) {
+        if !spread_constraints(self.pod).is_empty() {
+            return;
+        }
+        let Some(owner) = self.info.owner.clone() else {
+            return;
+        };
+        // Every node is a hostname domain; zones come from the cache's aggregate.
+        let hosts = cache.order.len();
+        let zone_counts = cache.owner_zones.get(&owner).cloned().unwrap_or_default();
+        let zones = cache.zones.len();
+        self.default_spread = Some(DefaultSpread {
+            owner,
+            host_weight: ((hosts + 2) as f64).ln(),
+            zone_weight: ((zone_counts.len().max(zones) + 2) as f64).ln(),
+            zone_counts,
+        });
     }
 
     fn prepare_spread(&mut self, cache: &Cache) {
@@ -738,6 +774,32 @@ impl<'a> Cycle<'a> {
                     Some(s) => (MAX_NODE_SCORE as f64 * (max + min - s) / max) as i64,
                 };
                 *t += 2 * v;
+            }
+        }
+        if let Some(d) = &self.default_spread {
+            let scores: Vec<f64> = nodes
+                .iter()
+                .map(|node| {
+                    let mut score = 0.0;
+                    if node.labels.contains_key(HOSTNAME_LABEL) {
+                        let count = node.owners.get(&d.owner).copied().unwrap_or(0);
+                        score += f64::from(count) * d.host_weight + 2.0;
+                    }
+                    if let Some(zone) = node.labels.get(ZONE_LABEL) {
+                        let count = d.zone_counts.get(zone).copied().unwrap_or(0);
+                        score += count as f64 * d.zone_weight + 4.0;
+                    }
+                    score.round()
+                })
+                .collect();
+            let max = scores.iter().fold(0.0f64, |a, b| a.max(*b));
+            let min = scores.iter().fold(f64::MAX, |a, b| a.min(*b));
+            for (t, s) in total.iter_mut().zip(&scores) {
+                *t += 2 * if max == 0.0 {
+                    MAX_NODE_SCORE
+                } else {
+                    (MAX_NODE_SCORE as f64 * (max + min - s) / max) as i64
+                };
             }
         }
         total
@@ -1318,6 +1380,35 @@ mod tests {
     }
 
     #[test]
+    fn replicas_spread_over_nodes_by_default() {
+        let mut c = cache_of(vec![
+            node("a", json!({})),
+            node("b", json!({})),
+            node("c", json!({})),
+        ]);
+        let replica = |name: &str| {
+            pod(
+                name,
+                json!({"metadata": {"ownerReferences": [{"apiVersion": "apps/v1",
+                "kind": "ReplicaSet", "name": "rs", "uid": "rs-uid", "controller": true}]},
+                "spec": {"containers": [{"name": "c", "image": "i",
+                    "resources": {"requests": {"cpu": "10m"}}}]}}),
+            )
+        };
+        let mut next = 0;
+        for i in 0..9 {
+            let p = replica(&format!("r{i}"));
+            let Outcome::Node(n) = schedule(&p, &c, &mut next) else {
+                panic!("unschedulable");
+            };
+            place(&mut c, &p, &n);
+        }
+        for n in ["a", "b", "c"] {
+            assert_eq!(c.nodes[n].owners.get("rs-uid"), Some(&3), "{n}");
+        }
+    }
+
+    #[test]
     fn reason_counts_sort_as_strings() {
         let f = |r: &str, n: usize| vec![Failure::unschedulable(r); n];
         let mut all = f("b", 10);
@@ -1369,7 +1460,10 @@ mod throughput {
             .map(|i| {
                 serde_json::from_value(json!({
                     "metadata": {"name": format!("p{i}"), "namespace": "default",
-                                 "uid": format!("u{i}"), "labels": {"app": format!("d{}", i % 300)}},
+                                 "uid": format!("u{i}"), "labels": {"app": format!("d{}", i % 300)},
+                                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                     "name": format!("d{}", i % 300), "uid": format!("rs{}", i % 300),
+                                     "controller": true}]},
                     "spec": {"containers": [{"name": "c", "image": "i",
                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]},
                 }))
