@@ -58,6 +58,64 @@ pub(crate) fn killing(list: &'static str, container: &str) -> ContainerEvent {
     }
 }
 
+/// What a starting kubelet says about its node: it starts, its conditions, its
+/// allocatable limits, and that it is ready.
+pub(crate) async fn post_node_started(client: &kube::Client, node: &str, uid: Option<String>) {
+    let status = |s: &str| format!("Node {node} status is now: {s}");
+    let notes = [
+        ("Starting", "Starting kubelet.".to_string()),
+        ("NodeHasSufficientMemory", status("NodeHasSufficientMemory")),
+        ("NodeHasNoDiskPressure", status("NodeHasNoDiskPressure")),
+        ("NodeHasSufficientPID", status("NodeHasSufficientPID")),
+        (
+            "NodeAllocatableEnforced",
+            "Updated Node Allocatable limit across pods".to_string(),
+        ),
+        ("NodeReady", status("NodeReady")),
+    ];
+    let regarding = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Node".into()),
+        name: Some(node.to_string()),
+        uid,
+        ..ObjectReference::default()
+    };
+    let api: Api<Event> = Api::namespaced(client.clone(), "default");
+    for (reason, note) in notes {
+        let event = event(node, node, "default", reason, note, regarding.clone());
+        if let Err(e) = api.create(&PostParams::default(), &event).await {
+            tracing::debug!(node, error = %e, "cannot post a kubelet event");
+        }
+    }
+}
+
+fn event(
+    node: &str,
+    about: &str,
+    ns: &str,
+    reason: &str,
+    note: String,
+    regarding: ObjectReference,
+) -> Event {
+    let now = Timestamp::now();
+    Event {
+        metadata: ObjectMeta {
+            name: Some(format!("{about}.{:x}", now.as_nanosecond())),
+            namespace: Some(ns.to_string()),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some(reason.to_string()),
+        reason: Some(reason.to_string()),
+        note: Some(note),
+        type_: Some("Normal".into()),
+        reporting_controller: Some("kubelet".into()),
+        reporting_instance: Some(node.to_string()),
+        regarding: Some(regarding),
+        ..Event::default()
+    }
+}
+
 /// Posts the events (errors are logged: events are best effort, as upstream's are).
 pub(crate) async fn post(client: &kube::Client, node: &str, pod: &Pod, events: &[ContainerEvent]) {
     let ns = pod
@@ -68,31 +126,16 @@ pub(crate) async fn post(client: &kube::Client, node: &str, pod: &Pod, events: &
     let name = pod.metadata.name.clone().unwrap_or_default();
     let api: Api<Event> = Api::namespaced(client.clone(), &ns);
     for ev in events {
-        let now = Timestamp::now();
-        let event = Event {
-            metadata: ObjectMeta {
-                name: Some(format!("{name}.{:x}", now.as_nanosecond())),
-                namespace: Some(ns.clone()),
-                ..ObjectMeta::default()
-            },
-            event_time: Some(MicroTime(now)),
-            action: Some(ev.reason.to_string()),
-            reason: Some(ev.reason.to_string()),
-            note: Some(ev.note.clone()),
-            type_: Some("Normal".into()),
-            reporting_controller: Some("kubelet".into()),
-            reporting_instance: Some(node.to_string()),
-            regarding: Some(ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                name: Some(name.clone()),
-                namespace: Some(ns.clone()),
-                uid: pod.metadata.uid.clone(),
-                field_path: Some(format!("{}{{{}}}", ev.list, ev.container)),
-                ..ObjectReference::default()
-            }),
-            ..Event::default()
+        let regarding = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(name.clone()),
+            namespace: Some(ns.clone()),
+            uid: pod.metadata.uid.clone(),
+            field_path: Some(format!("{}{{{}}}", ev.list, ev.container)),
+            ..ObjectReference::default()
         };
+        let event = event(node, &name, &ns, ev.reason, ev.note.clone(), regarding);
         if let Err(e) = api.create(&PostParams::default(), &event).await {
             tracing::debug!(pod = %name, error = %e, "cannot post a kubelet event");
         }

@@ -478,13 +478,20 @@ fn finished_status(pod: &Pod, exit_code: i32, now: Timestamp) -> Value {
     } else {
         "Failed"
     };
+    // The kubelet's reasons: PodCompleted for a pod that succeeded, PodFailed otherwise.
+    let ended = if exit_code == 0 {
+        "PodCompleted"
+    } else {
+        "PodFailed"
+    };
+    let completed = (exit_code == 0).then_some("PodCompleted");
     let conds = conditions(
         pod,
         &[
             ("PodReadyToStartContainers", "False", None, None),
-            ("Initialized", "True", Some("PodCompleted"), None),
-            ("Ready", "False", Some("PodCompleted"), None),
-            ("ContainersReady", "False", Some("PodCompleted"), None),
+            ("Initialized", "True", completed, None),
+            ("Ready", "False", Some(ended), None),
+            ("ContainersReady", "False", Some(ended), None),
             ("PodScheduled", "True", None, None),
         ],
         &now,
@@ -557,6 +564,16 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         let finish = Timestamp::from_millisecond(requested_ms + wait_ms).unwrap_or(now);
         if let Some(wait) = millis_until(finish, now) {
             return Ok(Action::requeue(wait));
+        }
+        let has_finalizers = pod
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| !f.is_empty());
+        if has_finalizers && !matches!(phase(&pod), "Succeeded" | "Failed") {
+            // The pod outlives the delete until its finalizers go (a Job's pod): like the
+            // kubelet, leave it in a terminal phase, its containers killed (137).
+            patch_status(&ctx, &pod, finished_status(&pod, 137, now)).await?;
         }
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
@@ -774,5 +791,6 @@ mod tests {
         assert_eq!(run_plan(&bare), None);
         let s = finished_status(&failing, 3, Timestamp::now());
         assert_eq!(s["phase"], "Failed");
+        assert_eq!(s["conditions"][2]["reason"], "PodFailed");
     }
 }

@@ -201,6 +201,33 @@ async fn readiness_gates_hold_ready_and_job_pods_finish() {
     })
     .await;
 
+    // A pod held by a finalizer is left Failed (its containers killed) when deleted.
+    let held: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "held", "finalizers": ["example.com/hold"]},
+        "spec": {"nodeName": "sim-node-0", "containers": [{"name": "c", "image": "nginx"}]}
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &held)
+        .await
+        .expect("create");
+    eventually("the held pod running", || async {
+        let p = pods.get("held").await.ok()?;
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    pods.delete("held", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("the held pod failed", || async {
+        let p = pods.get("held").await.ok()?;
+        (p.status.as_ref()?.phase.as_deref() == Some("Failed")).then_some(())
+    })
+    .await;
+    let release = json!({"metadata": {"finalizers": null}});
+    pods.patch("held", &PatchParams::default(), &Patch::Merge(release))
+        .await
+        .expect("release");
+
     let failing: Pod = serde_json::from_value(json!({
         "metadata": {"name": "fails", "annotations": {
             k1s_simulator::RUN_SECONDS_ANNOTATION: "0.2", k1s_simulator::EXIT_CODE_ANNOTATION: "2"}},
