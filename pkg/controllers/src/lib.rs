@@ -4,6 +4,7 @@
 //! Every controller is level-triggered: it reads the world, makes it match, and requeues;
 //! none assumes it saw every event.
 
+pub mod deployment;
 pub mod discovery;
 pub mod garbagecollector;
 pub mod namespace;
@@ -42,6 +43,11 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "garbage-collector-controller",
         start: garbagecollector::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: deployment::NAME,
+        start: deployment::start,
         enabled_by_default: true,
     },
 ];
