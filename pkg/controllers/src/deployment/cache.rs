@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource, ResourceExt};
 use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
@@ -99,7 +99,13 @@ impl<K: Resource + ResourceExt> Cache<K> {
 /// calling `on_change(old, new)` for each change: `new` is `None` for a deletion.
 pub async fn run<K, F>(api: Api<K>, cache: Arc<Cache<K>>, on_change: F)
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
     F: Fn(Option<&K>, Option<&K>),
 {
     let mut events = watcher::watcher(api, watcher::Config::default())

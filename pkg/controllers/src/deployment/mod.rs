@@ -10,6 +10,7 @@
 //! Deployment whose selector matches it).
 
 pub mod cache;
+pub mod events;
 mod sync;
 pub mod util;
 
@@ -19,13 +20,13 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use k1s_apimachinery::labels::Selector;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use kube::runtime::events::Recorder;
 use kube::{Api, ResourceExt};
 
 use crate::Shutdown;
 use crate::garbagecollector::queue::WorkQueue;
-use crate::workload::{controller_of, recorder};
+use crate::workload::controller_of;
 use cache::Cache;
+use events::EventSink;
 
 /// Upstream's component name (events' source, `--controllers` entry).
 pub const NAME: &str = "deployment-controller";
@@ -59,7 +60,7 @@ pub(crate) struct Ctx {
     deployments: Arc<Cache<Deployment>>,
     replicasets: Arc<Cache<ReplicaSet>>,
     queue: Arc<WorkQueue<Key>>,
-    recorder: Recorder,
+    events: Arc<EventSink>,
 }
 
 /// Starts the controller (the [`crate::Descriptor`] entry point).
@@ -70,7 +71,7 @@ pub fn start(client: kube::Client, shutdown: Shutdown) -> BoxFuture<'static, ()>
 /// Runs the controller until `shutdown` fires.
 pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let ctx = Arc::new(Ctx {
-        recorder: recorder(client.clone(), NAME),
+        events: Arc::new(EventSink::new(client.clone(), NAME)),
         deployments: Arc::new(Cache::default()),
         replicasets: Arc::new(Cache::default()),
         queue: Arc::new(WorkQueue::new()),
@@ -132,7 +133,10 @@ fn on_replica_set(ctx: &Ctx, old: Option<&ReplicaSet>, new: Option<&ReplicaSet>)
 /// Whether the Deployment's (non-empty) selector matches the ReplicaSet's labels.
 fn selects(d: &Deployment, rs: &ReplicaSet) -> bool {
     let label_selector = util::selector(d);
-    if label_selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+    if label_selector
+        .match_labels
+        .as_ref()
+        .is_none_or(|m| m.is_empty())
         && label_selector
             .match_expressions
             .as_ref()

@@ -11,7 +11,6 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
@@ -67,41 +66,32 @@ impl Sync<'_> {
         self.d.metadata.uid.clone().unwrap_or_default()
     }
 
-    fn event(&self, type_: EventType, reason: &str, note: String) {
-        let recorder = self.ctx.recorder.clone();
+    fn event(&self, warning: bool, reason: &str, note: String) {
+        let events = self.ctx.events.clone();
         let reference = self.d.object_ref(&());
-        let ev = Event {
-            type_,
-            reason: reason.to_string(),
-            note: Some(note),
-            action: reason.to_string(),
-            secondary: None,
-        };
+        let reason = reason.to_string();
         // Events are best effort and must not hold up the rollout.
-        tokio::spawn(async move {
-            if let Err(e) = recorder.publish(&ev, &reference).await {
-                tracing::debug!(error = %e, "recording event failed");
-            }
-        });
+        tokio::spawn(async move { events.publish(reference, warning, &reason, &note).await });
     }
 
     async fn run(&mut self) -> Result<Option<Duration>, DeploymentError> {
         let label_selector = util::selector(&self.d);
-        let selects_all = label_selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        let selects_all = label_selector
+            .match_labels
+            .as_ref()
+            .is_none_or(|m| m.is_empty())
             && label_selector
                 .match_expressions
                 .as_ref()
                 .is_none_or(|m| m.is_empty());
         if selects_all {
             self.event(
-                EventType::Warning,
+                true,
                 "SelectingAll",
-                "This deployment is selecting all pods. A non-empty selector is required."
-                    .into(),
+                "This deployment is selecting all pods. A non-empty selector is required.".into(),
             );
             let status = self.d.status.get_or_insert_with(Default::default);
-            if status.observed_generation.unwrap_or(0) < self.d.metadata.generation.unwrap_or(0)
-            {
+            if status.observed_generation.unwrap_or(0) < self.d.metadata.generation.unwrap_or(0) {
                 status.observed_generation = self.d.metadata.generation;
                 self.update_status().await?;
             }
@@ -220,7 +210,7 @@ impl Sync<'_> {
             .await?;
         if size_needs_update {
             self.event(
-                EventType::Normal,
+                false,
                 "ScalingReplicaSet",
                 format!(
                     "Scaled {op} replica set {} from {old_scale} to {new_scale}",
@@ -315,7 +305,10 @@ impl Sync<'_> {
                 name: Some(rs_name.clone()),
                 namespace: Some(namespace),
                 owner_references: Some(vec![controller_ref(&self.d)]),
-                labels: new_template.metadata.as_ref().and_then(|m| m.labels.clone()),
+                labels: new_template
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.labels.clone()),
                 ..ObjectMeta::default()
             },
             spec: Some(ReplicaSetSpec {
@@ -386,13 +379,13 @@ impl Sync<'_> {
                     util::set_condition(status, cond);
                     let _ = self.update_status().await;
                 }
-                self.event(EventType::Warning, util::FAILED_RS_CREATE_REASON, msg);
+                self.event(true, util::FAILED_RS_CREATE_REASON, msg);
                 return Err(e.into());
             }
         };
         if !already_exists && new_replicas > 0 {
             self.event(
-                EventType::Normal,
+                false,
                 "ScalingReplicaSet",
                 format!("Scaled up replica set {rs_name} from 0 to {new_replicas}"),
             );
@@ -616,7 +609,9 @@ impl Sync<'_> {
             .await?
         {
             let requeue = self.sync_rollout_status(&all, new_rs.as_ref()).await?;
-            return Ok(Some(requeue.map_or(RECREATE_POLL, |r| r.min(RECREATE_POLL))));
+            return Ok(Some(
+                requeue.map_or(RECREATE_POLL, |r| r.min(RECREATE_POLL)),
+            ));
         }
         let (new_rs, old_rss) = match new_rs {
             Some(rs) => (rs, old_rss),

@@ -360,7 +360,10 @@ pub fn max_surge(d: &Deployment) -> i32 {
 
 /// The ReplicaSets with replicas (upstream's `FilterActiveReplicaSets`).
 pub fn filter_active(rss: &[ReplicaSet]) -> Vec<ReplicaSet> {
-    rss.iter().filter(|rs| rs_replicas(rs) > 0).cloned().collect()
+    rss.iter()
+        .filter(|rs| rs_replicas(rs) > 0)
+        .cloned()
+        .collect()
 }
 
 /// The sum of `spec.replicas`.
@@ -430,7 +433,10 @@ pub fn revision(meta: &ObjectMeta) -> i64 {
 
 /// The highest revision among the ReplicaSets.
 pub fn max_revision(rss: &[ReplicaSet]) -> i64 {
-    rss.iter().map(|rs| revision(&rs.metadata)).max().unwrap_or(0)
+    rss.iter()
+        .map(|rs| revision(&rs.metadata))
+        .max()
+        .unwrap_or(0)
 }
 
 /// The ReplicaSet whose template is the Deployment's, the oldest if several are
@@ -501,8 +507,8 @@ pub fn is_saturated(d: &Deployment, rs: Option<&ReplicaSet>) -> bool {
         return false;
     };
     let desired = replicas(d);
-    let annotated = annotation(&rs.metadata, DESIRED_REPLICAS_ANNOTATION)
-        .and_then(|v| v.parse::<i32>().ok());
+    let annotated =
+        annotation(&rs.metadata, DESIRED_REPLICAS_ANNOTATION).and_then(|v| v.parse::<i32>().ok());
     annotated == Some(desired) && rs_replicas(rs) == desired && rs_available(rs) == desired
 }
 
@@ -699,7 +705,11 @@ pub fn get_condition<'a>(
     status: &'a DeploymentStatus,
     type_: &str,
 ) -> Option<&'a DeploymentCondition> {
-    status.conditions.iter().flatten().find(|c| c.type_ == type_)
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == type_)
 }
 
 /// Sets a condition, unless one of its type has the same status and reason; keeps the

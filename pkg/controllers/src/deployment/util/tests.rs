@@ -223,13 +223,13 @@ fn rolling_scale_down_keeps_minimum_availability() {
     use crate::deployment::sync::max_scaled_down;
     // (replicas, maxUnavailable, old spec, old available, new spec, new available) -> max
     let cases = [
-        (10, 2, 10, 10, 3, 0, Some(2)),  // 13 - 8 - 3
-        (10, 2, 10, 10, 0, 0, Some(2)),  // 10 - 8
-        (10, 0, 10, 10, 1, 0, None),     // the new pod is not available yet
-        (10, 0, 10, 10, 1, 1, Some(1)),  // now it is
-        (3, 1, 3, 3, 1, 1, Some(2)),     // 4 - 2 - 0
-        (3, 1, 0, 0, 3, 3, None),        // nothing old left
-        (10, 2, 10, 5, 2, 0, Some(2)),   // unhealthy old pods may go first
+        (10, 2, 10, 10, 3, 0, Some(2)), // 13 - 8 - 3
+        (10, 2, 10, 10, 0, 0, Some(2)), // 10 - 8
+        (10, 0, 10, 10, 1, 0, None),    // the new pod is not available yet
+        (10, 0, 10, 10, 1, 1, Some(1)), // now it is
+        (3, 1, 3, 3, 1, 1, Some(2)),    // 4 - 2 - 0
+        (3, 1, 0, 0, 3, 3, None),       // nothing old left
+        (10, 2, 10, 5, 2, 0, Some(2)),  // unhealthy old pods may go first
     ];
     for (replicas, unavailable, old, old_av, new, new_av, want) in cases {
         let d = deploy(replicas, int(3), int(unavailable));
@@ -295,11 +295,20 @@ fn new_replica_set_takes_the_next_revision_and_keeps_its_history() {
     assert!(set_new_rs_annotations(&d, &mut new, "1", false, 2000));
     let ann = new.metadata.annotations.clone().unwrap_or_default();
     assert_eq!(ann.get(REVISION_ANNOTATION).map(String::as_str), Some("1"));
-    assert_eq!(ann.get("kubernetes.io/change-cause").map(String::as_str), Some("v2"));
+    assert_eq!(
+        ann.get("kubernetes.io/change-cause").map(String::as_str),
+        Some("v2")
+    );
     assert!(!ann.contains_key(LAST_APPLIED_ANNOTATION));
     assert!(!ann.contains_key(REVISION_HISTORY_ANNOTATION));
-    assert_eq!(ann.get(DESIRED_REPLICAS_ANNOTATION).map(String::as_str), Some("3"));
-    assert_eq!(ann.get(MAX_REPLICAS_ANNOTATION).map(String::as_str), Some("4"));
+    assert_eq!(
+        ann.get(DESIRED_REPLICAS_ANNOTATION).map(String::as_str),
+        Some("3")
+    );
+    assert_eq!(
+        ann.get(MAX_REPLICAS_ANNOTATION).map(String::as_str),
+        Some("4")
+    );
     // Nothing changes a second time.
     assert!(!set_new_rs_annotations(&d, &mut new, "1", true, 2000));
     // Rolled back to: revision 3, then 5; the revisions it served are kept.
@@ -307,13 +316,19 @@ fn new_replica_set_takes_the_next_revision_and_keeps_its_history() {
     assert!(set_new_rs_annotations(&d, &mut new, "5", true, 2000));
     let ann = new.metadata.annotations.clone().unwrap_or_default();
     assert_eq!(ann.get(REVISION_ANNOTATION).map(String::as_str), Some("5"));
-    assert_eq!(ann.get(REVISION_HISTORY_ANNOTATION).map(String::as_str), Some("1,3"));
+    assert_eq!(
+        ann.get(REVISION_HISTORY_ANNOTATION).map(String::as_str),
+        Some("1,3")
+    );
     // A lower revision never replaces a higher one.
     assert!(!set_new_rs_annotations(&d, &mut new, "4", true, 2000));
     // The history is trimmed from the oldest to fit its limit.
     assert!(set_new_rs_annotations(&d, &mut new, "6", true, 4));
     let ann = new.metadata.annotations.clone().unwrap_or_default();
-    assert_eq!(ann.get(REVISION_HISTORY_ANNOTATION).map(String::as_str), Some("3,5"));
+    assert_eq!(
+        ann.get(REVISION_HISTORY_ANNOTATION).map(String::as_str),
+        Some("3,5")
+    );
 }
 
 #[test]
@@ -341,15 +356,21 @@ fn active_or_latest() {
     let old1 = rs("old1", 1, 0, 0);
     let old2 = rs("old2", 2, 2, 2);
     assert_eq!(
-        find_active_or_latest(Some(&new), &[old1.clone(), old2.clone()]).as_ref().map(name),
+        find_active_or_latest(Some(&new), &[old1.clone(), old2.clone()])
+            .as_ref()
+            .map(name),
         Some("old2")
     );
     assert_eq!(
-        find_active_or_latest(Some(&new), &[old1.clone()]).as_ref().map(name),
+        find_active_or_latest(Some(&new), &[old1.clone()])
+            .as_ref()
+            .map(name),
         Some("new")
     );
     assert_eq!(
-        find_active_or_latest(None, &[old1.clone(), rs("old3", 2, 0, 0)]).as_ref().map(name),
+        find_active_or_latest(None, &[old1.clone(), rs("old3", 2, 0, 0)])
+            .as_ref()
+            .map(name),
         Some("old3")
     );
     let busy = rs("busy", 3, 1, 1);
@@ -382,14 +403,25 @@ fn status_and_availability_condition() {
     assert_eq!(status.observed_generation, Some(1));
     let cond = get_condition(&status, AVAILABLE).expect("available");
     assert_eq!(
-        (cond.status.as_str(), cond.reason.as_deref(), cond.message.as_deref()),
-        ("True", Some(MINIMUM_REPLICAS_AVAILABLE), Some("Deployment has minimum availability."))
+        (
+            cond.status.as_str(),
+            cond.reason.as_deref(),
+            cond.message.as_deref()
+        ),
+        (
+            "True",
+            Some(MINIMUM_REPLICAS_AVAILABLE),
+            Some("Deployment has minimum availability.")
+        )
     );
     let none = calculate_status(&[rs("new", 2, 3, 0)], None, &d, now);
     let cond = get_condition(&none, AVAILABLE).expect("available");
     assert_eq!(
         (cond.status.as_str(), cond.message.as_deref()),
-        ("False", Some("Deployment does not have minimum availability."))
+        (
+            "False",
+            Some("Deployment does not have minimum availability.")
+        )
     );
     // ReplicaSets that do not report terminating replicas leave the count unknown.
     assert_eq!(none.terminating_replicas, None);
@@ -465,7 +497,13 @@ fn progress_and_deadline() {
     let mut status = same.clone();
     set_condition(
         &mut status,
-        new_condition(PROGRESSING, "True", REPLICA_SET_UPDATED_REASON, "x".into(), t0),
+        new_condition(
+            PROGRESSING,
+            "True",
+            REPLICA_SET_UPDATED_REASON,
+            "x".into(),
+            t0,
+        ),
     );
     let at = |s: i64| Timestamp::from_second(1_000 + s).expect("time");
     assert!(!deployment_timed_out(&d, &status, at(600)));
