@@ -540,11 +540,10 @@ impl Sync<'_> {
     ) -> Result<(Vec<ReplicaSet>, i32), DeploymentError> {
         old_rss.sort_by(util::by_creation);
         let mut total = 0;
-        for i in 0..old_rss.len() {
+        for rs in &mut old_rss {
             if total >= max_cleanup {
                 break;
             }
-            let rs = &old_rss[i];
             let (spec, available) = (util::rs_replicas(rs), util::rs_available(rs));
             if spec == 0 || spec == available {
                 continue;
@@ -552,7 +551,7 @@ impl Sync<'_> {
             let count = (max_cleanup - total).min(spec - available);
             let (_, updated) = self.scale_rs_and_record(rs, spec - count).await?;
             total += count;
-            old_rss[i] = updated;
+            *rs = updated;
         }
         Ok((old_rss, total))
     }

@@ -126,7 +126,10 @@ fn max_unavailable_is_capped_and_zero_without_rolling_update() {
     assert_eq!(max_surge(&recreate), 0);
     // Recreate creates the new ReplicaSet at full size.
     let new = rs("new", 2, 0, 0);
-    assert_eq!(new_rs_new_replicas(&recreate, &[new.clone()], &new), 10);
+    assert_eq!(
+        new_rs_new_replicas(&recreate, std::slice::from_ref(&new), &new),
+        10
+    );
 }
 
 #[test]
@@ -362,7 +365,7 @@ fn active_or_latest() {
         Some("old2")
     );
     assert_eq!(
-        find_active_or_latest(Some(&new), &[old1.clone()])
+        find_active_or_latest(Some(&new), std::slice::from_ref(&old1))
             .as_ref()
             .map(name),
         Some("new")
