@@ -8,6 +8,7 @@ pub mod deployment;
 pub mod discovery;
 pub mod garbagecollector;
 pub mod namespace;
+pub mod replicaset;
 pub mod workload;
 
 use std::future::Future;
@@ -48,6 +49,16 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: deployment::NAME,
         start: deployment::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "replicaset-controller",
+        start: replicaset::start_replicasets,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: "replicationcontroller-controller",
+        start: replicaset::start_replication_controllers,
         enabled_by_default: true,
     },
 ];
