@@ -76,6 +76,9 @@ pub async fn run(server: &ApiServer) -> Result<(), Status> {
         )
         .await?;
     }
+    for pc in crate::kinds::scheduling::priorityclass::system_classes() {
+        ensure(server, "scheduling.k8s.io", "priorityclasses", None, pc).await?;
+    }
     let first_ip = first_service_ip(server);
     let port = server.config.advertise_port;
     ensure(

@@ -78,6 +78,10 @@ pub struct ServerArgs {
     )]
     pub disable_controller_manager: bool,
 
+    /// Do not run the scheduler (pods then stay Pending until bound otherwise).
+    #[arg(long, env = "K1S_DISABLE_SCHEDULER", help_heading = "Components")]
+    pub disable_scheduler: bool,
+
     /// Pod IP range.
     #[arg(
         long,

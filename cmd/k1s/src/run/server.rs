@@ -229,6 +229,17 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             },
         ))
     };
+    let (stop_scheduler, scheduler_stopping) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = if args.disable_scheduler {
+        None
+    } else {
+        Some(tokio::spawn(k1s_scheduler::run(
+            scheduler_client(&api),
+            async move {
+                let _ = scheduler_stopping.await;
+            },
+        )))
+    };
     let serve_options = ServeOptions {
         request_timeout: args.request_timeout,
         ..ServeOptions::default()
@@ -248,6 +259,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if let Some(c) = controllers {
         let _ = c.await;
     }
+    let _ = stop_scheduler.send(());
+    if let Some(s) = scheduler {
+        let _ = s.await;
+    }
     crd_controller.abort();
     drop(api);
     drop(backend);
@@ -261,6 +276,13 @@ fn controller_manager_client(api: &Arc<ApiServer>) -> kube::Client {
         "system:kube-controller-manager",
         ["system:masters".to_string()],
     );
+    k1s_apiserver::client::client(api.clone(), user)
+}
+
+/// The in-process client of the embedded scheduler, as upstream's
+/// `system:kube-scheduler` identity.
+fn scheduler_client(api: &Arc<ApiServer>) -> kube::Client {
+    let user = UserInfo::new("system:kube-scheduler", ["system:masters".to_string()]);
     k1s_apiserver::client::client(api.clone(), user)
 }
 

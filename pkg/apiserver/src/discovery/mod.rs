@@ -131,6 +131,7 @@ fn sub_kind(r: &Resource, sub: Subresource) -> (String, String, String) {
         Subresource::Status | Subresource::Finalize => {
             (String::new(), String::new(), r.info.kind.clone())
         }
+        Subresource::Binding => (String::new(), String::new(), "Binding".into()),
     }
 }
 
@@ -298,7 +299,7 @@ mod tests {
     /// Upstream 1.35's discovery (`api/discovery/api__v1.json`, `apis__<group>__<v>.json`)
     /// for every resource k1s serves: verbs, and the subresources of the kinds the generic
     /// registry implements (status, scale, finalize) with theirs. Upstream's other
-    /// subresources (pods/log, exec, attach, portforward, proxy, binding, eviction,
+    /// subresources (pods/log, exec, attach, portforward, proxy, eviction,
     /// ephemeralcontainers, resize; nodes/proxy; services/proxy; serviceaccounts/token;
     /// certificatesigningrequests/approval) are not served by k1s and so not listed.
     #[rustfmt::skip]
@@ -314,7 +315,7 @@ mod tests {
         ("", "v1", "nodes", ALL, STATUS),
         ("", "v1", "persistentvolumeclaims", ALL, STATUS),
         ("", "v1", "persistentvolumes", ALL, STATUS),
-        ("", "v1", "pods", ALL, STATUS),
+        ("", "v1", "pods", ALL, &[("binding", &["create"]), ("status", GPU)]),
         ("", "v1", "podtemplates", ALL, NONE),
         ("", "v1", "replicationcontrollers", ALL, SCALE_STATUS),
         ("", "v1", "resourcequotas", ALL, STATUS),

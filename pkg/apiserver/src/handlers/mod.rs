@@ -1,6 +1,7 @@
 //! The HTTP surface: one entry point that parses the path, authenticates, negotiates and
 //! hands the request to the verb's handler. Verbs live one per file.
 
+mod binding;
 pub mod body;
 mod create;
 mod delete;
@@ -279,6 +280,12 @@ async fn dispatch(call: Call) -> Response {
         ("update", Some("scale")) => scale::update(call).await,
         ("patch", Some("scale")) => scale::patch(call).await,
         ("get", _) => get::get(call).await,
+        ("create", Some("binding")) => binding::create_subresource(call).await,
+        ("create", None)
+            if call.resource.info.group.is_empty() && call.resource.info.plural == "bindings" =>
+        {
+            binding::create_collection(call).await
+        }
         ("create", _) => create::create(call).await,
         ("update", _) => update::update(call).await,
         ("patch", _) => patch::patch(call).await,

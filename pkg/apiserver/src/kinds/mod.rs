@@ -65,6 +65,12 @@ impl KindEntry<'_> {
         self
     }
 
+    /// Serves `/binding` (pods).
+    pub fn binding(self) -> Self {
+        self.resource.info.subresources.push(Subresource::Binding);
+        self
+    }
+
     /// Serves `/finalize` (namespaces).
     pub fn finalize(self) -> Self {
         self.resource.info.subresources.push(Subresource::Finalize);
@@ -188,6 +194,7 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
     b.kind::<core_v1::Pod>(core::pod::PodStrategy)
         .short_names(&["po"])
         .categories(&["all"])
+        .binding()
         .status()
         .returns_deleted_object();
     b.kind::<core_v1::Service>(core::service::ServiceStrategy::new(services.clone()))

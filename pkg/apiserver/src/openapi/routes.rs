@@ -534,6 +534,10 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                         meta::SCALE.to_string(),
                     ),
                     Subresource::Status | Subresource::Finalize => (gvk.clone(), def.clone()),
+                    Subresource::Binding => (
+                        (i.group.clone(), i.version.clone(), "Binding".to_string()),
+                        "io.k8s.api.core.v1.Binding".to_string(),
+                    ),
                 };
                 let name = s.as_str();
                 (
@@ -590,6 +594,27 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                     o.responses = vec![
                         (200, Some(target_def.clone())),
                         (201, Some(target_def.clone())),
+                        (401, None),
+                    ];
+                    o
+                }
+                // `pods/binding`: a POST of a Binding, answered with it.
+                "create" if sub.is_some() => {
+                    let mut params = item_params.clone();
+                    params[0] = name_param(&target_gvk.2);
+                    let mut o = op(
+                        "post",
+                        "post",
+                        format!("create{prefix}{ns}{kind}{suffix}"),
+                        format!("create{of} a {kind}"),
+                        &params,
+                        &target_gvk,
+                    );
+                    o.body = Some(Body::Object(target_def.clone()));
+                    o.responses = vec![
+                        (200, Some(target_def.clone())),
+                        (201, Some(target_def.clone())),
+                        (202, Some(target_def.clone())),
                         (401, None),
                     ];
                     o

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
-use k1s_apimachinery::{ErrorList, FieldError, FieldSelector, Path, Selector, Status};
+use k1s_apimachinery::{
+    ErrorList, FieldError, FieldSelector, GroupResource, Path, Selector, Status,
+};
 use k1s_store::{KeyValue, Revision, Store, StoreError};
 use serde_json::{Value, json};
 
@@ -549,6 +551,39 @@ impl GenericStore {
         )
     }
 
+    /// Upstream's Priority admission plugin for a pod being created: its priority from
+    /// its PriorityClass (or the global default class), read from the store's cache.
+    fn admit_pod_priority(&self, pod: &mut Value, name: &str) -> Result<(), Status> {
+        let snap = self.registry.snapshot();
+        let Some(classes) = snap
+            .get("scheduling.k8s.io", "v1", "priorityclasses")
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let needs_default = pod
+            .pointer("/spec/priorityClassName")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        let global_default = if needs_default {
+            let (items, _, _) =
+                self.store
+                    .cache()
+                    .list(&classes.info.collection_prefix(None), None, 0);
+            // Upstream picks the lowest-valued of several global defaults.
+            items
+                .iter()
+                .filter_map(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
+                .filter(|pc| pc.get("globalDefault").and_then(Value::as_bool) == Some(true))
+                .min_by_key(|pc| pc.get("value").and_then(Value::as_i64).unwrap_or(0))
+        } else {
+            None
+        };
+        let lookup = |n: &str| self.get(&classes, None, n).ok();
+        crate::kinds::scheduling::priorityclass::admit_pod_priority(pod, lookup, global_default)
+            .map_err(|why| Status::forbidden(&GroupResource::new("", "pods"), name, &why))
+    }
+
     fn invalid(res: &Resource, name: &str, errs: &ErrorList) -> Status {
         Status::invalid(&res.info.group_kind(), name, errs)
     }
@@ -614,6 +649,9 @@ impl GenericStore {
         }
         storage.strategy.prepare_for_create(&mut obj, has_status);
         let name = meta::name(&obj).to_string();
+        if info.group.is_empty() && info.plural == "pods" {
+            self.admit_pod_priority(&mut obj, &name)?;
+        }
         let mut errs = self.validate_meta(res, &obj);
         errs.extend(storage.strategy.validate(&obj));
         if !errs.is_empty() {
@@ -782,6 +820,8 @@ impl GenericStore {
                 Some(Subresource::Status) => prepare_status_update(&mut obj, &old),
                 Some(Subresource::Scale) => {}
                 Some(Subresource::Finalize) => prepare_finalize_update(&mut obj, &old),
+                // The binding handler builds the whole pod from the stored one.
+                Some(Subresource::Binding) => {}
             }
             carry_system_meta(&mut obj, &old);
             // An unconditional update is validated as if it named the current version,
@@ -801,6 +841,9 @@ impl GenericStore {
             }
             errs.extend(match sub {
                 Some(Subresource::Status) => storage.strategy.validate_status_update(&obj, &old),
+                // Upstream's BindingREST writes the pod without the pod's update
+                // validation (which refuses a changed spec.nodeName).
+                Some(Subresource::Binding) => ErrorList::new(),
                 _ => storage.strategy.validate_update(&obj, &old),
             });
             if !errs.is_empty() {
@@ -822,7 +865,10 @@ impl GenericStore {
                 };
                 meta::set_meta(&mut obj, "generation", Some(json!(generation)));
             }
-            crate::managed::track_update(&mut obj, Some(&old), ctx, info, sub, &defs);
+            // A binding leaves managedFields alone, as upstream's BindingREST does.
+            if sub != Some(Subresource::Binding) {
+                crate::managed::track_update(&mut obj, Some(&old), ctx, info, sub, &defs);
+            }
             check_storable(&obj)?;
             // Finalizers removed from an object that is being deleted may complete it.
             let completes_deletion = meta::is_deleting(&obj)

@@ -23,6 +23,8 @@ pub enum Subresource {
     Scale,
     /// `/finalize` of namespaces: writes only `spec.finalizers`.
     Finalize,
+    /// `/binding` of pods: a POSTed Binding assigns the pod to a node.
+    Binding,
 }
 
 impl Subresource {
@@ -32,6 +34,7 @@ impl Subresource {
             Subresource::Status => "status",
             Subresource::Scale => "scale",
             Subresource::Finalize => "finalize",
+            Subresource::Binding => "binding",
         }
     }
 
@@ -40,6 +43,7 @@ impl Subresource {
     pub fn verbs(self) -> &'static [&'static str] {
         match self {
             Subresource::Finalize => &["update"],
+            Subresource::Binding => &["create"],
             _ => &["get", "patch", "update"],
         }
     }

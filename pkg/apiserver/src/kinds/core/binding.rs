@@ -3,8 +3,9 @@
 //! Upstream never stores a Binding: its `BindingREST.Create` (in
 //! `pkg/registry/core/pod/storage`) validates it, then sets the named pod's
 //! `spec.nodeName`, merges the Binding's annotations into the pod and marks it
-//! `PodScheduled`, answering with a `Status` of `Success`. Until k1s binds pods, this
-//! strategy at least refuses the Bindings upstream refuses.
+//! `PodScheduled`, answering with a `Status` of `Success`. So does k1s
+//! (`handlers/binding.rs`, for the collection and the pods' `binding` subresource); the
+//! strategy only holds the validation, as nothing stores Bindings.
 
 use k1s_apimachinery::{ErrorList, FieldError, Path};
 use serde_json::Value;

@@ -23,7 +23,6 @@ pub fn cases() -> Vec<Case> {
         config_maps(),
         events_core(),
         events_v1(),
-        bindings(),
         replication_controllers(),
     ]
 }
@@ -223,15 +222,6 @@ fn events_v1() -> Case {
     .immutable("/action", json!("Other"), "action: Invalid value: \"Other\": field is immutable")
     .immutable("/reportingInstance", json!("operator-1"), "reportingInstance: Invalid value: \"operator-1\": field is immutable")
     .immutable("/regarding/name", json!("web-1"), "involvedObject: Invalid value: ")
-}
-
-fn bindings() -> Case {
-    Case::new(
-        "/api/v1/namespaces/parity/bindings",
-        json!({"metadata": {"name": "x"}, "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}}),
-    )
-    .required("/target/name", "target.name: Required value")
-    .invalid("/target/kind", json!("Pod"), "target.kind: Unsupported value: \"Pod\": supported values: \"Node\", \"<empty>\"")
 }
 
 fn replication_controllers() -> Case {

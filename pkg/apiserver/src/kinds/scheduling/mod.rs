@@ -1,5 +1,5 @@
 //! Kinds of the `scheduling.k8s.io` group.
 
-mod priorityclass;
+pub mod priorityclass;
 
 pub use priorityclass::PriorityClassStrategy;

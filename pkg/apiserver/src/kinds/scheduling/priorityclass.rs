@@ -37,6 +37,93 @@ fn system_class_error(name: &str, value: i64, global_default: bool) -> Option<St
     }
 }
 
+/// The built-in classes as stored objects, created at start as upstream's scheduling
+/// storage does.
+pub fn system_classes() -> Vec<Value> {
+    SYSTEM_CLASSES
+        .iter()
+        .map(|(name, value)| {
+            let description = if *name == "system-node-critical" {
+                "Used for system critical pods that must not be moved from their current node."
+            } else {
+                "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."
+            };
+            json!({
+                "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": name}, "value": value, "description": description,
+            })
+        })
+        .collect()
+}
+
+/// Upstream's Priority admission on pod create: `spec.priority` (and
+/// `spec.preemptionPolicy`) from the named PriorityClass, or from the global default
+/// class when none is named (then its name is set too; without one the priority is 0).
+/// `lookup` finds a class by name; the built-in classes resolve even when not stored.
+/// The error is the reason the pod is forbidden.
+pub fn admit_pod_priority(
+    pod: &mut Value,
+    lookup: impl Fn(&str) -> Option<Value>,
+    global_default: Option<Value>,
+) -> Result<(), String> {
+    let name = pod
+        .pointer("/spec/priorityClassName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let (class_name, priority, policy) = if name.is_empty() {
+        match global_default {
+            Some(pc) => (
+                meta::name(&pc).to_string(),
+                pc.i("value").unwrap_or(0),
+                pc.get("preemptionPolicy")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            ),
+            None => (String::new(), 0, None),
+        }
+    } else {
+        match lookup(&name) {
+            Some(pc) => (
+                name.clone(),
+                pc.i("value").unwrap_or(0),
+                pc.get("preemptionPolicy")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            ),
+            None => match SYSTEM_CLASSES.iter().find(|(n, _)| *n == name) {
+                Some((_, v)) => (name.clone(), *v, Some("PreemptLowerPriority".to_string())),
+                None => return Err(format!("no PriorityClass with name {name} was found")),
+            },
+        }
+    };
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    if let Some(given) = spec.get("priority").and_then(Value::as_i64)
+        && given != priority
+    {
+        return Err(format!(
+            "the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {priority} from the given PriorityClass name"
+        ));
+    }
+    if !class_name.is_empty() {
+        spec.insert("priorityClassName".into(), json!(class_name));
+    }
+    spec.insert("priority".into(), json!(priority));
+    if let Some(policy) = policy {
+        if let Some(given) = spec.get("preemptionPolicy").and_then(Value::as_str)
+            && given != policy
+        {
+            return Err(format!(
+                "the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"
+            ));
+        }
+        spec.insert("preemptionPolicy".into(), json!(policy));
+    }
+    Ok(())
+}
+
 /// Core's `ValidatePreemptionPolicy`.
 fn validate_preemption_policy(policy: &str, path: &Path) -> ErrorList {
     match policy {
@@ -107,6 +194,37 @@ impl Strategy for PriorityClassStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pod_priority_comes_from_its_class() {
+        let user =
+            json!({"metadata": {"name": "high"}, "value": 1000, "preemptionPolicy": "Never"});
+        let lookup = |n: &str| (n == "high").then(|| user.clone());
+        let mut pod = json!({"spec": {"priorityClassName": "high"}});
+        admit_pod_priority(&mut pod, lookup, None).unwrap();
+        assert_eq!(pod["spec"]["priority"], 1000);
+        assert_eq!(pod["spec"]["preemptionPolicy"], "Never");
+        let mut pod = json!({"spec": {"priorityClassName": "system-node-critical"}});
+        admit_pod_priority(&mut pod, lookup, None).unwrap();
+        assert_eq!(pod["spec"]["priority"], 2_000_001_000);
+        let mut pod = json!({"spec": {}});
+        admit_pod_priority(&mut pod, lookup, Some(user.clone())).unwrap();
+        assert_eq!(pod["spec"]["priorityClassName"], "high");
+        let mut pod = json!({"spec": {}});
+        admit_pod_priority(&mut pod, lookup, None).unwrap();
+        assert_eq!(pod["spec"]["priority"], 0);
+        assert!(pod["spec"].get("priorityClassName").is_none());
+        let mut pod = json!({"spec": {"priorityClassName": "nope"}});
+        assert_eq!(
+            admit_pod_priority(&mut pod, lookup, None).unwrap_err(),
+            "no PriorityClass with name nope was found"
+        );
+        let mut pod = json!({"spec": {"priorityClassName": "high", "priority": 5}});
+        assert_eq!(
+            admit_pod_priority(&mut pod, lookup, None).unwrap_err(),
+            "the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 1000 from the given PriorityClass name"
+        );
+    }
     use crate::test_util::texts;
 
     #[test]
