@@ -9,6 +9,9 @@ pub mod discovery;
 pub mod garbagecollector;
 pub mod namespace;
 pub mod replicaset;
+pub mod nodelifecycle;
+pub mod podgc;
+pub mod tainteviction;
 pub mod workload;
 
 use std::future::Future;
@@ -59,6 +62,21 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "replicationcontroller-controller",
         start: replicaset::start_replication_controllers,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: nodelifecycle::NAME,
+        start: nodelifecycle::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: tainteviction::NAME,
+        start: tainteviction::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: podgc::NAME,
+        start: podgc::start,
         enabled_by_default: true,
     },
 ];
