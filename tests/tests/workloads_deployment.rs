@@ -179,6 +179,36 @@ fn deployments_roll_out_scale_and_roll_back_through_kubectl() {
         );
     }
 
+    // What `kubectl describe` reads: conditions, the new ReplicaSet, the events.
+    let rs_name = table(k1s.kubectl_in(&k, ns, &["get", "rs", "-l", "app=web"]).ok())[1][0].clone();
+    let describe = eventually(WAIT, "describe to show the scaling event", || {
+        let out = k1s
+            .kubectl_in(&k, ns, &["describe", "deployment", "web"])
+            .ok()
+            .to_string();
+        out.contains(&format!("Scaled up replica set {rs_name} from 0 to 3"))
+            .then_some(out)
+    });
+    let rows = table(&describe);
+    let has_row = |want: &[&str]| {
+        rows.iter()
+            .any(|r| r.iter().map(String::as_str).eq(want.iter().copied()))
+    };
+    assert!(
+        has_row(&["Available", "True", "MinimumReplicasAvailable"]),
+        "{describe}"
+    );
+    assert!(
+        has_row(&["Progressing", "True", "NewReplicaSetAvailable"]),
+        "{describe}"
+    );
+    assert!(
+        has_row(&["NewReplicaSet:", &rs_name, "(3/3", "replicas", "created)"]),
+        "{describe}"
+    );
+    assert!(describe.contains("ScalingReplicaSet"), "{describe}");
+    assert!(describe.contains("deployment-controller"), "{describe}");
+
     // `kubectl get deploy,rs` columns.
     let deploy = table(k1s.kubectl_in(&k, ns, &["get", "deploy", "web"]).ok());
     assert_eq!(

@@ -8,9 +8,9 @@ pub mod deployment;
 pub mod discovery;
 pub mod garbagecollector;
 pub mod namespace;
-pub mod replicaset;
 pub mod nodelifecycle;
 pub mod podgc;
+pub mod replicaset;
 pub mod tainteviction;
 pub mod workload;
 
