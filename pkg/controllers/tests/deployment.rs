@@ -10,15 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{eventually, is_not_found};
-use k1s_apiserver::test_util::TestApiServer;
+use common::{Cluster, eventually, is_not_found};
 use k1s_controllers::deployment::util;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 /// Plays the ReplicaSet controller for one namespace: status.replicas follows
 /// spec.replicas at once (pods appear and go), availability follows only on `grant`
@@ -111,46 +109,9 @@ fn deployment(name: &str, replicas: i32, image: &str, extra_spec: Value) -> Depl
     serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).expect("deployment")
 }
 
-/// An API server with only the Deployment controller running (the test plays the
-/// ReplicaSet controller, so the real one must not run); stops it on drop.
-struct Solo {
-    _server: TestApiServer,
-    client: kube::Client,
-    _stop: oneshot::Sender<()>,
-}
-
-impl Solo {
-    async fn start() -> Self {
-        let server = TestApiServer::new().await;
-        let client = server.client();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let only: Vec<_> = k1s_controllers::CONTROLLERS
-            .iter()
-            .filter(|d| d.name == "deployment-controller")
-            .copied()
-            .collect();
-        k1s_controllers::run(client.clone(), only, async move {
-            let _ = stopped.await;
-        });
-        Self {
-            _server: server,
-            client,
-            _stop: stop,
-        }
-    }
-
-    async fn namespace(&self, name: &str) {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let mut ns = Namespace::default();
-        ns.metadata.name = Some(name.into());
-        api.create(&PostParams::default(), &ns)
-            .await
-            .expect("create namespace");
-    }
-}
-
 struct Fixture {
-    c: Solo,
+    /// Only the Deployment controller runs: the test plays the ReplicaSet controller.
+    c: Cluster,
     deploys: Api<Deployment>,
     sets: Api<ReplicaSet>,
     ns: String,
@@ -158,7 +119,7 @@ struct Fixture {
 
 impl Fixture {
     async fn new(ns: &str) -> Self {
-        let c = Solo::start().await;
+        let c = Cluster::start_only(&["deployment-controller"]).await;
         c.namespace(ns).await;
         Self {
             deploys: Api::namespaced(c.client.clone(), ns),

@@ -25,10 +25,25 @@ pub struct Cluster {
 impl Cluster {
     /// Starts the server and every controller.
     pub async fn start() -> Self {
+        Self::start_with(|d| d.enabled_by_default).await
+    }
+
+    /// Starts the server and only the controllers named (enabled by default or not):
+    /// for tests whose hand-made objects the other controllers would manage.
+    pub async fn start_only(names: &[&str]) -> Self {
+        Self::start_with(|d| names.contains(&d.name)).await
+    }
+
+    async fn start_with(pick: impl Fn(&k1s_controllers::Descriptor) -> bool) -> Self {
         let server = TestApiServer::new().await;
         let client = server.client();
         let (stop, stopped) = oneshot::channel::<()>();
-        k1s_controllers::run_all(client.clone(), async move {
+        let chosen: Vec<_> = k1s_controllers::CONTROLLERS
+            .iter()
+            .filter(|d| pick(d))
+            .copied()
+            .collect();
+        k1s_controllers::run(client.clone(), chosen, async move {
             let _ = stopped.await;
         });
         Self {
