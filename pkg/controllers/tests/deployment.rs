@@ -674,3 +674,29 @@ async fn orphans_are_adopted_and_hash_collisions_escaped() {
         .collect();
     assert_eq!(api_rss, ["api-manual"]);
 }
+
+#[tokio::test]
+async fn min_ready_seconds_is_passed_to_the_replica_set_without_a_rollout() {
+    let f = Fixture::new("minready").await;
+    let _fake = f.fake(true);
+    f.create(&deployment("web", 1, "v1", json!({"minReadySeconds": 5})))
+        .await;
+    f.wait_complete("web").await;
+    let min_ready = |rs: &ReplicaSet| rs.spec.as_ref().and_then(|s| s.min_ready_seconds);
+    assert_eq!(
+        f.rss().await.iter().map(min_ready).collect::<Vec<_>>(),
+        [Some(5)]
+    );
+    f.patch("web", json!({"spec": {"minReadySeconds": 7}}))
+        .await;
+    eventually("minReadySeconds to follow", || async {
+        let rss = f.rss().await;
+        (rss.iter().map(min_ready).collect::<Vec<_>>() == [Some(7)]).then_some(())
+    })
+    .await;
+    let d = f.wait_complete("web").await;
+    assert_eq!(
+        annotation(&d.metadata, util::REVISION_ANNOTATION).as_deref(),
+        Some("1")
+    );
+}
