@@ -14,13 +14,15 @@ pub mod events;
 mod sync;
 pub mod util;
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use k1s_apimachinery::labels::Selector;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::{Api, ResourceExt};
+use parking_lot::Mutex;
 
 use crate::Shutdown;
 use crate::garbagecollector::queue::WorkQueue;
@@ -60,6 +62,8 @@ pub(crate) struct Ctx {
     deployments: Arc<Cache<Deployment>>,
     replicasets: Arc<Cache<ReplicaSet>>,
     queue: Arc<WorkQueue<Key>>,
+    /// When each Deployment is already due to be looked at again (one timer each).
+    wakeups: Arc<Mutex<HashMap<Key, Instant>>>,
     events: Arc<EventSink>,
 }
 
@@ -75,6 +79,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
         deployments: Arc::new(Cache::default()),
         replicasets: Arc::new(Cache::default()),
         queue: Arc::new(WorkQueue::new()),
+        wakeups: Arc::new(Mutex::new(HashMap::new())),
         client,
     });
     let deploy_watch = {
@@ -162,7 +167,7 @@ async fn worker(ctx: Arc<Ctx>) {
             Ok(requeue) => {
                 ctx.queue.forget(&key);
                 if let Some(after) = requeue {
-                    add_after(&ctx.queue, key, after);
+                    add_after(&ctx, key, after);
                 }
             }
             Err(e) => {
@@ -179,11 +184,27 @@ async fn worker(ctx: Arc<Ctx>) {
     }
 }
 
-/// Queues `key` again after `after`.
-fn add_after(queue: &Arc<WorkQueue<Key>>, key: Key, after: Duration) {
-    let queue = Arc::downgrade(queue);
+/// Queues `key` again after `after`, unless a timer already fires by then: a rollout
+/// waiting on its deadline syncs many times meanwhile, and must not pile up timers.
+fn add_after(ctx: &Ctx, key: Key, after: Duration) {
+    let due = Instant::now() + after;
+    {
+        let mut wakeups = ctx.wakeups.lock();
+        if wakeups.get(&key).is_some_and(|at| *at <= due) {
+            return;
+        }
+        wakeups.insert(key.clone(), due);
+    }
+    let queue = Arc::downgrade(&ctx.queue);
+    let wakeups = Arc::downgrade(&ctx.wakeups);
     tokio::spawn(async move {
         tokio::time::sleep(after).await;
+        if let Some(w) = wakeups.upgrade() {
+            let mut w = w.lock();
+            if w.get(&key).is_some_and(|at| *at <= Instant::now()) {
+                w.remove(&key);
+            }
+        }
         if let Some(q) = queue.upgrade() {
             q.add(key);
         }
