@@ -477,3 +477,101 @@ async fn failing_creates_set_replica_failure_until_they_succeed() {
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), controller).await;
 }
+
+#[tokio::test]
+async fn a_restarted_controller_does_not_create_the_pods_again() {
+    // What a controller finds after a server restart: a set and its pods, already there.
+    let server = TestApiServer::new().await;
+    let admin = server.client();
+    let sets: Api<ReplicaSet> = Api::namespaced(admin.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let rs = sets
+        .create(&PostParams::default(), &replicaset("again", "again", 3))
+        .await
+        .expect("create");
+    let owner = k1s_controllers::workload::controller_ref(&rs);
+    let template = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.clone())
+        .expect("template");
+    for _ in 0..3 {
+        let pod = k1s_controllers::workload::pod_from_template(
+            &template,
+            "default",
+            "again",
+            owner.clone(),
+        );
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("pod");
+    }
+    let (stop, signal) = k1s_controllers::Shutdown::new();
+    let controller = tokio::spawn(k1s_controllers::replicaset::run::<ReplicaSet>(
+        admin.clone(),
+        signal,
+    ));
+    eventually("status written", || async {
+        let s = sets.get("again").await.ok()?.status?;
+        (s.replicas == 3 && s.observed_generation == Some(1)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        pods.list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .len(),
+        3
+    );
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), controller).await;
+}
+
+#[tokio::test]
+async fn a_set_being_deleted_creates_nothing() {
+    let c = Cluster::start().await;
+    c.namespace("rs-del").await;
+    let sets: Api<ReplicaSet> = Api::namespaced(c.client.clone(), "rs-del");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "rs-del");
+    let mut rs = replicaset("going", "going", 2);
+    // A finalizer of someone else's keeps the set, being deleted, in place.
+    rs.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    let rs = sets
+        .create(&PostParams::default(), &rs)
+        .await
+        .expect("create");
+    let u = uid(&rs);
+    let made = wait_owned(&pods, &u, 2).await;
+    sets.delete("going", &DeleteParams::orphan())
+        .await
+        .expect("delete");
+    eventually("the set marked deleted", || async {
+        sets.get("going")
+            .await
+            .ok()?
+            .metadata
+            .deletion_timestamp
+            .map(|_| ())
+    })
+    .await;
+    // Orphaning releases the pods; a pod deleted now is not replaced.
+    pods.delete(&made[0].name_any(), &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let left: Vec<Pod> = pods
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let rm = json!({"metadata": {"finalizers": null}});
+    sets.patch("going", &PatchParams::default(), &Patch::Merge(&rm))
+        .await
+        .expect("drop finalizer");
+}

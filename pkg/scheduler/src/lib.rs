@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod plugins;
+pub mod preemption;
 pub mod queue;
 
 use std::collections::{HashMap, HashSet};
@@ -55,8 +56,8 @@ pub fn num_feasible_nodes_to_find(all: usize) -> usize {
 
 /// What reaches the scheduling task.
 enum Msg {
-    Pod(WatchEvent<Pod>),
-    Node(WatchEvent<Node>),
+    Pod(Box<WatchEvent<Pod>>),
+    Node(Box<WatchEvent<Node>>),
     Bound {
         uid: String,
         node: String,
@@ -89,8 +90,18 @@ struct Pending {
 pub enum Outcome {
     /// The chosen node.
     Node(String),
-    /// The message of the failure, with each node's failure.
+    /// The message of the failure.
     Unschedulable(String),
+    /// No node fits, but evicting these lower-priority pods from this node would make
+    /// it fit (DefaultPreemption's choice); the message of the failure.
+    Preempt {
+        /// The failure message (without a preemption part, as upstream).
+        message: String,
+        /// The node nominated.
+        node: String,
+        /// The pods to evict.
+        victims: Vec<Arc<PodInfo>>,
+    },
 }
 
 /// The scheduling algorithm over the cache: filters from a rotating start until enough
@@ -104,6 +115,7 @@ pub fn schedule(pod: &Pod, cache: &Cache, next_start: &mut usize) -> Outcome {
     let to_find = num_feasible_nodes_to_find(n);
     let mut feasible: Vec<usize> = Vec::with_capacity(to_find.min(n));
     let mut failures: Vec<Failure> = Vec::new();
+    let mut failed_nodes: Vec<usize> = Vec::new();
     let mut processed = 0;
     for i in 0..n {
         let idx = (*next_start + i) % n;
@@ -119,7 +131,10 @@ pub fn schedule(pod: &Pod, cache: &Cache, next_start: &mut usize) -> Outcome {
                     break;
                 }
             }
-            Some(f) => failures.push(f),
+            Some(f) => {
+                failures.push(f);
+                failed_nodes.push(idx);
+            }
         }
     }
     *next_start = (*next_start + processed) % n;
@@ -129,6 +144,27 @@ pub fn schedule(pod: &Pod, cache: &Cache, next_start: &mut usize) -> Outcome {
             .as_ref()
             .and_then(|s| s.preemption_policy.as_deref())
             == Some("Never");
+        if !never {
+            match preemption::eligible(pod, &cycle, cache) {
+                Err(why) => {
+                    return Outcome::Unschedulable(fit_error_message(n, &failures, &why));
+                }
+                Ok(()) => {
+                    let candidates = failed_nodes
+                        .iter()
+                        .zip(&failures)
+                        .filter(|(_, f)| !f.unresolvable)
+                        .map(|(idx, _)| cache.order[*idx].as_str());
+                    if let Some((node, victims)) = preemption::find(&cycle, cache, candidates) {
+                        return Outcome::Preempt {
+                            message: fit_error_message(n, &failures, ""),
+                            node,
+                            victims,
+                        };
+                    }
+                }
+            }
+        }
         let preemption = preemption_message(n, &failures, never);
         return Outcome::Unschedulable(fit_error_message(n, &failures, &preemption));
     }
@@ -160,8 +196,8 @@ where
     F: Future<Output = ()> + Send,
 {
     let (tx, rx) = mpsc::unbounded_channel();
-    let pods = spawn_watch::<Pod>(client.clone(), tx.clone(), Msg::Pod);
-    let nodes = spawn_watch::<Node>(client.clone(), tx.clone(), Msg::Node);
+    let pods = spawn_watch::<Pod>(client.clone(), tx.clone(), |e| Msg::Pod(Box::new(e)));
+    let nodes = spawn_watch::<Node>(client.clone(), tx.clone(), |e| Msg::Node(Box::new(e)));
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -366,7 +402,7 @@ impl Scheduler {
 
     fn handle(&mut self, m: Msg) {
         match m {
-            Msg::Pod(ev) => match ev {
+            Msg::Pod(ev) => match *ev {
                 WatchEvent::Apply(p) => self.on_pod(p),
                 WatchEvent::Delete(p) => self.forget_pod(&uid_of(&p)),
                 WatchEvent::Init => self.pods_init = Some(HashSet::new()),
@@ -392,7 +428,7 @@ impl Scheduler {
                     }
                 }
             },
-            Msg::Node(ev) => match ev {
+            Msg::Node(ev) => match *ev {
                 WatchEvent::Apply(n) => self.on_node(n),
                 WatchEvent::Delete(n) => {
                     self.cache
@@ -546,7 +582,80 @@ impl Scheduler {
                 drop(permit);
                 self.failed(uid, msg);
             }
+            Outcome::Preempt {
+                message,
+                node,
+                victims,
+            } => {
+                drop(permit);
+                tracing::info!(pod = ?pod.metadata.name, %node, victims = victims.len(), "preempting");
+                self.spawn_preemption(pod, node, victims);
+                self.failed(uid, message);
+            }
         }
+    }
+
+    /// Nominates the node for the pod and evicts the victims: each gets the
+    /// `DisruptionTarget` condition and a `Preempted` event, then is deleted.
+    fn spawn_preemption(&self, pod: Arc<Pod>, node: String, victims: Vec<Arc<PodInfo>>) {
+        let client = self.client.clone();
+        let recorder = self.recorder.clone();
+        tokio::spawn(async move {
+            let ns = pod.metadata.namespace.clone().unwrap_or_default();
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let uid = uid_of(&pod);
+            let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            let nominate = json!({"status": {"nominatedNodeName": node}});
+            if let Err(e) = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&nominate))
+                .await
+            {
+                tracing::info!(error = %e, pod = %name, "cannot nominate a node");
+                return;
+            }
+            for v in victims {
+                let api: Api<Pod> = Api::namespaced(client.clone(), &v.namespace);
+                let condition = json!({"status": {"conditions": [{
+                    "type": "DisruptionTarget", "status": "True",
+                    "reason": "PreemptionByScheduler",
+                    "message": format!("{SCHEDULER_NAME}: preempting to accommodate a higher priority pod"),
+                    "lastTransitionTime": now_json(),
+                }]}});
+                let _ = api
+                    .patch_status(
+                        &v.name,
+                        &PatchParams::default(),
+                        &Patch::Strategic(&condition),
+                    )
+                    .await;
+                let reference = k8s_openapi::api::core::v1::ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Pod".into()),
+                    name: Some(v.name.clone()),
+                    namespace: Some(v.namespace.clone()),
+                    uid: Some(v.uid.clone()),
+                    ..Default::default()
+                };
+                let ev = KubeEvent {
+                    type_: EventType::Normal,
+                    reason: "Preempted".into(),
+                    note: Some(format!("Preempted by pod {uid} on node {node}")),
+                    action: "Preempting".into(),
+                    secondary: None,
+                };
+                let _ = recorder.publish(&ev, &reference).await;
+                let dp = kube::api::DeleteParams {
+                    preconditions: Some(kube::api::Preconditions {
+                        uid: Some(v.uid.clone()),
+                        resource_version: None,
+                    }),
+                    ..Default::default()
+                };
+                if let Err(e) = api.delete(&v.name, &dp).await {
+                    tracing::info!(error = %e, victim = %v.name, "cannot preempt");
+                }
+            }
+        });
     }
 
     fn spawn_bind(&self, pod: Arc<Pod>, node: String, permit: tokio::sync::OwnedSemaphorePermit) {

@@ -1195,6 +1195,50 @@ mod tests {
     }
 
     #[test]
+    fn preemption_picks_the_least_important_victims() {
+        let mut c = cache_of(vec![
+            node("a", json!({"status": {"allocatable": {"cpu": "1"}}})),
+            node("b", json!({"status": {"allocatable": {"cpu": "1"}}})),
+            node(
+                "t",
+                json!({"spec": {"taints": [{"key": "x", "effect": "NoSchedule"}]}}),
+            ),
+        ]);
+        let prio = |name: &str, p: i32, q: &str| {
+            pod(
+                name,
+                json!({"spec": {"priority": p, "containers": [{"name": "c", "image": "i",
+                "resources": {"requests": {"cpu": q}}}]}}),
+            )
+        };
+        place(&mut c, &prio("a-mid", 50, "600m"), "a");
+        place(&mut c, &prio("b-low", 10, "400m"), "b");
+        place(&mut c, &prio("b-lower", 5, "400m"), "b");
+        let mut next = 0;
+        let Outcome::Preempt {
+            message,
+            node,
+            victims,
+        } = schedule(&prio("p", 100, "500m"), &c, &mut next)
+        else {
+            panic!("no preemption");
+        };
+        assert_eq!(node, "b");
+        // Evicting one of b's pods is enough; the less important one goes.
+        let names: Vec<&str> = victims.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, vec!["b-lower"]);
+        assert_eq!(
+            message,
+            "0/3 nodes are available: 1 node(s) had untolerated taint {x: }, 2 Insufficient cpu."
+        );
+        // Nothing of lower priority: the full message.
+        let Outcome::Unschedulable(msg) = schedule(&prio("q", 1, "500m"), &c, &mut next) else {
+            panic!("scheduled or preempted");
+        };
+        assert!(msg.ends_with("preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod."), "{msg}");
+    }
+
+    #[test]
     fn reason_counts_sort_as_strings() {
         let f = |r: &str, n: usize| vec![Failure::unschedulable(r); n];
         let mut all = f("b", 10);

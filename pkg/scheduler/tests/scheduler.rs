@@ -286,3 +286,87 @@ async fn higher_priority_pods_go_first_and_assumed_pods_count() {
     let _ = stop.send(());
     let _ = scheduler.await;
 }
+
+#[tokio::test]
+async fn a_higher_priority_pod_preempts_a_lower_one() {
+    let server = TestApiServer::new().await;
+    let client = server.client();
+    create_node(&client, node("only", "1", json!({}))).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = tokio::spawn(k1s_scheduler::run(client.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("victim", "800m", json!({})))
+        .await
+        .expect("pod");
+    eventually("victim to be bound", || async {
+        pods.get("victim")
+            .await
+            .ok()
+            .filter(|p| node_of(p).is_some())
+    })
+    .await;
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "vip",
+            "800m",
+            json!({"priorityClassName": "system-cluster-critical"}),
+        ),
+    )
+    .await
+    .expect("pod");
+    let vip = eventually("vip to be nominated", || async {
+        pods.get("vip").await.ok().filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.nominated_node_name.as_deref())
+                == Some("only")
+        })
+    })
+    .await;
+    assert_eq!(node_of(&vip), None);
+    let victim = eventually("the victim to be terminating", || async {
+        pods.get("victim")
+            .await
+            .ok()
+            .filter(|p| p.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    let disruption = victim
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "DisruptionTarget").cloned());
+    assert_eq!(
+        disruption.and_then(|c| c.reason),
+        Some("PreemptionByScheduler".to_string())
+    );
+    let ev = eventually("the Preempted event", || async {
+        events_of(&client, "victim")
+            .await
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Preempted"))
+    })
+    .await;
+    let vip_uid = vip.metadata.uid.clone().unwrap_or_default();
+    assert_eq!(
+        ev.message,
+        Some(format!("Preempted by pod {vip_uid} on node only"))
+    );
+    // The kubelet's part: the victim's containers stop and the pod goes.
+    pods.delete(
+        "victim",
+        &kube::api::DeleteParams::default().grace_period(0),
+    )
+    .await
+    .expect("force delete");
+    let vip = eventually("vip to be bound", || async {
+        pods.get("vip").await.ok().filter(|p| node_of(p).is_some())
+    })
+    .await;
+    assert_eq!(node_of(&vip).as_deref(), Some("only"));
+    let _ = stop.send(());
+    let _ = scheduler.await;
+}

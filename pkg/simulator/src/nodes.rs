@@ -321,7 +321,7 @@ pub(crate) async fn heartbeat(
             let stale = store
                 .get(&reflector::ObjectRef::new(&name))
                 .is_some_and(|n| !is_ready(&n));
-            let due = (round + i as u64) % rounds_per_status == 0;
+            let due = (round + i as u64).is_multiple_of(rounds_per_status);
             let (client, config, nodes, version) = (
                 client.clone(),
                 config.clone(),

@@ -12,9 +12,10 @@ mod podindex;
 mod status;
 mod sync;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -227,10 +228,11 @@ fn sets_for_change<K: ReplicatedSet>(
         }
     }
     if change.new_controller.is_none() && change.pod.metadata.deletion_timestamp.is_none() {
-        let labels = change.pod.metadata.labels.clone().unwrap_or_default();
+        let empty = BTreeMap::new();
+        let labels = change.pod.metadata.labels.as_ref().unwrap_or(&empty);
         for set in sets.state() {
             if set.namespace().as_deref() == Some(ns.as_str())
-                && set.selector().is_ok_and(|s| s.matches(&labels))
+                && set.selector().is_ok_and(|s| s.matches(labels))
             {
                 let r = ObjectRef::from_obj(set.as_ref());
                 if !out.contains(&r) {
@@ -272,30 +274,44 @@ pub async fn run<K: ReplicatedSet>(client: kube::Client, shutdown: Shutdown) {
         .touched_objects()
         .map_ok(|set: K| ObjectRef::from_obj(&set));
 
+    // The pod watch starts once a set of this kind exists: a cluster without
+    // ReplicationControllers keeps no second copy of every pod for them.
     let pod_api: Api<Pod> = Api::all(client.clone());
     let pod_sets = sets.clone();
-    let pod_triggers = watcher::watcher(pod_api, watcher::Config::default())
-        .default_backoff()
-        .modify(|p: &mut Pod| p.managed_fields_mut().clear())
-        .map(move |res| {
-            let refs: Vec<Result<ObjectRef<K>, watcher::Error>> = match res {
-                Err(e) => vec![Err(e)],
-                Ok(ev) => match pods.apply(ev) {
-                    podindex::Applied::Nothing => Vec::new(),
-                    // The watch was down: every set may have missed something.
-                    podindex::Applied::Resynced => pod_sets
-                        .state()
-                        .iter()
-                        .map(|s| Ok(ObjectRef::from_obj(s.as_ref())))
-                        .collect(),
-                    podindex::Applied::Changes(changes) => changes
-                        .iter()
-                        .flat_map(|c| sets_for_change::<K>(c, &pod_sets))
-                        .map(Ok)
-                        .collect(),
-                },
-            };
-            stream::iter(refs)
+    let gate = sets.clone();
+    let first_set = async move {
+        while gate.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let pod_triggers = stream::once(first_set)
+        .map(move |()| {
+            let pods = pods.clone();
+            let pod_sets = pod_sets.clone();
+            watcher::watcher(pod_api.clone(), watcher::Config::default())
+                .default_backoff()
+                .modify(podindex::trim)
+                .map(move |res| {
+                    let refs: Vec<Result<ObjectRef<K>, watcher::Error>> = match res {
+                        Err(e) => vec![Err(e)],
+                        Ok(ev) => match pods.apply(ev) {
+                            podindex::Applied::Nothing => Vec::new(),
+                            // The watch was down: every set may have missed something.
+                            podindex::Applied::Resynced => pod_sets
+                                .state()
+                                .iter()
+                                .map(|s| Ok(ObjectRef::from_obj(s.as_ref())))
+                                .collect(),
+                            podindex::Applied::Changes(changes) => changes
+                                .iter()
+                                .flat_map(|c| sets_for_change::<K>(c, &pod_sets))
+                                .map(Ok)
+                                .collect(),
+                        },
+                    };
+                    stream::iter(refs)
+                })
+                .flatten()
         })
         .flatten();
 

@@ -9,13 +9,30 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use kube::runtime::watcher::Event;
 use parking_lot::RwLock;
 
 use crate::workload::controller_of;
+use crate::workload::pods::POD_DELETION_COST;
 
 type Key = (String, String);
+
+/// Drops what no sync reads from a cached pod (the container specs, most annotations,
+/// managedFields), which is most of a pod: at 30k pods the cache is the controller's
+/// memory. Cached pods are only read, never written back.
+pub fn trim(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    if let Some(a) = pod.metadata.annotations.as_mut() {
+        a.retain(|k, _| k == POD_DELETION_COST);
+    }
+    if let Some(spec) = pod.spec.as_mut() {
+        *spec = PodSpec {
+            node_name: spec.node_name.take(),
+            ..PodSpec::default()
+        };
+    }
+}
 
 fn key_of(pod: &Pod) -> Key {
     (
@@ -139,9 +156,20 @@ impl Inner {
 }
 
 /// The indexed pod cache; cheap to clone (shared).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PodIndex {
     inner: Arc<RwLock<Inner>>,
+    /// Whether the first list has completed: until then the cache says nothing.
+    ready: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for PodIndex {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            ready: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
 }
 
 /// What applying one watch event did.
@@ -187,9 +215,23 @@ impl PodIndex {
                 for pod in pods.into_values() {
                     inner.upsert(pod);
                 }
+                self.ready.send_replace(true);
                 Applied::Resynced
             }
         }
+    }
+
+    /// Completes once the first list is in: a set synced against an empty cache after a
+    /// restart would create every pod again.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.ready.subscribe();
+        // The sender lives as long as `self`.
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
+
+    /// Whether the first list is in.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
     }
 
     /// The pod of that name, if cached.
@@ -273,13 +315,33 @@ mod tests {
     }
 
     #[test]
+    fn trimmed_pods_keep_what_syncs_read() {
+        let mut p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "annotations": {
+                "controller.kubernetes.io/pod-deletion-cost": "5",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}"
+            }},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx"}]}
+        }))
+        .expect("pod");
+        trim(&mut p);
+        let a = p.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(a.len(), 1);
+        let spec = p.spec.expect("spec");
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        assert!(spec.containers.is_empty());
+    }
+
+    #[test]
     fn pods_are_found_by_controller_and_orphans_by_namespace() {
         let idx = PodIndex::new();
         idx.apply(Event::Init);
         idx.apply(Event::InitApply(pod("a", Some("u1"))));
         idx.apply(Event::InitApply(pod("b", None)));
         assert!(idx.is_empty(), "a relist is served only once complete");
+        assert!(!idx.is_ready());
         assert!(matches!(idx.apply(Event::InitDone), Applied::Resynced));
+        assert!(idx.is_ready());
         assert_eq!(names(idx.controlled_by("u1")), ["a"]);
         assert_eq!(names(idx.orphans("ns")), ["b"]);
 

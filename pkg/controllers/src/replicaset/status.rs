@@ -2,6 +2,7 @@
 //! claimed active pods, and the `ReplicaFailure` condition while creates or deletes fail.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k1s_apimachinery::labels::Selector;
@@ -115,7 +116,7 @@ pub struct SetSpec<'a> {
 pub fn calculate(
     current: &SetStatus,
     spec: SetSpec<'_>,
-    active: &[Pod],
+    active: &[Arc<Pod>],
     terminating: usize,
     failure: Option<&ManageFailure>,
     now: Timestamp,
@@ -126,7 +127,7 @@ pub fn calculate(
     status.fully_labeled_replicas = len_i32(
         active
             .iter()
-            .filter(|p| template.matches(&p.metadata.labels.clone().unwrap_or_default()))
+            .filter(|p| template.matches(p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())))
             .count(),
     );
     status.ready_replicas = len_i32(active.iter().filter(|p| is_pod_ready(p)).count());
@@ -165,7 +166,7 @@ fn len_i32(n: usize) -> i32 {
 /// When to look again so availability is counted once `minReadySeconds` have passed:
 /// the shortest wait among pods that are ready but not yet available.
 pub fn next_availability_check(
-    active: &[Pod],
+    active: &[Arc<Pod>],
     min_ready_seconds: i32,
     now: Timestamp,
 ) -> Option<Duration> {
@@ -246,7 +247,8 @@ mod tests {
             pod(&[("app", "web"), ("tier", "fe")], Some(900)),
             pod(&[("app", "web"), ("tier", "fe")], Some(995)),
             pod(&[("app", "web")], None),
-        ];
+        ]
+        .map(Arc::new);
         let s = calculate(&SetStatus::default(), spec, &pods, 2, None, now);
         assert_eq!(
             (

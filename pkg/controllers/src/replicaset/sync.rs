@@ -1,6 +1,6 @@
 //! One sync of one set (upstream's `syncReplicaSet` and `manageReplicas`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -147,26 +147,42 @@ async fn sync<K: ReplicatedSet>(set: &K, ctx: &Context<K>) -> Result<Action, Syn
         }
     };
     let pods = &ctx.pods;
+    pods.wait_ready().await;
     let needs_sync = ctx.expectations.satisfied(&uid, |name| {
         pods.get(&ns, name)
             .is_some_and(|p| p.metadata.deletion_timestamp.is_none())
     });
 
     let owned = pods.controlled_by(&uid);
+    let no_labels = BTreeMap::new();
     let terminating = owned
         .iter()
         .filter(|p| {
-            is_terminating(p) && selector.matches(&p.metadata.labels.clone().unwrap_or_default())
+            is_terminating(p) && selector.matches(p.metadata.labels.as_ref().unwrap_or(&no_labels))
         })
         .count();
-    let candidates: Vec<Pod> = owned
-        .iter()
-        .chain(pods.orphans(&ns).iter())
-        .filter(|p| is_pod_active(p))
-        .map(|p| Pod::clone(p))
-        .collect();
+    // Only pods that need adopting or releasing go through `claim` (and are copied):
+    // the owned, matching ones, the common case, are kept as they are.
+    let matches = |p: &Pod| selector.matches(p.metadata.labels.as_ref().unwrap_or(&no_labels));
+    let (mut active, mut to_claim): (Vec<Arc<Pod>>, Vec<Pod>) = (Vec::new(), Vec::new());
+    for p in owned.into_iter().filter(|p| is_pod_active(p)) {
+        if matches(&p) {
+            active.push(p);
+        } else {
+            to_claim.push(Pod::clone(&p));
+        }
+    }
+    to_claim.extend(
+        pods.orphans(&ns)
+            .iter()
+            .filter(|p| is_pod_active(p) && matches(p))
+            .map(|p| Pod::clone(p)),
+    );
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let active = claim(&pod_api, set, &selector, candidates).await?.owned;
+    if !to_claim.is_empty() {
+        let claimed = claim(&pod_api, set, &selector, to_claim).await?;
+        active.extend(claimed.owned.into_iter().map(Arc::new));
+    }
 
     let mut failure = None;
     if needs_sync && set.meta().deletion_timestamp.is_none() {
@@ -219,7 +235,7 @@ async fn manage<K: ReplicatedSet>(
     ctx: &Context<K>,
     set: &K,
     api: &Api<Pod>,
-    active: &[Pod],
+    active: &[Arc<Pod>],
 ) -> Result<(), ManageFailure> {
     let ns = set.namespace().unwrap_or_default();
     let name = set.name_any();
@@ -276,7 +292,7 @@ async fn manage<K: ReplicatedSet>(
             }
         }
         Scale::Delete(n) => {
-            let mut victims = active.to_vec();
+            let mut victims: Vec<Pod> = active.iter().map(|p| Pod::clone(p)).collect();
             let related = related_pods(ctx, set, &ns);
             active_pods_deletion_order(&mut victims, &related, Timestamp::now());
             victims.truncate(n);
