@@ -231,7 +231,52 @@ fn pods_are_scheduled_as_upstream_schedules_them() {
         again.stderr
     );
 
+    // A pod whose claim does not exist fits no node, whatever the node.
+    pod(
+        &k1s,
+        &k,
+        "claims",
+        "100m",
+        "  volumes:\n  - name: data\n    persistentVolumeClaim:\n      claimName: nope\n",
+    );
+    eventually(
+        Duration::from_secs(30),
+        "claims to be unschedulable",
+        || {
+            (field(
+            &k1s,
+            &k,
+            "claims",
+            ".status.conditions[?(@.type==\"PodScheduled\")].message",
+        ) == "0/3 nodes are available: persistentvolumeclaim \"nope\" not found. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.")
+            .then_some(())
+        },
+    );
+
     // A node that fits arrives: the waiting pod is scheduled there.
     node(&k1s, &k, "w3", "4", "{}");
     assert_eq!(wait_bound(&k1s, &k, "big"), "w3");
+}
+
+#[test]
+fn pods_run_on_simulated_nodes_once_scheduled() {
+    let k1s = K1s::start_with(&["--simulate-nodes", "3"]);
+    let k = newest_kubectl();
+    k1s.kubectl(&k, &["create", "namespace", NS]).ok();
+    eventually(Duration::from_secs(60), "3 Ready nodes", || {
+        let out = k1s.kubectl(&k, &["get", "nodes", "--no-headers"]);
+        (out.stdout.matches(" Ready ").count() == 3).then_some(())
+    });
+    for i in 0..6 {
+        pod(&k1s, &k, &format!("sim-{i}"), "100m", "");
+    }
+    // Where each goes among equally free nodes is a tie broken at random, as upstream.
+    for i in 0..6 {
+        let name = format!("sim-{i}");
+        let node = wait_bound(&k1s, &k, &name);
+        assert!(node.starts_with("sim-node-"), "{node}");
+        eventually(Duration::from_secs(30), &format!("{name} Running"), || {
+            (field(&k1s, &k, &name, ".status.phase") == "Running").then_some(())
+        });
+    }
 }

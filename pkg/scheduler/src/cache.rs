@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k1s_apimachinery::{Quantity, Selector};
-use k8s_openapi::api::core::v1::{Container, Node, Pod, PodAffinityTerm, Taint};
+use k8s_openapi::api::core::v1::{Container, Node, NodeSelector, Pod, PodAffinityTerm, Taint};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 
 /// Upstream's `DefaultMilliCPURequest`: what scoring counts for a container without one.
@@ -394,6 +394,11 @@ pub struct Cache {
     pub pod_node: HashMap<String, String>,
     /// Pods with required anti-affinity, by uid (checked against every incoming pod).
     pub anti_affinity_pods: HashMap<String, Arc<PodInfo>>,
+    /// PersistentVolumeClaims by `namespace/name`: the volume each is bound to (empty
+    /// while unbound).
+    pub claims: HashMap<String, String>,
+    /// PersistentVolumes by name: their required node affinity, if any.
+    pub volumes: HashMap<String, Option<NodeSelector>>,
 }
 
 impl Cache {

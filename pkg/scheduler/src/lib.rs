@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::WatchStreamExt;
@@ -58,6 +58,8 @@ pub fn num_feasible_nodes_to_find(all: usize) -> usize {
 enum Msg {
     Pod(Box<WatchEvent<Pod>>),
     Node(Box<WatchEvent<Node>>),
+    Claim(Box<WatchEvent<PersistentVolumeClaim>>),
+    Volume(Box<WatchEvent<PersistentVolume>>),
     Bound {
         uid: String,
         node: String,
@@ -112,6 +114,13 @@ pub fn schedule(pod: &Pod, cache: &Cache, next_start: &mut usize) -> Outcome {
         return Outcome::Unschedulable(NO_NODES_MSG.to_string());
     }
     let cycle = Cycle::new(pod, cache);
+    if let Some(why) = &cycle.prefilter {
+        // Rejected before any node is looked at: every node fails alike, and evicting
+        // pods cannot help.
+        return Outcome::Unschedulable(format!(
+            "0/{n} nodes are available: {why}. preemption: 0/{n} nodes are available: {n} Preemption is not helpful for scheduling."
+        ));
+    }
     let to_find = num_feasible_nodes_to_find(n);
     let mut feasible: Vec<usize> = Vec::with_capacity(to_find.min(n));
     let mut failures: Vec<Failure> = Vec::new();
@@ -198,6 +207,11 @@ where
     let (tx, rx) = mpsc::unbounded_channel();
     let pods = spawn_watch::<Pod>(client.clone(), tx.clone(), |e| Msg::Pod(Box::new(e)));
     let nodes = spawn_watch::<Node>(client.clone(), tx.clone(), |e| Msg::Node(Box::new(e)));
+    let claims = spawn_watch::<PersistentVolumeClaim>(client.clone(), tx.clone(), |e| {
+        Msg::Claim(Box::new(e))
+    });
+    let volumes =
+        spawn_watch::<PersistentVolume>(client.clone(), tx.clone(), |e| Msg::Volume(Box::new(e)));
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -219,11 +233,16 @@ where
         binds: Arc::new(Semaphore::new(BIND_CONCURRENCY)),
         pods_init: None,
         nodes_init: None,
+        pods_synced: false,
+        nodes_synced: false,
+        volumes_synced: [false; 2],
         last_flush: Instant::now(),
     };
     s.run(rx, shutdown).await;
     pods.abort();
     nodes.abort();
+    claims.abort();
+    volumes.abort();
 }
 
 fn spawn_watch<K>(
@@ -273,6 +292,11 @@ struct Scheduler {
     binds: Arc<Semaphore>,
     pods_init: Option<HashSet<String>>,
     nodes_init: Option<HashSet<String>>,
+    /// Whether the pod and node watches have listed everything once.
+    pods_synced: bool,
+    nodes_synced: bool,
+    /// Whether the claim and volume watches have listed everything once.
+    volumes_synced: [bool; 2],
     last_flush: Instant,
 }
 
@@ -309,7 +333,13 @@ impl Scheduler {
             }
             self.maintain_queues();
             let mut done = 0;
-            while done < BATCH {
+            // Nothing is scheduled before both caches hold a complete list, as upstream
+            // waits for its informers to sync: a node's pods must all be counted first.
+            while done < BATCH
+                && self.pods_synced
+                && self.nodes_synced
+                && self.volumes_synced == [true; 2]
+            {
                 let Ok(permit) = self.binds.clone().try_acquire_owned() else {
                     break;
                 };
@@ -413,6 +443,7 @@ impl Scheduler {
                     self.on_pod(p);
                 }
                 WatchEvent::InitDone => {
+                    self.pods_synced = true;
                     if let Some(seen) = self.pods_init.take() {
                         let gone: Vec<String> = self
                             .cache
@@ -442,6 +473,8 @@ impl Scheduler {
                     self.on_node(n);
                 }
                 WatchEvent::InitDone => {
+                    self.nodes_synced = true;
+                    self.changed = true;
                     if let Some(seen) = self.nodes_init.take() {
                         let gone: Vec<String> = self
                             .cache
@@ -456,6 +489,64 @@ impl Scheduler {
                     }
                 }
             },
+            Msg::Claim(ev) => {
+                let key = |c: &PersistentVolumeClaim| {
+                    format!(
+                        "{}/{}",
+                        c.metadata.namespace.as_deref().unwrap_or(""),
+                        c.metadata.name.as_deref().unwrap_or("")
+                    )
+                };
+                let volume = |c: &PersistentVolumeClaim| {
+                    c.spec
+                        .as_ref()
+                        .and_then(|s| s.volume_name.clone())
+                        .unwrap_or_default()
+                };
+                match *ev {
+                    WatchEvent::Apply(c) | WatchEvent::InitApply(c) => {
+                        let (k, v) = (key(&c), volume(&c));
+                        if self.cache.claims.get(&k) != Some(&v) {
+                            self.cache.claims.insert(k, v);
+                            self.changed = true;
+                        }
+                    }
+                    WatchEvent::Delete(c) => {
+                        self.cache.claims.remove(&key(&c));
+                    }
+                    // A relist replaces the whole set.
+                    WatchEvent::Init => self.cache.claims.clear(),
+                    WatchEvent::InitDone => {
+                        self.volumes_synced[0] = true;
+                        self.changed = true;
+                    }
+                }
+            }
+            Msg::Volume(ev) => {
+                let affinity = |v: &PersistentVolume| {
+                    v.spec
+                        .as_ref()
+                        .and_then(|s| s.node_affinity.as_ref())
+                        .and_then(|a| a.required.clone())
+                };
+                match *ev {
+                    WatchEvent::Apply(v) | WatchEvent::InitApply(v) => {
+                        let name = v.metadata.name.clone().unwrap_or_default();
+                        self.cache.volumes.insert(name, affinity(&v));
+                        self.changed = true;
+                    }
+                    WatchEvent::Delete(v) => {
+                        self.cache
+                            .volumes
+                            .remove(v.metadata.name.as_deref().unwrap_or(""));
+                    }
+                    WatchEvent::Init => self.cache.volumes.clear(),
+                    WatchEvent::InitDone => {
+                        self.volumes_synced[1] = true;
+                        self.changed = true;
+                    }
+                }
+            }
             Msg::Bound { uid, node, error } => self.on_bound(uid, node, error),
         }
     }
@@ -660,7 +751,7 @@ impl Scheduler {
 
     fn spawn_bind(&self, pod: Arc<Pod>, node: String, permit: tokio::sync::OwnedSemaphorePermit) {
         let client = self.client.clone();
-        let recorder = self.recorder.clone();
+        let events_client = self.client.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -682,20 +773,22 @@ impl Scheduler {
                 .await;
             drop(permit);
             let error = result.err();
-            if error.is_none() {
-                let ev = KubeEvent {
-                    type_: EventType::Normal,
-                    reason: "Scheduled".into(),
-                    note: Some(format!("Successfully assigned {ns}/{name} to {node}")),
-                    action: "Binding".into(),
-                    secondary: None,
-                };
-                let _ = tx.send(Msg::Bound { uid, node, error });
-                if let Err(e) = recorder.publish(&ev, &pod.object_ref(&())).await {
+            let ok = error.is_none();
+            let _ = tx.send(Msg::Bound {
+                uid,
+                node: node.clone(),
+                error,
+            });
+            if ok {
+                // Written directly, not through the recorder: a Scheduled event is one per
+                // pod and never a series, and the recorder's cache would grow by one entry
+                // per pod scheduled and be scanned on every publish.
+                let events: Api<k8s_openapi::api::events::v1::Event> =
+                    Api::namespaced(events_client, &ns);
+                let ev = scheduled_event(&pod, &node);
+                if let Err(e) = events.create(&PostParams::default(), &ev).await {
                     tracing::debug!(error = %e, "cannot record the Scheduled event");
                 }
-            } else {
-                let _ = tx.send(Msg::Bound { uid, node, error });
             }
         });
     }
@@ -754,6 +847,13 @@ impl Scheduler {
         let pod = p.pod.clone();
         let client = self.client.clone();
         let recorder = self.recorder.clone();
+        // Upstream's reason: Unschedulable when plugins rejected the pod, SchedulerError
+        // when scheduling could not run (no node at all).
+        let reason = if msg == NO_NODES_MSG {
+            "SchedulerError"
+        } else {
+            "Unschedulable"
+        };
         tracing::debug!(pod = ?pod.metadata.name, %msg, "unschedulable");
         tokio::spawn(async move {
             if write_condition {
@@ -773,7 +873,7 @@ impl Scheduler {
                     _ => now_json(),
                 };
                 let patch = json!({"status": {"conditions": [{
-                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "type": "PodScheduled", "status": "False", "reason": reason,
                     "message": msg, "lastProbeTime": null, "lastTransitionTime": transition,
                 }]}});
                 let api: Api<Pod> = Api::namespaced(client, &ns);
@@ -795,6 +895,31 @@ impl Scheduler {
                 tracing::debug!(error = %e, "cannot record the FailedScheduling event");
             }
         });
+    }
+}
+
+/// The `Scheduled` event of a pod bound to `node`, as the recorder would write it.
+fn scheduled_event(pod: &Pod, node: &str) -> k8s_openapi::api::events::v1::Event {
+    let now = jiff_now();
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    k8s_openapi::api::events::v1::Event {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{name}.{:x}", now.as_nanosecond())),
+            namespace: Some(ns.clone()),
+            ..Default::default()
+        },
+        action: Some("Binding".into()),
+        reason: Some("Scheduled".into()),
+        note: Some(format!("Successfully assigned {ns}/{name} to {node}")),
+        event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            now,
+        )),
+        regarding: Some(pod.object_ref(&())),
+        reporting_controller: Some(SCHEDULER_NAME.into()),
+        reporting_instance: Some(SCHEDULER_NAME.into()),
+        type_: Some("Normal".into()),
+        ..Default::default()
     }
 }
 

@@ -370,3 +370,100 @@ async fn a_higher_priority_pod_preempts_a_lower_one() {
     let _ = stop.send(());
     let _ = scheduler.await;
 }
+
+#[tokio::test]
+async fn without_nodes_pods_wait_and_go_to_the_first_node() {
+    let server = TestApiServer::new().await;
+    let client = server.client();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = tokio::spawn(k1s_scheduler::run(client.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("early", "100m", json!({})))
+        .await
+        .expect("pod");
+    let p = eventually("early to be marked", || async {
+        pods.get("early")
+            .await
+            .ok()
+            .filter(|p| scheduled_condition(p).is_some())
+    })
+    .await;
+    assert_eq!(
+        scheduled_condition(&p),
+        Some((
+            "False".to_string(),
+            Some("SchedulerError".to_string()),
+            Some("no nodes available to schedule pods".to_string())
+        ))
+    );
+    create_node(&client, node("first", "1", json!({}))).await;
+    let p = eventually("early to be bound", || async {
+        pods.get("early")
+            .await
+            .ok()
+            .filter(|p| node_of(p).is_some())
+    })
+    .await;
+    assert_eq!(node_of(&p).as_deref(), Some("first"));
+    let _ = stop.send(());
+    let _ = scheduler.await;
+}
+
+/// Binding throughput through the in-process API server: 1000 nodes, 5000 pending pods,
+/// then the scheduler. Prints pods bound per second; a measurement, not a check. Run with
+/// `cargo test -p k1s-scheduler --test scheduler bind_throughput -- --ignored --nocapture`
+/// (best with `--config 'profile.dev.package.k1s-apiserver.opt-level=3'` and the same for
+/// k1s-store, k1s-apimachinery and k1s-scheduler).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn bind_throughput() {
+    let server = TestApiServer::new().await;
+    let client = server.client();
+    let nodes = 1000;
+    let count = 5000;
+    for i in 0..nodes {
+        create_node(&client, node(&format!("node-{i:04}"), "32", json!({}))).await;
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in 0..8 {
+        let pods = pods.clone();
+        tasks.spawn(async move {
+            for i in (chunk..count).step_by(8) {
+                pods.create(
+                    &PostParams::default(),
+                    &pod(&format!("p{i}"), "100m", json!({})),
+                )
+                .await
+                .expect("pod");
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let start = std::time::Instant::now();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = tokio::spawn(k1s_scheduler::run(client.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let unbound = ListParams::default().fields("spec.nodeName=");
+    loop {
+        let left = pods
+            .list_metadata(&unbound)
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(count);
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "bound {count} pods on {nodes} nodes in {secs:.2}s: {:.0} pods/s",
+        count as f64 / secs
+    );
+    let _ = stop.send(());
+    let _ = scheduler.await;
+}
