@@ -87,6 +87,13 @@ fn simulated_nodes_run_pods_and_are_cordoned_with_kubectl() {
         "{fields}"
     );
 
+    // The kubelet's events, as `kubectl get events` shows them.
+    let events = k1s.kubectl_in(&k, "sim-pods", &["get", "events"]);
+    let events = events.ok();
+    for note in ["Created container: init", "Started container web"] {
+        assert!(events.contains(note), "{events}");
+    }
+
     // Deletion completes: the node finishes the pod after its (capped) grace period.
     k1s.kubectl_in(&k, "sim-pods", &["delete", "pod", "web", "--timeout=60s"])
         .ok();

@@ -16,9 +16,11 @@
 //! - a deleted pod is finished after its grace period, capped at [`MAX_GRACE`], and
 //!   removed with `gracePeriodSeconds: 0`, as the kubelet does once containers stopped.
 
+mod events;
 mod ipam;
 mod nodes;
 mod pods;
+mod queue;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -75,6 +77,9 @@ pub struct Config {
     pub status_report_interval: Duration,
     /// How many pod status writes and deletions run at once.
     pub concurrency: usize,
+    /// Whether the nodes post the kubelet's events about pods (`Pulled`, `Created`,
+    /// `Started`, `Killing`); off saves three writes per pod in benchmarks.
+    pub events: bool,
 }
 
 impl Config {
@@ -100,6 +105,7 @@ impl Config {
             lease_duration_seconds: 40,
             status_report_interval: Duration::from_secs(300),
             concurrency: 64,
+            events: true,
         }
     }
 

@@ -168,15 +168,19 @@ async fn register(
 ) -> Result<(), Error> {
     let api: Api<Node> = Api::all(client.clone());
     let obj = node_object(config, name, node, version)?;
-    match api.create(&PostParams::default(), &obj).await {
-        Ok(_) => {}
+    let uid = match api.create(&PostParams::default(), &obj).await {
+        Ok(n) => n.metadata.uid,
         Err(kube::Error::Api(e)) if e.code == 409 => {
             // Registered before (a restart): say it is healthy again.
-            post_status(client, config, name, node, version).await?;
+            post_status(client, config, name, node, version).await?
         }
         Err(e) => return Err(e.into()),
+    };
+    renew_lease(client, config, name).await?;
+    if config.events {
+        crate::events::post_node_started(client, name, uid).await;
     }
-    renew_lease(client, config, name).await
+    Ok(())
 }
 
 /// Registers every node (a few at a time) and creates their Leases.
@@ -208,19 +212,20 @@ pub(crate) async fn register_all(
     results.into_iter().collect()
 }
 
-/// Posts the node's status: healthy conditions with a fresh heartbeat.
+/// Posts the node's status: healthy conditions with a fresh heartbeat. Returns the
+/// node's uid (`None` when the node is gone).
 async fn post_status(
     client: &kube::Client,
     config: &Config,
     name: &str,
     node: &SimNode,
     version: &str,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let api: Api<Node> = Api::all(client.clone());
     let old = api.get_opt(name).await?;
     let Some(old) = old else {
         // Deleted by someone: a kubelet re-registers only when it restarts.
-        return Ok(());
+        return Ok(None);
     };
     let status = node_status(config, name, node, version, Some(&old));
     api.patch_status(
@@ -229,7 +234,7 @@ async fn post_status(
         &Patch::Merge(json!({"status": status})),
     )
     .await?;
-    Ok(())
+    Ok(old.metadata.uid)
 }
 
 /// Renews the node's Lease, creating it when missing.

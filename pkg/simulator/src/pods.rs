@@ -12,13 +12,15 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
+use crate::events;
 use crate::ipam::NodeIps;
 use crate::nodes::fake_hex;
+use crate::queue::Queue;
 use crate::{
     Config, DEFAULT_JOB_RUN, EXIT_CODE_ANNOTATION, Error, MAX_GRACE, RUN_SECONDS_ANNOTATION,
     SimNode,
@@ -28,9 +30,41 @@ struct Ctx {
     client: kube::Client,
     nodes: Arc<HashMap<String, SimNode>>,
     ips: Mutex<HashMap<String, NodeIps>>,
+    /// Whether kubelet events are posted.
+    events: bool,
+    /// Pods whose containers were announced as being stopped.
+    killing: Mutex<std::collections::HashSet<String>>,
 }
 
-/// Runs the pod loop until aborted.
+/// What to do with a pod next.
+enum Action {
+    /// Nothing until it changes.
+    Wait,
+    /// Look again after this long.
+    Requeue(Duration),
+}
+
+impl Action {
+    fn await_change() -> Self {
+        Self::Wait
+    }
+
+    fn requeue(after: Duration) -> Self {
+        Self::Requeue(after)
+    }
+}
+
+/// Drops what the simulator never reads from cached pods: at 30k pods the managed
+/// fields and last-applied annotations would be most of the cache.
+fn slim(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    if let Some(a) = pod.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// Runs the pod loop until aborted: one watch of every bound pod into a cache, pods of
+/// our nodes into a work queue, `concurrency` workers.
 pub(crate) async fn run(
     client: kube::Client,
     config: Arc<Config>,
@@ -39,24 +73,83 @@ pub(crate) async fn run(
     let api: Api<Pod> = Api::all(client.clone());
     let ctx = Arc::new(Ctx {
         client,
-        nodes,
+        nodes: nodes.clone(),
         ips: Mutex::new(HashMap::new()),
+        events: config.events,
+        killing: Mutex::new(std::collections::HashSet::new()),
     });
-    let concurrency = u16::try_from(config.concurrency.max(1)).unwrap_or(u16::MAX);
-    Controller::new(api, watcher::Config::default().fields("spec.nodeName!="))
-        .with_config(controller::Config::default().concurrency(concurrency))
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "simulated pod sync failed");
+    let (store, writer) = reflector::store::<Pod>();
+    let queue = Arc::new(Queue::<ObjectRef<Pod>>::new());
+    // Dropped (aborting the workers) when this loop is aborted.
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..config.concurrency.max(1) {
+        workers.spawn(worker(ctx.clone(), store.clone(), queue.clone()));
+    }
+    let ours = move |pod: &Pod| {
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some_and(|n| nodes.contains_key(n))
+    };
+    // Keys are queued once the cache holds their object: a (re)list reaches the cache
+    // all at once at InitDone, so its pods are queued then, not one by one.
+    let cache = store.clone();
+    watcher(api, watcher::Config::default().fields("spec.nodeName!="))
+        .default_backoff()
+        .modify(slim)
+        .reflect(writer)
+        .for_each(|event| {
+            match event {
+                Ok(watcher::Event::Apply(pod)) if ours(&pod) => {
+                    queue.push(ObjectRef::from_obj(&pod));
+                }
+                Ok(watcher::Event::Delete(pod)) => {
+                    // Gone without us (a forced delete): its address is free again.
+                    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+                    if let (Some(node), Some(uid)) = (node, pod.metadata.uid.as_deref())
+                        && let Some(ips) = ctx.ips.lock().get_mut(&node)
+                    {
+                        ips.release(uid);
+                    }
+                }
+                Ok(watcher::Event::InitDone) => {
+                    for pod in cache.state() {
+                        if ours(&pod) {
+                            queue.push(ObjectRef::from_obj(&*pod));
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "simulated pods watch failed; retrying"),
             }
+            futures::future::ready(())
         })
         .await;
+    workers.abort_all();
 }
 
-fn error_policy(_pod: Arc<Pod>, error: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::debug!(%error, "simulated pod write failed; retrying");
-    Action::requeue(Duration::from_secs(1))
+async fn worker(ctx: Arc<Ctx>, store: Store<Pod>, queue: Arc<Queue<ObjectRef<Pod>>>) {
+    loop {
+        let key = queue.pop().await;
+        if let Some(pod) = store.get(&key) {
+            let next = match reconcile(pod, ctx.clone()).await {
+                Ok(Action::Wait) => None,
+                Ok(Action::Requeue(after)) => Some(after),
+                Err(error) => {
+                    tracing::debug!(%error, pod = %key, "simulated pod write failed; retrying");
+                    Some(Duration::from_secs(1))
+                }
+            };
+            if let Some(after) = next {
+                let (queue, key) = (queue.clone(), key.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    queue.push(key);
+                });
+            }
+        }
+        queue.done(&key);
+    }
 }
 
 fn time_json(t: Timestamp) -> Value {
@@ -160,6 +253,10 @@ pub fn is_simulated_status_current(pod: &Pod) -> bool {
         return false;
     };
     if phase(pod) != "Running" || status.pod_ip.as_deref().unwrap_or("").is_empty() {
+        return false;
+    }
+    if pod.metadata.generation.is_some() && status.observed_generation != pod.metadata.generation {
+        // The spec changed (a new image): post the status for this generation.
         return false;
     }
     let running = status.container_statuses.as_deref().unwrap_or_default();
@@ -280,6 +377,10 @@ fn conditions(
                 .unwrap_or_else(|| now.clone());
             let mut c = json!({"type": ty, "status": status, "lastProbeTime": null,
                                "lastTransitionTime": since});
+            // PodObservedGenerationTracking: the kubelet says which spec it acted on.
+            if let Some(g) = pod.metadata.generation {
+                c["observedGeneration"] = json!(g);
+            }
             if let Some(r) = reason {
                 c["reason"] = json!(r);
             }
@@ -357,6 +458,9 @@ pub fn desired_status(pod: &Pod, host_ip: &str, pod_ip: &str, now: Timestamp) ->
     if !inits.is_empty() {
         status["initContainerStatuses"] = Value::Array(inits);
     }
+    if let Some(g) = pod.metadata.generation {
+        status["observedGeneration"] = json!(g);
+    }
     status
 }
 
@@ -385,10 +489,15 @@ fn finished_status(pod: &Pod, exit_code: i32, now: Timestamp) -> Value {
         ],
         &now,
     );
-    json!({"phase": phase, "conditions": conds, "containerStatuses": containers})
+    let mut status = json!({"phase": phase, "conditions": conds, "containerStatuses": containers});
+    if let Some(g) = pod.metadata.generation {
+        status["observedGeneration"] = json!(g);
+    }
+    status
 }
 
-async fn patch_status(ctx: &Ctx, pod: &Pod, status: Value) -> Result<(), Error> {
+/// Writes the status; `false` when a newer pod or none was there (nothing written).
+async fn patch_status(ctx: &Ctx, pod: &Pod, status: Value) -> Result<bool, Error> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let name = pod.metadata.name.as_deref().unwrap_or("");
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
@@ -402,9 +511,9 @@ async fn patch_status(ctx: &Ctx, pod: &Pod, status: Value) -> Result<(), Error> 
         .patch_status(name, &PatchParams::default(), &Patch::Merge(body))
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         // A newer pod is on its way through the watch, or the pod is gone.
-        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
@@ -427,6 +536,22 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             .deletion_grace_period_seconds
             .unwrap_or(0)
             .max(0);
+        if ctx.events && phase(&pod) == "Running" && ctx.killing.lock().insert(uid.clone()) {
+            let spec = pod.spec.clone().unwrap_or_default();
+            let mut stopping: Vec<events::ContainerEvent> = spec
+                .containers
+                .iter()
+                .map(|c| events::killing("spec.containers", &c.name))
+                .collect();
+            stopping.extend(
+                spec.init_containers
+                    .iter()
+                    .flatten()
+                    .filter(|c| is_sidecar(c))
+                    .map(|c| events::killing("spec.initContainers", &c.name)),
+            );
+            events::post(&ctx.client, &node_name, &pod, &stopping).await;
+        }
         let requested_ms = deleted.0.as_millisecond() - grace * 1000;
         let wait_ms = (grace * 1000).min(MAX_GRACE.as_millis() as i64);
         let finish = Timestamp::from_millisecond(requested_ms + wait_ms).unwrap_or(now);
@@ -454,6 +579,7 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         if let Some(ips) = ctx.ips.lock().get_mut(&node_name) {
             ips.release(&uid);
         }
+        ctx.killing.lock().remove(&uid);
         return Ok(Action::await_change());
     }
     if matches!(phase(&pod), "Succeeded" | "Failed") {
@@ -465,7 +591,15 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     }
     let plan = run_plan(&pod);
     if !is_simulated_status_current(&pod) {
-        let ip = {
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        let ip = if host_network {
+            // A host-network pod has the node's address, as on a real node.
+            node.host_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED)
+        } else {
             let mut all = ctx.ips.lock();
             let ips = all.entry(node_name.clone()).or_default();
             match pod
@@ -482,7 +616,20 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             }
         };
         let status = desired_status(&pod, &node.host_ip, &ip.to_string(), now);
-        patch_status(&ctx, &pod, status).await?;
+        let starting = phase(&pod) != "Running";
+        if patch_status(&ctx, &pod, status).await? && starting && ctx.events {
+            let spec = pod.spec.clone().unwrap_or_default();
+            let mut started = Vec::new();
+            for c in spec.init_containers.iter().flatten() {
+                let image = c.image.as_deref().unwrap_or_default();
+                started.extend(events::started("spec.initContainers", &c.name, image));
+            }
+            for c in &spec.containers {
+                let image = c.image.as_deref().unwrap_or_default();
+                started.extend(events::started("spec.containers", &c.name, image));
+            }
+            events::post(&ctx.client, &node_name, &pod, &started).await;
+        }
         // The next look comes with the written pod through the watch.
         return Ok(match plan {
             Some((run, _)) => Action::requeue(run),
@@ -501,7 +648,7 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         if let Some(wait) = millis_until(end, now) {
             return Ok(Action::requeue(wait));
         }
-        patch_status(&ctx, &pod, finished_status(&pod, exit_code, now)).await?;
+        let _written = patch_status(&ctx, &pod, finished_status(&pod, exit_code, now)).await?;
     }
     {
         let ip = pod

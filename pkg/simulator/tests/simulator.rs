@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k1s_apiserver::test_util::TestApiServer;
 use k1s_simulator::Config;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -122,6 +123,27 @@ async fn nodes_register_ready_with_leases_and_run_their_pods() {
         (0, Some("Completed"))
     );
 
+    // The kubelet's events, in its words.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "default");
+    let notes = eventually("the Started event", || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        let notes: Vec<String> = list
+            .items
+            .iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web"))
+            .filter_map(|e| e.note.clone())
+            .collect();
+        notes
+            .contains(&"Started container c".to_string())
+            .then_some(notes)
+    })
+    .await;
+    assert!(
+        notes.contains(&"Created container: init".to_string()),
+        "{notes:?}"
+    );
+
     // Deletion: the node finishes the pod within the capped grace period.
     pods.delete("web", &DeleteParams::default())
         .await
@@ -164,6 +186,21 @@ async fn readiness_gates_hold_ready_and_job_pods_finish() {
     })
     .await;
 
+    let host: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "host"},
+        "spec": {"nodeName": "sim-node-0", "hostNetwork": true,
+                 "containers": [{"name": "c", "image": "nginx"}]}
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &host)
+        .await
+        .expect("create");
+    eventually("a host-network pod with the node's address", || async {
+        let p = pods.get("host").await.ok()?;
+        (p.status.as_ref()?.pod_ip.as_deref() == Some("172.16.0.1")).then_some(())
+    })
+    .await;
+
     let failing: Pod = serde_json::from_value(json!({
         "metadata": {"name": "fails", "annotations": {
             k1s_simulator::RUN_SECONDS_ANNOTATION: "0.2", k1s_simulator::EXIT_CODE_ANNOTATION: "2"}},
@@ -179,4 +216,49 @@ async fn readiness_gates_hold_ready_and_job_pods_finish() {
         (p.status.as_ref()?.phase.as_deref() == Some("Failed")).then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_nodes_run_a_thousand_pods() {
+    let (_server, client, _stop) = start(100).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let started = std::time::Instant::now();
+    let creates = (0..1000).map(|i| {
+        let pods = pods.clone();
+        async move {
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": format!("p-{i}")},
+                "spec": {"nodeName": format!("sim-node-{}", i % 100),
+                         "containers": [{"name": "c", "image": "nginx"}]}
+            }))
+            .expect("pod");
+            pods.create(&PostParams::default(), &pod)
+                .await
+                .expect("create");
+        }
+    });
+    futures::stream::iter(creates)
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    let list = eventually("1000 running pods", || async {
+        let list = pods.list(&Default::default()).await.ok()?;
+        let running = list
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        (running == 1000).then_some(list)
+    })
+    .await;
+    eprintln!("1000 pods created and running in {:?}", started.elapsed());
+    // Every pod of a node has its own address.
+    let mut ips: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 1000);
 }

@@ -134,6 +134,11 @@ pub struct ServerArgs {
     )]
     pub simulate_nodes: usize,
 
+    /// Simulated nodes post no kubelet events (Pulled, Created, Started, Killing): three
+    /// writes fewer per pod, for benchmarks.
+    #[arg(long, env = "K1S_SIMULATE_QUIET", help_heading = "Testing")]
+    pub simulate_quiet: bool,
+
     /// Shared secret agents use to join (generated when not given).
     #[arg(long, short = 't', env = "K1S_TOKEN", help_heading = "Cluster")]
     pub token: Option<String>,

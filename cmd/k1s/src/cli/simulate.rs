@@ -43,4 +43,8 @@ pub struct SimulateNodesArgs {
     /// Pod range split into one podCIDR per node.
     #[arg(long, default_value = "10.42.0.0/16")]
     pub cluster_cidr: Ipv4Net,
+
+    /// Post no kubelet events (Pulled, Created, Started, Killing).
+    #[arg(long)]
+    pub quiet: bool,
 }

@@ -242,6 +242,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     };
     let simulator = if args.simulate_nodes > 0 {
         let mut config = k1s_simulator::Config::new(args.simulate_nodes);
+        config.events = !args.simulate_quiet;
         config.cluster_cidr = match args.cluster_cidr {
             ipnet::IpNet::V4(net) => net,
             ipnet::IpNet::V6(_) => bail!("--simulate-nodes needs an IPv4 --cluster-cidr"),

@@ -47,6 +47,7 @@ async fn simulate_nodes(args: SimulateNodesArgs) -> anyhow::Result<ExitCode> {
     let mut config = k1s_simulator::Config::new(args.count);
     config.name_prefix = args.name_prefix.clone();
     config.cluster_cidr = args.cluster_cidr;
+    config.events = !args.quiet;
     tracing::info!(count = args.count, prefix = %args.name_prefix, "starting simulated nodes");
     k1s_simulator::run(client, config, crate::run::server::shutdown_signal())
         .await

@@ -13,6 +13,7 @@
 //! are added at once, except that none are added while every node is down — upstream's
 //! full-disruption mode).
 
+pub mod podcache;
 pub mod taints;
 
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -100,12 +101,14 @@ pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
     let watches = tokio::spawn(async move {
         tokio::join!(node_watch, lease_watch);
     });
+    let (pods, pod_watch) = podcache::start(client.clone());
     let mut monitor = Monitor {
         client: client.clone(),
         recorder: crate::workload::recorder(client, NAME),
         config,
         nodes,
         leases,
+        pods,
         health: HashMap::new(),
     };
     let stop = shutdown.clone().wait();
@@ -113,9 +116,10 @@ pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
     let ready = async {
         let _ = monitor.nodes.wait_until_ready().await;
         let _ = monitor.leases.wait_until_ready().await;
+        let _ = monitor.pods.wait_until_ready().await;
     };
     tokio::select! {
-        _ = &mut stop => { watches.abort(); return; }
+        _ = &mut stop => { watches.abort(); pod_watch.abort(); return; }
         _ = ready => {}
     }
     loop {
@@ -130,6 +134,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
         }
     }
     watches.abort();
+    pod_watch.abort();
 }
 
 struct Monitor {
@@ -138,6 +143,7 @@ struct Monitor {
     config: Config,
     nodes: Store<Node>,
     leases: Store<Lease>,
+    pods: Store<Pod>,
     health: HashMap<String, Health>,
 }
 
@@ -322,15 +328,7 @@ impl Monitor {
 
     /// Upstream's `MarkPodsNotReady`: the pods of a silent node are no longer Ready.
     async fn mark_pods_not_ready(&self, node: &str) {
-        let api: Api<Pod> = Api::all(self.client.clone());
-        let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
-        let pods = match api.list(&lp).await {
-            Ok(p) => p.items,
-            Err(e) => {
-                tracing::debug!(node, error = %e, "cannot list the node's pods");
-                return;
-            }
-        };
+        let pods = self.pods.state_filter(|p| podcache::node_of(p) == node);
         for pod in pods {
             let ready = pod
                 .status

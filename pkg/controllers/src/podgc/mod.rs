@@ -6,9 +6,11 @@
 //!   Failed with the `DisruptionTarget` condition (`DeletionByPodGC`);
 //! - terminating pods that were never scheduled are deleted at once.
 //!
-//! All deletions use `gracePeriodSeconds: 0`: nothing runs these pods any more.
+//! All deletions use `gracePeriodSeconds: 0`: nothing runs these pods any more. Pods are
+//! read from a slim watch cache (`nodelifecycle::podcache`), not listed each period.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -16,13 +18,14 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use tokio::time::Instant;
 
 use crate::Shutdown;
+use crate::nodelifecycle::podcache;
 
 /// Upstream's controller name.
 pub const NAME: &str = "pod-garbage-collector-controller";
@@ -61,17 +64,23 @@ pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
         .reflect(writer)
         .for_each(|_| futures::future::ready(()));
     let watch = tokio::spawn(watch);
+    let (pods, pod_watch) = podcache::start(client.clone());
     let stop = shutdown.wait();
     tokio::pin!(stop);
     let mut gc = Collector {
         client,
         config,
         nodes,
+        pods,
         missing: HashMap::new(),
     };
+    let ready = async {
+        let _ = gc.nodes.wait_until_ready().await;
+        let _ = gc.pods.wait_until_ready().await;
+    };
     tokio::select! {
-        _ = &mut stop => { watch.abort(); return; }
-        _ = gc.nodes.wait_until_ready() => {}
+        _ = &mut stop => { watch.abort(); pod_watch.abort(); return; }
+        _ = ready => {}
     }
     loop {
         tokio::select! {
@@ -81,12 +90,14 @@ pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
         gc.pass().await;
     }
     watch.abort();
+    pod_watch.abort();
 }
 
 struct Collector {
     client: kube::Client,
     config: Config,
     nodes: Store<Node>,
+    pods: Store<Pod>,
     /// Nodes pods are bound to that were missing, and since when.
     missing: HashMap<String, Instant>,
 }
@@ -114,32 +125,18 @@ pub fn terminated_over_threshold(mut pods: Vec<Pod>, threshold: usize) -> Vec<Po
 }
 
 impl Collector {
-    async fn list(&self, fields: &str) -> Vec<Pod> {
-        let api: Api<Pod> = Api::all(self.client.clone());
-        let mut out = Vec::new();
-        let mut lp = ListParams::default().fields(fields).limit(500);
-        loop {
-            match api.list(&lp).await {
-                Ok(list) => {
-                    out.extend(list.items);
-                    match list.metadata.continue_.filter(|c| !c.is_empty()) {
-                        Some(c) => lp = lp.continue_token(&c),
-                        None => return out,
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(fields, error = %e, "pod GC cannot list pods");
-                    return out;
-                }
-            }
-        }
-    }
-
     async fn pass(&mut self) {
         // Terminated pods beyond the threshold.
         if self.config.terminated_threshold > 0 {
-            let mut done = self.list("status.phase=Succeeded").await;
-            done.extend(self.list("status.phase=Failed").await);
+            let done: Vec<Pod> = self
+                .pods
+                .state_filter(|p| {
+                    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+                    matches!(phase, Some("Succeeded" | "Failed"))
+                })
+                .iter()
+                .map(|p| Pod::clone(p))
+                .collect();
             for pod in terminated_over_threshold(done, self.config.terminated_threshold) {
                 self.delete(&pod).await;
             }
@@ -151,17 +148,12 @@ impl Collector {
             .iter()
             .filter_map(|n| n.metadata.name.clone())
             .collect();
-        let bound = self.list("spec.nodeName!=").await;
         let now = Instant::now();
-        let mut orphans: HashMap<String, Vec<Pod>> = HashMap::new();
-        for pod in bound {
-            let node = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .unwrap_or_default();
-            if !known.contains(&node) {
-                orphans.entry(node).or_default().push(pod);
+        let mut orphans: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
+        for pod in self.pods.state() {
+            let node = podcache::node_of(&pod);
+            if !node.is_empty() && !known.contains(node) {
+                orphans.entry(node.to_string()).or_default().push(pod);
             }
         }
         self.missing.retain(|n, _| orphans.contains_key(n));
@@ -189,10 +181,11 @@ impl Collector {
             }
         }
         // Terminating pods that never reached a node.
-        for pod in self.list("spec.nodeName=").await {
-            if pod.metadata.deletion_timestamp.is_some() {
-                self.delete(&pod).await;
-            }
+        let unscheduled = self.pods.state_filter(|p| {
+            podcache::node_of(p).is_empty() && p.metadata.deletion_timestamp.is_some()
+        });
+        for pod in unscheduled {
+            self.delete(&pod).await;
         }
     }
 

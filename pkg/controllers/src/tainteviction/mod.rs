@@ -5,9 +5,8 @@
 //! eviction records `TaintManagerEviction` ("Marking for deletion Pod ns/name") and adds
 //! the `DisruptionTarget` condition (`DeletionByTaintManager`) before deleting.
 //!
-//! Only tainted nodes cost anything: their pods are listed by `spec.nodeName` when the
-//! node's taints change and every few seconds while they last, so a healthy cluster of
-//! 30k pods is never scanned.
+//! Pods are read from a slim watch cache (`nodelifecycle::podcache`); a pass over them
+//! runs every second only while some node has a NoExecute taint.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -16,20 +15,18 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Taint};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
-use tokio::time::Instant;
 
 use crate::Shutdown;
+use crate::nodelifecycle::podcache;
 use crate::nodelifecycle::taints::tolerates;
 
 /// Upstream's controller name.
 pub const NAME: &str = "taint-eviction-controller";
-/// How often the pods of a tainted node are listed again (pods bound since).
-const RELIST: Duration = Duration::from_secs(5);
 /// How often due evictions are looked for.
 const PERIOD: Duration = Duration::from_secs(1);
 
@@ -84,13 +81,6 @@ fn no_execute_taints(node: &Node) -> Vec<Taint> {
         .unwrap_or_default()
 }
 
-struct Tainted {
-    taints: Vec<Taint>,
-    listed_at: Instant,
-    seen: Timestamp,
-    pods: Vec<Pod>,
-}
-
 /// Runs the controller until `shutdown` fires.
 pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let (nodes, writer) = reflector::store::<Node>();
@@ -99,18 +89,24 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
         .reflect(writer)
         .for_each(|_| futures::future::ready(()));
     let watch = tokio::spawn(watch);
+    let (pods, pod_watch) = podcache::start(client.clone());
     let stop = shutdown.wait();
     tokio::pin!(stop);
     let mut evictor = Evictor {
         recorder: crate::workload::recorder(client.clone(), NAME),
         client,
         nodes,
-        tainted: HashMap::new(),
+        pods,
+        first_seen: HashMap::new(),
         evicted: HashSet::new(),
     };
+    let ready = async {
+        let _ = evictor.nodes.wait_until_ready().await;
+        let _ = evictor.pods.wait_until_ready().await;
+    };
     tokio::select! {
-        _ = &mut stop => { watch.abort(); return; }
-        _ = evictor.nodes.wait_until_ready() => {}
+        _ = &mut stop => { watch.abort(); pod_watch.abort(); return; }
+        _ = ready => {}
     }
     loop {
         evictor.pass().await;
@@ -120,81 +116,55 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
         }
     }
     watch.abort();
+    pod_watch.abort();
 }
 
 struct Evictor {
     client: kube::Client,
     recorder: Recorder,
     nodes: Store<Node>,
-    tainted: HashMap<String, Tainted>,
+    pods: Store<Pod>,
+    /// When each tainted node was first seen tainted (for taints without `timeAdded`).
+    first_seen: HashMap<String, Timestamp>,
+    /// Pods already evicted, until the cache shows them terminating.
     evicted: HashSet<String>,
 }
 
 impl Evictor {
     async fn pass(&mut self) {
-        let mut current = HashMap::new();
+        let mut tainted = HashMap::new();
         for node in self.nodes.state() {
             let taints = no_execute_taints(&node);
             if let (false, Some(name)) = (taints.is_empty(), node.metadata.name.clone()) {
-                current.insert(name, taints);
+                tainted.insert(name, taints);
             }
         }
-        self.tainted.retain(|name, _| current.contains_key(name));
-        if current.is_empty() {
+        self.first_seen.retain(|name, _| tainted.contains_key(name));
+        if tainted.is_empty() {
             self.evicted.clear();
             return;
         }
-        let now = Instant::now();
-        for (name, taints) in current {
-            let stale = match self.tainted.get(&name) {
-                Some(t) => t.taints != taints || now.duration_since(t.listed_at) >= RELIST,
-                None => true,
+        let now = Timestamp::now();
+        for name in tainted.keys() {
+            self.first_seen.entry(name.clone()).or_insert(now);
+        }
+        let due: Vec<std::sync::Arc<Pod>> = self.pods.state_filter(|p| {
+            let Some(taints) = tainted.get(podcache::node_of(p)) else {
+                return false;
             };
-            if stale {
-                let api: Api<Pod> = Api::all(self.client.clone());
-                let lp = ListParams::default().fields(&format!("spec.nodeName={name}"));
-                let pods = match api.list(&lp).await {
-                    Ok(list) => list.items,
-                    Err(e) => {
-                        tracing::debug!(node = %name, error = %e, "cannot list the node's pods");
-                        continue;
-                    }
-                };
-                let seen = self
-                    .tainted
-                    .get(&name)
-                    .map_or_else(Timestamp::now, |t| t.seen);
-                self.tainted.insert(
-                    name.clone(),
-                    Tainted {
-                        taints: taints.clone(),
-                        listed_at: now,
-                        seen,
-                        pods,
-                    },
-                );
-            }
-            let Some(entry) = self.tainted.get(&name) else {
-                continue;
-            };
-            let wall = Timestamp::now();
-            let due: Vec<Pod> = entry
-                .pods
-                .iter()
-                .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .filter(|p| {
-                    !self
-                        .evicted
-                        .contains(p.metadata.uid.as_deref().unwrap_or(""))
-                })
-                .filter(|p| {
-                    eviction_time(p, &entry.taints, entry.seen).is_some_and(|at| at <= wall)
-                })
-                .cloned()
-                .collect();
-            for pod in due {
-                self.evict(&pod).await;
-            }
+            let seen = self
+                .first_seen
+                .get(podcache::node_of(p))
+                .copied()
+                .unwrap_or(now);
+            p.metadata.deletion_timestamp.is_none()
+                && !self
+                    .evicted
+                    .contains(p.metadata.uid.as_deref().unwrap_or(""))
+                && eviction_time(p, taints, seen).is_some_and(|at| at <= now)
+        });
+        for pod in due {
+            self.evict(&pod).await;
         }
     }
 
