@@ -416,3 +416,45 @@ fn deployments_roll_out_scale_and_roll_back_through_kubectl() {
             .all(|(_, n)| *n == 0)
     );
 }
+
+#[test]
+fn a_killed_server_finishes_the_rollout_without_duplicate_replica_sets() {
+    let mut k1s = K1s::start_with(&["--simulate-nodes", "3"]);
+    let k = newest_kubectl();
+    let ns = "default";
+    let manifest = manifest("api", 10, "nginx:1")
+        .replace("maxSurge: 1", "maxSurge: 2")
+        .replace("maxUnavailable: 0", "maxUnavailable: 1");
+    k1s.kubectl_with(&k, &["-n", ns, "apply", "-f", "-"], Some(&manifest), &[])
+        .ok();
+    rollout_status(&k1s, &k, ns, "api");
+    k1s.kubectl_in(&k, ns, &["set", "image", "deployment/api", "c=nginx:2"])
+        .ok();
+    // SIGKILL in the middle of the rollout: both ReplicaSets have replicas.
+    eventually(WAIT, "the rollout to be under way", || {
+        let rss = replica_sets(&k1s, &k, ns, "api");
+        (rss.len() == 2 && rss.iter().all(|(_, n)| *n > 0)).then_some(())
+    });
+    k1s.kill();
+    k1s.start_again();
+    rollout_status(&k1s, &k, ns, "api");
+    assert_eq!(
+        replica_sets(&k1s, &k, ns, "api"),
+        [("nginx:1".to_string(), 0), ("nginx:2".to_string(), 10)]
+    );
+    eventually(
+        WAIT,
+        "10 ready pods of the new image and nothing else",
+        || {
+            let ready = ready_pods(&k1s, &k, ns, "api");
+            let all = items(&json(&k1s, &k, ns, &["get", "pods", "-l", "app=api"]));
+            (ready.len() == 10 && all.len() == 10 && ready.iter().all(|i| i == "nginx:2"))
+                .then_some(())
+        },
+    );
+    let d = json(&k1s, &k, ns, &["get", "deployment", "api"]);
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2",
+        "{d}"
+    );
+}
