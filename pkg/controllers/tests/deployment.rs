@@ -334,6 +334,19 @@ async fn a_deployment_gets_a_hashed_replica_set_and_reports_availability() {
         Some(format!("ReplicaSet \"web-{hash}\" has successfully progressed.").as_str())
     );
 
+    // Settled means quiet: no status or ReplicaSet rewritten over and over.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = (
+        f.get("web").await.resource_version(),
+        f.rss().await[0].resource_version(),
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = (
+        f.get("web").await.resource_version(),
+        f.rss().await[0].resource_version(),
+    );
+    assert_eq!(before, after, "writes after the rollout settled");
+
     let want = format!("Scaled up replica set web-{hash} from 0 to 3");
     eventually("the ScalingReplicaSet event", || async {
         f.event_messages().await.contains(&want).then_some(())
