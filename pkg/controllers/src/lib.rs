@@ -6,6 +6,7 @@
 
 pub mod cronjob;
 pub mod daemonset;
+pub mod deployment;
 pub mod discovery;
 pub mod endpoints;
 pub mod endpointslice;
@@ -56,6 +57,11 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "garbage-collector-controller",
         start: garbagecollector::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: deployment::NAME,
+        start: deployment::start,
         enabled_by_default: true,
     },
     Descriptor {

@@ -1,5 +1,6 @@
 //! The garbage collector against a real API server, with a hand-made
-//! Deployment → ReplicaSet → Pod chain (no deployment controller exists yet).
+//! Deployment → ReplicaSet → Pod chain; only the garbage collector runs, since the
+//! workload controllers would manage (and race with) the hand-made chain.
 
 mod common;
 
@@ -10,6 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
+
+const GC: &[&str] = &["garbage-collector-controller"];
 
 fn owner_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
     OwnerReference {
@@ -99,7 +102,7 @@ where
 #[tokio::test]
 async fn background_deletion_collects_the_whole_chain() {
     // `kubectl delete deployment` (Background) must not leave ReplicaSets and Pods behind.
-    let c = Cluster::start().await;
+    let c = Cluster::start_only(GC).await;
     let ch = chain(&c, "bg").await;
     ch.deploys
         .delete("web", &DeleteParams::background())
@@ -115,7 +118,7 @@ async fn background_deletion_collects_the_whole_chain() {
 #[tokio::test]
 async fn orphan_deletion_keeps_dependents_and_drops_their_owner_references() {
     // `kubectl delete --cascade=orphan` must leave the ReplicaSet running, unowned.
-    let c = Cluster::start().await;
+    let c = Cluster::start_only(GC).await;
     let ch = chain(&c, "orphan").await;
     ch.deploys
         .delete("web", &DeleteParams::orphan())
@@ -140,7 +143,7 @@ async fn orphan_deletion_keeps_dependents_and_drops_their_owner_references() {
 async fn foreground_deletion_removes_dependents_before_the_owner() {
     // `--cascade=foreground`: the owner stays (with the foregroundDeletion finalizer) for
     // as long as a blocking dependent exists, all the way down the chain.
-    let c = Cluster::start().await;
+    let c = Cluster::start_only(GC).await;
     let ch = chain(&c, "fg").await;
     // The Pods hold on to a finalizer of their own, so the chain cannot finish early.
     let pods = ch.pods.list(&ListParams::default()).await.expect("list");
@@ -205,7 +208,7 @@ async fn foreground_deletion_removes_dependents_before_the_owner() {
 #[tokio::test]
 async fn a_dependent_with_a_living_owner_only_loses_the_dangling_reference() {
     // Two owners, one deleted: the object stays, owned by the survivor.
-    let c = Cluster::start().await;
+    let c = Cluster::start_only(GC).await;
     c.namespace("two").await;
     let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), "two");
     let pp = PostParams::default();
@@ -241,7 +244,7 @@ async fn a_dependent_with_a_living_owner_only_loses_the_dangling_reference() {
 async fn an_owner_reference_into_another_namespace_counts_as_absent() {
     // Owner references name objects in the dependent's own namespace; a uid that only
     // exists elsewhere must not keep the dependent alive (upstream treats it as absent).
-    let c = Cluster::start().await;
+    let c = Cluster::start_only(GC).await;
     c.namespace("here").await;
     c.namespace("there").await;
     let pp = PostParams::default();

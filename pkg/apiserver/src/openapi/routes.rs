@@ -537,6 +537,7 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                     Subresource::Binding => (
                         (i.group.clone(), i.version.clone(), "Binding".to_string()),
                         "io.k8s.api.core.v1.Binding".to_string(),
+                    ),
                     Subresource::Token => (
                         (
                             "authentication.k8s.io".to_string(),

@@ -28,13 +28,28 @@ pub const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTI
 impl Cluster {
     /// Starts the server and every controller.
     pub async fn start() -> Self {
+        Self::start_with(|d| d.enabled_by_default).await
+    }
+
+    /// Starts the server and only the controllers named (enabled by default or not):
+    /// for tests whose hand-made objects the other controllers would manage.
+    pub async fn start_only(names: &[&str]) -> Self {
+        Self::start_with(|d| names.contains(&d.name)).await
+    }
+
+    async fn start_with(pick: impl Fn(&k1s_controllers::Descriptor) -> bool) -> Self {
         let server = TestApiServer::new().await;
         let client = server.client();
         let (stop, stopped) = oneshot::channel::<()>();
         let config = k1s_controllers::ControllerConfig {
             root_ca_pem: Some(TEST_CA_PEM.into()),
         };
-        k1s_controllers::run_all_with(client.clone(), config, async move {
+        let chosen: Vec<_> = k1s_controllers::CONTROLLERS
+            .iter()
+            .filter(|d| pick(d))
+            .copied()
+            .collect();
+        k1s_controllers::run_with(client.clone(), config, chosen, async move {
             let _ = stopped.await;
         });
         Self {
