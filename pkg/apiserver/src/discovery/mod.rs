@@ -128,6 +128,7 @@ pub fn group(server: &ApiServer, group: &str) -> Response {
 fn sub_kind(r: &Resource, sub: Subresource) -> (String, String, String) {
     match sub {
         Subresource::Scale => ("autoscaling".into(), "v1".into(), "Scale".into()),
+        Subresource::Eviction => ("policy".into(), "v1".into(), "Eviction".into()),
         Subresource::Status | Subresource::Finalize => {
             (String::new(), String::new(), r.info.kind.clone())
         }
@@ -297,8 +298,8 @@ mod tests {
 
     /// Upstream 1.35's discovery (`api/discovery/api__v1.json`, `apis__<group>__<v>.json`)
     /// for every resource k1s serves: verbs, and the subresources of the kinds the generic
-    /// registry implements (status, scale, finalize) with theirs. Upstream's other
-    /// subresources (pods/log, exec, attach, portforward, proxy, binding, eviction,
+    /// registry implements (status, scale, finalize, eviction) with theirs. Upstream's other
+    /// subresources (pods/log, exec, attach, portforward, proxy, binding,
     /// ephemeralcontainers, resize; nodes/proxy; services/proxy; serviceaccounts/token;
     /// certificatesigningrequests/approval) are not served by k1s and so not listed.
     #[rustfmt::skip]
@@ -314,7 +315,7 @@ mod tests {
         ("", "v1", "nodes", ALL, STATUS),
         ("", "v1", "persistentvolumeclaims", ALL, STATUS),
         ("", "v1", "persistentvolumes", ALL, STATUS),
-        ("", "v1", "pods", ALL, STATUS),
+        ("", "v1", "pods", ALL, &[("eviction", &["create"]), ("status", GPU)]),
         ("", "v1", "podtemplates", ALL, NONE),
         ("", "v1", "replicationcontrollers", ALL, SCALE_STATUS),
         ("", "v1", "resourcequotas", ALL, STATUS),

@@ -4,6 +4,7 @@
 pub mod body;
 mod create;
 mod delete;
+mod eviction;
 #[cfg(test)]
 mod fuzz;
 mod get;
@@ -279,6 +280,7 @@ async fn dispatch(call: Call) -> Response {
         ("update", Some("scale")) => scale::update(call).await,
         ("patch", Some("scale")) => scale::patch(call).await,
         ("get", _) => get::get(call).await,
+        ("create", Some("eviction")) => eviction::create(call).await,
         ("create", _) => create::create(call).await,
         ("update", _) => update::update(call).await,
         ("patch", _) => patch::patch(call).await,

@@ -533,6 +533,14 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                         ),
                         meta::SCALE.to_string(),
                     ),
+                    Subresource::Eviction => (
+                        (
+                            "policy".to_string(),
+                            "v1".to_string(),
+                            "Eviction".to_string(),
+                        ),
+                        "io.k8s.api.policy.v1.Eviction".to_string(),
+                    ),
                     Subresource::Status | Subresource::Finalize => (gvk.clone(), def.clone()),
                 };
                 let name = s.as_str();
@@ -590,6 +598,24 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                     o.responses = vec![
                         (200, Some(target_def.clone())),
                         (201, Some(target_def.clone())),
+                        (401, None),
+                    ];
+                    o
+                }
+                "create" if sub.is_some() => {
+                    let mut o = op(
+                        "post",
+                        "post",
+                        format!("create{prefix}{ns}{kind}{suffix}"),
+                        format!("create{of} a {kind}"),
+                        &item_params,
+                        &target_gvk,
+                    );
+                    o.body = Some(Body::Object(target_def.clone()));
+                    o.responses = vec![
+                        (200, Some(target_def.clone())),
+                        (201, Some(target_def.clone())),
+                        (202, Some(target_def.clone())),
                         (401, None),
                     ];
                     o

@@ -182,6 +182,7 @@ async fn served_per_discovery(api: &TestApiServer) -> BTreeSet<(String, String)>
                             "get" => "get",
                             "update" => "put",
                             "patch" => "patch",
+                            "create" => "post",
                             other => panic!("unexpected subresource verb {other}"),
                         };
                         add(format!("{item}/{sub}"), method);

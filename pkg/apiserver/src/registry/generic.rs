@@ -780,7 +780,7 @@ impl GenericStore {
                     .strategy
                     .prepare_for_update(&mut obj, &old, has_status),
                 Some(Subresource::Status) => prepare_status_update(&mut obj, &old),
-                Some(Subresource::Scale) => {}
+                Some(Subresource::Scale | Subresource::Eviction) => {}
                 Some(Subresource::Finalize) => prepare_finalize_update(&mut obj, &old),
             }
             carry_system_meta(&mut obj, &old);

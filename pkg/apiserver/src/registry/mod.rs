@@ -23,6 +23,9 @@ pub enum Subresource {
     Scale,
     /// `/finalize` of namespaces: writes only `spec.finalizers`.
     Finalize,
+    /// `/eviction` of pods: a policy/v1 Eviction that deletes the pod unless its
+    /// PodDisruptionBudget forbids it.
+    Eviction,
 }
 
 impl Subresource {
@@ -32,6 +35,7 @@ impl Subresource {
             Subresource::Status => "status",
             Subresource::Scale => "scale",
             Subresource::Finalize => "finalize",
+            Subresource::Eviction => "eviction",
         }
     }
 
@@ -40,6 +44,7 @@ impl Subresource {
     pub fn verbs(self) -> &'static [&'static str] {
         match self {
             Subresource::Finalize => &["update"],
+            Subresource::Eviction => &["create"],
             _ => &["get", "patch", "update"],
         }
     }
