@@ -5,6 +5,7 @@
 //! none assumes it saw every event.
 
 pub mod discovery;
+pub mod disruption;
 pub mod garbagecollector;
 pub mod namespace;
 pub mod workload;
@@ -42,6 +43,11 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "garbage-collector-controller",
         start: garbagecollector::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: disruption::NAME,
+        start: disruption::start,
         enabled_by_default: true,
     },
 ];
