@@ -3,6 +3,8 @@
 
 pub mod errors;
 pub mod generic;
+#[cfg(test)]
+mod quota_tests;
 pub mod strategy;
 pub mod table;
 
