@@ -137,7 +137,7 @@ fn phase(pod: &Value) -> &str {
 }
 
 /// Containers' `resources.<which>` lists of one kind of container.
-fn container_lists<'a>(pod: &'a Value, kind: &str, which: &str) -> Vec<(String, ResourceList)> {
+fn container_lists(pod: &Value, kind: &str, which: &str) -> Vec<(String, ResourceList)> {
     pod.pointer(&format!("/spec/{kind}"))
         .and_then(Value::as_array)
         .map(|cs| {

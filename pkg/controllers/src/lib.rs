@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod disruption;
 pub mod garbagecollector;
 pub mod namespace;
+pub mod resourcequota;
 pub mod workload;
 
 use std::future::Future;
@@ -48,6 +49,11 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: disruption::NAME,
         start: disruption::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: resourcequota::NAME,
+        start: resourcequota::start,
         enabled_by_default: true,
     },
 ];
