@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod disruption;
 pub mod garbagecollector;
 pub mod namespace;
+pub mod podautoscaler;
 pub mod resourcequota;
 pub mod workload;
 
@@ -54,6 +55,11 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: resourcequota::NAME,
         start: resourcequota::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: podautoscaler::NAME,
+        start: podautoscaler::start,
         enabled_by_default: true,
     },
 ];
