@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod disruption;
 pub mod garbagecollector;
 pub mod namespace;
+pub mod persistentvolume;
 pub mod podautoscaler;
 pub mod resourcequota;
 pub mod workload;
@@ -60,6 +61,11 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: podautoscaler::NAME,
         start: podautoscaler::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: persistentvolume::NAME,
+        start: persistentvolume::start,
         enabled_by_default: true,
     },
 ];
