@@ -8,9 +8,12 @@ pub mod discovery;
 pub mod disruption;
 pub mod garbagecollector;
 pub mod namespace;
+pub mod nodelifecycle;
 pub mod persistentvolume;
 pub mod podautoscaler;
+pub mod podgc;
 pub mod resourcequota;
+pub mod tainteviction;
 pub mod workload;
 
 use std::future::Future;
@@ -66,6 +69,21 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: persistentvolume::NAME,
         start: persistentvolume::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: nodelifecycle::NAME,
+        start: nodelifecycle::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: tainteviction::NAME,
+        start: tainteviction::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: podgc::NAME,
+        start: podgc::start,
         enabled_by_default: true,
     },
 ];

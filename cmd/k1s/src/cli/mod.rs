@@ -3,6 +3,7 @@
 pub mod datastore;
 pub mod kubectl;
 pub mod server;
+pub mod simulate;
 
 use clap::{Parser, Subcommand};
 
@@ -27,4 +28,6 @@ pub enum Command {
     Kubectl(kubectl::KubectlArgs),
     /// Maintain the datastore (consistency check).
     Datastore(datastore::DatastoreArgs),
+    /// Run simulated nodes against a cluster (for tests and benchmarks).
+    Simulate(simulate::SimulateArgs),
 }

@@ -118,6 +118,18 @@ pub struct ServerArgs {
     #[arg(long, env = "K1S_NODE_NAME", help_heading = "Agent")]
     pub node_name: Option<String>,
 
+    /// Run this many simulated nodes in the server (sim-node-0, sim-node-1, …): they
+    /// register, heartbeat their Leases and mark pods bound to them Running and Ready
+    /// without running containers (KWOK inside the binary; for tests and benchmarks).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        env = "K1S_SIMULATE_NODES",
+        help_heading = "Testing"
+    )]
+    pub simulate_nodes: usize,
+
     /// Shared secret agents use to join (generated when not given).
     #[arg(long, short = 't', env = "K1S_TOKEN", help_heading = "Cluster")]
     pub token: Option<String>,

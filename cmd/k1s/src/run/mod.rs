@@ -3,3 +3,4 @@
 pub mod datastore;
 pub mod kubectl;
 pub mod server;
+pub mod simulate;

@@ -229,6 +229,26 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             },
         ))
     };
+    let simulator = if args.simulate_nodes > 0 {
+        let mut config = k1s_simulator::Config::new(args.simulate_nodes);
+        config.cluster_cidr = match args.cluster_cidr {
+            ipnet::IpNet::V4(net) => net,
+            ipnet::IpNet::V6(_) => bail!("--simulate-nodes needs an IPv4 --cluster-cidr"),
+        };
+        let client = simulator_client(&api);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let done = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = k1s_simulator::run(client, config, done).await {
+                tracing::error!(error = %e, "simulated nodes failed");
+            }
+        });
+        Some((stop, task))
+    } else {
+        None
+    };
     let serve_options = ServeOptions {
         request_timeout: args.request_timeout,
         ..ServeOptions::default()
@@ -244,6 +264,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("shutting down");
     api.set_shutting_down();
     serving.abort();
+    if let Some((stop, task)) = simulator {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
     let _ = stop_controllers.send(());
     if let Some(c) = controllers {
         let _ = c.await;
@@ -264,7 +288,14 @@ fn controller_manager_client(api: &Arc<ApiServer>) -> kube::Client {
     k1s_apiserver::client::client(api.clone(), user)
 }
 
-async fn shutdown_signal() {
+/// The in-process client of the simulated nodes (they write Nodes, Leases and pods of
+/// every namespace, as kubelets of many nodes would).
+fn simulator_client(api: &Arc<ApiServer>) -> kube::Client {
+    let user = UserInfo::new("system:k1s-simulator", ["system:masters".to_string()]);
+    k1s_apiserver::client::client(api.clone(), user)
+}
+
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use k1s_apimachinery::meta::{FIELD_IMMUTABLE_ERROR_MSG, name_is_dns_subdomain};
-use k1s_apimachinery::{ErrorList, FieldError, Path};
+use k1s_apimachinery::{ErrorList, FieldError, Path, Status};
 use serde_json::{Value, json};
 
 use super::podspec::{
@@ -666,6 +666,40 @@ fn scheduling_gated_condition(pod: &mut Value) {
     }
 }
 
+/// Upstream's `DefaultTolerationSeconds` admission plugin: a pod that does not already
+/// tolerate the `not-ready` / `unreachable` NoExecute taints tolerates each for 300 s
+/// (`--default-not-ready-toleration-seconds`, `--default-unreachable-toleration-seconds`),
+/// so the taint eviction controller evicts it five minutes after its node fails.
+fn default_toleration_seconds(pod: &mut Value) {
+    const NOT_READY: &str = "node.kubernetes.io/not-ready";
+    const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+    let tolerations = pod.f("spec").a("tolerations");
+    let covers = |key: &str| {
+        tolerations.iter().any(|t| {
+            (t.s("key") == key || t.s("key").is_empty())
+                && (t.s("effect") == "NoExecute" || t.s("effect").is_empty())
+        })
+    };
+    let missing: Vec<&str> = [NOT_READY, UNREACHABLE]
+        .into_iter()
+        .filter(|k| !covers(k))
+        .collect();
+    if missing.is_empty() || !pod["spec"].is_object() {
+        return;
+    }
+    if !pod["spec"]["tolerations"].is_array() {
+        pod["spec"]["tolerations"] = json!([]);
+    }
+    if let Some(list) = pod["spec"]["tolerations"].as_array_mut() {
+        for key in missing {
+            list.push(
+                json!({"key": key, "operator": "Exists", "effect": "NoExecute",
+                             "tolerationSeconds": 300}),
+            );
+        }
+    }
+}
+
 impl Strategy for PodStrategy {
     fn default(&self, obj: &mut Value) {
         default_pod(obj);
@@ -723,6 +757,11 @@ impl Strategy for PodStrategy {
         ]
     }
 
+    fn admit_create(&self, obj: &mut Value) -> Result<(), Status> {
+        default_toleration_seconds(obj);
+        Ok(())
+    }
+
     fn graceful_delete(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
         // Unscheduled and finished pods have no kubelet to wait for.
         let node = str_at(obj, &["spec", "nodeName"]);
@@ -746,6 +785,26 @@ mod tests {
         let mut p = json!({"metadata": {"name": "p", "namespace": "default"}, "spec": spec});
         PodStrategy.default(&mut p);
         p
+    }
+
+    #[test]
+    fn pods_tolerate_not_ready_and_unreachable_for_300_seconds_by_default() {
+        let mut p = pod(json!({"containers": [{"name": "c", "image": "i"}]}));
+        default_toleration_seconds(&mut p);
+        assert_eq!(
+            p["spec"]["tolerations"],
+            json!([
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            ])
+        );
+        let mut own = pod(json!({"containers": [], "tolerations": [
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}]}));
+        default_toleration_seconds(&mut own);
+        assert_eq!(own["spec"]["tolerations"].as_array().map(Vec::len), Some(2));
+        let mut all = pod(json!({"containers": [], "tolerations": [{"operator": "Exists"}]}));
+        default_toleration_seconds(&mut all);
+        assert_eq!(all["spec"]["tolerations"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]
