@@ -84,14 +84,34 @@ pub(crate) async fn run(
             .and_then(|s| s.node_name.as_ref())
             .is_some_and(|n| nodes.contains_key(n))
     };
+    // Keys are queued once the cache holds their object: a (re)list reaches the cache
+    // all at once at InitDone, so its pods are queued then, not one by one.
+    let cache = store.clone();
     watcher(api, watcher::Config::default().fields("spec.nodeName!="))
         .default_backoff()
         .modify(slim)
         .reflect(writer)
-        .applied_objects()
-        .for_each(|pod| {
-            match pod {
-                Ok(pod) if ours(&pod) => queue.push(ObjectRef::from_obj(&pod)),
+        .for_each(|event| {
+            match event {
+                Ok(watcher::Event::Apply(pod)) if ours(&pod) => {
+                    queue.push(ObjectRef::from_obj(&pod));
+                }
+                Ok(watcher::Event::Delete(pod)) => {
+                    // Gone without us (a forced delete): its address is free again.
+                    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+                    if let (Some(node), Some(uid)) = (node, pod.metadata.uid.as_deref())
+                        && let Some(ips) = ctx.ips.lock().get_mut(&node)
+                    {
+                        ips.release(uid);
+                    }
+                }
+                Ok(watcher::Event::InitDone) => {
+                    for pod in cache.state() {
+                        if ours(&pod) {
+                            queue.push(ObjectRef::from_obj(&*pod));
+                        }
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "simulated pods watch failed; retrying"),
             }

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k1s_apiserver::test_util::TestApiServer;
 use k1s_simulator::Config;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -179,4 +180,49 @@ async fn readiness_gates_hold_ready_and_job_pods_finish() {
         (p.status.as_ref()?.phase.as_deref() == Some("Failed")).then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_nodes_run_a_thousand_pods() {
+    let (_server, client, _stop) = start(100).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let started = std::time::Instant::now();
+    let creates = (0..1000).map(|i| {
+        let pods = pods.clone();
+        async move {
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": format!("p-{i}")},
+                "spec": {"nodeName": format!("sim-node-{}", i % 100),
+                         "containers": [{"name": "c", "image": "nginx"}]}
+            }))
+            .expect("pod");
+            pods.create(&PostParams::default(), &pod)
+                .await
+                .expect("create");
+        }
+    });
+    futures::stream::iter(creates)
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    let list = eventually("1000 running pods", || async {
+        let list = pods.list(&Default::default()).await.ok()?;
+        let running = list
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        (running == 1000).then_some(list)
+    })
+    .await;
+    eprintln!("1000 pods created and running in {:?}", started.elapsed());
+    // Every pod of a node has its own address.
+    let mut ips: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 1000);
 }
