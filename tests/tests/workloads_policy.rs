@@ -288,10 +288,89 @@ fn hpa_case(k1s: &K1s, k: &Kubectl) {
     assert!(out.contains("cpu: <unknown>/50%"), "{out}");
 }
 
+/// `kubectl drain` evicts through the subresource: the budget stops it part way, and
+/// without the budget the node drains.
+fn drain_case(k1s: &K1s, k: &Kubectl) {
+    let ns = "policy-drain";
+    k1s.kubectl(k, &["create", "namespace", ns]).ok();
+    for i in 0..3 {
+        apply(
+            k1s,
+            k,
+            ns,
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: db-{i}\n  labels:\n    app: db\nspec:\n  nodeName: sim-node-0\n  terminationGracePeriodSeconds: 0\n  containers:\n  - name: c\n    image: postgres\n"
+            ),
+        );
+    }
+    k1s.kubectl_in(
+        k,
+        ns,
+        &[
+            "create",
+            "pdb",
+            "db",
+            "--selector=app=db",
+            "--min-available=2",
+        ],
+    )
+    .ok();
+    eventually(
+        WAIT,
+        "pods Running on the simulated node, budget of one",
+        || {
+            let out = k1s.kubectl_in(k, ns, &["get", "pdb"]);
+            (row(&out.stdout, "db").get(3).map(String::as_str) == Some("1")).then_some(())
+        },
+    );
+    let out = k1s.kubectl(
+        k,
+        &[
+            "drain",
+            "sim-node-0",
+            "--force",
+            "--ignore-daemonsets",
+            "--timeout=15s",
+        ],
+    );
+    let err = out.fails().to_string();
+    assert!(
+        err.contains("Cannot evict pod as it would violate the pod's disruption budget."),
+        "{err}"
+    );
+    let left = eventually(WAIT, "one pod evicted", || {
+        let out = k1s.kubectl_in(k, ns, &["get", "pods", "-o", "name"]);
+        let n = out.stdout.lines().count();
+        (n == 2).then_some(n)
+    });
+    assert_eq!(left, 2);
+    let node = k1s
+        .kubectl(k, &["get", "node", "sim-node-0"])
+        .ok()
+        .to_string();
+    assert!(node.contains("SchedulingDisabled"), "{node}");
+    k1s.kubectl_in(k, ns, &["delete", "pdb", "db"]).ok();
+    let out = k1s
+        .kubectl(
+            k,
+            &[
+                "drain",
+                "sim-node-0",
+                "--force",
+                "--ignore-daemonsets",
+                "--timeout=60s",
+            ],
+        )
+        .ok()
+        .to_string();
+    assert!(out.contains("node/sim-node-0 drained"), "{out}");
+}
+
 #[test]
 fn policy_controllers() {
-    let k1s = K1s::start();
+    let k1s = K1s::start_with(&["--simulate-nodes", "1"]);
     let k = newest_kubectl();
+    drain_case(&k1s, &k);
     pdb_case(&k1s, &k);
     quota_case(&k1s, &k);
     pv_case(&k1s, &k);
