@@ -36,12 +36,11 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     // Pods are read from one cache; the controller's own pod watch only maps changes to
     // the budgets that select them.
     let (pod_store, pod_writer) = reflector::store::<Pod>();
-    let pod_cache = reflector::reflector(
-        pod_writer,
-        watcher(pods.clone(), watcher::Config::default()).default_backoff(),
-    )
-    .applied_objects()
-    .for_each(|_| futures::future::ready(()));
+    let pod_cache = watcher(pods.clone(), watcher::Config::default())
+        .default_backoff()
+        .modify(slim)
+        .reflect(pod_writer)
+        .for_each(|_| futures::future::ready(()));
     let cache_shutdown = shutdown.clone();
     tokio::spawn(async move {
         tokio::select! {
@@ -77,6 +76,26 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
             }
         })
         .await;
+}
+
+/// Strips a pod down to what budgets read — identity, labels, controller, deletion,
+/// phase and the Ready condition — so a cache of every pod stays small.
+fn slim(pod: &mut Pod) {
+    let m = &mut pod.metadata;
+    m.managed_fields = None;
+    m.annotations = None;
+    m.finalizers = None;
+    m.generate_name = None;
+    pod.spec = None;
+    if let Some(status) = pod.status.take() {
+        pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            phase: status.phase,
+            conditions: status
+                .conditions
+                .map(|cs| cs.into_iter().filter(|c| c.type_ == "Ready").collect()),
+            ..Default::default()
+        });
+    }
 }
 
 /// The budgets in the pod's namespace whose selector matches it.
