@@ -284,8 +284,8 @@ pub async fn create(mut call: Call) -> Result<Response, Status> {
         if should_enforce_resource_version(&current) && rv_unset {
             o.precondition_resource_version = Some(meta::resource_version(&current).into());
         }
-        match generic.delete(&pods, Some(&ns), &name, &o, &ctx).await {
-            Ok(_) => return Ok(success()),
+        match mark_and_delete(&generic, &pods, &ns, &name, o, &ctx).await {
+            Ok(()) => return Ok(success()),
             Err(s) if s.code() == 409 && rv_unset && attempt + 1 < EVICTION_RETRIES => continue,
             Err(s) => return Err(s),
         }
@@ -335,12 +335,100 @@ pub async fn create(mut call: Call) -> Result<Response, Status> {
     if pin_pod_version {
         o.precondition_resource_version = Some(meta::resource_version(&pod).into());
     }
-    match generic.delete(&pods, Some(&ns), &name, &o, &ctx).await {
-        Ok(_) => Ok(success()),
+    match mark_and_delete(&generic, &pods, &ns, &name, o, &ctx).await {
+        Ok(()) => Ok(success()),
         Err(s) if s.code() == 409 && pin_pod_version && rv_unset => {
             Err(still_processing(&pdb_name))
         }
         Err(s) => Err(s),
+    }
+}
+
+/// Upstream's `addConditionAndDeletePod`: the pod first gets the `DisruptionTarget`
+/// condition (so its controller and `kubectl describe` can tell it was evicted), on
+/// the version the caller's preconditions name, then is deleted.
+async fn mark_and_delete(
+    generic: &crate::registry::generic::GenericStore,
+    pods: &Arc<Resource>,
+    ns: &str,
+    name: &str,
+    mut opts: DeleteOptions,
+    ctx: &WriteContext,
+) -> Result<(), Status> {
+    if !ctx.dry_run {
+        let gr = GroupResource::new("", "pods");
+        let modified = "the object has been modified; please apply your changes to the latest version and try again";
+        let written = generic
+            .update(pods, Some(ns), name, Some(Subresource::Status), ctx, |cur, _| {
+                let cur = cur.ok_or_else(|| Status::not_found(&gr, name))?;
+                if opts
+                    .precondition_uid
+                    .as_deref()
+                    .is_some_and(|u| !u.is_empty() && u != meta::uid(cur))
+                {
+                    return Err(Status::conflict(&gr, name, &format!(
+                        "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                        opts.precondition_uid.as_deref().unwrap_or(""),
+                        meta::uid(cur)
+                    )));
+                }
+                if opts
+                    .precondition_resource_version
+                    .as_deref()
+                    .is_some_and(|rv| !rv.is_empty() && rv != meta::resource_version(cur))
+                {
+                    return Err(Status::conflict(&gr, name, modified));
+                }
+                let mut next = cur.clone();
+                set_disruption_target(&mut next, &meta::now_rfc3339());
+                Ok(next)
+            })
+            .await?;
+        if opts.precondition_resource_version.is_some() {
+            // This write moved the pod on; the delete is conditional on it.
+            opts.precondition_resource_version =
+                Some(meta::resource_version(&written.object).to_string());
+        }
+    }
+    generic
+        .delete(pods, Some(ns), name, &opts, ctx)
+        .await
+        .map(|_| ())
+}
+
+/// Sets the pod's `DisruptionTarget` condition as the eviction API does.
+fn set_disruption_target(pod: &mut Value, now: &str) {
+    if !pod.get("status").is_some_and(Value::is_object) {
+        pod["status"] = json!({});
+    }
+    let Some(status) = pod["status"].as_object_mut() else {
+        return;
+    };
+    let conditions = status.entry("conditions").or_insert_with(|| json!([]));
+    let Some(conditions) = conditions.as_array_mut() else {
+        return;
+    };
+    let wanted = json!({
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "EvictionByEvictionAPI",
+        "message": "Eviction API: evicting",
+        "lastTransitionTime": now,
+    });
+    match conditions
+        .iter_mut()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("DisruptionTarget"))
+    {
+        Some(c) => {
+            let since = if c.get("status").and_then(Value::as_str) == Some("True") {
+                c.get("lastTransitionTime").cloned().unwrap_or(json!(now))
+            } else {
+                json!(now)
+            };
+            *c = wanted;
+            c["lastTransitionTime"] = since;
+        }
+        None => conditions.push(wanted),
     }
 }
 
@@ -572,6 +660,30 @@ mod tests {
                 body["message"],
                 "name in URL does not match name in Eviction object"
             );
+        }
+
+        #[tokio::test]
+        async fn evicted_pods_carry_the_disruption_target_condition() {
+            let server = TestApiServer::new().await;
+            let api = server.api();
+            api.create(
+                PODS,
+                json!({"metadata": {"name": "kept", "finalizers": ["example.com/keep"]},
+                       "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+            )
+            .await;
+            let (code, body) = evict(&api, "kept").await;
+            assert_eq!(code, 201, "{body}");
+            let (_, pod) = api.call("GET", &format!("{PODS}/kept"), &Value::Null).await;
+            assert!(!pod["metadata"]["deletionTimestamp"].is_null(), "{pod}");
+            let cond = pod["status"]["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "DisruptionTarget"))
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(cond["status"], "True", "{pod}");
+            assert_eq!(cond["reason"], "EvictionByEvictionAPI");
+            assert_eq!(cond["message"], "Eviction API: evicting");
         }
 
         #[tokio::test]
