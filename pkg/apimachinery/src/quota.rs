@@ -428,7 +428,8 @@ fn pod_constraints(restricted: &BTreeSet<String>, pod: &Value) -> Result<(), Str
     Err(format!("must specify {}", parts.join("; ")))
 }
 
-/// Upstream's quota admission for one quota and one new object: `Ok(None)` when the
+/// Upstream's quota admission for one quota and one new object (or an update of `old`,
+/// charged what it adds): `Ok(None)` when the
 /// quota does not concern it, `Ok(Some(used))` with the quota's new `status.used` when
 /// it fits, `Err(message)` (the text after `<resource> "<name>" is forbidden: `) when
 /// it does not.
@@ -437,6 +438,7 @@ pub fn admit(
     group: &str,
     resource: &str,
     obj: &Value,
+    old: Option<&Value>,
 ) -> Result<Option<ResourceList>, String> {
     if !matches_scopes(quota, group, resource, obj) {
         return Ok(None);
@@ -455,7 +457,7 @@ pub fn admit(
     if restricted.is_empty() {
         return Ok(None);
     }
-    if (group, resource) == ("", "pods") {
+    if (group, resource) == ("", "pods") && old.is_none() {
         pod_constraints(&restricted, obj).map_err(|e| format!("failed quota: {name}: {e}"))?;
     }
     if restricted.iter().any(|r| !used.contains_key(r)) {
@@ -464,9 +466,17 @@ pub fn admit(
             restricted.iter().cloned().collect::<Vec<_>>().join(",")
         ));
     }
+    // An update is charged only what it adds (upstream's SubtractWithNonNegativeResult).
+    let before = old
+        .map(|o| usage(group, resource, o, false))
+        .unwrap_or_default();
     let requested: ResourceList = usage(group, resource, obj, false)
         .into_iter()
         .filter(|(k, _)| hard.contains_key(k))
+        .filter_map(|(k, v)| match before.get(&k) {
+            None => Some((k, v)),
+            Some(b) => v.checked_sub(b).filter(|d| d.signum() > 0).map(|d| (k, d)),
+        })
         .collect();
     if requested.is_empty() {
         return Ok(None);
@@ -529,29 +539,29 @@ mod tests {
     fn exceeding_a_count_is_refused_with_upstreams_message() {
         let q = quota(json!({"pods": "1"}), json!({"pods": "1"}));
         assert_eq!(
-            admit(&q, "", "pods", &pod(None)),
+            admit(&q, "", "pods", &pod(None), None),
             Err("exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1".into())
         );
         let q = quota(json!({"pods": "2"}), json!({"pods": "1"}));
-        let used = admit(&q, "", "pods", &pod(None))
+        let used = admit(&q, "", "pods", &pod(None), None)
             .expect("fits")
             .expect("charged");
         assert_eq!(pretty(&used), "pods=2");
         // A quota on something else does not concern the pod.
         let q = quota(json!({"configmaps": "0"}), json!({"configmaps": "0"}));
-        assert_eq!(admit(&q, "", "pods", &pod(None)), Ok(None));
+        assert_eq!(admit(&q, "", "pods", &pod(None), None), Ok(None));
     }
 
     #[test]
     fn compute_quota_needs_explicit_requests() {
         let q = quota(json!({"requests.cpu": "1"}), json!({"requests.cpu": "0"}));
         assert_eq!(
-            admit(&q, "", "pods", &pod(None)),
+            admit(&q, "", "pods", &pod(None), None),
             Err("failed quota: q: must specify requests.cpu for: c".into())
         );
-        assert!(admit(&q, "", "pods", &pod(Some("2"))).is_err());
+        assert!(admit(&q, "", "pods", &pod(Some("2")), None).is_err());
         assert!(
-            admit(&q, "", "pods", &pod(Some("1")))
+            admit(&q, "", "pods", &pod(Some("1")), None)
                 .expect("fits")
                 .is_some()
         );
@@ -561,9 +571,24 @@ mod tests {
     fn unsynced_quota_status_is_refused() {
         let q = json!({"metadata": {"name": "q"}, "status": {"hard": {"pods": "3"}}});
         assert_eq!(
-            admit(&q, "", "pods", &pod(None)),
+            admit(&q, "", "pods", &pod(None), None),
             Err("status unknown for quota: q, resources: pods".into())
         );
+    }
+
+    #[test]
+    fn updates_are_charged_what_they_add() {
+        let q = quota(
+            json!({"services.loadbalancers": "1"}),
+            json!({"services.loadbalancers": "1"}),
+        );
+        let cluster_ip = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80}]}});
+        let lb = json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}});
+        assert_eq!(
+            admit(&q, "", "services", &lb, Some(&cluster_ip)),
+            Err("exceeded quota: q, requested: services.loadbalancers=1, used: services.loadbalancers=1, limited: services.loadbalancers=1".into())
+        );
+        assert_eq!(admit(&q, "", "services", &lb, Some(&lb)), Ok(None));
     }
 
     #[test]

@@ -625,7 +625,7 @@ impl GenericStore {
         crate::managed::track_update(&mut obj, None, ctx, info, None, &defs);
         check_storable(&obj)?;
         storage.strategy.admit_create(&mut obj)?;
-        self.admit_quota(info, namespace, &name, &obj, ctx.dry_run)
+        self.admit_quota(info, namespace, &name, &obj, None, ctx.dry_run)
             .await?;
         if ctx.dry_run {
             storage.strategy.release(&obj, None);
@@ -670,6 +670,7 @@ impl GenericStore {
         namespace: Option<&str>,
         name: &str,
         obj: &Value,
+        old: Option<&Value>,
         dry_run: bool,
     ) -> Result<(), Status> {
         use k1s_apimachinery::quota;
@@ -693,7 +694,7 @@ impl GenericStore {
             let Ok(q) = self.decode_stored(&quotas, &kv) else {
                 continue;
             };
-            if quota::admit(&q, group, resource, obj)
+            if quota::admit(&q, group, resource, obj, old)
                 .map_err(forbidden)?
                 .is_some()
             {
@@ -723,7 +724,7 @@ impl GenericStore {
                     };
                     let mut next = cur.clone();
                     if let Some(used) =
-                        quota::admit(cur, group, resource, obj).map_err(forbidden)?
+                        quota::admit(cur, group, resource, obj, old).map_err(forbidden)?
                     {
                         next["status"]["used"] = quota::to_json(&used);
                     }
@@ -917,6 +918,15 @@ impl GenericStore {
                 });
             }
             storage.strategy.admit_update(&mut obj, &old)?;
+            // Quota admission on update: upstream's evaluators that handle updates
+            // (services changing type, claims growing) are charged what they add.
+            if sub.is_none()
+                && info.group.is_empty()
+                && matches!(info.plural.as_str(), "services" | "persistentvolumeclaims")
+            {
+                Box::pin(self.admit_quota(info, namespace, name, &obj, Some(&old), ctx.dry_run))
+                    .await?;
+            }
             if ctx.dry_run {
                 storage.strategy.release(&obj, Some(&old));
                 let obj = self.served_form(res, obj)?;

@@ -79,3 +79,39 @@ async fn creates_over_a_synced_quota_are_forbidden_and_charged() {
         .await;
     assert_eq!(code, 403);
 }
+
+#[tokio::test]
+async fn a_service_turned_load_balancer_is_charged_on_update() {
+    let server = TestApiServer::new().await;
+    let api = server.api();
+    let hard = json!({"services.loadbalancers": "0"});
+    api.create(QUOTAS, json!({"metadata": {"name": "lb"}, "spec": {"hard": hard}}))
+        .await;
+    let (code, body) = api
+        .call_with(
+            "PATCH",
+            &format!("{QUOTAS}/lb/status"),
+            "application/merge-patch+json",
+            &json!({"status": {"hard": hard, "used": {"services.loadbalancers": "0"}}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    api.create(
+        "/api/v1/namespaces/default/services",
+        json!({"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}),
+    )
+    .await;
+    let (code, body) = api
+        .call_with(
+            "PATCH",
+            "/api/v1/namespaces/default/services/web",
+            "application/merge-patch+json",
+            &json!({"spec": {"type": "LoadBalancer"}}),
+        )
+        .await;
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "services \"web\" is forbidden: exceeded quota: lb, requested: services.loadbalancers=1, used: services.loadbalancers=0, limited: services.loadbalancers=0"
+    );
+}
