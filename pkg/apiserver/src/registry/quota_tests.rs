@@ -85,8 +85,11 @@ async fn a_service_turned_load_balancer_is_charged_on_update() {
     let server = TestApiServer::new().await;
     let api = server.api();
     let hard = json!({"services.loadbalancers": "0"});
-    api.create(QUOTAS, json!({"metadata": {"name": "lb"}, "spec": {"hard": hard}}))
-        .await;
+    api.create(
+        QUOTAS,
+        json!({"metadata": {"name": "lb"}, "spec": {"hard": hard}}),
+    )
+    .await;
     let (code, body) = api
         .call_with(
             "PATCH",
