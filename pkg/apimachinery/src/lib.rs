@@ -16,6 +16,7 @@ pub mod labels;
 pub mod meta;
 pub mod names;
 pub mod quantity;
+pub mod quota;
 pub mod status;
 pub mod validation;
 

@@ -8,6 +8,7 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod discovery;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod garbagecollector;
@@ -15,8 +16,11 @@ pub mod history;
 pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
+pub mod persistentvolume;
+pub mod podautoscaler;
 pub mod podgc;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod tainteviction;
@@ -97,6 +101,26 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "ttl-after-finished-controller",
         start: ttlafterfinished::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: disruption::NAME,
+        start: disruption::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: resourcequota::NAME,
+        start: resourcequota::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: podautoscaler::NAME,
+        start: podautoscaler::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: persistentvolume::NAME,
+        start: persistentvolume::start,
         enabled_by_default: true,
     },
     Descriptor {

@@ -133,6 +133,7 @@ fn sub_kind(r: &Resource, sub: Subresource) -> (String, String, String) {
             "v1".into(),
             "TokenRequest".into(),
         ),
+        Subresource::Eviction => ("policy".into(), "v1".into(), "Eviction".into()),
         Subresource::Status | Subresource::Finalize => {
             (String::new(), String::new(), r.info.kind.clone())
         }
@@ -303,9 +304,9 @@ mod tests {
 
     /// Upstream 1.35's discovery (`api/discovery/api__v1.json`, `apis__<group>__<v>.json`)
     /// for every resource k1s serves: verbs, and the subresources of the kinds the generic
-    /// registry implements (status, scale, finalize, pods/binding, serviceaccounts/token)
-    /// with theirs. Upstream's other subresources (pods/log, exec, attach, portforward,
-    /// proxy, eviction, ephemeralcontainers, resize; nodes/proxy; services/proxy;
+    /// registry implements (status, scale, finalize, pods/binding, pods/eviction,
+    /// serviceaccounts/token) with theirs. Upstream's other subresources (pods/log, exec,
+    /// attach, portforward, proxy, ephemeralcontainers, resize; nodes/proxy; services/proxy;
     /// certificatesigningrequests/approval) are not served by k1s and so not listed.
     #[rustfmt::skip]
     const UPSTREAM: &[Row] = &[
@@ -322,7 +323,7 @@ mod tests {
         ("", "v1", "nodes", ALL, STATUS),
         ("", "v1", "persistentvolumeclaims", ALL, STATUS),
         ("", "v1", "persistentvolumes", ALL, STATUS),
-        ("", "v1", "pods", ALL, &[("binding", &["create"]), ("status", GPU)]),
+        ("", "v1", "pods", ALL, &[("binding", &["create"]), ("eviction", &["create"]), ("status", GPU)]),
         ("", "v1", "podtemplates", ALL, NONE),
         ("", "v1", "replicationcontrollers", ALL, SCALE_STATUS),
         ("", "v1", "resourcequotas", ALL, STATUS),

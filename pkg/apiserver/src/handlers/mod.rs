@@ -5,6 +5,7 @@ mod binding;
 pub mod body;
 mod create;
 mod delete;
+mod eviction;
 #[cfg(test)]
 mod fuzz;
 mod get;
@@ -295,6 +296,7 @@ async fn dispatch(call: Call) -> Response {
         ("create", None) if call.resource.info.group == "authentication.k8s.io" => {
             review::create(call).await
         }
+        ("create", Some("eviction")) => eviction::create(call).await,
         ("create", _) => create::create(call).await,
         ("update", _) => update::update(call).await,
         ("patch", _) => patch::patch(call).await,

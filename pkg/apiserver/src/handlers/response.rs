@@ -29,7 +29,18 @@ pub fn bytes_response(code: StatusCode, content_type: &str, body: Vec<u8>) -> Re
 pub fn status(s: &Status) -> Response {
     let code = StatusCode::from_u16(s.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_value(s).unwrap_or_else(|_| json!({}));
-    json(code, &body)
+    let mut r = json(code, &body);
+    // Upstream tells clients when to come back (a refused eviction, a throttled request).
+    if let Some(secs) = s
+        .details
+        .as_ref()
+        .map(|d| d.retry_after_seconds)
+        .filter(|n| *n > 0)
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
 }
 
 /// Upstream's budget for the text of all warnings of one response, in characters …

@@ -71,6 +71,12 @@ impl KindEntry<'_> {
         self
     }
 
+    /// Serves `/eviction` (pods).
+    pub fn eviction(self) -> Self {
+        self.resource.info.subresources.push(Subresource::Eviction);
+        self
+    }
+
     /// Serves `/finalize` (namespaces).
     pub fn finalize(self) -> Self {
         self.resource.info.subresources.push(Subresource::Finalize);
@@ -202,6 +208,7 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .categories(&["all"])
         .binding()
         .status()
+        .eviction()
         .returns_deleted_object();
     b.kind::<core_v1::Service>(core::service::ServiceStrategy::new(services.clone()))
         .short_names(&["svc"])

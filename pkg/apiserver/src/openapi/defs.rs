@@ -1,5 +1,6 @@
 //! Definitions the documents refer to besides the served kinds' own schemas: each kind's
-//! `<Kind>List`, the `autoscaling/v1` Scale of `/scale`, and the `meta/v1` types of
+//! `<Kind>List`, the `autoscaling/v1` Scale of `/scale`, the
+//! `policy/v1` Eviction of `pods/eviction`, and the `meta/v1` types of
 //! requests and answers (Status, DeleteOptions, WatchEvent, Patch, the discovery
 //! documents, the version).
 
@@ -31,6 +32,7 @@ pub(crate) fn extras() -> &'static Definitions {
             "v1",
             "TokenRequest",
         ));
+        b.add::<k8s_openapi::api::policy::v1::Eviction>(gvk("policy", "v1", "Eviction"));
         b.add::<m::Status>(gvk("", "v1", "Status"));
         b.add::<m::DeleteOptions>(gvk("", "v1", "DeleteOptions"));
         b.add::<m::WatchEvent<Value>>(gvk("", "v1", "WatchEvent"));

@@ -533,6 +533,14 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                         ),
                         meta::SCALE.to_string(),
                     ),
+                    Subresource::Eviction => (
+                        (
+                            "policy".to_string(),
+                            "v1".to_string(),
+                            "Eviction".to_string(),
+                        ),
+                        "io.k8s.api.policy.v1.Eviction".to_string(),
+                    ),
                     Subresource::Status | Subresource::Finalize => (gvk.clone(), def.clone()),
                     Subresource::Binding => (
                         (i.group.clone(), i.version.clone(), "Binding".to_string()),
@@ -606,8 +614,8 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                     ];
                     o
                 }
-                // `pods/binding`, `serviceaccounts/token`: a POST of the subresource's kind,
-                // named like it.
+                // `pods/binding`, `pods/eviction`, `serviceaccounts/token`: a POST of the
+                // subresource's kind, named like it.
                 "create" if sub.is_some() => {
                     let mut params = item_params.clone();
                     params[0] = name_param(&target_gvk.2);

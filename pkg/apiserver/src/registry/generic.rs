@@ -663,6 +663,8 @@ impl GenericStore {
         crate::managed::track_update(&mut obj, None, ctx, info, None, &defs);
         check_storable(&obj)?;
         storage.strategy.admit_create(&mut obj)?;
+        self.admit_quota(info, namespace, &name, &obj, None, ctx.dry_run)
+            .await?;
         if ctx.dry_run {
             storage.strategy.release(&obj, None);
             let obj = self.served_form(res, obj)?;
@@ -693,6 +695,83 @@ impl GenericStore {
                 Err(store_error(info, &name, Operation::Create, e))
             }
         }
+    }
+
+    /// Upstream's ResourceQuota admission on create: refuses an object that would take a
+    /// quota of its namespace over `status.hard` (403 `exceeded quota: …`), and charges
+    /// the quotas it falls under (their `status.used`) before it is stored, so
+    /// concurrent creates cannot all slip under the same limit. The resourcequota
+    /// controller recomputes usage from the objects themselves.
+    async fn admit_quota(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        obj: &Value,
+        old: Option<&Value>,
+        dry_run: bool,
+    ) -> Result<(), Status> {
+        use k1s_apimachinery::quota;
+        let Some(ns) = namespace.filter(|_| info.namespaced) else {
+            return Ok(());
+        };
+        let snapshot = self.registry.snapshot();
+        let Some(quotas) = snapshot.get("", "v1", "resourcequotas").cloned() else {
+            return Ok(());
+        };
+        let prefix = quotas.info.collection_prefix(Some(ns));
+        let (group, resource) = (info.group.as_str(), info.plural.as_str());
+        let forbidden = |msg: String| Status::forbidden(&info.group_resource(), name, &msg);
+        let mut charged = Vec::new();
+        let listed = self
+            .store
+            .list(&prefix, 0, None, 0)
+            .await
+            .map_err(|e| Status::internal_error(&e.to_string()))?;
+        for kv in listed.items {
+            let Ok(q) = self.decode_stored(&quotas, &kv) else {
+                continue;
+            };
+            if quota::admit(&q, group, resource, obj, old)
+                .map_err(forbidden)?
+                .is_some()
+            {
+                charged.push(meta::name(&q).to_string());
+            }
+        }
+        if dry_run {
+            return Ok(());
+        }
+        let ctx = WriteContext {
+            field_manager: "kube-apiserver".into(),
+            ..WriteContext::default()
+        };
+        for q in charged {
+            // Decided again on the quota as it is when written: a concurrent create that
+            // charged it first may leave no room.
+            // Boxed: an update may create, which comes back here.
+            let write = self.update(
+                &quotas,
+                Some(ns),
+                &q,
+                Some(Subresource::Status),
+                &ctx,
+                |cur, _| {
+                    let Some(cur) = cur else {
+                        return Err(Status::not_found(&quotas.info.group_resource(), &q));
+                    };
+                    let mut next = cur.clone();
+                    if let Some(used) =
+                        quota::admit(cur, group, resource, obj, old).map_err(forbidden)?
+                    {
+                        next["status"]["used"] = quota::to_json(&used);
+                    }
+                    Ok(next)
+                },
+            );
+            Box::pin(write).await?;
+        }
+        Ok(())
     }
 
     /// Refuses creation in a missing or terminating namespace (upstream's
@@ -818,7 +897,7 @@ impl GenericStore {
                     .strategy
                     .prepare_for_update(&mut obj, &old, has_status),
                 Some(Subresource::Status) => prepare_status_update(&mut obj, &old),
-                Some(Subresource::Scale | Subresource::Token) => {}
+                Some(Subresource::Scale | Subresource::Token | Subresource::Eviction) => {}
                 Some(Subresource::Finalize) => prepare_finalize_update(&mut obj, &old),
                 // The binding handler builds the whole pod from the stored one.
                 Some(Subresource::Binding) => {}
@@ -885,6 +964,15 @@ impl GenericStore {
                 });
             }
             storage.strategy.admit_update(&mut obj, &old)?;
+            // Quota admission on update: upstream's evaluators that handle updates
+            // (services changing type, claims growing) are charged what they add.
+            if sub.is_none()
+                && info.group.is_empty()
+                && matches!(info.plural.as_str(), "services" | "persistentvolumeclaims")
+            {
+                Box::pin(self.admit_quota(info, namespace, name, &obj, Some(&old), ctx.dry_run))
+                    .await?;
+            }
             if ctx.dry_run {
                 storage.strategy.release(&obj, Some(&old));
                 let obj = self.served_form(res, obj)?;

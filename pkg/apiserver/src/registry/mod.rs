@@ -3,6 +3,8 @@
 
 pub mod errors;
 pub mod generic;
+#[cfg(test)]
+mod quota_tests;
 pub mod strategy;
 pub mod table;
 
@@ -28,6 +30,9 @@ pub enum Subresource {
     /// `/token` of service accounts: creates an `authentication.k8s.io/v1`
     /// TokenRequest, nothing stored.
     Token,
+    /// `/eviction` of pods: a policy/v1 Eviction that deletes the pod unless its
+    /// PodDisruptionBudget forbids it.
+    Eviction,
 }
 
 impl Subresource {
@@ -39,6 +44,7 @@ impl Subresource {
             Subresource::Finalize => "finalize",
             Subresource::Binding => "binding",
             Subresource::Token => "token",
+            Subresource::Eviction => "eviction",
         }
     }
 
@@ -49,6 +55,7 @@ impl Subresource {
             Subresource::Finalize => &["update"],
             Subresource::Binding => &["create"],
             Subresource::Token => &["create"],
+            Subresource::Eviction => &["create"],
             _ => &["get", "patch", "update"],
         }
     }
