@@ -10,7 +10,6 @@
 //! Deployment whose selector matches it).
 
 pub mod cache;
-pub mod events;
 mod sync;
 pub mod util;
 
@@ -26,9 +25,8 @@ use parking_lot::Mutex;
 
 use crate::Shutdown;
 use crate::garbagecollector::queue::WorkQueue;
-use crate::workload::controller_of;
+use crate::workload::{Recorder, controller_of, recorder};
 use cache::Cache;
-use events::EventSink;
 
 /// Upstream's component name (events' source, `--controllers` entry).
 pub const NAME: &str = "deployment-controller";
@@ -64,7 +62,7 @@ pub(crate) struct Ctx {
     queue: Arc<WorkQueue<Key>>,
     /// When each Deployment is already due to be looked at again (one timer each).
     wakeups: Arc<Mutex<HashMap<Key, Instant>>>,
-    events: Arc<EventSink>,
+    events: Recorder,
 }
 
 /// Starts the controller (the [`crate::Descriptor`] entry point).
@@ -75,7 +73,7 @@ pub fn start(client: kube::Client, shutdown: Shutdown) -> BoxFuture<'static, ()>
 /// Runs the controller until `shutdown` fires.
 pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let ctx = Arc::new(Ctx {
-        events: Arc::new(EventSink::new(client.clone(), NAME)),
+        events: recorder(client.clone(), NAME),
         deployments: Arc::new(Cache::default()),
         replicasets: Arc::new(Cache::default()),
         queue: Arc::new(WorkQueue::new()),

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
@@ -71,7 +72,22 @@ impl Sync<'_> {
         let reference = self.d.object_ref(&());
         let reason = reason.to_string();
         // Events are best effort and must not hold up the rollout.
-        tokio::spawn(async move { events.publish(reference, warning, &reason, &note).await });
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            action: reason.clone(),
+            reason,
+            note: Some(note),
+            secondary: None,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = events.publish(&event, &reference).await {
+                tracing::debug!(error = %e, "recording an event failed");
+            }
+        });
     }
 
     async fn run(&mut self) -> Result<Option<Duration>, DeploymentError> {

@@ -82,12 +82,12 @@ struct Context {
     client: kube::Client,
     watches: Watches,
     triggers: TriggerTimes,
-    recorder: kube::runtime::events::Recorder,
+    recorder: crate::workload::Recorder,
 }
 
 /// Publishes a Warning event about an object; a failure to publish is only logged.
 pub(crate) async fn warn(
-    recorder: &kube::runtime::events::Recorder,
+    recorder: &crate::workload::Recorder,
     reference: &ObjectReference,
     reason: &str,
     note: String,

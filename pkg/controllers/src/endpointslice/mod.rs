@@ -65,7 +65,7 @@ struct Context {
     /// Node name → its zone, for every node.
     nodes: RwLock<HashMap<String, Option<String>>>,
     triggers: TriggerTimes,
-    recorder: kube::runtime::events::Recorder,
+    recorder: crate::workload::Recorder,
 }
 
 /// Starts the controller (the [`crate::Descriptor`] entry point).

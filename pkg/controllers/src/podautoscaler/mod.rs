@@ -20,7 +20,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DynamicObject, ListParams, PostParams};
 use kube::discovery::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
+
+use crate::workload::Recorder;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Resource, ResourceExt};
 

@@ -185,9 +185,8 @@ pub(crate) struct Context<K: ReplicatedSet> {
     pub(crate) expectations: Expectations,
     /// Consecutive failed syncs per set uid, for the retry back-off.
     pub(crate) failures: Mutex<HashMap<String, u32>>,
-    /// Shared by warnings so that a create failing again and again becomes one event
-    /// series rather than a flood.
-    pub(crate) warnings: kube::runtime::events::Recorder,
+    /// The set's events; a create failing again and again becomes one event series.
+    pub(crate) recorder: crate::workload::Recorder,
 }
 
 /// Starts the ReplicaSet controller (`replicaset-controller`).
@@ -254,7 +253,7 @@ pub async fn run<K: ReplicatedSet>(client: kube::Client, shutdown: Shutdown) {
         sets: sets.clone(),
         expectations: Expectations::new(),
         failures: Mutex::new(HashMap::new()),
-        warnings: crate::workload::recorder(client.clone(), K::EVENT_SOURCE),
+        recorder: crate::workload::recorder(client.clone(), K::EVENT_SOURCE),
     });
 
     // managedFields are never read here: dropping them keeps the caches small.

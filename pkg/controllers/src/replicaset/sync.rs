@@ -16,7 +16,7 @@ use super::status::{self, ManageFailure, SetSpec};
 use super::{Context, ReplicatedSet};
 use crate::workload::{
     active_pods_deletion_order, claim, controller_of, controller_ref, is_controlled_by,
-    is_pod_active, pod_from_template, recorder, slow_start_batch,
+    is_pod_active, pod_from_template, slow_start_batch,
 };
 
 /// The most pods one sync creates or deletes (upstream's `BurstReplicas`).
@@ -97,12 +97,7 @@ fn publish<K: ReplicatedSet>(
     note: String,
 ) {
     let reference = set.object_ref(&());
-    // Successes get a recorder of their own: the shared one would fold "Created pod: a"
-    // and "Created pod: b" into one series showing only the first name.
-    let rec = match type_ {
-        EventType::Normal => recorder(ctx.client.clone(), K::EVENT_SOURCE),
-        EventType::Warning => ctx.warnings.clone(),
-    };
+    let rec = ctx.recorder.clone();
     let action = if reason.contains("Delete") {
         "Delete"
     } else {

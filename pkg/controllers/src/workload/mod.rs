@@ -9,7 +9,7 @@ pub mod expectations;
 pub mod ownership;
 pub mod pods;
 
-pub use events::recorder;
+pub use events::{Recorder, recorder};
 pub use expectations::Expectations;
 pub use ownership::{Claimed, claim, controller_of, controller_ref, is_controlled_by};
 pub use pods::{
