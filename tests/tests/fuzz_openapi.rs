@@ -13,7 +13,8 @@
 //!    (`response_schema_conformance`, `content_type_conformance`,
 //!    `response_headers_conformance`), nor does the document refer to a definition it lacks;
 //! 3. the system namespaces (default, kube-system, kube-public, kube-node-lease) and every
-//!    seeded object survive unchanged: same uid, same content. The fuzzer may create and
+//!    seeded object survive unchanged: same uid, same content (all but the status and the
+//!    metadata the server and the controllers keep). The fuzzer may create and
 //!    delete what it likes, but cannot destroy these: it is aimed at deleting the immortal
 //!    namespaces and at `DELETE /api/v1/namespaces` (deletecollection), which must be
 //!    refused;
@@ -498,9 +499,10 @@ fn adapt(mut doc: Value) -> (Value, Vec<String>) {
             }
         }
     }
-    // 9. Bindings. A POST of a Binding (to `bindings` or `pods/{name}/binding`) is
-    //    answered with a `Status` of Success, as upstream's BindingREST answers, though the
-    //    document (upstream's too) names Binding as the answer.
+    // 9. Bindings and evictions. A POST of a Binding (to `bindings` or
+    //    `pods/{name}/binding`) or of an Eviction is answered with a `Status` of Success,
+    //    as upstream's BindingREST and EvictionREST answer, though the document (upstream's
+    //    too) names Binding or Eviction as the answer.
     for item in doc["paths"]
         .as_object_mut()
         .into_iter()
@@ -511,7 +513,11 @@ fn adapt(mut doc: Value) -> (Value, Vec<String>) {
         };
         if !matches!(
             op["operationId"].as_str(),
-            Some("createCoreV1NamespacedBinding" | "createCoreV1NamespacedPodBinding")
+            Some(
+                "createCoreV1NamespacedBinding"
+                    | "createCoreV1NamespacedPodBinding"
+                    | "createCoreV1NamespacedPodEviction"
+            )
         ) {
             continue;
         }
@@ -522,7 +528,40 @@ fn adapt(mut doc: Value) -> (Value, Vec<String>) {
             {
                 r["schema"] =
                     json!({"$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.Status"});
-                *notes.entry("Binding creates answer a Status").or_default() += 1;
+                *notes
+                    .entry("Binding and Eviction creates answer a Status")
+                    .or_default() += 1;
+            }
+        }
+    }
+    // 10. Deletes that wait. A DELETE whose object stays (finalizers, `foreground`
+    //     propagation, a grace period) answers with the object, as upstream does, though
+    //     the document (upstream's too) names only a Status for most kinds. With
+    //     controllers filling in statuses, such an object no longer passes as a Status.
+    for item in doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|p| p.values_mut())
+    {
+        let Some(object) = item
+            .pointer("/get/responses/200/schema")
+            .filter(|s| s.get("$ref").is_some())
+            .cloned()
+        else {
+            continue;
+        };
+        let Some(op) = item.get_mut("delete") else {
+            continue;
+        };
+        for code in ["200", "202"] {
+            if let Some(schema) = op
+                .pointer_mut(&format!("/responses/{code}/schema"))
+                .filter(|s| **s != object)
+            {
+                *schema = json!({"anyOf": [schema.take(), object.clone()]});
+                *notes
+                    .entry("deletes may answer with the object they keep")
+                    .or_default() += 1;
             }
         }
     }
@@ -789,12 +828,32 @@ resource-version-match.values = ["NotOlderThan", "Exact"]
     toml + &ops
 }
 
-/// One object per guarded path, as the API answers it (None where it is not found).
+/// Annotations the controllers write on what they manage (the Deployment's revision).
+const CONTROLLER_ANNOTATIONS: &str = "deployment.kubernetes.io/";
+
+/// What of an object the fuzzer must not change: all but its status and the metadata the
+/// server and the controllers keep (resourceVersion, managedFields, their annotations),
+/// which change as the controllers do their work.
+fn content(mut obj: Value) -> Value {
+    if let Some(o) = obj.as_object_mut() {
+        o.remove("status");
+    }
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+        m.remove("managedFields");
+        if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.retain(|k, _| !k.starts_with(CONTROLLER_ANNOTATIONS));
+        }
+    }
+    obj
+}
+
+/// The [`content`] of the object at each guarded path (None where it is not found).
 async fn snapshot(client: &kube::Client, paths: &[String]) -> BTreeMap<String, Option<Value>> {
     let mut out = BTreeMap::new();
     for path in paths {
         let (code, body, _) = request(client, "GET", path, None).await;
-        out.insert(path.clone(), (code == 200).then_some(body));
+        out.insert(path.clone(), (code == 200).then(|| content(body)));
     }
     out
 }

@@ -17,6 +17,29 @@ pub const OBJECT_MEDIA_TYPES: &[&str] = &[
 /// Media types a create or update of a custom resource accepts (no protobuf, as upstream).
 pub const CUSTOM_OBJECT_MEDIA_TYPES: &[&str] = &["application/json", "application/yaml"];
 
+/// Type-checks the body of a subresource POST whose kind is not the resource's own
+/// (TokenRequest, Eviction) against its definition, as upstream's typed decoding does:
+/// 400 `<Kind> in version "<v>" cannot be handled as a <Kind>: json: cannot unmarshal …`.
+pub(crate) fn decode_typed(
+    obj: &mut serde_json::Value,
+    definition: &str,
+    kind: &str,
+    version: &str,
+) -> Result<(), Status> {
+    crate::schema::decode::decode(
+        obj,
+        &crate::schema::model::Schema::reference(definition),
+        crate::openapi::request_definitions(),
+    )
+    .map(|_| ())
+    .map_err(|e| {
+        Status::bad_request(&format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {}",
+            e.message
+        ))
+    })
+}
+
 /// Reads and parses an object body (JSON, YAML, or protobuf for built-in kinds). Keys
 /// repeated in a JSON body are refused (`Strict`) or warned about (`Warn`), as upstream's
 /// strict decoder does.

@@ -9,7 +9,7 @@ use k1s_apimachinery::status::{StatusCause, StatusDetails};
 use k1s_apimachinery::{GroupResource, Selector, Status};
 use serde_json::{Value, json};
 
-use super::create::object_body;
+use super::create::{decode_typed, object_body};
 use super::{Call, response};
 use crate::meta;
 use crate::registry::generic::{DeleteOptions, ListOptions, WriteContext};
@@ -243,7 +243,13 @@ fn check_and_decrement(pdb: &Value, pod_name: &str, dry_run: bool) -> Result<Val
 pub async fn create(mut call: Call) -> Result<Response, Status> {
     let ctx = call.write_context()?;
     let mut warnings = Vec::new();
-    let eviction = object_body(&mut call, ctx.field_validation, &mut warnings).await?;
+    let mut eviction = object_body(&mut call, ctx.field_validation, &mut warnings).await?;
+    decode_typed(
+        &mut eviction,
+        "io.k8s.api.policy.v1.Eviction",
+        "Eviction",
+        "v1",
+    )?;
     if let Some(kind) = eviction.get("kind").and_then(Value::as_str)
         && kind != "Eviction"
     {

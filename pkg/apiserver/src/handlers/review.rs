@@ -27,10 +27,13 @@ fn user_info(user: &UserInfo) -> Value {
 pub async fn create(mut call: Call) -> Result<Response, Status> {
     let ctx = call.write_context()?;
     let mut warnings = Vec::new();
-    let mut obj = object_body(&mut call, ctx.field_validation, &mut warnings).await?;
-    if !obj.is_object() {
-        return Err(Status::bad_request("the body must be an object"));
-    }
+    let body = object_body(&mut call, ctx.field_validation, &mut warnings).await?;
+    let mut obj = call.server.generic.decode_request(
+        &call.resource,
+        body,
+        ctx.field_validation,
+        &mut warnings,
+    )?;
     let kind = call.resource.info.kind.clone();
     let status = match kind.as_str() {
         "SelfSubjectReview" => json!({"userInfo": user_info(&call.user)}),

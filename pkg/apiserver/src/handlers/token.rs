@@ -7,7 +7,7 @@ use http::StatusCode;
 use k1s_apimachinery::{FieldError, GroupKind, GroupResource, Path, Status};
 use serde_json::{Value, json};
 
-use super::create::object_body;
+use super::create::{decode_typed, object_body};
 use super::{Call, response};
 use crate::auth::serviceaccount::{ObjectRef, PrivateClaims};
 
@@ -47,11 +47,12 @@ pub async fn create(mut call: Call) -> Result<Response, Status> {
     let name = call.path.name.clone().unwrap_or_default();
     let namespace = call.namespace().unwrap_or("").to_string();
     let gk = GroupKind::new("authentication.k8s.io", "TokenRequest");
-    if !req.is_object() {
-        return Err(Status::bad_request(
-            "the body of a TokenRequest must be an object",
-        ));
-    }
+    decode_typed(
+        &mut req,
+        "io.k8s.api.authentication.v1.TokenRequest",
+        "TokenRequest",
+        "v1",
+    )?;
 
     // Defaults and upstream's ValidateTokenRequest.
     let expiration = match &req["spec"]["expirationSeconds"] {
