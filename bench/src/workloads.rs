@@ -164,7 +164,9 @@ pub async fn workloads(args: &Args, dir: &Path, report: &mut Report) -> anyhow::
         "workloads: {nodes} simulated nodes, {count} Deployments of {replicas} replicas ({pods_total} pods)"
     );
     let mut server = Server::new(&args.k1s, dir.join("workloads"))?
-        .with_args(&["--simulate-nodes", &nodes.to_string()]);
+        // The nodes' kubelet events (Pulled, Created, Started) are left out: the part
+        // measures the control plane, not event writes.
+        .with_args(&["--simulate-nodes", &nodes.to_string(), "--simulate-quiet"]);
     server.start().await?;
     let pid = server.pid()?;
     let client = server.client().await?;
