@@ -23,6 +23,16 @@ fn user_info(user: &UserInfo) -> Value {
     info
 }
 
+/// The request's metadata as the typed struct writes it back, creation time unset.
+fn echoed_metadata(meta: &Value) -> Value {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let mut typed: ObjectMeta = serde_json::from_value(meta.clone()).unwrap_or_default();
+    typed.creation_timestamp = None;
+    let mut out = serde_json::to_value(typed).unwrap_or_else(|_| json!({}));
+    out["creationTimestamp"] = Value::Null;
+    out
+}
+
 /// Serves `create` of `selfsubjectreviews` and `tokenreviews`.
 pub async fn create(mut call: Call) -> Result<Response, Status> {
     let ctx = call.write_context()?;
@@ -81,10 +91,14 @@ pub async fn create(mut call: Call) -> Result<Response, Status> {
     };
     obj["apiVersion"] = json!("authentication.k8s.io/v1");
     obj["kind"] = json!(kind);
-    if !obj["metadata"].is_object() {
-        obj["metadata"] = json!({});
-    }
-    obj["metadata"]["creationTimestamp"] = Value::Null;
+    obj["metadata"] = if kind == "SelfSubjectReview" {
+        // Upstream answers a new object: none of the request's metadata, created now.
+        json!({"creationTimestamp": crate::meta::now_rfc3339()})
+    } else {
+        // A TokenReview answers the request itself; its metadata goes out as Go writes the
+        // decoded struct (an owner reference sent as `null` comes back with its fields empty).
+        echoed_metadata(&obj["metadata"])
+    };
     obj["status"] = status;
     let r = response::json(StatusCode::CREATED, &obj);
     Ok(response::with_warnings(r, &warnings))
@@ -153,5 +167,37 @@ mod tests {
             )
             .await;
         assert_eq!(code, 400);
+    }
+
+    #[tokio::test]
+    async fn review_answers_carry_metadata_as_upstream_writes_it() {
+        let t = TestApiServer::new().await;
+        let api = t.api();
+        let meta = json!({"name": "x", "labels": {"a": "b"}, "ownerReferences": [null]});
+        let (code, body) = api
+            .call(
+                "POST",
+                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                &json!({"metadata": meta}),
+            )
+            .await;
+        assert_eq!(code, 201, "{body}");
+        let answered = body["metadata"].as_object().unwrap();
+        assert_eq!(answered.len(), 1, "{body}");
+        assert!(body["metadata"]["creationTimestamp"].is_string(), "{body}");
+
+        let (code, body) = api
+            .call(
+                "POST",
+                "/apis/authentication.k8s.io/v1/tokenreviews",
+                &json!({"metadata": meta, "spec": {"token": "nope"}}),
+            )
+            .await;
+        assert_eq!(code, 201, "{body}");
+        assert_eq!(body["metadata"]["labels"]["a"], "b", "{body}");
+        let owner = &body["metadata"]["ownerReferences"][0];
+        for field in ["apiVersion", "kind", "name", "uid"] {
+            assert_eq!(owner[field], "", "{body}");
+        }
     }
 }
