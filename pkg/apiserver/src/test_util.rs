@@ -32,6 +32,9 @@ impl TestApiServer {
             cluster_domain: "cluster.local".into(),
         };
         let server = ApiServer::new(store, config, TokenTable::new()).await;
+        // Like upstream's integration servers: no ServiceAccount admission, since no
+        // serviceaccount controller makes the `default` accounts pods would need.
+        server.generic.set_service_account_admission(false);
         let issuer = ApiServer::default_service_account_issuer("cluster.local");
         let rng = ring::rand::SystemRandom::new();
         let key = ring::signature::EcdsaKeyPair::generate_pkcs8(

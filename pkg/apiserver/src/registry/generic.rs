@@ -3,6 +3,7 @@
 //! differ only through their [`Strategy`](super::Strategy).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -176,6 +177,7 @@ pub fn decode_continue(token: &str) -> Result<(Revision, String), Status> {
 pub struct GenericStore {
     store: Store,
     registry: Arc<Registry>,
+    service_account_admission: Arc<AtomicBool>,
 }
 
 /// Upstream's answer when a delete precondition on the UID fails.
@@ -186,7 +188,11 @@ fn uid_precondition_failed(expected: &str, actual: &str) -> String {
 impl GenericStore {
     /// A registry over `store`.
     pub fn new(store: Store, registry: Arc<Registry>) -> Self {
-        Self { store, registry }
+        Self {
+            store,
+            registry,
+            service_account_admission: Arc::new(AtomicBool::new(true)),
+        }
     }
 
     /// The store underneath.
@@ -584,6 +590,63 @@ impl GenericStore {
             .map_err(|why| Status::forbidden(&GroupResource::new("", "pods"), name, &why))
     }
 
+    /// Upstream's ServiceAccount admission (see `kinds::core::pod_service_account`), unless
+    /// switched off for this server.
+    async fn admit_pod_service_account(
+        &self,
+        pod: &mut Value,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), Status> {
+        use crate::kinds::core::pod_service_account as sa;
+        if !self.service_account_admission.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let forbidden = |why: &str| Status::forbidden(&GroupResource::new("", "pods"), name, why);
+        let Some(account_name) = sa::account_to_look_up(pod).map_err(|why| forbidden(&why))? else {
+            return Ok(());
+        };
+        // A missing namespace is reported by the namespace check that follows.
+        if self
+            .store
+            .get(&format!("/registry/namespaces/{namespace}"))
+            .is_none()
+        {
+            return Ok(());
+        }
+        let key = format!("/registry/serviceaccounts/{namespace}/{account_name}");
+        // The serviceaccount controller makes `default` just after its namespace: upstream
+        // looks again for a second or so before refusing.
+        let attempts = if account_name == sa::DEFAULT_SERVICE_ACCOUNT {
+            10
+        } else {
+            1
+        };
+        let mut account = None;
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            }
+            if let Some(kv) = self.store.get(&key) {
+                account = serde_json::from_slice::<Value>(&kv.value).ok();
+                break;
+            }
+        }
+        let Some(account) = account else {
+            return Err(forbidden(&format!(
+                "error looking up service account {namespace}/{account_name}: serviceaccount \"{account_name}\" not found"
+            )));
+        };
+        sa::admit(pod, &account, || k1s_apimachinery::names::generate_name(""))
+            .map_err(|why| forbidden(&why))
+    }
+
+    /// Switches the ServiceAccount admission plugin on or off (upstream's
+    /// `--disable-admission-plugins=ServiceAccount`; in-memory test servers run without it).
+    pub fn set_service_account_admission(&self, on: bool) {
+        self.service_account_admission.store(on, Ordering::Relaxed);
+    }
+
     fn invalid(res: &Resource, name: &str, errs: &ErrorList) -> Status {
         Status::invalid(&res.info.group_kind(), name, errs)
     }
@@ -651,6 +714,9 @@ impl GenericStore {
         let name = meta::name(&obj).to_string();
         if info.group.is_empty() && info.plural == "pods" {
             self.admit_pod_priority(&mut obj, &name)?;
+            if let Some(ns) = namespace {
+                self.admit_pod_service_account(&mut obj, ns, &name).await?;
+            }
         }
         let mut errs = self.validate_meta(res, &obj);
         errs.extend(storage.strategy.validate(&obj));
