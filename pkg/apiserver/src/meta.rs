@@ -162,6 +162,18 @@ pub fn now_micro() -> String {
         .to_string()
 }
 
+/// A request's metadata as an answer echoes it: as Go writes the decoded struct back (an
+/// owner reference sent as `null` comes back with its required fields empty, not as `{}`),
+/// creation time unset.
+pub fn echoed_metadata(meta: &Value) -> Value {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let mut typed: ObjectMeta = serde_json::from_value(meta.clone()).unwrap_or_default();
+    typed.creation_timestamp = None;
+    let mut out = serde_json::to_value(typed).unwrap_or_else(|_| serde_json::json!({}));
+    out["creationTimestamp"] = Value::Null;
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

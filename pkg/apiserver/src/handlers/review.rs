@@ -23,16 +23,6 @@ fn user_info(user: &UserInfo) -> Value {
     info
 }
 
-/// The request's metadata as the typed struct writes it back, creation time unset.
-fn echoed_metadata(meta: &Value) -> Value {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    let mut typed: ObjectMeta = serde_json::from_value(meta.clone()).unwrap_or_default();
-    typed.creation_timestamp = None;
-    let mut out = serde_json::to_value(typed).unwrap_or_else(|_| json!({}));
-    out["creationTimestamp"] = Value::Null;
-    out
-}
-
 /// Serves `create` of `selfsubjectreviews` and `tokenreviews`.
 pub async fn create(mut call: Call) -> Result<Response, Status> {
     let ctx = call.write_context()?;
@@ -97,7 +87,7 @@ pub async fn create(mut call: Call) -> Result<Response, Status> {
     } else {
         // A TokenReview answers the request itself; its metadata goes out as Go writes the
         // decoded struct (an owner reference sent as `null` comes back with its fields empty).
-        echoed_metadata(&obj["metadata"])
+        crate::meta::echoed_metadata(&obj["metadata"])
     };
     obj["status"] = status;
     let r = response::json(StatusCode::CREATED, &obj);

@@ -187,6 +187,7 @@ pub async fn create(mut call: Call) -> Result<Response, Status> {
         .unwrap_or_default();
     req["apiVersion"] = json!("authentication.k8s.io/v1");
     req["kind"] = json!("TokenRequest");
+    req["metadata"] = crate::meta::echoed_metadata(&req["metadata"]);
     req["metadata"]["name"] = json!(name);
     req["metadata"]["namespace"] = json!(namespace);
     req["metadata"]["creationTimestamp"] =
@@ -224,6 +225,16 @@ mod tests {
         assert_eq!(code, 201, "{body}");
         assert_eq!(body["kind"], "TokenRequest");
         assert_eq!(body["metadata"]["name"], "robot");
+        // Echoed metadata goes out as the typed struct writes it.
+        let (code, odd) = api
+            .call(
+                "POST",
+                &format!("{SA}/robot/token"),
+                &json!({"metadata": {"ownerReferences": [null]}, "spec": {}}),
+            )
+            .await;
+        assert_eq!(code, 201, "{odd}");
+        assert_eq!(odd["metadata"]["ownerReferences"][0]["uid"], "", "{odd}");
         assert_eq!(body["spec"]["expirationSeconds"], 3600);
         assert_eq!(
             body["spec"]["audiences"],

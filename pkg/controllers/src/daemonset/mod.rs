@@ -321,14 +321,23 @@ async fn revisions(
     Ok((cur, hash, revs, collision))
 }
 
+/// Where the API server keeps a DaemonSet's template generation.
+const TEMPLATE_GENERATION_ANNOTATION: &str = "deprecated.daemonset.template.generation";
+/// The pod label carrying it.
+const TEMPLATE_GENERATION_LABEL: &str = "pod-template-generation";
+
 /// The pod for `node`: the template, the revision hash label, the daemon tolerations and
 /// node affinity pinning it to the node.
 pub fn new_pod(ds: &DaemonSet, spec: &DaemonSetSpec, hash: &str, node: &str) -> Pod {
     let mut template = spec.template.clone();
     let meta = template.metadata.get_or_insert_with(Default::default);
-    meta.labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(CONTROLLER_REVISION_HASH.into(), hash.to_string());
+    let labels = meta.labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(CONTROLLER_REVISION_HASH.into(), hash.to_string());
+    // The deprecated generation label upstream still sets, from the generation the API
+    // server keeps in an annotation.
+    if let Some(generation) = ds.annotations().get(TEMPLATE_GENERATION_ANNOTATION) {
+        labels.insert(TEMPLATE_GENERATION_LABEL.into(), generation.clone());
+    }
     let ns = ds.namespace().unwrap_or_default();
     let mut pod = pod_from_template(&template, &ns, &ds.name_any(), controller_ref(ds));
     let ps = pod.spec.get_or_insert_with(Default::default);
@@ -703,7 +712,8 @@ mod tests {
     #[test]
     fn daemon_pods_carry_the_hash_tolerations_and_their_node() {
         let ds: DaemonSet = serde_json::from_value(json!({
-            "metadata": {"name": "agent", "namespace": "kube-system", "uid": "u"},
+            "metadata": {"name": "agent", "namespace": "kube-system", "uid": "u",
+                         "annotations": {"deprecated.daemonset.template.generation": "2"}},
             "spec": {
                 "selector": {"matchLabels": {"app": "agent"}},
                 "template": {
@@ -718,6 +728,7 @@ mod tests {
         assert_eq!(pod.metadata.generate_name.as_deref(), Some("agent-"));
         let labels = pod.metadata.labels.clone().expect("labels");
         assert_eq!(labels[CONTROLLER_REVISION_HASH], "abc");
+        assert_eq!(labels[TEMPLATE_GENERATION_LABEL], "2");
         assert_eq!(nodes::target_node(&pod).as_deref(), Some("n1"));
         let tolerations = pod.spec.and_then(|s| s.tolerations).expect("tolerations");
         assert!(

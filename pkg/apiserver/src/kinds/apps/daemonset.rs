@@ -10,12 +10,35 @@ use super::workload::{
     validate_selector_immutable, validate_status_counts, validate_template_runs_forever,
 };
 use crate::kinds::core::podspec::validate_pod_template_spec;
-use crate::kinds::validation::{Fields, nonnegative};
+use crate::kinds::validation::{Fields, nonnegative, semantic_eq};
 use crate::meta::{default_path, get_path};
 use crate::registry::Strategy;
 
 /// The DaemonSet strategy.
 pub struct DaemonSetStrategy;
+
+/// Where apps/v1 keeps the internal `spec.templateGeneration`: bumped on every template
+/// change; the controller labels pods with it (`pod-template-generation`).
+pub const TEMPLATE_GENERATION_ANNOTATION: &str = "deprecated.daemonset.template.generation";
+
+fn template_generation(ds: &Value) -> Option<i64> {
+    ds.f("metadata")
+        .f("annotations")
+        .s(TEMPLATE_GENERATION_ANNOTATION)
+        .parse()
+        .ok()
+}
+
+fn set_template_generation(ds: &mut Value, generation: i64) {
+    let Some(meta) = ds.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    annotations[TEMPLATE_GENERATION_ANNOTATION] = json!(generation.to_string());
+}
 
 /// `ValidateRollingUpdateDaemonSet`: exactly one of maxSurge and maxUnavailable is
 /// non-zero, both are ints or percentages of at most 100%.
@@ -138,6 +161,32 @@ impl Strategy for DaemonSetStrategy {
         true
     }
 
+    fn prepare_for_create(&self, obj: &mut Value, has_status: bool) {
+        if has_status && let Some(o) = obj.as_object_mut() {
+            o.remove("status");
+        }
+        // A generation the client gives is kept when it is a positive number, as the
+        // conversion from apps/v1 reads it; anything else starts at 1.
+        let given = template_generation(obj).filter(|g| *g >= 1).unwrap_or(1);
+        set_template_generation(obj, given);
+    }
+
+    fn prepare_for_update(&self, new: &mut Value, old: &Value, has_status: bool) {
+        if has_status && let Some(o) = new.as_object_mut() {
+            match old.get("status") {
+                Some(s) => o.insert("status".into(), s.clone()),
+                None => o.remove("status"),
+            };
+        }
+        // An update may not set the template generation; a changed template bumps it.
+        let previous = template_generation(old).unwrap_or(0);
+        let changed = !semantic_eq(new.f("spec").f("template"), old.f("spec").f("template"));
+        let generation = if changed { previous + 1 } else { previous };
+        if generation >= 1 {
+            set_template_generation(new, generation);
+        }
+    }
+
     fn validate(&self, obj: &Value) -> ErrorList {
         validate_spec(obj.f("spec"))
     }
@@ -187,6 +236,34 @@ mod tests {
     fn template() -> Value {
         json!({"metadata": {"labels": {"app": "agent"}},
                "spec": {"containers": [{"name": "agent", "image": "agent:1"}]}})
+    }
+
+    #[test]
+    fn the_template_generation_starts_at_one_and_follows_template_changes() {
+        let s = DaemonSetStrategy;
+        let mut ds = json!({"metadata": {"name": "d"}, "spec": {
+            "selector": {"matchLabels": {"a": "b"}}, "template": template()}});
+        s.default(&mut ds);
+        s.prepare_for_create(&mut ds, true);
+        assert_eq!(
+            ds["metadata"]["annotations"][TEMPLATE_GENERATION_ANNOTATION],
+            "1"
+        );
+        let mut same = ds.clone();
+        same["metadata"]["annotations"][TEMPLATE_GENERATION_ANNOTATION] = json!("7");
+        same["spec"]["minReadySeconds"] = json!(3);
+        s.prepare_for_update(&mut same, &ds, true);
+        assert_eq!(
+            same["metadata"]["annotations"][TEMPLATE_GENERATION_ANNOTATION],
+            "1"
+        );
+        let mut changed = ds.clone();
+        changed["spec"]["template"]["metadata"]["labels"]["x"] = json!("y");
+        s.prepare_for_update(&mut changed, &ds, true);
+        assert_eq!(
+            changed["metadata"]["annotations"][TEMPLATE_GENERATION_ANNOTATION],
+            "2"
+        );
     }
 
     #[test]
