@@ -554,6 +554,11 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                         ),
                         "io.k8s.api.authentication.v1.TokenRequest".to_string(),
                     ),
+                    // Filtered out above: their operations are upstream's `connect` ones.
+                    Subresource::Log
+                    | Subresource::Exec
+                    | Subresource::Attach
+                    | Subresource::PortForward => (gvk.clone(), def.clone()),
                 };
                 let name = s.as_str();
                 (
@@ -659,7 +664,10 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
         }
     };
     object_ops(None, &i.verbs);
-    for sub in crate::discovery::subresources_by_name(r) {
+    for sub in crate::discovery::subresources_by_name(r)
+        .into_iter()
+        .filter(|s| !s.is_streaming())
+    {
         object_ops(Some(sub), sub.verbs());
     }
 
