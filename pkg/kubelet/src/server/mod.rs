@@ -433,7 +433,9 @@ fn negotiate(
 ) -> Result<Upgrade, Response<Body>> {
     if ws::is_websocket(headers) {
         let offered = ws::offered_protocols(headers);
-        if offered.is_empty() && ws_supported.contains(&"channel.k8s.io") {
+        if offered.is_empty() {
+            // Upstream's channel protocols answer a client naming none with the binary
+            // channel protocol.
             return Ok(Upgrade::WebSocket(String::new()));
         }
         return ws::negotiate(&offered, ws_supported)
@@ -599,7 +601,7 @@ async fn port_forward(
     let upgrade = match negotiate(
         req.headers(),
         &[portforward::PROTOCOL],
-        &[ws::PORT_FORWARD_TUNNEL],
+        portforward::WS_PROTOCOLS,
     ) {
         Ok(u) => u,
         Err(r) => return r,
@@ -623,11 +625,24 @@ async fn port_forward(
             let Some(builder) = ws::switching_protocols(req.headers(), &protocol) else {
                 return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
             };
+            // The channel protocol names its ports in the query, once per connection.
+            let ports = if protocol == ws::PORT_FORWARD_TUNNEL {
+                Vec::new()
+            } else {
+                match portforward::query_ports(&query_pairs(&req)) {
+                    Ok(p) => p,
+                    Err(m) => return text(StatusCode::BAD_REQUEST, m),
+                }
+            };
             tokio::spawn(async move {
                 match on_upgrade.await {
                     Ok(up) => {
                         let socket = ws::server(up).await;
-                        portforward::serve(ws::tunnel(socket), target).await
+                        if protocol == ws::PORT_FORWARD_TUNNEL {
+                            portforward::serve(ws::tunnel(socket), target).await
+                        } else {
+                            portforward::serve_ws(socket, &protocol, ports, target).await
+                        }
                     }
                     Err(e) => tracing::debug!(error = %e, "port-forward upgrade failed"),
                 }

@@ -14,6 +14,14 @@ use super::spdy::{self, Stream};
 /// The SPDY protocol name of port forwarding.
 pub const PROTOCOL: &str = "portforward.k8s.io";
 
+/// WebSocket subprotocols: kubectl's SPDY tunnel, and the channel protocol (two channels
+/// per port: data `2i`, error `2i+1`) the client libraries use.
+pub const WS_PROTOCOLS: &[&str] = &[
+    super::ws::PORT_FORWARD_TUNNEL,
+    "v4.channel.k8s.io",
+    "v4.base64.channel.k8s.io",
+];
+
 /// How long to wait for a connection to the pod's port.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -59,6 +67,111 @@ where
         }
     }
     session.close().await;
+}
+
+/// The `port` query parameters of the WebSocket channel protocol (repeated or
+/// comma-separated), as upstream's kubelet reads them.
+pub fn query_ports(query: &[(String, String)]) -> Result<Vec<u16>, String> {
+    let mut ports = Vec::new();
+    for (_, v) in query.iter().filter(|(k, _)| k == "port") {
+        for p in v.split(',') {
+            match p.trim().parse::<u16>() {
+                Ok(n) if n > 0 => ports.push(n),
+                _ => return Err(format!("unable to parse {p:?} as a port: invalid port")),
+            }
+        }
+    }
+    if ports.is_empty() {
+        return Err("query parameter \"port\" is required".into());
+    }
+    Ok(ports)
+}
+
+/// Serves the WebSocket channel protocol: each port's channels start with the port (two
+/// bytes, little endian); data is spliced to one connection per port.
+pub async fn serve_ws<S>(
+    socket: tokio_tungstenite::WebSocketStream<S>,
+    protocol: &str,
+    ports: Vec<u16>,
+    target: Target,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = super::ws::channels(socket, protocol.contains("base64"));
+    let out = conn.outgoing.clone();
+    let mut data: HashMap<u8, tokio::sync::mpsc::UnboundedSender<bytes::Bytes>> = HashMap::new();
+    for (i, port) in ports.iter().enumerate() {
+        let (data_ch, error_ch) = ((2 * i) as u8, (2 * i + 1) as u8);
+        for ch in [data_ch, error_ch] {
+            let _ = out.send(super::ws::Outgoing::Data(
+                ch,
+                bytes::Bytes::copy_from_slice(&port.to_le_bytes()),
+            ));
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        data.insert(data_ch, tx);
+        tokio::spawn(forward_ws(
+            *port,
+            rx,
+            out.clone(),
+            data_ch,
+            error_ch,
+            target.clone(),
+        ));
+    }
+    let mut incoming = conn.incoming;
+    while let Some((ch, bytes)) = incoming.recv().await {
+        if let Some(tx) = data.get(&ch) {
+            let _ = tx.send(bytes);
+        }
+    }
+    let _ = out.send(super::ws::Outgoing::Close);
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.done).await;
+}
+
+async fn forward_ws(
+    port: u16,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>,
+    out: tokio::sync::mpsc::UnboundedSender<super::ws::Outgoing>,
+    data_ch: u8,
+    error_ch: u8,
+    target: Target,
+) {
+    let tcp = match connect(target.netns.clone(), port).await {
+        Ok(t) => t,
+        Err(e) => {
+            let msg = format!(
+                "error forwarding port {port} to pod {}, uid {}: {e}",
+                target.pod, target.uid
+            );
+            let _ = out.send(super::ws::Outgoing::Data(error_ch, msg.into_bytes().into()));
+            return;
+        }
+    };
+    let (mut rd, mut wr) = tcp.into_split();
+    let to_pod = async {
+        while let Some(b) = rx.recv().await {
+            if wr.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    };
+    let from_pod = async {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let chunk = bytes::Bytes::copy_from_slice(&buf[..n]);
+                    if out.send(super::ws::Outgoing::Data(data_ch, chunk)).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    tokio::join!(to_pod, from_pod);
 }
 
 async fn forward(error: Stream, mut data: Stream, target: Target) {
@@ -159,5 +272,99 @@ fn connect_in(netns: &std::path::Path, port: u16) -> std::io::Result<std::net::T
             let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
             std::net::TcpStream::connect_timeout(&v6, CONNECT_TIMEOUT).map_err(|_| e4)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use super::*;
+    use crate::server::ws;
+
+    #[test]
+    fn ports_from_the_query() {
+        let q = |v: &str| vec![("port".to_string(), v.to_string())];
+        assert_eq!(query_ports(&q("80,8080")), Ok(vec![80, 8080]));
+        assert!(query_ports(&q("x")).is_err());
+        assert!(query_ports(&q("0")).is_err());
+        assert!(query_ports(&[]).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_websocket_channel_protocol_reaches_the_port() {
+        let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let port = echo.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = echo.accept().await {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            }
+        });
+        let (client_io, server_io) = tokio::io::duplex(1 << 16);
+        let target = Target {
+            pod: "default/p".into(),
+            uid: "u".into(),
+            netns: None,
+        };
+        tokio::spawn(async move {
+            let socket = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+            serve_ws(socket, "v4.channel.k8s.io", vec![port], target).await;
+        });
+        let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        // Each channel first says which port it is.
+        for ch in [0u8, 1] {
+            let m = client.next().await.expect("message").expect("ws").into_data();
+            assert_eq!(m.as_ref(), &ws::encode(ch, &port.to_le_bytes())[..]);
+        }
+        client
+            .send(Message::binary(ws::encode(0, b"ping")))
+            .await
+            .expect("send");
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let m = client.next().await.expect("message").expect("ws").into_data();
+            let (ch, d) = ws::decode(&m).expect("channel");
+            assert_eq!(ch, 0);
+            got.extend_from_slice(d);
+        }
+        assert_eq!(got, b"ping");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_port_is_reported_on_the_error_stream() {
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let port = unused.local_addr().expect("addr").port();
+        drop(unused);
+        let (client_io, server_io) = tokio::io::duplex(1 << 16);
+        let target = Target {
+            pod: "default/p".into(),
+            uid: "u".into(),
+            netns: None,
+        };
+        tokio::spawn(async move {
+            let socket = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+            serve_ws(socket, "v4.channel.k8s.io", vec![port], target).await;
+        });
+        let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let mut error = String::new();
+        while let Some(Ok(m)) = client.next().await {
+            let m = m.into_data();
+            if let Some((1, d)) = ws::decode(&m)
+                && d.len() > 2
+            {
+                error = String::from_utf8_lossy(d).into_owned();
+                break;
+            }
+        }
+        assert!(
+            error.starts_with(&format!("error forwarding port {port} to pod default/p, uid u:")),
+            "{error}"
+        );
     }
 }

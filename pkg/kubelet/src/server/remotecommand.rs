@@ -195,12 +195,14 @@ where
 }
 
 /// Runs exec/attach over an upgraded WebSocket.
-pub async fn serve_ws(
-    ws: tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>,
+pub async fn serve_ws<S>(
+    ws: tokio_tungstenite::WebSocketStream<S>,
     protocol: &str,
     request: StreamRequest,
     start: Starter,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let version = Version::of(protocol);
     let conn = ws::channels(ws, protocol.contains("base64"));
     let out = conn.outgoing.clone();
@@ -374,5 +376,185 @@ mod tests {
         assert_eq!(Version::of("channel.k8s.io"), Version::V1);
         assert_eq!(Version::of(""), Version::V1);
         assert!(Version::V3 < Version::V4);
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use bytes::BytesMut;
+    use futures::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use super::*;
+    use crate::server::spdy::{Codec, Frame};
+
+    /// A "process" that upper-cases its stdin to stdout and exits 3 once stdin closes;
+    /// the terminal sizes it is sent come out of the receiver.
+    fn fake() -> (Starter, mpsc::Receiver<TerminalSize>) {
+        let (resize_tx, resize_rx) = mpsc::channel(8);
+        let start: Starter = Box::new(move |_req: StreamRequest| {
+            Box::pin(async move {
+                let (stdin_ours, mut stdin_theirs) = tokio::io::duplex(1024);
+                let (mut stdout_theirs, stdout_ours) = tokio::io::duplex(1024);
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                tokio::spawn(async move {
+                    let mut input = Vec::new();
+                    let _ = stdin_theirs.read_to_end(&mut input).await;
+                    let _ = stdout_theirs
+                        .write_all(&input.to_ascii_uppercase())
+                        .await;
+                    drop(stdout_theirs);
+                    let _ = tx.send(3);
+                });
+                Ok(StreamSession {
+                    stdin: Some(Box::pin(stdin_ours)),
+                    stdout: Some(Box::pin(stdout_ours)),
+                    stderr: None,
+                    resize: Some(resize_tx),
+                    exit: Box::pin(async move { Ok(rx.await.unwrap_or(1)) }),
+                })
+            })
+        });
+        (start, resize_rx)
+    }
+
+    fn request() -> StreamRequest {
+        StreamRequest {
+            command: vec!["sh".into()],
+            tty: true,
+            stdin: true,
+            stdout: true,
+            stderr: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn websocket_v5_exec_with_stdin_close_resize_and_exit_code() {
+        let (client_io, server_io) = tokio::io::duplex(1 << 16);
+        let (start, mut resized) = fake();
+        let server = tokio::spawn(async move {
+            let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+            serve_ws(ws, "v5.channel.k8s.io", request(), start).await;
+        });
+        let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        // The session is up: an empty message on stdout, the lowest channel written.
+        let first = client.next().await.expect("message").expect("ws");
+        assert_eq!(first.into_data().as_ref(), &[ws::STDOUT]);
+        client
+            .send(Message::binary(ws::encode(
+                ws::RESIZE,
+                br#"{"Width":120,"Height":40}"#,
+            )))
+            .await
+            .expect("send");
+        client
+            .send(Message::binary(ws::encode(ws::STDIN, b"hello")))
+            .await
+            .expect("send");
+        client
+            .send(Message::binary(vec![ws::CLOSE, ws::STDIN]))
+            .await
+            .expect("send");
+        assert_eq!(
+            resized.recv().await,
+            Some(TerminalSize {
+                width: 120,
+                height: 40
+            })
+        );
+        let mut stdout = Vec::new();
+        let mut status = Vec::new();
+        while let Some(Ok(msg)) = client.next().await {
+            let data = match msg {
+                Message::Binary(b) => b.to_vec(),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            match ws::decode(&data) {
+                Some((ws::STDOUT, d)) => stdout.extend_from_slice(d),
+                Some((ws::ERROR, d)) => status.extend_from_slice(d),
+                _ => {}
+            }
+        }
+        assert_eq!(stdout, b"HELLO");
+        let status: Value = serde_json::from_slice(&status).expect("status");
+        assert_eq!(status["reason"], "NonZeroExitCode");
+        assert_eq!(status["details"]["causes"][0]["message"], "3");
+        server.await.expect("server");
+    }
+
+    #[tokio::test]
+    async fn spdy_v4_exec_over_client_opened_streams() {
+        let (client_io, server_io) = tokio::io::duplex(1 << 16);
+        let (start, mut resized) = fake();
+        let server = tokio::spawn(serve_spdy(server_io, Version::V4, request(), start));
+        let (mut rd, mut wr) = tokio::io::split(client_io);
+        let mut codec = Codec::new();
+        let mut wire = Vec::new();
+        for (id, kind) in [(1, "error"), (3, "stdin"), (5, "stdout"), (7, "resize")] {
+            codec
+                .encode(
+                    &Frame::SynStream {
+                        stream_id: id,
+                        headers: vec![("streamType".into(), kind.into())],
+                        fin: false,
+                    },
+                    &mut wire,
+                )
+                .expect("encode");
+        }
+        for (id, data, fin) in [
+            (7u32, &br#"{"Width":80,"Height":24}"#[..], false),
+            (3, b"abc", true),
+        ] {
+            codec
+                .encode(
+                    &Frame::Data {
+                        stream_id: id,
+                        fin,
+                        data: Bytes::copy_from_slice(data),
+                    },
+                    &mut wire,
+                )
+                .expect("encode");
+        }
+        wr.write_all(&wire).await.expect("write");
+        assert_eq!(
+            resized.recv().await,
+            Some(TerminalSize {
+                width: 80,
+                height: 24
+            })
+        );
+        let mut buf = BytesMut::new();
+        let mut stdout = Vec::new();
+        let mut status = Vec::new();
+        let mut replies = 0;
+        loop {
+            match codec.decode(&mut buf).expect("decode") {
+                Some(Frame::SynReply { .. }) => replies += 1,
+                Some(Frame::Data {
+                    stream_id: 5, data, ..
+                }) => stdout.extend_from_slice(&data),
+                Some(Frame::Data {
+                    stream_id: 1, data, ..
+                }) => status.extend_from_slice(&data),
+                Some(Frame::GoAway { .. }) => break,
+                Some(_) => {}
+                None => {
+                    if rd.read_buf(&mut buf).await.expect("read") == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        assert_eq!(replies, 4);
+        assert_eq!(stdout, b"ABC");
+        let status: Value = serde_json::from_slice(&status).expect("status");
+        assert_eq!(status["details"]["causes"][0]["message"], "3");
+        server.await.expect("server");
     }
 }

@@ -117,10 +117,10 @@ pub enum Outgoing {
 }
 
 /// Splits a WebSocket into channel messages in and out.
-pub fn channels(
-    ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
-    base64: bool,
-) -> ChannelConn {
+pub fn channels<S>(ws: WebSocketStream<S>, base64: bool) -> ChannelConn
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sink, mut stream) = ws.split();
     let (in_tx, in_rx) = tokio::sync::mpsc::unbounded_channel();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
@@ -195,7 +195,10 @@ fn decode_base64_message(text: &str) -> Option<Vec<u8>> {
 
 /// Turns a tunneling WebSocket into a byte stream: binary messages in are the bytes read,
 /// every write goes out as one binary message.
-pub fn tunnel(ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>) -> tokio::io::DuplexStream {
+pub fn tunnel<S>(ws: WebSocketStream<S>) -> tokio::io::DuplexStream
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (ours, theirs) = tokio::io::duplex(256 * 1024);
     let (mut rd, mut wr) = tokio::io::split(theirs);
     let (mut sink, mut stream) = ws.split();
