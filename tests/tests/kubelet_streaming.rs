@@ -225,8 +225,7 @@ impl Cluster {
         let (cert, key) = signer
             .issue_serving_cert(NODE, &["127.0.0.1".to_string()])
             .expect("kubelet serving cert");
-        let tls =
-            k1s_pki::kubelet_server_tls_config(signer.ca_der(), &cert, &key).expect("tls");
+        let tls = k1s_pki::kubelet_server_tls_config(signer.ca_der(), &cert, &key).expect("tls");
         let port = rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
@@ -317,10 +316,7 @@ impl Cluster {
         }
         containers
             .iter()
-            .map(|c| {
-                self.runtime
-                    .add(name, c, 0, ContainerState::Running)
-            })
+            .map(|c| self.runtime.add(name, c, 0, ContainerState::Running))
             .collect()
     }
 
@@ -368,16 +364,16 @@ fn scenario(k: &Kubectl) {
     append(&old, &log_line("stdout", "restarted"));
     assert_eq!(c.kubectl(k, &["logs", "app"]).ok(), "restarted\n", "{k}");
     assert_eq!(
-        c.kubectl(k, &["logs", "app", "--previous", "--tail=1"]).ok(),
+        c.kubectl(k, &["logs", "app", "--previous", "--tail=1"])
+            .ok(),
         "an error line\n",
         "{k}"
     );
 
     // -f: lines appended while following arrive; the stream ends when the container does.
-    let mut follow = c.k1s.kubectl_spawn(
-        k,
-        &["-n", NS, "logs", "-f", "app", "--tail=1"],
-    );
+    let mut follow = c
+        .k1s
+        .kubectl_spawn(k, &["-n", NS, "logs", "-f", "app", "--tail=1"]);
     let mut reader = BufReader::new(follow.stdout.take().expect("stdout"));
     let mut first = String::new();
     reader.read_line(&mut first).expect("read");
@@ -416,7 +412,8 @@ fn scenario(k: &Kubectl) {
     );
     let out = c.kubectl(k, &["logs", "two", "-c", "nope"]);
     assert!(
-        out.fails().contains("container nope is not valid for pod two"),
+        out.fails()
+            .contains("container nope is not valid for pod two"),
         "{k}: {}",
         out.stderr
     );
@@ -429,20 +426,34 @@ fn scenario(k: &Kubectl) {
     c.pod("pending", &["main"], None);
     let out = c.kubectl(k, &["exec", "pending", "--", "true"]);
     assert!(
-        out.fails().contains("pod pending does not have a host assigned"),
+        out.fails()
+            .contains("pod pending does not have a host assigned"),
         "{k}: {}",
         out.stderr
     );
 
     // exec: output, stderr, the exit code, stdin.
-    let out = c.kubectl(k, &["exec", "app", "--", "sh", "-c", "echo out; echo err >&2"]);
+    let out = c.kubectl(
+        k,
+        &["exec", "app", "--", "sh", "-c", "echo out; echo err >&2"],
+    );
     assert_eq!(out.ok(), "out\n", "{k}");
     assert!(out.stderr.contains("err"), "{k}: {}", out.stderr);
     let out = c.kubectl(k, &["exec", "app", "--", "sh", "-c", "exit 3"]);
     assert_eq!(out.code, 3, "{k}: {out:?}");
     let out = c.k1s.kubectl_with(
         k,
-        &["-n", NS, "exec", "-i", "app", "--", "sh", "-c", "tr a-z A-Z"],
+        &[
+            "-n",
+            NS,
+            "exec",
+            "-i",
+            "app",
+            "--",
+            "sh",
+            "-c",
+            "tr a-z A-Z",
+        ],
         Some("hello from stdin\n"),
         &[],
     );
@@ -470,7 +481,8 @@ fn scenario(k: &Kubectl) {
     std::fs::write(remote_dir.join("out.txt"), "copied out\n").expect("write");
     let back = c.k1s.dir().join(format!("cp-out-{}.txt", k.minor));
     let src = format!("app:{}", remote_dir.join("out.txt").display());
-    c.kubectl(k, &["cp", &src, back.to_str().expect("path")]).ok();
+    c.kubectl(k, &["cp", &src, back.to_str().expect("path")])
+        .ok();
     assert_eq!(
         std::fs::read_to_string(&back).expect("copied back"),
         "copied out\n",
@@ -495,7 +507,13 @@ fn scenario(k: &Kubectl) {
     });
     let mut pf = c.k1s.kubectl_spawn(
         k,
-        &["-n", NS, "port-forward", "pod/app", &format!(":{echo_port}")],
+        &[
+            "-n",
+            NS,
+            "port-forward",
+            "pod/app",
+            &format!(":{echo_port}"),
+        ],
     );
     let mut pf_out = BufReader::new(pf.stdout.take().expect("stdout"));
     let mut line = String::new();

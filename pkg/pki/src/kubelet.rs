@@ -93,11 +93,12 @@ fn chain_and_key(
             kind: "certificate",
             source,
         })?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|source| PkiError::Pem {
-        path: "kubelet key".into(),
-        kind: "private key",
-        source,
-    })?;
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|source| PkiError::Pem {
+            path: "kubelet key".into(),
+            kind: "private key",
+            source,
+        })?;
     Ok((chain, key))
 }
 

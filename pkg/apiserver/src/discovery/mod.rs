@@ -141,11 +141,7 @@ fn sub_kind(r: &Resource, sub: Subresource) -> (String, String, String) {
         Subresource::Log => (String::new(), String::new(), "Pod".into()),
         Subresource::Exec => (String::new(), String::new(), "PodExecOptions".into()),
         Subresource::Attach => (String::new(), String::new(), "PodAttachOptions".into()),
-        Subresource::PortForward => (
-            String::new(),
-            String::new(),
-            "PodPortForwardOptions".into(),
-        ),
+        Subresource::PortForward => (String::new(), String::new(), "PodPortForwardOptions".into()),
     }
 }
 

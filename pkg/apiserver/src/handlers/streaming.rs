@@ -121,8 +121,7 @@ pub async fn upgrade(call: Call) -> Result<Response, Status> {
         }
         format!("/portForward/{}/{}", enc(&ns), enc(&name))
     } else {
-        let container =
-            validate_container(call.query.get("container").map(String::as_str), &pod)?;
+        let container = validate_container(call.query.get("container").map(String::as_str), &pod)?;
         if node_name(&pod).is_empty() {
             return Err(Status::bad_request(&format!(
                 "pod {name} does not have a host assigned"
@@ -173,7 +172,8 @@ pub async fn upgrade(call: Call) -> Result<Response, Status> {
         let mut r = Response::new(Body::from(bytes));
         *r.status_mut() = parts.status;
         if let Some(ct) = parts.headers.get(http::header::CONTENT_TYPE) {
-            r.headers_mut().insert(http::header::CONTENT_TYPE, ct.clone());
+            r.headers_mut()
+                .insert(http::header::CONTENT_TYPE, ct.clone());
         }
         return Ok(r);
     }
@@ -310,8 +310,13 @@ impl Kubelet {
         &self,
         call: &Call,
         request: http::Request<Body>,
-    ) -> Result<(http::Response<hyper::body::Incoming>, tokio::task::JoinHandle<()>), Status>
-    {
+    ) -> Result<
+        (
+            http::Response<hyper::body::Incoming>,
+            tokio::task::JoinHandle<()>,
+        ),
+        Status,
+    > {
         let _ = call;
         let dial_error = |e: &dyn std::fmt::Display| {
             Status::internal_error(&format!(
@@ -393,9 +398,7 @@ fn kubelet_of(call: &Call, pod: &Value) -> Result<Kubelet, Status> {
                     .filter(|s| !s.is_empty())
             })
         })
-        .ok_or_else(|| {
-            Status::bad_request(&format!("node {node_name} has no known addresses"))
-        })?
+        .ok_or_else(|| Status::bad_request(&format!("node {node_name} has no known addresses")))?
         .to_string();
     let port = node
         .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")

@@ -694,10 +694,7 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
             );
             o.produces = vec!["*/*"];
             o.responses = vec![(200, None), (401, None)];
-            routes
-                .entry(format!("{item}/{name}"))
-                .or_default()
-                .push(o);
+            routes.entry(format!("{item}/{name}")).or_default().push(o);
         }
     }
 

@@ -258,17 +258,16 @@ where
             // Truncated or rotated: start over from the beginning of the new contents.
             if let Ok(meta) = tokio::fs::metadata(&path).await
                 && meta.len() < offset
+                && let Ok(f) = tokio::fs::File::open(&path).await
             {
-                if let Ok(f) = tokio::fs::File::open(&path).await {
-                    file = f;
-                    offset = 0;
-                    pending.clear();
-                    continue;
-                }
+                file = f;
+                offset = 0;
+                pending.clear();
+                continue;
             }
             stopped_checks += 1;
             // Asking the runtime is costlier than a read; do it every fifth idle poll.
-            if stopped_checks % 5 == 0 && !running().await {
+            if stopped_checks.is_multiple_of(5) && !running().await {
                 // One last read for lines written just before it stopped.
                 let mut rest = Vec::new();
                 let _ = file.seek(std::io::SeekFrom::Start(offset)).await;
@@ -343,7 +342,10 @@ mod tests {
         let mut o = LogOptions::from_query(&[], now()).expect("opts");
         assert_eq!(render(&l, &o), Some(b"oops\n".to_vec()));
         o.timestamps = true;
-        assert_eq!(render(&l, &o), Some(b"2026-01-01T00:00:05Z oops\n".to_vec()));
+        assert_eq!(
+            render(&l, &o),
+            Some(b"2026-01-01T00:00:05Z oops\n".to_vec())
+        );
         o.stream = LogStream::Stdout;
         assert_eq!(render(&l, &o), None);
         let o = LogOptions::from_query(&q(&[("sinceSeconds", "3")]), now()).expect("opts");
@@ -394,7 +396,10 @@ mod tests {
         )
         .expect("write");
         let all = LogOptions::from_query(&[], now()).expect("opts");
-        assert_eq!(collect(path.clone(), all.clone()).await, "one\ntwo\nthree\n");
+        assert_eq!(
+            collect(path.clone(), all.clone()).await,
+            "one\ntwo\nthree\n"
+        );
         let tail = LogOptions::from_query(&q(&[("tailLines", "1")]), now()).expect("opts");
         assert_eq!(collect(path.clone(), tail).await, "three\n");
         let limit = LogOptions::from_query(&q(&[("limitBytes", "6")]), now()).expect("opts");

@@ -97,11 +97,8 @@ pub fn serve(config: ServerConfig, runtime: Arc<dyn ContainerRuntime>) -> JoinHa
             let runtime = runtime.clone();
             let authorizer = authorizer.clone();
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(
-                    Duration::from_secs(10),
-                    acceptor.accept(tcp),
-                )
-                .await
+                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                    .await
                 {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
@@ -219,9 +216,7 @@ async fn handle(
     let segments: Vec<String> = path
         .trim_matches('/')
         .split('/')
-        .map(|s| {
-            percent_decode(s)
-        })
+        .map(percent_decode)
         .collect();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let get_or_post = matches!(*req.method(), http::Method::GET | http::Method::POST);
@@ -310,13 +305,10 @@ async fn sandbox_of(
     Ok(all
         .into_iter()
         .filter(|s| {
-            label(&s.labels, labels::POD_NAMESPACE) == ns && label(&s.labels, labels::POD_NAME) == pod
+            label(&s.labels, labels::POD_NAMESPACE) == ns
+                && label(&s.labels, labels::POD_NAME) == pod
         })
-        .max_by(|a, b| {
-            a.ready
-                .cmp(&b.ready)
-                .then(a.created_at.cmp(&b.created_at))
-        }))
+        .max_by(|a, b| a.ready.cmp(&b.ready).then(a.created_at.cmp(&b.created_at))))
 }
 
 async fn container_logs(
@@ -341,9 +333,7 @@ async fn container_logs(
             None => {
                 return text(
                     StatusCode::BAD_REQUEST,
-                    format!(
-                        "previous terminated container {container:?} in pod {pod:?} not found"
-                    ),
+                    format!("previous terminated container {container:?} in pod {pod:?} not found"),
                 );
             }
         }
@@ -358,10 +348,7 @@ async fn container_logs(
                             "container {container:?} in pod {pod:?} is waiting to start: ContainerCreating"
                         ),
                     ),
-                    Ok(None) => text(
-                        StatusCode::NOT_FOUND,
-                        format!("pod {pod:?} does not exist"),
-                    ),
+                    Ok(None) => text(StatusCode::NOT_FOUND, format!("pod {pod:?} does not exist")),
                     Err(r) => r,
                 };
             }
@@ -473,7 +460,10 @@ fn spdy_switching(protocol: &str) -> Response<Body> {
     let mut r = Response::new(empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
-    h.insert(http::header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(
+        http::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
     h.insert(http::header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
     if let Ok(v) = HeaderValue::from_str(protocol)
         && !protocol.is_empty()

@@ -44,7 +44,9 @@ where
     let mut session = spdy::Session::start(io);
     let mut pending: HashMap<String, (Option<Stream>, Option<Stream>)> = HashMap::new();
     while let Some(stream) = session.streams.recv().await {
-        let kind = spdy::header(&stream.headers, "streamtype").unwrap_or("").to_string();
+        let kind = spdy::header(&stream.headers, "streamtype")
+            .unwrap_or("")
+            .to_string();
         // Clients before request ids paired the streams by id (data = error + 2).
         let request = match spdy::header(&stream.headers, "requestid") {
             Some(r) => r.to_string(),
@@ -240,11 +242,9 @@ pub async fn connect(netns: Option<PathBuf>, port: u16) -> std::io::Result<TcpSt
             .await
         {
             Ok(Ok(s)) => Ok(s),
-            _ => {
-                tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(("::1", port)))
-                    .await
-                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
-            }
+            _ => tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(("::1", port)))
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?,
         };
     };
     // A socket belongs to the network namespace of the thread that makes it: a fresh
@@ -319,7 +319,12 @@ mod tests {
         let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
         // Each channel first says which port it is.
         for ch in [0u8, 1] {
-            let m = client.next().await.expect("message").expect("ws").into_data();
+            let m = client
+                .next()
+                .await
+                .expect("message")
+                .expect("ws")
+                .into_data();
             assert_eq!(m.as_ref(), &ws::encode(ch, &port.to_le_bytes())[..]);
         }
         client
@@ -328,7 +333,12 @@ mod tests {
             .expect("send");
         let mut got = Vec::new();
         while got.len() < 4 {
-            let m = client.next().await.expect("message").expect("ws").into_data();
+            let m = client
+                .next()
+                .await
+                .expect("message")
+                .expect("ws")
+                .into_data();
             let (ch, d) = ws::decode(&m).expect("channel");
             assert_eq!(ch, 0);
             got.extend_from_slice(d);
@@ -363,7 +373,9 @@ mod tests {
             }
         }
         assert!(
-            error.starts_with(&format!("error forwarding port {port} to pod default/p, uid u:")),
+            error.starts_with(&format!(
+                "error forwarding port {port} to pod default/p, uid u:"
+            )),
             "{error}"
         );
     }

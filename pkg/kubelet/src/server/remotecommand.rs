@@ -140,8 +140,10 @@ struct Channels {
 }
 
 /// Starts the command (or attaches) once the streams are there.
-pub type Starter =
-    Box<dyn FnOnce(StreamRequest) -> futures::future::BoxFuture<'static, RuntimeResult<StreamSession>> + Send>;
+pub type Starter = Box<
+    dyn FnOnce(StreamRequest) -> futures::future::BoxFuture<'static, RuntimeResult<StreamSession>>
+        + Send,
+>;
 
 /// Runs exec/attach over an upgraded SPDY connection.
 pub async fn serve_spdy<IO>(io: IO, version: Version, request: StreamRequest, start: Starter)
@@ -155,7 +157,11 @@ where
     let mut error = None;
     let mut resize = None;
     let want_resize = request.tty && version >= Version::V3;
-    let complete = |stdin: &Option<_>, stdout: &Option<_>, stderr: &Option<_>, error: &Option<_>, resize: &Option<_>| {
+    let complete = |stdin: &Option<_>,
+                    stdout: &Option<_>,
+                    stderr: &Option<_>,
+                    error: &Option<_>,
+                    resize: &Option<_>| {
         error.is_some()
             && (!request.stdin || stdin.is_some())
             && (!request.stdout || stdout.is_some())
@@ -360,11 +366,9 @@ mod tests {
             serde_json::from_slice(&status_bytes(Version::V5, &Outcome::Success)).expect("json");
         assert_eq!(ok["status"], "Success");
         assert!(status_bytes(Version::V2, &Outcome::Success).is_empty());
-        let e: Value = serde_json::from_slice(&status_bytes(
-            Version::V4,
-            &Outcome::Error("boom".into()),
-        ))
-        .expect("json");
+        let e: Value =
+            serde_json::from_slice(&status_bytes(Version::V4, &Outcome::Error("boom".into())))
+                .expect("json");
         assert_eq!(e["reason"], "InternalError");
         assert_eq!(e["code"], 500);
     }
@@ -403,9 +407,7 @@ mod session_tests {
                 tokio::spawn(async move {
                     let mut input = Vec::new();
                     let _ = stdin_theirs.read_to_end(&mut input).await;
-                    let _ = stdout_theirs
-                        .write_all(&input.to_ascii_uppercase())
-                        .await;
+                    let _ = stdout_theirs.write_all(&input.to_ascii_uppercase()).await;
                     drop(stdout_theirs);
                     let _ = tx.send(3);
                 });

@@ -249,7 +249,9 @@ impl Codec {
         }
         let version = u16::from_be_bytes([head[0] & 0x7f, head[1]]);
         if version != VERSION {
-            return Err(SpdyError::Protocol(format!("unsupported version {version}")));
+            return Err(SpdyError::Protocol(format!(
+                "unsupported version {version}"
+            )));
         }
         let kind = u16::from_be_bytes([head[2], head[3]]);
         let need = |n: usize, p: &Bytes| {
@@ -761,7 +763,10 @@ mod tests {
         let d = dictionary();
         assert_eq!(&d[..11], b"\0\0\0\x07options");
         assert!(d.ends_with(b"enq=0."));
-        assert_eq!(d.len(), DICTIONARY_NAMES.iter().map(|n| 4 + n.len()).sum::<usize>() + DICTIONARY_TAIL.len());
+        assert_eq!(
+            d.len(),
+            DICTIONARY_NAMES.iter().map(|n| 4 + n.len()).sum::<usize>() + DICTIONARY_TAIL.len()
+        );
     }
 
     #[test]
@@ -860,7 +865,10 @@ mod tests {
     #[test]
     fn multiple_values_are_nul_separated() {
         let block = header_block(&vec![
-            ("X-Stream-Protocol-Version".into(), "v4.channel.k8s.io".into()),
+            (
+                "X-Stream-Protocol-Version".into(),
+                "v4.channel.k8s.io".into(),
+            ),
             ("x-stream-protocol-version".into(), "channel.k8s.io".into()),
         ]);
         let parsed = parse_header_block(&block).expect("parse");
@@ -913,7 +921,10 @@ mod tests {
         cwr.write_all(&wire).await.expect("write");
         let mut stream = session.streams.recv().await.expect("stream");
         assert_eq!(header(&stream.headers, "streamtype"), Some("stdin"));
-        assert_eq!(stream.incoming.recv().await, Some(Bytes::from_static(b"in")));
+        assert_eq!(
+            stream.incoming.recv().await,
+            Some(Bytes::from_static(b"in"))
+        );
         assert_eq!(stream.incoming.recv().await, None);
         stream.sender.send(b"out");
         stream.sender.finish();

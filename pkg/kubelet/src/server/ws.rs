@@ -189,7 +189,11 @@ fn decode_base64_message(text: &str) -> Option<Vec<u8>> {
     use base64::Engine;
     let (first, rest) = text.as_bytes().split_first()?;
     let mut out = vec![first.wrapping_sub(b'0')];
-    out.extend(base64::engine::general_purpose::STANDARD.decode(rest).ok()?);
+    out.extend(
+        base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?,
+    );
     Some(out)
 }
 
@@ -206,11 +210,7 @@ where
         let inbound = async {
             while let Some(Ok(msg)) = stream.next().await {
                 match msg {
-                    Message::Binary(b) => {
-                        if wr.write_all(&b).await.is_err() {
-                            break;
-                        }
-                    }
+                    Message::Binary(b) if wr.write_all(&b).await.is_err() => break,
                     Message::Close(_) => break,
                     _ => {}
                 }
@@ -223,11 +223,7 @@ where
                 match rd.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if sink
-                            .send(Message::binary(buf[..n].to_vec()))
-                            .await
-                            .is_err()
-                        {
+                        if sink.send(Message::binary(buf[..n].to_vec())).await.is_err() {
                             break;
                         }
                     }
