@@ -348,6 +348,8 @@ fn scenario(k: &Kubectl) {
     let (ts, text) = line.split_once(' ').expect("timestamped line");
     assert!(ts.parse::<jiff::Timestamp>().is_ok(), "{k}: {line}");
     assert_eq!(text, "an error line");
+    let out = c.kubectl(k, &["logs", "app", "--since=1h"]);
+    assert_eq!(out.ok().lines().count(), 6, "{k}");
     let out = c.kubectl(k, &["logs", "app", "--limit-bytes=8"]);
     assert_eq!(out.ok(), "line 1\nl", "{k}");
 
@@ -398,7 +400,16 @@ fn scenario(k: &Kubectl) {
     });
 
     // Container errors as upstream words them.
-    c.pod("two", &["a", "b"], Some(NODE));
+    let two = c.pod("two", &["a", "b"], Some(NODE));
+    append(&two[0], &log_line("stdout", "from a"));
+    append(&two[1], &log_line("stderr", "from b"));
+    let out = c.kubectl(k, &["logs", "two", "--all-containers"]);
+    // Newer kubectl reads the containers concurrently: any order.
+    let mut lines: Vec<&str> = out.ok().lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["from a", "from b"], "{k}");
+    let out = c.kubectl(k, &["logs", "two", "-c", "b"]);
+    assert_eq!(out.ok(), "from b\n", "{k}");
     // kubectl picks the first container itself; the API's own answer without one:
     let out = c.kubectl(
         k,
@@ -613,4 +624,15 @@ fn the_kubelet_refuses_clients_without_the_apiservers_certificate() {
         .output()
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok");
+}
+
+#[test]
+fn streaming_with_every_other_kubectl() {
+    // 1.28/1.29 speak SPDY, 1.30 switches exec to WebSocket, 1.31 port-forward too.
+    for k in kubectl_versions()
+        .into_iter()
+        .filter(|k| ![27, 30, 35].contains(&k.minor))
+    {
+        scenario(&k);
+    }
 }
