@@ -472,6 +472,26 @@ fn scenario(k: &Kubectl) {
     let out = c.kubectl(k, &["exec", "two", "-c", "b", "--", "echo", "in b"]);
     assert_eq!(out.ok(), "in b\n", "{k}");
 
+    // With a terminal (kubectl wants one on its own stdin: `script` gives it a pty): the
+    // tty flag and the resize stream reach the kubelet; the test runtime has no pty of its
+    // own, so the command sees none.
+    let cmd = format!(
+        "{} --kubeconfig {} -n {NS} exec -it app -- sh -c 'echo tty-session'",
+        k.path.display(),
+        c.k1s.kubeconfig().display()
+    );
+    let out = std::process::Command::new("timeout")
+        .args(["30", "script", "-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("tty-session"),
+        "{k}: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // attach
     let out = c.kubectl(k, &["attach", "app"]);
     assert!(out.stdout.contains("attached"), "{k}: {out:?}");
