@@ -285,6 +285,59 @@ mod tests {
     use super::*;
     use crate::server::ws;
 
+    /// Needs root and iproute2 (as CI has): a thread in a fresh network namespace listens
+    /// on its loopback; `connect` reaches it through the namespace file, not the host's.
+    #[tokio::test]
+    async fn connect_enters_the_pods_network_namespace() {
+        use std::io::{Read, Write};
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let setup = || -> Result<(String, std::net::TcpListener), String> {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| format!("unshare(CLONE_NEWNET) needs root: {e}"))?;
+                // A child forked from this thread starts in its network namespace.
+                let up = std::process::Command::new("ip")
+                    .args(["link", "set", "lo", "up"])
+                    .status()
+                    .map_err(|e| format!("cannot run `ip` (install iproute2): {e}"))?;
+                if !up.success() {
+                    return Err(format!("ip link set lo up: {up}"));
+                }
+                let me = std::fs::read_link("/proc/thread-self").map_err(|e| e.to_string())?;
+                let listener =
+                    std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+                Ok((format!("/proc/{}/ns/net", me.display()), listener))
+            };
+            match setup() {
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+                Ok((path, listener)) => {
+                    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+                    let _ = tx.send(Ok((path, port)));
+                    if let Ok((mut s, _)) = listener.accept() {
+                        let mut buf = [0u8; 4];
+                        if s.read_exact(&mut buf).is_ok() {
+                            let _ = s.write_all(&buf);
+                        }
+                    }
+                }
+            }
+        });
+        let (path, port) = rx
+            .recv()
+            .expect("namespace thread")
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Not reachable from the host's namespace on that port (nothing listens there).
+        let mut s = connect(Some(PathBuf::from(&path)), port)
+            .await
+            .expect("connect in the namespace");
+        s.write_all(b"ping").await.expect("write");
+        let mut got = [0u8; 4];
+        s.read_exact(&mut got).await.expect("read");
+        assert_eq!(&got, b"ping");
+    }
+
     #[test]
     fn ports_from_the_query() {
         let q = |v: &str| vec![("port".to_string(), v.to_string())];
