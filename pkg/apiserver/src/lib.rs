@@ -69,6 +69,8 @@ pub struct ApiServer {
     pub openapi: openapi::OpenApiCache,
     /// Issues and verifies service account tokens, once the signing key is set.
     pub service_account_tokens: std::sync::OnceLock<Arc<auth::serviceaccount::TokenIssuer>>,
+    /// TLS for connections to kubelets (logs, exec, attach, port-forward), once set.
+    pub kubelet_client_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
     /// Built-in resources (CRDs are added to these on every registry change).
     builtins: Vec<Arc<Resource>>,
     /// Definitions of the built-in kinds.
@@ -94,6 +96,7 @@ impl ApiServer {
             tokens,
             openapi: openapi::OpenApiCache::default(),
             service_account_tokens: std::sync::OnceLock::new(),
+            kubelet_client_tls: std::sync::OnceLock::new(),
             builtins,
             builtin_definitions: definitions,
             ready: AtomicBool::new(false),
@@ -142,6 +145,12 @@ impl ApiServer {
     /// authentication of its tokens need it); only the first call counts.
     pub fn set_service_account_issuer(&self, issuer: auth::serviceaccount::TokenIssuer) {
         let _ = self.service_account_tokens.set(Arc::new(issuer));
+    }
+
+    /// Sets the TLS configuration for connections to kubelets (`k1s_pki`'s
+    /// `Pki::kubelet_client_tls_config`); without it the streaming subresources answer 503.
+    pub fn set_kubelet_client_tls(&self, tls: rustls::ClientConfig) {
+        let _ = self.kubelet_client_tls.set(Arc::new(tls));
     }
 
     /// The issuer URL k3s uses by default: the in-cluster name of the API server.

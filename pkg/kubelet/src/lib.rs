@@ -4,5 +4,8 @@
 //! - [`runtime`]: the [`runtime::ContainerRuntime`] contract the pod workers drive, shaped
 //!   after upstream's CRI (sandboxes, containers, images, exec/attach), implemented on
 //!   containerd's own gRPC API and by a fake for tests.
+//! - [`server`]: the HTTPS endpoints the API server proxies `kubectl logs`, `exec`,
+//!   `attach` and `port-forward` to.
 
 pub mod runtime;
+pub mod server;

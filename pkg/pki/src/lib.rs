@@ -11,6 +11,7 @@ mod error;
 mod fs;
 mod identity;
 mod kubeconfig;
+mod kubelet;
 mod pki;
 mod tls;
 mod token;
@@ -21,6 +22,10 @@ mod tests;
 pub use error::PkiError;
 pub use identity::ClientIdentity;
 pub use kubeconfig::{kubeconfig, write_kubeconfig};
+pub use kubelet::{
+    CaSigner, KUBELET_CLIENT_GROUP, KUBELET_CLIENT_USER, kubelet_client_tls_config,
+    kubelet_server_tls_config,
+};
 pub use pki::{Pki, PkiOptions};
 pub use tls::{ca_root_store, crypto_provider, server_tls_config};
 pub use token::{ParsedToken, SERVER_TOKEN_USER, TOKEN_PREFIX, ca_hash, format_token, parse_token};

@@ -175,6 +175,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         )
         .context("cannot use the service account signing key")?,
     );
+    // logs, exec, attach and port-forward reach kubelets with this client certificate.
+    api.set_kubelet_client_tls(
+        pki.kubelet_client_tls_config()
+            .context("cannot issue the kubelet client certificate")?,
+    );
     bootstrap::run(&api)
         .await
         .map_err(|s| anyhow::anyhow!("cannot create system objects: {}", s.message))?;

@@ -138,6 +138,10 @@ fn sub_kind(r: &Resource, sub: Subresource) -> (String, String, String) {
             (String::new(), String::new(), r.info.kind.clone())
         }
         Subresource::Binding => (String::new(), String::new(), "Binding".into()),
+        Subresource::Log => (String::new(), String::new(), "Pod".into()),
+        Subresource::Exec => (String::new(), String::new(), "PodExecOptions".into()),
+        Subresource::Attach => (String::new(), String::new(), "PodAttachOptions".into()),
+        Subresource::PortForward => (String::new(), String::new(), "PodPortForwardOptions".into()),
     }
 }
 
@@ -305,9 +309,10 @@ mod tests {
     /// Upstream 1.35's discovery (`api/discovery/api__v1.json`, `apis__<group>__<v>.json`)
     /// for every resource k1s serves: verbs, and the subresources of the kinds the generic
     /// registry implements (status, scale, finalize, pods/binding, pods/eviction,
-    /// serviceaccounts/token) with theirs. Upstream's other subresources (pods/log, exec,
-    /// attach, portforward, proxy, ephemeralcontainers, resize; nodes/proxy; services/proxy;
-    /// certificatesigningrequests/approval) are not served by k1s and so not listed.
+    /// serviceaccounts/token) and the pods' streaming ones (log, exec, attach, portforward)
+    /// with theirs. Upstream's other subresources (pods/proxy, ephemeralcontainers, resize;
+    /// nodes/proxy; services/proxy; certificatesigningrequests/approval) are not served by
+    /// k1s and so not listed.
     #[rustfmt::skip]
     const UPSTREAM: &[Row] = &[
         ("", "v1", "bindings", &["create"], NONE),
@@ -323,7 +328,8 @@ mod tests {
         ("", "v1", "nodes", ALL, STATUS),
         ("", "v1", "persistentvolumeclaims", ALL, STATUS),
         ("", "v1", "persistentvolumes", ALL, STATUS),
-        ("", "v1", "pods", ALL, &[("binding", &["create"]), ("eviction", &["create"]), ("status", GPU)]),
+        ("", "v1", "pods", ALL, &[("attach", &["create", "get"]), ("binding", &["create"]), ("eviction", &["create"]),
+            ("exec", &["create", "get"]), ("log", &["get"]), ("portforward", &["create", "get"]), ("status", GPU)]),
         ("", "v1", "podtemplates", ALL, NONE),
         ("", "v1", "replicationcontrollers", ALL, SCALE_STATUS),
         ("", "v1", "resourcequotas", ALL, STATUS),

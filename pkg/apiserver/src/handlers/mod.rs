@@ -17,6 +17,7 @@ pub mod request;
 pub mod response;
 mod review;
 mod scale;
+mod streaming;
 mod token;
 mod update;
 mod watch;
@@ -67,10 +68,15 @@ pub struct Call {
     pub resource: Arc<Resource>,
     /// Query parameters.
     pub query: Query,
+    /// The query string as sent (repeated parameters such as exec's `command`).
+    pub raw_query: String,
     /// Request headers.
     pub headers: http::HeaderMap,
     /// The request body (taken once by the handler; the lock makes `Call` shareable).
     pub body: parking_lot::Mutex<Option<Body>>,
+    /// The connection's upgrade, for the streaming subresources (exec, attach,
+    /// portforward); absent on HTTP/2 and in-process requests.
+    pub upgrade: parking_lot::Mutex<Option<hyper::upgrade::OnUpgrade>>,
 }
 
 impl Call {
@@ -204,9 +210,11 @@ fn method_not_supported(r: &Resource, verb: &str) -> Status {
 
 /// Handles one request. The authenticated user, if any, is in the request extensions.
 pub async fn handle(server: Arc<ApiServer>, req: Request<Body>) -> Response {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let path = percent_decode(parts.uri.path());
     let query = parse_query(parts.uri.query());
+    let raw_query = parts.uri.query().unwrap_or("").to_string();
     let target = request::parse(&path);
     // Health and version are public, like upstream's system:public-info-viewer.
     match &target {
@@ -245,8 +253,10 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Body>) -> Response {
                         path: rp,
                         resource: resource.clone(),
                         query,
+                        raw_query,
                         headers: parts.headers.clone(),
                         body: parking_lot::Mutex::new(Some(body)),
+                        upgrade: parking_lot::Mutex::new(upgrade),
                     };
                     dispatch(call).await
                 }
@@ -285,6 +295,10 @@ async fn dispatch(call: Call) -> Response {
         ("get", Some("scale")) => scale::get(call).await,
         ("update", Some("scale")) => scale::update(call).await,
         ("patch", Some("scale")) => scale::patch(call).await,
+        ("get", Some("log")) => streaming::log(call).await,
+        ("get" | "create", Some("exec" | "attach" | "portforward")) => {
+            streaming::upgrade(call).await
+        }
         ("get", _) => get::get(call).await,
         ("create", Some("binding")) => binding::create_subresource(call).await,
         ("create", None)

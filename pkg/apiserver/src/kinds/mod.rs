@@ -77,6 +77,17 @@ impl KindEntry<'_> {
         self
     }
 
+    /// Serves `/log`, `/exec`, `/attach` and `/portforward` (pods), proxied to the kubelet.
+    pub fn streaming(self) -> Self {
+        self.resource.info.subresources.extend([
+            Subresource::Log,
+            Subresource::Exec,
+            Subresource::Attach,
+            Subresource::PortForward,
+        ]);
+        self
+    }
+
     /// Serves `/finalize` (namespaces).
     pub fn finalize(self) -> Self {
         self.resource.info.subresources.push(Subresource::Finalize);
@@ -209,6 +220,7 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .binding()
         .status()
         .eviction()
+        .streaming()
         .returns_deleted_object();
     b.kind::<core_v1::Service>(core::service::ServiceStrategy::new(services.clone()))
         .short_names(&["svc"])

@@ -554,6 +554,11 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                         ),
                         "io.k8s.api.authentication.v1.TokenRequest".to_string(),
                     ),
+                    // Filtered out above: their operations are upstream's `connect` ones.
+                    Subresource::Log
+                    | Subresource::Exec
+                    | Subresource::Attach
+                    | Subresource::PortForward => (gvk.clone(), def.clone()),
                 };
                 let name = s.as_str();
                 (
@@ -659,8 +664,38 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
         }
     };
     object_ops(None, &i.verbs);
-    for sub in crate::discovery::subresources_by_name(r) {
+    for sub in crate::discovery::subresources_by_name(r)
+        .into_iter()
+        .filter(|s| !s.is_streaming())
+    {
         object_ops(Some(sub), sub.verbs());
+    }
+    // The streams proxied to kubelets: upstream's `connect` operations (`log` is a read),
+    // answering plain bytes rather than an object.
+    for sub in crate::discovery::subresources_by_name(r)
+        .into_iter()
+        .filter(|s| s.is_streaming())
+    {
+        let name = sub.as_str();
+        let suffix = operation_id_part(name, true);
+        for verb in sub.verbs() {
+            let (method, action, word) = match (sub, *verb) {
+                (Subresource::Log, _) => ("get", "get", "read"),
+                (_, "get") => ("get", "connect", "connectGet"),
+                _ => ("post", "connect", "connectPost"),
+            };
+            let mut o = op(
+                method,
+                action,
+                format!("{word}{prefix}{ns}{kind}{suffix}"),
+                format!("connect {method} requests to {name} of {kind}"),
+                &item_params,
+                &gvk,
+            );
+            o.produces = vec!["*/*"];
+            o.responses = vec![(200, None), (401, None)];
+            routes.entry(format!("{item}/{name}")).or_default().push(o);
+        }
     }
 
     // The legacy `/watch/` paths: listed for built-in kinds, as upstream's installer

@@ -963,7 +963,15 @@ impl GenericStore {
                     .strategy
                     .prepare_for_update(&mut obj, &old, has_status),
                 Some(Subresource::Status) => prepare_status_update(&mut obj, &old),
-                Some(Subresource::Scale | Subresource::Token | Subresource::Eviction) => {}
+                Some(
+                    Subresource::Scale
+                    | Subresource::Token
+                    | Subresource::Eviction
+                    | Subresource::Log
+                    | Subresource::Exec
+                    | Subresource::Attach
+                    | Subresource::PortForward,
+                ) => {}
                 Some(Subresource::Finalize) => prepare_finalize_update(&mut obj, &old),
                 // The binding handler builds the whole pod from the stored one.
                 Some(Subresource::Binding) => {}

@@ -33,6 +33,14 @@ pub enum Subresource {
     /// `/eviction` of pods: a policy/v1 Eviction that deletes the pod unless its
     /// PodDisruptionBudget forbids it.
     Eviction,
+    /// `/log` of pods: the container's log, streamed from the node's kubelet.
+    Log,
+    /// `/exec` of pods: a command in a container, an upgraded stream to the kubelet.
+    Exec,
+    /// `/attach` of pods: a container's own stdio, an upgraded stream to the kubelet.
+    Attach,
+    /// `/portforward` of pods: TCP to the pod's ports, an upgraded stream to the kubelet.
+    PortForward,
 }
 
 impl Subresource {
@@ -45,7 +53,20 @@ impl Subresource {
             Subresource::Binding => "binding",
             Subresource::Token => "token",
             Subresource::Eviction => "eviction",
+            Subresource::Log => "log",
+            Subresource::Exec => "exec",
+            Subresource::Attach => "attach",
+            Subresource::PortForward => "portforward",
         }
+    }
+
+    /// Whether it is proxied to a kubelet (log, exec, attach, portforward) rather than
+    /// served from storage; the OpenAPI documents leave these out.
+    pub fn is_streaming(self) -> bool {
+        matches!(
+            self,
+            Subresource::Log | Subresource::Exec | Subresource::Attach | Subresource::PortForward
+        )
     }
 
     /// Verbs discovery lists for it, which are also the only ones served on its path
@@ -56,6 +77,10 @@ impl Subresource {
             Subresource::Binding => &["create"],
             Subresource::Token => &["create"],
             Subresource::Eviction => &["create"],
+            Subresource::Log => &["get"],
+            Subresource::Exec | Subresource::Attach | Subresource::PortForward => {
+                &["create", "get"]
+            }
             _ => &["get", "patch", "update"],
         }
     }
