@@ -20,6 +20,7 @@ mod scale;
 mod token;
 mod update;
 mod watch;
+pub(crate) mod watch_memo;
 
 use std::collections::HashMap;
 use std::sync::Arc;
