@@ -75,6 +75,8 @@ pub struct ApiServer {
     builtins: Vec<Arc<Resource>>,
     /// Definitions of the built-in kinds.
     builtin_definitions: schema::model::Definitions,
+    /// Encoded watch events shared by the watchers of one resource.
+    pub(crate) watch_memo: Arc<handlers::watch_memo::WatchMemo>,
     ready: AtomicBool,
     shutting_down: AtomicBool,
 }
@@ -99,6 +101,7 @@ impl ApiServer {
             kubelet_client_tls: std::sync::OnceLock::new(),
             builtins,
             builtin_definitions: definitions,
+            watch_memo: Arc::default(),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
         });

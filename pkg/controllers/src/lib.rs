@@ -173,6 +173,9 @@ pub struct ControllerConfig {
     /// The cluster CA bundle (PEM) the root CA publisher puts in every namespace
     /// (`--root-ca-file`); none publishes nothing.
     pub root_ca_pem: Option<String>,
+    /// The slim pod cache the node controllers (node lifecycle, taint eviction, pod GC)
+    /// share; each clone of a configuration shares it.
+    pub node_pods: nodelifecycle::podcache::Shared,
 }
 
 tokio::task_local! {

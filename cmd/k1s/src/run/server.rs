@@ -240,6 +240,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             controller_manager_client(&api),
             k1s_controllers::ControllerConfig {
                 root_ca_pem: Some(pki.ca_pem().to_string()),
+                ..Default::default()
             },
             async move {
                 let _ = controllers_stopping.await;

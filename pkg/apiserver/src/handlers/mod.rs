@@ -21,6 +21,7 @@ mod streaming;
 mod token;
 mod update;
 mod watch;
+pub(crate) mod watch_memo;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -11,12 +11,13 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::{StatusCode, header};
 use k1s_apimachinery::Status;
-use k1s_store::{Event, EventKind, Revision, StoreError, WatchStream};
+use k1s_store::{Event, EventKind, KeyValue, Revision, StoreError, WatchStream};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use super::list::list_options;
 use super::negotiation::{Output, parse_accept, resource_output};
+use super::watch_memo::WatchMemo;
 use super::{Call, query_flag};
 use crate::registry::Resource;
 use crate::registry::generic::{GenericStore, ListOptions, parse_resource_version};
@@ -51,16 +52,30 @@ impl Encoder {
     }
 
     fn line(&mut self, kind: &str, obj: &Value) -> Bytes {
-        let object = if kind == "BOOKMARK" || kind == "ERROR" {
-            obj.clone()
+        let object = if kind == "BOOKMARK" || kind == "ERROR" || self.output == Output::Json {
+            serde_json::to_vec(obj).unwrap_or_default()
         } else {
-            self.object(obj)
+            serde_json::to_vec(&self.object(obj)).unwrap_or_default()
         };
-        let mut bytes =
-            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-        bytes.push(b'\n');
-        Bytes::from(bytes)
+        event_line(kind, &object)
     }
+
+    /// Whether every watcher encodes an object alike in this output (no per-watcher
+    /// state such as a Table's column header), so the encoding can be shared.
+    fn shareable(&self) -> bool {
+        matches!(self.output, Output::Json | Output::PartialMetadata)
+    }
+}
+
+/// One watch event line around an encoded object.
+fn event_line(kind: &str, object: &[u8]) -> Bytes {
+    let mut bytes = Vec::with_capacity(object.len() + kind.len() + 24);
+    bytes.extend_from_slice(b"{\"type\":\"");
+    bytes.extend_from_slice(kind.as_bytes());
+    bytes.extend_from_slice(b"\",\"object\":");
+    bytes.extend_from_slice(object);
+    bytes.extend_from_slice(b"}\n");
+    Bytes::from(bytes)
 }
 
 fn error_event(s: &Status) -> Value {
@@ -69,6 +84,9 @@ fn error_event(s: &Status) -> Value {
 
 struct Watcher {
     generic: GenericStore,
+    memo: Arc<WatchMemo>,
+    /// The memo's name for what this watcher sends (`None`: not shared).
+    form: Option<String>,
     resource: Arc<Resource>,
     opts: ListOptions,
     encoder: Encoder,
@@ -90,8 +108,62 @@ impl Watcher {
         json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta})
     }
 
-    /// Translates one store event into what this watcher should see, if anything.
-    fn translate(&self, ev: &Event) -> Option<(&'static str, Value)> {
+    /// The ADDED line of an object of the initial state, if this watcher sees it.
+    fn initial_line(&mut self, kv: &KeyValue) -> Option<Bytes> {
+        let filtered = self.opts.label_selector.is_some() || self.opts.field_selector.is_some();
+        let obj = if filtered || self.form.is_none() {
+            let obj = self.generic.decode_stored(&self.resource, kv).ok()?;
+            if !self.generic.matches(&self.resource, &obj, &self.opts) {
+                return None;
+            }
+            Some(obj)
+        } else {
+            None
+        };
+        self.encode("ADDED", kv, obj)
+    }
+
+    /// The line of `kind` for `kv` (decoded already or not).
+    fn encode(&mut self, kind: &str, kv: &KeyValue, obj: Option<Value>) -> Option<Bytes> {
+        let Some(form) = &self.form else {
+            let obj = match obj {
+                Some(o) => o,
+                None => self.generic.decode_stored(&self.resource, kv).ok()?,
+            };
+            return Some(self.encoder.line(kind, &obj));
+        };
+        let (generic, res, encoder) = (&self.generic, &self.resource, &mut self.encoder);
+        let object = self.memo.get_or_encode(kv, form, || {
+            let obj = match obj {
+                Some(o) => o,
+                None => generic.decode_stored(res, kv).ok()?,
+            };
+            serde_json::to_vec(&encoder.object(&obj))
+                .ok()
+                .map(Bytes::from)
+        })?;
+        Some(event_line(kind, &object))
+    }
+
+    /// Translates one store event into the line this watcher should send, if any.
+    fn translate(&mut self, ev: &Event) -> Option<Bytes> {
+        let filtered = self.opts.label_selector.is_some() || self.opts.field_selector.is_some();
+        if !filtered && self.form.is_some() {
+            // Every event is seen as it is: the encoded object is the same for each
+            // watcher of this resource, so one of them encodes it for all.
+            let kind = match ev.kind {
+                EventKind::Created => "ADDED",
+                EventKind::Updated => "MODIFIED",
+                EventKind::Deleted => "DELETED",
+            };
+            return self.encode(kind, &ev.kv, None);
+        }
+        let (kind, obj) = self.decide(ev)?;
+        self.encode(kind, &ev.kv, Some(obj))
+    }
+
+    /// Whether this (filtered) watcher sees the event, and as what.
+    fn decide(&self, ev: &Event) -> Option<(&'static str, Value)> {
         let res = &self.resource;
         let new = self.generic.decode_stored(res, &ev.kv).ok()?;
         let filtered = self.opts.label_selector.is_some() || self.opts.field_selector.is_some();
@@ -131,13 +203,17 @@ impl Watcher {
     async fn run(
         mut self,
         mut stream: WatchStream,
-        initial: Vec<Value>,
+        initial: Vec<Arc<KeyValue>>,
         initial_end: Option<Revision>,
         bookmarks: bool,
         deadline: Duration,
     ) {
-        for obj in initial {
-            if !self.send("ADDED", &obj).await {
+        // Decoded one at a time: a watcher that lists 30k pods never holds them all
+        // decoded at once.
+        for kv in initial {
+            if let Some(line) = self.initial_line(&kv)
+                && self.tx.send(Ok(line)).await.is_err()
+            {
                 return;
             }
         }
@@ -163,8 +239,8 @@ impl Watcher {
                 }
                 next = stream.next() => match next {
                     Ok(ev) => {
-                        if let Some((kind, obj)) = self.translate(&ev)
-                            && !self.send(kind, &obj).await
+                        if let Some(line) = self.translate(&ev)
+                            && self.tx.send(Ok(line)).await.is_err()
                         {
                             return;
                         }
@@ -241,8 +317,14 @@ pub async fn watch(call: Call) -> Result<Response, Status> {
             .unwrap_or_else(|| "Metadata".into()),
         first: true,
     };
+    // The shared encoding is the served form of the stored object: only where no
+    // conversion stands between them (a conversion may change with its definition).
+    let form = (encoder.shareable() && (res.conversion.is_none() || info.storage_version))
+        .then(|| format!("{}/{}/{:?}", info.api_version(), info.kind, encoder.output));
     let mut watcher = Watcher {
         generic: generic.clone(),
+        memo: call.server.watch_memo.clone(),
+        form,
         resource: res.clone(),
         opts,
         encoder,
@@ -261,15 +343,7 @@ pub async fn watch(call: Call) -> Result<Response, Status> {
         let stream = store
             .watch(&prefix, at)
             .map_err(|e| Status::internal_error(&e.to_string()))?;
-        let mut objs = Vec::new();
-        if wants_initial {
-            for kv in &items {
-                let obj = generic.decode_stored(&res, kv)?;
-                if generic.matches(&res, &obj, &watcher.opts) {
-                    objs.push(obj);
-                }
-            }
-        }
+        let objs = if wants_initial { items } else { Vec::new() };
         let end = (send_initial == Some(true)).then_some(at);
         (objs, Ok(stream), end)
     } else {

@@ -121,7 +121,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
         let _ = monitor.pods.wait_until_ready().await;
     };
     tokio::select! {
-        _ = &mut stop => { watches.abort(); pod_watch.abort(); return; }
+        _ = &mut stop => { watches.abort(); drop(pod_watch); return; }
         _ = ready => {}
     }
     loop {
@@ -136,7 +136,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
         }
     }
     watches.abort();
-    pod_watch.abort();
+    drop(pod_watch);
 }
 
 struct Monitor {
@@ -208,11 +208,11 @@ impl Monitor {
     async fn pass(&mut self) {
         let nodes = self.nodes.state();
         let now = Instant::now();
-        self.health.retain(|name, _| {
-            nodes
-                .iter()
-                .any(|n| n.metadata.name.as_deref() == Some(name))
-        });
+        let names: std::collections::HashSet<&str> = nodes
+            .iter()
+            .filter_map(|n| n.metadata.name.as_deref())
+            .collect();
+        self.health.retain(|name, _| names.contains(name.as_str()));
         // Every node down: NoExecute taints would evict everything for nothing.
         let all_down = !nodes.is_empty()
             && nodes

@@ -3,12 +3,17 @@
 //! creation and deletion times, `spec.nodeName`, tolerations, the phase and the Ready
 //! condition — so 30k pods cost a few MiB per controller, and no controller lists pods
 //! with a field selector (a scan of every pod on the server) per node or per period.
+//! The controllers started together share one such cache (one watch, one copy of each
+//! pod): a reflector entry costs the whole `Pod` struct however slim, about 1.5 KiB.
+
+use std::sync::{Arc, Weak};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
+use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
 /// Strips a pod down to what the node controllers read.
@@ -38,16 +43,60 @@ pub fn slim(pod: &mut Pod) {
     }
 }
 
-/// Starts the watch; the store fills as it runs (await `wait_until_ready`). Abort the
-/// handle to stop it.
-pub fn start(client: kube::Client) -> (Store<Pod>, JoinHandle<()>) {
-    let (store, writer) = reflector::store::<Pod>();
-    let watch = watcher(Api::<Pod>::all(client), watcher::Config::default())
-        .default_backoff()
-        .modify(slim)
-        .reflect(writer)
-        .for_each(|_| futures::future::ready(()));
-    (store, tokio::spawn(watch))
+/// Starts the watch, or joins the one the controllers started with this one share; the
+/// store fills as it runs (await `wait_until_ready`). The watch stops once every handle
+/// is dropped.
+pub fn start(client: kube::Client) -> (Store<Pod>, PodWatch) {
+    crate::config().node_pods.get_or_start(client)
+}
+
+/// Keeps the shared pod watch running while held.
+#[derive(Debug)]
+pub struct PodWatch(#[allow(dead_code)] Arc<Running>);
+
+/// A running watch and its store.
+#[derive(Debug)]
+pub struct Running {
+    store: Store<Pod>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The slot for the pod cache the node controllers of one `run` share.
+#[derive(Clone, Default)]
+pub struct Shared(Arc<Mutex<Weak<Running>>>);
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// The running cache, started with `client` if none runs.
+    pub fn get_or_start(&self, client: kube::Client) -> (Store<Pod>, PodWatch) {
+        let mut slot = self.0.lock();
+        if let Some(running) = slot.upgrade() {
+            return (running.store.clone(), PodWatch(running));
+        }
+        let (store, writer) = reflector::store::<Pod>();
+        let watch = watcher(Api::<Pod>::all(client), watcher::Config::default())
+            .default_backoff()
+            .modify(slim)
+            .reflect(writer)
+            .for_each(|_| futures::future::ready(()));
+        let running = Arc::new(Running {
+            store: store.clone(),
+            task: tokio::spawn(watch),
+        });
+        *slot = Arc::downgrade(&running);
+        (store, PodWatch(running))
+    }
 }
 
 /// The pod's `spec.nodeName` ("" when unscheduled).

@@ -79,7 +79,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
         let _ = gc.pods.wait_until_ready().await;
     };
     tokio::select! {
-        _ = &mut stop => { watch.abort(); pod_watch.abort(); return; }
+        _ = &mut stop => { watch.abort(); drop(pod_watch); return; }
         _ = ready => {}
     }
     loop {
@@ -90,7 +90,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
         gc.pass().await;
     }
     watch.abort();
-    pod_watch.abort();
+    drop(pod_watch);
 }
 
 struct Collector {

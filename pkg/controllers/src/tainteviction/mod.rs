@@ -107,7 +107,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
         let _ = evictor.pods.wait_until_ready().await;
     };
     tokio::select! {
-        _ = &mut stop => { watch.abort(); pod_watch.abort(); return; }
+        _ = &mut stop => { watch.abort(); drop(pod_watch); return; }
         _ = ready => {}
     }
     loop {
@@ -118,7 +118,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
         }
     }
     watch.abort();
-    pod_watch.abort();
+    drop(pod_watch);
 }
 
 struct Evictor {

@@ -1,0 +1,127 @@
+//! The encoded form of recent watch events, shared by every watcher of a resource: each
+//! watcher of pods would otherwise decode the stored bytes, convert them to the served
+//! form and encode them again, once per watcher, for every write (with a dozen in-process
+//! pod watches that was most of the server's CPU under load).
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Bytes;
+use k1s_store::{KeyValue, Revision};
+use parking_lot::Mutex;
+
+/// Bytes of encoded objects kept: enough for the watchers of a burst of writes to find
+/// each other's work while they lag a few thousand events behind one another.
+const CAPACITY_BYTES: usize = 32 << 20;
+
+/// Which encoding of which version of the object an entry holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct MemoKey {
+    revision: Revision,
+    key: String,
+    /// `group/version/kind` served, and the output form.
+    form: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<MemoKey, Bytes>,
+    order: VecDeque<(MemoKey, usize)>,
+    bytes: usize,
+}
+
+/// A bounded map from (event, served form) to the encoded object.
+#[derive(Default)]
+pub struct WatchMemo {
+    inner: Mutex<Inner>,
+}
+
+impl WatchMemo {
+    /// The encoded object for `kv` in `form`, computed with `encode` by the first watcher
+    /// that asks; `None` when `encode` fails (not remembered).
+    pub fn get_or_encode(
+        &self,
+        kv: &KeyValue,
+        form: &str,
+        encode: impl FnOnce() -> Option<Bytes>,
+    ) -> Option<Bytes> {
+        let key = MemoKey {
+            revision: kv.mod_revision,
+            key: kv.key.clone(),
+            form: form.to_string(),
+        };
+        if let Some(b) = self.inner.lock().entries.get(&key) {
+            return Some(b.clone());
+        }
+        // Encoded outside the lock: two watchers may both encode one event, which is
+        // cheaper than serializing every watcher behind one encoder.
+        let bytes = encode()?;
+        let mut inner = self.inner.lock();
+        let cost = bytes.len() + key.key.len() + 64;
+        if inner.entries.insert(key.clone(), bytes.clone()).is_none() {
+            inner.order.push_back((key, cost));
+            inner.bytes += cost;
+        }
+        while inner.bytes > CAPACITY_BYTES {
+            let Some((old, cost)) = inner.order.pop_front() else {
+                break;
+            };
+            inner.entries.remove(&old);
+            inner.bytes -= cost;
+        }
+        Some(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(rev: Revision) -> KeyValue {
+        KeyValue {
+            key: "/registry/pods/default/p".into(),
+            value: Bytes::from_static(b"{}"),
+            create_revision: 1,
+            mod_revision: rev,
+        }
+    }
+
+    #[test]
+    fn an_event_is_encoded_once_per_form() {
+        let memo = WatchMemo::default();
+        let mut calls = 0;
+        for _ in 0..3 {
+            let b = memo.get_or_encode(&kv(5), "v1/Pod/json", || {
+                calls += 1;
+                Some(Bytes::from_static(b"x"))
+            });
+            assert_eq!(b.as_deref(), Some(&b"x"[..]));
+        }
+        assert_eq!(calls, 1);
+        // Another revision or another form is another entry.
+        memo.get_or_encode(&kv(6), "v1/Pod/json", || {
+            calls += 1;
+            Some(Bytes::new())
+        });
+        memo.get_or_encode(&kv(5), "v1/Pod/meta", || {
+            calls += 1;
+            Some(Bytes::new())
+        });
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn old_entries_go_past_the_capacity() {
+        let memo = WatchMemo::default();
+        let big = Bytes::from(vec![b'a'; 1 << 20]);
+        for rev in 0..64 {
+            memo.get_or_encode(&kv(rev), "f", || Some(big.clone()));
+        }
+        let inner = memo.inner.lock();
+        assert!(inner.bytes <= CAPACITY_BYTES);
+        assert!(!inner.entries.contains_key(&MemoKey {
+            revision: 0,
+            key: "/registry/pods/default/p".into(),
+            form: "f".into(),
+        }));
+    }
+}
