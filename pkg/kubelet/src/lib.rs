@@ -6,3 +6,4 @@
 //!   containerd's own gRPC API and by a fake for tests.
 
 pub mod runtime;
+pub mod containerd;
