@@ -102,6 +102,12 @@ async fn wait_log(path: &Path, needle: &str) -> String {
 }
 
 async fn exec_output(rt: &ContainerdRuntime, id: &str, command: &[&str], input: Option<&[u8]>) -> (i32, String) {
+    tokio::time::timeout(Duration::from_secs(15), exec_output_inner(rt, id, command, input))
+        .await
+        .unwrap_or_else(|_| panic!("exec {command:?} did not end within 15s"))
+}
+
+async fn exec_output_inner(rt: &ContainerdRuntime, id: &str, command: &[&str], input: Option<&[u8]>) -> (i32, String) {
     let mut session = rt
         .exec(
             id,

@@ -443,8 +443,22 @@ pub(crate) async fn exec(rt: &ContainerdRuntime, container_id: &str, request: &S
         cleanup(&dir);
         return Err(status_err("start exec", e));
     }
+    // The shim keeps the stdin FIFO open itself: the process sees EOF only after CloseIO.
+    let stdin = stdin_sender.map(|mut sender| {
+        let (writer, mut reader) = tokio::io::duplex(64 * 1024);
+        let rt = rt.clone();
+        let container_id = container_id.to_string();
+        let exec_id = exec_id.clone();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut reader, &mut sender).await;
+            let _ = sender.flush().await;
+            drop(sender);
+            let _ = rt.tasks().close_io(rt.req(pb::CloseIoRequest { container_id, exec_id, stdin: true })).await;
+        });
+        Box::pin(writer) as std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>
+    });
     Ok(StreamSession {
-        stdin: stdin_sender.map(|s| Box::pin(s) as std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>),
+        stdin,
         stdout,
         stderr,
         resize: request.tty.then(|| resizer(rt, container_id, &exec_id)),

@@ -420,14 +420,17 @@ pub(crate) fn build_spec(
     } else {
         linux_builder = linux_builder.masked_paths(Vec::<String>::new()).readonly_paths(Vec::<String>::new());
     }
-    SpecBuilder::default()
+    let mut spec = SpecBuilder::default()
         .version("1.0.2-dev")
         .root(RootBuilder::default().path("rootfs").readonly(linux.readonly_rootfs).build().map_err(spec_err)?)
         .process(process)
         .mounts(mounts)
         .linux(linux_builder.build().map_err(spec_err)?)
         .build()
-        .map_err(spec_err)
+        .map_err(spec_err)?;
+    // The hostname belongs to the sandbox's UTS namespace, set once when it was made.
+    spec.set_hostname(None);
+    Ok(spec)
 }
 
 pub(crate) async fn create_container(rt: &ContainerdRuntime, sandbox: &Sandbox, config: &ContainerConfig) -> RuntimeResult<String> {
