@@ -133,6 +133,49 @@ async fn exec_output_inner(rt: &ContainerdRuntime, id: &str, command: &[&str], i
     (code, out)
 }
 
+/// Whatever a failed run left: processes started for this containerd (its shims and their
+/// containers), mounts under the temp dir, the test's cgroups.
+struct Leftovers {
+    dir: PathBuf,
+    cgroup_parent: String,
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        let needle = self.dir.to_string_lossy().into_owned();
+        let mut procs: Vec<(i32, i32, String)> = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let ppid = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok()).unwrap_or(0);
+            procs.push((pid, ppid, String::from_utf8_lossy(&cmdline).into_owned()));
+        }
+        for (pid, _, cmdline) in procs.iter().filter(|(_, _, c)| c.contains(&needle)) {
+            let _ = cmdline;
+            for (child, _, _) in procs.iter().filter(|(_, ppid, _)| ppid == pid) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*child), nix::sys::signal::Signal::SIGKILL);
+            }
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut mounts: Vec<&str> = mountinfo.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&needle)).collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+        for controller in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let dir = controller.path().join(self.cgroup_parent.trim_start_matches('/'));
+            for child in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if child.path().is_dir() {
+                    let _ = std::fs::remove_dir(child.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn containerd_runs_pods() {
     let _ = tracing_subscriber::fmt()
@@ -142,6 +185,8 @@ async fn containerd_runs_pods() {
     require_tools();
     let images = test_images();
     let tmp = tempfile::Builder::new().prefix("k1s-ctd").tempdir_in("/tmp").expect("tempdir");
+    let cgroup_parent = format!("/k1s-test-{}", std::process::id());
+    let _leftovers = Leftovers { dir: tmp.path().to_path_buf(), cgroup_parent: cgroup_parent.clone() };
     let supervisor = Supervisor::start(SupervisorConfig {
         dir: tmp.path().join("containerd"),
         binary: PathBuf::from("containerd"),
@@ -149,7 +194,7 @@ async fn containerd_runs_pods() {
     })
     .await
     .expect("start the embedded containerd");
-    let result = tokio::time::timeout(Duration::from_secs(150), scenario(&supervisor, tmp.path())).await;
+    let result = tokio::time::timeout(Duration::from_secs(150), scenario(&supervisor, tmp.path(), &cgroup_parent)).await;
     let log = std::fs::read_to_string(tmp.path().join("containerd/containerd.log")).unwrap_or_default();
     supervisor.stop().await;
     let _ = images;
@@ -159,7 +204,7 @@ async fn containerd_runs_pods() {
     }
 }
 
-async fn scenario(supervisor: &Supervisor, tmp: &Path) {
+async fn scenario(supervisor: &Supervisor, tmp: &Path, cgroup_parent: &str) {
     let options = RuntimeOptions { namespace: "k8s.io".into(), state_dir: tmp.join("state"), registries: None };
     let rt = ContainerdRuntime::connect(supervisor.socket(), options.clone()).await.expect("connect");
     let version = rt.version().await.expect("version");
@@ -190,7 +235,6 @@ async fn scenario(supervisor: &Supervisor, tmp: &Path) {
     assert!(matches!(pulled, Err(RuntimeError::Pull { .. })), "{pulled:?}");
 
     // A sandbox.
-    let cgroup_parent = format!("/k1s-test-{}", std::process::id());
     let sandbox = rt
         .run_sandbox(&SandboxConfig {
             pod_name: "box".into(),
@@ -200,7 +244,7 @@ async fn scenario(supervisor: &Supervisor, tmp: &Path) {
             host_network: false,
             host_ipc: false,
             host_pid: false,
-            cgroup_parent: cgroup_parent.clone(),
+            cgroup_parent: cgroup_parent.to_string(),
             labels: BTreeMap::from([(labels::POD_NAME.to_string(), "box".to_string()), (labels::POD_UID.to_string(), "uid-1".to_string())]),
         })
         .await
@@ -263,6 +307,30 @@ async fn scenario(supervisor: &Supervisor, tmp: &Path) {
     assert_eq!(found.labels.get(labels::POD_NAME).map(String::as_str), Some("box"));
     assert_eq!(container(&rt, &id).await.reason.as_deref(), Some("Completed"));
 
+    // containerd dies: the supervisor starts it again and the container runs on.
+    let old_pid = supervisor.pid().expect("containerd runs");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old_pid), nix::sys::signal::Signal::SIGKILL).expect("kill containerd");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if supervisor.pid().is_some_and(|p| p != old_pid) {
+            if let Ok(list) = rt.list_containers().await {
+                let c = list.into_iter().find(|c| c.id == server_id).expect("the server after containerd's restart");
+                assert_eq!(c.state, ContainerState::Running, "{c:?}");
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "containerd did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(exec_output(&rt, &server_id, &["echo", "back"], None).await, (0, "back\n".to_string()));
+
+    // Attach sees the container's own output.
+    let mut attached = rt
+        .attach(&server_id, &StreamRequest { command: vec![], tty: false, stdin: false, stdout: true, stderr: true })
+        .await
+        .expect("attach");
+    let mut attached_out = attached.stdout.take().expect("attach stdout");
+
     // Stop with grace: the TERM trap runs and the exit is recorded.
     let t = Instant::now();
     rt.stop_container(&server_id, 10).await.expect("stop");
@@ -270,6 +338,10 @@ async fn scenario(supervisor: &Supervisor, tmp: &Path) {
     let c = container(&rt, &server_id).await;
     assert_eq!((c.state, c.exit_code, c.reason.as_deref()), (ContainerState::Exited, Some(0), Some("Completed")), "{c:?}");
     wait_log(&server.log_path, "stdout F bye").await;
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(5), attached_out.read_to_string(&mut seen)).await.expect("attach output ends").expect("read");
+    assert!(seen.contains("bye"), "{seen:?}");
+    assert_eq!(tokio::time::timeout(Duration::from_secs(5), attached.exit).await.expect("attach exit").expect("code"), 0);
 
     // One that ignores SIGTERM is killed after the grace period.
     let stubborn = container_config("stubborn", &["sh", "-c", "trap '' TERM; while :; do sleep 0.2; done"], &logs);
@@ -294,8 +366,4 @@ async fn scenario(supervisor: &Supervisor, tmp: &Path) {
     rt.remove_image(&busybox.id).await.expect("remove image");
     rt.remove_image("busybox").await.expect("removing twice is fine");
     assert!(rt.list_images().await.expect("list").is_empty());
-    let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/memory{cgroup_parent}"));
-    for controller in ["cpu,cpuacct", "pids", "blkio", "devices", "freezer", "net_cls,net_prio", "perf_event", "hugetlb", "cpuset", "misc", "rdma", "systemd", "unified"] {
-        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{controller}{cgroup_parent}"));
-    }
 }
