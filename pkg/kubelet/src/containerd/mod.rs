@@ -677,3 +677,41 @@ impl ContainerdRuntime {
         }
     }
 }
+
+/// The runtime the agent runs on, and the embedded containerd behind it when k1s started one.
+#[derive(Debug)]
+pub struct Started {
+    /// The runtime.
+    pub runtime: ContainerdRuntime,
+    /// The embedded containerd (stop it at shutdown); `None` with an external endpoint.
+    pub supervisor: Option<Supervisor>,
+}
+
+/// Starts the agent's runtime as k3s does: without `endpoint` an embedded containerd under
+/// `<data-dir>/agent/containerd/`, with it the containerd listening there
+/// (`--container-runtime-endpoint`).
+pub async fn start(data_dir: &Path, endpoint: Option<&str>) -> Result<Started, ContainerdError> {
+    let options = RuntimeOptions::for_data_dir(data_dir);
+    match endpoint.filter(|e| !e.is_empty()) {
+        Some(endpoint) => {
+            let runtime = ContainerdRuntime::connect(endpoint, options).await?;
+            // Fail now, in one line, rather than at the first pod.
+            runtime.version().await.map_err(|e| ContainerdError::Connect {
+                endpoint: endpoint.to_string(),
+                message: e.to_string(),
+            })?;
+            Ok(Started { runtime, supervisor: None })
+        }
+        None => {
+            let supervisor = Supervisor::start(SupervisorConfig::for_data_dir(data_dir)).await?;
+            let runtime = ContainerdRuntime::connect(supervisor.socket(), options).await?;
+            Ok(Started { runtime, supervisor: Some(supervisor) })
+        }
+    }
+}
+
+/// k3s's airgap images dir: every tarball there is imported when the agent starts
+/// ([`images::import_dir`]).
+pub fn airgap_images_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("agent").join("images")
+}
