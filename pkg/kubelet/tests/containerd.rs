@@ -133,6 +133,24 @@ async fn exec_output_inner(rt: &ContainerdRuntime, id: &str, command: &[&str], i
     (code, out)
 }
 
+/// GET / on port 80 from inside a pod's network namespace.
+fn http_get_in_netns(netns: &Path) -> std::io::Result<String> {
+    let netns = netns.to_path_buf();
+    std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        let file = std::fs::File::open(&netns)?;
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", 80))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body)?;
+        Ok(body)
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("the netns thread panicked"))?
+}
+
 /// Whatever a failed run left: processes started for this containerd (its shims and their
 /// containers), mounts under the temp dir, the test's cgroups.
 struct Leftovers {
@@ -282,6 +300,30 @@ async fn scenario(supervisor: &Supervisor, tmp: &Path, cgroup_parent: &str) {
     let c = wait_exited(&rt, &hog_id, Duration::from_secs(30)).await;
     assert_eq!((c.exit_code, c.reason.as_deref()), (Some(137), Some("OOMKilled")), "{c:?}");
 
+    // The nginx test image serves its default page on port 80 and logs to stdout.
+    let names = import_archive(&rt, &test_images().join("nginx.tar"), &|_| {}).await.expect("import nginx");
+    assert_eq!(names, vec!["docker.io/library/nginx:latest".to_string()]);
+    let nginx = rt.ensure_image("nginx:latest", PullPolicy::Never, &[]).await.expect("nginx is present");
+    let mut web = container_config("web", &[], &logs);
+    web.image = nginx.id.clone();
+    web.image_ref = "nginx:latest".into();
+    web.argv = nginx.config.entrypoint.iter().chain(&nginx.config.cmd).cloned().collect();
+    web.env = Vec::new();
+    let web_id = run(&rt, &sandbox, &web).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        match http_get_in_netns(&netns) {
+            Ok(page) => break page,
+            Err(e) => assert!(Instant::now() < deadline, "nginx does not answer: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(page.starts_with("HTTP/1.1 200 OK") && page.contains("Welcome to nginx!"), "{page}");
+    wait_log(&web.log_path, "\"GET / HTTP/1.0\" 200").await;
+    rt.stop_container(&web_id, 5).await.expect("stop nginx");
+    let c = container(&rt, &web_id).await;
+    assert_eq!((c.exit_code, c.reason.as_deref()), (Some(0), Some("Completed")), "nginx quits on its SIGQUIT: {c:?}");
+
     // A long runner: exec into it, then a restarted runtime still sees it running.
     let server = container_config(
         "server",
@@ -364,6 +406,7 @@ async fn scenario(supervisor: &Supervisor, tmp: &Path, cgroup_parent: &str) {
     assert!(rt.list_sandboxes().await.expect("list").is_empty());
     assert!(!netns.exists());
     rt.remove_image(&busybox.id).await.expect("remove image");
+    rt.remove_image("nginx").await.expect("remove nginx");
     rt.remove_image("busybox").await.expect("removing twice is fine");
     assert!(rt.list_images().await.expect("list").is_empty());
 }

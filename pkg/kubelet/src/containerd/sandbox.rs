@@ -55,6 +55,16 @@ fn pin_namespaces(files: Vec<(&'static str, PathBuf)>, hostname: Option<String>)
         if let Some(hostname) = hostname {
             nix::unistd::sethostname(&hostname).map_err(|e| rt_err(format!("sethostname {hostname}: {e}")))?;
         }
+        if flags.contains(CloneFlags::CLONE_NEWNET) {
+            // A child forked from this thread starts in its network namespace. The pod
+            // network (k1s-net) wires eth0; loopback is the sandbox's own, up from the start
+            // as CNI's loopback plugin leaves it.
+            match std::process::Command::new("ip").args(["link", "set", "lo", "up"]).status() {
+                Ok(s) if s.success() => {}
+                Ok(s) => tracing::warn!("`ip link set lo up` in a new pod netns failed: {s}"),
+                Err(e) => tracing::warn!("cannot run `ip` (apt-get install iproute2) to bring a pod's loopback up: {e}"),
+            }
+        }
         for (kind, path) in &files {
             let source = format!("/proc/thread-self/ns/{kind}");
             nix::mount::mount(Some(source.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
