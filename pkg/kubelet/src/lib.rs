@@ -5,5 +5,5 @@
 //!   after upstream's CRI (sandboxes, containers, images, exec/attach), implemented on
 //!   containerd's own gRPC API and by a fake for tests.
 
-pub mod runtime;
 pub mod containerd;
+pub mod runtime;

@@ -4,8 +4,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use k1s_kubelet::containerd::images::{import_archive, ImportProgress};
-use k1s_kubelet::containerd::{self, ContainerdRuntime, RuntimeOptions, Supervisor, SupervisorConfig};
+use k1s_kubelet::containerd::images::{ImportProgress, import_archive};
+use k1s_kubelet::containerd::{
+    self, ContainerdRuntime, RuntimeOptions, Supervisor, SupervisorConfig,
+};
 use k1s_kubelet::runtime::ContainerRuntime as _;
 
 use crate::cli::image::{ImageArgs, ImageCommand};
@@ -25,7 +27,11 @@ async fn run_async(args: ImageArgs) -> anyhow::Result<ExitCode> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let options = RuntimeOptions::for_data_dir(&data_dir);
     // The server's containerd when it runs; else an embedded one for this command.
-    let (rt, supervisor) = match args.container_runtime_endpoint.as_deref().filter(|e| !e.is_empty()) {
+    let (rt, supervisor) = match args
+        .container_runtime_endpoint
+        .as_deref()
+        .filter(|e| !e.is_empty())
+    {
         Some(endpoint) => (ContainerdRuntime::connect(endpoint, options).await?, None),
         None => {
             let config = SupervisorConfig::for_data_dir(&data_dir);
@@ -51,7 +57,10 @@ async fn run_async(args: ImageArgs) -> anyhow::Result<ExitCode> {
     result
 }
 
-async fn answering(socket: &std::path::Path, options: &RuntimeOptions) -> Option<ContainerdRuntime> {
+async fn answering(
+    socket: &std::path::Path,
+    options: &RuntimeOptions,
+) -> Option<ContainerdRuntime> {
     if !socket.exists() {
         return None;
     }
@@ -81,8 +90,17 @@ async fn import(rt: &ContainerdRuntime, files: &[std::path::PathBuf]) -> anyhow:
         let started = Instant::now();
         let progress = |p: ImportProgress| match p {
             ImportProgress::Reading(path) => eprintln!("reading {}", path.display()),
-            ImportProgress::Blob { digest, size, index, count } => {
-                eprintln!("  blob {index}/{count} {} ({})", &digest[..digest.len().min(19)], human(size))
+            ImportProgress::Blob {
+                digest,
+                size,
+                index,
+                count,
+            } => {
+                eprintln!(
+                    "  blob {index}/{count} {} ({})",
+                    &digest[..digest.len().min(19)],
+                    human(size)
+                )
             }
             ImportProgress::Unpacking(name) => eprintln!("  unpacking {name}"),
             ImportProgress::Imported { .. } => {}
@@ -90,7 +108,11 @@ async fn import(rt: &ContainerdRuntime, files: &[std::path::PathBuf]) -> anyhow:
         match import_archive(rt, file, &progress).await {
             Ok(names) => {
                 for name in names {
-                    println!("imported {name} from {} in {:.1}s", file.display(), started.elapsed().as_secs_f64());
+                    println!(
+                        "imported {name} from {} in {:.1}s",
+                        file.display(),
+                        started.elapsed().as_secs_f64()
+                    );
                 }
             }
             Err(e) => {
@@ -99,7 +121,11 @@ async fn import(rt: &ContainerdRuntime, files: &[std::path::PathBuf]) -> anyhow:
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn list(rt: &ContainerdRuntime, quiet: bool) -> anyhow::Result<ExitCode> {
@@ -110,10 +136,24 @@ async fn list(rt: &ContainerdRuntime, quiet: bool) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut rows = vec![["IMAGE".to_string(), "TAG".to_string(), "IMAGE ID".to_string(), "SIZE".to_string()]];
+    let mut rows = vec![[
+        "IMAGE".to_string(),
+        "TAG".to_string(),
+        "IMAGE ID".to_string(),
+        "SIZE".to_string(),
+    ]];
     for image in images {
-        let short = image.id.trim_start_matches("sha256:").chars().take(13).collect::<String>();
-        let names = if image.repo_tags.is_empty() { vec!["<none>:<none>".to_string()] } else { image.repo_tags.clone() };
+        let short = image
+            .id
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(13)
+            .collect::<String>();
+        let names = if image.repo_tags.is_empty() {
+            vec!["<none>:<none>".to_string()]
+        } else {
+            image.repo_tags.clone()
+        };
         for name in names {
             let (repo, tag) = match name.rsplit_once(':') {
                 Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
@@ -122,7 +162,9 @@ async fn list(rt: &ContainerdRuntime, quiet: bool) -> anyhow::Result<ExitCode> {
             rows.push([repo, tag, short.clone(), human(image.size)]);
         }
     }
-    let widths: Vec<usize> = (0..4).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..4)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
     for row in rows {
         println!(
             "{:w0$}   {:w1$}   {:w2$}   {}",
@@ -149,5 +191,9 @@ async fn remove(rt: &ContainerdRuntime, images: &[String]) -> anyhow::Result<Exi
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
