@@ -172,6 +172,54 @@ async fn exec_output_inner(
     (code, out)
 }
 
+/// A docker-registry (Debian's `docker-registry`) on a free loopback port, killed on drop.
+struct Registry {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Registry {
+    fn start(tmp: &Path) -> Registry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = tmp.join("registry");
+        std::fs::create_dir_all(&dir).expect("registry dir");
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("data").display()
+            ),
+        )
+        .expect("registry config");
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("run docker-registry (apt-get install docker-registry)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry { port, child }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// GET / on port 80 from inside a pod's network namespace.
 fn http_get_in_netns(netns: &Path) -> std::io::Result<String> {
     let netns = netns.to_path_buf();
@@ -302,7 +350,7 @@ async fn scenario(supervisor: &Supervisor, tmp: &Path, cgroup_parent: &str) {
     let options = RuntimeOptions {
         namespace: "k8s.io".into(),
         state_dir: tmp.join("state"),
-        registries: None,
+        registries: Some(tmp.join("registries.yaml")),
     };
     let rt = ContainerdRuntime::connect(supervisor.socket(), options.clone())
         .await
@@ -648,4 +696,48 @@ async fn scenario(supervisor: &Supervisor, tmp: &Path, cgroup_parent: &str) {
         .await
         .expect("removing twice is fine");
     assert!(rt.list_images().await.expect("list").is_empty());
+
+    // Pulls: a loopback docker-registry holding busybox (copied in by skopeo) as the
+    // docker.io mirror in registries.yaml.
+    let registry = Registry::start(tmp);
+    let copied = std::process::Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!(
+            "oci-archive:{}",
+            test_images().join("busybox.tar").display()
+        ))
+        .arg(format!(
+            "docker://127.0.0.1:{}/library/busybox:latest",
+            registry.port
+        ))
+        .status()
+        .expect("run skopeo (apt-get install skopeo)");
+    assert!(copied.success(), "skopeo copy failed");
+    std::fs::write(
+        tmp.join("registries.yaml"),
+        format!(
+            "mirrors:\n  docker.io:\n    endpoint:\n      - \"http://127.0.0.1:{}\"\n",
+            registry.port
+        ),
+    )
+    .expect("write registries.yaml");
+    let pulled = rt
+        .ensure_image("busybox", PullPolicy::Always, &[])
+        .await
+        .expect("pull busybox from the mirror");
+    assert_eq!(pulled.id, busybox.id);
+    assert_eq!(
+        pulled.repo_tags,
+        vec!["docker.io/library/busybox:latest".to_string()]
+    );
+    let missing = rt.ensure_image("nothere:v1", PullPolicy::Always, &[]).await;
+    let message = missing.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.starts_with("failed to pull image nothere:v1: failed to pull and unpack image \"docker.io/library/nothere:v1\""),
+        "{message}"
+    );
+    rt.remove_image("busybox")
+        .await
+        .expect("remove the pulled busybox");
+    drop(registry);
 }

@@ -72,7 +72,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn descriptor(v: &Value) -> Option<Descriptor> {
+pub(crate) fn descriptor(v: &Value) -> Option<Descriptor> {
     Some(Descriptor {
         media_type: v
             .get("mediaType")
@@ -93,14 +93,14 @@ fn descriptor(v: &Value) -> Option<Descriptor> {
     })
 }
 
-fn is_index(media_type: &str, json: &Value) -> bool {
+pub(crate) fn is_index(media_type: &str, json: &Value) -> bool {
     media_type == MEDIA_OCI_INDEX
         || media_type == MEDIA_DOCKER_LIST
         || (json.get("manifests").is_some() && json.get("layers").is_none())
 }
 
 /// Picks this node's platform (linux/amd64 or the machine's) out of an index.
-fn pick_platform(manifests: &[Value]) -> Option<&Value> {
+pub(crate) fn pick_platform(manifests: &[Value]) -> Option<&Value> {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -457,7 +457,7 @@ impl ContainerdRuntime {
     }
 
     /// Writes a file into the content store as `digest` (skipped when present), with labels.
-    async fn write_blob(
+    pub(crate) async fn write_blob(
         &self,
         lease: &str,
         digest: &str,
@@ -670,24 +670,15 @@ pub(crate) async fn ensure_image(
     match (policy, present) {
         (PullPolicy::Never, Some(found)) | (PullPolicy::IfNotPresent, Some(found)) => Ok(found),
         (PullPolicy::Never, None) => Err(RuntimeError::ImageNeverPull(image.to_string())),
-        (PullPolicy::Always, present) | (PullPolicy::IfNotPresent, present @ None) => {
-            match super::pull::pull(rt, image, &name, credentials).await {
-                Ok(()) => local_image(rt, &name)
-                    .await?
-                    .ok_or_else(|| RuntimeError::Pull {
-                        image: image.to_string(),
-                        message: "the pulled image is not in the store".into(),
-                    }),
-                Err(e) => match (e, present) {
-                    (RuntimeError::Pull { message, .. }, Some(found))
-                        if message.contains(super::pull::NOT_BUILT) =>
-                    {
-                        tracing::warn!(image = %name, "pulls are not built yet: using the local image for pull policy Always");
-                        Ok(found)
-                    }
-                    (e, _) => Err(e),
-                },
-            }
+        (PullPolicy::Always, _) | (PullPolicy::IfNotPresent, None) => {
+            // As upstream: Always pulls even when the image is here, and a failed pull fails.
+            super::pull::pull(rt, image, &name, credentials).await?;
+            local_image(rt, &name)
+                .await?
+                .ok_or_else(|| RuntimeError::Pull {
+                    image: image.to_string(),
+                    message: "the pulled image is not in the store".into(),
+                })
         }
     }
 }
@@ -915,7 +906,7 @@ async fn import_layout(
 type Plan = (Vec<(String, PathBuf, HashMap<String, String>)>, Vec<Named>);
 
 /// GC labels for a manifest or index blob: its children.
-fn gc_labels(json: &Value) -> HashMap<String, String> {
+pub(crate) fn gc_labels(json: &Value) -> HashMap<String, String> {
     let mut labels = HashMap::new();
     if let Some(d) = json.pointer("/config/digest").and_then(Value::as_str) {
         labels.insert(
