@@ -199,6 +199,7 @@ impl Registry {
             .arg("serve")
             .arg(&config)
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("run docker-registry (apt-get install docker-registry)");
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -444,6 +445,23 @@ async fn scenario(supervisor: &Supervisor, tmp: &Path, cgroup_parent: &str) {
     let (ts, rest) = line.split_once(' ').unwrap_or_default();
     assert_eq!(rest, "stdout F hi", "{text:?}");
     assert!(ts.len() == 30 && ts.ends_with('Z'), "{ts}");
+
+    // seccompProfile RuntimeDefault filters the container's syscalls (and the rest works).
+    let mut filtered = container_config(
+        "filtered",
+        &[
+            "sh",
+            "-c",
+            "grep Seccomp: /proc/self/status; ls / >/dev/null && echo listed",
+        ],
+        &logs,
+    );
+    filtered.linux.seccomp_runtime_default = true;
+    let filtered_id = run(&rt, &sandbox, &filtered).await;
+    let c = wait_exited(&rt, &filtered_id, Duration::from_secs(20)).await;
+    assert_eq!(c.exit_code, Some(0), "{c:?}");
+    wait_log(&filtered.log_path, "stdout F Seccomp:\t2").await;
+    wait_log(&filtered.log_path, "stdout F listed").await;
 
     // A failing command → its exit code, Error, stderr in the log.
     let fail = container_config("fail", &["sh", "-c", "echo oops >&2; exit 3"], &logs);

@@ -17,6 +17,7 @@ pub mod images;
 pub mod io;
 pub mod pull;
 pub mod sandbox;
+mod seccomp;
 pub mod spec;
 pub mod supervisor;
 

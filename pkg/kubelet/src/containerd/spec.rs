@@ -442,6 +442,11 @@ pub(crate) fn build_spec(
 ) -> RuntimeResult<Spec> {
     let linux = &config.linux;
     let caps = capabilities(linux);
+    let seccomp = if linux.seccomp_runtime_default && !linux.privileged {
+        Some(super::seccomp::runtime_default(&caps)?)
+    } else {
+        None
+    };
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())
@@ -586,6 +591,9 @@ pub(crate) fn build_spec(
         .namespaces(namespaces)
         .cgroups_path(PathBuf::from(cgroup))
         .resources(resources.build().map_err(spec_err)?);
+    if let Some(seccomp) = seccomp {
+        linux_builder = linux_builder.seccomp(seccomp);
+    }
     if !linux.privileged {
         linux_builder = linux_builder
             .masked_paths(
