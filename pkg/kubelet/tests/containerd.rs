@@ -11,7 +11,7 @@ use k1s_kubelet::containerd::images::import_archive;
 use k1s_kubelet::containerd::{ContainerdRuntime, RuntimeOptions, Supervisor, SupervisorConfig};
 use k1s_kubelet::runtime::{
     Container, ContainerConfig, ContainerRuntime, ContainerState, LinuxConfig, PullPolicy,
-    RuntimeError, Sandbox, SandboxConfig, StreamRequest, labels,
+    RuntimeError, Sandbox, SandboxConfig, StreamRequest, TerminalSize, labels,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -564,6 +564,48 @@ async fn scenario(supervisor: &Supervisor, tmp: &Path, cgroup_parent: &str) {
             .await
             .0,
         7
+    );
+
+    // An exec with a terminal: one stream, a pty, resizes reach it.
+    let mut session = rt
+        .exec(
+            &server_id,
+            &StreamRequest {
+                command: vec!["sh".into(), "-c".into(), "tty; sleep 0.5; stty size".into()],
+                tty: true,
+                stdin: true,
+                stdout: true,
+                stderr: false,
+            },
+        )
+        .await
+        .expect("exec with a tty");
+    assert!(session.stderr.is_none());
+    let resize = session.resize.take().expect("a tty session resizes");
+    resize
+        .send(TerminalSize {
+            width: 100,
+            height: 40,
+        })
+        .await
+        .expect("resize");
+    let mut out = String::new();
+    let mut stdout = session.stdout.take().expect("stdout");
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_to_string(&mut out))
+        .await
+        .expect("tty output ends")
+        .expect("read");
+    assert!(
+        out.starts_with("/dev/pts/") && out.contains("40 100"),
+        "{out:?}"
+    );
+    drop(session.stdin.take());
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), session.exit)
+            .await
+            .expect("exit")
+            .expect("code"),
+        0
     );
 
     rt.close();
