@@ -380,6 +380,36 @@ async fn scenario(supervisor: &Supervisor, tmp: &Path, cgroup_parent: &str) {
         .unwrap_or_else(|| panic!("busybox is not listed: {listed:?}"));
     assert!(busybox.id.starts_with("sha256:"));
     assert_eq!(busybox.config.cmd, vec!["sh".to_string()]);
+    // A docker archive (as `docker save` writes it, made here by skopeo) in the airgap dir.
+    let airgap = tmp.join("agent-images");
+    std::fs::create_dir_all(&airgap).expect("airgap dir");
+    let saved = std::process::Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!(
+            "oci-archive:{}",
+            test_images().join("busybox.tar").display()
+        ))
+        .arg(format!(
+            "docker-archive:{}:busybox:saved",
+            airgap.join("saved.tar").display()
+        ))
+        .status()
+        .expect("run skopeo (apt-get install skopeo)");
+    assert!(saved.success(), "skopeo copy to a docker archive failed");
+    let imported = k1s_kubelet::containerd::images::import_dir(&rt, &airgap).await;
+    assert_eq!(
+        imported,
+        vec!["docker.io/library/busybox:saved".to_string()]
+    );
+    let saved = rt
+        .ensure_image("busybox:saved", PullPolicy::Never, &[])
+        .await
+        .expect("the saved image");
+    assert_eq!(saved.config.cmd, vec!["sh".to_string()]);
+    rt.remove_image("busybox:saved")
+        .await
+        .expect("remove the saved image");
+
     let ensured = rt
         .ensure_image("busybox", PullPolicy::IfNotPresent, &[])
         .await

@@ -140,7 +140,8 @@ fn toml_string(s: &str) -> String {
 impl Supervisor {
     /// Writes the config, starts containerd and returns once it answers on its socket.
     pub async fn start(config: SupervisorConfig) -> Result<Supervisor, ContainerdError> {
-        let binary = find_binary(&config.binary).ok_or_else(|| missing("containerd"))?;
+        let binary =
+            find_binary(&config.binary).ok_or_else(|| missing(&config.binary.to_string_lossy()))?;
         if find_binary(Path::new("runc")).is_none() {
             return Err(missing("runc"));
         }
@@ -394,6 +395,26 @@ mod tests {
         assert!(text.contains("root = \"/d/agent/containerd/root\""));
         assert!(text.contains("address = \"/d/agent/containerd/containerd.sock\""));
         assert!(text.contains("io.containerd.grpc.v1.cri"));
+    }
+
+    #[tokio::test]
+    async fn a_node_without_containerd_is_told_what_to_install() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = SupervisorConfig {
+            dir: dir.path().to_path_buf(),
+            binary: PathBuf::from("containerd-not-installed"),
+            log_level: None,
+        };
+        let e = Supervisor::start(config)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.starts_with("containerd-not-installed not found in PATH"),
+            "{e}"
+        );
+        assert!(e.contains("apt-get install containerd runc"), "{e}");
     }
 
     #[test]
