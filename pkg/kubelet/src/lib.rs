@@ -7,5 +7,6 @@
 //! - [`server`]: the HTTPS endpoints the API server proxies `kubectl logs`, `exec`,
 //!   `attach` and `port-forward` to.
 
+pub mod containerd;
 pub mod runtime;
 pub mod server;
