@@ -397,3 +397,46 @@ async fn two_networks_with_their_own_bridges_coexist() {
         Ok("gw2")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_attached_at_once_get_distinct_addresses() {
+    let mut env = Env::new(5);
+    let net = std::sync::Arc::new(
+        BridgeNetwork::new(env.config(1, 24))
+            .await
+            .expect("network"),
+    );
+    let namespaces: Vec<_> = (0..8).map(|i| env.netns(&format!("m{i}"))).collect();
+    let started = std::time::Instant::now();
+    let attaches = namespaces.iter().enumerate().map(|(i, ns)| {
+        let net = net.clone();
+        let ns = ns.clone();
+        tokio::spawn(async move { net.attach(&pod(&format!("m{i}")), &ns, &[]).await })
+    });
+    let mut ips = Vec::new();
+    for attach in futures::future::join_all(attaches).await {
+        ips.push(v4(&attach.expect("task").expect("attach")));
+    }
+    eprintln!("8 pods attached at once in {:?}", started.elapsed());
+    let mut distinct = ips.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ips.len(), "{ips:?}");
+    serve(Some(&namespaces[0]), SocketAddr::from((ips[0], 8080)), "m0");
+    assert_eq!(
+        fetch(Some(&namespaces[7]), (ips[0], 8080).into()).as_deref(),
+        Ok("m0")
+    );
+
+    // A namespace that is not there: an error naming it, and nothing kept.
+    let missing = Path::new("/run/netns/k1s-no-such-namespace");
+    let err = net
+        .attach(&pod("ghost"), missing, &[])
+        .await
+        .expect_err("no namespace");
+    assert!(err.to_string().contains("k1s-no-such-namespace"), "{err}");
+    net.reconcile(&(0..8).map(|i| format!("m{i}")).collect::<Vec<_>>())
+        .await
+        .expect("reconcile");
+    assert!(!link_exists(&net.host_veth_name("ghost")));
+}
