@@ -305,6 +305,39 @@ async fn a_detached_pods_address_goes_to_the_next_pod() {
         Err(true),
         "the pod reaches the gateway (which refuses the port)"
     );
+
+    // The pod's sandbox is made anew (a new namespace): same address, wired there, the
+    // old pair gone.
+    let ns2b = env.netns("p2b");
+    let again = v4(&net
+        .attach(&pod("p2"), &ns2b, &[])
+        .await
+        .expect("attach p2 anew"));
+    assert_eq!(again, second);
+    let old_eth0 = run(&["ip", "-n", &ns_name(&ns2), "link", "show", "eth0"]);
+    assert!(
+        !old_eth0.status.success(),
+        "the old namespace lost its eth0"
+    );
+    assert_eq!(
+        fetch(Some(&ns2b), (net.gateway(), 9).into()).map_err(|e| e.contains("refused")),
+        Err(true),
+        "the new namespace reaches the gateway"
+    );
+    // The bridge keeps the MAC it was given whichever ports come and go.
+    let mac = |bridge: &str| std::fs::read_to_string(format!("/sys/class/net/{bridge}/address"));
+    let bridge = net.config().bridge.clone();
+    let before = mac(&bridge).expect("bridge MAC");
+    assert!(before.starts_with("02:"), "{before}");
+    net.detach(&pod("p2")).await.expect("detach p2");
+    assert_eq!(mac(&bridge).expect("bridge MAC"), before);
+}
+
+fn ns_name(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .expect("namespace name")
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
