@@ -15,6 +15,7 @@ pub mod garbagecollector;
 pub mod history;
 pub mod job;
 pub mod namespace;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod persistentvolume;
 pub mod podautoscaler;
@@ -124,6 +125,11 @@ pub const CONTROLLERS: &[Descriptor] = &[
         enabled_by_default: true,
     },
     Descriptor {
+        name: nodeipam::NAME,
+        start: nodeipam::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
         name: nodelifecycle::NAME,
         start: nodelifecycle::start,
         enabled_by_default: true,
@@ -176,6 +182,16 @@ pub struct ControllerConfig {
     /// The slim pod cache the node controllers (node lifecycle, taint eviction, pod GC)
     /// share; each clone of a configuration shares it.
     pub node_pods: nodelifecycle::podcache::Shared,
+    /// The cluster's pod range (`--cluster-cidr`) the node IPAM controller carves each
+    /// node's `podCIDR` from; none allocates nothing (upstream without
+    /// `--allocate-node-cidrs`).
+    pub cluster_cidr: Option<ipnet::IpNet>,
+    /// The prefix length of each node's `podCIDR` (`--node-cidr-mask-size`); none is 24
+    /// for IPv4 and 64 for IPv6.
+    pub node_cidr_mask_size: Option<u8>,
+    /// The Service range (`--service-cidr`): node IPAM never hands out a subnet that
+    /// overlaps it.
+    pub service_cidr: Option<ipnet::IpNet>,
 }
 
 tokio::task_local! {
@@ -295,6 +311,7 @@ mod tests {
         assert!(names.contains(&"namespace-controller"));
         assert!(names.contains(&"garbage-collector-controller"));
         for name in [
+            "node-ipam-controller",
             "endpoints-controller",
             "endpointslice-controller",
             "endpointslice-mirroring-controller",
