@@ -66,9 +66,10 @@ impl Forwarder {
         // CoreDNS's cache plugin caps positive answers at an hour and negative at 30 min.
         opts.positive_max_ttl = Some(Duration::from_secs(3600));
         opts.negative_max_ttl = Some(Duration::from_secs(1800));
-        let resolver = TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
-            .with_options(opts)
-            .build();
+        let resolver =
+            TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+                .with_options(opts)
+                .build();
         Self { resolver }
     }
 
@@ -104,7 +105,9 @@ impl Forwarder {
                 {
                     Forwarded::Negative {
                         code: *response_code,
-                        soa: soa.as_ref().map(|s| s.as_ref().clone().into_record_of_rdata()),
+                        soa: soa
+                            .as_ref()
+                            .map(|s| s.as_ref().clone().into_record_of_rdata()),
                     }
                 }
                 _ => {

@@ -44,7 +44,8 @@ async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>, rtnetlin
 }
 
 fn connect(interface: &str, ip: IpAddr) -> Result<Handle, Error> {
-    let (connection, handle, _) = rtnetlink::new_connection().map_err(|e| fail(interface, ip, e))?;
+    let (connection, handle, _) =
+        rtnetlink::new_connection().map_err(|e| fail(interface, ip, e))?;
     tokio::spawn(connection);
     Ok(handle)
 }

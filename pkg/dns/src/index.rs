@@ -48,7 +48,9 @@ impl Zone {
 
     /// The zone's SOA record, as CoreDNS writes it (serial: the time of the last change).
     pub fn soa(&self, serial: u32) -> Record {
-        let ns = self.child(&["ns", "dns"]).unwrap_or_else(|| self.name.clone());
+        let ns = self
+            .child(&["ns", "dns"])
+            .unwrap_or_else(|| self.name.clone());
         let mbox = self
             .child(&["hostmaster"])
             .unwrap_or_else(|| self.name.clone());
@@ -144,7 +146,12 @@ fn slice_ips(slice: &EndpointSlice) -> Vec<IpAddr> {
 
 fn slice_service(slice: &EndpointSlice) -> Option<Key> {
     let ns = slice.metadata.namespace.clone()?;
-    let svc = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?.clone();
+    let svc = slice
+        .metadata
+        .labels
+        .as_ref()?
+        .get(SERVICE_NAME_LABEL)?
+        .clone();
     Some((ns, svc))
 }
 
@@ -244,9 +251,15 @@ fn parse(segs: &[String]) -> Request<'_> {
 /// The IP a pod name (`10-42-0-5`, `fd00--5`) spells, as CoreDNS's insecure pod mode reads it.
 fn pod_ip(name: &str) -> Option<IpAddr> {
     if name.matches('-').count() == 3 && !name.contains("--") {
-        name.replace('-', ".").parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+        name.replace('-', ".")
+            .parse::<Ipv4Addr>()
+            .ok()
+            .map(IpAddr::V4)
     } else {
-        name.replace('-', ":").parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+        name.replace('-', ":")
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(IpAddr::V6)
     }
 }
 
@@ -570,11 +583,7 @@ impl Index {
                     _ => vec![(0, "", "")],
                 };
                 for ep in &slice.endpoints {
-                    let ready = ep
-                        .conditions
-                        .as_ref()
-                        .and_then(|c| c.ready)
-                        .unwrap_or(true);
+                    let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
                     if !ready && !publish_not_ready {
                         continue;
                     }

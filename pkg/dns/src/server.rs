@@ -24,7 +24,11 @@ pub(crate) struct Handler {
 }
 
 impl Handler {
-    pub(crate) fn new(index: Arc<RwLock<Index>>, zone: Zone, forwarder: Option<Arc<Forwarder>>) -> Self {
+    pub(crate) fn new(
+        index: Arc<RwLock<Index>>,
+        zone: Zone,
+        forwarder: Option<Arc<Forwarder>>,
+    ) -> Self {
         let arpa = |s: &str| Name::from_ascii(s).unwrap_or_else(|_| Name::root());
         Self {
             index,
@@ -157,7 +161,11 @@ impl RequestHandler for Handler {
             edns.set_max_payload(req_edns.max_payload().max(512));
             builder.edns(edns);
         }
-        let reply = match (request.message_type(), request.op_code(), request.request_info()) {
+        let reply = match (
+            request.message_type(),
+            request.op_code(),
+            request.request_info(),
+        ) {
             (MessageType::Query, OpCode::Query, Ok(info)) => {
                 let qname: Name = info.query.name().into();
                 self.resolve(&qname, info.query.query_type()).await
@@ -201,11 +209,16 @@ pub(crate) async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListene
         let udp = UdpSocket::bind(addr)
             .await
             .map_err(|e| crate::Error::Bind(addr, e))?;
-        let port = udp.local_addr().map_err(|e| crate::Error::Bind(addr, e))?.port();
+        let port = udp
+            .local_addr()
+            .map_err(|e| crate::Error::Bind(addr, e))?
+            .port();
         match TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
             Ok(tcp) => return Ok((udp, tcp)),
             // Only a picked port may be retried: a given one is taken for good.
-            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => {
+                last = Some(e)
+            }
             Err(e) => return Err(crate::Error::Bind(addr, e)),
         }
     }

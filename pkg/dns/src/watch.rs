@@ -16,7 +16,11 @@ use crate::index::Index;
 
 /// Watches Services and EndpointSlices of every namespace into `index` until aborted;
 /// `synced` turns true once both initial lists are in.
-pub(crate) async fn run(client: kube::Client, index: Arc<RwLock<Index>>, synced: watch::Sender<bool>) {
+pub(crate) async fn run(
+    client: kube::Client,
+    index: Arc<RwLock<Index>>,
+    synced: watch::Sender<bool>,
+) {
     let services = watch_kind(
         Api::<Service>::all(client.clone()),
         index.clone(),
@@ -62,12 +66,7 @@ async fn watch_kind<K>(
     synced: watch::Sender<bool>,
     kind: Kind<K>,
 ) where
-    K: kube::Resource
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + 'static,
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
     let mut stream = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
