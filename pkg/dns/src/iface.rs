@@ -51,28 +51,42 @@ fn connect(interface: &str, ip: IpAddr) -> Result<Handle, Error> {
 }
 
 /// Puts `ip` (a /32 or /128) on the dummy interface `interface`, creating it and
-/// bringing it up when needed. Needs CAP_NET_ADMIN.
+/// bringing it up when needed (on `lo` where the kernel has no dummy driver). Needs
+/// CAP_NET_ADMIN.
 pub async fn add_address(interface: &str, ip: IpAddr) -> Result<LocalAddress, Error> {
     let handle = connect(interface, ip)?;
     let mut created_link = false;
+    let mut interface = interface;
     let index = match link_index(&handle, interface)
         .await
         .map_err(|e| fail(interface, ip, e))?
     {
         Some(i) => i,
-        None => {
-            handle
-                .link()
-                .add(LinkDummy::new(interface).up().build())
-                .execute()
-                .await
-                .map_err(|e| fail(interface, ip, e))?;
-            created_link = true;
-            link_index(&handle, interface)
-                .await
-                .map_err(|e| fail(interface, ip, e))?
-                .ok_or_else(|| fail(interface, ip, "the interface vanished after creation"))?
-        }
+        None => match handle
+            .link()
+            .add(LinkDummy::new(interface).up().build())
+            .execute()
+            .await
+        {
+            Ok(()) => {
+                created_link = true;
+                link_index(&handle, interface)
+                    .await
+                    .map_err(|e| fail(interface, ip, e))?
+                    .ok_or_else(|| fail(interface, ip, "the interface vanished after creation"))?
+            }
+            // A kernel without the dummy driver (some VM kernels): the loopback
+            // interface carries a local address just as well.
+            Err(e) if errno(&e) == Some(libc::EOPNOTSUPP) => {
+                tracing::warn!(%interface, "no dummy interfaces in this kernel; the cluster DNS address goes on lo");
+                interface = "lo";
+                link_index(&handle, interface)
+                    .await
+                    .map_err(|e| fail(interface, ip, e))?
+                    .ok_or_else(|| fail(interface, ip, "no loopback interface"))?
+            }
+            Err(e) => return Err(fail(interface, ip, e)),
+        },
     };
     handle
         .link()
