@@ -25,7 +25,7 @@ pub enum Forwarded {
         /// NXDomain or NoError.
         code: ResponseCode,
         /// The SOA of the upstream zone, for the authority section.
-        soa: Option<Record>,
+        soa: Option<Box<Record>>,
     },
     /// Every upstream failed or timed out (the client gets SERVFAIL).
     Failed,
@@ -107,7 +107,7 @@ impl Forwarder {
                         code: *response_code,
                         soa: soa
                             .as_ref()
-                            .map(|s| s.as_ref().clone().into_record_of_rdata()),
+                            .map(|s| Box::new(s.as_ref().clone().into_record_of_rdata())),
                     }
                 }
                 _ => {

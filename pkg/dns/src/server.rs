@@ -137,7 +137,7 @@ impl Handler {
             },
             Forwarded::Negative { code, soa } => Reply {
                 code,
-                soa: soa.into_iter().collect(),
+                soa: soa.into_iter().map(|s| *s).collect(),
                 ..Reply::default()
             },
             Forwarded::Failed => Reply {
