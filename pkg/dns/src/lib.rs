@@ -154,10 +154,13 @@ pub async fn start(client: kube::Client, config: Config) -> Result<Running, Erro
     let handler = server::Handler::new(index.clone(), zone, forwarder);
     let mut srv = hickory_server::ServerFuture::new(handler);
     let mut addrs = Vec::new();
+    let sockets = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
     for addr in &config.listen {
-        let (udp, tcp) = server::bind_pair(*addr).await?;
-        addrs.push(udp.local_addr().map_err(|e| Error::Bind(*addr, e))?);
-        srv.register_socket(udp);
+        let (udp, tcp) = server::bind_pair(*addr, sockets).await?;
+        addrs.push(tcp.local_addr().map_err(|e| Error::Bind(*addr, e))?);
+        for socket in udp {
+            srv.register_socket(socket);
+        }
         srv.register_listener(tcp, Duration::from_secs(10));
     }
     let (synced_tx, synced) = tokio::sync::watch::channel(false);

@@ -202,19 +202,37 @@ impl RequestHandler for Handler {
     }
 }
 
-/// Binds UDP and TCP on one address; port 0 picks a port free for both.
-pub(crate) async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), crate::Error> {
+/// A UDP socket with SO_REUSEPORT: several on one address spread the queries over
+/// as many receive loops (the kernel hashes each client to one of them).
+fn reuseport_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Binds UDP (`sockets` sockets sharing the port) and TCP on one address; port 0 picks
+/// a port free for both.
+pub(crate) async fn bind_pair(
+    addr: SocketAddr,
+    sockets: usize,
+) -> Result<(Vec<UdpSocket>, TcpListener), crate::Error> {
     let mut last = None;
     for _ in 0..20 {
-        let udp = UdpSocket::bind(addr)
-            .await
-            .map_err(|e| crate::Error::Bind(addr, e))?;
-        let port = udp
+        let first = reuseport_udp(addr).map_err(|e| crate::Error::Bind(addr, e))?;
+        let bound = first
             .local_addr()
-            .map_err(|e| crate::Error::Bind(addr, e))?
-            .port();
-        match TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
-            Ok(tcp) => return Ok((udp, tcp)),
+            .map_err(|e| crate::Error::Bind(addr, e))?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => {
+                let mut udp = vec![first];
+                for _ in 1..sockets.max(1) {
+                    udp.push(reuseport_udp(bound).map_err(|e| crate::Error::Bind(addr, e))?);
+                }
+                return Ok((udp, tcp));
+            }
             // Only a picked port may be retried: a given one is taken for good.
             Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => {
                 last = Some(e)
