@@ -1,9 +1,10 @@
 //! `k1s-bench`: measures a release `k1s server` — footprint, start-up, API throughput and
 //! latency (side by side with etcd), list and watch fan-out, storage under churn, workloads
-//! on simulated nodes — and prints a table (optionally JSON). `scripts/bench` builds everything and runs it.
+//! on simulated nodes, cluster DNS beside dnsmasq — and prints a table (optionally JSON). `scripts/bench` builds everything and runs it.
 
 mod etcd;
 mod load;
+mod network;
 mod proc;
 mod report;
 mod scenarios;
@@ -31,6 +32,8 @@ pub enum Part {
     /// Simulated nodes and many Deployments: pods scheduled per second, time until all
     /// are Available, pod start latency, server RSS and CPU.
     Workloads,
+    /// Cluster DNS: queries/s and p99 with dnsperf, against dnsmasq serving the same names.
+    Network,
 }
 
 /// Benchmarks of a release k1s server. Prints a table; --json writes every figure.
@@ -70,6 +73,9 @@ pub struct Args {
     /// Seconds the workloads part waits for every Deployment to be Available.
     #[arg(long, default_value_t = 900)]
     pub workload_timeout: u64,
+    /// ClusterIP Services the network part's DNS queries spread over.
+    #[arg(long, default_value_t = 1000)]
+    pub dns_services: usize,
     /// The etcd binary to compare with (Debian: apt-get install etcd-server).
     #[arg(long, default_value = "etcd")]
     pub etcd: PathBuf,
@@ -152,6 +158,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "nodes": args.nodes,
             "deployments": args.deployments,
             "replicas": args.replicas,
+            "dns_services": args.dns_services,
         }),
         ..Report::default()
     };
@@ -172,6 +179,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.runs(Part::Workloads) {
         workloads::workloads(&args, scratch.path(), &mut report).await?;
+    }
+    if args.runs(Part::Network) {
+        network::network(&args, scratch.path(), &mut report).await?;
     }
     println!("{}", report.table());
     if let Some(path) = &args.json {

@@ -118,6 +118,36 @@ pub struct ServerArgs {
     )]
     pub cluster_domain: String,
 
+    /// Components not to run (k3s's flag; repeatable or comma-separated): `coredns` or
+    /// `dns` turns the cluster DNS off.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        env = "K1S_DISABLE",
+        help_heading = "Components"
+    )]
+    pub disable: Vec<String>,
+
+    /// Where the cluster DNS serves UDP and TCP (`IP` for port 53, or `IP:PORT`; default:
+    /// --cluster-dns on the dummy interface --dns-interface, when the agent runs).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = crate::run::dns_listen,
+        env = "K1S_DNS_LISTEN",
+        help_heading = "Networking"
+    )]
+    pub dns_listen: Vec<std::net::SocketAddr>,
+
+    /// The dummy interface that carries --cluster-dns on this node.
+    #[arg(
+        long,
+        default_value = "k1s-dns0",
+        env = "K1S_DNS_INTERFACE",
+        help_heading = "Networking"
+    )]
+    pub dns_interface: String,
+
     /// Name of this node (default: the host name).
     #[arg(long, env = "K1S_NODE_NAME", help_heading = "Agent")]
     pub node_name: Option<String>,

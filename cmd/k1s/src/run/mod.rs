@@ -2,6 +2,12 @@
 
 pub mod datastore;
 pub mod image;
+mod dns;
 pub mod kubectl;
 pub mod server;
 pub mod simulate;
+
+/// Parses a `--dns-listen` address.
+pub(crate) fn dns_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    dns::parse_listen(s)
+}

@@ -283,6 +283,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let dns = super::dns::start(&args, &api).await;
     let serve_options = ServeOptions {
         request_timeout: args.request_timeout,
         ..ServeOptions::default()
@@ -309,6 +310,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let _ = stop_scheduler.send(());
     if let Some(s) = scheduler {
         let _ = s.await;
+    }
+    if let Some(dns) = dns {
+        dns.stop().await;
     }
     crd_controller.abort();
     drop(api);
