@@ -241,8 +241,8 @@ fn cluster_dns_answers_every_record_type() {
 
     // A: a ClusterIP Service, over UDP and TCP.
     let web = format!("web.{NS}.svc.cluster.local");
-    assert_eq!(dig.short(&[&web]), [web_ip.clone()]);
-    assert_eq!(dig.short(&["+tcp", &web]), [web_ip.clone()]);
+    assert_eq!(dig.short(&[&web]), std::slice::from_ref(&web_ip));
+    assert_eq!(dig.short(&["+tcp", &web]), std::slice::from_ref(&web_ip));
     // Endpoints of a ClusterIP Service by their dashed address.
     let first = &web_pods[0];
     assert_eq!(
@@ -250,7 +250,7 @@ fn cluster_dns_answers_every_record_type() {
             "{}.web.{NS}.svc.cluster.local",
             first.replace('.', "-")
         )]),
-        [first.clone()]
+        std::slice::from_ref(first)
     );
 
     // Headless: every ready pod; StatefulSet pods by hostname.
