@@ -6,6 +6,12 @@
 //! hands its path to [`PodNetwork::attach`]; [`PodNetwork::detach`] undoes it. What was
 //! allocated is kept on disk so a restarted server finds it again ([`PodNetwork::reconcile`]).
 
+mod bridge;
+mod ipam;
+mod nft;
+
+pub use bridge::{BridgeConfig, BridgeNetwork};
+
 use std::net::IpAddr;
 use std::path::Path;
 
