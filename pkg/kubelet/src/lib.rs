@@ -23,6 +23,7 @@ pub mod events;
 pub mod node;
 pub mod pods;
 pub mod runtime;
+pub mod containerd;
 
 /// What went wrong running the kubelet.
 #[derive(Debug, thiserror::Error)]
