@@ -15,6 +15,7 @@ pub mod garbagecollector;
 pub mod history;
 pub mod job;
 pub mod namespace;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod persistentvolume;
 pub mod podautoscaler;
@@ -124,6 +125,11 @@ pub const CONTROLLERS: &[Descriptor] = &[
         enabled_by_default: true,
     },
     Descriptor {
+        name: nodeipam::NAME,
+        start: nodeipam::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
         name: nodelifecycle::NAME,
         start: nodelifecycle::start,
         enabled_by_default: true,
@@ -173,6 +179,13 @@ pub struct ControllerConfig {
     /// The cluster CA bundle (PEM) the root CA publisher puts in every namespace
     /// (`--root-ca-file`); none publishes nothing.
     pub root_ca_pem: Option<String>,
+    /// The cluster's pod range (`--cluster-cidr`) the node IPAM controller carves each
+    /// node's `podCIDR` from; none allocates nothing (upstream without
+    /// `--allocate-node-cidrs`).
+    pub cluster_cidr: Option<ipnet::IpNet>,
+    /// The prefix length of each node's `podCIDR` (`--node-cidr-mask-size`); none is 24
+    /// for IPv4 and 64 for IPv6.
+    pub node_cidr_mask_size: Option<u8>,
 }
 
 tokio::task_local! {
@@ -292,6 +305,7 @@ mod tests {
         assert!(names.contains(&"namespace-controller"));
         assert!(names.contains(&"garbage-collector-controller"));
         for name in [
+            "node-ipam-controller",
             "endpoints-controller",
             "endpointslice-controller",
             "endpointslice-mirroring-controller",

@@ -237,6 +237,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             controller_manager_client(&api),
             k1s_controllers::ControllerConfig {
                 root_ca_pem: Some(pki.ca_pem().to_string()),
+                // k3s allocates node CIDRs from --cluster-cidr (a /24 per node).
+                cluster_cidr: Some(args.cluster_cidr),
+                node_cidr_mask_size: None,
             },
             async move {
                 let _ = controllers_stopping.await;

@@ -43,6 +43,7 @@ impl Cluster {
         let (stop, stopped) = oneshot::channel::<()>();
         let config = k1s_controllers::ControllerConfig {
             root_ca_pem: Some(TEST_CA_PEM.into()),
+            ..Default::default()
         };
         let chosen: Vec<_> = k1s_controllers::CONTROLLERS
             .iter()
