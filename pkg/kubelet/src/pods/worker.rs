@@ -226,10 +226,27 @@ impl Worker {
     }
 
     async fn runtime_state(&self) -> Result<(Vec<Sandbox>, Vec<Container>), Error> {
-        let (sandboxes, containers) = tokio::try_join!(
+        let (mut sandboxes, mut containers) = tokio::try_join!(
             self.ctx.runtime.list_sandboxes(),
             self.ctx.runtime.list_containers()
         )?;
+        // A container caught between its exit being recorded and its task going away
+        // reads as ended without an exit time; a second look tells its real exit, and a
+        // terminal status must not be written from the first.
+        let unsettled = |cs: &[Container]| {
+            cs.iter().any(|c| {
+                c.state == ContainerState::Exited
+                    && c.finished_at.is_none()
+                    && c.labels.get(labels::POD_UID).map(String::as_str) == Some(self.uid.as_str())
+            })
+        };
+        if unsettled(&containers) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            (sandboxes, containers) = tokio::try_join!(
+                self.ctx.runtime.list_sandboxes(),
+                self.ctx.runtime.list_containers()
+            )?;
+        }
         let ours = |l: &std::collections::BTreeMap<String, String>| {
             l.get(labels::POD_UID).map(String::as_str) == Some(self.uid.as_str())
         };
