@@ -19,11 +19,11 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use k1s_net::PodNetwork;
 
+pub mod containerd;
 pub mod events;
 pub mod node;
 pub mod pods;
 pub mod runtime;
-pub mod containerd;
 
 /// What went wrong running the kubelet.
 #[derive(Debug, thiserror::Error)]

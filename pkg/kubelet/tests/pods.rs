@@ -595,3 +595,129 @@ async fn a_restarted_kubelet_adopts_running_containers() {
     .await;
     kubelet.stop().await;
 }
+
+#[tokio::test]
+async fn volumes_sidecars_and_termination_messages() {
+    let server = TestApiServer::new().await;
+    let client = server.client();
+    let dir = tempfile::tempdir().expect("dir");
+    let (rt, net) = (runtime(), FakeNetwork::new());
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "files"}, "data": {"a.txt": "one", "b.txt": "two"}}),
+        )
+        .expect("cm"),
+    )
+    .await
+    .expect("configmap");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "creds"}, "stringData": {"token": "s3cret"}}),
+            )
+            .expect("secret"),
+        )
+        .await
+        .expect("secret");
+    let kubelet = start(&client, &rt, &net, dir.path());
+    create_pod(
+        &client,
+        json!({"metadata": {"name": "vols", "labels": {"tier": "db"}}, "spec": {
+            "volumes": [
+                {"name": "cfg", "configMap": {"name": "files", "items": [{"key": "a.txt", "path": "sub/a"}]}},
+                {"name": "sec", "secret": {"secretName": "creds"}},
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "info", "downwardAPI": {"items": [
+                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                    {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+            ],
+            "initContainers": [
+                {"name": "side", "image": "busybox", "restartPolicy": "Always", "command": ["sleep", "1000"]},
+            ],
+            "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "1000"],
+                "volumeMounts": [
+                    {"name": "cfg", "mountPath": "/cfg", "readOnly": true},
+                    {"name": "sec", "mountPath": "/sec"},
+                    {"name": "scratch", "mountPath": "/scratch", "subPath": "x"},
+                    {"name": "info", "mountPath": "/info"}]}]}}),
+    )
+    .await;
+    let pod = eventually("vols Running with its sidecar", || async {
+        get_pod(&client, "vols")
+            .await
+            .filter(|p| phase(p) == "Running" && condition(p, "Ready").as_deref() == Some("True"))
+    })
+    .await;
+    let side = status_of(&pod, "side").expect("sidecar status");
+    assert!(side.ready && side.started == Some(true), "{side:?}");
+    let main = rt.running("vols", "main").expect("main runs");
+    let mount = |p: &str| {
+        main.config
+            .mounts
+            .iter()
+            .find(|m| m.container_path == Path::new(p))
+            .unwrap_or_else(|| panic!("no mount at {p}"))
+            .clone()
+    };
+    let cfg = mount("/cfg");
+    assert!(cfg.read_only);
+    assert_eq!(
+        std::fs::read_to_string(cfg.host_path.join("sub/a")).expect("a"),
+        "one"
+    );
+    assert!(!cfg.host_path.join("b.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(mount("/sec").host_path.join("token")).expect("token"),
+        "s3cret"
+    );
+    assert!(mount("/scratch").host_path.ends_with("scratch/x"));
+    let info = mount("/info").host_path;
+    assert_eq!(
+        std::fs::read_to_string(info.join("name")).expect("name"),
+        "vols"
+    );
+    assert_eq!(
+        std::fs::read_to_string(info.join("labels")).expect("labels"),
+        "tier=\"db\"\n"
+    );
+
+    // The container writes its termination message, then dies of OOM.
+    let term = mount("/dev/termination-log").host_path;
+    std::fs::write(&term, "out of memory, sorry").expect("message");
+    assert!(rt.oom_kill("vols", "main"));
+    let pod = eventually("main restarted after its OOM kill", || async {
+        get_pod(&client, "vols")
+            .await
+            .filter(|p| status_of(p, "main").is_some_and(|s| s.restart_count == 1))
+    })
+    .await;
+    let last = status_of(&pod, "main")
+        .and_then(|s| s.last_state.clone())
+        .and_then(|s| s.terminated)
+        .expect("last state");
+    assert_eq!(last.reason.as_deref(), Some("OOMKilled"));
+    assert_eq!(last.exit_code, 137);
+    assert_eq!(last.message.as_deref(), Some("out of memory, sorry"));
+
+    // Deleting the pod stops the main container before the sidecar and unmounts the secret.
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    api.delete("vols", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("vols gone and cleaned up", || async {
+        (get_pod(&client, "vols").await.is_none() && rt.containers().is_empty()).then_some(())
+    })
+    .await;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        !mounts.contains(&*dir.path().to_string_lossy()),
+        "a pod volume is still mounted"
+    );
+    kubelet.stop().await;
+}
