@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute};
 use rtnetlink::{
     Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth,
@@ -117,6 +119,9 @@ pub struct BridgeNetwork {
     connection: JoinHandle<()>,
     // Pods with host ports, by UID; the nftables table is rebuilt from it under this lock.
     ports: Mutex<BTreeMap<String, PodPorts>>,
+    // The kernel answers one dump at a time per netlink socket (EBUSY otherwise), and
+    // attaches run side by side on the host socket.
+    dumps: Mutex<()>,
 }
 
 impl Drop for BridgeNetwork {
@@ -158,6 +163,7 @@ impl BridgeNetwork {
             host,
             connection,
             ports: Mutex::new(BTreeMap::new()),
+            dumps: Mutex::new(()),
         };
         network.ensure_bridge().await?;
         sysctl("net/ipv4/ip_forward", "1")?;
@@ -204,21 +210,22 @@ impl BridgeNetwork {
     /// bridge and the pod UID, so the name is the same after a restart and never longer
     /// than Linux allows.
     pub fn host_veth_name(&self, pod_uid: &str) -> String {
-        // FNV-1a: stable across builds, unlike std's hasher.
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in self
-            .config
-            .bridge
-            .bytes()
-            .chain(std::iter::once(0))
-            .chain(pod_uid.bytes())
-        {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        let hash = fnv1a(
+            self.config
+                .bridge
+                .bytes()
+                .chain(std::iter::once(0))
+                .chain(pod_uid.bytes()),
+        );
         let name = format!("veth{:011x}", hash & 0x0fff_ffff_ffff);
         debug_assert!(name.len() <= IFNAMSIZ);
         name
+    }
+
+    /// The bridge's MAC: locally administered, unicast, derived from its name.
+    fn bridge_mac(&self) -> [u8; 6] {
+        let hash = fnv1a(self.config.bridge.bytes()).to_be_bytes();
+        [0x02, hash[0], hash[1], hash[2], hash[3], hash[4]]
     }
 
     /// Removes everything the network made on the node (veths, bridge, nftables table),
@@ -256,6 +263,39 @@ impl BridgeNetwork {
                     .ok_or_else(|| NetError::Kernel(format!("bridge {name} vanished")))?
             }
         };
+        // Another IPv4 address is a pod CIDR of before (the node was registered anew):
+        // pods of this one must not be routed there.
+        let dumping = self.dumps.lock().await;
+        let mut addresses = self
+            .host
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        let mut stale = Vec::new();
+        while let Some(address) = addresses
+            .try_next()
+            .await
+            .map_err(|e| nl_err(format!("list addresses of {name}"), e))?
+        {
+            let ours = address.attributes.iter().any(
+                |a| matches!(a, AddressAttribute::Address(IpAddr::V4(ip)) if *ip == self.gateway),
+            ) && address.header.prefix_len == self.config.pod_cidr.prefix_len();
+            if address.header.family == AddressFamily::Inet && !ours {
+                stale.push(address);
+            }
+        }
+        drop(addresses);
+        drop(dumping);
+        for address in stale {
+            tracing::info!(bridge = %name, "removing an address of a former pod CIDR");
+            self.host
+                .address()
+                .del(address)
+                .execute()
+                .await
+                .map_err(|e| nl_err(format!("remove a stale address of {name}"), e))?;
+        }
         self.host
             .address()
             .add(
@@ -267,9 +307,16 @@ impl BridgeNetwork {
             .execute()
             .await
             .map_err(|e| nl_err(format!("address {} on {name}", self.gateway), e))?;
+        // A MAC of its own: a bridge left to pick one takes its lowest port's, and changes
+        // it when that pod goes, leaving the others' ARP entry for the gateway stale.
         self.host
             .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .address(self.bridge_mac().to_vec())
+                    .up()
+                    .build(),
+            )
             .execute()
             .await
             .map_err(|e| nl_err(format!("set {name} up"), e))?;
@@ -278,6 +325,7 @@ impl BridgeNetwork {
 
     /// The links plugged into the bridge: index and name.
     async fn bridge_ports(&self, bridge: u32) -> Result<Vec<(u32, String)>, NetError> {
+        let _dumping = self.dumps.lock().await;
         let mut links = self.host.link().get().execute();
         let mut out = Vec::new();
         while let Some(link) = links
@@ -307,12 +355,21 @@ impl BridgeNetwork {
     /// host side on the bridge in hairpin mode, and `lo`, `eth0`, its address and the
     /// default route inside.
     async fn wire(&self, pod: &PodRef, netns: &Path, ip: Ipv4Addr) -> Result<(), NetError> {
-        let bridge = self.ensure_bridge().await?;
+        // The full set-up ran at start; again only if someone removed the bridge.
+        let bridge = match link_index(&self.host, &self.config.bridge).await? {
+            Some(index) => index,
+            None => self.ensure_bridge().await?,
+        };
         let host_name = self.host_veth_name(&pod.uid);
         let ns = NetnsLink::open(netns).await?;
-        let eth0 = link_index(&ns.handle, POD_IFNAME).await?;
+        let eth0 = link_peer(&ns.handle, POD_IFNAME).await?;
         let host_index = link_index(&self.host, &host_name).await?;
-        if eth0.is_none() || host_index.is_none() {
+        // eth0 names its peer's index on the host: another pair (a half-finished attach,
+        // the pod's previous sandbox) is made again.
+        let paired =
+            matches!((eth0, host_index), (Some((_, Some(peer))), Some(host)) if peer == host);
+        let eth0 = eth0.map(|(index, _)| index);
+        if !paired {
             // Half a pair (or another one) is left from an interrupted attach: start over.
             if let Some(index) = host_index {
                 delete_link(&self.host, index).await?;
@@ -635,12 +692,40 @@ async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>, NetError
     }
 }
 
+/// The index of the link called `name` and the index of the link it is tied to (a veth's
+/// peer), if there is one.
+async fn link_peer(handle: &Handle, name: &str) -> Result<Option<(u32, Option<u32>)>, NetError> {
+    let mut links = handle.link().get().match_name(name.to_owned()).execute();
+    match links.try_next().await {
+        Ok(Some(link)) => {
+            let peer = link.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Link(peer) => Some(*peer),
+                _ => None,
+            });
+            Ok(Some((link.header.index, peer)))
+        }
+        Ok(None) => Ok(None),
+        Err(e) if is_errno(&e, libc::ENODEV) => Ok(None),
+        Err(e) => Err(nl_err(format!("look up link {name}"), e)),
+    }
+}
+
 /// Deletes a link; one already gone is fine.
 async fn delete_link(handle: &Handle, index: u32) -> Result<(), NetError> {
     match handle.link().del(index).execute().await {
         Err(e) if !is_errno(&e, libc::ENODEV) => Err(nl_err(format!("delete link {index}"), e)),
         _ => Ok(()),
     }
+}
+
+/// FNV-1a: stable across builds and runs, unlike std's hasher.
+fn fnv1a(bytes: impl Iterator<Item = u8>) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
 }
 
 fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {

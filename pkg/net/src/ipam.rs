@@ -33,12 +33,21 @@ impl Ipam {
     /// handed out.
     pub(crate) fn open(dir: &Path, range: Ipv4Net, gateway: Ipv4Addr) -> Result<Self, NetError> {
         fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
-        Ok(Self {
+        let ipam = Self {
             dir: dir.to_owned(),
             range,
             gateway,
             lock: Mutex::new(()),
-        })
+        };
+        // Addresses of a former range (the node got another podCIDR) can never be used.
+        for (ip, owner) in ipam.list()? {
+            if !range.contains(&ip) || ip == gateway {
+                tracing::info!(%ip, pod_uid = %owner, %range, "dropping an allocation outside the pod CIDR");
+                let path = dir.join(ip.to_string());
+                fs::remove_file(&path).map_err(|e| io_err("remove", &path, e))?;
+            }
+        }
+        Ok(ipam)
     }
 
     /// The first and last address a pod may get: the network and broadcast addresses and
@@ -198,6 +207,10 @@ mod tests {
         assert_eq!(again.get("a").expect("get"), Some(a));
         assert_ne!(again.allocate("b").expect("b"), a);
         assert_eq!(again.list().expect("list").len(), 2);
+        // The node got another range: the old allocations go.
+        let other = ipam(dir.path(), "10.9.7.0/24");
+        assert_eq!(other.get("a").expect("get"), None);
+        assert_eq!(other.list().expect("list"), Vec::new());
     }
 
     #[test]

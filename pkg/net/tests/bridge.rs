@@ -305,6 +305,39 @@ async fn a_detached_pods_address_goes_to_the_next_pod() {
         Err(true),
         "the pod reaches the gateway (which refuses the port)"
     );
+
+    // The pod's sandbox is made anew (a new namespace): same address, wired there, the
+    // old pair gone.
+    let ns2b = env.netns("p2b");
+    let again = v4(&net
+        .attach(&pod("p2"), &ns2b, &[])
+        .await
+        .expect("attach p2 anew"));
+    assert_eq!(again, second);
+    let old_eth0 = run(&["ip", "-n", &ns_name(&ns2), "link", "show", "eth0"]);
+    assert!(
+        !old_eth0.status.success(),
+        "the old namespace lost its eth0"
+    );
+    assert_eq!(
+        fetch(Some(&ns2b), (net.gateway(), 9).into()).map_err(|e| e.contains("refused")),
+        Err(true),
+        "the new namespace reaches the gateway"
+    );
+    // The bridge keeps the MAC it was given whichever ports come and go.
+    let mac = |bridge: &str| std::fs::read_to_string(format!("/sys/class/net/{bridge}/address"));
+    let bridge = net.config().bridge.clone();
+    let before = mac(&bridge).expect("bridge MAC");
+    assert!(before.starts_with("02:"), "{before}");
+    net.detach(&pod("p2")).await.expect("detach p2");
+    assert_eq!(mac(&bridge).expect("bridge MAC"), before);
+}
+
+fn ns_name(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .expect("namespace name")
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,4 +429,47 @@ async fn two_networks_with_their_own_bridges_coexist() {
         fetch(Some(&ns2), (net2.gateway(), 8082).into()).as_deref(),
         Ok("gw2")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_attached_at_once_get_distinct_addresses() {
+    let mut env = Env::new(5);
+    let net = std::sync::Arc::new(
+        BridgeNetwork::new(env.config(1, 24))
+            .await
+            .expect("network"),
+    );
+    let namespaces: Vec<_> = (0..8).map(|i| env.netns(&format!("m{i}"))).collect();
+    let started = std::time::Instant::now();
+    let attaches = namespaces.iter().enumerate().map(|(i, ns)| {
+        let net = net.clone();
+        let ns = ns.clone();
+        tokio::spawn(async move { net.attach(&pod(&format!("m{i}")), &ns, &[]).await })
+    });
+    let mut ips = Vec::new();
+    for attach in futures::future::join_all(attaches).await {
+        ips.push(v4(&attach.expect("task").expect("attach")));
+    }
+    eprintln!("8 pods attached at once in {:?}", started.elapsed());
+    let mut distinct = ips.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ips.len(), "{ips:?}");
+    serve(Some(&namespaces[0]), SocketAddr::from((ips[0], 8080)), "m0");
+    assert_eq!(
+        fetch(Some(&namespaces[7]), (ips[0], 8080).into()).as_deref(),
+        Ok("m0")
+    );
+
+    // A namespace that is not there: an error naming it, and nothing kept.
+    let missing = Path::new("/run/netns/k1s-no-such-namespace");
+    let err = net
+        .attach(&pod("ghost"), missing, &[])
+        .await
+        .expect_err("no namespace");
+    assert!(err.to_string().contains("k1s-no-such-namespace"), "{err}");
+    net.reconcile(&(0..8).map(|i| format!("m{i}")).collect::<Vec<_>>())
+        .await
+        .expect("reconcile");
+    assert!(!link_exists(&net.host_veth_name("ghost")));
 }
