@@ -428,6 +428,13 @@ async fn a_pod_completes_and_a_crashing_one_backs_off() {
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
         .and_then(|c| c.reason.clone());
     assert_eq!(ready.as_deref(), Some("PodCompleted"));
+    eventually("the job's sandbox reported gone", || async {
+        get_pod(&client, "job").await.filter(|p| {
+            condition(p, "PodReadyToStartContainers").as_deref() == Some("False")
+                && phase(p) == "Succeeded"
+        })
+    })
+    .await;
     let job_uid = done.metadata.uid.clone().expect("uid");
     eventually("the job's network freed", || async {
         (!net.attached().contains_key(&job_uid)).then_some(())

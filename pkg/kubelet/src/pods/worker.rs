@@ -767,7 +767,28 @@ impl Worker {
             .sync(pod, &containers, self.pod_ips.clone().unwrap_or_default());
         let st = self.status(pod, &containers, true);
         let terminal = matches!(st.phase.as_deref(), Some("Succeeded" | "Failed"));
-        self.write_status(pod, st).await?;
+        self.write_status(pod, st.clone()).await?;
+        // Pulls and config errors are tried again once their back-off allows.
+        for (name, (reason, _)) in &self.waiting {
+            if reason == "CrashLoopBackOff" {
+                continue;
+            }
+            let image = spec
+                .containers
+                .iter()
+                .chain(init_specs.iter())
+                .find(|c| c.name == *name)
+                .and_then(|c| c.image.clone())
+                .unwrap_or_default();
+            let key = format!("image:{image}");
+            let left = self
+                .image_backoff
+                .entries
+                .get(&key)
+                .and_then(|(_, at)| self.image_backoff.remaining(&key, *at))
+                .unwrap_or(self.ctx.config.backoff_initial);
+            wake = min_wait(wake, left + Duration::from_millis(10));
+        }
         if volumes::has_dynamic_volumes(pod) {
             // ConfigMap, Secret and token files follow their sources.
             wake = min_wait(wake, Duration::from_secs(60));
@@ -778,6 +799,12 @@ impl Worker {
             self.stop_everything(Some(pod), &sandboxes, &containers, grace)
                 .await;
             self.stopped = true;
+            // Its sandbox is gone: PodReadyToStartContainers turns False, as upstream's.
+            let mut written = pod.clone();
+            written.status = Some(st);
+            let (_, containers) = self.runtime_state().await?;
+            let last = self.status(&written, &containers, false);
+            self.write_status(&written, last).await?;
             return Ok(Outcome::Wait(None));
         }
         Ok(Outcome::Wait(wake))
