@@ -70,8 +70,10 @@ impl Machine {
             })
             .map(|kb| kb * 1024)
             .unwrap_or(0);
+        // The statvfs field types differ between platforms; u64 holds them all.
+        #[allow(clippy::useless_conversion)]
         let ephemeral_bytes = nix::sys::statvfs::statvfs(root)
-            .map(|s| s.blocks() as u64 * s.fragment_size() as u64)
+            .map(|s| u64::from(s.blocks()).saturating_mul(u64::from(s.fragment_size())))
             .unwrap_or(0);
         let machine_id = read_trim("/etc/machine-id")
             .or_else(|| read_trim("/var/lib/dbus/machine-id"))

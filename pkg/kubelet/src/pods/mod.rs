@@ -216,10 +216,10 @@ async fn relist(ctx: Arc<Ctx>, synced: Arc<AtomicBool>) {
             fp.push_str(&format!("c:{}:{:?}:{:?};", c.id, c.state, c.exit_code));
         }
         for (uid, fp) in &now {
-            if last.get(uid) != Some(fp) {
-                if let Some((ns, name)) = names.get(uid) {
-                    wake(&ctx, uid, ns, name);
-                }
+            if last.get(uid) != Some(fp)
+                && let Some((ns, name)) = names.get(uid)
+            {
+                wake(&ctx, uid, ns, name);
             }
         }
         for uid in last.keys() {

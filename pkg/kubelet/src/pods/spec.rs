@@ -369,6 +369,7 @@ pub(crate) fn secret_data(s: &Secret) -> BTreeMap<String, Vec<u8>> {
 
 /// The container's environment as upstream's `makeEnvironmentVariables` builds it, merged
 /// over the image's `Env` and `HOSTNAME` as containerd does.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn environment(
     client: &kube::Client,
     sources: &mut Sources,

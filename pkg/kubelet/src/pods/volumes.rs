@@ -305,13 +305,11 @@ async fn setup_one(
             "DirectoryOrCreate" => {
                 std::fs::create_dir_all(&path).map_err(|e| failed(name, e))?;
             }
-            "FileOrCreate" => {
-                if !path.exists() {
-                    if let Some(p) = path.parent() {
-                        std::fs::create_dir_all(p).map_err(|e| failed(name, e))?;
-                    }
-                    std::fs::write(&path, b"").map_err(|e| failed(name, e))?;
+            "FileOrCreate" if !path.exists() => {
+                if let Some(p) = path.parent() {
+                    std::fs::create_dir_all(p).map_err(|e| failed(name, e))?;
                 }
+                std::fs::write(&path, b"").map_err(|e| failed(name, e))?;
             }
             "Directory" => check(path.is_dir(), "directory")?,
             "File" => check(path.is_file(), "file")?,
