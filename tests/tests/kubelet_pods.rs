@@ -194,6 +194,78 @@ spec:
     assert!(shown.ok().contains("CrashLoopBackOff"), "{}", shown.stdout);
 }
 
+fn volumes_reach_the_containers(k1s: &K1s, k: &Kubectl) {
+    apply(
+        k1s,
+        k,
+        "vols",
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {greeting: hello-from-configmap}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {password: s3cret}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: vols}
+spec:
+  restartPolicy: Never
+  volumes:
+  - {name: cfg, configMap: {name: settings}}
+  - {name: shared, emptyDir: {}}
+  - name: token
+    projected:
+      sources:
+      - serviceAccountToken: {path: token, expirationSeconds: 3600}
+      - configMap: {name: kube-root-ca.crt, items: [{key: ca.crt, path: ca.crt}]}
+  initContainers:
+  - name: writer
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo written-by-init > /shared/note"]
+    volumeMounts: [{name: shared, mountPath: /shared}]
+  containers:
+  - name: reader
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "cat /cfg/greeting; echo; cat /shared/note; echo pw=$PASSWORD; head -c 3 /var/run/token/token; echo; head -1 /var/run/token/ca.crt"]
+    env: [{name: PASSWORD, valueFrom: {secretKeyRef: {name: creds, key: password}}}]
+    volumeMounts:
+    - {name: cfg, mountPath: /cfg}
+    - {name: shared, mountPath: /shared}
+    - {name: token, mountPath: /var/run/token}
+"#,
+    );
+    let pod = eventually(WAIT, "vols Succeeded", || {
+        pod_json(k1s, k, "vols").filter(|p| p["status"]["phase"] == "Succeeded")
+    });
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+    let log = k1s
+        .dir()
+        .join("pod-logs")
+        .join(format!("default_vols_{uid}"))
+        .join("reader")
+        .join("0.log");
+    let text = std::fs::read_to_string(&log)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", log.display()));
+    for want in [
+        " F hello-from-configmap",
+        " F written-by-init",
+        " F pw=s3cret",
+        " F eyJ",
+        " F -----BEGIN CERTIFICATE-----",
+    ] {
+        assert!(
+            text.lines().any(|l| l.ends_with(want)),
+            "no {want:?} in:\n{text}"
+        );
+    }
+}
+
 #[test]
 fn pods_run_on_the_embedded_containerd() {
     let mut k1s = K1s::start_with_agent(&[]);
@@ -212,6 +284,7 @@ fn pods_run_on_the_embedded_containerd() {
         s.spawn(|| busybox_completes(&k1s, &k));
         s.spawn(|| nginx_serves_then_delete_frees_its_address(&k1s, &k));
         s.spawn(|| a_crashing_container_backs_off(&k1s, &k));
+        s.spawn(|| volumes_reach_the_containers(&k1s, &k));
     });
 
     // A SIGKILLed server adopts its running container again.

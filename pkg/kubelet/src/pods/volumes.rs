@@ -231,11 +231,17 @@ async fn token(
         return Ok(old);
     }
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
-    let sa = pod
+    let own = pod
         .spec
         .as_ref()
         .and_then(|s| s.service_account_name.clone())
-        .unwrap_or_else(|| "default".into());
+        .filter(|s| !s.is_empty());
+    let sa = own.clone().unwrap_or_else(|| "default".into());
+    // Bound to the pod when the pod names its service account (the API checks they match).
+    let bound = own.map(|_| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "name": pod.metadata.name, "uid": pod.metadata.uid})
+    });
     let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &ns);
     let request: TokenRequest = serde_json::from_value(json!({
         "apiVersion": "authentication.k8s.io/v1",
@@ -243,17 +249,17 @@ async fn token(
         "spec": {
             "audiences": audience.map(|a| vec![a]).unwrap_or_default(),
             "expirationSeconds": expiration,
-            "boundObjectRef": {
-                "apiVersion": "v1", "kind": "Pod",
-                "name": pod.metadata.name, "uid": pod.metadata.uid,
-            },
+            "boundObjectRef": bound,
         },
     }))
     .map_err(|e| format!("token request: {e}"))?;
     let answer = api
         .create_token_request(&sa, &PostParams::default(), &request)
         .await
-        .map_err(|e| format!("failed to fetch token: {e}"))?;
+        .map_err(|e| match e {
+            kube::Error::Api(s) => format!("failed to fetch token: {}", s.message),
+            other => format!("failed to fetch token: {other}"),
+        })?;
     answer
         .status
         .map(|s| s.token.into_bytes())
