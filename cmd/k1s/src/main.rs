@@ -19,6 +19,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Server(args) => run::server::run(*args),
         cli::Command::Kubectl(args) => run::kubectl::run(args),
         cli::Command::Datastore(args) => run::datastore::run(args),
+        cli::Command::Image(args) => run::image::run(args),
         cli::Command::Simulate(args) => run::simulate::run(args),
     };
     match result {

@@ -1,6 +1,7 @@
 //! Command-line interface: one file of flags per subcommand, named as k3s names them.
 
 pub mod datastore;
+pub mod image;
 pub mod kubectl;
 pub mod server;
 pub mod simulate;
@@ -28,6 +29,8 @@ pub enum Command {
     Kubectl(kubectl::KubectlArgs),
     /// Maintain the datastore (consistency check).
     Datastore(datastore::DatastoreArgs),
+    /// Import, list and remove the node's container images.
+    Image(image::ImageArgs),
     /// Run simulated nodes against a cluster (for tests and benchmarks).
     Simulate(simulate::SimulateArgs),
 }

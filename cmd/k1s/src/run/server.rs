@@ -332,38 +332,17 @@ struct RuntimeHandle {
 }
 
 async fn start_runtime(args: &ServerArgs, data_dir: &Path) -> anyhow::Result<RuntimeHandle> {
-    use k1s_kubelet::containerd::supervisor::{Supervisor, SupervisorConfig, find_binary};
-    use k1s_kubelet::containerd::{ContainerdRuntime, RuntimeOptions};
-    let options = RuntimeOptions::for_data_dir(data_dir);
-    if let Some(endpoint) = &args.container_runtime_endpoint {
-        let runtime = ContainerdRuntime::connect(endpoint, options)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot reach containerd at --container-runtime-endpoint {}",
-                    endpoint.display()
-                )
-            })?;
-        return Ok(RuntimeHandle {
-            runtime,
-            supervisor: None,
-        });
-    }
-    let config = SupervisorConfig::for_data_dir(data_dir);
-    if find_binary(&config.binary).is_none() || find_binary(Path::new("runc")).is_none() {
-        bail!(
-            "the agent needs containerd and runc: install them (apt-get install containerd runc), or run with --disable-agent"
-        );
-    }
-    let supervisor = Supervisor::start(config)
+    let endpoint = args
+        .container_runtime_endpoint
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    // Its errors are one line saying what to install or which endpoint failed.
+    let started = k1s_kubelet::containerd::start(data_dir, endpoint.as_deref())
         .await
-        .context("cannot start the embedded containerd")?;
-    let runtime = ContainerdRuntime::connect(supervisor.socket(), options)
-        .await
-        .context("cannot reach the embedded containerd")?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(RuntimeHandle {
-        runtime,
-        supervisor: Some(supervisor),
+        runtime: started.runtime,
+        supervisor: started.supervisor,
     })
 }
 
@@ -404,7 +383,7 @@ async fn start_agent(
     else {
         bail!("no container runtime was started");
     };
-    let images = data_dir.join("agent").join("images");
+    let images = k1s_kubelet::containerd::airgap_images_dir(data_dir);
     let imported = k1s_kubelet::containerd::images::import_dir(&runtime, &images).await;
     if !imported.is_empty() {
         tracing::info!(images = ?imported, "imported airgap images");

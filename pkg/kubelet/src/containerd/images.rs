@@ -15,8 +15,10 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncReadExt as _;
 
-use super::{is_not_found, new_id, rt_err, status_err, ContainerdRuntime, SNAPSHOTTER};
-use crate::runtime::{Image, ImageConfig, PullPolicy, RegistryCredential, RuntimeError, RuntimeResult};
+use super::{ContainerdRuntime, SNAPSHOTTER, is_not_found, new_id, rt_err, status_err};
+use crate::runtime::{
+    Image, ImageConfig, PullPolicy, RegistryCredential, RuntimeError, RuntimeResult,
+};
 
 const MEDIA_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const MEDIA_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -38,7 +40,6 @@ pub fn normalize(image: &str) -> RuntimeResult<String> {
 pub(crate) struct Resolved {
     pub(crate) name: String,
     pub(crate) target: Descriptor,
-    pub(crate) manifest_digest: String,
     pub(crate) config_digest: String,
     pub(crate) config: Arc<Vec<u8>>,
     pub(crate) layers: Vec<Descriptor>,
@@ -46,11 +47,6 @@ pub(crate) struct Resolved {
 }
 
 impl Resolved {
-    /// The chain id of the top layer: the snapshot a container's rootfs is prepared from.
-    pub(crate) fn chain_id(&self) -> Option<String> {
-        chain_ids(&self.diff_ids).pop()
-    }
-
     pub(crate) fn config_json(&self) -> Value {
         serde_json::from_slice(&self.config).unwrap_or(Value::Null)
     }
@@ -62,7 +58,10 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     for diff_id in diff_ids {
         let next = match out.last() {
             None => diff_id.clone(),
-            Some(parent) => format!("sha256:{}", hex(&Sha256::digest(format!("{parent} {diff_id}").as_bytes()))),
+            Some(parent) => format!(
+                "sha256:{}",
+                hex(&Sha256::digest(format!("{parent} {diff_id}").as_bytes()))
+            ),
         };
         out.push(next);
     }
@@ -75,13 +74,21 @@ fn hex(bytes: &[u8]) -> String {
 
 fn descriptor(v: &Value) -> Option<Descriptor> {
     Some(Descriptor {
-        media_type: v.get("mediaType").and_then(Value::as_str).unwrap_or_default().to_string(),
+        media_type: v
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         digest: v.get("digest")?.as_str()?.to_string(),
         size: v.get("size").and_then(Value::as_i64).unwrap_or(0),
         annotations: v
             .get("annotations")
             .and_then(Value::as_object)
-            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
             .unwrap_or_default(),
     })
 }
@@ -104,7 +111,9 @@ fn pick_platform(manifests: &[Value]) -> Option<&Value> {
         .find(|m| {
             let p = m.get("platform");
             p.and_then(|p| p.get("os")).and_then(Value::as_str) == Some("linux")
-                && p.and_then(|p| p.get("architecture")).and_then(Value::as_str) == Some(arch)
+                && p.and_then(|p| p.get("architecture"))
+                    .and_then(Value::as_str)
+                    == Some(arch)
         })
         .or_else(|| manifests.iter().find(|m| m.get("platform").is_none()))
 }
@@ -117,12 +126,20 @@ impl ContainerdRuntime {
         }
         let mut stream = self
             .content()
-            .read(self.req(pb::ReadContentRequest { digest: digest.to_string(), offset: 0, size: 0 }))
+            .read(self.req(pb::ReadContentRequest {
+                digest: digest.to_string(),
+                offset: 0,
+                size: 0,
+            }))
             .await
             .map_err(|e| status_err(&format!("read {digest}"), e))?
             .into_inner();
         let mut data = Vec::new();
-        while let Some(chunk) = stream.message().await.map_err(|e| status_err(&format!("read {digest}"), e))? {
+        while let Some(chunk) = stream
+            .message()
+            .await
+            .map_err(|e| status_err(&format!("read {digest}"), e))?
+        {
             data.extend_from_slice(&chunk.data);
         }
         let data = Arc::new(data);
@@ -147,33 +164,48 @@ impl ContainerdRuntime {
             if !is_index(&desc.media_type, &json) {
                 break;
             }
-            let manifests = json.get("manifests").and_then(Value::as_array).cloned().unwrap_or_default();
+            let manifests = json
+                .get("manifests")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let picked = pick_platform(&manifests)
                 .and_then(descriptor)
-                .ok_or_else(|| rt_err(format!("image {name} has no manifest for linux/{}", std::env::consts::ARCH)))?;
+                .ok_or_else(|| {
+                    rt_err(format!(
+                        "image {name} has no manifest for linux/{}",
+                        std::env::consts::ARCH
+                    ))
+                })?;
             desc = picked;
             json = self.read_json(&desc.digest).await?;
         }
-        let config_desc = json
-            .get("config")
-            .and_then(descriptor)
-            .ok_or_else(|| rt_err(format!("image {name}: manifest {} has no config", desc.digest)))?;
+        let config_desc = json.get("config").and_then(descriptor).ok_or_else(|| {
+            rt_err(format!(
+                "image {name}: manifest {} has no config",
+                desc.digest
+            ))
+        })?;
         let layers: Vec<Descriptor> = json
             .get("layers")
             .and_then(Value::as_array)
             .map(|l| l.iter().filter_map(descriptor).collect())
             .unwrap_or_default();
         let config = self.read_blob(&config_desc.digest).await?;
-        let config_json: Value = serde_json::from_slice(&config).map_err(|e| rt_err(format!("image {name} config: {e}")))?;
+        let config_json: Value = serde_json::from_slice(&config)
+            .map_err(|e| rt_err(format!("image {name} config: {e}")))?;
         let diff_ids = config_json
             .pointer("/rootfs/diff_ids")
             .and_then(Value::as_array)
-            .map(|d| d.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|d| {
+                d.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(Resolved {
             name: name.to_string(),
             target: target.clone(),
-            manifest_digest: desc.digest,
             config_digest: config_desc.digest,
             config,
             layers,
@@ -196,7 +228,11 @@ impl ContainerdRuntime {
     pub(crate) async fn find_image(&self, image: &str) -> RuntimeResult<Option<Resolved>> {
         if !image.starts_with("sha256:") {
             let name = normalize(image)?;
-            return match self.images_client().get(self.req(pb::GetImageRequest { name: name.clone() })).await {
+            return match self
+                .images_client()
+                .get(self.req(pb::GetImageRequest { name: name.clone() }))
+                .await
+            {
                 Ok(r) => match r.into_inner().image.and_then(|i| i.target) {
                     Some(target) => Ok(Some(self.resolve(&name, &target).await?)),
                     None => Ok(None),
@@ -206,7 +242,9 @@ impl ContainerdRuntime {
             };
         }
         for record in self.image_records().await? {
-            let Some(target) = record.target else { continue };
+            let Some(target) = record.target else {
+                continue;
+            };
             match self.resolve(&record.name, &target).await {
                 Ok(r) if r.config_digest.starts_with(image) => return Ok(Some(r)),
                 Ok(_) => {}
@@ -234,11 +272,19 @@ impl ContainerdRuntime {
         result
     }
 
-    async fn unpack_leased(&self, resolved: &Resolved, chain: &[String], lease: &str) -> RuntimeResult<String> {
+    async fn unpack_leased(
+        &self,
+        resolved: &Resolved,
+        chain: &[String],
+        lease: &str,
+    ) -> RuntimeResult<String> {
         for (i, (layer, chain_id)) in resolved.layers.iter().zip(chain).enumerate() {
             let exists = self
                 .snapshots()
-                .stat(self.req(pb::snapshots::StatSnapshotRequest { snapshotter: SNAPSHOTTER.into(), key: chain_id.clone() }))
+                .stat(self.req(pb::snapshots::StatSnapshotRequest {
+                    snapshotter: SNAPSHOTTER.into(),
+                    key: chain_id.clone(),
+                }))
                 .await;
             match exists {
                 Ok(_) => continue,
@@ -246,7 +292,11 @@ impl ContainerdRuntime {
                 Err(e) => return Err(status_err("stat snapshot", e)),
             }
             let key = format!("extract-{} {chain_id}", new_id());
-            let parent = if i == 0 { String::new() } else { chain[i - 1].clone() };
+            let parent = if i == 0 {
+                String::new()
+            } else {
+                chain[i - 1].clone()
+            };
             let mounts = self
                 .snapshots()
                 .prepare(self.leased(
@@ -254,7 +304,10 @@ impl ContainerdRuntime {
                         snapshotter: SNAPSHOTTER.into(),
                         key: key.clone(),
                         parent,
-                        labels: HashMap::from([("containerd.io/snapshot.ref".to_string(), chain_id.clone())]),
+                        labels: HashMap::from([(
+                            "containerd.io/snapshot.ref".to_string(),
+                            chain_id.clone(),
+                        )]),
                     },
                     lease,
                 ))
@@ -265,25 +318,42 @@ impl ContainerdRuntime {
             let applied = self
                 .diff()
                 .apply(self.leased(
-                    pb::ApplyRequest { diff: Some(layer.clone()), mounts, payloads: HashMap::new(), sync_fs: false },
+                    pb::ApplyRequest {
+                        diff: Some(layer.clone()),
+                        mounts,
+                        payloads: HashMap::new(),
+                        sync_fs: false,
+                    },
                     lease,
                 ))
                 .await;
             let applied = match applied {
                 Ok(r) => r.into_inner().applied,
                 Err(e) => {
-                    let _ = self.snapshots().remove(self.req(pb::snapshots::RemoveSnapshotRequest { snapshotter: SNAPSHOTTER.into(), key })).await;
+                    let _ = self
+                        .snapshots()
+                        .remove(self.req(pb::snapshots::RemoveSnapshotRequest {
+                            snapshotter: SNAPSHOTTER.into(),
+                            key,
+                        }))
+                        .await;
                     return Err(status_err(&format!("apply layer {}", layer.digest), e));
                 }
             };
-            if let Some(applied) = applied {
-                if applied.digest != resolved.diff_ids[i] {
-                    let _ = self.snapshots().remove(self.req(pb::snapshots::RemoveSnapshotRequest { snapshotter: SNAPSHOTTER.into(), key })).await;
-                    return Err(rt_err(format!(
-                        "layer {} unpacked to {} but the image's config says {}",
-                        layer.digest, applied.digest, resolved.diff_ids[i]
-                    )));
-                }
+            if let Some(applied) = applied
+                && applied.digest != resolved.diff_ids[i]
+            {
+                let _ = self
+                    .snapshots()
+                    .remove(self.req(pb::snapshots::RemoveSnapshotRequest {
+                        snapshotter: SNAPSHOTTER.into(),
+                        key,
+                    }))
+                    .await;
+                return Err(rt_err(format!(
+                    "layer {} unpacked to {} but the image's config says {}",
+                    layer.digest, applied.digest, resolved.diff_ids[i]
+                )));
             }
             match self
                 .snapshots()
@@ -300,7 +370,13 @@ impl ContainerdRuntime {
             {
                 Ok(_) => {}
                 Err(e) if e.code() == tonic::Code::AlreadyExists => {
-                    let _ = self.snapshots().remove(self.req(pb::snapshots::RemoveSnapshotRequest { snapshotter: SNAPSHOTTER.into(), key })).await;
+                    let _ = self
+                        .snapshots()
+                        .remove(self.req(pb::snapshots::RemoveSnapshotRequest {
+                            snapshotter: SNAPSHOTTER.into(),
+                            key,
+                        }))
+                        .await;
                 }
                 Err(e) => return Err(status_err("commit snapshot", e)),
             }
@@ -309,16 +385,25 @@ impl ContainerdRuntime {
         // The config keeps the unpacked snapshot from the garbage collector.
         self.add_content_labels(
             &resolved.config_digest,
-            &[(format!("containerd.io/gc.ref.snapshot.{SNAPSHOTTER}"), top.clone())],
+            &[(
+                format!("containerd.io/gc.ref.snapshot.{SNAPSHOTTER}"),
+                top.clone(),
+            )],
         )
         .await?;
         Ok(top)
     }
 
-    async fn add_content_labels(&self, digest: &str, labels: &[(String, String)]) -> RuntimeResult<()> {
+    async fn add_content_labels(
+        &self,
+        digest: &str,
+        labels: &[(String, String)],
+    ) -> RuntimeResult<()> {
         let mut info = self
             .content()
-            .info(self.req(pb::InfoRequest { digest: digest.to_string() }))
+            .info(self.req(pb::InfoRequest {
+                digest: digest.to_string(),
+            }))
             .await
             .map_err(|e| status_err("content info", e))?
             .into_inner()
@@ -332,7 +417,10 @@ impl ContainerdRuntime {
         }
         let paths = labels.iter().map(|(k, _)| format!("labels.{k}")).collect();
         self.content()
-            .update(self.req(pb::UpdateRequest { info: Some(info), update_mask: Some(prost_types::FieldMask { paths }) }))
+            .update(self.req(pb::UpdateRequest {
+                info: Some(info),
+                update_mask: Some(prost_types::FieldMask { paths }),
+            }))
             .await
             .map_err(|e| status_err("content update", e))?;
         Ok(())
@@ -356,14 +444,33 @@ impl ContainerdRuntime {
     }
 
     pub(crate) async fn end_lease(&self, lease: &str) {
-        if let Err(e) = self.leases().delete(self.req(pb::DeleteRequest { id: lease.to_string(), sync: false })).await {
+        if let Err(e) = self
+            .leases()
+            .delete(self.req(pb::DeleteRequest {
+                id: lease.to_string(),
+                sync: false,
+            }))
+            .await
+        {
             tracing::debug!("cannot end lease {lease}: {e}");
         }
     }
 
     /// Writes a file into the content store as `digest` (skipped when present), with labels.
-    async fn write_blob(&self, lease: &str, digest: &str, path: &Path, labels: HashMap<String, String>) -> RuntimeResult<()> {
-        match self.content().info(self.req(pb::InfoRequest { digest: digest.to_string() })).await {
+    async fn write_blob(
+        &self,
+        lease: &str,
+        digest: &str,
+        path: &Path,
+        labels: HashMap<String, String>,
+    ) -> RuntimeResult<()> {
+        match self
+            .content()
+            .info(self.req(pb::InfoRequest {
+                digest: digest.to_string(),
+            }))
+            .await
+        {
             Ok(_) => {
                 if !labels.is_empty() {
                     let labels: Vec<(String, String)> = labels.into_iter().collect();
@@ -374,18 +481,27 @@ impl ContainerdRuntime {
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(status_err("content info", e)),
         }
-        let total = i64::try_from(std::fs::metadata(path).map_err(|e| rt_err(format!("{}: {e}", path.display())))?.len())
-            .unwrap_or(i64::MAX);
+        let total = i64::try_from(
+            std::fs::metadata(path)
+                .map_err(|e| rt_err(format!("{}: {e}", path.display())))?
+                .len(),
+        )
+        .unwrap_or(i64::MAX);
         let (tx, rx) = tokio::sync::mpsc::channel::<pb::WriteContentRequest>(4);
         let reference = format!("k1s-import-{}", new_id());
         let path = path.to_path_buf();
         let expected = digest.to_string();
         let feeder = tokio::spawn(async move {
-            let mut file = tokio::fs::File::open(&path).await.map_err(|e| rt_err(format!("{}: {e}", path.display())))?;
+            let mut file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| rt_err(format!("{}: {e}", path.display())))?;
             let mut offset = 0i64;
             loop {
                 let mut buf = vec![0u8; CHUNK];
-                let n = file.read(&mut buf).await.map_err(|e| rt_err(format!("{}: {e}", path.display())))?;
+                let n = file
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| rt_err(format!("{}: {e}", path.display())))?;
                 if n == 0 {
                     break;
                 }
@@ -444,13 +560,21 @@ fn resolved_to_image(resolved: &Resolved, names: Vec<String>) -> Image {
     let c = config.get("config").cloned().unwrap_or(Value::Null);
     let strings = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let repo_digests = names
         .iter()
         .map(|n| {
-            let repo = n.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map(|(r, _)| r).unwrap_or(n);
+            let repo = n
+                .rsplit_once(':')
+                .filter(|(_, tag)| !tag.contains('/'))
+                .map(|(r, _)| r)
+                .unwrap_or(n);
             format!("{repo}@{}", resolved.target.digest)
         })
         .collect::<std::collections::BTreeSet<_>>()
@@ -460,13 +584,25 @@ fn resolved_to_image(resolved: &Resolved, names: Vec<String>) -> Image {
         id: resolved.config_digest.clone(),
         repo_tags: names,
         repo_digests,
-        size: resolved.layers.iter().map(|l| u64::try_from(l.size).unwrap_or(0)).sum(),
+        size: resolved
+            .layers
+            .iter()
+            .map(|l| u64::try_from(l.size).unwrap_or(0))
+            .sum(),
         config: ImageConfig {
             entrypoint: strings(c.get("Entrypoint")),
             cmd: strings(c.get("Cmd")),
             env: strings(c.get("Env")),
-            working_dir: c.get("WorkingDir").and_then(Value::as_str).unwrap_or_default().to_string(),
-            user: c.get("User").and_then(Value::as_str).unwrap_or_default().to_string(),
+            working_dir: c
+                .get("WorkingDir")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            user: c
+                .get("User")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
         },
     }
 }
@@ -475,10 +611,14 @@ fn resolved_to_image(resolved: &Resolved, names: Vec<String>) -> Image {
 pub(crate) async fn list_images(rt: &ContainerdRuntime) -> RuntimeResult<Vec<Image>> {
     let mut by_id: BTreeMap<String, (Resolved, Vec<String>)> = BTreeMap::new();
     for record in rt.image_records().await? {
-        let Some(target) = record.target else { continue };
+        let Some(target) = record.target else {
+            continue;
+        };
         match rt.resolve(&record.name, &target).await {
             Ok(resolved) => {
-                let entry = by_id.entry(resolved.config_digest.clone()).or_insert_with(|| (resolved.clone(), Vec::new()));
+                let entry = by_id
+                    .entry(resolved.config_digest.clone())
+                    .or_insert_with(|| (resolved.clone(), Vec::new()));
                 if !record.name.contains('@') {
                     entry.1.push(record.name.clone());
                 }
@@ -486,22 +626,34 @@ pub(crate) async fn list_images(rt: &ContainerdRuntime) -> RuntimeResult<Vec<Ima
             Err(e) => tracing::debug!(image = %record.name, "skipping unreadable image: {e}"),
         }
     }
-    Ok(by_id.into_values().map(|(r, mut names)| {
-        names.sort();
-        resolved_to_image(&r, names)
-    }).collect())
+    Ok(by_id
+        .into_values()
+        .map(|(r, mut names)| {
+            names.sort();
+            resolved_to_image(&r, names)
+        })
+        .collect())
 }
 
 /// The image as stored under this name or id, unpacked.
-pub(crate) async fn local_image(rt: &ContainerdRuntime, image: &str) -> RuntimeResult<Option<Image>> {
-    let Some(resolved) = rt.find_image(image).await? else { return Ok(None) };
+pub(crate) async fn local_image(
+    rt: &ContainerdRuntime,
+    image: &str,
+) -> RuntimeResult<Option<Image>> {
+    let Some(resolved) = rt.find_image(image).await? else {
+        return Ok(None);
+    };
     rt.unpack(&resolved).await?;
     let names: Vec<String> = rt
         .image_records()
         .await?
         .into_iter()
         .filter(|r| !r.name.contains('@'))
-        .filter(|r| r.target.as_ref().is_some_and(|t| t.digest == resolved.target.digest))
+        .filter(|r| {
+            r.target
+                .as_ref()
+                .is_some_and(|t| t.digest == resolved.target.digest)
+        })
         .map(|r| r.name)
         .collect();
     Ok(Some(resolved_to_image(&resolved, names)))
@@ -522,9 +674,14 @@ pub(crate) async fn ensure_image(
             match super::pull::pull(rt, image, &name, credentials).await {
                 Ok(()) => local_image(rt, &name)
                     .await?
-                    .ok_or_else(|| RuntimeError::Pull { image: image.to_string(), message: "the pulled image is not in the store".into() }),
+                    .ok_or_else(|| RuntimeError::Pull {
+                        image: image.to_string(),
+                        message: "the pulled image is not in the store".into(),
+                    }),
                 Err(e) => match (e, present) {
-                    (RuntimeError::Pull { message, .. }, Some(found)) if message.contains(super::pull::NOT_BUILT) => {
+                    (RuntimeError::Pull { message, .. }, Some(found))
+                        if message.contains(super::pull::NOT_BUILT) =>
+                    {
                         tracing::warn!(image = %name, "pulls are not built yet: using the local image for pull policy Always");
                         Ok(found)
                     }
@@ -540,11 +697,13 @@ pub(crate) async fn remove_image(rt: &ContainerdRuntime, image: &str) -> Runtime
     let names: Vec<String> = if image.starts_with("sha256:") {
         let mut names = Vec::new();
         for record in rt.image_records().await? {
-            let Some(target) = record.target.clone() else { continue };
-            if let Ok(r) = rt.resolve(&record.name, &target).await {
-                if r.config_digest.starts_with(image) {
-                    names.push(record.name);
-                }
+            let Some(target) = record.target.clone() else {
+                continue;
+            };
+            if let Ok(r) = rt.resolve(&record.name, &target).await
+                && r.config_digest.starts_with(image)
+            {
+                names.push(record.name);
             }
         }
         names
@@ -555,7 +714,11 @@ pub(crate) async fn remove_image(rt: &ContainerdRuntime, image: &str) -> Runtime
     for (i, name) in names.into_iter().enumerate() {
         match rt
             .images_client()
-            .delete(rt.req(pb::DeleteImageRequest { name: name.clone(), sync: i + 1 == count, target: None }))
+            .delete(rt.req(pb::DeleteImageRequest {
+                name: name.clone(),
+                sync: i + 1 == count,
+                target: None,
+            }))
             .await
         {
             Ok(_) => {}
@@ -600,11 +763,16 @@ pub async fn import_archive(
     archive: &Path,
     progress: &(dyn Fn(ImportProgress) + Send + Sync),
 ) -> RuntimeResult<Vec<String>> {
-    let scratch = rt.inner.state_dir.join(format!("import-{}", &new_id()[..16]));
+    let scratch = rt
+        .inner
+        .state_dir
+        .join(format!("import-{}", &new_id()[..16]));
     progress(ImportProgress::Reading(archive.to_path_buf()));
     let src = archive.to_path_buf();
     let dst = scratch.clone();
-    let unpacked = tokio::task::spawn_blocking(move || extract(&src, &dst)).await.map_err(rt_err)?;
+    let unpacked = tokio::task::spawn_blocking(move || extract(&src, &dst))
+        .await
+        .map_err(rt_err)?;
     let result = match unpacked {
         Ok(()) => import_layout(rt, &scratch, archive, progress).await,
         Err(e) => Err(e),
@@ -620,23 +788,29 @@ fn extract(archive: &Path, dst: &Path) -> RuntimeResult<()> {
     let mut magic = [0u8; 2];
     let gz = std::io::Read::read_exact(&mut file, &mut magic).is_ok() && magic == [0x1f, 0x8b];
     let file = std::fs::File::open(archive).map_err(err)?;
-    let reader: Box<dyn std::io::Read> = if gz { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
+    let reader: Box<dyn std::io::Read> = if gz {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
     let mut tar = tar::Archive::new(reader);
     tar.set_preserve_permissions(false);
     tar.set_unpack_xattrs(false);
-    tar.unpack(dst).map_err(|e| rt_err(format!("{}: not a readable image archive: {e}", archive.display())))
+    tar.unpack(dst).map_err(|e| {
+        rt_err(format!(
+            "{}: not a readable image archive: {e}",
+            archive.display()
+        ))
+    })
 }
 
 fn sha256_file(path: &Path) -> RuntimeResult<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| rt_err(format!("{}: {e}", path.display())))?;
+    let mut file =
+        std::fs::File::open(path).map_err(|e| rt_err(format!("{}: {e}", path.display())))?;
     let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| rt_err(format!("{}: {e}", path.display())))?;
+    std::io::copy(&mut file, &mut hasher)
+        .map_err(|e| rt_err(format!("{}: {e}", path.display())))?;
     Ok(format!("sha256:{}", hex(&hasher.finalize())))
-}
-
-fn blob_path(dir: &Path, digest: &str) -> PathBuf {
-    let (alg, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
-    dir.join("blobs").join(alg).join(hex)
 }
 
 fn read_json_file(path: &Path) -> RuntimeResult<Value> {
@@ -678,7 +852,12 @@ async fn import_layout(
         let count = blobs.len();
         for (index, (digest, path, labels)) in blobs.into_iter().enumerate() {
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            progress(ImportProgress::Blob { digest: digest.clone(), size, index: index + 1, count });
+            progress(ImportProgress::Blob {
+                digest: digest.clone(),
+                size,
+                index: index + 1,
+                count,
+            });
             rt.write_blob(&lease, &digest, &path, labels).await?;
         }
         let mut names = Vec::new();
@@ -690,11 +869,28 @@ async fn import_layout(
                 created_at: None,
                 updated_at: None,
             };
-            match rt.images_client().create(rt.leased(pb::CreateImageRequest { image: Some(record.clone()), source_date_epoch: None }, &lease)).await {
+            match rt
+                .images_client()
+                .create(rt.leased(
+                    pb::CreateImageRequest {
+                        image: Some(record.clone()),
+                        source_date_epoch: None,
+                    },
+                    &lease,
+                ))
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.code() == tonic::Code::AlreadyExists => {
                     rt.images_client()
-                        .update(rt.leased(pb::UpdateImageRequest { image: Some(record), update_mask: None, source_date_epoch: None }, &lease))
+                        .update(rt.leased(
+                            pb::UpdateImageRequest {
+                                image: Some(record),
+                                update_mask: None,
+                                source_date_epoch: None,
+                            },
+                            &lease,
+                        ))
                         .await
                         .map_err(|e| status_err(&format!("update image {}", image.name), e))?;
                 }
@@ -703,7 +899,10 @@ async fn import_layout(
             progress(ImportProgress::Unpacking(image.name.clone()));
             let resolved = rt.resolve(&image.name, &image.target).await?;
             rt.unpack(&resolved).await?;
-            progress(ImportProgress::Imported { name: image.name.clone(), id: resolved.config_digest.clone() });
+            progress(ImportProgress::Imported {
+                name: image.name.clone(),
+                id: resolved.config_digest.clone(),
+            });
             names.push(image.name);
         }
         Ok(names)
@@ -719,14 +918,29 @@ type Plan = (Vec<(String, PathBuf, HashMap<String, String>)>, Vec<Named>);
 fn gc_labels(json: &Value) -> HashMap<String, String> {
     let mut labels = HashMap::new();
     if let Some(d) = json.pointer("/config/digest").and_then(Value::as_str) {
-        labels.insert("containerd.io/gc.ref.content.config".to_string(), d.to_string());
+        labels.insert(
+            "containerd.io/gc.ref.content.config".to_string(),
+            d.to_string(),
+        );
     }
-    for (i, l) in json.get("layers").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, l) in json
+        .get("layers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         if let Some(d) = l.get("digest").and_then(Value::as_str) {
             labels.insert(format!("containerd.io/gc.ref.content.l.{i}"), d.to_string());
         }
     }
-    for (i, m) in json.get("manifests").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, m) in json
+        .get("manifests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         if let Some(d) = m.get("digest").and_then(Value::as_str) {
             labels.insert(format!("containerd.io/gc.ref.content.m.{i}"), d.to_string());
         }
@@ -739,31 +953,59 @@ fn gc_labels(json: &Value) -> HashMap<String, String> {
 fn oci_plan(dir: &Path) -> RuntimeResult<Plan> {
     let index = read_json_file(&dir.join("index.json"))?;
     let mut named = Vec::new();
-    for m in index.get("manifests").and_then(Value::as_array).into_iter().flatten() {
+    for m in index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let Some(desc) = descriptor(m) else { continue };
         let name = desc
             .annotations
             .get("io.containerd.image.name")
             .cloned()
-            .or_else(|| desc.annotations.get("org.opencontainers.image.ref.name").filter(|n| n.contains('/') || n.contains('.')).cloned());
+            .or_else(|| {
+                desc.annotations
+                    .get("org.opencontainers.image.ref.name")
+                    .filter(|n| n.contains('/') || n.contains('.'))
+                    .cloned()
+            });
         match name.map(|n| normalize(&n)) {
-            Some(Ok(name)) => named.push(Named { name, target: Descriptor { annotations: HashMap::new(), ..desc } }),
+            Some(Ok(name)) => named.push(Named {
+                name,
+                target: Descriptor {
+                    annotations: HashMap::new(),
+                    ..desc
+                },
+            }),
             Some(Err(e)) => tracing::warn!("skipping an image with a bad name: {e}"),
-            None => tracing::warn!(digest = %desc.digest, "skipping an image without a name in index.json"),
+            None => {
+                tracing::warn!(digest = %desc.digest, "skipping an image without a name in index.json")
+            }
         }
     }
     let mut blobs = Vec::new();
     let mut parents = Vec::new();
     let blob_dir = dir.join("blobs");
-    for alg in std::fs::read_dir(&blob_dir).map_err(|e| rt_err(format!("{}: {e}", blob_dir.display())))? {
+    for alg in
+        std::fs::read_dir(&blob_dir).map_err(|e| rt_err(format!("{}: {e}", blob_dir.display())))?
+    {
         let alg = alg.map_err(rt_err)?;
         for entry in std::fs::read_dir(alg.path()).map_err(rt_err)? {
             let entry = entry.map_err(rt_err)?;
-            let digest = format!("{}:{}", alg.file_name().to_string_lossy(), entry.file_name().to_string_lossy());
+            let digest = format!(
+                "{}:{}",
+                alg.file_name().to_string_lossy(),
+                entry.file_name().to_string_lossy()
+            );
             let path = entry.path();
             let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
             let labels = if size < 4 << 20 {
-                std::fs::read(&path).ok().and_then(|d| serde_json::from_slice::<Value>(&d).ok()).filter(Value::is_object).map(|j| gc_labels(&j))
+                std::fs::read(&path)
+                    .ok()
+                    .and_then(|d| serde_json::from_slice::<Value>(&d).ok())
+                    .filter(Value::is_object)
+                    .map(|j| gc_labels(&j))
             } else {
                 None
             };
@@ -775,7 +1017,11 @@ fn oci_plan(dir: &Path) -> RuntimeResult<Plan> {
     }
     // An index names manifests: write manifests (labels naming configs and layers) before
     // indexes (labels naming manifests).
-    parents.sort_by_key(|(_, _, labels)| labels.keys().any(|k| k.starts_with("containerd.io/gc.ref.content.m.")));
+    parents.sort_by_key(|(_, _, labels)| {
+        labels
+            .keys()
+            .any(|k| k.starts_with("containerd.io/gc.ref.content.m."))
+    });
     blobs.extend(parents);
     Ok((blobs, named))
 }
@@ -787,17 +1033,30 @@ fn docker_plan(dir: &Path) -> RuntimeResult<Plan> {
     let mut blobs: Vec<(String, PathBuf, HashMap<String, String>)> = Vec::new();
     let mut named = Vec::new();
     for (n, entry) in manifest.as_array().into_iter().flatten().enumerate() {
-        let config_file = entry.get("Config").and_then(Value::as_str).ok_or_else(|| rt_err("manifest.json: an entry without Config"))?;
+        let config_file = entry
+            .get("Config")
+            .and_then(Value::as_str)
+            .ok_or_else(|| rt_err("manifest.json: an entry without Config"))?;
         let config_path = dir.join(config_file);
         let config_digest = sha256_file(&config_path)?;
-        let config_size = std::fs::metadata(&config_path).map(|m| m.len()).unwrap_or(0);
+        let config_size = std::fs::metadata(&config_path)
+            .map(|m| m.len())
+            .unwrap_or(0);
         let mut layers = Vec::new();
-        for layer in entry.get("Layers").and_then(Value::as_array).into_iter().flatten() {
+        for layer in entry
+            .get("Layers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let Some(file) = layer.as_str() else { continue };
             let path = dir.join(file);
             let digest = sha256_file(&path)?;
             let mut magic = [0u8; 2];
-            let gz = std::fs::File::open(&path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && magic == [0x1f, 0x8b];
+            let gz = std::fs::File::open(&path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+                .is_ok()
+                && magic == [0x1f, 0x8b];
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             layers.push(serde_json::json!({
                 "mediaType": if gz { MEDIA_OCI_LAYER_GZIP } else { MEDIA_OCI_LAYER },
@@ -824,9 +1083,17 @@ fn docker_plan(dir: &Path) -> RuntimeResult<Plan> {
             size: i64::try_from(bytes.len()).unwrap_or(0),
             annotations: HashMap::new(),
         };
-        for tag in entry.get("RepoTags").and_then(Value::as_array).into_iter().flatten() {
+        for tag in entry
+            .get("RepoTags")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             match tag.as_str().map(normalize) {
-                Some(Ok(name)) => named.push(Named { name, target: target.clone() }),
+                Some(Ok(name)) => named.push(Named {
+                    name,
+                    target: target.clone(),
+                }),
                 Some(Err(e)) => tracing::warn!("skipping a bad RepoTag: {e}"),
                 None => {}
             }
@@ -838,12 +1105,17 @@ fn docker_plan(dir: &Path) -> RuntimeResult<Plan> {
 /// Imports every `*.tar`, `*.tar.gz` and `*.tgz` in `dir` (k3s's airgap images dir,
 /// `<data-dir>/agent/images/`), logging what fails; answers the names imported.
 pub async fn import_dir(rt: &ContainerdRuntime, dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
-            let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             n.ends_with(".tar") || n.ends_with(".tar.gz") || n.ends_with(".tgz")
         })
         .collect();
@@ -868,17 +1140,35 @@ mod tests {
 
     #[test]
     fn names_normalize_as_docker_does() {
-        assert_eq!(normalize("busybox").ok().as_deref(), Some("docker.io/library/busybox:latest"));
-        assert_eq!(normalize("nginx:1.25").ok().as_deref(), Some("docker.io/library/nginx:1.25"));
-        assert_eq!(normalize("quay.io/a/b").ok().as_deref(), Some("quay.io/a/b:latest"));
-        assert_eq!(normalize("localhost:5000/x:y").ok().as_deref(), Some("localhost:5000/x:y"));
-        assert!(matches!(normalize("Bad Name"), Err(RuntimeError::InvalidImageName(_))));
+        assert_eq!(
+            normalize("busybox").ok().as_deref(),
+            Some("docker.io/library/busybox:latest")
+        );
+        assert_eq!(
+            normalize("nginx:1.25").ok().as_deref(),
+            Some("docker.io/library/nginx:1.25")
+        );
+        assert_eq!(
+            normalize("quay.io/a/b").ok().as_deref(),
+            Some("quay.io/a/b:latest")
+        );
+        assert_eq!(
+            normalize("localhost:5000/x:y").ok().as_deref(),
+            Some("localhost:5000/x:y")
+        );
+        assert!(matches!(
+            normalize("Bad Name"),
+            Err(RuntimeError::InvalidImageName(_))
+        ));
     }
 
     #[test]
     fn chain_ids_follow_the_spec() {
         let ids = chain_ids(&["sha256:a".to_string(), "sha256:b".to_string()]);
         assert_eq!(ids[0], "sha256:a");
-        assert_eq!(ids[1], format!("sha256:{}", hex(&Sha256::digest(b"sha256:a sha256:b"))));
+        assert_eq!(
+            ids[1],
+            format!("sha256:{}", hex(&Sha256::digest(b"sha256:a sha256:b")))
+        );
     }
 }

@@ -14,7 +14,10 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::unix::pipe;
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::{is_not_found, new_id, rt_err, status_err, ContainerdRuntime, LABEL_LOG_PATH, LABEL_STDIN, LABEL_STDIN_ONCE, LABEL_TTY};
+use super::{
+    ContainerdRuntime, LABEL_LOG_PATH, LABEL_STDIN, LABEL_STDIN_ONCE, LABEL_TTY, is_not_found,
+    new_id, rt_err, status_err,
+};
 use crate::runtime::{RuntimeError, RuntimeResult, StreamRequest, StreamSession, TerminalSize};
 
 /// The longest log line written whole; longer ones are split into `P` parts (CRI's default).
@@ -33,10 +36,11 @@ fn make_fifo(path: &Path) -> RuntimeResult<()> {
 
 /// Opens a FIFO's read end, waiting (off the runtime's threads) until a writer has it open.
 async fn open_reader(path: PathBuf) -> Option<pipe::Receiver> {
-    let file = tokio::task::spawn_blocking(move || std::fs::OpenOptions::new().read(true).open(&path))
-        .await
-        .ok()?
-        .ok()?;
+    let file =
+        tokio::task::spawn_blocking(move || std::fs::OpenOptions::new().read(true).open(&path))
+            .await
+            .ok()?
+            .ok()?;
     pipe::Receiver::from_file(file).ok()
 }
 
@@ -121,35 +125,55 @@ pub(crate) struct ContainerIo {
 impl ContainerIo {
     /// Makes (or, after a restart, finds) the container's FIFOs and starts copying its output
     /// into its log file.
-    pub(crate) fn open(rt: &ContainerdRuntime, record: &pb::Container, _reattach: bool) -> Arc<ContainerIo> {
+    pub(crate) fn open(
+        rt: &ContainerdRuntime,
+        record: &pb::Container,
+        _reattach: bool,
+    ) -> Arc<ContainerIo> {
         let dir = container_dir(rt, &record.id);
         let terminal = record.labels.get(LABEL_TTY).is_some_and(|v| v == "true");
         let with_stdin = record.labels.get(LABEL_STDIN).is_some_and(|v| v == "true");
         let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
         let paths = IoPaths {
-            stdin: if with_stdin { path("stdin") } else { String::new() },
+            stdin: if with_stdin {
+                path("stdin")
+            } else {
+                String::new()
+            },
             stdout: path("stdout"),
-            stderr: if terminal { String::new() } else { path("stderr") },
+            stderr: if terminal {
+                String::new()
+            } else {
+                path("stderr")
+            },
             terminal,
         };
-        let made = std::fs::create_dir_all(&dir).map_err(|e| rt_err(format!("{}: {e}", dir.display()))).and_then(|()| {
-            [&paths.stdin, &paths.stdout, &paths.stderr]
-                .into_iter()
-                .filter(|p| !p.is_empty())
-                .try_for_each(|p| make_fifo(Path::new(p)))
-        });
+        let made = std::fs::create_dir_all(&dir)
+            .map_err(|e| rt_err(format!("{}: {e}", dir.display())))
+            .and_then(|()| {
+                [&paths.stdin, &paths.stdout, &paths.stderr]
+                    .into_iter()
+                    .filter(|p| !p.is_empty())
+                    .try_for_each(|p| make_fifo(Path::new(p)))
+            });
         if let Err(e) = made {
             tracing::warn!(container = %record.id, "cannot make the container's FIFOs: {e}");
         }
         let stdin = if with_stdin {
-            pipe::OpenOptions::new().read_write(true).open_sender(&paths.stdin).ok()
+            pipe::OpenOptions::new()
+                .read_write(true)
+                .open_sender(&paths.stdin)
+                .ok()
         } else {
             None
         };
         let io = Arc::new(ContainerIo {
             id: record.id.clone(),
             paths: paths.clone(),
-            stdin_once: record.labels.get(LABEL_STDIN_ONCE).is_some_and(|v| v == "true"),
+            stdin_once: record
+                .labels
+                .get(LABEL_STDIN_ONCE)
+                .is_some_and(|v| v == "true"),
             stdout: broadcast::channel(256).0,
             stderr: broadcast::channel(256).0,
             stdin: tokio::sync::Mutex::new(stdin),
@@ -158,13 +182,18 @@ impl ContainerIo {
         });
         let log_path = record.labels.get(LABEL_LOG_PATH).map(PathBuf::from);
         let (lines_tx, lines_rx) = mpsc::channel::<(&'static str, bool, Vec<u8>)>(256);
-        for (name, path, fan) in [("stdout", paths.stdout.clone(), io.stdout.clone()), ("stderr", paths.stderr.clone(), io.stderr.clone())] {
+        for (name, path, fan) in [
+            ("stdout", paths.stdout.clone(), io.stdout.clone()),
+            ("stderr", paths.stderr.clone(), io.stderr.clone()),
+        ] {
             if path.is_empty() {
                 continue;
             }
             let lines = lines_tx.clone();
-            tokio::spawn(async move {
-                let Some(mut reader) = open_reader(PathBuf::from(&path)).await else { return };
+            let handle = tokio::spawn(async move {
+                let Some(mut reader) = open_reader(PathBuf::from(&path)).await else {
+                    return;
+                };
                 let mut splitter = LineSplitter::default();
                 let mut buf = vec![0u8; 32 * 1024];
                 loop {
@@ -184,6 +213,7 @@ impl ContainerIo {
                 // An empty chunk tells attach sessions the stream ended.
                 let _ = fan.send(Bytes::new());
             });
+            rt.track(handle);
         }
         drop(lines_tx);
         tokio::spawn(write_log(record.id.clone(), log_path, lines_rx));
@@ -210,7 +240,11 @@ impl ContainerIo {
     }
 }
 
-async fn write_log(id: String, log_path: Option<PathBuf>, mut lines: mpsc::Receiver<(&'static str, bool, Vec<u8>)>) {
+async fn write_log(
+    id: String,
+    log_path: Option<PathBuf>,
+    mut lines: mpsc::Receiver<(&'static str, bool, Vec<u8>)>,
+) {
     let Some(path) = log_path.filter(|p| !p.as_os_str().is_empty()) else {
         while lines.recv().await.is_some() {}
         return;
@@ -218,7 +252,12 @@ async fn write_log(id: String, log_path: Option<PathBuf>, mut lines: mpsc::Recei
     if let Some(parent) = path.parent() {
         let _ = tokio::fs::create_dir_all(parent).await;
     }
-    let mut file = match tokio::fs::OpenOptions::new().create(true).append(true).open(&path).await {
+    let mut file = match tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .await
+    {
         Ok(f) => f,
         Err(e) => {
             tracing::warn!(container = %id, log = %path.display(), "cannot open the log file: {e}");
@@ -235,7 +274,9 @@ async fn write_log(id: String, log_path: Option<PathBuf>, mut lines: mpsc::Recei
 }
 
 /// A reader fed from an output fan-out until the stream's end marker.
-fn fan_reader(mut rx: broadcast::Receiver<Bytes>) -> std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> {
+fn fan_reader(
+    mut rx: broadcast::Receiver<Bytes>,
+) -> std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> {
     let (mut writer, reader) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {
         loop {
@@ -254,7 +295,11 @@ fn fan_reader(mut rx: broadcast::Receiver<Bytes>) -> std::pin::Pin<Box<dyn tokio
     Box::pin(reader)
 }
 
-fn resizer(rt: &ContainerdRuntime, container_id: &str, exec_id: &str) -> mpsc::Sender<TerminalSize> {
+fn resizer(
+    rt: &ContainerdRuntime,
+    container_id: &str,
+    exec_id: &str,
+) -> mpsc::Sender<TerminalSize> {
     let (tx, mut rx) = mpsc::channel::<TerminalSize>(8);
     let rt = rt.clone();
     let container_id = container_id.to_string();
@@ -275,7 +320,11 @@ fn resizer(rt: &ContainerdRuntime, container_id: &str, exec_id: &str) -> mpsc::S
     tx
 }
 
-pub(crate) async fn attach(rt: &ContainerdRuntime, container_id: &str, request: &StreamRequest) -> RuntimeResult<StreamSession> {
+pub(crate) async fn attach(
+    rt: &ContainerdRuntime,
+    container_id: &str,
+    request: &StreamRequest,
+) -> RuntimeResult<StreamSession> {
     let io = rt
         .inner
         .ios
@@ -285,41 +334,48 @@ pub(crate) async fn attach(rt: &ContainerdRuntime, container_id: &str, request: 
         .cloned()
         .ok_or_else(|| RuntimeError::Runtime(format!("container {container_id} is not running")))?;
     if io.exit.borrow().is_some() {
-        return Err(RuntimeError::Runtime(format!("container {container_id} is not running")));
+        return Err(RuntimeError::Runtime(format!(
+            "container {container_id} is not running"
+        )));
     }
     let stdout = request.stdout.then(|| fan_reader(io.stdout.subscribe()));
     let stderr = (request.stderr && !io.paths.terminal).then(|| fan_reader(io.stderr.subscribe()));
-    let stdin: Option<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>> = if request.stdin && !io.paths.stdin.is_empty() {
-        let (writer, mut reader) = tokio::io::duplex(64 * 1024);
-        let io = io.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match reader.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let mut guard = io.stdin.lock().await;
-                        let Some(sender) = guard.as_mut() else { break };
-                        if sender.write_all(&buf[..n]).await.is_err() {
-                            break;
+    let stdin: Option<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>> =
+        if request.stdin && !io.paths.stdin.is_empty() {
+            let (writer, mut reader) = tokio::io::duplex(64 * 1024);
+            let io = io.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let mut guard = io.stdin.lock().await;
+                            let Some(sender) = guard.as_mut() else { break };
+                            if sender.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
                         }
                     }
                 }
-            }
-            if io.stdin_once {
-                // The first attach's end closes the container's stdin.
-                io.stdin.lock().await.take();
-                let _ = io
-                    .runtime
-                    .tasks()
-                    .close_io(io.runtime.req(pb::CloseIoRequest { container_id: io.id.clone(), exec_id: String::new(), stdin: true }))
-                    .await;
-            }
-        });
-        Some(Box::pin(writer))
-    } else {
-        None
-    };
+                if io.stdin_once {
+                    // The first attach's end closes the container's stdin.
+                    io.stdin.lock().await.take();
+                    let _ = io
+                        .runtime
+                        .tasks()
+                        .close_io(io.runtime.req(pb::CloseIoRequest {
+                            container_id: io.id.clone(),
+                            exec_id: String::new(),
+                            stdin: true,
+                        }))
+                        .await;
+                }
+            });
+            Some(Box::pin(writer))
+        } else {
+            None
+        };
     let resize = io.paths.terminal.then(|| resizer(rt, container_id, ""));
     let mut exit = io.exit.subscribe();
     Ok(StreamSession {
@@ -340,16 +396,28 @@ pub(crate) async fn attach(rt: &ContainerdRuntime, container_id: &str, request: 
     })
 }
 
-pub(crate) async fn exec(rt: &ContainerdRuntime, container_id: &str, request: &StreamRequest) -> RuntimeResult<StreamSession> {
+pub(crate) async fn exec(
+    rt: &ContainerdRuntime,
+    container_id: &str,
+    request: &StreamRequest,
+) -> RuntimeResult<StreamSession> {
     if request.command.is_empty() {
         return Err(RuntimeError::Runtime("exec: no command given".into()));
     }
     let record = rt.record(container_id).await?;
     match rt.task(container_id).await? {
         Some(t) if t.status() == containerd_client::types::v1::Status::Running => {}
-        _ => return Err(RuntimeError::Runtime(format!("container {container_id} is not running"))),
+        _ => {
+            return Err(RuntimeError::Runtime(format!(
+                "container {container_id} is not running"
+            )));
+        }
     }
-    let spec = record.spec.as_ref().map(|s| s.value.clone()).unwrap_or_default();
+    let spec = record
+        .spec
+        .as_ref()
+        .map(|s| s.value.clone())
+        .unwrap_or_default();
     let process = super::spec::exec_process(&spec, &request.command, request.tty)?;
     let exec_id = new_id()[..16].to_string();
     let dir = rt.inner.state_dir.join("exec").join(&exec_id);
@@ -368,7 +436,12 @@ pub(crate) async fn exec(rt: &ContainerdRuntime, container_id: &str, request: &S
     let stdin_sender = if stdin_path.is_empty() {
         None
     } else {
-        Some(pipe::OpenOptions::new().read_write(true).open_sender(&stdin_path).map_err(|e| rt_err(format!("{stdin_path}: {e}")))?)
+        Some(
+            pipe::OpenOptions::new()
+                .read_write(true)
+                .open_sender(&stdin_path)
+                .map_err(|e| rt_err(format!("{stdin_path}: {e}")))?,
+        )
     };
     let pipe_out = |path: &str| -> Option<std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>> {
         if path.is_empty() {
@@ -393,7 +466,10 @@ pub(crate) async fn exec(rt: &ContainerdRuntime, container_id: &str, request: &S
             stdout: stdout_path.clone(),
             stderr: stderr_path.clone(),
             terminal: request.tty,
-            spec: Some(prost_types::Any { type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(), value: process }),
+            spec: Some(prost_types::Any {
+                type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
+                value: process,
+            }),
             exec_id: exec_id.clone(),
         }))
         .await;
@@ -419,13 +495,23 @@ pub(crate) async fn exec(rt: &ContainerdRuntime, container_id: &str, request: &S
         tokio::spawn(async move {
             let waited = rt
                 .tasks()
-                .wait(rt.req(pb::WaitRequest { container_id: container_id.clone(), exec_id: exec_id.clone() }))
+                .wait(rt.req(pb::WaitRequest {
+                    container_id: container_id.clone(),
+                    exec_id: exec_id.clone(),
+                }))
                 .await;
             let result = match waited {
                 Ok(r) => Ok(i32::try_from(r.into_inner().exit_status).unwrap_or(255)),
                 Err(e) => Err(status_err("wait for exec", e)),
             };
-            match rt.tasks().delete_process(rt.req(pb::DeleteProcessRequest { container_id, exec_id })).await {
+            match rt
+                .tasks()
+                .delete_process(rt.req(pb::DeleteProcessRequest {
+                    container_id,
+                    exec_id,
+                }))
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => tracing::debug!("cannot delete the exec process: {e}"),
@@ -434,11 +520,21 @@ pub(crate) async fn exec(rt: &ContainerdRuntime, container_id: &str, request: &S
             let _ = code_tx.send(result);
         })
     };
-    if let Err(e) = rt.tasks().start(rt.req(pb::StartRequest { container_id: container_id.to_string(), exec_id: exec_id.clone() })).await {
+    if let Err(e) = rt
+        .tasks()
+        .start(rt.req(pb::StartRequest {
+            container_id: container_id.to_string(),
+            exec_id: exec_id.clone(),
+        }))
+        .await
+    {
         waiter.abort();
         let _ = rt
             .tasks()
-            .delete_process(rt.req(pb::DeleteProcessRequest { container_id: container_id.to_string(), exec_id: exec_id.clone() }))
+            .delete_process(rt.req(pb::DeleteProcessRequest {
+                container_id: container_id.to_string(),
+                exec_id: exec_id.clone(),
+            }))
             .await;
         cleanup(&dir);
         return Err(status_err("start exec", e));
@@ -453,7 +549,14 @@ pub(crate) async fn exec(rt: &ContainerdRuntime, container_id: &str, request: &S
             let _ = tokio::io::copy(&mut reader, &mut sender).await;
             let _ = sender.flush().await;
             drop(sender);
-            let _ = rt.tasks().close_io(rt.req(pb::CloseIoRequest { container_id, exec_id, stdin: true })).await;
+            let _ = rt
+                .tasks()
+                .close_io(rt.req(pb::CloseIoRequest {
+                    container_id,
+                    exec_id,
+                    stdin: true,
+                }))
+                .await;
         });
         Box::pin(writer) as std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>
     });
@@ -462,13 +565,12 @@ pub(crate) async fn exec(rt: &ContainerdRuntime, container_id: &str, request: &S
         stdout,
         stderr,
         resize: request.tty.then(|| resizer(rt, container_id, &exec_id)),
-        exit: Box::pin(async move { code_rx.await.map_err(|_| RuntimeError::Runtime("the exec ended without a status".into()))? }),
+        exit: Box::pin(async move {
+            code_rx
+                .await
+                .map_err(|_| RuntimeError::Runtime("the exec ended without a status".into()))?
+        }),
     })
-}
-
-/// Whether a container record's output is being copied by this process.
-pub(crate) fn has_io(rt: &ContainerdRuntime, id: &str) -> bool {
-    rt.inner.ios.lock().is_ok_and(|m| m.contains_key(id))
 }
 
 #[cfg(test)]
@@ -493,7 +595,11 @@ mod tests {
         let line = String::from_utf8(log_line("stdout", false, b"hi")).unwrap_or_default();
         let parts: Vec<&str> = line.splitn(4, ' ').collect();
         assert_eq!(parts.len(), 4, "{line}");
-        assert_eq!(parts[0].len(), "2016-10-06T00:17:09.669794202Z".len(), "{line}");
+        assert_eq!(
+            parts[0].len(),
+            "2016-10-06T00:17:09.669794202Z".len(),
+            "{line}"
+        );
         assert!(parts[0].ends_with('Z'));
         assert_eq!(&parts[1..], ["stdout", "F", "hi\n"]);
     }

@@ -14,8 +14,8 @@
 //! into the record's labels once the task ends, and the task is then deleted.
 
 pub mod images;
-pub mod pull;
 pub mod io;
+pub mod pull;
 pub mod sandbox;
 pub mod spec;
 pub mod supervisor;
@@ -88,10 +88,17 @@ pub enum ContainerdError {
 pub async fn connect(endpoint: impl AsRef<Path>) -> Result<Channel, ContainerdError> {
     let raw = endpoint.as_ref().to_string_lossy().into_owned();
     let path = raw.strip_prefix("unix://").unwrap_or(&raw).to_string();
-    containerd_client::connect(&path).await.map_err(|e| ContainerdError::Connect {
-        endpoint: raw.clone(),
-        message: format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()),
-    })
+    containerd_client::connect(&path)
+        .await
+        .map_err(|e| ContainerdError::Connect {
+            endpoint: raw.clone(),
+            message: format!(
+                "{e}: {}",
+                std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            ),
+        })
 }
 
 /// How the runtime stores what it makes besides containerd's records.
@@ -132,6 +139,8 @@ pub(crate) struct Inner {
     pub(crate) ios: Mutex<HashMap<String, Arc<io::ContainerIo>>>,
     /// Content already read (immutable by digest).
     pub(crate) blobs: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    /// Output copiers and exit watchers, ended by [`ContainerdRuntime::close`].
+    pub(crate) background: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Serializes finishing a container (reading OOM, recording the exit, deleting its task).
     pub(crate) finishing: tokio::sync::Mutex<()>,
 }
@@ -179,13 +188,20 @@ pub(crate) fn parse_time_label(s: &str) -> Option<SystemTime> {
 
 /// A fresh id: 64 hex characters, as containerd's clients make them.
 pub(crate) fn new_id() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 impl ContainerdRuntime {
     /// Connects to containerd at `endpoint` and re-attaches to the output of the containers
     /// still running there (a restarted k1s picks their logs up where they were).
-    pub async fn connect(endpoint: impl AsRef<Path>, options: RuntimeOptions) -> Result<Self, ContainerdError> {
+    pub async fn connect(
+        endpoint: impl AsRef<Path>,
+        options: RuntimeOptions,
+    ) -> Result<Self, ContainerdError> {
         let channel = connect(endpoint).await?;
         Ok(Self::with_channel(channel, options).await)
     }
@@ -200,6 +216,7 @@ impl ContainerdRuntime {
                 registries: options.registries,
                 ios: Mutex::new(HashMap::new()),
                 blobs: Mutex::new(HashMap::new()),
+                background: Mutex::new(Vec::new()),
                 finishing: tokio::sync::Mutex::new(()),
             }),
         };
@@ -210,6 +227,28 @@ impl ContainerdRuntime {
             tracing::warn!("cannot re-attach to running containers: {e}");
         }
         runtime
+    }
+
+    /// Stops following containers (output copiers, exit watchers) so another runtime
+    /// instance on the same state dir can take over, as a restarted k1s does. The containers
+    /// keep running.
+    pub fn close(&self) {
+        if let Ok(mut handles) = self.inner.background.lock() {
+            for handle in handles.drain(..) {
+                handle.abort();
+            }
+        }
+        if let Ok(mut ios) = self.inner.ios.lock() {
+            ios.clear();
+        }
+    }
+
+    /// Keeps a background task's handle for [`ContainerdRuntime::close`].
+    pub(crate) fn track(&self, handle: tokio::task::JoinHandle<()>) {
+        if let Ok(mut handles) = self.inner.background.lock() {
+            handles.retain(|h| !h.is_finished());
+            handles.push(handle.abort_handle());
+        }
     }
 
     /// A request in k1s's containerd namespace.
@@ -258,7 +297,9 @@ impl ContainerdRuntime {
         let filter = format!("labels.\"{KIND_LABEL}\"=={kind}");
         let response = self
             .containers()
-            .list(self.req(pb::ListContainersRequest { filters: vec![filter] }))
+            .list(self.req(pb::ListContainersRequest {
+                filters: vec![filter],
+            }))
             .await
             .map_err(|e| status_err("list containers", e))?;
         Ok(response.into_inner().containers)
@@ -270,11 +311,18 @@ impl ContainerdRuntime {
             .get(self.req(pb::GetContainerRequest { id: id.to_string() }))
             .await
             .map_err(|e| status_err(&format!("container {id}"), e))?;
-        response.into_inner().container.ok_or_else(|| RuntimeError::NotFound(id.to_string()))
+        response
+            .into_inner()
+            .container
+            .ok_or_else(|| RuntimeError::NotFound(id.to_string()))
     }
 
     /// Merges `labels` into a record's labels.
-    pub(crate) async fn set_labels(&self, id: &str, labels: &[(&str, String)]) -> RuntimeResult<()> {
+    pub(crate) async fn set_labels(
+        &self,
+        id: &str,
+        labels: &[(&str, String)],
+    ) -> RuntimeResult<()> {
         let mut record = self.record(id).await?;
         for (k, v) in labels {
             record.labels.insert((*k).to_string(), v.clone());
@@ -291,10 +339,16 @@ impl ContainerdRuntime {
     }
 
     /// The task of a container, if it has one.
-    pub(crate) async fn task(&self, id: &str) -> RuntimeResult<Option<containerd_client::types::v1::Process>> {
+    pub(crate) async fn task(
+        &self,
+        id: &str,
+    ) -> RuntimeResult<Option<containerd_client::types::v1::Process>> {
         match self
             .tasks()
-            .get(self.req(pb::GetRequest { container_id: id.to_string(), exec_id: String::new() }))
+            .get(self.req(pb::GetRequest {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+            }))
             .await
         {
             Ok(response) => Ok(response.into_inner().process),
@@ -313,9 +367,15 @@ impl ContainerdRuntime {
                 continue;
             }
             match tasks.get(&record.id).map(|t| t.status()) {
-                Some(TaskStatus::Running) | Some(TaskStatus::Paused) | Some(TaskStatus::Pausing) => {
+                Some(TaskStatus::Running)
+                | Some(TaskStatus::Paused)
+                | Some(TaskStatus::Pausing) => {
                     let io = io::ContainerIo::open(self, &record, true);
-                    self.inner.ios.lock().map_err(rt_err)?.insert(record.id.clone(), io.clone());
+                    self.inner
+                        .ios
+                        .lock()
+                        .map_err(rt_err)?
+                        .insert(record.id.clone(), io.clone());
                     self.watch_exit(record.id.clone());
                 }
                 Some(TaskStatus::Stopped) => {
@@ -327,28 +387,43 @@ impl ContainerdRuntime {
         Ok(())
     }
 
-    pub(crate) async fn task_map(&self) -> RuntimeResult<HashMap<String, containerd_client::types::v1::Process>> {
+    pub(crate) async fn task_map(
+        &self,
+    ) -> RuntimeResult<HashMap<String, containerd_client::types::v1::Process>> {
         let response = self
             .tasks()
-            .list(self.req(pb::ListTasksRequest { filter: String::new() }))
+            .list(self.req(pb::ListTasksRequest {
+                filter: String::new(),
+            }))
             .await
             .map_err(|e| status_err("list tasks", e))?;
-        Ok(response.into_inner().tasks.into_iter().map(|t| {
-            // containerd names a task's container in `id` (and leaves `container_id` empty).
-            let key = if t.container_id.is_empty() { t.id.clone() } else { t.container_id.clone() };
-            (key, t)
-        })
-        .collect())
+        Ok(response
+            .into_inner()
+            .tasks
+            .into_iter()
+            .map(|t| {
+                // containerd names a task's container in `id` (and leaves `container_id` empty).
+                let key = if t.container_id.is_empty() {
+                    t.id.clone()
+                } else {
+                    t.container_id.clone()
+                };
+                (key, t)
+            })
+            .collect())
     }
 
     /// Watches a running container's task in the background and finishes it once it exits.
     pub(crate) fn watch_exit(&self, id: String) {
         let runtime = self.clone();
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             loop {
                 let waited = runtime
                     .tasks()
-                    .wait(runtime.req(pb::WaitRequest { container_id: id.clone(), exec_id: String::new() }))
+                    .wait(runtime.req(pb::WaitRequest {
+                        container_id: id.clone(),
+                        exec_id: String::new(),
+                    }))
                     .await;
                 match waited {
                     Ok(_) => break,
@@ -367,6 +442,7 @@ impl ContainerdRuntime {
                 tracing::warn!(container = %id, "cannot record the container's exit: {e}");
             }
         });
+        self.track(handle);
     }
 
     /// Records a stopped task's exit (code, time, reason with OOM read from its cgroup) into
@@ -381,12 +457,17 @@ impl ContainerdRuntime {
         if record.labels.contains_key(LABEL_EXIT_CODE) {
             return Ok(());
         }
-        let Some(task) = self.task(id).await? else { return Ok(()) };
+        let Some(task) = self.task(id).await? else {
+            return Ok(());
+        };
         if task.status() != TaskStatus::Stopped {
             return Ok(());
         }
         let code = i32::try_from(task.exit_status).unwrap_or(255);
-        let oom = record.labels.get(LABEL_CGROUP).is_some_and(|cg| spec::oom_killed(cg));
+        let oom = record
+            .labels
+            .get(LABEL_CGROUP)
+            .is_some_and(|cg| spec::oom_killed(cg));
         let reason = if oom {
             "OOMKilled"
         } else if code == 0 {
@@ -394,7 +475,11 @@ impl ContainerdRuntime {
         } else {
             "Error"
         };
-        let finished = task.exited_at.as_ref().map(to_system_time).unwrap_or_else(SystemTime::now);
+        let finished = task
+            .exited_at
+            .as_ref()
+            .map(to_system_time)
+            .unwrap_or_else(SystemTime::now);
         self.set_labels(
             id,
             &[
@@ -404,7 +489,13 @@ impl ContainerdRuntime {
             ],
         )
         .await?;
-        match self.tasks().delete(self.req(pb::DeleteTaskRequest { container_id: id.to_string() })).await {
+        match self
+            .tasks()
+            .delete(self.req(pb::DeleteTaskRequest {
+                container_id: id.to_string(),
+            }))
+            .await
+        {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => {}
             Err(e) => tracing::warn!(container = %id, "cannot delete the task: {e}"),
@@ -416,9 +507,17 @@ impl ContainerdRuntime {
         Ok(())
     }
 
-    fn container_from(&self, record: &pb::Container, task: Option<&containerd_client::types::v1::Process>) -> Container {
+    fn container_from(
+        &self,
+        record: &pb::Container,
+        task: Option<&containerd_client::types::v1::Process>,
+    ) -> Container {
         let labels: BTreeMap<String, String> = record.labels.clone().into_iter().collect();
-        let created_at = record.created_at.as_ref().map(to_system_time).unwrap_or(SystemTime::UNIX_EPOCH);
+        let created_at = record
+            .created_at
+            .as_ref()
+            .map(to_system_time)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         let started_at = labels.get(LABEL_STARTED).and_then(|s| parse_time_label(s));
         let mut container = Container {
             id: record.id.clone(),
@@ -428,17 +527,37 @@ impl ContainerdRuntime {
                 .get("io.k1s.image-id")
                 .cloned()
                 .unwrap_or_else(|| record.image.clone()),
-            image_ref: labels.get(LABEL_IMAGE_REF).cloned().unwrap_or_else(|| record.image.clone()),
+            image_ref: labels
+                .get(LABEL_IMAGE_REF)
+                .cloned()
+                .unwrap_or_else(|| record.image.clone()),
             state: ContainerState::Created,
             created_at,
             started_at,
             finished_at: None,
             exit_code: None,
             reason: None,
-            log_path: labels.get(LABEL_LOG_PATH).map(PathBuf::from).unwrap_or_default(),
+            log_path: labels
+                .get(LABEL_LOG_PATH)
+                .map(PathBuf::from)
+                .unwrap_or_default(),
             labels: labels.clone(),
         };
-        for key in [KIND_LABEL, LABEL_IMAGE_REF, LABEL_LOG_PATH, LABEL_STARTED, LABEL_FINISHED, LABEL_EXIT_CODE, LABEL_REASON, LABEL_STOP_SIGNAL, LABEL_CGROUP, LABEL_TTY, LABEL_STDIN, LABEL_STDIN_ONCE, "io.k1s.image-id"] {
+        for key in [
+            KIND_LABEL,
+            LABEL_IMAGE_REF,
+            LABEL_LOG_PATH,
+            LABEL_STARTED,
+            LABEL_FINISHED,
+            LABEL_EXIT_CODE,
+            LABEL_REASON,
+            LABEL_STOP_SIGNAL,
+            LABEL_CGROUP,
+            LABEL_TTY,
+            LABEL_STDIN,
+            LABEL_STDIN_ONCE,
+            "io.k1s.image-id",
+        ] {
             container.labels.remove(key);
         }
         if let Some(code) = labels.get(LABEL_EXIT_CODE).and_then(|c| c.parse().ok()) {
@@ -458,8 +577,19 @@ impl ContainerdRuntime {
                 container.state = ContainerState::Exited;
                 container.exit_code = Some(code);
                 container.finished_at = t.exited_at.as_ref().map(to_system_time);
-                let oom = labels.get(LABEL_CGROUP).is_some_and(|cg| spec::oom_killed(cg));
-                container.reason = Some(if oom { "OOMKilled" } else if code == 0 { "Completed" } else { "Error" }.to_string());
+                let oom = labels
+                    .get(LABEL_CGROUP)
+                    .is_some_and(|cg| spec::oom_killed(cg));
+                container.reason = Some(
+                    if oom {
+                        "OOMKilled"
+                    } else if code == 0 {
+                        "Completed"
+                    } else {
+                        "Error"
+                    }
+                    .to_string(),
+                );
                 let runtime = self.clone();
                 let id = record.id.clone();
                 tokio::spawn(async move {
@@ -484,14 +614,23 @@ impl ContainerdRuntime {
 impl ContainerRuntime for ContainerdRuntime {
     async fn version(&self) -> RuntimeResult<RuntimeVersion> {
         let mut client = pb::version_client::VersionClient::new(self.inner.channel.clone());
-        let response = client.version(()).await.map_err(|e| status_err("version", e))?.into_inner();
+        let response = client
+            .version(())
+            .await
+            .map_err(|e| status_err("version", e))?
+            .into_inner();
         Ok(RuntimeVersion {
             name: "containerd".to_string(),
             version: response.version.trim_start_matches('v').to_string(),
         })
     }
 
-    async fn ensure_image(&self, image: &str, policy: PullPolicy, credentials: &[RegistryCredential]) -> RuntimeResult<Image> {
+    async fn ensure_image(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+        credentials: &[RegistryCredential],
+    ) -> RuntimeResult<Image> {
         images::ensure_image(self, image, policy, credentials).await
     }
 
@@ -519,7 +658,11 @@ impl ContainerRuntime for ContainerdRuntime {
         sandbox::list_sandboxes(self).await
     }
 
-    async fn create_container(&self, sandbox: &Sandbox, config: &ContainerConfig) -> RuntimeResult<String> {
+    async fn create_container(
+        &self,
+        sandbox: &Sandbox,
+        config: &ContainerConfig,
+    ) -> RuntimeResult<String> {
         spec::create_container(self, sandbox, config).await
     }
 
@@ -536,7 +679,11 @@ impl ContainerRuntime for ContainerdRuntime {
             .into_inner()
             .mounts;
         let container_io = io::ContainerIo::open(self, &record, false);
-        self.inner.ios.lock().map_err(rt_err)?.insert(container_id.to_string(), container_io.clone());
+        self.inner
+            .ios
+            .lock()
+            .map_err(rt_err)?
+            .insert(container_id.to_string(), container_io.clone());
         let paths = container_io.paths();
         let created = self
             .tasks()
@@ -557,15 +704,27 @@ impl ContainerRuntime for ContainerdRuntime {
         }
         let started = self
             .tasks()
-            .start(self.req(pb::StartRequest { container_id: container_id.to_string(), exec_id: String::new() }))
+            .start(self.req(pb::StartRequest {
+                container_id: container_id.to_string(),
+                exec_id: String::new(),
+            }))
             .await;
         if let Err(e) = started {
-            let _ = self.tasks().delete(self.req(pb::DeleteTaskRequest { container_id: container_id.to_string() })).await;
+            let _ = self
+                .tasks()
+                .delete(self.req(pb::DeleteTaskRequest {
+                    container_id: container_id.to_string(),
+                }))
+                .await;
             container_io.abort();
             self.inner.ios.lock().map_err(rt_err)?.remove(container_id);
             return Err(status_err(&format!("start {container_id}"), e));
         }
-        self.set_labels(container_id, &[(LABEL_STARTED, time_label(SystemTime::now()))]).await?;
+        self.set_labels(
+            container_id,
+            &[(LABEL_STARTED, time_label(SystemTime::now()))],
+        )
+        .await?;
         self.watch_exit(container_id.to_string());
         Ok(())
     }
@@ -577,7 +736,8 @@ impl ContainerRuntime for ContainerdRuntime {
             Err(e) => return Err(e),
         };
         let running = |t: &Option<containerd_client::types::v1::Process>| {
-            t.as_ref().is_some_and(|t| t.status() != TaskStatus::Stopped)
+            t.as_ref()
+                .is_some_and(|t| t.status() != TaskStatus::Stopped)
         };
         if running(&self.task(container_id).await?) && grace_seconds > 0 {
             let signal = record
@@ -586,8 +746,10 @@ impl ContainerRuntime for ContainerdRuntime {
                 .and_then(|s| spec::parse_signal(s))
                 .unwrap_or(libc::SIGTERM);
             self.kill(container_id, signal, false).await?;
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::try_from(grace_seconds).unwrap_or(0));
-            while tokio::time::Instant::now() < deadline && running(&self.task(container_id).await?) {
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_secs(u64::try_from(grace_seconds).unwrap_or(0));
+            while tokio::time::Instant::now() < deadline && running(&self.task(container_id).await?)
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -596,7 +758,9 @@ impl ContainerRuntime for ContainerdRuntime {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             while running(&self.task(container_id).await?) {
                 if tokio::time::Instant::now() > deadline {
-                    return Err(rt_err(format!("container {container_id} did not die after SIGKILL")));
+                    return Err(rt_err(format!(
+                        "container {container_id} did not die after SIGKILL"
+                    )));
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -612,7 +776,13 @@ impl ContainerRuntime for ContainerdRuntime {
         };
         if self.task(container_id).await?.is_some() {
             self.stop_container(container_id, 0).await?;
-            match self.tasks().delete(self.req(pb::DeleteTaskRequest { container_id: container_id.to_string() })).await {
+            match self
+                .tasks()
+                .delete(self.req(pb::DeleteTaskRequest {
+                    container_id: container_id.to_string(),
+                }))
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(status_err("delete task", e)),
@@ -621,7 +791,13 @@ impl ContainerRuntime for ContainerdRuntime {
         if let Some(io) = self.inner.ios.lock().map_err(rt_err)?.remove(container_id) {
             io.abort();
         }
-        match self.containers().delete(self.req(pb::DeleteContainerRequest { id: container_id.to_string() })).await {
+        match self
+            .containers()
+            .delete(self.req(pb::DeleteContainerRequest {
+                id: container_id.to_string(),
+            }))
+            .await
+        {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(status_err("delete container", e)),
@@ -645,14 +821,25 @@ impl ContainerRuntime for ContainerdRuntime {
     async fn list_containers(&self) -> RuntimeResult<Vec<Container>> {
         let records = self.records("container").await?;
         let tasks = self.task_map().await?;
-        Ok(records.iter().map(|r| self.container_from(r, tasks.get(&r.id))).collect())
+        Ok(records
+            .iter()
+            .map(|r| self.container_from(r, tasks.get(&r.id)))
+            .collect())
     }
 
-    async fn exec(&self, container_id: &str, request: &StreamRequest) -> RuntimeResult<StreamSession> {
+    async fn exec(
+        &self,
+        container_id: &str,
+        request: &StreamRequest,
+    ) -> RuntimeResult<StreamSession> {
         io::exec(self, container_id, request).await
     }
 
-    async fn attach(&self, container_id: &str, request: &StreamRequest) -> RuntimeResult<StreamSession> {
+    async fn attach(
+        &self,
+        container_id: &str,
+        request: &StreamRequest,
+    ) -> RuntimeResult<StreamSession> {
         io::attach(self, container_id, request).await
     }
 }
@@ -696,16 +883,25 @@ pub async fn start(data_dir: &Path, endpoint: Option<&str>) -> Result<Started, C
         Some(endpoint) => {
             let runtime = ContainerdRuntime::connect(endpoint, options).await?;
             // Fail now, in one line, rather than at the first pod.
-            runtime.version().await.map_err(|e| ContainerdError::Connect {
-                endpoint: endpoint.to_string(),
-                message: e.to_string(),
-            })?;
-            Ok(Started { runtime, supervisor: None })
+            runtime
+                .version()
+                .await
+                .map_err(|e| ContainerdError::Connect {
+                    endpoint: endpoint.to_string(),
+                    message: e.to_string(),
+                })?;
+            Ok(Started {
+                runtime,
+                supervisor: None,
+            })
         }
         None => {
             let supervisor = Supervisor::start(SupervisorConfig::for_data_dir(data_dir)).await?;
             let runtime = ContainerdRuntime::connect(supervisor.socket(), options).await?;
-            Ok(Started { runtime, supervisor: Some(supervisor) })
+            Ok(Started {
+                runtime,
+                supervisor: Some(supervisor),
+            })
         }
     }
 }

@@ -8,11 +8,12 @@ use crate::runtime::{RegistryCredential, RuntimeError, RuntimeResult};
 pub const NOT_BUILT: &str = "pulling images from registries is not built into k1s yet";
 
 pub(crate) async fn pull(
-    _rt: &ContainerdRuntime,
+    rt: &ContainerdRuntime,
     image: &str,
     name: &str,
     _credentials: &[RegistryCredential],
 ) -> RuntimeResult<()> {
+    tracing::debug!(registries = ?rt.inner.registries, %name, "pull asked");
     Err(RuntimeError::Pull {
         image: image.to_string(),
         message: format!(

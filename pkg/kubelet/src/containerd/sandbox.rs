@@ -13,8 +13,8 @@ use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
 use super::{
-    is_not_found, new_id, rt_err, status_err, to_system_time, ContainerdRuntime, KIND_LABEL, RUNTIME,
-    SANDBOX_ID_LABEL,
+    ContainerdRuntime, KIND_LABEL, RUNTIME, SANDBOX_ID_LABEL, is_not_found, new_id, rt_err,
+    status_err, to_system_time,
 };
 use crate::runtime::{ContainerRuntime as _, RuntimeError, RuntimeResult, Sandbox, SandboxConfig};
 
@@ -35,7 +35,10 @@ pub(crate) fn sandbox_dir(rt: &ContainerdRuntime, id: &str) -> PathBuf {
 
 /// Makes new namespaces in a dedicated thread and bind-mounts them onto `files`
 /// (`(kind, path)`, kind being `net`, `ipc` or `uts`).
-fn pin_namespaces(files: Vec<(&'static str, PathBuf)>, hostname: Option<String>) -> RuntimeResult<()> {
+fn pin_namespaces(
+    files: Vec<(&'static str, PathBuf)>,
+    hostname: Option<String>,
+) -> RuntimeResult<()> {
     let mut flags = CloneFlags::empty();
     for (kind, path) in &files {
         flags |= match *kind {
@@ -53,12 +56,34 @@ fn pin_namespaces(files: Vec<(&'static str, PathBuf)>, hostname: Option<String>)
     std::thread::spawn(move || -> RuntimeResult<()> {
         nix::sched::unshare(flags).map_err(|e| rt_err(format!("unshare namespaces: {e}")))?;
         if let Some(hostname) = hostname {
-            nix::unistd::sethostname(&hostname).map_err(|e| rt_err(format!("sethostname {hostname}: {e}")))?;
+            nix::unistd::sethostname(&hostname)
+                .map_err(|e| rt_err(format!("sethostname {hostname}: {e}")))?;
+        }
+        if flags.contains(CloneFlags::CLONE_NEWNET) {
+            // A child forked from this thread starts in its network namespace. The pod
+            // network (k1s-net) wires eth0; loopback is the sandbox's own, up from the start
+            // as CNI's loopback plugin leaves it.
+            match std::process::Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status()
+            {
+                Ok(s) if s.success() => {}
+                Ok(s) => tracing::warn!("`ip link set lo up` in a new pod netns failed: {s}"),
+                Err(e) => tracing::warn!(
+                    "cannot run `ip` (apt-get install iproute2) to bring a pod's loopback up: {e}"
+                ),
+            }
         }
         for (kind, path) in &files {
             let source = format!("/proc/thread-self/ns/{kind}");
-            nix::mount::mount(Some(source.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                .map_err(|e| rt_err(format!("pin {kind} namespace on {}: {e}", path.display())))?;
+            nix::mount::mount(
+                Some(source.as_str()),
+                path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| rt_err(format!("pin {kind} namespace on {}: {e}", path.display())))?;
         }
         Ok(())
     })
@@ -74,16 +99,22 @@ fn unmount(path: &Path) {
 }
 
 fn is_pinned(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
 }
 
-pub(crate) async fn run_sandbox(rt: &ContainerdRuntime, config: &SandboxConfig) -> RuntimeResult<Sandbox> {
+pub(crate) async fn run_sandbox(
+    rt: &ContainerdRuntime,
+    config: &SandboxConfig,
+) -> RuntimeResult<Sandbox> {
     let id = new_id();
     let dir = sandbox_dir(rt, &id);
     let made = {
         let dir = dir.clone();
         let config = config.clone();
-        tokio::task::spawn_blocking(move || make_sandbox_files(&dir, &config)).await.map_err(rt_err)?
+        tokio::task::spawn_blocking(move || make_sandbox_files(&dir, &config))
+            .await
+            .map_err(rt_err)?
     };
     let mut labels: HashMap<String, String> = match made {
         Ok(labels) => labels,
@@ -95,7 +126,10 @@ pub(crate) async fn run_sandbox(rt: &ContainerdRuntime, config: &SandboxConfig) 
     };
     labels.extend(config.labels.clone());
     labels.insert(KIND_LABEL.to_string(), "sandbox".to_string());
-    labels.insert(LABEL_CGROUP_PARENT.to_string(), config.cgroup_parent.clone());
+    labels.insert(
+        LABEL_CGROUP_PARENT.to_string(),
+        config.cgroup_parent.clone(),
+    );
     labels.insert(LABEL_STATE.to_string(), "ready".to_string());
     if config.host_pid {
         labels.insert(LABEL_HOST_PID.to_string(), "true".to_string());
@@ -104,17 +138,28 @@ pub(crate) async fn run_sandbox(rt: &ContainerdRuntime, config: &SandboxConfig) 
         id: id.clone(),
         labels,
         image: String::new(),
-        runtime: Some(pb::container::Runtime { name: RUNTIME.to_string(), options: None }),
+        runtime: Some(pb::container::Runtime {
+            name: RUNTIME.to_string(),
+            options: None,
+        }),
         spec: Some(prost_types::Any {
             type_url: "types.containerd.io/opencontainers/runtime-spec/1/Spec".to_string(),
             value: b"{}".to_vec(),
         }),
         ..Default::default()
     };
-    let created = rt.containers().create(rt.req(pb::CreateContainerRequest { container: Some(record) })).await;
+    let created = rt
+        .containers()
+        .create(rt.req(pb::CreateContainerRequest {
+            container: Some(record),
+        }))
+        .await;
     match created {
         Ok(r) => {
-            let record = r.into_inner().container.ok_or_else(|| rt_err("create sandbox: empty answer"))?;
+            let record = r
+                .into_inner()
+                .container
+                .ok_or_else(|| rt_err("create sandbox: empty answer"))?;
             Ok(to_sandbox(&record))
         }
         Err(e) => {
@@ -127,7 +172,10 @@ pub(crate) async fn run_sandbox(rt: &ContainerdRuntime, config: &SandboxConfig) 
 
 /// The sandbox's files: pinned namespaces, hostname file, /dev/shm tmpfs; answers the labels
 /// naming them.
-fn make_sandbox_files(dir: &Path, config: &SandboxConfig) -> RuntimeResult<HashMap<String, String>> {
+fn make_sandbox_files(
+    dir: &Path,
+    config: &SandboxConfig,
+) -> RuntimeResult<HashMap<String, String>> {
     std::fs::create_dir_all(dir).map_err(|e| rt_err(format!("{}: {e}", dir.display())))?;
     let mut labels = HashMap::new();
     let mut files = Vec::new();
@@ -154,16 +202,24 @@ fn make_sandbox_files(dir: &Path, config: &SandboxConfig) -> RuntimeResult<HashM
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             Some(format!("mode=1777,{SHM_SIZE}").as_str()),
         )
-        .map_err(|e| rt_err(format!("mount the pod's /dev/shm on {}: {e}", shm.display())))?;
+        .map_err(|e| {
+            rt_err(format!(
+                "mount the pod's /dev/shm on {}: {e}",
+                shm.display()
+            ))
+        })?;
         labels.insert(LABEL_SHM.to_string(), host(&shm));
     }
     let hostname = if config.host_network {
-        nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default()
     } else {
         config.hostname.clone()
     };
     let hostname_file = dir.join("hostname");
-    std::fs::write(&hostname_file, format!("{hostname}\n")).map_err(|e| rt_err(format!("{}: {e}", hostname_file.display())))?;
+    std::fs::write(&hostname_file, format!("{hostname}\n"))
+        .map_err(|e| rt_err(format!("{}: {e}", hostname_file.display())))?;
     labels.insert(LABEL_HOSTNAME_FILE.to_string(), host(&hostname_file));
     let set_hostname = (!config.host_network).then(|| config.hostname.clone());
     pin_namespaces(files, set_hostname)?;
@@ -200,12 +256,21 @@ pub(crate) fn to_sandbox(record: &pb::Container) -> Sandbox {
         labels,
         netns,
         ready,
-        created_at: record.created_at.as_ref().map(to_system_time).unwrap_or(SystemTime::UNIX_EPOCH),
+        created_at: record
+            .created_at
+            .as_ref()
+            .map(to_system_time)
+            .unwrap_or(SystemTime::UNIX_EPOCH),
     }
 }
 
 pub(crate) async fn list_sandboxes(rt: &ContainerdRuntime) -> RuntimeResult<Vec<Sandbox>> {
-    Ok(rt.records("sandbox").await?.iter().map(to_sandbox).collect())
+    Ok(rt
+        .records("sandbox")
+        .await?
+        .iter()
+        .map(to_sandbox)
+        .collect())
 }
 
 async fn sandbox_containers(rt: &ContainerdRuntime, id: &str) -> RuntimeResult<Vec<String>> {
@@ -228,9 +293,12 @@ pub(crate) async fn stop_sandbox(rt: &ContainerdRuntime, id: &str) -> RuntimeRes
         rt.stop_container(&container, 0).await?;
     }
     let dir = sandbox_dir(rt, id);
-    tokio::task::spawn_blocking(move || teardown_files(&dir)).await.map_err(rt_err)?;
+    tokio::task::spawn_blocking(move || teardown_files(&dir))
+        .await
+        .map_err(rt_err)?;
     if record.labels.get(LABEL_STATE).map(String::as_str) != Some("notready") {
-        rt.set_labels(id, &[(LABEL_STATE, "notready".to_string())]).await?;
+        rt.set_labels(id, &[(LABEL_STATE, "notready".to_string())])
+            .await?;
     }
     Ok(())
 }
@@ -240,7 +308,11 @@ pub(crate) async fn remove_sandbox(rt: &ContainerdRuntime, id: &str) -> RuntimeR
     for container in sandbox_containers(rt, id).await? {
         rt.remove_container(&container).await?;
     }
-    match rt.containers().delete(rt.req(pb::DeleteContainerRequest { id: id.to_string() })).await {
+    match rt
+        .containers()
+        .delete(rt.req(pb::DeleteContainerRequest { id: id.to_string() }))
+        .await
+    {
         Ok(_) => {}
         Err(e) if is_not_found(&e) => {}
         Err(e) => return Err(status_err("remove sandbox", e)),

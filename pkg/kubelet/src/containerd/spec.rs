@@ -8,18 +8,19 @@ use containerd_client::services::v1 as pb;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
     LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount,
-    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder,
 };
 use serde_json::Value;
 
 use super::sandbox::{
-    LABEL_CGROUP_PARENT, LABEL_HOSTNAME_FILE, LABEL_HOST_PID, LABEL_IPCNS, LABEL_NETNS, LABEL_SHM, LABEL_UTSNS,
+    LABEL_CGROUP_PARENT, LABEL_HOST_PID, LABEL_HOSTNAME_FILE, LABEL_IPCNS, LABEL_NETNS, LABEL_SHM,
+    LABEL_UTSNS,
 };
 use super::{
-    is_not_found, new_id, rt_err, status_err, ContainerdRuntime, KIND_LABEL, LABEL_CGROUP, LABEL_IMAGE_REF,
-    LABEL_LOG_PATH, LABEL_STDIN, LABEL_STDIN_ONCE, LABEL_STOP_SIGNAL, LABEL_TTY, RUNTIME, SANDBOX_ID_LABEL,
-    SNAPSHOTTER,
+    ContainerdRuntime, KIND_LABEL, LABEL_CGROUP, LABEL_IMAGE_REF, LABEL_LOG_PATH, LABEL_STDIN,
+    LABEL_STDIN_ONCE, LABEL_STOP_SIGNAL, LABEL_TTY, RUNTIME, SANDBOX_ID_LABEL, SNAPSHOTTER,
+    is_not_found, new_id, rt_err, status_err,
 };
 use crate::runtime::{ContainerConfig, LinuxConfig, RuntimeError, RuntimeResult, Sandbox};
 
@@ -57,7 +58,13 @@ const MASKED_PATHS: &[&str] = &[
     "/proc/scsi",
 ];
 
-const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -78,12 +85,60 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> RuntimeResult
 fn default_mounts(privileged: bool) -> RuntimeResult<Vec<Mount>> {
     Ok(vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
-        mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"])?,
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"])?,
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", if privileged { "rw" } else { "ro" }])?,
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", if privileged { "rw" } else { "ro" }])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &[
+                "nosuid",
+                "noexec",
+                "nodev",
+                if privileged { "rw" } else { "ro" },
+            ],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &[
+                "nosuid",
+                "noexec",
+                "nodev",
+                "relatime",
+                if privileged { "rw" } else { "ro" },
+            ],
+        )?,
     ])
 }
 
@@ -92,14 +147,22 @@ fn bind(dest: &Path, source: &Path, read_only: bool) -> RuntimeResult<Mount> {
         .destination(dest)
         .typ("bind")
         .source(source)
-        .options(vec!["rbind".to_string(), "rprivate".to_string(), if read_only { "ro" } else { "rw" }.to_string()])
+        .options(vec![
+            "rbind".to_string(),
+            "rprivate".to_string(),
+            if read_only { "ro" } else { "rw" }.to_string(),
+        ])
         .build()
         .map_err(spec_err)
 }
 
 fn capability(name: &str) -> Option<Capability> {
     let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
     serde_json::from_value(Value::String(full)).ok()
 }
 
@@ -107,14 +170,47 @@ fn capabilities(linux: &LinuxConfig) -> HashSet<Capability> {
     let all = || -> HashSet<Capability> {
         // Every capability oci-spec knows; runc drops what the kernel lacks.
         serde_json::from_value::<Vec<Capability>>(serde_json::json!([
-            "CAP_AUDIT_CONTROL", "CAP_AUDIT_READ", "CAP_AUDIT_WRITE", "CAP_BLOCK_SUSPEND", "CAP_BPF",
-            "CAP_CHECKPOINT_RESTORE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-            "CAP_FSETID", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_KILL", "CAP_LEASE", "CAP_LINUX_IMMUTABLE",
-            "CAP_MAC_ADMIN", "CAP_MAC_OVERRIDE", "CAP_MKNOD", "CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE",
-            "CAP_NET_BROADCAST", "CAP_NET_RAW", "CAP_PERFMON", "CAP_SETGID", "CAP_SETFCAP", "CAP_SETPCAP",
-            "CAP_SETUID", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_CHROOT", "CAP_SYS_MODULE", "CAP_SYS_NICE",
-            "CAP_SYS_PACCT", "CAP_SYS_PTRACE", "CAP_SYS_RAWIO", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-            "CAP_SYS_TTY_CONFIG", "CAP_SYSLOG", "CAP_WAKE_ALARM"
+            "CAP_AUDIT_CONTROL",
+            "CAP_AUDIT_READ",
+            "CAP_AUDIT_WRITE",
+            "CAP_BLOCK_SUSPEND",
+            "CAP_BPF",
+            "CAP_CHECKPOINT_RESTORE",
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_DAC_READ_SEARCH",
+            "CAP_FOWNER",
+            "CAP_FSETID",
+            "CAP_IPC_LOCK",
+            "CAP_IPC_OWNER",
+            "CAP_KILL",
+            "CAP_LEASE",
+            "CAP_LINUX_IMMUTABLE",
+            "CAP_MAC_ADMIN",
+            "CAP_MAC_OVERRIDE",
+            "CAP_MKNOD",
+            "CAP_NET_ADMIN",
+            "CAP_NET_BIND_SERVICE",
+            "CAP_NET_BROADCAST",
+            "CAP_NET_RAW",
+            "CAP_PERFMON",
+            "CAP_SETGID",
+            "CAP_SETFCAP",
+            "CAP_SETPCAP",
+            "CAP_SETUID",
+            "CAP_SYS_ADMIN",
+            "CAP_SYS_BOOT",
+            "CAP_SYS_CHROOT",
+            "CAP_SYS_MODULE",
+            "CAP_SYS_NICE",
+            "CAP_SYS_PACCT",
+            "CAP_SYS_PTRACE",
+            "CAP_SYS_RAWIO",
+            "CAP_SYS_RESOURCE",
+            "CAP_SYS_TIME",
+            "CAP_SYS_TTY_CONFIG",
+            "CAP_SYSLOG",
+            "CAP_WAKE_ALARM"
         ]))
         .map(|v| v.into_iter().collect())
         .unwrap_or_default()
@@ -123,12 +219,20 @@ fn capabilities(linux: &LinuxConfig) -> HashSet<Capability> {
         return all();
     }
     let mut caps: HashSet<Capability> = DEFAULT_CAPS.iter().filter_map(|c| capability(c)).collect();
-    if linux.capabilities_add.iter().any(|c| c.eq_ignore_ascii_case("ALL")) {
+    if linux
+        .capabilities_add
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case("ALL"))
+    {
         caps = all();
     } else {
         caps.extend(linux.capabilities_add.iter().filter_map(|c| capability(c)));
     }
-    if linux.capabilities_drop.iter().any(|c| c.eq_ignore_ascii_case("ALL")) {
+    if linux
+        .capabilities_drop
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case("ALL"))
+    {
         caps.clear();
         caps.extend(linux.capabilities_add.iter().filter_map(|c| capability(c)));
     } else {
@@ -163,15 +267,24 @@ fn rootfs_dirs(mounts: &[containerd_client::types::Mount]) -> Vec<PathBuf> {
 }
 
 fn read_rootfs_file(dirs: &[PathBuf], path: &str) -> Option<String> {
-    dirs.iter().find_map(|d| std::fs::read_to_string(d.join(path.trim_start_matches('/'))).ok())
+    dirs.iter()
+        .find_map(|d| std::fs::read_to_string(d.join(path.trim_start_matches('/'))).ok())
 }
 
 /// (uid, gid, additional gids) as containerd resolves a user: numeric or named, group from
 /// /etc/passwd, supplementary groups from /etc/group.
-fn resolve_user(dirs: &[PathBuf], image_user: &str, linux: &LinuxConfig) -> RuntimeResult<(u32, u32, Vec<u32>)> {
+fn resolve_user(
+    dirs: &[PathBuf],
+    image_user: &str,
+    linux: &LinuxConfig,
+) -> RuntimeResult<(u32, u32, Vec<u32>)> {
     let passwd = read_rootfs_file(dirs, "etc/passwd").unwrap_or_default();
     let group = read_rootfs_file(dirs, "etc/group").unwrap_or_default();
-    let entries: Vec<Vec<&str>> = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 4).collect();
+    let entries: Vec<Vec<&str>> = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4)
+        .collect();
     let (user_part, group_part) = match linux.run_as_user {
         Some(uid) => (uid.to_string(), None),
         None => match image_user.split_once(':') {
@@ -183,13 +296,22 @@ fn resolve_user(dirs: &[PathBuf], image_user: &str, linux: &LinuxConfig) -> Runt
         (0, 0, Some("root".to_string()))
     } else if let Ok(uid) = user_part.parse::<u32>() {
         let entry = entries.iter().find(|f| f[2] == uid.to_string());
-        (uid, entry.and_then(|f| f[3].parse().ok()).unwrap_or(0), entry.map(|f| f[0].to_string()))
+        (
+            uid,
+            entry.and_then(|f| f[3].parse().ok()).unwrap_or(0),
+            entry.map(|f| f[0].to_string()),
+        )
     } else {
-        let entry = entries
-            .iter()
-            .find(|f| f[0] == user_part)
-            .ok_or_else(|| rt_err(format!("no users found matching {user_part:?} in the image's /etc/passwd")))?;
-        (entry[2].parse().unwrap_or(0), entry[3].parse().unwrap_or(0), Some(user_part.clone()))
+        let entry = entries.iter().find(|f| f[0] == user_part).ok_or_else(|| {
+            rt_err(format!(
+                "no users found matching {user_part:?} in the image's /etc/passwd"
+            ))
+        })?;
+        (
+            entry[2].parse().unwrap_or(0),
+            entry[3].parse().unwrap_or(0),
+            Some(user_part.clone()),
+        )
     };
     if let Some(g) = group_part.filter(|g| !g.is_empty()) {
         gid = match g.parse::<u32>() {
@@ -199,7 +321,11 @@ fn resolve_user(dirs: &[PathBuf], image_user: &str, linux: &LinuxConfig) -> Runt
                 .map(|l| l.split(':').collect::<Vec<_>>())
                 .find(|f| f.len() >= 3 && f[0] == g)
                 .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| rt_err(format!("no groups found matching {g:?} in the image's /etc/group")))?,
+                .ok_or_else(|| {
+                    rt_err(format!(
+                        "no groups found matching {g:?} in the image's /etc/group"
+                    ))
+                })?,
         };
     }
     if let Some(g) = linux.run_as_group {
@@ -207,15 +333,24 @@ fn resolve_user(dirs: &[PathBuf], image_user: &str, linux: &LinuxConfig) -> Runt
     }
     let mut additional = vec![gid];
     if let Some(name) = name {
-        for f in group.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 4) {
-            if f[3].split(',').any(|m| m == name) {
-                if let Ok(g) = f[2].parse::<u32>() {
-                    additional.push(g);
-                }
+        for f in group
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .filter(|f| f.len() >= 4)
+        {
+            if f[3].split(',').any(|m| m == name)
+                && let Ok(g) = f[2].parse::<u32>()
+            {
+                additional.push(g);
             }
         }
     }
-    additional.extend(linux.supplemental_groups.iter().filter_map(|g| u32::try_from(*g).ok()));
+    additional.extend(
+        linux
+            .supplemental_groups
+            .iter()
+            .filter_map(|g| u32::try_from(*g).ok()),
+    );
     additional.sort_unstable();
     additional.dedup();
     Ok((uid, gid, additional))
@@ -244,13 +379,17 @@ pub(crate) fn oom_killed(cgroup: &str) -> bool {
     let rel = cgroup.trim_start_matches('/');
     let counter = |text: String| {
         text.lines()
-            .find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse::<u64>().ok()))
+            .find_map(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+            })
             .is_some_and(|n| n > 0)
     };
     if let Some(v1) = cgroup_v1_memory() {
         return std::fs::read_to_string(v1.join(rel).join("memory.oom_control")).is_ok_and(counter);
     }
-    std::fs::read_to_string(Path::new("/sys/fs/cgroup").join(rel).join("memory.events")).is_ok_and(counter)
+    std::fs::read_to_string(Path::new("/sys/fs/cgroup").join(rel).join("memory.events"))
+        .is_ok_and(counter)
 }
 
 /// A signal by name (`SIGTERM`, `TERM`) or number.
@@ -259,8 +398,14 @@ pub(crate) fn parse_signal(s: &str) -> Option<i32> {
         return Some(n);
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-    name.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|s| s as i32)
 }
 
 /// Everything about the sandbox a container needs, from its record's labels.
@@ -313,22 +458,37 @@ pub(crate) fn build_spec(
         env.push("TERM=xterm".to_string());
     }
     if config.argv.is_empty() {
-        return Err(rt_err("no command specified: the image has no entrypoint or cmd and the pod sets no command"));
+        return Err(rt_err(
+            "no command specified: the image has no entrypoint or cmd and the pod sets no command",
+        ));
     }
     let (uid, gid, additional) = user;
     let mut process = ProcessBuilder::default()
         .terminal(config.tty)
-        .user(UserBuilder::default().uid(uid).gid(gid).additional_gids(additional).build().map_err(spec_err)?)
+        .user(
+            UserBuilder::default()
+                .uid(uid)
+                .gid(gid)
+                .additional_gids(additional)
+                .build()
+                .map_err(spec_err)?,
+        )
         .args(config.argv.clone())
         .env(env)
-        .cwd(if config.working_dir.is_empty() { "/".to_string() } else { config.working_dir.clone() })
+        .cwd(if config.working_dir.is_empty() {
+            "/".to_string()
+        } else {
+            config.working_dir.clone()
+        })
         .capabilities(capabilities)
-        .rlimits(vec![PosixRlimitBuilder::default()
-            .typ(PosixRlimitType::RlimitNofile)
-            .hard(1024u64)
-            .soft(1024u64)
-            .build()
-            .map_err(spec_err)?])
+        .rlimits(vec![
+            PosixRlimitBuilder::default()
+                .typ(PosixRlimitType::RlimitNofile)
+                .hard(1024u64)
+                .soft(1024u64)
+                .build()
+                .map_err(spec_err)?,
+        ])
         .no_new_privileges(linux.no_new_privileges)
         .build()
         .map_err(spec_err)?;
@@ -337,24 +497,35 @@ pub(crate) fn build_spec(
     }
 
     let mut mounts = default_mounts(linux.privileged)?;
-    let user_dests: HashSet<PathBuf> = config.mounts.iter().map(|m| m.container_path.clone()).collect();
-    if let Some(shm) = &sandbox.shm {
-        if let Some(m) = mounts.iter_mut().find(|m| m.destination() == Path::new("/dev/shm")) {
-            *m = bind(Path::new("/dev/shm"), Path::new(shm), false)?;
-        }
+    let user_dests: HashSet<PathBuf> = config
+        .mounts
+        .iter()
+        .map(|m| m.container_path.clone())
+        .collect();
+    if let Some(shm) = &sandbox.shm
+        && let Some(m) = mounts
+            .iter_mut()
+            .find(|m| m.destination() == Path::new("/dev/shm"))
+    {
+        *m = bind(Path::new("/dev/shm"), Path::new(shm), false)?;
     }
     mounts.retain(|m| !user_dests.contains(m.destination()));
-    if let Some(file) = &sandbox.hostname_file {
-        if !user_dests.contains(Path::new("/etc/hostname")) {
-            mounts.push(bind(Path::new("/etc/hostname"), Path::new(file), linux.readonly_rootfs)?);
-        }
+    if let Some(file) = &sandbox.hostname_file
+        && !user_dests.contains(Path::new("/etc/hostname"))
+    {
+        mounts.push(bind(
+            Path::new("/etc/hostname"),
+            Path::new(file),
+            linux.readonly_rootfs,
+        )?);
     }
     let mut user_mounts = config.mounts.clone();
     // Parents before children, as upstream orders them.
     user_mounts.sort_by_key(|m| m.container_path.components().count());
     for m in &user_mounts {
         if !m.host_path.exists() {
-            std::fs::create_dir_all(&m.host_path).map_err(|e| rt_err(format!("{}: {e}", m.host_path.display())))?;
+            std::fs::create_dir_all(&m.host_path)
+                .map_err(|e| rt_err(format!("{}: {e}", m.host_path.display())))?;
         }
         mounts.push(bind(&m.container_path, &m.host_path, m.read_only)?);
     }
@@ -380,11 +551,13 @@ pub(crate) fn build_spec(
         namespaces.push(ns(LinuxNamespaceType::Uts, Some(p))?);
     }
 
-    let mut resources = LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
-        .allow(linux.privileged)
-        .access("rwm")
-        .build()
-        .map_err(spec_err)?]);
+    let mut resources = LinuxResourcesBuilder::default().devices(vec![
+        LinuxDeviceCgroupBuilder::default()
+            .allow(linux.privileged)
+            .access("rwm")
+            .build()
+            .map_err(spec_err)?,
+    ]);
     if let Some(limit) = linux.memory_limit.filter(|l| *l > 0) {
         let mut memory = LinuxMemoryBuilder::default().limit(limit);
         if cgroup_v1_memory().is_some_and(|p| p.join("memory.memsw.limit_in_bytes").exists()) {
@@ -415,14 +588,32 @@ pub(crate) fn build_spec(
         .resources(resources.build().map_err(spec_err)?);
     if !linux.privileged {
         linux_builder = linux_builder
-            .masked_paths(MASKED_PATHS.iter().map(|p| p.to_string()).collect::<Vec<_>>())
-            .readonly_paths(READONLY_PATHS.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+            .masked_paths(
+                MASKED_PATHS
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .readonly_paths(
+                READONLY_PATHS
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>(),
+            );
     } else {
-        linux_builder = linux_builder.masked_paths(Vec::<String>::new()).readonly_paths(Vec::<String>::new());
+        linux_builder = linux_builder
+            .masked_paths(Vec::<String>::new())
+            .readonly_paths(Vec::<String>::new());
     }
     let mut spec = SpecBuilder::default()
         .version("1.0.2-dev")
-        .root(RootBuilder::default().path("rootfs").readonly(linux.readonly_rootfs).build().map_err(spec_err)?)
+        .root(
+            RootBuilder::default()
+                .path("rootfs")
+                .readonly(linux.readonly_rootfs)
+                .build()
+                .map_err(spec_err)?,
+        )
         .process(process)
         .mounts(mounts)
         .linux(linux_builder.build().map_err(spec_err)?)
@@ -433,7 +624,11 @@ pub(crate) fn build_spec(
     Ok(spec)
 }
 
-pub(crate) async fn create_container(rt: &ContainerdRuntime, sandbox: &Sandbox, config: &ContainerConfig) -> RuntimeResult<String> {
+pub(crate) async fn create_container(
+    rt: &ContainerdRuntime,
+    sandbox: &Sandbox,
+    config: &ContainerConfig,
+) -> RuntimeResult<String> {
     let sandbox_record = rt.record(&sandbox.id).await?;
     let paths = SandboxPaths::from_labels(&sandbox_record.labels);
     let resolved = match rt.find_image(&config.image).await? {
@@ -446,12 +641,25 @@ pub(crate) async fn create_container(rt: &ContainerdRuntime, sandbox: &Sandbox, 
     let chain = rt.unpack(&resolved).await?;
     let id = new_id();
     let lease = rt.lease().await?;
-    let result = create_leased(rt, &id, &chain, &resolved, &paths, &sandbox.id, config, &lease).await;
+    let result = create_leased(
+        rt,
+        &id,
+        &chain,
+        &resolved,
+        &paths,
+        &sandbox.id,
+        config,
+        &lease,
+    )
+    .await;
     rt.end_lease(&lease).await;
     if result.is_err() {
         let _ = rt
             .snapshots()
-            .remove(rt.req(pb::snapshots::RemoveSnapshotRequest { snapshotter: SNAPSHOTTER.into(), key: id.clone() }))
+            .remove(rt.req(pb::snapshots::RemoveSnapshotRequest {
+                snapshotter: SNAPSHOTTER.into(),
+                key: id.clone(),
+            }))
             .await;
     }
     result.map(|()| id)
@@ -484,7 +692,11 @@ async fn create_leased(
         .into_inner()
         .mounts;
     let image_config = resolved.config_json();
-    let image_user = image_config.pointer("/config/User").and_then(Value::as_str).unwrap_or_default().to_string();
+    let image_user = image_config
+        .pointer("/config/User")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let dirs = rootfs_dirs(&mounts);
     let user = resolve_user(&dirs, &image_user, &config.linux)?;
     if config.linux.run_as_user.is_none() && user.0 != 0 {
@@ -498,9 +710,15 @@ async fn create_leased(
     labels.insert(SANDBOX_ID_LABEL.into(), sandbox_id.to_string());
     labels.insert(LABEL_IMAGE_REF.into(), config.image_ref.clone());
     labels.insert(LABEL_IMAGE_ID.into(), resolved.config_digest.clone());
-    labels.insert(LABEL_LOG_PATH.into(), config.log_path.to_string_lossy().into_owned());
+    labels.insert(
+        LABEL_LOG_PATH.into(),
+        config.log_path.to_string_lossy().into_owned(),
+    );
     labels.insert(LABEL_CGROUP.into(), cgroup);
-    if let Some(signal) = image_config.pointer("/config/StopSignal").and_then(Value::as_str) {
+    if let Some(signal) = image_config
+        .pointer("/config/StopSignal")
+        .and_then(Value::as_str)
+    {
         labels.insert(LABEL_STOP_SIGNAL.into(), signal.to_string());
     }
     if config.tty {
@@ -516,7 +734,10 @@ async fn create_leased(
         id: id.to_string(),
         labels,
         image: resolved.name.clone(),
-        runtime: Some(pb::container::Runtime { name: RUNTIME.to_string(), options: None }),
+        runtime: Some(pb::container::Runtime {
+            name: RUNTIME.to_string(),
+            options: None,
+        }),
         spec: Some(prost_types::Any {
             type_url: "types.containerd.io/opencontainers/runtime-spec/1/Spec".to_string(),
             value: spec_json,
@@ -525,7 +746,13 @@ async fn create_leased(
         snapshot_key: id.to_string(),
         ..Default::default()
     };
-    match rt.containers().create(rt.req(pb::CreateContainerRequest { container: Some(record) })).await {
+    match rt
+        .containers()
+        .create(rt.req(pb::CreateContainerRequest {
+            container: Some(record),
+        }))
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Err(status_err("create container", e)),
         Err(e) => Err(status_err("create container", e)),
@@ -533,9 +760,17 @@ async fn create_leased(
 }
 
 /// The process spec an exec runs: the container's, with another command and terminal.
-pub(crate) fn exec_process(container_spec: &[u8], command: &[String], tty: bool) -> RuntimeResult<Vec<u8>> {
-    let spec: Spec = serde_json::from_slice(container_spec).map_err(|e| rt_err(format!("the container's spec: {e}")))?;
-    let mut process = spec.process().clone().ok_or_else(|| rt_err("the container's spec has no process"))?;
+pub(crate) fn exec_process(
+    container_spec: &[u8],
+    command: &[String],
+    tty: bool,
+) -> RuntimeResult<Vec<u8>> {
+    let spec: Spec = serde_json::from_slice(container_spec)
+        .map_err(|e| rt_err(format!("the container's spec: {e}")))?;
+    let mut process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| rt_err("the container's spec has no process"))?;
     process.set_args(Some(command.to_vec()));
     process.set_terminal(Some(tty));
     let mut env = process.env().clone().unwrap_or_default();
@@ -554,16 +789,41 @@ mod tests {
     fn users_resolve_from_passwd_and_group() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("etc")).expect("etc");
-        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nweb:x:33:34::/:/bin/false\n").expect("passwd");
-        std::fs::write(dir.path().join("etc/group"), "root:x:0:\nweb:x:34:\nextra:x:50:web\n").expect("group");
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nweb:x:33:34::/:/bin/false\n",
+        )
+        .expect("passwd");
+        std::fs::write(
+            dir.path().join("etc/group"),
+            "root:x:0:\nweb:x:34:\nextra:x:50:web\n",
+        )
+        .expect("group");
         let dirs = vec![dir.path().to_path_buf()];
         let linux = LinuxConfig::default();
         assert_eq!(resolve_user(&dirs, "", &linux).ok(), Some((0, 0, vec![0])));
-        assert_eq!(resolve_user(&dirs, "web", &linux).ok(), Some((33, 34, vec![34, 50])));
-        assert_eq!(resolve_user(&dirs, "33", &linux).ok(), Some((33, 34, vec![34, 50])));
-        assert_eq!(resolve_user(&dirs, "1000:7", &linux).ok(), Some((1000, 7, vec![7])));
-        let linux = LinuxConfig { run_as_user: Some(5), run_as_group: Some(6), supplemental_groups: vec![9], ..Default::default() };
-        assert_eq!(resolve_user(&dirs, "web", &linux).ok(), Some((5, 6, vec![6, 9])));
+        assert_eq!(
+            resolve_user(&dirs, "web", &linux).ok(),
+            Some((33, 34, vec![34, 50]))
+        );
+        assert_eq!(
+            resolve_user(&dirs, "33", &linux).ok(),
+            Some((33, 34, vec![34, 50]))
+        );
+        assert_eq!(
+            resolve_user(&dirs, "1000:7", &linux).ok(),
+            Some((1000, 7, vec![7]))
+        );
+        let linux = LinuxConfig {
+            run_as_user: Some(5),
+            run_as_group: Some(6),
+            supplemental_groups: vec![9],
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve_user(&dirs, "web", &linux).ok(),
+            Some((5, 6, vec![6, 9]))
+        );
         assert!(resolve_user(&dirs, "nobody-here", &LinuxConfig::default()).is_err());
     }
 
@@ -578,7 +838,10 @@ mod tests {
         assert!(caps.contains(&Capability::NetAdmin));
         assert!(!caps.contains(&Capability::Kill));
         assert!(caps.contains(&Capability::Chown));
-        let none = capabilities(&LinuxConfig { capabilities_drop: vec!["ALL".into()], ..Default::default() });
+        let none = capabilities(&LinuxConfig {
+            capabilities_drop: vec!["ALL".into()],
+            ..Default::default()
+        });
         assert!(none.is_empty());
     }
 

@@ -8,8 +8,8 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -158,8 +158,14 @@ impl Supervisor {
                 socket.display()
             )));
         }
-        let shared = Arc::new(Shared { stopping: AtomicBool::new(false), child_pid: Mutex::new(None) });
-        let mut args = vec!["--config".to_string(), config_path.to_string_lossy().into_owned()];
+        let shared = Arc::new(Shared {
+            stopping: AtomicBool::new(false),
+            child_pid: Mutex::new(None),
+        });
+        let mut args = vec![
+            "--config".to_string(),
+            config_path.to_string_lossy().into_owned(),
+        ];
         if let Some(level) = &config.log_level {
             args.push("--log-level".into());
             args.push(level.clone());
@@ -171,12 +177,18 @@ impl Supervisor {
         let thread = std::thread::Builder::new()
             .name("containerd-supervisor".into())
             .spawn(move || supervise(binary, args, log_path, thread_shared, tx))
-            .map_err(|e| ContainerdError::Start(format!("cannot start the supervisor thread: {e}")))?;
+            .map_err(|e| {
+                ContainerdError::Start(format!("cannot start the supervisor thread: {e}"))
+            })?;
         let started = tokio::task::spawn_blocking(move || rx.recv())
             .await
             .map_err(|e| ContainerdError::Start(e.to_string()))?
             .map_err(|_| ContainerdError::Start("the containerd supervisor ended".into()))?;
-        let mut supervisor = Supervisor { socket: socket.clone(), shared, thread: Some(thread) };
+        let mut supervisor = Supervisor {
+            socket: socket.clone(),
+            shared,
+            thread: Some(thread),
+        };
         if let Err(e) = started {
             supervisor.stop_blocking();
             return Err(e);
@@ -185,7 +197,10 @@ impl Supervisor {
         loop {
             match super::connect(&socket).await {
                 Ok(channel) => {
-                    let mut version = containerd_client::services::v1::version_client::VersionClient::new(channel);
+                    let mut version =
+                        containerd_client::services::v1::version_client::VersionClient::new(
+                            channel,
+                        );
                     if version.version(()).await.is_ok() {
                         break;
                     }
@@ -226,7 +241,10 @@ impl Supervisor {
     fn stop_blocking(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         if let Some(pid) = self.pid() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -249,7 +267,10 @@ fn io_err(path: &Path, e: std::io::Error) -> ContainerdError {
 /// Spawns containerd with a parent-death signal; must run on the thread that lives as long
 /// as the child (the signal follows the spawning thread).
 fn spawn(binary: &Path, args: &[String], log_path: &Path) -> std::io::Result<Child> {
-    let mut log = fs::OpenOptions::new().create(true).append(true).open(log_path)?;
+    let mut log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)?;
     let _ = writeln!(log, "--- k1s starts containerd");
     let mut command = Command::new(binary);
     command
@@ -271,7 +292,8 @@ fn set_pdeathsig(command: &mut Command) {
     // which is async-signal-safe; it touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
         });
     }
 }
