@@ -186,6 +186,9 @@ pub struct ControllerConfig {
     /// The prefix length of each node's `podCIDR` (`--node-cidr-mask-size`); none is 24
     /// for IPv4 and 64 for IPv6.
     pub node_cidr_mask_size: Option<u8>,
+    /// The Service range (`--service-cidr`): node IPAM never hands out a subnet that
+    /// overlaps it.
+    pub service_cidr: Option<ipnet::IpNet>,
 }
 
 tokio::task_local! {

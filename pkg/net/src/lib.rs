@@ -5,6 +5,9 @@
 //! The kubelet makes a pod's network namespace (see `k1s-kubelet`'s runtime sandbox) and
 //! hands its path to [`PodNetwork::attach`]; [`PodNetwork::detach`] undoes it. What was
 //! allocated is kept on disk so a restarted server finds it again ([`PodNetwork::reconcile`]).
+//!
+//! The implementation is [`BridgeNetwork`] (made with [`BridgeConfig::new`] from the
+//! node's `spec.podCIDR` and `--cluster-cidr`); IPv4 only for now.
 
 mod bridge;
 mod ipam;

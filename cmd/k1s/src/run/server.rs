@@ -240,6 +240,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
                 // k3s allocates node CIDRs from --cluster-cidr (a /24 per node).
                 cluster_cidr: Some(args.cluster_cidr),
                 node_cidr_mask_size: None,
+                service_cidr: Some(args.service_cidr),
             },
             async move {
                 let _ = controllers_stopping.await;

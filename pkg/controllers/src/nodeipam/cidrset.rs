@@ -42,6 +42,8 @@ pub struct CidrSet {
     mask: u8,
     taken: Vec<bool>,
     next: usize,
+    /// Ranges never handed out (the Service range), taken again after [`Self::clear`].
+    reserved: Vec<IpNet>,
 }
 
 impl CidrSet {
@@ -64,6 +66,7 @@ impl CidrSet {
             mask,
             taken: vec![false; count],
             next: 0,
+            reserved: Vec::new(),
         })
     }
 
@@ -72,9 +75,26 @@ impl CidrSet {
         self.cluster
     }
 
-    /// Forgets every allocation.
+    /// Forgets every allocation (reserved ranges stay taken).
     pub fn clear(&mut self) {
         self.taken.iter_mut().for_each(|t| *t = false);
+        for cidr in self.reserved.clone() {
+            self.take_overlap(cidr);
+        }
+    }
+
+    /// Never hands out a subnet overlapping `cidr` (upstream filters the Service range
+    /// out of the cluster CIDR this way); one that does not overlap changes nothing.
+    pub fn reserve(&mut self, cidr: IpNet) {
+        self.reserved.push(cidr);
+        self.take_overlap(cidr);
+    }
+
+    fn take_overlap(&mut self, cidr: IpNet) {
+        if self.occupy(cidr).is_err() && cidr.contains(&self.cluster.network()) {
+            // It holds the whole cluster CIDR.
+            self.taken.iter_mut().for_each(|t| *t = true);
+        }
     }
 
     /// How many subnets are free.
@@ -198,6 +218,19 @@ mod tests {
             Err(CidrSetError::OutOfRange { .. })
         ));
         assert_eq!(set.free(), 256 - 4);
+    }
+
+    #[test]
+    fn a_reserved_range_is_never_handed_out() {
+        let mut set = CidrSet::new(net("10.0.0.0/22"), 24).expect("set");
+        set.reserve(net("10.0.1.0/24"));
+        set.reserve(net("192.168.0.0/16"));
+        set.clear();
+        assert_eq!(set.allocate_next(), Ok(net("10.0.0.0/24")));
+        assert_eq!(set.allocate_next(), Ok(net("10.0.2.0/24")));
+        let mut all = CidrSet::new(net("10.0.0.0/22"), 24).expect("set");
+        all.reserve(net("10.0.0.0/8"));
+        assert_eq!(all.allocate_next(), Err(CidrSetError::Full));
     }
 
     #[test]

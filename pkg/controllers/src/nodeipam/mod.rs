@@ -4,6 +4,7 @@
 //! has one keeps it (the API server makes it immutable) and its subnet is marked taken,
 //! whoever set it (the simulated nodes set their own). When the range is full the node
 //! gets a `CIDRNotAvailable` event and waits until a subnet is freed by a deleted node.
+//! Subnets overlapping the Service range (`--service-cidr`) are never handed out.
 //!
 //! Nothing is stored: on start (and on every relist) what is taken is rebuilt from the
 //! Nodes, as upstream's allocator does.
@@ -50,7 +51,12 @@ pub fn start(client: kube::Client, shutdown: Shutdown) -> BoxFuture<'static, ()>
         IpNet::V6(_) => 64,
     });
     match CidrSet::new(cluster_cidr, mask) {
-        Ok(set) => Box::pin(run(client, shutdown, set)),
+        Ok(mut set) => {
+            if let Some(service_cidr) = config.service_cidr {
+                set.reserve(service_cidr);
+            }
+            Box::pin(run(client, shutdown, set))
+        }
         Err(e) => {
             tracing::error!(%cluster_cidr, mask, error = %e, "node IPAM cannot start");
             Box::pin(shutdown.wait())
