@@ -315,6 +315,15 @@ impl Worker {
             self.stop_everything(Some(pod), sandboxes, containers, grace)
                 .await;
             self.stopped = true;
+            // Stopped for good: the final status says how its containers ended, and a
+            // pod that did not succeed is Failed, as upstream's kubelet reports it.
+            let (_, containers) = self.runtime_state().await?;
+            self.read_termination_messages(pod, &containers).await;
+            let mut st = self.status(pod, &containers, false);
+            if !matches!(st.phase.as_deref(), Some("Succeeded" | "Failed")) {
+                st.phase = Some("Failed".into());
+            }
+            self.write_status(pod, st).await?;
         }
         let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.ns);
         let params = DeleteParams {
