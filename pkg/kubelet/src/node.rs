@@ -315,8 +315,12 @@ impl NodeAgent {
         let node: Node =
             serde_json::from_value(obj).map_err(|e| Error::Io(format!("node object: {e}")))?;
         let api = self.api();
+        let mut created = false;
         let uid = match api.create(&PostParams::default(), &node).await {
-            Ok(n) => n.metadata.uid,
+            Ok(n) => {
+                created = true;
+                n.metadata.uid
+            }
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 // Registered before (a restart): our labels again, and the CIDR if unset.
                 let old = api.get(&c.node_name).await?;
@@ -336,7 +340,11 @@ impl NodeAgent {
             Err(e) => return Err(e.into()),
         };
         *inner.uid.lock() = uid.clone();
-        self.post_status(true).await?;
+        // A node registered before keeps its Ready status until the network is up again
+        // (a moment after a restart) rather than flapping NotReady.
+        if created || inner.network_ready.load(Ordering::SeqCst) {
+            self.post_status(true).await?;
+        }
         self.renew_lease().await?;
         let status = |s: &str| format!("Node {} status is now: {s}", c.node_name);
         for (reason, note) in [
