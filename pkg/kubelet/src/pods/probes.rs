@@ -235,6 +235,15 @@ async fn probe_loop(t: ProbeTask) {
                     failures = 0;
                 }
                 Err(msg) => {
+                    // A container that just ended fails its probes; that is its exit, not
+                    // an unhealthy container (the worker reports the exit).
+                    let running = t.ctx.runtime.list_containers().await.is_ok_and(|cs| {
+                        cs.iter()
+                            .any(|c| c.id == t.id && c.state == ContainerState::Running)
+                    });
+                    if !running {
+                        return;
+                    }
                     failures += 1;
                     successes = 0;
                     t.ctx.recorder.pod(
