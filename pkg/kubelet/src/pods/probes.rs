@@ -242,7 +242,8 @@ async fn probe_loop(t: ProbeTask) {
                             .any(|c| c.id == t.id && c.state == ContainerState::Running)
                     });
                     if !running {
-                        return;
+                        tokio::time::sleep(period).await;
+                        continue;
                     }
                     failures += 1;
                     successes = 0;
