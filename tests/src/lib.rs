@@ -35,6 +35,58 @@ pub fn tools_dir() -> PathBuf {
     }
 }
 
+/// Five hex digits unlikely to be another running test's (pid, time and a counter).
+fn unique_tag() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let n = std::process::id()
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(nanos)
+        .wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(7919));
+    format!("{:05x}", n & 0xf_ffff)
+}
+
+/// Folder holding the test images `busybox.tar` and `nginx.tar`: `$K1S_TEST_IMAGES`, else
+/// `~/.cache/k1s-images/out`, built there by `scripts/build-test-images` when missing.
+pub fn test_images() -> PathBuf {
+    let dir = match std::env::var_os("K1S_TEST_IMAGES") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/k1s-images/out"),
+    };
+    let ready = |d: &Path| d.join("busybox.tar").exists() && d.join("nginx.tar").exists();
+    if ready(&dir) {
+        return dir;
+    }
+    // Built aside and renamed, so parallel tests never read a half-written image.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-test-images");
+    let parent = dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent).unwrap_or_else(|e| panic!("{}: {e}", parent.display()));
+    let work = tempfile::tempdir_in(&parent).unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let out = Command::new(&script)
+        .arg(work.path())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "scripts/build-test-images failed (the agent tests need its busybox and nginx images):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !ready(&dir) {
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::rename(work.path(), &dir);
+    }
+    assert!(ready(&dir), "no test images in {}", dir.display());
+    dir
+}
+
 /// One kubectl binary.
 #[derive(Debug, Clone)]
 pub struct Kubectl {
@@ -144,6 +196,8 @@ pub struct K1s {
     data: PathBuf,
     port: u16,
     extra_args: Vec<String>,
+    /// Runs the agent (kubelet, containerd, pod network) instead of `--disable-agent`.
+    agent: bool,
 }
 
 /// PEM files of the admin identity from the kubeconfig the server wrote, for tests that
@@ -191,9 +245,65 @@ impl K1s {
             data,
             port: free_port(),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            agent: false,
         };
         k.spawn();
         k
+    }
+
+    /// Starts a server with its agent: a kubelet on the embedded containerd, with names
+    /// of its own (node, bridge, cluster CIDR, kubelet port, pod logs) so servers of
+    /// parallel tests do not meet, and the test images (see [`test_images`]) in its
+    /// airgap folder. Needs root, containerd and runc; fails saying so otherwise.
+    pub fn start_with_agent(extra_args: &[&str]) -> Self {
+        let images = test_images();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let data = dir.path().join("data");
+        let airgap = data.join("agent").join("images");
+        std::fs::create_dir_all(&airgap).unwrap_or_else(|e| panic!("airgap dir: {e}"));
+        for name in ["busybox.tar", "nginx.tar"] {
+            std::fs::copy(images.join(name), airgap.join(name))
+                .unwrap_or_else(|e| panic!("cannot copy test image {name}: {e}"));
+        }
+        let tag = unique_tag();
+        let mut args: Vec<String> = vec![
+            "--node-name".into(),
+            format!("k1s-e2e-{tag}"),
+            "--bridge-name".into(),
+            format!("k1s{tag}"),
+            "--cluster-cidr".into(),
+            format!(
+                "10.{}.0.0/16",
+                100 + (u32::from_str_radix(&tag, 16).unwrap_or(0) % 100)
+            ),
+            "--kubelet-port".into(),
+            "0".into(),
+            "--pod-log-dir".into(),
+            dir.path().join("pod-logs").to_string_lossy().into_owned(),
+        ];
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        let mut k = K1s {
+            child: None,
+            dir,
+            data,
+            port: free_port(),
+            extra_args: args,
+            agent: true,
+        };
+        k.spawn();
+        k
+    }
+
+    /// The node name of a server started with [`K1s::start_with_agent`].
+    pub fn node_name(&self) -> Option<String> {
+        let i = self.extra_args.iter().position(|a| a == "--node-name")?;
+        self.extra_args.get(i + 1).cloned()
+    }
+
+    /// The pod bridge of a server started with [`K1s::start_with_agent`].
+    pub fn bridge_name(&self) -> Option<String> {
+        let i = self.extra_args.iter().position(|a| a == "--bridge-name")?;
+        self.extra_args.get(i + 1).cloned()
     }
 
     /// The server's --data-dir.
@@ -377,7 +487,11 @@ impl K1s {
             .unwrap_or_else(|e| panic!("log file: {e}"));
         let err = log.try_clone().unwrap_or_else(|e| panic!("log file: {e}"));
         let mut cmd = Command::new(&bin);
-        cmd.args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+        cmd.arg("server");
+        if !self.agent {
+            cmd.arg("--disable-agent");
+        }
+        cmd.args(["--bind-address", "127.0.0.1"])
             .arg("--data-dir")
             .arg(&self.data)
             .arg("--write-kubeconfig")
@@ -523,6 +637,64 @@ impl Drop for K1s {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if self.agent {
+            self.clean_up_agent();
+        }
+    }
+}
+
+impl K1s {
+    /// What an agent leaves behind once its server is gone (containers keep running
+    /// without it, as k3s's do): the containerd and shims serving this data dir, the
+    /// mounts under it, the bridge and its nftables table.
+    fn clean_up_agent(&self) {
+        let data = self.data.to_string_lossy().into_owned();
+        if let Ok(procs) = std::fs::read_dir("/proc") {
+            for p in procs.flatten() {
+                let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else {
+                    continue;
+                };
+                let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                // Container processes have their root in a rootfs under the data dir.
+                let root = std::fs::read_link(p.path().join("root"))
+                    .map(|r| r.to_string_lossy().starts_with(&data))
+                    .unwrap_or(false);
+                let ours = root
+                    || (cmdline.contains(&data)
+                        && (cmdline.contains("containerd-shim")
+                            || cmdline.starts_with("containerd ")));
+                if ours {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let mut points: Vec<&str> = info
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|mp| {
+                    mp.starts_with(&data) || mp.starts_with(&*self.dir.path().to_string_lossy())
+                })
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for p in points {
+                let _ = Command::new("umount").args(["-l", p]).status();
+            }
+        }
+        if let Some(bridge) = self.bridge_name() {
+            let _ = Command::new("ip")
+                .args(["link", "del", &bridge])
+                .stderr(Stdio::null())
+                .status();
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", &bridge])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }

@@ -152,6 +152,41 @@ pub struct ServerArgs {
     #[arg(long, env = "K1S_NODE_NAME", help_heading = "Agent")]
     pub node_name: Option<String>,
 
+    /// IP address this node advertises (its InternalIP; default: the advertise address).
+    #[arg(long, env = "K1S_NODE_IP", help_heading = "Agent")]
+    pub node_ip: Option<IpAddr>,
+
+    /// Use the containerd at this socket instead of starting the embedded one.
+    #[arg(long, env = "K1S_CONTAINER_RUNTIME_ENDPOINT", help_heading = "Agent")]
+    pub container_runtime_endpoint: Option<PathBuf>,
+
+    /// Port of the kubelet's HTTPS endpoint (logs, exec, port-forward); 0 picks a free one.
+    #[arg(
+        long,
+        default_value_t = 10250,
+        env = "K1S_KUBELET_PORT",
+        help_heading = "Agent"
+    )]
+    pub kubelet_port: u16,
+
+    /// Where container logs are written (`<ns>_<pod>_<uid>/<container>/<n>.log`).
+    #[arg(
+        long,
+        default_value = "/var/log/pods",
+        env = "K1S_POD_LOG_DIR",
+        help_heading = "Agent"
+    )]
+    pub pod_log_dir: PathBuf,
+
+    /// Name of the node's pod bridge (at most 15 characters).
+    #[arg(
+        long,
+        default_value = "k1s0",
+        env = "K1S_BRIDGE_NAME",
+        help_heading = "Agent"
+    )]
+    pub bridge_name: String,
+
     /// Run this many simulated nodes in the server (sim-node-0, sim-node-1, …): they
     /// register, heartbeat their Leases and mark pods bound to them Running and Ready
     /// without running containers (KWOK inside the binary; for tests and benchmarks).

@@ -147,6 +147,13 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     pki_opts.token = args.token.clone();
     let pki = Pki::load_or_create(&pki_opts).context("cannot set up certificates")?;
 
+    // The agent's runtime comes first: without containerd the server says so at once.
+    let runtime = if args.disable_agent {
+        None
+    } else {
+        Some(start_runtime(&args, &data_dir).await?)
+    };
+
     let backend = open_backend(&args.datastore_endpoint, &data_dir)?;
     let store = Store::open(backend.clone())
         .await
@@ -226,11 +233,6 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     });
     api.set_ready();
     tracing::info!(%listen, kubeconfig = %args.write_kubeconfig.display(), data_dir = %data_dir.display(), "k1s server is ready");
-    if !args.disable_agent {
-        tracing::warn!(
-            "the agent (kubelet) is not built yet: this node runs the control plane only"
-        );
-    }
     // Controllers get a moment to stop cleanly at shutdown.
     let (stop_controllers, controllers_stopping) = tokio::sync::oneshot::channel::<()>();
     let controllers = if args.disable_controller_manager {
@@ -261,6 +263,16 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
                 let _ = scheduler_stopping.await;
             },
         )))
+    };
+    let agent = if args.disable_agent {
+        None
+    } else {
+        let node_ip = args.node_ip.unwrap_or(advertise);
+        Some(
+            start_agent(&args, &api, &data_dir, &node_name, node_ip, runtime)
+                .await
+                .context("cannot start the agent")?,
+        )
     };
     let simulator = if args.simulate_nodes > 0 {
         let mut config = k1s_simulator::Config::new(args.simulate_nodes);
@@ -299,6 +311,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("shutting down");
     api.set_shutting_down();
     serving.abort();
+    if let Some(agent) = agent {
+        agent.stop().await;
+    }
     if let Some((stop, task)) = simulator {
         let _ = stop.send(());
         let _ = task.await;
@@ -318,6 +333,134 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     drop(api);
     drop(backend);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The node's container runtime: the embedded containerd (supervised) or the one at
+/// `--container-runtime-endpoint`.
+struct RuntimeHandle {
+    runtime: k1s_kubelet::containerd::ContainerdRuntime,
+    supervisor: Option<k1s_kubelet::containerd::supervisor::Supervisor>,
+}
+
+async fn start_runtime(args: &ServerArgs, data_dir: &Path) -> anyhow::Result<RuntimeHandle> {
+    let endpoint = args
+        .container_runtime_endpoint
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    // Its errors are one line saying what to install or which endpoint failed.
+    let started = k1s_kubelet::containerd::start(data_dir, endpoint.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(RuntimeHandle {
+        runtime: started.runtime,
+        supervisor: started.supervisor,
+    })
+}
+
+/// The running agent: the kubelet and the containerd it drives.
+struct Agent {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    supervisor: Option<k1s_kubelet::containerd::supervisor::Supervisor>,
+}
+
+impl Agent {
+    /// Stops the kubelet and the embedded containerd; containers keep running, and the
+    /// next start adopts them (as k3s's do).
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        if let Some(s) = self.supervisor {
+            s.stop().await;
+        }
+    }
+}
+
+/// Imports the airgap images, then runs the kubelet: it registers the node, waits for
+/// its podCIDR, makes the bridge network and runs the pods bound here.
+async fn start_agent(
+    args: &ServerArgs,
+    api: &Arc<ApiServer>,
+    data_dir: &Path,
+    node_name: &str,
+    node_ip: IpAddr,
+    runtime: Option<RuntimeHandle>,
+) -> anyhow::Result<Agent> {
+    use k1s_net::{BridgeConfig, BridgeNetwork};
+    let Some(RuntimeHandle {
+        runtime,
+        supervisor,
+    }) = runtime
+    else {
+        bail!("no container runtime was started");
+    };
+    let images = k1s_kubelet::containerd::airgap_images_dir(data_dir);
+    let imported = k1s_kubelet::containerd::images::import_dir(&runtime, &images).await;
+    if !imported.is_empty() {
+        tracing::info!(images = ?imported, "imported airgap images");
+    }
+    let kubelet_port = if args.kubelet_port == 0 {
+        // Any free port: the kubelet's server binds it again at once.
+        std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .context("no free port for the kubelet")?
+    } else {
+        args.kubelet_port
+    };
+    let mut config = k1s_kubelet::Config::new(
+        node_name,
+        node_ip,
+        data_dir.join("agent").join("kubelet"),
+        args.pod_log_dir.clone(),
+    );
+    config.cluster_dns = vec![args.cluster_dns];
+    config.cluster_domain = args.cluster_domain.clone();
+    config.kubelet_port = kubelet_port;
+    let cluster_cidr = match args.cluster_cidr {
+        ipnet::IpNet::V4(net) => net,
+        ipnet::IpNet::V6(_) => bail!("the agent needs an IPv4 --cluster-cidr"),
+    };
+    let bridge = args.bridge_name.clone();
+    if bridge.is_empty() || bridge.len() > 15 {
+        bail!("--bridge-name {bridge:?} must have 1 to 15 characters");
+    }
+    let state_dir = data_dir.join("agent").join("net");
+    let network: k1s_kubelet::NetworkFactory = Box::new(move |cidr: String| {
+        Box::pin(async move {
+            let pod_cidr: ipnet::Ipv4Net = cidr
+                .parse()
+                .map_err(|e| format!("the node's podCIDR {cidr:?} is not an IPv4 CIDR: {e}"))?;
+            let mut c = BridgeConfig::new(pod_cidr, cluster_cidr, state_dir);
+            // The default bridge keeps k3s-like names; others (tests) get a table of their own.
+            if bridge != "k1s0" {
+                c.nft_table = bridge.clone();
+            }
+            c.bridge = bridge;
+            let net = BridgeNetwork::new(c).await.map_err(|e| e.to_string())?;
+            Ok(Arc::new(net) as Arc<dyn k1s_net::PodNetwork>)
+        })
+    });
+    let user = UserInfo::new(
+        format!("system:node:{node_name}"),
+        ["system:nodes".to_string(), "system:masters".to_string()],
+    );
+    let client = k1s_apiserver::client::client(api.clone(), user);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runtime: Arc<dyn k1s_kubelet::runtime::ContainerRuntime> = Arc::new(runtime);
+    let task = tokio::spawn(async move {
+        let done = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = k1s_kubelet::run(client, config, runtime, network, done).await {
+            tracing::error!(error = %e, "the kubelet failed");
+        }
+    });
+    Ok(Agent {
+        stop,
+        task,
+        supervisor,
+    })
 }
 
 /// The in-process client of the embedded controllers. They share one identity; the

@@ -393,3 +393,4 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         request: &StreamRequest,
     ) -> RuntimeResult<StreamSession>;
 }
+pub mod fake;
