@@ -50,13 +50,25 @@ fn unique_tag() -> String {
     format!("{:05x}", n & 0xf_ffff)
 }
 
+/// A fingerprint of `scripts/build-test-images`, so images built by an older script are
+/// never reused (FNV-1a over its bytes).
+fn script_fingerprint() -> u64 {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-test-images");
+    let bytes = std::fs::read(&script).unwrap_or_default();
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// Folder holding the test images `busybox.tar` and `nginx.tar`: `$K1S_TEST_IMAGES`, else
-/// `~/.cache/k1s-images/out`, built there by `scripts/build-test-images` when missing.
+/// `~/.cache/k1s-images/out-<fingerprint of the script>`, built there by
+/// `scripts/build-test-images` when missing.
 pub fn test_images() -> PathBuf {
     let dir = match std::env::var_os("K1S_TEST_IMAGES") {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/k1s-images/out"),
+            .join(".cache/k1s-images")
+            .join(format!("out-{:016x}", script_fingerprint())),
     };
     let ready = |d: &Path| d.join("busybox.tar").exists() && d.join("nginx.tar").exists();
     if ready(&dir) {

@@ -7,11 +7,11 @@
 //! Needs root, containerd and runc (scripts/test installs them) and the test images
 //! (scripts/build-test-images, run by the harness when missing).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use k1s_e2e::{K1s, Kubectl, eventually, newest_kubectl};
+use k1s_e2e::{K1s, Kubectl, eventually, kubectl_versions, newest_kubectl};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -266,6 +266,86 @@ spec:
     }
 }
 
+/// The seed flow through the real kubelet: logs, exec (with its exit code and stdin), cp,
+/// and port-forward to nginx in the pod's network namespace, with the oldest kubectl
+/// (SPDY) and the newest (WebSocket).
+fn streams_reach_real_containers(k1s: &K1s, newest: &Kubectl) {
+    apply(
+        k1s,
+        newest,
+        "stream",
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: stream}
+spec:
+  containers:
+  - name: nginx
+    image: nginx:latest
+    imagePullPolicy: IfNotPresent
+    ports: [{containerPort: 80}]
+    readinessProbe:
+      httpGet: {path: /, port: 80}
+      periodSeconds: 1
+"#,
+    );
+    eventually(WAIT, "stream Running", || {
+        pod_json(k1s, newest, "stream").filter(|p| p["status"]["phase"] == "Running")
+    });
+    let oldest = kubectl_versions()
+        .into_iter()
+        .min_by_key(|k| k.minor)
+        .expect("a kubectl");
+    for k in [&oldest, newest] {
+        let out = k1s.kubectl(k, &["exec", "stream", "--", "cat", "/etc/hostname"]);
+        assert_eq!(out.ok().trim(), "stream", "{k}");
+        let out = k1s.kubectl(k, &["exec", "stream", "--", "sh", "-c", "exit 3"]);
+        assert_eq!(out.code, 3, "{k}: {out:?}");
+        let out = k1s.kubectl_with(
+            k,
+            &["exec", "-i", "stream", "--", "tr", "a-z", "A-Z"],
+            Some("shout\n"),
+            &[],
+        );
+        assert_eq!(out.ok(), "SHOUT\n", "{k}");
+
+        // port-forward to nginx, then the page from the local port.
+        let mut pf = k1s.kubectl_spawn(k, &["port-forward", "pod/stream", ":80"]);
+        let mut pf_out = BufReader::new(pf.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        pf_out.read_line(&mut line).expect("port-forward output");
+        let local_port: u16 = line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{k}: port-forward said {line:?}"));
+        let mut conn = TcpStream::connect(("127.0.0.1", local_port)).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        conn.write_all(b"GET / HTTP/1.0\r\nHost: stream\r\n\r\n")
+            .expect("request");
+        let mut page = String::new();
+        let _ = conn.read_to_string(&mut page);
+        let _ = pf.kill();
+        let _ = pf.wait();
+        assert!(page.contains("200 OK"), "{k}: {page}");
+
+        // nginx logs every request to stdout: the GET through port-forward is in the log.
+        let logs = eventually(Duration::from_secs(10), "the access log line", || {
+            let out = k1s.kubectl(k, &["logs", "stream"]);
+            (out.code == 0 && out.stdout.contains("GET / HTTP/1.0")).then_some(out.stdout)
+        });
+        assert!(!logs.is_empty(), "{k}");
+    }
+    // cp in and back out (tar through exec).
+    let local = k1s.write_file("cp-in.txt", "copied through tar\n");
+    let local = local.to_string_lossy().into_owned();
+    k1s.kubectl(newest, &["cp", &local, "stream:/tmp/cp-in.txt"])
+        .ok();
+    let out = k1s.kubectl(newest, &["exec", "stream", "--", "cat", "/tmp/cp-in.txt"]);
+    assert_eq!(out.ok(), "copied through tar\n");
+}
+
 #[test]
 fn pods_run_on_the_embedded_containerd() {
     let mut k1s = K1s::start_with_agent(&[]);
@@ -285,6 +365,7 @@ fn pods_run_on_the_embedded_containerd() {
         s.spawn(|| nginx_serves_then_delete_frees_its_address(&k1s, &k));
         s.spawn(|| a_crashing_container_backs_off(&k1s, &k));
         s.spawn(|| volumes_reach_the_containers(&k1s, &k));
+        s.spawn(|| streams_reach_real_containers(&k1s, &k));
     });
 
     // A SIGKILLed server adopts its running container again.

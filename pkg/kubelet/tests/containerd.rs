@@ -17,11 +17,19 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Builds (once, cached under the target dir) the test images; answers their dir.
 fn test_images() -> PathBuf {
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("k1s-test-images");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-test-images");
+    // Keyed on the script (FNV-1a over its bytes): images of an older script are not reused.
+    let fingerprint = std::fs::read(&script)
+        .unwrap_or_default()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    let out =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("k1s-test-images-{fingerprint:016x}"));
     if out.join("busybox.tar").exists() && out.join("nginx.tar").exists() {
         return out;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-test-images");
     let status = std::process::Command::new(&script)
         .arg(&out)
         .status()

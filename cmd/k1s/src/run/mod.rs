@@ -1,8 +1,8 @@
 //! Wiring of each subcommand.
 
 pub mod datastore;
-pub mod image;
 mod dns;
+pub mod image;
 pub mod kubectl;
 pub mod server;
 pub mod simulate;

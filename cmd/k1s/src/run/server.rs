@@ -269,7 +269,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     } else {
         let node_ip = args.node_ip.unwrap_or(advertise);
         Some(
-            start_agent(&args, &api, &data_dir, &node_name, node_ip, runtime)
+            start_agent(&args, &api, &pki, &data_dir, &node_name, node_ip, runtime)
                 .await
                 .context("cannot start the agent")?,
         )
@@ -381,6 +381,7 @@ impl Agent {
 async fn start_agent(
     args: &ServerArgs,
     api: &Arc<ApiServer>,
+    pki: &Pki,
     data_dir: &Path,
     node_name: &str,
     node_ip: IpAddr,
@@ -399,15 +400,18 @@ async fn start_agent(
     if !imported.is_empty() {
         tracing::info!(images = ?imported, "imported airgap images");
     }
-    let kubelet_port = if args.kubelet_port == 0 {
-        // Any free port: the kubelet's server binds it again at once.
-        std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .context("no free port for the kubelet")?
-    } else {
-        args.kubelet_port
-    };
+    // The kubelet's own HTTPS endpoint (logs, exec, attach, port-forward), which the API
+    // server reaches at the node's address and the port the Node publishes.
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, args.kubelet_port))
+        .await
+        .with_context(|| format!("cannot listen on the kubelet port {}", args.kubelet_port))?;
+    let kubelet_port = listener
+        .local_addr()
+        .context("the kubelet listener has no address")?
+        .port();
+    let tls = pki
+        .kubelet_server_tls_config(node_name, &[node_ip.to_string(), "127.0.0.1".into()])
+        .context("cannot issue the kubelet's serving certificate")?;
     let mut config = k1s_kubelet::Config::new(
         node_name,
         node_ip,
@@ -448,6 +452,14 @@ async fn start_agent(
     let client = k1s_apiserver::client::client(api.clone(), user);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let runtime: Arc<dyn k1s_kubelet::runtime::ContainerRuntime> = Arc::new(runtime);
+    let server = k1s_kubelet::server::serve(
+        k1s_kubelet::server::ServerConfig {
+            listener,
+            tls,
+            authorizer: Default::default(),
+        },
+        runtime.clone(),
+    );
     let task = tokio::spawn(async move {
         let done = async move {
             let _ = stopped.await;
@@ -455,6 +467,7 @@ async fn start_agent(
         if let Err(e) = k1s_kubelet::run(client, config, runtime, network, done).await {
             tracing::error!(error = %e, "the kubelet failed");
         }
+        server.abort();
     });
     Ok(Agent {
         stop,
