@@ -314,7 +314,7 @@ pub(crate) fn base_script(table: &str) -> String {
     jump services
   }}
   chain nat-output {{
-    type nat hook output priority dstnat; policy accept;
+    type nat hook output priority -100; policy accept;
     jump services
   }}
   chain nat-postrouting {{
