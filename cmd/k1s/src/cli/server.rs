@@ -82,6 +82,10 @@ pub struct ServerArgs {
     #[arg(long, env = "K1S_DISABLE_SCHEDULER", help_heading = "Components")]
     pub disable_scheduler: bool,
 
+    /// Do not run the Service proxy (kube-proxy's nftables rules), to bring your own.
+    #[arg(long, env = "K1S_DISABLE_KUBE_PROXY", help_heading = "Components")]
+    pub disable_kube_proxy: bool,
+
     /// Pod IP range.
     #[arg(
         long,
