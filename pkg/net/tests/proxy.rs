@@ -324,6 +324,25 @@ async fn cluster_ips_and_node_ports_balance_over_ready_endpoints_and_follow_chan
         .await
         .expect("create empty");
 
+    let sticky_ip = env.cluster_ip(12);
+    let sticky: Service = serde_json::from_value(json!({
+        "metadata": {"name": "sticky"},
+        "spec": {"clusterIP": sticky_ip.to_string(), "sessionAffinity": "ClientIP",
+                 "ports": [{"name": "http", "port": 80}]}
+    }))
+    .expect("service");
+    services
+        .create(&PostParams::default(), &sticky)
+        .await
+        .expect("create sticky");
+    let slice: EndpointSlice =
+        serde_json::from_value(slice_json(ns, "sticky", &[(a, "a", true), (b, "b", true)]))
+            .expect("slice");
+    slices
+        .create(&PostParams::default(), &slice)
+        .await
+        .expect("create sticky slice");
+
     let mut config = ProxyConfig::new(Some(env.config.cluster_cidr));
     config.table = env.proxy_table();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -364,6 +383,18 @@ async fn cluster_ips_and_node_ports_balance_over_ready_endpoints_and_follow_chan
         spread(Some(&ns_c), np_addr, 30).await,
         ["a", "b"],
         "node port from pod c"
+    );
+
+    // sessionAffinity ClientIP: one client keeps its endpoint.
+    assert_eq!(
+        spread(None, (sticky_ip, 80).into(), 20).await.len(),
+        1,
+        "ClientIP affinity from the host"
+    );
+    assert_eq!(
+        spread(Some(&ns_c), (sticky_ip, 80).into(), 20).await.len(),
+        1,
+        "ClientIP affinity from pod c"
     );
 
     // No endpoints: refused at once, not a timeout.

@@ -5,7 +5,7 @@
 //! [`ProxyConfig::batch`]) rewrites only the chains and map elements of the Services that
 //! changed, in one `nft` transaction. See [`rules`] for the layout.
 //!
-//! Left out for now: `sessionAffinity: ClientIP`, `internalTrafficPolicy` /
+//! Left out for now: `internalTrafficPolicy` /
 //! `externalTrafficPolicy: Local` (every endpoint is used), IPv6, LoadBalancer addresses
 //! (servicelb's part).
 

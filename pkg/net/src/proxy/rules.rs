@@ -40,6 +40,8 @@ const MAPS: [&str; 4] = [
 pub(crate) struct ServiceRules {
     /// Chain name → its rules, in order.
     pub chains: BTreeMap<String, Vec<String>>,
+    /// Set name → its definition (`sessionAffinity: ClientIP`: clients by endpoint).
+    pub sets: BTreeMap<String, String>,
     /// Map name → element key → verdict.
     pub elements: BTreeMap<&'static str, BTreeMap<String, String>>,
     /// UDP flows to clear from conntrack when an endpoint goes: (original destination
@@ -162,6 +164,15 @@ pub(crate) fn service_rules(
         .flatten()
         .filter_map(|ip| ip.parse().ok())
         .collect();
+    // sessionAffinity ClientIP: the seconds a client sticks to its endpoint.
+    let affinity = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
+        spec.session_affinity_config
+            .as_ref()
+            .and_then(|c| c.client_ip.as_ref())
+            .and_then(|c| c.timeout_seconds)
+            .filter(|t| *t > 0)
+            .unwrap_or(10800)
+    });
     for port in spec.ports.iter().flatten() {
         let Some(proto) = l4(port.protocol.as_deref()) else {
             continue;
@@ -213,17 +224,27 @@ pub(crate) fn service_rules(
         }
         let mut picks = Vec::new();
         for (i, t) in endpoints.iter().enumerate() {
-            let ep_chain = chain_name("endpoint", &format!("{readable}__{}/{}", t.ip, t.port));
+            let ep_readable = format!("{readable}__{}/{}", t.ip, t.port);
+            let ep_chain = chain_name("endpoint", &ep_readable);
             picks.push(format!("{i} : goto {ep_chain}"));
-            out.chains.insert(
-                ep_chain,
-                vec![
-                    // Hairpin: a pod reaching itself through the Service must see the
-                    // answer come from the Service, so it goes through the node's NAT.
-                    format!("ip saddr {} jump mark-for-masquerade", t.ip),
-                    format!("meta l4proto {proto} dnat to {}:{}", t.ip, t.port),
-                ],
-            );
+            let mut ep_rules = vec![
+                // Hairpin: a pod reaching itself through the Service must see the
+                // answer come from the Service, so it goes through the node's NAT.
+                format!("ip saddr {} jump mark-for-masquerade", t.ip),
+            ];
+            if let Some(timeout) = affinity {
+                // The timeout is part of the name: a new timeout makes new sets.
+                let set = chain_name("affinity", &format!("{timeout}/{ep_readable}"));
+                // A client seen lately goes back to the endpoint it had.
+                svc_rules.push(format!("ip saddr @{set} goto {ep_chain}"));
+                ep_rules.push(format!("update @{set} {{ ip saddr }}"));
+                out.sets.insert(
+                    set,
+                    format!("type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ;"),
+                );
+            }
+            ep_rules.push(format!("meta l4proto {proto} dnat to {}:{}", t.ip, t.port));
+            out.chains.insert(ep_chain, ep_rules);
         }
         svc_rules.push(format!(
             "numgen random mod {} vmap {{ {} }}",
@@ -342,6 +363,11 @@ pub(crate) fn base_script(table: &str) -> String {
 /// chains whose rules differ are rewritten and only the map elements that differ change.
 /// Chains are added before anything refers to them and deleted after nothing does.
 pub(crate) fn diff_script(table: &str, old: &ServiceRules, new: &ServiceRules, out: &mut String) {
+    for (name, def) in &new.sets {
+        if !old.sets.contains_key(name) {
+            let _ = writeln!(out, "add set ip {table} {name} {{ {def} }}");
+        }
+    }
     for name in new.chains.keys() {
         if !old.chains.contains_key(name) {
             let _ = writeln!(out, "add chain ip {table} {name}");
@@ -389,6 +415,12 @@ pub(crate) fn diff_script(table: &str, old: &ServiceRules, new: &ServiceRules, o
     }
     for name in &stale {
         let _ = writeln!(out, "delete chain ip {table} {name}");
+    }
+    // Sets last: no rule refers to them any more.
+    for name in old.sets.keys() {
+        if !new.sets.contains_key(name) {
+            let _ = writeln!(out, "delete set ip {table} {name}");
+        }
     }
 }
 
@@ -565,6 +597,34 @@ mod tests {
         assert!(del.contains("delete element ip t service-ips { 10.43.0.20 . tcp . 80 }"));
         assert!(del.contains("delete element ip t service-nodeports { tcp . 30080 }"));
         assert!(del.contains(&format!("delete chain ip t {svc_chain}")));
+    }
+
+    #[test]
+    fn client_ip_affinity_sends_a_known_client_back_to_its_endpoint() {
+        let mut s = web();
+        let spec = s.spec.as_mut().expect("spec");
+        spec.session_affinity = Some("ClientIP".into());
+        let sl = web_slice(true);
+        let r = service_rules(&s, &[&sl], cidr());
+        let ep = chain_name("endpoint", "ns/web/tcp/http__10.42.0.5/8080");
+        let set = chain_name("affinity", "10800/ns/web/tcp/http__10.42.0.5/8080");
+        assert_eq!(
+            r.sets[&set],
+            "type ipv4_addr ; flags dynamic,timeout ; timeout 10800s ;"
+        );
+        assert_eq!(r.chains[&ep][1], format!("update @{set} {{ ip saddr }}"));
+        let svc_rules = &r.chains[&chain_name("service", "ns/web/tcp/http")];
+        assert!(svc_rules.contains(&format!("ip saddr @{set} goto {ep}")));
+        assert!(svc_rules.last().expect("rule").starts_with("numgen"));
+        let mut script = String::new();
+        diff_script("t", &r, &ServiceRules::default(), &mut script);
+        assert!(
+            script.ends_with(&format!(
+                "delete set ip t {}\n",
+                r.sets.keys().last().expect("set")
+            )),
+            "{script}"
+        );
     }
 
     #[test]
