@@ -293,9 +293,11 @@ async fn cluster_ips_and_node_ports_balance_over_ready_endpoints_and_follow_chan
 
     let (web_ip, empty_ip) = (env.cluster_ip(10), env.cluster_ip(11));
     let node_port = env.node_port(1);
+    let external_ip = env.cluster_ip(200);
     let web: Service = serde_json::from_value(json!({
         "metadata": {"name": "web"},
         "spec": {"type": "NodePort", "clusterIP": web_ip.to_string(),
+                 "externalIPs": [external_ip.to_string()],
                  "ports": [{"name": "http", "port": 80, "targetPort": "http",
                             "nodePort": node_port}]}
     }))
@@ -397,6 +399,24 @@ async fn cluster_ips_and_node_ports_balance_over_ready_endpoints_and_follow_chan
         "ClientIP affinity from pod c"
     );
 
+    // NodePort on localhost (route_localnet on the bridge, masqueraded), and an
+    // externalIP.
+    assert_eq!(
+        spread(None, (Ipv4Addr::LOCALHOST, node_port).into(), 20).await,
+        ["a", "b"],
+        "node port on localhost"
+    );
+    assert_eq!(
+        spread(None, (external_ip, 80).into(), 20).await,
+        ["a", "b"],
+        "externalIP from the host"
+    );
+    assert_eq!(
+        spread(Some(&ns_c), (external_ip, 80).into(), 20).await,
+        ["a", "b"],
+        "externalIP from pod c"
+    );
+
     // No endpoints: refused at once, not a timeout.
     let started = Instant::now();
     let refused = fetch(None, (empty_ip, 80).into()).await;
@@ -453,6 +473,7 @@ async fn cluster_ips_and_node_ports_balance_over_ready_endpoints_and_follow_chan
     eventually("web's rules are gone", || async {
         let t = table_text(&env.proxy_table());
         !t.contains(&web_ip.to_string())
+            && !t.contains(&external_ip.to_string())
             && !t.contains(&format!("tcp . {node_port}"))
             && !t.contains("proxy/web/")
     })
