@@ -243,7 +243,10 @@ fn slice_json(ns: &str, svc: &str, eps: &[(Ipv4Addr, &str, bool)]) -> serde_json
     let endpoints: Vec<_> = eps
         .iter()
         .map(|(ip, name, ready)| {
+            // Pod a is on this node (n1), the others elsewhere.
+            let node = if *name == "a" { "n1" } else { "n2" };
             json!({"addresses": [ip.to_string()], "conditions": {"ready": ready},
+                   "nodeName": node,
                    "targetRef": {"kind": "Pod", "namespace": ns, "name": name}})
         })
         .collect();
@@ -345,8 +348,28 @@ async fn cluster_ips_and_node_ports_balance_over_ready_endpoints_and_follow_chan
         .await
         .expect("create sticky slice");
 
+    let local_ip = env.cluster_ip(13);
+    let local: Service = serde_json::from_value(json!({
+        "metadata": {"name": "local"},
+        "spec": {"clusterIP": local_ip.to_string(), "internalTrafficPolicy": "Local",
+                 "ports": [{"name": "http", "port": 80}]}
+    }))
+    .expect("service");
+    services
+        .create(&PostParams::default(), &local)
+        .await
+        .expect("create local");
+    let slice: EndpointSlice =
+        serde_json::from_value(slice_json(ns, "local", &[(a, "a", true), (b, "b", true)]))
+            .expect("slice");
+    slices
+        .create(&PostParams::default(), &slice)
+        .await
+        .expect("create local slice");
+
     let mut config = ProxyConfig::new(Some(env.config.cluster_cidr));
     config.table = env.proxy_table();
+    config.node_name = Some("n1".to_owned());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let proxy = tokio::spawn(k1s_net::proxy::run(client.clone(), config, async move {
         let _ = stopped.await;
@@ -415,6 +438,13 @@ async fn cluster_ips_and_node_ports_balance_over_ready_endpoints_and_follow_chan
         spread(Some(&ns_c), (external_ip, 80).into(), 20).await,
         ["a", "b"],
         "externalIP from pod c"
+    );
+
+    // internalTrafficPolicy Local: only the endpoint on this node.
+    assert_eq!(
+        spread(Some(&ns_c), (local_ip, 80).into(), 20).await,
+        ["a"],
+        "internalTrafficPolicy Local from pod c"
     );
 
     // No endpoints: refused at once, not a timeout.

@@ -266,8 +266,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             ipnet::IpNet::V6(_) => None,
         };
         let client = kube_proxy_client(&api);
+        let proxy_node = node_name.clone();
         Some(tokio::spawn(async move {
-            let config = k1s_net::proxy::ProxyConfig::new(cidr);
+            let mut config = k1s_net::proxy::ProxyConfig::new(cidr);
+            config.node_name = Some(proxy_node);
             let done = async move {
                 let _ = proxy_stopping.await;
             };

@@ -5,9 +5,8 @@
 //! [`ProxyConfig::batch`]) rewrites only the chains and map elements of the Services that
 //! changed, in one `nft` transaction. See [`rules`] for the layout.
 //!
-//! Left out for now: `internalTrafficPolicy` /
-//! `externalTrafficPolicy: Local` (every endpoint is used), IPv6, LoadBalancer addresses
-//! (servicelb's part).
+//! Left out for now: IPv6, LoadBalancer addresses (servicelb's part) and the health-check
+//! node port of `externalTrafficPolicy: Local`.
 
 mod rules;
 
@@ -41,6 +40,8 @@ pub struct ProxyConfig {
     pub cluster_cidr: Option<Ipv4Net>,
     /// How long changes are gathered before one transaction applies them.
     pub batch: Duration,
+    /// This node's name: endpoints on it are the ones `Local` traffic policies use.
+    pub node_name: Option<String>,
 }
 
 impl ProxyConfig {
@@ -50,6 +51,7 @@ impl ProxyConfig {
             table: "k1s-proxy".to_owned(),
             cluster_cidr,
             batch: Duration::from_millis(100),
+            node_name: None,
         }
     }
 }
@@ -277,7 +279,12 @@ impl Proxier {
                         .get(key)
                         .map(|v| v.iter().map(|s| s.as_ref()).collect())
                         .unwrap_or_default();
-                    rules::service_rules(svc, &slices, self.config.cluster_cidr)
+                    rules::service_rules(
+                        svc,
+                        &slices,
+                        self.config.cluster_cidr,
+                        self.config.node_name.as_deref(),
+                    )
                 }
                 None => ServiceRules::default(),
             };

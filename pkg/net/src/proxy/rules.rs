@@ -54,6 +54,8 @@ pub(crate) struct ServiceRules {
 struct Target {
     ip: Ipv4Addr,
     port: u16,
+    /// On this node (the endpoint's `nodeName` is the proxy's node).
+    local: bool,
 }
 
 /// The nftables protocol keyword of a Kubernetes `protocol`.
@@ -90,7 +92,12 @@ fn chain_name(kind: &str, readable: &str) -> String {
 /// the ready ones, or where none is ready the serving-and-terminating ones (as upstream,
 /// so connections drain during a rollout). Target ports come from each slice, so a named
 /// `targetPort` resolves per pod.
-fn targets(slices: &[&EndpointSlice], port_name: &str, protocol: &str) -> Vec<Target> {
+fn targets(
+    slices: &[&EndpointSlice],
+    port_name: &str,
+    protocol: &str,
+    node_name: Option<&str>,
+) -> Vec<Target> {
     let mut ready = BTreeSet::new();
     let mut terminating = BTreeSet::new();
     for slice in slices {
@@ -119,7 +126,8 @@ fn targets(slices: &[&EndpointSlice], port_name: &str, protocol: &str) -> Vec<Ta
             let is_ready = cond.and_then(|c| c.ready).unwrap_or(true);
             let serving = cond.and_then(|c| c.serving).unwrap_or(is_ready);
             let is_terminating = cond.and_then(|c| c.terminating).unwrap_or(false);
-            let t = Target { ip, port };
+            let local = node_name.is_some() && ep.node_name.as_deref() == node_name;
+            let t = Target { ip, port, local };
             if is_ready {
                 ready.insert(t);
             } else if serving && is_terminating {
@@ -137,6 +145,7 @@ pub(crate) fn service_rules(
     svc: &Service,
     slices: &[&EndpointSlice],
     cluster_cidr: Option<Ipv4Net>,
+    node_name: Option<&str>,
 ) -> ServiceRules {
     let mut out = ServiceRules::default();
     let Some(spec) = svc.spec.as_ref() else {
@@ -189,7 +198,10 @@ pub(crate) fn service_rules(
         let readable = format!("{ns}/{name}/{proto}/{port_name}");
         let svc_chain = chain_name("service", &readable);
         let ext_chain = chain_name("external", &readable);
-        let endpoints = targets(slices, port_name, proto);
+        let endpoints = targets(slices, port_name, proto, node_name);
+        let local: Vec<Target> = endpoints.iter().copied().filter(|t| t.local).collect();
+        let internal_local = spec.internal_traffic_policy.as_deref() == Some("Local");
+        let external_local = spec.external_traffic_policy.as_deref() == Some("Local");
 
         let mut add = |map: &'static str, key: String, verdict: String| {
             out.elements.entry(map).or_default().insert(key, verdict);
@@ -214,19 +226,11 @@ pub(crate) fn service_rules(
             continue;
         }
 
-        // The Service port's chain: masquerade what comes from outside the cluster
-        // network (its answers must come back through this node), then pick an endpoint.
-        let mut svc_rules = Vec::new();
-        if let Some(cidr) = cluster_cidr {
-            svc_rules.push(format!(
-                "ip daddr {cluster_ip} {proto} dport {svc_port} ip saddr != {cidr} jump mark-for-masquerade"
-            ));
-        }
-        let mut picks = Vec::new();
-        for (i, t) in endpoints.iter().enumerate() {
+        // An endpoint chain per endpoint: DNAT (and the hairpin masquerade).
+        let ep_chain_of =
+            |t: &Target| chain_name("endpoint", &format!("{readable}__{}/{}", t.ip, t.port));
+        for t in &endpoints {
             let ep_readable = format!("{readable}__{}/{}", t.ip, t.port);
-            let ep_chain = chain_name("endpoint", &ep_readable);
-            picks.push(format!("{i} : goto {ep_chain}"));
             let mut ep_rules = vec![
                 // Hairpin: a pod reaching itself through the Service must see the
                 // answer come from the Service, so it goes through the node's NAT.
@@ -235,8 +239,6 @@ pub(crate) fn service_rules(
             if let Some(timeout) = affinity {
                 // The timeout is part of the name: a new timeout makes new sets.
                 let set = chain_name("affinity", &format!("{timeout}/{ep_readable}"));
-                // A client seen lately goes back to the endpoint it had.
-                svc_rules.push(format!("ip saddr @{set} goto {ep_chain}"));
                 ep_rules.push(format!("update @{set} {{ ip saddr }}"));
                 out.sets.insert(
                     set,
@@ -244,19 +246,57 @@ pub(crate) fn service_rules(
                 );
             }
             ep_rules.push(format!("meta l4proto {proto} dnat to {}:{}", t.ip, t.port));
-            out.chains.insert(ep_chain, ep_rules);
+            out.chains.insert(ep_chain_of(t), ep_rules);
         }
-        svc_rules.push(format!(
-            "numgen random mod {} vmap {{ {} }}",
-            endpoints.len(),
-            picks.join(", ")
-        ));
-        out.chains.insert(svc_chain.clone(), svc_rules);
-        add(
-            SERVICE_IPS,
-            format!("{cluster_ip} . {proto} . {svc_port}"),
-            format!("goto {svc_chain}"),
-        );
+        // Picks one of `eps` at random: the last rule of a chain that balances.
+        let balance = |eps: &[Target]| {
+            let picks: Vec<String> = eps
+                .iter()
+                .enumerate()
+                .map(|(i, t)| format!("{i} : goto {}", ep_chain_of(t)))
+                .collect();
+            format!(
+                "numgen random mod {} vmap {{ {} }}",
+                eps.len(),
+                picks.join(", ")
+            )
+        };
+
+        // The Service port's chain (ClusterIP traffic): masquerade what comes from outside
+        // the cluster network (its answers must come back through this node), a client
+        // seen lately goes back to its endpoint (ClientIP affinity), else one at random.
+        // internalTrafficPolicy Local keeps to this node's endpoints, and drops without.
+        let internal = if internal_local { &local } else { &endpoints };
+        if internal.is_empty() {
+            add(
+                NO_ENDPOINT_SERVICES,
+                format!("{cluster_ip} . {proto} . {svc_port}"),
+                "drop".to_owned(),
+            );
+        } else {
+            let mut svc_rules = Vec::new();
+            if let Some(cidr) = cluster_cidr {
+                svc_rules.push(format!(
+                    "ip daddr {cluster_ip} {proto} dport {svc_port} ip saddr != {cidr} jump mark-for-masquerade"
+                ));
+            }
+            if let Some(timeout) = affinity {
+                for t in internal {
+                    let set = chain_name(
+                        "affinity",
+                        &format!("{timeout}/{readable}__{}/{}", t.ip, t.port),
+                    );
+                    svc_rules.push(format!("ip saddr @{set} goto {}", ep_chain_of(t)));
+                }
+            }
+            svc_rules.push(balance(internal));
+            out.chains.insert(svc_chain.clone(), svc_rules);
+            add(
+                SERVICE_IPS,
+                format!("{cluster_ip} . {proto} . {svc_port}"),
+                format!("goto {svc_chain}"),
+            );
+        }
         if proto == "udp" {
             let ips: BTreeSet<Ipv4Addr> = endpoints.iter().map(|t| t.ip).collect();
             out.udp.insert((Some(cluster_ip), svc_port), ips.clone());
@@ -268,16 +308,35 @@ pub(crate) fn service_rules(
             }
         }
 
-        // Traffic from outside (node ports, externalIPs) is masqueraded: with
-        // externalTrafficPolicy Cluster the endpoint may be on another node.
+        // Traffic from outside (node ports, externalIPs). With externalTrafficPolicy
+        // Cluster it is masqueraded (the endpoint may be on another node) and balanced as
+        // ClusterIP traffic; with Local it keeps its source and goes to this node's
+        // endpoints only (dropped without), except from pods and from the node itself,
+        // which reach every endpoint as upstream lets them.
         if node_port.is_some() || !external_ips.is_empty() {
-            out.chains.insert(
-                ext_chain.clone(),
-                vec![
-                    "jump mark-for-masquerade".to_owned(),
-                    format!("goto {svc_chain}"),
-                ],
-            );
+            // Where traffic balanced over every endpoint goes.
+            let to_cluster = if internal_local {
+                balance(&endpoints)
+            } else {
+                format!("goto {svc_chain}")
+            };
+            let mut ext_rules = Vec::new();
+            if external_local {
+                if let Some(cidr) = cluster_cidr {
+                    ext_rules.push(format!("ip saddr {cidr} {to_cluster}"));
+                }
+                ext_rules.push("fib saddr type local jump mark-for-masquerade".to_owned());
+                ext_rules.push(format!("fib saddr type local {to_cluster}"));
+                ext_rules.push(if local.is_empty() {
+                    "drop".to_owned()
+                } else {
+                    balance(&local)
+                });
+            } else {
+                ext_rules.push("jump mark-for-masquerade".to_owned());
+                ext_rules.push(to_cluster);
+            }
+            out.chains.insert(ext_chain.clone(), ext_rules);
             for ip in &external_ips {
                 add(
                     SERVICE_IPS,
@@ -485,7 +544,7 @@ mod tests {
     #[test]
     fn a_service_gets_a_chain_per_port_an_endpoint_chain_per_ready_endpoint_and_map_elements() {
         let s = web_slice(true);
-        let r = service_rules(&web(), &[&s], cidr());
+        let r = service_rules(&web(), &[&s], cidr(), None);
         let svc_chain = chain_name("service", "ns/web/tcp/http");
         let ext_chain = chain_name("external", "ns/web/tcp/http");
         let rules = &r.chains[&svc_chain];
@@ -520,7 +579,7 @@ mod tests {
     #[test]
     fn unready_endpoints_are_left_out_and_terminating_ones_serve_only_when_none_is_ready() {
         let s = web_slice(false);
-        let r = service_rules(&web(), &[&s], cidr());
+        let r = service_rules(&web(), &[&s], cidr(), None);
         assert_eq!(
             r.chains
                 .keys()
@@ -537,7 +596,7 @@ mod tests {
                 {"addresses": ["10.42.0.8"], "conditions": {"ready": false, "serving": false, "terminating": true}},
             ]
         }));
-        let r = service_rules(&web(), &[&term], cidr());
+        let r = service_rules(&web(), &[&term], cidr(), None);
         let eps: Vec<_> = r
             .chains
             .keys()
@@ -549,7 +608,7 @@ mod tests {
 
     #[test]
     fn a_service_without_endpoints_is_rejected_and_headless_ones_are_left_alone() {
-        let r = service_rules(&web(), &[], cidr());
+        let r = service_rules(&web(), &[], cidr(), None);
         assert!(r.chains.is_empty());
         assert_eq!(
             r.elements[NO_ENDPOINT_SERVICES]["10.43.0.20 . tcp . 80"],
@@ -562,7 +621,7 @@ mod tests {
         let headless = svc(json!({"metadata": {"namespace": "ns", "name": "h"},
             "spec": {"clusterIP": "None", "ports": [{"port": 80}]}}));
         assert_eq!(
-            service_rules(&headless, &[], cidr()),
+            service_rules(&headless, &[], cidr(), None),
             ServiceRules::default()
         );
     }
@@ -570,8 +629,8 @@ mod tests {
     #[test]
     fn a_change_of_one_endpoint_rewrites_only_what_differs() {
         let (a, b) = (web_slice(true), web_slice(false));
-        let old = service_rules(&web(), &[&a], cidr());
-        let new = service_rules(&web(), &[&b], cidr());
+        let old = service_rules(&web(), &[&a], cidr(), None);
+        let new = service_rules(&web(), &[&b], cidr(), None);
         let mut script = String::new();
         diff_script("t", &old, &new, &mut script);
         let gone = chain_name("endpoint", "ns/web/tcp/http__10.42.0.6/8080");
@@ -605,7 +664,7 @@ mod tests {
         let spec = s.spec.as_mut().expect("spec");
         spec.session_affinity = Some("ClientIP".into());
         let sl = web_slice(true);
-        let r = service_rules(&s, &[&sl], cidr());
+        let r = service_rules(&s, &[&sl], cidr(), None);
         let ep = chain_name("endpoint", "ns/web/tcp/http__10.42.0.5/8080");
         let set = chain_name("affinity", "10800/ns/web/tcp/http__10.42.0.5/8080");
         assert_eq!(
@@ -628,6 +687,42 @@ mod tests {
     }
 
     #[test]
+    fn local_traffic_policies_keep_to_this_nodes_endpoints() {
+        let mut s = web();
+        let spec = s.spec.as_mut().expect("spec");
+        spec.internal_traffic_policy = Some("Local".into());
+        spec.external_traffic_policy = Some("Local".into());
+        let mut sl = web_slice(true);
+        sl.endpoints[0].node_name = Some("n1".into());
+        sl.endpoints[1].node_name = Some("n2".into());
+        let r = service_rules(&s, &[&sl], cidr(), Some("n1"));
+        let here = chain_name("endpoint", "ns/web/tcp/http__10.42.0.5/8080");
+        let svc_rules = &r.chains[&chain_name("service", "ns/web/tcp/http")];
+        assert_eq!(
+            svc_rules.last().expect("rule"),
+            &format!("numgen random mod 1 vmap {{ 0 : goto {here} }}")
+        );
+        let ext = &r.chains[&chain_name("external", "ns/web/tcp/http")];
+        assert!(
+            ext[0].starts_with("ip saddr 10.42.0.0/16 numgen random mod 2 "),
+            "{ext:?}"
+        );
+        assert_eq!(ext[1], "fib saddr type local jump mark-for-masquerade");
+        assert_eq!(
+            ext[3],
+            format!("numgen random mod 1 vmap {{ 0 : goto {here} }}")
+        );
+        // Nothing on this node: ClusterIP traffic is dropped, external traffic too.
+        let r = service_rules(&s, &[&sl], cidr(), Some("n3"));
+        assert_eq!(
+            r.elements[NO_ENDPOINT_SERVICES]["10.43.0.20 . tcp . 80"],
+            "drop"
+        );
+        let ext = &r.chains[&chain_name("external", "ns/web/tcp/http")];
+        assert_eq!(ext.last().expect("rule"), "drop");
+    }
+
+    #[test]
     fn named_target_ports_resolve_per_slice_and_udp_endpoints_that_go_are_reported() {
         let s = svc(json!({"metadata": {"namespace": "ns", "name": "dns"},
             "spec": {"clusterIP": "10.43.0.10",
@@ -642,11 +737,11 @@ mod tests {
             "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}],
             "endpoints": [{"addresses": ["10.42.0.6"]}]}),
         );
-        let r = service_rules(&s, &[&one, &two], cidr());
+        let r = service_rules(&s, &[&one, &two], cidr(), None);
         let text: Vec<String> = r.chains.values().flatten().cloned().collect();
         assert!(text.contains(&"meta l4proto udp dnat to 10.42.0.5:5353".to_owned()));
         assert!(text.contains(&"meta l4proto udp dnat to 10.42.0.6:53".to_owned()));
-        let after = service_rules(&s, &[&two], cidr());
+        let after = service_rules(&s, &[&two], cidr(), None);
         assert_eq!(
             stale_udp(&r, &after),
             vec![(
