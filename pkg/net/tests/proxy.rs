@@ -1,12 +1,12 @@
 //! The Service proxy on real namespaces and nftables, fed by an in-memory API server:
-//! needs root, iproute2 (`ip netns`) and nftables (`nft`), as in CI; fails saying what is
-//! missing rather than skipping.
+//! needs root, iproute2 (`ip netns`), nftables (`nft`) and conntrack, as in CI; fails
+//! saying what is missing rather than skipping.
 //!
 //! Every name is unique to this process and test (bridge, namespaces, nftables tables,
 //! CIDRs, ClusterIPs, node ports) and a guard removes what a test made even when it fails.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -28,7 +28,11 @@ fn require_tools() {
         std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0),
         "the service proxy tests need root (network namespaces, links, nftables)"
     );
-    for (tool, package) in [("ip", "iproute2"), ("nft", "nftables")] {
+    for (tool, package) in [
+        ("ip", "iproute2"),
+        ("nft", "nftables"),
+        ("conntrack", "conntrack"),
+    ] {
         let found = Command::new(tool).arg("-V").output().is_ok();
         assert!(
             found,
@@ -186,6 +190,27 @@ fn serve(netns: &Path, addr: SocketAddr, reply: &'static str) {
     });
 }
 
+/// A UDP server inside `netns` answering every datagram with `reply`.
+fn serve_udp(netns: &Path, addr: SocketAddr, reply: &'static str) {
+    let socket = in_netns(netns, move || {
+        UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind udp {addr}: {e}"))
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((_, from)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(reply.as_bytes(), from);
+        }
+    });
+}
+
+/// Sends one datagram from the host's `socket` to `addr` and reads the answer.
+fn ask_udp(socket: &UdpSocket, addr: SocketAddr) -> Option<String> {
+    socket.send_to(b"?", addr).ok()?;
+    let mut buf = [0u8; 64];
+    let (n, _) = socket.recv_from(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
 /// Connects to `addr` (from inside `netns` when given) and reads the reply; the error
 /// kind tells a refusal from a timeout.
 fn fetch_blocking(netns: Option<PathBuf>, addr: SocketAddr) -> Result<String, std::io::Error> {
@@ -279,6 +304,8 @@ async fn cluster_ips_and_node_ports_balance_over_ready_endpoints_and_follow_chan
     serve(&ns_a, (a, 8080).into(), "a");
     serve(&ns_b, (b, 8080).into(), "b");
     serve(&ns_c, (c, 8080).into(), "c");
+    serve_udp(&ns_a, (a, 5353).into(), "a");
+    serve_udp(&ns_b, (b, 5353).into(), "b");
 
     let server = TestApiServer::new().await;
     let client = server.client();
@@ -367,6 +394,36 @@ async fn cluster_ips_and_node_ports_balance_over_ready_endpoints_and_follow_chan
         .await
         .expect("create local slice");
 
+    let udp_ip = env.cluster_ip(14);
+    let udp: Service = serde_json::from_value(json!({
+        "metadata": {"name": "udp"},
+        "spec": {"clusterIP": udp_ip.to_string(),
+                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": "dns"}]}
+    }))
+    .expect("service");
+    services
+        .create(&PostParams::default(), &udp)
+        .await
+        .expect("create udp");
+    let udp_slice = |ip: Ipv4Addr, name: &str| {
+        json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"namespace": ns, "name": "udp-x",
+                         "labels": {"kubernetes.io/service-name": "udp"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "dns", "port": 5353, "protocol": "UDP"}],
+            "endpoints": [{"addresses": [ip.to_string()], "conditions": {"ready": true},
+                           "targetRef": {"kind": "Pod", "namespace": ns, "name": name}}],
+        })
+    };
+    slices
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(udp_slice(a, "a")).expect("slice"),
+        )
+        .await
+        .expect("create udp slice");
+
     let mut config = ProxyConfig::new(Some(env.config.cluster_cidr));
     config.table = env.proxy_table();
     config.node_name = Some("n1".to_owned());
@@ -446,6 +503,50 @@ async fn cluster_ips_and_node_ports_balance_over_ready_endpoints_and_follow_chan
         ["a"],
         "internalTrafficPolicy Local from pod c"
     );
+
+    // UDP through a named target port; when its endpoint goes, the flow's conntrack
+    // entry goes too, so the same client socket reaches the new endpoint at once.
+    let udp_addr = SocketAddr::from((udp_ip, 53));
+    let client_socket = UdpSocket::bind("0.0.0.0:0").expect("udp socket");
+    client_socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let client_socket = std::sync::Arc::new(client_socket);
+    let sock = client_socket.clone();
+    let first = tokio::task::spawn_blocking(move || ask_udp(&sock, udp_addr))
+        .await
+        .expect("udp");
+    assert_eq!(first.as_deref(), Some("a"), "UDP ClusterIP");
+    slices
+        .replace(
+            "udp-x",
+            &PostParams::default(),
+            &serde_json::from_value({
+                let mut v = udp_slice(b, "b");
+                v["metadata"]["resourceVersion"] = slices
+                    .get("udp-x")
+                    .await
+                    .expect("get udp slice")
+                    .metadata
+                    .resource_version
+                    .into();
+                v
+            })
+            .expect("slice"),
+        )
+        .await
+        .expect("replace udp slice");
+    eventually("the UDP flow moves to the new endpoint", || {
+        let sock = client_socket.clone();
+        async move {
+            tokio::task::spawn_blocking(move || ask_udp(&sock, udp_addr))
+                .await
+                .expect("udp")
+                .as_deref()
+                == Some("b")
+        }
+    })
+    .await;
 
     // No endpoints: refused at once, not a timeout.
     let started = Instant::now();
