@@ -3,7 +3,7 @@
 //!
 //! The table holds verdict maps keyed by `address . protocol . port` (`service-ips`) and
 //! `protocol . port` (`service-nodeports`, for every local address) that jump to a chain of
-//! the Service port; that chain picks an endpoint chain with `numgen random`, and the
+//! the Service port; that chain picks an endpoint chain with `numgen random` rules, and the
 //! endpoint chain DNATs. A Service port without usable endpoints gets an element in the
 //! `no-endpoint-*` maps instead, checked in the filter hooks, which rejects at once.
 
@@ -248,18 +248,22 @@ pub(crate) fn service_rules(
             ep_rules.push(format!("meta l4proto {proto} dnat to {}:{}", t.ip, t.port));
             out.chains.insert(ep_chain_of(t), ep_rules);
         }
-        // Picks one of `eps` at random: the last rule of a chain that balances.
-        let balance = |eps: &[Target]| {
-            let picks: Vec<String> = eps
-                .iter()
+        // Picks one of `eps` at random, as iptables' cascade of `statistic` rules: the
+        // i-th of n is taken with probability 1/(n-i), the last always — uniform, and
+        // without an anonymous verdict map per Service (the kernel names each of those by
+        // scanning every set of the table: quadratic, a minute for 10 000 Services).
+        let balance = |eps: &[Target]| -> Vec<String> {
+            let n = eps.len();
+            eps.iter()
                 .enumerate()
-                .map(|(i, t)| format!("{i} : goto {}", ep_chain_of(t)))
-                .collect();
-            format!(
-                "numgen random mod {} vmap {{ {} }}",
-                eps.len(),
-                picks.join(", ")
-            )
+                .map(|(i, t)| {
+                    if i + 1 == n {
+                        format!("goto {}", ep_chain_of(t))
+                    } else {
+                        format!("numgen random mod {} == 0 goto {}", n - i, ep_chain_of(t))
+                    }
+                })
+                .collect()
         };
 
         // The Service port's chain (ClusterIP traffic): masquerade what comes from outside
@@ -289,7 +293,7 @@ pub(crate) fn service_rules(
                     svc_rules.push(format!("ip saddr @{set} goto {}", ep_chain_of(t)));
                 }
             }
-            svc_rules.push(balance(internal));
+            svc_rules.extend(balance(internal));
             out.chains.insert(svc_chain.clone(), svc_rules);
             add(
                 SERVICE_IPS,
@@ -316,7 +320,10 @@ pub(crate) fn service_rules(
         if node_port.is_some() || !external_ips.is_empty() {
             // Where traffic balanced over every endpoint goes.
             let to_cluster = if internal_local {
-                balance(&endpoints)
+                let cluster_chain = chain_name("cluster", &readable);
+                out.chains
+                    .insert(cluster_chain.clone(), balance(&endpoints));
+                format!("goto {cluster_chain}")
             } else {
                 format!("goto {svc_chain}")
             };
@@ -327,11 +334,11 @@ pub(crate) fn service_rules(
                 }
                 ext_rules.push("fib saddr type local jump mark-for-masquerade".to_owned());
                 ext_rules.push(format!("fib saddr type local {to_cluster}"));
-                ext_rules.push(if local.is_empty() {
-                    "drop".to_owned()
+                if local.is_empty() {
+                    ext_rules.push("drop".to_owned());
                 } else {
-                    balance(&local)
-                });
+                    ext_rules.extend(balance(&local));
+                }
             } else {
                 ext_rules.push("jump mark-for-masquerade".to_owned());
                 ext_rules.push(to_cluster);
@@ -552,7 +559,8 @@ mod tests {
             rules[0],
             "ip daddr 10.43.0.20 tcp dport 80 ip saddr != 10.42.0.0/16 jump mark-for-masquerade"
         );
-        assert!(rules[1].starts_with("numgen random mod 2 vmap { 0 : goto endpoint-"));
+        assert!(rules[1].starts_with("numgen random mod 2 == 0 goto endpoint-"));
+        assert!(rules[2].starts_with("goto endpoint-"));
         let ep = chain_name("endpoint", "ns/web/tcp/http__10.42.0.6/8080");
         assert_eq!(
             r.chains[&ep],
@@ -642,7 +650,13 @@ mod tests {
             "{script}"
         );
         assert!(lines[1].starts_with(&format!("add rule ip t {svc_chain} ip daddr")));
-        assert!(lines[2].contains("numgen random mod 1 vmap"), "{script}");
+        assert_eq!(
+            lines[2],
+            format!(
+                "add rule ip t {svc_chain} goto {}",
+                chain_name("endpoint", "ns/web/tcp/http__10.42.0.5/8080")
+            )
+        );
         assert_eq!(lines[3], format!("flush chain ip t {gone}"));
         assert_eq!(lines[4], format!("delete chain ip t {gone}"));
         assert_eq!(lines.len(), 5, "{script}");
@@ -674,7 +688,7 @@ mod tests {
         assert_eq!(r.chains[&ep][1], format!("update @{set} {{ ip saddr }}"));
         let svc_rules = &r.chains[&chain_name("service", "ns/web/tcp/http")];
         assert!(svc_rules.contains(&format!("ip saddr @{set} goto {ep}")));
-        assert!(svc_rules.last().expect("rule").starts_with("numgen"));
+        assert!(svc_rules[svc_rules.len() - 2].starts_with("numgen random mod 2 == 0 goto"));
         let mut script = String::new();
         diff_script("t", &r, &ServiceRules::default(), &mut script);
         assert!(
@@ -698,20 +712,13 @@ mod tests {
         let r = service_rules(&s, &[&sl], cidr(), Some("n1"));
         let here = chain_name("endpoint", "ns/web/tcp/http__10.42.0.5/8080");
         let svc_rules = &r.chains[&chain_name("service", "ns/web/tcp/http")];
-        assert_eq!(
-            svc_rules.last().expect("rule"),
-            &format!("numgen random mod 1 vmap {{ 0 : goto {here} }}")
-        );
+        assert_eq!(svc_rules.last().expect("rule"), &format!("goto {here}"));
         let ext = &r.chains[&chain_name("external", "ns/web/tcp/http")];
-        assert!(
-            ext[0].starts_with("ip saddr 10.42.0.0/16 numgen random mod 2 "),
-            "{ext:?}"
-        );
+        let cluster = chain_name("cluster", "ns/web/tcp/http");
+        assert_eq!(ext[0], format!("ip saddr 10.42.0.0/16 goto {cluster}"));
         assert_eq!(ext[1], "fib saddr type local jump mark-for-masquerade");
-        assert_eq!(
-            ext[3],
-            format!("numgen random mod 1 vmap {{ 0 : goto {here} }}")
-        );
+        assert_eq!(ext[3], format!("goto {here}"));
+        assert_eq!(r.chains[&cluster].len(), 2);
         // Nothing on this node: ClusterIP traffic is dropped, external traffic too.
         let r = service_rules(&s, &[&sl], cidr(), Some("n3"));
         assert_eq!(
