@@ -184,6 +184,7 @@ pub async fn run(
     let work = async {
         let _ = proxier.services.wait_until_ready().await;
         let _ = proxier.slices.wait_until_ready().await;
+        let mut retry = Duration::from_secs(1);
         loop {
             let keys: Vec<String> = {
                 let all = dirty.all.swap(false, std::sync::atomic::Ordering::SeqCst);
@@ -200,11 +201,14 @@ pub async fn run(
                 marked.into_iter().collect()
             };
             if let Err(e) = proxier.sync(&keys).await {
-                tracing::error!(error = %e, table = %proxier.config.table, "service proxy sync failed; rewriting the table");
+                tracing::error!(error = %e, table = %proxier.config.table, retry = ?retry, "service proxy sync failed; rewriting the table");
                 proxier.full = true;
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(retry).await;
+                // A node without nftables should not fill the log.
+                retry = (retry * 2).min(Duration::from_secs(30));
                 continue;
             }
+            retry = Duration::from_secs(1);
             dirty.notify.notified().await;
             // Gather what else changes meanwhile into the same transaction.
             tokio::time::sleep(proxier.config.batch).await;
