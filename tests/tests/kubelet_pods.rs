@@ -276,7 +276,7 @@ fn streams_reach_real_containers(k1s: &K1s, newest: &Kubectl) {
         "stream",
         r#"apiVersion: v1
 kind: Pod
-metadata: {name: stream}
+metadata: {name: stream, labels: {app: stream}}
 spec:
   containers:
   - name: nginx
@@ -337,6 +337,56 @@ spec:
         });
         assert!(!logs.is_empty(), "{k}");
     }
+    // Cluster DNS and the Service proxy from inside the pod: the seed tutorial's lookup,
+    // then the pod's own Service by its short name (search domains), through the ClusterIP
+    // back to itself (hairpin).
+    let out = k1s.kubectl(
+        newest,
+        &[
+            "exec",
+            "stream",
+            "--",
+            "nslookup",
+            "kube-dns.kube-system.svc.cluster.local",
+        ],
+    );
+    // (busybox prints the server first; the answer follows the name.)
+    let answer = out.ok().split("Name:").nth(1).unwrap_or_default().to_string();
+    assert!(answer.contains("10.43.0.10"), "{out:?}");
+    k1s.kubectl(
+        newest,
+        &[
+            "expose",
+            "pod",
+            "stream",
+            "--name",
+            "stream-svc",
+            "--port",
+            "8080",
+            "--target-port",
+            "80",
+        ],
+    )
+    .ok();
+    let page = eventually(
+        Duration::from_secs(20),
+        "the page through the Service",
+        || {
+            let out = k1s.kubectl(
+                newest,
+                &[
+                    "exec",
+                    "stream",
+                    "--",
+                    "wget",
+                    "-qO-",
+                    "http://stream-svc:8080/",
+                ],
+            );
+            (out.code == 0).then_some(out.stdout)
+        },
+    );
+    assert!(page.to_lowercase().contains("nginx"), "{page}");
     // cp in and back out (tar through exec).
     let local = k1s.write_file("cp-in.txt", "copied through tar\n");
     let local = local.to_string_lossy().into_owned();

@@ -24,6 +24,9 @@ pub fn service(ip: IpAddr) -> Result<Service, serde_json::Error> {
                 "k8s-app": "kube-dns",
                 "kubernetes.io/cluster-service": "true",
                 "kubernetes.io/name": "CoreDNS",
+                // The DNS server answers at this address on the node itself: the Service
+                // proxy leaves it alone, as kube-proxy leaves Services of another proxy.
+                "service.kubernetes.io/service-proxy-name": "k1s-dns",
             },
         },
         "spec": {

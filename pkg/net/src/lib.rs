@@ -12,6 +12,7 @@
 mod bridge;
 mod ipam;
 mod nft;
+pub mod proxy;
 
 pub use bridge::{BridgeConfig, BridgeNetwork};
 

@@ -82,6 +82,11 @@ pub struct ServerArgs {
     #[arg(long, env = "K1S_DISABLE_SCHEDULER", help_heading = "Components")]
     pub disable_scheduler: bool,
 
+    /// Do not run the Service proxy (kube-proxy's nftables rules), to bring your own; the
+    /// same as `--disable kube-proxy`.
+    #[arg(long, env = "K1S_DISABLE_KUBE_PROXY", help_heading = "Components")]
+    pub disable_kube_proxy: bool,
+
     /// Pod IP range.
     #[arg(
         long,
@@ -119,7 +124,7 @@ pub struct ServerArgs {
     pub cluster_domain: String,
 
     /// Components not to run (k3s's flag; repeatable or comma-separated): `coredns` or
-    /// `dns` turns the cluster DNS off.
+    /// `dns` turns the cluster DNS off, `kube-proxy` the Service proxy.
     #[arg(
         long,
         value_delimiter = ',',

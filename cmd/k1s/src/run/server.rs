@@ -274,6 +274,33 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
                 .context("cannot start the agent")?,
         )
     };
+    // The Service proxy is part of the agent, as kube-proxy is in k3s.
+    let (stop_proxy, proxy_stopping) = tokio::sync::oneshot::channel::<()>();
+    let proxy_disabled = args.disable_kube_proxy
+        || args
+            .disable
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case("kube-proxy"));
+    let proxy = if args.disable_agent || proxy_disabled {
+        None
+    } else {
+        let cidr = match args.cluster_cidr {
+            ipnet::IpNet::V4(net) => Some(net),
+            ipnet::IpNet::V6(_) => None,
+        };
+        let client = kube_proxy_client(&api);
+        let proxy_node = node_name.clone();
+        Some(tokio::spawn(async move {
+            let mut config = k1s_net::proxy::ProxyConfig::new(cidr);
+            config.node_name = Some(proxy_node);
+            let done = async move {
+                let _ = proxy_stopping.await;
+            };
+            if let Err(e) = k1s_net::proxy::run(client, config, done).await {
+                tracing::error!(error = %e, "service proxy failed");
+            }
+        }))
+    };
     let simulator = if args.simulate_nodes > 0 {
         let mut config = k1s_simulator::Config::new(args.simulate_nodes);
         config.events = !args.simulate_quiet;
@@ -328,6 +355,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(dns) = dns {
         dns.stop().await;
+    }
+    let _ = stop_proxy.send(());
+    if let Some(p) = proxy {
+        let _ = p.await;
     }
     crd_controller.abort();
     drop(api);
@@ -483,6 +514,12 @@ fn controller_manager_client(api: &Arc<ApiServer>) -> kube::Client {
         "system:kube-controller-manager",
         ["system:masters".to_string()],
     );
+    k1s_apiserver::client::client(api.clone(), user)
+}
+
+/// The in-process client of the Service proxy, as upstream's `system:kube-proxy`.
+fn kube_proxy_client(api: &Arc<ApiServer>) -> kube::Client {
+    let user = UserInfo::new("system:kube-proxy", ["system:masters".to_string()]);
     k1s_apiserver::client::client(api.clone(), user)
 }
 
