@@ -351,7 +351,12 @@ spec:
         ],
     );
     // (busybox prints the server first; the answer follows the name.)
-    let answer = out.ok().split("Name:").nth(1).unwrap_or_default().to_string();
+    let answer = out
+        .ok()
+        .split("Name:")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     assert!(answer.contains("10.43.0.10"), "{out:?}");
     k1s.kubectl(
         newest,
