@@ -380,6 +380,22 @@ impl Findings {
     }
 }
 
+/// `kubectl diff`, run again (up to three times, 2 s apart) while it finds a difference:
+/// controllers keep writing status (a budget's counts, a Deployment's replicas), and one
+/// landing between diff's read of the live object and its dry run is not a difference
+/// the apply made. A difference the apply made shows on every run.
+fn settled_diff(k1s: &K1s, k: &Kubectl, args: &[&str]) -> Run {
+    let mut run = k1s.kubectl(k, args);
+    for _ in 0..2 {
+        if run.code != 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        run = k1s.kubectl(k, args);
+    }
+    run
+}
+
 /// A short account of `kubectl diff` output: the objects that differ, each changed line with
 /// how often it occurs, and the first object's diff.
 fn summarize_diff(out: &str) -> String {
@@ -521,7 +537,7 @@ fn install(k1s: &K1s, new: &Kubectl, old: &Kubectl, chart: &Chart, findings: &mu
         &[" serverside-applied"],
         &[],
     );
-    let run = k1s.kubectl(new, &["diff", "--server-side", "-f", file]);
+    let run = settled_diff(k1s, new, &["diff", "--server-side", "-f", file]);
     findings.no_diff(
         name,
         "diff --server-side after server-side apply",
@@ -529,7 +545,7 @@ fn install(k1s: &K1s, new: &Kubectl, old: &Kubectl, chart: &Chart, findings: &mu
         &objects,
     );
     // A plain diff too (a client-side patch, dry run): what users run after `helm install`.
-    let run = k1s.kubectl(new, &["diff", "-f", file]);
+    let run = settled_diff(k1s, new, &["diff", "-f", file]);
     findings.no_diff(name, "diff after server-side apply", &run, &objects);
 
     // Client-side apply of the same file: nothing to change, except the annotation.
@@ -542,7 +558,7 @@ fn install(k1s: &K1s, new: &Kubectl, old: &Kubectl, chart: &Chart, findings: &mu
         &[" unchanged", " configured"],
         &too_big,
     );
-    let run = k1s.kubectl(new, &["diff", "-f", file]);
+    let run = settled_diff(k1s, new, &["diff", "-f", file]);
     findings.no_diff(name, "diff after client-side apply", &run, &objects);
 
     // helm upgrade: the chart re-rendered with one value changed.
@@ -630,7 +646,7 @@ fn install(k1s: &K1s, new: &Kubectl, old: &Kubectl, chart: &Chart, findings: &mu
             &[" unchanged", " configured"],
             &up_too_big,
         );
-        let run = k1s.kubectl(new, &["diff", "-f", up_file]);
+        let run = settled_diff(k1s, new, &["diff", "-f", up_file]);
         findings.no_diff(name, "upgrade: diff after the upgrade", &run, &up_objects);
     }
 
