@@ -443,6 +443,50 @@ impl ContainerdRuntime {
         Ok(id)
     }
 
+    /// Creates the image record `name` → `target` under `lease`, or points an existing
+    /// one at `target` (an import or pull of a newer image of the same name).
+    pub(crate) async fn put_image(
+        &self,
+        lease: &str,
+        name: &str,
+        target: &Descriptor,
+    ) -> RuntimeResult<()> {
+        let record = pb::Image {
+            name: name.to_string(),
+            labels: HashMap::new(),
+            target: Some(target.clone()),
+            created_at: None,
+            updated_at: None,
+        };
+        let created = self
+            .images_client()
+            .create(self.leased(
+                pb::CreateImageRequest {
+                    image: Some(record.clone()),
+                    source_date_epoch: None,
+                },
+                lease,
+            ))
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == tonic::Code::AlreadyExists => self
+                .images_client()
+                .update(self.leased(
+                    pb::UpdateImageRequest {
+                        image: Some(record),
+                        update_mask: None,
+                        source_date_epoch: None,
+                    },
+                    lease,
+                ))
+                .await
+                .map(|_| ())
+                .map_err(|e| status_err(&format!("update image {name}"), e)),
+            Err(e) => Err(status_err(&format!("create image {name}"), e)),
+        }
+    }
+
     pub(crate) async fn end_lease(&self, lease: &str) {
         if let Err(e) = self
             .leases()
@@ -853,40 +897,7 @@ async fn import_layout(
         }
         let mut names = Vec::new();
         for image in named {
-            let record = pb::Image {
-                name: image.name.clone(),
-                labels: HashMap::new(),
-                target: Some(image.target.clone()),
-                created_at: None,
-                updated_at: None,
-            };
-            match rt
-                .images_client()
-                .create(rt.leased(
-                    pb::CreateImageRequest {
-                        image: Some(record.clone()),
-                        source_date_epoch: None,
-                    },
-                    &lease,
-                ))
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if e.code() == tonic::Code::AlreadyExists => {
-                    rt.images_client()
-                        .update(rt.leased(
-                            pb::UpdateImageRequest {
-                                image: Some(record),
-                                update_mask: None,
-                                source_date_epoch: None,
-                            },
-                            &lease,
-                        ))
-                        .await
-                        .map_err(|e| status_err(&format!("update image {}", image.name), e))?;
-                }
-                Err(e) => return Err(status_err(&format!("create image {}", image.name), e)),
-            }
+            rt.put_image(&lease, &image.name, &image.target).await?;
             progress(ImportProgress::Unpacking(image.name.clone()));
             let resolved = rt.resolve(&image.name, &image.target).await?;
             rt.unpack(&resolved).await?;

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use containerd_client::services::v1 as pb;
 use containerd_client::types::Descriptor;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::OciDescriptor;
@@ -17,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::images::{descriptor, gc_labels, is_index, pick_platform};
-use super::{ContainerdRuntime, new_id, rt_err, status_err};
+use super::{ContainerdRuntime, new_id, rt_err};
 use crate::runtime::{RegistryCredential, RuntimeError, RuntimeResult};
 
 const ACCEPTED: &[&str] = &[
@@ -310,40 +309,7 @@ async fn pull_into(
         for (digest, path, labels) in blobs {
             rt.write_blob(&lease, &digest, &path, labels).await?;
         }
-        let record = pb::Image {
-            name: name.to_string(),
-            labels: HashMap::new(),
-            target: Some(top.clone()),
-            created_at: None,
-            updated_at: None,
-        };
-        match rt
-            .images_client()
-            .create(rt.leased(
-                pb::CreateImageRequest {
-                    image: Some(record.clone()),
-                    source_date_epoch: None,
-                },
-                &lease,
-            ))
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.code() == tonic::Code::AlreadyExists => {
-                rt.images_client()
-                    .update(rt.leased(
-                        pb::UpdateImageRequest {
-                            image: Some(record),
-                            update_mask: None,
-                            source_date_epoch: None,
-                        },
-                        &lease,
-                    ))
-                    .await
-                    .map_err(|e| status_err("update image", e))?;
-            }
-            Err(e) => return Err(status_err("create image", e)),
-        }
+        rt.put_image(&lease, name, &top).await?;
         let resolved = rt.resolve(name, &top).await?;
         rt.unpack(&resolved).await?;
         Ok::<(), RuntimeError>(())
