@@ -24,8 +24,18 @@ fn server_is_ready_and_a_restart_keeps_every_object() {
     let k = newest_kubectl();
     k1s.kubectl_with(&k, &["apply", "-f", "-"], Some(APP), &[])
         .ok();
-    let before = k1s.kubectl(&k, &["get", "all,cm,secret,ing,pvc,hpa", "-o", "name"]);
-    let before = before.ok().to_string();
+    // The controllers add a ReplicaSet and its pods after the apply: compare once they have.
+    let list = || {
+        k1s.kubectl(&k, &["get", "all,cm,secret,ing,pvc,hpa", "-o", "name"])
+            .ok()
+            .to_string()
+    };
+    let before = eventually(Duration::from_secs(30), "the app's objects settle", || {
+        let first = list();
+        std::thread::sleep(Duration::from_millis(500));
+        (first.contains("replicaset.apps/") && first.contains("pod/") && list() == first)
+            .then_some(first)
+    });
     assert!(before.contains("deployment.apps/web"), "{before}");
     k1s.restart();
     let after = k1s.kubectl(&k, &["get", "all,cm,secret,ing,pvc,hpa", "-o", "name"]);
