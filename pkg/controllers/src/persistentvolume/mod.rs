@@ -3,7 +3,9 @@
 //! phases (Available, Bound, Released) and claim phases (Pending, Bound, Lost), and
 //! reclaims released volumes (Retain keeps them, Delete deletes them). Claims of a
 //! class that waits for a consumer, or whose class names a provisioner, stay Pending
-//! with upstream's events: dynamic provisioning comes with the kubelet's storage.
+//! with upstream's events until an external provisioner (k1s's agent runs
+//! `rancher.io/local-path`) makes a volume pre-bound to them; such volumes are
+//! deleted by their provisioner, not here.
 
 pub mod binder;
 
@@ -36,6 +38,10 @@ pub const ANN_BOUND_BY_CONTROLLER: &str = "pv.kubernetes.io/bound-by-controller"
 /// The provisioner a claim waits for.
 const ANN_STORAGE_PROVISIONER: &str = "volume.kubernetes.io/storage-provisioner";
 const ANN_BETA_STORAGE_PROVISIONER: &str = "volume.beta.kubernetes.io/storage-provisioner";
+/// The provisioner that made a volume.
+pub const ANN_PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
+/// The node the scheduler chose for a claim that waits for its first consumer.
+pub const ANN_SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 /// Upstream's periodic resync of claims and volumes.
 const RESYNC: Duration = Duration::from_secs(15);
 
@@ -406,7 +412,7 @@ async fn sync_unbound_claim(
         == Some("WaitForFirstConsumer");
     let selected_node = pvc
         .annotations()
-        .contains_key("volume.kubernetes.io/selected-node");
+        .contains_key(ANN_SELECTED_NODE);
     if let Some(pv) = binder::best_match(
         pvc,
         volumes.iter().map(Arc::as_ref),
@@ -523,7 +529,13 @@ async fn sync_volume(pv: Arc<PersistentVolume>, ctx: Arc<Context>) -> Result<Act
                 .as_ref()
                 .and_then(|s| s.persistent_volume_reclaim_policy.as_deref())
                 .unwrap_or("Retain");
-            if policy == "Delete" {
+            // A volume an external provisioner made is deleted by that provisioner (it
+            // also removes the storage behind it), as upstream leaves it to it.
+            let external = pv
+                .annotations()
+                .get(ANN_PROVISIONED_BY)
+                .is_some_and(|p| !p.starts_with("kubernetes.io/"));
+            if policy == "Delete" && !external {
                 let api: Api<PersistentVolume> = Api::all(ctx.client.clone());
                 match api.delete(&pv.name_any(), &DeleteParams::default()).await {
                     Ok(_) => {}
