@@ -104,7 +104,10 @@ spec:
     let claim = get_json(&k1s, &k, &["pvc", "data"]).expect("claim");
     assert_eq!(claim["spec"]["storageClassName"], "local-path", "{claim}");
     assert_eq!(claim["status"]["phase"], "Pending", "{claim}");
-    let uid = claim["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+    let uid = claim["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let pv_name = format!("pvc-{uid}");
     let dir = k1s
         .data_dir()
@@ -142,7 +145,10 @@ spec:
     });
     assert_eq!(pv["spec"]["claimRef"]["name"], "data", "{pv}");
     assert_eq!(pv["spec"]["storageClassName"], "local-path", "{pv}");
-    assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Delete", "{pv}");
+    assert_eq!(
+        pv["spec"]["persistentVolumeReclaimPolicy"], "Delete",
+        "{pv}"
+    );
     assert_eq!(
         pv["spec"]["hostPath"]["path"],
         dir.to_string_lossy().as_ref(),
@@ -179,7 +185,14 @@ spec:
         .lines()
         .find(|l| l.starts_with(&format!("persistentvolume/{pv_name}")))
         .unwrap_or_else(|| panic!("no volume row:\n{text}"));
-    for want in ["64Mi", "RWO", "Delete", "Bound", "default/data", "local-path"] {
+    for want in [
+        "64Mi",
+        "RWO",
+        "Delete",
+        "Bound",
+        "default/data",
+        "local-path",
+    ] {
         assert!(row.contains(want), "{want} missing: {row}");
     }
 
@@ -257,7 +270,9 @@ spec:
             .join(format!("pvc-{uid}_default_{claim_name}"))
             .join("who");
         let who = eventually(WAIT, &format!("web-{ordinal} wrote its name"), || {
-            std::fs::read_to_string(&file).ok().filter(|s| !s.is_empty())
+            std::fs::read_to_string(&file)
+                .ok()
+                .filter(|s| !s.is_empty())
         });
         assert_eq!(who.trim(), format!("web-{ordinal}"));
     }

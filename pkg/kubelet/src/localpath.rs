@@ -428,11 +428,14 @@ mod tests {
         assert_eq!(v["spec"]["capacity"]["storage"], "1Gi");
         assert_eq!(v["spec"]["persistentVolumeReclaimPolicy"], "Delete");
         assert_eq!(v["spec"]["storageClassName"], "local-path");
-        assert_eq!(v["spec"]["hostPath"]["path"], "/data/storage/pvc-u1_ns_data");
+        assert_eq!(
+            v["spec"]["hostPath"]["path"],
+            "/data/storage/pvc-u1_ns_data"
+        );
         assert_eq!(v["spec"]["claimRef"]["uid"], "u1");
         assert_eq!(
-            v["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
-                ["values"][0],
+            v["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"]
+                [0],
             "node1"
         );
         let class = serde_json::to_value(default_class()).expect("json");

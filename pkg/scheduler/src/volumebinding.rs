@@ -48,7 +48,9 @@ fn is_bound(claim: &PersistentVolumeClaim) -> bool {
         .as_ref()
         .and_then(|s| s.volume_name.as_deref())
         .is_some_and(|v| !v.is_empty())
-        && claim.annotations().contains_key("pv.kubernetes.io/bind-completed")
+        && claim
+            .annotations()
+            .contains_key("pv.kubernetes.io/bind-completed")
 }
 
 fn class_of(claim: &PersistentVolumeClaim) -> String {
@@ -97,7 +99,12 @@ pub async fn pre_bind(
         if sc.volume_binding_mode.as_deref() != Some("WaitForFirstConsumer") {
             continue;
         }
-        if claim.annotations().get(ANN_SELECTED_NODE).map(String::as_str) != Some(node) {
+        if claim
+            .annotations()
+            .get(ANN_SELECTED_NODE)
+            .map(String::as_str)
+            != Some(node)
+        {
             let patch = json!({"metadata": {"annotations": {ANN_SELECTED_NODE: node}}});
             claims
                 .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))

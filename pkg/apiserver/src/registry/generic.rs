@@ -595,7 +595,9 @@ impl GenericStore {
     /// default StorageClass; of several defaults the newest wins (ties: the name first
     /// in order), as upstream since 1.26. An empty class name means "no class" and stays.
     fn admit_default_storage_class(&self, claim: &mut Value) {
-        let named = claim.pointer("/spec/storageClassName").is_some_and(|v| !v.is_null())
+        let named = claim
+            .pointer("/spec/storageClassName")
+            .is_some_and(|v| !v.is_null())
             || claim
                 .pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
                 .is_some();
@@ -603,24 +605,24 @@ impl GenericStore {
             return;
         }
         let snap = self.registry.snapshot();
-        let Some(classes) = snap
-            .get("storage.k8s.io", "v1", "storageclasses")
-            .cloned()
-        else {
+        let Some(classes) = snap.get("storage.k8s.io", "v1", "storageclasses").cloned() else {
             return;
         };
-        let (items, _, _) =
-            self.store
-                .cache()
-                .list(&classes.info.collection_prefix(None), None, 0);
+        let (items, _, _) = self
+            .store
+            .cache()
+            .list(&classes.info.collection_prefix(None), None, 0);
         let is_default = |sc: &Value| {
-            ["storageclass.kubernetes.io~1is-default-class", "storageclass.beta.kubernetes.io~1is-default-class"]
-                .iter()
-                .any(|a| {
-                    sc.pointer(&format!("/metadata/annotations/{a}"))
-                        .and_then(Value::as_str)
-                        == Some("true")
-                })
+            [
+                "storageclass.kubernetes.io~1is-default-class",
+                "storageclass.beta.kubernetes.io~1is-default-class",
+            ]
+            .iter()
+            .any(|a| {
+                sc.pointer(&format!("/metadata/annotations/{a}"))
+                    .and_then(Value::as_str)
+                    == Some("true")
+            })
         };
         let chosen = items
             .iter()

@@ -410,9 +410,7 @@ async fn sync_unbound_claim(
         .as_ref()
         .and_then(|c| c.volume_binding_mode.as_deref())
         == Some("WaitForFirstConsumer");
-    let selected_node = pvc
-        .annotations()
-        .contains_key(ANN_SELECTED_NODE);
+    let selected_node = pvc.annotations().contains_key(ANN_SELECTED_NODE);
     if let Some(pv) = binder::best_match(
         pvc,
         volumes.iter().map(Arc::as_ref),

@@ -327,7 +327,9 @@ async fn claim_path(
                 name,
                 &ns,
                 claim_name,
-                format!("failed to fetch PV {volume_name} from API server: persistentvolumes \"{volume_name}\" not found"),
+                format!(
+                    "failed to fetch PV {volume_name} from API server: persistentvolumes \"{volume_name}\" not found"
+                ),
             ));
         }
         Err(e) => {

@@ -428,7 +428,11 @@ mod tests {
             .await;
         assert_eq!(body["spec"]["storageClassName"], "", "{body}");
         let (_, body) = api
-            .call("POST", path, &claim("c", json!({"storageClassName": "local-path"})))
+            .call(
+                "POST",
+                path,
+                &claim("c", json!({"storageClassName": "local-path"})),
+            )
             .await;
         assert_eq!(body["spec"]["storageClassName"], "local-path", "{body}");
     }
