@@ -279,3 +279,17 @@ spec:
     k1s.kubectl(&k, &["delete", "statefulset", "web", "--wait=true"])
         .ok();
 }
+
+#[test]
+fn disable_local_storage_runs_no_provisioner_and_makes_no_class() {
+    let k1s = K1s::start_with_agent(&["--disable", "local-storage"]);
+    let k = newest_kubectl();
+    let node = k1s.node_name().expect("node name");
+    eventually(WAIT, "the node registered", || {
+        get_json(&k1s, &k, &["node", &node])
+    });
+    // The class would be made as the agent starts: give it time it would not need.
+    std::thread::sleep(Duration::from_secs(3));
+    let r = k1s.kubectl(&k, &["get", "storageclass", "-o", "name"]);
+    assert_eq!(r.ok().trim(), "", "{}", r.stdout);
+}
