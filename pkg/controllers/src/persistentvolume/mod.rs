@@ -472,6 +472,10 @@ async fn sync_unbound_claim(
             }
         }
     } else {
+        if assign_default_class(ctx, pvc).await? {
+            // The claim's next sync provisions (or waits) as its class says.
+            return Ok(());
+        }
         event(
             ctx,
             pvc,
@@ -482,6 +486,61 @@ async fn sync_unbound_claim(
         .await;
     }
     set_claim_phase(ctx, pvc, "Pending", None).await
+}
+
+/// Upstream's retroactive default class: an unbound claim that names no class at all
+/// (not even "") gets the default StorageClass once one exists, e.g. a claim made
+/// before the agent created `local-path`. Answers whether the claim was updated.
+async fn assign_default_class(
+    ctx: &Context,
+    pvc: &PersistentVolumeClaim,
+) -> Result<bool, BinderError> {
+    let unset = pvc
+        .spec
+        .as_ref()
+        .is_none_or(|s| s.storage_class_name.is_none())
+        && !pvc
+            .annotations()
+            .contains_key("volume.beta.kubernetes.io/storage-class");
+    if !unset {
+        return Ok(false);
+    }
+    let classes: Api<StorageClass> = Api::all(ctx.client.clone());
+    let list = classes
+        .list(&Default::default())
+        .await
+        .map_err(api_err("list storage classes".into()))?;
+    let is_default = |c: &StorageClass| {
+        [
+            "storageclass.kubernetes.io/is-default-class",
+            "storageclass.beta.kubernetes.io/is-default-class",
+        ]
+        .iter()
+        .any(|a| c.annotations().get(*a).map(String::as_str) == Some("true"))
+    };
+    let Some(default) = list.items.iter().filter(|c| is_default(c)).max_by(|a, b| {
+        a.metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .cmp(&b.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            .then_with(|| b.name_any().cmp(&a.name_any()))
+    }) else {
+        return Ok(false);
+    };
+    let mut next = pvc.clone();
+    next.spec
+        .get_or_insert_with(Default::default)
+        .storage_class_name = Some(default.name_any());
+    let api: Api<PersistentVolumeClaim> =
+        Api::namespaced(ctx.client.clone(), &pvc.namespace().unwrap_or_default());
+    api.replace(&pvc.name_any(), &PostParams::default(), &next)
+        .await
+        .map_err(api_err(format!(
+            "set the default class of claim {}",
+            pvc.name_any()
+        )))?;
+    Ok(true)
 }
 
 /// One pass over one volume (upstream's `syncVolume`).
