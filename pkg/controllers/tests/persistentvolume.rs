@@ -183,3 +183,37 @@ async fn unbindable_claims_stay_pending_with_upstreams_events() {
         Some("example.com/csi")
     );
 }
+
+#[tokio::test]
+async fn a_claim_without_a_class_gets_the_default_class_once_one_exists() {
+    let c = Cluster::start().await;
+    c.namespace("late").await;
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(c.client.clone(), "late");
+    let mut unset = pvc("late", "1Gi", "");
+    if let Some(spec) = unset["spec"].as_object_mut() {
+        spec.remove("storageClassName");
+    }
+    create(&pvcs, unset).await;
+    create(&pvcs, pvc("none", "1Gi", "")).await;
+    event_of(&c, "late", "late", "FailedBinding").await;
+    let classes: Api<StorageClass> = Api::all(c.client.clone());
+    create(
+        &classes,
+        json!({"metadata": {"name": "local-path",
+        "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer"}),
+    )
+    .await;
+    eventually("the default class on the claim", || async {
+        let p = pvcs.get("late").await.ok()?;
+        (p.spec?.storage_class_name.as_deref() == Some("local-path")).then_some(())
+    })
+    .await;
+    event_of(&c, "late", "late", "WaitForFirstConsumer").await;
+    // An empty class means "no class": it stays.
+    let none = pvcs.get("none").await.expect("claim");
+    assert_eq!(
+        none.spec.and_then(|s| s.storage_class_name).as_deref(),
+        Some("")
+    );
+}

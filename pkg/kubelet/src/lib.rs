@@ -11,6 +11,8 @@
 //!   containers, restarts with back-off, graceful termination), a relist of the runtime
 //!   every second, and the pod status written back only when it changed.
 //! - [`events`]: the kubelet's events, aggregated.
+//! - [`localpath`]: k3s's local-path provisioner (`rancher.io/local-path`): the default
+//!   StorageClass and the PersistentVolumes it makes as folders on this node.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -23,6 +25,7 @@ use k1s_net::PodNetwork;
 
 pub mod containerd;
 pub mod events;
+pub mod localpath;
 pub mod node;
 pub mod pods;
 pub mod runtime;

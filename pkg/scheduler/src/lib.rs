@@ -11,6 +11,7 @@ pub mod cache;
 pub mod plugins;
 pub mod preemption;
 pub mod queue;
+pub mod volumebinding;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -63,8 +64,16 @@ enum Msg {
     Bound {
         uid: String,
         node: String,
-        error: Option<kube::Error>,
+        error: Option<BindFailure>,
     },
+}
+
+/// Why a pod assumed on a node was not bound.
+enum BindFailure {
+    /// VolumeBinding's PreBind failed (its message).
+    PreBind(String),
+    /// The `pods/binding` call failed.
+    Api(kube::Error),
 }
 
 /// Where a pod waiting for a node is.
@@ -761,6 +770,17 @@ impl Scheduler {
             let ns = pod.metadata.namespace.clone().unwrap_or_default();
             let name = pod.metadata.name.clone().unwrap_or_default();
             let uid = uid_of(&pod);
+            if let Err(e) = volumebinding::pre_bind(&client, &pod, &node).await {
+                drop(permit);
+                let _ = tx.send(Msg::Bound {
+                    uid,
+                    node,
+                    error: Some(BindFailure::PreBind(format!(
+                        "running PreBind plugin \"VolumeBinding\": {e}"
+                    ))),
+                });
+                return;
+            }
             let api: Api<Pod> = Api::namespaced(client, &ns);
             let binding = json!({
                 "apiVersion": "v1", "kind": "Binding",
@@ -776,7 +796,7 @@ impl Scheduler {
                 )
                 .await;
             drop(permit);
-            let error = result.err();
+            let error = result.err().map(BindFailure::Api);
             let ok = error.is_none();
             let _ = tx.send(Msg::Bound {
                 uid,
@@ -797,9 +817,13 @@ impl Scheduler {
         });
     }
 
-    fn on_bound(&mut self, uid: String, node: String, error: Option<kube::Error>) {
+    fn on_bound(&mut self, uid: String, node: String, error: Option<BindFailure>) {
         let Some(e) = error else { return };
-        tracing::info!(%uid, %node, error = %e, "binding failed");
+        let note = match &e {
+            BindFailure::PreBind(msg) => msg.clone(),
+            BindFailure::Api(e) => format!("Binding rejected: {e}"),
+        };
+        tracing::info!(%uid, %node, error = %note, "binding failed");
         if self.assumed.remove(&uid).is_some() {
             self.cache.remove_pod(&uid);
         }
@@ -809,7 +833,8 @@ impl Scheduler {
         if p.state != State::Binding {
             return;
         }
-        let conflict = matches!(&e, kube::Error::Api(s) if s.code == 409 || s.code == 404);
+        let conflict =
+            matches!(&e, BindFailure::Api(kube::Error::Api(s)) if s.code == 409 || s.code == 404);
         if conflict {
             // Bound elsewhere or gone: the watch says which; meanwhile try again later.
             p.state = State::Backoff(self.queue.push_backoff(&uid, Instant::now() + backoff(1)));
@@ -820,7 +845,6 @@ impl Scheduler {
         p.state = State::Backoff(self.queue.push_backoff(&uid, until));
         let pod = p.pod.clone();
         let recorder = self.recorder.clone();
-        let note = format!("Binding rejected: {e}");
         tokio::spawn(async move {
             let ev = KubeEvent {
                 type_: EventType::Warning,

@@ -411,6 +411,73 @@ async fn without_nodes_pods_wait_and_go_to_the_first_node() {
     let _ = scheduler.await;
 }
 
+#[tokio::test]
+async fn a_claim_waiting_for_its_consumer_gets_the_node_before_the_pod_is_bound() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let server = TestApiServer::new().await;
+    let client = server.client();
+    create_node(&client, node("n1", "1", json!({}))).await;
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    let class: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "local-path"}, "provisioner": "rancher.io/local-path",
+        "volumeBindingMode": "WaitForFirstConsumer"}))
+    .expect("class");
+    classes
+        .create(&PostParams::default(), &class)
+        .await
+        .expect("class");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-path",
+                 "resources": {"requests": {"storage": "1Gi"}}}}))
+    .expect("claim");
+    claims
+        .create(&PostParams::default(), &claim)
+        .await
+        .expect("claim");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = tokio::spawn(k1s_scheduler::run(client.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let volumes =
+        json!({"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]});
+    pods.create(&PostParams::default(), &pod("user", "100m", volumes))
+        .await
+        .expect("pod");
+    eventually("the selected node", || async {
+        claims.get("data").await.ok().filter(|c| {
+            c.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("volume.kubernetes.io/selected-node"))
+                .map(String::as_str)
+                == Some("n1")
+        })
+    })
+    .await;
+    // Not bound while the claim waits for its volume.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let p = pods.get("user").await.expect("pod");
+    assert_eq!(node_of(&p), None);
+    // What the provisioner and the binder would do.
+    let bound = json!({"metadata": {"annotations": {"pv.kubernetes.io/bind-completed": "yes"}},
+                       "spec": {"volumeName": "pvc-1"}});
+    claims
+        .patch("data", &PatchParams::default(), &Patch::Merge(&bound))
+        .await
+        .expect("bind the claim");
+    let p = eventually("user to be bound", || async {
+        pods.get("user").await.ok().filter(|p| node_of(p).is_some())
+    })
+    .await;
+    assert_eq!(node_of(&p).as_deref(), Some("n1"));
+    let _ = stop.send(());
+    let _ = scheduler.await;
+}
+
 /// Binding throughput through the in-process API server: 1000 nodes, 5000 pending pods,
 /// then the scheduler. Prints pods bound per second; a measurement, not a check. Run with
 /// `cargo test -p k1s-scheduler --test scheduler bind_throughput -- --ignored --nocapture`

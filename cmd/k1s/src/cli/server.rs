@@ -124,7 +124,8 @@ pub struct ServerArgs {
     pub cluster_domain: String,
 
     /// Components not to run (k3s's flag; repeatable or comma-separated): `coredns` or
-    /// `dns` turns the cluster DNS off, `kube-proxy` the Service proxy.
+    /// `dns` turns the cluster DNS off, `kube-proxy` the Service proxy, `local-storage`
+    /// the local-path provisioner and its default StorageClass.
     #[arg(
         long,
         value_delimiter = ',',
@@ -182,6 +183,11 @@ pub struct ServerArgs {
         help_heading = "Agent"
     )]
     pub pod_log_dir: PathBuf,
+
+    /// Where the local-path provisioner makes its volumes' folders (default:
+    /// `<data-dir>/storage`).
+    #[arg(long, env = "K1S_DEFAULT_LOCAL_STORAGE_PATH", help_heading = "Agent")]
+    pub default_local_storage_path: Option<PathBuf>,
 
     /// Name of the node's pod bridge (at most 15 characters).
     #[arg(

@@ -301,6 +301,33 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             }
         }))
     };
+    // k3s's bundled local-path provisioner, beside the kubelet whose disk it uses.
+    let (stop_storage, storage_stopping) = tokio::sync::oneshot::channel::<()>();
+    let storage_disabled = args
+        .disable
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case("local-storage"));
+    let storage = if args.disable_agent || storage_disabled {
+        None
+    } else {
+        let client = local_path_client(&api);
+        let config = k1s_kubelet::localpath::Config {
+            node_name: node_name.clone(),
+            storage_dir: args
+                .default_local_storage_path
+                .clone()
+                .unwrap_or_else(|| data_dir.join("storage")),
+        };
+        Some(tokio::spawn(async move {
+            if let Err(e) = k1s_kubelet::localpath::ensure_default_class(client.clone()).await {
+                tracing::error!(error = %e, "cannot create the default StorageClass");
+            }
+            let done = async move {
+                let _ = storage_stopping.await;
+            };
+            k1s_kubelet::localpath::run(client, config, done).await;
+        }))
+    };
     let simulator = if args.simulate_nodes > 0 {
         let mut config = k1s_simulator::Config::new(args.simulate_nodes);
         config.events = !args.simulate_quiet;
@@ -344,6 +371,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if let Some((stop, task)) = simulator {
         let _ = stop.send(());
         let _ = task.await;
+    }
+    let _ = stop_storage.send(());
+    if let Some(s) = storage {
+        let _ = s.await;
     }
     let _ = stop_controllers.send(());
     if let Some(c) = controllers {
@@ -512,6 +543,16 @@ async fn start_agent(
 fn controller_manager_client(api: &Arc<ApiServer>) -> kube::Client {
     let user = UserInfo::new(
         "system:kube-controller-manager",
+        ["system:masters".to_string()],
+    );
+    k1s_apiserver::client::client(api.clone(), user)
+}
+
+/// The in-process client of the local-path provisioner (k3s runs it as the service
+/// account `kube-system/local-path-provisioner-service-account`).
+fn local_path_client(api: &Arc<ApiServer>) -> kube::Client {
+    let user = UserInfo::new(
+        "system:serviceaccount:kube-system:local-path-provisioner-service-account",
         ["system:masters".to_string()],
     );
     k1s_apiserver::client::client(api.clone(), user)

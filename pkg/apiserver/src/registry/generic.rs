@@ -590,6 +590,62 @@ impl GenericStore {
             .map_err(|why| Status::forbidden(&GroupResource::new("", "pods"), name, &why))
     }
 
+    /// Upstream's DefaultStorageClass admission for a claim being created: a claim that
+    /// names no class (neither `spec.storageClassName` nor the beta annotation) gets the
+    /// default StorageClass; of several defaults the newest wins (ties: the name first
+    /// in order), as upstream since 1.26. An empty class name means "no class" and stays.
+    fn admit_default_storage_class(&self, claim: &mut Value) {
+        let named = claim
+            .pointer("/spec/storageClassName")
+            .is_some_and(|v| !v.is_null())
+            || claim
+                .pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
+                .is_some();
+        if named {
+            return;
+        }
+        let snap = self.registry.snapshot();
+        let Some(classes) = snap.get("storage.k8s.io", "v1", "storageclasses").cloned() else {
+            return;
+        };
+        let (items, _, _) = self
+            .store
+            .cache()
+            .list(&classes.info.collection_prefix(None), None, 0);
+        let is_default = |sc: &Value| {
+            [
+                "storageclass.kubernetes.io~1is-default-class",
+                "storageclass.beta.kubernetes.io~1is-default-class",
+            ]
+            .iter()
+            .any(|a| {
+                sc.pointer(&format!("/metadata/annotations/{a}"))
+                    .and_then(Value::as_str)
+                    == Some("true")
+            })
+        };
+        let chosen = items
+            .iter()
+            .filter_map(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
+            .filter(is_default)
+            .max_by(|a, b| {
+                let created = |v: &Value| {
+                    v.pointer("/metadata/creationTimestamp")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                created(a)
+                    .cmp(&created(b))
+                    .then_with(|| meta::name(b).cmp(meta::name(a)))
+            });
+        if let Some(sc) = chosen
+            && let Some(spec) = claim.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.insert("storageClassName".into(), json!(meta::name(&sc)));
+        }
+    }
+
     /// Upstream's ServiceAccount admission (see `kinds::core::pod_service_account`), unless
     /// switched off for this server.
     async fn admit_pod_service_account(
@@ -717,6 +773,9 @@ impl GenericStore {
             if let Some(ns) = namespace {
                 self.admit_pod_service_account(&mut obj, ns, &name).await?;
             }
+        }
+        if info.group.is_empty() && info.plural == "persistentvolumeclaims" {
+            self.admit_default_storage_class(&mut obj);
         }
         let mut errs = self.validate_meta(res, &obj);
         errs.extend(storage.strategy.validate(&obj));

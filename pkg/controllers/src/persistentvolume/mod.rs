@@ -3,7 +3,9 @@
 //! phases (Available, Bound, Released) and claim phases (Pending, Bound, Lost), and
 //! reclaims released volumes (Retain keeps them, Delete deletes them). Claims of a
 //! class that waits for a consumer, or whose class names a provisioner, stay Pending
-//! with upstream's events: dynamic provisioning comes with the kubelet's storage.
+//! with upstream's events until an external provisioner (k1s's agent runs
+//! `rancher.io/local-path`) makes a volume pre-bound to them; such volumes are
+//! deleted by their provisioner, not here.
 
 pub mod binder;
 
@@ -36,6 +38,10 @@ pub const ANN_BOUND_BY_CONTROLLER: &str = "pv.kubernetes.io/bound-by-controller"
 /// The provisioner a claim waits for.
 const ANN_STORAGE_PROVISIONER: &str = "volume.kubernetes.io/storage-provisioner";
 const ANN_BETA_STORAGE_PROVISIONER: &str = "volume.beta.kubernetes.io/storage-provisioner";
+/// The provisioner that made a volume.
+pub const ANN_PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
+/// The node the scheduler chose for a claim that waits for its first consumer.
+pub const ANN_SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 /// Upstream's periodic resync of claims and volumes.
 const RESYNC: Duration = Duration::from_secs(15);
 
@@ -404,9 +410,7 @@ async fn sync_unbound_claim(
         .as_ref()
         .and_then(|c| c.volume_binding_mode.as_deref())
         == Some("WaitForFirstConsumer");
-    let selected_node = pvc
-        .annotations()
-        .contains_key("volume.kubernetes.io/selected-node");
+    let selected_node = pvc.annotations().contains_key(ANN_SELECTED_NODE);
     if let Some(pv) = binder::best_match(
         pvc,
         volumes.iter().map(Arc::as_ref),
@@ -468,6 +472,10 @@ async fn sync_unbound_claim(
             }
         }
     } else {
+        if assign_default_class(ctx, pvc).await? {
+            // The claim's next sync provisions (or waits) as its class says.
+            return Ok(());
+        }
         event(
             ctx,
             pvc,
@@ -478,6 +486,61 @@ async fn sync_unbound_claim(
         .await;
     }
     set_claim_phase(ctx, pvc, "Pending", None).await
+}
+
+/// Upstream's retroactive default class: an unbound claim that names no class at all
+/// (not even "") gets the default StorageClass once one exists, e.g. a claim made
+/// before the agent created `local-path`. Answers whether the claim was updated.
+async fn assign_default_class(
+    ctx: &Context,
+    pvc: &PersistentVolumeClaim,
+) -> Result<bool, BinderError> {
+    let unset = pvc
+        .spec
+        .as_ref()
+        .is_none_or(|s| s.storage_class_name.is_none())
+        && !pvc
+            .annotations()
+            .contains_key("volume.beta.kubernetes.io/storage-class");
+    if !unset {
+        return Ok(false);
+    }
+    let classes: Api<StorageClass> = Api::all(ctx.client.clone());
+    let list = classes
+        .list(&Default::default())
+        .await
+        .map_err(api_err("list storage classes".into()))?;
+    let is_default = |c: &StorageClass| {
+        [
+            "storageclass.kubernetes.io/is-default-class",
+            "storageclass.beta.kubernetes.io/is-default-class",
+        ]
+        .iter()
+        .any(|a| c.annotations().get(*a).map(String::as_str) == Some("true"))
+    };
+    let Some(default) = list.items.iter().filter(|c| is_default(c)).max_by(|a, b| {
+        a.metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .cmp(&b.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            .then_with(|| b.name_any().cmp(&a.name_any()))
+    }) else {
+        return Ok(false);
+    };
+    let mut next = pvc.clone();
+    next.spec
+        .get_or_insert_with(Default::default)
+        .storage_class_name = Some(default.name_any());
+    let api: Api<PersistentVolumeClaim> =
+        Api::namespaced(ctx.client.clone(), &pvc.namespace().unwrap_or_default());
+    api.replace(&pvc.name_any(), &PostParams::default(), &next)
+        .await
+        .map_err(api_err(format!(
+            "set the default class of claim {}",
+            pvc.name_any()
+        )))?;
+    Ok(true)
 }
 
 /// One pass over one volume (upstream's `syncVolume`).
@@ -523,7 +586,13 @@ async fn sync_volume(pv: Arc<PersistentVolume>, ctx: Arc<Context>) -> Result<Act
                 .as_ref()
                 .and_then(|s| s.persistent_volume_reclaim_policy.as_deref())
                 .unwrap_or("Retain");
-            if policy == "Delete" {
+            // A volume an external provisioner made is deleted by that provisioner (it
+            // also removes the storage behind it), as upstream leaves it to it.
+            let external = pv
+                .annotations()
+                .get(ANN_PROVISIONED_BY)
+                .is_some_and(|p| !p.starts_with("kubernetes.io/"));
+            if policy == "Delete" && !external {
                 let api: Api<PersistentVolume> = Api::all(ctx.client.clone());
                 match api.delete(&pv.name_any(), &DeleteParams::default()).await {
                     Ok(_) => {}

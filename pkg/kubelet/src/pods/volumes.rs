@@ -5,15 +5,19 @@
 //! sources). Set up again on every sync, so their files follow their sources; files are
 //! replaced by rename so a reader never sees half of one.
 //!
-//! persistentVolumeClaim and the other volume types are not built: a pod using one stays
-//! `ContainerCreating` with a `FailedMount` event saying so.
+//! persistentVolumeClaim resolves the claim to its bound PersistentVolume and uses that
+//! volume's `hostPath` or `local` folder on this node (what the local-path provisioner
+//! makes); a claim not bound yet keeps the pod `ContainerCreating` with upstream's
+//! `FailedMount` event. Other volume types (network and CSI volumes) are not built: a
+//! pod using one stays `ContainerCreating` with a `FailedMount` event saying so.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{
-    Container as SpecContainer, DownwardAPIVolumeFile, KeyToPath, Pod, ServiceAccount, Volume,
+    Container as SpecContainer, DownwardAPIVolumeFile, KeyToPath, PersistentVolume,
+    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, ServiceAccount, Volume,
 };
 use kube::api::{Api, PostParams};
 use serde_json::json;
@@ -266,6 +270,129 @@ async fn token(
         .ok_or_else(|| "failed to fetch token: no token in the answer".to_string())
 }
 
+/// Upstream's message when a claim cannot be used yet (the volume manager's
+/// "failed to process volumes").
+fn unprocessed(name: &str, ns: &str, claim: &str, why: impl std::fmt::Display) -> String {
+    format!(
+        "Unable to attach or mount volumes: unmounted volumes=[{name}], unattached volumes=[], failed to process volumes=[{name}]: error processing PVC {ns}/{claim}: {why}"
+    )
+}
+
+/// The folder of the PersistentVolume bound to the claim: its `hostPath` (created
+/// when its type asks) or its `local` path.
+async fn claim_path(
+    ctx: &Ctx,
+    pod: &Pod,
+    name: &str,
+    source: &PersistentVolumeClaimVolumeSource,
+) -> Result<PathBuf, String> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let claim_name = &source.claim_name;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    let claim = match claims.get_opt(claim_name).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Err(unprocessed(
+                name,
+                &ns,
+                claim_name,
+                format!(
+                    "failed to fetch PVC from API server: persistentvolumeclaims \"{claim_name}\" not found"
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(unprocessed(
+                name,
+                &ns,
+                claim_name,
+                format!("failed to fetch PVC from API server: {e}"),
+            ));
+        }
+    };
+    let volume_name = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.clone())
+        .unwrap_or_default();
+    let phase = claim.status.as_ref().and_then(|s| s.phase.as_deref());
+    if volume_name.is_empty() || phase != Some("Bound") {
+        return Err(unprocessed(name, &ns, claim_name, "PVC is not bound"));
+    }
+    let volumes: Api<PersistentVolume> = Api::all(ctx.client.clone());
+    let pv = match volumes.get_opt(&volume_name).await {
+        Ok(Some(pv)) => pv,
+        Ok(None) => {
+            return Err(unprocessed(
+                name,
+                &ns,
+                claim_name,
+                format!(
+                    "failed to fetch PV {volume_name} from API server: persistentvolumes \"{volume_name}\" not found"
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(unprocessed(
+                name,
+                &ns,
+                claim_name,
+                format!("failed to fetch PV {volume_name} from API server: {e}"),
+            ));
+        }
+    };
+    let spec = pv.spec.unwrap_or_default();
+    if let Some(h) = &spec.host_path {
+        let path = PathBuf::from(&h.path);
+        match h.type_.as_deref().unwrap_or_default() {
+            "DirectoryOrCreate" => {
+                std::fs::create_dir_all(&path).map_err(|e| failed(&volume_name, e))?;
+                use std::os::unix::fs::PermissionsExt;
+                // As the local-path provisioner makes its folders: writable by any user.
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777));
+            }
+            "Directory" if !path.is_dir() => {
+                return Err(failed(
+                    &volume_name,
+                    format!("hostPath type check failed: {} is not a directory", h.path),
+                ));
+            }
+            _ => {}
+        }
+        return Ok(path);
+    }
+    if let Some(l) = &spec.local {
+        let path = PathBuf::from(&l.path);
+        if !path.exists() {
+            return Err(failed(
+                &volume_name,
+                format!("mount failed: stat {}: no such file or directory", l.path),
+            ));
+        }
+        return Ok(path);
+    }
+    Err(failed(
+        &volume_name,
+        "this volume type is not supported by k1s (a PersistentVolume must be hostPath or local)",
+    ))
+}
+
+/// The volumes every mount of which is read-only (a claim used with `readOnly`).
+fn read_only_volumes(pod: &Pod) -> HashSet<String> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .is_some_and(|c| c.read_only == Some(true))
+        })
+        .map(|v| v.name.clone())
+        .collect()
+}
+
 fn failed(name: &str, msg: impl std::fmt::Display) -> String {
     format!("MountVolume.SetUp failed for volume \"{name}\" : {msg}")
 }
@@ -323,6 +450,9 @@ async fn setup_one(
             _ => {}
         }
         return Ok(path);
+    }
+    if let Some(c) = &v.persistent_volume_claim {
+        return claim_path(ctx, pod, name, c).await;
     }
     if let Some(cm) = &v.config_map {
         let dir = volume_dir(pod_dir, "configmap", name);
@@ -453,7 +583,7 @@ async fn setup_one(
     }
     Err(failed(
         name,
-        "this volume type is not supported by k1s yet (emptyDir, hostPath, configMap, secret, downwardAPI and projected are)",
+        "this volume type is not supported by k1s yet (emptyDir, hostPath, configMap, secret, downwardAPI, projected and persistentVolumeClaim are)",
     ))
 }
 
@@ -495,9 +625,11 @@ pub(crate) fn has_dynamic_volumes(pod: &Pod) -> bool {
 
 /// The bind mounts of a container's `volumeMounts`.
 pub(crate) fn mounts(
+    pod: &Pod,
     c: &SpecContainer,
     paths: &HashMap<String, PathBuf>,
 ) -> Result<Vec<Mount>, ConfigError> {
+    let read_only = read_only_volumes(pod);
     let mut out = Vec::new();
     for vm in c.volume_mounts.iter().flatten() {
         let Some(base) = paths.get(&vm.name) else {
@@ -526,7 +658,7 @@ pub(crate) fn mounts(
         out.push(Mount {
             container_path: PathBuf::from(&vm.mount_path),
             host_path: host,
-            read_only: vm.read_only.unwrap_or(false),
+            read_only: vm.read_only.unwrap_or(false) || read_only.contains(&vm.name),
         });
     }
     Ok(out)

@@ -1306,7 +1306,7 @@ impl Worker {
         let linux = spec::linux_config(pod, c, &qos, self.ctx.facts.memory_bytes);
         spec::verify_non_root(pod, c, image, &linux)?;
 
-        let mut mounts = volumes::mounts(c, volume_paths)?;
+        let mut mounts = volumes::mounts(pod, c, volume_paths)?;
         let mounted = |p: &str| {
             mounts
                 .iter()

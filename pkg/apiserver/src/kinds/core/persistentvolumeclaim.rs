@@ -395,6 +395,48 @@ mod tests {
     use super::*;
     use crate::test_util::texts;
 
+    #[tokio::test]
+    async fn a_claim_without_a_class_gets_the_newest_default_class() {
+        let t = crate::test_util::TestApiServer::new().await;
+        let api = t.api();
+        let claim = |name: &str, extra: Value| {
+            let mut c = json!({"metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}}}});
+            if let (Some(spec), Some(more)) = (c["spec"].as_object_mut(), extra.as_object()) {
+                spec.extend(more.clone());
+            }
+            c
+        };
+        let path = "/api/v1/namespaces/default/persistentvolumeclaims";
+        let (code, body) = api.call("POST", path, &claim("none", json!({}))).await;
+        assert_eq!(code, 201, "{body}");
+        assert!(body["spec"].get("storageClassName").is_none(), "{body}");
+        for name in ["local-path", "other"] {
+            api.create(
+                "/apis/storage.k8s.io/v1/storageclasses",
+                json!({"metadata": {"name": name, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+                       "provisioner": "rancher.io/local-path"}),
+            )
+            .await;
+            // Creation times are in seconds: the second class must be newer.
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+        let (_, body) = api.call("POST", path, &claim("a", json!({}))).await;
+        assert_eq!(body["spec"]["storageClassName"], "other", "{body}");
+        let (_, body) = api
+            .call("POST", path, &claim("b", json!({"storageClassName": ""})))
+            .await;
+        assert_eq!(body["spec"]["storageClassName"], "", "{body}");
+        let (_, body) = api
+            .call(
+                "POST",
+                path,
+                &claim("c", json!({"storageClassName": "local-path"})),
+            )
+            .await;
+        assert_eq!(body["spec"]["storageClassName"], "local-path", "{body}");
+    }
+
     fn pvc(spec: Value) -> Value {
         let mut o = json!({"metadata": {"name": "data"}, "spec": spec});
         PersistentVolumeClaimStrategy.default(&mut o);
