@@ -11,6 +11,8 @@
 //!   containers, restarts with back-off, graceful termination), a relist of the runtime
 //!   every second, and the pod status written back only when it changed.
 //! - [`events`]: the kubelet's events, aggregated.
+//! - [`stats`]: CPU and memory usage of the node and its containers, served as
+//!   `/metrics/resource` for the API server's resource metrics.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -27,6 +29,7 @@ pub mod node;
 pub mod pods;
 pub mod runtime;
 pub mod server;
+pub mod stats;
 
 /// What went wrong running the kubelet.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,406 @@
+//! `metrics.k8s.io/v1beta1` (NodeMetrics, PodMetrics) served in-process, where upstream
+//! serves it through metrics-server behind an aggregated APIService.
+//!
+//! A scraper ([`start`]) reads every node's kubelet `/metrics/resource` each resolution
+//! through the same TLS client the pods' `log`/`exec` proxy uses; [`store`] keeps each
+//! series' last two points and computes usage as metrics-server does (CPU: the rate of
+//! the cumulative counter over the window between them). Only `get` and `list` are
+//! served, as metrics-server does; discovery lists the group once the scraper runs, so
+//! `kubectl top` and the HPA find it.
+
+pub mod prometheus;
+pub mod store;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use k1s_apimachinery::{FieldSelector, GroupResource, Selector, Status};
+use serde_json::{Map, Value, json};
+
+use self::store::{MetricsStore, PodUsage, Usage};
+use crate::ApiServer;
+use crate::handlers::request::ResourcePath;
+use crate::handlers::{Query, method_not_allowed, not_found, query_flag, response};
+
+/// The group served.
+pub const GROUP: &str = "metrics.k8s.io";
+/// Its only version.
+pub const VERSION: &str = "v1beta1";
+/// metrics-server's default resolution as k3s deploys it.
+pub const DEFAULT_RESOLUTION: Duration = Duration::from_secs(15);
+/// How long one kubelet scrape may take (metrics-server's default timeout).
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The resources of the group: plural, kind, namespaced.
+const RESOURCES: &[(&str, &str, bool)] = &[("nodes", "NodeMetrics", false), ("pods", "PodMetrics", true)];
+
+/// Starts scraping every node's kubelet each `resolution` and serving the group; the
+/// handle stops it when aborted (it also ends with the server).
+pub fn start(server: &Arc<ApiServer>, resolution: Duration) -> tokio::task::JoinHandle<()> {
+    let store = server
+        .resource_metrics
+        .get_or_init(|| Arc::new(MetricsStore::default()))
+        .clone();
+    let weak: Weak<ApiServer> = Arc::downgrade(server);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(resolution);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(server) = weak.upgrade() else { return };
+            scrape_all(&server, &store).await;
+        }
+    })
+}
+
+/// Scrapes every node once, all at the same time.
+async fn scrape_all(server: &ApiServer, store: &MetricsStore) {
+    let nodes = list(server, "nodes");
+    let names: HashSet<String> = nodes.iter().map(|n| name_of(n).to_string()).collect();
+    store.retain_nodes(&names);
+    let scrapes = nodes.iter().map(|node| async move {
+        let name = name_of(node).to_string();
+        match tokio::time::timeout(SCRAPE_TIMEOUT, scrape(server, node)).await {
+            Ok(Ok(s)) => Some((name, s)),
+            Ok(Err(e)) => {
+                tracing::debug!(node = %name, error = %e, "metrics: scrape failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(node = %name, "metrics: scrape timed out");
+                None
+            }
+        }
+    });
+    for (name, scrape) in futures::future::join_all(scrapes).await.into_iter().flatten() {
+        store.record(&name, scrape);
+    }
+}
+
+/// One node's kubelet's `/metrics/resource`.
+async fn scrape(server: &ApiServer, node: &Value) -> Result<prometheus::Scrape, String> {
+    let kubelet =
+        crate::handlers::streaming::kubelet_of_node(server, node).map_err(|s| s.message)?;
+    let request = http::Request::get("/metrics/resource")
+        .header(http::header::HOST, kubelet.host_header())
+        .body(Body::empty())
+        .map_err(|e| e.to_string())?;
+    let (response, _conn) = kubelet.send(request).await.map_err(|s| s.message)?;
+    let code = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if !code.is_success() {
+        return Err(format!(
+            "{code}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(256)])
+        ));
+    }
+    let now = jiff::Timestamp::now().as_millisecond();
+    prometheus::parse(&String::from_utf8_lossy(&body), now)
+}
+
+fn name_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// Every stored object of a core resource (`nodes`, `pods`).
+fn list(server: &ApiServer, plural: &str) -> Vec<Value> {
+    let snapshot = server.registry.snapshot();
+    let Some(res) = snapshot.get("", "v1", plural).cloned() else {
+        return Vec::new();
+    };
+    let prefix = res.info.collection_prefix(None);
+    let (items, _, _) = server.generic.store().cache().list(&prefix, None, 0);
+    items
+        .iter()
+        .filter_map(|kv| server.generic.decode_stored(&res, kv).ok())
+        .collect()
+}
+
+/// One stored object of a core resource.
+fn get(server: &ApiServer, plural: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+    let snapshot = server.registry.snapshot();
+    let res = snapshot.get("", "v1", plural)?.clone();
+    server.generic.get(&res, namespace, name).ok()
+}
+
+/// Whether the group is served (the scraper was started).
+pub fn served(server: &ApiServer) -> bool {
+    server.resource_metrics.get().is_some()
+}
+
+/// The group's entry in `/apis`.
+pub fn group_json() -> Value {
+    let v = json!({"groupVersion": format!("{GROUP}/{VERSION}"), "version": VERSION});
+    json!({"name": GROUP, "versions": [v.clone()], "preferredVersion": v})
+}
+
+/// `/apis/metrics.k8s.io/v1beta1`, as metrics-server answers it.
+pub fn resource_list() -> Value {
+    let resources: Vec<Value> = RESOURCES
+        .iter()
+        .map(|(plural, kind, namespaced)| {
+            json!({
+                "name": plural,
+                "singularName": "",
+                "namespaced": namespaced,
+                "kind": kind,
+                "verbs": ["get", "list"],
+            })
+        })
+        .collect();
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": format!("{GROUP}/{VERSION}"),
+        "resources": resources,
+    })
+}
+
+/// The group's item in the aggregated discovery document.
+pub fn aggregated_json() -> Value {
+    let resources: Vec<Value> = RESOURCES
+        .iter()
+        .map(|(plural, kind, namespaced)| {
+            json!({
+                "resource": plural,
+                "responseKind": {"group": "", "version": "", "kind": kind},
+                "scope": if *namespaced { "Namespaced" } else { "Cluster" },
+                "singularResource": "",
+                "verbs": ["get", "list"],
+            })
+        })
+        .collect();
+    json!({
+        "metadata": {"name": GROUP, "creationTimestamp": null},
+        "versions": [{"version": VERSION, "resources": resources, "freshness": "Current"}],
+    })
+}
+
+/// Serves a request under `/apis/metrics.k8s.io/`.
+pub fn handle(server: &ApiServer, path: &ResourcePath, method: &Method, query: &Query) -> Response {
+    match serve(server, path, method, query) {
+        Ok(v) => response::json(StatusCode::OK, &v),
+        Err(s) => response::status(&s),
+    }
+}
+
+fn serve(
+    server: &ApiServer,
+    path: &ResourcePath,
+    method: &Method,
+    query: &Query,
+) -> Result<Value, Status> {
+    let Some(store) = server.resource_metrics.get() else {
+        return Err(not_found());
+    };
+    let Some((plural, kind, namespaced)) = RESOURCES
+        .iter()
+        .find(|(p, ..)| *p == path.resource)
+        .copied()
+    else {
+        return Err(not_found());
+    };
+    if path.version != VERSION
+        || path.subresource.is_some()
+        || path.watch_prefix
+        || (!namespaced && path.namespace.is_some())
+    {
+        return Err(not_found());
+    }
+    if *method != Method::GET {
+        return Err(method_not_allowed());
+    }
+    let gr = GroupResource::new(GROUP, &kind.to_lowercase());
+    if query_flag(query, "watch") {
+        return Err(Status::method_not_supported(&gr, "watch"));
+    }
+    let label_selector = match query.get("labelSelector").filter(|s| !s.is_empty()) {
+        Some(s) => Some(Selector::parse(s).map_err(|e| Status::bad_request(&e.to_string()))?),
+        None => None,
+    };
+    let field_selector = match query.get("fieldSelector").filter(|s| !s.is_empty()) {
+        Some(s) => Some(FieldSelector::parse(s).map_err(|e| Status::bad_request(&e.to_string()))?),
+        None => None,
+    };
+    let now = jiff::Timestamp::now();
+    let ns = path.namespace.as_deref();
+    let items: Vec<Value> = if plural == "nodes" {
+        let usage = store.nodes();
+        let nodes = match &path.name {
+            Some(n) => get(server, "nodes", None, n).into_iter().collect(),
+            None => list(server, "nodes"),
+        };
+        nodes
+            .iter()
+            .filter_map(|node| {
+                let u = usage.get(name_of(node))?;
+                Some(node_metrics(node, u, now))
+            })
+            .collect()
+    } else {
+        store
+            .pods()
+            .iter()
+            .filter(|p| ns.is_none_or(|ns| p.namespace == ns))
+            .filter(|p| path.name.as_ref().is_none_or(|n| p.name == *n))
+            .filter_map(|p| {
+                let pod = get(server, "pods", Some(&p.namespace), &p.name)?;
+                Some(pod_metrics(&pod, p, now))
+            })
+            .collect()
+    };
+    let items: Vec<Value> = items
+        .into_iter()
+        .filter(|o| label_selector.as_ref().is_none_or(|s| s.matches_object(o)))
+        .filter(|o| {
+            field_selector.as_ref().is_none_or(|fs| {
+                fs.matches(|f| match f {
+                    "metadata.name" => Some(name_of(o).to_string()),
+                    "metadata.namespace" => o
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    _ => None,
+                })
+            })
+        })
+        .collect();
+    match &path.name {
+        Some(name) => items
+            .into_iter()
+            .next()
+            .ok_or_else(|| Status::not_found(&gr, name)),
+        None => Ok(json!({
+            "kind": format!("{kind}List"),
+            "apiVersion": format!("{GROUP}/{VERSION}"),
+            "metadata": {},
+            "items": items,
+        })),
+    }
+}
+
+fn metadata(obj: &Value, now: jiff::Timestamp) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("name".into(), json!(name_of(obj)));
+    if let Some(ns) = obj.pointer("/metadata/namespace") {
+        m.insert("namespace".into(), ns.clone());
+    }
+    m.insert("creationTimestamp".into(), json!(rfc3339(now)));
+    if let Some(labels) = obj.pointer("/metadata/labels").filter(|l| l.is_object()) {
+        m.insert("labels".into(), labels.clone());
+    }
+    m
+}
+
+fn usage_json(u: &Usage) -> Value {
+    json!({"cpu": cpu_quantity(u.cpu_nanocores), "memory": memory_quantity(u.memory_bytes)})
+}
+
+fn node_metrics(node: &Value, u: &Usage, now: jiff::Timestamp) -> Value {
+    json!({
+        "kind": "NodeMetrics",
+        "apiVersion": format!("{GROUP}/{VERSION}"),
+        "metadata": metadata(node, now),
+        "timestamp": rfc3339_ms(u.timestamp_ms),
+        "window": go_duration(u.window_ms),
+        "usage": usage_json(u),
+    })
+}
+
+fn pod_metrics(pod: &Value, p: &PodUsage, now: jiff::Timestamp) -> Value {
+    let containers: Vec<Value> = p
+        .containers
+        .iter()
+        .map(|(name, u)| json!({"name": name, "usage": usage_json(u)}))
+        .collect();
+    json!({
+        "kind": "PodMetrics",
+        "apiVersion": format!("{GROUP}/{VERSION}"),
+        "metadata": metadata(pod, now),
+        "timestamp": rfc3339_ms(p.timestamp_ms),
+        "window": go_duration(p.window_ms),
+        "containers": containers,
+    })
+}
+
+fn rfc3339(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(rfc3339)
+        .unwrap_or_default()
+}
+
+/// CPU in nanocores as metrics-server writes it (a decimal quantity, canonical form).
+pub fn cpu_quantity(nanocores: u64) -> String {
+    k1s_apimachinery::Quantity::parse(&format!("{nanocores}n"))
+        .map(|q| q.canonical())
+        .unwrap_or_else(|_| format!("{nanocores}n"))
+}
+
+/// Memory in bytes as metrics-server writes it (a binary quantity, canonical form).
+pub fn memory_quantity(bytes: u64) -> String {
+    let q = k1s_apimachinery::Quantity::from_i64(
+        i64::try_from(bytes).unwrap_or(i64::MAX),
+        k1s_apimachinery::quantity::Format::BinarySI,
+    );
+    q.canonical()
+}
+
+/// A duration as Go's `time.Duration.String` writes it (`15.004s`, `1m0.5s`, `500ms`).
+pub fn go_duration(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let sign = if ms < 0 { "-" } else { "" };
+    let ms = ms.unsigned_abs();
+    if ms < 1000 {
+        return format!("{sign}{ms}ms");
+    }
+    let (h, m) = (ms / 3_600_000, (ms / 60_000) % 60);
+    let s_ms = ms % 60_000;
+    let mut secs = format!("{}", s_ms / 1000);
+    if s_ms % 1000 != 0 {
+        let frac = format!("{:03}", s_ms % 1000);
+        secs = format!("{secs}.{}", frac.trim_end_matches('0'));
+    }
+    match (h, m) {
+        (0, 0) => format!("{sign}{secs}s"),
+        (0, m) => format!("{sign}{m}m{secs}s"),
+        (h, m) => format!("{sign}{h}h{m}m{secs}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_and_windows_read_as_metrics_servers() {
+        assert_eq!(cpu_quantity(123_456), "123456n");
+        assert_eq!(cpu_quantity(5_000_000), "5m");
+        assert_eq!(cpu_quantity(0), "0");
+        assert_eq!(memory_quantity(1_048_576), "1Mi");
+        assert_eq!(memory_quantity(14_716_928), "14372Ki");
+        assert_eq!(memory_quantity(1_234_567), "1234567");
+        assert_eq!(go_duration(15_004), "15.004s");
+        assert_eq!(go_duration(15_000), "15s");
+        assert_eq!(go_duration(60_500), "1m0.5s");
+        assert_eq!(go_duration(500), "500ms");
+        assert_eq!(go_duration(3_723_000), "1h2m3s");
+    }
+}
