@@ -124,7 +124,8 @@ pub struct ServerArgs {
     pub cluster_domain: String,
 
     /// Components not to run (k3s's flag; repeatable or comma-separated): `coredns` or
-    /// `dns` turns the cluster DNS off, `kube-proxy` the Service proxy.
+    /// `dns` turns the cluster DNS off, `kube-proxy` the Service proxy, `metrics-server`
+    /// the resource metrics API (`metrics.k8s.io`, what `kubectl top` reads).
     #[arg(
         long,
         value_delimiter = ',',
