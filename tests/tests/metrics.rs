@@ -24,22 +24,42 @@ fn amount(col: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The row of `kubectl top` whose first column is `name`, with its CPU and memory column
-/// values, once both are non-zero.
-fn top_row(k1s: &K1s, k: &Kubectl, args: &[&str], name: &str, memory_col: usize) -> Option<String> {
-    let r = k1s.kubectl(k, args);
-    if r.code != 0 {
-        return None;
+/// The output of `kubectl top` once its row whose first column is `name` shows non-zero
+/// CPU and memory; fails with what it printed last and the API's answer.
+fn top_row(k1s: &K1s, k: &Kubectl, args: &[&str], name: &str, memory_col: usize) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let r = k1s.kubectl(k, args);
+        let found = r
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .map(|line| {
+                line.split_whitespace()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            });
+        if let Some(cols) = found {
+            let cpu = cols.get(1).cloned().unwrap_or_default();
+            let mem = cols.get(memory_col).cloned().unwrap_or_default();
+            if r.code == 0
+                && cpu.ends_with('m')
+                && amount(&cpu) > 0
+                && mem.ends_with("Mi")
+                && amount(&mem) > 0
+            {
+                return r.stdout;
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            let raw = k1s.kubectl(k, &["get", "--raw", "/apis/metrics.k8s.io/v1beta1/pods"]);
+            panic!(
+                "{k}: kubectl {args:?} never showed {name} busy: {r:?}\nthe API: {}{}",
+                raw.stdout, raw.stderr
+            );
+        }
+        std::thread::sleep(Duration::from_secs(2));
     }
-    let line = r
-        .stdout
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(name))?;
-    let cols: Vec<&str> = line.split_whitespace().collect();
-    let cpu = cols.get(1).copied()?;
-    let mem = cols.get(memory_col).copied()?;
-    (cpu.ends_with('m') && amount(cpu) > 0 && mem.ends_with("Mi") && amount(mem) > 0)
-        .then(|| r.stdout.clone())
 }
 
 #[test]
@@ -68,10 +88,11 @@ spec:
   - name: spin
     image: busybox
     imagePullPolicy: IfNotPresent
-    command: ["sh", "-c", "while true; do i=0; while [ $i -lt 5000 ]; do i=$((i+1)); done; sleep 1; done"]
+    command: ["sh", "-c", "x=$(head -c 8000000 /dev/zero | tr '\\0' a); while true; do i=0; while [ $i -lt 5000 ]; do i=$((i+1)); done; sleep 1; done"]
 "#;
     let file = k1s.write_file("top-busy.yaml", manifest);
-    k1s.kubectl(&k, &["apply", "-f", &file.to_string_lossy()]).ok();
+    k1s.kubectl(&k, &["apply", "-f", &file.to_string_lossy()])
+        .ok();
 
     // Discovery lists the group with get and list only.
     let r = k1s.kubectl(&k, &["get", "--raw", "/apis/metrics.k8s.io/v1beta1"]);
@@ -83,19 +104,39 @@ spec:
         .map(|r| &r["verbs"])
         .collect();
     assert_eq!(verbs.len(), 2, "{list}");
-    assert!(verbs.iter().all(|v| **v == serde_json::json!(["get", "list"])), "{list}");
-    let r = k1s.kubectl(&k, &["api-resources", "--api-group=metrics.k8s.io", "-o", "name"]);
-    assert!(r.stdout.contains("nodes.metrics.k8s.io"), "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("pods.metrics.k8s.io"), "{}{}", r.stdout, r.stderr);
+    assert!(
+        verbs
+            .iter()
+            .all(|v| **v == serde_json::json!(["get", "list"])),
+        "{list}"
+    );
+    let r = k1s.kubectl(
+        &k,
+        &["api-resources", "--api-group=metrics.k8s.io", "-o", "name"],
+    );
+    assert!(
+        r.stdout.contains("nodes.metrics.k8s.io"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("pods.metrics.k8s.io"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
 
     for kubectl in [&oldest, &k] {
-        let nodes = eventually(WAIT, &format!("{kubectl}: top nodes shows {node}"), || {
-            top_row(&k1s, kubectl, &["top", "nodes"], &node, 3)
-        });
+        let nodes = top_row(&k1s, kubectl, &["top", "nodes"], &node, 3);
         assert!(nodes.starts_with("NAME"), "{nodes}");
-        let pods = eventually(WAIT, &format!("{kubectl}: top pods shows top-busy"), || {
-            top_row(&k1s, kubectl, &["top", "pods", "-l", "app=top-busy"], "top-busy", 2)
-        });
+        let pods = top_row(
+            &k1s,
+            kubectl,
+            &["top", "pods", "-l", "app=top-busy"],
+            "top-busy",
+            2,
+        );
         assert!(pods.starts_with("NAME"), "{pods}");
         let containers = k1s.kubectl(kubectl, &["top", "pod", "top-busy", "--containers"]);
         assert!(
@@ -112,15 +153,32 @@ spec:
     assert_eq!(nodes["kind"], "NodeMetricsList");
     let item = nodes["items"]
         .as_array()
-        .and_then(|items| items.iter().find(|n| n["metadata"]["name"] == node.as_str()))
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|n| n["metadata"]["name"] == node.as_str())
+        })
         .unwrap_or_else(|| panic!("{node} not listed: {nodes}"));
-    assert!(item["window"].as_str().is_some_and(|w| w.ends_with('s')), "{item}");
-    assert!(item["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{item}");
-    assert!(item["usage"]["cpu"].is_string() && item["usage"]["memory"].is_string(), "{item}");
+    assert!(
+        item["window"].as_str().is_some_and(|w| w.ends_with('s')),
+        "{item}"
+    );
+    assert!(
+        item["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{item}"
+    );
+    assert!(
+        item["usage"]["cpu"].is_string() && item["usage"]["memory"].is_string(),
+        "{item}"
+    );
 
     let r = k1s.kubectl(
         &k,
-        &["get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/top-busy"],
+        &[
+            "get",
+            "--raw",
+            "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/top-busy",
+        ],
     );
     let pod: Value = serde_json::from_str(&r.stdout).expect("PodMetrics");
     assert_eq!(pod["kind"], "PodMetrics", "{pod}");
@@ -129,11 +187,16 @@ spec:
 
     let r = k1s.kubectl(
         &k,
-        &["get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/none"],
+        &[
+            "get",
+            "--raw",
+            "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/none",
+        ],
     );
     assert_ne!(r.code, 0);
     assert!(
-        r.stderr.contains("podmetrics.metrics.k8s.io \"none\" not found"),
+        r.stderr
+            .contains("podmetrics.metrics.k8s.io \"none\" not found"),
         "{}",
         r.stderr
     );

@@ -213,7 +213,8 @@ fn millis(t: SystemTime) -> u128 {
 }
 
 fn seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn escape(v: &str) -> String {
@@ -398,10 +399,16 @@ mod tests {
         let cg = "kubepods/besteffort/podu/c1";
         std::fs::create_dir_all(v1.join("memory").join(cg)).expect("mkdir");
         std::fs::create_dir_all(v1.join("cpuacct").join(cg)).expect("mkdir");
-        std::fs::write(v1.join("memory/memory.limit_in_bytes"), "9223372036854771712\n")
-            .expect("write");
-        std::fs::write(v1.join("cpuacct").join(cg).join("cpuacct.usage"), "123456789\n")
-            .expect("write");
+        std::fs::write(
+            v1.join("memory/memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        )
+        .expect("write");
+        std::fs::write(
+            v1.join("cpuacct").join(cg).join("cpuacct.usage"),
+            "123456789\n",
+        )
+        .expect("write");
         std::fs::write(
             v1.join("memory").join(cg).join("memory.usage_in_bytes"),
             "8192000\n",
@@ -418,8 +425,11 @@ mod tests {
 
         let v2 = dir.path().join("v2");
         std::fs::create_dir_all(v2.join(cg)).expect("mkdir");
-        std::fs::write(v2.join(cg).join("cpu.stat"), "usage_usec 2500\nuser_usec 2000\n")
-            .expect("write");
+        std::fs::write(
+            v2.join(cg).join("cpu.stat"),
+            "usage_usec 2500\nuser_usec 2000\n",
+        )
+        .expect("write");
         std::fs::write(v2.join(cg).join("memory.current"), "4096\n").expect("write");
         std::fs::write(
             v2.join(cg).join("memory.stat"),

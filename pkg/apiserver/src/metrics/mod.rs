@@ -37,7 +37,10 @@ pub const DEFAULT_RESOLUTION: Duration = Duration::from_secs(15);
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The resources of the group: plural, kind, namespaced.
-const RESOURCES: &[(&str, &str, bool)] = &[("nodes", "NodeMetrics", false), ("pods", "PodMetrics", true)];
+const RESOURCES: &[(&str, &str, bool)] = &[
+    ("nodes", "NodeMetrics", false),
+    ("pods", "PodMetrics", true),
+];
 
 /// Starts scraping every node's kubelet each `resolution` and serving the group; the
 /// handle stops it when aborted (it also ends with the server).
@@ -77,7 +80,11 @@ async fn scrape_all(server: &ApiServer, store: &MetricsStore) {
             }
         }
     });
-    for (name, scrape) in futures::future::join_all(scrapes).await.into_iter().flatten() {
+    for (name, scrape) in futures::future::join_all(scrapes)
+        .await
+        .into_iter()
+        .flatten()
+    {
         store.record(&name, scrape);
     }
 }

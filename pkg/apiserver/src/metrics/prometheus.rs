@@ -133,7 +133,10 @@ fn split_sample(line: &str) -> Result<(&str, BTreeMap<String, String>, &str), St
     };
     let mut chars = body.char_indices().peekable();
     loop {
-        while chars.peek().is_some_and(|(_, c)| *c == ',' || c.is_whitespace()) {
+        while chars
+            .peek()
+            .is_some_and(|(_, c)| *c == ',' || c.is_whitespace())
+        {
             chars.next();
         }
         let Some(&(start, c)) = chars.peek() else {
@@ -211,7 +214,10 @@ resource_scrape_error 0
                 start_time: Some(1.7e9),
             })
         );
-        let odd = s.containers.get(&key("n", "p, q", "q\"x")).expect("escaped");
+        let odd = s
+            .containers
+            .get(&key("n", "p, q", "q\"x"))
+            .expect("escaped");
         assert_eq!((odd.cpu_ns, odd.memory_bytes), (500_000_000, 5));
         // Only what has both CPU and memory is a point.
         assert!(!s.containers.contains_key(&key("default", "a", "only-cpu")));

@@ -132,17 +132,15 @@ impl MetricsStore {
         let mut pods: BTreeMap<(String, String), Option<PodUsage>> = BTreeMap::new();
         for entry in nodes.values() {
             for ((ns, pod, container), series) in &entry.containers {
-                let slot = pods
-                    .entry((ns.clone(), pod.clone()))
-                    .or_insert_with(|| {
-                        Some(PodUsage {
-                            namespace: ns.clone(),
-                            name: pod.clone(),
-                            timestamp_ms: 0,
-                            window_ms: 0,
-                            containers: Vec::new(),
-                        })
-                    });
+                let slot = pods.entry((ns.clone(), pod.clone())).or_insert_with(|| {
+                    Some(PodUsage {
+                        namespace: ns.clone(),
+                        name: pod.clone(),
+                        timestamp_ms: 0,
+                        window_ms: 0,
+                        containers: Vec::new(),
+                    })
+                });
                 let Some(p) = slot else { continue };
                 match series.usage() {
                     Some(u) => {
@@ -175,8 +173,11 @@ mod tests {
     #[test]
     fn cpu_is_the_rate_of_the_counter_over_the_window() {
         // 0.75 s of CPU over 15 s: 50 millicores.
-        let u = rate(&point(1_000, 250_000_000, 1), &point(16_000, 1_000_000_000, 7))
-            .expect("a rate");
+        let u = rate(
+            &point(1_000, 250_000_000, 1),
+            &point(16_000, 1_000_000_000, 7),
+        )
+        .expect("a rate");
         assert_eq!(
             u,
             Usage {
@@ -221,7 +222,10 @@ mod tests {
             .collect();
         assert_eq!(
             cpus,
-            [("a".to_string(), 100_000_000), ("b".to_string(), 200_000_000)]
+            [
+                ("a".to_string(), 100_000_000),
+                ("b".to_string(), 200_000_000)
+            ]
         );
         // A container that went away is forgotten; a restarted one starts over.
         store.record("n1", scrape(20_000, 2_000_000_000, false));
