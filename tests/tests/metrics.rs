@@ -1,8 +1,9 @@
 //! Resource metrics end to end: one `k1s server` with its agent scrapes its kubelet's
 //! `/metrics/resource` and serves `metrics.k8s.io/v1beta1`, so `kubectl top nodes` and
 //! `kubectl top pods` (oldest and newest kubectl) print the node and a busy busybox pod
-//! with non-zero CPU and memory, and `kubectl get --raw` reads NodeMetrics/PodMetrics as
-//! metrics-server writes them.
+//! with non-zero CPU and memory, `kubectl get --raw` reads NodeMetrics/PodMetrics as
+//! metrics-server writes them, and an autoscaler on CPU utilization scales a busy
+//! Deployment up.
 //!
 //! Needs root, containerd and runc (scripts/test installs them) and the test images.
 
@@ -202,4 +203,75 @@ spec:
     );
     let r = k1s.kubectl(&k, &["top", "pod", "none"]);
     assert_ne!(r.code, 0, "{}", r.stdout);
+
+    // An autoscaler on CPU utilization: the busy pod uses far more than its 1m request,
+    // so the Deployment is scaled to its maximum.
+    let manifest = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hpa-busy}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: hpa-busy}}
+  template:
+    metadata: {labels: {app: hpa-busy}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: spin
+        image: busybox
+        imagePullPolicy: IfNotPresent
+        resources: {requests: {cpu: 1m}}
+        command: ["sh", "-c", "while true; do i=0; while [ $i -lt 5000 ]; do i=$((i+1)); done; sleep 1; done"]
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: hpa-busy}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: hpa-busy}
+  minReplicas: 1
+  maxReplicas: 2
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+"#;
+    let file = k1s.write_file("hpa-busy.yaml", manifest);
+    k1s.kubectl(&k, &["apply", "-f", &file.to_string_lossy()])
+        .ok();
+    let hpa = eventually(
+        Duration::from_secs(150),
+        "the autoscaler scales hpa-busy to 2",
+        || {
+            let r = k1s.kubectl(&k, &["get", "hpa", "hpa-busy", "-o", "json"]);
+            let v: Value = serde_json::from_str(&r.stdout).ok()?;
+            (v["status"]["desiredReplicas"] == 2).then_some(v)
+        },
+    );
+    let metric = &hpa["status"]["currentMetrics"][0]["resource"];
+    assert_eq!(metric["name"], "cpu", "{hpa}");
+    assert!(
+        metric["current"]["averageUtilization"]
+            .as_i64()
+            .is_some_and(|u| u > 50),
+        "{hpa}"
+    );
+    let described = k1s.kubectl(&k, &["describe", "hpa", "hpa-busy"]).stdout;
+    assert!(
+        described.contains(
+            "New size: 2; reason: cpu resource utilization (percentage of request) above target"
+        ),
+        "{described}"
+    );
+    eventually(Duration::from_secs(60), "hpa-busy has 2 replicas", || {
+        let r = k1s.kubectl(
+            &k,
+            &[
+                "get",
+                "deployment",
+                "hpa-busy",
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ],
+        );
+        (r.stdout == "2").then_some(())
+    });
 }

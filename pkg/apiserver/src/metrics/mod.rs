@@ -395,6 +395,134 @@ pub fn go_duration(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::TestApiServer;
+
+    fn point(ts: i64, cpu: u64, mem: u64) -> prometheus::Point {
+        prometheus::Point {
+            timestamp_ms: ts,
+            cpu_ns: cpu,
+            memory_bytes: mem,
+            start_time: Some(1.0),
+        }
+    }
+
+    #[tokio::test]
+    async fn nodes_and_pods_are_served_with_get_and_list_only() {
+        let server = TestApiServer::new().await;
+        let api = server.api();
+        let (code, _) = api
+            .call("GET", "/apis/metrics.k8s.io/v1beta1", &json!({}))
+            .await;
+        assert_eq!(code, 404, "not served before the scraper starts");
+        let store = server
+            .server
+            .resource_metrics
+            .get_or_init(|| Arc::new(MetricsStore::default()))
+            .clone();
+        api.create(
+            "/api/v1/nodes",
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "labels": {"zone": "a"}}}),
+        )
+        .await;
+        for (name, app) in [("p1", "web"), ("p2", "db")] {
+            api.create(
+                "/api/v1/namespaces/default/pods",
+                json!({"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": name, "labels": {"app": app}},
+                       "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+            )
+            .await;
+        }
+        for (ts, cpu) in [(1_700_000_000_000, 0), (1_700_000_015_000, 1_500_000_000)] {
+            let mut s = prometheus::Scrape {
+                node: Some(point(ts, cpu * 2, 1 << 30)),
+                ..Default::default()
+            };
+            for pod in ["p1", "p2"] {
+                s.containers.insert(
+                    ("default".into(), pod.into(), "c".into()),
+                    point(ts, cpu, 64 << 20),
+                );
+            }
+            store.record("n1", s);
+        }
+        let (code, node) = api
+            .call("GET", "/apis/metrics.k8s.io/v1beta1/nodes/n1", &json!({}))
+            .await;
+        assert_eq!(code, 200, "{node}");
+        assert_eq!(node["kind"], "NodeMetrics");
+        assert_eq!(node["metadata"]["labels"]["zone"], "a");
+        assert_eq!(node["window"], "15s");
+        assert_eq!(node["timestamp"], "2023-11-14T22:13:35Z");
+        assert_eq!(node["usage"], json!({"cpu": "200m", "memory": "1Gi"}));
+        let (code, pods) = api
+            .call(
+                "GET",
+                "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dweb",
+                &json!({}),
+            )
+            .await;
+        assert_eq!(code, 200, "{pods}");
+        assert_eq!(pods["kind"], "PodMetricsList");
+        let items = pods["items"].as_array().expect("items");
+        assert_eq!(items.len(), 1, "{pods}");
+        assert_eq!(items[0]["metadata"]["name"], "p1");
+        assert_eq!(
+            items[0]["containers"],
+            json!([{"name": "c", "usage": {"cpu": "100m", "memory": "64Mi"}}])
+        );
+        let (_, all) = api
+            .call("GET", "/apis/metrics.k8s.io/v1beta1/pods", &json!({}))
+            .await;
+        assert_eq!(all["items"].as_array().map(Vec::len), Some(2), "{all}");
+        let (code, missing) = api
+            .call(
+                "GET",
+                "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/none",
+                &json!({}),
+            )
+            .await;
+        assert_eq!(code, 404);
+        assert_eq!(
+            missing["message"],
+            "podmetrics.metrics.k8s.io \"none\" not found"
+        );
+        for (method, uri, code) in [
+            ("POST", "/apis/metrics.k8s.io/v1beta1/nodes", 405),
+            ("DELETE", "/apis/metrics.k8s.io/v1beta1/nodes/n1", 405),
+            (
+                "PUT",
+                "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/p1",
+                405,
+            ),
+            ("GET", "/apis/metrics.k8s.io/v1beta1/services", 404),
+            ("GET", "/apis/metrics.k8s.io/v1/nodes", 404),
+            (
+                "GET",
+                "/apis/metrics.k8s.io/v1beta1/namespaces/default/nodes",
+                404,
+            ),
+        ] {
+            let (got, body) = api.call(method, uri, &json!({})).await;
+            assert_eq!(got, code, "{method} {uri}: {body}");
+        }
+        // Discovery lists the group, with get and list only.
+        let (_, groups) = api.call("GET", "/apis", &json!({})).await;
+        assert!(
+            groups["groups"]
+                .as_array()
+                .is_some_and(|g| g.iter().any(|g| g["name"] == GROUP)),
+            "{groups}"
+        );
+        let (code, list) = api
+            .call("GET", "/apis/metrics.k8s.io/v1beta1", &json!({}))
+            .await;
+        assert_eq!(code, 200);
+        assert_eq!(list, resource_list());
+        let (code, group) = api.call("GET", "/apis/metrics.k8s.io", &json!({})).await;
+        assert_eq!(code, 200);
+        assert_eq!(group["preferredVersion"]["version"], "v1beta1");
+    }
 
     #[test]
     fn quantities_and_windows_read_as_metrics_servers() {
