@@ -11,9 +11,9 @@
 pub mod prometheus;
 pub mod store;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::response::Response;
@@ -35,6 +35,8 @@ pub const VERSION: &str = "v1beta1";
 pub const DEFAULT_RESOLUTION: Duration = Duration::from_secs(15);
 /// How long one kubelet scrape may take (metrics-server's default timeout).
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest wait before a node whose kubelet did not answer is tried again.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// The resources of the group: plural, kind, namespaced.
 const RESOURCES: &[(&str, &str, bool)] = &[
@@ -53,39 +55,55 @@ pub fn start(server: &Arc<ApiServer>, resolution: Duration) -> tokio::task::Join
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(resolution);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = HashMap::new();
         loop {
             tick.tick().await;
             let Some(server) = weak.upgrade() else { return };
-            scrape_all(&server, &store).await;
+            scrape_all(&server, &store, &mut failing, resolution).await;
         }
     })
 }
 
-/// Scrapes every node once, all at the same time.
-async fn scrape_all(server: &ApiServer, store: &MetricsStore) {
+/// Scrapes every node once, all at the same time. A node whose kubelet does not answer
+/// (a simulated node runs none) is tried again after a back-off that doubles up to
+/// [`MAX_BACKOFF`], so thousands of them cost little.
+async fn scrape_all(
+    server: &ApiServer,
+    store: &MetricsStore,
+    failing: &mut HashMap<String, (u32, Instant)>,
+    resolution: Duration,
+) {
     let nodes = list(server, "nodes");
     let names: HashSet<String> = nodes.iter().map(|n| name_of(n).to_string()).collect();
     store.retain_nodes(&names);
-    let scrapes = nodes.iter().map(|node| async move {
+    failing.retain(|n, _| names.contains(n));
+    let now = Instant::now();
+    let due = nodes
+        .iter()
+        .filter(|n| failing.get(name_of(n)).is_none_or(|(_, next)| *next <= now));
+    let scrapes = due.map(|node| async move {
         let name = name_of(node).to_string();
-        match tokio::time::timeout(SCRAPE_TIMEOUT, scrape(server, node)).await {
-            Ok(Ok(s)) => Some((name, s)),
-            Ok(Err(e)) => {
-                tracing::debug!(node = %name, error = %e, "metrics: scrape failed");
-                None
+        let result = match tokio::time::timeout(SCRAPE_TIMEOUT, scrape(server, node)).await {
+            Ok(r) => r,
+            Err(_) => Err("timed out".to_string()),
+        };
+        (name, result)
+    });
+    for (name, result) in futures::future::join_all(scrapes).await {
+        match result {
+            Ok(scrape) => {
+                failing.remove(&name);
+                store.record(&name, scrape);
             }
-            Err(_) => {
-                tracing::debug!(node = %name, "metrics: scrape timed out");
-                None
+            Err(e) => {
+                tracing::debug!(node = %name, error = %e, "metrics: scrape failed");
+                let fails = failing.get(&name).map_or(0, |(n, _)| *n).saturating_add(1);
+                let backoff = resolution
+                    .saturating_mul(2u32.saturating_pow(fails.min(8) - 1))
+                    .min(MAX_BACKOFF);
+                failing.insert(name, (fails, Instant::now() + backoff));
             }
         }
-    });
-    for (name, scrape) in futures::future::join_all(scrapes)
-        .await
-        .into_iter()
-        .flatten()
-    {
-        store.record(&name, scrape);
     }
 }
 
