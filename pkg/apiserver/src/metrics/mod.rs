@@ -247,7 +247,7 @@ fn serve(
     if *method != Method::GET {
         return Err(method_not_allowed());
     }
-    let gr = GroupResource::new(GROUP, &kind.to_lowercase());
+    let gr = GroupResource::new(GROUP, kind.to_lowercase());
     if query_flag(query, "watch") {
         return Err(Status::method_not_supported(&gr, "watch"));
     }
@@ -399,7 +399,7 @@ pub fn go_duration(ms: i64) -> String {
     let (h, m) = (ms / 3_600_000, (ms / 60_000) % 60);
     let s_ms = ms % 60_000;
     let mut secs = format!("{}", s_ms / 1000);
-    if s_ms % 1000 != 0 {
+    if !s_ms.is_multiple_of(1000) {
         let frac = format!("{:03}", s_ms % 1000);
         secs = format!("{secs}.{}", frac.trim_end_matches('0'));
     }
