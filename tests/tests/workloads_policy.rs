@@ -261,7 +261,7 @@ fn hpa_case(k1s: &K1s, k: &Kubectl) {
         );
         (out.stdout == "2").then_some(())
     });
-    // The next sync looks at metrics, which no API serves.
+    // The next sync looks at metrics, which no node reports (simulated nodes run no kubelet).
     let described = eventually(WAIT, "ScalingActive False", || {
         let d = k1s.kubectl_in(k, ns, &["describe", "hpa", "web"]);
         d.stdout

@@ -18,6 +18,7 @@ pub mod handlers;
 pub mod kinds;
 pub mod managed;
 pub mod meta;
+pub mod metrics;
 pub mod openapi;
 pub mod patch;
 pub mod printers;
@@ -71,6 +72,9 @@ pub struct ApiServer {
     pub service_account_tokens: std::sync::OnceLock<Arc<auth::serviceaccount::TokenIssuer>>,
     /// TLS for connections to kubelets (logs, exec, attach, port-forward), once set.
     pub kubelet_client_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
+    /// Resource metrics scraped from the kubelets, once [`metrics::start`] runs (then
+    /// `metrics.k8s.io` is served).
+    pub resource_metrics: std::sync::OnceLock<Arc<metrics::store::MetricsStore>>,
     /// Built-in resources (CRDs are added to these on every registry change).
     builtins: Vec<Arc<Resource>>,
     /// Definitions of the built-in kinds.
@@ -99,6 +103,7 @@ impl ApiServer {
             openapi: openapi::OpenApiCache::default(),
             service_account_tokens: std::sync::OnceLock::new(),
             kubelet_client_tls: std::sync::OnceLock::new(),
+            resource_metrics: std::sync::OnceLock::new(),
             builtins,
             builtin_definitions: definitions,
             watch_memo: Arc::default(),

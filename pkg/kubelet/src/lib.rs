@@ -13,6 +13,8 @@
 //! - [`events`]: the kubelet's events, aggregated.
 //! - [`localpath`]: k3s's local-path provisioner (`rancher.io/local-path`): the default
 //!   StorageClass and the PersistentVolumes it makes as folders on this node.
+//! - [`stats`]: CPU and memory usage of the node and its containers, served as
+//!   `/metrics/resource` for the API server's resource metrics.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -30,6 +32,7 @@ pub mod node;
 pub mod pods;
 pub mod runtime;
 pub mod server;
+pub mod stats;
 
 /// What went wrong running the kubelet.
 #[derive(Debug, thiserror::Error)]

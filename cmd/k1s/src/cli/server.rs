@@ -125,7 +125,8 @@ pub struct ServerArgs {
 
     /// Components not to run (k3s's flag; repeatable or comma-separated): `coredns` or
     /// `dns` turns the cluster DNS off, `kube-proxy` the Service proxy, `local-storage`
-    /// the local-path provisioner and its default StorageClass.
+    /// the local-path provisioner and its default StorageClass, `metrics-server` the
+    /// resource metrics API (`metrics.k8s.io`, what `kubectl top` reads).
     #[arg(
         long,
         value_delimiter = ',',

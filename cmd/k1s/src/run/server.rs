@@ -350,6 +350,19 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let dns = super::dns::start(&args, &api).await;
+    // The resource metrics API, which k3s serves with its metrics-server add-on.
+    let resource_metrics = if args
+        .disable
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case("metrics-server"))
+    {
+        None
+    } else {
+        Some(k1s_apiserver::metrics::start(
+            &api,
+            k1s_apiserver::metrics::DEFAULT_RESOLUTION,
+        ))
+    };
     let serve_options = ServeOptions {
         request_timeout: args.request_timeout,
         ..ServeOptions::default()
@@ -365,6 +378,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("shutting down");
     api.set_shutting_down();
     serving.abort();
+    if let Some(m) = resource_metrics {
+        m.abort();
+    }
     if let Some(agent) = agent {
         agent.stop().await;
     }

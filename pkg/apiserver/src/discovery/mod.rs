@@ -54,6 +54,14 @@ pub fn root_paths(server: &ApiServer) -> Response {
             paths.push(format!("/apis/{}/{v}", g.group));
         }
     }
+    if crate::metrics::served(server) {
+        paths.push(format!("/apis/{}", crate::metrics::GROUP));
+        paths.push(format!(
+            "/apis/{}/{}",
+            crate::metrics::GROUP,
+            crate::metrics::VERSION
+        ));
+    }
     paths.extend(
         [
             "/healthz",
@@ -100,12 +108,16 @@ pub fn groups(server: &ApiServer, accept: Option<&str>) -> Response {
         return aggregated(server, false, v);
     }
     let snap = server.registry.snapshot();
-    let groups: Vec<Value> = snap
+    let mut groups: Vec<Value> = snap
         .groups()
         .iter()
         .filter(|g| !g.group.is_empty())
         .filter_map(|g| group_json(&snap, &g.group))
         .collect();
+    // Aggregated groups come after the server's own, as upstream lists them.
+    if crate::metrics::served(server) {
+        groups.push(crate::metrics::group_json());
+    }
     response::json(
         StatusCode::OK,
         &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
@@ -115,7 +127,12 @@ pub fn groups(server: &ApiServer, accept: Option<&str>) -> Response {
 /// `GET /apis/<group>`.
 pub fn group(server: &ApiServer, group: &str) -> Response {
     let snap = server.registry.snapshot();
-    match group_json(&snap, group).filter(|_| !group.is_empty()) {
+    let found = if group == crate::metrics::GROUP && crate::metrics::served(server) {
+        Some(crate::metrics::group_json())
+    } else {
+        group_json(&snap, group)
+    };
+    match found.filter(|_| !group.is_empty()) {
         Some(mut g) => {
             g["kind"] = json!("APIGroup");
             g["apiVersion"] = json!("v1");
@@ -156,6 +173,13 @@ pub fn subresources_by_name(r: &Resource) -> Vec<Subresource> {
 
 /// `GET /api/v1` or `/apis/<group>/<version>`.
 pub fn resource_list(server: &ApiServer, group: &str, version: &str) -> Response {
+    if group == crate::metrics::GROUP {
+        return if version == crate::metrics::VERSION && crate::metrics::served(server) {
+            response::json(StatusCode::OK, &crate::metrics::resource_list())
+        } else {
+            response::status(&not_found())
+        };
+    }
     let snap = server.registry.snapshot();
     let mut resources: Vec<Value> = Vec::new();
     for r in snap.resources_of(group, version) {
@@ -240,7 +264,7 @@ fn aggregated_resource(r: &Resource) -> Value {
 /// The aggregated document of the core group (`legacy`) or of every other group.
 fn aggregated(server: &ApiServer, legacy: bool, version: &str) -> Response {
     let snap = server.registry.snapshot();
-    let items: Vec<Value> = snap
+    let mut items: Vec<Value> = snap
         .groups()
         .iter()
         .filter(|g| g.group.is_empty() == legacy)
@@ -259,6 +283,9 @@ fn aggregated(server: &ApiServer, legacy: bool, version: &str) -> Response {
             json!({"metadata": {"name": g.group, "creationTimestamp": null}, "versions": versions})
         })
         .collect();
+    if !legacy && crate::metrics::served(server) {
+        items.push(crate::metrics::aggregated_json());
+    }
     let body = json!({
         "kind": "APIGroupDiscoveryList",
         "apiVersion": format!("apidiscovery.k8s.io/{version}"),

@@ -17,7 +17,7 @@ pub mod request;
 pub mod response;
 mod review;
 mod scale;
-mod streaming;
+pub(crate) mod streaming;
 mod token;
 mod update;
 mod watch;
@@ -242,6 +242,9 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Body>) -> Response {
         Target::OpenApiV2 => crate::openapi::serve_v2(&server, accept, &parts.headers),
         Target::OpenApiV3Root => crate::openapi::serve_v3_root(&server),
         Target::OpenApiV3(p) => crate::openapi::serve_v3(&server, &p, &query, &parts.headers),
+        Target::Resource(rp) if rp.group == crate::metrics::GROUP => {
+            crate::metrics::handle(&server, &rp, &parts.method, &query)
+        }
         Target::Resource(rp) => {
             let snapshot = server.registry.snapshot();
             match snapshot.get(&rp.group, &rp.version, &rp.resource) {

@@ -90,7 +90,7 @@ pub async fn log(call: Call) -> Result<Response, Status> {
         .header(http::header::HOST, kubelet.host_header())
         .body(Body::empty())
         .map_err(|e| Status::internal_error(&e.to_string()))?;
-    let (response, _conn) = kubelet.send(&call, request).await?;
+    let (response, _conn) = kubelet.send(request).await?;
     if !response.status().is_success() {
         return Err(kubelet_error(response, &name).await);
     }
@@ -159,7 +159,7 @@ pub async fn upgrade(call: Call) -> Result<Response, Status> {
         .body(Body::empty())
         .map_err(|e| Status::internal_error(&e.to_string()))?;
     let client_upgrade = call.upgrade.lock().take();
-    let (mut response, _conn) = kubelet.send(&call, request).await?;
+    let (mut response, _conn) = kubelet.send(request).await?;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         // Upstream's proxy hands the kubelet's answer back as is; kubectl reports it as
         // "unable to upgrade connection: <body>".
@@ -289,7 +289,7 @@ fn validate_container(container: Option<&str>, pod: &Value) -> Result<String, St
 }
 
 /// Where a node's kubelet listens.
-struct Kubelet {
+pub(crate) struct Kubelet {
     host: String,
     ip: Option<IpAddr>,
     port: u16,
@@ -297,7 +297,7 @@ struct Kubelet {
 }
 
 impl Kubelet {
-    fn host_header(&self) -> String {
+    pub(crate) fn host_header(&self) -> String {
         match self.ip {
             Some(IpAddr::V6(ip)) => format!("[{ip}]:{}", self.port),
             _ => format!("{}:{}", self.host, self.port),
@@ -306,9 +306,8 @@ impl Kubelet {
 
     /// Dials the kubelet and sends one request; the connection task keeps running for an
     /// upgrade.
-    async fn send(
+    pub(crate) async fn send(
         &self,
-        call: &Call,
         request: http::Request<Body>,
     ) -> Result<
         (
@@ -317,7 +316,6 @@ impl Kubelet {
         ),
         Status,
     > {
-        let _ = call;
         let dial_error = |e: &dyn std::fmt::Display| {
             Status::internal_error(&format!(
                 "error dialing backend: dial tcp {}: {e}",
@@ -360,12 +358,6 @@ impl Kubelet {
 
 /// The pod's node's kubelet endpoint.
 fn kubelet_of(call: &Call, pod: &Value) -> Result<Kubelet, Status> {
-    let tls = call
-        .server
-        .kubelet_client_tls
-        .get()
-        .cloned()
-        .ok_or_else(|| Status::service_unavailable("no kubelet client configured"))?;
     let node_name = node_name(pod);
     let snapshot = call.server.registry.snapshot();
     let nodes = snapshot
@@ -383,6 +375,20 @@ fn kubelet_of(call: &Call, pod: &Value) -> Result<Kubelet, Status> {
                 s
             }
         })?;
+    kubelet_of_node(&call.server, &node)
+}
+
+/// A Node's kubelet endpoint: its preferred address and published port.
+pub(crate) fn kubelet_of_node(server: &crate::ApiServer, node: &Value) -> Result<Kubelet, Status> {
+    let tls = server
+        .kubelet_client_tls
+        .get()
+        .cloned()
+        .ok_or_else(|| Status::service_unavailable("no kubelet client configured"))?;
+    let node_name = node
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let addresses = node
         .pointer("/status/addresses")
         .and_then(Value::as_array)

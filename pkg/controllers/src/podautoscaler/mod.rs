@@ -1,9 +1,13 @@
 //! HorizontalPodAutoscaler controller (upstream `pkg/controller/podautoscaler`,
 //! autoscaling/v2): reads the target's `/scale`, keeps its replicas within
-//! `minReplicas`/`maxReplicas`, and reports why it cannot scale on metrics while k1s
-//! serves no metrics API (`metrics.k8s.io`, `custom.metrics.k8s.io`,
-//! `external.metrics.k8s.io`): the ScalingActive condition and the events say so in
-//! upstream's words.
+//! `minReplicas`/`maxReplicas`, and scales on resource metrics (`Resource` and
+//! `ContainerResource`, utilization or average value) read from `metrics.k8s.io` with
+//! upstream's replica calculator ([`replicas`]), its stabilization windows and its
+//! default scale-up rate. `Pods`, `Object` and `External` metrics need APIs k1s does not
+//! serve (`custom.metrics.k8s.io`, `external.metrics.k8s.io`): the ScalingActive
+//! condition and the events say so in upstream's words.
+
+pub mod replicas;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,9 +16,12 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::autoscaling::v2::{
-    HorizontalPodAutoscaler, HorizontalPodAutoscalerCondition, HorizontalPodAutoscalerStatus,
-    MetricSpec, MetricStatus,
+    ContainerResourceMetricStatus, HorizontalPodAutoscaler, HorizontalPodAutoscalerCondition,
+    HorizontalPodAutoscalerStatus, MetricSpec, MetricStatus, MetricValueStatus,
+    ResourceMetricStatus,
 };
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DynamicObject, ListParams, PostParams};
@@ -55,6 +62,8 @@ struct Context {
     /// upstream's queue, a change of its own status does not bring the next sync
     /// forward, only a change of its spec does.
     last_sync: parking_lot::Mutex<HashMap<String, (Instant, Option<i64>)>>,
+    /// Each autoscaler's recent recommendations (by uid), for the stabilization windows.
+    recommendations: parking_lot::Mutex<HashMap<String, Vec<(Instant, i32)>>>,
 }
 
 /// Starts the controller (the [`crate::Descriptor`] entry point).
@@ -69,6 +78,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
         client: client.clone(),
         recorder: crate::workload::recorder(client, NAME),
         last_sync: Default::default(),
+        recommendations: Default::default(),
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -410,15 +420,21 @@ async fn reconcile(
             );
             (current, None, false, None)
         }
-        Some((desired, reason)) => (desired, reason, desired != current, None),
+        Some((desired, reason)) => (
+            desired,
+            reason.map(str::to_string),
+            desired != current,
+            None,
+        ),
         None => {
-            // Metrics decide; none can be read while no metrics API is served.
+            // Metrics decide.
             let selector = scale
                 .status
                 .as_ref()
                 .and_then(|s| s.selector.clone())
                 .unwrap_or_default();
-            let failure = if selector.is_empty() {
+            let specs = spec.metrics.clone().unwrap_or_default();
+            let computed = if selector.is_empty() {
                 event(
                     &ctx,
                     &hpa,
@@ -434,17 +450,47 @@ async fn reconcile(
                     "InvalidSelector",
                     "the HPA target's scale is missing a selector".into(),
                 );
-                "selector is required".to_string()
+                Err("selector is required".to_string())
             } else {
-                let specs = spec.metrics.clone().unwrap_or_default();
                 let mut first: Option<MetricFailure> = None;
+                let mut invalid = 0usize;
+                let mut best: Option<(i32, String)> = None;
+                let mut statuses = Vec::new();
                 for m in &specs {
-                    let f = metric_failure(&ctx.client, &ns, &selector, m).await;
-                    event(&ctx, &hpa, EventType::Warning, f.reason, f.event.clone()).await;
-                    first.get_or_insert(f);
+                    match compute_metric(&ctx.client, &ns, &selector, m, current).await {
+                        Ok(c) => {
+                            if best.as_ref().is_none_or(|(r, _)| c.replicas > *r) {
+                                best = Some((c.replicas, c.name.clone()));
+                            }
+                            statuses.push(c.status);
+                        }
+                        Err(f) => {
+                            event(&ctx, &hpa, EventType::Warning, f.reason, f.event.clone()).await;
+                            invalid += 1;
+                            statuses.push(MetricStatus::default());
+                            first.get_or_insert(f);
+                        }
+                    }
                 }
-                match first {
-                    Some(f) => {
+                match (best, first) {
+                    // Upstream: every metric invalid, or some invalid while the valid
+                    // ones would scale down, is an error.
+                    (Some((replicas, name)), first)
+                        if invalid == 0 || (invalid < specs.len() && replicas >= current) =>
+                    {
+                        let _ = first;
+                        set_condition(
+                            &mut status,
+                            "ScalingActive",
+                            "True",
+                            "ValidMetricFound",
+                            format!(
+                                "the HPA was able to successfully calculate a replica count from {name}"
+                            ),
+                        );
+                        Ok((replicas, name, statuses))
+                    }
+                    (_, Some(f)) => {
                         set_condition(
                             &mut status,
                             "ScalingActive",
@@ -455,34 +501,39 @@ async fn reconcile(
                                 f.event
                             ),
                         );
-                        format!(
-                            "invalid metrics ({n} invalid out of {n}), first error is: {}",
-                            f.error,
-                            n = specs.len()
-                        )
+                        Err(format!(
+                            "invalid metrics ({invalid} invalid out of {}), first error is: {}",
+                            specs.len(),
+                            f.error
+                        ))
                     }
-                    None => "no metrics to compute replicas from".to_string(),
+                    (_, None) => Err("no metrics to compute replicas from".to_string()),
                 }
             };
-            // Upstream keeps the last desired count and reports the metrics it tried.
-            let tried: Vec<MetricStatus> = spec
-                .metrics
-                .iter()
-                .flatten()
-                .map(|_| MetricStatus::default())
-                .collect();
-            status.current_replicas = Some(current);
-            status.current_metrics = (!tried.is_empty()).then_some(tried);
-            write_status(&ctx, &hpa, status).await?;
-            event(
-                &ctx,
-                &hpa,
-                EventType::Warning,
-                "FailedComputeMetricsReplicas",
-                failure,
-            )
-            .await;
-            return requeue;
+            match computed {
+                Ok((proposal, name, statuses)) => {
+                    let (desired, reason) =
+                        normalize(&ctx, &hpa, &mut status, current, proposal, min, max, &name);
+                    (desired, reason, desired != current, Some(statuses))
+                }
+                Err(failure) => {
+                    // Upstream keeps the last desired count and reports the metrics it tried.
+                    let tried: Vec<MetricStatus> =
+                        specs.iter().map(|_| MetricStatus::default()).collect();
+                    status.current_replicas = Some(current);
+                    status.current_metrics = (!tried.is_empty()).then_some(tried);
+                    write_status(&ctx, &hpa, status).await?;
+                    event(
+                        &ctx,
+                        &hpa,
+                        EventType::Warning,
+                        "FailedComputeMetricsReplicas",
+                        failure,
+                    )
+                    .await;
+                    return requeue;
+                }
+            }
         }
     };
 
@@ -554,6 +605,340 @@ async fn reconcile(
     status.current_metrics = metrics;
     write_status(&ctx, &hpa, status).await?;
     requeue
+}
+
+/// One metric's proposal: the replicas, the metric's name in upstream's messages, and
+/// its status.
+struct Computed {
+    replicas: i32,
+    name: String,
+    status: MetricStatus,
+}
+
+/// A milli-unit amount as a quantity (`250m`, `64Mi` for memory in bytes).
+fn milli_quantity(resource: &str, milli: i64) -> Quantity {
+    let q = if resource == "memory" {
+        k1s_apimachinery::Quantity::from_i64(
+            milli / 1000,
+            k1s_apimachinery::quantity::Format::BinarySI,
+        )
+    } else {
+        k1s_apimachinery::Quantity::from_milli(milli, k1s_apimachinery::quantity::Format::DecimalSI)
+    };
+    Quantity(q.canonical())
+}
+
+/// The pods' usage of `resource` from `metrics.k8s.io` (milli-units), summed over their
+/// containers (or the one named).
+async fn pod_metrics(
+    client: &kube::Client,
+    ns: &str,
+    selector: &str,
+    resource: &str,
+    container: Option<&str>,
+) -> Result<std::collections::BTreeMap<String, replicas::PodMetric>, String> {
+    let api = ApiResource {
+        group: "metrics.k8s.io".into(),
+        version: "v1beta1".into(),
+        api_version: "metrics.k8s.io/v1beta1".into(),
+        kind: "PodMetrics".into(),
+        plural: "pods".into(),
+    };
+    let pods: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &api);
+    let list = pods
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(|e| {
+            let msg = match e {
+                kube::Error::Api(s) if s.code == 404 => {
+                    "the server could not find the requested resource (get pods.metrics.k8s.io)"
+                        .to_string()
+                }
+                kube::Error::Api(s) => s.message,
+                e => e.to_string(),
+            };
+            format!(
+                "unable to get metrics for resource {resource}: unable to fetch metrics from resource metrics API: {msg}"
+            )
+        })?;
+    if list.items.is_empty() {
+        return Err(format!(
+            "unable to get metrics for resource {resource}: no metrics returned from resource metrics API"
+        ));
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for item in list.items {
+        let timestamp = item.data["timestamp"]
+            .as_str()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .unwrap_or_else(Timestamp::now);
+        let window = item.data["window"]
+            .as_str()
+            .and_then(|w| w.parse::<k8s_openapi::jiff::SignedDuration>().ok())
+            .unwrap_or_default();
+        let mut value = 0i64;
+        let mut found = false;
+        for c in item.data["containers"].as_array().into_iter().flatten() {
+            if container.is_some_and(|n| c["name"].as_str() != Some(n)) {
+                continue;
+            }
+            if let Some(q) = c["usage"][resource]
+                .as_str()
+                .and_then(|q| k1s_apimachinery::Quantity::parse(q).ok())
+            {
+                value += q.milli_value();
+                found = true;
+            }
+        }
+        if found {
+            out.insert(
+                item.metadata.name.clone().unwrap_or_default(),
+                replicas::PodMetric {
+                    value,
+                    timestamp,
+                    window,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The replicas one metric asks for; `Pods`, `Object` and `External` metrics fail as
+/// their APIs are not served.
+async fn compute_metric(
+    client: &kube::Client,
+    ns: &str,
+    selector: &str,
+    spec: &MetricSpec,
+    current: i32,
+) -> Result<Computed, MetricFailure> {
+    let (name, target, container) = match (
+        spec.type_.as_str(),
+        &spec.resource,
+        &spec.container_resource,
+    ) {
+        ("Resource", Some(r), _) => (r.name.clone(), r.target.clone(), None),
+        ("ContainerResource", _, Some(c)) => {
+            (c.name.clone(), c.target.clone(), Some(c.container.clone()))
+        }
+        _ => return Err(metric_failure(client, ns, selector, spec).await),
+    };
+    let what = if target.average_value.is_some() {
+        "usage"
+    } else {
+        "utilization"
+    };
+    let (reason, kind) = if container.is_some() {
+        ("FailedGetContainerResourceMetric", "container")
+    } else {
+        ("FailedGetResourceMetric", "resource")
+    };
+    let fail = |detail: String| {
+        let event = format!("failed to get {name} {what}: {detail}");
+        MetricFailure {
+            reason,
+            error: format!("failed to get {name} {kind} metric value: {event}"),
+            event,
+        }
+    };
+    let metrics = pod_metrics(client, ns, selector, &name, container.as_deref())
+        .await
+        .map_err(&fail)?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pods = pods
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(|e| {
+            fail(format!(
+                "unable to get pods while calculating replica count: {e}"
+            ))
+        })?
+        .items;
+    let calc_target = match (&target.average_value, target.average_utilization) {
+        (Some(v), _) => replicas::Target::AverageValue(
+            k1s_apimachinery::Quantity::parse(&v.0)
+                .map(|q| q.milli_value())
+                .map_err(|e| fail(e.to_string()))?,
+        ),
+        (None, Some(u)) => replicas::Target::Utilization(u),
+        (None, None) => return Err(fail("invalid resource metric source: neither a utilization target nor a value target was set".into())),
+    };
+    let requests = match calc_target {
+        replicas::Target::Utilization(_) => {
+            replicas::pod_requests(&pods, &name, container.as_deref()).map_err(&fail)?
+        }
+        replicas::Target::AverageValue(_) => Default::default(),
+    };
+    let proposal = replicas::resource_replicas(
+        current,
+        calc_target,
+        metrics,
+        &pods,
+        &requests,
+        name == "cpu",
+        Timestamp::now(),
+    )
+    .map_err(&fail)?;
+    let current_value = MetricValueStatus {
+        average_utilization: proposal.utilization,
+        average_value: Some(milli_quantity(&name, proposal.average_value)),
+        value: None,
+    };
+    let utilization = matches!(calc_target, replicas::Target::Utilization(_));
+    let (metric_name, status) = match container {
+        Some(c) => (
+            if utilization {
+                format!("{name} container resource utilization (percentage of request)")
+            } else {
+                format!("{name} container resource")
+            },
+            MetricStatus {
+                type_: "ContainerResource".into(),
+                container_resource: Some(ContainerResourceMetricStatus {
+                    container: c,
+                    name: name.clone(),
+                    current: current_value,
+                }),
+                ..Default::default()
+            },
+        ),
+        None => (
+            if utilization {
+                format!("{name} resource utilization (percentage of request)")
+            } else {
+                format!("{name} resource")
+            },
+            MetricStatus {
+                type_: "Resource".into(),
+                resource: Some(ResourceMetricStatus {
+                    name: name.clone(),
+                    current: current_value,
+                }),
+                ..Default::default()
+            },
+        ),
+    };
+    Ok(Computed {
+        replicas: proposal.replicas,
+        name: metric_name,
+        status,
+    })
+}
+
+/// Upstream's `normalizeDesiredReplicasWithBehaviors`: the stabilization windows (scale
+/// down: the highest recommendation of the last 300 s by default; scale up: the lowest of
+/// its window, 0 s by default), the default scale-up rate (double, or 4 pods more,
+/// whichever is more), then the replica bounds; sets AbleToScale and ScalingLimited.
+#[allow(clippy::too_many_arguments)]
+fn normalize(
+    ctx: &Context,
+    hpa: &HorizontalPodAutoscaler,
+    status: &mut HorizontalPodAutoscalerStatus,
+    current: i32,
+    proposal: i32,
+    min: i32,
+    max: i32,
+    metric_name: &str,
+) -> (i32, Option<String>) {
+    let behavior = hpa.spec.as_ref().and_then(|s| s.behavior.clone());
+    let window = |rules: Option<&k8s_openapi::api::autoscaling::v2::HPAScalingRules>,
+                  default: i32| {
+        Duration::from_secs(
+            u64::try_from(
+                rules
+                    .and_then(|r| r.stabilization_window_seconds)
+                    .unwrap_or(default),
+            )
+            .unwrap_or(0),
+        )
+    };
+    let down_window = window(behavior.as_ref().and_then(|b| b.scale_down.as_ref()), 300);
+    let up_window = window(behavior.as_ref().and_then(|b| b.scale_up.as_ref()), 0);
+    let stabilized = {
+        let mut all = ctx.recommendations.lock();
+        let history = all.entry(hpa.uid().unwrap_or_default()).or_default();
+        let (mut up, mut down) = (proposal, proposal);
+        for (at, r) in history.iter() {
+            if at.elapsed() < up_window {
+                up = up.min(*r);
+            }
+            if at.elapsed() < down_window {
+                down = down.max(*r);
+            }
+        }
+        history.retain(|(at, _)| at.elapsed() < down_window.max(up_window));
+        history.push((Instant::now(), proposal));
+        current.max(up).min(down)
+    };
+    if stabilized != proposal {
+        let (reason, message) = if stabilized > proposal {
+            (
+                "ScaleDownStabilized",
+                "recent recommendations were higher than current one, applying the highest recent recommendation",
+            )
+        } else {
+            (
+                "ScaleUpStabilized",
+                "recent recommendations were lower than current one, applying the lowest recent recommendation",
+            )
+        };
+        set_condition(status, "AbleToScale", "True", reason, message.into());
+    } else {
+        set_condition(
+            status,
+            "AbleToScale",
+            "True",
+            "ReadyForNewScale",
+            "recommended size matches current size".into(),
+        );
+    }
+    let rate_limit = (current.saturating_mul(2)).max(current.saturating_add(4));
+    let (desired, limited) = if stabilized > rate_limit && rate_limit < max {
+        (
+            rate_limit,
+            Some((
+                "ScaleUpLimit",
+                "the desired replica count is increasing faster than the maximum scale rate",
+            )),
+        )
+    } else if stabilized > max {
+        (
+            max,
+            Some((
+                "TooManyReplicas",
+                "the desired replica count is more than the maximum replica count",
+            )),
+        )
+    } else if stabilized < min {
+        (
+            min,
+            Some((
+                "TooFewReplicas",
+                "the desired replica count is less than the minimum replica count",
+            )),
+        )
+    } else {
+        (stabilized, None)
+    };
+    match limited {
+        Some((reason, message)) => {
+            set_condition(status, "ScalingLimited", "True", reason, message.into());
+        }
+        None => set_condition(
+            status,
+            "ScalingLimited",
+            "False",
+            "DesiredWithinRange",
+            "the desired count is within the acceptable range".into(),
+        ),
+    }
+    let reason = if desired > current {
+        format!("{metric_name} above target")
+    } else {
+        "All metrics below target".to_string()
+    };
+    (desired, Some(reason))
 }
 
 fn error_policy(_hpa: Arc<HorizontalPodAutoscaler>, err: &HpaError, _ctx: Arc<Context>) -> Action {

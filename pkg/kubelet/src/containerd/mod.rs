@@ -843,6 +843,27 @@ impl ContainerRuntime for ContainerdRuntime {
     ) -> RuntimeResult<StreamSession> {
         io::attach(self, container_id, request).await
     }
+
+    async fn container_stats(
+        &self,
+        container_id: &str,
+    ) -> RuntimeResult<Option<crate::runtime::ContainerStats>> {
+        // Read from the container's cgroup: containerd 1.6's task metrics come as cgroups
+        // protobufs that containerd-client does not carry, and the files are what they
+        // are made from.
+        let record = match self.record(container_id).await {
+            Ok(r) => r,
+            Err(RuntimeError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if record.labels.contains_key(LABEL_EXIT_CODE) {
+            return Ok(None);
+        }
+        Ok(record
+            .labels
+            .get(LABEL_CGROUP)
+            .and_then(|cg| crate::stats::cgroup_stats(cg)))
+    }
 }
 
 impl ContainerdRuntime {

@@ -282,6 +282,18 @@ pub struct Container {
     pub log_path: PathBuf,
 }
 
+/// A running container's resource usage, read from its cgroup (what upstream's CRI
+/// `ContainerStats` carries and cadvisor computes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContainerStats {
+    /// When it was read.
+    pub timestamp: SystemTime,
+    /// CPU time used since the container started, in nanoseconds (cumulative).
+    pub cpu_usage_ns: u64,
+    /// Memory in use less the inactive file cache, in bytes (the working set).
+    pub memory_working_set_bytes: u64,
+}
+
 /// The size of a terminal, sent when the client's window changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TerminalSize {
@@ -392,5 +404,12 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         container_id: &str,
         request: &StreamRequest,
     ) -> RuntimeResult<StreamSession>;
+
+    /// A running container's resource usage; `None` where the runtime cannot tell (the
+    /// container is not running, or the runtime keeps no stats).
+    async fn container_stats(&self, container_id: &str) -> RuntimeResult<Option<ContainerStats>> {
+        let _ = container_id;
+        Ok(None)
+    }
 }
 pub mod fake;

@@ -5,6 +5,8 @@
 //! - `GET|POST /exec/{namespace}/{pod}[/{uid}]/{container}?command=…&stdin=1…`
 //! - `GET|POST /attach/{namespace}/{pod}[/{uid}]/{container}` ([`remotecommand`])
 //! - `GET|POST /portForward/{namespace}/{pod}[/{uid}]` ([`portforward`])
+//! - `GET /metrics/resource`: CPU and memory usage of the node, its pods and containers
+//!   ([`crate::stats`]), the Prometheus text metrics-server scrapes
 //! - `GET /healthz`
 //!
 //! exec/attach speak SPDY/3.1 ([`spdy`]) or WebSocket ([`ws`]) per the client's upgrade
@@ -222,6 +224,15 @@ async fn handle(
     let get_or_post = matches!(*req.method(), http::Method::GET | http::Method::POST);
     match seg.as_slice() {
         ["healthz"] => text(StatusCode::OK, "ok"),
+        ["metrics", "resource"] if req.method() == http::Method::GET => {
+            let metrics = crate::stats::collect(runtime.as_ref()).await;
+            let mut r = text(StatusCode::OK, crate::stats::render(&metrics));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
         ["containerLogs", ns, pod, container] if req.method() == http::Method::GET => {
             let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
             container_logs(&req, runtime, &ns, &pod, &container).await
