@@ -72,7 +72,9 @@ pub async fn enable_bridge_netfilter() -> Result<(), NetError> {
             .arg("br_netfilter")
             .output()
             .await
-            .map_err(|e| NetError::Kernel(format!("modprobe br_netfilter: {e}")))?;
+            .map_err(|e| {
+                NetError::Kernel(format!("modprobe br_netfilter (apt-get install kmod): {e}"))
+            })?;
         if !out.status.success() {
             return Err(NetError::Kernel(format!(
                 "modprobe br_netfilter: {}",
