@@ -1,7 +1,7 @@
 //! NetworkPolicy enforcement end to end: one `k1s server` with its agent runs an nginx and
 //! busybox clients in two namespaces; policies then deny all ingress to the nginx, re-open
-//! it for a labelled client (by a named port) and for a namespace picked by its labels,
-//! deny a client's egress, and removing them restores traffic. The node itself keeps
+//! it for a labelled client (by a named port), for a namespace picked by its labels and for
+//! an ipBlock, deny a client's egress, and removing them restores traffic. The node itself keeps
 //! reaching the pod (kubelet probes) throughout.
 //!
 //! Needs root, containerd, runc, nft and br_netfilter (scripts/test installs them) and the
@@ -142,9 +142,10 @@ spec:
         ),
     );
     let ip = ready_pod_ip(&k1s, &k, &a, "web");
-    for (ns, pod) in [(&a, "client"), (&a, "stranger"), (&b, "visitor")] {
+    for (ns, pod) in [(&a, "client"), (&b, "visitor")] {
         ready_pod_ip(&k1s, &k, ns, pod);
     }
+    let stranger_ip = ready_pod_ip(&k1s, &k, &a, "stranger");
     let url = format!("http://{ip}/");
     // Without policies everyone gets through.
     for (ns, pod) in [(&a, "client"), (&a, "stranger"), (&b, "visitor")] {
@@ -214,6 +215,24 @@ spec:
     until_reachable(&k1s, &k, &b, "visitor", &url, true);
     assert!(!fetches(&k1s, &k, &a, "stranger", &url));
     assert!(fetches(&k1s, &k, &a, "client", &url));
+
+    // And for one address, by ipBlock.
+    apply(
+        &k1s,
+        &k,
+        "allow-block",
+        &format!(
+            r#"apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: allow-block, namespace: {a}}}
+spec:
+  podSelector: {{matchLabels: {{app: web}}}}
+  ingress:
+  - from: [{{ipBlock: {{cidr: {stranger_ip}/32}}}}]
+"#
+        ),
+    );
+    until_reachable(&k1s, &k, &a, "stranger", &url, true);
 
     // Deny the client's egress: the ingress allow no longer helps it.
     apply(

@@ -880,6 +880,25 @@ mod tests {
         assert!(script.contains("delete set ip t peers-"));
     }
 
+    #[test]
+    fn overlapping_peers_become_one_interval() {
+        assert_eq!(
+            range_elements(vec![(10, 10), (5, 20), (21, 21), (30, 30)]),
+            BTreeSet::from(["0.0.0.5-0.0.0.21".to_owned(), "0.0.0.30".to_owned()])
+        );
+        let all = IPBlock {
+            cidr: "0.0.0.0/0".into(),
+            except: Some(vec!["10.0.0.0/8".into(), "bad".into()]),
+        };
+        assert_eq!(
+            range_elements(block_ranges(&all)),
+            BTreeSet::from([
+                "0.0.0.0-9.255.255.255".to_owned(),
+                "11.0.0.0-255.255.255.255".to_owned()
+            ])
+        );
+    }
+
     /// The scripts are what nft takes: applied to a real table of their own (needs root
     /// and nft, as the node does).
     #[tokio::test]
