@@ -1,7 +1,7 @@
 //! NetworkPolicy enforcement end to end: one `k1s server` with its agent runs an nginx and
 //! busybox clients in two namespaces; policies then deny all ingress to the nginx, re-open
 //! it for a labelled client (by a named port), for a namespace picked by its labels and for
-//! an ipBlock, deny a client's egress, and removing them restores traffic. The node itself keeps
+//! an ipBlock, deny a client's egress (but DNS, by the usual kube-dns rule), and removing them restores traffic. The node itself keeps
 //! reaching the pod (kubelet probes) throughout.
 //!
 //! Needs root, containerd, runc, nft and br_netfilter (scripts/test installs them) and the
@@ -251,6 +251,56 @@ spec:
     );
     until_reachable(&k1s, &k, &a, "client", &url, false);
     assert!(fetches(&k1s, &k, &b, "visitor", &url));
+    // The usual "allow DNS" egress rule reaches the built-in cluster DNS (a kube-dns peer),
+    // and nothing else.
+    let resolves = || {
+        let out = k1s.kubectl(
+            &k,
+            &[
+                "exec",
+                "-n",
+                &a,
+                "client",
+                "--",
+                "timeout",
+                "3",
+                "nslookup",
+                "kube-dns.kube-system.svc.cluster.local",
+            ],
+        );
+        out.code == 0
+            && out
+                .stdout
+                .split("Name:")
+                .nth(1)
+                .is_some_and(|a| a.contains("10.43.0.10"))
+    };
+    assert!(!resolves(), "DNS answered through a deny-all egress policy");
+    apply(
+        &k1s,
+        &k,
+        "allow-dns",
+        &format!(
+            r#"apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: client-dns, namespace: {a}}}
+spec:
+  podSelector: {{matchLabels: {{role: client}}}}
+  policyTypes: [Egress]
+  egress:
+  - to:
+    - namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: kube-system}}}}
+      podSelector: {{matchLabels: {{k8s-app: kube-dns}}}}
+    ports: [{{protocol: UDP, port: 53}}, {{protocol: TCP, port: 53}}]
+"#
+        ),
+    );
+    eventually(
+        POLICY_WAIT,
+        "the client resolves through the allow-DNS rule",
+        || resolves().then_some(()),
+    );
+    assert!(!fetches(&k1s, &k, &a, "client", &url));
 
     // Removing the policies restores traffic for everyone.
     k1s.kubectl(&k, &["delete", "networkpolicy", "--all", "-n", &a])

@@ -318,6 +318,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         if args.bridge_name != "k1s0" {
             config.table = format!("{}-netpol", args.bridge_name);
         }
+        if !super::dns::disabled(&args)
+            && let std::net::IpAddr::V4(ip) = args.cluster_dns
+        {
+            config.dns_address = Some(ip);
+        }
         Some(tokio::spawn(async move {
             let done = async move {
                 let _ = netpol_stopping.await;

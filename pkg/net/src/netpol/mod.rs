@@ -21,6 +21,7 @@
 mod rules;
 
 use std::future::Future;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -45,6 +46,10 @@ pub struct NetpolConfig {
     pub node_name: String,
     /// How long changes are gathered before one transaction applies them.
     pub batch: Duration,
+    /// The address of the built-in cluster DNS, served by the node rather than by pods:
+    /// policy peers see it as a pod of `kube-system` labelled `k8s-app: kube-dns` (as
+    /// CoreDNS's pods are), so the usual "allow DNS" egress rule works.
+    pub dns_address: Option<Ipv4Addr>,
 }
 
 impl NetpolConfig {
@@ -54,6 +59,7 @@ impl NetpolConfig {
             table: "k1s-netpol".to_owned(),
             node_name: node_name.into(),
             batch: Duration::from_millis(100),
+            dns_address: None,
         }
     }
 }
@@ -202,9 +208,14 @@ impl Enforcer {
         let policies = self.policies.state();
         let pods = self.pods.state();
         let namespaces = self.namespaces.state();
+        let dns = self.config.dns_address.map(dns_pod);
         let cluster = rules::Cluster {
             policies: policies.iter().map(|p| p.as_ref()).collect(),
-            pods: pods.iter().map(|p| p.as_ref()).collect(),
+            pods: pods
+                .iter()
+                .map(|p| p.as_ref())
+                .chain(dns.as_ref())
+                .collect(),
             namespaces: namespaces.iter().map(|n| n.as_ref()).collect(),
             node_name: &self.config.node_name,
         };
@@ -231,5 +242,58 @@ impl Enforcer {
         }
         self.applied = Some(new);
         Ok(())
+    }
+}
+
+/// The built-in cluster DNS as a policy peer: a pod of `kube-system` labelled as CoreDNS's
+/// are, on no node (so it is never filtered itself).
+fn dns_pod(ip: Ipv4Addr) -> Pod {
+    Pod {
+        metadata: kube::api::ObjectMeta {
+            namespace: Some("kube-system".to_owned()),
+            name: Some("k1s-cluster-dns".to_owned()),
+            labels: Some([("k8s-app".to_owned(), "kube-dns".to_owned())].into()),
+            ..Default::default()
+        },
+        spec: Some(Default::default()),
+        status: Some(k8s_openapi::api::core::v1::PodStatus {
+            phase: Some("Running".to_owned()),
+            pod_ip: Some(ip.to_string()),
+            ..Default::default()
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cluster_dns_is_a_kube_dns_peer() {
+        let policy: NetworkPolicy = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "a", "name": "dns"},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                "ports": [{"protocol": "UDP", "port": 53}]}]}
+        }))
+        .expect("policy");
+        let client: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "a", "name": "c"},
+            "spec": {"nodeName": "n1", "containers": []},
+            "status": {"phase": "Running", "podIP": "10.42.0.6"}
+        }))
+        .expect("pod");
+        let dns = dns_pod(Ipv4Addr::new(10, 43, 0, 10));
+        let r = rules::Cluster {
+            policies: vec![&policy],
+            pods: vec![&client, &dns],
+            namespaces: vec![],
+            node_name: "n1",
+        }
+        .ruleset();
+        let peers: Vec<_> = r.sets.values().map(|s| s.elements.clone()).collect();
+        assert_eq!(peers, vec![["10.43.0.10".to_owned()].into()]);
+        assert_eq!(r.egress.len(), 1);
     }
 }
