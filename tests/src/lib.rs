@@ -703,10 +703,12 @@ impl K1s {
                 .args(["link", "del", &bridge])
                 .stderr(Stdio::null())
                 .status();
-            let _ = Command::new("nft")
-                .args(["delete", "table", "ip", &bridge])
-                .stderr(Stdio::null())
-                .status();
+            for table in [bridge.clone(), format!("{bridge}-netpol")] {
+                let _ = Command::new("nft")
+                    .args(["delete", "table", "ip", &table])
+                    .stderr(Stdio::null())
+                    .status();
+            }
         }
     }
 }

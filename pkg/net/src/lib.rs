@@ -11,6 +11,7 @@
 
 mod bridge;
 mod ipam;
+pub mod netpol;
 mod nft;
 pub mod proxy;
 

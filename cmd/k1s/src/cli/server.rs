@@ -87,6 +87,11 @@ pub struct ServerArgs {
     #[arg(long, env = "K1S_DISABLE_KUBE_PROXY", help_heading = "Components")]
     pub disable_kube_proxy: bool,
 
+    /// Do not enforce NetworkPolicies (k3s's flag), to bring your own; the same as
+    /// `--disable network-policy`.
+    #[arg(long, env = "K1S_DISABLE_NETWORK_POLICY", help_heading = "Components")]
+    pub disable_network_policy: bool,
+
     /// Pod IP range.
     #[arg(
         long,
@@ -126,7 +131,8 @@ pub struct ServerArgs {
     /// Components not to run (k3s's flag; repeatable or comma-separated): `coredns` or
     /// `dns` turns the cluster DNS off, `kube-proxy` the Service proxy, `local-storage`
     /// the local-path provisioner and its default StorageClass, `metrics-server` the
-    /// resource metrics API (`metrics.k8s.io`, what `kubectl top` reads).
+    /// resource metrics API (`metrics.k8s.io`, what `kubectl top` reads), `network-policy`
+    /// the NetworkPolicy enforcement.
     #[arg(
         long,
         value_delimiter = ',',

@@ -328,6 +328,37 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             k1s_kubelet::localpath::run(client, config, done).await;
         }))
     };
+    // NetworkPolicy enforcement, beside the proxy in its own table (kube-router's part in
+    // k3s).
+    let (stop_netpol, netpol_stopping) = tokio::sync::oneshot::channel::<()>();
+    let netpol_disabled = args.disable_network_policy
+        || args
+            .disable
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case("network-policy"));
+    let netpol = if args.disable_agent || netpol_disabled {
+        None
+    } else {
+        let client = network_policy_client(&api);
+        let mut config = k1s_net::netpol::NetpolConfig::new(node_name.clone());
+        // The default bridge keeps the k3s-like name; others (tests) get a table of their own.
+        if args.bridge_name != "k1s0" {
+            config.table = format!("{}-netpol", args.bridge_name);
+        }
+        if !super::dns::disabled(&args)
+            && let std::net::IpAddr::V4(ip) = args.cluster_dns
+        {
+            config.dns_address = Some(ip);
+        }
+        Some(tokio::spawn(async move {
+            let done = async move {
+                let _ = netpol_stopping.await;
+            };
+            if let Err(e) = k1s_net::netpol::run(client, config, done).await {
+                tracing::error!(error = %e, "network policy enforcement failed");
+            }
+        }))
+    };
     let simulator = if args.simulate_nodes > 0 {
         let mut config = k1s_simulator::Config::new(args.simulate_nodes);
         config.events = !args.simulate_quiet;
@@ -405,6 +436,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     let _ = stop_proxy.send(());
     if let Some(p) = proxy {
+        let _ = p.await;
+    }
+    let _ = stop_netpol.send(());
+    if let Some(p) = netpol {
         let _ = p.await;
     }
     crd_controller.abort();
@@ -577,6 +612,13 @@ fn local_path_client(api: &Arc<ApiServer>) -> kube::Client {
 /// The in-process client of the Service proxy, as upstream's `system:kube-proxy`.
 fn kube_proxy_client(api: &Arc<ApiServer>) -> kube::Client {
     let user = UserInfo::new("system:kube-proxy", ["system:masters".to_string()]);
+    k1s_apiserver::client::client(api.clone(), user)
+}
+
+/// The in-process client of the NetworkPolicy enforcement (it reads policies, pods and
+/// namespaces, as kube-router's policy controller).
+fn network_policy_client(api: &Arc<ApiServer>) -> kube::Client {
+    let user = UserInfo::new("system:k1s-network-policy", ["system:masters".to_string()]);
     k1s_apiserver::client::client(api.clone(), user)
 }
 

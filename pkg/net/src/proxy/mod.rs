@@ -62,7 +62,7 @@ pub async fn cleanup(table: &str) -> Result<(), NetError> {
 }
 
 /// Runs `nft -f -` with `script`: one transaction, all or nothing.
-async fn nft(script: &str) -> Result<(), NetError> {
+pub(crate) async fn nft(script: &str) -> Result<(), NetError> {
     let mut child = tokio::process::Command::new("nft")
         .args(["-f", "-"])
         .stdin(std::process::Stdio::piped())
@@ -220,7 +220,7 @@ pub async fn run(
     }
 }
 
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+pub(crate) struct AbortOnDrop(pub(crate) Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
