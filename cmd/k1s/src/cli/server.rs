@@ -124,7 +124,8 @@ pub struct ServerArgs {
     pub cluster_domain: String,
 
     /// Components not to run (k3s's flag; repeatable or comma-separated): `coredns` or
-    /// `dns` turns the cluster DNS off, `kube-proxy` the Service proxy.
+    /// `dns` turns the cluster DNS off, `kube-proxy` the Service proxy, `servicelb` the
+    /// built-in load balancer (LoadBalancer Services then stay pending).
     #[arg(
         long,
         value_delimiter = ',',
