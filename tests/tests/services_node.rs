@@ -85,12 +85,10 @@ fn node_ready(k1s: &K1s, k: &Kubectl) {
 }
 
 fn is_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
 }
 
 /// One HTTP GET from the test process; the body when it answers 200.
@@ -230,7 +228,10 @@ spec:
         );
         let names: BTreeSet<String> = out.lines().map(|l| l.trim().to_string()).collect();
         assert!(!names.contains("echo-unready"), "{url}: {names:?}");
-        assert!(names.is_subset(&replicas), "{url}: {names:?} vs {replicas:?}");
+        assert!(
+            names.is_subset(&replicas),
+            "{url}: {names:?} vs {replicas:?}"
+        );
         seen.extend(names);
         if i == 0 {
             assert_eq!(seen, replicas, "30 requests did not reach every replica");
@@ -276,7 +277,11 @@ spec:
     eventually(
         Duration::from_secs(10),
         "nothing on the old load balancer port",
-        || http_get(&format!("{node_ip}:{lb_port}")).is_none().then_some(()),
+        || {
+            http_get(&format!("{node_ip}:{lb_port}"))
+                .is_none()
+                .then_some(())
+        },
     );
 }
 
@@ -491,7 +496,7 @@ spec:
         .expect("killall --help");
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(
-        help.contains("--bridge-name") && help.contains("k3s-killall.sh"),
+        help.contains("--bridge-name") && help.contains("k1s-proxy"),
         "{help}"
     );
 }

@@ -491,11 +491,7 @@ mod tests {
             }))
             .expect("slice"),
         );
-        let out = desired(
-            &[s.clone()],
-            &[Arc::new(a.clone()), b.clone()],
-            &[slice.clone()],
-        );
+        let out = desired(&[s], &[Arc::new(a.clone()), b.clone()], &[slice]);
         assert_eq!(ips(&out, "web"), ["192.0.2.2"]);
         // Only labelled nodes, once one is.
         a.metadata.labels = Some([(ENABLE_LB_LABEL.to_string(), "true".to_string())].into());

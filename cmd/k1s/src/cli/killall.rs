@@ -4,11 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-/// Stops everything a k1s node runs and undoes what it set up on the host, as k3s's
-/// `k3s-killall.sh`.
-#[derive(Debug, Args)]
-#[command(
-    long_about = "Stops everything a k1s node runs and undoes what it set up on the \
+/// The long `--help` of `k1s killall`.
+pub const LONG_ABOUT: &str = "Stops everything a k1s node runs and undoes what it set up on the \
 host, as k3s's k3s-killall.sh: for cleaning up a node, or before uninstalling k1s.
 
 In order:
@@ -25,8 +22,11 @@ In order:
 
 The data dir itself (datastore, certificates, images) is kept: `k1s server` starts again
 on it, and runs its pods anew. Running killall again finds nothing and removes nothing.
-Needs root."
-)]
+Needs root.";
+
+/// Stops everything a k1s node runs and undoes what it set up on the host, as k3s's
+/// `k3s-killall.sh`.
+#[derive(Debug, Args)]
 pub struct KillallArgs {
     /// The server's data dir (default /var/lib/k1s as root, ~/.k1s otherwise).
     #[arg(long, short = 'd', env = "K1S_DATA_DIR")]

@@ -34,6 +34,7 @@ pub enum Command {
     Image(image::ImageArgs),
     /// Stop k1s's containers and remove its mounts, pod network and nftables rules
     /// (k3s-killall.sh).
+    #[command(long_about = killall::LONG_ABOUT)]
     Killall(killall::KillallArgs),
     /// Run simulated nodes against a cluster (for tests and benchmarks).
     Simulate(simulate::SimulateArgs),

@@ -198,10 +198,10 @@ pub(crate) fn service_rules(
             if i.ip_mode.as_deref() == Some("Proxy") {
                 continue;
             }
-            if let Some(ip) = i.ip.as_deref().and_then(|ip| ip.parse().ok()) {
-                if !external_ips.contains(&ip) {
-                    external_ips.push(ip);
-                }
+            if let Some(ip) = i.ip.as_deref().and_then(|ip| ip.parse().ok())
+                && !external_ips.contains(&ip)
+            {
+                external_ips.push(ip);
             }
         }
     }
