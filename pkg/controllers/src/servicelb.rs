@@ -250,9 +250,26 @@ pub fn desired(
                     .is_some_and(|v| v == "true")
         })
         .collect();
+    let mut ours: Vec<&Arc<Service>> = services.iter().filter(|s| is_ours(s)).collect();
+    // The oldest Service keeps a contested port, as its pods would have bound it first.
+    ours.sort_by(|a, b| {
+        let ta = a.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let tb = b.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        ta.cmp(&tb).then_with(|| key(a).cmp(&key(b)))
+    });
     // Nodes with a ready endpoint, by Service (for externalTrafficPolicy Local).
+    // Only those Services are looked up (the slices of thousands of others are not).
+    let local: HashSet<(String, String)> = ours
+        .iter()
+        .filter(|s| {
+            s.spec
+                .as_ref()
+                .is_some_and(|s| s.external_traffic_policy.as_deref() == Some("Local"))
+        })
+        .map(|s| key(s))
+        .collect();
     let mut endpoint_nodes: HashMap<(String, String), HashSet<String>> = HashMap::new();
-    for s in slices {
+    for s in slices.iter().filter(|_| !local.is_empty()) {
         let Some(svc) = s
             .metadata
             .labels
@@ -265,6 +282,9 @@ pub fn desired(
             s.metadata.namespace.clone().unwrap_or_default(),
             svc.clone(),
         );
+        if !local.contains(&k) {
+            continue;
+        }
         let entry = endpoint_nodes.entry(k).or_default();
         for ep in &s.endpoints {
             let is_ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
@@ -274,13 +294,6 @@ pub fn desired(
         }
     }
 
-    let mut ours: Vec<&Arc<Service>> = services.iter().filter(|s| is_ours(s)).collect();
-    // The oldest Service keeps a contested port, as its pods would have bound it first.
-    ours.sort_by(|a, b| {
-        let ta = a.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        let tb = b.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        ta.cmp(&tb).then_with(|| key(a).cmp(&key(b)))
-    });
     let mut claimed: HashMap<(String, i32), (String, String)> = HashMap::new();
     let mut out = Vec::new();
     for svc in ours {
