@@ -703,13 +703,36 @@ impl K1s {
                 .args(["link", "del", &bridge])
                 .stderr(Stdio::null())
                 .status();
-            for table in [bridge.clone(), format!("{bridge}-netpol")] {
+            // The pod network's table, the Service proxy's and the NetworkPolicy one, all
+            // named after the bridge.
+            for table in [
+                bridge.clone(),
+                format!("{bridge}-proxy"),
+                format!("{bridge}-netpol"),
+            ] {
                 let _ = Command::new("nft")
                     .args(["delete", "table", "ip", &table])
                     .stderr(Stdio::null())
                     .status();
             }
         }
+        // A cluster DNS address the test chose is this server's alone (the default one is
+        // shared by every server on the host, and stays).
+        if let Some(i) = self.extra_args.iter().position(|a| a == "--cluster-dns")
+            && let Some(ip) = self.extra_args.get(i + 1)
+        {
+            for dev in ["lo", self.arg("--dns-interface").unwrap_or("k1s-dns0")] {
+                let _ = Command::new("ip")
+                    .args(["addr", "del", &format!("{ip}/32"), "dev", dev])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+
+    fn arg(&self, flag: &str) -> Option<&str> {
+        let i = self.extra_args.iter().position(|a| a == flag)?;
+        self.extra_args.get(i + 1).map(String::as_str)
     }
 }
 

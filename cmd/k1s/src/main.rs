@@ -26,6 +26,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Kubectl(args) => run::kubectl::run(args),
         cli::Command::Datastore(args) => run::datastore::run(args),
         cli::Command::Image(args) => run::image::run(args),
+        cli::Command::Killall(args) => run::killall::run(args),
         cli::Command::Simulate(args) => run::simulate::run(args),
     };
     match result {

@@ -23,6 +23,7 @@ pub mod podgc;
 pub mod replicaset;
 pub mod resourcequota;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod statefulset;
 pub mod tainteviction;
 pub mod ttlafterfinished;
@@ -167,6 +168,11 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: "root-ca-certificate-publisher-controller",
         start: serviceaccount::start_root_ca_publisher,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: servicelb::NAME,
+        start: servicelb::start,
         enabled_by_default: true,
     },
 ];

@@ -683,7 +683,7 @@ impl NetnsLink {
 }
 
 /// The index of the link called `name`, if there is one.
-async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>, NetError> {
+pub(crate) async fn link_index(handle: &Handle, name: &str) -> Result<Option<u32>, NetError> {
     let mut links = handle.link().get().match_name(name.to_owned()).execute();
     match links.try_next().await {
         Ok(link) => Ok(link.map(|l| l.header.index)),
@@ -711,7 +711,7 @@ async fn link_peer(handle: &Handle, name: &str) -> Result<Option<(u32, Option<u3
 }
 
 /// Deletes a link; one already gone is fine.
-async fn delete_link(handle: &Handle, index: u32) -> Result<(), NetError> {
+pub(crate) async fn delete_link(handle: &Handle, index: u32) -> Result<(), NetError> {
     match handle.link().del(index).execute().await {
         Err(e) if !is_errno(&e, libc::ENODEV) => Err(nl_err(format!("delete link {index}"), e)),
         _ => Ok(()),
@@ -732,7 +732,7 @@ fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
     matches!(e, rtnetlink::Error::NetlinkError(m) if m.code.map(|c| c.get()) == Some(-errno))
 }
 
-fn nl_err(what: impl std::fmt::Display, e: rtnetlink::Error) -> NetError {
+pub(crate) fn nl_err(what: impl std::fmt::Display, e: rtnetlink::Error) -> NetError {
     NetError::Kernel(format!("{what}: {e}"))
 }
 

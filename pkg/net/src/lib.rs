@@ -10,6 +10,7 @@
 //! node's `spec.podCIDR` and `--cluster-cidr`); IPv4 only for now.
 
 mod bridge;
+pub mod cleanup;
 mod ipam;
 pub mod netpol;
 mod nft;

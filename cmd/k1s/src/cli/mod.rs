@@ -2,6 +2,7 @@
 
 pub mod datastore;
 pub mod image;
+pub mod killall;
 pub mod kubectl;
 pub mod server;
 pub mod simulate;
@@ -31,6 +32,10 @@ pub enum Command {
     Datastore(datastore::DatastoreArgs),
     /// Import, list and remove the node's container images.
     Image(image::ImageArgs),
+    /// Stop k1s's containers and remove its mounts, pod network and nftables rules
+    /// (k3s-killall.sh).
+    #[command(long_about = killall::LONG_ABOUT)]
+    Killall(killall::KillallArgs),
     /// Run simulated nodes against a cluster (for tests and benchmarks).
     Simulate(simulate::SimulateArgs),
 }

@@ -129,7 +129,8 @@ pub struct ServerArgs {
     pub cluster_domain: String,
 
     /// Components not to run (k3s's flag; repeatable or comma-separated): `coredns` or
-    /// `dns` turns the cluster DNS off, `kube-proxy` the Service proxy, `local-storage`
+    /// `dns` turns the cluster DNS off, `kube-proxy` the Service proxy, `servicelb` the
+    /// built-in load balancer (LoadBalancer Services then stay pending), `local-storage`
     /// the local-path provisioner and its default StorageClass, `metrics-server` the
     /// resource metrics API (`metrics.k8s.io`, what `kubectl top` reads), `network-policy`
     /// the NetworkPolicy enforcement.

@@ -238,7 +238,19 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let controllers = if args.disable_controller_manager {
         None
     } else {
-        Some(k1s_controllers::run_all_with(
+        // servicelb is one of them; `--disable servicelb` leaves LoadBalancer Services
+        // pending, for a load balancer of the user's own.
+        let servicelb_off = args
+            .disable
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(k1s_controllers::servicelb::NAME));
+        let enabled: Vec<_> = k1s_controllers::CONTROLLERS
+            .iter()
+            .filter(|d| d.enabled_by_default)
+            .filter(|d| !(servicelb_off && d.name == k1s_controllers::servicelb::NAME))
+            .copied()
+            .collect();
+        Some(k1s_controllers::run_with(
             controller_manager_client(&api),
             k1s_controllers::ControllerConfig {
                 root_ca_pem: Some(pki.ca_pem().to_string()),
@@ -248,6 +260,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
                 service_cidr: Some(args.service_cidr),
                 ..Default::default()
             },
+            enabled,
             async move {
                 let _ = controllers_stopping.await;
             },
@@ -290,9 +303,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         };
         let client = kube_proxy_client(&api);
         let proxy_node = node_name.clone();
+        // Named after the bridge, so that nodes sharing a host (tests) keep apart.
+        let proxy_table = k1s_net::cleanup::tables_for_bridge(&args.bridge_name).proxy;
         Some(tokio::spawn(async move {
             let mut config = k1s_net::proxy::ProxyConfig::new(cidr);
             config.node_name = Some(proxy_node);
+            config.table = proxy_table;
             let done = async move {
                 let _ = proxy_stopping.await;
             };
@@ -342,9 +358,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let client = network_policy_client(&api);
         let mut config = k1s_net::netpol::NetpolConfig::new(node_name.clone());
         // The default bridge keeps the k3s-like name; others (tests) get a table of their own.
-        if args.bridge_name != "k1s0" {
-            config.table = format!("{}-netpol", args.bridge_name);
-        }
+        config.table = k1s_net::cleanup::tables_for_bridge(&args.bridge_name).netpol;
         if !super::dns::disabled(&args)
             && let std::net::IpAddr::V4(ip) = args.cluster_dns
         {
@@ -550,9 +564,7 @@ async fn start_agent(
                 .map_err(|e| format!("the node's podCIDR {cidr:?} is not an IPv4 CIDR: {e}"))?;
             let mut c = BridgeConfig::new(pod_cidr, cluster_cidr, state_dir);
             // The default bridge keeps k3s-like names; others (tests) get a table of their own.
-            if bridge != "k1s0" {
-                c.nft_table = bridge.clone();
-            }
+            c.nft_table = k1s_net::cleanup::tables_for_bridge(&bridge).nat;
             c.bridge = bridge;
             let net = BridgeNetwork::new(c).await.map_err(|e| e.to_string())?;
             Ok(Arc::new(net) as Arc<dyn k1s_net::PodNetwork>)

@@ -5,8 +5,10 @@
 //! [`ProxyConfig::batch`]) rewrites only the chains and map elements of the Services that
 //! changed, in one `nft` transaction. See [`rules`] for the layout.
 //!
-//! Left out for now: IPv6, LoadBalancer addresses (servicelb's part) and the health-check
-//! node port of `externalTrafficPolicy: Local`.
+//! A LoadBalancer Service's `status.loadBalancer.ingress` addresses (set by servicelb, or
+//! any load balancer with `ipMode: VIP`) take its ports as externalIPs do.
+//!
+//! Left out for now: IPv6 and the health-check node port of `externalTrafficPolicy: Local`.
 
 mod rules;
 

@@ -179,12 +179,32 @@ pub(crate) fn service_rules(
         spec.type_.as_deref(),
         Some("NodePort") | Some("LoadBalancer")
     );
-    let external_ips: Vec<Ipv4Addr> = spec
+    // externalIPs, and the LoadBalancer's ingress addresses (servicelb's node addresses)
+    // unless it asks for `ipMode: Proxy` (a load balancer that forwards to the nodes
+    // itself): both are outside addresses taking the Service port, as upstream treats them.
+    let mut external_ips: Vec<Ipv4Addr> = spec
         .external_ips
         .iter()
         .flatten()
         .filter_map(|ip| ip.parse().ok())
         .collect();
+    if spec.type_.as_deref() == Some("LoadBalancer") {
+        let ingress = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref());
+        for i in ingress.into_iter().flatten() {
+            if i.ip_mode.as_deref() == Some("Proxy") {
+                continue;
+            }
+            if let Some(ip) = i.ip.as_deref().and_then(|ip| ip.parse().ok())
+                && !external_ips.contains(&ip)
+            {
+                external_ips.push(ip);
+            }
+        }
+    }
     // sessionAffinity ClientIP: the seconds a client sticks to its endpoint.
     let affinity = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
         spec.session_affinity_config
@@ -746,6 +766,47 @@ mod tests {
         );
         let ext = &r.chains[&chain_name("external", "ns/web/tcp/http")];
         assert_eq!(ext.last().expect("rule"), "drop");
+    }
+
+    #[test]
+    fn load_balancer_ingress_addresses_take_the_service_port_as_external_traffic() {
+        let lb = svc(json!({
+            "metadata": {"namespace": "ns", "name": "web"},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.43.0.20",
+                     "externalTrafficPolicy": "Local",
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}]},
+            "status": {"loadBalancer": {"ingress": [
+                {"ip": "192.0.2.7", "ipMode": "VIP"},
+                {"ip": "192.0.2.8", "ipMode": "Proxy"},
+                {"hostname": "lb.example"}
+            ]}}
+        }));
+        let mut s = web_slice(true);
+        s.endpoints[0].node_name = Some("n1".into());
+        let r = service_rules(&lb, &[&s], cidr(), Some("n1"));
+        let ext_chain = chain_name("external", "ns/web/tcp/http");
+        assert_eq!(
+            r.elements[SERVICE_IPS]["192.0.2.7 . tcp . 80"],
+            format!("goto {ext_chain}")
+        );
+        assert!(!r.elements[SERVICE_IPS].contains_key("192.0.2.8 . tcp . 80"));
+        // externalTrafficPolicy Local: outside traffic goes to this node's endpoint only.
+        let here = chain_name("endpoint", "ns/web/tcp/http__10.42.0.5/8080");
+        assert_eq!(
+            r.chains[&ext_chain].last().expect("rule"),
+            &format!("goto {here}")
+        );
+        // Without endpoints the address rejects at once, as the ClusterIP does.
+        let r = service_rules(&lb, &[], cidr(), Some("n1"));
+        assert_eq!(
+            r.elements[NO_ENDPOINT_SERVICES]["192.0.2.7 . tcp . 80"],
+            "goto reject-chain"
+        );
+        // A ClusterIP Service's stale status is not an address.
+        let mut plain = lb.clone();
+        plain.spec.as_mut().expect("spec").type_ = Some("ClusterIP".into());
+        let r = service_rules(&plain, &[&s], cidr(), Some("n1"));
+        assert!(!r.elements[SERVICE_IPS].contains_key("192.0.2.7 . tcp . 80"));
     }
 
     #[test]
