@@ -226,10 +226,7 @@ impl Worker {
     }
 
     async fn runtime_state(&self) -> Result<(Vec<Sandbox>, Vec<Container>), Error> {
-        let (mut sandboxes, mut containers) = tokio::try_join!(
-            self.ctx.runtime.list_sandboxes(),
-            self.ctx.runtime.list_containers()
-        )?;
+        let (mut sandboxes, mut containers) = self.ctx.runtime.list_pod(&self.uid).await?;
         // A container caught between its exit being recorded and its task going away
         // reads as ended without an exit time; a second look tells its real exit, and a
         // terminal status must not be written from the first.
@@ -242,10 +239,7 @@ impl Worker {
         };
         if unsettled(&containers) {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            (sandboxes, containers) = tokio::try_join!(
-                self.ctx.runtime.list_sandboxes(),
-                self.ctx.runtime.list_containers()
-            )?;
+            (sandboxes, containers) = self.ctx.runtime.list_pod(&self.uid).await?;
         }
         let ours = |l: &std::collections::BTreeMap<String, String>| {
             l.get(labels::POD_UID).map(String::as_str) == Some(self.uid.as_str())
