@@ -278,6 +278,20 @@ fn runtime_pids(data: &Path) -> (Vec<u32>, Vec<u32>) {
     (containerd, shims)
 }
 
+/// A `kB` field of /proc/PID/status, in bytes (0 when absent).
+fn status_field(pid: u32, name: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
 /// The summed RSS of `pids`.
 fn rss(pids: &[u32]) -> u64 {
     pids.iter()
@@ -543,6 +557,12 @@ async fn measure(
         "agent.rss_mib",
         &format!("server RSS, {keep} pods running (target ≤ 150)"),
         server_rss,
+    );
+    report.add_mib(
+        section,
+        "agent.rss_file_mib",
+        "  of which file-backed (the binary's code and data read from disk)",
+        status_field(pid, "RssFile:"),
     );
     report.add_mib(
         section,
