@@ -77,9 +77,8 @@ pub fn missing() -> Vec<String> {
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|d| d.join(tool).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
 }
 
 /// The folder with the test images (`busybox.tar`): `--test-images`, `$K1S_TEST_IMAGES`,
@@ -398,7 +397,9 @@ pub async fn agent(args: &Args, dir: &Path, report: &mut Report) -> anyhow::Resu
     let node = format!("k1s-bench-{tag}");
     let bridge = format!("k1sb{tag}");
     let cidr = format!("10.{}.0.0/16", 200 + std::process::id() % 50);
-    let dns_port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+    let dns_port = std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let work = dir.join("agent");
     let data = work.join("data");
     let airgap = data.join("agent").join("images");

@@ -312,7 +312,10 @@ impl ContainerdRuntime {
         Ok(records
             .into_iter()
             .filter(|r| {
-                r.labels.get(crate::runtime::labels::POD_UID).map(String::as_str) == Some(pod_uid)
+                r.labels
+                    .get(crate::runtime::labels::POD_UID)
+                    .map(String::as_str)
+                    == Some(pod_uid)
             })
             .collect())
     }

@@ -384,7 +384,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// (reading every pod's on each sync is quadratic in the pods of the node). By
     /// default the full lists, filtered.
     async fn list_pod(&self, pod_uid: &str) -> RuntimeResult<(Vec<Sandbox>, Vec<Container>)> {
-        let (sandboxes, containers) = tokio::try_join!(self.list_sandboxes(), self.list_containers())?;
+        let (sandboxes, containers) =
+            tokio::try_join!(self.list_sandboxes(), self.list_containers())?;
         let ours = |l: &std::collections::BTreeMap<String, String>| {
             l.get(labels::POD_UID).map(String::as_str) == Some(pod_uid)
         };
