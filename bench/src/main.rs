@@ -1,7 +1,10 @@
 //! `k1s-bench`: measures a release `k1s server` — footprint, start-up, API throughput and
 //! latency (side by side with etcd), list and watch fan-out, storage under churn, workloads
-//! on simulated nodes, cluster DNS beside dnsmasq — and prints a table (optionally JSON). `scripts/bench` builds everything and runs it.
+//! on simulated nodes, cluster DNS beside dnsmasq, the agent running real pods on
+//! containerd — and prints a table (optionally JSON). `scripts/bench` builds everything
+//! and runs it.
 
+mod agent;
 mod etcd;
 mod load;
 mod network;
@@ -34,6 +37,9 @@ pub enum Part {
     Workloads,
     /// Cluster DNS: queries/s and p99 with dnsperf, against dnsmasq serving the same names.
     Network,
+    /// The agent on containerd (root): node Ready after start, pod start latency of real
+    /// containers, RSS of the server, containerd and shims with pods running.
+    Agent,
 }
 
 /// Benchmarks of a release k1s server. Prints a table; --json writes every figure.
@@ -76,6 +82,25 @@ pub struct Args {
     /// ClusterIP Services the network part's DNS queries spread over.
     #[arg(long, default_value_t = 1000)]
     pub dns_services: usize,
+    /// Pods of the agent part's Deployment (start latency p50/p99).
+    #[arg(long, default_value_t = 100)]
+    pub agent_pods: usize,
+    /// Pods the agent part starts one at a time before the Deployment.
+    #[arg(long, default_value_t = 10)]
+    pub agent_serial_pods: usize,
+    /// Pods left running (the Deployment scaled down) when the agent part measures RSS.
+    #[arg(long, default_value_t = 30)]
+    pub agent_rss_pods: usize,
+    /// Seconds the agent part waits for the node or its pods before it gives up.
+    #[arg(long, default_value_t = 300)]
+    pub agent_timeout: u64,
+    /// Folder with the test images (busybox.tar) for the agent part (default: the cache
+    /// the e2e tests use; built with scripts/build-test-images when missing).
+    #[arg(long)]
+    pub test_images: Option<PathBuf>,
+    /// Copy the agent part's server log here (its tracing, for profiling with K1S_LOG).
+    #[arg(long)]
+    pub agent_log: Option<PathBuf>,
     /// The etcd binary to compare with (Debian: apt-get install etcd-server).
     #[arg(long, default_value = "etcd")]
     pub etcd: PathBuf,
@@ -159,6 +184,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "deployments": args.deployments,
             "replicas": args.replicas,
             "dns_services": args.dns_services,
+            "agent_pods": args.agent_pods,
+            "agent_serial_pods": args.agent_serial_pods,
+            "agent_rss_pods": args.agent_rss_pods,
+            // Published by k3s (docs.k3s.io, Resource Profiling), not measured here.
+            "k3s_published_mb": {"server_with_workload": 1596, "agent": 275},
         }),
         ..Report::default()
     };
@@ -182,6 +212,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.runs(Part::Network) {
         network::network(&args, scratch.path(), &mut report).await?;
+    }
+    if args.runs(Part::Agent) {
+        let missing = agent::missing();
+        if args.only.contains(&Part::Agent) || missing.is_empty() {
+            agent::agent(&args, scratch.path(), &mut report).await?;
+        } else {
+            // A full run on a machine without them still gives the other parts.
+            eprintln!(
+                "k1s-bench: the agent part is NOT run: it needs {}",
+                missing.join(", ")
+            );
+        }
     }
     println!("{}", report.table());
     if let Some(path) = &args.json {

@@ -10,12 +10,14 @@ use anyhow::{Context, bail};
 /// How long a start may take before the benchmark gives up.
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// A running `k1s server --disable-agent` on a data dir of its own (plus any flags given).
+/// A running `k1s server --disable-agent` (or with its agent) on a data dir of its own
+/// (plus any flags given).
 pub struct Server {
     binary: PathBuf,
     data: PathBuf,
     port: u16,
     extra_args: Vec<String>,
+    agent: bool,
     child: Option<Child>,
 }
 
@@ -33,8 +35,21 @@ impl Server {
             data,
             port,
             extra_args: Vec::new(),
+            agent: false,
             child: None,
         })
+    }
+
+    /// The same server run with its agent (kubelet on the embedded containerd) instead of
+    /// `--disable-agent`.
+    pub fn with_agent(mut self) -> Self {
+        self.agent = true;
+        self
+    }
+
+    /// The server's data dir.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
     }
 
     /// The same server started with further `k1s server` flags.
@@ -71,8 +86,13 @@ impl Server {
             .open(self.data.join("server.log"))
             .context("server log")?;
         let started = Instant::now();
-        let child = Command::new(&self.binary)
-            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+        let mut command = Command::new(&self.binary);
+        command.arg("server");
+        if !self.agent {
+            command.arg("--disable-agent");
+        }
+        let child = command
+            .args(["--bind-address", "127.0.0.1"])
             .arg("--data-dir")
             .arg(&self.data)
             .arg("--write-kubeconfig")
@@ -113,11 +133,7 @@ impl Server {
 
     /// A client with the admin identity from the kubeconfig.
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
-        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig())?;
-        let mut config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-        config.read_timeout = Some(Duration::from_secs(300));
-        Ok(kube::Client::try_from(config)?)
+        client_from(&self.kubeconfig()).await
     }
 
     /// Stops the server with SIGTERM and waits for it to exit.
@@ -156,4 +172,12 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// A client with the admin identity from the kubeconfig at `path`.
+pub async fn client_from(path: &Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    config.read_timeout = Some(Duration::from_secs(300));
+    Ok(kube::Client::try_from(config)?)
 }

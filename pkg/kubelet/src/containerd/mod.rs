@@ -295,7 +295,32 @@ impl ContainerdRuntime {
 
     /// The container records of one kind (`sandbox` or `container`).
     pub(crate) async fn records(&self, kind: &str) -> RuntimeResult<Vec<pb::Container>> {
-        let filter = format!("labels.\"{KIND_LABEL}\"=={kind}");
+        self.records_filtered(format!("labels.\"{KIND_LABEL}\"=={kind}"))
+            .await
+    }
+
+    /// The container records of one kind (`sandbox` or `container`) of one pod.
+    async fn pod_records(&self, kind: &str, pod_uid: &str) -> RuntimeResult<Vec<pb::Container>> {
+        // A quoted value: containerd's filter syntax takes any UID that way.
+        let uid = pod_uid.replace('\\', "\\\\").replace('"', "\\\"");
+        let records = self
+            .records_filtered(format!(
+                "labels.\"{KIND_LABEL}\"=={kind},labels.\"{}\"==\"{uid}\"",
+                crate::runtime::labels::POD_UID
+            ))
+            .await?;
+        Ok(records
+            .into_iter()
+            .filter(|r| {
+                r.labels
+                    .get(crate::runtime::labels::POD_UID)
+                    .map(String::as_str)
+                    == Some(pod_uid)
+            })
+            .collect())
+    }
+
+    async fn records_filtered(&self, filter: String) -> RuntimeResult<Vec<pb::Container>> {
         let response = self
             .containers()
             .list(self.req(pb::ListContainersRequest {
@@ -826,6 +851,31 @@ impl ContainerRuntime for ContainerdRuntime {
             .iter()
             .map(|r| self.container_from(r, tasks.get(&r.id)))
             .collect())
+    }
+
+    async fn list_pod(&self, pod_uid: &str) -> RuntimeResult<(Vec<Sandbox>, Vec<Container>)> {
+        // Only this pod's records, and the tasks of its containers one by one: a sync
+        // costs the same whether the node runs one pod or a hundred.
+        let (sandboxes, records) = tokio::try_join!(
+            self.pod_records("sandbox", pod_uid),
+            self.pod_records("container", pod_uid)
+        )?;
+        let tasks = futures::future::try_join_all(records.iter().map(|r| async {
+            // An exit already recorded needs no task (it is deleted by then).
+            if r.labels.contains_key(LABEL_EXIT_CODE) {
+                return Ok(None);
+            }
+            self.task(&r.id).await
+        }))
+        .await?;
+        Ok((
+            sandboxes.iter().map(sandbox::to_sandbox).collect(),
+            records
+                .iter()
+                .zip(tasks)
+                .map(|(r, t)| self.container_from(r, t.as_ref()))
+                .collect(),
+        ))
     }
 
     async fn exec(

@@ -59,21 +59,9 @@ fn pin_namespaces(
             nix::unistd::sethostname(&hostname)
                 .map_err(|e| rt_err(format!("sethostname {hostname}: {e}")))?;
         }
-        if flags.contains(CloneFlags::CLONE_NEWNET) {
-            // A child forked from this thread starts in its network namespace. The pod
-            // network (k1s-net) wires eth0; loopback is the sandbox's own, up from the start
-            // as CNI's loopback plugin leaves it.
-            match std::process::Command::new("ip")
-                .args(["link", "set", "lo", "up"])
-                .status()
-            {
-                Ok(s) if s.success() => {}
-                Ok(s) => tracing::warn!("`ip link set lo up` in a new pod netns failed: {s}"),
-                Err(e) => tracing::warn!(
-                    "cannot run `ip` (apt-get install iproute2) to bring a pod's loopback up: {e}"
-                ),
-            }
-        }
+        // Loopback stays down here: the pod network's attach, which follows at once, brings
+        // it up with eth0 (as CNI's loopback plugin does), over netlink. Forking `ip` from
+        // this thread cost a fork of the whole server per pod.
         for (kind, path) in &files {
             let source = format!("/proc/thread-self/ns/{kind}");
             nix::mount::mount(

@@ -226,10 +226,7 @@ impl Worker {
     }
 
     async fn runtime_state(&self) -> Result<(Vec<Sandbox>, Vec<Container>), Error> {
-        let (mut sandboxes, mut containers) = tokio::try_join!(
-            self.ctx.runtime.list_sandboxes(),
-            self.ctx.runtime.list_containers()
-        )?;
+        let (mut sandboxes, mut containers) = self.ctx.runtime.list_pod(&self.uid).await?;
         // A container caught between its exit being recorded and its task going away
         // reads as ended without an exit time; a second look tells its real exit, and a
         // terminal status must not be written from the first.
@@ -242,10 +239,7 @@ impl Worker {
         };
         if unsettled(&containers) {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            (sandboxes, containers) = tokio::try_join!(
-                self.ctx.runtime.list_sandboxes(),
-                self.ctx.runtime.list_containers()
-            )?;
+            (sandboxes, containers) = self.ctx.runtime.list_pod(&self.uid).await?;
         }
         let ours = |l: &std::collections::BTreeMap<String, String>| {
             l.get(labels::POD_UID).map(String::as_str) == Some(self.uid.as_str())
@@ -468,12 +462,14 @@ impl Worker {
             cgroup_parent,
             labels: status::pod_labels(pod),
         };
+        let began = Instant::now();
         let sandbox = self
             .ctx
             .runtime
             .run_sandbox(&config)
             .await
             .map_err(|e| e.to_string())?;
+        tracing::debug!(pod = %self.name, ms = began.elapsed().as_millis(), "sandbox made");
         if let Err(e) = self.wire(pod, &sandbox).await {
             let _ = self.ctx.runtime.stop_sandbox(&sandbox.id).await;
             let _ = self.ctx.runtime.remove_sandbox(&sandbox.id).await;
@@ -567,6 +563,7 @@ impl Worker {
         containers: Vec<Container>,
     ) -> Result<Outcome, Error> {
         self.stopped = false;
+        let began = Instant::now();
         let spec = pod.spec.clone().unwrap_or_default();
         let mut wake: Option<Duration> = None;
         let ready_sandbox = sandboxes
@@ -623,6 +620,7 @@ impl Worker {
                 }
             }
         };
+        tracing::debug!(pod = %self.name, ms = began.elapsed().as_millis(), "sync: sandbox ready");
         let volume_paths = match volumes::setup(&self.ctx, pod, &self.pod_dir()).await {
             Ok(v) => v,
             Err(msg) => {
@@ -769,14 +767,17 @@ impl Worker {
             }
         }
 
+        tracing::debug!(pod = %self.name, ms = began.elapsed().as_millis(), "sync: containers done");
         // The state after what was just done.
         let (_, containers) = self.runtime_state().await?;
+        tracing::debug!(pod = %self.name, ms = began.elapsed().as_millis(), "sync: runtime state read");
         self.read_termination_messages(pod, &containers).await;
         self.probes
             .sync(pod, &containers, self.pod_ips.clone().unwrap_or_default());
         let st = self.status(pod, &containers, true);
         let terminal = matches!(st.phase.as_deref(), Some("Succeeded" | "Failed"));
         self.write_status(pod, st.clone()).await?;
+        tracing::debug!(pod = %self.name, ms = began.elapsed().as_millis(), "sync: status written");
         // Pulls and config errors are tried again once their back-off allows.
         for (name, (reason, _)) in &self.waiting {
             if reason == "CrashLoopBackOff" {
@@ -975,6 +976,7 @@ impl Worker {
                 return;
             }
         };
+        let began = Instant::now();
         let id = match self.ctx.runtime.create_container(sandbox, &config).await {
             Ok(id) => id,
             Err(e) => {
@@ -989,6 +991,7 @@ impl Worker {
             "Created",
             format!("Created container: {}", c.name),
         );
+        tracing::debug!(pod = %self.name, ms = began.elapsed().as_millis(), "container created");
         if let Err(e) = self.ctx.runtime.start_container(&id).await {
             let _ = self.ctx.runtime.remove_container(&id).await;
             self.fail(
@@ -1000,6 +1003,7 @@ impl Worker {
             );
             return;
         }
+        tracing::debug!(pod = %self.name, ms = began.elapsed().as_millis(), "container started");
         self.waiting.remove(&c.name);
         self.ctx.recorder.pod(
             pod,

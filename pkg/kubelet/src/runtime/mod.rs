@@ -391,6 +391,21 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Every container the runtime holds for this kubelet, with its current state (what a
     /// relist compares against the pods).
     async fn list_containers(&self) -> RuntimeResult<Vec<Container>>;
+    /// The sandboxes and containers of one pod (labelled [`labels::POD_UID`] `pod_uid`),
+    /// what a pod worker reads on each sync: a runtime that can filter by label should
+    /// (reading every pod's on each sync is quadratic in the pods of the node). By
+    /// default the full lists, filtered.
+    async fn list_pod(&self, pod_uid: &str) -> RuntimeResult<(Vec<Sandbox>, Vec<Container>)> {
+        let (sandboxes, containers) =
+            tokio::try_join!(self.list_sandboxes(), self.list_containers())?;
+        let ours = |l: &std::collections::BTreeMap<String, String>| {
+            l.get(labels::POD_UID).map(String::as_str) == Some(pod_uid)
+        };
+        Ok((
+            sandboxes.into_iter().filter(|s| ours(&s.labels)).collect(),
+            containers.into_iter().filter(|c| ours(&c.labels)).collect(),
+        ))
+    }
 
     /// Runs a command in a running container.
     async fn exec(
