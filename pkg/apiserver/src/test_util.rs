@@ -35,6 +35,8 @@ impl TestApiServer {
         // Like upstream's integration servers: no ServiceAccount admission, since no
         // serviceaccount controller makes the `default` accounts pods would need.
         server.generic.set_service_account_admission(false);
+        // Nor storage protection: its finalizers need controllers a test may not run.
+        server.generic.set_storage_protection_admission(false);
         let issuer = ApiServer::default_service_account_issuer("cluster.local");
         let rng = ring::rand::SystemRandom::new();
         let key = ring::signature::EcdsaKeyPair::generate_pkcs8(

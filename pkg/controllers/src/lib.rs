@@ -27,6 +27,7 @@ pub mod servicelb;
 pub mod statefulset;
 pub mod tainteviction;
 pub mod ttlafterfinished;
+pub mod volumeprotection;
 pub mod workload;
 
 use std::future::Future;
@@ -123,6 +124,16 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor {
         name: persistentvolume::NAME,
         start: persistentvolume::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: volumeprotection::CLAIMS_NAME,
+        start: volumeprotection::start_claims,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: volumeprotection::VOLUMES_NAME,
+        start: volumeprotection::start_volumes,
         enabled_by_default: true,
     },
     Descriptor {

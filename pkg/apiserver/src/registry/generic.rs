@@ -178,6 +178,7 @@ pub struct GenericStore {
     store: Store,
     registry: Arc<Registry>,
     service_account_admission: Arc<AtomicBool>,
+    storage_protection_admission: Arc<AtomicBool>,
 }
 
 /// Upstream's answer when a delete precondition on the UID fails.
@@ -192,6 +193,7 @@ impl GenericStore {
             store,
             registry,
             service_account_admission: Arc::new(AtomicBool::new(true)),
+            storage_protection_admission: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -697,6 +699,40 @@ impl GenericStore {
             .map_err(|why| forbidden(&why))
     }
 
+    /// Switches the StorageObjectInUseProtection admission plugin on or off (in-memory test
+    /// servers run without it, since the protection controllers that take the finalizers
+    /// off again may not run there).
+    pub fn set_storage_protection_admission(&self, on: bool) {
+        self.storage_protection_admission
+            .store(on, Ordering::Relaxed);
+    }
+
+    /// Upstream's StorageObjectInUseProtection admission: a claim being created gets
+    /// `kubernetes.io/pvc-protection`, a volume `kubernetes.io/pv-protection`, so neither
+    /// goes while in use (the volume protection controllers take them off).
+    fn admit_storage_protection(&self, info: &ResourceInfo, obj: &mut Value) {
+        if !info.group.is_empty() || !self.storage_protection_admission.load(Ordering::Relaxed) {
+            return;
+        }
+        let finalizer = match info.plural.as_str() {
+            "persistentvolumeclaims" => "kubernetes.io/pvc-protection",
+            "persistentvolumes" => "kubernetes.io/pv-protection",
+            _ => return,
+        };
+        let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+            return;
+        };
+        let finalizers = meta.entry("finalizers").or_insert_with(|| json!([]));
+        if finalizers.is_null() {
+            *finalizers = json!([]);
+        }
+        if let Some(list) = finalizers.as_array_mut()
+            && !list.iter().any(|f| f.as_str() == Some(finalizer))
+        {
+            list.push(json!(finalizer));
+        }
+    }
+
     /// Switches the ServiceAccount admission plugin on or off (upstream's
     /// `--disable-admission-plugins=ServiceAccount`; in-memory test servers run without it).
     pub fn set_service_account_admission(&self, on: bool) {
@@ -777,6 +813,7 @@ impl GenericStore {
         if info.group.is_empty() && info.plural == "persistentvolumeclaims" {
             self.admit_default_storage_class(&mut obj);
         }
+        self.admit_storage_protection(info, &mut obj);
         let mut errs = self.validate_meta(res, &obj);
         errs.extend(storage.strategy.validate(&obj));
         if !errs.is_empty() {

@@ -437,6 +437,41 @@ mod tests {
         assert_eq!(body["spec"]["storageClassName"], "local-path", "{body}");
     }
 
+    #[tokio::test]
+    async fn claims_and_volumes_are_created_protected() {
+        let t = crate::test_util::TestApiServer::new().await;
+        t.server.generic.set_storage_protection_admission(true);
+        let api = t.api();
+        let (code, body) = api
+            .call(
+                "POST",
+                "/api/v1/namespaces/default/persistentvolumeclaims",
+                &json!({"metadata": {"name": "data", "finalizers": ["example.com/mine"]},
+                        "spec": {"accessModes": ["ReadWriteOnce"],
+                                 "resources": {"requests": {"storage": "1Gi"}}}}),
+            )
+            .await;
+        assert_eq!(code, 201, "{body}");
+        assert_eq!(
+            body["metadata"]["finalizers"],
+            json!(["example.com/mine", "kubernetes.io/pvc-protection"])
+        );
+        let (code, body) = api
+            .call(
+                "POST",
+                "/api/v1/persistentvolumes",
+                &json!({"metadata": {"name": "spare"},
+                        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                                 "hostPath": {"path": "/tmp/spare"}}}),
+            )
+            .await;
+        assert_eq!(code, 201, "{body}");
+        assert_eq!(
+            body["metadata"]["finalizers"],
+            json!(["kubernetes.io/pv-protection"])
+        );
+    }
+
     fn pvc(spec: Value) -> Value {
         let mut o = json!({"metadata": {"name": "data"}, "spec": spec});
         PersistentVolumeClaimStrategy.default(&mut o);
