@@ -155,6 +155,8 @@ struct Worker {
     backoff: Backoff,
     image_backoff: Backoff,
     waiting: HashMap<String, Waiting>,
+    /// The error of the last failed pull, by back-off key, for the ImagePullBackOff message.
+    pull_errors: HashMap<String, String>,
     messages: HashMap<String, String>,
     probes: Probes,
     first_seen: Timestamp,
@@ -176,6 +178,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, uid: String, ns: String, name: String, no
         backoff,
         image_backoff,
         waiting: HashMap::new(),
+        pull_errors: HashMap::new(),
         messages: HashMap::new(),
         first_seen: Timestamp::now(),
         stopped: false,
@@ -1128,7 +1131,12 @@ impl Worker {
                 .get(&c.name)
                 .is_some_and(|(r, _)| r == "ErrImagePull" || r == "ImagePullBackOff")
         {
-            let msg = format!("Back-off pulling image \"{image}\"");
+            let event = format!("Back-off pulling image \"{image}\"");
+            // The waiting message carries the last pull's error, as upstream's (1.32+) does.
+            let msg = match self.pull_errors.get(&key) {
+                Some(last) => format!("{event}: ErrImagePull: {last}"),
+                None => event.clone(),
+            };
             if self
                 .waiting
                 .get(&c.name)
@@ -1136,7 +1144,7 @@ impl Worker {
             {
                 self.ctx
                     .recorder
-                    .pod(pod, fp.clone(), EventType::Normal, "BackOff", msg.clone());
+                    .pod(pod, fp.clone(), EventType::Normal, "BackOff", event);
                 self.ctx.recorder.pod(
                     pod,
                     fp,
@@ -1149,6 +1157,7 @@ impl Worker {
                 .insert(c.name.clone(), ("ImagePullBackOff".into(), msg));
             return None;
         }
+        self.pull_errors.remove(&key);
         self.ctx.recorder.pod(
             pod,
             fp.clone(),
@@ -1180,6 +1189,7 @@ impl Worker {
                     other => other.to_string(),
                 };
                 self.image_backoff.next(&key, SystemTime::now());
+                self.pull_errors.insert(key.clone(), message.clone());
                 self.ctx.recorder.pod(
                     pod,
                     fp.clone(),
