@@ -379,7 +379,7 @@ fn go_duration(d: Duration) -> String {
     if ms < 1000 {
         return format!("{ms}ms");
     }
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         return super::worker::go_seconds(d);
     }
     let secs = format!("{}.{:03}", ms / 1000, ms % 1000);
