@@ -188,6 +188,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, uid: String, ns: String, name: String, no
             Ok(Outcome::Finished) => {
                 w.probes.stop_all();
                 w.ctx.workers.lock().remove(&w.uid);
+                w.ctx.written.lock().remove(&w.uid);
                 return;
             }
             Ok(Outcome::Wait(next)) => next,
@@ -792,6 +793,13 @@ impl Worker {
                 .find(|c| c.name == *name)
                 .and_then(|c| c.image.clone())
                 .unwrap_or_default();
+            if reason == "ErrImagePull" || reason == "ImagePullBackOff" {
+                // As upstream's pod worker requeues a failed sync after its back-off
+                // period: a failed pull shows ErrImagePull until then, and a sync that
+                // finds the image's back-off running shows ImagePullBackOff.
+                wake = min_wait(wake, self.ctx.config.backoff_initial);
+                continue;
+            }
             let key = format!("image:{image}");
             let left = self
                 .image_backoff
@@ -854,6 +862,10 @@ impl Worker {
     ) -> Result<(), Error> {
         let new = serde_json::to_value(&status).unwrap_or_default();
         let old = serde_json::to_value(pod.status.clone().unwrap_or_default()).unwrap_or_default();
+        self.ctx
+            .written
+            .lock()
+            .insert(self.uid.clone(), new.clone());
         if new == old {
             return Ok(());
         }
