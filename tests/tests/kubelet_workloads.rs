@@ -451,15 +451,25 @@ spec:
 "#
         ),
     );
-    let mut seen = Vec::new();
-    eventually(WAIT, "ghost in ErrImagePull then ImagePullBackOff", || {
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
         let out = k1s.kubectl(k, &["get", "pod", "ghost", "--no-headers"]);
         let status = out.stdout.split_whitespace().nth(2).unwrap_or_default();
         if seen.last().map(String::as_str) != Some(status) {
             seen.push(status.to_string());
         }
-        (seen.iter().any(|s| s == "ErrImagePull") && status == "ImagePullBackOff").then_some(())
-    });
+        if seen.iter().any(|s| s == "ErrImagePull") && status == "ImagePullBackOff" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ghost never went ErrImagePull then ImagePullBackOff: {seen:?}\n{:#?}\n{}",
+            events_of(k1s, k, "ghost"),
+            pod_json(k1s, k, "ghost").unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let pod = pod_json(k1s, k, "ghost").expect("ghost");
     let st = container_status(&pod, "ghost").expect("status");
     assert_eq!(st["state"]["waiting"]["reason"], "ImagePullBackOff", "{st}");
@@ -506,8 +516,21 @@ fn containerd_pid(data: &str) -> Option<u32> {
     })
 }
 
+/// A process of the container whose cgroup path ends in `id`.
+fn pid_in_cgroup_of(id: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
+        let pid: u32 = p.file_name().to_string_lossy().parse().ok()?;
+        let cgroups = std::fs::read_to_string(p.path().join("cgroup")).ok()?;
+        cgroups
+            .lines()
+            .any(|l| l.ends_with(&format!("/{id}")))
+            .then_some(pid)
+    })
+}
+
 /// containerd SIGKILLed under a running pod: the server starts it again, the pod's
-/// container keeps running untouched, exec reaches it, and a new pod starts.
+/// container keeps running untouched, exec reaches it, its exit is still seen (killed
+/// from the host, it restarts), and a new pod starts.
 fn containerd_restart_is_survived(k1s: &K1s, k: &Kubectl) {
     apply(
         k1s,
@@ -556,6 +579,30 @@ spec:
         k1s.log().contains("containerd exited; restarting it"),
         "the supervisor says it restarted containerd"
     );
+
+    // Its process SIGKILLed from the host by pid: the new containerd reports the exit to
+    // the kubelet, which restarts the container.
+    let cid = id
+        .as_str()
+        .and_then(|i| i.strip_prefix("containerd://"))
+        .expect("containerd id")
+        .to_string();
+    let pid = pid_in_cgroup_of(&cid).unwrap_or_else(|| panic!("no process of container {cid}"));
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let pod = eventually(WAIT, "keeper restarted after its kill", || {
+        pod_json(k1s, k, "keeper").filter(|p| {
+            restarts(p, "sleeper") == 1
+                && container_status(p, "sleeper").is_some_and(|s| s["state"]["running"].is_object())
+        })
+    });
+    let st = container_status(&pod, "sleeper").expect("status");
+    assert_eq!(st["lastState"]["terminated"]["exitCode"], 137, "{st}");
+    assert_eq!(st["lastState"]["terminated"]["reason"], "Error", "{st}");
+    assert_eq!(st["lastState"]["terminated"]["containerID"], id, "{st}");
 
     apply(
         k1s,
