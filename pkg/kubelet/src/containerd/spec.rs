@@ -373,6 +373,43 @@ fn cgroup_v1_memory() -> Option<PathBuf> {
     p.join("memory.limit_in_bytes").exists().then_some(p)
 }
 
+/// Whether `root` is the unified (v2) hierarchy itself, not a hybrid's v1 controllers.
+fn cgroup_v2_unified(root: &Path) -> bool {
+    root.join("cgroup.controllers").exists()
+}
+
+/// Whether the node can limit containers' swap, as upstream's kubelet asks before it turns
+/// swap off for a container: v1's `memory.memsw.*` files, or on v2 `memory.swap.max` in
+/// this process's own cgroup (the root has none). `self_cgroup` is `/proc/self/cgroup`.
+fn swap_controller_available(root: &Path, self_cgroup: &str) -> bool {
+    if cgroup_v2_unified(root) {
+        let own = self_cgroup
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or("/")
+            .trim()
+            .trim_start_matches('/');
+        return root.join(own).join("memory.swap.max").exists();
+    }
+    root.join("memory")
+        .join("memory.memsw.limit_in_bytes")
+        .exists()
+}
+
+/// The memory resources of a container with `limit` bytes: swap limited to the same
+/// (no swap, upstream's default) where the node can limit swap.
+fn memory_resources(
+    limit: i64,
+    root: &Path,
+    self_cgroup: &str,
+) -> RuntimeResult<oci_spec::runtime::LinuxMemory> {
+    let mut memory = LinuxMemoryBuilder::default().limit(limit);
+    if swap_controller_available(root, self_cgroup) {
+        memory = memory.swap(limit);
+    }
+    memory.build().map_err(spec_err)
+}
+
 /// Whether the kernel OOM-killed a process in this cgroup (v1 `memory.oom_control`, v2
 /// `memory.events`).
 pub(crate) fn oom_killed(cgroup: &str) -> bool {
@@ -563,12 +600,18 @@ pub(crate) fn build_spec(
             .build()
             .map_err(spec_err)?,
     ]);
+    let cgroup_root = Path::new("/sys/fs/cgroup");
     if let Some(limit) = linux.memory_limit.filter(|l| *l > 0) {
-        let mut memory = LinuxMemoryBuilder::default().limit(limit);
-        if cgroup_v1_memory().is_some_and(|p| p.join("memory.memsw.limit_in_bytes").exists()) {
-            memory = memory.swap(limit);
-        }
-        resources = resources.memory(memory.build().map_err(spec_err)?);
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        resources = resources.memory(memory_resources(limit, cgroup_root, &own)?);
+    }
+    if cgroup_v2_unified(cgroup_root) {
+        // On v2 an OOM kill takes the whole container (every process of its cgroup), as
+        // upstream's kubelet asks unless singleProcessOOMKill is set; v1 cannot.
+        resources = resources.unified(HashMap::from([(
+            "memory.oom.group".to_string(),
+            "1".to_string(),
+        )]));
     }
     let mut cpu = LinuxCpuBuilder::default();
     let mut any_cpu = false;
@@ -792,6 +835,33 @@ pub(crate) fn exec_process(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swap_is_limited_where_the_node_can_limit_it() {
+        let limit = 64 << 20;
+        // v1 with swap accounting (memsw), and without.
+        let v1 = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(v1.path().join("memory")).expect("memory");
+        let mem = memory_resources(limit, v1.path(), "4:memory:/\n").expect("memory");
+        assert_eq!(mem.swap(), None);
+        std::fs::write(v1.path().join("memory/memory.memsw.limit_in_bytes"), "").expect("memsw");
+        let mem = memory_resources(limit, v1.path(), "4:memory:/\n").expect("memory");
+        assert_eq!((mem.limit(), mem.swap()), (Some(limit), Some(limit)));
+        // v2: memory.swap.max is looked for in this process's own cgroup.
+        let v2 = tempfile::tempdir().expect("tempdir");
+        std::fs::write(v2.path().join("cgroup.controllers"), "memory pids").expect("v2");
+        std::fs::create_dir_all(v2.path().join("system.slice/k1s.service")).expect("own");
+        let own = "0::/system.slice/k1s.service\n";
+        assert!(!swap_controller_available(v2.path(), own));
+        std::fs::write(
+            v2.path().join("system.slice/k1s.service/memory.swap.max"),
+            "max",
+        )
+        .expect("swap");
+        assert!(swap_controller_available(v2.path(), own));
+        let mem = memory_resources(limit, v2.path(), own).expect("memory");
+        assert_eq!(mem.swap(), Some(limit));
+    }
 
     #[test]
     fn users_resolve_from_passwd_and_group() {

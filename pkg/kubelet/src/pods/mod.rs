@@ -41,6 +41,9 @@ pub(crate) struct Ctx {
     pub images: Mutex<HashMap<String, Image>>,
     /// The wake-up of each pod's worker, by UID.
     pub workers: Mutex<HashMap<String, Arc<Notify>>>,
+    /// The status each worker last wrote (or found written), by UID: the API echoing it
+    /// back is no reason to sync the pod again.
+    pub written: Mutex<HashMap<String, serde_json::Value>>,
     pub facts: spec::NodeFacts,
 }
 
@@ -108,6 +111,7 @@ pub async fn run(
         runtime_name: version.name,
         images: Mutex::new(images),
         workers: Mutex::new(HashMap::new()),
+        written: Mutex::new(HashMap::new()),
     });
     let synced = Arc::new(AtomicBool::new(false));
     let relist = tokio::spawn(relist(ctx.clone(), synced.clone()));
@@ -118,14 +122,38 @@ pub async fn run(
         .default_backoff()
         .reflect(writer);
     futures::pin_mut!(events);
+    // What each pod was besides its status when last seen.
+    let mut seen: HashMap<String, serde_json::Value> = HashMap::new();
     while let Some(event) = events.next().await {
         match event {
-            Ok(watcher::Event::Apply(pod) | watcher::Event::Delete(pod)) => {
+            Ok(watcher::Event::Apply(pod)) => {
                 if let (Some(uid), Some(ns), Some(name)) = (
                     pod.metadata.uid.as_deref(),
                     pod.metadata.namespace.as_deref(),
                     pod.metadata.name.as_deref(),
                 ) {
+                    // As upstream's pod config source does, an update that changed only
+                    // the status this kubelet wrote itself does not sync the pod again
+                    // (the worker's own timers, probes and the relist do).
+                    let semantic = semantic_of(&pod);
+                    let unchanged = seen.get(uid) == Some(&semantic);
+                    let own_status = ctx.written.lock().get(uid).is_some_and(|w| {
+                        *w == serde_json::to_value(pod.status.clone().unwrap_or_default())
+                            .unwrap_or_default()
+                    });
+                    seen.insert(uid.to_string(), semantic);
+                    if !(unchanged && own_status) {
+                        wake(&ctx, uid, ns, name);
+                    }
+                }
+            }
+            Ok(watcher::Event::Delete(pod)) => {
+                if let (Some(uid), Some(ns), Some(name)) = (
+                    pod.metadata.uid.as_deref(),
+                    pod.metadata.namespace.as_deref(),
+                    pod.metadata.name.as_deref(),
+                ) {
+                    seen.remove(uid);
                     wake(&ctx, uid, ns, name);
                 }
             }
@@ -157,6 +185,18 @@ pub async fn run(
     }
     relist.abort();
     Ok(())
+}
+
+/// What a pod is besides its status and bookkeeping (upstream's config source compares
+/// the spec, labels, annotations and deletion fields to tell an update from a status echo).
+fn semantic_of(pod: &Pod) -> serde_json::Value {
+    serde_json::json!({
+        "spec": pod.spec,
+        "labels": pod.metadata.labels,
+        "annotations": pod.metadata.annotations,
+        "deletionTimestamp": pod.metadata.deletion_timestamp,
+        "deletionGracePeriodSeconds": pod.metadata.deletion_grace_period_seconds,
+    })
 }
 
 /// Every `relist_period`: what the runtime holds, per pod; wakes the workers of pods

@@ -1,11 +1,10 @@
-//! Liveness, readiness and startup probes (exec through the runtime, httpGet, tcpSocket),
-//! with every timing field, and the lifecycle hooks (postStart, preStop) that share their
-//! handlers — upstream's `prober/` and `lifecycle/`.
+//! Liveness, readiness and startup probes (exec through the runtime, httpGet, tcpSocket,
+//! grpc), with every timing field, and the lifecycle hooks (postStart, preStop) that share
+//! their handlers — upstream's `prober/` and `lifecycle/`.
 //!
 //! One task per running container and probe kind; results land in a map the pod's worker
 //! reads, and a change wakes it (readiness drives `Ready`; a liveness or startup failure
 //! has the worker restart the container with an `Unhealthy` event before it).
-//! gRPC probes are not built: a container with one is probed by its other probes only.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -147,10 +146,6 @@ impl Probes {
                 let Some(probe) = probe.clone() else {
                     continue;
                 };
-                if probe.grpc.is_some() {
-                    tracing::warn!(container = %c.name, "gRPC probes are not supported; skipped");
-                    continue;
-                }
                 tasks.push(tokio::spawn(probe_loop(ProbeTask {
                     ctx: self.ctx.clone(),
                     notify: self.notify.clone(),
@@ -323,6 +318,17 @@ async fn run_probe(t: &ProbeTask, timeout: Duration) -> Result<(), String> {
             .unwrap_or_else(|| "127.0.0.1".into());
         return tcp_connect(&host, port, timeout).await;
     }
+    if let Some(grpc) = &p.grpc {
+        let port =
+            u16::try_from(grpc.port).map_err(|_| format!("invalid port number: {}", grpc.port))?;
+        let host = t
+            .pod_ips
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let service = grpc.service.clone().unwrap_or_default();
+        return grpc_check(&host, port, &service, timeout).await;
+    }
     Err("probe has no handler".into())
 }
 
@@ -364,6 +370,98 @@ fn io_text(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
         _ => e.to_string(),
+    }
+}
+
+/// Go's `time.Duration` text of a probe timeout (`1s`, `1.5s`, `500ms`).
+fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    if ms.is_multiple_of(1000) {
+        return super::worker::go_seconds(d);
+    }
+    let secs = format!("{}.{:03}", ms / 1000, ms % 1000);
+    format!("{}s", secs.trim_end_matches('0'))
+}
+
+/// A `grpc.health.v1.Health/Check` over plaintext HTTP/2, as upstream's gRPC prober does
+/// it (insecure, user agent `kube-probe/…`, connecting until the timeout): succeeds only
+/// when the service answers `SERVING`; the messages are upstream's.
+pub(crate) async fn grpc_check(
+    host: &str,
+    port: u16,
+    service: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let addr = format_host_port(host, port);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let within = go_duration(timeout);
+    let connect_timeout = || {
+        format!(
+            "timeout: failed to connect service {addr:?} within {within}: context deadline exceeded"
+        )
+    };
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("error: failed to connect service at {addr:?}: {e}"))?
+        .user_agent("kube-probe/1.35")
+        .map_err(|e| format!("error: failed to connect service at {addr:?}: {e}"))?;
+    // Go's blocking dial keeps trying a refused connection until its deadline.
+    let channel = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err(connect_timeout());
+        }
+        match tokio::time::timeout(left, endpoint.connect()).await {
+            Ok(Ok(channel)) => break channel,
+            Ok(Err(_)) => {
+                let pause = Duration::from_millis(100)
+                    .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+                tokio::time::sleep(pause).await;
+            }
+            Err(_) => return Err(connect_timeout()),
+        }
+    };
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let mut client = HealthClient::new(channel);
+    let request = HealthCheckRequest {
+        service: service.to_string(),
+    };
+    let answer = match tokio::time::timeout(left, client.check(request)).await {
+        Err(_) => {
+            return Err(format!(
+                "timeout: health rpc did not complete within {within}"
+            ));
+        }
+        Ok(Err(status)) => {
+            return Err(match status.code() {
+                tonic::Code::Unimplemented => format!(
+                    "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): {}",
+                    status.message()
+                ),
+                tonic::Code::DeadlineExceeded => {
+                    format!("timeout: health rpc did not complete within {within}")
+                }
+                code => format!(
+                    "error: health rpc probe failed: rpc error: code = {code:?} desc = {}",
+                    status.message()
+                ),
+            });
+        }
+        Ok(Ok(answer)) => answer.into_inner(),
+    };
+    let status = ServingStatus::try_from(answer.status).unwrap_or(ServingStatus::Unknown);
+    if status == ServingStatus::Serving {
+        Ok(())
+    } else {
+        Err(format!(
+            "service unhealthy (responded with {:?})",
+            status.as_str_name()
+        ))
     }
 }
 
@@ -554,4 +652,91 @@ pub(crate) async fn run_handler(
         return Ok(());
     }
     Err("lifecycle handler has no action".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_health::ServingStatus;
+
+    /// A gRPC health server on loopback: `""` and `app` serving, `down` not.
+    async fn health_server() -> u16 {
+        let (reporter, service) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("", ServingStatus::Serving)
+            .await;
+        reporter
+            .set_service_status("app", ServingStatus::Serving)
+            .await;
+        reporter
+            .set_service_status("down", ServingStatus::NotServing)
+            .await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tokio::spawn(async move {
+            let _keep = reporter;
+            let _ = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn grpc_probes_read_the_health_protocol() {
+        let port = health_server().await;
+        let t = Duration::from_secs(2);
+        assert_eq!(grpc_check("127.0.0.1", port, "", t).await, Ok(()));
+        assert_eq!(grpc_check("127.0.0.1", port, "app", t).await, Ok(()));
+        assert_eq!(
+            grpc_check("127.0.0.1", port, "down", t).await,
+            Err("service unhealthy (responded with \"NOT_SERVING\")".into())
+        );
+        assert_eq!(
+            grpc_check("127.0.0.1", port, "nope", t).await,
+            Err("error: health rpc probe failed: rpc error: code = NotFound desc = service not registered".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn grpc_probe_of_nothing_times_out_as_upstream_says() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let got = grpc_check("127.0.0.1", port, "", Duration::from_millis(300)).await;
+        assert_eq!(
+            got,
+            Err(format!(
+                "timeout: failed to connect service \"127.0.0.1:{port}\" within 300ms: context deadline exceeded"
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn grpc_probe_of_a_server_without_health_is_unimplemented() {
+        // A gRPC server without the Health service answers Unimplemented.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_routes(tonic::service::Routes::default())
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        let got = grpc_check("127.0.0.1", port, "", Duration::from_secs(2)).await;
+        assert!(
+            got.as_ref().is_err_and(|e| e.starts_with(
+                "error: this server does not implement the grpc health protocol (grpc.health.v1.Health)"
+            )),
+            "{got:?}"
+        );
+    }
 }

@@ -155,6 +155,8 @@ struct Worker {
     backoff: Backoff,
     image_backoff: Backoff,
     waiting: HashMap<String, Waiting>,
+    /// The error of the last failed pull, by back-off key, for the ImagePullBackOff message.
+    pull_errors: HashMap<String, String>,
     messages: HashMap<String, String>,
     probes: Probes,
     first_seen: Timestamp,
@@ -176,6 +178,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, uid: String, ns: String, name: String, no
         backoff,
         image_backoff,
         waiting: HashMap::new(),
+        pull_errors: HashMap::new(),
         messages: HashMap::new(),
         first_seen: Timestamp::now(),
         stopped: false,
@@ -185,6 +188,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, uid: String, ns: String, name: String, no
             Ok(Outcome::Finished) => {
                 w.probes.stop_all();
                 w.ctx.workers.lock().remove(&w.uid);
+                w.ctx.written.lock().remove(&w.uid);
                 return;
             }
             Ok(Outcome::Wait(next)) => next,
@@ -790,6 +794,13 @@ impl Worker {
                 .find(|c| c.name == *name)
                 .and_then(|c| c.image.clone())
                 .unwrap_or_default();
+            if reason == "ErrImagePull" || reason == "ImagePullBackOff" {
+                // As upstream's pod worker requeues a failed sync after its back-off
+                // period: a failed pull shows ErrImagePull until then, and a sync that
+                // finds the image's back-off running shows ImagePullBackOff.
+                wake = min_wait(wake, self.ctx.config.backoff_initial);
+                continue;
+            }
             let key = format!("image:{image}");
             let left = self
                 .image_backoff
@@ -852,6 +863,10 @@ impl Worker {
     ) -> Result<(), Error> {
         let new = serde_json::to_value(&status).unwrap_or_default();
         let old = serde_json::to_value(pod.status.clone().unwrap_or_default()).unwrap_or_default();
+        self.ctx
+            .written
+            .lock()
+            .insert(self.uid.clone(), new.clone());
         if new == old {
             return Ok(());
         }
@@ -1132,7 +1147,12 @@ impl Worker {
                 .get(&c.name)
                 .is_some_and(|(r, _)| r == "ErrImagePull" || r == "ImagePullBackOff")
         {
-            let msg = format!("Back-off pulling image \"{image}\"");
+            let event = format!("Back-off pulling image \"{image}\"");
+            // The waiting message carries the last pull's error, as upstream's (1.32+) does.
+            let msg = match self.pull_errors.get(&key) {
+                Some(last) => format!("{event}: ErrImagePull: {last}"),
+                None => event.clone(),
+            };
             if self
                 .waiting
                 .get(&c.name)
@@ -1140,7 +1160,7 @@ impl Worker {
             {
                 self.ctx
                     .recorder
-                    .pod(pod, fp.clone(), EventType::Normal, "BackOff", msg.clone());
+                    .pod(pod, fp.clone(), EventType::Normal, "BackOff", event);
                 self.ctx.recorder.pod(
                     pod,
                     fp,
@@ -1153,6 +1173,7 @@ impl Worker {
                 .insert(c.name.clone(), ("ImagePullBackOff".into(), msg));
             return None;
         }
+        self.pull_errors.remove(&key);
         self.ctx.recorder.pod(
             pod,
             fp.clone(),
@@ -1184,6 +1205,7 @@ impl Worker {
                     other => other.to_string(),
                 };
                 self.image_backoff.next(&key, SystemTime::now());
+                self.pull_errors.insert(key.clone(), message.clone());
                 self.ctx.recorder.pod(
                     pod,
                     fp.clone(),
