@@ -217,10 +217,21 @@ spec:
     assert!(logs.ok().contains("persisted"), "{}", logs.stdout);
     assert!(logs.ok().contains("read-only"), "{}", logs.stdout);
 
-    // Deleting the claim deletes the volume and its folder (reclaim policy Delete).
+    // A claim a pod still names outlives its delete (kubernetes.io/pvc-protection), the
+    // data with it; once the pod goes, the claim, the volume and its folder go (reclaim
+    // policy Delete).
+    k1s.kubectl(&k, &["delete", "pvc", "data", "--wait=false"])
+        .ok();
+    std::thread::sleep(Duration::from_secs(2));
+    let row = k1s.kubectl(&k, &["get", "pvc", "data", "--no-headers"]);
+    assert!(row.ok().contains("Terminating"), "{}", row.stdout);
+    assert!(dir.join("file").exists(), "the data went with a claim in use");
     k1s.kubectl(&k, &["delete", "pod", "reader", "--wait=true"])
         .ok();
-    k1s.kubectl(&k, &["delete", "pvc", "data"]).ok();
+    eventually(WAIT, "the claim deleted", || {
+        let r = k1s.kubectl(&k, &["get", "pvc", "data"]);
+        (r.code != 0 && r.stderr.contains("NotFound")).then_some(())
+    });
     eventually(WAIT, "the volume deleted", || {
         let r = k1s.kubectl(&k, &["get", "pv", &pv_name]);
         (r.code != 0 && r.stderr.contains("NotFound")).then_some(())
