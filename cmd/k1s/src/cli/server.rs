@@ -124,7 +124,8 @@ pub struct ServerArgs {
     pub cluster_domain: String,
 
     /// Components not to run (k3s's flag; repeatable or comma-separated): `coredns` or
-    /// `dns` turns the cluster DNS off, `kube-proxy` the Service proxy.
+    /// `dns` turns the cluster DNS off, `kube-proxy` the Service proxy, `ingress` (or
+    /// k3s's `traefik`) the ingress controller.
     #[arg(
         long,
         value_delimiter = ',',
@@ -143,6 +144,26 @@ pub struct ServerArgs {
         help_heading = "Networking"
     )]
     pub dns_listen: Vec<std::net::SocketAddr>,
+
+    /// Port of the ingress controller's plain HTTP listener on every node address (0 picks
+    /// a free one).
+    #[arg(
+        long,
+        default_value_t = 80,
+        env = "K1S_INGRESS_HTTP_PORT",
+        help_heading = "Networking"
+    )]
+    pub ingress_http_port: u16,
+
+    /// Port of the ingress controller's HTTPS listener on every node address (0 picks a
+    /// free one).
+    #[arg(
+        long,
+        default_value_t = 443,
+        env = "K1S_INGRESS_HTTPS_PORT",
+        help_heading = "Networking"
+    )]
+    pub ingress_https_port: u16,
 
     /// The dummy interface that carries --cluster-dns on this node.
     #[arg(

@@ -2,6 +2,7 @@
 
 pub mod datastore;
 mod dns;
+mod ingress;
 pub mod image;
 pub mod kubectl;
 pub mod server;

@@ -264,10 +264,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             },
         )))
     };
+    let node_ip = args.node_ip.unwrap_or(advertise);
     let agent = if args.disable_agent {
         None
     } else {
-        let node_ip = args.node_ip.unwrap_or(advertise);
         Some(
             start_agent(&args, &api, &pki, &data_dir, &node_name, node_ip, runtime)
                 .await
@@ -323,6 +323,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let dns = super::dns::start(&args, &api).await;
+    let ingress = if args.disable_agent {
+        None
+    } else {
+        super::ingress::start(&args, &api, node_ip).await
+    };
     let serve_options = ServeOptions {
         request_timeout: args.request_timeout,
         ..ServeOptions::default()
@@ -355,6 +360,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(dns) = dns {
         dns.stop().await;
+    }
+    if let Some(ingress) = ingress {
+        ingress.stop().await;
     }
     let _ = stop_proxy.send(());
     if let Some(p) = proxy {
