@@ -23,7 +23,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// A backend answering every request with `name` and the request's headers, one a line.
 async fn echo_backend(name: &'static str) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    echo_backend_on(name, "127.0.0.1:0").await
+}
+
+async fn echo_backend_on(name: &'static str, on: &str) -> SocketAddr {
+    let listener = TcpListener::bind(on).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         loop {
@@ -265,7 +269,13 @@ async fn tls_by_server_name() {
 
 #[tokio::test]
 async fn the_controller_serves_ingresses_of_its_class() {
-    let echo = echo_backend("from-api").await;
+    // EndpointSlices may not hold loopback addresses: the backend listens on the host's
+    // own address (the one a route out would use; no packet is sent).
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
+    probe.connect("192.0.2.1:9").expect("a route off the host");
+    let host_ip = probe.local_addr().expect("addr").ip();
+    assert!(!host_ip.is_loopback() && !host_ip.is_unspecified(), "{host_ip}");
+    let echo = echo_backend_on("from-api", "0.0.0.0:0").await;
     let api = TestApiServer::new().await;
     let client = api.client();
     let mut config = k1s_ingress::Config::new(vec!["192.0.2.7".parse().expect("ip")]);
@@ -279,23 +289,23 @@ async fn the_controller_serves_ingresses_of_its_class() {
         listeners,
         std::future::pending::<()>(),
     ));
-    api.create(
+    api.api().create(
         "/api/v1/namespaces/default/services",
         json!({"metadata": {"name": "web"},
                "spec": {"selector": {"app": "web"},
                         "ports": [{"name": "http", "port": 80, "targetPort": "web"}]}}),
     )
     .await;
-    api.create(
+    api.api().create(
         "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
         json!({"metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
                "addressType": "IPv4",
-               "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}],
+               "endpoints": [{"addresses": [host_ip.to_string()], "conditions": {"ready": true}}],
                "ports": [{"name": "http", "port": echo.port(), "protocol": "TCP"}]}),
     )
     .await;
     // No class named: served, since k1s is the default class.
-    api.create(
+    api.api().create(
         "/apis/networking.k8s.io/v1/namespaces/default/ingresses",
         json!({"metadata": {"name": "web"},
                "spec": {"rules": [{"host": "web.example", "http": {"paths": [
@@ -304,7 +314,7 @@ async fn the_controller_serves_ingresses_of_its_class() {
     )
     .await;
     // Another controller's class: not served.
-    api.create(
+    api.api().create(
         "/apis/networking.k8s.io/v1/namespaces/default/ingresses",
         json!({"metadata": {"name": "theirs"},
                "spec": {"ingressClassName": "nginx",
