@@ -4,6 +4,7 @@
 
 mod etcd;
 mod load;
+mod ingress;
 mod network;
 mod proc;
 mod report;
