@@ -238,7 +238,11 @@ pub async fn ingress(
 
     let result = async {
         wait_ok(backend, "the nginx backend").await?;
-        wait_ok(SocketAddr::from((Ipv4Addr::LOCALHOST, proxy_port)), "nginx as a proxy").await?;
+        wait_ok(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, proxy_port)),
+            "nginx as a proxy",
+        )
+        .await?;
         wait_ok(http, "the k1s ingress").await?;
         let seconds = seconds.max(2);
         // Warm both (connections to the backend, the pools), then measure.
@@ -262,8 +266,18 @@ pub async fn ingress(
         k1s.per_s,
         "ops/s",
     );
-    report.add_ms("network", "network.ingress.k1s.p50_ms", "Ingress k1s p50", k1s.p50);
-    report.add_ms("network", "network.ingress.k1s.p99_ms", "Ingress k1s p99", k1s.p99);
+    report.add_ms(
+        "network",
+        "network.ingress.k1s.p50_ms",
+        "Ingress k1s p50",
+        k1s.p50,
+    );
+    report.add_ms(
+        "network",
+        "network.ingress.k1s.p99_ms",
+        "Ingress k1s p99",
+        k1s.p99,
+    );
     report.add(
         "network",
         "network.ingress.nginx.per_s",

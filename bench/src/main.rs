@@ -3,8 +3,8 @@
 //! on simulated nodes, cluster DNS beside dnsmasq — and prints a table (optionally JSON). `scripts/bench` builds everything and runs it.
 
 mod etcd;
-mod load;
 mod ingress;
+mod load;
 mod network;
 mod proc;
 mod report;

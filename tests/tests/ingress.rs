@@ -60,8 +60,8 @@ fn tls_get(port: u16, config: &Arc<rustls::ClientConfig>, sni: &str) -> Result<S
     .map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
-    let name = rustls::pki_types::ServerName::try_from(sni.to_string())
-        .map_err(|e| e.to_string())?;
+    let name =
+        rustls::pki_types::ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
     let conn = rustls::ClientConnection::new(config.clone(), name).map_err(|e| e.to_string())?;
     let mut s = rustls::StreamOwned::new(conn, tcp);
     let req = format!("GET / HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n");
@@ -96,14 +96,13 @@ fn a_deployment_answers_through_the_ingress_over_http_and_tls() {
     let class = k1s.kubectl(&k, &["get", "ingressclass", "k1s", "-o", "json"]);
     let class: Value = serde_json::from_str(class.ok()).expect("class json");
     assert_eq!(
-        class["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"],
-        "true",
+        class["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"], "true",
         "{class}"
     );
 
     // The certificate the test makes for its host, as a kubernetes.io/tls Secret.
-    let cert = rcgen::generate_simple_self_signed(vec!["web.example".to_string()])
-        .expect("certificate");
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["web.example".to_string()]).expect("certificate");
     let cert_pem = cert.cert.pem();
     let crt = k1s.write_file("web.crt", &cert_pem);
     let key = k1s.write_file("web.key", &cert.signing_key.serialize_pem());
@@ -192,10 +191,9 @@ spec:
             .is_some()
             .then_some(v)
     });
-    let node_json: Value = serde_json::from_str(
-        k1s.kubectl(&k, &["get", "node", &node, "-o", "json"]).ok(),
-    )
-    .expect("node json");
+    let node_json: Value =
+        serde_json::from_str(k1s.kubectl(&k, &["get", "node", &node, "-o", "json"]).ok())
+            .expect("node json");
     let internal = node_json["status"]["addresses"]
         .as_array()
         .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))

@@ -151,8 +151,7 @@ pub async fn run(
     ensure_class(client.clone(), &config).await?;
     let router = Arc::new(Router::default());
     let resolver = Arc::new(CertResolver::new()?);
-    let acceptor =
-        tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver.clone())?));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver.clone())?));
 
     let changed = Arc::new(Notify::new());
     let (ingresses, w1) = reflector::store::<Ingress>();
@@ -417,21 +416,21 @@ impl Stores {
         b: &IngressServiceBackend,
         by_service: &HashMap<(String, String), Vec<Arc<EndpointSlice>>>,
     ) -> Vec<SocketAddr> {
-        let Some(svc) = self
-            .services
-            .get(&ObjectRef::new(&b.name).within(ns))
-        else {
+        let Some(svc) = self.services.get(&ObjectRef::new(&b.name).within(ns)) else {
             return vec![];
         };
         let Some(wanted) = b.port.as_ref() else {
             return vec![];
         };
         let Some(sp) = svc.spec.as_ref().and_then(|s| {
-            s.ports.iter().flatten().find(|sp| match (&wanted.name, wanted.number) {
-                (Some(n), _) if !n.is_empty() => sp.name.as_deref() == Some(n.as_str()),
-                (_, Some(n)) => sp.port == n,
-                _ => false,
-            })
+            s.ports
+                .iter()
+                .flatten()
+                .find(|sp| match (&wanted.name, wanted.number) {
+                    (Some(n), _) if !n.is_empty() => sp.name.as_deref() == Some(n.as_str()),
+                    (_, Some(n)) => sp.port == n,
+                    _ => false,
+                })
         }) else {
             return vec![];
         };

@@ -273,26 +273,24 @@ async fn forward_upgrade(
     backend: &str,
 ) -> Response<Body> {
     let client_upgrade = hyper::upgrade::on(&mut req);
-    let stream = match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(endpoint))
-        .await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, %backend, %endpoint, "ingress backend failed");
-            return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
-        }
-        Err(_) => return plain(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n"),
-    };
+    let stream =
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(endpoint)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, %backend, %endpoint, "ingress backend failed");
+                return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
+            }
+            Err(_) => return plain(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n"),
+        };
     let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = match hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, %backend, %endpoint, "ingress backend failed");
-            return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
-        }
-    };
+    let (mut sender, connection) =
+        match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, %backend, %endpoint, "ingress backend failed");
+                return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
+            }
+        };
     tokio::spawn(async move {
         if let Err(e) = connection.with_upgrades().await {
             tracing::debug!(error = %e, "upgrade connection to backend ended");
@@ -320,7 +318,12 @@ async fn forward_upgrade(
             let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
         });
         let (parts, _) = resp.into_parts();
-        return Response::from_parts(parts, http_body_util::Empty::new().map_err(|never| match never {}).boxed());
+        return Response::from_parts(
+            parts,
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed(),
+        );
     }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);

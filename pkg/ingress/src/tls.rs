@@ -21,9 +21,7 @@ pub struct Certs {
 impl Certs {
     /// Serves `key` for `host` unless a certificate is there already (the oldest wins).
     pub fn insert(&mut self, host: &str, key: Arc<CertifiedKey>) {
-        self.by_host
-            .entry(host.to_ascii_lowercase())
-            .or_insert(key);
+        self.by_host.entry(host.to_ascii_lowercase()).or_insert(key);
     }
 
     /// Serves `key` for names no host entry covers (unless one is set).

@@ -231,9 +231,14 @@ fn tls_client(trusted: &[u8]) -> tokio_rustls::TlsConnector {
 async fn tls_by_server_name() {
     let echo = echo_backend("secure").await;
     let router = Arc::new(Router::default());
-    router.set(table(&[("secure.example", "/", PathKind::Prefix, Some(echo))]));
-    let cert = rcgen::generate_simple_self_signed(vec!["secure.example".to_string()])
-        .expect("cert");
+    router.set(table(&[(
+        "secure.example",
+        "/",
+        PathKind::Prefix,
+        Some(echo),
+    )]));
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["secure.example".to_string()]).expect("cert");
     let cert_pem = cert.cert.pem();
     let resolver = Arc::new(CertResolver::new().expect("resolver"));
     let mut certs = Certs::default();
@@ -274,7 +279,10 @@ async fn the_controller_serves_ingresses_of_its_class() {
     let probe = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
     probe.connect("192.0.2.1:9").expect("a route off the host");
     let host_ip = probe.local_addr().expect("addr").ip();
-    assert!(!host_ip.is_loopback() && !host_ip.is_unspecified(), "{host_ip}");
+    assert!(
+        !host_ip.is_loopback() && !host_ip.is_unspecified(),
+        "{host_ip}"
+    );
     let echo = echo_backend_on("from-api", "0.0.0.0:0").await;
     let api = TestApiServer::new().await;
     let client = api.client();
@@ -289,40 +297,44 @@ async fn the_controller_serves_ingresses_of_its_class() {
         listeners,
         std::future::pending::<()>(),
     ));
-    api.api().create(
-        "/api/v1/namespaces/default/services",
-        json!({"metadata": {"name": "web"},
+    api.api()
+        .create(
+            "/api/v1/namespaces/default/services",
+            json!({"metadata": {"name": "web"},
                "spec": {"selector": {"app": "web"},
                         "ports": [{"name": "http", "port": 80, "targetPort": "web"}]}}),
-    )
-    .await;
-    api.api().create(
-        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
-        json!({"metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
+        )
+        .await;
+    api.api()
+        .create(
+            "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+            json!({"metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
                "addressType": "IPv4",
                "endpoints": [{"addresses": [host_ip.to_string()], "conditions": {"ready": true}}],
                "ports": [{"name": "http", "port": echo.port(), "protocol": "TCP"}]}),
-    )
-    .await;
+        )
+        .await;
     // No class named: served, since k1s is the default class.
-    api.api().create(
-        "/apis/networking.k8s.io/v1/namespaces/default/ingresses",
-        json!({"metadata": {"name": "web"},
+    api.api()
+        .create(
+            "/apis/networking.k8s.io/v1/namespaces/default/ingresses",
+            json!({"metadata": {"name": "web"},
                "spec": {"rules": [{"host": "web.example", "http": {"paths": [
                    {"path": "/", "pathType": "Prefix",
                     "backend": {"service": {"name": "web", "port": {"name": "http"}}}}]}}]}}),
-    )
-    .await;
+        )
+        .await;
     // Another controller's class: not served.
-    api.api().create(
-        "/apis/networking.k8s.io/v1/namespaces/default/ingresses",
-        json!({"metadata": {"name": "theirs"},
+    api.api()
+        .create(
+            "/apis/networking.k8s.io/v1/namespaces/default/ingresses",
+            json!({"metadata": {"name": "theirs"},
                "spec": {"ingressClassName": "nginx",
                         "rules": [{"host": "theirs.example", "http": {"paths": [
                    {"path": "/", "pathType": "Prefix",
                     "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}),
-    )
-    .await;
+        )
+        .await;
 
     let class: IngressClass = Api::all(client.clone()).get("k1s").await.expect("class");
     assert_eq!(

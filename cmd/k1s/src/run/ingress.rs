@@ -24,7 +24,11 @@ pub(crate) fn disabled(args: &ServerArgs) -> bool {
 
 /// Starts the controller unless disabled. A port it cannot open is logged: the rest of
 /// the server runs on.
-pub(crate) async fn start(args: &ServerArgs, api: &Arc<ApiServer>, node_ip: IpAddr) -> Option<Ingress> {
+pub(crate) async fn start(
+    args: &ServerArgs,
+    api: &Arc<ApiServer>,
+    node_ip: IpAddr,
+) -> Option<Ingress> {
     if disabled(args) {
         return None;
     }
@@ -63,5 +67,38 @@ impl Ingress {
     pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: ServerArgs,
+    }
+
+    fn args(flags: &[&str]) -> ServerArgs {
+        let argv = std::iter::once("server").chain(flags.iter().copied());
+        Cmd::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{flags:?}: {e}"))
+            .args
+    }
+
+    #[test]
+    fn disable_names_ingress_or_traefik() {
+        assert!(!disabled(&args(&[])));
+        assert!(disabled(&args(&["--disable", "ingress"])));
+        assert!(disabled(&args(&["--disable", "traefik"])));
+        assert!(disabled(&args(&["--disable", "coredns,Traefik"])));
+        assert!(!disabled(&args(&["--disable", "coredns"])));
+        let a = args(&[]);
+        assert_eq!((a.ingress_http_port, a.ingress_https_port), (80, 443));
+        let a = args(&["--ingress-http-port", "8080", "--ingress-https-port", "0"]);
+        assert_eq!((a.ingress_http_port, a.ingress_https_port), (8080, 0));
     }
 }

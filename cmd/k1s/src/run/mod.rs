@@ -2,8 +2,8 @@
 
 pub mod datastore;
 mod dns;
-mod ingress;
 pub mod image;
+mod ingress;
 pub mod kubectl;
 pub mod server;
 pub mod simulate;
