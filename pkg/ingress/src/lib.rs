@@ -148,7 +148,10 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), IngressError> {
-    ensure_class(client.clone(), &config).await?;
+    // Without the class, Ingresses naming none are not served; the rest still are.
+    if let Err(e) = ensure_class(client.clone(), &config).await {
+        tracing::warn!(error = %e, class = %config.class_name, "cannot create the IngressClass");
+    }
     let router = Arc::new(Router::default());
     let resolver = Arc::new(CertResolver::new()?);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver.clone())?));
