@@ -1,7 +1,8 @@
 //! The network part's ingress figure: requests/s and p99 with `wrk` through the k1s
 //! ingress controller, against Debian's nginx configured as the same reverse proxy (HTTP/1.1
 //! keep-alive to the backend, the same forwarded headers), both in front of one nginx
-//! backend on this host's address, one after the other with the same load.
+//! backend on this host's address, one after the other with the same load (each twice,
+//! alternating; the better run of each counts).
 //!
 //! The controller runs inside this driver (the `k1s-ingress` crate, as `k1s server` runs
 //! it on its agent) against the benchmark's `k1s server`, which runs without an agent.
@@ -245,11 +246,21 @@ pub async fn ingress(
         .await?;
         wait_ok(http, "the k1s ingress").await?;
         let seconds = seconds.max(2);
-        // Warm both (connections to the backend, the pools), then measure.
+        // Warm both (connections to the backend, the pools), then measure each twice,
+        // alternating, and keep each one's better run: other load on a shared machine
+        // weighs on whichever runs while it lasts.
         let _ = wrk(http.port(), 1)?;
         let _ = wrk(proxy_port, 1)?;
-        let k1s = wrk(http.port(), seconds)?;
-        let theirs = wrk(proxy_port, seconds)?;
+        let mut k1s = wrk(http.port(), seconds)?;
+        let mut theirs = wrk(proxy_port, seconds)?;
+        let theirs2 = wrk(proxy_port, seconds)?;
+        let k1s2 = wrk(http.port(), seconds)?;
+        if k1s2.per_s > k1s.per_s {
+            k1s = k1s2;
+        }
+        if theirs2.per_s > theirs.per_s {
+            theirs = theirs2;
+        }
         Ok::<_, anyhow::Error>((k1s, theirs))
     }
     .await;
