@@ -139,6 +139,9 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     resp
 }
 
+/// Responses up to this length are read whole before they are sent on.
+const SMALL_BODY: u64 = 64 * 1024;
+
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -256,6 +259,28 @@ async fn handle(mut req: Request<Incoming>, conn: Conn, shared: &Shared) -> Resp
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
+            // A small body of known length is read whole, so the head and the body leave
+            // in one write (as nginx's proxy buffers do); the rest streams.
+            let small = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|n| n <= SMALL_BODY);
+            if small {
+                return match body.collect().await {
+                    Ok(b) => Response::from_parts(
+                        parts,
+                        Full::new(b.to_bytes())
+                            .map_err(|never| match never {})
+                            .boxed(),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, backend = %backend.name, %endpoint, "ingress backend failed");
+                        plain(StatusCode::BAD_GATEWAY, "bad gateway\n")
+                    }
+                };
+            }
             Response::from_parts(parts, body.boxed())
         }
         Err(e) => {
