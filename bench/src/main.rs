@@ -6,6 +6,7 @@
 
 mod agent;
 mod etcd;
+mod ingress;
 mod load;
 mod network;
 mod proc;

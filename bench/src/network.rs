@@ -1,6 +1,7 @@
 //! The network part: cluster DNS queries/s and p99 with `dnsperf`, against `dnsmasq`
 //! (the kube-dns of old) serving the same names from a hosts file, side by side on this
-//! machine, one after the other with the same query file and load.
+//! machine, one after the other with the same query file and load; then the ingress
+//! against nginx (see [`crate::ingress`]).
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
@@ -187,7 +188,6 @@ pub async fn network(args: &Args, scratch: &Path, report: &mut Report) -> anyhow
     let theirs = dnsperf(&queries_file, dnsmasq_port, seconds)?;
     let _ = dnsmasq.kill();
     let _ = dnsmasq.wait();
-    server.stop()?;
 
     let n = svcs.len();
     report.add(
@@ -256,5 +256,7 @@ pub async fn network(args: &Args, scratch: &Path, report: &mut Report) -> anyhow
             "count",
         );
     }
-    Ok(())
+    let ingress = crate::ingress::ingress(&client, seconds, scratch, report).await;
+    server.stop()?;
+    ingress
 }

@@ -224,7 +224,8 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-fn free_port() -> u16 {
+/// A port free on 127.0.0.1 now (for a server flag that needs a known port).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -264,7 +265,7 @@ impl K1s {
     }
 
     /// Starts a server with its agent: a kubelet on the embedded containerd, with names
-    /// of its own (node, bridge, cluster CIDR, kubelet port, pod logs) so servers of
+    /// of its own (node, bridge, cluster CIDR, kubelet and ingress ports, pod logs) so servers of
     /// parallel tests do not meet, and the test images (see [`test_images`]) in its
     /// airgap folder. Needs root, containerd and runc; fails saying so otherwise.
     pub fn start_with_agent(extra_args: &[&str]) -> Self {
@@ -293,6 +294,13 @@ impl K1s {
             "--pod-log-dir".into(),
             dir.path().join("pod-logs").to_string_lossy().into_owned(),
         ];
+        // The ingress controller would take the node's ports 80 and 443: any free ones,
+        // unless the test names its own.
+        for flag in ["--ingress-http-port", "--ingress-https-port"] {
+            if !extra_args.contains(&flag) {
+                args.extend([flag.to_string(), "0".to_string()]);
+            }
+        }
         args.extend(extra_args.iter().map(|a| a.to_string()));
         let mut k = K1s {
             child: None,

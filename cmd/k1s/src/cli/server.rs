@@ -133,7 +133,7 @@ pub struct ServerArgs {
     /// built-in load balancer (LoadBalancer Services then stay pending), `local-storage`
     /// the local-path provisioner and its default StorageClass, `metrics-server` the
     /// resource metrics API (`metrics.k8s.io`, what `kubectl top` reads), `network-policy`
-    /// the NetworkPolicy enforcement.
+    /// the NetworkPolicy enforcement, `ingress` (or k3s's `traefik`) the ingress controller.
     #[arg(
         long,
         value_delimiter = ',',
@@ -152,6 +152,26 @@ pub struct ServerArgs {
         help_heading = "Networking"
     )]
     pub dns_listen: Vec<std::net::SocketAddr>,
+
+    /// Port of the ingress controller's plain HTTP listener on every node address (0 picks
+    /// a free one).
+    #[arg(
+        long,
+        default_value_t = 80,
+        env = "K1S_INGRESS_HTTP_PORT",
+        help_heading = "Networking"
+    )]
+    pub ingress_http_port: u16,
+
+    /// Port of the ingress controller's HTTPS listener on every node address (0 picks a
+    /// free one).
+    #[arg(
+        long,
+        default_value_t = 443,
+        env = "K1S_INGRESS_HTTPS_PORT",
+        help_heading = "Networking"
+    )]
+    pub ingress_https_port: u16,
 
     /// The dummy interface that carries --cluster-dns on this node.
     #[arg(

@@ -3,6 +3,7 @@
 pub mod datastore;
 mod dns;
 pub mod image;
+mod ingress;
 pub mod killall;
 pub mod kubectl;
 pub mod server;

@@ -277,10 +277,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             },
         )))
     };
+    let node_ip = args.node_ip.unwrap_or(advertise);
     let agent = if args.disable_agent {
         None
     } else {
-        let node_ip = args.node_ip.unwrap_or(advertise);
         Some(
             start_agent(&args, &api, &pki, &data_dir, &node_name, node_ip, runtime)
                 .await
@@ -408,6 +408,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             k1s_apiserver::metrics::DEFAULT_RESOLUTION,
         ))
     };
+    let ingress = if args.disable_agent {
+        None
+    } else {
+        super::ingress::start(&args, &api, node_ip).await
+    };
     let serve_options = ServeOptions {
         request_timeout: args.request_timeout,
         ..ServeOptions::default()
@@ -447,6 +452,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(dns) = dns {
         dns.stop().await;
+    }
+    if let Some(ingress) = ingress {
+        ingress.stop().await;
     }
     let _ = stop_proxy.send(());
     if let Some(p) = proxy {
