@@ -225,7 +225,10 @@ spec:
     std::thread::sleep(Duration::from_secs(2));
     let row = k1s.kubectl(&k, &["get", "pvc", "data", "--no-headers"]);
     assert!(row.ok().contains("Terminating"), "{}", row.stdout);
-    assert!(dir.join("file").exists(), "the data went with a claim in use");
+    assert!(
+        dir.join("file").exists(),
+        "the data went with a claim in use"
+    );
     k1s.kubectl(&k, &["delete", "pod", "reader", "--wait=true"])
         .ok();
     eventually(WAIT, "the claim deleted", || {

@@ -196,7 +196,8 @@ async fn next_pass(wake: &Notify, stop: &mut std::pin::Pin<&mut impl Future<Outp
 
 /// Pods by namespace and name with the claims each holds, kept from a watch that stores
 /// no pods (at scale a full pod cache per controller is what costs).
-type Holders = Arc<Mutex<HashMap<(String, String), Vec<(String, Option<String>)>>>>;
+type Holders = Arc<Mutex<HolderMap>>;
+type HolderMap = HashMap<(String, String), Vec<(String, Option<String>)>>;
 
 fn watch_holders(
     client: kube::Client,
@@ -204,7 +205,7 @@ fn watch_holders(
 ) -> (Holders, tokio::task::JoinHandle<()>) {
     let holders: Holders = Arc::default();
     let map = holders.clone();
-    let mut relisting: HashMap<(String, String), Vec<(String, Option<String>)>> = HashMap::new();
+    let mut relisting = HolderMap::new();
     let key = |p: &Pod| (p.namespace().unwrap_or_default(), p.name_any());
     let task = tokio::spawn(
         watcher(Api::<Pod>::all(client), watcher::Config::default())
