@@ -164,11 +164,21 @@ pub fn now_micro() -> String {
 
 /// A request's metadata as an answer echoes it: as Go writes the decoded struct back (an
 /// owner reference sent as `null` comes back with its required fields empty, not as `{}`),
-/// creation time unset.
+/// creation time unset. Managed fields that do not decode (a `fieldsV1` that is not an
+/// object) are dropped, as upstream's field manager resets managed fields it cannot read.
 pub fn echoed_metadata(meta: &Value) -> Value {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     let mut typed: ObjectMeta = serde_json::from_value(meta.clone()).unwrap_or_default();
     typed.creation_timestamp = None;
+    let unreadable = typed.managed_fields.iter().flatten().any(|entry| {
+        entry
+            .fields_v1
+            .as_ref()
+            .is_some_and(|fields| !fields.0.is_object() && !fields.0.is_null())
+    });
+    if unreadable {
+        typed.managed_fields = None;
+    }
     let mut out = serde_json::to_value(typed).unwrap_or_else(|_| serde_json::json!({}));
     out["creationTimestamp"] = Value::Null;
     out
@@ -179,6 +189,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn echoed_metadata_drops_managed_fields_it_cannot_read() {
+        let meta = json!({"name": "a", "managedFields": [{"fieldsV1": [null, null]}]});
+        assert!(echoed_metadata(&meta).get("managedFields").is_none());
+        let meta = json!({"name": "a", "managedFields": [{"manager": "m", "fieldsV1": {"f:a": {}}}]});
+        assert_eq!(echoed_metadata(&meta)["managedFields"][0]["manager"], "m");
+    }
 
     #[test]
     fn set_path_creates_parents_and_default_path_keeps_values() {

@@ -230,6 +230,27 @@ impl Drop for Registry {
 }
 
 /// GET / on port 80 from inside a pod's network namespace.
+/// Runs `ip link set lo up` in the network namespace at `netns`, as the pod network does.
+fn loopback_up_in_netns(netns: &Path) -> std::io::Result<()> {
+    let netns = netns.to_path_buf();
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&netns)?;
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(std::io::Error::from)?;
+        // A child forked from this thread starts in its network namespace.
+        let status = std::process::Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!("ip link set lo up: {status}")))
+        }
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("the netns thread panicked"))?
+}
+
 fn http_get_in_netns(netns: &Path) -> std::io::Result<String> {
     let netns = netns.to_path_buf();
     std::thread::spawn(move || {
@@ -461,6 +482,8 @@ async fn scenario(supervisor: &Supervisor, tmp: &Path, cgroup_parent: &str) {
     let netns = sandbox.netns.clone().expect("a netns");
     assert!(netns.exists());
     assert!(sandbox.ready);
+    // The pod network (not run here) brings loopback up when it attaches a pod.
+    loopback_up_in_netns(&netns).expect("loopback up in the pod netns");
     let logs = tmp.join("logs");
 
     // echo hi → 0, Completed, a CRI log line.
