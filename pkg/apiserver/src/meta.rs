@@ -194,7 +194,8 @@ mod tests {
     fn echoed_metadata_drops_managed_fields_it_cannot_read() {
         let meta = json!({"name": "a", "managedFields": [{"fieldsV1": [null, null]}]});
         assert!(echoed_metadata(&meta).get("managedFields").is_none());
-        let meta = json!({"name": "a", "managedFields": [{"manager": "m", "fieldsV1": {"f:a": {}}}]});
+        let meta =
+            json!({"name": "a", "managedFields": [{"manager": "m", "fieldsV1": {"f:a": {}}}]});
         assert_eq!(echoed_metadata(&meta)["managedFields"][0]["manager"], "m");
     }
 

@@ -244,7 +244,9 @@ fn loopback_up_in_netns(netns: &Path) -> std::io::Result<()> {
         if status.success() {
             Ok(())
         } else {
-            Err(std::io::Error::other(format!("ip link set lo up: {status}")))
+            Err(std::io::Error::other(format!(
+                "ip link set lo up: {status}"
+            )))
         }
     })
     .join()
