@@ -594,8 +594,7 @@ impl GenericStore {
 
     /// Upstream's DefaultStorageClass admission for a claim being created: a claim that
     /// names no class (neither `spec.storageClassName` nor the beta annotation) gets the
-    /// default StorageClass; of several defaults the newest wins (ties: the name first
-    /// in order), as upstream since 1.26. An empty class name means "no class" and stays.
+    /// default StorageClass. An empty class name means "no class" and stays.
     fn admit_default_storage_class(&self, claim: &mut Value) {
         let named = claim
             .pointer("/spec/storageClassName")
@@ -606,46 +605,82 @@ impl GenericStore {
         if named {
             return;
         }
-        let snap = self.registry.snapshot();
-        let Some(classes) = snap.get("storage.k8s.io", "v1", "storageclasses").cloned() else {
+        let chosen = self.default_class(
+            ("storage.k8s.io", "v1", "storageclasses"),
+            &[
+                "storageclass.kubernetes.io~1is-default-class",
+                "storageclass.beta.kubernetes.io~1is-default-class",
+            ],
+        );
+        if let Some(name) = chosen
+            && let Some(spec) = claim.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.insert("storageClassName".into(), json!(name));
+        }
+    }
+
+    /// Upstream's DefaultIngressClass admission for an Ingress being created: one that
+    /// names no class (neither `spec.ingressClassName` nor the legacy
+    /// `kubernetes.io/ingress.class` annotation) gets the default IngressClass.
+    fn admit_default_ingress_class(&self, ingress: &mut Value) {
+        let named = ingress
+            .pointer("/spec/ingressClassName")
+            .is_some_and(|v| !v.is_null())
+            || ingress
+                .pointer("/metadata/annotations/kubernetes.io~1ingress.class")
+                .is_some();
+        if named {
             return;
-        };
+        }
+        let chosen = self.default_class(
+            ("networking.k8s.io", "v1", "ingressclasses"),
+            &["ingressclass.kubernetes.io~1is-default-class"],
+        );
+        if let Some(name) = chosen
+            && let Some(spec) = ingress.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.insert("ingressClassName".into(), json!(name));
+        }
+    }
+
+    /// The default class among the cluster-scoped `(group, version, plural)` objects: one
+    /// whose annotation (any of `annotations`, JSON-pointer escaped) is `"true"`; of several
+    /// the newest wins (ties: the name first in order), as upstream since 1.26.
+    fn default_class(
+        &self,
+        (group, version, plural): (&str, &str, &str),
+        annotations: &[&str],
+    ) -> Option<String> {
+        let snap = self.registry.snapshot();
+        let classes = snap.get(group, version, plural).cloned()?;
         let (items, _, _) = self
             .store
             .cache()
             .list(&classes.info.collection_prefix(None), None, 0);
-        let is_default = |sc: &Value| {
-            [
-                "storageclass.kubernetes.io~1is-default-class",
-                "storageclass.beta.kubernetes.io~1is-default-class",
-            ]
-            .iter()
-            .any(|a| {
-                sc.pointer(&format!("/metadata/annotations/{a}"))
+        let is_default = |class: &Value| {
+            annotations.iter().any(|a| {
+                class
+                    .pointer(&format!("/metadata/annotations/{a}"))
                     .and_then(Value::as_str)
                     == Some("true")
             })
         };
-        let chosen = items
+        let created = |v: &Value| {
+            v.pointer("/metadata/creationTimestamp")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        items
             .iter()
             .filter_map(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
             .filter(is_default)
             .max_by(|a, b| {
-                let created = |v: &Value| {
-                    v.pointer("/metadata/creationTimestamp")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                };
                 created(a)
                     .cmp(&created(b))
                     .then_with(|| meta::name(b).cmp(meta::name(a)))
-            });
-        if let Some(sc) = chosen
-            && let Some(spec) = claim.get_mut("spec").and_then(Value::as_object_mut)
-        {
-            spec.insert("storageClassName".into(), json!(meta::name(&sc)));
-        }
+            })
+            .map(|class| meta::name(&class).to_string())
     }
 
     /// Upstream's ServiceAccount admission (see `kinds::core::pod_service_account`), unless
@@ -812,6 +847,9 @@ impl GenericStore {
         }
         if info.group.is_empty() && info.plural == "persistentvolumeclaims" {
             self.admit_default_storage_class(&mut obj);
+        }
+        if info.group == "networking.k8s.io" && info.plural == "ingresses" {
+            self.admit_default_ingress_class(&mut obj);
         }
         self.admit_storage_protection(info, &mut obj);
         let mut errs = self.validate_meta(res, &obj);

@@ -458,6 +458,45 @@ mod tests {
     use super::*;
     use crate::test_util::texts;
 
+    #[tokio::test]
+    async fn an_ingress_without_a_class_gets_the_default_class() {
+        let t = crate::test_util::TestApiServer::new().await;
+        let api = t.api();
+        let ingress = |name: &str, extra: Value| {
+            let mut i = json!({"metadata": {"name": name}, "spec": {"defaultBackend":
+                {"service": {"name": "web", "port": {"number": 80}}}}});
+            if let (Some(spec), Some(more)) = (i["spec"].as_object_mut(), extra.as_object()) {
+                spec.extend(more.clone());
+            }
+            i
+        };
+        let path = "/apis/networking.k8s.io/v1/namespaces/default/ingresses";
+        let (code, body) = api.call("POST", path, &ingress("none", json!({}))).await;
+        assert_eq!(code, 201, "{body}");
+        assert!(body["spec"].get("ingressClassName").is_none(), "{body}");
+        api.create(
+            "/apis/networking.k8s.io/v1/ingressclasses",
+            json!({"metadata": {"name": "k1s", "annotations":
+                       {"ingressclass.kubernetes.io/is-default-class": "true"}},
+                   "spec": {"controller": "k1s.io/ingress"}}),
+        )
+        .await;
+        let (_, body) = api.call("POST", path, &ingress("a", json!({}))).await;
+        assert_eq!(body["spec"]["ingressClassName"], "k1s", "{body}");
+        let (_, body) = api
+            .call(
+                "POST",
+                path,
+                &ingress("b", json!({"ingressClassName": "nginx"})),
+            )
+            .await;
+        assert_eq!(body["spec"]["ingressClassName"], "nginx", "{body}");
+        let mut legacy = ingress("c", json!({}));
+        legacy["metadata"]["annotations"] = json!({"kubernetes.io/ingress.class": "nginx"});
+        let (_, body) = api.call("POST", path, &legacy).await;
+        assert!(body["spec"].get("ingressClassName").is_none(), "{body}");
+    }
+
     /// The Ingress of the Kubernetes docs' "Ingress" page, with TLS and a default
     /// backend added.
     fn docs_ingress() -> Value {
