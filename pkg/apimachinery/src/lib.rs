@@ -6,6 +6,7 @@
 //! metadata validation. Messages are upstream's, byte for byte, because kubectl prints
 //! them verbatim and tests in the wild match on them.
 
+pub mod cron;
 pub mod field;
 pub mod fields;
 #[cfg(test)]

@@ -17,7 +17,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
 
 use super::SCHEDULED_TIMESTAMP;
-use super::schedule::{Schedule, load_time_zone, split_zone};
+use super::schedule::{Fires, Schedule, load_time_zone, split_zone};
 use crate::job::{Clock, finished_condition};
 use crate::workload::{controller_ref, is_controlled_by};
 
@@ -271,7 +271,8 @@ async fn schedule_next(
     let spec = cj.spec.clone().unwrap_or_default();
     // A zone in the schedule itself (only older CronJobs can carry one) wins, with a
     // warning, as upstream's formatSchedule does.
-    let (schedule_zone, schedule) = split_zone(&spec.schedule);
+    let split = split_zone(spec.schedule.trim());
+    let schedule_zone = split.as_ref().ok().and_then(|(zone, _)| *zone);
     if spec.schedule.contains("TZ") {
         let note = format!(
             "CRON_TZ or TZ used in schedule {:?} is not officially supported, see https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/ for more details",
@@ -306,7 +307,7 @@ async fn schedule_next(
     if spec.suspend == Some(true) {
         return Ok(None);
     }
-    let sched = match Schedule::parse(schedule) {
+    let sched = match split.and_then(|(_, schedule)| Schedule::parse(schedule)) {
         Ok(s) => s,
         Err(e) => {
             let note = format!("unparseable schedule: {:?} : {e}", spec.schedule);
