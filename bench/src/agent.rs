@@ -527,6 +527,15 @@ async fn measure(
             ),
             serial.quantile(0.5),
         );
+        report.add_ms(
+            section,
+            "agent.serial_start_p99_ms",
+            &format!(
+                "pod start, one at a time, p99 of {} (target ≤ 1000)",
+                args.agent_serial_pods
+            ),
+            serial.quantile(0.99),
+        );
         for i in 0..args.agent_serial_pods {
             pods.delete(&format!("serial-{i}"), &DeleteParams::default())
                 .await?;
