@@ -96,6 +96,9 @@ pub struct Index {
     namespaces: HashMap<String, usize>,
     /// Unix time of the last change: the SOA serial.
     serial: u32,
+    /// Counts every change, so answers cached at one generation are known stale at the
+    /// next (the serial only moves once a second).
+    generation: u64,
     services_synced: bool,
     slices_synced: bool,
 }
@@ -297,8 +300,14 @@ impl Index {
         self.serial
     }
 
+    /// Moves with every change of the index.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     fn touch(&mut self) {
         self.serial = now_serial().max(self.serial);
+        self.generation += 1;
     }
 
     /// Adds or replaces a Service.

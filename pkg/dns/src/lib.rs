@@ -10,6 +10,7 @@ pub mod iface;
 pub mod index;
 pub mod kube_dns;
 mod server;
+mod udp;
 mod watch;
 
 use std::net::{IpAddr, SocketAddr};
@@ -88,6 +89,7 @@ pub struct Running {
     addrs: Vec<SocketAddr>,
     synced: tokio::sync::watch::Receiver<bool>,
     server: Option<hickory_server::ServerFuture<server::Handler>>,
+    udp: Vec<tokio::task::JoinHandle<()>>,
     watches: tokio::task::JoinHandle<()>,
 }
 
@@ -113,6 +115,9 @@ impl Running {
     /// Stops serving and watching.
     pub async fn shutdown(mut self) {
         self.watches.abort();
+        for task in &self.udp {
+            task.abort();
+        }
         if let Some(mut server) = self.server.take() {
             let _ = server.shutdown_gracefully().await;
         }
@@ -122,6 +127,9 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.watches.abort();
+        for task in &self.udp {
+            task.abort();
+        }
         if let Some(server) = &self.server {
             server.shutdown_token().cancel();
         }
@@ -151,15 +159,27 @@ pub async fn start(client: kube::Client, config: Config) -> Result<Running, Erro
         }
     };
     let forwarder = (!upstreams.is_empty()).then(|| Arc::new(Forwarder::new(&upstreams)));
+    // TCP through hickory's server; UDP through the loops with the answer cache.
+    let udp_handler = Arc::new(server::Handler::new(
+        index.clone(),
+        zone.clone(),
+        forwarder.clone(),
+    ));
+    let cache = Arc::new(udp::AnswerCache::default());
     let handler = server::Handler::new(index.clone(), zone, forwarder);
     let mut srv = hickory_server::ServerFuture::new(handler);
     let mut addrs = Vec::new();
+    let mut udp_tasks = Vec::new();
     let sockets = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
     for addr in &config.listen {
         let (udp, tcp) = server::bind_pair(*addr, sockets).await?;
         addrs.push(tcp.local_addr().map_err(|e| Error::Bind(*addr, e))?);
         for socket in udp {
-            srv.register_socket(socket);
+            udp_tasks.push(tokio::spawn(udp::serve(
+                socket,
+                udp_handler.clone(),
+                cache.clone(),
+            )));
         }
         srv.register_listener(tcp, Duration::from_secs(10));
     }
@@ -171,6 +191,7 @@ pub async fn start(client: kube::Client, config: Config) -> Result<Running, Erro
         addrs,
         synced,
         server: Some(srv),
+        udp: udp_tasks,
         watches,
     })
 }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hickory_proto::op::{Edns, Header, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::authority::MessageResponseBuilder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -48,14 +48,18 @@ struct Reply {
     answers: Vec<Record>,
     soa: Vec<Record>,
     additionals: Vec<Record>,
+    /// The index generation the reply was read at, when it came from the index alone
+    /// (nothing forwarded): such a reply stays right until the index changes.
+    generation: Option<u64>,
 }
 
 impl Handler {
     async fn resolve(&self, qname: &Name, qtype: RecordType) -> Reply {
         let local = {
             let index = self.index.read();
+            let generation = index.generation();
             match index.lookup(&self.zone, qname, qtype) {
-                Some(answer) => Some((answer, index.synced(), index.serial())),
+                Some(answer) => Some((answer, index.synced(), index.serial(), generation)),
                 None if qtype == RecordType::PTR
                     && (self.in_addr.zone_of(qname) || self.ip6.zone_of(qname)) =>
                 {
@@ -67,13 +71,14 @@ impl Handler {
                             },
                             true,
                             index.serial(),
+                            generation,
                         )
                     })
                 }
                 None => None,
             }
         };
-        let Some((answer, synced, serial)) = local else {
+        let Some((answer, synced, serial, generation)) = local else {
             return self.forward(qname, qtype).await;
         };
         match answer {
@@ -82,10 +87,12 @@ impl Handler {
                 additionals,
             } => {
                 // An ExternalName pointing outside the cluster: the forwarder finishes it.
+                let mut generation = Some(generation);
                 if qtype != RecordType::CNAME
                     && let Some(RData::CNAME(target)) = answers.last().map(Record::data)
                     && !self.zone.name.zone_of(&target.0)
                 {
+                    generation = None;
                     let target = target.0.clone();
                     if let Reply {
                         code: ResponseCode::NoError,
@@ -102,11 +109,13 @@ impl Handler {
                     answers,
                     additionals,
                     soa: Vec::new(),
+                    generation,
                 }
             }
             Answer::NoData => Reply {
                 authoritative: true,
                 soa: vec![self.zone.soa(serial)],
+                generation: Some(generation),
                 ..Reply::default()
             },
             // Before the first lists are in, "no such name" may be wrong: SERVFAIL.
@@ -118,6 +127,7 @@ impl Handler {
                 code: ResponseCode::NXDomain,
                 authoritative: true,
                 soa: vec![self.zone.soa(serial)],
+                generation: Some(generation),
                 ..Reply::default()
             },
         }
@@ -145,6 +155,70 @@ impl Handler {
                 ..Reply::default()
             },
         }
+    }
+}
+
+impl Handler {
+    /// The index's generation now: cached answers of another generation are stale.
+    pub(crate) fn generation(&self) -> u64 {
+        self.index.read().generation()
+    }
+
+    /// Answers one UDP query given as wire bytes: the response's bytes (truncated to
+    /// what the client can take: its EDNS payload size, else 512 bytes) and, when the
+    /// answer came from the index alone, the generation it is valid for. `None`: not a
+    /// query at all (too short to answer, or itself a response), dropped as hickory does.
+    pub(crate) async fn answer_udp(&self, query: &[u8]) -> Option<(Vec<u8>, Option<u64>)> {
+        let request = match Message::from_vec(query) {
+            Ok(m) => m,
+            Err(_) => {
+                let id = u16::from_be_bytes([*query.first()?, *query.get(1)?]);
+                let refused = Message::error_msg(id, OpCode::Query, ResponseCode::FormErr);
+                return refused.to_vec().ok().map(|b| (b, None));
+            }
+        };
+        if request.message_type() != MessageType::Query {
+            return None;
+        }
+        let reply = match (request.op_code(), request.queries()) {
+            (OpCode::Query, [query]) => {
+                // Names match case-insensitively (the question keeps its case).
+                let qname = query.name().to_lowercase();
+                self.resolve(&qname, query.query_type()).await
+            }
+            (OpCode::Query, _) => Reply {
+                code: ResponseCode::FormErr,
+                ..Reply::default()
+            },
+            _ => Reply {
+                code: ResponseCode::NotImp,
+                ..Reply::default()
+            },
+        };
+        let mut header = Header::response_from_request(request.header());
+        header.set_recursion_available(true);
+        header.set_authoritative(reply.authoritative);
+        header.set_response_code(reply.code);
+        let mut response = Message::new();
+        response.set_header(header);
+        response.add_queries(request.queries().iter().cloned());
+        response.add_answers(reply.answers);
+        response.add_name_servers(reply.soa);
+        response.add_additionals(reply.additionals);
+        let limit = match request.extensions() {
+            Some(edns) => {
+                let mut edns_out = Edns::new();
+                edns_out.set_max_payload(edns.max_payload().max(512));
+                response.set_edns(edns_out);
+                usize::from(edns.max_payload().max(512))
+            }
+            None => 512,
+        };
+        let mut bytes = response.to_vec().ok()?;
+        if bytes.len() > limit {
+            bytes = response.truncate().to_vec().ok()?;
+        }
+        Some((bytes, reply.generation))
     }
 }
 

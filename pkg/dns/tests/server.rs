@@ -43,15 +43,20 @@ async fn udp(server: SocketAddr, qname: &str, qtype: RecordType) -> Message {
     let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .expect("bind");
-    sock.send_to(&request(qname, qtype), server)
-        .await
-        .expect("send");
+    let query = request(qname, qtype);
+    sock.send_to(&query, server).await.expect("send");
     let mut buf = vec![0u8; 4096];
     let (n, _) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf))
         .await
         .expect("UDP answer in time")
         .expect("recv");
-    Message::from_vec(&buf[..n]).expect("decode")
+    let answer = Message::from_vec(&buf[..n]).expect("decode");
+    assert_eq!(
+        answer.id(),
+        u16::from_be_bytes([query[0], query[1]]),
+        "answer's ID"
+    );
+    answer
 }
 
 async fn tcp(server: SocketAddr, qname: &str, qtype: RecordType) -> Message {
@@ -260,7 +265,9 @@ async fn cluster_records_over_udp_and_tcp() {
     let dns = start_dns(client.clone(), Vec::new()).await;
     let server = dns.local_addrs()[0];
 
+    // UDP twice: the second answer comes from the answer cache, with the new query's ID.
     for m in [
+        udp(server, "web.default.svc.cluster.local.", RecordType::A).await,
         udp(server, "web.default.svc.cluster.local.", RecordType::A).await,
         tcp(server, "web.default.svc.cluster.local.", RecordType::A).await,
     ] {
@@ -269,6 +276,13 @@ async fn cluster_records_over_udp_and_tcp() {
         assert_eq!(ips(m.answers()), vec![web_ip]);
         assert_eq!(m.answers()[0].ttl(), 5);
     }
+    // Names match whatever their case; the question comes back as asked.
+    let m = udp(server, "Web.DEFAULT.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(ips(m.answers()), vec![web_ip]);
+    assert_eq!(
+        m.queries()[0].name(),
+        &name("Web.DEFAULT.svc.cluster.local.")
+    );
     // The kube-dns Service the server creates, when it does (here: made by hand).
     k1s_dns::kube_dns::ensure(client.clone(), ip("10.43.0.10"))
         .await
@@ -283,6 +297,39 @@ async fn cluster_records_over_udp_and_tcp() {
 
     let m = tcp(server, "db.default.svc.cluster.local.", RecordType::A).await;
     assert_eq!(ips(m.answers()), vec![ip("10.42.0.5"), ip("10.42.0.6")]);
+
+    // An answer over 512 bytes does not fit a UDP reply without EDNS: truncated, with the
+    // question kept; TCP gives all of it.
+    let many: Vec<serde_json::Value> = (1..=60)
+        .map(|i| json!({"addresses": [format!("10.42.1.{i}")], "conditions": {"ready": true}}))
+        .collect();
+    let _: Service = create(
+        &client,
+        "default",
+        json!({"metadata": {"name": "big"},
+               "spec": {"clusterIP": "None", "ports": [{"port": 80}]}}),
+    )
+    .await;
+    let _: EndpointSlice = create(
+        &client,
+        "default",
+        json!({"metadata": {"name": "big-1", "labels": {"kubernetes.io/service-name": "big"}},
+               "addressType": "IPv4", "endpoints": many}),
+    )
+    .await;
+    until(
+        server,
+        "big.default.svc.cluster.local.",
+        RecordType::A,
+        |m| m.truncated(),
+    )
+    .await;
+    let full = udp(server, "big.default.svc.cluster.local.", RecordType::A).await;
+    assert!(full.truncated() && full.answers().is_empty(), "{full:?}");
+    assert_eq!(full.queries().len(), 1);
+    let m = tcp(server, "big.default.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(m.answers().len(), 60);
+    assert!(!m.truncated());
     let m = udp(server, "db-0.db.default.svc.cluster.local.", RecordType::A).await;
     assert_eq!(ips(m.answers()), vec![ip("10.42.0.5")]);
 
