@@ -18,8 +18,10 @@ use serde_json::Value;
 /// The config file read when neither --config nor K1S_CONFIG_FILE names one.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/k1s/config.yaml";
 
-/// Subcommands whose flags the config file sets.
-const CONFIGURED_SUBCOMMANDS: &[&str] = &["server"];
+/// Subcommands whose flags the config file sets, and whether a key naming none of their
+/// flags is worth a warning: `killall` shares the server's file for --data-dir and
+/// --bridge-name and ignores the rest.
+const CONFIGURED_SUBCOMMANDS: &[(&str, bool)] = &[("server", true), ("killall", false)];
 
 /// Why the config file could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -68,12 +70,12 @@ pub fn expand(args: Vec<OsString>) -> Result<Expanded, ConfigError> {
             warnings: Vec::new(),
         });
     };
-    if !CONFIGURED_SUBCOMMANDS.contains(&sub) {
+    let Some(&(_, warn_unknown)) = CONFIGURED_SUBCOMMANDS.iter().find(|(s, _)| *s == sub) else {
         return Ok(Expanded {
             args,
             warnings: Vec::new(),
         });
-    }
+    };
     let explicit = matches!(
         sub_matches.value_source("config"),
         Some(ValueSource::CommandLine | ValueSource::EnvVariable)
@@ -103,10 +105,12 @@ pub fn expand(args: Vec<OsString>) -> Result<Expanded, ConfigError> {
             .get_arguments()
             .find(|a| a.get_long() == Some(key.as_str()))
         else {
-            warnings.push(format!(
-                "unknown flag --{key} found in config file {}, skipping",
-                path.display()
-            ));
+            if warn_unknown {
+                warnings.push(format!(
+                    "unknown flag --{key} found in config file {}, skipping",
+                    path.display()
+                ));
+            }
             continue;
         };
         if key == "config" {
@@ -190,7 +194,11 @@ fn load(path: &Path, explicit: bool) -> Result<Option<BTreeMap<String, Value>>, 
 /// Merges one file's keys into `into`: a key replaces, `key+` appends (to a list, or to a
 /// string with a comma, as k3s does).
 fn merge(into: &mut BTreeMap<String, Value>, text: &str) -> Result<(), String> {
-    if text.trim().is_empty() {
+    // A file of comments only (as install.sh writes it) sets nothing.
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         return Ok(());
     }
     let doc: Value = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
@@ -339,6 +347,11 @@ mod tests {
             "node-name: x\n",
         )
         .unwrap();
+        std::fs::write(
+            dir.path().join("config.yaml.d/30-comments.yaml"),
+            "# node-name: y\n",
+        )
+        .unwrap();
         let out = expand(os(&["k1s", "server", "-c", cfg.to_str().unwrap()])).unwrap();
         let s = parse(out.args);
         assert_eq!(s.tls_san, vec!["a", "b", "c"]);
@@ -389,6 +402,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("expected a mapping"), "{err}");
+    }
+
+    #[test]
+    fn killall_takes_the_server_keys_it_knows_and_ignores_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.yaml");
+        std::fs::write(&cfg, "bridge-name: pibr0\nnode-name: pi1\n").unwrap();
+        let out = expand(os(&["k1s", "killall", "--config", cfg.to_str().unwrap()])).unwrap();
+        assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+        match crate::cli::Cli::try_parse_from(out.args).unwrap().command {
+            crate::cli::Command::Killall(k) => assert_eq!(k.bridge_name, "pibr0"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

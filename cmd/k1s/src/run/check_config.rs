@@ -333,12 +333,16 @@ pub fn check_modules(host: &Host) -> Vec<Finding> {
             })
             .collect()
     };
+    let kconfig = kernel_config(host, &release);
     let builtin = names_in("modules.builtin");
     let loadable = names_in("modules.dep");
     let have_tree = !release.is_empty() && host.exists(&module_dir);
     let mut out = Vec::new();
     for (name, config, level, why) in MODULES {
-        let in_sys = host.exists(&format!("/sys/module/{name}"));
+        // br_netfilter makes /proc/sys/net/bridge, built in or loaded.
+        let in_sys = host.exists(&format!("/sys/module/{name}"))
+            || (*name == "br_netfilter" && host.exists("/proc/sys/net/bridge"));
+        let configured = kconfig.as_ref().map(|c| c.get(*config).map(String::as_str));
         let is_fs = *name == "overlay"
             && filesystems
                 .lines()
@@ -351,6 +355,18 @@ pub fn check_modules(host: &Host) -> Vec<Finding> {
             out.push(Finding::ok(format!(
                 "{name}: loadable (the kernel loads it when k1s first uses it)"
             )));
+        } else if configured == Some(Some("y")) {
+            out.push(Finding::ok(format!(
+                "{name}: built into the kernel ({config}=y)"
+            )));
+        } else if matches!(configured, Some(None | Some("n"))) {
+            out.push(Finding::bad(
+                *level,
+                format!("{name}: this kernel ({release}) has no {name} ({config} is not set), needed for {why}"),
+                format!(
+                    "boot a kernel built with {config} (Raspberry Pi OS's and Debian's are)"
+                ),
+            ));
         } else if !have_tree {
             out.push(Finding::bad(
                 Level::Warn,
@@ -375,6 +391,28 @@ pub fn check_modules(host: &Host) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// The running kernel's build options, from /proc/config.gz (Raspberry Pi OS: after
+/// `modprobe configs`) or /boot/config-<release>; `None` when neither is there.
+fn kernel_config(host: &Host, release: &str) -> Option<BTreeMap<String, String>> {
+    use std::io::Read;
+    let text = match std::fs::read(host.path("/proc/config.gz")) {
+        Ok(gz) => {
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(gz.as_slice())
+                .read_to_string(&mut text)
+                .ok()?;
+            text
+        }
+        Err(_) => host.read(&format!("/boot/config-{release}"))?,
+    };
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
 }
 
 /// Programs k1s runs: what is missing, and the Debian package that brings it.
@@ -633,6 +671,29 @@ mod tests {
         let vxlan = by_name("vxlan");
         assert_eq!(vxlan.level, Level::Warn);
         assert!(vxlan.fix.as_deref().unwrap().contains("CONFIG_VXLAN"));
+    }
+
+    #[test]
+    fn the_kernel_config_tells_built_in_from_missing() {
+        let (_d, h) = host(&[
+            ("/proc/sys/kernel/osrelease", "6.1.0-rpi7-rpi-v7\n"),
+            (
+                "/boot/config-6.1.0-rpi7-rpi-v7",
+                "CONFIG_VETH=y\nCONFIG_OVERLAY_FS=m\n# CONFIG_VXLAN is not set\n",
+            ),
+        ]);
+        let f = check_modules(&h);
+        let by_name = |n: &str| {
+            f.iter()
+                .find(|f| f.message.starts_with(&format!("{n}:")))
+                .unwrap()
+        };
+        assert!(by_name("veth").message.contains("CONFIG_VETH=y"));
+        assert_eq!(by_name("vxlan").level, Level::Warn);
+        assert!(by_name("vxlan").message.contains("CONFIG_VXLAN is not set"));
+        assert_eq!(by_name("bridge").level, Level::Fail);
+        // A module the config names but /lib/modules lacks cannot be told.
+        assert_eq!(by_name("overlay").level, Level::Warn);
     }
 
     #[test]
