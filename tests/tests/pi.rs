@@ -309,7 +309,8 @@ fn install_then_uninstall_leaves_nothing() {
 fn build_deb_packages_the_units_and_scripts() {
     let out_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
     let build = Command::new(repo_root().join("scripts/build-deb"))
-        .args(["--arch", "amd64", "--bin"])
+        // Uncompressed: xz of a debug binary takes minutes on a shared 2-core machine.
+        .args(["--arch", "amd64", "--compress", "none", "--bin"])
         .arg(k1s_binary())
         .arg("--out")
         .arg(out_dir.path())

@@ -22,7 +22,8 @@ pub enum Level {
 
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        // pad, not write_str: the report right-aligns the level in a fixed width.
+        f.pad(match self {
             Level::Ok => "ok",
             Level::Warn => "warn",
             Level::Fail => "FAIL",
