@@ -303,6 +303,49 @@ fn install_then_uninstall_leaves_nothing() {
     assert!(left.is_empty(), "left behind: {left:?}\n{said}");
 }
 
+/// An agent install needs K1S_TOKEN with K1S_URL, and a binary with `k1s agent`; until
+/// k1s has one, the installer refuses instead of writing a unit that cannot start.
+#[test]
+fn agent_install_needs_a_token_and_an_agent_command() {
+    let t = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let run = |token: Option<&str>| {
+        let mut cmd = Command::new("sh");
+        cmd.arg(repo_root().join("packaging/install.sh"))
+            .env("INSTALL_K1S_BIN", k1s_binary())
+            .env("INSTALL_K1S_BIN_DIR", t.path().join("bin"))
+            .env("INSTALL_K1S_SYSTEMD_DIR", t.path().join("systemd"))
+            .env("INSTALL_K1S_CONFIG_DIR", t.path().join("etc"))
+            .env("INSTALL_K1S_DATA_DIR", t.path().join("data"))
+            .env("INSTALL_K1S_SKIP_ENABLE", "true")
+            .env("K1S_URL", "https://192.0.2.1:6443");
+        if let Some(token) = token {
+            cmd.env("K1S_TOKEN", token);
+        }
+        let out = cmd.output().unwrap_or_else(|e| panic!("install.sh: {e}"));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = run(None);
+    assert!(!ok && err.contains("it needs K1S_TOKEN too"), "{err}");
+    let has_agent = Command::new(k1s_binary())
+        .args(["agent", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let (ok, err) = run(Some("K10abc::server:secret"));
+    if has_agent {
+        assert!(ok, "{err}");
+        assert!(t.path().join("systemd/k1s-agent.service").exists());
+    } else {
+        assert!(
+            !ok && err.contains("this k1s has no `agent` command yet"),
+            "{err}"
+        );
+        assert!(!t.path().join("systemd/k1s-agent.service").exists());
+    }
+}
+
 /// `scripts/build-deb` packages a binary with dpkg-deb: the binary, unit and killall
 /// script and the config file, with maintainer scripts.
 #[test]
