@@ -13,14 +13,22 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("K1S_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if cli.debug { "debug" } else { "info" })
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // The config file's flags go in before clap parses, so `--help` and errors see them too.
+    let expanded = match cli::config_file::expand(std::env::args_os().collect()) {
+        Ok(expanded) => expanded,
+        Err(e) => {
+            eprintln!("k1s: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let cli = cli::Cli::parse_from(expanded.args);
+    if let Err(e) = init_logging(&cli) {
+        eprintln!("k1s: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
+    for warning in expanded.warnings {
+        tracing::warn!("{warning}");
+    }
     let result = match cli.command {
         cli::Command::Server(args) => run::server::run(*args),
         cli::Command::Kubectl(args) => run::kubectl::run(args),
@@ -28,6 +36,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Image(args) => run::image::run(args),
         cli::Command::Killall(args) => run::killall::run(args),
         cli::Command::Simulate(args) => run::simulate::run(args),
+        cli::Command::CheckConfig(args) => run::check_config::run(args),
     };
     match result {
         Ok(code) => code,
@@ -36,4 +45,54 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr, or to `--log FILE` (and stderr with `--alsologtostderr`). Colour only on
+/// a terminal: a log file or a journal full of escape codes is hard to read and to grep.
+fn init_logging(cli: &cli::Cli) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
+
+    let filter = tracing_subscriber::EnvFilter::try_from_env("K1S_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if cli.debug { "debug" } else { "info" })
+    });
+    let (file, also_stderr) = match &cli.command {
+        cli::Command::Server(args) => (args.log.clone(), args.alsologtostderr),
+        _ => (None, false),
+    };
+    // NO_COLOR (https://no-color.org): any non-empty value turns colour off.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    // A macro, not a closure: each use is a layer over a different subscriber type.
+    macro_rules! stderr_layer {
+        () => {
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(colour)
+        };
+    }
+    let registry = tracing_subscriber::registry().with(filter);
+    match file {
+        None => registry.with(stderr_layer!()).init(),
+        Some(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    anyhow::anyhow!("cannot create the folder of --log {}: {e}", path.display())
+                })?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| anyhow::anyhow!("cannot open --log {}: {e}", path.display()))?;
+            let file_layer = tracing_subscriber::fmt::layer()
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false);
+            registry
+                .with(file_layer)
+                .with(also_stderr.then(|| stderr_layer!()))
+                .init();
+        }
+    }
+    Ok(())
 }

@@ -28,6 +28,15 @@ Needs root.";
 /// `k3s-killall.sh`.
 #[derive(Debug, Args)]
 pub struct KillallArgs {
+    /// The server's config file, for its data-dir, bridge-name and dns-interface keys.
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "FILE",
+        default_value = crate::cli::config_file::DEFAULT_CONFIG_FILE,
+        env = "K1S_CONFIG_FILE"
+    )]
+    pub config: PathBuf,
     /// The server's data dir (default /var/lib/k1s as root, ~/.k1s otherwise).
     #[arg(long, short = 'd', env = "K1S_DATA_DIR")]
     pub data_dir: Option<PathBuf>,

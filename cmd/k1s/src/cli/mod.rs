@@ -1,5 +1,7 @@
 //! Command-line interface: one file of flags per subcommand, named as k3s names them.
 
+pub mod check_config;
+pub mod config_file;
 pub mod datastore;
 pub mod image;
 pub mod killall;
@@ -36,6 +38,10 @@ pub enum Command {
     /// (k3s-killall.sh).
     #[command(long_about = killall::LONG_ABOUT)]
     Killall(killall::KillallArgs),
+    /// Check that this host can run k1s (cgroups, kernel modules, nftables, swap,
+    /// containerd, ports) and say how to fix what is missing.
+    #[command(long_about = check_config::LONG_ABOUT)]
+    CheckConfig(check_config::CheckConfigArgs),
     /// Run simulated nodes against a cluster (for tests and benchmarks).
     Simulate(simulate::SimulateArgs),
 }

@@ -10,6 +10,32 @@ use ipnet::IpNet;
 /// Runs the control plane (and the agent, unless disabled).
 #[derive(Debug, Args)]
 pub struct ServerArgs {
+    /// Read flags from this YAML file (k3s's config.yaml: flag names as keys, lists for
+    /// repeatable flags; `<FILE>.d/*.yaml` follow in name order). Command-line flags win.
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "FILE",
+        default_value = crate::cli::config_file::DEFAULT_CONFIG_FILE,
+        env = "K1S_CONFIG_FILE",
+        help_heading = "Data"
+    )]
+    pub config: PathBuf,
+
+    /// Write the logs to this file (appended to; never coloured) instead of stderr.
+    #[arg(
+        long,
+        short = 'l',
+        value_name = "FILE",
+        env = "K1S_LOG_FILE",
+        help_heading = "Logging"
+    )]
+    pub log: Option<PathBuf>,
+
+    /// With --log, write the logs to stderr too.
+    #[arg(long, env = "K1S_ALSO_LOG_TO_STDERR", help_heading = "Logging")]
+    pub alsologtostderr: bool,
+
     /// Folder for state: certificates, token, database (default /var/lib/k1s as root,
     /// ~/.k1s otherwise).
     #[arg(long, short = 'd', env = "K1S_DATA_DIR", help_heading = "Data")]

@@ -1,5 +1,6 @@
 //! Wiring of each subcommand.
 
+pub mod check_config;
 pub mod datastore;
 mod dns;
 pub mod image;

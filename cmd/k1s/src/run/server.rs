@@ -424,8 +424,28 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         certs,
         serve_options,
     ));
+    // systemd's Type=notify units (packaging/k1s.service) wait for this: the API now
+    // accepts connections. Without NOTIFY_SOCKET (not under systemd) it does nothing.
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        let status = format!("API server ready on {listen}");
+        match sd_notify::notify(
+            false,
+            &[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(&status),
+            ],
+        ) {
+            Ok(()) => tracing::info!("told systemd the server is ready (sd_notify READY=1)"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell systemd the server is ready (sd_notify)")
+            }
+        }
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    }
     api.set_shutting_down();
     serving.abort();
     if let Some(m) = resource_metrics {
