@@ -2,6 +2,7 @@
 
 pub mod datastore;
 mod dns;
+mod election;
 pub mod image;
 mod ingress;
 pub mod killall;

@@ -91,6 +91,8 @@ impl EtcdOptions {
 
 /// Positions the watch task publishes for writers, readers and `info()`.
 struct Shared {
+    /// The endpoints, for error messages.
+    endpoints: String,
     /// The newest revision handed to the sink (events or progress).
     delivered: watch::Sender<Revision>,
     /// The newest compaction point known (ours, or learned from etcd's answers).
@@ -118,7 +120,8 @@ fn unavailable(message: impl Into<String>) -> StoreError {
 }
 
 fn read_file(what: &str, path: &PathBuf) -> Result<Vec<u8>, StoreError> {
-    std::fs::read(path).map_err(|e| unavailable(format!("cannot read {what} {}: {e}", path.display())))
+    std::fs::read(path)
+        .map_err(|e| unavailable(format!("cannot read {what} {}: {e}", path.display())))
 }
 
 /// The first key after every key starting with `prefix` (etcd's range end; `\0` = no end).
@@ -184,11 +187,13 @@ impl EtcdBackend {
             ));
         }
         let (delivered, _) = watch::channel(0);
+        let endpoints = options.endpoints.join(",");
         Ok(Self {
             options,
             connect,
             client: OnceCell::new(),
             shared: Arc::new(Shared {
+                endpoints,
                 delivered,
                 compacted: AtomicI64::new(0),
                 live_keys: AtomicU64::new(0),
@@ -328,9 +333,14 @@ fn map_error(shared: &Shared, e: etcd_client::Error, requested: Revision) -> Sto
                 current: *shared.delivered.borrow(),
             };
         }
-        return unavailable(format!("etcd: {message}"));
+        if status.code() != tonic::Code::Unavailable {
+            return unavailable(format!("etcd at {}: {message}", shared.endpoints));
+        }
     }
-    unavailable(format!("etcd: {e}"))
+    unavailable(format!(
+        "cannot connect to etcd at {}: {e}",
+        shared.endpoints
+    ))
 }
 
 async fn read_range(
@@ -463,9 +473,11 @@ impl Backend for EtcdBackend {
         let answer = resp.op_responses().into_iter().next();
         if !resp.succeeded() {
             let current = match answer {
-                Some(TxnOpResponse::Get(mut g)) => {
-                    g.take_kvs().into_iter().next().and_then(|kv| self.layout().kv(kv))
-                }
+                Some(TxnOpResponse::Get(mut g)) => g
+                    .take_kvs()
+                    .into_iter()
+                    .next()
+                    .and_then(|kv| self.layout().kv(kv)),
                 _ => None,
             };
             return Err(match (&op, current) {
@@ -645,7 +657,10 @@ impl Backend for EtcdBackend {
         // itself (`<prefix>/`) is never an object.
         let resp = client
             .kv_client()
-            .get(self.layout().scope(), Some(GetOptions::new().with_keys_only()))
+            .get(
+                self.layout().scope(),
+                Some(GetOptions::new().with_keys_only()),
+            )
             .await
             .map_err(|e| self.error(e, 0))?;
         let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
@@ -889,7 +904,11 @@ async fn compactor(client: Client, layout: Layout, shared: Arc<Shared>, interval
         tick.tick().await;
         let mut kv = client.kv_client();
         let txn = Txn::new()
-            .when([Compare::version(key.clone(), CompareOp::Equal, seen_version)])
+            .when([Compare::version(
+                key.clone(),
+                CompareOp::Equal,
+                seen_version,
+            )])
             .and_then([TxnOp::put(key.clone(), Vec::new(), None)])
             .or_else([TxnOp::get(key.clone(), None)]);
         let resp = match kv.txn(txn).await {

@@ -90,13 +90,10 @@ async fn consistent_list_catches_up_through_progress_notifications() {
         .create("/registry/x", Bytes::from_static(b"x"))
         .await
         .unwrap();
-    let listed = tokio::time::timeout(
-        Duration::from_secs(5),
-        store.list("/registry/", 0, None, 0),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let listed = tokio::time::timeout(Duration::from_secs(5), store.list("/registry/", 0, None, 0))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(listed.items.is_empty());
     assert!(listed.revision >= w.mod_revision, "{listed:?}");
     assert!(store.revision() >= w.mod_revision);
@@ -128,16 +125,24 @@ async fn keys_use_the_kube_apiserver_layout_and_compaction_runs() {
     let mut raw = etcd_client::Client::connect([etcd.endpoint.as_str()], None)
         .await
         .unwrap();
-    let got = raw.get("/registry/configmaps/default/a", None).await.unwrap();
+    let got = raw
+        .get("/registry/configmaps/default/a", None)
+        .await
+        .unwrap();
     assert_eq!(got.kvs().len(), 1);
     // Two intervals: the first records a revision, the second compacts to it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let r = be.get("/registry/configmaps/default/a", first.mod_revision).await;
+        let r = be
+            .get("/registry/configmaps/default/a", first.mod_revision)
+            .await;
         if matches!(r, Err(StoreError::Compacted { .. })) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "never compacted: {r:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never compacted: {r:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(be.info().compacted > first.mod_revision);
@@ -157,7 +162,10 @@ async fn unreachable_etcd_is_unavailable() {
     let err = tokio::time::timeout(Duration::from_secs(30), be.check())
         .await
         .unwrap();
-    assert!(matches!(err, Err(StoreError::Unavailable { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(StoreError::Unavailable { .. })),
+        "{err:?}"
+    );
 }
 
 #[test]
