@@ -14,6 +14,15 @@ pub trait EventSink: Send + Sync {
     /// Called once per commit with the writes of that commit, in revision order. `prev`
     /// of each event is filled in by the sink from its own state.
     fn apply(&self, events: Vec<Event>);
+
+    /// Replaces the sink's whole state with `page`: the backend calls it once at start,
+    /// before any [`EventSink::apply`], and again when it had to resynchronise (an etcd
+    /// watch that fell behind compaction). Watchers older than `page` must relist.
+    fn reset(&self, page: ListPage);
+
+    /// Tells the sink that every commit up to `revision` has been delivered, though none
+    /// of them touched its keys (etcd progress notifications, writes outside the prefix).
+    fn progress(&self, revision: Revision);
 }
 
 /// One page of a list read at a revision.
@@ -63,8 +72,9 @@ pub struct BackendInfo {
 /// Reads of old revisions succeed until the revision is compacted.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
-    /// Starts the backend: returns every live key at the current revision, and from then
-    /// on feeds every later commit to `sink` (before acknowledging it).
+    /// Starts the backend: hands every live key at the current revision to
+    /// [`EventSink::reset`] and returns the same page, and from then on feeds every later
+    /// commit to `sink` (before acknowledging it).
     async fn start(&self, sink: Arc<dyn EventSink>) -> Result<ListPage, StoreError>;
 
     /// Applies one write with its precondition and returns the key's new state (for a
@@ -93,4 +103,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Sizes and positions.
     fn info(&self) -> BackendInfo;
+
+    /// Waits until the sink has every commit acknowledged so far by anyone writing to this
+    /// datastore, and returns that revision: what a consistent read must reflect. A backend
+    /// that is the only writer feeds its sink before acknowledging, so its current
+    /// revision already is; a shared one (etcd) asks the datastore. Fails with
+    /// [`StoreError::Unavailable`] when the sink cannot catch up in time.
+    async fn fresh_revision(&self) -> Result<Revision, StoreError> {
+        Ok(self.info().revision)
+    }
 }

@@ -3,7 +3,7 @@
 //! Keys are strings in upstream's etcd layout (`/registry/pods/default/web-0`), values are
 //! opaque bytes. One global revision counter orders every write; an object's
 //! `resourceVersion` is the revision of its last write. A [`Backend`] persists the log
-//! (SQLite by default, memory for tests); the [`WatchCache`] holds the current state and a
+//! (SQLite by default, etcd for several servers, memory for tests); the [`WatchCache`] holds the current state and a
 //! window of recent events in memory and serves reads and watches, so the database sees
 //! only writes. [`Store`] ties the two together and is what the API server uses.
 
@@ -12,6 +12,7 @@ pub mod cache;
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 mod error;
+pub mod etcd;
 pub mod memory;
 pub mod sqlite;
 mod store;
@@ -19,6 +20,7 @@ mod store;
 pub use backend::{Backend, BackendInfo, CheckReport, EventSink, ListPage};
 pub use cache::{WatchCache, WatchStream};
 pub use error::StoreError;
+pub use etcd::{EtcdBackend, EtcdOptions};
 pub use memory::MemoryBackend;
 pub use sqlite::{SqliteBackend, SqliteOptions};
 pub use store::{ListResult, Store};

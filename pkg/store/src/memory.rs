@@ -86,18 +86,20 @@ impl State {
 impl Backend for MemoryBackend {
     async fn start(&self, sink: Arc<dyn EventSink>) -> Result<ListPage, StoreError> {
         let mut state = self.state.lock();
-        state.sink = Some(sink);
         let revision = state.revision;
         let items = state
             .history
             .iter()
             .filter_map(|(k, vs)| vs.last().filter(|v| !v.deleted).map(|v| to_kv(k, v)))
             .collect();
-        Ok(ListPage {
+        let page = ListPage {
             items,
             revision,
             more: false,
-        })
+        };
+        sink.reset(page.clone());
+        state.sink = Some(sink);
+        Ok(page)
     }
 
     async fn write(&self, op: WriteOp) -> Result<KeyValue, StoreError> {

@@ -38,8 +38,9 @@ impl Store {
         window: usize,
     ) -> Result<Self, StoreError> {
         let cache = Arc::new(WatchCache::new(window));
-        let page = backend.start(cache.clone()).await?;
-        cache.init(page);
+        // The backend loads the cache itself (EventSink::reset) before it feeds later
+        // commits, which a shared datastore may do before `start` returns.
+        backend.start(cache.clone()).await?;
         Ok(Self { backend, cache })
     }
 
@@ -122,8 +123,10 @@ impl Store {
     }
 
     /// Live keys under `prefix` as of `revision` (0 = current), after `start_after`, at
-    /// most `limit` (0 = all). The current revision is served from memory; older ones
-    /// from the backend until compacted.
+    /// most `limit` (0 = all). The current revision is served from memory once the cache
+    /// has every write acknowledged anywhere (a consistent read, as kube-apiserver's
+    /// consistent list from its watch cache); older ones from the backend until
+    /// compacted.
     pub async fn list(
         &self,
         prefix: &str,
@@ -131,7 +134,21 @@ impl Store {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<ListResult, StoreError> {
-        if revision == 0 || revision == self.cache.revision() {
+        let mut cached = revision != 0 && revision == self.cache.revision();
+        if revision == 0 {
+            match self.backend.fresh_revision().await {
+                Ok(fresh) => {
+                    self.cache.wait_for(fresh).await;
+                    cached = true;
+                }
+                // The cache lags: the backend answers at its current revision instead.
+                Err(StoreError::Unavailable { message }) => {
+                    tracing::debug!(%message, "consistent list served by the datastore");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if cached {
             let (items, at, more) = self.cache.list(prefix, start_after, limit);
             // The cache may have moved on between the check and the read; then the
             // backend answers for the exact revision asked.

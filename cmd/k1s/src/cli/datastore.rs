@@ -16,7 +16,8 @@ pub struct DatastoreArgs {
 #[derive(Debug, Subcommand)]
 pub enum DatastoreCommand {
     /// Check the datastore's consistency: SQLite's own page check, every row's checksum,
-    /// and that the revision log and the live keys agree. Exits 1 on any problem.
+    /// and that the revision log and the live keys agree; on etcd, that the cluster has a
+    /// leader and raises no alarm or error. Exits 1 on any problem.
     ///
     /// Run it while the server is stopped; on a running server it checks a snapshot.
     Check(DatastoreTarget),
@@ -31,4 +32,22 @@ pub struct DatastoreTarget {
     /// The server's --datastore-endpoint (empty: the SQLite file in the data dir).
     #[arg(long, default_value = "", env = "K1S_DATASTORE_ENDPOINT")]
     pub datastore_endpoint: String,
+    /// The server's etcd TLS files.
+    #[command(flatten)]
+    pub tls: DatastoreTls,
+}
+
+/// TLS files for `https://` etcd endpoints (k3s's flag names).
+#[derive(Debug, Clone, Default, Args)]
+pub struct DatastoreTls {
+    /// CA bundle that signed the etcd servers' certificates (https:// endpoints; default:
+    /// the system's trust store).
+    #[arg(long, env = "K1S_DATASTORE_CAFILE", help_heading = "Datastore")]
+    pub datastore_cafile: Option<PathBuf>,
+    /// Client certificate k1s presents to etcd (with --datastore-keyfile).
+    #[arg(long, env = "K1S_DATASTORE_CERTFILE", help_heading = "Datastore")]
+    pub datastore_certfile: Option<PathBuf>,
+    /// Private key of --datastore-certfile.
+    #[arg(long, env = "K1S_DATASTORE_KEYFILE", help_heading = "Datastore")]
+    pub datastore_keyfile: Option<PathBuf>,
 }

@@ -273,8 +273,9 @@ pub struct ServerArgs {
     #[arg(long, short = 't', env = "K1S_TOKEN", help_heading = "Cluster")]
     pub token: Option<String>,
 
-    /// Datastore: empty for SQLite in the data dir, `sqlite:///path/state.db`, or
-    /// `memory://` (nothing survives a restart).
+    /// Datastore: empty for SQLite in the data dir, `sqlite:///path/state.db`, etcd
+    /// client URLs (`https://host:2379,https://host2:2379` or `http://...`; keys under
+    /// `/registry` as kube-apiserver's), or `memory://` (nothing survives a restart).
     #[arg(
         long,
         default_value = "",
@@ -282,6 +283,10 @@ pub struct ServerArgs {
         help_heading = "Datastore"
     )]
     pub datastore_endpoint: String,
+
+    /// etcd TLS files (--datastore-cafile, --datastore-certfile, --datastore-keyfile).
+    #[command(flatten)]
+    pub datastore_tls: crate::cli::datastore::DatastoreTls,
 
     /// Static bearer tokens (CSV lines: token,user,uid,"group1,group2").
     #[arg(long, env = "K1S_TOKEN_AUTH_FILE", help_heading = "Cluster")]

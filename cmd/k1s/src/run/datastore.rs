@@ -20,7 +20,7 @@ pub fn run(args: DatastoreArgs) -> anyhow::Result<ExitCode> {
             if target.datastore_endpoint.is_empty() && !file.exists() {
                 anyhow::bail!("no datastore at {}: check --data-dir", file.display());
             }
-            let backend = open_backend(&target.datastore_endpoint, &data_dir)?;
+            let backend = open_backend(&target.datastore_endpoint, &target.tls, &data_dir)?;
             let name = backend.info().name;
             let report = backend
                 .check()

@@ -3,6 +3,7 @@
 pub mod check_config;
 pub mod datastore;
 mod dns;
+mod election;
 pub mod image;
 mod ingress;
 pub mod killall;

@@ -10,9 +10,13 @@ use k1s_apiserver::auth::{TokenTable, UserInfo};
 use k1s_apiserver::server::{CertAuthenticator, ServeOptions};
 use k1s_apiserver::{ApiConfig, ApiServer, bootstrap};
 use k1s_pki::{ClientIdentity, Pki, PkiOptions};
-use k1s_store::{Backend, MemoryBackend, SqliteBackend, SqliteOptions, Store};
+use k1s_store::{
+    Backend, EtcdBackend, EtcdOptions, MemoryBackend, SqliteBackend, SqliteOptions, Store,
+};
 
+use crate::cli::datastore::DatastoreTls;
 use crate::cli::server::ServerArgs;
+use crate::run::election::Elector;
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -84,7 +88,11 @@ pub(crate) fn sqlite_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Opens the datastore --datastore-endpoint names (SQLite in the data dir when empty).
-pub(crate) fn open_backend(endpoint: &str, data_dir: &Path) -> anyhow::Result<Arc<dyn Backend>> {
+pub(crate) fn open_backend(
+    endpoint: &str,
+    tls: &DatastoreTls,
+    data_dir: &Path,
+) -> anyhow::Result<Arc<dyn Backend>> {
     if endpoint.is_empty() {
         let path = sqlite_path(data_dir);
         let backend = SqliteBackend::open(SqliteOptions::new(&path))
@@ -99,8 +107,17 @@ pub(crate) fn open_backend(endpoint: &str, data_dir: &Path) -> anyhow::Result<Ar
     if endpoint == "memory://" {
         return Ok(Arc::new(MemoryBackend::new()));
     }
+    if EtcdOptions::is_etcd_endpoint(endpoint) {
+        let mut options = EtcdOptions::new(endpoint);
+        options.ca_file = tls.datastore_cafile.clone();
+        options.cert_file = tls.datastore_certfile.clone();
+        options.key_file = tls.datastore_keyfile.clone();
+        let backend = EtcdBackend::new(options)
+            .with_context(|| format!("unusable --datastore-endpoint {endpoint}"))?;
+        return Ok(Arc::new(backend));
+    }
     bail!(
-        "unsupported --datastore-endpoint {endpoint:?}: use sqlite:///path/state.db or memory:// (etcd is not available yet)"
+        "unsupported --datastore-endpoint {endpoint:?}: use sqlite:///path/state.db, https://etcd:2379 (or http://), or memory://"
     )
 }
 
@@ -154,7 +171,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         Some(start_runtime(&args, &data_dir).await?)
     };
 
-    let backend = open_backend(&args.datastore_endpoint, &data_dir)?;
+    let backend = open_backend(&args.datastore_endpoint, &args.datastore_tls, &data_dir)?;
     let store = Store::open(backend.clone())
         .await
         .context("cannot read the datastore")?;
@@ -233,6 +250,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     });
     api.set_ready();
     tracing::info!(%listen, kubeconfig = %args.write_kubeconfig.display(), data_dir = %data_dir.display(), "k1s server is ready");
+    // On etcd several servers may share the datastore: the singletons then run under
+    // upstream's Lease-based leader election, with upstream's identity (host_uuid).
+    let elect = EtcdOptions::is_etcd_endpoint(&args.datastore_endpoint)
+        .then(|| format!("{node_name}_{}", uuid::Uuid::new_v4()));
     // Controllers get a moment to stop cleanly at shutdown.
     let (stop_controllers, controllers_stopping) = tokio::sync::oneshot::channel::<()>();
     let controllers = if args.disable_controller_manager {
@@ -250,32 +271,61 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             .filter(|d| !(servicelb_off && d.name == k1s_controllers::servicelb::NAME))
             .copied()
             .collect();
-        Some(k1s_controllers::run_with(
-            controller_manager_client(&api),
-            k1s_controllers::ControllerConfig {
-                root_ca_pem: Some(pki.ca_pem().to_string()),
-                // k3s allocates node CIDRs from --cluster-cidr (a /24 per node).
-                cluster_cidr: Some(args.cluster_cidr),
-                node_cidr_mask_size: None,
-                service_cidr: Some(args.service_cidr),
-                ..Default::default()
-            },
-            enabled,
-            async move {
-                let _ = controllers_stopping.await;
-            },
-        ))
+        let client = controller_manager_client(&api);
+        let config = k1s_controllers::ControllerConfig {
+            root_ca_pem: Some(pki.ca_pem().to_string()),
+            // k3s allocates node CIDRs from --cluster-cidr (a /24 per node).
+            cluster_cidr: Some(args.cluster_cidr),
+            node_cidr_mask_size: None,
+            service_cidr: Some(args.service_cidr),
+            ..Default::default()
+        };
+        let stopping = async move {
+            let _ = controllers_stopping.await;
+        };
+        Some(match &elect {
+            // Several servers may share etcd: one runs the controllers at a time.
+            Some(identity) => {
+                let elector = Elector::new(client.clone(), "kube-controller-manager", identity);
+                tokio::spawn(elector.run(
+                    move |stop| {
+                        k1s_controllers::run_with(
+                            client.clone(),
+                            config.clone(),
+                            enabled.clone(),
+                            async move {
+                                let _ = stop.await;
+                            },
+                        )
+                    },
+                    stopping,
+                ))
+            }
+            None => k1s_controllers::run_with(client, config, enabled, stopping),
+        })
     };
     let (stop_scheduler, scheduler_stopping) = tokio::sync::oneshot::channel::<()>();
     let scheduler = if args.disable_scheduler {
         None
     } else {
-        Some(tokio::spawn(k1s_scheduler::run(
-            scheduler_client(&api),
-            async move {
-                let _ = scheduler_stopping.await;
-            },
-        )))
+        let client = scheduler_client(&api);
+        let stopping = async move {
+            let _ = scheduler_stopping.await;
+        };
+        Some(match &elect {
+            Some(identity) => {
+                let elector = Elector::new(client.clone(), "kube-scheduler", identity);
+                tokio::spawn(elector.run(
+                    move |stop| {
+                        tokio::spawn(k1s_scheduler::run(client.clone(), async move {
+                            let _ = stop.await;
+                        }))
+                    },
+                    stopping,
+                ))
+            }
+            None => tokio::spawn(k1s_scheduler::run(client, stopping)),
+        })
     };
     let node_ip = args.node_ip.unwrap_or(advertise);
     let agent = if args.disable_agent {

@@ -178,6 +178,20 @@ impl WatchCache {
 }
 
 impl EventSink for WatchCache {
+    fn reset(&self, page: ListPage) {
+        self.init(page);
+    }
+
+    fn progress(&self, revision: Revision) {
+        let mut state = self.state.write();
+        if revision <= state.revision {
+            return;
+        }
+        state.revision = revision;
+        drop(state);
+        self.notify.send_replace(revision);
+    }
+
     fn apply(&self, events: Vec<Event>) {
         let mut state = self.state.write();
         let mut last = state.revision;

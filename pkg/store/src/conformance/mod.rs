@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::backend::{Backend, EventSink};
+use crate::backend::{Backend, EventSink, ListPage};
 use crate::{Event, EventKind, Revision, Store, StoreError};
 
 /// A backend under test plus whatever must live as long as it (a temp dir).
@@ -28,6 +28,12 @@ impl EventSink for Recorder {
     fn apply(&self, events: Vec<Event>) {
         self.0.lock().extend(events);
     }
+
+    fn reset(&self, _page: ListPage) {
+        // Cases start from an empty backend: the initial state holds nothing to record.
+    }
+
+    fn progress(&self, _revision: Revision) {}
 }
 
 fn b(s: &str) -> Bytes {

@@ -258,16 +258,20 @@ impl Writer {
     fn handle_other(&mut self, req: Request) {
         match req {
             Request::Start { sink, reply } => {
-                self.sink = Some(sink);
                 let items = match self.initial.take() {
                     Some(items) => Ok(items),
                     None => self.load_live(),
                 };
-                let _ = reply.send(items.map(|items| ListPage {
+                let page = items.map(|items| ListPage {
                     items,
                     revision: self.revision,
                     more: false,
-                }));
+                });
+                if let Ok(page) = &page {
+                    sink.reset(page.clone());
+                }
+                self.sink = Some(sink);
+                let _ = reply.send(page);
             }
             Request::Compact { revision, reply } => {
                 let _ = reply.send(self.announce_compaction(revision));
