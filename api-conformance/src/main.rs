@@ -107,8 +107,8 @@ async fn main() -> ExitCode {
         Command::List => {
             let implemented = suite::by_codename();
             for t in list::all() {
-                let state = if implemented.contains_key(t.codename.as_str()) {
-                    "implemented".to_string()
+                let state = if let Some(i) = implemented.get(t.codename.as_str()) {
+                    format!("implemented ({})", i.testname)
                 } else {
                     format!("waits for {}", t.waits)
                 };

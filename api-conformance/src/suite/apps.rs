@@ -281,10 +281,17 @@ where
         "get status gave another object"
     );
     let cond = json!({"type": "StatusUpdate", "status": "True", "reason": "E2E", "message": "Set from e2e test", "lastTransitionTime": "2024-01-01T00:00:00Z"});
-    let mut v = serde_json::to_value(&got)?;
-    v["status"]["conditions"] = json!([cond]);
-    let v: K = serde_json::from_value(v)?;
-    let updated = api.replace_status(name, &PostParams::default(), &v).await?;
+    // The controller writes the status too: a conflict means read again and retry.
+    let mut attempt = 0;
+    let updated = loop {
+        let mut v = serde_json::to_value(api.get_status(name).await?)?;
+        v["status"]["conditions"] = json!([cond]);
+        let v: K = serde_json::from_value(v)?;
+        match api.replace_status(name, &PostParams::default(), &v).await {
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt < 5 => attempt += 1,
+            other => break other?,
+        }
+    };
     let uv = serde_json::to_value(&updated)?;
     ensure!(
         uv["status"]["conditions"]
@@ -293,7 +300,7 @@ where
         "the updated status lacks its condition: {}",
         uv["status"]
     );
-    let patched = api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [{"type": "StatusPatched", "status": "True", "reason": "E2E", "message": "patched"}]}}))).await?;
+    let patched = api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [{"type": "StatusPatched", "status": "True", "reason": "E2E", "message": "patched", "lastTransitionTime": "2024-01-01T00:00:00Z"}]}}))).await?;
     let pv = serde_json::to_value(&patched)?;
     ensure!(
         pv["status"]["conditions"]
@@ -316,6 +323,221 @@ async fn rs_status(c: Ctx) -> R {
 async fn deployment_status(c: Ctx) -> R {
     let api = deployment(&c, "test-deployment", 1).await?;
     status_subresource(&c, &api, "test-deployment").await
+}
+
+fn labelled(kind: &str, name: &str, label: &str, spec: Value) -> Value {
+    let api_version = if kind == "Job" { "batch/v1" } else { "apps/v1" };
+    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "labels": {"e2e": label}}, "spec": spec})
+}
+
+fn apps_spec(name: &str) -> Value {
+    json!({"selector": {"matchLabels": {"name": name}}, "template": template(name)})
+}
+
+/// Creates `manifest`, lists it across namespaces by its label, patches it, and deletes the
+/// collection by that label.
+async fn list_patch_delete_collection(c: &Ctx, plural: &str, manifest: Value) -> R {
+    let label = manifest["metadata"]["labels"]["e2e"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let name = manifest["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    c.k_stdin(&["create", "-f", "-"], Some(&manifest.to_string()))
+        .await?;
+    let listed = c
+        .k(&[
+            "get",
+            plural,
+            "-A",
+            "-l",
+            &format!("e2e={label}"),
+            "-o",
+            "name",
+        ])
+        .await?;
+    ensure!(
+        listed.lines().count() == 1,
+        "listing {plural} by label across namespaces: {listed:?}"
+    );
+    c.k(&[
+        "patch",
+        plural,
+        &name,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"patched":"true"}}}"#,
+    ])
+    .await?;
+    let got = c.k_json(&["get", plural, &name, "-o", "json"]).await?;
+    ensure!(
+        got["metadata"]["labels"]["patched"] == "true",
+        "the patch did not stick"
+    );
+    let path = match plural {
+        "jobs" => format!(
+            "/apis/batch/v1/namespaces/{}/{plural}?labelSelector=e2e%3D{label}",
+            c.ns
+        ),
+        _ => format!(
+            "/apis/apps/v1/namespaces/{}/{plural}?labelSelector=e2e%3D{label}",
+            c.ns
+        ),
+    };
+    let (code, v) = c.raw("DELETE", &path, None).await;
+    ensure!(code == 200, "delete-collection of {plural}: {code} {v}");
+    eventually(60, &format!("the {plural} to go"), || async {
+        c.k(&["get", plural, "-l", &format!("e2e={label}"), "-o", "name"])
+            .await
+            .ok()
+            .filter(|o| o.trim().is_empty())
+            .map(|_| ())
+    })
+    .await
+}
+
+async fn daemonset_collection(c: Ctx) -> R {
+    list_patch_delete_collection(
+        &c,
+        "daemonsets",
+        labelled(
+            "DaemonSet",
+            "daemon-set",
+            "ds-collection",
+            apps_spec("daemon-set"),
+        ),
+    )
+    .await
+}
+
+async fn statefulset_collection(c: Ctx) -> R {
+    let mut spec = apps_spec("ss");
+    spec["replicas"] = json!(1);
+    spec["serviceName"] = json!("test-ss");
+    list_patch_delete_collection(
+        &c,
+        "statefulsets",
+        labelled("StatefulSet", "test-ss", "ss-collection", spec),
+    )
+    .await
+}
+
+async fn job_lifecycle(c: Ctx) -> R {
+    let spec = json!({"suspend": true, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}});
+    let job = labelled("Job", "e2e-job", "job-lifecycle", spec);
+    c.k_stdin(&["create", "-f", "-"], Some(&job.to_string()))
+        .await?;
+    // Replace: add an annotation to what was read.
+    let mut got = c.k_json(&["get", "job", "e2e-job", "-o", "json"]).await?;
+    got["metadata"]["annotations"]["updated"] = json!("true");
+    c.k_stdin(&["replace", "-f", "-"], Some(&got.to_string()))
+        .await?;
+    let after = c.k_json(&["get", "job", "e2e-job", "-o", "json"]).await?;
+    ensure!(
+        after["metadata"]["annotations"]["updated"] == "true",
+        "the replaced job lacks its annotation"
+    );
+    c.k(&["delete", "job", "e2e-job", "--wait=false"]).await?;
+    eventually(60, "the job to go", || async {
+        c.k(&["get", "jobs", "-o", "name"])
+            .await
+            .ok()
+            .filter(|o| o.trim().is_empty())
+            .map(|_| ())
+    })
+    .await?;
+    let spec = json!({"suspend": true, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}});
+    list_patch_delete_collection(
+        &c,
+        "jobs",
+        labelled("Job", "e2e-job2", "job-lifecycle", spec),
+    )
+    .await
+}
+
+async fn job_status(c: Ctx) -> R {
+    let spec = json!({"parallelism": 1, "completions": 1, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}});
+    c.k_stdin(
+        &["create", "-f", "-"],
+        Some(&labelled("Job", "e2e-job-status", "job-status", spec).to_string()),
+    )
+    .await?;
+    let path = format!(
+        "/apis/batch/v1/namespaces/{}/jobs/e2e-job-status/status",
+        c.ns
+    );
+    let now = "2024-01-01T00:00:00Z";
+    let patch = json!({"metadata": {"annotations": {"patchedstatus": "true"}}, "status": {"startTime": now}});
+    let (code, v) = c
+        .raw_typed(
+            "PATCH",
+            &path,
+            "application/merge-patch+json",
+            &patch.to_string(),
+        )
+        .await;
+    ensure!(code == 200, "patching the job's status: {code} {v}");
+    ensure!(
+        v["metadata"]["annotations"]["patchedstatus"] == "true",
+        "the status patch's annotation is missing: {}",
+        v["metadata"]
+    );
+    let (code, mut cur) = c.raw("GET", &path, None).await;
+    ensure!(code == 200, "GET the job's status: {code}");
+    cur["status"]["startTime"] = json!("2024-01-02T00:00:00Z");
+    let (code, v) = c.raw("PUT", &path, Some(&cur)).await;
+    ensure!(
+        code == 200 && v["status"]["startTime"] == "2024-01-02T00:00:00Z",
+        "updating the job's status: {code} {}",
+        v["status"]
+    );
+    Ok(())
+}
+
+async fn daemonset_status(c: Ctx) -> R {
+    c.k_stdin(
+        &["create", "-f", "-"],
+        Some(
+            &labelled(
+                "DaemonSet",
+                "daemon-set",
+                "ds-status",
+                apps_spec("daemon-set"),
+            )
+            .to_string(),
+        ),
+    )
+    .await?;
+    let api: Api<k8s_openapi::api::apps::v1::DaemonSet> = c.api();
+    status_subresource(&c, &api, "daemon-set").await
+}
+
+async fn statefulset_status(c: Ctx) -> R {
+    let mut spec = apps_spec("ss");
+    spec["replicas"] = json!(1);
+    spec["serviceName"] = json!("test-ss");
+    c.k_stdin(
+        &["create", "-f", "-"],
+        Some(&labelled("StatefulSet", "test-ss", "ss-status", spec).to_string()),
+    )
+    .await?;
+    let api: Api<k8s_openapi::api::apps::v1::StatefulSet> = c.api();
+    status_subresource(&c, &api, "test-ss").await
+}
+
+async fn pdb_status(c: Ctx) -> R {
+    c.k_stdin(&["create", "-f", "-"], Some(&json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "foo"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"foo": "bar"}}}}).to_string())).await?;
+    let api: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> = c.api();
+    // The disruption controller writes its status first; a test write must not race it.
+    eventually(30, "the disruption controller's first status", || async {
+        let p = api.get("foo").await.ok()?;
+        (p.status?.observed_generation? >= 1).then_some(())
+    })
+    .await?;
+    status_subresource(&c, &api, "foo").await
 }
 
 /// The tests of this module.
@@ -365,6 +587,41 @@ pub fn tests() -> Vec<Test> {
             "Deployment, status sub-resource",
             "[sig-apps] Deployment should validate Deployment Status endpoints [Conformance]",
             deployment_status
+        ),
+        t!(
+            "DaemonSet, list and delete a collection of DaemonSets",
+            "[sig-apps] Daemon set should list and delete a collection of DaemonSets [Conformance] [Serial]",
+            daemonset_collection
+        ),
+        t!(
+            "DaemonSet, status sub-resource",
+            "[sig-apps] Daemon set should verify changes to a daemon set status [Conformance] [Serial]",
+            daemonset_status
+        ),
+        t!(
+            "StatefulSet, list, patch and delete a collection of StatefulSets",
+            "[sig-apps] StatefulSet Basic StatefulSet functionality [StatefulSetBasic] should list, patch and delete a collection of StatefulSets [Conformance]",
+            statefulset_collection
+        ),
+        t!(
+            "StatefulSet, status sub-resource",
+            "[sig-apps] StatefulSet Basic StatefulSet functionality [StatefulSetBasic] should validate Statefulset Status endpoints [Conformance]",
+            statefulset_status
+        ),
+        t!(
+            "Jobs, manage lifecycle",
+            "[sig-apps] Job should manage the lifecycle of a job [Conformance]",
+            job_lifecycle
+        ),
+        t!(
+            "Jobs, apply changes to status",
+            "[sig-apps] Job should apply changes to a job status [Conformance]",
+            job_status
+        ),
+        t!(
+            "PodDisruptionBudget: update and patch status",
+            "[sig-apps] DisruptionController should update/patch PodDisruptionBudget status [Conformance]",
+            pdb_status
         ),
     ]
 }

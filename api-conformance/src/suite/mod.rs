@@ -11,6 +11,7 @@ mod apimachinery;
 mod apps;
 mod crud;
 mod lifecycle;
+mod more;
 mod resources;
 
 /// One implemented test.
@@ -43,6 +44,7 @@ pub fn registry() -> Vec<Test> {
     all.extend(resources::tests());
     all.extend(crud::tests());
     all.extend(apps::tests());
+    all.extend(more::tests());
     all
 }
 
