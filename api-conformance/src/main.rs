@@ -206,7 +206,7 @@ async fn run(args: RunArgs) -> Result<bool, String> {
         .iter()
         .enumerate()
         .filter(|(_, t)| selected(t))
-        .filter_map(|(i, t)| implemented.get(t.codename.as_str()).map(|x| (i, x.clone())))
+        .filter_map(|(i, t)| implemented.get(t.codename.as_str()).map(|x| (i, *x)))
         .collect();
     println!(
         "running {} tests ({} at once) against {}",
