@@ -504,6 +504,122 @@ async fn subject_review(c: Ctx) -> R {
     Ok(())
 }
 
+async fn automount_opt_out(c: Ctx) -> R {
+    // The pod's setting wins, then the service account's; unset means mounted.
+    let settings: [Option<bool>; 3] = [None, Some(true), Some(false)];
+    for (i, sa) in settings.iter().enumerate() {
+        let sa_name = format!("sa-{i}");
+        let mut sa_obj =
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa_name}});
+        if let Some(b) = sa {
+            sa_obj["automountServiceAccountToken"] = json!(b);
+        }
+        c.k_stdin(&["create", "-f", "-"], Some(&sa_obj.to_string()))
+            .await?;
+        for (j, pod_setting) in settings.iter().enumerate() {
+            let mut p = pod(
+                &format!("pod-{i}-{j}"),
+                json!({"serviceAccountName": sa_name}),
+            );
+            if let Some(b) = pod_setting {
+                p["spec"]["automountServiceAccountToken"] = json!(b);
+            }
+            let created = c
+                .k_stdin(&["create", "-f", "-", "-o", "json"], Some(&p.to_string()))
+                .await?;
+            let v: Value = serde_json::from_str(&created)?;
+            let mounted = v["spec"]["containers"][0]["volumeMounts"]
+                .as_array()
+                .is_some_and(|m| {
+                    m.iter()
+                        .any(|m| m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount")
+                });
+            let want = pod_setting.or(*sa).unwrap_or(true);
+            ensure!(
+                mounted == want,
+                "service account automount {sa:?}, pod automount {pod_setting:?}: token mounted {mounted}, want {want}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A PEM certificate request for `cn` from openssl (a new EC key, thrown away).
+async fn csr_pem(cn: &str) -> Result<String, Fail> {
+    let out = tokio::process::Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "/dev/null",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-batch",
+        ])
+        .output()
+        .await
+        .map_err(|e| {
+            Fail(format!(
+                "openssl (needed to make a certificate request): {e}"
+            ))
+        })?;
+    ensure!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+async fn csr_api(c: Ctx) -> R {
+    use base64::Engine as _;
+    let request =
+        base64::engine::general_purpose::STANDARD.encode(csr_pem("e2e.example.com").await?);
+    let body = json!({"spec": {"request": request, "signerName": format!("example.com/e2e-{}", c.tag), "usages": ["client auth"]}});
+    let r = Resource {
+        api_version: "certificates.k8s.io/v1",
+        kind: "CertificateSigningRequest",
+        plural: "certificatesigningrequests",
+        namespaced: false,
+        body: body.clone(),
+        status_patch: None,
+    };
+    lifecycle(&c, &r).await?;
+    let name = c.name("csr-approval");
+    let mut obj = body;
+    obj["apiVersion"] = json!("certificates.k8s.io/v1");
+    obj["kind"] = json!("CertificateSigningRequest");
+    obj["metadata"] = json!({"name": name});
+    let base = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+    let (code, created) = c.raw("POST", base, Some(&obj)).await;
+    ensure!(code == 201, "creating a CSR: {code} {created}");
+    let mut approved = created;
+    approved["status"]["conditions"] = json!([{"type": "Approved", "status": "True", "reason": "E2E", "message": "Set from an e2e test"}]);
+    let (code, v) = c
+        .raw("PUT", &format!("{base}/{name}/approval"), Some(&approved))
+        .await;
+    ensure!(
+        code == 200,
+        "approving the CSR through /approval: {code} {v}"
+    );
+    let (_, got) = c.raw("GET", &format!("{base}/{name}"), None).await;
+    ensure!(
+        got["status"]["conditions"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|c| c["type"] == "Approved")),
+        "the CSR is not approved: {}",
+        got["status"]
+    );
+    let (code, v) = c.raw("DELETE", &format!("{base}/{name}"), None).await;
+    ensure!(code == 200, "deleting the CSR: {code} {v}");
+    Ok(())
+}
+
 /// The tests of this module.
 pub fn tests() -> Vec<Test> {
     vec![
@@ -611,6 +727,16 @@ pub fn tests() -> Vec<Test> {
             "SubjectReview, API Operations",
             "[sig-auth] SubjectReview should support SubjectReview API operations [Conformance]",
             subject_review
+        ),
+        t!(
+            "Service account tokens auto mount optionally",
+            "[sig-auth] ServiceAccounts should allow opting out of API token automount [Conformance]",
+            automount_opt_out
+        ),
+        t!(
+            "CertificateSigningRequest API",
+            "[sig-auth] Certificates API [Privileged:ClusterAdmin] should support CSR API operations [Conformance]",
+            csr_api
         ),
     ]
 }
