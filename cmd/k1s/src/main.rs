@@ -28,6 +28,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Image(args) => run::image::run(args),
         cli::Command::Killall(args) => run::killall::run(args),
         cli::Command::Simulate(args) => run::simulate::run(args),
+        cli::Command::SecretsEncrypt(args) => run::secrets_encrypt::run(args),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@
 
 mod backend;
 pub mod cache;
+pub mod encryption;
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 mod error;

@@ -4,6 +4,7 @@ pub mod datastore;
 pub mod image;
 pub mod killall;
 pub mod kubectl;
+pub mod secrets_encrypt;
 pub mod server;
 pub mod simulate;
 
@@ -36,6 +37,8 @@ pub enum Command {
     /// (k3s-killall.sh).
     #[command(long_about = killall::LONG_ABOUT)]
     Killall(killall::KillallArgs),
+    /// Show or rotate the keys that encrypt Secrets at rest (k3s's secrets-encrypt).
+    SecretsEncrypt(secrets_encrypt::SecretsEncryptArgs),
     /// Run simulated nodes against a cluster (for tests and benchmarks).
     Simulate(simulate::SimulateArgs),
 }

@@ -257,6 +257,22 @@ pub struct ServerArgs {
     )]
     pub datastore_endpoint: String,
 
+    /// Encrypt Secrets at rest (k3s's flag): the keys live in
+    /// <data-dir>/server/cred/encryption-config.json (upstream's EncryptionConfiguration),
+    /// made on first start; see `k1s secrets-encrypt`.
+    #[arg(long, env = "K1S_SECRETS_ENCRYPTION", help_heading = "Datastore")]
+    pub secrets_encryption: bool,
+
+    /// Cipher of the key --secrets-encryption makes: aescbc or secretbox.
+    #[arg(
+        long,
+        default_value = "aescbc",
+        value_parser = ["aescbc", "secretbox"],
+        env = "K1S_SECRETS_ENCRYPTION_PROVIDER",
+        help_heading = "Datastore"
+    )]
+    pub secrets_encryption_provider: String,
+
     /// Static bearer tokens (CSV lines: token,user,uid,"group1,group2").
     #[arg(long, env = "K1S_TOKEN_AUTH_FILE", help_heading = "Cluster")]
     pub token_auth_file: Option<PathBuf>,
