@@ -84,28 +84,35 @@ fn start_webhook_server(rt: &tokio::runtime::Runtime, seen: Seen) -> (u16, Strin
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let seen = seen.clone();
-                    async move {
-                        let path = req.uri().path().to_string();
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let review: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        let r = &review["request"];
-                        seen.lock().push((
-                            path.clone(),
-                            r["operation"].as_str().unwrap_or_default().to_string(),
-                            r["dryRun"].as_bool().unwrap_or(false),
-                            r["name"].as_str().unwrap_or_default().to_string(),
-                        ));
-                        let out = answer(&path, &review).await;
-                        Ok::<_, std::convert::Infallible>(
-                            http::Response::builder()
-                                .header("content-type", "application/json")
-                                .body(Full::new(bytes::Bytes::from(out.to_string())))
-                                .expect("response"),
-                        )
-                    }
-                });
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let seen = seen.clone();
+                        async move {
+                            let path = req.uri().path().to_string();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let review: Value =
+                                serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            let r = &review["request"];
+                            seen.lock().push((
+                                path.clone(),
+                                r["operation"].as_str().unwrap_or_default().to_string(),
+                                r["dryRun"].as_bool().unwrap_or(false),
+                                r["name"].as_str().unwrap_or_default().to_string(),
+                            ));
+                            let out = answer(&path, &review).await;
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(bytes::Bytes::from(out.to_string())))
+                                    .expect("response"),
+                            )
+                        }
+                    });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(tls), service)
                     .await;
@@ -157,27 +164,29 @@ fn webhooks_deny_mutate_fail_and_dry_run_as_upstream() {
     let service = json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "webhook", "namespace": "default"},
         "spec": {"type": "ExternalName", "externalName": "localhost", "ports": [{"port": port}]}});
-    k1s.kubectl_with(&k, &["create", "-f", "-"], Some(&service.to_string()), &[]).ok();
+    k1s.kubectl_with(&k, &["create", "-f", "-"], Some(&service.to_string()), &[])
+        .ok();
     let validating = json!({"apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "test-validating"},
-        "webhooks": [
-            hook("deny.example.com", url("/validate"), &ca, json!({"webhook": "on"}), json!({})),
-            hook("slow-fail.example.com", url("/slow"), &ca, json!({"slow": "fail"}),
-                json!({"timeoutSeconds": 1, "failurePolicy": "Fail"})),
-            hook("slow-ignore.example.com", url("/slow"), &ca, json!({"slow": "ignore"}),
-                json!({"timeoutSeconds": 1, "failurePolicy": "Ignore"})),
-            hook("down.example.com", json!({"url": "https://127.0.0.1:1/down"}), &ca, json!({"down": "ignore"}),
-                json!({"failurePolicy": "Ignore"})),
-            hook("dry.example.com", url("/dry"), &ca, json!({"dry": "run"}),
-                json!({"sideEffects": "NoneOnDryRun"})),
-        ]});
+    "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "test-validating"},
+    "webhooks": [
+        hook("deny.example.com", url("/validate"), &ca, json!({"webhook": "on"}), json!({})),
+        hook("slow-fail.example.com", url("/slow"), &ca, json!({"slow": "fail"}),
+            json!({"timeoutSeconds": 1, "failurePolicy": "Fail"})),
+        hook("slow-ignore.example.com", url("/slow"), &ca, json!({"slow": "ignore"}),
+            json!({"timeoutSeconds": 1, "failurePolicy": "Ignore"})),
+        hook("down.example.com", json!({"url": "https://127.0.0.1:1/down"}), &ca, json!({"down": "ignore"}),
+            json!({"failurePolicy": "Ignore"})),
+        hook("dry.example.com", url("/dry"), &ca, json!({"dry": "run"}),
+            json!({"sideEffects": "NoneOnDryRun"})),
+    ]});
     let mutating = json!({"apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration", "metadata": {"name": "test-mutating"},
         "webhooks": [hook("label.example.com",
             json!({"service": {"namespace": "default", "name": "webhook", "path": "/mutate", "port": port}}),
             &ca, json!({"webhook": "on"}), json!({"reinvocationPolicy": "IfNeeded"}))]});
     for config in [&validating, &mutating] {
-        k1s.kubectl_with(&k, &["create", "-f", "-"], Some(&config.to_string()), &[]).ok();
+        k1s.kubectl_with(&k, &["create", "-f", "-"], Some(&config.to_string()), &[])
+            .ok();
     }
 
     // A validating webhook refuses with its own message and code.
@@ -196,8 +205,22 @@ fn webhooks_deny_mutate_fail_and_dry_run_as_upstream() {
     // A mutating webhook (through the Service) adds a label; the validating one warns.
     let out = create("allowed", json!({"webhook": "on"}), &[]);
     out.ok();
-    assert!(out.stderr.contains("Warning: validated by the test webhook"), "{}", out.stderr);
-    let label = k1s.kubectl(&k, &["get", "pod", "allowed", "-o", "jsonpath={.metadata.labels.mutated}"]);
+    assert!(
+        out.stderr
+            .contains("Warning: validated by the test webhook"),
+        "{}",
+        out.stderr
+    );
+    let label = k1s.kubectl(
+        &k,
+        &[
+            "get",
+            "pod",
+            "allowed",
+            "-o",
+            "jsonpath={.metadata.labels.mutated}",
+        ],
+    );
     assert_eq!(label.ok(), "true");
 
     // failurePolicy Fail: a webhook past its timeout refuses the request with upstream's
@@ -212,8 +235,13 @@ fn webhooks_deny_mutate_fail_and_dry_run_as_upstream() {
     );
     create("slow-ignore", json!({"slow": "ignore"}), &[]).ok();
     create("down-ignore", json!({"down": "ignore"}), &[]).ok();
-    k1s.kubectl(&k, &["get", "pod", "slow-ignore", "down-ignore"]).ok();
-    assert!(k1s.kubectl(&k, &["get", "pod", "slow-fail"]).fails().contains("NotFound"));
+    k1s.kubectl(&k, &["get", "pod", "slow-ignore", "down-ignore"])
+        .ok();
+    assert!(
+        k1s.kubectl(&k, &["get", "pod", "slow-fail"])
+            .fails()
+            .contains("NotFound")
+    );
 
     // Dry run: the side-effect-free webhooks are called with dryRun=true, nothing is stored.
     seen.lock().clear();
@@ -221,15 +249,36 @@ fn webhooks_deny_mutate_fail_and_dry_run_as_upstream() {
     out.ok();
     let calls = seen.lock().clone();
     assert!(
-        calls.iter().any(|(path, op, dry, name)| path == "/dry" && op == "CREATE" && *dry && name == "dry"),
+        calls
+            .iter()
+            .any(|(path, op, dry, name)| path == "/dry" && op == "CREATE" && *dry && name == "dry"),
         "{calls:?}"
     );
-    assert!(k1s.kubectl(&k, &["get", "pod", "dry"]).fails().contains("NotFound"));
-    let out = create("dry-denied", json!({"webhook": "on", "deny": "yes"}), &["--dry-run=server"]);
-    assert!(out.fails().contains("denied the request: pods labelled deny=yes are refused"));
+    assert!(
+        k1s.kubectl(&k, &["get", "pod", "dry"])
+            .fails()
+            .contains("NotFound")
+    );
+    let out = create(
+        "dry-denied",
+        json!({"webhook": "on", "deny": "yes"}),
+        &["--dry-run=server"],
+    );
+    assert!(
+        out.fails()
+            .contains("denied the request: pods labelled deny=yes are refused")
+    );
 
     // Deleting the configuration stops the calls.
-    k1s.kubectl(&k, &["delete", "validatingwebhookconfiguration", "test-validating"]).ok();
+    k1s.kubectl(
+        &k,
+        &[
+            "delete",
+            "validatingwebhookconfiguration",
+            "test-validating",
+        ],
+    )
+    .ok();
     create("denied", json!({"webhook": "on", "deny": "yes"}), &[]).ok();
 }
 
@@ -238,12 +287,26 @@ fn pod_security_enforces_and_warns_with_upstream_messages() {
     let k1s = K1s::start();
     let k = newest_kubectl();
     k1s.kubectl(&k, &["create", "namespace", "strict"]).ok();
-    k1s.kubectl(&k, &["label", "namespace", "strict", "pod-security.kubernetes.io/enforce=restricted"]).ok();
+    k1s.kubectl(
+        &k,
+        &[
+            "label",
+            "namespace",
+            "strict",
+            "pod-security.kubernetes.io/enforce=restricted",
+        ],
+    )
+    .ok();
     let privileged = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "priv", "namespace": "strict"},
         "spec": {"containers": [{"name": "c", "image": "busybox",
             "securityContext": {"privileged": true}}]}});
-    let out = k1s.kubectl_with(&k, &["create", "-f", "-"], Some(&privileged.to_string()), &[]);
+    let out = k1s.kubectl_with(
+        &k,
+        &["create", "-f", "-"],
+        Some(&privileged.to_string()),
+        &[],
+    );
     let err = out.fails();
     assert!(
         err.contains("pods \"priv\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), privileged (container \"c\" must not set securityContext.privileged=true), runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"),
@@ -255,11 +318,21 @@ fn pod_security_enforces_and_warns_with_upstream_messages() {
         "spec": {"securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [{"name": "c", "image": "busybox", "securityContext": {
                 "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]}});
-    k1s.kubectl_with(&k, &["create", "-f", "-"], Some(&hardened.to_string()), &[]).ok();
+    k1s.kubectl_with(&k, &["create", "-f", "-"], Some(&hardened.to_string()), &[])
+        .ok();
 
     // warn: admitted with a Warning; a Deployment's template is warned about too.
     k1s.kubectl(&k, &["create", "namespace", "lax"]).ok();
-    k1s.kubectl(&k, &["label", "namespace", "lax", "pod-security.kubernetes.io/warn=restricted"]).ok();
+    k1s.kubectl(
+        &k,
+        &[
+            "label",
+            "namespace",
+            "lax",
+            "pod-security.kubernetes.io/warn=restricted",
+        ],
+    )
+    .ok();
     let mut lax = privileged.clone();
     lax["metadata"]["namespace"] = json!("lax");
     let out = k1s.kubectl_with(&k, &["create", "-f", "-"], Some(&lax.to_string()), &[]);
@@ -270,7 +343,17 @@ fn pod_security_enforces_and_warns_with_upstream_messages() {
         "{}",
         out.stderr
     );
-    let out = k1s.kubectl(&k, &["-n", "lax", "create", "deployment", "web", "--image=busybox"]);
+    let out = k1s.kubectl(
+        &k,
+        &[
+            "-n",
+            "lax",
+            "create",
+            "deployment",
+            "web",
+            "--image=busybox",
+        ],
+    );
     out.ok();
     assert!(
         out.stderr.contains("Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"busybox\" must set securityContext.allowPrivilegeEscalation=false)"),
@@ -279,8 +362,17 @@ fn pod_security_enforces_and_warns_with_upstream_messages() {
     );
 
     // Tightening the enforce level warns about the pods already there (dry run too).
-    let out = k1s.kubectl(&k, &["label", "--dry-run=server", "--overwrite", "namespace", "lax",
-        "pod-security.kubernetes.io/enforce=baseline"]);
+    let out = k1s.kubectl(
+        &k,
+        &[
+            "label",
+            "--dry-run=server",
+            "--overwrite",
+            "namespace",
+            "lax",
+            "pod-security.kubernetes.io/enforce=baseline",
+        ],
+    );
     out.ok();
     assert!(
         out.stderr.contains("Warning: existing pods in namespace \"lax\" violate the new PodSecurity enforce level \"baseline:latest\"")
@@ -295,8 +387,10 @@ fn pod_security_enforces_and_warns_with_upstream_messages() {
         "metadata": {"name": "cpu", "namespace": "limits"},
         "spec": {"limits": [{"type": "Container", "max": {"cpu": "1"},
             "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "100m"}}]}});
-    k1s.kubectl_with(&k, &["create", "-f", "-"], Some(&range.to_string()), &[]).ok();
-    k1s.kubectl(&k, &["-n", "limits", "run", "small", "--image=busybox"]).ok();
+    k1s.kubectl_with(&k, &["create", "-f", "-"], Some(&range.to_string()), &[])
+        .ok();
+    k1s.kubectl(&k, &["-n", "limits", "run", "small", "--image=busybox"])
+        .ok();
     let res = k1s.kubectl(&k, &["-n", "limits", "get", "pod", "small", "-o",
         "jsonpath={.spec.containers[0].resources.limits.cpu} {.spec.containers[0].resources.requests.cpu} {.metadata.annotations.kubernetes\\.io/limit-ranger}"]);
     assert_eq!(
@@ -307,7 +401,9 @@ fn pod_security_enforces_and_warns_with_upstream_messages() {
         r#"{"spec": {"containers": [{"name": "big", "image": "busybox", "resources": {"limits": {"cpu": "2"}}}]}}"#]);
     let err = out.fails();
     assert!(
-        err.contains("pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"),
+        err.contains(
+            "pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
+        ),
         "{err}"
     );
 }
@@ -323,7 +419,9 @@ fn datastore_bytes(k1s: &K1s) -> Vec<u8> {
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 #[test]
@@ -332,19 +430,44 @@ fn secrets_are_encrypted_at_rest_and_keys_rotate() {
     let k = newest_kubectl();
     let value = "hunter2-plaintext-canary";
     let encoded = base64::engine::general_purpose::STANDARD.encode(value);
-    k1s.kubectl(&k, &["create", "secret", "generic", "db", &format!("--from-literal=password={value}")])
-        .ok();
-    k1s.kubectl(&k, &["create", "configmap", "plain", "--from-literal=note=visible-configmap-canary"])
-        .ok();
-    let got = k1s.kubectl(&k, &["get", "secret", "db", "-o", "jsonpath={.data.password}"]);
+    k1s.kubectl(
+        &k,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "db",
+            &format!("--from-literal=password={value}"),
+        ],
+    )
+    .ok();
+    k1s.kubectl(
+        &k,
+        &[
+            "create",
+            "configmap",
+            "plain",
+            "--from-literal=note=visible-configmap-canary",
+        ],
+    )
+    .ok();
+    let got = k1s.kubectl(
+        &k,
+        &["get", "secret", "db", "-o", "jsonpath={.data.password}"],
+    );
     assert_eq!(got.ok(), encoded);
     let bytes = datastore_bytes(&k1s);
-    assert!(!contains(&bytes, value) && !contains(&bytes, &encoded), "the secret is stored in plaintext");
+    assert!(
+        !contains(&bytes, value) && !contains(&bytes, &encoded),
+        "the secret is stored in plaintext"
+    );
     assert!(contains(&bytes, "k8s:enc:aescbc:v1:aescbckey:"));
     // Only Secrets: a ConfigMap stays readable in the file.
     assert!(contains(&bytes, "visible-configmap-canary"));
     let config = k1s.data_dir().join("server/cred/encryption-config.json");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&config).expect("config").permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&config).expect("config").permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
 
     // status and rotate, then a restart: the old Secret still reads, a new one uses the new key.
@@ -355,18 +478,38 @@ fn secrets_are_encrypted_at_rest_and_keys_rotate() {
             .arg(k1s.data_dir())
             .output()
             .expect("k1s runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let status = cli(&["secrets-encrypt", "status"]);
-    assert!(status.contains("Encryption Status: Enabled") && status.contains(" *      AES-CBC   aescbckey"), "{status}");
+    assert!(
+        status.contains("Encryption Status: Enabled")
+            && status.contains(" *      AES-CBC   aescbckey"),
+        "{status}"
+    );
     let rotated = cli(&["secrets-encrypt", "rotate"]);
     assert!(rotated.contains("aescbckey-"), "{rotated}");
     k1s.restart();
-    let got = k1s.kubectl(&k, &["get", "secret", "db", "-o", "jsonpath={.data.password}"]);
+    let got = k1s.kubectl(
+        &k,
+        &["get", "secret", "db", "-o", "jsonpath={.data.password}"],
+    );
     assert_eq!(got.ok(), encoded);
-    k1s.kubectl(&k, &["create", "secret", "generic", "after", "--from-literal=k=rotated-canary-value"])
-        .ok();
+    k1s.kubectl(
+        &k,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "after",
+            "--from-literal=k=rotated-canary-value",
+        ],
+    )
+    .ok();
     let bytes = datastore_bytes(&k1s);
     assert!(contains(&bytes, "k8s:enc:aescbc:v1:aescbckey-"));
     assert!(!contains(&bytes, "rotated-canary-value"));

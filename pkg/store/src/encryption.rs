@@ -14,8 +14,8 @@ use rand::RngCore;
 use serde_json::Value;
 
 use crate::{
-    Backend, BackendInfo, CheckReport, Event, EventSink, KeyValue, ListPage, Revision,
-    StoreError, WriteOp,
+    Backend, BackendInfo, CheckReport, Event, EventSink, KeyValue, ListPage, Revision, StoreError,
+    WriteOp,
 };
 
 /// Why an encryption configuration or a value could not be used.
@@ -43,7 +43,8 @@ pub enum Provider {
 impl std::fmt::Debug for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Key material stays out of logs.
-        let names = |keys: &[(String, Vec<u8>)]| keys.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        let names =
+            |keys: &[(String, Vec<u8>)]| keys.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
         match self {
             Provider::AesCbc(k) => write!(f, "aescbc{:?}", names(k)),
             Provider::Secretbox(k) => write!(f, "secretbox{:?}", names(k)),
@@ -65,7 +66,9 @@ impl Provider {
     /// The key names, the first being the one that encrypts.
     pub fn key_names(&self) -> Vec<String> {
         match self {
-            Provider::AesCbc(k) | Provider::Secretbox(k) => k.iter().map(|(n, _)| n.clone()).collect(),
+            Provider::AesCbc(k) | Provider::Secretbox(k) => {
+                k.iter().map(|(n, _)| n.clone()).collect()
+            }
             Provider::Identity => Vec::new(),
         }
     }
@@ -163,9 +166,7 @@ impl EncryptionConfig {
                 } else if p.get("identity").is_some() {
                     Provider::Identity
                 } else {
-                    return Err(EncryptionError::Config(format!(
-                        "unsupported provider {p}"
-                    )));
+                    return Err(EncryptionError::Config(format!("unsupported provider {p}")));
                 };
                 providers.push(provider);
             }
@@ -201,9 +202,8 @@ impl EncryptionConfig {
                 let (name, key) = &keys[0];
                 let mut nonce = [0u8; 24];
                 rand::rng().fill_bytes(&mut nonce);
-                let cipher = crypto_secretbox::XSalsa20Poly1305::new(
-                    crypto_secretbox::Key::from_slice(key),
-                );
+                let cipher =
+                    crypto_secretbox::XSalsa20Poly1305::new(crypto_secretbox::Key::from_slice(key));
                 let Ok(sealed) = cipher.encrypt(crypto_secretbox::Nonce::from_slice(&nonce), plain)
                 else {
                     return Bytes::copy_from_slice(plain);
@@ -229,7 +229,9 @@ impl EncryptionConfig {
         let name = parts.next().unwrap_or_default();
         let data = parts.next().unwrap_or_default();
         let name = std::str::from_utf8(name).unwrap_or_default();
-        let find = |keys: &[(String, Vec<u8>)]| keys.iter().find(|(n, _)| n == name).map(|(_, k)| k.clone());
+        let find = |keys: &[(String, Vec<u8>)]| {
+            keys.iter().find(|(n, _)| n == name).map(|(_, k)| k.clone())
+        };
         let key = self.providers.iter().find_map(|p| match (p, provider) {
             (Provider::AesCbc(k), b"aescbc") | (Provider::Secretbox(k), b"secretbox") => find(k),
             _ => None,
@@ -260,7 +262,9 @@ impl EncryptionConfig {
                 cipher
                     .decrypt(crypto_secretbox::Nonce::from_slice(nonce), sealed)
                     .map(Bytes::from)
-                    .map_err(|_| EncryptionError::Decrypt("secretbox: authentication failed".into()))
+                    .map_err(|_| {
+                        EncryptionError::Decrypt("secretbox: authentication failed".into())
+                    })
             }
         }
     }
@@ -439,7 +443,10 @@ impl Backend for EncryptingBackend {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<ListPage, StoreError> {
-        let mut page = self.inner.list(prefix, revision, start_after, limit).await?;
+        let mut page = self
+            .inner
+            .list(prefix, revision, start_after, limit)
+            .await?;
         page.items = page
             .items
             .into_iter()
@@ -505,11 +512,17 @@ mod tests {
 
     #[test]
     fn bad_configurations_are_refused() {
-        let bad = |doc: serde_json::Value| EncryptionConfig::from_json(doc.to_string().as_bytes()).is_err();
+        let bad = |doc: serde_json::Value| {
+            EncryptionConfig::from_json(doc.to_string().as_bytes()).is_err()
+        };
         assert!(bad(serde_json::json!({"kind": "Other"})));
-        assert!(bad(serde_json::json!({"kind": "EncryptionConfiguration", "resources": [
-            {"resources": ["secrets"], "providers": [{"aescbc": {"keys": [{"name": "k", "secret": "c2hvcnQ="}]}}]}]})));
-        assert!(bad(serde_json::json!({"kind": "EncryptionConfiguration", "resources": [
-            {"resources": ["secrets"], "providers": [{"kms": {}}]}]})));
+        assert!(bad(
+            serde_json::json!({"kind": "EncryptionConfiguration", "resources": [
+            {"resources": ["secrets"], "providers": [{"aescbc": {"keys": [{"name": "k", "secret": "c2hvcnQ="}]}}]}]})
+        ));
+        assert!(bad(
+            serde_json::json!({"kind": "EncryptionConfiguration", "resources": [
+            {"resources": ["secrets"], "providers": [{"kms": {}}]}]})
+        ));
     }
 }

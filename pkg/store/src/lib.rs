@@ -9,9 +9,9 @@
 
 mod backend;
 pub mod cache;
-pub mod encryption;
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
+pub mod encryption;
 mod error;
 pub mod memory;
 pub mod sqlite;

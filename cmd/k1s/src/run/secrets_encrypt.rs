@@ -101,7 +101,11 @@ pub fn run(args: SecretsEncryptArgs) -> anyhow::Result<ExitCode> {
             let active = config.providers.first().map(Provider::name);
             println!(
                 "Encryption Status: {}",
-                if active == Some("identity") { "Disabled" } else { "Enabled" }
+                if active == Some("identity") {
+                    "Disabled"
+                } else {
+                    "Enabled"
+                }
             );
             println!();
             println!("Active  Key Type  Name");
@@ -125,10 +129,14 @@ pub fn run(args: SecretsEncryptArgs) -> anyhow::Result<ExitCode> {
         }
         SecretsEncryptCommand::Rotate => {
             let bytes = std::fs::read(&path).with_context(|| {
-                format!("cannot read {}: start the server with --secrets-encryption first", path.display())
+                format!(
+                    "cannot read {}: start the server with --secrets-encryption first",
+                    path.display()
+                )
             })?;
             // Checked first, so a broken file is not rewritten.
-            EncryptionConfig::from_json(&bytes).with_context(|| format!("cannot use {}", path.display()))?;
+            EncryptionConfig::from_json(&bytes)
+                .with_context(|| format!("cannot use {}", path.display()))?;
             let mut doc: Value = serde_json::from_slice(&bytes)?;
             let providers = doc
                 .pointer_mut("/resources/0/providers")

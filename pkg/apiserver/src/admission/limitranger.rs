@@ -35,8 +35,14 @@ pub fn default_pod(ranges: &[Value], pod: &mut Value) {
     for range in ranges {
         for item in items(std::slice::from_ref(range), "Container") {
             let limits = item.get("default").and_then(Value::as_object).cloned();
-            let requests = item.get("defaultRequest").and_then(Value::as_object).cloned();
-            for (list, kind) in [("initContainers", "init container"), ("containers", "container")] {
+            let requests = item
+                .get("defaultRequest")
+                .and_then(Value::as_object)
+                .cloned();
+            for (list, kind) in [
+                ("initContainers", "init container"),
+                ("containers", "container"),
+            ] {
                 let Some(containers) = pod
                     .pointer_mut(&format!("/spec/{list}"))
                     .and_then(Value::as_array_mut)
@@ -44,7 +50,11 @@ pub fn default_pod(ranges: &[Value], pod: &mut Value) {
                     continue;
                 };
                 for c in containers {
-                    let name = c.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+                    let name = c
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
                     let mut set = |field: &str, defaults: &Option<Map<String, Value>>| {
                         let mut names = Vec::new();
                         let Some(defaults) = defaults else {
@@ -79,7 +89,10 @@ pub fn default_pod(ranges: &[Value], pod: &mut Value) {
                     let limits_set = set("limits", &limits);
                     let requests_set = set("requests", &requests);
                     if !requests_set.is_empty() {
-                        notes.push(format!("{} request for {kind} {name}", requests_set.join(", ")));
+                        notes.push(format!(
+                            "{} request for {kind} {name}",
+                            requests_set.join(", ")
+                        ));
                     }
                     if !limits_set.is_empty() {
                         notes.push(format!("{} limit for {kind} {name}", limits_set.join(", ")));
@@ -113,7 +126,9 @@ fn constrain(
     limits: &[(String, Quantity)],
     errs: &mut Vec<String>,
 ) {
-    let find = |list: &[(String, Quantity)], k: &str| list.iter().find(|(n, _)| n == k).map(|(_, q)| q.clone());
+    let find = |list: &[(String, Quantity)], k: &str| {
+        list.iter().find(|(n, _)| n == k).map(|(_, q)| q.clone())
+    };
     for (res, min) in quantities(item.get("min")) {
         let (req, lim) = (find(requests, &res), find(limits, &res));
         match req {
@@ -273,7 +288,10 @@ pub fn aggregate(errs: &[String]) -> String {
     } else {
         format!(
             "[{}]",
-            seen.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            seen.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     }
 }
@@ -288,22 +306,34 @@ mod tests {
 
     #[test]
     fn defaults_are_set_and_annotated() {
-        let r = range(json!([{"type": "Container", "default": {"cpu": "500m", "memory": "128Mi"},
-            "defaultRequest": {"cpu": "250m"}}]));
+        let r = range(
+            json!([{"type": "Container", "default": {"cpu": "500m", "memory": "128Mi"},
+            "defaultRequest": {"cpu": "250m"}}]),
+        );
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [
             {"name": "c", "resources": {"limits": {"memory": "64Mi"}}}]}});
         default_pod(&r, &mut pod);
-        assert_eq!(pod.pointer("/spec/containers/0/resources/limits"), Some(&json!({"memory": "64Mi", "cpu": "500m"})));
-        assert_eq!(pod.pointer("/spec/containers/0/resources/requests"), Some(&json!({"cpu": "250m"})));
+        assert_eq!(
+            pod.pointer("/spec/containers/0/resources/limits"),
+            Some(&json!({"memory": "64Mi", "cpu": "500m"}))
+        );
+        assert_eq!(
+            pod.pointer("/spec/containers/0/resources/requests"),
+            Some(&json!({"cpu": "250m"}))
+        );
         assert_eq!(
             pod.pointer("/metadata/annotations/kubernetes.io~1limit-ranger"),
-            Some(&json!("LimitRanger plugin set: cpu request for container c; cpu limit for container c"))
+            Some(&json!(
+                "LimitRanger plugin set: cpu request for container c; cpu limit for container c"
+            ))
         );
     }
 
     #[test]
     fn bounds_refuse_with_upstream_texts() {
-        let r = range(json!([{"type": "Container", "max": {"cpu": "500m"}, "min": {"memory": "10Mi"}}]));
+        let r = range(
+            json!([{"type": "Container", "max": {"cpu": "500m"}, "min": {"memory": "10Mi"}}]),
+        );
         let pod = json!({"spec": {"containers": [{"name": "c", "resources": {
             "limits": {"cpu": "1"}, "requests": {"memory": "5Mi"}}}]}});
         assert_eq!(

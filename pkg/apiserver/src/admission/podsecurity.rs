@@ -125,7 +125,10 @@ pub fn applies(attrs: &Attributes<'_>) -> bool {
 }
 
 fn namespace_labels(generic: &GenericStore, ns: &str) -> Option<serde_json::Map<String, Value>> {
-    let kv = generic.store().cache().get(&format!("/registry/namespaces/{ns}"))?;
+    let kv = generic
+        .store()
+        .cache()
+        .get(&format!("/registry/namespaces/{ns}"))?;
     let obj: Value = serde_json::from_slice(&kv.value).ok()?;
     obj.pointer("/metadata/labels")
         .and_then(Value::as_object)
@@ -208,7 +211,11 @@ pub fn admit(
 
 /// A namespace whose enforce level is set or tightened: a warning for its pods that
 /// would not be admitted now (they keep running, as upstream).
-fn namespace_warnings(generic: &GenericStore, attrs: &Attributes<'_>, object: &Value) -> Vec<String> {
+fn namespace_warnings(
+    generic: &GenericStore,
+    attrs: &Attributes<'_>,
+    object: &Value,
+) -> Vec<String> {
     if attrs.operation != Operation::Update {
         return Vec::new();
     }
@@ -227,10 +234,11 @@ fn namespace_warnings(generic: &GenericStore, attrs: &Attributes<'_>, object: &V
     let Some(pods) = snapshot.get("", "v1", "pods") else {
         return Vec::new();
     };
-    let (items, _, _) = generic
-        .store()
-        .cache()
-        .list(&pods.info.collection_prefix(Some(ns)), None, 0);
+    let (items, _, _) =
+        generic
+            .store()
+            .cache()
+            .list(&pods.info.collection_prefix(Some(ns)), None, 0);
     // Pods with the same reasons are reported together, in first-seen order.
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for kv in items {
@@ -291,7 +299,11 @@ fn join(violations: &[(&'static str, String)]) -> String {
 
 /// `container "a"` or `containers "a", "b"`.
 fn containers_phrase(prefix: &str, names: &[String]) -> String {
-    let quoted = names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+    let quoted = names
+        .iter()
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     if names.len() == 1 {
         format!("{prefix}container {quoted}")
     } else {
@@ -309,11 +321,16 @@ fn containers(spec: &Value) -> Vec<&Value> {
 }
 
 fn cname(c: &Value) -> String {
-    c.get("name").and_then(Value::as_str).unwrap_or_default().to_string()
+    c.get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn sc<'a>(c: &'a Value, field: &str) -> Option<&'a Value> {
-    c.get("securityContext").and_then(|s| s.get(field)).filter(|v| !v.is_null())
+    c.get("securityContext")
+        .and_then(|s| s.get(field))
+        .filter(|v| !v.is_null())
 }
 
 const BASELINE_CAPABILITIES: &[&str] = &[
@@ -370,7 +387,11 @@ fn caps<'a>(c: &'a Value, list: &str) -> Vec<&'a str> {
 }
 
 fn quoted_list(items: &[String]) -> String {
-    items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| format!("{i:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks a pod (metadata and spec) against `level`: the forbidden reasons with their
@@ -448,7 +469,10 @@ pub fn check(level: Level, _meta: &Value, spec: &Value) -> Vec<(&'static str, St
     if !host.is_empty() {
         out.push((
             "host namespaces",
-            host.iter().map(|h| format!("{h}=true")).collect::<Vec<_>>().join(", "),
+            host.iter()
+                .map(|h| format!("{h}=true"))
+                .collect::<Vec<_>>()
+                .join(", "),
         ));
     }
     let volumes: Vec<&Value> = spec
@@ -464,16 +488,32 @@ pub fn check(level: Level, _meta: &Value, spec: &Value) -> Vec<(&'static str, St
         .map(|v| cname(v))
         .collect();
     if !host_paths.is_empty() {
-        let noun = if host_paths.len() == 1 { "volume" } else { "volumes" };
-        out.push(("hostPath volumes", format!("{noun} {}", quoted_list(&host_paths))));
+        let noun = if host_paths.len() == 1 {
+            "volume"
+        } else {
+            "volumes"
+        };
+        out.push((
+            "hostPath volumes",
+            format!("{noun} {}", quoted_list(&host_paths)),
+        ));
     }
     // hostPorts
     let mut port_users = Vec::new();
     let mut ports = Vec::new();
     for c in &all {
         let mut uses = false;
-        for p in c.get("ports").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(hp) = p.get("hostPort").and_then(Value::as_i64).filter(|hp| *hp != 0) {
+        for p in c
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(hp) = p
+                .get("hostPort")
+                .and_then(Value::as_i64)
+                .filter(|hp| *hp != 0)
+            {
                 uses = true;
                 if !ports.contains(&hp) {
                     ports.push(hp);
@@ -485,12 +525,23 @@ pub fn check(level: Level, _meta: &Value, spec: &Value) -> Vec<(&'static str, St
         }
     }
     if !port_users.is_empty() {
-        let list = ports.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
-        let (verb, noun) = if port_users.len() == 1 { ("uses", "hostPort") } else { ("use", "hostPorts") };
+        let list = ports
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (verb, noun) = if port_users.len() == 1 {
+            ("uses", "hostPort")
+        } else {
+            ("use", "hostPorts")
+        };
         let noun = if ports.len() > 1 { "hostPorts" } else { noun };
         out.push((
             "hostPort",
-            format!("{} {verb} {noun} {list}", containers_phrase("", &port_users)),
+            format!(
+                "{} {verb} {noun} {list}",
+                containers_phrase("", &port_users)
+            ),
         ));
     }
     // privileged
@@ -511,7 +562,11 @@ pub fn check(level: Level, _meta: &Value, spec: &Value) -> Vec<(&'static str, St
     // procMount
     let unmasked: Vec<String> = all
         .iter()
-        .filter(|c| sc(c, "procMount").and_then(Value::as_str).is_some_and(|m| m != "Default"))
+        .filter(|c| {
+            sc(c, "procMount")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m != "Default")
+        })
         .map(|c| cname(c))
         .collect();
     if !unmasked.is_empty() {
@@ -540,7 +595,11 @@ pub fn check(level: Level, _meta: &Value, spec: &Value) -> Vec<(&'static str, St
             }
         }
         if !names.is_empty() {
-            let (noun, verb) = if names.len() == 1 { ("volume", "uses") } else { ("volumes", "use") };
+            let (noun, verb) = if names.len() == 1 {
+                ("volume", "uses")
+            } else {
+                ("volumes", "use")
+            };
             let tnoun = if types.len() == 1 { "type" } else { "types" };
             out.push((
                 "restricted volume types",
@@ -552,7 +611,11 @@ pub fn check(level: Level, _meta: &Value, spec: &Value) -> Vec<(&'static str, St
             ));
         }
     }
-    let pod_sc = |f: &str| spec.get("securityContext").and_then(|s| s.get(f)).filter(|v| !v.is_null());
+    let pod_sc = |f: &str| {
+        spec.get("securityContext")
+            .and_then(|s| s.get(f))
+            .filter(|v| !v.is_null())
+    };
     // runAsNonRoot
     if restricted && !windows {
         let mut details = Vec::new();
@@ -600,18 +663,29 @@ pub fn check(level: Level, _meta: &Value, spec: &Value) -> Vec<(&'static str, St
             .map(|c| cname(c))
             .collect();
         if !root.is_empty() {
-            details.push(format!("{} must not set runAsUser=0", containers_phrase("", &root)));
+            details.push(format!(
+                "{} must not set runAsUser=0",
+                containers_phrase("", &root)
+            ));
         }
         if !details.is_empty() {
             out.push(("runAsUser=0", details.join("; ")));
         }
     }
     // seccompProfile (baseline, or restricted which also requires one)
-    let seccomp_type =
-        |v: Option<&Value>| v.and_then(|p| p.get("type")).and_then(Value::as_str).map(str::to_string);
+    let seccomp_type = |v: Option<&Value>| {
+        v.and_then(|p| p.get("type"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     let pod_type = seccomp_type(pod_sc("seccompProfile"));
     let mut details = Vec::new();
-    if pod_type.as_deref() == Some("Unconfined") || restricted && pod_type.as_deref().is_some_and(|t| t != "RuntimeDefault" && t != "Localhost") {
+    if pod_type.as_deref() == Some("Unconfined")
+        || restricted
+            && pod_type
+                .as_deref()
+                .is_some_and(|t| t != "RuntimeDefault" && t != "Localhost")
+    {
         details.push(format!(
             "pod must not set securityContext.seccompProfile.type to {:?}",
             pod_type.clone().unwrap_or_default()
@@ -627,7 +701,10 @@ pub fn check(level: Level, _meta: &Value, spec: &Value) -> Vec<(&'static str, St
                 Some("RuntimeDefault" | "Localhost") | None => false,
                 Some(_) => restricted,
             };
-            if bad && let Some(t) = t && !bad_types.contains(&t) {
+            if bad
+                && let Some(t) = t
+                && !bad_types.contains(&t)
+            {
                 bad_types.push(t);
             }
             bad

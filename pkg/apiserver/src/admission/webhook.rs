@@ -85,10 +85,11 @@ fn hooks(generic: &GenericStore, kind: Kind) -> Vec<Hook> {
     let Some(configs) = snapshot.get("admissionregistration.k8s.io", "v1", kind.plural()) else {
         return Vec::new();
     };
-    let (items, _, _) = generic
-        .store()
-        .cache()
-        .list(&configs.info.collection_prefix(None), None, 0);
+    let (items, _, _) =
+        generic
+            .store()
+            .cache()
+            .list(&configs.info.collection_prefix(None), None, 0);
     let mut out = Vec::new();
     for kv in items {
         let Ok(config) = serde_json::from_slice::<Value>(&kv.value) else {
@@ -121,10 +122,11 @@ pub fn configured(generic: &GenericStore, kind: Kind) -> bool {
     let Some(configs) = snapshot.get("admissionregistration.k8s.io", "v1", kind.plural()) else {
         return false;
     };
-    let (items, _, _) = generic
-        .store()
-        .cache()
-        .list(&configs.info.collection_prefix(None), None, 1);
+    let (items, _, _) =
+        generic
+            .store()
+            .cache()
+            .list(&configs.info.collection_prefix(None), None, 1);
     !items.is_empty()
 }
 
@@ -135,8 +137,10 @@ fn exempt(attrs: &Attributes<'_>) -> bool {
 }
 
 fn list_has(list: Option<&Value>, want: &str) -> bool {
-    list.and_then(Value::as_array)
-        .is_some_and(|l| l.iter().any(|v| v.as_str().is_some_and(|s| s == "*" || s == want)))
+    list.and_then(Value::as_array).is_some_and(|l| {
+        l.iter()
+            .any(|v| v.as_str().is_some_and(|s| s == "*" || s == want))
+    })
 }
 
 /// Whether `rule` (a RuleWithOperations) covers the request.
@@ -157,16 +161,20 @@ fn rule_matches(rule: &Value, attrs: &Attributes<'_>) -> bool {
         return false;
     }
     let resources = rule.get("resources").and_then(Value::as_array);
-    resources.into_iter().flatten().filter_map(Value::as_str).any(|r| {
-        let (res, sub) = r.split_once('/').unwrap_or((r, ""));
-        let res_ok = res == "*" || res == info.plural;
-        let sub_ok = if r.contains('/') {
-            sub == "*" || sub == attrs.subresource
-        } else {
-            attrs.subresource.is_empty()
-        };
-        res_ok && sub_ok
-    })
+    resources
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|r| {
+            let (res, sub) = r.split_once('/').unwrap_or((r, ""));
+            let res_ok = res == "*" || res == info.plural;
+            let sub_ok = if r.contains('/') {
+                sub == "*" || sub == attrs.subresource
+            } else {
+                attrs.subresource.is_empty()
+            };
+            res_ok && sub_ok
+        })
 }
 
 fn selector_of(hook: &Hook, field: &str) -> Result<Selector, Status> {
@@ -248,9 +256,9 @@ fn match_conditions(
     };
     let result = match generic.admission().match_conditions.get() {
         Some(eval) => eval(conditions, request),
-        None => Err(
-            "matchConditions cannot be evaluated: this server has no CEL evaluator".to_string(),
-        ),
+        None => {
+            Err("matchConditions cannot be evaluated: this server has no CEL evaluator".to_string())
+        }
     };
     match result {
         Ok(m) => Ok(m),
@@ -344,7 +352,10 @@ fn verify_response(uid: &str, kind: Kind, review: &Value) -> Result<Answer, Stri
         .get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let review_kind = review.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let review_kind = review
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if api_version != "admission.k8s.io/v1" || review_kind != "AdmissionReview" {
         return Err(format!(
             "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got {api_version}, Kind={review_kind}"
@@ -352,7 +363,10 @@ fn verify_response(uid: &str, kind: Kind, review: &Value) -> Result<Answer, Stri
     }
     let mut patch = None;
     if kind == Kind::Mutating {
-        let raw = resp.get("patch").and_then(Value::as_str).filter(|p| !p.is_empty());
+        let raw = resp
+            .get("patch")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty());
         let patch_type = resp.get("patchType").filter(|t| !t.is_null());
         match (raw, patch_type) {
             (Some(_), None) => {
@@ -375,7 +389,10 @@ fn verify_response(uid: &str, kind: Kind, review: &Value) -> Result<Answer, Stri
         }
     }
     Ok(Answer {
-        allowed: resp.get("allowed").and_then(Value::as_bool).unwrap_or(false),
+        allowed: resp
+            .get("allowed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         result: resp.get("status").filter(|s| !s.is_null()).cloned(),
         patch,
         warnings: resp
@@ -426,15 +443,24 @@ struct Target {
 }
 
 fn target(generic: &GenericStore, hook: &Hook, timeout: Duration) -> Result<Target, String> {
-    let client = hook.spec.get("clientConfig").cloned().unwrap_or(Value::Null);
+    let client = hook
+        .spec
+        .get("clientConfig")
+        .cloned()
+        .unwrap_or(Value::Null);
     let timeout_q = format!("timeout={}s", timeout.as_secs().max(1));
     if let Some(url) = client.get("url").and_then(Value::as_str) {
-        let uri: http::Uri = url.parse().map_err(|e| format!("invalid webhook URL: {e}"))?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("invalid webhook URL: {e}"))?;
         if uri.scheme_str() != Some("https") {
             return Err(format!("webhook URL {url:?} must use the https scheme"));
         }
         let host = uri.host().unwrap_or_default();
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let port = uri.port_u16().unwrap_or(443);
         let path = uri.path();
         let query = match uri.query() {
@@ -443,7 +469,11 @@ fn target(generic: &GenericStore, hook: &Hook, timeout: Duration) -> Result<Targ
         };
         let path_and_query = format!("{path}?{query}");
         return Ok(Target {
-            url: format!("{}{}", url.split('?').next().unwrap_or(url), &path_and_query[path.len()..]),
+            url: format!(
+                "{}{}",
+                url.split('?').next().unwrap_or(url),
+                &path_and_query[path.len()..]
+            ),
             server_name: host.clone(),
             host,
             port,
@@ -453,7 +483,10 @@ fn target(generic: &GenericStore, hook: &Hook, timeout: Duration) -> Result<Targ
     let Some(svc) = client.get("service") else {
         return Err("webhook has neither a URL nor a service".into());
     };
-    let ns = svc.get("namespace").and_then(Value::as_str).unwrap_or_default();
+    let ns = svc
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let name = svc.get("name").and_then(Value::as_str).unwrap_or_default();
     let port = svc
         .get("port")
@@ -511,7 +544,10 @@ fn resolve_service(
         .find(|p| p.get("port").and_then(Value::as_u64) == Some(u64::from(port)))
         .cloned()
         .ok_or_else(|| format!("unable to find service port {port}"))?;
-    let port_name = svc_port.get("name").and_then(Value::as_str).unwrap_or_default();
+    let port_name = svc_port
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if let Some(kv) = cache.get(&key_of("endpoints"))
         && let Ok(endpoints) = serde_json::from_slice::<Value>(&kv.value)
     {
@@ -529,9 +565,7 @@ fn resolve_service(
                 .find(|p| p.get("name").and_then(Value::as_str).unwrap_or_default() == port_name)
                 .and_then(|p| p.get("port").and_then(Value::as_u64))
                 .and_then(|p| u16::try_from(p).ok());
-            let ip = subset
-                .pointer("/addresses/0/ip")
-                .and_then(Value::as_str);
+            let ip = subset.pointer("/addresses/0/ip").and_then(Value::as_str);
             if let (Some(p), Some(ip)) = (ep_port, ip) {
                 return Ok((ip.to_string(), p));
             }
@@ -582,7 +616,9 @@ fn tls_error_text(e: &std::io::Error) -> String {
     if text.contains("UnknownIssuer") {
         "tls: failed to verify certificate: x509: certificate signed by unknown authority".into()
     } else if text.contains("NotValidForName") {
-        format!("tls: failed to verify certificate: x509: certificate is not valid for the requested name ({text})")
+        format!(
+            "tls: failed to verify certificate: x509: certificate is not valid for the requested name ({text})"
+        )
     } else {
         format!("remote error: tls: {text}")
     }
@@ -591,13 +627,21 @@ fn tls_error_text(e: &std::io::Error) -> String {
 /// Posts the review and reads the answer, within the webhook's timeout.
 async fn post(generic: &GenericStore, hook: &Hook, review: &Value) -> Result<Value, String> {
     let timeout = hook.timeout();
-    let target = target(generic, hook, timeout).map_err(|e| format!("failed to call webhook: {e}"))?;
+    let target =
+        target(generic, hook, timeout).map_err(|e| format!("failed to call webhook: {e}"))?;
     let url = target.url.clone();
     let call = async {
         let tls = tls_config(hook)?;
         let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
             .await
-            .map_err(|e| format!("dial tcp {}:{}: connect: {}", target.host, target.port, go_io(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "dial tcp {}:{}: connect: {}",
+                    target.host,
+                    target.port,
+                    go_io(&e)
+                )
+            })?;
         let _ = tcp.set_nodelay(true);
         let server_name = rustls::pki_types::ServerName::try_from(target.server_name.clone())
             .map_err(|e| e.to_string())?;
@@ -613,12 +657,18 @@ async fn post(generic: &GenericStore, hook: &Hook, review: &Value) -> Result<Val
         });
         let body = serde_json::to_vec(review).map_err(|e| e.to_string())?;
         let request = http::Request::post(target.path_and_query.as_str())
-            .header(http::header::HOST, format!("{}:{}", target.server_name, target.port))
+            .header(
+                http::header::HOST,
+                format!("{}:{}", target.server_name, target.port),
+            )
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json, */*")
             .body(Full::new(bytes::Bytes::from(body)))
             .map_err(|e| e.to_string())?;
-        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
         let code = response.status();
         let body = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
@@ -630,7 +680,9 @@ async fn post(generic: &GenericStore, hook: &Hook, review: &Value) -> Result<Val
             return Err(if code == http::StatusCode::NOT_FOUND {
                 "the server could not find the requested resource".to_string()
             } else {
-                format!("an error on the server ({text:?}) has prevented the request from succeeding")
+                format!(
+                    "an error on the server ({text:?}) has prevented the request from succeeding"
+                )
             });
         }
         serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string())
@@ -678,7 +730,9 @@ async fn call(
             "webhook does not accept v1 AdmissionReview".into(),
         ));
     }
-    let response = post(generic, hook, review).await.map_err(CallError::Calling)?;
+    let response = post(generic, hook, review)
+        .await
+        .map_err(CallError::Calling)?;
     let answer = verify_response(uid, kind, &response).map_err(|e| {
         CallError::Calling(match kind {
             Kind::Mutating => format!("received invalid webhook response: {e}"),
@@ -734,7 +788,9 @@ pub async fn mutate(
             if !match_conditions(generic, hook, attrs, &review["request"])? {
                 continue;
             }
-            let answer = match call(generic, Kind::Mutating, hook, &review, &uid, attrs.dry_run).await {
+            let answer = match call(generic, Kind::Mutating, hook, &review, &uid, attrs.dry_run)
+                .await
+            {
                 Ok(a) => a,
                 Err(CallError::Calling(why)) if hook.ignores_failures() => {
                     tracing::warn!(webhook = %hook.name, error = %why, "failed calling webhook, failing open");
@@ -757,8 +813,8 @@ pub async fn mutate(
                             hook.name
                         )));
                     };
-                    let patched = crate::patch::apply_json_patch(obj, patch)
-                        .map_err(|e| match e {
+                    let patched =
+                        crate::patch::apply_json_patch(obj, patch).map_err(|e| match e {
                             crate::patch::PatchError::Malformed(m) => calling_failed(
                                 hook,
                                 &format!("received undecodable patch in webhook response: {m}"),
@@ -813,7 +869,15 @@ pub async fn validate(
             continue;
         }
         calls.push(async move {
-            let r = call(generic, Kind::Validating, hook, &review, &uid, attrs.dry_run).await;
+            let r = call(
+                generic,
+                Kind::Validating,
+                hook,
+                &review,
+                &uid,
+                attrs.dry_run,
+            )
+            .await;
             (hook, r)
         });
     }
@@ -866,7 +930,12 @@ mod tests {
         }
     }
 
-    fn attrs<'a>(info: &'a ResourceInfo, user: &'a UserInfo, sub: &'a str, op: Operation) -> Attributes<'a> {
+    fn attrs<'a>(
+        info: &'a ResourceInfo,
+        user: &'a UserInfo,
+        sub: &'a str,
+        op: Operation,
+    ) -> Attributes<'a> {
         Attributes {
             info,
             subresource: sub,
@@ -886,9 +955,7 @@ mod tests {
         let user = UserInfo::default();
         let create = attrs(&info, &user, "", Operation::Create);
         let status = attrs(&info, &user, "status", Operation::Update);
-        let rule = |ops: &[&str], res: &[&str], scope: &str| {
-            json!({"operations": ops, "apiGroups": [""], "apiVersions": ["v1"], "resources": res, "scope": scope})
-        };
+        let rule = |ops: &[&str], res: &[&str], scope: &str| json!({"operations": ops, "apiGroups": [""], "apiVersions": ["v1"], "resources": res, "scope": scope});
         assert!(rule_matches(&rule(&["CREATE"], &["pods"], "*"), &create));
         assert!(!rule_matches(&rule(&["UPDATE"], &["pods"], "*"), &create));
         assert!(rule_matches(&rule(&["*"], &["*"], "Namespaced"), &create));
@@ -904,7 +971,10 @@ mod tests {
 
     #[test]
     fn denials_read_as_upstream() {
-        let s = denial("x.example.com", Some(&json!({"message": "no privileged pods", "code": 403})));
+        let s = denial(
+            "x.example.com",
+            Some(&json!({"message": "no privileged pods", "code": 403})),
+        );
         assert_eq!(s.code, 403);
         assert_eq!(
             s.message,
@@ -912,29 +982,46 @@ mod tests {
         );
         let s = denial("w", None);
         assert_eq!(s.code, 400);
-        assert_eq!(s.message, "admission webhook \"w\" denied the request without explanation");
+        assert_eq!(
+            s.message,
+            "admission webhook \"w\" denied the request without explanation"
+        );
         let s = denial("w", Some(&json!({"reason": "Nope", "code": 200})));
-        assert_eq!((s.code, s.message.as_str()), (400, "admission webhook \"w\" denied the request: Nope"));
+        assert_eq!(
+            (s.code, s.message.as_str()),
+            (400, "admission webhook \"w\" denied the request: Nope")
+        );
     }
 
     #[test]
     fn responses_are_checked() {
         let ok = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "response": {"uid": "u1", "allowed": true, "warnings": ["careful"]}});
-        let a = verify_response("u1", Kind::Validating, &ok).map_err(|e| e).expect("valid");
+        let a = verify_response("u1", Kind::Validating, &ok)
+            .map_err(|e| e)
+            .expect("valid");
         assert!(a.allowed);
         assert_eq!(a.warnings, vec!["careful".to_string()]);
         let err = |r: Value, k| verify_response("u1", k, &r).err().unwrap_or_default();
         assert_eq!(
-            err(json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}), Kind::Validating),
+            err(
+                json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}),
+                Kind::Validating
+            ),
             "webhook response was absent"
         );
         assert_eq!(
-            err(json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "u2"}}), Kind::Validating),
+            err(
+                json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "u2"}}),
+                Kind::Validating
+            ),
             "expected response.uid=\"u1\", got \"u2\""
         );
         assert_eq!(
-            err(json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "u1", "allowed": true, "patch": "W10="}}), Kind::Mutating),
+            err(
+                json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "u1", "allowed": true, "patch": "W10="}}),
+                Kind::Mutating
+            ),
             "webhook returned response.patch but not response.patchType"
         );
     }

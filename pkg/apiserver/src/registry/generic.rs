@@ -266,7 +266,10 @@ impl GenericStore {
     ) -> Result<(), Status> {
         use crate::admission::{Operation, limitranger};
         let info = attrs.info;
-        if attrs.operation != Operation::Create || !info.group.is_empty() || attrs.namespace.is_empty() {
+        if attrs.operation != Operation::Create
+            || !info.group.is_empty()
+            || attrs.namespace.is_empty()
+        {
             return Ok(());
         }
         let errs = match info.plural.as_str() {
