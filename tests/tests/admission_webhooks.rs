@@ -381,6 +381,23 @@ fn pod_security_enforces_and_warns_with_upstream_messages() {
         out.stderr
     );
 
+    // Labels that do not parse are refused (422), as upstream.
+    let out = k1s.kubectl(
+        &k,
+        &[
+            "label",
+            "--overwrite",
+            "namespace",
+            "lax",
+            "pod-security.kubernetes.io/enforce=strict",
+        ],
+    );
+    let err = out.fails();
+    assert!(
+        err.contains("metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"strict\": must be one of privileged, baseline, restricted"),
+        "{err}"
+    );
+
     // LimitRanger: defaults on new pods, max refused with upstream's text.
     k1s.kubectl(&k, &["create", "namespace", "limits"]).ok();
     let range = json!({"apiVersion": "v1", "kind": "LimitRange",

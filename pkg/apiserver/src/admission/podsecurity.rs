@@ -4,7 +4,7 @@
 //! warnings for their pod templates; changing a namespace's enforce level warns about
 //! its existing pods. No exemptions are configured (upstream's default).
 
-use k1s_apimachinery::{GroupResource, Status};
+use k1s_apimachinery::{FieldError, GroupKind, GroupResource, Path, Status};
 use serde_json::Value;
 
 use super::{Attributes, Operation};
@@ -63,41 +63,77 @@ fn valid_version(v: &str) -> bool {
             .is_some_and(|minor| !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The policy of one mode (`enforce`, `audit`, `warn`) from a namespace's labels: absent
-/// means privileged at latest; an invalid level or version means restricted at latest,
-/// as upstream falls back to the strictest policy.
-pub fn policy(labels: Option<&serde_json::Map<String, Value>>, mode: &str) -> Policy {
-    let get = |key: String| {
-        labels
-            .and_then(|l| l.get(&key))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let level = get(format!("{LABEL_PREFIX}{mode}"));
-    let version = get(format!("{LABEL_PREFIX}{mode}-version"));
-    let level = match level.as_deref() {
-        None => Level::Privileged,
-        Some(l) => match Level::parse(l) {
-            Some(l) => l,
-            None => {
-                return Policy {
-                    level: Level::Restricted,
-                    version: "latest".into(),
-                };
+/// The policies of a namespace's labels (upstream's `PolicyToEvaluate`), with the
+/// labels that do not parse. Absent labels mean privileged at latest. An invalid enforce
+/// level means restricted; invalid audit and warn levels mean privileged (fail open); an
+/// invalid version means latest.
+pub fn policies(labels: Option<&serde_json::Map<String, Value>>) -> (Policies, Vec<FieldError>) {
+    let mut errs = Vec::new();
+    let mut get = |mode: &str, fail_open: bool| {
+        let label = |suffix: &str| format!("{LABEL_PREFIX}{mode}{suffix}");
+        let value = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
+        let path = Path::new("metadata").child("labels");
+        let level = match value(&label("")) {
+            None => Level::Privileged,
+            Some(l) => Level::parse(l).unwrap_or_else(|| {
+                errs.push(FieldError::invalid(
+                    &path.key(&label("")),
+                    l,
+                    "must be one of privileged, baseline, restricted",
+                ));
+                if fail_open {
+                    Level::Privileged
+                } else {
+                    Level::Restricted
+                }
+            }),
+        };
+        let version = match value(&label("-version")) {
+            None => "latest".to_string(),
+            Some(v) if valid_version(v) => v.to_string(),
+            Some(v) => {
+                errs.push(FieldError::invalid(
+                    &path.key(&label("-version")),
+                    v,
+                    "must be \"latest\" or \"v1.x\"",
+                ));
+                "latest".to_string()
             }
+        };
+        Policy { level, version }
+    };
+    let enforce = get("enforce", false);
+    let audit = get("audit", true);
+    let warn = get("warn", true);
+    (
+        Policies {
+            enforce,
+            audit,
+            warn,
         },
-    };
-    let version = match version {
-        None => "latest".to_string(),
-        Some(v) if valid_version(&v) => v,
-        Some(_) => {
-            return Policy {
-                level: Level::Restricted,
-                version: "latest".into(),
-            };
-        }
-    };
-    Policy { level, version }
+        errs,
+    )
+}
+
+/// The three policies of a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policies {
+    /// Refuses pods.
+    pub enforce: Policy,
+    /// Would annotate audit events (there is no audit log yet).
+    pub audit: Policy,
+    /// Answers with warnings.
+    pub warn: Policy,
+}
+
+/// The policy of one mode (`enforce`, `audit`, `warn`) from a namespace's labels.
+pub fn policy(labels: Option<&serde_json::Map<String, Value>>, mode: &str) -> Policy {
+    let (p, _) = policies(labels);
+    match mode {
+        "enforce" => p.enforce,
+        "audit" => p.audit,
+        _ => p.warn,
+    }
 }
 
 /// Where a kind keeps its pod template, for the workload kinds upstream checks.
@@ -147,15 +183,16 @@ pub fn admit(
     }
     let info = attrs.info;
     if info.group.is_empty() && info.plural == "namespaces" {
-        return Ok(namespace_warnings(generic, attrs, object));
+        return namespace(generic, attrs, object);
     }
     let labels = namespace_labels(generic, attrs.namespace);
-    let enforce = policy(labels.as_ref(), "enforce");
-    let warn = policy(labels.as_ref(), "warn");
-    if enforce.level == Level::Privileged && warn.level == Level::Privileged {
+    let (p, _) = policies(labels.as_ref());
+    let is_pod = info.group.is_empty() && info.plural == "pods";
+    // Pods are refused by enforce and warned by warn; workloads are only warned about.
+    if p.warn.level == Level::Privileged && (!is_pod || p.enforce.level == Level::Privileged) {
         return Ok(Vec::new());
     }
-    let (meta, spec) = if info.group.is_empty() && info.plural == "pods" {
+    let (meta, spec) = if is_pod {
         // Updates that leave the pod spec alone (labels, annotations) are not checked.
         if attrs.operation == Operation::Update
             && attrs.old_object.and_then(|o| o.get("spec")) == object.get("spec")
@@ -167,69 +204,81 @@ pub fn admit(
         let Some(path) = template_path(&info.group, &info.plural) else {
             return Ok(Vec::new());
         };
-        let template = object.pointer(path);
-        (
-            template.and_then(|t| t.get("metadata")),
-            template.and_then(|t| t.get("spec")),
-        )
+        let Some(template) = object.pointer(path).filter(|t| !t.is_null()) else {
+            return Ok(Vec::new());
+        };
+        (template.get("metadata"), template.get("spec"))
     };
     let null = Value::Null;
     let (meta, spec) = (meta.unwrap_or(&null), spec.unwrap_or(&null));
-    let is_pod = info.group.is_empty() && info.plural == "pods";
-    let mut warnings = Vec::new();
-    let enforce_violations = check(enforce.level, meta, spec);
-    if !enforce_violations.is_empty() {
-        if is_pod {
+    if is_pod {
+        let violations = check(p.enforce.level, meta, spec);
+        if !violations.is_empty() {
             return Err(Status::forbidden(
                 &GroupResource::new("", "pods"),
                 attrs.name,
                 &format!(
                     "violates PodSecurity {:?}: {}",
-                    enforce.to_string(),
-                    join(&enforce_violations)
+                    p.enforce.to_string(),
+                    join(&violations)
                 ),
             ));
         }
-        warnings.push(format!(
-            "would violate PodSecurity {:?}: {}",
-            enforce.to_string(),
-            join(&enforce_violations)
-        ));
-    }
-    if warn != enforce || is_pod {
-        let violations = check(warn.level, meta, spec);
-        if !violations.is_empty() && (warn != enforce) {
-            warnings.push(format!(
-                "would violate PodSecurity {:?}: {}",
-                warn.to_string(),
-                join(&violations)
-            ));
+        if p.warn == p.enforce {
+            return Ok(Vec::new());
         }
     }
-    Ok(warnings)
+    let violations = check(p.warn.level, meta, spec);
+    if violations.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![format!(
+        "would violate PodSecurity {:?}: {}",
+        p.warn.to_string(),
+        join(&violations)
+    )])
 }
 
-/// A namespace whose enforce level is set or tightened: a warning for its pods that
-/// would not be admitted now (they keep running, as upstream).
-fn namespace_warnings(
+/// A namespace: its labels must parse (on create, and on update when they changed: 422);
+/// an update that sets or tightens the enforce level warns about the pods already there
+/// that the new level forbids (they keep running, as upstream).
+fn namespace(
     generic: &GenericStore,
     attrs: &Attributes<'_>,
     object: &Value,
-) -> Vec<String> {
-    if attrs.operation != Operation::Update {
-        return Vec::new();
-    }
+) -> Result<Vec<String>, Status> {
     let labels = |o: Option<&Value>| {
         o.and_then(|o| o.pointer("/metadata/labels"))
             .and_then(Value::as_object)
             .cloned()
     };
-    let new = policy(labels(Some(object)).as_ref(), "enforce");
-    let old = policy(labels(attrs.old_object).as_ref(), "enforce");
-    if new == old || new.level == Level::Privileged {
-        return Vec::new();
+    let (new, new_errs) = policies(labels(Some(object)).as_ref());
+    let invalid =
+        |errs: &[FieldError]| Status::invalid(&GroupKind::new("", "Namespace"), attrs.name, errs);
+    if attrs.operation == Operation::Create {
+        return if new_errs.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(invalid(&new_errs))
+        };
     }
-    let ns = crate::meta::name(object);
+    let (old, old_errs) = policies(labels(attrs.old_object).as_ref());
+    if !new_errs.is_empty() && new_errs != old_errs {
+        return Err(invalid(&new_errs));
+    }
+    let (new, old) = (new.enforce, old.enforce);
+    if new == old
+        || new.level == Level::Privileged
+        || new.version == old.version && new.level <= old.level
+    {
+        return Ok(Vec::new());
+    }
+    Ok(namespace_warnings(generic, crate::meta::name(object), &new))
+}
+
+/// Upstream's warnings for the pods of `ns` that `enforce` forbids: a headline, then one
+/// line per set of reasons naming the first pod (by name) and how many others share them.
+fn namespace_warnings(generic: &GenericStore, ns: &str, enforce: &Policy) -> Vec<String> {
     let snapshot = generic.registry().snapshot();
     let Some(pods) = snapshot.get("", "v1", "pods") else {
         return Vec::new();
@@ -239,15 +288,15 @@ fn namespace_warnings(
             .store()
             .cache()
             .list(&pods.info.collection_prefix(Some(ns)), None, 0);
-    // Pods with the same reasons are reported together, in first-seen order.
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    // reasons -> (first pod name, count)
+    let mut groups: Vec<(String, String, usize)> = Vec::new();
     for kv in items {
         let Ok(pod) = serde_json::from_slice::<Value>(&kv.value) else {
             continue;
         };
         let null = Value::Null;
         let violations = check(
-            new.level,
+            enforce.level,
             pod.get("metadata").unwrap_or(&null),
             pod.get("spec").unwrap_or(&null),
         );
@@ -260,26 +309,33 @@ fn namespace_warnings(
             .collect::<Vec<_>>()
             .join(", ");
         let name = crate::meta::name(&pod).to_string();
-        match groups.iter_mut().find(|(r, _)| *r == reasons) {
-            Some((_, names)) => names.push(name),
-            None => groups.push((reasons, vec![name])),
+        match groups.iter_mut().find(|(r, _, _)| *r == reasons) {
+            Some((_, first, count)) => {
+                *count += 1;
+                if name < *first {
+                    *first = name;
+                }
+            }
+            None => groups.push((reasons, name, 1)),
         }
     }
     if groups.is_empty() {
         return Vec::new();
     }
+    let mut lines: Vec<String> = groups
+        .into_iter()
+        .map(|(reasons, first, count)| match count {
+            1 => format!("{first}: {reasons}"),
+            2 => format!("{first} (and 1 other pod): {reasons}"),
+            n => format!("{first} (and {} other pods): {reasons}", n - 1),
+        })
+        .collect();
+    lines.sort();
     let mut out = vec![format!(
         "existing pods in namespace {ns:?} violate the new PodSecurity enforce level {:?}",
-        new.to_string()
+        enforce.to_string()
     )];
-    for (reasons, names) in groups {
-        let who = match names.len() {
-            1 => names[0].clone(),
-            2 => format!("{} (and 1 other pod)", names[0]),
-            n => format!("{} (and {} other pods)", names[0], n - 1),
-        };
-        out.push(format!("{who}: {reasons}"));
-    }
+    out.extend(lines);
     out
 }
 
@@ -826,7 +882,12 @@ hostPort (container \"c\" uses hostPort 80), privileged (container \"c\" must no
             "pod-security.kubernetes.io/warn": "bogus"});
         let l = labels.as_object();
         assert_eq!(policy(l, "enforce").to_string(), "baseline:v1.30");
-        assert_eq!(policy(l, "warn").to_string(), "restricted:latest");
+        // An invalid warn level fails open.
+        assert_eq!(policy(l, "warn").to_string(), "privileged:latest");
         assert_eq!(policy(l, "audit").to_string(), "privileged:latest");
+        let bad = json!({"pod-security.kubernetes.io/enforce": "strict"});
+        let (p, errs) = policies(bad.as_object());
+        assert_eq!(p.enforce.to_string(), "restricted:latest");
+        assert_eq!(errs.len(), 1);
     }
 }
