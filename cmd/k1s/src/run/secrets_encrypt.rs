@@ -154,7 +154,7 @@ pub fn run(args: SecretsEncryptArgs) -> anyhow::Result<ExitCode> {
             let (kind, provider) = slot;
             let name = format!(
                 "{kind}key-{}",
-                jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ")
+                jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
             );
             let keys = provider[kind]["keys"]
                 .as_array_mut()
