@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use k1s_e2e::{K1s, newest_kubectl};
+use k1s_e2e::{K1s, eventually, newest_kubectl};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -422,6 +422,38 @@ fn pod_security_enforces_and_warns_with_upstream_messages() {
         err.contains(
             "pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
         ),
+        "{err}"
+    );
+
+    // ResourceQuota: once the quota counts the pod there, the next one is refused.
+    k1s.kubectl(
+        &k,
+        &["-n", "limits", "create", "quota", "q", "--hard=pods=1"],
+    )
+    .ok();
+    eventually(
+        Duration::from_secs(30),
+        "the quota to count the pod",
+        || {
+            let used = k1s.kubectl(
+                &k,
+                &[
+                    "-n",
+                    "limits",
+                    "get",
+                    "quota",
+                    "q",
+                    "-o",
+                    "jsonpath={.status.used.pods}",
+                ],
+            );
+            (used.code == 0 && used.stdout == "1").then_some(())
+        },
+    );
+    let out = k1s.kubectl(&k, &["-n", "limits", "run", "second", "--image=busybox"]);
+    let err = out.fails();
+    assert!(
+        err.contains("pods \"second\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1"),
         "{err}"
     );
 }

@@ -997,9 +997,7 @@ mod tests {
     fn responses_are_checked() {
         let ok = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "response": {"uid": "u1", "allowed": true, "warnings": ["careful"]}});
-        let a = verify_response("u1", Kind::Validating, &ok)
-            .map_err(|e| e)
-            .expect("valid");
+        let a = verify_response("u1", Kind::Validating, &ok).expect("valid");
         assert!(a.allowed);
         assert_eq!(a.warnings, vec!["careful".to_string()]);
         let err = |r: Value, k| verify_response("u1", k, &r).err().unwrap_or_default();
