@@ -37,6 +37,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Killall(args) => run::killall::run(args),
         cli::Command::Simulate(args) => run::simulate::run(args),
         cli::Command::CheckConfig(args) => run::check_config::run(args),
+        cli::Command::SecretsEncrypt(args) => run::secrets_encrypt::run(args),
     };
     match result {
         Ok(code) => code,

@@ -11,6 +11,7 @@ mod backend;
 pub mod cache;
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
+pub mod encryption;
 mod error;
 pub mod etcd;
 pub mod memory;

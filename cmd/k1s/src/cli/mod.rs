@@ -6,6 +6,7 @@ pub mod datastore;
 pub mod image;
 pub mod killall;
 pub mod kubectl;
+pub mod secrets_encrypt;
 pub mod server;
 pub mod simulate;
 
@@ -42,6 +43,8 @@ pub enum Command {
     /// containerd, ports) and say how to fix what is missing.
     #[command(long_about = check_config::LONG_ABOUT)]
     CheckConfig(check_config::CheckConfigArgs),
+    /// Show or rotate the keys that encrypt Secrets at rest (k3s's secrets-encrypt).
+    SecretsEncrypt(secrets_encrypt::SecretsEncryptArgs),
     /// Run simulated nodes against a cluster (for tests and benchmarks).
     Simulate(simulate::SimulateArgs),
 }

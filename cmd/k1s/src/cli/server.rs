@@ -287,6 +287,21 @@ pub struct ServerArgs {
     /// etcd TLS files (--datastore-cafile, --datastore-certfile, --datastore-keyfile).
     #[command(flatten)]
     pub datastore_tls: crate::cli::datastore::DatastoreTls,
+    /// Encrypt Secrets at rest (k3s's flag): the keys live in
+    /// <data-dir>/server/cred/encryption-config.json (upstream's EncryptionConfiguration),
+    /// made on first start; see `k1s secrets-encrypt`.
+    #[arg(long, env = "K1S_SECRETS_ENCRYPTION", help_heading = "Datastore")]
+    pub secrets_encryption: bool,
+
+    /// Cipher of the key --secrets-encryption makes: aescbc or secretbox.
+    #[arg(
+        long,
+        default_value = "aescbc",
+        value_parser = ["aescbc", "secretbox"],
+        env = "K1S_SECRETS_ENCRYPTION_PROVIDER",
+        help_heading = "Datastore"
+    )]
+    pub secrets_encryption_provider: String,
 
     /// Static bearer tokens (CSV lines: token,user,uid,"group1,group2").
     #[arg(long, env = "K1S_TOKEN_AUTH_FILE", help_heading = "Cluster")]

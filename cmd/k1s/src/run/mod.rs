@@ -8,6 +8,7 @@ pub mod image;
 mod ingress;
 pub mod killall;
 pub mod kubectl;
+pub mod secrets_encrypt;
 pub mod server;
 pub mod simulate;
 

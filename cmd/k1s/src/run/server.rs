@@ -172,6 +172,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     };
 
     let backend = open_backend(&args.datastore_endpoint, &args.datastore_tls, &data_dir)?;
+    let backend = crate::run::secrets_encrypt::wrap(
+        backend,
+        args.secrets_encryption,
+        &args.secrets_encryption_provider,
+        &data_dir,
+    )?;
     let store = Store::open(backend.clone())
         .await
         .context("cannot read the datastore")?;

@@ -179,6 +179,7 @@ pub struct GenericStore {
     registry: Arc<Registry>,
     service_account_admission: Arc<AtomicBool>,
     storage_protection_admission: Arc<AtomicBool>,
+    admission: Arc<crate::admission::Admission>,
 }
 
 /// Upstream's answer when a delete precondition on the UID fails.
@@ -194,7 +195,120 @@ impl GenericStore {
             registry,
             service_account_admission: Arc::new(AtomicBool::new(true)),
             storage_protection_admission: Arc::new(AtomicBool::new(true)),
+            admission: Arc::new(crate::admission::Admission::default()),
         }
+    }
+
+    /// Admission state (the webhooks' `matchConditions` evaluator).
+    pub fn admission(&self) -> &Arc<crate::admission::Admission> {
+        &self.admission
+    }
+
+    /// Decodes and defaults an object a mutating webhook patched, as upstream decodes the
+    /// patched JSON into the kind (unknown fields dropped) and defaults it again.
+    fn normalize_patched(
+        &self,
+        res: &Resource,
+        storage: &Resource,
+        obj: Value,
+    ) -> Result<Value, Status> {
+        let mut ignored = Vec::new();
+        let obj = self
+            .decode_request(res, obj, FieldValidation::Ignore, &mut ignored)
+            .map_err(|s| Status::internal_error(&s.message))?;
+        let mut stored = self.stored_form(res, obj)?;
+        storage.strategy.default(&mut stored);
+        self.served_form(res, stored)
+    }
+
+    /// The mutating webhooks on `obj` (stored form), which comes back patched.
+    async fn admit_mutating_webhooks(
+        &self,
+        res: &Resource,
+        storage: &Resource,
+        attrs: &crate::admission::Attributes<'_>,
+        obj: &mut Value,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), Status> {
+        use crate::admission::webhook;
+        if !webhook::configured(self, webhook::Kind::Mutating) {
+            return Ok(());
+        }
+        let mut served = self.served_form(res, obj.clone())?;
+        let normalize = |v: Value| self.normalize_patched(res, storage, v);
+        let got = webhook::mutate(self, attrs, Some(&mut served), None, &normalize).await?;
+        warnings.extend(got);
+        *obj = self.stored_form(res, served)?;
+        Ok(())
+    }
+
+    /// The LimitRanges of a namespace, from the watch cache.
+    fn limit_ranges(&self, namespace: &str) -> Vec<Value> {
+        let snapshot = self.registry.snapshot();
+        let Some(ranges) = snapshot.get("", "v1", "limitranges") else {
+            return Vec::new();
+        };
+        let (items, _, _) =
+            self.store
+                .cache()
+                .list(&ranges.info.collection_prefix(Some(namespace)), None, 0);
+        items
+            .iter()
+            .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+            .collect()
+    }
+
+    /// LimitRanger's checks on a new pod or claim (upstream's validating half of it).
+    fn admit_limit_ranges(
+        &self,
+        attrs: &crate::admission::Attributes<'_>,
+        obj: &Value,
+    ) -> Result<(), Status> {
+        use crate::admission::{Operation, limitranger};
+        let info = attrs.info;
+        if attrs.operation != Operation::Create
+            || !info.group.is_empty()
+            || attrs.namespace.is_empty()
+        {
+            return Ok(());
+        }
+        let errs = match info.plural.as_str() {
+            "pods" => limitranger::validate_pod(&self.limit_ranges(attrs.namespace), obj),
+            "persistentvolumeclaims" => {
+                limitranger::validate_claim(&self.limit_ranges(attrs.namespace), obj)
+            }
+            _ => return Ok(()),
+        };
+        if errs.is_empty() {
+            return Ok(());
+        }
+        Err(Status::forbidden(
+            &info.group_resource(),
+            attrs.name,
+            &limitranger::aggregate(&errs),
+        ))
+    }
+
+    /// LimitRanger, PodSecurity, then the validating webhooks, on `obj` (stored form).
+    async fn admit_validating(
+        &self,
+        res: &Resource,
+        attrs: &crate::admission::Attributes<'_>,
+        obj: &Value,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), Status> {
+        use crate::admission::{podsecurity, webhook};
+        self.admit_limit_ranges(attrs, obj)?;
+        let validating = webhook::configured(self, webhook::Kind::Validating);
+        if !validating && !podsecurity::applies(attrs) {
+            return Ok(());
+        }
+        let served = self.served_form(res, obj.clone())?;
+        warnings.extend(podsecurity::admit(self, attrs, &served)?);
+        if validating {
+            warnings.extend(webhook::validate(self, attrs, Some(&served), None).await?);
+        }
+        Ok(())
     }
 
     /// The store underneath.
@@ -840,6 +954,9 @@ impl GenericStore {
         storage.strategy.prepare_for_create(&mut obj, has_status);
         let name = meta::name(&obj).to_string();
         if info.group.is_empty() && info.plural == "pods" {
+            if let Some(ns) = namespace {
+                crate::admission::limitranger::default_pod(&self.limit_ranges(ns), &mut obj);
+            }
             self.admit_pod_priority(&mut obj, &name)?;
             if let Some(ns) = namespace {
                 self.admit_pod_service_account(&mut obj, ns, &name).await?;
@@ -852,12 +969,27 @@ impl GenericStore {
             self.admit_default_ingress_class(&mut obj);
         }
         self.admit_storage_protection(info, &mut obj);
+        let attrs = crate::admission::Attributes {
+            info,
+            subresource: "",
+            operation: crate::admission::Operation::Create,
+            namespace: namespace.filter(|_| info.namespaced).unwrap_or(""),
+            name: &name,
+            old_object: None,
+            dry_run: ctx.dry_run,
+            user: &ctx.user,
+            field_manager: &ctx.field_manager,
+        };
+        self.admit_mutating_webhooks(res, &storage, &attrs, &mut obj, &mut warnings)
+            .await?;
         let mut errs = self.validate_meta(res, &obj);
         errs.extend(storage.strategy.validate(&obj));
         if !errs.is_empty() {
             return Err(Self::invalid(res, &name, &errs));
         }
         self.admit_namespace(info, namespace).await?;
+        self.admit_validating(res, &attrs, &obj, &mut warnings)
+            .await?;
         let defs = self.registry.snapshot().definitions.clone();
         fill_required(&storage, &mut obj, &defs);
         crate::managed::track_update(&mut obj, None, ctx, info, None, &defs);
@@ -1118,6 +1250,33 @@ impl GenericStore {
                 "resourceVersion",
                 Some(json!(current_rev.to_string())),
             );
+            // Webhooks see the object and its status and finalize subresources; the
+            // other subresources carry objects of other kinds upstream.
+            let admission_sub = match sub {
+                None => Some(""),
+                Some(Subresource::Status) => Some("status"),
+                Some(Subresource::Finalize) => Some("finalize"),
+                Some(_) => None,
+            };
+            let old_served = match admission_sub {
+                Some(_) => Some(self.served_form(res, old.clone())?),
+                None => None,
+            };
+            let attrs = admission_sub.map(|subresource| crate::admission::Attributes {
+                info,
+                subresource,
+                operation: crate::admission::Operation::Update,
+                namespace: namespace.filter(|_| info.namespaced).unwrap_or(""),
+                name,
+                old_object: old_served.as_ref(),
+                dry_run: ctx.dry_run,
+                user: &ctx.user,
+                field_manager: &ctx.field_manager,
+            });
+            if let Some(attrs) = &attrs {
+                self.admit_mutating_webhooks(res, &storage, attrs, &mut obj, &mut warnings)
+                    .await?;
+            }
             let mut errs = k1s_apimachinery::meta::validate_object_meta_update(
                 obj.get("metadata").unwrap_or(&Value::Null),
                 old.get("metadata").unwrap_or(&Value::Null),
@@ -1135,6 +1294,10 @@ impl GenericStore {
             });
             if !errs.is_empty() {
                 return Err(Self::invalid(res, name, &errs));
+            }
+            if let Some(attrs) = &attrs {
+                self.admit_validating(res, attrs, &obj, &mut warnings)
+                    .await?;
             }
             let defs = self.registry.snapshot().definitions.clone();
             fill_required(&storage, &mut obj, &defs);
@@ -1230,6 +1393,63 @@ impl GenericStore {
         ))
     }
 
+    /// Both webhook plugins on a delete: the object is the one being deleted
+    /// (`oldObject`), the options the request's DeleteOptions.
+    async fn admit_delete_webhooks(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        current: &Value,
+        opts: &DeleteOptions,
+        ctx: &WriteContext,
+    ) -> Result<(), Status> {
+        use crate::admission::webhook;
+        let mutating = webhook::configured(self, webhook::Kind::Mutating);
+        if !mutating && !webhook::configured(self, webhook::Kind::Validating) {
+            return Ok(());
+        }
+        let info = &res.info;
+        let mut options = serde_json::Map::new();
+        if let Some(g) = opts.grace_period_seconds {
+            options.insert("gracePeriodSeconds".into(), json!(g));
+        }
+        if let Some(p) = &opts.propagation_policy {
+            options.insert("propagationPolicy".into(), json!(p));
+        }
+        if let Some(o) = opts.orphan_dependents {
+            options.insert("orphanDependents".into(), json!(o));
+        }
+        let mut pre = serde_json::Map::new();
+        if let Some(u) = &opts.precondition_uid {
+            pre.insert("uid".into(), json!(u));
+        }
+        if let Some(rv) = &opts.precondition_resource_version {
+            pre.insert("resourceVersion".into(), json!(rv));
+        }
+        if !pre.is_empty() {
+            options.insert("preconditions".into(), Value::Object(pre));
+        }
+        let options = Value::Object(options);
+        let attrs = crate::admission::Attributes {
+            info,
+            subresource: "",
+            operation: crate::admission::Operation::Delete,
+            namespace: namespace.filter(|_| info.namespaced).unwrap_or(""),
+            name,
+            old_object: Some(current),
+            dry_run: ctx.dry_run,
+            user: &ctx.user,
+            field_manager: "",
+        };
+        if mutating {
+            let keep = |v: Value| Ok(v);
+            webhook::mutate(self, &attrs, None, Some(&options), &keep).await?;
+        }
+        webhook::validate(self, &attrs, None, Some(&options)).await?;
+        Ok(())
+    }
+
     fn in_grace_period(&self, obj: &Value) -> bool {
         meta::metadata(obj)
             .and_then(|m| m.get("deletionGracePeriodSeconds"))
@@ -1249,6 +1469,7 @@ impl GenericStore {
         let storage = self.storage_of(res);
         let info = &res.info;
         let key = info.key(namespace, name);
+        let mut admitted = false;
         for _attempt in 0..16 {
             let Some((current, rev)) = self.current(res, namespace, name) else {
                 return Err(Status::not_found(&info.group_resource(), name));
@@ -1273,6 +1494,11 @@ impl GenericStore {
                         meta::resource_version(&current)
                     ),
                 ));
+            }
+            if !admitted {
+                self.admit_delete_webhooks(res, namespace, name, &current, opts, ctx)
+                    .await?;
+                admitted = true;
             }
             let mut obj = self.stored_form(res, current)?;
             storage.strategy.admit_delete(&obj)?;
