@@ -167,6 +167,64 @@ pub fn parse_node_stats(
     })
 }
 
+/// A filesystem's size and use, from statfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStats {
+    /// Its size, in bytes.
+    pub capacity_bytes: u64,
+    /// What unprivileged users may still write, in bytes.
+    pub available_bytes: u64,
+    /// What is used, in bytes.
+    pub used_bytes: u64,
+    /// Its inodes.
+    pub inodes: u64,
+    /// Its free inodes.
+    pub inodes_free: u64,
+}
+
+/// The statfs of the filesystem holding `path`.
+pub fn fs_stats(path: &Path) -> Option<FsStats> {
+    let s = nix::sys::statvfs::statvfs(path).ok()?;
+    // The statvfs field types differ between platforms; u64 holds them all.
+    #[allow(clippy::useless_conversion)]
+    let (blocks, bfree, bavail, frsize, files, ffree) = (
+        u64::from(s.blocks()),
+        u64::from(s.blocks_free()),
+        u64::from(s.blocks_available()),
+        u64::from(s.fragment_size()),
+        u64::from(s.files()),
+        u64::from(s.files_free()),
+    );
+    Some(FsStats {
+        capacity_bytes: blocks.saturating_mul(frsize),
+        available_bytes: bavail.saturating_mul(frsize),
+        used_bytes: blocks.saturating_sub(bfree).saturating_mul(frsize),
+        inodes: files,
+        inodes_free: ffree,
+    })
+}
+
+/// The node's process limit and use (upstream's `rlimit` stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidStats {
+    /// The most processes the kernel allows (`pid_max`, or `threads-max` when lower).
+    pub max_pids: u64,
+    /// Processes now.
+    pub running: u64,
+}
+
+/// Reads the node's process limit and count from `/proc`.
+pub fn pid_stats() -> Option<PidStats> {
+    let read = |p: &str| -> Option<u64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
+    let pid_max = read("/proc/sys/kernel/pid_max")?;
+    let max_pids = read("/proc/sys/kernel/threads-max").map_or(pid_max, |t| t.min(pid_max));
+    let running = nix::sys::sysinfo::sysinfo().ok()?.process_count();
+    Some(PidStats {
+        max_pids,
+        running: u64::from(running),
+    })
+}
+
 /// Reads the node's and every running container's usage.
 pub async fn collect(runtime: &dyn ContainerRuntime) -> ResourceMetrics {
     let mut out = ResourceMetrics {
