@@ -17,6 +17,7 @@
 //!   StorageClass and the PersistentVolumes it makes as folders on this node.
 //! - [`stats`]: CPU and memory usage of the node and its containers, served as
 //!   `/metrics/resource` for the API server's resource metrics.
+//! - [`summary`]: the Summary API (`/stats/summary`) from the same readings.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -36,6 +37,7 @@ pub mod pods;
 pub mod runtime;
 pub mod server;
 pub mod stats;
+pub mod summary;
 
 /// What went wrong running the kubelet.
 #[derive(Debug, thiserror::Error)]

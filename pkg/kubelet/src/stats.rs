@@ -77,11 +77,18 @@ pub fn cgroup_stats_at(root: &Path, cgroup: &str) -> Option<ContainerStats> {
         let memory = root.join("memory").join(rel);
         let usage = read_u64(&memory.join("memory.usage_in_bytes"))?;
         let stat = std::fs::read_to_string(memory.join("memory.stat")).unwrap_or_default();
-        let inactive = stat_field(&stat, "total_inactive_file").unwrap_or(0);
+        let field = |n: &str| stat_field(&stat, n).unwrap_or(0);
+        // v1 writes "no limit" as the largest page-aligned i64.
+        let limit = read_u64(&memory.join("memory.limit_in_bytes")).filter(|l| *l < (1 << 62));
         return Some(ContainerStats {
             timestamp,
             cpu_usage_ns,
-            memory_working_set_bytes: usage.saturating_sub(inactive),
+            memory_working_set_bytes: usage.saturating_sub(field("total_inactive_file")),
+            memory_usage_bytes: usage,
+            memory_rss_bytes: field("total_rss"),
+            page_faults: field("total_pgfault"),
+            major_page_faults: field("total_pgmajfault"),
+            memory_limit_bytes: limit,
         });
     }
     let dir = root.join(rel);
@@ -89,11 +96,18 @@ pub fn cgroup_stats_at(root: &Path, cgroup: &str) -> Option<ContainerStats> {
     let cpu_usage_ns = stat_field(&cpu, "usage_usec")?.saturating_mul(1000);
     let usage = read_u64(&dir.join("memory.current"))?;
     let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
-    let inactive = stat_field(&stat, "inactive_file").unwrap_or(0);
+    let field = |n: &str| stat_field(&stat, n).unwrap_or(0);
+    // v2 writes "max" when unlimited, which does not parse.
+    let limit = read_u64(&dir.join("memory.max"));
     Some(ContainerStats {
         timestamp,
         cpu_usage_ns,
-        memory_working_set_bytes: usage.saturating_sub(inactive),
+        memory_working_set_bytes: usage.saturating_sub(field("inactive_file")),
+        memory_usage_bytes: usage,
+        memory_rss_bytes: field("anon"),
+        page_faults: field("pgfault"),
+        major_page_faults: field("pgmajfault"),
+        memory_limit_bytes: limit,
     })
 }
 
@@ -512,6 +526,11 @@ mod tests {
                 timestamp: t,
                 cpu_usage_ns: cpu,
                 memory_working_set_bytes: 1024,
+                memory_usage_bytes: 2048,
+                memory_rss_bytes: 512,
+                page_faults: 0,
+                major_page_faults: 0,
+                memory_limit_bytes: None,
             },
         };
         let m = ResourceMetrics {
