@@ -32,6 +32,9 @@ const IMMEDIATE_GRACE_SECONDS: i64 = 1;
 /// Pods at or above this priority are never evicted (`system-cluster-critical`).
 const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
 
+/// The taint the node lifecycle controller sets under memory pressure.
+const MEMORY_PRESSURE_TAINT: &str = "node.kubernetes.io/memory-pressure";
+
 /// The kubelet flags this kubelet accepts through `--kubelet-arg`.
 pub const KUBELET_ARGS: [&str; 6] = [
     "eviction-hard",
@@ -422,7 +425,12 @@ impl Config {
         };
         let mut all: Vec<Threshold> = match thresholds("eviction-hard", false)? {
             Some(hard) => hard,
-            None => self.thresholds.iter().filter(|t| !t.soft).cloned().collect(),
+            None => self
+                .thresholds
+                .iter()
+                .filter(|t| !t.soft)
+                .cloned()
+                .collect(),
         };
         let soft = thresholds("eviction-soft", true)?;
         let graces = match flags.get("eviction-soft-grace-period") {
@@ -435,7 +443,10 @@ impl Config {
         };
         for (signal, text) in &graces {
             let d = parse_go_duration(text).ok_or_else(|| {
-                ConfigError(format!("invalid grace period {text:?} for {}", signal.name()))
+                ConfigError(format!(
+                    "invalid grace period {text:?} for {}",
+                    signal.name()
+                ))
             })?;
             let Some(t) = soft.iter_mut().find(|t| t.signal == *signal) else {
                 return Err(ConfigError(format!(
@@ -515,7 +526,9 @@ pub fn observe(
         o.insert(
             Signal::MemoryAvailable,
             Observation {
-                available: i(n.memory_total_bytes.saturating_sub(n.memory_working_set_bytes)),
+                available: i(n
+                    .memory_total_bytes
+                    .saturating_sub(n.memory_working_set_bytes)),
                 capacity: i(n.memory_total_bytes),
             },
         );
@@ -680,6 +693,47 @@ impl Manager {
             resource,
             threshold_met,
         })
+    }
+
+    /// Upstream's eviction admission of a new pod: under memory pressure alone, pods
+    /// that are not BestEffort, or tolerate the memory-pressure taint, are admitted; under
+    /// any other pressure none is; critical pods always are. The error is the rejection
+    /// message (`The node had condition: [MemoryPressure]. `).
+    pub fn admit(&self, pod: &Pod) -> Result<(), String> {
+        let conditions: Vec<Pressure> = Pressure::ALL
+            .into_iter()
+            .filter(|p| self.under(*p))
+            .collect();
+        if conditions.is_empty() || is_critical(pod) {
+            return Ok(());
+        }
+        if conditions == [Pressure::Memory] {
+            let best_effort = crate::pods::status::qos_class(pod) == "BestEffort";
+            let tolerates = pod
+                .spec
+                .iter()
+                .flat_map(|s| s.tolerations.iter().flatten())
+                .any(|t| {
+                    let effect_ok = t
+                        .effect
+                        .as_deref()
+                        .is_none_or(|e| e.is_empty() || e == "NoSchedule");
+                    let key = t.key.as_deref().unwrap_or("");
+                    let key_ok = match t.operator.as_deref() {
+                        Some("Exists") => key.is_empty() || key == MEMORY_PRESSURE_TAINT,
+                        _ => {
+                            key == MEMORY_PRESSURE_TAINT
+                                && t.value.as_deref().unwrap_or("").is_empty()
+                        }
+                    };
+                    effect_ok && key_ok
+                });
+            if !best_effort || tolerates {
+                return Ok(());
+            }
+        }
+        let names: Vec<&str> = conditions.iter().map(|p| p.condition_type()).collect();
+        Err(format!("The node had condition: [{}]. ", names.join(" ")))
     }
 
     /// Whether thresholds are still met on `o` once their minimum reclaim is counted
@@ -875,7 +929,8 @@ mod tests {
             Some(100 * 1024 * 1024)
         );
         assert_eq!(
-            c.hard(Signal::NodeFsAvailable).map(|t| t.value.amount(1000)),
+            c.hard(Signal::NodeFsAvailable)
+                .map(|t| t.value.amount(1000)),
             Some(100)
         );
         assert_eq!(c.pressure_transition_period, Duration::from_secs(300));
@@ -996,10 +1051,7 @@ mod tests {
         let low = obs(512 * 1024 * 1024, 4 << 30);
         assert!(m.synchronize(&low, t0).is_none());
         assert!(m.under(Pressure::Memory), "the condition does not wait");
-        assert!(
-            m.synchronize(&low, t0 + Duration::from_secs(20))
-                .is_none()
-        );
+        assert!(m.synchronize(&low, t0 + Duration::from_secs(20)).is_none());
         let r = m
             .synchronize(&low, t0 + Duration::from_secs(31))
             .expect("due");
@@ -1035,10 +1087,7 @@ mod tests {
         let r = m.synchronize(&o, Instant::now()).expect("disk pressure");
         assert_eq!(r.resource, "ephemeral-storage");
         assert!(m.under(Pressure::Disk));
-        assert_eq!(
-            r.threshold_met,
-            "Threshold quantity: 10, available: 5. "
-        );
+        assert_eq!(r.threshold_met, "Threshold quantity: 10, available: 5. ");
     }
 
     fn candidate(name: &str, priority: i32, request: i64, usage: Option<i64>) -> Candidate {
@@ -1077,6 +1126,30 @@ mod tests {
                 "within-request"
             ]
         );
+    }
+
+    #[test]
+    fn admission_under_pressure_is_upstreams() {
+        let m = Manager::new(Config::upstream());
+        let pod = |json: serde_json::Value| -> Pod { serde_json::from_value(json).expect("pod") };
+        let best_effort = pod(serde_json::json!({"spec": {"containers": [{"name": "c"}]}}));
+        assert_eq!(m.admit(&best_effort), Ok(()));
+        m.synchronize(&obs(1, 1 << 30), Instant::now());
+        assert_eq!(
+            m.admit(&best_effort),
+            Err("The node had condition: [MemoryPressure]. ".into())
+        );
+        let tolerating = pod(serde_json::json!({"spec": {
+            "containers": [{"name": "c"}],
+            "tolerations": [{"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"}]}}));
+        assert_eq!(m.admit(&tolerating), Ok(()));
+        let burstable = pod(serde_json::json!({"spec": {"containers": [{"name": "c",
+            "resources": {"requests": {"memory": "10Mi"}}}]}}));
+        assert_eq!(m.admit(&burstable), Ok(()));
+        let critical = pod(
+            serde_json::json!({"spec": {"priority": 2000001000, "containers": [{"name": "c"}]}}),
+        );
+        assert_eq!(m.admit(&critical), Ok(()));
     }
 
     #[test]

@@ -257,7 +257,8 @@ impl NodeAgent {
             "ephemeral-storage": ephemeral.to_string(),
             "hugepages-1Gi": "0",
             "hugepages-2Mi": "0",
-            "memory": format!("{}Ki", memory / 1024),
+            // A quantity of nothing is written `0`, as upstream's.
+            "memory": if memory < 1024 { "0".to_string() } else { format!("{}Ki", memory / 1024) },
             "pods": c.max_pods.to_string(),
         });
         let v = &self.inner.runtime_version;

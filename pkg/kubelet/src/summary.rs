@@ -254,10 +254,7 @@ pub async fn summary(runtime: &dyn ContainerRuntime, src: &Sources) -> Value {
         node.insert("startTime".into(), json!(rfc3339(b)));
     }
     if let Some(n) = stats::node_stats() {
-        node.insert(
-            "cpu".into(),
-            cpu_json("node", n.timestamp, n.cpu_usage_ns),
-        );
+        node.insert("cpu".into(), cpu_json("node", n.timestamp, n.cpu_usage_ns));
         node.insert(
             "memory".into(),
             json!({
@@ -302,16 +299,14 @@ async fn pods(
     nodefs: Option<&FsStats>,
     imagefs: Option<&FsStats>,
 ) -> Vec<Value> {
-    let (sandboxes, containers) = match tokio::try_join!(
-        runtime.list_sandboxes(),
-        runtime.list_containers()
-    ) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::debug!(error = %e, "summary: cannot list the runtime's pods");
-            return Vec::new();
-        }
-    };
+    let (sandboxes, containers) =
+        match tokio::try_join!(runtime.list_sandboxes(), runtime.list_containers()) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(error = %e, "summary: cannot list the runtime's pods");
+                return Vec::new();
+            }
+        };
     let label = |l: &BTreeMap<String, String>, k: &str| l.get(k).cloned().unwrap_or_default();
     // The newest ready sandbox of each pod.
     let mut by_uid: BTreeMap<String, &crate::runtime::Sandbox> = BTreeMap::new();
@@ -334,8 +329,7 @@ async fn pods(
         let running: Vec<&Container> = containers
             .iter()
             .filter(|c| {
-                c.state == ContainerState::Running
-                    && c.labels.get(labels::POD_UID) == Some(&uid)
+                c.state == ContainerState::Running && c.labels.get(labels::POD_UID) == Some(&uid)
             })
             .collect();
         let log_root = src.log_dir.join(format!("{ns}_{name}_{uid}"));
@@ -485,7 +479,11 @@ mod tests {
             assert!(s["node"].get(key).is_some(), "{key} missing in {s}");
         }
         assert!(s["node"]["memory"]["workingSetBytes"].as_u64().is_some());
-        assert!(s["node"]["fs"]["capacityBytes"].as_u64().is_some_and(|c| c > 0));
+        assert!(
+            s["node"]["fs"]["capacityBytes"]
+                .as_u64()
+                .is_some_and(|c| c > 0)
+        );
         assert!(s["node"]["runtime"]["imageFs"]["availableBytes"].is_u64());
         assert_eq!(s["pods"], json!([]));
     }

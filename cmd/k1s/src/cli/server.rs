@@ -208,7 +208,11 @@ pub struct ServerArgs {
     /// `eviction-soft`, `eviction-soft-grace-period`, `eviction-minimum-reclaim`,
     /// `eviction-pressure-transition-period`, `eviction-max-pod-grace-period` (default, as
     /// k3s: `eviction-hard=imagefs.available<5%,nodefs.available<5%`); others are refused.
-    #[arg(long = "kubelet-arg", value_name = "FLAG=VALUE", help_heading = "Agent")]
+    #[arg(
+        long = "kubelet-arg",
+        value_name = "FLAG=VALUE",
+        help_heading = "Agent"
+    )]
     pub kubelet_arg: Vec<String>,
 
     /// Where container logs are written (`<ns>_<pod>_<uid>/<container>/<n>.log`).

@@ -119,6 +119,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     prepare_data_dir(&data_dir)?;
     let mode = parse_mode(&args.write_kubeconfig_mode)?;
+    // Bad --kubelet-arg values are refused before anything starts.
+    if !args.disable_agent {
+        kubelet_eviction(&args)?;
+    }
     if !args.service_cidr.contains(&args.cluster_dns) {
         bail!(
             "--cluster-dns {} is not inside --service-cidr {}",
@@ -147,10 +151,6 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     pki_opts.token = args.token.clone();
     let pki = Pki::load_or_create(&pki_opts).context("cannot set up certificates")?;
 
-    // Bad --kubelet-arg values are refused before anything starts.
-    if !args.disable_agent {
-        kubelet_eviction(&args)?;
-    }
     // The agent's runtime comes first: without containerd the server says so at once.
     let runtime = if args.disable_agent {
         None

@@ -57,7 +57,10 @@ pub(super) async fn run(ctx: Arc<Ctx>, manager: Arc<Manager>) {
         let Some(reclaim) = manager.synchronize(&observations, Instant::now()) else {
             continue;
         };
-        tracing::info!(resource = reclaim.resource, "eviction manager: attempting to reclaim");
+        tracing::info!(
+            resource = reclaim.resource,
+            "eviction manager: attempting to reclaim"
+        );
         if node_uid.is_none() {
             let api: Api<Node> = Api::all(ctx.client.clone());
             node_uid = api
@@ -77,7 +80,9 @@ pub(super) async fn run(ctx: Arc<Ctx>, manager: Arc<Manager>) {
         if reclaim.threshold.signal.pressure() == eviction::Pressure::Disk {
             reclaim_node_resources(&ctx).await;
             if !manager.still_met(&observe(&ctx)) {
-                tracing::info!("eviction manager: able to reduce resource pressure without evicting pods");
+                tracing::info!(
+                    "eviction manager: able to reduce resource pressure without evicting pods"
+                );
                 continue;
             }
         }
@@ -111,10 +116,7 @@ async fn reclaim_node_resources(ctx: &Ctx) {
     for c in &containers {
         let uid = c.labels.get(labels::POD_UID).cloned().unwrap_or_default();
         let dead = c.state == ContainerState::Exited;
-        if dead
-            && !live.contains(&uid)
-            && ctx.runtime.remove_container(&c.id).await.is_ok()
-        {
+        if dead && !live.contains(&uid) && ctx.runtime.remove_container(&c.id).await.is_ok() {
             continue;
         }
         used.insert(c.image.clone());

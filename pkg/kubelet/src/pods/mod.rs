@@ -48,6 +48,8 @@ pub(crate) struct Ctx {
     pub facts: spec::NodeFacts,
     /// Evictions decided by the eviction manager, by UID, for the pods' workers.
     pub evictions: Mutex<HashMap<String, evict::Eviction>>,
+    /// The eviction manager (its pressure conditions admit new pods).
+    pub pressure: Arc<crate::eviction::Manager>,
 }
 
 impl Ctx {
@@ -117,10 +119,11 @@ pub async fn run(
         workers: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),
         evictions: Mutex::new(HashMap::new()),
+        pressure,
     });
     let synced = Arc::new(AtomicBool::new(false));
     let relist = tokio::spawn(relist(ctx.clone(), synced.clone()));
-    let evictions = tokio::spawn(evict::run(ctx.clone(), pressure));
+    let evictions = tokio::spawn(evict::run(ctx.clone(), ctx.pressure.clone()));
     let api: Api<Pod> = Api::all(client);
     let selector = format!("spec.nodeName={}", config.node_name);
     let mut first_sync = true;

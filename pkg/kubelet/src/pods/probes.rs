@@ -780,8 +780,8 @@ mod tests {
     /// An HTTPS server on loopback with a self-signed certificate: `/ok` answers 200,
     /// anything else 500.
     async fn https_server() -> u16 {
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
-            .expect("certificate");
+        let cert =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
         let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
             .expect("key");
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(

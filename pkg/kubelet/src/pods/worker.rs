@@ -164,6 +164,8 @@ struct Worker {
     stopped: bool,
     /// The pod was evicted: nothing restarts, whatever the cache still says.
     evicted: bool,
+    /// The pod passed admission (or was running here already).
+    admitted: bool,
 }
 
 /// Runs pod `uid`'s worker until the pod is gone and cleaned up.
@@ -185,6 +187,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, uid: String, ns: String, name: String, no
         first_seen: Timestamp::now(),
         stopped: false,
         evicted: false,
+        admitted: false,
     };
     loop {
         let next = match w.sync().await {
@@ -289,6 +292,19 @@ impl Worker {
         if self.evicted {
             return Ok(Outcome::Wait(None));
         }
+        if !terminal && !self.admitted {
+            let started_before = !sandboxes.is_empty()
+                || !containers.is_empty()
+                || pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .is_some_and(|c| !c.is_empty());
+            if !started_before && let Err(message) = self.ctx.pressure.admit(&pod) {
+                return self.reject(&pod, &message).await;
+            }
+            self.admitted = true;
+        }
         if terminal {
             if !self.stopped {
                 let grace = self.grace(&pod);
@@ -326,6 +342,23 @@ impl Worker {
         self.read_termination_messages(pod, &containers).await;
         let mut st = self.status(pod, &containers, false);
         status::mark_evicted(&mut st, &e.message);
+        self.write_status(pod, st).await?;
+        Ok(Outcome::Wait(None))
+    }
+
+    /// Refused at admission (upstream's `rejectPod`): a Warning event, and the pod
+    /// `Failed` with the reason and `Pod was rejected: <message>`.
+    async fn reject(&mut self, pod: &Pod, message: &str) -> Result<Outcome, Error> {
+        let reason = crate::eviction::REASON;
+        self.ctx
+            .recorder
+            .pod(pod, None, EventType::Warning, reason, message.to_string());
+        let mut st = pod.status.clone().unwrap_or_default();
+        st.phase = Some("Failed".into());
+        st.reason = Some(reason.into());
+        st.message = Some(format!("Pod was rejected: {message}"));
+        self.stopped = true;
+        self.evicted = true;
         self.write_status(pod, st).await?;
         Ok(Outcome::Wait(None))
     }
