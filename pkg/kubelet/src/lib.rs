@@ -10,11 +10,14 @@
 //! - [`pods`]: one worker per pod bound here (sandbox, network, images, init containers,
 //!   containers, restarts with back-off, graceful termination), a relist of the runtime
 //!   every second, and the pod status written back only when it changed.
+//! - [`eviction`]: node-pressure eviction (signals, thresholds, pressure conditions, the
+//!   pods evicted).
 //! - [`events`]: the kubelet's events, aggregated.
 //! - [`localpath`]: k3s's local-path provisioner (`rancher.io/local-path`): the default
 //!   StorageClass and the PersistentVolumes it makes as folders on this node.
 //! - [`stats`]: CPU and memory usage of the node and its containers, served as
 //!   `/metrics/resource` for the API server's resource metrics.
+//! - [`summary`]: the Summary API (`/stats/summary`) from the same readings.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -27,12 +30,14 @@ use k1s_net::PodNetwork;
 
 pub mod containerd;
 pub mod events;
+pub mod eviction;
 pub mod localpath;
 pub mod node;
 pub mod pods;
 pub mod runtime;
 pub mod server;
 pub mod stats;
+pub mod summary;
 
 /// What went wrong running the kubelet.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +98,11 @@ pub struct Config {
     pub backoff_initial: Duration,
     /// Longest delay of a restart back-off.
     pub backoff_max: Duration,
+    /// Node-pressure eviction's thresholds and periods.
+    pub eviction: eviction::Config,
+    /// The container runtime's root folder (its filesystem is `imagefs`); `None` counts
+    /// the kubelet's filesystem for both.
+    pub image_fs_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -117,6 +127,8 @@ impl Config {
             lease_duration_seconds: 40,
             backoff_initial: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),
+            eviction: eviction::Config::default(),
+            image_fs_dir: None,
         }
     }
 }
@@ -147,14 +159,29 @@ where
     }
     let version = runtime.version().await?;
     let recorder = events::Recorder::new(client.clone(), &config.node_name);
-    let node = node::NodeAgent::new(client.clone(), config.clone(), version, recorder.clone());
+    let pressure = Arc::new(eviction::Manager::new(config.eviction.clone()));
+    let node = node::NodeAgent::new(
+        client.clone(),
+        config.clone(),
+        version,
+        recorder.clone(),
+        pressure.clone(),
+    );
     node.register().await?;
     let heartbeat = tokio::spawn(node.clone().heartbeat());
     let work = async {
         let cidr = node.wait_pod_cidr().await?;
         let net = network(cidr).await.map_err(Error::Network)?;
         node.set_network_ready().await;
-        pods::run(client.clone(), config.clone(), runtime, net, recorder).await
+        pods::run(
+            client.clone(),
+            config.clone(),
+            runtime,
+            net,
+            recorder,
+            pressure,
+        )
+        .await
     };
     let result = tokio::select! {
         r = work => r,

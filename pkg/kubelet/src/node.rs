@@ -16,15 +16,12 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::events::{EventType, Recorder};
+use crate::eviction::{Manager as Eviction, Pressure, Signal};
 use crate::runtime::RuntimeVersion;
 use crate::{Config, Error};
 
 /// Where node Leases live.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
-
-/// Memory kept back from pods by upstream's default hard eviction threshold
-/// (`memory.available<100Mi`).
-const EVICTION_MEMORY_BYTES: u64 = 100 * 1024 * 1024;
 
 /// The node's machine: what it has and what it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +131,7 @@ struct Inner {
     kubelet_version: Mutex<String>,
     machine: Machine,
     recorder: Recorder,
+    pressure: Arc<Eviction>,
     network_ready: AtomicBool,
     /// The status last posted, heartbeat times left out, and when.
     posted: Mutex<Option<(Value, tokio::time::Instant)>>,
@@ -147,6 +145,7 @@ impl NodeAgent {
         config: Arc<Config>,
         runtime_version: RuntimeVersion,
         recorder: Recorder,
+        pressure: Arc<Eviction>,
     ) -> Self {
         let machine = Machine::detect(&config.root_dir);
         Self {
@@ -157,6 +156,7 @@ impl NodeAgent {
                 kubelet_version: Mutex::new(String::new()),
                 machine,
                 recorder,
+                pressure,
                 network_ready: AtomicBool::new(false),
                 posted: Mutex::new(None),
                 uid: Mutex::new(None),
@@ -198,27 +198,16 @@ impl NodeAgent {
                 "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: pod network not initialized",
             )
         };
-        let list = [
-            (
-                "MemoryPressure",
-                "False",
-                "KubeletHasSufficientMemory",
-                "kubelet has sufficient memory available",
-            ),
-            (
-                "DiskPressure",
-                "False",
-                "KubeletHasNoDiskPressure",
-                "kubelet has no disk pressure",
-            ),
-            (
-                "PIDPressure",
-                "False",
-                "KubeletHasSufficientPID",
-                "kubelet has sufficient PID available",
-            ),
-            ("Ready", rs, rr, rm),
-        ];
+        let mut list: Vec<(&str, &str, &str, &str)> = Pressure::ALL
+            .iter()
+            .map(|p| {
+                let on = self.inner.pressure.under(*p);
+                let (reason, message, _) = p.texts(on);
+                let status = if on { "True" } else { "False" };
+                (p.condition_type(), status, reason, message)
+            })
+            .collect();
+        list.push(("Ready", rs, rr, rm));
         let now = now_time();
         let old = old
             .and_then(|n| n.status.as_ref())
@@ -249,13 +238,27 @@ impl NodeAgent {
             "memory": format!("{}Ki", m.memory_bytes / 1024),
             "pods": c.max_pods.to_string(),
         });
+        // As upstream, the hard eviction thresholds are kept back from pods.
+        let eviction = &c.eviction;
+        let reserved = |signal: Signal, capacity: u64| {
+            eviction.hard(signal).map_or(0, |t| {
+                u64::try_from(t.value.amount(i64::try_from(capacity).unwrap_or(i64::MAX)))
+                    .unwrap_or(0)
+            })
+        };
+        let memory = m
+            .memory_bytes
+            .saturating_sub(reserved(Signal::MemoryAvailable, m.memory_bytes));
+        let ephemeral = m
+            .ephemeral_bytes
+            .saturating_sub(reserved(Signal::NodeFsAvailable, m.ephemeral_bytes));
         let allocatable = json!({
             "cpu": m.cpus.to_string(),
-            // Upstream's default hard eviction keeps 10% of the node's filesystem.
-            "ephemeral-storage": (m.ephemeral_bytes / 10 * 9).to_string(),
+            "ephemeral-storage": ephemeral.to_string(),
             "hugepages-1Gi": "0",
             "hugepages-2Mi": "0",
-            "memory": format!("{}Ki", m.memory_bytes.saturating_sub(EVICTION_MEMORY_BYTES) / 1024),
+            // A quantity of nothing is written `0`, as upstream's.
+            "memory": if memory < 1024 { "0".to_string() } else { format!("{}Ki", memory / 1024) },
             "pods": c.max_pods.to_string(),
         });
         let v = &self.inner.runtime_version;
@@ -442,6 +445,7 @@ impl NodeAgent {
         if !(force || due || api_ready.as_deref() != Some(want_ready)) {
             return Ok(());
         }
+        self.pressure_events(&old);
         api.patch_status(
             name,
             &PatchParams::default(),
@@ -450,6 +454,30 @@ impl NodeAgent {
         .await?;
         *inner.posted.lock() = Some((comparable, tokio::time::Instant::now()));
         Ok(())
+    }
+
+    /// The events upstream's kubelet posts when a pressure condition turns on or off
+    /// (`Node n status is now: NodeHasInsufficientMemory`).
+    fn pressure_events(&self, old: &Node) {
+        let inner = &self.inner;
+        let conds = old.status.as_ref().and_then(|s| s.conditions.as_ref());
+        for p in Pressure::ALL {
+            let on = inner.pressure.under(p);
+            let was = conds
+                .and_then(|cs| cs.iter().find(|c| c.type_ == p.condition_type()))
+                .map(|c| c.status == "True");
+            if was.is_some_and(|w| w != on) {
+                let (_, _, event) = p.texts(on);
+                let name = &inner.config.node_name;
+                inner.recorder.node(
+                    name,
+                    inner.uid.lock().clone(),
+                    EventType::Normal,
+                    event,
+                    format!("Node {name} status is now: {event}"),
+                );
+            }
+        }
     }
 
     fn register_again(&self) -> futures::future::BoxFuture<'_, Result<(), Error>> {

@@ -77,11 +77,18 @@ pub fn cgroup_stats_at(root: &Path, cgroup: &str) -> Option<ContainerStats> {
         let memory = root.join("memory").join(rel);
         let usage = read_u64(&memory.join("memory.usage_in_bytes"))?;
         let stat = std::fs::read_to_string(memory.join("memory.stat")).unwrap_or_default();
-        let inactive = stat_field(&stat, "total_inactive_file").unwrap_or(0);
+        let field = |n: &str| stat_field(&stat, n).unwrap_or(0);
+        // v1 writes "no limit" as the largest page-aligned i64.
+        let limit = read_u64(&memory.join("memory.limit_in_bytes")).filter(|l| *l < (1 << 62));
         return Some(ContainerStats {
             timestamp,
             cpu_usage_ns,
-            memory_working_set_bytes: usage.saturating_sub(inactive),
+            memory_working_set_bytes: usage.saturating_sub(field("total_inactive_file")),
+            memory_usage_bytes: usage,
+            memory_rss_bytes: field("total_rss"),
+            page_faults: field("total_pgfault"),
+            major_page_faults: field("total_pgmajfault"),
+            memory_limit_bytes: limit,
         });
     }
     let dir = root.join(rel);
@@ -89,11 +96,18 @@ pub fn cgroup_stats_at(root: &Path, cgroup: &str) -> Option<ContainerStats> {
     let cpu_usage_ns = stat_field(&cpu, "usage_usec")?.saturating_mul(1000);
     let usage = read_u64(&dir.join("memory.current"))?;
     let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
-    let inactive = stat_field(&stat, "inactive_file").unwrap_or(0);
+    let field = |n: &str| stat_field(&stat, n).unwrap_or(0);
+    // v2 writes "max" when unlimited, which does not parse.
+    let limit = read_u64(&dir.join("memory.max"));
     Some(ContainerStats {
         timestamp,
         cpu_usage_ns,
-        memory_working_set_bytes: usage.saturating_sub(inactive),
+        memory_working_set_bytes: usage.saturating_sub(field("inactive_file")),
+        memory_usage_bytes: usage,
+        memory_rss_bytes: field("anon"),
+        page_faults: field("pgfault"),
+        major_page_faults: field("pgmajfault"),
+        memory_limit_bytes: limit,
     })
 }
 
@@ -164,6 +178,64 @@ pub fn parse_node_stats(
         memory_working_set_bytes: total.saturating_sub(free).saturating_sub(inactive_file),
         memory_available_bytes: available,
         memory_total_bytes: total,
+    })
+}
+
+/// A filesystem's size and use, from statfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStats {
+    /// Its size, in bytes.
+    pub capacity_bytes: u64,
+    /// What unprivileged users may still write, in bytes.
+    pub available_bytes: u64,
+    /// What is used, in bytes.
+    pub used_bytes: u64,
+    /// Its inodes.
+    pub inodes: u64,
+    /// Its free inodes.
+    pub inodes_free: u64,
+}
+
+/// The statfs of the filesystem holding `path`.
+pub fn fs_stats(path: &Path) -> Option<FsStats> {
+    let s = nix::sys::statvfs::statvfs(path).ok()?;
+    // The statvfs field types differ between platforms; u64 holds them all.
+    #[allow(clippy::useless_conversion)]
+    let (blocks, bfree, bavail, frsize, files, ffree) = (
+        u64::from(s.blocks()),
+        u64::from(s.blocks_free()),
+        u64::from(s.blocks_available()),
+        u64::from(s.fragment_size()),
+        u64::from(s.files()),
+        u64::from(s.files_free()),
+    );
+    Some(FsStats {
+        capacity_bytes: blocks.saturating_mul(frsize),
+        available_bytes: bavail.saturating_mul(frsize),
+        used_bytes: blocks.saturating_sub(bfree).saturating_mul(frsize),
+        inodes: files,
+        inodes_free: ffree,
+    })
+}
+
+/// The node's process limit and use (upstream's `rlimit` stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidStats {
+    /// The most processes the kernel allows (`pid_max`, or `threads-max` when lower).
+    pub max_pids: u64,
+    /// Processes now.
+    pub running: u64,
+}
+
+/// Reads the node's process limit and count from `/proc`.
+pub fn pid_stats() -> Option<PidStats> {
+    let read = |p: &str| -> Option<u64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
+    let pid_max = read("/proc/sys/kernel/pid_max")?;
+    let max_pids = read("/proc/sys/kernel/threads-max").map_or(pid_max, |t| t.min(pid_max));
+    let running = nix::sys::sysinfo::sysinfo().ok()?.process_count();
+    Some(PidStats {
+        max_pids,
+        running: u64::from(running),
     })
 }
 
@@ -454,6 +526,11 @@ mod tests {
                 timestamp: t,
                 cpu_usage_ns: cpu,
                 memory_working_set_bytes: 1024,
+                memory_usage_bytes: 2048,
+                memory_rss_bytes: 512,
+                page_faults: 0,
+                major_page_faults: 0,
+                memory_limit_bytes: None,
             },
         };
         let m = ResourceMetrics {

@@ -229,6 +229,18 @@ pub struct ServerArgs {
     )]
     pub kubelet_port: u16,
 
+    /// Customized flag for the kubelet, as `flag=value` (repeatable; k3s's
+    /// `--kubelet-arg`). k1s's kubelet takes the eviction flags: `eviction-hard`,
+    /// `eviction-soft`, `eviction-soft-grace-period`, `eviction-minimum-reclaim`,
+    /// `eviction-pressure-transition-period`, `eviction-max-pod-grace-period` (default, as
+    /// k3s: `eviction-hard=imagefs.available<5%,nodefs.available<5%`); others are refused.
+    #[arg(
+        long = "kubelet-arg",
+        value_name = "FLAG=VALUE",
+        help_heading = "Agent"
+    )]
+    pub kubelet_arg: Vec<String>,
+
     /// Where container logs are written (`<ns>_<pod>_<uid>/<container>/<n>.log`).
     #[arg(
         long,

@@ -136,6 +136,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     prepare_data_dir(&data_dir)?;
     let mode = parse_mode(&args.write_kubeconfig_mode)?;
+    // Bad --kubelet-arg values are refused before anything starts.
+    if !args.disable_agent {
+        kubelet_eviction(&args)?;
+    }
     if !args.service_cidr.contains(&args.cluster_dns) {
         bail!(
             "--cluster-dns {} is not inside --service-cidr {}",
@@ -632,6 +636,11 @@ async fn start_agent(
     config.cluster_dns = vec![args.cluster_dns];
     config.cluster_domain = args.cluster_domain.clone();
     config.kubelet_port = kubelet_port;
+    config.eviction = kubelet_eviction(args)?;
+    if args.container_runtime_endpoint.is_none() {
+        // The embedded containerd keeps its images under the data dir: that is imagefs.
+        config.image_fs_dir = Some(data_dir.join("agent").join("containerd"));
+    }
     let cluster_cidr = match args.cluster_cidr {
         ipnet::IpNet::V4(net) => net,
         ipnet::IpNet::V6(_) => bail!("the agent needs an IPv4 --cluster-cidr"),
@@ -661,13 +670,20 @@ async fn start_agent(
     let client = k1s_apiserver::client::client(api.clone(), user);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let runtime: Arc<dyn k1s_kubelet::runtime::ContainerRuntime> = Arc::new(runtime);
-    let server = k1s_kubelet::server::serve(
+    let stats = k1s_kubelet::summary::Sources {
+        node_name: config.node_name.clone(),
+        root_dir: config.root_dir.clone(),
+        log_dir: config.log_dir.clone(),
+        image_fs_dir: config.image_fs_dir.clone(),
+    };
+    let server = k1s_kubelet::server::serve_with_stats(
         k1s_kubelet::server::ServerConfig {
             listener,
             tls,
             authorizer: Default::default(),
         },
         runtime.clone(),
+        Some(stats),
     );
     let task = tokio::spawn(async move {
         let done = async move {
@@ -683,6 +699,11 @@ async fn start_agent(
         task,
         supervisor,
     })
+}
+
+/// The kubelet's eviction configuration: k3s's defaults and `--kubelet-arg`.
+fn kubelet_eviction(args: &ServerArgs) -> anyhow::Result<k1s_kubelet::eviction::Config> {
+    k1s_kubelet::eviction::Config::k3s(&args.kubelet_arg).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// The in-process client of the embedded controllers. They share one identity; the

@@ -21,6 +21,7 @@ use crate::events::Recorder;
 use crate::runtime::{ContainerRuntime, Image, labels};
 use crate::{Config, Error};
 
+pub(crate) mod evict;
 pub(crate) mod probes;
 pub(crate) mod spec;
 pub(crate) mod status;
@@ -45,6 +46,10 @@ pub(crate) struct Ctx {
     /// back is no reason to sync the pod again.
     pub written: Mutex<HashMap<String, serde_json::Value>>,
     pub facts: spec::NodeFacts,
+    /// Evictions decided by the eviction manager, by UID, for the pods' workers.
+    pub evictions: Mutex<HashMap<String, evict::Eviction>>,
+    /// The eviction manager (its pressure conditions admit new pods).
+    pub pressure: Arc<crate::eviction::Manager>,
 }
 
 impl Ctx {
@@ -90,6 +95,7 @@ pub async fn run(
     runtime: Arc<dyn ContainerRuntime>,
     network: Arc<dyn PodNetwork>,
     recorder: Recorder,
+    pressure: Arc<crate::eviction::Manager>,
 ) -> Result<(), Error> {
     let version = runtime.version().await?;
     let (store, writer) = reflector::store::<Pod>();
@@ -112,9 +118,12 @@ pub async fn run(
         images: Mutex::new(images),
         workers: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),
+        evictions: Mutex::new(HashMap::new()),
+        pressure,
     });
     let synced = Arc::new(AtomicBool::new(false));
     let relist = tokio::spawn(relist(ctx.clone(), synced.clone()));
+    let evictions = tokio::spawn(evict::run(ctx.clone(), ctx.pressure.clone()));
     let api: Api<Pod> = Api::all(client);
     let selector = format!("spec.nodeName={}", config.node_name);
     let mut first_sync = true;
@@ -184,6 +193,7 @@ pub async fn run(
         }
     }
     relist.abort();
+    evictions.abort();
     Ok(())
 }
 

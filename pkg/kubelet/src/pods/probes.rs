@@ -492,11 +492,7 @@ async fn http_get(
     };
     let addr = format_host_port(&host, port);
     let url = format!("{}://{addr}{path}", scheme.to_lowercase());
-    if scheme.eq_ignore_ascii_case("HTTPS") {
-        return Err(format!(
-            "Get \"{url}\": HTTPS probes are not supported by k1s yet"
-        ));
-    }
+    let tls = scheme.eq_ignore_ascii_case("HTTPS");
     let mut headers = String::new();
     let mut host_header = addr.clone();
     let mut user_agent = "kube-probe/1.35".to_string();
@@ -513,35 +509,21 @@ async fn http_get(
         "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {user_agent}\r\nAccept: {accept}\r\n{headers}Connection: close\r\n\r\n"
     );
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(&addr)
+        let stream = tokio::net::TcpStream::connect(&addr)
             .await
             .map_err(|e| format!("Get \"{url}\": dial tcp {addr}: connect: {}", io_text(&e)))?;
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("Get \"{url}\": {e}"))?;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = stream
-                .read(&mut chunk)
+        let code = if tls {
+            // As upstream's prober: TLS without verifying the container's certificate.
+            let server_name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| format!("Get \"{url}\": {e}"))?;
+            let stream = tokio_rustls::TlsConnector::from(insecure_tls_config())
+                .connect(server_name, stream)
                 .await
                 .map_err(|e| format!("Get \"{url}\": {e}"))?;
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if buf.len() > MAX_OUTPUT || buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                break;
-            }
-        }
-        let head = String::from_utf8_lossy(&buf);
-        let code: u16 = head
-            .lines()
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("Get \"{url}\": malformed HTTP response"))?;
+            http_exchange(stream, &request, &url).await?
+        } else {
+            http_exchange(stream, &request, &url).await?
+        };
         if (200..400).contains(&code) {
             Ok(())
         } else {
@@ -553,6 +535,115 @@ async fn http_get(
         Err(_) => Err(format!(
             "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
         )),
+    }
+}
+
+/// Sends `request` on `stream` and answers the response's status code.
+async fn http_exchange<S>(mut stream: S, request: &str, url: &str) -> Result<u16, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("Get \"{url}\": {e}"))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(n) => n,
+            // A TLS server closing without close_notify after its answer is common.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => 0,
+            Err(e) => return Err(format!("Get \"{url}\": {e}")),
+        };
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > MAX_OUTPUT || buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&buf);
+    head.lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("Get \"{url}\": malformed HTTP response"))
+}
+
+/// The TLS client of HTTPS probes: upstream's prober sets `InsecureSkipVerify`, so any
+/// certificate the container serves is accepted (signatures are still checked).
+fn insecure_tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let verifier = Arc::new(AcceptAnyCertificate(provider.clone()));
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map(|b| {
+                    b.dangerous()
+                        .with_custom_certificate_verifier(verifier.clone())
+                        .with_no_client_auth()
+                })
+                .unwrap_or_else(|_| {
+                    rustls::ClientConfig::builder()
+                        .dangerous()
+                        .with_custom_certificate_verifier(verifier)
+                        .with_no_client_auth()
+                });
+            Arc::new(config)
+        })
+        .clone()
+}
+
+/// Accepts every server certificate (upstream's probes skip verification).
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -684,6 +775,70 @@ mod tests {
                 .await;
         });
         port
+    }
+
+    /// An HTTPS server on loopback with a self-signed certificate: `/ok` answers 200,
+    /// anything else 500.
+    async fn https_server() -> u16 {
+        let cert =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
+            .expect("key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 4096];
+                    let n = tls.read(&mut buf).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let answer = if head.starts_with("GET /ok ") {
+                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                    } else {
+                        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
+                    };
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn https_probes_skip_certificate_verification_as_upstream() {
+        let port = https_server().await;
+        let action = |path: &str, scheme: &str| HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(i32::from(port)),
+            scheme: Some(scheme.into()),
+            host: Some("127.0.0.1".into()),
+            ..Default::default()
+        };
+        let c = SpecContainer::default();
+        let t = Duration::from_secs(5);
+        assert_eq!(http_get(&action("/ok", "HTTPS"), &c, &[], t).await, Ok(()));
+        assert_eq!(
+            http_get(&action("/bad", "HTTPS"), &c, &[], t).await,
+            Err("HTTP probe failed with statuscode: 500".into())
+        );
+        // Plain HTTP to a TLS port reads no HTTP answer.
+        assert!(http_get(&action("/ok", "HTTP"), &c, &[], t).await.is_err());
     }
 
     #[tokio::test]

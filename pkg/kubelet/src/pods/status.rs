@@ -595,6 +595,25 @@ pub(crate) fn pod_status(inputs: &Inputs<'_>) -> PodStatus {
     status
 }
 
+/// Marks `status` as upstream's kubelet writes an evicted pod: phase `Failed`, reason
+/// `Evicted`, the eviction's message, and a `DisruptionTarget` condition
+/// (`TerminationByKubelet`).
+pub(crate) fn mark_evicted(status: &mut PodStatus, message: &str) {
+    status.phase = Some("Failed".into());
+    status.reason = Some(crate::eviction::REASON.into());
+    status.message = Some(message.to_string());
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    conditions.retain(|c| c.type_ != "DisruptionTarget");
+    conditions.push(PodCondition {
+        type_: "DisruptionTarget".into(),
+        status: "True".into(),
+        reason: Some("TerminationByKubelet".into()),
+        message: Some(message.to_string()),
+        last_transition_time: Some(time(SystemTime::now())),
+        ..Default::default()
+    });
+}
+
 /// Labels every sandbox and container of `pod` carries.
 pub(crate) fn pod_labels(pod: &Pod) -> BTreeMap<String, String> {
     let mut l = BTreeMap::new();

@@ -162,6 +162,10 @@ struct Worker {
     first_seen: Timestamp,
     /// The pod was stopped for good (terminal, or being deleted).
     stopped: bool,
+    /// The pod was evicted: nothing restarts, whatever the cache still says.
+    evicted: bool,
+    /// The pod passed admission (or was running here already).
+    admitted: bool,
 }
 
 /// Runs pod `uid`'s worker until the pod is gone and cleaned up.
@@ -182,6 +186,8 @@ pub(super) async fn run(ctx: Arc<Ctx>, uid: String, ns: String, name: String, no
         messages: HashMap::new(),
         first_seen: Timestamp::now(),
         stopped: false,
+        evicted: false,
+        admitted: false,
     };
     loop {
         let next = match w.sync().await {
@@ -276,7 +282,30 @@ impl Worker {
             return self.terminate(&pod, &sandboxes, &containers).await;
         }
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        if matches!(phase, Some("Succeeded" | "Failed")) {
+        let terminal = matches!(phase, Some("Succeeded" | "Failed"));
+        let eviction = self.ctx.evictions.lock().remove(&self.uid);
+        if let Some(e) = eviction
+            && !terminal
+        {
+            return self.evict(&pod, e, &sandboxes, &containers).await;
+        }
+        if self.evicted {
+            return Ok(Outcome::Wait(None));
+        }
+        if !terminal && !self.admitted {
+            let started_before = !sandboxes.is_empty()
+                || !containers.is_empty()
+                || pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .is_some_and(|c| !c.is_empty());
+            if !started_before && let Err(message) = self.ctx.pressure.admit(&pod) {
+                return self.reject(&pod, &message).await;
+            }
+            self.admitted = true;
+        }
+        if terminal {
             if !self.stopped {
                 let grace = self.grace(&pod);
                 self.stop_everything(Some(&pod), &sandboxes, &containers, grace)
@@ -286,6 +315,52 @@ impl Worker {
             return Ok(Outcome::Wait(None));
         }
         self.sync_running(&pod, sandboxes, containers).await
+    }
+
+    /// Evicted by the eviction manager: the Evicted event, containers stopped with the
+    /// eviction's grace period, and the pod `Failed` with reason `Evicted`, upstream's
+    /// message and a DisruptionTarget condition. The pod stays in the API, as upstream's.
+    async fn evict(
+        &mut self,
+        pod: &Pod,
+        e: super::evict::Eviction,
+        sandboxes: &[Sandbox],
+        containers: &[Container],
+    ) -> Result<Outcome, Error> {
+        self.ctx.recorder.pod(
+            pod,
+            None,
+            EventType::Warning,
+            crate::eviction::REASON,
+            e.message.clone(),
+        );
+        self.stop_everything(Some(pod), sandboxes, containers, e.grace)
+            .await;
+        self.stopped = true;
+        self.evicted = true;
+        let (_, containers) = self.runtime_state().await?;
+        self.read_termination_messages(pod, &containers).await;
+        let mut st = self.status(pod, &containers, false);
+        status::mark_evicted(&mut st, &e.message);
+        self.write_status(pod, st).await?;
+        Ok(Outcome::Wait(None))
+    }
+
+    /// Refused at admission (upstream's `rejectPod`): a Warning event, and the pod
+    /// `Failed` with the reason and `Pod was rejected: <message>`.
+    async fn reject(&mut self, pod: &Pod, message: &str) -> Result<Outcome, Error> {
+        let reason = crate::eviction::REASON;
+        self.ctx
+            .recorder
+            .pod(pod, None, EventType::Warning, reason, message.to_string());
+        let mut st = pod.status.clone().unwrap_or_default();
+        st.phase = Some("Failed".into());
+        st.reason = Some(reason.into());
+        st.message = Some(format!("Pod was rejected: {message}"));
+        self.stopped = true;
+        self.evicted = true;
+        self.write_status(pod, st).await?;
+        Ok(Outcome::Wait(None))
     }
 
     fn grace(&self, pod: &Pod) -> i64 {
@@ -813,6 +888,9 @@ impl Worker {
         if volumes::has_dynamic_volumes(pod) {
             // ConfigMap, Secret and token files follow their sources.
             wake = min_wait(wake, Duration::from_secs(60));
+        }
+        if self.evicted {
+            return Ok(Outcome::Wait(None));
         }
         if terminal {
             let (sandboxes, containers) = self.runtime_state().await?;

@@ -292,6 +292,16 @@ pub struct ContainerStats {
     pub cpu_usage_ns: u64,
     /// Memory in use less the inactive file cache, in bytes (the working set).
     pub memory_working_set_bytes: u64,
+    /// Memory in use, page cache included, in bytes.
+    pub memory_usage_bytes: u64,
+    /// Anonymous memory and swap cache, in bytes.
+    pub memory_rss_bytes: u64,
+    /// Page faults, cumulative.
+    pub page_faults: u64,
+    /// Major page faults, cumulative.
+    pub major_page_faults: u64,
+    /// The memory limit, in bytes; `None` when unlimited.
+    pub memory_limit_bytes: Option<u64>,
 }
 
 /// The size of a terminal, sent when the client's window changes.

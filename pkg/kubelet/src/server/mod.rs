@@ -7,6 +7,8 @@
 //! - `GET|POST /portForward/{namespace}/{pod}[/{uid}]` ([`portforward`])
 //! - `GET /metrics/resource`: CPU and memory usage of the node, its pods and containers
 //!   ([`crate::stats`]), the Prometheus text metrics-server scrapes
+//! - `GET /stats/summary`: the Summary API ([`crate::summary`]), when the server was
+//!   started with [`serve_with_stats`]
 //! - `GET /healthz`
 //!
 //! exec/attach speak SPDY/3.1 ([`spdy`]) or WebSocket ([`ws`]) per the client's upgrade
@@ -76,8 +78,19 @@ pub struct ServerConfig {
     pub authorizer: Authorizer,
 }
 
-/// Serves until the handle is aborted.
+/// Serves until the handle is aborted (without `/stats/summary`).
 pub fn serve(config: ServerConfig, runtime: Arc<dyn ContainerRuntime>) -> JoinHandle<()> {
+    serve_with_stats(config, runtime, None)
+}
+
+/// Serves until the handle is aborted; `stats` says where the Summary API reads the
+/// node's folders (`None`: `/stats/summary` is not served).
+pub fn serve_with_stats(
+    config: ServerConfig,
+    runtime: Arc<dyn ContainerRuntime>,
+    stats: Option<crate::summary::Sources>,
+) -> JoinHandle<()> {
+    let stats = stats.map(Arc::new);
     let mut tls = config.tls;
     // Upgrades (SPDY, WebSocket) are HTTP/1.1 only.
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -98,6 +111,7 @@ pub fn serve(config: ServerConfig, runtime: Arc<dyn ContainerRuntime>) -> JoinHa
             let acceptor = acceptor.clone();
             let runtime = runtime.clone();
             let authorizer = authorizer.clone();
+            let stats = stats.clone();
             tokio::spawn(async move {
                 let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
                     .await
@@ -130,7 +144,8 @@ pub fn serve(config: ServerConfig, runtime: Arc<dyn ContainerRuntime>) -> JoinHa
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let runtime = runtime.clone();
                     let access = access.clone();
-                    async move { Ok::<_, Infallible>(handle(req, runtime, access).await) }
+                    let stats = stats.clone();
+                    async move { Ok::<_, Infallible>(handle(req, runtime, access, stats).await) }
                 });
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder
@@ -196,6 +211,7 @@ async fn handle(
     req: Request<Incoming>,
     runtime: Arc<dyn ContainerRuntime>,
     access: Access,
+    stats: Option<Arc<crate::summary::Sources>>,
 ) -> Response<Body> {
     match access {
         Access::Unauthenticated => return text(StatusCode::UNAUTHORIZED, "Unauthorized"),
@@ -230,6 +246,21 @@ async fn handle(
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        ["stats", "summary"] if req.method() == http::Method::GET && stats.is_some() => {
+            let Some(src) = stats.as_deref() else {
+                return text(StatusCode::NOT_FOUND, "404 page not found");
+            };
+            let body = crate::summary::summary(runtime.as_ref(), src).await;
+            let mut r = text(
+                StatusCode::OK,
+                serde_json::to_string_pretty(&body).unwrap_or_default(),
+            );
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
             );
             r
         }
