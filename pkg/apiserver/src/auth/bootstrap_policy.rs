@@ -281,6 +281,14 @@ pub fn aggregated_rules(role: &Value, all: &[Value]) -> Option<Vec<PolicyRule>> 
     Some(rules)
 }
 
+/// One pass of the aggregation controller, now (tests and start-up).
+pub async fn aggregate_now(server: &ApiServer) {
+    // Aggregated roles may aggregate each other (edit into admin): a few passes settle.
+    for _ in 0..3 {
+        aggregate_once(server).await;
+    }
+}
+
 /// One pass of the aggregation controller.
 async fn aggregate_once(server: &ApiServer) {
     let snap = server.registry.snapshot();

@@ -9,6 +9,8 @@ pub mod bootstrap_token;
 pub mod impersonation;
 pub mod rbac;
 pub mod serviceaccount;
+#[cfg(test)]
+mod request_tests;
 
 use std::collections::HashMap;
 use std::path::Path;

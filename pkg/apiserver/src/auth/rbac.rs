@@ -202,11 +202,13 @@ fn rule_covers(owner: &PolicyRule, servant: &PolicyRule) -> bool {
             o == "*" || o == u || o.strip_suffix('*').is_some_and(|p| u.starts_with(p))
         })
     });
+    // A rule for some names never covers one for every name.
     let names = owner.resource_names.is_empty()
-        || servant
-            .resource_names
-            .iter()
-            .all(|n| has(&owner.resource_names, n));
+        || (!servant.resource_names.is_empty()
+            && servant
+                .resource_names
+                .iter()
+                .all(|n| has(&owner.resource_names, n)));
     all(&owner.verbs, &servant.verbs)
         && all(&owner.api_groups, &servant.api_groups)
         && resources
