@@ -109,7 +109,10 @@ fn can_i(k1s: &K1s, k: &Kubectl, args: &[&str]) -> bool {
     match (out.code, out.stdout.trim()) {
         (0, "yes") => true,
         (1, "no") => false,
-        _ => panic!("`{}`: {} {} {}", out.command, out.code, out.stdout, out.stderr),
+        _ => panic!(
+            "`{}`: {} {} {}",
+            out.command, out.code, out.stdout, out.stderr
+        ),
     }
 }
 
@@ -119,9 +122,18 @@ fn can_i_answers_as_upstream(k1s: &K1s, k: &Kubectl) {
     let robot = format!("--as=system:serviceaccount:{NS}:robot");
     let robot = robot.as_str();
     // The aggregated role fills in from the role its selector matches.
-    eventually(WAIT, "the aggregated ClusterRole to gather its rules", || {
-        can_i(k1s, k, &["--as=carol", "list", "endpoints", "--all-namespaces"]).then_some(())
-    });
+    eventually(
+        WAIT,
+        "the aggregated ClusterRole to gather its rules",
+        || {
+            can_i(
+                k1s,
+                k,
+                &["--as=carol", "list", "endpoints", "--all-namespaces"],
+            )
+            .then_some(())
+        },
+    );
     #[rustfmt::skip]
     let table: &[(&[&str], bool)] = &[
         // The cluster admin (system:masters) may do anything.
@@ -164,7 +176,11 @@ fn can_i_answers_as_upstream(k1s: &K1s, k: &Kubectl) {
     let mut wrong = Vec::new();
     for (args, want) in table {
         if can_i(k1s, k, args) != *want {
-            wrong.push(format!("can-i {} should say {}", args.join(" "), if *want { "yes" } else { "no" }));
+            wrong.push(format!(
+                "can-i {} should say {}",
+                args.join(" "),
+                if *want { "yes" } else { "no" }
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
@@ -172,11 +188,13 @@ fn can_i_answers_as_upstream(k1s: &K1s, k: &Kubectl) {
     let list = k1s.kubectl(k, &["auth", "can-i", "--list", "--as=alice", ns]);
     let rows = list.ok();
     assert!(
-        rows.lines().any(|l| l.starts_with("pods ") && l.contains("[get list]")),
+        rows.lines()
+            .any(|l| l.starts_with("pods ") && l.contains("[get list]")),
         "{rows}"
     );
     assert!(
-        rows.lines().any(|l| l.starts_with("selfsubjectaccessreviews.authorization.k8s.io")),
+        rows.lines()
+            .any(|l| l.starts_with("selfsubjectaccessreviews.authorization.k8s.io")),
         "{rows}"
     );
 }
@@ -238,7 +256,10 @@ fn whoami_names_the_user(k1s: &K1s) {
         let (code, stdout, stderr) = run(&k, &kc, &["auth", "whoami"]);
         assert_eq!(code, 0, "{k}: {stderr}");
         assert!(stdout.contains("jane"), "{k}: {stdout}");
-        assert!(stdout.contains("[readers system:authenticated]"), "{k}: {stdout}");
+        assert!(
+            stdout.contains("[readers system:authenticated]"),
+            "{k}: {stdout}"
+        );
     }
 }
 
@@ -260,7 +281,10 @@ fn a_service_account_token_has_exactly_its_rights(k1s: &K1s, k: &Kubectl) {
         )
     );
     let (_, _, stderr) = run(k, &kc, &["create", "configmap", "x", "-n", NS]);
-    assert!(stderr.contains("cannot create resource \"configmaps\""), "{stderr}");
+    assert!(
+        stderr.contains("cannot create resource \"configmaps\""),
+        "{stderr}"
+    );
     let (_, _, stderr) = run(k, &kc, &["get", "pods", "-n", "default"]);
     assert!(stderr.contains("Forbidden"), "{stderr}");
     let (code, stdout, _) = run(k, &kc, &["auth", "can-i", "watch", "pods", "-n", NS]);
@@ -272,7 +296,15 @@ fn escalation_is_refused(k1s: &K1s, k: &Kubectl) {
     // mallory may write roles and bindings in the namespace but holds nothing else.
     let out = k1s.kubectl(
         k,
-        &["--as=mallory", "create", "role", "sneaky", "--verb=get", "--resource=secrets", &ns],
+        &[
+            "--as=mallory",
+            "create",
+            "role",
+            "sneaky",
+            "--verb=get",
+            "--resource=secrets",
+            &ns,
+        ],
     );
     assert!(
         out.fails().contains(
@@ -284,12 +316,21 @@ fn escalation_is_refused(k1s: &K1s, k: &Kubectl) {
     let bind = |name: &str| {
         k1s.kubectl(
             k,
-            &["--as=mallory", "create", "rolebinding", name, "--clusterrole=view", "--user=mallory", &ns],
+            &[
+                "--as=mallory",
+                "create",
+                "rolebinding",
+                name,
+                "--clusterrole=view",
+                "--user=mallory",
+                &ns,
+            ],
         )
     };
     let out = bind("mallory-view");
     assert!(
-        out.fails().contains("is attempting to grant RBAC permissions not currently held"),
+        out.fails()
+            .contains("is attempting to grant RBAC permissions not currently held"),
         "{}",
         out.stderr
     );

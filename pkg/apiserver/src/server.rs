@@ -121,9 +121,7 @@ async fn serve_connection<I>(
                 }
                 Ok(None) => {}
                 Err(()) => {
-                    parts
-                        .extensions
-                        .insert(crate::handlers::InvalidCredentials);
+                    parts.extensions.insert(crate::handlers::InvalidCredentials);
                 }
             }
             let body = SharedBody::new(DeadlineBody::new(body, options.request_timeout));

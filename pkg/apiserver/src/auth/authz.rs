@@ -247,11 +247,13 @@ fn node_decision(server: &ApiServer, a: &Attributes) -> NodeDecision {
     if !a.resource_request || !a.api_group.is_empty() {
         return rules_decision(a);
     }
-    let graph_kind = match (a.resource.as_str(), a.subresource.as_str()) {
-        ("secrets" | "configmaps" | "persistentvolumeclaims" | "persistentvolumes", "") => true,
-        ("serviceaccounts", "token") => true,
-        _ => false,
-    };
+    let graph_kind = matches!(
+        (a.resource.as_str(), a.subresource.as_str()),
+        (
+            "secrets" | "configmaps" | "persistentvolumeclaims" | "persistentvolumes",
+            ""
+        ) | ("serviceaccounts", "token")
+    );
     if !graph_kind {
         return rules_decision(a);
     }
@@ -345,9 +347,9 @@ fn pod_refers(pod: &Value, resource: &str, name: &str) -> bool {
             volumes(spec).any(|v| {
                 is(&v["persistentVolumeClaim"]["claimName"])
                     || (!v["ephemeral"].is_null()
-                        && pod_name.zip(v["name"].as_str()).is_some_and(|(p, vol)| {
-                            format!("{p}-{vol}") == name
-                        }))
+                        && pod_name
+                            .zip(v["name"].as_str())
+                            .is_some_and(|(p, vol)| format!("{p}-{vol}") == name))
             })
         }
         "secrets" | "configmaps" => {
@@ -375,7 +377,10 @@ fn pod_refers(pod: &Value, resource: &str, name: &str) -> bool {
                         .is_some_and(|s| s.iter().any(|src| is(&src[vol_key]["name"])))
                     || ["csi", "cephfs", "flexVolume", "azureFile", "rbd", "iscsi"]
                         .iter()
-                        .any(|k| is(&v[*k]["secretRef"]["name"]) || is(&v[*k]["nodePublishSecretRef"]["name"]))
+                        .any(|k| {
+                            is(&v[*k]["secretRef"]["name"])
+                                || is(&v[*k]["nodePublishSecretRef"]["name"])
+                        })
             });
             let in_containers = ["initContainers", "containers", "ephemeralContainers"]
                 .iter()
@@ -384,9 +389,9 @@ fn pod_refers(pod: &Value, resource: &str, name: &str) -> bool {
                     c["envFrom"]
                         .as_array()
                         .is_some_and(|l| l.iter().any(|e| is(&e[ref_key]["name"])))
-                        || c["env"].as_array().is_some_and(|l| {
-                            l.iter().any(|e| is(&e["valueFrom"][key_ref]["name"]))
-                        })
+                        || c["env"]
+                            .as_array()
+                            .is_some_and(|l| l.iter().any(|e| is(&e["valueFrom"][key_ref]["name"])))
                 });
             in_volumes || in_containers
         }

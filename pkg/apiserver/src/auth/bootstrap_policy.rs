@@ -182,7 +182,8 @@ fn reconcile(existing: &Value, expected: &Value) -> Option<Value> {
                 let same = |e: &Value| {
                     e["kind"] == s["kind"]
                         && e["name"] == s["name"]
-                        && e["namespace"].as_str().unwrap_or("") == s["namespace"].as_str().unwrap_or("")
+                        && e["namespace"].as_str().unwrap_or("")
+                            == s["namespace"].as_str().unwrap_or("")
                 };
                 if !subjects.iter().any(same) {
                     subjects.push(s.clone());
@@ -209,7 +210,10 @@ pub async fn run(server: &ApiServer) -> Result<(), Status> {
             )));
         };
         for expected in objects {
-            let name = expected["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let name = expected["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             match server.generic.get(&res, None, &name) {
                 Err(_) => {
                     match server
@@ -224,8 +228,7 @@ pub async fn run(server: &ApiServer) -> Result<(), Status> {
                 }
                 Ok(existing) => {
                     if plural == "clusterrolebindings"
-                        && existing["metadata"]["annotations"][AUTOUPDATE].as_str()
-                            != Some("false")
+                        && existing["metadata"]["annotations"][AUTOUPDATE].as_str() != Some("false")
                         && existing["roleRef"] != expected["roleRef"]
                     {
                         // A binding's roleRef cannot change: upstream recreates it.
@@ -295,11 +298,12 @@ async fn aggregate_once(server: &ApiServer) {
     let Some(res) = snap.get(GROUP, "v1", "clusterroles").cloned() else {
         return;
     };
-    let (items, _, _) = server
-        .generic
-        .store()
-        .cache()
-        .list(&res.info.collection_prefix(None), None, 0);
+    let (items, _, _) =
+        server
+            .generic
+            .store()
+            .cache()
+            .list(&res.info.collection_prefix(None), None, 0);
     let all: Vec<Value> = items
         .iter()
         .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
@@ -400,7 +404,10 @@ pub fn check_write(
         "roles" | "clusterroles" => {
             if server
                 .authorizer
-                .authorize(server, &attrs(&ctx.user, "escalate", &info.plural, ns, name))
+                .authorize(
+                    server,
+                    &attrs(&ctx.user, "escalate", &info.plural, ns, name),
+                )
                 .allowed
             {
                 return Ok(());

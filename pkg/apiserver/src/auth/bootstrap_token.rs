@@ -16,12 +16,14 @@ pub const SECRET_TYPE: &str = "bootstrap.kubernetes.io/token";
 fn parse(token: &str) -> Option<(&str, &str)> {
     let (id, secret) = token.split_once('.')?;
     let ok = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     };
     (ok(id, 6) && ok(secret, 16)).then_some((id, secret))
 }
 
-fn data<'a>(secret: &'a Value, key: &str) -> Option<String> {
+fn data(secret: &Value, key: &str) -> Option<String> {
     let raw = secret["data"][key].as_str()?;
     let bytes = STANDARD.decode(raw).ok()?;
     String::from_utf8(bytes).ok()

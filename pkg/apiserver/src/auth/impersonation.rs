@@ -108,10 +108,10 @@ pub fn impersonate(
     if !uid.is_empty() {
         check(base("uids", "authentication.k8s.io", &uid))?;
     }
-    let (always, _) = if name == "system:anonymous" {
-        ("system:unauthenticated", ())
+    let always = if name == "system:anonymous" {
+        "system:unauthenticated"
     } else {
-        ("system:authenticated", ())
+        "system:authenticated"
     };
     if !out_groups.iter().any(|g| g == always) {
         out_groups.push(always.to_string());

@@ -8,9 +8,9 @@ pub mod bootstrap_policy;
 pub mod bootstrap_token;
 pub mod impersonation;
 pub mod rbac;
-pub mod serviceaccount;
 #[cfg(test)]
 mod request_tests;
+pub mod serviceaccount;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -35,7 +35,11 @@ pub struct PolicyRule {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_names: Vec<String>,
     /// Non-resource URLs, exact or with a trailing `*`.
-    #[serde(default, rename = "nonResourceURLs", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "nonResourceURLs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub non_resource_urls: Vec<String>,
 }
 
@@ -95,7 +99,10 @@ impl PolicyRule {
             parts.push(format!("Resources:{}", quoted(&self.resources)));
         }
         if !self.non_resource_urls.is_empty() {
-            parts.push(format!("NonResourceURLs:{}", quoted(&self.non_resource_urls)));
+            parts.push(format!(
+                "NonResourceURLs:{}",
+                quoted(&self.non_resource_urls)
+            ));
         }
         if !self.resource_names.is_empty() {
             parts.push(format!("ResourceNames:{}", quoted(&self.resource_names)));
@@ -124,9 +131,8 @@ pub fn covers(owner: &[PolicyRule], servant: &[PolicyRule]) -> (bool, Vec<Policy
     // Compact: rules differing only in their verb become one.
     let mut compact: Vec<PolicyRule> = Vec::new();
     for m in missing {
-        let single = m.non_resource_urls.is_empty()
-            && m.api_groups.len() == 1
-            && m.resources.len() == 1;
+        let single =
+            m.non_resource_urls.is_empty() && m.api_groups.len() == 1 && m.resources.len() == 1;
         match compact.iter_mut().find(|c| {
             single
                 && c.non_resource_urls.is_empty()
@@ -198,9 +204,10 @@ fn rule_covers(owner: &PolicyRule, servant: &PolicyRule) -> bool {
                     .is_some_and(|(_, sub)| has(&owner.resources, &format!("*/{sub}")))
         });
     let urls = servant.non_resource_urls.iter().all(|u| {
-        owner.non_resource_urls.iter().any(|o| {
-            o == "*" || o == u || o.strip_suffix('*').is_some_and(|p| u.starts_with(p))
-        })
+        owner
+            .non_resource_urls
+            .iter()
+            .any(|o| o == "*" || o == u || o.strip_suffix('*').is_some_and(|p| u.starts_with(p)))
     });
     // A rule for some names never covers one for every name.
     let names = owner.resource_names.is_empty()
@@ -243,8 +250,7 @@ impl Subject {
                 } else {
                     &self.namespace
                 };
-                !ns.is_empty()
-                    && user.name == format!("system:serviceaccount:{ns}:{}", self.name)
+                !ns.is_empty() && user.name == format!("system:serviceaccount:{ns}:{}", self.name)
             }
             _ => false,
         }
@@ -331,18 +337,18 @@ impl Snapshot {
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> Vec<PolicyRule> {
         let mut out = Vec::new();
         for b in &self.cluster_bindings {
-            if b.subjects.iter().any(|s| s.applies_to(user, "")) {
-                if let Some(rules) = self.role_rules(&b.role_ref, "") {
-                    out.extend(rules.iter().cloned());
-                }
+            if b.subjects.iter().any(|s| s.applies_to(user, ""))
+                && let Some(rules) = self.role_rules(&b.role_ref, "")
+            {
+                out.extend(rules.iter().cloned());
             }
         }
         if !namespace.is_empty() {
             for b in self.bindings.get(namespace).into_iter().flatten() {
-                if b.subjects.iter().any(|s| s.applies_to(user, namespace)) {
-                    if let Some(rules) = self.role_rules(&b.role_ref, namespace) {
-                        out.extend(rules.iter().cloned());
-                    }
+                if b.subjects.iter().any(|s| s.applies_to(user, namespace))
+                    && let Some(rules) = self.role_rules(&b.role_ref, namespace)
+                {
+                    out.extend(rules.iter().cloned());
                 }
             }
         }
@@ -356,7 +362,12 @@ impl Snapshot {
 }
 
 /// The four RBAC resources the index follows.
-const PLURALS: [&str; 4] = ["clusterroles", "roles", "clusterrolebindings", "rolebindings"];
+const PLURALS: [&str; 4] = [
+    "clusterroles",
+    "roles",
+    "clusterrolebindings",
+    "rolebindings",
+];
 
 struct Followed {
     streams: Vec<WatchStream>,
@@ -551,7 +562,10 @@ mod tests {
     fn coverage_reports_what_is_missing_as_upstream_prints_it() {
         let owner = vec![rule(&[""], &["pods"], &["get", "list"])];
         assert!(covers(&owner, &[rule(&[""], &["pods"], &["get"])]).0);
-        let (ok, missing) = covers(&owner, &[rule(&[""], &["pods", "secrets"], &["get", "list"])]);
+        let (ok, missing) = covers(
+            &owner,
+            &[rule(&[""], &["pods", "secrets"], &["get", "list"])],
+        );
         assert!(!ok);
         let text: Vec<String> = missing.iter().map(PolicyRule::compact_string).collect();
         assert_eq!(
@@ -559,7 +573,13 @@ mod tests {
             vec![r#"{APIGroups:[""], Resources:["secrets"], Verbs:["get" "list"]}"#]
         );
         let admin = vec![rule(&["*"], &["*"], &["*"])];
-        assert!(covers(&admin, &[rule(&["apps"], &["deployments/scale"], &["update"])]).0);
+        assert!(
+            covers(
+                &admin,
+                &[rule(&["apps"], &["deployments/scale"], &["update"])]
+            )
+            .0
+        );
         let subs = vec![rule(&[""], &["*/status"], &["get"])];
         assert!(covers(&subs, &[rule(&[""], &["pods/status"], &["get"])]).0);
         let mut named = rule(&[""], &["configmaps"], &["get"]);

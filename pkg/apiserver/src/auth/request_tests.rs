@@ -34,7 +34,9 @@ async fn can(api: &TestApi, verb: &str, resource: &str, ns: &str, name: &str) ->
 async fn a_user_without_bindings_is_refused_with_upstreams_text() {
     let t = rbac_server().await;
     let api = t.api_as(jane());
-    let (code, body) = api.call("GET", "/api/v1/namespaces/default/pods", &Value::Null).await;
+    let (code, body) = api
+        .call("GET", "/api/v1/namespaces/default/pods", &Value::Null)
+        .await;
     assert_eq!(code, 403, "{body}");
     assert_eq!(
         body["message"],
@@ -92,7 +94,10 @@ async fn roles_bindings_names_and_aggregation_grant_what_they_say() {
     // The view role binds through aggregation.
     let sa = UserInfo::new(
         "system:serviceaccount:default:robot",
-        ["system:serviceaccounts".to_string(), "system:serviceaccounts:default".to_string()],
+        [
+            "system:serviceaccounts".to_string(),
+            "system:serviceaccounts:default".to_string(),
+        ],
     );
     admin
         .create(
@@ -232,5 +237,9 @@ async fn subject_access_and_rules_reviews_answer_for_the_subject() {
     assert_eq!(code, 201, "{body}");
     let rules = body["status"]["resourceRules"].to_string();
     assert!(rules.contains("selfsubjectaccessreviews"), "{rules}");
-    assert!(body["status"]["nonResourceRules"].to_string().contains("/api/*"));
+    assert!(
+        body["status"]["nonResourceRules"]
+            .to_string()
+            .contains("/api/*")
+    );
 }

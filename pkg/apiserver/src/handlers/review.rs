@@ -98,7 +98,12 @@ pub async fn create(mut call: Call) -> Result<Response, Status> {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -153,14 +158,16 @@ pub async fn create_access_review(mut call: Call) -> Result<Response, Status> {
         let mut non_resource_rules = Vec::new();
         for r in rules {
             if !r.resources.is_empty() {
-                let mut v = json!({"verbs": r.verbs, "apiGroups": r.api_groups, "resources": r.resources});
+                let mut v =
+                    json!({"verbs": r.verbs, "apiGroups": r.api_groups, "resources": r.resources});
                 if !r.resource_names.is_empty() {
                     v["resourceNames"] = json!(r.resource_names);
                 }
                 resource_rules.push(v);
             }
             if !r.non_resource_urls.is_empty() {
-                non_resource_rules.push(json!({"verbs": r.verbs, "nonResourceURLs": r.non_resource_urls}));
+                non_resource_rules
+                    .push(json!({"verbs": r.verbs, "nonResourceURLs": r.non_resource_urls}));
             }
         }
         json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false})
@@ -170,7 +177,10 @@ pub async fn create_access_review(mut call: Call) -> Result<Response, Status> {
         let mut errs = Vec::new();
         if has_res == has_non {
             let (path, value) = if has_res {
-                ("nonResourceAttributes", spec["nonResourceAttributes"].to_string())
+                (
+                    "nonResourceAttributes",
+                    spec["nonResourceAttributes"].to_string(),
+                )
             } else {
                 ("resourceAttributes", "null".to_string())
             };
@@ -220,7 +230,11 @@ pub async fn create_access_review(mut call: Call) -> Result<Response, Status> {
         }
         if kind == "LocalSubjectAccessReview" {
             let ns = call.namespace().unwrap_or("");
-            if spec["resourceAttributes"]["namespace"].as_str().unwrap_or("") != ns {
+            if spec["resourceAttributes"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                != ns
+            {
                 return Err(Status::bad_request(&format!(
                     "spec.resourceAttributes.namespace must match namespace: {ns}"
                 )));
