@@ -251,6 +251,10 @@ pub async fn create_access_review(mut call: Call) -> Result<Response, Status> {
         }
         st
     };
+    // Go always writes the spec struct, empty or not.
+    if !obj["spec"].is_object() {
+        obj["spec"] = json!({});
+    }
     obj["apiVersion"] = json!("authorization.k8s.io/v1");
     obj["kind"] = json!(kind);
     obj["metadata"] = crate::meta::echoed_metadata(&obj["metadata"]);
