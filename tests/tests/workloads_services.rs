@@ -261,6 +261,19 @@ fn create_token_issues_a_token_that_authenticates_as_the_account(k1s: &K1s, k: &
     eventually(WAIT, "the default ServiceAccount", || {
         (!get(k1s, k, ns, &["get", "sa", "default", "-o", "name"]).is_empty()).then_some(())
     });
+    // Under RBAC an account may read what it is bound to: here, the view role.
+    k1s.kubectl_in(
+        k,
+        ns,
+        &[
+            "create",
+            "rolebinding",
+            "default-view",
+            "--clusterrole=view",
+            &format!("--serviceaccount={ns}:default"),
+        ],
+    )
+    .ok();
     let token = k1s
         .kubectl_in(k, ns, &["create", "token", "default", "--duration=20m"])
         .ok()

@@ -76,6 +76,11 @@ pub struct ApiServer {
     /// Resource metrics scraped from the kubelets, once [`metrics::start`] runs (then
     /// `metrics.k8s.io` is served).
     pub resource_metrics: std::sync::OnceLock<Arc<metrics::store::MetricsStore>>,
+    /// The authorizer chain (`--authorization-mode`) with its RBAC index.
+    pub authorizer: auth::authz::Authorizer,
+    /// Whether requests without credentials run as `system:anonymous`
+    /// (`--anonymous-auth`); else they get 401.
+    pub anonymous_auth: AtomicBool,
     /// Built-in resources (CRDs are added to these on every registry change).
     builtins: Vec<Arc<Resource>>,
     /// Definitions of the built-in kinds.
@@ -105,6 +110,8 @@ impl ApiServer {
             service_account_tokens: std::sync::OnceLock::new(),
             kubelet_client_tls: std::sync::OnceLock::new(),
             resource_metrics: std::sync::OnceLock::new(),
+            authorizer: auth::authz::Authorizer::default(),
+            anonymous_auth: AtomicBool::new(true),
             builtins,
             builtin_definitions: definitions,
             watch_memo: Arc::default(),
@@ -112,7 +119,21 @@ impl ApiServer {
             shutting_down: AtomicBool::new(false),
         });
         server.restore_strategies();
+        // Writes of roles and bindings are checked for escalation by the registry, as
+        // upstream's RBAC storage does; the check reaches the authorizer through this.
+        let weak = Arc::downgrade(&server);
         server
+            .generic
+            .set_write_check(Arc::new(move |info, ns, obj, ctx| match weak.upgrade() {
+                Some(s) => auth::bootstrap_policy::check_write(&s, info, ns, obj, ctx),
+                None => Ok(()),
+            }));
+        server
+    }
+
+    /// Whether anonymous requests are allowed.
+    pub fn anonymous_enabled(&self) -> bool {
+        self.anonymous_auth.load(Ordering::SeqCst)
     }
 
     /// Lets strategies rebuild in-memory state (allocators) from stored objects.

@@ -115,9 +115,14 @@ async fn serve_connection<I>(
         let guard = in_flight.begin();
         async move {
             let (mut parts, body) = req.into_parts();
-            let user = authenticate(&server, &parts.headers, cert_user);
-            if let Some(u) = user {
-                parts.extensions.insert(u);
+            match authenticate(&server, &parts.headers, cert_user) {
+                Ok(Some(u)) => {
+                    parts.extensions.insert(u);
+                }
+                Ok(None) => {}
+                Err(()) => {
+                    parts.extensions.insert(crate::handlers::InvalidCredentials);
+                }
             }
             let body = SharedBody::new(DeadlineBody::new(body, options.request_timeout));
             let leftover = body.clone();
@@ -389,12 +394,13 @@ impl http_body::Body for DeadlineBody {
 }
 
 /// A bearer token wins over the certificate, as upstream's union authenticator finds the
-/// token first only when one is sent.
+/// token first only when one is sent. `Ok(None)`: no credentials; `Err`: credentials that
+/// do not authenticate (a token no authenticator knows).
 fn authenticate(
     server: &ApiServer,
     headers: &http::HeaderMap,
     cert_user: Option<UserInfo>,
-) -> Option<UserInfo> {
+) -> Result<Option<UserInfo>, ()> {
     if let Some(token) = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -402,11 +408,16 @@ fn authenticate(
     {
         let token = token.trim();
         if let Some(user) = server.tokens.authenticate(token) {
-            return Some(user.clone());
+            return Ok(Some(user.clone()));
         }
-        return crate::auth::serviceaccount::authenticate(server, token);
+        if let Some(user) = crate::auth::bootstrap_token::authenticate(server, token) {
+            return Ok(Some(user));
+        }
+        return crate::auth::serviceaccount::authenticate(server, token)
+            .map(Some)
+            .ok_or(());
     }
-    cert_user
+    Ok(cert_user)
 }
 
 #[cfg(test)]

@@ -72,6 +72,13 @@ impl TestApiServer {
             client: self.client(),
         }
     }
+
+    /// Raw JSON requests as `user`.
+    pub fn api_as(&self, user: UserInfo) -> TestApi {
+        TestApi {
+            client: crate::client::client(self.server.clone(), user),
+        }
+    }
 }
 
 /// Sends raw requests through the whole write path, the way kubectl and charts do, and

@@ -319,6 +319,30 @@ pub struct ServerArgs {
     #[arg(long, env = "K1S_TOKEN_AUTH_FILE", help_heading = "Cluster")]
     pub token_auth_file: Option<PathBuf>,
 
+    /// Authorizers to run, in order, comma-separated (kube-apiserver's flag): Node (kubelet
+    /// identities reach what their pods use), RBAC (Roles, ClusterRoles and bindings),
+    /// AlwaysAllow (every authenticated or anonymous request), AlwaysDeny. Members of
+    /// system:masters are always allowed.
+    #[arg(
+        long,
+        env = "K1S_AUTHORIZATION_MODE",
+        default_value = "Node,RBAC",
+        help_heading = "Cluster"
+    )]
+    pub authorization_mode: String,
+
+    /// Let requests without credentials run as system:anonymous (group
+    /// system:unauthenticated), allowed only what RBAC grants them (by default /healthz,
+    /// /livez, /readyz and /version); with false they get 401 (kube-apiserver's flag).
+    #[arg(
+        long,
+        env = "K1S_ANONYMOUS_AUTH",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        help_heading = "Cluster"
+    )]
+    pub anonymous_auth: bool,
+
     /// How long a request may take to send its body before it ends with 504 Timeout
     /// (kube-apiserver's flag; a Go duration such as 60s or 1m30s).
     #[arg(

@@ -199,7 +199,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         service_cidr: args.service_cidr,
         cluster_domain: args.cluster_domain.clone(),
     };
+    let modes = k1s_apiserver::auth::authz::parse_modes(&args.authorization_mode)
+        .map_err(|e| anyhow::anyhow!("invalid --authorization-mode: {e}"))?;
     let api = ApiServer::new(store, config, tokens).await;
+    api.authorizer.set_modes(modes);
+    api.anonymous_auth
+        .store(args.anonymous_auth, std::sync::atomic::Ordering::SeqCst);
     let issuer = ApiServer::default_service_account_issuer(&args.cluster_domain);
     api.set_service_account_issuer(
         k1s_apiserver::auth::serviceaccount::TokenIssuer::from_pem(
@@ -218,6 +223,13 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|s| anyhow::anyhow!("cannot create system objects: {}", s.message))?;
     bootstrap::maintain(api.clone());
+    // Upstream's RBAC post-start hook: the default roles and bindings, reconciled.
+    if api.authorizer.has_rbac() {
+        k1s_apiserver::auth::bootstrap_policy::run(&api)
+            .await
+            .map_err(|s| anyhow::anyhow!("cannot create the default RBAC policy: {}", s.message))?;
+    }
+    k1s_apiserver::auth::bootstrap_policy::start_aggregation(api.clone());
 
     let tls = k1s_pki::server_tls_config(&pki).context("cannot build the TLS configuration")?;
     let listen = SocketAddr::new(args.bind_address, port);

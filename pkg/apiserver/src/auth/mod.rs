@@ -1,7 +1,15 @@
 //! Authentication: who is asking. Client certificates are verified by TLS and their
 //! subject read here; bearer tokens are looked up in the configured token table, then
-//! checked as service account tokens ([`serviceaccount`]).
+//! checked as service account tokens ([`serviceaccount`]) and bootstrap tokens
+//! ([`bootstrap_token`]). What a user may do is [`authz`]'s and [`rbac`]'s.
 
+pub mod authz;
+pub mod bootstrap_policy;
+pub mod bootstrap_token;
+pub mod impersonation;
+pub mod rbac;
+#[cfg(test)]
+mod request_tests;
 pub mod serviceaccount;
 
 use std::collections::HashMap;
@@ -32,6 +40,16 @@ impl UserInfo {
         Self {
             name: name.into(),
             groups,
+            uid: String::new(),
+            extra: Default::default(),
+        }
+    }
+
+    /// The user of a request without credentials (upstream's anonymous authenticator).
+    pub fn anonymous() -> Self {
+        Self {
+            name: "system:anonymous".into(),
+            groups: vec!["system:unauthenticated".into()],
             uid: String::new(),
             extra: Default::default(),
         }

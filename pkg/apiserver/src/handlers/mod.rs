@@ -37,6 +37,10 @@ use crate::auth::UserInfo;
 use crate::registry::generic::{FieldValidation, WriteContext};
 use crate::registry::{Resource, Subresource};
 
+/// Marks a request whose credentials did not authenticate (401, never anonymous).
+#[derive(Debug, Clone, Copy)]
+pub struct InvalidCredentials;
+
 /// Query parameters (the first value of each name).
 pub type Query = HashMap<String, String>;
 
@@ -217,7 +221,35 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Body>) -> Response {
     let query = parse_query(parts.uri.query());
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let target = request::parse(&path);
-    // Health and version are public, like upstream's system:public-info-viewer.
+    // Credentials that do not authenticate are refused; none at all make the request
+    // anonymous where `--anonymous-auth` allows it, as upstream's authenticator chain.
+    let user = match parts.extensions.get::<UserInfo>() {
+        Some(u) => u.clone(),
+        None if parts.extensions.get::<InvalidCredentials>().is_none()
+            && server.anonymous_enabled() =>
+        {
+            UserInfo::anonymous()
+        }
+        None => return response::status(&crate::auth::unauthorized()),
+    };
+    let user = if crate::auth::impersonation::requested(&parts.headers) {
+        match crate::auth::impersonation::impersonate(&server, &user, &parts.headers) {
+            Ok(u) => u,
+            Err(s) => return response::status(&s),
+        }
+    } else {
+        user
+    };
+    let attrs = match &target {
+        Target::Resource(rp) => {
+            crate::auth::authz::resource_attributes(&user, &parts.method, rp, &query)
+        }
+        _ => crate::auth::authz::path_attributes(&user, &parts.method, &path),
+    };
+    let decision = server.authorizer.authorize(&server, &attrs);
+    if !decision.allowed {
+        return response::status(&crate::auth::authz::forbidden(&attrs, &decision.reason));
+    }
     match &target {
         Target::Version => return health::version(),
         Target::Health { endpoint, check } => {
@@ -225,9 +257,6 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Body>) -> Response {
         }
         _ => {}
     }
-    let Some(user) = parts.extensions.get::<UserInfo>().cloned() else {
-        return response::status(&crate::auth::unauthorized());
-    };
     let accept = parts
         .headers
         .get(http::header::ACCEPT)
@@ -313,6 +342,9 @@ async fn dispatch(call: Call) -> Response {
         ("create", Some("token")) => token::create(call).await,
         ("create", None) if call.resource.info.group == "authentication.k8s.io" => {
             review::create(call).await
+        }
+        ("create", None) if call.resource.info.group == "authorization.k8s.io" => {
+            review::create_access_review(call).await
         }
         ("create", Some("eviction")) => eviction::create(call).await,
         ("create", _) => create::create(call).await,

@@ -4,12 +4,13 @@
 
 use axum::response::Response;
 use http::StatusCode;
-use k1s_apimachinery::Status;
+use k1s_apimachinery::{FieldError, GroupKind, Path, Status};
 use serde_json::{Value, json};
 
 use super::create::object_body;
 use super::{Call, response};
 use crate::auth::UserInfo;
+use crate::auth::authz::Attributes;
 use crate::auth::serviceaccount;
 
 fn user_info(user: &UserInfo) -> Value {
@@ -66,7 +67,8 @@ pub async fn create(mut call: Call) -> Result<Response, Status> {
             };
             let user = match server.tokens.authenticate(&token) {
                 Some(u) => Some(u.clone()),
-                None => serviceaccount::authenticate_for(server, &token, &audiences),
+                None => crate::auth::bootstrap_token::authenticate(server, &token)
+                    .or_else(|| serviceaccount::authenticate_for(server, &token, &audiences)),
             };
             match user {
                 Some(u) => {
@@ -89,6 +91,173 @@ pub async fn create(mut call: Call) -> Result<Response, Status> {
         // decoded struct (an owner reference sent as `null` comes back with its fields empty).
         crate::meta::echoed_metadata(&obj["metadata"])
     };
+    obj["status"] = status;
+    let r = response::json(StatusCode::CREATED, &obj);
+    Ok(response::with_warnings(r, &warnings))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The attributes an access review's spec asks about.
+fn review_attributes(spec: &Value, user: UserInfo) -> Attributes {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    if let Some(r) = spec.get("resourceAttributes").filter(|v| v.is_object()) {
+        Attributes {
+            user,
+            verb: s(&r["verb"]),
+            resource_request: true,
+            namespace: s(&r["namespace"]),
+            api_group: s(&r["group"]),
+            api_version: s(&r["version"]),
+            resource: s(&r["resource"]),
+            subresource: s(&r["subresource"]),
+            name: s(&r["name"]),
+            path: String::new(),
+        }
+    } else {
+        let n = &spec["nonResourceAttributes"];
+        Attributes {
+            user,
+            verb: s(&n["verb"]),
+            resource_request: false,
+            path: s(&n["path"]),
+            ..Default::default()
+        }
+    }
+}
+
+/// Serves `create` of the `authorization.k8s.io` reviews: the authorizer's answer for
+/// the subject (the caller for the self reviews), or the caller's rules in a namespace.
+pub async fn create_access_review(mut call: Call) -> Result<Response, Status> {
+    let ctx = call.write_context()?;
+    let mut warnings = Vec::new();
+    let body = object_body(&mut call, ctx.field_validation, &mut warnings).await?;
+    let mut obj = call.server.generic.decode_request(
+        &call.resource,
+        body,
+        ctx.field_validation,
+        &mut warnings,
+    )?;
+    let kind = call.resource.info.kind.clone();
+    let gk = GroupKind::new("authorization.k8s.io", &kind);
+    let spec = obj["spec"].clone();
+    let server = call.server.clone();
+    let status = if kind == "SelfSubjectRulesReview" {
+        let ns = spec["namespace"].as_str().unwrap_or("");
+        let rules = server.authorizer.rules_for(&server, &call.user, ns);
+        let mut resource_rules = Vec::new();
+        let mut non_resource_rules = Vec::new();
+        for r in rules {
+            if !r.resources.is_empty() {
+                let mut v =
+                    json!({"verbs": r.verbs, "apiGroups": r.api_groups, "resources": r.resources});
+                if !r.resource_names.is_empty() {
+                    v["resourceNames"] = json!(r.resource_names);
+                }
+                resource_rules.push(v);
+            }
+            if !r.non_resource_urls.is_empty() {
+                non_resource_rules
+                    .push(json!({"verbs": r.verbs, "nonResourceURLs": r.non_resource_urls}));
+            }
+        }
+        json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false})
+    } else {
+        let has_res = spec["resourceAttributes"].is_object();
+        let has_non = spec["nonResourceAttributes"].is_object();
+        let mut errs = Vec::new();
+        if has_res == has_non {
+            let (path, value) = if has_res {
+                (
+                    "nonResourceAttributes",
+                    spec["nonResourceAttributes"].to_string(),
+                )
+            } else {
+                ("resourceAttributes", "null".to_string())
+            };
+            errs.push(FieldError::invalid(
+                &Path::new("spec").child(path),
+                value,
+                if has_res {
+                    "cannot be specified in combination with resourceAttributes"
+                } else {
+                    "exactly one of nonResourceAttributes or resourceAttributes must be specified"
+                },
+            ));
+        }
+        let user = match kind.as_str() {
+            "SelfSubjectAccessReview" => call.user.clone(),
+            _ => {
+                let name = spec["user"].as_str().unwrap_or("").to_string();
+                let groups = strings(&spec["groups"]);
+                if name.is_empty() && groups.is_empty() {
+                    errs.push(FieldError::invalid(
+                        &Path::new("spec").child("user"),
+                        "",
+                        "at least one of user or group must be specified",
+                    ));
+                }
+                let extra = spec["extra"]
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), strings(v))).collect())
+                    .unwrap_or_default();
+                UserInfo {
+                    name,
+                    groups,
+                    uid: spec["uid"].as_str().unwrap_or("").to_string(),
+                    extra,
+                }
+            }
+        };
+        if kind == "LocalSubjectAccessReview" && has_non {
+            errs.push(FieldError::invalid(
+                &Path::new("spec").child("nonResourceAttributes"),
+                spec["nonResourceAttributes"].to_string(),
+                "disallowed on this kind of request",
+            ));
+        }
+        if !errs.is_empty() {
+            return Err(Status::invalid(&gk, "", &errs));
+        }
+        if kind == "LocalSubjectAccessReview" {
+            let ns = call.namespace().unwrap_or("");
+            if spec["resourceAttributes"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                != ns
+            {
+                return Err(Status::bad_request(&format!(
+                    "spec.resourceAttributes.namespace must match namespace: {ns}"
+                )));
+            }
+        }
+        let attrs = review_attributes(&spec, user);
+        let d = server.authorizer.authorize(&server, &attrs);
+        let mut st = json!({"allowed": d.allowed});
+        if d.denied {
+            st["denied"] = json!(true);
+        }
+        if !d.reason.is_empty() {
+            st["reason"] = json!(d.reason);
+        }
+        st
+    };
+    // Go always writes the spec struct, empty or not.
+    if !obj["spec"].is_object() {
+        obj["spec"] = json!({});
+    }
+    obj["apiVersion"] = json!("authorization.k8s.io/v1");
+    obj["kind"] = json!(kind);
+    obj["metadata"] = crate::meta::echoed_metadata(&obj["metadata"]);
     obj["status"] = status;
     let r = response::json(StatusCode::CREATED, &obj);
     Ok(response::with_warnings(r, &warnings))

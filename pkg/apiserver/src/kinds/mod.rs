@@ -308,6 +308,15 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .verbs(&["create"]);
     b.kind::<k8s_openapi::api::authentication::v1::TokenReview>(Plain)
         .verbs(&["create"]);
+    // authorization.k8s.io/v1: access reviews answered by the authorizer, never stored.
+    b.kind::<k8s_openapi::api::authorization::v1::LocalSubjectAccessReview>(Plain)
+        .verbs(&["create"]);
+    b.kind::<k8s_openapi::api::authorization::v1::SelfSubjectAccessReview>(Plain)
+        .verbs(&["create"]);
+    b.kind::<k8s_openapi::api::authorization::v1::SelfSubjectRulesReview>(Plain)
+        .verbs(&["create"]);
+    b.kind::<k8s_openapi::api::authorization::v1::SubjectAccessReview>(Plain)
+        .verbs(&["create"]);
     // batch/v1
     b.kind::<batch_v1::Job>(batch::JobStrategy)
         .categories(&["all"])

@@ -172,11 +172,19 @@ pub fn decode_continue(token: &str) -> Result<(Revision, String), Status> {
     Ok((rv, start.to_string()))
 }
 
+/// A check of an object about to be written, with the writer (RBAC's escalation check).
+pub type WriteCheck = Arc<
+    dyn Fn(&super::ResourceInfo, Option<&str>, &Value, &WriteContext) -> Result<(), Status>
+        + Send
+        + Sync,
+>;
+
 /// The generic registry over one store.
 #[derive(Clone)]
 pub struct GenericStore {
     store: Store,
     registry: Arc<Registry>,
+    write_check: Arc<std::sync::OnceLock<WriteCheck>>,
     service_account_admission: Arc<AtomicBool>,
     storage_protection_admission: Arc<AtomicBool>,
     admission: Arc<crate::admission::Admission>,
@@ -193,6 +201,7 @@ impl GenericStore {
         Self {
             store,
             registry,
+            write_check: Arc::default(),
             service_account_admission: Arc::new(AtomicBool::new(true)),
             storage_protection_admission: Arc::new(AtomicBool::new(true)),
             admission: Arc::new(crate::admission::Admission::default()),
@@ -309,6 +318,23 @@ impl GenericStore {
             warnings.extend(webhook::validate(self, attrs, Some(&served), None).await?);
         }
         Ok(())
+    /// Sets the check every create and update of a main resource goes through (only the
+    /// first call counts).
+    pub fn set_write_check(&self, check: WriteCheck) {
+        let _ = self.write_check.set(check);
+    }
+
+    fn check_write(
+        &self,
+        info: &super::ResourceInfo,
+        namespace: Option<&str>,
+        obj: &Value,
+        ctx: &WriteContext,
+    ) -> Result<(), Status> {
+        match self.write_check.get() {
+            Some(check) => check(info, namespace, obj, ctx),
+            None => Ok(()),
+        }
     }
 
     /// The store underneath.
@@ -995,6 +1021,7 @@ impl GenericStore {
         crate::managed::track_update(&mut obj, None, ctx, info, None, &defs);
         check_storable(&obj)?;
         storage.strategy.admit_create(&mut obj)?;
+        self.check_write(info, namespace, &obj, ctx)?;
         self.admit_quota(info, namespace, &name, &obj, None, ctx.dry_run)
             .await?;
         if ctx.dry_run {
@@ -1335,6 +1362,9 @@ impl GenericStore {
                 });
             }
             storage.strategy.admit_update(&mut obj, &old)?;
+            if sub.is_none() {
+                self.check_write(info, namespace, &obj, ctx)?;
+            }
             // Quota admission on update: upstream's evaluators that handle updates
             // (services changing type, claims growing) are charged what they add.
             if sub.is_none()
