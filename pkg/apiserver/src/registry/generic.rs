@@ -318,6 +318,8 @@ impl GenericStore {
             warnings.extend(webhook::validate(self, attrs, Some(&served), None).await?);
         }
         Ok(())
+    }
+
     /// Sets the check every create and update of a main resource goes through (only the
     /// first call counts).
     pub fn set_write_check(&self, check: WriteCheck) {
