@@ -6,6 +6,7 @@
 //! [`openapi`] describe what is served, [`server`] terminates TLS and authenticates, and
 //! [`client`] gives in-process components a `kube::Client`-compatible tower service.
 
+pub mod admission;
 pub mod apply;
 pub mod auth;
 pub mod bootstrap;

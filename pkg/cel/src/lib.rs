@@ -1,5 +1,5 @@
 //! The Kubernetes CEL environment over the `cel` crate: its standard library and the
-//! strings, lists and math extensions, plus the Kubernetes libraries it lacks (lists,
+//! strings, lists, math and base64 extensions, plus the Kubernetes libraries it lacks (lists,
 //! regex, URLs, quantities, IP/CIDR, sets), JSON objects as CEL values, and a bounded
 //! evaluation: every comprehension step is charged against a cost budget (upstream's
 //! per-call limit) and a wall-clock deadline, so a hostile expression cannot hang the
@@ -61,6 +61,7 @@ static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
         cel::extensions::strings as fn(&mut Env) -> Result<(), cel::DeclarationError>,
         cel::extensions::lists,
         cel::extensions::math,
+        cel::extensions::encoders,
         library::declare,
     ] {
         let _ = env.add_extension(ext);

@@ -40,6 +40,8 @@ const FUNCTIONS: &[&str] = &[
     "math.isInf", "math.isNaN", "math.isFinite", "math.abs", "math.sign", "math.bitAnd",
     "math.bitOr", "math.bitXor", "math.bitNot", "math.bitShiftLeft", "math.bitShiftRight",
     "math.sqrt",
+    // Encoders extension.
+    "base64.encode", "base64.decode",
     // Kubernetes lists and regex.
     "isSorted", "sum", "min", "max", "find", "findAll",
     // Kubernetes URLs.
@@ -54,6 +56,16 @@ const FUNCTIONS: &[&str] = &[
     "masked", "prefixLength",
     // Sets.
     "sets.contains", "sets.equivalent", "sets.intersects",
+    // Declared upstream; the `cel` crate does not evaluate them (see the README).
+    "cel.bind", "transformList", "transformMap", "transformMapEntry", "existsOne", "optMap",
+    "optFlatMap", "ip.isCanonical", "format.named", "format.dns1123Label",
+    "format.dns1123Subdomain", "format.dns1035Label", "format.qualifiedName",
+    "format.dns1123LabelPrefix", "format.dns1123SubdomainPrefix", "format.dns1035LabelPrefix",
+    "format.labelValue", "format.uri", "format.uuid", "format.byte", "format.date",
+    "format.datetime", "validate", "jsonpatch.escapeKey",
+    // The admission authorizer (evaluated only where an authorizer is bound).
+    "path", "group", "resource", "subresource", "namespace", "name", "check", "allowed",
+    "reason", "errored", "error", "serviceAccount",
 ];
 
 /// Whether `name` (`f`, or `ns.f` for a namespaced one) is a declared function.

@@ -71,6 +71,7 @@ fn lists_and_regex_libraries() {
         "sets.contains(self.tags, ['a']) && !sets.intersects(self.tags, ['z'])",
         "[1, 2, 3].slice(1, 2) == [2]",
         "math.greatest(1, 5, 3) == 5",
+        "base64.encode(b'hi') == 'aGk=' && base64.decode('aGk=') == b'hi'",
     ] {
         assert!(truth(src), "{src}");
     }

@@ -858,6 +858,23 @@ impl GenericStore {
             return Err(Self::invalid(res, &name, &errs));
         }
         self.admit_namespace(info, namespace).await?;
+        warnings.extend(
+            crate::admission::policy::admit(
+                self,
+                &crate::admission::policy::Request {
+                    info,
+                    subresource: None,
+                    operation: "CREATE",
+                    namespace,
+                    name: &name,
+                    object: Some(&obj),
+                    old_object: None,
+                    user: &ctx.user,
+                    dry_run: ctx.dry_run,
+                },
+            )
+            .await?,
+        );
         let defs = self.registry.snapshot().definitions.clone();
         fill_required(&storage, &mut obj, &defs);
         crate::managed::track_update(&mut obj, None, ctx, info, None, &defs);
@@ -1136,6 +1153,23 @@ impl GenericStore {
             if !errs.is_empty() {
                 return Err(Self::invalid(res, name, &errs));
             }
+            warnings.extend(
+                Box::pin(crate::admission::policy::admit(
+                    self,
+                    &crate::admission::policy::Request {
+                        info,
+                        subresource: sub.map(Subresource::as_str),
+                        operation: "UPDATE",
+                        namespace,
+                        name,
+                        object: Some(&obj),
+                        old_object: Some(&old),
+                        user: &ctx.user,
+                        dry_run: ctx.dry_run,
+                    },
+                ))
+                .await?,
+            );
             let defs = self.registry.snapshot().definitions.clone();
             fill_required(&storage, &mut obj, &defs);
             // The spec is compared as it will be stored: an apply that sends what is

@@ -1,0 +1,3 @@
+//! Admission steps that run in the registry's write path beyond each kind's strategy.
+
+pub mod policy;
