@@ -155,3 +155,25 @@ fn known_functions() {
     assert!(is_function("lowerAscii") && is_function("sets.contains") && is_function("quantity"));
     assert!(!is_function("lowerascii"));
 }
+
+#[test]
+fn what_the_cel_crate_leaves_out_fails_cleanly() {
+    // Documented in the README as not evaluated: each is an error, never a panic.
+    for src in [
+        "cel.bind(x, 1, x + 1) == 2",
+        "{'a': 1}.all(k, v, v > 0)",
+        "timestamp('2024-01-01T00:00:00Z') != null",
+    ] {
+        assert!(eval_with(src, serde_json::json!({})).is_err(), "{src}");
+    }
+}
+
+#[test]
+fn scalar_self() {
+    let v = Value::String(Arc::new("docker.io/x".into()));
+    for src in ["self.startsWith('registry.local/')", "self.startsWith('a')", "self == 'abc'", "self.size() == 3", "size(self) == 3"] {
+        let r = with_deep_stack(|| compile(src).map(|p| p.eval(&[("self", &v)], PER_CALL_LIMIT)))
+            .expect("thread");
+        eprintln!("{src}: {r:?}");
+    }
+}

@@ -1310,6 +1310,22 @@ impl GenericStore {
             }
             let mut obj = self.stored_form(res, current)?;
             storage.strategy.admit_delete(&obj)?;
+            // A delete has no way to send warnings: only Deny bindings have an effect.
+            Box::pin(crate::admission::policy::admit(
+                self,
+                &crate::admission::policy::Request {
+                    info,
+                    subresource: None,
+                    operation: "DELETE",
+                    namespace,
+                    name,
+                    object: None,
+                    old_object: Some(&obj),
+                    user: &ctx.user,
+                    dry_run: ctx.dry_run,
+                },
+            ))
+            .await?;
             let deleting = meta::is_deleting(&obj);
             if !deleting {
                 // May add finalizers of its own (CRDs: custom object clean-up).

@@ -420,9 +420,10 @@ impl Walk<'_> {
             match props.and_then(|p| p.get(*field)) {
                 Some(next) => node = next,
                 None => {
-                    let embedded = root
-                        && depth == 0
-                        && matches!(*field, "apiVersion" | "kind" | "metadata");
+                    let embeds = (root && depth == 0)
+                        || map.get("x-kubernetes-embedded-resource").and_then(serde_json::Value::as_bool)
+                            == Some(true);
+                    let embedded = embeds && matches!(*field, "apiVersion" | "kind" | "metadata");
                     let is_object = map.get("type").and_then(serde_json::Value::as_str)
                         == Some("object");
                     if preserves || embedded || !is_object {
