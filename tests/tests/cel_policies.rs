@@ -74,13 +74,13 @@ spec:
   - expression: "object.data.size() <"
 "#;
 
-/// The CRD, with `image_rule` on `spec.image` when given.
-fn crd(image_rule: Option<&str>) -> String {
-    let image = match image_rule {
+/// The CRD, with `max_rule` on `spec.maxReplicas` when given.
+fn crd(max_rule: Option<&str>) -> String {
+    let max = match max_rule {
         Some(r) => format!(
-            "{{type: string, x-kubernetes-validations: [{{rule: {r:?}, message: image must come from registry.local}}]}}"
+            "{{type: integer, x-kubernetes-validations: [{{rule: {r:?}, message: maxReplicas must be at most 10}}]}}"
         ),
-        None => "{type: string}".to_string(),
+        None => "{type: integer}".to_string(),
     };
     format!(
         r#"
@@ -109,8 +109,8 @@ spec:
               message: mode is immutable
             properties:
               minReplicas: {{type: integer}}
-              maxReplicas: {{type: integer}}
-              image: {image}
+              maxReplicas: {max}
+              image: {{type: string}}
               mode: {{type: string}}
 "#
     )
@@ -159,7 +159,16 @@ fn cel_policies_and_crd_rules() {
     // ValidatingAdmissionPolicy: Deny with upstream's text, Warn as a warning.
     apply(&k1s, &k, POLICY).ok();
     let err = k1s
-        .kubectl(&k, &["create", "deployment", "nginx", "--image=nginx", "--replicas=7"])
+        .kubectl(
+            &k,
+            &[
+                "create",
+                "deployment",
+                "nginx",
+                "--image=nginx",
+                "--replicas=7",
+            ],
+        )
         .fails()
         .to_string();
     assert!(
@@ -168,16 +177,34 @@ fn cel_policies_and_crd_rules() {
         ),
         "{err}"
     );
-    k1s.kubectl(&k, &["create", "deployment", "nginx", "--image=nginx", "--replicas=3"])
-        .ok();
+    k1s.kubectl(
+        &k,
+        &[
+            "create",
+            "deployment",
+            "nginx",
+            "--image=nginx",
+            "--replicas=3",
+        ],
+    )
+    .ok();
     let err = k1s
         .kubectl(&k, &["scale", "deployment", "nginx", "--replicas=9"])
         .fails()
         .to_string();
-    assert!(err.contains("denied request: failed expression: object.spec.replicas <= 5"), "{err}");
+    assert!(
+        err.contains("denied request: failed expression: object.spec.replicas <= 5"),
+        "{err}"
+    );
     let warned = k1s.kubectl(
         &k,
-        &["create", "configmap", "two", "--from-literal=a=1", "--from-literal=b=2"],
+        &[
+            "create",
+            "configmap",
+            "two",
+            "--from-literal=a=1",
+            "--from-literal=b=2",
+        ],
     );
     warned.ok();
     assert!(
@@ -208,14 +235,23 @@ fn cel_policies_and_crd_rules() {
     apply(&k1s, &k, &crd(None)).ok();
     k1s.kubectl(
         &k,
-        &["wait", "--for=condition=established", "crd/widgets.example.com", "--timeout=60s"],
+        &[
+            "wait",
+            "--for=condition=established",
+            "crd/widgets.example.com",
+            "--timeout=60s",
+        ],
     )
     .ok();
     let created = eventually(Duration::from_secs(30), "widgets served", || {
         let run = apply(&k1s, &k, &widget("ok", 1, 3, "docker.io/old", "fast"));
         (run.code == 0).then_some(run)
     });
-    assert!(created.stdout.contains("widget.example.com/ok created"), "{}", created.stdout);
+    assert!(
+        created.stdout.contains("widget.example.com/ok created"),
+        "{}",
+        created.stdout
+    );
     let err = apply(&k1s, &k, &widget("bad", 5, 3, "registry.local/a", "fast"))
         .fails()
         .to_string();
@@ -229,32 +265,44 @@ fn cel_policies_and_crd_rules() {
     let err = apply(&k1s, &k, &widget("ok", 1, 3, "docker.io/old", "slow"))
         .fails()
         .to_string();
-    assert!(err.contains("spec: Invalid value: \"object\": mode is immutable"), "{err}");
+    assert!(
+        err.contains("spec: Invalid value: \"object\": mode is immutable"),
+        "{err}"
+    );
 
-    // Ratcheting: a rule added later (on spec.image) does not block updates that leave
-    // the bad image as it is, but a new bad image is refused.
-    apply(&k1s, &k, &crd(Some("self.image.startsWith('registry.local/')"))).ok();
+    // Ratcheting: a rule added later (on spec.maxReplicas) does not block updates that
+    // leave the bad value as it is, but a new bad value is refused.
+    apply(&k1s, &k, &widget("big", 1, 20, "docker.io/old", "fast")).ok();
+    apply(&k1s, &k, &crd(Some("self <= 10"))).ok();
     eventually(Duration::from_secs(30), "the new rule in force", || {
         let run = k1s.kubectl_with(
             &k,
             &["apply", "--dry-run=server", "-f", "-"],
-            Some(&widget("probe", 1, 3, "docker.io/x", "fast")),
+            Some(&widget("probe", 1, 30, "docker.io/x", "fast")),
             &[],
         );
-        eprintln!("probe: {} {} {}", run.stdout, run.stderr, crd(Some("self.startsWith('registry.local/')")));
         run.stderr
-            .contains("spec.image: Invalid value: \"string\": image must come from registry.local")
+            .contains(
+                "spec.maxReplicas: Invalid value: \"integer\": maxReplicas must be at most 10",
+            )
             .then_some(())
     });
-    let out = apply(&k1s, &k, &widget("ok", 1, 4, "docker.io/old", "fast"));
-    assert!(out.ok().contains("widget.example.com/ok configured"), "{}", out.stdout);
-    k1s.kubectl_in(&k, "default", &["label", "widget", "ok", "tier=web"]).ok();
-    let err = apply(&k1s, &k, &widget("ok", 1, 4, "docker.io/new", "fast"))
+    let out = apply(&k1s, &k, &widget("big", 2, 20, "docker.io/new", "fast"));
+    assert!(
+        out.ok().contains("widget.example.com/big configured"),
+        "{}",
+        out.stdout
+    );
+    k1s.kubectl_in(&k, "default", &["label", "widget", "big", "tier=web"])
+        .ok();
+    let err = apply(&k1s, &k, &widget("big", 2, 30, "docker.io/new", "fast"))
         .fails()
         .to_string();
     assert!(
-        err.contains("spec.image: Invalid value: \"string\": image must come from registry.local"),
+        err.contains(
+            "spec.maxReplicas: Invalid value: \"integer\": maxReplicas must be at most 10"
+        ),
         "{err}"
     );
-    apply(&k1s, &k, &widget("ok", 1, 4, "registry.local/new", "fast")).ok();
+    apply(&k1s, &k, &widget("big", 2, 8, "docker.io/new", "fast")).ok();
 }

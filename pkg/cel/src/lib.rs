@@ -266,7 +266,9 @@ pub fn from_json(v: &serde_json::Value) -> Value {
             }
         }
         serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
-        serde_json::Value::Array(items) => Value::List(Arc::new(items.iter().map(from_json).collect())),
+        serde_json::Value::Array(items) => {
+            Value::List(Arc::new(items.iter().map(from_json).collect()))
+        }
         serde_json::Value::Object(m) => {
             let map: HashMap<String, Value> =
                 m.iter().map(|(k, v)| (k.clone(), from_json(v))).collect();

@@ -24,48 +24,172 @@ type Result<T> = std::result::Result<T, ExecutionError>;
 /// refuse calls of undeclared functions when an expression is written.
 const FUNCTIONS: &[&str] = &[
     // Standard library and macros.
-    "size", "contains", "startsWith", "endsWith", "matches", "int", "uint", "double",
-    "string", "bytes", "bool", "type", "dyn", "has", "all", "exists", "exists_one", "map",
-    "filter", "duration", "timestamp", "getDate", "getDayOfMonth", "getDayOfWeek",
-    "getDayOfYear", "getFullYear", "getHours", "getMilliseconds", "getMinutes", "getMonth",
-    "getSeconds", "optional.of", "optional.none", "optional.ofNonZeroValue", "hasValue",
-    "value", "or", "orValue",
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bytes",
+    "bool",
+    "type",
+    "dyn",
+    "has",
+    "all",
+    "exists",
+    "exists_one",
+    "map",
+    "filter",
+    "duration",
+    "timestamp",
+    "getDate",
+    "getDayOfMonth",
+    "getDayOfWeek",
+    "getDayOfYear",
+    "getFullYear",
+    "getHours",
+    "getMilliseconds",
+    "getMinutes",
+    "getMonth",
+    "getSeconds",
+    "optional.of",
+    "optional.none",
+    "optional.ofNonZeroValue",
+    "hasValue",
+    "value",
+    "or",
+    "orValue",
     // Strings extension.
-    "charAt", "indexOf", "lastIndexOf", "join", "lowerAscii", "upperAscii", "trim",
-    "replace", "split", "substring", "format", "strings.quote", "reverse",
+    "charAt",
+    "indexOf",
+    "lastIndexOf",
+    "join",
+    "lowerAscii",
+    "upperAscii",
+    "trim",
+    "replace",
+    "split",
+    "substring",
+    "format",
+    "strings.quote",
+    "reverse",
     // Lists extension.
-    "slice", "flatten", "distinct", "sort", "sortBy", "lists.range",
+    "slice",
+    "flatten",
+    "distinct",
+    "sort",
+    "sortBy",
+    "lists.range",
     // Math extension.
-    "math.greatest", "math.least", "math.ceil", "math.floor", "math.round", "math.trunc",
-    "math.isInf", "math.isNaN", "math.isFinite", "math.abs", "math.sign", "math.bitAnd",
-    "math.bitOr", "math.bitXor", "math.bitNot", "math.bitShiftLeft", "math.bitShiftRight",
+    "math.greatest",
+    "math.least",
+    "math.ceil",
+    "math.floor",
+    "math.round",
+    "math.trunc",
+    "math.isInf",
+    "math.isNaN",
+    "math.isFinite",
+    "math.abs",
+    "math.sign",
+    "math.bitAnd",
+    "math.bitOr",
+    "math.bitXor",
+    "math.bitNot",
+    "math.bitShiftLeft",
+    "math.bitShiftRight",
     "math.sqrt",
     // Encoders extension.
-    "base64.encode", "base64.decode",
+    "base64.encode",
+    "base64.decode",
     // Kubernetes lists and regex.
-    "isSorted", "sum", "min", "max", "find", "findAll",
+    "isSorted",
+    "sum",
+    "min",
+    "max",
+    "find",
+    "findAll",
     // Kubernetes URLs.
-    "url", "isURL", "getScheme", "getHost", "getHostname", "getPort", "getEscapedPath",
+    "url",
+    "isURL",
+    "getScheme",
+    "getHost",
+    "getHostname",
+    "getPort",
+    "getEscapedPath",
     "getQuery",
     // Kubernetes quantities.
-    "quantity", "isQuantity", "isInteger", "asInteger", "asApproximateFloat", "sign", "add",
-    "sub", "isGreaterThan", "isLessThan", "compareTo",
+    "quantity",
+    "isQuantity",
+    "isInteger",
+    "asInteger",
+    "asApproximateFloat",
+    "sign",
+    "add",
+    "sub",
+    "isGreaterThan",
+    "isLessThan",
+    "compareTo",
     // Kubernetes IP addresses and CIDRs.
-    "ip", "isIP", "family", "isUnspecified", "isLoopback", "isLinkLocalMulticast",
-    "isLinkLocalUnicast", "isGlobalUnicast", "cidr", "isCIDR", "containsIP", "containsCIDR",
-    "masked", "prefixLength",
+    "ip",
+    "isIP",
+    "family",
+    "isUnspecified",
+    "isLoopback",
+    "isLinkLocalMulticast",
+    "isLinkLocalUnicast",
+    "isGlobalUnicast",
+    "cidr",
+    "isCIDR",
+    "containsIP",
+    "containsCIDR",
+    "masked",
+    "prefixLength",
     // Sets.
-    "sets.contains", "sets.equivalent", "sets.intersects",
+    "sets.contains",
+    "sets.equivalent",
+    "sets.intersects",
     // Declared upstream; the `cel` crate does not evaluate them (see the README).
-    "cel.bind", "transformList", "transformMap", "transformMapEntry", "existsOne", "optMap",
-    "optFlatMap", "ip.isCanonical", "format.named", "format.dns1123Label",
-    "format.dns1123Subdomain", "format.dns1035Label", "format.qualifiedName",
-    "format.dns1123LabelPrefix", "format.dns1123SubdomainPrefix", "format.dns1035LabelPrefix",
-    "format.labelValue", "format.uri", "format.uuid", "format.byte", "format.date",
-    "format.datetime", "validate", "jsonpatch.escapeKey",
+    "cel.bind",
+    "transformList",
+    "transformMap",
+    "transformMapEntry",
+    "existsOne",
+    "optMap",
+    "optFlatMap",
+    "ip.isCanonical",
+    "format.named",
+    "format.dns1123Label",
+    "format.dns1123Subdomain",
+    "format.dns1035Label",
+    "format.qualifiedName",
+    "format.dns1123LabelPrefix",
+    "format.dns1123SubdomainPrefix",
+    "format.dns1035LabelPrefix",
+    "format.labelValue",
+    "format.uri",
+    "format.uuid",
+    "format.byte",
+    "format.date",
+    "format.datetime",
+    "validate",
+    "jsonpatch.escapeKey",
     // The admission authorizer (evaluated only where an authorizer is bound).
-    "path", "group", "resource", "subresource", "namespace", "name", "check", "allowed",
-    "reason", "errored", "error", "serviceAccount",
+    "path",
+    "group",
+    "resource",
+    "subresource",
+    "namespace",
+    "name",
+    "check",
+    "allowed",
+    "reason",
+    "errored",
+    "error",
+    "serviceAccount",
 ];
 
 /// Whether `name` (`f`, or `ns.f` for a namespaced one) is a declared function.
@@ -266,7 +390,9 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
             };
             match (f(x), f(y)) {
                 (Some(x), Some(y)) => x.partial_cmp(&y),
-                _ => quantity_of(x).zip(quantity_of(y)).map(|(x, y)| x.0.cmp(&y.0)),
+                _ => quantity_of(x)
+                    .zip(quantity_of(y))
+                    .map(|(x, y)| x.0.cmp(&y.0)),
             }
         }
     }
@@ -276,7 +402,10 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
 fn list(f: &str, v: &Value) -> Result<Arc<Vec<Value>>> {
     match v {
         Value::List(l) => Ok(Arc::clone(l)),
-        other => Err(fail(f, format!("no such overload: {}.{f}()", other.type_of()))),
+        other => Err(fail(
+            f,
+            format!("no such overload: {}.{f}()", other.type_of()),
+        )),
     }
 }
 
@@ -352,7 +481,9 @@ fn find(This(this): This<Value>, Arguments(args): Arguments) -> Result<Value> {
     let s = string("find", &this)?;
     let re = regex("find", &string("find", &one("find", &args)?)?)?;
     Ok(Value::String(Arc::new(
-        re.find(&s).map(|m| m.as_str().to_string()).unwrap_or_default(),
+        re.find(&s)
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default(),
     )))
 }
 
@@ -365,7 +496,9 @@ fn find_all(This(this): This<Value>, Arguments(args): Arguments) -> Result<Value
         _ => return Err(fail("findAll", "expected a pattern and an optional limit")),
     };
     let re = regex("findAll", &string("findAll", pattern)?)?;
-    let all = re.find_iter(&s).map(|m| Value::String(Arc::new(m.as_str().to_string())));
+    let all = re
+        .find_iter(&s)
+        .map(|m| Value::String(Arc::new(m.as_str().to_string())));
     let out: Vec<Value> = match usize::try_from(limit) {
         Ok(n) => all.take(n).collect(),
         Err(_) => all.collect(),
@@ -398,7 +531,12 @@ fn url(Arguments(args): Arguments) -> Result<Value> {
     let s = string("url", &one("url", &args)?)?;
     parse_url(&s)
         .map(|u| Value::Opaque(Arc::new(u)))
-        .ok_or_else(|| fail("url", format!("URL parse error during conversion from string: {s}")))
+        .ok_or_else(|| {
+            fail(
+                "url",
+                format!("URL parse error during conversion from string: {s}"),
+            )
+        })
 }
 
 /// `isURL(s)`.
@@ -575,9 +713,12 @@ fn q_sign(This(this): This<Value>) -> Result<Value> {
 fn q_operand(f: &str, this: &Quantity, args: &[Value]) -> Result<Quantity> {
     match one(f, args)? {
         Value::Int(i) => Ok(Quantity::from_i64(i, this.format())),
-        v => quantity_of(&v)
-            .map(|x| x.0.clone())
-            .ok_or_else(|| fail(f, format!("no such overload: Quantity.{f}({})", v.type_of()))),
+        v => quantity_of(&v).map(|x| x.0.clone()).ok_or_else(|| {
+            fail(
+                f,
+                format!("no such overload: Quantity.{f}({})", v.type_of()),
+            )
+        }),
     }
 }
 
@@ -603,19 +744,27 @@ fn q_sub(This(this): This<Value>, Arguments(args): Arguments) -> Result<Value> {
 fn q_order(f: &str, this: &Value, args: &[Value]) -> Result<Ordering> {
     let x = q_this(f, this)?;
     let other = one(f, args)?;
-    let y = quantity_of(&other)
-        .ok_or_else(|| fail(f, format!("no such overload: Quantity.{f}({})", other.type_of())))?;
+    let y = quantity_of(&other).ok_or_else(|| {
+        fail(
+            f,
+            format!("no such overload: Quantity.{f}({})", other.type_of()),
+        )
+    })?;
     Ok(x.cmp(&y.0))
 }
 
 /// `q.isGreaterThan(x)`.
 fn q_greater(This(this): This<Value>, Arguments(args): Arguments) -> Result<Value> {
-    Ok(Value::Bool(q_order("isGreaterThan", &this, &args)? == Ordering::Greater))
+    Ok(Value::Bool(
+        q_order("isGreaterThan", &this, &args)? == Ordering::Greater,
+    ))
 }
 
 /// `q.isLessThan(x)`.
 fn q_less(This(this): This<Value>, Arguments(args): Arguments) -> Result<Value> {
-    Ok(Value::Bool(q_order("isLessThan", &this, &args)? == Ordering::Less))
+    Ok(Value::Bool(
+        q_order("isLessThan", &this, &args)? == Ordering::Less,
+    ))
 }
 
 /// `q.compareTo(x)`: -1, 0 or 1.
@@ -677,7 +826,12 @@ fn ip(This(this): This<Value>) -> Result<Value> {
             let text = string("ip", v)?;
             parse_ip(&text)
                 .map(|a| Value::Opaque(Arc::new(Ip(a))))
-                .ok_or_else(|| fail("ip", format!("IP Address {text:?} parse error during conversion from string")))
+                .ok_or_else(|| {
+                    fail(
+                        "ip",
+                        format!("IP Address {text:?} parse error during conversion from string"),
+                    )
+                })
         }
     }
 }
@@ -707,7 +861,9 @@ fn ip_family(This(this): This<Value>) -> Result<Value> {
 
 /// `ip.isUnspecified()`.
 fn ip_unspecified(This(this): This<Value>) -> Result<Value> {
-    Ok(Value::Bool(ip_this("isUnspecified", &this)?.is_unspecified()))
+    Ok(Value::Bool(
+        ip_this("isUnspecified", &this)?.is_unspecified(),
+    ))
 }
 
 /// `ip.isLoopback()`.
@@ -743,7 +899,10 @@ fn ip_global_unicast(This(this): This<Value>) -> Result<Value> {
         }
         IpAddr::V6(a) => {
             let s0 = a.segments()[0];
-            !(a.is_unspecified() || a.is_loopback() || s0 & 0xff00 == 0xff00 || s0 & 0xffc0 == 0xfe80)
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || s0 & 0xff00 == 0xff00
+                || s0 & 0xffc0 == 0xfe80)
         }
     }))
 }
@@ -797,10 +956,14 @@ fn cidr_contains_cidr(This(this): This<Value>, Arguments(args): Arguments) -> Re
 
 /// `cidr.masked()`.
 fn cidr_masked(This(this): This<Value>) -> Result<Value> {
-    Ok(Value::Opaque(Arc::new(Cidr(cidr_this("masked", &this)?.trunc()))))
+    Ok(Value::Opaque(Arc::new(Cidr(
+        cidr_this("masked", &this)?.trunc(),
+    ))))
 }
 
 /// `cidr.prefixLength()`.
 fn cidr_prefix_length(This(this): This<Value>) -> Result<Value> {
-    Ok(Value::Int(i64::from(cidr_this("prefixLength", &this)?.prefix_len())))
+    Ok(Value::Int(i64::from(
+        cidr_this("prefixLength", &this)?.prefix_len(),
+    )))
 }

@@ -140,9 +140,11 @@ fn hostile_expressions_run_out_of_budget() {
 #[test]
 fn cheap_expressions_fit_the_budget() {
     let obj = from_json(&serde_json::json!({"items": (0..5000).collect::<Vec<_>>()}));
-    let p = with_deep_stack(|| compile("self.items.all(i, i >= 0) && self.items.map(i, i * 2).size() == 5000"))
-        .expect("thread")
-        .expect("compiles");
+    let p = with_deep_stack(|| {
+        compile("self.items.all(i, i >= 0) && self.items.map(i, i * 2).size() == 5000")
+    })
+    .expect("thread")
+    .expect("compiles");
     let (v, cost) = with_deep_stack(|| p.eval(&[("self", &obj)], PER_CALL_LIMIT))
         .expect("thread")
         .expect("evaluates");
@@ -170,10 +172,14 @@ fn what_the_cel_crate_leaves_out_fails_cleanly() {
 
 #[test]
 fn scalar_self() {
-    let v = Value::String(Arc::new("docker.io/x".into()));
-    for src in ["self.startsWith('registry.local/')", "self.startsWith('a')", "self == 'abc'", "self.size() == 3", "size(self) == 3"] {
+    let v = Value::String(Arc::new("registry.local/x".into()));
+    for src in [
+        "self.startsWith('registry.local/')",
+        "self.size() == 16",
+        "size(self) == 16",
+    ] {
         let r = with_deep_stack(|| compile(src).map(|p| p.eval(&[("self", &v)], PER_CALL_LIMIT)))
             .expect("thread");
-        eprintln!("{src}: {r:?}");
+        assert!(matches!(r, Ok(Ok((Value::Bool(true), _)))), "{src}: {r:?}");
     }
 }

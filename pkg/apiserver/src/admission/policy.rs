@@ -88,7 +88,12 @@ struct Compiled {
 impl Compiled {
     fn of(policy: &Value) -> Compiled {
         let spec = &policy["spec"];
-        let list = |k: &str| spec.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+        let list = |k: &str| {
+            spec.get(k)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
         let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         Compiled {
             variables: list("variables")
@@ -193,8 +198,7 @@ fn rule_matches(rule: &Value, req: &Request<'_>) -> bool {
         .get("resourceNames")
         .and_then(Value::as_array)
         .filter(|n| !n.is_empty());
-    scope_ok
-        && names.is_none_or(|n| n.iter().filter_map(Value::as_str).any(|x| x == req.name))
+    scope_ok && names.is_none_or(|n| n.iter().filter_map(Value::as_str).any(|x| x == req.name))
 }
 
 /// Whether a label selector (absent: everything) matches `labels_of`.
@@ -209,12 +213,19 @@ fn selector_matches(selector: Option<&Value>, obj: &Value) -> Result<bool, Strin
 
 /// Whether `MatchResources` (a policy's matchConstraints or a binding's matchResources)
 /// matches the request. `namespace` is the request's namespace object.
-fn resources_match(mr: &Value, req: &Request<'_>, namespace: Option<&Value>) -> Result<bool, String> {
+fn resources_match(
+    mr: &Value,
+    req: &Request<'_>,
+    namespace: Option<&Value>,
+) -> Result<bool, String> {
     // namespaceSelector applies to namespaced objects (by their namespace's labels) and
     // to Namespaces themselves; other cluster-scoped objects always match it.
     let ns_sel = mr.get("namespaceSelector");
     let ns_ok = if req.info.group.is_empty() && req.info.plural == "namespaces" {
-        selector_matches(ns_sel, req.object.or(req.old_object).unwrap_or(&Value::Null))?
+        selector_matches(
+            ns_sel,
+            req.object.or(req.old_object).unwrap_or(&Value::Null),
+        )?
     } else if req.info.namespaced {
         selector_matches(ns_sel, namespace.unwrap_or(&Value::Null))?
     } else {
@@ -261,7 +272,11 @@ fn exempt(info: &ResourceInfo) -> bool {
 }
 
 /// The decoded objects under `res`'s collection (in `namespace`, or all).
-async fn list(gs: &GenericStore, res: &Resource, namespace: Option<&str>) -> Result<Vec<Value>, Status> {
+async fn list(
+    gs: &GenericStore,
+    res: &Resource,
+    namespace: Option<&str>,
+) -> Result<Vec<Value>, Status> {
     let prefix = res.info.collection_prefix(namespace);
     let listed = gs
         .store()
@@ -305,7 +320,9 @@ async fn params_for(
         return Ok(vec![None]);
     };
     let Some(pr) = binding.pointer("/spec/paramRef").filter(|p| p.is_object()) else {
-        return Err(fail("failed to configure binding: no paramRef specified".into()));
+        return Err(fail(
+            "failed to configure binding: no paramRef specified".into(),
+        ));
     };
     let api_version = pk.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = pk.get("kind").and_then(Value::as_str).unwrap_or("");
@@ -325,7 +342,10 @@ async fn params_for(
             }
         )));
     };
-    let ref_ns = pr.get("namespace").and_then(Value::as_str).filter(|s| !s.is_empty());
+    let ref_ns = pr
+        .get("namespace")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
     let namespace = if res.info.namespaced {
         match ref_ns.or(req.namespace) {
             Some(ns) => Some(ns),
@@ -339,7 +359,11 @@ async fn params_for(
     } else {
         None
     };
-    let found: Vec<Value> = match pr.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+    let found: Vec<Value> = match pr
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
         Some(name) => gs
             .store()
             .get(&res.info.key(namespace, name))
@@ -347,12 +371,12 @@ async fn params_for(
             .into_iter()
             .collect(),
         None => {
-            let all = list(gs, &res, namespace).await.map_err(|s| fail(s.message))?;
+            let all = list(gs, &res, namespace)
+                .await
+                .map_err(|s| fail(s.message))?;
             let mut out = Vec::new();
             for o in all {
-                if selector_matches(pr.get("selector").or(Some(&Value::Null)), &o)
-                    .map_err(fail)?
-                {
+                if selector_matches(pr.get("selector").or(Some(&Value::Null)), &o).map_err(fail)? {
                     out.push(o);
                 }
             }
@@ -377,7 +401,8 @@ async fn params_for(
 fn request_value(req: &Request<'_>) -> Value {
     let info = req.info;
     let gvk = serde_json::json!({"group": info.group, "version": info.version, "kind": info.kind});
-    let gvr = serde_json::json!({"group": info.group, "version": info.version, "resource": info.plural});
+    let gvr =
+        serde_json::json!({"group": info.group, "version": info.version, "resource": info.plural});
     let user = req.user;
     serde_json::json!({
         "kind": gvk,
@@ -469,14 +494,14 @@ fn evaluate(
         match v.expr.eval(&bound) {
             Ok(CelValue::Bool(true)) => {}
             Ok(CelValue::Bool(false)) => {
-                let from_expression = v.message_expression.as_ref().and_then(|m| {
-                    match m.eval(&bound) {
-                        Ok(CelValue::String(s)) => {
-                            Some(s.trim().to_string()).filter(|s| !s.is_empty() && !s.contains('\n'))
-                        }
-                        _ => None,
-                    }
-                });
+                let from_expression =
+                    v.message_expression
+                        .as_ref()
+                        .and_then(|m| match m.eval(&bound) {
+                            Ok(CelValue::String(s)) => Some(s.trim().to_string())
+                                .filter(|s| !s.is_empty() && !s.contains('\n')),
+                            _ => None,
+                        });
                 let message = from_expression.unwrap_or_else(|| {
                     if v.message.is_empty() {
                         format!("failed expression: {}", v.expr.source)
@@ -513,8 +538,12 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
     }
     let snapshot = gs.registry().snapshot();
     let (Some(policies_res), Some(bindings_res)) = (
-        snapshot.get(GROUP, "v1", "validatingadmissionpolicies").cloned(),
-        snapshot.get(GROUP, "v1", "validatingadmissionpolicybindings").cloned(),
+        snapshot
+            .get(GROUP, "v1", "validatingadmissionpolicies")
+            .cloned(),
+        snapshot
+            .get(GROUP, "v1", "validatingadmissionpolicybindings")
+            .cloned(),
     ) else {
         return Ok(Vec::new());
     };
@@ -544,15 +573,25 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
         else {
             continue;
         };
-        let fail_closed = policy.pointer("/spec/failurePolicy").and_then(Value::as_str) != Some("Ignore");
+        let fail_closed = policy
+            .pointer("/spec/failurePolicy")
+            .and_then(Value::as_str)
+            != Some("Ignore");
         let matched = resources_match(
-            policy.pointer("/spec/matchConstraints").unwrap_or(&Value::Null),
+            policy
+                .pointer("/spec/matchConstraints")
+                .unwrap_or(&Value::Null),
             req,
             namespace_obj.as_ref(),
         )
-        .and_then(|m| match binding.pointer("/spec/matchResources").filter(|m| m.is_object()) {
-            Some(mr) if m => resources_match(mr, req, namespace_obj.as_ref()),
-            _ => Ok(m),
+        .and_then(|m| {
+            match binding
+                .pointer("/spec/matchResources")
+                .filter(|m| m.is_object())
+            {
+                Some(mr) if m => resources_match(mr, req, namespace_obj.as_ref()),
+                _ => Ok(m),
+            }
         });
         let params = match matched {
             Ok(false) => continue,
@@ -573,7 +612,10 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
         return Ok(Vec::new());
     }
     let object = req.object.map(k1s_cel::from_json).unwrap_or(CelValue::Null);
-    let old_object = req.old_object.map(k1s_cel::from_json).unwrap_or(CelValue::Null);
+    let old_object = req
+        .old_object
+        .map(k1s_cel::from_json)
+        .unwrap_or(CelValue::Null);
     let request = k1s_cel::from_json(&request_value(req));
     let namespace_value = namespace_obj
         .as_ref()
@@ -590,8 +632,11 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            let fail_closed =
-                w.policy.pointer("/spec/failurePolicy").and_then(Value::as_str) != Some("Ignore");
+            let fail_closed = w
+                .policy
+                .pointer("/spec/failurePolicy")
+                .and_then(Value::as_str)
+                != Some("Ignore");
             let violations: Vec<Violation> = match &w.params {
                 Err(f) if f.always_deny || fail_closed => vec![Violation {
                     message: f.message.clone(),
@@ -607,7 +652,10 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
                             ("oldObject", old_object.clone()),
                             ("request", request.clone()),
                             ("namespaceObject", namespace_value.clone()),
-                            ("params", p.as_ref().map(k1s_cel::from_json).unwrap_or(CelValue::Null)),
+                            (
+                                "params",
+                                p.as_ref().map(k1s_cel::from_json).unwrap_or(CelValue::Null),
+                            ),
                         ];
                         out.extend(evaluate(&c, &mut vars, fail_closed));
                     }
@@ -640,10 +688,16 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
 /// Upstream's denial: `admission.NewForbidden` with the validation's reason and code,
 /// and the message as the one cause.
 fn denial(req: &Request<'_>, policy: &str, binding: &str, v: &Violation) -> Status {
-    let message =
-        format!("ValidatingAdmissionPolicy '{policy}' with binding '{binding}' denied request: {}", v.message);
+    let message = format!(
+        "ValidatingAdmissionPolicy '{policy}' with binding '{binding}' denied request: {}",
+        v.message
+    );
     let mut status = Status::forbidden(&req.info.group_resource(), req.name, &message);
-    let reason = if v.reason.is_empty() { "Invalid" } else { v.reason.as_str() };
+    let reason = if v.reason.is_empty() {
+        "Invalid"
+    } else {
+        v.reason.as_str()
+    };
     status.reason = reason.to_string();
     status.code = i32::from(reason_code(reason));
     let details = status.details.get_or_insert_with(StatusDetails::default);

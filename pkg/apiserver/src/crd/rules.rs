@@ -126,7 +126,11 @@ impl Node {
                 .to_string(),
             ..Node::default()
         };
-        if map.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
+        if map
+            .get("x-kubernetes-int-or-string")
+            .and_then(Value::as_bool)
+            == Some(true)
+        {
             node.ty = "integer-or-string".into();
         }
         for rule in map
@@ -359,7 +363,9 @@ fn append_field_path(path: &Path, field_path: &str) -> Path {
 
 /// Go's `%#v` of a rule as upstream shows it when the rule is refused.
 fn rule_shown(rule: &Value) -> String {
-    let q = |k: &str| k1s_apimachinery::goformat::quote(rule.get(k).and_then(Value::as_str).unwrap_or(""));
+    let q = |k: &str| {
+        k1s_apimachinery::goformat::quote(rule.get(k).and_then(Value::as_str).unwrap_or(""))
+    };
     let reason = match rule.get("reason").and_then(Value::as_str) {
         // Go prints the pointer's address, which means nothing to a reader.
         Some(_) => "(*apiextensions.FieldValueErrorReason)(0xc000000000)".to_string(),
@@ -406,12 +412,18 @@ fn check_node(node: &Value, path: &Path, root: bool, correlatable: bool, errs: &
     let Some(map) = node.as_object() else {
         return;
     };
-    if let Some(rules) = map.get("x-kubernetes-validations").and_then(Value::as_array) {
+    if let Some(rules) = map
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+    {
         for (i, rule) in rules.iter().enumerate() {
             let rp = path.child("x-kubernetes-validations").index(i);
             let source = text(rule, "rule");
             if source.is_empty() {
-                errs.push(FieldError::required(&rp.child("rule"), "rule is not specified"));
+                errs.push(FieldError::required(
+                    &rp.child("rule"),
+                    "rule is not specified",
+                ));
                 continue;
             }
             if let Some(detail) = rule_compile_error(&source, node, root) {
@@ -446,28 +458,54 @@ fn check_node(node: &Value, path: &Path, root: bool, correlatable: bool, errs: &
             if let Some(reason) = rule.get("reason").and_then(Value::as_str)
                 && !matches!(
                     reason,
-                    "FieldValueInvalid" | "FieldValueForbidden" | "FieldValueRequired" | "FieldValueDuplicate"
+                    "FieldValueInvalid"
+                        | "FieldValueForbidden"
+                        | "FieldValueRequired"
+                        | "FieldValueDuplicate"
                 )
             {
                 errs.push(FieldError::not_supported(
                     &rp.child("reason"),
                     reason,
-                    &["FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired"],
+                    &[
+                        "FieldValueDuplicate",
+                        "FieldValueForbidden",
+                        "FieldValueInvalid",
+                        "FieldValueRequired",
+                    ],
                 ));
             }
         }
     }
     if let Some(props) = map.get("properties").and_then(Value::as_object) {
         for (name, prop) in props {
-            check_node(prop, &path.child("properties").key(name), false, correlatable, errs);
+            check_node(
+                prop,
+                &path.child("properties").key(name),
+                false,
+                correlatable,
+                errs,
+            );
         }
     }
     if let Some(items) = map.get("items") {
         let keyed = map.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("map");
-        check_node(items, &path.child("items"), false, correlatable && keyed, errs);
+        check_node(
+            items,
+            &path.child("items"),
+            false,
+            correlatable && keyed,
+            errs,
+        );
     }
     if let Some(extra) = map.get("additionalProperties") {
-        check_node(extra, &path.child("additionalProperties"), false, correlatable, errs);
+        check_node(
+            extra,
+            &path.child("additionalProperties"),
+            false,
+            correlatable,
+            errs,
+        );
     }
 }
 
@@ -566,13 +604,29 @@ mod tests {
                     {"rule": "self.x == 1", "reason": "Nope"}
                 ]}}
         });
-        let errs = texts(&check_schema(&bad, &Path::new("spec").child("versions").index(0).child("schema").child("openAPIV3Schema")));
-        let prefix = "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations";
+        let errs = texts(&check_schema(
+            &bad,
+            &Path::new("spec")
+                .child("versions")
+                .index(0)
+                .child("schema")
+                .child("openAPIV3Schema"),
+        ));
+        let prefix =
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations";
         assert_eq!(errs.len(), 4, "{errs:#?}");
         assert!(errs[0].starts_with(&format!("{prefix}[0].rule: Invalid value: apiextensions.ValidationRule{{Rule:\"self.x >\", Message:\"\", MessageExpression:\"\", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:\"\", OptionalOldSelf:(*bool)(nil)}}: compilation failed: ERROR: <input>:1:")), "{}", errs[0]);
         assert!(errs[1].contains("undefined field 'y'"), "{}", errs[1]);
-        assert!(errs[2].contains("undeclared reference to 'foo' (in container '')"), "{}", errs[2]);
-        assert!(errs[3].starts_with(&format!("{prefix}[3].reason: Unsupported value: \"Nope\"")), "{}", errs[3]);
+        assert!(
+            errs[2].contains("undeclared reference to 'foo' (in container '')"),
+            "{}",
+            errs[2]
+        );
+        assert!(
+            errs[3].starts_with(&format!("{prefix}[3].reason: Unsupported value: \"Nope\"")),
+            "{}",
+            errs[3]
+        );
     }
 
     #[test]

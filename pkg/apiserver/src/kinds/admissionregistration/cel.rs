@@ -306,7 +306,9 @@ fn display(source: &str, issues: &Issues) -> String {
 fn declared(name: &str, mode: Mode<'_>) -> bool {
     let vars = match mode {
         Mode::Admission(vars) => vars,
-        Mode::Rule { .. } => return matches!(name, "self" | "oldSelf") || TYPE_IDENTS.contains(&name),
+        Mode::Rule { .. } => {
+            return matches!(name, "self" | "oldSelf") || TYPE_IDENTS.contains(&name);
+        }
     };
     match name {
         "object" | "oldObject" | "namespaceObject" | "request" => true,
@@ -421,11 +423,13 @@ impl Walk<'_> {
                 Some(next) => node = next,
                 None => {
                     let embeds = (root && depth == 0)
-                        || map.get("x-kubernetes-embedded-resource").and_then(serde_json::Value::as_bool)
+                        || map
+                            .get("x-kubernetes-embedded-resource")
+                            .and_then(serde_json::Value::as_bool)
                             == Some(true);
                     let embedded = embeds && matches!(*field, "apiVersion" | "kind" | "metadata");
-                    let is_object = map.get("type").and_then(serde_json::Value::as_str)
-                        == Some("object");
+                    let is_object =
+                        map.get("type").and_then(serde_json::Value::as_str) == Some("object");
                     if preserves || embedded || !is_object {
                         return;
                     }
