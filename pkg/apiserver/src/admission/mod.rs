@@ -2,10 +2,11 @@
 //! (MutatingAdmissionWebhook, ValidatingAdmissionWebhook) and PodSecurity. The generic
 //! registry calls them at upstream's points: mutating webhooks after the built-in
 //! mutating plugins, then validation, then PodSecurity and the validating webhooks, then
-//! ResourceQuota.
+//! ResourceQuota; ValidatingAdmissionPolicies (CEL) in `policy`.
 
 pub mod limitranger;
 pub mod podsecurity;
+pub mod policy;
 pub mod webhook;
 
 use std::sync::{Arc, OnceLock};

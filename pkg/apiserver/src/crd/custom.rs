@@ -34,6 +34,8 @@ pub struct CustomResourceStrategy {
     /// `selectableFields`: (field label, JSONPath).
     selectable: Vec<(&'static str, String)>,
     scale: Option<ScaleSpec>,
+    /// The version's `x-kubernetes-validations` rules.
+    rules: super::rules::Rules,
 }
 
 /// Field labels are `&'static str` in the strategy interface; custom ones are interned
@@ -123,6 +125,7 @@ impl CustomResourceStrategy {
             columns,
             selectable,
             scale,
+            rules: super::rules::Rules::compile(version.pointer("/schema/openAPIV3Schema")),
         }
     }
 }
@@ -169,6 +172,18 @@ impl Strategy for CustomResourceStrategy {
             unknown_fields: unknown,
             invalid,
         })
+    }
+
+    fn validate(&self, obj: &Value) -> k1s_apimachinery::ErrorList {
+        self.rules.validate(obj, None)
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value) -> k1s_apimachinery::ErrorList {
+        self.rules.validate(new, Some(old))
+    }
+
+    fn validate_status_update(&self, new: &Value, old: &Value) -> k1s_apimachinery::ErrorList {
+        self.rules.validate(new, Some(old))
     }
 
     fn tracks_generation(&self) -> bool {

@@ -341,6 +341,7 @@ fn validate_versions(obj: &Value, path: &Path) -> ErrorList {
                     }
                 }
                 validate_schema_node(schema, &schema_path, &mut errs);
+                errs.extend(super::rules::check_schema(schema, &schema_path));
             }
         }
         if let Some(scale) = v.pointer("/subresources/scale").filter(|s| s.is_object()) {

@@ -1018,6 +1018,23 @@ impl GenericStore {
         self.admit_namespace(info, namespace).await?;
         self.admit_validating(res, &attrs, &obj, &mut warnings)
             .await?;
+        warnings.extend(
+            crate::admission::policy::admit(
+                self,
+                &crate::admission::policy::Request {
+                    info,
+                    subresource: None,
+                    operation: "CREATE",
+                    namespace,
+                    name: &name,
+                    object: Some(&obj),
+                    old_object: None,
+                    user: &ctx.user,
+                    dry_run: ctx.dry_run,
+                },
+            )
+            .await?,
+        );
         let defs = self.registry.snapshot().definitions.clone();
         fill_required(&storage, &mut obj, &defs);
         crate::managed::track_update(&mut obj, None, ctx, info, None, &defs);
@@ -1328,6 +1345,23 @@ impl GenericStore {
                 self.admit_validating(res, attrs, &obj, &mut warnings)
                     .await?;
             }
+            warnings.extend(
+                Box::pin(crate::admission::policy::admit(
+                    self,
+                    &crate::admission::policy::Request {
+                        info,
+                        subresource: sub.map(Subresource::as_str),
+                        operation: "UPDATE",
+                        namespace,
+                        name,
+                        object: Some(&obj),
+                        old_object: Some(&old),
+                        user: &ctx.user,
+                        dry_run: ctx.dry_run,
+                    },
+                ))
+                .await?,
+            );
             let defs = self.registry.snapshot().definitions.clone();
             fill_required(&storage, &mut obj, &defs);
             // The spec is compared as it will be stored: an apply that sends what is
@@ -1534,6 +1568,22 @@ impl GenericStore {
             }
             let mut obj = self.stored_form(res, current)?;
             storage.strategy.admit_delete(&obj)?;
+            // A delete has no way to send warnings: only Deny bindings have an effect.
+            Box::pin(crate::admission::policy::admit(
+                self,
+                &crate::admission::policy::Request {
+                    info,
+                    subresource: None,
+                    operation: "DELETE",
+                    namespace,
+                    name,
+                    object: None,
+                    old_object: Some(&obj),
+                    user: &ctx.user,
+                    dry_run: ctx.dry_run,
+                },
+            ))
+            .await?;
             let deleting = meta::is_deleting(&obj);
             if !deleting {
                 // May add finalizers of its own (CRDs: custom object clean-up).

@@ -24,6 +24,22 @@ pub struct Vars {
     pub variables: bool,
 }
 
+/// Which environment an expression is checked in.
+#[derive(Debug, Clone, Copy)]
+enum Mode<'a> {
+    /// An admission expression (policies, webhook match conditions).
+    Admission(Vars),
+    /// A CRD `x-kubernetes-validations` rule: `self` (typed by `schema`, the raw schema
+    /// node the rule sits on) and, for transition rules, `oldSelf`.
+    Rule {
+        /// The schema node of `self`.
+        schema: &'a serde_json::Value,
+        /// Whether it is the root of a custom resource (`apiVersion`, `kind` and
+        /// `metadata` are there without being declared).
+        root: bool,
+    },
+}
+
 /// cel-go's limits on nesting, raised from the `cel` crate's default so that no
 /// expression upstream accepts is refused for depth.
 const MAX_RECURSION_DEPTH: u16 = 250;
@@ -138,7 +154,23 @@ pub fn on_parse_stack<T: Send>(validate: impl Fn() -> T + Sync) -> T {
 
 /// `compilation failed: ERROR: <input>:1:8: …` when `expression` does not compile.
 pub fn compile_error(expression: &str, vars: Vars) -> Option<String> {
-    let parse = || issues(expression, vars);
+    compile_error_in(expression, Mode::Admission(vars))
+}
+
+/// `compilation failed: …` when the CRD rule `expression` on schema node `schema` does
+/// not compile: a syntax error, an undeclared reference or function, or a field the
+/// schema does not declare (cel-go's `undefined field`).
+pub fn rule_compile_error(
+    expression: &str,
+    schema: &serde_json::Value,
+    root: bool,
+) -> Option<String> {
+    compile_error_in(expression, Mode::Rule { schema, root })
+}
+
+/// `compilation failed: …` when `expression` does not compile in `mode`.
+fn compile_error_in(expression: &str, mode: Mode<'_>) -> Option<String> {
+    let parse = || issues(expression, mode);
     let issues = if ON_PARSE_STACK.get() {
         // A panic in the parser stays with this expression, as it does on a thread of
         // its own below.
@@ -176,7 +208,7 @@ pub fn compile_error(expression: &str, vars: Vars) -> Option<String> {
 }
 
 /// What cel-go's parser and (as far as variables go) its checker report.
-fn issues(expression: &str, vars: Vars) -> Issues {
+fn issues(expression: &str, mode: Mode<'_>) -> Issues {
     let parsed = Parser::new()
         .enable_optional_syntax(true)
         .enable_ident_escape_syntax(true)
@@ -214,7 +246,7 @@ fn issues(expression: &str, vars: Vars) -> Issues {
                 info: &info,
                 line_starts,
                 chars,
-                vars,
+                mode,
                 scope: Vec::new(),
                 found: Issues::default(),
             };
@@ -270,8 +302,14 @@ fn display(source: &str, issues: &Issues) -> String {
     out.join("\n")
 }
 
-/// Whether `name` is declared at the top of the admission environment.
-fn declared(name: &str, vars: Vars) -> bool {
+/// Whether `name` is declared at the top of the environment of `mode`.
+fn declared(name: &str, mode: Mode<'_>) -> bool {
+    let vars = match mode {
+        Mode::Admission(vars) => vars,
+        Mode::Rule { .. } => {
+            return matches!(name, "self" | "oldSelf") || TYPE_IDENTS.contains(&name);
+        }
+    };
     match name {
         "object" | "oldObject" | "namespaceObject" | "request" => true,
         "params" => vars.params,
@@ -302,7 +340,7 @@ struct Walk<'a> {
     info: &'a SourceInfo,
     line_starts: Vec<usize>,
     chars: usize,
-    vars: Vars,
+    mode: Mode<'a>,
     scope: Vec<String>,
     found: Issues,
 }
@@ -321,12 +359,101 @@ impl Walk<'_> {
         (line, start - line_start + 1)
     }
 
+    /// Reports a call of a function no library declares.
+    fn undeclared_function(&mut self, id: u64, call: &cel::common::ast::CallExpr) {
+        let name = call.func_name.as_str();
+        // Operators and the calls macros expand to are not written by the user.
+        if name.starts_with(['_', '@', '!']) || name.is_empty() {
+            return;
+        }
+        let qualified = match call.target.as_deref().map(|t| &t.expr) {
+            Some(Expr::Ident(ns)) if FUNCTION_NAMESPACES.contains(&ns.as_str()) => {
+                format!("{ns}.{name}")
+            }
+            _ => name.to_string(),
+        };
+        if k1s_cel::is_function(&qualified) || k1s_cel::is_function(name) {
+            return;
+        }
+        let (line, column) = self.position(id);
+        self.found.report(|| Issue {
+            line,
+            column,
+            message: format!("undeclared reference to '{qualified}' (in container '')"),
+        });
+    }
+
+    /// In a CRD rule, reports `self.x` (or deeper) where the schema declares no `x`.
+    fn undefined_field(&mut self, e: &IdedExpr) {
+        let Mode::Rule { schema, root } = self.mode else {
+            return;
+        };
+        // The chain of field names from `self` down to this select.
+        let mut fields = Vec::new();
+        let mut cur = e;
+        loop {
+            match &cur.expr {
+                Expr::Select(sel) => {
+                    fields.push(sel.field.as_str());
+                    cur = &sel.operand;
+                }
+                Expr::Ident(n) if n == "self" || n == "oldSelf" => break,
+                _ => return,
+            }
+        }
+        if self.scope.iter().any(|s| s == "self" || s == "oldSelf") {
+            return;
+        }
+        fields.reverse();
+        let mut node = schema;
+        for (depth, field) in fields.iter().enumerate() {
+            let Some(map) = node.as_object() else {
+                return;
+            };
+            let preserves = map
+                .get("x-kubernetes-preserve-unknown-fields")
+                .and_then(serde_json::Value::as_bool)
+                == Some(true);
+            if let Some(extra) = map.get("additionalProperties").filter(|a| a.is_object()) {
+                node = extra;
+                continue;
+            }
+            let props = map.get("properties").and_then(serde_json::Value::as_object);
+            match props.and_then(|p| p.get(*field)) {
+                Some(next) => node = next,
+                None => {
+                    let embeds = (root && depth == 0)
+                        || map
+                            .get("x-kubernetes-embedded-resource")
+                            .and_then(serde_json::Value::as_bool)
+                            == Some(true);
+                    let embedded = embeds && matches!(*field, "apiVersion" | "kind" | "metadata");
+                    let is_object =
+                        map.get("type").and_then(serde_json::Value::as_str) == Some("object");
+                    if preserves || embedded || !is_object {
+                        return;
+                    }
+                    // Only the outermost select reports, as cel-go stops at the first.
+                    if depth + 1 == fields.len() {
+                        let (line, column) = self.position(e.id);
+                        self.found.report(|| Issue {
+                            line,
+                            column,
+                            message: format!("undefined field '{field}'"),
+                        });
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
     /// Reports each identifier that neither the environment nor an enclosing
     /// comprehension declares.
     fn undeclared(&mut self, e: &IdedExpr) {
         match &e.expr {
             Expr::Ident(name) => {
-                if !declared(name, self.vars) && !self.scope.iter().any(|s| s == name) {
+                if !declared(name, self.mode) && !self.scope.iter().any(|s| s == name) {
                     let (line, column) = self.position(e.id);
                     self.found.report(|| Issue {
                         line,
@@ -335,8 +462,12 @@ impl Walk<'_> {
                     });
                 }
             }
-            Expr::Select(sel) => self.undeclared(&sel.operand),
+            Expr::Select(sel) => {
+                self.undefined_field(e);
+                self.undeclared(&sel.operand)
+            }
             Expr::Call(call) => {
+                self.undeclared_function(e.id, call);
                 // A call on a bare name may be a namespaced function (`math.greatest`,
                 // `cel.bind`, `optional.of`), which the checker resolves by its
                 // qualified name before it looks for a variable.
