@@ -14,6 +14,8 @@ pub mod crd;
 pub mod discovery;
 #[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod gaps_tests;
 pub mod handlers;
 pub mod kinds;
 pub mod managed;

@@ -388,25 +388,26 @@ impl http_body::Body for DeadlineBody {
     }
 }
 
-/// A bearer token wins over the certificate, as upstream's union authenticator finds the
-/// token first only when one is sent.
+/// Authenticators tried in turn, the first that succeeds wins, in upstream's order: the
+/// client certificate, then a bearer token. A valid certificate with a token nobody
+/// knows is the certificate's user (upstream's own kubectl tests send exactly that).
 fn authenticate(
     server: &ApiServer,
     headers: &http::HeaderMap,
     cert_user: Option<UserInfo>,
 ) -> Option<UserInfo> {
-    if let Some(token) = headers
+    if cert_user.is_some() {
+        return cert_user;
+    }
+    let token = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        let token = token.trim();
-        if let Some(user) = server.tokens.authenticate(token) {
-            return Some(user.clone());
-        }
-        return crate::auth::serviceaccount::authenticate(server, token);
+        .and_then(|v| v.strip_prefix("Bearer "))?
+        .trim();
+    if let Some(user) = server.tokens.authenticate(token) {
+        return Some(user.clone());
     }
-    cert_user
+    crate::auth::serviceaccount::authenticate(server, token)
 }
 
 #[cfg(test)]
@@ -417,6 +418,20 @@ mod tests {
     use crate::test_util::TestApiServer;
 
     const SHORT: Duration = Duration::from_millis(300);
+
+    #[tokio::test]
+    async fn a_valid_certificate_wins_over_an_unknown_token() {
+        let api = TestApiServer::new().await;
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer nobody-knows-this"),
+        );
+        let alice = UserInfo::new("alice", ["team".to_string()]);
+        let user = authenticate(&api.server, &headers, Some(alice));
+        assert_eq!(user.map(|u| u.name), Some("alice".to_string()));
+        assert!(authenticate(&api.server, &headers, None).is_none());
+    }
 
     /// One served connection with short timeouts; returns the client's end.
     async fn connect(h2: bool) -> DuplexStream {

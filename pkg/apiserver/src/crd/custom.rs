@@ -156,8 +156,8 @@ impl Strategy for CustomResourceStrategy {
         }
         let mut body = Value::Object(std::mem::take(map));
         structural::prune(&mut body, &self.schema, "", &mut unknown);
+        structural::prune_non_nullable_nulls(&mut body, &self.schema);
         structural::apply_defaults(&mut body, &self.schema);
-        let invalid = structural::validate(&body, &self.schema, "", &self.patterns);
         let Value::Object(rest) = body else {
             return Ok(Decoded::default());
         };
@@ -165,6 +165,9 @@ impl Strategy for CustomResourceStrategy {
             map.insert(k, v);
         }
         map.extend(rest);
+        // The whole object, as upstream validates it: a root that requires `metadata`
+        // (cert-manager's Order, Argo CD's kinds) finds it.
+        let invalid = structural::validate(obj, &self.schema, "", &self.patterns);
         Ok(Decoded {
             unknown_fields: unknown,
             invalid,

@@ -171,6 +171,18 @@ pub fn subresources_by_name(r: &Resource) -> Vec<Subresource> {
     subs
 }
 
+/// Upstream's `storageVersionHash`: the first 8 bytes of the SHA-256 of
+/// `<group>/<version>/<kind>` of the stored version, in standard base64. Storage
+/// migrators compare it to notice a changed storage version.
+pub fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
+    use base64::Engine;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{group}/{version}/{kind}").as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(&digest.as_ref()[..8])
+}
+
 /// `GET /api/v1` or `/apis/<group>/<version>`.
 pub fn resource_list(server: &ApiServer, group: &str, version: &str) -> Response {
     if group == crate::metrics::GROUP {
@@ -196,6 +208,20 @@ pub fn resource_list(server: &ApiServer, group: &str, version: &str) -> Response
         }
         if !i.categories.is_empty() {
             entry["categories"] = json!(i.categories);
+        }
+        // Only what is kept in storage has a storage version (not componentstatuses,
+        // bindings or the review kinds); everything stored can be watched.
+        if i.supports("watch") {
+            let stored = if i.storage_version {
+                i
+            } else {
+                snap.storage_resource(&i.key_prefix).map_or(i, |r| &r.info)
+            };
+            entry["storageVersionHash"] = json!(storage_version_hash(
+                &stored.group,
+                &stored.version,
+                &stored.kind
+            ));
         }
         resources.push(entry);
         for sub in &subresources_by_name(r) {
