@@ -489,3 +489,116 @@ async fn unknown_subresource_is_not_found() {
         assert_eq!(code, 404, "{method}: {body}");
     }
 }
+
+/// `kubectl certificate approve` PUTs the request with an Approved condition to
+/// `/approval`; the conditions change, their times are stamped, nothing else moves.
+#[tokio::test]
+async fn csr_approval_subresource_sets_conditions_only() {
+    let t = TestApiServer::new().await;
+    let api = t.api();
+    let mut csr = crate::kinds::certificates::csr::tests::node_csr();
+    csr["apiVersion"] = json!("certificates.k8s.io/v1");
+    csr["kind"] = json!("CertificateSigningRequest");
+    let uri = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+    let created = api.create(uri, csr).await;
+    let approval = format!("{uri}/node-csr-abc/approval");
+    let (code, got) = api.call("GET", &approval, &Value::Null).await;
+    assert_eq!(
+        (code, &got["kind"]),
+        (200, &json!("CertificateSigningRequest"))
+    );
+    let mut approve = created.clone();
+    approve["status"]["conditions"] = json!([{"type": "Approved", "status": "True",
+        "reason": "KubectlApprove", "message": "This CSR was approved by kubectl certificate approve."}]);
+    approve["spec"]["expirationSeconds"] = json!(600);
+    approve["status"]["certificate"] = json!("Zm9v");
+    let (code, body) = api.call("PUT", &approval, &approve).await;
+    assert_eq!(code, 200, "{body}");
+    let cond = &body["status"]["conditions"][0];
+    assert_eq!(cond["type"], json!("Approved"));
+    assert!(cond["lastUpdateTime"].is_string(), "{body}");
+    assert!(cond["lastTransitionTime"].is_string(), "{body}");
+    assert_eq!(body["spec"]["expirationSeconds"], json!(86400), "spec kept");
+    assert!(
+        body["status"].get("certificate").is_none(),
+        "certificate kept"
+    );
+    // Approved and Denied together are refused, as upstream's approval validation does.
+    let mut deny = body.clone();
+    deny["status"]["conditions"]
+        .as_array_mut()
+        .map(|c| c.push(json!({"type": "Denied", "status": "True"})));
+    let (code, body) = api.call("PUT", &approval, &deny).await;
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Approved and Denied conditions are mutually exclusive"),
+        "{body}"
+    );
+    // The main resource still cannot approve.
+    let (_, mut main) = api
+        .call("GET", &format!("{uri}/node-csr-abc"), &Value::Null)
+        .await;
+    assert_eq!(created["metadata"]["uid"], main["metadata"]["uid"]);
+    main["status"]["conditions"] = json!([{"type": "Denied", "status": "True"}]);
+    let (code, body) = api.call("PUT", &format!("{uri}/node-csr-abc"), &main).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["status"]["conditions"][0]["type"], json!("Approved"));
+}
+
+/// `kubectl debug` adds an ephemeral container through `/ephemeralcontainers`.
+#[tokio::test]
+async fn pod_ephemeral_containers_subresource_only_adds() {
+    let t = TestApiServer::new().await;
+    let api = t.api();
+    let uri = "/api/v1/namespaces/default/pods";
+    let created = api
+        .create(
+            uri,
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "b"}},
+                   "spec": {"containers": [{"name": "c", "image": "nginx"}]}}),
+        )
+        .await;
+    let sub = format!("{uri}/p/ephemeralcontainers");
+    let (code, got) = api.call("GET", &sub, &Value::Null).await;
+    assert_eq!((code, &got["kind"]), (200, &json!("Pod")));
+    let (code, body) = api
+        .call_with(
+            "PATCH",
+            &sub,
+            "application/strategic-merge-patch+json",
+            &json!({"spec": {"ephemeralContainers": [{"name": "debugger", "image": "busybox",
+                "targetContainerName": "c", "stdin": true, "tty": true}]},
+                "metadata": {"labels": {"a": "changed"}}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["spec"]["ephemeralContainers"][0]["name"],
+        json!("debugger")
+    );
+    assert_eq!(
+        body["metadata"]["labels"]["a"],
+        json!("b"),
+        "only ephemeral containers change"
+    );
+    assert_eq!(body["spec"]["containers"], created["spec"]["containers"]);
+    let mut removed = body.clone();
+    removed["spec"]["ephemeralContainers"] = json!([]);
+    let (code, body) = api.call("PUT", &sub, &removed).await;
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("existing ephemeral containers \"debugger\" may not be removed"),
+        "{body}"
+    );
+    // Through the pod itself they cannot be added.
+    let (_, mut main) = api.call("GET", &format!("{uri}/p"), &Value::Null).await;
+    main["spec"]["ephemeralContainers"] = json!([{"name": "x", "image": "busybox"}]);
+    let (code, _) = api.call("PUT", &format!("{uri}/p"), &main).await;
+    assert_eq!(code, 422);
+}

@@ -157,6 +157,17 @@ impl Call {
             Some("token") if self.resource.info.has_subresource(Subresource::Token) => {
                 Ok(Some(Subresource::Token))
             }
+            Some("approval") if self.resource.info.has_subresource(Subresource::Approval) => {
+                Ok(Some(Subresource::Approval))
+            }
+            Some("ephemeralcontainers")
+                if self
+                    .resource
+                    .info
+                    .has_subresource(Subresource::EphemeralContainers) =>
+            {
+                Ok(Some(Subresource::EphemeralContainers))
+            }
             Some(_) => Err(not_found()),
         }
     }

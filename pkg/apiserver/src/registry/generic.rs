@@ -1098,8 +1098,13 @@ impl GenericStore {
                     .strategy
                     .prepare_for_update(&mut obj, &old, has_status),
                 Some(Subresource::Status) => prepare_status_update(&mut obj, &old),
+                Some(s) if s.is_kind_specific() => storage
+                    .strategy
+                    .prepare_for_subresource_update(s, &mut obj, &old),
                 Some(
                     Subresource::Token
+                    | Subresource::Approval
+                    | Subresource::EphemeralContainers
                     | Subresource::Eviction
                     | Subresource::Log
                     | Subresource::Exec
@@ -1128,6 +1133,9 @@ impl GenericStore {
             }
             errs.extend(match sub {
                 Some(Subresource::Status) => storage.strategy.validate_status_update(&obj, &old),
+                Some(s) if s.is_kind_specific() => {
+                    storage.strategy.validate_subresource_update(s, &obj, &old)
+                }
                 // Upstream's BindingREST writes the pod without the pod's update
                 // validation (which refuses a changed spec.nodeName).
                 Some(Subresource::Binding) => ErrorList::new(),

@@ -41,6 +41,10 @@ pub enum Subresource {
     Attach,
     /// `/portforward` of pods: TCP to the pod's ports, an upgraded stream to the kubelet.
     PortForward,
+    /// `/approval` of CertificateSigningRequests: writes only the status conditions.
+    Approval,
+    /// `/ephemeralcontainers` of pods: writes only `spec.ephemeralContainers`.
+    EphemeralContainers,
 }
 
 impl Subresource {
@@ -57,7 +61,18 @@ impl Subresource {
             Subresource::Exec => "exec",
             Subresource::Attach => "attach",
             Subresource::PortForward => "portforward",
+            Subresource::Approval => "approval",
+            Subresource::EphemeralContainers => "ephemeralcontainers",
         }
+    }
+
+    /// Whether the kind's strategy decides what a write through it changes and how it is
+    /// validated ([`Strategy::prepare_for_subresource_update`]).
+    pub fn is_kind_specific(self) -> bool {
+        matches!(
+            self,
+            Subresource::Approval | Subresource::EphemeralContainers
+        )
     }
 
     /// Whether it is proxied to a kubelet (log, exec, attach, portforward) rather than
