@@ -8,13 +8,14 @@ use serde_json::{Value, json};
 
 use crate::test_util::{TestApi, TestApiServer};
 
-/// Retries `f` until it returns `Some` or five seconds pass.
+/// Retries `f` until it returns `Some` or twenty seconds pass (debug builds on busy
+/// machines are slow).
 async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(v) = f().await {
             return v;
@@ -601,4 +602,150 @@ async fn pod_ephemeral_containers_subresource_only_adds() {
     main["spec"]["ephemeralContainers"] = json!([{"name": "x", "image": "busybox"}]);
     let (code, _) = api.call("PUT", &format!("{uri}/p"), &main).await;
     assert_eq!(code, 422);
+}
+
+/// `kubectl get cs`: the scheduler, the controller-manager and the datastore as etcd-0,
+/// each with its real health.
+#[tokio::test]
+async fn componentstatuses_report_the_components_health() {
+    let t = TestApiServer::new().await;
+    let api = t.api();
+    t.server
+        .register_component("scheduler", std::sync::Arc::new(|| Ok(())));
+    let (code, list) = api
+        .call("GET", "/api/v1/componentstatuses", &Value::Null)
+        .await;
+    assert_eq!(code, 200, "{list}");
+    let rows: Vec<(String, String)> = list["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|i| {
+                    (
+                        i["metadata"]["name"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        i["conditions"][0]["status"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let want = [
+        ("scheduler", "True"),
+        ("controller-manager", "False"),
+        ("etcd-0", "True"),
+    ]
+    .map(|(a, b)| (a.to_string(), b.to_string()));
+    assert_eq!(rows, want);
+    let (code, etcd) = api
+        .call("GET", "/api/v1/componentstatuses/etcd-0", &Value::Null)
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        etcd["conditions"],
+        json!([{"type": "Healthy", "status": "True", "message": "ok"}])
+    );
+    let (code, _) = api
+        .call("GET", "/api/v1/componentstatuses/nope", &Value::Null)
+        .await;
+    assert_eq!(code, 404);
+}
+
+/// `/openapi/v2` publishes what kubectl's client-side validation can read: a root that
+/// keeps unknown fields is a bare object, nested ones lose their properties.
+#[tokio::test]
+async fn openapi_v2_publishes_preserved_schemas_bare() {
+    let t = TestApiServer::new().await;
+    let api = t.api();
+    establish(
+        &api,
+        crd(
+            "v2.example.com",
+            "loose",
+            "Loose",
+            json!([{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                    "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}}}}}}]),
+        ),
+    )
+    .await;
+    establish(
+        &api,
+        crd(
+            "v2.example.com",
+            "nested",
+            "Nested",
+            json!([{"name": "v1", "served": true, "storage": true,
+            "schema": {"openAPIV3Schema": {"type": "object", "required": ["spec"], "properties": {
+                "spec": {"type": "object", "required": ["n"], "properties": {
+                    "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                             "properties": {"x": {"type": "string"}}},
+                    "n": {"type": "string", "nullable": true},
+                    "any": {"type": "string", "anyOf": [{"maxLength": 3}, {"minLength": 10}]}
+                }}}}}}]),
+        ),
+    )
+    .await;
+    let (code, doc) = api.call("GET", "/openapi/v2", &Value::Null).await;
+    assert_eq!(code, 200);
+    let defs = &doc["definitions"];
+    assert_eq!(
+        defs["com.example.v2.v1.Loose"],
+        json!({"type": "object", "x-kubernetes-group-version-kind": [
+            {"group": "v2.example.com", "kind": "Loose", "version": "v1"}]})
+    );
+    let spec = &defs["com.example.v2.v1.Nested"]["properties"]["spec"];
+    assert!(
+        spec["properties"]["free"].get("properties").is_none(),
+        "{spec}"
+    );
+    assert_eq!(
+        spec["properties"]["free"]["type"],
+        json!("object"),
+        "{spec}"
+    );
+    assert!(spec["properties"]["n"].get("type").is_none(), "{spec}");
+    assert!(spec.get("required").is_none(), "{spec}");
+    assert!(spec["properties"]["any"].get("anyOf").is_none(), "{spec}");
+    assert!(defs["com.example.v2.v1.Nested"]["properties"]["metadata"].is_object());
+    // v3 keeps the whole schema.
+    let (_, v3) = api
+        .call("GET", "/openapi/v3/apis/v2.example.com/v1", &Value::Null)
+        .await;
+    let free = &v3["components"]["schemas"]["com.example.v2.v1.Nested"]["properties"]["spec"]["properties"]
+        ["free"];
+    assert!(free["properties"]["x"].is_object(), "{free}");
+}
+
+/// A CRD change rebuilds the OpenAPI documents off the request path: they are current
+/// before anyone asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_documents_are_rebuilt_before_the_first_request() {
+    let t = TestApiServer::new().await;
+    let api = t.api();
+    establish(
+        &api,
+        crd(
+            "warm.example.com",
+            "warms",
+            "Warm",
+            json!([{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object"}}}]),
+        ),
+    )
+    .await;
+    let server = t.server.clone();
+    eventually("documents rebuilt without a request", || {
+        let server = server.clone();
+        async move {
+            let current = server.registry.snapshot().generation;
+            (server.openapi.built_generation() == Some(current)).then_some(())
+        }
+    })
+    .await;
 }
