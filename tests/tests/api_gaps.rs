@@ -99,6 +99,45 @@ spec:
   dnsNames: [example.com]
 "#;
 
+/// A CRD whose root keeps unknown fields, and a `kind: List` of its objects with fields
+/// the schema does not name (kubectl validates a List against `/openapi/v2`).
+const LOOSE_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.loose.example.com
+spec:
+  group: loose.example.com
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+        properties:
+          spec: {type: object, properties: {size: {type: integer}}}
+"#;
+
+const LOOSE_LIST: &str = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: loose.example.com/v1
+  kind: Widget
+  metadata: {name: a}
+  spec: {size: 1}
+  extra: {anything: goes}
+- apiVersion: loose.example.com/v1
+  kind: Widget
+  metadata: {name: b}
+  spec: {size: 2}
+  other: [1, 2]
+"#;
+
 #[test]
 fn api_gaps_with_kubectl() {
     let k1s = K1s::start();
@@ -147,6 +186,27 @@ fn api_gaps_with_kubectl() {
         "{}",
         group.stdout
     );
+
+    // A List of objects whose schema keeps unknown fields passes kubectl's validation.
+    let loose = k1s.write_file("loose-crd.yaml", LOOSE_CRD);
+    k1s.kubectl(&k, &["apply", "-f", loose.to_str().unwrap_or_default()])
+        .ok();
+    k1s.kubectl(
+        &k,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/widgets.loose.example.com",
+            "--timeout=30s",
+        ],
+    )
+    .ok();
+    let list = k1s.write_file("loose-list.yaml", LOOSE_LIST);
+    let applied = eventually(Duration::from_secs(30), "List applied", || {
+        let out = k1s.kubectl(&k, &["apply", "-f", list.to_str().unwrap_or_default()]);
+        (out.code == 0).then_some(out.stdout)
+    });
+    assert!(applied.contains("widget.loose.example.com/b created"), "{applied}");
 
     // 3. `kubectl get cs`: every in-process component healthy, the datastore as etcd-0.
     let cs = k1s.kubectl(&k, &["get", "componentstatuses"]);
