@@ -206,7 +206,10 @@ fn api_gaps_with_kubectl() {
         let out = k1s.kubectl(&k, &["apply", "-f", list.to_str().unwrap_or_default()]);
         (out.code == 0).then_some(out.stdout)
     });
-    assert!(applied.contains("widget.loose.example.com/b created"), "{applied}");
+    assert!(
+        applied.contains("widget.loose.example.com/b created"),
+        "{applied}"
+    );
 
     // 3. `kubectl get cs`: every in-process component healthy, the datastore as etcd-0.
     let cs = k1s.kubectl(&k, &["get", "componentstatuses"]);
