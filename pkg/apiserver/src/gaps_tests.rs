@@ -526,9 +526,9 @@ async fn csr_approval_subresource_sets_conditions_only() {
     );
     // Approved and Denied together are refused, as upstream's approval validation does.
     let mut deny = body.clone();
-    deny["status"]["conditions"]
-        .as_array_mut()
-        .map(|c| c.push(json!({"type": "Denied", "status": "True"})));
+    if let Some(c) = deny["status"]["conditions"].as_array_mut() {
+        c.push(json!({"type": "Denied", "status": "True"}));
+    }
     let (code, body) = api.call("PUT", &approval, &deny).await;
     assert_eq!(code, 422, "{body}");
     assert!(

@@ -368,7 +368,7 @@ impl Registry {
         // prefers the first (a CRD serving v1alpha1 and v1 prefers v1).
         for g in &mut groups {
             g.versions
-                .sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+                .sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
         }
         let mut current = self.current.write();
         let generation = current.generation + 1;
