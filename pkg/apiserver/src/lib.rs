@@ -15,6 +15,8 @@ pub mod crd;
 pub mod discovery;
 #[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod gaps_tests;
 pub mod handlers;
 pub mod kinds;
 pub mod managed;
@@ -89,7 +91,17 @@ pub struct ApiServer {
     pub(crate) watch_memo: Arc<handlers::watch_memo::WatchMemo>,
     ready: AtomicBool,
     shutting_down: AtomicBool,
+    /// Health probes of the in-process components `componentstatuses` reports.
+    components: parking_lot::RwLock<Vec<(String, ComponentProbe)>>,
 }
+
+/// Answers whether an in-process component (scheduler, controller-manager) is healthy:
+/// `Err` carries what is wrong.
+pub type ComponentProbe = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// The components upstream's `componentstatuses` lists besides the datastore, in its
+/// order.
+pub const COMPONENTS: &[&str] = &["scheduler", "controller-manager"];
 
 impl ApiServer {
     /// Builds the server over an opened store: registers the built-in kinds and repairs
@@ -117,6 +129,7 @@ impl ApiServer {
             watch_memo: Arc::default(),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            components: parking_lot::RwLock::default(),
         });
         server.restore_strategies();
         // Writes of roles and bindings are checked for escalation by the registry, as
@@ -169,6 +182,7 @@ impl ApiServer {
             defs.insert(name.clone(), (**s).clone());
         }
         self.registry.replace(all, defs);
+        self.openapi.rebuild_in_background(&self.registry);
     }
 
     /// Sets the service account token issuer (the TokenRequest subresource and the
@@ -206,6 +220,39 @@ impl ApiServer {
     /// Whether shutdown began.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Registers the health probe of an in-process component (one of [`COMPONENTS`]);
+    /// a later registration of the same name replaces it.
+    pub fn register_component(&self, name: &str, probe: ComponentProbe) {
+        let mut list = self.components.write();
+        list.retain(|(n, _)| n != name);
+        list.push((name.to_string(), probe));
+    }
+
+    /// The health of each component as upstream's `componentstatuses` reports it:
+    /// name, and `Ok` or what is wrong. A component this server does not run (disabled)
+    /// is unhealthy, as upstream's probe of a component that does not answer is; the
+    /// datastore is `etcd-0`.
+    pub fn component_health(&self) -> Vec<(String, Result<(), String>)> {
+        let list = self.components.read();
+        let mut out: Vec<(String, Result<(), String>)> = COMPONENTS
+            .iter()
+            .map(|name| {
+                let health = match list.iter().find(|(n, _)| n == name) {
+                    Some((_, probe)) => probe(),
+                    None => Err(format!("{name} is not running in this server")),
+                };
+                (name.to_string(), health)
+            })
+            .collect();
+        let store = if self.store_healthy() {
+            Ok(())
+        } else {
+            Err("the datastore does not answer".to_string())
+        };
+        out.push(("etcd-0".to_string(), store));
+        out
     }
 
     /// Whether the datastore answers.

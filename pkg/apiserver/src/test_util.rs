@@ -122,6 +122,33 @@ impl TestApi {
         (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// `method uri` with raw `body` bytes: the status code and the answer's bytes as sent.
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        uri: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Vec<u8>) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", content_type)
+            .body(body)
+            .unwrap_or_else(|e| panic!("request {method} {uri}: {e}"));
+        let resp = self
+            .client
+            .send(req.map(kube::client::Body::from))
+            .await
+            .unwrap_or_else(|e| panic!("{method} {uri}: {e}"));
+        let code = resp.status().as_u16();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .map(|b| b.to_bytes().to_vec())
+            .unwrap_or_default();
+        (code, bytes)
+    }
+
     /// POSTs `obj` to `collection`, which must answer 201; the created object.
     pub async fn create(&self, collection: &str, obj: Value) -> Value {
         let (code, body) = self.call("POST", collection, &obj).await;

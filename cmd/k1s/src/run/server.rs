@@ -349,6 +349,25 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             None => tokio::spawn(k1s_scheduler::run(client, stopping)),
         })
     };
+    // `kubectl get cs` reports these in-process components healthy while their tasks run.
+    for (name, task) in [
+        ("controller-manager", controllers.as_ref()),
+        ("scheduler", scheduler.as_ref()),
+    ] {
+        if let Some(task) = task {
+            let handle = task.abort_handle();
+            api.register_component(
+                name,
+                Arc::new(move || {
+                    if handle.is_finished() {
+                        Err(format!("the {name} has stopped"))
+                    } else {
+                        Ok(())
+                    }
+                }),
+            );
+        }
+    }
     let node_ip = args.node_ip.unwrap_or(advertise);
     let agent = if args.disable_agent {
         None

@@ -159,8 +159,8 @@ impl Strategy for CustomResourceStrategy {
         }
         let mut body = Value::Object(std::mem::take(map));
         structural::prune(&mut body, &self.schema, "", &mut unknown);
+        structural::prune_non_nullable_nulls(&mut body, &self.schema);
         structural::apply_defaults(&mut body, &self.schema);
-        let invalid = structural::validate(&body, &self.schema, "", &self.patterns);
         let Value::Object(rest) = body else {
             return Ok(Decoded::default());
         };
@@ -168,6 +168,9 @@ impl Strategy for CustomResourceStrategy {
             map.insert(k, v);
         }
         map.extend(rest);
+        // The whole object, as upstream validates it: a root that requires `metadata`
+        // (cert-manager's Order, Argo CD's kinds) finds it.
+        let invalid = structural::validate(obj, &self.schema, "", &self.patterns);
         Ok(Decoded {
             unknown_fields: unknown,
             invalid,
@@ -256,6 +259,68 @@ fn published_schema(version: &Value, group: &str, kind: &str) -> Schema {
         json!([schema::builtin::gvk(group, name, kind)]),
     );
     root
+}
+
+/// A custom kind's published schema as upstream's `/openapi/v2` carries it, for
+/// kubectl's client-side validation, which knows neither junctors nor nullable nor
+/// "keep unknown fields": a root that keeps unknown fields is a bare `type: object`;
+/// below it, such a schema (and a nullable one) loses its properties and items, an
+/// array left without items its type, and a nullable field is no longer required.
+pub fn openapi_v2_form(published: &Schema) -> Schema {
+    if published.preserve_unknown_fields {
+        let mut bare = Schema {
+            ty: Some(SchemaType::Object),
+            ..Schema::default()
+        };
+        if let Some(gvk) = published.extensions.get("x-kubernetes-group-version-kind") {
+            bare.extensions
+                .insert("x-kubernetes-group-version-kind".into(), gvk.clone());
+        }
+        return bare;
+    }
+    let mut s = published.clone();
+    v2_node(&mut s);
+    s
+}
+
+fn v2_node(s: &mut Schema) {
+    s.all_of.clear();
+    s.one_of.clear();
+    s.any_of.clear();
+    s.not = None;
+    if s.nullable {
+        s.ty = None;
+        s.nullable = false;
+        s.items = None;
+        s.properties.clear();
+    }
+    if s.preserve_unknown_fields {
+        s.items = None;
+        s.properties.clear();
+    }
+    if s.items.is_none() && s.ty == Some(SchemaType::Array) {
+        s.ty = None;
+    }
+    let nullable: Vec<String> = s
+        .properties
+        .iter()
+        .filter(|(_, p)| p.nullable)
+        .map(|(k, _)| k.clone())
+        .collect();
+    s.required.retain(|r| !nullable.contains(r));
+    if s.additional_properties
+        .as_deref()
+        .is_some_and(|a| a.nullable)
+    {
+        s.required.clear();
+    }
+    s.properties.values_mut().for_each(v2_node);
+    if let Some(items) = s.items.as_deref_mut() {
+        v2_node(items);
+    }
+    if let Some(values) = s.additional_properties.as_deref_mut() {
+        v2_node(values);
+    }
 }
 
 const API_VERSION_DOC: &str = "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources";

@@ -54,6 +54,30 @@ impl Strategy for CrdStrategy {
         }
     }
 
+    fn prepare_for_create(&self, obj: &mut Value, _has_status: bool) {
+        // As upstream's strategy: a fresh status naming the storage version, so the
+        // create answer (and a GET before the controller runs) already carries
+        // `acceptedNames` and `storedVersions`.
+        let storage: Vec<Value> = meta::get_path(obj, &["spec", "versions"])
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+            .filter_map(|v| v.get("name").cloned())
+            .take(1)
+            .collect();
+        if let Some(o) = obj.as_object_mut() {
+            o.insert(
+                "status".into(),
+                json!({
+                    "conditions": null,
+                    "acceptedNames": {"plural": "", "kind": ""},
+                    "storedVersions": storage,
+                }),
+            );
+        }
+    }
+
     fn validate(&self, obj: &Value) -> ErrorList {
         validate_crd(obj)
     }
@@ -114,9 +138,14 @@ pub fn set_condition(obj: &mut Value, ty: &str, status: &str, reason: &str, mess
     if !obj.get("status").is_some_and(Value::is_object) {
         obj["status"] = json!({});
     }
-    let conditions = obj["status"]
-        .as_object_mut()
-        .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
+    // A fresh definition's status has `conditions: null`, as upstream's.
+    let conditions = obj["status"].as_object_mut().map(|s| {
+        let c = s.entry("conditions").or_insert_with(|| json!([]));
+        if c.is_null() {
+            *c = json!([]);
+        }
+        c
+    });
     let Some(Value::Array(list)) = conditions else {
         return;
     };

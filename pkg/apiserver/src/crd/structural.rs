@@ -60,6 +60,38 @@ pub fn prune(value: &mut Value, schema: &Schema, path: &str, unknown: &mut Vec<S
     }
 }
 
+/// Drops nulls the schema neither allows (`nullable`) nor defaults, at every level, as
+/// upstream does before defaulting: clients that send `field: null` mean "unset".
+pub fn prune_non_nullable_nulls(value: &mut Value, schema: &Schema) {
+    let field_schema = |key: &str| {
+        schema
+            .properties
+            .get(key)
+            .or(schema.additional_properties.as_deref())
+    };
+    match value {
+        Value::Object(map) => {
+            map.retain(|key, v| {
+                !(v.is_null()
+                    && field_schema(key).is_some_and(|f| !f.nullable && f.default.is_none()))
+            });
+            for (key, v) in map.iter_mut() {
+                if let Some(f) = field_schema(key) {
+                    prune_non_nullable_nulls(v, f);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.items.as_deref() {
+                for item in items {
+                    prune_non_nullable_nulls(item, item_schema);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Applies `default`s: absent fields with a default get it (and then their own defaults),
 /// and a null where null is not allowed is replaced by the default.
 pub fn apply_defaults(value: &mut Value, schema: &Schema) {

@@ -151,9 +151,10 @@ fn sub_kind(r: &Resource, sub: Subresource) -> (String, String, String) {
             "TokenRequest".into(),
         ),
         Subresource::Eviction => ("policy".into(), "v1".into(), "Eviction".into()),
-        Subresource::Status | Subresource::Finalize => {
-            (String::new(), String::new(), r.info.kind.clone())
-        }
+        Subresource::Status
+        | Subresource::Finalize
+        | Subresource::Approval
+        | Subresource::EphemeralContainers => (String::new(), String::new(), r.info.kind.clone()),
         Subresource::Binding => (String::new(), String::new(), "Binding".into()),
         Subresource::Log => (String::new(), String::new(), "Pod".into()),
         Subresource::Exec => (String::new(), String::new(), "PodExecOptions".into()),
@@ -169,6 +170,18 @@ pub fn subresources_by_name(r: &Resource) -> Vec<Subresource> {
     let mut subs = r.info.subresources.clone();
     subs.sort_by_key(|s| s.as_str());
     subs
+}
+
+/// Upstream's `storageVersionHash`: the first 8 bytes of the SHA-256 of
+/// `<group>/<version>/<kind>` of the stored version, in standard base64. Storage
+/// migrators compare it to notice a changed storage version.
+pub fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
+    use base64::Engine;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{group}/{version}/{kind}").as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(&digest.as_ref()[..8])
 }
 
 /// `GET /api/v1` or `/apis/<group>/<version>`.
@@ -196,6 +209,20 @@ pub fn resource_list(server: &ApiServer, group: &str, version: &str) -> Response
         }
         if !i.categories.is_empty() {
             entry["categories"] = json!(i.categories);
+        }
+        // Only what is kept in storage has a storage version (not componentstatuses,
+        // bindings or the review kinds); everything stored can be watched.
+        if i.supports("watch") {
+            let stored = if i.storage_version {
+                i
+            } else {
+                snap.storage_resource(&i.key_prefix).map_or(i, |r| &r.info)
+            };
+            entry["storageVersionHash"] = json!(storage_version_hash(
+                &stored.group,
+                &stored.version,
+                &stored.kind
+            ));
         }
         resources.push(entry);
         for sub in &subresources_by_name(r) {
@@ -336,10 +363,10 @@ mod tests {
     /// Upstream 1.35's discovery (`api/discovery/api__v1.json`, `apis__<group>__<v>.json`)
     /// for every resource k1s serves: verbs, and the subresources of the kinds the generic
     /// registry implements (status, scale, finalize, pods/binding, pods/eviction,
-    /// serviceaccounts/token) and the pods' streaming ones (log, exec, attach, portforward)
-    /// with theirs. Upstream's other subresources (pods/proxy, ephemeralcontainers, resize;
-    /// nodes/proxy; services/proxy; certificatesigningrequests/approval) are not served by
-    /// k1s and so not listed.
+    /// pods/ephemeralcontainers, serviceaccounts/token, certificatesigningrequests/approval)
+    /// and the pods' streaming ones (log, exec, attach, portforward) with theirs.
+    /// Upstream's other subresources (pods/proxy, resize; nodes/proxy; services/proxy) are
+    /// not served by k1s and so not listed.
     #[rustfmt::skip]
     const UPSTREAM: &[Row] = &[
         ("", "v1", "bindings", &["create"], NONE),
@@ -359,8 +386,8 @@ mod tests {
         ("", "v1", "nodes", ALL, STATUS),
         ("", "v1", "persistentvolumeclaims", ALL, STATUS),
         ("", "v1", "persistentvolumes", ALL, STATUS),
-        ("", "v1", "pods", ALL, &[("attach", &["create", "get"]), ("binding", &["create"]), ("eviction", &["create"]),
-            ("exec", &["create", "get"]), ("log", &["get"]), ("portforward", &["create", "get"]), ("status", GPU)]),
+        ("", "v1", "pods", ALL, &[("attach", &["create", "get"]), ("binding", &["create"]),
+            ("ephemeralcontainers", GPU), ("eviction", &["create"]), ("exec", &["create", "get"]), ("log", &["get"]), ("portforward", &["create", "get"]), ("status", GPU)]),
         ("", "v1", "podtemplates", ALL, NONE),
         ("", "v1", "replicationcontrollers", ALL, SCALE_STATUS),
         ("", "v1", "resourcequotas", ALL, STATUS),
@@ -396,7 +423,8 @@ mod tests {
         ("storage.k8s.io", "v1", "volumeattributesclasses", ALL, NONE),
         ("scheduling.k8s.io", "v1", "priorityclasses", ALL, NONE),
         ("node.k8s.io", "v1", "runtimeclasses", ALL, NONE),
-        ("certificates.k8s.io", "v1", "certificatesigningrequests", ALL, STATUS),
+        ("certificates.k8s.io", "v1", "certificatesigningrequests", ALL,
+            &[("approval", GPU), ("status", GPU)]),
         ("events.k8s.io", "v1", "events", ALL, NONE),
         ("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", ALL, NONE),
         ("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", ALL, NONE),

@@ -64,6 +64,45 @@ pub fn parse(bytes: &[u8], ty: BodyType) -> Result<Value, Status> {
     }
 }
 
+/// [`parse`] of an object body for a resource of `kind`: JSON that does not parse gets
+/// upstream's decode error, naming the kind and showing the body's start (as text when
+/// it opens like an object, in hex otherwise).
+pub fn parse_object(bytes: &[u8], ty: BodyType, kind: &str) -> Result<Value, Status> {
+    match parse(bytes, ty) {
+        Err(_) if ty == BodyType::Json && !bytes.iter().all(u8::is_ascii_whitespace) => {
+            let cause = crate::patch::gocompat::check_json_syntax(bytes)
+                .err()
+                .unwrap_or_else(|| {
+                    serde_json::from_slice::<Value>(bytes)
+                        .err()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default()
+                });
+            Err(Status::bad_request(&format!(
+                "the object provided is unrecognized (must be of type {kind}): couldn't get version/kind; json parse error: {cause} ({})",
+                summarize(bytes)
+            )))
+        }
+        other => other,
+    }
+}
+
+/// Upstream's short view of a body in decode errors: its first 30 bytes.
+fn summarize(bytes: &[u8]) -> String {
+    const MAX: usize = 30;
+    let (head, more) = if bytes.len() > MAX {
+        (&bytes[..MAX], " ...")
+    } else {
+        (bytes, "")
+    };
+    if bytes.first() == Some(&b'{') {
+        format!("{}{more}", String::from_utf8_lossy(head))
+    } else {
+        let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{hex}{more}")
+    }
+}
+
 /// Paths of keys repeated within one JSON object (`metadata.name`, `items[0].name`), as
 /// upstream's strict decoder names them: at most 100, each once. Invalid JSON has none
 /// (parsing reports it).

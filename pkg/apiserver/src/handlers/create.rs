@@ -63,7 +63,7 @@ pub async fn object_body(
         _ => return Err(Status::unsupported_media_type(accepted)),
     }
     let bytes = body::read(call.take_body()).await?;
-    let value = body::parse(&bytes, ty)?;
+    let value = body::parse_object(&bytes, ty, &call.resource.info.kind)?;
     if ty == BodyType::Json && validation != FieldValidation::Ignore {
         let duplicates: Vec<String> = body::duplicate_fields(&bytes)
             .iter()

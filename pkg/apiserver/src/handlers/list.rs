@@ -188,7 +188,7 @@ async fn list_json(call: &Call, opts: &ListOptions) -> Result<Response, Status> 
     body.pop();
     body.extend_from_slice(b",\"items\":");
     body.extend_from_slice(&items);
-    body.push(b'}');
+    body.extend_from_slice(b"}\n");
     Ok(response::bytes_response(
         StatusCode::OK,
         "application/json",

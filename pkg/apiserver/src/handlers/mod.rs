@@ -3,6 +3,7 @@
 
 mod binding;
 pub mod body;
+mod componentstatus;
 mod create;
 mod delete;
 mod eviction;
@@ -160,6 +161,17 @@ impl Call {
             }
             Some("token") if self.resource.info.has_subresource(Subresource::Token) => {
                 Ok(Some(Subresource::Token))
+            }
+            Some("approval") if self.resource.info.has_subresource(Subresource::Approval) => {
+                Ok(Some(Subresource::Approval))
+            }
+            Some("ephemeralcontainers")
+                if self
+                    .resource
+                    .info
+                    .has_subresource(Subresource::EphemeralContainers) =>
+            {
+                Ok(Some(Subresource::EphemeralContainers))
             }
             Some(_) => Err(not_found()),
         }
@@ -322,7 +334,11 @@ async fn dispatch(call: Call) -> Response {
         Ok(verb) => verb,
         Err(status) => return response::status(&status),
     };
+    let component_statuses =
+        call.resource.info.group.is_empty() && call.resource.info.plural == "componentstatuses";
     let result = match (verb, sub.as_deref()) {
+        ("list", None) if component_statuses => componentstatus::list(call).await,
+        ("get", None) if component_statuses => componentstatus::get(call).await,
         ("watch", _) => watch::watch(call).await,
         ("list", _) => list::list(call).await,
         ("get", Some("scale")) => scale::get(call).await,

@@ -9,9 +9,10 @@ use serde_json::{Map, Value, json};
 use super::negotiation::Output;
 use crate::registry::table::{TablePrinter, partial_metadata};
 
-/// A JSON response.
+/// A JSON response, ending with a newline as upstream's encoder writes it.
 pub fn json(code: StatusCode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    bytes.push(b'\n');
     bytes_response(code, "application/json", bytes)
 }
 

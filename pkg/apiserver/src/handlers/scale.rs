@@ -10,8 +10,8 @@ use super::negotiation::BodyType;
 use super::patch::PATCH_MEDIA_TYPES;
 use super::{Call, body, response};
 use crate::meta::{self, get_path, set_path};
-use crate::registry::ScaleSpec;
 use crate::registry::strategy::SelectorForm;
+use crate::registry::{ScaleSpec, Subresource};
 
 fn spec_of(call: &Call) -> Result<ScaleSpec, Status> {
     call.resource.strategy.scale().ok_or_else(super::not_found)
@@ -120,7 +120,7 @@ async fn write_scale(call: &Call, desired: Value) -> Result<Response, Status> {
             &call.resource,
             call.namespace(),
             &name,
-            None,
+            Some(Subresource::Scale),
             &ctx,
             |current, _| {
                 let Some(current) = current else {

@@ -88,6 +88,21 @@ impl KindEntry<'_> {
         self
     }
 
+    /// Serves `/approval` (CertificateSigningRequests).
+    pub fn approval(self) -> Self {
+        self.resource.info.subresources.push(Subresource::Approval);
+        self
+    }
+
+    /// Serves `/ephemeralcontainers` (pods).
+    pub fn ephemeral_containers(self) -> Self {
+        self.resource
+            .info
+            .subresources
+            .push(Subresource::EphemeralContainers);
+        self
+    }
+
     /// Serves `/finalize` (namespaces).
     pub fn finalize(self) -> Self {
         self.resource.info.subresources.push(Subresource::Finalize);
@@ -220,6 +235,7 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .binding()
         .status()
         .eviction()
+        .ephemeral_containers()
         .streaming()
         .returns_deleted_object();
     b.kind::<core_v1::Service>(core::service::ServiceStrategy::new(services.clone()))
@@ -382,6 +398,7 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
     // certificates.k8s.io/v1
     b.kind::<certificates::CertificateSigningRequest>(self::certificates::CsrStrategy)
         .short_names(&["csr"])
+        .approval()
         .status();
     // events.k8s.io/v1 shares storage with core/v1 events.
     b.kind::<events::Event>(core::event::EventStrategy)

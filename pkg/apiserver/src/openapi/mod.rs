@@ -42,10 +42,11 @@ struct Built {
     v3: BTreeMap<String, (Arc<Vec<u8>>, String)>,
 }
 
-/// Cache of the published documents.
+/// Cache of the published documents, shared with the thread that rebuilds them when
+/// the served set changes.
 #[derive(Default)]
 pub struct OpenApiCache {
-    built: Mutex<Option<Arc<Built>>>,
+    built: Arc<Mutex<Option<Arc<Built>>>>,
 }
 
 fn hash_hex(bytes: &[u8]) -> String {
@@ -61,13 +62,42 @@ fn hash_hex(bytes: &[u8]) -> String {
 
 impl OpenApiCache {
     fn get(&self, snap: &Snapshot) -> Arc<Built> {
-        let mut guard = self.built.lock();
+        Self::get_in(&self.built, snap)
+    }
+
+    /// A request waits here for a rebuild already under way rather than doing it twice.
+    fn get_in(built: &Mutex<Option<Arc<Built>>>, snap: &Snapshot) -> Arc<Built> {
+        let mut guard = built.lock();
         if let Some(b) = guard.as_ref().filter(|b| b.generation == snap.generation) {
             return b.clone();
         }
-        let built = Arc::new(build(snap));
-        *guard = Some(built.clone());
-        built
+        let fresh = Arc::new(build(snap));
+        *guard = Some(fresh.clone());
+        fresh
+    }
+
+    /// Rebuilds the documents for the registry's current snapshot on a blocking thread,
+    /// so the first `/openapi/v2` or `/openapi/v3` request after a CRD change finds them
+    /// built (or waits for the rest of the build instead of doing all of it). A build
+    /// for a snapshot that is no longer current is skipped: the newer one has its own.
+    pub fn rebuild_in_background(&self, registry: &Arc<crate::registry::Registry>) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let built = self.built.clone();
+        let registry = registry.clone();
+        let generation = registry.snapshot().generation;
+        handle.spawn_blocking(move || {
+            let snap = registry.snapshot();
+            if snap.generation == generation {
+                Self::get_in(&built, &snap);
+            }
+        });
+    }
+
+    /// The generation of the snapshot the cached documents describe, if any.
+    pub fn built_generation(&self) -> Option<u64> {
+        self.built.lock().as_ref().map(|b| b.generation)
     }
 }
 
@@ -148,9 +178,21 @@ fn document_v2(snap: &Snapshot) -> Value {
     let defs = defs::all_definitions(snap);
     let (paths, parameters) = routes::render_v2(&all_routes(snap));
     let sorted: BTreeMap<&String, &Arc<Schema>> = defs.iter().collect();
+    let custom: std::collections::BTreeSet<&str> = snap
+        .all()
+        .filter(|r| r.info.custom)
+        .map(|r| r.info.definition.as_str())
+        .collect();
     let definitions: Map<String, Value> = sorted
         .into_iter()
-        .map(|(k, s)| (k.clone(), to_json(s, Dialect::V2)))
+        .map(|(k, s)| {
+            let v = if custom.contains(k.as_str()) {
+                to_json(&crate::crd::custom::openapi_v2_form(s), Dialect::V2)
+            } else {
+                to_json(s, Dialect::V2)
+            };
+            (k.clone(), v)
+        })
         .collect();
     let (security_definitions, security) = security_v2();
     json!({

@@ -541,7 +541,10 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                         ),
                         "io.k8s.api.policy.v1.Eviction".to_string(),
                     ),
-                    Subresource::Status | Subresource::Finalize => (gvk.clone(), def.clone()),
+                    Subresource::Status
+                    | Subresource::Finalize
+                    | Subresource::Approval
+                    | Subresource::EphemeralContainers => (gvk.clone(), def.clone()),
                     Subresource::Binding => (
                         (i.group.clone(), i.version.clone(), "Binding".to_string()),
                         "io.k8s.api.core.v1.Binding".to_string(),

@@ -24,7 +24,7 @@
 //! ones follow in patch order. (Upstream re-encodes through Go types, so member order
 //! carries no meaning on the wire; list order does, and matches upstream exactly.)
 
-mod gocompat;
+pub(crate) mod gocompat;
 mod json_patch;
 mod merge_patch;
 mod strategic;

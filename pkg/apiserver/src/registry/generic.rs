@@ -1271,13 +1271,18 @@ impl GenericStore {
             }
             storage.strategy.default(&mut obj);
             match sub {
-                None => storage
+                // A write through /scale is an update of the parent object.
+                None | Some(Subresource::Scale) => storage
                     .strategy
                     .prepare_for_update(&mut obj, &old, has_status),
                 Some(Subresource::Status) => prepare_status_update(&mut obj, &old),
+                Some(s) if s.is_kind_specific() => storage
+                    .strategy
+                    .prepare_for_subresource_update(s, &mut obj, &old),
                 Some(
-                    Subresource::Scale
-                    | Subresource::Token
+                    Subresource::Token
+                    | Subresource::Approval
+                    | Subresource::EphemeralContainers
                     | Subresource::Eviction
                     | Subresource::Log
                     | Subresource::Exec
@@ -1333,6 +1338,9 @@ impl GenericStore {
             }
             errs.extend(match sub {
                 Some(Subresource::Status) => storage.strategy.validate_status_update(&obj, &old),
+                Some(s) if s.is_kind_specific() => {
+                    storage.strategy.validate_subresource_update(s, &obj, &old)
+                }
                 // Upstream's BindingREST writes the pod without the pod's update
                 // validation (which refuses a changed spec.nodeName).
                 Some(Subresource::Binding) => ErrorList::new(),
@@ -1740,14 +1748,77 @@ pub fn parse_resource_version(rv: &str) -> Result<Revision, Status> {
 
 fn set_type_meta(obj: &mut Value, info: &ResourceInfo) {
     if let Some(o) = obj.as_object_mut() {
-        // apiVersion and kind lead, as upstream serializes them.
-        let rest: serde_json::Map<String, Value> = std::mem::take(o)
-            .into_iter()
-            .filter(|(k, _)| k != "apiVersion" && k != "kind")
-            .collect();
         o.insert("apiVersion".into(), json!(info.api_version()));
         o.insert("kind".into(), json!(info.kind));
-        o.extend(rest);
+    }
+    if info.custom {
+        // Upstream writes custom objects from unstructured maps, whose keys Go's
+        // encoder sorts at every level.
+        sort_keys(obj);
+    } else {
+        go_field_order(obj);
+    }
+}
+
+/// ObjectMeta's fields in the order of the Go struct, which upstream's encoder follows.
+const OBJECT_META_ORDER: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+/// Moves `first` keys (those present) to the front of `map`, in that order.
+fn lead_with(map: &mut serde_json::Map<String, Value>, first: &[&str]) {
+    let mut rest = std::mem::take(map);
+    for k in first {
+        if let Some(v) = rest.shift_remove(*k) {
+            map.insert((*k).to_string(), v);
+        }
+    }
+    map.extend(rest);
+}
+
+/// A built-in object in the field order of its Go struct as far as every kind shares
+/// it: `kind`, `apiVersion` (TypeMeta), `metadata` in ObjectMeta's order, then the
+/// kind's own fields (`spec` before `status`).
+pub(crate) fn go_field_order(obj: &mut Value) {
+    let Some(o) = obj.as_object_mut() else {
+        return;
+    };
+    lead_with(o, &["kind", "apiVersion", "metadata"]);
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        lead_with(m, OBJECT_META_ORDER);
+    }
+    if o.contains_key("spec")
+        && let Some(status) = o.shift_remove("status")
+    {
+        // Every kind with both declares spec first.
+        let spec = o.keys().position(|k| k == "spec").unwrap_or(0);
+        o.shift_insert(spec + 1, "status".into(), status);
+    }
+}
+
+/// Sorts the keys of every object within `v`.
+fn sort_keys(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.sort_keys();
+            m.values_mut().for_each(sort_keys);
+        }
+        Value::Array(items) => items.iter_mut().for_each(sort_keys),
+        _ => {}
     }
 }
 

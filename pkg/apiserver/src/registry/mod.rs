@@ -41,6 +41,10 @@ pub enum Subresource {
     Attach,
     /// `/portforward` of pods: TCP to the pod's ports, an upgraded stream to the kubelet.
     PortForward,
+    /// `/approval` of CertificateSigningRequests: writes only the status conditions.
+    Approval,
+    /// `/ephemeralcontainers` of pods: writes only `spec.ephemeralContainers`.
+    EphemeralContainers,
 }
 
 impl Subresource {
@@ -57,7 +61,18 @@ impl Subresource {
             Subresource::Exec => "exec",
             Subresource::Attach => "attach",
             Subresource::PortForward => "portforward",
+            Subresource::Approval => "approval",
+            Subresource::EphemeralContainers => "ephemeralcontainers",
         }
+    }
+
+    /// Whether the kind's strategy decides what a write through it changes and how it is
+    /// validated ([`Strategy::prepare_for_subresource_update`]).
+    pub fn is_kind_specific(self) -> bool {
+        matches!(
+            self,
+            Subresource::Approval | Subresource::EphemeralContainers
+        )
     }
 
     /// Whether it is proxied to a kubelet (log, exec, attach, portforward) rather than
@@ -275,6 +290,37 @@ impl Snapshot {
     }
 }
 
+/// The sort key of a version as upstream's `CompareKubeAwareVersionStrings` orders them,
+/// highest first when sorted descending: Kubernetes-like versions (`v2`, `v1beta1`,
+/// `v1alpha1`) above all others, GA above beta above alpha, then by major and minor
+/// number; other strings after them in ascending lexical order.
+pub fn version_priority(v: &str) -> (bool, u8, u64, u64, std::cmp::Reverse<String>) {
+    let other = (false, 0, 0, 0, std::cmp::Reverse(v.to_string()));
+    let Some(rest) = v.strip_prefix('v') else {
+        return other;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (major, tail) = rest.split_at(digits);
+    let Ok(major) = major.parse::<u64>() else {
+        return other;
+    };
+    let (level, minor) = if tail.is_empty() {
+        return (true, 2, major, 0, std::cmp::Reverse(String::new()));
+    } else if let Some(n) = tail.strip_prefix("beta") {
+        (1, n)
+    } else if let Some(n) = tail.strip_prefix("alpha") {
+        (0, n)
+    } else {
+        return other;
+    };
+    match minor.parse::<u64>() {
+        Ok(m) if minor.bytes().all(|b| b.is_ascii_digit()) => {
+            (true, level, major, m, std::cmp::Reverse(String::new()))
+        }
+        _ => other,
+    }
+}
+
 /// The registry: a swappable snapshot.
 #[derive(Default)]
 pub struct Registry {
@@ -317,6 +363,12 @@ impl Registry {
                 ),
                 r,
             );
+        }
+        // Upstream orders every group's versions by Kubernetes version priority and
+        // prefers the first (a CRD serving v1alpha1 and v1 prefers v1).
+        for g in &mut groups {
+            g.versions
+                .sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
         }
         let mut current = self.current.write();
         let generation = current.generation + 1;

@@ -4,6 +4,7 @@
 use k1s_apimachinery::{ErrorList, Status};
 use serde_json::Value;
 
+use super::Subresource;
 use super::generic::DecodeFailure;
 use super::table::TablePrinter;
 use crate::schema::decode::{self, Decoded};
@@ -104,6 +105,21 @@ pub trait Strategy: Send + Sync + 'static {
                 }
             }
         }
+    }
+
+    /// Carries over from `old` what a write through a kind-specific subresource
+    /// (`certificatesigningrequests/approval`, `pods/ephemeralcontainers`) may not
+    /// change. Only kinds that serve one override it.
+    fn prepare_for_subresource_update(&self, _sub: Subresource, _new: &mut Value, _old: &Value) {}
+
+    /// Validates a write through a kind-specific subresource.
+    fn validate_subresource_update(
+        &self,
+        _sub: Subresource,
+        new: &Value,
+        old: &Value,
+    ) -> ErrorList {
+        self.validate_update(new, old)
     }
 
     /// Validates a new object (metadata is validated by the registry).

@@ -4,9 +4,10 @@
 //! Upstream fills `spec.username`, `uid`, `groups` and `extra` from the requesting user
 //! on create; strategies here are not told who the user is, so those fields are only
 //! cleared (a client cannot claim another identity, but the requester is not
-//! recorded). The `/approval` subresource is not served, and a status update cannot
-//! restore the stored Approved/Denied conditions or stamp condition times before it is
-//! validated, so changes to them are refused instead of undone.
+//! recorded). A status update cannot restore the stored Approved/Denied conditions or
+//! stamp condition times before it is validated, so changes to them are refused instead
+//! of undone; the `/approval` subresource (what `kubectl certificate approve` writes)
+//! changes the conditions alone, stamping their times as upstream does.
 
 use std::collections::HashSet;
 
@@ -25,7 +26,8 @@ use x509_parser::prelude::FromDer;
 
 use super::pem;
 use crate::kinds::validation::{Fields, semantic_eq, strings};
-use crate::registry::Strategy;
+use crate::meta;
+use crate::registry::{Strategy, Subresource};
 
 /// The signer name v1 refuses for new requests.
 const LEGACY_UNKNOWN_SIGNER_NAME: &str = "kubernetes.io/legacy-unknown";
@@ -440,6 +442,34 @@ fn validate_csr_update(new: &Value, old: &Value, opts: Opts) -> ErrorList {
     errs
 }
 
+/// Upstream's `populateConditionTimestamps`: a condition without `lastUpdateTime` gets
+/// now; one without `lastTransitionTime` keeps that of a stored condition of the same
+/// type and status, or gets now.
+fn stamp_condition_times(conditions: &mut Value, old: &Value) {
+    let now = meta::now_rfc3339();
+    let Some(list) = conditions.as_array_mut() else {
+        return;
+    };
+    for c in list.iter_mut().filter(|c| c.is_object()) {
+        if c.s("lastUpdateTime").is_empty() {
+            c["lastUpdateTime"] = json!(now);
+        }
+        if c.s("lastTransitionTime").is_empty() {
+            let kept = old
+                .f("status")
+                .a("conditions")
+                .iter()
+                .find(|o| {
+                    o.s("type") == c.s("type")
+                        && o.s("status") == c.s("status")
+                        && !o.s("lastTransitionTime").is_empty()
+                })
+                .map(|o| o.s("lastTransitionTime").to_string());
+            c["lastTransitionTime"] = json!(kept.unwrap_or_else(|| now.clone()));
+        }
+    }
+}
+
 /// The CertificateSigningRequest strategy.
 pub struct CsrStrategy;
 
@@ -472,6 +502,47 @@ impl Strategy for CsrStrategy {
                 }
             }
         }
+    }
+
+    fn prepare_for_subresource_update(&self, sub: Subresource, new: &mut Value, old: &Value) {
+        if sub != Subresource::Approval {
+            return;
+        }
+        // An approval changes the conditions and nothing else.
+        let conditions = new.f("status").get("conditions").cloned();
+        let rv = new.f("metadata").get("resourceVersion").cloned();
+        let managed = new.f("metadata").get("managedFields").cloned();
+        *new = old.clone();
+        if !new.get("status").is_some_and(Value::is_object) {
+            new["status"] = json!({});
+        }
+        match conditions {
+            Some(mut c) => {
+                stamp_condition_times(&mut c, old);
+                new["status"]["conditions"] = c;
+            }
+            None => {
+                if let Some(s) = new["status"].as_object_mut() {
+                    s.remove("conditions");
+                }
+            }
+        }
+        meta::set_meta(new, "resourceVersion", rv);
+        meta::set_meta(new, "managedFields", managed);
+    }
+
+    fn validate_subresource_update(&self, sub: Subresource, new: &Value, old: &Value) -> ErrorList {
+        let opts = Opts::new(new, Some(old));
+        let opts = if sub == Subresource::Approval {
+            // Upstream's `ValidateCertificateSigningRequestApprovalUpdate`.
+            Opts {
+                allow_setting_approval_conditions: true,
+                ..opts
+            }
+        } else {
+            opts
+        };
+        validate_csr_update(new, old, opts)
     }
 
     fn validate(&self, obj: &Value) -> ErrorList {

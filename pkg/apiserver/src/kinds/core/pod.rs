@@ -15,8 +15,8 @@ use super::podspec::{
 };
 use crate::kinds::validation::ip::validate_legacy_ip;
 use crate::kinds::validation::{Fields, semantic_eq};
-use crate::meta::get_path;
-use crate::registry::Strategy;
+use crate::meta::{self, get_path};
+use crate::registry::{Strategy, Subresource};
 
 /// The Pod strategy (upstream `pkg/registry/core/pod/strategy.go`).
 pub struct PodStrategy;
@@ -275,6 +275,51 @@ fn spec_diff(old: &Value, new: &Value) -> String {
 }
 
 /// `ValidatePodUpdate`.
+/// `ValidatePodEphemeralContainersUpdate`: the pod as a whole, and ephemeral containers
+/// only added (an existing one is neither removed nor changed), never on a static pod.
+fn validate_ephemeral_containers_update(new: &Value, old: &Value) -> ErrorList {
+    let opts = PodOpts {
+        resource_is_pod: true,
+        ..PodOpts::for_update(old.f("spec"), old.f("metadata"))
+    };
+    let mut errs = validate_metadata_and_spec(new, &opts);
+    errs.extend(validate_annotation_updates(new, old));
+    if old
+        .f("metadata")
+        .m("annotations")
+        .is_some_and(|a| a.contains_key(MIRROR_POD))
+    {
+        return vec![FieldError::forbidden(
+            &Path::new(""),
+            "static pods do not support ephemeral containers",
+        )];
+    }
+    let path = Path::new("spec").child("ephemeralContainers");
+    let new_list = new.f("spec").a("ephemeralContainers");
+    for o in old.f("spec").a("ephemeralContainers") {
+        let name = o.s("name");
+        match new_list.iter().find(|n| n.s("name") == name) {
+            None => errs.push(FieldError::forbidden(
+                &path,
+                format!(
+                    "existing ephemeral containers {} may not be removed\n",
+                    k1s_apimachinery::goformat::quote(name)
+                ),
+            )),
+            // Upstream appends go-cmp's diff of the two containers here.
+            Some(n) if !semantic_eq(o, n) => errs.push(FieldError::forbidden(
+                &path.child(name),
+                format!(
+                    "existing ephemeral containers {} may not be changed\n",
+                    k1s_apimachinery::goformat::quote(name)
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    errs
+}
+
 fn validate_update(new: &Value, old: &Value) -> ErrorList {
     let opts = PodOpts {
         resource_is_pod: true,
@@ -727,6 +772,37 @@ impl Strategy for PodStrategy {
 
     fn validate_status_update(&self, new: &Value, old: &Value) -> ErrorList {
         validate_status_update(new, old)
+    }
+
+    fn prepare_for_subresource_update(&self, sub: Subresource, new: &mut Value, old: &Value) {
+        if sub != Subresource::EphemeralContainers {
+            return;
+        }
+        // Upstream's `dropNonEphemeralContainerUpdates`: the stored pod with the new
+        // ephemeral containers.
+        let ephemeral = new.f("spec").get("ephemeralContainers").cloned();
+        let rv = new.f("metadata").get("resourceVersion").cloned();
+        let managed = new.f("metadata").get("managedFields").cloned();
+        *new = old.clone();
+        if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+            match ephemeral {
+                Some(e) => {
+                    spec.insert("ephemeralContainers".into(), e);
+                }
+                None => {
+                    spec.remove("ephemeralContainers");
+                }
+            }
+        }
+        meta::set_meta(new, "resourceVersion", rv);
+        meta::set_meta(new, "managedFields", managed);
+    }
+
+    fn validate_subresource_update(&self, sub: Subresource, new: &Value, old: &Value) -> ErrorList {
+        match sub {
+            Subresource::EphemeralContainers => validate_ephemeral_containers_update(new, old),
+            _ => validate_update(new, old),
+        }
     }
 
     fn field_labels(&self, obj: &Value) -> Vec<(&'static str, String)> {
