@@ -444,7 +444,10 @@ mod tests {
         );
         let alice = UserInfo::new("alice", ["team".to_string()]);
         let user = authenticate(&api.server, &headers, Some(alice));
-        assert_eq!(user.ok().flatten().map(|u| u.name), Some("alice".to_string()));
+        assert_eq!(
+            user.ok().flatten().map(|u| u.name),
+            Some("alice".to_string())
+        );
         // Without the certificate the unknown token is refused (401), not anonymous.
         assert!(authenticate(&api.server, &headers, None).is_err());
     }
