@@ -629,6 +629,51 @@ spec:
     assert_eq!(logs.ok(), "started after containerd restarted\n");
 }
 
+/// A Guaranteed pod and a system-node-critical one run (their oom_score_adj is -997,
+/// which a host without CAP_SYS_RESOURCE refuses: the kubelet then keeps it at its own,
+/// as containerd's restrict_oom_score_adj does, instead of failing the start).
+fn guaranteed_and_critical_pods_run(k1s: &K1s, k: &Kubectl) {
+    apply(
+        k1s,
+        k,
+        "guaranteed",
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: guaranteed}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+    resources:
+      limits: {cpu: 100m, memory: 64Mi}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: critical}
+spec:
+  priorityClassName: system-node-critical
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+"#,
+    );
+    for name in ["guaranteed", "critical"] {
+        let pod = eventually(WAIT, &format!("{name} Running"), || {
+            pod_json(k1s, k, name).filter(|p| p["status"]["phase"] == "Running")
+        });
+        if name == "guaranteed" {
+            assert_eq!(pod["status"]["qosClass"], "Guaranteed", "{pod}");
+        }
+        let adj = k1s.kubectl(k, &["exec", name, "--", "cat", "/proc/1/oom_score_adj"]);
+        let adj: i32 = adj.stdout.trim().parse().unwrap_or(i32::MAX);
+        assert!(adj <= 0, "{name}: oom_score_adj {adj}");
+    }
+}
+
 #[test]
 fn workloads_run_on_the_embedded_containerd() {
     let k1s = K1s::start_with_agent(&[]);
@@ -649,6 +694,7 @@ fn workloads_run_on_the_embedded_containerd() {
         s.spawn(|| exec_liveness_restarts(&k1s, &k));
         s.spawn(|| memory_hog_is_oom_killed(&k1s, &k));
         s.spawn(|| missing_image_backs_off(&k1s, &k));
+        s.spawn(|| guaranteed_and_critical_pods_run(&k1s, &k));
     });
     containerd_restart_is_survived(&k1s, &k);
 }

@@ -68,6 +68,45 @@ const READONLY_PATHS: &[&str] = &[
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The lowest `oom_score_adj` a container may be given here: none where this process
+/// holds CAP_SYS_RESOURCE, else its own score, since the kernel refuses anything lower
+/// and runc then fails the whole start (`failed to update /proc/self/oom_score_adj:
+/// Permission denied`). Containerd's `restrict_oom_score_adj` does the same in
+/// containers, LXC guests and VMs that drop the capability: a Guaranteed or critical
+/// pod (-997) must still run there, only less protected from the OOM killer.
+static OOM_SCORE_ADJ_FLOOR: std::sync::LazyLock<Option<i32>> = std::sync::LazyLock::new(|| {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let own = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default();
+    let floor = oom_score_adj_floor(&status, &own);
+    if let Some(floor) = floor {
+        tracing::info!(
+            floor,
+            "no CAP_SYS_RESOURCE: containers' oom_score_adj is kept at or above this process's"
+        );
+    }
+    floor
+});
+
+/// CAP_SYS_RESOURCE's bit in the capability sets.
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// The floor for `oom_score_adj` given `/proc/self/status` and `/proc/self/oom_score_adj`.
+fn oom_score_adj_floor(status: &str, own: &str) -> Option<i32> {
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())?;
+    if effective & (1 << CAP_SYS_RESOURCE) != 0 {
+        return None;
+    }
+    Some(own.trim().parse().unwrap_or(0))
+}
+
+/// `adj`, raised to `floor` when there is one.
+fn restrict_oom_score_adj(adj: i32, floor: Option<i32>) -> i32 {
+    floor.map_or(adj, |floor| adj.max(floor))
+}
+
 fn spec_err(e: impl std::fmt::Display) -> RuntimeError {
     rt_err(format!("building the OCI spec: {e}"))
 }
@@ -535,7 +574,7 @@ pub(crate) fn build_spec(
         .build()
         .map_err(spec_err)?;
     if let Some(adj) = linux.oom_score_adj {
-        process.set_oom_score_adj(Some(adj));
+        process.set_oom_score_adj(Some(restrict_oom_score_adj(adj, *OOM_SCORE_ADJ_FLOOR)));
     }
 
     let mut mounts = default_mounts(linux.privileged)?;
@@ -835,6 +874,19 @@ pub(crate) fn exec_process(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oom_score_adj_is_raised_only_without_cap_sys_resource() {
+        let full = "Name:\tk1s\nCapEff:\t000001ffffffffff\n";
+        let without = "Name:\tk1s\nCapEff:\t000001fffeffffff\n";
+        assert_eq!(oom_score_adj_floor(full, "0\n"), None);
+        assert_eq!(oom_score_adj_floor(without, "0\n"), Some(0));
+        assert_eq!(oom_score_adj_floor(without, "-500\n"), Some(-500));
+        assert_eq!(oom_score_adj_floor("garbage", "0"), None);
+        assert_eq!(restrict_oom_score_adj(-997, None), -997);
+        assert_eq!(restrict_oom_score_adj(-997, Some(0)), 0);
+        assert_eq!(restrict_oom_score_adj(1000, Some(0)), 1000);
+    }
 
     #[test]
     fn swap_is_limited_where_the_node_can_limit_it() {
