@@ -262,21 +262,19 @@ fn hpa_case(k1s: &K1s, k: &Kubectl) {
         (out.stdout == "2").then_some(())
     });
     // The next sync looks at metrics, which no node reports (simulated nodes run no kubelet).
+    // The controller records its event before it writes the condition: wait for both.
+    let scaling_active = |d: &str| {
+        d.lines()
+            .find(|l| l.trim_start().starts_with("ScalingActive"))
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    };
     let described = eventually(WAIT, "ScalingActive False", || {
         let d = k1s.kubectl_in(k, ns, &["describe", "hpa", "web"]);
-        d.stdout
-            .contains("FailedGetResourceMetric")
-            .then_some(d.stdout)
+        (d.stdout.contains("FailedGetResourceMetric")
+            && scaling_active(&d.stdout).as_deref()
+                == Some("ScalingActive False FailedGetResourceMetric"))
+        .then_some(d.stdout)
     });
-    let line = described
-        .lines()
-        .find(|l| l.trim_start().starts_with("ScalingActive"))
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
-    assert_eq!(
-        line.as_deref(),
-        Some("ScalingActive False FailedGetResourceMetric"),
-        "{described}"
-    );
     assert!(described.contains("SuccessfulRescale"), "{described}");
     let out = k1s.kubectl_in(k, ns, &["get", "hpa"]).ok().to_string();
     let r = row(&out, "web");
