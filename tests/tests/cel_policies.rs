@@ -19,7 +19,7 @@ spec:
     - apiGroups: ["apps"]
       apiVersions: ["v1"]
       operations: ["CREATE", "UPDATE"]
-      resources: ["deployments"]
+      resources: ["deployments", "deployments/scale"]
   validations:
   - expression: "object.spec.replicas <= 5"
 ---
