@@ -571,6 +571,16 @@ fn resolve_service(
             }
         }
     }
+    // A Service that selects pods, none of them ready: nothing can answer at its cluster
+    // IP either (the Service proxy rejects such connections), so fail now rather than
+    // wait out the webhook's timeout on an address that may not even route here.
+    let selects_pods = service
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .is_some_and(|s| !s.is_empty());
+    if selects_pods {
+        return Err(format!("no endpoints available for service \"{name}\""));
+    }
     match service.pointer("/spec/clusterIP").and_then(Value::as_str) {
         Some(ip) if !ip.is_empty() && ip != "None" => Ok((ip.to_string(), port)),
         _ => Err(format!("no endpoints available for service \"{name}\"")),
