@@ -251,10 +251,20 @@ pub async fn create_access_review(mut call: Call) -> Result<Response, Status> {
         }
         st
     };
-    // Go always writes the spec struct, empty or not.
+    // Go always writes the spec struct, empty or not, and the fields it writes without
+    // omitempty (a requirement decoded from `null` echoes `"key": ""`, as upstream's).
     if !obj["spec"].is_object() {
         obj["spec"] = json!({});
     }
+    let defs = call
+        .server
+        .generic
+        .registry()
+        .snapshot()
+        .definitions
+        .clone();
+    let schema = crate::schema::model::Schema::reference(call.resource.info.definition.clone());
+    crate::schema::decode::fill_required(&mut obj, &schema, &defs);
     obj["apiVersion"] = json!("authorization.k8s.io/v1");
     obj["kind"] = json!(kind);
     obj["metadata"] = crate::meta::echoed_metadata(&obj["metadata"]);
