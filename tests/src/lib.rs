@@ -50,14 +50,16 @@ fn unique_tag() -> String {
     format!("{:05x}", n & 0xf_ffff)
 }
 
-/// A fingerprint of `scripts/build-test-images`, so images built by an older script are
+/// A fingerprint of `scripts/build-test-images` and its library, so images built by an older script are
 /// never reused (FNV-1a over its bytes).
 fn script_fingerprint() -> u64 {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-test-images");
-    let bytes = std::fs::read(&script).unwrap_or_default();
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts");
+    ["build-test-images", "lib/oci-image.sh"]
+        .iter()
+        .flat_map(|f| std::fs::read(scripts.join(f)).unwrap_or_default())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
 /// Folder holding the test images `busybox.tar` and `nginx.tar`: `$K1S_TEST_IMAGES`, else

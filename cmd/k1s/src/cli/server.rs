@@ -92,6 +92,30 @@ pub struct ServerArgs {
     )]
     pub write_kubeconfig_mode: String,
 
+    /// When k1s runs in a pod of another cluster (a virtual cluster, as the charts/k1s Helm
+    /// chart runs it): also store the admin kubeconfig in this Secret of the pod's namespace
+    /// there, written through the pod's ServiceAccount (keys `config`,
+    /// `certificate-authority`, `client-certificate`, `client-key`).
+    #[arg(
+        long,
+        env = "K1S_KUBECONFIG_SECRET",
+        value_name = "NAME",
+        help_heading = "Client"
+    )]
+    pub kubeconfig_secret: Option<String>,
+
+    /// The server URL in the --kubeconfig-secret kubeconfig (e.g. the Service's
+    /// https://NAME.NAMESPACE.svc); default: the --write-kubeconfig one, for
+    /// `kubectl port-forward`.
+    #[arg(
+        long,
+        env = "K1S_KUBECONFIG_SECRET_SERVER",
+        value_name = "URL",
+        requires = "kubeconfig_secret",
+        help_heading = "Client"
+    )]
+    pub kubeconfig_secret_server: Option<String>,
+
     /// Run only the control plane: no kubelet, no pods on this node.
     #[arg(long, env = "K1S_DISABLE_AGENT", help_heading = "Components")]
     pub disable_agent: bool,

@@ -7,6 +7,7 @@ mod election;
 pub mod image;
 mod ingress;
 pub mod killall;
+mod kubeconfig_secret;
 pub mod kubectl;
 pub mod secrets_encrypt;
 pub mod server;

@@ -261,6 +261,28 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             args.write_kubeconfig.display()
         )
     })?;
+    if let Some(name) = args.kubeconfig_secret.clone() {
+        let secret = super::kubeconfig_secret::KubeconfigSecret {
+            name,
+            kubeconfig: match &args.kubeconfig_secret_server {
+                Some(server) => k1s_pki::kubeconfig(
+                    server,
+                    pki.ca_pem(),
+                    pki.admin_cert_pem(),
+                    pki.admin_key_pem(),
+                ),
+                None => kubeconfig.clone(),
+            },
+            ca_pem: pki.ca_pem().to_string(),
+            cert_pem: pki.admin_cert_pem().to_string(),
+            key_pem: pki.admin_key_pem().to_string(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = secret.publish().await {
+                tracing::error!("--kubeconfig-secret: {e:#}");
+            }
+        });
+    }
 
     // Custom resources are served before the server reports ready.
     let crd_controller = k1s_apiserver::crd::controller::start(api.clone()).await;
