@@ -558,9 +558,21 @@ async fn measure(
         settle.as_secs()
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let cpu = proc::cpu_share(pid, settle).await?;
-    let server_rss = proc::memory(pid)?.rss;
     let (containerd, shims) = runtime_pids(&data);
+    // What an SD card sees at idle: the server's and containerd's writes (leases, node
+    // status, events, SQLite's WAL) over the same window as the CPU share.
+    let written = || {
+        proc::disk_written(pid)
+            + containerd
+                .iter()
+                .map(|p| proc::disk_written(*p))
+                .sum::<u64>()
+    };
+    let (written_before, idle_start) = (written(), Instant::now());
+    let cpu = proc::cpu_share(pid, settle).await?;
+    let write_rate = written().saturating_sub(written_before) as f64
+        / idle_start.elapsed().as_secs_f64().max(0.001);
+    let server_rss = proc::memory(pid)?.rss;
     let containerd_rss = rss(&containerd);
     report.add_mib(
         section,
@@ -600,6 +612,13 @@ async fn measure(
         &format!("server CPU, {keep} pods running (% of one core)"),
         cpu * 100.0,
         "%",
+    );
+    report.add(
+        section,
+        "agent.idle_disk_kib_s",
+        &format!("server + containerd disk writes, {keep} pods running, idle (target ≤ 16)"),
+        write_rate / 1024.0,
+        "KiB/s",
     );
     deployments
         .delete("steady", &DeleteParams::default())

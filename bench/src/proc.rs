@@ -48,6 +48,19 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(total as f64 / clock_ticks() as f64))
 }
 
+/// Bytes `pid` has caused to be written to storage so far (`write_bytes` of /proc/PID/io:
+/// what reaches the disk, page cache writeback included; 0 where the kernel hides it).
+pub fn disk_written(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Kernel clock ticks per second (`getconf CLK_TCK`, 100 on Linux).
 fn clock_ticks() -> u64 {
     std::process::Command::new("getconf")
