@@ -205,6 +205,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.runs(Part::Api) && !args.no_etcd {
         scenarios::etcd_comparison(&args, scratch.path(), &mut report).await?;
+        scenarios::k1s_on_etcd(&args, scratch.path(), &mut report).await?;
     }
     if args.runs(Part::Storage) {
         scenarios::storage_churn(&args, scratch.path(), &mut report).await?;

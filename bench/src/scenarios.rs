@@ -66,9 +66,14 @@ pub(crate) async fn ensure_namespace(client: &kube::Client, name: &str) -> anyho
     }
 }
 
-fn record_phase(report: &mut Report, key: &str, label: &str, mut r: PhaseResult) {
+fn record_phase(report: &mut Report, key: &str, label: &str, r: PhaseResult) {
+    record_phase_in(report, "api", key, label, r);
+}
+
+/// [`record_phase`] into another section of the report.
+fn record_phase_in(report: &mut Report, section: &str, key: &str, label: &str, mut r: PhaseResult) {
     report.add(
-        "api",
+        section,
         &format!("{key}.per_s"),
         &format!("{label}/s"),
         r.rate(),
@@ -77,20 +82,20 @@ fn record_phase(report: &mut Report, key: &str, label: &str, mut r: PhaseResult)
     let p50 = r.latencies.quantile(0.5);
     let p99 = r.latencies.quantile(0.99);
     report.add_ms(
-        "api",
+        section,
         &format!("{key}.p50_ms"),
         &format!("{label} p50"),
         p50,
     );
     report.add_ms(
-        "api",
+        section,
         &format!("{key}.p99_ms"),
         &format!("{label} p99"),
         p99,
     );
     if r.failed > 0 {
         report.add(
-            "api",
+            section,
             &format!("{key}.failed"),
             &format!("{label} failed"),
             r.failed as f64,
@@ -558,6 +563,78 @@ pub async fn etcd_comparison(args: &Args, dir: &Path, report: &mut Report) -> an
     }
     let mem = proc::memory(etcd.pid())?;
     report.add_mib("etcd", "etcd.rss_mib", "etcd RSS after the puts", mem.rss);
+    Ok(())
+}
+
+/// k1s on etcd: creates and updates through a k1s server whose datastore is an etcd of its
+/// own (the etcd comparison's is full of raw keys), beside the raw puts measured before.
+pub async fn k1s_on_etcd(args: &Args, dir: &Path, report: &mut Report) -> anyhow::Result<()> {
+    eprintln!("starting etcd and a k1s server on it");
+    let etcd = Etcd::start(&args.etcd, &dir.join("etcd-k1s")).await?;
+    let mut server = Server::new(&args.k1s, dir.join("k1s-etcd"))?
+        .with_args(&["--datastore-endpoint", &etcd.endpoint]);
+    server.start().await?;
+    let client = server.client().await?;
+    ensure_namespace(&client, NS_BENCH).await?;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), NS_BENCH);
+    let section = "etcd_backend";
+    for &c in &args.clients {
+        eprintln!("k1s on etcd: ConfigMaps with {c} client(s)");
+        let a = api.clone();
+        let r = load::run(c, Budget::Time(args.phase()), move |_, n| {
+            let a = a.clone();
+            async move {
+                a.create(&PostParams::default(), &config_map(&format!("c{c}-{n}"), n))
+                    .await?;
+                Ok(())
+            }
+        })
+        .await;
+        let made = (r.ok + r.failed).max(1);
+        record_phase_in(
+            report,
+            section,
+            &format!("etcd_backend.create.c{c}"),
+            &format!("k1s on etcd: creates, {c} clients"),
+            r,
+        );
+        let a = api.clone();
+        let r = load::run(c, Budget::Time(args.phase()), move |_, n| {
+            let a = a.clone();
+            async move {
+                let name = format!("c{c}-{}", n % made);
+                a.replace(&name, &PostParams::default(), &config_map(&name, n + 1))
+                    .await?;
+                Ok(())
+            }
+        })
+        .await;
+        record_phase_in(
+            report,
+            section,
+            &format!("etcd_backend.update.c{c}"),
+            &format!("k1s on etcd: updates, {c} clients"),
+            r,
+        );
+        for op in ["create", "update"] {
+            let puts = report.get(&format!("put.c{c}.per_s"));
+            let k1s = report.get(&format!("etcd_backend.{op}.c{c}.per_s"));
+            if let (Some(puts), Some(k1s)) = (puts, k1s) {
+                report.add(
+                    section,
+                    &format!("etcd_backend.ratio.{op}.c{c}"),
+                    &format!(
+                        "k1s on etcd {op}s/s / raw etcd puts/s, {c} clients (target ≥ 0.8 at 64)"
+                    ),
+                    k1s / puts.max(1e-9),
+                    "ratio",
+                );
+            }
+        }
+    }
+    drop(client);
+    server.stop()?;
+    drop(etcd);
     Ok(())
 }
 
