@@ -433,6 +433,10 @@ mod tests {
         ("apiextensions.k8s.io", "v1", "customresourcedefinitions", ALL, STATUS),
         ("flowcontrol.apiserver.k8s.io", "v1", "flowschemas", ALL, STATUS),
         ("flowcontrol.apiserver.k8s.io", "v1", "prioritylevelconfigurations", ALL, STATUS),
+        ("resource.k8s.io", "v1", "deviceclasses", ALL, NONE),
+        ("resource.k8s.io", "v1", "resourceclaims", ALL, STATUS),
+        ("resource.k8s.io", "v1", "resourceclaimtemplates", ALL, NONE),
+        ("resource.k8s.io", "v1", "resourceslices", ALL, NONE),
     ];
 
     #[test]
