@@ -6,7 +6,7 @@ use super::*;
 use crate::registry::Strategy;
 
 fn texts(errs: &ErrorList) -> Vec<String> {
-    errs.iter().map(|e| e.body()).collect()
+    crate::test_util::texts(errs)
 }
 
 fn claim(requests: Value) -> Value {
