@@ -104,6 +104,12 @@ impl KindEntry<'_> {
         self
     }
 
+    /// Serves `/resize` (pods: in-place resource changes).
+    pub fn resize(self) -> Self {
+        self.resource.info.subresources.push(Subresource::Resize);
+        self
+    }
+
     /// Serves `/finalize` (namespaces).
     pub fn finalize(self) -> Self {
         self.resource.info.subresources.push(Subresource::Finalize);
@@ -237,6 +243,7 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .status()
         .eviction()
         .ephemeral_containers()
+        .resize()
         .streaming()
         .returns_deleted_object();
     b.kind::<core_v1::Service>(core::service::ServiceStrategy::new(services.clone()))
