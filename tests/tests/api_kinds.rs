@@ -206,7 +206,10 @@ fn api_resources_dra_kinds_and_pod_resize() {
     // part of issue 12: until that group is served, its rows are left out of the
     // comparison; once it is served they are compared like every other row.
     let groups = k1s.kubectl(&k, &["api-versions"]);
-    let aggregation = groups.ok().lines().any(|l| l.starts_with("apiregistration.k8s.io/"));
+    let aggregation = groups
+        .ok()
+        .lines()
+        .any(|l| l.starts_with("apiregistration.k8s.io/"));
     let mut problems = Vec::new();
     for (key, row) in &want {
         if !aggregation && key.starts_with("apiregistration.k8s.io/") {
@@ -228,14 +231,22 @@ fn api_resources_dra_kinds_and_pod_resize() {
         categories: String::new(),
     };
     let addons = BTreeMap::from([
-        ("metrics.k8s.io/v1beta1/nodes".to_string(), metrics("false", "NodeMetrics")),
-        ("metrics.k8s.io/v1beta1/pods".to_string(), metrics("true", "PodMetrics")),
+        (
+            "metrics.k8s.io/v1beta1/nodes".to_string(),
+            metrics("false", "NodeMetrics"),
+        ),
+        (
+            "metrics.k8s.io/v1beta1/pods".to_string(),
+            metrics("true", "PodMetrics"),
+        ),
     ]);
     for (key, r) in &got {
         match (want.contains_key(key), addons.get(key)) {
             (true, _) => {}
             (false, Some(row)) if row == r => {}
-            (false, Some(row)) => problems.push(format!("{key}: served {r:?}, metrics-server's {row:?}")),
+            (false, Some(row)) => {
+                problems.push(format!("{key}: served {r:?}, metrics-server's {row:?}"))
+            }
             (false, None) => problems.push(format!("not upstream's: {key}")),
         }
     }
@@ -261,13 +272,30 @@ fn api_resources_dra_kinds_and_pod_resize() {
     let row: Vec<&str> = rows.next().unwrap_or("").split_whitespace().collect();
     assert_eq!(&row[..2], ["two-gpus", "pending"], "{table}");
     let slices = k1s.kubectl(&k, &["get", "resourceslices"]).ok().to_string();
-    let header: Vec<&str> = slices.lines().next().unwrap_or("").split_whitespace().collect();
-    assert_eq!(header, ["NAME", "NODE", "DRIVER", "POOL", "AGE"], "{slices}");
-    assert!(
-        slices.lines().any(|l| l.split_whitespace().take(4).eq(["node-1-gpu", "node-1", "gpu.example.com", "node-1"])),
+    let header: Vec<&str> = slices
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "NODE", "DRIVER", "POOL", "AGE"],
         "{slices}"
     );
-    let names = k1s.kubectl(&k, &["get", "deviceclasses,resourceclaimtemplates", "-o", "name"]);
+    assert!(
+        slices.lines().any(|l| l.split_whitespace().take(4).eq([
+            "node-1-gpu",
+            "node-1",
+            "gpu.example.com",
+            "node-1"
+        ])),
+        "{slices}"
+    );
+    let names = k1s.kubectl(
+        &k,
+        &["get", "deviceclasses,resourceclaimtemplates", "-o", "name"],
+    );
     assert_eq!(
         names.ok().lines().collect::<Vec<_>>(),
         [
@@ -279,21 +307,61 @@ fn api_resources_dra_kinds_and_pod_resize() {
     let template = k1s.kubectl(&k, &["get", "resourceclaimtemplate", "one-gpu", "-o",
         "jsonpath={.spec.spec.devices.requests[0].exactly.allocationMode}/{.spec.spec.devices.requests[0].exactly.count}"]);
     assert_eq!(template.ok(), "ExactCount/1");
-    let claim = k1s.kubectl(&k, &["get", "resourceclaim", "two-gpus", "-o",
-        "jsonpath={.spec.devices.requests[0].exactly.count}"]);
+    let claim = k1s.kubectl(
+        &k,
+        &[
+            "get",
+            "resourceclaim",
+            "two-gpus",
+            "-o",
+            "jsonpath={.spec.devices.requests[0].exactly.count}",
+        ],
+    );
     assert_eq!(claim.ok(), "2");
     // Field selectors upstream supports on slices.
-    let on_node = k1s.kubectl(&k, &["get", "resourceslices", "--field-selector", "spec.nodeName=node-1", "-o", "name"]);
-    assert_eq!(on_node.ok().trim(), "resourceslice.resource.k8s.io/node-1-gpu");
-    let by_driver = k1s.kubectl(&k, &["get", "resourceslices", "--field-selector", "spec.driver=nic.example.com", "-o", "name"]);
-    assert_eq!(by_driver.ok().trim(), "resourceslice.resource.k8s.io/everywhere-nic");
+    let on_node = k1s.kubectl(
+        &k,
+        &[
+            "get",
+            "resourceslices",
+            "--field-selector",
+            "spec.nodeName=node-1",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(
+        on_node.ok().trim(),
+        "resourceslice.resource.k8s.io/node-1-gpu"
+    );
+    let by_driver = k1s.kubectl(
+        &k,
+        &[
+            "get",
+            "resourceslices",
+            "--field-selector",
+            "spec.driver=nic.example.com",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(
+        by_driver.ok().trim(),
+        "resourceslice.resource.k8s.io/everywhere-nic"
+    );
 
     // --- invalid input: upstream's 422 and texts.
     let bad = k1s.write_file("bad.yaml", BAD_CLAIM);
     let out = k1s.kubectl(&k, &["create", "-f", &bad.to_string_lossy()]);
     let err = out.fails();
-    assert!(err.contains("The ResourceClaim \"bad\" is invalid: "), "{err}");
-    assert!(err.contains("spec.devices.requests[0].exactly.deviceClassName: Required value"), "{err}");
+    assert!(
+        err.contains("The ResourceClaim \"bad\" is invalid: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("spec.devices.requests[0].exactly.deviceClassName: Required value"),
+        "{err}"
+    );
     assert!(
         err.contains("spec.devices.requests[0].exactly.selectors[0].cel.expression: Invalid value: \"object.driver == \\\"x\\\"\": compilation failed: ERROR: <input>:1:1: undeclared reference to 'object' (in container '')"),
         "{err}"
@@ -301,9 +369,15 @@ fn api_resources_dra_kinds_and_pod_resize() {
     let patch = k1s.kubectl(&k, &["patch", "resourceclaim", "two-gpus", "--type=merge", "-p",
         r#"{"spec":{"devices":{"requests":[{"name":"gpu","exactly":{"deviceClassName":"other"}}]}}}"#]);
     let err = patch.fails();
-    assert!(err.contains("The ResourceClaim \"two-gpus\" is invalid: spec: Invalid value:"), "{err}");
+    assert!(
+        err.contains("The ResourceClaim \"two-gpus\" is invalid: spec: Invalid value:"),
+        "{err}"
+    );
     assert!(err.contains("field is immutable"), "{err}");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let client = k1s.client().await;
         let slice = json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
@@ -332,7 +406,8 @@ fn api_resources_dra_kinds_and_pod_resize() {
 
     // --- pods/resize.
     let pod = k1s.write_file("pod.yaml", POD);
-    k1s.kubectl(&k, &["apply", "-f", &pod.to_string_lossy()]).ok();
+    k1s.kubectl(&k, &["apply", "-f", &pod.to_string_lossy()])
+        .ok();
     let out = k1s.kubectl(&k, &["patch", "pod", "resizable", "--subresource=resize", "-p",
         r#"{"spec":{"containers":[{"name":"app","image":"busybox","resources":{"requests":{"cpu":"150m"}}}]}}"#]);
     assert!(out.ok().contains("pod/resizable patched"), "{out:?}");
@@ -347,12 +422,40 @@ fn api_resources_dra_kinds_and_pod_resize() {
         err.contains("The Pod \"resizable\" is invalid: spec: Invalid value: \"Burstable\": Pod QOS Class may not change as a result of resizing"),
         "{err}"
     );
-    let removed = k1s.kubectl(&k, &["patch", "pod", "resizable", "--subresource=resize", "--type=json", "-p",
-        r#"[{"op":"remove","path":"/spec/containers/0/resources/limits/memory"}]"#]);
+    let removed = k1s.kubectl(
+        &k,
+        &[
+            "patch",
+            "pod",
+            "resizable",
+            "--subresource=resize",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/containers/0/resources/limits/memory"}]"#,
+        ],
+    );
     let err = removed.fails();
-    assert!(err.contains("spec.containers[0].resources.limits: Forbidden: resource limits cannot be removed"), "{err}");
+    assert!(
+        err.contains(
+            "spec.containers[0].resources.limits: Forbidden: resource limits cannot be removed"
+        ),
+        "{err}"
+    );
     // Without the subresource, resources stay immutable.
-    let plain = k1s.kubectl(&k, &["patch", "pod", "resizable", "-p",
-        r#"{"spec":{"containers":[{"name":"app","resources":{"requests":{"cpu":"120m"}}}]}}"#]);
-    assert!(plain.fails().contains("pod updates may not change fields other than"), "{plain:?}");
+    let plain = k1s.kubectl(
+        &k,
+        &[
+            "patch",
+            "pod",
+            "resizable",
+            "-p",
+            r#"{"spec":{"containers":[{"name":"app","resources":{"requests":{"cpu":"120m"}}}]}}"#,
+        ],
+    );
+    assert!(
+        plain
+            .fails()
+            .contains("pod updates may not change fields other than"),
+        "{plain:?}"
+    );
 }

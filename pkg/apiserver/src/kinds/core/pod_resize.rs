@@ -152,7 +152,10 @@ pub(crate) fn validate_resize(new: &Value, old: &Value) -> ErrorList {
         let olds = old.f("spec").a(list);
         for (i, (n, o)) in news.iter().zip(olds).enumerate() {
             let p = spec_path.child(list).index(i).child("resources");
-            if removed(n.f("resources").f("requests"), o.f("resources").f("requests")) {
+            if removed(
+                n.f("resources").f("requests"),
+                o.f("resources").f("requests"),
+            ) {
                 errs.push(FieldError::forbidden(
                     &p.child("requests"),
                     "resource requests cannot be removed",
@@ -223,8 +226,14 @@ mod tests {
         new["metadata"]["resourceVersion"] = json!("6");
         drop_non_resize_updates(&mut new, &old);
         assert_eq!(new["spec"]["containers"][0]["image"], "nginx");
-        assert_eq!(new["spec"]["containers"][0]["resources"]["requests"]["cpu"], "150m");
-        assert_eq!(new["spec"]["containers"][0]["resizePolicy"][0]["resourceName"], "cpu");
+        assert_eq!(
+            new["spec"]["containers"][0]["resources"]["requests"]["cpu"],
+            "150m"
+        );
+        assert_eq!(
+            new["spec"]["containers"][0]["resizePolicy"][0]["resourceName"],
+            "cpu"
+        );
         assert!(new["spec"].get("nodeName").is_none());
         assert_eq!(new["metadata"]["resourceVersion"], "6");
         assert!(validate_resize(&new, &old).is_empty());
@@ -235,11 +244,12 @@ mod tests {
         let old = pod(json!({"requests": {"cpu": "100m", "memory": "64Mi"},
                              "limits": {"cpu": "200m", "memory": "128Mi"}}));
         let mut guaranteed = old.clone();
-        guaranteed["spec"]["containers"][0]["resources"] =
-            json!({"requests": {"cpu": "200m", "memory": "128Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}});
+        guaranteed["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "200m", "memory": "128Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}});
         assert_eq!(
             texts(validate_resize(&guaranteed, &old)),
-            ["spec: Invalid value: \"Burstable\": Pod QOS Class may not change as a result of resizing"]
+            [
+                "spec: Invalid value: \"Burstable\": Pod QOS Class may not change as a result of resizing"
+            ]
         );
         let mut no_limit = old.clone();
         no_limit["spec"]["containers"][0]["resources"]["limits"] = json!({"cpu": "200m"});
@@ -248,7 +258,8 @@ mod tests {
             ["spec.containers[0].resources.limits: Forbidden: resource limits cannot be removed"]
         );
         let mut storage = old.clone();
-        storage["spec"]["containers"][0]["resources"]["requests"]["ephemeral-storage"] = json!("1Gi");
+        storage["spec"]["containers"][0]["resources"]["requests"]["ephemeral-storage"] =
+            json!("1Gi");
         assert_eq!(
             texts(validate_resize(&storage, &old)),
             ["spec: Forbidden: only cpu and memory resources are mutable"]
@@ -269,6 +280,9 @@ mod tests {
         assert!(validate_resize(&new, &old).is_empty());
         old["metadata"]["annotations"] = json!({MIRROR_POD: "x"});
         let t = texts(validate_resize(&new, &old));
-        assert!(t.len() == 1 && t[0].ends_with("Forbidden: static pods cannot be resized"), "{t:?}");
+        assert!(
+            t.len() == 1 && t[0].ends_with("Forbidden: static pods cannot be resized"),
+            "{t:?}"
+        );
     }
 }

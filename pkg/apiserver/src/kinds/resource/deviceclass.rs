@@ -5,7 +5,7 @@
 use k1s_apimachinery::{ErrorList, Path};
 use serde_json::Value;
 
-use super::{too_many, validate_device_configuration, validate_selectors, DEVICE_CONFIG_MAX};
+use super::{DEVICE_CONFIG_MAX, too_many, validate_device_configuration, validate_selectors};
 use crate::kinds::validation::{Fields, semantic_eq};
 use crate::registry::Strategy;
 
@@ -17,7 +17,10 @@ fn validate_spec(spec: &Value, old: Option<&Value>) -> ErrorList {
     let mut errs = ErrorList::new();
     // Selectors stored before are not compiled again: they were valid when written.
     if old.is_none_or(|o| !semantic_eq(spec.f("selectors"), o.f("selectors"))) {
-        errs.extend(validate_selectors(spec.a("selectors"), &path.child("selectors")));
+        errs.extend(validate_selectors(
+            spec.a("selectors"),
+            &path.child("selectors"),
+        ));
     }
     let configs = spec.a("config");
     let cpath = path.child("config");

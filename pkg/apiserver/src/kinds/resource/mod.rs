@@ -70,7 +70,10 @@ fn default_request(req: &mut Value) {
     if let Some(tols) = r.get_mut("tolerations").and_then(Value::as_array_mut) {
         for t in tols {
             if let Some(t) = t.as_object_mut()
-                && t.get("operator").and_then(Value::as_str).unwrap_or("").is_empty()
+                && t.get("operator")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty()
             {
                 t.insert("operator".into(), "Equal".into());
             }
@@ -141,7 +144,11 @@ fn too_many(items: &[Value], max: usize, path: &Path) -> ErrorList {
 }
 
 /// `Duplicate value` for each repeated key of a list that is a set keyed by `key`.
-fn duplicates<'a>(keys: impl Iterator<Item = &'a str>, path: &Path, field: Option<&str>) -> ErrorList {
+fn duplicates<'a>(
+    keys: impl Iterator<Item = &'a str>,
+    path: &Path,
+    field: Option<&str>,
+) -> ErrorList {
     let mut seen = HashSet::new();
     let mut errs = ErrorList::new();
     for (i, k) in keys.enumerate() {
@@ -182,7 +189,11 @@ pub(crate) fn validate_device_claim(devices: &Value, path: &Path) -> ErrorList {
     errs.extend(too_many(configs, DEVICE_CONFIG_MAX, &fpath));
     for (i, c) in configs.iter().enumerate() {
         let p = fpath.index(i);
-        errs.extend(validate_request_refs(c.a("requests"), &p.child("requests"), &names));
+        errs.extend(validate_request_refs(
+            c.a("requests"),
+            &p.child("requests"),
+            &names,
+        ));
         errs.extend(validate_device_configuration(c, &p));
     }
     errs
@@ -209,12 +220,23 @@ fn validate_device_request(r: &Value, path: &Path) -> ErrorList {
             errs.extend(too_many(first, FIRST_AVAILABLE_MAX, &fpath));
             for (i, s) in first.iter().enumerate() {
                 let p = fpath.index(i);
-                errs.extend(required_name(s.s("name"), &p.child("name"), is_dns1123_label));
+                errs.extend(required_name(
+                    s.s("name"),
+                    &p.child("name"),
+                    is_dns1123_label,
+                ));
                 errs.extend(validate_exact_request(s, &p));
             }
-            errs.extend(duplicates(first.iter().map(|s| s.s("name")), &fpath, Some("name")));
+            errs.extend(duplicates(
+                first.iter().map(|s| s.s("name")),
+                &fpath,
+                Some("name"),
+            ));
         }
-        (true, true) => errs.extend(validate_exact_request(r.f("exactly"), &path.child("exactly"))),
+        (true, true) => errs.extend(validate_exact_request(
+            r.f("exactly"),
+            &path.child("exactly"),
+        )),
     }
     errs
 }
@@ -227,7 +249,10 @@ fn validate_exact_request(r: &Value, path: &Path) -> ErrorList {
         &path.child("deviceClassName"),
         is_dns1123_subdomain,
     );
-    errs.extend(validate_selectors(r.a("selectors"), &path.child("selectors")));
+    errs.extend(validate_selectors(
+        r.a("selectors"),
+        &path.child("selectors"),
+    ));
     let count = r.i("count").unwrap_or(0);
     match r.s("allocationMode") {
         "All" if count != 0 => errs.push(FieldError::invalid(
@@ -266,7 +291,10 @@ pub(crate) fn validate_selectors(selectors: &[Value], path: &Path) -> ErrorList 
             errs.push(FieldError::required(&p.child("cel"), ""));
             continue;
         }
-        errs.extend(validate_cel(s.f("cel").s("expression"), &p.child("cel").child("expression")));
+        errs.extend(validate_cel(
+            s.f("cel").s("expression"),
+            &p.child("cel").child("expression"),
+        ));
     }
     errs
 }
@@ -321,7 +349,11 @@ fn validate_toleration(t: &Value, path: &Path) -> ErrorList {
 
 /// A label key (`metav1validation.ValidateLabelName`).
 fn validate_label_name(key: &str, path: &Path) -> ErrorList {
-    invalid_each(key, path, k1s_apimachinery::validation::is_qualified_name(key))
+    invalid_each(
+        key,
+        path,
+        k1s_apimachinery::validation::is_qualified_name(key),
+    )
 }
 
 /// `validateDeviceConstraint`: its request references, and `matchAttribute` (the one
@@ -432,7 +464,11 @@ pub(crate) fn validate_device_configuration(config: &Value, path: &Path) -> Erro
         Some(p) => {
             let raw = p.to_string();
             if raw.len() > OPAQUE_PARAMETERS_MAX {
-                errs.push(FieldError::too_long(&ppath, "", OPAQUE_PARAMETERS_MAX as i64));
+                errs.push(FieldError::too_long(
+                    &ppath,
+                    "",
+                    OPAQUE_PARAMETERS_MAX as i64,
+                ));
             } else if !p.is_object() {
                 errs.push(FieldError::invalid(
                     &ppath,

@@ -38,7 +38,11 @@ fn validate_status(new: &Value, old: &Value) -> ErrorList {
             }
         }
     }
-    errs.extend(duplicates(reserved.iter().map(|r| r.s("uid")), &rpath, Some("uid")));
+    errs.extend(duplicates(
+        reserved.iter().map(|r| r.s("uid")),
+        &rpath,
+        Some("uid"),
+    ));
     let allocated = status.has("allocation");
     if !reserved.is_empty() {
         if !allocated {
@@ -47,7 +51,11 @@ fn validate_status(new: &Value, old: &Value) -> ErrorList {
                 "may not be specified when `allocated` is not set",
             ));
         } else if new.f("metadata").has("deletionTimestamp") {
-            let before: Vec<&str> = old_status.a("reservedFor").iter().map(|r| r.s("uid")).collect();
+            let before: Vec<&str> = old_status
+                .a("reservedFor")
+                .iter()
+                .map(|r| r.s("uid"))
+                .collect();
             if reserved.iter().any(|r| !before.contains(&r.s("uid"))) {
                 errs.push(FieldError::forbidden(
                     &rpath,
@@ -58,7 +66,11 @@ fn validate_status(new: &Value, old: &Value) -> ErrorList {
     }
     let apath = path.child("allocation");
     if allocated && old_status.has("allocation") {
-        errs.extend(immutable(status.f("allocation"), old_status.f("allocation"), &apath));
+        errs.extend(immutable(
+            status.f("allocation"),
+            old_status.f("allocation"),
+            &apath,
+        ));
     } else if allocated {
         let names = RequestNames::of(new.f("spec").f("devices"));
         let results = status.f("allocation").f("devices").a("results");

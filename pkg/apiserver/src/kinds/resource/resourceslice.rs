@@ -73,7 +73,10 @@ fn validate_attribute(attr: &Value, path: &Path) -> ErrorList {
         .collect();
     let mut errs = ErrorList::new();
     match set.len() {
-        0 => errs.push(FieldError::required(path, "exactly one value must be specified")),
+        0 => errs.push(FieldError::required(
+            path,
+            "exactly one value must be specified",
+        )),
         1 => {
             for key in ["string", "version"] {
                 let v = attr.s(key);
@@ -134,7 +137,11 @@ fn validate_spec(spec: &Value, old: Option<&Value>) -> ErrorList {
             old.f("pool").f("name"),
             &path.child("pool").child("name"),
         ));
-        errs.extend(immutable(spec.f("driver"), old.f("driver"), &path.child("driver")));
+        errs.extend(immutable(
+            spec.f("driver"),
+            old.f("driver"),
+            &path.child("driver"),
+        ));
         errs.extend(immutable(
             spec.f("nodeName"),
             old.f("nodeName"),
@@ -151,7 +158,11 @@ fn validate_spec(spec: &Value, old: Option<&Value>) -> ErrorList {
             ));
         } else {
             set.push("`nodeName`");
-            errs.extend(invalid_each(node, &path.child("nodeName"), is_dns1123_subdomain(node)));
+            errs.extend(invalid_each(
+                node,
+                &path.child("nodeName"),
+                is_dns1123_subdomain(node),
+            ));
         }
     }
     if spec.has("nodeSelector") {
@@ -205,14 +216,26 @@ fn validate_spec(spec: &Value, old: Option<&Value>) -> ErrorList {
     let advanced = devices
         .iter()
         .any(|d| !d.a("taints").is_empty() || !d.a("consumesCounters").is_empty());
-    let max = if advanced { MAX_DEVICES_ADVANCED } else { MAX_DEVICES };
+    let max = if advanced {
+        MAX_DEVICES_ADVANCED
+    } else {
+        MAX_DEVICES
+    };
     if devices.len() > max {
-        errs.push(FieldError::too_many(&dpath, devices.len() as i64, max as i64));
+        errs.push(FieldError::too_many(
+            &dpath,
+            devices.len() as i64,
+            max as i64,
+        ));
     }
     for (i, d) in devices.iter().enumerate() {
         errs.extend(validate_device(d, &dpath.index(i)));
     }
-    errs.extend(duplicates(devices.iter().map(|d| d.s("name")), &dpath, Some("name")));
+    errs.extend(duplicates(
+        devices.iter().map(|d| d.s("name")),
+        &dpath,
+        Some("name"),
+    ));
     errs
 }
 
