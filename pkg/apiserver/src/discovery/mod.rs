@@ -154,7 +154,8 @@ fn sub_kind(r: &Resource, sub: Subresource) -> (String, String, String) {
         Subresource::Status
         | Subresource::Finalize
         | Subresource::Approval
-        | Subresource::EphemeralContainers => (String::new(), String::new(), r.info.kind.clone()),
+        | Subresource::EphemeralContainers
+        | Subresource::Resize => (String::new(), String::new(), r.info.kind.clone()),
         Subresource::Binding => (String::new(), String::new(), "Binding".into()),
         Subresource::Log => (String::new(), String::new(), "Pod".into()),
         Subresource::Exec => (String::new(), String::new(), "PodExecOptions".into()),
@@ -363,10 +364,10 @@ mod tests {
     /// Upstream 1.35's discovery (`api/discovery/api__v1.json`, `apis__<group>__<v>.json`)
     /// for every resource k1s serves: verbs, and the subresources of the kinds the generic
     /// registry implements (status, scale, finalize, pods/binding, pods/eviction,
-    /// pods/ephemeralcontainers, serviceaccounts/token, certificatesigningrequests/approval)
-    /// and the pods' streaming ones (log, exec, attach, portforward) with theirs.
-    /// Upstream's other subresources (pods/proxy, resize; nodes/proxy; services/proxy) are
-    /// not served by k1s and so not listed.
+    /// pods/ephemeralcontainers, pods/resize, serviceaccounts/token,
+    /// certificatesigningrequests/approval) and the pods' streaming ones (log, exec,
+    /// attach, portforward) with theirs. Upstream's other subresources (pods/proxy;
+    /// nodes/proxy; services/proxy) are not served by k1s and so not listed.
     #[rustfmt::skip]
     const UPSTREAM: &[Row] = &[
         ("", "v1", "bindings", &["create"], NONE),
@@ -387,7 +388,7 @@ mod tests {
         ("", "v1", "persistentvolumeclaims", ALL, STATUS),
         ("", "v1", "persistentvolumes", ALL, STATUS),
         ("", "v1", "pods", ALL, &[("attach", &["create", "get"]), ("binding", &["create"]),
-            ("ephemeralcontainers", GPU), ("eviction", &["create"]), ("exec", &["create", "get"]), ("log", &["get"]), ("portforward", &["create", "get"]), ("status", GPU)]),
+            ("ephemeralcontainers", GPU), ("eviction", &["create"]), ("exec", &["create", "get"]), ("log", &["get"]), ("portforward", &["create", "get"]), ("resize", GPU), ("status", GPU)]),
         ("", "v1", "podtemplates", ALL, NONE),
         ("", "v1", "replicationcontrollers", ALL, SCALE_STATUS),
         ("", "v1", "resourcequotas", ALL, STATUS),
@@ -433,6 +434,10 @@ mod tests {
         ("apiextensions.k8s.io", "v1", "customresourcedefinitions", ALL, STATUS),
         ("flowcontrol.apiserver.k8s.io", "v1", "flowschemas", ALL, STATUS),
         ("flowcontrol.apiserver.k8s.io", "v1", "prioritylevelconfigurations", ALL, STATUS),
+        ("resource.k8s.io", "v1", "deviceclasses", ALL, NONE),
+        ("resource.k8s.io", "v1", "resourceclaims", ALL, STATUS),
+        ("resource.k8s.io", "v1", "resourceclaimtemplates", ALL, NONE),
+        ("resource.k8s.io", "v1", "resourceslices", ALL, NONE),
     ];
 
     #[test]

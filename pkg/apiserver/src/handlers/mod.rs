@@ -173,6 +173,9 @@ impl Call {
             {
                 Ok(Some(Subresource::EphemeralContainers))
             }
+            Some("resize") if self.resource.info.has_subresource(Subresource::Resize) => {
+                Ok(Some(Subresource::Resize))
+            }
             Some(_) => Err(not_found()),
         }
     }

@@ -17,6 +17,7 @@ pub mod node;
 mod parity;
 pub mod policy;
 pub mod rbac;
+pub mod resource;
 pub mod scheduling;
 pub mod storage;
 pub mod validation;
@@ -100,6 +101,12 @@ impl KindEntry<'_> {
             .info
             .subresources
             .push(Subresource::EphemeralContainers);
+        self
+    }
+
+    /// Serves `/resize` (pods: in-place resource changes).
+    pub fn resize(self) -> Self {
+        self.resource.info.subresources.push(Subresource::Resize);
         self
     }
 
@@ -236,6 +243,7 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .status()
         .eviction()
         .ephemeral_containers()
+        .resize()
         .streaming()
         .returns_deleted_object();
     b.kind::<core_v1::Service>(core::service::ServiceStrategy::new(services.clone()))
@@ -427,6 +435,15 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         .short_names(&["crd", "crds"])
         .categories(&["api-extensions"])
         .status();
+    // resource.k8s.io/v1 (dynamic resource allocation, GA in 1.34)
+    {
+        use k8s_openapi::api::resource::v1 as dra;
+        b.kind::<dra::DeviceClass>(self::resource::DeviceClassStrategy);
+        b.kind::<dra::ResourceClaim>(self::resource::ResourceClaimStrategy)
+            .status();
+        b.kind::<dra::ResourceClaimTemplate>(self::resource::ResourceClaimTemplateStrategy);
+        b.kind::<dra::ResourceSlice>(self::resource::ResourceSliceStrategy);
+    }
     // flowcontrol.apiserver.k8s.io/v1
     b.kind::<flowcontrol::FlowSchema>(self::flowcontrol::FlowSchemaStrategy)
         .status();

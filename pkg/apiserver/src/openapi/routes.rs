@@ -544,7 +544,8 @@ pub(crate) fn resource_routes(r: &Resource) -> Vec<Route> {
                     Subresource::Status
                     | Subresource::Finalize
                     | Subresource::Approval
-                    | Subresource::EphemeralContainers => (gvk.clone(), def.clone()),
+                    | Subresource::EphemeralContainers
+                    | Subresource::Resize => (gvk.clone(), def.clone()),
                     Subresource::Binding => (
                         (i.group.clone(), i.version.clone(), "Binding".to_string()),
                         "io.k8s.api.core.v1.Binding".to_string(),

@@ -1283,6 +1283,7 @@ impl GenericStore {
                     Subresource::Token
                     | Subresource::Approval
                     | Subresource::EphemeralContainers
+                    | Subresource::Resize
                     | Subresource::Eviction
                     | Subresource::Log
                     | Subresource::Exec

@@ -45,6 +45,8 @@ pub enum Subresource {
     Approval,
     /// `/ephemeralcontainers` of pods: writes only `spec.ephemeralContainers`.
     EphemeralContainers,
+    /// `/resize` of pods: writes only the containers' resources and resize policies.
+    Resize,
 }
 
 impl Subresource {
@@ -63,6 +65,7 @@ impl Subresource {
             Subresource::PortForward => "portforward",
             Subresource::Approval => "approval",
             Subresource::EphemeralContainers => "ephemeralcontainers",
+            Subresource::Resize => "resize",
         }
     }
 
@@ -71,7 +74,7 @@ impl Subresource {
     pub fn is_kind_specific(self) -> bool {
         matches!(
             self,
-            Subresource::Approval | Subresource::EphemeralContainers
+            Subresource::Approval | Subresource::EphemeralContainers | Subresource::Resize
         )
     }
 

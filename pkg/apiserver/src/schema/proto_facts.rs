@@ -38,6 +38,7 @@ pub static GROUPS: &[(&str, &str, &str)] = &[
     ("node.k8s.io", "v1", "k8s.io.api.node.v1"),
     ("policy", "v1", "k8s.io.api.policy.v1"),
     ("rbac.authorization.k8s.io", "v1", "k8s.io.api.rbac.v1"),
+    ("resource.k8s.io", "v1", "k8s.io.api.resource.v1"),
     ("scheduling.k8s.io", "v1", "k8s.io.api.scheduling.v1"),
     ("storage.k8s.io", "v1", "k8s.io.api.storage.v1"),
 ];
@@ -58,8 +59,8 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "expression", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.MatchResources", special: Plain, fields: &[
-        F { number: 1, json: "namespaceSelector", ty: Msg(554), label: One, flags: 0 },
-        F { number: 2, json: "objectSelector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 1, json: "namespaceSelector", ty: Msg(597), label: One, flags: 0 },
+        F { number: 2, json: "objectSelector", ty: Msg(597), label: One, flags: 0 },
         F { number: 3, json: "resourceRules", ty: Msg(7), label: Many, flags: 0 },
         F { number: 4, json: "excludeResourceRules", ty: Msg(7), label: Many, flags: 0 },
         F { number: 7, json: "matchPolicy", ty: String, label: One, flags: 0 },
@@ -69,21 +70,21 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "clientConfig", ty: Msg(26), label: One, flags: 0 },
         F { number: 3, json: "rules", ty: Msg(11), label: Many, flags: 0 },
         F { number: 4, json: "failurePolicy", ty: String, label: One, flags: 0 },
-        F { number: 5, json: "namespaceSelector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 5, json: "namespaceSelector", ty: Msg(597), label: One, flags: 0 },
         F { number: 6, json: "sideEffects", ty: String, label: One, flags: 0 },
         F { number: 7, json: "timeoutSeconds", ty: Int32, label: One, flags: 0 },
         F { number: 8, json: "admissionReviewVersions", ty: String, label: Many, flags: 0 },
         F { number: 9, json: "matchPolicy", ty: String, label: One, flags: 0 },
         F { number: 10, json: "reinvocationPolicy", ty: String, label: One, flags: 0 },
-        F { number: 11, json: "objectSelector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 11, json: "objectSelector", ty: Msg(597), label: One, flags: 0 },
         F { number: 12, json: "matchConditions", ty: Msg(2), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.MutatingWebhookConfiguration", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "webhooks", ty: Msg(4), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.MutatingWebhookConfigurationList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(5), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.NamedRuleWithOperations", special: Plain, fields: &[
@@ -97,7 +98,7 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.admissionregistration.v1.ParamRef", special: Plain, fields: &[
         F { number: 1, json: "name", ty: String, label: One, flags: O },
         F { number: 2, json: "namespace", ty: String, label: One, flags: O },
-        F { number: 3, json: "selector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 3, json: "selector", ty: Msg(597), label: One, flags: 0 },
         F { number: 4, json: "parameterNotFoundAction", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.Rule", special: Plain, fields: &[
@@ -120,16 +121,16 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "expressionWarnings", ty: Msg(1), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicy", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(19), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(20), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyBinding", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(17), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyBindingList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(15), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyBindingSpec", special: Plain, fields: &[
@@ -139,7 +140,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 4, json: "validationActions", ty: String, label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(14), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicySpec", special: Plain, fields: &[
@@ -154,27 +155,27 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyStatus", special: Plain, fields: &[
         F { number: 1, json: "observedGeneration", ty: Int64, label: One, flags: O },
         F { number: 2, json: "typeChecking", ty: Msg(13), label: One, flags: 0 },
-        F { number: 3, json: "conditions", ty: Msg(541), label: Many, flags: 0 },
+        F { number: 3, json: "conditions", ty: Msg(584), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.ValidatingWebhook", special: Plain, fields: &[
         F { number: 1, json: "name", ty: String, label: One, flags: 0 },
         F { number: 2, json: "clientConfig", ty: Msg(26), label: One, flags: 0 },
         F { number: 3, json: "rules", ty: Msg(11), label: Many, flags: 0 },
         F { number: 4, json: "failurePolicy", ty: String, label: One, flags: 0 },
-        F { number: 5, json: "namespaceSelector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 5, json: "namespaceSelector", ty: Msg(597), label: One, flags: 0 },
         F { number: 6, json: "sideEffects", ty: String, label: One, flags: 0 },
         F { number: 7, json: "timeoutSeconds", ty: Int32, label: One, flags: 0 },
         F { number: 8, json: "admissionReviewVersions", ty: String, label: Many, flags: 0 },
         F { number: 9, json: "matchPolicy", ty: String, label: One, flags: 0 },
-        F { number: 10, json: "objectSelector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 10, json: "objectSelector", ty: Msg(597), label: One, flags: 0 },
         F { number: 11, json: "matchConditions", ty: Msg(2), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.ValidatingWebhookConfiguration", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "webhooks", ty: Msg(21), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.ValidatingWebhookConfigurationList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(22), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.admissionregistration.v1.Validation", special: Plain, fields: &[
@@ -193,32 +194,32 @@ pub static MESSAGES: &[Message] = &[
         F { number: 3, json: "url", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.ControllerRevision", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
-        F { number: 2, json: "data", ty: Msg(580), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
+        F { number: 2, json: "data", ty: Msg(623), label: One, flags: 0 },
         F { number: 3, json: "revision", ty: Int64, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.ControllerRevisionList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(27), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.DaemonSet", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(32), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(33), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.DaemonSetCondition", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
         F { number: 2, json: "status", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 3, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 4, json: "reason", ty: String, label: One, flags: O },
         F { number: 5, json: "message", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.apps.v1.DaemonSetList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(29), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.DaemonSetSpec", special: Plain, fields: &[
-        F { number: 1, json: "selector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 1, json: "selector", ty: Msg(597), label: One, flags: 0 },
         F { number: 2, json: "template", ty: Msg(317), label: One, flags: 0 },
         F { number: 3, json: "updateStrategy", ty: Msg(34), label: One, flags: 0 },
         F { number: 4, json: "minReadySeconds", ty: Int32, label: One, flags: O },
@@ -241,7 +242,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "rollingUpdate", ty: Msg(46), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.Deployment", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(38), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(39), label: One, flags: 0 },
     ] },
@@ -250,16 +251,16 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "status", ty: String, label: One, flags: 0 },
         F { number: 4, json: "reason", ty: String, label: One, flags: O },
         F { number: 5, json: "message", ty: String, label: One, flags: O },
-        F { number: 6, json: "lastUpdateTime", ty: Msg(574), label: One, flags: 0 },
-        F { number: 7, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 6, json: "lastUpdateTime", ty: Msg(617), label: One, flags: 0 },
+        F { number: 7, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.DeploymentList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(35), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.DeploymentSpec", special: Plain, fields: &[
         F { number: 1, json: "replicas", ty: Int32, label: One, flags: 0 },
-        F { number: 2, json: "selector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 2, json: "selector", ty: Msg(597), label: One, flags: 0 },
         F { number: 3, json: "template", ty: Msg(317), label: One, flags: 0 },
         F { number: 4, json: "strategy", ty: Msg(40), label: One, flags: 0 },
         F { number: 5, json: "minReadySeconds", ty: Int32, label: One, flags: O },
@@ -283,24 +284,24 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "rollingUpdate", ty: Msg(47), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.ReplicaSet", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(44), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(45), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.ReplicaSetCondition", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
         F { number: 2, json: "status", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 3, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 4, json: "reason", ty: String, label: One, flags: O },
         F { number: 5, json: "message", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.apps.v1.ReplicaSetList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(41), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.ReplicaSetSpec", special: Plain, fields: &[
         F { number: 1, json: "replicas", ty: Int32, label: One, flags: 0 },
-        F { number: 2, json: "selector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 2, json: "selector", ty: Msg(597), label: One, flags: 0 },
         F { number: 3, json: "template", ty: Msg(317), label: One, flags: 0 },
         F { number: 4, json: "minReadySeconds", ty: Int32, label: One, flags: O },
     ] },
@@ -314,31 +315,31 @@ pub static MESSAGES: &[Message] = &[
         F { number: 7, json: "terminatingReplicas", ty: Int32, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.RollingUpdateDaemonSet", special: Plain, fields: &[
-        F { number: 1, json: "maxUnavailable", ty: Msg(583), label: One, flags: 0 },
-        F { number: 2, json: "maxSurge", ty: Msg(583), label: One, flags: 0 },
+        F { number: 1, json: "maxUnavailable", ty: Msg(626), label: One, flags: 0 },
+        F { number: 2, json: "maxSurge", ty: Msg(626), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.RollingUpdateDeployment", special: Plain, fields: &[
-        F { number: 1, json: "maxUnavailable", ty: Msg(583), label: One, flags: 0 },
-        F { number: 2, json: "maxSurge", ty: Msg(583), label: One, flags: 0 },
+        F { number: 1, json: "maxUnavailable", ty: Msg(626), label: One, flags: 0 },
+        F { number: 2, json: "maxSurge", ty: Msg(626), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.RollingUpdateStatefulSetStrategy", special: Plain, fields: &[
         F { number: 1, json: "partition", ty: Int32, label: One, flags: 0 },
-        F { number: 2, json: "maxUnavailable", ty: Msg(583), label: One, flags: 0 },
+        F { number: 2, json: "maxUnavailable", ty: Msg(626), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.StatefulSet", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(54), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(55), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.StatefulSetCondition", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
         F { number: 2, json: "status", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 3, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 4, json: "reason", ty: String, label: One, flags: O },
         F { number: 5, json: "message", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.apps.v1.StatefulSetList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(49), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.apps.v1.StatefulSetOrdinals", special: Plain, fields: &[
@@ -350,7 +351,7 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.apps.v1.StatefulSetSpec", special: Plain, fields: &[
         F { number: 1, json: "replicas", ty: Int32, label: One, flags: 0 },
-        F { number: 2, json: "selector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 2, json: "selector", ty: Msg(597), label: One, flags: 0 },
         F { number: 3, json: "template", ty: Msg(317), label: One, flags: 0 },
         F { number: 4, json: "volumeClaimTemplates", ty: Msg(277), label: Many, flags: 0 },
         F { number: 5, json: "serviceName", ty: String, label: One, flags: 0 },
@@ -387,14 +388,14 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "items", ty: String, label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.authentication.v1.SelfSubjectReview", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "status", ty: Msg(60), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.authentication.v1.SelfSubjectReviewStatus", special: Plain, fields: &[
         F { number: 1, json: "userInfo", ty: Msg(67), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.authentication.v1.TokenRequest", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(62), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(63), label: One, flags: 0 },
     ] },
@@ -405,10 +406,10 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.authentication.v1.TokenRequestStatus", special: Plain, fields: &[
         F { number: 1, json: "token", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "expirationTimestamp", ty: Msg(574), label: One, flags: 0 },
+        F { number: 2, json: "expirationTimestamp", ty: Msg(617), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.authentication.v1.TokenReview", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(65), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(66), label: One, flags: 0 },
     ] },
@@ -433,14 +434,14 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.authorization.v1.FieldSelectorAttributes", special: Plain, fields: &[
         F { number: 1, json: "rawSelector", ty: String, label: One, flags: O },
-        F { number: 2, json: "requirements", ty: Msg(545), label: Many, flags: 0 },
+        F { number: 2, json: "requirements", ty: Msg(588), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.authorization.v1.LabelSelectorAttributes", special: Plain, fields: &[
         F { number: 1, json: "rawSelector", ty: String, label: One, flags: O },
-        F { number: 2, json: "requirements", ty: Msg(555), label: Many, flags: 0 },
+        F { number: 2, json: "requirements", ty: Msg(598), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.authorization.v1.LocalSubjectAccessReview", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(81), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(82), label: One, flags: 0 },
     ] },
@@ -470,7 +471,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 4, json: "resourceNames", ty: String, label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.authorization.v1.SelfSubjectAccessReview", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(77), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(82), label: One, flags: 0 },
     ] },
@@ -479,7 +480,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "nonResourceAttributes", ty: Msg(72), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.authorization.v1.SelfSubjectRulesReview", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(79), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(83), label: One, flags: 0 },
     ] },
@@ -487,7 +488,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "namespace", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.authorization.v1.SubjectAccessReview", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(81), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(82), label: One, flags: 0 },
     ] },
@@ -514,13 +515,13 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.autoscaling.v1.ContainerResourceMetricSource", special: Plain, fields: &[
         F { number: 1, json: "name", ty: String, label: One, flags: 0 },
         F { number: 2, json: "targetAverageUtilization", ty: Int32, label: One, flags: 0 },
-        F { number: 3, json: "targetAverageValue", ty: Msg(533), label: One, flags: 0 },
+        F { number: 3, json: "targetAverageValue", ty: Msg(576), label: One, flags: 0 },
         F { number: 5, json: "container", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.ContainerResourceMetricStatus", special: Plain, fields: &[
         F { number: 1, json: "name", ty: String, label: One, flags: 0 },
         F { number: 2, json: "currentAverageUtilization", ty: Int32, label: One, flags: 0 },
-        F { number: 3, json: "currentAverageValue", ty: Msg(533), label: One, flags: 0 },
+        F { number: 3, json: "currentAverageValue", ty: Msg(576), label: One, flags: 0 },
         F { number: 4, json: "container", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.CrossVersionObjectReference", special: Plain, fields: &[
@@ -530,30 +531,30 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.ExternalMetricSource", special: Plain, fields: &[
         F { number: 1, json: "metricName", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "metricSelector", ty: Msg(554), label: One, flags: 0 },
-        F { number: 3, json: "targetValue", ty: Msg(533), label: One, flags: 0 },
-        F { number: 4, json: "targetAverageValue", ty: Msg(533), label: One, flags: 0 },
+        F { number: 2, json: "metricSelector", ty: Msg(597), label: One, flags: 0 },
+        F { number: 3, json: "targetValue", ty: Msg(576), label: One, flags: 0 },
+        F { number: 4, json: "targetAverageValue", ty: Msg(576), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.ExternalMetricStatus", special: Plain, fields: &[
         F { number: 1, json: "metricName", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "metricSelector", ty: Msg(554), label: One, flags: 0 },
-        F { number: 3, json: "currentValue", ty: Msg(533), label: One, flags: 0 },
-        F { number: 4, json: "currentAverageValue", ty: Msg(533), label: One, flags: 0 },
+        F { number: 2, json: "metricSelector", ty: Msg(597), label: One, flags: 0 },
+        F { number: 3, json: "currentValue", ty: Msg(576), label: One, flags: 0 },
+        F { number: 4, json: "currentAverageValue", ty: Msg(576), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(92), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(93), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerCondition", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
         F { number: 2, json: "status", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 3, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 4, json: "reason", ty: String, label: One, flags: O },
         F { number: 5, json: "message", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(89), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerSpec", special: Plain, fields: &[
@@ -564,7 +565,7 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerStatus", special: Plain, fields: &[
         F { number: 1, json: "observedGeneration", ty: Int64, label: One, flags: 0 },
-        F { number: 2, json: "lastScaleTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 2, json: "lastScaleTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 3, json: "currentReplicas", ty: Int32, label: One, flags: 0 },
         F { number: 4, json: "desiredReplicas", ty: Int32, label: One, flags: 0 },
         F { number: 5, json: "currentCPUUtilizationPercentage", ty: Int32, label: One, flags: 0 },
@@ -588,39 +589,39 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.autoscaling.v1.ObjectMetricSource", special: Plain, fields: &[
         F { number: 1, json: "target", ty: Msg(86), label: One, flags: 0 },
         F { number: 2, json: "metricName", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "targetValue", ty: Msg(533), label: One, flags: 0 },
-        F { number: 4, json: "selector", ty: Msg(554), label: One, flags: 0 },
-        F { number: 5, json: "averageValue", ty: Msg(533), label: One, flags: 0 },
+        F { number: 3, json: "targetValue", ty: Msg(576), label: One, flags: 0 },
+        F { number: 4, json: "selector", ty: Msg(597), label: One, flags: 0 },
+        F { number: 5, json: "averageValue", ty: Msg(576), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.ObjectMetricStatus", special: Plain, fields: &[
         F { number: 1, json: "target", ty: Msg(86), label: One, flags: 0 },
         F { number: 2, json: "metricName", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "currentValue", ty: Msg(533), label: One, flags: 0 },
-        F { number: 4, json: "selector", ty: Msg(554), label: One, flags: 0 },
-        F { number: 5, json: "averageValue", ty: Msg(533), label: One, flags: 0 },
+        F { number: 3, json: "currentValue", ty: Msg(576), label: One, flags: 0 },
+        F { number: 4, json: "selector", ty: Msg(597), label: One, flags: 0 },
+        F { number: 5, json: "averageValue", ty: Msg(576), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.PodsMetricSource", special: Plain, fields: &[
         F { number: 1, json: "metricName", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "targetAverageValue", ty: Msg(533), label: One, flags: 0 },
-        F { number: 3, json: "selector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 2, json: "targetAverageValue", ty: Msg(576), label: One, flags: 0 },
+        F { number: 3, json: "selector", ty: Msg(597), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.PodsMetricStatus", special: Plain, fields: &[
         F { number: 1, json: "metricName", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "currentAverageValue", ty: Msg(533), label: One, flags: 0 },
-        F { number: 3, json: "selector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 2, json: "currentAverageValue", ty: Msg(576), label: One, flags: 0 },
+        F { number: 3, json: "selector", ty: Msg(597), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.ResourceMetricSource", special: Plain, fields: &[
         F { number: 1, json: "name", ty: String, label: One, flags: 0 },
         F { number: 2, json: "targetAverageUtilization", ty: Int32, label: One, flags: 0 },
-        F { number: 3, json: "targetAverageValue", ty: Msg(533), label: One, flags: 0 },
+        F { number: 3, json: "targetAverageValue", ty: Msg(576), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.ResourceMetricStatus", special: Plain, fields: &[
         F { number: 1, json: "name", ty: String, label: One, flags: 0 },
         F { number: 2, json: "currentAverageUtilization", ty: Int32, label: One, flags: 0 },
-        F { number: 3, json: "currentAverageValue", ty: Msg(533), label: One, flags: 0 },
+        F { number: 3, json: "currentAverageValue", ty: Msg(576), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v1.Scale", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(103), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(104), label: One, flags: 0 },
     ] },
@@ -663,10 +664,10 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "selectPolicy", ty: String, label: One, flags: 0 },
         F { number: 2, json: "policies", ty: Msg(110), label: Many, flags: 0 },
         F { number: 3, json: "stabilizationWindowSeconds", ty: Int32, label: One, flags: 0 },
-        F { number: 4, json: "tolerance", ty: Msg(533), label: One, flags: 0 },
+        F { number: 4, json: "tolerance", ty: Msg(576), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(116), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(117), label: One, flags: 0 },
     ] },
@@ -677,12 +678,12 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerCondition", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
         F { number: 2, json: "status", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 3, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 4, json: "reason", ty: String, label: One, flags: O },
         F { number: 5, json: "message", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(112), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerSpec", special: Plain, fields: &[
@@ -694,7 +695,7 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerStatus", special: Plain, fields: &[
         F { number: 1, json: "observedGeneration", ty: Int64, label: One, flags: 0 },
-        F { number: 2, json: "lastScaleTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 2, json: "lastScaleTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 3, json: "currentReplicas", ty: Int32, label: One, flags: O },
         F { number: 4, json: "desiredReplicas", ty: Int32, label: One, flags: 0 },
         F { number: 5, json: "currentMetrics", ty: Msg(120), label: Many, flags: 0 },
@@ -702,7 +703,7 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.autoscaling.v2.MetricIdentifier", special: Plain, fields: &[
         F { number: 1, json: "name", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "selector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 2, json: "selector", ty: Msg(597), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v2.MetricSpec", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
@@ -722,13 +723,13 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.autoscaling.v2.MetricTarget", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "value", ty: Msg(533), label: One, flags: 0 },
-        F { number: 3, json: "averageValue", ty: Msg(533), label: One, flags: 0 },
+        F { number: 2, json: "value", ty: Msg(576), label: One, flags: 0 },
+        F { number: 3, json: "averageValue", ty: Msg(576), label: One, flags: 0 },
         F { number: 4, json: "averageUtilization", ty: Int32, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v2.MetricValueStatus", special: Plain, fields: &[
-        F { number: 1, json: "value", ty: Msg(533), label: One, flags: 0 },
-        F { number: 2, json: "averageValue", ty: Msg(533), label: One, flags: 0 },
+        F { number: 1, json: "value", ty: Msg(576), label: One, flags: 0 },
+        F { number: 2, json: "averageValue", ty: Msg(576), label: One, flags: 0 },
         F { number: 3, json: "averageUtilization", ty: Int32, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.autoscaling.v2.ObjectMetricSource", special: Plain, fields: &[
@@ -758,12 +759,12 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "current", ty: Msg(122), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.batch.v1.CronJob", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(131), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(132), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.batch.v1.CronJobList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(129), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.batch.v1.CronJobSpec", special: Plain, fields: &[
@@ -778,31 +779,31 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.batch.v1.CronJobStatus", special: Plain, fields: &[
         F { number: 1, json: "active", ty: Msg(275), label: Many, flags: 0 },
-        F { number: 4, json: "lastScheduleTime", ty: Msg(574), label: One, flags: 0 },
-        F { number: 5, json: "lastSuccessfulTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 4, json: "lastScheduleTime", ty: Msg(617), label: One, flags: 0 },
+        F { number: 5, json: "lastSuccessfulTime", ty: Msg(617), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.batch.v1.Job", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(136), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(137), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.batch.v1.JobCondition", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
         F { number: 2, json: "status", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "lastProbeTime", ty: Msg(574), label: One, flags: 0 },
-        F { number: 4, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 3, json: "lastProbeTime", ty: Msg(617), label: One, flags: 0 },
+        F { number: 4, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 5, json: "reason", ty: String, label: One, flags: O },
         F { number: 6, json: "message", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.batch.v1.JobList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(133), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.batch.v1.JobSpec", special: Plain, fields: &[
         F { number: 1, json: "parallelism", ty: Int32, label: One, flags: 0 },
         F { number: 2, json: "completions", ty: Int32, label: One, flags: 0 },
         F { number: 3, json: "activeDeadlineSeconds", ty: Int64, label: One, flags: 0 },
-        F { number: 4, json: "selector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 4, json: "selector", ty: Msg(597), label: One, flags: 0 },
         F { number: 5, json: "manualSelector", ty: Bool, label: One, flags: 0 },
         F { number: 6, json: "template", ty: Msg(317), label: One, flags: 0 },
         F { number: 7, json: "backoffLimit", ty: Int32, label: One, flags: 0 },
@@ -818,8 +819,8 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.batch.v1.JobStatus", special: Plain, fields: &[
         F { number: 1, json: "conditions", ty: Msg(134), label: Many, flags: 0 },
-        F { number: 2, json: "startTime", ty: Msg(574), label: One, flags: 0 },
-        F { number: 3, json: "completionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 2, json: "startTime", ty: Msg(617), label: One, flags: 0 },
+        F { number: 3, json: "completionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 4, json: "active", ty: Int32, label: One, flags: O },
         F { number: 5, json: "succeeded", ty: Int32, label: One, flags: O },
         F { number: 6, json: "failed", ty: Int32, label: One, flags: O },
@@ -830,7 +831,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 11, json: "terminating", ty: Int32, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.batch.v1.JobTemplateSpec", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(136), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.batch.v1.PodFailurePolicy", special: Plain, fields: &[
@@ -862,7 +863,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "failed", ty: String, label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.certificates.v1.CertificateSigningRequest", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(149), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(150), label: One, flags: 0 },
     ] },
@@ -870,12 +871,12 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
         F { number: 2, json: "reason", ty: String, label: One, flags: O },
         F { number: 3, json: "message", ty: String, label: One, flags: O },
-        F { number: 4, json: "lastUpdateTime", ty: Msg(574), label: One, flags: 0 },
-        F { number: 5, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 4, json: "lastUpdateTime", ty: Msg(617), label: One, flags: 0 },
+        F { number: 5, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 6, json: "status", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.certificates.v1.CertificateSigningRequestList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(146), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.certificates.v1.CertificateSigningRequestSpec", special: Plain, fields: &[
@@ -896,18 +897,18 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "items", ty: String, label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.coordination.v1.Lease", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(154), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.coordination.v1.LeaseList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(152), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.coordination.v1.LeaseSpec", special: Plain, fields: &[
         F { number: 1, json: "holderIdentity", ty: String, label: One, flags: 0 },
         F { number: 2, json: "leaseDurationSeconds", ty: Int32, label: One, flags: 0 },
-        F { number: 3, json: "acquireTime", ty: Msg(560), label: One, flags: 0 },
-        F { number: 4, json: "renewTime", ty: Msg(560), label: One, flags: 0 },
+        F { number: 3, json: "acquireTime", ty: Msg(603), label: One, flags: 0 },
+        F { number: 4, json: "renewTime", ty: Msg(603), label: One, flags: 0 },
         F { number: 5, json: "leaseTransitions", ty: Int32, label: One, flags: 0 },
         F { number: 6, json: "strategy", ty: String, label: One, flags: 0 },
         F { number: 7, json: "preferredHolder", ty: String, label: One, flags: 0 },
@@ -954,7 +955,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 3, json: "readOnly", ty: Bool, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.core.v1.Binding", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "target", ty: Msg(275), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.CSIPersistentVolumeSource", special: Plain, fields: &[
@@ -1014,7 +1015,7 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.core.v1.ClusterTrustBundleProjection", special: Plain, fields: &[
         F { number: 1, json: "name", ty: String, label: One, flags: 0 },
         F { number: 2, json: "signerName", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "labelSelector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 3, json: "labelSelector", ty: Msg(597), label: One, flags: 0 },
         F { number: 4, json: "path", ty: String, label: One, flags: 0 },
         F { number: 5, json: "optional", ty: Bool, label: One, flags: 0 },
     ] },
@@ -1025,15 +1026,15 @@ pub static MESSAGES: &[Message] = &[
         F { number: 4, json: "error", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.core.v1.ComponentStatus", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "conditions", ty: Msg(173), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ComponentStatusList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(174), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ConfigMap", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "data", ty: String, label: Map(String), flags: 0 },
         F { number: 3, json: "binaryData", ty: Bytes, label: Map(String), flags: 0 },
         F { number: 4, json: "immutable", ty: Bool, label: One, flags: 0 },
@@ -1048,7 +1049,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 3, json: "optional", ty: Bool, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ConfigMapList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(176), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ConfigMapNodeConfigSource", special: Plain, fields: &[
@@ -1130,15 +1131,15 @@ pub static MESSAGES: &[Message] = &[
         F { number: 3, json: "terminated", ty: Msg(192), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ContainerStateRunning", special: Plain, fields: &[
-        F { number: 1, json: "startedAt", ty: Msg(574), label: One, flags: 0 },
+        F { number: 1, json: "startedAt", ty: Msg(617), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ContainerStateTerminated", special: Plain, fields: &[
         F { number: 1, json: "exitCode", ty: Int32, label: One, flags: 0 },
         F { number: 2, json: "signal", ty: Int32, label: One, flags: O },
         F { number: 3, json: "reason", ty: String, label: One, flags: O },
         F { number: 4, json: "message", ty: String, label: One, flags: O },
-        F { number: 5, json: "startedAt", ty: Msg(574), label: One, flags: 0 },
-        F { number: 6, json: "finishedAt", ty: Msg(574), label: One, flags: 0 },
+        F { number: 5, json: "startedAt", ty: Msg(617), label: One, flags: 0 },
+        F { number: 6, json: "finishedAt", ty: Msg(617), label: One, flags: 0 },
         F { number: 7, json: "containerID", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.core.v1.ContainerStateWaiting", special: Plain, fields: &[
@@ -1155,7 +1156,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 7, json: "imageID", ty: String, label: One, flags: 0 },
         F { number: 8, json: "containerID", ty: String, label: One, flags: O },
         F { number: 9, json: "started", ty: Bool, label: One, flags: 0 },
-        F { number: 10, json: "allocatedResources", ty: Msg(533), label: Map(String), flags: 0 },
+        F { number: 10, json: "allocatedResources", ty: Msg(576), label: Map(String), flags: 0 },
         F { number: 11, json: "resources", ty: Msg(342), label: One, flags: 0 },
         F { number: 12, json: "volumeMounts", ty: Msg(384), label: Many, flags: 0 },
         F { number: 13, json: "user", ty: Msg(195), label: One, flags: 0 },
@@ -1183,7 +1184,7 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.core.v1.EmptyDirVolumeSource", special: Plain, fields: &[
         F { number: 1, json: "medium", ty: String, label: One, flags: O },
-        F { number: 2, json: "sizeLimit", ty: Msg(533), label: One, flags: 0 },
+        F { number: 2, json: "sizeLimit", ty: Msg(576), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.EndpointAddress", special: Plain, fields: &[
         F { number: 1, json: "ip", ty: String, label: One, flags: 0 },
@@ -1203,11 +1204,11 @@ pub static MESSAGES: &[Message] = &[
         F { number: 3, json: "ports", ty: Msg(202), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.Endpoints", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "subsets", ty: Msg(203), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.EndpointsList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(204), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.EnvFromSource", special: Plain, fields: &[
@@ -1262,16 +1263,16 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "volumeClaimTemplate", ty: Msg(282), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.Event", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "involvedObject", ty: Msg(275), label: One, flags: 0 },
         F { number: 3, json: "reason", ty: String, label: One, flags: O },
         F { number: 4, json: "message", ty: String, label: One, flags: O },
         F { number: 5, json: "source", ty: Msg(215), label: One, flags: 0 },
-        F { number: 6, json: "firstTimestamp", ty: Msg(574), label: One, flags: 0 },
-        F { number: 7, json: "lastTimestamp", ty: Msg(574), label: One, flags: 0 },
+        F { number: 6, json: "firstTimestamp", ty: Msg(617), label: One, flags: 0 },
+        F { number: 7, json: "lastTimestamp", ty: Msg(617), label: One, flags: 0 },
         F { number: 8, json: "count", ty: Int32, label: One, flags: O },
         F { number: 9, json: "type", ty: String, label: One, flags: O },
-        F { number: 10, json: "eventTime", ty: Msg(560), label: One, flags: 0 },
+        F { number: 10, json: "eventTime", ty: Msg(603), label: One, flags: 0 },
         F { number: 11, json: "series", ty: Msg(214), label: One, flags: 0 },
         F { number: 12, json: "action", ty: String, label: One, flags: O },
         F { number: 13, json: "related", ty: Msg(275), label: One, flags: 0 },
@@ -1279,12 +1280,12 @@ pub static MESSAGES: &[Message] = &[
         F { number: 15, json: "reportingInstance", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.EventList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(212), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.EventSeries", special: Plain, fields: &[
         F { number: 1, json: "count", ty: Int32, label: One, flags: O },
-        F { number: 2, json: "lastObservedTime", ty: Msg(560), label: One, flags: 0 },
+        F { number: 2, json: "lastObservedTime", ty: Msg(603), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.EventSource", special: Plain, fields: &[
         F { number: 1, json: "component", ty: String, label: One, flags: O },
@@ -1352,7 +1353,7 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.core.v1.HTTPGetAction", special: Plain, fields: &[
         F { number: 1, json: "path", ty: String, label: One, flags: O },
-        F { number: 2, json: "port", ty: Msg(583), label: One, flags: 0 },
+        F { number: 2, json: "port", ty: Msg(626), label: One, flags: 0 },
         F { number: 3, json: "host", ty: String, label: One, flags: O },
         F { number: 4, json: "scheme", ty: String, label: One, flags: O },
         F { number: 5, json: "httpHeaders", ty: Msg(228), label: Many, flags: 0 },
@@ -1419,19 +1420,19 @@ pub static MESSAGES: &[Message] = &[
         F { number: 4, json: "sleep", ty: Msg(369), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.LimitRange", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(241), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.LimitRangeItem", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "max", ty: Msg(533), label: Map(String), flags: 0 },
-        F { number: 3, json: "min", ty: Msg(533), label: Map(String), flags: 0 },
-        F { number: 4, json: "default", ty: Msg(533), label: Map(String), flags: 0 },
-        F { number: 5, json: "defaultRequest", ty: Msg(533), label: Map(String), flags: 0 },
-        F { number: 6, json: "maxLimitRequestRatio", ty: Msg(533), label: Map(String), flags: 0 },
+        F { number: 2, json: "max", ty: Msg(576), label: Map(String), flags: 0 },
+        F { number: 3, json: "min", ty: Msg(576), label: Map(String), flags: 0 },
+        F { number: 4, json: "default", ty: Msg(576), label: Map(String), flags: 0 },
+        F { number: 5, json: "defaultRequest", ty: Msg(576), label: Map(String), flags: 0 },
+        F { number: 6, json: "maxLimitRequestRatio", ty: Msg(576), label: Map(String), flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.LimitRangeList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(238), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.LimitRangeSpec", special: Plain, fields: &[
@@ -1443,8 +1444,8 @@ pub static MESSAGES: &[Message] = &[
         F { number: 3, json: "supplementalGroups", ty: Int64, label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.List", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
-        F { number: 2, json: "items", ty: Msg(580), label: Many, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(623), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.LoadBalancerIngress", special: Plain, fields: &[
         F { number: 1, json: "ip", ty: String, label: One, flags: O },
@@ -1472,19 +1473,19 @@ pub static MESSAGES: &[Message] = &[
         F { number: 3, json: "readOnly", ty: Bool, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.core.v1.Namespace", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(253), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(254), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.NamespaceCondition", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
         F { number: 2, json: "status", ty: String, label: One, flags: 0 },
-        F { number: 4, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 4, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 5, json: "reason", ty: String, label: One, flags: O },
         F { number: 6, json: "message", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.core.v1.NamespaceList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(250), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.NamespaceSpec", special: Plain, fields: &[
@@ -1495,7 +1496,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "conditions", ty: Msg(251), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.Node", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(270), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(271), label: One, flags: 0 },
     ] },
@@ -1510,8 +1511,8 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.core.v1.NodeCondition", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
         F { number: 2, json: "status", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "lastHeartbeatTime", ty: Msg(574), label: One, flags: 0 },
-        F { number: 4, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 3, json: "lastHeartbeatTime", ty: Msg(617), label: One, flags: 0 },
+        F { number: 4, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 5, json: "reason", ty: String, label: One, flags: O },
         F { number: 6, json: "message", ty: String, label: One, flags: O },
     ] },
@@ -1531,7 +1532,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "supplementalGroupsPolicy", ty: Bool, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.NodeList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(255), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.NodeProxyOptions", special: Plain, fields: &[
@@ -1567,8 +1568,8 @@ pub static MESSAGES: &[Message] = &[
         F { number: 7, json: "podCIDRs", ty: String, label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.NodeStatus", special: Plain, fields: &[
-        F { number: 1, json: "capacity", ty: Msg(533), label: Map(String), flags: 0 },
-        F { number: 2, json: "allocatable", ty: Msg(533), label: Map(String), flags: 0 },
+        F { number: 1, json: "capacity", ty: Msg(576), label: Map(String), flags: 0 },
+        F { number: 2, json: "allocatable", ty: Msg(576), label: Map(String), flags: 0 },
         F { number: 3, json: "phase", ty: String, label: One, flags: O },
         F { number: 4, json: "conditions", ty: Msg(258), label: Many, flags: 0 },
         F { number: 5, json: "addresses", ty: Msg(256), label: Many, flags: 0 },
@@ -1612,32 +1613,32 @@ pub static MESSAGES: &[Message] = &[
         F { number: 7, json: "fieldPath", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.core.v1.PersistentVolume", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(286), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(287), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaim", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(280), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(281), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaimCondition", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
         F { number: 2, json: "status", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "lastProbeTime", ty: Msg(574), label: One, flags: 0 },
-        F { number: 4, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 3, json: "lastProbeTime", ty: Msg(617), label: One, flags: 0 },
+        F { number: 4, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 5, json: "reason", ty: String, label: One, flags: O },
         F { number: 6, json: "message", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaimList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(277), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaimSpec", special: Plain, fields: &[
         F { number: 1, json: "accessModes", ty: String, label: Many, flags: 0 },
         F { number: 2, json: "resources", ty: Msg(387), label: One, flags: 0 },
         F { number: 3, json: "volumeName", ty: String, label: One, flags: O },
-        F { number: 4, json: "selector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 4, json: "selector", ty: Msg(597), label: One, flags: 0 },
         F { number: 5, json: "storageClassName", ty: String, label: One, flags: 0 },
         F { number: 6, json: "volumeMode", ty: String, label: One, flags: 0 },
         F { number: 7, json: "dataSource", ty: Msg(379), label: One, flags: 0 },
@@ -1647,15 +1648,15 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaimStatus", special: Plain, fields: &[
         F { number: 1, json: "phase", ty: String, label: One, flags: O },
         F { number: 2, json: "accessModes", ty: String, label: Many, flags: 0 },
-        F { number: 3, json: "capacity", ty: Msg(533), label: Map(String), flags: 0 },
+        F { number: 3, json: "capacity", ty: Msg(576), label: Map(String), flags: 0 },
         F { number: 4, json: "conditions", ty: Msg(278), label: Many, flags: 0 },
-        F { number: 5, json: "allocatedResources", ty: Msg(533), label: Map(String), flags: 0 },
+        F { number: 5, json: "allocatedResources", ty: Msg(576), label: Map(String), flags: 0 },
         F { number: 7, json: "allocatedResourceStatuses", ty: String, label: Map(String), flags: 0 },
         F { number: 8, json: "currentVolumeAttributesClassName", ty: String, label: One, flags: 0 },
         F { number: 9, json: "modifyVolumeStatus", ty: Msg(248), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaimTemplate", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(280), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PersistentVolumeClaimVolumeSource", special: Plain, fields: &[
@@ -1663,7 +1664,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "readOnly", ty: Bool, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.core.v1.PersistentVolumeList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(276), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PersistentVolumeSource", special: Plain, fields: &[
@@ -1691,7 +1692,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 22, json: "csi", ty: Msg(164), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PersistentVolumeSpec", special: Plain, fields: &[
-        F { number: 1, json: "capacity", ty: Msg(533), label: Map(String), flags: 0 },
+        F { number: 1, json: "capacity", ty: Msg(576), label: Map(String), flags: 0 },
         F { number: 2, json: "", ty: Msg(285), label: One, flags: I },
         F { number: 3, json: "accessModes", ty: String, label: Many, flags: 0 },
         F { number: 4, json: "claimRef", ty: Msg(275), label: One, flags: 0 },
@@ -1706,14 +1707,14 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "phase", ty: String, label: One, flags: O },
         F { number: 2, json: "message", ty: String, label: One, flags: O },
         F { number: 3, json: "reason", ty: String, label: One, flags: O },
-        F { number: 4, json: "lastPhaseTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 4, json: "lastPhaseTransitionTime", ty: Msg(617), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PhotonPersistentDiskVolumeSource", special: Plain, fields: &[
         F { number: 1, json: "pdID", ty: String, label: One, flags: 0 },
         F { number: 2, json: "fsType", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.core.v1.Pod", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(312), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(313), label: One, flags: 0 },
     ] },
@@ -1722,10 +1723,10 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Msg(390), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PodAffinityTerm", special: Plain, fields: &[
-        F { number: 1, json: "labelSelector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 1, json: "labelSelector", ty: Msg(597), label: One, flags: 0 },
         F { number: 2, json: "namespaces", ty: String, label: Many, flags: 0 },
         F { number: 3, json: "topologyKey", ty: String, label: One, flags: 0 },
-        F { number: 4, json: "namespaceSelector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 4, json: "namespaceSelector", ty: Msg(597), label: One, flags: 0 },
         F { number: 5, json: "matchLabelKeys", ty: String, label: Many, flags: 0 },
         F { number: 6, json: "mismatchLabelKeys", ty: String, label: Many, flags: 0 },
     ] },
@@ -1752,8 +1753,8 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.core.v1.PodCondition", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
         F { number: 2, json: "status", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "lastProbeTime", ty: Msg(574), label: One, flags: 0 },
-        F { number: 4, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 3, json: "lastProbeTime", ty: Msg(617), label: One, flags: 0 },
+        F { number: 4, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 5, json: "reason", ty: String, label: One, flags: O },
         F { number: 6, json: "message", ty: String, label: One, flags: O },
         F { number: 7, json: "observedGeneration", ty: Int64, label: One, flags: O },
@@ -1783,7 +1784,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "ip", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PodList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(289), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PodLogOptions", special: Plain, fields: &[
@@ -1791,7 +1792,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "follow", ty: Bool, label: One, flags: O },
         F { number: 3, json: "previous", ty: Bool, label: One, flags: O },
         F { number: 4, json: "sinceSeconds", ty: Int64, label: One, flags: 0 },
-        F { number: 5, json: "sinceTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 5, json: "sinceTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 6, json: "timestamps", ty: Bool, label: One, flags: O },
         F { number: 7, json: "tailLines", ty: Int64, label: One, flags: 0 },
         F { number: 8, json: "limitBytes", ty: Int64, label: One, flags: 0 },
@@ -1838,7 +1839,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 13, json: "seLinuxChangePolicy", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PodSignature", special: Plain, fields: &[
-        F { number: 1, json: "podController", ty: Msg(562), label: One, flags: 0 },
+        F { number: 1, json: "podController", ty: Msg(605), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PodSpec", special: Plain, fields: &[
         F { number: 1, json: "volumes", ty: Msg(381), label: Many, flags: 0 },
@@ -1872,7 +1873,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 29, json: "runtimeClassName", ty: String, label: One, flags: 0 },
         F { number: 30, json: "enableServiceLinks", ty: Bool, label: One, flags: 0 },
         F { number: 31, json: "preemptionPolicy", ty: String, label: One, flags: 0 },
-        F { number: 32, json: "overhead", ty: Msg(533), label: Map(String), flags: 0 },
+        F { number: 32, json: "overhead", ty: Msg(576), label: Map(String), flags: 0 },
         F { number: 33, json: "topologySpreadConstraints", ty: Msg(378), label: Many, flags: 0 },
         F { number: 34, json: "ephemeralContainers", ty: Msg(209), label: Many, flags: 0 },
         F { number: 35, json: "setHostnameAsFQDN", ty: Bool, label: One, flags: 0 },
@@ -1891,7 +1892,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 4, json: "reason", ty: String, label: One, flags: O },
         F { number: 5, json: "hostIP", ty: String, label: One, flags: O },
         F { number: 6, json: "podIP", ty: String, label: One, flags: O },
-        F { number: 7, json: "startTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 7, json: "startTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 8, json: "containerStatuses", ty: Msg(194), label: Many, flags: 0 },
         F { number: 9, json: "qosClass", ty: String, label: One, flags: O },
         F { number: 10, json: "initContainerStatuses", ty: Msg(194), label: Many, flags: 0 },
@@ -1903,23 +1904,23 @@ pub static MESSAGES: &[Message] = &[
         F { number: 16, json: "hostIPs", ty: Msg(230), label: Many, flags: 0 },
         F { number: 17, json: "observedGeneration", ty: Int64, label: One, flags: O },
         F { number: 18, json: "extendedResourceClaimStatus", ty: Msg(299), label: One, flags: 0 },
-        F { number: 19, json: "allocatedResources", ty: Msg(533), label: Map(String), flags: 0 },
+        F { number: 19, json: "allocatedResources", ty: Msg(576), label: Map(String), flags: 0 },
         F { number: 20, json: "resources", ty: Msg(342), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PodStatusResult", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "status", ty: Msg(313), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PodTemplate", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "template", ty: Msg(317), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PodTemplateList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(315), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PodTemplateSpec", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(312), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.PortStatus", special: Plain, fields: &[
@@ -1937,7 +1938,7 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.core.v1.PreferAvoidPodsEntry", special: Plain, fields: &[
         F { number: 1, json: "podSignature", ty: Msg(311), label: One, flags: 0 },
-        F { number: 2, json: "evictionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 2, json: "evictionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 3, json: "reason", ty: String, label: One, flags: O },
         F { number: 4, json: "message", ty: String, label: One, flags: O },
     ] },
@@ -1993,24 +1994,24 @@ pub static MESSAGES: &[Message] = &[
         F { number: 8, json: "readOnly", ty: Bool, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.core.v1.RangeAllocation", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "range", ty: String, label: One, flags: 0 },
         F { number: 3, json: "data", ty: Bytes, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ReplicationController", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(333), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(334), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ReplicationControllerCondition", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
         F { number: 2, json: "status", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 3, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 4, json: "reason", ty: String, label: One, flags: O },
         F { number: 5, json: "message", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.core.v1.ReplicationControllerList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(330), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ReplicationControllerSpec", special: Plain, fields: &[
@@ -2034,33 +2035,33 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.api.core.v1.ResourceFieldSelector", special: Plain, fields: &[
         F { number: 1, json: "containerName", ty: String, label: One, flags: O },
         F { number: 2, json: "resource", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "divisor", ty: Msg(533), label: One, flags: 0 },
+        F { number: 3, json: "divisor", ty: Msg(576), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ResourceHealth", special: Plain, fields: &[
         F { number: 1, json: "resourceID", ty: String, label: One, flags: 0 },
         F { number: 2, json: "health", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.core.v1.ResourceQuota", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(340), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(341), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ResourceQuotaList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(338), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ResourceQuotaSpec", special: Plain, fields: &[
-        F { number: 1, json: "hard", ty: Msg(533), label: Map(String), flags: 0 },
+        F { number: 1, json: "hard", ty: Msg(576), label: Map(String), flags: 0 },
         F { number: 2, json: "scopes", ty: String, label: Many, flags: 0 },
         F { number: 3, json: "scopeSelector", ty: Msg(347), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ResourceQuotaStatus", special: Plain, fields: &[
-        F { number: 1, json: "hard", ty: Msg(533), label: Map(String), flags: 0 },
-        F { number: 2, json: "used", ty: Msg(533), label: Map(String), flags: 0 },
+        F { number: 1, json: "hard", ty: Msg(576), label: Map(String), flags: 0 },
+        F { number: 2, json: "used", ty: Msg(576), label: Map(String), flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ResourceRequirements", special: Plain, fields: &[
-        F { number: 1, json: "limits", ty: Msg(533), label: Map(String), flags: 0 },
-        F { number: 2, json: "requests", ty: Msg(533), label: Map(String), flags: 0 },
+        F { number: 1, json: "limits", ty: Msg(576), label: Map(String), flags: 0 },
+        F { number: 2, json: "requests", ty: Msg(576), label: Map(String), flags: 0 },
         F { number: 3, json: "claims", ty: Msg(335), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ResourceStatus", special: Plain, fields: &[
@@ -2110,7 +2111,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "localhostProfile", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.Secret", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "data", ty: Bytes, label: Map(String), flags: 0 },
         F { number: 3, json: "type", ty: String, label: One, flags: O },
         F { number: 4, json: "stringData", ty: String, label: Map(String), flags: 0 },
@@ -2126,7 +2127,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 3, json: "optional", ty: Bool, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.SecretList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(350), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.SecretProjection", special: Plain, fields: &[
@@ -2162,18 +2163,18 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "reference", ty: Msg(275), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.Service", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(366), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(367), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ServiceAccount", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "secrets", ty: Msg(275), label: Many, flags: 0 },
         F { number: 3, json: "imagePullSecrets", ty: Msg(246), label: Many, flags: 0 },
         F { number: 4, json: "automountServiceAccountToken", ty: Bool, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ServiceAccountList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(360), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ServiceAccountTokenProjection", special: Plain, fields: &[
@@ -2182,14 +2183,14 @@ pub static MESSAGES: &[Message] = &[
         F { number: 3, json: "path", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ServiceList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(359), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.ServicePort", special: Plain, fields: &[
         F { number: 1, json: "name", ty: String, label: One, flags: O },
         F { number: 2, json: "protocol", ty: String, label: One, flags: O },
         F { number: 3, json: "port", ty: Int32, label: One, flags: 0 },
-        F { number: 4, json: "targetPort", ty: Msg(583), label: One, flags: 0 },
+        F { number: 4, json: "targetPort", ty: Msg(626), label: One, flags: 0 },
         F { number: 5, json: "nodePort", ty: Int32, label: One, flags: O },
         F { number: 6, json: "appProtocol", ty: String, label: One, flags: 0 },
     ] },
@@ -2220,7 +2221,7 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.core.v1.ServiceStatus", special: Plain, fields: &[
         F { number: 1, json: "loadBalancer", ty: Msg(245), label: One, flags: 0 },
-        F { number: 2, json: "conditions", ty: Msg(541), label: Many, flags: 0 },
+        F { number: 2, json: "conditions", ty: Msg(584), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.SessionAffinityConfig", special: Plain, fields: &[
         F { number: 1, json: "clientIP", ty: Msg(171), label: One, flags: 0 },
@@ -2247,14 +2248,14 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "value", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.TCPSocketAction", special: Plain, fields: &[
-        F { number: 1, json: "port", ty: Msg(583), label: One, flags: 0 },
+        F { number: 1, json: "port", ty: Msg(626), label: One, flags: 0 },
         F { number: 2, json: "host", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.core.v1.Taint", special: Plain, fields: &[
         F { number: 1, json: "key", ty: String, label: One, flags: 0 },
         F { number: 2, json: "value", ty: String, label: One, flags: O },
         F { number: 3, json: "effect", ty: String, label: One, flags: 0 },
-        F { number: 4, json: "timeAdded", ty: Msg(574), label: One, flags: 0 },
+        F { number: 4, json: "timeAdded", ty: Msg(617), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.Toleration", special: Plain, fields: &[
         F { number: 1, json: "key", ty: String, label: One, flags: O },
@@ -2274,7 +2275,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "maxSkew", ty: Int32, label: One, flags: 0 },
         F { number: 2, json: "topologyKey", ty: String, label: One, flags: 0 },
         F { number: 3, json: "whenUnsatisfiable", ty: String, label: One, flags: 0 },
-        F { number: 4, json: "labelSelector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 4, json: "labelSelector", ty: Msg(597), label: One, flags: 0 },
         F { number: 5, json: "minDomains", ty: Int32, label: One, flags: 0 },
         F { number: 6, json: "nodeAffinityPolicy", ty: String, label: One, flags: 0 },
         F { number: 7, json: "nodeTaintsPolicy", ty: String, label: One, flags: 0 },
@@ -2326,8 +2327,8 @@ pub static MESSAGES: &[Message] = &[
         F { number: 6, json: "podCertificate", ty: Msg(294), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.VolumeResourceRequirements", special: Plain, fields: &[
-        F { number: 1, json: "limits", ty: Msg(533), label: Map(String), flags: 0 },
-        F { number: 2, json: "requests", ty: Msg(533), label: Map(String), flags: 0 },
+        F { number: 1, json: "limits", ty: Msg(576), label: Map(String), flags: 0 },
+        F { number: 2, json: "requests", ty: Msg(576), label: Map(String), flags: 0 },
     ] },
     Message { name: "k8s.io.api.core.v1.VolumeSource", special: Plain, fields: &[
         F { number: 1, json: "hostPath", ty: Msg(231), label: One, flags: 0 },
@@ -2408,13 +2409,13 @@ pub static MESSAGES: &[Message] = &[
         F { number: 4, json: "appProtocol", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.discovery.v1.EndpointSlice", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "endpoints", ty: Msg(393), label: Many, flags: 0 },
         F { number: 3, json: "ports", ty: Msg(396), label: Many, flags: 0 },
         F { number: 4, json: "addressType", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.discovery.v1.EndpointSliceList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(397), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.discovery.v1.ForNode", special: Plain, fields: &[
@@ -2424,8 +2425,8 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "name", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.events.v1.Event", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
-        F { number: 2, json: "eventTime", ty: Msg(560), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
+        F { number: 2, json: "eventTime", ty: Msg(603), label: One, flags: 0 },
         F { number: 3, json: "series", ty: Msg(403), label: One, flags: 0 },
         F { number: 4, json: "reportingController", ty: String, label: One, flags: O },
         F { number: 5, json: "reportingInstance", ty: String, label: One, flags: O },
@@ -2436,17 +2437,17 @@ pub static MESSAGES: &[Message] = &[
         F { number: 10, json: "note", ty: String, label: One, flags: O },
         F { number: 11, json: "type", ty: String, label: One, flags: O },
         F { number: 12, json: "deprecatedSource", ty: Msg(215), label: One, flags: 0 },
-        F { number: 13, json: "deprecatedFirstTimestamp", ty: Msg(574), label: One, flags: 0 },
-        F { number: 14, json: "deprecatedLastTimestamp", ty: Msg(574), label: One, flags: 0 },
+        F { number: 13, json: "deprecatedFirstTimestamp", ty: Msg(617), label: One, flags: 0 },
+        F { number: 14, json: "deprecatedLastTimestamp", ty: Msg(617), label: One, flags: 0 },
         F { number: 15, json: "deprecatedCount", ty: Int32, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.events.v1.EventList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(401), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.events.v1.EventSeries", special: Plain, fields: &[
         F { number: 1, json: "count", ty: Int32, label: One, flags: 0 },
-        F { number: 2, json: "lastObservedTime", ty: Msg(560), label: One, flags: 0 },
+        F { number: 2, json: "lastObservedTime", ty: Msg(603), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.flowcontrol.v1.ExemptPriorityLevelConfiguration", special: Plain, fields: &[
         F { number: 1, json: "nominalConcurrencyShares", ty: Int32, label: One, flags: 0 },
@@ -2456,19 +2457,19 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.flowcontrol.v1.FlowSchema", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(409), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(410), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.flowcontrol.v1.FlowSchemaCondition", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: O },
         F { number: 2, json: "status", ty: String, label: One, flags: O },
-        F { number: 3, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 3, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 4, json: "reason", ty: String, label: One, flags: O },
         F { number: 5, json: "message", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.flowcontrol.v1.FlowSchemaList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(406), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.flowcontrol.v1.FlowSchemaSpec", special: Plain, fields: &[
@@ -2503,19 +2504,19 @@ pub static MESSAGES: &[Message] = &[
         F { number: 3, json: "nonResourceRules", ty: Msg(414), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.flowcontrol.v1.PriorityLevelConfiguration", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(420), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(421), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationCondition", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: O },
         F { number: 2, json: "status", ty: String, label: One, flags: O },
-        F { number: 3, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 3, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 4, json: "reason", ty: String, label: One, flags: O },
         F { number: 5, json: "message", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(416), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationReference", special: Plain, fields: &[
@@ -2563,11 +2564,11 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "paths", ty: Msg(427), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.IPAddress", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(431), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.IPAddressList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(429), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.IPAddressSpec", special: Plain, fields: &[
@@ -2578,7 +2579,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "except", ty: String, label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.Ingress", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(446), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(447), label: One, flags: 0 },
     ] },
@@ -2587,11 +2588,11 @@ pub static MESSAGES: &[Message] = &[
         F { number: 4, json: "service", ty: Msg(445), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.IngressClass", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(438), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.IngressClassList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(435), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.IngressClassParametersReference", special: Plain, fields: &[
@@ -2606,7 +2607,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "parameters", ty: Msg(437), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.IngressList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(433), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.IngressLoadBalancerIngress", special: Plain, fields: &[
@@ -2647,7 +2648,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "secretName", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.networking.v1.NetworkPolicy", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(455), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.NetworkPolicyEgressRule", special: Plain, fields: &[
@@ -2659,21 +2660,21 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "from", ty: Msg(453), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.NetworkPolicyList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(449), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.NetworkPolicyPeer", special: Plain, fields: &[
-        F { number: 1, json: "podSelector", ty: Msg(554), label: One, flags: 0 },
-        F { number: 2, json: "namespaceSelector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 1, json: "podSelector", ty: Msg(597), label: One, flags: 0 },
+        F { number: 2, json: "namespaceSelector", ty: Msg(597), label: One, flags: 0 },
         F { number: 3, json: "ipBlock", ty: Msg(432), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.NetworkPolicyPort", special: Plain, fields: &[
         F { number: 1, json: "protocol", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "port", ty: Msg(583), label: One, flags: 0 },
+        F { number: 2, json: "port", ty: Msg(626), label: One, flags: 0 },
         F { number: 3, json: "endPort", ty: Int32, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.NetworkPolicySpec", special: Plain, fields: &[
-        F { number: 1, json: "podSelector", ty: Msg(554), label: One, flags: 0 },
+        F { number: 1, json: "podSelector", ty: Msg(597), label: One, flags: 0 },
         F { number: 2, json: "ingress", ty: Msg(451), label: Many, flags: 0 },
         F { number: 3, json: "egress", ty: Msg(450), label: Many, flags: 0 },
         F { number: 4, json: "policyTypes", ty: String, label: Many, flags: 0 },
@@ -2689,31 +2690,31 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "number", ty: Int32, label: One, flags: O },
     ] },
     Message { name: "k8s.io.api.networking.v1.ServiceCIDR", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(460), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(461), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.ServiceCIDRList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(458), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.ServiceCIDRSpec", special: Plain, fields: &[
         F { number: 1, json: "cidrs", ty: String, label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.networking.v1.ServiceCIDRStatus", special: Plain, fields: &[
-        F { number: 1, json: "conditions", ty: Msg(541), label: Many, flags: 0 },
+        F { number: 1, json: "conditions", ty: Msg(584), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.node.v1.Overhead", special: Plain, fields: &[
-        F { number: 1, json: "podFixed", ty: Msg(533), label: Map(String), flags: 0 },
+        F { number: 1, json: "podFixed", ty: Msg(576), label: Map(String), flags: 0 },
     ] },
     Message { name: "k8s.io.api.node.v1.RuntimeClass", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "handler", ty: String, label: One, flags: 0 },
         F { number: 3, json: "overhead", ty: Msg(462), label: One, flags: 0 },
         F { number: 4, json: "scheduling", ty: Msg(465), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.node.v1.RuntimeClassList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(463), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.node.v1.Scheduling", special: Plain, fields: &[
@@ -2721,52 +2722,52 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "tolerations", ty: Msg(375), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.policy.v1.Eviction", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
-        F { number: 2, json: "deleteOptions", ty: Msg(543), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
+        F { number: 2, json: "deleteOptions", ty: Msg(586), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.policy.v1.PodDisruptionBudget", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "spec", ty: Msg(469), label: One, flags: 0 },
         F { number: 3, json: "status", ty: Msg(470), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.policy.v1.PodDisruptionBudgetList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(467), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.policy.v1.PodDisruptionBudgetSpec", special: Plain, fields: &[
-        F { number: 1, json: "minAvailable", ty: Msg(583), label: One, flags: 0 },
-        F { number: 2, json: "selector", ty: Msg(554), label: One, flags: 0 },
-        F { number: 3, json: "maxUnavailable", ty: Msg(583), label: One, flags: 0 },
+        F { number: 1, json: "minAvailable", ty: Msg(626), label: One, flags: 0 },
+        F { number: 2, json: "selector", ty: Msg(597), label: One, flags: 0 },
+        F { number: 3, json: "maxUnavailable", ty: Msg(626), label: One, flags: 0 },
         F { number: 4, json: "unhealthyPodEvictionPolicy", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.policy.v1.PodDisruptionBudgetStatus", special: Plain, fields: &[
         F { number: 1, json: "observedGeneration", ty: Int64, label: One, flags: O },
-        F { number: 2, json: "disruptedPods", ty: Msg(574), label: Map(String), flags: 0 },
+        F { number: 2, json: "disruptedPods", ty: Msg(617), label: Map(String), flags: 0 },
         F { number: 3, json: "disruptionsAllowed", ty: Int32, label: One, flags: 0 },
         F { number: 4, json: "currentHealthy", ty: Int32, label: One, flags: 0 },
         F { number: 5, json: "desiredHealthy", ty: Int32, label: One, flags: 0 },
         F { number: 6, json: "expectedPods", ty: Int32, label: One, flags: 0 },
-        F { number: 7, json: "conditions", ty: Msg(541), label: Many, flags: 0 },
+        F { number: 7, json: "conditions", ty: Msg(584), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.rbac.v1.AggregationRule", special: Plain, fields: &[
-        F { number: 1, json: "clusterRoleSelectors", ty: Msg(554), label: Many, flags: 0 },
+        F { number: 1, json: "clusterRoleSelectors", ty: Msg(597), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.rbac.v1.ClusterRole", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "rules", ty: Msg(476), label: Many, flags: 0 },
         F { number: 3, json: "aggregationRule", ty: Msg(471), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.rbac.v1.ClusterRoleBinding", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "subjects", ty: Msg(482), label: Many, flags: 0 },
         F { number: 3, json: "roleRef", ty: Msg(481), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.rbac.v1.ClusterRoleBindingList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(473), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.rbac.v1.ClusterRoleList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(472), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.rbac.v1.PolicyRule", special: Plain, fields: &[
@@ -2777,20 +2778,20 @@ pub static MESSAGES: &[Message] = &[
         F { number: 5, json: "nonResourceURLs", ty: String, label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.rbac.v1.Role", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "rules", ty: Msg(476), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.rbac.v1.RoleBinding", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "subjects", ty: Msg(482), label: Many, flags: 0 },
         F { number: 3, json: "roleRef", ty: Msg(481), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.rbac.v1.RoleBindingList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(478), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.rbac.v1.RoleList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "items", ty: Msg(477), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.rbac.v1.RoleRef", special: Plain, fields: &[
@@ -2804,24 +2805,249 @@ pub static MESSAGES: &[Message] = &[
         F { number: 3, json: "name", ty: String, label: One, flags: 0 },
         F { number: 4, json: "namespace", ty: String, label: One, flags: O },
     ] },
+    Message { name: "k8s.io.api.resource.v1.AllocatedDeviceStatus", special: Plain, fields: &[
+        F { number: 1, json: "driver", ty: String, label: One, flags: 0 },
+        F { number: 2, json: "pool", ty: String, label: One, flags: 0 },
+        F { number: 3, json: "device", ty: String, label: One, flags: 0 },
+        F { number: 4, json: "conditions", ty: Msg(584), label: Many, flags: 0 },
+        F { number: 5, json: "data", ty: Msg(623), label: One, flags: 0 },
+        F { number: 6, json: "networkData", ty: Msg(512), label: One, flags: 0 },
+        F { number: 7, json: "shareID", ty: String, label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.AllocationResult", special: Plain, fields: &[
+        F { number: 1, json: "devices", ty: Msg(493), label: One, flags: 0 },
+        F { number: 3, json: "nodeSelector", ty: Msg(267), label: One, flags: 0 },
+        F { number: 5, json: "allocationTimestamp", ty: Msg(617), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.CELDeviceSelector", special: Plain, fields: &[
+        F { number: 1, json: "expression", ty: String, label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.CapacityRequestPolicy", special: Plain, fields: &[
+        F { number: 1, json: "default", ty: Msg(576), label: One, flags: 0 },
+        F { number: 3, json: "validValues", ty: Msg(576), label: Many, flags: 0 },
+        F { number: 4, json: "validRange", ty: Msg(487), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.CapacityRequestPolicyRange", special: Plain, fields: &[
+        F { number: 1, json: "min", ty: Msg(576), label: One, flags: 0 },
+        F { number: 2, json: "max", ty: Msg(576), label: One, flags: 0 },
+        F { number: 3, json: "step", ty: Msg(576), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.CapacityRequirements", special: Plain, fields: &[
+        F { number: 1, json: "requests", ty: Msg(576), label: Map(String), flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.Counter", special: Plain, fields: &[
+        F { number: 1, json: "value", ty: Msg(576), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.CounterSet", special: Plain, fields: &[
+        F { number: 1, json: "name", ty: String, label: One, flags: 0 },
+        F { number: 2, json: "counters", ty: Msg(489), label: Map(String), flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.Device", special: Plain, fields: &[
+        F { number: 1, json: "name", ty: String, label: One, flags: 0 },
+        F { number: 2, json: "attributes", ty: Msg(494), label: Map(String), flags: 0 },
+        F { number: 3, json: "capacity", ty: Msg(495), label: Map(String), flags: 0 },
+        F { number: 4, json: "consumesCounters", ty: Msg(504), label: Many, flags: 0 },
+        F { number: 5, json: "nodeName", ty: String, label: One, flags: 0 },
+        F { number: 6, json: "nodeSelector", ty: Msg(267), label: One, flags: 0 },
+        F { number: 7, json: "allNodes", ty: Bool, label: One, flags: 0 },
+        F { number: 8, json: "taints", ty: Msg(509), label: Many, flags: 0 },
+        F { number: 9, json: "bindsToNode", ty: Bool, label: One, flags: 0 },
+        F { number: 10, json: "bindingConditions", ty: String, label: Many, flags: 0 },
+        F { number: 11, json: "bindingFailureConditions", ty: String, label: Many, flags: 0 },
+        F { number: 12, json: "allowMultipleAllocations", ty: Bool, label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceAllocationConfiguration", special: Plain, fields: &[
+        F { number: 1, json: "source", ty: String, label: One, flags: 0 },
+        F { number: 2, json: "requests", ty: String, label: Many, flags: 0 },
+        F { number: 3, json: "", ty: Msg(502), label: One, flags: I },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceAllocationResult", special: Plain, fields: &[
+        F { number: 1, json: "results", ty: Msg(506), label: Many, flags: 0 },
+        F { number: 2, json: "config", ty: Msg(492), label: Many, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceAttribute", special: Plain, fields: &[
+        F { number: 2, json: "int", ty: Int64, label: One, flags: 0 },
+        F { number: 3, json: "bool", ty: Bool, label: One, flags: 0 },
+        F { number: 4, json: "string", ty: String, label: One, flags: 0 },
+        F { number: 5, json: "version", ty: String, label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceCapacity", special: Plain, fields: &[
+        F { number: 1, json: "value", ty: Msg(576), label: One, flags: 0 },
+        F { number: 2, json: "requestPolicy", ty: Msg(486), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceClaim", special: Plain, fields: &[
+        F { number: 1, json: "requests", ty: Msg(505), label: Many, flags: 0 },
+        F { number: 2, json: "constraints", ty: Msg(503), label: Many, flags: 0 },
+        F { number: 3, json: "config", ty: Msg(497), label: Many, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceClaimConfiguration", special: Plain, fields: &[
+        F { number: 1, json: "requests", ty: String, label: Many, flags: 0 },
+        F { number: 2, json: "", ty: Msg(502), label: One, flags: I },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceClass", special: Plain, fields: &[
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
+        F { number: 2, json: "spec", ty: Msg(501), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceClassConfiguration", special: Plain, fields: &[
+        F { number: 1, json: "", ty: Msg(502), label: One, flags: I },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceClassList", special: Plain, fields: &[
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(498), label: Many, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceClassSpec", special: Plain, fields: &[
+        F { number: 1, json: "selectors", ty: Msg(507), label: Many, flags: 0 },
+        F { number: 2, json: "config", ty: Msg(499), label: Many, flags: 0 },
+        F { number: 4, json: "extendedResourceName", ty: String, label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceConfiguration", special: Plain, fields: &[
+        F { number: 1, json: "opaque", ty: Msg(513), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceConstraint", special: Plain, fields: &[
+        F { number: 1, json: "requests", ty: String, label: Many, flags: 0 },
+        F { number: 2, json: "matchAttribute", ty: String, label: One, flags: 0 },
+        F { number: 3, json: "distinctAttribute", ty: String, label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceCounterConsumption", special: Plain, fields: &[
+        F { number: 1, json: "counterSet", ty: String, label: One, flags: 0 },
+        F { number: 2, json: "counters", ty: Msg(489), label: Map(String), flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceRequest", special: Plain, fields: &[
+        F { number: 1, json: "name", ty: String, label: One, flags: 0 },
+        F { number: 2, json: "exactly", ty: Msg(511), label: One, flags: 0 },
+        F { number: 3, json: "firstAvailable", ty: Msg(508), label: Many, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceRequestAllocationResult", special: Plain, fields: &[
+        F { number: 1, json: "request", ty: String, label: One, flags: 0 },
+        F { number: 2, json: "driver", ty: String, label: One, flags: 0 },
+        F { number: 3, json: "pool", ty: String, label: One, flags: 0 },
+        F { number: 4, json: "device", ty: String, label: One, flags: 0 },
+        F { number: 5, json: "adminAccess", ty: Bool, label: One, flags: 0 },
+        F { number: 6, json: "tolerations", ty: Msg(510), label: Many, flags: 0 },
+        F { number: 7, json: "bindingConditions", ty: String, label: Many, flags: 0 },
+        F { number: 8, json: "bindingFailureConditions", ty: String, label: Many, flags: 0 },
+        F { number: 9, json: "shareID", ty: String, label: One, flags: 0 },
+        F { number: 10, json: "consumedCapacity", ty: Msg(576), label: Map(String), flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceSelector", special: Plain, fields: &[
+        F { number: 1, json: "cel", ty: Msg(485), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceSubRequest", special: Plain, fields: &[
+        F { number: 1, json: "name", ty: String, label: One, flags: 0 },
+        F { number: 2, json: "deviceClassName", ty: String, label: One, flags: 0 },
+        F { number: 3, json: "selectors", ty: Msg(507), label: Many, flags: 0 },
+        F { number: 4, json: "allocationMode", ty: String, label: One, flags: O },
+        F { number: 5, json: "count", ty: Int64, label: One, flags: O },
+        F { number: 6, json: "tolerations", ty: Msg(510), label: Many, flags: 0 },
+        F { number: 7, json: "capacity", ty: Msg(488), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceTaint", special: Plain, fields: &[
+        F { number: 1, json: "key", ty: String, label: One, flags: 0 },
+        F { number: 2, json: "value", ty: String, label: One, flags: O },
+        F { number: 3, json: "effect", ty: String, label: One, flags: 0 },
+        F { number: 4, json: "timeAdded", ty: Msg(617), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.DeviceToleration", special: Plain, fields: &[
+        F { number: 1, json: "key", ty: String, label: One, flags: O },
+        F { number: 2, json: "operator", ty: String, label: One, flags: O },
+        F { number: 3, json: "value", ty: String, label: One, flags: O },
+        F { number: 4, json: "effect", ty: String, label: One, flags: O },
+        F { number: 5, json: "tolerationSeconds", ty: Int64, label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.ExactDeviceRequest", special: Plain, fields: &[
+        F { number: 1, json: "deviceClassName", ty: String, label: One, flags: 0 },
+        F { number: 2, json: "selectors", ty: Msg(507), label: Many, flags: 0 },
+        F { number: 3, json: "allocationMode", ty: String, label: One, flags: O },
+        F { number: 4, json: "count", ty: Int64, label: One, flags: O },
+        F { number: 5, json: "adminAccess", ty: Bool, label: One, flags: 0 },
+        F { number: 6, json: "tolerations", ty: Msg(510), label: Many, flags: 0 },
+        F { number: 7, json: "capacity", ty: Msg(488), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.NetworkDeviceData", special: Plain, fields: &[
+        F { number: 1, json: "interfaceName", ty: String, label: One, flags: O },
+        F { number: 2, json: "ips", ty: String, label: Many, flags: 0 },
+        F { number: 3, json: "hardwareAddress", ty: String, label: One, flags: O },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.OpaqueDeviceConfiguration", special: Plain, fields: &[
+        F { number: 1, json: "driver", ty: String, label: One, flags: 0 },
+        F { number: 2, json: "parameters", ty: Msg(623), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.ResourceClaim", special: Plain, fields: &[
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
+        F { number: 2, json: "spec", ty: Msg(517), label: One, flags: 0 },
+        F { number: 3, json: "status", ty: Msg(518), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.ResourceClaimConsumerReference", special: Plain, fields: &[
+        F { number: 1, json: "apiGroup", ty: String, label: One, flags: O },
+        F { number: 3, json: "resource", ty: String, label: One, flags: 0 },
+        F { number: 4, json: "name", ty: String, label: One, flags: 0 },
+        F { number: 5, json: "uid", ty: String, label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.ResourceClaimList", special: Plain, fields: &[
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(514), label: Many, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.ResourceClaimSpec", special: Plain, fields: &[
+        F { number: 1, json: "devices", ty: Msg(496), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.ResourceClaimStatus", special: Plain, fields: &[
+        F { number: 1, json: "allocation", ty: Msg(484), label: One, flags: 0 },
+        F { number: 2, json: "reservedFor", ty: Msg(515), label: Many, flags: 0 },
+        F { number: 4, json: "devices", ty: Msg(483), label: Many, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.ResourceClaimTemplate", special: Plain, fields: &[
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
+        F { number: 2, json: "spec", ty: Msg(521), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.ResourceClaimTemplateList", special: Plain, fields: &[
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(519), label: Many, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.ResourceClaimTemplateSpec", special: Plain, fields: &[
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
+        F { number: 2, json: "spec", ty: Msg(517), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.ResourcePool", special: Plain, fields: &[
+        F { number: 1, json: "name", ty: String, label: One, flags: 0 },
+        F { number: 2, json: "generation", ty: Int64, label: One, flags: 0 },
+        F { number: 3, json: "resourceSliceCount", ty: Int64, label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.ResourceSlice", special: Plain, fields: &[
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
+        F { number: 2, json: "spec", ty: Msg(525), label: One, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.ResourceSliceList", special: Plain, fields: &[
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(523), label: Many, flags: 0 },
+    ] },
+    Message { name: "k8s.io.api.resource.v1.ResourceSliceSpec", special: Plain, fields: &[
+        F { number: 1, json: "driver", ty: String, label: One, flags: 0 },
+        F { number: 2, json: "pool", ty: Msg(522), label: One, flags: 0 },
+        F { number: 3, json: "nodeName", ty: String, label: One, flags: 0 },
+        F { number: 4, json: "nodeSelector", ty: Msg(267), label: One, flags: 0 },
+        F { number: 5, json: "allNodes", ty: Bool, label: One, flags: 0 },
+        F { number: 6, json: "devices", ty: Msg(491), label: Many, flags: 0 },
+        F { number: 7, json: "perDeviceNodeSelection", ty: Bool, label: One, flags: 0 },
+        F { number: 8, json: "sharedCounters", ty: Msg(490), label: Many, flags: 0 },
+    ] },
     Message { name: "k8s.io.api.scheduling.v1.PriorityClass", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "value", ty: Int32, label: One, flags: 0 },
         F { number: 3, json: "globalDefault", ty: Bool, label: One, flags: O },
         F { number: 4, json: "description", ty: String, label: One, flags: O },
         F { number: 5, json: "preemptionPolicy", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.scheduling.v1.PriorityClassList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
-        F { number: 2, json: "items", ty: Msg(483), label: Many, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(526), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.CSIDriver", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
-        F { number: 2, json: "spec", ty: Msg(487), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
+        F { number: 2, json: "spec", ty: Msg(530), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.CSIDriverList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
-        F { number: 2, json: "items", ty: Msg(485), label: Many, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(528), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.CSIDriverSpec", special: Plain, fields: &[
         F { number: 1, json: "attachRequired", ty: Bool, label: One, flags: 0 },
@@ -2829,42 +3055,42 @@ pub static MESSAGES: &[Message] = &[
         F { number: 3, json: "volumeLifecycleModes", ty: String, label: Many, flags: 0 },
         F { number: 4, json: "storageCapacity", ty: Bool, label: One, flags: 0 },
         F { number: 5, json: "fsGroupPolicy", ty: String, label: One, flags: 0 },
-        F { number: 6, json: "tokenRequests", ty: Msg(496), label: Many, flags: 0 },
+        F { number: 6, json: "tokenRequests", ty: Msg(539), label: Many, flags: 0 },
         F { number: 7, json: "requiresRepublish", ty: Bool, label: One, flags: 0 },
         F { number: 8, json: "seLinuxMount", ty: Bool, label: One, flags: 0 },
         F { number: 9, json: "nodeAllocatableUpdatePeriodSeconds", ty: Int64, label: One, flags: 0 },
         F { number: 10, json: "serviceAccountTokenInSecrets", ty: Bool, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.CSINode", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
-        F { number: 2, json: "spec", ty: Msg(491), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
+        F { number: 2, json: "spec", ty: Msg(534), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.CSINodeDriver", special: Plain, fields: &[
         F { number: 1, json: "name", ty: String, label: One, flags: 0 },
         F { number: 2, json: "nodeID", ty: String, label: One, flags: 0 },
         F { number: 3, json: "topologyKeys", ty: String, label: Many, flags: 0 },
-        F { number: 4, json: "allocatable", ty: Msg(505), label: One, flags: 0 },
+        F { number: 4, json: "allocatable", ty: Msg(548), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.CSINodeList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
-        F { number: 2, json: "items", ty: Msg(488), label: Many, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(531), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.CSINodeSpec", special: Plain, fields: &[
-        F { number: 1, json: "drivers", ty: Msg(489), label: Many, flags: 0 },
+        F { number: 1, json: "drivers", ty: Msg(532), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.CSIStorageCapacity", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
-        F { number: 2, json: "nodeTopology", ty: Msg(554), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
+        F { number: 2, json: "nodeTopology", ty: Msg(597), label: One, flags: 0 },
         F { number: 3, json: "storageClassName", ty: String, label: One, flags: 0 },
-        F { number: 4, json: "capacity", ty: Msg(533), label: One, flags: 0 },
-        F { number: 5, json: "maximumVolumeSize", ty: Msg(533), label: One, flags: 0 },
+        F { number: 4, json: "capacity", ty: Msg(576), label: One, flags: 0 },
+        F { number: 5, json: "maximumVolumeSize", ty: Msg(576), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.CSIStorageCapacityList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
-        F { number: 2, json: "items", ty: Msg(492), label: Many, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(535), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.StorageClass", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "provisioner", ty: String, label: One, flags: 0 },
         F { number: 3, json: "parameters", ty: String, label: Map(String), flags: 0 },
         F { number: 4, json: "reclaimPolicy", ty: String, label: One, flags: 0 },
@@ -2874,21 +3100,21 @@ pub static MESSAGES: &[Message] = &[
         F { number: 8, json: "allowedTopologies", ty: Msg(377), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.StorageClassList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
-        F { number: 2, json: "items", ty: Msg(494), label: Many, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(537), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.TokenRequest", special: Plain, fields: &[
         F { number: 1, json: "audience", ty: String, label: One, flags: 0 },
         F { number: 2, json: "expirationSeconds", ty: Int64, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.VolumeAttachment", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
-        F { number: 2, json: "spec", ty: Msg(500), label: One, flags: 0 },
-        F { number: 3, json: "status", ty: Msg(501), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
+        F { number: 2, json: "spec", ty: Msg(543), label: One, flags: 0 },
+        F { number: 3, json: "status", ty: Msg(544), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.VolumeAttachmentList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
-        F { number: 2, json: "items", ty: Msg(497), label: Many, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(540), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.VolumeAttachmentSource", special: Plain, fields: &[
         F { number: 1, json: "persistentVolumeName", ty: String, label: One, flags: 0 },
@@ -2896,26 +3122,26 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.api.storage.v1.VolumeAttachmentSpec", special: Plain, fields: &[
         F { number: 1, json: "attacher", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "source", ty: Msg(499), label: One, flags: 0 },
+        F { number: 2, json: "source", ty: Msg(542), label: One, flags: 0 },
         F { number: 3, json: "nodeName", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.VolumeAttachmentStatus", special: Plain, fields: &[
         F { number: 1, json: "attached", ty: Bool, label: One, flags: 0 },
         F { number: 2, json: "attachmentMetadata", ty: String, label: Map(String), flags: 0 },
-        F { number: 3, json: "attachError", ty: Msg(504), label: One, flags: 0 },
-        F { number: 4, json: "detachError", ty: Msg(504), label: One, flags: 0 },
+        F { number: 3, json: "attachError", ty: Msg(547), label: One, flags: 0 },
+        F { number: 4, json: "detachError", ty: Msg(547), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.VolumeAttributesClass", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
         F { number: 2, json: "driverName", ty: String, label: One, flags: 0 },
         F { number: 3, json: "parameters", ty: String, label: Map(String), flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.VolumeAttributesClassList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
-        F { number: 2, json: "items", ty: Msg(502), label: Many, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(545), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.api.storage.v1.VolumeError", special: Plain, fields: &[
-        F { number: 1, json: "time", ty: Msg(574), label: One, flags: 0 },
+        F { number: 1, json: "time", ty: Msg(617), label: One, flags: 0 },
         F { number: 2, json: "message", ty: String, label: One, flags: O },
         F { number: 3, json: "errorCode", ty: Int32, label: One, flags: 0 },
     ] },
@@ -2925,16 +3151,16 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ConversionRequest", special: Plain, fields: &[
         F { number: 1, json: "uid", ty: String, label: One, flags: 0 },
         F { number: 2, json: "desiredAPIVersion", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "objects", ty: Msg(580), label: Many, flags: 0 },
+        F { number: 3, json: "objects", ty: Msg(623), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ConversionResponse", special: Plain, fields: &[
         F { number: 1, json: "uid", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "convertedObjects", ty: Msg(580), label: Many, flags: 0 },
-        F { number: 3, json: "result", ty: Msg(570), label: One, flags: 0 },
+        F { number: 2, json: "convertedObjects", ty: Msg(623), label: Many, flags: 0 },
+        F { number: 3, json: "result", ty: Msg(613), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ConversionReview", special: Plain, fields: &[
-        F { number: 1, json: "request", ty: Msg(506), label: One, flags: 0 },
-        F { number: 2, json: "response", ty: Msg(507), label: One, flags: 0 },
+        F { number: 1, json: "request", ty: Msg(549), label: One, flags: 0 },
+        F { number: 2, json: "response", ty: Msg(550), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition", special: Plain, fields: &[
         F { number: 1, json: "name", ty: String, label: One, flags: 0 },
@@ -2946,24 +3172,24 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion", special: Plain, fields: &[
         F { number: 1, json: "strategy", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "webhook", ty: Msg(532), label: One, flags: 0 },
+        F { number: 2, json: "webhook", ty: Msg(575), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
-        F { number: 2, json: "spec", ty: Msg(515), label: One, flags: 0 },
-        F { number: 3, json: "status", ty: Msg(516), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
+        F { number: 2, json: "spec", ty: Msg(558), label: One, flags: 0 },
+        F { number: 3, json: "status", ty: Msg(559), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
         F { number: 2, json: "status", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 3, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 4, json: "reason", ty: String, label: One, flags: O },
         F { number: 5, json: "message", ty: String, label: One, flags: O },
         F { number: 6, json: "observedGeneration", ty: Int64, label: One, flags: O },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
-        F { number: 2, json: "items", ty: Msg(511), label: Many, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(554), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames", special: Plain, fields: &[
         F { number: 1, json: "plural", ty: String, label: One, flags: 0 },
@@ -2975,15 +3201,15 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec", special: Plain, fields: &[
         F { number: 1, json: "group", ty: String, label: One, flags: 0 },
-        F { number: 3, json: "names", ty: Msg(514), label: One, flags: 0 },
+        F { number: 3, json: "names", ty: Msg(557), label: One, flags: 0 },
         F { number: 4, json: "scope", ty: String, label: One, flags: 0 },
-        F { number: 7, json: "versions", ty: Msg(517), label: Many, flags: 0 },
-        F { number: 9, json: "conversion", ty: Msg(510), label: One, flags: 0 },
+        F { number: 7, json: "versions", ty: Msg(560), label: Many, flags: 0 },
+        F { number: 9, json: "conversion", ty: Msg(553), label: One, flags: 0 },
         F { number: 10, json: "preserveUnknownFields", ty: Bool, label: One, flags: O },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus", special: Plain, fields: &[
-        F { number: 1, json: "conditions", ty: Msg(512), label: Many, flags: 0 },
-        F { number: 2, json: "acceptedNames", ty: Msg(514), label: One, flags: 0 },
+        F { number: 1, json: "conditions", ty: Msg(555), label: Many, flags: 0 },
+        F { number: 2, json: "acceptedNames", ty: Msg(557), label: One, flags: 0 },
         F { number: 3, json: "storedVersions", ty: String, label: Many, flags: 0 },
         F { number: 4, json: "observedGeneration", ty: Int64, label: One, flags: O },
     ] },
@@ -2991,12 +3217,12 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "name", ty: String, label: One, flags: 0 },
         F { number: 2, json: "served", ty: Bool, label: One, flags: 0 },
         F { number: 3, json: "storage", ty: Bool, label: One, flags: 0 },
-        F { number: 4, json: "schema", ty: Msg(521), label: One, flags: 0 },
-        F { number: 5, json: "subresources", ty: Msg(520), label: One, flags: 0 },
-        F { number: 6, json: "additionalPrinterColumns", ty: Msg(509), label: Many, flags: 0 },
+        F { number: 4, json: "schema", ty: Msg(564), label: One, flags: 0 },
+        F { number: 5, json: "subresources", ty: Msg(563), label: One, flags: 0 },
+        F { number: 6, json: "additionalPrinterColumns", ty: Msg(552), label: Many, flags: 0 },
         F { number: 7, json: "deprecated", ty: Bool, label: One, flags: O },
         F { number: 8, json: "deprecationWarning", ty: String, label: One, flags: 0 },
-        F { number: 9, json: "selectableFields", ty: Msg(528), label: Many, flags: 0 },
+        F { number: 9, json: "selectableFields", ty: Msg(571), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale", special: Plain, fields: &[
         F { number: 1, json: "specReplicasPath", ty: String, label: One, flags: 0 },
@@ -3005,11 +3231,11 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus", special: Plain, fields: &[] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources", special: Plain, fields: &[
-        F { number: 1, json: "status", ty: Msg(519), label: One, flags: 0 },
-        F { number: 2, json: "scale", ty: Msg(518), label: One, flags: 0 },
+        F { number: 1, json: "status", ty: Msg(562), label: One, flags: 0 },
+        F { number: 2, json: "scale", ty: Msg(561), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation", special: Plain, fields: &[
-        F { number: 1, json: "openAPIV3Schema", ty: Msg(524), label: One, flags: 0 },
+        F { number: 1, json: "openAPIV3Schema", ty: Msg(567), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation", special: Plain, fields: &[
         F { number: 1, json: "description", ty: String, label: One, flags: O },
@@ -3026,7 +3252,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 5, json: "type", ty: String, label: One, flags: O },
         F { number: 6, json: "format", ty: String, label: One, flags: O },
         F { number: 7, json: "title", ty: String, label: One, flags: O },
-        F { number: 8, json: "default", ty: Msg(523), label: One, flags: 0 },
+        F { number: 8, json: "default", ty: Msg(566), label: One, flags: 0 },
         F { number: 9, json: "maximum", ty: Double, label: One, flags: 0 },
         F { number: 10, json: "exclusiveMaximum", ty: Bool, label: One, flags: O },
         F { number: 11, json: "minimum", ty: Double, label: One, flags: 0 },
@@ -3038,23 +3264,23 @@ pub static MESSAGES: &[Message] = &[
         F { number: 17, json: "minItems", ty: Int64, label: One, flags: 0 },
         F { number: 18, json: "uniqueItems", ty: Bool, label: One, flags: O },
         F { number: 19, json: "multipleOf", ty: Double, label: One, flags: 0 },
-        F { number: 20, json: "enum", ty: Msg(523), label: Many, flags: 0 },
+        F { number: 20, json: "enum", ty: Msg(566), label: Many, flags: 0 },
         F { number: 21, json: "maxProperties", ty: Int64, label: One, flags: 0 },
         F { number: 22, json: "minProperties", ty: Int64, label: One, flags: 0 },
         F { number: 23, json: "required", ty: String, label: Many, flags: 0 },
-        F { number: 24, json: "items", ty: Msg(525), label: One, flags: 0 },
-        F { number: 25, json: "allOf", ty: Msg(524), label: Many, flags: 0 },
-        F { number: 26, json: "oneOf", ty: Msg(524), label: Many, flags: 0 },
-        F { number: 27, json: "anyOf", ty: Msg(524), label: Many, flags: 0 },
-        F { number: 28, json: "not", ty: Msg(524), label: One, flags: 0 },
-        F { number: 29, json: "properties", ty: Msg(524), label: Map(String), flags: 0 },
-        F { number: 30, json: "additionalProperties", ty: Msg(526), label: One, flags: 0 },
-        F { number: 31, json: "patternProperties", ty: Msg(524), label: Map(String), flags: 0 },
-        F { number: 32, json: "dependencies", ty: Msg(527), label: Map(String), flags: 0 },
-        F { number: 33, json: "additionalItems", ty: Msg(526), label: One, flags: 0 },
-        F { number: 34, json: "definitions", ty: Msg(524), label: Map(String), flags: 0 },
-        F { number: 35, json: "externalDocs", ty: Msg(522), label: One, flags: 0 },
-        F { number: 36, json: "example", ty: Msg(523), label: One, flags: 0 },
+        F { number: 24, json: "items", ty: Msg(568), label: One, flags: 0 },
+        F { number: 25, json: "allOf", ty: Msg(567), label: Many, flags: 0 },
+        F { number: 26, json: "oneOf", ty: Msg(567), label: Many, flags: 0 },
+        F { number: 27, json: "anyOf", ty: Msg(567), label: Many, flags: 0 },
+        F { number: 28, json: "not", ty: Msg(567), label: One, flags: 0 },
+        F { number: 29, json: "properties", ty: Msg(567), label: Map(String), flags: 0 },
+        F { number: 30, json: "additionalProperties", ty: Msg(569), label: One, flags: 0 },
+        F { number: 31, json: "patternProperties", ty: Msg(567), label: Map(String), flags: 0 },
+        F { number: 32, json: "dependencies", ty: Msg(570), label: Map(String), flags: 0 },
+        F { number: 33, json: "additionalItems", ty: Msg(569), label: One, flags: 0 },
+        F { number: 34, json: "definitions", ty: Msg(567), label: Map(String), flags: 0 },
+        F { number: 35, json: "externalDocs", ty: Msg(565), label: One, flags: 0 },
+        F { number: 36, json: "example", ty: Msg(566), label: One, flags: 0 },
         F { number: 37, json: "nullable", ty: Bool, label: One, flags: O },
         F { number: 38, json: "x-kubernetes-preserve-unknown-fields", ty: Bool, label: One, flags: 0 },
         F { number: 39, json: "x-kubernetes-embedded-resource", ty: Bool, label: One, flags: O },
@@ -3062,18 +3288,18 @@ pub static MESSAGES: &[Message] = &[
         F { number: 41, json: "x-kubernetes-list-map-keys", ty: String, label: Many, flags: 0 },
         F { number: 42, json: "x-kubernetes-list-type", ty: String, label: One, flags: 0 },
         F { number: 43, json: "x-kubernetes-map-type", ty: String, label: One, flags: 0 },
-        F { number: 44, json: "x-kubernetes-validations", ty: Msg(530), label: Many, flags: 0 },
+        F { number: 44, json: "x-kubernetes-validations", ty: Msg(573), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray", special: PropsOrArray, fields: &[
-        F { number: 1, json: "schema", ty: Msg(524), label: One, flags: 0 },
-        F { number: 2, json: "jSONSchemas", ty: Msg(524), label: Many, flags: 0 },
+        F { number: 1, json: "schema", ty: Msg(567), label: One, flags: 0 },
+        F { number: 2, json: "jSONSchemas", ty: Msg(567), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool", special: PropsOrBool, fields: &[
         F { number: 1, json: "allows", ty: Bool, label: One, flags: 0 },
-        F { number: 2, json: "schema", ty: Msg(524), label: One, flags: 0 },
+        F { number: 2, json: "schema", ty: Msg(567), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray", special: PropsOrStringArray, fields: &[
-        F { number: 1, json: "schema", ty: Msg(524), label: One, flags: 0 },
+        F { number: 1, json: "schema", ty: Msg(567), label: One, flags: 0 },
         F { number: 2, json: "property", ty: String, label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField", special: Plain, fields: &[
@@ -3094,12 +3320,12 @@ pub static MESSAGES: &[Message] = &[
         F { number: 6, json: "optionalOldSelf", ty: Bool, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig", special: Plain, fields: &[
-        F { number: 1, json: "service", ty: Msg(529), label: One, flags: 0 },
+        F { number: 1, json: "service", ty: Msg(572), label: One, flags: 0 },
         F { number: 2, json: "caBundle", ty: Bytes, label: One, flags: O },
         F { number: 3, json: "url", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion", special: Plain, fields: &[
-        F { number: 2, json: "clientConfig", ty: Msg(531), label: One, flags: 0 },
+        F { number: 2, json: "clientConfig", ty: Msg(574), label: One, flags: 0 },
         F { number: 3, json: "conversionReviewVersions", ty: String, label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.api.resource.Quantity", special: Quantity, fields: &[
@@ -3110,18 +3336,18 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIGroup", special: Plain, fields: &[
         F { number: 1, json: "name", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "versions", ty: Msg(551), label: Many, flags: 0 },
-        F { number: 3, json: "preferredVersion", ty: Msg(551), label: One, flags: 0 },
-        F { number: 4, json: "serverAddressByClientCIDRs", ty: Msg(569), label: Many, flags: 0 },
+        F { number: 2, json: "versions", ty: Msg(594), label: Many, flags: 0 },
+        F { number: 3, json: "preferredVersion", ty: Msg(594), label: One, flags: 0 },
+        F { number: 4, json: "serverAddressByClientCIDRs", ty: Msg(612), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIGroupList", special: Plain, fields: &[
-        F { number: 1, json: "groups", ty: Msg(535), label: Many, flags: 0 },
+        F { number: 1, json: "groups", ty: Msg(578), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIResource", special: Plain, fields: &[
         F { number: 1, json: "name", ty: String, label: One, flags: 0 },
         F { number: 2, json: "namespaced", ty: Bool, label: One, flags: 0 },
         F { number: 3, json: "kind", ty: String, label: One, flags: 0 },
-        F { number: 4, json: "verbs", ty: Msg(578), label: One, flags: 0 },
+        F { number: 4, json: "verbs", ty: Msg(621), label: One, flags: 0 },
         F { number: 5, json: "shortNames", ty: String, label: Many, flags: 0 },
         F { number: 6, json: "singularName", ty: String, label: One, flags: 0 },
         F { number: 7, json: "categories", ty: String, label: Many, flags: 0 },
@@ -3131,11 +3357,11 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIResourceList", special: Plain, fields: &[
         F { number: 1, json: "groupVersion", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "resources", ty: Msg(537), label: Many, flags: 0 },
+        F { number: 2, json: "resources", ty: Msg(580), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIVersions", special: Plain, fields: &[
         F { number: 1, json: "versions", ty: String, label: Many, flags: 0 },
-        F { number: 2, json: "serverAddressByClientCIDRs", ty: Msg(569), label: Many, flags: 0 },
+        F { number: 2, json: "serverAddressByClientCIDRs", ty: Msg(612), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.ApplyOptions", special: Plain, fields: &[
         F { number: 1, json: "dryRun", ty: String, label: Many, flags: 0 },
@@ -3146,7 +3372,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
         F { number: 2, json: "status", ty: String, label: One, flags: 0 },
         F { number: 3, json: "observedGeneration", ty: Int64, label: One, flags: O },
-        F { number: 4, json: "lastTransitionTime", ty: Msg(574), label: One, flags: 0 },
+        F { number: 4, json: "lastTransitionTime", ty: Msg(617), label: One, flags: 0 },
         F { number: 5, json: "reason", ty: String, label: One, flags: 0 },
         F { number: 6, json: "message", ty: String, label: One, flags: 0 },
     ] },
@@ -3157,7 +3383,7 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions", special: Plain, fields: &[
         F { number: 1, json: "gracePeriodSeconds", ty: Int64, label: One, flags: 0 },
-        F { number: 2, json: "preconditions", ty: Msg(567), label: One, flags: 0 },
+        F { number: 2, json: "preconditions", ty: Msg(610), label: One, flags: 0 },
         F { number: 3, json: "orphanDependents", ty: Bool, label: One, flags: 0 },
         F { number: 4, json: "propagationPolicy", ty: String, label: One, flags: 0 },
         F { number: 5, json: "dryRun", ty: String, label: Many, flags: 0 },
@@ -3205,7 +3431,7 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector", special: Plain, fields: &[
         F { number: 1, json: "matchLabels", ty: String, label: Map(String), flags: 0 },
-        F { number: 2, json: "matchExpressions", ty: Msg(555), label: Many, flags: 0 },
+        F { number: 2, json: "matchExpressions", ty: Msg(598), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement", special: Plain, fields: &[
         F { number: 1, json: "key", ty: String, label: One, flags: 0 },
@@ -3213,8 +3439,8 @@ pub static MESSAGES: &[Message] = &[
         F { number: 3, json: "values", ty: String, label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.List", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
-        F { number: 2, json: "items", ty: Msg(580), label: Many, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(623), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta", special: Plain, fields: &[
         F { number: 1, json: "selfLink", ty: String, label: One, flags: O },
@@ -3238,9 +3464,9 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "manager", ty: String, label: One, flags: O },
         F { number: 2, json: "operation", ty: String, label: One, flags: O },
         F { number: 3, json: "apiVersion", ty: String, label: One, flags: O },
-        F { number: 4, json: "time", ty: Msg(574), label: One, flags: 0 },
+        F { number: 4, json: "time", ty: Msg(617), label: One, flags: 0 },
         F { number: 6, json: "fieldsType", ty: String, label: One, flags: O },
-        F { number: 7, json: "fieldsV1", ty: Msg(546), label: One, flags: 0 },
+        F { number: 7, json: "fieldsV1", ty: Msg(589), label: One, flags: 0 },
         F { number: 8, json: "subresource", ty: String, label: One, flags: O },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime", special: MicroTime, fields: &[
@@ -3255,14 +3481,14 @@ pub static MESSAGES: &[Message] = &[
         F { number: 5, json: "uid", ty: String, label: One, flags: O },
         F { number: 6, json: "resourceVersion", ty: String, label: One, flags: O },
         F { number: 7, json: "generation", ty: Int64, label: One, flags: O },
-        F { number: 8, json: "creationTimestamp", ty: Msg(574), label: One, flags: 0 },
-        F { number: 9, json: "deletionTimestamp", ty: Msg(574), label: One, flags: 0 },
+        F { number: 8, json: "creationTimestamp", ty: Msg(617), label: One, flags: 0 },
+        F { number: 9, json: "deletionTimestamp", ty: Msg(617), label: One, flags: 0 },
         F { number: 10, json: "deletionGracePeriodSeconds", ty: Int64, label: One, flags: 0 },
         F { number: 11, json: "labels", ty: String, label: Map(String), flags: 0 },
         F { number: 12, json: "annotations", ty: String, label: Map(String), flags: 0 },
-        F { number: 13, json: "ownerReferences", ty: Msg(562), label: Many, flags: 0 },
+        F { number: 13, json: "ownerReferences", ty: Msg(605), label: Many, flags: 0 },
         F { number: 14, json: "finalizers", ty: String, label: Many, flags: 0 },
-        F { number: 17, json: "managedFields", ty: Msg(559), label: Many, flags: 0 },
+        F { number: 17, json: "managedFields", ty: Msg(602), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.OwnerReference", special: Plain, fields: &[
         F { number: 1, json: "kind", ty: String, label: One, flags: 0 },
@@ -3273,11 +3499,11 @@ pub static MESSAGES: &[Message] = &[
         F { number: 7, json: "blockOwnerDeletion", ty: Bool, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.PartialObjectMetadata", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(561), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(604), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.PartialObjectMetadataList", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
-        F { number: 2, json: "items", ty: Msg(563), label: Many, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
+        F { number: 2, json: "items", ty: Msg(606), label: Many, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.Patch", special: Plain, fields: &[] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.PatchOptions", special: Plain, fields: &[
@@ -3298,11 +3524,11 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "serverAddress", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.Status", special: Plain, fields: &[
-        F { number: 1, json: "metadata", ty: Msg(557), label: One, flags: 0 },
+        F { number: 1, json: "metadata", ty: Msg(600), label: One, flags: 0 },
         F { number: 2, json: "status", ty: String, label: One, flags: O },
         F { number: 3, json: "message", ty: String, label: One, flags: O },
         F { number: 4, json: "reason", ty: String, label: One, flags: O },
-        F { number: 5, json: "details", ty: Msg(572), label: One, flags: 0 },
+        F { number: 5, json: "details", ty: Msg(615), label: One, flags: 0 },
         F { number: 6, json: "code", ty: Int32, label: One, flags: O },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.StatusCause", special: Plain, fields: &[
@@ -3314,7 +3540,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 1, json: "name", ty: String, label: One, flags: O },
         F { number: 2, json: "group", ty: String, label: One, flags: O },
         F { number: 3, json: "kind", ty: String, label: One, flags: O },
-        F { number: 4, json: "causes", ty: Msg(571), label: Many, flags: 0 },
+        F { number: 4, json: "causes", ty: Msg(614), label: Many, flags: 0 },
         F { number: 5, json: "retryAfterSeconds", ty: Int32, label: One, flags: O },
         F { number: 6, json: "uid", ty: String, label: One, flags: O },
     ] },
@@ -3343,7 +3569,7 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "k8s.io.apimachinery.pkg.apis.meta.v1.WatchEvent", special: Plain, fields: &[
         F { number: 1, json: "type", ty: String, label: One, flags: 0 },
-        F { number: 2, json: "object", ty: Msg(580), label: One, flags: 0 },
+        F { number: 2, json: "object", ty: Msg(623), label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.runtime.RawExtension", special: RawJson, fields: &[
         F { number: 1, json: "raw", ty: Bytes, label: One, flags: 0 },
@@ -3353,7 +3579,7 @@ pub static MESSAGES: &[Message] = &[
         F { number: 2, json: "kind", ty: String, label: One, flags: 0 },
     ] },
     Message { name: "k8s.io.apimachinery.pkg.runtime.Unknown", special: Plain, fields: &[
-        F { number: 1, json: "typeMeta", ty: Msg(581), label: One, flags: 0 },
+        F { number: 1, json: "typeMeta", ty: Msg(624), label: One, flags: 0 },
         F { number: 2, json: "raw", ty: Bytes, label: One, flags: 0 },
         F { number: 3, json: "contentEncoding", ty: String, label: One, flags: 0 },
         F { number: 4, json: "contentType", ty: String, label: One, flags: 0 },

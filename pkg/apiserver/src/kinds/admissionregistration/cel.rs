@@ -29,6 +29,8 @@ pub struct Vars {
 enum Mode<'a> {
     /// An admission expression (policies, webhook match conditions).
     Admission(Vars),
+    /// A DRA device selector (`resource.k8s.io`): only `device` is declared.
+    Device,
     /// A CRD `x-kubernetes-validations` rule: `self` (typed by `schema`, the raw schema
     /// node the rule sits on) and, for transition rules, `oldSelf`.
     Rule {
@@ -166,6 +168,12 @@ pub fn rule_compile_error(
     root: bool,
 ) -> Option<String> {
     compile_error_in(expression, Mode::Rule { schema, root })
+}
+
+/// `compilation failed: …` when the DRA device selector `expression` does not compile
+/// (a syntax error, or a reference to anything but `device`).
+pub fn device_selector_compile_error(expression: &str) -> Option<String> {
+    compile_error_in(expression, Mode::Device)
 }
 
 /// `compilation failed: …` when `expression` does not compile in `mode`.
@@ -309,6 +317,7 @@ fn declared(name: &str, mode: Mode<'_>) -> bool {
         Mode::Rule { .. } => {
             return matches!(name, "self" | "oldSelf") || TYPE_IDENTS.contains(&name);
         }
+        Mode::Device => return name == "device" || TYPE_IDENTS.contains(&name),
     };
     match name {
         "object" | "oldObject" | "namespaceObject" | "request" => true,

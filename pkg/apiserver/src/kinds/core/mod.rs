@@ -10,6 +10,7 @@ pub mod node;
 pub mod persistentvolume;
 pub mod persistentvolumeclaim;
 pub mod pod;
+pub mod pod_resize;
 pub mod pod_service_account;
 pub mod podspec;
 pub mod podtemplate;

@@ -320,6 +320,18 @@ fn validate_ephemeral_containers_update(new: &Value, old: &Value) -> ErrorList {
     errs
 }
 
+/// `ValidatePodResize`: the resized pod as a pod (requests within limits), then what a
+/// resize may change.
+fn validate_resize(new: &Value, old: &Value) -> ErrorList {
+    let opts = PodOpts {
+        resource_is_pod: true,
+        ..PodOpts::for_update(old.f("spec"), old.f("metadata"))
+    };
+    let mut errs = validate_metadata_and_spec(new, &opts);
+    errs.extend(super::pod_resize::validate_resize(new, old));
+    errs
+}
+
 fn validate_update(new: &Value, old: &Value) -> ErrorList {
     let opts = PodOpts {
         resource_is_pod: true,
@@ -775,6 +787,10 @@ impl Strategy for PodStrategy {
     }
 
     fn prepare_for_subresource_update(&self, sub: Subresource, new: &mut Value, old: &Value) {
+        if sub == Subresource::Resize {
+            super::pod_resize::drop_non_resize_updates(new, old);
+            return;
+        }
         if sub != Subresource::EphemeralContainers {
             return;
         }
@@ -801,6 +817,7 @@ impl Strategy for PodStrategy {
     fn validate_subresource_update(&self, sub: Subresource, new: &Value, old: &Value) -> ErrorList {
         match sub {
             Subresource::EphemeralContainers => validate_ephemeral_containers_update(new, old),
+            Subresource::Resize => validate_resize(new, old),
             _ => validate_update(new, old),
         }
     }

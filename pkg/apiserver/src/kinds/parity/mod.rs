@@ -12,6 +12,7 @@ mod apps;
 mod core;
 mod core_pod;
 mod networking;
+mod resource;
 
 use std::collections::BTreeSet;
 
@@ -117,6 +118,7 @@ pub fn every_case() -> Vec<Case> {
     all.extend(apps::cases());
     all.extend(networking::cases());
     all.extend(admission::cases());
+    all.extend(resource::cases());
     all
 }
 
