@@ -236,14 +236,17 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     k1s_apiserver::auth::bootstrap_policy::start_aggregation(api.clone());
     // What joining agents read and authenticate with (run/join.rs).
     let join_url = format!("https://{}", SocketAddr::new(args.node_ip.unwrap_or(advertise), port));
-    super::join::publish(
+    // Agents cannot join without it, but the server and its own node run on.
+    if let Err(e) = super::join::publish(
         controller_manager_client(&api),
         &join_url,
         pki.ca_pem(),
         pki.token_secret(),
     )
     .await
-    .context("cannot publish what agents need to join")?;
+    {
+        tracing::error!(error = %e, "cannot publish what agents need to join");
+    }
 
     let tls = k1s_pki::server_tls_config(&pki).context("cannot build the TLS configuration")?;
     let listen = SocketAddr::new(args.bind_address, port);
