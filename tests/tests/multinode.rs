@@ -58,7 +58,14 @@ impl Lan {
             namespaces: Vec::new(),
         };
         sh(&["ip", "link", "add", &lan.bridge, "type", "bridge"]);
-        sh(&["ip", "addr", "add", &format!("{}/24", lan.ip(1)), "dev", &lan.bridge]);
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", lan.ip(1)),
+            "dev",
+            &lan.bridge,
+        ]);
         sh(&["ip", "link", "set", &lan.bridge, "up"]);
         lan
     }
@@ -73,14 +80,23 @@ impl Lan {
         let veth = format!("k1sv{}{host}", self.tag);
         sh(&["ip", "netns", "add", &ns]);
         self.namespaces.push(ns.clone());
-        sh(&["ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+        sh(&[
+            "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
         sh(&["ip", "link", "set", &veth, "master", &self.bridge, "up"]);
         let in_ns = |args: &[&str]| {
             let mut full = vec!["ip", "netns", "exec", &ns];
             full.extend_from_slice(args);
             sh(&full);
         };
-        in_ns(&["ip", "addr", "add", &format!("{}/24", self.ip(host)), "dev", "eth0"]);
+        in_ns(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", self.ip(host)),
+            "dev",
+            "eth0",
+        ]);
         in_ns(&["ip", "link", "set", "eth0", "up"]);
         in_ns(&["ip", "link", "set", "lo", "up"]);
         in_ns(&["ip", "route", "add", "default", "via", &self.ip(1)]);
@@ -398,7 +414,16 @@ spec:
         for ip in other.iter().take(2) {
             let r = k1s.kubectl(
                 &k,
-                &["exec", name, "--", "wget", "-qO-", "-T", "5", &format!("http://{ip}/")],
+                &[
+                    "exec",
+                    name,
+                    "--",
+                    "wget",
+                    "-qO-",
+                    "-T",
+                    "5",
+                    &format!("http://{ip}/"),
+                ],
             );
             assert!(
                 r.code == 0 && r.stdout.contains("nginx"),
@@ -408,7 +433,10 @@ spec:
     }
     // The Service's only endpoint is on the server node; agents' pods reach it by ClusterIP.
     let svc = json(&k1s, &["get", "service", "target", "-o", "json"]);
-    let cluster_ip = svc["spec"]["clusterIP"].as_str().expect("clusterIP").to_string();
+    let cluster_ip = svc["spec"]["clusterIP"]
+        .as_str()
+        .expect("clusterIP")
+        .to_string();
     eventually(WAIT, "the target pod running", || {
         let pod = json(&k1s, &["get", "pod", "target", "-o", "json"]);
         (pod["status"]["phase"] == "Running").then_some(())
@@ -439,25 +467,40 @@ spec:
     // A Pi goes away: its node goes NotReady and its pods come back on the others.
     let gone = agents[1].name.clone();
     agents[1].stop();
-    eventually(Duration::from_secs(90), "the stopped agent's node NotReady", || {
-        (node_ready(&k1s, &gone) != Some(true)).then_some(())
-    });
-    eventually(Duration::from_secs(90), "6 ready pods off the stopped node", || {
-        let pods = running(&k1s, "web");
-        let on_gone = json(
-            &k1s,
-            &["get", "pods", "-l", "app=web", "--field-selector", &format!("spec.nodeName={gone}"), "-o", "json"],
-        );
-        let left = on_gone["items"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-                    .count()
-            })
-            .unwrap_or(0);
-        (pods.len() == 6 && pods.iter().all(|(_, n, _)| *n != gone) && left == 0).then_some(())
-    });
+    eventually(
+        Duration::from_secs(90),
+        "the stopped agent's node NotReady",
+        || (node_ready(&k1s, &gone) != Some(true)).then_some(()),
+    );
+    eventually(
+        Duration::from_secs(90),
+        "6 ready pods off the stopped node",
+        || {
+            let pods = running(&k1s, "web");
+            let on_gone = json(
+                &k1s,
+                &[
+                    "get",
+                    "pods",
+                    "-l",
+                    "app=web",
+                    "--field-selector",
+                    &format!("spec.nodeName={gone}"),
+                    "-o",
+                    "json",
+                ],
+            );
+            let left = on_gone["items"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+                        .count()
+                })
+                .unwrap_or(0);
+            (pods.len() == 6 && pods.iter().all(|(_, n, _)| *n != gone) && left == 0).then_some(())
+        },
+    );
     drop(agents);
     drop(k1s);
     drop(lan);

@@ -149,7 +149,8 @@ pub fn peer_of(node: &Node, vni: u32) -> Option<Peer> {
 
 /// The annotations this node publishes.
 fn annotations(config: &VxlanConfig) -> serde_json::Value {
-    let data = serde_json::json!({"VNI": config.vni, "VtepMAC": mac_text(&vtep_mac(&config.node_name))});
+    let data =
+        serde_json::json!({"VNI": config.vni, "VtepMAC": mac_text(&vtep_mac(&config.node_name))});
     serde_json::json!({"metadata": {"annotations": {
         BACKEND_TYPE: "vxlan",
         BACKEND_DATA: data.to_string(),

@@ -65,8 +65,7 @@ pub fn new_csr(cn: &str, orgs: &[&str], sans: &[String]) -> Result<(String, Stri
 
 /// Reads the subject and alternative names of a PEM request (`spec.request`).
 pub fn parse_csr(pem: &[u8]) -> Result<CsrSubject, PkiError> {
-    let (_, block) =
-        x509_parser::pem::parse_x509_pem(pem).map_err(|_| bad("not a PEM block"))?;
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem).map_err(|_| bad("not a PEM block"))?;
     if block.label != "CERTIFICATE REQUEST" {
         return Err(bad(format!("PEM block is {:?}", block.label)));
     }
@@ -77,7 +76,11 @@ pub fn parse_csr(pem: &[u8]) -> Result<CsrSubject, PkiError> {
         a.as_str().map(str::to_string).unwrap_or_default()
     };
     let mut out = CsrSubject {
-        common_name: subject.iter_common_name().next().map(text).unwrap_or_default(),
+        common_name: subject
+            .iter_common_name()
+            .next()
+            .map(text)
+            .unwrap_or_default(),
         organizations: subject.iter_organization().map(text).collect(),
         ..CsrSubject::default()
     };
@@ -175,7 +178,10 @@ mod tests {
         assert_eq!(subject.common_name, "system:node:pi-2");
         assert_eq!(subject.organizations, vec!["system:nodes".to_string()]);
         assert_eq!(subject.dns_names, vec!["pi-2".to_string()]);
-        assert_eq!(subject.ip_addresses, vec!["10.0.0.7".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            subject.ip_addresses,
+            vec!["10.0.0.7".parse::<IpAddr>().unwrap()]
+        );
         let usages = ["digital signature".to_string(), "client auth".to_string()];
         let pem = signer.sign_csr(&csr, &usages, None).unwrap();
         use rustls::pki_types::pem::PemObject;

@@ -56,7 +56,9 @@ fn token(args: &AgentArgs) -> anyhow::Result<String> {
             .map(|t| t.trim().to_string())
             .with_context(|| format!("cannot read --token-file {}", path.display()));
     }
-    bail!("--token or --token-file is required to join a server (the server's <data-dir>/server/token)")
+    bail!(
+        "--token or --token-file is required to join a server (the server's <data-dir>/server/token)"
+    )
 }
 
 async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
@@ -87,8 +89,8 @@ async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
     if bridge.is_empty() || bridge.len() > 15 {
         bail!("--bridge-name {bridge:?} must have 1 to 15 characters");
     }
-    let eviction =
-        k1s_kubelet::eviction::Config::k3s(&args.kubelet_arg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let eviction = k1s_kubelet::eviction::Config::k3s(&args.kubelet_arg)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let agent_dir = data_dir.join("agent");
     let creds =

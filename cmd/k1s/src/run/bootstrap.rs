@@ -220,7 +220,8 @@ pub async fn obtain(
         Some(pair) => pair,
         None => {
             let (id, secret) = k1s_pki::bootstrap_token(&parsed.secret);
-            let yaml = cluster_only_kubeconfig(server, &ca_block, &format!("    token: {id}.{secret}"));
+            let yaml =
+                cluster_only_kubeconfig(server, &ca_block, &format!("    token: {id}.{secret}"));
             let bootstrap = client_from_kubeconfig(&yaml).await?;
             let (csr, key) = k1s_pki::new_csr(&user, &["system:nodes"], &[])?;
             let cert = request_certificate(
@@ -243,7 +244,11 @@ pub async fn obtain(
     let serving = match files.pair("serving-kubelet") {
         Some(pair) => pair,
         None => {
-            let sans = [node_name.to_string(), node_ip.to_string(), "127.0.0.1".into()];
+            let sans = [
+                node_name.to_string(),
+                node_ip.to_string(),
+                "127.0.0.1".into(),
+            ];
             let (csr, key) = k1s_pki::new_csr(&user, &["system:nodes"], &sans)?;
             let cert = request_certificate(
                 &node,

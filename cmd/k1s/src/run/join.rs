@@ -21,10 +21,10 @@ use k8s_openapi::api::rbac::v1::{
     ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Api;
-use kube::api::{Patch, PatchParams};
 use k8s_openapi::serde::Serialize;
 use k8s_openapi::serde::de::DeserializeOwned;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
 
 /// The group a joining agent's bootstrap token authenticates as (besides
 /// `system:bootstrappers`).
@@ -38,9 +38,13 @@ async fn apply<K>(api: Api<K>, name: &str, obj: &K) -> anyhow::Result<()>
 where
     K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(obj))
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot write {name}: {e}"))?;
+    api.patch(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot write {name}: {e}"))?;
     Ok(())
 }
 

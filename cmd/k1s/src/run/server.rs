@@ -235,7 +235,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     k1s_apiserver::auth::bootstrap_policy::start_aggregation(api.clone());
     // What joining agents read and authenticate with (run/join.rs).
-    let join_url = format!("https://{}", SocketAddr::new(args.node_ip.unwrap_or(advertise), port));
+    let join_url = format!(
+        "https://{}",
+        SocketAddr::new(args.node_ip.unwrap_or(advertise), port)
+    );
     // Agents cannot join without it, but the server and its own node run on.
     if let Err(e) = super::join::publish(
         controller_manager_client(&api),
@@ -782,7 +785,10 @@ fn start_overlay(
     api: &Arc<ApiServer>,
     node_name: &str,
     node_ip: IpAddr,
-) -> Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
+) -> Option<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)> {
     let IpAddr::V4(ip) = node_ip else {
         return None;
     };

@@ -21,10 +21,10 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition,
 };
+use kube::Api;
 use kube::api::{PostParams, ResourceExt};
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
-use kube::Api;
 
 use super::{
     API_CLIENT_SIGNER, KUBELET_CLIENT_SIGNER, KUBELET_SERVING_SIGNER, NODE_USER_PREFIX,
@@ -65,8 +65,8 @@ pub fn recognize(csr: &CertificateSigningRequest) -> Verdict {
     let requester = spec.username.clone().unwrap_or_default();
     let no_sans =
         subject.dns_names.is_empty() && subject.ip_addresses.is_empty() && !subject.other_names;
-    let node_subject = subject.common_name.starts_with(NODE_USER_PREFIX)
-        && subject.organizations == [NODES_GROUP];
+    let node_subject =
+        subject.common_name.starts_with(NODE_USER_PREFIX) && subject.organizations == [NODES_GROUP];
     match spec.signer_name.as_str() {
         KUBELET_CLIENT_SIGNER
             if node_subject
@@ -179,7 +179,12 @@ async fn reconcile(
         });
     let api: Api<CertificateSigningRequest> = Api::all((*client).clone());
     match api
-        .replace_subresource("approval", &csr.name_any(), &PostParams::default(), &approved)
+        .replace_subresource(
+            "approval",
+            &csr.name_any(),
+            &PostParams::default(),
+            &approved,
+        )
         .await
     {
         Ok(_) => {
@@ -217,7 +222,14 @@ mod tests {
 
     use super::*;
 
-    fn csr(signer: &str, cn: &str, orgs: &[&str], sans: &[String], user: &str, usages: &[&str]) -> CertificateSigningRequest {
+    fn csr(
+        signer: &str,
+        cn: &str,
+        orgs: &[&str],
+        sans: &[String],
+        user: &str,
+        usages: &[&str],
+    ) -> CertificateSigningRequest {
         let (pem, _) = k1s_pki::new_csr(cn, orgs, sans).unwrap();
         CertificateSigningRequest {
             spec: CertificateSigningRequestSpec {
@@ -235,21 +247,76 @@ mod tests {
     #[test]
     fn kubelet_requests_are_recognized_as_upstream() {
         let client = ["digital signature", "client auth"];
-        let new = csr(KUBELET_CLIENT_SIGNER, "system:node:a", &["system:nodes"], &[], "system:bootstrap:abcdef", &client);
-        assert!(matches!(recognize(&new), Verdict::IfAllowed("nodeclient", _)));
-        let own = csr(KUBELET_CLIENT_SIGNER, "system:node:a", &["system:nodes"], &[], "system:node:a", &client);
-        assert!(matches!(recognize(&own), Verdict::IfAllowed("selfnodeclient", _)));
-        let wrong_group = csr(KUBELET_CLIENT_SIGNER, "system:node:a", &["admins"], &[], "x", &client);
+        let new = csr(
+            KUBELET_CLIENT_SIGNER,
+            "system:node:a",
+            &["system:nodes"],
+            &[],
+            "system:bootstrap:abcdef",
+            &client,
+        );
+        assert!(matches!(
+            recognize(&new),
+            Verdict::IfAllowed("nodeclient", _)
+        ));
+        let own = csr(
+            KUBELET_CLIENT_SIGNER,
+            "system:node:a",
+            &["system:nodes"],
+            &[],
+            "system:node:a",
+            &client,
+        );
+        assert!(matches!(
+            recognize(&own),
+            Verdict::IfAllowed("selfnodeclient", _)
+        ));
+        let wrong_group = csr(
+            KUBELET_CLIENT_SIGNER,
+            "system:node:a",
+            &["admins"],
+            &[],
+            "x",
+            &client,
+        );
         assert_eq!(recognize(&wrong_group), Verdict::Skip);
         let serving = ["digital signature", "server auth"];
         let sans = ["10.0.0.2".to_string(), "a".to_string()];
-        let ok = csr(KUBELET_SERVING_SIGNER, "system:node:a", &["system:nodes"], &sans, "system:node:a", &serving);
+        let ok = csr(
+            KUBELET_SERVING_SIGNER,
+            "system:node:a",
+            &["system:nodes"],
+            &sans,
+            "system:node:a",
+            &serving,
+        );
         assert!(matches!(recognize(&ok), Verdict::Approve(_)));
-        let other_node = csr(KUBELET_SERVING_SIGNER, "system:node:a", &["system:nodes"], &sans, "system:node:b", &serving);
+        let other_node = csr(
+            KUBELET_SERVING_SIGNER,
+            "system:node:a",
+            &["system:nodes"],
+            &sans,
+            "system:node:b",
+            &serving,
+        );
         assert_eq!(recognize(&other_node), Verdict::Skip);
-        let proxy = csr(API_CLIENT_SIGNER, KUBE_PROXY_USER, &[], &[], "system:node:a", &client);
+        let proxy = csr(
+            API_CLIENT_SIGNER,
+            KUBE_PROXY_USER,
+            &[],
+            &[],
+            "system:node:a",
+            &client,
+        );
         assert!(matches!(recognize(&proxy), Verdict::Approve(_)));
-        let admin = csr(API_CLIENT_SIGNER, "admin", &["system:masters"], &[], "system:node:a", &client);
+        let admin = csr(
+            API_CLIENT_SIGNER,
+            "admin",
+            &["system:masters"],
+            &[],
+            "system:node:a",
+            &client,
+        );
         assert_eq!(recognize(&admin), Verdict::Skip);
     }
 }

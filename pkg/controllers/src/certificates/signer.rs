@@ -13,10 +13,10 @@ use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
 use kube::api::{PostParams, ResourceExt};
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
-use kube::Api;
 
 use super::{
     API_CLIENT_SIGNER, KUBELET_CLIENT_SIGNER, KUBELET_SERVING_SIGNER, NODE_USER_PREFIX,
@@ -60,12 +60,21 @@ pub fn validate(csr: &CertificateSigningRequest) -> Result<(), String> {
                 return Err(format!("subject organization is not {NODES_GROUP}"));
             }
             if !subject.common_name.starts_with(NODE_USER_PREFIX) {
-                return Err(format!("subject common name does not begin with {NODE_USER_PREFIX}"));
+                return Err(format!(
+                    "subject common name does not begin with {NODE_USER_PREFIX}"
+                ));
             }
-            if !subject.dns_names.is_empty() || !subject.ip_addresses.is_empty() || subject.other_names {
+            if !subject.dns_names.is_empty()
+                || !subject.ip_addresses.is_empty()
+                || subject.other_names
+            {
                 return Err("subjectAltNames are not allowed".into());
             }
-            if !usages_fit(&usages, &["key encipherment", "digital signature", "client auth"], "client auth") {
+            if !usages_fit(
+                &usages,
+                &["key encipherment", "digital signature", "client auth"],
+                "client auth",
+            ) {
                 return Err("usages did not match [digital signature client auth]".into());
             }
         }
@@ -74,7 +83,9 @@ pub fn validate(csr: &CertificateSigningRequest) -> Result<(), String> {
                 return Err(format!("subject organization is not {NODES_GROUP}"));
             }
             if !subject.common_name.starts_with(NODE_USER_PREFIX) {
-                return Err(format!("subject common name does not begin with {NODE_USER_PREFIX}"));
+                return Err(format!(
+                    "subject common name does not begin with {NODE_USER_PREFIX}"
+                ));
             }
             if subject.dns_names.is_empty() && subject.ip_addresses.is_empty() {
                 return Err("DNS or IP subjectAltName is required".into());
@@ -82,12 +93,20 @@ pub fn validate(csr: &CertificateSigningRequest) -> Result<(), String> {
             if subject.other_names {
                 return Err("Email and URI subjectAltNames are not allowed".into());
             }
-            if !usages_fit(&usages, &["key encipherment", "digital signature", "server auth"], "server auth") {
+            if !usages_fit(
+                &usages,
+                &["key encipherment", "digital signature", "server auth"],
+                "server auth",
+            ) {
                 return Err("usages did not match [digital signature server auth]".into());
             }
         }
         API_CLIENT_SIGNER => {
-            if !usages_fit(&usages, &["key encipherment", "digital signature", "client auth"], "client auth") {
+            if !usages_fit(
+                &usages,
+                &["key encipherment", "digital signature", "client auth"],
+                "client auth",
+            ) {
                 return Err("usages did not match [digital signature client auth]".into());
             }
         }
@@ -107,7 +126,11 @@ async fn reconcile(
     csr: Arc<CertificateSigningRequest>,
     ctx: Arc<Context>,
 ) -> Result<Action, kube::Error> {
-    let handled = [KUBELET_CLIENT_SIGNER, KUBELET_SERVING_SIGNER, API_CLIENT_SIGNER];
+    let handled = [
+        KUBELET_CLIENT_SIGNER,
+        KUBELET_SERVING_SIGNER,
+        API_CLIENT_SIGNER,
+    ];
     let issued = csr
         .status
         .as_ref()
@@ -134,17 +157,16 @@ async fn reconcile(
         Err(message) => {
             tracing::info!(csr = %csr.name_any(), %message, "refused to sign certificate signing request");
             let now = Time(k8s_openapi::jiff::Timestamp::now());
-            status
-                .conditions
-                .get_or_insert_with(Vec::new)
-                .push(CertificateSigningRequestCondition {
+            status.conditions.get_or_insert_with(Vec::new).push(
+                CertificateSigningRequestCondition {
                     type_: "Failed".into(),
                     status: "True".into(),
                     reason: Some("SignerValidationFailure".into()),
                     message: Some(message),
                     last_update_time: Some(now.clone()),
                     last_transition_time: Some(now),
-                });
+                },
+            );
         }
     }
     let api: Api<CertificateSigningRequest> = Api::all(ctx.client.clone());
