@@ -723,10 +723,14 @@ impl K1s {
             }
         }
         if let Some(bridge) = self.bridge_name() {
-            let _ = Command::new("ip")
-                .args(["link", "del", &bridge])
-                .stderr(Stdio::null())
-                .status();
+            // The bridge and the vxlan overlay's device beside it (made once a second node
+            // joined).
+            for link in [bridge.clone(), format!("{bridge}.1")] {
+                let _ = Command::new("ip")
+                    .args(["link", "del", &link])
+                    .stderr(Stdio::null())
+                    .status();
+            }
             // The pod network's table, the Service proxy's and the NetworkPolicy one, all
             // named after the bridge.
             for table in [

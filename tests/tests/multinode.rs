@@ -6,7 +6,7 @@
 //! and a ClusterIP Service on other nodes; `kubectl exec` reaches an agent's pod through the
 //! server; a stopped agent's node goes NotReady and its pods are rescheduled elsewhere.
 //!
-//! Needs root, containerd, runc, nftables and iproute2 (scripts/test installs them) and the
+//! Needs root, containerd, runc, nftables, iproute2 and nsenter (scripts/test installs them) and the
 //! test images (scripts/build-test-images, run by the harness when missing).
 
 use std::collections::BTreeSet;
@@ -147,10 +147,10 @@ impl Agent {
         let file = std::fs::File::create(&log).expect("agent log");
         let err = file.try_clone().expect("agent log");
         let bin = k1s_binary();
+        // nsenter enters the network namespace only: `ip netns exec` would also remount
+        // /sys for it, hiding /sys/fs/cgroup from runc.
         let mut args: Vec<String> = vec![
-            "netns".into(),
-            "exec".into(),
-            ns.into(),
+            format!("--net=/run/netns/{ns}"),
             bin.to_string_lossy().into_owned(),
             "agent".into(),
             "--server".into(),
@@ -172,7 +172,7 @@ impl Agent {
                 .into_owned(),
         ];
         args.extend(extra.iter().cloned());
-        let child = Command::new("ip")
+        let child = Command::new("nsenter")
             .args(&args)
             .stdin(Stdio::null())
             .stdout(file)
@@ -196,7 +196,7 @@ impl Agent {
     /// Stops the agent with SIGTERM, as a powered-off Pi stops answering.
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // `ip netns exec` runs the agent in its own process (exec), so the pid is its.
+            // nsenter runs the agent in its own process (exec), so the pid is its.
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
@@ -215,8 +215,8 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.stop();
-        let _ = Command::new("ip")
-            .args(["netns", "exec", &self.ns])
+        let _ = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.ns))
             .arg(k1s_binary())
             .args(["killall", "--data-dir"])
             .arg(&self.data)
@@ -260,8 +260,13 @@ fn running(k1s: &K1s, app: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Whether the node is Ready; `None` while it is not registered.
 fn node_ready(k1s: &K1s, name: &str) -> Option<bool> {
-    let node = json(k1s, &["get", "node", name, "-o", "json"]);
+    let r = k1s.kubectl(&newest_kubectl(), &["get", "node", name, "-o", "json"]);
+    if r.code != 0 {
+        return None;
+    }
+    let node: Value = serde_json::from_str(&r.stdout).ok()?;
     node["status"]["conditions"]
         .as_array()?
         .iter()
