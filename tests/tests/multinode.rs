@@ -423,10 +423,11 @@ spec:
                     "exec",
                     name,
                     "--",
+                    // busybox wget -T crashes (exit 139) in the test image: timeout instead.
+                    "timeout",
+                    "5",
                     "wget",
                     "-qO-",
-                    "-T",
-                    "5",
                     &format!("http://{ip}/"),
                 ],
             );
@@ -458,10 +459,10 @@ spec:
                     "exec",
                     client,
                     "--",
+                    "timeout",
+                    "5",
                     "wget",
                     "-qO-",
-                    "-T",
-                    "3",
                     &format!("http://{cluster_ip}:8080/"),
                 ],
             );
