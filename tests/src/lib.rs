@@ -212,6 +212,8 @@ pub struct K1s {
     extra_args: Vec<String>,
     /// Runs the agent (kubelet, containerd, pod network) instead of `--disable-agent`.
     agent: bool,
+    /// The `--bind-address` (127.0.0.1 unless a test's other hosts must reach it).
+    bind: String,
 }
 
 /// PEM files of the admin identity from the kubeconfig the server wrote, for tests that
@@ -261,6 +263,7 @@ impl K1s {
             port: free_port(),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             agent: false,
+            bind: "127.0.0.1".into(),
         };
         k.spawn();
         k
@@ -271,6 +274,12 @@ impl K1s {
     /// parallel tests do not meet, and the test images (see [`test_images`]) in its
     /// airgap folder. Needs root, containerd and runc; fails saying so otherwise.
     pub fn start_with_agent(extra_args: &[&str]) -> Self {
+        Self::start_with_agent_on("127.0.0.1", extra_args)
+    }
+
+    /// [`K1s::start_with_agent`] listening on `bind` (an address other hosts — network
+    /// namespaces of a multi-node test — reach it at).
+    pub fn start_with_agent_on(bind: &str, extra_args: &[&str]) -> Self {
         let images = test_images();
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         let data = dir.path().join("data");
@@ -311,6 +320,7 @@ impl K1s {
             port: free_port(),
             extra_args: args,
             agent: true,
+            bind: bind.to_string(),
         };
         k.spawn();
         k
@@ -319,6 +329,12 @@ impl K1s {
     /// The node name of a server started with [`K1s::start_with_agent`].
     pub fn node_name(&self) -> Option<String> {
         let i = self.extra_args.iter().position(|a| a == "--node-name")?;
+        self.extra_args.get(i + 1).cloned()
+    }
+
+    /// The --cluster-cidr of a server started with [`K1s::start_with_agent`].
+    pub fn cluster_cidr(&self) -> Option<String> {
+        let i = self.extra_args.iter().position(|a| a == "--cluster-cidr")?;
         self.extra_args.get(i + 1).cloned()
     }
 
@@ -513,7 +529,7 @@ impl K1s {
         if !self.agent {
             cmd.arg("--disable-agent");
         }
-        cmd.args(["--bind-address", "127.0.0.1"])
+        cmd.args(["--bind-address", &self.bind])
             .arg("--data-dir")
             .arg(&self.data)
             .arg("--write-kubeconfig")
@@ -709,10 +725,14 @@ impl K1s {
             }
         }
         if let Some(bridge) = self.bridge_name() {
-            let _ = Command::new("ip")
-                .args(["link", "del", &bridge])
-                .stderr(Stdio::null())
-                .status();
+            // The bridge and the vxlan overlay's device beside it (made once a second node
+            // joined).
+            for link in [bridge.clone(), format!("{bridge}.1")] {
+                let _ = Command::new("ip")
+                    .args(["link", "del", &link])
+                    .stderr(Stdio::null())
+                    .status();
+            }
             // The pod network's table, the Service proxy's and the NetworkPolicy one, all
             // named after the bridge.
             for table in [

@@ -31,6 +31,7 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.command {
         cli::Command::Server(args) => run::server::run(*args),
+        cli::Command::Agent(args) => run::agent::run(*args),
         cli::Command::Kubectl(args) => run::kubectl::run(args),
         cli::Command::Datastore(args) => run::datastore::run(args),
         cli::Command::Image(args) => run::image::run(args),
@@ -59,6 +60,7 @@ fn init_logging(cli: &cli::Cli) -> anyhow::Result<()> {
     });
     let (file, also_stderr) = match &cli.command {
         cli::Command::Server(args) => (args.log.clone(), args.alsologtostderr),
+        cli::Command::Agent(args) => (args.log.clone(), args.alsologtostderr),
         _ => (None, false),
     };
     // NO_COLOR (https://no-color.org): any non-empty value turns colour off.

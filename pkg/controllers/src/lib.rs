@@ -4,6 +4,7 @@
 //! Every controller is level-triggered: it reads the world, makes it match, and requeues;
 //! none assumes it saw every event.
 
+pub mod certificates;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -182,6 +183,16 @@ pub const CONTROLLERS: &[Descriptor] = &[
         enabled_by_default: true,
     },
     Descriptor {
+        name: certificates::approver::NAME,
+        start: certificates::approver::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
+        name: certificates::signer::NAME,
+        start: certificates::signer::start,
+        enabled_by_default: true,
+    },
+    Descriptor {
         name: servicelb::NAME,
         start: servicelb::start,
         enabled_by_default: true,
@@ -209,6 +220,9 @@ pub struct ControllerConfig {
     /// The Service range (`--service-cidr`): node IPAM never hands out a subnet that
     /// overlaps it.
     pub service_cidr: Option<ipnet::IpNet>,
+    /// The cluster CA the CSR signer issues approved requests from
+    /// (`--cluster-signing-cert-file`/`-key-file`); none signs nothing.
+    pub csr_signer: Option<Arc<k1s_pki::CaSigner>>,
 }
 
 tokio::task_local! {

@@ -728,7 +728,7 @@ fn fnv1a(bytes: impl Iterator<Item = u8>) -> u64 {
     hash
 }
 
-fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
+pub(crate) fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
     matches!(e, rtnetlink::Error::NetlinkError(m) if m.code.map(|c| c.get()) == Some(-errno))
 }
 

@@ -15,6 +15,7 @@ mod ipam;
 pub mod netpol;
 mod nft;
 pub mod proxy;
+pub mod vxlan;
 
 pub use bridge::{BridgeConfig, BridgeNetwork};
 

@@ -65,7 +65,7 @@ impl San {
         }
     }
 
-    fn to_rcgen(&self) -> Result<SanType, PkiError> {
+    pub(crate) fn to_rcgen(&self) -> Result<SanType, PkiError> {
         match self {
             San::Ip(ip) => Ok(SanType::IpAddress(*ip)),
             San::Dns(name) => name

@@ -167,6 +167,13 @@ pub enum PkiError {
         source: x509_parser::error::X509Error,
     },
 
+    /// A certificate signing request could not be parsed, made or signed.
+    #[error("certificate signing request: {reason}")]
+    Csr {
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A client certificate has no (UTF-8) common name, so it names no user.
     #[error("client certificate has no common name")]
     NoCommonName,

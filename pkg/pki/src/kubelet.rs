@@ -28,6 +28,13 @@ pub struct CaSigner {
     issuer: Issuer<'static, KeyPair>,
 }
 
+impl std::fmt::Debug for CaSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key never reaches a log line.
+        f.write_str("CaSigner")
+    }
+}
+
 impl CaSigner {
     /// Loads the CA of the server whose data dir is `data_dir`; creates nothing.
     pub fn load(data_dir: &Path) -> Result<CaSigner, PkiError> {
@@ -47,6 +54,11 @@ impl CaSigner {
                 source,
             })?;
         Ok(CaSigner { ca_der, issuer })
+    }
+
+    /// The CA as an rcgen issuer (for signing requests).
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
     }
 
     /// The CA certificate.

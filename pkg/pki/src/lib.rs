@@ -6,6 +6,7 @@
 //! and writes the admin kubeconfig with [`kubeconfig`] + [`write_kubeconfig`].
 
 mod cert;
+mod csr;
 mod der;
 mod error;
 mod fs;
@@ -19,6 +20,7 @@ mod token;
 #[cfg(test)]
 mod tests;
 
+pub use csr::{CsrSubject, new_csr, parse_csr};
 pub use error::PkiError;
 pub use identity::ClientIdentity;
 pub use kubeconfig::{kubeconfig, write_kubeconfig};
@@ -28,4 +30,7 @@ pub use kubelet::{
 };
 pub use pki::{Pki, PkiOptions};
 pub use tls::{ca_root_store, crypto_provider, server_tls_config};
-pub use token::{ParsedToken, SERVER_TOKEN_USER, TOKEN_PREFIX, ca_hash, format_token, parse_token};
+pub use token::{
+    ParsedToken, SERVER_TOKEN_USER, TOKEN_PREFIX, bootstrap_token, ca_hash, format_token,
+    parse_token,
+};

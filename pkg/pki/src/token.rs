@@ -74,6 +74,17 @@ pub fn ca_hash(ca_pem: &[u8]) -> String {
     hex(digest::digest(&digest::SHA256, ca_pem).as_ref())
 }
 
+/// The bootstrap token (`<id>.<secret>`, 6 and 16 characters of `[a-z0-9]`) that the
+/// server and a joining agent both derive from the join token's secret: the server keeps it
+/// as a `bootstrap-token-<id>` Secret, the agent authenticates with it to ask for its
+/// certificates. Only holders of the join secret can derive it.
+pub fn bootstrap_token(secret: &str) -> (String, String) {
+    let mut input = b"k1s-bootstrap-token:".to_vec();
+    input.extend_from_slice(secret.as_bytes());
+    let digest = hex(digest::digest(&digest::SHA256, &input).as_ref());
+    (digest[..6].to_string(), digest[6..22].to_string())
+}
+
 /// A new random secret: 32 hex characters (128 bits).
 pub(crate) fn random_secret() -> Result<String, PkiError> {
     let mut buf = [0u8; 16];
@@ -144,6 +155,14 @@ mod tests {
         assert_eq!(s.len(), 32);
         assert!(s.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(s, random_secret().unwrap());
+    }
+
+    #[test]
+    fn bootstrap_token_is_stable_and_well_formed() {
+        let (id, secret) = bootstrap_token("s3cret");
+        assert_eq!((id.len(), secret.len()), (6, 16));
+        assert_eq!(bootstrap_token("s3cret"), (id.clone(), secret));
+        assert_ne!(bootstrap_token("other").0, id);
     }
 
     #[test]

@@ -21,7 +21,8 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/k1s/config.yaml";
 /// Subcommands whose flags the config file sets, and whether a key naming none of their
 /// flags is worth a warning: `killall` shares the server's file for --data-dir and
 /// --bridge-name and ignores the rest.
-const CONFIGURED_SUBCOMMANDS: &[(&str, bool)] = &[("server", true), ("killall", false)];
+const CONFIGURED_SUBCOMMANDS: &[(&str, bool)] =
+    &[("server", true), ("agent", true), ("killall", false)];
 
 /// Why the config file could not be applied.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! Command-line interface: one file of flags per subcommand, named as k3s names them.
 
+pub mod agent;
 pub mod check_config;
 pub mod config_file;
 pub mod datastore;
@@ -29,6 +30,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a k1s server: the API server and, unless disabled, the agent parts.
     Server(Box<server::ServerArgs>),
+    /// Run an agent: a node that joins a server with its token.
+    #[command(long_about = agent::LONG_ABOUT)]
+    Agent(Box<agent::AgentArgs>),
     /// Run kubectl against this server (uses the kubeconfig k1s wrote).
     Kubectl(kubectl::KubectlArgs),
     /// Maintain the datastore (consistency check).

@@ -203,6 +203,26 @@ pub struct ServerArgs {
     )]
     pub dns_listen: Vec<std::net::SocketAddr>,
 
+    /// Cross-node pod network: `vxlan` (flannel's default overlay, made once a second node
+    /// joins) or `none` (bring your own routes between nodes).
+    #[arg(
+        long,
+        default_value = "vxlan",
+        value_parser = ["vxlan", "none"],
+        env = "K1S_FLANNEL_BACKEND",
+        help_heading = "Networking"
+    )]
+    pub flannel_backend: String,
+
+    /// UDP port of the vxlan overlay; the same on every node.
+    #[arg(
+        long,
+        default_value_t = 8472,
+        env = "K1S_VXLAN_PORT",
+        help_heading = "Networking"
+    )]
+    pub vxlan_port: u16,
+
     /// Port of the ingress controller's plain HTTP listener on every node address (0 picks
     /// a free one).
     #[arg(

@@ -64,6 +64,13 @@ pub fn run(args: KillallArgs) -> anyhow::Result<ExitCode> {
             Ok(false) => {}
             Err(e) => failures.push(format!("interface {}: {e}", args.dns_interface)),
         }
+        // The vxlan overlay's device beside this bridge (flannel.1 beside k1s0).
+        let vxlan = k1s_net::vxlan::device_for_bridge(&args.bridge_name);
+        match k1s_net::cleanup::remove_link(&vxlan).await {
+            Ok(true) => println!("deleted interface {vxlan}"),
+            Ok(false) => {}
+            Err(e) => failures.push(format!("interface {vxlan}: {e}")),
+        }
         let tables = k1s_net::cleanup::tables_for_bridge(&args.bridge_name).all();
         match k1s_net::cleanup::remove_tables(&tables).await {
             Ok(tables) => {

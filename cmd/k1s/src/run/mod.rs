@@ -1,11 +1,14 @@
 //! Wiring of each subcommand.
 
+pub mod agent;
+mod bootstrap;
 pub mod check_config;
 pub mod datastore;
 mod dns;
 mod election;
 pub mod image;
 mod ingress;
+mod join;
 pub mod killall;
 mod kubeconfig_secret;
 pub mod kubectl;

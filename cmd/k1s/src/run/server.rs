@@ -42,7 +42,7 @@ pub(crate) fn default_data_dir() -> PathBuf {
 }
 
 /// Creates the data dir and proves it writable, with one clear error otherwise.
-fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("unusable --data-dir {}: cannot create it", dir.display()))?;
@@ -59,7 +59,7 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_lowercase())
@@ -160,6 +160,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if !args.bind_address.is_unspecified() {
         addresses.push(args.bind_address);
     }
+    // Agents reach the server at its node address too.
+    if let Some(ip) = args.node_ip {
+        addresses.push(ip);
+    }
     let mut pki_opts = PkiOptions::new(&data_dir, node_name.clone());
     pki_opts.cluster_domain = args.cluster_domain.clone();
     pki_opts.service_ip = service_ip;
@@ -230,6 +234,22 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             .map_err(|s| anyhow::anyhow!("cannot create the default RBAC policy: {}", s.message))?;
     }
     k1s_apiserver::auth::bootstrap_policy::start_aggregation(api.clone());
+    // What joining agents read and authenticate with (run/join.rs).
+    let join_url = format!(
+        "https://{}",
+        SocketAddr::new(args.node_ip.unwrap_or(advertise), port)
+    );
+    // Agents cannot join without it, but the server and its own node run on.
+    if let Err(e) = super::join::publish(
+        controller_manager_client(&api),
+        &join_url,
+        pki.ca_pem(),
+        pki.token_secret(),
+    )
+    .await
+    {
+        tracing::error!(error = %e, "cannot publish what agents need to join");
+    }
 
     let tls = k1s_pki::server_tls_config(&pki).context("cannot build the TLS configuration")?;
     let listen = SocketAddr::new(args.bind_address, port);
@@ -322,6 +342,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             cluster_cidr: Some(args.cluster_cidr),
             node_cidr_mask_size: None,
             service_cidr: Some(args.service_cidr),
+            // The CSR signer issues joining agents' kubelet certificates from the cluster CA.
+            csr_signer: k1s_pki::CaSigner::load(&data_dir).ok().map(Arc::new),
             ..Default::default()
         };
         let stopping = async move {
@@ -400,6 +422,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
                 .context("cannot start the agent")?,
         )
     };
+    let overlay = start_overlay(&args, &api, &node_name, node_ip);
     // The Service proxy is part of the agent, as kube-proxy is in k3s.
     let (stop_proxy, proxy_stopping) = tokio::sync::oneshot::channel::<()>();
     let proxy_disabled = args.disable_kube_proxy
@@ -567,6 +590,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if let Some(agent) = agent {
         agent.stop().await;
     }
+    if let Some((stop, task)) = overlay {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
     if let Some((stop, task)) = simulator {
         let _ = stop.send(());
         let _ = task.await;
@@ -655,7 +682,6 @@ async fn start_agent(
     node_ip: IpAddr,
     runtime: Option<RuntimeHandle>,
 ) -> anyhow::Result<Agent> {
-    use k1s_net::{BridgeConfig, BridgeNetwork};
     let Some(RuntimeHandle {
         runtime,
         supervisor,
@@ -702,20 +728,12 @@ async fn start_agent(
     if bridge.is_empty() || bridge.len() > 15 {
         bail!("--bridge-name {bridge:?} must have 1 to 15 characters");
     }
-    let state_dir = data_dir.join("agent").join("net");
-    let network: k1s_kubelet::NetworkFactory = Box::new(move |cidr: String| {
-        Box::pin(async move {
-            let pod_cidr: ipnet::Ipv4Net = cidr
-                .parse()
-                .map_err(|e| format!("the node's podCIDR {cidr:?} is not an IPv4 CIDR: {e}"))?;
-            let mut c = BridgeConfig::new(pod_cidr, cluster_cidr, state_dir);
-            // The default bridge keeps k3s-like names; others (tests) get a table of their own.
-            c.nft_table = k1s_net::cleanup::tables_for_bridge(&bridge).nat;
-            c.bridge = bridge;
-            let net = BridgeNetwork::new(c).await.map_err(|e| e.to_string())?;
-            Ok(Arc::new(net) as Arc<dyn k1s_net::PodNetwork>)
-        })
-    });
+    let network = bridge_network_factory(
+        bridge,
+        cluster_cidr,
+        data_dir.join("agent").join("net"),
+        args.flannel_backend == "vxlan",
+    );
     let user = UserInfo::new(
         format!("system:node:{node_name}"),
         ["system:nodes".to_string(), "system:masters".to_string()],
@@ -752,6 +770,71 @@ async fn start_agent(
         task,
         supervisor,
     })
+}
+
+/// The kubelet's pod network: the node's bridge on its podCIDR, once the node has one. With
+/// the vxlan overlay the pods' MTU leaves room for its headers.
+pub(crate) fn bridge_network_factory(
+    bridge: String,
+    cluster_cidr: ipnet::Ipv4Net,
+    state_dir: PathBuf,
+    overlay: bool,
+) -> k1s_kubelet::NetworkFactory {
+    use k1s_net::{BridgeConfig, BridgeNetwork};
+    Box::new(move |cidr: String| {
+        let bridge = bridge.clone();
+        let state_dir = state_dir.clone();
+        Box::pin(async move {
+            let pod_cidr: ipnet::Ipv4Net = cidr
+                .parse()
+                .map_err(|e| format!("the node's podCIDR {cidr:?} is not an IPv4 CIDR: {e}"))?;
+            let mut c = BridgeConfig::new(pod_cidr, cluster_cidr, state_dir);
+            // The default bridge keeps k3s-like names; others (tests) get a table of their own.
+            c.nft_table = k1s_net::cleanup::tables_for_bridge(&bridge).nat;
+            c.bridge = bridge;
+            if overlay {
+                c.mtu = c.mtu.min(1500 - k1s_net::vxlan::OVERHEAD);
+            }
+            let net = BridgeNetwork::new(c).await.map_err(|e| e.to_string())?;
+            Ok(Arc::new(net) as Arc<dyn k1s_net::PodNetwork>)
+        })
+    })
+}
+
+/// Runs the vxlan overlay of this node (when `--flannel-backend vxlan`).
+fn start_overlay(
+    args: &ServerArgs,
+    api: &Arc<ApiServer>,
+    node_name: &str,
+    node_ip: IpAddr,
+) -> Option<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let IpAddr::V4(ip) = node_ip else {
+        return None;
+    };
+    if args.disable_agent || args.flannel_backend != "vxlan" {
+        return None;
+    }
+    let mut config = k1s_net::vxlan::VxlanConfig::new(node_name, ip);
+    config.device = k1s_net::vxlan::device_for_bridge(&args.bridge_name);
+    config.port = args.vxlan_port;
+    let user = UserInfo::new(
+        format!("system:node:{node_name}"),
+        ["system:nodes".to_string()],
+    );
+    let client = k1s_apiserver::client::client(api.clone(), user);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let done = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = k1s_net::vxlan::run(client, config, done).await {
+            tracing::error!(error = %e, "the vxlan overlay failed");
+        }
+    });
+    Some((stop, task))
 }
 
 /// The kubelet's eviction configuration: k3s's defaults and `--kubelet-arg`.

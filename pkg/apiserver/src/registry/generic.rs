@@ -997,6 +997,9 @@ impl GenericStore {
             self.admit_default_ingress_class(&mut obj);
         }
         self.admit_storage_protection(info, &mut obj);
+        if info.group == "certificates.k8s.io" && info.plural == "certificatesigningrequests" {
+            crate::kinds::certificates::csr::record_requester(&mut obj, &ctx.user);
+        }
         let attrs = crate::admission::Attributes {
             info,
             subresource: "",

@@ -2,9 +2,8 @@
 //! `pkg/registry/certificates/certificates/strategy.go`).
 //!
 //! Upstream fills `spec.username`, `uid`, `groups` and `extra` from the requesting user
-//! on create; strategies here are not told who the user is, so those fields are only
-//! cleared (a client cannot claim another identity, but the requester is not
-//! recorded). A status update cannot restore the stored Approved/Denied conditions or
+//! on create: the strategy clears what the client sent and the registry records the
+//! requester ([`record_requester`]), which approvers decide on. A status update cannot restore the stored Approved/Denied conditions or
 //! stamp condition times before it is validated, so changes to them are refused instead
 //! of undone; the `/approval` subresource (what `kubectl certificate approve` writes)
 //! changes the conditions alone, stamping their times as upstream does.
@@ -472,6 +471,26 @@ fn stamp_condition_times(conditions: &mut Value, old: &Value) {
 
 /// The CertificateSigningRequest strategy.
 pub struct CsrStrategy;
+
+/// Records who asked on a new request (`spec.username`, `uid`, `groups`, `extra`), as
+/// upstream's strategy does from the request's user; empty values are left out.
+pub fn record_requester(obj: &mut Value, user: &crate::auth::UserInfo) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if !user.name.is_empty() {
+        spec.insert("username".into(), json!(user.name));
+    }
+    if !user.uid.is_empty() {
+        spec.insert("uid".into(), json!(user.uid));
+    }
+    if !user.groups.is_empty() {
+        spec.insert("groups".into(), json!(user.groups));
+    }
+    if !user.extra.is_empty() {
+        spec.insert("extra".into(), json!(user.extra));
+    }
+}
 
 impl Strategy for CsrStrategy {
     fn prepare_for_create(&self, obj: &mut Value, _has_status: bool) {

@@ -1,0 +1,183 @@
+//! How agents join: what the server publishes and what an agent checks.
+//!
+//! The join token (`<data-dir>/server/token`, `K10<sha256 of the CA PEM>::server:<secret>`,
+//! k3s's format) carries two things:
+//! - the CA hash: the agent reads the public `kube-public/cluster-info` ConfigMap (kubeadm's
+//!   discovery object, readable anonymously) without trusting the server's certificate,
+//!   hashes the CA inside and refuses a server whose CA does not match;
+//! - the secret: server and agent both derive a bootstrap token `<id>.<secret>` from it
+//!   ([`k1s_pki::bootstrap_token`]); the server keeps it as the Secret
+//!   `kube-system/bootstrap-token-<id>`, group `system:bootstrappers:k1s:default-node-token`.
+//!
+//! With the bootstrap token the agent asks for its kubelet client certificate by a
+//! CertificateSigningRequest; the bindings below let that group create requests and have
+//! them approved (kubeadm's `kubelet-bootstrap` and `node-autoapprove-*` bindings), and the
+//! server's approver and signer issue them. With that identity (`system:node:<name>`) it asks
+//! for its serving and Service proxy certificates.
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::serde::Serialize;
+use k8s_openapi::serde::de::DeserializeOwned;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+
+/// The group a joining agent's bootstrap token authenticates as (besides
+/// `system:bootstrappers`).
+pub const BOOTSTRAP_GROUP: &str = "system:bootstrappers:k1s:default-node-token";
+/// Namespace and name of the public discovery ConfigMap.
+pub const CLUSTER_INFO: (&str, &str) = ("kube-public", "cluster-info");
+
+const MANAGER: &str = "k1s-join";
+
+async fn apply<K>(api: Api<K>, name: &str, obj: &K) -> anyhow::Result<()>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot write {name}: {e}"))?;
+    Ok(())
+}
+
+fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: namespace.map(str::to_string),
+        ..ObjectMeta::default()
+    }
+}
+
+fn binding(name: &str, role: &str, kind: &str, subject: &str) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: meta(name, None),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: role.into(),
+        },
+        subjects: Some(vec![Subject {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: kind.into(),
+            name: subject.into(),
+            namespace: None,
+        }]),
+    }
+}
+
+/// Writes what joining agents need: the discovery ConfigMap with the server's URL and CA,
+/// the bootstrap token Secret derived from the join secret, and the RBAC that lets it ask
+/// for a kubelet certificate.
+pub async fn publish(
+    client: kube::Client,
+    server_url: &str,
+    ca_pem: &str,
+    secret: &str,
+) -> anyhow::Result<()> {
+    let (ns, name) = CLUSTER_INFO;
+    // Like kubeadm's: a kubeconfig with the cluster only, no credentials.
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: \"\"\n  cluster:\n    certificate-authority-data: {}\n    server: {}\ncontexts: null\ncurrent-context: \"\"\npreferences: {{}}\nusers: null\n",
+        base64_encode(ca_pem.as_bytes()),
+        server_url
+    );
+    let cm = ConfigMap {
+        metadata: meta(name, Some(ns)),
+        data: Some([("kubeconfig".to_string(), kubeconfig)].into()),
+        ..ConfigMap::default()
+    };
+    apply(Api::namespaced(client.clone(), ns), name, &cm).await?;
+    let reader = "k1s:bootstrap-signer-clusterinfo";
+    let role = Role {
+        metadata: meta(reader, Some(ns)),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["configmaps".into()]),
+            resource_names: Some(vec![name.into()]),
+            verbs: vec!["get".into()],
+            ..PolicyRule::default()
+        }]),
+    };
+    apply(Api::namespaced(client.clone(), ns), reader, &role).await?;
+    let rb = RoleBinding {
+        metadata: meta(reader, Some(ns)),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: reader.into(),
+        },
+        subjects: Some(vec![Subject {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "User".into(),
+            name: "system:anonymous".into(),
+            namespace: None,
+        }]),
+    };
+    apply(Api::namespaced(client.clone(), ns), reader, &rb).await?;
+
+    let (id, token_secret) = k1s_pki::bootstrap_token(secret);
+    let secret_name = format!("bootstrap-token-{id}");
+    let data = [
+        ("token-id", id.as_str()),
+        ("token-secret", token_secret.as_str()),
+        ("usage-bootstrap-authentication", "true"),
+        ("auth-extra-groups", BOOTSTRAP_GROUP),
+        (
+            "description",
+            "Derived from the k1s join token; lets agents ask for their kubelet certificates.",
+        ),
+    ];
+    let secret_obj = Secret {
+        metadata: meta(&secret_name, Some("kube-system")),
+        type_: Some("bootstrap.kubernetes.io/token".into()),
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Secret::default()
+    };
+    apply(
+        Api::namespaced(client.clone(), "kube-system"),
+        &secret_name,
+        &secret_obj,
+    )
+    .await?;
+    for b in [
+        binding(
+            "k1s:kubelet-bootstrap",
+            "system:node-bootstrapper",
+            "Group",
+            BOOTSTRAP_GROUP,
+        ),
+        binding(
+            "k1s:node-autoapprove-bootstrap",
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            "Group",
+            BOOTSTRAP_GROUP,
+        ),
+        binding(
+            "k1s:node-autoapprove-certificate-rotation",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            "Group",
+            "system:nodes",
+        ),
+    ] {
+        let name = b.metadata.name.clone().unwrap_or_default();
+        apply(Api::all(client.clone()), &name, &b).await?;
+    }
+    Ok(())
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
