@@ -303,8 +303,8 @@ fn install_then_uninstall_leaves_nothing() {
     assert!(left.is_empty(), "left behind: {left:?}\n{said}");
 }
 
-/// An agent install needs K1S_TOKEN with K1S_URL, and a binary with `k1s agent`; until
-/// k1s has one, the installer refuses instead of writing a unit that cannot start.
+/// An agent install needs K1S_TOKEN with K1S_URL; with both it writes a `k1s agent` unit
+/// (the installer refuses a binary without `k1s agent`, as older ones were).
 #[test]
 fn agent_install_needs_a_token_and_an_agent_command() {
     let t = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
@@ -329,21 +329,19 @@ fn agent_install_needs_a_token_and_an_agent_command() {
     };
     let (ok, err) = run(None);
     assert!(!ok && err.contains("it needs K1S_TOKEN too"), "{err}");
-    let has_agent = Command::new(k1s_binary())
-        .args(["agent", "--help"])
-        .output()
-        .is_ok_and(|o| o.status.success());
     let (ok, err) = run(Some("K10abc::server:secret"));
-    if has_agent {
-        assert!(ok, "{err}");
-        assert!(t.path().join("systemd/k1s-agent.service").exists());
-    } else {
-        assert!(
-            !ok && err.contains("this k1s has no `agent` command yet"),
-            "{err}"
-        );
-        assert!(!t.path().join("systemd/k1s-agent.service").exists());
-    }
+    assert!(ok, "{err}");
+    let unit = std::fs::read_to_string(t.path().join("systemd/k1s-agent.service"))
+        .unwrap_or_else(|e| panic!("k1s-agent.service: {e}"));
+    assert!(unit.contains("Type=notify"), "{unit}");
+    // ExecStart=<bin>/k1s \ then the command on the next line.
+    assert!(
+        unit.contains("ExecStart=")
+            && unit
+                .lines()
+                .any(|l| l.trim() == "agent" || l.trim().starts_with("agent ")),
+        "{unit}"
+    );
 }
 
 /// `scripts/build-deb` packages a binary with dpkg-deb: the binary, unit and killall
