@@ -59,6 +59,9 @@ async fn ensure(
         {
             Ok(_) => Ok(()),
             Err(s) if s.reason() == "AlreadyExists" => Ok(()),
+            // Another server sharing the datastore created it meanwhile (the refusal is
+            // then about its cluster IP).
+            Err(_) if server.generic.get(&res, ns, &name).is_ok() => Ok(()),
             Err(s) => Err(s),
         },
     }
@@ -95,6 +98,14 @@ pub async fn run(server: &ApiServer) -> Result<(), Status> {
         }),
     )
     .await?;
+    if server.shared_datastore() {
+        // Several servers: each reserves what Services hold and lists itself in the
+        // endpoints through its lease.
+        if let Some(r) = server.generic.reservations() {
+            r.repair().await;
+        }
+        return crate::apiserver_leases::reconcile(server).await;
+    }
     let ip = server.config.advertise_ip.to_string();
     ensure(
         server,
@@ -141,6 +152,10 @@ pub const MAINTAIN_INTERVAL: std::time::Duration = std::time::Duration::from_sec
 /// system namespace (`kube-node-lease` may be deleted; the others are refused) or the
 /// `kubernetes` Service comes back, as upstream's controllers bring them back.
 pub fn maintain(server: std::sync::Arc<ApiServer>) -> tokio::task::JoinHandle<()> {
+    if server.shared_datastore() {
+        // The lease lasts 15 s: renewed more often than the rest is checked.
+        crate::apiserver_leases::run(server.clone());
+    }
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(MAINTAIN_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

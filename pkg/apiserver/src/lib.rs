@@ -7,6 +7,7 @@
 //! [`client`] gives in-process components a `kube::Client`-compatible tower service.
 
 pub mod admission;
+pub mod apiserver_leases;
 pub mod apply;
 pub mod auth;
 pub mod bootstrap;
@@ -67,6 +68,9 @@ pub struct ApiServer {
     pub generic: GenericStore,
     /// Configuration.
     pub config: ApiConfig,
+    /// This server's identity among servers sharing the datastore (`apiserver-<uuid>`,
+    /// upstream's form), the holder of its lease.
+    pub identity: String,
     /// Bearer tokens accepted besides client certificates.
     pub tokens: TokenTable,
     /// Published OpenAPI documents.
@@ -112,11 +116,25 @@ impl ApiServer {
         let builtins: Vec<Arc<Resource>> = resources.into_iter().map(Arc::new).collect();
         let registry = Arc::new(Registry::new());
         registry.replace(builtins.clone(), definitions.clone());
-        let generic = GenericStore::new(store, registry.clone());
+        let shared = store.backend().shared();
+        let generic = GenericStore::new(store.clone(), registry.clone());
+        if shared {
+            // Other servers allocate from the same ranges: values are held by their
+            // reservations in the store, the in-memory sets are hints.
+            allocators.set_shared();
+            generic.set_reservations(Arc::new(
+                kinds::core::service_reservations::Reservations::new(
+                    store,
+                    registry.clone(),
+                    allocators.clone(),
+                ),
+            ));
+        }
         let server = Arc::new(Self {
             registry,
             generic,
             config,
+            identity: format!("apiserver-{}", uuid::Uuid::new_v4()),
             tokens,
             openapi: openapi::OpenApiCache::default(),
             service_account_tokens: std::sync::OnceLock::new(),
@@ -142,6 +160,12 @@ impl ApiServer {
                 None => Ok(()),
             }));
         server
+    }
+
+    /// Whether other servers share the datastore (etcd): Service values are then
+    /// reserved in the store and the `kubernetes` endpoints follow the servers' leases.
+    pub fn shared_datastore(&self) -> bool {
+        self.generic.store().backend().shared()
     }
 
     /// Whether anonymous requests are allowed.

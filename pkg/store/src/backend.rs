@@ -112,4 +112,11 @@ pub trait Backend: Send + Sync + 'static {
     async fn fresh_revision(&self) -> Result<Revision, StoreError> {
         Ok(self.info().revision)
     }
+
+    /// Whether other processes may write to this datastore too (several servers on one
+    /// etcd): state a single writer may keep in memory (allocators) must then be claimed
+    /// in the store itself.
+    fn shared(&self) -> bool {
+        false
+    }
 }

@@ -479,6 +479,10 @@ impl Backend for EncryptingBackend {
         self.inner.fresh_revision().await
     }
 
+    fn shared(&self) -> bool {
+        self.inner.shared()
+    }
+
     async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
         self.inner.compact(revision).await
     }

@@ -21,6 +21,31 @@ pub enum DatastoreCommand {
     ///
     /// Run it while the server is stopped; on a running server it checks a snapshot.
     Check(DatastoreTarget),
+    /// Copy every object of one datastore into a new, empty one: a single SQLite server
+    /// moving to etcd (`--from sqlite:///var/lib/k1s/server/db/state.db --to
+    /// https://etcd:2379`). Objects are written in their resourceVersion order, then
+    /// etcd's revision is raised past the old one and compacted, so clients holding an
+    /// old resourceVersion get 410 Gone and relist. Run it while the server is stopped,
+    /// then start the servers with --datastore-endpoint set to --to.
+    Migrate(MigrateArgs),
+}
+
+/// Flags of `k1s datastore migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The datastore to read: sqlite:///path/state.db (empty: the SQLite file in
+    /// --data-dir).
+    #[arg(long, default_value = "")]
+    pub from: String,
+    /// The empty datastore to fill: https://etcd:2379 (or http://, or sqlite:///path).
+    #[arg(long)]
+    pub to: String,
+    /// The server's data dir (default /var/lib/k1s as root, ~/.k1s otherwise).
+    #[arg(long, short = 'd', env = "K1S_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TLS files for an https:// etcd on either side.
+    #[command(flatten)]
+    pub tls: DatastoreTls,
 }
 
 /// Which datastore to open; the same flags as `k1s server`.

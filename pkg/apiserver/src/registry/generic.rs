@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::errors::{OPTIMISTIC_LOCK_MSG, Operation, store_error};
 use super::{Registry, Resource, ResourceInfo, Subresource};
 use crate::auth::UserInfo;
+use crate::kinds::core::service_reservations::Reservations;
 use crate::meta;
 use crate::schema::decode;
 
@@ -185,6 +186,8 @@ pub struct GenericStore {
     store: Store,
     registry: Arc<Registry>,
     write_check: Arc<std::sync::OnceLock<WriteCheck>>,
+    /// Service values reserved in a datastore other servers share.
+    reservations: Arc<std::sync::OnceLock<Arc<Reservations>>>,
     service_account_admission: Arc<AtomicBool>,
     storage_protection_admission: Arc<AtomicBool>,
     admission: Arc<crate::admission::Admission>,
@@ -202,6 +205,7 @@ impl GenericStore {
             store,
             registry,
             write_check: Arc::default(),
+            reservations: Arc::default(),
             service_account_admission: Arc::new(AtomicBool::new(true)),
             storage_protection_admission: Arc::new(AtomicBool::new(true)),
             admission: Arc::new(crate::admission::Admission::default()),
@@ -337,6 +341,24 @@ impl GenericStore {
             Some(check) => check(info, namespace, obj, ctx),
             None => Ok(()),
         }
+    }
+
+    /// Makes Services reserve their cluster IPs and node ports in the store (several
+    /// servers share it); only the first call counts.
+    pub fn set_reservations(&self, reservations: Arc<Reservations>) {
+        let _ = self.reservations.set(reservations);
+    }
+
+    /// The Service reservations, when the datastore is shared.
+    pub fn reservations(&self) -> Option<&Arc<Reservations>> {
+        self.reservations.get()
+    }
+
+    /// The reservations a write of `info` goes through.
+    fn reservations_for(&self, info: &super::ResourceInfo) -> Option<Arc<Reservations>> {
+        (info.group.is_empty() && info.plural == "services")
+            .then(|| self.reservations.get().cloned())
+            .flatten()
     }
 
     /// The store underneath.
@@ -1042,6 +1064,8 @@ impl GenericStore {
         fill_required(&storage, &mut obj, &defs);
         crate::managed::track_update(&mut obj, None, ctx, info, None, &defs);
         check_storable(&obj)?;
+        let reservations = self.reservations_for(info);
+        let requested = reservations.as_ref().map(|_| obj.clone());
         storage.strategy.admit_create(&mut obj)?;
         self.check_write(info, namespace, &obj, ctx)?;
         self.admit_quota(info, namespace, &name, &obj, None, ctx.dry_run)
@@ -1054,6 +1078,16 @@ impl GenericStore {
                 created: true,
                 warnings,
             });
+        }
+        let mut reserved = Vec::new();
+        if let (Some(r), Some(requested)) = (&reservations, &requested) {
+            match r.reserve(&mut obj, requested, None).await {
+                Ok(taken) => reserved = taken,
+                Err(status) => {
+                    storage.strategy.release(&obj, None);
+                    return Err(status);
+                }
+            }
         }
         let key = info.key(namespace, &name);
         let bytes = encode(&obj)?;
@@ -1073,6 +1107,9 @@ impl GenericStore {
             }
             Err(e) => {
                 storage.strategy.release(&obj, None);
+                if let Some(r) = &reservations {
+                    r.unreserve(&reserved, meta::namespace(&obj), &name).await;
+                }
                 Err(store_error(info, &name, Operation::Create, e))
             }
         }
@@ -1409,6 +1446,8 @@ impl GenericStore {
                     warnings,
                 });
             }
+            let reservations = self.reservations_for(info);
+            let requested = reservations.as_ref().map(|_| obj.clone());
             storage.strategy.admit_update(&mut obj, &old)?;
             if sub.is_none() {
                 self.check_write(info, namespace, &obj, ctx)?;
@@ -1431,6 +1470,16 @@ impl GenericStore {
                     warnings,
                 });
             }
+            let mut reserved = Vec::new();
+            if let (Some(r), Some(requested)) = (&reservations, &requested) {
+                match r.reserve(&mut obj, requested, Some(&old)).await {
+                    Ok(taken) => reserved = taken,
+                    Err(status) => {
+                        storage.strategy.release(&obj, Some(&old));
+                        return Err(status);
+                    }
+                }
+            }
             let key = info.key(namespace, name);
             let result = if completes_deletion {
                 self.store.delete(&key, encode(&obj)?, current_rev).await
@@ -1441,6 +1490,9 @@ impl GenericStore {
                 Ok(kv) => {
                     if completes_deletion {
                         storage.strategy.after_delete(&obj);
+                    }
+                    if let Some(r) = &reservations {
+                        r.release(&old, (!completes_deletion).then_some(&obj)).await;
                     }
                     meta::set_meta(
                         &mut obj,
@@ -1456,10 +1508,16 @@ impl GenericStore {
                 }
                 Err(StoreError::Conflict { .. }) if requested_rv.is_empty() => {
                     storage.strategy.release(&obj, Some(&old));
+                    if let Some(r) = &reservations {
+                        r.unreserve(&reserved, meta::namespace(&obj), name).await;
+                    }
                     continue;
                 }
                 Err(e) => {
                     storage.strategy.release(&obj, Some(&old));
+                    if let Some(r) = &reservations {
+                        r.unreserve(&reserved, meta::namespace(&obj), name).await;
+                    }
                     return Err(store_error(info, name, Operation::Update, e));
                 }
             }
@@ -1702,6 +1760,9 @@ impl GenericStore {
             match self.store.delete(&key, encode(&obj)?, rev).await {
                 Ok(kv) => {
                     storage.strategy.after_delete(&obj);
+                    if let Some(r) = self.reservations_for(info) {
+                        r.release(&obj, None).await;
+                    }
                     meta::set_meta(
                         &mut obj,
                         "resourceVersion",

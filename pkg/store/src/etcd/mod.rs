@@ -651,6 +651,10 @@ impl Backend for EtcdBackend {
         }
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn fresh_revision(&self) -> Result<Revision, StoreError> {
         let client = self.client().await?;
         // A point read is linearizable and carries etcd's current revision; the scope key

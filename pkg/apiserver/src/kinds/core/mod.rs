@@ -18,6 +18,7 @@ pub mod replicationcontroller;
 pub mod resourcequota;
 pub mod secret;
 pub mod service;
+pub mod service_reservations;
 pub mod serviceaccount;
 pub mod volumesource;
 

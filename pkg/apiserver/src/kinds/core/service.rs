@@ -7,6 +7,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipnet::IpNet;
 use k1s_apimachinery::meta::validate_labels;
@@ -133,6 +134,12 @@ impl ClusterIpAllocator {
     pub fn release(&mut self, ip: IpAddr) {
         self.used.remove(&ip);
     }
+
+    /// Replaces what is marked used (servers sharing a datastore refresh their view
+    /// from the IPAddress objects in the store).
+    pub fn replace_used(&mut self, used: BTreeSet<IpAddr>) {
+        self.used = used;
+    }
 }
 
 /// Hands out node ports.
@@ -172,6 +179,17 @@ impl NodePortAllocator {
     pub fn release(&mut self, port: u16) {
         self.used.remove(&port);
     }
+
+    /// Whether `port` is in the node port range.
+    pub fn in_range(port: u16) -> bool {
+        (NODE_PORT_RANGE.0..=NODE_PORT_RANGE.1).contains(&port)
+    }
+
+    /// Replaces what is marked used (servers sharing a datastore refresh their view
+    /// from the reservations in the store).
+    pub fn replace_used(&mut self, used: BTreeSet<u16>) {
+        self.used = used;
+    }
 }
 
 /// The allocators shared by every version of the Service resource.
@@ -181,6 +199,10 @@ pub struct ServiceAllocators {
     pub ips: Arc<Mutex<ClusterIpAllocator>>,
     /// Node ports.
     pub ports: Arc<Mutex<NodePortAllocator>>,
+    /// Whether other servers allocate from the same ranges (a shared datastore): the
+    /// in-memory sets are then only hints, and a value is held once its reservation in
+    /// the store is written ([`super::service_reservations`]).
+    shared: Arc<AtomicBool>,
 }
 
 impl ServiceAllocators {
@@ -189,7 +211,18 @@ impl ServiceAllocators {
         Self {
             ips: Arc::new(Mutex::new(ClusterIpAllocator::new(service_cidr))),
             ports: Arc::new(Mutex::new(NodePortAllocator::default())),
+            shared: Arc::default(),
         }
+    }
+
+    /// Marks the ranges shared with other servers.
+    pub fn set_shared(&self) {
+        self.shared.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the ranges are shared with other servers.
+    pub fn is_shared(&self) -> bool {
+        self.shared.load(Ordering::SeqCst)
     }
 }
 
@@ -255,6 +288,30 @@ fn owned_ip(obj: &Value) -> Option<IpAddr> {
         .and_then(service_ip)
 }
 
+/// The cluster IP a Service holds (none for headless and ExternalName ones).
+pub(crate) fn owned_ip_of(obj: &Value) -> Option<IpAddr> {
+    (svc_type(obj) != "ExternalName")
+        .then(|| owned_ip(obj))
+        .flatten()
+}
+
+/// Whether a Service holds node ports.
+pub(crate) fn uses_node_ports_of(obj: &Value) -> bool {
+    uses_node_ports(obj)
+}
+
+/// The node ports a Service's ports name.
+pub(crate) fn node_ports_of(obj: &Value) -> Vec<u16> {
+    node_ports(obj)
+}
+
+/// The health check node port a Service holds.
+pub(crate) fn health_check_port_of(obj: &Value) -> Option<u16> {
+    needs_health_check(obj)
+        .then(|| health_check_port(obj))
+        .flatten()
+}
+
 fn invalid(name: &str, path: Path, value: Value, msg: String) -> Status {
     Status::invalid(
         &GroupKind::new("", "Service"),
@@ -270,6 +327,7 @@ impl ServiceStrategy {
         let spec = Path::new("spec");
         let is_external = svc_type(obj) == "ExternalName";
         let old_ip = old.and_then(owned_ip);
+        let shared = self.alloc.is_shared();
         // Cluster IP.
         if !is_external && old_ip.is_none() && cluster_ip(obj) != Some("None") {
             let mut ips = self.alloc.ips.lock();
@@ -285,9 +343,19 @@ impl ServiceStrategy {
                             "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".into(),
                         )
                     })?;
-                    ips.allocate(ip).map_err(|m| {
-                        invalid(&name, spec.child("clusterIPs"), json!([requested]), m)
-                    })?;
+                    // With other servers allocating too, a local mark may be stale (the
+                    // service was deleted through another server): the reservation in
+                    // the store decides.
+                    if let Err(m) = ips.allocate(ip)
+                        && !(shared && ips.contains(ip))
+                    {
+                        return Err(invalid(
+                            &name,
+                            spec.child("clusterIPs"),
+                            json!([requested]),
+                            m,
+                        ));
+                    }
                     requested.to_string()
                 }
                 None => ips
@@ -320,6 +388,10 @@ impl ServiceStrategy {
                 let result = match requested {
                     Some(n) if held.contains(&(n as u16)) => Ok(n as u16),
                     Some(n) => match u16::try_from(n) {
+                        Ok(n16) if shared && NodePortAllocator::in_range(n16) => {
+                            let _ = ports.allocate(n16);
+                            Ok(n16)
+                        }
                         Ok(n16) => ports.allocate(n16).map(|_| n16),
                         Err(_) => Err("provided port is not in the valid range. The range of valid ports is 30000-32767".into()),
                     },
@@ -363,6 +435,10 @@ impl ServiceStrategy {
             let mut ports = self.alloc.ports.lock();
             let result = match requested {
                 Some(n) if Some(n) == held => Ok(n),
+                Some(n) if shared && NodePortAllocator::in_range(n) => {
+                    let _ = ports.allocate(n);
+                    Ok(n)
+                }
                 Some(n) => ports.allocate(n).map(|_| n),
                 None => ports.allocate_next(),
             };
