@@ -7,6 +7,7 @@
 //! [`client`] gives in-process components a `kube::Client`-compatible tower service.
 
 pub mod admission;
+pub mod aggregator;
 pub mod apply;
 pub mod auth;
 pub mod bootstrap;
@@ -80,6 +81,8 @@ pub struct ApiServer {
     pub resource_metrics: std::sync::OnceLock<Arc<metrics::store::MetricsStore>>,
     /// The authorizer chain (`--authorization-mode`) with its RBAC index.
     pub authorizer: auth::authz::Authorizer,
+    /// The aggregation layer: remote APIServices and the proxy's identity.
+    pub aggregator: aggregator::Aggregator,
     /// Whether requests without credentials run as `system:anonymous`
     /// (`--anonymous-auth`); else they get 401.
     pub anonymous_auth: AtomicBool,
@@ -123,6 +126,7 @@ impl ApiServer {
             kubelet_client_tls: std::sync::OnceLock::new(),
             resource_metrics: std::sync::OnceLock::new(),
             authorizer: auth::authz::Authorizer::default(),
+            aggregator: aggregator::Aggregator::default(),
             anonymous_auth: AtomicBool::new(true),
             builtins,
             builtin_definitions: definitions,
