@@ -7,6 +7,7 @@
 //! controllers) and checks the remote ones (upstream's availability controller), whose
 //! discovery documents it fetches for this server's discovery.
 
+pub mod authentication;
 pub mod controller;
 pub mod discovery;
 pub mod proxy;
