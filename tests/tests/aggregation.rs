@@ -51,7 +51,9 @@ fn answer(path: &str) -> (u16, Value) {
                     json!({"apiVersion": GV, "kind": "FlunderList", "metadata": {"resourceVersion": "1"},
                         "items": if *ns == "default" { vec![flunder(ns, "alpha")] } else { vec![] }}),
                 ),
-                ["namespaces", "default", "flunders", "alpha"] => (200, flunder("default", "alpha")),
+                ["namespaces", "default", "flunders", "alpha"] => {
+                    (200, flunder("default", "alpha"))
+                }
                 _ => not_found(),
             }
         }
@@ -89,9 +91,8 @@ fn start_extension_server(
     front_proxy_ca: &str,
     seen: Seen,
 ) -> (u16, String) {
-    let generated =
-        rcgen::generate_simple_self_signed(vec!["wardle-api.default.svc".to_string()])
-            .expect("certificate");
+    let generated = rcgen::generate_simple_self_signed(vec!["wardle-api.default.svc".to_string()])
+        .expect("certificate");
     let ca_pem = generated.cert.pem();
     let chain = vec![generated.cert.der().clone()];
     let key_der = rustls::pki_types::PrivateKeyDer::try_from(generated.signing_key.serialize_der())
@@ -101,10 +102,12 @@ fn start_extension_server(
     for cert in rustls_pemfile::certs(&mut front_proxy_ca.as_bytes()) {
         roots.add(cert.expect("front-proxy CA")).expect("add CA");
     }
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .expect("client verifier");
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("client verifier");
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("protocols")
@@ -140,7 +143,8 @@ fn start_extension_server(
                                     .collect::<Vec<_>>()
                             };
                             let user = header("x-remote-user").join(",");
-                            seen.lock().push((path.clone(), user, header("x-remote-group")));
+                            seen.lock()
+                                .push((path.clone(), user, header("x-remote-group")));
                             let (code, body) = answer(&path);
                             Ok::<_, std::convert::Infallible>(
                                 http::Response::builder()
@@ -169,7 +173,8 @@ fn an_extension_api_server_is_served_through_its_api_service() {
         .expect("runtime");
     let k1s = K1s::start();
     let k = newest_kubectl();
-    let apply = |obj: &Value| k1s.kubectl_with(&k, &["apply", "-f", "-"], Some(&obj.to_string()), &[]);
+    let apply =
+        |obj: &Value| k1s.kubectl_with(&k, &["apply", "-f", "-"], Some(&obj.to_string()), &[]);
 
     // Every built-in group-version has a local APIService, as upstream lists them.
     let out = k1s.kubectl(&k, &["get", "apiservices"]).ok().to_string();
@@ -179,7 +184,12 @@ fn an_extension_api_server_is_served_through_its_api_service() {
         ["NAME", "SERVICE", "AVAILABLE", "AGE"],
         "{out}"
     );
-    for name in ["v1.", "v1.apps", "v2.autoscaling", "v1.apiregistration.k8s.io"] {
+    for name in [
+        "v1.",
+        "v1.apps",
+        "v2.autoscaling",
+        "v1.apiregistration.k8s.io",
+    ] {
         let line = out
             .lines()
             .find(|l| l.split_whitespace().next() == Some(name))
@@ -199,18 +209,36 @@ fn an_extension_api_server_is_served_through_its_api_service() {
     let cm = k1s
         .kubectl(
             &k,
-            &["get", "configmap", "-n", "kube-system", "extension-apiserver-authentication", "-o", "json"],
+            &[
+                "get",
+                "configmap",
+                "-n",
+                "kube-system",
+                "extension-apiserver-authentication",
+                "-o",
+                "json",
+            ],
         )
         .ok()
         .to_string();
     let cm: Value = serde_json::from_str(&cm).expect("configmap json");
-    assert_eq!(cm["data"]["requestheader-username-headers"], "[\"X-Remote-User\"]");
-    assert_eq!(cm["data"]["requestheader-group-headers"], "[\"X-Remote-Group\"]");
+    assert_eq!(
+        cm["data"]["requestheader-username-headers"],
+        "[\"X-Remote-User\"]"
+    );
+    assert_eq!(
+        cm["data"]["requestheader-group-headers"],
+        "[\"X-Remote-Group\"]"
+    );
     let front_proxy_ca = cm["data"]["requestheader-client-ca-file"]
         .as_str()
         .expect("requestheader-client-ca-file")
         .to_string();
-    assert!(cm["data"]["client-ca-file"].as_str().is_some_and(|s| s.contains("BEGIN CERTIFICATE")));
+    assert!(
+        cm["data"]["client-ca-file"]
+            .as_str()
+            .is_some_and(|s| s.contains("BEGIN CERTIFICATE"))
+    );
 
     let seen: Seen = Arc::default();
     let ip = host_ip();
@@ -241,23 +269,34 @@ fn an_extension_api_server_is_served_through_its_api_service() {
             .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
             .unwrap_or_default()
     };
-    eventually(Duration::from_secs(30), "the APIService to turn Available", || {
-        (status_of().starts_with("default/wardle-api True")).then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "the APIService to turn Available",
+        || (status_of().starts_with("default/wardle-api True")).then_some(()),
+    );
 
     // Discovery: kubectl api-resources lists the remote resource.
     let resources = eventually(Duration::from_secs(20), "flunders in api-resources", || {
         let out = k1s.kubectl(&k, &["api-resources"]).ok().to_string();
-        out.lines().any(|l| l.starts_with("flunders ")).then_some(out)
+        out.lines()
+            .any(|l| l.starts_with("flunders "))
+            .then_some(out)
     });
     let line = resources
         .lines()
         .find(|l| l.starts_with("flunders "))
         .unwrap_or_default();
     let cells: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(cells, ["flunders", "fl", GV, "true", "Flunder"], "{resources}");
+    assert_eq!(
+        cells,
+        ["flunders", "fl", GV, "true", "Flunder"],
+        "{resources}"
+    );
     let groups = k1s.kubectl(&k, &["get", "--raw", "/apis"]).ok().to_string();
-    assert!(groups.contains(&format!("\"groupVersion\":\"{GV}\"")), "{groups}");
+    assert!(
+        groups.contains(&format!("\"groupVersion\":\"{GV}\"")),
+        "{groups}"
+    );
     let group = k1s
         .kubectl(&k, &["get", "--raw", &format!("/apis/{GROUP}")])
         .ok()
@@ -269,12 +308,28 @@ fn an_extension_api_server_is_served_through_its_api_service() {
     let out = k1s.kubectl(&k, &["get", "flunders"]).ok().to_string();
     assert!(out.lines().any(|l| l.starts_with("alpha ")), "{out}");
     let one = k1s
-        .kubectl(&k, &["get", "flunder", "alpha", "-o", "jsonpath={.kind}/{.metadata.name}"])
+        .kubectl(
+            &k,
+            &[
+                "get",
+                "flunder",
+                "alpha",
+                "-o",
+                "jsonpath={.kind}/{.metadata.name}",
+            ],
+        )
         .ok()
         .to_string();
     assert_eq!(one, "Flunder/alpha");
     let raw = k1s
-        .kubectl(&k, &["get", "--raw", &format!("/apis/{GV}/namespaces/default/flunders")])
+        .kubectl(
+            &k,
+            &[
+                "get",
+                "--raw",
+                &format!("/apis/{GV}/namespaces/default/flunders"),
+            ],
+        )
         .ok()
         .to_string();
     let raw: Value = serde_json::from_str(&raw).expect("list json");
@@ -292,7 +347,10 @@ fn an_extension_api_server_is_served_through_its_api_service() {
     }
     // k1s authorizes before proxying: a user without rights never reaches the server.
     let before = seen.lock().len();
-    let err = k1s.kubectl(&k, &["get", "flunders", "--as", "jane"]).fails().to_string();
+    let err = k1s
+        .kubectl(&k, &["get", "flunders", "--as", "jane"])
+        .fails()
+        .to_string();
     assert!(
         err.contains(&format!(
             "User \"jane\" cannot list resource \"flunders\" in API group \"{GROUP}\" in the namespace \"default\""
@@ -328,22 +386,37 @@ fn an_extension_api_server_is_served_through_its_api_service() {
 
     // Without endpoints the APIService turns unavailable and its requests get 503.
     k1s.kubectl(&k, &["delete", "endpoints", "wardle-api"]).ok();
-    eventually(Duration::from_secs(30), "the APIService to turn unavailable", || {
-        let s = status_of();
-        (s.starts_with("default/wardle-api False (MissingEndpoints)")
-            || s.starts_with("default/wardle-api False (EndpointsNotFound)"))
-        .then_some(())
-    });
+    eventually(
+        Duration::from_secs(30),
+        "the APIService to turn unavailable",
+        || {
+            let s = status_of();
+            (s.starts_with("default/wardle-api False (MissingEndpoints)")
+                || s.starts_with("default/wardle-api False (EndpointsNotFound)"))
+            .then_some(())
+        },
+    );
     let err = k1s
-        .kubectl(&k, &["get", "--raw", &format!("/apis/{GV}/namespaces/default/flunders")])
+        .kubectl(
+            &k,
+            &[
+                "get",
+                "--raw",
+                &format!("/apis/{GV}/namespaces/default/flunders"),
+            ],
+        )
         .fails()
         .to_string();
     assert!(err.contains("ServiceUnavailable"), "{err}");
     // Deleting the APIService removes the group from discovery.
     k1s.kubectl(&k, &["delete", "apiservice", &format!("v1alpha1.{GROUP}")])
         .ok();
-    eventually(Duration::from_secs(20), "the group to leave discovery", || {
-        let out = k1s.kubectl(&k, &["get", "--raw", "/apis"]).ok().to_string();
-        (!out.contains(GV)).then_some(())
-    });
+    eventually(
+        Duration::from_secs(20),
+        "the group to leave discovery",
+        || {
+            let out = k1s.kubectl(&k, &["get", "--raw", "/apis"]).ok().to_string();
+            (!out.contains(GV)).then_some(())
+        },
+    );
 }

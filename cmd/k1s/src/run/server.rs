@@ -279,7 +279,13 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         ),
     )
     .await
-    .map_err(|s| anyhow::anyhow!("cannot publish {}: {}", k1s_apiserver::aggregator::authentication::NAME, s.message))?;
+    .map_err(|s| {
+        anyhow::anyhow!(
+            "cannot publish {}: {}",
+            k1s_apiserver::aggregator::authentication::NAME,
+            s.message
+        )
+    })?;
     let apiservice_controller = k1s_apiserver::aggregator::controller::start(api.clone()).await;
 
     let certs: CertAuthenticator = Arc::new(|der: &[u8]| {

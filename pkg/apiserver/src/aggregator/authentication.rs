@@ -62,14 +62,19 @@ pub async fn publish(server: &ApiServer, data: Value) -> Result<(), Status> {
         Err(_) => {
             let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": NAME, "namespace": NAMESPACE}, "data": data});
-            match generic.create(&cms, Some(NAMESPACE), obj, &ctx(), Vec::new()).await {
+            match generic
+                .create(&cms, Some(NAMESPACE), obj, &ctx(), Vec::new())
+                .await
+            {
                 Ok(_) => {}
                 Err(s) if s.reason() == "AlreadyExists" => {}
                 Err(s) => return Err(s),
             }
         }
     }
-    if let Some(roles) = snap.get("rbac.authorization.k8s.io", "v1", "roles").cloned()
+    if let Some(roles) = snap
+        .get("rbac.authorization.k8s.io", "v1", "roles")
+        .cloned()
         && generic.get(&roles, Some(NAMESPACE), READER_ROLE).is_err()
     {
         let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
@@ -78,7 +83,10 @@ pub async fn publish(server: &ApiServer, data: Value) -> Result<(), Status> {
                 "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
             "rules": [{"apiGroups": [""], "resources": ["configmaps"],
                 "resourceNames": [NAME], "verbs": ["get", "list", "watch"]}]});
-        match generic.create(&roles, Some(NAMESPACE), role, &ctx(), Vec::new()).await {
+        match generic
+            .create(&roles, Some(NAMESPACE), role, &ctx(), Vec::new())
+            .await
+        {
             Ok(_) => {}
             Err(s) if s.reason() == "AlreadyExists" => {}
             Err(s) => return Err(s),
@@ -105,8 +113,14 @@ mod tests {
             .generic
             .get(cms, Some(NAMESPACE), NAME)
             .expect("stored");
-        assert_eq!(cm["data"]["requestheader-username-headers"], "[\"X-Remote-User\"]");
-        assert_eq!(cm["data"]["requestheader-allowed-names"], "[\"system:auth-proxy\"]");
+        assert_eq!(
+            cm["data"]["requestheader-username-headers"],
+            "[\"X-Remote-User\"]"
+        );
+        assert_eq!(
+            cm["data"]["requestheader-allowed-names"],
+            "[\"system:auth-proxy\"]"
+        );
         assert_eq!(cm["data"]["requestheader-client-ca-file"], "RH");
     }
 }

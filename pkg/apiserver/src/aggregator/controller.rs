@@ -84,11 +84,7 @@ pub async fn start(server: Arc<ApiServer>) -> tokio::task::JoinHandle<()> {
 }
 
 fn resource(server: &ApiServer, group: &str, plural: &str) -> Option<Arc<Resource>> {
-    server
-        .registry
-        .snapshot()
-        .get(group, "v1", plural)
-        .cloned()
+    server.registry.snapshot().get(group, "v1", plural).cloned()
 }
 
 async fn run(server: Arc<ApiServer>) {
@@ -180,7 +176,10 @@ pub async fn reconcile(server: &ApiServer) -> Result<(), Status> {
     let by_name: BTreeMap<&str, &Value> = existing.iter().map(|o| (meta::name(o), o)).collect();
     for (name, want) in &desired {
         match by_name.get(name.as_str()) {
-            None => match generic.create(&res, None, want.clone(), &ctx(), Vec::new()).await {
+            None => match generic
+                .create(&res, None, want.clone(), &ctx(), Vec::new())
+                .await
+            {
                 Ok(_) => {}
                 Err(s) if s.reason() == "AlreadyExists" => {}
                 Err(s) => return Err(s),
@@ -189,7 +188,10 @@ pub async fn reconcile(server: &ApiServer) -> Result<(), Status> {
                 // Only what the controller manages is put back: a user's APIService of
                 // the same name (one pointing at a Service) is left alone.
                 let managed = current
-                    .pointer(&format!("/metadata/labels/{}", AUTOMANAGED_LABEL.replace('/', "~1")))
+                    .pointer(&format!(
+                        "/metadata/labels/{}",
+                        AUTOMANAGED_LABEL.replace('/', "~1")
+                    ))
                     .is_some();
                 if managed && current.get("spec") != want.get("spec") {
                     let spec = want["spec"].clone();
@@ -210,7 +212,10 @@ pub async fn reconcile(server: &ApiServer) -> Result<(), Status> {
     for obj in &existing {
         let name = meta::name(obj);
         let label = obj
-            .pointer(&format!("/metadata/labels/{}", AUTOMANAGED_LABEL.replace('/', "~1")))
+            .pointer(&format!(
+                "/metadata/labels/{}",
+                AUTOMANAGED_LABEL.replace('/', "~1")
+            ))
             .and_then(Value::as_str);
         if label == Some("true") && !desired.contains_key(name) {
             let _ = generic
@@ -232,11 +237,18 @@ pub async fn reconcile(server: &ApiServer) -> Result<(), Status> {
         seen.insert(name.clone());
         let (condition, discovery) = match Remote::from_api_service(&obj, None) {
             None => (
-                ("True", "Local", "Local APIServices are always available".to_string()),
+                (
+                    "True",
+                    "Local",
+                    "Local APIServices are always available".to_string(),
+                ),
                 None,
             ),
             Some(remote) => match check(server, &remote).await {
-                Ok(doc) => (("True", "Passed", "all checks passed".to_string()), Some(doc)),
+                Ok(doc) => (
+                    ("True", "Passed", "all checks passed".to_string()),
+                    Some(doc),
+                ),
                 Err(Check::Unreachable(u)) => (("False", u.reason, u.message), None),
                 Err(Check::Discovery(message)) => (
                     ("False", "FailedDiscoveryCheck", message),
@@ -254,11 +266,12 @@ pub async fn reconcile(server: &ApiServer) -> Result<(), Status> {
 }
 
 fn list(server: &ApiServer, res: &Resource) -> Vec<Value> {
-    let (items, _, _) = server
-        .generic
-        .store()
-        .cache()
-        .list(&res.info.collection_prefix(None), None, 0);
+    let (items, _, _) =
+        server
+            .generic
+            .store()
+            .cache()
+            .list(&res.info.collection_prefix(None), None, 0);
     items
         .iter()
         .filter_map(|kv| server.generic.decode_stored(res, kv).ok())
@@ -290,7 +303,9 @@ async fn set_available(
     let keep_time = current
         .filter(|c| c.get("status").and_then(Value::as_str) == Some(status))
         .and_then(|c| c.get("lastTransitionTime").cloned());
-    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     let condition = json!({
         "type": "Available", "status": status,
         "lastTransitionTime": keep_time.unwrap_or(json!(now)),
@@ -299,20 +314,27 @@ async fn set_available(
     let name = meta::name(obj).to_string();
     let written = server
         .generic
-        .update(res, None, &name, Some(Subresource::Status), &ctx(), |cur, _| {
-            let mut next = cur
-                .cloned()
-                .ok_or_else(|| Status::not_found(&res.info.group_resource(), &name))?;
-            let mut conditions: Vec<Value> = next
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("Available"));
-            conditions.push(condition.clone());
-            next["status"] = json!({"conditions": conditions});
-            Ok(next)
-        })
+        .update(
+            res,
+            None,
+            &name,
+            Some(Subresource::Status),
+            &ctx(),
+            |cur, _| {
+                let mut next = cur
+                    .cloned()
+                    .ok_or_else(|| Status::not_found(&res.info.group_resource(), &name))?;
+                let mut conditions: Vec<Value> = next
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("Available"));
+                conditions.push(condition.clone());
+                next["status"] = json!({"conditions": conditions});
+                Ok(next)
+            },
+        )
         .await;
     match written {
         Ok(w) => Ok(w.object),
@@ -338,7 +360,11 @@ async fn check(server: &ApiServer, remote: &Remote) -> Result<Value, Check> {
     } else {
         format!("/apis/{}/{}", remote.group, remote.version)
     };
-    let url = format!("https://{}:{}{path}", super::remote::server_name(remote), remote.port);
+    let url = format!(
+        "https://{}:{}{path}",
+        super::remote::server_name(remote),
+        remote.port
+    );
     let identity = server.aggregator.identity();
     let attempt = async {
         let tls = tls_config(remote, identity.as_deref(), false)?;
@@ -368,7 +394,8 @@ async fn check(server: &ApiServer, remote: &Remote) -> Result<Value, Check> {
             .await
             .map_err(|e| e.to_string())?
             .to_bytes();
-        serde_json::from_slice::<Value>(&body).map_err(|e| format!("invalid discovery document: {e}"))
+        serde_json::from_slice::<Value>(&body)
+            .map_err(|e| format!("invalid discovery document: {e}"))
     };
     match tokio::time::timeout(CHECK_TIMEOUT, attempt).await {
         Ok(Ok(doc)) => Ok(doc),
@@ -391,11 +418,22 @@ mod tests {
         let res = resource(&api.server, GROUP, PLURAL).expect("apiservices served");
         let all = list(&api.server, &res);
         let names: Vec<&str> = all.iter().map(|o| meta::name(o)).collect();
-        for want in ["v1.", "v1.apps", "v2.autoscaling", "v1.apiregistration.k8s.io"] {
+        for want in [
+            "v1.",
+            "v1.apps",
+            "v2.autoscaling",
+            "v1.apiregistration.k8s.io",
+        ] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
-        let apps = all.iter().find(|o| meta::name(o) == "v1.apps").expect("v1.apps");
-        assert_eq!(apps.pointer("/spec/groupPriorityMinimum"), Some(&json!(17800)));
+        let apps = all
+            .iter()
+            .find(|o| meta::name(o) == "v1.apps")
+            .expect("v1.apps");
+        assert_eq!(
+            apps.pointer("/spec/groupPriorityMinimum"),
+            Some(&json!(17800))
+        );
         assert_eq!(
             apps.pointer("/metadata/labels/kube-aggregator.kubernetes.io~1automanaged"),
             Some(&json!("onstart"))
@@ -408,7 +446,10 @@ mod tests {
         let rv = meta::meta_str(apps, "resourceVersion").to_string();
         reconcile(&api.server).await.expect("reconcile");
         let again = list(&api.server, &res);
-        let apps = again.iter().find(|o| meta::name(o) == "v1.apps").expect("v1.apps");
+        let apps = again
+            .iter()
+            .find(|o| meta::name(o) == "v1.apps")
+            .expect("v1.apps");
         assert_eq!(meta::meta_str(apps, "resourceVersion"), rv);
     }
 

@@ -73,7 +73,9 @@ pub fn aggregated(server: &ApiServer) -> Vec<Value> {
             })
             .collect();
         if !versions.is_empty() {
-            out.push(json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions}));
+            out.push(
+                json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions}),
+            );
         }
     }
     out
@@ -98,7 +100,10 @@ fn aggregated_resources(list: &Value) -> Vec<Value> {
             "verbs": r.get("verbs").cloned().unwrap_or(json!([])),
         });
         for k in ["shortNames", "categories"] {
-            if let Some(v) = r.get(k).filter(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
+            if let Some(v) = r
+                .get(k)
+                .filter(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+            {
                 e[k] = v.clone();
             }
         }
@@ -131,12 +136,12 @@ mod tests {
     #[test]
     fn a_resource_list_folds_into_the_aggregated_form() {
         let list = json!({"kind": "APIResourceList", "groupVersion": "wardle.example.com/v1alpha1",
-            "resources": [
-                {"name": "flunders", "singularName": "flunder", "namespaced": true, "kind": "Flunder",
-                 "verbs": ["get", "list"], "shortNames": ["fl"]},
-                {"name": "flunders/status", "singularName": "", "namespaced": true, "kind": "Flunder",
-                 "verbs": ["get"]},
-            ]});
+        "resources": [
+            {"name": "flunders", "singularName": "flunder", "namespaced": true, "kind": "Flunder",
+             "verbs": ["get", "list"], "shortNames": ["fl"]},
+            {"name": "flunders/status", "singularName": "", "namespaced": true, "kind": "Flunder",
+             "verbs": ["get"]},
+        ]});
         let got = aggregated_resources(&list);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0]["resource"], "flunders");

@@ -148,12 +148,10 @@ impl Aggregator {
             .cloned()
             .collect();
         out.sort_by(|a, b| {
-            b.version_priority
-                .cmp(&a.version_priority)
-                .then_with(|| {
-                    crate::registry::version_priority(&b.version)
-                        .cmp(&crate::registry::version_priority(&a.version))
-                })
+            b.version_priority.cmp(&a.version_priority).then_with(|| {
+                crate::registry::version_priority(&b.version)
+                    .cmp(&crate::registry::version_priority(&a.version))
+            })
         });
         out
     }

@@ -178,12 +178,18 @@ mod tests {
         assert!(out.get("authorization").is_none());
         assert!(out.get("impersonate-user").is_none());
         assert!(out.get("connection").is_none());
-        assert_eq!(out.get("accept").map(|v| v.as_bytes()), Some(&b"application/json"[..]));
+        assert_eq!(
+            out.get("accept").map(|v| v.as_bytes()),
+            Some(&b"application/json"[..])
+        );
         assert_eq!(out.get_all("x-remote-user").iter().count(), 1);
         assert_eq!(out["x-remote-user"], "jane");
         let groups: Vec<_> = out.get_all("x-remote-group").iter().collect();
         assert_eq!(groups, ["devs", "system:authenticated"]);
-        let extra: Vec<_> = out.get_all("x-remote-extra-scopes.example%2fkey").iter().collect();
+        let extra: Vec<_> = out
+            .get_all("x-remote-extra-scopes.example%2fkey")
+            .iter()
+            .collect();
         assert_eq!(extra, ["a", "b"]);
     }
 
@@ -191,6 +197,9 @@ mod tests {
     fn unavailable_answers_are_go_plain_text() {
         let r = text_error(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
         assert_eq!(r.status(), 503);
-        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
     }
 }

@@ -78,9 +78,7 @@ impl ServerCertVerifier for NoVerification {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -140,17 +138,17 @@ pub(super) struct Unreachable {
 fn read(generic: &GenericStore, plural: &str, group: &str, ns: &str, name: &str) -> Option<Value> {
     let snapshot = generic.registry().snapshot();
     let res = snapshot.get(group, "v1", plural)?;
-    let kv = generic
-        .store()
-        .cache()
-        .get(&res.info.key(Some(ns), name))?;
+    let kv = generic.store().cache().get(&res.info.key(Some(ns), name))?;
     serde_json::from_slice(&kv.value).ok()
 }
 
 /// Resolves the Service of `remote` to an address to dial: a ready endpoint of the
 /// Service port (EndpointSlices, else the Endpoints object), else, for a Service that
 /// selects no pods, its cluster IP; an ExternalName Service to its host.
-pub(super) fn resolve(generic: &GenericStore, remote: &Remote) -> Result<(String, u16), Unreachable> {
+pub(super) fn resolve(
+    generic: &GenericStore,
+    remote: &Remote,
+) -> Result<(String, u16), Unreachable> {
     let (ns, name, port) = (&remote.namespace, &remote.service, remote.port);
     let Some(service) = read(generic, "services", "", ns, name) else {
         return Err(Unreachable {
@@ -250,10 +248,11 @@ fn endpoint_slices(generic: &GenericStore, ns: &str, name: &str) -> Vec<Value> {
     let Some(res) = snapshot.get("discovery.k8s.io", "v1", "endpointslices") else {
         return Vec::new();
     };
-    let (items, _, _) = generic
-        .store()
-        .cache()
-        .list(&res.info.collection_prefix(Some(ns)), None, 0);
+    let (items, _, _) =
+        generic
+            .store()
+            .cache()
+            .list(&res.info.collection_prefix(Some(ns)), None, 0);
     items
         .iter()
         .filter_map(|kv| serde_json::from_slice::<Value>(&kv.value).ok())

@@ -46,7 +46,12 @@ fn api_service_row(obj: &Value, now: Timestamp) -> Vec<Value> {
                 s => format!("{s} ({})", str_at(c, &["reason"])),
             },
         );
-    vec![cell(name(obj)), cell(service), cell(available), age(obj, now)]
+    vec![
+        cell(name(obj)),
+        cell(service),
+        cell(available),
+        age(obj, now),
+    ]
 }
 
 #[cfg(test)]

@@ -27,8 +27,7 @@ pub fn validate_api_service(obj: &Value) -> ErrorList {
     let required = format!("{version}.{group}");
     // The name checks run inside upstream's object-meta validation; the registry checks
     // only the path-segment rules (validate_name), so the name must match here.
-    if !name.is_empty() && validate_path_segment_name(name, false).is_empty() && name != required
-    {
+    if !name.is_empty() && validate_path_segment_name(name, false).is_empty() && name != required {
         errs.push(FieldError::invalid(
             &Path::new("metadata").child("name"),
             name,
@@ -190,16 +189,24 @@ mod tests {
             ),
             "{got:?}"
         );
-        assert!(got.iter().any(|m| m.starts_with("spec.group: Invalid value: \"Bad_Group\"")));
-        assert!(got.iter().any(|m| m.starts_with("spec.version: Invalid value: \"1x\"")));
+        assert!(
+            got.iter()
+                .any(|m| m.starts_with("spec.group: Invalid value: \"Bad_Group\""))
+        );
+        assert!(
+            got.iter()
+                .any(|m| m.starts_with("spec.version: Invalid value: \"1x\""))
+        );
         assert!(got.contains(
             &"spec.groupPriorityMinimum: Invalid value: 0: must be positive and less than 20000"
                 .to_string()
         ));
-        assert!(got.contains(
-            &"spec.versionPriority: Invalid value: 1001: must be positive and less than 1000"
-                .to_string()
-        ));
+        assert!(
+            got.contains(
+                &"spec.versionPriority: Invalid value: 1001: must be positive and less than 1000"
+                    .to_string()
+            )
+        );
         assert!(got.contains(
             &"spec.caBundle: Invalid value: \"3 bytes\": local APIServices may not have a caBundle"
                 .to_string()
@@ -227,7 +234,9 @@ mod tests {
         );
         assert_eq!(
             messages(&validate_api_service(&core)),
-            ["spec.group: Required value: only v1 may have an empty group and it better be legacy kube"]
+            [
+                "spec.group: Required value: only v1 may have an empty group and it better be legacy kube"
+            ]
         );
     }
 
@@ -237,13 +246,18 @@ mod tests {
         obj["status"] = json!({"conditions": [{"type": "Available", "status": "Maybe"}]});
         assert_eq!(
             messages(&validate_status(&obj)),
-            ["status.conditions[0].status: Unsupported value: \"Maybe\": supported values: \"True\", \"False\", \"Unknown\""]
+            [
+                "status.conditions[0].status: Unsupported value: \"Maybe\": supported values: \"True\", \"False\", \"Unknown\""
+            ]
         );
     }
 
     #[test]
     fn a_service_port_defaults_to_443() {
-        let mut obj = svc("v1.x.io", json!({"service": {"namespace": "a", "name": "b"}}));
+        let mut obj = svc(
+            "v1.x.io",
+            json!({"service": {"namespace": "a", "name": "b"}}),
+        );
         ApiServiceStrategy.default(&mut obj);
         assert_eq!(obj.pointer("/spec/service/port"), Some(&json!(443)));
     }
