@@ -417,7 +417,7 @@ mod tests {
         reconcile(&api.server).await.expect("reconcile");
         let res = resource(&api.server, GROUP, PLURAL).expect("apiservices served");
         let all = list(&api.server, &res);
-        let names: Vec<&str> = all.iter().map(|o| meta::name(o)).collect();
+        let names: Vec<&str> = all.iter().map(meta::name).collect();
         for want in [
             "v1.",
             "v1.apps",
