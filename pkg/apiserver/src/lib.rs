@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod apiserver_leases;
+pub mod aggregator;
 pub mod apply;
 pub mod auth;
 pub mod bootstrap;
@@ -84,6 +85,8 @@ pub struct ApiServer {
     pub resource_metrics: std::sync::OnceLock<Arc<metrics::store::MetricsStore>>,
     /// The authorizer chain (`--authorization-mode`) with its RBAC index.
     pub authorizer: auth::authz::Authorizer,
+    /// The aggregation layer: remote APIServices and the proxy's identity.
+    pub aggregator: aggregator::Aggregator,
     /// Whether requests without credentials run as `system:anonymous`
     /// (`--anonymous-auth`); else they get 401.
     pub anonymous_auth: AtomicBool,
@@ -141,6 +144,7 @@ impl ApiServer {
             kubelet_client_tls: std::sync::OnceLock::new(),
             resource_metrics: std::sync::OnceLock::new(),
             authorizer: auth::authz::Authorizer::default(),
+            aggregator: aggregator::Aggregator::default(),
             anonymous_auth: AtomicBool::new(true),
             builtins,
             builtin_definitions: definitions,

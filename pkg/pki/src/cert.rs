@@ -157,10 +157,10 @@ impl LeafSpec {
 }
 
 /// A self-signed ECDSA P-256 CA named `k1s-ca@<unix time>` (k3s: `k3s-server-ca@<time>`).
-pub(crate) fn new_ca(key: &KeyPair) -> Result<String, PkiError> {
+pub(crate) fn new_ca(key: &KeyPair, cn: &str) -> Result<String, PkiError> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, format!("k1s-ca@{}", unix_now()));
+    dn.push(DnType::CommonName, format!("{cn}@{}", unix_now()));
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
@@ -172,7 +172,7 @@ pub(crate) fn new_ca(key: &KeyPair) -> Result<String, PkiError> {
     let cert = params
         .self_signed(key)
         .map_err(|source| PkiError::Generate {
-            what: "cluster ca certificate".into(),
+            what: format!("{cn} certificate"),
             source,
         })?;
     Ok(cert.pem())

@@ -28,7 +28,7 @@ pub use kubelet::{
     CaSigner, KUBELET_CLIENT_GROUP, KUBELET_CLIENT_USER, kubelet_client_tls_config,
     kubelet_server_tls_config,
 };
-pub use pki::{Pki, PkiOptions};
+pub use pki::{AUTH_PROXY_USER, Pki, PkiOptions};
 pub use tls::{ca_root_store, crypto_provider, server_tls_config};
 pub use token::{
     ParsedToken, SERVER_TOKEN_USER, TOKEN_PREFIX, bootstrap_token, ca_hash, format_token,

@@ -9,6 +9,9 @@
 //! tls/serving.crt .key          apiserver serving certificate, 1 year
 //! tls/client-admin.crt .key     CN system:admin, O system:masters, 1 year
 //! tls/service-account.key .pub  service account token signing key (ES256)
+//! tls/request-header-ca.crt .key front-proxy CA: signs the aggregation proxy's client
+//!                               certificate (k3s's names), 10 years
+//! tls/client-auth-proxy.crt .key CN system:auth-proxy, the aggregation proxy, 1 year
 //! ```
 
 use std::fmt;
@@ -141,7 +144,14 @@ pub struct Pki {
     sa_pub_pem: String,
     token: String,
     token_secret: String,
+    request_header_ca_pem: String,
+    proxy_cert_pem: String,
+    proxy_key_pem: String,
 }
+
+/// The user (CN) of the aggregation proxy's client certificate (k3s's name), the one
+/// name extension servers accept request-header identities from.
+pub const AUTH_PROXY_USER: &str = "system:auth-proxy";
 
 impl fmt::Debug for Pki {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -168,7 +178,7 @@ impl Pki {
         ensure_dir(&paths.server, DIR_MODE)?;
         ensure_dir(&paths.tls, DIR_MODE)?;
 
-        let (ca_pem, ca_key, ca_created) = load_or_create_ca(&paths)?;
+        let (ca_pem, ca_key, ca_created) = load_or_create_ca(&paths, "ca", "k1s-ca")?;
         let ca_crt_path = paths.tls("ca.crt");
         let ca_der = cert_from_pem(&ca_crt_path, &ca_pem)?;
         let issuer =
@@ -185,6 +195,20 @@ impl Pki {
         let (admin_cert_pem, admin_key_pem) =
             ensure_leaf(&paths, "client-admin", &admin, &issuer, &ca_der)?;
         let (sa_key_pem, sa_pub_pem) = ensure_service_account_key(&paths)?;
+        // The front-proxy CA is separate from the cluster CA, as upstream requires: an
+        // extension server trusts certificates from it as a proxy's, never as users'.
+        let (request_header_ca_pem, rh_key, _) =
+            load_or_create_ca(&paths, "request-header-ca", "k1s-request-header-ca")?;
+        let rh_path = paths.tls("request-header-ca.crt");
+        let rh_der = cert_from_pem(&rh_path, &request_header_ca_pem)?;
+        let rh_issuer =
+            Issuer::from_ca_cert_der(&rh_der, rh_key).map_err(|source| PkiError::Generate {
+                what: format!("signer from {}", rh_path.display()),
+                source,
+            })?;
+        let proxy = LeafSpec::client(AUTH_PROXY_USER, &[]);
+        let (proxy_cert_pem, proxy_key_pem) =
+            ensure_leaf(&paths, "client-auth-proxy", &proxy, &rh_issuer, &rh_der)?;
         let (token, token_secret) = ensure_token(
             &paths.token,
             opts.token.as_deref(),
@@ -225,7 +249,26 @@ impl Pki {
             sa_pub_pem,
             token,
             token_secret,
+            request_header_ca_pem,
+            proxy_cert_pem,
+            proxy_key_pem,
         })
+    }
+
+    /// The front-proxy CA certificate PEM (`request-header-ca.crt`), which extension API
+    /// servers trust for the proxy's client certificate.
+    pub fn request_header_ca_pem(&self) -> &str {
+        &self.request_header_ca_pem
+    }
+
+    /// The aggregation proxy's client certificate PEM (`client-auth-proxy.crt`).
+    pub fn proxy_client_cert_pem(&self) -> &str {
+        &self.proxy_cert_pem
+    }
+
+    /// The aggregation proxy's client key PEM.
+    pub fn proxy_client_key_pem(&self) -> &str {
+        &self.proxy_key_pem
     }
 
     /// `<data_dir>/server/tls`, where every certificate and key lives.
@@ -325,8 +368,15 @@ impl Pki {
 
 /// Reads `ca.crt` + `ca.key`, or creates both when neither exists. Returns the CA PEM, its
 /// key and whether it was created now.
-fn load_or_create_ca(paths: &Paths) -> Result<(String, KeyPair, bool), PkiError> {
-    let (crt_path, key_path) = (paths.tls("ca.crt"), paths.tls("ca.key"));
+fn load_or_create_ca(
+    paths: &Paths,
+    name: &str,
+    cn: &str,
+) -> Result<(String, KeyPair, bool), PkiError> {
+    let (crt_path, key_path) = (
+        paths.tls(&format!("{name}.crt")),
+        paths.tls(&format!("{name}.key")),
+    );
     match (read_optional(&crt_path)?, read_optional(&key_path)?) {
         (Some(pem), Some(key_pem)) => {
             let der = cert_from_pem(&crt_path, &pem)?;
@@ -344,18 +394,18 @@ fn load_or_create_ca(paths: &Paths) -> Result<(String, KeyPair, bool), PkiError>
             if info.expires_within(RENEW_BEFORE) {
                 // Replacing a CA invalidates every kubeconfig and agent; that is an operator's
                 // decision (k3s `certificate rotate-ca`), not something to do on a restart.
-                warn!(file = %crt_path.display(), "cluster ca expires within 90 days");
+                warn!(file = %crt_path.display(), "{cn} expires within 90 days");
             }
             Ok((pem, key, false))
         }
         (None, None) => {
-            let key = cert::new_key("cluster ca")?;
-            let pem = cert::new_ca(&key)?;
+            let key = cert::new_key(cn)?;
+            let pem = cert::new_ca(&key, cn)?;
             // Key first: a crash in between leaves a key without a certificate, which the
             // next start reports instead of pairing a new certificate with a lost key.
             write_atomic(&key_path, key.serialize_pem().as_bytes(), FILE_MODE)?;
             write_atomic(&crt_path, pem.as_bytes(), FILE_MODE)?;
-            info!(file = %crt_path.display(), "created cluster ca");
+            info!(file = %crt_path.display(), "created {cn}");
             Ok((pem, key, true))
         }
         (Some(_), None) => Err(PkiError::IncompletePair {

@@ -306,6 +306,29 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
 
     // Custom resources are served before the server reports ready.
     let crd_controller = k1s_apiserver::crd::controller::start(api.clone()).await;
+    // The aggregation layer: the proxy's front-proxy client certificate, the ConfigMap
+    // extension API servers authenticate by, and the APIService controller (the local
+    // APIServices exist before the server reports ready).
+    api.aggregator
+        .set_proxy_identity(pki.proxy_client_cert_pem(), pki.proxy_client_key_pem())
+        .map_err(|e| anyhow::anyhow!("cannot use the proxy client certificate: {e}"))?;
+    k1s_apiserver::aggregator::authentication::publish(
+        &api,
+        k1s_apiserver::aggregator::authentication::data(
+            pki.ca_pem(),
+            pki.request_header_ca_pem(),
+            &[k1s_pki::AUTH_PROXY_USER],
+        ),
+    )
+    .await
+    .map_err(|s| {
+        anyhow::anyhow!(
+            "cannot publish {}: {}",
+            k1s_apiserver::aggregator::authentication::NAME,
+            s.message
+        )
+    })?;
+    let apiservice_controller = k1s_apiserver::aggregator::controller::start(api.clone()).await;
 
     let certs: CertAuthenticator = Arc::new(|der: &[u8]| {
         ClientIdentity::from_der(der)
@@ -625,6 +648,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let _ = p.await;
     }
     crd_controller.abort();
+    apiservice_controller.abort();
     drop(api);
     drop(backend);
     Ok(ExitCode::SUCCESS)

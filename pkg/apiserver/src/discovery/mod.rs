@@ -62,6 +62,7 @@ pub fn root_paths(server: &ApiServer) -> Response {
             crate::metrics::VERSION
         ));
     }
+    paths.extend(crate::aggregator::discovery::paths(server));
     paths.extend(
         [
             "/healthz",
@@ -118,6 +119,7 @@ pub fn groups(server: &ApiServer, accept: Option<&str>) -> Response {
     if crate::metrics::served(server) {
         groups.push(crate::metrics::group_json());
     }
+    groups.extend(crate::aggregator::discovery::groups(server));
     response::json(
         StatusCode::OK,
         &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
@@ -130,7 +132,7 @@ pub fn group(server: &ApiServer, group: &str) -> Response {
     let found = if group == crate::metrics::GROUP && crate::metrics::served(server) {
         Some(crate::metrics::group_json())
     } else {
-        group_json(&snap, group)
+        group_json(&snap, group).or_else(|| crate::aggregator::discovery::group(server, group))
     };
     match found.filter(|_| !group.is_empty()) {
         Some(mut g) => {
@@ -314,6 +316,9 @@ fn aggregated(server: &ApiServer, legacy: bool, version: &str) -> Response {
     if !legacy && crate::metrics::served(server) {
         items.push(crate::metrics::aggregated_json());
     }
+    if !legacy {
+        items.extend(crate::aggregator::discovery::aggregated(server));
+    }
     let body = json!({
         "kind": "APIGroupDiscoveryList",
         "apiVersion": format!("apidiscovery.k8s.io/{version}"),
@@ -432,6 +437,7 @@ mod tests {
         ("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", ALL, STATUS),
         ("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings", ALL, NONE),
         ("apiextensions.k8s.io", "v1", "customresourcedefinitions", ALL, STATUS),
+        ("apiregistration.k8s.io", "v1", "apiservices", ALL, STATUS),
         ("flowcontrol.apiserver.k8s.io", "v1", "flowschemas", ALL, STATUS),
         ("flowcontrol.apiserver.k8s.io", "v1", "prioritylevelconfigurations", ALL, STATUS),
         ("resource.k8s.io", "v1", "deviceclasses", ALL, NONE),

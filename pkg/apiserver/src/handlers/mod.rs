@@ -265,6 +265,17 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Body>) -> Response {
     if !decision.allowed {
         return response::status(&crate::auth::authz::forbidden(&attrs, &decision.reason));
     }
+    // A group-version a remote APIService registered goes to its extension server.
+    let remote = match &target {
+        Target::Resource(rp) if !rp.group.is_empty() => {
+            server.aggregator.remote(&rp.group, &rp.version)
+        }
+        Target::GroupVersion(g, v) => server.aggregator.remote(g, v),
+        _ => None,
+    };
+    if let Some(remote) = remote {
+        return crate::aggregator::proxy::proxy(&server, remote, &user, parts, body).await;
+    }
     match &target {
         Target::Version => return health::version(),
         Target::Health { endpoint, check } => {

@@ -2,6 +2,7 @@
 //! strategy and its discovery facts (short names, categories, subresources).
 
 pub mod admissionregistration;
+pub mod apiregistration;
 pub mod apps;
 pub mod autoscaling;
 pub mod batch;
@@ -444,6 +445,12 @@ pub fn builtin(services: &core::service::ServiceAllocators) -> Builder {
         b.kind::<dra::ResourceClaimTemplate>(self::resource::ResourceClaimTemplateStrategy);
         b.kind::<dra::ResourceSlice>(self::resource::ResourceSliceStrategy);
     }
+    // apiregistration.k8s.io/v1: the aggregation layer's registrations (aggregator/).
+    b.kind::<k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService>(
+        self::apiregistration::ApiServiceStrategy,
+    )
+    .categories(&["api-extensions"])
+    .status();
     // flowcontrol.apiserver.k8s.io/v1
     b.kind::<flowcontrol::FlowSchema>(self::flowcontrol::FlowSchemaStrategy)
         .status();

@@ -15,6 +15,7 @@
 //! Where upstream's API defaulting guarantees a field is set (e.g. a Service's `type`), the
 //! default is assumed when the field is absent, so tables match what upstream would show.
 
+mod apiregistration;
 mod apps;
 mod batch;
 mod core;
@@ -118,6 +119,7 @@ static DEFAULT_COLUMNS: [Column; 2] = [NAME, col("Created At", "date", docs::OBJ
 fn lookup(group: &str, kind: &str) -> Option<Printer> {
     match group {
         "" | "core" => core::printer(kind),
+        "apiregistration.k8s.io" => apiregistration::printer(kind),
         "apps" => apps::printer(kind),
         "batch" => batch::printer(kind),
         "networking.k8s.io" => networking::printer(kind),

@@ -8,6 +8,7 @@
 //! [`every_served_kind_has_a_case`] fails when a served kind has none.
 
 mod admission;
+mod apiregistration;
 mod apps;
 mod core;
 mod core_pod;
@@ -119,6 +120,7 @@ pub fn every_case() -> Vec<Case> {
     all.extend(networking::cases());
     all.extend(admission::cases());
     all.extend(resource::cases());
+    all.extend(apiregistration::cases());
     all
 }
 
