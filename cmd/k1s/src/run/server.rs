@@ -276,6 +276,13 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     // upstream's Lease-based leader election, with upstream's identity (host_uuid).
     let elect = EtcdOptions::is_etcd_endpoint(&args.datastore_endpoint)
         .then(|| format!("{node_name}_{}", uuid::Uuid::new_v4()));
+    // One pod watch for the controllers, the scheduler and the simulated nodes: each pod
+    // write is decoded once, and its one copy is what they read. Under leader election
+    // each term starts its own (a standby keeps no pod cache).
+    let pod_informer = elect.is_none().then(|| {
+        k1s_informer::Informer::<k8s_openapi::api::core::v1::Pod>::all(controller_manager_client(&api))
+    });
+    let backlog = k1s_informer::Backlog::new();
     // Controllers get a moment to stop cleanly at shutdown.
     let (stop_controllers, controllers_stopping) = tokio::sync::oneshot::channel::<()>();
     let controllers = if args.disable_controller_manager {
@@ -300,6 +307,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             cluster_cidr: Some(args.cluster_cidr),
             node_cidr_mask_size: None,
             service_cidr: Some(args.service_cidr),
+            pods: pod_informer.clone(),
+            scheduling_backlog: backlog.clone(),
             ..Default::default()
         };
         let stopping = async move {
@@ -346,7 +355,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
                     stopping,
                 ))
             }
-            None => tokio::spawn(k1s_scheduler::run(client, stopping)),
+            None => match pod_informer.clone() {
+                Some(pods) => tokio::spawn(k1s_scheduler::run_with_pods(
+                    client, pods, backlog, stopping,
+                )),
+                None => tokio::spawn(k1s_scheduler::run(client, stopping)),
+            },
         })
     };
     // `kubectl get cs` reports these in-process components healthy while their tasks run.
@@ -467,6 +481,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let simulator = if args.simulate_nodes > 0 {
         let mut config = k1s_simulator::Config::new(args.simulate_nodes);
         config.events = !args.simulate_quiet;
+        config.pods = pod_informer.clone();
         config.cluster_cidr = match args.cluster_cidr {
             ipnet::IpNet::V4(net) => net,
             ipnet::IpNet::V6(_) => bail!("--simulate-nodes needs an IPv4 --cluster-cidr"),

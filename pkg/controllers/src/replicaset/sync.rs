@@ -247,6 +247,9 @@ async fn manage<K: ReplicatedSet>(
                 let pod = pod_from_template(template, &ns, &name, owner.clone());
                 let created = &created;
                 async move {
+                    // Creating faster than the scheduler binds only queues pods behind
+                    // one another (see `Backlog`).
+                    ctx.backlog.wait_below_limit().await;
                     match api.create(&PostParams::default(), &pod).await {
                         Ok(p) => {
                             let pod_name = p.name_any();

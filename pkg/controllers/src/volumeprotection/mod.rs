@@ -208,8 +208,8 @@ fn watch_holders(
     let mut relisting = HolderMap::new();
     let key = |p: &Pod| (p.namespace().unwrap_or_default(), p.name_any());
     let task = tokio::spawn(
-        watcher(Api::<Pod>::all(client), watcher::Config::default())
-            .default_backoff()
+        crate::pod_informer(&client)
+            .watch()
             .for_each(move |event| {
                 match event {
                     Ok(watcher::Event::Init) => relisting.clear(),
