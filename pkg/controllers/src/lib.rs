@@ -230,7 +230,9 @@ pub fn config() -> Arc<ControllerConfig> {
 
 /// The shared pod informer of the controllers being started, or (outside `run`) one of
 /// the caller's own.
-pub fn pod_informer(client: &kube::Client) -> k1s_informer::Informer<k8s_openapi::api::core::v1::Pod> {
+pub fn pod_informer(
+    client: &kube::Client,
+) -> k1s_informer::Informer<k8s_openapi::api::core::v1::Pod> {
     config()
         .pods
         .clone()

@@ -280,7 +280,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     // write is decoded once, and its one copy is what they read. Under leader election
     // each term starts its own (a standby keeps no pod cache).
     let pod_informer = elect.is_none().then(|| {
-        k1s_informer::Informer::<k8s_openapi::api::core::v1::Pod>::all(controller_manager_client(&api))
+        k1s_informer::Informer::<k8s_openapi::api::core::v1::Pod>::all(controller_manager_client(
+            &api,
+        ))
     });
     let backlog = k1s_informer::Backlog::new();
     // Controllers get a moment to stop cleanly at shutdown.

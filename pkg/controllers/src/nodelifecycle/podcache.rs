@@ -10,8 +10,8 @@ use std::sync::{Arc, Weak};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 

@@ -290,7 +290,9 @@ pub async fn run<K: ReplicatedSet>(client: kube::Client, shutdown: Shutdown) {
         .map(move |()| {
             let pods = pods.clone();
             let pod_sets = pod_sets.clone();
-            informer.watch().modify(podindex::trim)
+            informer
+                .watch()
+                .modify(podindex::trim)
                 .map(move |res| {
                     let refs: Vec<Result<ObjectRef<K>, watcher::Error>> = match res {
                         Err(e) => vec![Err(e)],

@@ -272,14 +272,27 @@ mod tests {
     async fn an_object_gets_25_events_at_once_then_one_per_five_minutes() {
         let server = TestApiServer::new().await;
         let rec = recorder(server.client(), "replicaset-controller");
-        let web = ("ReplicaSet".to_string(), "web".to_string(), "u1".to_string());
-        let other = ("ReplicaSet".to_string(), "other".to_string(), "u2".to_string());
+        let web = (
+            "ReplicaSet".to_string(),
+            "web".to_string(),
+            "u1".to_string(),
+        );
+        let other = (
+            "ReplicaSet".to_string(),
+            "other".to_string(),
+            "u2".to_string(),
+        );
         let allowed = (0..30).filter(|_| rec.inner.allow("default", &web)).count();
         assert_eq!(allowed, 25);
         // Another object has a bucket of its own.
         assert!(rec.inner.allow("default", &other));
         // Five minutes refill one.
-        if let Some(b) = rec.inner.buckets.lock().get_mut(&("default".to_string(), web.clone())) {
+        if let Some(b) = rec
+            .inner
+            .buckets
+            .lock()
+            .get_mut(&("default".to_string(), web.clone()))
+        {
             b.at -= SPAM_REFILL;
         }
         assert!(rec.inner.allow("default", &web));
