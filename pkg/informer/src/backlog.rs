@@ -23,50 +23,73 @@ pub struct Backlog(Arc<Inner>);
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// Pods in the scheduler's active queue, as it last published.
     pending: AtomicUsize,
+    /// Creates admitted and not yet answered: pods the scheduler has not seen yet.
+    in_flight: AtomicUsize,
     drained: Notify,
 }
 
+/// An admitted create; dropping it (once the create is answered) frees its place.
+#[derive(Debug)]
+pub struct Admission(Arc<Inner>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.drained.notify_waiters();
+    }
+}
+
 impl Backlog {
-    /// Pods may wait untried up to this many before creators hold back: at 1000 pods
-    /// scheduled per second, about half a second of work.
+    /// Pods may wait untried (queued or being created) up to this many before creators
+    /// hold back: at 1000 pods scheduled per second, about half a second of work.
     pub const LIMIT: usize = 500;
 
-    /// The longest one creator holds back: a scheduler that stopped binding (no node
-    /// fits, a custom scheduler owns the pods) delays creation, never stops it.
-    pub const MAX_WAIT: Duration = Duration::from_secs(2);
+    /// The longest one create is held: a scheduler that stopped taking pods from its
+    /// queue (its caches not synced yet) delays creation, never stops it. Pods that
+    /// cannot be scheduled leave the active queue, so they hold nothing back.
+    pub const MAX_WAIT: Duration = Duration::from_secs(10);
 
     /// A backlog of zero.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Publishes the number of pods waiting for their first attempt.
+    /// Publishes the number of pods in the scheduler's active queue.
     pub fn set(&self, pending: usize) {
-        self.0.pending.store(pending, Ordering::Relaxed);
+        self.0.pending.store(pending, Ordering::Release);
         if pending < Self::LIMIT {
             self.0.drained.notify_waiters();
         }
     }
 
-    /// The number last published.
+    /// The number last published plus the creates in flight.
     pub fn get(&self) -> usize {
-        self.0.pending.load(Ordering::Relaxed)
+        self.0.pending.load(Ordering::Acquire) + self.0.in_flight.load(Ordering::Acquire)
     }
 
-    /// Completes once the backlog is under [`LIMIT`](Self::LIMIT), or after
-    /// [`MAX_WAIT`](Self::MAX_WAIT).
-    pub async fn wait_below_limit(&self) {
-        let wait = async {
-            loop {
-                let drained = self.0.drained.notified();
-                if self.get() < Self::LIMIT {
-                    return;
-                }
-                drained.await;
+    /// Waits for a place under [`LIMIT`](Self::LIMIT) (at most
+    /// [`MAX_WAIT`](Self::MAX_WAIT)) and takes it until the returned admission drops.
+    pub async fn admit(&self) -> Admission {
+        let deadline = tokio::time::Instant::now() + Self::MAX_WAIT;
+        loop {
+            let drained = self.0.drained.notified();
+            let in_flight = self.0.in_flight.load(Ordering::Acquire);
+            if self.0.pending.load(Ordering::Acquire) + in_flight < Self::LIMIT
+                && self
+                    .0
+                    .in_flight
+                    .compare_exchange(in_flight, in_flight + 1, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                return Admission(self.0.clone());
             }
-        };
-        let _ = tokio::time::timeout(Self::MAX_WAIT, wait).await;
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                self.0.in_flight.fetch_add(1, Ordering::AcqRel);
+                return Admission(self.0.clone());
+            }
+        }
     }
 }
 
@@ -77,14 +100,17 @@ mod tests {
     #[tokio::test]
     async fn creators_wait_while_the_backlog_is_full_but_not_forever() {
         let b = Backlog::new();
-        // Empty: no wait at all.
-        tokio::time::timeout(Duration::from_millis(100), b.wait_below_limit())
+        // Empty: admitted at once, and each admission counts until dropped.
+        let first = tokio::time::timeout(Duration::from_millis(100), b.admit())
             .await
             .expect("no wait");
+        assert_eq!(b.get(), 1);
+        drop(first);
+        assert_eq!(b.get(), 0);
         b.set(Backlog::LIMIT);
         let waiter = tokio::spawn({
             let b = b.clone();
-            async move { b.wait_below_limit().await }
+            async move { drop(b.admit().await) }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished());
@@ -93,10 +119,19 @@ mod tests {
             .await
             .expect("released once drained")
             .expect("joined");
-        // A backlog that never drains holds a creator for MAX_WAIT only.
-        b.set(Backlog::LIMIT * 2);
-        let start = tokio::time::Instant::now();
-        b.wait_below_limit().await;
-        assert!(start.elapsed() >= Backlog::MAX_WAIT);
+        // Admissions in flight fill the backlog too.
+        b.set(Backlog::LIMIT - 2);
+        let held = [b.admit().await, b.admit().await];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), b.admit())
+                .await
+                .is_err()
+        );
+        drop(held);
+        drop(
+            tokio::time::timeout(Duration::from_millis(100), b.admit())
+                .await
+                .expect("a place freed"),
+        );
     }
 }

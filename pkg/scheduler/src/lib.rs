@@ -367,7 +367,8 @@ impl Scheduler {
                 }
             }
             self.maintain_queues();
-            self.backlog.set(self.queue.active_len());
+            // Pods still in the channel have not reached the queue yet.
+            self.backlog.set(self.queue.active_len() + rx.len());
             let mut done = 0;
             // Nothing is scheduled before both caches hold a complete list, as upstream
             // waits for its informers to sync: a node's pods must all be counted first.

@@ -249,8 +249,10 @@ async fn manage<K: ReplicatedSet>(
                 async move {
                     // Creating faster than the scheduler binds only queues pods behind
                     // one another (see `Backlog`).
-                    ctx.backlog.wait_below_limit().await;
-                    match api.create(&PostParams::default(), &pod).await {
+                    let admission = ctx.backlog.admit().await;
+                    let result = api.create(&PostParams::default(), &pod).await;
+                    drop(admission);
+                    match result {
                         Ok(p) => {
                             let pod_name = p.name_any();
                             publish(
