@@ -80,7 +80,12 @@ impl Backlog {
                 && self
                     .0
                     .in_flight
-                    .compare_exchange(in_flight, in_flight + 1, Ordering::AcqRel, Ordering::Acquire)
+                    .compare_exchange(
+                        in_flight,
+                        in_flight + 1,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
                     .is_ok()
             {
                 return Admission(self.0.clone());

@@ -163,7 +163,7 @@ where
         let slim = self.inner.slim;
         let stream = watcher::watcher(self.inner.api.clone(), watcher::Config::default())
             .default_backoff()
-            .modify(move |o| slim(o));
+            .modify(slim);
         *task = Some(tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(ev) = stream.next().await {
