@@ -567,7 +567,7 @@ impl Watches {
         let (c, q) = (cache.clone(), queue.clone());
         let (c2, q2) = (cache.clone(), queue.clone());
         let pods = follow(
-            crate::pod_informer(&client)
+            crate::pod_informer(client)
                 .watch()
                 .map_ok(|e| e.modify(|p| *p = strip_pod(std::mem::take(p)))),
             move |new, _gone, ns, name| {

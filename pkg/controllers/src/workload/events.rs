@@ -35,6 +35,9 @@ const SPAM_BURST: f64 = 25.0;
 /// How often the bucket gains one event back (upstream's `defaultSpamQPS`, 1/300).
 const SPAM_REFILL: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// The object a spam-filter bucket counts: namespace, then kind, name and uid.
+type BucketKey = (String, (String, String, String));
+
 /// A token bucket per object: how many events may be recorded now, as of when.
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -70,7 +73,7 @@ struct Inner {
     /// Event name and series count of each event written, by what makes it the same.
     seen: Mutex<HashMap<Key, (String, i32)>>,
     /// The spam filter's bucket of each object (namespace, kind, name, uid).
-    buckets: Mutex<HashMap<(String, (String, String, String)), Bucket>>,
+    buckets: Mutex<HashMap<BucketKey, Bucket>>,
 }
 
 impl Inner {
