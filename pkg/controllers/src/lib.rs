@@ -210,6 +210,13 @@ pub struct ControllerConfig {
     /// The slim pod cache the node controllers (node lifecycle, taint eviction, pod GC)
     /// share; each clone of a configuration shares it.
     pub node_pods: nodelifecycle::podcache::Shared,
+    /// The one pod watch the controllers of a `run` read (and the scheduler and simulated
+    /// nodes beside them, when the server hands them the same): each pod write is decoded
+    /// once, not once per controller. `run` starts one when none is given.
+    pub pods: Option<k1s_informer::Informer<k8s_openapi::api::core::v1::Pod>>,
+    /// The in-process scheduler's queue of untried pods, which ReplicaSet controllers
+    /// read to hold back creates (none published: never held).
+    pub scheduling_backlog: k1s_informer::Backlog,
     /// The cluster's pod range (`--cluster-cidr`) the node IPAM controller carves each
     /// node's `podCIDR` from; none allocates nothing (upstream without
     /// `--allocate-node-cidrs`).
@@ -233,6 +240,17 @@ tokio::task_local! {
 /// runs (synchronously or at the start of its future), default outside `run`.
 pub fn config() -> Arc<ControllerConfig> {
     CONFIG.try_with(Arc::clone).unwrap_or_default()
+}
+
+/// The shared pod informer of the controllers being started, or (outside `run`) one of
+/// the caller's own.
+pub fn pod_informer(
+    client: &kube::Client,
+) -> k1s_informer::Informer<k8s_openapi::api::core::v1::Pod> {
+    config()
+        .pods
+        .clone()
+        .unwrap_or_else(|| k1s_informer::Informer::all(client.clone()))
 }
 
 /// How long controllers get to stop after shutdown is signalled before they are aborted.
@@ -304,6 +322,10 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let (stop, signal) = Shutdown::new();
+    let mut config = config;
+    if config.pods.is_none() {
+        config.pods = Some(k1s_informer::Informer::all(client.clone()));
+    }
     let config = Arc::new(config);
     let mut set = JoinSet::new();
     for d in controllers {

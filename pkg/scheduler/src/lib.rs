@@ -57,7 +57,7 @@ pub fn num_feasible_nodes_to_find(all: usize) -> usize {
 
 /// What reaches the scheduling task.
 enum Msg {
-    Pod(Box<WatchEvent<Pod>>),
+    Pod(Box<WatchEvent<Arc<Pod>>>),
     Node(Box<WatchEvent<Node>>),
     Claim(Box<WatchEvent<PersistentVolumeClaim>>),
     Volume(Box<WatchEvent<PersistentVolume>>),
@@ -213,8 +213,31 @@ pub async fn run<F>(client: kube::Client, shutdown: F)
 where
     F: Future<Output = ()> + Send,
 {
+    let pods = k1s_informer::Informer::all(client.clone());
+    run_with_pods(client, pods, k1s_informer::Backlog::new(), shutdown).await;
+}
+
+/// [`run`], reading pods from a shared informer (the one of the controllers beside it)
+/// and publishing its queue of untried pods to `backlog`.
+pub async fn run_with_pods<F>(
+    client: kube::Client,
+    pods: k1s_informer::Informer<Pod>,
+    backlog: k1s_informer::Backlog,
+    shutdown: F,
+) where
+    F: Future<Output = ()> + Send,
+{
     let (tx, rx) = mpsc::unbounded_channel();
-    let pods = spawn_watch::<Pod>(client.clone(), tx.clone(), |e| Msg::Pod(Box::new(e)));
+    let pod_events = pods.subscribe();
+    let pod_tx = tx.clone();
+    let pods = tokio::spawn(async move {
+        let mut events = std::pin::pin!(pod_events);
+        while let Some(ev) = events.next().await {
+            if pod_tx.send(Msg::Pod(Box::new(ev))).is_err() {
+                return;
+            }
+        }
+    });
     let nodes = spawn_watch::<Node>(client.clone(), tx.clone(), |e| Msg::Node(Box::new(e)));
     let claims = spawn_watch::<PersistentVolumeClaim>(client.clone(), tx.clone(), |e| {
         Msg::Claim(Box::new(e))
@@ -246,6 +269,7 @@ where
         nodes_synced: false,
         volumes_synced: [false; 2],
         last_flush: Instant::now(),
+        backlog,
     };
     s.run(rx, shutdown).await;
     pods.abort();
@@ -307,6 +331,8 @@ struct Scheduler {
     /// Whether the claim and volume watches have listed everything once.
     volumes_synced: [bool; 2],
     last_flush: Instant,
+    /// Where the length of the active queue is published.
+    backlog: k1s_informer::Backlog,
 }
 
 fn uid_of(pod: &Pod) -> String {
@@ -341,6 +367,8 @@ impl Scheduler {
                 }
             }
             self.maintain_queues();
+            // Pods still in the channel have not reached the queue yet.
+            self.backlog.set(self.queue.active_len() + rx.len());
             let mut done = 0;
             // Nothing is scheduled before both caches hold a complete list, as upstream
             // waits for its informers to sync: a node's pods must all be counted first.
@@ -577,11 +605,9 @@ impl Scheduler {
         }
     }
 
-    fn on_pod(&mut self, mut pod: Pod) {
-        // Pending pods are kept whole until bound; their managedFields (the template's
-        // field set, several KiB as decoded) are never read here. With pods created
-        // faster than they are scheduled, 30k of them wait at once.
-        pod.metadata.managed_fields = None;
+    fn on_pod(&mut self, pod: Arc<Pod>) {
+        // Pending pods are the informer's shared objects (managedFields already dropped),
+        // not copies: with pods created faster than they are scheduled, 30k wait at once.
         let uid = uid_of(&pod);
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
         if matches!(phase, Some("Succeeded" | "Failed")) {
@@ -617,7 +643,7 @@ impl Scheduler {
                 // status updates (our PodScheduled condition) do not.
                 let relevant =
                     p.pod.spec != pod.spec || p.pod.metadata.labels != pod.metadata.labels;
-                p.pod = Arc::new(pod);
+                p.pod = pod;
                 if relevant && matches!(p.state, State::Unschedulable { .. } | State::Backoff(_)) {
                     self.unschedulable.remove(&uid);
                     p.state = State::Active(self.queue.push_active(
@@ -643,7 +669,7 @@ impl Scheduler {
                 self.pending.insert(
                     uid,
                     Pending {
-                        pod: Arc::new(pod),
+                        pod,
                         attempts: 0,
                         state: State::Active(seq),
                         written,

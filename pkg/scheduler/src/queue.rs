@@ -35,6 +35,11 @@ pub struct Queue {
 }
 
 impl Queue {
+    /// How many entries wait in the active queue (stale ones included).
+    pub fn active_len(&self) -> usize {
+        self.active.len()
+    }
+
     /// Queues a pod to be tried now; returns the entry's sequence number.
     pub fn push_active(&mut self, uid: &str, priority: i32, created_ms: i64) -> u64 {
         self.seq += 1;

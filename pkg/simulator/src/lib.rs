@@ -80,6 +80,9 @@ pub struct Config {
     /// Whether the nodes post the kubelet's events about pods (`Pulled`, `Created`,
     /// `Started`, `Killing`); off saves three writes per pod in benchmarks.
     pub events: bool,
+    /// The pod informer to read, shared with the controllers and scheduler of the same
+    /// server; none watches pods with the simulator's own client.
+    pub pods: Option<k1s_informer::Informer<k8s_openapi::api::core::v1::Pod>>,
 }
 
 impl Config {
@@ -106,6 +109,7 @@ impl Config {
             status_report_interval: Duration::from_secs(300),
             concurrency: 64,
             events: true,
+            pods: None,
         }
     }
 

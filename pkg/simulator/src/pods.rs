@@ -12,8 +12,8 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -54,15 +54,6 @@ impl Action {
     }
 }
 
-/// Drops what the simulator never reads from cached pods: at 30k pods the managed
-/// fields and last-applied annotations would be most of the cache.
-fn slim(pod: &mut Pod) {
-    pod.metadata.managed_fields = None;
-    if let Some(a) = pod.metadata.annotations.as_mut() {
-        a.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
-}
-
 /// Runs the pod loop until aborted: one watch of every bound pod into a cache, pods of
 /// our nodes into a work queue, `concurrency` workers.
 pub(crate) async fn run(
@@ -70,7 +61,11 @@ pub(crate) async fn run(
     config: Arc<Config>,
     nodes: Arc<HashMap<String, SimNode>>,
 ) {
-    let api: Api<Pod> = Api::all(client.clone());
+    // The pods are read from the informer's own cache: the simulator keeps no copy.
+    let informer = config
+        .pods
+        .clone()
+        .unwrap_or_else(|| k1s_informer::Informer::all(client.clone()));
     let ctx = Arc::new(Ctx {
         client,
         nodes: nodes.clone(),
@@ -78,12 +73,11 @@ pub(crate) async fn run(
         events: config.events,
         killing: Mutex::new(std::collections::HashSet::new()),
     });
-    let (store, writer) = reflector::store::<Pod>();
     let queue = Arc::new(Queue::<ObjectRef<Pod>>::new());
     // Dropped (aborting the workers) when this loop is aborted.
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..config.concurrency.max(1) {
-        workers.spawn(worker(ctx.clone(), store.clone(), queue.clone()));
+        workers.spawn(worker(ctx.clone(), informer.clone(), queue.clone()));
     }
     let ours = move |pod: &Pod| {
         pod.spec
@@ -93,17 +87,15 @@ pub(crate) async fn run(
     };
     // Keys are queued once the cache holds their object: a (re)list reaches the cache
     // all at once at InitDone, so its pods are queued then, not one by one.
-    let cache = store.clone();
-    watcher(api, watcher::Config::default().fields("spec.nodeName!="))
-        .default_backoff()
-        .modify(slim)
-        .reflect(writer)
+    let cache = informer.clone();
+    informer
+        .subscribe()
         .for_each(|event| {
             match event {
-                Ok(watcher::Event::Apply(pod)) if ours(&pod) => {
-                    queue.push(ObjectRef::from_obj(&pod));
+                watcher::Event::Apply(pod) if ours(&pod) => {
+                    queue.push(ObjectRef::from_obj(&*pod));
                 }
-                Ok(watcher::Event::Delete(pod)) => {
+                watcher::Event::Delete(pod) => {
                     // Gone without us (a forced delete): its address is free again.
                     let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
                     if let (Some(node), Some(uid)) = (node, pod.metadata.uid.as_deref())
@@ -112,15 +104,14 @@ pub(crate) async fn run(
                         ips.release(uid);
                     }
                 }
-                Ok(watcher::Event::InitDone) => {
+                watcher::Event::InitDone => {
                     for pod in cache.state() {
                         if ours(&pod) {
                             queue.push(ObjectRef::from_obj(&*pod));
                         }
                     }
                 }
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "simulated pods watch failed; retrying"),
+                _ => {}
             }
             futures::future::ready(())
         })
@@ -128,10 +119,15 @@ pub(crate) async fn run(
     workers.abort_all();
 }
 
-async fn worker(ctx: Arc<Ctx>, store: Store<Pod>, queue: Arc<Queue<ObjectRef<Pod>>>) {
+async fn worker(
+    ctx: Arc<Ctx>,
+    store: k1s_informer::Informer<Pod>,
+    queue: Arc<Queue<ObjectRef<Pod>>>,
+) {
     loop {
         let key = queue.pop().await;
-        if let Some(pod) = store.get(&key) {
+        let ns = key.namespace.as_deref().unwrap_or("");
+        if let Some(pod) = store.get(ns, &key.name) {
             let next = match reconcile(pod, ctx.clone()).await {
                 Ok(Action::Wait) => None,
                 Ok(Action::Requeue(after)) => Some(after),

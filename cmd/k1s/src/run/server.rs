@@ -341,6 +341,15 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     // upstream's Lease-based leader election, with upstream's identity (host_uuid).
     let elect = EtcdOptions::is_etcd_endpoint(&args.datastore_endpoint)
         .then(|| format!("{node_name}_{}", uuid::Uuid::new_v4()));
+    // One pod watch for the controllers, the scheduler and the simulated nodes: each pod
+    // write is decoded once, and its one copy is what they read. Under leader election
+    // each term starts its own (a standby keeps no pod cache).
+    let pod_informer = elect.is_none().then(|| {
+        k1s_informer::Informer::<k8s_openapi::api::core::v1::Pod>::all(controller_manager_client(
+            &api,
+        ))
+    });
+    let backlog = k1s_informer::Backlog::new();
     // Controllers get a moment to stop cleanly at shutdown.
     let (stop_controllers, controllers_stopping) = tokio::sync::oneshot::channel::<()>();
     let controllers = if args.disable_controller_manager {
@@ -367,6 +376,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             service_cidr: Some(args.service_cidr),
             // The CSR signer issues joining agents' kubelet certificates from the cluster CA.
             csr_signer: k1s_pki::CaSigner::load(&data_dir).ok().map(Arc::new),
+            pods: pod_informer.clone(),
+            scheduling_backlog: backlog.clone(),
             ..Default::default()
         };
         let stopping = async move {
@@ -413,7 +424,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
                     stopping,
                 ))
             }
-            None => tokio::spawn(k1s_scheduler::run(client, stopping)),
+            None => match pod_informer.clone() {
+                Some(pods) => tokio::spawn(k1s_scheduler::run_with_pods(
+                    client, pods, backlog, stopping,
+                )),
+                None => tokio::spawn(k1s_scheduler::run(client, stopping)),
+            },
         })
     };
     // `kubectl get cs` reports these in-process components healthy while their tasks run.
@@ -535,6 +551,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let simulator = if args.simulate_nodes > 0 {
         let mut config = k1s_simulator::Config::new(args.simulate_nodes);
         config.events = !args.simulate_quiet;
+        config.pods = pod_informer.clone();
         config.cluster_cidr = match args.cluster_cidr {
             ipnet::IpNet::V4(net) => net,
             ipnet::IpNet::V6(_) => bail!("--simulate-nodes needs an IPv4 --cluster-cidr"),

@@ -31,7 +31,7 @@ use serde_json::json;
 use self::update::{NodePods, PodInfo};
 use crate::Shutdown;
 use crate::history::{self, CONTROLLER_REVISION_HASH};
-use crate::statefulset::queue::{self, PodIndex, Queue, cache, cache_filtered, key_of};
+use crate::statefulset::queue::{self, PodIndex, Queue, cache, cache_shared, key_of};
 use crate::statefulset::{related, scaled_value};
 use crate::workload::{
     Expectations, claim, controller_of, controller_ref, is_controlled_by, is_pod_available,
@@ -91,8 +91,8 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let (q, sets_for_pods) = (queue.clone(), sets.clone());
     let index = PodIndex::default();
     let ix = index.clone();
-    let (pods, t_pods) = cache_filtered(
-        Api::<Pod>::all(client.clone()),
+    let (pods, t_pods) = cache_shared(
+        crate::pod_informer(&client).subscribe(),
         |p: &Pod| controller_of(&p.metadata).is_none_or(|r| r.kind == "DaemonSet"),
         move |p: &Pod, deleted| {
             ix.update(&p.metadata, deleted);

@@ -31,13 +31,13 @@ pub fn start(client: kube::Client, shutdown: Shutdown) -> BoxFuture<'static, ()>
 /// Runs the controller until `shutdown` fires.
 pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let pdbs: Api<PodDisruptionBudget> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
 
     // Pods are read from one cache; the controller's own pod watch only maps changes to
     // the budgets that select them.
     let (pod_store, pod_writer) = reflector::store::<Pod>();
-    let pod_cache = watcher(pods.clone(), watcher::Config::default())
-        .default_backoff()
+    let informer = crate::pod_informer(&client);
+    let pod_cache = informer
+        .watch()
         .modify(slim)
         .reflect(pod_writer)
         .for_each(|_| futures::future::ready(()));
@@ -62,7 +62,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
         let _ = stop_tx.send(());
     });
     controller
-        .watches(pods, watcher::Config::default(), move |pod: Pod| {
+        .watches_shared_stream(informer.touched(), move |pod: Arc<Pod>| {
             budgets_of(&pdb_store, &pod)
         })
         .graceful_shutdown_on(async move {

@@ -567,8 +567,8 @@ impl Watches {
         let (c, q) = (cache.clone(), queue.clone());
         let (c2, q2) = (cache.clone(), queue.clone());
         let pods = follow(
-            watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-                .default_backoff()
+            crate::pod_informer(client)
+                .watch()
                 .map_ok(|e| e.modify(|p| *p = strip_pod(std::mem::take(p)))),
             move |new, _gone, ns, name| {
                 // Pod changes come in bursts (a rollout, a node): each Service syncs

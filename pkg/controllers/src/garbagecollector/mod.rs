@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::{StreamExt, pin_mut};
+use futures::{StreamExt, TryStreamExt, pin_mut};
 use kube::Api;
 use kube::api::DynamicObject;
-use kube::core::PartialObjectMeta;
+use kube::core::{ObjectMeta, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use parking_lot::{Mutex, RwLock};
@@ -89,6 +89,9 @@ pub(crate) struct Collector {
     /// Workers stop waiting for unsynced watches at this instant (set when watches are
     /// added), so one resource that cannot be listed does not stall collection forever.
     sync_deadline: Mutex<tokio::time::Instant>,
+    /// The controllers' shared pod informer: pods' metadata comes from it rather than
+    /// from a watch of its own (30k pods, every status write decoded once more).
+    pods: k1s_informer::Informer<k8s_openapi::api::core::v1::Pod>,
 }
 
 impl Collector {
@@ -229,15 +232,27 @@ impl Collector {
 /// Feeds one resource's metadata watch into the graph.
 async fn watch_resource(gc: Arc<Collector>, kind: Arc<Kind>, synced: Arc<AtomicBool>) {
     // Metadata only: the graph needs nothing else, and bodies (Secrets) stay out of memory.
-    let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(gc.client.clone(), &kind.api);
-    let events = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    let events: futures::stream::BoxStream<'static, Result<Event<ObjectMeta>, watcher::Error>> =
+        if kind.api.group.is_empty() && kind.api.plural == "pods" {
+            gc.pods
+                .subscribe()
+                .map(|ev| Ok(meta_event(ev, |p| p.metadata.clone())))
+                .boxed()
+        } else {
+            let api: Api<PartialObjectMeta<DynamicObject>> =
+                Api::all_with(gc.client.clone(), &kind.api);
+            watcher::watcher(api, watcher::Config::default())
+                .default_backoff()
+                .map_ok(|ev| meta_event(ev, |o| o.metadata))
+                .boxed()
+        };
     pin_mut!(events);
     let mut seen: HashSet<String> = HashSet::new();
     while let Some(event) = events.next().await {
         match event {
             Ok(Event::Init) => seen.clear(),
             Ok(Event::InitApply(obj)) => {
-                if let Some((uid, node)) = Node::from_meta(&kind, &obj.metadata) {
+                if let Some((uid, node)) = Node::from_meta(&kind, &obj) {
                     seen.insert(uid.clone());
                     let work = gc.graph.lock().upsert(uid, node);
                     gc.enqueue(work);
@@ -252,13 +267,13 @@ async fn watch_resource(gc: Arc<Collector>, kind: Arc<Kind>, synced: Arc<AtomicB
                 }
             }
             Ok(Event::Apply(obj)) => {
-                if let Some((uid, node)) = Node::from_meta(&kind, &obj.metadata) {
+                if let Some((uid, node)) = Node::from_meta(&kind, &obj) {
                     let work = gc.graph.lock().upsert(uid, node);
                     gc.enqueue(work);
                 }
             }
             Ok(Event::Delete(obj)) => {
-                if let Some(uid) = obj.metadata.uid.as_deref() {
+                if let Some(uid) = obj.uid.as_deref() {
                     let work = gc.graph.lock().remove(uid);
                     gc.enqueue(work);
                 }
@@ -267,6 +282,17 @@ async fn watch_resource(gc: Arc<Collector>, kind: Arc<Kind>, synced: Arc<AtomicB
                 tracing::debug!(resource = %kind.api.plural, group = %kind.api.group, error = %e, "garbage collector: watch failed");
             }
         }
+    }
+}
+
+/// A watch event of `A` as one of `B`.
+fn meta_event<A, B>(ev: Event<A>, f: impl Fn(A) -> B) -> Event<B> {
+    match ev {
+        Event::Apply(o) => Event::Apply(f(o)),
+        Event::Delete(o) => Event::Delete(f(o)),
+        Event::Init => Event::Init,
+        Event::InitApply(o) => Event::InitApply(f(o)),
+        Event::InitDone => Event::InitDone,
     }
 }
 
@@ -288,6 +314,7 @@ async fn worker(gc: Arc<Collector>) {
 
 /// Runs the collector until `shutdown` fires.
 pub async fn run(client: kube::Client, config: GcConfig, shutdown: Shutdown) {
+    let client_for_pods = client.clone();
     let gc = Arc::new(Collector {
         client,
         config: config.clone(),
@@ -297,6 +324,7 @@ pub async fn run(client: kube::Client, config: GcConfig, shutdown: Shutdown) {
         watches: Mutex::new(HashMap::new()),
         synced_changed: Notify::new(),
         sync_deadline: Mutex::new(tokio::time::Instant::now() + config.sync_timeout),
+        pods: crate::pod_informer(&client_for_pods),
     });
     let mut workers = JoinSet::new();
     for _ in 0..config.workers.max(1) {

@@ -83,7 +83,7 @@ pub async fn run(client: kube::Client, clock: Clock, shutdown: Shutdown) {
     });
     let pod_events = reflector::reflector(
         pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), cfg).modify(slim),
+        crate::pod_informer(&client).watch().modify(slim),
     )
     .default_backoff()
     .touched_objects()

@@ -10,9 +10,8 @@ use std::sync::{Arc, Weak};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
-use kube::api::Api;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
@@ -85,8 +84,8 @@ impl Shared {
             return (running.store.clone(), PodWatch(running));
         }
         let (store, writer) = reflector::store::<Pod>();
-        let watch = watcher(Api::<Pod>::all(client), watcher::Config::default())
-            .default_backoff()
+        let watch = crate::pod_informer(&client)
+            .watch()
             .modify(slim)
             .reflect(writer)
             .for_each(|_| futures::future::ready(()));

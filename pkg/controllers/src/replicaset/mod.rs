@@ -22,7 +22,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use k1s_apimachinery::labels::Selector;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
+use k8s_openapi::api::core::v1::{PodTemplateSpec, ReplicationController};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::CancelableJoinHandle;
 use kube::runtime::watcher::{self, Event};
@@ -187,6 +187,8 @@ pub(crate) struct Context<K: ReplicatedSet> {
     pub(crate) failures: Mutex<HashMap<String, u32>>,
     /// The set's events; a create failing again and again becomes one event series.
     pub(crate) recorder: crate::workload::Recorder,
+    /// The scheduler's queue of untried pods: creates wait while it is long.
+    pub(crate) backlog: k1s_informer::Backlog,
 }
 
 /// Starts the ReplicaSet controller (`replicaset-controller`).
@@ -254,6 +256,7 @@ pub async fn run<K: ReplicatedSet>(client: kube::Client, shutdown: Shutdown) {
         expectations: Expectations::new(),
         failures: Mutex::new(HashMap::new()),
         recorder: crate::workload::recorder(client.clone(), K::EVENT_SOURCE),
+        backlog: crate::config().scheduling_backlog.clone(),
     });
 
     // managedFields are never read here: dropping them keeps the caches small.
@@ -275,7 +278,7 @@ pub async fn run<K: ReplicatedSet>(client: kube::Client, shutdown: Shutdown) {
 
     // The pod watch starts once a set of this kind exists: a cluster without
     // ReplicationControllers keeps no second copy of every pod for them.
-    let pod_api: Api<Pod> = Api::all(client.clone());
+    let informer = crate::pod_informer(&client);
     let pod_sets = sets.clone();
     let gate = sets.clone();
     let first_set = async move {
@@ -287,8 +290,8 @@ pub async fn run<K: ReplicatedSet>(client: kube::Client, shutdown: Shutdown) {
         .map(move |()| {
             let pods = pods.clone();
             let pod_sets = pod_sets.clone();
-            watcher::watcher(pod_api.clone(), watcher::Config::default())
-                .default_backoff()
+            informer
+                .watch()
                 .modify(podindex::trim)
                 .map(move |res| {
                     let refs: Vec<Result<ObjectRef<K>, watcher::Error>> = match res {

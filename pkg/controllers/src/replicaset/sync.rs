@@ -247,7 +247,12 @@ async fn manage<K: ReplicatedSet>(
                 let pod = pod_from_template(template, &ns, &name, owner.clone());
                 let created = &created;
                 async move {
-                    match api.create(&PostParams::default(), &pod).await {
+                    // Creating faster than the scheduler binds only queues pods behind
+                    // one another (see `Backlog`).
+                    let admission = ctx.backlog.admit().await;
+                    let result = api.create(&PostParams::default(), &pod).await;
+                    drop(admission);
+                    match result {
                         Ok(p) => {
                             let pod_name = p.name_any();
                             publish(

@@ -91,9 +91,10 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
         let _ = stop_tx.send(());
     });
     controller
-        .watches(Api::<Pod>::all(client.clone()), wc(), move |o: Pod| {
-            quotas_of(&s1, &o)
-        })
+        .watches_shared_stream(
+            crate::pod_informer(&client).touched(),
+            move |o: Arc<Pod>| quotas_of(&s1, &*o),
+        )
         .watches(
             Api::<Service>::all(client.clone()),
             wc(),

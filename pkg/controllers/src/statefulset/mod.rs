@@ -34,7 +34,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use self::plan::{Action, PodView, Revision, SetView};
-use self::queue::{PodIndex, Queue, cache, cache_filtered, key_of};
+use self::queue::{PodIndex, Queue, cache, cache_shared, key_of};
 use crate::Shutdown;
 use crate::history::{self, CONTROLLER_REVISION_HASH};
 use crate::workload::{
@@ -92,8 +92,8 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let (q, sets_for_pods) = (queue.clone(), sets.clone());
     let index = PodIndex::default();
     let ix = index.clone();
-    let (pods, t_pods) = cache_filtered(
-        Api::<Pod>::all(client.clone()),
+    let (pods, t_pods) = cache_shared(
+        crate::pod_informer(&client).subscribe(),
         |p: &Pod| controller_of(&p.metadata).is_none_or(|r| r.kind == "StatefulSet"),
         move |p: &Pod, deleted| {
             ix.update(&p.metadata, deleted);

@@ -124,7 +124,6 @@ where
     F: Fn(&K, bool) + Send + 'static,
     R: Fn() + Send + 'static,
 {
-    let (store, writer) = reflector::store();
     let stream = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .modify(|o: &mut K| o.meta_mut().managed_fields = None)
@@ -136,6 +135,58 @@ where
             };
             std::future::ready(ev)
         });
+    cache_stream(stream, on_change, on_ready)
+}
+
+/// Like [`cache_filtered`], fed by a shared informer's events: only the objects `keep`
+/// accepts are copied out of the shared ones.
+pub fn cache_shared<K, P, F, R>(
+    events: k1s_informer::Subscription<K>,
+    keep: P,
+    on_change: F,
+    on_ready: R,
+) -> (Store<K>, JoinHandle<()>)
+where
+    P: Fn(&K) -> bool + Send + 'static,
+    K: Resource<DynamicType = ()>
+        + Lookup<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+    <K as Lookup>::DynamicType: Eq + Hash + Clone + Default,
+    F: Fn(&K, bool) + Send + 'static,
+    R: Fn() + Send + 'static,
+{
+    let stream = events.filter_map(move |ev| {
+        let ev = match ev {
+            Event::Apply(o) if !keep(&o) => Some(Event::Delete(Arc::unwrap_or_clone(o))),
+            Event::InitApply(o) if !keep(&o) => None,
+            other => Some(k1s_informer::owned(other)),
+        };
+        std::future::ready(ev.map(Ok))
+    });
+    cache_stream(stream, on_change, on_ready)
+}
+
+fn cache_stream<K, S, F, R>(stream: S, on_change: F, on_ready: R) -> (Store<K>, JoinHandle<()>)
+where
+    S: futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+    K: Resource<DynamicType = ()>
+        + Lookup<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+    <K as Lookup>::DynamicType: Eq + Hash + Clone + Default,
+    F: Fn(&K, bool) + Send + 'static,
+    R: Fn() + Send + 'static,
+{
+    let (store, writer) = reflector::store();
     let task = tokio::spawn(async move {
         let mut events = std::pin::pin!(reflector::reflector(writer, stream));
         while let Some(ev) = events.next().await {

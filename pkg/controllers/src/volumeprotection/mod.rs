@@ -207,39 +207,35 @@ fn watch_holders(
     let map = holders.clone();
     let mut relisting = HolderMap::new();
     let key = |p: &Pod| (p.namespace().unwrap_or_default(), p.name_any());
-    let task = tokio::spawn(
-        watcher(Api::<Pod>::all(client), watcher::Config::default())
-            .default_backoff()
-            .for_each(move |event| {
-                match event {
-                    Ok(watcher::Event::Init) => relisting.clear(),
-                    Ok(watcher::Event::InitApply(pod)) => {
-                        let held = claims_held(&pod);
-                        if !held.is_empty() {
-                            relisting.insert(key(&pod), held);
-                        }
-                    }
-                    Ok(watcher::Event::InitDone) => {
-                        *map.lock() = std::mem::take(&mut relisting);
-                    }
-                    Ok(watcher::Event::Apply(pod)) => {
-                        let held = claims_held(&pod);
-                        let mut map = map.lock();
-                        if held.is_empty() {
-                            map.remove(&key(&pod));
-                        } else {
-                            map.insert(key(&pod), held);
-                        }
-                    }
-                    Ok(watcher::Event::Delete(pod)) => {
-                        map.lock().remove(&key(&pod));
-                    }
-                    Err(_) => {}
+    let task = tokio::spawn(crate::pod_informer(&client).watch().for_each(move |event| {
+        match event {
+            Ok(watcher::Event::Init) => relisting.clear(),
+            Ok(watcher::Event::InitApply(pod)) => {
+                let held = claims_held(&pod);
+                if !held.is_empty() {
+                    relisting.insert(key(&pod), held);
                 }
-                wake.notify_one();
-                futures::future::ready(())
-            }),
-    );
+            }
+            Ok(watcher::Event::InitDone) => {
+                *map.lock() = std::mem::take(&mut relisting);
+            }
+            Ok(watcher::Event::Apply(pod)) => {
+                let held = claims_held(&pod);
+                let mut map = map.lock();
+                if held.is_empty() {
+                    map.remove(&key(&pod));
+                } else {
+                    map.insert(key(&pod), held);
+                }
+            }
+            Ok(watcher::Event::Delete(pod)) => {
+                map.lock().remove(&key(&pod));
+            }
+            Err(_) => {}
+        }
+        wake.notify_one();
+        futures::future::ready(())
+    }));
     (holders, task)
 }
 

@@ -4,6 +4,10 @@
 //! type, reason, action and note) bumps the series count of the first instead of adding
 //! another object, so a crash-looping workload cannot flood the store.
 //!
+//! Like upstream's recorder, each controller also rate-limits its events per object (the
+//! spam filter: a bucket of 25 events refilled by one every 5 minutes), so a ReplicaSet
+//! of 100 replicas records its first 25 `SuccessfulCreate` events, not 100.
+//!
 //! kube-runtime's `Recorder` keys its series without the note, so "Created pod: a"
 //! followed by "Created pod: b" would read as two occurrences of the first; this one takes
 //! the same [`Event`] and keys on the note too.
@@ -23,6 +27,23 @@ use serde_json::json;
 
 /// Distinct events remembered for aggregation; the memory starts over beyond it.
 const MAX_REMEMBERED: usize = 4096;
+
+/// Events about one object one controller may record at once (upstream's
+/// `defaultSpamBurst`).
+const SPAM_BURST: f64 = 25.0;
+
+/// How often the bucket gains one event back (upstream's `defaultSpamQPS`, 1/300).
+const SPAM_REFILL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The object a spam-filter bucket counts: namespace, then kind, name and uid.
+type BucketKey = (String, (String, String, String));
+
+/// A token bucket per object: how many events may be recorded now, as of when.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: std::time::Instant,
+}
 
 /// Where events of cluster-scoped objects (nodes) go, as upstream puts them.
 const CLUSTER_EVENTS_NAMESPACE: &str = "default";
@@ -51,6 +72,38 @@ struct Inner {
     controller: String,
     /// Event name and series count of each event written, by what makes it the same.
     seen: Mutex<HashMap<Key, (String, i32)>>,
+    /// The spam filter's bucket of each object (namespace, kind, name, uid).
+    buckets: Mutex<HashMap<BucketKey, Bucket>>,
+}
+
+impl Inner {
+    /// Takes one event from the object's bucket; false when it is empty (the event is
+    /// dropped, as upstream's spam filter drops it).
+    fn allow(&self, namespace: &str, regarding: &(String, String, String)) -> bool {
+        let now = std::time::Instant::now();
+        let mut buckets = self.buckets.lock();
+        if buckets.len() >= MAX_REMEMBERED {
+            // Full buckets are the default: forgetting them loses nothing.
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.at).as_secs_f64() / SPAM_REFILL.as_secs_f64()
+                    < SPAM_BURST
+            });
+        }
+        let b = buckets
+            .entry((namespace.to_string(), regarding.clone()))
+            .or_insert(Bucket {
+                tokens: SPAM_BURST,
+                at: now,
+            });
+        let refill = now.duration_since(b.at).as_secs_f64() / SPAM_REFILL.as_secs_f64();
+        b.tokens = (b.tokens + refill).min(SPAM_BURST);
+        b.at = now;
+        if b.tokens < 1.0 {
+            return false;
+        }
+        b.tokens -= 1.0;
+        true
+    }
 }
 
 /// Writes one controller's events; cheap to clone.
@@ -67,6 +120,7 @@ impl Recorder {
                 client,
                 controller: controller.to_string(),
                 seen: Mutex::new(HashMap::new()),
+                buckets: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -85,6 +139,10 @@ impl Recorder {
             .filter(|ns| !ns.is_empty())
             .unwrap_or_else(|| CLUSTER_EVENTS_NAMESPACE.to_string());
         let warning = matches!(ev.type_, EventType::Warning);
+        if !inner.allow(&namespace, &identity(regarding)) {
+            tracing::trace!(reason = %ev.reason, "event dropped by the spam filter");
+            return Ok(());
+        }
         let key = Key {
             namespace: namespace.clone(),
             regarding: identity(regarding),
@@ -211,5 +269,36 @@ mod tests {
                 ("Created pod: web-b".to_string(), 1)
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn an_object_gets_25_events_at_once_then_one_per_five_minutes() {
+        let server = TestApiServer::new().await;
+        let rec = recorder(server.client(), "replicaset-controller");
+        let web = (
+            "ReplicaSet".to_string(),
+            "web".to_string(),
+            "u1".to_string(),
+        );
+        let other = (
+            "ReplicaSet".to_string(),
+            "other".to_string(),
+            "u2".to_string(),
+        );
+        let allowed = (0..30).filter(|_| rec.inner.allow("default", &web)).count();
+        assert_eq!(allowed, 25);
+        // Another object has a bucket of its own.
+        assert!(rec.inner.allow("default", &other));
+        // Five minutes refill one.
+        if let Some(b) = rec
+            .inner
+            .buckets
+            .lock()
+            .get_mut(&("default".to_string(), web.clone()))
+        {
+            b.at -= SPAM_REFILL;
+        }
+        assert!(rec.inner.allow("default", &web));
+        assert!(!rec.inner.allow("default", &web));
     }
 }

@@ -1,0 +1,142 @@
+//! Flow control between the pods' creators and the scheduler inside one server: the
+//! scheduler publishes how many pods wait for their first scheduling attempt, and the
+//! ReplicaSet-style controllers hold their next batch of creates while that backlog is
+//! large, for a bounded time.
+//!
+//! Upstream bounds creation with the controller-manager's client rate limit
+//! (`--kube-api-qps`) and API Priority and Fairness; in one process the scheduler's own
+//! queue says directly how far creation runs ahead. A pod created behind ten thousand
+//! others waits for all of them to be scheduled first, so creating faster than the
+//! scheduler binds only makes every pod's start latency longer, and holds each waiting
+//! pod in every cache meanwhile.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+/// The scheduler's queue of pods not yet tried, shared with the pods' creators; cheap
+/// to clone. A backlog nobody publishes stays empty, and nothing waits.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog(Arc<Inner>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Pods in the scheduler's active queue, as it last published.
+    pending: AtomicUsize,
+    /// Creates admitted and not yet answered: pods the scheduler has not seen yet.
+    in_flight: AtomicUsize,
+    drained: Notify,
+}
+
+/// An admitted create; dropping it (once the create is answered) frees its place.
+#[derive(Debug)]
+pub struct Admission(Arc<Inner>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.drained.notify_waiters();
+    }
+}
+
+impl Backlog {
+    /// Pods may wait untried (queued or being created) up to this many before creators
+    /// hold back: at 1000 pods scheduled per second, about half a second of work.
+    pub const LIMIT: usize = 500;
+
+    /// The longest one create is held: a scheduler that stopped taking pods from its
+    /// queue (its caches not synced yet) delays creation, never stops it. Pods that
+    /// cannot be scheduled leave the active queue, so they hold nothing back.
+    pub const MAX_WAIT: Duration = Duration::from_secs(10);
+
+    /// A backlog of zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Publishes the number of pods in the scheduler's active queue.
+    pub fn set(&self, pending: usize) {
+        self.0.pending.store(pending, Ordering::Release);
+        if pending < Self::LIMIT {
+            self.0.drained.notify_waiters();
+        }
+    }
+
+    /// The number last published plus the creates in flight.
+    pub fn get(&self) -> usize {
+        self.0.pending.load(Ordering::Acquire) + self.0.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Waits for a place under [`LIMIT`](Self::LIMIT) (at most
+    /// [`MAX_WAIT`](Self::MAX_WAIT)) and takes it until the returned admission drops.
+    pub async fn admit(&self) -> Admission {
+        let deadline = tokio::time::Instant::now() + Self::MAX_WAIT;
+        loop {
+            let drained = self.0.drained.notified();
+            let in_flight = self.0.in_flight.load(Ordering::Acquire);
+            if self.0.pending.load(Ordering::Acquire) + in_flight < Self::LIMIT
+                && self
+                    .0
+                    .in_flight
+                    .compare_exchange(
+                        in_flight,
+                        in_flight + 1,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+            {
+                return Admission(self.0.clone());
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                self.0.in_flight.fetch_add(1, Ordering::AcqRel);
+                return Admission(self.0.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn creators_wait_while_the_backlog_is_full_but_not_forever() {
+        let b = Backlog::new();
+        // Empty: admitted at once, and each admission counts until dropped.
+        let first = tokio::time::timeout(Duration::from_millis(100), b.admit())
+            .await
+            .expect("no wait");
+        assert_eq!(b.get(), 1);
+        drop(first);
+        assert_eq!(b.get(), 0);
+        b.set(Backlog::LIMIT);
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { drop(b.admit().await) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished());
+        b.set(10);
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("released once drained")
+            .expect("joined");
+        // Admissions in flight fill the backlog too.
+        b.set(Backlog::LIMIT - 2);
+        let held = [b.admit().await, b.admit().await];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), b.admit())
+                .await
+                .is_err()
+        );
+        drop(held);
+        drop(
+            tokio::time::timeout(Duration::from_millis(100), b.admit())
+                .await
+                .expect("a place freed"),
+        );
+    }
+}
