@@ -132,18 +132,27 @@ fn service_ips(table: &str) -> anyhow::Result<usize> {
         .args(["list", "map", "ip", table, "service-ips"])
         .output()
         .context("nft")?;
-    Ok(String::from_utf8_lossy(&out.stdout).matches(" : goto ").count())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .matches(" : goto ")
+        .count())
 }
 
 /// Times a fresh proxy programming every Service now in the API: start to applied.
-async fn program(client: &kube::Client, table: &str, n: usize) -> anyhow::Result<(Duration, Duration, Proxy)> {
+async fn program(
+    client: &kube::Client,
+    table: &str,
+    n: usize,
+) -> anyhow::Result<(Duration, Duration, Proxy)> {
     let started = Instant::now();
     let mut proxy = Proxy::start(client, table);
     let first = proxy.next(Duration::from_secs(300)).await?;
     let took = started.elapsed();
     anyhow::ensure!(first.full, "the first sync was not a full one");
     let have = service_ips(table)?;
-    anyhow::ensure!(have >= n, "the table holds {have} Service addresses, not {n}");
+    anyhow::ensure!(
+        have >= n,
+        "the table holds {have} Service addresses, not {n}"
+    );
     Ok((took, first.elapsed, proxy))
 }
 
@@ -187,7 +196,11 @@ pub async fn service_proxy(client: &kube::Client, report: &mut Report) -> anyhow
             let s = proxy.next(Duration::from_secs(30)).await?;
             lat.push(started.elapsed());
             nft.push(s.elapsed);
-            anyhow::ensure!(!s.full && s.services == 1, "a change synced {} Services", s.services);
+            anyhow::ensure!(
+                !s.full && s.services == 1,
+                "a change synced {} Services",
+                s.services
+            );
         }
         Ok::<_, anyhow::Error>(())
     }
@@ -195,10 +208,30 @@ pub async fn service_proxy(client: &kube::Client, report: &mut Report) -> anyhow
     proxy.stop().await?;
     result?;
 
-    report.add_ms("network", "network.proxy.program_1k_ms", "Service proxy: program 1000 Services (start to applied)", t1k);
-    report.add_ms("network", "network.proxy.program_1k_nft_ms", "  of which the rules and nft transaction", nft1k);
-    report.add_ms("network", "network.proxy.program_10k_ms", "Service proxy: program 10 000 Services (start to applied)", t10k);
-    report.add_ms("network", "network.proxy.program_10k_nft_ms", "  of which the rules and nft transaction", nft10k);
+    report.add_ms(
+        "network",
+        "network.proxy.program_1k_ms",
+        "Service proxy: program 1000 Services (start to applied)",
+        t1k,
+    );
+    report.add_ms(
+        "network",
+        "network.proxy.program_1k_nft_ms",
+        "  of which the rules and nft transaction",
+        nft1k,
+    );
+    report.add_ms(
+        "network",
+        "network.proxy.program_10k_ms",
+        "Service proxy: program 10 000 Services (start to applied)",
+        t10k,
+    );
+    report.add_ms(
+        "network",
+        "network.proxy.program_10k_nft_ms",
+        "  of which the rules and nft transaction",
+        nft10k,
+    );
     report.add_ms(
         "network",
         "network.proxy.change_10k_p50_ms",

@@ -98,14 +98,20 @@ enum SendError {
 
 impl ConnState {
     /// Opens a connection to `endpoint`, driven on this client connection's task.
-    async fn connect(&self, endpoint: SocketAddr) -> Result<http1::SendRequest<Incoming>, SendError> {
-        let stream =
-            match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(endpoint)).await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(SendError::Failed(e.to_string())),
-                Err(_) => return Err(SendError::Timeout),
-            };
+    async fn connect(
+        &self,
+        endpoint: SocketAddr,
+    ) -> Result<http1::SendRequest<Incoming>, SendError> {
+        let stream = match tokio::time::timeout(
+            Duration::from_secs(5),
+            TcpStream::connect(endpoint),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(SendError::Failed(e.to_string())),
+            Err(_) => return Err(SendError::Timeout),
+        };
         let _ = stream.set_nodelay(true);
         let (sender, connection) = http1::handshake(TokioIo::new(stream))
             .await

@@ -373,7 +373,12 @@ impl Proxier {
         }
         self.full = false;
         let elapsed = started.elapsed();
-        tracing::debug!(services = keys.len(), full, ?elapsed, "service proxy synced");
+        tracing::debug!(
+            services = keys.len(),
+            full,
+            ?elapsed,
+            "service proxy synced"
+        );
         if let Some(tx) = &self.config.synced {
             let _ = tx.send(Synced {
                 services: keys.len(),

@@ -663,7 +663,10 @@ mod tests {
         );
         assert_eq!(
             r.endpoints,
-            BTreeSet::from(["10.42.0.5".parse().expect("ip"), "10.42.0.6".parse().expect("ip")])
+            BTreeSet::from([
+                "10.42.0.5".parse().expect("ip"),
+                "10.42.0.6".parse().expect("ip")
+            ])
         );
         assert_eq!(
             r.elements[SERVICE_IPS]["10.43.0.20 . tcp . 80"],
@@ -924,7 +927,12 @@ mod tests {
         h.update("t", &set(&[]), &set(&["10.42.0.5"]), &mut out);
         assert_eq!(out, "", "already there");
         // The first Service drops it: the second still DNATs to it.
-        h.update("t", &set(&["10.42.0.5", "10.42.0.6"]), &set(&["10.42.0.6"]), &mut out);
+        h.update(
+            "t",
+            &set(&["10.42.0.5", "10.42.0.6"]),
+            &set(&["10.42.0.6"]),
+            &mut out,
+        );
         assert_eq!(out, "");
         h.update("t", &set(&["10.42.0.5"]), &set(&["10.42.0.7"]), &mut out);
         assert_eq!(
