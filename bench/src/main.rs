@@ -10,6 +10,7 @@ mod ingress;
 mod load;
 mod network;
 mod proc;
+mod proxy;
 mod report;
 mod scenarios;
 mod server;
@@ -36,7 +37,9 @@ pub enum Part {
     /// Simulated nodes and many Deployments: pods scheduled per second, time until all
     /// are Available, pod start latency, server RSS and CPU.
     Workloads,
-    /// Cluster DNS: queries/s and p99 with dnsperf, against dnsmasq serving the same names.
+    /// Cluster DNS: queries/s and p99 with dnsperf, against dnsmasq serving the same names;
+    /// the ingress against nginx with wrk; the Service proxy programming 1000 and 10 000
+    /// Services and one endpoint change (root).
     Network,
     /// The agent on containerd (root): node Ready after start, pod start latency of real
     /// containers, RSS of the server, containerd and shims with pods running.

@@ -1,7 +1,7 @@
 //! The network part: cluster DNS queries/s and p99 with `dnsperf`, against `dnsmasq`
 //! (the kube-dns of old) serving the same names from a hosts file, side by side on this
 //! machine, one after the other with the same query file and load; then the ingress
-//! against nginx (see [`crate::ingress`]).
+//! against nginx (see [`crate::ingress`]) and the Service proxy (see [`crate::proxy`]).
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
@@ -257,6 +257,10 @@ pub async fn network(args: &Args, scratch: &Path, report: &mut Report) -> anyhow
         );
     }
     let ingress = crate::ingress::ingress(&client, seconds, scratch, report).await;
+    let proxy = match ingress {
+        Ok(()) => crate::proxy::service_proxy(&client, report).await,
+        Err(e) => Err(e),
+    };
     server.stop()?;
-    ingress
+    proxy
 }

@@ -740,10 +740,13 @@ impl K1s {
                 format!("{bridge}-proxy"),
                 format!("{bridge}-netpol"),
             ] {
-                let _ = Command::new("nft")
-                    .args(["delete", "table", "ip", &table])
-                    .stderr(Stdio::null())
-                    .status();
+                // The NetworkPolicy table is `inet`; the others `ip`.
+                for family in ["ip", "inet"] {
+                    let _ = Command::new("nft")
+                        .args(["delete", "table", family, &table])
+                        .stderr(Stdio::null())
+                        .status();
+                }
             }
         }
         // A cluster DNS address the test chose is this server's alone (the default one is

@@ -1,11 +1,23 @@
 //! The reverse proxy: HTTP/1.1 and HTTP/2 from clients (plain or TLS), HTTP/1.1 to the
-//! backends' pod IPs over pooled connections; upgrades (WebSocket) spliced both ways.
+//! backends' pod IPs over kept-alive connections; upgrades (WebSocket) spliced both ways.
+//!
+//! Each client connection keeps its own connections to the backends it reached (up to
+//! [`OWN_BACKEND_CONNS`]), driven on the client connection's task: a request and its
+//! answer pass between the two sockets without waking another task or thread, as nginx
+//! proxies on the connection's own event loop (through a shared pool, each request went to
+//! the backend connection's task and back, often on the other thread). Beyond those,
+//! requests go through a shared pool.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use hyper::client::conn::http1;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -54,6 +66,127 @@ struct Conn {
     peer: SocketAddr,
     port: u16,
     tls: bool,
+}
+
+/// The most backend connections a client connection keeps of its own (more are in use
+/// at once only for concurrent HTTP/2 streams; those go through the shared pool).
+pub const OWN_BACKEND_CONNS: usize = 4;
+
+/// A backend connection's future, driven on its client connection's task.
+type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What a client connection's requests share: its forwarded header values, made once,
+/// and its own idle backend connections.
+struct ConnState {
+    conn: Conn,
+    shared: Arc<Shared>,
+    client_ip: Option<HeaderValue>,
+    port: HeaderValue,
+    /// Idle connections of this client connection's, by endpoint.
+    idle: parking_lot::Mutex<Vec<(SocketAddr, http1::SendRequest<Incoming>)>>,
+    /// Backend connections opened: their futures go to the client connection's task.
+    drivers: tokio::sync::mpsc::UnboundedSender<Driver>,
+}
+
+/// Why a request could not be sent to its backend.
+enum SendError {
+    /// Connecting took too long.
+    Timeout,
+    /// Connecting or the exchange failed.
+    Failed(String),
+}
+
+impl ConnState {
+    /// Opens a connection to `endpoint`, driven on this client connection's task.
+    async fn connect(
+        &self,
+        endpoint: SocketAddr,
+    ) -> Result<http1::SendRequest<Incoming>, SendError> {
+        let stream = match tokio::time::timeout(
+            Duration::from_secs(5),
+            TcpStream::connect(endpoint),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(SendError::Failed(e.to_string())),
+            Err(_) => return Err(SendError::Timeout),
+        };
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| SendError::Failed(e.to_string()))?;
+        let driver: Driver = Box::pin(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "ingress backend connection ended");
+            }
+        });
+        if self.drivers.send(driver).is_err() {
+            return Err(SendError::Failed("client connection closed".into()));
+        }
+        Ok(sender)
+    }
+
+    /// Sends `req` (origin-form URI) to `endpoint` on an idle connection of this client
+    /// connection's, or a new one; the shared pool where this one has enough.
+    async fn send(
+        &self,
+        endpoint: SocketAddr,
+        mut req: Request<Incoming>,
+    ) -> Result<(Response<Incoming>, Option<http1::SendRequest<Incoming>>), SendError> {
+        let (idle, owned) = {
+            let mut idle = self.idle.lock();
+            idle.retain(|(_, s)| !s.is_closed());
+            let found = idle
+                .iter()
+                .position(|(a, _)| *a == endpoint)
+                .map(|i| idle.swap_remove(i).1);
+            (found, idle.len())
+        };
+        let reused = idle.is_some();
+        let mut sender = match idle {
+            Some(s) => s,
+            None if owned >= OWN_BACKEND_CONNS => {
+                let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                *req.uri_mut() = format!("http://{endpoint}{path}")
+                    .parse::<Uri>()
+                    .map_err(|e| SendError::Failed(e.to_string()))?;
+                return match self.shared.client.request(req).await {
+                    Ok(resp) => Ok((resp, None)),
+                    Err(e) => Err(SendError::Failed(e.to_string())),
+                };
+            }
+            None => self.connect(endpoint).await?,
+        };
+        // Ready at once unless the connection is still finishing the last exchange (a new
+        // one takes its first request before it is polled).
+        if reused && sender.ready().await.is_err() {
+            sender = self.connect(endpoint).await?;
+        }
+        match sender.try_send_request(req).await {
+            Ok(resp) => Ok((resp, Some(sender))),
+            Err(mut e) => match e.take_message() {
+                // Not sent (the backend closed the idle connection meanwhile): once more
+                // on a new one.
+                Some(req) => {
+                    let mut fresh = self.connect(endpoint).await?;
+                    match fresh.send_request(req).await {
+                        Ok(resp) => Ok((resp, Some(fresh))),
+                        Err(e) => Err(SendError::Failed(e.to_string())),
+                    }
+                }
+                None => Err(SendError::Failed(e.into_error().to_string())),
+            },
+        }
+    }
+
+    /// Keeps a connection whose exchange is complete for this client's next request.
+    fn release(&self, endpoint: SocketAddr, sender: http1::SendRequest<Incoming>) {
+        let mut idle = self.idle.lock();
+        if idle.len() < OWN_BACKEND_CONNS {
+            idle.push((endpoint, sender));
+        }
+    }
 }
 
 /// Serves `listener` (TLS when `tls` is given) until `shutdown` completes; connections
@@ -115,14 +248,41 @@ async fn serve_conn<I>(io: TokioIo<I>, conn: Conn, shared: Arc<Shared>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let (drivers, mut opened) = tokio::sync::mpsc::unbounded_channel::<Driver>();
+    let state = Arc::new(ConnState {
+        conn,
+        shared,
+        client_ip: HeaderValue::from_str(&conn.peer.ip().to_string()).ok(),
+        port: HeaderValue::from(conn.port),
+        idle: parking_lot::Mutex::new(Vec::new()),
+        drivers,
+    });
     let service = hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(req, conn, &shared).await) }
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(handle(req, &state).await) }
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    if let Err(e) = builder.serve_connection_with_upgrades(io, service).await {
-        tracing::debug!(error = %e, peer = %conn.peer, "ingress connection ended");
-    }
+    let server = async move {
+        if let Err(e) = builder.serve_connection_with_upgrades(io, service).await {
+            tracing::debug!(error = %e, peer = %conn.peer, "ingress connection ended");
+        }
+    };
+    // The backend connections this client connection opened, polled on its task; they
+    // end when it does (their senders go with the service).
+    let backends = async move {
+        let mut running = FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                d = opened.recv() => match d {
+                    Some(d) => running.push(d),
+                    None => break,
+                },
+                Some(()) = running.next(), if !running.is_empty() => {}
+            }
+        }
+        while running.next().await.is_some() {}
+    };
+    tokio::join!(server, backends);
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
@@ -184,7 +344,8 @@ fn is_upgrade(req: &Request<Incoming>) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-async fn handle(mut req: Request<Incoming>, conn: Conn, shared: &Shared) -> Response<Body> {
+async fn handle(mut req: Request<Incoming>, state: &ConnState) -> Response<Body> {
+    let (conn, shared) = (state.conn, &*state.shared);
     // HTTP/2 has the authority in the URI, HTTP/1.1 in the Host header.
     let authority = req
         .uri()
@@ -209,33 +370,36 @@ async fn handle(mut req: Request<Incoming>, conn: Conn, shared: &Shared) -> Resp
 
     let upgrade = is_upgrade(&req);
     let upgrade_proto = req.headers().get(header::UPGRADE).cloned();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+    // The backend gets the origin form (HTTP/2 requests carry the absolute form).
+    if req.uri().authority().is_some() || req.uri().scheme().is_some() {
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        *req.uri_mut() = match path.parse::<Uri>() {
+            Ok(u) => u,
+            Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request path\n"),
+        };
+    }
+    let host = HeaderValue::from_str(&authority).ok();
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
-    if let Ok(h) = HeaderValue::from_str(&authority) {
-        headers.insert(header::HOST, h);
-    }
-    let client_ip = conn.peer.ip().to_string();
-    let forwarded = [
-        ("x-forwarded-for", client_ip.clone()),
-        ("x-real-ip", client_ip),
-        (
-            "x-forwarded-proto",
-            if conn.tls { "https" } else { "http" }.to_owned(),
-        ),
-        ("x-forwarded-host", authority.clone()),
-        ("x-forwarded-port", conn.port.to_string()),
-    ];
-    for (name, value) in forwarded {
-        // The client's own values are not trusted (ingress-nginx's default).
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), v);
+    // The client's own forwarded values are not trusted (ingress-nginx's default).
+    if let Some(h) = &host {
+        if headers.get(header::HOST) != Some(h) {
+            headers.insert(header::HOST, h.clone());
         }
+        headers.insert(HeaderName::from_static("x-forwarded-host"), h.clone());
     }
+    if let Some(ip) = &state.client_ip {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), ip.clone());
+        headers.insert(HeaderName::from_static("x-real-ip"), ip.clone());
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+    );
+    headers.insert(
+        HeaderName::from_static("x-forwarded-port"),
+        state.port.clone(),
+    );
     *req.version_mut() = Version::HTTP_11;
 
     if upgrade {
@@ -244,19 +408,11 @@ async fn handle(mut req: Request<Incoming>, conn: Conn, shared: &Shared) -> Resp
             req.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
-        *req.uri_mut() = match path.parse::<Uri>() {
-            Ok(u) => u,
-            Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request path\n"),
-        };
         return forward_upgrade(req, endpoint, &backend.name).await;
     }
 
-    *req.uri_mut() = match format!("http://{endpoint}{path}").parse::<Uri>() {
-        Ok(u) => u,
-        Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request path\n"),
-    };
-    match shared.client.request(req).await {
-        Ok(resp) => {
+    match state.send(endpoint, req).await {
+        Ok((resp, sender)) => {
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             // A small body of known length is read whole, so the head and the body leave
@@ -269,21 +425,31 @@ async fn handle(mut req: Request<Incoming>, conn: Conn, shared: &Shared) -> Resp
                 .is_some_and(|n| n <= SMALL_BODY);
             if small {
                 return match body.collect().await {
-                    Ok(b) => Response::from_parts(
-                        parts,
-                        Full::new(b.to_bytes())
-                            .map_err(|never| match never {})
-                            .boxed(),
-                    ),
+                    Ok(b) => {
+                        // The exchange is complete: the connection can take the next.
+                        if let Some(s) = sender {
+                            state.release(endpoint, s);
+                        }
+                        Response::from_parts(
+                            parts,
+                            Full::new(b.to_bytes())
+                                .map_err(|never| match never {})
+                                .boxed(),
+                        )
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, backend = %backend.name, %endpoint, "ingress backend failed");
                         plain(StatusCode::BAD_GATEWAY, "bad gateway\n")
                     }
                 };
             }
+            // A streamed body: its connection is not kept (it closes once the body is
+            // through), so no other request waits behind the stream.
+            drop(sender);
             Response::from_parts(parts, body.boxed())
         }
-        Err(e) => {
+        Err(SendError::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n"),
+        Err(SendError::Failed(e)) => {
             tracing::warn!(error = %e, backend = %backend.name, %endpoint, "ingress backend failed");
             plain(StatusCode::BAD_GATEWAY, "bad gateway\n")
         }

@@ -109,10 +109,11 @@ pub async fn remove_link(name: &str) -> Result<bool, NetError> {
     result
 }
 
-/// Deletes those of the `ip` tables `names` that exist; returns the ones deleted.
+/// Deletes the tables named `names` that exist, of any family (the NetworkPolicy one is
+/// `inet`, the others `ip`); returns the ones deleted as `family name`.
 pub async fn remove_tables(names: &[String]) -> Result<Vec<String>, NetError> {
     let out = tokio::process::Command::new("nft")
-        .args(["list", "tables", "ip"])
+        .args(["list", "tables"])
         .output()
         .await
         .map_err(|e| NetError::Kernel(format!("running nft (apt-get install nftables): {e}")))?;
@@ -124,20 +125,23 @@ pub async fn remove_tables(names: &[String]) -> Result<Vec<String>, NetError> {
     }
     let present = parse_tables(&String::from_utf8_lossy(&out.stdout));
     let mut removed = Vec::new();
-    for name in names {
-        if present.iter().any(|p| p == name) {
-            crate::proxy::cleanup(name).await?;
-            removed.push(name.clone());
+    for (family, name) in present {
+        if names.contains(&name) {
+            crate::proxy::nft(&format!("delete table {family} {name}\n")).await?;
+            removed.push(format!("{family} {name}"));
         }
     }
     Ok(removed)
 }
 
-/// The names in `nft list tables ip` output (`table ip NAME` lines).
-fn parse_tables(text: &str) -> Vec<String> {
+/// The (family, name) pairs in `nft list tables` output (`table FAMILY NAME` lines).
+fn parse_tables(text: &str) -> Vec<(String, String)> {
     text.lines()
-        .filter_map(|l| l.trim().strip_prefix("table ip "))
-        .map(|n| n.trim().to_owned())
+        .filter_map(|l| l.trim().strip_prefix("table "))
+        .filter_map(|rest| {
+            let (family, name) = rest.trim().split_once(' ')?;
+            Some((family.to_owned(), name.trim().to_owned()))
+        })
         .collect()
 }
 
@@ -156,8 +160,9 @@ mod tests {
             ["k1sab12", "k1sab12-proxy", "k1sab12-netpol"].map(String::from)
         );
         assert_eq!(
-            parse_tables("table ip k1s\ntable ip k1s-proxy\ntable ip nat\n"),
-            ["k1s", "k1s-proxy", "nat"]
+            parse_tables("table ip k1s\ntable ip k1s-proxy\ntable inet k1s-netpol\n"),
+            [("ip", "k1s"), ("ip", "k1s-proxy"), ("inet", "k1s-netpol")]
+                .map(|(f, n)| (f.to_owned(), n.to_owned()))
         );
     }
 }

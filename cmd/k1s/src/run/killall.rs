@@ -75,7 +75,7 @@ pub fn run(args: KillallArgs) -> anyhow::Result<ExitCode> {
         match k1s_net::cleanup::remove_tables(&tables).await {
             Ok(tables) => {
                 for t in tables {
-                    println!("deleted nftables table ip {t}");
+                    println!("deleted nftables table {t}");
                 }
             }
             Err(e) => failures.push(format!("nftables: {e}")),

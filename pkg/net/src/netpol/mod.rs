@@ -4,8 +4,9 @@
 //! proxy's.
 //!
 //! Pod-to-pod traffic on the node's bridge is switched, not routed: the filters see it
-//! because `br_netfilter` hands bridged IPv4 to the `ip` family's hooks
-//! (`net.bridge.bridge-nf-call-iptables=1`, as k3s sets for flannel and kube-router), so
+//! because `br_netfilter` hands bridged IPv4 and IPv6 to the `inet` family's hooks
+//! (`net.bridge.bridge-nf-call-iptables=1` and `-ip6tables`, as k3s sets for flannel and
+//! kube-router), so
 //! one `forward` hook covers bridged, routed and Service (DNATed) traffic alike, after the
 //! proxy's DNAT. Traffic from the node to its pods (kubelet probes) is never filtered, as
 //! upstream; a pod's traffic to the node itself is egress (the `input` hook). Replies of
@@ -15,8 +16,12 @@
 //! hold and applies only the difference (set elements, the chains of the pods that
 //! changed) in one `nft` transaction; see [`rules`] for the layout.
 //!
-//! Left out for now: IPv6 (pods are IPv4 here), and named ports on `ipBlock` egress peers
-//! (they cannot be resolved, as upstream implementations also skip them).
+//! The table is of the `inet` family: IPv6 `ipBlock`s and the IPv6 addresses of dual-stack
+//! pods are enforced in the same chains (k1s's own bridge network gives pods IPv4 only, so
+//! on a k1s node that is `ipBlock`s and pods whose status lists IPv6 addresses).
+//!
+//! Left out for now: named ports on `ipBlock` egress peers (they cannot be resolved, as
+//! upstream implementations also skip them).
 
 mod rules;
 
@@ -40,7 +45,7 @@ use crate::proxy::{AbortOnDrop, nft};
 /// How the policy enforcement runs.
 #[derive(Debug, Clone)]
 pub struct NetpolConfig {
-    /// The nftables table (`ip` family) it owns; `k1s-netpol` on a node.
+    /// The nftables table (`inet` family) it owns; `k1s-netpol` on a node.
     pub table: String,
     /// This node's name: its pods are the ones filtered.
     pub node_name: String,
@@ -64,9 +69,13 @@ impl NetpolConfig {
     }
 }
 
-/// Removes the table and everything in it; nothing if absent.
+/// Removes the table and everything in it (and the `ip` one of that name earlier versions
+/// made); nothing if absent.
 pub async fn cleanup(table: &str) -> Result<(), NetError> {
-    nft(&format!("add table ip {table}\ndelete table ip {table}\n")).await
+    nft(&format!(
+        "add table ip {table}\ndelete table ip {table}\nadd table inet {table}\ndelete table inet {table}\n"
+    ))
+    .await
 }
 
 /// Makes bridged IPv4 traffic pass the `ip` family's hooks: loads `br_netfilter` when its
@@ -88,14 +97,22 @@ pub async fn enable_bridge_netfilter() -> Result<(), NetError> {
             )));
         }
     }
-    if std::fs::read_to_string(KEY).is_ok_and(|v| v.trim() == "1") {
-        return Ok(());
+    if !std::fs::read_to_string(KEY).is_ok_and(|v| v.trim() == "1") {
+        std::fs::write(KEY, "1").map_err(|e| {
+            NetError::Kernel(format!(
+                "{KEY}: {e} (network policies cannot see pod-to-pod traffic on the bridge)"
+            ))
+        })?;
     }
-    std::fs::write(KEY, "1").map_err(|e| {
-        NetError::Kernel(format!(
-            "{KEY}: {e} (network policies cannot see pod-to-pod traffic on the bridge)"
-        ))
-    })
+    // IPv6 on the bridge too; a kernel without IPv6 has no such key and no IPv6 to filter.
+    const KEY6: &str = "/proc/sys/net/bridge/bridge-nf-call-ip6tables";
+    if std::path::Path::new(KEY6).exists()
+        && !std::fs::read_to_string(KEY6).is_ok_and(|v| v.trim() == "1")
+        && let Err(e) = std::fs::write(KEY6, "1")
+    {
+        tracing::warn!(error = %e, "{KEY6}: IPv6 pod-to-pod traffic on the bridge is not filtered");
+    }
+    Ok(())
 }
 
 #[derive(Default)]

@@ -8,14 +8,20 @@
 //! comes, goes or changes its labels changes only set elements. Egress rules with named
 //! ports use a set of `address . protocol . port` instead, since the name resolves on each
 //! peer pod.
+//!
+//! The table is of the `inet` family, so one rule set covers both: IPv6 addresses (a
+//! dual-stack pod's second address, IPv6 `ipBlock`s and their `except`s) get maps and sets
+//! of their own (`ingress-pods6`, `peers6-…`, `named6-…`) matched with `ip6 saddr`/`ip6
+//! daddr` in the same pod chains; an IPv6 peer set and its rule exist only while it has
+//! elements. Neighbour discovery is never filtered (without it no IPv6 traffic flows).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort,
@@ -27,6 +33,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 pub(crate) const INGRESS_PODS: &str = "ingress-pods";
 /// Map of isolated-for-egress local pod addresses to their chains.
 pub(crate) const EGRESS_PODS: &str = "egress-pods";
+/// The same for IPv6 addresses.
+pub(crate) const INGRESS_PODS6: &str = "ingress-pods6";
+/// The same for IPv6 addresses.
+pub(crate) const EGRESS_PODS6: &str = "egress-pods6";
 
 /// What a named set holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +45,10 @@ pub(crate) enum SetKind {
     Addrs,
     /// `address . protocol . port`.
     AddrPorts,
+    /// IPv6 addresses and ranges.
+    Addrs6,
+    /// IPv6 `address . protocol . port`.
+    AddrPorts6,
 }
 
 impl SetKind {
@@ -42,6 +56,8 @@ impl SetKind {
         match self {
             SetKind::Addrs => "type ipv4_addr; flags interval;",
             SetKind::AddrPorts => "type ipv4_addr . inet_proto . inet_service;",
+            SetKind::Addrs6 => "type ipv6_addr; flags interval;",
+            SetKind::AddrPorts6 => "type ipv6_addr . inet_proto . inet_service;",
         }
     }
 }
@@ -60,10 +76,10 @@ pub(crate) struct Ruleset {
     pub sets: BTreeMap<String, Set>,
     /// Chain name → its rules, in order.
     pub chains: BTreeMap<String, Vec<String>>,
-    /// Pod address → its ingress chain.
-    pub ingress: BTreeMap<Ipv4Addr, String>,
+    /// Pod address (each of a dual-stack pod's) → its ingress chain.
+    pub ingress: BTreeMap<IpAddr, String>,
     /// Pod address → its egress chain.
-    pub egress: BTreeMap<Ipv4Addr, String>,
+    pub egress: BTreeMap<IpAddr, String>,
 }
 
 /// The cluster as the policies see it.
@@ -79,8 +95,23 @@ pub(crate) struct Cluster<'a> {
 struct NetPod<'a> {
     pod: &'a Pod,
     ns: &'a str,
-    ip: Ipv4Addr,
+    /// Its addresses (`podIPs`; one per family on a dual-stack pod), the first one first.
+    ips: Vec<IpAddr>,
     labels: BTreeMap<String, String>,
+}
+
+impl NetPod<'_> {
+    /// The name of its chain for one direction: after its first address, made of
+    /// characters `nft` takes unquoted.
+    fn chain(&self, is_in: bool) -> String {
+        let dir = if is_in { "ingress" } else { "egress" };
+        let first = self
+            .ips
+            .first()
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+        format!("{dir}-{}", first.replace(':', "_"))
+    }
 }
 
 fn net_pods<'a>(pods: &[&'a Pod]) -> Vec<NetPod<'a>> {
@@ -105,13 +136,19 @@ fn net_pods<'a>(pods: &[&'a Pod]) -> Vec<NetPod<'a>> {
             .flatten()
             .map(|p| p.ip.as_str())
             .chain(status.and_then(|s| s.pod_ip.as_deref()));
-        let Some(ip) = ips.filter_map(|s| s.parse::<Ipv4Addr>().ok()).next() else {
+        let mut addrs: Vec<IpAddr> = Vec::new();
+        for ip in ips.filter_map(|s| s.parse::<IpAddr>().ok()) {
+            if !addrs.contains(&ip) {
+                addrs.push(ip);
+            }
+        }
+        if addrs.is_empty() {
             continue;
-        };
+        }
         out.push(NetPod {
             pod,
             ns: pod.metadata.namespace.as_deref().unwrap_or(""),
-            ip,
+            ips: addrs,
             labels: pod.metadata.labels.clone().unwrap_or_default(),
         });
     }
@@ -225,22 +262,49 @@ fn port_match(p: &NetworkPolicyPort) -> Option<PortMatch> {
     })
 }
 
-fn v4(ip: u32) -> Ipv4Addr {
-    Ipv4Addr::from(ip)
+/// An address family's inclusive address ranges, as numbers (IPv4 ones below 2^32).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Ranges {
+    v4: Vec<(u128, u128)>,
+    v6: Vec<(u128, u128)>,
 }
 
-/// `cidr` less each of `except`, as inclusive ranges.
-fn block_ranges(block: &IPBlock) -> Vec<(u32, u32)> {
-    let Ok(net) = block.cidr.parse::<Ipv4Net>() else {
-        return Vec::new();
+impl Ranges {
+    fn push(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(a) => self.v4.push((u32::from(a).into(), u32::from(a).into())),
+            IpAddr::V6(a) => self.v6.push((u128::from(a), u128::from(a))),
+        }
+    }
+}
+
+/// The first and last address of `net`, as numbers.
+fn net_bounds(net: &IpNet) -> (u128, u128) {
+    match net.trunc() {
+        IpNet::V4(n) => (
+            u32::from(n.network()).into(),
+            u32::from(n.broadcast()).into(),
+        ),
+        IpNet::V6(n) => (u128::from(n.network()), u128::from(n.broadcast())),
+    }
+}
+
+/// `cidr` less each of `except` (of the same family, as validation requires), as
+/// inclusive ranges of the block's family.
+fn block_ranges(block: &IPBlock, out: &mut Ranges) {
+    let Ok(net) = block.cidr.parse::<IpNet>() else {
+        return;
     };
-    let net = net.trunc();
-    let mut ranges = vec![(u32::from(net.network()), u32::from(net.broadcast()))];
+    let is_v4 = matches!(net, IpNet::V4(_));
+    let mut ranges = vec![net_bounds(&net)];
     for ex in block.except.iter().flatten() {
-        let Ok(ex) = ex.parse::<Ipv4Net>() else {
+        let Ok(ex) = ex.parse::<IpNet>() else {
             continue;
         };
-        let (elo, ehi) = (u32::from(ex.network()), u32::from(ex.broadcast()));
+        if matches!(ex, IpNet::V4(_)) != is_v4 {
+            continue;
+        }
+        let (elo, ehi) = net_bounds(&ex);
         let mut next = Vec::new();
         for (lo, hi) in ranges {
             if ehi < lo || elo > hi {
@@ -256,13 +320,25 @@ fn block_ranges(block: &IPBlock) -> Vec<(u32, u32)> {
         }
         ranges = next;
     }
-    ranges
+    if is_v4 {
+        out.v4.extend(ranges);
+    } else {
+        out.v6.extend(ranges);
+    }
 }
 
-/// Sorted, merged ranges as set elements (`a` or `a-b`): an interval set refuses overlaps.
-fn range_elements(mut ranges: Vec<(u32, u32)>) -> BTreeSet<String> {
+/// Sorted, merged ranges as set elements (`a` or `a-b`; IPv4 addresses unless `v6`): an
+/// interval set refuses overlaps.
+fn range_elements(mut ranges: Vec<(u128, u128)>, v6: bool) -> BTreeSet<String> {
+    let addr = |n: u128| -> String {
+        if v6 {
+            Ipv6Addr::from(n).to_string()
+        } else {
+            Ipv4Addr::from(u32::try_from(n).unwrap_or(u32::MAX)).to_string()
+        }
+    };
     ranges.sort_unstable();
-    let mut merged: Vec<(u32, u32)> = Vec::new();
+    let mut merged: Vec<(u128, u128)> = Vec::new();
     for (lo, hi) in ranges {
         match merged.last_mut() {
             Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
@@ -273,9 +349,9 @@ fn range_elements(mut ranges: Vec<(u32, u32)>) -> BTreeSet<String> {
         .into_iter()
         .map(|(lo, hi)| {
             if lo == hi {
-                v4(lo).to_string()
+                addr(lo)
             } else {
-                format!("{}-{}", v4(lo), v4(hi))
+                format!("{}-{}", addr(lo), addr(hi))
             }
         })
         .collect()
@@ -397,12 +473,13 @@ impl Cluster<'_> {
                     continue;
                 }
                 let is_in = dir == "in";
-                let (addr, map) = if is_in {
-                    ("ip saddr", &mut out.ingress)
+                let (addr, addr6, map) = if is_in {
+                    ("ip saddr", "ip6 saddr", &mut out.ingress)
                 } else {
-                    ("ip daddr", &mut out.egress)
+                    ("ip daddr", "ip6 daddr", &mut out.egress)
                 };
-                let mut pod_rules: Vec<(Ipv4Addr, String)> = Vec::new();
+                // (chain, rule)
+                let mut pod_rules: Vec<(String, String)> = Vec::new();
                 for (i, (peers, ports)) in rules.iter().enumerate() {
                     let peers = peers.unwrap_or_default();
                     let ports: Vec<PortMatch> = ports
@@ -415,26 +492,41 @@ impl Cluster<'_> {
                         continue;
                     }
                     let readable = format!("{ns}/{name}/{dir}/{i}");
-                    let peer_match = if peers.is_empty() {
-                        String::new()
+                    // What a rule starts with: one per family with peers of it (IPv4
+                    // always, as before IPv6 was handled), or nothing for every peer.
+                    let peer_matches: Vec<String> = if peers.is_empty() {
+                        vec![String::new()]
                     } else {
-                        let set = object_name("peers", &readable);
-                        let mut ranges: Vec<(u32, u32)> = self
-                            .peer_pods(&ns_labels, &pods, peers, ns)
-                            .iter()
-                            .map(|p| (u32::from(p.ip), u32::from(p.ip)))
-                            .collect();
-                        for b in peers.iter().filter_map(|p| p.ip_block.as_ref()) {
-                            ranges.extend(block_ranges(b));
+                        let mut ranges = Ranges::default();
+                        for p in self.peer_pods(&ns_labels, &pods, peers, ns) {
+                            for ip in &p.ips {
+                                ranges.push(*ip);
+                            }
                         }
+                        for b in peers.iter().filter_map(|p| p.ip_block.as_ref()) {
+                            block_ranges(b, &mut ranges);
+                        }
+                        let set = object_name("peers", &readable);
                         out.sets.insert(
                             set.clone(),
                             Set {
                                 kind: SetKind::Addrs,
-                                elements: range_elements(ranges),
+                                elements: range_elements(ranges.v4, false),
                             },
                         );
-                        format!("{addr} @{set} ")
+                        let mut matches = vec![format!("{addr} @{set} ")];
+                        if !ranges.v6.is_empty() {
+                            let set6 = object_name("peers6", &readable);
+                            out.sets.insert(
+                                set6.clone(),
+                                Set {
+                                    kind: SetKind::Addrs6,
+                                    elements: range_elements(ranges.v6, true),
+                                },
+                            );
+                            matches.push(format!("{addr6} @{set6} "));
+                        }
+                        matches
                     };
                     // Egress to named ports: the name resolves on each peer pod.
                     let named: Vec<(&str, &str)> = ports
@@ -444,69 +536,97 @@ impl Cluster<'_> {
                             _ => None,
                         })
                         .collect();
-                    let named_set = (!named.is_empty()).then(|| {
-                        let set = object_name("named", &readable);
+                    // The named-port matches: IPv4 always, IPv6 while it has elements.
+                    let mut named_matches: Vec<String> = Vec::new();
+                    if !named.is_empty() {
                         let candidates: Vec<&NetPod> = if peers.is_empty() {
                             pods.iter().collect()
                         } else {
                             self.peer_pods(&ns_labels, &pods, peers, ns)
                         };
-                        let mut elements = BTreeSet::new();
+                        let (mut elements, mut elements6) = (BTreeSet::new(), BTreeSet::new());
                         for p in candidates {
                             for (proto, n) in &named {
                                 if let Some(port) = named_port(p.pod, n, proto) {
-                                    elements.insert(format!("{} . {proto} . {port}", p.ip));
+                                    for ip in &p.ips {
+                                        let e = format!("{ip} . {proto} . {port}");
+                                        if ip.is_ipv4() {
+                                            elements.insert(e);
+                                        } else {
+                                            elements6.insert(e);
+                                        }
+                                    }
                                 }
                             }
                         }
+                        // Peers are already in the set: only pods with the port are.
+                        let set = object_name("named", &readable);
+                        named_matches
+                            .push(format!("ip daddr . meta l4proto . th dport @{set} accept"));
                         out.sets.insert(
-                            set.clone(),
+                            set,
                             Set {
                                 kind: SetKind::AddrPorts,
                                 elements,
                             },
                         );
-                        set
-                    });
-                    for pod in &selected {
-                        let mut add = |r: String| pod_rules.push((pod.ip, r));
-                        if ports.is_empty() {
-                            add(format!("{peer_match}accept"));
+                        if !elements6.is_empty() {
+                            let set6 = object_name("named6", &readable);
+                            named_matches.push(format!(
+                                "ip6 daddr . meta l4proto . th dport @{set6} accept"
+                            ));
+                            out.sets.insert(
+                                set6,
+                                Set {
+                                    kind: SetKind::AddrPorts6,
+                                    elements: elements6,
+                                },
+                            );
                         }
-                        for p in &ports {
-                            match p {
-                                PortMatch::Proto(proto) => {
-                                    add(format!("{peer_match}meta l4proto {proto} accept"))
-                                }
-                                PortMatch::Range(proto, lo, hi) if lo == hi => {
-                                    add(format!("{peer_match}{proto} dport {lo} accept"))
-                                }
-                                PortMatch::Range(proto, lo, hi) => {
-                                    add(format!("{peer_match}{proto} dport {lo}-{hi} accept"))
-                                }
-                                // Ingress: the name resolves on the selected pod itself.
-                                PortMatch::Named(proto, n) if is_in => {
-                                    if let Some(port) = named_port(pod.pod, n, proto) {
-                                        add(format!("{peer_match}{proto} dport {port} accept"));
+                    }
+                    for pod in &selected {
+                        let chain = pod.chain(is_in);
+                        for peer_match in &peer_matches {
+                            let mut add = |r: String| pod_rules.push((chain.clone(), r));
+                            if ports.is_empty() {
+                                add(format!("{peer_match}accept"));
+                            }
+                            for p in &ports {
+                                match p {
+                                    PortMatch::Proto(proto) => {
+                                        add(format!("{peer_match}meta l4proto {proto} accept"))
                                     }
+                                    PortMatch::Range(proto, lo, hi) if lo == hi => {
+                                        add(format!("{peer_match}{proto} dport {lo} accept"))
+                                    }
+                                    PortMatch::Range(proto, lo, hi) => {
+                                        add(format!("{peer_match}{proto} dport {lo}-{hi} accept"))
+                                    }
+                                    // Ingress: the name resolves on the selected pod itself.
+                                    PortMatch::Named(proto, n) if is_in => {
+                                        if let Some(port) = named_port(pod.pod, n, proto) {
+                                            add(format!("{peer_match}{proto} dport {port} accept"));
+                                        }
+                                    }
+                                    PortMatch::Named(..) => {}
                                 }
-                                PortMatch::Named(..) => {}
                             }
                         }
-                        if let Some(set) = &named_set {
-                            // Peers are already in the set: only pods with the port are.
-                            add(format!("ip daddr . meta l4proto . th dport @{set} accept"));
+                        for m in &named_matches {
+                            pod_rules.push((chain.clone(), m.clone()));
                         }
                     }
                 }
-                // Every selected pod is isolated in this direction, rules or not.
+                // Every selected pod is isolated in this direction, rules or not, on each
+                // of its addresses.
                 for pod in &selected {
-                    let chain = format!("{}-{}", if is_in { "ingress" } else { "egress" }, pod.ip);
-                    map.insert(pod.ip, chain.clone());
+                    let chain = pod.chain(is_in);
+                    for ip in &pod.ips {
+                        map.insert(*ip, chain.clone());
+                    }
                     out.chains.entry(chain).or_default();
                 }
-                for (ip, rule) in pod_rules {
-                    let chain = format!("{}-{ip}", if is_in { "ingress" } else { "egress" });
+                for (chain, rule) in pod_rules {
                     out.chains.entry(chain).or_default().push(rule);
                 }
             }
@@ -518,34 +638,50 @@ impl Cluster<'_> {
     }
 }
 
-/// The table with its maps and base chains, replacing whatever was there.
+/// The table with its maps and base chains, replacing whatever was there (the `ip`
+/// table of the same name that k1s made before IPv6 was handled included).
 pub(crate) fn base_script(table: &str) -> String {
     format!(
         r#"add table ip {table}
 delete table ip {table}
-table ip {table} {{
+add table inet {table}
+delete table inet {table}
+table inet {table} {{
   comment "k1s network policies"
   map {INGRESS_PODS} {{ type ipv4_addr : verdict ; }}
   map {EGRESS_PODS} {{ type ipv4_addr : verdict ; }}
+  map {INGRESS_PODS6} {{ type ipv6_addr : verdict ; }}
+  map {EGRESS_PODS6} {{ type ipv6_addr : verdict ; }}
   chain egress {{
     type filter hook forward priority 10; policy accept;
     ct state established,related accept
+    {NEIGHBOUR_DISCOVERY}
     ip saddr vmap @{EGRESS_PODS}
+    ip6 saddr vmap @{EGRESS_PODS6}
   }}
   chain egress-to-host {{
     type filter hook input priority 10; policy accept;
     ct state established,related accept
+    {NEIGHBOUR_DISCOVERY}
     ip saddr vmap @{EGRESS_PODS}
+    ip6 saddr vmap @{EGRESS_PODS6}
   }}
   chain ingress {{
     type filter hook forward priority 11; policy accept;
     ct state established,related accept
+    {NEIGHBOUR_DISCOVERY}
     ip daddr vmap @{INGRESS_PODS}
+    ip6 daddr vmap @{INGRESS_PODS6}
   }}
 }}
 "#
     )
 }
+
+/// IPv6 neighbour and router discovery: a pod that cannot resolve its peers' link-layer
+/// addresses has no IPv6 at all, so these pass whatever the policies (as ARP does for IPv4,
+/// which never reaches the `inet` hooks).
+const NEIGHBOUR_DISCOVERY: &str = "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept";
 
 /// Appends to `out` the commands that turn `old` into `new` in table `table`.
 pub(crate) fn diff_script(table: &str, old: &Ruleset, new: &Ruleset, out: &mut String) {
@@ -554,12 +690,12 @@ pub(crate) fn diff_script(table: &str, old: &Ruleset, new: &Ruleset, out: &mut S
             Some(o) if o == set => continue,
             // A name's kind never changes (`peers-` or `named-`): refill it.
             Some(_) => {
-                let _ = writeln!(out, "flush set ip {table} {name}");
+                let _ = writeln!(out, "flush set inet {table} {name}");
             }
             None => {
                 let _ = writeln!(
                     out,
-                    "add set ip {table} {name} {{ {} }}",
+                    "add set inet {table} {name} {{ {} }}",
                     set.kind.definition()
                 );
             }
@@ -568,7 +704,7 @@ pub(crate) fn diff_script(table: &str, old: &Ruleset, new: &Ruleset, out: &mut S
             let elems: Vec<&str> = set.elements.iter().map(String::as_str).collect();
             let _ = writeln!(
                 out,
-                "add element ip {table} {name} {{ {} }}",
+                "add element inet {table} {name} {{ {} }}",
                 elems.join(", ")
             );
         }
@@ -577,30 +713,33 @@ pub(crate) fn diff_script(table: &str, old: &Ruleset, new: &Ruleset, out: &mut S
         match old.chains.get(name) {
             Some(o) if o == rules => continue,
             Some(_) => {
-                let _ = writeln!(out, "flush chain ip {table} {name}");
+                let _ = writeln!(out, "flush chain inet {table} {name}");
             }
             None => {
-                let _ = writeln!(out, "add chain ip {table} {name}");
+                let _ = writeln!(out, "add chain inet {table} {name}");
             }
         }
         for rule in rules {
-            let _ = writeln!(out, "add rule ip {table} {name} {rule}");
+            let _ = writeln!(out, "add rule inet {table} {name} {rule}");
         }
     }
-    for (map, o, n) in [
-        (INGRESS_PODS, &old.ingress, &new.ingress),
-        (EGRESS_PODS, &old.egress, &new.egress),
+    for (maps, o, n) in [
+        ((INGRESS_PODS, INGRESS_PODS6), &old.ingress, &new.ingress),
+        ((EGRESS_PODS, EGRESS_PODS6), &old.egress, &new.egress),
     ] {
+        let map_of = |ip: &IpAddr| if ip.is_ipv4() { maps.0 } else { maps.1 };
         for (ip, chain) in o {
             if n.get(ip) != Some(chain) {
-                let _ = writeln!(out, "delete element ip {table} {map} {{ {ip} }}");
+                let map = map_of(ip);
+                let _ = writeln!(out, "delete element inet {table} {map} {{ {ip} }}");
             }
         }
         for (ip, chain) in n {
             if o.get(ip) != Some(chain) {
+                let map = map_of(ip);
                 let _ = writeln!(
                     out,
-                    "add element ip {table} {map} {{ {ip} : jump {chain} }}"
+                    "add element inet {table} {map} {{ {ip} : jump {chain} }}"
                 );
             }
         }
@@ -611,14 +750,14 @@ pub(crate) fn diff_script(table: &str, old: &Ruleset, new: &Ruleset, out: &mut S
         .filter(|c| !new.chains.contains_key(*c))
         .collect();
     for name in &stale {
-        let _ = writeln!(out, "flush chain ip {table} {name}");
+        let _ = writeln!(out, "flush chain inet {table} {name}");
     }
     for name in &stale {
-        let _ = writeln!(out, "delete chain ip {table} {name}");
+        let _ = writeln!(out, "delete chain inet {table} {name}");
     }
     for name in old.sets.keys() {
         if !new.sets.contains_key(name) {
-            let _ = writeln!(out, "delete set ip {table} {name}");
+            let _ = writeln!(out, "delete set inet {table} {name}");
         }
     }
 }
@@ -717,7 +856,7 @@ mod tests {
             )],
         );
         assert_eq!(r.ingress.len(), 1);
-        let chain = &r.ingress[&"10.42.0.5".parse::<Ipv4Addr>().expect("ip")];
+        let chain = &r.ingress[&"10.42.0.5".parse::<IpAddr>().expect("ip")];
         assert_eq!(r.chains[chain], vec!["drop".to_owned()]);
         assert!(r.egress.is_empty(), "egress is not a default policy type");
     }
@@ -870,28 +1009,31 @@ mod tests {
         diff_script("t", &old, &new, &mut script);
         let lines: Vec<&str> = script.lines().collect();
         assert_eq!(lines.len(), 2, "{script}");
-        assert!(lines[0].starts_with("flush set ip t peers-"));
+        assert!(lines[0].starts_with("flush set inet t peers-"));
         assert!(lines[1].ends_with("{ 10.42.0.6-10.42.0.7 }"), "{script}");
         // And removing every policy removes everything.
         let mut script = String::new();
         diff_script("t", &new, &Ruleset::default(), &mut script);
-        assert!(script.contains("delete element ip t ingress-pods { 10.42.0.5 }"));
-        assert!(script.contains("delete chain ip t ingress-10.42.0.5"));
-        assert!(script.contains("delete set ip t peers-"));
+        assert!(script.contains("delete element inet t ingress-pods { 10.42.0.5 }"));
+        assert!(script.contains("delete chain inet t ingress-10.42.0.5"));
+        assert!(script.contains("delete set inet t peers-"));
     }
 
     #[test]
     fn overlapping_peers_become_one_interval() {
         assert_eq!(
-            range_elements(vec![(10, 10), (5, 20), (21, 21), (30, 30)]),
+            range_elements(vec![(10, 10), (5, 20), (21, 21), (30, 30)], false),
             BTreeSet::from(["0.0.0.5-0.0.0.21".to_owned(), "0.0.0.30".to_owned()])
         );
         let all = IPBlock {
             cidr: "0.0.0.0/0".into(),
-            except: Some(vec!["10.0.0.0/8".into(), "bad".into()]),
+            except: Some(vec!["10.0.0.0/8".into(), "bad".into(), "fd00::/8".into()]),
         };
+        let mut ranges = Ranges::default();
+        block_ranges(&all, &mut ranges);
+        assert!(ranges.v6.is_empty());
         assert_eq!(
-            range_elements(block_ranges(&all)),
+            range_elements(ranges.v4, false),
             BTreeSet::from([
                 "0.0.0.0-9.255.255.255".to_owned(),
                 "11.0.0.0-255.255.255.255".to_owned()
@@ -899,17 +1041,183 @@ mod tests {
         );
     }
 
+    fn dual(ns: &str, name: &str, node: &str, v4: &str, v6: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": ns, "name": name, "labels": {"app": "dual"}},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i",
+                "ports": [{"name": "http", "containerPort": 8080}]}]},
+            "status": {"phase": "Running", "podIP": v4, "podIPs": [{"ip": v4}, {"ip": v6}]}
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn ipv6_blocks_leave_out_their_exceptions_in_a_set_of_their_own() {
+        let w = world();
+        let r = ruleset(
+            &w,
+            &[policy(
+                "a",
+                "v6",
+                serde_json::json!({
+                    "podSelector": {"matchLabels": {"app": "web"}},
+                    "ingress": [{"from": [
+                        {"ipBlock": {"cidr": "2001:db8::/32", "except": ["2001:db8:1::/48", "10.0.0.0/8"]}},
+                        {"ipBlock": {"cidr": "192.168.0.0/16"}}
+                    ], "ports": [{"port": 443}]}]
+                }),
+            )],
+        );
+        let v6: Vec<&Set> = r
+            .sets
+            .iter()
+            .filter(|(k, _)| k.starts_with("peers6-"))
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(v6.len(), 1);
+        assert_eq!(v6[0].kind, SetKind::Addrs6);
+        assert_eq!(
+            v6[0].elements,
+            BTreeSet::from([
+                "2001:db8::-2001:db8:0:ffff:ffff:ffff:ffff:ffff".to_owned(),
+                "2001:db8:2::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff".to_owned()
+            ])
+        );
+        assert_eq!(
+            peers(&r),
+            vec![BTreeSet::from(["192.168.0.0-192.168.255.255".to_owned()])]
+        );
+        let chain = &r.chains["ingress-10.42.0.5"];
+        assert_eq!(chain.len(), 3, "{chain:?}");
+        assert!(
+            chain[0].starts_with("ip saddr @peers-") && chain[0].ends_with(" tcp dport 443 accept")
+        );
+        assert!(
+            chain[1].starts_with("ip6 saddr @peers6-")
+                && chain[1].ends_with(" tcp dport 443 accept")
+        );
+        // The script declares it as an IPv6 interval set of the inet table.
+        let mut script = String::new();
+        diff_script("t", &Ruleset::default(), &r, &mut script);
+        assert!(
+            script.contains("{ type ipv6_addr; flags interval; }"),
+            "{script}"
+        );
+        assert!(script.contains("2001:db8::-2001:db8:0:ffff:ffff:ffff:ffff:ffff"));
+        // Without IPv6 peers there is no IPv6 set nor rule (IPv4 clusters see no change).
+        let r4 = ruleset(
+            &w,
+            &[policy(
+                "a",
+                "v4",
+                serde_json::json!({"podSelector": {"matchLabels": {"app": "web"}},
+                    "ingress": [{"from": [{"podSelector": {}}]}]}),
+            )],
+        );
+        assert!(r4.sets.keys().all(|k| !k.starts_with("peers6-")));
+        assert_eq!(r4.chains["ingress-10.42.0.5"].len(), 2);
+    }
+
+    #[test]
+    fn dual_stack_pods_are_isolated_and_selected_on_both_addresses() {
+        let mut w = world();
+        w.pods
+            .push(dual("a", "dual", "n1", "10.42.0.8", "fd00:42::8"));
+        w.pods
+            .push(dual("b", "far", "n2", "10.42.1.8", "fd00:42:1::8"));
+        let v6_only: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "a", "name": "six", "labels": {"app": "dual"}},
+            "spec": {"nodeName": "n1", "containers": []},
+            "status": {"phase": "Running", "podIP": "fd00:42::9", "podIPs": [{"ip": "fd00:42::9"}]}
+        }))
+        .expect("pod");
+        w.pods.push(v6_only);
+        let r = ruleset(
+            &w,
+            &[policy(
+                "a",
+                "dual",
+                serde_json::json!({
+                    "podSelector": {"matchLabels": {"app": "dual"}},
+                    "policyTypes": ["Ingress", "Egress"],
+                    "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "dual"}}}]}],
+                    "egress": [{"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "dual"}}}], "ports": [{"port": "http"}]}]
+                }),
+            )],
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        // Both addresses of the local dual-stack pod lead to its one chain; the IPv6-only
+        // pod's chain is named after its address.
+        assert_eq!(r.ingress[&ip("10.42.0.8")], "ingress-10.42.0.8");
+        assert_eq!(r.ingress[&ip("fd00:42::8")], "ingress-10.42.0.8");
+        assert_eq!(r.ingress[&ip("fd00:42::9")], "ingress-fd00_42__9");
+        assert_eq!(r.egress[&ip("fd00:42::8")], "egress-10.42.0.8");
+        assert!(
+            !r.ingress.contains_key(&ip("fd00:42:1::8")),
+            "not on this node"
+        );
+        // Peers: every address of every selected pod, by family.
+        assert_eq!(
+            peers(&r)[0],
+            BTreeSet::from(["10.42.0.8".to_owned(), "10.42.1.8".to_owned()])
+        );
+        let v6: Vec<&BTreeSet<String>> = r
+            .sets
+            .iter()
+            .filter(|(k, _)| k.starts_with("peers6-"))
+            .map(|(_, s)| &s.elements)
+            .collect();
+        // One set per rule (the ingress one and the egress one); adjacent addresses
+        // become a range.
+        let want = BTreeSet::from([
+            "fd00:42::8-fd00:42::9".to_owned(),
+            "fd00:42:1::8".to_owned(),
+        ]);
+        assert_eq!(v6, [&want, &want]);
+        // Named egress ports resolve on IPv6 peers into an IPv6 set.
+        let named6: Vec<&Set> = r
+            .sets
+            .iter()
+            .filter(|(k, _)| k.starts_with("named6-"))
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(named6.len(), 1);
+        assert_eq!(named6[0].kind, SetKind::AddrPorts6);
+        assert!(named6[0].elements.contains("fd00:42:1::8 . tcp . 8080"));
+        let eg = &r.chains["egress-10.42.0.8"];
+        assert!(
+            eg.iter()
+                .any(|r| r.starts_with("ip6 daddr . meta l4proto . th dport @named6-"))
+        );
+        let mut script = String::new();
+        diff_script("t", &Ruleset::default(), &r, &mut script);
+        assert!(
+            script.contains(
+                "add element inet t ingress-pods6 { fd00:42::8 : jump ingress-10.42.0.8 }"
+            ),
+            "{script}"
+        );
+        assert!(
+            script
+                .contains("add element inet t ingress-pods { 10.42.0.8 : jump ingress-10.42.0.8 }")
+        );
+        assert!(base_script("t").contains("ip6 daddr vmap @ingress-pods6"));
+    }
+
     /// The scripts are what nft takes: applied to a real table of their own (needs root
     /// and nft, as the node does).
     #[tokio::test]
     async fn the_scripts_apply_to_the_kernel() {
         let table = format!("k1s-netpol-test-{}", std::process::id());
-        let w = world();
+        let mut w = world();
+        w.pods
+            .push(dual("a", "dual", "n1", "10.42.0.8", "fd00:42::8"));
         let pols = [policy(
             "a",
             "all",
             serde_json::json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
-                    "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.42.0.0/24"]}}, {"podSelector": {}}],
+                    "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.42.0.0/24"]}},
+                                          {"ipBlock": {"cidr": "fd00::/8", "except": ["fd00:42::/64"]}}, {"podSelector": {}}],
                                  "ports": [{"port": 80, "endPort": 90}, {"protocol": "SCTP"}]}],
                     "egress": [{"to": [{"namespaceSelector": {}}], "ports": [{"port": "http"}, {"protocol": "UDP", "port": 53}]}]}),
         )];

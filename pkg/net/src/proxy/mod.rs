@@ -1,9 +1,11 @@
 //! The Service proxy (kube-proxy, nftables mode): Services and EndpointSlices, watched
 //! through reflectors, programmed into an nftables table of their own (`k1s-proxy`).
 //!
-//! The first sync replaces the table whole; after that each sync (changes batched over
-//! [`ProxyConfig::batch`]) rewrites only the chains and map elements of the Services that
-//! changed, in one `nft` transaction. See [`rules`] for the layout.
+//! The first sync replaces the table whole; after that each sync rewrites only the chains
+//! and map elements of the Services that changed, in one `nft` transaction. A change after
+//! a quiet spell is applied at once; changes within [`ProxyConfig::batch`] of the last
+//! sync are gathered into the next (upstream's `minSyncPeriod`). See [`rules`] for the
+//! layout.
 //!
 //! A LoadBalancer Service's `status.loadBalancer.ingress` addresses (set by servicelb, or
 //! any load balancer with `ipMode: VIP`) take its ports as externalIPs do.
@@ -40,10 +42,23 @@ pub struct ProxyConfig {
     pub table: String,
     /// The cluster's pod CIDR: traffic to a ClusterIP from outside it is masqueraded.
     pub cluster_cidr: Option<Ipv4Net>,
-    /// How long changes are gathered before one transaction applies them.
+    /// The least time between two syncs: changes meanwhile wait and go together.
     pub batch: Duration,
     /// This node's name: endpoints on it are the ones `Local` traffic policies use.
     pub node_name: Option<String>,
+    /// Told of each sync applied (benchmarks and tests wait on it).
+    pub synced: Option<tokio::sync::mpsc::UnboundedSender<Synced>>,
+}
+
+/// One sync the proxy applied to the kernel.
+#[derive(Debug, Clone)]
+pub struct Synced {
+    /// Services compared (every Service on a full sync).
+    pub services: usize,
+    /// Whether the table was rebuilt from empty.
+    pub full: bool,
+    /// Computing the rules and applying them.
+    pub elapsed: Duration,
 }
 
 impl ProxyConfig {
@@ -54,6 +69,7 @@ impl ProxyConfig {
             cluster_cidr,
             batch: Duration::from_millis(100),
             node_name: None,
+            synced: None,
         }
     }
 }
@@ -181,6 +197,7 @@ pub async fn run(
         services,
         slices,
         applied: HashMap::new(),
+        hairpins: rules::Hairpins::default(),
         full: true,
     };
     let work = async {
@@ -211,9 +228,11 @@ pub async fn run(
                 continue;
             }
             retry = Duration::from_secs(1);
+            let last = tokio::time::Instant::now();
             dirty.notify.notified().await;
-            // Gather what else changes meanwhile into the same transaction.
-            tokio::time::sleep(proxier.config.batch).await;
+            // A change after a quiet spell goes at once; in a burst, what else changes
+            // within the batch time of the last sync goes into the same transaction.
+            tokio::time::sleep_until(last + proxier.config.batch).await;
         }
     };
     tokio::select! {
@@ -238,6 +257,8 @@ struct Proxier {
     services: Store<Service>,
     slices: Store<EndpointSlice>,
     applied: HashMap<String, ServiceRules>,
+    /// The `hairpin` set's elements, counted over `applied`.
+    hairpins: rules::Hairpins,
     /// The next sync starts from an empty table (the first, or after a failure).
     full: bool,
 }
@@ -249,31 +270,55 @@ impl Proxier {
         let table = self.config.table.clone();
         let mut by_service: HashMap<String, Vec<Arc<EndpointSlice>>> = HashMap::new();
         let wanted: BTreeSet<&String> = keys.iter().collect();
+        // Names first: a sync of a few Services formats no key for the others' slices.
+        let names: std::collections::HashSet<&str> = keys
+            .iter()
+            .map(|k| k.split_once('/').map_or(k.as_str(), |(_, n)| n))
+            .collect();
         for s in self.slices.state() {
+            let named = s
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                .is_some_and(|n| names.contains(n.as_str()));
+            if !named {
+                continue;
+            }
             if let Some(k) = slice_key(&s).filter(|k| wanted.contains(k)) {
                 by_service.entry(k).or_default().push(s);
             }
         }
-        let services: HashMap<String, Arc<Service>> = self
-            .services
-            .state()
-            .into_iter()
-            .map(|s| {
-                (
-                    key_of(
-                        s.metadata.namespace.as_deref(),
-                        s.metadata.name.as_deref().unwrap_or(""),
-                    ),
-                    s,
-                )
-            })
-            .filter(|(k, _)| wanted.contains(k))
-            .collect();
+        let services: HashMap<String, Arc<Service>> = if self.full || keys.len() > 64 {
+            self.services
+                .state()
+                .into_iter()
+                .map(|s| {
+                    (
+                        key_of(
+                            s.metadata.namespace.as_deref(),
+                            s.metadata.name.as_deref().unwrap_or(""),
+                        ),
+                        s,
+                    )
+                })
+                .filter(|(k, _)| wanted.contains(k))
+                .collect()
+        } else {
+            keys.iter()
+                .filter_map(|k| {
+                    let (ns, name) = k.split_once('/')?;
+                    let r = reflector::ObjectRef::<Service>::new(name).within(ns);
+                    Some((k.clone(), self.services.get(&r)?))
+                })
+                .collect()
+        };
 
         let mut script = String::new();
         let full = self.full;
         if full {
             script.push_str(&rules::base_script(&table));
+            self.hairpins.clear();
         }
         let empty = ServiceRules::default();
         let mut next = Vec::new();
@@ -300,14 +345,21 @@ impl Proxier {
                 self.applied.get(key).unwrap_or(&empty)
             };
             rules::diff_script(&table, old, &new, &mut script);
+            self.hairpins
+                .update(&table, &old.endpoints, &new.endpoints, &mut script);
             stale_udp.extend(rules::stale_udp(
                 self.applied.get(key).unwrap_or(&empty),
                 &new,
             ));
             next.push((key.clone(), new));
         }
-        if !script.is_empty() {
-            nft(&script).await?;
+        if !script.is_empty()
+            && let Err(e) = nft(&script).await
+        {
+            // The counts took this sync's changes; the full rewrite that follows a
+            // failure counts afresh.
+            self.hairpins.clear();
+            return Err(e);
         }
         if full {
             self.applied.clear();
@@ -320,7 +372,20 @@ impl Proxier {
             }
         }
         self.full = false;
-        tracing::debug!(services = keys.len(), full, elapsed = ?started.elapsed(), "service proxy synced");
+        let elapsed = started.elapsed();
+        tracing::debug!(
+            services = keys.len(),
+            full,
+            ?elapsed,
+            "service proxy synced"
+        );
+        if let Some(tx) = &self.config.synced {
+            let _ = tx.send(Synced {
+                services: keys.len(),
+                full,
+                elapsed,
+            });
+        }
         for (dst, port, ep) in stale_udp {
             clear_udp_conntrack(dst, port, ep).await;
         }
