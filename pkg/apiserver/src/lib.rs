@@ -141,6 +141,47 @@ impl ApiServer {
                 Some(s) => auth::bootstrap_policy::check_write(&s, info, ns, obj, ctx),
                 None => Ok(()),
             }));
+        // The CEL `authorizer` of admission policies and webhook match conditions asks
+        // this server's authorizer chain.
+        let weak = Arc::downgrade(&server);
+        let _ = server.generic.admission().authorizer.set(Arc::new(
+            move |user: &auth::UserInfo, q: &k1s_cel::AuthzQuery| {
+                let Some(s) = weak.upgrade() else {
+                    return k1s_cel::AuthzDecision {
+                        allowed: false,
+                        reason: String::new(),
+                        error: Some("the API server is shutting down".into()),
+                    };
+                };
+                let a = match &q.path {
+                    Some(path) => auth::authz::Attributes {
+                        user: user.clone(),
+                        verb: q.verb.clone(),
+                        resource_request: false,
+                        path: path.clone(),
+                        ..Default::default()
+                    },
+                    None => auth::authz::Attributes {
+                        user: user.clone(),
+                        verb: q.verb.clone(),
+                        resource_request: true,
+                        namespace: q.namespace.clone(),
+                        api_group: q.group.clone(),
+                        api_version: "*".into(),
+                        resource: q.resource.clone(),
+                        subresource: q.subresource.clone(),
+                        name: q.name.clone(),
+                        path: String::new(),
+                    },
+                };
+                let d = s.authorizer.authorize(&s, &a);
+                k1s_cel::AuthzDecision {
+                    allowed: d.allowed,
+                    reason: d.reason,
+                    error: None,
+                }
+            },
+        ));
         server
     }
 

@@ -1,6 +1,7 @@
 //! ValidatingAdmissionPolicy admission: every ValidatingAdmissionPolicyBinding whose
 //! policy matches a write has the policy's CEL validations evaluated against the request
-//! (`object`, `oldObject`, `request`, `params`, `namespaceObject`, `variables`), and its
+//! (`object`, `oldObject`, `request`, `params`, `namespaceObject`, `variables`,
+//! `authorizer`), and its
 //! validationActions decide what a failure does: Deny refuses the write with upstream's
 //! status, Warn adds a `Warning` header, Audit has no audit log to go to (see the
 //! README). Policies and bindings are read from the store on each write; their compiled
@@ -400,7 +401,11 @@ async fn params_for(
 /// The `request` variable.
 fn request_value(req: &Request<'_>) -> Value {
     let info = req.info;
-    let gvk = serde_json::json!({"group": info.group, "version": info.version, "kind": info.kind});
+    let gvk = if req.subresource == Some("scale") {
+        serde_json::json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+    } else {
+        serde_json::json!({"group": info.group, "version": info.version, "kind": info.kind})
+    };
     let gvr =
         serde_json::json!({"group": info.group, "version": info.version, "resource": info.plural});
     let user = req.user;
@@ -617,6 +622,17 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
         .map(k1s_cel::from_json)
         .unwrap_or(CelValue::Null);
     let request = k1s_cel::from_json(&request_value(req));
+    let authorizer = gs.admission().cel_authorizer(
+        req.user,
+        Some(k1s_cel::AuthzQuery {
+            group: req.info.group.clone(),
+            resource: req.info.plural.clone(),
+            subresource: req.subresource.unwrap_or("").to_string(),
+            namespace: req.namespace.unwrap_or("").to_string(),
+            name: req.name.to_string(),
+            ..Default::default()
+        }),
+    );
     let namespace_value = namespace_obj
         .as_ref()
         .map(k1s_cel::from_json)
@@ -652,6 +668,7 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
                             ("oldObject", old_object.clone()),
                             ("request", request.clone()),
                             ("namespaceObject", namespace_value.clone()),
+                            ("authorizer", authorizer.clone()),
                             (
                                 "params",
                                 p.as_ref().map(k1s_cel::from_json).unwrap_or(CelValue::Null),

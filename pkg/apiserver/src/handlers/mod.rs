@@ -17,7 +17,7 @@ mod patch;
 pub mod request;
 pub mod response;
 mod review;
-mod scale;
+pub(crate) mod scale;
 pub(crate) mod streaming;
 mod token;
 mod update;

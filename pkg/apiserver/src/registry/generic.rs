@@ -1355,14 +1355,23 @@ impl GenericStore {
             if !errs.is_empty() {
                 return Err(Self::invalid(res, name, &errs));
             }
+            // On `/scale`, policies see the autoscaling/v1 Scale objects, as upstream's
+            // scale storage hands admission.
+            let scales = match (sub, res.strategy.scale()) {
+                (Some(Subresource::Scale), Some(spec)) => Some((
+                    crate::handlers::scale::scale_of(&self.served_form(res, obj.clone())?, &spec),
+                    crate::handlers::scale::scale_of(&self.served_form(res, old.clone())?, &spec),
+                )),
+                _ => None,
+            };
             let policy = crate::admission::policy::Request {
                 info,
                 subresource: sub.map(Subresource::as_str),
                 operation: "UPDATE",
                 namespace,
                 name,
-                object: Some(&obj),
-                old_object: Some(&old),
+                object: Some(scales.as_ref().map_or(&obj, |s| &s.0)),
+                old_object: Some(scales.as_ref().map_or(&old, |s| &s.1)),
                 user: &ctx.user,
                 dry_run: ctx.dry_run,
             };
