@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod apply;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod client;
@@ -18,6 +19,7 @@ mod fuzz;
 #[cfg(test)]
 mod gaps_tests;
 pub mod handlers;
+pub mod inflight;
 pub mod kinds;
 pub mod managed;
 pub mod meta;
@@ -83,6 +85,10 @@ pub struct ApiServer {
     /// Whether requests without credentials run as `system:anonymous`
     /// (`--anonymous-auth`); else they get 401.
     pub anonymous_auth: AtomicBool,
+    /// The audit policy and log, once `--audit-policy-file` and `--audit-log-path` are set.
+    pub audit: std::sync::OnceLock<Arc<audit::Auditor>>,
+    /// The max-in-flight limits and counters.
+    pub inflight: Arc<inflight::InFlight>,
     /// Built-in resources (CRDs are added to these on every registry change).
     builtins: Vec<Arc<Resource>>,
     /// Definitions of the built-in kinds.
@@ -124,6 +130,8 @@ impl ApiServer {
             resource_metrics: std::sync::OnceLock::new(),
             authorizer: auth::authz::Authorizer::default(),
             anonymous_auth: AtomicBool::new(true),
+            audit: std::sync::OnceLock::new(),
+            inflight: Arc::default(),
             builtins,
             builtin_definitions: definitions,
             watch_memo: Arc::default(),

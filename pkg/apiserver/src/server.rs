@@ -115,6 +115,7 @@ async fn serve_connection<I>(
         let guard = in_flight.begin();
         async move {
             let (mut parts, body) = req.into_parts();
+            parts.extensions.insert(crate::handlers::RemoteAddr(peer));
             match authenticate(&server, &parts.headers, cert_user) {
                 Ok(Some(u)) => {
                     parts.extensions.insert(u);
