@@ -89,6 +89,9 @@ pub struct ApiServer {
     pub audit: std::sync::OnceLock<Arc<audit::Auditor>>,
     /// The max-in-flight limits and counters.
     pub inflight: Arc<inflight::InFlight>,
+    /// Legacy token Secrets (namespace, name) used since the tracking labels were last
+    /// written.
+    pub legacy_token_use: parking_lot::Mutex<std::collections::BTreeSet<(String, String)>>,
     /// Built-in resources (CRDs are added to these on every registry change).
     builtins: Vec<Arc<Resource>>,
     /// Definitions of the built-in kinds.
@@ -132,6 +135,7 @@ impl ApiServer {
             anonymous_auth: AtomicBool::new(true),
             audit: std::sync::OnceLock::new(),
             inflight: Arc::default(),
+            legacy_token_use: parking_lot::Mutex::default(),
             builtins,
             builtin_definitions: definitions,
             watch_memo: Arc::default(),

@@ -422,6 +422,7 @@ fn authenticate(
         return Ok(Some(user));
     }
     crate::auth::serviceaccount::authenticate(server, token)
+        .or_else(|| crate::auth::legacy_tokens::authenticate(server, token))
         .map(Some)
         .ok_or(())
 }
