@@ -214,11 +214,13 @@ async fn sync_once(server: &ApiServer) {
                                 data.insert("ca.crt".into(), json!(STANDARD.encode(ca)));
                             }
                         }
-                        crate::meta::metadata_mut(&mut obj)
+                        if let Some(a) = crate::meta::metadata_mut(&mut obj)
                             .entry("annotations")
                             .or_insert_with(|| json!({}))
                             .as_object_mut()
-                            .map(|a| a.insert(UID_KEY.into(), json!(sa.uid)));
+                        {
+                            a.insert(UID_KEY.into(), json!(sa.uid));
+                        }
                         Ok(obj)
                     })
                     .await;
@@ -250,11 +252,13 @@ async fn track_use(server: &ApiServer) {
                 let mut obj = cur
                     .cloned()
                     .ok_or_else(|| Status::not_found(&GroupResource::new("", "secrets"), &name))?;
-                crate::meta::metadata_mut(&mut obj)
+                if let Some(l) = crate::meta::metadata_mut(&mut obj)
                     .entry("labels")
                     .or_insert_with(|| json!({}))
                     .as_object_mut()
-                    .map(|l| l.insert(LAST_USED_LABEL.into(), json!(date)));
+                {
+                    l.insert(LAST_USED_LABEL.into(), json!(date));
+                }
                 Ok(obj)
             })
             .await;
