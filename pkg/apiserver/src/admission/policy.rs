@@ -218,6 +218,7 @@ fn resources_match(
     mr: &Value,
     req: &Request<'_>,
     namespace: Option<&Value>,
+    binding: bool,
 ) -> Result<bool, String> {
     // namespaceSelector applies to namespaced objects (by their namespace's labels) and
     // to Namespaces themselves; other cluster-scoped objects always match it.
@@ -254,7 +255,13 @@ fn resources_match(
             .and_then(Value::as_array)
             .is_some_and(|rules| rules.iter().any(|r| rule_matches(r, req)))
     };
-    Ok(any("resourceRules") && !any("excludeResourceRules"))
+    // A binding without resourceRules does not narrow what its policy matches.
+    let unconstrained = binding
+        && mr
+            .get("resourceRules")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+    Ok((unconstrained || any("resourceRules")) && !any("excludeResourceRules"))
 }
 
 /// Upstream does not let policies intercept the admission configuration kinds, so a bad
@@ -588,13 +595,14 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
                 .unwrap_or(&Value::Null),
             req,
             namespace_obj.as_ref(),
+            false,
         )
         .and_then(|m| {
             match binding
                 .pointer("/spec/matchResources")
                 .filter(|m| m.is_object())
             {
-                Some(mr) if m => resources_match(mr, req, namespace_obj.as_ref()),
+                Some(mr) if m => resources_match(mr, req, namespace_obj.as_ref(), true),
                 _ => Ok(m),
             }
         });

@@ -326,7 +326,17 @@ async fn handle_audited(server: Arc<ApiServer>, req: Request<Body>, audit_id: &s
         // The body is read here to be recorded and handed on as read.
         match body::read(body).await {
             Ok(bytes) => {
-                if let Ok(v) = body::parse_yaml(&bytes) {
+                let protobuf = parts
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|c| c.starts_with("application/vnd.kubernetes.protobuf"));
+                let decoded = if protobuf {
+                    body::parse_protobuf(&bytes)
+                } else {
+                    body::parse_yaml(&bytes)
+                };
+                if let Ok(v) = decoded {
                     ev.set_request_object(v);
                 }
                 body = Body::from(bytes);
