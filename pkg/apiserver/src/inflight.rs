@@ -48,7 +48,9 @@ pub struct Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.limits.counter(self.mutating).fetch_sub(1, Ordering::AcqRel);
+        self.limits
+            .counter(self.mutating)
+            .fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -156,9 +158,21 @@ mod tests {
         assert!(m.is_some());
         assert!(l.admit(&attrs(jane.clone(), "delete", "")).is_err());
         // Watches and logs are not counted; masters are served when full.
-        assert!(l.admit(&attrs(jane.clone(), "watch", "")).unwrap().is_none());
-        assert!(l.admit(&attrs(jane.clone(), "get", "log")).unwrap().is_none());
-        assert!(l.admit(&attrs(UserInfo::loopback(), "get", "")).unwrap().is_none());
+        assert!(
+            l.admit(&attrs(jane.clone(), "watch", ""))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            l.admit(&attrs(jane.clone(), "get", "log"))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            l.admit(&attrs(UserInfo::loopback(), "get", ""))
+                .unwrap()
+                .is_none()
+        );
         drop(first);
         assert!(l.admit(&attrs(jane, "get", "")).unwrap().is_some());
     }

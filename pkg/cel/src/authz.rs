@@ -305,7 +305,9 @@ mod tests {
         let a = authorizer_value(check, Some(request));
         let t = |src: &str| eval(src, a.clone());
         assert_eq!(
-            t("authorizer.group('apps').resource('deployments').namespace('ns1').check('create').allowed()"),
+            t(
+                "authorizer.group('apps').resource('deployments').namespace('ns1').check('create').allowed()"
+            ),
             Value::Bool(true)
         );
         assert_eq!(
@@ -313,7 +315,9 @@ mod tests {
             Value::Bool(false)
         );
         assert_eq!(
-            t("authorizer.serviceAccount('ns1', 'sa').group('apps').resource('deployments').namespace('ns1').check('create').allowed()"),
+            t(
+                "authorizer.serviceAccount('ns1', 'sa').group('apps').resource('deployments').namespace('ns1').check('create').allowed()"
+            ),
             Value::Bool(false)
         );
         assert_eq!(

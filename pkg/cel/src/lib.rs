@@ -18,8 +18,8 @@ use cel::common::types::DYN_TYPE;
 use cel::common::value::CowVal;
 use cel::{Context, Env, ExecutionError};
 
-pub use cel::Value;
 pub use authz::{AuthzCheck, AuthzDecision, AuthzQuery, authorizer_value};
+pub use cel::Value;
 pub use library::is_function;
 
 /// Upstream's per-expression runtime cost limit (`PerCallLimit`).

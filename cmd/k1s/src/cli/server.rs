@@ -422,9 +422,9 @@ impl ServerArgs {
                     self.max_mutating_requests_inflight = number(value)? as usize
                 }
                 "anonymous-auth" => {
-                    self.anonymous_auth = value.parse().map_err(|_| {
-                        format!("invalid argument {value:?} for \"--{name}\" flag")
-                    })?
+                    self.anonymous_auth = value
+                        .parse()
+                        .map_err(|_| format!("invalid argument {value:?} for \"--{name}\" flag"))?
                 }
                 "authorization-mode" => self.authorization_mode = value.to_string(),
                 "token-auth-file" => self.token_auth_file = Some(value.into()),

@@ -267,7 +267,8 @@ fn match_conditions(
             ..Default::default()
         }),
     );
-    let outcome = k1s_cel::with_deep_stack(|| evaluate_conditions(conditions, request, &authorizer));
+    let outcome =
+        k1s_cel::with_deep_stack(|| evaluate_conditions(conditions, request, &authorizer));
     let errors = match outcome {
         Some(MatchOutcome::Matches) => return Ok(true),
         Some(MatchOutcome::Excluded) => return Ok(false),
@@ -1064,7 +1065,8 @@ mod tests {
 
     #[test]
     fn match_conditions_exclude_on_any_false_and_report_errors() {
-        let authz = crate::admission::Admission::default().cel_authorizer(&UserInfo::anonymous(), None);
+        let authz =
+            crate::admission::Admission::default().cel_authorizer(&UserInfo::anonymous(), None);
         let request = json!({
             "operation": "CREATE",
             "userInfo": {"username": "jane"},
@@ -1087,7 +1089,11 @@ mod tests {
             MatchOutcome::Excluded
         );
         assert_eq!(
-            run(&["request.operation == 'CREATE'", "oldObject == null", "request.userInfo.username == 'jane'"]),
+            run(&[
+                "request.operation == 'CREATE'",
+                "oldObject == null",
+                "request.userInfo.username == 'jane'"
+            ]),
             MatchOutcome::Matches
         );
         // A false condition wins over an error in another.
@@ -1098,7 +1104,12 @@ mod tests {
         match run(&["object.nope.x == 1", "true"]) {
             MatchOutcome::Errors(e) => {
                 assert_eq!(e.len(), 1);
-                assert!(e[0].starts_with("expression 'object.nope.x == 1' resulted in error: no such key"), "{e:?}");
+                assert!(
+                    e[0].starts_with(
+                        "expression 'object.nope.x == 1' resulted in error: no such key"
+                    ),
+                    "{e:?}"
+                );
             }
             other => panic!("{other:?}"),
         }

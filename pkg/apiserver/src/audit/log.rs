@@ -95,7 +95,11 @@ impl Sink {
                 out.flush()
             }
             Sink::File { opts, file, size } => {
-                let max = if opts.max_size_mb == 0 { 100 } else { opts.max_size_mb } << 20;
+                let max = if opts.max_size_mb == 0 {
+                    100
+                } else {
+                    opts.max_size_mb
+                } << 20;
                 if *size > 0 && *size + line.len() as u64 > max {
                     rotate(opts)?;
                     *file = open_file(&opts.path)?;
@@ -157,12 +161,7 @@ fn rotate(opts: &LogOptions) -> std::io::Result<()> {
         let cutoff = std::time::SystemTime::now()
             .checked_sub(std::time::Duration::from_secs(opts.max_age_days * 86_400));
         if let Some(cutoff) = cutoff {
-            remove.extend(
-                backups
-                    .iter()
-                    .filter(|b| b.1 < cutoff)
-                    .map(|b| b.0.clone()),
-            );
+            remove.extend(backups.iter().filter(|b| b.1 < cutoff).map(|b| b.0.clone()));
         }
     }
     for p in remove {

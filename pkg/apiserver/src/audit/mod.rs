@@ -280,7 +280,10 @@ impl Event {
             json!(micro_time(jiff::Timestamp::now())),
         );
         if !self.annotations.is_empty() {
-            m.insert("annotations".into(), Value::Object(self.annotations.clone()));
+            m.insert(
+                "annotations".into(),
+                Value::Object(self.annotations.clone()),
+            );
         }
         match serde_json::to_vec(&Value::Object(m)) {
             Ok(line) => self.backend.write(line),
@@ -331,7 +334,10 @@ mod tests {
             json!({"metadata": {}, "status": "Failure", "message": "pods \"x\" not found",
                 "reason": "NotFound", "details": {"name": "x", "kind": "pods"}, "code": 404})
         );
-        assert_eq!(response_status(200, None), json!({"metadata": {}, "code": 200}));
+        assert_eq!(
+            response_status(200, None),
+            json!({"metadata": {}, "code": 200})
+        );
     }
 
     #[test]
@@ -339,6 +345,9 @@ mod tests {
         let mut v = json!({"metadata": {"name": "a", "managedFields": []},
             "items": [{"metadata": {"managedFields": [], "name": "b"}}]});
         strip_managed_fields(&mut v);
-        assert_eq!(v, json!({"metadata": {"name": "a"}, "items": [{"metadata": {"name": "b"}}]}));
+        assert_eq!(
+            v,
+            json!({"metadata": {"name": "a"}, "items": [{"metadata": {"name": "b"}}]})
+        );
     }
 }

@@ -159,8 +159,7 @@ impl Policy {
                 .unwrap_or_default();
             let namespaces = strings(r, "namespaces");
             let non_resource_urls = strings(r, "nonResourceURLs");
-            if !non_resource_urls.is_empty() && (!resources.is_empty() || !namespaces.is_empty())
-            {
+            if !non_resource_urls.is_empty() && (!resources.is_empty() || !namespaces.is_empty()) {
                 return Err(format!(
                     "{path}.nonResourceURLs: Invalid value: {non_resource_urls:?}: rules cannot apply to both regular resources and non-resource URLs"
                 ));
@@ -219,7 +218,8 @@ impl Rule {
         if !self.users.is_empty() && !self.users.contains(&a.user.name) {
             return false;
         }
-        if !self.user_groups.is_empty() && !a.user.groups.iter().any(|g| self.user_groups.contains(g))
+        if !self.user_groups.is_empty()
+            && !a.user.groups.iter().any(|g| self.user_groups.contains(g))
         {
             return false;
         }
@@ -272,10 +272,12 @@ impl Rule {
     }
 
     fn matches_path(&self, path: &str) -> bool {
-        self.non_resource_urls.iter().any(|u| match u.strip_suffix('*') {
-            Some(prefix) => path.starts_with(prefix),
-            None => u == path,
-        })
+        self.non_resource_urls
+            .iter()
+            .any(|u| match u.strip_suffix('*') {
+                Some(prefix) => path.starts_with(prefix),
+                None => u == path,
+            })
     }
 }
 
@@ -320,12 +322,30 @@ mod tests {
         let mut quiet = res("jane", "get", "", "configmaps", "", "default");
         quiet.name = "quiet".into();
         assert_eq!(level(&quiet), Level::None);
-        assert_eq!(level(&res("jane", "get", "", "configmaps", "", "audited")), Level::Request);
-        assert_eq!(level(&res("jane", "get", "", "configmaps", "", "other")), Level::None);
-        assert_eq!(level(&res("jane", "get", "", "pods", "log", "x")), Level::RequestResponse);
-        assert_eq!(level(&res("jane", "update", "apps", "deployments", "scale", "x")), Level::RequestResponse);
-        assert_eq!(level(&res("jane", "update", "apps", "deployments", "status", "x")), Level::Metadata);
-        assert_eq!(level(&res("jane", "update", "apps", "deployments", "", "x")), Level::None);
+        assert_eq!(
+            level(&res("jane", "get", "", "configmaps", "", "audited")),
+            Level::Request
+        );
+        assert_eq!(
+            level(&res("jane", "get", "", "configmaps", "", "other")),
+            Level::None
+        );
+        assert_eq!(
+            level(&res("jane", "get", "", "pods", "log", "x")),
+            Level::RequestResponse
+        );
+        assert_eq!(
+            level(&res("jane", "update", "apps", "deployments", "scale", "x")),
+            Level::RequestResponse
+        );
+        assert_eq!(
+            level(&res("jane", "update", "apps", "deployments", "status", "x")),
+            Level::Metadata
+        );
+        assert_eq!(
+            level(&res("jane", "update", "apps", "deployments", "", "x")),
+            Level::None
+        );
         let mut health = res("jane", "get", "", "", "", "");
         health.resource_request = false;
         health.path = "/healthz/etcd".into();
@@ -339,10 +359,21 @@ mod tests {
 
     #[test]
     fn bad_policies_are_refused() {
-        assert!(Policy::parse(&json!({"apiVersion": "audit.k8s.io/v1beta1", "kind": "Policy"})).is_err());
+        assert!(
+            Policy::parse(&json!({"apiVersion": "audit.k8s.io/v1beta1", "kind": "Policy"}))
+                .is_err()
+        );
         let e = Policy::parse(&json!({"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [{"level": "Loud"}]}))
             .unwrap_err();
-        assert!(e.starts_with("rules[0].level: Unsupported value: \"Loud\""), "{e}");
-        assert!(Policy::parse(&json!({"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["Never"]})).is_err());
+        assert!(
+            e.starts_with("rules[0].level: Unsupported value: \"Loud\""),
+            "{e}"
+        );
+        assert!(
+            Policy::parse(
+                &json!({"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["Never"]})
+            )
+            .is_err()
+        );
     }
 }

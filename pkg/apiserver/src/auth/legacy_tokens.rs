@@ -75,8 +75,10 @@ pub fn authenticate(server: &ApiServer, token: &str) -> Option<UserInfo> {
     if !claims.service_account.uid.is_empty() && claims.service_account.uid != uid {
         return None;
     }
-    if str_at(&secret, &format!("/metadata/labels/{}", LAST_USED_LABEL.replace('/', "~1")))
-        != today()
+    if str_at(
+        &secret,
+        &format!("/metadata/labels/{}", LAST_USED_LABEL.replace('/', "~1")),
+    ) != today()
     {
         server
             .legacy_token_use
@@ -162,11 +164,12 @@ async fn sync_once(server: &ApiServer) {
     let Some(res) = snapshot.get("", "v1", "secrets").cloned() else {
         return;
     };
-    let (items, _, _) = server
-        .generic
-        .store()
-        .cache()
-        .list(&res.info.collection_prefix(None), None, 0);
+    let (items, _, _) =
+        server
+            .generic
+            .store()
+            .cache()
+            .list(&res.info.collection_prefix(None), None, 0);
     let secrets: Vec<Value> = items
         .iter()
         .filter_map(|kv| server.generic.decode_stored(&res, kv).ok())
@@ -201,9 +204,9 @@ async fn sync_once(server: &ApiServer) {
                 let r = server
                     .generic
                     .update(&res, Some(&ns), &name, None, &loopback(), |cur, _| {
-                        let mut obj = cur
-                            .cloned()
-                            .ok_or_else(|| Status::not_found(&GroupResource::new("", "secrets"), &name))?;
+                        let mut obj = cur.cloned().ok_or_else(|| {
+                            Status::not_found(&GroupResource::new("", "secrets"), &name)
+                        })?;
                         let data = obj
                             .as_object_mut()
                             .map(|o| o.entry("data").or_insert_with(|| json!({})));

@@ -257,7 +257,11 @@ fn source_ips(parts: &http::request::Parts) -> Vec<String> {
             ips.push(ip.to_string());
         }
     };
-    if let Some(xff) = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    if let Some(xff) = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
         xff.split(',').for_each(&mut push);
     }
     if let Some(real) = parts.headers.get("x-real-ip").and_then(|v| v.to_str().ok()) {
