@@ -39,6 +39,10 @@ impl Default for InFlight {
     }
 }
 
+/// A request refused because its half is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooMany;
+
 /// A slot, given back when dropped.
 #[derive(Debug)]
 pub struct Permit {
@@ -99,9 +103,9 @@ impl InFlight {
         }
     }
 
-    /// Takes a slot for a request: `Ok(None)` when it is not counted, `Err(())` when it
-    /// must be refused.
-    pub fn admit(self: &Arc<Self>, a: &Attributes) -> Result<Option<Permit>, ()> {
+    /// Takes a slot for a request: `Ok(None)` when it is not counted, `Err` when it must
+    /// be refused.
+    pub fn admit(self: &Arc<Self>, a: &Attributes) -> Result<Option<Permit>, TooMany> {
         if long_running(a) {
             return Ok(None);
         }
@@ -124,7 +128,7 @@ impl InFlight {
                 mutating,
             })),
             Err(_) if a.user.groups.iter().any(|g| g == "system:masters") => Ok(None),
-            Err(_) => Err(()),
+            Err(_) => Err(TooMany),
         }
     }
 }

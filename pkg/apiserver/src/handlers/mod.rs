@@ -369,7 +369,7 @@ async fn handle_audited(server: Arc<ApiServer>, req: Request<Body>, audit_id: &s
     let long_running = crate::inflight::long_running(&attrs);
     let _permit = match server.inflight.admit(&attrs) {
         Ok(p) => p,
-        Err(()) => {
+        Err(crate::inflight::TooMany) => {
             return finish_audit(event, crate::inflight::too_many_requests(), false).await;
         }
     };
