@@ -266,7 +266,8 @@ impl Rule {
                     || *res == combined
                     || (!a.subresource.is_empty()
                         && res.strip_prefix("*/") == Some(a.subresource.as_str()))
-                    || res.strip_suffix("/*") == Some(a.resource.as_str())
+                    || (!a.subresource.is_empty()
+                        && res.strip_suffix("/*") == Some(a.resource.as_str()))
             })
         })
     }
@@ -334,9 +335,21 @@ mod tests {
             level(&res("jane", "get", "", "pods", "log", "x")),
             Level::RequestResponse
         );
+        // `*/scale` is in the core group's rule: an apps scale falls to `deployments/*`.
+        assert_eq!(
+            level(&res(
+                "jane",
+                "update",
+                "",
+                "replicationcontrollers",
+                "scale",
+                "x"
+            )),
+            Level::RequestResponse
+        );
         assert_eq!(
             level(&res("jane", "update", "apps", "deployments", "scale", "x")),
-            Level::RequestResponse
+            Level::Metadata
         );
         assert_eq!(
             level(&res("jane", "update", "apps", "deployments", "status", "x")),
