@@ -10,6 +10,7 @@ pub mod admission;
 pub mod apiserver_leases;
 pub mod aggregator;
 pub mod apply;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod client;
@@ -20,6 +21,7 @@ mod fuzz;
 #[cfg(test)]
 mod gaps_tests;
 pub mod handlers;
+pub mod inflight;
 pub mod kinds;
 pub mod managed;
 pub mod meta;
@@ -90,6 +92,13 @@ pub struct ApiServer {
     /// Whether requests without credentials run as `system:anonymous`
     /// (`--anonymous-auth`); else they get 401.
     pub anonymous_auth: AtomicBool,
+    /// The audit policy and log, once `--audit-policy-file` and `--audit-log-path` are set.
+    pub audit: std::sync::OnceLock<Arc<audit::Auditor>>,
+    /// The max-in-flight limits and counters.
+    pub inflight: Arc<inflight::InFlight>,
+    /// Legacy token Secrets (namespace, name) used since the tracking labels were last
+    /// written.
+    pub legacy_token_use: parking_lot::Mutex<std::collections::BTreeSet<(String, String)>>,
     /// Built-in resources (CRDs are added to these on every registry change).
     builtins: Vec<Arc<Resource>>,
     /// Definitions of the built-in kinds.
@@ -146,6 +155,9 @@ impl ApiServer {
             authorizer: auth::authz::Authorizer::default(),
             aggregator: aggregator::Aggregator::default(),
             anonymous_auth: AtomicBool::new(true),
+            audit: std::sync::OnceLock::new(),
+            inflight: Arc::default(),
+            legacy_token_use: parking_lot::Mutex::default(),
             builtins,
             builtin_definitions: definitions,
             watch_memo: Arc::default(),
@@ -163,6 +175,47 @@ impl ApiServer {
                 Some(s) => auth::bootstrap_policy::check_write(&s, info, ns, obj, ctx),
                 None => Ok(()),
             }));
+        // The CEL `authorizer` of admission policies and webhook match conditions asks
+        // this server's authorizer chain.
+        let weak = Arc::downgrade(&server);
+        let _ = server.generic.admission().authorizer.set(Arc::new(
+            move |user: &auth::UserInfo, q: &k1s_cel::AuthzQuery| {
+                let Some(s) = weak.upgrade() else {
+                    return k1s_cel::AuthzDecision {
+                        allowed: false,
+                        reason: String::new(),
+                        error: Some("the API server is shutting down".into()),
+                    };
+                };
+                let a = match &q.path {
+                    Some(path) => auth::authz::Attributes {
+                        user: user.clone(),
+                        verb: q.verb.clone(),
+                        resource_request: false,
+                        path: path.clone(),
+                        ..Default::default()
+                    },
+                    None => auth::authz::Attributes {
+                        user: user.clone(),
+                        verb: q.verb.clone(),
+                        resource_request: true,
+                        namespace: q.namespace.clone(),
+                        api_group: q.group.clone(),
+                        api_version: "*".into(),
+                        resource: q.resource.clone(),
+                        subresource: q.subresource.clone(),
+                        name: q.name.clone(),
+                        path: String::new(),
+                    },
+                };
+                let d = s.authorizer.authorize(&s, &a);
+                k1s_cel::AuthzDecision {
+                    allowed: d.allowed,
+                    reason: d.reason,
+                    error: None,
+                }
+            },
+        ));
         server
     }
 

@@ -115,6 +115,7 @@ async fn serve_connection<I>(
         let guard = in_flight.begin();
         async move {
             let (mut parts, body) = req.into_parts();
+            parts.extensions.insert(crate::handlers::RemoteAddr(peer));
             match authenticate(&server, &parts.headers, cert_user) {
                 Ok(Some(u)) => {
                     parts.extensions.insert(u);
@@ -421,6 +422,7 @@ fn authenticate(
         return Ok(Some(user));
     }
     crate::auth::serviceaccount::authenticate(server, token)
+        .or_else(|| crate::auth::legacy_tokens::authenticate(server, token))
         .map(Some)
         .ok_or(())
 }

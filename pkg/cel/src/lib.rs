@@ -5,6 +5,7 @@
 //! per-call limit) and a wall-clock deadline, so a hostile expression cannot hang the
 //! server.
 
+mod authz;
 mod library;
 
 use std::cell::Cell;
@@ -17,6 +18,7 @@ use cel::common::types::DYN_TYPE;
 use cel::common::value::CowVal;
 use cel::{Context, Env, ExecutionError};
 
+pub use authz::{AuthzCheck, AuthzDecision, AuthzQuery, authorizer_value};
 pub use cel::Value;
 pub use library::is_function;
 
@@ -89,6 +91,7 @@ impl Program {
     pub fn eval(&self, vars: &[(&str, &Value)], limit: u64) -> Result<(Value, u64), EvalError> {
         let mut ctx = Context::with_env(Arc::clone(&ENV));
         library::register(&mut ctx);
+        authz::register(&mut ctx);
         for (name, value) in vars {
             ctx.add_variable_from_value(*name, (*value).clone());
         }

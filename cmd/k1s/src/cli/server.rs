@@ -397,6 +397,87 @@ pub struct ServerArgs {
         help_heading = "Listener"
     )]
     pub request_timeout: Duration,
+
+    /// The audit policy (an audit.k8s.io/v1 Policy, YAML or JSON): its first rule that
+    /// matches a request gives the level (None, Metadata, Request, RequestResponse) of the
+    /// event written to --audit-log-path (kube-apiserver's flag).
+    #[arg(long, env = "K1S_AUDIT_POLICY_FILE", help_heading = "Audit")]
+    pub audit_policy_file: Option<PathBuf>,
+
+    /// Where audit events go, one JSON line each; `-` is stdout (kube-apiserver's flag).
+    #[arg(long, env = "K1S_AUDIT_LOG_PATH", help_heading = "Audit")]
+    pub audit_log_path: Option<PathBuf>,
+
+    /// Days to keep rotated audit logs (0: no limit).
+    #[arg(long, default_value_t = 0, help_heading = "Audit")]
+    pub audit_log_maxage: u64,
+
+    /// Rotated audit logs to keep (0: no limit).
+    #[arg(long, default_value_t = 0, help_heading = "Audit")]
+    pub audit_log_maxbackup: usize,
+
+    /// Megabytes an audit log may grow to before it is rotated (0: 100).
+    #[arg(long, default_value_t = 0, help_heading = "Audit")]
+    pub audit_log_maxsize: u64,
+
+    /// At most this many read-only requests (get, list) are served at once; more get 429
+    /// with Retry-After (system:masters excepted; watches, exec, attach, logs and
+    /// port-forwards not counted). 0: no limit (kube-apiserver's flag).
+    #[arg(long, default_value_t = 400, help_heading = "Listener")]
+    pub max_requests_inflight: usize,
+
+    /// At most this many mutating requests are served at once; more get 429 (as
+    /// --max-requests-inflight). 0: no limit.
+    #[arg(long, default_value_t = 200, help_heading = "Listener")]
+    pub max_mutating_requests_inflight: usize,
+
+    /// Customized flag for the API server, as `flag=value` (repeatable; k3s's
+    /// `--kube-apiserver-arg`): audit-policy-file, audit-log-path, audit-log-maxage,
+    /// audit-log-maxbackup, audit-log-maxsize, max-requests-inflight,
+    /// max-mutating-requests-inflight, anonymous-auth, authorization-mode,
+    /// token-auth-file and request-timeout; others are refused.
+    #[arg(
+        long = "kube-apiserver-arg",
+        value_name = "FLAG=VALUE",
+        help_heading = "Components"
+    )]
+    pub kube_apiserver_arg: Vec<String>,
+}
+
+impl ServerArgs {
+    /// Applies `--kube-apiserver-arg` on top of the flags, as k3s hands them to
+    /// kube-apiserver after its own (the later value wins).
+    pub fn apply_kube_apiserver_args(&mut self) -> Result<(), String> {
+        for arg in std::mem::take(&mut self.kube_apiserver_arg) {
+            let arg = arg.trim_start_matches('-');
+            let (name, value) = arg.split_once('=').unwrap_or((arg, ""));
+            let number = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("invalid argument {v:?} for \"--{name}\" flag"))
+            };
+            match name {
+                "audit-policy-file" => self.audit_policy_file = Some(value.into()),
+                "audit-log-path" => self.audit_log_path = Some(value.into()),
+                "audit-log-maxage" => self.audit_log_maxage = number(value)?,
+                "audit-log-maxbackup" => self.audit_log_maxbackup = number(value)? as usize,
+                "audit-log-maxsize" => self.audit_log_maxsize = number(value)?,
+                "max-requests-inflight" => self.max_requests_inflight = number(value)? as usize,
+                "max-mutating-requests-inflight" => {
+                    self.max_mutating_requests_inflight = number(value)? as usize
+                }
+                "anonymous-auth" => {
+                    self.anonymous_auth = value
+                        .parse()
+                        .map_err(|_| format!("invalid argument {value:?} for \"--{name}\" flag"))?
+                }
+                "authorization-mode" => self.authorization_mode = value.to_string(),
+                "token-auth-file" => self.token_auth_file = Some(value.into()),
+                "request-timeout" => self.request_timeout = parse_duration(value)?,
+                _ => return Err(format!("unknown flag: --{name}")),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Parses a Go duration (`1m0s`, `90s`, `500ms`, `1h`), as kube-apiserver's flags take them.

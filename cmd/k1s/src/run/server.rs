@@ -19,7 +19,9 @@ use crate::cli::server::ServerArgs;
 use crate::run::election::Elector;
 
 /// Runs the server until SIGINT or SIGTERM.
-pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
+    args.apply_kube_apiserver_args()
+        .map_err(|e| anyhow::anyhow!("--kube-apiserver-arg: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("k1s")
@@ -209,6 +211,23 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     api.authorizer.set_modes(modes);
     api.anonymous_auth
         .store(args.anonymous_auth, std::sync::atomic::Ordering::SeqCst);
+    api.inflight.set_limits(
+        args.max_requests_inflight,
+        args.max_mutating_requests_inflight,
+    );
+    // Upstream audits only with both a policy and a backend.
+    if let (Some(policy), Some(log)) = (&args.audit_policy_file, &args.audit_log_path) {
+        let auditor = k1s_apiserver::audit::Auditor::load(
+            policy,
+            k1s_apiserver::audit::log::LogOptions {
+                path: log.clone(),
+                max_age_days: args.audit_log_maxage,
+                max_backups: args.audit_log_maxbackup,
+                max_size_mb: args.audit_log_maxsize,
+            },
+        )?;
+        let _ = api.audit.set(std::sync::Arc::new(auditor));
+    }
     let issuer = ApiServer::default_service_account_issuer(&args.cluster_domain);
     api.set_service_account_issuer(
         k1s_apiserver::auth::serviceaccount::TokenIssuer::from_pem(
@@ -250,6 +269,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     {
         tracing::error!(error = %e, "cannot publish what agents need to join");
     }
+    // Upstream's tokens controller for legacy service account token Secrets.
+    k1s_apiserver::auth::legacy_tokens::start(api.clone());
 
     let tls = k1s_pki::server_tls_config(&pki).context("cannot build the TLS configuration")?;
     let listen = SocketAddr::new(args.bind_address, port);

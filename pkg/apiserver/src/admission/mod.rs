@@ -61,24 +61,60 @@ pub struct Attributes<'a> {
     pub field_manager: &'a str,
 }
 
-/// Evaluates a webhook's `matchConditions` (CEL). Arguments: the conditions as written
-/// and the AdmissionReview request the webhook would get; the answer is whether every
-/// condition holds, or why they could not be evaluated.
-pub type MatchConditionEvaluator = dyn Fn(&[Value], &Value) -> Result<bool, String> + Send + Sync;
+/// Asks the server's authorizer a question on behalf of a user: what the CEL
+/// `authorizer` variable of policies and match conditions calls.
+pub type AuthorizerFn =
+    dyn Fn(&UserInfo, &k1s_cel::AuthzQuery) -> k1s_cel::AuthzDecision + Send + Sync;
 
 /// Admission state shared by every request.
 #[derive(Default)]
 pub struct Admission {
-    /// Evaluates webhook `matchConditions` once a CEL evaluator is installed; until then
-    /// a webhook with conditions takes upstream's path for conditions that fail to
-    /// evaluate (refused under `failurePolicy: Fail`, skipped under `Ignore`).
-    pub match_conditions: OnceLock<Arc<MatchConditionEvaluator>>,
+    /// The authorizer behind the CEL `authorizer` variable, installed by the API server;
+    /// until then every check answers not allowed, with an error.
+    pub authorizer: OnceLock<Arc<AuthorizerFn>>,
 }
 
 impl std::fmt::Debug for Admission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admission")
-            .field("match_conditions", &self.match_conditions.get().is_some())
+            .field("authorizer", &self.authorizer.get().is_some())
             .finish()
     }
+}
+
+impl Admission {
+    /// The CEL `authorizer` variable for a request by `user`, with
+    /// `authorizer.requestResource` set from `request`.
+    pub fn cel_authorizer(
+        &self,
+        user: &UserInfo,
+        request: Option<k1s_cel::AuthzQuery>,
+    ) -> k1s_cel::Value {
+        let user = user.clone();
+        let authz = self.authorizer.get().cloned();
+        let check: k1s_cel::AuthzCheck = Arc::new(move |q: &k1s_cel::AuthzQuery| match &authz {
+            Some(a) => match &q.service_account {
+                Some((ns, name)) => a(&service_account_user(ns, name), q),
+                None => a(&user, q),
+            },
+            None => k1s_cel::AuthzDecision {
+                allowed: false,
+                reason: String::new(),
+                error: Some("no authorizer is configured".into()),
+            },
+        });
+        k1s_cel::authorizer_value(check, request)
+    }
+}
+
+/// The user a service account authenticates as (upstream's `serviceaccount.UserInfo`).
+fn service_account_user(namespace: &str, name: &str) -> UserInfo {
+    UserInfo::new(
+        format!("system:serviceaccount:{namespace}:{name}"),
+        [
+            "system:serviceaccounts".to_string(),
+            format!("system:serviceaccounts:{namespace}"),
+            "system:authenticated".to_string(),
+        ],
+    )
 }

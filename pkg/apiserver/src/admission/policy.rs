@@ -1,6 +1,7 @@
 //! ValidatingAdmissionPolicy admission: every ValidatingAdmissionPolicyBinding whose
 //! policy matches a write has the policy's CEL validations evaluated against the request
-//! (`object`, `oldObject`, `request`, `params`, `namespaceObject`, `variables`), and its
+//! (`object`, `oldObject`, `request`, `params`, `namespaceObject`, `variables`,
+//! `authorizer`), and its
 //! validationActions decide what a failure does: Deny refuses the write with upstream's
 //! status, Warn adds a `Warning` header, Audit has no audit log to go to (see the
 //! README). Policies and bindings are read from the store on each write; their compiled
@@ -217,6 +218,7 @@ fn resources_match(
     mr: &Value,
     req: &Request<'_>,
     namespace: Option<&Value>,
+    binding: bool,
 ) -> Result<bool, String> {
     // namespaceSelector applies to namespaced objects (by their namespace's labels) and
     // to Namespaces themselves; other cluster-scoped objects always match it.
@@ -253,7 +255,13 @@ fn resources_match(
             .and_then(Value::as_array)
             .is_some_and(|rules| rules.iter().any(|r| rule_matches(r, req)))
     };
-    Ok(any("resourceRules") && !any("excludeResourceRules"))
+    // A binding without resourceRules does not narrow what its policy matches.
+    let unconstrained = binding
+        && mr
+            .get("resourceRules")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+    Ok((unconstrained || any("resourceRules")) && !any("excludeResourceRules"))
 }
 
 /// Upstream does not let policies intercept the admission configuration kinds, so a bad
@@ -400,7 +408,11 @@ async fn params_for(
 /// The `request` variable.
 fn request_value(req: &Request<'_>) -> Value {
     let info = req.info;
-    let gvk = serde_json::json!({"group": info.group, "version": info.version, "kind": info.kind});
+    let gvk = if req.subresource == Some("scale") {
+        serde_json::json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+    } else {
+        serde_json::json!({"group": info.group, "version": info.version, "kind": info.kind})
+    };
     let gvr =
         serde_json::json!({"group": info.group, "version": info.version, "resource": info.plural});
     let user = req.user;
@@ -583,13 +595,14 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
                 .unwrap_or(&Value::Null),
             req,
             namespace_obj.as_ref(),
+            false,
         )
         .and_then(|m| {
             match binding
                 .pointer("/spec/matchResources")
                 .filter(|m| m.is_object())
             {
-                Some(mr) if m => resources_match(mr, req, namespace_obj.as_ref()),
+                Some(mr) if m => resources_match(mr, req, namespace_obj.as_ref(), true),
                 _ => Ok(m),
             }
         });
@@ -617,6 +630,17 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
         .map(k1s_cel::from_json)
         .unwrap_or(CelValue::Null);
     let request = k1s_cel::from_json(&request_value(req));
+    let authorizer = gs.admission().cel_authorizer(
+        req.user,
+        Some(k1s_cel::AuthzQuery {
+            group: req.info.group.clone(),
+            resource: req.info.plural.clone(),
+            subresource: req.subresource.unwrap_or("").to_string(),
+            namespace: req.namespace.unwrap_or("").to_string(),
+            name: req.name.to_string(),
+            ..Default::default()
+        }),
+    );
     let namespace_value = namespace_obj
         .as_ref()
         .map(k1s_cel::from_json)
@@ -652,6 +676,7 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
                             ("oldObject", old_object.clone()),
                             ("request", request.clone()),
                             ("namespaceObject", namespace_value.clone()),
+                            ("authorizer", authorizer.clone()),
                             (
                                 "params",
                                 p.as_ref().map(k1s_cel::from_json).unwrap_or(CelValue::Null),

@@ -237,9 +237,11 @@ fn matches(
     Ok(object_ok)
 }
 
-/// Applies `matchConditions` through the installed evaluator. Conditions that cannot be
-/// evaluated (no evaluator yet, or an evaluation error) take upstream's path: a 403 under
-/// `failurePolicy: Fail`, the webhook skipped under `Ignore`.
+/// Evaluates a webhook's `matchConditions` (CEL, with upstream's `object`, `oldObject`,
+/// `request` and `authorizer` variables). Any condition that is false skips the webhook;
+/// otherwise conditions that fail to evaluate take `failurePolicy`: a 403 under `Fail`
+/// (upstream's `admission.NewForbidden` with the errors), the webhook skipped under
+/// `Ignore`.
 fn match_conditions(
     generic: &GenericStore,
     hook: &Hook,
@@ -254,20 +256,102 @@ fn match_conditions(
     else {
         return Ok(true);
     };
-    let result = match generic.admission().match_conditions.get() {
-        Some(eval) => eval(conditions, request),
-        None => {
-            Err("matchConditions cannot be evaluated: this server has no CEL evaluator".to_string())
-        }
+    let authorizer = generic.admission().cel_authorizer(
+        attrs.user,
+        Some(k1s_cel::AuthzQuery {
+            group: attrs.info.group.clone(),
+            resource: attrs.info.plural.clone(),
+            subresource: attrs.subresource.to_string(),
+            namespace: attrs.namespace.to_string(),
+            name: attrs.name.to_string(),
+            ..Default::default()
+        }),
+    );
+    let outcome =
+        k1s_cel::with_deep_stack(|| evaluate_conditions(conditions, request, &authorizer));
+    let errors = match outcome {
+        Some(MatchOutcome::Matches) => return Ok(true),
+        Some(MatchOutcome::Excluded) => return Ok(false),
+        Some(MatchOutcome::Errors(e)) => e,
+        None => vec!["matchConditions could not be evaluated".to_string()],
     };
-    match result {
-        Ok(m) => Ok(m),
-        Err(_) if hook.ignores_failures() => Ok(false),
-        Err(why) => Err(Status::forbidden(
-            &attrs.info.group_resource(),
-            attrs.name,
-            &why,
-        )),
+    if hook.ignores_failures() {
+        tracing::warn!(webhook = %hook.name, errors = ?errors, "failed evaluating match conditions, skipping the webhook");
+        return Ok(false);
+    }
+    // Upstream's aggregate error: one message alone, several in brackets.
+    let why = if errors.len() == 1 {
+        errors.join("")
+    } else {
+        format!("[{}]", errors.join(", "))
+    };
+    Err(Status::forbidden(
+        &attrs.info.group_resource(),
+        attrs.name,
+        &why,
+    ))
+}
+
+/// What a webhook's match conditions decided.
+#[derive(Debug, PartialEq)]
+enum MatchOutcome {
+    /// Every condition is true.
+    Matches,
+    /// A condition is false (whatever errors the others had).
+    Excluded,
+    /// No condition is false, some failed to evaluate.
+    Errors(Vec<String>),
+}
+
+/// Evaluates conditions against an AdmissionReview request (run on a deep stack).
+fn evaluate_conditions(
+    conditions: &[Value],
+    request: &Value,
+    authorizer: &k1s_cel::Value,
+) -> MatchOutcome {
+    let object = k1s_cel::from_json(request.get("object").unwrap_or(&Value::Null));
+    let old_object = k1s_cel::from_json(request.get("oldObject").unwrap_or(&Value::Null));
+    // `request` is the AdmissionRequest without the objects, which have variables of
+    // their own.
+    let mut bare = request.clone();
+    if let Some(m) = bare.as_object_mut() {
+        m.remove("object");
+        m.remove("oldObject");
+    }
+    let request = k1s_cel::from_json(&bare);
+    let vars: [(&str, &k1s_cel::Value); 4] = [
+        ("object", &object),
+        ("oldObject", &old_object),
+        ("request", &request),
+        ("authorizer", authorizer),
+    ];
+    let mut errors = Vec::new();
+    for c in conditions {
+        let source = c
+            .get("expression")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim();
+        let result = match k1s_cel::compile(source) {
+            Err(e) => Err(format!("compilation error: {e}")),
+            Ok(p) => match p.eval(&vars, k1s_cel::PER_CALL_LIMIT) {
+                Ok((k1s_cel::Value::Bool(b), _)) => Ok(b),
+                Ok(_) => Err(format!(
+                    "expression '{source}' resulted in error: expected a bool"
+                )),
+                Err(e) => Err(format!("expression '{source}' resulted in error: {e}")),
+            },
+        };
+        match result {
+            Ok(true) => {}
+            Ok(false) => return MatchOutcome::Excluded,
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        MatchOutcome::Matches
+    } else {
+        MatchOutcome::Errors(errors)
     }
 }
 
@@ -977,6 +1061,63 @@ mod tests {
         assert!(rule_matches(&rule(&["*"], &["pods/status"], "*"), &status));
         assert!(rule_matches(&rule(&["*"], &["*/status"], "*"), &status));
         assert!(!rule_matches(&rule(&["*"], &["pods/log"], "*"), &status));
+    }
+
+    #[test]
+    fn match_conditions_exclude_on_any_false_and_report_errors() {
+        let authz =
+            crate::admission::Admission::default().cel_authorizer(&UserInfo::anonymous(), None);
+        let request = json!({
+            "operation": "CREATE",
+            "userInfo": {"username": "jane"},
+            "object": {"metadata": {"name": "skip-me", "labels": {"a": "b"}}},
+            "oldObject": null,
+        });
+        let conds = |exprs: &[&str]| -> Vec<Value> {
+            exprs
+                .iter()
+                .enumerate()
+                .map(|(i, e)| json!({"name": format!("c{i}"), "expression": e}))
+                .collect()
+        };
+        let run = |exprs: &[&str]| {
+            let c = conds(exprs);
+            k1s_cel::with_deep_stack(|| evaluate_conditions(&c, &request, &authz)).unwrap()
+        };
+        assert_eq!(
+            run(&["object.metadata.name != 'skip-me'"]),
+            MatchOutcome::Excluded
+        );
+        assert_eq!(
+            run(&[
+                "request.operation == 'CREATE'",
+                "oldObject == null",
+                "request.userInfo.username == 'jane'"
+            ]),
+            MatchOutcome::Matches
+        );
+        // A false condition wins over an error in another.
+        assert_eq!(
+            run(&["object.nope.x == 1", "false"]),
+            MatchOutcome::Excluded
+        );
+        match run(&["object.nope.x == 1", "true"]) {
+            MatchOutcome::Errors(e) => {
+                assert_eq!(e.len(), 1);
+                assert!(
+                    e[0].starts_with(
+                        "expression 'object.nope.x == 1' resulted in error: no such key"
+                    ),
+                    "{e:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without an authorizer, checks are not allowed.
+        assert_eq!(
+            run(&["authorizer.group('').resource('pods').check('get').allowed()"]),
+            MatchOutcome::Excluded
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod authz;
 pub mod bootstrap_policy;
 pub mod bootstrap_token;
 pub mod impersonation;
+pub mod legacy_tokens;
 pub mod rbac;
 #[cfg(test)]
 mod request_tests;

@@ -65,6 +65,9 @@ impl PrivateClaims {
     }
 }
 
+/// The issuer of legacy (secret-based) service account tokens.
+pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
+
 enum Signer {
     Es256(EcdsaKeyPair),
     Rs256(RsaKeyPair),
@@ -300,6 +303,24 @@ impl TokenIssuer {
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(TokenError::Foreign);
         }
+        self.check_signature(token, &header, h, p, s)?;
+        self.bound_claims(&claims, now, audiences)
+    }
+
+    /// Checks the algorithm and signature of a compact JWS split into its parts.
+    fn check_signature(
+        &self,
+        token: &str,
+        header: &Value,
+        h: &str,
+        p: &str,
+        s: &str,
+    ) -> Result<(), TokenError> {
+        let decode = |part: &str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| TokenError::Foreign)
+        };
         if header.get("alg").and_then(Value::as_str) != Some(self.alg()) {
             return Err(TokenError::Invalid("unexpected signing algorithm"));
         }
@@ -318,6 +339,85 @@ impl TokenIssuer {
         if ok.is_err() {
             return Err(TokenError::Invalid("signature does not verify"));
         }
+        Ok(())
+    }
+
+    /// Checks a legacy token (issuer `kubernetes/serviceaccount`, as the tokens
+    /// controller writes into `kubernetes.io/service-account-token` Secrets): its
+    /// signature, and returns its claims with the secret named. Legacy tokens do not
+    /// expire and name no audience.
+    pub fn verify_legacy(&self, token: &str) -> Result<PrivateClaims, TokenError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Foreign);
+        };
+        let decode = |part: &str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| TokenError::Foreign)
+        };
+        let header: Value = serde_json::from_slice(&decode(h)?).map_err(|_| TokenError::Foreign)?;
+        let claims: Value = serde_json::from_slice(&decode(p)?).map_err(|_| TokenError::Foreign)?;
+        if claims.get("iss").and_then(Value::as_str) != Some(LEGACY_ISSUER) {
+            return Err(TokenError::Foreign);
+        }
+        self.check_signature(token, &header, h, p, s)?;
+        let claim = |k: &str| {
+            claims
+                .get(format!("kubernetes.io/serviceaccount/{k}"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let private = PrivateClaims {
+            namespace: claim("namespace"),
+            service_account: ObjectRef {
+                name: claim("service-account.name"),
+                uid: claim("service-account.uid"),
+            },
+            secret: Some(ObjectRef {
+                name: claim("secret.name"),
+                uid: String::new(),
+            }),
+            ..PrivateClaims::default()
+        };
+        if private.namespace.is_empty()
+            || private.service_account.name.is_empty()
+            || private.secret.as_ref().is_some_and(|s| s.name.is_empty())
+            || claims.get("sub").and_then(Value::as_str) != Some(private.user_name().as_str())
+        {
+            return Err(TokenError::Invalid("subject does not match the claims"));
+        }
+        Ok(private)
+    }
+
+    /// Signs a legacy token for a service account and the secret that will hold it.
+    pub fn issue_legacy(
+        &self,
+        namespace: &str,
+        service_account: &ObjectRef,
+        secret_name: &str,
+    ) -> Result<String, TokenError> {
+        let claims = json!({
+            "iss": LEGACY_ISSUER,
+            "kubernetes.io/serviceaccount/namespace": namespace,
+            "kubernetes.io/serviceaccount/secret.name": secret_name,
+            "kubernetes.io/serviceaccount/service-account.name": service_account.name,
+            "kubernetes.io/serviceaccount/service-account.uid": service_account.uid,
+            "sub": format!("system:serviceaccount:{namespace}:{}", service_account.name),
+        });
+        self.sign(&claims)
+    }
+
+    /// The claims of a bound token whose signature was checked.
+    fn bound_claims(
+        &self,
+        claims: &Value,
+        now: i64,
+        audiences: &[String],
+    ) -> Result<PrivateClaims, TokenError> {
         let int = |name: &str| claims.get(name).and_then(Value::as_i64);
         match int("exp") {
             Some(exp) if exp > now => {}

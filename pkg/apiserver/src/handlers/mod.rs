@@ -17,7 +17,7 @@ mod patch;
 pub mod request;
 pub mod response;
 mod review;
-mod scale;
+pub(crate) mod scale;
 pub(crate) mod streaming;
 mod token;
 mod update;
@@ -230,7 +230,55 @@ fn method_not_supported(r: &Resource, verb: &str) -> Status {
 
 /// Handles one request. The authenticated user, if any, is in the request extensions.
 pub async fn handle(server: Arc<ApiServer>, req: Request<Body>) -> Response {
-    let (mut parts, body) = req.into_parts();
+    // Upstream's audit-init filter: the client's Audit-ID, or a new one, on every answer.
+    let audit_id = req
+        .headers()
+        .get("audit-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let mut response = handle_audited(server, req, &audit_id).await;
+    if let Ok(v) = http::HeaderValue::from_str(&audit_id) {
+        response.headers_mut().insert("audit-id", v);
+    }
+    response
+}
+
+/// The address of the client a request came from (set by the serving layer).
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteAddr(pub std::net::SocketAddr);
+
+/// The client's addresses as upstream's audit records them: X-Forwarded-For, then
+/// X-Real-Ip, then the connection's peer.
+fn source_ips(parts: &http::request::Parts) -> Vec<String> {
+    let mut ips: Vec<String> = Vec::new();
+    let mut push = |ip: &str| {
+        let ip = ip.trim();
+        if ip.parse::<std::net::IpAddr>().is_ok() && !ips.iter().any(|i| i == ip) {
+            ips.push(ip.to_string());
+        }
+    };
+    if let Some(xff) = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
+        xff.split(',').for_each(&mut push);
+    }
+    if let Some(real) = parts.headers.get("x-real-ip").and_then(|v| v.to_str().ok()) {
+        push(real);
+    }
+    if let Some(RemoteAddr(a)) = parts.extensions.get::<RemoteAddr>() {
+        push(&a.ip().to_string());
+    }
+    ips
+}
+
+/// Authentication, then the audit event around the rest of the chain.
+async fn handle_audited(server: Arc<ApiServer>, req: Request<Body>, audit_id: &str) -> Response {
+    let (mut parts, mut body) = req.into_parts();
     let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let path = percent_decode(parts.uri.path());
     let query = parse_query(parts.uri.query());
@@ -238,7 +286,7 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Body>) -> Response {
     let target = request::parse(&path);
     // Credentials that do not authenticate are refused; none at all make the request
     // anonymous where `--anonymous-auth` allows it, as upstream's authenticator chain.
-    let user = match parts.extensions.get::<UserInfo>() {
+    let authenticated = match parts.extensions.get::<UserInfo>() {
         Some(u) => u.clone(),
         None if parts.extensions.get::<InvalidCredentials>().is_none()
             && server.anonymous_enabled() =>
@@ -247,24 +295,198 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Body>) -> Response {
         }
         None => return response::status(&crate::auth::unauthorized()),
     };
+    let attributes_of = |user: &UserInfo| match &target {
+        Target::Resource(rp) => {
+            crate::auth::authz::resource_attributes(user, &parts.method, rp, &query)
+        }
+        _ => crate::auth::authz::path_attributes(user, &parts.method, &path),
+    };
+    // The audit event is about the authenticated user; impersonation is recorded in it.
+    let mut event = match server.audit.get() {
+        Some(auditor) => auditor.begin(
+            &attributes_of(&authenticated),
+            crate::audit::RequestMeta {
+                audit_id: audit_id.to_string(),
+                request_uri: parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default(),
+                source_ips: source_ips(&parts),
+                user_agent: parts
+                    .headers
+                    .get(http::header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string(),
+            },
+        ),
+        None => None,
+    };
+    if let Some(ev) = event.as_mut()
+        && ev.wants_request_object()
+        && matches!(
+            parts.method,
+            http::Method::POST | http::Method::PUT | http::Method::PATCH | http::Method::DELETE
+        )
+    {
+        // The body is read here to be recorded and handed on as read.
+        match body::read(body).await {
+            Ok(bytes) => {
+                let protobuf = parts
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|c| c.starts_with("application/vnd.kubernetes.protobuf"));
+                let decoded = if protobuf {
+                    body::parse_protobuf(&bytes)
+                } else {
+                    body::parse_yaml(&bytes)
+                };
+                if let Ok(v) = decoded {
+                    ev.set_request_object(v);
+                }
+                body = Body::from(bytes);
+            }
+            Err(s) => {
+                let r = response::status(&s);
+                ev.write("ResponseComplete", Some(s.code()), None);
+                return r;
+            }
+        }
+    }
     let user = if crate::auth::impersonation::requested(&parts.headers) {
-        match crate::auth::impersonation::impersonate(&server, &user, &parts.headers) {
-            Ok(u) => u,
-            Err(s) => return response::status(&s),
+        match crate::auth::impersonation::impersonate(&server, &authenticated, &parts.headers) {
+            Ok(u) => {
+                if let Some(ev) = event.as_mut() {
+                    ev.set_impersonated_user(&u);
+                }
+                u
+            }
+            Err(s) => return finish_audit(event, response::status(&s), false).await,
         }
     } else {
-        user
+        authenticated
     };
-    let attrs = match &target {
-        Target::Resource(rp) => {
-            crate::auth::authz::resource_attributes(&user, &parts.method, rp, &query)
+    let attrs = attributes_of(&user);
+    let long_running = crate::inflight::long_running(&attrs);
+    let _permit = match server.inflight.admit(&attrs) {
+        Ok(p) => p,
+        Err(crate::inflight::TooMany) => {
+            return finish_audit(event, crate::inflight::too_many_requests(), false).await;
         }
-        _ => crate::auth::authz::path_attributes(&user, &parts.method, &path),
     };
     let decision = server.authorizer.authorize(&server, &attrs);
-    if !decision.allowed {
-        return response::status(&crate::auth::authz::forbidden(&attrs, &decision.reason));
+    if let Some(ev) = event.as_mut() {
+        ev.annotate(
+            "authorization.k8s.io/decision",
+            if decision.allowed { "allow" } else { "forbid" },
+        );
+        if !decision.reason.is_empty() {
+            ev.annotate("authorization.k8s.io/reason", &decision.reason);
+        }
     }
+    if !decision.allowed {
+        let r = response::status(&crate::auth::authz::forbidden(&attrs, &decision.reason));
+        return finish_audit(event, r, false).await;
+    }
+    let r = serve_authorized(server, parts, body, upgrade, query, raw_query, target, user).await;
+    finish_audit(event, r, long_running).await
+}
+
+/// Writes the event's last stages for `response`: ResponseComplete now, or for a
+/// long-running request ResponseStarted now and ResponseComplete when its body ends.
+async fn finish_audit(
+    event: Option<crate::audit::Event>,
+    response: Response,
+    long_running: bool,
+) -> Response {
+    let Some(event) = event else {
+        return response;
+    };
+    let code = response.status().as_u16();
+    if long_running {
+        event.write("ResponseStarted", Some(code), None);
+        return response.map(|b| {
+            Body::new(AuditedBody {
+                body: b,
+                event: Some(event),
+                code,
+            })
+        });
+    }
+    // The body is recorded for failures (their Status) and at RequestResponse level.
+    let json_body = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !json_body || (code < 300 && !event.wants_response_object()) {
+        event.write("ResponseComplete", Some(code), None);
+        return response;
+    }
+    let (parts, b) = response.into_parts();
+    match axum::body::to_bytes(b, usize::MAX).await {
+        Ok(bytes) => {
+            let v = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+            event.write("ResponseComplete", Some(code), v.as_ref());
+            Response::from_parts(parts, Body::from(bytes))
+        }
+        Err(e) => {
+            event.write("ResponseComplete", Some(code), None);
+            tracing::debug!(error = %e, "response body failed");
+            Response::from_parts(parts, Body::empty())
+        }
+    }
+}
+
+/// A long-running response's body, which writes the ResponseComplete stage when it ends.
+struct AuditedBody {
+    body: Body,
+    event: Option<crate::audit::Event>,
+    code: u16,
+}
+
+impl Drop for AuditedBody {
+    fn drop(&mut self) {
+        if let Some(ev) = self.event.take() {
+            ev.write("ResponseComplete", Some(self.code), None);
+        }
+    }
+}
+
+impl http_body::Body for AuditedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Serves an authenticated, authorized request.
+#[allow(clippy::too_many_arguments)]
+async fn serve_authorized(
+    server: Arc<ApiServer>,
+    parts: http::request::Parts,
+    body: Body,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+    query: Query,
+    raw_query: String,
+    target: Target,
+    user: UserInfo,
+) -> Response {
     // A group-version a remote APIService registered goes to its extension server.
     let remote = match &target {
         Target::Resource(rp) if !rp.group.is_empty() => {

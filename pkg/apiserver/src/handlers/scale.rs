@@ -17,13 +17,13 @@ fn spec_of(call: &Call) -> Result<ScaleSpec, Status> {
     call.resource.strategy.scale().ok_or_else(super::not_found)
 }
 
-/// The Scale object of a workload.
+/// The path's segments as `&str`s.
 fn strs(p: &[String]) -> Vec<&str> {
     p.iter().map(String::as_str).collect()
 }
 
 /// The Scale object of a workload.
-fn scale_of(obj: &Value, spec: &ScaleSpec) -> Value {
+pub(crate) fn scale_of(obj: &Value, spec: &ScaleSpec) -> Value {
     let replicas = get_path(obj, &strs(&spec.spec_replicas))
         .and_then(Value::as_i64)
         .unwrap_or(spec.default_replicas);

@@ -302,23 +302,35 @@ impl GenericStore {
         ))
     }
 
-    /// LimitRanger, PodSecurity, then the validating webhooks, on `obj` (stored form).
+    /// The validating half of the admission chain, in upstream's plugin order:
+    /// LimitRanger, PodSecurity, ValidatingAdmissionPolicy, then ValidatingAdmissionWebhook
+    /// (ResourceQuota, last, is charged by the caller once the object is final). `attrs` is
+    /// absent for subresources whose objects webhooks do not see; `obj` is in stored form.
     async fn admit_validating(
         &self,
         res: &Resource,
-        attrs: &crate::admission::Attributes<'_>,
+        attrs: Option<&crate::admission::Attributes<'_>>,
+        policy: &crate::admission::policy::Request<'_>,
         obj: &Value,
         warnings: &mut Vec<String>,
     ) -> Result<(), Status> {
         use crate::admission::{podsecurity, webhook};
-        self.admit_limit_ranges(attrs, obj)?;
-        let validating = webhook::configured(self, webhook::Kind::Validating);
-        if !validating && !podsecurity::applies(attrs) {
-            return Ok(());
-        }
-        let served = self.served_form(res, obj.clone())?;
-        warnings.extend(podsecurity::admit(self, attrs, &served)?);
-        if validating {
+        let served = match attrs {
+            Some(attrs) => {
+                self.admit_limit_ranges(attrs, obj)?;
+                let validating = webhook::configured(self, webhook::Kind::Validating);
+                if validating || podsecurity::applies(attrs) {
+                    let served = self.served_form(res, obj.clone())?;
+                    warnings.extend(podsecurity::admit(self, attrs, &served)?);
+                    validating.then_some(served)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        warnings.extend(Box::pin(crate::admission::policy::admit(self, policy)).await?);
+        if let (Some(attrs), Some(served)) = (attrs, served) {
             warnings.extend(webhook::validate(self, attrs, Some(&served), None).await?);
         }
         Ok(())
@@ -1041,25 +1053,19 @@ impl GenericStore {
             return Err(Self::invalid(res, &name, &errs));
         }
         self.admit_namespace(info, namespace).await?;
-        self.admit_validating(res, &attrs, &obj, &mut warnings)
+        let policy = crate::admission::policy::Request {
+            info,
+            subresource: None,
+            operation: "CREATE",
+            namespace,
+            name: &name,
+            object: Some(&obj),
+            old_object: None,
+            user: &ctx.user,
+            dry_run: ctx.dry_run,
+        };
+        self.admit_validating(res, Some(&attrs), &policy, &obj, &mut warnings)
             .await?;
-        warnings.extend(
-            crate::admission::policy::admit(
-                self,
-                &crate::admission::policy::Request {
-                    info,
-                    subresource: None,
-                    operation: "CREATE",
-                    namespace,
-                    name: &name,
-                    object: Some(&obj),
-                    old_object: None,
-                    user: &ctx.user,
-                    dry_run: ctx.dry_run,
-                },
-            )
-            .await?,
-        );
         let defs = self.registry.snapshot().definitions.clone();
         fill_required(&storage, &mut obj, &defs);
         crate::managed::track_update(&mut obj, None, ctx, info, None, &defs);
@@ -1390,27 +1396,28 @@ impl GenericStore {
             if !errs.is_empty() {
                 return Err(Self::invalid(res, name, &errs));
             }
-            if let Some(attrs) = &attrs {
-                self.admit_validating(res, attrs, &obj, &mut warnings)
-                    .await?;
-            }
-            warnings.extend(
-                Box::pin(crate::admission::policy::admit(
-                    self,
-                    &crate::admission::policy::Request {
-                        info,
-                        subresource: sub.map(Subresource::as_str),
-                        operation: "UPDATE",
-                        namespace,
-                        name,
-                        object: Some(&obj),
-                        old_object: Some(&old),
-                        user: &ctx.user,
-                        dry_run: ctx.dry_run,
-                    },
-                ))
-                .await?,
-            );
+            // On `/scale`, policies see the autoscaling/v1 Scale objects, as upstream's
+            // scale storage hands admission.
+            let scales = match (sub, res.strategy.scale()) {
+                (Some(Subresource::Scale), Some(spec)) => Some((
+                    crate::handlers::scale::scale_of(&self.served_form(res, obj.clone())?, &spec),
+                    crate::handlers::scale::scale_of(&self.served_form(res, old.clone())?, &spec),
+                )),
+                _ => None,
+            };
+            let policy = crate::admission::policy::Request {
+                info,
+                subresource: sub.map(Subresource::as_str),
+                operation: "UPDATE",
+                namespace,
+                name,
+                object: Some(scales.as_ref().map_or(&obj, |s| &s.0)),
+                old_object: Some(scales.as_ref().map_or(&old, |s| &s.1)),
+                user: &ctx.user,
+                dry_run: ctx.dry_run,
+            };
+            self.admit_validating(res, attrs.as_ref(), &policy, &obj, &mut warnings)
+                .await?;
             let defs = self.registry.snapshot().definitions.clone();
             fill_required(&storage, &mut obj, &defs);
             // The spec is compared as it will be stored: an apply that sends what is
@@ -1529,8 +1536,9 @@ impl GenericStore {
         ))
     }
 
-    /// Both webhook plugins on a delete: the object is the one being deleted
-    /// (`oldObject`), the options the request's DeleteOptions.
+    /// The admission chain of a delete: the mutating webhooks, ValidatingAdmissionPolicy,
+    /// then the validating webhooks; the object is the one being deleted (`oldObject`),
+    /// the options the request's DeleteOptions.
     async fn admit_delete_webhooks(
         &self,
         res: &Resource,
@@ -1541,11 +1549,26 @@ impl GenericStore {
         ctx: &WriteContext,
     ) -> Result<(), Status> {
         use crate::admission::webhook;
+        let info = &res.info;
         let mutating = webhook::configured(self, webhook::Kind::Mutating);
-        if !mutating && !webhook::configured(self, webhook::Kind::Validating) {
+        let validating = webhook::configured(self, webhook::Kind::Validating);
+        let stored = self.stored_form(res, current.clone())?;
+        let policy = crate::admission::policy::Request {
+            info,
+            subresource: None,
+            operation: "DELETE",
+            namespace,
+            name,
+            object: None,
+            old_object: Some(&stored),
+            user: &ctx.user,
+            dry_run: ctx.dry_run,
+        };
+        if !mutating && !validating {
+            // A delete has no way to send warnings: only Deny bindings have an effect.
+            Box::pin(crate::admission::policy::admit(self, &policy)).await?;
             return Ok(());
         }
-        let info = &res.info;
         let mut options = serde_json::Map::new();
         if let Some(g) = opts.grace_period_seconds {
             options.insert("gracePeriodSeconds".into(), json!(g));
@@ -1582,7 +1605,12 @@ impl GenericStore {
             let keep = |v: Value| Ok(v);
             webhook::mutate(self, &attrs, None, Some(&options), &keep).await?;
         }
-        webhook::validate(self, &attrs, None, Some(&options)).await?;
+        // ValidatingAdmissionPolicy runs before the validating webhooks, as upstream
+        // orders its plugins.
+        Box::pin(crate::admission::policy::admit(self, &policy)).await?;
+        if validating {
+            webhook::validate(self, &attrs, None, Some(&options)).await?;
+        }
         Ok(())
     }
 
@@ -1638,22 +1666,6 @@ impl GenericStore {
             }
             let mut obj = self.stored_form(res, current)?;
             storage.strategy.admit_delete(&obj)?;
-            // A delete has no way to send warnings: only Deny bindings have an effect.
-            Box::pin(crate::admission::policy::admit(
-                self,
-                &crate::admission::policy::Request {
-                    info,
-                    subresource: None,
-                    operation: "DELETE",
-                    namespace,
-                    name,
-                    object: None,
-                    old_object: Some(&obj),
-                    user: &ctx.user,
-                    dry_run: ctx.dry_run,
-                },
-            ))
-            .await?;
             let deleting = meta::is_deleting(&obj);
             if !deleting {
                 // May add finalizers of its own (CRDs: custom object clean-up).
