@@ -162,7 +162,11 @@ async fn publish_with_schema(c: Ctx) -> R {
     let crd = crd_in(&c, "foo", "foo", &["v1"], &schema_foo());
     with_crds!(c, [crd], async {
         wait_definition(&c, &crd, "v1", true, Some("Foo CRD for Testing")).await?;
-        let valid = cr(&crd, "test-foo", json!({"spec": {"bars": [{"name": "test-bar"}]}}));
+        let valid = cr(
+            &crd,
+            "test-foo",
+            json!({"spec": {"bars": [{"name": "test-bar"}]}}),
+        );
         create_and_apply(&c, &crd, "test-foo", &valid).await?;
         explain(
             &c,
@@ -267,7 +271,11 @@ async fn publish_preserve_nested(c: Ctx) -> R {
                 "dummy": {"description": "Dummy property.", "type": "object"}}}}});
     let crd = crd_in(&c, "nested", "nested", &["v1"], &schema);
     with_crds!(c, [crd], async {
-        let random = cr(&crd, "test-cr", json!({"spec": {"a": null, "b": [{"c": "d"}]}}));
+        let random = cr(
+            &crd,
+            "test-cr",
+            json!({"spec": {"a": null, "b": [{"c": "d"}]}}),
+        );
         create_and_apply(&c, &crd, "test-cr", &random).await?;
         explain(
             &c,
@@ -334,7 +342,13 @@ async fn patch_crd(c: &Ctx, crd: &Crd, patch: Value) -> R {
 }
 
 async fn publish_rename(c: Ctx) -> R {
-    let crd = crd_in(&c, "multi-to-single-ver", "multi", &["v5", "v6alpha1"], &schema_foo());
+    let crd = crd_in(
+        &c,
+        "multi-to-single-ver",
+        "multi",
+        &["v5", "v6alpha1"],
+        &schema_foo(),
+    );
     with_crds!(c, [crd], async {
         wait_definition(&c, &crd, "v6alpha1", true, None).await?;
         wait_definition(&c, &crd, "v5", true, None).await?;
@@ -351,7 +365,13 @@ async fn publish_rename(c: Ctx) -> R {
 }
 
 async fn publish_stop_serving(c: Ctx) -> R {
-    let crd = crd_in(&c, "multi-to-single-ver", "multi", &["v6", "v7"], &schema_foo());
+    let crd = crd_in(
+        &c,
+        "multi-to-single-ver",
+        "multi",
+        &["v6", "v7"],
+        &schema_foo(),
+    );
     with_crds!(c, [crd], async {
         wait_definition(&c, &crd, "v7", true, None).await?;
         wait_definition(&c, &crd, "v6", true, None).await?;
@@ -385,9 +405,7 @@ async fn crd_field_selectors(c: Ctx) -> R {
         let api: Api<DynamicObject> = Api::namespaced_with(c.client(), &c.ns, &ar);
         let mut watch = api
             .watch(
-                &WatchParams::default()
-                    .fields("spec.color=blue")
-                    .timeout(30),
+                &WatchParams::default().fields("spec.color=blue").timeout(30),
                 "0",
             )
             .await?
@@ -397,16 +415,30 @@ async fn crd_field_selectors(c: Ctx) -> R {
             ("shirt2", "blue", 1),
             ("shirt3", "green", 2),
         ] {
-            let body = cr(&crd, name, json!({"spec": {"color": color, "quantity": quantity}}));
+            let body = cr(
+                &crd,
+                name,
+                json!({"spec": {"color": color, "quantity": quantity}}),
+            );
             c.k_stdin(&["create", "-f", "-"], Some(&body)).await?;
         }
         let names = |l: kube::core::ObjectList<DynamicObject>| {
-            let mut n: Vec<String> = l.items.into_iter().filter_map(|o| o.metadata.name).collect();
+            let mut n: Vec<String> = l
+                .items
+                .into_iter()
+                .filter_map(|o| o.metadata.name)
+                .collect();
             n.sort();
             n
         };
-        let blue = names(api.list(&ListParams::default().fields("spec.color=blue")).await?);
-        ensure!(blue == ["shirt1", "shirt2"], "spec.color=blue lists {blue:?}");
+        let blue = names(
+            api.list(&ListParams::default().fields("spec.color=blue"))
+                .await?,
+        );
+        ensure!(
+            blue == ["shirt1", "shirt2"],
+            "spec.color=blue lists {blue:?}"
+        );
         let both = names(
             api.list(&ListParams::default().fields("spec.color=blue,spec.quantity=2"))
                 .await?,
@@ -416,7 +448,9 @@ async fn crd_field_selectors(c: Ctx) -> R {
         let _ = tokio::time::timeout(Duration::from_secs(20), async {
             while seen.len() < 2 {
                 match watch.next().await {
-                    Some(Ok(WatchEvent::Added(o))) => seen.push(o.metadata.name.unwrap_or_default()),
+                    Some(Ok(WatchEvent::Added(o))) => {
+                        seen.push(o.metadata.name.unwrap_or_default())
+                    }
                     Some(_) => {}
                     None => break,
                 }
@@ -424,11 +458,17 @@ async fn crd_field_selectors(c: Ctx) -> R {
         })
         .await;
         seen.sort();
-        ensure!(seen == ["shirt1", "shirt2"], "the field-selected watch saw {seen:?}");
+        ensure!(
+            seen == ["shirt1", "shirt2"],
+            "the field-selected watch saw {seen:?}"
+        );
         let (code, v) = c
             .raw(
                 "GET",
-                &format!("{}?fieldSelector=spec.size%3Dsmall", crd.path(&c, "v1", None)),
+                &format!(
+                    "{}?fieldSelector=spec.size%3Dsmall",
+                    crd.path(&c, "v1", None)
+                ),
                 None,
             )
             .await;
@@ -487,8 +527,11 @@ async fn refused(c: &Ctx, base: &str, replicas: i64) -> Result<String, Fail> {
         let name = format!("{base}-{i}");
         let path = path.clone();
         async move {
-            let (code, v) = c.raw("POST", &path, Some(&deployment(&name, replicas))).await;
-            (code == 422 || code == 403).then(|| v["message"].as_str().unwrap_or_default().to_string())
+            let (code, v) = c
+                .raw("POST", &path, Some(&deployment(&name, replicas)))
+                .await;
+            (code == 422 || code == 403)
+                .then(|| v["message"].as_str().unwrap_or_default().to_string())
         }
     })
     .await
@@ -574,9 +617,9 @@ async fn webhook_discovery(c: Ctx) -> R {
         })
         .unwrap_or_default();
     ensure!(
-        group["versions"]
-            .as_array()
-            .is_some_and(|v| v.iter().any(|v| v["groupVersion"] == "admissionregistration.k8s.io/v1")),
+        group["versions"].as_array().is_some_and(|v| v
+            .iter()
+            .any(|v| v["groupVersion"] == "admissionregistration.k8s.io/v1")),
         "/apis lists admissionregistration.k8s.io without v1: {group}"
     );
     ensure!(
@@ -587,7 +630,10 @@ async fn webhook_discovery(c: Ctx) -> R {
     let (code, v1) = c
         .raw("GET", "/apis/admissionregistration.k8s.io/v1", None)
         .await;
-    ensure!(code == 200, "GET /apis/admissionregistration.k8s.io/v1: {code}");
+    ensure!(
+        code == 200,
+        "GET /apis/admissionregistration.k8s.io/v1: {code}"
+    );
     for res in [
         "mutatingwebhookconfigurations",
         "validatingwebhookconfigurations",
@@ -622,18 +668,30 @@ async fn webhook_invalid_match_conditions(c: &Ctx, kind: &str, plural: &str) -> 
     }
     let msg = v["message"].as_str().unwrap_or_default();
     ensure!(
-        code == 422 && msg.contains("matchConditions[0].expression") && msg.contains("compilation failed"),
+        code == 422
+            && msg.contains("matchConditions[0].expression")
+            && msg.contains("compilation failed"),
         "a {kind} with an invalid matchCondition: {code} {msg}"
     );
     Ok(())
 }
 
 async fn webhook_invalid_mutating(c: Ctx) -> R {
-    webhook_invalid_match_conditions(&c, "MutatingWebhookConfiguration", "mutatingwebhookconfigurations").await
+    webhook_invalid_match_conditions(
+        &c,
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+    )
+    .await
 }
 
 async fn webhook_invalid_validating(c: Ctx) -> R {
-    webhook_invalid_match_conditions(&c, "ValidatingWebhookConfiguration", "validatingwebhookconfigurations").await
+    webhook_invalid_match_conditions(
+        &c,
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+    )
+    .await
 }
 
 // ---- networking and storage API
@@ -683,9 +741,7 @@ async fn ipaddress_api(c: Ctx) -> R {
         )
         .await;
     ensure!(code == 422, "changing an IPAddress's parentRef: {code} {v}");
-    let (code, v) = c
-        .raw("DELETE", &format!("{path}/{}", ips[0]), None)
-        .await;
+    let (code, v) = c.raw("DELETE", &format!("{path}/{}", ips[0]), None).await;
     ensure!(code == 200, "deleting an IPAddress: {code} {v}");
     let (code, v) = c
         .raw("DELETE", &format!("{path}?labelSelector={sel}"), None)
@@ -695,7 +751,10 @@ async fn ipaddress_api(c: Ctx) -> R {
         let (_, l) = c
             .raw("GET", &format!("{path}?labelSelector={sel}"), None)
             .await;
-        l["items"].as_array().is_some_and(Vec::is_empty).then_some(())
+        l["items"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+            .then_some(())
     })
     .await
 }
@@ -723,7 +782,10 @@ async fn csi_inline_pod(c: Ctx) -> R {
                 "volumeAttributes": {"foo": "bar"}}}]}});
     let path = format!("/api/v1/namespaces/{}/pods", c.ns);
     let (code, v) = c.raw("POST", &path, Some(&pod)).await;
-    ensure!(code == 201, "creating a pod with an inline CSI volume: {code} {v}");
+    ensure!(
+        code == 201,
+        "creating a pod with an inline CSI volume: {code} {v}"
+    );
     let (code, got) = c
         .raw("GET", &format!("{path}/pod-csi-inline-volumes"), None)
         .await;

@@ -253,7 +253,13 @@ fn resources_match(
             .and_then(Value::as_array)
             .is_some_and(|rules| rules.iter().any(|r| rule_matches(r, req)))
     };
-    Ok(any("resourceRules") && !any("excludeResourceRules"))
+    // A binding's matchResources without resourceRules takes every resource its policy
+    // matches (a policy's matchConstraints must name some).
+    let all = mr
+        .get("resourceRules")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
+    Ok((all || any("resourceRules")) && !any("excludeResourceRules"))
 }
 
 /// Upstream does not let policies intercept the admission configuration kinds, so a bad
