@@ -290,12 +290,12 @@ async fn publish_preserve_nested(c: Ctx) -> R {
 }
 
 async fn publish_groups(c: Ctx) -> R {
-    let foo = crd_in(&c, "foo", "foo", &["v1"], &schema_foo());
+    let foo_crd = crd_in(&c, "foo", "foo", &["v1"], &schema_foo());
     let waldo = crd_in(&c, "waldo", "waldo", &["v1beta1"], &schema_waldo());
-    ensure!(foo.group != waldo.group, "the groups must differ");
-    with_crds!(c, [foo, waldo], async {
+    ensure!(foo_crd.group != waldo.group, "the groups must differ");
+    with_crds!(c, [foo_crd, waldo], async {
         wait_definition(&c, &waldo, "v1beta1", true, Some("Waldo CRD for Testing")).await?;
-        wait_definition(&c, &foo, "v1", true, Some("Foo CRD for Testing")).await
+        wait_definition(&c, &foo_crd, "v1", true, Some("Foo CRD for Testing")).await
     })
 }
 
@@ -305,21 +305,21 @@ async fn publish_versions(c: Ctx) -> R {
         wait_definition(&c, &multi, "v3", true, Some("Foo CRD for Testing")).await?;
         wait_definition(&c, &multi, "v2", true, Some("Foo CRD for Testing")).await
     })?;
-    let foo = crd_in(&c, "common-group", "foo", &["v4"], &schema_foo());
+    let foo_crd = crd_in(&c, "common-group", "foo", &["v4"], &schema_foo());
     let waldo = crd_in(&c, "common-group", "waldo", &["v5"], &schema_waldo());
-    ensure!(foo.group == waldo.group, "the groups must be one");
-    with_crds!(c, [foo, waldo], async {
+    ensure!(foo_crd.group == waldo.group, "the groups must be one");
+    with_crds!(c, [foo_crd, waldo], async {
         wait_definition(&c, &waldo, "v5", true, Some("Waldo CRD for Testing")).await?;
-        wait_definition(&c, &foo, "v4", true, Some("Foo CRD for Testing")).await
+        wait_definition(&c, &foo_crd, "v4", true, Some("Foo CRD for Testing")).await
     })
 }
 
 async fn publish_kinds(c: Ctx) -> R {
-    let foo = crd_in(&c, "common-group", "foo", &["v6"], &schema_foo());
+    let foo_crd = crd_in(&c, "common-group", "foo", &["v6"], &schema_foo());
     let waldo = crd_in(&c, "common-group", "waldo", &["v6"], &schema_waldo());
-    with_crds!(c, [foo, waldo], async {
+    with_crds!(c, [foo_crd, waldo], async {
         wait_definition(&c, &waldo, "v6", true, Some("Waldo CRD for Testing")).await?;
-        wait_definition(&c, &foo, "v6", true, Some("Foo CRD for Testing")).await
+        wait_definition(&c, &foo_crd, "v6", true, Some("Foo CRD for Testing")).await
     })
 }
 
