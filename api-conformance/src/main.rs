@@ -324,6 +324,14 @@ async fn run_one(ctx: Ctx, test: suite::Test, timeout: Duration) -> State {
             seconds: 0.0,
         };
     }
+    // Like upstream's framework, a test starts once its namespace's default
+    // ServiceAccount exists (pods are refused without it).
+    let accounts: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        kube::Api::namespaced(ctx.client(), &ctx.ns);
+    let _ = ctx::eventually(30, "the namespace's default ServiceAccount", || async {
+        accounts.get_opt("default").await.ok().flatten().map(|_| ())
+    })
+    .await;
     let name = ctx.ns.clone();
     let handle = tokio::spawn((test.run)(ctx));
     let outcome = tokio::time::timeout(timeout, handle).await;

@@ -429,11 +429,26 @@ async fn job_lifecycle(c: Ctx) -> R {
     let job = labelled("Job", "e2e-job", "job-lifecycle", spec);
     c.k_stdin(&["create", "-f", "-"], Some(&job.to_string()))
         .await?;
-    // Replace: add an annotation to what was read.
-    let mut got = c.k_json(&["get", "job", "e2e-job", "-o", "json"]).await?;
-    got["metadata"]["annotations"]["updated"] = json!("true");
-    c.k_stdin(&["replace", "-f", "-"], Some(&got.to_string()))
-        .await?;
+    // Replace: add an annotation to what was read; the Job controller writes the status
+    // meanwhile, so a conflict means read again (upstream's updateJobWithRetries).
+    let mut attempt = 0;
+    loop {
+        let mut got = c.k_json(&["get", "job", "e2e-job", "-o", "json"]).await?;
+        got["metadata"]["annotations"]["updated"] = json!("true");
+        let o = c
+            .kubectl_with(&["replace", "-f", "-"], Some(&got.to_string()))
+            .await;
+        if o.code == 0 {
+            break;
+        }
+        attempt += 1;
+        if !o.stderr.contains("Conflict") || attempt == 5 {
+            return Err(Fail(format!(
+                "kubectl replace of the job: {}",
+                o.stderr.trim()
+            )));
+        }
+    }
     let after = c.k_json(&["get", "job", "e2e-job", "-o", "json"]).await?;
     ensure!(
         after["metadata"]["annotations"]["updated"] == "true",

@@ -185,16 +185,24 @@ pub async fn lifecycle(ctx: &Ctx, r: &Resource) -> R {
         "the watch saw no MODIFIED event of the patched {}",
         r.kind
     );
-    // Update (PUT) of what was read.
-    let mut current = api.get(&names[1]).await?;
-    current
-        .metadata
-        .labels
-        .get_or_insert_with(Default::default)
-        .insert("updated".into(), "true".into());
-    let updated = api
-        .replace(&names[1], &PostParams::default(), &current)
-        .await?;
+    // Update (PUT) of what was read; a controller may write the object meanwhile, and a
+    // conflict means read again.
+    let mut attempt = 0;
+    let updated = loop {
+        let mut current = api.get(&names[1]).await?;
+        current
+            .metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert("updated".into(), "true".into());
+        match api
+            .replace(&names[1], &PostParams::default(), &current)
+            .await
+        {
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt < 5 => attempt += 1,
+            other => break other?,
+        }
+    };
     ensure!(
         updated
             .metadata

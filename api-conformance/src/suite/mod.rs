@@ -12,6 +12,7 @@ mod apps;
 mod crud;
 mod lifecycle;
 mod more;
+mod published;
 mod resources;
 
 /// One implemented test.
@@ -45,6 +46,7 @@ pub fn registry() -> Vec<Test> {
     all.extend(crud::tests());
     all.extend(apps::tests());
     all.extend(more::tests());
+    all.extend(published::tests());
     all
 }
 

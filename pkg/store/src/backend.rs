@@ -91,6 +91,19 @@ pub trait Backend: Send + Sync + 'static {
         limit: usize,
     ) -> Result<ListPage, StoreError>;
 
+    /// Counts live keys under `prefix` as of `revision` (0 = current), strictly after
+    /// `start_after` when given: what a paginated list reports as `remainingItemCount`.
+    /// The default reads them all; a backend may count without reading values.
+    async fn count(
+        &self,
+        prefix: &str,
+        revision: Revision,
+        start_after: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let page = self.list(prefix, revision, start_after, 0).await?;
+        Ok(page.items.len() as u64)
+    }
+
     /// Reads one key as of `revision` (0 = current).
     async fn get(&self, key: &str, revision: Revision) -> Result<Option<KeyValue>, StoreError>;
 

@@ -171,6 +171,22 @@ impl Store {
         })
     }
 
+    /// Live keys under `prefix` as of `revision` (0 = current) strictly after
+    /// `start_after`: from memory when the cache is at that revision, else from the
+    /// backend (until compacted).
+    pub async fn count(
+        &self,
+        prefix: &str,
+        revision: Revision,
+        start_after: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let (n, at) = self.cache.count(prefix, start_after);
+        if revision == 0 || at == revision {
+            return Ok(n);
+        }
+        self.backend.count(prefix, revision, start_after).await
+    }
+
     /// Events for keys under `prefix` after `from`.
     pub fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream, StoreError> {
         self.cache.watch(prefix, from)

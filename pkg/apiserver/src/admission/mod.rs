@@ -7,6 +7,7 @@
 pub mod limitranger;
 pub mod podsecurity;
 pub mod policy;
+pub mod runtimeclass;
 pub mod webhook;
 
 use std::sync::{Arc, OnceLock};

@@ -177,6 +177,22 @@ impl Strategy for CustomResourceStrategy {
         })
     }
 
+    fn default_on_read(&self, obj: &mut Value) {
+        let Some(map) = obj.as_object_mut() else {
+            return;
+        };
+        let saved: Vec<(String, Value)> = TYPE_AND_META
+            .iter()
+            .filter_map(|k| map.shift_remove(*k).map(|v| (k.to_string(), v)))
+            .collect();
+        let mut body = Value::Object(std::mem::take(map));
+        structural::apply_defaults(&mut body, &self.schema);
+        if let Value::Object(rest) = body {
+            map.extend(saved);
+            map.extend(rest);
+        }
+    }
+
     fn validate(&self, obj: &Value) -> k1s_apimachinery::ErrorList {
         self.rules.validate(obj, None)
     }
@@ -543,5 +559,21 @@ mod tests {
             .ok()
             .unwrap();
         assert_eq!(d.invalid.len(), 1);
+    }
+
+    #[test]
+    fn objects_read_from_storage_get_the_schema_defaults() {
+        let mut defs = Definitions::new();
+        let rs = resources_for(&crd(), &mut defs);
+        // Stored before the default existed; metadata and unknown fields stay as stored.
+        let mut obj = json!({"apiVersion": "stable.example.com/v1", "kind": "CronTab",
+            "metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {}});
+        rs[0].strategy.default_on_read(&mut obj);
+        assert_eq!(obj["spec"], json!({"replicas": 1}));
+        assert_eq!(obj["metadata"], json!({"name": "a", "labels": {"x": "y"}}));
+        assert_eq!(obj["kind"], "CronTab");
+        let mut set = json!({"metadata": {"name": "b"}, "spec": {"replicas": 3}});
+        rs[0].strategy.default_on_read(&mut set);
+        assert_eq!(set["spec"]["replicas"], 3);
     }
 }

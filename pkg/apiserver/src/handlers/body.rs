@@ -201,13 +201,115 @@ impl<'de> serde::de::Visitor<'de> for Walk<'_> {
     }
 }
 
-/// Parses YAML (JSON is YAML too) into a value.
+/// Parses YAML (JSON is YAML too) into a value. A key repeated in a mapping keeps its
+/// last value, as upstream's non-strict YAML decoding does; [`yaml_duplicates`] names them.
 pub fn parse_yaml(bytes: &[u8]) -> Result<Value, Status> {
     if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
         return Ok(v);
     }
-    serde_saphyr::from_slice::<Value>(bytes)
+    let options = serde_saphyr::options! {
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+    };
+    serde_saphyr::from_slice_with_options::<Value>(bytes, options)
         .map_err(|e| Status::bad_request(&format!("error converting YAML to JSON: yaml: {e}")))
+}
+
+/// The keys repeated in the mappings of a YAML (or JSON) document, as upstream's strict
+/// YAML decoding reports them: `line 11: key "foo" already set in map`, in document
+/// order. A document that does not parse has none (its parse error is reported instead).
+pub fn yaml_duplicates(bytes: &[u8]) -> Vec<String> {
+    let options = serde_saphyr::options! {
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
+    };
+    serde_saphyr::from_slice_with_options::<YamlDuplicates>(bytes, options)
+        .map(|d| d.0)
+        .unwrap_or_default()
+}
+
+/// The texts of the repeated keys under one YAML node (see [`yaml_duplicates`]).
+#[derive(Default)]
+struct YamlDuplicates(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for YamlDuplicates {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(YamlDuplicatesVisitor)
+    }
+}
+
+struct YamlDuplicatesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for YamlDuplicatesVisitor {
+    type Value = YamlDuplicates;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a YAML document")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<YamlDuplicates, E> {
+        Ok(YamlDuplicates::default())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<YamlDuplicates, E> {
+        Ok(YamlDuplicates::default())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<YamlDuplicates, E> {
+        Ok(YamlDuplicates::default())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<YamlDuplicates, E> {
+        Ok(YamlDuplicates::default())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<YamlDuplicates, E> {
+        Ok(YamlDuplicates::default())
+    }
+
+    fn visit_bytes<E>(self, _: &[u8]) -> Result<YamlDuplicates, E> {
+        Ok(YamlDuplicates::default())
+    }
+
+    fn visit_unit<E>(self) -> Result<YamlDuplicates, E> {
+        Ok(YamlDuplicates::default())
+    }
+
+    fn visit_none<E>(self) -> Result<YamlDuplicates, E> {
+        Ok(YamlDuplicates::default())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> Result<YamlDuplicates, A::Error> {
+        let mut out = YamlDuplicates::default();
+        while let Some(d) = seq.next_element::<YamlDuplicates>()? {
+            out.0.extend(d.0);
+        }
+        Ok(out)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<YamlDuplicates, A::Error> {
+        let mut out = YamlDuplicates::default();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<serde_saphyr::Spanned<Value>>()? {
+            // go-yaml prints a string key quoted and any other key as it is.
+            let text = match &key.value {
+                Value::String(s) => k1s_apimachinery::goformat::quote(s),
+                other => other.to_string(),
+            };
+            if !seen.insert(text.clone()) {
+                out.0.push(format!(
+                    "line {}: key {text} already set in map",
+                    key.referenced.line()
+                ));
+            }
+            out.0.extend(map.next_value::<YamlDuplicates>()?.0);
+        }
+        Ok(out)
+    }
 }
 
 /// Decodes a Kubernetes protobuf document of a built-in kind into its JSON value, which
@@ -250,6 +352,28 @@ mod tests {
         fn size_hint(&self) -> SizeHint {
             SizeHint::with_exact(self.len)
         }
+    }
+
+    #[test]
+    fn yaml_keeps_the_last_of_repeated_keys_and_names_them_by_line() {
+        let doc =
+            b"\nkind: K\nspec:\n  foo: foo1\n  foo: foo2\n  ports:\n  - name: a\n    name: b\n";
+        let v = parse_yaml(doc).unwrap();
+        assert_eq!(v["spec"]["foo"], "foo2");
+        assert_eq!(v["spec"]["ports"][0]["name"], "b");
+        assert_eq!(
+            yaml_duplicates(doc),
+            [
+                "line 5: key \"foo\" already set in map",
+                "line 8: key \"name\" already set in map"
+            ]
+        );
+        assert!(yaml_duplicates(b"a: 1\nb: {a: 2}\n").is_empty());
+        assert_eq!(
+            yaml_duplicates(br#"{"a": 1, "a": 2}"#),
+            ["line 1: key \"a\" already set in map"]
+        );
+        assert!(yaml_duplicates(b"a: [unclosed").is_empty());
     }
 
     #[test]

@@ -204,6 +204,63 @@ mod tests {
         super::super::parse_query(Some(q))
     }
 
+    #[tokio::test]
+    async fn pages_count_what_remains_unless_a_selector_filters() {
+        let t = crate::test_util::TestApiServer::new().await;
+        let api = t.api();
+        let path = "/api/v1/namespaces/default/configmaps";
+        for i in 0..5 {
+            api.create(
+                path,
+                json!({"metadata": {"name": format!("cm-{i}"), "labels": {"n": i.to_string()}}}),
+            )
+            .await;
+        }
+        let (code, first) = api
+            .call("GET", &format!("{path}?limit=2"), &json!(null))
+            .await;
+        assert_eq!(code, 200, "{first}");
+        assert_eq!(first["metadata"]["remainingItemCount"], 3, "{first}");
+        // A write after the first page does not change what the next page counts.
+        api.create(path, json!({"metadata": {"name": "cm-9"}}))
+            .await;
+        let token = first["metadata"]["continue"].as_str().unwrap_or_default();
+        let (_, second) = api
+            .call(
+                "GET",
+                &format!("{path}?limit=2&continue={token}"),
+                &json!(null),
+            )
+            .await;
+        assert_eq!(second["items"][0]["metadata"]["name"], "cm-2", "{second}");
+        assert_eq!(second["metadata"]["remainingItemCount"], 1, "{second}");
+        let token = second["metadata"]["continue"].as_str().unwrap_or_default();
+        let (_, last) = api
+            .call(
+                "GET",
+                &format!("{path}?limit=2&continue={token}"),
+                &json!(null),
+            )
+            .await;
+        assert!(
+            last["metadata"].get("remainingItemCount").is_none(),
+            "{last}"
+        );
+        assert!(last["metadata"].get("continue").is_none(), "{last}");
+        let (_, filtered) = api
+            .call(
+                "GET",
+                &format!("{path}?limit=1&labelSelector=n"),
+                &json!(null),
+            )
+            .await;
+        assert!(filtered["metadata"]["continue"].is_string(), "{filtered}");
+        assert!(
+            filtered["metadata"].get("remainingItemCount").is_none(),
+            "{filtered}"
+        );
+    }
+
     #[test]
     fn list_options_are_validated_like_upstream_422() {
         // A bogus resourceVersionMatch was a 400; upstream's ListOptions validation is 422.

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::negotiation::{BodyType, parse_accept, resource_output};
 use super::{Call, body, response, write_code};
 use crate::meta;
+use crate::registry::generic::FieldValidation;
 use crate::schema::model::Schema;
 
 /// Media types PATCH accepts for built-in kinds.
@@ -68,6 +69,7 @@ pub async fn patch(call: Call) -> Result<Response, Status> {
         .body_type()
         .map_err(|_| Status::unsupported_media_type(accepted))?;
     let bytes = body::read(call.take_body()).await?;
+    let mut repeated_keys = Vec::new();
     let doc = match ty {
         BodyType::JsonPatch => PatchDoc::Json(bytes),
         BodyType::MergePatch => {
@@ -76,7 +78,12 @@ pub async fn patch(call: Call) -> Result<Response, Status> {
         BodyType::StrategicMergePatch if !custom => PatchDoc::Strategic(
             crate::patch::parse_strategic_merge_patch(&bytes).map_err(patch_error)?,
         ),
-        BodyType::ApplyPatch => PatchDoc::Apply(body::parse_yaml(&bytes)?),
+        BodyType::ApplyPatch => {
+            if ctx.field_validation != FieldValidation::Ignore {
+                repeated_keys = body::yaml_duplicates(&bytes);
+            }
+            PatchDoc::Apply(body::parse_yaml(&bytes)?)
+        }
         _ => return Err(Status::unsupported_media_type(accepted)),
     };
     if matches!(doc, PatchDoc::Apply(_))
@@ -90,6 +97,14 @@ pub async fn patch(call: Call) -> Result<Response, Status> {
                 "is required for apply patch",
             )],
         ));
+    }
+    // Upstream decodes an apply configuration strictly too: a repeated key refuses a
+    // Strict apply and warns otherwise, each with go-yaml's text.
+    if !repeated_keys.is_empty() && ctx.field_validation == FieldValidation::Strict {
+        return Err(Status::bad_request(&format!(
+            "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  {}",
+            repeated_keys.join("\n  ")
+        )));
     }
     let generic = call.server.generic.clone();
     let res = call.resource.clone();
@@ -107,7 +122,7 @@ pub async fn patch(call: Call) -> Result<Response, Status> {
         && sub.is_none()
         && generic.get(&res, ns.as_deref(), &name).is_err()
     {
-        let mut warnings = Vec::new();
+        let mut warnings = repeated_keys.clone();
         let mut obj = crate::managed::apply_create(config, &ctx, &info, &schema, &defs)?;
         meta::set_meta(&mut obj, "name", Some(Value::String(name.clone())));
         let obj = generic.decode_request(&res, obj, ctx.field_validation, &mut warnings)?;
@@ -170,7 +185,9 @@ pub async fn patch(call: Call) -> Result<Response, Status> {
         &printer,
         "Metadata",
     );
-    Ok(response::with_warnings(r, &written.warnings))
+    let mut warnings = repeated_keys;
+    warnings.extend(written.warnings);
+    Ok(response::with_warnings(r, &warnings))
 }
 
 fn patch_error(e: crate::patch::PatchError) -> Status {

@@ -8,6 +8,7 @@ use k1s_apimachinery::{FieldError, GroupKind, Path, Status};
 use serde_json::{Value, json};
 
 use super::create::object_body;
+use super::negotiation::{Output, not_acceptable, parse_accept, resource_output};
 use super::{Call, response};
 use crate::auth::UserInfo;
 use crate::auth::authz::Attributes;
@@ -24,8 +25,18 @@ fn user_info(user: &UserInfo) -> Value {
     info
 }
 
+/// Refuses a Table of a review with upstream's 406: a review kind has no table printer
+/// (upstream allows the Table transform only where a resource has one).
+fn refuse_table(call: &Call) -> Result<(), Status> {
+    if resource_output(&parse_accept(call.header(http::header::ACCEPT)))? == Output::Table {
+        return Err(not_acceptable());
+    }
+    Ok(())
+}
+
 /// Serves `create` of `selfsubjectreviews` and `tokenreviews`.
 pub async fn create(mut call: Call) -> Result<Response, Status> {
+    refuse_table(&call)?;
     let ctx = call.write_context()?;
     let mut warnings = Vec::new();
     let body = object_body(&mut call, ctx.field_validation, &mut warnings).await?;
@@ -138,6 +149,7 @@ fn review_attributes(spec: &Value, user: UserInfo) -> Attributes {
 /// Serves `create` of the `authorization.k8s.io` reviews: the authorizer's answer for
 /// the subject (the caller for the self reviews), or the caller's rules in a namespace.
 pub async fn create_access_review(mut call: Call) -> Result<Response, Status> {
+    refuse_table(&call)?;
     let ctx = call.write_context()?;
     let mut warnings = Vec::new();
     let body = object_body(&mut call, ctx.field_validation, &mut warnings).await?;
@@ -336,6 +348,29 @@ mod tests {
             )
             .await;
         assert_eq!(code, 400);
+    }
+
+    #[tokio::test]
+    async fn a_table_of_a_review_is_not_acceptable() {
+        let t = TestApiServer::new().await;
+        for (path, body) in [
+            (
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                json!({"spec": {"nonResourceAttributes": {"path": "/", "verb": "get"}}}),
+            ),
+            (
+                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                json!({}),
+            ),
+        ] {
+            let req = http::Request::post(path)
+                .header("content-type", "application/json")
+                .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+                .body(kube::client::Body::from(body.to_string().into_bytes()))
+                .unwrap();
+            let resp = t.client().send(req).await.unwrap();
+            assert_eq!(resp.status().as_u16(), 406, "{path}");
+        }
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 use axum::response::Response;
 use k1s_apimachinery::Status;
 
-use super::create::object_body;
+use super::create::object_body_deferred;
 use super::negotiation::{parse_accept, resource_output};
 use super::{Call, response, write_code};
 
@@ -13,11 +13,18 @@ pub async fn update(mut call: Call) -> Result<Response, Status> {
     let sub = call.subresource()?;
     let ctx = call.write_context()?;
     let mut decode_warnings = Vec::new();
-    let raw = object_body(&mut call, ctx.field_validation, &mut decode_warnings).await?;
+    let (raw, duplicates) =
+        object_body_deferred(&mut call, ctx.field_validation, &mut decode_warnings).await?;
     let generic = call.server.generic.clone();
     let res = call.resource.clone();
     let name = call.path.name.clone().unwrap_or_default();
-    let obj = generic.decode_request(&res, raw, ctx.field_validation, &mut decode_warnings)?;
+    let obj = generic.decode_request_with(
+        &res,
+        raw,
+        ctx.field_validation,
+        &mut decode_warnings,
+        duplicates,
+    )?;
     let written = generic
         .update(&res, call.namespace(), &name, sub, &ctx, |_current, _w| {
             Ok(obj.clone())

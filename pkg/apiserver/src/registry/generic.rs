@@ -318,6 +318,16 @@ impl GenericStore {
         let served = match attrs {
             Some(attrs) => {
                 self.admit_limit_ranges(attrs, obj)?;
+                if attrs.operation == crate::admission::Operation::Create
+                    && attrs.subresource.is_empty()
+                    && attrs.info.group.is_empty()
+                    && attrs.info.plural == "pods"
+                {
+                    let class = self.pod_runtime_class(obj, attrs.name)?;
+                    crate::admission::runtimeclass::validate(obj, class.as_ref()).map_err(
+                        |why| Status::forbidden(&attrs.info.group_resource(), attrs.name, &why),
+                    )?;
+                }
                 let validating = webhook::configured(self, webhook::Kind::Validating);
                 if validating || podsecurity::applies(attrs) {
                     let served = self.served_form(res, obj.clone())?;
@@ -404,6 +414,7 @@ impl GenericStore {
             Some(c) if !res.info.storage_version => c.served_form(obj)?,
             _ => obj,
         };
+        res.strategy.default_on_read(&mut obj);
         set_type_meta(&mut obj, &res.info);
         Ok(obj)
     }
@@ -432,9 +443,23 @@ impl GenericStore {
     pub fn decode_request(
         &self,
         res: &Resource,
+        obj: Value,
+        validation: FieldValidation,
+        warnings: &mut Vec<String>,
+    ) -> Result<Value, Status> {
+        self.decode_request_with(res, obj, validation, warnings, Vec::new())
+    }
+
+    /// [`GenericStore::decode_request`] of a `Strict` body whose reader found the strict
+    /// errors `duplicates` (repeated keys): they are reported after the unknown fields in
+    /// one `strict decoding error`, once the body decodes.
+    pub fn decode_request_with(
+        &self,
+        res: &Resource,
         mut obj: Value,
         validation: FieldValidation,
         warnings: &mut Vec<String>,
+        duplicates: Vec<String>,
     ) -> Result<Value, Status> {
         let info = &res.info;
         let handled = |detail: &str| {
@@ -467,21 +492,17 @@ impl GenericStore {
                 DecodeFailure::Type(msg) => handled(&msg),
                 DecodeFailure::Status(s) => *s,
             })?;
-        if !decoded.unknown_fields.is_empty() {
+        if !decoded.unknown_fields.is_empty() || !duplicates.is_empty() {
+            let mut list: Vec<String> = decoded
+                .unknown_fields
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
             match validation {
                 FieldValidation::Ignore => {}
-                FieldValidation::Warn => warnings.extend(
-                    decoded
-                        .unknown_fields
-                        .iter()
-                        .map(|f| format!("unknown field \"{f}\"")),
-                ),
+                FieldValidation::Warn => warnings.extend(list.into_iter().chain(duplicates)),
                 FieldValidation::Strict => {
-                    let list: Vec<String> = decoded
-                        .unknown_fields
-                        .iter()
-                        .map(|f| format!("unknown field \"{f}\""))
-                        .collect();
+                    list.extend(duplicates);
                     return Err(handled(&format!(
                         "strict decoding error: {}",
                         list.join(", ")
@@ -658,11 +679,27 @@ impl GenericStore {
             (Some(k), true) => Some(encode_continue(at, k.strip_prefix(&prefix).unwrap_or(k))),
             _ => None,
         };
+        // Upstream counts what follows a page only when nothing filters the list: with a
+        // selector the count of keys says nothing about the matching objects.
+        let remaining = match (&continue_token, &last_key) {
+            (Some(_), Some(k))
+                if opts.label_selector.is_none() && opts.field_selector.is_none() =>
+            {
+                match self.store.count(&prefix, at, Some(k)).await {
+                    Ok(n) => i64::try_from(n).ok(),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "remainingItemCount not counted");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         Ok(ListPage {
             items: Vec::new(),
             revision: at,
             continue_token,
-            remaining: None,
+            remaining,
         })
     }
 
@@ -766,6 +803,27 @@ impl GenericStore {
         let lookup = |n: &str| self.get(&classes, None, n).ok();
         crate::kinds::scheduling::priorityclass::admit_pod_priority(pod, lookup, global_default)
             .map_err(|why| Status::forbidden(&GroupResource::new("", "pods"), name, &why))
+    }
+
+    /// The RuntimeClass a pod being created names (None: it names none); a class that
+    /// does not exist refuses the pod with RuntimeClass admission's 403.
+    fn pod_runtime_class(&self, pod: &Value, name: &str) -> Result<Option<Value>, Status> {
+        use crate::admission::runtimeclass;
+        let Some(class) = runtimeclass::class_name(pod) else {
+            return Ok(None);
+        };
+        let snap = self.registry.snapshot();
+        let found = snap
+            .get("node.k8s.io", "v1", "runtimeclasses")
+            .and_then(|classes| self.get(classes, None, class).ok());
+        match found {
+            Some(c) => Ok(Some(c)),
+            None => Err(Status::forbidden(
+                &GroupResource::new("", "pods"),
+                name,
+                &runtimeclass::not_found(class),
+            )),
+        }
     }
 
     /// Upstream's DefaultStorageClass admission for a claim being created: a claim that
@@ -1020,6 +1078,9 @@ impl GenericStore {
                 crate::admission::limitranger::default_pod(&self.limit_ranges(ns), &mut obj);
             }
             self.admit_pod_priority(&mut obj, &name)?;
+            let class = self.pod_runtime_class(&obj, &name)?;
+            crate::admission::runtimeclass::admit(&mut obj, class.as_ref())
+                .map_err(|why| Status::forbidden(&GroupResource::new("", "pods"), &name, &why))?;
             if let Some(ns) = namespace {
                 self.admit_pod_service_account(&mut obj, ns, &name).await?;
             }
@@ -1321,7 +1382,11 @@ impl GenericStore {
                 None | Some(Subresource::Scale) => storage
                     .strategy
                     .prepare_for_update(&mut obj, &old, has_status),
-                Some(Subresource::Status) => prepare_status_update(&mut obj, &old),
+                Some(Subresource::Status) => prepare_status_update(
+                    &mut obj,
+                    &old,
+                    storage.strategy.status_update_keeps_metadata(),
+                ),
                 Some(s) if s.is_kind_specific() => storage
                     .strategy
                     .prepare_for_subresource_update(s, &mut obj, &old),
@@ -1923,13 +1988,20 @@ fn check_type_meta(obj: &Value, info: &ResourceInfo) -> Result<(), Status> {
 
 /// A status update changes `.status` only: everything else comes from the old object
 /// (upstream's status strategies and `ResetObjectMetaForStatus`).
-fn prepare_status_update(obj: &mut Value, old: &Value) {
+fn prepare_status_update(obj: &mut Value, old: &Value, keep_metadata: bool) {
     let status = obj.get("status").cloned();
     let rv = meta::resource_version(obj).to_string();
     let managed = meta::metadata(obj)
         .and_then(|m| m.get("managedFields"))
         .cloned();
+    // System fields of the kept metadata are carried over from `old` afterwards.
+    let kept_meta = keep_metadata
+        .then(|| obj.get("metadata").cloned())
+        .flatten();
     *obj = old.clone();
+    if let (Some(m), Some(o)) = (kept_meta, obj.as_object_mut()) {
+        o.insert("metadata".into(), m);
+    }
     if let Some(o) = obj.as_object_mut() {
         match status {
             Some(s) => {
@@ -2072,7 +2144,7 @@ mod tests {
     fn status_update_keeps_spec_and_metadata_of_old() {
         let old = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"r": 1}, "status": {"s": 1}});
         let mut new = json!({"metadata": {"name": "a", "labels": {"x": "2"}, "resourceVersion": "5"}, "spec": {"r": 9}, "status": {"s": 2}});
-        prepare_status_update(&mut new, &old);
+        prepare_status_update(&mut new, &old, false);
         assert_eq!(new["spec"], json!({"r": 1}));
         assert_eq!(new["status"], json!({"s": 2}));
         assert_eq!(new["metadata"]["labels"], json!({"x": "1"}));

@@ -79,6 +79,11 @@ pub trait Strategy: Send + Sync + 'static {
     /// Sets defaults (upstream `SetDefaults_*`), on every write.
     fn default(&self, _obj: &mut Value) {}
 
+    /// Defaults an object as it is read from storage (upstream's storage decoder for
+    /// custom resources): a default added to a schema later shows on objects stored
+    /// before it. Built-in kinds default on write only.
+    fn default_on_read(&self, _obj: &mut Value) {}
+
     /// Whether `metadata.generation` is maintained (bumped on spec changes).
     fn tracks_generation(&self) -> bool {
         false
@@ -105,6 +110,14 @@ pub trait Strategy: Send + Sync + 'static {
                 }
             }
         }
+    }
+
+    /// Whether a write through `/status` keeps its metadata changes (labels,
+    /// annotations): upstream's status strategies of some kinds (Job, CronJob) only carry
+    /// the spec over, where the default, like a custom resource's, keeps the old object
+    /// whole but for its status.
+    fn status_update_keeps_metadata(&self) -> bool {
+        false
     }
 
     /// Carries over from `old` what a write through a kind-specific subresource

@@ -154,7 +154,32 @@ impl Sync<'_> {
             .filter(|rs| controller_of(&rs.metadata).is_none_or(|r| r.uid == uid))
             .map(|rs| (*rs).clone())
             .collect();
-        Ok(claim(&self.rs_api, &self.d, selector, candidates)
+        // Before adopting, read the Deployment itself again (upstream's
+        // RecheckDeletionTimestamp): the cached copy may not show yet that it is being
+        // deleted, and adopting what the garbage collector just orphaned would have the
+        // orphan collected with its former owner.
+        let adopts = self.d.metadata.deletion_timestamp.is_none()
+            && candidates.iter().any(|rs| {
+                controller_of(&rs.metadata).is_none()
+                    && rs.metadata.deletion_timestamp.is_none()
+                    && selector.matches(rs.labels())
+            });
+        let mut owner = self.d.clone();
+        if adopts {
+            match self.d_api.get_opt(&self.name()).await? {
+                Some(fresh) if fresh.metadata.uid.as_deref() == Some(uid.as_str()) => {
+                    owner.metadata.deletion_timestamp = fresh.metadata.deletion_timestamp;
+                }
+                // Gone or replaced: this one adopts nothing.
+                _ => {
+                    owner.metadata.deletion_timestamp =
+                        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                            k8s_openapi::jiff::Timestamp::now(),
+                        ));
+                }
+            }
+        }
+        Ok(claim(&self.rs_api, &owner, selector, candidates)
             .await?
             .owned)
     }

@@ -140,6 +140,22 @@ impl WatchCache {
         (items, state.revision, more)
     }
 
+    /// Number of live keys under `prefix` strictly after `start_after`, with the revision
+    /// the count reflects.
+    pub fn count(&self, prefix: &str, start_after: Option<&str>) -> (u64, Revision) {
+        let state = self.state.read();
+        let start = match start_after {
+            Some(s) if s >= prefix => std::ops::Bound::Excluded(s.to_string()),
+            _ => std::ops::Bound::Included(prefix.to_string()),
+        };
+        let end = match prefix_end(prefix) {
+            Some(e) => std::ops::Bound::Excluded(e),
+            None => std::ops::Bound::Unbounded,
+        };
+        let n = state.objects.range((start, end)).count();
+        (n as u64, state.revision)
+    }
+
     /// Waits until the cache reflects `revision`.
     pub async fn wait_for(&self, revision: Revision) {
         let mut rx = self.notify.subscribe();

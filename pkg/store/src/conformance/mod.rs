@@ -280,6 +280,18 @@ async fn list_pages_by_start_after_and_limit(f: Fixture) {
         .map(|i| format!("/r/k{i}"))
         .collect();
     assert_eq!(seen, expected);
+    // What follows a page is counted without the deleted key, at the page's revision
+    // even after later writes.
+    assert_eq!(be.count("/r/", rev, None).await.unwrap(), 9);
+    assert_eq!(be.count("/r/", rev, Some("/r/k2")).await.unwrap(), 6);
+    be.write(crate::WriteOp::Create {
+        key: "/r/k99".into(),
+        value: b("v"),
+    })
+    .await
+    .unwrap();
+    assert_eq!(be.count("/r/", rev, Some("/r/k2")).await.unwrap(), 6);
+    assert_eq!(be.count("/r/", 0, Some("/r/k2")).await.unwrap(), 7);
 }
 
 async fn reads_below_compaction_are_compacted_and_future_reads_refused(f: Fixture) {

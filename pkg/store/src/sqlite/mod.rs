@@ -263,6 +263,43 @@ impl Backend for SqliteBackend {
         })
     }
 
+    async fn count(
+        &self,
+        prefix: &str,
+        revision: Revision,
+        start_after: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let from = start_after.unwrap_or(prefix).to_string();
+        let inclusive = start_after.is_none();
+        let end = prefix_end(prefix).unwrap_or_else(|| "\u{7f}".repeat(4));
+        let (n, _) = self
+            .read(revision, move |conn, at| {
+                // The list's walk without reading values: newest row per key decides.
+                let mut stmt = conn.prepare_cached(
+                    "SELECT name, deleted FROM kv
+                     WHERE name >= ?1 AND name < ?2 AND id <= ?3
+                     ORDER BY name, id DESC",
+                )?;
+                let mut rows = stmt.query(params![from, end, at])?;
+                let mut last: Option<String> = None;
+                let mut n = 0u64;
+                while let Some(row) = rows.next()? {
+                    let name: String = row.get(0)?;
+                    if last.as_deref() == Some(name.as_str()) || (!inclusive && name == from) {
+                        continue;
+                    }
+                    let deleted: bool = row.get(1)?;
+                    last = Some(name);
+                    if !deleted {
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })
+            .await?;
+        Ok(n)
+    }
+
     async fn get(&self, key: &str, revision: Revision) -> Result<Option<KeyValue>, StoreError> {
         let key = key.to_string();
         let (kv, _) = self

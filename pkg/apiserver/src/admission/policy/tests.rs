@@ -223,3 +223,40 @@ async fn invalid_expressions_are_refused_when_written() {
         "{msg}"
     );
 }
+
+#[tokio::test]
+async fn a_binding_selecting_only_namespaces_takes_the_policys_resources() {
+    // matchResources with a namespaceSelector and no resourceRules matched nothing.
+    let server = TestApiServer::new().await;
+    let api = server.api();
+    api.create(
+        POLICIES,
+        policy(
+            "no-b",
+            json!({"matchConstraints": configmap_rules(),
+                "validations": [{"expression": "!has(object.data) || !('b' in object.data)"}]}),
+        ),
+    )
+    .await;
+    api.create(
+        BINDINGS,
+        binding(
+            "no-b",
+            json!({"policyName": "no-b", "validationActions": ["Deny"], "matchResources":
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "default"}}}}),
+        ),
+    )
+    .await;
+    let (code, body) = api
+        .call("POST", CONFIGMAPS, &configmap("b", json!({"b": "1"})))
+        .await;
+    assert_eq!(code, 422, "{body}");
+    let (code, body) = api
+        .call(
+            "POST",
+            "/api/v1/namespaces/kube-system/configmaps",
+            &configmap("b", json!({"b": "1"})),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+}

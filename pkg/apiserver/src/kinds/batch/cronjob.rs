@@ -184,6 +184,11 @@ impl Strategy for CronJobStrategy {
         validate_spec(new.f("spec"), Some(old.f("spec")))
     }
 
+    /// Upstream's CronJob status strategy carries only the spec over.
+    fn status_update_keeps_metadata(&self) -> bool {
+        true
+    }
+
     /// A status write changes only the status, which upstream does not validate.
     fn validate_status_update(&self, _new: &Value, _old: &Value) -> ErrorList {
         ErrorList::new()

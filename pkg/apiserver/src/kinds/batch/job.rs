@@ -794,6 +794,11 @@ impl Strategy for JobStrategy {
         true
     }
 
+    /// Upstream's Job status strategy carries only the spec over.
+    fn status_update_keeps_metadata(&self) -> bool {
+        true
+    }
+
     fn prepare_for_create(&self, obj: &mut Value, _has_status: bool) {
         if let Some(o) = obj.as_object_mut() {
             o.remove("status");
@@ -846,6 +851,34 @@ impl Strategy for JobStrategy {
 mod tests {
     use super::*;
     use crate::test_util::texts;
+
+    #[tokio::test]
+    async fn a_status_patch_keeps_its_metadata_but_not_its_spec() {
+        let t = crate::test_util::TestApiServer::new().await;
+        let api = t.api();
+        let jobs = "/apis/batch/v1/namespaces/default/jobs";
+        api.create(
+            jobs,
+            json!({"metadata": {"name": "j"}, "spec": {"template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox"}]}}}}),
+        )
+        .await;
+        let (code, v) = api
+            .call_with(
+                "PATCH",
+                &format!("{jobs}/j/status"),
+                "application/merge-patch+json",
+                &json!({"metadata": {"annotations": {"patchedstatus": "true"}},
+                        "spec": {"parallelism": 5},
+                        "status": {"startTime": "2024-01-01T00:00:00Z"}}),
+            )
+            .await;
+        assert_eq!(code, 200, "{v}");
+        assert_eq!(v["metadata"]["annotations"]["patchedstatus"], "true", "{v}");
+        assert_eq!(v["status"]["startTime"], "2024-01-01T00:00:00Z", "{v}");
+        assert_eq!(v["spec"]["parallelism"], 1, "{v}");
+        assert_eq!(v["metadata"]["generation"], 1, "{v}");
+    }
 
     #[test]
     fn index_interval_errors_quote_like_go() {
