@@ -7,8 +7,8 @@
 //! [`client`] gives in-process components a `kube::Client`-compatible tower service.
 
 pub mod admission;
-pub mod apiserver_leases;
 pub mod aggregator;
+pub mod apiserver_leases;
 pub mod apply;
 pub mod audit;
 pub mod auth;
