@@ -228,6 +228,39 @@ fn binary_size(args: &Args, dir: &Path, report: &mut Report) -> anyhow::Result<(
     Ok(())
 }
 
+/// `c` clients creating ConfigMaps `c{c}-{n}` for one phase, then replacing them (an
+/// unconditional PUT without resourceVersion, as kubectl replace) for another: both
+/// results and how many names the creates tried.
+async fn create_then_replace(
+    args: &Args,
+    api: &Api<ConfigMap>,
+    c: usize,
+) -> (PhaseResult, PhaseResult, u64) {
+    let a = api.clone();
+    let created = load::run(c, Budget::Time(args.phase()), move |_, n| {
+        let a = a.clone();
+        async move {
+            a.create(&PostParams::default(), &config_map(&format!("c{c}-{n}"), n))
+                .await?;
+            Ok(())
+        }
+    })
+    .await;
+    let made = (created.ok + created.failed).max(1);
+    let a = api.clone();
+    let replaced = load::run(c, Budget::Time(args.phase()), move |_, n| {
+        let a = a.clone();
+        async move {
+            let name = format!("c{c}-{}", n % made);
+            a.replace(&name, &PostParams::default(), &config_map(&name, n + 1))
+                .await?;
+            Ok(())
+        }
+    })
+    .await;
+    (created, replaced, made)
+}
+
 /// Creates, updates, gets and lists at each concurrency; returns the objects created.
 async fn throughput(
     args: &Args,
@@ -259,17 +292,7 @@ async fn throughput(
             "ConfigMaps with {c} client(s), {} s per phase",
             args.seconds
         );
-        let a = api.clone();
-        let r = load::run(c, Budget::Time(args.phase()), move |_, n| {
-            let a = a.clone();
-            async move {
-                a.create(&PostParams::default(), &config_map(&format!("c{c}-{n}"), n))
-                    .await?;
-                Ok(())
-            }
-        })
-        .await;
-        let made = r.ok + r.failed;
+        let (r, replaced, made) = create_then_replace(args, &api, c).await;
         created += r.ok;
         record_phase(
             report,
@@ -277,24 +300,11 @@ async fn throughput(
             &format!("creates, {c} clients"),
             r,
         );
-        let made = made.max(1);
-        let a = api.clone();
-        let r = load::run(c, Budget::Time(args.phase()), move |_, n| {
-            let a = a.clone();
-            async move {
-                let name = format!("c{c}-{}", n % made);
-                // An unconditional update (PUT without resourceVersion), as kubectl replace.
-                a.replace(&name, &PostParams::default(), &config_map(&name, n + 1))
-                    .await?;
-                Ok(())
-            }
-        })
-        .await;
         record_phase(
             report,
             &format!("update.c{c}"),
             &format!("updates, {c} clients"),
-            r,
+            replaced,
         );
         let a = api.clone();
         let r = load::run(c, Budget::Time(args.phase()), move |_, n| {
@@ -580,41 +590,20 @@ pub async fn k1s_on_etcd(args: &Args, dir: &Path, report: &mut Report) -> anyhow
     let section = "etcd_backend";
     for &c in &args.clients {
         eprintln!("k1s on etcd: ConfigMaps with {c} client(s)");
-        let a = api.clone();
-        let r = load::run(c, Budget::Time(args.phase()), move |_, n| {
-            let a = a.clone();
-            async move {
-                a.create(&PostParams::default(), &config_map(&format!("c{c}-{n}"), n))
-                    .await?;
-                Ok(())
-            }
-        })
-        .await;
-        let made = (r.ok + r.failed).max(1);
+        let (created, replaced, _) = create_then_replace(args, &api, c).await;
         record_phase_in(
             report,
             section,
             &format!("etcd_backend.create.c{c}"),
             &format!("k1s on etcd: creates, {c} clients"),
-            r,
+            created,
         );
-        let a = api.clone();
-        let r = load::run(c, Budget::Time(args.phase()), move |_, n| {
-            let a = a.clone();
-            async move {
-                let name = format!("c{c}-{}", n % made);
-                a.replace(&name, &PostParams::default(), &config_map(&name, n + 1))
-                    .await?;
-                Ok(())
-            }
-        })
-        .await;
         record_phase_in(
             report,
             section,
             &format!("etcd_backend.update.c{c}"),
             &format!("k1s on etcd: updates, {c} clients"),
-            r,
+            replaced,
         );
         for op in ["create", "update"] {
             let puts = report.get(&format!("put.c{c}.per_s"));
