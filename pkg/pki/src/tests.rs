@@ -23,6 +23,10 @@ const FILES: &[&str] = &[
     "client-admin.key",
     "service-account.key",
     "service-account.pub",
+    "request-header-ca.crt",
+    "request-header-ca.key",
+    "client-auth-proxy.crt",
+    "client-auth-proxy.key",
 ];
 
 fn options(dir: &Path) -> PkiOptions {
