@@ -59,8 +59,8 @@ fn init_logging(cli: &cli::Cli) -> anyhow::Result<()> {
         tracing_subscriber::EnvFilter::new(if cli.debug { "debug" } else { "info" })
     });
     let (file, also_stderr) = match &cli.command {
-        cli::Command::Server(args) => (args.log.clone(), args.alsologtostderr),
-        cli::Command::Agent(args) => (args.log.clone(), args.alsologtostderr),
+        cli::Command::Server(args) => (args.process.log.clone(), args.process.alsologtostderr),
+        cli::Command::Agent(args) => (args.process.log.clone(), args.process.alsologtostderr),
         _ => (None, false),
     };
     // NO_COLOR (https://no-color.org): any non-empty value turns colour off.

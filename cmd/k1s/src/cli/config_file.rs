@@ -318,7 +318,7 @@ mod tests {
         .unwrap();
         assert!(out.warnings.is_empty(), "{:?}", out.warnings);
         let s = parse(out.args);
-        assert_eq!(s.node_name.as_deref(), Some("from-cli"));
+        assert_eq!(s.node.node_name.as_deref(), Some("from-cli"));
         assert_eq!(s.https_listen_port, 7443);
         assert_eq!(s.tls_san, vec!["a.example", "10.0.0.9"]);
         assert!(s.disable_agent);
@@ -356,7 +356,7 @@ mod tests {
         let out = expand(os(&["k1s", "server", "-c", cfg.to_str().unwrap()])).unwrap();
         let s = parse(out.args);
         assert_eq!(s.tls_san, vec!["a", "b", "c"]);
-        assert_eq!(s.node_name.as_deref(), Some("second"));
+        assert_eq!(s.node.node_name.as_deref(), Some("second"));
     }
 
     #[test]
@@ -367,7 +367,7 @@ mod tests {
         let out = expand(os(&["k1s", "server", "--config", cfg.to_str().unwrap()])).unwrap();
         assert_eq!(out.warnings.len(), 1);
         assert!(out.warnings[0].contains("unknown flag --no-such-flag"));
-        assert_eq!(parse(out.args).node_name.as_deref(), Some("pi2"));
+        assert_eq!(parse(out.args).node.node_name.as_deref(), Some("pi2"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod datastore;
 pub mod image;
 pub mod killall;
 pub mod kubectl;
+pub mod node;
 pub mod secrets_encrypt;
 pub mod server;
 pub mod simulate;

@@ -10,36 +10,9 @@ use ipnet::IpNet;
 /// Runs the control plane (and the agent, unless disabled).
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Read flags from this YAML file (k3s's config.yaml: flag names as keys, lists for
-    /// repeatable flags; `<FILE>.d/*.yaml` follow in name order). Command-line flags win.
-    #[arg(
-        long,
-        short = 'c',
-        value_name = "FILE",
-        default_value = crate::cli::config_file::DEFAULT_CONFIG_FILE,
-        env = "K1S_CONFIG_FILE",
-        help_heading = "Data"
-    )]
-    pub config: PathBuf,
-
-    /// Write the logs to this file (appended to; never coloured) instead of stderr.
-    #[arg(
-        long,
-        short = 'l',
-        value_name = "FILE",
-        env = "K1S_LOG_FILE",
-        help_heading = "Logging"
-    )]
-    pub log: Option<PathBuf>,
-
-    /// With --log, write the logs to stderr too.
-    #[arg(long, env = "K1S_ALSO_LOG_TO_STDERR", help_heading = "Logging")]
-    pub alsologtostderr: bool,
-
-    /// Folder for state: certificates, token, database (default /var/lib/k1s as root,
-    /// ~/.k1s otherwise).
-    #[arg(long, short = 'd', env = "K1S_DATA_DIR", help_heading = "Data")]
-    pub data_dir: Option<PathBuf>,
+    /// Config file, logs and data dir (shared with `k1s agent`).
+    #[command(flatten)]
+    pub process: crate::cli::node::ProcessArgs,
 
     /// Address the API server listens on.
     #[arg(
@@ -132,24 +105,14 @@ pub struct ServerArgs {
     #[arg(long, env = "K1S_DISABLE_SCHEDULER", help_heading = "Components")]
     pub disable_scheduler: bool,
 
-    /// Do not run the Service proxy (kube-proxy's nftables rules), to bring your own; the
-    /// same as `--disable kube-proxy`.
-    #[arg(long, env = "K1S_DISABLE_KUBE_PROXY", help_heading = "Components")]
-    pub disable_kube_proxy: bool,
+    /// This node's kubelet, pod network and Service proxy (shared with `k1s agent`).
+    #[command(flatten)]
+    pub node: crate::cli::node::NodeArgs,
 
     /// Do not enforce NetworkPolicies (k3s's flag), to bring your own; the same as
     /// `--disable network-policy`.
     #[arg(long, env = "K1S_DISABLE_NETWORK_POLICY", help_heading = "Components")]
     pub disable_network_policy: bool,
-
-    /// Pod IP range.
-    #[arg(
-        long,
-        default_value = "10.42.0.0/16",
-        env = "K1S_CLUSTER_CIDR",
-        help_heading = "Networking"
-    )]
-    pub cluster_cidr: IpNet,
 
     /// Service cluster IP range.
     #[arg(
@@ -159,24 +122,6 @@ pub struct ServerArgs {
         help_heading = "Networking"
     )]
     pub service_cidr: IpNet,
-
-    /// Cluster DNS service IP (inside the service range).
-    #[arg(
-        long,
-        default_value = "10.43.0.10",
-        env = "K1S_CLUSTER_DNS",
-        help_heading = "Networking"
-    )]
-    pub cluster_dns: IpAddr,
-
-    /// Cluster DNS domain.
-    #[arg(
-        long,
-        default_value = "cluster.local",
-        env = "K1S_CLUSTER_DOMAIN",
-        help_heading = "Networking"
-    )]
-    pub cluster_domain: String,
 
     /// Components not to run (k3s's flag; repeatable or comma-separated): `coredns` or
     /// `dns` turns the cluster DNS off, `kube-proxy` the Service proxy, `servicelb` the
@@ -202,26 +147,6 @@ pub struct ServerArgs {
         help_heading = "Networking"
     )]
     pub dns_listen: Vec<std::net::SocketAddr>,
-
-    /// Cross-node pod network: `vxlan` (flannel's default overlay, made once a second node
-    /// joins) or `none` (bring your own routes between nodes).
-    #[arg(
-        long,
-        default_value = "vxlan",
-        value_parser = ["vxlan", "none"],
-        env = "K1S_FLANNEL_BACKEND",
-        help_heading = "Networking"
-    )]
-    pub flannel_backend: String,
-
-    /// UDP port of the vxlan overlay; the same on every node.
-    #[arg(
-        long,
-        default_value_t = 8472,
-        env = "K1S_VXLAN_PORT",
-        help_heading = "Networking"
-    )]
-    pub vxlan_port: u16,
 
     /// Port of the ingress controller's plain HTTP listener on every node address (0 picks
     /// a free one).
@@ -252,61 +177,10 @@ pub struct ServerArgs {
     )]
     pub dns_interface: String,
 
-    /// Name of this node (default: the host name).
-    #[arg(long, env = "K1S_NODE_NAME", help_heading = "Agent")]
-    pub node_name: Option<String>,
-
-    /// IP address this node advertises (its InternalIP; default: the advertise address).
-    #[arg(long, env = "K1S_NODE_IP", help_heading = "Agent")]
-    pub node_ip: Option<IpAddr>,
-
-    /// Use the containerd at this socket instead of starting the embedded one.
-    #[arg(long, env = "K1S_CONTAINER_RUNTIME_ENDPOINT", help_heading = "Agent")]
-    pub container_runtime_endpoint: Option<PathBuf>,
-
-    /// Port of the kubelet's HTTPS endpoint (logs, exec, port-forward); 0 picks a free one.
-    #[arg(
-        long,
-        default_value_t = 10250,
-        env = "K1S_KUBELET_PORT",
-        help_heading = "Agent"
-    )]
-    pub kubelet_port: u16,
-
-    /// Customized flag for the kubelet, as `flag=value` (repeatable; k3s's
-    /// `--kubelet-arg`). k1s's kubelet takes the eviction flags: `eviction-hard`,
-    /// `eviction-soft`, `eviction-soft-grace-period`, `eviction-minimum-reclaim`,
-    /// `eviction-pressure-transition-period`, `eviction-max-pod-grace-period` (default, as
-    /// k3s: `eviction-hard=imagefs.available<5%,nodefs.available<5%`); others are refused.
-    #[arg(
-        long = "kubelet-arg",
-        value_name = "FLAG=VALUE",
-        help_heading = "Agent"
-    )]
-    pub kubelet_arg: Vec<String>,
-
-    /// Where container logs are written (`<ns>_<pod>_<uid>/<container>/<n>.log`).
-    #[arg(
-        long,
-        default_value = "/var/log/pods",
-        env = "K1S_POD_LOG_DIR",
-        help_heading = "Agent"
-    )]
-    pub pod_log_dir: PathBuf,
-
     /// Where the local-path provisioner makes its volumes' folders (default:
     /// `<data-dir>/storage`).
     #[arg(long, env = "K1S_DEFAULT_LOCAL_STORAGE_PATH", help_heading = "Agent")]
     pub default_local_storage_path: Option<PathBuf>,
-
-    /// Name of the node's pod bridge (at most 15 characters).
-    #[arg(
-        long,
-        default_value = "k1s0",
-        env = "K1S_BRIDGE_NAME",
-        help_heading = "Agent"
-    )]
-    pub bridge_name: String,
 
     /// Run this many simulated nodes in the server (sim-node-0, sim-node-1, …): they
     /// register, heartbeat their Leases and mark pods bound to them Running and Ready
@@ -343,6 +217,7 @@ pub struct ServerArgs {
     /// etcd TLS files (--datastore-cafile, --datastore-certfile, --datastore-keyfile).
     #[command(flatten)]
     pub datastore_tls: crate::cli::datastore::DatastoreTls,
+
     /// Encrypt Secrets at rest (k3s's flag): the keys live in
     /// <data-dir>/server/cred/encryption-config.json (upstream's EncryptionConfiguration),
     /// made on first start; see `k1s secrets-encrypt`.

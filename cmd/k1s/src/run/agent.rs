@@ -4,11 +4,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
 use crate::cli::agent::AgentArgs;
+use crate::run::node::{self, NodeSettings};
 
 /// Runs the agent until SIGINT or SIGTERM.
 pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
@@ -63,6 +63,7 @@ fn token(args: &AgentArgs) -> anyhow::Result<String> {
 
 async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let data_dir = args
+        .process
         .data_dir
         .clone()
         .unwrap_or_else(super::server::default_data_dir);
@@ -70,10 +71,11 @@ async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let token = token(&args)?;
     let (host, port) = server_host(&args.server)?;
     let node_name = args
+        .node
         .node_name
         .clone()
         .unwrap_or_else(super::server::host_name);
-    let node_ip = match args.node_ip {
+    let node_ip = match args.node.node_ip {
         Some(ip) => ip,
         None => address_towards(&host, port)
             .with_context(|| format!("no route to the server {host}:{port}; give --node-ip"))?,
@@ -81,43 +83,19 @@ async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let IpAddr::V4(node_ipv4) = node_ip else {
         bail!("--node-ip must be an IPv4 address");
     };
-    let cluster_cidr = match args.cluster_cidr {
-        ipnet::IpNet::V4(net) => net,
-        ipnet::IpNet::V6(_) => bail!("the agent needs an IPv4 --cluster-cidr"),
-    };
-    let bridge = args.bridge_name.clone();
-    if bridge.is_empty() || bridge.len() > 15 {
-        bail!("--bridge-name {bridge:?} must have 1 to 15 characters");
-    }
-    let eviction = k1s_kubelet::eviction::Config::k3s(&args.kubelet_arg)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Bad node flags are refused before joining.
+    let settings = NodeSettings::from_flags(&args.node)?;
 
     let agent_dir = data_dir.join("agent");
     let creds =
         super::bootstrap::obtain(&args.server, &token, &agent_dir, &node_name, node_ip).await?;
     tracing::info!(server = %args.server, node = %node_name, "joined the cluster");
 
-    let endpoint = args
-        .container_runtime_endpoint
-        .as_ref()
-        .map(|p| p.to_string_lossy().into_owned());
-    let started = k1s_kubelet::containerd::start(&data_dir, endpoint.as_deref())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let runtime = started.runtime;
-    let images = k1s_kubelet::containerd::airgap_images_dir(&data_dir);
-    let imported = k1s_kubelet::containerd::images::import_dir(&runtime, &images).await;
-    if !imported.is_empty() {
-        tracing::info!(images = ?imported, "imported airgap images");
-    }
+    let started = node::start_runtime(&args.node, &data_dir).await?;
+    node::import_airgap_images(&started.runtime, &data_dir).await;
 
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, args.kubelet_port))
-        .await
-        .with_context(|| format!("cannot listen on the kubelet port {}", args.kubelet_port))?;
-    let kubelet_port = listener
-        .local_addr()
-        .context("the kubelet listener has no address")?
-        .port();
+    let listener = node::bind_kubelet(args.node.kubelet_port).await?;
+    let kubelet_port = listener.1;
     let ca_der = {
         use rustls::pki_types::pem::PemObject;
         rustls::pki_types::CertificateDer::from_pem_slice(creds.ca_pem.as_bytes())
@@ -125,45 +103,11 @@ async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
     };
     let tls = k1s_pki::kubelet_server_tls_config(&ca_der, &creds.serving.0, &creds.serving.1)
         .context("cannot use the kubelet's serving certificate")?;
-
-    let mut config = k1s_kubelet::Config::new(
-        &node_name,
-        node_ip,
-        agent_dir.join("kubelet"),
-        args.pod_log_dir.clone(),
+    let mut kubelet = node::Kubelet::new(
+        &args.node, &settings, &node_name, node_ip, &data_dir, listener, tls,
     );
-    config.cluster_dns = vec![args.cluster_dns];
-    config.cluster_domain = args.cluster_domain.clone();
-    config.kubelet_port = kubelet_port;
-    config.eviction = eviction;
     // An agent runs no control plane: no control-plane role label on its Node.
-    config.control_plane = false;
-    if args.container_runtime_endpoint.is_none() {
-        config.image_fs_dir = Some(agent_dir.join("containerd"));
-    }
-    let overlay = args.flannel_backend == "vxlan";
-    let network = super::server::bridge_network_factory(
-        bridge.clone(),
-        cluster_cidr,
-        agent_dir.join("net"),
-        overlay,
-    );
-    let runtime: Arc<dyn k1s_kubelet::runtime::ContainerRuntime> = Arc::new(runtime);
-    let stats = k1s_kubelet::summary::Sources {
-        node_name: config.node_name.clone(),
-        root_dir: config.root_dir.clone(),
-        log_dir: config.log_dir.clone(),
-        image_fs_dir: config.image_fs_dir.clone(),
-    };
-    let server = k1s_kubelet::server::serve_with_stats(
-        k1s_kubelet::server::ServerConfig {
-            listener,
-            tls,
-            authorizer: Default::default(),
-        },
-        runtime.clone(),
-        Some(stats),
-    );
+    kubelet.config.control_plane = false;
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let wait = move || {
@@ -172,38 +116,30 @@ async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let mut tasks = Vec::new();
-    let kubelet_client = creds.node.clone();
-    let done = wait();
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = k1s_kubelet::run(kubelet_client, config, runtime, network, done).await {
-            tracing::error!(error = %e, "the kubelet failed");
-        }
-        server.abort();
-    }));
-    if overlay {
-        let mut vx = k1s_net::vxlan::VxlanConfig::new(node_name.clone(), node_ipv4);
-        vx.device = k1s_net::vxlan::device_for_bridge(&bridge);
-        vx.port = args.vxlan_port;
-        let client = creds.node.clone();
-        let done = wait();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = k1s_net::vxlan::run(client, vx, done).await {
-                tracing::error!(error = %e, "the vxlan overlay failed");
-            }
-        }));
+    let mut tasks = vec![kubelet.spawn(
+        creds.node.clone(),
+        started.runtime,
+        &settings,
+        &data_dir,
+        wait(),
+    )];
+    if settings.overlay {
+        tasks.push(node::spawn_overlay(
+            creds.node.clone(),
+            &args.node,
+            &node_name,
+            node_ipv4,
+            wait(),
+        ));
     }
-    if !args.disable_kube_proxy {
-        let mut proxy = k1s_net::proxy::ProxyConfig::new(Some(cluster_cidr));
-        proxy.node_name = Some(node_name.clone());
-        proxy.table = k1s_net::cleanup::tables_for_bridge(&bridge).proxy;
-        let client = creds.proxy.clone();
-        let done = wait();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = k1s_net::proxy::run(client, proxy, done).await {
-                tracing::error!(error = %e, "service proxy failed");
-            }
-        }));
+    if !args.node.disable_kube_proxy {
+        tasks.push(node::spawn_proxy(
+            creds.proxy.clone(),
+            &args.node,
+            &node_name,
+            Some(settings.cluster_cidr),
+            wait(),
+        ));
     }
     if std::env::var_os("NOTIFY_SOCKET").is_some() {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);

@@ -39,7 +39,7 @@ pub(crate) async fn start(args: &ServerArgs, api: &Arc<ApiServer>) -> Option<Dns
         api.clone(),
         UserInfo::new("system:k1s-dns", ["system:masters".to_string()]),
     );
-    if let Err(e) = k1s_dns::kube_dns::ensure(client.clone(), args.cluster_dns).await {
+    if let Err(e) = k1s_dns::kube_dns::ensure(client.clone(), args.node.cluster_dns).await {
         tracing::error!(error = %e, "cannot create the kube-dns Service");
     }
     let mut address = None;
@@ -50,18 +50,18 @@ pub(crate) async fn start(args: &ServerArgs, api: &Arc<ApiServer>) -> Option<Dns
         tracing::info!("cluster DNS not served: no agent and no --dns-listen");
         return None;
     } else {
-        match k1s_dns::iface::add_address(&args.dns_interface, args.cluster_dns).await {
+        match k1s_dns::iface::add_address(&args.dns_interface, args.node.cluster_dns).await {
             Ok(a) => address = Some(a),
             Err(e) => {
                 tracing::error!(error = %e, "cluster DNS is off");
                 return None;
             }
         }
-        vec![SocketAddr::new(args.cluster_dns, 53)]
+        vec![SocketAddr::new(args.node.cluster_dns, 53)]
     };
     let mut config = k1s_dns::Config::new(listen);
-    config.domain = args.cluster_domain.clone();
-    config.dns_ip = Some(args.cluster_dns);
+    config.domain = args.node.cluster_domain.clone();
+    config.dns_ip = Some(args.node.cluster_dns);
     match k1s_dns::start(client, config).await {
         Ok(running) => Some(Dns { running, address }),
         Err(e) => {

@@ -12,6 +12,7 @@ mod join;
 pub mod killall;
 mod kubeconfig_secret;
 pub mod kubectl;
+mod node;
 pub mod secrets_encrypt;
 pub mod server;
 pub mod simulate;

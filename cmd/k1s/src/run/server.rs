@@ -17,6 +17,7 @@ use k1s_store::{
 use crate::cli::datastore::DatastoreTls;
 use crate::cli::server::ServerArgs;
 use crate::run::election::Elector;
+use crate::run::node::{self, NodeSettings, RuntimeHandle};
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -135,21 +136,28 @@ fn parse_mode(s: &str) -> anyhow::Result<u32> {
 }
 
 async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let data_dir = args
+        .process
+        .data_dir
+        .clone()
+        .unwrap_or_else(default_data_dir);
     prepare_data_dir(&data_dir)?;
     let mode = parse_mode(&args.write_kubeconfig_mode)?;
-    // Bad --kubelet-arg values are refused before anything starts.
-    if !args.disable_agent {
-        kubelet_eviction(&args)?;
-    }
-    if !args.service_cidr.contains(&args.cluster_dns) {
+    // Bad node flags (--kubelet-arg, --bridge-name, an IPv6 --cluster-cidr) are refused
+    // before anything starts.
+    let settings = if args.disable_agent {
+        None
+    } else {
+        Some(NodeSettings::from_flags(&args.node)?)
+    };
+    if !args.service_cidr.contains(&args.node.cluster_dns) {
         bail!(
             "--cluster-dns {} is not inside --service-cidr {}",
-            args.cluster_dns,
+            args.node.cluster_dns,
             args.service_cidr
         );
     }
-    let node_name = args.node_name.clone().unwrap_or_else(host_name);
+    let node_name = args.node.node_name.clone().unwrap_or_else(host_name);
     let advertise = args
         .advertise_address
         .unwrap_or_else(|| detect_address(args.bind_address));
@@ -163,11 +171,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         addresses.push(args.bind_address);
     }
     // Agents reach the server at its node address too.
-    if let Some(ip) = args.node_ip {
+    if let Some(ip) = args.node.node_ip {
         addresses.push(ip);
     }
     let mut pki_opts = PkiOptions::new(&data_dir, node_name.clone());
-    pki_opts.cluster_domain = args.cluster_domain.clone();
+    pki_opts.cluster_domain = args.node.cluster_domain.clone();
     pki_opts.service_ip = service_ip;
     pki_opts.addresses = addresses;
     pki_opts.extra_sans = args.tls_san.clone();
@@ -178,7 +186,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let runtime = if args.disable_agent {
         None
     } else {
-        Some(start_runtime(&args, &data_dir).await?)
+        Some(node::start_runtime(&args.node, &data_dir).await?)
     };
 
     let backend = open_backend(&args.datastore_endpoint, &args.datastore_tls, &data_dir)?;
@@ -203,7 +211,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         advertise_ip: advertise,
         advertise_port: port,
         service_cidr: args.service_cidr,
-        cluster_domain: args.cluster_domain.clone(),
+        cluster_domain: args.node.cluster_domain.clone(),
     };
     let modes = k1s_apiserver::auth::authz::parse_modes(&args.authorization_mode)
         .map_err(|e| anyhow::anyhow!("invalid --authorization-mode: {e}"))?;
@@ -228,7 +236,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         )?;
         let _ = api.audit.set(std::sync::Arc::new(auditor));
     }
-    let issuer = ApiServer::default_service_account_issuer(&args.cluster_domain);
+    let issuer = ApiServer::default_service_account_issuer(&args.node.cluster_domain);
     api.set_service_account_issuer(
         k1s_apiserver::auth::serviceaccount::TokenIssuer::from_pem(
             pki.service_account_key_pem(),
@@ -256,7 +264,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     // What joining agents read and authenticate with (run/join.rs).
     let join_url = format!(
         "https://{}",
-        SocketAddr::new(args.node_ip.unwrap_or(advertise), port)
+        SocketAddr::new(args.node.node_ip.unwrap_or(advertise), port)
     );
     // Agents cannot join without it, but the server and its own node run on.
     if let Err(e) = super::join::publish(
@@ -392,7 +400,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let config = k1s_controllers::ControllerConfig {
             root_ca_pem: Some(pki.ca_pem().to_string()),
             // k3s allocates node CIDRs from --cluster-cidr (a /24 per node).
-            cluster_cidr: Some(args.cluster_cidr),
+            cluster_cidr: Some(args.node.cluster_cidr),
             node_cidr_mask_size: None,
             service_cidr: Some(args.service_cidr),
             // The CSR signer issues joining agents' kubelet certificates from the cluster CA.
@@ -472,20 +480,21 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let node_ip = args.node_ip.unwrap_or(advertise);
-    let agent = if args.disable_agent {
-        None
-    } else {
-        Some(
-            start_agent(&args, &api, &pki, &data_dir, &node_name, node_ip, runtime)
-                .await
-                .context("cannot start the agent")?,
-        )
+    let node_ip = args.node.node_ip.unwrap_or(advertise);
+    let agent = match &settings {
+        None => None,
+        Some(settings) => Some(
+            start_agent(
+                &args, settings, &api, &pki, &data_dir, &node_name, node_ip, runtime,
+            )
+            .await
+            .context("cannot start the agent")?,
+        ),
     };
     let overlay = start_overlay(&args, &api, &node_name, node_ip);
     // The Service proxy is part of the agent, as kube-proxy is in k3s.
     let (stop_proxy, proxy_stopping) = tokio::sync::oneshot::channel::<()>();
-    let proxy_disabled = args.disable_kube_proxy
+    let proxy_disabled = args.node.disable_kube_proxy
         || args
             .disable
             .iter()
@@ -493,25 +502,17 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let proxy = if args.disable_agent || proxy_disabled {
         None
     } else {
-        let cidr = match args.cluster_cidr {
+        let cidr = match args.node.cluster_cidr {
             ipnet::IpNet::V4(net) => Some(net),
             ipnet::IpNet::V6(_) => None,
         };
         let client = kube_proxy_client(&api);
-        let proxy_node = node_name.clone();
-        // Named after the bridge, so that nodes sharing a host (tests) keep apart.
-        let proxy_table = k1s_net::cleanup::tables_for_bridge(&args.bridge_name).proxy;
-        Some(tokio::spawn(async move {
-            let mut config = k1s_net::proxy::ProxyConfig::new(cidr);
-            config.node_name = Some(proxy_node);
-            config.table = proxy_table;
-            let done = async move {
-                let _ = proxy_stopping.await;
-            };
-            if let Err(e) = k1s_net::proxy::run(client, config, done).await {
-                tracing::error!(error = %e, "service proxy failed");
-            }
-        }))
+        let done = async move {
+            let _ = proxy_stopping.await;
+        };
+        Some(node::spawn_proxy(
+            client, &args.node, &node_name, cidr, done,
+        ))
     };
     // k3s's bundled local-path provisioner, beside the kubelet whose disk it uses.
     let (stop_storage, storage_stopping) = tokio::sync::oneshot::channel::<()>();
@@ -554,9 +555,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let client = network_policy_client(&api);
         let mut config = k1s_net::netpol::NetpolConfig::new(node_name.clone());
         // The default bridge keeps the k3s-like name; others (tests) get a table of their own.
-        config.table = k1s_net::cleanup::tables_for_bridge(&args.bridge_name).netpol;
+        config.table = k1s_net::cleanup::tables_for_bridge(&args.node.bridge_name).netpol;
         if !super::dns::disabled(&args)
-            && let std::net::IpAddr::V4(ip) = args.cluster_dns
+            && let std::net::IpAddr::V4(ip) = args.node.cluster_dns
         {
             config.dns_address = Some(ip);
         }
@@ -573,7 +574,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let mut config = k1s_simulator::Config::new(args.simulate_nodes);
         config.events = !args.simulate_quiet;
         config.pods = pod_informer.clone();
-        config.cluster_cidr = match args.cluster_cidr {
+        config.cluster_cidr = match args.node.cluster_cidr {
             ipnet::IpNet::V4(net) => net,
             ipnet::IpNet::V6(_) => bail!("--simulate-nodes needs an IPv4 --cluster-cidr"),
         };
@@ -692,28 +693,6 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The node's container runtime: the embedded containerd (supervised) or the one at
-/// `--container-runtime-endpoint`.
-struct RuntimeHandle {
-    runtime: k1s_kubelet::containerd::ContainerdRuntime,
-    supervisor: Option<k1s_kubelet::containerd::supervisor::Supervisor>,
-}
-
-async fn start_runtime(args: &ServerArgs, data_dir: &Path) -> anyhow::Result<RuntimeHandle> {
-    let endpoint = args
-        .container_runtime_endpoint
-        .as_ref()
-        .map(|p| p.to_string_lossy().into_owned());
-    // Its errors are one line saying what to install or which endpoint failed.
-    let started = k1s_kubelet::containerd::start(data_dir, endpoint.as_deref())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(RuntimeHandle {
-        runtime: started.runtime,
-        supervisor: started.supervisor,
-    })
-}
-
 /// The running agent: the kubelet and the containerd it drives.
 struct Agent {
     stop: tokio::sync::oneshot::Sender<()>,
@@ -733,10 +712,12 @@ impl Agent {
     }
 }
 
-/// Imports the airgap images, then runs the kubelet: it registers the node, waits for
-/// its podCIDR, makes the bridge network and runs the pods bound here.
+/// Imports the airgap images, then runs the kubelet (run/node.rs) with an in-process
+/// client and a serving certificate from the server's CA.
+#[allow(clippy::too_many_arguments)]
 async fn start_agent(
     args: &ServerArgs,
+    settings: &NodeSettings,
     api: &Arc<ApiServer>,
     pki: &Pki,
     data_dir: &Path,
@@ -751,50 +732,13 @@ async fn start_agent(
     else {
         bail!("no container runtime was started");
     };
-    let images = k1s_kubelet::containerd::airgap_images_dir(data_dir);
-    let imported = k1s_kubelet::containerd::images::import_dir(&runtime, &images).await;
-    if !imported.is_empty() {
-        tracing::info!(images = ?imported, "imported airgap images");
-    }
-    // The kubelet's own HTTPS endpoint (logs, exec, attach, port-forward), which the API
-    // server reaches at the node's address and the port the Node publishes.
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, args.kubelet_port))
-        .await
-        .with_context(|| format!("cannot listen on the kubelet port {}", args.kubelet_port))?;
-    let kubelet_port = listener
-        .local_addr()
-        .context("the kubelet listener has no address")?
-        .port();
+    node::import_airgap_images(&runtime, data_dir).await;
+    let listener = node::bind_kubelet(args.node.kubelet_port).await?;
     let tls = pki
         .kubelet_server_tls_config(node_name, &[node_ip.to_string(), "127.0.0.1".into()])
         .context("cannot issue the kubelet's serving certificate")?;
-    let mut config = k1s_kubelet::Config::new(
-        node_name,
-        node_ip,
-        data_dir.join("agent").join("kubelet"),
-        args.pod_log_dir.clone(),
-    );
-    config.cluster_dns = vec![args.cluster_dns];
-    config.cluster_domain = args.cluster_domain.clone();
-    config.kubelet_port = kubelet_port;
-    config.eviction = kubelet_eviction(args)?;
-    if args.container_runtime_endpoint.is_none() {
-        // The embedded containerd keeps its images under the data dir: that is imagefs.
-        config.image_fs_dir = Some(data_dir.join("agent").join("containerd"));
-    }
-    let cluster_cidr = match args.cluster_cidr {
-        ipnet::IpNet::V4(net) => net,
-        ipnet::IpNet::V6(_) => bail!("the agent needs an IPv4 --cluster-cidr"),
-    };
-    let bridge = args.bridge_name.clone();
-    if bridge.is_empty() || bridge.len() > 15 {
-        bail!("--bridge-name {bridge:?} must have 1 to 15 characters");
-    }
-    let network = bridge_network_factory(
-        bridge,
-        cluster_cidr,
-        data_dir.join("agent").join("net"),
-        args.flannel_backend == "vxlan",
+    let kubelet = node::Kubelet::new(
+        &args.node, settings, node_name, node_ip, data_dir, listener, tls,
     );
     let user = UserInfo::new(
         format!("system:node:{node_name}"),
@@ -802,64 +746,14 @@ async fn start_agent(
     );
     let client = k1s_apiserver::client::client(api.clone(), user);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let runtime: Arc<dyn k1s_kubelet::runtime::ContainerRuntime> = Arc::new(runtime);
-    let stats = k1s_kubelet::summary::Sources {
-        node_name: config.node_name.clone(),
-        root_dir: config.root_dir.clone(),
-        log_dir: config.log_dir.clone(),
-        image_fs_dir: config.image_fs_dir.clone(),
+    let done = async move {
+        let _ = stopped.await;
     };
-    let server = k1s_kubelet::server::serve_with_stats(
-        k1s_kubelet::server::ServerConfig {
-            listener,
-            tls,
-            authorizer: Default::default(),
-        },
-        runtime.clone(),
-        Some(stats),
-    );
-    let task = tokio::spawn(async move {
-        let done = async move {
-            let _ = stopped.await;
-        };
-        if let Err(e) = k1s_kubelet::run(client, config, runtime, network, done).await {
-            tracing::error!(error = %e, "the kubelet failed");
-        }
-        server.abort();
-    });
+    let task = kubelet.spawn(client, runtime, settings, data_dir, done);
     Ok(Agent {
         stop,
         task,
         supervisor,
-    })
-}
-
-/// The kubelet's pod network: the node's bridge on its podCIDR, once the node has one. With
-/// the vxlan overlay the pods' MTU leaves room for its headers.
-pub(crate) fn bridge_network_factory(
-    bridge: String,
-    cluster_cidr: ipnet::Ipv4Net,
-    state_dir: PathBuf,
-    overlay: bool,
-) -> k1s_kubelet::NetworkFactory {
-    use k1s_net::{BridgeConfig, BridgeNetwork};
-    Box::new(move |cidr: String| {
-        let bridge = bridge.clone();
-        let state_dir = state_dir.clone();
-        Box::pin(async move {
-            let pod_cidr: ipnet::Ipv4Net = cidr
-                .parse()
-                .map_err(|e| format!("the node's podCIDR {cidr:?} is not an IPv4 CIDR: {e}"))?;
-            let mut c = BridgeConfig::new(pod_cidr, cluster_cidr, state_dir);
-            // The default bridge keeps k3s-like names; others (tests) get a table of their own.
-            c.nft_table = k1s_net::cleanup::tables_for_bridge(&bridge).nat;
-            c.bridge = bridge;
-            if overlay {
-                c.mtu = c.mtu.min(1500 - k1s_net::vxlan::OVERHEAD);
-            }
-            let net = BridgeNetwork::new(c).await.map_err(|e| e.to_string())?;
-            Ok(Arc::new(net) as Arc<dyn k1s_net::PodNetwork>)
-        })
     })
 }
 
@@ -876,32 +770,22 @@ fn start_overlay(
     let IpAddr::V4(ip) = node_ip else {
         return None;
     };
-    if args.disable_agent || args.flannel_backend != "vxlan" {
+    if args.disable_agent || args.node.flannel_backend != "vxlan" {
         return None;
     }
-    let mut config = k1s_net::vxlan::VxlanConfig::new(node_name, ip);
-    config.device = k1s_net::vxlan::device_for_bridge(&args.bridge_name);
-    config.port = args.vxlan_port;
     let user = UserInfo::new(
         format!("system:node:{node_name}"),
         ["system:nodes".to_string()],
     );
     let client = k1s_apiserver::client::client(api.clone(), user);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let done = async move {
-            let _ = stopped.await;
-        };
-        if let Err(e) = k1s_net::vxlan::run(client, config, done).await {
-            tracing::error!(error = %e, "the vxlan overlay failed");
-        }
-    });
-    Some((stop, task))
-}
-
-/// The kubelet's eviction configuration: k3s's defaults and `--kubelet-arg`.
-fn kubelet_eviction(args: &ServerArgs) -> anyhow::Result<k1s_kubelet::eviction::Config> {
-    k1s_kubelet::eviction::Config::k3s(&args.kubelet_arg).map_err(|e| anyhow::anyhow!("{e}"))
+    let done = async move {
+        let _ = stopped.await;
+    };
+    Some((
+        stop,
+        node::spawn_overlay(client, &args.node, node_name, ip, done),
+    ))
 }
 
 /// The in-process client of the embedded controllers. They share one identity; the
