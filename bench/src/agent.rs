@@ -754,3 +754,276 @@ fn deployment(name: &str, replicas: usize) -> anyhow::Result<Deployment> {
         },
     }))?)
 }
+
+/// A `k1s agent` process joined to a server, with its own data dir, bridge and log.
+struct JoinedAgent {
+    child: std::process::Child,
+    data: PathBuf,
+    bridge: String,
+    log: PathBuf,
+}
+
+impl JoinedAgent {
+    /// Stops the agent with SIGTERM (as systemd stops it) and waits for it.
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The agent alone, as a Pi that only runs the agent: `k1s server --disable-agent`, and a
+/// `k1s agent` that joins it over HTTPS with the server's token (the bootstrap, CSR and
+/// Node-identity path of a real join). Figures: the agent's RSS idle with no pods and
+/// with `--agent-join-pods` pods running, its embedded containerd's apart, its idle CPU
+/// and disk writes. Leaves nothing behind.
+pub async fn joined(args: &Args, dir: &Path, report: &mut Report) -> anyhow::Result<()> {
+    let missing = missing();
+    if !missing.is_empty() {
+        bail!(
+            "the agent-join part needs {}; run it as root on a machine with them",
+            missing.join(", ")
+        );
+    }
+    let images = test_images(args)?;
+    let tag = format!("{:04x}", (std::process::id() + 1) % 0x1_0000);
+    let node = format!("k1s-bench-join-{tag}");
+    let bridge = format!("k1sj{tag}");
+    let cidr = format!("10.{}.0.0/16", 200 + (std::process::id() + 1) % 50);
+    let free_udp = || -> anyhow::Result<u16> {
+        Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let dns_port = free_udp()?;
+    let vxlan_port = free_udp()?;
+    let work = dir.join("agent-join");
+    let server_data = work.join("server");
+    let agent_data = work.join("agent");
+    let airgap = agent_data.join("agent").join("images");
+    std::fs::create_dir_all(&airgap)?;
+    std::fs::copy(images.join("busybox.tar"), airgap.join("busybox.tar"))
+        .context("cannot copy the busybox test image into the airgap folder")?;
+    std::fs::write(work.join("config.yaml"), "")?;
+    let mut server = Server::new(&args.k1s, server_data.clone())?.with_args(&[
+        "--cluster-cidr",
+        &cidr,
+        "--dns-listen",
+        &format!("127.0.0.1:{dns_port}"),
+    ]);
+    eprintln!(
+        "agent-join: node {node}, bridge {bridge}, pods on {cidr}, data in {}",
+        work.display()
+    );
+    let result = async {
+        server.start().await?;
+        let token = std::fs::read_to_string(server_data.join("server").join("token"))
+            .context("the server wrote no token")?;
+        let log = work.join("agent.log");
+        let out = std::fs::File::create(&log)?;
+        let child = Command::new(&args.k1s)
+            .arg("agent")
+            .args(["--server", &format!("https://127.0.0.1:{}", server.port())])
+            .args(["--token", token.trim()])
+            .arg("--data-dir")
+            .arg(&agent_data)
+            .args(["--node-name", &node, "--node-ip", "127.0.0.1"])
+            .args(["--bridge-name", &bridge, "--cluster-cidr", &cidr])
+            .args(["--kubelet-port", "0", "--vxlan-port", &vxlan_port.to_string()])
+            .arg("--pod-log-dir")
+            .arg(work.join("pod-logs"))
+            // The host's /etc/k1s/config.yaml must not apply.
+            .arg("--config")
+            .arg(work.join("config.yaml"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .context("cannot start k1s agent")?;
+        let mut agent = JoinedAgent {
+            child,
+            data: agent_data.clone(),
+            bridge: bridge.clone(),
+            log,
+        };
+        let measured = measure_joined(args, &server, &mut agent, &node, report).await;
+        agent.stop();
+        if measured.is_err()
+            && let Ok(log) = std::fs::read_to_string(&agent.log)
+        {
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            eprintln!("agent-join: the agent log ends:");
+            for l in tail.iter().rev() {
+                eprintln!("  {l}");
+            }
+        }
+        clean_up(&agent.data, &agent.bridge);
+        // The agent's vxlan device and the Service proxy's table are named after the bridge.
+        let _ = Command::new(&args.k1s)
+            .arg("killall")
+            .arg("--data-dir")
+            .arg(&agent.data)
+            .args(["--bridge-name", &agent.bridge])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        measured
+    }
+    .await;
+    if let Err(e) = server.stop() {
+        eprintln!("agent-join: {e}");
+    }
+    result
+}
+
+async fn measure_joined(
+    args: &Args,
+    server: &Server,
+    agent: &mut JoinedAgent,
+    node: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let section = "agent-join";
+    let timeout = Duration::from_secs(args.agent_timeout);
+    let client = server.client().await?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let asked = Instant::now();
+    loop {
+        if let Some(status) = agent.child.try_wait()? {
+            bail!("k1s agent exited with {status}");
+        }
+        let ready = nodes.get_opt(node).await?.is_some_and(|n| {
+            n.status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        });
+        if ready {
+            break;
+        }
+        if asked.elapsed() > timeout {
+            bail!("node {node} not Ready after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    report.add_ms(
+        section,
+        "agent_join.node_ready_ms",
+        "agent exec → node Ready (join: CSRs, registration)",
+        asked.elapsed(),
+    );
+    let pid = agent.child.id();
+    crate::scenarios::ensure_namespace(&client, NS).await?;
+    let settle = Duration::from_secs(args.idle_seconds);
+    tokio::time::sleep(settle).await;
+    let (containerd, _) = runtime_pids(&agent.data);
+    report.add_mib(
+        section,
+        "agent_join.idle_rss_mib",
+        "agent RSS, node Ready, no pods (target ≤ 40)",
+        proc::memory(pid)?.rss,
+    );
+    report.add_mib(
+        section,
+        "agent_join.idle_containerd_rss_mib",
+        "its containerd RSS, no pods",
+        rss(&containerd),
+    );
+
+    let n = args.agent_join_pods;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    // Pods are admitted once the namespace's default ServiceAccount exists.
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), NS);
+    while accounts.get_opt("default").await?.is_none() {
+        if asked.elapsed() > timeout {
+            bail!("no default ServiceAccount in {NS} after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    deployments
+        .create(&PostParams::default(), &deployment("joined", n)?)
+        .await?;
+    wait_pods(&pods, n, timeout).await?;
+    eprintln!(
+        "agent-join: {n} pods running; idle for {} s",
+        settle.as_secs()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (containerd, shims) = runtime_pids(&agent.data);
+    let written = || {
+        proc::disk_written(pid)
+            + containerd
+                .iter()
+                .map(|p| proc::disk_written(*p))
+                .sum::<u64>()
+    };
+    let (written_before, idle_start) = (written(), Instant::now());
+    let cpu = proc::cpu_share(pid, settle).await?;
+    let write_rate = written().saturating_sub(written_before) as f64
+        / idle_start.elapsed().as_secs_f64().max(0.001);
+    report.add_mib(
+        section,
+        "agent_join.rss_mib",
+        &format!(
+            "agent RSS, {n} pods running (target ≤ 40; k3s, published: agent {K3S_AGENT_MB:.0} MB)"
+        ),
+        proc::memory(pid)?.rss,
+    );
+    report.add_mib(
+        section,
+        "agent_join.rss_file_mib",
+        "  of which file-backed (the binary's code and data read from disk)",
+        status_field(pid, "RssFile:"),
+    );
+    report.add_mib(
+        section,
+        "agent_join.containerd_rss_mib",
+        &format!("its containerd RSS, {n} pods running"),
+        rss(&containerd),
+    );
+    report.add_mib(
+        section,
+        "agent_join.shims_rss_mib",
+        &format!("shims RSS ({} containerd-shim-runc-v2)", shims.len()),
+        rss(&shims),
+    );
+    report.add(
+        section,
+        "agent_join.idle_cpu_pct",
+        &format!("agent CPU, {n} pods running (% of one core)"),
+        cpu * 100.0,
+        "%",
+    );
+    report.add(
+        section,
+        "agent_join.idle_disk_kib_s",
+        &format!("agent + containerd disk writes, {n} pods running, idle"),
+        write_rate / 1024.0,
+        "KiB/s",
+    );
+    report.add_mib(
+        section,
+        "agent_join.peak_rss_mib",
+        "agent RSS peak (VmHWM)",
+        proc::memory(pid)?.peak_rss,
+    );
+    deployments
+        .delete("joined", &DeleteParams::default())
+        .await?;
+    if let Err(e) = wait_pods(&pods, 0, timeout).await {
+        eprintln!("agent-join: {e}");
+    }
+    Ok(())
+}

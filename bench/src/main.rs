@@ -44,6 +44,9 @@ pub enum Part {
     /// The agent on containerd (root): node Ready after start, pod start latency of real
     /// containers, RSS of the server, containerd and shims with pods running.
     Agent,
+    /// The agent alone (root): a `k1s agent` joined to a `k1s server --disable-agent` over
+    /// HTTPS; its RSS idle with no pods and with --agent-join-pods pods, its containerd's.
+    AgentJoin,
 }
 
 /// Benchmarks of a release k1s server. Prints a table; --json writes every figure.
@@ -96,6 +99,9 @@ pub struct Args {
     /// Pods left running (the Deployment scaled down) when the agent part measures RSS.
     #[arg(long, default_value_t = 30)]
     pub agent_rss_pods: usize,
+    /// Pods running when the agent-join part measures the joined agent's RSS.
+    #[arg(long, default_value_t = 10)]
+    pub agent_join_pods: usize,
     /// Seconds the agent part waits for the node or its pods before it gives up.
     #[arg(long, default_value_t = 300)]
     pub agent_timeout: u64,
@@ -192,6 +198,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "agent_pods": args.agent_pods,
             "agent_serial_pods": args.agent_serial_pods,
             "agent_rss_pods": args.agent_rss_pods,
+            "agent_join_pods": args.agent_join_pods,
             // Published by k3s (docs.k3s.io, Resource Profiling), not measured here.
             "k3s_published_mb": {"server_with_workload": 1596, "agent": 275},
         }),
@@ -227,6 +234,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // A full run on a machine without them still gives the other parts.
             eprintln!(
                 "k1s-bench: the agent part is NOT run: it needs {}",
+                missing.join(", ")
+            );
+        }
+    }
+    if args.runs(Part::AgentJoin) {
+        let missing = agent::missing();
+        if args.only.contains(&Part::AgentJoin) || missing.is_empty() {
+            agent::joined(&args, scratch.path(), &mut report).await?;
+        } else {
+            eprintln!(
+                "k1s-bench: the agent-join part is NOT run: it needs {}",
                 missing.join(", ")
             );
         }

@@ -58,6 +58,11 @@ impl Server {
         self
     }
 
+    /// The server's HTTPS port (on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The kubeconfig the server writes.
     pub fn kubeconfig(&self) -> PathBuf {
         self.data.join("kubeconfig.yaml")

@@ -51,7 +51,7 @@ pub struct NodeArgs {
     #[arg(long, env = "K1S_DISABLE_KUBE_PROXY", help_heading = "Components")]
     pub disable_kube_proxy: bool,
 
-    /// The cluster's pod IP range (an agent takes the server's; traffic leaving it is
+    /// The cluster's pod IP range (give an agent the server's; traffic leaving it is
     /// masqueraded).
     #[arg(
         long,
@@ -62,7 +62,7 @@ pub struct NodeArgs {
     pub cluster_cidr: IpNet,
 
     /// Cluster DNS service IP, written into pods' resolv.conf (inside the server's
-    /// --service-cidr; an agent takes the server's).
+    /// --service-cidr; give an agent the server's).
     #[arg(
         long,
         default_value = "10.43.0.10",
@@ -71,7 +71,7 @@ pub struct NodeArgs {
     )]
     pub cluster_dns: IpAddr,
 
-    /// Cluster DNS domain (an agent takes the server's).
+    /// Cluster DNS domain (give an agent the server's).
     #[arg(
         long,
         default_value = "cluster.local",
