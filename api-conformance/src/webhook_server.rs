@@ -293,12 +293,13 @@ async fn answer(path: &str, json_body: bool, body: &[u8]) -> (u16, String) {
     (200, out.to_string())
 }
 
+/// A denial; the AdmissionResponse's `result` is `status` in JSON.
 fn denied_message(message: &str) -> Value {
-    json!({"allowed": false, "result": {"metadata": {}, "message": message}})
+    json!({"allowed": false, "status": {"metadata": {}, "message": message}})
 }
 
 fn denied_reason(reason: &str) -> Value {
-    json!({"allowed": false, "result": {"metadata": {}, "reason": reason}})
+    json!({"allowed": false, "status": {"metadata": {}, "reason": reason}})
 }
 
 /// An allowing response with a JSON patch.
@@ -592,13 +593,13 @@ mod tests {
         assert_eq!(out["response"]["uid"], "u1");
         assert_eq!(out["response"]["allowed"], false);
         assert_eq!(
-            out["response"]["result"]["message"],
+            out["response"]["status"]["message"],
             "the pod contains unwanted label; the pod contains unwanted container name;"
         );
         let cm = json!({"data": {"webhook-e2e-test": "webhook-disallow"}});
         let out = call("/configmaps", &review(cm, "UPDATE", cms.clone())).await;
         assert_eq!(
-            out["response"]["result"]["reason"],
+            out["response"]["status"]["reason"],
             "the configmap contains unwanted key and value"
         );
         let cm = json!({"data": {"mutation-start": "yes", "mutation-stage-1": "yes"}});
