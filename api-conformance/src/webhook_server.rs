@@ -131,7 +131,12 @@ impl WebhookServer {
 /// A host address the API server can dial and Endpoints may hold (not loopback, which
 /// Endpoints refuse): the source address of the route to somewhere outside.
 fn host_ip() -> Result<IpAddr, Fail> {
-    for target in ["8.8.8.8:53", "10.255.255.254:9", "192.168.255.254:9", "172.31.255.254:9"] {
+    for target in [
+        "8.8.8.8:53",
+        "10.255.255.254:9",
+        "192.168.255.254:9",
+        "172.31.255.254:9",
+    ] {
         let Ok(sock) = std::net::UdpSocket::bind("0.0.0.0:0") else {
             continue;
         };
@@ -190,8 +195,8 @@ async fn serve(listener: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcc
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
-            let service =
-                hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+            let service = hyper::service::service_fn(
+                |req: http::Request<hyper::body::Incoming>| async move {
                     let path = req.uri().path().to_string();
                     let json_body = req
                         .headers()
@@ -216,7 +221,8 @@ async fn serve(listener: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcc
                             .body(Full::new(bytes::Bytes::from(text)))
                             .unwrap_or_default(),
                     )
-                });
+                },
+            );
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
                 .await;
@@ -331,9 +337,9 @@ fn add_label(request: &Value) -> Value {
         );
     };
     match labels.get("added-label") {
-        None => patched(
-            json!([{"op": "add", "path": "/metadata/labels/added-label", "value": "yes"}]),
-        ),
+        None => {
+            patched(json!([{"op": "add", "path": "/metadata/labels/added-label", "value": "yes"}]))
+        }
         Some(v) if v != "yes" => patched(
             json!([{"op": "replace", "path": "/metadata/labels/added-label", "value": "yes"}]),
         ),
@@ -405,9 +411,7 @@ fn deny_attach(request: &Value) -> Value {
     }
     let sub = request["subResource"].as_str().unwrap_or_default();
     if sub != "attach" {
-        return denied_message(&format!(
-            "expect subresource to be attach, got {sub}"
-        ));
+        return denied_message(&format!("expect subresource to be attach, got {sub}"));
     }
     let options = &request["object"];
     if options["stdin"] != true || options["container"] != "container1" {
@@ -608,7 +612,11 @@ mod tests {
             patch_of(&out),
             json!([{"op": "add", "path": "/data/mutation-stage-2", "value": "yes"}])
         );
-        let out = call("/add-label", &review(json!({"metadata": {}}), "CREATE", pods)).await;
+        let out = call(
+            "/add-label",
+            &review(json!({"metadata": {}}), "CREATE", pods),
+        )
+        .await;
         assert_eq!(
             patch_of(&out),
             json!([{"op": "add", "path": "/metadata/labels", "value": {"added-label": "yes"}}])

@@ -127,7 +127,10 @@ fn cr(crd: &Crd, name: &str, rest: Value) -> String {
 async fn create_and_apply(c: &Ctx, crd: &Crd, name: &str, body: &str) -> R {
     for verb in ["create", "apply"] {
         c.k_stdin(&[verb, "-f", "-"], Some(body)).await?;
-        c.k(&["delete", &crd.plural, name]).await?;
+        // Named with its group: tests running at once have CRDs of the same plural in
+        // other groups, and kubectl would pick any of them for the bare plural.
+        c.k(&["delete", &format!("{}.{}", crd.plural, crd.group), name])
+            .await?;
     }
     Ok(())
 }

@@ -71,7 +71,10 @@ impl Fixture {
             cleanup: Vec::new(),
         };
         fixture
-            .namespace(&markers, json!({format!("{}-markers", fixture.unique): "true"}))
+            .namespace(
+                &markers,
+                json!({format!("{}-markers", fixture.unique): "true"}),
+            )
             .await?;
         Ok(fixture)
     }
@@ -188,7 +191,8 @@ impl Fixture {
         loop {
             n += 1;
             let name = format!("marker-{n}");
-            let marker = json!({"metadata": {"name": name, "labels": {self.unique.clone(): "true"}}});
+            let marker =
+                json!({"metadata": {"name": name, "labels": {self.unique.clone(): "true"}}});
             let (code, body) = c.raw("POST", &uri, Some(&marker)).await;
             if code == 201 {
                 let _ = c.raw("DELETE", &format!("{uri}/{name}"), None).await;
@@ -220,7 +224,11 @@ impl Fixture {
                 Some(&json!({"metadata": {"name": name}, "data": data})),
             )
             .await;
-        if code == 201 { Ok(body) } else { Err((code, body)) }
+        if code == 201 {
+            Ok(body)
+        } else {
+            Err((code, body))
+        }
     }
 
     async fn delete_cm(&self, name: &str) -> R {
@@ -235,13 +243,14 @@ impl Fixture {
     /// Upstream's poll: non-compliant configmaps until one is denied (`want_denied`) or
     /// allowed; each allowed one is deleted.
     async fn poll_noncompliant(&self, want_denied: bool) -> R {
-        self.poll_cms(json!({"webhook-e2e-test": "webhook-disallow"}), |outcome| {
-            match outcome {
+        self.poll_cms(
+            json!({"webhook-e2e-test": "webhook-disallow"}),
+            |outcome| match outcome {
                 Ok(_) => Ok(!want_denied),
                 Err(m) if m.contains("denied") => Ok(want_denied),
                 Err(m) => Err(m),
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -287,63 +296,6 @@ impl Fixture {
 
 // ---- the tests
 
-async fn discovery(c: Ctx) -> R {
-    let (code, apis) = c.raw("GET", "/apis", None).await;
-    ensure!(code == 200, "GET /apis: {code}");
-    let group = apis["groups"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|g| g["name"] == "admissionregistration.k8s.io");
-    let Some(group) = group else {
-        fail!("admissionregistration.k8s.io API group not found in /apis discovery document");
-    };
-    let has_v1 = |g: &Value| {
-        g["versions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|v| v["version"] == "v1")
-    };
-    ensure!(
-        has_v1(group),
-        "admissionregistration.k8s.io/v1 API group version not found in /apis discovery document"
-    );
-    let (code, group) = c.raw("GET", "/apis/admissionregistration.k8s.io", None).await;
-    ensure!(code == 200, "GET /apis/admissionregistration.k8s.io: {code}");
-    ensure!(
-        group["name"] == "admissionregistration.k8s.io",
-        "group name: {group}"
-    );
-    ensure!(
-        has_v1(&group),
-        "admissionregistration.k8s.io/v1 API group version not found in /apis/admissionregistration.k8s.io discovery document"
-    );
-    let (code, list) = c
-        .raw("GET", "/apis/admissionregistration.k8s.io/v1", None)
-        .await;
-    ensure!(code == 200, "GET /apis/admissionregistration.k8s.io/v1: {code}");
-    ensure!(
-        list["groupVersion"] == "admissionregistration.k8s.io/v1",
-        "groupVersion: {}",
-        list["groupVersion"]
-    );
-    for want in [
-        "mutatingwebhookconfigurations",
-        "validatingwebhookconfigurations",
-    ] {
-        ensure!(
-            list["resources"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|r| r["name"] == want),
-            "{want} resource not found in /apis/admissionregistration.k8s.io/v1 discovery document"
-        );
-    }
-    Ok(())
-}
-
 fn pod(name: &str, labels: Value, container: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
         "spec": {"containers": [{"name": container, "image": PAUSE}]}})
@@ -380,7 +332,10 @@ async fn deny_pod_and_configmap(c: Ctx) -> R {
         "the pod contains unwanted container name",
         "the pod contains unwanted label",
     ] {
-        ensure!(msg(&body).contains(want), "expect error contains {want:?}, got {body}");
+        ensure!(
+            msg(&body).contains(want),
+            "expect error contains {want:?}, got {body}"
+        );
     }
 
     let hanging = pod(
@@ -392,9 +347,15 @@ async fn deny_pod_and_configmap(c: Ctx) -> R {
     ensure!(code != 201, "hanging-pod was created");
     let m = msg(&body);
     ensure!(m.contains("webhook"), "expect error \"webhook\", got {m:?}");
-    ensure!(m.contains("deadline"), "expect error \"deadline\", got {m:?}");
+    ensure!(
+        m.contains("deadline"),
+        "expect error \"deadline\", got {m:?}"
+    );
     let (code, _) = c.raw("GET", &format!("{pods}/hanging-pod"), None).await;
-    ensure!(code == 404, "expect notfound looking for rejected pod, got {code}");
+    ensure!(
+        code == 404,
+        "expect notfound looking for rejected pod, got {code}"
+    );
 
     let unwanted = "the configmap contains unwanted key and value";
     let denied = f
@@ -418,7 +379,10 @@ async fn deny_pod_and_configmap(c: Ctx) -> R {
     let (_, mut cm) = c.raw("GET", &uri, None).await;
     cm["data"]["webhook-e2e-test"] = json!("webhook-disallow");
     let (code, body) = c.raw("PUT", &uri, Some(&cm)).await;
-    ensure!(code != 200, "update (PUT) to a non-compliant configmap was allowed");
+    ensure!(
+        code != 200,
+        "update (PUT) to a non-compliant configmap was allowed"
+    );
     ensure!(
         msg(&body).contains(unwanted),
         "expect error contains {unwanted:?}, got {body}"
@@ -431,7 +395,10 @@ async fn deny_pod_and_configmap(c: Ctx) -> R {
             r#"{"data":{"webhook-e2e-test":"webhook-disallow"}}"#,
         )
         .await;
-    ensure!(code != 200, "update (PATCH) to a non-compliant configmap was allowed");
+    ensure!(
+        code != 200,
+        "update (PATCH) to a non-compliant configmap was allowed"
+    );
     ensure!(
         msg(&body).contains(unwanted),
         "expect error contains {unwanted:?}, got {body}"
@@ -462,15 +429,16 @@ async fn deny_pod_and_configmap(c: Ctx) -> R {
 /// fields unless `schema` says otherwise.
 fn test_crd(c: &Ctx, base: &str, versions: &[&str], schema: Option<Value>) -> Crd {
     let mut crd = Crd::simple(c, base);
-    let schema = schema.unwrap_or_else(
-        || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
-    );
+    let schema = schema
+        .unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
     crd.versions = json!(
         versions
             .iter()
             .enumerate()
-            .map(|(i, v)| json!({"name": v, "served": true, "storage": i == 0,
-                "schema": {"openAPIV3Schema": schema}}))
+            .map(
+                |(i, v)| json!({"name": v, "served": true, "storage": i == 0,
+                "schema": {"openAPIV3Schema": schema}})
+            )
             .collect::<Vec<_>>()
     );
     crd
@@ -549,28 +517,43 @@ async fn deny_custom_resource_with(c: &Ctx, crd: &Crd) -> R {
         }
     };
     let (code, body) = update("webhook-disallow").await;
-    ensure!(code != 200, "updating cr-instance-2 with disallowed data was allowed");
+    ensure!(
+        code != 200,
+        "updating cr-instance-2 with disallowed data was allowed"
+    );
     ensure!(
         msg(&body).contains(unwanted),
         "expect error contains {unwanted:?}, got {body}"
     );
     let (code, body) = c.raw("DELETE", &uri, None).await;
     ensure!(code != 200, "deleting cr-instance-2 was allowed");
-    let nondeletable = "the custom resource cannot be deleted because it contains unwanted key and value";
+    let nondeletable =
+        "the custom resource cannot be deleted because it contains unwanted key and value";
     ensure!(
         msg(&body).contains(nondeletable),
         "expect error contains {nondeletable:?}, got {body}"
     );
     let (code, body) = update("webhook-allow").await;
-    ensure!(code == 200, "updating cr-instance-2 to compliant data: {code} {body}");
+    ensure!(
+        code == 200,
+        "updating cr-instance-2 to compliant data: {code} {body}"
+    );
     let (code, body) = c.raw("DELETE", &uri, None).await;
-    ensure!(code == 200, "deleting the updated cr-instance-2: {code} {body}");
+    ensure!(
+        code == 200,
+        "deleting the updated cr-instance-2: {code} {body}"
+    );
     Ok(())
 }
 
 async fn fail_closed(c: Ctx) -> R {
     let mut f = Fixture::new(&c).await?;
-    let mut hook = f.hook("fail-closed.k8s.io", &["CREATE"], "configmaps", "/configmaps");
+    let mut hook = f.hook(
+        "fail-closed.k8s.io",
+        &["CREATE"],
+        "configmaps",
+        "/configmaps",
+    );
     hook["clientConfig"] = f.server.client_config_without_ca("/configmaps");
     hook["failurePolicy"] = json!("Fail");
     hook["namespaceSelector"] = json!({"matchLabels": {f.unique.clone(): "true"},
@@ -609,7 +592,8 @@ async fn mutate_configmap(c: Ctx) -> R {
         .create_cm("to-be-mutated", json!({"mutation-start": "yes"}))
         .await
         .map_err(|(code, body)| Fail(format!("creating to-be-mutated: {code} {body}")))?;
-    let want = json!({"mutation-start": "yes", "mutation-stage-1": "yes", "mutation-stage-2": "yes"});
+    let want =
+        json!({"mutation-start": "yes", "mutation-stage-1": "yes", "mutation-stage-2": "yes"});
     ensure!(cm["data"] == want, "expected {want}, got {}", cm["data"]);
     Ok(())
 }
@@ -634,8 +618,14 @@ async fn mutate_pod(c: Ctx) -> R {
         )
         .await;
     ensure!(code == 201, "creating webhook-to-be-mutated: {code} {pod}");
-    let init = pod["spec"]["initContainers"].as_array().cloned().unwrap_or_default();
-    ensure!(init.len() == 1, "expect pod to have 1 init container, got {init:?}");
+    let init = pod["spec"]["initContainers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        init.len() == 1,
+        "expect pod to have 1 init container, got {init:?}"
+    );
     ensure!(
         init[0]["name"] == "webhook-added-init-container",
         "expect the init container name to be \"webhook-added-init-container\", got {}",
@@ -675,8 +665,10 @@ async fn webhook_configurations_exempt(c: Ctx) -> R {
     );
     let ready_v = f.is_ready_hook(false);
     let ready_m = f.is_ready_hook(true);
-    f.register(VALIDATING, &blocking, vec![deny, ready_v]).await?;
-    f.register(MUTATING, &blocking, vec![label, ready_m]).await?;
+    f.register(VALIDATING, &blocking, vec![deny, ready_v])
+        .await?;
+    f.register(MUTATING, &blocking, vec![label, ready_m])
+        .await?;
 
     for (collection, mutating, dummy) in [
         (VALIDATING, false, "dummy-validating-webhook.k8s.io"),
@@ -732,7 +724,8 @@ async fn register_cr_mutation(f: &mut Fixture, crd: &Crd) -> R {
     );
     let ready = f.is_ready_hook(true);
     let name = f.c.ns.clone();
-    f.register(MUTATING, &name, vec![stage1, stage2, ready]).await
+    f.register(MUTATING, &name, vec![stage1, stage2, ready])
+        .await
 }
 
 async fn mutate_custom_resource_with(c: &Ctx, crd: &Crd, prune: bool) -> R {
@@ -742,7 +735,13 @@ async fn mutate_custom_resource_with(c: &Ctx, crd: &Crd, prune: bool) -> R {
         .raw(
             "POST",
             &crd.path(c, "v1", None),
-            Some(&cr(crd, c, "v1", "cr-instance-1", json!({"mutation-start": "yes"}))),
+            Some(&cr(
+                crd,
+                c,
+                "v1",
+                "cr-instance-1",
+                json!({"mutation-start": "yes"}),
+            )),
         )
         .await;
     ensure!(code == 201, "creating cr-instance-1: {code} {body}");
@@ -750,7 +749,11 @@ async fn mutate_custom_resource_with(c: &Ctx, crd: &Crd, prune: bool) -> R {
     if !prune {
         want["mutation-stage-2"] = json!("yes");
     }
-    ensure!(body["data"] == want, "expected {want}, got {}", body["data"]);
+    ensure!(
+        body["data"] == want,
+        "expected {want}, got {}",
+        body["data"]
+    );
     Ok(())
 }
 
@@ -768,7 +771,13 @@ async fn stored_version_with(c: &Ctx, crd: &Crd) -> R {
         .raw(
             "POST",
             &crd.path(c, "v1", None),
-            Some(&cr(crd, c, "v1", "cr-instance-1", json!({"mutation-start": "yes"}))),
+            Some(&cr(
+                crd,
+                c,
+                "v1",
+                "cr-instance-1",
+                json!({"mutation-start": "yes"}),
+            )),
         )
         .await;
     ensure!(code == 201, "creating cr-instance-1: {code} {body}");
@@ -797,9 +806,18 @@ async fn stored_version_with(c: &Ctx, crd: &Crd) -> R {
         )
         .await;
     ensure!(code == 200, "patching cr-instance-1 at v2: {code} {body}");
-    let want = json!({"mutation-start": "yes", "mutation-stage-1": "yes", "mutation-stage-2": "yes"});
-    ensure!(body["data"] == want, "expected {want}, got {}", body["data"]);
-    ensure!(body["dummy"] == "test", "expected dummy \"test\", got {}", body["dummy"]);
+    let want =
+        json!({"mutation-start": "yes", "mutation-stage-1": "yes", "mutation-stage-2": "yes"});
+    ensure!(
+        body["data"] == want,
+        "expected {want}, got {}",
+        body["data"]
+    );
+    ensure!(
+        body["dummy"] == "test",
+        "expected dummy \"test\", got {}",
+        body["dummy"]
+    );
     Ok(())
 }
 
@@ -827,7 +845,8 @@ async fn deny_crd(c: Ctx) -> R {
     let ready = f.is_ready_hook(false);
     f.register(VALIDATING, &c.ns, vec![hook, ready]).await?;
     let mut crd = Crd::simple(&c, "webhookdenycrd").manifest();
-    crd["metadata"]["labels"] = json!({f.unique.clone(): "true", "webhook-e2e-test": "webhook-disallow"});
+    crd["metadata"]["labels"] =
+        json!({f.unique.clone(): "true", "webhook-e2e-test": "webhook-disallow"});
     let (code, body) = c
         .raw(
             "POST",
@@ -849,7 +868,10 @@ async fn deny_crd(c: Ctx) -> R {
         fail!("the CRD was created");
     }
     let want = "the crd contains unwanted label";
-    ensure!(msg(&body).contains(want), "expect error contains {want:?}, got {body}");
+    ensure!(
+        msg(&body).contains(want),
+        "expect error contains {want:?}, got {body}"
+    );
     Ok(())
 }
 
@@ -912,7 +934,10 @@ async fn update_validating(c: Ctx) -> R {
     let (_, mut config) = c.raw("GET", &uri, None).await;
     config["webhooks"][0]["rules"][0]["operations"] = json!(["UPDATE"]);
     let (code, body) = c.raw("PUT", &uri, Some(&config)).await;
-    ensure!(code == 200, "Updating validating webhook configuration: {code} {body}");
+    ensure!(
+        code == 200,
+        "Updating validating webhook configuration: {code} {body}"
+    );
     f.poll_noncompliant(false).await?;
     let (code, body) = c
         .raw_typed(
@@ -922,7 +947,10 @@ async fn update_validating(c: Ctx) -> R {
             r#"[{"op": "replace", "path": "/webhooks/0/rules/0/operations", "value": ["CREATE"]}]"#,
         )
         .await;
-    ensure!(code == 200, "Patching validating webhook configuration: {code} {body}");
+    ensure!(
+        code == 200,
+        "Patching validating webhook configuration: {code} {body}"
+    );
     f.poll_noncompliant(true).await
 }
 
@@ -934,7 +962,10 @@ async fn update_mutating(c: Ctx) -> R {
     let (_, mut config) = c.raw("GET", &uri, None).await;
     config["webhooks"][0]["rules"][0]["operations"] = json!(["UPDATE"]);
     let (code, body) = c.raw("PUT", &uri, Some(&config)).await;
-    ensure!(code == 200, "Updating mutating webhook configuration: {code} {body}");
+    ensure!(
+        code == 200,
+        "Updating mutating webhook configuration: {code} {body}"
+    );
     f.poll_mutated(false).await?;
     let (code, body) = c
         .raw_typed(
@@ -944,7 +975,10 @@ async fn update_mutating(c: Ctx) -> R {
             r#"[{"op": "replace", "path": "/webhooks/0/rules/0/operations", "value": ["CREATE"]}]"#,
         )
         .await;
-    ensure!(code == 200, "Patching mutating webhook configuration: {code} {body}");
+    ensure!(
+        code == 200,
+        "Patching mutating webhook configuration: {code} {body}"
+    );
     f.poll_mutated(true).await
 }
 
@@ -969,7 +1003,9 @@ async fn list_configs(c: Ctx, collection: &str) -> R {
         .map_err(|(code, body)| Fail(format!("Creating webhook configuration: {code} {body}")))?;
     }
     let selector = format!("labelSelector=e2e-list-test-uuid%3D{label}");
-    let (code, list) = c.raw("GET", &format!("{collection}?{selector}"), None).await;
+    let (code, list) = c
+        .raw("GET", &format!("{collection}?{selector}"), None)
+        .await;
     ensure!(code == 200, "Listing webhook configurations: {code} {list}");
     let n = list["items"].as_array().map(Vec::len).unwrap_or(0);
     ensure!(n == 10, "listed {n} webhook configurations, want 10");
@@ -1063,28 +1099,6 @@ async fn match_conditions_mutating(c: Ctx) -> R {
     match_conditions_create_update(c, MUTATING).await
 }
 
-async fn invalid_match_conditions(c: Ctx, collection: &str) -> R {
-    let mut f = Fixture::new(&c).await?;
-    let bad = json!([{"name": "invalid-expression-1", "expression": "... [] bad expression"}]);
-    let hooks = match_conditions_hooks(&f, collection == MUTATING, bad);
-    match f.create_config(collection, &c.ns, json!({}), hooks).await {
-        Ok(_) => fail!("the configuration should have been denied by the api-server"),
-        Err((_, body)) => ensure!(
-            msg(&body).contains("compilation failed"),
-            "expect error contains \"compilation failed\", got {body}"
-        ),
-    }
-    Ok(())
-}
-
-async fn invalid_match_conditions_validating(c: Ctx) -> R {
-    invalid_match_conditions(c, VALIDATING).await
-}
-
-async fn invalid_match_conditions_mutating(c: Ctx) -> R {
-    invalid_match_conditions(c, MUTATING).await
-}
-
 async fn mutate_except_skip_me(c: Ctx) -> R {
     let mut f = Fixture::new(&c).await?;
     let mut hook = f.mutate_configmap_hook(1);
@@ -1140,7 +1154,8 @@ where
     F: FnOnce(Ctx, Crd) -> Fut,
     Fut: std::future::Future<Output = R>,
 {
-    let server = WebhookServer::start(&c.client(), &c.ns, "e2e-test-crd-conversion-webhook", 9443).await?;
+    let server =
+        WebhookServer::start(&c.client(), &c.ns, "e2e-test-crd-conversion-webhook", 9443).await?;
     let (crd, manifest) = conversion_crd(&c, &server, base);
     let (code, created) = c
         .raw(
@@ -1149,7 +1164,11 @@ where
             Some(&manifest),
         )
         .await;
-    ensure!(code == 201, "creating the CRD {}: {code} {created}", crd.name());
+    ensure!(
+        code == 201,
+        "creating the CRD {}: {code} {created}",
+        crd.name()
+    );
     let r = async {
         crd.wait_served(&c).await?;
         wait_conversion_ready(&c, &crd).await?;
@@ -1170,9 +1189,7 @@ async fn wait_conversion_ready(c: &Ctx, crd: &Crd) -> R {
         (code == 201).then_some(())
     })
     .await?;
-    let (code, body) = c
-        .raw("DELETE", &crd.path(c, "v2", Some(&c.ns)), None)
-        .await;
+    let (code, body) = c.raw("DELETE", &crd.path(c, "v2", Some(&c.ns)), None).await;
     ensure!(code == 200, "cleaning up stub object: {code} {body}");
     Ok(())
 }
@@ -1189,8 +1206,14 @@ fn verify_v1(crd: &Crd, obj: &Value) -> R {
         obj["apiVersion"]
     );
     ensure!(obj["hostPort"] == "localhost:8080", "hostPort: {obj}");
-    ensure!(obj.get("host").is_none(), "Host should not have been declared.");
-    ensure!(obj.get("port").is_none(), "Port should not have been declared.");
+    ensure!(
+        obj.get("host").is_none(),
+        "Host should not have been declared."
+    );
+    ensure!(
+        obj.get("port").is_none(),
+        "Port should not have been declared."
+    );
     Ok(())
 }
 
@@ -1200,7 +1223,10 @@ fn verify_v2(crd: &Crd, obj: &Value) -> R {
         "apiVersion: {}",
         obj["apiVersion"]
     );
-    ensure!(obj.get("hostPort").is_none(), "HostPort should not have been declared.");
+    ensure!(
+        obj.get("hostPort").is_none(),
+        "HostPort should not have been declared."
+    );
     ensure!(obj["host"] == "localhost", "host: {obj}");
     ensure!(obj["port"] == "8080", "port: {obj}");
     Ok(())
@@ -1219,7 +1245,10 @@ async fn convert_v1_to_v2(c: Ctx) -> R {
         let (code, v2) = c
             .raw("GET", &crd.path(&c, "v2", Some("cr-instance-1")), None)
             .await;
-        ensure!(code == 200, "Getting v2 of custom resource cr-instance-1: {code} {v2}");
+        ensure!(
+            code == 200,
+            "Getting v2 of custom resource cr-instance-1: {code} {v2}"
+        );
         verify_v2(&crd, &v2)
     })
     .await
@@ -1281,28 +1310,105 @@ async fn convert_mixed_list(c: Ctx) -> R {
 
 pub(super) fn tests() -> Vec<Test> {
     vec![
-        t!("Admission webhook, discovery document", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should include webhook resources in discovery documents [Conformance]", discovery),
-        t!("Admission webhook, deny create", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should be able to deny pod and configmap creation [Conformance]", deny_pod_and_configmap),
-        t!("Admission webhook, deny custom resource create and delete", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should be able to deny custom resource creation, update and deletion [Conformance]", deny_custom_resource),
-        t!("Admission webhook, fail closed", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should unconditionally reject operations on fail closed webhook [Conformance]", fail_closed),
-        t!("Admission webhook, ordered mutation", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate configmap [Conformance]", mutate_configmap),
-        t!("Admission webhook, mutation with defaulting", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate pod and apply defaults after mutation [Conformance]", mutate_pod),
-        t!("Admission webhook, admission control not allowed on webhook configuration objects", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should not be able to mutate or prevent deletion of webhook configuration objects [Conformance]", webhook_configurations_exempt),
-        t!("Admission webhook, mutate custom resource", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate custom resource [Conformance]", mutate_custom_resource),
-        t!("Admission webhook, deny custom resource definition", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should deny crd creation [Conformance]", deny_crd),
-        t!("Admission webhook, mutate custom resource with different stored version", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate custom resource with different stored version [Conformance]", mutate_custom_resource_stored_version),
-        t!("Admission webhook, mutate custom resource with pruning", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate custom resource with pruning [Conformance]", mutate_custom_resource_pruning),
-        t!("Admission webhook, honor timeout", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should honor timeout [Conformance]", honor_timeout),
-        t!("Admission webhook, update validating webhook", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] patching/updating a validating webhook should work [Conformance]", update_validating),
-        t!("Admission webhook, update mutating webhook", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] patching/updating a mutating webhook should work [Conformance]", update_mutating),
-        t!("Admission webhook, list validating webhooks", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] listing validating webhooks should work [Conformance]", list_validating),
-        t!("Admission webhook, list mutating webhooks", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] listing mutating webhooks should work [Conformance]", list_mutating),
-        t!("Validating Admission webhook, create and update validating webhook configuration with matchConditions", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should be able to create and update validating webhook configurations with match conditions [Conformance]", match_conditions_validating),
-        t!("Mutating Admission webhook, create and update mutating webhook configuration with matchConditions", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should be able to create and update mutating webhook configurations with match conditions [Conformance]", match_conditions_mutating),
-        t!("Validing Admission webhook, reject validating webhook configurations with invalid matchConditions", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should reject validating webhook configurations with invalid match conditions [Conformance]", invalid_match_conditions_validating),
-        t!("Mutating Admission webhook, reject mutating webhook configurations with invalid matchConditions", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should reject mutating webhook configurations with invalid match conditions [Conformance]", invalid_match_conditions_mutating),
-        t!("Mutating Admission webhook, mutating webhook excluding object with specific name", "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate everything except 'skip-me' configmaps [Conformance]", mutate_except_skip_me),
-        t!("Custom Resource Definition Conversion Webhook, conversion custom resource", "[sig-api-machinery] CustomResourceConversionWebhook [Privileged:ClusterAdmin] should be able to convert from CR v1 to CR v2 [Conformance]", convert_v1_to_v2),
-        t!("Custom Resource Definition Conversion Webhook, convert mixed version list", "[sig-api-machinery] CustomResourceConversionWebhook [Privileged:ClusterAdmin] should be able to convert a non homogeneous list of CRs [Conformance]", convert_mixed_list),
+        t!(
+            "Admission webhook, deny create",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should be able to deny pod and configmap creation [Conformance]",
+            deny_pod_and_configmap
+        ),
+        t!(
+            "Admission webhook, deny custom resource create and delete",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should be able to deny custom resource creation, update and deletion [Conformance]",
+            deny_custom_resource
+        ),
+        t!(
+            "Admission webhook, fail closed",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should unconditionally reject operations on fail closed webhook [Conformance]",
+            fail_closed
+        ),
+        t!(
+            "Admission webhook, ordered mutation",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate configmap [Conformance]",
+            mutate_configmap
+        ),
+        t!(
+            "Admission webhook, mutation with defaulting",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate pod and apply defaults after mutation [Conformance]",
+            mutate_pod
+        ),
+        t!(
+            "Admission webhook, admission control not allowed on webhook configuration objects",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should not be able to mutate or prevent deletion of webhook configuration objects [Conformance]",
+            webhook_configurations_exempt
+        ),
+        t!(
+            "Admission webhook, mutate custom resource",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate custom resource [Conformance]",
+            mutate_custom_resource
+        ),
+        t!(
+            "Admission webhook, deny custom resource definition",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should deny crd creation [Conformance]",
+            deny_crd
+        ),
+        t!(
+            "Admission webhook, mutate custom resource with different stored version",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate custom resource with different stored version [Conformance]",
+            mutate_custom_resource_stored_version
+        ),
+        t!(
+            "Admission webhook, mutate custom resource with pruning",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate custom resource with pruning [Conformance]",
+            mutate_custom_resource_pruning
+        ),
+        t!(
+            "Admission webhook, honor timeout",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should honor timeout [Conformance]",
+            honor_timeout
+        ),
+        t!(
+            "Admission webhook, update validating webhook",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] patching/updating a validating webhook should work [Conformance]",
+            update_validating
+        ),
+        t!(
+            "Admission webhook, update mutating webhook",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] patching/updating a mutating webhook should work [Conformance]",
+            update_mutating
+        ),
+        t!(
+            "Admission webhook, list validating webhooks",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] listing validating webhooks should work [Conformance]",
+            list_validating
+        ),
+        t!(
+            "Admission webhook, list mutating webhooks",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] listing mutating webhooks should work [Conformance]",
+            list_mutating
+        ),
+        t!(
+            "Validating Admission webhook, create and update validating webhook configuration with matchConditions",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should be able to create and update validating webhook configurations with match conditions [Conformance]",
+            match_conditions_validating
+        ),
+        t!(
+            "Mutating Admission webhook, create and update mutating webhook configuration with matchConditions",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should be able to create and update mutating webhook configurations with match conditions [Conformance]",
+            match_conditions_mutating
+        ),
+        t!(
+            "Mutating Admission webhook, mutating webhook excluding object with specific name",
+            "[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate everything except 'skip-me' configmaps [Conformance]",
+            mutate_except_skip_me
+        ),
+        t!(
+            "Custom Resource Definition Conversion Webhook, conversion custom resource",
+            "[sig-api-machinery] CustomResourceConversionWebhook [Privileged:ClusterAdmin] should be able to convert from CR v1 to CR v2 [Conformance]",
+            convert_v1_to_v2
+        ),
+        t!(
+            "Custom Resource Definition Conversion Webhook, convert mixed version list",
+            "[sig-api-machinery] CustomResourceConversionWebhook [Privileged:ClusterAdmin] should be able to convert a non homogeneous list of CRs [Conformance]",
+            convert_mixed_list
+        ),
     ]
 }
