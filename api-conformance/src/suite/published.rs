@@ -31,7 +31,9 @@ fn in_order(text: &str, parts: &[&str]) -> bool {
 /// A CRD of the test in group `group` (a suffix of this test's tag keeps it unique),
 /// with `versions` all serving `schema` (the first one stored).
 fn crd_in(c: &Ctx, group: &str, kind: &str, versions: &[&str], schema: &Value) -> Crd {
-    let plural = format!("e2e-test-{}s", kind.to_lowercase());
+    // Unique to the test like upstream's random plurals: kubectl resolves a bare plural
+    // in any group, and tests running at once would otherwise share `e2e-test-foos`.
+    let plural = format!("e2e-test-{}-{}s", kind.to_lowercase(), c.tag);
     let versions: Vec<Value> = versions
         .iter()
         .enumerate()
