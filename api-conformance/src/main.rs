@@ -7,6 +7,7 @@ mod junit;
 mod list;
 mod scoreboard;
 mod suite;
+mod webhook_server;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

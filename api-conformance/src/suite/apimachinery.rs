@@ -764,6 +764,7 @@ async fn aggregated_accept_crd(c: Ctx) -> R {
 // ---- CustomResourceDefinitions
 
 /// A CRD of this test: group `<base>-<tag>.example.com`, kind `E2eTest<Base>`.
+#[derive(Clone)]
 pub struct Crd {
     /// API group.
     pub group: String,

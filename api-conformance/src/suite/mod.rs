@@ -14,6 +14,7 @@ mod lifecycle;
 mod more;
 mod published;
 mod resources;
+mod webhook;
 
 /// One implemented test.
 #[derive(Clone, Copy)]
@@ -47,6 +48,7 @@ pub fn registry() -> Vec<Test> {
     all.extend(apps::tests());
     all.extend(more::tests());
     all.extend(published::tests());
+    all.extend(webhook::tests());
     all
 }
 

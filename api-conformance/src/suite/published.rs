@@ -31,7 +31,9 @@ fn in_order(text: &str, parts: &[&str]) -> bool {
 /// A CRD of the test in group `group` (a suffix of this test's tag keeps it unique),
 /// with `versions` all serving `schema` (the first one stored).
 fn crd_in(c: &Ctx, group: &str, kind: &str, versions: &[&str], schema: &Value) -> Crd {
-    let plural = format!("e2e-test-{}s", kind.to_lowercase());
+    // Unique to the test like upstream's random plurals: kubectl resolves a bare plural
+    // in any group, and tests running at once would otherwise share `e2e-test-foos`.
+    let plural = format!("e2e-test-{}-{}s", kind.to_lowercase(), c.tag);
     let versions: Vec<Value> = versions
         .iter()
         .enumerate()
@@ -127,7 +129,10 @@ fn cr(crd: &Crd, name: &str, rest: Value) -> String {
 async fn create_and_apply(c: &Ctx, crd: &Crd, name: &str, body: &str) -> R {
     for verb in ["create", "apply"] {
         c.k_stdin(&[verb, "-f", "-"], Some(body)).await?;
-        c.k(&["delete", &crd.plural, name]).await?;
+        // Named with its group: tests running at once have CRDs of the same plural in
+        // other groups, and kubectl would pick any of them for the bare plural.
+        c.k(&["delete", &format!("{}.{}", crd.plural, crd.group), name])
+            .await?;
     }
     Ok(())
 }
