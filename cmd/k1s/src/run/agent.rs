@@ -136,8 +136,6 @@ async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
     config.cluster_domain = args.cluster_domain.clone();
     config.kubelet_port = kubelet_port;
     config.eviction = eviction;
-    // An agent runs no control plane: no control-plane role label on its Node.
-    config.control_plane = false;
     if args.container_runtime_endpoint.is_none() {
         config.image_fs_dir = Some(agent_dir.join("containerd"));
     }

@@ -482,6 +482,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
                 .context("cannot start the agent")?,
         )
     };
+    let role_labels = (!args.disable_agent).then(|| {
+        tokio::spawn(label_control_plane_node(
+            controller_manager_client(&api),
+            node_name.clone(),
+        ))
+    });
     let overlay = start_overlay(&args, &api, &node_name, node_ip);
     // The Service proxy is part of the agent, as kube-proxy is in k3s.
     let (stop_proxy, proxy_stopping) = tokio::sync::oneshot::channel::<()>();
@@ -647,6 +653,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     serving.abort();
     if let Some(m) = resource_metrics {
         m.abort();
+    }
+    if let Some(task) = role_labels {
+        task.abort();
     }
     if let Some(agent) = agent {
         agent.stop().await;
@@ -902,6 +911,32 @@ fn start_overlay(
 /// The kubelet's eviction configuration: k3s's defaults and `--kubelet-arg`.
 fn kubelet_eviction(args: &ServerArgs) -> anyhow::Result<k1s_kubelet::eviction::Config> {
     k1s_kubelet::eviction::Config::k3s(&args.kubelet_arg).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Gives this server's Node its control-plane role labels once the kubelet has registered
+/// it, as k3s's server does: NodeRestriction refuses them from the kubelet itself.
+async fn label_control_plane_node(client: kube::Client, node_name: String) {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Patch, PatchParams};
+    let nodes: kube::Api<Node> = kube::Api::all(client);
+    let patch = serde_json::json!({"metadata": {"labels": {
+        "node-role.kubernetes.io/control-plane": "true",
+        "node-role.kubernetes.io/master": "true",
+    }}});
+    loop {
+        match nodes.get_opt(&node_name).await {
+            Ok(Some(_)) => match nodes
+                .patch(&node_name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => return,
+                Err(e) => tracing::debug!(error = %e, "cannot label the node yet"),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot read the node yet"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// The in-process client of the embedded controllers. They share one identity; the

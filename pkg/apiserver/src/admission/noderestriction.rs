@@ -163,7 +163,9 @@ fn admit_pod(req: &Request<'_>, node: &str, lookup: &dyn Lookup) -> Result<(), S
             if str_at(&pod, "/spec/nodeName") != node {
                 return Err(forbidden(
                     req,
-                    &format!("node \"{node}\" can only delete pods with spec.nodeName set to itself"),
+                    &format!(
+                        "node \"{node}\" can only delete pods with spec.nodeName set to itself"
+                    ),
                 ));
             }
             Ok(())
@@ -523,13 +525,19 @@ fn admit_node(req: &Request<'_>, node: &str) -> Result<(), Status> {
     if req.name != node {
         return Err(forbidden(
             req,
-            &format!("node \"{node}\" is not allowed to modify node \"{}\"", req.name),
+            &format!(
+                "node \"{node}\" is not allowed to modify node \"{}\"",
+                req.name
+            ),
         ));
     }
     match req.operation {
         Operation::Create => {
             let obj = req.object.ok_or_else(|| missing_object(req))?;
-            if obj.pointer("/spec/configSource").is_some_and(|c| !c.is_null()) {
+            if obj
+                .pointer("/spec/configSource")
+                .is_some_and(|c| !c.is_null())
+            {
                 return Err(forbidden(
                     req,
                     &format!(
@@ -635,11 +643,7 @@ fn forbidden_labels(new: &Map<String, Value>, old: &Map<String, Value>) -> Vec<S
         .collect()
 }
 
-fn admit_service_account(
-    req: &Request<'_>,
-    lookup: &dyn Lookup,
-    node: &str,
-) -> Result<(), Status> {
+fn admit_service_account(req: &Request<'_>, lookup: &dyn Lookup, node: &str) -> Result<(), Status> {
     if req.operation != Operation::Create || req.subresource != "token" {
         return Ok(());
     }

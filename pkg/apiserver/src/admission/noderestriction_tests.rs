@@ -73,11 +73,25 @@ fn only_node_users_are_restricted() {
     let no_group = UserInfo::new("system:node:a", Vec::<String>::new());
     let node = json!({"metadata": {"name": "b"}});
     for user in [&admin, &no_group] {
-        let r = req(user, ("", "nodes", ""), Operation::Update, ("", "b"), Some(&node), Some(&node));
+        let r = req(
+            user,
+            ("", "nodes", ""),
+            Operation::Update,
+            ("", "b"),
+            Some(&node),
+            Some(&node),
+        );
         assert_eq!(outcome(&r), "ok");
     }
     let nameless = UserInfo::new("system:node:", ["system:nodes".to_string()]);
-    let r = req(&nameless, ("", "nodes", ""), Operation::Update, ("", "b"), Some(&node), Some(&node));
+    let r = req(
+        &nameless,
+        ("", "nodes", ""),
+        Operation::Update,
+        ("", "b"),
+        Some(&node),
+        Some(&node),
+    );
     assert_eq!(
         outcome(&r),
         "403 nodes \"b\" is forbidden: could not determine node from user \"system:node:\""
@@ -88,15 +102,30 @@ fn only_node_users_are_restricted() {
 fn a_node_changes_only_itself_and_not_its_taints_or_protected_labels() {
     let user = node_a();
     let other = json!({"metadata": {"name": "b"}});
-    let r = req(&user, ("", "nodes", "status"), Operation::Update, ("", "b"), Some(&other), Some(&other));
+    let r = req(
+        &user,
+        ("", "nodes", "status"),
+        Operation::Update,
+        ("", "b"),
+        Some(&other),
+        Some(&other),
+    );
     assert_eq!(
         outcome(&r),
         "403 nodes \"b\" is forbidden: node \"a\" is not allowed to modify node \"b\""
     );
     let old = json!({"metadata": {"name": "a", "labels": {"kubernetes.io/hostname": "a"}},
         "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}});
-    let untainted = json!({"metadata": {"name": "a", "labels": {"kubernetes.io/hostname": "a"}}, "spec": {}});
-    let r = req(&user, ("", "nodes", ""), Operation::Update, ("", "a"), Some(&untainted), Some(&old));
+    let untainted =
+        json!({"metadata": {"name": "a", "labels": {"kubernetes.io/hostname": "a"}}, "spec": {}});
+    let r = req(
+        &user,
+        ("", "nodes", ""),
+        Operation::Update,
+        ("", "a"),
+        Some(&untainted),
+        Some(&old),
+    );
     assert_eq!(
         outcome(&r),
         "403 nodes \"a\" is forbidden: node \"a\" is not allowed to modify taints"
@@ -108,12 +137,26 @@ fn a_node_changes_only_itself_and_not_its_taints_or_protected_labels() {
         "node.kubernetes.io/mine": "ok",
         "example.com/free": "ok"}},
         "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}});
-    let r = req(&user, ("", "nodes", ""), Operation::Update, ("", "a"), Some(&relabelled), Some(&old));
+    let r = req(
+        &user,
+        ("", "nodes", ""),
+        Operation::Update,
+        ("", "a"),
+        Some(&relabelled),
+        Some(&old),
+    );
     assert_eq!(
         outcome(&r),
         "403 nodes \"a\" is forbidden: is not allowed to modify labels: foo.node-restriction.kubernetes.io/x, node-role.kubernetes.io/control-plane"
     );
-    let r = req(&user, ("", "nodes", ""), Operation::Create, ("", "a"), Some(&relabelled), None);
+    let r = req(
+        &user,
+        ("", "nodes", ""),
+        Operation::Create,
+        ("", "a"),
+        Some(&relabelled),
+        None,
+    );
     assert_eq!(
         outcome(&r),
         "403 nodes \"a\" is forbidden: node \"a\" is not allowed to set the following labels: foo.node-restriction.kubernetes.io/x, node-role.kubernetes.io/control-plane"
@@ -121,12 +164,33 @@ fn a_node_changes_only_itself_and_not_its_taints_or_protected_labels() {
     let fine = json!({"metadata": {"name": "a", "labels": {"kubernetes.io/hostname": "a",
         "topology.kubernetes.io/zone": "z", "kubelet.kubernetes.io/x": "1"}},
         "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}});
-    let r = req(&user, ("", "nodes", ""), Operation::Update, ("", "a"), Some(&fine), Some(&old));
+    let r = req(
+        &user,
+        ("", "nodes", ""),
+        Operation::Update,
+        ("", "a"),
+        Some(&fine),
+        Some(&old),
+    );
     assert_eq!(outcome(&r), "ok");
-    let r = req(&user, ("", "nodes", ""), Operation::Create, ("", "a"), Some(&fine), None);
+    let r = req(
+        &user,
+        ("", "nodes", ""),
+        Operation::Create,
+        ("", "a"),
+        Some(&fine),
+        None,
+    );
     assert_eq!(outcome(&r), "ok");
     let sourced = json!({"metadata": {"name": "a"}, "spec": {"configSource": {"configMap": {}}}});
-    let r = req(&user, ("", "nodes", ""), Operation::Create, ("", "a"), Some(&sourced), None);
+    let r = req(
+        &user,
+        ("", "nodes", ""),
+        Operation::Create,
+        ("", "a"),
+        Some(&sourced),
+        None,
+    );
     assert_eq!(
         outcome(&r),
         "403 nodes \"a\" is forbidden: node \"a\" is not allowed to create pods with a non-nil configSource"
@@ -149,7 +213,14 @@ fn mirror_pod(extra_spec: Value) -> Value {
 fn a_node_creates_only_mirror_pods_of_its_own_that_reference_nothing() {
     let user = node_a();
     let create = |pod: &Value| {
-        let r = req(&user, ("", "pods", ""), Operation::Create, ("ns", ""), Some(pod), None);
+        let r = req(
+            &user,
+            ("", "pods", ""),
+            Operation::Create,
+            ("ns", ""),
+            Some(pod),
+            None,
+        );
         outcome(&r)
     };
     assert_eq!(create(&mirror_pod(json!({}))), "ok");
@@ -185,13 +256,17 @@ fn a_node_creates_only_mirror_pods_of_its_own_that_reference_nothing() {
         "403 pods \"static-a\" is forbidden: node \"a\" can not create pods that reference a service account"
     );
     assert_eq!(
-        create(&mirror_pod(json!({"containers": [{"name": "c", "env": [{"name": "X",
-            "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]}))),
+        create(&mirror_pod(
+            json!({"containers": [{"name": "c", "env": [{"name": "X",
+            "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]})
+        )),
         "403 pods \"static-a\" is forbidden: node \"a\" can not create pods that reference secrets"
     );
     assert_eq!(
-        create(&mirror_pod(json!({"volumes": [{"name": "v", "projected": {"sources": [
-            {"configMap": {"name": "cm"}}]}}]}))),
+        create(&mirror_pod(
+            json!({"volumes": [{"name": "v", "projected": {"sources": [
+            {"configMap": {"name": "cm"}}]}}]})
+        )),
         "403 pods \"static-a\" is forbidden: node \"a\" can not create pods that reference configmaps"
     );
     assert_eq!(
@@ -204,26 +279,68 @@ fn a_node_creates_only_mirror_pods_of_its_own_that_reference_nothing() {
 #[test]
 fn a_node_deletes_evicts_and_updates_the_status_of_its_own_pods_only() {
     let user = node_a();
-    let r = req(&user, ("", "pods", ""), Operation::Delete, ("ns", "theirs"), None, None);
+    let r = req(
+        &user,
+        ("", "pods", ""),
+        Operation::Delete,
+        ("ns", "theirs"),
+        None,
+        None,
+    );
     assert_eq!(
         outcome(&r),
         "403 pods \"theirs\" is forbidden: node \"a\" can only delete pods with spec.nodeName set to itself"
     );
-    let r = req(&user, ("", "pods", ""), Operation::Delete, ("ns", "mine"), None, None);
+    let r = req(
+        &user,
+        ("", "pods", ""),
+        Operation::Delete,
+        ("ns", "mine"),
+        None,
+        None,
+    );
     assert_eq!(outcome(&r), "ok");
-    let r = req(&user, ("", "pods", ""), Operation::Delete, ("ns", "gone"), None, None);
+    let r = req(
+        &user,
+        ("", "pods", ""),
+        Operation::Delete,
+        ("ns", "gone"),
+        None,
+        None,
+    );
     assert_eq!(outcome(&r), "404 pods \"gone\" not found");
     let eviction = json!({"metadata": {"name": "theirs"}});
-    let r = req(&user, ("", "pods", "eviction"), Operation::Create, ("ns", "theirs"), Some(&eviction), None);
+    let r = req(
+        &user,
+        ("", "pods", "eviction"),
+        Operation::Create,
+        ("ns", "theirs"),
+        Some(&eviction),
+        None,
+    );
     assert_eq!(
         outcome(&r),
         "403 pods \"theirs\" is forbidden: node a can only evict pods with spec.nodeName set to itself"
     );
     let eviction = json!({"metadata": {"name": "mine"}});
-    let r = req(&user, ("", "pods", "eviction"), Operation::Create, ("ns", "mine"), Some(&eviction), None);
+    let r = req(
+        &user,
+        ("", "pods", "eviction"),
+        Operation::Create,
+        ("ns", "mine"),
+        Some(&eviction),
+        None,
+    );
     assert_eq!(outcome(&r), "ok");
     let old = objects().pods[1].clone();
-    let r = req(&user, ("", "pods", "status"), Operation::Update, ("ns", "theirs"), Some(&old), Some(&old));
+    let r = req(
+        &user,
+        ("", "pods", "status"),
+        Operation::Update,
+        ("ns", "theirs"),
+        Some(&old),
+        Some(&old),
+    );
     assert_eq!(
         outcome(&r),
         "403 pods \"theirs\" is forbidden: node \"a\" can only update pod status for pods with spec.nodeName set to itself"
@@ -231,19 +348,47 @@ fn a_node_deletes_evicts_and_updates_the_status_of_its_own_pods_only() {
     let old = objects().pods[0].clone();
     let mut relabelled = old.clone();
     relabelled["metadata"]["labels"] = json!({"x": "y"});
-    let r = req(&user, ("", "pods", "status"), Operation::Update, ("ns", "mine"), Some(&relabelled), Some(&old));
+    let r = req(
+        &user,
+        ("", "pods", "status"),
+        Operation::Update,
+        ("ns", "mine"),
+        Some(&relabelled),
+        Some(&old),
+    );
     assert_eq!(
         outcome(&r),
         "403 pods \"mine\" is forbidden: node \"a\" cannot update labels through pod status"
     );
-    let r = req(&user, ("", "pods", "status"), Operation::Update, ("ns", "mine"), Some(&old), Some(&old));
+    let r = req(
+        &user,
+        ("", "pods", "status"),
+        Operation::Update,
+        ("ns", "mine"),
+        Some(&old),
+        Some(&old),
+    );
     assert_eq!(outcome(&r), "ok");
-    let r = req(&user, ("", "pods", ""), Operation::Update, ("ns", "mine"), Some(&old), Some(&old));
+    let r = req(
+        &user,
+        ("", "pods", ""),
+        Operation::Update,
+        ("ns", "mine"),
+        Some(&old),
+        Some(&old),
+    );
     assert_eq!(
         outcome(&r),
         "403 pods \"mine\" is forbidden: unexpected operation \"UPDATE\", node \"a\" can only create and delete mirror pods"
     );
-    let r = req(&user, ("", "pods", "binding"), Operation::Create, ("ns", "mine"), Some(&old), None);
+    let r = req(
+        &user,
+        ("", "pods", "binding"),
+        Operation::Create,
+        ("ns", "mine"),
+        Some(&old),
+        None,
+    );
     assert_eq!(
         outcome(&r),
         "403 pods \"mine\" is forbidden: unexpected pod subresource \"binding\", only 'status' and 'eviction' are allowed"
@@ -254,72 +399,164 @@ fn a_node_deletes_evicts_and_updates_the_status_of_its_own_pods_only() {
 fn leases_csinodes_slices_claims_and_tokens_are_the_nodes_own() {
     let user = node_a();
     let lease = json!({"metadata": {"name": "b"}});
-    let r = req(&user, ("coordination.k8s.io", "leases", ""), Operation::Create, ("kube-node-lease", ""), Some(&lease), None);
+    let r = req(
+        &user,
+        ("coordination.k8s.io", "leases", ""),
+        Operation::Create,
+        ("kube-node-lease", ""),
+        Some(&lease),
+        None,
+    );
     assert_eq!(
         outcome(&r),
         "403 leases.coordination.k8s.io \"b\" is forbidden: can only access node lease with the same name as the requesting node"
     );
-    let r = req(&user, ("coordination.k8s.io", "leases", ""), Operation::Update, ("default", "a"), Some(&lease), Some(&lease));
+    let r = req(
+        &user,
+        ("coordination.k8s.io", "leases", ""),
+        Operation::Update,
+        ("default", "a"),
+        Some(&lease),
+        Some(&lease),
+    );
     assert_eq!(
         outcome(&r),
         "403 leases.coordination.k8s.io \"a\" is forbidden: can only access leases in the \"kube-node-lease\" system namespace"
     );
-    let r = req(&user, ("coordination.k8s.io", "leases", ""), Operation::Update, ("kube-node-lease", "a"), Some(&lease), Some(&lease));
+    let r = req(
+        &user,
+        ("coordination.k8s.io", "leases", ""),
+        Operation::Update,
+        ("kube-node-lease", "a"),
+        Some(&lease),
+        Some(&lease),
+    );
     assert_eq!(outcome(&r), "ok");
-    let r = req(&user, ("storage.k8s.io", "csinodes", ""), Operation::Delete, ("", "b"), None, None);
+    let r = req(
+        &user,
+        ("storage.k8s.io", "csinodes", ""),
+        Operation::Delete,
+        ("", "b"),
+        None,
+        None,
+    );
     assert_eq!(
         outcome(&r),
         "403 csinodes.storage.k8s.io \"b\" is forbidden: can only access CSINode with the same name as the requesting node"
     );
     let slice = json!({"metadata": {"name": "s"}, "spec": {"nodeName": "b"}});
-    let r = req(&user, ("resource.k8s.io", "resourceslices", ""), Operation::Create, ("", "s"), Some(&slice), None);
+    let r = req(
+        &user,
+        ("resource.k8s.io", "resourceslices", ""),
+        Operation::Create,
+        ("", "s"),
+        Some(&slice),
+        None,
+    );
     assert_eq!(
         outcome(&r),
         "403 resourceslices.resource.k8s.io \"s\" is forbidden: can only create ResourceSlice with the same NodeName as the requesting node"
     );
-    let r = req(&user, ("resource.k8s.io", "resourceslices", ""), Operation::Delete, ("", "s"), None, Some(&slice));
+    let r = req(
+        &user,
+        ("resource.k8s.io", "resourceslices", ""),
+        Operation::Delete,
+        ("", "s"),
+        None,
+        Some(&slice),
+    );
     assert_eq!(
         outcome(&r),
         "403 resourceslices.resource.k8s.io \"s\" is forbidden: can only delete ResourceSlice with the same NodeName as the requesting node"
     );
-    let claim = json!({"metadata": {"name": "c", "resourceVersion": "1"}, "status": {"phase": "Bound"}});
+    let claim =
+        json!({"metadata": {"name": "c", "resourceVersion": "1"}, "status": {"phase": "Bound"}});
     let mut grown = claim.clone();
     grown["status"]["capacity"] = json!({"storage": "2Gi"});
     grown["metadata"]["resourceVersion"] = json!("2");
-    let r = req(&user, ("", "persistentvolumeclaims", "status"), Operation::Update, ("ns", "c"), Some(&grown), Some(&claim));
+    let r = req(
+        &user,
+        ("", "persistentvolumeclaims", "status"),
+        Operation::Update,
+        ("ns", "c"),
+        Some(&grown),
+        Some(&claim),
+    );
     assert_eq!(outcome(&r), "ok");
     let mut relabelled = grown.clone();
     relabelled["metadata"]["labels"] = json!({"x": "y"});
-    let r = req(&user, ("", "persistentvolumeclaims", "status"), Operation::Update, ("ns", "c"), Some(&relabelled), Some(&claim));
+    let r = req(
+        &user,
+        ("", "persistentvolumeclaims", "status"),
+        Operation::Update,
+        ("ns", "c"),
+        Some(&relabelled),
+        Some(&claim),
+    );
     assert_eq!(
         outcome(&r),
         "403 persistentvolumeclaims \"c\" is forbidden: node \"a\" is not allowed to update fields other than status.quantity and status.conditions: metadata.labels"
     );
-    let r = req(&user, ("", "persistentvolumeclaims", ""), Operation::Update, ("ns", "c"), Some(&claim), Some(&claim));
+    let r = req(
+        &user,
+        ("", "persistentvolumeclaims", ""),
+        Operation::Update,
+        ("ns", "c"),
+        Some(&claim),
+        Some(&claim),
+    );
     assert_eq!(
         outcome(&r),
         "403 persistentvolumeclaims \"c\" is forbidden: may only update PVC status"
     );
     let unbound = json!({"spec": {}});
-    let r = req(&user, ("", "serviceaccounts", "token"), Operation::Create, ("ns", "sa"), Some(&unbound), None);
+    let r = req(
+        &user,
+        ("", "serviceaccounts", "token"),
+        Operation::Create,
+        ("ns", "sa"),
+        Some(&unbound),
+        None,
+    );
     assert_eq!(
         outcome(&r),
         "403 serviceaccounts \"sa\" is forbidden: node requested token not bound to a pod"
     );
     let other = json!({"spec": {"boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "theirs", "uid": "p2"}}});
-    let r = req(&user, ("", "serviceaccounts", "token"), Operation::Create, ("ns", "sa"), Some(&other), None);
+    let r = req(
+        &user,
+        ("", "serviceaccounts", "token"),
+        Operation::Create,
+        ("ns", "sa"),
+        Some(&other),
+        None,
+    );
     assert_eq!(
         outcome(&r),
         "403 serviceaccounts \"sa\" is forbidden: node requested token bound to a pod scheduled on a different node"
     );
     let stale = json!({"spec": {"boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "mine", "uid": "old"}}});
-    let r = req(&user, ("", "serviceaccounts", "token"), Operation::Create, ("ns", "sa"), Some(&stale), None);
+    let r = req(
+        &user,
+        ("", "serviceaccounts", "token"),
+        Operation::Create,
+        ("ns", "sa"),
+        Some(&stale),
+        None,
+    );
     assert_eq!(
         outcome(&r),
         "403 serviceaccounts \"sa\" is forbidden: the UID in the bound object reference (old) does not match the UID in record. The object might have been deleted and then recreated"
     );
     let own = json!({"spec": {"boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "mine", "uid": "p1"}}});
-    let r = req(&user, ("", "serviceaccounts", "token"), Operation::Create, ("ns", "sa"), Some(&own), None);
+    let r = req(
+        &user,
+        ("", "serviceaccounts", "token"),
+        Operation::Create,
+        ("ns", "sa"),
+        Some(&own),
+        None,
+    );
     assert_eq!(outcome(&r), "ok");
 }
 
@@ -333,13 +570,27 @@ fn node_csrs_must_name_the_requesting_node() {
             "request": base64::engine::general_purpose::STANDARD.encode(pem)}})
     };
     let other = csr_for("system:node:b");
-    let r = req(&user, ("certificates.k8s.io", "certificatesigningrequests", ""), Operation::Create, ("", "csr"), Some(&other), None);
+    let r = req(
+        &user,
+        ("certificates.k8s.io", "certificatesigningrequests", ""),
+        Operation::Create,
+        ("", "csr"),
+        Some(&other),
+        None,
+    );
     assert_eq!(
         outcome(&r),
         "403 certificatesigningrequests.certificates.k8s.io \"csr\" is forbidden: can only create a node CSR with CN=system:node:a"
     );
     let own = csr_for("system:node:a");
-    let r = req(&user, ("certificates.k8s.io", "certificatesigningrequests", ""), Operation::Create, ("", "csr"), Some(&own), None);
+    let r = req(
+        &user,
+        ("certificates.k8s.io", "certificatesigningrequests", ""),
+        Operation::Create,
+        ("", "csr"),
+        Some(&own),
+        None,
+    );
     assert_eq!(outcome(&r), "ok");
 }
 
@@ -353,7 +604,11 @@ fn kubelet_labels_follow_upstream() {
     ] {
         assert!(is_kubelet_label(allowed), "{allowed}");
     }
-    for refused in ["node-role.kubernetes.io/master", "kubernetes.io/foo", "xnode.kubernetes.io/a"] {
+    for refused in [
+        "node-role.kubernetes.io/master",
+        "kubernetes.io/foo",
+        "xnode.kubernetes.io/a",
+    ] {
         assert!(!is_kubelet_label(refused), "{refused}");
     }
 }

@@ -2179,7 +2179,6 @@ fn encode(obj: &Value) -> Result<Bytes, Status> {
         .map_err(|e| Status::internal_error(&format!("cannot encode object: {e}")))
 }
 
-
 impl crate::admission::noderestriction::Lookup for GenericStore {
     fn pod(&self, namespace: &str, name: &str) -> Option<Value> {
         self.core_object("pods", Some(namespace), name)
