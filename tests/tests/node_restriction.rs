@@ -190,19 +190,7 @@ fn kubelets_change_only_what_belongs_to_their_node() {
         &as_a(&k1s, &k, &[&ns, "delete", "pod", "on-b", "--wait=false"]),
         r#"pods "on-b" is forbidden: node "a" can only delete pods with spec.nodeName set to itself"#,
     );
-    as_a(
-        &k1s,
-        &k,
-        &[
-            &ns,
-            "delete",
-            "pod",
-            "on-a",
-            "--grace-period=0",
-            "--wait=false",
-        ],
-    )
-    .ok();
+    as_a(&k1s, &k, &[&ns, "delete", "pod", "on-a", "--wait=false"]).ok();
 
     // Leases: its own, in kube-node-lease.
     let lease = |ns: &str, name: &str| {

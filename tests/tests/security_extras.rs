@@ -669,6 +669,56 @@ type: kubernetes.io/service-account-token
         );
         (out.ok().len() == 10).then_some(())
     });
+    // A TokenReview takes it, with the API server's audiences only.
+    let review = |audiences: &str| {
+        let tr = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+            "spec": {"token": token, "audiences": serde_json::from_str::<Value>(audiences).unwrap_or_default()}});
+        let out = k1s.kubectl_with(
+            k,
+            &["create", "-o", "json", "-f", "-"],
+            Some(&tr.to_string()),
+            &[],
+        );
+        serde_json::from_str::<Value>(out.ok()).unwrap_or_default()["status"].clone()
+    };
+    let reviewed = review("[]");
+    assert_eq!(reviewed["authenticated"], true, "{reviewed}");
+    assert_eq!(
+        reviewed["user"]["username"],
+        "system:serviceaccount:default:legacy"
+    );
+    assert_eq!(review(r#"["elsewhere"]"#)["authenticated"], Value::Null);
+    // A token the clean-up marked invalid does not authenticate until the label goes.
+    let label = "kubernetes.io/legacy-token-invalid-since";
+    k1s.kubectl(
+        k,
+        &[
+            "label",
+            "secret",
+            "legacy-token",
+            "-n",
+            "default",
+            &format!("{label}=2026-01-01"),
+        ],
+    )
+    .ok();
+    let (code, _, err) = run(k, &kc, &["auth", "whoami"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("Unauthorized"), "{err}");
+    k1s.kubectl(
+        k,
+        &[
+            "label",
+            "secret",
+            "legacy-token",
+            "-n",
+            "default",
+            &format!("{label}-"),
+        ],
+    )
+    .ok();
+    let (code, _, err) = run(k, &kc, &["auth", "whoami"], None);
+    assert_eq!(code, 0, "{err}");
     // Without its secret the token no longer authenticates.
     k1s.kubectl(k, &["delete", "secret", "legacy-token", "-n", "default"])
         .ok();

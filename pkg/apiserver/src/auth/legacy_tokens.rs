@@ -27,6 +27,9 @@ pub const NAME_KEY: &str = "kubernetes.io/service-account.name";
 pub const UID_KEY: &str = "kubernetes.io/service-account.uid";
 /// The label with the date a token was last used.
 pub const LAST_USED_LABEL: &str = "kubernetes.io/legacy-token-last-used";
+/// The label with the date a token was invalidated (upstream's clean-up sets it; removing
+/// it makes the token work again).
+pub const INVALID_SINCE_LABEL: &str = "kubernetes.io/legacy-token-invalid-since";
 
 fn loopback() -> WriteContext {
     WriteContext {
@@ -61,6 +64,22 @@ pub fn authenticate(server: &ApiServer, token: &str) -> Option<UserInfo> {
     let stored = STANDARD.decode(str_at(&secret, "/data/token")).ok()?;
     if stored != token.as_bytes() || !str_at(&secret, "/metadata/deletionTimestamp").is_empty() {
         tracing::debug!(secret = %secret_name, "legacy token does not match its secret");
+        return None;
+    }
+    let invalid_since = str_at(
+        &secret,
+        &format!(
+            "/metadata/labels/{}",
+            INVALID_SINCE_LABEL.replace('/', "~1")
+        ),
+    );
+    if !invalid_since.is_empty() {
+        tracing::warn!(
+            namespace = %claims.namespace,
+            secret = %secret_name,
+            %invalid_since,
+            "legacy service account token is invalid; remove the invalid-since label to re-enable it"
+        );
         return None;
     }
     let sa = server
