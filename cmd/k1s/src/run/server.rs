@@ -271,6 +271,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     // Upstream's tokens controller for legacy service account token Secrets.
     k1s_apiserver::auth::legacy_tokens::start(api.clone());
+    // And its LegacyServiceAccountTokenCleanUp.
+    k1s_apiserver::auth::legacy_tokens::start_cleaner(
+        api.clone(),
+        args.legacy_service_account_token_clean_up_period,
+    );
 
     let tls = k1s_pki::server_tls_config(&pki).context("cannot build the TLS configuration")?;
     let listen = SocketAddr::new(args.bind_address, port);

@@ -612,3 +612,91 @@ fn kubelet_labels_follow_upstream() {
         assert!(!is_kubelet_label(refused), "{refused}");
     }
 }
+
+/// The registry and the handlers run the plugin: writes, deletes, `status` and eviction.
+#[tokio::test]
+async fn writes_through_the_api_are_restricted() {
+    let t = crate::test_util::TestApiServer::new().await;
+    let admin = t.api();
+    for name in ["a", "b"] {
+        admin
+            .create(
+                "/api/v1/nodes",
+                json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}),
+            )
+            .await;
+    }
+    admin
+        .create(
+            "/api/v1/namespaces/default/pods",
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "on-b"},
+                "spec": {"nodeName": "b", "containers": [{"name": "c", "image": "i"}]}}),
+        )
+        .await;
+    let node = t.api_as(node_a());
+    let merge = "application/merge-patch+json";
+    let message = |r: (u16, Value)| format!("{} {}", r.0, r.1["message"].as_str().unwrap_or(""));
+    let r = node
+        .call_with(
+            "PATCH",
+            "/api/v1/nodes/b",
+            merge,
+            &json!({"metadata": {"labels": {"x": "y"}}}),
+        )
+        .await;
+    assert_eq!(
+        message(r),
+        "403 nodes \"b\" is forbidden: node \"a\" is not allowed to modify node \"b\""
+    );
+    let r = node
+        .call_with(
+            "PATCH",
+            "/api/v1/nodes/a",
+            merge,
+            &json!({"metadata": {"labels": {"x": "y"}}}),
+        )
+        .await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    let r = node
+        .call_with(
+            "PATCH",
+            "/api/v1/namespaces/default/pods/on-b/status",
+            merge,
+            &json!({"status": {"message": "x"}}),
+        )
+        .await;
+    assert_eq!(
+        message(r),
+        "403 pods \"on-b\" is forbidden: node \"a\" can only update pod status for pods with spec.nodeName set to itself"
+    );
+    let r = node
+        .call(
+            "POST",
+            "/api/v1/namespaces/default/pods/on-b/eviction",
+            &json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "on-b"}}),
+        )
+        .await;
+    assert_eq!(
+        message(r),
+        "403 pods \"on-b\" is forbidden: node a can only evict pods with spec.nodeName set to itself"
+    );
+    let r = node
+        .call(
+            "DELETE",
+            "/api/v1/namespaces/default/pods/on-b",
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(
+        message(r),
+        "403 pods \"on-b\" is forbidden: node \"a\" can only delete pods with spec.nodeName set to itself"
+    );
+    let r = node
+        .call(
+            "POST",
+            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+            &json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "a"}}),
+        )
+        .await;
+    assert_eq!(r.0, 201, "{}", r.1);
+}
