@@ -48,8 +48,9 @@ fn as_a(k1s: &K1s, k: &Kubectl, args: &[&str]) -> k1s_e2e::Run {
 #[track_caller]
 fn refused(run: &k1s_e2e::Run, message: &str) {
     let err = run.fails();
+    // `kubectl create -f` puts `error when creating "STDIN": ` before the message.
     assert!(
-        err.contains(&format!("Error from server (Forbidden): {message}")),
+        err.contains("Error from server (Forbidden): ") && err.contains(message),
         "`{}`: want {message:?}, got {err}",
         run.command
     );
