@@ -684,7 +684,7 @@ async fn writes_through_the_api_are_restricted() {
         .call(
             "DELETE",
             "/api/v1/namespaces/default/pods/on-b",
-            &Value::Null,
+            &json!({}),
         )
         .await;
     assert_eq!(
