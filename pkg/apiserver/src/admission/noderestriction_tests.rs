@@ -681,11 +681,7 @@ async fn writes_through_the_api_are_restricted() {
         "403 pods \"on-b\" is forbidden: node a can only evict pods with spec.nodeName set to itself"
     );
     let r = node
-        .call(
-            "DELETE",
-            "/api/v1/namespaces/default/pods/on-b",
-            &json!({}),
-        )
+        .call("DELETE", "/api/v1/namespaces/default/pods/on-b", &json!({}))
         .await;
     assert_eq!(
         message(r),
