@@ -827,3 +827,124 @@ pub async fn request_bytes(
         headers,
     )
 }
+
+/// One request a [`TlsTestServer`] received.
+#[derive(Debug, Clone)]
+pub struct TestRequest {
+    /// The request path (no query).
+    pub path: String,
+    /// The request headers.
+    pub headers: http::HeaderMap,
+    /// The body as JSON (Null when empty or not JSON).
+    pub body: serde_json::Value,
+}
+
+/// A small HTTPS server a test starts (an admission webhook, an extension API server):
+/// a self-signed certificate for the given names, an optional client-certificate CA, and
+/// a handler answering each request with a status and a JSON body. It runs on the given
+/// runtime until the runtime is dropped.
+#[derive(Debug, Clone)]
+pub struct TlsTestServer {
+    /// The port it listens on.
+    pub port: u16,
+    /// Its certificate (PEM): the CA clients must trust.
+    pub ca_pem: String,
+}
+
+impl TlsTestServer {
+    /// Starts one on `ip` (a free port) with a certificate for `names` (DNS names or IPs).
+    /// With `client_ca` (PEM), clients must present a certificate it signed.
+    pub fn start<F, Fut>(
+        rt: &tokio::runtime::Runtime,
+        ip: std::net::IpAddr,
+        names: &[&str],
+        client_ca: Option<&str>,
+        handler: F,
+    ) -> TlsTestServer
+    where
+        F: Fn(TestRequest) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = (u16, serde_json::Value)> + Send + 'static,
+    {
+        use std::sync::Arc;
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let generated = rcgen::generate_simple_self_signed(names).expect("test certificate");
+        let ca_pem = generated.cert.pem();
+        let chain = vec![generated.cert.der().clone()];
+        let key = rustls::pki_types::PrivateKeyDer::try_from(generated.signing_key.serialize_der())
+            .expect("test key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("protocols");
+        let builder = match client_ca {
+            Some(pem) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
+                    roots.add(cert.expect("client CA")).expect("add client CA");
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .expect("client verifier");
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let config = builder.with_single_cert(chain, key).expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind((ip, 0)))
+            .expect("bind the test server");
+        let port = listener.local_addr().expect("test server address").port();
+        rt.spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let handler = handler.clone();
+                            async move {
+                                let path = req.uri().path().to_string();
+                                let headers = req.headers().clone();
+                                let body = http_body_util::BodyExt::collect(req.into_body())
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let body = serde_json::from_slice(&body)
+                                    .unwrap_or(serde_json::Value::Null);
+                                let (code, answer) = handler(TestRequest {
+                                    path,
+                                    headers,
+                                    body,
+                                })
+                                .await;
+                                Ok::<_, std::convert::Infallible>(
+                                    http::Response::builder()
+                                        .status(code)
+                                        .header("content-type", "application/json")
+                                        .body(http_body_util::Full::new(bytes::Bytes::from(
+                                            answer.to_string(),
+                                        )))
+                                        .expect("test response"),
+                                )
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        TlsTestServer { port, ca_pem }
+    }
+}

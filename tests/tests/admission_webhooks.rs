@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use k1s_e2e::{K1s, eventually, newest_kubectl};
+use k1s_e2e::{K1s, TestRequest, TlsTestServer, eventually, newest_kubectl};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -51,75 +49,22 @@ async fn answer(path: &str, review: &Value) -> Value {
 
 /// Starts the HTTPS webhook server on a free port; returns its port and CA (PEM).
 fn start_webhook_server(rt: &tokio::runtime::Runtime, seen: Seen) -> (u16, String) {
-    let generated = rcgen::generate_simple_self_signed(vec![
-        "webhook.default.svc".to_string(),
-        "127.0.0.1".to_string(),
-    ])
-    .expect("certificate");
-    let ca_pem = generated.cert.pem();
-    let chain = vec![generated.cert.der().clone()];
-    let key_der = rustls::pki_types::PrivateKeyDer::try_from(generated.signing_key.serialize_der())
-        .expect("key der");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocols")
-    .with_no_client_auth()
-    .with_single_cert(chain, key_der)
-    .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    rt.spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let seen = seen.clone();
-                        async move {
-                            let path = req.uri().path().to_string();
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let review: Value =
-                                serde_json::from_slice(&body).unwrap_or(Value::Null);
-                            let r = &review["request"];
-                            seen.lock().push((
-                                path.clone(),
-                                r["operation"].as_str().unwrap_or_default().to_string(),
-                                r["dryRun"].as_bool().unwrap_or(false),
-                                r["name"].as_str().unwrap_or_default().to_string(),
-                            ));
-                            let out = answer(&path, &review).await;
-                            Ok::<_, std::convert::Infallible>(
-                                http::Response::builder()
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(bytes::Bytes::from(out.to_string())))
-                                    .expect("response"),
-                            )
-                        }
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    let names = ["webhook.default.svc", "127.0.0.1"];
+    let server = TlsTestServer::start(rt, ip, &names, None, move |req: TestRequest| {
+        let seen = seen.clone();
+        async move {
+            let r = &req.body["request"];
+            seen.lock().push((
+                req.path.clone(),
+                r["operation"].as_str().unwrap_or_default().to_string(),
+                r["dryRun"].as_bool().unwrap_or(false),
+                r["name"].as_str().unwrap_or_default().to_string(),
+            ));
+            (200, answer(&req.path, &req.body).await)
         }
     });
-    (port, ca_pem)
+    (server.port, server.ca_pem)
 }
 
 fn hook(name: &str, client: Value, ca: &str, selector: Value, extra: Value) -> Value {

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use http_body_util::Full;
-use hyper_util::rt::TokioIo;
-use k1s_e2e::{K1s, eventually, newest_kubectl};
+use k1s_e2e::{K1s, TestRequest, TlsTestServer, eventually, newest_kubectl};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -91,77 +89,25 @@ fn start_extension_server(
     front_proxy_ca: &str,
     seen: Seen,
 ) -> (u16, String) {
-    let generated = rcgen::generate_simple_self_signed(vec!["wardle-api.default.svc".to_string()])
-        .expect("certificate");
-    let ca_pem = generated.cert.pem();
-    let chain = vec![generated.cert.der().clone()];
-    let key_der = rustls::pki_types::PrivateKeyDer::try_from(generated.signing_key.serialize_der())
-        .expect("key der");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut front_proxy_ca.as_bytes()) {
-        roots.add(cert.expect("front-proxy CA")).expect("add CA");
-    }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .expect("client verifier");
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocols")
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key_der)
-        .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind((ip, 0)))
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    rt.spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
+    let names = ["wardle-api.default.svc"];
+    let handler = move |req: TestRequest| {
+        let seen = seen.clone();
+        async move {
+            let header = |n: &str| {
+                req.headers
+                    .get_all(n)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok().map(str::to_string))
+                    .collect::<Vec<_>>()
             };
-            let acceptor = acceptor.clone();
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let seen = seen.clone();
-                        async move {
-                            let path = req.uri().path().to_string();
-                            let header = |n: &str| {
-                                req.headers()
-                                    .get_all(n)
-                                    .iter()
-                                    .filter_map(|v| v.to_str().ok().map(str::to_string))
-                                    .collect::<Vec<_>>()
-                            };
-                            let user = header("x-remote-user").join(",");
-                            seen.lock()
-                                .push((path.clone(), user, header("x-remote-group")));
-                            let (code, body) = answer(&path);
-                            Ok::<_, std::convert::Infallible>(
-                                http::Response::builder()
-                                    .status(code)
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(bytes::Bytes::from(body.to_string())))
-                                    .expect("response"),
-                            )
-                        }
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
+            let user = header("x-remote-user").join(",");
+            seen.lock()
+                .push((req.path.clone(), user, header("x-remote-group")));
+            answer(&req.path)
         }
-    });
-    (port, ca_pem)
+    };
+    let server = TlsTestServer::start(rt, ip, &names, Some(front_proxy_ca), handler);
+    (server.port, server.ca_pem)
 }
 
 #[test]

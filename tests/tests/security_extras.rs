@@ -7,9 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use k1s_e2e::{K1s, Kubectl, eventually, newest_kubectl, request};
+use k1s_e2e::{K1s, Kubectl, TestRequest, TlsTestServer, eventually, newest_kubectl, request};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -30,77 +28,29 @@ async fn answer(path: &str, review: &Value) -> Value {
         json!({"uid": req["uid"], "allowed": false,
             "status": {"code": 403, "message": "refused by the test webhook"}})
     } else {
-        json!({"uid": req["uid"], "allowed": true})
+        // Recorded in the audit event as `<webhook name>/<key>`.
+        json!({"uid": req["uid"], "allowed": true,
+            "auditAnnotations": {"seen": req["name"]}})
     };
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
 }
 
 /// Starts the HTTPS webhook on a free port; returns its port and CA (PEM).
 fn start_webhook(rt: &tokio::runtime::Runtime, seen: Seen) -> (u16, String) {
-    let generated =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("certificate");
-    let ca_pem = generated.cert.pem();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(generated.signing_key.serialize_der())
-        .expect("key");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocols")
-    .with_no_client_auth()
-    .with_single_cert(vec![generated.cert.der().clone()], key)
-    .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    rt.spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let seen = seen.clone();
-                        async move {
-                            let path = req.uri().path().to_string();
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let review: Value =
-                                serde_json::from_slice(&body).unwrap_or(Value::Null);
-                            seen.lock().push(
-                                review["request"]["name"]
-                                    .as_str()
-                                    .unwrap_or_default()
-                                    .to_string(),
-                            );
-                            let out = answer(&path, &review).await;
-                            Ok::<_, std::convert::Infallible>(
-                                http::Response::builder()
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(bytes::Bytes::from(out.to_string())))
-                                    .expect("response"),
-                            )
-                        }
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    let server = TlsTestServer::start(rt, ip, &["127.0.0.1"], None, move |req: TestRequest| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().push(
+                req.body["request"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            (200, answer(&req.path, &req.body).await)
         }
     });
-    (port, ca_pem)
+    (server.port, server.ca_pem)
 }
 
 const AUDIT_POLICY: &str = r#"
@@ -188,12 +138,13 @@ fn audit_inflight_match_conditions_policies_and_legacy_tokens() {
         tokens.to_str().unwrap_or_default(),
     ]);
     let k = newest_kubectl();
-    for ns in ["quiet", "hooks", "authz"] {
+    for ns in ["quiet", "hooks", "authz", "audited"] {
         k1s.kubectl(&k, &["create", "namespace", ns]).ok();
     }
 
     audit_log_records_by_policy(&k1s, &k, &log);
     webhooks_and_policies(&k1s, &k, port, &ca, &seen);
+    admission_annotations_reach_the_audit_log(&k1s, &k, &log);
     the_authorizer_in_a_policy(&k1s, &k);
     too_many_requests(&k1s, &k, &rt, port, &ca);
     legacy_token_secrets(&k1s, &k);
@@ -306,6 +257,85 @@ fn audit_log_records_by_policy(k1s: &K1s, k: &Kubectl, log: &std::path::Path) {
             .into_iter()
             .find(|e| e["auditID"] == id.as_str() && e["stage"] == "ResponseComplete")
     });
+}
+
+/// A policy bound with `Audit` records its failure, and its `auditAnnotations`, in the
+/// request's audit event; the webhook's `auditAnnotations` are there too.
+fn admission_annotations_reach_the_audit_log(k1s: &K1s, k: &Kubectl, log: &std::path::Path) {
+    let policy = r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: extras-audit}
+spec:
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["configmaps"]}
+  validations:
+  - expression: "!has(object.metadata.labels) || !('auditme' in object.metadata.labels)"
+    message: "the policy audits auditme"
+  auditAnnotations:
+  - {key: checked, valueExpression: "'checked ' + object.metadata.name"}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: extras-audit-binding}
+spec:
+  policyName: extras-audit
+  validationActions: [Audit]
+  matchResources:
+    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: audited}}
+"#;
+    k1s.kubectl_with(k, &["create", "-f", "-"], Some(policy), &[])
+        .ok();
+    let complete = |name: &str| {
+        audit_events(log).into_iter().find(|e| {
+            e["objectRef"]["name"] == name
+                && e["verb"] == "create"
+                && e["stage"] == "ResponseComplete"
+        })
+    };
+    // An Audit binding does not refuse: the write succeeds and the event says why it
+    // failed the policy.
+    k1s.kubectl(k, &["create", "configmap", "audit-me", "-n", "audited"])
+        .ok();
+    let plain = eventually(Duration::from_secs(10), "the first event", || {
+        complete("audit-me")
+    });
+    assert_eq!(
+        plain["annotations"]["extras-audit/checked"], "checked audit-me",
+        "{plain}"
+    );
+    assert!(
+        plain["annotations"]
+            .get("validation.policy.admission.k8s.io/validation_failure")
+            .is_none(),
+        "{plain}"
+    );
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: audit-me-too, namespace: audited, labels: {auditme: \"1\"}}\n";
+    k1s.kubectl_with(k, &["create", "-f", "-"], Some(cm), &[])
+        .ok();
+    let event = eventually(Duration::from_secs(10), "the audited event", || {
+        complete("audit-me-too")
+    });
+    assert_eq!(
+        event["annotations"]["validation.policy.admission.k8s.io/validation_failure"],
+        r#"[{"message":"the policy audits auditme","policy":"extras-audit","binding":"extras-audit-binding","expressionIndex":0,"validationActions":["Audit"]}]"#,
+        "{event}"
+    );
+    assert_eq!(
+        event["annotations"]["extras-audit/checked"],
+        "checked audit-me-too"
+    );
+    // The webhook's own audit annotations, under its name.
+    k1s.kubectl(k, &["create", "configmap", "hooked", "-n", "hooks"])
+        .ok();
+    let hooked = eventually(Duration::from_secs(10), "the webhook's event", || {
+        complete("hooked")
+    });
+    assert_eq!(
+        hooked["annotations"]["deny.extras.example.com/seen"], "hooked",
+        "{hooked}"
+    );
 }
 
 fn k1s_request(k1s: &K1s, method: &str, uri: &str) -> (u16, Value, http::HeaderMap) {
@@ -639,6 +669,56 @@ type: kubernetes.io/service-account-token
         );
         (out.ok().len() == 10).then_some(())
     });
+    // A TokenReview takes it, with the API server's audiences only.
+    let review = |audiences: &str| {
+        let tr = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+            "spec": {"token": token, "audiences": serde_json::from_str::<Value>(audiences).unwrap_or_default()}});
+        let out = k1s.kubectl_with(
+            k,
+            &["create", "-o", "json", "-f", "-"],
+            Some(&tr.to_string()),
+            &[],
+        );
+        serde_json::from_str::<Value>(out.ok()).unwrap_or_default()["status"].clone()
+    };
+    let reviewed = review("[]");
+    assert_eq!(reviewed["authenticated"], true, "{reviewed}");
+    assert_eq!(
+        reviewed["user"]["username"],
+        "system:serviceaccount:default:legacy"
+    );
+    assert_eq!(review(r#"["elsewhere"]"#)["authenticated"], Value::Null);
+    // A token the clean-up marked invalid does not authenticate until the label goes.
+    let label = "kubernetes.io/legacy-token-invalid-since";
+    k1s.kubectl(
+        k,
+        &[
+            "label",
+            "secret",
+            "legacy-token",
+            "-n",
+            "default",
+            &format!("{label}=2026-01-01"),
+        ],
+    )
+    .ok();
+    let (code, _, err) = run(k, &kc, &["auth", "whoami"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("Unauthorized"), "{err}");
+    k1s.kubectl(
+        k,
+        &[
+            "label",
+            "secret",
+            "legacy-token",
+            "-n",
+            "default",
+            &format!("{label}-"),
+        ],
+    )
+    .ok();
+    let (code, _, err) = run(k, &kc, &["auth", "whoami"], None);
+    assert_eq!(code, 0, "{err}");
     // Without its secret the token no longer authenticates.
     k1s.kubectl(k, &["delete", "secret", "legacy-token", "-n", "default"])
         .ok();

@@ -76,8 +76,6 @@ pub struct Config {
     /// The port of the kubelet's HTTPS endpoint, published as
     /// `status.daemonEndpoints.kubeletEndpoint.port`.
     pub kubelet_port: u16,
-    /// The node runs the control plane (labelled `node-role.kubernetes.io/control-plane`).
-    pub control_plane: bool,
     /// `spec.podCIDR` to set when registering (upstream kubelet's `--pod-cidr`); `None`
     /// waits for the server's node IPAM to assign one.
     pub pod_cidr: Option<String>,
@@ -117,7 +115,6 @@ impl Config {
             root_dir,
             log_dir,
             kubelet_port: 10250,
-            control_plane: true,
             pod_cidr: None,
             max_pods: 110,
             host_resolv_conf: PathBuf::from("/etc/resolv.conf"),

@@ -168,21 +168,18 @@ impl NodeAgent {
         Api::all(self.inner.client.clone())
     }
 
+    /// The labels a kubelet sets on its Node: only those NodeRestriction lets a node set
+    /// (role labels are the server's to set, as k3s's server does).
     fn labels(&self) -> Value {
         let c = &self.inner.config;
-        let mut labels = json!({
+        json!({
             "beta.kubernetes.io/arch": go_arch(),
             "beta.kubernetes.io/os": "linux",
             "kubernetes.io/arch": go_arch(),
             "kubernetes.io/hostname": c.node_name,
             "kubernetes.io/os": "linux",
             "node.kubernetes.io/instance-type": "k1s",
-        });
-        if c.control_plane {
-            labels["node-role.kubernetes.io/control-plane"] = json!("true");
-            labels["node-role.kubernetes.io/master"] = json!("true");
-        }
-        labels
+        })
     }
 
     /// The conditions this node posts, keeping the transition times of those unchanged

@@ -306,6 +306,17 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 200, help_heading = "Listener")]
     pub max_mutating_requests_inflight: usize,
 
+    /// A legacy ServiceAccount token Secret unused this long is marked invalid
+    /// (`kubernetes.io/legacy-token-invalid-since`), and deleted once invalid this long
+    /// (kube-controller-manager's flag; a Go duration, default a year).
+    #[arg(
+        long,
+        default_value = "8760h0m0s",
+        value_parser = parse_duration,
+        help_heading = "Components"
+    )]
+    pub legacy_service_account_token_clean_up_period: Duration,
+
     /// Customized flag for the API server, as `flag=value` (repeatable; k3s's
     /// `--kube-apiserver-arg`): audit-policy-file, audit-log-path, audit-log-maxage,
     /// audit-log-maxbackup, audit-log-maxsize, max-requests-inflight,

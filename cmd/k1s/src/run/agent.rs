@@ -106,8 +106,6 @@ async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let mut kubelet = node::Kubelet::new(
         &args.node, &settings, &node_name, node_ip, &data_dir, listener, tls,
     );
-    // An agent runs no control plane: no control-plane role label on its Node.
-    kubelet.config.control_plane = false;
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let wait = move || {

@@ -279,6 +279,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     // Upstream's tokens controller for legacy service account token Secrets.
     k1s_apiserver::auth::legacy_tokens::start(api.clone());
+    // And its LegacyServiceAccountTokenCleanUp.
+    k1s_apiserver::auth::legacy_tokens::start_cleaner(
+        api.clone(),
+        args.legacy_service_account_token_clean_up_period,
+    );
 
     let tls = k1s_pki::server_tls_config(&pki).context("cannot build the TLS configuration")?;
     let listen = SocketAddr::new(args.bind_address, port);
@@ -491,6 +496,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             .context("cannot start the agent")?,
         ),
     };
+    let role_labels = (!args.disable_agent).then(|| {
+        tokio::spawn(label_control_plane_node(
+            controller_manager_client(&api),
+            node_name.clone(),
+        ))
+    });
     let overlay = start_overlay(&args, &api, &node_name, node_ip);
     // The Service proxy is part of the agent, as kube-proxy is in k3s.
     let (stop_proxy, proxy_stopping) = tokio::sync::oneshot::channel::<()>();
@@ -649,6 +660,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if let Some(m) = resource_metrics {
         m.abort();
     }
+    if let Some(task) = role_labels {
+        task.abort();
+    }
     if let Some(agent) = agent {
         agent.stop().await;
     }
@@ -786,6 +800,32 @@ fn start_overlay(
         stop,
         node::spawn_overlay(client, &args.node, node_name, ip, done),
     ))
+}
+
+/// Gives this server's Node its control-plane role labels once the kubelet has registered
+/// it, as k3s's server does: NodeRestriction refuses them from the kubelet itself.
+async fn label_control_plane_node(client: kube::Client, node_name: String) {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Patch, PatchParams};
+    let nodes: kube::Api<Node> = kube::Api::all(client);
+    let patch = serde_json::json!({"metadata": {"labels": {
+        "node-role.kubernetes.io/control-plane": "true",
+        "node-role.kubernetes.io/master": "true",
+    }}});
+    loop {
+        match nodes.get_opt(&node_name).await {
+            Ok(Some(_)) => match nodes
+                .patch(&node_name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => return,
+                Err(e) => tracing::debug!(error = %e, "cannot label the node yet"),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot read the node yet"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// The in-process client of the embedded controllers. They share one identity; the

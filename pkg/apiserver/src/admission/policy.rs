@@ -3,9 +3,11 @@
 //! (`object`, `oldObject`, `request`, `params`, `namespaceObject`, `variables`,
 //! `authorizer`), and its
 //! validationActions decide what a failure does: Deny refuses the write with upstream's
-//! status, Warn adds a `Warning` header, Audit has no audit log to go to (see the
-//! README). Policies and bindings are read from the store on each write; their compiled
-//! expressions are cached by uid and resourceVersion.
+//! status, Warn adds a `Warning` header, Audit records the failure in the request's audit
+//! event (`validation.policy.admission.k8s.io/validation_failure`). A policy's
+//! `auditAnnotations` are recorded there as `<policy>/<key>`. Policies and bindings are
+//! read from the store on each write; their compiled expressions are cached by uid and
+//! resourceVersion.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -84,6 +86,8 @@ struct Compiled {
     variables: Vec<(String, Expr)>,
     match_conditions: Vec<(String, Expr)>,
     validations: Vec<Validation>,
+    /// `auditAnnotations`: key and valueExpression.
+    audit_annotations: Vec<(String, Expr)>,
 }
 
 impl Compiled {
@@ -116,6 +120,10 @@ impl Compiled {
                     reason: s(v, "reason"),
                 })
                 .collect(),
+            audit_annotations: list("auditAnnotations")
+                .iter()
+                .map(|v| (s(v, "key"), Expr::new(&s(v, "valueExpression"))))
+                .collect(),
         }
     }
 }
@@ -146,6 +154,7 @@ fn compiled(policy: &Value) -> Arc<Compiled> {
                 message_expression: None,
                 reason: String::new(),
             }],
+            audit_annotations: Vec::new(),
         }),
     );
     let mut cache = CACHE.lock();
@@ -446,25 +455,52 @@ fn reason_code(reason: &str) -> u16 {
     }
 }
 
-/// A validation failure of one binding: its message and reason.
+/// A validation failure of one binding: its message, reason and the index of the
+/// validation that failed.
 struct Violation {
     message: String,
     reason: String,
+    index: usize,
 }
 
-/// Evaluates a policy for one params object; the violations (a failed validation, or an
-/// error when failurePolicy is Fail), or `None` when match conditions exclude it.
-fn evaluate(
-    c: &Compiled,
-    vars: &mut Vec<(&'static str, CelValue)>,
-    fail_closed: bool,
-) -> Vec<Violation> {
-    let mut out = Vec::new();
+/// What evaluating a policy for one params object gave.
+#[derive(Default)]
+struct Outcome {
+    /// Failed validations, and errors when failurePolicy is Fail.
+    violations: Vec<Violation>,
+    /// `auditAnnotations` to publish: key and value.
+    annotations: Vec<(String, String)>,
+    /// `auditAnnotations` that failed: these deny whatever the validationActions.
+    annotation_errors: Vec<String>,
+}
+
+/// The longest audit annotation value upstream records.
+const MAX_AUDIT_ANNOTATION_VALUE: usize = 10 * 1024;
+
+/// The audit annotation key of failed validations under an `Audit` action.
+const VALIDATION_FAILURE_KEY: &str = "validation.policy.admission.k8s.io/validation_failure";
+
+/// The value of `validation_failure`, in upstream's field order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ValidationFailure<'a> {
+    message: &'a str,
+    policy: &'a str,
+    binding: &'a str,
+    expression_index: usize,
+    validation_actions: &'a [&'a str],
+}
+
+/// Evaluates a policy for one params object; nothing when match conditions exclude it.
+fn evaluate(c: &Compiled, vars: &mut Vec<(&'static str, CelValue)>, fail_closed: bool) -> Outcome {
+    let mut outcome = Outcome::default();
+    let out = &mut outcome.violations;
     let error = |out: &mut Vec<Violation>, message: String| {
         if fail_closed {
             out.push(Violation {
                 message,
                 reason: String::new(),
+                index: 0,
             });
         }
     };
@@ -485,24 +521,24 @@ fn evaluate(
     for (name, cond) in &c.match_conditions {
         match cond.eval(&bound) {
             Ok(CelValue::Bool(true)) => {}
-            Ok(CelValue::Bool(false)) => return Vec::new(),
+            Ok(CelValue::Bool(false)) => return Outcome::default(),
             Ok(_) => {
                 error(
-                    &mut out,
+                    out,
                     format!("matchCondition '{name}' did not evaluate to a bool"),
                 );
-                return out;
+                return outcome;
             }
             Err(e) => {
                 error(
-                    &mut out,
+                    out,
                     format!("failed to evaluate matchCondition '{name}': {e}"),
                 );
-                return out;
+                return outcome;
             }
         }
     }
-    for v in &c.validations {
+    for (index, v) in c.validations.iter().enumerate() {
         match v.expr.eval(&bound) {
             Ok(CelValue::Bool(true)) => {}
             Ok(CelValue::Bool(false)) => {
@@ -524,22 +560,49 @@ fn evaluate(
                 out.push(Violation {
                     message,
                     reason: v.reason.clone(),
+                    index,
                 });
             }
             Ok(_) => error(
-                &mut out,
+                out,
                 format!(
                     "expression '{}' resulted in error: validation expression must evaluate to bool",
                     v.expr.source
                 ),
             ),
             Err(e) => error(
-                &mut out,
+                out,
                 format!("expression '{}' resulted in error: {e}", v.expr.source),
             ),
         }
     }
-    out
+    for (key, expr) in &c.audit_annotations {
+        match expr.eval(&bound) {
+            Ok(CelValue::String(value)) => {
+                let mut value = value.to_string();
+                if value.len() > MAX_AUDIT_ANNOTATION_VALUE {
+                    let mut end = MAX_AUDIT_ANNOTATION_VALUE;
+                    while !value.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    value.truncate(end);
+                }
+                outcome.annotations.push((key.clone(), value));
+            }
+            Ok(CelValue::Null) => {}
+            Ok(other) => outcome.annotation_errors.push(format!(
+                "valueExpression '{}' resulted in unsupported return type: {}. Return type must be either string or null.",
+                expr.source,
+                other.type_of()
+            )),
+            Err(e) if fail_closed => outcome.annotation_errors.push(format!(
+                "valueExpression '{}' resulted in error: {e}",
+                expr.source
+            )),
+            Err(_) => {}
+        }
+    }
+    outcome
 }
 
 /// Runs the ValidatingAdmissionPolicies bound to this write. Returns the warnings of
@@ -647,6 +710,10 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
         .unwrap_or(CelValue::Null);
     let evaluated = k1s_cel::with_deep_stack(|| {
         let mut warnings = Vec::new();
+        // Upstream evaluates every binding, then refuses with the first denial; audit
+        // annotations of every policy are recorded either way.
+        let mut denied: Option<(String, String, Violation)> = None;
+        let mut annotations: Vec<(String, String)> = Vec::new();
         for w in &work {
             let policy_name = crate::meta::name(&w.policy);
             let binding_name = crate::meta::name(&w.binding);
@@ -661,10 +728,12 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
                 .pointer("/spec/failurePolicy")
                 .and_then(Value::as_str)
                 != Some("Ignore");
+            let mut policy_annotations: Vec<(String, Vec<String>)> = Vec::new();
             let violations: Vec<Violation> = match &w.params {
                 Err(f) if f.always_deny || fail_closed => vec![Violation {
                     message: f.message.clone(),
                     reason: String::new(),
+                    index: 0,
                 }],
                 Err(_) => Vec::new(),
                 Ok(params) => {
@@ -682,31 +751,85 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
                                 p.as_ref().map(k1s_cel::from_json).unwrap_or(CelValue::Null),
                             ),
                         ];
-                        out.extend(evaluate(&c, &mut vars, fail_closed));
+                        let outcome = evaluate(&c, &mut vars, fail_closed);
+                        out.extend(outcome.violations);
+                        for message in outcome.annotation_errors {
+                            denied.get_or_insert_with(|| {
+                                (
+                                    policy_name.to_string(),
+                                    binding_name.to_string(),
+                                    Violation {
+                                        message,
+                                        reason: String::new(),
+                                        index: 0,
+                                    },
+                                )
+                            });
+                        }
+                        // Distinct values of one key (params differ) are joined.
+                        for (key, value) in outcome.annotations {
+                            match policy_annotations.iter_mut().find(|(k, _)| *k == key) {
+                                Some((_, values)) if values.contains(&value) => {}
+                                Some((_, values)) => values.push(value),
+                                None => policy_annotations.push((key, vec![value])),
+                            }
+                        }
                     }
                     out
                 }
             };
             for v in violations {
-                if actions.contains(&"Warn") {
-                    warnings.push(format!(
-                        "Validation failed for ValidatingAdmissionPolicy '{policy_name}' with binding '{binding_name}': {}",
-                        v.message
-                    ));
-                }
-                if actions.contains(&"Deny") {
-                    return Err((policy_name.to_string(), binding_name.to_string(), v));
+                for action in &actions {
+                    match *action {
+                        "Deny" if denied.is_none() => {
+                            denied = Some((
+                                policy_name.to_string(),
+                                binding_name.to_string(),
+                                Violation {
+                                    message: v.message.clone(),
+                                    reason: v.reason.clone(),
+                                    index: v.index,
+                                },
+                            ));
+                        }
+                        "Audit" => {
+                            let failure = [ValidationFailure {
+                                message: &v.message,
+                                policy: policy_name,
+                                binding: binding_name,
+                                expression_index: v.index,
+                                validation_actions: &actions,
+                            }];
+                            if let Ok(value) = serde_json::to_string(&failure) {
+                                annotations.push((VALIDATION_FAILURE_KEY.to_string(), value));
+                            }
+                        }
+                        "Warn" => warnings.push(format!(
+                            "Validation failed for ValidatingAdmissionPolicy '{policy_name}' with binding '{binding_name}': {}",
+                            v.message
+                        )),
+                        _ => {}
+                    }
                 }
             }
+            for (key, values) in policy_annotations {
+                annotations.push((format!("{policy_name}/{key}"), values.join(", ")));
+            }
         }
-        Ok(warnings)
+        (warnings, annotations, denied)
     });
-    match evaluated {
-        Some(Ok(warnings)) => Ok(warnings),
-        Some(Err((policy, binding, v))) => Err(denial(req, &policy, &binding, &v)),
-        None => Err(Status::internal_error(
+    let Some((warnings, annotations, denied)) = evaluated else {
+        return Err(Status::internal_error(
             "ValidatingAdmissionPolicy evaluation could not run",
-        )),
+        ));
+    };
+    // Published here: the evaluation may run on a thread of its own.
+    for (key, value) in &annotations {
+        crate::audit::add_annotation(key, value);
+    }
+    match denied {
+        Some((policy, binding, v)) => Err(denial(req, &policy, &binding, &v)),
+        None => Ok(warnings),
     }
 }
 

@@ -422,6 +422,8 @@ struct Answer {
     result: Option<Value>,
     patch: Option<Vec<u8>>,
     warnings: Vec<String>,
+    /// `response.auditAnnotations`, recorded as `<webhook name>/<key>`.
+    audit_annotations: Vec<(String, String)>,
 }
 
 fn verify_response(uid: &str, kind: Kind, review: &Value) -> Result<Answer, String> {
@@ -486,6 +488,13 @@ fn verify_response(uid: &str, kind: Kind, review: &Value) -> Result<Answer, Stri
             .flatten()
             .filter_map(Value::as_str)
             .map(str::to_string)
+            .collect(),
+        audit_annotations: resp
+            .get("auditAnnotations")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect(),
     })
 }
@@ -833,6 +842,10 @@ async fn call(
             Kind::Validating => e,
         })
     })?;
+    // Recorded before the answer is acted on: a denial keeps them too, as upstream.
+    for (key, value) in &answer.audit_annotations {
+        crate::audit::add_annotation(&format!("{}/{key}", hook.name), value);
+    }
     if !answer.allowed {
         return Err(CallError::Refused(Box::new(denial(
             &hook.name,

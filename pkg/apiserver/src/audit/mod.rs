@@ -3,12 +3,14 @@
 //! with `--audit-policy-file` and `--audit-log-path` set, the policy's level for the
 //! request decides what an `audit.k8s.io/v1` Event records, written as one JSON line per
 //! stage (RequestReceived; ResponseStarted for long-running requests; ResponseComplete)
-//! unless the policy omits the stage. The audit webhook backend is not built.
+//! unless the policy omits the stage. Admission adds annotations to the event of the
+//! request it admits (`add_annotation`). The audit webhook backend is not built.
 
 pub mod log;
 pub mod policy;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
@@ -44,6 +46,42 @@ pub enum AuditError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+tokio::task_local! {
+    /// The annotations admission adds while one request is served.
+    static ADMISSION_ANNOTATIONS: Arc<parking_lot::Mutex<Map<String, Value>>>;
+}
+
+/// Records an audit annotation on the event of the request being served, as upstream's
+/// `Attributes.AddAnnotation`: a key keeps its first value (a different one is dropped
+/// with a warning). Outside a request, nothing is recorded.
+pub fn add_annotation(key: &str, value: &str) {
+    let _ = ADMISSION_ANNOTATIONS.try_with(|sink| {
+        let mut sink = sink.lock();
+        match sink.get(key) {
+            None => {
+                sink.insert(key.to_string(), json!(value));
+            }
+            Some(old) if old.as_str() == Some(value) => {}
+            Some(old) => tracing::warn!(
+                key,
+                value,
+                kept = %old,
+                "admission audit annotation already set to another value"
+            ),
+        }
+    });
+}
+
+/// Runs `serve` (one request), gathering the annotations admission adds meanwhile.
+pub async fn collect_annotations<F: std::future::Future>(
+    serve: F,
+) -> (F::Output, Map<String, Value>) {
+    let sink = Arc::new(parking_lot::Mutex::new(Map::new()));
+    let out = ADMISSION_ANNOTATIONS.scope(Arc::clone(&sink), serve).await;
+    let annotations = std::mem::take(&mut *sink.lock());
+    (out, annotations)
 }
 
 /// The policy and where events go.

@@ -5,7 +5,10 @@
 //! `kubernetes.io/service-account.uid`; one whose service account is gone is deleted.
 //! Tokens that authenticate are tracked as upstream's legacy-token tracking does: the
 //! Secret is labelled `kubernetes.io/legacy-token-last-used` with the date of its last
-//! use. (Upstream's clean-up of tokens unused for a year is not built.)
+//! use. Upstream's LegacyServiceAccountTokenCleanUp runs too (`start_cleaner`): a token
+//! Secret its account references, mounted by no pod and unused for the clean-up period
+//! is labelled `kubernetes.io/legacy-token-invalid-since` (it stops authenticating), and
+//! deleted once it has been invalid that long.
 
 use std::sync::Arc;
 
@@ -27,6 +30,9 @@ pub const NAME_KEY: &str = "kubernetes.io/service-account.name";
 pub const UID_KEY: &str = "kubernetes.io/service-account.uid";
 /// The label with the date a token was last used.
 pub const LAST_USED_LABEL: &str = "kubernetes.io/legacy-token-last-used";
+/// The label with the date a token was invalidated (upstream's clean-up sets it; removing
+/// it makes the token work again).
+pub const INVALID_SINCE_LABEL: &str = "kubernetes.io/legacy-token-invalid-since";
 
 fn loopback() -> WriteContext {
     WriteContext {
@@ -61,6 +67,22 @@ pub fn authenticate(server: &ApiServer, token: &str) -> Option<UserInfo> {
     let stored = STANDARD.decode(str_at(&secret, "/data/token")).ok()?;
     if stored != token.as_bytes() || !str_at(&secret, "/metadata/deletionTimestamp").is_empty() {
         tracing::debug!(secret = %secret_name, "legacy token does not match its secret");
+        return None;
+    }
+    let invalid_since = str_at(
+        &secret,
+        &format!(
+            "/metadata/labels/{}",
+            INVALID_SINCE_LABEL.replace('/', "~1")
+        ),
+    );
+    if !invalid_since.is_empty() {
+        tracing::warn!(
+            namespace = %claims.namespace,
+            secret = %secret_name,
+            %invalid_since,
+            "legacy service account token is invalid; remove the invalid-since label to re-enable it"
+        );
         return None;
     }
     let sa = server
@@ -306,4 +328,354 @@ pub fn start(server: Arc<ApiServer>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// The ConfigMap (in kube-system) recording the day legacy token use began to be tracked.
+pub const TRACKING_CONFIGMAP: &str = "kube-apiserver-legacy-service-account-token-tracking";
+/// Its key holding that date.
+const TRACKING_SINCE_KEY: &str = "since";
+/// Upstream's clean-up runs once a day (more often when the period is shorter).
+const CLEAN_UP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+fn date_of(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d").to_string()
+}
+
+/// The tracking date, recording today's when there is none yet (as upstream's API
+/// server does when it starts tracking).
+async fn tracked_since(server: &ApiServer) -> Option<jiff::civil::Date> {
+    let snapshot = server.registry.snapshot();
+    let res = snapshot.get("", "v1", "configmaps")?.clone();
+    match server
+        .generic
+        .get(&res, Some("kube-system"), TRACKING_CONFIGMAP)
+    {
+        Ok(cm) => str_at(&cm, &format!("/data/{TRACKING_SINCE_KEY}"))
+            .parse()
+            .ok(),
+        Err(_) => {
+            let today = today();
+            let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": TRACKING_CONFIGMAP, "namespace": "kube-system"},
+                "data": {TRACKING_SINCE_KEY: today}});
+            let r = server
+                .generic
+                .create(&res, Some("kube-system"), cm, &loopback(), Vec::new())
+                .await;
+            if let Err(s) = r {
+                tracing::debug!(error = %s.message, "cannot record legacy token tracking");
+            }
+            today.parse().ok()
+        }
+    }
+}
+
+/// The Secrets the pods of a namespace name (volumes, env, image pull secrets).
+fn mounted_secrets(server: &ApiServer, namespace: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let snapshot = server.registry.snapshot();
+    let Some(res) = snapshot.get("", "v1", "pods") else {
+        return names;
+    };
+    let (items, _, _) =
+        server
+            .generic
+            .store()
+            .cache()
+            .list(&res.info.collection_prefix(Some(namespace)), None, 0);
+    let mut add = |v: Option<&Value>| {
+        if let Some(n) = v.and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            names.insert(n.to_string());
+        }
+    };
+    for kv in items {
+        let Ok(pod) = serde_json::from_slice::<Value>(&kv.value) else {
+            continue;
+        };
+        let spec = &pod["spec"];
+        for s in spec["imagePullSecrets"].as_array().into_iter().flatten() {
+            add(s.get("name"));
+        }
+        for v in spec["volumes"].as_array().into_iter().flatten() {
+            add(v.pointer("/secret/secretName"));
+            for src in v
+                .pointer("/projected/sources")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                add(src.pointer("/secret/name"));
+            }
+        }
+        for c in ["initContainers", "containers", "ephemeralContainers"]
+            .into_iter()
+            .filter_map(|k| spec[k].as_array())
+            .flatten()
+        {
+            for e in c["envFrom"].as_array().into_iter().flatten() {
+                add(e.pointer("/secretRef/name"));
+            }
+            for e in c["env"].as_array().into_iter().flatten() {
+                add(e.pointer("/valueFrom/secretKeyRef/name"));
+            }
+        }
+    }
+    names
+}
+
+/// Whether the Secret's account (with the uid it names) still lists it in `secrets`:
+/// only such tokens are known to be auto-generated, and only they are cleaned up.
+fn referenced_by_account(server: &ApiServer, secret: &Value) -> bool {
+    let annotation = |k: &str| {
+        secret
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let snapshot = server.registry.snapshot();
+    let Some(res) = snapshot.get("", "v1", "serviceaccounts") else {
+        return false;
+    };
+    let ns = str_at(secret, "/metadata/namespace");
+    let Ok(sa) = server.generic.get(res, Some(ns), annotation(NAME_KEY)) else {
+        return false;
+    };
+    let uid = annotation(UID_KEY);
+    (uid.is_empty() || uid == str_at(&sa, "/metadata/uid"))
+        && sa["secrets"].as_array().is_some_and(|l| {
+            l.iter().any(|r| {
+                r.get("name").and_then(Value::as_str) == Some(str_at(secret, "/metadata/name"))
+            })
+        })
+}
+
+/// One pass of upstream's legacy token clean-up at `now` with the clean-up `period`.
+pub async fn clean_once(server: &ApiServer, period: std::time::Duration, now: jiff::Timestamp) {
+    let Some(since) = tracked_since(server).await else {
+        return;
+    };
+    let Ok(period) = jiff::SignedDuration::try_from(period) else {
+        return;
+    };
+    // Tracking counts from the day after it began.
+    let tracked_from = since
+        .tomorrow()
+        .ok()
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp());
+    let Some(tracked_from) = tracked_from else {
+        return;
+    };
+    if tracked_from.checked_add(period).map_or(true, |t| now < t) {
+        return;
+    }
+    let Ok(preserve_created) = now.checked_sub(period) else {
+        return;
+    };
+    let preserve_used = date_of(preserve_created);
+    let snapshot = server.registry.snapshot();
+    let Some(res) = snapshot.get("", "v1", "secrets").cloned() else {
+        return;
+    };
+    let (items, _, _) =
+        server
+            .generic
+            .store()
+            .cache()
+            .list(&res.info.collection_prefix(None), None, 0);
+    let mut mounted: std::collections::HashMap<String, std::collections::BTreeSet<String>> =
+        std::collections::HashMap::new();
+    for kv in items {
+        let Ok(secret) = server.generic.decode_stored(&res, &kv) else {
+            continue;
+        };
+        if secret.get("type").and_then(Value::as_str) != Some(SECRET_TYPE)
+            || !str_at(&secret, "/metadata/deletionTimestamp").is_empty()
+        {
+            continue;
+        }
+        let created = str_at(&secret, "/metadata/creationTimestamp").parse::<jiff::Timestamp>();
+        if !created.is_ok_and(|c| c < preserve_created) {
+            continue;
+        }
+        let label = |k: &str| {
+            str_at(
+                &secret,
+                &format!("/metadata/labels/{}", k.replace('/', "~1")),
+            )
+            .to_string()
+        };
+        let last_used = label(LAST_USED_LABEL);
+        if !last_used.is_empty()
+            && (last_used.parse::<jiff::civil::Date>().is_err() || last_used >= preserve_used)
+        {
+            continue;
+        }
+        if !referenced_by_account(server, &secret) {
+            continue;
+        }
+        let ns = str_at(&secret, "/metadata/namespace").to_string();
+        let name = str_at(&secret, "/metadata/name").to_string();
+        if mounted
+            .entry(ns.clone())
+            .or_insert_with(|| mounted_secrets(server, &ns))
+            .contains(&name)
+        {
+            continue;
+        }
+        let invalid_since = label(INVALID_SINCE_LABEL);
+        if invalid_since.parse::<jiff::civil::Date>().is_err() {
+            let date = date_of(now);
+            tracing::info!(%ns, %name, invalid_since = %date, "marking an unused legacy service account token invalid");
+            let r = server
+                .generic
+                .update(&res, Some(&ns), &name, None, &loopback(), |cur, _| {
+                    let mut obj = cur.cloned().ok_or_else(|| {
+                        Status::not_found(&GroupResource::new("", "secrets"), &name)
+                    })?;
+                    if let Some(l) = crate::meta::metadata_mut(&mut obj)
+                        .entry("labels")
+                        .or_insert_with(|| json!({}))
+                        .as_object_mut()
+                    {
+                        l.insert(INVALID_SINCE_LABEL.into(), json!(date));
+                    }
+                    Ok(obj)
+                })
+                .await;
+            if let Err(s) = r {
+                tracing::debug!(%ns, %name, error = %s.message, "cannot mark a legacy token invalid");
+            }
+            continue;
+        }
+        if invalid_since >= preserve_used {
+            continue;
+        }
+        tracing::info!(%ns, %name, %invalid_since, "deleting an unused legacy service account token");
+        let opts = crate::registry::generic::DeleteOptions {
+            precondition_resource_version: Some(
+                str_at(&secret, "/metadata/resourceVersion").to_string(),
+            ),
+            ..Default::default()
+        };
+        if let Err(s) = server
+            .generic
+            .delete(&res, Some(&ns), &name, &opts, &loopback())
+            .await
+            && s.code() != 404
+            && s.code() != 409
+        {
+            tracing::warn!(%ns, %name, error = %s.message, "cannot delete a legacy token");
+        }
+    }
+}
+
+/// Runs upstream's LegacyServiceAccountTokenCleanUp with the clean-up `period`: a pass
+/// at start, then daily (or every `period`, when shorter).
+pub fn start_cleaner(
+    server: Arc<ApiServer>,
+    period: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    let interval = period
+        .min(CLEAN_UP_INTERVAL)
+        .max(std::time::Duration::from_secs(1));
+    tokio::spawn(async move {
+        loop {
+            if server.is_shutting_down() {
+                return;
+            }
+            clean_once(&server, period, jiff::Timestamp::now()).await;
+            tokio::time::sleep(interval).await;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::TestApiServer;
+
+    fn token_secret(name: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": SECRET_TYPE,
+            "metadata": {"name": name, "annotations": {NAME_KEY: "old"}}})
+    }
+
+    #[tokio::test]
+    async fn unused_listed_tokens_are_invalidated_then_deleted() {
+        let t = TestApiServer::new().await;
+        let api = t.api();
+        api.create(
+            "/api/v1/namespaces/kube-system/configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": TRACKING_CONFIGMAP}, "data": {"since": "2020-01-01"}}),
+        )
+        .await;
+        api.create(
+            "/api/v1/namespaces/default/serviceaccounts",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "old"},
+                "secrets": [{"name": "old-token"}, {"name": "mounted-token"}]}),
+        )
+        .await;
+        for name in ["old-token", "mounted-token", "unlisted-token"] {
+            api.create("/api/v1/namespaces/default/secrets", token_secret(name))
+                .await;
+        }
+        api.create(
+            "/api/v1/namespaces/default/pods",
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "user"},
+                "spec": {"containers": [{"name": "c", "image": "i"}],
+                    "volumes": [{"name": "t", "secret": {"secretName": "mounted-token"}}]}}),
+        )
+        .await;
+        let period = std::time::Duration::from_secs(3600);
+        let hours = |h: i64| jiff::Timestamp::now() + jiff::SignedDuration::from_hours(h);
+        let label_of = |name: &'static str| {
+            let api = t.api();
+            async move {
+                let (_, s) = api
+                    .call(
+                        "GET",
+                        &format!("/api/v1/namespaces/default/secrets/{name}"),
+                        &Value::Null,
+                    )
+                    .await;
+                s["metadata"]["labels"][INVALID_SINCE_LABEL]
+                    .as_str()
+                    .map(str::to_string)
+            }
+        };
+        // Unused for longer than the period: marked invalid, and then no longer good.
+        clean_once(&t.server, period, hours(2)).await;
+        assert_eq!(label_of("old-token").await, Some(date_of(hours(2))));
+        assert_eq!(
+            label_of("mounted-token").await,
+            None,
+            "a mounted token stays"
+        );
+        assert_eq!(
+            label_of("unlisted-token").await,
+            None,
+            "only listed tokens go"
+        );
+        // Invalid for less than the period: kept; for longer: deleted.
+        clean_once(&t.server, period, hours(2)).await;
+        let (code, _) = api
+            .call(
+                "GET",
+                "/api/v1/namespaces/default/secrets/old-token",
+                &Value::Null,
+            )
+            .await;
+        assert_eq!(code, 200);
+        clean_once(&t.server, period, hours(72)).await;
+        let (code, _) = api
+            .call(
+                "GET",
+                "/api/v1/namespaces/default/secrets/old-token",
+                &Value::Null,
+            )
+            .await;
+        assert_eq!(code, 404);
+    }
 }

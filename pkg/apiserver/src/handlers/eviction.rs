@@ -270,6 +270,19 @@ pub async fn create(mut call: Call) -> Result<Response, Status> {
             "the namespace of the provided object does not match the namespace sent on the request",
         ));
     }
+    call.server
+        .generic
+        .admit_node_restriction(&crate::admission::noderestriction::Request {
+            group: "",
+            resource: "pods",
+            subresource: "eviction",
+            operation: crate::admission::Operation::Create,
+            namespace: &ns,
+            name: &name,
+            object: Some(&eviction),
+            old_object: None,
+            user: &ctx.user,
+        })?;
     let (opts, dry_run) = delete_options(&eviction, ctx.dry_run)?;
     let ctx = WriteContext { dry_run, ..ctx };
     let server = call.server.clone();

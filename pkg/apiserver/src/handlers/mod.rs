@@ -390,7 +390,15 @@ async fn handle_audited(server: Arc<ApiServer>, req: Request<Body>, audit_id: &s
         let r = response::status(&crate::auth::authz::forbidden(&attrs, &decision.reason));
         return finish_audit(event, r, false).await;
     }
-    let r = serve_authorized(server, parts, body, upgrade, query, raw_query, target, user).await;
+    let (r, annotations) = crate::audit::collect_annotations(serve_authorized(
+        server, parts, body, upgrade, query, raw_query, target, user,
+    ))
+    .await;
+    if let Some(ev) = event.as_mut() {
+        for (key, value) in &annotations {
+            ev.annotate(key, value.as_str().unwrap_or_default());
+        }
+    }
     finish_audit(event, r, long_running).await
 }
 

@@ -72,14 +72,30 @@ pub async fn create(mut call: Call) -> Result<Response, Status> {
                 .map(|i| i.audiences.clone())
                 .unwrap_or_default();
             let audiences = if asked.is_empty() {
-                api_audiences
+                api_audiences.clone()
             } else {
                 asked
             };
+            // A legacy token names no audience: upstream gives it the API server's, so
+            // it passes only a review asking for one of those, which it then answers.
+            let legacy_audiences: Vec<String> = audiences
+                .iter()
+                .filter(|a| api_audiences.contains(a))
+                .cloned()
+                .collect();
+            let mut audiences = audiences;
             let user = match server.tokens.authenticate(&token) {
                 Some(u) => Some(u.clone()),
                 None => crate::auth::bootstrap_token::authenticate(server, &token)
-                    .or_else(|| serviceaccount::authenticate_for(server, &token, &audiences)),
+                    .or_else(|| serviceaccount::authenticate_for(server, &token, &audiences))
+                    .or_else(|| {
+                        if legacy_audiences.is_empty() {
+                            return None;
+                        }
+                        let user = crate::auth::legacy_tokens::authenticate(server, &token)?;
+                        audiences = legacy_audiences;
+                        Some(user)
+                    }),
             };
             match user {
                 Some(u) => {

@@ -54,6 +54,21 @@ pub async fn create(mut call: Call) -> Result<Response, Status> {
         "v1",
     )?;
 
+    // NodeRestriction (admission) comes before the REST storage validates the request.
+    call.server
+        .generic
+        .admit_node_restriction(&crate::admission::noderestriction::Request {
+            group: "",
+            resource: "serviceaccounts",
+            subresource: "token",
+            operation: crate::admission::Operation::Create,
+            namespace: &namespace,
+            name: &name,
+            object: Some(&req),
+            old_object: None,
+            user: &ctx.user,
+        })?;
+
     // Defaults and upstream's ValidateTokenRequest.
     let expiration = match &req["spec"]["expirationSeconds"] {
         Value::Null => DEFAULT_EXPIRATION_SECONDS,

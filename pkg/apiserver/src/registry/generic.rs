@@ -271,6 +271,25 @@ impl GenericStore {
             .collect()
     }
 
+    /// Upstream's NodeRestriction admission (a mutating plugin, so it runs before the
+    /// mutating webhooks): kubelets change only what belongs to their node.
+    pub(crate) fn admit_node_restriction(
+        &self,
+        req: &crate::admission::noderestriction::Request<'_>,
+    ) -> Result<(), Status> {
+        if crate::admission::noderestriction::node_identity(req.user).is_none() {
+            return Ok(());
+        }
+        crate::admission::noderestriction::admit(req, self)
+    }
+
+    /// A core (v1) object as stored now, for admission's look-ups.
+    fn core_object(&self, plural: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+        let snapshot = self.registry.snapshot();
+        let res = snapshot.get("", "v1", plural)?;
+        self.current(res, namespace, name).map(|(obj, _)| obj)
+    }
+
     /// LimitRanger's checks on a new pod or claim (upstream's validating half of it).
     fn admit_limit_ranges(
         &self,
@@ -1106,6 +1125,17 @@ impl GenericStore {
             user: &ctx.user,
             field_manager: &ctx.field_manager,
         };
+        self.admit_node_restriction(&crate::admission::noderestriction::Request {
+            group: &info.group,
+            resource: &info.plural,
+            subresource: "",
+            operation: crate::admission::Operation::Create,
+            namespace: attrs.namespace,
+            name: &name,
+            object: Some(&obj),
+            old_object: None,
+            user: &ctx.user,
+        })?;
         self.admit_mutating_webhooks(res, &storage, &attrs, &mut obj, &mut warnings)
             .await?;
         let mut errs = self.validate_meta(res, &obj);
@@ -1436,6 +1466,17 @@ impl GenericStore {
                 user: &ctx.user,
                 field_manager: &ctx.field_manager,
             });
+            self.admit_node_restriction(&crate::admission::noderestriction::Request {
+                group: &info.group,
+                resource: &info.plural,
+                subresource: sub.map(Subresource::as_str).unwrap_or(""),
+                operation: crate::admission::Operation::Update,
+                namespace: namespace.filter(|_| info.namespaced).unwrap_or(""),
+                name,
+                object: Some(&obj),
+                old_object: Some(&old),
+                user: &ctx.user,
+            })?;
             if let Some(attrs) = &attrs {
                 self.admit_mutating_webhooks(res, &storage, attrs, &mut obj, &mut warnings)
                     .await?;
@@ -1725,6 +1766,18 @@ impl GenericStore {
                 ));
             }
             if !admitted {
+                let stored = self.stored_form(res, current.clone())?;
+                self.admit_node_restriction(&crate::admission::noderestriction::Request {
+                    group: &info.group,
+                    resource: &info.plural,
+                    subresource: "",
+                    operation: crate::admission::Operation::Delete,
+                    namespace: namespace.filter(|_| info.namespaced).unwrap_or(""),
+                    name,
+                    object: None,
+                    old_object: Some(&stored),
+                    user: &ctx.user,
+                })?;
                 self.admit_delete_webhooks(res, namespace, name, &current, opts, ctx)
                     .await?;
                 admitted = true;
@@ -2124,6 +2177,16 @@ fn encode(obj: &Value) -> Result<Bytes, Status> {
     serde_json::to_vec(&obj)
         .map(Bytes::from)
         .map_err(|e| Status::internal_error(&format!("cannot encode object: {e}")))
+}
+
+impl crate::admission::noderestriction::Lookup for GenericStore {
+    fn pod(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.core_object("pods", Some(namespace), name)
+    }
+
+    fn node(&self, name: &str) -> Option<Value> {
+        self.core_object("nodes", None, name)
+    }
 }
 
 #[cfg(test)]

@@ -260,3 +260,58 @@ async fn a_binding_selecting_only_namespaces_takes_the_policys_resources() {
         .await;
     assert_eq!(code, 201, "{body}");
 }
+
+#[tokio::test]
+async fn audit_bindings_and_audit_annotations_go_to_the_audit_event() {
+    let server = TestApiServer::new().await;
+    let api = server.api();
+    api.create(POLICIES, policy("small", json!({
+        "matchConstraints": configmap_rules(),
+        "validations": [
+            {"expression": "true"},
+            {"expression": "!has(object.data) || object.data.size() <= 1", "message": "too big"}
+        ],
+        "auditAnnotations": [
+            {"key": "size", "valueExpression": "string(has(object.data) ? object.data.size() : 0)"},
+            {"key": "skipped", "valueExpression": "null"}
+        ]
+    }))).await;
+    api.create(
+        BINDINGS,
+        binding(
+            "small-audit",
+            json!({"policyName": "small", "validationActions": ["Audit", "Warn"]}),
+        ),
+    )
+    .await;
+    let snapshot = server.server.generic.registry().snapshot();
+    let configmaps = snapshot.get("", "v1", "configmaps").expect("configmaps");
+    let user = crate::auth::UserInfo::new("jane", Vec::<String>::new());
+    let obj = configmap("big", json!({"a": "1", "b": "2"}));
+    let req = super::Request {
+        info: &configmaps.info,
+        subresource: None,
+        operation: "CREATE",
+        namespace: Some("default"),
+        name: "big",
+        object: Some(&obj),
+        old_object: None,
+        user: &user,
+        dry_run: false,
+    };
+    let (warnings, annotations) =
+        crate::audit::collect_annotations(super::admit(&server.server.generic, &req)).await;
+    assert_eq!(
+        warnings.expect("an Audit binding does not deny"),
+        vec!["Validation failed for ValidatingAdmissionPolicy 'small' with binding 'small-audit': too big".to_string()]
+    );
+    assert_eq!(
+        annotations["validation.policy.admission.k8s.io/validation_failure"],
+        r#"[{"message":"too big","policy":"small","binding":"small-audit","expressionIndex":1,"validationActions":["Audit","Warn"]}]"#
+    );
+    assert_eq!(annotations["small/size"], "2");
+    assert!(
+        !annotations.contains_key("small/skipped"),
+        "{annotations:?}"
+    );
+}
