@@ -12,6 +12,7 @@
 //!
 //! Left out for now: IPv6 and the health-check node port of `externalTrafficPolicy: Local`.
 
+mod netlink;
 mod rules;
 
 use std::collections::{BTreeSet, HashMap};
@@ -106,6 +107,21 @@ pub(crate) async fn nft(script: &str) -> Result<(), NetError> {
             "nft: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )))
+    }
+}
+
+/// Applies a sync's `script`: a full rewrite through `nft`; a change of a few Services
+/// as one netlink batch where every line of it can be encoded (no `nft` process, no read
+/// of the whole ruleset), else through `nft` too.
+async fn apply(script: &str, full: bool) -> Result<(), NetError> {
+    if full {
+        return nft(script).await;
+    }
+    match netlink::encode(script) {
+        Some(batch) => tokio::task::spawn_blocking(move || netlink::send(&batch))
+            .await
+            .map_err(|e| NetError::Kernel(format!("nf_tables batch: {e}")))?,
+        None => nft(script).await,
     }
 }
 
@@ -354,7 +370,7 @@ impl Proxier {
             next.push((key.clone(), new));
         }
         if !script.is_empty()
-            && let Err(e) = nft(&script).await
+            && let Err(e) = apply(&script, full).await
         {
             // The counts took this sync's changes; the full rewrite that follows a
             // failure counts afresh.
