@@ -160,7 +160,8 @@ impl Msg {
     fn begin(&mut self, kind: u16) -> usize {
         let at = self.buf.len();
         self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
         at
     }
 
@@ -488,7 +489,13 @@ pub(crate) fn encode(script: &str) -> Option<Batch> {
         seq += 1;
         let words: Vec<&str> = line.splitn(6, ' ').collect();
         let msg = match words.as_slice() {
-            [verb @ ("add" | "delete" | "flush"), "chain", "ip", table, name] => {
+            [
+                verb @ ("add" | "delete" | "flush"),
+                "chain",
+                "ip",
+                table,
+                name,
+            ] => {
                 let kind = match *verb {
                     "add" => NFT_MSG_NEWCHAIN,
                     "delete" => NFT_MSG_DELCHAIN,
@@ -526,9 +533,7 @@ pub(crate) fn encode(script: &str) -> Option<Batch> {
                 };
                 let key = parse_key(key)?;
                 let verdict = match verdict {
-                    Some(v) => {
-                        Some(Verdict::parse(&v.split_whitespace().collect::<Vec<_>>())?)
-                    }
+                    Some(v) => Some(Verdict::parse(&v.split_whitespace().collect::<Vec<_>>())?),
                     None => None,
                 };
                 let (kind, flags) = if *verb == "add" {
@@ -674,7 +679,13 @@ mod tests {
         let r = parse_rule("numgen random mod 3 == 0 meta l4proto udp dnat to 10.42.0.5:53")
             .expect("encoded");
         assert_eq!(r[0], Expr::Numgen { modulus: 3 });
-        assert_eq!(r[3], Expr::Cmp { neq: false, data: vec![17] });
+        assert_eq!(
+            r[3],
+            Expr::Cmp {
+                neq: false,
+                data: vec![17]
+            }
+        );
         assert_eq!(
             r[4],
             Expr::Dnat {
@@ -685,7 +696,10 @@ mod tests {
         // A prefix not ending on a byte is masked.
         let r = parse_rule("ip saddr 10.32.0.0/12 goto x").expect("encoded");
         assert_eq!(r[1], Expr::Mask(vec![255, 240, 0, 0]));
-        assert_eq!(parse_rule("drop"), Some(vec![Expr::Verdict(Verdict::Code(NF_DROP))]));
+        assert_eq!(
+            parse_rule("drop"),
+            Some(vec![Expr::Verdict(Verdict::Code(NF_DROP))])
+        );
         // ClientIP affinity's set lookups and updates go through nft.
         assert_eq!(parse_rule("ip saddr @affinity-x goto endpoint-x"), None);
         assert_eq!(parse_rule("update @affinity-x { ip saddr }"), None);
@@ -698,7 +712,10 @@ mod tests {
             parse_key("10.43.0.20 . tcp . 80"),
             Some(vec![10, 43, 0, 20, 6, 0, 0, 0, 0, 80, 0, 0])
         );
-        assert_eq!(parse_key("udp . 30080"), Some(vec![17, 0, 0, 0, 117, 128, 0, 0]));
+        assert_eq!(
+            parse_key("udp . 30080"),
+            Some(vec![17, 0, 0, 0, 117, 128, 0, 0])
+        );
         assert_eq!(parse_key("bogus"), None);
         let script = "flush chain ip t c\n\
                       add rule ip t c meta l4proto tcp dnat to 10.42.0.5:8080\n\
@@ -721,7 +738,12 @@ mod tests {
     }
 
     /// Services of every form the proxy writes, with their slices, at `step` 0 or 1.
-    fn services(step: u8) -> Vec<(k8s_openapi::api::core::v1::Service, Vec<k8s_openapi::api::discovery::v1::EndpointSlice>)> {
+    fn services(
+        step: u8,
+    ) -> Vec<(
+        k8s_openapi::api::core::v1::Service,
+        Vec<k8s_openapi::api::discovery::v1::EndpointSlice>,
+    )> {
         let svc = |v: serde_json::Value| serde_json::from_value(v).expect("service");
         let slice = |v: serde_json::Value| serde_json::from_value(v).expect("slice");
         let eps = |ready_b: bool| {
@@ -743,18 +765,35 @@ mod tests {
                 {"name": "dns", "port": 53, "protocol": "UDP", "nodePort": 30050 + n}])
         };
         let mut out = vec![
-            (svc(serde_json::json!({"metadata": {"namespace": "ns", "name": "a"},
-                "spec": {"clusterIP": "10.43.7.1", "ports": ports(1)}})), vec![eps(step == 0)]),
-            (svc(serde_json::json!({"metadata": {"namespace": "ns", "name": "b"},
+            (
+                svc(
+                    serde_json::json!({"metadata": {"namespace": "ns", "name": "a"},
+                "spec": {"clusterIP": "10.43.7.1", "ports": ports(1)}}),
+                ),
+                vec![eps(step == 0)],
+            ),
+            (
+                svc(
+                    serde_json::json!({"metadata": {"namespace": "ns", "name": "b"},
                 "spec": {"type": "NodePort", "clusterIP": "10.43.7.2", "externalIPs": ["192.0.2.9"],
-                         "ports": ports(2)}})), vec![eps(step == 1)]),
-            (svc(serde_json::json!({"metadata": {"namespace": "ns", "name": "c"},
+                         "ports": ports(2)}}),
+                ),
+                vec![eps(step == 1)],
+            ),
+            (
+                svc(
+                    serde_json::json!({"metadata": {"namespace": "ns", "name": "c"},
                 "spec": {"type": "NodePort", "clusterIP": "10.43.7.3",
                          "externalTrafficPolicy": "Local", "internalTrafficPolicy": "Local",
-                         "ports": ports(3)}})), if step == 0 { vec![eps(true)] } else { vec![] }),
+                         "ports": ports(3)}}),
+                ),
+                if step == 0 { vec![eps(true)] } else { vec![] },
+            ),
         ];
-        let d = svc(serde_json::json!({"metadata": {"namespace": "ns", "name": "d"},
-            "spec": {"clusterIP": "10.43.7.4", "ports": [{"name": "http", "port": 81}]}}));
+        let d = svc(
+            serde_json::json!({"metadata": {"namespace": "ns", "name": "d"},
+            "spec": {"clusterIP": "10.43.7.4", "ports": [{"name": "http", "port": 81}]}}),
+        );
         if step == 1 {
             out.push((d, vec![eps(false)]));
         }
@@ -777,7 +816,11 @@ mod tests {
             .write_all(stdin.as_bytes())
             .expect("write");
         let out = child.wait_with_output().expect("nft");
-        assert!(out.status.success(), "nft {args:?}: {}\n{stdin}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "nft {args:?}: {}\n{stdin}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -785,14 +828,18 @@ mod tests {
     /// another leave the two tables the same, rule for rule and element for element.
     #[test]
     fn a_netlink_batch_leaves_the_table_as_nft_would() {
-        use super::super::rules::{Hairpins, ServiceRules, base_script, diff_script, service_rules};
+        use super::super::rules::{
+            Hairpins, ServiceRules, base_script, diff_script, service_rules,
+        };
         let tag = std::process::id();
         let (ta, tb) = (format!("k1s-nlt-a{tag}"), format!("k1s-nlt-b{tag}"));
         struct Drop2(String, String);
         impl Drop for Drop2 {
             fn drop(&mut self) {
                 for t in [&self.0, &self.1] {
-                    let _ = std::process::Command::new("nft").args(["delete", "table", "ip", t]).output();
+                    let _ = std::process::Command::new("nft")
+                        .args(["delete", "table", "ip", t])
+                        .output();
                 }
             }
         }
@@ -837,7 +884,15 @@ mod tests {
             } else {
                 (&scripts[0].1, &scripts[1].1)
             };
-            for what in ["flush chain", "add chain", "delete chain", "add element", "delete element", "dnat", "fib"] {
+            for what in [
+                "flush chain",
+                "add chain",
+                "delete chain",
+                "add element",
+                "delete element",
+                "dnat",
+                "fib",
+            ] {
                 assert!(a.contains(what), "{what}: {a}");
             }
             nft_run(&["-f", "-"], a);
