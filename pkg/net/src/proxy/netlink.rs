@@ -124,7 +124,7 @@ impl Msg {
     fn nft(msg: u16, flags: u16, seq: u32) -> Self {
         Self::new(
             (NFNL_SUBSYS_NFTABLES << 8) | msg,
-            flags | NLM_F_ACK,
+            flags,
             seq,
             NFPROTO_IPV4,
             0,
@@ -473,6 +473,7 @@ pub(crate) fn encode(script: &str) -> Option<Batch> {
     let mut seq = first_seq;
     let mut bytes = Vec::new();
     let mut lines = Vec::new();
+    let mut last_at = 0;
     Msg::new(
         NFNL_MSG_BATCH_BEGIN,
         0,
@@ -558,8 +559,15 @@ pub(crate) fn encode(script: &str) -> Option<Batch> {
             }
             _ => return None,
         };
+        last_at = bytes.len();
         msg.finish(&mut bytes);
         lines.push(line.to_owned());
+    }
+    // Only the last message asks for an acknowledgement: the kernel answers every message
+    // that fails anyway, and a large batch's acks could overflow the socket's buffer.
+    if last_at > 0 {
+        let flags = u16::from_ne_bytes([bytes[last_at + 6], bytes[last_at + 7]]) | NLM_F_ACK;
+        bytes[last_at + 6..last_at + 8].copy_from_slice(&flags.to_ne_bytes());
     }
     let last_seq = seq;
     seq += 1;
@@ -572,8 +580,8 @@ pub(crate) fn encode(script: &str) -> Option<Batch> {
     })
 }
 
-/// Sends `batch` and waits for the kernel's answer to each message (blocking: call it off
-/// the async threads). The transaction is all or nothing: the first error is returned.
+/// Sends `batch` and waits for the kernel's answer to its last message or the first
+/// error (blocking: call it off the async threads). The transaction is all or nothing: the first error is returned.
 pub(crate) fn send(batch: &Batch) -> Result<(), NetError> {
     use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
     let err = |what: &str, e: std::io::Error| NetError::Kernel(format!("nf_tables {what}: {e}"));
@@ -863,17 +871,17 @@ mod tests {
             }
             nft_run(&["-f", "-"], &full);
             let mut change = String::new();
-            for i in 0..after.len() {
+            for (i, new) in after.iter().enumerate() {
                 let old = before.get(i).unwrap_or(&empty);
-                diff_script(table, old, &after[i], &mut change);
-                h.update(table, &old.endpoints, &after[i].endpoints, &mut change);
+                diff_script(table, old, new, &mut change);
+                h.update(table, &old.endpoints, &new.endpoints, &mut change);
             }
             // And back, deleting what the step added.
             let mut back = String::new();
-            for i in 0..after.len() {
+            for (i, old) in after.iter().enumerate() {
                 let new = before.get(i).unwrap_or(&empty);
-                diff_script(table, &after[i], new, &mut back);
-                h.update(table, &after[i].endpoints, &new.endpoints, &mut back);
+                diff_script(table, old, new, &mut back);
+                h.update(table, &old.endpoints, &new.endpoints, &mut back);
             }
             scripts.push((change, back));
         }
@@ -901,8 +909,9 @@ mod tests {
         }
         // A batch the kernel refuses changes nothing and says why.
         let before = list(&tb);
+        // The failing message first: the answer to the last one does not hide it.
         let bad = format!(
-            "add rule ip {tb} services drop\ndelete element ip {tb} service-ips {{ 10.99.0.1 . tcp . 1 }}\n"
+            "delete element ip {tb} service-ips {{ 10.99.0.1 . tcp . 1 }}\nadd rule ip {tb} services drop\n"
         );
         let e = send(&encode(&bad).expect("encoded")).expect_err("refused");
         assert!(e.to_string().contains("No such file"), "{e}");
