@@ -328,7 +328,7 @@ fn ip_match(dir: &str, neq: bool, value: &str, out: &mut Vec<Expr>) -> Option<()
         return None;
     }
     let bytes = net.network().octets();
-    if len % 8 == 0 {
+    if len.is_multiple_of(8) {
         // As nft: a prefix ending on a byte compares only its bytes.
         let n = usize::from(len / 8);
         out.push(Expr::Payload {
