@@ -427,6 +427,8 @@ async fn cluster_ips_and_node_ports_balance_over_ready_endpoints_and_follow_chan
     let mut config = ProxyConfig::new(Some(env.config.cluster_cidr));
     config.table = env.proxy_table();
     config.node_name = Some("n1".to_owned());
+    let (synced_tx, mut synced) = tokio::sync::mpsc::unbounded_channel();
+    config.synced = Some(synced_tx);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let proxy = tokio::spawn(k1s_net::proxy::run(client.clone(), config, async move {
         let _ = stopped.await;
@@ -612,6 +614,20 @@ async fn cluster_ips_and_node_ports_balance_over_ready_endpoints_and_follow_chan
 
     let _ = stop.send(());
     proxy.await.expect("proxy task").expect("proxy");
+    // The first sync wrote the table with nft; the changes after it went as netlink
+    // batches (which the traffic checks above followed).
+    let mut syncs = Vec::new();
+    while let Ok(s) = synced.try_recv() {
+        syncs.push(s);
+    }
+    assert!(
+        syncs.first().is_some_and(|s| s.full && !s.netlink),
+        "{syncs:?}"
+    );
+    assert!(
+        syncs.iter().filter(|s| !s.full && s.netlink).count() >= 3,
+        "{syncs:?}"
+    );
     cleanup(&env.proxy_table()).await.expect("cleanup");
     assert!(
         !run(&["nft", "list", "table", "ip", &env.proxy_table()])

@@ -1,8 +1,10 @@
 //! The Service proxy (kube-proxy, nftables mode): Services and EndpointSlices, watched
 //! through reflectors, programmed into an nftables table of their own (`k1s-proxy`).
 //!
-//! The first sync replaces the table whole; after that each sync rewrites only the chains
-//! and map elements of the Services that changed, in one `nft` transaction. A change after
+//! The first sync replaces the table whole (`nft -f`); after that each sync rewrites only
+//! the chains and map elements of the Services that changed, in one transaction: a
+//! netlink batch written here (see [`netlink`]: no `nft` process, which would read the
+//! whole ruleset first), or `nft` for the forms that batch does not encode. A change after
 //! a quiet spell is applied at once; changes within [`ProxyConfig::batch`] of the last
 //! sync are gathered into the next (upstream's `minSyncPeriod`). See [`rules`] for the
 //! layout.
@@ -12,6 +14,7 @@
 //!
 //! Left out for now: IPv6 and the health-check node port of `externalTrafficPolicy: Local`.
 
+mod netlink;
 mod rules;
 
 use std::collections::{BTreeSet, HashMap};
@@ -59,6 +62,8 @@ pub struct Synced {
     pub full: bool,
     /// Computing the rules and applying them.
     pub elapsed: Duration,
+    /// Applied as a netlink batch of its own rather than by `nft`.
+    pub netlink: bool,
 }
 
 impl ProxyConfig {
@@ -106,6 +111,23 @@ pub(crate) async fn nft(script: &str) -> Result<(), NetError> {
             "nft: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )))
+    }
+}
+
+/// Applies a sync's `script`: a full rewrite through `nft`; a change of a few Services
+/// as one netlink batch where every line of it can be encoded (no `nft` process, no read
+/// of the whole ruleset), else through `nft` too.
+/// Says whether the netlink batch was used.
+async fn apply(script: &str, full: bool) -> Result<bool, NetError> {
+    if full {
+        return nft(script).await.map(|()| false);
+    }
+    match netlink::encode(script) {
+        Some(batch) => tokio::task::spawn_blocking(move || netlink::send(&batch))
+            .await
+            .map_err(|e| NetError::Kernel(format!("nf_tables batch: {e}")))?
+            .map(|()| true),
+        None => nft(script).await.map(|()| false),
     }
 }
 
@@ -353,14 +375,19 @@ impl Proxier {
             ));
             next.push((key.clone(), new));
         }
-        if !script.is_empty()
-            && let Err(e) = nft(&script).await
-        {
-            // The counts took this sync's changes; the full rewrite that follows a
-            // failure counts afresh.
-            self.hairpins.clear();
-            return Err(e);
-        }
+        let netlink = if script.is_empty() {
+            false
+        } else {
+            match apply(&script, full).await {
+                Ok(netlink) => netlink,
+                Err(e) => {
+                    // The counts took this sync's changes; the full rewrite that follows
+                    // a failure counts afresh.
+                    self.hairpins.clear();
+                    return Err(e);
+                }
+            }
+        };
         if full {
             self.applied.clear();
         }
@@ -376,6 +403,7 @@ impl Proxier {
         tracing::debug!(
             services = keys.len(),
             full,
+            netlink,
             ?elapsed,
             "service proxy synced"
         );
@@ -384,6 +412,7 @@ impl Proxier {
                 services: keys.len(),
                 full,
                 elapsed,
+                netlink,
             });
         }
         for (dst, port, ep) in stale_udp {
