@@ -140,7 +140,7 @@ pub async fn server_and_api(args: &Args, dir: &Path, report: &mut Report) -> any
     }
     let mut held = 0u64;
     if args.runs(Part::Api) {
-        held += throughput(args, &client, report).await?;
+        held += throughput(args, &client, server.pid()?, report).await?;
     }
     held += fill(args, &client, held, report).await?;
     if args.runs(Part::Api) {
@@ -231,12 +231,54 @@ fn binary_size(args: &Args, dir: &Path, report: &mut Report) -> anyhow::Result<(
 /// `c` clients creating ConfigMaps `c{c}-{n}` for one phase, then replacing them (an
 /// unconditional PUT without resourceVersion, as kubectl replace) for another: both
 /// results and how many names the creates tried.
+/// CPU time (user + system) used so far by each of `pids` (zero for a process gone).
+fn cpu_times(pids: &[u32]) -> Vec<Duration> {
+    pids.iter()
+        .map(|&p| proc::cpu_time(p).unwrap_or_default())
+        .collect()
+}
+
+/// CPU each of `pids` spent per successful operation of `r` since `before`, in µs.
+fn cpu_per_op(pids: &[u32], before: &[Duration], r: &PhaseResult) -> Vec<f64> {
+    cpu_times(pids)
+        .iter()
+        .zip(before)
+        .map(|(after, before)| {
+            after.saturating_sub(*before).as_secs_f64() * 1e6 / r.ok.max(1) as f64
+        })
+        .collect()
+}
+
+/// Records the CPU per operation of each named process (`names[i]` is `pids[i]`'s).
+fn record_cpu(
+    report: &mut Report,
+    section: &str,
+    key: &str,
+    label: &str,
+    names: &[&str],
+    us: &[f64],
+) {
+    for (name, us) in names.iter().zip(us) {
+        report.add(
+            section,
+            &format!("{key}.cpu_us.{name}"),
+            &format!("{label}: {name} CPU per op"),
+            *us,
+            "µs",
+        );
+    }
+}
+
+/// ConfigMap creates for a phase, then replaces of the objects created; also the CPU
+/// each of `pids` spent per create and per replace (µs).
 async fn create_then_replace(
     args: &Args,
     api: &Api<ConfigMap>,
     c: usize,
-) -> (PhaseResult, PhaseResult, u64) {
+    pids: &[u32],
+) -> (PhaseResult, PhaseResult, u64, [Vec<f64>; 2]) {
     let a = api.clone();
+    let before = cpu_times(pids);
     let created = load::run(c, Budget::Time(args.phase()), move |_, n| {
         let a = a.clone();
         async move {
@@ -246,8 +288,10 @@ async fn create_then_replace(
         }
     })
     .await;
+    let create_cpu = cpu_per_op(pids, &before, &created);
     let made = (created.ok + created.failed).max(1);
     let a = api.clone();
+    let before = cpu_times(pids);
     let replaced = load::run(c, Budget::Time(args.phase()), move |_, n| {
         let a = a.clone();
         async move {
@@ -258,13 +302,15 @@ async fn create_then_replace(
         }
     })
     .await;
-    (created, replaced, made)
+    let update_cpu = cpu_per_op(pids, &before, &replaced);
+    (created, replaced, made, [create_cpu, update_cpu])
 }
 
 /// Creates, updates, gets and lists at each concurrency; returns the objects created.
 async fn throughput(
     args: &Args,
     client: &kube::Client,
+    server_pid: u32,
     report: &mut Report,
 ) -> anyhow::Result<u64> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), NS_BENCH);
@@ -292,7 +338,24 @@ async fn throughput(
             "ConfigMaps with {c} client(s), {} s per phase",
             args.seconds
         );
-        let (r, replaced, made) = create_then_replace(args, &api, c).await;
+        let pids = [server_pid];
+        let (r, replaced, made, cpu) = create_then_replace(args, &api, c, &pids).await;
+        record_cpu(
+            report,
+            "api",
+            &format!("create.c{c}"),
+            &format!("creates, {c} clients"),
+            &["k1s"],
+            &cpu[0],
+        );
+        record_cpu(
+            report,
+            "api",
+            &format!("update.c{c}"),
+            &format!("updates, {c} clients"),
+            &["k1s"],
+            &cpu[1],
+        );
         created += r.ok;
         record_phase(
             report,
@@ -542,6 +605,7 @@ pub async fn etcd_comparison(args: &Args, dir: &Path, report: &mut Report) -> an
     for &c in &args.clients {
         eprintln!("etcd puts with {c} client(s)");
         let (kv, value) = (client.kv_client(), value.clone());
+        let before = cpu_times(&[etcd.pid()]);
         let mut r = load::run(c, Budget::Time(args.phase()), move |_, n| {
             let (mut kv, value) = (kv.clone(), value.clone());
             async move {
@@ -551,6 +615,15 @@ pub async fn etcd_comparison(args: &Args, dir: &Path, report: &mut Report) -> an
             }
         })
         .await;
+        let cpu = cpu_per_op(&[etcd.pid()], &before, &r);
+        record_cpu(
+            report,
+            "etcd",
+            &format!("put.c{c}"),
+            &format!("etcd puts, {c} clients"),
+            &["etcd"],
+            &cpu,
+        );
         let rate = r.rate();
         report.add(
             "etcd",
@@ -602,7 +675,25 @@ pub async fn k1s_on_etcd(args: &Args, dir: &Path, report: &mut Report) -> anyhow
     let section = "etcd_backend";
     for &c in &args.clients {
         eprintln!("k1s on etcd: ConfigMaps with {c} client(s)");
-        let (created, replaced, _) = create_then_replace(args, &api, c).await;
+        let pids = [server.pid()?, etcd.pid()];
+        let (created, replaced, _, cpu) = create_then_replace(args, &api, c, &pids).await;
+        let names = ["k1s", "etcd"];
+        record_cpu(
+            report,
+            section,
+            &format!("etcd_backend.create.c{c}"),
+            &format!("k1s on etcd: creates, {c} clients"),
+            &names,
+            &cpu[0],
+        );
+        record_cpu(
+            report,
+            section,
+            &format!("etcd_backend.update.c{c}"),
+            &format!("k1s on etcd: updates, {c} clients"),
+            &names,
+            &cpu[1],
+        );
         record_phase_in(
             report,
             section,

@@ -288,23 +288,16 @@ fn exempt(info: &ResourceInfo) -> bool {
         )
 }
 
-/// The decoded objects under `res`'s collection (in `namespace`, or all).
-async fn list(
-    gs: &GenericStore,
-    res: &Resource,
-    namespace: Option<&str>,
-) -> Result<Vec<Value>, Status> {
+/// The decoded objects under `res`'s collection (in `namespace`, or all), from the watch
+/// cache as upstream's policy plugin reads its informers: a consistent list would cost
+/// every admitted write a datastore round trip on etcd.
+fn list(gs: &GenericStore, res: &Resource, namespace: Option<&str>) -> Vec<Value> {
     let prefix = res.info.collection_prefix(namespace);
-    let listed = gs
-        .store()
-        .list(&prefix, 0, None, 0)
-        .await
-        .map_err(|e| Status::internal_error(&e.to_string()))?;
-    Ok(listed
-        .items
+    let (listed, _, _) = gs.store().cache().list(&prefix, None, 0);
+    listed
         .iter()
         .filter_map(|kv| gs.decode_stored(res, kv).ok())
-        .collect())
+        .collect()
 }
 
 /// What a binding evaluates with: its policy, and the params found for it (or why none
@@ -388,9 +381,7 @@ async fn params_for(
             .into_iter()
             .collect(),
         None => {
-            let all = list(gs, &res, namespace)
-                .await
-                .map_err(|s| fail(s.message))?;
+            let all = list(gs, &res, namespace);
             let mut out = Vec::new();
             for o in all {
                 if selector_matches(pr.get("selector").or(Some(&Value::Null)), &o).map_err(fail)? {
@@ -622,7 +613,7 @@ pub async fn admit(gs: &GenericStore, req: &Request<'_>) -> Result<Vec<String>, 
     ) else {
         return Ok(Vec::new());
     };
-    let bindings = list(gs, &bindings_res, None).await?;
+    let bindings = list(gs, &bindings_res, None);
     if bindings.is_empty() {
         return Ok(Vec::new());
     }

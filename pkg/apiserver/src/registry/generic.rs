@@ -1238,12 +1238,12 @@ impl GenericStore {
         let (group, resource) = (info.group.as_str(), info.plural.as_str());
         let forbidden = |msg: String| Status::forbidden(&info.group_resource(), name, &msg);
         let mut charged = Vec::new();
-        let listed = self
-            .store
-            .list(&prefix, 0, None, 0)
-            .await
-            .map_err(|e| Status::internal_error(&e.to_string()))?;
-        for kv in listed.items {
+        // The quotas that apply come from the watch cache, as upstream's quota admission
+        // reads its informer: a consistent list here would cost every write a datastore
+        // round trip on etcd. The charge below is decided again on the quota as written
+        // (guarded on its revision), so a cache a moment behind cannot over-commit.
+        let (listed, _, _) = self.store.cache().list(&prefix, None, 0);
+        for kv in listed {
             let Ok(q) = self.decode_stored(&quotas, &kv) else {
                 continue;
             };

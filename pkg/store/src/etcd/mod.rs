@@ -26,8 +26,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
-    TxnOpResponse, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Txn, TxnOp, TxnOpResponse,
+    WatchOptions,
 };
 use parking_lot::Mutex;
 use tokio::sync::{Notify, OnceCell, watch};
@@ -102,6 +102,36 @@ struct Shared {
     disk_bytes: AtomicU64,
     /// Wakes the watch task to ask etcd for a progress notification.
     want_progress: Notify,
+    /// `(mod revision, create revision)` of the newest updates the watch delivered, in
+    /// revision order: an update learns its key's create revision here instead of asking
+    /// etcd for the previous value (a read inside every update transaction).
+    recent_updates: Mutex<std::collections::VecDeque<(Revision, Revision)>>,
+}
+
+/// Updates remembered in [`Shared::recent_updates`]: a writer looks its revision up just
+/// after the watch delivered it, so a few thousand cover even busy shared datastores; a
+/// miss costs one read at that revision.
+const RECENT_UPDATES: usize = 4096;
+
+impl Shared {
+    /// Remembers the create revision of an update the watch delivered.
+    fn remember_update(&self, modified: Revision, created: Revision) {
+        let mut recent = self.recent_updates.lock();
+        if recent.len() == RECENT_UPDATES {
+            recent.pop_front();
+        }
+        recent.push_back((modified, created));
+    }
+
+    /// The create revision of the update at `modified`, if still remembered.
+    fn created_of(&self, modified: Revision) -> Option<Revision> {
+        let recent = self.recent_updates.lock();
+        let i = recent.partition_point(|(m, _)| *m < modified);
+        recent
+            .get(i)
+            .filter(|(m, _)| *m == modified)
+            .map(|(_, c)| *c)
+    }
 }
 
 /// The etcd [`Backend`].
@@ -200,6 +230,7 @@ impl EtcdBackend {
                 live_bytes: AtomicU64::new(0),
                 disk_bytes: AtomicU64::new(0),
                 want_progress: Notify::new(),
+                recent_updates: Mutex::new(std::collections::VecDeque::new()),
             }),
             tasks: Mutex::new(Vec::new()),
         })
@@ -236,6 +267,31 @@ impl EtcdBackend {
     async fn delivered(&self, rev: Revision) {
         let mut rx = self.shared.delivered.subscribe();
         let _ = rx.wait_for(|r| *r >= rev).await;
+    }
+
+    /// The create revision of the key `key` an update just wrote at `rev`: from the watch
+    /// once it has delivered `rev`, else read from etcd at that revision.
+    async fn created_of(
+        &self,
+        kv: &mut etcd_client::KvClient,
+        key: &[u8],
+        rev: Revision,
+    ) -> Result<Revision, StoreError> {
+        if self.started() {
+            self.delivered(rev).await;
+            if let Some(created) = self.shared.created_of(rev) {
+                return Ok(created);
+            }
+        }
+        let resp = kv
+            .get(key.to_vec(), Some(GetOptions::new().with_revision(rev)))
+            .await
+            .map_err(|e| self.error(e, rev))?;
+        Ok(resp
+            .kvs()
+            .first()
+            .map(|kv| kv.create_revision())
+            .unwrap_or(rev))
     }
 
     fn started(&self) -> bool {
@@ -449,11 +505,9 @@ impl Backend for EtcdBackend {
                 value, expected, ..
             } => (
                 guard(&key, *expected),
-                TxnOp::put(
-                    key.clone(),
-                    value.to_vec(),
-                    Some(PutOptions::new().with_prev_key()),
-                ),
+                // No previous value asked for: etcd would read the key again inside the
+                // transaction only for its create revision, which the watch brings.
+                TxnOp::put(key.clone(), value.to_vec(), None),
             ),
             WriteOp::Delete { expected, .. } => (
                 guard(&key, *expected),
@@ -499,12 +553,15 @@ impl Backend for EtcdBackend {
                 create_revision: rev,
                 mod_revision: rev,
             },
-            (WriteOp::Update { value, .. }, Some(TxnOpResponse::Put(p))) => KeyValue {
-                key: store_key,
-                value,
-                create_revision: p.prev_key().map(|kv| kv.create_revision()).unwrap_or(rev),
-                mod_revision: rev,
-            },
+            (WriteOp::Update { value, .. }, Some(TxnOpResponse::Put(_))) => {
+                let created = self.created_of(&mut kv, &key, rev).await?;
+                return Ok(KeyValue {
+                    key: store_key,
+                    value,
+                    create_revision: created,
+                    mod_revision: rev,
+                });
+            }
             (WriteOp::Delete { value, .. }, Some(TxnOpResponse::Delete(mut d))) => {
                 // The deletion event carries the last stored value, as upstream's watch
                 // does; `value` stands in only if etcd did not return it.
@@ -842,6 +899,9 @@ impl Feed {
                     let created = kv.create_revision() == kv.mod_revision();
                     if created {
                         self.shared.live_keys.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        self.shared
+                            .remember_update(kv.mod_revision(), kv.create_revision());
                     }
                     self.shared
                         .live_bytes

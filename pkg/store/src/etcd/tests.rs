@@ -180,3 +180,39 @@ fn options_refuse_mixed_schemes_and_tls_files_on_http() {
     let err = EtcdBackend::new(o).err().unwrap().to_string();
     assert!(err.contains("--datastore-cafile"), "{err}");
 }
+
+/// An update learns its key's create revision from the watch, or, on a backend whose
+/// watch is not running, by reading the key at the update's revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_report_the_create_revision_with_and_without_the_watch() {
+    let etcd = TestEtcd::start();
+    let unstarted = backend(&etcd, "/cold");
+    let a = unstarted
+        .write(crate::WriteOp::Create {
+            key: "/r/a".into(),
+            value: Bytes::from_static(b"1"),
+        })
+        .await
+        .unwrap();
+    let a2 = unstarted
+        .write(crate::WriteOp::Update {
+            key: "/r/a".into(),
+            value: Bytes::from_static(b"2"),
+            expected: a.mod_revision,
+        })
+        .await
+        .unwrap();
+    assert_eq!(a2.create_revision, a.mod_revision);
+    assert!(a2.mod_revision > a.mod_revision);
+    let store = Store::open(Arc::new(backend(&etcd, "/warm")))
+        .await
+        .unwrap();
+    let b = store
+        .create("/r/b", Bytes::from_static(b"1"))
+        .await
+        .unwrap();
+    for i in 0..3u8 {
+        let b2 = store.update("/r/b", Bytes::from(vec![i]), 0).await.unwrap();
+        assert_eq!(b2.create_revision, b.mod_revision);
+    }
+}
