@@ -103,7 +103,7 @@ async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
     };
     let tls = k1s_pki::kubelet_server_tls_config(&ca_der, &creds.serving.0, &creds.serving.1)
         .context("cannot use the kubelet's serving certificate")?;
-    let mut kubelet = node::Kubelet::new(
+    let kubelet = node::Kubelet::new(
         &args.node, &settings, &node_name, node_ip, &data_dir, listener, tls,
     );
 
