@@ -69,7 +69,13 @@ impl WebhookConversion {
             return Ok(obj);
         }
         convert_with(&obj, &from, desired, &self.review_versions, |review| {
-            run_detached(post_json(generic, &self.client, CALL_TIMEOUT, false, review))
+            run_detached(post_json(
+                generic,
+                &self.client,
+                CALL_TIMEOUT,
+                false,
+                review,
+            ))
         })
         .map_err(|e| Status::generic(500, "", &e))
     }
@@ -126,9 +132,10 @@ fn convert_with(
 ) -> Result<Value, String> {
     // An object of nothing but apiVersion and kind needs no webhook (upstream special-cases
     // it too).
-    if obj.as_object().is_some_and(|o| {
-        o.len() == 2 && o.contains_key("apiVersion") && o.contains_key("kind")
-    }) {
+    if obj
+        .as_object()
+        .is_some_and(|o| o.len() == 2 && o.contains_key("apiVersion") && o.contains_key("kind"))
+    {
         let mut out = obj.clone();
         out["apiVersion"] = json!(desired);
         return Ok(out);
@@ -415,7 +422,10 @@ mod tests {
         });
         assert_eq!(seen["apiVersion"], "apiextensions.k8s.io/v1");
         assert_eq!(seen["kind"], "ConversionReview");
-        assert_eq!(seen["request"]["desiredAPIVersion"], "stable.example.com/v2");
+        assert_eq!(
+            seen["request"]["desiredAPIVersion"],
+            "stable.example.com/v2"
+        );
         assert_eq!(seen["request"]["objects"][0]["hostPort"], "localhost:7070");
         assert!(!seen["request"]["uid"].as_str().unwrap().is_empty());
     }
@@ -438,8 +448,10 @@ mod tests {
 
     #[test]
     fn call_failures_read_as_upstream() {
-        let err = convert(|_: &Value| Err("Post \"https://h:1/c\": dial tcp h:1: connect: connection refused".into()))
-            .unwrap_err();
+        let err = convert(|_: &Value| {
+            Err("Post \"https://h:1/c\": dial tcp h:1: connect: connection refused".into())
+        })
+        .unwrap_err();
         assert_eq!(
             err,
             "conversion webhook for stable.example.com/v1, Kind=TestCrd failed: Post \"https://h:1/c\": dial tcp h:1: connect: connection refused"
@@ -452,11 +464,15 @@ mod tests {
         let cases: Vec<(Box<dyn Fn(&mut Value)>, String)> = vec![
             (
                 Box::new(|o| o["apiVersion"] = json!("stable.example.com/v1")),
-                format!("{prefix} returned invalid object at index 0: invalid groupVersion (expected stable.example.com/v2, received stable.example.com/v1)"),
+                format!(
+                    "{prefix} returned invalid object at index 0: invalid groupVersion (expected stable.example.com/v2, received stable.example.com/v1)"
+                ),
             ),
             (
                 Box::new(|o| o["kind"] = json!("Other")),
-                format!("{prefix} returned invalid object at index 0: invalid kind (expected TestCrd, received Other)"),
+                format!(
+                    "{prefix} returned invalid object at index 0: invalid kind (expected TestCrd, received Other)"
+                ),
             ),
             (
                 Box::new(|o| o["metadata"]["name"] = json!("b")),
@@ -474,7 +490,9 @@ mod tests {
             ),
             (
                 Box::new(|o| o["metadata"]["labels"]["n"] = json!(1)),
-                format!("{prefix} returned invalid metadata: metadata.labels[n] must be a string, but is int64 in converted object"),
+                format!(
+                    "{prefix} returned invalid metadata: metadata.labels[n] must be a string, but is int64 in converted object"
+                ),
             ),
         ];
         for (edit, want) in cases {
@@ -488,7 +506,9 @@ mod tests {
         let answer = |a: Value| move |_: &Value| Ok(a);
         assert_eq!(
             convert(answer(json!({"apiVersion": "v1", "kind": "Status"}))).unwrap_err(),
-            format!("{prefix}: expected webhook response of apiextensions.k8s.io/v1, Kind=ConversionReview, got v1, Kind=Status")
+            format!(
+                "{prefix}: expected webhook response of apiextensions.k8s.io/v1, Kind=ConversionReview, got v1, Kind=Status"
+            )
         );
         let review = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview"});
         assert_eq!(
@@ -543,11 +563,21 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        assert_eq!(rt.block_on(async { run_detached(async { Ok::<_, String>(4) }) }), Ok(4));
+        assert_eq!(
+            rt.block_on(async { run_detached(async { Ok::<_, String>(4) }) }),
+            Ok(4)
+        );
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .build()
             .unwrap();
-        assert_eq!(rt.block_on(async { tokio::spawn(async { run_detached(async { Ok::<_, String>(5) }) }).await.unwrap() }), Ok(5));
+        assert_eq!(
+            rt.block_on(async {
+                tokio::spawn(async { run_detached(async { Ok::<_, String>(5) }) })
+                    .await
+                    .unwrap()
+            }),
+            Ok(5)
+        );
     }
 }

@@ -452,19 +452,20 @@ pub fn resources_for(crd: &Value, definitions: &mut Definitions) -> Vec<Resource
         // A webhook converts for every version, the storage one included (objects stored
         // before the storage version changed are in another version); otherwise only
         // apiVersion changes.
-        let conversion: Option<Arc<dyn Conversion>> = match super::conversion::WebhookConversion::for_crd(
-            &spec,
-            &served_api_version,
-            &stored_api_version,
-        ) {
-            Some(webhook) => Some(Arc::new(webhook)),
-            None => (!storage_version).then(|| {
-                Arc::new(ApiVersionConversion {
-                    served: served_api_version.clone(),
-                    stored: stored_api_version.clone(),
-                }) as Arc<dyn Conversion>
-            }),
-        };
+        let conversion: Option<Arc<dyn Conversion>> =
+            match super::conversion::WebhookConversion::for_crd(
+                &spec,
+                &served_api_version,
+                &stored_api_version,
+            ) {
+                Some(webhook) => Some(Arc::new(webhook)),
+                None => (!storage_version).then(|| {
+                    Arc::new(ApiVersionConversion {
+                        served: served_api_version.clone(),
+                        stored: stored_api_version.clone(),
+                    }) as Arc<dyn Conversion>
+                }),
+            };
         out.push(Resource {
             info: ResourceInfo {
                 group: group.to_string(),

@@ -256,7 +256,11 @@ fn validate_crd(obj: &Value, old: Option<&Value>) -> ErrorList {
     }
     errs.extend(validate_versions(obj, &spec_path.child("versions")));
     errs.extend(validate_names(obj, &spec_path.child("names")));
-    errs.extend(validate_conversion(obj, old, &spec_path.child("conversion")));
+    errs.extend(validate_conversion(
+        obj,
+        old,
+        &spec_path.child("conversion"),
+    ));
     errs
 }
 
@@ -332,11 +336,13 @@ fn validate_conversion(obj: &Value, old: Option<&Value>, path: &Path) -> ErrorLi
             let url = cc.get("url").and_then(Value::as_str);
             let service = cc.get("service").filter(|s| !s.is_null());
             match (url, service) {
-                (Some(u), None) => errs.extend(crate::kinds::admissionregistration::webhook::validate_webhook_url(
-                    &client_path.child("url"),
-                    u,
-                    true,
-                )),
+                (Some(u), None) => errs.extend(
+                    crate::kinds::admissionregistration::webhook::validate_webhook_url(
+                        &client_path.child("url"),
+                        u,
+                        true,
+                    ),
+                ),
                 (None, Some(svc)) => errs.extend(
                     crate::kinds::admissionregistration::webhook::validate_webhook_service(
                         &client_path.child("service"),
@@ -349,20 +355,29 @@ fn validate_conversion(obj: &Value, old: Option<&Value>, path: &Path) -> ErrorLi
                 )),
             }
             let bundle = cc.get("caBundle").and_then(Value::as_str).unwrap_or("");
-            if !bundle.is_empty() && !allow_invalid_ca_bundle(old) && let Some(why) = ca_bundle_error(bundle) {
-                errs.push(FieldError::invalid(&client_path.child("caBundle"), bundle, why));
+            if !bundle.is_empty()
+                && !allow_invalid_ca_bundle(old)
+                && let Some(why) = ca_bundle_error(bundle)
+            {
+                errs.push(FieldError::invalid(
+                    &client_path.child("caBundle"),
+                    bundle,
+                    why,
+                ));
             }
         }
     }
     // An update may keep a list without a recognized version that it already had.
     let require_recognized = old.is_none_or(|o| {
-        let old_versions: Vec<&str> =
-            meta::get_path(o, &["spec", "conversion", "webhook", "conversionReviewVersions"])
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+        let old_versions: Vec<&str> = meta::get_path(
+            o,
+            &["spec", "conversion", "webhook", "conversionReviewVersions"],
+        )
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
         old_versions.is_empty()
             || old_versions
                 .iter()
@@ -375,14 +390,22 @@ fn validate_conversion(obj: &Value, old: Option<&Value>, path: &Path) -> ErrorLi
     let mut seen = std::collections::BTreeSet::new();
     for (i, v) in versions.iter().enumerate() {
         if !seen.insert(*v) {
-            errs.push(FieldError::invalid(&versions_path.index(i), *v, "duplicate version"));
+            errs.push(FieldError::invalid(
+                &versions_path.index(i),
+                *v,
+                "duplicate version",
+            ));
             continue;
         }
         for problem in is_dns1035_label(v) {
             errs.push(FieldError::invalid(&versions_path.index(i), *v, problem));
         }
     }
-    if require_recognized && !versions.iter().any(|v| ACCEPTED_REVIEW_VERSIONS.contains(v)) {
+    if require_recognized
+        && !versions
+            .iter()
+            .any(|v| ACCEPTED_REVIEW_VERSIONS.contains(v))
+    {
         errs.push(FieldError::invalid(
             &versions_path,
             Value::from(versions.clone()),
@@ -715,7 +738,10 @@ mod tests {
     }
 
     fn messages(obj: &Value) -> Vec<String> {
-        validate_crd(obj, None).iter().map(ToString::to_string).collect()
+        validate_crd(obj, None)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     #[test]
