@@ -744,6 +744,84 @@ mod tests {
             .collect()
     }
 
+    fn with_conversion(conversion: Value) -> Value {
+        let mut obj = crd();
+        obj["spec"]["conversion"] = conversion;
+        CrdStrategy.default(&mut obj);
+        obj
+    }
+
+    #[test]
+    fn webhook_conversion_is_validated_like_upstream() {
+        let ok = with_conversion(json!({"strategy": "Webhook", "webhook": {
+            "clientConfig": {"service": {"namespace": "ns", "name": "conv", "path": "/convert"}},
+            "conversionReviewVersions": ["v1", "v1beta1"]}}));
+        assert!(messages(&ok).is_empty(), "{:?}", messages(&ok));
+        // v1 defaults the service port.
+        assert_eq!(
+            ok["spec"]["conversion"]["webhook"]["clientConfig"]["service"]["port"],
+            json!(443)
+        );
+
+        let none = with_conversion(json!({"strategy": "Webhook"}));
+        assert_eq!(
+            messages(&none),
+            [
+                "spec.conversion.webhookClientConfig: Required value: required when strategy is set to Webhook",
+                "spec.conversion.conversionReviewVersions: Required value",
+            ]
+        );
+
+        let mut both = with_conversion(json!({"strategy": "Webhook", "webhook": {
+            "clientConfig": {"url": "https://a.example.com/c", "service": {"namespace": "ns", "name": "conv"}},
+            "conversionReviewVersions": ["v2", "v2"]}}));
+        both["spec"]["preserveUnknownFields"] = json!(true);
+        let got = messages(&both);
+        for want in [
+            "spec.conversion.strategy: Invalid value: \"Webhook\": must be None if spec.preserveUnknownFields is true",
+            "spec.conversion.webhookClientConfig: Required value: exactly one of url or service is required",
+            "spec.conversion.conversionReviewVersions[1]: Invalid value: \"v2\": duplicate version",
+        ] {
+            assert!(got.iter().any(|m| m == want), "missing {want:?} in {got:?}");
+        }
+        assert!(
+            got.iter().any(|m| m
+                .starts_with("spec.conversion.conversionReviewVersions: Invalid value")
+                && m.ends_with("must include at least one of v1, v1beta1")),
+            "{got:?}"
+        );
+
+        let bad_ca = with_conversion(json!({"strategy": "Webhook", "webhook": {
+            "clientConfig": {"url": "https://a.example.com/c", "caBundle": "bm90IGEgY2VydA=="},
+            "conversionReviewVersions": ["v1"]}}));
+        let got = messages(&bad_ca);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("spec.conversion.webhookClientConfig.caBundle: Invalid value")
+                && got[0].ends_with("data does not contain any valid RSA or ECDSA certificates"),
+            "{got:?}"
+        );
+        // An update of a CRD not yet Established may keep an invalid caBundle.
+        assert!(validate_crd(&bad_ca, Some(&bad_ca)).is_empty());
+
+        let stray = with_conversion(json!({"strategy": "None", "webhook": {
+            "clientConfig": {"url": "https://a.example.com/c"}, "conversionReviewVersions": ["v1"]}}));
+        assert_eq!(
+            messages(&stray),
+            [
+                "spec.conversion.webhookClientConfig: Forbidden: should not be set when strategy is not set to Webhook",
+                "spec.conversion.conversionReviewVersions: Forbidden: should not be set when strategy is not set to Webhook",
+            ]
+        );
+        let unknown = with_conversion(json!({"strategy": "Magic"}));
+        assert_eq!(
+            messages(&unknown),
+            [
+                "spec.conversion.strategy: Unsupported value: \"Magic\": supported values: \"None\", \"Webhook\""
+            ]
+        );
+    }
+
     #[test]
     fn valid_definition_passes_after_defaults() {
         let mut obj = crd();
