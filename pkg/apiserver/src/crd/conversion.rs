@@ -458,10 +458,13 @@ mod tests {
         );
     }
 
+    /// A change a misbehaving webhook makes to the object it answers.
+    type Edit = Box<dyn Fn(&mut Value)>;
+
     #[test]
     fn bad_answers_are_refused_with_upstream_texts() {
         let prefix = "conversion webhook for stable.example.com/v1, Kind=TestCrd";
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, String)> = vec![
+        let cases: Vec<(Edit, String)> = vec![
             (
                 Box::new(|o| o["apiVersion"] = json!("stable.example.com/v1")),
                 format!(
