@@ -343,15 +343,25 @@ fn conversion_webhook_converts_reads_writes_lists_and_watches() {
         out
     };
     let (seen_v1, seen_v2) = (buffer(&mut watch), buffer(&mut watch_v2));
-    // The watches are open once an event written after them shows up.
+    // The watches are open once an object written after them shows up in both.
+    let mut probe = 0;
+    eventually(Duration::from_secs(20), "the watches to open", || {
+        probe += 1;
+        let name = format!("probe{probe}");
+        create(&v1_obj(&name, "probe:1")).ok();
+        let opened = |out: &Arc<Mutex<String>>| out.lock().lines().any(|l| l.starts_with("probe"));
+        (opened(&seen_v1) && opened(&seen_v2)).then_some(())
+    });
+    create(&v1_obj("cr4", "watched:4444")).ok();
     eventually(
         Duration::from_secs(20),
         "the watch in v2 to see cr4",
         || {
-            let _ = create(&v1_obj("cr4", "watched:4444"));
-            let text = seen_v2.lock().clone();
-            let line = text.lines().find(|l| l.starts_with("cr4"))?.to_string();
-            Some(line)
+            seen_v2
+                .lock()
+                .lines()
+                .any(|l| l.starts_with("cr4"))
+                .then_some(())
         },
     );
     let line = seen_v2
