@@ -535,13 +535,14 @@ struct Target {
     path_and_query: String,
 }
 
-fn target(generic: &GenericStore, hook: &Hook, timeout: Duration) -> Result<Target, String> {
-    let client = hook
-        .spec
-        .get("clientConfig")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let timeout_q = format!("timeout={}s", timeout.as_secs().max(1));
+/// `timeout`, where given, is also passed on as the `timeout` query parameter (admission
+/// webhooks get it; conversion webhooks do not).
+fn target(
+    generic: &GenericStore,
+    client: &Value,
+    timeout: Option<Duration>,
+) -> Result<Target, String> {
+    let timeout_q = timeout.map(|t| format!("timeout={}s", t.as_secs().max(1)));
     if let Some(url) = client.get("url").and_then(Value::as_str) {
         let uri: http::Uri = url
             .parse()
@@ -556,11 +557,13 @@ fn target(generic: &GenericStore, hook: &Hook, timeout: Duration) -> Result<Targ
             .to_string();
         let port = uri.port_u16().unwrap_or(443);
         let path = uri.path();
-        let query = match uri.query() {
-            Some(q) => format!("{q}&{timeout_q}"),
-            None => timeout_q,
+        let query = match (uri.query(), timeout_q) {
+            (Some(q), Some(t)) => format!("?{q}&{t}"),
+            (Some(q), None) => format!("?{q}"),
+            (None, Some(t)) => format!("?{t}"),
+            (None, None) => String::new(),
         };
-        let path_and_query = format!("{path}?{query}");
+        let path_and_query = format!("{path}{query}");
         return Ok(Target {
             url: format!(
                 "{}{}",
@@ -590,7 +593,10 @@ fn target(generic: &GenericStore, hook: &Hook, timeout: Duration) -> Result<Targ
     let path = if path.is_empty() { "/" } else { path };
     let server_name = format!("{name}.{ns}.svc");
     let (host, dial_port) = resolve_service(generic, ns, name, port)?;
-    let path_and_query = format!("{path}?{timeout_q}");
+    let path_and_query = match timeout_q {
+        Some(t) => format!("{path}?{t}"),
+        None => path.to_string(),
+    };
     Ok(Target {
         url: format!("https://{server_name}:{port}{path_and_query}"),
         server_name,
@@ -680,11 +686,10 @@ fn resolve_service(
     }
 }
 
-fn tls_config(hook: &Hook) -> Result<Arc<rustls::ClientConfig>, String> {
+fn tls_config(client: &Value) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let bundle = hook
-        .spec
-        .pointer("/clientConfig/caBundle")
+    let bundle = client
+        .get("caBundle")
         .and_then(Value::as_str)
         .unwrap_or_default();
     if bundle.is_empty() {
@@ -729,12 +734,31 @@ fn tls_error_text(e: &std::io::Error) -> String {
 
 /// Posts the review and reads the answer, within the webhook's timeout.
 async fn post(generic: &GenericStore, hook: &Hook, review: &Value) -> Result<Value, String> {
-    let timeout = hook.timeout();
-    let target =
-        target(generic, hook, timeout).map_err(|e| format!("failed to call webhook: {e}"))?;
+    let client = hook
+        .spec
+        .get("clientConfig")
+        .cloned()
+        .unwrap_or(Value::Null);
+    post_json(generic, &client, hook.timeout(), true, review)
+        .await
+        .map_err(|e| format!("failed to call webhook: {e}"))
+}
+
+/// Posts a JSON review to a webhook's `clientConfig` (`url` or `service`, `caBundle`:
+/// the shape admission and CRD conversion webhooks share) and reads the JSON answer
+/// within `timeout`; `timeout_query` also passes the timeout on in the URL. Errors read
+/// as Go's HTTP client words them (`Post "<url>": dial tcp ...`).
+pub(crate) async fn post_json(
+    generic: &GenericStore,
+    client: &Value,
+    timeout: Duration,
+    timeout_query: bool,
+    review: &Value,
+) -> Result<Value, String> {
+    let target = target(generic, client, timeout_query.then_some(timeout))?;
     let url = target.url.clone();
     let call = async {
-        let tls = tls_config(hook)?;
+        let tls = tls_config(client)?;
         let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
             .await
             .map_err(|e| {
@@ -792,10 +816,8 @@ async fn post(generic: &GenericStore, hook: &Hook, review: &Value) -> Result<Val
     };
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("failed to call webhook: Post {url:?}: {e}")),
-        Err(_) => Err(format!(
-            "failed to call webhook: Post {url:?}: context deadline exceeded"
-        )),
+        Ok(Err(e)) => Err(format!("Post {url:?}: {e}")),
+        Err(_) => Err(format!("Post {url:?}: context deadline exceeded")),
     }
 }
 

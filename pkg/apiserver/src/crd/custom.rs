@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use super::structural::{self, Patterns};
-use crate::registry::generic::DecodeFailure;
+use crate::registry::generic::{DecodeFailure, GenericStore};
 use crate::registry::strategy::SelectorForm;
 use crate::registry::table::{CustomColumn, TablePrinter};
 use crate::registry::{
@@ -351,12 +351,20 @@ struct ApiVersionConversion {
 }
 
 impl Conversion for ApiVersionConversion {
-    fn stored_form(&self, mut obj: Value) -> Result<Value, k1s_apimachinery::Status> {
+    fn stored_form(
+        &self,
+        _: &GenericStore,
+        mut obj: Value,
+    ) -> Result<Value, k1s_apimachinery::Status> {
         obj["apiVersion"] = json!(self.stored);
         Ok(obj)
     }
 
-    fn served_form(&self, mut obj: Value) -> Result<Value, k1s_apimachinery::Status> {
+    fn served_form(
+        &self,
+        _: &GenericStore,
+        mut obj: Value,
+    ) -> Result<Value, k1s_apimachinery::Status> {
         obj["apiVersion"] = json!(self.served);
         Ok(obj)
     }
@@ -440,12 +448,24 @@ pub fn resources_for(crd: &Value, definitions: &mut Definitions) -> Vec<Resource
             subresources.push(Subresource::Scale);
         }
         let storage_version = version == stored;
-        let conversion: Option<Arc<dyn Conversion>> = (!storage_version).then(|| {
-            Arc::new(ApiVersionConversion {
-                served: format!("{group}/{version}"),
-                stored: stored_api_version.clone(),
-            }) as Arc<dyn Conversion>
-        });
+        let served_api_version = format!("{group}/{version}");
+        // A webhook converts for every version, the storage one included (objects stored
+        // before the storage version changed are in another version); otherwise only
+        // apiVersion changes.
+        let conversion: Option<Arc<dyn Conversion>> =
+            match super::conversion::WebhookConversion::for_crd(
+                &spec,
+                &served_api_version,
+                &stored_api_version,
+            ) {
+                Some(webhook) => Some(Arc::new(webhook)),
+                None => (!storage_version).then(|| {
+                    Arc::new(ApiVersionConversion {
+                        served: served_api_version.clone(),
+                        stored: stored_api_version.clone(),
+                    }) as Arc<dyn Conversion>
+                }),
+            };
         out.push(Resource {
             info: ResourceInfo {
                 group: group.to_string(),

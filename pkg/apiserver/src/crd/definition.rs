@@ -52,6 +52,15 @@ impl Strategy for CrdStrategy {
         if spec.get("conversion").is_none_or(Value::is_null) {
             spec.insert("conversion".into(), json!({"strategy": "None"}));
         }
+        // v1 defaults a conversion webhook's service port to 443.
+        if let Some(service) = spec
+            .get_mut("conversion")
+            .and_then(|c| c.pointer_mut("/webhook/clientConfig/service"))
+            .and_then(Value::as_object_mut)
+            && service.get("port").is_none_or(Value::is_null)
+        {
+            service.insert("port".into(), json!(443));
+        }
     }
 
     fn prepare_for_create(&self, obj: &mut Value, _has_status: bool) {
@@ -79,11 +88,11 @@ impl Strategy for CrdStrategy {
     }
 
     fn validate(&self, obj: &Value) -> ErrorList {
-        validate_crd(obj)
+        validate_crd(obj, None)
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> ErrorList {
-        let mut errs = validate_crd(new);
+        let mut errs = validate_crd(new, Some(old));
         // Scope and kind shape the stored objects: fixed once the definition is
         // Established. Group and plural make up the name: always fixed.
         let established = meta::get_path(old, &["status", "conditions"])
@@ -206,7 +215,7 @@ fn label_errors(errs: &mut ErrorList, path: &Path, value: &str) {
     }
 }
 
-fn validate_crd(obj: &Value) -> ErrorList {
+fn validate_crd(obj: &Value, old: Option<&Value>) -> ErrorList {
     let mut errs = ErrorList::new();
     let spec_path = Path::new("spec");
     let group = str_at(obj, &["spec", "group"]);
@@ -247,16 +256,207 @@ fn validate_crd(obj: &Value) -> ErrorList {
     }
     errs.extend(validate_versions(obj, &spec_path.child("versions")));
     errs.extend(validate_names(obj, &spec_path.child("names")));
-    let strategy = str_at(obj, &["spec", "conversion", "strategy"]);
-    if !strategy.is_empty() && strategy != "None" {
-        // No conversion webhooks are called: refuse rather than serve unconverted objects.
-        errs.push(FieldError::not_supported(
-            &spec_path.child("conversion").child("strategy"),
+    errs.extend(validate_conversion(
+        obj,
+        old,
+        &spec_path.child("conversion"),
+    ));
+    errs
+}
+
+/// The ConversionReview versions this server (and the one before it) understands.
+const ACCEPTED_REVIEW_VERSIONS: &[&str] = &["v1", "v1beta1"];
+
+/// Upstream's `validateCustomResourceConversion` (with the preserveUnknownFields rule).
+/// Paths are upstream's internal ones (`webhookClientConfig`, `conversionReviewVersions`
+/// directly under `conversion`), as its messages show them.
+fn validate_conversion(obj: &Value, old: Option<&Value>, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let Some(conversion) = meta::get_path(obj, &["spec", "conversion"]).filter(|c| c.is_object())
+    else {
+        return errs;
+    };
+    let strategy = conversion
+        .get("strategy")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let preserve = meta::get_path(obj, &["spec", "preserveUnknownFields"])
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if strategy != "None" && preserve {
+        errs.push(FieldError::invalid(
+            &path.child("strategy"),
             strategy,
-            &["None"],
+            "must be None if spec.preserveUnknownFields is true",
+        ));
+    }
+    if strategy.is_empty() {
+        errs.push(FieldError::required(&path.child("strategy"), ""));
+    } else if !matches!(strategy, "None" | "Webhook") {
+        errs.push(FieldError::not_supported(
+            &path.child("strategy"),
+            strategy,
+            &["None", "Webhook"],
+        ));
+    }
+    let webhook = conversion.get("webhook").filter(|w| !w.is_null());
+    let client = webhook
+        .and_then(|w| w.get("clientConfig"))
+        .filter(|c| !c.is_null());
+    let versions: Vec<&str> = webhook
+        .and_then(|w| w.get("conversionReviewVersions"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|v| v.as_str().unwrap_or(""))
+        .collect();
+    let client_path = path.child("webhookClientConfig");
+    let versions_path = path.child("conversionReviewVersions");
+    if strategy != "Webhook" {
+        if client.is_some() {
+            errs.push(FieldError::forbidden(
+                &client_path,
+                "should not be set when strategy is not set to Webhook",
+            ));
+        }
+        if !versions.is_empty() {
+            errs.push(FieldError::forbidden(
+                &versions_path,
+                "should not be set when strategy is not set to Webhook",
+            ));
+        }
+        return errs;
+    }
+    match client {
+        None => errs.push(FieldError::required(
+            &client_path,
+            "required when strategy is set to Webhook",
+        )),
+        Some(cc) => {
+            let url = cc.get("url").and_then(Value::as_str);
+            let service = cc.get("service").filter(|s| !s.is_null());
+            match (url, service) {
+                (Some(u), None) => errs.extend(
+                    crate::kinds::admissionregistration::webhook::validate_webhook_url(
+                        &client_path.child("url"),
+                        u,
+                        true,
+                    ),
+                ),
+                (None, Some(svc)) => errs.extend(
+                    crate::kinds::admissionregistration::webhook::validate_webhook_service(
+                        &client_path.child("service"),
+                        svc,
+                    ),
+                ),
+                _ => errs.push(FieldError::required(
+                    &client_path,
+                    "exactly one of url or service is required",
+                )),
+            }
+            let bundle = cc.get("caBundle").and_then(Value::as_str).unwrap_or("");
+            if !bundle.is_empty()
+                && !allow_invalid_ca_bundle(old)
+                && let Some(why) = ca_bundle_error(bundle)
+            {
+                errs.push(FieldError::invalid(
+                    &client_path.child("caBundle"),
+                    bundle,
+                    why,
+                ));
+            }
+        }
+    }
+    // An update may keep a list without a recognized version that it already had.
+    let require_recognized = old.is_none_or(|o| {
+        let old_versions: Vec<&str> = meta::get_path(
+            o,
+            &["spec", "conversion", "webhook", "conversionReviewVersions"],
+        )
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+        old_versions.is_empty()
+            || old_versions
+                .iter()
+                .any(|v| ACCEPTED_REVIEW_VERSIONS.contains(v))
+    });
+    if versions.is_empty() {
+        errs.push(FieldError::required(&versions_path, ""));
+        return errs;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, v) in versions.iter().enumerate() {
+        if !seen.insert(*v) {
+            errs.push(FieldError::invalid(
+                &versions_path.index(i),
+                *v,
+                "duplicate version",
+            ));
+            continue;
+        }
+        for problem in is_dns1035_label(v) {
+            errs.push(FieldError::invalid(&versions_path.index(i), *v, problem));
+        }
+    }
+    if require_recognized
+        && !versions
+            .iter()
+            .any(|v| ACCEPTED_REVIEW_VERSIONS.contains(v))
+    {
+        errs.push(FieldError::invalid(
+            &versions_path,
+            Value::from(versions.clone()),
+            "must include at least one of v1, v1beta1",
         ));
     }
     errs
+}
+
+/// Whether an update may keep an invalid caBundle: the CRD is not Established yet, or its
+/// caBundle was invalid already.
+fn allow_invalid_ca_bundle(old: Option<&Value>) -> bool {
+    let Some(old) = old else {
+        return false;
+    };
+    if !is_established(old) {
+        return true;
+    }
+    let bundle = str_at(
+        old,
+        &["spec", "conversion", "webhook", "clientConfig", "caBundle"],
+    );
+    !bundle.is_empty() && ca_bundle_error(bundle).is_some()
+}
+
+/// Why a (base64) caBundle holds no usable certificate, as Go's PEM parser says it.
+fn ca_bundle_error(bundle: &str) -> Option<String> {
+    use base64::Engine;
+    const NONE: &str = "data does not contain any valid RSA or ECDSA certificates";
+    let Ok(pem) = base64::engine::general_purpose::STANDARD.decode(bundle) else {
+        return Some(NONE.into());
+    };
+    let mut found = false;
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        match cert {
+            Ok(_) => found = true,
+            Err(e) => return Some(e.to_string()),
+        }
+    }
+    (!found).then(|| NONE.to_string())
+}
+
+fn is_established(crd: &Value) -> bool {
+    meta::get_path(crd, &["status", "conditions"])
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Established")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
 }
 
 fn validate_names(obj: &Value, path: &Path) -> ErrorList {
@@ -538,7 +738,88 @@ mod tests {
     }
 
     fn messages(obj: &Value) -> Vec<String> {
-        validate_crd(obj).iter().map(ToString::to_string).collect()
+        validate_crd(obj, None)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn with_conversion(conversion: Value) -> Value {
+        let mut obj = crd();
+        obj["spec"]["conversion"] = conversion;
+        CrdStrategy.default(&mut obj);
+        obj
+    }
+
+    #[test]
+    fn webhook_conversion_is_validated_like_upstream() {
+        let ok = with_conversion(json!({"strategy": "Webhook", "webhook": {
+            "clientConfig": {"service": {"namespace": "ns", "name": "conv", "path": "/convert"}},
+            "conversionReviewVersions": ["v1", "v1beta1"]}}));
+        assert!(messages(&ok).is_empty(), "{:?}", messages(&ok));
+        // v1 defaults the service port.
+        assert_eq!(
+            ok["spec"]["conversion"]["webhook"]["clientConfig"]["service"]["port"],
+            json!(443)
+        );
+
+        let none = with_conversion(json!({"strategy": "Webhook"}));
+        assert_eq!(
+            messages(&none),
+            [
+                "spec.conversion.webhookClientConfig: Required value: required when strategy is set to Webhook",
+                "spec.conversion.conversionReviewVersions: Required value",
+            ]
+        );
+
+        let mut both = with_conversion(json!({"strategy": "Webhook", "webhook": {
+            "clientConfig": {"url": "https://a.example.com/c", "service": {"namespace": "ns", "name": "conv"}},
+            "conversionReviewVersions": ["v2", "v2"]}}));
+        both["spec"]["preserveUnknownFields"] = json!(true);
+        let got = messages(&both);
+        for want in [
+            "spec.conversion.strategy: Invalid value: \"Webhook\": must be None if spec.preserveUnknownFields is true",
+            "spec.conversion.webhookClientConfig: Required value: exactly one of url or service is required",
+            "spec.conversion.conversionReviewVersions[1]: Invalid value: \"v2\": duplicate version",
+        ] {
+            assert!(got.iter().any(|m| m == want), "missing {want:?} in {got:?}");
+        }
+        assert!(
+            got.iter().any(|m| m
+                .starts_with("spec.conversion.conversionReviewVersions: Invalid value")
+                && m.ends_with("must include at least one of v1, v1beta1")),
+            "{got:?}"
+        );
+
+        let bad_ca = with_conversion(json!({"strategy": "Webhook", "webhook": {
+            "clientConfig": {"url": "https://a.example.com/c", "caBundle": "bm90IGEgY2VydA=="},
+            "conversionReviewVersions": ["v1"]}}));
+        let got = messages(&bad_ca);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("spec.conversion.webhookClientConfig.caBundle: Invalid value")
+                && got[0].ends_with("data does not contain any valid RSA or ECDSA certificates"),
+            "{got:?}"
+        );
+        // An update of a CRD not yet Established may keep an invalid caBundle.
+        assert!(validate_crd(&bad_ca, Some(&bad_ca)).is_empty());
+
+        let stray = with_conversion(json!({"strategy": "None", "webhook": {
+            "clientConfig": {"url": "https://a.example.com/c"}, "conversionReviewVersions": ["v1"]}}));
+        assert_eq!(
+            messages(&stray),
+            [
+                "spec.conversion.webhookClientConfig: Forbidden: should not be set when strategy is not set to Webhook",
+                "spec.conversion.conversionReviewVersions: Forbidden: should not be set when strategy is not set to Webhook",
+            ]
+        );
+        let unknown = with_conversion(json!({"strategy": "Magic"}));
+        assert_eq!(
+            messages(&unknown),
+            [
+                "spec.conversion.strategy: Unsupported value: \"Magic\": supported values: \"None\", \"Webhook\""
+            ]
+        );
     }
 
     #[test]

@@ -318,8 +318,9 @@ pub async fn watch(call: Call) -> Result<Response, Status> {
         first: true,
     };
     // The shared encoding is the served form of the stored object: only where no
-    // conversion stands between them (a conversion may change with its definition).
-    let form = (encoder.shareable() && (res.conversion.is_none() || info.storage_version))
+    // conversion stands between them (a conversion may change with its definition, and
+    // a CRD's webhook converts even for its storage version).
+    let form = (encoder.shareable() && res.conversion.is_none())
         .then(|| format!("{}/{}/{:?}", info.api_version(), info.kind, encoder.output));
     let mut watcher = Watcher {
         generic: generic.clone(),

@@ -5,13 +5,14 @@ use serde_json::{Value, json};
 
 use crate::meta::get_path;
 use crate::registry::Conversion;
+use crate::registry::generic::GenericStore;
 
 /// autoscaling/v1 HPAs are stored as autoscaling/v2: the CPU target maps to one
 /// Resource metric (upstream's conversion, without the annotation round trip).
 pub struct HpaV1Conversion;
 
 impl Conversion for HpaV1Conversion {
-    fn stored_form(&self, mut obj: Value) -> Result<Value, Status> {
+    fn stored_form(&self, _: &GenericStore, mut obj: Value) -> Result<Value, Status> {
         let target = get_path(&obj, &["spec", "targetCPUUtilizationPercentage"]).cloned();
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
             spec.remove("targetCPUUtilizationPercentage");
@@ -33,7 +34,7 @@ impl Conversion for HpaV1Conversion {
         Ok(obj)
     }
 
-    fn served_form(&self, mut obj: Value) -> Result<Value, Status> {
+    fn served_form(&self, _: &GenericStore, mut obj: Value) -> Result<Value, Status> {
         let cpu = |list: Option<&Value>, field: &str| {
             list.and_then(Value::as_array).and_then(|ms| {
                 ms.iter().find_map(|m| {

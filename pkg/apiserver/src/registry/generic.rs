@@ -429,8 +429,10 @@ impl GenericStore {
     }
 
     fn served_form(&self, res: &Resource, obj: Value) -> Result<Value, Status> {
+        // A conversion on the storage version itself (a CRD's webhook) converts objects
+        // still stored in an older version.
         let mut obj = match &res.conversion {
-            Some(c) if !res.info.storage_version => c.served_form(obj)?,
+            Some(c) => c.served_form(self, obj)?,
             _ => obj,
         };
         res.strategy.default_on_read(&mut obj);
@@ -440,7 +442,7 @@ impl GenericStore {
 
     fn stored_form(&self, res: &Resource, obj: Value) -> Result<Value, Status> {
         match &res.conversion {
-            Some(c) if !res.info.storage_version => c.stored_form(obj),
+            Some(c) => c.stored_form(self, obj),
             _ => Ok(obj),
         }
     }

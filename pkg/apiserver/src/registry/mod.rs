@@ -208,11 +208,13 @@ pub trait Conversion: Send + Sync + 'static {
     /// From this version to the stored one.
     fn stored_form(
         &self,
+        generic: &generic::GenericStore,
         obj: serde_json::Value,
     ) -> Result<serde_json::Value, k1s_apimachinery::Status>;
     /// From the stored version to this one.
     fn served_form(
         &self,
+        generic: &generic::GenericStore,
         obj: serde_json::Value,
     ) -> Result<serde_json::Value, k1s_apimachinery::Status>;
 }

@@ -218,7 +218,7 @@ fn check_host(host: &str) -> Result<(), String> {
 }
 
 /// Upstream's `ValidateWebhookURL`.
-pub(super) fn validate_webhook_url(path: &Path, raw: &str, force_https: bool) -> ErrorList {
+pub(crate) fn validate_webhook_url(path: &Path, raw: &str, force_https: bool) -> ErrorList {
     const FORM: &str = "; desired format: https://host[/path]";
     let mut errs = ErrorList::new();
     match parse_url(raw) {
@@ -274,7 +274,7 @@ pub(super) fn validate_webhook_url(path: &Path, raw: &str, force_https: bool) ->
 /// function expects the namespace and the other way round, so a missing name is
 /// reported at `service.namespace` and a missing namespace at `service.name`; clients
 /// see exactly that, and so it is kept.
-pub(super) fn validate_webhook_service(path: &Path, service: &Value) -> ErrorList {
+pub(crate) fn validate_webhook_service(path: &Path, service: &Value) -> ErrorList {
     let mut errs = ErrorList::new();
     let (namespace_param, name_param) = (service.s("name"), service.s("namespace"));
     if name_param.is_empty() {

@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::kinds::validation::{Fields, immutable, semantic_eq};
 use crate::meta;
+use crate::registry::generic::GenericStore;
 use crate::registry::{Conversion, Strategy};
 
 /// The Event strategy (both versions).
@@ -289,7 +290,7 @@ fn rename(obj: Value, to_core: bool) -> Value {
 pub struct EventsV1Conversion;
 
 impl Conversion for EventsV1Conversion {
-    fn stored_form(&self, obj: Value) -> Result<Value, Status> {
+    fn stored_form(&self, _: &GenericStore, obj: Value) -> Result<Value, Status> {
         // The strategy tells the versions apart by apiVersion: keep it.
         let mut obj = rename(obj, true);
         if let Some(o) = obj.as_object_mut() {
@@ -298,7 +299,7 @@ impl Conversion for EventsV1Conversion {
         Ok(obj)
     }
 
-    fn served_form(&self, obj: Value) -> Result<Value, Status> {
+    fn served_form(&self, _: &GenericStore, obj: Value) -> Result<Value, Status> {
         Ok(rename(obj, false))
     }
 }
