@@ -161,6 +161,8 @@ struct State<K> {
     waiting: Vec<Sender<K>>,
     /// Hashes objects' keys for the subscribers' queues.
     hasher: RandomState,
+    /// Tells readers waiting for the first complete list.
+    synced_tx: tokio::sync::watch::Sender<bool>,
     stats: Arc<Stats>,
 }
 
@@ -173,6 +175,7 @@ impl<K: Resource<DynamicType = ()>> State<K> {
             live: Vec::new(),
             waiting: Vec::new(),
             hasher: RandomState::new(),
+            synced_tx: tokio::sync::watch::Sender::new(false),
             stats: Arc::default(),
         }
     }
@@ -375,6 +378,32 @@ where
         self.inner.state.lock().store.values().cloned().collect()
     }
 
+    /// The objects, as last seen, for which `keep` holds.
+    pub fn state_filter(&self, keep: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
+        self.inner
+            .state
+            .lock()
+            .store
+            .values()
+            .filter(|o| keep(o))
+            .cloned()
+            .collect()
+    }
+
+    /// Starts the shared watch without subscribing, for readers of the cache alone; it
+    /// runs while any handle is held.
+    pub fn start(&self) {
+        self.ensure_started();
+    }
+
+    /// Completes once a complete list has been seen (starting the watch if need be).
+    pub async fn wait_until_ready(&self) {
+        self.ensure_started();
+        let mut rx = self.inner.state.lock().synced_tx.subscribe();
+        // The sender lives as long as the informer, which `self` holds.
+        let _ = rx.wait_for(|synced| *synced).await;
+    }
+
     /// Whether a complete list has been seen.
     pub fn is_synced(&self) -> bool {
         self.inner.state.lock().synced
@@ -421,6 +450,7 @@ fn apply<K: Resource<DynamicType = ()>>(state: &Mutex<State<K>>, ev: Event<K>) {
                 s.store = relist;
             }
             s.synced = true;
+            s.synced_tx.send_replace(true);
             s.broadcast(&Event::InitDone);
             let waiting = std::mem::take(&mut s.waiting);
             for tx in waiting {
