@@ -88,11 +88,11 @@ pub async fn run(client: kube::Client, clock: Clock, shutdown: Shutdown) {
         .modify(slim)
         .default_backoff()
         .touched_objects()
-    .inspect_ok(move |p: &Pod| {
-        if reconcile::has_tracking_finalizer(p) {
-            let _ = orphan_tx.send(p.clone());
-        }
-    });
+        .inspect_ok(move |p: &Pod| {
+            if reconcile::has_tracking_finalizer(p) {
+                let _ = orphan_tx.send(p.clone());
+            }
+        });
     let queue = futures::stream::select(
         trigger_self(job_events, ()),
         trigger_owners::<Job, _>(pod_events, (), ()),

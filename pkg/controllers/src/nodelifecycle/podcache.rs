@@ -26,4 +26,3 @@ pub fn node_of(pod: &Pod) -> &str {
         .and_then(|s| s.node_name.as_deref())
         .unwrap_or("")
 }
-
