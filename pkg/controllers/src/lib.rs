@@ -207,9 +207,6 @@ pub struct ControllerConfig {
     /// The cluster CA bundle (PEM) the root CA publisher puts in every namespace
     /// (`--root-ca-file`); none publishes nothing.
     pub root_ca_pem: Option<String>,
-    /// The slim pod cache the node controllers (node lifecycle, taint eviction, pod GC)
-    /// share; each clone of a configuration shares it.
-    pub node_pods: nodelifecycle::podcache::Shared,
     /// The one pod watch the controllers of a `run` read (and the scheduler and simulated
     /// nodes beside them, when the server hands them the same): each pod write is decoded
     /// once, not once per controller. `run` starts one when none is given.

@@ -21,13 +21,26 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone, Default)]
 pub struct Backlog(Arc<Inner>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
+    /// Untried pods at which creators hold back; 0: they never do.
+    limit: usize,
     /// Pods in the scheduler's active queue, as it last published.
     pending: AtomicUsize,
     /// Creates admitted and not yet answered: pods the scheduler has not seen yet.
     in_flight: AtomicUsize,
     drained: Notify,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            limit: Backlog::LIMIT,
+            pending: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            drained: Notify::new(),
+        }
+    }
 }
 
 /// An admitted create; dropping it (once the create is answered) frees its place.
@@ -51,15 +64,25 @@ impl Backlog {
     /// cannot be scheduled leave the active queue, so they hold nothing back.
     pub const MAX_WAIT: Duration = Duration::from_secs(10);
 
-    /// A backlog of zero.
+    /// A backlog of zero, holding creators back at [`LIMIT`](Self::LIMIT).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A backlog of zero holding creators back at `limit` untried pods; 0 never holds
+    /// them (creation runs as fast as the controllers go, as upstream without a QPS
+    /// limit).
+    pub fn with_limit(limit: usize) -> Self {
+        Self(Arc::new(Inner {
+            limit,
+            ..Inner::default()
+        }))
     }
 
     /// Publishes the number of pods in the scheduler's active queue.
     pub fn set(&self, pending: usize) {
         self.0.pending.store(pending, Ordering::Release);
-        if pending < Self::LIMIT {
+        if pending < self.0.limit {
             self.0.drained.notify_waiters();
         }
     }
@@ -69,14 +92,18 @@ impl Backlog {
         self.0.pending.load(Ordering::Acquire) + self.0.in_flight.load(Ordering::Acquire)
     }
 
-    /// Waits for a place under [`LIMIT`](Self::LIMIT) (at most
+    /// Waits for a place under the limit (at most
     /// [`MAX_WAIT`](Self::MAX_WAIT)) and takes it until the returned admission drops.
     pub async fn admit(&self) -> Admission {
+        if self.0.limit == 0 {
+            self.0.in_flight.fetch_add(1, Ordering::AcqRel);
+            return Admission(self.0.clone());
+        }
         let deadline = tokio::time::Instant::now() + Self::MAX_WAIT;
         loop {
             let drained = self.0.drained.notified();
             let in_flight = self.0.in_flight.load(Ordering::Acquire);
-            if self.0.pending.load(Ordering::Acquire) + in_flight < Self::LIMIT
+            if self.0.pending.load(Ordering::Acquire) + in_flight < self.0.limit
                 && self
                     .0
                     .in_flight
@@ -138,5 +165,11 @@ mod tests {
                 .await
                 .expect("a place freed"),
         );
+        // Without a limit nothing waits.
+        let open = Backlog::with_limit(0);
+        open.set(100_000);
+        let _held = tokio::time::timeout(Duration::from_millis(100), open.admit())
+            .await
+            .expect("no wait");
     }
 }

@@ -199,6 +199,18 @@ pub struct ServerArgs {
     #[arg(long, env = "K1S_SIMULATE_QUIET", help_heading = "Testing")]
     pub simulate_quiet: bool,
 
+    /// Pods the scheduler may have untried (queued or being created) before the
+    /// ReplicaSet-style controllers hold their next creates (each at most 10 s); 0 never
+    /// holds them. Not an upstream setting: upstream bounds creation by the
+    /// controller-manager's client QPS.
+    #[arg(
+        long,
+        env = "K1S_POD_CREATION_BACKLOG",
+        default_value_t = 500,
+        help_heading = "Testing"
+    )]
+    pub pod_creation_backlog: usize,
+
     /// Shared secret agents use to join (generated when not given).
     #[arg(long, short = 't', env = "K1S_TOKEN", help_heading = "Cluster")]
     pub token: Option<String>,

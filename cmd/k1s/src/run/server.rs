@@ -383,7 +383,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
             &api,
         ))
     });
-    let backlog = k1s_informer::Backlog::new();
+    let backlog = k1s_informer::Backlog::with_limit(args.pod_creation_backlog);
     // Controllers get a moment to stop cleanly at shutdown.
     let (stop_controllers, controllers_stopping) = tokio::sync::oneshot::channel::<()>();
     let controllers = if args.disable_controller_manager {

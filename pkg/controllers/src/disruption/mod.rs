@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
 
 use crate::Shutdown;
@@ -32,28 +32,16 @@ pub fn start(client: kube::Client, shutdown: Shutdown) -> BoxFuture<'static, ()>
 pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let pdbs: Api<PodDisruptionBudget> = Api::all(client.clone());
 
-    // Pods are read from one cache; the controller's own pod watch only maps changes to
-    // the budgets that select them.
-    let (pod_store, pod_writer) = reflector::store::<Pod>();
+    // Pods are read from the shared informer's objects: a slim copy of each would
+    // still cost a whole `Pod` struct per pod; the controller's own subscription only
+    // maps changes to the budgets that select them.
     let informer = crate::pod_informer(&client);
-    let pod_cache = informer
-        .watch()
-        .modify(slim)
-        .reflect(pod_writer)
-        .for_each(|_| futures::future::ready(()));
-    let cache_shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            () = pod_cache => {}
-            () = cache_shutdown.wait() => {}
-        }
-    });
 
     let controller = Controller::new(pdbs, watcher::Config::default());
     let pdb_store = controller.store();
     let ctx = Arc::new(reconcile::Context {
         client: client.clone(),
-        pods: pod_store,
+        pods: informer.clone(),
         recorder: crate::workload::recorder(client.clone(), NAME),
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -76,26 +64,6 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
             }
         })
         .await;
-}
-
-/// Strips a pod down to what budgets read — identity, labels, controller, deletion,
-/// phase and the Ready condition — so a cache of every pod stays small.
-fn slim(pod: &mut Pod) {
-    let m = &mut pod.metadata;
-    m.managed_fields = None;
-    m.annotations = None;
-    m.finalizers = None;
-    m.generate_name = None;
-    pod.spec = None;
-    if let Some(status) = pod.status.take() {
-        pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
-            phase: status.phase,
-            conditions: status
-                .conditions
-                .map(|cs| cs.into_iter().filter(|c| c.type_ == "Ready").collect()),
-            ..Default::default()
-        });
-    }
 }
 
 /// The budgets in the pod's namespace whose selector matches it.

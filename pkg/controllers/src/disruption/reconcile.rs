@@ -15,7 +15,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 
 use crate::workload::Recorder;
-use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
 
 use crate::workload::{controller_of, is_pod_ready};
@@ -31,7 +30,7 @@ const RESYNC: Duration = Duration::from_secs(30);
 /// Shared state of the controller.
 pub(super) struct Context {
     pub client: kube::Client,
-    pub pods: Store<Pod>,
+    pub pods: k1s_informer::Informer<Pod>,
     pub recorder: Recorder,
 }
 

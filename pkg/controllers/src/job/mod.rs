@@ -60,7 +60,9 @@ fn error_policy(_job: Arc<Job>, err: &JobError, _ctx: Arc<Context>) -> Action {
 pub async fn run(client: kube::Client, clock: Clock, shutdown: Shutdown) {
     let cfg = watcher::Config::default();
     let (jobs, job_writer) = reflector::store::<Job>();
-    let (pods, pod_writer) = reflector::store::<Pod>();
+    // Pods are read from the shared informer's objects, not from a slim copy of each:
+    // a copy costs a whole `Pod` struct (2.4 KB) per pod of the cluster.
+    let pods = crate::pod_informer(&client);
     let (orphan_tx, orphan_rx) = tokio::sync::mpsc::unbounded_channel::<Pod>();
     let (jobs_seen, pods_seen, deleted_tx) = (jobs.clone(), pods.clone(), orphan_tx.clone());
     let job_events = reflector::reflector(
@@ -81,17 +83,16 @@ pub async fn run(client: kube::Client, clock: Clock, shutdown: Shutdown) {
             }
         }
     });
-    let pod_events = reflector::reflector(
-        pod_writer,
-        crate::pod_informer(&client).watch().modify(slim),
-    )
-    .default_backoff()
-    .touched_objects()
-    .inspect_ok(move |p: &Pod| {
-        if reconcile::has_tracking_finalizer(p) {
-            let _ = orphan_tx.send(p.clone());
-        }
-    });
+    let pod_events = pods
+        .watch()
+        .modify(slim)
+        .default_backoff()
+        .touched_objects()
+        .inspect_ok(move |p: &Pod| {
+            if reconcile::has_tracking_finalizer(p) {
+                let _ = orphan_tx.send(p.clone());
+            }
+        });
     let queue = futures::stream::select(
         trigger_self(job_events, ()),
         trigger_owners::<Job, _>(pod_events, (), ()),

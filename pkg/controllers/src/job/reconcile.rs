@@ -16,7 +16,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 
 use crate::workload::Recorder;
-use kube::runtime::reflector::{ObjectRef, Store};
+
 use kube::{Api, Resource, ResourceExt};
 use parking_lot::Mutex;
 use serde_json::json;
@@ -53,7 +53,7 @@ pub enum JobError {
 /// What every sync shares.
 pub struct Context {
     pub(crate) client: kube::Client,
-    pub(crate) pods: Store<Pod>,
+    pub(crate) pods: k1s_informer::Informer<Pod>,
     pub(crate) recorder: Recorder,
     pub(crate) expectations: Expectations,
     /// Pod uids whose finalizer this controller removed and that the cache may still
@@ -248,7 +248,7 @@ async fn sync(mut job: Job, key: String, ctx: &Context) -> Result<Action, JobErr
         .clone();
     let satisfied = ctx.expectations.satisfied(&key, |n| {
         ctx.pods
-            .get(&ObjectRef::new(n).within(&ns))
+            .get(&ns, n)
             .is_some_and(|p| p.metadata.deletion_timestamp.is_none())
     });
 

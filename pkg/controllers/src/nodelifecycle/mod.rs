@@ -118,7 +118,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
     let ready = async {
         let _ = monitor.nodes.wait_until_ready().await;
         let _ = monitor.leases.wait_until_ready().await;
-        let _ = monitor.pods.wait_until_ready().await;
+        monitor.pods.wait_until_ready().await;
     };
     tokio::select! {
         _ = &mut stop => { watches.abort(); drop(pod_watch); return; }
@@ -145,7 +145,7 @@ struct Monitor {
     config: Config,
     nodes: Store<Node>,
     leases: Store<Lease>,
-    pods: Store<Pod>,
+    pods: k1s_informer::Informer<Pod>,
     health: HashMap<String, Health>,
 }
 

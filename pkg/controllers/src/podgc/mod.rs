@@ -76,7 +76,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
     };
     let ready = async {
         let _ = gc.nodes.wait_until_ready().await;
-        let _ = gc.pods.wait_until_ready().await;
+        gc.pods.wait_until_ready().await;
     };
     tokio::select! {
         _ = &mut stop => { watch.abort(); drop(pod_watch); return; }
@@ -97,7 +97,7 @@ struct Collector {
     client: kube::Client,
     config: Config,
     nodes: Store<Node>,
-    pods: Store<Pod>,
+    pods: k1s_informer::Informer<Pod>,
     /// Nodes pods are bound to that were missing, and since when.
     missing: HashMap<String, Instant>,
 }

@@ -291,8 +291,8 @@ pub async fn run<K: ReplicatedSet>(client: kube::Client, shutdown: Shutdown) {
             let pods = pods.clone();
             let pod_sets = pod_sets.clone();
             informer
-                .watch()
-                .modify(podindex::trim)
+                .subscribe()
+                .map(Ok::<_, watcher::Error>)
                 .map(move |res| {
                     let refs: Vec<Result<ObjectRef<K>, watcher::Error>> = match res {
                         Err(e) => vec![Err(e)],

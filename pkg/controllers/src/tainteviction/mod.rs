@@ -104,7 +104,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     };
     let ready = async {
         let _ = evictor.nodes.wait_until_ready().await;
-        let _ = evictor.pods.wait_until_ready().await;
+        evictor.pods.wait_until_ready().await;
     };
     tokio::select! {
         _ = &mut stop => { watch.abort(); drop(pod_watch); return; }
@@ -125,7 +125,7 @@ struct Evictor {
     client: kube::Client,
     recorder: Recorder,
     nodes: Store<Node>,
-    pods: Store<Pod>,
+    pods: k1s_informer::Informer<Pod>,
     /// When each tainted node was first seen tainted (for taints without `timeAdded`).
     first_seen: HashMap<String, Timestamp>,
     /// Pods already evicted, until the cache shows them terminating.
