@@ -67,7 +67,12 @@ fn whoami(server: &K1s, token: &str) -> String {
     let out = Command::new(&newest_kubectl().path)
         .arg("--kubeconfig")
         .arg(kc)
-        .args(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
+        .args([
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ])
         .output()
         .unwrap_or_else(|e| panic!("kubectl: {e}"));
     assert!(
@@ -110,8 +115,10 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 #[test]
 fn two_servers_on_embedded_etcd_share_objects_and_restore_a_snapshot() {
-    for (bin, package) in [("/usr/bin/etcd", "etcd-server"), ("/usr/bin/etcdctl", "etcd-client")]
-    {
+    for (bin, package) in [
+        ("/usr/bin/etcd", "etcd-server"),
+        ("/usr/bin/etcdctl", "etcd-client"),
+    ] {
         assert!(
             Path::new(bin).is_file(),
             "{bin} is missing: apt-get install {package}"
@@ -119,7 +126,14 @@ fn two_servers_on_embedded_etcd_share_objects_and_restore_a_snapshot() {
     }
     let k = newest_kubectl();
     let a_flags = etcd_flags("emb-a", free_port(), free_port());
-    let mut a_args = vec!["--cluster-init"];
+    // Scheduled snapshots every 2 s, the newest 2 kept.
+    let mut a_args = vec![
+        "--cluster-init",
+        "--etcd-snapshot-schedule-cron",
+        "@every 2s",
+        "--etcd-snapshot-retention",
+        "2",
+    ];
     a_args.extend(strs(&a_flags));
     let mut a = K1s::start_with(&a_args);
     let mut reaper = EtcdReaper(vec![a.data_dir().to_path_buf()]);
@@ -142,9 +156,11 @@ fn two_servers_on_embedded_etcd_share_objects_and_restore_a_snapshot() {
     );
     a.kubectl(&k, &["create", "configmap", "from-a"]).ok();
     b.kubectl(&k, &["create", "configmap", "from-b"]).ok();
-    eventually(Duration::from_secs(10), "each sees the other's objects", || {
-        (has_configmap(&a, "from-b") && has_configmap(&b, "from-a")).then_some(())
-    });
+    eventually(
+        Duration::from_secs(10),
+        "each sees the other's objects",
+        || (has_configmap(&a, "from-b") && has_configmap(&b, "from-a")).then_some(()),
+    );
     // A service account token issued by one server is accepted by the other.
     let sa_token = a
         .kubectl(&k, &["create", "token", "default"])
@@ -172,8 +188,41 @@ fn two_servers_on_embedded_etcd_share_objects_and_restore_a_snapshot() {
     assert!(has_configmap(&b, "from-a"));
     assert_eq!(member_list(&b).lines().count(), 3);
 
+    // Scheduled snapshots keep coming, and only the newest two stay.
+    let scheduled = |s: &K1s| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(s.data_dir().join("server/db/snapshots"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("etcd-snapshot-emb-a-"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let first = eventually(Duration::from_secs(20), "two scheduled snapshots", || {
+        let names = scheduled(&a);
+        (names.len() == 2).then_some(names)
+    });
+    eventually(
+        Duration::from_secs(20),
+        "newer scheduled snapshots, two kept",
+        || {
+            let names = scheduled(&a);
+            (names.len() == 2 && names.iter().all(|n| !first.contains(n))).then_some(())
+        },
+    );
+
     // Snapshot, then more objects.
-    let saved = k1s(&["etcd-snapshot", "save", "--name", "before", "--data-dir", &data(&a)]);
+    let saved = k1s(&[
+        "etcd-snapshot",
+        "save",
+        "--name",
+        "before",
+        "--data-dir",
+        &data(&a),
+    ]);
     let saved = saved.ok().to_string();
     assert!(saved.starts_with("Snapshot before-emb-a-"), "{saved}");
     let listed = k1s(&["etcd-snapshot", "ls", "--data-dir", &data(&a)])
@@ -190,7 +239,8 @@ fn two_servers_on_embedded_etcd_share_objects_and_restore_a_snapshot() {
         .data_dir()
         .join("server/db/snapshots")
         .join(&snapshot_name);
-    b.kubectl(&k, &["create", "configmap", "after-snapshot"]).ok();
+    b.kubectl(&k, &["create", "configmap", "after-snapshot"])
+        .ok();
     eventually(Duration::from_secs(10), "the later object on a", || {
         has_configmap(&a, "after-snapshot").then_some(())
     });

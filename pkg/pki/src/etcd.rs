@@ -86,12 +86,13 @@ impl EtcdTlsFiles {
             load_or_create_ca(&paths, "server-ca", "etcd-server-ca")?;
         let server_ca_path = paths.tls.join("server-ca.crt");
         let server_ca_der = cert_from_pem(&server_ca_path, &server_ca_pem)?;
-        let server_issuer = Issuer::from_ca_cert_der(&server_ca_der, server_ca_key).map_err(
-            |source| PkiError::Generate {
-                what: format!("signer from {}", server_ca_path.display()),
-                source,
-            },
-        )?;
+        let server_issuer =
+            Issuer::from_ca_cert_der(&server_ca_der, server_ca_key).map_err(|source| {
+                PkiError::Generate {
+                    what: format!("signer from {}", server_ca_path.display()),
+                    source,
+                }
+            })?;
         let (peer_ca_pem, peer_ca_key, _) = load_or_create_ca(&paths, "peer-ca", "etcd-peer-ca")?;
         let peer_ca_path = paths.tls.join("peer-ca.crt");
         let peer_ca_der = cert_from_pem(&peer_ca_path, &peer_ca_pem)?;

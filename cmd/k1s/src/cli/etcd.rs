@@ -80,6 +80,43 @@ pub struct EmbeddedEtcdArgs {
         help_heading = "Embedded etcd"
     )]
     pub etcd_snapshot_dir: Option<PathBuf>,
+
+    /// When to take scheduled snapshots: a cron schedule in the server's time zone (five
+    /// fields, or @daily, @every 6h and the like).
+    #[arg(
+        long,
+        default_value = "0 */12 * * *",
+        value_name = "SPEC",
+        env = "K1S_ETCD_SNAPSHOT_SCHEDULE_CRON",
+        help_heading = "Embedded etcd"
+    )]
+    pub etcd_snapshot_schedule_cron: String,
+
+    /// How many scheduled snapshots of this server to keep; older ones are deleted.
+    #[arg(
+        long,
+        default_value_t = 5,
+        env = "K1S_ETCD_SNAPSHOT_RETENTION",
+        help_heading = "Embedded etcd"
+    )]
+    pub etcd_snapshot_retention: usize,
+
+    /// Name prefix of scheduled snapshots (<name>-<node>-<unix time>).
+    #[arg(
+        long,
+        default_value = "etcd-snapshot",
+        env = "K1S_ETCD_SNAPSHOT_NAME",
+        help_heading = "Embedded etcd"
+    )]
+    pub etcd_snapshot_name: String,
+
+    /// Take no scheduled snapshots.
+    #[arg(
+        long,
+        env = "K1S_ETCD_DISABLE_SNAPSHOTS",
+        help_heading = "Embedded etcd"
+    )]
+    pub etcd_disable_snapshots: bool,
 }
 
 /// `k1s etcd-snapshot`.

@@ -126,7 +126,10 @@ impl MemberConfig {
     ) -> anyhow::Result<MemberConfig> {
         let name = match Self::load(data_dir) {
             Ok(c) => c.name,
-            Err(_) => format!("{node_name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            Err(_) => format!(
+                "{node_name}-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
         };
         let host = match node_ip {
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
@@ -306,10 +309,7 @@ fn kill_orphans(data_dir: &Path) {
         };
         let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
         let mut parts = cmdline.split(|b| *b == 0);
-        let is_etcd = parts
-            .next()
-            .map(|a| a.ends_with(b"etcd"))
-            .unwrap_or(false);
+        let is_etcd = parts.next().map(|a| a.ends_with(b"etcd")).unwrap_or(false);
         if is_etcd && parts.any(|a| a == flag.as_bytes()) {
             tracing::warn!(pid, "stopping an etcd left running on this data dir");
             let pid = nix::unistd::Pid::from_raw(pid);
@@ -424,7 +424,7 @@ pub(crate) struct Plan<'a> {
 /// What a `--cluster-reset` did; k1s exits after it.
 pub(crate) enum Started {
     /// etcd runs; k1s uses it as its datastore.
-    Running(Embedded, EtcdTlsFiles),
+    Running(Box<(Embedded, EtcdTlsFiles)>),
     /// The membership was reset (and the data restored); k1s exits.
     Reset(String),
 }
@@ -445,12 +445,19 @@ pub(crate) async fn start(plan: Plan<'_>) -> anyhow::Result<Started> {
         (Some(endpoints), false) => (add_member(endpoints, &tls, &member).await?, "existing"),
         _ => (own, "new"),
     };
-    let launch = Launch::new(binary, plan.data_dir, &member, &tls, &initial_cluster, state);
+    let launch = Launch::new(
+        binary,
+        plan.data_dir,
+        &member,
+        &tls,
+        &initial_cluster,
+        state,
+    );
     let mut child = launch.spawn(&[])?;
     tracing::info!(name = %member.name, client = %member.client_url, peer = %member.peer_url, state, "started etcd");
     wait_healthy(&mut child, &launch, &member.local_client_url, &tls).await?;
     let (stop, task) = supervise(launch, child);
-    Ok(Started::Running(
+    Ok(Started::Running(Box::new((
         Embedded {
             stop,
             task,
@@ -458,7 +465,7 @@ pub(crate) async fn start(plan: Plan<'_>) -> anyhow::Result<Started> {
             client_url: member.client_url,
         },
         tls,
-    ))
+    ))))
 }
 
 /// Adds this member to the cluster at `endpoints`; returns its `--initial-cluster`.
@@ -474,7 +481,7 @@ async fn add_member(
         .await
         .context("cannot list the etcd members")?;
     for m in list.members() {
-        if m.peer_urls().iter().any(|u| *u == member.peer_url) {
+        if m.peer_urls().contains(&member.peer_url) {
             if !m.name().is_empty() && m.name() != member.name {
                 bail!(
                     "the etcd member {} already uses the peer URL {}",
@@ -533,10 +540,8 @@ async fn reset(
         )?;
         let dir = etcd_dir(data_dir);
         if dir.exists() {
-            let old = db_dir(data_dir).join(format!(
-                "etcd-old-{}",
-                jiff::Timestamp::now().as_second()
-            ));
+            let old =
+                db_dir(data_dir).join(format!("etcd-old-{}", jiff::Timestamp::now().as_second()));
             std::fs::rename(&dir, &old)
                 .with_context(|| format!("cannot move {} aside", dir.display()))?;
             tracing::info!(old = %old.display(), "moved the etcd data aside");

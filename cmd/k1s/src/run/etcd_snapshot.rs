@@ -64,7 +64,11 @@ pub fn run_snapshot(args: EtcdSnapshotArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Streams a snapshot of the local member into `<dir>/<name>-<node>-<unix time>`.
-async fn save_snapshot(data_dir: &Path, dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+pub(crate) async fn save_snapshot(
+    data_dir: &Path,
+    dir: &Path,
+    name: &str,
+) -> anyhow::Result<PathBuf> {
     if name.is_empty() || name.contains('/') {
         bail!("invalid --name {name:?}");
     }
@@ -97,6 +101,82 @@ async fn save_snapshot(data_dir: &Path, dir: &Path, name: &str) -> anyhow::Resul
     std::fs::rename(&partial, &path)
         .with_context(|| format!("cannot move the snapshot to {}", path.display()))?;
     Ok(path)
+}
+
+/// Deletes the oldest snapshots named `<prefix>-…` beyond the newest `keep`.
+pub(crate) fn prune(dir: &Path, prefix: &str, keep: usize) -> anyhow::Result<Vec<String>> {
+    let mut ours: Vec<Snapshot> = list(dir)?
+        .into_iter()
+        .filter(|s| {
+            s.name
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .and_then(|rest| rest.rsplit_once('-'))
+                .is_some_and(|(_, time)| time.parse::<u64>().is_ok())
+        })
+        .collect();
+    // Newest first, by the unix time in the name.
+    let time = |s: &Snapshot| {
+        s.name
+            .rsplit_once('-')
+            .and_then(|(_, t)| t.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    ours.sort_by_key(|s| std::cmp::Reverse(time(s)));
+    let mut deleted = Vec::new();
+    for s in ours.into_iter().skip(keep) {
+        std::fs::remove_file(&s.path)
+            .with_context(|| format!("cannot delete snapshot {}", s.name))?;
+        deleted.push(s.name);
+    }
+    Ok(deleted)
+}
+
+/// Takes snapshots on `schedule` (in the server's time zone) until the task is aborted,
+/// keeping the newest `retention` of them, as k3s's scheduled snapshots.
+pub(crate) async fn run_schedule(
+    schedule: k1s_controllers::cronjob::schedule::Schedule,
+    data_dir: PathBuf,
+    dir: PathBuf,
+    name: String,
+    retention: usize,
+) {
+    use k1s_controllers::cronjob::schedule::Fires as _;
+    let tz = k1s_controllers::cronjob::schedule::local_time_zone();
+    loop {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let Some(next) = schedule.next(now, &tz) else {
+            tracing::warn!("--etcd-snapshot-schedule-cron never fires: no scheduled snapshots");
+            return;
+        };
+        let wait = (next.as_millisecond() - now.as_millisecond()).max(0) as u64;
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        match save_snapshot(&data_dir, &dir, &name).await {
+            Ok(path) => {
+                tracing::info!(snapshot = %path.display(), "saved a scheduled etcd snapshot")
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "cannot save a scheduled etcd snapshot"
+                );
+                continue;
+            }
+        }
+        let node = MemberConfig::load(&data_dir)
+            .map(|c| c.node_name)
+            .unwrap_or_default();
+        match prune(&dir, &format!("{name}-{node}"), retention) {
+            Ok(deleted) if !deleted.is_empty() => {
+                tracing::info!(
+                    ?deleted,
+                    "deleted snapshots beyond --etcd-snapshot-retention"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = format!("{e:#}"), "cannot prune etcd snapshots"),
+        }
+    }
 }
 
 /// A snapshot file.
@@ -217,6 +297,37 @@ pub fn run_etcd(args: EtcdArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prune_keeps_the_newest_scheduled_snapshots_of_this_node() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "etcd-snapshot-n1-100",
+            "etcd-snapshot-n1-300",
+            "etcd-snapshot-n1-200",
+            "etcd-snapshot-n2-50",
+            "on-demand-n1-10",
+        ] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let deleted = prune(dir.path(), "etcd-snapshot-n1", 2).unwrap();
+        assert_eq!(deleted, vec!["etcd-snapshot-n1-100".to_string()]);
+        let mut left: Vec<String> = list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "etcd-snapshot-n1-200",
+                "etcd-snapshot-n1-300",
+                "etcd-snapshot-n2-50",
+                "on-demand-n1-10"
+            ]
+        );
+    }
 
     #[test]
     fn ls_lists_snapshot_files_in_k3s_columns() {

@@ -168,9 +168,8 @@ async fn serve(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     // The embedded etcd: --cluster-init, a joining --server, or a member made before.
     let etcd_args = args.embedded_etcd.clone();
-    let embedded_etcd = etcd_args.cluster_init
-        || etcd_args.server.is_some()
-        || super::etcd::has_member(&data_dir);
+    let embedded_etcd =
+        etcd_args.cluster_init || etcd_args.server.is_some() || super::etcd::has_member(&data_dir);
     if embedded_etcd && !args.datastore_endpoint.is_empty() {
         bail!(
             "--datastore-endpoint and the embedded etcd (--cluster-init, --server) do not go together"
@@ -185,10 +184,9 @@ async fn serve(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
         && !super::etcd::has_member(&data_dir)
         && !etcd_args.cluster_reset
     {
-        let token = args
-            .token
-            .as_deref()
-            .context("--server needs --token: the K10… token in the first server's <data-dir>/server/token")?;
+        let token = args.token.as_deref().context(
+            "--server needs --token: the K10… token in the first server's <data-dir>/server/token",
+        )?;
         let fetched = super::etcd::fetch_bootstrap(server, token).await?;
         super::etcd::write_bootstrap(&data_dir, &fetched.files)?;
         tracing::info!(%server, "fetched the cluster's CAs and keys");
@@ -209,6 +207,17 @@ async fn serve(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
         Some(start_runtime(&args, &data_dir).await?)
     };
 
+    // A bad schedule is refused before anything starts.
+    let snapshot_schedule = if embedded_etcd && !etcd_args.etcd_disable_snapshots {
+        Some(
+            k1s_controllers::cronjob::schedule::Schedule::parse(
+                &etcd_args.etcd_snapshot_schedule_cron,
+            )
+            .map_err(|e| anyhow::anyhow!("invalid --etcd-snapshot-schedule-cron: {e}"))?,
+        )
+    } else {
+        None
+    };
     let etcd = if embedded_etcd {
         let plan = super::etcd::Plan {
             args: &etcd_args,
@@ -222,7 +231,8 @@ async fn serve(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
                 tracing::info!("{message}");
                 return Ok(ExitCode::SUCCESS);
             }
-            super::etcd::Started::Running(etcd, tls) => {
+            super::etcd::Started::Running(running) => {
+                let (etcd, tls) = *running;
                 args.datastore_endpoint = etcd.local_client_url.clone();
                 args.datastore_tls = DatastoreTls {
                     datastore_cafile: Some(tls.server_ca.clone()),
@@ -323,6 +333,17 @@ async fn serve(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
     {
         tracing::error!(error = %e, "cannot publish what agents need to join");
     }
+    let scheduled_snapshots = snapshot_schedule
+        .filter(|_| etcd.is_some())
+        .map(|schedule| {
+            tokio::spawn(super::etcd_snapshot::run_schedule(
+                schedule,
+                data_dir.clone(),
+                super::etcd::snapshot_dir(&data_dir, etcd_args.etcd_snapshot_dir.as_deref()),
+                etcd_args.etcd_snapshot_name.clone(),
+                etcd_args.etcd_snapshot_retention,
+            ))
+        });
     // Joining servers fetch the cluster's CAs and keys, and find etcd, through this.
     if let Some((etcd, tls)) = &etcd {
         let endpoints = super::etcd::member_client_urls(&etcd.local_client_url, tls)
@@ -759,6 +780,9 @@ async fn serve(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
     apiservice_controller.abort();
     drop(api);
     drop(backend);
+    if let Some(task) = scheduled_snapshots {
+        task.abort();
+    }
     if let Some((etcd, _)) = etcd {
         etcd.stop().await;
     }
