@@ -128,3 +128,54 @@ impl EtcdTlsFiles {
         Ok(EtcdTlsFiles::paths(data_dir))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cert::inspect;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+
+    fn der(path: &Path) -> Vec<u8> {
+        let pem = std::fs::read_to_string(path).unwrap();
+        cert_from_pem(path, &pem).unwrap().to_vec()
+    }
+
+    #[test]
+    fn etcd_certificates_are_made_once_from_their_own_cas() {
+        let dir = tempfile::tempdir().unwrap();
+        let ip: std::net::IpAddr = "10.0.0.7".parse().unwrap();
+        let files = EtcdTlsFiles::load_or_create(dir.path(), "node-a", &[ip]).unwrap();
+        assert_eq!(files, EtcdTlsFiles::paths(dir.path()));
+        let server_ca = der(&files.server_ca);
+        let peer_ca = der(&files.peer_ca);
+        assert_ne!(server_ca, peer_ca);
+
+        let peer = der(&files.peer_cert);
+        let info = inspect(&files.peer_cert, &peer, Some(&peer_ca)).unwrap();
+        assert!(info.signed_by_issuer);
+        assert!(info.sans.contains(&San::Ip(ip)));
+        assert!(info.sans.contains(&San::Dns("node-a".into())));
+        // Members dial each other with the certificate they serve with.
+        let (_, cert) = X509Certificate::from_der(&peer).unwrap();
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && eku.client_auth);
+
+        let server = der(&files.server_cert);
+        assert!(
+            inspect(&files.server_cert, &server, Some(&server_ca))
+                .unwrap()
+                .signed_by_issuer
+        );
+        let client = der(&files.client_cert);
+        assert!(
+            inspect(&files.client_cert, &client, Some(&server_ca))
+                .unwrap()
+                .signed_by_issuer
+        );
+
+        // A restart reuses everything.
+        EtcdTlsFiles::load_or_create(dir.path(), "node-a", &[ip]).unwrap();
+        assert_eq!(der(&files.peer_cert), peer);
+        assert_eq!(der(&files.server_ca), server_ca);
+    }
+}
