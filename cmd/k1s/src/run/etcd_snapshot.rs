@@ -111,8 +111,7 @@ pub(crate) fn prune(dir: &Path, prefix: &str, keep: usize) -> anyhow::Result<Vec
             s.name
                 .strip_prefix(prefix)
                 .and_then(|rest| rest.strip_prefix('-'))
-                .and_then(|rest| rest.rsplit_once('-'))
-                .is_some_and(|(_, time)| time.parse::<u64>().is_ok())
+                .is_some_and(|time| time.parse::<u64>().is_ok())
         })
         .collect();
     // Newest first, by the unix time in the name.
