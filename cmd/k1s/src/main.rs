@@ -34,6 +34,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Agent(args) => run::agent::run(*args),
         cli::Command::Kubectl(args) => run::kubectl::run(args),
         cli::Command::Datastore(args) => run::datastore::run(args),
+        cli::Command::EtcdSnapshot(args) => run::etcd_snapshot::run_snapshot(args),
+        cli::Command::Etcd(args) => run::etcd_snapshot::run_etcd(args),
         cli::Command::Image(args) => run::image::run(args),
         cli::Command::Killall(args) => run::killall::run(args),
         cli::Command::Simulate(args) => run::simulate::run(args),

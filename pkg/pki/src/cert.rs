@@ -93,7 +93,7 @@ impl fmt::Display for San {
 pub(crate) struct LeafSpec {
     pub(crate) common_name: String,
     pub(crate) organizations: Vec<String>,
-    pub(crate) usage: ExtendedKeyUsagePurpose,
+    pub(crate) usages: Vec<ExtendedKeyUsagePurpose>,
     pub(crate) sans: Vec<San>,
 }
 
@@ -103,7 +103,7 @@ impl LeafSpec {
         LeafSpec {
             common_name: cn.to_string(),
             organizations: orgs.iter().map(|o| o.to_string()).collect(),
-            usage: ExtendedKeyUsagePurpose::ClientAuth,
+            usages: vec![ExtendedKeyUsagePurpose::ClientAuth],
             sans: Vec::new(),
         }
     }
@@ -111,9 +111,21 @@ impl LeafSpec {
     /// A TLS server certificate for `sans`.
     pub(crate) fn server(cn: &str, orgs: &[&str], sans: Vec<San>) -> LeafSpec {
         LeafSpec {
-            usage: ExtendedKeyUsagePurpose::ServerAuth,
+            usages: vec![ExtendedKeyUsagePurpose::ServerAuth],
             sans,
             ..LeafSpec::client(cn, orgs)
+        }
+    }
+
+    /// A certificate that serves TLS for `sans` and authenticates as a client too, as etcd
+    /// members' are (peers dial each other with it; etcd's gateway dials etcd with it).
+    pub(crate) fn server_client(cn: &str, sans: Vec<San>) -> LeafSpec {
+        LeafSpec {
+            usages: vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+            ..LeafSpec::server(cn, &[], sans)
         }
     }
 
@@ -135,7 +147,7 @@ impl LeafSpec {
             .collect::<Result<_, _>>()?;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![self.usage.clone()];
+        params.extended_key_usages = self.usages.clone();
         params.use_authority_key_identifier_extension = true;
         set_validity(&mut params, LEAF_VALIDITY);
         let cert = params

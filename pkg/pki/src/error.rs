@@ -5,6 +5,13 @@ use std::path::PathBuf;
 /// Errors from creating, loading or using the cluster's certificates, keys and token.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
+    /// Bootstrap data could not be sealed or opened with the token.
+    #[error("bootstrap data: {reason}")]
+    Seal {
+        /// What went wrong.
+        reason: &'static str,
+    },
+
     /// A file exists but could not be read.
     #[error("failed to read {path}")]
     Read {

@@ -9,11 +9,13 @@ mod cert;
 mod csr;
 mod der;
 mod error;
+mod etcd;
 mod fs;
 mod identity;
 mod kubeconfig;
 mod kubelet;
 mod pki;
+pub mod seal;
 mod tls;
 mod token;
 
@@ -22,6 +24,7 @@ mod tests;
 
 pub use csr::{CsrSubject, new_csr, parse_csr};
 pub use error::PkiError;
+pub use etcd::EtcdTlsFiles;
 pub use identity::ClientIdentity;
 pub use kubeconfig::{kubeconfig, write_kubeconfig};
 pub use kubelet::{

@@ -31,9 +31,9 @@ use crate::fs::{ensure_dir, read_optional, write_atomic};
 use crate::token::{ca_hash, format_token, parse_token, random_secret};
 
 /// Mode of every file this crate writes under the data dir.
-const FILE_MODE: u32 = 0o600;
+pub(crate) const FILE_MODE: u32 = 0o600;
 /// Mode of `server/` and `server/tls/`.
-const DIR_MODE: u32 = 0o700;
+pub(crate) const DIR_MODE: u32 = 0o700;
 
 /// What the server's certificates must say about it; built from `k1s server` flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,14 +106,14 @@ impl PkiOptions {
 }
 
 /// Where each file lives.
-struct Paths {
+pub(crate) struct Paths {
     server: PathBuf,
-    tls: PathBuf,
+    pub(crate) tls: PathBuf,
     token: PathBuf,
 }
 
 impl Paths {
-    fn new(data_dir: &Path) -> Paths {
+    pub(crate) fn new(data_dir: &Path) -> Paths {
         let server = data_dir.join("server");
         Paths {
             tls: server.join("tls"),
@@ -368,7 +368,7 @@ impl Pki {
 
 /// Reads `ca.crt` + `ca.key`, or creates both when neither exists. Returns the CA PEM, its
 /// key and whether it was created now.
-fn load_or_create_ca(
+pub(crate) fn load_or_create_ca(
     paths: &Paths,
     name: &str,
     cn: &str,
@@ -420,7 +420,7 @@ fn load_or_create_ca(
 }
 
 /// Reuses `<name>.crt` + `<name>.key` when they still fit `spec`, otherwise issues new ones.
-fn ensure_leaf(
+pub(crate) fn ensure_leaf(
     paths: &Paths,
     name: &str,
     spec: &LeafSpec,

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod check_config;
 pub mod config_file;
 pub mod datastore;
+pub mod etcd;
 pub mod image;
 pub mod killall;
 pub mod kubectl;
@@ -38,6 +39,10 @@ pub enum Command {
     Kubectl(kubectl::KubectlArgs),
     /// Maintain the datastore (consistency check).
     Datastore(datastore::DatastoreArgs),
+    /// Save, list and delete snapshots of the embedded etcd (k3s's etcd-snapshot).
+    EtcdSnapshot(etcd::EtcdSnapshotArgs),
+    /// Manage the embedded etcd's members.
+    Etcd(etcd::EtcdArgs),
     /// Import, list and remove the node's container images.
     Image(image::ImageArgs),
     /// Stop k1s's containers and remove its mounts, pod network and nftables rules

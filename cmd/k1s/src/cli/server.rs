@@ -340,6 +340,10 @@ pub struct ServerArgs {
         help_heading = "Components"
     )]
     pub kube_apiserver_arg: Vec<String>,
+
+    /// The embedded etcd: --cluster-init, --server, --cluster-reset and their ports.
+    #[command(flatten)]
+    pub embedded_etcd: crate::cli::etcd::EmbeddedEtcdArgs,
 }
 
 impl ServerArgs {

@@ -51,6 +51,22 @@ fn cluster_only_kubeconfig(server: &str, cluster: &str, user: &str) -> String {
     )
 }
 
+/// A client of `server` that trusts `ca_pem` and authenticates with a bearer `token` (a
+/// bootstrap token `<id>.<secret>`).
+pub async fn token_client(server: &str, ca_pem: &str, token: &str) -> anyhow::Result<kube::Client> {
+    use base64::Engine as _;
+    let ca = format!(
+        "    certificate-authority-data: {}",
+        base64::engine::general_purpose::STANDARD.encode(ca_pem)
+    );
+    client_from_kubeconfig(&cluster_only_kubeconfig(
+        server,
+        &ca,
+        &format!("    token: {token}"),
+    ))
+    .await
+}
+
 /// Reads the server's CA from its public `cluster-info` without trusting its certificate,
 /// and checks it against the token's hash (k3s's and kubeadm's CA pinning). Without a hash
 /// (a bare secret) the CA is taken on trust, with a warning.

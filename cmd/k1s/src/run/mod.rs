@@ -6,6 +6,8 @@ pub mod check_config;
 pub mod datastore;
 mod dns;
 mod election;
+mod etcd;
+pub mod etcd_snapshot;
 pub mod image;
 mod ingress;
 mod join;

@@ -135,7 +135,7 @@ fn parse_mode(s: &str) -> anyhow::Result<u32> {
         })
 }
 
-async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
+async fn serve(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
     let data_dir = args
         .process
         .data_dir
@@ -174,6 +174,32 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if let Some(ip) = args.node.node_ip {
         addresses.push(ip);
     }
+    // The embedded etcd: --cluster-init, a joining --server, or a member made before.
+    let etcd_args = args.embedded_etcd.clone();
+    let embedded_etcd =
+        etcd_args.cluster_init || etcd_args.server.is_some() || super::etcd::has_member(&data_dir);
+    if embedded_etcd && !args.datastore_endpoint.is_empty() {
+        bail!(
+            "--datastore-endpoint and the embedded etcd (--cluster-init, --server) do not go together"
+        );
+    }
+    if etcd_args.cluster_reset && !embedded_etcd {
+        bail!("--cluster-reset resets the embedded etcd: this data dir has none (--cluster-init)");
+    }
+    // A first start that joins: the cluster's CAs and keys come from the server named.
+    let mut join_endpoints = None;
+    if let Some(server) = &etcd_args.server
+        && !super::etcd::has_member(&data_dir)
+        && !etcd_args.cluster_reset
+    {
+        let token = args.token.as_deref().context(
+            "--server needs --token: the K10… token in the first server's <data-dir>/server/token",
+        )?;
+        let fetched = super::etcd::fetch_bootstrap(server, token).await?;
+        super::etcd::write_bootstrap(&data_dir, &fetched.files)?;
+        tracing::info!(%server, "fetched the cluster's CAs and keys");
+        join_endpoints = Some(fetched.etcd_endpoints);
+    }
     let mut pki_opts = PkiOptions::new(&data_dir, node_name.clone());
     pki_opts.cluster_domain = args.node.cluster_domain.clone();
     pki_opts.service_ip = service_ip;
@@ -189,6 +215,44 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
         Some(node::start_runtime(&args.node, &data_dir).await?)
     };
 
+    // A bad schedule is refused before anything starts.
+    let snapshot_schedule = if embedded_etcd && !etcd_args.etcd_disable_snapshots {
+        Some(
+            k1s_controllers::cronjob::schedule::Schedule::parse(
+                &etcd_args.etcd_snapshot_schedule_cron,
+            )
+            .map_err(|e| anyhow::anyhow!("invalid --etcd-snapshot-schedule-cron: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let etcd = if embedded_etcd {
+        let plan = super::etcd::Plan {
+            args: &etcd_args,
+            data_dir: &data_dir,
+            node_name: &node_name,
+            node_ip: args.node.node_ip.unwrap_or(advertise),
+            join_endpoints,
+        };
+        match super::etcd::start(plan).await? {
+            super::etcd::Started::Reset(message) => {
+                tracing::info!("{message}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            super::etcd::Started::Running(running) => {
+                let (etcd, tls) = *running;
+                args.datastore_endpoint = etcd.local_client_url.clone();
+                args.datastore_tls = DatastoreTls {
+                    datastore_cafile: Some(tls.server_ca.clone()),
+                    datastore_certfile: Some(tls.client_cert.clone()),
+                    datastore_keyfile: Some(tls.client_key.clone()),
+                };
+                Some((etcd, tls))
+            }
+        }
+    } else {
+        None
+    };
     let backend = open_backend(&args.datastore_endpoint, &args.datastore_tls, &data_dir)?;
     let backend = crate::run::secrets_encrypt::wrap(
         backend,
@@ -276,6 +340,33 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     .await
     {
         tracing::error!(error = %e, "cannot publish what agents need to join");
+    }
+    let scheduled_snapshots = snapshot_schedule
+        .filter(|_| etcd.is_some())
+        .map(|schedule| {
+            tokio::spawn(super::etcd_snapshot::run_schedule(
+                schedule,
+                data_dir.clone(),
+                super::etcd::snapshot_dir(&data_dir, etcd_args.etcd_snapshot_dir.as_deref()),
+                etcd_args.etcd_snapshot_name.clone(),
+                etcd_args.etcd_snapshot_retention,
+            ))
+        });
+    // Joining servers fetch the cluster's CAs and keys, and find etcd, through this.
+    if let Some((etcd, tls)) = &etcd {
+        let endpoints = super::etcd::member_client_urls(&etcd.local_client_url, tls)
+            .await
+            .unwrap_or_else(|_| vec![etcd.client_url.clone()]);
+        if let Err(e) = super::etcd::publish_bootstrap(
+            controller_manager_client(&api),
+            &data_dir,
+            pki.token_secret(),
+            &endpoints,
+        )
+        .await
+        {
+            tracing::error!(error = %e, "cannot publish what joining servers need");
+        }
     }
     // Upstream's tokens controller for legacy service account token Secrets.
     k1s_apiserver::auth::legacy_tokens::start(api.clone());
@@ -704,6 +795,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
     apiservice_controller.abort();
     drop(api);
     drop(backend);
+    if let Some(task) = scheduled_snapshots {
+        task.abort();
+    }
+    if let Some((etcd, _)) = etcd {
+        etcd.stop().await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
