@@ -503,7 +503,6 @@ async fn serve(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
             csr_signer: k1s_pki::CaSigner::load(&data_dir).ok().map(Arc::new),
             pods: pod_informer.clone(),
             scheduling_backlog: backlog.clone(),
-            ..Default::default()
         };
         let stopping = async move {
             let _ = controllers_stopping.await;
