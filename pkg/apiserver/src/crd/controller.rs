@@ -97,15 +97,30 @@ impl CrdController {
             .await?
             .items;
         let mut pending = false;
+        // One definition that cannot be handled (its custom objects cannot be read or
+        // deleted, e.g. their conversion webhook is gone) must not hold up the others.
         for crd in &crds {
+            let name = meta::name(crd);
             let desired = desired_status(crd, &crds);
-            if desired != crd.get("status").cloned().unwrap_or(Value::Null) {
-                self.write_status(&res, crd, &crds).await?;
+            if desired != crd.get("status").cloned().unwrap_or(Value::Null)
+                && let Err(e) = self.write_status(&res, crd, &crds).await
+            {
+                tracing::warn!(crd = name, error = %e.message, "cannot update the CRD's status; retrying");
+                pending = true;
             }
             if meta::is_deleting(crd)
                 && meta::finalizers(crd).iter().any(|f| f == CLEANUP_FINALIZER)
             {
-                pending |= !self.clean_up(&res, crd).await?;
+                match self.clean_up(&res, crd).await {
+                    Ok(done) => pending |= !done,
+                    Err(e) => {
+                        tracing::warn!(crd = name, error = %e.message, "cannot delete the CRD's custom objects; retrying");
+                        let message = format!("could not issue all deletes: {}", e.message);
+                        self.set_terminating(&res, name, "InstanceDeletionFailed", &message)
+                            .await;
+                        pending = true;
+                    }
+                }
             }
         }
         // Serve what the (possibly just updated) definitions describe.
@@ -226,36 +241,42 @@ impl CrdController {
             })
             .await;
         if !done {
-            let _ = self
-                .server
-                .generic
-                .update(
-                    res,
-                    None,
-                    &name,
-                    Some(Subresource::Status),
-                    &ctx(),
-                    |current, _| {
-                        let mut next = current
-                            .cloned()
-                            .ok_or_else(|| Status::not_found(&res.info.group_resource(), &name))?;
-                        set_condition(
-                            &mut next,
-                            "Terminating",
-                            "True",
-                            "InstanceDeletionInProgress",
-                            "CustomResource deletion is in progress",
-                        );
-                        Ok(next)
-                    },
-                )
-                .await;
+            self.set_terminating(
+                res,
+                &name,
+                "InstanceDeletionInProgress",
+                "CustomResource deletion is in progress",
+            )
+            .await;
         }
         match result {
             Ok(_) => Ok(done),
             Err(s) if s.code == 404 => Ok(true),
             Err(s) => Err(s),
         }
+    }
+
+    /// Records why a terminating definition is still there (best effort: the next pass
+    /// writes it again).
+    async fn set_terminating(&self, res: &Arc<Resource>, name: &str, reason: &str, message: &str) {
+        let _ = self
+            .server
+            .generic
+            .update(
+                res,
+                None,
+                name,
+                Some(Subresource::Status),
+                &ctx(),
+                |current, _| {
+                    let mut next = current
+                        .cloned()
+                        .ok_or_else(|| Status::not_found(&res.info.group_resource(), name))?;
+                    set_condition(&mut next, "Terminating", "True", reason, message);
+                    Ok(next)
+                },
+            )
+            .await;
     }
 
     /// Hands the registry the custom resources of every servable definition.
@@ -596,5 +617,86 @@ mod serving_tests {
             w.list(&Default::default()).await.is_err(),
             "no longer served"
         );
+    }
+
+    /// A definition whose custom objects cannot be deleted (their conversion webhook is
+    /// unreachable) stays Terminating with the reason, and other definitions are still
+    /// established meanwhile.
+    #[tokio::test]
+    async fn a_stuck_deletion_does_not_hold_up_other_definitions() {
+        let api = TestApiServer::new().await;
+        let client = api.client();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let mut def = serde_json::to_value(crd()).unwrap();
+        let v1 = def["spec"]["versions"][0].clone();
+        let mut v2 = v1.clone();
+        v2["name"] = json!("v2");
+        v2["storage"] = json!(false);
+        def["spec"]["versions"] = json!([v1, v2]);
+        def["spec"]["conversion"] = json!({"strategy": "Webhook", "webhook": {
+            "conversionReviewVersions": ["v1"],
+            "clientConfig": {"url": "https://127.0.0.1:1/convert"}}});
+        let def: CustomResourceDefinition = serde_json::from_value(def).unwrap();
+        crds.create(&PostParams::default(), &def).await.unwrap();
+        let w = widgets(client.clone());
+        let pp = PostParams::default();
+        let a = widget("a", json!({}));
+        eventually(|| w.create(&pp, &a)).await;
+        // v2 becomes the storage version: the object stored as v1 now needs the webhook.
+        let mut current =
+            serde_json::to_value(crds.get("widgets.example.com").await.unwrap()).unwrap();
+        current["spec"]["versions"][0]["storage"] = json!(false);
+        current["spec"]["versions"][1]["storage"] = json!(true);
+        let current: CustomResourceDefinition = serde_json::from_value(current).unwrap();
+        crds.replace("widgets.example.com", &pp, &current)
+            .await
+            .unwrap();
+        crds.delete("widgets.example.com", &DeleteParams::default())
+            .await
+            .unwrap();
+        eventually(|| async {
+            let c = crds
+                .get("widgets.example.com")
+                .await
+                .map_err(|e| e.to_string())?;
+            let conditions = c.status.and_then(|s| s.conditions).unwrap_or_default();
+            conditions
+                .iter()
+                .find(|c| {
+                    c.type_ == "Terminating"
+                        && c.reason.as_deref() == Some("InstanceDeletionFailed")
+                })
+                .map(|c| {
+                    assert!(
+                        c.message
+                            .as_deref()
+                            .unwrap_or_default()
+                            .contains("could not issue all deletes"),
+                        "{:?}",
+                        c.message
+                    )
+                })
+                .ok_or_else(|| format!("no InstanceDeletionFailed yet: {conditions:?}"))
+        })
+        .await;
+
+        let mut other = serde_json::to_value(crd()).unwrap();
+        other["metadata"]["name"] = json!("gadgets.example.com");
+        other["spec"]["names"] = json!({"plural": "gadgets", "kind": "Gadget"});
+        let other: CustomResourceDefinition = serde_json::from_value(other).unwrap();
+        crds.create(&pp, &other).await.unwrap();
+        eventually(|| async {
+            let c = crds
+                .get("gadgets.example.com")
+                .await
+                .map_err(|e| e.to_string())?;
+            let conditions = c.status.and_then(|s| s.conditions).unwrap_or_default();
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+                .ok_or_else(|| "not established".to_string())
+        })
+        .await;
     }
 }
