@@ -37,6 +37,8 @@ impl TestApiServer {
         server.generic.set_service_account_admission(false);
         // Nor storage protection: its finalizers need controllers a test may not run.
         server.generic.set_storage_protection_admission(false);
+        // Nor the not-ready taint on new Nodes: no node lifecycle controller takes it off.
+        server.generic.set_node_taint_admission(false);
         let issuer = ApiServer::default_service_account_issuer("cluster.local");
         let rng = ring::rand::SystemRandom::new();
         let key = ring::signature::EcdsaKeyPair::generate_pkcs8(

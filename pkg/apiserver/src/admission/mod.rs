@@ -1,11 +1,13 @@
 //! Admission plugins beyond what a kind's strategy does: the webhook plugins
-//! (MutatingAdmissionWebhook, ValidatingAdmissionWebhook), NodeRestriction and PodSecurity. The generic
+//! (MutatingAdmissionWebhook, ValidatingAdmissionWebhook), NodeRestriction, TaintNodesByCondition
+//! and PodSecurity. The generic
 //! registry calls them at upstream's points: mutating webhooks after the built-in
 //! mutating plugins, then validation, then PodSecurity and the validating webhooks, then
 //! ResourceQuota; ValidatingAdmissionPolicies (CEL) in `policy`.
 
 pub mod limitranger;
 pub mod noderestriction;
+pub mod nodetaint;
 pub mod podsecurity;
 pub mod policy;
 pub mod runtimeclass;

@@ -190,6 +190,7 @@ pub struct GenericStore {
     reservations: Arc<std::sync::OnceLock<Arc<Reservations>>>,
     service_account_admission: Arc<AtomicBool>,
     storage_protection_admission: Arc<AtomicBool>,
+    node_taint_admission: Arc<AtomicBool>,
     admission: Arc<crate::admission::Admission>,
 }
 
@@ -208,6 +209,7 @@ impl GenericStore {
             reservations: Arc::default(),
             service_account_admission: Arc::new(AtomicBool::new(true)),
             storage_protection_admission: Arc::new(AtomicBool::new(true)),
+            node_taint_admission: Arc::new(AtomicBool::new(true)),
             admission: Arc::new(crate::admission::Admission::default()),
         }
     }
@@ -1023,6 +1025,13 @@ impl GenericStore {
         }
     }
 
+    /// Switches the TaintNodesByCondition admission plugin on or off (in-memory test
+    /// servers run without it, since the node lifecycle controller that takes the
+    /// not-ready taint off again may not run there).
+    pub fn set_node_taint_admission(&self, on: bool) {
+        self.node_taint_admission.store(on, Ordering::Relaxed);
+    }
+
     /// Switches the ServiceAccount admission plugin on or off (upstream's
     /// `--disable-admission-plugins=ServiceAccount`; in-memory test servers run without it).
     pub fn set_service_account_admission(&self, on: bool) {
@@ -1138,6 +1147,14 @@ impl GenericStore {
             old_object: None,
             user: &ctx.user,
         })?;
+        // TaintNodesByCondition comes after NodeRestriction in upstream's order, so a
+        // kubelet need not send the taint itself.
+        if info.group.is_empty()
+            && info.plural == "nodes"
+            && self.node_taint_admission.load(Ordering::Relaxed)
+        {
+            crate::admission::nodetaint::admit(&mut obj);
+        }
         self.admit_mutating_webhooks(res, &storage, &attrs, &mut obj, &mut warnings)
             .await?;
         let mut errs = self.validate_meta(res, &obj);
