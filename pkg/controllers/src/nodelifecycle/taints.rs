@@ -178,6 +178,39 @@ mod tests {
     }
 
     #[test]
+    fn the_taint_new_nodes_are_created_with_goes_once_they_are_ready() {
+        // The apiserver's TaintNodesByCondition admission adds it without `timeAdded`:
+        // a node registered NotReady (the kubelet before its network is up) keeps it,
+        // one that is Ready (the kubelet later, a simulated node at once) loses it.
+        let registered = |ready: &str| {
+            node(json!({
+                "metadata": {"name": "n"},
+                "spec": {"taints": [{"key": NOT_READY, "effect": "NoSchedule"}]},
+                "status": {"conditions": [{"type": "Ready", "status": ready}]}
+            }))
+        };
+        let not_ready = registered("False");
+        let kept = reconcile(&not_ready, &desired(&not_ready, true), Timestamp::now())
+            .expect("NoExecute added");
+        let keys: Vec<_> = kept
+            .iter()
+            .map(|t| (t.key.as_str(), t.effect.as_str(), t.time_added.is_some()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (NOT_READY, "NoSchedule", false),
+                (NOT_READY, "NoExecute", true)
+            ]
+        );
+        let ready = registered("True");
+        assert_eq!(
+            reconcile(&ready, &desired(&ready, true), Timestamp::now()),
+            Some(vec![])
+        );
+    }
+
+    #[test]
     fn tolerations_match_like_upstream() {
         let taint = Taint {
             key: UNREACHABLE.into(),
