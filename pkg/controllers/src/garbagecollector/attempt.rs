@@ -36,6 +36,13 @@ pub enum GcError {
         #[source]
         source: kube::Error,
     },
+    /// Live pods name the owner that the graph does not know yet: the shared pod
+    /// informer lags behind, and deciding from the graph now would miss them.
+    #[error("the graph has not seen every pod of {what} yet")]
+    GraphBehind {
+        /// `kind namespace/name` of the owner.
+        what: String,
+    },
 }
 
 fn is_code(e: &kube::Error, code: u16) -> bool {
@@ -314,6 +321,7 @@ async fn process_deleting_dependents(
         .filter(|(_, d)| d.owners.iter().any(|o| o.uid == uid && o.block))
         .collect();
     if blocking.is_empty() {
+        ensure_graph_has_pods(gc, uid, latest.metadata.namespace.as_deref(), what).await?;
         return remove_finalizer(api, latest, FINALIZER_FOREGROUND, what).await;
     }
     for (dep, node) in blocking {
@@ -403,5 +411,54 @@ async fn orphan_dependents(gc: &Collector, uid: &str) -> Result<(), GcError> {
         let keep: Vec<Value> = refs.into_iter().filter(|r| ref_uid(r) != uid).collect();
         write_owner_refs(&api, &latest, keep, &what).await?;
     }
+    ensure_graph_has_pods(gc, uid, owner.namespace.as_deref(), &owner_what).await?;
     remove_finalizer(&owner_api, &owner_live, FINALIZER_ORPHAN, &owner_what).await
+}
+
+/// Before an owner's foreground or orphan finalizer goes on the graph's word that no
+/// dependent is left: pods reach the graph through the shared pod informer, which can lag
+/// behind under load, so the owner's namespace's pods are listed once; a live pod naming
+/// the owner that the graph lacks means "not yet" (the work is retried).
+async fn ensure_graph_has_pods(
+    gc: &Collector,
+    uid: &str,
+    namespace: Option<&str>,
+    what: &str,
+) -> Result<(), GcError> {
+    let Some(ns) = namespace else {
+        return Ok(());
+    };
+    let pods = Api::<DynamicObject>::namespaced_with(
+        gc.client.clone(),
+        ns,
+        &kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&()),
+    );
+    let listed = pods
+        .list_metadata(&kube::api::ListParams::default())
+        .await
+        .map_err(|source| GcError::Get {
+            what: format!("the pods of namespace {ns}"),
+            source,
+        })?;
+    let known: std::collections::HashSet<String> = gc
+        .graph
+        .lock()
+        .dependents(uid)
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect();
+    let missed = listed.items.iter().any(|p| {
+        p.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|r| r.uid == uid)
+            && p.metadata.uid.as_ref().is_some_and(|u| !known.contains(u))
+    });
+    if missed {
+        return Err(GcError::GraphBehind {
+            what: what.to_string(),
+        });
+    }
+    Ok(())
 }
