@@ -303,70 +303,65 @@ fn non_empty(v: Option<&Value>) -> bool {
     v.and_then(Value::as_str).is_some_and(|s| !s.is_empty())
 }
 
+/// Whether a container's `envFrom` (at `from_ref`) or `env` (at `key_ref`) names an object.
+fn env_references(spec: &Value, from_ref: &str, key_ref: &str) -> bool {
+    let named = |items: Option<&Value>, at: &str| {
+        items
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|i| non_empty(i.pointer(at)))
+    };
+    all_containers(spec).any(|c| named(c.get("envFrom"), from_ref) || named(c.get("env"), key_ref))
+}
+
+/// Whether any of the pod's volumes satisfies `pred`.
+fn any_volume(spec: &Value, pred: impl Fn(&Value) -> bool) -> bool {
+    spec.get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(pred)
+}
+
 /// Whether the pod names a Secret anywhere upstream's `VisitPodSecretNames` looks.
 fn references_secrets(spec: &Value) -> bool {
     let pull = spec
         .get("imagePullSecrets")
         .and_then(Value::as_array)
         .is_some_and(|l| l.iter().any(|s| non_empty(s.get("name"))));
-    let env = all_containers(spec).any(|c| {
-        let from = c.get("envFrom").and_then(Value::as_array);
-        let vars = c.get("env").and_then(Value::as_array);
-        from.into_iter()
-            .flatten()
-            .any(|f| non_empty(f.pointer("/secretRef/name")))
-            || vars
-                .into_iter()
-                .flatten()
-                .any(|e| non_empty(e.pointer("/valueFrom/secretKeyRef/name")))
+    let env = env_references(spec, "/secretRef/name", "/valueFrom/secretKeyRef/name");
+    let volumes = any_volume(spec, |v| {
+        non_empty(v.pointer("/secret/secretName"))
+            || non_empty(v.pointer("/azureFile/secretName"))
+            || [
+                "/cephfs/secretRef/name",
+                "/cinder/secretRef/name",
+                "/flexVolume/secretRef/name",
+                "/iscsi/secretRef/name",
+                "/rbd/secretRef/name",
+                "/scaleIO/secretRef/name",
+                "/storageos/secretRef/name",
+                "/csi/nodePublishSecretRef/name",
+            ]
+            .iter()
+            .any(|p| non_empty(v.pointer(p)))
+            || projected_sources(v).any(|s| non_empty(s.pointer("/secret/name")))
     });
-    let volumes = spec
-        .get("volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|v| {
-            non_empty(v.pointer("/secret/secretName"))
-                || non_empty(v.pointer("/azureFile/secretName"))
-                || [
-                    "/cephfs/secretRef/name",
-                    "/cinder/secretRef/name",
-                    "/flexVolume/secretRef/name",
-                    "/iscsi/secretRef/name",
-                    "/rbd/secretRef/name",
-                    "/scaleIO/secretRef/name",
-                    "/storageos/secretRef/name",
-                    "/csi/nodePublishSecretRef/name",
-                ]
-                .iter()
-                .any(|p| non_empty(v.pointer(p)))
-                || projected_sources(v).any(|s| non_empty(s.pointer("/secret/name")))
-        });
     pull || env || volumes
 }
 
 /// Whether the pod names a ConfigMap anywhere upstream's `VisitPodConfigmapNames` looks.
 fn references_config_maps(spec: &Value) -> bool {
-    let env = all_containers(spec).any(|c| {
-        let from = c.get("envFrom").and_then(Value::as_array);
-        let vars = c.get("env").and_then(Value::as_array);
-        from.into_iter()
-            .flatten()
-            .any(|f| non_empty(f.pointer("/configMapRef/name")))
-            || vars
-                .into_iter()
-                .flatten()
-                .any(|e| non_empty(e.pointer("/valueFrom/configMapKeyRef/name")))
+    let env = env_references(
+        spec,
+        "/configMapRef/name",
+        "/valueFrom/configMapKeyRef/name",
+    );
+    let volumes = any_volume(spec, |v| {
+        non_empty(v.pointer("/configMap/name"))
+            || projected_sources(v).any(|s| non_empty(s.pointer("/configMap/name")))
     });
-    let volumes = spec
-        .get("volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|v| {
-            non_empty(v.pointer("/configMap/name"))
-                || projected_sources(v).any(|s| non_empty(s.pointer("/configMap/name")))
-        });
     env || volumes
 }
 

@@ -181,23 +181,55 @@ fn ca_of(server: &ApiServer, ns: &str) -> Option<String> {
 }
 
 /// One pass over the token Secrets.
-async fn sync_once(server: &ApiServer) {
-    let snapshot = server.registry.snapshot();
-    let Some(res) = snapshot.get("", "v1", "secrets").cloned() else {
-        return;
-    };
+/// Every Secret of the legacy token type, from the watch cache.
+fn token_secrets(server: &ApiServer, res: &crate::registry::Resource) -> Vec<Value> {
     let (items, _, _) =
         server
             .generic
             .store()
             .cache()
             .list(&res.info.collection_prefix(None), None, 0);
-    let secrets: Vec<Value> = items
+    items
         .iter()
-        .filter_map(|kv| server.generic.decode_stored(&res, kv).ok())
+        .filter_map(|kv| server.generic.decode_stored(res, kv).ok())
         .filter(|s| s.get("type").and_then(Value::as_str) == Some(SECRET_TYPE))
-        .collect();
-    for secret in secrets {
+        .collect()
+}
+
+/// Sets one label on a Secret (the tracking and invalidation labels).
+async fn set_label(
+    server: &ApiServer,
+    res: &crate::registry::Resource,
+    ns: &str,
+    name: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), Status> {
+    server
+        .generic
+        .update(res, Some(ns), name, None, &loopback(), |cur, _| {
+            let mut obj = cur
+                .cloned()
+                .ok_or_else(|| Status::not_found(&GroupResource::new("", "secrets"), name))?;
+            if let Some(l) = crate::meta::metadata_mut(&mut obj)
+                .entry("labels")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+            {
+                l.insert(key.into(), json!(value));
+            }
+            Ok(obj)
+        })
+        .await
+        .map(drop)
+}
+
+async fn sync_once(server: &ApiServer) {
+    let snapshot = server.registry.snapshot();
+    let Some(res) = snapshot.get("", "v1", "secrets").cloned() else {
+        return;
+    };
+    for secret in token_secrets(server, &res) {
         let ns = str_at(&secret, "/metadata/namespace").to_string();
         let name = str_at(&secret, "/metadata/name").to_string();
         match action(server, &secret) {
@@ -271,23 +303,7 @@ async fn track_use(server: &ApiServer) {
     };
     let date = today();
     for (ns, name) in used {
-        let r = server
-            .generic
-            .update(&res, Some(&ns), &name, None, &loopback(), |cur, _| {
-                let mut obj = cur
-                    .cloned()
-                    .ok_or_else(|| Status::not_found(&GroupResource::new("", "secrets"), &name))?;
-                if let Some(l) = crate::meta::metadata_mut(&mut obj)
-                    .entry("labels")
-                    .or_insert_with(|| json!({}))
-                    .as_object_mut()
-                {
-                    l.insert(LAST_USED_LABEL.into(), json!(date));
-                }
-                Ok(obj)
-            })
-            .await;
-        if let Err(s) = r {
+        if let Err(s) = set_label(server, &res, &ns, &name, LAST_USED_LABEL, &date).await {
             tracing::debug!(%ns, %name, error = %s.message, "cannot label a used token secret");
         }
     }
@@ -478,21 +494,10 @@ pub async fn clean_once(server: &ApiServer, period: std::time::Duration, now: ji
     let Some(res) = snapshot.get("", "v1", "secrets").cloned() else {
         return;
     };
-    let (items, _, _) =
-        server
-            .generic
-            .store()
-            .cache()
-            .list(&res.info.collection_prefix(None), None, 0);
     let mut mounted: std::collections::HashMap<String, std::collections::BTreeSet<String>> =
         std::collections::HashMap::new();
-    for kv in items {
-        let Ok(secret) = server.generic.decode_stored(&res, &kv) else {
-            continue;
-        };
-        if secret.get("type").and_then(Value::as_str) != Some(SECRET_TYPE)
-            || !str_at(&secret, "/metadata/deletionTimestamp").is_empty()
-        {
+    for secret in token_secrets(server, &res) {
+        if !str_at(&secret, "/metadata/deletionTimestamp").is_empty() {
             continue;
         }
         let created = str_at(&secret, "/metadata/creationTimestamp").parse::<jiff::Timestamp>();
@@ -528,23 +533,7 @@ pub async fn clean_once(server: &ApiServer, period: std::time::Duration, now: ji
         if invalid_since.parse::<jiff::civil::Date>().is_err() {
             let date = date_of(now);
             tracing::info!(%ns, %name, invalid_since = %date, "marking an unused legacy service account token invalid");
-            let r = server
-                .generic
-                .update(&res, Some(&ns), &name, None, &loopback(), |cur, _| {
-                    let mut obj = cur.cloned().ok_or_else(|| {
-                        Status::not_found(&GroupResource::new("", "secrets"), &name)
-                    })?;
-                    if let Some(l) = crate::meta::metadata_mut(&mut obj)
-                        .entry("labels")
-                        .or_insert_with(|| json!({}))
-                        .as_object_mut()
-                    {
-                        l.insert(INVALID_SINCE_LABEL.into(), json!(date));
-                    }
-                    Ok(obj)
-                })
-                .await;
-            if let Err(s) = r {
+            if let Err(s) = set_label(server, &res, &ns, &name, INVALID_SINCE_LABEL, &date).await {
                 tracing::debug!(%ns, %name, error = %s.message, "cannot mark a legacy token invalid");
             }
             continue;

@@ -462,3 +462,87 @@ async fn ensure_graph_has_pods(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use k1s_apiserver::test_util::TestApiServer;
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+    use kube::api::PostParams;
+    use kube::discovery::ApiResource;
+    use parking_lot::{Mutex, RwLock};
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::garbagecollector::GcConfig;
+    use crate::garbagecollector::graph::Graph;
+    use crate::garbagecollector::queue::WorkQueue;
+
+    /// A collector whose pod informer is never started: its graph sees no pod at all, as
+    /// when the shared informer lags far behind the API.
+    fn stalled_collector(client: kube::Client) -> Collector {
+        Collector {
+            client: client.clone(),
+            config: GcConfig::default(),
+            graph: Mutex::new(Graph::default()),
+            queue: Arc::new(WorkQueue::new()),
+            kinds: RwLock::new(HashMap::new()),
+            watches: Mutex::new(HashMap::new()),
+            synced_changed: Notify::new(),
+            sync_deadline: Mutex::new(tokio::time::Instant::now()),
+            pods: k1s_informer::Informer::all(client),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_owner_waits_while_a_live_pod_naming_it_is_missing_from_the_graph() {
+        let server = TestApiServer::new().await;
+        let client = server.client();
+        let pp = PostParams::default();
+        let owners: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let owner = owners
+            .create(
+                &pp,
+                &serde_json::from_value(json!({"metadata": {"name": "owner"}})).expect("cm"),
+            )
+            .await
+            .expect("create owner");
+        let owner_uid = owner.uid().expect("owner uid");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "dependent", "ownerReferences": [{
+                "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner_uid,
+            }]},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+        }))
+        .expect("pod");
+        let pod = pods.create(&pp, &pod).await.expect("create pod");
+
+        let gc = stalled_collector(client);
+        let verdict =
+            ensure_graph_has_pods(&gc, &owner_uid, Some("default"), "ConfigMap default/owner")
+                .await;
+        assert!(
+            matches!(verdict, Err(GcError::GraphBehind { .. })),
+            "a pod the graph lacks must hold the owner back: {verdict:?}"
+        );
+
+        // Once the graph has seen the pod, the owner may go.
+        let pod_kind = Arc::new(Kind {
+            api: ApiResource::erase::<Pod>(&()),
+            namespaced: true,
+        });
+        let (uid, node) = Node::from_meta(&pod_kind, &pod.metadata).expect("node");
+        gc.graph.lock().upsert(uid, node);
+        ensure_graph_has_pods(&gc, &owner_uid, Some("default"), "ConfigMap default/owner")
+            .await
+            .expect("every pod naming the owner is in the graph");
+
+        // Cluster-scoped owners have no pods to check.
+        ensure_graph_has_pods(&gc, "no-such-uid", None, "a cluster-scoped owner")
+            .await
+            .expect("cluster-scoped owner");
+    }
+}
