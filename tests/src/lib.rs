@@ -3,6 +3,8 @@
 
 use std::io::Write;
 
+pub mod lan;
+
 use base64::Engine as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -203,6 +205,35 @@ impl Run {
     }
 }
 
+/// Kills the etcd processes a failed test leaves on its data dirs (a SIGKILLed k1s cannot
+/// stop its etcd child); the passing path stops the servers cleanly.
+pub struct EtcdReaper(pub Vec<PathBuf>);
+
+impl Drop for EtcdReaper {
+    fn drop(&mut self) {
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for p in procs.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains("etcd ")
+                && self
+                    .0
+                    .iter()
+                    .any(|d| cmdline.contains(&*d.to_string_lossy()))
+            {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
 /// A running `k1s server --disable-agent`, killed on drop.
 pub struct K1s {
     child: Option<Child>,
@@ -255,7 +286,19 @@ impl K1s {
         Self::launch(dir, data, &[])
     }
 
+    /// Like [`K1s::start_with`], listening on `bind` (an address other hosts — network
+    /// namespaces of a multi-node test — reach it at).
+    pub fn start_on(bind: &str, extra_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let data = dir.path().join("data");
+        Self::launch_on(bind, dir, data, extra_args)
+    }
+
     fn launch(dir: tempfile::TempDir, data: PathBuf, extra_args: &[&str]) -> Self {
+        Self::launch_on("127.0.0.1", dir, data, extra_args)
+    }
+
+    fn launch_on(bind: &str, dir: tempfile::TempDir, data: PathBuf, extra_args: &[&str]) -> Self {
         let mut k = K1s {
             child: None,
             dir,
@@ -263,7 +306,7 @@ impl K1s {
             port: free_port(),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             agent: false,
-            bind: "127.0.0.1".into(),
+            bind: bind.to_string(),
         };
         k.spawn();
         k
@@ -413,7 +456,7 @@ impl K1s {
 
     /// The server's URL, as the kubeconfig names it.
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.bind, self.port)
     }
 
     /// The process id of the running server.

@@ -142,8 +142,7 @@ pub struct LocalEtcd {
 #[derive(Debug, Subcommand)]
 pub enum EtcdSnapshotCommand {
     /// Take a snapshot of the running server's embedded etcd into the snapshot dir, named
-    /// <name>-<node>-<unix time> (restore it with `k1s server --cluster-reset
-    /// --cluster-reset-restore-path=FILE`).
+    /// <name>-<node>-<unix time> (restore it with `k1s etcd-snapshot restore NAME`).
     Save(SaveArgs),
     /// List the snapshots: name, location, size and creation time.
     #[command(visible_alias = "list")]
@@ -151,6 +150,23 @@ pub enum EtcdSnapshotCommand {
     /// Delete snapshots by name.
     #[command(visible_alias = "rm")]
     Delete(DeleteArgs),
+    /// Restore a snapshot into this stopped server's data dir, as `k1s server --cluster-reset
+    /// --cluster-reset-restore-path=FILE` does (k3s's restore): the etcd data is replaced by
+    /// the snapshot's, as the sole member of a new cluster (the old data kept in
+    /// <data-dir>/server/db/etcd-old-<time>). Then start the server again; other servers
+    /// stop, remove their <data-dir>/server/db and join again. Refused while etcd runs on
+    /// the data dir. Needs `etcdctl` (package etcd-client).
+    Restore(RestoreArgs),
+}
+
+/// Flags of `k1s etcd-snapshot restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The snapshot: a name as `k1s etcd-snapshot ls` shows it, or a file's path.
+    pub snapshot: String,
+    /// Data dir and snapshot dir.
+    #[command(flatten)]
+    pub local: LocalEtcd,
 }
 
 /// Flags of `k1s etcd-snapshot save`.

@@ -1,11 +1,16 @@
 //! `k1s agent`: join a server (run/bootstrap.rs), then run this node's parts against it over
 //! HTTPS: the kubelet on the embedded containerd, the bridge pod network with the vxlan
 //! overlay, and the Service proxy — what `k1s server` runs in-process for its own node.
+//! Every client goes through the API server load balancer ([`k1s_apiserver_lb`]), so the
+//! node carries on through another server when the one it uses goes away.
 
-use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use futures::StreamExt;
+use k1s_apiserver_lb::ApiServerLoadBalancer;
+use k8s_openapi::api::core::v1::Endpoints;
 
 use crate::cli::agent::AgentArgs;
 use crate::run::node::{self, NodeSettings};
@@ -45,6 +50,52 @@ fn address_towards(host: &str, port: u16) -> Option<IpAddr> {
     socket.connect(target).ok()?;
     let ip = socket.local_addr().ok()?.ip();
     (!ip.is_unspecified()).then_some(ip)
+}
+
+/// The servers the `kubernetes` Endpoints lists: every address at every port, `HOST:PORT`.
+fn servers_from_endpoints(endpoints: &Endpoints) -> Vec<String> {
+    let mut out = Vec::new();
+    for subset in endpoints.subsets.iter().flatten() {
+        for address in subset.addresses.iter().flatten() {
+            let Ok(ip) = address.ip.parse::<IpAddr>() else {
+                continue;
+            };
+            for port in subset.ports.iter().flatten() {
+                let Ok(port) = u16::try_from(port.port) else {
+                    continue;
+                };
+                out.push(SocketAddr::new(ip, port).to_string());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Keeps `lb`'s server list to the `kubernetes` Endpoints in `default` (every live API
+/// server), read through `client` (which itself goes through `lb`), until `done`.
+async fn follow_endpoints(
+    lb: ApiServerLoadBalancer,
+    client: kube::Client,
+    done: impl Future<Output = ()>,
+) {
+    use kube::runtime::{WatchStreamExt, watcher};
+    let api: kube::Api<Endpoints> = kube::Api::namespaced(client, "default");
+    let config = watcher::Config::default().fields("metadata.name=kubernetes");
+    let stream = watcher(api, config).default_backoff().applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    let mut done = std::pin::pin!(done);
+    loop {
+        tokio::select! {
+            _ = &mut done => return,
+            event = stream.next() => match event {
+                Some(Ok(endpoints)) => lb.update(servers_from_endpoints(&endpoints)),
+                Some(Err(e)) => tracing::debug!(error = %e, "watching the kubernetes Endpoints"),
+                None => return,
+            },
+        }
+    }
 }
 
 fn token(args: &AgentArgs) -> anyhow::Result<String> {
@@ -87,8 +138,23 @@ async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let settings = NodeSettings::from_flags(&args.node)?;
 
     let agent_dir = data_dir.join("agent");
-    let creds =
-        super::bootstrap::obtain(&args.server, &token, &agent_dir, &node_name, node_ip).await?;
+    // k3s's agent load balancer: every client, the join included, connects to it.
+    let lb = ApiServerLoadBalancer::start(
+        SocketAddr::new(Ipv4Addr::LOCALHOST.into(), args.lb_server_port),
+        &args.server,
+        Some(agent_dir.join("etc").join("k1s-agent-load-balancer.json")),
+    )
+    .await
+    .context("cannot start the API server load balancer (--lb-server-port)")?;
+    let creds = super::bootstrap::obtain(&lb.local_url(), &token, &agent_dir, &node_name, node_ip)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot join through the load balancer {} (to {} and the servers it knows)",
+                lb.local_url(),
+                args.server
+            )
+        })?;
     tracing::info!(server = %args.server, node = %node_name, "joined the cluster");
 
     let started = node::start_runtime(&args.node, &data_dir).await?;
@@ -114,13 +180,19 @@ async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let mut tasks = vec![kubelet.spawn(
+    // The Service proxy's identity may list the `kubernetes` Endpoints (system:node-proxier).
+    let mut tasks = vec![tokio::spawn(follow_endpoints(
+        lb.clone(),
+        creds.proxy.clone(),
+        wait(),
+    ))];
+    tasks.push(kubelet.spawn(
         creds.node.clone(),
         started.runtime,
         &settings,
         &data_dir,
         wait(),
-    )];
+    ));
     if settings.overlay {
         tasks.push(node::spawn_overlay(
             creds.node.clone(),
@@ -153,4 +225,49 @@ async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
         s.stop().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset};
+
+    #[test]
+    fn endpoints_give_every_address_at_every_port() {
+        let subset = |ips: &[&str], port: i32| EndpointSubset {
+            addresses: Some(
+                ips.iter()
+                    .map(|ip| EndpointAddress {
+                        ip: ip.to_string(),
+                        ..EndpointAddress::default()
+                    })
+                    .collect(),
+            ),
+            ports: Some(vec![EndpointPort {
+                name: Some("https".into()),
+                port,
+                protocol: Some("TCP".into()),
+                ..EndpointPort::default()
+            }]),
+            ..EndpointSubset::default()
+        };
+        let endpoints = Endpoints {
+            subsets: Some(vec![
+                subset(&["10.0.0.2", "10.0.0.1"], 6443),
+                subset(&["127.0.0.1", "not an ip"], 7443),
+                subset(&["fd00::1"], 6443),
+            ]),
+            ..Endpoints::default()
+        };
+        assert_eq!(
+            servers_from_endpoints(&endpoints),
+            vec![
+                "10.0.0.1:6443",
+                "10.0.0.2:6443",
+                "127.0.0.1:7443",
+                "[fd00::1]:6443"
+            ]
+        );
+        assert!(servers_from_endpoints(&Endpoints::default()).is_empty());
+    }
 }

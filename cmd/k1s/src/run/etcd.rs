@@ -28,7 +28,6 @@ use anyhow::{Context, bail};
 use k1s_pki::EtcdTlsFiles;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -296,13 +295,13 @@ impl Launch {
     }
 }
 
-/// An etcd left running by a k1s that was killed (SIGKILL gives it no chance to stop its
-/// child) holds the data dir's lock and the ports: it is stopped before a new one starts.
-fn kill_orphans(data_dir: &Path) {
+/// The etcd processes running on this data dir's member.
+pub(crate) fn running_members(data_dir: &Path) -> Vec<i32> {
     let flag = format!("--data-dir={}", etcd_dir(data_dir).display());
     let Ok(procs) = std::fs::read_dir("/proc") else {
-        return;
+        return Vec::new();
     };
+    let mut pids = Vec::new();
     for p in procs.flatten() {
         let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -311,15 +310,24 @@ fn kill_orphans(data_dir: &Path) {
         let mut parts = cmdline.split(|b| *b == 0);
         let is_etcd = parts.next().map(|a| a.ends_with(b"etcd")).unwrap_or(false);
         if is_etcd && parts.any(|a| a == flag.as_bytes()) {
-            tracing::warn!(pid, "stopping an etcd left running on this data dir");
-            let pid = nix::unistd::Pid::from_raw(pid);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            for _ in 0..50 {
-                if nix::sys::signal::kill(pid, None).is_err() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// An etcd left running by a k1s that was killed (SIGKILL gives it no chance to stop its
+/// child) holds the data dir's lock and the ports: it is stopped before a new one starts.
+fn kill_orphans(data_dir: &Path) {
+    for pid in running_members(data_dir) {
+        tracing::warn!(pid, "stopping an etcd left running on this data dir");
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        for _ in 0..50 {
+            if nix::sys::signal::kill(pid, None).is_err() {
+                break;
             }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -535,36 +543,7 @@ async fn reset(
                 snapshot.display()
             );
         }
-        let etcdctl = find_on_path("etcdctl").context(
-            "restoring a snapshot needs etcdctl, which is not on the PATH: apt-get install etcd-client",
-        )?;
-        let dir = etcd_dir(data_dir);
-        if dir.exists() {
-            let old =
-                db_dir(data_dir).join(format!("etcd-old-{}", jiff::Timestamp::now().as_second()));
-            std::fs::rename(&dir, &old)
-                .with_context(|| format!("cannot move {} aside", dir.display()))?;
-            tracing::info!(old = %old.display(), "moved the etcd data aside");
-        }
-        let out = tokio::process::Command::new(&etcdctl)
-            .env("ETCDCTL_API", "3")
-            .arg("snapshot")
-            .arg("restore")
-            .arg(snapshot)
-            .arg(format!("--name={}", member.name))
-            .arg(format!("--data-dir={}", dir.display()))
-            .arg(format!("--initial-cluster={own}"))
-            .arg(format!("--initial-advertise-peer-urls={}", member.peer_url))
-            .output()
-            .await
-            .with_context(|| format!("cannot run {}", etcdctl.display()))?;
-        if !out.status.success() {
-            bail!(
-                "etcdctl snapshot restore {} failed: {}",
-                snapshot.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        restore_snapshot(data_dir, member, snapshot).await?;
         return Ok(Started::Reset(format!(
             "restored the etcd snapshot {} as the sole member {}; start k1s again without --cluster-reset, and join the other servers again with empty data dirs",
             snapshot.display(),
@@ -586,6 +565,52 @@ async fn reset(
         "the etcd cluster membership was reset: {} is its sole member; start k1s again without --cluster-reset, and join the other servers again with empty data dirs",
         member.name
     )))
+}
+
+/// Replaces the member's data by `snapshot` (`etcdctl snapshot restore`), as the sole member
+/// of a new cluster under its own name and peer URL; the old data is moved to
+/// `<data-dir>/server/db/etcd-old-<unix time>`, which is returned (`None` when there was
+/// none). etcd must not be running on the data dir.
+pub(crate) async fn restore_snapshot(
+    data_dir: &Path,
+    member: &MemberConfig,
+    snapshot: &Path,
+) -> anyhow::Result<Option<PathBuf>> {
+    let etcdctl = find_on_path("etcdctl").context(
+        "restoring a snapshot needs etcdctl, which is not on the PATH: apt-get install etcd-client",
+    )?;
+    let dir = etcd_dir(data_dir);
+    let mut moved = None;
+    if dir.exists() {
+        let old = db_dir(data_dir).join(format!("etcd-old-{}", jiff::Timestamp::now().as_second()));
+        std::fs::rename(&dir, &old)
+            .with_context(|| format!("cannot move {} aside", dir.display()))?;
+        tracing::info!(old = %old.display(), "moved the etcd data aside");
+        moved = Some(old);
+    }
+    let out = tokio::process::Command::new(&etcdctl)
+        .env("ETCDCTL_API", "3")
+        .arg("snapshot")
+        .arg("restore")
+        .arg(snapshot)
+        .arg(format!("--name={}", member.name))
+        .arg(format!("--data-dir={}", dir.display()))
+        .arg(format!(
+            "--initial-cluster={}={}",
+            member.name, member.peer_url
+        ))
+        .arg(format!("--initial-advertise-peer-urls={}", member.peer_url))
+        .output()
+        .await
+        .with_context(|| format!("cannot run {}", etcdctl.display()))?;
+    if !out.status.success() {
+        bail!(
+            "etcdctl snapshot restore {} failed: {}",
+            snapshot.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(moved)
 }
 
 /// Files of the bootstrap data, keyed by their path under `<data-dir>/server/`.
@@ -689,48 +714,18 @@ pub(crate) async fn publish_bootstrap(
         .patch(name, &params, &Patch::Apply(&secret))
         .await
         .with_context(|| format!("cannot write {ns}/{name}"))?;
-    let reader = "k1s:server-bootstrap-reader";
-    let role = Role {
-        metadata: ObjectMeta {
-            name: Some(reader.into()),
-            namespace: Some(ns.into()),
-            ..ObjectMeta::default()
+    super::join::grant_get(
+        client,
+        "k1s-etcd",
+        ns,
+        "k1s:server-bootstrap-reader",
+        ("secrets", name),
+        super::join::Reader {
+            kind: "Group",
+            name: super::join::BOOTSTRAP_GROUP,
         },
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec![String::new()]),
-            resources: Some(vec!["secrets".into()]),
-            resource_names: Some(vec![name.into()]),
-            verbs: vec!["get".into()],
-            ..PolicyRule::default()
-        }]),
-    };
-    Api::<Role>::namespaced(client.clone(), ns)
-        .patch(reader, &params, &Patch::Apply(&role))
-        .await
-        .with_context(|| format!("cannot write the Role {ns}/{reader}"))?;
-    let binding = RoleBinding {
-        metadata: ObjectMeta {
-            name: Some(reader.into()),
-            namespace: Some(ns.into()),
-            ..ObjectMeta::default()
-        },
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name: reader.into(),
-        },
-        subjects: Some(vec![Subject {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "Group".into(),
-            name: super::join::BOOTSTRAP_GROUP.into(),
-            namespace: None,
-        }]),
-    };
-    Api::<RoleBinding>::namespaced(client, ns)
-        .patch(reader, &params, &Patch::Apply(&binding))
-        .await
-        .with_context(|| format!("cannot write the RoleBinding {ns}/{reader}"))?;
-    Ok(())
+    )
+    .await
 }
 
 /// What a joining server fetched from the cluster.

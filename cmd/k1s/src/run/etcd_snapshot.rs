@@ -1,5 +1,6 @@
 //! `k1s etcd-snapshot save|ls|delete` (k3s's) and `k1s etcd member list|remove`: clients
-//! of a running server's embedded etcd, found through its data dir.
+//! of a running server's embedded etcd, found through its data dir; `k1s etcd-snapshot
+//! restore`, on a stopped server's.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use crate::cli::etcd::{
     EtcdArgs, EtcdCommand, EtcdSnapshotArgs, EtcdSnapshotCommand, LocalEtcd, MemberCommand,
 };
 
-use super::etcd::{MemberConfig, local_client, snapshot_dir};
+use super::etcd::{MemberConfig, local_client, running_members, snapshot_dir};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -59,8 +60,57 @@ pub fn run_snapshot(args: EtcdSnapshotArgs) -> anyhow::Result<ExitCode> {
                 println!("Snapshot {name} deleted.");
             }
         }
+        EtcdSnapshotCommand::Restore(restore) => {
+            let dir = data_dir(&restore.local);
+            let snaps = snapshot_dir(&dir, restore.local.etcd_snapshot_dir.as_deref());
+            let message = rt.block_on(restore_snapshot(&dir, &snaps, &restore.snapshot))?;
+            println!("{message}");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The snapshot a `restore` names: a file in the snapshot dir, else a path.
+fn find_snapshot(snapshots: &Path, wanted: &str) -> anyhow::Result<PathBuf> {
+    let is_name = !wanted.is_empty() && !wanted.contains('/') && wanted != "." && wanted != "..";
+    if is_name && snapshots.join(wanted).is_file() {
+        return Ok(snapshots.join(wanted));
+    }
+    let path = Path::new(wanted);
+    if !is_name && path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    bail!(
+        "no snapshot {wanted:?} in {} (see `k1s etcd-snapshot ls`), nor such a file",
+        snapshots.display()
+    )
+}
+
+/// `k1s etcd-snapshot restore`: what `k1s server --cluster-reset
+/// --cluster-reset-restore-path` does, on a stopped server; returns what to do next.
+async fn restore_snapshot(
+    data_dir: &Path,
+    snapshots: &Path,
+    wanted: &str,
+) -> anyhow::Result<String> {
+    let config = MemberConfig::load(data_dir)?;
+    let snapshot = find_snapshot(snapshots, wanted)?;
+    let running = running_members(data_dir);
+    if !running.is_empty() {
+        bail!(
+            "etcd is running on {} (pid {running:?}): stop the k1s server first (e.g. systemctl stop k1s), then restore",
+            data_dir.display()
+        );
+    }
+    let old = super::etcd::restore_snapshot(data_dir, &config, &snapshot).await?;
+    let kept = old
+        .map(|o| format!(" (the previous data is in {})", o.display()))
+        .unwrap_or_default();
+    Ok(format!(
+        "Snapshot {} restored: {} is the sole member of a new etcd cluster{kept}. Start `k1s server` again (without --cluster-reset); on each other server, stop k1s, remove its <data-dir>/server/db and start it again to rejoin.",
+        snapshot.display(),
+        config.name
+    ))
 }
 
 /// Streams a snapshot of the local member into `<dir>/<name>-<node>-<unix time>`.
@@ -296,6 +346,28 @@ pub fn run_etcd(args: EtcdArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restore_finds_a_snapshot_by_name_or_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let snaps = dir.path().join("snapshots");
+        std::fs::create_dir_all(&snaps).unwrap();
+        std::fs::write(snaps.join("on-demand-n1-1"), b"x").unwrap();
+        let elsewhere = dir.path().join("copied-snapshot");
+        std::fs::write(&elsewhere, b"x").unwrap();
+        assert_eq!(
+            find_snapshot(&snaps, "on-demand-n1-1").unwrap(),
+            snaps.join("on-demand-n1-1")
+        );
+        assert_eq!(
+            find_snapshot(&snaps, &elsewhere.to_string_lossy()).unwrap(),
+            elsewhere
+        );
+        for missing in ["nope", "..", "", "/no/such/file"] {
+            let e = find_snapshot(&snaps, missing).unwrap_err().to_string();
+            assert!(e.contains("no snapshot"), "{missing}: {e}");
+        }
+    }
 
     #[test]
     fn prune_keeps_the_newest_scheduled_snapshots_of_this_node() {

@@ -15,6 +15,7 @@
 //! server's approver and signer issue them. With that identity (`system:node:<name>`) it asks
 //! for its serving and Service proxy certificates.
 
+use anyhow::Context as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::rbac::v1::{
@@ -38,14 +39,72 @@ async fn apply<K>(api: Api<K>, name: &str, obj: &K) -> anyhow::Result<()>
 where
     K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
+    apply_as(MANAGER, api, name, obj).await
+}
+
+async fn apply_as<K>(manager: &str, api: Api<K>, name: &str, obj: &K) -> anyhow::Result<()>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
     api.patch(
         name,
-        &PatchParams::apply(MANAGER).force(),
+        &PatchParams::apply(manager).force(),
         &Patch::Apply(obj),
     )
     .await
     .map_err(|e| anyhow::anyhow!("cannot write {name}: {e}"))?;
     Ok(())
+}
+
+/// Who may read one object: a `User` or a `Group` and its name.
+pub(crate) struct Reader<'a> {
+    /// `User` or `Group`.
+    pub kind: &'a str,
+    /// The user's or group's name.
+    pub name: &'a str,
+}
+
+/// Lets `reader` get the one object `object` of core `resource` in `ns` (and nothing
+/// else): a Role `role` with that rule and a RoleBinding of the same name, applied by
+/// field manager `manager`.
+pub(crate) async fn grant_get(
+    client: kube::Client,
+    manager: &str,
+    ns: &str,
+    role: &str,
+    (resource, object): (&str, &str),
+    reader: Reader<'_>,
+) -> anyhow::Result<()> {
+    let rules = Role {
+        metadata: meta(role, Some(ns)),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec![resource.into()]),
+            resource_names: Some(vec![object.into()]),
+            verbs: vec!["get".into()],
+            ..PolicyRule::default()
+        }]),
+    };
+    apply_as(manager, Api::namespaced(client.clone(), ns), role, &rules)
+        .await
+        .with_context(|| format!("cannot write the Role {ns}/{role}"))?;
+    let binding = RoleBinding {
+        metadata: meta(role, Some(ns)),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: role.into(),
+        },
+        subjects: Some(vec![Subject {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: reader.kind.into(),
+            name: reader.name.into(),
+            namespace: None,
+        }]),
+    };
+    apply_as(manager, Api::namespaced(client, ns), role, &binding)
+        .await
+        .with_context(|| format!("cannot write the RoleBinding {ns}/{role}"))
 }
 
 fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
@@ -95,33 +154,18 @@ pub async fn publish(
         ..ConfigMap::default()
     };
     apply(Api::namespaced(client.clone(), ns), name, &cm).await?;
-    let reader = "k1s:bootstrap-signer-clusterinfo";
-    let role = Role {
-        metadata: meta(reader, Some(ns)),
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec![String::new()]),
-            resources: Some(vec!["configmaps".into()]),
-            resource_names: Some(vec![name.into()]),
-            verbs: vec!["get".into()],
-            ..PolicyRule::default()
-        }]),
-    };
-    apply(Api::namespaced(client.clone(), ns), reader, &role).await?;
-    let rb = RoleBinding {
-        metadata: meta(reader, Some(ns)),
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name: reader.into(),
+    grant_get(
+        client.clone(),
+        MANAGER,
+        ns,
+        "k1s:bootstrap-signer-clusterinfo",
+        ("configmaps", name),
+        Reader {
+            kind: "User",
+            name: "system:anonymous",
         },
-        subjects: Some(vec![Subject {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "User".into(),
-            name: "system:anonymous".into(),
-            namespace: None,
-        }]),
-    };
-    apply(Api::namespaced(client.clone(), ns), reader, &rb).await?;
+    )
+    .await?;
 
     let (id, token_secret) = k1s_pki::bootstrap_token(secret);
     let secret_name = format!("bootstrap-token-{id}");
