@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
@@ -24,18 +24,23 @@ use rusqlite::Connection;
 use super::schema;
 use crate::StoreError;
 
-/// How often the background checkpoint runs while writes keep coming.
+/// How often the background checkpoint runs at most while writes keep coming.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// Commits that make a background checkpoint worth its fsync of the database file: an
+/// idle cluster's few writes a second must not cost a checkpoint each (SD cards).
+const PASS_COMMITS: u64 = 32;
 /// WAL size (in 4 KiB frames) at which the writer finishes a checkpoint so that the WAL
 /// restarts from its beginning: half SQLite's automatic checkpoint size, since the WAL
 /// keeps growing until the next background pass ends.
 pub(crate) const RESTART_FRAMES: i64 = 500;
-/// Writes idle this long before the WAL file is truncated to nothing.
+/// Writes idle this long before the rest of the WAL is copied and the file truncated.
 const TRUNCATE_AFTER_IDLE: Duration = Duration::from_secs(10);
 
 /// What the background checkpointer last saw, for the writer.
 #[derive(Debug, Default)]
 pub(crate) struct WalProgress {
+    /// Commits so far (the writer counts them).
+    pub commits: AtomicU64,
     /// Frames in the WAL at the last background checkpoint.
     pub frames: AtomicI64,
     /// A background pass finished since the writer last looked: only the frames committed
@@ -77,6 +82,7 @@ impl Checkpointer {
 
     /// Tells the thread that a commit added frames to the WAL (never blocks).
     pub(crate) fn committed(&self) {
+        self.progress.commits.fetch_add(1, Ordering::Relaxed);
         if let Some(wake) = &self.wake {
             match wake.try_send(()) {
                 Ok(()) | Err(TrySendError::Full(())) => {}
@@ -110,29 +116,33 @@ struct Worker {
 
 impl Worker {
     fn run(self, wake: Receiver<()>) {
-        let mut dirty = false;
+        // Commits up to this count are in the database file.
+        let mut copied = 0;
         let mut last_pass = Instant::now();
         let mut last_write = Instant::now();
         let mut truncated = true;
         loop {
             match wake.recv_timeout(CHECKPOINT_EVERY) {
                 Ok(()) => {
-                    dirty = true;
                     truncated = false;
                     last_write = Instant::now();
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            if dirty && last_pass.elapsed() >= CHECKPOINT_EVERY {
+            let commits = self.progress.commits.load(Ordering::Relaxed);
+            if commits - copied >= PASS_COMMITS && last_pass.elapsed() >= CHECKPOINT_EVERY {
                 last_pass = Instant::now();
-                dirty = false;
+                copied = commits;
                 self.pass("PASSIVE");
-            } else if !dirty && !truncated && last_write.elapsed() >= TRUNCATE_AFTER_IDLE {
-                // Idle: every frame is copied already, so TRUNCATE only empties the file.
-                // It fails at once (busy timeout 0) if a write or an old reader is
-                // about, and the next idle moment tries again.
+            } else if !truncated && last_write.elapsed() >= TRUNCATE_AFTER_IDLE {
+                // Idle: copy what is left and empty the file. This fails at once (busy
+                // timeout 0) if a write or an old reader is about, and the next idle
+                // moment tries again.
                 truncated = self.pass("TRUNCATE");
+                if truncated {
+                    copied = commits;
+                }
             }
         }
     }
