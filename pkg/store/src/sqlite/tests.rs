@@ -336,9 +336,19 @@ async fn churn_write_latency() {
             .unwrap_or(0)
     };
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    // Pages in use may be fewer than the file holds: SQLite cuts the file back only at a
+    // checkpoint that copies the whole WAL.
+    let reader = schema::open_reader(backend.path()).unwrap();
+    let pragma = |name: &str| -> i64 {
+        reader
+            .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    let (pages, free) = (pragma("page_count"), pragma("freelist_count"));
     println!(
         "churn: {writes} writes in {:.1} s ({:.0}/s); p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, \
-         worst {:.1} ms; {slow} writes ≥ 50 ms; database {} KiB, WAL {} KiB; load {}",
+         worst {:.1} ms; {slow} writes ≥ 50 ms; database {} KiB ({pages} pages, {free} free), \
+         WAL {} KiB; load {}",
         elapsed.as_secs_f64(),
         writes as f64 / elapsed.as_secs_f64(),
         q(0.5),

@@ -93,6 +93,7 @@ pub(crate) struct Writer {
     last_maintenance: Instant,
     /// Compaction has rows left to delete and its last step worked: step again soon.
     compacting: bool,
+    last_reclaim: Instant,
 }
 
 fn write_error(err: rusqlite::Error) -> StoreError {
@@ -222,13 +223,19 @@ impl Writer {
             live_bytes,
             last_maintenance: Instant::now(),
             compacting: false,
+            last_reclaim: Instant::now(),
         })
     }
 
     /// Runs until every sender is gone.
     pub(crate) fn run(mut self, rx: Receiver<Request>) {
         loop {
-            let first = match rx.recv_timeout(MAINTENANCE_EVERY) {
+            let wait = if self.compacting {
+                COMPACTION_EVERY
+            } else {
+                MAINTENANCE_EVERY
+            };
+            let first = match rx.recv_timeout(wait) {
                 Ok(req) => req,
                 Err(RecvTimeoutError::Timeout) => {
                     self.maintenance();
@@ -651,7 +658,12 @@ impl Writer {
         {
             tracing::warn!(error = %e, "cannot record compaction point");
         }
-        if self.compact_done < self.compacted {
+        // One step per pause: a compaction step, or every MAINTENANCE_EVERY a vacuum
+        // step in between (under steady churn compaction always has work, and free pages
+        // would otherwise never go back).
+        let behind = self.compact_done < self.compacted;
+        let reclaim_due = self.last_reclaim.elapsed() >= MAINTENANCE_EVERY;
+        if behind && !(self.compacting && reclaim_due) {
             let step = self.compact_chunk();
             if let Err(e) = &step {
                 tracing::warn!(error = %e, "compaction step failed");
@@ -659,7 +671,8 @@ impl Writer {
             self.compacting = step.is_ok() && self.compact_done < self.compacted;
             return;
         }
-        self.compacting = false;
+        self.compacting = behind && self.compacting;
+        self.last_reclaim = Instant::now();
         if let Err(e) = self.reclaim_pages() {
             tracing::warn!(error = %e, "cannot reclaim free pages");
         }
