@@ -721,9 +721,14 @@ impl Writer {
         let total = pragma("page_count")?;
         if free > 64 && free * 10 > total {
             let started = Instant::now();
-            self.conn
-                .execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES});"))
+            // The pragma frees one page per row it steps through (execute_batch would
+            // step once: one page), so every row is read.
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))
                 .map_err(write_error)?;
+            let mut rows = stmt.query([]).map_err(write_error)?;
+            while rows.next().map_err(write_error)?.is_some() {}
             self.checkpointer.committed();
             tracing::debug!(
                 free,
