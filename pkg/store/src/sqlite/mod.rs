@@ -1,5 +1,6 @@
 //! SQLite backend: the default datastore, embedded, durable on every acknowledged write.
 
+mod checkpoint;
 mod schema;
 mod writer;
 

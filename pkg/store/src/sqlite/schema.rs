@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS meta (
 ) WITHOUT ROWID;
 ";
 
+/// Bytes a restarted WAL file is cut back to (a burst may have grown it beyond).
+const WAL_SIZE_LIMIT: u64 = 4 << 20;
+
 /// Keys of the meta table.
 pub(crate) mod meta {
     /// Highest revision ever assigned (rows may have been compacted away).
@@ -88,6 +91,14 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
          PRAGMA foreign_keys = OFF;
          PRAGMA cache_size = -16384;",
     )
+    .map_err(|e| open_error(path, "cannot configure database", e))?;
+    // Checkpoints run on their own connection and thread (`checkpoint.rs`): SQLite's
+    // automatic one would copy the whole WAL inside the commit that crosses its size.
+    // The size limit truncates a WAL that a burst grew once it restarts.
+    conn.execute_batch(&format!(
+        "PRAGMA wal_autocheckpoint = 0;
+         PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+    ))
     .map_err(|e| open_error(path, "cannot configure database", e))?;
     // Only this connection writes, so waiting on a lock means something else has the
     // file open; say so instead of hanging.
@@ -222,6 +233,21 @@ impl LogRow {
             });
         Ok(r)
     }
+}
+
+/// Opens the connection that checkpoints the WAL in the background. It never waits for
+/// a lock (busy timeout 0): a checkpoint that would wait is tried again later.
+pub(crate) fn open_checkpointer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| open_error(path, "cannot open database for checkpoints", e))?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;")
+        .map_err(|e| open_error(path, "cannot configure the checkpoint connection", e))?;
+    conn.busy_timeout(Duration::ZERO)
+        .map_err(|e| open_error(path, "cannot configure the checkpoint connection", e))?;
+    Ok(conn)
 }
 
 /// Opens a read-only connection for list and get at old revisions.

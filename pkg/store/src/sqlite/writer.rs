@@ -1,8 +1,9 @@
 //! The single writer: one thread owns the only writing connection, batches concurrent
 //! writes into one transaction (one fsync), feeds the committed events to the sink, and
-//! only then acknowledges them. Between batches it compacts history in small chunks,
-//! returns free pages to the filesystem and checkpoints the WAL, so maintenance never
-//! holds up a write for long and no request ever meets "database is locked".
+//! only then acknowledges them. Between batches it compacts history in small chunks and
+//! returns free pages to the filesystem, so maintenance never holds up a write for long
+//! and no request ever meets "database is locked". WAL checkpoints run on a thread of
+//! their own (`checkpoint.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
 use super::CompactionPolicy;
+use super::checkpoint::{Checkpointer, RESTART_FRAMES};
 use super::schema::{self, meta};
 use crate::backend::{CheckReport, EventSink, ListPage};
 use crate::{Event, EventKind, KeyValue, Revision, StoreError, WriteOp};
@@ -23,9 +25,13 @@ use crate::{Event, EventKind, KeyValue, Revision, StoreError, WriteOp};
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 512;
 /// Revisions compacted per maintenance step; keeps each step to a few milliseconds.
-const COMPACT_CHUNK: Revision = 2000;
+const COMPACT_CHUNK: Revision = 500;
+/// Free pages given back to the filesystem per maintenance step.
+const VACUUM_PAGES: i64 = 128;
 /// How often maintenance runs while writes keep coming.
 const MAINTENANCE_EVERY: Duration = Duration::from_millis(100);
+/// How often it runs while compaction has rows left to delete (small steps, often).
+const COMPACTION_EVERY: Duration = Duration::from_millis(20);
 /// Approximate bytes a row costs beyond its value (key, integers, index entry).
 const ROW_OVERHEAD: u64 = 64;
 
@@ -66,6 +72,7 @@ struct KeyState {
 
 pub(crate) struct Writer {
     conn: Connection,
+    checkpointer: Checkpointer,
     path: PathBuf,
     shared: Arc<Shared>,
     policy: CompactionPolicy,
@@ -84,7 +91,9 @@ pub(crate) struct Writer {
     history_bytes: u64,
     live_bytes: u64,
     last_maintenance: Instant,
-    last_checkpoint: Instant,
+    /// Compaction has rows left to delete and its last step worked: step again soon.
+    compacting: bool,
+    last_reclaim: Instant,
 }
 
 fn write_error(err: rusqlite::Error) -> StoreError {
@@ -196,8 +205,10 @@ impl Writer {
         shared
             .live_keys
             .store(index.len() as u64, Ordering::Relaxed);
+        let checkpointer = Checkpointer::start(&path)?;
         Ok(Self {
             conn,
+            checkpointer,
             path,
             shared,
             policy,
@@ -211,17 +222,23 @@ impl Writer {
             history_bytes,
             live_bytes,
             last_maintenance: Instant::now(),
-            last_checkpoint: Instant::now(),
+            compacting: false,
+            last_reclaim: Instant::now(),
         })
     }
 
     /// Runs until every sender is gone.
     pub(crate) fn run(mut self, rx: Receiver<Request>) {
         loop {
-            let first = match rx.recv_timeout(MAINTENANCE_EVERY) {
+            let wait = if self.compacting {
+                COMPACTION_EVERY
+            } else {
+                MAINTENANCE_EVERY
+            };
+            let first = match rx.recv_timeout(wait) {
                 Ok(req) => req,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.maintenance(true);
+                    self.maintenance();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -247,12 +264,52 @@ impl Writer {
             if !writes.is_empty() {
                 self.commit_batch(writes);
             }
-            if self.last_maintenance.elapsed() >= MAINTENANCE_EVERY {
-                self.maintenance(false);
+            self.finish_checkpoint();
+            let since = self.last_maintenance.elapsed();
+            if since >= MAINTENANCE_EVERY || (self.compacting && since >= COMPACTION_EVERY) {
+                self.maintenance();
             }
         }
         // Leave a small WAL behind for the next start.
+        self.checkpointer.stop();
         let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+
+    /// Once the WAL has grown to [`RESTART_FRAMES`] and a background checkpoint has just
+    /// copied nearly all of it, copies the rest so the next commit starts the WAL from its
+    /// beginning again; without this the WAL would grow for as long as writes keep coming.
+    fn finish_checkpoint(&self) {
+        let progress = &self.checkpointer.progress;
+        if progress.frames.load(Ordering::Relaxed) < RESTART_FRAMES
+            || !progress.fresh.swap(false, Ordering::Acquire)
+        {
+            return;
+        }
+        let started = Instant::now();
+        // PASSIVE: returns at once if the background pass is still running or a reader
+        // holds old frames; the next background pass gives another chance.
+        let result = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            });
+        match result {
+            Ok((busy, frames, copied)) => {
+                progress.frames.store(0, Ordering::Relaxed);
+                tracing::debug!(
+                    busy,
+                    frames,
+                    copied,
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "WAL checkpoint finished by the writer"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
     }
 
     fn handle_other(&mut self, req: Request) {
@@ -314,6 +371,7 @@ impl Writer {
             kv: KeyValue,
             prev: Option<KeyState>,
         }
+        let started = Instant::now();
         let mut overlay: HashMap<String, Option<KeyState>> = HashMap::new();
         let mut outcomes: Vec<Result<Staged, StoreError>> = Vec::with_capacity(batch.len());
         let mut next = self.revision;
@@ -434,6 +492,7 @@ impl Writer {
             }
             Ok(())
         })();
+        let committed = started.elapsed();
 
         if let Err(err) = result {
             // Nothing of this batch is on disk; the in-memory state is untouched. Answers
@@ -466,6 +525,9 @@ impl Writer {
                 Err(e) => replies.push((reply, Err(e))),
             }
         }
+        if next != self.revision {
+            self.checkpointer.committed();
+        }
         self.revision = next;
         self.shared.revision.store(next, Ordering::SeqCst);
         self.shared
@@ -474,6 +536,7 @@ impl Writer {
         self.shared
             .live_keys
             .store(self.index.len() as u64, Ordering::Relaxed);
+        let writes = replies.len();
         if !events.is_empty()
             && let Some(sink) = &self.sink
         {
@@ -482,6 +545,12 @@ impl Writer {
         for (reply, result) in replies {
             let _ = reply.send(result);
         }
+        tracing::debug!(
+            writes,
+            commit_us = committed.as_micros() as u64,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "write batch"
+        );
     }
 
     fn current_kv(
@@ -581,7 +650,7 @@ impl Writer {
     }
 
     /// One bounded step of background work.
-    fn maintenance(&mut self, idle: bool) {
+    fn maintenance(&mut self) {
         self.last_maintenance = Instant::now();
         if self.policy.auto
             && let Some(target) = self.auto_compaction_target()
@@ -589,41 +658,55 @@ impl Writer {
         {
             tracing::warn!(error = %e, "cannot record compaction point");
         }
-        if self.compact_done < self.compacted {
-            if let Err(e) = self.compact_chunk() {
+        // One step per pause: a compaction step, or every MAINTENANCE_EVERY a vacuum
+        // step in between (under steady churn compaction always has work, and free pages
+        // would otherwise never go back).
+        let behind = self.compact_done < self.compacted;
+        let reclaim_due = self.last_reclaim.elapsed() >= MAINTENANCE_EVERY;
+        if behind && !(self.compacting && reclaim_due) {
+            let step = self.compact_chunk();
+            if let Err(e) = &step {
                 tracing::warn!(error = %e, "compaction step failed");
             }
+            self.compacting = step.is_ok() && self.compact_done < self.compacted;
             return;
         }
+        self.compacting = behind && self.compacting;
+        self.last_reclaim = Instant::now();
         if let Err(e) = self.reclaim_pages() {
             tracing::warn!(error = %e, "cannot reclaim free pages");
-        }
-        if idle && self.last_checkpoint.elapsed() >= Duration::from_secs(10) {
-            self.last_checkpoint = Instant::now();
-            // TRUNCATE only succeeds when no reader holds an old snapshot; a failure just
-            // means the next idle moment tries again.
-            let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
         }
     }
 
     /// Deletes the rows freed by compaction in one revision range.
     fn compact_chunk(&mut self) -> Result<(), StoreError> {
+        let started = Instant::now();
         let from = self.compact_done;
         let to = (from + COMPACT_CHUNK).min(self.compacted);
         let tx = self.conn.unchecked_transaction().map_err(write_error)?;
         // Rows superseded by a write in the range, then tombstones in the range.
-        tx.prepare_cached(
-            "DELETE FROM kv WHERE id IN
+        let superseded = tx
+            .prepare_cached(
+                "DELETE FROM kv WHERE id IN
                (SELECT prev_revision FROM kv WHERE id > ?1 AND id <= ?2 AND prev_revision > 0)",
-        )
-        .and_then(|mut s| s.execute(params![from, to]))
-        .map_err(write_error)?;
-        tx.prepare_cached("DELETE FROM kv WHERE id > ?1 AND id <= ?2 AND deleted = 1")
+            )
+            .and_then(|mut s| s.execute(params![from, to]))
+            .map_err(write_error)?;
+        let tombstones = tx
+            .prepare_cached("DELETE FROM kv WHERE id > ?1 AND id <= ?2 AND deleted = 1")
             .and_then(|mut s| s.execute(params![from, to]))
             .map_err(write_error)?;
         schema::write_meta(&tx, meta::COMPACT_DONE, to).map_err(write_error)?;
         tx.commit().map_err(write_error)?;
         self.compact_done = to;
+        self.checkpointer.committed();
+        tracing::debug!(
+            from,
+            to,
+            rows = superseded + tombstones,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "compaction step"
+        );
         Ok(())
     }
 
@@ -637,9 +720,22 @@ impl Writer {
         let free = pragma("freelist_count")?;
         let total = pragma("page_count")?;
         if free > 64 && free * 10 > total {
-            self.conn
-                .execute_batch("PRAGMA incremental_vacuum(1024);")
+            let started = Instant::now();
+            // The pragma frees one page per row it steps through (execute_batch would
+            // step once: one page), so every row is read.
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))
                 .map_err(write_error)?;
+            let mut rows = stmt.query([]).map_err(write_error)?;
+            while rows.next().map_err(write_error)?.is_some() {}
+            self.checkpointer.committed();
+            tracing::debug!(
+                free,
+                total,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "free pages returned"
+            );
         }
         Ok(())
     }
