@@ -440,14 +440,18 @@ fn zero_object(ctx: &ApplyContext<'_>, like: &Value) -> Value {
     Value::Object(m)
 }
 
-fn stripped_set() -> FieldSet {
-    FieldSet::from_paths(STRIPPED_FIELDS.iter().map(|p| FieldPath::fields(p)))
+/// [`STRIPPED_FIELDS`] as a set, built once.
+fn stripped_set() -> &'static FieldSet {
+    static SET: std::sync::LazyLock<FieldSet> = std::sync::LazyLock::new(|| {
+        FieldSet::from_paths(STRIPPED_FIELDS.iter().map(|p| FieldPath::fields(p)))
+    });
+    &SET
 }
 
 /// upstream's `stripMeta`: the manager never owns the server-managed metadata.
 fn strip_meta(sets: &mut ManagedSets, id: &str) {
     if let Some(vs) = sets.get_mut(id) {
-        vs.set = vs.set.difference(&stripped_set());
+        vs.set = vs.set.difference(stripped_set());
         if vs.set.is_empty() {
             sets.remove(id);
         }
@@ -564,15 +568,50 @@ pub fn try_update(
     }
     let mut new_obj = new.clone();
     strip_managed_fields(&mut new_obj);
-    let old_obj = match old {
-        Some(o) => {
-            let mut o = o.clone();
-            strip_managed_fields(&mut o);
-            o
+    let old_obj = old.map(|o| {
+        let mut o = o.clone();
+        strip_managed_fields(&mut o);
+        o
+    });
+    record_unmanaged(old_obj.as_ref(), &new_obj, manager, m, ctx)
+}
+
+/// [`update`] of objects without `metadata.managedFields` (taken out by the caller, which
+/// then need not be copied): `managed` are the entries the update starts from.
+pub fn update_unmanaged(
+    old: Option<&Value>,
+    new: &Value,
+    manager: &str,
+    managed: &[ManagedFieldsEntry],
+    ctx: &ApplyContext<'_>,
+) -> Vec<ManagedFieldsEntry> {
+    let m = Managed::from_entries(managed);
+    // skipNonApplied, as in try_update.
+    if m.sets.is_empty() && old.is_some() {
+        return Vec::new();
+    }
+    // upstream's UpdateNoErrors keeps what was there.
+    record_unmanaged(old, new, manager, m, ctx).unwrap_or_else(|_| managed.to_vec())
+}
+
+/// [`record_update`] from `old` (`None`: the zero object of a create) to `new`, both
+/// without managedFields, as entries.
+fn record_unmanaged(
+    old: Option<&Value>,
+    new: &Value,
+    manager: &str,
+    managed: Managed,
+    ctx: &ApplyContext<'_>,
+) -> Result<Vec<ManagedFieldsEntry>, UpdateError> {
+    let zero;
+    let old = match old {
+        Some(o) => o,
+        None => {
+            zero = zero_object(ctx, new);
+            &zero
         }
-        None => zero_object(ctx, &new_obj),
     };
-    Ok(record_update(&old_obj, &new_obj, manager, m, ctx)?.to_entries())
+    Ok(record_update(old, new, manager, managed, ctx)?.to_entries())
 }
 
 /// The update chain below `skipNonApplied`: capManagers, buildManagerInfo,

@@ -1561,7 +1561,7 @@ impl GenericStore {
             }
             // A binding leaves managedFields alone, as upstream's BindingREST does.
             if sub != Some(Subresource::Binding) {
-                crate::managed::track_update(&mut obj, Some(&old), ctx, info, sub, &defs);
+                crate::managed::track_update(&mut obj, Some(&mut old), ctx, info, sub, &defs);
             }
             check_storable(&obj)?;
             // Finalizers removed from an object that is being deleted may complete it.
