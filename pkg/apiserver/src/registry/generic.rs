@@ -2010,6 +2010,11 @@ const OBJECT_META_ORDER: &[&str] = &[
 
 /// Moves `first` keys (those present) to the front of `map`, in that order.
 fn lead_with(map: &mut serde_json::Map<String, Value>, first: &[&str]) {
+    // Objects read back from the store are in this order already: checking is cheaper
+    // than rebuilding the map.
+    if leads_with(map, first) {
+        return;
+    }
     let mut rest = std::mem::take(map);
     for k in first {
         if let Some(v) = rest.shift_remove(*k) {
@@ -2017,6 +2022,15 @@ fn lead_with(map: &mut serde_json::Map<String, Value>, first: &[&str]) {
         }
     }
     map.extend(rest);
+}
+
+/// Whether the keys of `first` that `map` has are its first keys, in `first`'s order.
+fn leads_with(map: &serde_json::Map<String, Value>, first: &[&str]) -> bool {
+    let mut keys = map.keys();
+    first
+        .iter()
+        .filter(|k| map.contains_key(**k))
+        .all(|k| keys.next().is_some_and(|key| key == k))
 }
 
 /// A built-in object in the field order of its Go struct as far as every kind shares
