@@ -545,11 +545,8 @@ pub fn update(
     managed: &[ManagedFieldsEntry],
     ctx: &ApplyContext<'_>,
 ) -> Vec<ManagedFieldsEntry> {
-    match try_update(old, new, manager, managed, ctx) {
-        Ok(entries) => entries,
-        // upstream's UpdateNoErrors keeps what was there.
-        Err(_) => managed.to_vec(),
-    }
+    // upstream's UpdateNoErrors keeps what was there.
+    try_update(old, new, manager, managed, ctx).unwrap_or_else(|_| managed.to_vec())
 }
 
 /// [`update`], reporting an object that does not fit the schema instead of keeping the
@@ -561,23 +558,17 @@ pub fn try_update(
     managed: &[ManagedFieldsEntry],
     ctx: &ApplyContext<'_>,
 ) -> Result<Vec<ManagedFieldsEntry>, UpdateError> {
-    let m = Managed::from_entries(managed);
-    // skipNonApplied: an existing object nobody tracks stays untracked.
-    if m.sets.is_empty() && old.is_some() {
-        return Ok(Vec::new());
-    }
-    let mut new_obj = new.clone();
-    strip_managed_fields(&mut new_obj);
-    let old_obj = old.map(|o| {
-        let mut o = o.clone();
-        strip_managed_fields(&mut o);
-        o
-    });
-    record_unmanaged(old_obj.as_ref(), &new_obj, manager, m, ctx)
+    let unmanaged = |v: &Value| {
+        let mut v = v.clone();
+        strip_managed_fields(&mut v);
+        v
+    };
+    let old_obj = old.map(unmanaged);
+    try_update_unmanaged(old_obj.as_ref(), &unmanaged(new), manager, managed, ctx)
 }
 
 /// [`update`] of objects without `metadata.managedFields` (taken out by the caller, which
-/// then need not be copied): `managed` are the entries the update starts from.
+/// then need not copy the objects): `managed` are the entries the update starts from.
 pub fn update_unmanaged(
     old: Option<&Value>,
     new: &Value,
@@ -585,24 +576,24 @@ pub fn update_unmanaged(
     managed: &[ManagedFieldsEntry],
     ctx: &ApplyContext<'_>,
 ) -> Vec<ManagedFieldsEntry> {
-    let m = Managed::from_entries(managed);
-    // skipNonApplied, as in try_update.
-    if m.sets.is_empty() && old.is_some() {
-        return Vec::new();
-    }
-    // upstream's UpdateNoErrors keeps what was there.
-    record_unmanaged(old, new, manager, m, ctx).unwrap_or_else(|_| managed.to_vec())
+    // As `update` does.
+    try_update_unmanaged(old, new, manager, managed, ctx).unwrap_or_else(|_| managed.to_vec())
 }
 
-/// [`record_update`] from `old` (`None`: the zero object of a create) to `new`, both
-/// without managedFields, as entries.
-fn record_unmanaged(
+/// [`try_update`] of objects without managedFields: skipNonApplied, then
+/// [`record_update`] from `old` (`None`: the zero object of a create) to `new`.
+fn try_update_unmanaged(
     old: Option<&Value>,
     new: &Value,
     manager: &str,
-    managed: Managed,
+    managed: &[ManagedFieldsEntry],
     ctx: &ApplyContext<'_>,
 ) -> Result<Vec<ManagedFieldsEntry>, UpdateError> {
+    let m = Managed::from_entries(managed);
+    // skipNonApplied: an existing object nobody tracks stays untracked.
+    if m.sets.is_empty() && old.is_some() {
+        return Ok(Vec::new());
+    }
     let zero;
     let old = match old {
         Some(o) => o,
@@ -611,7 +602,7 @@ fn record_unmanaged(
             &zero
         }
     };
-    Ok(record_update(old, new, manager, managed, ctx)?.to_entries())
+    Ok(record_update(old, new, manager, m, ctx)?.to_entries())
 }
 
 /// The update chain below `skipNonApplied`: capManagers, buildManagerInfo,
