@@ -34,6 +34,8 @@ pub mod schema;
 pub mod server;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
+#[cfg(test)]
+mod write_cost;
 
 use std::net::IpAddr;
 use std::sync::Arc;

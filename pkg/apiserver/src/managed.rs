@@ -50,9 +50,13 @@ fn context<'a>(
 /// Records the fields `ctx.field_manager` changed from `old` to `obj` as its Update entry
 /// (a create when `old` is `None`). Server-side apply writes skip this: apply already
 /// recorded its fields.
+///
+/// The field manager compares the objects without their managedFields: these are taken
+/// out of both for the comparison and put back (`old`'s as they were), rather than the
+/// objects being copied.
 pub fn track_update(
     obj: &mut Value,
-    old: Option<&Value>,
+    mut old: Option<&mut Value>,
     ctx: &WriteContext,
     info: &ResourceInfo,
     sub: Option<Subresource>,
@@ -65,9 +69,36 @@ pub fn track_update(
     let api_version = info.api_version();
     let mut actx = context(&schema, defs, info, sub, obj);
     actx.api_version = &api_version;
-    let managed = apply::managed_fields_for_update(old, obj, sub.is_some());
-    let entries = apply::update(old, obj, &ctx.field_manager, &managed, &actx);
-    apply::set_managed_fields(obj, &entries);
+    let managed = apply::managed_fields_for_update(old.as_deref(), obj, sub.is_some());
+    let old_taken = old.as_deref_mut().and_then(take_managed_fields);
+    let new_taken = take_managed_fields(obj);
+    let entries = apply::update_unmanaged(old.as_deref(), obj, &ctx.field_manager, &managed, &actx);
+    if let (Some(old), Some(taken)) = (old, old_taken) {
+        put_managed_fields(old, taken);
+    }
+    match new_taken {
+        // Where the request had them, as `set_managed_fields` would leave them.
+        Some((at, _)) if !entries.is_empty() => {
+            put_managed_fields(obj, (at, apply::encode_managed_fields(&entries)));
+        }
+        _ => apply::set_managed_fields(obj, &entries),
+    }
+}
+
+/// Takes `metadata.managedFields` out of an object: its place among the metadata keys
+/// and its value.
+fn take_managed_fields(obj: &mut Value) -> Option<(usize, Value)> {
+    let meta = obj.get_mut("metadata")?.as_object_mut()?;
+    let at = meta.keys().position(|k| k == "managedFields")?;
+    let value = meta.shift_remove("managedFields")?;
+    Some((at, value))
+}
+
+/// Puts managedFields back where [`take_managed_fields`] took them from.
+fn put_managed_fields(obj: &mut Value, (at, value): (usize, Value)) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.shift_insert(at.min(meta.len()), "managedFields".into(), value);
+    }
 }
 
 /// Keeps managedFields as they are for a system write (deletion bookkeeping).

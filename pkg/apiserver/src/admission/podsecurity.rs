@@ -156,8 +156,14 @@ pub fn applies(attrs: &Attributes<'_>) -> bool {
     if !attrs.subresource.is_empty() || attrs.operation == Operation::Delete {
         return false;
     }
-    (info.group.is_empty() && matches!(info.plural.as_str(), "pods" | "namespaces"))
-        || template_path(&info.group, &info.plural).is_some()
+    applies_to(&info.group, &info.plural)
+}
+
+/// Whether pod security checks objects of a resource (pods, namespaces and the kinds
+/// with pod templates), on their create and update.
+pub fn applies_to(group: &str, plural: &str) -> bool {
+    (group.is_empty() && matches!(plural, "pods" | "namespaces"))
+        || template_path(group, plural).is_some()
 }
 
 fn namespace_labels(generic: &GenericStore, ns: &str) -> Option<serde_json::Map<String, Value>> {

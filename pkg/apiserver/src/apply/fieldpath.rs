@@ -356,16 +356,22 @@ impl FieldSet {
     /// The paths in the set or in `other`.
     pub fn union(&self, other: &FieldSet) -> FieldSet {
         let mut out = self.clone();
-        out.members.extend(other.members.iter().cloned());
+        out.union_with(other);
+        out
+    }
+
+    /// Adds the paths of `other` to this set (an in-place [`FieldSet::union`]: only what
+    /// `other` adds is copied).
+    pub fn union_with(&mut self, other: &FieldSet) {
+        self.members.extend(other.members.iter().cloned());
         for (pe, child) in &other.children {
-            match out.children.get_mut(pe) {
-                Some(mine) => *mine = mine.union(child),
+            match self.children.get_mut(pe) {
+                Some(mine) => mine.union_with(child),
                 None => {
-                    out.children.insert(pe.clone(), child.clone());
+                    self.children.insert(pe.clone(), child.clone());
                 }
             }
         }
-        out
     }
 
     /// The paths in both sets.

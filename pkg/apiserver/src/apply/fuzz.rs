@@ -101,11 +101,11 @@ proptest! {
         let (group, plural, obj) = objects()[i].clone();
         let info = &b.resource(group, plural).info;
         let sub = status.then_some(Subresource::Status);
-        let Ok(old) = apply(i, Some(&applied(i)), &first, &writer("a", true, true), None) else {
+        let Ok(mut old) = apply(i, Some(&applied(i)), &first, &writer("a", true, true), None) else {
             return Ok(());
         };
         let mut new = crate::patch::apply_merge_patch(&old, &second);
-        managed::track_update(&mut new, Some(&old), &writer("b", false, false), info, sub, &b.defs);
+        managed::track_update(&mut new, Some(&mut old), &writer("b", false, false), info, sub, &b.defs);
         let _ = apply(i, Some(&new), &obj, &writer("a", false, true), None);
     }
 

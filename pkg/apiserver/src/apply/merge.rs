@@ -293,15 +293,24 @@ impl Updater<'_> {
             // Forced updates do not conflict.
             Err(_) => return ManagedSets::new(),
         };
+        // The manager's entry is replaced (or dropped) below: its set is taken, not copied,
+        // and only the operations that change something make new sets.
         let previous = managers
-            .get(manager)
-            .map(|vs| vs.set.clone())
+            .remove(manager)
+            .map(|vs| vs.set)
             .unwrap_or_default();
-        let set = previous
-            .difference(&compare.removed)
-            .union(&compare.modified)
-            .union(&compare.added)
-            .recursive_difference(self.ignored);
+        let mut set = if compare.removed.is_empty() {
+            previous
+        } else {
+            previous.difference(&compare.removed)
+        };
+        set.union_with(&compare.modified);
+        set.union_with(&compare.added);
+        let set = if self.ignored.is_empty() {
+            set
+        } else {
+            set.recursive_difference(self.ignored)
+        };
         if set.is_empty() {
             managers.remove(manager);
         } else {

@@ -440,14 +440,18 @@ fn zero_object(ctx: &ApplyContext<'_>, like: &Value) -> Value {
     Value::Object(m)
 }
 
-fn stripped_set() -> FieldSet {
-    FieldSet::from_paths(STRIPPED_FIELDS.iter().map(|p| FieldPath::fields(p)))
+/// [`STRIPPED_FIELDS`] as a set, built once.
+fn stripped_set() -> &'static FieldSet {
+    static SET: std::sync::LazyLock<FieldSet> = std::sync::LazyLock::new(|| {
+        FieldSet::from_paths(STRIPPED_FIELDS.iter().map(|p| FieldPath::fields(p)))
+    });
+    &SET
 }
 
 /// upstream's `stripMeta`: the manager never owns the server-managed metadata.
 fn strip_meta(sets: &mut ManagedSets, id: &str) {
     if let Some(vs) = sets.get_mut(id) {
-        vs.set = vs.set.difference(&stripped_set());
+        vs.set = vs.set.difference(stripped_set());
         if vs.set.is_empty() {
             sets.remove(id);
         }
@@ -541,11 +545,8 @@ pub fn update(
     managed: &[ManagedFieldsEntry],
     ctx: &ApplyContext<'_>,
 ) -> Vec<ManagedFieldsEntry> {
-    match try_update(old, new, manager, managed, ctx) {
-        Ok(entries) => entries,
-        // upstream's UpdateNoErrors keeps what was there.
-        Err(_) => managed.to_vec(),
-    }
+    // upstream's UpdateNoErrors keeps what was there.
+    try_update(old, new, manager, managed, ctx).unwrap_or_else(|_| managed.to_vec())
 }
 
 /// [`update`], reporting an object that does not fit the schema instead of keeping the
@@ -557,22 +558,51 @@ pub fn try_update(
     managed: &[ManagedFieldsEntry],
     ctx: &ApplyContext<'_>,
 ) -> Result<Vec<ManagedFieldsEntry>, UpdateError> {
+    let unmanaged = |v: &Value| {
+        let mut v = v.clone();
+        strip_managed_fields(&mut v);
+        v
+    };
+    let old_obj = old.map(unmanaged);
+    try_update_unmanaged(old_obj.as_ref(), &unmanaged(new), manager, managed, ctx)
+}
+
+/// [`update`] of objects without `metadata.managedFields` (taken out by the caller, which
+/// then need not copy the objects): `managed` are the entries the update starts from.
+pub fn update_unmanaged(
+    old: Option<&Value>,
+    new: &Value,
+    manager: &str,
+    managed: &[ManagedFieldsEntry],
+    ctx: &ApplyContext<'_>,
+) -> Vec<ManagedFieldsEntry> {
+    // As `update` does.
+    try_update_unmanaged(old, new, manager, managed, ctx).unwrap_or_else(|_| managed.to_vec())
+}
+
+/// [`try_update`] of objects without managedFields: skipNonApplied, then
+/// [`record_update`] from `old` (`None`: the zero object of a create) to `new`.
+fn try_update_unmanaged(
+    old: Option<&Value>,
+    new: &Value,
+    manager: &str,
+    managed: &[ManagedFieldsEntry],
+    ctx: &ApplyContext<'_>,
+) -> Result<Vec<ManagedFieldsEntry>, UpdateError> {
     let m = Managed::from_entries(managed);
     // skipNonApplied: an existing object nobody tracks stays untracked.
     if m.sets.is_empty() && old.is_some() {
         return Ok(Vec::new());
     }
-    let mut new_obj = new.clone();
-    strip_managed_fields(&mut new_obj);
-    let old_obj = match old {
-        Some(o) => {
-            let mut o = o.clone();
-            strip_managed_fields(&mut o);
-            o
+    let zero;
+    let old = match old {
+        Some(o) => o,
+        None => {
+            zero = zero_object(ctx, new);
+            &zero
         }
-        None => zero_object(ctx, &new_obj),
     };
-    Ok(record_update(&old_obj, &new_obj, manager, m, ctx)?.to_entries())
+    Ok(record_update(old, new, manager, m, ctx)?.to_entries())
 }
 
 /// The update chain below `skipNonApplied`: capManagers, buildManagerInfo,

@@ -257,6 +257,17 @@ impl GenericStore {
         Ok(())
     }
 
+    /// Whether an update's admission reads the old object through [`Attributes`]: when
+    /// webhooks are configured, or pod security checks the resource.
+    ///
+    /// [`Attributes`]: crate::admission::Attributes
+    fn admission_reads_old(&self, info: &ResourceInfo, subresource: &str) -> bool {
+        use crate::admission::{podsecurity, webhook};
+        (subresource.is_empty() && podsecurity::applies_to(&info.group, &info.plural))
+            || webhook::configured(self, webhook::Kind::Mutating)
+            || webhook::configured(self, webhook::Kind::Validating)
+    }
+
     /// The LimitRanges of a namespace, from the watch cache.
     fn limit_ranges(&self, namespace: &str) -> Vec<Value> {
         let snapshot = self.registry.snapshot();
@@ -1470,9 +1481,13 @@ impl GenericStore {
                 Some(Subresource::Finalize) => Some("finalize"),
                 Some(_) => None,
             };
+            // Only webhooks and pod security read the old object in its served form: the
+            // copy is made for them alone.
             let old_served = match admission_sub {
-                Some(_) => Some(self.served_form(res, old.clone())?),
-                None => None,
+                Some(subresource) if self.admission_reads_old(info, subresource) => {
+                    Some(self.served_form(res, old.clone())?)
+                }
+                _ => None,
             };
             let attrs = admission_sub.map(|subresource| crate::admission::Attributes {
                 info,
@@ -1561,7 +1576,7 @@ impl GenericStore {
             }
             // A binding leaves managedFields alone, as upstream's BindingREST does.
             if sub != Some(Subresource::Binding) {
-                crate::managed::track_update(&mut obj, Some(&old), ctx, info, sub, &defs);
+                crate::managed::track_update(&mut obj, Some(&mut old), ctx, info, sub, &defs);
             }
             check_storable(&obj)?;
             // Finalizers removed from an object that is being deleted may complete it.
@@ -1995,6 +2010,11 @@ const OBJECT_META_ORDER: &[&str] = &[
 
 /// Moves `first` keys (those present) to the front of `map`, in that order.
 fn lead_with(map: &mut serde_json::Map<String, Value>, first: &[&str]) {
+    // Objects read back from the store are in this order already: checking is cheaper
+    // than rebuilding the map.
+    if leads_with(map, first) {
+        return;
+    }
     let mut rest = std::mem::take(map);
     for k in first {
         if let Some(v) = rest.shift_remove(*k) {
@@ -2002,6 +2022,15 @@ fn lead_with(map: &mut serde_json::Map<String, Value>, first: &[&str]) {
         }
     }
     map.extend(rest);
+}
+
+/// Whether the keys of `first` that `map` has are its first keys, in `first`'s order.
+fn leads_with(map: &serde_json::Map<String, Value>, first: &[&str]) -> bool {
+    let mut keys = map.keys();
+    first
+        .iter()
+        .filter(|k| map.contains_key(**k))
+        .all(|k| keys.next().is_some_and(|key| key == k))
 }
 
 /// A built-in object in the field order of its Go struct as far as every kind shares
@@ -2138,23 +2167,53 @@ fn carry_system_meta(obj: &mut Value, old: &Value) {
 }
 
 /// Whether two versions of an object would store the same content (ignoring the
-/// resourceVersion and managed-field timestamps).
+/// resourceVersion and managed-field timestamps). Compared in place: key order does not
+/// count (maps compare as maps), and nothing is copied.
 fn same_content(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-            if let Some(Value::Array(entries)) = m.get_mut("managedFields") {
-                for e in entries {
-                    if let Some(e) = e.as_object_mut() {
-                        e.remove("time");
-                    }
-                }
-            }
-        }
-        v
+    let (Value::Object(a), Value::Object(b)) = (a, b) else {
+        return a == b;
     };
-    strip(a) == strip(b)
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| {
+            b.get(k).is_some_and(|w| match (k.as_str(), v, w) {
+                ("metadata", Value::Object(m), Value::Object(n)) => same_metadata(m, n),
+                _ => v == w,
+            })
+        })
+}
+
+/// [`same_content`] of two metadata maps: `resourceVersion` is left out, and the
+/// managedFields entries are compared without their `time`.
+fn same_metadata(a: &serde_json::Map<String, Value>, b: &serde_json::Map<String, Value>) -> bool {
+    const RV: &str = "resourceVersion";
+    let counted = |m: &serde_json::Map<String, Value>| m.len() - usize::from(m.contains_key(RV));
+    counted(a) == counted(b)
+        && a.iter().filter(|(k, _)| k.as_str() != RV).all(|(k, v)| {
+            b.get(k).is_some_and(|w| match (k.as_str(), v, w) {
+                ("managedFields", Value::Array(x), Value::Array(y)) => {
+                    x.len() == y.len()
+                        && x.iter().zip(y).all(|pair| match pair {
+                            (Value::Object(e), Value::Object(f)) => same_except(e, f, "time"),
+                            (e, f) => e == f,
+                        })
+                }
+                _ => v == w,
+            })
+        })
+}
+
+/// Whether two maps are equal but for `skipped`.
+fn same_except(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+    skipped: &str,
+) -> bool {
+    let counted =
+        |m: &serde_json::Map<String, Value>| m.len() - usize::from(m.contains_key(skipped));
+    counted(a) == counted(b)
+        && a.iter()
+            .filter(|(k, _)| k.as_str() != skipped)
+            .all(|(k, v)| b.get(k) == Some(v))
 }
 
 /// Gives an object of `storage`'s kind the shape upstream stores (see
@@ -2191,11 +2250,69 @@ fn check_storable(obj: &Value) -> Result<(), Status> {
 /// Serializes an object for the store (without its resourceVersion, which is the
 /// revision and set on read).
 fn encode(obj: &Value) -> Result<Bytes, Status> {
-    let mut obj = obj.clone();
-    meta::set_meta(&mut obj, "resourceVersion", None);
-    serde_json::to_vec(&obj)
+    let bytes = match obj {
+        Value::Object(o) if o.get("metadata").is_some_and(Value::is_object) => {
+            serde_json::to_vec(&StoredForm(o))
+        }
+        // No metadata map to leave the version out of: the store gets one made, as
+        // `set_meta` makes it.
+        _ => {
+            let mut obj = obj.clone();
+            meta::set_meta(&mut obj, "resourceVersion", None);
+            serde_json::to_vec(&obj)
+        }
+    };
+    bytes
         .map(Bytes::from)
         .map_err(|e| Status::internal_error(&format!("cannot encode object: {e}")))
+}
+
+/// An object serialized without `metadata.resourceVersion` and without being copied.
+/// The metadata keys come in the order a `swap_remove` of the version leaves them (the
+/// last key takes its place), the order objects were always stored in.
+struct StoredForm<'a>(&'a serde_json::Map<String, Value>);
+
+impl serde::Serialize for StoredForm<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            match v {
+                Value::Object(m) if k == "metadata" => {
+                    map.serialize_entry(k, &WithoutVersion(m))?;
+                }
+                _ => map.serialize_entry(k, v)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// A metadata map less its `resourceVersion`, in [`StoredForm`]'s order.
+struct WithoutVersion<'a>(&'a serde_json::Map<String, Value>);
+
+impl serde::Serialize for WithoutVersion<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let m = self.0;
+        let Some(at) = m.keys().position(|k| k == "resourceVersion") else {
+            return m.serialize(s);
+        };
+        let last = m.len() - 1;
+        let mut map = s.serialize_map(Some(last))?;
+        for (i, (k, v)) in m.iter().enumerate() {
+            if i == at {
+                if at != last
+                    && let Some((lk, lv)) = m.iter().next_back()
+                {
+                    map.serialize_entry(lk, lv)?;
+                }
+            } else if i != last {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
 }
 
 impl crate::admission::noderestriction::Lookup for GenericStore {
@@ -2272,5 +2389,108 @@ mod tests {
         assert_eq!(code, 200, "{body}");
         assert_eq!(body["reclaimPolicy"], json!("Delete"));
         assert_eq!(body["metadata"]["labels"], json!({"a": "b"}));
+    }
+
+    /// What `encode` stored before it serialized in place: a copy with the version
+    /// `swap_remove`d.
+    fn encode_by_copy(obj: &Value) -> Vec<u8> {
+        let mut obj = obj.clone();
+        meta::set_meta(&mut obj, "resourceVersion", None);
+        serde_json::to_vec(&obj).unwrap_or_default()
+    }
+
+    #[test]
+    fn encode_stores_the_bytes_a_copy_without_the_version_would() {
+        let objects = [
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "a", "resourceVersion": "7", "uid": "u",
+                                "labels": {"x": "y"}, "managedFields": [{"manager": "m"}]},
+                   "data": {"k": "v"}}),
+            // The version last, first, alone, or absent.
+            json!({"metadata": {"name": "a", "resourceVersion": "7"}, "data": {}}),
+            json!({"metadata": {"resourceVersion": "7", "name": "a", "uid": "u"}}),
+            json!({"metadata": {"resourceVersion": "7"}}),
+            json!({"kind": "X", "metadata": {"name": "a"}}),
+            // No metadata map: one is made.
+            json!({"kind": "X"}),
+            json!({"kind": "X", "metadata": null}),
+        ];
+        for obj in &objects {
+            let got = encode(obj).map(|b| b.to_vec()).unwrap_or_default();
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&encode_by_copy(obj)),
+                "{obj}"
+            );
+        }
+    }
+
+    /// `same_content` as it was written first: equality of copies less the version and
+    /// the entry times.
+    fn same_content_by_copy(a: &Value, b: &Value) -> bool {
+        let strip = |v: &Value| {
+            let mut v = v.clone();
+            if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+                if let Some(Value::Array(entries)) = m.get_mut("managedFields") {
+                    for e in entries.iter_mut().filter_map(Value::as_object_mut) {
+                        e.remove("time");
+                    }
+                }
+            }
+            v
+        };
+        strip(a) == strip(b)
+    }
+
+    #[test]
+    fn same_content_ignores_only_the_version_and_entry_times() {
+        let base = json!({"kind": "ConfigMap",
+            "metadata": {"name": "a", "resourceVersion": "7",
+                         "managedFields": [{"manager": "m", "time": "t1"}, "odd"]},
+            "data": {"k": "v"}});
+        let variants = [
+            json!({"kind": "ConfigMap",
+                "metadata": {"name": "a", "resourceVersion": "8",
+                             "managedFields": [{"manager": "m", "time": "t2"}, "odd"]},
+                "data": {"k": "v"}}),
+            json!({"data": {"k": "v"}, "kind": "ConfigMap",
+                "metadata": {"managedFields": [{"time": "t3", "manager": "m"}, "odd"],
+                             "name": "a"}}),
+            json!({"kind": "ConfigMap",
+                "metadata": {"name": "a", "resourceVersion": "7",
+                             "managedFields": [{"manager": "n", "time": "t1"}, "odd"]},
+                "data": {"k": "v"}}),
+            json!({"kind": "ConfigMap",
+                "metadata": {"name": "a", "resourceVersion": "7",
+                             "managedFields": [{"manager": "m"}, "odd"]},
+                "data": {"k": "v"}}),
+            json!({"kind": "ConfigMap",
+                "metadata": {"name": "a", "resourceVersion": "7",
+                             "managedFields": [{"manager": "m", "time": "t1"}]},
+                "data": {"k": "v"}}),
+            json!({"kind": "ConfigMap",
+                "metadata": {"name": "a", "resourceVersion": "7", "uid": "u",
+                             "managedFields": [{"manager": "m", "time": "t1"}, "odd"]},
+                "data": {"k": "v"}}),
+            json!({"kind": "ConfigMap",
+                "metadata": {"name": "a", "resourceVersion": "7",
+                             "managedFields": [{"manager": "m", "time": "t1"}, "odd"]},
+                "data": {"k": "w"}}),
+            json!({"kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}),
+            json!({"kind": "ConfigMap", "metadata": "a", "data": {"k": "v"}}),
+            json!({"kind": "ConfigMap", "data": {"k": "v"}}),
+            json!(["not", "an", "object"]),
+        ];
+        let mut equal = 0;
+        for a in std::iter::once(&base).chain(&variants) {
+            for b in std::iter::once(&base).chain(&variants) {
+                let want = same_content_by_copy(a, b);
+                assert_eq!(same_content(a, b), want, "{a} vs {b}");
+                equal += usize::from(want && a != b);
+            }
+        }
+        // The first two variants differ from the base only in what is ignored.
+        assert!(equal >= 6, "{equal}");
     }
 }
