@@ -8,10 +8,11 @@
 //!     http://127.0.0.1:23790 $(pgrep -n etcd) store 64 10 50
 //! ```
 //!
-//! Arguments: endpoint, etcd's pid, `raw` (etcd puts) or `store` (creates, then updates,
-//! through [`Store`] on [`EtcdBackend`] with `watchers` idle watches on other resources,
-//! as a server's informers and garbage collector hold), clients, seconds per phase,
-//! watchers. Prints writes/s and CPU µs per write of this process and of etcd (from
+//! Arguments: endpoint, etcd's pid, a mode, clients, seconds per phase, watchers. Modes:
+//! `raw` (etcd puts), `watched` (puts while one etcd watch takes every event, as the
+//! store's watch does), `txn` (creates as the store guards them, no watch), `store`
+//! (creates, then updates, through [`Store`] on [`EtcdBackend`] with `watchers` idle
+//! watches on other resources, as a server's informers and garbage collector hold). Prints writes/s and CPU µs per write of this process and of etcd (from
 //! `/proc/<pid>/stat`, load-independent).
 
 use std::error::Error;
@@ -91,9 +92,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let (clients, seconds, watchers): (usize, u64, usize) =
         (clients.parse()?, seconds.parse()?, watchers.parse()?);
     let etcd_pid = etcd_pid.clone();
-    if mode == "raw" {
+    if mode == "raw" || mode == "watched" {
         let client = etcd_client::Client::connect([endpoint.as_str()], None).await?;
-        phase("raw puts", &etcd_pid, clients, seconds, move |c, n| {
+        if mode == "watched" {
+            let options = etcd_client::WatchOptions::new().with_prefix();
+            let mut events = client.watch_client().watch("/raw/", Some(options)).await?;
+            tokio::spawn(async move { while let Ok(Some(_)) = events.message().await {} });
+        }
+        phase(mode, &etcd_pid, clients, seconds, move |c, n| {
             let mut kv = client.kv_client();
             async move {
                 kv.put(format!("/raw/{c}/{n}"), value(n).to_vec(), None)
@@ -101,6 +107,29 @@ async fn main() -> Result<(), Box<dyn Error>> {
                     .is_ok()
             }
         })
+        .await;
+        return Ok(());
+    }
+    if mode == "txn" {
+        use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+        let client = etcd_client::Client::connect([endpoint.as_str()], None).await?;
+        phase(
+            "guarded creates",
+            &etcd_pid,
+            clients,
+            seconds,
+            move |c, n| {
+                let mut kv = client.kv_client();
+                async move {
+                    let key = format!("/raw/{c}/{n}");
+                    let txn = Txn::new()
+                        .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                        .and_then([TxnOp::put(key.clone(), value(n).to_vec(), None)])
+                        .or_else([TxnOp::get(key, None)]);
+                    kv.txn(txn).await.is_ok_and(|r| r.succeeded())
+                }
+            },
+        )
         .await;
         return Ok(());
     }
