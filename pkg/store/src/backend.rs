@@ -23,6 +23,21 @@ pub trait EventSink: Send + Sync {
     /// Tells the sink that every commit up to `revision` has been delivered, though none
     /// of them touched its keys (etcd progress notifications, writes outside the prefix).
     fn progress(&self, revision: Revision);
+
+    /// Whether the sink holds every live value and so can give a deletion its last value
+    /// itself: a [`crate::EventKind::Deleted`] event may then come with create revision 0
+    /// and no value, which the sink replaces with those of the value it removes. The etcd
+    /// backend then watches without previous values, sparing etcd a read of the old value
+    /// for every update it sends.
+    fn fills_deleted_values(&self) -> bool {
+        false
+    }
+
+    /// Bytes of the live values, where the sink holds them all (see
+    /// [`EventSink::fills_deleted_values`]).
+    fn live_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// One page of a list read at a revision.

@@ -359,7 +359,10 @@ impl EventSink for DecryptingSink {
         let events = events
             .into_iter()
             .map(|e| {
-                if !self.config.covers(&e.kv.key) {
+                // A deletion without its last value (create revision 0) has nothing to
+                // decrypt: the inner sink fills it in, already decrypted.
+                let unfilled = e.kind == crate::EventKind::Deleted && e.kv.create_revision == 0;
+                if unfilled || !self.config.covers(&e.kv.key) {
                     return e;
                 }
                 let kv = open_lossy(&self.config, (*e.kv).clone());
@@ -383,6 +386,14 @@ impl EventSink for DecryptingSink {
 
     fn progress(&self, revision: Revision) {
         self.inner.progress(revision);
+    }
+
+    fn fills_deleted_values(&self) -> bool {
+        self.inner.fills_deleted_values()
+    }
+
+    fn live_bytes(&self) -> Option<u64> {
+        self.inner.live_bytes()
     }
 }
 

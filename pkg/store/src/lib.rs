@@ -17,6 +17,7 @@ pub mod etcd;
 pub mod memory;
 pub mod sqlite;
 mod store;
+mod waiters;
 
 pub use backend::{Backend, BackendInfo, CheckReport, EventSink, ListPage};
 pub use cache::{WatchCache, WatchStream};

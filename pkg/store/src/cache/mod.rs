@@ -5,14 +5,23 @@
 //! can start from any revision inside the window; older revisions get
 //! [`StoreError::Compacted`] (410 Gone at the API), and a watcher that falls behind the
 //! window is ended the same way, which makes clients re-list.
+//!
+//! A commit wakes only the watchers of its keys' topic (the resource: the key up to its
+//! third `/`, as `/registry/configmaps/`), as upstream keeps one watch cache per
+//! resource: a server has a watch on every resource (the garbage collector's alone), and
+//! waking them all for each write cost more than the write. A watcher left asleep while
+//! other resources were written is as current as the cache for its own keys: its
+//! position and bookmarks say so, and events of other topics leaving the window do not
+//! end it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::backend::{EventSink, ListPage};
+use crate::waiters::RevisionWaiters;
 use crate::{Event, EventKind, KeyValue, Revision, StoreError, prefix_end};
 
 /// Default number of events kept for watches to resume from.
@@ -27,20 +36,73 @@ fn event_cost(event: &Event) -> usize {
     event.kv.key.len() + event.kv.value.len() + 64
 }
 
+/// The topic of a key or watch prefix: up to and including its third `/`
+/// (`/registry/configmaps/`, `/registry/apiextensions.k8s.io/` for custom resources of
+/// a group). Every key under a prefix with a topic shares that topic; a prefix without
+/// one (`/registry/`) watches every topic.
+fn topic(key: &str) -> Option<&str> {
+    key.match_indices('/').nth(2).map(|(i, _)| &key[..=i])
+}
+
 struct CacheState {
     revision: Revision,
     objects: BTreeMap<String, Arc<KeyValue>>,
     events: VecDeque<Arc<Event>>,
     /// Sum of [`event_cost`] over `events`.
     event_bytes: usize,
+    /// Bytes of the live values in `objects`.
+    live_bytes: u64,
     /// A watch may start at any revision at or above this one.
     window_start: Revision,
+    /// Revision of the newest event of each topic since `loaded_at`: a watcher whose
+    /// topic has none after its position is as current as the cache.
+    topic_last: HashMap<String, Revision>,
+    /// Revision of the newest event of each topic that left the window: a watcher behind
+    /// `window_start` lost nothing if its topic has none after its position.
+    topic_evicted: HashMap<String, Revision>,
+    /// The revision the state was last loaded at (start, or a backend's resync).
+    loaded_at: Revision,
+}
+
+impl CacheState {
+    /// Whether a watcher of `topic` at `position` has every event of its topic up to the
+    /// cache's revision.
+    fn topic_current(&self, topic: Option<&str>, position: Revision) -> bool {
+        topic.is_some_and(|t| {
+            position >= self.loaded_at && self.topic_last.get(t).is_none_or(|r| *r <= position)
+        })
+    }
+
+    /// Whether a watcher of `topic` at `position` (behind the window) lost no event of its
+    /// topic: the window still has every one after its position.
+    fn topic_kept(&self, topic: Option<&str>, position: Revision) -> bool {
+        topic.is_some_and(|t| {
+            position >= self.loaded_at && self.topic_evicted.get(t).is_none_or(|r| *r <= position)
+        })
+    }
+
+    /// Records the revision of an event of `key`'s topic in `map`.
+    fn note_topic(map: &mut HashMap<String, Revision>, key: &str, revision: Revision) {
+        if let Some(t) = topic(key) {
+            match map.get_mut(t) {
+                Some(r) => *r = revision,
+                None => {
+                    map.insert(t.to_string(), revision);
+                }
+            }
+        }
+    }
 }
 
 /// Current state plus recent events, in memory.
 pub struct WatchCache {
     state: RwLock<CacheState>,
+    /// Wakes the watch streams of every topic on every commit.
     notify: watch::Sender<Revision>,
+    /// Wakes the watch streams of one topic on that topic's commits.
+    topics: Mutex<HashMap<String, watch::Sender<Revision>>>,
+    /// Wakes writers and readers waiting for one revision only once it is reached.
+    waiters: RevisionWaiters,
     capacity: usize,
     capacity_bytes: usize,
 }
@@ -62,9 +124,15 @@ impl WatchCache {
                 objects: BTreeMap::new(),
                 events: VecDeque::new(),
                 event_bytes: 0,
+                live_bytes: 0,
                 window_start: 0,
+                topic_last: HashMap::new(),
+                topic_evicted: HashMap::new(),
+                loaded_at: 0,
             }),
             notify,
+            topics: Mutex::new(HashMap::new()),
+            waiters: RevisionWaiters::default(),
             capacity: capacity.max(1),
             capacity_bytes,
         }
@@ -78,12 +146,21 @@ impl WatchCache {
             .into_iter()
             .map(|kv| (kv.key.clone(), Arc::new(kv)))
             .collect();
+        state.live_bytes = state.objects.values().map(|kv| kv.value.len() as u64).sum();
         state.revision = page.revision;
         state.window_start = page.revision;
+        state.loaded_at = page.revision;
+        state.topic_last.clear();
+        state.topic_evicted.clear();
         state.events.clear();
         state.event_bytes = 0;
         drop(state);
+        // Every watcher looks again: those older than the new state must relist.
         self.notify.send_replace(page.revision);
+        for sender in self.topics.lock().values() {
+            sender.send_replace(page.revision);
+        }
+        self.waiters.advance(page.revision);
     }
 
     /// The revision the cache reflects.
@@ -158,10 +235,7 @@ impl WatchCache {
 
     /// Waits until the cache reflects `revision`.
     pub async fn wait_for(&self, revision: Revision) {
-        let mut rx = self.notify.subscribe();
-        // The closure sees the latest value first, so a revision already reached returns
-        // at once; a closed sender (impossible while self lives) also ends the wait.
-        let _ = rx.wait_for(|r| *r >= revision).await;
+        self.waiters.wait_for(revision).await;
     }
 
     /// Events for keys under `prefix` after revision `from`.
@@ -170,8 +244,19 @@ impl WatchCache {
         prefix: &str,
         from: Revision,
     ) -> Result<WatchStream, StoreError> {
+        let topic = topic(prefix);
+        // Subscribed before the state is read: a commit after the read wakes the stream.
+        let rx = match topic {
+            Some(t) => self
+                .topics
+                .lock()
+                .entry(t.to_string())
+                .or_insert_with(|| watch::channel(0).0)
+                .subscribe(),
+            None => self.notify.subscribe(),
+        };
         let state = self.state.read();
-        if from < state.window_start {
+        if from < state.window_start && !state.topic_kept(topic, from) {
             return Err(StoreError::Compacted {
                 requested: from,
                 oldest: state.window_start,
@@ -186,8 +271,9 @@ impl WatchCache {
         Ok(WatchStream {
             cache: self.clone(),
             prefix: prefix.to_string(),
+            topic: topic.map(str::to_string),
             position: from,
-            rx: self.notify.subscribe(),
+            rx,
             buffer: VecDeque::new(),
         })
     }
@@ -206,19 +292,44 @@ impl EventSink for WatchCache {
         state.revision = revision;
         drop(state);
         self.notify.send_replace(revision);
+        self.waiters.advance(revision);
     }
 
     fn apply(&self, events: Vec<Event>) {
         let mut state = self.state.write();
         let mut last = state.revision;
+        // Usually one: a commit writes one key, or a few of one resource.
+        let mut touched: Vec<String> = Vec::new();
         for mut event in events {
             let key = event.kv.key.clone();
+            CacheState::note_topic(&mut state.topic_last, &key, event.revision());
+            if let Some(t) = topic(&key)
+                && !touched.iter().any(|seen| seen == t)
+            {
+                touched.push(t.to_string());
+            }
             event.prev = match event.kind {
-                EventKind::Deleted => state.objects.remove(&key),
+                EventKind::Deleted => {
+                    let prev = state.objects.remove(&key);
+                    if let Some(last) = prev.as_ref().filter(|_| event.kv.create_revision == 0) {
+                        // The backend did not carry the last value (fills_deleted_values).
+                        event.kv = Arc::new(KeyValue {
+                            key,
+                            value: last.value.clone(),
+                            create_revision: last.create_revision,
+                            mod_revision: event.kv.mod_revision,
+                        });
+                    }
+                    prev
+                }
                 EventKind::Created | EventKind::Updated => {
+                    state.live_bytes += event.kv.value.len() as u64;
                     state.objects.insert(key, event.kv.clone())
                 }
             };
+            if let Some(prev) = &event.prev {
+                state.live_bytes = state.live_bytes.saturating_sub(prev.value.len() as u64);
+            }
             last = last.max(event.revision());
             state.event_bytes += event_cost(&event);
             state.events.push_back(Arc::new(event));
@@ -229,11 +340,29 @@ impl EventSink for WatchCache {
             if let Some(old) = state.events.pop_front() {
                 state.event_bytes -= event_cost(&old).min(state.event_bytes);
                 state.window_start = old.revision();
+                CacheState::note_topic(&mut state.topic_evicted, &old.kv.key, old.revision());
             }
         }
         state.revision = last;
         drop(state);
         self.notify.send_replace(last);
+        if !touched.is_empty() {
+            let topics = self.topics.lock();
+            for t in &touched {
+                if let Some(sender) = topics.get(t) {
+                    sender.send_replace(last);
+                }
+            }
+        }
+        self.waiters.advance(last);
+    }
+
+    fn fills_deleted_values(&self) -> bool {
+        true
+    }
+
+    fn live_bytes(&self) -> Option<u64> {
+        Some(self.state.read().live_bytes)
     }
 }
 
@@ -241,6 +370,8 @@ impl EventSink for WatchCache {
 pub struct WatchStream {
     cache: Arc<WatchCache>,
     prefix: String,
+    /// The prefix's topic; `None` watches every topic.
+    topic: Option<String>,
     position: Revision,
     rx: watch::Receiver<Revision>,
     buffer: VecDeque<Arc<Event>>,
@@ -249,7 +380,17 @@ pub struct WatchStream {
 impl WatchStream {
     /// The revision up to which this watcher has seen every event (for bookmarks).
     pub fn position(&self) -> Revision {
-        self.position
+        if !self.buffer.is_empty() {
+            return self.position;
+        }
+        // Not woken by other topics' commits: as current as the cache unless its own
+        // topic has events it has not taken yet.
+        let state = self.cache.state.read();
+        if state.topic_current(self.topic.as_deref(), self.position) {
+            state.revision.max(self.position)
+        } else {
+            self.position
+        }
     }
 
     /// The next event; [`StoreError::Compacted`] when the watcher fell out of the window.
@@ -273,7 +414,10 @@ impl WatchStream {
             self.rx.borrow_and_update();
             return Ok(());
         }
-        if self.position < state.window_start {
+        // Behind the window is fine while only other topics' events left it.
+        if self.position < state.window_start
+            && !state.topic_kept(self.topic.as_deref(), self.position)
+        {
             return Err(StoreError::Compacted {
                 requested: self.position,
                 oldest: state.window_start,

@@ -95,3 +95,85 @@ fn event_window_is_bounded_by_bytes_and_old_watches_get_compacted() {
     ));
     assert!(cache.watch("/a/", 99).is_ok());
 }
+
+fn created(key: &str, rev: Revision) -> Event {
+    Event {
+        kind: EventKind::Created,
+        kv: kv(key, rev),
+        prev: None,
+    }
+}
+
+#[tokio::test]
+async fn a_commit_wakes_the_watchers_of_its_topic_only_and_the_others_stay_current() {
+    let cache = Arc::new(WatchCache::new(4));
+    let mut pods = cache.watch("/registry/pods/ns/", 0).unwrap();
+    let mut everything = cache.watch("/registry/", 0).unwrap();
+    for rev in 1..=10 {
+        cache.apply(vec![created(
+            &format!("/registry/configmaps/ns/c{rev}"),
+            rev,
+        )]);
+    }
+    assert!(!pods.rx.has_changed().unwrap(), "woken by configmaps");
+    assert!(everything.rx.has_changed().unwrap());
+    // The window (4 events) moved past the pod watcher's position, but none of the events
+    // it lost were pods: it is as current as the cache and is not ended.
+    assert_eq!(pods.position(), 10);
+    assert!(cache.watch("/registry/pods/", 2).is_ok());
+    assert!(matches!(
+        everything.next().await,
+        Err(StoreError::Compacted { .. })
+    ));
+    assert!(matches!(
+        cache.watch("/registry/", 2),
+        Err(StoreError::Compacted { .. })
+    ));
+
+    cache.apply(vec![created("/registry/pods/ns/p", 11)]);
+    assert!(pods.rx.has_changed().unwrap());
+    let event = pods.next().await.unwrap();
+    assert_eq!(event.kv.key, "/registry/pods/ns/p");
+    assert_eq!(pods.position(), 11);
+    // A pod event past the position that left the window does end a pod watcher.
+    let mut late = cache.watch("/registry/pods/other/", 10).unwrap();
+    for rev in 12..=20 {
+        cache.apply(vec![created(
+            &format!("/registry/configmaps/ns/d{rev}"),
+            rev,
+        )]);
+    }
+    assert!(matches!(
+        late.next().await,
+        Err(StoreError::Compacted { .. })
+    ));
+}
+
+#[test]
+fn a_deletion_without_its_last_value_gets_it_from_the_cache() {
+    let cache = WatchCache::new(10);
+    assert!(cache.fills_deleted_values());
+    cache.apply(vec![created("/a/1", 1)]);
+    assert_eq!(cache.live_bytes(), Some(1));
+    cache.apply(vec![Event {
+        kind: EventKind::Deleted,
+        kv: Arc::new(KeyValue {
+            key: "/a/1".into(),
+            value: bytes::Bytes::new(),
+            create_revision: 0,
+            mod_revision: 2,
+        }),
+        prev: None,
+    }]);
+    assert_eq!(cache.live_bytes(), Some(0));
+    let state = cache.state.read();
+    let deleted = &state.events[1].kv;
+    assert_eq!(
+        (
+            deleted.value.as_ref(),
+            deleted.create_revision,
+            deleted.mod_revision
+        ),
+        (&b"v"[..], 1, 2)
+    );
+}

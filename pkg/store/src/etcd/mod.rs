@@ -5,9 +5,10 @@
 //! prefix; revisions are etcd's: an object's resourceVersion is its key's mod revision.
 //! Every write is one transaction guarded on the key's mod revision (create: "absent",
 //! update and delete: "unchanged since `expected`"). One etcd watch over the prefix, with
-//! previous values and progress notifications, feeds the watch cache with the writes of
-//! every server; a write is acknowledged once that watch has delivered it, so a client
-//! reads its own writes. A consistent list asks etcd for its current revision and waits
+//! progress notifications, feeds the watch cache with the writes of every server; a write
+//! is acknowledged once that watch has delivered it, so a client reads its own writes.
+//! The watch asks for previous values only when the sink does not hold them itself (the
+//! watch cache does): etcd reads the old value again for every update it sends with one. A consistent list asks etcd for its current revision and waits
 //! (requesting a progress notification) until the watch has delivered it, as
 //! kube-apiserver's consistent list from its cache does. History is compacted as
 //! kube-apiserver compacts it: every interval, to the revision seen one interval before,
@@ -19,8 +20,8 @@ pub mod testing;
 mod tests;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,10 +31,11 @@ use etcd_client::{
     WatchOptions,
 };
 use parking_lot::Mutex;
-use tokio::sync::{Notify, OnceCell, watch};
+use tokio::sync::{Notify, OnceCell};
 use tokio::task::JoinHandle;
 
 use crate::backend::{Backend, BackendInfo, CheckReport, EventSink, ListPage};
+use crate::waiters::RevisionWaiters;
 use crate::{Event, EventKind, KeyValue, Revision, StoreError, WriteOp};
 
 /// Keys read per range request when listing everything (bounds one response's size).
@@ -93,8 +95,12 @@ impl EtcdOptions {
 struct Shared {
     /// The endpoints, for error messages.
     endpoints: String,
-    /// The newest revision handed to the sink (events or progress).
-    delivered: watch::Sender<Revision>,
+    /// The newest revision handed to the sink (events or progress), and the writers and
+    /// readers waiting for theirs.
+    delivered: RevisionWaiters,
+    /// The sink, where it counts the live bytes itself (the watch then carries no
+    /// previous values to count them here).
+    counting_sink: OnceLock<Arc<dyn EventSink>>,
     /// The newest compaction point known (ours, or learned from etcd's answers).
     compacted: AtomicI64,
     live_keys: AtomicU64,
@@ -216,7 +222,6 @@ impl EtcdBackend {
                 "--datastore-cafile/--datastore-certfile need https:// etcd endpoints",
             ));
         }
-        let (delivered, _) = watch::channel(0);
         let endpoints = options.endpoints.join(",");
         Ok(Self {
             options,
@@ -224,7 +229,8 @@ impl EtcdBackend {
             client: OnceCell::new(),
             shared: Arc::new(Shared {
                 endpoints,
-                delivered,
+                delivered: RevisionWaiters::default(),
+                counting_sink: OnceLock::new(),
                 compacted: AtomicI64::new(0),
                 live_keys: AtomicU64::new(0),
                 live_bytes: AtomicU64::new(0),
@@ -265,8 +271,7 @@ impl EtcdBackend {
 
     /// Waits until the watch has handed revision `rev` to the sink.
     async fn delivered(&self, rev: Revision) {
-        let mut rx = self.shared.delivered.subscribe();
-        let _ = rx.wait_for(|r| *r >= rev).await;
+        self.shared.delivered.wait_for(rev).await;
     }
 
     /// The create revision of the key `key` an update just wrote at `rev`: from the watch
@@ -386,7 +391,7 @@ fn map_error(shared: &Shared, e: etcd_client::Error, requested: Revision) -> Sto
         if message.contains("required revision is a future revision") {
             return StoreError::FutureRevision {
                 requested,
-                current: *shared.delivered.borrow(),
+                current: shared.delivered.reached(),
             };
         }
         if status.code() != tonic::Code::Unavailable {
@@ -472,8 +477,13 @@ impl Backend for EtcdBackend {
             Ordering::Relaxed,
         );
         sink.reset(page.clone());
-        self.shared.delivered.send_replace(page.revision);
+        self.shared.delivered.advance(page.revision);
+        let prev_values = !sink.fills_deleted_values();
+        if !prev_values {
+            let _ = self.shared.counting_sink.set(sink.clone());
+        }
         let feed = Feed {
+            prev_values,
             client: client.clone(),
             layout: self.layout(),
             shared: self.shared.clone(),
@@ -700,10 +710,13 @@ impl Backend for EtcdBackend {
         };
         BackendInfo {
             name: format!("etcd:{}{prefix}", self.options.endpoints.join(",")),
-            revision: *self.shared.delivered.borrow(),
+            revision: self.shared.delivered.reached(),
             compacted: self.shared.compacted.load(Ordering::SeqCst),
             disk_bytes: self.shared.disk_bytes.load(Ordering::Relaxed),
-            live_bytes: self.shared.live_bytes.load(Ordering::Relaxed),
+            live_bytes: match self.shared.counting_sink.get() {
+                Some(sink) => sink.live_bytes().unwrap_or(0),
+                None => self.shared.live_bytes.load(Ordering::Relaxed),
+            },
             live_keys: self.shared.live_keys.load(Ordering::Relaxed),
         }
     }
@@ -725,16 +738,15 @@ impl Backend for EtcdBackend {
             .await
             .map_err(|e| self.error(e, 0))?;
         let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
-        if !self.started() || *self.shared.delivered.borrow() >= rev {
+        if !self.started() || self.shared.delivered.reached() >= rev {
             return Ok(rev);
         }
-        let mut rx = self.shared.delivered.subscribe();
         let caught_up = tokio::time::timeout(FRESH_TIMEOUT, async {
             loop {
                 // Writes outside our keys move etcd's revision without an event: only a
                 // progress notification tells the watch it has everything up to `rev`.
                 self.shared.want_progress.notify_one();
-                let wait = rx.wait_for(|r| *r >= rev);
+                let wait = self.shared.delivered.wait_for(rev);
                 if tokio::time::timeout(Duration::from_millis(100), wait)
                     .await
                     .is_ok()
@@ -748,7 +760,7 @@ impl Backend for EtcdBackend {
             Ok(()) => Ok(rev),
             Err(_) => Err(unavailable(format!(
                 "the etcd watch is behind: it has revision {}, etcd has {rev}",
-                *self.shared.delivered.borrow()
+                self.shared.delivered.reached()
             ))),
         }
     }
@@ -774,6 +786,9 @@ enum WatchEnd {
 
 /// The task that feeds the sink from one etcd watch over the store's keys.
 struct Feed {
+    /// Whether the watch asks for previous values: the sink needs them for deletions'
+    /// last values (and this feed for the live bytes) unless it holds every value itself.
+    prev_values: bool,
     client: Client,
     layout: Layout,
     shared: Arc<Shared>,
@@ -804,7 +819,7 @@ impl Feed {
                                 Ordering::Relaxed,
                             );
                             self.sink.reset(page);
-                            self.shared.delivered.send_replace(delivered);
+                            self.shared.delivered.advance(delivered);
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot reload keys from etcd");
@@ -823,11 +838,13 @@ impl Feed {
     /// One watch stream from `delivered + 1`, until it ends.
     async fn session(&self, delivered: &mut Revision) -> WatchEnd {
         let scope = self.layout.scope();
-        let options = WatchOptions::new()
+        let mut options = WatchOptions::new()
             .with_range(range_end(&scope))
             .with_start_revision(*delivered + 1)
-            .with_prev_key()
             .with_progress_notify();
+        if self.prev_values {
+            options = options.with_prev_key();
+        }
         let stream = self
             .client
             .watch_client()
@@ -868,7 +885,7 @@ impl Feed {
                 if rev > *delivered {
                     *delivered = rev;
                     self.sink.progress(rev);
-                    self.shared.delivered.send_replace(rev);
+                    self.shared.delivered.advance(rev);
                 }
                 continue;
             }
@@ -878,7 +895,7 @@ impl Feed {
                 self.sink.apply(events);
                 if rev > *delivered {
                     *delivered = rev;
-                    self.shared.delivered.send_replace(rev);
+                    self.shared.delivered.advance(rev);
                 }
             }
         }
@@ -903,9 +920,11 @@ impl Feed {
                         self.shared
                             .remember_update(kv.mod_revision(), kv.create_revision());
                     }
-                    self.shared
-                        .live_bytes
-                        .fetch_add(kv.value().len() as u64, Ordering::Relaxed);
+                    if self.prev_values {
+                        self.shared
+                            .live_bytes
+                            .fetch_add(kv.value().len() as u64, Ordering::Relaxed);
+                    }
                     Event {
                         kind: if created {
                             EventKind::Created
@@ -927,6 +946,8 @@ impl Feed {
                         Ordering::Relaxed,
                         |n| Some(n.saturating_sub(1)),
                     );
+                    // Without previous values (create revision 0) the sink fills in the
+                    // last value from its own state.
                     Event {
                         kind: EventKind::Deleted,
                         kv: Arc::new(KeyValue {

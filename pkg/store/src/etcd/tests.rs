@@ -216,3 +216,40 @@ async fn updates_report_the_create_revision_with_and_without_the_watch() {
         assert_eq!(b2.create_revision, b.mod_revision);
     }
 }
+
+/// Under a watch cache the etcd watch carries no previous values (etcd would read each
+/// update's old value again to send it): a deletion made through another server still
+/// reaches watchers with its last value and create revision, from the cache, and the
+/// live bytes are the cache's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_through_another_server_carry_the_last_value_without_prev_values() {
+    let etcd = TestEtcd::start();
+    let a = Store::open(Arc::new(backend(&etcd, ""))).await.unwrap();
+    let b = Store::open(Arc::new(backend(&etcd, ""))).await.unwrap();
+    let key = "/registry/configmaps/default/c";
+    let created = a.create(key, Bytes::from_static(b"v1")).await.unwrap();
+    a.update(key, Bytes::from_static(b"v22"), created.mod_revision)
+        .await
+        .unwrap();
+    let mut watch = b.watch("/registry/configmaps/", b.revision()).unwrap();
+    let deleted = a.delete(key, Bytes::new(), 0).await.unwrap();
+    let event = loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), watch.next())
+            .await
+            .unwrap()
+            .unwrap();
+        if e.kind == EventKind::Deleted {
+            break e;
+        }
+    };
+    assert_eq!(event.kv.value, Bytes::from_static(b"v22"));
+    assert_eq!(event.kv.create_revision, created.mod_revision);
+    assert_eq!(event.kv.mod_revision, deleted.mod_revision);
+    assert_eq!(
+        event.prev.as_ref().map(|p| p.value.clone()),
+        Some(Bytes::from_static(b"v22"))
+    );
+    assert_eq!(b.backend().info().live_bytes, 0);
+    b.create(key, Bytes::from_static(b"v333")).await.unwrap();
+    assert_eq!(b.backend().info().live_bytes, 4);
+}
