@@ -15,9 +15,18 @@ use k8s_openapi::api::core::v1::Endpoints;
 use crate::cli::agent::AgentArgs;
 use crate::run::node::{self, NodeSettings};
 
+/// Most workers the agent's runtime gets: its work is watches, heartbeats and containerd
+/// calls, not throughput, and every worker keeps a stack and an allocator heap of its own
+/// (a Pi 4 would otherwise get four).
+const MAX_WORKERS: usize = 2;
+
 /// Runs the agent until SIGINT or SIGTERM.
 pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS));
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        // Blocking threads (file I/O, image unpacking) go soon after their work.
+        .thread_keep_alive(std::time::Duration::from_secs(2))
         .enable_all()
         .thread_name("k1s-agent")
         .build()
