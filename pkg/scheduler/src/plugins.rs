@@ -553,13 +553,17 @@ impl<'a> Cycle<'a> {
 
     /// NodeUnschedulable.
     pub fn node_unschedulable(&self, node: &NodeInfo) -> Option<Failure> {
+        // Most nodes are schedulable: no taint is built for them (this runs per node
+        // and pod).
+        if !node.unschedulable {
+            return None;
+        }
         let taint = Taint {
             key: TAINT_UNSCHEDULABLE.into(),
             effect: "NoSchedule".into(),
             ..Taint::default()
         };
-        (node.unschedulable && !tolerated(self.tolerations, &taint))
-            .then(|| Failure::unresolvable(ERR_UNSCHEDULABLE))
+        (!tolerated(self.tolerations, &taint)).then(|| Failure::unresolvable(ERR_UNSCHEDULABLE))
     }
 
     /// NodeName.

@@ -36,7 +36,7 @@ use crate::Shutdown;
 use crate::workload::Expectations;
 
 pub use podindex::PodIndex;
-pub use status::{SetCondition, SetStatus};
+pub use status::{STATUS_WRITE_SPACING, SetCondition, SetStatus, StatusPacer};
 pub use sync::{BURST_REPLICAS, SyncError};
 
 /// What the generic controller needs of a kind: ReplicaSet and ReplicationController
@@ -189,6 +189,8 @@ pub(crate) struct Context<K: ReplicatedSet> {
     pub(crate) recorder: crate::workload::Recorder,
     /// The scheduler's queue of untried pods: creates wait while it is long.
     pub(crate) backlog: k1s_informer::Backlog,
+    /// Spaces each set's status writes while its pods start one after another.
+    pub(crate) status_pacer: StatusPacer,
 }
 
 /// Starts the ReplicaSet controller (`replicaset-controller`).
@@ -257,6 +259,7 @@ pub async fn run<K: ReplicatedSet>(client: kube::Client, shutdown: Shutdown) {
         failures: Mutex::new(HashMap::new()),
         recorder: crate::workload::recorder(client.clone(), K::EVENT_SOURCE),
         backlog: crate::config().scheduling_backlog.clone(),
+        status_pacer: StatusPacer::new(STATUS_WRITE_SPACING),
     });
 
     // managedFields are never read here: dropping them keeps the caches small.
@@ -271,6 +274,7 @@ pub async fn run<K: ReplicatedSet>(client: kube::Client, shutdown: Shutdown) {
                 let uid = set.uid().unwrap_or_default();
                 forget.expectations.forget(&uid);
                 forget.failures.lock().remove(&uid);
+                forget.status_pacer.forget(&uid);
             }
         })
         .touched_objects()

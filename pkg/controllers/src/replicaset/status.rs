@@ -1,14 +1,15 @@
 //! The status both kinds share (upstream's `calculateStatus`): replicas counted from the
 //! claimed active pods, and the `ReplicaFailure` condition while creates or deletes fail.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k1s_apimachinery::labels::Selector;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::workload::{is_pod_available, is_pod_ready};
@@ -196,6 +197,71 @@ fn ready_since(pod: &Pod) -> Option<&Time> {
         .as_ref()
 }
 
+/// The shortest spacing of two status writes of one set that only move its pod counts.
+pub const STATUS_WRITE_SPACING: Duration = Duration::from_secs(1);
+
+/// Spaces the status writes of each set while its pods change one after another.
+///
+/// A set of 100 pods starting together would otherwise write its status once per pod
+/// that is created or becomes ready (and its Deployment once more after each), each write
+/// fanned out to every watcher of ReplicaSets. Upstream's controller-manager is held to
+/// 20 API writes a second (`--kube-api-qps`), which folds such bursts together; here a
+/// change that only moves counts is written at once when the set's last write is older
+/// than [`STATUS_WRITE_SPACING`], otherwise when that spacing has passed. Changes of
+/// conditions or `observedGeneration`, and a status that has reached the spec (every
+/// replica there, ready and available), are written at once.
+#[derive(Debug)]
+pub struct StatusPacer {
+    spacing: Duration,
+    /// When each set (by uid) last wrote its status.
+    last: Mutex<HashMap<String, Instant>>,
+}
+
+impl StatusPacer {
+    /// A pacer spacing writes by `spacing`.
+    pub fn new(spacing: Duration) -> Self {
+        Self {
+            spacing,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether the change from `current` to `new` is written now (`None`, the write then
+    /// counted) or after the returned wait.
+    pub fn admit(
+        &self,
+        uid: &str,
+        current: &SetStatus,
+        new: &SetStatus,
+        replicas: i32,
+        now: Instant,
+    ) -> Option<Duration> {
+        let counts_only = new.observed_generation == current.observed_generation
+            && new.conditions == current.conditions;
+        let settled = new.replicas == replicas
+            && new.ready_replicas == replicas
+            && new.available_replicas == replicas
+            && new.terminating_replicas.unwrap_or(0) == 0;
+        let mut last = self.last.lock();
+        if counts_only
+            && !settled
+            && let Some(at) = last.get(uid)
+        {
+            let due = *at + self.spacing;
+            if due > now {
+                return Some(due - now);
+            }
+        }
+        last.insert(uid.to_string(), now);
+        None
+    }
+
+    /// Forgets a deleted set.
+    pub fn forget(&self, uid: &str) {
+        self.last.lock().remove(uid);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
@@ -308,5 +374,59 @@ mod tests {
             cleared.to_patch()["status"]["terminatingReplicas"],
             json!(0)
         );
+    }
+
+    #[test]
+    fn count_changes_are_spaced_and_the_rest_written_at_once() {
+        let pacer = StatusPacer::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let counts = |replicas, ready| SetStatus {
+            replicas,
+            ready_replicas: ready,
+            available_replicas: ready,
+            observed_generation: 1,
+            ..SetStatus::default()
+        };
+        // The first write of a set goes at once, the next count change waits out the
+        // spacing, and one after the spacing goes at once again.
+        assert_eq!(
+            pacer.admit("a", &counts(0, 0), &counts(5, 0), 10, at(0)),
+            None
+        );
+        assert_eq!(
+            pacer.admit("a", &counts(5, 0), &counts(5, 2), 10, at(300)),
+            Some(Duration::from_millis(700))
+        );
+        assert_eq!(
+            pacer.admit("b", &counts(0, 0), &counts(5, 0), 10, at(300)),
+            None
+        );
+        assert_eq!(
+            pacer.admit("a", &counts(5, 0), &counts(5, 2), 10, at(1000)),
+            None
+        );
+        // A set that reached its spec, a new generation and a condition are not held.
+        assert_eq!(
+            pacer.admit("a", &counts(5, 2), &counts(10, 10), 10, at(1100)),
+            None
+        );
+        let mut newer = counts(10, 10);
+        newer.observed_generation = 2;
+        assert_eq!(
+            pacer.admit("a", &counts(10, 10), &newer, 12, at(1200)),
+            None
+        );
+        let mut failing = newer.clone();
+        failing.conditions.push(SetCondition {
+            type_: REPLICA_FAILURE.into(),
+            ..SetCondition::default()
+        });
+        assert_eq!(pacer.admit("a", &newer, &failing, 12, at(1300)), None);
+        // A deleted set starts over.
+        let (before, after) = (counts(5, 0), counts(5, 2));
+        assert!(pacer.admit("a", &before, &after, 10, at(1400)).is_some());
+        pacer.forget("a");
+        assert_eq!(pacer.admit("a", &before, &after, 10, at(1400)), None);
     }
 }

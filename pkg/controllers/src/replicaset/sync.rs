@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
@@ -198,7 +198,15 @@ async fn sync<K: ReplicatedSet>(set: &K, ctx: &Context<K>) -> Result<Action, Syn
     };
     let current = set.set_status();
     let new = status::calculate(&current, spec, &active, terminating, failure.as_ref(), now);
-    if new != current {
+    // A count change close after the last write waits (see `StatusPacer`); the sync
+    // comes back for it.
+    let held = (new != current)
+        .then(|| {
+            ctx.status_pacer
+                .admit(&uid, &current, &new, set.replicas(), Instant::now())
+        })
+        .flatten();
+    if new != current && held.is_none() {
         let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
         match api
             .patch_status(
@@ -217,12 +225,11 @@ async fn sync<K: ReplicatedSet>(set: &K, ctx: &Context<K>) -> Result<Action, Syn
     if let Some(f) = failure {
         return Err(SyncError::Manage(f.message));
     }
-    Ok(
-        match status::next_availability_check(&active, set.min_ready_seconds(), now) {
-            Some(wait) => Action::requeue(wait),
-            None => Action::await_change(),
-        },
-    )
+    let availability = status::next_availability_check(&active, set.min_ready_seconds(), now);
+    Ok(match held.into_iter().chain(availability).min() {
+        Some(wait) => Action::requeue(wait),
+        None => Action::await_change(),
+    })
 }
 
 /// Creates or deletes pods so the set has `spec.replicas` active ones.
