@@ -116,6 +116,23 @@ async fn services(client: &kube::Client, n: usize) -> anyhow::Result<Vec<(String
     Ok(out)
 }
 
+/// The network part's ingress figure alone, against a server of its own.
+pub async fn ingress_only(args: &Args, scratch: &Path, report: &mut Report) -> anyhow::Result<()> {
+    let dns_port = free_port()?;
+    let mut server = Server::new(&args.k1s, scratch.join("ingress"))?.with_args(&[
+        "--datastore-endpoint",
+        "memory://",
+        "--dns-listen",
+        &format!("127.0.0.1:{dns_port}"),
+    ]);
+    server.start().await?;
+    let client = server.client().await?;
+    let result =
+        crate::ingress::ingress(&client, args.seconds, args.ingress_workers, scratch, report).await;
+    server.stop()?;
+    result
+}
+
 /// The network part.
 pub async fn network(args: &Args, scratch: &Path, report: &mut Report) -> anyhow::Result<()> {
     for tool in ["dnsperf", "dnsmasq"] {
@@ -256,7 +273,8 @@ pub async fn network(args: &Args, scratch: &Path, report: &mut Report) -> anyhow
             "count",
         );
     }
-    let ingress = crate::ingress::ingress(&client, seconds, scratch, report).await;
+    let ingress =
+        crate::ingress::ingress(&client, seconds, args.ingress_workers, scratch, report).await;
     let proxy = match ingress {
         Ok(()) => crate::proxy::service_proxy(&client, report).await,
         Err(e) => Err(e),
