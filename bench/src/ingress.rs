@@ -19,6 +19,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
 use kube::api::PostParams;
 
+use crate::proc;
 use crate::report::Report;
 
 /// Namespace of the benchmark's Ingress.
@@ -92,6 +93,8 @@ struct Run {
     per_s: f64,
     p50: Duration,
     p99: Duration,
+    /// Requests answered in the run.
+    requests: u64,
 }
 
 fn wrk_duration(s: &str) -> Option<Duration> {
@@ -124,9 +127,14 @@ fn wrk(port: u16, seconds: u64) -> anyhow::Result<Run> {
         .output()
         .context("cannot run wrk (apt-get install wrk)")?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let (mut per_s, mut p50, mut p99) = (None, None, None);
+    let (mut per_s, mut p50, mut p99, mut requests) = (None, None, None, None);
     for line in text.lines() {
         let mut words = line.split_whitespace();
+        let first = words.clone().next();
+        // `  123456 requests in 5.00s, 17.2MB read`
+        if line.contains(" requests in ") {
+            requests = first.and_then(|n| n.parse::<u64>().ok());
+        }
         match (words.next(), words.next()) {
             (Some("Requests/sec:"), Some(v)) => per_s = v.parse::<f64>().ok(),
             (Some("50%"), Some(v)) => p50 = wrk_duration(v),
@@ -137,16 +145,62 @@ fn wrk(port: u16, seconds: u64) -> anyhow::Result<Run> {
     if text.contains("Non-2xx") {
         bail!("wrk saw answers other than 2xx:\n{text}");
     }
-    match (per_s, p50, p99) {
-        (Some(per_s), Some(p50), Some(p99)) => Ok(Run { per_s, p50, p99 }),
+    match (per_s, p50, p99, requests) {
+        (Some(per_s), Some(p50), Some(p99), Some(requests)) => Ok(Run {
+            per_s,
+            p50,
+            p99,
+            requests,
+        }),
         _ => bail!("wrk printed no rate or latencies:\n{text}"),
     }
+}
+
+/// CPU time (user + system) of `pid` and its child processes (nginx's workers).
+fn tree_cpu(pid: u32) -> anyhow::Result<Duration> {
+    let mut total = proc::cpu_time(pid)?;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // The parent's pid is the second field after the parenthesised command name.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            total += proc::cpu_time(child).unwrap_or_default();
+        }
+    }
+    Ok(total)
+}
+
+/// A wrk run against `port` and the CPU time per request of the proxy whose CPU time so
+/// far `cpu` reads (the backend's and wrk's own are left out: they are the same for both).
+fn measured(
+    port: u16,
+    seconds: u64,
+    cpu: &dyn Fn() -> anyhow::Result<Duration>,
+) -> anyhow::Result<(Run, Duration)> {
+    let before = cpu()?;
+    let run = wrk(port, seconds)?;
+    let used = cpu()?.saturating_sub(before);
+    let per_request = used / u32::try_from(run.requests.max(1)).unwrap_or(u32::MAX);
+    Ok((run, per_request))
 }
 
 /// The ingress figure, against the running benchmark server's `client`.
 pub async fn ingress(
     client: &kube::Client,
     seconds: u64,
+    workers: Option<usize>,
     scratch: &Path,
     report: &mut Report,
 ) -> anyhow::Result<()> {
@@ -176,7 +230,7 @@ pub async fn ingress(
     )?);
 
     let proxy_port = free_port(Ipv4Addr::LOCALHOST.into())?;
-    let mut proxy_nginx = Kill(nginx(
+    let proxy_nginx_child = nginx(
         &dir,
         "proxy",
         &format!(
@@ -187,7 +241,9 @@ pub async fn ingress(
              proxy_set_header X-Forwarded-Proto $scheme;\n      proxy_set_header X-Forwarded-Host $host;\n      \
              proxy_set_header X-Forwarded-Port $server_port;\n    }}\n  }}"
         ),
-    )?);
+    )?;
+    let nginx_pid = proxy_nginx_child.id();
+    let mut proxy_nginx = Kill(proxy_nginx_child);
 
     // The Ingress, a Service without a selector and its EndpointSlice: the backend.
     let nss: Api<Namespace> = Api::all(client.clone());
@@ -225,6 +281,9 @@ pub async fn ingress(
     let mut config = k1s_ingress::Config::new(vec![ip]);
     config.http = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0);
     config.https = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0);
+    if let Some(n) = workers {
+        config.workers = n;
+    }
     let listeners = k1s_ingress::Listeners::bind(&config).await?;
     let (http, _) = listeners.local_addrs()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -249,26 +308,33 @@ pub async fn ingress(
         // Warm both (connections to the backend, the pools), then measure each twice,
         // alternating, and keep each one's better run: other load on a shared machine
         // weighs on whichever runs while it lasts.
+        // CPU time per request is the figure load does not move much: on 2 shared cores
+        // it decides the ratio of the rates.
+        let own = std::process::id();
+        let k1s_cpu = || proc::cpu_time(own);
+        let nginx_cpu = || tree_cpu(nginx_pid);
         let _ = wrk(http.port(), 1)?;
         let _ = wrk(proxy_port, 1)?;
-        let mut k1s = wrk(http.port(), seconds)?;
-        let mut theirs = wrk(proxy_port, seconds)?;
-        let theirs2 = wrk(proxy_port, seconds)?;
-        let k1s2 = wrk(http.port(), seconds)?;
+        let (mut k1s, mut k1s_cpu_req) = measured(http.port(), seconds, &k1s_cpu)?;
+        let (mut theirs, mut theirs_cpu_req) = measured(proxy_port, seconds, &nginx_cpu)?;
+        let (theirs2, theirs2_cpu_req) = measured(proxy_port, seconds, &nginx_cpu)?;
+        let (k1s2, k1s2_cpu_req) = measured(http.port(), seconds, &k1s_cpu)?;
         if k1s2.per_s > k1s.per_s {
             k1s = k1s2;
         }
         if theirs2.per_s > theirs.per_s {
             theirs = theirs2;
         }
-        Ok::<_, anyhow::Error>((k1s, theirs))
+        k1s_cpu_req = k1s_cpu_req.min(k1s2_cpu_req);
+        theirs_cpu_req = theirs_cpu_req.min(theirs2_cpu_req);
+        Ok::<_, anyhow::Error>((k1s, theirs, k1s_cpu_req, theirs_cpu_req))
     }
     .await;
     let _ = stop.send(());
     let _ = controller.await;
     backend_nginx.kill();
     proxy_nginx.kill();
-    let (k1s, theirs) = result?;
+    let (k1s, theirs, k1s_cpu_req, theirs_cpu_req) = result?;
 
     report.add(
         "network",
@@ -307,6 +373,27 @@ pub async fn ingress(
         "network.ingress.nginx.p99_ms",
         "Ingress nginx p99",
         theirs.p99,
+    );
+    report.add(
+        "network",
+        "network.ingress.k1s.cpu_us",
+        "Ingress k1s CPU per request (the better of 2 runs)",
+        k1s_cpu_req.as_secs_f64() * 1e6,
+        "us",
+    );
+    report.add(
+        "network",
+        "network.ingress.nginx.cpu_us",
+        "Ingress nginx CPU per request (master + workers, the better of 2 runs)",
+        theirs_cpu_req.as_secs_f64() * 1e6,
+        "us",
+    );
+    report.add(
+        "network",
+        "network.ingress.ratio.cpu",
+        "Ingress CPU per request k1s / nginx",
+        k1s_cpu_req.as_secs_f64() / theirs_cpu_req.as_secs_f64().max(1e-9),
+        "ratio",
     );
     report.add(
         "network",

@@ -41,6 +41,9 @@ pub enum Part {
     /// the ingress against nginx with wrk; the Service proxy programming 1000 and 10 000
     /// Services and one endpoint change (root).
     Network,
+    /// The network part's ingress figure alone (requests/s, p99 and CPU per request against
+    /// nginx as the same reverse proxy).
+    Ingress,
     /// The agent on containerd (root): node Ready after start, pod start latency of real
     /// containers, RSS of the server, containerd and shims with pods running.
     Agent,
@@ -89,6 +92,10 @@ pub struct Args {
     /// ClusterIP Services the network part's DNS queries spread over.
     #[arg(long, default_value_t = 1000)]
     pub dns_services: usize,
+    /// Worker threads of the ingress proxy in the ingress figure (default: one per CPU, as
+    /// `k1s server` runs it; 0: its connections on the driver's runtime, for comparison).
+    #[arg(long)]
+    pub ingress_workers: Option<usize>,
     /// Pods of the agent part's Deployment (start latency p50/p99).
     #[arg(long, default_value_t = 100)]
     pub agent_pods: usize,
@@ -225,6 +232,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.runs(Part::Network) {
         network::network(&args, scratch.path(), &mut report).await?;
+    } else if args.runs(Part::Ingress) {
+        network::ingress_only(&args, scratch.path(), &mut report).await?;
     }
     if args.runs(Part::Agent) {
         let missing = agent::missing();

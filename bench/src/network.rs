@@ -116,6 +116,34 @@ async fn services(client: &kube::Client, n: usize) -> anyhow::Result<Vec<(String
     Ok(out)
 }
 
+/// A started `k1s server` in memory under `scratch/name`, its cluster DNS on
+/// 127.0.0.1:`dns_port`.
+async fn start_server(
+    args: &Args,
+    scratch: &Path,
+    name: &str,
+    dns_port: u16,
+) -> anyhow::Result<Server> {
+    let mut server = Server::new(&args.k1s, scratch.join(name))?.with_args(&[
+        "--datastore-endpoint",
+        "memory://",
+        "--dns-listen",
+        &format!("127.0.0.1:{dns_port}"),
+    ]);
+    server.start().await?;
+    Ok(server)
+}
+
+/// The network part's ingress figure alone, against a server of its own.
+pub async fn ingress_only(args: &Args, scratch: &Path, report: &mut Report) -> anyhow::Result<()> {
+    let mut server = start_server(args, scratch, "ingress", free_port()?).await?;
+    let client = server.client().await?;
+    let result =
+        crate::ingress::ingress(&client, args.seconds, args.ingress_workers, scratch, report).await;
+    server.stop()?;
+    result
+}
+
 /// The network part.
 pub async fn network(args: &Args, scratch: &Path, report: &mut Report) -> anyhow::Result<()> {
     for tool in ["dnsperf", "dnsmasq"] {
@@ -130,13 +158,7 @@ pub async fn network(args: &Args, scratch: &Path, report: &mut Report) -> anyhow
         args.seconds
     );
     let k1s_port = free_port()?;
-    let mut server = Server::new(&args.k1s, scratch.join("network"))?.with_args(&[
-        "--datastore-endpoint",
-        "memory://",
-        "--dns-listen",
-        &format!("127.0.0.1:{k1s_port}"),
-    ]);
-    server.start().await?;
+    let mut server = start_server(args, scratch, "network", k1s_port).await?;
     let client = server.client().await?;
     let svcs = services(&client, args.dns_services).await?;
     // Changes are answered within a second (tests/tests/dns.rs); leave two.
@@ -256,7 +278,8 @@ pub async fn network(args: &Args, scratch: &Path, report: &mut Report) -> anyhow
             "count",
         );
     }
-    let ingress = crate::ingress::ingress(&client, seconds, scratch, report).await;
+    let ingress =
+        crate::ingress::ingress(&client, seconds, args.ingress_workers, scratch, report).await;
     let proxy = match ingress {
         Ok(()) => crate::proxy::service_proxy(&client, report).await,
         Err(e) => Err(e),

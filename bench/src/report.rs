@@ -107,6 +107,7 @@ fn format_value(value: f64, unit: &str) -> String {
         "ms" => format!("{value:.0} ms"),
         "MiB" => format!("{value:.1} MiB"),
         "s" => format!("{value:.2} s"),
+        "us" => format!("{value:.1} us"),
         _ => format!("{value:.0} {unit}"),
     }
 }

@@ -76,6 +76,9 @@ pub struct Config {
     pub addresses: Vec<IpAddr>,
     /// How long changes are gathered before the table is rebuilt.
     pub batch: Duration,
+    /// Worker threads of each listener (one per CPU by default; 0 runs the connections
+    /// on the caller's runtime).
+    pub workers: usize,
 }
 
 impl Config {
@@ -88,6 +91,7 @@ impl Config {
             controller: "k1s.io/ingress".into(),
             addresses,
             batch: Duration::from_millis(50),
+            workers: proxy::worker_threads(),
         }
     }
 }
@@ -175,16 +179,18 @@ pub async fn run(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let http = tokio::spawn(proxy::serve(
+    let http = tokio::spawn(proxy::serve_with(
         listeners.http,
         None,
         router.clone(),
+        config.workers,
         stopped(stop_rx.clone()),
     ));
-    let https = tokio::spawn(proxy::serve(
+    let https = tokio::spawn(proxy::serve_with(
         listeners.https,
         Some(acceptor),
         router.clone(),
+        config.workers,
         stopped(stop_rx),
     ));
 

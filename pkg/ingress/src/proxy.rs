@@ -7,6 +7,9 @@
 //! proxies on the connection's own event loop (through a shared pool, each request went to
 //! the backend connection's task and back, often on the other thread). Beyond those,
 //! requests go through a shared pool.
+//!
+//! Connections run on the listener's worker threads, one per CPU, each a single-threaded
+//! runtime (see [`serve`]), as nginx runs one event loop per worker process.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,8 +25,7 @@ use hyper::client::conn::http1;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -34,7 +36,14 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::routes::{Route, Table, host_of};
 
-type Body = BoxBody<Bytes, hyper::Error>;
+/// A response body: whole (read from a small backend answer, or made here) or streamed
+/// from the backend; no box per response.
+type Body = Either<Full<Bytes>, Incoming>;
+
+/// A body sent as it is.
+fn whole(bytes: Bytes) -> Body {
+    Either::Left(Full::new(bytes))
+}
 
 /// The routing table the listeners read for each request; [`Router::set`] swaps it
 /// without touching open connections.
@@ -49,8 +58,10 @@ impl Router {
         *self.table.write() = Arc::new(table);
     }
 
-    fn current(&self) -> Arc<Table> {
-        self.table.read().clone()
+    /// The route of `host` and `path` in the current table (read in place: no copy of
+    /// the table's handle per request).
+    fn route(&self, host: &str, path: &str) -> Route {
+        self.table.read().route(host, path)
     }
 }
 
@@ -190,21 +201,43 @@ impl ConnState {
 }
 
 /// Serves `listener` (TLS when `tls` is given) until `shutdown` completes; connections
-/// open then are left to finish on their own tasks.
+/// open then are left to finish.
+///
+/// Connections are accepted here and handed round robin to worker threads, one per CPU,
+/// each an event loop of its own (a single-threaded runtime), as nginx's worker
+/// processes are: a request, its backend exchange and its answer run on one thread with
+/// no work stealing, no cross-thread wake-ups and no parking of idle workers between
+/// them. Where no worker thread can be started, connections run on the caller's runtime.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     router: Arc<Router>,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_with(listener, tls, router, worker_threads(), shutdown).await;
+}
+
+/// Worker threads per listener by default: one per CPU.
+pub fn worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// [`serve`] with `threads` worker threads; 0 serves the connections on the caller's
+/// runtime (the shape before worker threads, kept for comparison in the benchmark).
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    router: Arc<Router>,
+    threads: usize,
+    shutdown: impl Future<Output = ()>,
+) {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(connector);
-    let shared = Arc::new(Shared { router, client });
+    let workers: Vec<WorkerInbox> = (0..threads)
+        .filter_map(|i| start_worker(port, i, tls.clone(), router.clone()))
+        .collect();
+    // Connections no worker thread takes run here.
+    let mut local: Option<Arc<Shared>> = None;
+    let mut next = 0usize;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -225,22 +258,136 @@ pub async fn serve(
             port,
             tls: tls.is_some(),
         };
-        let shared = shared.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                None => serve_conn(TokioIo::new(stream), conn, shared).await,
-                Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
-                    match handshake.await {
-                        Ok(Ok(s)) => serve_conn(TokioIo::new(s), conn, shared).await,
-                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
+        let stream = match workers.get(next % workers.len().max(1)) {
+            Some(worker) => {
+                next = next.wrapping_add(1);
+                match hand_over(worker, stream, conn) {
+                    Ok(()) => continue,
+                    Err(s) => s,
                 }
             }
+            None => stream,
+        };
+        let shared = local
+            .get_or_insert_with(|| Arc::new(Shared::new(router.clone())))
+            .clone();
+        tokio::spawn(serve_accepted(stream, conn, tls.clone(), shared));
+    }
+}
+
+/// A worker thread's inbox: accepted connections (non-blocking sockets) to serve.
+type WorkerInbox = tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, Conn)>;
+
+/// Sends an accepted connection to `worker`; the stream comes back where that worker
+/// is gone (its runtime could not start), to be served here.
+fn hand_over(worker: &WorkerInbox, stream: TcpStream, conn: Conn) -> Result<(), TcpStream> {
+    let std_stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            // The socket left this runtime's poller half way: nothing to serve it with.
+            tracing::debug!(error = %e, peer = %conn.peer, "cannot hand the connection over");
+            return Ok(());
+        }
+    };
+    let Err(tokio::sync::mpsc::error::SendError((std_stream, _))) = worker.send((std_stream, conn))
+    else {
+        return Ok(());
+    };
+    match TcpStream::from_std(std_stream) {
+        Ok(s) => Err(s),
+        Err(e) => {
+            tracing::debug!(error = %e, peer = %conn.peer, "cannot take the connection back");
+            Ok(())
+        }
+    }
+}
+
+/// Starts worker thread `index` of the listener on `port`; `None` (logged) when the thread
+/// cannot be made. The worker ends once its inbox is dropped and its connections have
+/// finished; where its runtime cannot be made it ends at once (its inbox then refuses).
+fn start_worker(
+    port: u16,
+    index: usize,
+    tls: Option<TlsAcceptor>,
+    router: Arc<Router>,
+) -> Option<WorkerInbox> {
+    let (inbox, mut accepted) =
+        tokio::sync::mpsc::unbounded_channel::<(std::net::TcpStream, Conn)>();
+    let work = move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, port, "cannot start an ingress worker runtime");
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let shared = Arc::new(Shared::new(router));
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    a = accepted.recv() => match a {
+                        Some((std_stream, conn)) => match TcpStream::from_std(std_stream) {
+                            Ok(stream) => {
+                                conns.spawn(serve_accepted(stream, conn, tls.clone(), shared.clone()));
+                            }
+                            Err(e) => tracing::debug!(error = %e, "cannot take the connection over"),
+                        },
+                        None => break,
+                    },
+                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                }
+            }
+            // Stopped: the open connections finish before the thread ends.
+            while conns.join_next().await.is_some() {}
         });
+    };
+    match std::thread::Builder::new()
+        .name(format!("ingress-{port}-{index}"))
+        .spawn(work)
+    {
+        Ok(_) => Some(inbox),
+        Err(e) => {
+            tracing::warn!(error = %e, port, "cannot start an ingress worker thread");
+            None
+        }
+    }
+}
+
+impl Shared {
+    /// The state of one runtime's connections: the routing table and a client pool.
+    fn new(router: Arc<Router>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Self { router, client }
+    }
+}
+
+/// Serves one accepted connection, after the TLS handshake where `tls` is given.
+async fn serve_accepted(
+    stream: TcpStream,
+    conn: Conn,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+) {
+    let peer = conn.peer;
+    match tls {
+        None => serve_conn(TokioIo::new(stream), conn, shared).await,
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+            match handshake.await {
+                Ok(Ok(s)) => serve_conn(TokioIo::new(s), conn, shared).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
     }
 }
 
@@ -286,11 +433,7 @@ where
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut resp = Response::new(
-        Full::new(Bytes::from_static(text.as_bytes()))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut resp = Response::new(whole(Bytes::from_static(text.as_bytes())));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -303,33 +446,40 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 const SMALL_BODY: u64 = 64 * 1024;
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Headers the Connection header names are hop-by-hop too.
+    // Headers the Connection header names are hop-by-hop too (its usual tokens name
+    // none besides the ones removed below: no name is made for them).
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|n| {
+            !["keep-alive", "close", "upgrade"]
+                .iter()
+                .any(|t| n.eq_ignore_ascii_case(t))
+        })
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
         .collect();
     for n in named {
         headers.remove(n);
     }
-    for n in HOP_BY_HOP {
+    for n in &HOP_BY_HOP {
         headers.remove(n);
     }
-    headers.remove(header::UPGRADE);
 }
 
 fn is_upgrade(req: &Request<Incoming>) -> bool {
@@ -346,20 +496,17 @@ fn is_upgrade(req: &Request<Incoming>) -> bool {
 
 async fn handle(mut req: Request<Incoming>, state: &ConnState) -> Response<Body> {
     let (conn, shared) = (state.conn, &*state.shared);
-    // HTTP/2 has the authority in the URI, HTTP/1.1 in the Host header.
-    let authority = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    let host = host_of(&authority);
-    let backend = match shared.router.current().route(host, req.uri().path()) {
+    // HTTP/2 has the authority in the URI, HTTP/1.1 in the Host header (taken as it is:
+    // a header value shares its bytes, so this copies nothing).
+    let authority = match req.uri().authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => req.headers().get(header::HOST).cloned(),
+    };
+    let host = authority
+        .as_ref()
+        .and_then(|a| a.to_str().ok())
+        .map_or("", host_of);
+    let backend = match shared.router.route(host, req.uri().path()) {
         Route::Backend(b) => b,
         Route::NotFound => return plain(StatusCode::NOT_FOUND, "404 page not found\n"),
     };
@@ -378,11 +525,10 @@ async fn handle(mut req: Request<Incoming>, state: &ConnState) -> Response<Body>
             Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request path\n"),
         };
     }
-    let host = HeaderValue::from_str(&authority).ok();
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
     // The client's own forwarded values are not trusted (ingress-nginx's default).
-    if let Some(h) = &host {
+    if let Some(h) = &authority {
         if headers.get(header::HOST) != Some(h) {
             headers.insert(header::HOST, h.clone());
         }
@@ -430,12 +576,7 @@ async fn handle(mut req: Request<Incoming>, state: &ConnState) -> Response<Body>
                         if let Some(s) = sender {
                             state.release(endpoint, s);
                         }
-                        Response::from_parts(
-                            parts,
-                            Full::new(b.to_bytes())
-                                .map_err(|never| match never {})
-                                .boxed(),
-                        )
+                        Response::from_parts(parts, whole(b.to_bytes()))
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, backend = %backend.name, %endpoint, "ingress backend failed");
@@ -446,7 +587,7 @@ async fn handle(mut req: Request<Incoming>, state: &ConnState) -> Response<Body>
             // A streamed body: its connection is not kept (it closes once the body is
             // through), so no other request waits behind the stream.
             drop(sender);
-            Response::from_parts(parts, body.boxed())
+            Response::from_parts(parts, Either::Right(body))
         }
         Err(SendError::Timeout) => plain(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n"),
         Err(SendError::Failed(e)) => {
@@ -509,14 +650,37 @@ async fn forward_upgrade(
             let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
         });
         let (parts, _) = resp.into_parts();
-        return Response::from_parts(
-            parts,
-            http_body_util::Empty::new()
-                .map_err(|never| match never {})
-                .boxed(),
-        );
+        return Response::from_parts(parts, whole(Bytes::new()));
     }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, body.boxed())
+    Response::from_parts(parts, Either::Right(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Keep-Alive, X-Hop, close"),
+        );
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "x-kept"]);
+    }
 }

@@ -186,7 +186,14 @@ impl Table {
 
     /// The route of a request to `host` (without port) and `path`.
     pub fn route(&self, host: &str, path: &str) -> Route {
-        let host = host.to_ascii_lowercase();
+        // Hosts come lowercase nearly always: copied only when they are not.
+        let lower;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = host.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            host
+        };
         let host = host.trim_end_matches('.');
         // A wildcard covers exactly one label: *.foo.com matches bar.foo.com only.
         let group = self.exact.get(host).or_else(|| {
@@ -281,6 +288,19 @@ mod tests {
         assert_eq!(routed(&t, "foo.com", "/api/v1/x"), "v1");
         assert_eq!(routed(&t, "foo.com", "/api/v10"), "api");
         assert_eq!(routed(&t, "foo.com", "/apix"), "root");
+    }
+
+    #[test]
+    fn hosts_match_whatever_their_case() {
+        let mut t = Table::default();
+        t.host("Foo.COM")
+            .push(PathRule::new("/", PathKind::Prefix, backend("foo")));
+        t.host("*.Bar.com")
+            .push(PathRule::new("/", PathKind::Prefix, backend("bar")));
+        assert_eq!(routed(&t, "foo.com", "/"), "foo");
+        assert_eq!(routed(&t, "FOO.com.", "/"), "foo");
+        assert_eq!(routed(&t, "x.BAR.COM", "/"), "bar");
+        assert_eq!(routed(&t, "other.com", "/"), "404");
     }
 
     #[test]
