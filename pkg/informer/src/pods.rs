@@ -160,8 +160,8 @@ mod tests {
             &was.container_statuses.as_ref().unwrap()[0],
         );
         assert_eq!(
-            (&cs.name, cs.ready, cs.restart_count),
-            ("app".into(), true, 0)
+            (cs.name.as_str(), cs.ready, cs.restart_count),
+            ("app", true, 0)
         );
         assert_eq!(
             cs.state, old.state,
