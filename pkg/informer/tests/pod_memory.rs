@@ -1,6 +1,9 @@
 //! What one pod costs in the shared pod informer, counted by a counting allocator: the
 //! pruned pod must stay well under the pod as decoded (without its managedFields).
 
+// A global allocator is an unsafe trait; this one only counts, in this test binary alone.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
