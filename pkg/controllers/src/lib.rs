@@ -247,7 +247,7 @@ pub fn pod_informer(
     config()
         .pods
         .clone()
-        .unwrap_or_else(|| k1s_informer::Informer::all(client.clone()))
+        .unwrap_or_else(|| k1s_informer::Informer::pods(client.clone()))
 }
 
 /// How long controllers get to stop after shutdown is signalled before they are aborted.
@@ -321,7 +321,7 @@ where
     let (stop, signal) = Shutdown::new();
     let mut config = config;
     if config.pods.is_none() {
-        config.pods = Some(k1s_informer::Informer::all(client.clone()));
+        config.pods = Some(k1s_informer::Informer::pods(client.clone()));
     }
     let config = Arc::new(config);
     let mut set = JoinSet::new();

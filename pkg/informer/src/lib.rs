@@ -19,8 +19,10 @@
 //! and re-lists stay in order and are never merged.
 
 mod backlog;
+mod pods;
 
 pub use backlog::Backlog;
+pub use pods::slim_pod;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
@@ -31,6 +33,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
@@ -417,6 +420,14 @@ where
             stats.peak.load(Ordering::Relaxed),
             stats.merged.load(Ordering::Relaxed),
         )
+    }
+}
+
+impl Informer<Pod> {
+    /// An informer over every pod the client may read, each pruned to what readers
+    /// inside the server use ([`slim_pod`]).
+    pub fn pods(client: kube::Client) -> Self {
+        Self::new(Api::all(client), slim_pod)
     }
 }
 

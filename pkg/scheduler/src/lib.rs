@@ -213,7 +213,7 @@ pub async fn run<F>(client: kube::Client, shutdown: F)
 where
     F: Future<Output = ()> + Send,
 {
-    let pods = k1s_informer::Informer::all(client.clone());
+    let pods = k1s_informer::Informer::pods(client.clone());
     run_with_pods(client, pods, k1s_informer::Backlog::new(), shutdown).await;
 }
 

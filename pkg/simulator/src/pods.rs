@@ -65,7 +65,7 @@ pub(crate) async fn run(
     let informer = config
         .pods
         .clone()
-        .unwrap_or_else(|| k1s_informer::Informer::all(client.clone()));
+        .unwrap_or_else(|| k1s_informer::Informer::pods(client.clone()));
     let ctx = Arc::new(Ctx {
         client,
         nodes: nodes.clone(),

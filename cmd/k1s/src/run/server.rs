@@ -467,13 +467,11 @@ async fn serve(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
     let elect = EtcdOptions::is_etcd_endpoint(&args.datastore_endpoint)
         .then(|| format!("{node_name}_{}", uuid::Uuid::new_v4()));
     // One pod watch for the controllers, the scheduler and the simulated nodes: each pod
-    // write is decoded once, and its one copy is what they read. Under leader election
-    // each term starts its own (a standby keeps no pod cache).
-    let pod_informer = elect.is_none().then(|| {
-        k1s_informer::Informer::<k8s_openapi::api::core::v1::Pod>::all(controller_manager_client(
-            &api,
-        ))
-    });
+    // write is decoded once, and its one copy, pruned to the fields they use, is what
+    // they read. Under leader election each term starts its own (a standby keeps no pod cache).
+    let pod_informer = elect
+        .is_none()
+        .then(|| k1s_informer::Informer::pods(controller_manager_client(&api)));
     let backlog = k1s_informer::Backlog::with_limit(args.pod_creation_backlog);
     // Controllers get a moment to stop cleanly at shutdown.
     let (stop_controllers, controllers_stopping) = tokio::sync::oneshot::channel::<()>();
