@@ -199,7 +199,7 @@ fn token_secrets(server: &ApiServer, res: &crate::registry::Resource) -> Vec<Val
 /// Sets one label on a Secret (the tracking and invalidation labels).
 async fn set_label(
     server: &ApiServer,
-    res: &crate::registry::Resource,
+    res: &Arc<crate::registry::Resource>,
     ns: &str,
     name: &str,
     key: &str,
