@@ -316,9 +316,23 @@ pub(crate) fn running_members(data_dir: &Path) -> Vec<i32> {
     pids
 }
 
+/// Whether a process's parent is a running `k1s` (the server supervising that etcd); an
+/// etcd whose k1s was killed has been handed to init or a subreaper.
+pub(crate) fn supervised_by_k1s(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // `pid (comm) state ppid …`: comm may hold spaces, so read after its closing bracket.
+    let ppid = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse::<i32>().ok());
+    ppid.is_some_and(|ppid| {
+        std::fs::read_to_string(format!("/proc/{ppid}/comm")).is_ok_and(|c| c.trim() == "k1s")
+    })
+}
+
 /// An etcd left running by a k1s that was killed (SIGKILL gives it no chance to stop its
 /// child) holds the data dir's lock and the ports: it is stopped before a new one starts.
-fn kill_orphans(data_dir: &Path) {
+pub(crate) fn kill_orphans(data_dir: &Path) {
     for pid in running_members(data_dir) {
         tracing::warn!(pid, "stopping an etcd left running on this data dir");
         let pid = nix::unistd::Pid::from_raw(pid);

@@ -12,7 +12,9 @@ use crate::cli::etcd::{
     EtcdArgs, EtcdCommand, EtcdSnapshotArgs, EtcdSnapshotCommand, LocalEtcd, MemberCommand,
 };
 
-use super::etcd::{MemberConfig, local_client, running_members, snapshot_dir};
+use super::etcd::{
+    MemberConfig, kill_orphans, local_client, running_members, snapshot_dir, supervised_by_k1s,
+};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -96,12 +98,20 @@ async fn restore_snapshot(
     let config = MemberConfig::load(data_dir)?;
     let snapshot = find_snapshot(snapshots, wanted)?;
     let running = running_members(data_dir);
-    if !running.is_empty() {
+    let supervised: Vec<i32> = running
+        .iter()
+        .copied()
+        .filter(|pid| supervised_by_k1s(*pid))
+        .collect();
+    if !supervised.is_empty() {
         bail!(
-            "etcd is running on {} (pid {running:?}): stop the k1s server first (e.g. systemctl stop k1s), then restore",
+            "etcd is running on {} (pid {supervised:?}): stop the k1s server first (e.g. systemctl stop k1s), then restore",
             data_dir.display()
         );
     }
+    // An etcd no k1s supervises any more (its server was killed) is stopped, as a server
+    // start stops it.
+    kill_orphans(data_dir);
     let old = super::etcd::restore_snapshot(data_dir, &config, &snapshot).await?;
     let kept = old
         .map(|o| format!(" (the previous data is in {})", o.display()))

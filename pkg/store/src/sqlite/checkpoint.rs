@@ -150,15 +150,7 @@ impl Worker {
     /// One checkpoint; whether it completed.
     fn pass(&self, mode: &str) -> bool {
         let started = Instant::now();
-        let result = self
-            .conn
-            .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            });
+        let result = wal_checkpoint(&self.conn, mode);
         match result {
             Ok((busy, frames, copied)) => {
                 self.progress.frames.store(frames, Ordering::Relaxed);
@@ -179,4 +171,11 @@ impl Worker {
             }
         }
     }
+}
+
+/// Runs `PRAGMA wal_checkpoint(mode)`: SQLite's `(busy, WAL frames, frames copied)`.
+pub(super) fn wal_checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(i64, i64, i64)> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
 }

@@ -288,15 +288,7 @@ impl Writer {
         let started = Instant::now();
         // PASSIVE: returns at once if the background pass is still running or a reader
         // holds old frames; the next background pass gives another chance.
-        let result = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            });
+        let result = super::checkpoint::wal_checkpoint(&self.conn, "PASSIVE");
         match result {
             Ok((busy, frames, copied)) => {
                 progress.frames.store(0, Ordering::Relaxed);
