@@ -145,6 +145,9 @@ where
     let kind = K::kind(&()).into_owned();
     let stream = watcher(Api::<K>::all(client), watcher::Config::default())
         .default_backoff()
+        // The rules read labels, addresses and ports, never managedFields: with the agent
+        // in the server, the cached copy of every pod would otherwise carry them.
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
         .reflect(writer)
         .for_each(move |ev| {
             match ev {
