@@ -90,21 +90,31 @@ pub(crate) async fn grant_get(
         .with_context(|| format!("cannot write the Role {ns}/{role}"))?;
     let binding = RoleBinding {
         metadata: meta(role, Some(ns)),
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name: role.into(),
-        },
-        subjects: Some(vec![Subject {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: reader.kind.into(),
-            name: reader.name.into(),
-            namespace: None,
-        }]),
+        role_ref: role_ref("Role", role),
+        subjects: Some(vec![subject(reader.kind, reader.name)]),
     };
     apply_as(manager, Api::namespaced(client, ns), role, &binding)
         .await
         .with_context(|| format!("cannot write the RoleBinding {ns}/{role}"))
+}
+
+/// A `roleRef` to the (Cluster)Role `name`.
+fn role_ref(kind: &str, name: &str) -> RoleRef {
+    RoleRef {
+        api_group: "rbac.authorization.k8s.io".into(),
+        kind: kind.into(),
+        name: name.into(),
+    }
+}
+
+/// A cluster-wide subject (a User or Group) of a binding.
+fn subject(kind: &str, name: &str) -> Subject {
+    Subject {
+        api_group: Some("rbac.authorization.k8s.io".into()),
+        kind: kind.into(),
+        name: name.into(),
+        namespace: None,
+    }
 }
 
 fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
@@ -118,17 +128,8 @@ fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
 fn binding(name: &str, role: &str, kind: &str, subject: &str) -> ClusterRoleBinding {
     ClusterRoleBinding {
         metadata: meta(name, None),
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "ClusterRole".into(),
-            name: role.into(),
-        },
-        subjects: Some(vec![Subject {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: kind.into(),
-            name: subject.into(),
-            namespace: None,
-        }]),
+        role_ref: role_ref("ClusterRole", role),
+        subjects: Some(vec![self::subject(kind, subject)]),
     }
 }
 
