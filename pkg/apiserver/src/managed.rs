@@ -72,7 +72,7 @@ pub fn track_update(
     let managed = apply::managed_fields_for_update(old.as_deref(), obj, sub.is_some());
     let old_taken = old.as_deref_mut().and_then(take_managed_fields);
     let new_taken = take_managed_fields(obj);
-    let entries = apply::update_unmanaged(old.as_deref(), obj, &ctx.field_manager, &managed, &actx);
+    let entries = apply::update_unmanaged(old.as_deref(), obj, &ctx.field_manager, managed, &actx);
     if let (Some(old), Some(taken)) = (old, old_taken) {
         put_managed_fields(old, taken);
     }

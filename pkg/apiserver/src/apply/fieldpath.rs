@@ -433,6 +433,48 @@ impl FieldSet {
         FieldSet { members, children }
     }
 
+    /// Removes the paths of `other` from this set (an in-place [`FieldSet::difference`]:
+    /// nothing is copied, and subsets left empty are dropped).
+    pub fn subtract(&mut self, other: &FieldSet) {
+        if !other.members.is_empty() {
+            self.members.retain(|m| !other.members.contains(m));
+        }
+        if other.children.is_empty() {
+            return;
+        }
+        self.children
+            .retain(|pe, child| match other.children.get(pe) {
+                Some(theirs) => {
+                    child.subtract(theirs);
+                    !child.is_empty()
+                }
+                None => true,
+            });
+    }
+
+    /// Removes the paths of `other` and everything below its members (an in-place
+    /// [`FieldSet::recursive_difference`]).
+    pub fn recursive_subtract(&mut self, other: &FieldSet) {
+        if other.members.is_empty() && other.children.is_empty() {
+            return;
+        }
+        if !other.members.is_empty() {
+            self.members.retain(|m| !other.members.contains(m));
+        }
+        self.children.retain(|pe, child| {
+            if other.members.contains(pe) {
+                return false;
+            }
+            match other.children.get(pe) {
+                Some(theirs) => {
+                    child.recursive_subtract(theirs);
+                    !child.is_empty()
+                }
+                None => true,
+            }
+        });
+    }
+
     /// The subset below `pe` (empty if none).
     pub fn with_prefix(&self, pe: &PathElement) -> FieldSet {
         self.children.get(pe).cloned().unwrap_or_default()

@@ -512,6 +512,24 @@ impl Managed {
         m
     }
 
+    /// [`Managed::from_entries`] of entries the caller gives up (their sets are moved).
+    pub fn from_owned_entries(entries: Vec<ManagedFieldsEntry>) -> Self {
+        let mut m = Self::default();
+        for e in entries {
+            let id = e.id();
+            m.times.insert(id.clone(), e.time);
+            m.sets.insert(
+                id,
+                VersionedSet {
+                    set: e.fields_v1,
+                    api_version: e.api_version,
+                    applied: e.operation == ManagedFieldsOperation::Apply,
+                },
+            );
+        }
+        m
+    }
+
     /// The entries, in upstream's order: operation, time, manager, API version, subresource.
     pub fn to_entries(&self) -> Vec<ManagedFieldsEntry> {
         let mut out: Vec<ManagedFieldsEntry> = self

@@ -238,7 +238,14 @@ impl Updater<'_> {
     ) -> Result<(ManagedSets, Comparison), RawConflicts> {
         let mut compare = self.types.compare(old, new, self.ty);
         compare.exclude(self.ignored);
-        let changed = compare.modified.union(&compare.added);
+        // Only other managers can lose fields: a create (no managers) or a write by the
+        // sole manager needs no union of the changes.
+        let others = managers.keys().any(|id| id != workflow);
+        let changed = if others {
+            compare.modified.union(&compare.added)
+        } else {
+            FieldSet::new()
+        };
         let mut conflicts: Vec<(String, FieldSet)> = Vec::new();
         let mut removed: Vec<String> = Vec::new();
         for (id, vs) in &managers {
@@ -264,12 +271,12 @@ impl Updater<'_> {
         }
         for (id, c) in &conflicts {
             if let Some(vs) = managers.get_mut(id) {
-                vs.set = vs.set.difference(c);
+                vs.set.subtract(c);
             }
         }
         for id in &removed {
             if let Some(vs) = managers.get_mut(id) {
-                vs.set = vs.set.difference(&compare.removed);
+                vs.set.subtract(&compare.removed);
             }
         }
         managers.retain(|_, vs| !vs.set.is_empty());
@@ -287,30 +294,25 @@ impl Updater<'_> {
         manager: &str,
     ) -> ManagedSets {
         let managers = self.reconcile(managers);
-        let (mut managers, compare) = match self.update_managers(old, new, managers, manager, true)
-        {
-            Ok(r) => r,
-            // Forced updates do not conflict.
-            Err(_) => return ManagedSets::new(),
-        };
+        let (mut managers, mut compare) =
+            match self.update_managers(old, new, managers, manager, true) {
+                Ok(r) => r,
+                // Forced updates do not conflict.
+                Err(_) => return ManagedSets::new(),
+            };
         // The manager's entry is replaced (or dropped) below: its set is taken, not copied,
-        // and only the operations that change something make new sets.
-        let previous = managers
-            .remove(manager)
-            .map(|vs| vs.set)
-            .unwrap_or_default();
-        let mut set = if compare.removed.is_empty() {
-            previous
-        } else {
-            previous.difference(&compare.removed)
+        // and sets are changed in place. A manager new to the object (every create) starts
+        // from the added fields themselves.
+        let mut set = match managers.remove(manager).map(|vs| vs.set) {
+            Some(mut previous) if !previous.is_empty() => {
+                previous.subtract(&compare.removed);
+                previous.union_with(&compare.added);
+                previous
+            }
+            _ => std::mem::take(&mut compare.added),
         };
         set.union_with(&compare.modified);
-        set.union_with(&compare.added);
-        let set = if self.ignored.is_empty() {
-            set
-        } else {
-            set.recursive_difference(self.ignored)
-        };
+        set.recursive_subtract(self.ignored);
         if set.is_empty() {
             managers.remove(manager);
         } else {

@@ -451,7 +451,7 @@ fn stripped_set() -> &'static FieldSet {
 /// upstream's `stripMeta`: the manager never owns the server-managed metadata.
 fn strip_meta(sets: &mut ManagedSets, id: &str) {
     if let Some(vs) = sets.get_mut(id) {
-        vs.set = vs.set.difference(stripped_set());
+        vs.set.subtract(stripped_set());
         if vs.set.is_empty() {
             sets.remove(id);
         }
@@ -525,7 +525,7 @@ pub fn managed_fields_for_update(
         return Vec::new();
     }
     match new_mf.map(decode_managed_fields) {
-        Some(Ok(entries)) if !Managed::from_entries(&entries).sets.is_empty() => entries,
+        Some(Ok(entries)) if !entries.is_empty() => entries,
         _ => decode(live_mf),
     }
 }
@@ -564,34 +564,44 @@ pub fn try_update(
         v
     };
     let old_obj = old.map(unmanaged);
-    try_update_unmanaged(old_obj.as_ref(), &unmanaged(new), manager, managed, ctx)
+    try_update_unmanaged(
+        old_obj.as_ref(),
+        &unmanaged(new),
+        manager,
+        managed.to_vec(),
+        ctx,
+    )
+    .map_err(|(e, _)| e)
 }
 
 /// [`update`] of objects without `metadata.managedFields` (taken out by the caller, which
 /// then need not copy the objects): `managed` are the entries the update starts from.
+///
+/// The entries are taken rather than borrowed: their field sets become the new entries'
+/// without a copy (an object that does not fit the schema gets them back unchanged).
 pub fn update_unmanaged(
     old: Option<&Value>,
     new: &Value,
     manager: &str,
-    managed: &[ManagedFieldsEntry],
+    managed: Vec<ManagedFieldsEntry>,
     ctx: &ApplyContext<'_>,
 ) -> Vec<ManagedFieldsEntry> {
     // As `update` does.
-    try_update_unmanaged(old, new, manager, managed, ctx).unwrap_or_else(|_| managed.to_vec())
+    try_update_unmanaged(old, new, manager, managed, ctx).unwrap_or_else(|(_, managed)| managed)
 }
 
 /// [`try_update`] of objects without managedFields: skipNonApplied, then
-/// [`record_update`] from `old` (`None`: the zero object of a create) to `new`.
+/// [`record_update`] from `old` (`None`: the zero object of a create) to `new`. On an
+/// error the entries come back as they were.
 fn try_update_unmanaged(
     old: Option<&Value>,
     new: &Value,
     manager: &str,
-    managed: &[ManagedFieldsEntry],
+    managed: Vec<ManagedFieldsEntry>,
     ctx: &ApplyContext<'_>,
-) -> Result<Vec<ManagedFieldsEntry>, UpdateError> {
-    let m = Managed::from_entries(managed);
+) -> Result<Vec<ManagedFieldsEntry>, (UpdateError, Vec<ManagedFieldsEntry>)> {
     // skipNonApplied: an existing object nobody tracks stays untracked.
-    if m.sets.is_empty() && old.is_some() {
+    if managed.is_empty() && old.is_some() {
         return Ok(Vec::new());
     }
     let zero;
@@ -602,25 +612,16 @@ fn try_update_unmanaged(
             &zero
         }
     };
-    Ok(record_update(old, new, manager, m, ctx)?.to_entries())
+    if let Err(e) = validate_pair(old, new, ctx) {
+        return Err((e, managed));
+    }
+    let m = Managed::from_owned_entries(managed);
+    Ok(record_update(old, new, manager, m, ctx).to_entries())
 }
 
-/// The update chain below `skipNonApplied`: capManagers, buildManagerInfo,
-/// managedFieldsUpdater, stripMeta, structuredMerge.
-fn record_update(
-    old: &Value,
-    new: &Value,
-    manager: &str,
-    mut managed: Managed,
-    ctx: &ApplyContext<'_>,
-) -> Result<Managed, UpdateError> {
-    const CURRENT: &str = "current-operation";
-    let id = manager_id(
-        manager_name(manager),
-        "Update",
-        ctx.api_version,
-        ctx.subresource(),
-    );
+/// The objects of an update checked against the schema (upstream converts both to typed
+/// values first).
+fn validate_pair(old: &Value, new: &Value, ctx: &ApplyContext<'_>) -> Result<(), UpdateError> {
     let types = ctx.types();
     let errs = types.validate(new, ctx.ty(), Check::OBJECT);
     if !errs.0.is_empty() {
@@ -636,23 +637,38 @@ fn record_update(
             errors: errs,
         });
     }
+    Ok(())
+}
+
+/// The update chain below `skipNonApplied`: capManagers, buildManagerInfo,
+/// managedFieldsUpdater, stripMeta, structuredMerge, of objects [`validate_pair`] accepted.
+fn record_update(
+    old: &Value,
+    new: &Value,
+    manager: &str,
+    mut managed: Managed,
+    ctx: &ApplyContext<'_>,
+) -> Managed {
+    const CURRENT: &str = "current-operation";
+    let id = manager_id(
+        manager_name(manager),
+        "Update",
+        ctx.api_version,
+        ctx.subresource(),
+    );
     managed.sets = ctx
         .updater()
         .update(old, new, ctx.api_version, managed.sets, CURRENT);
     strip_meta(&mut managed.sets, CURRENT);
-    if let Some(vs) = managed.sets.remove(CURRENT) {
-        let merged = match managed.sets.get(&id) {
-            Some(prev) => merge::VersionedSet {
-                set: vs.set.union(&prev.set),
-                ..vs
-            },
-            None => vs,
-        };
+    if let Some(mut merged) = managed.sets.remove(CURRENT) {
+        if let Some(prev) = managed.sets.get(&id) {
+            merged.set.union_with(&prev.set);
+        }
         managed.sets.insert(id.clone(), merged);
         managed.times.insert(id, Some(ctx.now()));
     }
     managed.cap_update_managers(ctx.max_update_managers);
-    Ok(managed)
+    managed
 }
 
 /// Server-side apply: merges `config` into `live` (`None`: the object does not exist and
@@ -779,8 +795,8 @@ fn apply_tracked(
         && let Some(l) = live
     {
         let zero = zero_object(ctx, l);
-        managed = record_update(&zero, l, BEFORE_FIRST_APPLY_MANAGER, managed, ctx)
-            .map_err(|e| ApplyError::ExistingFields(e.to_string()))?;
+        validate_pair(&zero, l, ctx).map_err(|e| ApplyError::ExistingFields(e.to_string()))?;
+        managed = record_update(&zero, l, BEFORE_FIRST_APPLY_MANAGER, managed, ctx);
     }
     let id = manager_id(
         manager_name(manager),

@@ -441,6 +441,33 @@ fn set_algebra() {
     assert_eq!(order, [".meta", ".other", ".spec", ".spec.a", ".spec.b"]);
 }
 
+/// Sets of up to 12 paths over a small alphabet, so that random pairs overlap.
+fn small_field_set() -> impl proptest::strategy::Strategy<Value = FieldSet> {
+    use proptest::prelude::*;
+    let path = prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 1..4);
+    prop::collection::vec(path, 0..12)
+        .prop_map(|paths| FieldSet::from_paths(paths.iter().map(|p| FieldPath::fields(p))))
+}
+
+proptest::proptest! {
+    /// The in-place forms give the sets the copying forms give.
+    #[test]
+    fn in_place_set_algebra_matches_the_copying_forms(
+        a in small_field_set(),
+        b in small_field_set(),
+    ) {
+        let mut d = a.clone();
+        d.subtract(&b);
+        proptest::prop_assert_eq!(&d, &a.difference(&b));
+        let mut r = a.clone();
+        r.recursive_subtract(&b);
+        proptest::prop_assert_eq!(&r, &a.recursive_difference(&b));
+        let mut u = a.clone();
+        u.union_with(&b);
+        proptest::prop_assert_eq!(&u, &a.union(&b));
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Field sets of objects
 

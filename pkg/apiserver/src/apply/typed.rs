@@ -557,9 +557,9 @@ impl Comparison {
         if fields.is_empty() {
             return;
         }
-        self.removed = self.removed.recursive_difference(fields);
-        self.modified = self.modified.recursive_difference(fields);
-        self.added = self.added.recursive_difference(fields);
+        self.removed.recursive_subtract(fields);
+        self.modified.recursive_subtract(fields);
+        self.added.recursive_subtract(fields);
     }
 }
 
