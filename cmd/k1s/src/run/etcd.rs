@@ -574,18 +574,40 @@ pub(crate) async fn start(plan: Plan<'_>) -> anyhow::Result<Started> {
     ))))
 }
 
+/// A client of the first of `endpoints` that lists the members, and the list: the
+/// endpoints a joining server is given may name members since removed.
+async fn first_answering(
+    endpoints: &[String],
+    tls: &EtcdTlsFiles,
+) -> anyhow::Result<(etcd_client::Client, etcd_client::MemberListResponse)> {
+    let mut last = anyhow::anyhow!("no etcd endpoint to join");
+    for endpoint in endpoints {
+        let mut c = match client(std::slice::from_ref(endpoint), tls).await {
+            Ok(c) => c,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        match c.member_list().await {
+            Ok(list) => return Ok((c, list)),
+            Err(e) => {
+                last = anyhow::Error::new(e)
+                    .context(format!("cannot list the etcd members at {endpoint}"));
+            }
+        }
+    }
+    Err(last)
+}
+
 /// Adds this member to the cluster at `endpoints`; returns its `--initial-cluster`.
 async fn add_member(
     endpoints: &[String],
     tls: &EtcdTlsFiles,
     member: &MemberConfig,
 ) -> anyhow::Result<String> {
-    let mut c = client(endpoints, tls).await?;
+    let (mut c, list) = first_answering(endpoints, tls).await?;
     // A member added by an earlier attempt that never started is replaced.
-    let list = c
-        .member_list()
-        .await
-        .context("cannot list the etcd members")?;
     for m in list.members() {
         if m.peer_urls().contains(&member.peer_url) {
             if !m.name().is_empty() && m.name() != member.name {
@@ -897,6 +919,34 @@ pub(crate) async fn member_client_urls(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_removed_member_joins_again_only_with_a_server_to_join() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        // No tombstone: nothing happens.
+        assert_eq!(clear_tombstone(data, false).unwrap(), None);
+        std::fs::create_dir_all(etcd_dir(data).join("member")).unwrap();
+        let member = MemberConfig {
+            name: "n1-0a1b2c3d".into(),
+            node_name: "n1".into(),
+            local_client_url: "https://127.0.0.1:2379".into(),
+            client_url: "https://10.0.0.1:2379".into(),
+            peer_url: "https://10.0.0.1:2380".into(),
+        };
+        member.save(data).unwrap();
+        write_tombstone(data);
+        // Without --server it would start a cluster of its own: refused, data kept.
+        let refused = clear_tombstone(data, false).unwrap_err().to_string();
+        assert!(refused.contains("--server"), "{refused}");
+        assert!(has_member(data));
+        // With it: the data moves aside, the name is forgotten, and a join follows.
+        let old = clear_tombstone(data, true).unwrap().unwrap();
+        assert!(old.join("member").is_dir() && old.join("tombstone").is_file());
+        assert!(!has_member(data));
+        assert!(MemberConfig::load(data).is_err());
+        assert_eq!(clear_tombstone(data, true).unwrap(), None);
+    }
 
     #[test]
     fn bootstrap_files_round_trip_and_refuse_another_cluster() {
