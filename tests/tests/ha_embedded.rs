@@ -238,14 +238,17 @@ fn two_servers_on_embedded_etcd_share_objects_and_restore_a_snapshot() {
     // Deleting a server's Node removes its etcd member (k3s's member removal). These servers
     // run no kubelet, so the test registers b's Node as b's kubelet would; b marks it with
     // its member, the leading server holds it with a finalizer.
-    a.kubectl_with(
-        &k,
-        &["create", "-f", "-"],
-        Some(r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "emb-b"}}"#),
-        &[],
-    )
-    .ok();
-    eventually(Duration::from_secs(30), "b's Node marked and held", || {
+    let register_b = || {
+        a.kubectl_with(
+            &k,
+            &["create", "-f", "-"],
+            Some(r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "emb-b"}}"#),
+            &[],
+        )
+        .ok();
+    };
+    // b's Node's etcd annotations (member name, removed member name) and finalizers.
+    let b_node = || {
         let out = a.kubectl(
             &k,
             &[
@@ -253,15 +256,17 @@ fn two_servers_on_embedded_etcd_share_objects_and_restore_a_snapshot() {
                 "node",
                 "emb-b",
                 "-o",
-                r"jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/node-name} {.metadata.finalizers}",
+                r"jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/node-name} {.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name} {.metadata.finalizers}",
             ],
         );
-        (out.code == 0
-            && out.stdout.starts_with("emb-b-")
-            && out
-                .stdout
-                .contains("wrangler.cattle.io/managed-etcd-controller"))
-        .then_some(())
+        (out.code == 0).then_some(out.stdout)
+    };
+    let marked_and_held = |node: &str| {
+        node.starts_with("emb-b-") && node.contains("wrangler.cattle.io/managed-etcd-controller")
+    };
+    register_b();
+    eventually(Duration::from_secs(30), "b's Node marked and held", || {
+        b_node().filter(|n| marked_and_held(n)).map(|_| ())
     });
     // b goes (SIGKILL leaves its etcd running: two members need both for a quorum); its
     // Node is deleted, and the member list shrinks to a alone.
@@ -286,6 +291,33 @@ fn two_servers_on_embedded_etcd_share_objects_and_restore_a_snapshot() {
     assert!(has_configmap(&b, "after-removal"));
     let members = member_list(&a);
     assert_eq!(members.lines().count(), 3, "{members}");
+    // `etcd.k3s.cattle.io/remove=true` removes the member and keeps the Node, which
+    // records the removed member's name.
+    register_b();
+    eventually(
+        Duration::from_secs(30),
+        "b's new Node marked and held",
+        || b_node().filter(|n| marked_and_held(n)).map(|_| ()),
+    );
+    a.kubectl(
+        &k,
+        &[
+            "annotate",
+            "node",
+            "emb-b",
+            "etcd.k3s.cattle.io/remove=true",
+        ],
+    )
+    .ok();
+    eventually(
+        Duration::from_secs(30),
+        "b's member removed, its Node kept",
+        || {
+            let members = member_list(&a);
+            let node = b_node()?;
+            (members.lines().count() == 2 && node.starts_with(" emb-b-")).then_some(())
+        },
+    );
 
     // Restore on the first server: the later object is gone, the earlier ones remain.
     b.stop();
