@@ -2,9 +2,10 @@
 //! processes on loopback with their own ports and data dirs. The first starts the etcd
 //! cluster, the second joins it with the first's token; kubectl on each sees what was
 //! created through the other, the etcd cluster has two members, a restarted member comes
-//! back, and a snapshot restored with `k1s etcd-snapshot restore` (what `k1s server
-//! --cluster-reset --cluster-reset-restore-path` does, on a stopped server) brings back the
-//! objects of its time only. Needs Debian's etcd-server and etcd-client (etcdctl); fails without them.
+//! back, deleting a server's Node removes its member (which joins again as a new one when
+//! that server starts again), and a snapshot restored with `k1s etcd-snapshot restore`
+//! (what `k1s server --cluster-reset --cluster-reset-restore-path` does, on a stopped
+//! server) brings back the objects of its time only. Needs Debian's etcd-server and etcd-client (etcdctl); fails without them.
 
 use std::path::Path;
 use std::process::Command;
@@ -234,6 +235,90 @@ fn two_servers_on_embedded_etcd_share_objects_and_restore_a_snapshot() {
         "{}",
         refused.stderr
     );
+    // Deleting a server's Node removes its etcd member (k3s's member removal). These servers
+    // run no kubelet, so the test registers b's Node as b's kubelet would; b marks it with
+    // its member, the leading server holds it with a finalizer.
+    let register_b = || {
+        a.kubectl_with(
+            &k,
+            &["create", "-f", "-"],
+            Some(r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "emb-b"}}"#),
+            &[],
+        )
+        .ok();
+    };
+    // b's Node's etcd annotations (member name, removed member name) and finalizers.
+    let b_node = || {
+        let out = a.kubectl(
+            &k,
+            &[
+                "get",
+                "node",
+                "emb-b",
+                "-o",
+                r"jsonpath={.metadata.annotations.etcd\.k3s\.cattle\.io/node-name} {.metadata.annotations.etcd\.k3s\.cattle\.io/removed-node-name} {.metadata.finalizers}",
+            ],
+        );
+        (out.code == 0).then_some(out.stdout)
+    };
+    let marked_and_held = |node: &str| {
+        node.starts_with("emb-b-") && node.contains("wrangler.cattle.io/managed-etcd-controller")
+    };
+    register_b();
+    eventually(Duration::from_secs(30), "b's Node marked and held", || {
+        b_node().filter(|n| marked_and_held(n)).map(|_| ())
+    });
+    // b goes (SIGKILL leaves its etcd running: two members need both for a quorum); its
+    // Node is deleted, and the member list shrinks to a alone.
+    b.kill();
+    a.kubectl(&k, &["delete", "node", "emb-b", "--wait=false"])
+        .ok();
+    eventually(Duration::from_secs(90), "b's member removed", || {
+        let members = member_list(&a);
+        (members.lines().count() == 2 && !members.contains("emb-b-")).then_some(())
+    });
+    eventually(Duration::from_secs(30), "b's Node gone", || {
+        (a.kubectl(&k, &["get", "node", "emb-b"]).code != 0).then_some(())
+    });
+    a.kubectl(&k, &["create", "configmap", "after-removal"])
+        .ok();
+    // b started again finds its member removed, leaves a tombstone and stops; the next
+    // start joins as a new member (its old data moved aside), as k3s's servers do.
+    let (code, log) = b.start_expecting_failure();
+    assert_ne!(code, 0, "{log}");
+    assert!(log.contains("removed from the cluster"), "{log}");
+    b.start_again();
+    assert!(has_configmap(&b, "after-removal"));
+    let members = member_list(&a);
+    assert_eq!(members.lines().count(), 3, "{members}");
+    // `etcd.k3s.cattle.io/remove=true` removes the member and keeps the Node, which
+    // records the removed member's name.
+    register_b();
+    eventually(
+        Duration::from_secs(30),
+        "b's new Node marked and held",
+        || b_node().filter(|n| marked_and_held(n)).map(|_| ()),
+    );
+    a.kubectl(
+        &k,
+        &[
+            "annotate",
+            "node",
+            "emb-b",
+            "etcd.k3s.cattle.io/remove=true",
+        ],
+    )
+    .ok();
+    eventually(
+        Duration::from_secs(30),
+        "b's member removed, its Node kept",
+        || {
+            let members = member_list(&a);
+            let node = b_node()?;
+            (members.lines().count() == 2 && node.starts_with(" emb-b-")).then_some(())
+        },
+    );
+
     // Restore on the first server: the later object is gone, the earlier ones remain.
     b.stop();
     a.stop();

@@ -221,7 +221,8 @@ pub enum MemberCommand {
     #[command(visible_alias = "ls")]
     List(LocalEtcd),
     /// Remove a member (by name or hex ID), e.g. a server that is gone for good; stop
-    /// that server first, and wipe its data dir before it joins again.
+    /// that server first. Deleting a server's Node removes its member too. Started again
+    /// with --server, a removed server joins as a new member.
     Remove(RemoveArgs),
 }
 

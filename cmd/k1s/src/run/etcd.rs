@@ -70,6 +70,53 @@ pub(crate) fn has_member(data_dir: &Path) -> bool {
     etcd_dir(data_dir).join("member").is_dir()
 }
 
+/// What etcd logs when it finds its member removed from the cluster.
+const REMOVED_MESSAGE: &str = "the member has been permanently removed from the cluster";
+
+/// k3s's marker of a member removed from the cluster: `<data-dir>/server/db/etcd/tombstone`.
+fn tombstone_path(data_dir: &Path) -> PathBuf {
+    etcd_dir(data_dir).join("tombstone")
+}
+
+fn write_tombstone(data_dir: &Path) {
+    let path = tombstone_path(data_dir);
+    if let Err(e) = std::fs::write(&path, b"") {
+        tracing::error!(path = %path.display(), error = %e, "cannot write the tombstone of the removed etcd member");
+    }
+}
+
+fn removed_advice(data_dir: &Path) -> String {
+    format!(
+        "this server's etcd member was removed from the cluster (its Node was deleted, or `k1s etcd member remove`); start k1s again with --server URL and --token of a remaining server to join again as a new member (its old data is then moved to {}/etcd-old-<time>)",
+        db_dir(data_dir).display()
+    )
+}
+
+/// At a start: when this data dir's member was removed from its cluster (a tombstone, as
+/// k3s leaves), moves its etcd data aside and forgets its name, so the server joins
+/// again as a new member; that needs `--server` (`joining`), as a new cluster would split
+/// the old one. Returns where the old data went.
+pub(crate) fn clear_tombstone(data_dir: &Path, joining: bool) -> anyhow::Result<Option<PathBuf>> {
+    if !tombstone_path(data_dir).exists() {
+        return Ok(None);
+    }
+    if !joining {
+        bail!("{}", removed_advice(data_dir));
+    }
+    let dir = etcd_dir(data_dir);
+    let old = db_dir(data_dir).join(format!("etcd-old-{}", jiff::Timestamp::now().as_second()));
+    std::fs::rename(&dir, &old)
+        .with_context(|| format!("cannot move the removed member's {} aside", dir.display()))?;
+    match std::fs::remove_file(MemberConfig::path(data_dir)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).context("cannot forget the removed member's name");
+        }
+        _ => {}
+    }
+    tracing::info!(old = %old.display(), "this server's etcd member was removed from the cluster: joining again as a new member");
+    Ok(Some(old))
+}
+
 /// The snapshot dir: `--etcd-snapshot-dir` or `<data-dir>/server/db/snapshots`.
 pub(crate) fn snapshot_dir(data_dir: &Path, flag: Option<&Path>) -> PathBuf {
     flag.map(Path::to_path_buf)
@@ -210,6 +257,8 @@ pub(crate) struct Embedded {
     pub local_client_url: String,
     /// Its client URL on the node IP, which joining servers reach.
     pub client_url: String,
+    /// Its name and address, which this server's Node is marked with.
+    pub member: super::etcd_members::LocalMember,
 }
 
 impl Embedded {
@@ -226,6 +275,8 @@ struct Launch {
     args: Vec<String>,
     log: PathBuf,
     data_dir: PathBuf,
+    /// Where the log of the latest start begins.
+    log_start: std::sync::atomic::AtomicU64,
 }
 
 impl Launch {
@@ -267,6 +318,7 @@ impl Launch {
             args,
             log: db_dir(data_dir).join("etcd.log"),
             data_dir: data_dir.to_path_buf(),
+            log_start: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -277,6 +329,9 @@ impl Launch {
             .append(true)
             .open(&self.log)
             .with_context(|| format!("cannot open {}", self.log.display()))?;
+        let start = log.metadata().map(|m| m.len()).unwrap_or(0);
+        self.log_start
+            .store(start, std::sync::atomic::Ordering::Relaxed);
         tokio::process::Command::new(&self.binary)
             .args(&self.args)
             .args(extra)
@@ -286,6 +341,22 @@ impl Launch {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {}", self.binary.display()))
+    }
+
+    /// Whether the latest start's etcd said its member was removed from the cluster (its
+    /// Node deleted, or `k1s etcd member remove`): it then exits, and cannot start again
+    /// on this data.
+    fn member_removed(&self) -> bool {
+        use std::io::{Read, Seek};
+        let start = self.log_start.load(std::sync::atomic::Ordering::Relaxed);
+        let mut text = String::new();
+        std::fs::File::open(&self.log)
+            .and_then(|mut f| {
+                f.seek(std::io::SeekFrom::Start(start))?;
+                f.read_to_string(&mut text)
+            })
+            .is_ok()
+            && text.contains(REMOVED_MESSAGE)
     }
 
     fn log_tail(&self) -> String {
@@ -356,6 +427,10 @@ async fn wait_healthy(
     let started = Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
+            if launch.member_removed() {
+                write_tombstone(&launch.data_dir);
+                bail!("{}", removed_advice(&launch.data_dir));
+            }
             bail!(
                 "etcd exited with {status} (log: {}):\n{}",
                 launch.log.display(),
@@ -393,6 +468,11 @@ fn supervise(
         loop {
             tokio::select! {
                 status = child.wait() => {
+                    if launch.member_removed() {
+                        write_tombstone(&launch.data_dir);
+                        tracing::error!("{}", removed_advice(&launch.data_dir));
+                        return;
+                    }
                     tracing::error!(status = ?status.ok(), log = %launch.log.display(), "etcd exited; restarting it");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     match launch.spawn(&[]) {
@@ -485,9 +565,39 @@ pub(crate) async fn start(plan: Plan<'_>) -> anyhow::Result<Started> {
             task,
             local_client_url: member.local_client_url,
             client_url: member.client_url,
+            member: super::etcd_members::LocalMember {
+                name: member.name,
+                address: plan.node_ip.to_string(),
+            },
         },
         tls,
     ))))
+}
+
+/// A client of the first of `endpoints` that lists the members, and the list: the
+/// endpoints a joining server is given may name members since removed.
+async fn first_answering(
+    endpoints: &[String],
+    tls: &EtcdTlsFiles,
+) -> anyhow::Result<(etcd_client::Client, etcd_client::MemberListResponse)> {
+    let mut last = anyhow::anyhow!("no etcd endpoint to join");
+    for endpoint in endpoints {
+        let mut c = match client(std::slice::from_ref(endpoint), tls).await {
+            Ok(c) => c,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        match c.member_list().await {
+            Ok(list) => return Ok((c, list)),
+            Err(e) => {
+                last = anyhow::Error::new(e)
+                    .context(format!("cannot list the etcd members at {endpoint}"));
+            }
+        }
+    }
+    Err(last)
 }
 
 /// Adds this member to the cluster at `endpoints`; returns its `--initial-cluster`.
@@ -496,12 +606,8 @@ async fn add_member(
     tls: &EtcdTlsFiles,
     member: &MemberConfig,
 ) -> anyhow::Result<String> {
-    let mut c = client(endpoints, tls).await?;
+    let (mut c, list) = first_answering(endpoints, tls).await?;
     // A member added by an earlier attempt that never started is replaced.
-    let list = c
-        .member_list()
-        .await
-        .context("cannot list the etcd members")?;
     for m in list.members() {
         if m.peer_urls().contains(&member.peer_url) {
             if !m.name().is_empty() && m.name() != member.name {
@@ -575,6 +681,8 @@ async fn reset(
     let ready = wait_healthy(&mut child, &launch, &member.local_client_url, tls).await;
     terminate(&mut child).await;
     ready?;
+    // The sole member of a new cluster is no longer a removed one.
+    let _ = std::fs::remove_file(tombstone_path(data_dir));
     Ok(Started::Reset(format!(
         "the etcd cluster membership was reset: {} is its sole member; start k1s again without --cluster-reset, and join the other servers again with empty data dirs",
         member.name
@@ -811,6 +919,34 @@ pub(crate) async fn member_client_urls(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_removed_member_joins_again_only_with_a_server_to_join() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        // No tombstone: nothing happens.
+        assert_eq!(clear_tombstone(data, false).unwrap(), None);
+        std::fs::create_dir_all(etcd_dir(data).join("member")).unwrap();
+        let member = MemberConfig {
+            name: "n1-0a1b2c3d".into(),
+            node_name: "n1".into(),
+            local_client_url: "https://127.0.0.1:2379".into(),
+            client_url: "https://10.0.0.1:2379".into(),
+            peer_url: "https://10.0.0.1:2380".into(),
+        };
+        member.save(data).unwrap();
+        write_tombstone(data);
+        // Without --server it would start a cluster of its own: refused, data kept.
+        let refused = clear_tombstone(data, false).unwrap_err().to_string();
+        assert!(refused.contains("--server"), "{refused}");
+        assert!(has_member(data));
+        // With it: the data moves aside, the name is forgotten, and a join follows.
+        let old = clear_tombstone(data, true).unwrap().unwrap();
+        assert!(old.join("member").is_dir() && old.join("tombstone").is_file());
+        assert!(!has_member(data));
+        assert!(MemberConfig::load(data).is_err());
+        assert_eq!(clear_tombstone(data, true).unwrap(), None);
+    }
 
     #[test]
     fn bootstrap_files_round_trip_and_refuse_another_cluster() {

@@ -7,6 +7,7 @@ pub mod datastore;
 mod dns;
 mod election;
 mod etcd;
+mod etcd_members;
 pub mod etcd_snapshot;
 pub mod image;
 mod ingress;

@@ -176,6 +176,10 @@ async fn serve(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     // The embedded etcd: --cluster-init, a joining --server, or a member made before.
     let etcd_args = args.embedded_etcd.clone();
+    // A member removed from its cluster (its Node deleted) joins again as a new one.
+    if !etcd_args.cluster_reset {
+        super::etcd::clear_tombstone(&data_dir, etcd_args.server.is_some())?;
+    }
     let embedded_etcd =
         etcd_args.cluster_init || etcd_args.server.is_some() || super::etcd::has_member(&data_dir);
     if embedded_etcd && !args.datastore_endpoint.is_empty() {
@@ -554,6 +558,37 @@ async fn serve(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
             },
         })
     };
+    // The embedded etcd's members follow their Nodes (k3s's managed etcd controllers): this
+    // server marks its Node with its member; one server at a time removes the members of
+    // deleted Nodes.
+    let (stop_member_removal, member_removal_stopping) = tokio::sync::oneshot::channel::<()>();
+    let etcd_member_tasks = etcd.as_ref().map(|(etcd, tls)| {
+        let marker = tokio::spawn(super::etcd_members::keep_node_marked(
+            controller_manager_client(&api),
+            node_name.clone(),
+            etcd.member.clone(),
+        ));
+        let client = controller_manager_client(&api);
+        let identity = elect
+            .clone()
+            .unwrap_or_else(|| format!("{node_name}_{}", uuid::Uuid::new_v4()));
+        let elector = Elector::new(client.clone(), super::etcd_members::LEASE, &identity);
+        let (url, tls) = (etcd.local_client_url.clone(), tls.clone());
+        let removal = tokio::spawn(elector.run(
+            move |stop| {
+                tokio::spawn(super::etcd_members::run_member_removal(
+                    client.clone(),
+                    url.clone(),
+                    tls.clone(),
+                    stop,
+                ))
+            },
+            async move {
+                let _ = member_removal_stopping.await;
+            },
+        ));
+        (marker, removal)
+    });
     // `kubectl get cs` reports these in-process components healthy while their tasks run.
     for (name, task) in [
         ("controller-manager", controllers.as_ref()),
@@ -750,6 +785,11 @@ async fn serve(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(task) = role_labels {
         task.abort();
+    }
+    if let Some((marker, removal)) = etcd_member_tasks {
+        marker.abort();
+        let _ = stop_member_removal.send(());
+        let _ = removal.await;
     }
     if let Some(agent) = agent {
         agent.stop().await;
