@@ -20,8 +20,35 @@ use crate::run::node::{self, NodeSettings};
 /// (a Pi 4 would otherwise get four).
 const MAX_WORKERS: usize = 2;
 
+/// mimalloc's `mi_option_purge_delay` (the `mi_option_e` order of its `mimalloc.h`, v2 and
+/// v3 alike); libmimalloc-sys names only some of the options.
+#[cfg(feature = "mimalloc")]
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keeps the agent's heap to what it uses: no transparent huge pages (a 2 MiB page is resident
+/// whole), and freed memory given back to the kernel at once rather than after mimalloc's
+/// default 1 s delay, which an agent that allocates in small bursts rarely reaches. Joined
+/// agent, release build: anonymous memory 30 → 18 MiB with no pods and 34 → 22 MiB with
+/// 10, peak RSS 92 → 64 MiB, idle CPU unchanged. The pages mimalloc touched before this runs
+/// are already huge: the same options from the environment (read before `main`) reach
+/// 14 MiB. The server keeps the defaults: its request load is what they are for (every
+/// process also starts with mimalloc's arena eager commit off, see `main.rs`).
+#[allow(unsafe_code)]
+fn small_heap() {
+    if let Err(e) = k1s_kubelet::containerd::supervisor::disable_own_thp() {
+        tracing::debug!(error = %e, "cannot turn transparent huge pages off");
+    }
+    // SAFETY: mi_option_set only stores the value; mimalloc reads the purge delay each time
+    // it schedules a purge, so a change after start-up takes effect from then on.
+    #[cfg(feature = "mimalloc")]
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0)
+    };
+}
+
 /// Runs the agent until SIGINT or SIGTERM.
 pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    small_heap();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
