@@ -496,20 +496,7 @@ pub(crate) struct Managed {
 impl Managed {
     /// From decoded entries; a later entry with the same identifier replaces an earlier one.
     pub fn from_entries(entries: &[ManagedFieldsEntry]) -> Self {
-        let mut m = Self::default();
-        for e in entries {
-            let id = e.id();
-            m.sets.insert(
-                id.clone(),
-                VersionedSet {
-                    set: e.fields_v1.clone(),
-                    api_version: e.api_version.clone(),
-                    applied: e.operation == ManagedFieldsOperation::Apply,
-                },
-            );
-            m.times.insert(id, e.time.clone());
-        }
-        m
+        Self::from_owned_entries(entries.to_vec())
     }
 
     /// [`Managed::from_entries`] of entries the caller gives up (their sets are moved).
