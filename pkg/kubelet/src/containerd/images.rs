@@ -30,9 +30,9 @@ const CHUNK: usize = 1 << 20;
 
 /// Normalizes an image reference as docker does (`busybox` → `docker.io/library/busybox:latest`).
 pub fn normalize(image: &str) -> RuntimeResult<String> {
-    let reference = oci_spec::distribution::Reference::try_from(image)
+    let reference = super::reference::ImageReference::parse(image)
         .map_err(|_| RuntimeError::InvalidImageName(image.to_string()))?;
-    Ok(reference.whole())
+    Ok(reference.to_string())
 }
 
 /// An image record resolved down to its manifest and config.

@@ -16,6 +16,7 @@
 pub mod images;
 pub mod io;
 pub mod pull;
+pub mod reference;
 pub mod sandbox;
 mod seccomp;
 pub mod spec;

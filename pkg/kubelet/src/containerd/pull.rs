@@ -157,9 +157,21 @@ pub(crate) async fn pull(
 ) -> RuntimeResult<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let registries = load_registries(rt.inner.registries.as_deref())?;
-    let reference: Reference = name
-        .parse()
+    let parsed = super::reference::ImageReference::parse(name)
         .map_err(|_| RuntimeError::InvalidImageName(image.to_string()))?;
+    // Built from its parts: oci-client's own parser compiles a large regular expression and
+    // keeps it for the life of the process.
+    let reference = match (parsed.tag, parsed.digest) {
+        (Some(tag), Some(digest)) => {
+            Reference::with_tag_and_digest(parsed.registry, parsed.repository, tag, digest)
+        }
+        (None, Some(digest)) => Reference::with_digest(parsed.registry, parsed.repository, digest),
+        (tag, None) => Reference::with_tag(
+            parsed.registry,
+            parsed.repository,
+            tag.unwrap_or_else(|| "latest".to_string()),
+        ),
+    };
     let registry = reference.registry().to_string();
     let mut last = String::from("no endpoint to pull from");
     for (host, insecure) in endpoints(&registries, &registry) {
