@@ -22,7 +22,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// for that arena and changed nothing measurable.
 #[cfg(feature = "mimalloc")]
 #[allow(unsafe_code)]
-extern "C" fn tune_allocator() {
+fn tune_allocator() {
     /// `mi_option_arena_eager_commit` in mimalloc's `mi_option_e` (the same in its v2 and
     /// v3; libmimalloc-sys does not name it).
     const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
@@ -33,12 +33,80 @@ extern "C" fn tune_allocator() {
     }
 }
 
-/// Runs [`tune_allocator`] as a constructor (ELF `.init_array`: every target k1s builds for).
-#[cfg(feature = "mimalloc")]
+/// The transparent-huge-page flag (`PR_GET_THP_DISABLE`) this process started with, where
+/// the start-up constructor turned THP off for `k1s agent`: 1 enabled, 2 disabled, 0 not
+/// changed there.
+static STARTED_THP: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// The THP flag the process started with, when the start-up constructor changed it.
+pub(crate) fn started_thp_disabled() -> Option<bool> {
+    match STARTED_THP.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => Some(false),
+        2 => Some(true),
+        _ => None,
+    }
+}
+
+/// Whether the command line (the C runtime's `argc`/`argv`) runs `k1s agent`: its first
+/// argument that is not a flag (`--debug`, the one flag allowed before a subcommand, takes
+/// no value).
+#[cfg(target_env = "gnu")]
+#[allow(unsafe_code)]
+fn runs_agent(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> bool {
+    if argv.is_null() {
+        return false;
+    }
+    for i in 1..usize::try_from(argc).unwrap_or(0) {
+        // SAFETY: the C runtime passes argc valid pointers to NUL-terminated strings.
+        let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) }.to_bytes();
+        if !arg.starts_with(b"-") {
+            return arg == b"agent";
+        }
+    }
+    false
+}
+
+/// What the agent's heap settings ([`run::agent`]) need before the first allocation:
+/// mimalloc's first pages are touched while transparent huge pages are still on and stay
+/// 2 MiB pages, resident whole (about 4 MiB of the agent's heap when set from `main`).
+#[cfg(target_env = "gnu")]
+fn agent_heap_from_the_start() {
+    if let Ok(disabled) = nix::sys::prctl::get_thp_disable()
+        && nix::sys::prctl::set_thp_disable(true).is_ok()
+    {
+        STARTED_THP.store(
+            if disabled { 2 } else { 1 },
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+    run::agent::tune_allocator_for_agent();
+}
+
+/// Runs before `main` and before the Rust runtime's first allocation (ELF `.init_array`,
+/// every target k1s builds for; glibc passes it `argc`, `argv` and `envp`).
+#[allow(unsafe_code)]
+extern "C" fn start_up(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+    _envp: *const *const std::ffi::c_char,
+) {
+    #[cfg(feature = "mimalloc")]
+    tune_allocator();
+    #[cfg(target_env = "gnu")]
+    if runs_agent(_argc, _argv) {
+        agent_heap_from_the_start();
+    }
+}
+
+/// Runs [`start_up`] as a constructor.
 #[allow(unsafe_code)]
 #[used]
 #[unsafe(link_section = ".init_array")]
-static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
+static START_UP: extern "C" fn(
+    std::ffi::c_int,
+    *const *const std::ffi::c_char,
+    *const *const std::ffi::c_char,
+) = start_up;
 
 fn main() -> std::process::ExitCode {
     // The config file's flags go in before clap parses, so `--help` and errors see them too.

@@ -20,6 +20,9 @@ use crate::run::node::{self, NodeSettings};
 /// (a Pi 4 would otherwise get four).
 const MAX_WORKERS: usize = 2;
 
+/// How long after it is running the agent hands its start-up code pages back.
+const STARTUP_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// mimalloc's `mi_option_purge_delay` (the `mi_option_e` order of its `mimalloc.h`, v2 and
 /// v3 alike); libmimalloc-sys names only some of the options.
 #[cfg(feature = "mimalloc")]
@@ -29,15 +32,23 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// whole), and freed memory given back to the kernel at once rather than after mimalloc's
 /// default 1 s delay, which an agent that allocates in small bursts rarely reaches. Joined
 /// agent, release build: anonymous memory 30 → 18 MiB with no pods and 34 → 22 MiB with
-/// 10, peak RSS 92 → 64 MiB, idle CPU unchanged. The pages mimalloc touched before this runs
-/// are already huge: the same options from the environment (read before `main`) reach
-/// 14 MiB. The server keeps the defaults: its request load is what they are for (every
-/// process also starts with mimalloc's arena eager commit off, see `main.rs`).
-#[allow(unsafe_code)]
+/// 10, peak RSS 92 → 64 MiB, idle CPU unchanged. Both are set before the first allocation
+/// by `main.rs`'s start-up constructor on glibc targets (set from here, mimalloc's first
+/// pages were huge already); this repeats them for the others. The server keeps the
+/// defaults: its request load is what they are for (every process also starts with
+/// mimalloc's arena eager commit off, see `main.rs`).
 fn small_heap() {
-    if let Err(e) = k1s_kubelet::containerd::supervisor::disable_own_thp() {
+    if let Err(e) =
+        k1s_kubelet::containerd::supervisor::disable_own_thp(crate::started_thp_disabled())
+    {
         tracing::debug!(error = %e, "cannot turn transparent huge pages off");
     }
+    tune_allocator_for_agent();
+}
+
+/// mimalloc's purge delay 0 for the agent (see [`small_heap`]).
+#[allow(unsafe_code)]
+pub(crate) fn tune_allocator_for_agent() {
     // SAFETY: mi_option_set only stores the value; mimalloc reads the purge delay each time
     // it schedules a purge, so a change after start-up takes effect from then on.
     #[cfg(feature = "mimalloc")]
@@ -251,6 +262,8 @@ async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     }
     tracing::info!(node = %node_name, %node_ip, kubelet_port, "k1s agent is running");
+    // Joining, image import and registration are done by now or run on without it.
+    super::startup_pages::shed_after(STARTUP_SETTLE);
     super::server::shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop.send(true);

@@ -19,6 +19,7 @@ mod node;
 pub mod secrets_encrypt;
 pub mod server;
 pub mod simulate;
+mod startup_pages;
 
 /// Parses a `--dns-listen` address.
 pub(crate) fn dns_listen(s: &str) -> Result<std::net::SocketAddr, String> {

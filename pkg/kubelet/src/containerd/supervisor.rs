@@ -32,8 +32,13 @@ static INHERITED_THP_DISABLED: OnceLock<bool> = OnceLock::new();
 /// them is in use (the joined agent: 10 MiB of its 29 MiB heap). The flag is inherited over
 /// fork and exec, so the containerd started here afterwards, and the shims and pods under it,
 /// get back the flag this process had: the agent's allocator choice is not theirs.
-pub fn disable_own_thp() -> nix::Result<()> {
-    let inherited = nix::sys::prctl::get_thp_disable()?;
+/// `started_with` is that flag where something turned THP off earlier (k1s's start-up
+/// constructor, before the first allocation); None reads it now.
+pub fn disable_own_thp(started_with: Option<bool>) -> nix::Result<()> {
+    let inherited = match started_with {
+        Some(disabled) => disabled,
+        None => nix::sys::prctl::get_thp_disable()?,
+    };
     INHERITED_THP_DISABLED.get_or_init(|| inherited);
     nix::sys::prctl::set_thp_disable(true)
 }
@@ -431,7 +436,7 @@ mod tests {
         let before = thp_enabled(&own())
             .expect("a kernel with THP_enabled")
             .to_string();
-        disable_own_thp().expect("prctl");
+        disable_own_thp(None).expect("prctl");
         assert_eq!(thp_enabled(&own()), Some("0"));
         let mut child = Command::new("cat");
         child.arg("/proc/self/status");
