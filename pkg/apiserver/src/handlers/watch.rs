@@ -140,7 +140,7 @@ impl Watcher {
             };
             serde_json::to_vec(&encoder.object(&obj))
                 .ok()
-                .map(Bytes::from)
+                .map(super::watch_memo::fitted)
         })?;
         Some(event_line(kind, &object))
     }

@@ -4,14 +4,22 @@
 //! pod watches that was most of the server's CPU under load).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use k1s_store::{KeyValue, Revision};
 use parking_lot::Mutex;
 
-/// Bytes of encoded objects kept: enough for the watchers of a burst of writes to find
-/// each other's work while they lag a few thousand events behind one another.
+/// Memory the entries may hold, counted as they are held (the encoded bytes, the key, and
+/// each entry's map and queue slots): enough for the watchers of a burst of writes to find
+/// each other's work while they lag a few thousand events behind one another. Counting
+/// only the encoded bytes, a "32 MiB" memo of small metadata encodings held 70 MiB.
 const CAPACITY_BYTES: usize = 32 << 20;
+
+/// What an entry costs beyond its encoded bytes and key strings: the map's slot (key
+/// pointer, `Bytes`, control byte), the queue's, the shared key's allocation header and
+/// string headers, and allocator rounding.
+const ENTRY_OVERHEAD: usize = 192;
 
 /// Which encoding of which version of the object an entry holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -24,8 +32,9 @@ struct MemoKey {
 
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<MemoKey, Bytes>,
-    order: VecDeque<(MemoKey, usize)>,
+    entries: HashMap<Arc<MemoKey>, Bytes>,
+    /// Insertion order with each entry's cost; the key is shared with `entries`.
+    order: VecDeque<(Arc<MemoKey>, usize)>,
     bytes: usize,
 }
 
@@ -55,8 +64,9 @@ impl WatchMemo {
         // Encoded outside the lock: two watchers may both encode one event, which is
         // cheaper than serializing every watcher behind one encoder.
         let bytes = encode()?;
+        let cost = bytes.len() + key.key.len() + key.form.len() + ENTRY_OVERHEAD;
+        let key = Arc::new(key);
         let mut inner = self.inner.lock();
-        let cost = bytes.len() + key.key.len() + 64;
         if inner.entries.insert(key.clone(), bytes.clone()).is_none() {
             inner.order.push_back((key, cost));
             inner.bytes += cost;
@@ -69,6 +79,17 @@ impl WatchMemo {
             inner.bytes -= cost;
         }
         Some(bytes)
+    }
+}
+
+/// `encoded` as the memo should keep it: serde_json's output grows by doubling, and a
+/// `Bytes` made from the `Vec` keeps the whole allocation (up to twice the encoding, for as
+/// long as the entry lives), so a loose one is copied to its length.
+pub fn fitted(encoded: Vec<u8>) -> Bytes {
+    if encoded.capacity() - encoded.len() > encoded.len() / 8 {
+        Bytes::copy_from_slice(&encoded)
+    } else {
+        Bytes::from(encoded)
     }
 }
 
@@ -123,5 +144,31 @@ mod tests {
             key: "/registry/pods/default/p".into(),
             form: "f".into(),
         }));
+    }
+
+    #[test]
+    fn small_entries_are_counted_with_what_holds_them() {
+        let memo = WatchMemo::default();
+        for rev in 0..200_000 {
+            memo.get_or_encode(&kv(rev), "f", || Some(Bytes::from_static(b"{}")));
+        }
+        let inner = memo.inner.lock();
+        // Each costs its 2 bytes, its key strings and the overhead, not 2 + 64 bytes.
+        let each = 2 + "/registry/pods/default/p".len() + 1 + ENTRY_OVERHEAD;
+        assert_eq!(inner.entries.len(), CAPACITY_BYTES / each);
+        assert_eq!(inner.order.len(), inner.entries.len());
+    }
+
+    #[test]
+    fn loose_encodings_are_copied_to_their_length() {
+        let mut loose = Vec::with_capacity(1024);
+        loose.extend_from_slice(&[b'x'; 300]);
+        let kept = fitted(loose);
+        assert_eq!(kept.len(), 300);
+        let mut tight = Vec::with_capacity(320);
+        tight.extend_from_slice(&[b'y'; 300]);
+        let ptr = tight.as_ptr();
+        let kept = fitted(tight);
+        assert_eq!(kept.as_ptr(), ptr, "a tight Vec is kept as it is");
     }
 }
