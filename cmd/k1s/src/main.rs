@@ -197,3 +197,27 @@ fn init_logging(cli: &cli::Cli) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(all(test, target_env = "gnu"))]
+mod tests {
+    use std::ffi::{CString, c_char, c_int};
+
+    fn runs(args: &[&str]) -> bool {
+        let owned: Vec<CString> = args
+            .iter()
+            .map(|a| CString::new(*a).expect("no NUL"))
+            .collect();
+        let argv: Vec<*const c_char> = owned.iter().map(|c| c.as_ptr()).collect();
+        super::runs_agent(c_int::try_from(argv.len()).expect("few"), argv.as_ptr())
+    }
+
+    #[test]
+    fn the_agent_is_known_by_the_first_word_that_is_not_a_flag() {
+        assert!(runs(&["k1s", "agent", "--server", "https://x:6443"]));
+        assert!(runs(&["/usr/local/bin/k1s", "--debug", "agent"]));
+        assert!(!runs(&["k1s", "server", "--node-name", "agent"]));
+        assert!(!runs(&["k1s"]));
+        assert!(!runs(&["k1s", "--help"]));
+        assert!(!super::runs_agent(2, std::ptr::null()));
+    }
+}
