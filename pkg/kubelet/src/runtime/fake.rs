@@ -61,22 +61,11 @@ fn exits_at_once(argv: &[String]) -> Option<i32> {
     n.trim().parse().ok()
 }
 
+/// The name containerd would store `image` under (the real runtime's normalization); a
+/// name that does not parse is kept as given.
 fn normalize(image: &str) -> String {
-    let (name, tag) = match image.rsplit_once(':') {
-        Some((n, t)) if !t.contains('/') => (n.to_string(), t.to_string()),
-        _ => (image.to_string(), "latest".to_string()),
-    };
-    let name = if name.contains('/') {
-        let first = name.split('/').next().unwrap_or_default();
-        if first.contains('.') || first.contains(':') || first == "localhost" {
-            name
-        } else {
-            format!("docker.io/{name}")
-        }
-    } else {
-        format!("docker.io/library/{name}")
-    };
-    format!("{name}:{tag}")
+    crate::containerd::reference::ImageReference::parse(image)
+        .map_or_else(|_| image.to_string(), |r| r.to_string())
 }
 
 impl FakeRuntime {
