@@ -20,9 +20,6 @@ use crate::run::node::{self, NodeSettings};
 /// (a Pi 4 would otherwise get four).
 const MAX_WORKERS: usize = 2;
 
-/// How long after it is running the agent hands its start-up code pages back.
-const STARTUP_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// mimalloc's `mi_option_purge_delay` (the `mi_option_e` order of its `mimalloc.h`, v2 and
 /// v3 alike); libmimalloc-sys names only some of the options.
 #[cfg(feature = "mimalloc")]
@@ -263,7 +260,7 @@ async fn serve(args: AgentArgs) -> anyhow::Result<ExitCode> {
     }
     tracing::info!(node = %node_name, %node_ip, kubelet_port, "k1s agent is running");
     // Joining, image import and registration are done by now or run on without it.
-    super::startup_pages::shed_after(STARTUP_SETTLE);
+    super::startup_pages::shed_soon();
     super::server::shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop.send(true);

@@ -467,7 +467,7 @@ async fn serve(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
     api.set_ready();
     tracing::info!(%listen, kubeconfig = %args.write_kubeconfig.display(), data_dir = %data_dir.display(), "k1s server is ready");
     // The PKI, OpenAPI documents and bootstrap objects are made; their code is not needed again.
-    super::startup_pages::shed_after(std::time::Duration::from_secs(5));
+    super::startup_pages::shed_soon();
     // On etcd several servers may share the datastore: the singletons then run under
     // upstream's Lease-based leader election, with upstream's identity (host_uuid).
     let elect = EtcdOptions::is_etcd_endpoint(&args.datastore_endpoint)

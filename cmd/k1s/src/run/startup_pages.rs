@@ -19,6 +19,10 @@ use std::time::Duration;
 /// Environment variable that turns the hand-back off when set to `0`.
 const ENV: &str = "K1S_SHED_STARTUP_PAGES";
 
+/// How long after a server is ready, or an agent is running, the pages are handed back:
+/// what start-up left running (first lists, registration, image import) has mostly run.
+const SETTLE: Duration = Duration::from_secs(5);
+
 /// One line of `/proc/self/maps`, the fields this module reads.
 #[derive(Debug, PartialEq, Eq)]
 struct Mapping {
@@ -90,13 +94,13 @@ fn shed() -> io::Result<usize> {
     Ok(covered)
 }
 
-/// Hands the start-up pages back `after` from now, on the current Tokio runtime.
-pub(crate) fn shed_after(after: Duration) {
+/// Hands the start-up pages back [`SETTLE`] from now, on the current Tokio runtime.
+pub(crate) fn shed_soon() {
     if std::env::var(ENV).is_ok_and(|v| v == "0") {
         return;
     }
     tokio::spawn(async move {
-        tokio::time::sleep(after).await;
+        tokio::time::sleep(SETTLE).await;
         match tokio::task::spawn_blocking(shed).await {
             Ok(Ok(bytes)) => {
                 tracing::debug!(mapped_mib = bytes >> 20, "handed start-up code pages back")
