@@ -82,9 +82,10 @@ impl WatchMemo {
     }
 }
 
-/// `encoded` as the memo should keep it: serde_json's output grows by doubling, and a
-/// `Bytes` made from the `Vec` keeps the whole allocation (up to twice the encoding, for as
-/// long as the entry lives), so a loose one is copied to its length.
+/// `encoded` as a long-lived holder (this memo, the store's stored objects) should keep
+/// it: serde_json's output grows by doubling, and a `Bytes` made from the `Vec` keeps the
+/// whole allocation (up to twice the encoding, for as long as the bytes live), so a loose
+/// one is copied to its length.
 pub fn fitted(encoded: Vec<u8>) -> Bytes {
     if encoded.capacity() - encoded.len() > encoded.len() / 8 {
         Bytes::copy_from_slice(&encoded)

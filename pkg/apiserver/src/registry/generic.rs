@@ -2262,8 +2262,11 @@ fn encode(obj: &Value) -> Result<Bytes, Status> {
             serde_json::to_vec(&obj)
         }
     };
+    // The store keeps these bytes for the object's life (the watch cache holds every
+    // live object and a window of old ones): a doubling buffer's slack would be a third of
+    // the cache.
     bytes
-        .map(Bytes::from)
+        .map(crate::handlers::watch_memo::fitted)
         .map_err(|e| Status::internal_error(&format!("cannot encode object: {e}")))
 }
 
