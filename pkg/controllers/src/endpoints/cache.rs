@@ -1,16 +1,18 @@
-//! What the endpoints controllers share: watch caches of Services and of the parts of
-//! Pods endpoints are made from (stripped, so 30k pods cost little), a queue of Service
-//! keys fed by their changes, and upstream's rules for which pod addresses and ports a
-//! Service gets (`ShouldPodBeInEndpoints`, `FindPort`, hostnames, IP families).
+//! What the endpoints controllers share: a watch cache of Services, an index of which
+//! pods each Service selects (the pods themselves are the shared informer's, not
+//! copies: each endpoints controller kept a stripped copy of every pod, 2.8 KB a pod
+//! between the two), a queue of Service keys fed by their changes, and upstream's rules
+//! for which pod addresses and ports a Service gets (`ShouldPodBeInEndpoints`,
+//! `FindPort`, hostnames, IP families).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, Service, ServicePort};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{ContainerPort, Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
@@ -25,9 +27,9 @@ const POD_BATCH: Duration = Duration::from_millis(200);
 /// A Service's key: namespace and name.
 pub type Key = (String, String);
 
-/// The Services and (stripped) Pods of the cluster, as last seen by the watches, and
-/// which pods each Service selects (kept up to date on every change, so a sync costs
-/// the Service's pods, not the namespace's).
+/// The Services and Pods of the cluster, as last seen by the watches, and which pods
+/// each Service selects (kept up to date on every change, so a sync costs the Service's
+/// pods, not the namespace's).
 #[derive(Default)]
 pub struct Cache {
     inner: RwLock<Inner>,
@@ -36,8 +38,30 @@ pub struct Cache {
 #[derive(Default)]
 struct Inner {
     services: HashMap<Key, Arc<Service>>,
-    pods: HashMap<String, HashMap<String, Arc<PodInfo>>>,
+    pods: HashMap<String, HashMap<String, SeenPod>>,
     members: HashMap<Key, BTreeSet<String>>,
+}
+
+/// A pod as the cache last applied it: the shared object (no copy) and a fingerprint of
+/// the parts endpoints are made from, so a change to anything else concerns no Service.
+struct SeenPod {
+    pod: Arc<Pod>,
+    fingerprint: u64,
+}
+
+impl SeenPod {
+    fn new(pod: Arc<Pod>) -> Self {
+        let mut h = DefaultHasher::new();
+        PodInfo::from(&*pod).hash(&mut h);
+        Self {
+            fingerprint: h.finish(),
+            pod,
+        }
+    }
+
+    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.pod.metadata.labels.as_ref()
+    }
 }
 
 impl Inner {
@@ -64,7 +88,7 @@ impl Inner {
                     .get(&key.0)
                     .into_iter()
                     .flatten()
-                    .filter(|(_, p)| selects(sel, Some(&p.labels)))
+                    .filter(|(_, p)| selects(sel, p.labels()))
                     .map(|(n, _)| n.clone())
                     .collect(),
             )
@@ -89,13 +113,21 @@ impl Cache {
 
     /// The pods the Service selects, by name.
     pub fn selected_pods(&self, key: &Key) -> Vec<Arc<PodInfo>> {
-        let inner = self.inner.read();
-        let (Some(members), Some(pods)) = (inner.members.get(key), inner.pods.get(&key.0)) else {
-            return Vec::new();
+        let shared: Vec<Arc<Pod>> = {
+            let inner = self.inner.read();
+            let (Some(members), Some(pods)) = (inner.members.get(key), inner.pods.get(&key.0))
+            else {
+                return Vec::new();
+            };
+            members
+                .iter()
+                .filter_map(|n| pods.get(n).map(|p| p.pod.clone()))
+                .collect()
         };
-        members
+        // Made outside the lock: the watches apply pods meanwhile.
+        shared
             .iter()
-            .filter_map(|n| pods.get(n).cloned())
+            .map(|p| Arc::new(PodInfo::from(&**p)))
             .collect()
     }
 
@@ -134,15 +166,27 @@ impl Cache {
     /// Records a pod (or its deletion); returns the Services it left or joined or whose
     /// endpoints it changes. A pod whose endpoint-relevant parts did not change concerns
     /// none.
-    pub fn apply_pod(&self, namespace: &str, name: &str, pod: Option<PodInfo>) -> Vec<Key> {
+    pub fn apply_pod(&self, namespace: &str, name: &str, pod: Option<Arc<Pod>>) -> Vec<Key> {
+        let pod = pod.map(SeenPod::new);
         let mut inner = self.inner.write();
-        let old = inner.pods.get(namespace).and_then(|m| m.get(name)).cloned();
-        if pod.is_some() && old.as_deref() == pod.as_ref() {
+        let old = inner.pods.get(namespace).and_then(|m| m.get(name));
+        let unchanged = match (&pod, old) {
+            (Some(new), Some(old)) => new.fingerprint == old.fingerprint,
+            _ => false,
+        };
+        if unchanged {
+            // Kept as the latest object all the same: an older one would stay alive.
+            if let (Some(seen), Some(new)) = (
+                inner.pods.get_mut(namespace).and_then(|m| m.get_mut(name)),
+                pod,
+            ) {
+                *seen = new;
+            }
             return Vec::new();
         }
-        let before = inner.services_selecting(namespace, old.as_ref().map(|p| &p.labels));
+        let before = inner.services_selecting(namespace, old.and_then(SeenPod::labels));
         let after = match &pod {
-            Some(p) => inner.services_selecting(namespace, Some(&p.labels)),
+            Some(p) => inner.services_selecting(namespace, p.labels()),
             None => Vec::new(),
         };
         for k in &before {
@@ -161,7 +205,7 @@ impl Cache {
                     .pods
                     .entry(namespace.to_string())
                     .or_default()
-                    .insert(name.to_string(), Arc::new(p));
+                    .insert(name.to_string(), p);
             }
             None => {
                 if let Some(m) = inner.pods.get_mut(namespace) {
@@ -180,15 +224,13 @@ impl Cache {
     }
 
     /// Replaces every pod (a watch restart); returns every Service key.
-    pub fn replace_pods(&self, all: Vec<Pod>) -> Vec<Key> {
-        let mut inner = self.inner.write();
-        let mut map: HashMap<String, HashMap<String, Arc<PodInfo>>> = HashMap::new();
+    pub fn replace_pods(&self, all: Vec<Arc<Pod>>) -> Vec<Key> {
+        let mut map: HashMap<String, HashMap<String, SeenPod>> = HashMap::new();
         for p in all {
-            let p = PodInfo::from(p);
-            map.entry(p.namespace.clone())
-                .or_default()
-                .insert(p.name.clone(), Arc::new(p));
+            let (ns, name) = (p.namespace().unwrap_or_default(), p.name_any());
+            map.entry(ns).or_default().insert(name, SeenPod::new(p));
         }
+        let mut inner = self.inner.write();
         inner.pods = map;
         let keys: Vec<Key> = inner.services.keys().cloned().collect();
         for k in &keys {
@@ -227,7 +269,7 @@ pub fn is_service_ip_set(svc: &Service) -> bool {
 }
 
 /// A container port a named target port can resolve to: name, protocol, number.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NamedPort {
     /// The port's name.
     pub name: String,
@@ -237,9 +279,9 @@ pub struct NamedPort {
     pub port: i32,
 }
 
-/// The parts of a pod endpoints are made from, kept in the controllers' caches in place
-/// of the pod (a few hundred bytes where a pod takes kilobytes: 30k pods stay cheap).
-#[derive(Debug, Clone, PartialEq, Default)]
+/// The parts of a pod endpoints are made from, read from the shared pod when a Service
+/// syncs.
+#[derive(Debug, Clone, PartialEq, Hash, Default)]
 pub struct PodInfo {
     /// Name.
     pub name: String,
@@ -269,10 +311,12 @@ pub struct PodInfo {
     pub ports: Vec<NamedPort>,
 }
 
-impl From<Pod> for PodInfo {
-    fn from(pod: Pod) -> Self {
-        let spec = pod.spec.unwrap_or_default();
-        let status = pod.status.unwrap_or_default();
+impl From<&Pod> for PodInfo {
+    fn from(pod: &Pod) -> Self {
+        let no_spec = Default::default();
+        let spec = pod.spec.as_ref().unwrap_or(&no_spec);
+        let no_status = Default::default();
+        let status = pod.status.as_ref().unwrap_or(&no_status);
         let ready = status
             .conditions
             .iter()
@@ -286,9 +330,9 @@ impl From<Pod> for PodInfo {
             .filter(|ip| !ip.is_empty())
             .collect();
         if ips.is_empty()
-            && let Some(ip) = status.pod_ip.filter(|ip| !ip.is_empty())
+            && let Some(ip) = status.pod_ip.as_ref().filter(|ip| !ip.is_empty())
         {
-            ips.push(ip);
+            ips.push(ip.clone());
         }
         let restartable = spec
             .init_containers
@@ -308,57 +352,23 @@ impl From<Pod> for PodInfo {
                 })
             })
             .collect();
+        let meta = &pod.metadata;
+        let non_empty = |s: &Option<String>| s.as_ref().filter(|s| !s.is_empty()).cloned();
         PodInfo {
-            name: pod.metadata.name.unwrap_or_default(),
-            namespace: pod.metadata.namespace.unwrap_or_default(),
-            uid: pod.metadata.uid.unwrap_or_default(),
-            labels: pod.metadata.labels.unwrap_or_default(),
-            terminating: pod.metadata.deletion_timestamp.is_some(),
+            name: meta.name.clone().unwrap_or_default(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            uid: meta.uid.clone().unwrap_or_default(),
+            labels: meta.labels.clone().unwrap_or_default(),
+            terminating: meta.deletion_timestamp.is_some(),
             terminal: matches!(status.phase.as_deref(), Some("Failed" | "Succeeded")),
-            node_name: spec.node_name.filter(|n| !n.is_empty()),
-            hostname: spec.hostname.filter(|h| !h.is_empty()),
-            subdomain: spec.subdomain,
+            node_name: non_empty(&spec.node_name),
+            hostname: non_empty(&spec.hostname),
+            subdomain: spec.subdomain.clone(),
             ips,
             ready: ready.is_some_and(|c| c.status == "True"),
             ready_since: ready.and_then(|c| c.last_transition_time.as_ref().map(|t| t.0)),
             ports,
         }
-    }
-}
-
-/// Drops what [`PodInfo`] does not read as soon as a pod arrives (managed fields,
-/// volumes, most of the spec), so watch buffers hold little.
-fn strip_pod(pod: Pod) -> Pod {
-    let spec = pod.spec.map(|s| k8s_openapi::api::core::v1::PodSpec {
-        containers: s.containers.into_iter().map(keep_ports).collect(),
-        init_containers: s
-            .init_containers
-            .map(|cs| cs.into_iter().map(keep_ports).collect()),
-        hostname: s.hostname,
-        subdomain: s.subdomain,
-        node_name: s.node_name,
-        ..Default::default()
-    });
-    Pod {
-        metadata: ObjectMeta {
-            name: pod.metadata.name,
-            namespace: pod.metadata.namespace,
-            uid: pod.metadata.uid,
-            labels: pod.metadata.labels,
-            deletion_timestamp: pod.metadata.deletion_timestamp,
-            ..Default::default()
-        },
-        spec,
-        status: pod.status,
-    }
-}
-
-fn keep_ports(c: Container) -> Container {
-    Container {
-        name: c.name,
-        ports: c.ports,
-        restart_policy: c.restart_policy,
-        ..Container::default()
     }
 }
 
@@ -502,11 +512,26 @@ pub struct Watches {
 /// Applies one watch's events: a restart's objects replace the old ones at `InitDone`.
 pub(crate) async fn follow<K, S>(
     stream: S,
+    apply: impl FnMut(Option<K>, Option<K>, &str, &str),
+    replace: impl FnMut(Vec<K>),
+    synced: Arc<tokio::sync::Semaphore>,
+) where
+    K: kube::Resource,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+{
+    let key_of = |o: &K| (o.namespace().unwrap_or_default(), o.name_any());
+    follow_keyed(stream, key_of, apply, replace, synced).await;
+}
+
+/// [`follow`] for objects that are not themselves a `Resource` (the shared informer's
+/// `Arc`s), keyed by `key_of`.
+async fn follow_keyed<K, S>(
+    stream: S,
+    key_of: impl Fn(&K) -> Key,
     mut apply: impl FnMut(Option<K>, Option<K>, &str, &str),
     mut replace: impl FnMut(Vec<K>),
     synced: Arc<tokio::sync::Semaphore>,
 ) where
-    K: kube::Resource + Clone,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
 {
     let mut stream = std::pin::pin!(stream);
@@ -524,11 +549,11 @@ pub(crate) async fn follow<K, S>(
                 }
             }
             Ok(watcher::Event::Apply(o)) => {
-                let (ns, name) = (o.namespace().unwrap_or_default(), o.name_any());
+                let (ns, name) = key_of(&o);
                 apply(Some(o), None, &ns, &name);
             }
             Ok(watcher::Event::Delete(o)) => {
-                let (ns, name) = (o.namespace().unwrap_or_default(), o.name_any());
+                let (ns, name) = key_of(&o);
                 apply(None, Some(o), &ns, &name);
             }
             Err(e) => tracing::debug!(error = %e, "watch failed; retrying"),
@@ -566,14 +591,13 @@ impl Watches {
 
         let (c, q) = (cache.clone(), queue.clone());
         let (c2, q2) = (cache.clone(), queue.clone());
-        let pods = follow(
-            crate::pod_informer(client)
-                .watch()
-                .map_ok(|e| e.modify(|p| *p = strip_pod(std::mem::take(p)))),
+        let pods = follow_keyed(
+            crate::pod_informer(client).subscribe().map(Ok),
+            |p: &Arc<Pod>| (p.namespace().unwrap_or_default(), p.name_any()),
             move |new, _gone, ns, name| {
                 // Pod changes come in bursts (a rollout, a node): each Service syncs
                 // once per batch rather than once per pod.
-                for k in c.apply_pod(ns, name, new.map(PodInfo::from)) {
+                for k in c.apply_pod(ns, name, new) {
                     q.add_batched(k, POD_BATCH);
                 }
             },
@@ -655,7 +679,7 @@ mod tests {
     }
 
     fn info(p: &Pod) -> PodInfo {
-        PodInfo::from(strip_pod(p.clone()))
+        PodInfo::from(p)
     }
 
     #[test]
@@ -750,8 +774,8 @@ mod index_tests {
             serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "ns"},
             "spec": {"selector": {"app": "web"}}}))
             .unwrap();
-        let pod = |app: &str| -> PodInfo {
-            PodInfo::from(
+        let pod = |app: &str| -> Arc<Pod> {
+            Arc::new(
                 serde_json::from_value::<Pod>(
                     json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": app}}}),
                 )
@@ -768,8 +792,22 @@ mod index_tests {
         );
         assert!(c.selected_pods(&key).is_empty());
         assert_eq!(c.apply_pod("ns", "p", Some(pod("web"))), vec![key.clone()]);
-        // The same pod again changes nothing.
+        // The same pod again changes nothing, nor does a field endpoints do not read;
+        // readiness does.
         assert!(c.apply_pod("ns", "p", Some(pod("web"))).is_empty());
+        let mut annotated = Pod::clone(&pod("web"));
+        annotated.metadata.annotations = Some(BTreeMap::from([("a".into(), "b".into())]));
+        assert!(c.apply_pod("ns", "p", Some(Arc::new(annotated))).is_empty());
+        let mut ready = Pod::clone(&pod("web"));
+        ready.status = serde_json::from_value(json!({"podIP": "10.0.0.1",
+            "conditions": [{"type": "Ready", "status": "True"}]}))
+        .unwrap();
+        assert_eq!(
+            c.apply_pod("ns", "p", Some(Arc::new(ready))),
+            vec![key.clone()]
+        );
+        assert!(c.selected_pods(&key)[0].ready);
+        assert_eq!(c.apply_pod("ns", "p", Some(pod("web"))), vec![key.clone()]);
         assert_eq!(c.apply_pod("ns", "p", None), vec![key.clone()]);
         assert!(c.selected_pods(&key).is_empty());
         // A selector change recomputes membership.

@@ -522,7 +522,7 @@ mod tests {
         .unwrap();
         let pod = |name: &str, ip: &str, ready: &str| -> Arc<PodInfo> {
             Arc::new(PodInfo::from(
-                serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(json!({
+                &serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(json!({
                     "metadata": {"name": name, "namespace": "ns", "uid": name},
                     "spec": {"nodeName": "n1", "hostname": name, "subdomain": "web",
                              "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]},

@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{Node, ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 
 use kube::{Api, Resource, ResourceExt};
 use parking_lot::RwLock;
@@ -88,8 +88,9 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let nodes_listed = nodes_synced.clone();
     cache::spawn_until(
         async move {
-            let stream =
-                watcher(Api::<Node>::all(client), watcher::Config::default()).default_backoff();
+            let stream = crate::node_informer(&client)
+                .subscribe()
+                .map(Ok::<_, watcher::Error>);
             let mut stream = std::pin::pin!(stream);
             let zone = |n: &Node| n.labels().get(ZONE_LABEL).cloned();
             let mut buffer = HashMap::new();
@@ -666,7 +667,7 @@ mod tests {
                     k8s_openapi::jiff::Timestamp::now(),
                 ));
         }
-        Arc::new(PodInfo::from(p))
+        Arc::new(PodInfo::from(&p))
     }
 
     fn node(_: &str) -> Option<Option<String>> {
