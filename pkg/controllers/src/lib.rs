@@ -211,6 +211,10 @@ pub struct ControllerConfig {
     /// nodes beside them, when the server hands them the same): each pod write is decoded
     /// once, not once per controller. `run` starts one when none is given.
     pub pods: Option<k1s_informer::Informer<k8s_openapi::api::core::v1::Pod>>,
+    /// The one Node watch the controllers of a `run` read, for the same reason: six of
+    /// them keep every node (2 KB of JSON, several decoded), and a simulated node's
+    /// heartbeat was decoded six times. `run` starts one when none is given.
+    pub nodes: Option<k1s_informer::Informer<k8s_openapi::api::core::v1::Node>>,
     /// The in-process scheduler's queue of untried pods, which ReplicaSet controllers
     /// read to hold back creates (none published: never held).
     pub scheduling_backlog: k1s_informer::Backlog,
@@ -248,6 +252,17 @@ pub fn pod_informer(
         .pods
         .clone()
         .unwrap_or_else(|| k1s_informer::Informer::pods(client.clone()))
+}
+
+/// The shared Node informer of the controllers being started, or (outside `run`) one of
+/// the caller's own; its nodes carry no managedFields.
+pub fn node_informer(
+    client: &kube::Client,
+) -> k1s_informer::Informer<k8s_openapi::api::core::v1::Node> {
+    config()
+        .nodes
+        .clone()
+        .unwrap_or_else(|| k1s_informer::Informer::all(client.clone()))
 }
 
 /// How long controllers get to stop after shutdown is signalled before they are aborted.
@@ -322,6 +337,9 @@ where
     let mut config = config;
     if config.pods.is_none() {
         config.pods = Some(k1s_informer::Informer::pods(client.clone()));
+    }
+    if config.nodes.is_none() {
+        config.nodes = Some(k1s_informer::Informer::all(client.clone()));
     }
     let config = Arc::new(config);
     let mut set = JoinSet::new();

@@ -57,7 +57,8 @@ pub fn start(client: kube::Client, shutdown: Shutdown) -> BoxFuture<'static, ()>
 pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let changed = Arc::new(Notify::new());
     let (services, svc_writer) = reflector::store::<Service>();
-    let (nodes, node_writer) = reflector::store::<Node>();
+    let nodes = crate::node_informer(&client);
+    let node_changed = changed.clone();
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
     let watches = [
         tokio::spawn(
@@ -66,12 +67,10 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
                 .reflect(svc_writer)
                 .for_each(notify::<Service>("Services", changed.clone())),
         ),
-        tokio::spawn(
-            watcher(Api::<Node>::all(client.clone()), Default::default())
-                .default_backoff()
-                .reflect(node_writer)
-                .for_each(notify::<Node>("Nodes", changed.clone())),
-        ),
+        tokio::spawn(nodes.subscribe().for_each(move |_| {
+            node_changed.notify_one();
+            futures::future::ready(())
+        })),
         tokio::spawn(
             watcher(
                 Api::<EndpointSlice>::all(client.clone()),
@@ -86,7 +85,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     tokio::pin!(stop);
     let work = async {
         let _ = services.wait_until_ready().await;
-        let _ = nodes.wait_until_ready().await;
+        nodes.wait_until_ready().await;
         let _ = slices.wait_until_ready().await;
         loop {
             let failed = pass(&client, &services, &nodes, &slices).await;
@@ -130,7 +129,7 @@ fn notify<K>(
 async fn pass(
     client: &kube::Client,
     services: &Store<Service>,
-    nodes: &Store<Node>,
+    nodes: &k1s_informer::Informer<Node>,
     slices: &Store<EndpointSlice>,
 ) -> bool {
     let nodes: Vec<Arc<Node>> = nodes.state();

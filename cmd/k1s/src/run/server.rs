@@ -506,6 +506,8 @@ async fn serve(mut args: ServerArgs) -> anyhow::Result<ExitCode> {
             // The CSR signer issues joining agents' kubelet certificates from the cluster CA.
             csr_signer: k1s_pki::CaSigner::load(&data_dir).ok().map(Arc::new),
             pods: pod_informer.clone(),
+            // Started by each `run` (each leader term under election).
+            nodes: None,
             scheduling_backlog: backlog.clone(),
         };
         let stopping = async move {

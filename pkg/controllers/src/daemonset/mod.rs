@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use k1s_apimachinery::labels::Selector;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetSpec};
@@ -21,6 +22,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::watcher::Event as WatchEvent;
 
 use crate::workload::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -53,7 +55,7 @@ struct Ctx {
     sets: Store<DaemonSet>,
     pods: Store<Pod>,
     index: PodIndex,
-    nodes: Store<Node>,
+    nodes: k1s_informer::Informer<Node>,
     revisions: Store<ControllerRevision>,
     recorder: Recorder,
     expectations: Expectations,
@@ -116,25 +118,30 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     // deletion) queues every set; status heartbeats do not.
     let (q, sets_for_nodes) = (queue.clone(), sets.clone());
     let seen: Mutex<HashMap<String, u64>> = Mutex::default();
-    let (nodes, t_nodes) = cache(
-        Api::<Node>::all(client.clone()),
-        move |n: &Node, deleted| {
-            let name = n.name_any();
-            let print = fingerprint(n);
-            let changed = if deleted {
-                seen.lock().remove(&name);
-                true
-            } else {
-                seen.lock().insert(name, print) != Some(print)
-            };
-            if changed {
-                for s in sets_for_nodes.state() {
-                    q.add(key_of(&s.metadata));
-                }
+    let nodes = crate::node_informer(&client);
+    let on_node = move |n: &Node, deleted: bool| {
+        let name = n.name_any();
+        let print = fingerprint(n);
+        let changed = if deleted {
+            seen.lock().remove(&name);
+            true
+        } else {
+            seen.lock().insert(name, print) != Some(print)
+        };
+        if changed {
+            for s in sets_for_nodes.state() {
+                q.add(key_of(&s.metadata));
             }
-        },
-        || {},
-    );
+        }
+    };
+    let t_nodes = tokio::spawn(nodes.subscribe().for_each(move |ev| {
+        match ev {
+            WatchEvent::Apply(n) | WatchEvent::InitApply(n) => on_node(&n, false),
+            WatchEvent::Delete(n) => on_node(&n, true),
+            WatchEvent::Init | WatchEvent::InitDone => {}
+        }
+        std::future::ready(())
+    }));
     let q = queue.clone();
     let (revisions, t_revs) = cache(
         Api::<ControllerRevision>::all(client.clone()),
@@ -149,7 +156,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
     let ready = async {
         let _ = sets.wait_until_ready().await;
         let _ = pods.wait_until_ready().await;
-        let _ = nodes.wait_until_ready().await;
+        nodes.wait_until_ready().await;
         let _ = revisions.wait_until_ready().await;
     };
     let stopped = tokio::select! {

@@ -81,18 +81,15 @@ struct Health {
 
 /// Runs the controller until `shutdown` fires.
 pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
-    let (nodes, node_writer) = reflector::store::<Node>();
+    let nodes = crate::node_informer(&client);
     let (leases, lease_writer) = reflector::store::<Lease>();
     // Node changes (a cordon, a condition) are acted on at once, not at the next period.
     let changed = Arc::new(tokio::sync::Notify::new());
     let notify = changed.clone();
-    let node_watch = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(node_writer)
-        .for_each(move |_| {
-            notify.notify_one();
-            futures::future::ready(())
-        });
+    let node_watch = nodes.subscribe().for_each(move |_| {
+        notify.notify_one();
+        futures::future::ready(())
+    });
     let lease_watch = watcher(
         Api::<Lease>::namespaced(client.clone(), LEASE_NAMESPACE),
         watcher::Config::default(),
@@ -116,7 +113,7 @@ pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
     let stop = shutdown.clone().wait();
     tokio::pin!(stop);
     let ready = async {
-        let _ = monitor.nodes.wait_until_ready().await;
+        monitor.nodes.wait_until_ready().await;
         let _ = monitor.leases.wait_until_ready().await;
         monitor.pods.wait_until_ready().await;
     };
@@ -143,7 +140,7 @@ struct Monitor {
     client: kube::Client,
     recorder: Recorder,
     config: Config,
-    nodes: Store<Node>,
+    nodes: k1s_informer::Informer<Node>,
     leases: Store<Lease>,
     pods: k1s_informer::Informer<Pod>,
     health: HashMap<String, Health>,

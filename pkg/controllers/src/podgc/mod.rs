@@ -13,14 +13,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -58,12 +55,8 @@ pub fn start(client: kube::Client, shutdown: Shutdown) -> BoxFuture<'static, ()>
 
 /// Runs the collector until `shutdown` fires.
 pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
-    let (nodes, writer) = reflector::store::<Node>();
-    let watch = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .for_each(|_| futures::future::ready(()));
-    let watch = tokio::spawn(watch);
+    let nodes = crate::node_informer(&client);
+    nodes.start();
     let (pods, pod_watch) = podcache::start(client.clone());
     let stop = shutdown.wait();
     tokio::pin!(stop);
@@ -75,11 +68,11 @@ pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
         missing: HashMap::new(),
     };
     let ready = async {
-        let _ = gc.nodes.wait_until_ready().await;
+        gc.nodes.wait_until_ready().await;
         gc.pods.wait_until_ready().await;
     };
     tokio::select! {
-        _ = &mut stop => { watch.abort(); drop(pod_watch); return; }
+        _ = &mut stop => { drop(pod_watch); return; }
         _ = ready => {}
     }
     loop {
@@ -89,14 +82,13 @@ pub async fn run(client: kube::Client, shutdown: Shutdown, config: Config) {
         }
         gc.pass().await;
     }
-    watch.abort();
     drop(pod_watch);
 }
 
 struct Collector {
     client: kube::Client,
     config: Config,
-    nodes: Store<Node>,
+    nodes: k1s_informer::Informer<Node>,
     pods: k1s_informer::Informer<Pod>,
     /// Nodes pods are bound to that were missing, and since when.
     missing: HashMap<String, Instant>,

@@ -11,7 +11,6 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Taint};
 use k8s_openapi::jiff::Timestamp;
@@ -19,8 +18,6 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::{Event, EventType};
 
 use crate::workload::Recorder;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
 use crate::Shutdown;
@@ -85,12 +82,8 @@ fn no_execute_taints(node: &Node) -> Vec<Taint> {
 
 /// Runs the controller until `shutdown` fires.
 pub async fn run(client: kube::Client, shutdown: Shutdown) {
-    let (nodes, writer) = reflector::store::<Node>();
-    let watch = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .for_each(|_| futures::future::ready(()));
-    let watch = tokio::spawn(watch);
+    let nodes = crate::node_informer(&client);
+    nodes.start();
     let (pods, pod_watch) = podcache::start(client.clone());
     let stop = shutdown.wait();
     tokio::pin!(stop);
@@ -103,11 +96,11 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
         evicted: HashSet::new(),
     };
     let ready = async {
-        let _ = evictor.nodes.wait_until_ready().await;
+        evictor.nodes.wait_until_ready().await;
         evictor.pods.wait_until_ready().await;
     };
     tokio::select! {
-        _ = &mut stop => { watch.abort(); drop(pod_watch); return; }
+        _ = &mut stop => { drop(pod_watch); return; }
         _ = ready => {}
     }
     loop {
@@ -117,14 +110,13 @@ pub async fn run(client: kube::Client, shutdown: Shutdown) {
             _ = tokio::time::sleep(PERIOD) => {}
         }
     }
-    watch.abort();
     drop(pod_watch);
 }
 
 struct Evictor {
     client: kube::Client,
     recorder: Recorder,
-    nodes: Store<Node>,
+    nodes: k1s_informer::Informer<Node>,
     pods: k1s_informer::Informer<Pod>,
     /// When each tainted node was first seen tainted (for taints without `timeAdded`).
     first_seen: HashMap<String, Timestamp>,
