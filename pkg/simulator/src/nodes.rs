@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -285,9 +286,18 @@ fn is_ready(node: &Node) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// How often the heartbeat schedule wakes to start the renewals that came due.
+const HEARTBEAT_WAKE: Duration = Duration::from_millis(100);
+
 /// Renews Leases and posts statuses until aborted. Node `i` of `n` renews at offset
 /// `i/n` of each interval; its status goes out every `status_report_interval`, and at
 /// once when the API says it is not Ready.
+///
+/// The schedule is kept by the clock, not by one timer tick per node: on a busy server
+/// each wake-up comes late, and a thousand late ticks a round stretched the 10 s round to
+/// a minute or more (Leases 45 s old on average, nodes marked Unknown, their pods made
+/// not Ready in the middle of the workloads benchmark). A renewal waits for its
+/// write slot in its own task, so slow writes do not hold back the ones after it.
 pub(crate) async fn heartbeat(
     client: kube::Client,
     config: Arc<Config>,
@@ -303,38 +313,44 @@ pub(crate) async fn heartbeat(
         .for_each(|_| futures::future::ready(()));
     tokio::spawn(watch);
 
-    let mut names: Vec<&String> = nodes.keys().collect();
+    let mut names: Vec<String> = nodes.keys().cloned().collect();
     names.sort();
-    let count = u32::try_from(names.len().max(1)).unwrap_or(u32::MAX);
-    let tick = (config.lease_renew_interval / count).max(Duration::from_micros(100));
+    let schedule = RenewalSchedule::new(names.len(), config.lease_renew_interval);
     let rounds_per_status = (config.status_report_interval.as_secs_f64()
         / config.lease_renew_interval.as_secs_f64().max(0.001))
     .round()
     .max(1.0) as u64;
     let limit = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    // A node whose last renewal still waits for its write gets no second one queued.
+    let pending: Arc<Vec<AtomicBool>> =
+        Arc::new(names.iter().map(|_| AtomicBool::new(false)).collect());
     let version = Arc::new(version);
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut round: u64 = 0;
+    let start = tokio::time::Instant::now();
+    let mut next: u64 = 0;
     loop {
-        for (i, name) in names.iter().enumerate() {
-            interval.tick().await;
-            let Ok(permit) = limit.clone().acquire_owned().await else {
-                return;
-            };
-            let name = (*name).clone();
+        let (from, to) = schedule.due(next, start.elapsed());
+        for k in from..to {
+            let (round, i) = schedule.node_of(k);
+            if pending[i].swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            let name = names[i].clone();
             let stale = store
                 .get(&reflector::ObjectRef::new(&name))
                 .is_some_and(|n| !is_ready(&n));
             let due = (round + i as u64).is_multiple_of(rounds_per_status);
-            let (client, config, nodes, version) = (
+            let (client, config, nodes, version, limit, pending) = (
                 client.clone(),
                 config.clone(),
                 nodes.clone(),
                 version.clone(),
+                limit.clone(),
+                pending.clone(),
             );
             tokio::spawn(async move {
-                let _permit = permit;
+                let Ok(_permit) = limit.acquire_owned().await else {
+                    return;
+                };
                 if let Err(e) = renew_lease(&client, &config, &name).await {
                     tracing::warn!(node = %name, error = %e, "cannot renew the node lease");
                 }
@@ -344,15 +360,66 @@ pub(crate) async fn heartbeat(
                 {
                     tracing::warn!(node = %name, error = %e, "cannot post the node status");
                 }
+                pending[i].store(false, Ordering::Release);
             });
         }
-        round += 1;
+        next = to;
+        tokio::time::sleep(HEARTBEAT_WAKE).await;
+    }
+}
+
+/// When each of `count` nodes renews: renewal `k` (node `k % count`, round
+/// `k / count`) is due `k / count` intervals after the start.
+struct RenewalSchedule {
+    count: u64,
+    interval: Duration,
+}
+
+impl RenewalSchedule {
+    fn new(count: usize, interval: Duration) -> Self {
+        Self {
+            count: (count as u64).max(1),
+            interval: interval.max(Duration::from_millis(1)),
+        }
+    }
+
+    /// The renewals to start now, `from..to`, given that those before `next` were
+    /// started: every one due by `elapsed`, but no node twice (a schedule more than a
+    /// round behind renews each node once and goes on from there).
+    fn due(&self, next: u64, elapsed: Duration) -> (u64, u64) {
+        let to = (elapsed.as_secs_f64() / self.interval.as_secs_f64() * self.count as f64).floor()
+            as u64
+            + 1;
+        let from = next.max(to.saturating_sub(self.count));
+        (from, to.max(from))
+    }
+
+    /// The round and node index of renewal `k`.
+    fn node_of(&self, k: u64) -> (u64, usize) {
+        (k / self.count, (k % self.count) as usize)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renewals_keep_to_the_clock_and_a_late_schedule_renews_each_node_once() {
+        let s = RenewalSchedule::new(1000, Duration::from_secs(10));
+        // At the start node 0 is due; 10 ms later node 1 too.
+        assert_eq!(s.due(0, Duration::ZERO), (0, 1));
+        assert_eq!(s.due(1, Duration::from_millis(15)), (1, 2));
+        // A wake-up 2.5 s late starts the 250 renewals that came due meanwhile.
+        assert_eq!(s.due(2, Duration::from_millis(2515)), (2, 252));
+        // Nothing new is due: nothing starts.
+        assert_eq!(s.due(252, Duration::from_millis(2515)), (252, 252));
+        // Three rounds behind: each node once, the newest round's, then on from there.
+        let (from, to) = s.due(252, Duration::from_secs(35));
+        assert_eq!(to - from, 1000);
+        assert_eq!(s.node_of(from), (2, 501));
+        assert_eq!(s.node_of(to - 1), (3, 500));
+    }
 
     #[test]
     fn a_node_object_looks_like_a_kubelet_registration() {
