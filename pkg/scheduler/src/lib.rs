@@ -131,7 +131,8 @@ pub fn schedule(pod: &Pod, cache: &Cache, next_start: &mut usize) -> Outcome {
         ));
     }
     let to_find = num_feasible_nodes_to_find(n);
-    let mut feasible: Vec<usize> = Vec::with_capacity(to_find.min(n));
+    // Each feasible node with its info, looked up once (the cache is keyed by name).
+    let mut feasible: Vec<(usize, &cache::NodeInfo)> = Vec::with_capacity(to_find.min(n));
     let mut failures: Vec<Failure> = Vec::new();
     let mut failed_nodes: Vec<usize> = Vec::new();
     let mut processed = 0;
@@ -144,7 +145,7 @@ pub fn schedule(pod: &Pod, cache: &Cache, next_start: &mut usize) -> Outcome {
         };
         match cycle.filter(name, node) {
             None => {
-                feasible.push(idx);
+                feasible.push((idx, node));
                 if feasible.len() >= to_find {
                     break;
                 }
@@ -187,10 +188,13 @@ pub fn schedule(pod: &Pod, cache: &Cache, next_start: &mut usize) -> Outcome {
         return Outcome::Unschedulable(fit_error_message(n, &failures, &preemption));
     }
     if feasible.len() == 1 {
-        return Outcome::Node(cache.order[feasible[0]].clone());
+        return Outcome::Node(cache.order[feasible[0].0].clone());
     }
-    let names: Vec<&str> = feasible.iter().map(|i| cache.order[*i].as_str()).collect();
-    let nodes: Vec<&cache::NodeInfo> = names.iter().filter_map(|n| cache.nodes.get(*n)).collect();
+    let names: Vec<&str> = feasible
+        .iter()
+        .map(|(i, _)| cache.order[*i].as_str())
+        .collect();
+    let nodes: Vec<&cache::NodeInfo> = feasible.iter().map(|(_, node)| *node).collect();
     let scores = cycle.score(&nodes, &names);
     // The best score; ties broken at random, as upstream's selectHost does.
     let mut rng = rand::rng();

@@ -8,6 +8,7 @@
 //! the k1s [`Schema`] model.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use serde_json::Value;
 
@@ -986,21 +987,24 @@ impl<'a> Types<'a> {
     /// Validates a value (upstream's `TypedValue.Validate`), in document order.
     pub fn validate(&self, v: &Value, ty: Ty<'a>, check: Check) -> ValidationErrors {
         let mut errs = Vec::new();
-        self.validate_walk(v, ty, check, "", &mut errs);
+        self.validate_walk(v, ty, check, &mut String::new(), &mut errs);
         ValidationErrors(errs)
     }
 
+    /// Checks `v` at `path`; the path is one buffer extended and cut back around each
+    /// child, made into a `String` only for an error (a pod has hundreds of fields, and
+    /// this runs on every update).
     fn validate_walk(
         &self,
         v: &Value,
         ty: Ty<'a>,
         check: Check,
-        prefix: &str,
+        path: &mut String,
         errs: &mut Vec<ValidationError>,
     ) {
-        let push = |errs: &mut Vec<ValidationError>, message: String| {
+        let push = |errs: &mut Vec<ValidationError>, path: &str, message: String| {
             errs.push(ValidationError {
-                path: prefix.to_string(),
+                path: path.to_string(),
                 message,
             })
         };
@@ -1010,12 +1014,12 @@ impl<'a> Types<'a> {
             self.atom(ty)
         };
         if atom.is_empty() {
-            push(errs, "schema error: invalid atom: inlined".into());
+            push(errs, path, "schema error: invalid atom: inlined".into());
             return;
         }
         let atom = atom.deduce(Some(v));
         match atom.handle() {
-            Handle::Invalid => push(errs, "schema error: invalid atom: inlined".into()),
+            Handle::Invalid => push(errs, path, "schema error: invalid atom: inlined".into()),
             Handle::Scalar(kind) => {
                 if v.is_null() || !check.typed {
                     return;
@@ -1037,7 +1041,7 @@ impl<'a> Types<'a> {
                     _ => None,
                 };
                 if let Some(m) = msg {
-                    push(errs, m);
+                    push(errs, path, m);
                 }
             }
             Handle::List(list) => {
@@ -1046,7 +1050,7 @@ impl<'a> Types<'a> {
                     Value::Null => return,
                     other => {
                         if check.typed {
-                            push(errs, format!("expected list, got {}", go_v(other)));
+                            push(errs, path, format!("expected list, got {}", go_v(other)));
                         }
                         return;
                     }
@@ -1059,16 +1063,18 @@ impl<'a> Types<'a> {
                         match self.item_element(list, child) {
                             Ok(pe) => pe,
                             Err(e) => {
-                                push(errs, format!("element {i}: {e}"));
+                                push(errs, path, format!("element {i}: {e}"));
                                 return;
                             }
                         }
                     };
                     if list.associative && !seen.insert(pe.clone()) && !check.allow_duplicates {
-                        push(errs, format!("duplicate entries for key {pe}"));
+                        push(errs, path, format!("duplicate entries for key {pe}"));
                     }
-                    let p = format!("{prefix}{pe}");
-                    self.validate_walk(child, list.elem, check, &p, errs);
+                    let len = path.len();
+                    let _ = write!(path, "{pe}");
+                    self.validate_walk(child, list.elem, check, path, errs);
+                    path.truncate(len);
                 }
             }
             Handle::Map(map) => {
@@ -1077,25 +1083,26 @@ impl<'a> Types<'a> {
                     Value::Null => return,
                     other => {
                         if check.typed {
-                            push(errs, format!("expected map, got {}", go_v(other)));
+                            push(errs, path, format!("expected map, got {}", go_v(other)));
                         }
                         return;
                     }
                 };
                 for (key, val) in m {
-                    let p = format!("{prefix}.{key}");
+                    let len = path.len();
+                    path.push('.');
+                    path.push_str(key);
                     let ty = match map.declared(key) {
                         Some(t) => t,
                         None if check.typed && matches!(map.elem, Ty::Undeclared) => {
-                            errs.push(ValidationError {
-                                path: p,
-                                message: "field not declared in schema".into(),
-                            });
+                            push(errs, path, "field not declared in schema".into());
+                            path.truncate(len);
                             return;
                         }
                         None => map.elem,
                     };
-                    self.validate_walk(val, ty, check, &p, errs);
+                    self.validate_walk(val, ty, check, path, errs);
+                    path.truncate(len);
                 }
             }
         }

@@ -52,12 +52,21 @@ impl Encoder {
     }
 
     fn line(&mut self, kind: &str, obj: &Value) -> Bytes {
-        let object = if kind == "BOOKMARK" || kind == "ERROR" || self.output == Output::Json {
+        let object = if kind == "BOOKMARK" || kind == "ERROR" {
             serde_json::to_vec(obj).unwrap_or_default()
         } else {
-            serde_json::to_vec(&self.object(obj)).unwrap_or_default()
+            self.encode_json(obj).unwrap_or_default()
         };
         event_line(kind, &object)
+    }
+
+    /// The JSON of `obj` in this output; a whole object is written as it is, not
+    /// copied first (a watch encodes every event of its resource).
+    fn encode_json(&mut self, obj: &Value) -> serde_json::Result<Vec<u8>> {
+        match self.output {
+            Output::Json | Output::Yaml => serde_json::to_vec(obj),
+            Output::Table | Output::PartialMetadata => serde_json::to_vec(&self.object(obj)),
+        }
     }
 
     /// Whether every watcher encodes an object alike in this output (no per-watcher
@@ -138,7 +147,8 @@ impl Watcher {
                 Some(o) => o,
                 None => generic.decode_stored(res, kv).ok()?,
             };
-            serde_json::to_vec(&encoder.object(&obj))
+            encoder
+                .encode_json(&obj)
                 .ok()
                 .map(super::watch_memo::fitted)
         })?;

@@ -797,9 +797,10 @@ impl GenericStore {
 
     fn validate_meta(&self, res: &Resource, obj: &Value) -> ErrorList {
         let strategy = res.strategy.clone();
-        let meta = obj.get("metadata").cloned().unwrap_or(Value::Null);
+        static NO_METADATA: Value = Value::Null;
+        let meta = obj.get("metadata").unwrap_or(&NO_METADATA);
         k1s_apimachinery::meta::validate_object_meta(
-            &meta,
+            meta,
             res.info.namespaced,
             &|name: &str, prefix: bool| strategy.validate_name(name, prefix),
             &Path::new("metadata"),
@@ -2090,14 +2091,16 @@ fn check_type_meta(obj: &Value, info: &ResourceInfo) -> Result<(), Status> {
 /// A status update changes `.status` only: everything else comes from the old object
 /// (upstream's status strategies and `ResetObjectMetaForStatus`).
 fn prepare_status_update(obj: &mut Value, old: &Value, keep_metadata: bool) {
-    let status = obj.get("status").cloned();
+    // What is kept of the request is taken out of it, not copied: it is replaced by `old`.
+    let status = obj.get_mut("status").map(Value::take);
     let rv = meta::resource_version(obj).to_string();
-    let managed = meta::metadata(obj)
-        .and_then(|m| m.get("managedFields"))
-        .cloned();
+    let managed = obj
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("managedFields"))
+        .map(Value::take);
     // System fields of the kept metadata are carried over from `old` afterwards.
     let kept_meta = keep_metadata
-        .then(|| obj.get("metadata").cloned())
+        .then(|| obj.get_mut("metadata").map(Value::take))
         .flatten();
     *obj = old.clone();
     if let (Some(m), Some(o)) = (kept_meta, obj.as_object_mut()) {
@@ -2138,7 +2141,8 @@ fn prepare_finalize_update(obj: &mut Value, old: &Value) {
 /// Fields an update may not change are taken from the old object (upstream's
 /// `BeforeUpdate`): uid when absent, creationTimestamp, deletion fields, generation.
 fn carry_system_meta(obj: &mut Value, old: &Value) {
-    let old_meta = meta::metadata(old).cloned().unwrap_or_default();
+    let none = serde_json::Map::new();
+    let old_meta = meta::metadata(old).unwrap_or(&none);
     let m = meta::metadata_mut(obj);
     if m.get("uid")
         .and_then(Value::as_str)

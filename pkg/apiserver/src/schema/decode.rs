@@ -3,6 +3,8 @@
 //! `fieldValidation`) and dropped, `null` fields read as absent, and quantities given as
 //! JSON numbers become strings.
 
+use std::fmt::Write as _;
+
 use base64::Engine;
 use serde_json::{Map, Value};
 
@@ -78,6 +80,12 @@ fn json_kind(v: &Value) -> String {
 struct Walker<'a> {
     defs: &'a Definitions,
     unknown: Vec<String>,
+    /// The dotted field path Go reports in type errors (no indexes), of the value being
+    /// walked: one buffer extended and cut back around each child, read only for an
+    /// error (every request body of a kind is walked field by field).
+    gopath: String,
+    /// The same path with indexes, as unknown-field messages give it.
+    path: String,
 }
 
 impl<'a> Walker<'a> {
@@ -127,10 +135,11 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn type_error(&self, v: &Value, s: &Schema, owner: &str, path: &str) -> TypeError {
+    fn type_error(&self, v: &Value, s: &Schema, owner: &str) -> TypeError {
         let into = if owner.is_empty() {
             format!("Go value of type {}", self.go_type(s))
         } else {
+            let path = &self.gopath;
             format!("Go struct field {owner}.{path} of type {}", self.go_type(s))
         };
         TypeError {
@@ -138,17 +147,9 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Walks `v` against `s`. `owner` is the Go struct holding this field, `gopath` the
-    /// dotted field path Go reports (no indexes), `path` the path with indexes that
-    /// unknown-field messages use.
-    fn walk(
-        &mut self,
-        v: &mut Value,
-        s: &Schema,
-        owner: &str,
-        gopath: &str,
-        path: &str,
-    ) -> Result<(), TypeError> {
+    /// Walks `v` (at `self.gopath` / `self.path`) against `s`. `owner` is the Go struct
+    /// holding this field.
+    fn walk(&mut self, v: &mut Value, s: &Schema, owner: &str) -> Result<(), TypeError> {
         let node = self.defs.resolve(s);
         let def_name = s
             .reference
@@ -213,7 +214,7 @@ impl<'a> Walker<'a> {
         if node.int_or_string {
             return match v {
                 Value::String(_) | Value::Number(_) => Ok(()),
-                _ => Err(self.type_error(v, s, owner, gopath)),
+                _ => Err(self.type_error(v, s, owner)),
             };
         }
         match node.ty {
@@ -231,7 +232,7 @@ impl<'a> Walker<'a> {
                     }
                     Ok(())
                 }
-                _ => Err(self.type_error(v, s, owner, gopath)),
+                _ => Err(self.type_error(v, s, owner)),
             },
             Some(SchemaType::Integer) => match v {
                 Value::Number(n) => {
@@ -242,22 +243,22 @@ impl<'a> Walker<'a> {
                     if fits {
                         Ok(())
                     } else {
-                        Err(self.type_error(v, s, owner, gopath))
+                        Err(self.type_error(v, s, owner))
                     }
                 }
-                _ => Err(self.type_error(v, s, owner, gopath)),
+                _ => Err(self.type_error(v, s, owner)),
             },
             Some(SchemaType::Number) => match v {
                 Value::Number(_) => Ok(()),
-                _ => Err(self.type_error(v, s, owner, gopath)),
+                _ => Err(self.type_error(v, s, owner)),
             },
             Some(SchemaType::Boolean) => match v {
                 Value::Bool(_) => Ok(()),
-                _ => Err(self.type_error(v, s, owner, gopath)),
+                _ => Err(self.type_error(v, s, owner)),
             },
             Some(SchemaType::Array) => {
                 let Value::Array(items) = v else {
-                    return Err(self.type_error(v, s, owner, gopath));
+                    return Err(self.type_error(v, s, owner));
                 };
                 let Some(item_schema) = node.items.as_deref() else {
                     return Ok(());
@@ -270,17 +271,21 @@ impl<'a> Walker<'a> {
                             None => continue,
                         }
                     }
-                    self.walk(item, item_schema, owner, gopath, &format!("{path}[{i}]"))?;
+                    let len = self.path.len();
+                    let _ = write!(self.path, "[{i}]");
+                    let walked = self.walk(item, item_schema, owner);
+                    self.path.truncate(len);
+                    walked?;
                 }
                 Ok(())
             }
             Some(SchemaType::Object) => {
                 let Value::Object(map) = v else {
-                    return Err(self.type_error(v, s, owner, gopath));
+                    return Err(self.type_error(v, s, owner));
                 };
                 if node.is_struct() {
                     let owner = go_struct_name(def_name);
-                    self.walk_struct(map, node, def_name, owner, gopath, path)
+                    self.walk_struct(map, node, def_name, owner)
                 } else if let Some(value_schema) = node.additional_properties.as_deref() {
                     for (k, item) in map.iter_mut() {
                         // A null map value is stored as the value type's zero value.
@@ -290,8 +295,7 @@ impl<'a> Walker<'a> {
                                 None => continue,
                             }
                         }
-                        let gp = join(gopath, k);
-                        self.walk(item, value_schema, owner, &gp, &join(path, k))?;
+                        self.walk_child(item, value_schema, owner, k)?;
                     }
                     Ok(())
                 } else {
@@ -301,20 +305,37 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// Walks the field or map entry `key` of the value at the current paths.
+    fn walk_child(
+        &mut self,
+        v: &mut Value,
+        s: &Schema,
+        owner: &str,
+        key: &str,
+    ) -> Result<(), TypeError> {
+        let (glen, plen) = (self.gopath.len(), self.path.len());
+        push_key(&mut self.gopath, key);
+        push_key(&mut self.path, key);
+        let walked = self.walk(v, s, owner);
+        self.gopath.truncate(glen);
+        self.path.truncate(plen);
+        walked
+    }
+
     fn walk_struct(
         &mut self,
         map: &mut Map<String, Value>,
         node: &Schema,
         definition: &str,
         owner: &str,
-        gopath: &str,
-        path: &str,
     ) -> Result<(), TypeError> {
         let keys: Vec<String> = map.keys().cloned().collect();
         for key in keys {
             let Some(field_schema) = node.properties.get(&key) else {
                 if !node.preserve_unknown_fields {
-                    self.unknown.push(join(path, &key));
+                    let mut path = self.path.clone();
+                    push_key(&mut path, &key);
+                    self.unknown.push(path);
                     map.remove(&key);
                 }
                 continue;
@@ -324,10 +345,8 @@ impl<'a> Walker<'a> {
                 map.remove(&key);
                 continue;
             }
-            let gp = join(gopath, &key);
-            let p = join(path, &key);
             if let Some(value) = map.get_mut(&key) {
-                self.walk(value, field_schema, owner, &gp, &p)?;
+                self.walk_child(value, field_schema, owner, &key)?;
                 // Go's typed decoding cannot tell `false`, 0 or "" of a plain scalar
                 // field from an absent one (and never stores them): neither do we, so
                 // immutability checks and generation see what upstream sees.
@@ -490,6 +509,8 @@ pub fn fill_required(value: &mut Value, kind_schema: &Schema, defs: &Definitions
     let walker = Walker {
         defs,
         unknown: Vec::new(),
+        gopath: String::new(),
+        path: String::new(),
     };
     walker.fill(value, kind_schema, 0);
 }
@@ -503,12 +524,12 @@ fn is_zero_scalar(v: &Value) -> bool {
     }
 }
 
-fn join(base: &str, key: &str) -> String {
-    if base.is_empty() {
-        key.to_string()
-    } else {
-        format!("{base}.{key}")
+/// Appends `key` to a dotted path (no dot before the first key).
+fn push_key(path: &mut String, key: &str) {
+    if !path.is_empty() {
+        path.push('.');
     }
+    path.push_str(key);
 }
 
 fn base64_error(text: &str) -> String {
@@ -531,8 +552,10 @@ pub fn decode(
     let mut walker = Walker {
         defs,
         unknown: Vec::new(),
+        gopath: String::new(),
+        path: String::new(),
     };
-    walker.walk(value, kind_schema, "", "", "")?;
+    walker.walk(value, kind_schema, "")?;
     Ok(Decoded {
         unknown_fields: walker.unknown,
         invalid: k1s_apimachinery::ErrorList::default(),
