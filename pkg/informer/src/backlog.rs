@@ -9,11 +9,18 @@
 //! others waits for all of them to be scheduled first, so creating faster than the
 //! scheduler binds only makes every pod's start latency longer, and holds each waiting
 //! pod in every cache meanwhile.
+//!
+//! What counts as ahead of the next create: the pods in the scheduler's queue, the creates
+//! not yet answered, and the pods created but not yet seen by the scheduler (on their way
+//! through the watch, which on a saturated server takes seconds; counting only the first
+//! two let creation run a few thousand pods ahead).
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 /// The scheduler's queue of pods not yet tried, shared with the pods' creators; cheap
@@ -29,6 +36,16 @@ struct Inner {
     pending: AtomicUsize,
     /// Creates admitted and not yet answered: pods the scheduler has not seen yet.
     in_flight: AtomicUsize,
+    /// Pods created and not yet seen by the scheduler, by uid, with when they were
+    /// created: on a busy server a pod's way from its create through the watch to the
+    /// scheduler's queue takes seconds, and pods on that way are as much ahead of the
+    /// next create as those in the queue.
+    in_transit: Mutex<HashMap<String, Instant>>,
+    /// `in_transit.len()`, read without the lock by every pod event the scheduler sees.
+    in_transit_len: AtomicUsize,
+    /// Whether a scheduler publishes to this backlog (it calls [`Backlog::set`]); without
+    /// one no pod would ever be seen, and none is kept in transit.
+    attached: AtomicBool,
     drained: Notify,
 }
 
@@ -38,6 +55,9 @@ impl Default for Inner {
             limit: Backlog::LIMIT,
             pending: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
+            in_transit: Mutex::new(HashMap::new()),
+            in_transit_len: AtomicUsize::new(0),
+            attached: AtomicBool::new(false),
             drained: Notify::new(),
         }
     }
@@ -51,6 +71,19 @@ impl Drop for Admission {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.0.drained.notify_waiters();
+    }
+}
+
+impl Admission {
+    /// The create was answered with the pod `uid`: its place is held until the scheduler
+    /// sees the pod ([`Backlog::seen`]), or for at most [`Backlog::MAX_WAIT`].
+    pub fn created(self, uid: &str) {
+        let inner = &self.0;
+        if inner.limit > 0 && inner.attached.load(Ordering::Acquire) && !uid.is_empty() {
+            let mut transit = inner.in_transit.lock();
+            transit.insert(uid.to_string(), Instant::now());
+            inner.in_transit_len.store(transit.len(), Ordering::Release);
+        }
     }
 }
 
@@ -81,15 +114,54 @@ impl Backlog {
 
     /// Publishes the number of pods in the scheduler's active queue.
     pub fn set(&self, pending: usize) {
+        self.0.attached.store(true, Ordering::Release);
         self.0.pending.store(pending, Ordering::Release);
         if pending < self.0.limit {
             self.0.drained.notify_waiters();
         }
     }
 
-    /// The number last published plus the creates in flight.
+    /// The scheduler has the pod `uid` (in its queue, bound, or deleted): it is no longer
+    /// on its way.
+    pub fn seen(&self, uid: &str) {
+        if self.0.in_transit_len.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut transit = self.0.in_transit.lock();
+        if transit.remove(uid).is_some() {
+            self.0
+                .in_transit_len
+                .store(transit.len(), Ordering::Release);
+            drop(transit);
+            self.0.drained.notify_waiters();
+        }
+    }
+
+    /// The number last published plus the creates in flight and the pods in transit.
     pub fn get(&self) -> usize {
-        self.0.pending.load(Ordering::Acquire) + self.0.in_flight.load(Ordering::Acquire)
+        self.0.pending.load(Ordering::Acquire)
+            + self.0.in_flight.load(Ordering::Acquire)
+            + self.0.in_transit_len.load(Ordering::Acquire)
+    }
+
+    /// Pods in transit, after forgetting those created longer than
+    /// [`MAX_WAIT`](Self::MAX_WAIT) ago (a pod the scheduler never sees, such as one
+    /// deleted before its watch event was sent, holds a place no longer than a create
+    /// may wait).
+    fn in_transit(&self) -> usize {
+        let len = self.0.in_transit_len.load(Ordering::Acquire);
+        if len == 0 {
+            return 0;
+        }
+        let mut transit = self.0.in_transit.lock();
+        let oldest_kept = Instant::now().checked_sub(Self::MAX_WAIT);
+        if let Some(oldest_kept) = oldest_kept {
+            transit.retain(|_, created| *created >= oldest_kept);
+        }
+        self.0
+            .in_transit_len
+            .store(transit.len(), Ordering::Release);
+        transit.len()
     }
 
     /// Waits for a place under the limit (at most
@@ -103,7 +175,10 @@ impl Backlog {
         loop {
             let drained = self.0.drained.notified();
             let in_flight = self.0.in_flight.load(Ordering::Acquire);
-            if self.0.pending.load(Ordering::Acquire) + in_flight < self.0.limit
+            let ahead = self.0.pending.load(Ordering::Acquire) + in_flight;
+            // The pods in transit are counted (and expired) only when the rest leaves room.
+            if ahead < self.0.limit
+                && ahead + self.in_transit() < self.0.limit
                 && self
                     .0
                     .in_flight
@@ -167,9 +242,49 @@ mod tests {
         );
         // Without a limit nothing waits.
         let open = Backlog::with_limit(0);
+        open.set(0);
+        open.admit().await.created("u0");
+        assert_eq!(open.get(), 0, "nothing is held without a limit");
         open.set(100_000);
         let _held = tokio::time::timeout(Duration::from_millis(100), open.admit())
             .await
             .expect("no wait");
+    }
+
+    #[tokio::test]
+    async fn a_created_pod_holds_its_place_until_the_scheduler_sees_it() {
+        // No scheduler publishes: a created pod frees its place once answered.
+        let b = Backlog::with_limit(2);
+        b.admit().await.created("u1");
+        assert_eq!(b.get(), 0);
+
+        b.set(0);
+        b.admit().await.created("u1");
+        b.admit().await.created("u2");
+        assert_eq!(b.get(), 2, "both pods are on their way");
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { b.admit().await.created("u3") }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiter.is_finished(),
+            "two pods in transit fill a limit of two"
+        );
+        // Events of other pods change nothing; seeing one of the two frees its place.
+        b.seen("other");
+        assert_eq!(b.get(), 2);
+        b.seen("u1");
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("released once the scheduler saw a pod")
+            .expect("joined");
+        assert_eq!(b.get(), 2, "u2 and u3");
+        b.seen("u2");
+        b.seen("u3");
+        assert_eq!(b.get(), 0);
+        // A failed create (no uid) holds nothing.
+        b.admit().await.created("");
+        assert_eq!(b.get(), 0);
     }
 }

@@ -474,10 +474,18 @@ impl Scheduler {
     fn handle(&mut self, m: Msg) {
         match m {
             Msg::Pod(ev) => match *ev {
-                WatchEvent::Apply(p) => self.on_pod(p),
-                WatchEvent::Delete(p) => self.forget_pod(&uid_of(&p)),
+                WatchEvent::Apply(p) => {
+                    self.backlog.seen(p.metadata.uid.as_deref().unwrap_or(""));
+                    self.on_pod(p);
+                }
+                WatchEvent::Delete(p) => {
+                    let uid = uid_of(&p);
+                    self.backlog.seen(&uid);
+                    self.forget_pod(&uid);
+                }
                 WatchEvent::Init => self.pods_init = Some(HashSet::new()),
                 WatchEvent::InitApply(p) => {
+                    self.backlog.seen(p.metadata.uid.as_deref().unwrap_or(""));
                     if let Some(seen) = &mut self.pods_init {
                         seen.insert(uid_of(&p));
                     }

@@ -258,9 +258,10 @@ async fn manage<K: ReplicatedSet>(
                     // one another (see `Backlog`).
                     let admission = ctx.backlog.admit().await;
                     let result = api.create(&PostParams::default(), &pod).await;
-                    drop(admission);
                     match result {
                         Ok(p) => {
+                            // Its place is held until the scheduler has the pod.
+                            admission.created(p.metadata.uid.as_deref().unwrap_or(""));
                             let pod_name = p.name_any();
                             publish(
                                 ctx,
