@@ -232,6 +232,30 @@ async fn sync<K: ReplicatedSet>(set: &K, ctx: &Context<K>) -> Result<Action, Syn
     })
 }
 
+/// What a pod create's answer is read for: the name the server generated and the uid.
+#[derive(serde::Deserialize)]
+struct CreatedPod {
+    metadata: CreatedMeta,
+}
+
+#[derive(serde::Deserialize)]
+struct CreatedMeta {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    uid: String,
+}
+
+/// Creates `pod`, reading of the answer only its name and uid: the whole pod comes
+/// through the watch, and decoding every answer into a `Pod` is work for nothing.
+async fn create_pod(api: &Api<Pod>, pod: &Pod) -> kube::Result<CreatedPod> {
+    let body = serde_json::to_vec(pod).map_err(kube::Error::SerdeError)?;
+    let request = kube::core::Request::new(api.resource_url())
+        .create(&PostParams::default(), body)
+        .map_err(kube::Error::BuildRequest)?;
+    api.clone().into_client().request(request).await
+}
+
 /// Creates or deletes pods so the set has `spec.replicas` active ones.
 async fn manage<K: ReplicatedSet>(
     ctx: &Context<K>,
@@ -257,12 +281,12 @@ async fn manage<K: ReplicatedSet>(
                     // Creating faster than the scheduler binds only queues pods behind
                     // one another (see `Backlog`).
                     let admission = ctx.backlog.admit().await;
-                    let result = api.create(&PostParams::default(), &pod).await;
+                    let result = create_pod(api, &pod).await;
                     match result {
                         Ok(p) => {
                             // Its place is held until the scheduler has the pod.
-                            admission.created(p.metadata.uid.as_deref().unwrap_or(""));
-                            let pod_name = p.name_any();
+                            admission.created(&p.metadata.uid);
+                            let pod_name = p.metadata.name;
                             publish(
                                 ctx,
                                 set,
