@@ -36,12 +36,9 @@ struct Inner {
     pending: AtomicUsize,
     /// Creates admitted and not yet answered: pods the scheduler has not seen yet.
     in_flight: AtomicUsize,
-    /// Pods created and not yet seen by the scheduler, by uid, with when they were
-    /// created: on a busy server a pod's way from its create through the watch to the
-    /// scheduler's queue takes seconds, and pods on that way are as much ahead of the
-    /// next create as those in the queue.
-    in_transit: Mutex<HashMap<String, Instant>>,
-    /// `in_transit.len()`, read without the lock by every pod event the scheduler sees.
+    /// Pods created and not yet seen by the scheduler, and the reverse.
+    transit: Mutex<Transit>,
+    /// `transit.created.len()`, read without the lock.
     in_transit_len: AtomicUsize,
     /// Whether a scheduler publishes to this backlog (it calls [`Backlog::set`]); without
     /// one no pod would ever be seen, and none is kept in transit.
@@ -55,10 +52,34 @@ impl Default for Inner {
             limit: Backlog::LIMIT,
             pending: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
-            in_transit: Mutex::new(HashMap::new()),
+            transit: Mutex::new(Transit::default()),
             in_transit_len: AtomicUsize::new(0),
             attached: AtomicBool::new(false),
             drained: Notify::new(),
+        }
+    }
+}
+
+/// Pods between their create and the scheduler, by uid, with when they were recorded.
+#[derive(Debug, Default)]
+struct Transit {
+    /// Created and not yet seen by the scheduler: on a busy server a pod's way from its
+    /// create through the watch to the scheduler's queue takes seconds, and pods on that
+    /// way are as much ahead of the next create as those in the queue.
+    created: HashMap<String, Instant>,
+    /// Seen by the scheduler (unbound) before their creator had the answer: the watch
+    /// can be quicker than the answer, and such a pod must not be held in transit.
+    /// Those of other creators (bare pods, Jobs …) are forgotten after `MAX_WAIT`.
+    seen_first: HashMap<String, Instant>,
+    /// `seen_first.len()` after its last pruning.
+    seen_first_pruned: usize,
+}
+
+impl Transit {
+    /// Forgets what was recorded longer than [`Backlog::MAX_WAIT`] ago.
+    fn expire(map: &mut HashMap<String, Instant>) {
+        if let Some(oldest_kept) = Instant::now().checked_sub(Backlog::MAX_WAIT) {
+            map.retain(|_, at| *at >= oldest_kept);
         }
     }
 }
@@ -80,9 +101,13 @@ impl Admission {
     pub fn created(self, uid: &str) {
         let inner = &self.0;
         if inner.limit > 0 && inner.attached.load(Ordering::Acquire) && !uid.is_empty() {
-            let mut transit = inner.in_transit.lock();
-            transit.insert(uid.to_string(), Instant::now());
-            inner.in_transit_len.store(transit.len(), Ordering::Release);
+            let mut transit = inner.transit.lock();
+            if transit.seen_first.remove(uid).is_none() {
+                transit.created.insert(uid.to_string(), Instant::now());
+                inner
+                    .in_transit_len
+                    .store(transit.created.len(), Ordering::Release);
+            }
         }
     }
 }
@@ -121,19 +146,32 @@ impl Backlog {
         }
     }
 
-    /// The scheduler has the pod `uid` (in its queue, bound, or deleted): it is no longer
-    /// on its way.
-    pub fn seen(&self, uid: &str) {
-        if self.0.in_transit_len.load(Ordering::Acquire) == 0 {
+    /// The scheduler has an event of the pod `uid` (`unbound`: one without a node, as
+    /// every pod is when created): it is no longer on its way. An unbound pod not in
+    /// transit is remembered for a while, in case its creator has not had the answer yet.
+    pub fn seen(&self, uid: &str, unbound: bool) {
+        let inner = &self.0;
+        if uid.is_empty()
+            || inner.limit == 0
+            || (!unbound && inner.in_transit_len.load(Ordering::Acquire) == 0)
+        {
             return;
         }
-        let mut transit = self.0.in_transit.lock();
-        if transit.remove(uid).is_some() {
-            self.0
+        let mut transit = inner.transit.lock();
+        if transit.created.remove(uid).is_some() {
+            inner
                 .in_transit_len
-                .store(transit.len(), Ordering::Release);
+                .store(transit.created.len(), Ordering::Release);
             drop(transit);
-            self.0.drained.notify_waiters();
+            inner.drained.notify_waiters();
+        } else if unbound {
+            let t = &mut *transit;
+            t.seen_first.insert(uid.to_string(), Instant::now());
+            // Pruned when it has doubled since the last pruning: amortized constant.
+            if t.seen_first.len() > 2 * t.seen_first_pruned + 64 {
+                Transit::expire(&mut t.seen_first);
+                t.seen_first_pruned = t.seen_first.len();
+            }
         }
     }
 
@@ -153,15 +191,11 @@ impl Backlog {
         if len == 0 {
             return 0;
         }
-        let mut transit = self.0.in_transit.lock();
-        let oldest_kept = Instant::now().checked_sub(Self::MAX_WAIT);
-        if let Some(oldest_kept) = oldest_kept {
-            transit.retain(|_, created| *created >= oldest_kept);
-        }
-        self.0
-            .in_transit_len
-            .store(transit.len(), Ordering::Release);
-        transit.len()
+        let mut transit = self.0.transit.lock();
+        Transit::expire(&mut transit.created);
+        let len = transit.created.len();
+        self.0.in_transit_len.store(len, Ordering::Release);
+        len
     }
 
     /// Waits for a place under the limit (at most
@@ -272,19 +306,25 @@ mod tests {
             "two pods in transit fill a limit of two"
         );
         // Events of other pods change nothing; seeing one of the two frees its place.
-        b.seen("other");
+        b.seen("other", false);
         assert_eq!(b.get(), 2);
-        b.seen("u1");
+        b.seen("u1", true);
         tokio::time::timeout(Duration::from_secs(1), waiter)
             .await
             .expect("released once the scheduler saw a pod")
             .expect("joined");
         assert_eq!(b.get(), 2, "u2 and u3");
-        b.seen("u2");
-        b.seen("u3");
+        b.seen("u2", false);
+        b.seen("u3", true);
         assert_eq!(b.get(), 0);
         // A failed create (no uid) holds nothing.
         b.admit().await.created("");
         assert_eq!(b.get(), 0);
+        // The scheduler may see a pod before its creator has the answer: it is not held.
+        b.seen("u4", true);
+        b.admit().await.created("u4");
+        assert_eq!(b.get(), 0, "seen before it was answered");
+        b.admit().await.created("u5");
+        assert_eq!(b.get(), 1, "u4 was forgotten once its create was answered");
     }
 }

@@ -343,6 +343,14 @@ fn uid_of(pod: &Pod) -> String {
     pod.metadata.uid.clone().unwrap_or_default()
 }
 
+/// Whether `pod` has no node yet.
+fn unbound(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_none_or(str::is_empty)
+}
+
 fn created_ms(pod: &Pod) -> i64 {
     pod.metadata
         .creation_timestamp
@@ -475,17 +483,17 @@ impl Scheduler {
         match m {
             Msg::Pod(ev) => match *ev {
                 WatchEvent::Apply(p) => {
-                    self.backlog.seen(p.metadata.uid.as_deref().unwrap_or(""));
+                    self.backlog.seen(&uid_of(&p), unbound(&p));
                     self.on_pod(p);
                 }
                 WatchEvent::Delete(p) => {
                     let uid = uid_of(&p);
-                    self.backlog.seen(&uid);
+                    self.backlog.seen(&uid, false);
                     self.forget_pod(&uid);
                 }
                 WatchEvent::Init => self.pods_init = Some(HashSet::new()),
                 WatchEvent::InitApply(p) => {
-                    self.backlog.seen(p.metadata.uid.as_deref().unwrap_or(""));
+                    self.backlog.seen(&uid_of(&p), unbound(&p));
                     if let Some(seen) = &mut self.pods_init {
                         seen.insert(uid_of(&p));
                     }
