@@ -199,10 +199,10 @@ pub struct ServerArgs {
     #[arg(long, env = "K1S_SIMULATE_QUIET", help_heading = "Testing")]
     pub simulate_quiet: bool,
 
-    /// Pods the scheduler may have untried (queued or being created) before the
-    /// ReplicaSet-style controllers hold their next creates (each at most 10 s); 0 never
-    /// holds them. Not an upstream setting: upstream bounds creation by the
-    /// controller-manager's client QPS.
+    /// Pods the scheduler may have untried (being created, on their way to the
+    /// scheduler, or queued) before the ReplicaSet-style controllers hold their next
+    /// creates (each at most 10 s); 0 never holds them. Not an upstream setting: upstream
+    /// bounds creation by the controller-manager's client QPS.
     #[arg(
         long,
         env = "K1S_POD_CREATION_BACKLOG",
