@@ -343,14 +343,6 @@ fn uid_of(pod: &Pod) -> String {
     pod.metadata.uid.clone().unwrap_or_default()
 }
 
-/// Whether `pod` has no node yet.
-fn unbound(pod: &Pod) -> bool {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.node_name.as_deref())
-        .is_none_or(str::is_empty)
-}
-
 fn created_ms(pod: &Pod) -> i64 {
     pod.metadata
         .creation_timestamp
@@ -482,10 +474,7 @@ impl Scheduler {
     fn handle(&mut self, m: Msg) {
         match m {
             Msg::Pod(ev) => match *ev {
-                WatchEvent::Apply(p) => {
-                    self.backlog.seen(&uid_of(&p), unbound(&p));
-                    self.on_pod(p);
-                }
+                WatchEvent::Apply(p) => self.on_pod(p),
                 WatchEvent::Delete(p) => {
                     let uid = uid_of(&p);
                     self.backlog.seen(&uid, false);
@@ -493,7 +482,6 @@ impl Scheduler {
                 }
                 WatchEvent::Init => self.pods_init = Some(HashSet::new()),
                 WatchEvent::InitApply(p) => {
-                    self.backlog.seen(&uid_of(&p), unbound(&p));
                     if let Some(seen) = &mut self.pods_init {
                         seen.insert(uid_of(&p));
                     }
@@ -629,13 +617,15 @@ impl Scheduler {
         // Pending pods are the informer's shared objects (managedFields already dropped),
         // not copies: with pods created faster than they are scheduled, 30k wait at once.
         let uid = uid_of(&pod);
+        let spec = pod.spec.as_ref();
+        let node = spec.and_then(|s| s.node_name.clone()).unwrap_or_default();
+        // The pod is no longer on its way here (the creation gate's count).
+        self.backlog.seen(&uid, node.is_empty());
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
         if matches!(phase, Some("Succeeded" | "Failed")) {
             self.forget_pod(&uid);
             return;
         }
-        let spec = pod.spec.as_ref();
-        let node = spec.and_then(|s| s.node_name.clone()).unwrap_or_default();
         if !node.is_empty() {
             self.drop_pending(&uid);
             let known =
