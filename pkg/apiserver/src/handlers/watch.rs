@@ -69,6 +69,16 @@ impl Encoder {
         }
     }
 
+    /// The JSON of a stored object in this output spliced from its stored bytes, where
+    /// the output and the resource allow (see `GenericStore::served_json`).
+    fn spliced(&self, generic: &GenericStore, res: &Resource, kv: &KeyValue) -> Option<Vec<u8>> {
+        match self.output {
+            Output::Json | Output::Yaml => generic.served_json(res, kv),
+            Output::PartialMetadata => generic.served_metadata_json(res, kv),
+            Output::Table => None,
+        }
+    }
+
     /// Whether every watcher encodes an object alike in this output (no per-watcher
     /// state such as a Table's column header), so the encoding can be shared.
     fn shareable(&self) -> bool {
@@ -135,6 +145,9 @@ impl Watcher {
     /// The line of `kind` for `kv` (decoded already or not).
     fn encode(&mut self, kind: &str, kv: &KeyValue, obj: Option<Value>) -> Option<Bytes> {
         let Some(form) = &self.form else {
+            if let Some(object) = self.encoder.spliced(&self.generic, &self.resource, kv) {
+                return Some(event_line(kind, &object));
+            }
             let obj = match obj {
                 Some(o) => o,
                 None => self.generic.decode_stored(&self.resource, kv).ok()?,
@@ -143,6 +156,9 @@ impl Watcher {
         };
         let (generic, res, encoder) = (&self.generic, &self.resource, &mut self.encoder);
         let object = self.memo.get_or_encode(kv, form, || {
+            if let Some(object) = encoder.spliced(generic, res, kv) {
+                return Some(super::watch_memo::fitted(object));
+            }
             let obj = match obj {
                 Some(o) => o,
                 None => generic.decode_stored(res, kv).ok()?,

@@ -12,9 +12,12 @@ use parking_lot::Mutex;
 
 /// Memory the entries may hold, counted as they are held (the encoded bytes, the key, and
 /// each entry's map and queue slots): enough for the watchers of a burst of writes to find
-/// each other's work while they lag a few thousand events behind one another. Counting
-/// only the encoded bytes, a "32 MiB" memo of small metadata encodings held 70 MiB.
-const CAPACITY_BYTES: usize = 32 << 20;
+/// each other's work while they lag a thousand or so events behind one another. A watcher
+/// further behind encodes again, which for built-in kinds is a splice of the stored bytes
+/// (`served_json`, a fifth of a decode and encode), so the memo no longer keeps 32 MiB
+/// for the rare laggard. Counting only the encoded bytes, a "32 MiB" memo of small
+/// metadata encodings held 70 MiB.
+const CAPACITY_BYTES: usize = 8 << 20;
 
 /// What an entry costs beyond its encoded bytes and key strings: the map's slot (key
 /// pointer, `Bytes`, control byte), the queue's, the shared key's allocation header and

@@ -5,6 +5,7 @@ pub mod errors;
 pub mod generic;
 #[cfg(test)]
 mod quota_tests;
+pub(crate) mod served_json;
 pub mod strategy;
 pub mod table;
 

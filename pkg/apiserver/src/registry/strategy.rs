@@ -81,7 +81,8 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// Defaults an object as it is read from storage (upstream's storage decoder for
     /// custom resources): a default added to a schema later shows on objects stored
-    /// before it. Built-in kinds default on write only.
+    /// before it. Built-in kinds default on write only: their stored bytes are served as
+    /// they are (`GenericStore::served_json`), so a built-in strategy must not default here.
     fn default_on_read(&self, _obj: &mut Value) {}
 
     /// Whether `metadata.generation` is maintained (bumped on spec changes).
