@@ -823,8 +823,9 @@ impl Scheduler {
                 "metadata": {"name": name, "namespace": ns, "uid": uid},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node},
             });
+            // The answer (a Status) is skipped, not decoded: nothing reads it.
             let result = api
-                .create_subresource::<_, serde_json::Value>(
+                .create_subresource::<_, serde::de::IgnoredAny>(
                     "binding",
                     &name,
                     &PostParams::default(),
@@ -843,10 +844,27 @@ impl Scheduler {
                 // Written directly, not through the recorder: a Scheduled event is one per
                 // pod and never a series, and the recorder's cache would grow by one entry
                 // per pod scheduled and be scanned on every publish.
-                let events: Api<k8s_openapi::api::events::v1::Event> =
-                    Api::namespaced(events_client, &ns);
+                // The event the server answers with is skipped, not decoded (one write
+                // per pod scheduled; nothing reads the answer).
                 let ev = scheduled_event(&pod, &node);
-                if let Err(e) = events.create(&PostParams::default(), &ev).await {
+                let request = serde_json::to_vec(&ev)
+                    .map_err(kube::Error::SerdeError)
+                    .and_then(|body| {
+                        kube::core::Request::new(k8s_openapi::api::events::v1::Event::url_path(
+                            &(),
+                            Some(&ns),
+                        ))
+                        .create(&PostParams::default(), body)
+                        .map_err(kube::Error::BuildRequest)
+                    });
+                let written = match request {
+                    Ok(r) => events_client
+                        .request::<serde::de::IgnoredAny>(r)
+                        .await
+                        .map(drop),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
                     tracing::debug!(error = %e, "cannot record the Scheduled event");
                 }
             }
