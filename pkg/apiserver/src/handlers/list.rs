@@ -160,8 +160,9 @@ fn list_meta(page: &ListPage) -> Map<String, Value> {
     meta
 }
 
-/// A JSON list, encoded one object at a time as the store yields them: the response
-/// never holds more than one decoded object, whatever the size of the list.
+/// A JSON list, encoded one object at a time as the store yields them (most spliced from
+/// their stored bytes): the response never holds more than one decoded object, whatever
+/// the size of the list.
 async fn list_json(call: &Call, opts: &ListOptions) -> Result<Response, Status> {
     let encode_error =
         |e: serde_json::Error| Status::internal_error(&format!("cannot encode list: {e}"));
@@ -169,12 +170,7 @@ async fn list_json(call: &Call, opts: &ListOptions) -> Result<Response, Status> 
     let page = call
         .server
         .generic
-        .list_each(&call.resource, call.namespace(), opts, |obj| {
-            if items.len() > 1 {
-                items.push(b',');
-            }
-            serde_json::to_writer(&mut items, &obj).map_err(encode_error)
-        })
+        .list_json(&call.resource, call.namespace(), opts, &mut items)
         .await?;
     items.push(b']');
     let info = &call.resource.info;
