@@ -2097,6 +2097,10 @@ pub(super) const OBJECT_META_ORDER: &[&str] = &[
     "managedFields",
 ];
 
+/// Where `resourceVersion` stands in [`OBJECT_META_ORDER`]: the keys before it are those
+/// a stored object's version is put after (here and in `served_json`).
+pub(super) const VERSION_INDEX: usize = 5;
+
 /// Sets `metadata.resourceVersion` where ObjectMeta's Go order has it, after the keys
 /// that come before it: read back from the store (which keeps that order) the object is
 /// then in the served order already, and [`go_field_order`] has nothing to move.
@@ -2107,10 +2111,7 @@ fn set_version_in_place(obj: &mut Value, revision: Revision) {
         *v = version;
         return;
     }
-    let before = &OBJECT_META_ORDER[..OBJECT_META_ORDER
-        .iter()
-        .position(|k| *k == "resourceVersion")
-        .unwrap_or(0)];
+    let before = &OBJECT_META_ORDER[..VERSION_INDEX];
     let at = m
         .keys()
         .position(|k| !before.contains(&k.as_str()))
@@ -2609,6 +2610,11 @@ mod tests {
                 assert_eq!(spliced, None, "{obj}");
             }
         }
+    }
+
+    #[test]
+    fn version_index_names_the_version() {
+        assert_eq!(OBJECT_META_ORDER[VERSION_INDEX], "resourceVersion");
     }
 
     #[tokio::test]

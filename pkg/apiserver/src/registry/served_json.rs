@@ -12,10 +12,7 @@
 
 use std::ops::Range;
 
-use super::generic::OBJECT_META_ORDER;
-
-/// The keys that come before `resourceVersion` in ObjectMeta's order.
-const BEFORE_VERSION: usize = 5;
+use super::generic::{OBJECT_META_ORDER, VERSION_INDEX as BEFORE_VERSION};
 
 /// What [`layout`] found in a stored object: where the version goes.
 struct Layout {
